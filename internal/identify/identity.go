@@ -1,0 +1,98 @@
+package identify
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Facet names one dimension of who is asking. Every limit, budget and ban
+// names the facet it counts by.
+type Facet uint8
+
+const (
+	FacetApp Facet = iota + 1
+	FacetAccount
+	FacetIP
+	FacetNet
+	FacetFingerprint
+)
+
+// Facets lists every facet in a stable order.
+var Facets = [...]Facet{FacetApp, FacetAccount, FacetIP, FacetNet, FacetFingerprint}
+
+func (f Facet) String() string {
+	switch f {
+	case FacetApp:
+		return "app"
+	case FacetAccount:
+		return "account"
+	case FacetIP:
+		return "ip"
+	case FacetNet:
+		return "net"
+	case FacetFingerprint:
+		return "fingerprint"
+	}
+	return "unknown"
+}
+
+// ParseFacet is the inverse of Facet.String.
+func ParseFacet(s string) (Facet, bool) {
+	for _, f := range Facets {
+		if f.String() == s {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// Identity is what warden knows of the caller of one request. Empty strings
+// mean the facet is absent (no app key, no valid token).
+type Identity struct {
+	App            string
+	Account        string
+	AccountCreated time.Time // zero when the token carries no creation claim
+	Scopes         []string  // scopes granted by the token or the app
+	IP             netip.Addr
+	Net            netip.Prefix
+	Fingerprint    string
+}
+
+// Value returns the facet's value as a string key, "" when absent.
+func (id *Identity) Value(f Facet) string {
+	switch f {
+	case FacetApp:
+		return id.App
+	case FacetAccount:
+		return id.Account
+	case FacetIP:
+		if id.IP.IsValid() {
+			return id.IP.String()
+		}
+	case FacetNet:
+		if id.Net.IsValid() {
+			return id.Net.String()
+		}
+	case FacetFingerprint:
+		return id.Fingerprint
+	}
+	return ""
+}
+
+// AccountAge is the age of the account at now, and false when unknown.
+func (id *Identity) AccountAge(now time.Time) (time.Duration, bool) {
+	if id.Account == "" || id.AccountCreated.IsZero() {
+		return 0, false
+	}
+	return now.Sub(id.AccountCreated), true
+}
+
+// HasScope reports whether the identity holds scope s.
+func (id *Identity) HasScope(s string) bool {
+	for _, x := range id.Scopes {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,113 @@
+// Package store defines warden's shared state: rate limits, distinct-subject
+// budgets, bans and link filters. Every operation is one atomic call on the
+// backend (a lock-held update in memory, one Lua script or native command in
+// Redis), never a read-modify-write across the network.
+//
+// Implementations live in sub-packages, one per backend (memory, redis), and
+// all pass the conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrUnavailable wraps backend failures (network, timeouts, open breaker), so
+// callers can apply the configured fail-open or fail-closed mode.
+var ErrUnavailable = errors.New("store unavailable")
+
+// LimitRequest asks one GCRA rate limit (generic cell rate algorithm).
+// Interval is the emission interval (period / rate); Burst is how many
+// requests may arrive at once beyond the steady rate (at least 1). Cost is
+// the number of cells this request takes; 0 peeks without charging.
+type LimitRequest struct {
+	Key      string
+	Interval time.Duration
+	Burst    int
+	Cost     int
+}
+
+// LimitResult is the outcome of one limit. When Allowed is false, RetryAfter
+// says when the same request would be admitted. ResetAfter is when the limit
+// is back to a full burst.
+type LimitResult struct {
+	Allowed    bool
+	Remaining  int
+	RetryAfter time.Duration
+	ResetAfter time.Duration
+}
+
+// Ban refuses every request whose facet has Value until Until.
+type Ban struct {
+	Facet   string    `json:"facet"`
+	Value   string    `json:"value"`
+	Reason  string    `json:"reason"`
+	By      string    `json:"by"`
+	Created time.Time `json:"created"`
+	Until   time.Time `json:"until"` // zero: no expiry
+}
+
+// Key is the ban's store key: facet and value.
+func (b Ban) Key() BanKey { return BanKey{Facet: b.Facet, Value: b.Value} }
+
+// BanKey names a facet value that may be banned.
+type BanKey struct {
+	Facet string
+	Value string
+}
+
+// AdmitRequest is the whole admission decision for one request, in one call:
+// bans on each facet value first, then every limit.
+type AdmitRequest struct {
+	Bans   []BanKey
+	Limits []LimitRequest
+}
+
+// AdmitResult holds the first matching ban (nil when none) and one result per
+// limit, in request order. Limits are not evaluated when a ban matched.
+// Each limit decides and charges on its own: a request refused by one limit
+// has still been charged to the limits that admitted it.
+type AdmitResult struct {
+	Ban    *Ban
+	Limits []LimitResult
+}
+
+// SpendRequest offers subjects to one distinct-subject budget: at most Limit
+// distinct subjects per tumbling window of length Window (windows are aligned
+// to multiples of Window since the Unix epoch). A subject already counted in
+// the current window costs nothing.
+type SpendRequest struct {
+	Key      string
+	Window   time.Duration
+	Limit    int
+	Subjects []uint64
+}
+
+// SpendResult says, per subject in request order, whether it may be served
+// (already counted, or newly counted within the limit), and the budget's
+// distinct count after the call. Counts are exact up to the backend's exact
+// set size, estimates (HyperLogLog) past it.
+type SpendResult struct {
+	Allowed []bool
+	Count   int
+}
+
+// Store is every operation warden's state needs. Consumers declare the
+// smaller interfaces they use; this one exists for wiring and conformance.
+type Store interface {
+	Admit(ctx context.Context, now time.Time, req *AdmitRequest) (AdmitResult, error)
+	Spend(ctx context.Context, now time.Time, reqs []SpendRequest) ([]SpendResult, error)
+
+	PutBan(ctx context.Context, b Ban) error
+	RemoveBan(ctx context.Context, k BanKey) (bool, error)
+	ListBans(ctx context.Context, now time.Time) ([]Ban, error)
+
+	// Link remembers, for key (an identity), that ids were shown to it, for ttl.
+	Link(ctx context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error
+	// Linked reports per id whether it was shown to key within its ttl.
+	// False positives are possible (a filter), false negatives are not.
+	Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]bool, error)
+
+	Close() error
+}
