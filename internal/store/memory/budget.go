@@ -1,0 +1,153 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/warden-gw/warden/internal/store"
+)
+
+var (
+	errWindow = errors.New("window must be positive")
+	errLimit  = errors.New("limit must not be negative")
+)
+
+// sketchCost is what a budget's sketch may grow to: 2^14 dense registers.
+const sketchCost = 1<<14 + 128
+
+// budget is one distinct-subject count in one tumbling window.
+type budget struct {
+	start  int64    // window start, Unix ns
+	window int64    // window length, ns
+	exact  []uint64 // the first ExactMax subjects, sorted
+	sketch *hyperloglog.Sketch
+	est    int // sketch estimate after the last insertion (monotonic)
+	cost   int64
+}
+
+func (b *budget) count() int {
+	if b.sketch == nil {
+		return len(b.exact)
+	}
+	return max(len(b.exact), b.est)
+}
+
+func (b *budget) size(key string) int64 {
+	c := 96 + int64(len(key)) + 8*int64(cap(b.exact))
+	if b.sketch != nil {
+		c += sketchCost
+	}
+	return c
+}
+
+// windowStart aligns now to a multiple of w since the Unix epoch.
+func windowStart(now, w int64) int64 {
+	m := now % w
+	if m < 0 {
+		m += w
+	}
+	return now - m
+}
+
+// mix64 is SplitMix64's finaliser: a bijection that spreads sequential ids
+// over all 64 bits, as the sketch and the bloom filter need.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// Spend offers each request's subjects to its budget. See doc.go.
+func (s *Store) Spend(_ context.Context, now time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error) {
+	n := 0
+	for i := range reqs {
+		switch {
+		case reqs[i].Window <= 0:
+			return nil, fmt.Errorf("memory: spend: budget %d: %w", i, errWindow)
+		case reqs[i].Limit < 0:
+			return nil, fmt.Errorf("memory: spend: budget %d: %w", i, errLimit)
+		}
+		n += len(reqs[i].Subjects)
+	}
+	ns := now.UnixNano()
+	out := make([]store.SpendResult, len(reqs))
+	allowed := make([]bool, n)
+	for i := range reqs {
+		r := &reqs[i]
+		a := allowed[:len(r.Subjects):len(r.Subjects)]
+		allowed = allowed[len(r.Subjects):]
+		sh := s.shardFor(r.Key)
+		sh.mu.Lock()
+		sh.observe(ns)
+		out[i] = store.SpendResult{Allowed: a, Count: s.spend(sh, ns, r, a)}
+		sh.mu.Unlock()
+	}
+	return out, nil
+}
+
+// spend decides one budget and returns its count. Callers hold sh.mu.
+func (s *Store) spend(sh *shard, now int64, r *store.SpendRequest, allowed []bool) int {
+	w := int64(r.Window)
+	start := windowStart(now, w)
+	b := sh.budgets[r.Key]
+	// A request whose now lags the budget's window (callers' clocks differ
+	// by a little) is judged in the newer window rather than resetting it.
+	if b != nil && (b.window != w || b.start < start) {
+		b.start, b.window, b.exact, b.sketch, b.est = start, w, b.exact[:0], nil, 0
+	}
+	if b == nil {
+		if len(r.Subjects) == 0 {
+			return 0
+		}
+		b = &budget{start: start, window: w}
+		b.cost = b.size(r.Key)
+		s.makeRoom(sh, now, kindBudget, r.Key, true, b.cost)
+		sh.budgets[strings.Clone(r.Key)] = b
+		sh.keys++
+		sh.bytes += b.cost
+	}
+	before := b.cost
+	added := 0 // subjects inserted into the sketch in this call
+	for i, subj := range r.Subjects {
+		pos, found := slices.BinarySearch(b.exact, subj)
+		switch {
+		case found:
+			allowed[i] = true
+		case b.sketch == nil && len(b.exact) < r.Limit && len(b.exact) < s.opts.ExactMax:
+			b.exact = slices.Insert(b.exact, pos, subj)
+			allowed[i] = true
+		case b.sketch == nil && len(b.exact) < r.Limit:
+			// The exact set is full: count on in a sketch seeded with it.
+			b.sketch = hyperloglog.New14()
+			for _, e := range b.exact {
+				b.sketch.InsertHash(mix64(e))
+			}
+			b.est = len(b.exact)
+			fallthrough
+		case b.sketch != nil && b.est+added < r.Limit:
+			// Not provably counted: counted as new. Inserting a subject the
+			// sketch already holds does not raise its estimate, so a re-view
+			// is free while the budget has room.
+			b.sketch.InsertHash(mix64(subj))
+			added++
+			allowed[i] = true
+		}
+	}
+	if added > 0 {
+		b.est = max(b.est, int(b.sketch.Estimate()))
+	}
+	if b.cost = b.size(r.Key); b.cost != before {
+		sh.bytes += b.cost - before
+		s.makeRoom(sh, now, kindBudget, r.Key, false, 0)
+	}
+	return b.count()
+}

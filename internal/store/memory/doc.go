@@ -1,0 +1,83 @@
+// Package memory is warden's embedded state store: every store.Store
+// operation held in this process's memory, for a single gateway.
+//
+// It must never block on I/O, never grow without bound, and never make a
+// decision from the wall clock: every operation takes now from its caller,
+// and the sweeper judges expiry by the latest now callers passed.
+//
+// # Layout and bounds
+//
+// Keys are spread over Options.Shards shards (default 64), each with its own
+// mutex, so concurrent requests rarely meet on one lock. Each operation locks
+// one shard per key it touches; that lock makes it atomic. Limit, budget and
+// link-filter keys are bounded by Options.MaxKeys and by Options.MaxBytes
+// (approximate bytes), split evenly over the shards. When a shard is full,
+// an insertion evicts from a random sample of 8 keys of the same kind an
+// expired one if sampled, else the one whose loss matters least (the limit
+// nearest a full burst, the budget whose window ends first, the filter that
+// expires first); Stats().Evictions counts unexpired keys dropped so. A
+// sweeper (every Options.SweepEvery, default 1 minute) removes idle keys:
+// limits back at a full burst, budgets whose window ended, filters and bans
+// past their expiry. A limit key costs about 40 bytes plus its key; see
+// bench/results/memory-store.txt for the measured figure.
+//
+// # Rate limits (GCRA)
+//
+// With emission interval T, burst B and a stored theoretical arrival time
+// TAT (now when absent or past), a request of cost c is admitted when
+// TAT + c·T − B·T <= now, and then TAT becomes TAT + c·T. From an idle key B
+// requests of cost 1 pass at once, then one per T.
+//   - Remaining is how many cost-1 requests would pass now, after this one:
+//     floor((now + B·T − TAT) / T).
+//   - RetryAfter (refused) is exactly TAT + c·T − B·T − now: the same request
+//     passes at now+RetryAfter.
+//   - ResetAfter is TAT − now: when the key is back at a full burst.
+//   - Cost 0 peeks: nothing is charged or created; Allowed says whether a
+//     request of cost 1 would pass, with its RetryAfter when not.
+//   - Cost > B can never pass: refused, not charged, RetryAfter < 0 (never).
+//   - Interval <= 0, Burst < 1 or Cost < 0 make the whole call an error.
+//
+// Admit checks the ban keys in order; the first with an unexpired ban wins
+// (Until is exclusive) and no limit is evaluated or charged. Otherwise each
+// limit decides and charges on its own.
+//
+// # Budgets
+//
+// Windows tumble, aligned to multiples of Window since the Unix epoch. Per
+// subject, in order: already counted → allowed, free; new and count < Limit
+// → counted, allowed; else refused and not counted, so a refused subject
+// stays refused for the rest of the window. The first Options.ExactMax
+// (default 1024) subjects of a window are kept exactly (a sorted slice, 8
+// bytes each). Past that the budget also counts in a HyperLogLog sketch
+// (axiomhq/hyperloglog, precision 14: relative standard error 1.04/√16384 ≈
+// 0.81%; up to 16 KiB per budget), and Count is its estimate. Whether a
+// subject outside the exact set was already counted cannot be known then:
+// while the estimate (plus the subjects counted earlier in the same call) is
+// below Limit, such a subject is counted and allowed (inserting it again does
+// not raise the estimate, so re-views stay free); once it reaches Limit only
+// the exact set passes. So past ExactMax the budget closes after Limit
+// distinct subjects ± the sketch's error (±2.4% at three standard errors), a
+// refused subject is never admitted later in the window, and a subject
+// counted beyond the exact set is refused on a re-view once the budget is
+// full (the error fails closed).
+//
+// # Link filters
+//
+// Each key keeps two generations. New ids go to the current one; it becomes
+// the old one once it spans ttl and the old one has expired. A generation is
+// consulted while now < its latest insertion + ttl, so no id is forgotten
+// within its ttl (no false negatives) and an id is kept at most about 2·ttl.
+// A generation is an exact sorted set (no false positives) until it would
+// take more memory than a bloom filter of 9.6 bits per Options.LinkCapacity
+// ids (default 4096: 4,912 bytes), then that filter with 7 probes: a 1%
+// false-positive rate at LinkCapacity ids per generation, rising past it
+// (about 16% at twice, 68% at four times). One key takes at most about 10 KB
+// at the defaults, plus its name.
+//
+// # Bans
+//
+// PutBan replaces the ban on the same facet value; RemoveBan reports whether
+// an unexpired ban was there; ListBans returns the bans unexpired at now,
+// sorted by facet, then value. Bans are never evicted; past Options.MaxBans
+// PutBan fails.
+package memory

@@ -1,0 +1,359 @@
+package memory
+
+import (
+	"hash/maphash"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Options configure a Store. Zero values take the defaults named on each
+// field.
+type Options struct {
+	// Shards is the number of independently locked partitions, rounded up
+	// to a power of two. Default 64.
+	Shards int
+	// MaxKeys bounds the number of limit, budget and link-filter keys held
+	// (bans are bounded by MaxBans). Default 2,097,152.
+	MaxKeys int
+	// MaxBytes bounds the approximate memory of those keys. Default 1 GiB.
+	MaxBytes int64
+	// MaxBans bounds the number of bans; PutBan fails past it. Default 1,000,000.
+	MaxBans int
+	// ExactMax is how many subjects a budget counts exactly in a window
+	// before it also counts in a HyperLogLog sketch. Default 1024.
+	ExactMax int
+	// LinkCapacity is the number of ids one link-filter generation holds at
+	// its rated 1% false-positive rate. Default 4096.
+	LinkCapacity int
+	// SweepEvery is how often idle keys are removed. Default 1 minute;
+	// negative disables the background sweeper.
+	SweepEvery time.Duration
+}
+
+const (
+	defaultShards       = 64
+	defaultMaxKeys      = 2 << 20
+	defaultMaxBytes     = 1 << 30
+	defaultMaxBans      = 1_000_000
+	defaultExactMax     = 1024
+	defaultLinkCapacity = 4096
+	defaultSweepEvery   = time.Minute
+	evictSample         = 8
+)
+
+func (o Options) withDefaults() Options {
+	if o.Shards <= 0 {
+		o.Shards = defaultShards
+	}
+	o.Shards = 1 << bits.Len(uint(o.Shards-1))
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = defaultMaxKeys
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = defaultMaxBytes
+	}
+	if o.MaxBans <= 0 {
+		o.MaxBans = defaultMaxBans
+	}
+	if o.ExactMax <= 0 {
+		o.ExactMax = defaultExactMax
+	}
+	if o.LinkCapacity <= 0 {
+		o.LinkCapacity = defaultLinkCapacity
+	}
+	if o.SweepEvery == 0 {
+		o.SweepEvery = defaultSweepEvery
+	}
+	return o
+}
+
+// Store is the in-memory state store. It is safe for concurrent use.
+type Store struct {
+	opts      Options
+	seed      maphash.Seed
+	shards    []*shard
+	mask      uint64
+	maxKeys   int   // per shard
+	maxBytes  int64 // per shard
+	bloomBits int   // bits in one link-filter generation's bloom filter
+
+	bans      atomic.Int64 // live ban entries, so Admit skips ban look-ups when none exist
+	evictions atomic.Int64
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// kind names the map an entry lives in, for eviction.
+type kind uint8
+
+const (
+	kindLimit kind = iota
+	kindBudget
+	kindLink
+)
+
+type shard struct {
+	mu      sync.Mutex
+	limits  map[string]int64 // GCRA theoretical arrival time, Unix ns
+	budgets map[string]*budget
+	links   map[string]*linkFilter
+	bans    map[store.BanKey]store.Ban
+	keys    int
+	bytes   int64
+	lastNow int64 // the latest now a caller passed, Unix ns: the sweeper's clock
+	_       [64]byte
+}
+
+// New returns a Store and starts its sweeper unless opts.SweepEvery < 0.
+// Close stops the sweeper.
+func New(opts Options) *Store {
+	opts = opts.withDefaults()
+	s := &Store{
+		opts:     opts,
+		seed:     maphash.MakeSeed(),
+		shards:   make([]*shard, opts.Shards),
+		mask:     uint64(opts.Shards - 1),
+		maxKeys:  max(1, (opts.MaxKeys+opts.Shards-1)/opts.Shards),
+		maxBytes: max(1, (opts.MaxBytes+int64(opts.Shards)-1)/int64(opts.Shards)),
+		// 9.6 bits per id with 7 probes gives a 1% false-positive rate.
+		bloomBits: (opts.LinkCapacity*96/10 + 63) &^ 63,
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	for i := range s.shards {
+		s.shards[i] = &shard{
+			limits:  make(map[string]int64),
+			budgets: make(map[string]*budget),
+			links:   make(map[string]*linkFilter),
+			bans:    make(map[store.BanKey]store.Ban),
+		}
+	}
+	if opts.SweepEvery > 0 {
+		go s.sweepLoop(opts.SweepEvery)
+	} else {
+		close(s.done)
+	}
+	return s
+}
+
+// Close stops the sweeper. The Store holds no other resources; calls after
+// Close still work.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.stop) })
+	<-s.done
+	return nil
+}
+
+// Stats is a snapshot of the store's size, for metrics.
+type Stats struct {
+	Keys      int   // limit, budget and link-filter keys
+	Bytes     int64 // their approximate memory
+	Bans      int
+	Evictions int64 // unexpired keys dropped because the store was full
+}
+
+// Stats counts what the store holds now.
+func (s *Store) Stats() Stats {
+	var st Stats
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		st.Keys += sh.keys
+		st.Bytes += sh.bytes
+		st.Bans += len(sh.bans)
+		sh.mu.Unlock()
+	}
+	st.Evictions = s.evictions.Load()
+	return st
+}
+
+func (s *Store) shardFor(key string) *shard {
+	return s.shards[maphash.String(s.seed, key)&s.mask]
+}
+
+func (s *Store) banShard(k store.BanKey) *shard {
+	h := maphash.String(s.seed, k.Value) ^ maphash.String(s.seed, k.Facet)*0x9e3779b97f4a7c15
+	return s.shards[h&s.mask]
+}
+
+// observe advances the shard's clock; callers hold sh.mu.
+func (sh *shard) observe(now int64) {
+	if now > sh.lastNow {
+		sh.lastNow = now
+	}
+}
+
+// makeRoom evicts entries from sh until one more key of extra bytes fits.
+// The entry (k, key) being updated is never chosen. Callers hold sh.mu.
+func (s *Store) makeRoom(sh *shard, now int64, k kind, key string, newKey bool, extra int64) {
+	for {
+		keys := sh.keys
+		if newKey {
+			keys++
+		}
+		if keys <= s.maxKeys && sh.bytes+extra <= s.maxBytes {
+			return
+		}
+		if !s.evictOne(sh, now, k, key) {
+			return // nothing else to drop: one entry larger than the bound
+		}
+	}
+}
+
+// evictOne drops one entry: from a sample of the preferred kind's map, an
+// expired one if sampled, else the one whose loss costs least (the oldest).
+// Map iteration starts at a random slot, so the sample is random.
+func (s *Store) evictOne(sh *shard, now int64, prefer kind, avoid string) bool {
+	order := [3]kind{prefer, kindLimit, kindBudget}
+	if prefer != kindLink {
+		order[2] = kindLink
+	}
+	if prefer == kindLimit {
+		order[1] = kindBudget
+	}
+	for _, k := range order {
+		if s.evictFrom(sh, now, k, k == prefer, avoid) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) evictFrom(sh *shard, now int64, k kind, avoidSame bool, avoid string) bool {
+	var victim string
+	found := false
+	var best int64
+	n := 0
+	consider := func(key string, age int64) bool {
+		if avoidSame && key == avoid {
+			return true
+		}
+		if !found || age < best {
+			victim, best, found = key, age, true
+		}
+		n++
+		return n < evictSample && age > now
+	}
+	switch k {
+	case kindLimit:
+		for key, tat := range sh.limits {
+			if !consider(key, tat) {
+				break
+			}
+		}
+	case kindBudget:
+		for key, b := range sh.budgets {
+			if !consider(key, b.start+b.window) {
+				break
+			}
+		}
+	case kindLink:
+		for key, f := range sh.links {
+			if !consider(key, f.expires()) {
+				break
+			}
+		}
+	}
+	if !found {
+		return false
+	}
+	if best > now {
+		s.evictions.Add(1)
+	}
+	sh.remove(k, victim)
+	return true
+}
+
+func (sh *shard) remove(k kind, key string) {
+	switch k {
+	case kindLimit:
+		if _, ok := sh.limits[key]; ok {
+			delete(sh.limits, key)
+			sh.keys--
+			sh.bytes -= limitCost(key)
+		}
+	case kindBudget:
+		if b, ok := sh.budgets[key]; ok {
+			delete(sh.budgets, key)
+			sh.keys--
+			sh.bytes -= b.cost
+		}
+	case kindLink:
+		if f, ok := sh.links[key]; ok {
+			delete(sh.links, key)
+			sh.keys--
+			sh.bytes -= f.cost
+		}
+	}
+}
+
+// limitCost approximates one limit entry: its map slot (string header, TAT,
+// control byte and load-factor slack) and the key's bytes.
+func limitCost(key string) int64 { return 40 + int64(len(key)) }
+
+func (s *Store) sweepLoop(every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			var now int64
+			for _, sh := range s.shards {
+				sh.mu.Lock()
+				now = max(now, sh.lastNow)
+				sh.mu.Unlock()
+			}
+			if now != 0 {
+				s.sweep(now)
+			}
+		}
+	}
+}
+
+// sweep removes everything idle at now: limits back at a full burst, budgets
+// whose window ended, link filters and bans past their expiry. The clock is
+// the latest now callers passed, never the wall clock, so expiry agrees with
+// the decisions. It returns how many entries it removed.
+func (s *Store) sweep(now int64) int {
+	removed := 0
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		for key, tat := range sh.limits {
+			if tat <= now {
+				sh.remove(kindLimit, key)
+				removed++
+			}
+		}
+		for key, b := range sh.budgets {
+			if b.start+b.window <= now {
+				sh.remove(kindBudget, key)
+				removed++
+			}
+		}
+		for key, f := range sh.links {
+			if f.expires() <= now {
+				sh.remove(kindLink, key)
+				removed++
+			}
+		}
+		for key, b := range sh.bans {
+			if !b.Until.IsZero() && b.Until.UnixNano() <= now {
+				delete(sh.bans, key)
+				s.bans.Add(-1)
+				removed++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return removed
+}
