@@ -57,7 +57,9 @@ func (s *Store) Admit(_ context.Context, now time.Time, req *store.AdmitRequest)
 	if len(req.Bans) > 0 && s.bans.Load() > 0 {
 		for _, k := range req.Bans {
 			if b, ok := s.activeBan(k, ns); ok {
-				return store.AdmitResult{Ban: &b}, nil
+				p := new(store.Ban) // only on a match, so b stays on the stack
+				*p = b
+				return store.AdmitResult{Ban: p}, nil
 			}
 		}
 	}

@@ -562,26 +562,37 @@ func testLink(t *testing.T, open opener) {
 	type link struct {
 		at  time.Duration
 		ids []uint64
+		ttl time.Duration // 0: one hour
 	}
 	cases := []struct {
 		name   string
 		links  []link
 		checks []check
 	}{
-		{"linked within ttl", []link{{0, []uint64{1, 2, 3}}}, []check{
+		{"linked within ttl", []link{{0, []uint64{1, 2, 3}, 0}}, []check{
 			{0, []uint64{1, 2, 3}, []bool{T, T, T}},
 			{hour - ms, []uint64{3, 2, 1}, []bool{T, T, T}},
 		}},
-		{"forgotten at ttl", []link{{0, []uint64{1, 2, 3}}}, []check{
+		{"forgotten at ttl", []link{{0, []uint64{1, 2, 3}, 0}}, []check{
 			{hour, []uint64{1, 2, 3}, []bool{F, F, F}},
 		}},
-		{"each id keeps its own ttl", []link{{0, []uint64{1}}, {30 * time.Minute, []uint64{2}}}, []check{
+		{"each id keeps its own ttl", []link{{0, []uint64{1}, 0}, {30 * time.Minute, []uint64{2}, 0}}, []check{
 			{hour - ms, []uint64{1, 2}, []bool{T, T}},
 			{90*time.Minute - ms, []uint64{2}, []bool{T}},
 			{3 * hour, []uint64{1, 2}, []bool{F, F}},
 		}},
-		{"relinking extends", []link{{0, []uint64{5}}, {50 * time.Minute, []uint64{5}}}, []check{
+		{"relinking extends", []link{{0, []uint64{5}, 0}, {50 * time.Minute, []uint64{5}, 0}}, []check{
 			{110*time.Minute - ms, []uint64{5}, []bool{T}},
+		}},
+		{"a long ttl outlives later short ones", []link{
+			{0, []uint64{1}, 3 * hour},
+			{70 * time.Minute, []uint64{2}, 0},
+			{100 * time.Minute, []uint64{5}, 0},
+			{140 * time.Minute, []uint64{3}, 0},
+		}, []check{
+			{150 * time.Minute, []uint64{1, 3, 5}, []bool{T, T, T}},
+			{3*hour - ms, []uint64{1, 3}, []bool{T, T}},
+			{3 * hour, []uint64{1}, []bool{F}},
 		}},
 		{"unknown key knows nothing", nil, []check{
 			{0, []uint64{1}, []bool{F}},
@@ -593,7 +604,11 @@ func testLink(t *testing.T, open opener) {
 			s := open(t)
 			key := "link:" + c.name
 			for _, l := range c.links {
-				if err := s.Link(ctx, t0.Add(l.at), key, l.ids, hour); err != nil {
+				ttl := l.ttl
+				if ttl == 0 {
+					ttl = hour
+				}
+				if err := s.Link(ctx, t0.Add(l.at), key, l.ids, ttl); err != nil {
 					t.Fatalf("link: %v", err)
 				}
 			}
