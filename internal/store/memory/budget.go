@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
-
 	"github.com/warden-gw/warden/internal/store"
 )
 
@@ -18,16 +16,15 @@ var (
 	errLimit  = errors.New("limit must not be negative")
 )
 
-// sketchCost is what a budget's sketch may grow to: 2^14 dense registers.
-const sketchCost = 1<<14 + 128
+// sketchCost is a budget's sketch: 2^14 registers and its sums.
+const sketchCost = hllM + 64
 
 // budget is one distinct-subject count in one tumbling window.
 type budget struct {
 	start  int64    // window start, Unix ns
 	window int64    // window length, ns
 	exact  []uint64 // the first ExactMax subjects, sorted
-	sketch *hyperloglog.Sketch
-	est    int // sketch estimate after the last insertion (monotonic)
+	sketch *hll     // every counted subject, once exact is full
 	cost   int64
 }
 
@@ -35,7 +32,7 @@ func (b *budget) count() int {
 	if b.sketch == nil {
 		return len(b.exact)
 	}
-	return max(len(b.exact), b.est)
+	return max(len(b.exact), b.sketch.est)
 }
 
 func (b *budget) size(key string) int64 {
@@ -102,7 +99,7 @@ func (s *Store) spend(sh *shard, now int64, r *store.SpendRequest, allowed []boo
 	// A request whose now lags the budget's window (callers' clocks differ
 	// by a little) is judged in the newer window rather than resetting it.
 	if b != nil && (b.window != w || b.start < start) {
-		b.start, b.window, b.exact, b.sketch, b.est = start, w, b.exact[:0], nil, 0
+		b.start, b.window, b.exact, b.sketch = start, w, b.exact[:0], nil
 	}
 	if b == nil {
 		if len(r.Subjects) == 0 {
@@ -116,7 +113,6 @@ func (s *Store) spend(sh *shard, now int64, r *store.SpendRequest, allowed []boo
 		sh.bytes += b.cost
 	}
 	before := b.cost
-	added := 0 // subjects inserted into the sketch in this call
 	for i, subj := range r.Subjects {
 		pos, found := slices.BinarySearch(b.exact, subj)
 		switch {
@@ -127,23 +123,18 @@ func (s *Store) spend(sh *shard, now int64, r *store.SpendRequest, allowed []boo
 			allowed[i] = true
 		case b.sketch == nil && len(b.exact) < r.Limit:
 			// The exact set is full: count on in a sketch seeded with it.
-			b.sketch = hyperloglog.New14()
+			b.sketch = newHLL()
 			for _, e := range b.exact {
-				b.sketch.InsertHash(mix64(e))
+				b.sketch.insert(mix64(e))
 			}
-			b.est = len(b.exact)
 			fallthrough
-		case b.sketch != nil && b.est+added < r.Limit:
-			// Not provably counted: counted as new. Inserting a subject the
-			// sketch already holds does not raise its estimate, so a re-view
-			// is free while the budget has room.
-			b.sketch.InsertHash(mix64(subj))
-			added++
+		case b.sketch != nil && b.count() < r.Limit:
+			// Not provably counted: counted as new. A subject the sketch
+			// holds already leaves it unchanged, so a re-view is free while
+			// the budget has room.
+			b.sketch.insert(mix64(subj))
 			allowed[i] = true
 		}
-	}
-	if added > 0 {
-		b.est = max(b.est, int(b.sketch.Estimate()))
 	}
 	if b.cost = b.size(r.Key); b.cost != before {
 		sh.bytes += b.cost - before

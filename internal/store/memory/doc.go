@@ -49,17 +49,17 @@
 // stays refused for the rest of the window. The first Options.ExactMax
 // (default 1024) subjects of a window are kept exactly (a sorted slice, 8
 // bytes each). Past that the budget also counts in a HyperLogLog sketch
-// (axiomhq/hyperloglog, precision 14: relative standard error 1.04/√16384 ≈
-// 0.81%; up to 16 KiB per budget), and Count is its estimate. Whether a
-// subject outside the exact set was already counted cannot be known then:
-// while the estimate (plus the subjects counted earlier in the same call) is
-// below Limit, such a subject is counted and allowed (inserting it again does
-// not raise the estimate, so re-views stay free); once it reaches Limit only
-// the exact set passes. So past ExactMax the budget closes after Limit
-// distinct subjects ± the sketch's error (±2.4% at three standard errors), a
-// refused subject is never admitted later in the window, and a subject
-// counted beyond the exact set is refused on a re-view once the budget is
-// full (the error fails closed).
+// (precision 14, 16 KiB, relative standard error 1.04/√16384 ≈ 0.81%, the
+// LogLog-Beta estimator of axiomhq/hyperloglog kept up to date on each
+// insertion), and Count is its estimate. Whether a subject outside the exact
+// set was already counted cannot be known then: while the estimate is below
+// Limit such a subject is counted and allowed (a subject the sketch holds
+// already leaves it unchanged, so re-views are free); once the estimate
+// reaches Limit only the exact set passes. So past ExactMax the budget closes
+// after Limit distinct subjects ± the sketch's error (±2.4% at three standard
+// errors), a refused subject is never admitted later in the window, and a
+// subject counted beyond the exact set is refused on a re-view once the
+// budget is full (the error fails closed).
 //
 // # Link filters
 //

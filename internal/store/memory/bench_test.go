@@ -1,0 +1,124 @@
+package memory
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store"
+)
+
+// benchKeys makes n limit keys shaped like the gateway's: rule, facet, value.
+func benchKeys(prefix string, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = prefix + "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255)
+	}
+	return keys
+}
+
+// BenchmarkAdmitTwoLimits is one request's admission: two ban keys and two
+// limits (per ip, per account) over 65,536 ips and accounts, in parallel.
+func BenchmarkAdmitTwoLimits(b *testing.B) {
+	s := New(Options{SweepEvery: -1})
+	defer s.Close()
+	if err := s.PutBan(ctx, store.Ban{Facet: "ip", Value: "198.51.100.1"}); err != nil {
+		b.Fatal(err)
+	}
+	ips, accounts := benchKeys("per-ip|ip|", 1<<16), benchKeys("per-account|account|", 1<<16)
+	var seed atomic.Uint64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 1))
+		req := &store.AdmitRequest{
+			Bans:   make([]store.BanKey, 2),
+			Limits: make([]store.LimitRequest, 2),
+		}
+		now := t0
+		for pb.Next() {
+			i, j := rng.IntN(len(ips)), rng.IntN(len(accounts))
+			req.Bans[0] = store.BanKey{Facet: "ip", Value: ips[i]}
+			req.Bans[1] = store.BanKey{Facet: "account", Value: accounts[j]}
+			req.Limits[0] = store.LimitRequest{Key: ips[i], Interval: 100 * time.Millisecond, Burst: 20, Cost: 1}
+			req.Limits[1] = store.LimitRequest{Key: accounts[j], Interval: time.Second, Burst: 50, Cost: 1}
+			now = now.Add(time.Microsecond)
+			if _, err := s.Admit(ctx, now, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkSpend50 is one list answer's rationing: 50 subjects offered to an
+// account's budget (limit 200 a day) over 10,000 accounts, in parallel.
+func BenchmarkSpend50(b *testing.B) {
+	benchSpend(b, 200)
+}
+
+// BenchmarkSpend50Sketch is the same past the exact set: budgets of 20,000 a
+// day, so busy accounts count in HyperLogLog.
+func BenchmarkSpend50Sketch(b *testing.B) {
+	benchSpend(b, 20_000)
+}
+
+func benchSpend(b *testing.B, limit int) {
+	s := New(Options{SweepEvery: -1})
+	defer s.Close()
+	accounts := benchKeys("contact|account|", 10_000)
+	if limit > 1000 {
+		accounts = accounts[:100] // few budgets, each far past ExactMax
+	}
+	var seed atomic.Uint64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 2))
+		subjects := make([]uint64, 50)
+		req := []store.SpendRequest{{Window: 24 * time.Hour, Limit: limit, Subjects: subjects}}
+		for pb.Next() {
+			for i := range subjects {
+				subjects[i] = rng.Uint64N(1_000_000)
+			}
+			req[0].Key = accounts[rng.IntN(len(accounts))]
+			if _, err := s.Spend(ctx, t0, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkMemoryPerKey measures the heap taken by 1,000,000 active GCRA keys
+// (keys of 22-26 bytes, cloned into the store) and reports bytes per key.
+// Run it with -benchtime=1x.
+func BenchmarkMemoryPerKey(b *testing.B) {
+	const n = 1_000_000
+	keys := benchKeys("per-ip|ip|", n)
+	req := &store.AdmitRequest{Limits: make([]store.LimitRequest, 1)}
+	var perKey float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := New(Options{SweepEvery: -1})
+		for _, k := range keys {
+			req.Limits[0] = store.LimitRequest{Key: k, Interval: time.Minute, Burst: 10, Cost: 1}
+			if _, err := s.Admit(ctx, t0, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if got := s.Stats().Keys; got != n {
+			b.Fatalf("%d keys held, want %d", got, n)
+		}
+		perKey = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(s)
+		s.Close()
+	}
+	runtime.KeepAlive(keys)
+	b.ReportMetric(perKey, "bytes/key")
+}
