@@ -1,0 +1,55 @@
+// Package sim drives simulated users and harvesters at the lab platform,
+// directly or through a gateway, and scores the run: how much personal data
+// each harvester took (checked against the platform's ground truth) and how
+// much legitimate traffic was refused or masked.
+//
+// Every simulated client sends from its own real source address in
+// 127.0.0.0/8 (the dialer binds it), so a gateway sees distinct TCP peers;
+// sim never spoofs forwarding headers. Every run is bounded by a duration
+// and by a request count per population; sim sends traffic to the target
+// URL only, which must be on loopback.
+//
+// Scenarios (name: what it is; parameters as NAME.KEY=VALUE, defaults in
+// brackets):
+//
+//   - users: a legitimate population with heavy-tailed activity. Each user
+//     reads the feed, opens profiles of authors seen there, browses
+//     follower lists, searches names seen, then comes back later.
+//     users.count [2000] users on users.addrs [400] addresses, of which
+//     users.nat [0.3] of the users sit behind users.nat-addrs [8] carrier NAT
+//     addresses; users.heavy [0.01] of users are ten times as active;
+//     users.think [3s] is the mean pause between actions (sessions are
+//     users.session-gap [20s] apart).
+//   - partner: one approved app (X-App-Key partner.key [partner-app]) acting
+//     for partner.accounts [500] connected accounts from partner.addrs [2]
+//     server addresses at a steady partner.rate [150] requests/s: their
+//     feeds, posts, follower lists and the profiles of those followers.
+//   - naive: one address, one account, GET /v1/users/1, 2, 3, ... as fast as
+//     naive.workers [4] connections allow.
+//   - slow: one address, one account, ids in order, paced at slow.rate [8]
+//     requests/s, under a typical per-second limit.
+//   - ip-rotation: ids in order, every request from the next of
+//     ip-rotation.addrs [4096] addresses (spread over /24s, no keep-alive),
+//     with ip-rotation.accounts [4] accounts, ip-rotation.workers [16].
+//   - account-rotation: signs up account-rotation.accounts [300] accounts
+//     (POST /v1/accounts), then ids in order, every request with the next
+//     account, from account-rotation.addrs [4] addresses.
+//   - fleet: fleet.bots [200] bots, each its own address (over fleet.nets
+//     [32] /24s) and its own account (fleet.accounts: signup [default] or
+//     aged, tokens for real old accounts), rotated together. It walks
+//     follower lists and search results and opens the profiles each answer
+//     linked, all from the bot that fetched the list, so its look-ups look
+//     like navigation. fleet.workers [16].
+//
+// Every scenario also takes NAME.workers where it has parallel workers.
+// A mix is a comma-separated list; the demo's default is users,partner,fleet.
+// "all" is every scenario at once.
+//
+// Scoring: a harvester's harvest is the number of distinct real profiles
+// (ids 1..N) whose true email and phone both reached it, as a percentage
+// of N; records that are not real profiles, or carry other values, never
+// count. A legitimate population's harm is the share of its users (and of
+// its requests) that got a refusal (403, 429, 503) or a masked field: email
+// or phone null or missing on a real profile it opened, a non-null
+// "_warden" member in that record, or a Warden-*Mask* response header.
+package sim

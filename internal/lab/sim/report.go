@@ -1,0 +1,220 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is a scored run.
+type Report struct {
+	Target        string       `json:"target"`
+	Profiles      int          `json:"profiles"`
+	Seed          uint64       `json:"seed"`
+	Scenarios     []string     `json:"scenarios"`
+	Seconds       float64      `json:"seconds"`
+	DurationBound string       `json:"duration_bound"`
+	MaxRequests   int64        `json:"max_requests_per_population"`
+	Populations   []Population `json:"populations"`
+	// RefusedAddrs counts refusals per source address, most first: what
+	// an operator reading the logs would put on a ban list.
+	RefusedAddrs []AddrCount `json:"refused_addrs,omitempty"`
+}
+
+// AddrCount is a source address and how many of its requests were refused.
+type AddrCount struct {
+	Addr    string `json:"addr"`
+	Refused int64  `json:"refused"`
+}
+
+// Offenders are the addresses refused at least min times, most first.
+func (r *Report) Offenders(min int64) []string {
+	var out []string
+	for _, a := range r.RefusedAddrs {
+		if a.Refused >= min {
+			out = append(out, a.Addr)
+		}
+	}
+	return out
+}
+
+// Population is one population's score.
+type Population struct {
+	Name string `json:"name"`
+	// Kind is "harvester" or "legitimate".
+	Kind     string           `json:"kind"`
+	Requests int64            `json:"requests"`
+	OK       int64            `json:"ok"`
+	Refused  int64            `json:"refused"`
+	Masked   int64            `json:"masked"`
+	NotFound int64            `json:"not_found"`
+	Errors   int64            `json:"errors"`
+	Status   map[string]int64 `json:"status"`
+	// FirstRefusal and FirstMask are seconds from the start; null if none.
+	FirstRefusal *float64 `json:"first_refusal_s"`
+	FirstMask    *float64 `json:"first_mask_s"`
+
+	// Harvesters.
+	Harvested  int64   `json:"harvested,omitempty"`
+	HarvestPct float64 `json:"harvest_pct,omitempty"`
+
+	// Legitimate populations.
+	Users           int     `json:"users,omitempty"`
+	ActiveUsers     int     `json:"active_users,omitempty"`
+	HarmedUsers     int     `json:"harmed_users,omitempty"`
+	HarmedRequests  int64   `json:"harmed_requests,omitempty"`
+	HarmUsersPct    float64 `json:"harm_users_pct,omitempty"`
+	HarmRequestsPct float64 `json:"harm_requests_pct,omitempty"`
+}
+
+func (p *pop) result(profiles int) Population {
+	r := Population{Name: p.name, Kind: "legitimate", Requests: p.sent.Load(), OK: p.ok.Load(),
+		Refused: p.refused.Load(), Masked: p.masked.Load(), NotFound: p.notFound.Load(),
+		Errors: p.errs.Load(), Status: map[string]int64{}}
+	p.mu.Lock()
+	for c, n := range p.status {
+		k := strconv.Itoa(c)
+		if c == 0 {
+			k = "network_error"
+		}
+		r.Status[k] = n
+	}
+	p.mu.Unlock()
+	secs := func(ns int64) *float64 {
+		if ns == 0 {
+			return nil
+		}
+		f := round(float64(ns)/1e9, 2)
+		return &f
+	}
+	r.FirstRefusal, r.FirstMask = secs(p.firstRefusal.Load()), secs(p.firstMask.Load())
+	if p.harvester {
+		r.Kind = "harvester"
+		r.Harvested = p.harvestedCount()
+		r.HarvestPct = round(100*float64(r.Harvested)/float64(profiles), 3)
+		return r
+	}
+	r.Users = len(p.harmed)
+	for i := range p.harmed {
+		if p.active[i].Load() {
+			r.ActiveUsers++
+		}
+		if p.harmed[i].Load() {
+			r.HarmedUsers++
+		}
+	}
+	r.HarmedRequests = p.harmedReqs.Load()
+	if r.ActiveUsers > 0 {
+		r.HarmUsersPct = round(100*float64(r.HarmedUsers)/float64(r.ActiveUsers), 3)
+	}
+	if r.Requests > 0 {
+		r.HarmRequestsPct = round(100*float64(r.HarmedRequests)/float64(r.Requests), 3)
+	}
+	return r
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func optSecs(f *float64) string {
+	if f == nil {
+		return "never"
+	}
+	return strconv.FormatFloat(*f, 'f', 1, 64) + "s"
+}
+
+// score is the headline figure of a population: harvest for harvesters,
+// harm for legitimate ones.
+func (p Population) score() string {
+	if p.Kind == "harvester" {
+		return fmt.Sprintf("%.2f%% (%d)", p.HarvestPct, p.Harvested)
+	}
+	return fmt.Sprintf("%.2f%% users, %.2f%% req", p.HarmUsersPct, p.HarmRequestsPct)
+}
+
+// WriteTable writes the score as an aligned text table.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "population\tkind\trequests\trefused\tmasked\terrors\tfirst refusal\tharvest / harm\t\n")
+	for _, p := range r.Populations {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", p.Name, p.Kind, p.Requests, p.Refused, p.Masked,
+			p.Errors, optSecs(p.FirstRefusal), p.score())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d profiles, %.1fs; harvest = distinct real profiles whose true email and phone were taken; harm = users (requests) refused or masked\n",
+		r.Profiles, r.Seconds)
+	return err
+}
+
+// WriteComparison writes several reports of the same mix side by side,
+// one column pair per report, as a Markdown table.
+func WriteComparison(w io.Writer, labels []string, reps []*Report) error {
+	var names []string
+	seen := map[string]string{}
+	for _, r := range reps {
+		for _, p := range r.Populations {
+			if _, ok := seen[p.Name]; !ok {
+				seen[p.Name] = p.Kind
+				names = append(names, p.Name)
+			}
+		}
+	}
+	order := map[string]int{}
+	for i, n := range Names() {
+		order[n] = i
+	}
+	sort.SliceStable(names, func(i, j int) bool { return order[names[i]] < order[names[j]] })
+	var b strings.Builder
+	b.WriteString("| population | score |")
+	sep := "| --- | --- |"
+	for _, l := range labels {
+		fmt.Fprintf(&b, " %s |", l)
+		sep += " ---: |"
+	}
+	b.WriteString("\n" + sep + "\n")
+	for _, n := range names {
+		kind := seen[n]
+		rows := [][]string{{"harvest (taken)", "requests", "first refusal"}, {"harm: users (requests)", "requests", "first refusal"}}[map[bool]int{true: 0, false: 1}[kind == "harvester"]]
+		for ri, row := range rows {
+			label := n
+			if ri > 0 {
+				label = ""
+			}
+			fmt.Fprintf(&b, "| %s | %s |", label, row)
+			for _, r := range reps {
+				cell := "-"
+				for _, p := range r.Populations {
+					if p.Name != n {
+						continue
+					}
+					switch ri {
+					case 0:
+						if kind == "harvester" {
+							cell = fmt.Sprintf("%.2f%% (%d)", p.HarvestPct, p.Harvested)
+						} else {
+							cell = fmt.Sprintf("%.2f%% (%.2f%%)", p.HarmUsersPct, p.HarmRequestsPct)
+						}
+					case 1:
+						cell = strconv.FormatInt(p.Requests, 10)
+					case 2:
+						cell = optSecs(p.FirstRefusal)
+					}
+				}
+				fmt.Fprintf(&b, " %s |", cell)
+			}
+			b.WriteString("\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

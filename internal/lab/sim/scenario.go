@@ -1,0 +1,94 @@
+package sim
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// scenario is one named population: what it is and how to build it.
+type scenario struct {
+	name      string
+	block     byte // source addresses are 127.block.x.y
+	harvester bool
+	build     func(ps *params, e *env) (runner, error)
+}
+
+// runner is a built population: how many users it has (for harm; 0 for
+// harvesters) and the loop that drives it until ctx ends or its bound is
+// spent.
+type runner struct {
+	users int
+	run   func(ctx context.Context, e *env, p *pop)
+}
+
+// scenarios lists every scenario; the order is the order of reports.
+func scenarios() []scenario {
+	return []scenario{
+		{"users", 16, false, buildUsers},
+		{"partner", 17, false, buildPartner},
+		{"naive", 18, true, buildNaive},
+		{"slow", 19, true, buildSlow},
+		{"ip-rotation", 20, true, buildIPRotation},
+		{"account-rotation", 21, true, buildAccountRotation},
+		{"fleet", 22, true, buildFleet},
+	}
+}
+
+// Names lists the scenario names in report order.
+func Names() []string {
+	var n []string
+	for _, s := range scenarios() {
+		n = append(n, s.name)
+	}
+	return n
+}
+
+// DefaultMix is the demo's mix.
+const DefaultMix = "users,partner,fleet"
+
+// Browser and app user agents the legitimate users pick from.
+var userAgents = []string{
+	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+	"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+	"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+	"PhotoApp/8.12 (iOS 17.4; iPhone15,2)",
+	"PhotoApp/8.11 (Android 14; SM-S918B)",
+}
+
+// rngFor gives each population and worker its own deterministic stream.
+func (e *env) rngFor(block byte, stream int) *rand.Rand {
+	return rand.New(rand.NewPCG(e.seed, uint64(block)<<32|uint64(stream)))
+}
+
+// agedToken mints a token for a real account created long ago.
+func (e *env) agedToken(rng *rand.Rand, account int) string {
+	now := time.Now()
+	created := now.Add(-time.Duration(365+rng.IntN(4*365)) * 24 * time.Hour)
+	return mintToken(e.secret, strconv.Itoa(account), created, now)
+}
+
+// distinctIDs picks n distinct real profile ids.
+func (e *env) distinctIDs(rng *rand.Rand, n int) []int {
+	if n > e.profiles {
+		n = e.profiles
+	}
+	seen := make(map[int]bool, n)
+	ids := make([]int, 0, n)
+	for len(ids) < n {
+		id := 1 + rng.IntN(e.profiles)
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// expDur is an exponentially distributed pause with the given mean.
+func expDur(rng *rand.Rand, mean time.Duration) time.Duration {
+	return time.Duration(rng.ExpFloat64() * float64(mean))
+}
