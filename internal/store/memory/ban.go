@@ -5,14 +5,29 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-gw/warden/internal/store"
 )
 
+// banFilter has a bit set for every banned facet value's hash (and, until
+// the next sweep, for removed ones), so Admit skips the shard lock and map
+// for the values that were never banned: nearly all of them.
+type banFilter struct{ bits [1024]atomic.Uint64 }
+
+func (f *banFilter) set(h uint64) { f.bits[h>>54].Or(1 << (h & 63)) }
+func (f *banFilter) has(h uint64) bool {
+	return f.bits[h>>54].Load()&(1<<(h&63)) != 0
+}
+
 // activeBan returns the ban on k when it is unexpired at now (Unix ns).
 func (s *Store) activeBan(k store.BanKey, now int64) (store.Ban, bool) {
-	sh := s.banShard(k)
+	h := s.banHash(k)
+	if !s.banBits.Load().has(h) {
+		return store.Ban{}, false
+	}
+	sh := s.shards[h&s.mask]
 	sh.mu.Lock()
 	b, ok := sh.bans[k]
 	sh.mu.Unlock()
@@ -24,7 +39,10 @@ func (s *Store) activeBan(k store.BanKey, now int64) (store.Ban, bool) {
 
 // PutBan stores b, replacing any ban on the same facet value.
 func (s *Store) PutBan(_ context.Context, b store.Ban) error {
-	sh := s.banShard(b.Key())
+	h := s.banHash(b.Key())
+	s.banMu.Lock()
+	defer s.banMu.Unlock()
+	sh := s.shards[h&s.mask]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if _, ok := sh.bans[b.Key()]; !ok {
@@ -33,14 +51,40 @@ func (s *Store) PutBan(_ context.Context, b store.Ban) error {
 		}
 		s.bans.Add(1)
 	}
+	// The bit goes first: a reader that sees it before the ban finds none yet.
+	s.banBits.Load().set(h)
 	sh.bans[b.Key()] = b
 	return nil
+}
+
+// sweepBans removes bans expired at now and rebuilds the filter without
+// the bits of removed bans.
+func (s *Store) sweepBans(now int64) int {
+	s.banMu.Lock()
+	defer s.banMu.Unlock()
+	removed := 0
+	f := new(banFilter)
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		for key, b := range sh.bans {
+			if !b.Until.IsZero() && b.Until.UnixNano() <= now {
+				delete(sh.bans, key)
+				s.bans.Add(-1)
+				removed++
+				continue
+			}
+			f.set(s.banHash(key))
+		}
+		sh.mu.Unlock()
+	}
+	s.banBits.Store(f)
+	return removed
 }
 
 // RemoveBan deletes the ban on k and reports whether an unexpired one existed.
 // Expiry is judged by the latest now callers passed, like the sweeper's.
 func (s *Store) RemoveBan(_ context.Context, k store.BanKey) (bool, error) {
-	sh := s.banShard(k)
+	sh := s.shards[s.banHash(k)&s.mask]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	b, ok := sh.bans[k]

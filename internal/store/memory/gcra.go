@@ -54,7 +54,7 @@ func (s *Store) Admit(_ context.Context, now time.Time, req *store.AdmitRequest)
 		}
 	}
 	ns := now.UnixNano()
-	if len(req.Bans) > 0 && s.bans.Load() > 0 {
+	if s.bans.Load() > 0 {
 		for _, k := range req.Bans {
 			if b, ok := s.activeBan(k, ns); ok {
 				p := new(store.Ban) // only on a match, so b stays on the stack

@@ -83,7 +83,9 @@ type Store struct {
 	maxBytes  int64 // per shard
 	bloomBits int   // bits in one link-filter generation's bloom filter
 
-	bans      atomic.Int64 // live ban entries, so Admit skips ban look-ups when none exist
+	bans      atomic.Int64 // ban entries
+	banMu     sync.Mutex   // serialises ban writers with rebuilds of banBits
+	banBits   atomic.Pointer[banFilter]
 	evictions atomic.Int64
 
 	stop      chan struct{}
@@ -128,6 +130,7 @@ func New(opts Options) *Store {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	s.banBits.Store(new(banFilter))
 	for i := range s.shards {
 		s.shards[i] = &shard{
 			limits:  make(map[string]int64),
@@ -178,9 +181,8 @@ func (s *Store) shardFor(key string) *shard {
 	return s.shards[maphash.String(s.seed, key)&s.mask]
 }
 
-func (s *Store) banShard(k store.BanKey) *shard {
-	h := maphash.String(s.seed, k.Value) ^ maphash.String(s.seed, k.Facet)*0x9e3779b97f4a7c15
-	return s.shards[h&s.mask]
+func (s *Store) banHash(k store.BanKey) uint64 {
+	return maphash.String(s.seed, k.Value) ^ maphash.String(s.seed, k.Facet)*0x9e3779b97f4a7c15
 }
 
 // observe advances the shard's clock; callers hold sh.mu.
@@ -346,14 +348,7 @@ func (s *Store) sweep(now int64) int {
 				removed++
 			}
 		}
-		for key, b := range sh.bans {
-			if !b.Until.IsZero() && b.Until.UnixNano() <= now {
-				delete(sh.bans, key)
-				s.bans.Add(-1)
-				removed++
-			}
-		}
 		sh.mu.Unlock()
 	}
-	return removed
+	return removed + s.sweepBans(now)
 }
