@@ -18,7 +18,7 @@
 // expires first); Stats().Evictions counts unexpired keys dropped so. A
 // sweeper (every Options.SweepEvery, default 1 minute) removes idle keys:
 // limits back at a full burst, budgets whose window ended, filters and bans
-// past their expiry. A limit key costs about 40 bytes plus its key; see
+// past their expiry. A limit key costs about 56 bytes plus its key; see
 // bench/results/memory-store.txt for the measured figure.
 //
 // # Rate limits (GCRA)

@@ -84,7 +84,8 @@ func (s *Store) gcra(sh *shard, now int64, l *store.LimitRequest) store.LimitRes
 	bw := mulSpan(t, int64(l.Burst)) // burst window: how far TAT may run ahead of now
 	stored, exists := sh.limits[l.Key]
 	tat := max(stored, now)
-	remaining := func(tat int64) int { return int((now + bw - tat) / t) }
+	// Never below 0: a burst lowered by a reload leaves TAT further ahead.
+	remaining := func(tat int64) int { return int(max(0, now+bw-tat) / t) }
 
 	switch {
 	case l.Cost > l.Burst:

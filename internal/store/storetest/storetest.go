@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 	t.Run("Limit", func(t *testing.T) { testLimit(t, open) })
 	t.Run("IndependentLimits", func(t *testing.T) { testIndependentLimits(t, open) })
+	t.Run("LoweredBurst", func(t *testing.T) { testLoweredBurst(t, open) })
 	t.Run("Admit", func(t *testing.T) { testAdmitBans(t, open) })
 	t.Run("Bans", func(t *testing.T) { testBans(t, open) })
 	t.Run("Spend", func(t *testing.T) { testSpend(t, open) })
@@ -204,6 +205,32 @@ func testIndependentLimits(t *testing.T, open opener) {
 		}
 		if !slices.Equal(res.Limits, st.want) {
 			t.Errorf("%s: got %+v, want %+v", st.name, res.Limits, st.want)
+		}
+	}
+}
+
+// testLoweredBurst changes a key's burst between calls, as a config reload
+// does: Remaining never goes negative and the key drains at the new rate.
+func testLoweredBurst(t *testing.T, open opener) {
+	s := open(t)
+	steps := []struct {
+		at    time.Duration
+		burst int
+		want  store.LimitResult
+	}{
+		{0, 10, allow(9, s1)},
+		{0, 10, allow(8, 2*s1)},
+		{0, 10, allow(7, 3*s1)},
+		{0, 1, refuse(0, 3*s1, 3*s1)},
+		{3 * s1, 1, allow(0, s1)},
+	}
+	for i, st := range steps {
+		res, err := s.Admit(ctx, t0.Add(st.at), &store.AdmitRequest{Limits: []store.LimitRequest{{Key: "limit:lowered", Interval: s1, Burst: st.burst, Cost: 1}}})
+		if err != nil {
+			t.Fatalf("step %d: admit: %v", i, err)
+		}
+		if res.Limits[0] != st.want {
+			t.Errorf("step %d (t0+%v burst %d): got %+v, want %+v", i, st.at, st.burst, res.Limits[0], st.want)
 		}
 	}
 }
