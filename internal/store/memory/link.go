@@ -49,7 +49,13 @@ func (g *linkGen) add(id uint64, m uint64) {
 		if ok {
 			return
 		}
-		if uint64(len(g.small)+1)*64 <= m {
+		if limit := int(m / 64); len(g.small) < limit {
+			if len(g.small) == cap(g.small) {
+				// Grow by hand so the set never takes more than the filter.
+				grown := make([]uint64, len(g.small), min(max(8, 2*cap(g.small)), limit))
+				copy(grown, g.small)
+				g.small = grown
+			}
 			g.small = slices.Insert(g.small, pos, id)
 			return
 		}

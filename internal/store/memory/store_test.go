@@ -248,3 +248,51 @@ func TestHotPathAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkFilterRate checks the documented false-positive rates and memory
+// of one link-filter generation.
+func TestLinkFilterRate(t *testing.T) {
+	cases := []struct {
+		name     string
+		n        int
+		maxRate  float64
+		maxBytes int64
+	}{
+		{"exact while smaller than the bloom filter", 600, 0, 6000},
+		{"at capacity", 4096, 0.015, 5200},
+		{"twice capacity", 8192, 0.20, 5200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := New(Options{Shards: 1, SweepEvery: -1})
+			defer s.Close()
+			ids := make([]uint64, c.n)
+			for i := range ids {
+				ids[i] = uint64(i) * 7
+			}
+			if err := s.Link(ctx, t0, "link:k", ids, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			probe := make([]uint64, 100_000)
+			for i := range probe {
+				probe[i] = uint64(i)*7 + 3 // never linked
+			}
+			got, err := s.Linked(ctx, t0, "link:k", probe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fp := 0
+			for _, ok := range got {
+				if ok {
+					fp++
+				}
+			}
+			if rate := float64(fp) / float64(len(probe)); rate > c.maxRate {
+				t.Errorf("false-positive rate %.4f, want at most %.4f", rate, c.maxRate)
+			}
+			if b := s.Stats().Bytes; b > c.maxBytes {
+				t.Errorf("%d bytes for one key, want at most %d", b, c.maxBytes)
+			}
+		})
+	}
+}

@@ -1,11 +1,34 @@
 // Package storetest is the conformance suite every store.Store backend
-// passes: Run(t, newStore) checks each operation's documented semantics
-// (see internal/store/memory's package doc) at its boundaries, with time
-// passed in, so nothing sleeps.
+// passes: Run(t, newStore) checks each operation's semantics at its
+// boundaries, with time passed in, so nothing sleeps. The semantics are
+// written out in internal/store/memory's package doc; in short, a backend
+// must:
+//
+//   - GCRA: admit Burst cost-1 requests at once from an idle key, then one per
+//     Interval; report Remaining, RetryAfter and ResetAfter exactly (to the
+//     millisecond at least); Cost 0 peeks (Allowed: would cost 1 pass)
+//     without charging; Cost > Burst is refused, uncharged, RetryAfter < 0.
+//     Remaining is never negative.
+//   - Admit: the first ban key (in request order) with an unexpired ban
+//     (Until exclusive, zero Until never expires) wins and no limit is
+//     evaluated or charged; otherwise each limit decides and charges alone.
+//   - Spend: windows aligned to multiples of Window since the Unix epoch; per
+//     subject, already counted → allowed, new within Limit → counted, else
+//     refused and not counted; exact up to an exact set of at least 100
+//     subjects; past it, admitted and counted within 3% of the truth, and at
+//     most 1% of refused subjects admitted when offered again.
+//   - Link/Linked: no false negatives within ttl (an id is known while now <
+//     its Link time + ttl, whatever later calls' ttls), a lone Link is
+//     forgotten at its ttl, false positives at most 5% at 1,000 ids per key.
+//   - Bans: PutBan replaces, RemoveBan reports whether the ban was there,
+//     ListBans excludes expired bans and sorts by facet, then value.
+//   - Invalid input (Interval <= 0, Burst < 1, Cost < 0, Window <= 0,
+//     Limit < 0, ttl <= 0) is an error that charges nothing, never a panic.
+//   - Under concurrent calls, exactly Limit distinct subjects and exactly
+//     Burst requests pass.
 //
 // newStore must return an empty store for each sub-test (for Redis: a fresh
 // database or a unique key prefix); Run closes it. The suite must never
-// depend on one backend's internals: where a backend may approximate (counts
-// past its exact set, link-filter false positives), it checks documented
-// error bounds, not exact values.
+// depend on one backend's internals: where a backend may approximate, it
+// checks error bounds, not exact values.
 package storetest
