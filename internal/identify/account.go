@@ -1,0 +1,275 @@
+package identify
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	maxTokenLen   = 8 << 10
+	maxSubjectLen = 256
+	maxScopes     = 64
+	// A verified token is re-verified at least this often, so a key removed
+	// from a JWKS stops working within it even for tokens that do not expire.
+	maxPositiveTTL = 5 * time.Minute
+	// A refused token is refused from the cache for this long.
+	negativeTTL = 10 * time.Second
+)
+
+// verifier turns a bearer token into an account.
+type verifier struct {
+	header   string
+	bearer   bool // strip "Bearer " (the header is Authorization)
+	algs     []string
+	secret   []byte
+	pub      any // from public_key_file
+	fileKeys *keySet
+	remote   *remoteKeys
+	issuer   string
+	audience string
+	leeway   time.Duration
+	subject  string
+	created  string
+	scopes   string
+	cache    *tokenCache
+}
+
+// token extracts the token from the header value, "" when none.
+func (v *verifier) token(h Header) string {
+	t := h.Peek(v.header)
+	if v.bearer {
+		if len(t) < 7 || !strings.EqualFold(t[:7], "bearer ") {
+			return ""
+		}
+		t = t[7:]
+	}
+	t = trimOWS(t)
+	if len(t) > maxTokenLen {
+		return ""
+	}
+	return t
+}
+
+// account returns the verified account of token, nil when there is none.
+func (v *verifier) account(now time.Time, tok string) *account {
+	key := v.cache.hash(tok)
+	if a, ok := v.cache.get(key, tok, now); ok {
+		return a
+	}
+	a, until, cache := v.verify(now, tok)
+	if cache {
+		// The cache keeps the token; tok may alias the front's buffer.
+		v.cache.put(key, strings.Clone(tok), a, until)
+	}
+	return a
+}
+
+// verify checks tok fully. until is how long the result may be cached;
+// cache is false when it must not be (an unknown kid may be known soon).
+func (v *verifier) verify(now time.Time, tok string) (a *account, until time.Time, cache bool) {
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(v.algs),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithIssuedAt(),
+	}
+	if v.issuer != "" {
+		opts = append(opts, jwt.WithIssuer(v.issuer))
+	}
+	if v.audience != "" {
+		opts = append(opts, jwt.WithAudience(v.audience))
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.NewParser(opts...).ParseWithClaims(tok, claims, v.key)
+	if err != nil {
+		if errors.Is(err, errUnknownKID) {
+			return nil, time.Time{}, false
+		}
+		return nil, now.Add(negativeTTL), true
+	}
+	until = now.Add(maxPositiveTTL)
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		until = minTime(until, exp.Add(v.leeway))
+	}
+	sub, ok := claimString(claims[v.subject])
+	if !ok || sub == "" || len(sub) > maxSubjectLen {
+		return nil, until, true
+	}
+	return &account{
+		subject: sub,
+		created: claimTime(claims[v.created]),
+		scopes:  claimScopes(claims[v.scopes]),
+	}, until, true
+}
+
+// key picks the verification key by the token's algorithm, so a key is
+// only ever used for its own kind: the HS secret only for HS256, RSA keys
+// only for RS256, P-256 keys only for ES256 (no algorithm confusion).
+func (v *verifier) key(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	switch alg {
+	case "HS256":
+		if v.secret == nil {
+			return nil, errors.New("no HS256 secret")
+		}
+		return v.secret, nil
+	case "RS256", "ES256":
+	default:
+		return nil, fmt.Errorf("algorithm %q not accepted", alg)
+	}
+	kid, _ := t.Header["kid"].(string)
+	var keys []jwt.VerificationKey
+	if fits(v.pub, alg) {
+		keys = append(keys, v.pub)
+	}
+	for _, ks := range []*keySet{v.fileKeys, v.remoteSet()} {
+		if ks == nil {
+			continue
+		}
+		if kid != "" {
+			if k, ok := ks.lookup(kid); ok && (k.alg == "" || k.alg == alg) && fits(k.key, alg) {
+				keys = append(keys, k.key)
+			}
+			continue
+		}
+		for _, k := range ks.all {
+			if (k.alg == "" || k.alg == alg) && fits(k.key, alg) {
+				keys = append(keys, k.key)
+			}
+		}
+	}
+	switch {
+	case len(keys) == 1:
+		return keys[0], nil
+	case len(keys) > 1:
+		return jwt.VerificationKeySet{Keys: keys}, nil
+	case kid != "" && v.remote != nil:
+		v.remote.unknownKID()
+		return nil, errUnknownKID
+	}
+	return nil, errors.New("no key for this token")
+}
+
+func (v *verifier) remoteSet() *keySet {
+	if v.remote == nil {
+		return nil
+	}
+	return v.remote.keys.Load()
+}
+
+// fits reports whether key may verify alg.
+func fits(key any, alg string) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return alg == "RS256"
+	case *ecdsa.PublicKey:
+		return alg == "ES256" && k.Curve == elliptic.P256()
+	}
+	return false
+}
+
+// parsePublicKey reads a PEM public key: PKIX, PKCS#1 RSA or a certificate.
+func parsePublicKey(raw []byte) (any, error) {
+	b, _ := pem.Decode(raw)
+	if b == nil {
+		return nil, errors.New("no PEM block")
+	}
+	var k any
+	var err error
+	switch b.Type {
+	case "PUBLIC KEY":
+		k, err = x509.ParsePKIXPublicKey(b.Bytes)
+	case "RSA PUBLIC KEY":
+		k, err = x509.ParsePKCS1PublicKey(b.Bytes)
+	case "CERTIFICATE":
+		var c *x509.Certificate
+		if c, err = x509.ParseCertificate(b.Bytes); err == nil {
+			k = c.PublicKey
+		}
+	default:
+		return nil, fmt.Errorf("PEM block %q is not a public key or certificate", b.Type)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fits(k, "RS256") || fits(k, "ES256") {
+		return k, nil
+	}
+	return nil, fmt.Errorf("key type %T is neither RSA nor ECDSA P-256", k)
+}
+
+func claimString(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case float64: // numeric subject ids
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return strconv.FormatInt(int64(v), 10), true
+		}
+	}
+	return "", false
+}
+
+// claimTime reads unix seconds (a number or a decimal string) or an RFC 3339
+// string; zero when absent or unreadable.
+func claimTime(v any) time.Time {
+	var sec float64
+	switch v := v.(type) {
+	case float64:
+		sec = v
+	case string:
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			return t
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return time.Time{}
+		}
+		sec = f
+	default:
+		return time.Time{}
+	}
+	if math.IsNaN(sec) || sec <= 0 || sec > 1<<40 {
+		return time.Time{}
+	}
+	return time.Unix(int64(sec), 0)
+}
+
+// claimScopes reads a space-separated string or an array of strings.
+func claimScopes(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case string:
+		for f := range strings.FieldsSeq(v) {
+			if len(out) == maxScopes {
+				break
+			}
+			out = append(out, f)
+		}
+	case []any:
+		for _, x := range v {
+			if s, ok := x.(string); ok && s != "" && len(out) < maxScopes {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

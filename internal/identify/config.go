@@ -1,0 +1,290 @@
+package identify
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the `identity:` section of warden's configuration. Zero values
+// are replaced by the defaults documented on each field (SetDefaults).
+type Config struct {
+	App            AppConfig         `yaml:"app"`
+	Account        AccountConfig     `yaml:"account"`
+	TrustedProxies []string          `yaml:"trusted_proxies"` // CIDRs (a bare address is a single host); default none: the peer is always the client
+	Net            NetConfig         `yaml:"net"`
+	Fingerprint    FingerprintConfig `yaml:"fingerprint"`
+}
+
+// AppConfig says where the app key is.
+type AppConfig struct {
+	Header string `yaml:"header"` // default X-App-Key; values longer than 256 bytes are no app
+}
+
+// AccountConfig says how a request's JWT is verified. With no key source
+// (secret, public key, JWKS) no request has an account.
+type AccountConfig struct {
+	Header     string   `yaml:"header"`     // default Authorization ("Bearer " stripped); any other header holds the bare token
+	Algorithms []string `yaml:"algorithms"` // HS256, RS256, ES256; default HS256 when a secret is set, plus RS256 and ES256 when a public key or JWKS is set
+
+	SecretFile    string        `yaml:"secret_file"`     // HS256 secret (trailing newline trimmed), at least 32 bytes
+	SecretEnv     string        `yaml:"secret_env"`      // or the name of the environment variable holding it
+	PublicKeyFile string        `yaml:"public_key_file"` // PEM: PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE (RSA or P-256)
+	JWKSFile      string        `yaml:"jwks_file"`       // a JWK Set read once at start
+	JWKSURL       string        `yaml:"jwks_url"`        // https, or http on loopback
+	JWKSRefresh   time.Duration `yaml:"jwks_refresh"`    // default 15m; an unknown kid also triggers a refresh, at most once per 30s
+
+	Issuer   string        `yaml:"issuer"`   // required iss when set
+	Audience string        `yaml:"audience"` // required in aud when set
+	Leeway   time.Duration `yaml:"leeway"`   // clock skew allowed on exp/nbf/iat; default 30s
+
+	SubjectClaim string `yaml:"subject_claim"` // default sub
+	CreatedClaim string `yaml:"created_claim"` // default created (unix seconds)
+	ScopesClaim  string `yaml:"scopes_claim"`  // default scope (space-separated string or array)
+
+	CacheSize int `yaml:"cache_size"` // verified tokens kept, default 4096
+}
+
+// NetConfig sets the prefix lengths of the net facet.
+type NetConfig struct {
+	IPv4Prefix int `yaml:"ipv4_prefix"` // default 24
+	IPv6Prefix int `yaml:"ipv6_prefix"` // default 48
+}
+
+// FingerprintConfig chooses what the fingerprint hashes.
+type FingerprintConfig struct {
+	Parts []string `yaml:"parts"` // any of tls, header_order, user_agent; default all three
+}
+
+// Fingerprint parts.
+const (
+	PartTLS         = "tls"
+	PartHeaderOrder = "header_order"
+	PartUserAgent   = "user_agent"
+)
+
+// Defaults.
+const (
+	DefaultAppHeader     = "X-App-Key"
+	DefaultAccountHeader = "Authorization"
+	DefaultJWKSRefresh   = 15 * time.Minute
+	DefaultLeeway        = 30 * time.Second
+	DefaultSubjectClaim  = "sub"
+	DefaultCreatedClaim  = "created"
+	DefaultScopesClaim   = "scope"
+	DefaultCacheSize     = 4096
+	DefaultIPv4Prefix    = 24
+	DefaultIPv6Prefix    = 48
+)
+
+const (
+	minSecretLen = 32
+	maxCacheSize = 1 << 20
+)
+
+// SetDefaults fills every zero field with its default.
+func (c *Config) SetDefaults() {
+	if c.App.Header == "" {
+		c.App.Header = DefaultAppHeader
+	}
+	a := &c.Account
+	if a.Header == "" {
+		a.Header = DefaultAccountHeader
+	}
+	if len(a.Algorithms) == 0 {
+		if a.SecretFile != "" || a.SecretEnv != "" {
+			a.Algorithms = append(a.Algorithms, "HS256")
+		}
+		if a.PublicKeyFile != "" || a.JWKSFile != "" || a.JWKSURL != "" {
+			a.Algorithms = append(a.Algorithms, "RS256", "ES256")
+		}
+	}
+	if a.JWKSRefresh == 0 {
+		a.JWKSRefresh = DefaultJWKSRefresh
+	}
+	if a.Leeway == 0 {
+		a.Leeway = DefaultLeeway
+	}
+	if a.SubjectClaim == "" {
+		a.SubjectClaim = DefaultSubjectClaim
+	}
+	if a.CreatedClaim == "" {
+		a.CreatedClaim = DefaultCreatedClaim
+	}
+	if a.ScopesClaim == "" {
+		a.ScopesClaim = DefaultScopesClaim
+	}
+	if a.CacheSize == 0 {
+		a.CacheSize = DefaultCacheSize
+	}
+	if c.Net.IPv4Prefix == 0 {
+		c.Net.IPv4Prefix = DefaultIPv4Prefix
+	}
+	if c.Net.IPv6Prefix == 0 {
+		c.Net.IPv6Prefix = DefaultIPv6Prefix
+	}
+	if len(c.Fingerprint.Parts) == 0 {
+		c.Fingerprint.Parts = []string{PartTLS, PartHeaderOrder, PartUserAgent}
+	}
+}
+
+// Validate checks a defaulted Config. Each error starts with the field's
+// YAML path relative to the identity section.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...))
+	}
+	if !validHeaderName(c.App.Header) {
+		bad("app.header", "%q is not a header name", c.App.Header)
+	}
+	a := c.Account
+	if !validHeaderName(a.Header) {
+		bad("account.header", "%q is not a header name", a.Header)
+	}
+	hasSecret := a.SecretFile != "" || a.SecretEnv != ""
+	hasPublic := a.PublicKeyFile != "" || a.JWKSFile != "" || a.JWKSURL != ""
+	if a.SecretFile != "" && a.SecretEnv != "" {
+		bad("account.secret_env", "set together with account.secret_file; choose one")
+	}
+	var wantHS, wantAsym bool
+	seen := map[string]bool{}
+	for i, alg := range a.Algorithms {
+		p := fmt.Sprintf("account.algorithms[%d]", i)
+		switch alg {
+		case "HS256":
+			wantHS = true
+			if !hasSecret {
+				bad(p, "HS256 needs account.secret_file or account.secret_env")
+			}
+		case "RS256", "ES256":
+			wantAsym = true
+			if !hasPublic {
+				bad(p, "%s needs account.public_key_file, account.jwks_file or account.jwks_url", alg)
+			}
+		case "none", "None", "NONE":
+			bad(p, "%q is refused: unsigned tokens prove nothing", alg)
+		default:
+			bad(p, "%q is not supported (HS256, RS256, ES256)", alg)
+		}
+		if seen[alg] {
+			bad(p, "%q listed twice", alg)
+		}
+		seen[alg] = true
+	}
+	if hasSecret && !wantHS {
+		bad("account.algorithms", "a secret is set but HS256 is not listed")
+	}
+	if hasPublic && !wantAsym {
+		bad("account.algorithms", "a public key or JWKS is set but neither RS256 nor ES256 is listed")
+	}
+	if a.JWKSURL != "" {
+		if err := checkJWKSURL(a.JWKSURL); err != nil {
+			bad("account.jwks_url", "%v", err)
+		}
+	}
+	if a.JWKSRefresh < time.Second {
+		bad("account.jwks_refresh", "%v is below the 1s minimum", a.JWKSRefresh)
+	}
+	if a.Leeway < 0 || a.Leeway > 10*time.Minute {
+		bad("account.leeway", "%v is outside 0..10m", a.Leeway)
+	}
+	for _, cl := range []struct{ path, v string }{
+		{"account.subject_claim", a.SubjectClaim},
+		{"account.created_claim", a.CreatedClaim},
+		{"account.scopes_claim", a.ScopesClaim},
+	} {
+		if strings.TrimSpace(cl.v) == "" {
+			bad(cl.path, "must not be blank")
+		}
+	}
+	if a.CacheSize < 1 || a.CacheSize > maxCacheSize {
+		bad("account.cache_size", "%d is outside 1..%d", a.CacheSize, maxCacheSize)
+	}
+	for i, s := range c.TrustedProxies {
+		if _, err := parseTrusted(s); err != nil {
+			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+	if c.Net.IPv4Prefix < 1 || c.Net.IPv4Prefix > 32 {
+		bad("net.ipv4_prefix", "%d is outside 1..32", c.Net.IPv4Prefix)
+	}
+	if c.Net.IPv6Prefix < 1 || c.Net.IPv6Prefix > 128 {
+		bad("net.ipv6_prefix", "%d is outside 1..128", c.Net.IPv6Prefix)
+	}
+	for i, p := range c.Fingerprint.Parts {
+		switch p {
+		case PartTLS, PartHeaderOrder, PartUserAgent:
+		default:
+			bad(fmt.Sprintf("fingerprint.parts[%d]", i), "%q is not one of tls, header_order, user_agent", p)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkJWKSURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return errors.New("must be https or http on loopback: not an absolute URL")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		h := u.Hostname()
+		if h == "localhost" {
+			return nil
+		}
+		if ip, err := netip.ParseAddr(h); err == nil && ip.IsLoopback() {
+			return nil
+		}
+	}
+	return errors.New("must be https or http on loopback")
+}
+
+// parseTrusted reads a CIDR or a bare address. IPv4-mapped IPv6 prefixes are
+// turned into IPv4 ones, since client addresses are unmapped before matching.
+func parseTrusted(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		p, err = netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR or an address", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q has a zone", s)
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,82 @@
+// Package identify turns one request into an Identity: the facets of who is
+// asking (app, account, ip, net, fingerprint) that every limit, budget and
+// ban counts by.
+//
+// It is front-independent: the HTTP fronts (fasthttp, net/http) adapt their
+// requests to Input and Header. It must never depend on an HTTP library's
+// request type, never fail a request (a facet it cannot establish is left
+// empty), never block a request on I/O (JWKS fetches run in the background),
+// never trust a forwarding header from a peer outside trusted_proxies, and
+// never log a token, a secret or an app key.
+//
+// # Facets
+//
+//   - app: the value of app.header (default X-App-Key), up to 256 bytes;
+//     longer values are no app.
+//   - account: the subject claim of a JWT from account.header (default
+//     Authorization with the Bearer scheme) verified against the configured
+//     keys; see Accounts.
+//   - ip: the TCP peer, or when the peer is a trusted proxy the client address
+//     its forwarding headers report; see ClientIP for the walk and the rules
+//     on malformed entries. Forwarded (RFC 7239) is read when it has any
+//     element, else X-Forwarded-For; the two are never mixed.
+//   - net: the ip's prefix of net.ipv4_prefix (default 24) or net.ipv6_prefix
+//     (default 48) bits. IPv4-mapped IPv6 addresses are unmapped first, so
+//     ::ffff:192.0.2.7 is 192.0.2.7 in 192.0.2.0/24.
+//   - fingerprint: see Fingerprint.
+//
+// # Accounts
+//
+// Accepted algorithms are account.algorithms, at most HS256, RS256 and ES256;
+// "none" is refused by Validate, and the key is chosen by the token's
+// algorithm: the HS256 secret only verifies HS256, RSA keys only RS256, P-256
+// keys only ES256, so an RSA public key can never be used as an HMAC secret.
+// RS256/ES256 keys come from public_key_file, jwks_file and jwks_url; with a
+// kid, only the JWK of that kid is tried (and its alg, when it names one, must
+// match the token's). A jwks_url is fetched at start and every jwks_refresh;
+// a token naming an unknown kid asks for an early refresh (at most one per
+// 30s) but is not waited for: it is no account until the new keys land.
+//
+// exp, nbf and iat are checked with account.leeway, iss and aud when
+// configured. A valid token without a string (or integral number) subject is
+// no account. The created claim (unix seconds, or an RFC 3339 string) gives
+// Identity.AccountCreated; the scopes claim (a space-separated string or an
+// array of strings, at most 64) gives Identity.Scopes. Every invalid, expired
+// or unverifiable token is no account: the request is anonymous for warden
+// and the upstream still decides.
+//
+// Results are cached in a bounded LRU (account.cache_size entries, 16
+// shards) keyed by a seeded hash of the token and holding the token itself
+// (a collision is a miss). A verified token is kept until exp+leeway but at
+// most 5 minutes (so a key dropped from a JWKS stops working within that); a
+// refused one 10 seconds; one refused for an unknown kid not at all.
+//
+// # Fingerprint
+//
+// Identity.Fingerprint is 16 lower-case hex digits: the first 8 bytes of
+// SHA-256 over
+//
+//	TLS "|" NAMES "|" UA
+//
+// where TLS is Input.TLSFingerprint (HelloFingerprint of the connection, ""
+// for cleartext), NAMES the request's header names in the order the front
+// reports them (wire order for HTTP/1.1 on fasthttp), lower-cased, joined by
+// ",", and UA the first User-Agent value. A part left out of
+// fingerprint.parts (tls, header_order, user_agent) is hashed as "".
+//
+// HelloFingerprint is the same 8-byte SHA-256 prefix in hex over the JA3-like
+// string
+//
+//	"v=" VERSIONS ";c=" CIPHERS ";e=" EXTENSIONS ";g=" GROUPS ";p=" POINTS ";s=" SIGALGS ";a=" ALPN
+//
+// each a "-"-separated list of decimal values in the client's order (ALPN
+// protocol names ","-separated), with GREASE values (RFC 8701) removed and
+// EXTENSIONS sorted, since browsers randomise extension order per connection.
+//
+// # Hot path
+//
+// Identify allocates nothing for the ip, net and forwarding walk (scratch
+// state is pooled with its callbacks bound), one string for the fingerprint,
+// one for the app key, and nothing for an account found in the token cache.
+// See bench_test.go for the measured figures.
+package identify

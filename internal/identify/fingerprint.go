@@ -1,0 +1,150 @@
+package identify
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"hash"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// HelloFingerprint hashes the traits of a TLS ClientHello into 16 hex
+// digits (see the package documentation for the exact string hashed). Call it
+// once per connection, from tls.Config.GetConfigForClient, and pass the result
+// as Input.TLSFingerprint on each of the connection's requests.
+func HelloFingerprint(h *tls.ClientHelloInfo) string {
+	if h == nil {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(256)
+	b.WriteString("v=")
+	writeU16s(&b, h.SupportedVersions, false)
+	b.WriteString(";c=")
+	writeU16s(&b, h.CipherSuites, false)
+	b.WriteString(";e=")
+	writeU16s(&b, h.Extensions, true)
+	b.WriteString(";g=")
+	curves := make([]uint16, len(h.SupportedCurves))
+	for i, c := range h.SupportedCurves {
+		curves[i] = uint16(c)
+	}
+	writeU16s(&b, curves, false)
+	b.WriteString(";p=")
+	for i, p := range h.SupportedPoints {
+		if i > 0 {
+			b.WriteByte('-')
+		}
+		b.WriteString(strconv.Itoa(int(p)))
+	}
+	b.WriteString(";s=")
+	schemes := make([]uint16, len(h.SignatureSchemes))
+	for i, s := range h.SignatureSchemes {
+		schemes[i] = uint16(s)
+	}
+	writeU16s(&b, schemes, false)
+	b.WriteString(";a=")
+	for i, p := range h.SupportedProtos {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p)
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:8])
+}
+
+// writeU16s writes vs as decimal, '-'-separated, GREASE values (RFC 8701)
+// dropped, sorted when sorted is set.
+func writeU16s(b *strings.Builder, vs []uint16, sorted bool) {
+	if sorted {
+		vs = slices.Clone(vs)
+		slices.Sort(vs)
+	}
+	first := true
+	for _, v := range vs {
+		if isGREASE(v) {
+			continue
+		}
+		if !first {
+			b.WriteByte('-')
+		}
+		first = false
+		b.WriteString(strconv.Itoa(int(v)))
+	}
+}
+
+// isGREASE reports RFC 8701 values: 0x0a0a, 0x1a1a, ..., 0xfafa.
+func isGREASE(v uint16) bool {
+	return v&0x0f0f == 0x0a0a && v>>8 == v&0xff
+}
+
+// fpHash computes a request's fingerprint. It is pooled with its callback
+// bound so that hashing header names allocates nothing.
+type fpHash struct {
+	h       hash.Hash
+	buf     []byte
+	n       int
+	namesFn func(string)
+}
+
+func (f *fpHash) init() {
+	f.h = sha256.New()
+	f.buf = make([]byte, 0, 128)
+	f.namesFn = f.name
+}
+
+func (f *fpHash) name(s string) {
+	if f.n > 0 {
+		f.write(",")
+	}
+	f.n++
+	for s != "" {
+		n := min(len(s), cap(f.buf))
+		b := f.buf[:n]
+		for i := range n {
+			c := s[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b[i] = c
+		}
+		f.h.Write(b)
+		s = s[n:]
+	}
+}
+
+// sum hashes tls | names | ua, each part empty when not configured.
+func (f *fpHash) sum(h Header, tlsFP string, parts fpParts) string {
+	f.h.Reset()
+	f.n = 0
+	if parts.tls {
+		f.write(tlsFP)
+	}
+	f.write("|")
+	if parts.names && h != nil {
+		h.Names(f.namesFn)
+	}
+	f.write("|")
+	if parts.ua && h != nil {
+		f.write(h.Peek("User-Agent"))
+	}
+	var sum [sha256.Size]byte
+	var out [16]byte
+	hex.Encode(out[:], f.h.Sum(sum[:0])[:8])
+	return string(out[:])
+}
+
+// write hashes s through the reusable buffer, a chunk at a time, so hashing
+// a string allocates nothing and the buffer never grows.
+func (f *fpHash) write(s string) {
+	for s != "" {
+		n := min(len(s), cap(f.buf))
+		f.h.Write(append(f.buf[:0], s[:n]...))
+		s = s[n:]
+	}
+}
+
+type fpParts struct{ tls, names, ua bool }

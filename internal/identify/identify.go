@@ -1,0 +1,222 @@
+package identify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+const maxAppLen = 256
+
+// Options are the Identifier's dependencies.
+type Options struct {
+	Logger     *slog.Logger                      // default slog.Default()
+	HTTPClient *http.Client                      // fetches account.jwks_url; default a client with a 10s timeout
+	Now        func() time.Time                  // paces JWKS refreshes; default time.Now
+	LookupEnv  func(string) (string, bool)       // reads account.secret_env; default os.LookupEnv
+	ReadFile   func(name string) ([]byte, error) // reads key files; default os.ReadFile
+}
+
+// Identifier turns requests into Identities. It is safe for concurrent use.
+type Identifier struct {
+	appHeader string
+	trusted   []netip.Prefix
+	v4Bits    int
+	v6Bits    int
+	parts     fpParts
+	acct      *verifier // nil when no key source is configured
+	pool      sync.Pool // *scratch
+}
+
+// scratch is per-call working memory with its callbacks already bound.
+type scratch struct {
+	walk fwdWalk
+	fp   fpHash
+}
+
+// New builds an Identifier from cfg (defaults applied here too). It reads
+// the key files and, with account.jwks_url, fetches the JWK Set once and
+// keeps refreshing it until ctx ends. A failed first fetch is logged, not
+// fatal: tokens are then no account until a refresh succeeds.
+func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("identify: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: jwksFetchTimeout}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
+	}
+	x := &Identifier{
+		appHeader: cfg.App.Header,
+		v4Bits:    cfg.Net.IPv4Prefix,
+		v6Bits:    cfg.Net.IPv6Prefix,
+	}
+	for _, s := range cfg.TrustedProxies {
+		p, _ := parseTrusted(s) // checked by Validate
+		x.trusted = append(x.trusted, p)
+	}
+	for _, p := range cfg.Fingerprint.Parts {
+		switch p {
+		case PartTLS:
+			x.parts.tls = true
+		case PartHeaderOrder:
+			x.parts.names = true
+		case PartUserAgent:
+			x.parts.ua = true
+		}
+	}
+	acct, err := newVerifier(ctx, cfg.Account, opts)
+	if err != nil {
+		return nil, err
+	}
+	x.acct = acct
+	x.pool.New = func() any {
+		s := &scratch{}
+		s.walk.init()
+		s.fp.init()
+		return s
+	}
+	return x, nil
+}
+
+func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier, error) {
+	if len(c.Algorithms) == 0 {
+		return nil, nil
+	}
+	v := &verifier{
+		header:   c.Header,
+		bearer:   strings.EqualFold(c.Header, "Authorization"),
+		algs:     c.Algorithms,
+		issuer:   c.Issuer,
+		audience: c.Audience,
+		leeway:   c.Leeway,
+		subject:  c.SubjectClaim,
+		created:  c.CreatedClaim,
+		scopes:   c.ScopesClaim,
+		cache:    newTokenCache(c.CacheSize),
+	}
+	switch {
+	case c.SecretFile != "":
+		raw, err := opts.ReadFile(c.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("identify: account.secret_file: %w", err)
+		}
+		v.secret = []byte(strings.TrimRight(string(raw), "\r\n"))
+		if len(v.secret) < minSecretLen {
+			return nil, fmt.Errorf("identify: account.secret_file: secret is %d bytes, fewer than %d", len(v.secret), minSecretLen)
+		}
+	case c.SecretEnv != "":
+		s, ok := opts.LookupEnv(c.SecretEnv)
+		if !ok {
+			return nil, fmt.Errorf("identify: account.secret_env: %s is not set", c.SecretEnv)
+		}
+		v.secret = []byte(s)
+		if len(v.secret) < minSecretLen {
+			return nil, fmt.Errorf("identify: account.secret_env: secret is %d bytes, fewer than %d", len(v.secret), minSecretLen)
+		}
+	}
+	if c.PublicKeyFile != "" {
+		raw, err := opts.ReadFile(c.PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("identify: account.public_key_file: %w", err)
+		}
+		if v.pub, err = parsePublicKey(raw); err != nil {
+			return nil, fmt.Errorf("identify: account.public_key_file: %s: %w", c.PublicKeyFile, err)
+		}
+	}
+	if c.JWKSFile != "" {
+		raw, err := opts.ReadFile(c.JWKSFile)
+		if err != nil {
+			return nil, fmt.Errorf("identify: account.jwks_file: %w", err)
+		}
+		if v.fileKeys, err = parseJWKS(raw); err != nil {
+			return nil, fmt.Errorf("identify: account.jwks_file: %s: %w", c.JWKSFile, err)
+		}
+	}
+	if c.JWKSURL != "" {
+		r := &remoteKeys{
+			url:      c.JWKSURL,
+			client:   opts.HTTPClient,
+			log:      opts.Logger,
+			now:      opts.Now,
+			interval: c.JWKSRefresh,
+			kick:     make(chan struct{}, 1),
+		}
+		if err := r.refresh(ctx); err != nil {
+			opts.Logger.Warn("identify: first jwks fetch failed; tokens are anonymous until a refresh succeeds", "error", err)
+		}
+		go r.run(ctx)
+		v.remote = r
+	}
+	return v, nil
+}
+
+// Identify fills out with what in says of its sender. It never fails: a
+// facet that cannot be established is left empty. now judges token expiry.
+// out.Scopes may be shared with other requests and must not be modified.
+func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
+	*out = Identity{}
+	s := x.pool.Get().(*scratch)
+	defer x.pool.Put(s)
+	h := in.Header
+	if len(x.trusted) > 0 {
+		out.IP = s.walk.clientIP(in.Peer, h, x.trusted)
+	} else {
+		out.IP = in.Peer.Unmap().WithZone("")
+	}
+	out.Net = x.netOf(out.IP)
+	if h != nil {
+		if app := h.Peek(x.appHeader); app != "" && len(app) <= maxAppLen {
+			out.App = strings.Clone(app)
+		}
+		if x.acct != nil {
+			if tok := x.acct.token(h); tok != "" {
+				if a := x.acct.account(now, tok); a != nil {
+					out.Account, out.AccountCreated, out.Scopes = a.subject, a.created, a.scopes
+				}
+			}
+		}
+	}
+	out.Fingerprint = s.fp.sum(h, in.TLSFingerprint, x.parts)
+}
+
+// ClientIP is the package's ClientIP with the configured trusted proxies.
+func (x *Identifier) ClientIP(peer netip.Addr, h Header) netip.Addr {
+	s := x.pool.Get().(*scratch)
+	defer x.pool.Put(s)
+	return s.walk.clientIP(peer, h, x.trusted)
+}
+
+// netOf is the configured prefix around ip, invalid when ip is.
+func (x *Identifier) netOf(ip netip.Addr) netip.Prefix {
+	if !ip.IsValid() {
+		return netip.Prefix{}
+	}
+	bits := x.v6Bits
+	if ip.Is4() {
+		bits = x.v4Bits
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
+}
