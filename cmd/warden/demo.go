@@ -1,12 +1,386 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/warden-gw/warden/internal/lab/nginx"
+	"github.com/warden-gw/warden/internal/lab/sim"
 )
 
-// runDemo is being written; see the open issues.
+// runDemo starts the lab platform and warden in front of it as child
+// processes, drives the same mix at both (without and with warden), prints
+// the scores side by side, then keeps both serving until interrupted.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlags("demo", stderr)
+	dur := fs.Duration("duration", 30*time.Second, "length of each run (one without warden, one with)")
+	scen := fs.String("scenario", sim.DefaultMix, "the mix: "+strings.Join(sim.Names(), ", ")+", or all")
+	profiles := fs.Int("profiles", 100_000, "profiles on the lab platform")
+	seed := fs.Uint64("seed", 1, "lab platform seed")
+	secret := fs.String("jwt-secret", "lab-secret", "lab platform token secret")
+	platAddr := fs.String("platform-addr", "127.0.0.1:8081", "lab platform address")
+	gwAddr := fs.String("listen", "127.0.0.1:8080", "warden address")
+	adminAddr := fs.String("admin-listen", "127.0.0.1:9090", "warden admin address")
+	configFile := fs.String("config", "", "warden config (default: the embedded copy of examples/lab.yaml)")
+	compare := fs.String("compare", "platform,warden", "targets to run the mix against, in order: platform (no protection), nginx (limit_req per IP), nginx-ban (limit_req and a ban list of the addresses nginx refused most), warden")
+	nginxRate := fs.Float64("nginx-rate", 10, "nginx limit_req rate per IP (requests/s)")
+	nginxBurst := fs.Int("nginx-burst", 20, "nginx limit_req burst")
+	banMin := fs.Int64("ban-min", 20, "nginx-ban: ban addresses refused at least this often in the nginx run")
+	maxReq := fs.Int64("max-requests", 2_000_000, "most requests per population per run")
+	jsonOut := fs.String("json", "", "write the scores as JSON to this file")
+	mdOut := fs.String("markdown", "", "write the comparison table (Markdown, with the command) to this file")
+	exit := fs.Bool("exit", false, "exit after the score instead of serving until interrupted")
+	params := paramFlags{}
+	fs.Var(params, "p", "scenario parameter NAME.KEY=VALUE (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "warden demo: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	names, err := sim.ParseScenarios(*scen)
+	if err != nil {
+		return err
+	}
+	targets := strings.Split(*compare, ",")
+	for _, t := range targets {
+		switch t {
+		case "platform", "nginx", "nginx-ban", "warden":
+		default:
+			return fmt.Errorf("--compare: unknown target %q", t)
+		}
+	}
+	needWarden := !*exit || contains(targets, "warden")
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "warden-demo-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	var children []*child
+	defer func() {
+		for i := len(children) - 1; i >= 0; i-- {
+			children[i].stop()
+		}
+	}()
+	fmt.Fprintf(stderr, "starting the lab platform (%d profiles, seed %d) on %s\n", *profiles, *seed, *platAddr)
+	plat, err := startChild(ctx, "lab-platform", exe, []string{"lab-platform", "--addr", *platAddr,
+		"--profiles", strconv.Itoa(*profiles), "--seed", strconv.FormatUint(*seed, 10), "--jwt-secret", *secret},
+		nil, regexp.MustCompile(`lab-platform listening on (\S+)`), 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	children = append(children, plat)
+	platURL := "http://" + plat.addr
+
+	var gw *child
+	gwURL, adminURL := "", ""
+	if needWarden {
+		cfg := *configFile
+		if cfg == "" {
+			cfg = filepath.Join(dir, "lab.yaml")
+			if err := os.WriteFile(cfg, sim.LabConfig, 0o600); err != nil {
+				return fmt.Errorf("write embedded config: %w", err)
+			}
+		}
+		fmt.Fprintf(stderr, "starting warden on %s (config %s)\n", *gwAddr, cfg)
+		gw, err = startChild(ctx, "warden serve", exe, []string{"serve", "--config", cfg, "--listen", *gwAddr,
+			"--upstream", platURL, "--admin-listen", *adminAddr}, []string{"WARDEN_ADMIN_TOKEN=" + demoToken()},
+			regexp.MustCompile(`warden listening on (\S+)`), 30*time.Second)
+		if err != nil {
+			return err
+		}
+		children = append(children, gw)
+		gwURL = "http://" + gw.addr
+		adminURL = "http://" + *adminAddr
+	}
+
+	fmt.Fprintln(stderr, "computing ground truth")
+	truth, err := computeTruth(*profiles, *seed)
+	if err != nil {
+		return err
+	}
+
+	var reps []*sim.Report
+	var labels []string
+	var lastNginx *sim.Report
+	for _, t := range targets {
+		target := ""
+		var ng *nginx.Server
+		switch t {
+		case "platform":
+			target = platURL
+		case "warden":
+			target = gwURL
+		case "nginx", "nginx-ban":
+			var deny []string
+			if t == "nginx-ban" {
+				if lastNginx == nil {
+					return errors.New("--compare: nginx-ban needs an nginx run before it (its ban list is what nginx refused most)")
+				}
+				deny = lastNginx.Offenders(*banMin)
+			}
+			ng, err = nginx.Start(ctx, nginx.Config{Listen: "127.0.0.1:0", Upstream: platURL,
+				RatePerSecond: *nginxRate, Burst: *nginxBurst, Deny: deny, Dir: filepath.Join(dir, t), Workers: 1})
+			if err != nil {
+				return err
+			}
+			target = ng.URL()
+		}
+		label := targetLabel(t, *nginxRate, *nginxBurst)
+		fmt.Fprintf(stderr, "running %s for %s against %s (%s)\n", strings.Join(names, ","), *dur, label, target)
+		rep, err := sim.Run(ctx, sim.Options{Target: target, Scenarios: names, Params: params, Duration: *dur,
+			MaxRequests: *maxReq, Truth: truth, JWTSecret: *secret, Seed: *seed, Progress: progressPrinter(stderr)})
+		endProgress(stderr)
+		if ng != nil {
+			ng.Stop()
+		}
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if t == "nginx" {
+			lastNginx = rep
+		}
+		if t == "nginx-ban" {
+			label += fmt.Sprintf(" (%d addresses)", len(lastNginx.Offenders(*banMin)))
+		}
+		reps = append(reps, rep)
+		labels = append(labels, label)
+	}
+
+	fmt.Fprintf(stdout, "\n%s, %d profiles, %s per run\n\n", strings.Join(names, ","), *profiles, *dur)
+	if err := sim.WriteComparison(stdout, labels, reps); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\nharvest: distinct real profiles whose true email and phone reached the harvester (% of all).")
+	fmt.Fprintln(stdout, "harm: users (and requests) of a legitimate population that got a refusal or a masked field.")
+	if *jsonOut != "" {
+		if err := writeJSONFile(*jsonOut, map[string]any{"labels": labels, "reports": reps}); err != nil {
+			return err
+		}
+	}
+	if *mdOut != "" {
+		if err := writeMarkdown(*mdOut, args, labels, reps); err != nil {
+			return err
+		}
+	}
+	if *exit {
+		return nil
+	}
+	fmt.Fprintf(stdout, "\nlab platform: %s\n", platURL)
+	if gw != nil {
+		fmt.Fprintf(stdout, "warden:       %s (admin %s)\n", gwURL, adminURL)
+	}
+	fmt.Fprintln(stdout, "serving until Ctrl-C")
+	<-ctx.Done()
+	return nil
 }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func targetLabel(t string, rate float64, burst int) string {
+	switch t {
+	case "platform":
+		return "without protection"
+	case "nginx":
+		return fmt.Sprintf("nginx limit_req %g r/s per IP, burst %d", rate, burst)
+	case "nginx-ban":
+		return fmt.Sprintf("nginx limit_req %g r/s, burst %d, ban list", rate, burst)
+	}
+	return "with warden (examples/lab.yaml)"
+}
+
+// demoToken is the admin token of the demo's warden: random per run.
+func demoToken() string {
+	b := make([]byte, 16)
+	f, err := os.Open("/dev/urandom")
+	if err == nil {
+		io.ReadFull(f, b)
+		f.Close()
+	}
+	return fmt.Sprintf("%x", b)
+}
+
+func writeJSONFile(path string, v any) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	enc := newJSONEncoder(f)
+	if err := enc.Encode(v); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func writeMarkdown(path string, args, labels []string, reps []*sim.Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Command: `warden demo %s`\n\n", strings.Join(args, " "))
+	if len(reps) > 0 {
+		fmt.Fprintf(&b, "%d profiles, mix %s, %s per run, %s, %s.\n\n", reps[0].Profiles, strings.Join(reps[0].Scenarios, ","),
+			reps[0].DurationBound, time.Now().UTC().Format("2006-01-02"), machine())
+	}
+	if err := sim.WriteComparison(&b, labels, reps); err != nil {
+		return err
+	}
+	b.WriteString("\nharvest: distinct real profiles whose true email and phone reached the harvester, as % of all profiles (count).\n")
+	b.WriteString("harm: % of a legitimate population's active users (and of its requests) that got a refusal (403/429/503) or a masked email/phone.\n")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// machine describes this machine in a few words for a result file.
+func machine() string {
+	cpu := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, cpu, _ = strings.Cut(l, ": ")
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs (%s)", numCPU(), strings.TrimSpace(cpu))
+}
+
+// child is a subprocess of this binary that prints a readiness line.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+	err  error
+
+	mu   sync.Mutex
+	tail []string // last lines of its output, for error messages
+}
+
+func (c *child) remember(line string) {
+	c.mu.Lock()
+	c.tail = append(c.tail, line)
+	if len(c.tail) > 20 {
+		c.tail = c.tail[len(c.tail)-20:]
+	}
+	c.mu.Unlock()
+}
+
+func (c *child) lastLines() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.tail, "\n")
+}
+
+// startChild runs exe args and waits for a line matching ready, whose
+// first group is the address it listens on.
+func startChild(ctx context.Context, name, exe string, args, env []string, ready *regexp.Regexp, timeout time.Duration) (*child, error) {
+	c := &child{name: name, done: make(chan struct{})}
+	c.cmd = exec.Command(exe, args...)
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	pr, pw := io.Pipe()
+	c.cmd.Stdout, c.cmd.Stderr = pw, pw
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		c.err = c.cmd.Wait()
+		pw.Close()
+		close(c.done)
+	}()
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		found := false
+		for sc.Scan() {
+			line := sc.Text()
+			c.remember(line)
+			if !found {
+				if m := ready.FindStringSubmatch(line); m != nil {
+					found = true
+					addrc <- m[1]
+				}
+			}
+		}
+		io.Copy(io.Discard, pr) // keep draining so the child never blocks
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case a := <-addrc:
+		c.addr = a
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			c.stop()
+			return nil, fmt.Errorf("%s: readiness line has no address: %q", name, a)
+		}
+		return c, nil
+	case <-c.done:
+		return nil, fmt.Errorf("%s exited before it was ready (%v):\n%s", name, c.err, c.lastLines())
+	case <-t.C:
+		c.stop()
+		return nil, fmt.Errorf("%s not ready after %s:\n%s", name, timeout, c.lastLines())
+	case <-ctx.Done():
+		c.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// stop asks the child to end (SIGTERM), then kills it after 10 s.
+func (c *child) stop() {
+	if c.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.done
+	}
+}
+
+func newJSONEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc
+}
+
+func numCPU() int { return runtime.NumCPU() }

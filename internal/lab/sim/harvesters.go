@@ -68,7 +68,7 @@ type slowScn struct {
 }
 
 func buildSlow(ps *params, e *env) (runner, error) {
-	s := &slowScn{rate: ps.float("rate", 8, 0.001, 1000), start: ps.int("start", 1, 1, 100_000_000)}
+	s := &slowScn{rate: ps.float("rate", 8, 0.001, 100_000), start: ps.int("start", 1, 1, 100_000_000)}
 	return runner{run: s.run}, ps.check()
 }
 
