@@ -1,0 +1,266 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/store"
+)
+
+// Bounds on what one ban may carry. The TTL bound also keeps Until within
+// what a Unix-nanosecond clock can hold.
+const (
+	maxValueBytes    = 256
+	maxReasonBytes   = 512
+	maxOperatorBytes = 64
+	maxTTL           = 10 * 365 * 24 * time.Hour
+	defaultOperator  = "admin"
+	operatorHeader   = "X-Warden-Operator"
+)
+
+// banRequest is the body of POST /v1/bans: exactly one of TTL and Until.
+type banRequest struct {
+	Facet  string     `json:"facet"`
+	Value  string     `json:"value"`
+	Reason string     `json:"reason"`
+	TTL    *ttl       `json:"ttl"`
+	Until  *time.Time `json:"until"`
+}
+
+// ttl is a positive duration written as a Go duration string ("24h") or a
+// number of seconds.
+type ttl time.Duration
+
+func (t *ttl) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("ttl %q: want a duration like \"24h\" or a number of seconds", s)
+		}
+		*t = ttl(d)
+		return nil
+	}
+	secs, err := strconv.ParseFloat(string(bytes.TrimSpace(b)), 64)
+	if err != nil || secs > maxTTL.Seconds()*2 || secs < -maxTTL.Seconds()*2 {
+		return fmt.Errorf("ttl %s: want a duration like \"24h\" or a number of seconds", b)
+	}
+	*t = ttl(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// banView is a ban as the API shows it; a ban without expiry has no until.
+type banView struct {
+	Facet   string    `json:"facet"`
+	Value   string    `json:"value"`
+	Reason  string    `json:"reason"`
+	By      string    `json:"by"`
+	Created time.Time `json:"created,omitzero"`
+	Until   time.Time `json:"until,omitzero"`
+}
+
+func viewOf(b store.Ban) banView {
+	return banView{Facet: b.Facet, Value: b.Value, Reason: b.Reason, By: b.By, Created: b.Created, Until: b.Until}
+}
+
+func (s *Server) listBans(w http.ResponseWriter, r *http.Request) {
+	bans, err := s.opts.Bans.ListBans(r.Context(), s.opts.Now())
+	if err != nil {
+		s.storeError(w, r, "list bans", err)
+		return
+	}
+	out := make([]banView, len(bans))
+	for i, b := range bans {
+		out[i] = viewOf(b)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"bans": out})
+}
+
+func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
+	var req banRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	now := s.opts.Now()
+	b, err := req.ban(now)
+	if err == nil {
+		b.By, err = operator(r)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.opts.Bans.PutBan(r.Context(), b); err != nil {
+		s.storeError(w, r, "put ban", err)
+		return
+	}
+	s.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "admin: ban added",
+		slog.String("facet", b.Facet), slog.String("by", b.By), slog.Time("until", b.Until))
+	writeJSON(w, http.StatusCreated, viewOf(b))
+}
+
+func (s *Server) removeBan(w http.ResponseWriter, r *http.Request) {
+	k, err := parseKey(r.PathValue("facet"), r.PathValue("value"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	by, err := operator(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	found, err := s.opts.Bans.RemoveBan(r.Context(), k)
+	if err != nil {
+		s.storeError(w, r, "remove ban", err)
+		return
+	}
+	if !found {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no ban on %s %s", k.Facet, k.Value))
+		return
+	}
+	s.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "admin: ban removed",
+		slog.String("facet", k.Facet), slog.String("by", by))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// storeError answers a failed store call: 503 when the store is down,
+// 500 otherwise. The error is logged, never a ban's value.
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	s.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "admin: "+op, slog.Any("error", err))
+	if errors.Is(err, store.ErrUnavailable) {
+		writeError(w, http.StatusServiceUnavailable, op+": store unavailable")
+		return
+	}
+	writeError(w, http.StatusInternalServerError, op+": "+err.Error())
+}
+
+// ban validates the request into a ban created at now; By is left empty.
+func (req *banRequest) ban(now time.Time) (store.Ban, error) {
+	k, err := parseKey(req.Facet, req.Value)
+	if err != nil {
+		return store.Ban{}, err
+	}
+	if err := checkText("reason", req.Reason, maxReasonBytes); err != nil {
+		return store.Ban{}, err
+	}
+	var until time.Time
+	switch {
+	case req.TTL != nil && req.Until != nil:
+		return store.Ban{}, errors.New("give ttl or until, not both")
+	case req.TTL != nil:
+		d := time.Duration(*req.TTL)
+		if d <= 0 {
+			return store.Ban{}, fmt.Errorf("ttl %s: must be positive", d)
+		}
+		if d > maxTTL {
+			return store.Ban{}, fmt.Errorf("ttl %s: at most %s", d, maxTTL)
+		}
+		until = now.Add(d)
+	case req.Until != nil:
+		until = *req.Until
+		if !until.After(now) {
+			return store.Ban{}, fmt.Errorf("until %s: already past", until.Format(time.RFC3339))
+		}
+		if until.Sub(now) > maxTTL {
+			return store.Ban{}, fmt.Errorf("until %s: at most %s ahead", until.Format(time.RFC3339), maxTTL)
+		}
+	default:
+		// Every admin ban expires; standing denials belong in the config.
+		return store.Ban{}, errors.New("ttl or until is required")
+	}
+	return store.Ban{
+		Facet: k.Facet, Value: k.Value, Reason: req.Reason,
+		Created: now.UTC(), Until: until.UTC(),
+	}, nil
+}
+
+// parseKey checks the facet name and the value's shape for that facet and
+// returns the canonical key, the form the gateway matches bans on.
+func parseKey(facet, value string) (store.BanKey, error) {
+	f, ok := identify.ParseFacet(facet)
+	if !ok {
+		names := make([]string, len(identify.Facets))
+		for i, f := range identify.Facets {
+			names[i] = f.String()
+		}
+		return store.BanKey{}, fmt.Errorf("unknown facet %q (one of %s)", facet, strings.Join(names, ", "))
+	}
+	v, err := canonical(f, value)
+	if err != nil {
+		return store.BanKey{}, err
+	}
+	return store.BanKey{Facet: f.String(), Value: v}, nil
+}
+
+func canonical(f identify.Facet, v string) (string, error) {
+	switch f {
+	case identify.FacetIP:
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			return "", fmt.Errorf("ip value %q: want an IPv4 or IPv6 address without zone", clip(v))
+		}
+		return a.Unmap().String(), nil
+	case identify.FacetNet:
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return "", fmt.Errorf("net value %q: want a CIDR prefix like 10.1.2.0/24 or 2001:db8:1::/48", clip(v))
+		}
+		return p.Masked().String(), nil
+	}
+	if err := checkText(f.String()+" value", v, maxValueBytes); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// checkText refuses empty, oversized, non-UTF-8 or control-character text,
+// which would break table output and log lines.
+func checkText(what, s string, maxBytes int) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return fmt.Errorf("%s is required", what)
+	case len(s) > maxBytes:
+		return fmt.Errorf("%s longer than %d bytes", what, maxBytes)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return fmt.Errorf("%s contains control characters", what)
+	}
+	return nil
+}
+
+// operator is who asked, from the X-Warden-Operator header; it is recorded,
+// not authenticated (the token is the authentication).
+func operator(r *http.Request) (string, error) {
+	by := strings.TrimSpace(r.Header.Get(operatorHeader))
+	if by == "" {
+		return defaultOperator, nil
+	}
+	if err := checkText(operatorHeader, by, maxOperatorBytes); err != nil {
+		return "", err
+	}
+	return by, nil
+}
+
+// clip bounds user input echoed in an error.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

@@ -1,0 +1,40 @@
+// Package admin is warden's operator API, served on its own listener apart
+// from the gateway: Prometheus metrics, liveness and readiness, bans (list,
+// add, remove) and the limit state of one facet value. `warden ban` is its
+// command-line client.
+//
+// Routes (JSON in and out; errors are {"error": "..."}):
+//
+//	GET    /healthz                      liveness, the only route without a token
+//	GET    /readyz                       200 when Options.Ready returns nil, else 503
+//	GET    /metrics                      Options.Gatherer in the Prometheus text format
+//	GET    /v1/bans                      {"bans": [...]}, unexpired bans by facet, value
+//	POST   /v1/bans                      {"facet","value","reason","ttl"|"until"} -> 201 and the ban
+//	DELETE /v1/bans/{facet}/{value...}   204, or 404 when no ban exists
+//	GET    /v1/facets/{facet}/{value...} the value's limit state from Options.Limits
+//
+// A value may contain '/' (a net ban is a CIDR): the rest of the path after
+// the facet is the value, sent either as is (/v1/bans/net/10.1.2.0/24) or
+// escaped (/v1/bans/net/10.1.2.0%2F24); the client escapes it. Values are
+// canonicalised before use: an ip is parsed and printed back (IPv4-mapped
+// IPv6 is unmapped), a net is masked to its prefix (10.1.2.7/24 is
+// 10.1.2.0/24). A net ban matches only a request whose net facet is exactly
+// that prefix, so ban at the prefix lengths the gateway's config uses.
+//
+// Every route except /healthz requires "Authorization: Bearer TOKEN". The
+// token is compared in constant time. /healthz is open so that a liveness
+// probe needs no secret; it says only that the process answers. /readyz is
+// behind the token because its failure text names internals (the store).
+//
+// This package must never be served without a token (New refuses an empty
+// one, LoadToken a short one), never log the token or the Authorization
+// header, and never log ban values or reasons, which may be personal data
+// (an IP address, an account): logs carry the facet, the operator and the
+// expiry only. Reachability is the operator's choice of listen address; the
+// default is loopback.
+//
+// Swapping on reload: Options.Limits and Options.Ready are read on every
+// request and never cached. The gateway, which swaps its config on SIGHUP,
+// passes a LimitViewer whose implementation reads its current config through
+// its own atomic pointer, so nothing here needs to change on reload.
+package admin
