@@ -1,0 +1,127 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the `store.redis` section of warden's configuration. It holds
+// where the password comes from, never the password itself, so it is safe
+// to log.
+type Config struct {
+	// Addrs: one host:port is a standalone server, several are the seeds of
+	// a Redis Cluster.
+	Addrs        []string  `yaml:"addrs"`
+	Username     string    `yaml:"username"`
+	PasswordFile string    `yaml:"password_file"`
+	PasswordEnv  string    `yaml:"password_env"`
+	TLS          TLSConfig `yaml:"tls"`
+	// DB selects a logical database; a cluster has only 0.
+	DB int `yaml:"db"`
+	// PoolSize is the number of pipelined connections per node, rounded up
+	// to a power of two (at most 256). Default 4.
+	PoolSize    int           `yaml:"pool_size"`
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout bounds each call (applied as a context deadline, since
+	// replies of many callers share one pipelined connection).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writes to a connection and detects a dead server.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// KeyPrefix starts every key warden writes. Default "warden:".
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// TLSConfig enables TLS to Redis.
+type TLSConfig struct {
+	Enabled    bool   `yaml:"enabled"`
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+const (
+	defaultPoolSize     = 4
+	defaultDialTimeout  = 2 * time.Second
+	defaultReadTimeout  = 500 * time.Millisecond
+	defaultWriteTimeout = 500 * time.Millisecond
+	defaultKeyPrefix    = "warden:"
+	maxPoolSize         = 256
+)
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.PoolSize == 0 {
+		c.PoolSize = defaultPoolSize
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = defaultDialTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = defaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = defaultKeyPrefix
+	}
+}
+
+// Validate reports every problem, each starting with its YAML path relative
+// to this section.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(c.Addrs) == 0 {
+		add("addrs: at least one host:port is required")
+	}
+	for i, a := range c.Addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			add("addrs[%d]: %q is not host:port: %v", i, a, err)
+			continue
+		}
+		if host == "" {
+			add("addrs[%d]: %q has no host", i, a)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			add("addrs[%d]: port %q is not a number in 1..65535", i, port)
+		}
+	}
+	if c.PasswordFile != "" && c.PasswordEnv != "" {
+		add("password_file: set either password_file or password_env, not both")
+	}
+	if c.DB < 0 {
+		add("db: %d is negative", c.DB)
+	}
+	if len(c.Addrs) > 1 && c.DB != 0 {
+		add("db: a cluster (several addrs) has only database 0, got %d", c.DB)
+	}
+	if c.PoolSize < 1 || c.PoolSize > maxPoolSize {
+		add("pool_size: %d is outside 1..%d", c.PoolSize, maxPoolSize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout}} {
+		if d.v < 0 {
+			add("%s: %v is negative", d.name, d.v)
+		}
+	}
+	if strings.ContainsAny(c.KeyPrefix, "{}") {
+		add("key_prefix: %q must not contain { or }: they would change the Redis Cluster hash tags", c.KeyPrefix)
+	}
+	t := c.TLS
+	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "") {
+		add("tls.enabled: is false but other tls settings are set")
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		add("tls.cert_file: cert_file and key_file go together")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,85 @@
+// Package redis is warden's shared state store for a fleet of gateways:
+// every store.Store operation as Lua scripts on Redis (standalone or Redis
+// Cluster), with the same semantics as the memory store (see
+// internal/store/memory's package doc), checked by the same storetest suite.
+//
+// It must never read-modify-write across the network: each decision is one
+// script call, pipelined with other callers' calls on shared connections
+// (rueidis auto-pipelining; bench/results/redis-client.txt says why rueidis).
+// It must never log or put into an error a key, a subject or a ban value:
+// keys hold identities (IPs, accounts), which are personal data. It must
+// never hold the Redis password in its Config (only where to read it).
+//
+// # Clock
+//
+// Scripts decide by the now the caller passes (Unix microseconds), never by
+// the server's TIME: the conformance suite and replays need time passed in,
+// and it is the same clock the memory store uses. A fleet must therefore run
+// NTP: a gateway whose clock runs δ ahead of the others can admit about δ/T
+// more requests on a limit of interval T (its idea of "the burst has
+// refilled" comes δ early), and budgets roll to the next window up to δ
+// early on it. Times are kept in microseconds (exact in Lua's doubles up to
+// 2^53), so decisions have microsecond resolution; intervals round up to a
+// whole microsecond. Redis key expiry (PX, relative) only collects garbage,
+// a minute after the logical end the scripts judge by now.
+//
+// # Scripts and round trips
+//
+// Scripts are loaded at New on every node (SCRIPT LOAD) and called by
+// EVALSHA; a NOSCRIPT reply (a restarted or failed-over server) is retried
+// once with EVAL, which caches it again. Failed calls are never retried
+// (rueidis retries are off): a retried script could charge twice. Every
+// backend failure is wrapped in store.ErrUnavailable; invalid requests are
+// not.
+//
+// # Key schema
+//
+// P is Config.KeyPrefix (default "warden:", without braces). The text in
+// braces is the Redis Cluster hash tag: the keys of one facet share a slot.
+//
+//	P{l:<limit key>}                  string: GCRA theoretical arrival time (µs)
+//	P{s:<budget key>}:<start ns>:x   set: the window's first ExactMax subjects
+//	P{s:<budget key>}:<start ns>:h   HyperLogLog: the count past ExactMax
+//	P{k:<link key>}:m                hash: c (current generation 0|1), f0/e0, f1/e1
+//	                                 (first insertion and expiry of each, µs)
+//	P{k:<link key>}:0, :1            bitmaps: the generations' bloom filters
+//	P{bans}:e                        sorted set: facet NUL value -> until (µs;
+//	                                 2^53-1 when none)
+//	P{bans}:d                        hash: facet NUL value -> the ban as JSON
+//
+// A limit key is its own slot; a budget's two keys and a link filter's three
+// share one; all bans share one (ListBans reads them in one call; every
+// Admit with ban keys touches that slot, a hot spot in a large cluster).
+//
+// Standalone (one address), an Admit is one script over the ban keys and
+// every limit: atomic, the limits untouched when a ban matches. In a cluster
+// (several addresses) an Admit or Spend is split into one script per slot,
+// sent in one pipelined round trip (rueidis sends each node its part at
+// once); each limit and budget is still decided atomically. A ban then
+// cannot stop limits in other slots from being charged in that round trip:
+// when one matches, a second call refunds exactly what they were charged
+// (TAT minus cost·interval), so the result is as if they had not been
+// evaluated, except for requests racing in that instant.
+//
+// # Rate limits, budgets, link filters, bans
+//
+// GCRA as in the memory store, on the stored TAT. Budgets: per tumbling
+// window a set of subjects (decimal strings) up to Options.ExactMax
+// (default 1024), then Redis's HyperLogLog (PFADD/PFCOUNT, 0.81% standard
+// error) seeded with the set, both expiring at the window's end. A refused
+// subject is written nowhere, so it never becomes "seen". A gateway whose
+// clock lags into the previous window uses that window's keys while they
+// live (the memory store judges it in the newer window instead).
+//
+// Link filters: two generations of a bloom filter (9.6 bits per
+// Options.LinkCapacity ids, default 4096: 4,920 bytes each, 7 probes, bit
+// positions computed in Go), rotated like the memory store's, so no id is
+// forgotten within its ttl and one is kept at most about 2·ttl. Unlike the
+// memory store there is no exact phase: false positives start at once but
+// stay far under 1% until the filter nears LinkCapacity ids. One key is at
+// most about 10 KB.
+//
+// Bans: PutBan replaces; ListBans drops up to 1000 bans expired at its now
+// and returns the rest; RemoveBan judges "unexpired" by the latest now this
+// process passed (a per-process clock, as the memory store's is).
+package redis

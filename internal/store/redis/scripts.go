@@ -1,0 +1,240 @@
+package redis
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+)
+
+// script is a Lua script sent by EVALSHA, with EVAL as the fallback when the
+// server does not know it yet (after a restart or a failover).
+type script struct {
+	name string
+	src  string
+	sha  string
+}
+
+func newScript(name, src string) *script {
+	h := sha1.Sum([]byte(src))
+	return &script{name: name, src: src, sha: hex.EncodeToString(h[:])}
+}
+
+// Times are Unix microseconds in every script: Lua numbers are doubles,
+// exact to 2^53, which microseconds since 1970 stay well under (and
+// nanoseconds do not). Keys' Redis expiry is relative (PX), so it does not
+// depend on the server's clock agreeing with the callers'; it only collects
+// garbage, a small slack after the logical expiry the scripts judge by now.
+
+// admitSrc checks bans, then charges limits (GCRA).
+// KEYS: [bans:e, bans:d] when ARGV[2] > 0, then one key per limit.
+// ARGV: now, nbans, nbans ban fields, then per limit: interval, burst
+// window (interval·burst, capped), cost, burst.
+// Returns {ban index (0: none), ban JSON, then per limit: allowed,
+// remaining, retry (-1: never), reset}.
+var admitScript = newScript("admit", `
+local now = tonumber(ARGV[1])
+local nb = tonumber(ARGV[2])
+local a, k = 3, 1
+if nb > 0 then
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, 3, 2 + nb))
+  for i = 1, nb do
+    local u = scores[i]
+    if u and tonumber(u) > now then
+      return {i, redis.call('HGET', KEYS[2], ARGV[2 + i]) or ''}
+    end
+  end
+  a, k = 3 + nb, 3
+end
+local out = {0, ''}
+local i = 0
+while a + 3 <= #ARGV do
+  local key = KEYS[k + i]
+  local t = tonumber(ARGV[a])
+  local bw = tonumber(ARGV[a + 1])
+  local c = tonumber(ARGV[a + 2])
+  local b = tonumber(ARGV[a + 3])
+  local tat = tonumber(redis.call('GET', key) or 0)
+  if tat < now then tat = now end
+  local allowed, retry, rtat = 0, 0, tat
+  if c > b then
+    retry = -1
+  elseif c == 0 then
+    local at = tat + t - bw
+    if now >= at then allowed = 1 else retry = at - now end
+  else
+    local nt = tat + math.min(c * t, bw)
+    local at = nt - bw
+    if now >= at then
+      allowed, rtat = 1, nt
+      redis.call('SET', key, string.format('%.0f', nt), 'PX', string.format('%.0f', math.ceil((nt - now) / 1000) + 60000))
+    else
+      retry = at - now
+    end
+  end
+  out[#out + 1] = allowed
+  out[#out + 1] = math.floor(math.max(0, now + bw - rtat) / t)
+  out[#out + 1] = retry
+  out[#out + 1] = rtat - now
+  a, i = a + 4, i + 1
+end
+return out
+`)
+
+// refundSrc takes back charges of limits admitted in a call that a ban
+// refused (Redis Cluster only: there the ban and the limits may live on
+// different nodes). KEYS: limit keys. ARGV: now, then per key the charge.
+var refundScript = newScript("refund", `
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or 0)
+  if tat > 0 then
+    local nt = tat - tonumber(ARGV[i + 1])
+    if nt <= now then
+      redis.call('DEL', KEYS[i])
+    else
+      redis.call('SET', KEYS[i], string.format('%.0f', nt), 'KEEPTTL')
+    end
+  end
+end
+return 1
+`)
+
+// spendSrc offers subjects to budgets.
+// KEYS: per budget its exact set and its HyperLogLog.
+// ARGV: exact max, then per budget: limit, expiry (ms), n, n subjects.
+// Returns per budget: count, flags ('1' allowed, '0' refused, in order).
+var spendScript = newScript("spend", `
+local exactMax = tonumber(ARGV[1])
+local a = 2
+local out = {}
+for j = 1, #KEYS / 2 do
+  local kx, kh = KEYS[2 * j - 1], KEYS[2 * j]
+  local limit = tonumber(ARGV[a])
+  local px = ARGV[a + 1]
+  local n = tonumber(ARGV[a + 2])
+  a = a + 3
+  local card = redis.call('SCARD', kx)
+  local sketch = redis.call('EXISTS', kh) == 1
+  local est = 0
+  if sketch then est = redis.call('PFCOUNT', kh) end
+  local added, dirty = 0, false
+  local flags = {}
+  for i = 0, n - 1 do
+    local s = ARGV[a + i]
+    local ok = false
+    if redis.call('SISMEMBER', kx, s) == 1 then
+      ok = true
+    elseif not sketch and card < limit and card < exactMax then
+      redis.call('SADD', kx, s)
+      card, ok, dirty = card + 1, true, true
+    else
+      if not sketch and card < limit then
+        -- The exact set is full: count on in a sketch seeded with it.
+        local members = redis.call('SMEMBERS', kx)
+        redis.call('PFADD', kh)
+        for from = 1, #members, 1000 do
+          redis.call('PFADD', kh, unpack(members, from, math.min(from + 999, #members)))
+        end
+        sketch, est, dirty = true, card, true
+      end
+      if sketch and est + added < limit then
+        -- Not provably counted: counted as new. PFADD of a subject the
+        -- sketch holds does not raise the estimate, so re-views are free
+        -- while there is room.
+        redis.call('PFADD', kh, s)
+        added, ok, dirty = added + 1, true, true
+      end
+    end
+    flags[i + 1] = ok and '1' or '0'
+  end
+  a = a + n
+  if added > 0 then est = math.max(est, redis.call('PFCOUNT', kh)) end
+  if dirty then
+    redis.call('PEXPIRE', kx, px)
+    if sketch then redis.call('PEXPIRE', kh, px) end
+  end
+  local count = card
+  if sketch then count = math.max(card, est) end
+  out[#out + 1] = count
+  out[#out + 1] = table.concat(flags)
+end
+return out
+`)
+
+// linkSrc adds ids (as bloom-filter bit positions) to a link filter of two
+// generations; see doc.go. KEYS: meta hash, bitmap 0, bitmap 1.
+// ARGV: now, ttl, now+ttl, then bit positions.
+var linkScript = newScript("link", `
+local now, ttl, exp = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local m = redis.call('HMGET', KEYS[1], 'c', 'f0', 'e0', 'f1', 'e1')
+local c = tonumber(m[1] or 0)
+local f = {tonumber(m[2] or 0), tonumber(m[4] or 0)}
+local e = {tonumber(m[3] or 0), tonumber(m[5] or 0)}
+local o = 1 - c
+if e[o + 1] <= now then f[o + 1], e[o + 1] = 0, 0; redis.call('DEL', KEYS[o + 2]) end
+if e[c + 1] <= now then f[c + 1], e[c + 1] = 0, 0; redis.call('DEL', KEYS[c + 2]) end
+if f[c + 1] ~= 0 and now - f[c + 1] >= ttl and f[o + 1] == 0 then c, o = o, c end
+if f[c + 1] == 0 then f[c + 1] = now end
+if exp > e[c + 1] then e[c + 1] = exp end
+for i = 4, #ARGV do redis.call('SETBIT', KEYS[c + 2], ARGV[i], 1) end
+local function s(x) return string.format('%.0f', x) end
+redis.call('HSET', KEYS[1], 'c', c, 'f0', s(f[1]), 'e0', s(e[1]), 'f1', s(f[2]), 'e1', s(e[2]))
+local px = s(math.ceil((math.max(e[1], e[2]) - now) / 1000) + 60000)
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], px) end
+return 1
+`)
+
+// linkedSrc reports per id whether every one of its probe bits is set in a
+// live generation. KEYS: meta, bitmap 0, bitmap 1. ARGV: now, probes per id,
+// then bit positions. Returns a flag string.
+var linkedScript = newScript("linked", `
+local now, k = tonumber(ARGV[1]), tonumber(ARGV[2])
+local m = redis.call('HMGET', KEYS[1], 'e0', 'e1')
+local live = {tonumber(m[1] or 0) > now, tonumber(m[2] or 0) > now}
+local flags = {}
+local n = (#ARGV - 2) / k
+for i = 0, n - 1 do
+  local hit = false
+  for g = 1, 2 do
+    if live[g] and not hit then
+      hit = true
+      for p = 1, k do
+        if redis.call('GETBIT', KEYS[g + 1], ARGV[2 + k * i + p]) == 0 then hit = false; break end
+      end
+    end
+  end
+  flags[i + 1] = hit and '1' or '0'
+end
+return table.concat(flags)
+`)
+
+// putBanSrc: KEYS bans:e, bans:d. ARGV field, until, JSON.
+var putBanScript = newScript("putban", `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+`)
+
+// removeBanSrc: KEYS bans:e, bans:d. ARGV field, latest now seen (0: none).
+// Returns 1 when an unexpired ban was removed.
+var removeBanScript = newScript("removeban", `
+local u = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+local now = tonumber(ARGV[2])
+if u and (now == 0 or tonumber(u) > now) then return 1 end
+return 0
+`)
+
+// listBansSrc drops bans expired at now, then returns the rest.
+// KEYS bans:e, bans:d. ARGV now.
+var listBansScript = newScript("listbans", `
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+for from = 1, #gone, 500 do
+  local part = {unpack(gone, from, math.min(from + 499, #gone))}
+  redis.call('ZREM', KEYS[1], unpack(part))
+  redis.call('HDEL', KEYS[2], unpack(part))
+end
+return redis.call('HVALS', KEYS[2])
+`)
+
+var allScripts = []*script{admitScript, refundScript, spendScript, linkScript, linkedScript, putBanScript, removeBanScript, listBansScript}

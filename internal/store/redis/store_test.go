@@ -1,0 +1,38 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/redis"
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
+	"github.com/warden-gw/warden/internal/store/storetest"
+)
+
+// open connects a Store to addrs under a key prefix no other store in the
+// test uses, so each one starts empty.
+func open(t testing.TB, addrs []string) *redis.Store {
+	t.Helper()
+	cfg := redis.Config{Addrs: addrs, KeyPrefix: fmt.Sprintf("t%d:", prefixes.Add(1))}
+	cfg.SetDefaults()
+	s, err := redis.New(context.Background(), cfg, redis.Options{})
+	if err != nil {
+		t.Fatalf("redis.New: %v", err)
+	}
+	return s
+}
+
+var prefixes atomic.Int64
+
+func TestConformanceStandalone(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, []string{srv.Addr()}) })
+}
+
+func TestConformanceCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, c.Addrs()) })
+}
