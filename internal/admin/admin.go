@@ -90,11 +90,13 @@ func New(opts Options) (*Server, error) {
 	mux.Handle("/metrics", methods(map[string]http.Handler{http.MethodGet: metrics}))
 	mux.Handle("/readyz", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.readyz)}))
 	mux.Handle("/v1/bans", methods(map[string]http.Handler{
-		http.MethodGet:  http.HandlerFunc(s.listBans),
-		http.MethodPost: http.HandlerFunc(s.addBan),
+		http.MethodGet:    http.HandlerFunc(s.listBans),
+		http.MethodPost:   http.HandlerFunc(s.addBan),
+		http.MethodDelete: http.HandlerFunc(s.removeBan), // ?facet=&value=
 	}))
 	mux.Handle("/v1/bans/{facet}/{value...}", methods(map[string]http.Handler{http.MethodDelete: http.HandlerFunc(s.removeBan)}))
 	mux.Handle("/v1/facets/{facet}/{value...}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
+	mux.Handle("/v1/facets", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route")
 	})
@@ -209,7 +211,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // facetState answers the limit state of one facet value.
 func (s *Server) facetState(w http.ResponseWriter, r *http.Request) {
-	k, err := parseKey(r.PathValue("facet"), r.PathValue("value"))
+	k, err := keyOf(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

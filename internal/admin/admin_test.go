@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -252,6 +253,7 @@ func TestBanRoundTrip(t *testing.T) {
 		{"ipv6 net", `{"facet":"net","value":"2001:db8:1:2::/48","reason":"fleet","until":"2026-11-24T12:00:00Z"}`, "", "2001:db8:1::/48", "admin"},
 		{"mapped ip unmapped", `{"facet":"ip","value":"::ffff:203.0.113.9","reason":"x","ttl":"1h"}`, "", "203.0.113.9", "admin"},
 		{"account", `{"facet":"account","value":"user/42","reason":"enumeration","ttl":"2h"}`, "bob", "user/42", "bob"},
+		{"account the path cannot carry", `{"facet":"account","value":"a//../b","reason":"odd","ttl":"2h"}`, "", "a//../b", "admin"},
 	}
 	for _, a := range adds {
 		var hdr []string
@@ -276,7 +278,7 @@ func TestBanRoundTrip(t *testing.T) {
 	for _, b := range got {
 		keys = append(keys, b.Facet+" "+b.Value)
 	}
-	want := []string{"account user/42", "ip 192.0.2.7", "ip 203.0.113.9", "net 198.51.100.0/24", "net 2001:db8:1::/48"}
+	want := []string{"account a//../b", "account user/42", "ip 192.0.2.7", "ip 203.0.113.9", "net 198.51.100.0/24", "net 2001:db8:1::/48"}
 	if strings.Join(keys, ",") != strings.Join(want, ",") {
 		t.Fatalf("listed %v, want %v", keys, want)
 	}
@@ -304,6 +306,9 @@ func TestBanRoundTrip(t *testing.T) {
 		{"ip", "/v1/bans/ip/192.0.2.7", 204},
 		{"mapped ip form", "/v1/bans/ip/::ffff:203.0.113.9", 204},
 		{"account with escaped slash", "/v1/bans/account/user%2F42", 204},
+		{"query form", "/v1/bans?facet=account&value=" + url.QueryEscape("a//../b"), 204},
+		{"query form again", "/v1/bans?facet=account&value=" + url.QueryEscape("a//../b"), 404},
+		{"query form without value", "/v1/bans?facet=account", 400},
 		{"never banned", "/v1/bans/ip/192.0.2.8", 404},
 		{"unknown facet", "/v1/bans/asn/64500", 400},
 		{"bad ip", "/v1/bans/ip/999.1.1.1", 400},
@@ -405,8 +410,8 @@ func TestMethods(t *testing.T) {
 		want                      int
 		allow                     string
 	}{
-		{"put bans", "PUT", "/v1/bans", testToken, 405, "GET, HEAD, POST"},
-		{"delete bans collection", "DELETE", "/v1/bans", testToken, 405, "GET, HEAD, POST"},
+		{"put bans", "PUT", "/v1/bans", testToken, 405, "GET, HEAD, POST, DELETE"},
+		{"delete bans without key", "DELETE", "/v1/bans", testToken, 400, ""},
 		{"get one ban", "GET", "/v1/bans/ip/1.2.3.4", testToken, 405, "DELETE"},
 		{"post metrics", "POST", "/metrics", testToken, 405, "GET, HEAD"},
 		{"post healthz", "POST", "/healthz", "", 405, "GET, HEAD"},
@@ -494,6 +499,7 @@ func TestFacetState(t *testing.T) {
 	}{
 		{"charged ip", "/v1/facets/ip/192.0.2.1", 200, testBurst - 3, ""},
 		{"fresh ip", "/v1/facets/ip/192.0.2.2", 200, testBurst, ""},
+		{"query form", "/v1/facets?facet=ip&value=192.0.2.1", 200, testBurst - 3, ""},
 		{"facet without limits", "/v1/facets/account/u1", 404, 0, "no limit counts by facet account"},
 		{"unknown facet", "/v1/facets/asn/1", 400, 0, "unknown facet"},
 		{"bad ip", "/v1/facets/ip/not-an-ip", 400, 0, "ip value"},
@@ -585,5 +591,51 @@ func TestServeShutsDown(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
 		t.Fatal("listener still answers after shutdown")
+	}
+}
+
+func TestListBounds(t *testing.T) {
+	f := newFixture(t)
+	for i := range 5 {
+		body := fmt.Sprintf(`{"facet":"ip","value":"192.0.2.%d","reason":"r","ttl":"1h"}`, i+1)
+		if r := f.do(t, "POST", "/v1/bans", testToken, body); r.code != 201 {
+			t.Fatalf("add: %d %s", r.code, r.body)
+		}
+	}
+	if r := f.do(t, "POST", "/v1/bans", testToken, `{"facet":"app","value":"k","reason":"r","ttl":"1h"}`); r.code != 201 {
+		t.Fatalf("add: %d %s", r.code, r.body)
+	}
+	cases := []struct {
+		name, query   string
+		want          int
+		wantN, wantOf int
+		wantTrunc     bool
+	}{
+		{"all", "", 200, 6, 6, false},
+		{"limit 2", "?limit=2", 200, 2, 6, true},
+		{"facet app", "?facet=app", 200, 1, 1, false},
+		{"facet ip limit 3", "?facet=ip&limit=3", 200, 3, 5, true},
+		{"facet without bans", "?facet=net", 200, 0, 0, false},
+		{"limit zero", "?limit=0", 400, 0, 0, false},
+		{"limit too large", "?limit=1000000", 400, 0, 0, false},
+		{"unknown facet", "?facet=asn", 400, 0, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.do(t, "GET", "/v1/bans"+c.query, testToken, "")
+			if r.code != c.want {
+				t.Fatalf("status %d, want %d: %s", r.code, c.want, r.body)
+			}
+			if c.want != 200 {
+				return
+			}
+			var l banListing
+			if err := json.Unmarshal(r.body, &l); err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Bans) != c.wantN || l.Total != c.wantOf || l.Truncated != c.wantTrunc {
+				t.Fatalf("got %d of %d (truncated %v), want %d of %d (%v)", len(l.Bans), l.Total, l.Truncated, c.wantN, c.wantOf, c.wantTrunc)
+			}
+		})
 	}
 }

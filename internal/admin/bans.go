@@ -25,6 +25,8 @@ const (
 	maxReasonBytes   = 512
 	maxOperatorBytes = 64
 	maxTTL           = 10 * 365 * 24 * time.Hour
+	defaultListLimit = 1000
+	maxListLimit     = 100_000
 	defaultOperator  = "admin"
 	operatorHeader   = "X-Warden-Operator"
 )
@@ -77,17 +79,51 @@ func viewOf(b store.Ban) banView {
 	return banView{Facet: b.Facet, Value: b.Value, Reason: b.Reason, By: b.By, Created: b.Created, Until: b.Until}
 }
 
+// banListing is the answer to GET /v1/bans: at most limit bans, the first
+// ones in (facet, value) order, and how many matched in all.
+type banListing struct {
+	Bans      []banView `json:"bans"`
+	Total     int       `json:"total"`
+	Truncated bool      `json:"truncated"`
+}
+
+// listBans answers GET /v1/bans[?facet=F][&limit=N]; the answer is bounded
+// so that a million detector bans do not make a million-entry body.
 func (s *Server) listBans(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := defaultListLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want 1 to %d", clip(v), maxListLimit))
+			return
+		}
+		limit = n
+	}
+	facet := q.Get("facet")
+	if facet != "" {
+		if _, ok := identify.ParseFacet(facet); !ok {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown facet %q", clip(facet)))
+			return
+		}
+	}
 	bans, err := s.opts.Bans.ListBans(r.Context(), s.opts.Now())
 	if err != nil {
 		s.storeError(w, r, "list bans", err)
 		return
 	}
-	out := make([]banView, len(bans))
-	for i, b := range bans {
-		out[i] = viewOf(b)
+	out := banListing{Bans: make([]banView, 0, min(len(bans), limit))}
+	for _, b := range bans {
+		if facet != "" && b.Facet != facet {
+			continue
+		}
+		out.Total++
+		if len(out.Bans) < limit {
+			out.Bans = append(out.Bans, viewOf(b))
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"bans": out})
+	out.Truncated = out.Total > len(out.Bans)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +150,7 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeBan(w http.ResponseWriter, r *http.Request) {
-	k, err := parseKey(r.PathValue("facet"), r.PathValue("value"))
+	k, err := keyOf(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -187,6 +223,21 @@ func (req *banRequest) ban(now time.Time) (store.Ban, error) {
 		Facet: k.Facet, Value: k.Value, Reason: req.Reason,
 		Created: now.UTC(), Until: until.UTC(),
 	}, nil
+}
+
+// keyOf reads the facet value a request names: from the path
+// (/v1/bans/{facet}/{value...}) or, on the collection, from the query
+// (?facet=net&value=10.1.2.0/24), which carries any value the path cannot
+// (one holding "//" or "/../" would be cleaned and redirected by the mux).
+func keyOf(r *http.Request) (store.BanKey, error) {
+	if f := r.PathValue("facet"); f != "" {
+		return parseKey(f, r.PathValue("value"))
+	}
+	q := r.URL.Query()
+	if !q.Has("facet") || !q.Has("value") {
+		return store.BanKey{}, errors.New("name the facet value in the path (/{facet}/{value}) or the query (?facet=&value=)")
+	}
+	return parseKey(q.Get("facet"), q.Get("value"))
 }
 
 // parseKey checks the facet name and the value's shape for that facet and

@@ -8,14 +8,20 @@
 //	GET    /healthz                      liveness, the only route without a token
 //	GET    /readyz                       200 when Options.Ready returns nil, else 503
 //	GET    /metrics                      Options.Gatherer in the Prometheus text format
-//	GET    /v1/bans                      {"bans": [...]}, unexpired bans by facet, value
+//	GET    /v1/bans[?facet=F][&limit=N]  {"bans": [...], "total", "truncated"}: unexpired
+//	                                     bans by facet, value; at most N (default 1000)
 //	POST   /v1/bans                      {"facet","value","reason","ttl"|"until"} -> 201 and the ban
 //	DELETE /v1/bans/{facet}/{value...}   204, or 404 when no ban exists
+//	DELETE /v1/bans?facet=F&value=V      the same, the value in the query
 //	GET    /v1/facets/{facet}/{value...} the value's limit state from Options.Limits
+//	GET    /v1/facets?facet=F&value=V    the same, the value in the query
 //
-// A value may contain '/' (a net ban is a CIDR): the rest of the path after
-// the facet is the value, sent either as is (/v1/bans/net/10.1.2.0/24) or
-// escaped (/v1/bans/net/10.1.2.0%2F24); the client escapes it. Values are
+// A value may contain '/' (a net ban is a CIDR): in the path form the rest
+// of the path after the facet is the value, sent as is
+// (/v1/bans/net/10.1.2.0/24) or escaped (/v1/bans/net/10.1.2.0%2F24). The
+// path is cleaned before routing, so a value holding "//" or "/../" (an odd
+// account name) only travels in the query form, which `warden ban` always
+// uses. Values are
 // canonicalised before use: an ip is parsed and printed back (IPv4-mapped
 // IPv6 is unmapped), a net is masked to its prefix (10.1.2.7/24 is
 // 10.1.2.0/24). A net ban matches only a request whose net facet is exactly
