@@ -1,0 +1,488 @@
+package identify
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
+
+var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+type testKeys struct {
+	rsa, rsa2 *rsa.PrivateKey
+	ec        *ecdsa.PrivateKey
+	ec384     *ecdsa.PrivateKey
+}
+
+var (
+	keysOnce sync.Once
+	keys     testKeys
+)
+
+func getKeys(t testing.TB) testKeys {
+	t.Helper()
+	keysOnce.Do(func() {
+		var err error
+		if keys.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+		if keys.rsa2, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+		if keys.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			panic(err)
+		}
+		if keys.ec384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
+			panic(err)
+		}
+	})
+	return keys
+}
+
+func writePEM(t testing.TB, pub any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// jwksJSON renders public keys as a JWK Set; alg may be "".
+func jwksJSON(t testing.TB, ks ...jwkSpec) []byte {
+	t.Helper()
+	var set jwkset.JWKSMarshal
+	for _, k := range ks {
+		jwk, err := jwkset.NewJWKFromKey(k.key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.kid, ALG: jwkset.ALG(k.alg)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.Keys = append(set.Keys, jwk.Marshal())
+	}
+	raw, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+type jwkSpec struct {
+	kid, alg string
+	key      any
+}
+
+func sign(t testing.TB, m jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, claims)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func claims(extra ...any) jwt.MapClaims {
+	c := jwt.MapClaims{
+		"sub":     "user-42",
+		"exp":     testNow.Add(time.Hour).Unix(),
+		"iat":     testNow.Add(-time.Minute).Unix(),
+		"created": testNow.Add(-48 * time.Hour).Unix(),
+		"scope":   "read:profile write:post",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i+1] == nil {
+			delete(c, extra[i].(string))
+			continue
+		}
+		c[extra[i].(string)] = extra[i+1]
+	}
+	return c
+}
+
+func newTestIdentifier(t testing.TB, cfg Config, opts Options) *Identifier {
+	t.Helper()
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = func(k string) (string, bool) {
+			if k == "TEST_SECRET" {
+				return testSecret, true
+			}
+			return "", false
+		}
+	}
+	x, err := New(t.Context(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func identifyToken(x *Identifier, now time.Time, tok string) Identity {
+	var id Identity
+	x.Identify(now, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: testHeader{"Authorization", "Bearer " + tok}}, &id)
+	return id
+}
+
+func TestAccounts(t *testing.T) {
+	k := getKeys(t)
+	rsaPEM := writePEM(t, &k.rsa.PublicKey)
+	ecPEM := writePEM(t, &k.ec.PublicKey)
+	rsaPEMBytes, _ := os.ReadFile(rsaPEM)
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwksFile, jwksJSON(t,
+		jwkSpec{"r1", "RS256", &k.rsa.PublicKey},
+		jwkSpec{"e1", "", &k.ec.PublicKey},
+		jwkSpec{"r2", "ES256", &k.rsa2.PublicKey}, // alg contradicts the key: never usable
+	), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hs := Config{Account: AccountConfig{SecretEnv: "TEST_SECRET"}}
+	rs := Config{Account: AccountConfig{PublicKeyFile: rsaPEM}}
+	es := Config{Account: AccountConfig{PublicKeyFile: ecPEM}}
+	both := Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", PublicKeyFile: rsaPEM}}
+	jf := Config{Account: AccountConfig{JWKSFile: jwksFile}}
+	custom := Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", SubjectClaim: "uid", CreatedClaim: "signup", ScopesClaim: "perms"}}
+	issAud := Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", Issuer: "https://idp.example", Audience: "warden"}}
+	onlyRS := Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", PublicKeyFile: rsaPEM, Algorithms: []string{"RS256"}}}
+	_ = onlyRS // HS secret without HS256 is a config error, checked in config tests
+
+	hsTok := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", c) }
+	created := testNow.Add(-48 * time.Hour)
+
+	cases := []struct {
+		name    string
+		cfg     Config
+		tok     string
+		want    string // account, "" for none
+		created time.Time
+		scopes  []string
+	}{
+		{"hs256 valid", hs, hsTok(claims()), "user-42", created, []string{"read:profile", "write:post"}},
+		{"hs256 scopes array", hs, hsTok(claims("scope", []any{"a", "b", 3})), "user-42", created, []string{"a", "b"}},
+		{"hs256 no created no scope", hs, hsTok(claims("created", nil, "scope", nil)), "user-42", time.Time{}, nil},
+		{"hs256 created as RFC 3339", hs, hsTok(claims("created", "2026-11-21T12:00:00Z")), "user-42", created, []string{"read:profile", "write:post"}},
+		{"numeric subject", hs, hsTok(claims("sub", 12345)), "12345", created, []string{"read:profile", "write:post"}},
+		{"missing subject", hs, hsTok(claims("sub", nil)), "", time.Time{}, nil},
+		{"non-string subject", hs, hsTok(claims("sub", []any{"x"})), "", time.Time{}, nil},
+		{"expired", hs, hsTok(claims("exp", testNow.Add(-time.Minute).Unix())), "", time.Time{}, nil},
+		{"expired within leeway", hs, hsTok(claims("exp", testNow.Add(-10*time.Second).Unix())), "user-42", created, []string{"read:profile", "write:post"}},
+		{"not yet valid", hs, hsTok(claims("nbf", testNow.Add(time.Hour).Unix())), "", time.Time{}, nil},
+		{"issued in the future", hs, hsTok(claims("iat", testNow.Add(time.Hour).Unix())), "", time.Time{}, nil},
+		{"bad signature", hs, sign(t, jwt.SigningMethodHS256, []byte(testSecret+"x"), "", claims()), "", time.Time{}, nil},
+		{"tampered payload", hs, tamper(hsTok(claims())), "", time.Time{}, nil},
+		{"alg none", hs, noneToken(t, claims()), "", time.Time{}, nil},
+		{"garbage", hs, "not.a.token", "", time.Time{}, nil},
+		{"hs384 refused", hs, sign(t, jwt.SigningMethodHS384, []byte(testSecret), "", claims()), "", time.Time{}, nil},
+		{"rs256 pem", rs, sign(t, jwt.SigningMethodRS256, k.rsa, "", claims()), "user-42", created, []string{"read:profile", "write:post"}},
+		{"rs256 wrong key", rs, sign(t, jwt.SigningMethodRS256, k.rsa2, "", claims()), "", time.Time{}, nil},
+		{"hs256 when only rs256", rs, hsTok(claims()), "", time.Time{}, nil},
+		{"es256 pem", es, sign(t, jwt.SigningMethodES256, k.ec, "", claims()), "user-42", created, []string{"read:profile", "write:post"}},
+		{"es384 refused", es, sign(t, jwt.SigningMethodES384, k.ec384, "", claims()), "", time.Time{}, nil},
+		{"es256 token against rsa key", rs, sign(t, jwt.SigningMethodES256, k.ec, "", claims()), "", time.Time{}, nil},
+		{"alg confusion: rsa public key as hs secret", both, sign(t, jwt.SigningMethodHS256, rsaPEMBytes, "", claims()), "", time.Time{}, nil},
+		{"alg confusion: rs256 config only", rs, sign(t, jwt.SigningMethodHS256, rsaPEMBytes, "", claims()), "", time.Time{}, nil},
+		{"both: hs256 still works", both, hsTok(claims()), "user-42", created, []string{"read:profile", "write:post"}},
+		{"both: rs256 still works", both, sign(t, jwt.SigningMethodRS256, k.rsa, "", claims()), "user-42", created, []string{"read:profile", "write:post"}},
+		{"jwks file rs256 by kid", jf, sign(t, jwt.SigningMethodRS256, k.rsa, "r1", claims()), "user-42", created, []string{"read:profile", "write:post"}},
+		{"jwks file es256 by kid", jf, sign(t, jwt.SigningMethodES256, k.ec, "e1", claims()), "user-42", created, []string{"read:profile", "write:post"}},
+		{"jwks file no kid tries all", jf, sign(t, jwt.SigningMethodES256, k.ec, "", claims()), "user-42", created, []string{"read:profile", "write:post"}},
+		{"jwks file kid of other key", jf, sign(t, jwt.SigningMethodRS256, k.rsa, "e1", claims()), "", time.Time{}, nil},
+		{"jwks file alg mismatch", jf, sign(t, jwt.SigningMethodRS256, k.rsa2, "r2", claims()), "", time.Time{}, nil},
+		{"jwks file unknown kid", jf, sign(t, jwt.SigningMethodRS256, k.rsa, "zz", claims()), "", time.Time{}, nil},
+		{"custom claim names", custom, hsTok(claims("sub", nil, "uid", "u-7", "signup", created.Unix(), "perms", "x y")), "u-7", created, []string{"x", "y"}},
+		{"custom claim names ignore defaults", custom, hsTok(claims()), "", time.Time{}, nil},
+		{"issuer and audience", issAud, hsTok(claims("iss", "https://idp.example", "aud", []any{"other", "warden"})), "user-42", created, []string{"read:profile", "write:post"}},
+		{"wrong issuer", issAud, hsTok(claims("iss", "https://evil.example", "aud", "warden")), "", time.Time{}, nil},
+		{"wrong audience", issAud, hsTok(claims("iss", "https://idp.example", "aud", "other")), "", time.Time{}, nil},
+		{"missing issuer", issAud, hsTok(claims("aud", "warden")), "", time.Time{}, nil},
+		{"oversized token", hs, strings.Repeat("a", maxTokenLen+1), "", time.Time{}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			x := newTestIdentifier(t, c.cfg, Options{})
+			for round := range 2 { // the second round answers from the cache
+				id := identifyToken(x, testNow, c.tok)
+				if id.Account != c.want {
+					t.Fatalf("round %d: account = %q, want %q", round, id.Account, c.want)
+				}
+				if !id.AccountCreated.Equal(c.created) {
+					t.Errorf("round %d: created = %v, want %v", round, id.AccountCreated, c.created)
+				}
+				if !slices.Equal(id.Scopes, c.scopes) {
+					t.Errorf("round %d: scopes = %q, want %q", round, id.Scopes, c.scopes)
+				}
+			}
+		})
+	}
+}
+
+func tamper(tok string) string {
+	parts := strings.Split(tok, ".")
+	c := claims("sub", "admin")
+	raw, _ := json.Marshal(c)
+	parts[1] = base64.RawURLEncoding.EncodeToString(raw)
+	return strings.Join(parts, ".")
+}
+
+func noneToken(t testing.TB, c jwt.MapClaims) string {
+	return sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", c)
+}
+
+func TestBearerHeader(t *testing.T) {
+	x := newTestIdentifier(t, Config{Account: AccountConfig{SecretEnv: "TEST_SECRET"}}, Options{})
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims())
+	cases := []struct {
+		name string
+		h    testHeader
+		want string
+	}{
+		{"bearer", testHeader{"Authorization", "Bearer " + tok}, "user-42"},
+		{"lower-case scheme", testHeader{"authorization", "bearer " + tok}, "user-42"},
+		{"no scheme", testHeader{"Authorization", tok}, ""},
+		{"basic scheme", testHeader{"Authorization", "Basic " + tok}, ""},
+		{"absent", testHeader{}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var id Identity
+			x.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: c.h}, &id)
+			if id.Account != c.want {
+				t.Fatalf("account = %q, want %q", id.Account, c.want)
+			}
+		})
+	}
+	custom := newTestIdentifier(t, Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", Header: "X-Token"}}, Options{})
+	var id Identity
+	custom.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: testHeader{"X-Token", tok}}, &id)
+	if id.Account != "user-42" {
+		t.Fatalf("custom header: account = %q, want user-42", id.Account)
+	}
+}
+
+// TestTokenCacheExpiry checks that a cached token stops counting at its exp
+// (plus leeway), not at the cache's own horizon.
+func TestTokenCacheExpiry(t *testing.T) {
+	x := newTestIdentifier(t, Config{Account: AccountConfig{SecretEnv: "TEST_SECRET"}}, Options{})
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims("exp", testNow.Add(time.Minute).Unix()))
+	if id := identifyToken(x, testNow, tok); id.Account != "user-42" {
+		t.Fatalf("fresh token: account = %q", id.Account)
+	}
+	if id := identifyToken(x, testNow.Add(time.Minute+20*time.Second), tok); id.Account != "user-42" {
+		t.Fatalf("within leeway: account = %q", id.Account)
+	}
+	if id := identifyToken(x, testNow.Add(time.Minute+31*time.Second), tok); id.Account != "" {
+		t.Fatalf("past exp+leeway: account = %q, want none", id.Account)
+	}
+}
+
+func TestTokenCacheBounded(t *testing.T) {
+	c := newTokenCache(32)
+	a := &account{subject: "a"}
+	for i := range 1000 {
+		tok := "tok-" + string(rune('a'+i%26)) + strings.Repeat("x", i)
+		c.put(c.hash(tok), tok, a, testNow.Add(time.Hour))
+	}
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		if len(s.ents) > s.max || len(s.idx) > s.max {
+			t.Fatalf("shard %d holds %d entries (%d indexed), max %d", i, len(s.ents), len(s.idx), s.max)
+		}
+		n += len(s.idx)
+	}
+	if n > 32 {
+		t.Fatalf("cache holds %d entries, want at most 32", n)
+	}
+	// The most recent token is still there, the first long gone.
+	last := "tok-" + string(rune('a'+999%26)) + strings.Repeat("x", 999)
+	if got, ok := c.get(c.hash(last), last, testNow); !ok || got != a {
+		t.Fatalf("latest token not cached")
+	}
+	first := "tok-a"
+	if _, ok := c.get(c.hash(first), first, testNow); ok {
+		t.Fatalf("oldest token still cached")
+	}
+	// A different token under the same key is a miss.
+	if _, ok := c.get(c.hash(last), last+"y", testNow); ok {
+		t.Fatalf("token mismatch answered from the cache")
+	}
+}
+
+func TestTokenCacheLRU(t *testing.T) {
+	c := newTokenCache(cacheShards * 2) // two entries per shard
+	// Find three tokens in one shard.
+	var toks []string
+	for i := 0; len(toks) < 3; i++ {
+		tok := "t" + strings.Repeat("z", i)
+		if c.hash(tok)%cacheShards == 0 {
+			toks = append(toks, tok)
+		}
+	}
+	a := &account{subject: "a"}
+	until := testNow.Add(time.Hour)
+	c.put(c.hash(toks[0]), toks[0], a, until)
+	c.put(c.hash(toks[1]), toks[1], a, until)
+	c.get(c.hash(toks[0]), toks[0], testNow) // toks[1] is now least recent
+	c.put(c.hash(toks[2]), toks[2], a, until)
+	if _, ok := c.get(c.hash(toks[1]), toks[1], testNow); ok {
+		t.Errorf("least recently used entry survived")
+	}
+	for _, i := range []int{0, 2} {
+		if _, ok := c.get(c.hash(toks[i]), toks[i], testNow); !ok {
+			t.Errorf("entry %d evicted", i)
+		}
+	}
+}
+
+// fakeClock paces JWKS refreshes in tests.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// jwksServer serves a JWK Set that the test can swap, counting fetches.
+type jwksServer struct {
+	mu   sync.Mutex
+	body []byte
+	hits atomic.Int64
+}
+
+func (s *jwksServer) set(b []byte) { s.mu.Lock(); s.body = b; s.mu.Unlock() }
+
+func (s *jwksServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.hits.Add(1)
+	s.mu.Lock()
+	b := s.body
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// waitFetches waits until the remote keys completed more than n fetches.
+func waitFetches(t *testing.T, r *remoteKeys, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.fetches.Load() <= n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no JWKS fetch after %d", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestJWKSURLRotation(t *testing.T) {
+	k := getKeys(t)
+	srv := &jwksServer{}
+	srv.set(jwksJSON(t, jwkSpec{"old", "RS256", &k.rsa.PublicKey}))
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	clock := &fakeClock{}
+	clock.advance(time.Duration(testNow.UnixNano()))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	x, err := New(ctx, Config{Account: AccountConfig{JWKSURL: hs.URL + "/jwks.json", JWKSRefresh: time.Hour}},
+		Options{HTTPClient: hs.Client(), Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := x.acct.remote
+	if got := srv.hits.Load(); got != 1 {
+		t.Fatalf("fetches after New = %d, want 1", got)
+	}
+
+	oldTok := sign(t, jwt.SigningMethodRS256, k.rsa, "old", claims())
+	for range 100 {
+		if id := identifyToken(x, testNow, oldTok); id.Account != "user-42" {
+			t.Fatalf("old key: account = %q", id.Account)
+		}
+	}
+	if got := srv.hits.Load(); got != 1 {
+		t.Fatalf("verifying 100 requests fetched the set %d times, want once", got)
+	}
+
+	// Rotate: the IdP now publishes only the new key.
+	srv.set(jwksJSON(t, jwkSpec{"new", "ES256", &k.ec.PublicKey}))
+	newTok := sign(t, jwt.SigningMethodES256, k.ec, "new", claims())
+
+	// Within 30s of the last fetch an unknown kid does not fetch again.
+	if id := identifyToken(x, testNow, newTok); id.Account != "" {
+		t.Fatalf("new key before refresh: account = %q", id.Account)
+	}
+	n := r.fetches.Load()
+	clock.advance(jwksMinKickSpacing + time.Second)
+	if id := identifyToken(x, testNow, newTok); id.Account != "" {
+		t.Fatalf("new key, refresh not landed: account = %q", id.Account)
+	}
+	waitFetches(t, r, n)
+	if got := srv.hits.Load(); got != 2 {
+		t.Fatalf("fetches after rotation = %d, want 2", got)
+	}
+	if id := identifyToken(x, testNow, newTok); id.Account != "user-42" {
+		t.Fatalf("new key after refresh: account = %q", id.Account)
+	}
+	// The old token is cached for at most maxPositiveTTL; past that its key is gone.
+	if id := identifyToken(x, testNow.Add(time.Minute), oldTok); id.Account != "user-42" {
+		t.Fatalf("old token within cache horizon: account = %q", id.Account)
+	}
+	if id := identifyToken(x, testNow.Add(maxPositiveTTL+time.Second), oldTok); id.Account != "" {
+		t.Fatalf("old token after rotation and cache horizon: account = %q, want none", id.Account)
+	}
+}
+
+func TestJWKSURLDownAtStart(t *testing.T) {
+	k := getKeys(t)
+	srv := &jwksServer{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv.hits.Add(1) == 1 {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(jwksJSON(t, jwkSpec{"k", "RS256", &k.rsa.PublicKey}))
+	}))
+	defer hs.Close()
+	clock := &fakeClock{}
+	x, err := New(t.Context(), Config{Account: AccountConfig{JWKSURL: hs.URL, JWKSRefresh: time.Hour}},
+		Options{HTTPClient: hs.Client(), Now: clock.now})
+	if err != nil {
+		t.Fatalf("New with the IdP down must not fail: %v", err)
+	}
+	tok := sign(t, jwt.SigningMethodRS256, k.rsa, "k", claims())
+	n := x.acct.remote.fetches.Load()
+	clock.advance(time.Minute)
+	if id := identifyToken(x, testNow, tok); id.Account != "" {
+		t.Fatalf("no keys yet: account = %q", id.Account)
+	}
+	waitFetches(t, x.acct.remote, n)
+	if id := identifyToken(x, testNow, tok); id.Account != "user-42" {
+		t.Fatalf("after recovery: account = %q", id.Account)
+	}
+}
