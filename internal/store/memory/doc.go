@@ -8,14 +8,19 @@
 // # Layout and bounds
 //
 // Keys are spread over Options.Shards shards (default 64), each with its own
-// mutex, so concurrent requests rarely meet on one lock. Each operation locks
-// one shard per key it touches; that lock makes it atomic. Limit, budget and
+// mutex, so concurrent requests rarely meet on one lock. Admit and Spend
+// lock each key's shard in turn, so each limit and each budget is updated
+// atomically on its own, which is all their semantics ask. A bitset of
+// banned values' hashes lets Admit skip the lock for values never banned.
+// Limit, budget and
 // link-filter keys are bounded by Options.MaxKeys and by Options.MaxBytes
 // (approximate bytes), split evenly over the shards. When a shard is full,
 // an insertion evicts from a random sample of 8 keys of the same kind an
 // expired one if sampled, else the one whose loss matters least (the limit
 // nearest a full burst, the budget whose window ends first, the filter that
-// expires first); Stats().Evictions counts unexpired keys dropped so. A
+// expires first), taking from other kinds only when that kind has none
+// left in the shard, so a flood of new rate-limit keys (address rotation)
+// does not evict budgets; Stats().Evictions counts unexpired keys dropped. A
 // sweeper (every Options.SweepEvery, default 1 minute) removes idle keys:
 // limits back at a full burst, budgets whose window ended, filters and bans
 // past their expiry. A limit key costs about 56 bytes plus its key; see
