@@ -172,6 +172,7 @@ func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path 
 	resp, err := c.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
+			p.sent.Add(-1) // cut off by the end of the run: not counted
 			return nil, errStop
 		}
 		p.errs.Add(1)

@@ -157,14 +157,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 }
 
 // WriteComparison writes several reports of the same mix side by side,
-// one column pair per report, as a Markdown table.
+// one column per report, as a Markdown table: per population its score
+// (harvest or harm), then its requests and time to first refusal.
 func WriteComparison(w io.Writer, labels []string, reps []*Report) error {
 	var names []string
-	seen := map[string]string{}
+	kinds := map[string]string{}
 	for _, r := range reps {
 		for _, p := range r.Populations {
-			if _, ok := seen[p.Name]; !ok {
-				seen[p.Name] = p.Kind
+			if _, ok := kinds[p.Name]; !ok {
+				kinds[p.Name] = p.Kind
 				names = append(names, p.Name)
 			}
 		}
@@ -175,7 +176,7 @@ func WriteComparison(w io.Writer, labels []string, reps []*Report) error {
 	}
 	sort.SliceStable(names, func(i, j int) bool { return order[names[i]] < order[names[j]] })
 	var b strings.Builder
-	b.WriteString("| population | score |")
+	b.WriteString("| population | |")
 	sep := "| --- | --- |"
 	for _, l := range labels {
 		fmt.Fprintf(&b, " %s |", l)
@@ -183,38 +184,41 @@ func WriteComparison(w io.Writer, labels []string, reps []*Report) error {
 	}
 	b.WriteString("\n" + sep + "\n")
 	for _, n := range names {
-		kind := seen[n]
-		rows := [][]string{{"harvest (taken)", "requests", "first refusal"}, {"harm: users (requests)", "requests", "first refusal"}}[map[bool]int{true: 0, false: 1}[kind == "harvester"]]
-		for ri, row := range rows {
-			label := n
-			if ri > 0 {
-				label = ""
-			}
-			fmt.Fprintf(&b, "| %s | %s |", label, row)
-			for _, r := range reps {
-				cell := "-"
-				for _, p := range r.Populations {
-					if p.Name != n {
-						continue
-					}
-					switch ri {
-					case 0:
-						if kind == "harvester" {
-							cell = fmt.Sprintf("%.2f%% (%d)", p.HarvestPct, p.Harvested)
-						} else {
-							cell = fmt.Sprintf("%.2f%% (%.2f%%)", p.HarmUsersPct, p.HarmRequestsPct)
-						}
-					case 1:
-						cell = strconv.FormatInt(p.Requests, 10)
-					case 2:
-						cell = optSecs(p.FirstRefusal)
-					}
-				}
-				fmt.Fprintf(&b, " %s |", cell)
-			}
-			b.WriteString("\n")
+		what := "harm: users (requests)"
+		if kinds[n] == "harvester" {
+			what = "harvest (profiles)"
 		}
+		fmt.Fprintf(&b, "| **%s** | %s |", n, what)
+		for _, r := range reps {
+			cell := "-"
+			if p, ok := r.population(n); ok {
+				if p.Kind == "harvester" {
+					cell = fmt.Sprintf("**%.2f%%** (%d)", p.HarvestPct, p.Harvested)
+				} else {
+					cell = fmt.Sprintf("**%.2f%%** (%.2f%%)", p.HarmUsersPct, p.HarmRequestsPct)
+				}
+			}
+			fmt.Fprintf(&b, " %s |", cell)
+		}
+		b.WriteString("\n| | requests, first refusal |")
+		for _, r := range reps {
+			cell := "-"
+			if p, ok := r.population(n); ok {
+				cell = fmt.Sprintf("%d, %s", p.Requests, optSecs(p.FirstRefusal))
+			}
+			fmt.Fprintf(&b, " %s |", cell)
+		}
+		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func (r *Report) population(name string) (Population, bool) {
+	for _, p := range r.Populations {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Population{}, false
 }

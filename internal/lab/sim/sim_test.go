@@ -353,3 +353,32 @@ func TestReadTruthRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteComparisonGolden(t *testing.T) {
+	one := 1.5
+	reps := []*Report{
+		{Populations: []Population{
+			{Name: "users", Kind: "legitimate", Requests: 100, ActiveUsers: 10},
+			{Name: "naive", Kind: "harvester", Requests: 500, Harvested: 500, HarvestPct: 0.5},
+		}},
+		{Populations: []Population{
+			{Name: "naive", Kind: "harvester", Requests: 900, Harvested: 21, HarvestPct: 0.021, FirstRefusal: &one},
+			{Name: "users", Kind: "legitimate", Requests: 98, ActiveUsers: 10, HarmedUsers: 1, HarmUsersPct: 10, HarmRequestsPct: 2.041},
+		}},
+	}
+	var b strings.Builder
+	if err := WriteComparison(&b, []string{"without", "with"}, reps); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("testdata/comparison.golden.md")
+	if os.Getenv("UPDATE_GOLDEN") != "" {
+		os.WriteFile("testdata/comparison.golden.md", []byte(b.String()), 0o644)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(want) {
+		t.Errorf("comparison table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
