@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -471,7 +472,7 @@ func TestJWKSURLDownAtStart(t *testing.T) {
 	defer hs.Close()
 	clock := &fakeClock{}
 	x, err := New(t.Context(), Config{Account: AccountConfig{JWKSURL: hs.URL, JWKSRefresh: time.Hour}},
-		Options{HTTPClient: hs.Client(), Now: clock.now})
+		Options{HTTPClient: hs.Client(), Now: clock.now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("New with the IdP down must not fail: %v", err)
 	}
