@@ -296,3 +296,54 @@ func TestLinkFilterRate(t *testing.T) {
 		})
 	}
 }
+
+// TestExtremeValues feeds out-of-range numbers: no panic, no negative
+// Remaining, nothing admitted that could never be.
+func TestExtremeValues(t *testing.T) {
+	s := New(Options{SweepEvery: -1})
+	defer s.Close()
+	const maxDur = time.Duration(1<<63 - 1)
+	maxInt := int(^uint(0) >> 1)
+	limits := []struct {
+		name string
+		l    store.LimitRequest
+	}{
+		{"huge interval", store.LimitRequest{Interval: maxDur, Burst: 2, Cost: 1}},
+		{"huge burst", store.LimitRequest{Interval: time.Hour, Burst: maxInt, Cost: 1}},
+		{"huge burst and cost", store.LimitRequest{Interval: time.Hour, Burst: maxInt, Cost: maxInt}},
+		{"huge cost", store.LimitRequest{Interval: time.Nanosecond, Burst: 1, Cost: maxInt}},
+	}
+	for _, c := range limits {
+		t.Run(c.name, func(t *testing.T) {
+			c.l.Key = "limit:" + c.name
+			for i := range 3 {
+				res, err := s.Admit(ctx, t0, &store.AdmitRequest{Limits: []store.LimitRequest{c.l}})
+				if err != nil {
+					t.Fatalf("admit %d: %v", i, err)
+				}
+				if r := res.Limits[0]; r.Remaining < 0 || r.ResetAfter < 0 {
+					t.Fatalf("admit %d: %+v", i, r)
+				}
+			}
+		})
+	}
+	spends := []store.SpendRequest{
+		{Key: "budget:huge window", Window: maxDur, Limit: maxInt, Subjects: []uint64{1, 2}},
+		{Key: "budget:1ns window", Window: time.Nanosecond, Limit: 1, Subjects: []uint64{1, 2}},
+	}
+	for _, now := range []time.Time{t0, time.Unix(0, 0), time.Unix(-1, 0)} {
+		res, err := s.Spend(ctx, now, spends)
+		if err != nil {
+			t.Fatalf("spend at %v: %v", now, err)
+		}
+		if res[1].Count != 1 {
+			t.Errorf("1ns window at %v: count %d, want 1", now, res[1].Count)
+		}
+	}
+	if err := s.Link(ctx, t0, "link:huge ttl", []uint64{1}, maxDur); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Linked(ctx, t0.Add(100*365*24*time.Hour), "link:huge ttl", []uint64{1}); err != nil || !got[0] {
+		t.Errorf("huge ttl: %v, %v; want linked", got, err)
+	}
+}
