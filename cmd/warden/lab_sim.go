@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-gw/warden/internal/lab/platform"
 	"github.com/warden-gw/warden/internal/lab/sim"
 )
 
@@ -34,7 +35,7 @@ func runLabSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dur := fs.Duration("duration", time.Minute, "how long to run")
 	maxReq := fs.Int64("max-requests", 2_000_000, "most requests per population")
 	profiles := fs.Int("profiles", 100_000, "the platform's --profiles")
-	seed := fs.Uint64("seed", 1, "the platform's --seed (also seeds the populations)")
+	seed := fs.Int64("seed", 1, "the platform's --seed (also seeds the populations)")
 	secret := fs.String("jwt-secret", "lab-secret", "the platform's --jwt-secret")
 	truthFile := fs.String("truth", "", "ground truth CSV (`lab-platform truth`); default: computed from --profiles and --seed")
 	jsonOut := fs.String("json", "", "write the score as JSON to this file")
@@ -58,7 +59,7 @@ func runLabSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	opts := sim.Options{
 		Target: *target, Scenarios: names, Params: params, Duration: *dur, MaxRequests: *maxReq,
-		Truth: truth, JWTSecret: *secret, Seed: *seed,
+		Truth: truth, JWTSecret: *secret, Seed: uint64(*seed),
 	}
 	if !*quiet {
 		opts.Progress = progressPrinter(stderr)
@@ -93,7 +94,7 @@ func writeReportJSON(path string, rep *sim.Report) error {
 
 // loadTruth reads the ground truth from a CSV file, or computes it as the
 // platform does from its profile count and seed.
-func loadTruth(file string, profiles int, seed uint64) (*sim.Truth, error) {
+func loadTruth(file string, profiles int, seed int64) (*sim.Truth, error) {
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
@@ -134,7 +135,15 @@ func endProgress(w io.Writer) {
 	}
 }
 
-// computeTruth will call the platform's truth writer once it lands.
-func computeTruth(profiles int, seed uint64) (*sim.Truth, error) {
-	return nil, fmt.Errorf("truth for %d profiles, seed %d: pass --truth FILE (computing it needs the lab platform)", profiles, seed)
+// computeTruth computes the ground truth as the platform does from its
+// profile count and seed, in memory (only hashes are kept).
+func computeTruth(profiles int, seed int64) (*sim.Truth, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(platform.WriteTruth(pw, profiles, seed)) }()
+	t, err := sim.ReadTruth(pr)
+	pr.Close()
+	if err != nil {
+		return nil, fmt.Errorf("truth for %d profiles, seed %d: %w", profiles, seed, err)
+	}
+	return t, nil
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -91,4 +92,22 @@ func (e *env) distinctIDs(rng *rand.Rand, n int) []int {
 // expDur is an exponentially distributed pause with the given mean.
 func expDur(rng *rand.Rand, mean time.Duration) time.Duration {
 	return time.Duration(rng.ExpFloat64() * float64(mean))
+}
+
+// ScenarioOf names the scenario whose block a source address is in, or "".
+func ScenarioOf(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is4() {
+		return ""
+	}
+	b := a.As4()
+	if b[0] != 127 {
+		return ""
+	}
+	for _, s := range scenarios() {
+		if s.block == b[1] {
+			return s.name
+		}
+	}
+	return ""
 }

@@ -1,0 +1,90 @@
+package sim
+
+import (
+	"bytes"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/lab/platform"
+)
+
+// realPlatform serves the real lab platform on loopback and returns its
+// ground truth.
+func realPlatform(t *testing.T, profiles int, seed int64, secret string) (*httptest.Server, *Truth) {
+	t.Helper()
+	p, err := platform.New(platform.Options{Profiles: profiles, Seed: seed, JWTSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(srv.Close)
+	var b bytes.Buffer
+	if err := platform.WriteTruth(&b, profiles, seed); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := ReadTruth(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, tr
+}
+
+func TestScoreIsExactOnTheRealPlatform(t *testing.T) {
+	const n = 500
+	srv, tr := realPlatform(t, n, 7, "lab-secret")
+	for _, workers := range []string{"1", "8"} {
+		t.Run("workers "+workers, func(t *testing.T) {
+			rep := run(t, Options{Target: srv.URL, Scenarios: []string{"naive"}, MaxRequests: 37, Truth: tr,
+				JWTSecret: "lab-secret", Params: map[string]string{"naive.workers": workers}})
+			p := pop1(t, rep, "naive")
+			if p.Harvested != 37 || p.HarvestPct != 100*37.0/n {
+				t.Errorf("harvested %d (%.3f%%), want exactly 37 (%.3f%%)", p.Harvested, p.HarvestPct, 100*37.0/n)
+			}
+			if p.Errors != 0 || p.Refused != 0 || p.Masked != 0 {
+				t.Errorf("errors %d, refused %d, masked %d; status %v", p.Errors, p.Refused, p.Masked, p.Status)
+			}
+		})
+	}
+}
+
+func TestWrongSeedHarvestsNothing(t *testing.T) {
+	// Truth of another seed: the same ids, other people. Nothing counts.
+	srv, _ := realPlatform(t, 300, 1, "lab-secret")
+	_, other := realPlatform(t, 300, 2, "lab-secret")
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"naive"}, MaxRequests: 50, Truth: other, JWTSecret: "lab-secret"})
+	if p := pop1(t, rep, "naive"); p.Harvested != 0 {
+		t.Errorf("harvested %d with the wrong truth, want 0", p.Harvested)
+	}
+}
+
+// Every scenario speaks the platform's API: its tokens are accepted, its
+// paths exist, harvesters take profiles and nobody legitimate is harmed.
+func TestEveryScenarioAgainstTheRealPlatform(t *testing.T) {
+	srv, tr := realPlatform(t, 2000, 3, "lab-secret")
+	rep := run(t, Options{Target: srv.URL, Scenarios: Names(), MaxRequests: 300, Duration: 20 * time.Second,
+		Truth: tr, JWTSecret: "lab-secret", Params: map[string]string{
+			"users.count": "50", "users.think": "5ms", "users.session-gap": "5ms",
+			"partner.rate": "2000", "slow.rate": "2000",
+			"account-rotation.accounts": "20", "fleet.bots": "20",
+		}})
+	for _, p := range rep.Populations {
+		t.Run(p.Name, func(t *testing.T) {
+			if p.Requests != 300 {
+				t.Errorf("%d requests, want its bound 300", p.Requests)
+			}
+			if p.Errors != 0 || p.Refused != 0 || p.Masked != 0 {
+				t.Errorf("errors %d, refused %d, masked %d; status %v", p.Errors, p.Refused, p.Masked, p.Status)
+			}
+			if _, ok := p.Status["401"]; ok {
+				t.Errorf("tokens refused: %v", p.Status)
+			}
+			if p.Kind == "harvester" && p.Harvested == 0 {
+				t.Errorf("harvested nothing; status %v", p.Status)
+			}
+			if p.Kind == "legitimate" && (p.HarmedUsers != 0 || p.ActiveUsers == 0) {
+				t.Errorf("%d of %d active users harmed", p.HarmedUsers, p.ActiveUsers)
+			}
+		})
+	}
+}
