@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/warden-gw/warden/internal/store"
@@ -35,8 +34,8 @@ func (b *budget) count() int {
 	return max(len(b.exact), b.sketch.est)
 }
 
-func (b *budget) size(key string) int64 {
-	c := 96 + int64(len(key)) + 8*int64(cap(b.exact))
+func (b *budget) size() int64 {
+	c := 96 + 8*int64(cap(b.exact))
 	if b.sketch != nil {
 		c += sketchCost
 	}
@@ -82,20 +81,20 @@ func (s *Store) Spend(_ context.Context, now time.Time, reqs []store.SpendReques
 		r := &reqs[i]
 		a := allowed[:len(r.Subjects):len(r.Subjects)]
 		allowed = allowed[len(r.Subjects):]
-		sh := s.shardFor(r.Key)
+		sh, h := s.locate(r.Key)
 		sh.mu.Lock()
 		sh.observe(ns)
-		out[i] = store.SpendResult{Allowed: a, Count: s.spend(sh, ns, r, a)}
+		out[i] = store.SpendResult{Allowed: a, Count: s.spend(sh, h, ns, r, a)}
 		sh.mu.Unlock()
 	}
 	return out, nil
 }
 
 // spend decides one budget and returns its count. Callers hold sh.mu.
-func (s *Store) spend(sh *shard, now int64, r *store.SpendRequest, allowed []bool) int {
+func (s *Store) spend(sh *shard, key uint64, now int64, r *store.SpendRequest, allowed []bool) int {
 	w := int64(r.Window)
 	start := windowStart(now, w)
-	b := sh.budgets[r.Key]
+	b := sh.budgets[key]
 	// A request whose now lags the budget's window (callers' clocks differ
 	// by a little) is judged in the newer window rather than resetting it.
 	if b != nil && (b.window != w || b.start < start) {
@@ -106,9 +105,9 @@ func (s *Store) spend(sh *shard, now int64, r *store.SpendRequest, allowed []boo
 			return 0
 		}
 		b = &budget{start: start, window: w}
-		b.cost = b.size(r.Key)
-		s.makeRoom(sh, now, kindBudget, r.Key, true, b.cost)
-		sh.budgets[strings.Clone(r.Key)] = b
+		b.cost = b.size()
+		s.makeRoom(sh, now, kindBudget, key, true, b.cost)
+		sh.budgets[key] = b
 		sh.keys++
 		sh.bytes += b.cost
 	}
@@ -136,9 +135,9 @@ func (s *Store) spend(sh *shard, now int64, r *store.SpendRequest, allowed []boo
 			allowed[i] = true
 		}
 	}
-	if b.cost = b.size(r.Key); b.cost != before {
+	if b.cost = b.size(); b.cost != before {
 		sh.bytes += b.cost - before
-		s.makeRoom(sh, now, kindBudget, r.Key, false, 0)
+		s.makeRoom(sh, now, kindBudget, key, false, 0)
 	}
 	return b.count()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/warden-gw/warden/internal/store"
@@ -69,20 +68,20 @@ func (s *Store) Admit(_ context.Context, now time.Time, req *store.AdmitRequest)
 	res := make([]store.LimitResult, len(req.Limits))
 	for i := range req.Limits {
 		l := &req.Limits[i]
-		sh := s.shardFor(l.Key)
+		sh, h := s.locate(l.Key)
 		sh.mu.Lock()
 		sh.observe(ns)
-		res[i] = s.gcra(sh, ns, l)
+		res[i] = s.gcra(sh, h, ns, l)
 		sh.mu.Unlock()
 	}
 	return store.AdmitResult{Limits: res}, nil
 }
 
 // gcra decides one limit at now (Unix ns). Callers hold sh.mu.
-func (s *Store) gcra(sh *shard, now int64, l *store.LimitRequest) store.LimitResult {
+func (s *Store) gcra(sh *shard, key uint64, now int64, l *store.LimitRequest) store.LimitResult {
 	t := int64(l.Interval)
 	bw := mulSpan(t, int64(l.Burst)) // burst window: how far TAT may run ahead of now
-	stored, exists := sh.limits[l.Key]
+	stored, exists := sh.limits[key]
 	tat := max(stored, now)
 	// Never below 0: a burst lowered by a reload leaves TAT further ahead.
 	remaining := func(tat int64) int { return int(max(0, now+bw-tat) / t) }
@@ -106,13 +105,12 @@ func (s *Store) gcra(sh *shard, now int64, l *store.LimitRequest) store.LimitRes
 		return store.LimitResult{Remaining: remaining(tat), RetryAfter: time.Duration(allowAt - now), ResetAfter: time.Duration(tat - now)}
 	}
 	if exists {
-		sh.limits[l.Key] = newTat
+		sh.limits[key] = newTat
 	} else {
-		cost := limitCost(l.Key)
-		s.makeRoom(sh, now, kindLimit, l.Key, true, cost)
-		sh.limits[strings.Clone(l.Key)] = newTat
+		s.makeRoom(sh, now, kindLimit, key, true, limitCost)
+		sh.limits[key] = newTat
 		sh.keys++
-		sh.bytes += cost
+		sh.bytes += limitCost
 	}
 	return store.LimitResult{Allowed: true, Remaining: remaining(newTat), ResetAfter: time.Duration(newTat - now)}
 }

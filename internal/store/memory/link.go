@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -87,8 +86,8 @@ type linkFilter struct {
 
 func (f *linkFilter) expires() int64 { return max(f.cur.expires, f.old.expires) }
 
-func (f *linkFilter) size(key string) int64 {
-	return 128 + int64(len(key)) + 8*int64(cap(f.cur.small)+len(f.cur.bits)+cap(f.old.small)+len(f.old.bits))
+func (f *linkFilter) size() int64 {
+	return 128 + 8*int64(cap(f.cur.small)+len(f.cur.bits)+cap(f.old.small)+len(f.old.bits))
 }
 
 // Link remembers ids for key until now+ttl. See doc.go.
@@ -101,16 +100,16 @@ func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64,
 	}
 	ns, m := now.UnixNano(), uint64(s.bloomBits)
 	exp := ns + min(int64(ttl), maxSpan)
-	sh := s.shardFor(key)
+	sh, h := s.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.observe(ns)
-	f := sh.links[key]
+	f := sh.links[h]
 	if f == nil {
 		f = &linkFilter{}
-		f.cost = f.size(key)
-		s.makeRoom(sh, ns, kindLink, key, true, f.cost)
-		sh.links[strings.Clone(key)] = f
+		f.cost = f.size()
+		s.makeRoom(sh, ns, kindLink, h, true, f.cost)
+		sh.links[h] = f
 		sh.keys++
 		sh.bytes += f.cost
 	}
@@ -131,9 +130,9 @@ func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64,
 		f.cur.add(id, m)
 	}
 	before := f.cost
-	if f.cost = f.size(key); f.cost != before {
+	if f.cost = f.size(); f.cost != before {
 		sh.bytes += f.cost - before
-		s.makeRoom(sh, ns, kindLink, key, false, 0)
+		s.makeRoom(sh, ns, kindLink, h, false, 0)
 	}
 	return nil
 }
@@ -142,11 +141,11 @@ func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64,
 func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint64) ([]bool, error) {
 	out := make([]bool, len(ids))
 	ns, m := now.UnixNano(), uint64(s.bloomBits)
-	sh := s.shardFor(key)
+	sh, h := s.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.observe(ns)
-	f := sh.links[key]
+	f := sh.links[h]
 	if f == nil {
 		return out, nil
 	}

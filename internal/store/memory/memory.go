@@ -103,10 +103,11 @@ const (
 )
 
 type shard struct {
-	mu      sync.Mutex
-	limits  map[string]int64 // GCRA theoretical arrival time, Unix ns
-	budgets map[string]*budget
-	links   map[string]*linkFilter
+	mu sync.Mutex
+	// Keys are seeded 64-bit hashes of the callers' key strings (see doc.go).
+	limits  map[uint64]int64 // GCRA theoretical arrival time, Unix ns
+	budgets map[uint64]*budget
+	links   map[uint64]*linkFilter
 	bans    map[store.BanKey]store.Ban
 	keys    int
 	bytes   int64
@@ -133,9 +134,9 @@ func New(opts Options) *Store {
 	s.banBits.Store(new(banFilter))
 	for i := range s.shards {
 		s.shards[i] = &shard{
-			limits:  make(map[string]int64),
-			budgets: make(map[string]*budget),
-			links:   make(map[string]*linkFilter),
+			limits:  make(map[uint64]int64),
+			budgets: make(map[uint64]*budget),
+			links:   make(map[uint64]*linkFilter),
 			bans:    make(map[store.BanKey]store.Ban),
 		}
 	}
@@ -177,8 +178,10 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
-func (s *Store) shardFor(key string) *shard {
-	return s.shards[maphash.String(s.seed, key)&s.mask]
+// locate hashes key: the hash picks the shard and is the key in its maps.
+func (s *Store) locate(key string) (*shard, uint64) {
+	h := maphash.String(s.seed, key)
+	return s.shards[h&s.mask], h
 }
 
 func (s *Store) banHash(k store.BanKey) uint64 {
@@ -194,7 +197,7 @@ func (sh *shard) observe(now int64) {
 
 // makeRoom evicts entries from sh until one more key of extra bytes fits.
 // The entry (k, key) being updated is never chosen. Callers hold sh.mu.
-func (s *Store) makeRoom(sh *shard, now int64, k kind, key string, newKey bool, extra int64) {
+func (s *Store) makeRoom(sh *shard, now int64, k kind, key uint64, newKey bool, extra int64) {
 	for {
 		keys := sh.keys
 		if newKey {
@@ -212,7 +215,7 @@ func (s *Store) makeRoom(sh *shard, now int64, k kind, key string, newKey bool, 
 // evictOne drops one entry: from a sample of the preferred kind's map, an
 // expired one if sampled, else the one whose loss costs least (the oldest).
 // Map iteration starts at a random slot, so the sample is random.
-func (s *Store) evictOne(sh *shard, now int64, prefer kind, avoid string) bool {
+func (s *Store) evictOne(sh *shard, now int64, prefer kind, avoid uint64) bool {
 	order := [3]kind{prefer, kindLimit, kindBudget}
 	if prefer != kindLink {
 		order[2] = kindLink
@@ -228,12 +231,12 @@ func (s *Store) evictOne(sh *shard, now int64, prefer kind, avoid string) bool {
 	return false
 }
 
-func (s *Store) evictFrom(sh *shard, now int64, k kind, avoidSame bool, avoid string) bool {
-	var victim string
+func (s *Store) evictFrom(sh *shard, now int64, k kind, avoidSame bool, avoid uint64) bool {
+	var victim uint64
 	found := false
 	var best int64
 	n := 0
-	consider := func(key string, age int64) bool {
+	consider := func(key uint64, age int64) bool {
 		if avoidSame && key == avoid {
 			return true
 		}
@@ -273,13 +276,13 @@ func (s *Store) evictFrom(sh *shard, now int64, k kind, avoidSame bool, avoid st
 	return true
 }
 
-func (sh *shard) remove(k kind, key string) {
+func (sh *shard) remove(k kind, key uint64) {
 	switch k {
 	case kindLimit:
 		if _, ok := sh.limits[key]; ok {
 			delete(sh.limits, key)
 			sh.keys--
-			sh.bytes -= limitCost(key)
+			sh.bytes -= limitCost
 		}
 	case kindBudget:
 		if b, ok := sh.budgets[key]; ok {
@@ -296,10 +299,10 @@ func (sh *shard) remove(k kind, key string) {
 	}
 }
 
-// limitCost approximates one limit entry: its map slot (string header, TAT,
-// control byte, load-factor and growth slack) and the key's bytes, which
-// BenchmarkMemoryPerKey measures at about 80 bytes for a 22-byte key.
-func limitCost(key string) int64 { return 56 + int64(len(key)) }
+// limitCost approximates one limit entry: its map slot (hash and TAT),
+// control byte, load-factor and growth slack, as BenchmarkMemoryPerKey
+// measures it.
+const limitCost = 40
 
 func (s *Store) sweepLoop(every time.Duration) {
 	defer close(s.done)
