@@ -164,19 +164,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	go func() { wg.Wait(); close(done) }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var last time.Time
 loop:
 	for {
 		select {
 		case <-done:
 			break loop
-		case <-tick.C:
+		case last = <-tick.C:
 			if o.Progress != nil {
 				o.Progress(progress(start, o.Duration, pops))
 			}
 		}
 	}
 	elapsed := time.Since(start)
-	if o.Progress != nil {
+	if o.Progress != nil && time.Since(last) > 100*time.Millisecond {
 		o.Progress(progress(start, o.Duration, pops))
 	}
 	rep := &Report{Target: base, Profiles: e.profiles, Seed: o.Seed, Scenarios: names,
