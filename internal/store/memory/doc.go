@@ -40,7 +40,8 @@
 // TAT + c·T − B·T <= now, and then TAT becomes TAT + c·T. From an idle key B
 // requests of cost 1 pass at once, then one per T.
 //   - Remaining is how many cost-1 requests would pass now, after this one:
-//     floor((now + B·T − TAT) / T).
+//     floor(max(0, now + B·T − TAT) / T), TAT as left by this call (never
+//     negative, also when a reload lowered B).
 //   - RetryAfter (refused) is exactly TAT + c·T − B·T − now: the same request
 //     passes at now+RetryAfter.
 //   - ResetAfter is TAT − now: when the key is back at a full burst.
@@ -58,7 +59,9 @@
 // Windows tumble, aligned to multiples of Window since the Unix epoch. Per
 // subject, in order: already counted → allowed, free; new and count < Limit
 // → counted, allowed; else refused and not counted, so a refused subject
-// stays refused for the rest of the window. The first Options.ExactMax
+// stays refused for the rest of the window. A call whose now lies in a
+// window older than the budget's (callers' clocks differ a little) is judged
+// in the budget's window. The first Options.ExactMax
 // (default 1024) subjects of a window are kept exactly (a sorted slice, 8
 // bytes each). Past that the budget also counts in a HyperLogLog sketch
 // (precision 14, 16 KiB, relative standard error 1.04/√16384 ≈ 0.81%, the
@@ -78,13 +81,14 @@
 // Each key keeps two generations. New ids go to the current one; it becomes
 // the old one once it spans ttl and the old one has expired. A generation is
 // consulted while now < its latest insertion + ttl, so no id is forgotten
-// within its ttl (no false negatives) and an id is kept at most about 2·ttl.
+// within its ttl (no false negatives) and, with one ttl for every call, an
+// id is kept at most about 2·ttl.
 // A generation is an exact sorted set (no false positives) until it would
 // take more memory than a bloom filter of 9.6 bits per Options.LinkCapacity
 // ids (default 4096: 4,912 bytes), then that filter with 7 probes: a 1%
 // false-positive rate at LinkCapacity ids per generation, rising past it
 // (about 16% at twice, 68% at four times). One key takes at most about 10 KB
-// at the defaults, plus its name.
+// at the defaults.
 //
 // # Bans
 //
