@@ -1,6 +1,9 @@
 package platform
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"testing"
 )
@@ -26,5 +29,52 @@ func BenchmarkNew(b *testing.B) {
 		b.ReportMetric(float64(len(p.following.adj)), "edges")
 		runtime.KeepAlive(p)
 		b.StartTimer()
+	}
+}
+
+// discard is a ResponseWriter that keeps nothing, so the benchmark below
+// measures the handler alone.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
+
+// BenchmarkUserProfile is the hot path of the gateway benchmark: an
+// authenticated GET /v1/users/{id}, token already verified once.
+//
+//	go test -run '^$' -bench 'UserProfile|Followers' -benchmem ./internal/lab/platform/
+func BenchmarkUserProfile(b *testing.B) {
+	for _, gz := range []bool{false, true} {
+		b.Run(fmt.Sprintf("gzip=%v", gz), func(b *testing.B) {
+			p := newTest(b, 20_000, 1)
+			tok := mint(b, "1")
+			reqs := make([]*http.Request, 1024)
+			for i := range reqs {
+				reqs[i] = httptest.NewRequest("GET", fmt.Sprintf("/v1/users/%d", 1+i*19), nil)
+				reqs[i].Header.Set("Authorization", "Bearer "+tok)
+				if gz {
+					reqs[i].Header.Set("Accept-Encoding", "gzip")
+				}
+			}
+			w := &discard{h: http.Header{}}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p.ServeHTTP(w, reqs[i%len(reqs)])
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkFollowers(b *testing.B) {
+	p := newTest(b, 20_000, 1)
+	req := httptest.NewRequest("GET", fmt.Sprintf("/v1/users/%d/followers?limit=50", popular(p)), nil)
+	req.Header.Set("Authorization", "Bearer "+mint(b, "1"))
+	w := &discard{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.ServeHTTP(w, req)
 	}
 }

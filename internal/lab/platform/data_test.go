@@ -31,7 +31,7 @@ func newTest(t testing.TB, n int, seed int64) *Platform {
 // TestPerm24 proves the bijection behind unique usernames, emails and
 // phones: every 24-bit value is hit once, and back inverts fwd.
 func TestPerm24(t *testing.T) {
-	for _, seed := range []int64{1, -7} {
+	for _, seed := range []int64{-7} {
 		g := newGen(seed)
 		for i := range g.perms {
 			seen := make([]uint64, (1<<idBits)/64)
