@@ -1,0 +1,41 @@
+package inspect
+
+import (
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// Access is what one answer served: the ledger's input. It holds ids and
+// class names, never personal data values.
+type Access struct {
+	RequestID string
+	Route     string // the route pattern
+	Identity  identify.Identity
+	Time      time.Time
+	// List is whose list a list answer is (the route's list parameter) and
+	// Page which page (the cursor); both empty for other answers.
+	List string
+	Page string
+	// Lookup is the id a direct look-up asked for; Unreferenced says it was
+	// never shown to the identity before (enumeration).
+	Lookup       string
+	Unreferenced bool
+	// Classes names the route's classes; Record.Classes bits index it.
+	Classes []string
+	Records []Record
+	Authors []string // ids of the authors whose content was served
+	Links   []string // ids the answer showed the caller
+}
+
+// Record is one record served. Classes are the classes present in the
+// upstream's answer; Masked those warden nulled. What went out is
+// Classes &^ Masked.
+type Record struct {
+	ID      string
+	Classes ClassSet
+	Masked  ClassSet
+}
+
+// Served is the set of classes the caller received for this record.
+func (r Record) Served() ClassSet { return r.Classes &^ r.Masked }

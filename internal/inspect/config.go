@@ -1,0 +1,207 @@
+package inspect
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Config is the route map: per route, where records sit in the JSON answer
+// and which fields carry which data class.
+type Config struct {
+	Routes []RouteConfig `yaml:"routes"`
+	// MaxBody bounds the decoded size of an answer that is inspected.
+	MaxBody int64 `yaml:"max_body"`
+	// OnOversize and OnMalformed are "pass" (the answer goes out untouched,
+	// uninspected, counted) or "refuse" (502 with a JSON error).
+	OnOversize  string `yaml:"on_oversize"`
+	OnMalformed string `yaml:"on_malformed"`
+}
+
+// RouteConfig maps one route.
+type RouteConfig struct {
+	// Route is a pattern in net/http.ServeMux syntax: "GET /v1/users/{id}".
+	Route string `yaml:"route"`
+	// Records are paths to the records in the answer: "$", "$.users[*]",
+	// "$.posts[*].author".
+	Records []string `yaml:"records"`
+	// ID, Author and the class fields are paths relative to a record:
+	// "id", "author.id".
+	ID      string              `yaml:"id"`
+	Author  string              `yaml:"author"`
+	Classes map[string][]string `yaml:"classes"`
+	// Links are absolute paths to ids the answer shows the caller.
+	Links []string `yaml:"links"`
+	// Lookup names the path parameter that is a direct look-up of a subject
+	// id (checked against the ids earlier answers linked to).
+	Lookup string `yaml:"lookup"`
+	// List names the path parameter that says whose list a list answer is;
+	// Cursor the query parameter that says which page.
+	List   string `yaml:"list"`
+	Cursor string `yaml:"cursor"`
+}
+
+// DefaultMaxBody is the inspected size bound when none is configured.
+const DefaultMaxBody = 1 << 20
+
+// Policies for oversize and malformed answers.
+const (
+	Pass   = "pass"
+	Refuse = "refuse"
+)
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.OnOversize == "" {
+		c.OnOversize = Pass
+	}
+	if c.OnMalformed == "" {
+		c.OnMalformed = Pass
+	}
+}
+
+// Validate checks the route map. Each error starts with its YAML path
+// relative to the section ("routes[2].records[0]: ...").
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if c.MaxBody < 0 {
+		bad("max_body", "must not be negative, got %d", c.MaxBody)
+	}
+	for _, p := range [...]struct{ name, v string }{{"on_oversize", c.OnOversize}, {"on_malformed", c.OnMalformed}} {
+		if p.v != "" && p.v != Pass && p.v != Refuse {
+			bad(p.name, "must be %q or %q, got %q", Pass, Refuse, p.v)
+		}
+	}
+	seen := map[string]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		at := fmt.Sprintf("routes[%d]", i)
+		pat, err := parsePattern(r.Route)
+		if err != nil {
+			bad(at+".route", "%v", err)
+		} else {
+			key := pat.method + " " + pat.shape()
+			if j, dup := seen[key]; dup {
+				bad(at+".route", "%q matches the same requests as routes[%d]", r.Route, j)
+			}
+			seen[key] = i
+			for _, p := range [...]struct{ name, v string }{{"lookup", r.Lookup}, {"list", r.List}} {
+				if p.v != "" && pat.param(p.v) < 0 {
+					bad(at+"."+p.name, "%q is not a parameter of %q", p.v, r.Route)
+				}
+			}
+		}
+		for j, p := range r.Records {
+			if _, err := parsePath(p, true); err != nil {
+				bad(fmt.Sprintf("%s.records[%d]", at, j), "%v", err)
+			}
+		}
+		if len(r.Records) == 0 && (r.ID != "" || r.Author != "" || len(r.Classes) > 0) {
+			bad(at+".records", "id, author and classes need at least one record path")
+		}
+		if r.ID != "" {
+			if _, err := parsePath(r.ID, false); err != nil {
+				bad(at+".id", "%v", err)
+			}
+		}
+		if r.Author != "" {
+			if _, err := parsePath(r.Author, false); err != nil {
+				bad(at+".author", "%v", err)
+			}
+		}
+		if len(r.Classes) > maxClasses {
+			bad(at+".classes", "at most %d classes, got %d", maxClasses, len(r.Classes))
+		}
+		for _, name := range sortedKeys(r.Classes) {
+			if !validName(name) {
+				bad(at+".classes", "class name %q: use letters, digits, '_' and '-'", name)
+			}
+			if len(r.Classes[name]) == 0 {
+				bad(at+".classes."+name, "lists no fields")
+			}
+			for j, f := range r.Classes[name] {
+				if _, err := parsePath(f, false); err != nil {
+					bad(fmt.Sprintf("%s.classes.%s[%d]", at, name, j), "%v", err)
+				}
+			}
+		}
+		for j, p := range r.Links {
+			if _, err := parsePath(p, true); err != nil {
+				bad(fmt.Sprintf("%s.links[%d]", at, j), "%v", err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// step is one step of a path: a member name, or "[*]" (every element).
+type step struct {
+	name string
+	elem bool
+}
+
+// parsePath parses "$", "$.a[*].b" (absolute) or "a.b" (relative).
+func parsePath(p string, absolute bool) ([]step, error) {
+	s := p
+	if absolute {
+		if !strings.HasPrefix(s, "$") {
+			return nil, fmt.Errorf("path %q must start with $", p)
+		}
+		s = s[1:]
+	} else {
+		if s == "" {
+			return nil, errors.New("empty path")
+		}
+		if strings.HasPrefix(s, "$") {
+			return nil, fmt.Errorf("path %q is relative to the record: leave out $", p)
+		}
+		s = "." + s
+	}
+	var steps []step
+	for s != "" {
+		switch {
+		case strings.HasPrefix(s, "[*]"):
+			steps = append(steps, step{elem: true})
+			s = s[3:]
+		case s[0] == '.':
+			s = s[1:]
+			n := strings.IndexAny(s, ".[")
+			if n < 0 {
+				n = len(s)
+			}
+			name := s[:n]
+			if name == "" {
+				return nil, fmt.Errorf("path %q has an empty member name", p)
+			}
+			if strings.ContainsAny(name, `"\*] `) {
+				return nil, fmt.Errorf("path %q: member name %q has a character paths do not support", p, name)
+			}
+			steps = append(steps, step{name: name})
+			s = s[n:]
+		default:
+			return nil, fmt.Errorf("path %q: expected .name or [*] at %q", p, s)
+		}
+	}
+	if !absolute && len(steps) > 0 && steps[len(steps)-1].elem {
+		return nil, fmt.Errorf("path %q must name a member", p)
+	}
+	return steps, nil
+}

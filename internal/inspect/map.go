@@ -1,0 +1,280 @@
+package inspect
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxClasses bounds the classes of one route (a ClassSet is a bit set).
+const maxClasses = 64
+
+// ClassSet is a set of a route's classes, bit i for Route.Classes()[i].
+type ClassSet uint64
+
+// Has reports whether class i is in the set.
+func (s ClassSet) Has(i int) bool { return s&(1<<uint(i)) != 0 }
+
+// Map is a compiled route map. It is safe for concurrent use.
+type Map struct {
+	cfg    Config
+	routes []*Route // most specific first
+	codec  codec
+}
+
+// Route is one compiled route of a Map.
+type Route struct {
+	Pattern string
+	pat     pattern
+	cfg     RouteConfig
+	classes []string   // sorted
+	fields  [][]string // per class, field paths as configured
+	// fieldJSON holds each class field's name as a JSON string, for the
+	// masking note; indexed like fields.
+	fieldJSON [][]string
+	root      *node
+	lookup    int // index of the lookup param, -1
+	list      int // index of the list param, -1
+	nrec      int // number of record paths
+}
+
+// Classes lists the route's class names; ClassSet bits index it.
+func (r *Route) Classes() []string { return r.classes }
+
+// Class returns the index of a class name, -1 when the route has none.
+func (r *Route) Class(name string) int {
+	i, ok := slices.BinarySearch(r.classes, name)
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// Config is the route's configuration.
+func (r *Route) Config() *RouteConfig { return &r.cfg }
+
+// node is one position in the answer's JSON tree that a path reaches.
+type node struct {
+	keys []string
+	kids []*node
+	elem *node
+	rec  int // record path index opened here, -1
+	acts []action
+}
+
+type actKind uint8
+
+const (
+	actID actKind = iota
+	actAuthor
+	actClass
+	actLink
+)
+
+// action is something to record about the value at a node. rec is the
+// record path the action belongs to (for actLink, -1).
+type action struct {
+	kind  actKind
+	rec   int
+	class int
+	field int
+}
+
+func newNode() *node { return &node{rec: -1} }
+
+func (n *node) child(s step) *node {
+	if s.elem {
+		if n.elem == nil {
+			n.elem = newNode()
+		}
+		return n.elem
+	}
+	for i, k := range n.keys {
+		if k == s.name {
+			return n.kids[i]
+		}
+	}
+	c := newNode()
+	n.keys = append(n.keys, s.name)
+	n.kids = append(n.kids, c)
+	return c
+}
+
+func (n *node) walk(steps []step) *node {
+	for _, s := range steps {
+		n = n.child(s)
+	}
+	return n
+}
+
+// Compile validates cfg (after SetDefaults) and builds its Map.
+func Compile(cfg Config) (*Map, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("inspect: %w", err)
+	}
+	m := &Map{cfg: cfg}
+	for i := range cfg.Routes {
+		r, err := compileRoute(cfg.Routes[i])
+		if err != nil {
+			return nil, fmt.Errorf("inspect: routes[%d]: %w", i, err)
+		}
+		m.routes = append(m.routes, r)
+	}
+	slices.SortStableFunc(m.routes, func(a, b *Route) int { return morePrecise(&a.pat, &b.pat) })
+	return m, nil
+}
+
+func compileRoute(rc RouteConfig) (*Route, error) {
+	pat, err := parsePattern(rc.Route)
+	if err != nil {
+		return nil, err
+	}
+	r := &Route{Pattern: rc.Route, pat: pat, cfg: rc, root: newNode(), lookup: -1, list: -1, nrec: len(rc.Records)}
+	if rc.Lookup != "" {
+		r.lookup = pat.param(rc.Lookup)
+	}
+	if rc.List != "" {
+		r.list = pat.param(rc.List)
+	}
+	r.classes = sortedKeys(rc.Classes)
+	for _, c := range r.classes {
+		r.fields = append(r.fields, rc.Classes[c])
+		var js []string
+		for _, f := range rc.Classes[c] {
+			js = append(js, jsonString(f))
+		}
+		r.fieldJSON = append(r.fieldJSON, js)
+	}
+	rel := func(p string) []step {
+		if p == "" {
+			return nil
+		}
+		s, _ := parsePath(p, false)
+		return s
+	}
+	for ri, rp := range rc.Records {
+		steps, _ := parsePath(rp, true)
+		rn := r.root.walk(steps)
+		if rn.rec >= 0 {
+			return nil, fmt.Errorf("records[%d]: path %q given twice", ri, rp)
+		}
+		rn.rec = ri
+		if s := rel(rc.ID); s != nil {
+			n := rn.walk(s)
+			n.acts = append(n.acts, action{kind: actID, rec: ri})
+		}
+		if s := rel(rc.Author); s != nil {
+			n := rn.walk(s)
+			n.acts = append(n.acts, action{kind: actAuthor, rec: ri})
+		}
+		for ci := range r.classes {
+			for fi, f := range r.fields[ci] {
+				n := rn.walk(rel(f))
+				n.acts = append(n.acts, action{kind: actClass, rec: ri, class: ci, field: fi})
+			}
+		}
+	}
+	for _, lp := range rc.Links {
+		steps, _ := parsePath(lp, true)
+		n := r.root.walk(steps)
+		n.acts = append(n.acts, action{kind: actLink, rec: -1})
+	}
+	return r, nil
+}
+
+// Match is a route matched to one request, with its path parameters.
+type Match struct {
+	Route *Route
+	vals  [maxParams]string
+}
+
+// Param returns a path parameter's value (not unescaped), "" when absent.
+func (m *Match) Param(name string) string {
+	if m.Route == nil {
+		return ""
+	}
+	if i := m.Route.pat.param(name); i >= 0 {
+		return m.vals[i]
+	}
+	return ""
+}
+
+// Lookup is the value of the route's lookup parameter, "" when none.
+func (m *Match) Lookup() string {
+	if m.Route == nil || m.Route.lookup < 0 {
+		return ""
+	}
+	return m.vals[m.Route.lookup]
+}
+
+// List is the value of the route's list parameter, "" when none.
+func (m *Match) List() string {
+	if m.Route == nil || m.Route.list < 0 {
+		return ""
+	}
+	return m.vals[m.Route.list]
+}
+
+// Match finds the route for a request; path excludes the query. It does not
+// allocate.
+func (m *Map) Match(method, path string) (Match, bool) {
+	var mt Match
+	for _, r := range m.routes {
+		if r.pat.match(method, path, &mt.vals) {
+			mt.Route = r
+			return mt, true
+		}
+	}
+	return Match{}, false
+}
+
+// Config is the map's configuration with defaults applied.
+func (m *Map) Config() *Config { return &m.cfg }
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// jsonString quotes s as a JSON string.
+func jsonString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	appendJSONString(&b, s)
+	return b.String()
+}
+
+type byteWriter interface {
+	WriteByte(byte) error
+	WriteString(string) (int, error)
+}
+
+func appendJSONString(b byteWriter, s string) {
+	const hex = "0123456789abcdef"
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			b.WriteString(`\u00`)
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+}
