@@ -21,19 +21,25 @@
 // (/v1/bans/net/10.1.2.0/24) or escaped (/v1/bans/net/10.1.2.0%2F24). The
 // path is cleaned before routing, so a value holding "//" or "/../" (an odd
 // account name) only travels in the query form, which `warden ban` always
-// uses. Values are
-// canonicalised before use: an ip is parsed and printed back (IPv4-mapped
-// IPv6 is unmapped), a net is masked to its prefix (10.1.2.7/24 is
-// 10.1.2.0/24). A net ban matches only a request whose net facet is exactly
-// that prefix, so ban at the prefix lengths the gateway's config uses.
+// uses. Values are canonicalised before use: an ip is parsed and printed
+// back (IPv4-mapped IPv6 is unmapped), a net is masked to its prefix
+// (10.1.2.7/24 is 10.1.2.0/24). A net ban matches only a request whose net
+// facet is exactly that prefix, so ban at the prefix lengths the gateway's
+// config uses. Every admin ban expires (ttl or until, at most ten years):
+// standing denials belong in the config.
 //
 // Every route except /healthz requires "Authorization: Bearer TOKEN". The
 // token is compared in constant time. /healthz is open so that a liveness
 // probe needs no secret; it says only that the process answers. /readyz is
 // behind the token because its failure text names internals (the store).
 //
+// The token comes from LoadToken: a file, or an environment variable. A
+// token file that other users may access (mode & 0o007) is refused, since
+// it would hand the admin API to every local account; group access is
+// allowed so that operators in one group can share it.
+//
 // This package must never be served without a token (New refuses an empty
-// one, LoadToken a short one), never log the token or the Authorization
+// or short one), never log the token or the Authorization
 // header, and never log ban values or reasons, which may be personal data
 // (an IP address, an account): logs carry the facet, the operator and the
 // expiry only. Reachability is the operator's choice of listen address; the
