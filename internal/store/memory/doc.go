@@ -19,8 +19,9 @@
 // expired one if sampled, else the one whose loss matters least (the limit
 // nearest a full burst, the budget whose window ends first, the filter that
 // expires first), taking from other kinds only when that kind has none
-// left in the shard, so a flood of new rate-limit keys (address rotation)
-// does not evict budgets; Stats().Evictions counts unexpired keys dropped. A
+// left in the shard (limits first, budgets last), so a flood of new
+// rate-limit keys (address rotation) evicts limits, not budgets;
+// Stats().Evictions counts unexpired keys dropped. A
 // sweeper (every Options.SweepEvery, default 1 minute) removes idle keys:
 // limits back at a full burst, budgets whose window ended, filters and bans
 // past their expiry. A limit key costs about 40 bytes; see

@@ -216,14 +216,9 @@ func (s *Store) makeRoom(sh *shard, now int64, k kind, key uint64, newKey bool, 
 // expired one if sampled, else the one whose loss costs least (the oldest).
 // Map iteration starts at a random slot, so the sample is random.
 func (s *Store) evictOne(sh *shard, now int64, prefer kind, avoid uint64) bool {
-	order := [3]kind{prefer, kindLimit, kindBudget}
-	if prefer != kindLink {
-		order[2] = kindLink
-	}
-	if prefer == kindLimit {
-		order[1] = kindBudget
-	}
-	for _, k := range order {
+	// Other kinds by what their loss costs: a limit at most one burst, a link
+	// filter false enumeration alarms, a budget a reset count.
+	for _, k := range [...]kind{prefer, kindLimit, kindLink, kindBudget} {
 		if s.evictFrom(sh, now, k, k == prefer, avoid) {
 			return true
 		}

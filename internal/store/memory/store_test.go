@@ -87,7 +87,34 @@ func TestEviction(t *testing.T) {
 		maxKeys       int
 		maxBytes      int64
 		wantEvictions bool
+		check         func(t *testing.T, s *Store)
 	}{
+		{
+			name: "a flood of limit keys leaves budgets alone",
+			opts: Options{Shards: 1, MaxKeys: 50, SweepEvery: -1},
+			fill: func(t *testing.T, s *Store) {
+				for k := range 10 {
+					if _, err := s.Spend(ctx, t0, []store.SpendRequest{{Key: "budget:" + strconv.Itoa(k), Window: time.Hour, Limit: 5, Subjects: []uint64{1, 2, 3}}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i := range 1000 {
+					admit(t, s, t0, "limit:"+strconv.Itoa(i), time.Hour)
+				}
+			},
+			maxKeys: 50, wantEvictions: true,
+			check: func(t *testing.T, s *Store) {
+				for k := range 10 {
+					res, err := s.Spend(ctx, t0, []store.SpendRequest{{Key: "budget:" + strconv.Itoa(k), Window: time.Hour, Limit: 5}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res[0].Count != 3 {
+						t.Errorf("budget %d: count %d after the flood, want 3", k, res[0].Count)
+					}
+				}
+			},
+		},
 		{
 			name: "max keys holds under many limits",
 			opts: Options{Shards: 1, MaxKeys: 100, SweepEvery: -1},
@@ -168,6 +195,9 @@ func TestEviction(t *testing.T) {
 			}
 			if (st.Evictions > 0) != c.wantEvictions {
 				t.Errorf("%d evictions, want some: %v", st.Evictions, c.wantEvictions)
+			}
+			if c.check != nil {
+				c.check(t, s)
 			}
 		})
 	}
