@@ -286,7 +286,13 @@ func machine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%d CPUs (%s)", numCPU(), strings.TrimSpace(cpu))
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			load = ", load average " + strings.Join(f[:3], " ") + " at the end"
+		}
+	}
+	return fmt.Sprintf("%d CPUs (%s)%s", numCPU(), strings.TrimSpace(cpu), load)
 }
 
 // child is a subprocess of this binary that prints a readiness line.

@@ -24,22 +24,29 @@
 //     for partner.accounts [500] connected accounts from partner.addrs [2]
 //     server addresses at a steady partner.rate [150] requests/s: their
 //     feeds, posts, follower lists and the profiles of those followers.
-//   - naive: one address, one account, GET /v1/users/1, 2, 3, ... as fast as
-//     naive.workers [4] connections allow.
+//   - naive: one address, one account, GET /v1/users/1, 2, 3, ... at
+//     naive.rate [100] requests/s over naive.workers [4] connections.
 //   - slow: one address, one account, ids in order, paced at slow.rate [8]
 //     requests/s, under a typical per-second limit.
 //   - ip-rotation: ids in order, every request from the next of
 //     ip-rotation.addrs [4096] addresses (spread over /24s, no keep-alive),
-//     with ip-rotation.accounts [4] accounts, ip-rotation.workers [16].
+//     with ip-rotation.accounts [4] accounts, at ip-rotation.rate [250]
+//     requests/s, ip-rotation.workers [16].
 //   - account-rotation: signs up account-rotation.accounts [300] accounts
 //     (POST /v1/accounts), then ids in order, every request with the next
-//     account, from account-rotation.addrs [4] addresses.
+//     account, from account-rotation.addrs [4] addresses, at
+//     account-rotation.rate [250] requests/s.
 //   - fleet: fleet.bots [200] bots, each its own address (over fleet.nets
 //     [32] /24s) and its own account (fleet.accounts: signup [default] or
 //     aged, tokens for real old accounts), rotated together. It walks
 //     follower lists and search results and opens the profiles each answer
 //     linked, all from the bot that fetched the list, so its look-ups look
-//     like navigation. fleet.workers [16].
+//     like navigation. fleet.rate [250] requests/s, fleet.workers [16].
+//
+// Harvesters are paced (NAME.rate; 0 means as fast as the workers go) so
+// that a run's load is the same whatever the target does: a harvester
+// refused early does not free the machine for the others, and columns of
+// a comparison differ only by the protection in front of the platform.
 //
 // Every scenario also takes NAME.workers where it has parallel workers.
 // A mix is a comma-separated list; the demo's default is users,partner,fleet.

@@ -45,10 +45,14 @@ func enumerate(ctx context.Context, e *env, p *pop, workers, start int, pc *pace
 	wg.Wait()
 }
 
-type naiveScn struct{ workers, account int }
+type naiveScn struct {
+	workers, account int
+	rate             float64
+}
 
 func buildNaive(ps *params, e *env) (runner, error) {
-	s := &naiveScn{workers: ps.int("workers", 4, 1, 1024), account: ps.int("account", 0, 0, 100_000_000)}
+	s := &naiveScn{workers: ps.int("workers", 4, 1, 1024), account: ps.int("account", 0, 0, 100_000_000),
+		rate: ps.float("rate", 100, 0, 1e6)}
 	return runner{run: s.run}, ps.check()
 }
 
@@ -59,7 +63,7 @@ func (s *naiveScn) run(ctx context.Context, e *env, p *pop) {
 		acc = 1 + rng.IntN(e.profiles)
 	}
 	id := &ident{src: addr(naiveBlock, 0, 1), keep: true, token: e.agedToken(rng, acc), ua: harvesterUA}
-	enumerate(ctx, e, p, s.workers, 1, newPacer(0), func(int64) *ident { return id })
+	enumerate(ctx, e, p, s.workers, 1, newPacer(s.rate), func(int64) *ident { return id })
 }
 
 type slowScn struct {
@@ -78,10 +82,14 @@ func (s *slowScn) run(ctx context.Context, e *env, p *pop) {
 	enumerate(ctx, e, p, 2, s.start, newPacer(s.rate), func(int64) *ident { return id })
 }
 
-type ipRotScn struct{ addrs, accounts, workers int }
+type ipRotScn struct {
+	addrs, accounts, workers int
+	rate                     float64
+}
 
 func buildIPRotation(ps *params, e *env) (runner, error) {
 	s := &ipRotScn{
+		rate:     ps.float("rate", 250, 0, 1e6),
 		addrs:    ps.int("addrs", 4096, 1, 65_000),
 		accounts: ps.int("accounts", 4, 1, 100_000),
 		workers:  ps.int("workers", 16, 1, 1024),
@@ -99,7 +107,7 @@ func (s *ipRotScn) run(ctx context.Context, e *env, p *pop) {
 	for i := range ids {
 		ids[i] = &ident{src: addr(ipRotBlock, i, 256), token: tokens[i%len(tokens)], ua: harvesterUA}
 	}
-	enumerate(ctx, e, p, s.workers, 1, newPacer(0), func(j int64) *ident { return ids[j%int64(len(ids))] })
+	enumerate(ctx, e, p, s.workers, 1, newPacer(s.rate), func(j int64) *ident { return ids[j%int64(len(ids))] })
 }
 
 // signupAll signs up to n accounts, each from the source src(i), with
@@ -146,10 +154,14 @@ func signupAll(ctx context.Context, e *env, p *pop, n, workers int, src func(i i
 	return got
 }
 
-type accRotScn struct{ accounts, addrs, workers int }
+type accRotScn struct {
+	accounts, addrs, workers int
+	rate                     float64
+}
 
 func buildAccountRotation(ps *params, e *env) (runner, error) {
 	s := &accRotScn{
+		rate:     ps.float("rate", 250, 0, 1e6),
 		accounts: ps.int("accounts", 300, 1, 100_000),
 		addrs:    ps.int("addrs", 4, 1, 254),
 		workers:  ps.int("workers", 16, 1, 1024),
@@ -169,12 +181,13 @@ func (s *accRotScn) run(ctx context.Context, e *env, p *pop) {
 			return &ident{src: addr(accRotBlock, 0, 1), keep: true, ua: harvesterUA}
 		})
 	}
-	enumerate(ctx, e, p, s.workers, 1, newPacer(0), func(j int64) *ident { return ids[j%int64(len(ids))] })
+	enumerate(ctx, e, p, s.workers, 1, newPacer(s.rate), func(j int64) *ident { return ids[j%int64(len(ids))] })
 }
 
 type fleetScn struct {
 	bots, nets, workers int
 	accounts            string
+	rate                float64
 }
 
 func buildFleet(ps *params, e *env) (runner, error) {
@@ -183,6 +196,7 @@ func buildFleet(ps *params, e *env) (runner, error) {
 		nets:     ps.int("nets", 32, 1, 256),
 		workers:  ps.int("workers", 16, 1, 1024),
 		accounts: ps.str("accounts", "signup", "signup", "aged"),
+		rate:     ps.float("rate", 250, 0, 1e6),
 	}
 	return runner{run: s.run}, ps.check()
 }
@@ -265,6 +279,7 @@ func (s *fleetScn) run(ctx context.Context, e *env, p *pop) {
 	if len(bots) == 0 {
 		return
 	}
+	p.pace = newPacer(s.rate)
 	st := &fleetState{listed: make([]bool, e.profiles), opened: make([]bool, e.profiles), other: map[string]bool{}}
 	// Seeds: what each bot's own account follows, and name searches.
 	for _, b := range bots {

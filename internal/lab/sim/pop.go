@@ -31,6 +31,7 @@ type pop struct {
 	harvester bool
 	start     time.Time
 	max       int64
+	pace      *pacer // when set, every request waits for its slot
 
 	sent, ok, refused, errs, masked, notFound atomic.Int64
 	firstRefusal, firstMask                   atomic.Int64 // ns since start, 0 = none
@@ -147,6 +148,9 @@ func refusal(code int) bool { return code == 403 || code == 429 || code == 503 }
 // user's index, or -1). It returns errStop when the population's bound or
 // time is spent; other errors are counted and returned.
 func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path string) (*answer, error) {
+	if p.pace != nil && !p.pace.wait(ctx) {
+		return nil, errStop
+	}
 	if ctx.Err() != nil || !p.take() {
 		return nil, errStop
 	}
