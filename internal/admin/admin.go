@@ -44,6 +44,11 @@ type Options struct {
 	Ready    func(ctx context.Context) error // nil: always ready
 	Logger   *slog.Logger                    // nil: discard
 	Now      func() time.Time                // nil: time.Now
+
+	// NetBits returns the prefix lengths of the gateway's net facet (e.g.
+	// 24 and 48). When set, a net ban at another length is refused: it
+	// could never match. Read per request, so it may follow reloads.
+	NetBits func() (v4, v6 int)
 }
 
 // Server is the admin API. It holds no goroutines of its own; Serve runs

@@ -639,3 +639,27 @@ func TestListBounds(t *testing.T) {
 		})
 	}
 }
+
+func TestNetBits(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.NetBits = func() (int, int) { return 24, 48 } })
+	cases := []struct {
+		name, value string
+		want        int
+	}{
+		{"ipv4 /24", "198.51.100.0/24", 201},
+		{"ipv4 /16", "198.51.0.0/16", 400},
+		{"ipv6 /48", "2001:db8:1::/48", 201},
+		{"ipv6 /64", "2001:db8:1:2::/64", 400},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.do(t, "POST", "/v1/bans", testToken, `{"facet":"net","value":"`+c.value+`","reason":"r","ttl":"1h"}`)
+			if r.code != c.want {
+				t.Fatalf("status %d, want %d: %s", r.code, c.want, r.body)
+			}
+			if c.want == 400 && !strings.Contains(r.errorText(t), "would never match") {
+				t.Fatalf("error %q", r.errorText(t))
+			}
+		})
+	}
+}

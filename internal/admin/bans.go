@@ -134,6 +134,9 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
 	now := s.opts.Now()
 	b, err := req.ban(now)
 	if err == nil {
+		err = s.checkNetBits(b)
+	}
+	if err == nil {
 		b.By, err = operator(r)
 	}
 	if err != nil {
@@ -172,6 +175,27 @@ func (s *Server) removeBan(w http.ResponseWriter, r *http.Request) {
 	s.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "admin: ban removed",
 		slog.String("facet", k.Facet), slog.String("by", by))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// checkNetBits refuses a net ban that the gateway's net facet never
+// produces (a /16 when requests carry their /24).
+func (s *Server) checkNetBits(b store.Ban) error {
+	if b.Facet != identify.FacetNet.String() || s.opts.NetBits == nil {
+		return nil
+	}
+	p, err := netip.ParsePrefix(b.Value)
+	if err != nil {
+		return fmt.Errorf("net value %q: %w", clip(b.Value), err)
+	}
+	v4, v6 := s.opts.NetBits()
+	want, family := v6, "IPv6"
+	if p.Addr().Is4() {
+		want, family = v4, "IPv4"
+	}
+	if p.Bits() != want {
+		return fmt.Errorf("net ban %s would never match: the gateway's net facet is a /%d for %s", b.Value, want, family)
+	}
+	return nil
 }
 
 // storeError answers a failed store call: 503 when the store is down,
