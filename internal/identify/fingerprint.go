@@ -85,6 +85,7 @@ func isGREASE(v uint16) bool {
 // bound so that hashing header names allocates nothing.
 type fpHash struct {
 	h       hash.Hash
+	sumBuf  [sha256.Size]byte
 	buf     []byte
 	n       int
 	namesFn func(string)
@@ -117,7 +118,7 @@ func (f *fpHash) name(s string) {
 }
 
 // sum hashes tls | names | ua, each part empty when not configured.
-func (f *fpHash) sum(h Header, tlsFP string, parts fpParts) string {
+func (f *fpHash) sum(h Header, tlsFP string, parts fpParts, names *internTable) string {
 	f.h.Reset()
 	f.n = 0
 	if parts.tls {
@@ -131,10 +132,9 @@ func (f *fpHash) sum(h Header, tlsFP string, parts fpParts) string {
 	if parts.ua && h != nil {
 		f.write(h.Peek("User-Agent"))
 	}
-	var sum [sha256.Size]byte
 	var out [16]byte
-	hex.Encode(out[:], f.h.Sum(sum[:0])[:8])
-	return string(out[:])
+	hex.Encode(out[:], f.h.Sum(f.sumBuf[:0])[:8])
+	return names.bytes(out[:])
 }
 
 // write hashes s through the reusable buffer, a chunk at a time, so hashing

@@ -31,6 +31,8 @@ type Identifier struct {
 	v6Bits    int
 	parts     fpParts
 	acct      *verifier // nil when no key source is configured
+	apps      *internTable
+	fps       *internTable
 	pool      sync.Pool // *scratch
 }
 
@@ -68,6 +70,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 		appHeader: cfg.App.Header,
 		v4Bits:    cfg.Net.IPv4Prefix,
 		v6Bits:    cfg.Net.IPv6Prefix,
+		apps:      newInternTable(1024),
+		fps:       newInternTable(4096),
 	}
 	for _, s := range cfg.TrustedProxies {
 		p, _ := parseTrusted(s) // checked by Validate
@@ -185,7 +189,7 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 	out.Net = x.netOf(out.IP)
 	if h != nil {
 		if app := h.Peek(x.appHeader); app != "" && len(app) <= maxAppLen {
-			out.App = strings.Clone(app)
+			out.App = x.apps.str(app)
 		}
 		if x.acct != nil {
 			if tok := x.acct.token(h); tok != "" {
@@ -195,7 +199,7 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 			}
 		}
 	}
-	out.Fingerprint = s.fp.sum(h, in.TLSFingerprint, x.parts)
+	out.Fingerprint = s.fp.sum(h, in.TLSFingerprint, x.parts, x.fps)
 }
 
 // ClientIP is the package's ClientIP with the configured trusted proxies.
