@@ -155,3 +155,30 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 	runtime.KeepAlive(keys)
 	b.ReportMetric(perKey, "bytes/key")
 }
+
+// BenchmarkSweep1M is one sweep over 1,000,000 live limit keys (nothing to
+// remove); max-lock-ns and mean-lock-ns are how long a shard lock was held,
+// the latency a request on that shard can see from the sweeper.
+func BenchmarkSweep1M(b *testing.B) {
+	s := New(Options{SweepEvery: -1})
+	defer s.Close()
+	req := &store.AdmitRequest{Limits: make([]store.LimitRequest, 1)}
+	for _, k := range benchKeys("per-ip|ip|", 1_000_000) {
+		req.Limits[0] = store.LimitRequest{Key: k, Interval: time.Hour, Burst: 10, Cost: 1}
+		if _, err := s.Admit(ctx, t0, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var longest, total time.Duration
+	holds := 0
+	for b.Loop() {
+		for _, sh := range s.shards {
+			start := time.Now()
+			s.sweepShard(sh, t0.UnixNano())
+			d := time.Since(start)
+			longest, total, holds = max(longest, d), total+d, holds+1
+		}
+	}
+	b.ReportMetric(float64(longest.Nanoseconds()), "max-lock-ns")
+	b.ReportMetric(float64(total.Nanoseconds())/float64(holds), "mean-lock-ns")
+}

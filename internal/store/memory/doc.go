@@ -7,7 +7,7 @@
 //
 // # Layout and bounds
 //
-// Keys are spread over Options.Shards shards (default 64), each with its own
+// Keys are spread over Options.Shards shards (default 256), each with its own
 // mutex, so concurrent requests rarely meet on one lock. Admit and Spend
 // lock each key's shard in turn, so each limit and each budget is updated
 // atomically on its own, which is all their semantics ask. A bitset of

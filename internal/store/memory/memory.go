@@ -16,7 +16,7 @@ var _ store.Store = (*Store)(nil)
 // field.
 type Options struct {
 	// Shards is the number of independently locked partitions, rounded up
-	// to a power of two. Default 64.
+	// to a power of two. Default 256: short lock holds when sweeping.
 	Shards int
 	// MaxKeys bounds the number of limit, budget and link-filter keys held
 	// (bans are bounded by MaxBans). Default 2,097,152.
@@ -37,7 +37,7 @@ type Options struct {
 }
 
 const (
-	defaultShards       = 64
+	defaultShards       = 256
 	defaultMaxKeys      = 2 << 20
 	defaultMaxBytes     = 1 << 30
 	defaultMaxBans      = 1_000_000
@@ -328,26 +328,32 @@ func (s *Store) sweepLoop(every time.Duration) {
 func (s *Store) sweep(now int64) int {
 	removed := 0
 	for _, sh := range s.shards {
-		sh.mu.Lock()
-		for key, tat := range sh.limits {
-			if tat <= now {
-				sh.remove(kindLimit, key)
-				removed++
-			}
-		}
-		for key, b := range sh.budgets {
-			if b.start+b.window <= now {
-				sh.remove(kindBudget, key)
-				removed++
-			}
-		}
-		for key, f := range sh.links {
-			if f.expires() <= now {
-				sh.remove(kindLink, key)
-				removed++
-			}
-		}
-		sh.mu.Unlock()
+		removed += s.sweepShard(sh, now)
 	}
 	return removed + s.sweepBans(now)
+}
+
+func (s *Store) sweepShard(sh *shard, now int64) int {
+	removed := 0
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for key, tat := range sh.limits {
+		if tat <= now {
+			sh.remove(kindLimit, key)
+			removed++
+		}
+	}
+	for key, b := range sh.budgets {
+		if b.start+b.window <= now {
+			sh.remove(kindBudget, key)
+			removed++
+		}
+	}
+	for key, f := range sh.links {
+		if f.expires() <= now {
+			sh.remove(kindLink, key)
+			removed++
+		}
+	}
+	return removed
 }
