@@ -27,6 +27,7 @@ func BenchmarkNew(b *testing.B) {
 		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-MB")
 		b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MB")
 		b.ReportMetric(float64(len(p.following.adj)), "edges")
+		b.ReportMetric(float64(p.baseFollowers(popular(p))), "max-followers")
 		runtime.KeepAlive(p)
 		b.StartTimer()
 	}

@@ -274,3 +274,31 @@ func TestPostsAndTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestWordLists guards what the uniqueness and ordering arguments assume:
+// names are distinct letters-only words, and the search orders equal plain
+// string order.
+func TestWordLists(t *testing.T) {
+	for _, list := range [][]string{firstLower, lastLower} {
+		seen := map[string]bool{}
+		for _, w := range list {
+			if seen[w] || strings.Trim(w, "abcdefghijklmnopqrstuvwxyz") != "" || w == "" {
+				t.Fatalf("word %q repeated or not letters only", w)
+			}
+			seen[w] = true
+		}
+	}
+	p := newTest(t, 4000, 2)
+	user := func(id int32) string { return string(p.g.appendUsername(nil, int(id))) }
+	name := func(id int32) string { return string(p.g.appendFullNameLower(nil, int(id))) }
+	for i := 1; i < len(p.search.byUser); i++ {
+		a, b := p.search.byUser[i-1], p.search.byUser[i]
+		if user(a) >= user(b) {
+			t.Fatalf("usernames out of order: %q before %q", user(a), user(b))
+		}
+		a, b = p.search.byName[i-1], p.search.byName[i]
+		if name(a) > name(b) || (name(a) == name(b) && a > b) {
+			t.Fatalf("names out of order: %q/%d before %q/%d", name(a), a, name(b), b)
+		}
+	}
+}

@@ -477,6 +477,15 @@ func TestSignUp(t *testing.T) {
 		wg      sync.WaitGroup
 	)
 	before := time.Now().Unix()
+	for range 4 { // readers while accounts are made
+		wg.Go(func() {
+			for range 25 {
+				if status, _, _ := e.do("GET", fmt.Sprintf("/v1/users/%d/followers?limit=50", popular(e.p)), e.tok); status != 200 {
+					t.Errorf("read during sign-ups: %d", status)
+				}
+			}
+		})
+	}
 	for range 20 {
 		wg.Go(func() {
 			status, _, body := e.do("POST", "/v1/accounts", "")
