@@ -133,7 +133,13 @@ func (v *verifier) key(t *jwt.Token) (any, error) {
 	if fits(v.pub, alg) {
 		keys = append(keys, v.pub)
 	}
-	for _, ks := range []*keySet{v.fileKeys, v.remoteSet()} {
+	remote := v.remoteSet()
+	if kid != "" && v.remote != nil {
+		if _, ok := remote.lookup(kid); !ok {
+			v.remote.unknownKID() // a rotation may have published it since
+		}
+	}
+	for _, ks := range []*keySet{v.fileKeys, remote} {
 		if ks == nil {
 			continue
 		}
@@ -155,7 +161,6 @@ func (v *verifier) key(t *jwt.Token) (any, error) {
 	case len(keys) > 1:
 		return jwt.VerificationKeySet{Keys: keys}, nil
 	case kid != "" && v.remote != nil:
-		v.remote.unknownKID()
 		return nil, errUnknownKID
 	}
 	return nil, errors.New("no key for this token")

@@ -487,3 +487,49 @@ func TestJWKSURLDownAtStart(t *testing.T) {
 		t.Fatalf("after recovery: account = %q", id.Account)
 	}
 }
+
+// TestJWKSURLKickWithPEM: a PEM key beside a JWKS URL must not stop an
+// unknown kid from asking for a refresh.
+func TestJWKSURLKickWithPEM(t *testing.T) {
+	k := getKeys(t)
+	srv := &jwksServer{}
+	srv.set(jwksJSON(t, jwkSpec{"old", "ES256", &k.ec.PublicKey}))
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	clock := &fakeClock{}
+	x, err := New(t.Context(), Config{Account: AccountConfig{PublicKeyFile: writePEM(t, &k.rsa.PublicKey), JWKSURL: hs.URL, JWKSRefresh: time.Hour}},
+		Options{HTTPClient: hs.Client(), Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.set(jwksJSON(t, jwkSpec{"new", "RS256", &k.rsa2.PublicKey}))
+	tok := sign(t, jwt.SigningMethodRS256, k.rsa2, "new", claims())
+	n := x.acct.remote.fetches.Load()
+	clock.advance(time.Minute)
+	// The PEM key fits RS256 and is tried (and fails), yet the kid still kicks.
+	if id := identifyToken(x, testNow, tok); id.Account != "" {
+		t.Fatalf("before refresh: account = %q", id.Account)
+	}
+	waitFetches(t, x.acct.remote, n)
+	// The refused result was cached for negativeTTL; past it the new key works.
+	if id := identifyToken(x, testNow.Add(negativeTTL), tok); id.Account != "user-42" {
+		t.Fatalf("after refresh: account = %q", id.Account)
+	}
+}
+
+func TestTrusts(t *testing.T) {
+	c := Config{TrustedProxies: []string{"10.0.0.0/8", "::1"}}
+	ps, err := c.TrustedPrefixes()
+	if err != nil || len(ps) != 2 || ps[1].String() != "::1/128" {
+		t.Fatalf("TrustedPrefixes = %v, %v", ps, err)
+	}
+	if _, err := (Config{TrustedProxies: []string{"x"}}).TrustedPrefixes(); err == nil || !strings.HasPrefix(err.Error(), "trusted_proxies[0]:") {
+		t.Fatalf("bad entry: err = %v", err)
+	}
+	x := newTestIdentifier(t, c, Options{})
+	for a, want := range map[string]bool{"10.1.2.3": true, "::ffff:10.1.2.3": true, "::1": true, "11.0.0.1": false} {
+		if got := x.Trusts(netip.MustParseAddr(a)); got != want {
+			t.Errorf("Trusts(%s) = %v, want %v", a, got, want)
+		}
+	}
+}

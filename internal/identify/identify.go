@@ -73,10 +73,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 		apps:      newInternTable(1024),
 		fps:       newInternTable(4096),
 	}
-	for _, s := range cfg.TrustedProxies {
-		p, _ := parseTrusted(s) // checked by Validate
-		x.trusted = append(x.trusted, p)
-	}
+	x.trusted, _ = cfg.TrustedPrefixes() // checked by Validate
 	for _, p := range cfg.Fingerprint.Parts {
 		switch p {
 		case PartTLS:
@@ -207,6 +204,25 @@ func (x *Identifier) ClientIP(peer netip.Addr, h Header) netip.Addr {
 	s := x.pool.Get().(*scratch)
 	defer x.pool.Put(s)
 	return s.walk.clientIP(peer, h, x.trusted)
+}
+
+// Trusts reports whether a (unmapped first) is in trusted_proxies.
+func (x *Identifier) Trusts(a netip.Addr) bool {
+	return inPrefixes(x.trusted, a.Unmap().WithZone(""))
+}
+
+// TrustedPrefixes parses trusted_proxies as Identify does; the error names
+// the first bad entry.
+func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {
+	ps := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for i, s := range c.TrustedProxies {
+		p, err := parseTrusted(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies[%d]: %w", i, err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
 }
 
 // netOf is the configured prefix around ip, invalid when ip is.
