@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -94,7 +95,7 @@ func pad6(n int) string {
 	return s[len(s)-6:]
 }
 
-func itoa(n int) string { return string(appendIDString(nil, int64(n))[1:len(appendIDString(nil, int64(n)))-1]) }
+func itoa(n int) string { return strconv.Itoa(n) }
 
 var usernameRE = regexp.MustCompile(`^[a-z]+[._]?[a-z]*_[0-9]+$`)
 
