@@ -103,6 +103,11 @@ return 1
 // ARGV: exact max, then per budget: limit, expiry (ms), n, n subjects.
 // Returns per budget: count, flags ('1' allowed, '0' refused, in order).
 var spendScript = newScript("spend", `
+local function each(cmd, key, list)
+  for from = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, from, math.min(from + 999, #list)))
+  end
+end
 local exactMax = tonumber(ARGV[1])
 local a = 2
 local out = {}
@@ -116,39 +121,43 @@ for j = 1, #KEYS / 2 do
   local sketch = redis.call('EXISTS', kh) == 1
   local est = 0
   if sketch then est = redis.call('PFCOUNT', kh) end
-  local added, dirty = 0, false
+  local member = {}
+  if n > 0 and card > 0 then member = redis.call('SMISMEMBER', kx, unpack(ARGV, a, a + n - 1)) end
+  local inx, newx, newh = {}, {}, {}
+  local added = 0
   local flags = {}
   for i = 0, n - 1 do
     local s = ARGV[a + i]
     local ok = false
-    if redis.call('SISMEMBER', kx, s) == 1 then
+    if member[i + 1] == 1 or inx[s] then
       ok = true
     elseif not sketch and card < limit and card < exactMax then
-      redis.call('SADD', kx, s)
-      card, ok, dirty = card + 1, true, true
+      newx[#newx + 1] = s
+      inx[s], card, ok = true, card + 1, true
     else
       if not sketch and card < limit then
         -- The exact set is full: count on in a sketch seeded with it.
-        local members = redis.call('SMEMBERS', kx)
+        each('SADD', kx, newx)
+        newx = {}
         redis.call('PFADD', kh)
-        for from = 1, #members, 1000 do
-          redis.call('PFADD', kh, unpack(members, from, math.min(from + 999, #members)))
-        end
-        sketch, est, dirty = true, card, true
+        each('PFADD', kh, redis.call('SMEMBERS', kx))
+        sketch, est = true, card
       end
       if sketch and est + added < limit then
         -- Not provably counted: counted as new. PFADD of a subject the
         -- sketch holds does not raise the estimate, so re-views are free
         -- while there is room.
-        redis.call('PFADD', kh, s)
-        added, ok, dirty = added + 1, true, true
+        newh[#newh + 1] = s
+        added, ok = added + 1, true
       end
     end
     flags[i + 1] = ok and '1' or '0'
   end
   a = a + n
+  each('SADD', kx, newx)
+  each('PFADD', kh, newh)
   if added > 0 then est = math.max(est, redis.call('PFCOUNT', kh)) end
-  if dirty then
+  if #newx > 0 or added > 0 then
     redis.call('PEXPIRE', kx, px)
     if sketch then redis.call('PEXPIRE', kh, px) end
   end

@@ -1,0 +1,76 @@
+package redis_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/memory"
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
+)
+
+// benchParallelism is goroutines per GOMAXPROCS: a gateway has many requests
+// in flight, which is what lets rueidis pipeline them.
+const benchParallelism = 32
+
+// BenchmarkStore compares one decision on Redis (on this machine) with the
+// memory store: Admit with two limits, Spend of 50 subjects. See
+// bench/results/redis-store.txt for the ratio.
+func BenchmarkStore(b *testing.B) {
+	srv := redistest.Start(b)
+	backends := []struct {
+		name string
+		open func(b *testing.B) store.Store
+	}{
+		{"memory", func(b *testing.B) store.Store { return memory.New(memory.Options{SweepEvery: -1}) }},
+		{"redis", func(b *testing.B) store.Store { return open(b, []string{srv.Addr()}) }},
+	}
+	for _, be := range backends {
+		b.Run("Admit2/"+be.name, func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			keys := make([]string, 10000)
+			for i := range keys {
+				keys[i] = "ip:192.0.2." + strconv.Itoa(i)
+			}
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+				req := &store.AdmitRequest{Limits: make([]store.LimitRequest, 2)}
+				for pb.Next() {
+					k := keys[rng.IntN(len(keys))]
+					req.Limits[0] = store.LimitRequest{Key: k, Interval: time.Millisecond, Burst: 100, Cost: 1}
+					req.Limits[1] = store.LimitRequest{Key: "acct:" + k, Interval: time.Millisecond, Burst: 100, Cost: 1}
+					if _, err := s.Admit(context.Background(), time.Now(), req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+		b.Run("Spend50/"+be.name, func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
+				reqs := []store.SpendRequest{{Window: time.Hour, Limit: 1 << 30, Subjects: make([]uint64, 50)}}
+				for pb.Next() {
+					reqs[0].Key = "acct:" + strconv.Itoa(rng.IntN(1000))
+					for i := range reqs[0].Subjects {
+						reqs[0].Subjects[i] = rng.Uint64N(1 << 20)
+					}
+					if _, err := s.Spend(context.Background(), time.Now(), reqs); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
