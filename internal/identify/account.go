@@ -42,7 +42,8 @@ type verifier struct {
 	subject  string
 	created  string
 	scopes   string
-	cache    *tokenCache
+	cache    *tokenCache // verified tokens
+	refused  *tokenCache // refused tokens, apart so a flood of bad ones cannot evict good ones
 }
 
 // token extracts the token from the header value, "" when none.
@@ -67,10 +68,16 @@ func (v *verifier) account(now time.Time, tok string) *account {
 	if a, ok := v.cache.get(key, tok, now); ok {
 		return a
 	}
+	if _, ok := v.refused.get(key, tok, now); ok {
+		return nil
+	}
 	a, until, cache := v.verify(now, tok)
-	if cache {
-		// The cache keeps the token; tok may alias the front's buffer.
+	switch {
+	case !cache:
+	case a != nil: // the caches keep the token; tok may alias the front's buffer
 		v.cache.put(key, strings.Clone(tok), a, until)
+	default:
+		v.refused.put(key, strings.Clone(tok), nil, until)
 	}
 	return a
 }

@@ -533,3 +533,19 @@ func TestTrusts(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedTokensKeepGoodOnesCached: bad tokens go to their own cache.
+func TestRefusedTokensKeepGoodOnesCached(t *testing.T) {
+	x := newTestIdentifier(t, Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", CacheSize: cacheShards}}, Options{})
+	good := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims())
+	if id := identifyToken(x, testNow, good); id.Account != "user-42" {
+		t.Fatal("good token refused")
+	}
+	for i := range 500 {
+		identifyToken(x, testNow, sign(t, jwt.SigningMethodHS256, []byte("wrong-secret-wrong-secret-wrong!"), "", claims("jti", i)))
+	}
+	key := x.acct.cache.hash(good)
+	if a, ok := x.acct.cache.get(key, good, testNow); !ok || a == nil || a.subject != "user-42" {
+		t.Fatalf("500 bad tokens evicted the good one from the cache")
+	}
+}

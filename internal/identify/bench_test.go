@@ -50,7 +50,7 @@ func BenchmarkIdentify(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			x := newTestIdentifier(b, c.cfg, Options{})
 			if c.noCache {
-				x.acct.cache.off = true
+				x.acct.cache.off, x.acct.refused.off = true, true
 			}
 			in := benchRequest(c.tok)
 			var id Identity

@@ -45,11 +45,13 @@
 // or unverifiable token is no account: the request is anonymous for warden
 // and the upstream still decides.
 //
-// Results are cached in a bounded LRU (account.cache_size entries, 16
-// shards) keyed by a seeded hash of the token and holding the token itself
-// (a collision is a miss). A verified token is kept until exp+leeway but at
-// most 5 minutes (so a key dropped from a JWKS stops working within that); a
-// refused one 10 seconds; one refused for an unknown kid not at all.
+// Results are cached in bounded LRUs (account.cache_size verified tokens, a
+// quarter as many refused ones, kept apart so a flood of bad tokens cannot
+// evict good ones; 16 shards each) keyed by a seeded hash of the token and
+// holding the token itself (a collision is a miss). A verified token is kept
+// until exp+leeway but at most 5 minutes (so a key dropped from a JWKS stops
+// working within that); a refused one 10 seconds; one refused for an unknown
+// kid not at all.
 //
 // # Fingerprint
 //
