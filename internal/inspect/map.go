@@ -244,37 +244,25 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // jsonString quotes s as a JSON string.
-func jsonString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	appendJSONString(&b, s)
-	return b.String()
-}
+func jsonString(s string) string { return string(appendJSON(nil, s)) }
 
-type byteWriter interface {
-	WriteByte(byte) error
-	WriteString(string) (int, error)
-}
-
-func appendJSONString(b byteWriter, s string) {
+// appendJSON appends s quoted as a JSON string (invalid UTF-8 replaced).
+func appendJSON(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	b.WriteByte('"')
+	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			b = append(b, '\\', c)
 		case c < 0x20 || c == 0x7f:
-			b.WriteString(`\u00`)
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	b.WriteByte('"')
+	return append(b, '"')
 }

@@ -25,6 +25,12 @@ func (r *Result) Mask(i, c int, rule string) bool {
 	if k < 0 && len(r.rules) < maxRules {
 		k = len(r.rules)
 		r.rules = append(r.rules, rule)
+		if k < cap(r.ruleJSON) { // reuse the quoted rule's memory
+			r.ruleJSON = r.ruleJSON[:k+1]
+			r.ruleJSON[k] = appendJSON(r.ruleJSON[k][:0], rule)
+		} else {
+			r.ruleJSON = append(r.ruleJSON, appendJSON(nil, rule))
+		}
 	}
 	if k >= 0 {
 		rec.rules |= 1 << uint(k)
@@ -55,89 +61,92 @@ type edit struct {
 // nil (the answer goes out byte for byte). The output is valid JSON when the
 // input was.
 func (r *Result) Rewrite(dst []byte, requestID string) []byte {
+	// Edits in body order: records open in order and a record's own spans
+	// follow its note; only nested records can break the order.
 	ed := r.edits[:0]
-	for _, sp := range r.spans {
-		rec := &r.recs[sp.rec]
-		if rec.masked&(1<<uint(sp.class)) != 0 && present(r.body[sp.start:sp.end]) {
-			ed = append(ed, edit{start: sp.start, end: sp.end, rec: -1})
-		}
-	}
-	if len(ed) == 0 {
-		r.edits = ed
-		return nil
-	}
+	nulls := 0
 	for i := range r.recs {
-		if rec := &r.recs[i]; rec.masked != 0 && rec.obj >= 0 {
+		rec := &r.recs[i]
+		if rec.masked == 0 {
+			continue
+		}
+		if rec.obj >= 0 {
 			ed = append(ed, edit{start: rec.obj + 1, end: rec.obj + 1, rec: int32(i)})
 		}
-	}
-	slices.SortFunc(ed, func(a, b edit) int {
-		if a.start != b.start {
-			return int(a.start - b.start)
+		for _, sp := range r.spans[rec.spans[0]:rec.spans[1]] {
+			if sp.rec == int32(i) && rec.masked&(1<<uint(sp.class)) != 0 && present(r.body[sp.start:sp.end]) {
+				ed = append(ed, edit{start: sp.start, end: sp.end, rec: -1})
+				nulls++
+			}
 		}
-		return int(b.rec - a.rec) // a note before a null at the same offset
-	})
+	}
 	r.edits = ed
-	w := appender{b: dst[:0]}
-	w.b = slices.Grow(w.b, len(r.body)+len(ed)*16)
+	if nulls == 0 {
+		return nil
+	}
+	if !slices.IsSortedFunc(ed, cmpEdit) {
+		slices.SortFunc(ed, cmpEdit)
+	}
+	r.qid = appendJSON(r.qid[:0], requestID) // quoted once per answer
+	qid := r.qid
+	b := slices.Grow(dst[:0], len(r.body)+len(ed)*24+len(qid)*len(ed)/2+64)
 	pos := int32(0)
 	for _, e := range ed {
 		if e.start < pos { // inside a value already nulled
 			continue
 		}
-		w.b = append(w.b, r.body[pos:e.start]...)
+		b = append(b, r.body[pos:e.start]...)
 		if e.rec < 0 {
-			w.b = append(w.b, "null"...)
+			b = append(b, "null"...)
 			pos = e.end
 			continue
 		}
-		r.note(&w, int(e.rec), requestID)
+		b = r.note(b, int(e.rec), qid)
 		pos = e.start
 	}
-	w.b = append(w.b, r.body[pos:]...)
-	return w.b
+	return append(b, r.body[pos:]...)
 }
 
-func (r *Result) note(w *appender, i int, requestID string) {
+func cmpEdit(a, b edit) int {
+	if a.start != b.start {
+		return int(a.start - b.start)
+	}
+	return int(b.rec - a.rec) // a note before a null at the same offset
+}
+
+func (r *Result) note(b []byte, i int, qid []byte) []byte {
 	rec := &r.recs[i]
-	w.b = append(w.b, `"`+NoteMember+`":{"masked":[`...)
+	b = append(b, `"`+NoteMember+`":{"masked":[`...)
 	first := true
 	for _, sp := range r.spans[rec.spans[0]:rec.spans[1]] {
 		if sp.rec != int32(i) || rec.masked&(1<<uint(sp.class)) == 0 || !present(r.body[sp.start:sp.end]) {
 			continue
 		}
 		if !first {
-			w.b = append(w.b, ',')
+			b = append(b, ',')
 		}
 		first = false
-		w.b = append(w.b, r.route.fieldJSON[sp.class][sp.field]...)
+		b = append(b, r.route.fieldJSON[sp.class][sp.field]...)
 	}
-	w.b = append(w.b, `],"rules":[`...)
+	b = append(b, `],"rules":[`...)
 	first = true
-	for k, rule := range r.rules {
+	for k, rule := range r.ruleJSON {
 		if rec.rules&(1<<uint(k)) == 0 {
 			continue
 		}
 		if !first {
-			w.b = append(w.b, ',')
+			b = append(b, ',')
 		}
 		first = false
-		appendJSONString(w, rule)
+		b = append(b, rule...)
 	}
-	w.b = append(w.b, `],"request_id":`...)
-	appendJSONString(w, requestID)
-	w.b = append(w.b, '}')
+	b = append(b, `],"request_id":`...)
+	b = append(b, qid...)
+	b = append(b, '}')
 	if !rec.empty {
-		w.b = append(w.b, ',')
+		b = append(b, ',')
 	}
-}
-
-type appender struct{ b []byte }
-
-func (a *appender) WriteByte(c byte) error { a.b = append(a.b, c); return nil }
-func (a *appender) WriteString(s string) (int, error) {
-	a.b = append(a.b, s...)
-	return len(s), nil
+	return b
 }
 
 // Rules lists the rules that masked something, in the order first used.

@@ -1,8 +1,10 @@
 package inspect
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // maxDepth bounds nesting, so hostile input cannot exhaust the stack.
@@ -29,31 +31,33 @@ type recState struct {
 	id      ref
 	classes ClassSet
 	masked  ClassSet
-	rules   uint64 // bits index Result.rules
+	rules   uint64   // bits index Result.rules
 	spans   [2]int32 // the record's spans are within spans[0:1] of Result.spans
 }
 
 // Result is one inspected answer. Reuse it with Reset; it is not safe for
 // concurrent use.
 type Result struct {
-	route   *Route
-	body    []byte
-	recs    []recState
-	open    []int32
-	spans   []span
-	authors []ref
-	links   []ref
-	idbuf   []byte
-	rules   []string
-	edits   []edit
-	errAt   int
-	errMsg  string
+	route    *Route
+	body     []byte
+	recs     []recState
+	open     []int32
+	spans    []span
+	authors  []ref
+	links    []ref
+	idbuf    []byte
+	rules    []string
+	ruleJSON [][]byte
+	qid      []byte
+	edits    []edit
+	errAt    int
+	errMsg   string
 }
 
 // Reset empties r for another answer, keeping its memory.
 func (r *Result) Reset() {
 	*r = Result{recs: r.recs[:0], open: r.open[:0], spans: r.spans[:0],
-		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], edits: r.edits[:0]}
+		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], ruleJSON: r.ruleJSON[:0], edits: r.edits[:0], qid: r.qid[:0]}
 }
 
 // Route is the route the answer was inspected for.
@@ -309,6 +313,19 @@ func (s *scanner) lit(i int, w string) (int, error) {
 func scanString(b []byte, i int) (int, bool) {
 	i++
 	for {
+		// Eight bytes at a time until one may be '"', '\\' or a control
+		// character (the lowest flagged byte is exact).
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			q := x ^ 0x2222222222222222
+			e := x ^ 0x5c5c5c5c5c5c5c5c
+			m := ((q - lo8) &^ q) | ((e - lo8) &^ e) | ((x - 0x2020202020202020) &^ x)
+			if m &= hi8; m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
 		for i < len(b) && strSafe[b[i]] {
 			i++
 		}
@@ -338,6 +355,11 @@ func scanString(b []byte, i int) (int, bool) {
 		}
 	}
 }
+
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 

@@ -1,0 +1,221 @@
+package ration
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// Config is the rationing section: budgets, scopes and unreferenced
+// look-ups.
+type Config struct {
+	Budgets      []BudgetConfig `yaml:"budgets"`
+	Scopes       []ScopeConfig  `yaml:"scopes"`
+	Unreferenced *Unreferenced  `yaml:"unreferenced"`
+}
+
+// BudgetConfig limits how many distinct subjects' Class one value of Facet
+// may be served per Window.
+type BudgetConfig struct {
+	Name   string        `yaml:"name"`
+	Facet  string        `yaml:"facet"` // account, app, ip, net, fingerprint
+	Class  string        `yaml:"class"`
+	Limit  int           `yaml:"limit"`
+	Window time.Duration `yaml:"window"`
+	Action string        `yaml:"action"` // mask (default) or block
+	// AccountAge lowers the limit for young accounts: the first tier (in
+	// order of younger_than) the account is younger than applies.
+	AccountAge []AgeTier `yaml:"account_age"`
+	Exempt     Exempt    `yaml:"exempt"`
+}
+
+// AgeTier is the limit for accounts younger than YoungerThan.
+type AgeTier struct {
+	YoungerThan time.Duration `yaml:"younger_than"`
+	Limit       int           `yaml:"limit"`
+}
+
+// Exempt lists identities a rule does not apply to.
+type Exempt struct {
+	Apps     []string `yaml:"apps"`
+	Accounts []string `yaml:"accounts"`
+	CIDRs    []string `yaml:"cidrs"`
+}
+
+// ScopeConfig reserves Class for identities holding Scope; everyone else
+// gets it masked.
+type ScopeConfig struct {
+	Name  string `yaml:"name"` // the rule named in masks; default "scope-<class>"
+	Class string `yaml:"class"`
+	Scope string `yaml:"scope"`
+}
+
+// Unreferenced counts direct look-ups (a route's lookup parameter) of ids
+// that no earlier answer showed the identity.
+type Unreferenced struct {
+	Name  string `yaml:"name"`  // default "unreferenced"
+	Facet string `yaml:"facet"` // whose filter: default account
+	// TTL is how long a shown id stays referenced. Default 24h.
+	TTL time.Duration `yaml:"ttl"`
+	// Limit unreferenced distinct look-ups per Window are served; past it,
+	// Action applies to the answer. Limit 0 with no window only counts.
+	Limit  int           `yaml:"limit"`
+	Window time.Duration `yaml:"window"`
+	Action string        `yaml:"action"` // mask (default) or block
+	// Classes are masked past the limit; default every class of the route.
+	Classes []string `yaml:"classes"`
+	Exempt  Exempt   `yaml:"exempt"`
+}
+
+// Actions past a budget.
+const (
+	Mask  = "mask"
+	Block = "block"
+)
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	for i := range c.Budgets {
+		if c.Budgets[i].Action == "" {
+			c.Budgets[i].Action = Mask
+		}
+	}
+	for i := range c.Scopes {
+		if c.Scopes[i].Name == "" {
+			c.Scopes[i].Name = "scope-" + c.Scopes[i].Class
+		}
+	}
+	if u := c.Unreferenced; u != nil {
+		if u.Name == "" {
+			u.Name = "unreferenced"
+		}
+		if u.Facet == "" {
+			u.Facet = "account"
+		}
+		if u.TTL == 0 {
+			u.TTL = 24 * time.Hour
+		}
+		if u.Action == "" {
+			u.Action = Mask
+		}
+	}
+}
+
+// Validate checks the section. Each error starts with its YAML path relative
+// to the section ("budgets[1].window: ...").
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	names := map[string]string{}
+	name := func(at, n string) {
+		switch {
+		case n == "":
+			bad(at, "a name is required")
+		case !validName(n):
+			bad(at, "name %q: use letters, digits, '_', '-' and '.'", n)
+		case names[n] != "":
+			bad(at, "name %q is already used by %s", n, names[n])
+		default:
+			names[n] = at
+		}
+	}
+	for i := range c.Budgets {
+		b := &c.Budgets[i]
+		at := fmt.Sprintf("budgets[%d]", i)
+		name(at+".name", b.Name)
+		if _, ok := identify.ParseFacet(b.Facet); !ok {
+			bad(at+".facet", "must be account, app, ip, net or fingerprint, got %q", b.Facet)
+		}
+		if b.Class == "" {
+			bad(at+".class", "a class is required")
+		}
+		if b.Limit < 0 {
+			bad(at+".limit", "must not be negative, got %d", b.Limit)
+		}
+		if b.Window <= 0 {
+			bad(at+".window", "must be positive, got %v", b.Window)
+		}
+		if b.Action != Mask && b.Action != Block {
+			bad(at+".action", "must be %q or %q, got %q", Mask, Block, b.Action)
+		}
+		for j, t := range b.AccountAge {
+			if t.YoungerThan <= 0 {
+				bad(fmt.Sprintf("%s.account_age[%d].younger_than", at, j), "must be positive, got %v", t.YoungerThan)
+			}
+			if t.Limit < 0 {
+				bad(fmt.Sprintf("%s.account_age[%d].limit", at, j), "must not be negative, got %d", t.Limit)
+			}
+		}
+		errs = append(errs, validExempt(at+".exempt", &b.Exempt)...)
+	}
+	for i := range c.Scopes {
+		s := &c.Scopes[i]
+		at := fmt.Sprintf("scopes[%d]", i)
+		name(at+".name", s.Name)
+		if s.Class == "" {
+			bad(at+".class", "a class is required")
+		}
+		if s.Scope == "" {
+			bad(at+".scope", "a scope is required")
+		}
+	}
+	if u := c.Unreferenced; u != nil {
+		name("unreferenced.name", u.Name)
+		if _, ok := identify.ParseFacet(u.Facet); !ok {
+			bad("unreferenced.facet", "must be account, app, ip, net or fingerprint, got %q", u.Facet)
+		}
+		if u.TTL <= 0 {
+			bad("unreferenced.ttl", "must be positive, got %v", u.TTL)
+		}
+		if u.Limit < 0 {
+			bad("unreferenced.limit", "must not be negative, got %d", u.Limit)
+		}
+		if u.Window < 0 || u.Window == 0 && u.Limit > 0 {
+			bad("unreferenced.window", "must be positive when a limit is set, got %v", u.Window)
+		}
+		if u.Action != Mask && u.Action != Block {
+			bad("unreferenced.action", "must be %q or %q, got %q", Mask, Block, u.Action)
+		}
+		errs = append(errs, validExempt("unreferenced.exempt", &u.Exempt)...)
+	}
+	return errors.Join(errs...)
+}
+
+func validExempt(at string, e *Exempt) []error {
+	var errs []error
+	for i, c := range e.CIDRs {
+		if _, err := parseCIDR(c); err != nil {
+			errs = append(errs, fmt.Errorf("%s.cidrs[%d]: %w", at, i, err))
+		}
+	}
+	return errs
+}
+
+// parseCIDR accepts a prefix or a single address.
+func parseCIDR(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR prefix nor an address", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,58 @@
+package ration
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are rationing's counters. Create them once per process; every
+// Rationer built on a config load shares them.
+type Metrics struct {
+	served     *prometheus.CounterVec // subjects offered to a budget and allowed
+	masked     *prometheus.CounterVec // records masked, by rule
+	blocked    *prometheus.CounterVec // answers refused, by rule
+	enumerated *prometheus.CounterVec // unreferenced look-ups, by route
+	oversize   prometheus.Counter
+	malformed  prometheus.Counter
+	skipped    *prometheus.CounterVec // answers not inspected, by reason
+	storeErrs  prometheus.Counter
+}
+
+// NewMetrics registers rationing's metrics with reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		served: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_budget_served_total",
+			Help: "Subjects offered to a distinct-subject budget and allowed (re-views included).",
+		}, []string{"budget"}),
+		masked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_budget_masked_total",
+			Help: "Records whose class fields were masked, by the rule that masked them.",
+		}, []string{"rule"}),
+		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_budget_blocked_total",
+			Help: "Answers refused with 429, by rule.",
+		}, []string{"rule"}),
+		enumerated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_unreferenced_lookups_total",
+			Help: "Direct look-ups of ids the identity was never shown (enumeration), by route.",
+		}, []string{"route"}),
+		oversize: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_inspect_oversize_total",
+			Help: "Answers larger than max_body (passed or refused per on_oversize).",
+		}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_inspect_malformed_total",
+			Help: "Answers that were not valid JSON or could not be decoded (passed or refused per on_malformed).",
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_inspect_skipped_total",
+			Help: "Answers on mapped routes passed uninspected, by reason (status, content_type, encoding).",
+		}, []string{"reason"}),
+		storeErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_ration_store_errors_total",
+			Help: "Rationing decisions the state store failed.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.served, m.masked, m.blocked, m.enumerated, m.oversize, m.malformed, m.skipped, m.storeErrs)
+	}
+	return m
+}

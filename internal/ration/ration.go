@@ -1,0 +1,680 @@
+package ration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/store"
+)
+
+// Store is the state rationing needs: one Spend per answer for every budget,
+// and the link filters for unreferenced look-ups.
+type Store interface {
+	Spend(ctx context.Context, now time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error)
+	Link(ctx context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error
+	Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]bool, error)
+}
+
+// Route is a request matched to the route map.
+type Route = inspect.Match
+
+// Request is what rationing needs of the request.
+type Request struct {
+	Method   string
+	Path     string // without the query
+	RawQuery string
+	ID       string // the request id named in masks and refusals
+}
+
+// Response is the upstream's answer, body fully read.
+type Response struct {
+	Status          int
+	ContentType     string
+	ContentEncoding string
+	Body            []byte
+}
+
+// Outcome is the decision on one answer.
+type Outcome struct {
+	// Body is the rewritten answer, encoded as the upstream's was; nil means
+	// send the upstream's answer unchanged, byte for byte.
+	Body          []byte
+	ContentLength int
+	// Block, when set, replaces the answer entirely.
+	Block *Refusal
+	// Masked is the number of records with a class masked.
+	Masked int
+	Access inspect.Access
+	Header []Header
+}
+
+// Header is a response header field to add.
+type Header struct{ Name, Value string }
+
+// Refusal is an answer warden sends instead of the upstream's.
+type Refusal struct {
+	Status     int
+	Error      string
+	Rule       string
+	Facet      string
+	RetryAfter time.Duration // 0: none
+	Body       []byte        // {"error","rule","facet","request_id"}
+}
+
+// MaskedHeader is the header on an answer warden masked:
+// "Warden-Masked: 3; rules=contact-account,scope-contact".
+const MaskedHeader = "Warden-Masked"
+
+// Rationer applies one configuration. It is safe for concurrent use.
+type Rationer struct {
+	imap    *inspect.Map
+	budgets []*budget
+	scopes  []*scope
+	unref   *unref
+	st      Store
+	met     *Metrics
+	log     *slog.Logger
+	work    sync.Pool // *work
+	onOver  bool      // refuse oversize answers
+	onBad   bool      // refuse malformed answers
+}
+
+type exempt struct {
+	apps, accounts []string
+	cidrs          []netip.Prefix
+}
+
+func newExempt(e Exempt) exempt {
+	x := exempt{apps: e.Apps, accounts: e.Accounts}
+	for _, c := range e.CIDRs {
+		p, _ := parseCIDR(c)
+		x.cidrs = append(x.cidrs, p)
+	}
+	return x
+}
+
+func (x *exempt) has(id *identify.Identity) bool {
+	if id.App != "" && slices.Contains(x.apps, id.App) {
+		return true
+	}
+	if id.Account != "" && slices.Contains(x.accounts, id.Account) {
+		return true
+	}
+	if id.IP.IsValid() {
+		ip := id.IP.Unmap()
+		for _, p := range x.cidrs {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type budget struct {
+	cfg     BudgetConfig
+	facet   identify.Facet
+	block   bool
+	tiers   []AgeTier // by younger_than, ascending
+	ex      exempt
+	prefix  string // store key prefix
+	served  prometheus.Counter
+	masked  prometheus.Counter
+	blocked prometheus.Counter
+}
+
+// limit is the budget's limit for id at now, account age applied.
+func (b *budget) limit(id *identify.Identity, now time.Time) int {
+	if len(b.tiers) == 0 {
+		return b.cfg.Limit
+	}
+	if age, ok := id.AccountAge(now); ok {
+		for _, t := range b.tiers {
+			if age < t.YoungerThan {
+				return min(t.Limit, b.cfg.Limit)
+			}
+		}
+	}
+	return b.cfg.Limit
+}
+
+type scope struct {
+	cfg    ScopeConfig
+	masked prometheus.Counter
+}
+
+type unref struct {
+	cfg     Unreferenced
+	facet   identify.Facet
+	block   bool
+	ex      exempt
+	prefix  string // link filter key prefix
+	bprefix string // budget key prefix
+	masked  prometheus.Counter
+	blocked prometheus.Counter
+}
+
+// New builds a Rationer for one configuration load. icfg is the route map.
+func New(cfg Config, icfg inspect.Config, st Store, m *Metrics, log *slog.Logger) (*Rationer, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ration: %w", err)
+	}
+	imap, err := inspect.Compile(icfg)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mapped := map[string]bool{}
+	for _, rc := range icfg.Routes {
+		for c := range rc.Classes {
+			mapped[c] = true
+		}
+	}
+	var errs []error
+	r := &Rationer{imap: imap, st: st, met: m, log: log,
+		onOver: imap.Config().OnOversize == inspect.Refuse, onBad: imap.Config().OnMalformed == inspect.Refuse}
+	for i, bc := range cfg.Budgets {
+		if !mapped[bc.Class] {
+			errs = append(errs, fmt.Errorf("budgets[%d].class: no route maps class %q", i, bc.Class))
+		}
+		f, _ := identify.ParseFacet(bc.Facet)
+		b := &budget{cfg: bc, facet: f, block: bc.Action == Block, ex: newExempt(bc.Exempt),
+			tiers:  slices.Clone(bc.AccountAge),
+			prefix: "budget:" + bc.Name + ":",
+			served: m.served.WithLabelValues(bc.Name), masked: m.masked.WithLabelValues(bc.Name),
+			blocked: m.blocked.WithLabelValues(bc.Name)}
+		slices.SortFunc(b.tiers, func(a, b AgeTier) int { return int(a.YoungerThan - b.YoungerThan) })
+		r.budgets = append(r.budgets, b)
+	}
+	for i, sc := range cfg.Scopes {
+		if !mapped[sc.Class] {
+			errs = append(errs, fmt.Errorf("scopes[%d].class: no route maps class %q", i, sc.Class))
+		}
+		r.scopes = append(r.scopes, &scope{cfg: sc, masked: m.masked.WithLabelValues(sc.Name)})
+	}
+	if u := cfg.Unreferenced; u != nil {
+		f, _ := identify.ParseFacet(u.Facet)
+		r.unref = &unref{cfg: *u, facet: f, block: u.Action == Block, ex: newExempt(u.Exempt),
+			prefix: "link:" + u.Facet + ":", bprefix: "budget:" + u.Name + ":",
+			masked: m.masked.WithLabelValues(u.Name), blocked: m.blocked.WithLabelValues(u.Name)}
+	}
+	if u := cfg.Unreferenced; u != nil {
+		for i, c := range u.Classes {
+			if !mapped[c] {
+				errs = append(errs, fmt.Errorf("unreferenced.classes[%d]: no route maps class %q", i, c))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("ration: %w", err)
+	}
+	return r, nil
+}
+
+// Map is the compiled route map.
+func (r *Rationer) Map() *inspect.Map { return r.imap }
+
+// Match finds the route of a request. It is cheap and does not allocate:
+// the gateway buffers the answer only for a matched route.
+func (r *Rationer) Match(method, path string) (Route, bool) {
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	return r.imap.Match(method, path)
+}
+
+// work is per-answer scratch memory, pooled.
+type work struct {
+	res      inspect.Result
+	plain    []byte
+	out      []byte
+	reqs     []store.SpendRequest
+	subjects []uint64
+	owners   []spendOwner
+	recIdx   []int32
+}
+
+// spendOwner says what a SpendRequest was for: budget b (or the
+// unreferenced budget when b is nil), class c, and which records its
+// subjects came from (recIdx[from:to]).
+type spendOwner struct {
+	b        *budget
+	c        int
+	limit    int
+	from, to int
+}
+
+// Apply inspects one answer and rations it: one call per answer, one Spend
+// on the store. On a store error it returns the error with the Access filled
+// and no body: the caller applies its fail mode (open: send the answer as
+// is; closed: refuse).
+func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, resp Response) (Outcome, error) {
+	var out Outcome
+	rt := route.Route
+	if rt == nil {
+		return out, nil
+	}
+	acc := &out.Access
+	acc.RequestID, acc.Route, acc.Time, acc.Identity = req.ID, rt.Pattern, now, *id
+	acc.List = route.List()
+	if c := rt.Config().Cursor; c != "" {
+		acc.Page = queryParam(req.RawQuery, c)
+	}
+	acc.Lookup = route.Lookup()
+	if resp.Status < 200 || resp.Status > 299 {
+		r.met.skipped.WithLabelValues("status").Inc()
+		return out, nil
+	}
+	if !inspect.JSON(resp.ContentType) {
+		r.met.skipped.WithLabelValues("content_type").Inc()
+		return out, nil
+	}
+	w, _ := r.work.Get().(*work)
+	if w == nil {
+		w = new(work)
+	}
+	defer r.work.Put(w)
+	w.res.Reset()
+
+	plain, err := r.imap.Decode(resp.ContentEncoding, resp.Body, w.plain)
+	switch {
+	case errors.Is(err, inspect.ErrEncoding):
+		r.met.skipped.WithLabelValues("encoding").Inc()
+		return out, nil
+	case errors.Is(err, inspect.ErrOversize):
+		r.met.oversize.Inc()
+		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer over max_body", slog.String("request_id", req.ID), slog.String("route", rt.Pattern))
+		if r.onOver {
+			out.Block = refusal(502, "upstream answer too large", "max_body", "", req.ID, 0)
+		}
+		return out, nil
+	case err != nil:
+		r.met.malformed.Inc()
+		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer could not be decoded", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
+		if r.onBad {
+			out.Block = refusal(502, "malformed upstream answer", "malformed", "", req.ID, 0)
+		}
+		return out, nil
+	}
+	if len(plain) > 0 && (len(resp.Body) == 0 || &plain[0] != &resp.Body[0]) {
+		w.plain = plain[:0] // a decoded copy: keep its memory for the next answer
+	}
+	res := &w.res
+	if err := res.Inspect(rt, plain); err != nil {
+		r.met.malformed.Inc()
+		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: malformed JSON answer", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
+		if r.onBad {
+			out.Block = refusal(502, "malformed upstream answer", "malformed", "", req.ID, 0)
+		}
+		return out, nil
+	}
+
+	block, err := r.decide(ctx, now, id, req, route, w, acc)
+	fillAccess(acc, res, block != nil)
+	if err != nil {
+		r.met.storeErrs.Inc()
+		r.log.LogAttrs(ctx, slog.LevelError, "ration: store failed", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
+		return out, fmt.Errorf("ration: %w", err)
+	}
+	if block != nil {
+		out.Block = block
+		r.log.LogAttrs(ctx, slog.LevelInfo, "ration: blocked", slog.String("request_id", req.ID), slog.String("route", rt.Pattern),
+			slog.String("rule", block.Rule), slog.String("facet", block.Facet))
+		return out, nil
+	}
+	out.Masked = res.NumMasked()
+	if out.Masked == 0 {
+		return out, nil
+	}
+	if w.out = res.Rewrite(w.out, req.ID); w.out == nil {
+		out.Masked = 0
+		return out, nil
+	}
+	body, err := r.imap.Encode(resp.ContentEncoding, w.out, nil)
+	if err != nil {
+		return out, fmt.Errorf("ration: %w", err)
+	}
+	out.Body, out.ContentLength = body, len(body)
+	rules := strings.Join(res.Rules(), ",")
+	out.Header = append(out.Header, Header{Name: MaskedHeader, Value: strconv.Itoa(out.Masked) + "; rules=" + rules})
+	r.log.LogAttrs(ctx, slog.LevelInfo, "ration: masked", slog.String("request_id", req.ID), slog.String("route", rt.Pattern),
+		slog.Int("records", out.Masked), slog.String("rules", rules))
+	return out, nil
+}
+
+// decide runs scopes, the unreferenced check and the budgets, masking in
+// w.res; it returns a refusal when a block rule fired.
+func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, w *work, acc *inspect.Access) (*Refusal, error) {
+	res := &w.res
+	rt := route.Route
+	n := res.Len()
+	// Scopes: a reserved class is masked for identities without the scope,
+	// and never offered to budgets.
+	for _, s := range r.scopes {
+		if id.HasScope(s.cfg.Scope) {
+			continue
+		}
+		c := rt.Class(s.cfg.Class)
+		if c < 0 {
+			continue
+		}
+		k := 0
+		for i := 0; i < n; i++ {
+			if res.Mask(i, c, s.cfg.Name) {
+				k++
+			}
+		}
+		s.masked.Add(float64(k))
+	}
+
+	w.reqs, w.subjects, w.owners, w.recIdx = w.reqs[:0], w.subjects[:0], w.owners[:0], w.recIdx[:0]
+	// Unreferenced look-up: one Linked call before the Spend.
+	u := r.unref
+	var linkKey string
+	if u != nil {
+		if v := id.Value(u.facet); v != "" && !u.ex.has(id) {
+			linkKey = u.prefix + v
+			if look := route.Lookup(); look != "" && look != id.Account {
+				subj := Subject([]byte(look))
+				ok, err := r.st.Linked(ctx, now, linkKey, []uint64{subj})
+				if err != nil {
+					return nil, fmt.Errorf("linked: %w", err)
+				}
+				if len(ok) == 1 && !ok[0] {
+					acc.Unreferenced = true
+					r.met.enumerated.WithLabelValues(rt.Pattern).Inc()
+					if u.cfg.Window > 0 {
+						from := len(w.subjects)
+						w.subjects = append(w.subjects, subj)
+						w.owners = append(w.owners, spendOwner{limit: u.cfg.Limit, from: from, to: from + 1})
+						w.reqs = append(w.reqs, store.SpendRequest{Key: u.bprefix + v, Window: u.cfg.Window, Limit: u.cfg.Limit})
+					}
+				}
+			}
+		}
+	}
+	// Budgets: subjects of each budget's class not masked already.
+	for _, b := range r.budgets {
+		c := rt.Class(b.cfg.Class)
+		if c < 0 {
+			continue
+		}
+		v := id.Value(b.facet)
+		if v == "" || b.ex.has(id) {
+			continue
+		}
+		from := len(w.subjects)
+		for i := 0; i < n; i++ {
+			if !res.Classes(i).Has(c) || res.Masked(i).Has(c) {
+				continue
+			}
+			rid := res.ID(i)
+			if rid == nil {
+				continue // nothing to count it by
+			}
+			w.subjects = append(w.subjects, Subject(rid))
+			w.recIdx = append(w.recIdx, int32(i))
+		}
+		if len(w.subjects) == from {
+			continue
+		}
+		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: b.limit(id, now), from: from, to: len(w.subjects)})
+		w.reqs = append(w.reqs, store.SpendRequest{Key: b.prefix + v, Window: b.cfg.Window})
+	}
+	// recIdx is offset by the unreferenced subject, which has no record.
+	var results []store.SpendResult
+	if len(w.reqs) > 0 {
+		for i := range w.reqs {
+			o := &w.owners[i]
+			w.reqs[i].Limit = o.limit
+			w.reqs[i].Subjects = w.subjects[o.from:o.to]
+		}
+		var err error
+		results, err = r.st.Spend(ctx, now, w.reqs)
+		if err != nil {
+			return nil, fmt.Errorf("spend: %w", err)
+		}
+		if len(results) != len(w.reqs) {
+			return nil, fmt.Errorf("spend: %d results for %d budgets", len(results), len(w.reqs))
+		}
+	}
+	// Smallest limit first: the tightest rule is the one named.
+	order := make([]int, len(w.owners))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return w.owners[a].limit - w.owners[b].limit })
+	skew := 0
+	if len(w.owners) > 0 && w.owners[0].b == nil {
+		skew = 1
+	}
+	var block *Refusal
+	for _, k := range order {
+		o := &w.owners[k]
+		allowed := results[k].Allowed
+		if o.b == nil { // the unreferenced budget
+			if len(allowed) == 1 && !allowed[0] {
+				if u.block {
+					u.blocked.Inc()
+					if block == nil {
+						block = refusal(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, req.ID, retryAfter(now, u.cfg.Window))
+					}
+					continue
+				}
+				m := 0
+				for i := 0; i < n; i++ {
+					hit := false
+					for c, name := range rt.Classes() {
+						if len(u.cfg.Classes) > 0 && !slices.Contains(u.cfg.Classes, name) {
+							continue
+						}
+						hit = res.Mask(i, c, u.cfg.Name) || hit
+					}
+					if hit {
+						m++
+					}
+				}
+				u.masked.Add(float64(m))
+			}
+			continue
+		}
+		ok := 0
+		masked := 0
+		for j, a := range allowed {
+			if a {
+				ok++
+				continue
+			}
+			i := int(w.recIdx[o.from-skew+j])
+			if o.b.block {
+				if block == nil {
+					block = refusal(429, "budget exceeded", o.b.cfg.Name, o.b.cfg.Facet, req.ID, retryAfter(now, o.b.cfg.Window))
+					o.b.blocked.Inc()
+				}
+				continue
+			}
+			if !res.Masked(i).Has(o.c) && res.Mask(i, o.c, o.b.cfg.Name) {
+				masked++
+			}
+		}
+		o.b.served.Add(float64(ok))
+		o.b.masked.Add(float64(masked))
+	}
+	if block != nil {
+		return block, nil
+	}
+	// Remember what this answer showed, for later look-ups.
+	if linkKey != "" && res.NumLinks() > 0 {
+		ids := w.subjects[len(w.subjects):]
+		for i := 0; i < res.NumLinks(); i++ {
+			ids = append(ids, Subject(res.Link(i)))
+		}
+		w.subjects = ids[:0]
+		if err := r.st.Link(ctx, now, linkKey, ids, u.cfg.TTL); err != nil {
+			// Not fatal: a missed link only makes later look-ups count as
+			// unreferenced.
+			r.met.storeErrs.Inc()
+			r.log.LogAttrs(ctx, slog.LevelWarn, "ration: link failed", slog.String("request_id", req.ID), slog.Any("err", err))
+		}
+	}
+	return nil, nil
+}
+
+func retryAfter(now time.Time, window time.Duration) time.Duration {
+	if window <= 0 {
+		return 0
+	}
+	ns := now.UnixNano()
+	m := ns % int64(window)
+	if m < 0 {
+		m += int64(window)
+	}
+	return time.Duration(int64(window) - m)
+}
+
+func refusal(status int, msg, rule, facet, requestID string, after time.Duration) *Refusal {
+	b := make([]byte, 0, 96+len(rule)+len(requestID))
+	b = append(b, `{"error":`...)
+	b = strconv.AppendQuoteToASCII(b, msg)
+	b = append(b, `,"rule":`...)
+	b = strconv.AppendQuoteToASCII(b, rule)
+	b = append(b, `,"facet":`...)
+	b = strconv.AppendQuoteToASCII(b, facet)
+	b = append(b, `,"request_id":`...)
+	b = appendJSONQuote(b, requestID)
+	b = append(b, "}\n"...)
+	return &Refusal{Status: status, Error: msg, Rule: rule, Facet: facet, RetryAfter: after, Body: b}
+}
+
+// appendJSONQuote quotes s as JSON (strconv's quoting differs for control
+// characters and non-ASCII escapes, which JSON spells \u00XX).
+func appendJSONQuote(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, c := range []byte(strings.ToValidUTF8(s, "\uFFFD")) {
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == 0x7f:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// fillAccess copies ids out of the pooled result into one string the Access
+// owns.
+func fillAccess(acc *inspect.Access, res *inspect.Result, blocked bool) {
+	acc.Classes = res.Route().Classes()
+	if blocked {
+		return // nothing was served
+	}
+	size := 0
+	n := res.Len()
+	for i := 0; i < n; i++ {
+		size += len(res.ID(i))
+	}
+	for i := 0; i < res.NumAuthors(); i++ {
+		size += len(res.Author(i))
+	}
+	for i := 0; i < res.NumLinks(); i++ {
+		size += len(res.Link(i))
+	}
+	buf := make([]byte, 0, size)
+	for i := 0; i < n; i++ {
+		buf = append(buf, res.ID(i)...)
+	}
+	for i := 0; i < res.NumAuthors(); i++ {
+		buf = append(buf, res.Author(i)...)
+	}
+	for i := 0; i < res.NumLinks(); i++ {
+		buf = append(buf, res.Link(i)...)
+	}
+	s := string(buf)
+	pos := 0
+	take := func(k int) string { v := s[pos : pos+k]; pos += k; return v }
+	if n > 0 {
+		acc.Records = make([]inspect.Record, n)
+		for i := range acc.Records {
+			acc.Records[i] = inspect.Record{ID: take(len(res.ID(i))), Classes: res.Classes(i), Masked: res.Masked(i)}
+		}
+	}
+	if k := res.NumAuthors(); k > 0 {
+		acc.Authors = make([]string, k)
+		for i := range acc.Authors {
+			acc.Authors[i] = take(len(res.Author(i)))
+		}
+	}
+	if k := res.NumLinks(); k > 0 {
+		acc.Links = make([]string, k)
+		for i := range acc.Links {
+			acc.Links[i] = take(len(res.Link(i)))
+		}
+	}
+}
+
+// Subject maps an id to the budget's subject: a decimal id is its own
+// number; any other id is hashed (FNV-1a) with the top bit set, so the two
+// never collide.
+func Subject(id []byte) uint64 {
+	if len(id) > 0 && len(id) <= 18 {
+		var v uint64
+		ok := true
+		for _, c := range id {
+			if c < '0' || c > '9' {
+				ok = false
+				break
+			}
+			v = v*10 + uint64(c-'0')
+		}
+		if ok {
+			return v
+		}
+	}
+	h := uint64(14695981039346656037)
+	for _, c := range id {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h | 1<<63
+}
+
+// queryParam returns the first value of key in a raw query, unescaped.
+func queryParam(q, key string) string {
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u
+			}
+		}
+		return v
+	}
+	return ""
+}
