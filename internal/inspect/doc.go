@@ -1,0 +1,36 @@
+// Package inspect reads upstream answers for warden: a route map (Config)
+// says, per route in net/http.ServeMux syntax, where records sit in the JSON
+// answer ("$", "$.users[*]", "$.posts[*].author"), each record's id and
+// author fields, which fields carry which data class (contact: [email,
+// phone]), which ids the answer links to, and which path parameters are a
+// direct look-up or say whose list it is.
+//
+// One pass of a validating, allocation-free JSON scanner over the decoded
+// body (Result.Inspect) finds the records, the classes each carries (a
+// class is present when one of its fields is not null, "", [] or {}), the
+// authors and the links, and remembers the byte span of every class field,
+// so masking (Result.Mask, then Result.Rewrite) splices the body without a
+// second parse. Paths match member names as they appear in the body; a
+// name written with escapes in the JSON is not matched.
+//
+// Masking format. A masked field's value becomes null; the rest of the
+// record, and of the answer, is unchanged byte for byte. The record gains a
+// first member
+//
+//	"_warden":{"masked":["email","phone"],"rules":["contact-account-day"],"request_id":"9f2c..."}
+//
+// naming the fields nulled, the rules that nulled them and the request id.
+// A record that is not a JSON object gets no note. The output is valid
+// JSON whenever the input was (FuzzInspect checks this).
+//
+// Bodies: only JSON (application/json, application/*+json) is inspected;
+// gzip and deflate (zlib, or raw deflate) are decoded and a rewritten
+// answer re-encoded the same way (Map.Decode, Map.Encode); other encodings
+// pass. Decoding stops at Config.MaxBody (ErrOversize).
+//
+// What it must never do: change an answer no rule touched (Rewrite returns
+// nil and the caller sends the upstream's bytes), keep a body past Reset, or
+// copy a personal data value into an Access: an Access holds ids and class
+// names only. It must never panic on any input: nesting is bounded
+// (maxDepth) and malformed JSON is an error wrapping ErrMalformed.
+package inspect

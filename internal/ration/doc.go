@@ -1,0 +1,58 @@
+// Package ration decides, per upstream answer, how much personal data goes
+// out: it inspects the answer (package inspect), counts the distinct
+// subjects whose data classes each identity was served, and masks or
+// refuses past a budget. The gateway calls Match for every request (cheap:
+// it says whether to buffer the answer) and Apply once per answer; Apply
+// makes one Spend call on the store for every budget and subject of the
+// answer, one Linked call when the route is a direct look-up, and one Link
+// call when the answer shows ids.
+//
+// Rules, applied in this order:
+//
+//   - scopes: a class reserved for a scope ("contact" for scope "partner")
+//     is masked for every identity without the scope, in every record, and
+//     those records are not offered to budgets.
+//   - unreferenced: per identity (its facet value), the ids earlier answers
+//     linked to are remembered in a filter for ttl. A direct look-up (the
+//     route's lookup parameter) of an id never shown, and not the account's
+//     own id, is enumeration: it is counted (metric, Access.Unreferenced)
+//     and spends a budget of its own (distinct ids looked up); past it the
+//     answer's classes are masked or the answer refused.
+//   - budgets: per facet value (account, app, ip, net, fingerprint), per
+//     class, per window: the number of distinct subjects (record ids) whose
+//     class was served. A subject already counted in the window costs
+//     nothing (re-views are free). Young accounts can get lower limits
+//     (account_age tiers); exempt apps, accounts and CIDRs are not counted.
+//     Several budgets apply at once: a record's class is masked when any of
+//     them refuses it, and the note names the budget with the smallest
+//     limit. If a block budget refuses any record, the whole answer is
+//     refused: 429 with {"error","rule","facet","request_id"} and a
+//     Retry-After until the window ends.
+//
+// Masking nulls the class's fields of that record only and marks the record
+// with a "_warden" member (see package inspect); the answer also carries
+// the header "Warden-Masked: N; rules=a,b" (N masked records). Every mask
+// and refusal is logged with the request id, the rule and the facet name.
+//
+// Windows are tumbling: aligned to multiples of the window since the Unix
+// epoch (a 24h window resets at 00:00 UTC), so a caller can take up to
+// twice a limit across a window boundary. Counts are exact up to the
+// store's exact set (1,024 subjects per budget and window in the memory
+// store), then a HyperLogLog of 2^14 registers: about 0.8% standard error,
+// and a re-view past the exact set may rarely be counted as new. Further
+// count error, always against the caller: a subject allowed by one budget
+// but masked by another, or in an answer a block rule refused, is still
+// counted by the budgets that allowed it; the link filter's false positives
+// (about 1% at capacity) let an unreferenced look-up pass as navigation.
+// Records without an id are not counted.
+//
+// When the store fails, Apply returns the error with the Access filled and
+// no body, and the gateway applies its fail mode (open or closed).
+//
+// What it must never do: store, log or put in an Access a personal data
+// value (subjects are ids, mapped to numbers by Subject; Access holds ids
+// and class names); re-encode or otherwise change an answer no rule touched
+// (Outcome.Body is nil and the upstream's bytes go out); let a malformed,
+// oversize or compressed answer crash it (pass or refuse, by config,
+// counted).
+package ration
