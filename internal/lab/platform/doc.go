@@ -1,7 +1,8 @@
 // Package platform is the lab platform: a synthetic photo-sharing network
-// with the API of /work/shared/lab-platform.md, which warden is built,
-// tested and measured against. `warden lab-platform` serves it and
-// `warden lab-platform truth` prints its ground truth.
+// with the API of the lab platform contract (shared/lab-platform.md),
+// which warden is built, tested and measured against. `warden
+// lab-platform` serves it and `warden lab-platform truth` prints its
+// ground truth.
 //
 // Everything is a pure function of the seed and the id (the follow graph
 // also of N, the profile count):
