@@ -2,11 +2,33 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+
+	"github.com/warden-gw/warden/internal/config"
 )
 
-// runCheckConfig is being written; see the open issues.
+// runCheckConfig validates config files; any error exits non-zero.
 func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlags("check-config", stderr)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "usage: warden check-config FILE...")
+		return errUsage
+	}
+	bad := 0
+	for _, path := range fs.Args() {
+		if _, err := config.Load(path); err != nil {
+			fmt.Fprintln(stderr, err)
+			bad++
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", path)
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d of %d files invalid", bad, fs.NArg())
+	}
+	return nil
 }

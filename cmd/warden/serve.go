@@ -3,10 +3,267 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/warden-gw/warden/internal/admin"
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/gateway"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/guard"
+	"github.com/warden-gw/warden/internal/store/memory"
+	"github.com/warden-gw/warden/internal/store/redis"
 )
 
-// runServe is being written; see the open issues.
+// runServe runs the gateway until SIGINT/SIGTERM, reloading on SIGHUP.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "examples/lab.yaml", "config file")
+	listen := fs.String("listen", "", "gateway address (overrides the config)")
+	upstream := fs.String("upstream", "", "upstream URL (overrides the config)")
+	adminListen := fs.String("admin-listen", "", "admin address (overrides the config)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	over := func(c *config.Config) error {
+		if *listen != "" {
+			c.Listen = *listen
+		}
+		if *upstream != "" {
+			c.Upstream.URL = *upstream
+		}
+		if *adminListen != "" {
+			c.Admin.Listen = *adminListen
+		}
+		return c.Validate()
+	}
+	cfg, err := config.Load(*path)
+	if err == nil {
+		err = over(cfg)
+	}
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	token, err := admin.LoadToken(cfg.Admin.TokenFile, cfg.Admin.TokenEnv)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gm, err := gateway.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	rm := ration.NewMetrics(reg)
+	guardM, err := guard.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	gst, err := guard.New(st, cfg.Store.Failure, guardM, log)
+	if err != nil {
+		return err
+	}
+	deps := gateway.Deps{Store: gst, Ration: rm, Metrics: gm, Logger: log}
+
+	pctx, pcancel := context.WithCancel(ctx)
+	p, err := gateway.NewPipeline(pctx, cfg, deps)
+	if err != nil {
+		pcancel()
+		return err
+	}
+	gw, err := gateway.New(cfg, p, gm, log)
+	if err != nil {
+		pcancel()
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		pcancel()
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	aln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		pcancel()
+		ln.Close()
+		return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
+	}
+	var ready sync.Mutex // held while draining: not ready
+	draining := false
+	adm, err := admin.New(admin.Options{
+		Token: token, Gatherer: reg, Bans: gst, Logger: log,
+		Limits: facetViewer{gw},
+		Ready: func(context.Context) error {
+			ready.Lock()
+			defer ready.Unlock()
+			if draining {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
+		NetBits: func() (int, int) {
+			c := gw.Pipeline().Config()
+			return c.Identity.Net.IPv4Prefix, c.Identity.Net.IPv6Prefix
+		},
+	})
+	if err != nil {
+		pcancel()
+		return err
+	}
+	actx, acancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer acancel()
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- adm.Serve(actx, aln) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- gw.Serve(ln) }()
+
+	fmt.Fprintf(stdout, "warden listening on %s (upstream %s, admin %s, front %s)\n", ln.Addr(), cfg.Upstream.URL, aln.Addr(), gw.Front())
+	log.Info("serving", slog.String("listen", ln.Addr().String()), slog.String("upstream", cfg.Upstream.URL),
+		slog.String("admin", aln.Addr().String()), slog.String("front", gw.Front()), slog.String("store", cfg.Store.Backend))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			next, err := reload(pctx, *path, over, cfg, deps, log)
+			gm.Reloaded(err == nil)
+			if err != nil {
+				log.Error("config reload refused; the running config stays", slog.String("error", err.Error()))
+				continue
+			}
+			nctx, ncancel := context.WithCancel(ctx)
+			np, err := gateway.NewPipeline(nctx, next, deps)
+			if err != nil {
+				ncancel()
+				gm.Reloaded(false)
+				log.Error("config reload refused; the running config stays", slog.String("error", err.Error()))
+				continue
+			}
+			gw.Swap(np)
+			// The old pipeline's background work (JWKS refresh) ends once
+			// requests still on it had time to finish.
+			old := pcancel
+			time.AfterFunc(cfg.Server.ShutdownTimeout, old)
+			pctx, pcancel, cfg = nctx, ncancel, next
+			log.Info("config reloaded", slog.String("config", *path))
+		case err := <-serveDone:
+			pcancel()
+			return err
+		case <-ctx.Done():
+			ready.Lock()
+			draining = true
+			ready.Unlock()
+			log.Info("shutting down: draining requests in flight", slog.Duration("timeout", cfg.Server.ShutdownTimeout))
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+			err := gw.Shutdown(sctx)
+			cancel()
+			<-serveDone
+			acancel()
+			<-adminDone
+			pcancel()
+			if err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// reload loads the file anew; changes that need a restart are refused.
+func reload(ctx context.Context, path string, over func(*config.Config) error, cur *config.Config, d gateway.Deps, log *slog.Logger) (*config.Config, error) {
+	next, err := config.Load(path)
+	if err == nil {
+		err = over(next)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var fixed []string
+	if next.Listen != cur.Listen {
+		fixed = append(fixed, "listen")
+	}
+	if gateway.FrontOf(next) != gateway.FrontOf(cur) {
+		fixed = append(fixed, "front")
+	}
+	if next.TLS != cur.TLS {
+		fixed = append(fixed, "tls")
+	}
+	if next.Admin != cur.Admin {
+		fixed = append(fixed, "admin")
+	}
+	if next.Store.Backend != cur.Store.Backend || fmt.Sprint(next.Store.Redis) != fmt.Sprint(cur.Store.Redis) {
+		fixed = append(fixed, "store")
+	}
+	if next.Upstream != cur.Upstream || next.Server != cur.Server || next.Log != cur.Log {
+		fixed = append(fixed, "upstream/server/log")
+	}
+	if len(fixed) > 0 {
+		return nil, fmt.Errorf("%s: changing %s needs a restart", path, strings.Join(fixed, ", "))
+	}
+	return next, nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	switch cfg.Store.Backend {
+	case "redis":
+		s, err := redis.New(ctx, cfg.Store.Redis, redis.Options{ExactMax: cfg.Store.Memory.ExactMax, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return s, nil
+	default:
+		return memory.New(memory.Options{MaxKeys: cfg.Store.Memory.MaxKeys, Shards: cfg.Store.Memory.Shards, ExactMax: cfg.Store.Memory.ExactMax}), nil
+	}
+}
+
+func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
+	lvl, err := config.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// facetViewer answers the admin API's facet state from the pipeline in force.
+type facetViewer struct{ gw *gateway.Gateway }
+
+func (v facetViewer) FacetState(ctx context.Context, facet, value string) (any, error) {
+	limits, ban, err := v.gw.Pipeline().Admitter().FacetState(ctx, time.Now(), facet, value)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Facet  string     `json:"facet"`
+		Value  string     `json:"value"`
+		Ban    *store.Ban `json:"ban"`
+		Limits any        `json:"limits"`
+	}{facet, value, ban, limits}, nil
 }

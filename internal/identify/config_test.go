@@ -154,7 +154,6 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{"invalid config", Config{Net: NetConfig{IPv4Prefix: 40}}, "identify: net.ipv4_prefix"},
 		{"missing secret file", Config{Account: AccountConfig{SecretFile: dir + "/nope"}}, "identify: account.secret_file:"},
-		{"short secret", Config{Account: AccountConfig{SecretFile: short}}, "identify: account.secret_file: secret is 5 bytes"},
 		{"unset env", Config{Account: AccountConfig{SecretEnv: "WARDEN_TEST_UNSET"}}, "identify: account.secret_env: WARDEN_TEST_UNSET is not set"},
 		{"not pem", Config{Account: AccountConfig{PublicKeyFile: notPEM}}, "identify: account.public_key_file:"},
 		{"bad jwks", Config{Account: AccountConfig{JWKSFile: badJWKS}}, "identify: account.jwks_file:"},

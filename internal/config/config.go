@@ -1,0 +1,365 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/store/guard"
+	"github.com/warden-gw/warden/internal/store/redis"
+)
+
+// Config is one warden configuration file, after defaults.
+type Config struct {
+	Listen   string    `yaml:"listen"`
+	Front    string    `yaml:"front"` // auto, fast or std
+	TLS      TLS       `yaml:"tls"`
+	Upstream Upstream  `yaml:"upstream"`
+	Server   Server    `yaml:"server"`
+	Admin    Admin     `yaml:"admin"`
+	Log      Log       `yaml:"log"`
+	Identity identify.Config `yaml:"identity"`
+	Store    Store     `yaml:"store"`
+	Allow    []Allow   `yaml:"allow"`
+	Limits   []Limit   `yaml:"rate_limits"`
+	Inspect  inspect.Config `yaml:"inspect"`
+	Ration   ration.Config  `yaml:"ration"`
+}
+
+// Fronts: fast is fasthttp (HTTP/1.1 cleartext, the hot path), std is
+// net/http (needed for TLS termination with HTTP/2, and h2c).
+const (
+	FrontAuto = "auto"
+	FrontFast = "fast"
+	FrontStd  = "std"
+)
+
+// TLS terminates TLS at warden when both files are set.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Upstream is the one API warden protects.
+type Upstream struct {
+	URL                   string        `yaml:"url"`
+	DialTimeout           time.Duration `yaml:"dial_timeout"`
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	IdleConns             int           `yaml:"idle_conns"`
+	MaxConns              int           `yaml:"max_conns"`
+	IdleTimeout           time.Duration `yaml:"idle_timeout"`
+}
+
+// Server holds the client-facing limits and timeouts.
+type Server struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	MaxBodyBytes      int           `yaml:"max_body_bytes"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	Listen    string `yaml:"listen"`
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Format string `yaml:"format"` // json or text
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// Store selects the state backend.
+type Store struct {
+	Backend string       `yaml:"backend"` // memory or redis
+	Memory  MemoryStore  `yaml:"memory"`
+	Redis   redis.Config `yaml:"redis"`
+	Failure guard.Config `yaml:"failure"`
+}
+
+// MemoryStore bounds the in-memory backend.
+type MemoryStore struct {
+	MaxKeys  int `yaml:"max_keys"`
+	Shards   int `yaml:"shards"`
+	ExactMax int `yaml:"exact_max"`
+}
+
+// Allow exempts identities from named rate limits (all of them when Rules
+// is empty). Bans still apply; budgets have their own exempt lists.
+type Allow struct {
+	Name     string   `yaml:"name"`
+	CIDRs    []string `yaml:"cidrs"`
+	Apps     []string `yaml:"apps"`
+	Accounts []string `yaml:"accounts"`
+	Rules    []string `yaml:"rules"`
+}
+
+// Limit is one GCRA rate limit counted per value of Facet.
+type Limit struct {
+	Name   string   `yaml:"name"`
+	Facet  string   `yaml:"facet"`
+	Rate   string   `yaml:"rate"` // "20/s", "600/m", "10000/h"
+	Burst  int      `yaml:"burst"`
+	Routes []string `yaml:"routes"` // ServeMux patterns; empty: every route
+}
+
+// ParseRate parses "N/s", "N/m", "N/h" or "N/d" into the emission interval.
+func ParseRate(s string) (time.Duration, error) {
+	n, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return 0, fmt.Errorf("rate %q: want N/s, N/m, N/h or N/d", s)
+	}
+	count, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+	if err != nil || count <= 0 {
+		return 0, fmt.Errorf("rate %q: count must be a positive number", s)
+	}
+	var per time.Duration
+	switch strings.TrimSpace(unit) {
+	case "s":
+		per = time.Second
+	case "m":
+		per = time.Minute
+	case "h":
+		per = time.Hour
+	case "d":
+		per = 24 * time.Hour
+	default:
+		return 0, fmt.Errorf("rate %q: unit must be s, m, h or d", s)
+	}
+	iv := time.Duration(float64(per) / count)
+	if iv <= 0 {
+		return 0, fmt.Errorf("rate %q: too fast", s)
+	}
+	return iv, nil
+}
+
+// SetDefaults fills every unset field with its documented default.
+func (c *Config) SetDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	dur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	num := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	def(&c.Listen, "127.0.0.1:8080")
+	def(&c.Front, FrontAuto)
+	def(&c.Upstream.URL, "http://127.0.0.1:8081")
+	dur(&c.Upstream.DialTimeout, 5*time.Second)
+	dur(&c.Upstream.ResponseHeaderTimeout, 30*time.Second)
+	num(&c.Upstream.IdleConns, 512)
+	dur(&c.Upstream.IdleTimeout, 90*time.Second)
+	dur(&c.Server.ReadHeaderTimeout, 10*time.Second)
+	dur(&c.Server.ReadTimeout, 60*time.Second)
+	dur(&c.Server.WriteTimeout, 60*time.Second)
+	dur(&c.Server.IdleTimeout, 120*time.Second)
+	num(&c.Server.MaxHeaderBytes, 16<<10)
+	num(&c.Server.MaxBodyBytes, 8<<20)
+	dur(&c.Server.ShutdownTimeout, 15*time.Second)
+	def(&c.Admin.Listen, "127.0.0.1:9090")
+	if c.Admin.TokenFile == "" {
+		def(&c.Admin.TokenEnv, "WARDEN_ADMIN_TOKEN")
+	}
+	def(&c.Log.Format, "json")
+	def(&c.Log.Level, "info")
+	def(&c.Store.Backend, "memory")
+	if c.Store.Backend == "redis" {
+		c.Store.Redis.SetDefaults()
+	}
+	c.Store.Failure.SetDefaults()
+	c.Identity.SetDefaults()
+	c.Inspect.SetDefaults()
+	c.Ration.SetDefaults()
+	for i := range c.Limits {
+		if c.Limits[i].Burst == 0 {
+			c.Limits[i].Burst = 1
+		}
+	}
+}
+
+// Validate returns every problem found, each error's text starting with the
+// YAML path of the offending field (Load turns it into file:line:column).
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path string, err error) {
+		if err == nil {
+			return
+		}
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("%s.%s", path, e.Error()))
+		}
+	}
+	bad := func(path, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, a...)...))
+	}
+	if err := checkHostPort(c.Listen); err != nil {
+		bad("listen", "%v", err)
+	}
+	switch c.Front {
+	case FrontAuto, FrontFast, FrontStd:
+	default:
+		bad("front", "%q is not auto, fast or std", c.Front)
+	}
+	if c.Front == FrontFast && c.TLS.Enabled() {
+		bad("front", "fast serves cleartext HTTP/1.1 only; TLS needs std or auto")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file go together")
+	}
+	u, err := url.Parse(c.Upstream.URL)
+	switch {
+	case err != nil:
+		bad("upstream.url", "%v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		bad("upstream.url", "scheme %q is not http or https", u.Scheme)
+	case u.Host == "":
+		bad("upstream.url", "no host")
+	case u.Path != "" && u.Path != "/":
+		bad("upstream.url", "a path prefix (%q) is not supported", u.Path)
+	}
+	for path, d := range map[string]time.Duration{
+		"upstream.dial_timeout": c.Upstream.DialTimeout, "upstream.response_header_timeout": c.Upstream.ResponseHeaderTimeout,
+		"upstream.idle_timeout": c.Upstream.IdleTimeout, "server.read_header_timeout": c.Server.ReadHeaderTimeout,
+		"server.read_timeout": c.Server.ReadTimeout, "server.write_timeout": c.Server.WriteTimeout,
+		"server.idle_timeout": c.Server.IdleTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,
+	} {
+		if d < 0 {
+			bad(path, "%v must not be negative", d)
+		}
+	}
+	if c.Upstream.IdleConns < 0 || c.Upstream.MaxConns < 0 {
+		bad("upstream", "idle_conns and max_conns must not be negative")
+	}
+	if c.Server.MaxHeaderBytes < 1024 {
+		bad("server.max_header_bytes", "%d is below 1024", c.Server.MaxHeaderBytes)
+	}
+	if c.Server.MaxBodyBytes < 0 {
+		bad("server.max_body_bytes", "must not be negative")
+	}
+	if err := checkHostPort(c.Admin.Listen); err != nil {
+		bad("admin.listen", "%v", err)
+	}
+	if c.Admin.TokenFile != "" && c.Admin.TokenEnv != "" {
+		bad("admin", "token_file and token_env are exclusive")
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format", "%q is not json or text", c.Log.Format)
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		bad("log.level", "%v", err)
+	}
+	switch c.Store.Backend {
+	case "memory":
+		if c.Store.Memory.MaxKeys < 0 || c.Store.Memory.Shards < 0 || c.Store.Memory.ExactMax < 0 {
+			bad("store.memory", "sizes must not be negative")
+		}
+	case "redis":
+		add("store.redis", c.Store.Redis.Validate())
+	default:
+		bad("store.backend", "%q is not memory or redis", c.Store.Backend)
+	}
+	add("store.failure", c.Store.Failure.Validate())
+	add("identity", c.Identity.Validate())
+	add("inspect", c.Inspect.Validate())
+	add("ration", c.Ration.Validate())
+
+	names := map[string]bool{}
+	for i, l := range c.Limits {
+		p := fmt.Sprintf("rate_limits[%d]", i)
+		if l.Name == "" {
+			bad(p+".name", "required")
+		} else if names[l.Name] {
+			bad(p+".name", "duplicate rule name %q", l.Name)
+		}
+		names[l.Name] = true
+		if _, ok := identify.ParseFacet(l.Facet); !ok {
+			bad(p+".facet", "%q is not app, account, ip, net or fingerprint", l.Facet)
+		}
+		if _, err := ParseRate(l.Rate); err != nil {
+			bad(p+".rate", "%v", err)
+		}
+		if l.Burst < 1 {
+			bad(p+".burst", "%d must be at least 1", l.Burst)
+		}
+		for j, r := range l.Routes {
+			if err := checkPattern(r); err != nil {
+				bad(fmt.Sprintf("%s.routes[%d]", p, j), "%v", err)
+			}
+		}
+	}
+	for i, a := range c.Allow {
+		p := fmt.Sprintf("allow[%d]", i)
+		if len(a.CIDRs)+len(a.Apps)+len(a.Accounts) == 0 {
+			bad(p, "names no cidrs, apps or accounts")
+		}
+		for j, s := range a.CIDRs {
+			if _, _, err := net.ParseCIDR(s); err != nil {
+				bad(fmt.Sprintf("%s.cidrs[%d]", p, j), "%q is not a CIDR", s)
+			}
+		}
+		for j, r := range a.Rules {
+			if !names[r] {
+				bad(fmt.Sprintf("%s.rules[%d]", p, j), "no rate limit is named %q", r)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func checkHostPort(s string) error {
+	if _, port, err := net.SplitHostPort(s); err != nil {
+		return fmt.Errorf("%q: %v", s, err)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: bad port", s)
+	}
+	return nil
+}
+
+// checkPattern accepts "[METHOD ]/path" in ServeMux syntax.
+func checkPattern(p string) error {
+	path := p
+	if m, rest, ok := strings.Cut(p, " "); ok {
+		if m == "" || strings.ToUpper(m) != m {
+			return fmt.Errorf("pattern %q: method must be upper case", p)
+		}
+		path = strings.TrimSpace(rest)
+	}
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("pattern %q: path must start with /", p)
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadFixtures(t *testing.T) {
+	cases := []struct {
+		file string
+		want string // substring of the error; "" = valid
+	}{
+		{"min.yaml", ""},
+		{"unknown_key.yaml", "unknown_key.yaml:4:3: field retries not found"},
+		{"bad_facet.yaml", "bad_facet.yaml:8:12: rate_limits[1].facet: \"thing\" is not"},
+		{"duplicate_rule.yaml", "duplicate_rule.yaml:5:11: rate_limits[1].name: duplicate rule name \"per-ip\""},
+		{"bad_rate.yaml", "bad_rate.yaml:4:11: rate_limits[0].rate:"},
+		{"bad_upstream.yaml", "bad_upstream.yaml:2:8: upstream.url: scheme \"ftp\""},
+		{"bad_type.yaml", "bad_type.yaml:2:3: cannot unmarshal"},
+		{"allow_unknown_rule.yaml", "allow_unknown_rule.yaml:8:21: allow[0].rules[1]: no rate limit is named \"per-nothing\""},
+		{"bad_store.yaml", "bad_store.yaml:2:12: store.backend"},
+		{"two_docs.yaml", "more than one YAML document"},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", c.file))
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want error containing %q, got %v", c.want, err)
+			}
+		})
+	}
+}
+
+func TestExamples(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no examples/*.yaml")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Setenv("WARDEN_ADMIN_TOKEN", "x")
+			if _, err := Load(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("x.yaml", []byte("listen: 127.0.0.1:1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Upstream.URL != "http://127.0.0.1:8081" || c.Front != FrontAuto || c.Store.Backend != "memory" ||
+		c.Admin.TokenEnv != "WARDEN_ADMIN_TOKEN" || c.Server.ShutdownTimeout != 15*time.Second {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"20/s", 50 * time.Millisecond, true},
+		{"600/m", 100 * time.Millisecond, true},
+		{"1/h", time.Hour, true},
+		{"0.5/s", 2 * time.Second, true},
+		{"0/s", 0, false},
+		{"20", 0, false},
+		{"20/w", 0, false},
+		{"-1/s", 0, false},
+	}
+	for _, c := range cases {
+		got, err := ParseRate(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseRate(%q) = %v, %v; want %v ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}
+
+func TestEmptyAndMissing(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, nil, 0o600)
+	if _, err := Load(empty); err == nil || !strings.Contains(err.Error(), "empty config") {
+		t.Fatalf("empty: %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "nope.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err == nil && c == nil {
+			t.Fatal("nil config without error")
+		}
+	})
+}

@@ -1,0 +1,14 @@
+// Package gateway is warden's request path: it identifies the caller,
+// admits or refuses the request, forwards it to the one upstream, has the
+// answer inspected and rationed, and sends it on.
+//
+// The decision pipeline (Pipeline) works on warden's own small types, so
+// the HTTP front is chosen by measurement and can change: the fast front
+// (fasthttp) serves cleartext HTTP/1.1, the hot path behind a load balancer;
+// the std front (net/http with httputil.ReverseProxy) serves TLS with
+// HTTP/2, h2c, and streams bodies. Both apply the same pipeline.
+//
+// It must never let an untrusted header decide an identity, never touch the
+// upstream for a refused request, and never change an answer that no rule
+// touched: such answers pass byte for byte.
+package gateway

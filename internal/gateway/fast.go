@@ -1,0 +1,356 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ration"
+)
+
+// fastFront serves cleartext HTTP/1.1 with fasthttp: the hot path.
+type fastFront struct {
+	g      *Gateway
+	srv    *fasthttp.Server
+	client *fasthttp.HostClient
+	upHost string
+	cfg    *config.Config
+}
+
+func newFastFront(g *Gateway, cfg *config.Config) *fastFront {
+	f := &fastFront{g: g, cfg: cfg}
+	up := g.pipeline().upstream
+	f.upHost = up.Host
+	f.client = &fasthttp.HostClient{
+		Addr:                          hostPort(up.Host, up.Scheme),
+		IsTLS:                         up.Scheme == "https",
+		Name:                          "warden",
+		NoDefaultUserAgentHeader:      true,
+		MaxConns:                      maxConns(cfg.Upstream),
+		MaxIdleConnDuration:           cfg.Upstream.IdleTimeout,
+		MaxConnWaitTimeout:            cfg.Upstream.ResponseHeaderTimeout,
+		MaxResponseBodySize:           cfg.Server.MaxBodyBytes,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, cfg.Upstream.DialTimeout)
+		},
+	}
+	f.srv = &fasthttp.Server{
+		Handler:                       f.serve,
+		Name:                          "",
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		NoDefaultDate:                 false,
+		DisableHeaderNamesNormalizing: true,
+		DisablePreParseMultipartForm:  true,
+		ReadTimeout:                   cfg.Server.ReadTimeout,
+		WriteTimeout:                  cfg.Server.WriteTimeout,
+		IdleTimeout:                   cfg.Server.IdleTimeout,
+		ReadBufferSize:                cfg.Server.MaxHeaderBytes,
+		MaxRequestBodySize:            cfg.Server.MaxBodyBytes,
+		CloseOnShutdown:               true,
+		Logger:                        fastLogger{g.log},
+		ErrorHandler:                  f.badRequest,
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{}
+		},
+	}
+	return f
+}
+
+func maxConns(u config.Upstream) int {
+	if u.MaxConns > 0 {
+		return u.MaxConns
+	}
+	return 4096
+}
+
+func hostPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	if scheme == "https" {
+		return host + ":443"
+	}
+	return host + ":80"
+}
+
+func (f *fastFront) serveListener(ln net.Listener) error { return f.srv.Serve(ln) }
+
+func (f *fastFront) shutdown(ctx context.Context) error { return f.srv.ShutdownWithContext(ctx) }
+
+func (f *fastFront) badRequest(ctx *fasthttp.RequestCtx, err error) {
+	status := fasthttp.StatusBadRequest
+	msg := "bad request"
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, msg = fasthttp.StatusRequestEntityTooLarge, "request body too large"
+	case strings.Contains(err.Error(), "small read buffer"):
+		status, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "request header too large"
+	case errors.As(err, &te) && te.Timeout():
+		status, msg = fasthttp.StatusRequestTimeout, "request read timeout"
+	}
+	f.writeJSON(ctx, status, errorBody(msg, "", "", ""))
+	ctx.SetConnectionClose()
+}
+
+type fastLogger struct{ l *slog.Logger }
+
+func (l fastLogger) Printf(format string, args ...any) {
+	l.l.Debug("fasthttp", slog.String("msg", strings.TrimSpace(format)))
+}
+
+// fastHeader adapts fasthttp's request header to identify.Header. Strings
+// alias fasthttp's buffers and live only during Identify.
+type fastHeader struct{ h *fasthttp.RequestHeader }
+
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func (x fastHeader) Peek(name string) string { return b2s(x.h.Peek(name)) }
+
+func (x fastHeader) Values(name string, fn func(v string)) {
+	for _, v := range x.h.PeekAll(name) {
+		fn(b2s(v))
+	}
+}
+
+// Names walks the raw header block, so the order is the wire order.
+func (x fastHeader) Names(fn func(name string)) {
+	raw := x.h.RawHeaders()
+	for len(raw) > 0 {
+		i := indexByte(raw, '\n')
+		line := raw
+		if i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if c := indexByte(line, ':'); c > 0 {
+			fn(b2s(line[:c]))
+		}
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func peerAddr(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+var exchangePool = sync.Pool{New: func() any { return new(Exchange) }}
+
+func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
+	g := f.g
+	g.m.inflight.Inc()
+	ex := exchangePool.Get().(*Exchange)
+	*ex = Exchange{ID: g.ids.next(), Start: time.Now()}
+	defer func() {
+		if r := recover(); r != nil {
+			g.m.panics.Inc()
+			g.log.Error("panic serving request", slog.String("request_id", ex.ID), slog.Any("panic", r))
+			ctx.Response.Reset()
+			f.writeJSON(ctx, 500, errorBody("internal error", "", "", ex.ID))
+		}
+		g.m.requests.WithLabelValues("fast", g.m.code(ctx.Response.StatusCode())).Inc()
+		g.m.inflight.Dec()
+		exchangePool.Put(ex)
+	}()
+	p := g.pipeline()
+	req := &ctx.Request
+	if req.Header.IsConnect() {
+		f.writeJSON(ctx, 405, errorBody("CONNECT not supported", "", "", ex.ID))
+		return
+	}
+	ex.Method = string(req.Header.Method())
+	ex.Path = string(req.URI().PathOriginal())
+	if i := strings.IndexByte(ex.Path, '?'); i >= 0 {
+		ex.Path = ex.Path[:i]
+	}
+	ex.RawQuery = string(req.URI().QueryString())
+	peer := peerAddr(ctx.RemoteAddr())
+	in := identify.Input{Peer: peer, Header: fastHeader{&req.Header}}
+	if r := p.Begin(ctx, ex, &in); r != nil {
+		f.refuse(ctx, r, ex.ID)
+		return
+	}
+	upgrade := isUpgrade(b2s(req.Header.Peek("Connection")))
+	upProto := b2s(req.Header.Peek("Upgrade"))
+	f.prepare(req, p, peer, ex.ID, upgrade)
+	if upgrade && upProto != "" {
+		f.upgrade(ctx, ex, upProto)
+		return
+	}
+	start := time.Now()
+	err := f.client.DoTimeout(req, &ctx.Response, f.cfg.Upstream.ResponseHeaderTimeout)
+	g.m.upstream.Observe(time.Since(start).Seconds())
+	if err != nil {
+		f.upstreamError(ctx, ex, err)
+		return
+	}
+	resp := &ctx.Response
+	stripHopResponse(&resp.Header)
+	if ex.Inspect {
+		out, ref := p.Finish(ctx, ex, ration.Response{
+			Status:          resp.StatusCode(),
+			ContentType:     b2s(resp.Header.ContentType()),
+			ContentEncoding: b2s(resp.Header.ContentEncoding()),
+			Body:            resp.Body(),
+		})
+		if ref != nil {
+			resp.Reset()
+			f.refuse(ctx, ref, ex.ID)
+			return
+		}
+		if out.Body != nil {
+			resp.SetBody(out.Body)
+		}
+		for _, h := range out.Header {
+			resp.Header.Set(h.Name, h.Value)
+		}
+	}
+}
+
+// prepare rewrites the request for the upstream in place: hop-by-hop
+// headers out, forwarding headers set, the request id added.
+func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr, id string, upgrade bool) {
+	h := &req.Header
+	if c := h.Peek("Connection"); len(c) > 0 {
+		connectionTokens(string(c), func(name string) {
+			if !upgrade || !strings.EqualFold(name, "upgrade") {
+				h.Del(name)
+			}
+		})
+	}
+	for _, name := range hopHeaders {
+		if upgrade && (name == "Connection" || name == "Upgrade") {
+			continue
+		}
+		h.Del(name)
+	}
+	ip := peer.String()
+	trusted := p.trustedPeer(peer)
+	if prior := h.Peek("X-Forwarded-For"); trusted && len(prior) > 0 {
+		h.Set("X-Forwarded-For", string(prior)+", "+ip)
+	} else {
+		h.Set("X-Forwarded-For", ip)
+	}
+	node := "for=" + forwardedNode(ip) + ";proto=http"
+	if prior := h.Peek("Forwarded"); trusted && len(prior) > 0 {
+		h.Set("Forwarded", string(prior)+", "+node)
+	} else {
+		h.Set("Forwarded", node)
+	}
+	if !trusted || len(h.Peek("X-Forwarded-Proto")) == 0 {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	if !trusted || len(h.Peek("X-Forwarded-Host")) == 0 {
+		h.SetBytesV("X-Forwarded-Host", h.Host())
+	}
+	h.Set("X-Request-Id", id)
+	req.SetHost(f.upHost)
+	req.URI().SetScheme(p.upstream.Scheme)
+}
+
+func stripHopResponse(h *fasthttp.ResponseHeader) {
+	if c := h.Peek("Connection"); len(c) > 0 {
+		connectionTokens(string(c), func(name string) { h.Del(name) })
+	}
+	for _, name := range hopHeaders {
+		if name != "Connection" && name != "Transfer-Encoding" {
+			h.Del(name)
+		}
+	}
+}
+
+func (f *fastFront) upstreamError(ctx *fasthttp.RequestCtx, ex *Exchange, err error) {
+	ctx.Response.Reset()
+	status, kind, msg := 502, "unreachable", "upstream unreachable"
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout):
+		status, kind, msg = 504, "timeout", "upstream timed out"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		kind, msg = "too_large", "upstream answer too large"
+	}
+	f.g.m.upErrors.WithLabelValues(kind).Inc()
+	f.g.log.Warn("upstream error", slog.String("request_id", ex.ID), slog.String("kind", kind), slog.String("error", err.Error()))
+	f.writeJSON(ctx, status, errorBody(msg, "", "", ex.ID))
+}
+
+func (f *fastFront) refuse(ctx *fasthttp.RequestCtx, r *Refusal, id string) {
+	if r.RetryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", retryAfterSeconds(r.RetryAfter))
+	}
+	if r.Policy != "" {
+		ctx.Response.Header.Set("RateLimit-Policy", r.Policy)
+		ctx.Response.Header.Set("RateLimit", r.State)
+	}
+	ctx.Response.Header.Set("X-Request-Id", id)
+	f.writeJSON(ctx, r.Status, r.Body)
+}
+
+func (f *fastFront) writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBody(body)
+}
+
+// upgrade relays an Upgrade request (WebSocket and the like) byte for byte
+// once admitted: the request goes to a fresh upstream connection, then both
+// directions are copied until either side closes.
+func (f *fastFront) upgrade(ctx *fasthttp.RequestCtx, ex *Exchange, proto string) {
+	up, err := net.DialTimeout("tcp", f.client.Addr, f.cfg.Upstream.DialTimeout)
+	if err != nil {
+		f.upstreamError(ctx, ex, err)
+		return
+	}
+	var req fasthttp.Request
+	ctx.Request.CopyTo(&req)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer up.Close()
+		w := bufio.NewWriter(up)
+		if err := req.Write(w); err != nil || w.Flush() != nil {
+			return
+		}
+		var done atomic.Bool
+		go func() {
+			_, _ = io.Copy(c, up)
+			done.Store(true)
+			_ = c.Close()
+		}()
+		_, _ = io.Copy(up, c)
+		if tc, ok := up.(*net.TCPConn); ok && !done.Load() {
+			_ = tc.CloseWrite()
+		}
+	})
+	_ = proto
+}

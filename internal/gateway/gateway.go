@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+
+	"github.com/warden-gw/warden/internal/config"
+)
+
+// Gateway serves one listener with the current Pipeline. Reload swaps the
+// pipeline atomically; the listener, the front and its connections stay.
+type Gateway struct {
+	cur   atomic.Pointer[Pipeline]
+	m     *Metrics
+	log   *slog.Logger
+	ids   *ids
+	front front
+	name  string
+}
+
+type front interface {
+	serveListener(ln net.Listener) error
+	shutdown(ctx context.Context) error
+}
+
+// New builds a gateway on its first pipeline. The front (fast or std) is
+// chosen from cfg once; changing it, the listener or TLS needs a restart.
+func New(cfg *config.Config, p *Pipeline, m *Metrics, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{m: m, log: log, ids: newIDs()}
+	g.cur.Store(p)
+	switch FrontOf(cfg) {
+	case config.FrontFast:
+		g.front, g.name = newFastFront(g, cfg), config.FrontFast
+	default:
+		sf, err := newStdFront(g, cfg)
+		if err != nil {
+			return nil, err
+		}
+		g.front, g.name = sf, config.FrontStd
+	}
+	return g, nil
+}
+
+// FrontOf resolves "auto": TLS needs the std front, cleartext takes fast.
+func FrontOf(cfg *config.Config) string {
+	if cfg.Front == config.FrontAuto {
+		if cfg.TLS.Enabled() {
+			return config.FrontStd
+		}
+		return config.FrontFast
+	}
+	return cfg.Front
+}
+
+// Front names the HTTP front in use.
+func (g *Gateway) Front() string { return g.name }
+
+func (g *Gateway) pipeline() *Pipeline { return g.cur.Load() }
+
+// Pipeline returns the pipeline in force.
+func (g *Gateway) Pipeline() *Pipeline { return g.cur.Load() }
+
+// Swap installs a new pipeline and returns the old one.
+func (g *Gateway) Swap(p *Pipeline) *Pipeline { return g.cur.Swap(p) }
+
+// Serve serves ln until Shutdown; it returns nil after a clean shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	err := g.front.serveListener(ln)
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errServerClosed) {
+		return fmt.Errorf("gateway: serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting and waits for requests in flight until ctx ends.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	return g.front.shutdown(ctx)
+}

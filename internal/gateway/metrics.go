@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the gateway's Prometheus collectors, created once per process
+// and shared by every Pipeline built on a reload.
+type Metrics struct {
+	requests   *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
+	upstream   prometheus.Histogram
+	upErrors   *prometheus.CounterVec
+	panics     prometheus.Counter
+	storeFail  *prometheus.CounterVec
+	inflight   prometheus.Gauge
+	reloads    *prometheus.CounterVec
+	statusText [600]string
+}
+
+// NewMetrics registers the gateway's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_requests_total", Help: "Requests answered, by front and status code.",
+		}, []string{"front", "code"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_refusals_total", Help: "Requests refused or blocked by warden, by rule and facet.",
+		}, []string{"rule", "facet"}),
+		upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "warden_upstream_duration_seconds", Help: "Time from sending a request upstream to its answer's header.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		upErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_upstream_errors_total", Help: "Upstream failures by kind (unreachable, timeout, too_large).",
+		}, []string{"kind"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_panics_total", Help: "Panics recovered while serving a request (answered 500).",
+		}),
+		storeFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_store_decision_errors_total", Help: "Decisions whose store call failed, by stage and outcome (failed_open, refused).",
+		}, []string{"stage", "outcome"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "warden_requests_in_flight", Help: "Requests being served.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_config_reloads_total", Help: "Configuration reloads by result.",
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.refusals, m.upstream, m.upErrors, m.panics, m.storeFail, m.inflight, m.reloads} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for i := range m.statusText {
+		m.statusText[i] = strconv.Itoa(i)
+	}
+	return m, nil
+}
+
+func (m *Metrics) code(c int) string {
+	if c >= 0 && c < len(m.statusText) {
+		return m.statusText[c]
+	}
+	return "other"
+}
+
+// Reloaded counts a configuration reload attempt.
+func (m *Metrics) Reloaded(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("ok").Inc()
+	} else {
+		m.reloads.WithLabelValues("refused").Inc()
+	}
+}

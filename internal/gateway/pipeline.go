@@ -1,0 +1,240 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/warden-gw/warden/internal/admit"
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/store/guard"
+)
+
+// Pipeline is one configuration's decision path. A reload builds a new one
+// and swaps it in; requests in flight finish on the one they started with.
+type Pipeline struct {
+	cfg      *config.Config
+	ident    *identify.Identifier
+	admit    *admit.Admitter
+	ration   *ration.Rationer
+	upstream *url.URL
+	trusted  []netip.Prefix
+	log      *slog.Logger
+	m        *Metrics
+}
+
+// Deps are the process-wide parts a Pipeline is built on.
+type Deps struct {
+	Store   Store
+	Ration  *ration.Metrics
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Store is what the request path asks of the state store.
+type Store interface {
+	admit.Store
+	ration.Store
+}
+
+// NewPipeline builds the decision path for cfg. ctx bounds background work
+// the identifier starts (JWKS refresh); cancel it when the pipeline retires.
+func NewPipeline(ctx context.Context, cfg *config.Config, d Deps) (*Pipeline, error) {
+	u, err := url.Parse(cfg.Upstream.URL)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: upstream url: %w", err)
+	}
+	ident, err := identify.New(ctx, cfg.Identity, identify.Options{Logger: d.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: identity: %w", err)
+	}
+	adm, err := admit.New(cfg.Limits, cfg.Allow, d.Store)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	rat, err := ration.New(cfg.Ration, cfg.Inspect, d.Store, d.Ration, d.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: ration: %w", err)
+	}
+	p := &Pipeline{cfg: cfg, ident: ident, admit: adm, ration: rat, upstream: u, log: d.Logger, m: d.Metrics}
+	for _, s := range cfg.Identity.TrustedProxies {
+		pf, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: trusted_proxies: %w", err)
+		}
+		p.trusted = append(p.trusted, pf)
+	}
+	return p, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if pf, err := netip.ParsePrefix(s); err == nil {
+		return pf.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Admitter exposes the limits for the admin API's facet state.
+func (p *Pipeline) Admitter() *admit.Admitter { return p.admit }
+
+func (p *Pipeline) trustedPeer(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, pf := range p.trusted {
+		if pf.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Exchange is one request's state across the pipeline, in warden's types.
+type Exchange struct {
+	ID       string
+	Start    time.Time
+	Method   string
+	Path     string
+	RawQuery string
+	Identity identify.Identity
+	Route    ration.Route
+	Inspect  bool // the answer is buffered and rationed
+}
+
+// Refusal is an answer warden sends in place of the upstream's.
+type Refusal struct {
+	Status     int
+	Rule       string
+	Facet      string
+	Error      string
+	RetryAfter time.Duration
+	Policy     string // RateLimit-Policy
+	State      string // RateLimit
+	Body       []byte
+}
+
+// Begin identifies and admits. A nil result admits the request.
+func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) *Refusal {
+	p.ident.Identify(ex.Start, in, &ex.Identity)
+	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path)
+	if err != nil {
+		if errors.Is(err, guard.ErrFailedOpen) {
+			p.m.storeFail.WithLabelValues("admit", "failed_open").Inc()
+		} else {
+			p.m.storeFail.WithLabelValues("admit", "refused").Inc()
+			return p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err)
+		}
+	} else if !d.Admitted() {
+		msg := "rate limited"
+		if d.Status == 403 {
+			msg = "banned"
+		}
+		return p.refuse(ex, &Refusal{Status: d.Status, Rule: d.Rule, Facet: d.Facet, Error: msg,
+			RetryAfter: d.RetryAfter, Policy: d.Policy, State: d.State}, nil)
+	}
+	ex.Route, ex.Inspect = p.ration.Match(ex.Method, ex.Path)
+	return nil
+}
+
+// Finish rations an inspected answer. It returns the outcome (whose Body
+// nil means unchanged) or a refusal that replaces the answer.
+func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, resp ration.Response) (ration.Outcome, *Refusal) {
+	out, err := p.ration.Apply(ctx, time.Now(), &ex.Identity,
+		ration.Request{Method: ex.Method, Path: ex.Path, RawQuery: ex.RawQuery, ID: ex.ID}, ex.Route, resp)
+	if err != nil {
+		if errors.Is(err, guard.ErrFailedOpen) {
+			p.m.storeFail.WithLabelValues("ration", "failed_open").Inc()
+		} else {
+			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
+			return ration.Outcome{}, p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err)
+		}
+	}
+	if b := out.Block; b != nil {
+		p.m.refusals.WithLabelValues(b.Rule, b.Facet).Inc()
+		p.log.LogAttrs(ctx, slog.LevelInfo, "blocked", slog.String("request_id", ex.ID), slog.String("rule", b.Rule),
+			slog.String("facet", b.Facet), slog.Int("status", b.Status), slog.String("route", ex.Route.Route.Pattern))
+		return out, &Refusal{Status: b.Status, Rule: b.Rule, Facet: b.Facet, Error: b.Error, RetryAfter: b.RetryAfter, Body: b.Body}
+	}
+	if out.Masked > 0 {
+		attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.Int("masked", out.Masked), slog.String("route", ex.Route.Route.Pattern)}
+		for _, h := range out.Header {
+			if h.Name == ration.MaskedHeader {
+				attrs = append(attrs, slog.String("decision", h.Value))
+			}
+		}
+		p.log.LogAttrs(ctx, slog.LevelInfo, "masked", attrs...)
+	}
+	return out, nil
+}
+
+func (p *Pipeline) refuse(ex *Exchange, r *Refusal, cause error) *Refusal {
+	p.m.refusals.WithLabelValues(r.Rule, r.Facet).Inc()
+	attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.Int("status", r.Status), slog.String("rule", r.Rule),
+		slog.String("facet", r.Facet), slog.String("method", ex.Method), slog.String("path", ex.Path)}
+	if cause != nil {
+		attrs = append(attrs, slog.String("cause", cause.Error()))
+	}
+	p.log.LogAttrs(context.Background(), slog.LevelInfo, "refused", attrs...)
+	r.Body = errorBody(r.Error, r.Rule, r.Facet, ex.ID)
+	return r
+}
+
+// errorBody renders {"error","rule","facet","request_id"}.
+func errorBody(msg, rule, facet, id string) []byte {
+	b := make([]byte, 0, 96+len(msg)+len(rule)+len(facet)+len(id))
+	b = append(b, `{"error":`...)
+	b = strconv.AppendQuote(b, msg)
+	b = append(b, `,"rule":`...)
+	b = strconv.AppendQuote(b, rule)
+	b = append(b, `,"facet":`...)
+	b = strconv.AppendQuote(b, facet)
+	b = append(b, `,"request_id":`...)
+	b = strconv.AppendQuote(b, id)
+	return append(b, '}', '\n')
+}
+
+// retryAfterSeconds rounds up, never 0 for a positive wait.
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
+// ids makes request ids: a random per-process prefix and a counter, cheap
+// and unique without a syscall per request.
+type ids struct {
+	prefix [8]byte
+	n      atomic.Uint64
+}
+
+func newIDs() *ids {
+	var x ids
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	hex.Encode(x.prefix[:], b[:])
+	return &x
+}
+
+func (x *ids) next() string {
+	var buf [8 + 16]byte
+	copy(buf[:], x.prefix[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], x.n.Add(1))
+	hex.Encode(buf[8:], n[:])
+	return string(buf[:])
+}
+
+// Config is the configuration this pipeline was built from.
+func (p *Pipeline) Config() *config.Config { return p.cfg }
