@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/warden-gw/warden/internal/lab/nginx"
 	"github.com/warden-gw/warden/internal/lab/sim"
@@ -67,6 +71,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	needWarden := !*exit || contains(targets, "warden")
+	cfgName := "examples/lab.yaml"
+	if *configFile != "" {
+		cfgName = filepath.Base(*configFile)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
@@ -76,6 +84,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	tokenFile := filepath.Join(dir, "admin-token")
 
 	var children []*child
 	defer func() {
@@ -96,16 +105,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var gw *child
 	gwURL, adminURL := "", ""
 	if needWarden {
-		cfg := *configFile
-		if cfg == "" {
-			cfg = filepath.Join(dir, "lab.yaml")
-			if err := os.WriteFile(cfg, sim.LabConfig, 0o600); err != nil {
-				return fmt.Errorf("write embedded config: %w", err)
-			}
+		cfg, env, err := demoConfig(*configFile, dir, tokenFile)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stderr, "starting warden on %s (config %s)\n", *gwAddr, cfg)
+		fmt.Fprintf(stderr, "starting warden on %s (config %s)\n", *gwAddr, cfgName)
 		gw, err = startChild(ctx, "warden serve", exe, []string{"serve", "--config", cfg, "--listen", *gwAddr,
-			"--upstream", platURL, "--admin-listen", *adminAddr}, []string{"WARDEN_ADMIN_TOKEN=" + demoToken()},
+			"--upstream", platURL, "--admin-listen", *adminAddr}, env,
 			regexp.MustCompile(`warden listening on (\S+)`), 30*time.Second)
 		if err != nil {
 			return err
@@ -113,6 +119,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		children = append(children, gw)
 		gwURL = "http://" + gw.addr
 		adminURL = "http://" + *adminAddr
+		if m := regexp.MustCompile(`admin (\d[^\s,)]*)`).FindStringSubmatch(gw.ready); m != nil {
+			adminURL = "http://" + m[1]
+		}
 	}
 
 	fmt.Fprintln(stderr, "computing ground truth")
@@ -147,7 +156,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			target = ng.URL()
 		}
-		label := targetLabel(t, *nginxRate, *nginxBurst)
+		label := targetLabel(t, *nginxRate, *nginxBurst, cfgName)
 		fmt.Fprintf(stderr, "running %s for %s against %s (%s)\n", strings.Join(names, ","), *dur, label, target)
 		rep, err := sim.Run(ctx, sim.Options{Target: target, Scenarios: names, Params: params, Duration: *dur,
 			MaxRequests: *maxReq, Truth: truth, JWTSecret: *secret, Seed: uint64(*seed), Progress: progressPrinter(stderr)})
@@ -192,7 +201,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "\nlab platform: %s\n", platURL)
 	if gw != nil {
-		fmt.Fprintf(stdout, "warden:       %s (admin %s)\n", gwURL, adminURL)
+		fmt.Fprintf(stdout, "warden:       %s (admin %s, token in %s)\n", gwURL, adminURL, tokenFile)
 	}
 	fmt.Fprintln(stdout, "serving until Ctrl-C")
 	<-ctx.Done()
@@ -221,7 +230,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func targetLabel(t string, rate float64, burst int) string {
+func targetLabel(t string, rate float64, burst int, cfg string) string {
 	switch t {
 	case "platform":
 		return "without protection"
@@ -230,18 +239,84 @@ func targetLabel(t string, rate float64, burst int) string {
 	case "nginx-ban":
 		return fmt.Sprintf("nginx limit_req %g r/s, burst %d, ban list", rate, burst)
 	}
-	return "with warden (examples/lab.yaml)"
+	return "with warden (" + cfg + ")"
 }
 
-// demoToken is the admin token of the demo's warden: random per run.
-func demoToken() string {
-	b := make([]byte, 16)
-	f, err := os.Open("/dev/urandom")
-	if err == nil {
-		io.ReadFull(f, b)
-		f.Close()
+// demoConfig returns the config warden runs with and the environment it
+// needs. The embedded lab config is written to dir with its admin token
+// taken from a variable set to a fresh random token, which is also written
+// to tokenFile (mode 0600) for `warden ban`. A config of the user's runs as
+// it is; if it names a token variable that is unset, the variable gets
+// the fresh token.
+func demoConfig(file, dir, tokenFile string) (string, []string, error) {
+	tok, err := randomToken()
+	if err != nil {
+		return "", nil, err
 	}
-	return fmt.Sprintf("%x", b)
+	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+		return "", nil, fmt.Errorf("write admin token: %w", err)
+	}
+	src := sim.LabConfig
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", nil, fmt.Errorf("read config: %w", err)
+		}
+		var doc struct {
+			Admin struct {
+				TokenEnv string `yaml:"token_env"`
+			} `yaml:"admin"`
+		}
+		_ = yaml.Unmarshal(b, &doc) // serve reports config errors itself
+		var env []string
+		if v := doc.Admin.TokenEnv; v != "" {
+			if _, ok := os.LookupEnv(v); !ok {
+				env = append(env, v+"="+tok)
+			}
+		}
+		return file, env, nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return "", nil, fmt.Errorf("embedded lab config: not a YAML mapping (%v)", err)
+	}
+	const envName = "WARDEN_DEMO_ADMIN_TOKEN"
+	top := root.Content[0]
+	var admin *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "admin" && top.Content[i+1].Kind == yaml.MappingNode {
+			admin = top.Content[i+1]
+		}
+	}
+	if admin == nil {
+		admin = &yaml.Node{Kind: yaml.MappingNode}
+		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "admin"}, admin)
+	}
+	var kept []*yaml.Node
+	for i := 0; i+1 < len(admin.Content); i += 2 {
+		if k := admin.Content[i].Value; k != "token_file" && k != "token_env" {
+			kept = append(kept, admin.Content[i], admin.Content[i+1])
+		}
+	}
+	admin.Content = append(kept, &yaml.Node{Kind: yaml.ScalarNode, Value: "token_env"},
+		&yaml.Node{Kind: yaml.ScalarNode, Value: envName})
+	out, err := yaml.Marshal(&root)
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded lab config: %w", err)
+	}
+	path := filepath.Join(dir, "lab.yaml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		return "", nil, fmt.Errorf("write lab config: %w", err)
+	}
+	return path, []string{envName + "=" + tok}, nil
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 func writeJSONFile(path string, v any) error {
@@ -302,11 +377,12 @@ func machine() string {
 
 // child is a subprocess of this binary that prints a readiness line.
 type child struct {
-	name string
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-	err  error
+	name  string
+	cmd   *exec.Cmd
+	addr  string
+	ready string // the readiness line
+	done  chan struct{}
+	err   error
 
 	mu   sync.Mutex
 	tail []string // last lines of its output, for error messages
@@ -344,7 +420,7 @@ func startChild(ctx context.Context, name, exe string, args, env []string, ready
 		pw.Close()
 		close(c.done)
 	}()
-	addrc := make(chan string, 1)
+	addrc := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -355,7 +431,7 @@ func startChild(ctx context.Context, name, exe string, args, env []string, ready
 			if !found {
 				if m := ready.FindStringSubmatch(line); m != nil {
 					found = true
-					addrc <- m[1]
+					addrc <- []string{m[1], line}
 				}
 			}
 		}
@@ -364,8 +440,9 @@ func startChild(ctx context.Context, name, exe string, args, env []string, ready
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case a := <-addrc:
-		c.addr = a
+	case m := <-addrc:
+		a := m[0]
+		c.addr, c.ready = a, m[1]
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			c.stop()
 			return nil, fmt.Errorf("%s: readiness line has no address: %q", name, a)
