@@ -82,44 +82,61 @@ func isGREASE(v uint16) bool {
 }
 
 // fpHash computes a request's fingerprint. It is pooled with its callback
-// bound so that hashing header names allocates nothing.
+// bound, and feeds the hash through a fixed buffer, so hashing header names
+// allocates nothing and makes few calls into SHA-256.
 type fpHash struct {
 	h       hash.Hash
 	sumBuf  [sha256.Size]byte
-	buf     []byte
+	buf     []byte // pending bytes, never beyond its capacity
 	n       int
 	namesFn func(string)
 }
 
 func (f *fpHash) init() {
 	f.h = sha256.New()
-	f.buf = make([]byte, 0, 128)
+	f.buf = make([]byte, 0, 512)
 	f.namesFn = f.name
 }
 
+func (f *fpHash) flush() {
+	f.h.Write(f.buf)
+	f.buf = f.buf[:0]
+}
+
+// write queues s for hashing.
+func (f *fpHash) write(s string) {
+	for s != "" {
+		if len(f.buf) == cap(f.buf) {
+			f.flush()
+		}
+		n := copy(f.buf[len(f.buf):cap(f.buf)], s)
+		f.buf = f.buf[:len(f.buf)+n]
+		s = s[n:]
+	}
+}
+
+// name queues one header name, lower-cased, after a ',' separator.
 func (f *fpHash) name(s string) {
 	if f.n > 0 {
 		f.write(",")
 	}
 	f.n++
-	for s != "" {
-		n := min(len(s), cap(f.buf))
-		b := f.buf[:n]
-		for i := range n {
-			c := s[i]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b[i] = c
+	for i := 0; i < len(s); i++ {
+		if len(f.buf) == cap(f.buf) {
+			f.flush()
 		}
-		f.h.Write(b)
-		s = s[n:]
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		f.buf = append(f.buf, c)
 	}
 }
 
 // sum hashes tls | names | ua, each part empty when not configured.
 func (f *fpHash) sum(h Header, tlsFP string, parts fpParts, names *internTable) string {
 	f.h.Reset()
+	f.buf = f.buf[:0]
 	f.n = 0
 	if parts.tls {
 		f.write(tlsFP)
@@ -132,19 +149,10 @@ func (f *fpHash) sum(h Header, tlsFP string, parts fpParts, names *internTable) 
 	if parts.ua && h != nil {
 		f.write(h.Peek("User-Agent"))
 	}
+	f.flush()
 	var out [16]byte
 	hex.Encode(out[:], f.h.Sum(f.sumBuf[:0])[:8])
 	return names.bytes(out[:])
-}
-
-// write hashes s through the reusable buffer, a chunk at a time, so hashing
-// a string allocates nothing and the buffer never grows.
-func (f *fpHash) write(s string) {
-	for s != "" {
-		n := min(len(s), cap(f.buf))
-		f.h.Write(append(f.buf[:0], s[:n]...))
-		s = s[n:]
-	}
 }
 
 type fpParts struct{ tls, names, ua bool }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -234,4 +235,18 @@ func selfSigned(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestFingerprintLongHeaders: names and user agents longer than the hash
+// buffer hash the same as the documented string.
+func TestFingerprintLongHeaders(t *testing.T) {
+	x := newTestIdentifier(t, Config{}, Options{})
+	long := strings.Repeat("X-Very-Long-Header-Name-", 40)
+	ua := strings.Repeat("agent/1.0 ", 200)
+	h := testHeader{"Host", "a", long, "v", "User-Agent", ua}
+	var id Identity
+	x.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: h, TLSFingerprint: "tls"}, &id)
+	if want := sha16("tls|host," + strings.ToLower(long) + ",user-agent|" + ua); id.Fingerprint != want {
+		t.Fatalf("fingerprint = %s, want %s", id.Fingerprint, want)
+	}
 }
