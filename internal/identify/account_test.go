@@ -366,7 +366,7 @@ func TestTokenCacheLRU(t *testing.T) {
 // fakeClock paces JWKS refreshes in tests.
 type fakeClock struct{ ns atomic.Int64 }
 
-func (c *fakeClock) now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // jwksServer serves a JWK Set that the test can swap, counting fetches.

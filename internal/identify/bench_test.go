@@ -95,4 +95,3 @@ func BenchmarkClientIP(b *testing.B) {
 		}
 	})
 }
-
