@@ -131,6 +131,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		pcancel()
 		return err
 	}
+	// SIGHUP is caught before the readiness line, so a reload sent the
+	// moment warden says it is ready never kills it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	actx, acancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer acancel()
 	adminDone := make(chan error, 1)
@@ -142,9 +147,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("serving", slog.String("listen", ln.Addr().String()), slog.String("upstream", cfg.Upstream.URL),
 		slog.String("admin", aln.Addr().String()), slog.String("front", gw.Front()), slog.String("store", cfg.Store.Backend))
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
