@@ -35,6 +35,7 @@ func BenchmarkClient(b *testing.B) {
 			sc := rueidis.NewLuaScript(admitScript.src)
 			b.SetParallelism(par)
 			b.ResetTimer()
+			defer redistest.ReportCPU(b, srv)()
 			b.RunParallel(func(pb *testing.PB) {
 				rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
 				for pb.Next() {
@@ -52,6 +53,7 @@ func BenchmarkClient(b *testing.B) {
 			sc := goredis.NewScript(admitScript.src)
 			b.SetParallelism(par)
 			b.ResetTimer()
+			defer redistest.ReportCPU(b, srv)()
 			b.RunParallel(func(pb *testing.PB) {
 				rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
 				for pb.Next() {

@@ -24,9 +24,10 @@ func BenchmarkStore(b *testing.B) {
 	backends := []struct {
 		name string
 		open func(b *testing.B) store.Store
+		srv  *redistest.Server
 	}{
-		{"memory", func(b *testing.B) store.Store { return memory.New(memory.Options{SweepEvery: -1}) }},
-		{"redis", func(b *testing.B) store.Store { return open(b, []string{srv.Addr()}) }},
+		{"memory", func(b *testing.B) store.Store { return memory.New(memory.Options{SweepEvery: -1}) }, nil},
+		{"redis", func(b *testing.B) store.Store { return open(b, []string{srv.Addr()}) }, srv},
 	}
 	for _, be := range backends {
 		b.Run("Admit2/"+be.name, func(b *testing.B) {
@@ -38,6 +39,7 @@ func BenchmarkStore(b *testing.B) {
 			}
 			b.SetParallelism(benchParallelism)
 			b.ResetTimer()
+			defer redistest.ReportCPU(b, be.srv)()
 			b.RunParallel(func(pb *testing.PB) {
 				rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
 				req := &store.AdmitRequest{Limits: make([]store.LimitRequest, 2)}
@@ -57,6 +59,7 @@ func BenchmarkStore(b *testing.B) {
 			defer s.Close()
 			b.SetParallelism(benchParallelism)
 			b.ResetTimer()
+			defer redistest.ReportCPU(b, be.srv)()
 			b.RunParallel(func(pb *testing.PB) {
 				rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
 				reqs := []store.SpendRequest{{Window: time.Hour, Limit: 1 << 30, Subjects: make([]uint64, 50)}}
