@@ -1,0 +1,30 @@
+# warden: build, test, bench. `make test` is what CI runs (.ci/run).
+GO      ?= go
+FUZZTIME ?= 10s
+
+.PHONY: build test vet unit fuzz bench demo
+
+build:
+	$(GO) build -o warden ./cmd/warden
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 25m ./...
+
+# Each fuzz target runs briefly; a crash fails the build and leaves its
+# input under testdata/fuzz for a regression test.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzForwarded$$' -fuzztime $(FUZZTIME) ./internal/identify
+	$(GO) test -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME) ./internal/inspect
+	$(GO) test -run '^$$' -fuzz '^FuzzBanRequests$$' -fuzztime $(FUZZTIME) ./internal/admin
+
+test: vet unit fuzz
+
+bench: build
+	./warden bench
+
+demo: build
+	./warden demo

@@ -1,0 +1,155 @@
+package admit
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/memory"
+)
+
+func ident(ip, account, app string) *identify.Identity {
+	id := &identify.Identity{Account: account, App: app}
+	if ip != "" {
+		id.IP = netip.MustParseAddr(ip)
+		id.Net = netip.PrefixFrom(id.IP, 24).Masked()
+	}
+	return id
+}
+
+func TestAdmit(t *testing.T) {
+	limits := []config.Limit{
+		{Name: "per-ip", Facet: "ip", Rate: "1/m", Burst: 2},
+		{Name: "per-account", Facet: "account", Rate: "1/m", Burst: 3, Routes: []string{"GET /v1/users/{id}"}},
+		{Name: "signup", Facet: "ip", Rate: "1/h", Burst: 1, Routes: []string{"POST /v1/accounts"}},
+	}
+	allows := []config.Allow{
+		{Name: "office", CIDRs: []string{"10.0.0.0/8"}},
+		{Name: "partner", Apps: []string{"partner"}, Rules: []string{"per-ip"}},
+	}
+	type step struct {
+		id     *identify.Identity
+		method string
+		path   string
+		status int
+		rule   string
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"ip burst then refused", []step{
+			{ident("1.1.1.1", "", ""), "GET", "/x", 0, ""},
+			{ident("1.1.1.1", "", ""), "GET", "/x", 0, ""},
+			{ident("1.1.1.1", "", ""), "GET", "/x", 429, "per-ip"},
+			{ident("1.1.1.2", "", ""), "GET", "/x", 0, ""},
+		}},
+		{"account limit spans addresses, only on its route", []step{
+			{ident("2.0.0.1", "a", ""), "GET", "/v1/users/1", 0, ""},
+			{ident("2.0.0.2", "a", ""), "GET", "/v1/users/2", 0, ""},
+			{ident("2.0.0.3", "a", ""), "HEAD", "/v1/users/3", 0, ""},
+			{ident("2.0.0.4", "a", ""), "GET", "/v1/users/4", 429, "per-account"},
+			{ident("2.0.0.5", "a", ""), "GET", "/v1/feed", 0, ""},
+		}},
+		{"route-scoped signup limit", []step{
+			{ident("3.0.0.1", "", ""), "POST", "/v1/accounts", 0, ""},
+			{ident("3.0.0.1", "", ""), "POST", "/v1/accounts", 429, "signup"},
+		}},
+		{"allowlisted cidr is exempt from every rule", []step{
+			{ident("10.1.1.1", "", ""), "GET", "/x", 0, ""},
+			{ident("10.1.1.1", "", ""), "GET", "/x", 0, ""},
+			{ident("10.1.1.1", "", ""), "GET", "/x", 0, ""},
+		}},
+		{"app exempt from named rule only", []step{
+			{ident("4.0.0.1", "p", "partner"), "GET", "/v1/users/1", 0, ""},
+			{ident("4.0.0.1", "p", "partner"), "GET", "/v1/users/1", 0, ""},
+			{ident("4.0.0.1", "p", "partner"), "GET", "/v1/users/1", 0, ""},
+			{ident("4.0.0.1", "p", "partner"), "GET", "/v1/users/1", 429, "per-account"},
+		}},
+		{"anonymous request is not counted by account rules", []step{
+			{ident("", "", ""), "GET", "/v1/users/1", 0, ""},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := memory.New(memory.Options{SweepEvery: -1})
+			defer st.Close()
+			a, err := New(limits, allows, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Unix(1_800_000_000, 0)
+			for i, s := range c.steps {
+				d, err := a.Admit(context.Background(), now, s.id, s.method, s.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Status != s.status || d.Rule != s.rule {
+					t.Fatalf("step %d: got %d %q, want %d %q", i, d.Status, d.Rule, s.status, s.rule)
+				}
+				if d.Status == 429 && (d.RetryAfter <= 0 || d.Policy == "" || d.State == "") {
+					t.Fatalf("step %d: refusal without retry/fields: %+v", i, d)
+				}
+			}
+		})
+	}
+}
+
+func TestBanWinsAndLifts(t *testing.T) {
+	st := memory.New(memory.Options{SweepEvery: -1})
+	defer st.Close()
+	a, _ := New(nil, []config.Allow{{Name: "all", CIDRs: []string{"0.0.0.0/0"}}}, st)
+	now := time.Unix(1_800_000_000, 0)
+	ctx := context.Background()
+	st.PutBan(ctx, store.Ban{Facet: "net", Value: "5.5.5.0/24", Reason: "scraping", Until: now.Add(time.Hour)})
+	d, _ := a.Admit(ctx, now, ident("5.5.5.9", "", ""), "GET", "/")
+	if d.Status != 403 || d.Facet != "net" || d.Reason != "scraping" {
+		t.Fatalf("ban on the /24 (allowlists never lift bans): %+v", d)
+	}
+	d, _ = a.Admit(ctx, now.Add(2*time.Hour), ident("5.5.5.9", "", ""), "GET", "/")
+	if d.Status != 0 {
+		t.Fatalf("expired ban still applies: %+v", d)
+	}
+}
+
+func TestPattern(t *testing.T) {
+	cases := []struct {
+		pat, method, path string
+		want              bool
+	}{
+		{"GET /v1/users/{id}", "GET", "/v1/users/5", true},
+		{"GET /v1/users/{id}", "GET", "/v1/users/5/followers", false},
+		{"GET /v1/users/{id}", "GET", "/v1/users/", false},
+		{"GET /v1/users/{id}", "POST", "/v1/users/5", false},
+		{"GET /v1/users/{id}", "HEAD", "/v1/users/5", true},
+		{"/v1/", "DELETE", "/v1/anything/below", true},
+		{"/v1/{rest...}", "GET", "/v1/a/b", true},
+		{"POST /v1/accounts", "POST", "/v1/accounts", true},
+		{"POST /v1/accounts", "POST", "/v1/accounts/x", false},
+	}
+	for _, c := range cases {
+		p := parsePattern(c.pat)
+		if got := p.match(c.method, c.path); got != c.want {
+			t.Errorf("%q matches %s %s = %v, want %v", c.pat, c.method, c.path, got, c.want)
+		}
+	}
+}
+
+func BenchmarkAdmit(b *testing.B) {
+	st := memory.New(memory.Options{SweepEvery: -1})
+	defer st.Close()
+	a, _ := New([]config.Limit{
+		{Name: "per-ip", Facet: "ip", Rate: "1000000/s", Burst: 1000},
+		{Name: "per-account", Facet: "account", Rate: "1000000/s", Burst: 1000},
+	}, nil, st)
+	id := ident("1.2.3.4", "12345", "")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = a.Admit(ctx, time.Now(), id, "GET", "/v1/users/1")
+	}
+}
