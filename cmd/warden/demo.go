@@ -105,7 +105,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var gw *child
 	gwURL, adminURL := "", ""
 	if needWarden {
-		cfg, env, err := demoConfig(*configFile, dir, tokenFile)
+		cfg, env, err := demoConfig(*configFile, dir, tokenFile, *secret)
 		if err != nil {
 			return err
 		}
@@ -248,7 +248,7 @@ func targetLabel(t string, rate float64, burst int, cfg string) string {
 // to tokenFile (mode 0600) for `warden ban`. A config of the user's runs as
 // it is; if it names a token variable that is unset, the variable gets
 // the fresh token.
-func demoConfig(file, dir, tokenFile string) (string, []string, error) {
+func demoConfig(file, dir, tokenFile, jwtSecret string) (string, []string, error) {
 	tok, err := randomToken()
 	if err != nil {
 		return "", nil, err
@@ -262,14 +262,8 @@ func demoConfig(file, dir, tokenFile string) (string, []string, error) {
 		if err != nil {
 			return "", nil, fmt.Errorf("read config: %w", err)
 		}
-		var doc struct {
-			Admin struct {
-				TokenEnv string `yaml:"token_env"`
-			} `yaml:"admin"`
-		}
-		_ = yaml.Unmarshal(b, &doc) // serve reports config errors itself
-		var env []string
-		if v := doc.Admin.TokenEnv; v != "" {
+		env := secretEnv(b, jwtSecret)
+		if v := adminTokenEnv(b); v != "" {
 			if _, ok := os.LookupEnv(v); !ok {
 				env = append(env, v+"="+tok)
 			}
@@ -308,7 +302,40 @@ func demoConfig(file, dir, tokenFile string) (string, []string, error) {
 	if err := os.WriteFile(path, out, 0o600); err != nil {
 		return "", nil, fmt.Errorf("write lab config: %w", err)
 	}
-	return path, []string{envName + "=" + tok}, nil
+	return path, append(secretEnv(src, jwtSecret), envName+"="+tok), nil
+}
+
+// labDoc is the part of a config the demo reads: where secrets come from.
+type labDoc struct {
+	Admin struct {
+		TokenEnv string `yaml:"token_env"`
+	} `yaml:"admin"`
+	Identity struct {
+		Account struct {
+			SecretEnv string `yaml:"secret_env"`
+		} `yaml:"account"`
+	} `yaml:"identity"`
+}
+
+func readLabDoc(b []byte) labDoc {
+	var d labDoc
+	_ = yaml.Unmarshal(b, &d) // serve reports config errors itself
+	return d
+}
+
+func adminTokenEnv(b []byte) string { return readLabDoc(b).Admin.TokenEnv }
+
+// secretEnv gives the gateway the lab platform's JWT secret through the
+// variable the config names, unless the environment already sets it.
+func secretEnv(b []byte, secret string) []string {
+	v := readLabDoc(b).Identity.Account.SecretEnv
+	if v == "" {
+		return nil
+	}
+	if _, ok := os.LookupEnv(v); ok {
+		return nil
+	}
+	return []string{v + "=" + secret}
 }
 
 func randomToken() (string, error) {

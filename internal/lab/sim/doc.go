@@ -25,9 +25,10 @@
 //     server addresses at a steady partner.rate [150] requests/s: their
 //     feeds, posts, follower lists and the profiles of those followers.
 //   - naive: one address, one account, GET /v1/users/1, 2, 3, ... at
-//     naive.rate [100] requests/s over naive.workers [4] connections.
-//   - slow: one address, one account, ids in order, paced at slow.rate [8]
-//     requests/s, under a typical per-second limit.
+//     naive.rate [100] requests/s over naive.workers [4] connections, as
+//     naive.account [random].
+//   - slow: one address, one account, ids in order from slow.start [1],
+//     paced at slow.rate [8] requests/s, under a typical per-second limit.
 //   - ip-rotation: ids in order, every request from the next of
 //     ip-rotation.addrs [4096] addresses (spread over /24s, no keep-alive),
 //     with ip-rotation.accounts [4] accounts, at ip-rotation.rate [250]
@@ -58,5 +59,8 @@
 // count. A legitimate population's harm is the share of its users (and of
 // its requests) that got a refusal (403, 429, 503) or a masked field: email
 // or phone null or missing on a real profile it opened, a non-null
-// "_warden" member in that record, or a Warden-*Mask* response header.
+// "_warden" member in that record, or a Warden-*Mask* response header
+// (warden's Warden-Masked). Users are counted if they sent a request.
+// Other failures (401, 5xx other than 503, network errors) are not harm
+// but are reported as errors, with every status count, in the JSON.
 package sim

@@ -10,14 +10,14 @@ import (
 )
 
 const (
-	naiveBlock    = 18
-	slowBlock     = 19
-	ipRotBlock    = 20
-	accRotBlock   = 21
-	fleetBlock    = 22
-	harvesterUA   = "python-requests/2.31.0"
-	fleetUA       = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
-	maxSignupTrys = 3
+	naiveBlock     = 18
+	slowBlock      = 19
+	ipRotBlock     = 20
+	accRotBlock    = 21
+	fleetBlock     = 22
+	harvesterUA    = "python-requests/2.31.0"
+	fleetUA        = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+	maxSignupTries = 3
 )
 
 // enumerate runs workers that fetch /v1/users/1, 2, ... N in order, each
@@ -126,7 +126,7 @@ func signupAll(ctx context.Context, e *env, p *pop, n, workers int, src func(i i
 					return
 				}
 				base := src(i)
-				for t := 0; t < maxSignupTrys; t++ {
+				for t := 0; t < maxSignupTries; t++ {
 					acc, tok, err := e.signup(ctx, p, base)
 					if err == errStop {
 						return
