@@ -7,7 +7,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Results: see bench_results.txt beside this file, made with
+// Results: testdata/bench-identify.txt, made with
 //
 //	go test ./internal/identify -run '^$' -bench . -benchmem -count 5
 
