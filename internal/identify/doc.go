@@ -77,8 +77,10 @@
 //
 // # Hot path
 //
-// Identify allocates nothing for the ip, net and forwarding walk (scratch
-// state is pooled with its callbacks bound), one string for the fingerprint,
-// one for the app key, and nothing for an account found in the token cache.
+// Identify runs on every request and, once warm, allocates nothing: the
+// forwarding walk and the fingerprint hash use pooled scratch state whose
+// callbacks are bound once; app keys and fingerprints are shared copies from
+// bounded direct-mapped tables (1024 and 4096 slots; a new value replaces the
+// one in its slot); a token found in the cache costs a hash and a compare.
 // testdata/bench-identify.txt holds the measured figures (BenchmarkIdentify).
 package identify
