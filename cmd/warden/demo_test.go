@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -89,5 +94,71 @@ func TestDemoAgainstPlatformAndNginx(t *testing.T) {
 	}
 	if b, err := exec.Command("cat", md).Output(); err != nil || !strings.Contains(string(b), "Command: `warden demo") {
 		t.Errorf("markdown file: %v\n%s", err, b)
+	}
+}
+
+// The default demo: platform and warden as children, the mix against
+// both, then both keep serving until interrupted, and are gone after.
+func TestDemoServesUntilInterruptedThenCleansUp(t *testing.T) {
+	bin := buildWarden(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "demo", "--profiles", "3000", "--duration", "2s",
+		"--platform-addr", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"-p", "users.count=50", "-p", "fleet.bots=20")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	var platURL, gwURL string
+	for sc.Scan() {
+		l := sc.Text()
+		out.WriteString(l + "\n")
+		if u, ok := strings.CutPrefix(l, "lab platform: "); ok {
+			platURL = u
+		}
+		if u, ok := strings.CutPrefix(l, "warden:       "); ok {
+			gwURL, _, _ = strings.Cut(u, " ")
+		}
+		if l == "serving until Ctrl-C" {
+			break
+		}
+	}
+	if platURL == "" || gwURL == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no addresses printed:\n%s\nstderr:\n%s", out.String(), stderr.String())
+	}
+	for _, want := range []string{"| **fleet** | harvest (profiles) |", "with warden (examples/lab.yaml)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, u := range []string{platURL, gwURL} {
+		resp, err := http.Get(u + "/healthz")
+		if err != nil {
+			t.Fatalf("%s while the demo serves: %v", u, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s/healthz: %d", u, resp.StatusCode)
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	go io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("demo after Ctrl-C: %v\n%s", err, stderr.String())
+	}
+	for _, u := range []string{platURL, gwURL} {
+		if _, err := net.Dial("tcp", strings.TrimPrefix(u, "http://")); err == nil {
+			t.Errorf("%s still accepts after the demo ended", u)
+		}
 	}
 }
