@@ -2,11 +2,73 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/warden-gw/warden/internal/lab/bench"
 )
 
-// runBench is being written; see the open issues.
+// runBench runs the benchmark rows (bench/README.md) and writes
+// bench/results; `warden bench proxy` is row (b)'s bare Go proxy, run as a
+// child so its CPU is accounted like the other proxies'.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	if len(args) > 0 && args[0] == "proxy" {
+		return runBenchProxy(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlags("bench", stderr)
+	duration := fs.Duration("duration", 8*time.Second, "wrk run per row per round")
+	rounds := fs.Int("rounds", 3, "rounds; rows alternate within each")
+	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded wrk run per row before the rounds (0: none)")
+	conns := fs.Int("connections", 64, "wrk connections (and open-loop connections)")
+	threads := fs.Int("threads", 2, "wrk threads")
+	rows := fs.String("rows", "a,b,c,d,d-std,e,f", "rows to run, comma-separated")
+	out := fs.String("out", "bench/results", "results directory")
+	lab := fs.String("lab-config", "examples/lab.yaml", "config of row (e)")
+	profiles := fs.Int("profiles", 100_000, "lab platform profiles (ids 1..N)")
+	accounts := fs.Int("accounts", 1000, "accounts whose tokens the load spreads over")
+	workers := fs.Int("nginx-workers", runtime.NumCPU(), "nginx worker_processes (default: one per CPU, like auto)")
+	openLoop := fs.Duration("latency-duration", 10*time.Second, "open-loop run at 50% of (a)'s peak, per run (0: skip)")
+	profile := fs.Bool("profile", true, "perf-profile warden rows that miss a target (profile-ROW.txt)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "warden bench: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("own executable: %w", err)
+	}
+	rep, err := bench.Run(ctx, bench.Options{
+		Warden: self, OutDir: *out, LabConfig: *lab, Rows: strings.Split(*rows, ","),
+		Rounds: *rounds, Duration: *duration, Warmup: *warmup, Threads: *threads, Connections: *conns,
+		Profiles: *profiles, Accounts: *accounts, NginxWorkers: *workers, OpenLoop: *openLoop, Profile: *profile,
+		Command: "warden bench " + strings.Join(args, " "), Log: stderr,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep.Markdown())
+	return nil
+}
+
+func runBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench proxy", stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	upstream := fs.String("upstream", "", "upstream URL (http://host:port)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	fmt.Fprintf(stdout, "bench-proxy listening on %s (upstream %s)\n", ln.Addr(), *upstream)
+	return bench.ServeProxy(ctx, ln, *upstream)
 }
