@@ -104,16 +104,21 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 	var req store.AdmitRequest
 	var bans [len(identify.Facets)]store.BanKey
 	req.Bans = bans[:0]
+	// Each facet's string form once: ip and net are formatted, not stored.
+	var vals [len(identify.Facets) + 1]string
 	for _, f := range identify.Facets {
 		if v := id.Value(f); v != "" {
+			vals[f] = v
 			req.Bans = append(req.Bans, store.BanKey{Facet: f.String(), Value: v})
 		}
 	}
 	var which [16]int
 	idx := which[:0]
+	var limits [8]store.LimitRequest
+	req.Limits = limits[:0]
 	for i := range a.rules {
 		r := &a.rules[i]
-		v := id.Value(r.facet)
+		v := vals[r.facet]
 		if v == "" || !r.applies(method, path) || a.exempt(id, r.name) {
 			continue
 		}

@@ -180,7 +180,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 			ctx.Response.Reset()
 			f.writeJSON(ctx, 500, errorBody("internal error", "", "", ex.ID))
 		}
-		g.m.requests.WithLabelValues("fast", g.m.code(ctx.Response.StatusCode())).Inc()
+		g.m.countRequest(0, ctx.Response.StatusCode())
 		g.m.inflight.Dec()
 		exchangePool.Put(ex)
 	}()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,7 +19,27 @@ type Metrics struct {
 	inflight   prometheus.Gauge
 	reloads    *prometheus.CounterVec
 	statusText [600]string
+	// byCode caches the requests counter per front and status: the label
+	// lookup is a hash of both labels, on every request otherwise.
+	byCode [2][600]atomic.Pointer[prometheus.Counter]
 }
+
+// countRequest counts one answered request; front 0 is fast, 1 is std.
+func (m *Metrics) countRequest(front int, code int) {
+	if code < 0 || code >= len(m.statusText) {
+		m.requests.WithLabelValues(frontNames[front], "other").Inc()
+		return
+	}
+	p := m.byCode[front][code].Load()
+	if p == nil {
+		c := m.requests.WithLabelValues(frontNames[front], m.statusText[code])
+		p = &c
+		m.byCode[front][code].Store(p)
+	}
+	(*p).Inc()
+}
+
+var frontNames = [2]string{"fast", "std"}
 
 // NewMetrics registers the gateway's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -60,12 +81,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) code(c int) string {
-	if c >= 0 && c < len(m.statusText) {
-		return m.statusText[c]
-	}
-	return "other"
-}
 
 // Reloaded counts a configuration reload attempt.
 func (m *Metrics) Reloaded(ok bool) {

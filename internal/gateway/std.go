@@ -162,7 +162,7 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeJSON(rec, 500, errorBody("internal error", "", "", ex.ID))
 			}
 		}
-		g.m.requests.WithLabelValues("std", g.m.code(rec.code())).Inc()
+		g.m.countRequest(1, rec.code())
 		g.m.inflight.Dec()
 	}()
 	if r.Method == http.MethodConnect {
