@@ -49,6 +49,7 @@ type Result struct {
 	rules    []string
 	ruleJSON [][]byte
 	qid      []byte
+	stack    []frame
 	edits    []edit
 	errAt    int
 	errMsg   string
@@ -57,7 +58,7 @@ type Result struct {
 // Reset empties r for another answer, keeping its memory.
 func (r *Result) Reset() {
 	*r = Result{recs: r.recs[:0], open: r.open[:0], spans: r.spans[:0],
-		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], ruleJSON: r.ruleJSON[:0], edits: r.edits[:0], qid: r.qid[:0]}
+		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], ruleJSON: r.ruleJSON[:0], edits: r.edits[:0], qid: r.qid[:0], stack: r.stack[:0]}
 }
 
 // Route is the route the answer was inspected for.
@@ -92,7 +93,7 @@ func (r *Result) Author(i int) []byte { x := r.authors[i]; return r.idbuf[x.star
 func (r *Result) Inspect(rt *Route, body []byte) error {
 	r.route, r.body = rt, body
 	s := scanner{r: r, b: body}
-	i, err := s.value(rt.root, skipWS(body, 0), 0)
+	i, err := s.scan(rt.root, skipWS(body, 0))
 	if err == nil {
 		i = skipWS(body, i)
 		if i != len(body) {
@@ -134,179 +135,214 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// value scans the value at b[i] (no leading space) at trie node n (nil when
-// no path reaches it) and returns the offset after it.
-func (s *scanner) value(n *node, i, depth int) (int, error) {
+// frame is an open object or array.
+type frame struct {
+	n     *node // the container's node; nil when no path reaches it
+	rec   int32 // record opened at this container, -1
+	start int32 // offset of its '{' or '['
+	arr   bool
+}
+
+// scan walks the value at b[i] and everything in it in one loop (no
+// recursion: the nesting is an explicit stack bounded by maxDepth) and
+// returns the offset after it.
+func (s *scanner) scan(root *node, i int) (int, error) {
 	b := s.b
+	r := s.r
+	st := r.stack[:0]
+	defer func() { r.stack = st[:0] }()
+	cur := root
+	var (
+		start int
+		rec   int32
+		c     byte
+		top   *frame
+		e     int
+		ok    bool
+	)
+value:
 	if i >= len(b) {
 		return i, s.fail(i, "unexpected end")
 	}
-	if n == nil {
-		return s.skip(i, depth)
-	}
-	start := i
-	rec := int32(-1)
-	if n.rec >= 0 {
-		rec = int32(len(s.r.recs))
-		obj := int32(-1)
-		if b[i] == '{' {
-			obj = int32(i)
-		}
-		sp := int32(len(s.r.spans))
-		s.r.recs = append(s.r.recs, recState{path: int32(n.rec), obj: obj, id: ref{-1, -1}, spans: [2]int32{sp, sp}})
-		s.r.open = append(s.r.open, rec)
-	}
-	var err error
-	switch b[i] {
-	case '{':
-		i, err = s.object(n, i, depth+1)
-	case '[':
-		i, err = s.array(n, i, depth+1)
-	default:
-		i, err = s.scalar(i)
-	}
-	if err != nil {
-		return i, err
-	}
-	if len(n.acts) > 0 {
-		s.act(n, start, i)
-	}
-	if rec >= 0 {
-		s.r.open = s.r.open[:len(s.r.open)-1]
-		r := &s.r.recs[rec]
-		r.spans[1] = int32(len(s.r.spans))
-		if r.obj >= 0 {
-			r.empty = b[skipWS(b, int(r.obj)+1)] == '}'
-		}
-	}
-	return i, nil
-}
-
-func (s *scanner) object(n *node, i, depth int) (int, error) {
-	b := s.b
-	if depth > maxDepth {
-		return i, s.fail(i, "nested too deep")
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return i + 1, nil
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, s.fail(i, "expected a member name")
-		}
-		ks := i + 1
-		e, ok := scanString(b, i)
-		if !ok {
-			return e, s.fail(e, "bad string")
-		}
-		var kid *node
-		if n != nil {
-			key := b[ks : e-1]
-			for j, k := range n.keys {
-				if string(key) == k {
-					kid = n.kids[j]
-					break
-				}
+	c = b[i]
+	if cur == nil {
+		// Nothing to record: scalars are scanned here directly.
+		switch {
+		case c == '"':
+			if e, ok = scanString(b, i); !ok {
+				return e, s.fail(e, "bad string")
 			}
-		}
-		i = skipWS(b, e)
-		if i >= len(b) || b[i] != ':' {
-			return i, s.fail(i, "expected ':'")
-		}
-		var err error
-		if i, err = s.value(kid, skipWS(b, i+1), depth); err != nil {
-			return i, err
-		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return i, s.fail(i, "unexpected end in object")
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, s.fail(i, "expected ',' or '}'")
+			i = e
+			goto after
+		case c >= '0' && c <= '9' || c == '-':
+			if e, ok = scanNumber(b, i); !ok {
+				return e, s.fail(e, "bad value")
+			}
+			i = e
+			goto after
 		}
 	}
-}
-
-func (s *scanner) array(n *node, i, depth int) (int, error) {
-	b := s.b
-	if depth > maxDepth {
-		return i, s.fail(i, "nested too deep")
+	start = i
+	rec = -1
+	if cur != nil && cur.rec >= 0 {
+		rec = s.open(cur, i)
 	}
-	var kid *node
-	if n != nil {
-		kid = n.elem
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return i + 1, nil
-	}
-	for {
-		var err error
-		if i, err = s.value(kid, i, depth); err != nil {
-			return i, err
+	switch c {
+	case '{', '[':
+		if len(st) >= maxDepth {
+			return i, s.fail(i, "nested too deep")
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return i, s.fail(i, "unexpected end in array")
+		st = append(st, frame{n: cur, rec: rec, start: int32(i), arr: c == '['})
+		i = skipWS(b, i+1)
+		if c == '{' {
+			if i < len(b) && b[i] == '}' {
+				i++
+				goto closed
+			}
+			goto key
 		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case ']':
-			return i + 1, nil
-		default:
-			return i, s.fail(i, "expected ',' or ']'")
+		if i < len(b) && b[i] == ']' {
+			i++
+			goto closed
 		}
-	}
-}
-
-// skip scans a value no path reaches: structure and strings only.
-func (s *scanner) skip(i, depth int) (int, error) {
-	b := s.b
-	switch b[i] {
-	case '{':
-		return s.object(nil, i, depth+1)
-	case '[':
-		return s.array(nil, i, depth+1)
-	}
-	return s.scalar(i)
-}
-
-func (s *scanner) scalar(i int) (int, error) {
-	b := s.b
-	switch c := b[i]; c {
+		if cur != nil {
+			cur = cur.elem
+		}
+		goto value
 	case '"':
-		e, ok := scanString(b, i)
-		if !ok {
+		if e, ok = scanString(b, i); !ok {
 			return e, s.fail(e, "bad string")
 		}
-		return e, nil
+		i = e
 	case 't':
-		return s.lit(i, "true")
+		if i, ok = lit(b, i, "true"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
 	case 'f':
-		return s.lit(i, "false")
+		if i, ok = lit(b, i, "false"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
 	case 'n':
-		return s.lit(i, "null")
+		if i, ok = lit(b, i, "null"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
 	default:
-		e, ok := scanNumber(b, i)
-		if !ok {
+		if e, ok = scanNumber(b, i); !ok {
 			return e, s.fail(e, "bad value")
 		}
-		return e, nil
+		i = e
+	}
+	if cur != nil {
+		if len(cur.acts) > 0 {
+			s.act(cur, start, i)
+		}
+		if rec >= 0 {
+			s.close(rec)
+		}
+	}
+	goto after
+
+closed: // the container on top of the stack ended at i
+	top = &st[len(st)-1]
+	if top.n != nil {
+		if len(top.n.acts) > 0 {
+			s.act(top.n, int(top.start), i)
+		}
+		if top.rec >= 0 {
+			s.close(top.rec)
+		}
+	}
+	st = st[:len(st)-1]
+
+after: // a value ended at i
+	if len(st) == 0 {
+		return i, nil
+	}
+	top = &st[len(st)-1]
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return i, s.fail(i, "unexpected end")
+	}
+	if top.arr {
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+			cur = nil
+			if top.n != nil {
+				cur = top.n.elem
+			}
+			goto value
+		case ']':
+			i++
+			goto closed
+		}
+		return i, s.fail(i, "expected ',' or ']'")
+	}
+	switch b[i] {
+	case ',':
+		i = skipWS(b, i+1)
+		goto key
+	case '}':
+		i++
+		goto closed
+	}
+	return i, s.fail(i, "expected ',' or '}'")
+
+key: // a member name at i, in the object on top
+	if i >= len(b) || b[i] != '"' {
+		return i, s.fail(i, "expected a member name")
+	}
+	if e, ok = scanString(b, i); !ok {
+		return e, s.fail(e, "bad string")
+	}
+	cur = nil
+	if n := st[len(st)-1].n; n != nil {
+		key := b[i+1 : e-1]
+		for j, k := range n.keys {
+			if string(key) == k {
+				cur = n.kids[j]
+				break
+			}
+		}
+	}
+	i = skipWS(b, e)
+	if i >= len(b) || b[i] != ':' {
+		return i, s.fail(i, "expected ':'")
+	}
+	i = skipWS(b, i+1)
+	goto value
+}
+
+// open starts a record at b[i] for node n and returns its index.
+func (s *scanner) open(n *node, i int) int32 {
+	r := s.r
+	ri := int32(len(r.recs))
+	obj := int32(-1)
+	if s.b[i] == '{' {
+		obj = int32(i)
+	}
+	sp := int32(len(r.spans))
+	r.recs = append(r.recs, recState{path: int32(n.rec), obj: obj, id: ref{-1, -1}, spans: [2]int32{sp, sp}})
+	r.open = append(r.open, ri)
+	return ri
+}
+
+// close ends record ri, the innermost open one.
+func (s *scanner) close(ri int32) {
+	r := s.r
+	r.open = r.open[:len(r.open)-1]
+	rec := &r.recs[ri]
+	rec.spans[1] = int32(len(r.spans))
+	if rec.obj >= 0 {
+		rec.empty = s.b[skipWS(s.b, int(rec.obj)+1)] == '}'
 	}
 }
 
-func (s *scanner) lit(i int, w string) (int, error) {
-	if len(s.b)-i < len(w) || string(s.b[i:i+len(w)]) != w {
-		return i, s.fail(i, "bad literal")
+func lit(b []byte, i int, w string) (int, bool) {
+	if len(b)-i < len(w) || string(b[i:i+len(w)]) != w {
+		return i, false
 	}
-	return i + len(w), nil
+	return i + len(w), true
 }
 
 // scanString returns the offset after the string starting at b[i] ('"').
@@ -409,7 +445,8 @@ func scanNumber(b []byte, i int) (int, bool) {
 // act records what the route wants of the value b[start:end].
 func (s *scanner) act(n *node, start, end int) {
 	r := s.r
-	b := s.b
+	v := s.b[start:end]
+	x := ref{-1, -1} // the id, copied to idbuf once for every action
 	for _, a := range n.acts {
 		if a.kind == actClass {
 			ri := s.openRec(a.rec)
@@ -417,17 +454,19 @@ func (s *scanner) act(n *node, start, end int) {
 				continue
 			}
 			r.spans = append(r.spans, span{start: int32(start), end: int32(end), rec: ri, class: uint8(a.class), field: uint8(a.field)})
-			if present(b[start:end]) {
+			if present(v) {
 				r.recs[ri].classes |= 1 << uint(a.class)
 			}
 			continue
 		}
-		v, ok := scalarID(b[start:end])
-		if !ok {
-			continue
+		if x.start < 0 {
+			id, ok := scalarID(v)
+			if !ok {
+				continue
+			}
+			x = ref{int32(len(r.idbuf)), int32(len(r.idbuf) + len(id))}
+			r.idbuf = append(r.idbuf, id...)
 		}
-		x := ref{int32(len(r.idbuf)), int32(len(r.idbuf) + len(v))}
-		r.idbuf = append(r.idbuf, v...)
 		switch a.kind {
 		case actID:
 			if ri := s.openRec(a.rec); ri >= 0 {
