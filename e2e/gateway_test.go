@@ -424,3 +424,34 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("examples/lab.yaml: %v %s", err, out)
 	}
 }
+
+// A client that sends half a header and stalls is cut off, on both fronts.
+func TestSlowClientCutOff(t *testing.T) {
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			up := newEcho(t)
+			cfg := strings.Replace(baseConfig(front), "server: {", "server: {read_header_timeout: 1s, read_timeout: 1s, ", 1)
+			g := startGateway(t, cfg, up.srv.URL)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 512)
+			for {
+				_, err := conn.Read(buf)
+				if err != nil {
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						t.Fatal("a stalled client is still connected after 10s")
+					}
+					break // closed by warden
+				}
+			}
+			if up.hits.Load() != 0 {
+				t.Fatal("a half request reached the upstream")
+			}
+		})
+	}
+}
