@@ -7,13 +7,17 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestIdentifyFacets(t *testing.T) {
@@ -248,5 +252,40 @@ func TestFingerprintLongHeaders(t *testing.T) {
 	x.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: h, TLSFingerprint: "tls"}, &id)
 	if want := sha16("tls|host," + strings.ToLower(long) + ",user-agent|" + ua); id.Fingerprint != want {
 		t.Fatalf("fingerprint = %s, want %s", id.Fingerprint, want)
+	}
+}
+
+// TestIdentifyConcurrent runs Identify from several goroutines over a cache
+// smaller than the token set (run with -race).
+func TestIdentifyConcurrent(t *testing.T) {
+	x := newTestIdentifier(t, Config{TrustedProxies: []string{"10.0.0.0/8"}, Account: AccountConfig{SecretEnv: "TEST_SECRET", CacheSize: 32}}, Options{})
+	var toks []string
+	for i := range 64 {
+		toks = append(toks, sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims("sub", fmt.Sprintf("u%d", i))))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var id Identity
+			for i := range 2000 {
+				n := (i*7 + g) % len(toks)
+				in := &Input{Peer: netip.MustParseAddr("10.0.0.1"), Header: testHeader{
+					"Authorization", "Bearer " + toks[n], "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", n), "X-App-Key", fmt.Sprintf("app%d", n%3),
+				}}
+				x.Identify(testNow, in, &id)
+				if id.Account != fmt.Sprintf("u%d", n) || id.IP.String() != fmt.Sprintf("198.51.100.%d", n) || id.App != fmt.Sprintf("app%d", n%3) {
+					errs <- fmt.Errorf("request %d: got %q %v %q", n, id.Account, id.IP, id.App)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
