@@ -2,6 +2,7 @@ package identify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -55,7 +56,17 @@ func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: jwksFetchTimeout}
+		opts.HTTPClient = &http.Client{
+			Timeout: jwksFetchTimeout,
+			// Keys must come from where jwks_url allows: no redirect to plain
+			// http off loopback.
+			CheckRedirect: func(r *http.Request, via []*http.Request) error {
+				if len(via) >= 5 {
+					return errors.New("too many redirects")
+				}
+				return checkJWKSURL(r.URL.String())
+			},
+		}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
