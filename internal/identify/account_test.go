@@ -549,3 +549,36 @@ func TestRefusedTokensKeepGoodOnesCached(t *testing.T) {
 		t.Fatalf("500 bad tokens evicted the good one from the cache")
 	}
 }
+
+// TestJWKSRedirectOffLoopbackRefused: the default client never follows a
+// redirect to plain http elsewhere (refused before any connection).
+func TestJWKSRedirectOffLoopbackRefused(t *testing.T) {
+	hs := httptest.NewServer(http.RedirectHandler("http://192.0.2.1/jwks.json", http.StatusFound))
+	defer hs.Close()
+	var logBuf strings.Builder
+	var mu sync.Mutex
+	x, err := New(t.Context(), Config{Account: AccountConfig{JWKSURL: hs.URL, JWKSRefresh: time.Hour}},
+		Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logBuf}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.acct.remote.keys.Load() != nil {
+		t.Fatal("keys loaded through a refused redirect")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logBuf.String(), "must be https or http on loopback") {
+		t.Fatalf("log does not say why: %s", logBuf.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
