@@ -370,12 +370,12 @@ func writeMarkdown(path string, args, labels []string, reps []*sim.Report) error
 		return err
 	}
 	b.WriteString("\nharvest: distinct real profiles whose true email and phone reached the harvester, as % of all profiles (count).\n")
+	b.WriteString("harm: % of a legitimate population's active users (and of its requests) that got a refusal (403/429/503) or a masked email/phone.\n")
 	b.WriteString("Targets: *without protection* is the lab platform itself; *nginx* is Debian's nginx with `limit_req` per client address " +
-		"(nodelay, 429) and upstream keep-alive; *ban list* adds `deny` for every address nginx refused at least --ban-min times in the nginx run " +
+		"(nodelay, 429) and upstream keep-alive; *ban list* adds `deny` for every address nginx refused at least --ban-min (default 20) times in the nginx run " +
 		"(what an operator reading the logs would ban), except the approved partner's servers; *warden* is `warden serve` with examples/lab.yaml.\n")
 	b.WriteString("Harvesters are paced (see `go doc ./internal/lab/sim`), so columns differ by the protection, not by load; " +
 		"on a busy machine a paced population may fall short of its rate, so compare requests too.\n")
-	b.WriteString("harm: % of a legitimate population's active users (and of its requests) that got a refusal (403/429/503) or a masked email/phone.\n")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

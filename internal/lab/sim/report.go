@@ -20,8 +20,9 @@ type Report struct {
 	DurationBound string       `json:"duration_bound"`
 	MaxRequests   int64        `json:"max_requests_per_population"`
 	Populations   []Population `json:"populations"`
-	// RefusedAddrs counts refusals per source address, most first: what
-	// an operator reading the logs would put on a ban list.
+	// RefusedAddrs counts refusals per source address, most first (at
+	// most 1,000): what an operator reading the logs would put on a ban
+	// list.
 	RefusedAddrs []AddrCount `json:"refused_addrs,omitempty"`
 }
 

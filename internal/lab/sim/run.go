@@ -192,8 +192,14 @@ loop:
 		a, b := rep.RefusedAddrs[i], rep.RefusedAddrs[j]
 		return a.Refused > b.Refused || (a.Refused == b.Refused && a.Addr < b.Addr)
 	})
+	if len(rep.RefusedAddrs) > maxReportedAddrs {
+		rep.RefusedAddrs = rep.RefusedAddrs[:maxReportedAddrs]
+	}
 	return rep, nil
 }
+
+// maxReportedAddrs bounds the refused addresses a report lists.
+const maxReportedAddrs = 1000
 
 // Progress is a snapshot of a running run.
 type Progress struct {
