@@ -48,6 +48,12 @@ type OpenLoopResult struct {
 	Truncated bool          `json:"truncated"` // MaxDuration ended it before Count
 }
 
+// job is one request due: its index in the load and when it is due.
+type job struct {
+	at time.Time
+	i  int
+}
+
 // maxOpenLoopCount bounds memory (8 bytes of latency per request).
 const maxOpenLoopCount = 20_000_000
 
@@ -80,7 +86,7 @@ func (o OpenLoop) Run(ctx context.Context) (OpenLoopResult, error) {
 
 	// Due times go through a buffered channel; when every worker is busy
 	// they queue, and the wait counts in the latency.
-	due := make(chan time.Time, 1<<16)
+	due := make(chan job, 1<<16)
 	type tally struct {
 		lat              []time.Duration
 		ok, non2xx, errs int
@@ -96,10 +102,9 @@ func (o OpenLoop) Run(ctx context.Context) (OpenLoopResult, error) {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			i := w
-			for at := range due {
-				r := o.Requests[i%len(o.Requests)]
-				i += o.Conns
+			for j := range due {
+				at := j.at
+				r := o.Requests[j.i%len(o.Requests)]
 				req.Reset()
 				req.SetRequestURI(r.Path)
 				req.SetHost(o.Addr)
@@ -147,7 +152,7 @@ dispatch:
 				break
 			}
 			select {
-			case due <- at:
+			case due <- job{at, sent}:
 				sent++
 			case <-ctx.Done():
 				truncated = true

@@ -87,19 +87,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Machine.Wrk = version(wrkBin, "--version")
+	rep.Machine.Wrk = cutAt(version(wrkBin, "--version"), " [")
 	var nginxBin, redisBin string
 	if has("c") {
 		if nginxBin, err = ensureTool(ctx, toolNginx, logf); err != nil {
 			return nil, err
 		}
-		rep.Machine.Nginx = version(nginxBin, "-v")
+		rep.Machine.Nginx = strings.TrimPrefix(version(nginxBin, "-v"), "nginx version: ")
 	}
 	if has("f") {
 		if redisBin, err = ensureTool(ctx, toolRedis, logf); err != nil {
 			return nil, err
 		}
-		rep.Machine.Redis = version(redisBin, "--version")
+		rep.Machine.Redis = cutAt(version(redisBin, "--version"), " sha=")
 	}
 
 	work, err := os.MkdirTemp("", "warden-bench-")

@@ -71,3 +71,9 @@ func version(bin string, args ...string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(line)
 }
+
+// cutAt keeps s up to sep.
+func cutAt(s, sep string) string {
+	before, _, _ := strings.Cut(s, sep)
+	return before
+}
