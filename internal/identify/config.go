@@ -30,7 +30,7 @@ type AccountConfig struct {
 	Header     string   `yaml:"header"`     // default Authorization ("Bearer " stripped); any other header holds the bare token
 	Algorithms []string `yaml:"algorithms"` // HS256, RS256, ES256; default HS256 when a secret is set, plus RS256 and ES256 when a public key or JWKS is set
 
-	SecretFile    string        `yaml:"secret_file"`     // HS256 secret (trailing newline trimmed), at least 32 bytes
+	SecretFile    string        `yaml:"secret_file"`     // HS256 secret (trailing newline trimmed); empty refused, under 32 bytes warned
 	SecretEnv     string        `yaml:"secret_env"`      // or the name of the environment variable holding it
 	PublicKeyFile string        `yaml:"public_key_file"` // PEM: PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE (RSA or P-256)
 	JWKSFile      string        `yaml:"jwks_file"`       // a JWK Set read once at start

@@ -3,12 +3,14 @@ package identify
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -143,6 +145,8 @@ func TestNewErrors(t *testing.T) {
 	dir := t.TempDir()
 	short := dir + "/short"
 	os.WriteFile(short, []byte("short\n"), 0o600)
+	empty := dir + "/empty"
+	os.WriteFile(empty, []byte("\n"), 0o600)
 	notPEM := dir + "/not.pem"
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
 	badJWKS := dir + "/bad.json"
@@ -154,6 +158,7 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{"invalid config", Config{Net: NetConfig{IPv4Prefix: 40}}, "identify: net.ipv4_prefix"},
 		{"missing secret file", Config{Account: AccountConfig{SecretFile: dir + "/nope"}}, "identify: account.secret_file:"},
+		{"empty secret", Config{Account: AccountConfig{SecretFile: empty}}, "identify: account.secret_file: secret is empty"},
 		{"unset env", Config{Account: AccountConfig{SecretEnv: "WARDEN_TEST_UNSET"}}, "identify: account.secret_env: WARDEN_TEST_UNSET is not set"},
 		{"not pem", Config{Account: AccountConfig{PublicKeyFile: notPEM}}, "identify: account.public_key_file:"},
 		{"bad jwks", Config{Account: AccountConfig{JWKSFile: badJWKS}}, "identify: account.jwks_file:"},
@@ -168,5 +173,25 @@ func TestNewErrors(t *testing.T) {
 				t.Fatalf("error leaks the secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestShortSecretWarns: a short HS256 secret works (the lab's is short) but
+// is logged, without its value.
+func TestShortSecretWarns(t *testing.T) {
+	var buf bytes.Buffer
+	x, err := New(t.Context(), Config{Account: AccountConfig{SecretEnv: "S"}}, Options{
+		Logger:    slog.New(slog.NewTextHandler(&buf, nil)),
+		LookupEnv: func(string) (string, bool) { return "lab-secret", true },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "shorter than 32 bytes") || strings.Contains(buf.String(), "lab-secret") {
+		t.Fatalf("log: %s", buf.String())
+	}
+	tok := sign(t, jwt.SigningMethodHS256, []byte("lab-secret"), "", claims())
+	if id := identifyToken(x, testNow, tok); id.Account != "user-42" {
+		t.Fatalf("short secret: account = %q", id.Account)
 	}
 }

@@ -133,6 +133,9 @@ func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier,
 			return nil, fmt.Errorf("identify: account.secret_file: %w", err)
 		}
 		v.secret = []byte(strings.TrimRight(string(raw), "\r\n"))
+		if len(v.secret) == 0 { // anyone could sign with an empty key
+			return nil, errors.New("identify: account.secret_file: secret is empty")
+		}
 		if len(v.secret) < minSecretLen {
 			// RFC 7518 asks for 256-bit HS256 keys; a platform's secret is
 			// its own choice (the lab's is short), so warn, don't refuse.
@@ -144,6 +147,9 @@ func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier,
 			return nil, fmt.Errorf("identify: account.secret_env: %s is not set", c.SecretEnv)
 		}
 		v.secret = []byte(s)
+		if len(v.secret) == 0 { // anyone could sign with an empty key
+			return nil, errors.New("identify: account.secret_env: secret is empty")
+		}
 		if len(v.secret) < minSecretLen {
 			// RFC 7518 asks for 256-bit HS256 keys; a platform's secret is
 			// its own choice (the lab's is short), so warn, don't refuse.
