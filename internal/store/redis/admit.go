@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/warden-gw/warden/internal/store"
 )
@@ -19,6 +22,7 @@ var (
 	errInterval = errors.New("interval must be positive")
 	errBurst    = errors.New("burst must be at least 1")
 	errCost     = errors.New("cost must not be negative")
+	errBadReply = errors.New("unexpected script reply")
 )
 
 func validLimit(l *store.LimitRequest) error {
@@ -52,15 +56,74 @@ func (s *Store) limitKey(k string) string { return s.prefix + "{l:" + k + "}" }
 
 func banField(k store.BanKey) string { return k.Facet + "\x00" + k.Value }
 
-// admitGroup is the part of one Admit that lives in one slot.
-type admitGroup struct {
-	slot   uint16
-	bans   bool
-	limits []int // indices into the request's limits
+// appendAdmit encodes one call of the admit script: bans, then limits.
+func (s *Store) appendAdmit(keys, args []string, now string, bans []store.BanKey, limits []*store.LimitRequest) ([]string, []string) {
+	args = append(args, now, strconv.Itoa(len(bans)))
+	for _, k := range bans {
+		args = append(args, banField(k))
+	}
+	args = append(args, strconv.Itoa(len(limits)))
+	for _, l := range limits {
+		t := intervalMicros(l.Interval)
+		keys = append(keys, s.limitKey(l.Key))
+		args = append(args,
+			strconv.FormatInt(t, 10),
+			strconv.FormatInt(mulSpan(t, int64(l.Burst)), 10),
+			strconv.Itoa(l.Cost),
+			strconv.Itoa(l.Burst))
+	}
+	return keys, args
+}
+
+// decodeAdmit reads one call's reply from arr: the ban (nil when none) or,
+// when none matched, nlim results into out. It returns the rest of arr.
+func decodeAdmit(arr []rueidis.RedisMessage, nlim int, out []store.LimitResult) (*store.Ban, []rueidis.RedisMessage, error) {
+	if len(arr) < 2 {
+		return nil, nil, unavailable(errBadReply)
+	}
+	if idx, _ := arr[0].AsInt64(); idx > 0 {
+		raw, _ := arr[1].ToString()
+		b := new(store.Ban)
+		if err := json.Unmarshal([]byte(raw), b); err != nil {
+			return nil, nil, fmt.Errorf("decode ban %d: %w", idx, err)
+		}
+		return b, arr[2:], nil
+	}
+	arr = arr[2:]
+	if len(arr) < 4*nlim {
+		return nil, nil, unavailable(errBadReply)
+	}
+	for i := range nlim {
+		v := arr[4*i : 4*i+4]
+		allowed, _ := v[0].AsInt64()
+		rem, _ := v[1].AsInt64()
+		retry, _ := v[2].AsInt64()
+		reset, _ := v[3].AsInt64()
+		r := store.LimitResult{Allowed: allowed == 1, Remaining: int(rem), ResetAfter: time.Duration(reset) * time.Microsecond}
+		if retry < 0 {
+			r.RetryAfter = -1
+		} else {
+			r.RetryAfter = time.Duration(retry) * time.Microsecond
+		}
+		out[i] = r
+	}
+	return nil, arr[4*nlim:], nil
+}
+
+// admitCall is one Admit waiting in the batcher.
+type admitCall struct {
+	now  string
+	req  *store.AdmitRequest
+	res  store.AdmitResult
+	err  error
+	done chan struct{}
+	// gone is set when the caller stopped waiting (its context ended):
+	// a batch not yet sent leaves the call out, so it charges nothing.
+	gone atomic.Bool
 }
 
 // Admit checks bans, then charges each limit on its own, in one round trip.
-// See doc.go for how a Redis Cluster splits it.
+// See doc.go for batching and for how a Redis Cluster splits it.
 func (s *Store) Admit(ctx context.Context, now time.Time, req *store.AdmitRequest) (store.AdmitResult, error) {
 	if req == nil || (len(req.Bans) == 0 && len(req.Limits) == 0) {
 		return store.AdmitResult{}, nil
@@ -73,9 +136,79 @@ func (s *Store) Admit(ctx context.Context, now time.Time, req *store.AdmitReques
 	us := micros(now)
 	s.observe(us)
 	nowArg := strconv.FormatInt(us, 10)
+	if s.cluster {
+		return s.admitCluster(ctx, nowArg, req)
+	}
+	c := &admitCall{now: nowArg, req: req, done: make(chan struct{})}
+	s.admits.submit(c)
+	select {
+	case <-c.done:
+		if c.err != nil {
+			return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", c.err)
+		}
+		return c.res, nil
+	case <-ctx.Done():
+		c.gone.Store(true)
+		return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", unavailable(ctx.Err()))
+	}
+}
 
-	// Group by slot; the bans' group comes first. Without a cluster there
-	// is one group, so bans and limits are decided atomically.
+// flushAdmits sends a batch of Admits as one script call.
+func (s *Store) flushAdmits(batch []*admitCall) {
+	batch = live(batch, func(c *admitCall) bool { return c.gone.Load() }, func(c *admitCall) { close(c.done) })
+	if len(batch) == 0 {
+		return
+	}
+	keys := []string{s.bansE, s.bansD}
+	args := []string{"1", strconv.Itoa(len(batch))}
+	limits := make([]*store.LimitRequest, 0, 4)
+	for _, c := range batch {
+		limits = limits[:0]
+		for i := range c.req.Limits {
+			limits = append(limits, &c.req.Limits[i])
+		}
+		keys, args = s.appendAdmit(keys, args, c.now, c.req.Bans, limits)
+	}
+	res, err := s.run(context.Background(), []call{{sc: admitScript, keys: keys, args: args}})
+	var arr []rueidis.RedisMessage
+	if err == nil {
+		arr, err = res[0].ToArray()
+		if err != nil {
+			err = unavailable(errBadReply)
+		}
+	}
+	for _, c := range batch {
+		if err == nil {
+			out := make([]store.LimitResult, len(c.req.Limits))
+			var ban *store.Ban
+			var derr error
+			ban, arr, derr = decodeAdmit(arr, len(c.req.Limits), out)
+			switch {
+			case derr != nil:
+				c.err = derr
+				err = derr // the rest of the reply cannot be trusted
+			case ban != nil:
+				c.res = store.AdmitResult{Ban: ban}
+			default:
+				c.res = store.AdmitResult{Limits: out}
+			}
+		} else {
+			c.err = err
+		}
+		close(c.done)
+	}
+}
+
+// admitGroup is the part of one Admit that lives in one cluster slot.
+type admitGroup struct {
+	slot   uint16
+	bans   bool
+	limits []int // indices into the request's limits
+}
+
+// admitCluster sends one script per slot in one pipelined round trip; a
+// matched ban then refunds limits charged in other slots.
+func (s *Store) admitCluster(ctx context.Context, nowArg string, req *store.AdmitRequest) (store.AdmitResult, error) {
 	groups := make([]admitGroup, 0, 2)
 	if len(req.Bans) > 0 {
 		groups = append(groups, admitGroup{slot: s.bansSlot, bans: true})
@@ -97,28 +230,19 @@ func (s *Store) Admit(ctx context.Context, now time.Time, req *store.AdmitReques
 	}
 	calls := make([]call, len(groups))
 	for gi, g := range groups {
-		keys := make([]string, 0, 2+len(g.limits))
-		args := make([]string, 0, 2+len(req.Bans)+4*len(g.limits))
-		args = append(args, nowArg)
+		var keys []string
+		args := []string{"0", "1"}
+		var bans []store.BanKey
 		if g.bans {
 			keys = append(keys, s.bansE, s.bansD)
-			args = append(args, strconv.Itoa(len(req.Bans)))
-			for _, k := range req.Bans {
-				args = append(args, banField(k))
-			}
-		} else {
-			args = append(args, "0")
+			args[0] = "1"
+			bans = req.Bans
 		}
-		for _, i := range g.limits {
-			l := &req.Limits[i]
-			t := intervalMicros(l.Interval)
-			keys = append(keys, s.limitKey(l.Key))
-			args = append(args,
-				strconv.FormatInt(t, 10),
-				strconv.FormatInt(mulSpan(t, int64(l.Burst)), 10),
-				strconv.Itoa(l.Cost),
-				strconv.Itoa(l.Burst))
+		limits := make([]*store.LimitRequest, len(g.limits))
+		for j, i := range g.limits {
+			limits[j] = &req.Limits[i]
 		}
+		keys, args = s.appendAdmit(keys, args, nowArg, bans, limits)
 		calls[gi] = call{sc: admitScript, keys: keys, args: args}
 	}
 	res, err := s.run(ctx, calls)
@@ -127,38 +251,24 @@ func (s *Store) Admit(ctx context.Context, now time.Time, req *store.AdmitReques
 	}
 	out := store.AdmitResult{Limits: make([]store.LimitResult, len(req.Limits))}
 	var charged []int // limits admitted in groups without the ban
+	part := make([]store.LimitResult, 0, len(req.Limits))
 	for gi, g := range groups {
 		arr, err := res[gi].ToArray()
-		if err != nil || len(arr) < 2 {
-			return store.AdmitResult{}, fmt.Errorf("redis: admit: bad reply: %w", unavailable(errors.Join(errBadReply, err)))
-		}
-		idx, _ := arr[0].AsInt64()
-		if idx > 0 {
-			raw, _ := arr[1].ToString()
-			var b store.Ban
-			if err := json.Unmarshal([]byte(raw), &b); err != nil {
-				return store.AdmitResult{}, fmt.Errorf("redis: admit: decode ban %d: %w", idx, err)
-			}
-			out.Ban = &b
-			continue
-		}
-		if len(arr) != 2+4*len(g.limits) {
+		if err != nil {
 			return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", unavailable(errBadReply))
 		}
+		part = part[:len(g.limits)]
+		ban, _, err := decodeAdmit(arr, len(g.limits), part)
+		if err != nil {
+			return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", err)
+		}
+		if ban != nil {
+			out.Ban = ban
+			continue
+		}
 		for j, i := range g.limits {
-			v := arr[2+4*j : 6+4*j]
-			allowed, _ := v[0].AsInt64()
-			rem, _ := v[1].AsInt64()
-			retry, _ := v[2].AsInt64()
-			reset, _ := v[3].AsInt64()
-			r := store.LimitResult{Allowed: allowed == 1, Remaining: int(rem), ResetAfter: time.Duration(reset) * time.Microsecond}
-			if retry < 0 {
-				r.RetryAfter = -1
-			} else {
-				r.RetryAfter = time.Duration(retry) * time.Microsecond
-			}
-			out.Limits[i] = r
-			if r.Allowed && req.Limits[i].Cost > 0 {
+			out.Limits[i] = part[j]
+			if part[j].Allowed && req.Limits[i].Cost > 0 {
 				charged = append(charged, i)
 			}
 		}
@@ -175,8 +285,6 @@ func (s *Store) Admit(ctx context.Context, now time.Time, req *store.AdmitReques
 	}
 	return store.AdmitResult{Ban: out.Ban}, nil
 }
-
-var errBadReply = errors.New("unexpected script reply")
 
 func (s *Store) refund(ctx context.Context, nowArg string, limits []store.LimitRequest, idx []int) error {
 	bySlot := map[uint16]*call{}

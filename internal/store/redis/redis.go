@@ -32,9 +32,14 @@ type Options struct {
 	LinkCapacity int
 	// Logger receives connection-level messages. Default slog.Default().
 	Logger *slog.Logger
+	// Batches is how many batched script calls of one kind (Admit, Spend)
+	// may be in flight at once on a standalone server. Default 4.
+	Batches int
 }
 
 const (
+	batchMax            = 128 // calls per batched script call
+	defaultBatches      = 4
 	defaultExactMax     = 1024
 	defaultLinkCapacity = 4096
 )
@@ -52,6 +57,8 @@ type Store struct {
 	bansSlot    uint16
 	lastNow     atomic.Int64 // latest now a caller passed, µs: RemoveBan's clock
 	log         *slog.Logger
+	admits      batcher[admitCall]
+	spends      batcher[spendCall]
 }
 
 // New connects to Redis as cfg says (call cfg.SetDefaults and Validate
@@ -65,6 +72,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	}
 	if opts.LinkCapacity <= 0 {
 		opts.LinkCapacity = defaultLinkCapacity
+	}
+	if opts.Batches <= 0 {
+		opts.Batches = defaultBatches
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -109,6 +119,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	s.bansE = s.prefix + "{bans}:e"
 	s.bansD = s.prefix + "{bans}:d"
 	s.bansSlot = s.slot(s.bansE)
+	slots := max(1, opts.Batches)
+	s.admits = batcher[admitCall]{slots: slots, max: batchMax, flush: s.flushAdmits}
+	s.spends = batcher[spendCall]{slots: slots, max: batchMax, flush: s.flushSpends}
 	if err := s.loadScripts(ctx); err != nil {
 		client.Close()
 		return nil, err

@@ -24,57 +24,72 @@ func newScript(name, src string) *script {
 // depend on the server's clock agreeing with the callers'; it only collects
 // garbage, a small slack after the logical expiry the scripts judge by now.
 
-// admitSrc checks bans, then charges limits (GCRA).
-// KEYS: [bans:e, bans:d] when ARGV[2] > 0, then one key per limit.
-// ARGV: now, nbans, nbans ban fields, then per limit: interval, burst
-// window (interval·burst, capped), cost, burst.
-// Returns {ban index (0: none), ban JSON, then per limit: allowed,
-// remaining, retry (-1: never), reset}.
+// admitScript decides one or more Admit calls (a batch of concurrent
+// requests, or one request's part in one cluster slot), each as: its bans
+// in order, then, when none matched, each limit (GCRA).
+// ARGV: has ban keys (0|1), number of calls, then per call: now, nbans, the
+// ban fields, nlimits, then per limit: interval, burst window
+// (interval·burst, capped), cost, burst.
+// KEYS: [bans:e, bans:d] when ARGV[1] is 1, then every call's limit keys.
+// Returns per call: ban index (0: none), ban JSON (” when none), then per
+// limit (none when banned): allowed, remaining, retry (-1: never), reset.
 var admitScript = newScript("admit", `
-local now = tonumber(ARGV[1])
-local nb = tonumber(ARGV[2])
 local a, k = 3, 1
-if nb > 0 then
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, 3, 2 + nb))
-  for i = 1, nb do
-    local u = scores[i]
-    if u and tonumber(u) > now then
-      return {i, redis.call('HGET', KEYS[2], ARGV[2 + i]) or ''}
+if ARGV[1] == '1' then k = 3 end
+local out = {}
+for op = 1, tonumber(ARGV[2]) do
+  local now = tonumber(ARGV[a])
+  local nb = tonumber(ARGV[a + 1])
+  a = a + 2
+  local banned = 0
+  if nb > 0 then
+    local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, a, a + nb - 1))
+    for i = 1, nb do
+      local u = scores[i]
+      if u and tonumber(u) > now then banned = i; break end
     end
   end
-  a, k = 3 + nb, 3
-end
-local out = {0, ''}
-local i = 0
-while a + 3 <= #ARGV do
-  local key = KEYS[k + i]
-  local t = tonumber(ARGV[a])
-  local bw = tonumber(ARGV[a + 1])
-  local c = tonumber(ARGV[a + 2])
-  local b = tonumber(ARGV[a + 3])
-  local tat = tonumber(redis.call('GET', key) or 0)
-  if tat < now then tat = now end
-  local allowed, retry, rtat = 0, 0, tat
-  if c > b then
-    retry = -1
-  elseif c == 0 then
-    local at = tat + t - bw
-    if now >= at then allowed = 1 else retry = at - now end
+  local nl = tonumber(ARGV[a + nb])
+  if banned > 0 then
+    out[#out + 1] = banned
+    out[#out + 1] = redis.call('HGET', KEYS[2], ARGV[a + banned - 1]) or ''
+    a = a + nb + 1 + 4 * nl
+    k = k + nl
   else
-    local nt = tat + math.min(c * t, bw)
-    local at = nt - bw
-    if now >= at then
-      allowed, rtat = 1, nt
-      redis.call('SET', key, string.format('%.0f', nt), 'PX', string.format('%.0f', math.ceil((nt - now) / 1000) + 60000))
-    else
-      retry = at - now
+    out[#out + 1] = 0
+    out[#out + 1] = ''
+    a = a + nb + 1
+    for i = 1, nl do
+      local key = KEYS[k]
+      local t = tonumber(ARGV[a])
+      local bw = tonumber(ARGV[a + 1])
+      local c = tonumber(ARGV[a + 2])
+      local b = tonumber(ARGV[a + 3])
+      local tat = tonumber(redis.call('GET', key) or 0)
+      if tat < now then tat = now end
+      local allowed, retry, rtat = 0, 0, tat
+      if c > b then
+        retry = -1
+      elseif c == 0 then
+        local at = tat + t - bw
+        if now >= at then allowed = 1 else retry = at - now end
+      else
+        local nt = tat + math.min(c * t, bw)
+        local at = nt - bw
+        if now >= at then
+          allowed, rtat = 1, nt
+          redis.call('SET', key, string.format('%.0f', nt), 'PX', string.format('%.0f', math.ceil((nt - now) / 1000) + 60000))
+        else
+          retry = at - now
+        end
+      end
+      out[#out + 1] = allowed
+      out[#out + 1] = math.floor(math.max(0, now + bw - rtat) / t)
+      out[#out + 1] = retry
+      out[#out + 1] = rtat - now
+      a, k = a + 4, k + 1
     end
   end
-  out[#out + 1] = allowed
-  out[#out + 1] = math.floor(math.max(0, now + bw - rtat) / t)
-  out[#out + 1] = retry
-  out[#out + 1] = rtat - now
-  a, i = a + 4, i + 1
 end
 return out
 `)
@@ -184,7 +199,11 @@ if e[c + 1] <= now then f[c + 1], e[c + 1] = 0, 0; redis.call('DEL', KEYS[c + 2]
 if f[c + 1] ~= 0 and now - f[c + 1] >= ttl and f[o + 1] == 0 then c, o = o, c end
 if f[c + 1] == 0 then f[c + 1] = now end
 if exp > e[c + 1] then e[c + 1] = exp end
-for i = 4, #ARGV do redis.call('SETBIT', KEYS[c + 2], ARGV[i], 1) end
+local ops = {}
+for i = 4, #ARGV do
+  ops[#ops + 1] = 'SET'; ops[#ops + 1] = 'u1'; ops[#ops + 1] = ARGV[i]; ops[#ops + 1] = 1
+  if #ops >= 4000 or i == #ARGV then redis.call('BITFIELD', KEYS[c + 2], unpack(ops)); ops = {} end
+end
 local function s(x) return string.format('%.0f', x) end
 redis.call('HSET', KEYS[1], 'c', c, 'f0', s(f[1]), 'e0', s(e[1]), 'f1', s(f[2]), 'e1', s(e[2]))
 local px = s(math.ceil((math.max(e[1], e[2]) - now) / 1000) + 60000)
@@ -205,6 +224,8 @@ for i = 0, n - 1 do
   local hit = false
   for g = 1, 2 do
     if live[g] and not hit then
+      -- GETBIT one probe at a time: an id never linked usually stops at
+      -- the first clear bit.
       hit = true
       for p = 1, k do
         if redis.call('GETBIT', KEYS[g + 1], ARGV[2 + k * i + p]) == 0 then hit = false; break end

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/warden-gw/warden/internal/store"
 )
@@ -41,8 +44,53 @@ type spendGroup struct {
 	reqs []int
 }
 
-// Spend offers each request's subjects to its budget, in one round trip
-// (one script per slot, pipelined, in a cluster). See doc.go.
+// appendSpend encodes one budget for the spend script, its window taken
+// from now (Unix ns).
+func (s *Store) appendSpend(keys, args []string, ns int64, r *store.SpendRequest) ([]string, []string) {
+	w := int64(r.Window)
+	start := windowStart(ns, w)
+	kx, kh := s.budgetKeys(r.Key, start)
+	px := (start+w-ns+int64(time.Millisecond)-1)/int64(time.Millisecond) + expirySlack.Milliseconds()
+	keys = append(keys, kx, kh)
+	args = append(args, strconv.Itoa(r.Limit), strconv.FormatInt(px, 10), strconv.Itoa(len(r.Subjects)))
+	for _, subj := range r.Subjects {
+		args = append(args, strconv.FormatUint(subj, 10))
+	}
+	return keys, args
+}
+
+// decodeSpend reads one budget's reply (count, flags) from arr.
+func decodeSpend(arr []rueidis.RedisMessage, r *store.SpendRequest) (store.SpendResult, []rueidis.RedisMessage, error) {
+	if len(arr) < 2 {
+		return store.SpendResult{}, nil, unavailable(errBadReply)
+	}
+	count, _ := arr[0].AsInt64()
+	flags, _ := arr[1].ToString()
+	if len(flags) != len(r.Subjects) {
+		return store.SpendResult{}, nil, unavailable(errBadReply)
+	}
+	allowed := make([]bool, len(flags))
+	for k := range flags {
+		allowed[k] = flags[k] == '1'
+	}
+	return store.SpendResult{Allowed: allowed, Count: int(count)}, arr[2:], nil
+}
+
+// spendCall is one Spend waiting in the batcher.
+type spendCall struct {
+	ns   int64
+	reqs []store.SpendRequest
+	res  []store.SpendResult
+	err  error
+	done chan struct{}
+	// gone is set when the caller stopped waiting (its context ended):
+	// a batch not yet sent leaves the call out, so it charges nothing.
+	gone atomic.Bool
+}
+
+// Spend offers each request's subjects to its budget, in one round trip:
+// batched with concurrent calls on a standalone server, one script per slot
+// in a cluster. See doc.go.
 func (s *Store) Spend(ctx context.Context, now time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error) {
 	for i := range reqs {
 		switch {
@@ -52,19 +100,69 @@ func (s *Store) Spend(ctx context.Context, now time.Time, reqs []store.SpendRequ
 			return nil, fmt.Errorf("redis: spend: budget %d: %w", i, errLimit)
 		}
 	}
-	out := make([]store.SpendResult, len(reqs))
 	if len(reqs) == 0 {
-		return out, nil
+		return []store.SpendResult{}, nil
 	}
 	ns := now.UnixNano()
 	s.observe(micros(now))
+	if s.cluster {
+		return s.spendCluster(ctx, ns, reqs)
+	}
+	c := &spendCall{ns: ns, reqs: reqs, done: make(chan struct{})}
+	s.spends.submit(c)
+	select {
+	case <-c.done:
+		if c.err != nil {
+			return nil, fmt.Errorf("redis: spend: %w", c.err)
+		}
+		return c.res, nil
+	case <-ctx.Done():
+		c.gone.Store(true)
+		return nil, fmt.Errorf("redis: spend: %w", unavailable(ctx.Err()))
+	}
+}
+
+// flushSpends sends a batch of Spends as one script call: the script takes
+// any number of budgets, decided one after the other.
+func (s *Store) flushSpends(batch []*spendCall) {
+	batch = live(batch, func(c *spendCall) bool { return c.gone.Load() }, func(c *spendCall) { close(c.done) })
+	if len(batch) == 0 {
+		return
+	}
+	var keys, args []string
+	args = append(args, strconv.Itoa(s.exactMax))
+	for _, c := range batch {
+		for i := range c.reqs {
+			keys, args = s.appendSpend(keys, args, c.ns, &c.reqs[i])
+		}
+	}
+	res, err := s.run(context.Background(), []call{{sc: spendScript, keys: keys, args: args}})
+	var arr []rueidis.RedisMessage
+	if err == nil {
+		if arr, err = res[0].ToArray(); err != nil {
+			err = unavailable(errBadReply)
+		}
+	}
+	for _, c := range batch {
+		if err == nil {
+			c.res = make([]store.SpendResult, len(c.reqs))
+			for i := range c.reqs {
+				if c.res[i], arr, err = decodeSpend(arr, &c.reqs[i]); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			c.res, c.err = nil, err
+		}
+		close(c.done)
+	}
+}
+
+func (s *Store) spendCluster(ctx context.Context, ns int64, reqs []store.SpendRequest) ([]store.SpendResult, error) {
 	var groups []spendGroup
-	keys := make([][2]string, len(reqs))
 	for i := range reqs {
-		r := &reqs[i]
-		start := windowStart(ns, int64(r.Window))
-		kx, kh := s.budgetKeys(r.Key, start)
-		keys[i] = [2]string{kx, kh}
+		kx, _ := s.budgetKeys(reqs[i].Key, 0)
 		sl := s.slot(kx)
 		g := -1
 		for j := range groups {
@@ -82,21 +180,9 @@ func (s *Store) Spend(ctx context.Context, now time.Time, reqs []store.SpendRequ
 	calls := make([]call, len(groups))
 	exactArg := strconv.Itoa(s.exactMax)
 	for gi, g := range groups {
-		n := 1
+		c := call{sc: spendScript, args: []string{exactArg}}
 		for _, i := range g.reqs {
-			n += 3 + len(reqs[i].Subjects)
-		}
-		c := call{sc: spendScript, keys: make([]string, 0, 2*len(g.reqs)), args: make([]string, 0, n)}
-		c.args = append(c.args, exactArg)
-		for _, i := range g.reqs {
-			r := &reqs[i]
-			end := windowStart(ns, int64(r.Window)) + int64(r.Window)
-			px := (end-ns+int64(time.Millisecond)-1)/int64(time.Millisecond) + expirySlack.Milliseconds()
-			c.keys = append(c.keys, keys[i][0], keys[i][1])
-			c.args = append(c.args, strconv.Itoa(r.Limit), strconv.FormatInt(px, 10), strconv.Itoa(len(r.Subjects)))
-			for _, subj := range r.Subjects {
-				c.args = append(c.args, strconv.FormatUint(subj, 10))
-			}
+			c.keys, c.args = s.appendSpend(c.keys, c.args, ns, &reqs[i])
 		}
 		calls[gi] = c
 	}
@@ -104,22 +190,16 @@ func (s *Store) Spend(ctx context.Context, now time.Time, reqs []store.SpendRequ
 	if err != nil {
 		return nil, fmt.Errorf("redis: spend: %w", err)
 	}
+	out := make([]store.SpendResult, len(reqs))
 	for gi, g := range groups {
 		arr, err := res[gi].ToArray()
-		if err != nil || len(arr) != 2*len(g.reqs) {
-			return nil, fmt.Errorf("redis: spend: %w", unavailable(errors.Join(errBadReply, err)))
+		if err != nil {
+			return nil, fmt.Errorf("redis: spend: %w", unavailable(errBadReply))
 		}
-		for j, i := range g.reqs {
-			count, _ := arr[2*j].AsInt64()
-			flags, _ := arr[2*j+1].ToString()
-			if len(flags) != len(reqs[i].Subjects) {
-				return nil, fmt.Errorf("redis: spend: %w", unavailable(errBadReply))
+		for _, i := range g.reqs {
+			if out[i], arr, err = decodeSpend(arr, &reqs[i]); err != nil {
+				return nil, fmt.Errorf("redis: spend: %w", err)
 			}
-			allowed := make([]bool, len(flags))
-			for k := range flags {
-				allowed[k] = flags[k] == '1'
-			}
-			out[i] = store.SpendResult{Allowed: allowed, Count: int(count)}
 		}
 	}
 	return out, nil
