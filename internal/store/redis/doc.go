@@ -32,6 +32,16 @@
 // backend failure is wrapped in store.ErrUnavailable; invalid requests are
 // not.
 //
+// # Batching (standalone)
+//
+// On a standalone server, concurrent Admit calls are sent together as one
+// script call (group commit: up to Options.Batches batches in flight, 128
+// calls each), and so are Spend calls; the script decides them one after
+// the other, each as it would alone, so results are the same as unbatched.
+// A caller whose context ends before its batch is sent is left out of it
+// (nothing charged) and gets an error wrapping store.ErrUnavailable; once
+// sent, a call may be charged even if its caller stopped waiting.
+//
 // # Key schema
 //
 // P is Config.KeyPrefix (default "warden:", without braces). The text in
