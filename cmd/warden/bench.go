@@ -49,7 +49,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Warden: self, OutDir: *out, LabConfig: *lab, Rows: strings.Split(*rows, ","),
 		Rounds: *rounds, Duration: *duration, Warmup: *warmup, Threads: *threads, Connections: *conns,
 		Profiles: *profiles, Accounts: *accounts, NginxWorkers: *workers, OpenLoop: *openLoop, Profile: *profile,
-		Command: "warden bench " + strings.Join(args, " "), Log: stderr,
+		Command: strings.TrimSpace("warden bench " + strings.Join(args, " ")), Log: stderr,
 	})
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ type Report struct {
 	Rows          []RowSummary  `json:"rows"`
 	Ratios        []Ratio       `json:"ratios"`
 	Latency       *LatencyTest  `json:"latency,omitempty"`
+	EMasked       string        `json:"e_masked_sample,omitempty"` // "k of n" answers of (e) masked after the rounds
 	ProfilesTaken []ProfileNote `json:"profiles_taken,omitempty"`
 }
 

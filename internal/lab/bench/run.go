@@ -17,6 +17,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/lab/nginx"
 	"github.com/warden-gw/warden/internal/lab/platform"
+	"github.com/warden-gw/warden/internal/ration"
 )
 
 // RowInfo names a row and says what it measures.
@@ -261,6 +262,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	rep.summarise(rows)
+	for _, t := range targets {
+		if t.ID == "e" {
+			// What (e) served after the rounds: masked answers show the
+			// budgets at work (still 200s).
+			m, n, err := sampleMasked(ctx, t.addr, tokens, o.Profiles, 200)
+			if err != nil {
+				return nil, fmt.Errorf("bench: row e sample: %w", err)
+			}
+			rep.EMasked = fmt.Sprintf("%d of %d", m, n)
+			logf("row e after the rounds: %d of %d answers masked (header %s)", m, n, ration.MaskedHeader)
+		}
+	}
 
 	if o.OpenLoop > 0 {
 		if err := rep.openLoop(ctx, o, targets, tokens, logf); err != nil {
@@ -332,6 +345,32 @@ func probe(ctx context.Context, addr, token string) error {
 		return fmt.Errorf("probe: GET /v1/users/1: status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// sampleMasked sends n look-ups (bounded, sequential) and counts answers
+// carrying warden's masking header.
+func sampleMasked(ctx context.Context, addr string, tokens []string, profiles, n int) (masked, total int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for i := range n {
+		id := 1 + (i*7919+13)%profiles
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/v1/users/%d", addr, id), nil)
+		if err != nil {
+			return masked, total, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tokens[(i*31)%len(tokens)])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return masked, total, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		total++
+		if resp.Header.Get(ration.MaskedHeader) != "" {
+			masked++
+		}
+	}
+	return masked, total, nil
 }
 
 // startRedis runs a throw-away redis-server on a free loopback port with
