@@ -393,3 +393,11 @@ func TestProxy(t *testing.T) {
 		t.Error("non-http upstream accepted")
 	}
 }
+
+func TestTrimPerf(t *testing.T) {
+	in := "# comment\n\n     9.97%  [k] finish_task_switch.isra.0          -      -\n     2.50%  [.] runtime.memmove   \n     1.00%  [.] x\n"
+	want := "     9.97%  [k] finish_task_switch.isra.0\n     2.50%  [.] runtime.memmove\n"
+	if got := trimPerf(in, 2); got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}

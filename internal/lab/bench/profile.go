@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -88,7 +89,7 @@ func (r *Report) perfRow(ctx context.Context, o Options, t target, perf string, 
 		if err != nil {
 			return "", fmt.Errorf("perf report: %w", err)
 		}
-		return trimPerf(string(out), 45), nil
+		return trimPerf(string(out), 60), nil
 	}
 	self, err := report("--no-children", "--percent-limit", "0.4")
 	if err != nil {
@@ -118,6 +119,9 @@ func (r *Report) perfRow(ctx context.Context, o Options, t target, perf string, 
 	return file, trimPerf(self, 15), nil
 }
 
+// perfPad is the padding and empty columns perf prints after a symbol.
+var perfPad = regexp.MustCompile(`(\s+-)*\s*$`)
+
 // trimPerf drops perf's comment lines and blank lines, keeping n entries.
 func trimPerf(s string, n int) string {
 	var out []string
@@ -125,7 +129,7 @@ func trimPerf(s string, n int) string {
 		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
 			continue
 		}
-		out = append(out, strings.TrimRight(line, " "))
+		out = append(out, perfPad.ReplaceAllString(line, ""))
 		if len(out) == n {
 			break
 		}
