@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
+)
+
+func redisConfig(addr, mode string, limit int) string {
+	return fmt.Sprintf(`log: {format: text, level: info}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+store:
+  backend: redis
+  redis: {addrs: [%s]}
+  failure: {mode: %s, timeout: 300ms, breaker_failures: 3, breaker_cooldown: 300ms}
+rate_limits:
+  - {name: per-ip, facet: ip, rate: 100000/s, burst: 100000}
+inspect:
+  routes:
+    - route: "GET /v1/users/{id}"
+      records: ["$"]
+      id: id
+      classes: {contact: [email, phone]}
+ration:
+  budgets:
+    - {name: contact-account, facet: account, class: contact, limit: %d, window: 24h}
+`, addr, mode, limit)
+}
+
+// contactServed reports whether a profile answer carried an email.
+func contactServed(t *testing.T, a answer) bool {
+	t.Helper()
+	if a.status != 200 {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	var p struct{ Email *string }
+	if err := json.Unmarshal([]byte(a.body), &p); err != nil {
+		t.Fatalf("profile %q: %v", a.body, err)
+	}
+	return p.Email != nil && *p.Email != ""
+}
+
+// Two gateways share one Redis: a harvester alternating between them gets
+// no more than through one, even when its requests are concurrent.
+func TestFleetSharesOneBudget(t *testing.T) {
+	rs := redistest.Start(t)
+	platform := startPlatform(t, 2000)
+	const limit = 25
+	g1 := startGateway(t, redisConfig(rs.Addr(), "closed", limit), platform)
+	g2 := startGateway(t, redisConfig(rs.Addr(), "closed", limit), platform)
+	tok := token(t, "42")
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c := clientFrom(fmt.Sprintf("127.0.2.%d", w+1))
+			for i := 0; i < 20; i++ {
+				id := 100 + w*20 + i // 160 distinct profiles in all
+				g := g1
+				if i%2 == 1 {
+					g = g2
+				}
+				if contactServed(t, do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), map[string]string{"Authorization": "Bearer " + tok})) {
+					served.Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if got := served.Load(); got != limit {
+		t.Fatalf("contact details of %d distinct profiles served across two gateways, want exactly %d", got, limit)
+	}
+	// Re-viewing a profile already served is free on either gateway.
+	c := clientFrom("127.0.2.50")
+	n := 0
+	for id := 100; id < 260; id++ {
+		if contactServed(t, do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g2.url, id), map[string]string{"Authorization": "Bearer " + tok})) {
+			n++
+		}
+	}
+	if n != limit {
+		t.Fatalf("re-views served %d, want the same %d", n, limit)
+	}
+}
+
+// Redis killed under load: closed mode refuses with 503, open mode serves;
+// both recover by themselves when Redis returns.
+func TestRedisOutage(t *testing.T) {
+	for _, mode := range []string{"closed", "open"} {
+		t.Run(mode, func(t *testing.T) {
+			rs := redistest.Start(t)
+			platform := startPlatform(t, 500)
+			g := startGateway(t, redisConfig(rs.Addr(), mode, 1000), platform)
+			tok := token(t, "7")
+			c := clientFrom("127.0.3.1")
+			get := func(id int) answer {
+				return do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), map[string]string{"Authorization": "Bearer " + tok})
+			}
+			if a := get(1); a.status != 200 {
+				t.Fatalf("before outage: %d", a.status)
+			}
+			rs.Kill()
+			statuses := map[int]int{}
+			for i := 0; i < 20; i++ {
+				statuses[get(2+i).status]++
+			}
+			want := 503
+			if mode == "open" {
+				want = 200
+			}
+			if statuses[want] != 20 {
+				t.Fatalf("during outage in %s mode: %v, want all %d", mode, statuses, want)
+			}
+			if mode == "closed" {
+				a := get(3)
+				if r := refusalOf(t, a); r.Rule != "store" {
+					t.Fatalf("503 body: %+v", r)
+				}
+			}
+			rs.Restart()
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				a := get(50)
+				if a.status == 200 && contactServed(t, a) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no recovery after Redis returned: %d %s", a.status, a.body)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			m := adminDo(t, g, "GET", "/metrics", "")
+			if !strings.Contains(m.body, "warden_store_decision_errors_total") {
+				t.Errorf("store failures not counted in metrics")
+			}
+		})
+	}
+}
