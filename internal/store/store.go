@@ -111,3 +111,16 @@ type Store interface {
 
 	Close() error
 }
+
+// Validate reports a limit request no backend can decide.
+func (l *LimitRequest) Validate() error {
+	switch {
+	case l.Interval <= 0:
+		return errors.New("interval must be positive")
+	case l.Burst < 1:
+		return errors.New("burst must be at least 1")
+	case l.Cost < 0:
+		return errors.New("cost must not be negative")
+	}
+	return nil
+}

@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,24 +11,6 @@ import (
 // maxSpan caps products of durations so now+span never overflows int64
 // (2^62 ns is about 146 years).
 const maxSpan = int64(1) << 62
-
-var (
-	errInterval = errors.New("interval must be positive")
-	errBurst    = errors.New("burst must be at least 1")
-	errCost     = errors.New("cost must not be negative")
-)
-
-func validLimit(l *store.LimitRequest) error {
-	switch {
-	case l.Interval <= 0:
-		return errInterval
-	case l.Burst < 1:
-		return errBurst
-	case l.Cost < 0:
-		return errCost
-	}
-	return nil
-}
 
 // mulSpan returns a*b capped at maxSpan, for a, b >= 0.
 func mulSpan(a, b int64) int64 {
@@ -48,7 +29,7 @@ func (s *Store) Admit(_ context.Context, now time.Time, req *store.AdmitRequest)
 		return store.AdmitResult{}, nil
 	}
 	for i := range req.Limits {
-		if err := validLimit(&req.Limits[i]); err != nil {
+		if err := req.Limits[i].Validate(); err != nil {
 			return store.AdmitResult{}, fmt.Errorf("memory: admit: limit %d: %w", i, err)
 		}
 	}

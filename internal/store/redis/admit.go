@@ -19,23 +19,8 @@ import (
 const maxSpan = int64(1) << 51
 
 var (
-	errInterval = errors.New("interval must be positive")
-	errBurst    = errors.New("burst must be at least 1")
-	errCost     = errors.New("cost must not be negative")
 	errBadReply = errors.New("unexpected script reply")
 )
-
-func validLimit(l *store.LimitRequest) error {
-	switch {
-	case l.Interval <= 0:
-		return errInterval
-	case l.Burst < 1:
-		return errBurst
-	case l.Cost < 0:
-		return errCost
-	}
-	return nil
-}
 
 // intervalMicros rounds an emission interval up to whole microseconds.
 func intervalMicros(d time.Duration) int64 {
@@ -129,7 +114,7 @@ func (s *Store) Admit(ctx context.Context, now time.Time, req *store.AdmitReques
 		return store.AdmitResult{}, nil
 	}
 	for i := range req.Limits {
-		if err := validLimit(&req.Limits[i]); err != nil {
+		if err := req.Limits[i].Validate(); err != nil {
 			return store.AdmitResult{}, fmt.Errorf("redis: admit: limit %d: %w", i, err)
 		}
 	}
