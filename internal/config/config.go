@@ -18,19 +18,19 @@ import (
 
 // Config is one warden configuration file, after defaults.
 type Config struct {
-	Listen   string    `yaml:"listen"`
-	Front    string    `yaml:"front"` // auto, fast or std
-	TLS      TLS       `yaml:"tls"`
-	Upstream Upstream  `yaml:"upstream"`
-	Server   Server    `yaml:"server"`
-	Admin    Admin     `yaml:"admin"`
-	Log      Log       `yaml:"log"`
+	Listen   string          `yaml:"listen"`
+	Front    string          `yaml:"front"` // auto, fast or std
+	TLS      TLS             `yaml:"tls"`
+	Upstream Upstream        `yaml:"upstream"`
+	Server   Server          `yaml:"server"`
+	Admin    Admin           `yaml:"admin"`
+	Log      Log             `yaml:"log"`
 	Identity identify.Config `yaml:"identity"`
-	Store    Store     `yaml:"store"`
-	Allow    []Allow   `yaml:"allow"`
-	Limits   []Limit   `yaml:"rate_limits"`
-	Inspect  inspect.Config `yaml:"inspect"`
-	Ration   ration.Config  `yaml:"ration"`
+	Store    Store           `yaml:"store"`
+	Allow    []Allow         `yaml:"allow"`
+	Limits   []Limit         `yaml:"rate_limits"`
+	Inspect  inspect.Config  `yaml:"inspect"`
+	Ration   ration.Config   `yaml:"ration"`
 }
 
 // Fronts: fast is fasthttp (HTTP/1.1 cleartext, the hot path), std is

@@ -81,7 +81,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-
 // Reloaded counts a configuration reload attempt.
 func (m *Metrics) Reloaded(ok bool) {
 	if ok {
