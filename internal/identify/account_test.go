@@ -370,10 +370,27 @@ func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) 
 func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // jwksServer serves a JWK Set that the test can swap, counting fetches.
+// While gate is set, a fetch waits until the test closes it, so a test can
+// observe the gateway before a background refresh lands.
 type jwksServer struct {
 	mu   sync.Mutex
 	body []byte
+	gate chan struct{}
 	hits atomic.Int64
+}
+
+// hold makes later fetches wait; the returned func lets them through.
+func (s *jwksServer) hold() (release func()) {
+	g := make(chan struct{})
+	s.mu.Lock()
+	s.gate = g
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.gate = nil
+		s.mu.Unlock()
+		close(g)
+	}
 }
 
 func (s *jwksServer) set(b []byte) { s.mu.Lock(); s.body = b; s.mu.Unlock() }
@@ -381,8 +398,15 @@ func (s *jwksServer) set(b []byte) { s.mu.Lock(); s.body = b; s.mu.Unlock() }
 func (s *jwksServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.hits.Add(1)
 	s.mu.Lock()
-	b := s.body
+	b, g := s.body, s.gate
 	s.mu.Unlock()
+	if g != nil {
+		select {
+		case <-g:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
 }
@@ -440,9 +464,14 @@ func TestJWKSURLRotation(t *testing.T) {
 	}
 	n := r.fetches.Load()
 	clock.advance(jwksMinKickSpacing + time.Second)
+	// Hold the kicked fetch so the next request surely runs before it lands:
+	// requests never wait for a refresh.
+	release := srv.hold()
 	if id := identifyToken(x, testNow, newTok); id.Account != "" {
+		release()
 		t.Fatalf("new key, refresh not landed: account = %q", id.Account)
 	}
+	release()
 	waitFetches(t, r, n)
 	if got := srv.hits.Load(); got != 2 {
 		t.Fatalf("fetches after rotation = %d, want 2", got)

@@ -48,43 +48,71 @@ func lookPath(t testing.TB, name string) string {
 	return p
 }
 
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before redis-server binds it; Start then fails with redis's error.
-func freePort(t testing.TB) int {
+// freePorts asks the kernel for n distinct free loopback ports. Another
+// process may take one before redis-server binds it; start then retries.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redistest: find a free port: %v", err)
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("redistest: find a free port: %v", err)
+		}
+		defer l.Close() // held until all are chosen, so they differ
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
+
+// startAttempts bounds the retries when a chosen port was taken meanwhile.
+const startAttempts = 5
 
 // Start runs a standalone redis-server with no persistence and the DEBUG
 // command enabled for local clients (tests use DEBUG SLEEP to make it slow).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return start(t, nil)
+	return start(t, nil, false)
 }
 
-func start(t testing.TB, extra []string) *Server {
+// start runs one server. A cluster node also needs its bus port; it is
+// chosen free like the client port rather than left at Redis's default of
+// port+10000, which another test's server may hold.
+func start(t testing.TB, extra []string, clusterBus bool) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: lookPath(t, "redis-server"), dir: t.TempDir(), port: freePort(t)}
-	s.args = append([]string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--enable-debug-command", "local",
-		"--logfile", filepath.Join(s.dir, "redis.log"),
-	}, extra...)
-	if err := s.launch(); err != nil {
-		t.Fatalf("redistest: %v", err)
+	bin := lookPath(t, "redis-server")
+	var err error
+	for range startAttempts {
+		s := &Server{t: t, bin: bin, dir: t.TempDir()}
+		nports := 1
+		if clusterBus {
+			nports = 2
+		}
+		ports := freePorts(t, nports)
+		s.port = ports[0]
+		s.args = []string{
+			"--port", strconv.Itoa(s.port),
+			"--bind", "127.0.0.1",
+			"--dir", s.dir,
+			"--save", "",
+			"--appendonly", "no",
+			"--daemonize", "no",
+			"--enable-debug-command", "local",
+			"--logfile", filepath.Join(s.dir, "redis.log"),
+		}
+		if clusterBus {
+			s.args = append(s.args, "--cluster-port", strconv.Itoa(ports[1]))
+		}
+		s.args = append(s.args, extra...)
+		if err = s.launch(); err == nil {
+			t.Cleanup(s.Kill)
+			return s
+		}
+		if !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
 	}
-	t.Cleanup(s.Kill)
-	return s
+	t.Fatalf("redistest: %v", err)
+	return nil
 }
 
 func (s *Server) launch() error {
@@ -245,7 +273,7 @@ func StartCluster(t testing.TB) *Cluster {
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "2000",
-		}))
+		}, true))
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
