@@ -41,7 +41,7 @@ type Result struct {
 	route    *Route
 	body     []byte
 	recs     []recState
-	open     []int32
+	cur      []int32 // per record path, its open record (paths do not nest in themselves)
 	spans    []span
 	authors  []ref
 	links    []ref
@@ -57,7 +57,7 @@ type Result struct {
 
 // Reset empties r for another answer, keeping its memory.
 func (r *Result) Reset() {
-	*r = Result{recs: r.recs[:0], open: r.open[:0], spans: r.spans[:0],
+	*r = Result{recs: r.recs[:0], cur: r.cur[:0], spans: r.spans[:0],
 		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], ruleJSON: r.ruleJSON[:0], edits: r.edits[:0], qid: r.qid[:0], stack: r.stack[:0]}
 }
 
@@ -92,6 +92,10 @@ func (r *Result) Author(i int) []byte { x := r.authors[i]; return r.idbuf[x.star
 // authors and links. It keeps body for Rewrite. Errors wrap ErrMalformed.
 func (r *Result) Inspect(rt *Route, body []byte) error {
 	r.route, r.body = rt, body
+	r.cur = r.cur[:0]
+	for range rt.nrec {
+		r.cur = append(r.cur, -1)
+	}
 	s := scanner{r: r, b: body}
 	i, err := s.scan(rt.root, skipWS(body, 0))
 	if err == nil {
@@ -145,7 +149,10 @@ type frame struct {
 
 // scan walks the value at b[i] and everything in it in one loop (no
 // recursion: the nesting is an explicit stack bounded by maxDepth) and
-// returns the offset after it.
+// returns the offset after it. The innermost container's node and kind are
+// kept in locals (topN, topArr) so the per-token path does not load the
+// frame; whitespace is skipped only when the next byte may be some, as
+// compact JSON has none.
 func (s *scanner) scan(root *node, i int) (int, error) {
 	b := s.b
 	r := s.r
@@ -153,62 +160,64 @@ func (s *scanner) scan(root *node, i int) (int, error) {
 	defer func() { r.stack = st[:0] }()
 	cur := root
 	var (
-		start int
-		rec   int32
-		c     byte
-		top   *frame
-		e     int
-		ok    bool
+		topN   *node
+		topArr bool
+		start  int
+		rec    int32
+		c      byte
+		e      int
+		ok     bool
 	)
 value:
 	if i >= len(b) {
 		return i, s.fail(i, "unexpected end")
 	}
 	c = b[i]
-	if cur == nil {
-		// Nothing to record: scalars are scanned here directly.
-		switch {
-		case c == '"':
-			if e, ok = scanString(b, i); !ok {
-				return e, s.fail(e, "bad string")
-			}
-			i = e
-			goto after
-		case c >= '0' && c <= '9' || c == '-':
-			if e, ok = scanNumber(b, i); !ok {
-				return e, s.fail(e, "bad value")
-			}
-			i = e
-			goto after
-		}
+	if cur != nil {
+		goto node
 	}
+	// Nothing to record here.
+	switch c {
+	case '"':
+		if e, ok = scanString(b, i); !ok {
+			return e, s.fail(e, "bad string")
+		}
+		i = e
+		goto after
+	case '{', '[':
+		rec = -1
+		goto push
+	case 't':
+		if i, ok = lit(b, i, "true"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
+		goto after
+	case 'f':
+		if i, ok = lit(b, i, "false"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
+		goto after
+	case 'n':
+		if i, ok = lit(b, i, "null"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
+		goto after
+	}
+	if e, ok = scanNumber(b, i); !ok {
+		return e, s.fail(e, "bad value")
+	}
+	i = e
+	goto after
+
+node: // a value the route tree reaches
 	start = i
 	rec = -1
-	if cur != nil && cur.rec >= 0 {
+	if cur.rec >= 0 {
 		rec = s.open(cur, i)
 	}
 	switch c {
 	case '{', '[':
-		if len(st) >= maxDepth {
-			return i, s.fail(i, "nested too deep")
-		}
-		st = append(st, frame{n: cur, rec: rec, start: int32(i), arr: c == '['})
-		i = skipWS(b, i+1)
-		if c == '{' {
-			if i < len(b) && b[i] == '}' {
-				i++
-				goto closed
-			}
-			goto key
-		}
-		if i < len(b) && b[i] == ']' {
-			i++
-			goto closed
-		}
-		if cur != nil {
-			cur = cur.elem
-		}
-		goto value
+		goto push
 	case '"':
 		if e, ok = scanString(b, i); !ok {
 			return e, s.fail(e, "bad string")
@@ -232,61 +241,94 @@ value:
 		}
 		i = e
 	}
-	if cur != nil {
-		if len(cur.acts) > 0 {
-			s.act(cur, start, i)
-		}
-		if rec >= 0 {
-			s.close(rec)
-		}
+	if len(cur.acts) > 0 {
+		s.act(cur, start, i)
+	}
+	if rec >= 0 {
+		s.close(rec)
 	}
 	goto after
 
-closed: // the container on top of the stack ended at i
-	top = &st[len(st)-1]
-	if top.n != nil {
-		if len(top.n.acts) > 0 {
-			s.act(top.n, int(top.start), i)
-		}
-		if top.rec >= 0 {
-			s.close(top.rec)
-		}
+push: // b[i] opens a container of node cur (may be nil) and record rec
+	if len(st) >= maxDepth {
+		return i, s.fail(i, "nested too deep")
 	}
-	st = st[:len(st)-1]
-
-after: // a value ended at i
-	if len(st) == 0 {
-		return i, nil
+	topN, topArr = cur, c == '['
+	st = append(st, frame{n: cur, rec: rec, start: int32(i), arr: topArr})
+	i++
+	if i < len(b) && b[i] <= ' ' {
+		i = skipWS(b, i)
 	}
-	top = &st[len(st)-1]
-	i = skipWS(b, i)
-	if i >= len(b) {
-		return i, s.fail(i, "unexpected end")
-	}
-	if top.arr {
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-			cur = nil
-			if top.n != nil {
-				cur = top.n.elem
-			}
-			goto value
-		case ']':
+	if topArr {
+		if i < len(b) && b[i] == ']' {
 			i++
 			goto closed
 		}
-		return i, s.fail(i, "expected ',' or ']'")
+		if cur != nil {
+			cur = cur.elem
+		}
+		goto value
 	}
-	switch b[i] {
-	case ',':
-		i = skipWS(b, i+1)
-		goto key
-	case '}':
+	if i < len(b) && b[i] == '}' {
 		i++
 		goto closed
 	}
-	return i, s.fail(i, "expected ',' or '}'")
+	goto key
+
+closed: // the container on top of the stack ended at i
+	{
+		top := &st[len(st)-1]
+		if top.n != nil {
+			if len(top.n.acts) > 0 {
+				s.act(top.n, int(top.start), i)
+			}
+			if top.rec >= 0 {
+				s.close(top.rec)
+			}
+		}
+		st = st[:len(st)-1]
+		if len(st) == 0 {
+			return i, nil
+		}
+		top = &st[len(st)-1]
+		topN, topArr = top.n, top.arr
+	}
+
+after: // a value ended at i, inside the container on top
+	if len(st) == 0 {
+		return i, nil
+	}
+	if i < len(b) && b[i] <= ' ' {
+		i = skipWS(b, i)
+	}
+	if i >= len(b) {
+		return i, s.fail(i, "unexpected end")
+	}
+	c = b[i]
+	i++
+	if c == ',' {
+		if i < len(b) && b[i] <= ' ' {
+			i = skipWS(b, i)
+		}
+		if !topArr {
+			goto key
+		}
+		cur = nil
+		if topN != nil {
+			cur = topN.elem
+		}
+		goto value
+	}
+	if topArr {
+		if c == ']' {
+			goto closed
+		}
+		return i - 1, s.fail(i-1, "expected ',' or ']'")
+	}
+	if c == '}' {
+		goto closed
+	}
+	return i - 1, s.fail(i-1, "expected ',' or '}'")
 
 key: // a member name at i, in the object on top
 	if i >= len(b) || b[i] != '"' {
@@ -296,21 +338,32 @@ key: // a member name at i, in the object on top
 		return e, s.fail(e, "bad string")
 	}
 	cur = nil
-	if n := st[len(st)-1].n; n != nil {
-		key := b[i+1 : e-1]
-		for j, k := range n.keys {
-			if string(key) == k {
-				cur = n.kids[j]
-				break
-			}
-		}
+	if topN != nil {
+		cur = topN.kid(b[i+1 : e-1])
 	}
-	i = skipWS(b, e)
+	i = e
+	if i < len(b) && b[i] <= ' ' {
+		i = skipWS(b, i)
+	}
 	if i >= len(b) || b[i] != ':' {
 		return i, s.fail(i, "expected ':'")
 	}
-	i = skipWS(b, i+1)
+	i++
+	if i < len(b) && b[i] <= ' ' {
+		i = skipWS(b, i)
+	}
 	goto value
+}
+
+// kid is the child node for member name key (raw, as in the body), nil if
+// no path goes there.
+func (n *node) kid(key []byte) *node {
+	for j, k := range n.keys {
+		if string(key) == k {
+			return n.kids[j]
+		}
+	}
+	return nil
 }
 
 // open starts a record at b[i] for node n and returns its index.
@@ -323,15 +376,15 @@ func (s *scanner) open(n *node, i int) int32 {
 	}
 	sp := int32(len(r.spans))
 	r.recs = append(r.recs, recState{path: int32(n.rec), obj: obj, id: ref{-1, -1}, spans: [2]int32{sp, sp}})
-	r.open = append(r.open, ri)
+	r.cur[n.rec] = ri
 	return ri
 }
 
 // close ends record ri, the innermost open one.
 func (s *scanner) close(ri int32) {
 	r := s.r
-	r.open = r.open[:len(r.open)-1]
 	rec := &r.recs[ri]
+	r.cur[rec.path] = -1
 	rec.spans[1] = int32(len(r.spans))
 	if rec.obj >= 0 {
 		rec.empty = s.b[skipWS(s.b, int(rec.obj)+1)] == '}'
@@ -346,19 +399,31 @@ func lit(b []byte, i int, w string) (int, bool) {
 }
 
 // scanString returns the offset after the string starting at b[i] ('"').
+// On failure it returns the offset of the offending byte (len(b) when the
+// string is not closed).
 func scanString(b []byte, i int) (int, bool) {
 	i++
 	for {
-		// Eight bytes at a time until one may be '"', '\\' or a control
-		// character (the lowest flagged byte is exact).
-		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			q := x ^ 0x2222222222222222
-			e := x ^ 0x5c5c5c5c5c5c5c5c
-			m := ((q - lo8) &^ q) | ((e - lo8) &^ e) | ((x - 0x2020202020202020) &^ x)
-			if m &= hi8; m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
+		// Sixteen bytes at a time until one may be '"', '\\' or a control
+		// character: most strings end within the first sixteen, so the loop
+		// exit is predictable.
+		for i+16 <= len(b) {
+			m := special(binary.LittleEndian.Uint64(b[i : i+8]))
+			n := special(binary.LittleEndian.Uint64(b[i+8 : i+16]))
+			if m|n != 0 {
+				t := bits.TrailingZeros64(m)
+				if m == 0 {
+					t = 64 + bits.TrailingZeros64(n)
+				}
+				i += t >> 3
+				goto flagged
+			}
+			i += 16
+		}
+		if i+8 <= len(b) {
+			if m := special(binary.LittleEndian.Uint64(b[i : i+8])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				goto flagged
 			}
 			i += 8
 		}
@@ -368,6 +433,7 @@ func scanString(b []byte, i int) (int, bool) {
 		if i >= len(b) {
 			return i, false
 		}
+	flagged: // b[i] is '"', '\\' or a control character
 		switch b[i] {
 		case '"':
 			return i + 1, true
@@ -390,6 +456,14 @@ func scanString(b []byte, i int) (int, bool) {
 			return i, false
 		}
 	}
+}
+
+// special flags (high bit of the byte) the bytes of x that are '"', '\\'
+// or below 0x20. The lowest flag is exact; flags above it may be false
+// (borrows). x^'"' and x^'\\' have x's high bits, so one &^x clears the
+// bytes >= 0x80 for all three tests.
+func special(x uint64) uint64 {
+	return (((x ^ 0x2222222222222222) - lo8) | ((x ^ 0x5c5c5c5c5c5c5c5c) - lo8) | (x - 0x2020202020202020)) &^ x & hi8
 }
 
 const (
@@ -480,15 +554,9 @@ func (s *scanner) act(n *node, start, end int) {
 	}
 }
 
-// openRec finds the innermost open record of record path p.
-func (s *scanner) openRec(p int) int32 {
-	for j := len(s.r.open) - 1; j >= 0; j-- {
-		if ri := s.r.open[j]; s.r.recs[ri].path == int32(p) {
-			return ri
-		}
-	}
-	return -1
-}
+// openRec is the open record of record path p, -1 if none. A record path
+// is one node of the route tree, so at most one record of it is open.
+func (s *scanner) openRec(p int) int32 { return s.r.cur[p] }
 
 // present reports whether a field's value carries data: not null, "", [] or {}.
 func present(v []byte) bool {
