@@ -62,6 +62,48 @@ type node struct {
 	elem *node
 	rec  int // record path index opened here, -1
 	acts []action
+	// kw matches member names against the body without scanning them
+	// first; built by prepare once the tree is complete.
+	kw []keyWord
+}
+
+// keyWord is a member name plus its closing quote, as the scanner finds it
+// in the body: the first eight bytes as a little-endian word under mask,
+// the rest as a string.
+type keyWord struct {
+	val, mask uint64
+	rest      string
+	n         int // len(name)
+	kid       *node
+}
+
+// prepare builds the key words of n and its descendants. Names with a byte
+// a JSON string cannot hold raw (a control character) are left out: no
+// valid body can match them, and the scanner refuses such strings anyway.
+func (n *node) prepare() {
+	n.kw = n.kw[:0]
+	for i, k := range n.keys {
+		if n.kids[i] != nil {
+			n.kids[i].prepare()
+		}
+		if strings.ContainsFunc(k, func(c rune) bool { return c < 0x20 || c == '"' || c == '\\' }) {
+			continue
+		}
+		q := k + `"`
+		var w keyWord
+		for j := 0; j < len(q) && j < 8; j++ {
+			w.val |= uint64(q[j]) << (8 * j)
+			w.mask |= 0xff << (8 * j)
+		}
+		if len(q) > 8 {
+			w.rest = q[8:]
+		}
+		w.n, w.kid = len(k), n.kids[i]
+		n.kw = append(n.kw, w)
+	}
+	if n.elem != nil {
+		n.elem.prepare()
+	}
 }
 
 type actKind uint8
@@ -182,6 +224,7 @@ func compileRoute(rc RouteConfig) (*Route, error) {
 		n := r.root.walk(steps)
 		n.acts = append(n.acts, action{kind: actLink, rec: -1})
 	}
+	r.root.prepare()
 	return r, nil
 }
 

@@ -334,13 +334,31 @@ key: // a member name at i, in the object on top
 	if i >= len(b) || b[i] != '"' {
 		return i, s.fail(i, "expected a member name")
 	}
+	cur = nil
+	if topN != nil {
+		if i+9 > len(b) { // too near the end for the word compare
+			if e, ok = scanString(b, i); !ok {
+				return e, s.fail(e, "bad string")
+			}
+			cur = topN.kid(b[i+1 : e-1])
+			goto colon
+		}
+		// A name the tree knows, closing quote included, is a valid
+		// string: no need to scan it. Any other name is not in the tree.
+		w := binary.LittleEndian.Uint64(b[i+1 : i+9])
+		for k := range topN.kw {
+			kw := &topN.kw[k]
+			if w&kw.mask == kw.val && (kw.rest == "" || i+2+kw.n <= len(b) && string(b[i+9:i+2+kw.n]) == kw.rest) {
+				cur = kw.kid
+				e = i + 2 + kw.n
+				goto colon
+			}
+		}
+	}
 	if e, ok = scanString(b, i); !ok {
 		return e, s.fail(e, "bad string")
 	}
-	cur = nil
-	if topN != nil {
-		cur = topN.kid(b[i+1 : e-1])
-	}
+colon:
 	i = e
 	if i < len(b) && b[i] <= ' ' {
 		i = skipWS(b, i)

@@ -1,0 +1,81 @@
+package inspect
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// TestKeyMatch: member names are matched by word compares against the body
+// (see node.prepare); names near the end of the body, longer than eight
+// bytes, prefixes of known names and escaped names must behave as a plain
+// string compare would.
+func TestKeyMatch(t *testing.T) {
+	m, err := Compile(Config{Routes: []RouteConfig{
+		{Route: "GET /k", Records: []string{"$"}, ID: "id",
+			Classes: map[string][]string{"a": {"a_rather_long_member_name", "full_name", "x"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _ := m.Match("GET", "/k")
+	rt := mt.Route
+	const long, full, x = 1, 1, 1 // all fields of class "a", bit 0
+	for _, tt := range []struct {
+		body    string
+		id      string
+		classes ClassSet
+	}{
+		{`{"id":1}`, "1", 0},
+		{`{"id":"7"}`, "7", 0},
+		{`{"x":1}`, "", x},
+		{`{"x":1,"id":2}`, "2", x},
+		{`{"idx":1,"i":2,"xid":3}`, "", 0},
+		{`{"full_name":"f"}`, "", full},
+		{`{"full_nam":"f","full_namex":"g"}`, "", 0},
+		{`{"a_rather_long_member_name":"v"}`, "", long},
+		{`{"a_rather_long_member_nam":"v","a_rather_long_member_name_":"w"}`, "", 0},
+		{`{"a_rather_long_member_name" : "v"}`, "", long},
+		{`{"\u0069d":"1","x\"":1}`, "", 0},
+		{`{"x\\":1}`, "", 0},
+		{`{"ab":1,"x":2}`, "", x},
+	} {
+		var r Result
+		if err := r.Inspect(rt, []byte(tt.body)); err != nil {
+			t.Fatalf("%s: %v", tt.body, err)
+		}
+		if got := string(r.ID(0)); got != tt.id || r.Classes(0) != tt.classes {
+			t.Errorf("%s: id %q classes %b, want %q %b", tt.body, got, r.Classes(0), tt.id, tt.classes)
+		}
+	}
+	for _, body := range []string{`{"id`, `{"id"`, `{"id":`, `{"x`, `{"full_name`, `{"full_name"`,
+		`{"a_rather_long_member_name`, "{\"i\x01\":1}", `{"full_name\`} {
+		var r Result
+		if err := r.Inspect(rt, []byte(body)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", body, err)
+		}
+	}
+}
+
+// TestControlKey: a configured member name with a control character can
+// match no valid body; a raw one in the body is still malformed.
+func TestControlKey(t *testing.T) {
+	m, err := Compile(Config{Routes: []RouteConfig{
+		{Route: "GET /k", Records: []string{"$"}, ID: "i\x01d"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _ := m.Match("GET", "/k")
+	var r Result
+	if err := r.Inspect(mt.Route, []byte("{\"i\x01d\":1}")); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("raw control character in a name: %v", err)
+	}
+	r.Reset()
+	if err := r.Inspect(mt.Route, []byte(`{"i\u0001d":1,"id":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(&r); !reflect.DeepEqual(got.ids, []string{""}) {
+		t.Errorf("ids %q", got.ids)
+	}
+}
