@@ -34,6 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	workers := fs.Int("nginx-workers", runtime.NumCPU(), "nginx worker_processes (default: one per CPU, like auto)")
 	openLoop := fs.Duration("latency-duration", 10*time.Second, "open-loop run at 50% of (a)'s peak, per run (0: skip)")
 	profile := fs.Bool("profile", true, "perf-profile warden rows that miss a target (profile-ROW.txt)")
+	profileRows := fs.String("profile-rows", "", "rows to perf-profile whether or not they miss a target, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -49,7 +50,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Warden: self, OutDir: *out, LabConfig: *lab, Rows: strings.Split(*rows, ","),
 		Rounds: *rounds, Duration: *duration, Warmup: *warmup, Threads: *threads, Connections: *conns,
 		Profiles: *profiles, Accounts: *accounts, NginxWorkers: *workers, OpenLoop: *openLoop, Profile: *profile,
-		Command: strings.TrimSpace("warden bench " + strings.Join(args, " ")), Log: stderr,
+		ProfileRows: strings.FieldsFunc(*profileRows, func(r rune) bool { return r == ',' }),
+		Command:     strings.TrimSpace("warden bench " + strings.Join(args, " ")), Log: stderr,
 	})
 	if err != nil {
 		return err

@@ -72,20 +72,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	rm := ration.NewMetrics(reg)
-	guardM, err := guard.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg, log)
+	st, err := openStore(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	gst, err := guard.New(st, cfg.Store.Failure, guardM, log)
-	if err != nil {
-		return err
-	}
-	deps := gateway.Deps{Store: gst, Ration: rm, Metrics: gm, Logger: log}
+	deps := gateway.Deps{Store: st, Ration: rm, Metrics: gm, Logger: log}
 
 	pctx, pcancel := context.WithCancel(ctx)
 	p, err := gateway.NewPipeline(pctx, cfg, deps)
@@ -112,7 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var ready sync.Mutex // held while draining: not ready
 	draining := false
 	adm, err := admin.New(admin.Options{
-		Token: token, Gatherer: reg, Bans: gst, Logger: log,
+		Token: token, Gatherer: reg, Bans: st, Logger: log,
 		Limits: facetViewer{gw},
 		Ready: func(context.Context) error {
 			ready.Lock()
@@ -229,14 +221,26 @@ func reload(ctx context.Context, path string, over func(*config.Config) error, c
 	return next, nil
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+// openStore opens the configured store. A remote one (Redis) runs behind the
+// guard (timeout, breaker, failure mode); the in-process memory store cannot
+// be unreachable, so it is used bare, sparing every decision a timer.
+func openStore(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (store.Store, error) {
 	switch cfg.Store.Backend {
 	case "redis":
+		guardM, err := guard.NewMetrics(reg)
+		if err != nil {
+			return nil, err
+		}
 		s, err := redis.New(ctx, cfg.Store.Redis, redis.Options{ExactMax: cfg.Store.Memory.ExactMax, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		return s, nil
+		g, err := guard.New(s, cfg.Store.Failure, guardM, log)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		return g, nil
 	default:
 		return memory.New(memory.Options{MaxKeys: cfg.Store.Memory.MaxKeys, Shards: cfg.Store.Memory.Shards, ExactMax: cfg.Store.Memory.ExactMax}), nil
 	}

@@ -13,12 +13,17 @@ import (
 )
 
 // profile records a CPU profile (perf, call graphs) of every warden row
-// that missed a target, under the same wrk load, and writes the top of it
-// to OUT/profile-ROW.txt.
+// that missed a target (when o.Profile) and of o.ProfileRows, under the
+// same wrk load, and writes the top of each to OUT/profile-ROW.txt.
 func (r *Report) profile(ctx context.Context, o Options, targets []target, wrk func(target, time.Duration) WrkRun, logf func(string, ...any)) {
 	var rows []string
+	for _, id := range o.ProfileRows {
+		if id != "" && !contains(rows, id) {
+			rows = append(rows, id)
+		}
+	}
 	for _, q := range r.Ratios {
-		if q.Met != nil && !*q.Met && !contains(rows, q.Num) {
+		if o.Profile && q.Met != nil && !*q.Met && !contains(rows, q.Num) {
 			rows = append(rows, q.Num)
 		}
 	}

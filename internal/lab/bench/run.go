@@ -53,6 +53,7 @@ type Options struct {
 	NginxWorkers int
 	OpenLoop     time.Duration // per open-loop run; 0 skips the latency test
 	Profile      bool          // perf-profile rows that miss a target
+	ProfileRows  []string      // rows profiled whether or not they miss one
 	Command      string        // as typed, for the report
 	Log          io.Writer     // progress
 }
@@ -280,7 +281,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	if o.Profile {
+	if o.Profile || len(o.ProfileRows) > 0 {
 		rep.profile(ctx, o, targets, wrk, logf)
 	}
 	rep.Machine.LoadEnd = loadAvg()
