@@ -41,6 +41,7 @@ type Identifier struct {
 type scratch struct {
 	walk fwdWalk
 	fp   fpHash
+	keys []byte // IP and Net formatted, before their one string
 }
 
 // New builds an Identifier from cfg (defaults applied here too). It reads
@@ -206,6 +207,7 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 		out.IP = in.Peer.Unmap().WithZone("")
 	}
 	out.Net = x.netOf(out.IP)
+	s.keys = out.setKeys(s.keys)
 	if h != nil {
 		if app := h.Peek(x.appHeader); app != "" && len(app) <= maxAppLen {
 			out.App = x.apps.str(app)

@@ -56,6 +56,31 @@ type Identity struct {
 	IP             netip.Addr
 	Net            netip.Prefix
 	Fingerprint    string
+
+	// ipKey and netKey are IP and Net as strings, made once by Identify:
+	// admission and every budget key by them, and formatting each time
+	// cost allocations per request. Empty when not made (an Identity built
+	// by hand): Value then formats.
+	ipKey, netKey string
+}
+
+// setKeys makes ipKey and netKey in one allocation.
+func (id *Identity) setKeys(buf []byte) []byte {
+	id.ipKey, id.netKey = "", ""
+	buf = buf[:0]
+	if id.IP.IsValid() {
+		buf = id.IP.AppendTo(buf)
+	}
+	n := len(buf)
+	if id.Net.IsValid() {
+		buf = id.Net.AppendTo(buf)
+	}
+	if len(buf) == 0 {
+		return buf
+	}
+	s := string(buf)
+	id.ipKey, id.netKey = s[:n], s[n:]
+	return buf
 }
 
 // Value returns the facet's value as a string key, "" when absent.
@@ -66,10 +91,16 @@ func (id *Identity) Value(f Facet) string {
 	case FacetAccount:
 		return id.Account
 	case FacetIP:
+		if id.ipKey != "" {
+			return id.ipKey
+		}
 		if id.IP.IsValid() {
 			return id.IP.String()
 		}
 	case FacetNet:
+		if id.netKey != "" {
+			return id.netKey
+		}
 		if id.Net.IsValid() {
 			return id.Net.String()
 		}

@@ -251,6 +251,26 @@ type work struct {
 	subjects []uint64
 	owners   []spendOwner
 	recIdx   []int32
+	order    []int
+	keyBuf   []byte // store keys of one decision, before their one string
+	keyEnds  []int
+}
+
+// key appends prefix+v to the pending keys; keys returns them as strings
+// of one allocation, in order, and empties the pending list.
+func (w *work) key(prefix, v string) {
+	w.keyBuf = append(append(w.keyBuf, prefix...), v...)
+	w.keyEnds = append(w.keyEnds, len(w.keyBuf))
+}
+
+func (w *work) keys(f func(i int, k string)) {
+	all := string(w.keyBuf)
+	from := 0
+	for i, end := range w.keyEnds {
+		f(i, all[from:end])
+		from = end
+	}
+	w.keyBuf, w.keyEnds = w.keyBuf[:0], w.keyEnds[:0]
 }
 
 // spendOwner says what a SpendRequest was for: budget b (or the
@@ -392,7 +412,16 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 	var linkKey string
 	if u != nil {
 		if v := id.Value(u.facet); v != "" && !u.ex.has(id) {
-			linkKey = u.prefix + v
+			var budgetKey string
+			w.key(u.prefix, v)
+			w.key(u.bprefix, v)
+			w.keys(func(i int, k string) {
+				if i == 0 {
+					linkKey = k
+				} else {
+					budgetKey = k
+				}
+			})
 			if look := route.Lookup(); look != "" && look != id.Account {
 				subj := Subject([]byte(look))
 				ok, err := r.st.Linked(ctx, now, linkKey, []uint64{subj})
@@ -406,13 +435,14 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 						from := len(w.subjects)
 						w.subjects = append(w.subjects, subj)
 						w.owners = append(w.owners, spendOwner{limit: u.cfg.Limit, from: from, to: from + 1})
-						w.reqs = append(w.reqs, store.SpendRequest{Key: u.bprefix + v, Window: u.cfg.Window, Limit: u.cfg.Limit})
+						w.reqs = append(w.reqs, store.SpendRequest{Key: budgetKey, Window: u.cfg.Window, Limit: u.cfg.Limit})
 					}
 				}
 			}
 		}
 	}
 	// Budgets: subjects of each budget's class not masked already.
+	keyed := len(w.reqs) // requests before this have their key
 	for _, b := range r.budgets {
 		c := rt.Class(b.cfg.Class)
 		if c < 0 {
@@ -438,8 +468,10 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 			continue
 		}
 		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: b.limit(id, now), from: from, to: len(w.subjects)})
-		w.reqs = append(w.reqs, store.SpendRequest{Key: b.prefix + v, Window: b.cfg.Window})
+		w.reqs = append(w.reqs, store.SpendRequest{Window: b.cfg.Window})
+		w.key(b.prefix, v)
 	}
+	w.keys(func(i int, k string) { w.reqs[keyed+i].Key = k })
 	// recIdx is offset by the unreferenced subject, which has no record.
 	var results []store.SpendResult
 	if len(w.reqs) > 0 {
@@ -458,10 +490,11 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 	}
 	// Smallest limit first: the tightest rule is the one named.
-	order := make([]int, len(w.owners))
-	for i := range order {
-		order[i] = i
+	order := w.order[:0]
+	for i := range w.owners {
+		order = append(order, i)
 	}
+	w.order = order
 	slices.SortStableFunc(order, func(a, b int) int { return w.owners[a].limit - w.owners[b].limit })
 	skew := 0
 	if len(w.owners) > 0 && w.owners[0].b == nil {
