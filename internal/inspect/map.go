@@ -63,8 +63,11 @@ type node struct {
 	rec  int // record path index opened here, -1
 	acts []action
 	// kw matches member names against the body without scanning them
-	// first; built by prepare once the tree is complete.
-	kw []keyWord
+	// first; built by prepare once the tree is complete. first[c] is
+	// 1 + the index in kw of the first name starting with byte c, 0 for
+	// none; keyWord.next chains the others. first is nil without names.
+	kw    []keyWord
+	first *[256]int32
 }
 
 // keyWord is a member name plus its closing quote, as the scanner finds it
@@ -73,7 +76,8 @@ type node struct {
 type keyWord struct {
 	val, mask uint64
 	rest      string
-	n         int // len(name)
+	n         int   // len(name)
+	next      int32 // 1 + index of the next name with the same first byte
 	kid       *node
 }
 
@@ -100,6 +104,15 @@ func (n *node) prepare() {
 		}
 		w.n, w.kid = len(k), n.kids[i]
 		n.kw = append(n.kw, w)
+	}
+	n.first = nil
+	if len(n.kw) > 0 {
+		n.first = new([256]int32)
+		for j := len(n.kw) - 1; j >= 0; j-- { // chains in key order
+			c := byte(n.kw[j].val)
+			n.kw[j].next = n.first[c]
+			n.first[c] = int32(j + 1)
+		}
 	}
 	if n.elem != nil {
 		n.elem.prepare()

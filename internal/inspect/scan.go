@@ -152,7 +152,9 @@ type frame struct {
 // returns the offset after it. The innermost container's node and kind are
 // kept in locals (topN, topArr) so the per-token path does not load the
 // frame; whitespace is skipped only when the next byte may be some, as
-// compact JSON has none.
+// compact JSON has none. Short strings, integers and known member names are
+// handled inline: Go keeps no register across a call, so every call here
+// costs a reload of the loop's state.
 func (s *scanner) scan(root *node, i int) (int, error) {
 	b := s.b
 	r := s.r
@@ -173,56 +175,39 @@ value:
 		return i, s.fail(i, "unexpected end")
 	}
 	c = b[i]
-	if cur != nil {
-		goto node
-	}
-	// Nothing to record here.
-	switch c {
-	case '"':
+	if c == '"' {
+		if i+17 <= len(b) {
+			// Fifteen bytes and the closing quote in two words.
+			m := special(binary.LittleEndian.Uint64(b[i+1 : i+9]))
+			n := special(binary.LittleEndian.Uint64(b[i+9 : i+17]))
+			t := bits.TrailingZeros64(m)
+			if m == 0 {
+				t = 64 + bits.TrailingZeros64(n)
+			}
+			if e = i + 1 + t>>3; t < 128 && b[e] == '"' {
+				e++
+				goto str
+			}
+		}
 		if e, ok = scanString(b, i); !ok {
 			return e, s.fail(e, "bad string")
 		}
-		i = e
-		goto after
+	str:
+		if cur == nil {
+			i = e
+			goto after
+		}
+		start, i = i, e
+		goto scalar
+	}
+	start = i
+	switch c {
 	case '{', '[':
 		rec = -1
+		if cur != nil && cur.rec >= 0 {
+			rec = s.open(cur, i)
+		}
 		goto push
-	case 't':
-		if i, ok = lit(b, i, "true"); !ok {
-			return i, s.fail(i, "bad literal")
-		}
-		goto after
-	case 'f':
-		if i, ok = lit(b, i, "false"); !ok {
-			return i, s.fail(i, "bad literal")
-		}
-		goto after
-	case 'n':
-		if i, ok = lit(b, i, "null"); !ok {
-			return i, s.fail(i, "bad literal")
-		}
-		goto after
-	}
-	if e, ok = scanNumber(b, i); !ok {
-		return e, s.fail(e, "bad value")
-	}
-	i = e
-	goto after
-
-node: // a value the route tree reaches
-	start = i
-	rec = -1
-	if cur.rec >= 0 {
-		rec = s.open(cur, i)
-	}
-	switch c {
-	case '{', '[':
-		goto push
-	case '"':
-		if e, ok = scanString(b, i); !ok {
-			return e, s.fail(e, "bad string")
-		}
-		i = e
 	case 't':
 		if i, ok = lit(b, i, "true"); !ok {
 			return i, s.fail(i, "bad literal")
@@ -236,10 +221,35 @@ node: // a value the route tree reaches
 			return i, s.fail(i, "bad literal")
 		}
 	default:
+		// An integer not starting with 0 is taken here; anything else,
+		// valid or not, goes to scanNumber.
+		e = i
+		if c == '-' {
+			e++
+		}
+		if e < len(b) && b[e]-'1' < 9 {
+			e++
+			for e < len(b) && b[e]-'0' < 10 {
+				e++
+			}
+			if e >= len(b) || b[e] != '.' && b[e]|0x20 != 'e' {
+				i = e
+				break
+			}
+		}
 		if e, ok = scanNumber(b, i); !ok {
 			return e, s.fail(e, "bad value")
 		}
 		i = e
+	}
+	if cur == nil {
+		goto after
+	}
+
+scalar: // the scalar b[start:i] reached node cur
+	rec = -1
+	if cur.rec >= 0 {
+		rec = s.open(cur, start)
 	}
 	if len(cur.acts) > 0 {
 		s.act(cur, start, i)
@@ -335,28 +345,43 @@ key: // a member name at i, in the object on top
 		return i, s.fail(i, "expected a member name")
 	}
 	cur = nil
-	if topN != nil {
-		if i+9 > len(b) { // too near the end for the word compare
-			if e, ok = scanString(b, i); !ok {
-				return e, s.fail(e, "bad string")
+	if i+17 <= len(b) {
+		w := binary.LittleEndian.Uint64(b[i+1 : i+9])
+		if topN != nil && topN.first != nil {
+			// A name the tree knows, closing quote included, is a valid
+			// string: no need to scan it. Any other name is not in the
+			// tree.
+			for k := topN.first[byte(w)]; k != 0; {
+				kw := &topN.kw[k-1]
+				if w&kw.mask == kw.val && (kw.rest == "" || i+2+kw.n <= len(b) && string(b[i+9:i+2+kw.n]) == kw.rest) {
+					cur = kw.kid
+					e = i + 2 + kw.n
+					goto colon
+				}
+				k = kw.next
 			}
-			cur = topN.kid(b[i+1 : e-1])
+		}
+		m := special(w)
+		n := special(binary.LittleEndian.Uint64(b[i+9 : i+17]))
+		t := bits.TrailingZeros64(m)
+		if m == 0 {
+			t = 64 + bits.TrailingZeros64(n)
+		}
+		if e = i + 1 + t>>3; t < 128 && b[e] == '"' {
+			e++
 			goto colon
 		}
-		// A name the tree knows, closing quote included, is a valid
-		// string: no need to scan it. Any other name is not in the tree.
-		w := binary.LittleEndian.Uint64(b[i+1 : i+9])
-		for k := range topN.kw {
-			kw := &topN.kw[k]
-			if w&kw.mask == kw.val && (kw.rest == "" || i+2+kw.n <= len(b) && string(b[i+9:i+2+kw.n]) == kw.rest) {
-				cur = kw.kid
-				e = i + 2 + kw.n
-				goto colon
-			}
+		if e, ok = scanString(b, i); !ok {
+			return e, s.fail(e, "bad string")
 		}
+		goto colon
 	}
+	// Too near the end for the word compares.
 	if e, ok = scanString(b, i); !ok {
 		return e, s.fail(e, "bad string")
+	}
+	if topN != nil {
+		cur = topN.kid(b[i+1 : e-1])
 	}
 colon:
 	i = e

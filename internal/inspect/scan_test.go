@@ -1,9 +1,12 @@
 package inspect
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestKeyMatch: member names are matched by word compares against the body
@@ -77,5 +80,41 @@ func TestControlKey(t *testing.T) {
 	}
 	if got := collect(&r); !reflect.DeepEqual(got.ids, []string{""}) {
 		t.Errorf("ids %q", got.ids)
+	}
+}
+
+// TestScalarsAgainstValid: strings and numbers of every length around the
+// inline fast paths' word sizes (and near the end of the body, where those
+// paths give way to scanString and scanNumber) are accepted exactly when
+// encoding/json accepts them, as values and as member names.
+func TestScalarsAgainstValid(t *testing.T) {
+	m := labMap(t)
+	mt, _ := m.Match("GET", "/v1/users/7/followers")
+	specials := []string{`"`, `\"`, `\\`, `\u00e9`, `\u00g9`, `\x`, "\x01", "\x1f", "\x7f", "\x80", " ", "\\"}
+	var bodies []string
+	for n := 0; n <= 40; n++ {
+		for p := 0; p <= n; p++ {
+			for _, sp := range specials {
+				str := strings.Repeat("a", p) + sp + strings.Repeat("b", n-p)
+				bodies = append(bodies,
+					`{"users":[{"id":"`+str+`"}]}`,
+					`{"users":[{"`+str+`":1,"id":2}]}`,
+					`{"users":["`+str+`"]}`,
+					`["`+str+`"]`,
+					`{"`+str+`":0}`,
+				)
+			}
+		}
+	}
+	for _, num := range []string{"0", "-0", "1", "-1", "12345678901234567890", "01", "-01", "1.", "1.5", "-1.5e3", "1e", "1e+", "1E-2",
+		"1x", "-", "--1", "+1", "1.e3", ".5", "0x1", "1ee2", "2E", "7.0e", "123abc"} {
+		bodies = append(bodies, `{"users":[{"id":`+num+`}]}`, `{"users":[{"id":`+num+`,"username":"u"}]}`, `[`+num+`]`, num, ` `+num+` `)
+	}
+	for _, body := range bodies {
+		var r Result
+		err := r.Inspect(mt.Route, []byte(body))
+		if valid := json.Valid([]byte(body)); valid != (err == nil) && utf8.ValidString(body) {
+			t.Errorf("%q: Inspect %v, json.Valid %v", body, err, valid)
+		}
 	}
 }
