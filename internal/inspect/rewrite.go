@@ -50,10 +50,12 @@ func (r *Result) NumMasked() int {
 }
 
 // edit replaces body[start:end] with null (rec < 0) or inserts record rec's
-// note at start (start == end).
+// note at start (start == end). sig is the note's list of masked fields,
+// (class, field) in 16 bits each, up to four; 0 when longer or empty.
 type edit struct {
 	start, end int32
 	rec        int32
+	sig        uint64
 }
 
 // Rewrite appends to dst the body with every masked class field nulled and a
@@ -65,32 +67,61 @@ func (r *Result) Rewrite(dst []byte, requestID string) []byte {
 	// follow its note; only nested records can break the order.
 	ed := r.edits[:0]
 	nulls := 0
+	sorted := true
+	last := int32(-1)
 	for i := range r.recs {
 		rec := &r.recs[i]
 		if rec.masked == 0 {
 			continue
 		}
+		n := len(ed)
 		if rec.obj >= 0 {
 			ed = append(ed, edit{start: rec.obj + 1, end: rec.obj + 1, rec: int32(i)})
 		}
+		var sig uint64
+		k := 0
 		for _, sp := range r.spans[rec.spans[0]:rec.spans[1]] {
 			if sp.rec == int32(i) && rec.masked&(1<<uint(sp.class)) != 0 && present(r.body[sp.start:sp.end]) {
 				ed = append(ed, edit{start: sp.start, end: sp.end, rec: -1})
 				nulls++
+				if k < 4 {
+					sig |= (1<<15 | uint64(sp.class)<<8 | uint64(sp.field)) << (16 * k)
+				} else {
+					sig = 0
+				}
+				k++
 			}
+		}
+		if rec.obj >= 0 && k <= 4 {
+			ed[n].sig = sig
+		}
+		// The order check of cmpEdit, inline (a note sorts before a null
+		// at the same offset).
+		for j := n; j < len(ed); j++ {
+			if st := ed[j].start; st < last || st == last && ed[j].rec >= 0 {
+				sorted = false
+			}
+			last = ed[j].start
 		}
 	}
 	r.edits = ed
 	if nulls == 0 {
 		return nil
 	}
-	if !slices.IsSortedFunc(ed, cmpEdit) {
+	if !sorted {
 		slices.SortFunc(ed, cmpEdit)
 	}
 	r.qid = appendJSON(r.qid[:0], requestID) // quoted once per answer
 	qid := r.qid
 	b := slices.Grow(dst[:0], len(r.body)+len(ed)*24+len(qid)*len(ed)/2+64)
 	pos := int32(0)
+	// Records masked alike get the same note: the last one written is
+	// copied when its fields and rules match.
+	var (
+		noteSig   uint64
+		noteRules uint64
+		ns, ne    int
+	)
 	for _, e := range ed {
 		if e.start < pos { // inside a value already nulled
 			continue
@@ -101,7 +132,18 @@ func (r *Result) Rewrite(dst []byte, requestID string) []byte {
 			pos = e.end
 			continue
 		}
-		b = r.note(b, int(e.rec), qid)
+		rec := &r.recs[e.rec]
+		if e.sig != 0 && e.sig == noteSig && rec.rules == noteRules {
+			b = append(b, b[ns:ne]...)
+		} else {
+			ns = len(b)
+			b = r.note(b, int(e.rec), qid)
+			ne = len(b)
+			noteSig, noteRules = e.sig, rec.rules
+		}
+		if !rec.empty {
+			b = append(b, ',')
+		}
 		pos = e.start
 	}
 	return append(b, r.body[pos:]...)
@@ -114,6 +156,7 @@ func cmpEdit(a, b edit) int {
 	return int(b.rec - a.rec) // a note before a null at the same offset
 }
 
+// note appends record i's note member, without the comma after it.
 func (r *Result) note(b []byte, i int, qid []byte) []byte {
 	rec := &r.recs[i]
 	b = append(b, `"`+NoteMember+`":{"masked":[`...)
@@ -142,11 +185,7 @@ func (r *Result) note(b []byte, i int, qid []byte) []byte {
 	}
 	b = append(b, `],"request_id":`...)
 	b = append(b, qid...)
-	b = append(b, '}')
-	if !rec.empty {
-		b = append(b, ',')
-	}
-	return b
+	return append(b, '}')
 }
 
 // Rules lists the rules that masked something, in the order first used.
