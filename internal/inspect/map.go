@@ -68,17 +68,28 @@ type node struct {
 	// none; keyWord.next chains the others. first is nil without names.
 	kw    []keyWord
 	first *[256]int32
+	// acts split by prepare: class spans, and the id-like actions that
+	// share one copy of the value.
+	cls []classAct
+	ids []action
+}
+
+// classAct is an actClass action in the form a span records it.
+type classAct struct {
+	rec          int32
+	class, field uint8
 }
 
 // keyWord is a member name plus its closing quote, as the scanner finds it
-// in the body: the first eight bytes as a little-endian word under mask,
-// the rest as a string.
+// in the body: the first sixteen bytes as two little-endian words under
+// masks, the rest as a string.
 type keyWord struct {
-	val, mask uint64
-	rest      string
-	n         int   // len(name)
-	next      int32 // 1 + index of the next name with the same first byte
-	kid       *node
+	val, mask   uint64
+	val2, mask2 uint64
+	rest        string
+	n           int   // len(name)
+	next        int32 // 1 + index of the next name with the same first byte
+	kid         *node
 }
 
 // prepare builds the key words of n and its descendants. Names with a byte
@@ -95,15 +106,28 @@ func (n *node) prepare() {
 		}
 		q := k + `"`
 		var w keyWord
-		for j := 0; j < len(q) && j < 8; j++ {
-			w.val |= uint64(q[j]) << (8 * j)
-			w.mask |= 0xff << (8 * j)
+		for j := 0; j < len(q) && j < 16; j++ {
+			if j < 8 {
+				w.val |= uint64(q[j]) << (8 * j)
+				w.mask |= 0xff << (8 * j)
+			} else {
+				w.val2 |= uint64(q[j]) << (8 * (j - 8))
+				w.mask2 |= 0xff << (8 * (j - 8))
+			}
 		}
-		if len(q) > 8 {
-			w.rest = q[8:]
+		if len(q) > 16 {
+			w.rest = q[16:]
 		}
 		w.n, w.kid = len(k), n.kids[i]
 		n.kw = append(n.kw, w)
+	}
+	n.cls, n.ids = n.cls[:0], n.ids[:0]
+	for _, a := range n.acts {
+		if a.kind == actClass {
+			n.cls = append(n.cls, classAct{rec: int32(a.rec), class: uint8(a.class), field: uint8(a.field)})
+		} else {
+			n.ids = append(n.ids, a)
+		}
 	}
 	n.first = nil
 	if len(n.kw) > 0 {

@@ -347,13 +347,14 @@ key: // a member name at i, in the object on top
 	cur = nil
 	if i+17 <= len(b) {
 		w := binary.LittleEndian.Uint64(b[i+1 : i+9])
+		w2 := binary.LittleEndian.Uint64(b[i+9 : i+17])
 		if topN != nil && topN.first != nil {
 			// A name the tree knows, closing quote included, is a valid
 			// string: no need to scan it. Any other name is not in the
 			// tree.
 			for k := topN.first[byte(w)]; k != 0; {
 				kw := &topN.kw[k-1]
-				if w&kw.mask == kw.val && (kw.rest == "" || i+2+kw.n <= len(b) && string(b[i+9:i+2+kw.n]) == kw.rest) {
+				if w&kw.mask == kw.val && w2&kw.mask2 == kw.val2 && (kw.rest == "" || i+2+kw.n <= len(b) && string(b[i+17:i+2+kw.n]) == kw.rest) {
 					cur = kw.kid
 					e = i + 2 + kw.n
 					goto colon
@@ -362,7 +363,7 @@ key: // a member name at i, in the object on top
 			}
 		}
 		m := special(w)
-		n := special(binary.LittleEndian.Uint64(b[i+9 : i+17]))
+		n := special(w2)
 		t := bits.TrailingZeros64(m)
 		if m == 0 {
 			t = 64 + bits.TrailingZeros64(n)
@@ -563,30 +564,30 @@ func scanNumber(b []byte, i int) (int, bool) {
 func (s *scanner) act(n *node, start, end int) {
 	r := s.r
 	v := s.b[start:end]
-	x := ref{-1, -1} // the id, copied to idbuf once for every action
-	for _, a := range n.acts {
-		if a.kind == actClass {
-			ri := s.openRec(a.rec)
-			if ri < 0 {
-				continue
-			}
-			r.spans = append(r.spans, span{start: int32(start), end: int32(end), rec: ri, class: uint8(a.class), field: uint8(a.field)})
-			if present(v) {
-				r.recs[ri].classes |= 1 << uint(a.class)
-			}
+	for k := range n.cls {
+		a := &n.cls[k]
+		ri := r.cur[a.rec]
+		if ri < 0 {
 			continue
 		}
-		if x.start < 0 {
-			id, ok := scalarID(v)
-			if !ok {
-				continue
-			}
-			x = ref{int32(len(r.idbuf)), int32(len(r.idbuf) + len(id))}
-			r.idbuf = append(r.idbuf, id...)
+		r.spans = append(r.spans, span{start: int32(start), end: int32(end), rec: ri, class: a.class, field: a.field})
+		if present(v) {
+			r.recs[ri].classes |= 1 << a.class
 		}
-		switch a.kind {
+	}
+	if len(n.ids) == 0 {
+		return
+	}
+	id, ok := scalarID(v)
+	if !ok {
+		return
+	}
+	x := ref{int32(len(r.idbuf)), int32(len(r.idbuf) + len(id))} // one copy for every action
+	r.idbuf = append(r.idbuf, id...)
+	for k := range n.ids {
+		switch a := &n.ids[k]; a.kind {
 		case actID:
-			if ri := s.openRec(a.rec); ri >= 0 {
+			if ri := r.cur[a.rec]; ri >= 0 {
 				r.recs[ri].id = x
 			}
 		case actAuthor:
@@ -596,10 +597,6 @@ func (s *scanner) act(n *node, start, end int) {
 		}
 	}
 }
-
-// openRec is the open record of record path p, -1 if none. A record path
-// is one node of the route tree, so at most one record of it is open.
-func (s *scanner) openRec(p int) int32 { return s.r.cur[p] }
 
 // present reports whether a field's value carries data: not null, "", [] or {}.
 func present(v []byte) bool {

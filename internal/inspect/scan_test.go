@@ -60,6 +60,35 @@ func TestKeyMatch(t *testing.T) {
 	}
 }
 
+// TestKeyLengths: names of every length around the eight- and sixteen-byte
+// words, each next to near misses (one byte short, one byte more, last
+// byte changed), anywhere in the body including its very end.
+func TestKeyLengths(t *testing.T) {
+	for n := 1; n <= 34; n++ {
+		name := strings.Repeat("k", n-1) + "z"
+		m, err := Compile(Config{Routes: []RouteConfig{{Route: "GET /k", Records: []string{"$"}, ID: name}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mt, _ := m.Match("GET", "/k")
+		for _, tt := range []struct{ body, id string }{
+			{`{"` + name + `":"v"}`, "v"},
+			{`{"` + name + `":1}`, "1"},
+			{`{"` + name[:n-1] + `":1,"` + name + `y":2,"` + name[:n-1] + `y":3}`, ""},
+			{`{"` + name[:n-1] + `":1,"` + name + `":22,"x":3}`, "22"},
+			{`{"` + name + `" : 4 }`, "4"},
+		} {
+			var r Result
+			if err := r.Inspect(mt.Route, []byte(tt.body)); err != nil {
+				t.Fatalf("%s: %v", tt.body, err)
+			}
+			if got := string(r.ID(0)); got != tt.id {
+				t.Errorf("%s: id %q, want %q", tt.body, got, tt.id)
+			}
+		}
+	}
+}
+
 // TestControlKey: a configured member name with a control character can
 // match no valid body; a raw one in the body is still malformed.
 func TestControlKey(t *testing.T) {
