@@ -80,8 +80,9 @@ func (r *Result) Rewrite(dst []byte, requestID string) []byte {
 		}
 		var sig uint64
 		k := 0
-		for _, sp := range r.spans[rec.spans[0]:rec.spans[1]] {
-			if sp.rec == int32(i) && rec.masked&(1<<uint(sp.class)) != 0 && present(r.body[sp.start:sp.end]) {
+		sps := r.spans[rec.spans[0]:rec.spans[1]]
+		for j := range sps {
+			if sp := &sps[j]; sp.present && sp.rec == int32(i) && rec.masked&(1<<sp.class) != 0 {
 				ed = append(ed, edit{start: sp.start, end: sp.end, rec: -1})
 				nulls++
 				if k < 4 {
@@ -122,13 +123,14 @@ func (r *Result) Rewrite(dst []byte, requestID string) []byte {
 		noteRules uint64
 		ns, ne    int
 	)
-	for _, e := range ed {
+	for k := range ed {
+		e := &ed[k]
 		if e.start < pos { // inside a value already nulled
 			continue
 		}
 		b = append(b, r.body[pos:e.start]...)
 		if e.rec < 0 {
-			b = append(b, "null"...)
+			b = append(b, 'n', 'u', 'l', 'l')
 			pos = e.end
 			continue
 		}
@@ -162,7 +164,7 @@ func (r *Result) note(b []byte, i int, qid []byte) []byte {
 	b = append(b, `"`+NoteMember+`":{"masked":[`...)
 	first := true
 	for _, sp := range r.spans[rec.spans[0]:rec.spans[1]] {
-		if sp.rec != int32(i) || rec.masked&(1<<uint(sp.class)) == 0 || !present(r.body[sp.start:sp.end]) {
+		if !sp.present || sp.rec != int32(i) || rec.masked&(1<<sp.class) == 0 {
 			continue
 		}
 		if !first {

@@ -22,6 +22,7 @@ type span struct {
 	rec        int32
 	class      uint8
 	field      uint8
+	present    bool // present(value), for Rewrite
 }
 
 type recState struct {
@@ -564,15 +565,18 @@ func scanNumber(b []byte, i int) (int, bool) {
 func (s *scanner) act(n *node, start, end int) {
 	r := s.r
 	v := s.b[start:end]
-	for k := range n.cls {
-		a := &n.cls[k]
-		ri := r.cur[a.rec]
-		if ri < 0 {
-			continue
-		}
-		r.spans = append(r.spans, span{start: int32(start), end: int32(end), rec: ri, class: a.class, field: a.field})
-		if present(v) {
-			r.recs[ri].classes |= 1 << a.class
+	if len(n.cls) > 0 {
+		p := present(v)
+		for k := range n.cls {
+			a := &n.cls[k]
+			ri := r.cur[a.rec]
+			if ri < 0 {
+				continue
+			}
+			r.spans = append(r.spans, span{start: int32(start), end: int32(end), rec: ri, class: a.class, field: a.field, present: p})
+			if p {
+				r.recs[ri].classes |= 1 << a.class
+			}
 		}
 	}
 	if len(n.ids) == 0 {
