@@ -157,6 +157,11 @@ type frame struct {
 // handled inline: Go keeps no register across a call, so every call here
 // costs a reload of the loop's state.
 func (s *scanner) scan(root *node, i int) (int, error) {
+	if i >= len(s.b) || s.b[i] != '{' && s.b[i] != '[' {
+		// A scalar answer: handled apart, so that in the loop every value
+		// has a container around it.
+		return s.scalar(root, i)
+	}
 	b := s.b
 	r := s.r
 	st := r.stack[:0]
@@ -306,16 +311,15 @@ closed: // the container on top of the stack ended at i
 	}
 
 after: // a value ended at i, inside the container on top
-	if len(st) == 0 {
-		return i, nil
-	}
-	if i < len(b) && b[i] <= ' ' {
-		i = skipWS(b, i)
-	}
 	if i >= len(b) {
 		return i, s.fail(i, "unexpected end")
 	}
-	c = b[i]
+	if c = b[i]; c <= ' ' {
+		if i = skipWS(b, i); i >= len(b) {
+			return i, s.fail(i, "unexpected end")
+		}
+		c = b[i]
+	}
 	i++
 	if c == ',' {
 		if i < len(b) && b[i] <= ' ' {
@@ -398,6 +402,51 @@ colon:
 		i = skipWS(b, i)
 	}
 	goto value
+}
+
+// scalar scans a top-level scalar at b[i] for node n.
+func (s *scanner) scalar(n *node, i int) (int, error) {
+	b := s.b
+	if i >= len(b) {
+		return i, s.fail(i, "unexpected end")
+	}
+	start := i
+	var ok bool
+	switch b[i] {
+	case '"':
+		if i, ok = scanString(b, i); !ok {
+			return i, s.fail(i, "bad string")
+		}
+	case 't':
+		if i, ok = lit(b, i, "true"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
+	case 'f':
+		if i, ok = lit(b, i, "false"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
+	case 'n':
+		if i, ok = lit(b, i, "null"); !ok {
+			return i, s.fail(i, "bad literal")
+		}
+	default:
+		if i, ok = scanNumber(b, i); !ok {
+			return i, s.fail(i, "bad value")
+		}
+	}
+	if n != nil {
+		rec := int32(-1)
+		if n.rec >= 0 {
+			rec = s.open(n, start)
+		}
+		if len(n.acts) > 0 {
+			s.act(n, start, i)
+		}
+		if rec >= 0 {
+			s.close(rec)
+		}
+	}
+	return i, nil
 }
 
 // kid is the child node for member name key (raw, as in the body), nil if
