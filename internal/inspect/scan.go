@@ -253,6 +253,23 @@ value:
 	}
 
 scalar: // the scalar b[start:i] reached node cur
+	if cur.rec < 0 && len(cur.ids) == 0 {
+		// Only class spans (a personal data field): recorded here, as a
+		// call to act would cost a reload of the loop's state.
+		if len(cur.cls) > 0 {
+			p := present(b[start:i])
+			for k := range cur.cls {
+				a := &cur.cls[k]
+				if ri := r.cur[a.rec]; ri >= 0 {
+					r.spans = append(r.spans, span{start: int32(start), end: int32(i), rec: ri, class: a.class, field: a.field, present: p})
+					if p {
+						r.recs[ri].classes |= 1 << a.class
+					}
+				}
+			}
+		}
+		goto after
+	}
 	rec = -1
 	if cur.rec >= 0 {
 		rec = s.open(cur, start)
