@@ -77,7 +77,8 @@ func TestFleetSharesOneBudget(t *testing.T) {
 	}
 	wg.Wait()
 	if got := served.Load(); got != limit {
-		t.Fatalf("contact details of %d distinct profiles served across two gateways, want exactly %d", got, limit)
+		t.Fatalf("contact details of %d distinct profiles served across two gateways, want exactly %d\ngateway 1:\n%s\ngateway 2:\n%s",
+			got, limit, rationMetrics(t, g1), rationMetrics(t, g2))
 	}
 	// Re-viewing a profile already served is free on either gateway.
 	c := clientFrom("127.0.2.50")
@@ -90,6 +91,21 @@ func TestFleetSharesOneBudget(t *testing.T) {
 	if n != limit {
 		t.Fatalf("re-views served %d, want the same %d", n, limit)
 	}
+}
+
+// rationMetrics is a gateway's request, inspection and budget metrics, to
+// say why a budget did not hold.
+func rationMetrics(t *testing.T, g *gw) string {
+	var b strings.Builder
+	for _, l := range strings.Split(adminDo(t, g, "GET", "/metrics", "").body, "\n") {
+		for _, p := range []string{"warden_budget_", "warden_inspect_", "warden_requests_total", "warden_refusals_total", "warden_store_"} {
+			if strings.HasPrefix(l, p) {
+				b.WriteString(l + "\n")
+				break
+			}
+		}
+	}
+	return b.String()
 }
 
 // Redis killed under load: closed mode refuses with 503, open mode serves;
