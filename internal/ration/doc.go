@@ -31,8 +31,9 @@
 //
 // Masking nulls the class's fields of that record only and marks the record
 // with a "_warden" member (see package inspect); the answer also carries
-// the header "Warden-Masked: N; rules=a,b" (N masked records). Every mask
-// and refusal is logged with the request id, the rule and the facet name.
+// the header "Warden-Masked: N; rules=a,b" (N masked records). The gateway
+// logs every mask and refusal once, with the request id, the rules (a
+// refusal: the rule and the facet name) and the route.
 //
 // Windows are tumbling: aligned to multiples of the window since the Unix
 // epoch (a 24h window resets at 00:00 UTC), so a caller can take up to

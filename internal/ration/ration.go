@@ -356,9 +356,7 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 		return out, fmt.Errorf("ration: %w", err)
 	}
 	if block != nil {
-		out.Block = block
-		r.log.LogAttrs(ctx, slog.LevelInfo, "ration: blocked", slog.String("request_id", req.ID), slog.String("route", rt.Pattern),
-			slog.String("rule", block.Rule), slog.String("facet", block.Facet))
+		out.Block = block // the caller logs the decision, once per request
 		return out, nil
 	}
 	out.Masked = res.NumMasked()
@@ -376,8 +374,6 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 	out.Body, out.ContentLength = body, len(body)
 	rules := strings.Join(res.Rules(), ",")
 	out.Header = append(out.Header, Header{Name: MaskedHeader, Value: strconv.Itoa(out.Masked) + "; rules=" + rules})
-	r.log.LogAttrs(ctx, slog.LevelInfo, "ration: masked", slog.String("request_id", req.ID), slog.String("route", rt.Pattern),
-		slog.Int("records", out.Masked), slog.String("rules", rules))
 	return out, nil
 }
 

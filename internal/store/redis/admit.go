@@ -184,47 +184,30 @@ func (s *Store) flushAdmits(batch []*admitCall) {
 	}
 }
 
-// admitGroup is the part of one Admit that lives in one cluster slot.
-type admitGroup struct {
-	slot   uint16
-	bans   bool
-	limits []int // indices into the request's limits
-}
-
 // admitCluster sends one script per slot in one pipelined round trip; a
 // matched ban then refunds limits charged in other slots.
 func (s *Store) admitCluster(ctx context.Context, nowArg string, req *store.AdmitRequest) (store.AdmitResult, error) {
-	groups := make([]admitGroup, 0, 2)
-	if len(req.Bans) > 0 {
-		groups = append(groups, admitGroup{slot: s.bansSlot, bans: true})
+	// With bans, group 0 is the bans' slot; limits in that slot join it.
+	groups := make([]slotGroup, 0, 2)
+	hasBans := len(req.Bans) > 0
+	if hasBans {
+		groups = append(groups, slotGroup{slot: s.bansSlot})
 	}
 	for i := range req.Limits {
-		sl := s.slot(s.limitKey(req.Limits[i].Key))
-		g := -1
-		for j := range groups {
-			if groups[j].slot == sl {
-				g = j
-				break
-			}
-		}
-		if g < 0 {
-			groups = append(groups, admitGroup{slot: sl})
-			g = len(groups) - 1
-		}
-		groups[g].limits = append(groups[g].limits, i)
+		groups = addToSlot(groups, s.slot(s.limitKey(req.Limits[i].Key)), i)
 	}
 	calls := make([]call, len(groups))
 	for gi, g := range groups {
 		var keys []string
 		args := []string{"0", "1"}
 		var bans []store.BanKey
-		if g.bans {
+		if hasBans && gi == 0 {
 			keys = append(keys, s.bansE, s.bansD)
 			args[0] = "1"
 			bans = req.Bans
 		}
-		limits := make([]*store.LimitRequest, len(g.limits))
-		for j, i := range g.limits {
+		limits := make([]*store.LimitRequest, len(g.idx))
+		for j, i := range g.idx {
 			limits[j] = &req.Limits[i]
 		}
 		keys, args = s.appendAdmit(keys, args, nowArg, bans, limits)
@@ -242,8 +225,8 @@ func (s *Store) admitCluster(ctx context.Context, nowArg string, req *store.Admi
 		if err != nil {
 			return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", unavailable(errBadReply))
 		}
-		part = part[:len(g.limits)]
-		ban, _, err := decodeAdmit(arr, len(g.limits), part)
+		part = part[:len(g.idx)]
+		ban, _, err := decodeAdmit(arr, len(g.idx), part)
 		if err != nil {
 			return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", err)
 		}
@@ -251,7 +234,7 @@ func (s *Store) admitCluster(ctx context.Context, nowArg string, req *store.Admi
 			out.Ban = ban
 			continue
 		}
-		for j, i := range g.limits {
+		for j, i := range g.idx {
 			out.Limits[i] = part[j]
 			if part[j].Allowed && req.Limits[i].Cost > 0 {
 				charged = append(charged, i)

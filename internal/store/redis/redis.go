@@ -261,6 +261,24 @@ func (s *Store) observe(us int64) {
 	}
 }
 
+// slotGroup is the requests (indices) of one call whose keys share a
+// cluster slot: one script may only touch keys of one slot.
+type slotGroup struct {
+	slot uint16
+	idx  []int
+}
+
+// addToSlot files request i under slot sl, opening its group if new.
+func addToSlot(groups []slotGroup, sl uint16, i int) []slotGroup {
+	for j := range groups {
+		if groups[j].slot == sl {
+			groups[j].idx = append(groups[j].idx, i)
+			return groups
+		}
+	}
+	return append(groups, slotGroup{slot: sl, idx: []int{i}})
+}
+
 // slot is the Redis Cluster hash slot of key (CRC16 of its hash tag).
 // Without a cluster every key is in slot 0, so one script takes them all.
 func (s *Store) slot(key string) uint16 {

@@ -39,11 +39,6 @@ func (s *Store) budgetKeys(key string, start int64) (string, string) {
 	return base + ":x", base + ":h"
 }
 
-type spendGroup struct {
-	slot uint16
-	reqs []int
-}
-
 // appendSpend encodes one budget for the spend script, its window taken
 // from now (Unix ns).
 func (s *Store) appendSpend(keys, args []string, ns int64, r *store.SpendRequest) ([]string, []string) {
@@ -160,28 +155,16 @@ func (s *Store) flushSpends(batch []*spendCall) {
 }
 
 func (s *Store) spendCluster(ctx context.Context, ns int64, reqs []store.SpendRequest) ([]store.SpendResult, error) {
-	var groups []spendGroup
+	var groups []slotGroup
 	for i := range reqs {
 		kx, _ := s.budgetKeys(reqs[i].Key, 0)
-		sl := s.slot(kx)
-		g := -1
-		for j := range groups {
-			if groups[j].slot == sl {
-				g = j
-				break
-			}
-		}
-		if g < 0 {
-			groups = append(groups, spendGroup{slot: sl})
-			g = len(groups) - 1
-		}
-		groups[g].reqs = append(groups[g].reqs, i)
+		groups = addToSlot(groups, s.slot(kx), i)
 	}
 	calls := make([]call, len(groups))
 	exactArg := strconv.Itoa(s.exactMax)
 	for gi, g := range groups {
 		c := call{sc: spendScript, args: []string{exactArg}}
-		for _, i := range g.reqs {
+		for _, i := range g.idx {
 			c.keys, c.args = s.appendSpend(c.keys, c.args, ns, &reqs[i])
 		}
 		calls[gi] = c
@@ -196,7 +179,7 @@ func (s *Store) spendCluster(ctx context.Context, ns int64, reqs []store.SpendRe
 		if err != nil {
 			return nil, fmt.Errorf("redis: spend: %w", unavailable(errBadReply))
 		}
-		for _, i := range g.reqs {
+		for _, i := range g.idx {
 			if out[i], arr, err = decodeSpend(arr, &reqs[i]); err != nil {
 				return nil, fmt.Errorf("redis: spend: %w", err)
 			}
