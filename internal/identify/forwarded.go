@@ -106,7 +106,7 @@ func (w *fwdWalk) xffLine(line string) {
 
 func (w *fwdWalk) forwardedLine(line string) {
 	for line != "" {
-		el, rest, ok := cutElement(line)
+		el, rest, ok := cutQuoted(line, ',')
 		line = rest
 		if trimOWS(el) == "" && ok {
 			continue
@@ -119,10 +119,10 @@ func (w *fwdWalk) forwardedLine(line string) {
 	}
 }
 
-// cutElement splits off the first comma-separated element of a Forwarded
-// line, commas inside quoted strings included in it. ok is false for an
-// unterminated quote, which then swallows the rest of the line.
-func cutElement(s string) (el, rest string, ok bool) {
+// cutQuoted splits s at the first sep outside a quoted string (quoted-pairs
+// honoured). ok is false for an unterminated quote, which then swallows the
+// rest of s.
+func cutQuoted(s string, sep byte) (before, rest string, ok bool) {
 	quoted := false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -130,7 +130,7 @@ func cutElement(s string) (el, rest string, ok bool) {
 			i++
 		case c == '"':
 			quoted = !quoted
-		case c == ',' && !quoted:
+		case c == sep && !quoted:
 			return s[:i], s[i+1:], true
 		}
 	}
@@ -143,7 +143,7 @@ func forElement(el string) (netip.Addr, bool) {
 	found := false
 	for el != "" {
 		var pair string
-		pair, el = cutPair(el)
+		pair, el, _ = cutQuoted(el, ';')
 		pair = trimOWS(pair)
 		if pair == "" {
 			continue
@@ -173,22 +173,6 @@ func forElement(el string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return parseNode(val)
-}
-
-// cutPair splits off the first ';'-separated pair, honouring quotes.
-func cutPair(s string) (pair, rest string) {
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case quoted && c == '\\':
-			i++
-		case c == '"':
-			quoted = !quoted
-		case c == ';' && !quoted:
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
 }
 
 // parseNode reads a node: an IPv4 address with an optional port, an IPv6
