@@ -253,9 +253,9 @@ value:
 	}
 
 scalar: // the scalar b[start:i] reached node cur
-	if cur.rec < 0 && len(cur.ids) == 0 {
-		// Only class spans (a personal data field): recorded here, as a
-		// call to act would cost a reload of the loop's state.
+	if cur.rec < 0 {
+		// What act does, inline: a call would cost a reload of the loop's
+		// state, and fields and ids are most of the values recorded.
 		if len(cur.cls) > 0 {
 			p := present(b[start:i])
 			for k := range cur.cls {
@@ -268,18 +268,31 @@ scalar: // the scalar b[start:i] reached node cur
 				}
 			}
 		}
+		if len(cur.ids) > 0 {
+			if id, ok := scalarID(b[start:i]); ok {
+				x := ref{int32(len(r.idbuf)), int32(len(r.idbuf) + len(id))} // one copy for every action
+				r.idbuf = append(r.idbuf, id...)
+				for k := range cur.ids {
+					switch a := &cur.ids[k]; a.kind {
+					case actID:
+						if ri := r.cur[a.rec]; ri >= 0 {
+							r.recs[ri].id = x
+						}
+					case actAuthor:
+						r.authors = append(r.authors, x)
+					case actLink:
+						r.links = append(r.links, x)
+					}
+				}
+			}
+		}
 		goto after
 	}
-	rec = -1
-	if cur.rec >= 0 {
-		rec = s.open(cur, start)
-	}
+	rec = s.open(cur, start)
 	if len(cur.acts) > 0 {
 		s.act(cur, start, i)
 	}
-	if rec >= 0 {
-		s.close(rec)
-	}
+	s.close(rec)
 	goto after
 
 push: // b[i] opens a container of node cur (may be nil) and record rec
