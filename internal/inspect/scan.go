@@ -181,6 +181,7 @@ value:
 		return i, s.fail(i, "unexpected end")
 	}
 	c = b[i]
+valueC: // c is b[i]
 	if c == '"' {
 		if i+17 <= len(b) {
 			// Fifteen bytes and the closing quote in two words.
@@ -235,9 +236,19 @@ value:
 		}
 		if e < len(b) && b[e]-'1' < 9 {
 			e++
+			if e+8 <= len(b) {
+				// The first byte that is not a digit, eight at a time.
+				x := binary.LittleEndian.Uint64(b[e : e+8])
+				if m := ((x + 0x4646464646464646) | (x - 0x3030303030303030)) & hi8; m != 0 {
+					e += bits.TrailingZeros64(m) >> 3
+					goto digits
+				}
+				e += 8
+			}
 			for e < len(b) && b[e]-'0' < 10 {
 				e++
 			}
+		digits:
 			if e >= len(b) || b[e] != '.' && b[e]|0x20 != 'e' {
 				i = e
 				break
@@ -352,11 +363,17 @@ after: // a value ended at i, inside the container on top
 	}
 	i++
 	if c == ',' {
+		if !topArr {
+			if i < len(b) && b[i] == '"' {
+				goto name
+			}
+			if i < len(b) && b[i] <= ' ' {
+				i = skipWS(b, i)
+			}
+			goto key
+		}
 		if i < len(b) && b[i] <= ' ' {
 			i = skipWS(b, i)
-		}
-		if !topArr {
-			goto key
 		}
 		cur = nil
 		if topN != nil {
@@ -379,6 +396,7 @@ key: // a member name at i, in the object on top
 	if i >= len(b) || b[i] != '"' {
 		return i, s.fail(i, "expected a member name")
 	}
+name: // b[i] is its opening quote
 	cur = nil
 	if i+17 <= len(b) {
 		w := binary.LittleEndian.Uint64(b[i+1 : i+9])
@@ -420,6 +438,11 @@ key: // a member name at i, in the object on top
 		cur = topN.kid(b[i+1 : e-1])
 	}
 colon:
+	if e+1 < len(b) && b[e] == ':' && b[e+1] > ' ' { // compact
+		i = e + 1
+		c = b[i]
+		goto valueC
+	}
 	i = e
 	if i < len(b) && b[i] <= ' ' {
 		i = skipWS(b, i)

@@ -139,6 +139,17 @@ func TestScalarsAgainstValid(t *testing.T) {
 		"1x", "-", "--1", "+1", "1.e3", ".5", "0x1", "1ee2", "2E", "7.0e", "123abc"} {
 		bodies = append(bodies, `{"users":[{"id":`+num+`}]}`, `{"users":[{"id":`+num+`,"username":"u"}]}`, `[`+num+`]`, num, ` `+num+` `)
 	}
+	// Integers of every length around the eight-byte digit scan, each
+	// followed by every kind of byte that may end one or break it.
+	for n := 1; n <= 20; n++ {
+		digits := "9" + strings.Repeat("0123456789", 2)[:n-1]
+		for _, end := range []string{"", ",", "}", "]", ".", ".5", "e", "e2", "E", " ", "x", "\x80", "/", ":", "0", "9"} {
+			for _, sign := range []string{"", "-"} {
+				num := sign + digits + end
+				bodies = append(bodies, `{"users":[{"id":`+num+`,"x":1}]}`, `[`+num+`]`, `{"a":`+num+`}`, `{"users":[{"id":`+num)
+			}
+		}
+	}
 	for _, body := range bodies {
 		var r Result
 		err := r.Inspect(mt.Route, []byte(body))
