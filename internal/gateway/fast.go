@@ -105,8 +105,44 @@ func (f *fastFront) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &te) && te.Timeout():
 		status, msg = fasthttp.StatusRequestTimeout, "request read timeout"
 	}
+	if status != fasthttp.StatusRequestTimeout {
+		drainRefused(ctx.Conn())
+	}
 	f.writeJSON(ctx, status, errorBody(msg, "", "", ""))
 	ctx.SetConnectionClose()
+}
+
+// Bounds of drainRefused.
+const (
+	drainMax   = 256 << 10
+	drainQuiet = 50 * time.Millisecond
+	drainTotal = time.Second
+)
+
+// drainRefused reads and drops what a refused client is still sending (the
+// rest of an oversized header or body) until it goes quiet, before the
+// refusal is written and the connection closed: closing with unread bytes
+// makes the kernel reset the connection, and the reset can destroy the
+// refusal before the client reads it. net/http and nginx linger likewise.
+func drainRefused(c net.Conn) {
+	if c == nil {
+		return
+	}
+	buf := make([]byte, 16<<10)
+	end := time.Now().Add(drainTotal)
+	for n := 0; n < drainMax; {
+		d := time.Now().Add(drainQuiet)
+		if d.After(end) {
+			d = end
+		}
+		_ = c.SetReadDeadline(d)
+		k, err := c.Read(buf)
+		n += k
+		if err != nil {
+			break
+		}
+	}
+	_ = c.SetReadDeadline(time.Time{})
 }
 
 type fastLogger struct{ l *slog.Logger }
