@@ -63,11 +63,10 @@ type node struct {
 	rec  int // record path index opened here, -1
 	acts []action
 	// kw matches member names against the body without scanning them
-	// first; built by prepare once the tree is complete. first[c] is
-	// 1 + the index in kw of the first name starting with byte c, 0 for
-	// none; keyWord.next chains the others. first is nil without names.
+	// first; built by prepare once the tree is complete. first[c] is the
+	// first name starting with byte c, keyWord.next chains the others.
 	kw    []keyWord
-	first *[256]int32
+	first *[256]*keyWord
 	// acts split by prepare: class spans, and the id-like actions that
 	// share one copy of the value.
 	cls []classAct
@@ -87,8 +86,8 @@ type keyWord struct {
 	val, mask   uint64
 	val2, mask2 uint64
 	rest        string
-	n           int   // len(name)
-	next        int32 // 1 + index of the next name with the same first byte
+	n           int // len(name)
+	next        *keyWord
 	kid         *node
 }
 
@@ -129,13 +128,13 @@ func (n *node) prepare() {
 			n.ids = append(n.ids, a)
 		}
 	}
-	n.first = nil
+	n.first = &noKeys
 	if len(n.kw) > 0 {
-		n.first = new([256]int32)
+		n.first = new([256]*keyWord)
 		for j := len(n.kw) - 1; j >= 0; j-- { // chains in key order
 			c := byte(n.kw[j].val)
 			n.kw[j].next = n.first[c]
-			n.first[c] = int32(j + 1)
+			n.first[c] = &n.kw[j]
 		}
 	}
 	if n.elem != nil {
@@ -162,6 +161,13 @@ type action struct {
 }
 
 func newNode() *node { return &node{rec: -1} }
+
+// noKeys is the name table of a node without names.
+var noKeys [256]*keyWord
+
+// noNode stands for a container no path reaches, so that the scanner's
+// innermost container always has a node (read-only, shared).
+var noNode = &node{rec: -1, first: &noKeys}
 
 func (n *node) child(s step) *node {
 	if s.elem {

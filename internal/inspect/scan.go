@@ -311,7 +311,10 @@ push: // b[i] opens a container of node cur (may be nil) and record rec
 		return i, s.fail(i, "nested too deep")
 	}
 	topN, topArr = cur, c == '['
-	st = append(st, frame{n: cur, rec: rec, start: int32(i), arr: topArr})
+	if topN == nil {
+		topN = noNode
+	}
+	st = append(st, frame{n: topN, rec: rec, start: int32(i), arr: topArr})
 	i++
 	if i < len(b) && b[i] <= ' ' {
 		i = skipWS(b, i)
@@ -335,13 +338,11 @@ push: // b[i] opens a container of node cur (may be nil) and record rec
 closed: // the container on top of the stack ended at i
 	{
 		top := &st[len(st)-1]
-		if top.n != nil {
-			if len(top.n.acts) > 0 {
-				s.act(top.n, int(top.start), i)
-			}
-			if top.rec >= 0 {
-				s.close(top.rec)
-			}
+		if len(top.n.acts) > 0 {
+			s.act(top.n, int(top.start), i)
+		}
+		if top.rec >= 0 {
+			s.close(top.rec)
 		}
 		st = st[:len(st)-1]
 		if len(st) == 0 {
@@ -375,10 +376,7 @@ after: // a value ended at i, inside the container on top
 		if i < len(b) && b[i] <= ' ' {
 			i = skipWS(b, i)
 		}
-		cur = nil
-		if topN != nil {
-			cur = topN.elem
-		}
+		cur = topN.elem
 		goto value
 	}
 	if topArr {
@@ -401,18 +399,13 @@ name: // b[i] is its opening quote
 	if i+17 <= len(b) {
 		w := binary.LittleEndian.Uint64(b[i+1 : i+9])
 		w2 := binary.LittleEndian.Uint64(b[i+9 : i+17])
-		if topN != nil && topN.first != nil {
-			// A name the tree knows, closing quote included, is a valid
-			// string: no need to scan it. Any other name is not in the
-			// tree.
-			for k := topN.first[byte(w)]; k != 0; {
-				kw := &topN.kw[k-1]
-				if w&kw.mask == kw.val && w2&kw.mask2 == kw.val2 && (kw.rest == "" || i+2+kw.n <= len(b) && string(b[i+17:i+2+kw.n]) == kw.rest) {
-					cur = kw.kid
-					e = i + 2 + kw.n
-					goto colon
-				}
-				k = kw.next
+		// A name the tree knows, closing quote included, is a valid
+		// string: no need to scan it. Any other name is not in the tree.
+		for kw := topN.first[byte(w)]; kw != nil; kw = kw.next {
+			if w&kw.mask == kw.val && w2&kw.mask2 == kw.val2 && (kw.rest == "" || i+2+kw.n <= len(b) && string(b[i+17:i+2+kw.n]) == kw.rest) {
+				cur = kw.kid
+				e = i + 2 + kw.n
+				goto colon
 			}
 		}
 		m := special(w)
@@ -434,9 +427,7 @@ name: // b[i] is its opening quote
 	if e, ok = scanString(b, i); !ok {
 		return e, s.fail(e, "bad string")
 	}
-	if topN != nil {
-		cur = topN.kid(b[i+1 : e-1])
-	}
+	cur = topN.kid(b[i+1 : e-1])
 colon:
 	if e+1 < len(b) && b[e] == ':' && b[e+1] > ' ' { // compact
 		i = e + 1
