@@ -86,6 +86,7 @@ func TestGateway(t *testing.T) {
 				a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/hello/w%2Fx?q=1&r=a+b", map[string]string{
 					"Connection": "keep-alive, X-Hop", "X-Hop": "1", "Keep-Alive": "timeout=5", "X-Keep": "yes",
 					"X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.6",
+					"X-Forwarded-Proto": "https", "X-Forwarded-Host": "forged.example",
 				})
 				if a.status != 200 || a.header.Get("X-Upstream") != "echo" {
 					t.Fatalf("status %d header %v", a.status, a.header)
@@ -110,12 +111,23 @@ func TestGateway(t *testing.T) {
 				if h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Request-Id") == "" {
 					t.Errorf("X-Forwarded-Proto/X-Request-Id: %v", h)
 				}
+				if got := h.Get("X-Forwarded-Host"); got != strings.TrimPrefix(g.url, "http://") {
+					t.Errorf("untrusted peer's X-Forwarded-Host kept: %q", got)
+				}
 			})
 			t.Run("trusted proxy chain", func(t *testing.T) {
-				a := do(t, clientFrom("127.0.0.9"), "GET", g.url+"/x", map[string]string{"X-Forwarded-For": "1.2.3.4"})
+				a := do(t, clientFrom("127.0.0.9"), "GET", g.url+"/x", map[string]string{"X-Forwarded-For": "1.2.3.4",
+					"Forwarded": "for=1.2.3.4;proto=https", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example"})
 				h := http.Header(decodeEcho(t, a).Header)
 				if got := h.Get("X-Forwarded-For"); got != "1.2.3.4, 127.0.0.9" {
 					t.Errorf("X-Forwarded-For = %q", got)
+				}
+				if got := h.Get("Forwarded"); got != "for=1.2.3.4;proto=https, for=127.0.0.9;proto=http" {
+					t.Errorf("Forwarded = %q", got)
+				}
+				// The proxy in front terminated TLS for the client: both fronts keep what it says.
+				if got, host := h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"); got != "https" || host != "api.example" {
+					t.Errorf("trusted X-Forwarded-Proto/-Host = %q, %q", got, host)
 				}
 			})
 			t.Run("per-ip limit", func(t *testing.T) {

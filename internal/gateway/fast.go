@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -155,6 +156,23 @@ func (l fastLogger) Printf(format string, args ...any) {
 // alias fasthttp's buffers and live only during Identify.
 type fastHeader struct{ h *fasthttp.RequestHeader }
 
+// fastForward adapts the outgoing request header to forwardHeader; it is
+// still the incoming header, so prior reads what the client sent.
+type fastForward struct{ h *fasthttp.RequestHeader }
+
+func (x fastForward) prior(name string) string {
+	vs := x.h.PeekAll(name)
+	switch len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return string(vs[0])
+	}
+	return string(bytes.Join(vs, []byte(", ")))
+}
+
+func (x fastForward) set(name, value string) { x.h.Set(name, value) }
+
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (x fastHeader) Peek(name string) string { return b2s(x.h.Peek(name)) }
@@ -292,26 +310,7 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 		}
 		h.Del(name)
 	}
-	ip := peer.String()
-	trusted := p.trustedPeer(peer)
-	if prior := h.Peek("X-Forwarded-For"); trusted && len(prior) > 0 {
-		h.Set("X-Forwarded-For", string(prior)+", "+ip)
-	} else {
-		h.Set("X-Forwarded-For", ip)
-	}
-	node := "for=" + forwardedNode(ip) + ";proto=http"
-	if prior := h.Peek("Forwarded"); trusted && len(prior) > 0 {
-		h.Set("Forwarded", string(prior)+", "+node)
-	} else {
-		h.Set("Forwarded", node)
-	}
-	if !trusted || len(h.Peek("X-Forwarded-Proto")) == 0 {
-		h.Set("X-Forwarded-Proto", "http")
-	}
-	if !trusted || len(h.Peek("X-Forwarded-Host")) == 0 {
-		h.SetBytesV("X-Forwarded-Host", h.Host())
-	}
-	h.Set("X-Request-Id", id)
+	p.setForwarded(fastForward{h}, peer, "http", string(h.Host()), id)
 	req.SetHost(f.upHost)
 	req.URI().SetScheme(p.upstream.Scheme)
 }

@@ -1,6 +1,9 @@
 package gateway
 
-import "strings"
+import (
+	"net/netip"
+	"strings"
+)
 
 // hopHeaders are meaningful only for one connection (RFC 9110 7.6.1) and are
 // never forwarded; nor is any header that Connection names.
@@ -32,7 +35,44 @@ func isUpgrade(connection string) bool {
 	return up
 }
 
-// forwardedFor renders one RFC 7239 node for an address: IPv6 quoted in
+// forwardHeader is what setForwarded needs of a front's outgoing request.
+type forwardHeader interface {
+	// prior is the incoming request's values of name, joined with ", "
+	// ("" when absent).
+	prior(name string) string
+	set(name, value string)
+}
+
+// setForwarded sets the forwarding headers of a request going upstream:
+// X-Forwarded-For and Forwarded extend a trusted peer's values and replace
+// anyone else's (they could be forged); X-Forwarded-Proto and -Host keep a
+// trusted peer's value; X-Request-Id is warden's.
+func (p *Pipeline) setForwarded(h forwardHeader, peer netip.Addr, proto, host, id string) {
+	ip := peer.String()
+	trusted := p.trustedPeer(peer)
+	xff, fwd := ip, "for="+forwardedNode(ip)+";proto="+proto
+	if trusted {
+		if prior := h.prior("X-Forwarded-For"); prior != "" {
+			xff = prior + ", " + xff
+		}
+		if prior := h.prior("Forwarded"); prior != "" {
+			fwd = prior + ", " + fwd
+		}
+		if prior := h.prior("X-Forwarded-Proto"); prior != "" {
+			proto = prior
+		}
+		if prior := h.prior("X-Forwarded-Host"); prior != "" {
+			host = prior
+		}
+	}
+	h.set("X-Forwarded-For", xff)
+	h.set("Forwarded", fwd)
+	h.set("X-Forwarded-Proto", proto)
+	h.set("X-Forwarded-Host", host)
+	h.set("X-Request-Id", id)
+}
+
+// forwardedNode renders one RFC 7239 node for an address: IPv6 quoted in
 // brackets.
 func forwardedNode(ip string) string {
 	if strings.Contains(ip, ":") {

@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,44 +209,24 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 	p := sx.p
 	pr.SetURL(p.upstream)
 	pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
-	h := pr.Out.Header
-	ip := sx.peer.String()
 	proto := "http"
 	if sx.tls {
 		proto = "https"
 	}
-	trusted := p.trustedPeer(sx.peer)
-	if prior := pr.In.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
-		h.Set("X-Forwarded-For", joinComma(prior)+", "+ip)
-	} else {
-		h.Set("X-Forwarded-For", ip)
-	}
-	node := "for=" + forwardedNode(ip) + ";proto=" + proto
-	if prior := pr.In.Header.Values("Forwarded"); trusted && len(prior) > 0 {
-		h.Set("Forwarded", joinComma(prior)+", "+node)
-	} else {
-		h.Set("Forwarded", node)
-	}
-	if !trusted || h.Get("X-Forwarded-Proto") == "" {
-		h.Set("X-Forwarded-Proto", proto)
-	}
-	if !trusted || h.Get("X-Forwarded-Host") == "" {
-		h.Set("X-Forwarded-Host", pr.In.Host)
-	}
-	h.Set("X-Request-Id", sx.ex.ID)
+	p.setForwarded(stdForward{pr}, sx.peer, proto, pr.In.Host, sx.ex.ID)
 	sx.start = time.Now()
 }
 
-func joinComma(vs []string) string {
-	var b bytes.Buffer
-	for i, v := range vs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(v)
-	}
-	return b.String()
+// stdForward adapts a proxied request to forwardHeader: ReverseProxy drops
+// the X-Forwarded-* headers from the outgoing copy, so prior reads the
+// incoming request.
+type stdForward struct{ pr *httputil.ProxyRequest }
+
+func (x stdForward) prior(name string) string {
+	return strings.Join(x.pr.In.Header.Values(name), ", ")
 }
+
+func (x stdForward) set(name, value string) { x.pr.Out.Header.Set(name, value) }
 
 func (f *stdFront) modifyResponse(resp *http.Response) error {
 	sx := resp.Request.Context().Value(exchangeKey).(*stdExchange)
