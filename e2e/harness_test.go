@@ -43,7 +43,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const adminToken = "e2e-admin-token-0123456789"
+const (
+	adminToken = "e2e-admin-token-0123456789"
+	partnerKey = "e2e-partner-key-0123456789" // registered as app partner-app where a config says so
+)
 
 // proc is a warden child process with its output collected.
 type proc struct {
@@ -140,7 +143,7 @@ func startGateway(t *testing.T, cfg, upstream string) *gw {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, m := start(t, gatewayReady, []string{"WARDEN_ADMIN_TOKEN=" + adminToken, "LAB_JWT_SECRET=lab-secret"},
+	p, m := start(t, gatewayReady, []string{"WARDEN_ADMIN_TOKEN=" + adminToken, "LAB_JWT_SECRET=lab-secret", "LAB_PARTNER_KEY=" + partnerKey},
 		"serve", "--config", path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", upstream)
 	return &gw{p: p, url: "http://" + m[1], admin: "http://" + m[2], front: m[3], config: path}
 }

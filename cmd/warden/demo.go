@@ -102,10 +102,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	children = append(children, plat)
 	platURL := "http://" + plat.addr
 
+	// The approved partner's app key: registered with warden through the
+	// variable its config names, and sent by the simulated partner.
+	partnerKey, err := demoPartnerKey(params)
+	if err != nil {
+		return err
+	}
+	if contains(names, "partner") {
+		params["partner.key"] = partnerKey
+	}
+
 	var gw *child
 	gwURL, adminURL := "", ""
 	if needWarden {
-		cfg, env, err := demoConfig(*configFile, dir, tokenFile, *secret)
+		cfg, env, err := demoConfig(*configFile, dir, tokenFile, *secret, partnerKey)
 		if err != nil {
 			return err
 		}
@@ -248,7 +258,7 @@ func targetLabel(t string, rate float64, burst int, cfg string) string {
 // to tokenFile (mode 0600) for `warden ban`. A config of the user's runs as
 // it is; if it names a token variable that is unset, the variable gets
 // the fresh token.
-func demoConfig(file, dir, tokenFile, jwtSecret string) (string, []string, error) {
+func demoConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, []string, error) {
 	tok, err := randomToken()
 	if err != nil {
 		return "", nil, err
@@ -262,7 +272,7 @@ func demoConfig(file, dir, tokenFile, jwtSecret string) (string, []string, error
 		if err != nil {
 			return "", nil, fmt.Errorf("read config: %w", err)
 		}
-		env := secretEnv(b, jwtSecret)
+		env := append(secretEnv(b, jwtSecret), partnerKeyEnv(b, partnerKey)...)
 		if v := adminTokenEnv(b); v != "" {
 			if _, ok := os.LookupEnv(v); !ok {
 				env = append(env, v+"="+tok)
@@ -302,7 +312,8 @@ func demoConfig(file, dir, tokenFile, jwtSecret string) (string, []string, error
 	if err := os.WriteFile(path, out, 0o600); err != nil {
 		return "", nil, fmt.Errorf("write lab config: %w", err)
 	}
-	return path, append(secretEnv(src, jwtSecret), envName+"="+tok), nil
+	env := append(secretEnv(src, jwtSecret), partnerKeyEnv(src, partnerKey)...)
+	return path, append(env, envName+"="+tok), nil
 }
 
 // labDoc is the part of a config the demo reads: where secrets come from.
@@ -311,10 +322,48 @@ type labDoc struct {
 		TokenEnv string `yaml:"token_env"`
 	} `yaml:"admin"`
 	Identity struct {
+		App struct {
+			Keys []struct {
+				App    string `yaml:"app"`
+				KeyEnv string `yaml:"key_env"`
+			} `yaml:"keys"`
+		} `yaml:"app"`
 		Account struct {
 			SecretEnv string `yaml:"secret_env"`
 		} `yaml:"account"`
 	} `yaml:"identity"`
+}
+
+// demoPartner is the app the simulated partner is (sim's partner.key
+// default names it too).
+const demoPartner = "partner-app"
+
+// demoPartnerKey is the partner's app key: -p partner.key when given, else
+// LAB_PARTNER_KEY when set, else a fresh random one.
+func demoPartnerKey(params paramFlags) (string, error) {
+	if k := params["partner.key"]; k != "" {
+		return k, nil
+	}
+	if k := os.Getenv("LAB_PARTNER_KEY"); k != "" {
+		return k, nil
+	}
+	k, err := randomToken()
+	if err != nil {
+		return "", fmt.Errorf("partner key: %w", err)
+	}
+	return "pk-" + k, nil
+}
+
+// partnerKeyEnv registers the partner's key with the gateway through the
+// variable the config names for it (overriding the environment, so the
+// gateway and the simulated partner always agree).
+func partnerKeyEnv(b []byte, key string) []string {
+	for _, k := range readLabDoc(b).Identity.App.Keys {
+		if k.App == demoPartner && k.KeyEnv != "" {
+			return []string{k.KeyEnv + "=" + key}
+		}
+	}
+	return nil
 }
 
 func readLabDoc(b []byte) labDoc {

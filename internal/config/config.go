@@ -325,8 +325,30 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.rules[%d]", p, j), "no rate limit is named %q", r)
 			}
 		}
+		checkApps(bad, c.Identity.App, p+".apps", a.Apps)
+	}
+	for i, b := range c.Ration.Budgets {
+		checkApps(bad, c.Identity.App, fmt.Sprintf("ration.budgets[%d].exempt.apps", i), b.Exempt.Apps)
+	}
+	if u := c.Ration.Unreferenced; u != nil {
+		checkApps(bad, c.Identity.App, "ration.unreferenced.exempt.apps", u.Exempt.Apps)
 	}
 	return errors.Join(errs...)
+}
+
+// checkApps refuses an exemption that names an app unless apps are
+// verified and it is registered: an unverified app key is a header anyone
+// can send, and an untrusted header must never decide who is exempt.
+func checkApps(bad func(path, format string, args ...any), ac identify.AppConfig, at string, apps []string) {
+	for j, app := range apps {
+		p := fmt.Sprintf("%s[%d]", at, j)
+		switch {
+		case !ac.Verified():
+			bad(p, "exempts app %q, but identity.app.keys registers no app keys: anyone could send that app header", app)
+		case !ac.Registered(app):
+			bad(p, "%q is not an app registered in identity.app.keys", app)
+		}
+	}
 }
 
 func unjoin(err error) []error {

@@ -1,6 +1,8 @@
 package identify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -19,9 +21,38 @@ type Config struct {
 	Fingerprint    FingerprintConfig `yaml:"fingerprint"`
 }
 
-// AppConfig says where the app key is.
+// AppConfig says where the app key is and which keys are registered.
 type AppConfig struct {
 	Header string `yaml:"header"` // default X-App-Key; values longer than 256 bytes are no app
+	// Keys registers apps. With keys, a request is an app only when it
+	// presents a registered key, and the facet is the app's name; any
+	// other key is no app. Without keys the header's value itself is the
+	// app, unverified: fine for counting, never for exemptions or scopes
+	// (config validation refuses those).
+	Keys []AppKey `yaml:"keys"`
+}
+
+// AppKey registers one app's key: exactly one of KeyEnv, KeyFile and
+// KeySHA256.
+type AppKey struct {
+	App       string   `yaml:"app"`        // the app facet's value, as exemptions name it
+	KeyEnv    string   `yaml:"key_env"`    // environment variable holding the key
+	KeyFile   string   `yaml:"key_file"`   // file holding the key (trailing newline trimmed)
+	KeySHA256 string   `yaml:"key_sha256"` // the key's SHA-256 in hex: the config holds no secret
+	Scopes    []string `yaml:"scopes"`     // granted to every request of the app
+}
+
+// Verified reports whether app keys are checked against registered ones.
+func (c AppConfig) Verified() bool { return len(c.Keys) > 0 }
+
+// Registered reports whether app is a registered app's name.
+func (c AppConfig) Registered(app string) bool {
+	for _, k := range c.Keys {
+		if k.App == app {
+			return true
+		}
+	}
+	return false
 }
 
 // AccountConfig says how a request's JWT is verified. With no key source
@@ -140,6 +171,38 @@ func (c Config) Validate() error {
 	}
 	if !validHeaderName(c.App.Header) {
 		bad("app.header", "%q is not a header name", c.App.Header)
+	}
+	apps := map[string]bool{}
+	for i, k := range c.App.Keys {
+		p := fmt.Sprintf("app.keys[%d]", i)
+		switch {
+		case k.App == "":
+			bad(p+".app", "required")
+		case len(k.App) > maxAppLen:
+			bad(p+".app", "longer than %d bytes", maxAppLen)
+		case apps[k.App]:
+			bad(p+".app", "%q registered twice", k.App)
+		}
+		apps[k.App] = true
+		n := 0
+		for _, v := range []string{k.KeyEnv, k.KeyFile, k.KeySHA256} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			bad(p, "set exactly one of key_env, key_file and key_sha256")
+		}
+		if k.KeySHA256 != "" {
+			if b, err := hex.DecodeString(k.KeySHA256); err != nil || len(b) != sha256.Size {
+				bad(p+".key_sha256", "not 64 hex digits")
+			}
+		}
+		for j, sc := range k.Scopes {
+			if strings.TrimSpace(sc) == "" {
+				bad(fmt.Sprintf("%s.scopes[%d]", p, j), "empty")
+			}
+		}
 	}
 	a := c.Account
 	if !validHeaderName(a.Header) {

@@ -106,6 +106,11 @@ func TestConfigValidate(t *testing.T) {
 		{"trusted bare address ok", "trusted_proxies: [192.0.2.1, '::1']", nil},
 		{"net prefixes", "net: {ipv4_prefix: 33, ipv6_prefix: 129}", []string{"net.ipv4_prefix: 33 is outside", "net.ipv6_prefix: 129 is outside"}},
 		{"fingerprint part", "fingerprint: {parts: [tls, cookies]}", []string{`fingerprint.parts[1]: "cookies" is not one of`}},
+		{"app keys ok", "app: {keys: [{app: a, key_env: K}, {app: b, key_file: f, scopes: [s]}, {app: c, key_sha256: " + strings.Repeat("ab", 32) + "}]}", nil},
+		{"app key sources", "app: {keys: [{app: a}, {app: b, key_env: K, key_file: f}]}", []string{"app.keys[0]: set exactly one", "app.keys[1]: set exactly one"}},
+		{"app key names", "app: {keys: [{key_env: K}, {app: b, key_env: K1}, {app: b, key_env: K2}]}", []string{"app.keys[0].app: required", `app.keys[2].app: "b" registered twice`}},
+		{"app key digest", "app: {keys: [{app: a, key_sha256: abcd}]}", []string{"app.keys[0].key_sha256: not 64 hex digits"}},
+		{"app key scope", "app: {keys: [{app: a, key_env: K, scopes: ['']}]}", []string{"app.keys[0].scopes[0]: empty"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,8 +11,13 @@
 //
 // # Facets
 //
-//   - app: the value of app.header (default X-App-Key), up to 256 bytes;
-//     longer values are no app.
+//   - app: with app.keys, the name of the registered app whose key the
+//     request presents in app.header (default X-App-Key); any other key is no
+//     app, and a registered app's scopes join the token's. Keys are held as
+//     SHA-256 digests and looked up by the digest of the presented value.
+//     Without app.keys the header's value itself (up to 256 bytes) is the
+//     app, unverified: good for counting, and refused by the configuration
+//     as a reason to exempt anyone.
 //   - account: the subject claim of a JWT from account.header (default
 //     Authorization with the Bearer scheme) verified against the configured
 //     keys; see Accounts.

@@ -32,6 +32,7 @@ type Identifier struct {
 	v6Bits    int
 	parts     fpParts
 	acct      *verifier // nil when no key source is configured
+	appKeys   appKeys   // nil: app keys are taken unverified
 	apps      *internTable
 	fps       *internTable
 	pool      sync.Pool // *scratch
@@ -101,6 +102,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 		return nil, err
 	}
 	x.acct = acct
+	if x.appKeys, err = loadAppKeys(cfg.App, opts); err != nil {
+		return nil, err
+	}
 	x.pool.New = func() any {
 		s := &scratch{}
 		s.walk.init()
@@ -209,8 +213,13 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 	out.Net = x.netOf(out.IP)
 	s.keys = out.setKeys(s.keys)
 	if h != nil {
-		if app := h.Peek(x.appHeader); app != "" && len(app) <= maxAppLen {
-			out.App = x.apps.str(app)
+		var app *registeredApp
+		if key := h.Peek(x.appHeader); key != "" && len(key) <= maxAppLen {
+			if x.appKeys == nil {
+				out.App = x.apps.str(key)
+			} else if app = x.appKeys.lookup(key); app != nil {
+				out.App = app.name
+			}
 		}
 		if x.acct != nil {
 			if tok := x.acct.token(h); tok != "" {
@@ -218,6 +227,9 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 					out.Account, out.AccountCreated, out.Scopes = a.subject, a.created, a.scopes
 				}
 			}
+		}
+		if app != nil {
+			out.Scopes = withScopes(out.Scopes, app.scopes)
 		}
 	}
 	out.Fingerprint = s.fp.sum(h, in.TLSFingerprint, x.parts, x.fps)

@@ -139,11 +139,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("bench: write wrk script: %w", err)
 	}
 
-	adminToken := make([]byte, 16)
+	adminToken, partnerKey := make([]byte, 16), make([]byte, 16)
 	if _, err := rand.Read(adminToken); err != nil {
 		return nil, fmt.Errorf("bench: admin token: %w", err)
 	}
-	env := []string{"WARDEN_ADMIN_TOKEN=" + hex.EncodeToString(adminToken), "LAB_JWT_SECRET=" + labSecret}
+	if _, err := rand.Read(partnerKey); err != nil {
+		return nil, fmt.Errorf("bench: partner key: %w", err)
+	}
+	// Row (e)'s config registers the partner's app key from LAB_PARTNER_KEY;
+	// the load sends no app key, so any secret value serves.
+	env := []string{"WARDEN_ADMIN_TOKEN=" + hex.EncodeToString(adminToken), "LAB_JWT_SECRET=" + labSecret,
+		"LAB_PARTNER_KEY=pk-" + hex.EncodeToString(partnerKey)}
 	startWarden := func(row RowInfo, conf []byte) (target, error) {
 		path := filepath.Join(work, "warden-"+row.ID+".yaml")
 		if err := os.WriteFile(path, conf, 0o600); err != nil {

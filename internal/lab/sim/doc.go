@@ -24,6 +24,9 @@
 //     for partner.accounts [500] connected accounts from partner.addrs [2]
 //     server addresses at a steady partner.rate [150] requests/s: their
 //     feeds, posts, follower lists and the profiles of those followers.
+//     A gateway must register the same key for the app (examples/lab.yaml
+//     reads it from LAB_PARTNER_KEY; warden demo makes one and gives it to
+//     both).
 //   - naive: one address, one account, GET /v1/users/1, 2, 3, ... at
 //     naive.rate [100] requests/s over naive.workers [4] connections, as
 //     naive.account [random].
