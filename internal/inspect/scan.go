@@ -142,7 +142,7 @@ func skipWS(b []byte, i int) int {
 
 // frame is an open object or array.
 type frame struct {
-	n     *node // the container's node; nil when no path reaches it
+	n     *node // the container's node; noNode when no path reaches it
 	rec   int32 // record opened at this container, -1
 	start int32 // offset of its '{' or '['
 	arr   bool
@@ -165,6 +165,8 @@ func (s *scanner) scan(root *node, i int) (int, error) {
 	b := s.b
 	r := s.r
 	st := r.stack[:0]
+	// The closure keeps st in memory; a plain local measured slower (one
+	// more value for the register allocator to carry around the loop).
 	defer func() { r.stack = st[:0] }()
 	cur := root
 	var (
