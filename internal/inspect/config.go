@@ -125,6 +125,9 @@ func (c *Config) Validate() error {
 			if len(r.Classes[name]) == 0 {
 				bad(at+".classes."+name, "lists no fields")
 			}
+			if len(r.Classes[name]) > maxClassFields {
+				bad(at+".classes."+name, "at most %d fields, got %d", maxClassFields, len(r.Classes[name]))
+			}
 			for j, f := range r.Classes[name] {
 				if _, err := parsePath(f, false); err != nil {
 					bad(fmt.Sprintf("%s.classes.%s[%d]", at, name, j), "%v", err)

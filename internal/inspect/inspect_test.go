@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -40,6 +41,14 @@ func labMap(t testing.TB) *Map {
 	return m
 }
 
+func manyFields(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("f%d", i)
+	}
+	return out
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -62,7 +71,8 @@ func TestValidate(t *testing.T) {
 		{"classes without records", Config{Routes: []RouteConfig{{Route: "GET /a", Classes: map[string][]string{"c": {"x"}}}}},
 			[]string{"routes[0].records: id, author and classes need"}},
 		{"wildcard mid-segment", Config{Routes: []RouteConfig{{Route: "GET /a/x{id}"}}},
-			[]string{"routes[0].route: route \"GET /a/x{id}\": segment"}},
+			[]string{"routes[0].route: route \"GET /a/x{id}\": segment"}}, {"too many fields", Config{Routes: []RouteConfig{{Route: "GET /a", Records: []string{"$"}, Classes: map[string][]string{"c": manyFields(257)}}}},
+			[]string{"routes[0].classes.c: at most 256 fields, got 257"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

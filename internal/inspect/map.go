@@ -11,6 +11,9 @@ import (
 // maxClasses bounds the classes of one route (a ClassSet is a bit set).
 const maxClasses = 64
 
+// maxClassFields bounds one class's fields: spans name a field by a byte.
+const maxClassFields = 256
+
 // ClassSet is a set of a route's classes, bit i for Route.Classes()[i].
 type ClassSet uint64
 
