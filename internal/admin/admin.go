@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -102,6 +103,12 @@ func New(opts Options) (*Server, error) {
 	mux.Handle("/v1/bans/{facet}/{value...}", methods(map[string]http.Handler{http.MethodDelete: http.HandlerFunc(s.removeBan)}))
 	mux.Handle("/v1/facets/{facet}/{value...}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
 	mux.Handle("/v1/facets", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
+	// Profiles of the running gateway, behind the token like the rest:
+	// a profile shows code paths and timing, never request data.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route")
 	})

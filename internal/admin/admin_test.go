@@ -187,6 +187,8 @@ func TestAuth(t *testing.T) {
 		{"facets no token", "/v1/facets/ip/1.2.3.4", "", 401},
 		{"unknown route no token", "/nope", "", 401},
 		{"unknown route with token", "/nope", "Bearer " + testToken, 404},
+		{"pprof no token", "/debug/pprof/heap", "", 401},
+		{"pprof with token", "/debug/pprof/heap?debug=1", "Bearer " + testToken, 200},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -198,7 +200,8 @@ func TestAuth(t *testing.T) {
 			if r.code != c.want {
 				t.Fatalf("status %d, want %d: %s", r.code, c.want, r.body)
 			}
-			if ct := r.header.Get("Content-Type"); c.path != "/metrics" && ct != "application/json" {
+			profile := strings.HasPrefix(c.path, "/debug/") && c.want == 200
+			if ct := r.header.Get("Content-Type"); c.path != "/metrics" && !profile && ct != "application/json" {
 				t.Errorf("Content-Type %q, want application/json", ct)
 			}
 			if c.want == 401 {

@@ -15,6 +15,8 @@
 //	DELETE /v1/bans?facet=F&value=V      the same, the value in the query
 //	GET    /v1/facets/{facet}/{value...} the value's limit state from Options.Limits
 //	GET    /v1/facets?facet=F&value=V    the same, the value in the query
+//	GET    /debug/pprof/...              Go's profiles (net/http/pprof), e.g.
+//	                                     /debug/pprof/profile?seconds=10 for CPU
 //
 // A value may contain '/' (a net ban is a CIDR): in the path form the rest
 // of the path after the facet is the value, sent as is
