@@ -90,6 +90,9 @@ type Rationer struct {
 	work    sync.Pool // *work
 	onOver  bool      // refuse oversize answers
 	onBad   bool      // refuse malformed answers
+	// enumerated counts unreferenced look-ups by route pattern, the
+	// counters looked up once, not per request.
+	enumerated map[string]prometheus.Counter
 }
 
 type exempt struct {
@@ -218,6 +221,12 @@ func New(cfg Config, icfg inspect.Config, st Store, m *Metrics, log *slog.Logger
 			masked: m.masked.WithLabelValues(u.Name), blocked: m.blocked.WithLabelValues(u.Name)}
 	}
 	if u := cfg.Unreferenced; u != nil {
+		r.enumerated = map[string]prometheus.Counter{}
+		for _, rc := range icfg.Routes {
+			if rc.Lookup != "" {
+				r.enumerated[rc.Route] = m.enumerated.WithLabelValues(rc.Route)
+			}
+		}
 		for i, c := range u.Classes {
 			if !mapped[c] {
 				errs = append(errs, fmt.Errorf("unreferenced.classes[%d]: no route maps class %q", i, c))
@@ -426,7 +435,11 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 				}
 				if len(ok) == 1 && !ok[0] {
 					acc.Unreferenced = true
-					r.met.enumerated.WithLabelValues(rt.Pattern).Inc()
+					c := r.enumerated[rt.Pattern]
+					if c == nil {
+						c = r.met.enumerated.WithLabelValues(rt.Pattern)
+					}
+					c.Inc()
 					if u.cfg.Window > 0 {
 						from := len(w.subjects)
 						w.subjects = append(w.subjects, subj)
