@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"hash"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // HelloFingerprint hashes the traits of a TLS ClientHello into 16 hex
@@ -89,6 +91,7 @@ type fpHash struct {
 	sumBuf  [sha256.Size]byte
 	buf     []byte // pending bytes, never beyond its capacity
 	n       int
+	flushed bool // buf no longer holds the whole input
 	namesFn func(string)
 }
 
@@ -101,6 +104,7 @@ func (f *fpHash) init() {
 func (f *fpHash) flush() {
 	f.h.Write(f.buf)
 	f.buf = f.buf[:0]
+	f.flushed = true
 }
 
 // write queues s for hashing.
@@ -133,11 +137,13 @@ func (f *fpHash) name(s string) {
 	}
 }
 
-// sum hashes tls | names | ua, each part empty when not configured.
-func (f *fpHash) sum(h Header, tlsFP string, parts fpParts, names *internTable) string {
+// sum hashes tls | names | ua, each part empty when not configured. A client
+// seen lately (the same input) is answered from cache without SHA-256.
+func (f *fpHash) sum(h Header, tlsFP string, parts fpParts, cache *fpCache) string {
 	f.h.Reset()
 	f.buf = f.buf[:0]
 	f.n = 0
+	f.flushed = false
 	if parts.tls {
 		f.write(tlsFP)
 	}
@@ -149,10 +155,42 @@ func (f *fpHash) sum(h Header, tlsFP string, parts fpParts, names *internTable) 
 	if parts.ua && h != nil {
 		f.write(h.Peek("User-Agent"))
 	}
+	var slot *atomic.Pointer[fpEntry]
+	var input string
+	if !f.flushed {
+		slot = cache.slot(f.buf)
+		if e := slot.Load(); e != nil && e.input == string(f.buf) {
+			return e.fp
+		}
+		input = string(f.buf)
+	}
 	f.flush()
 	var out [16]byte
 	hex.Encode(out[:], f.h.Sum(f.sumBuf[:0])[:8])
-	return names.bytes(out[:])
+	fp := string(out[:])
+	if slot != nil {
+		slot.Store(&fpEntry{input: input, fp: fp})
+	}
+	return fp
+}
+
+// fpCache maps a fingerprint's input to the fingerprint. It is
+// direct-mapped like internTable: bounded, lock-free, and a new entry takes
+// its slot from whatever held it.
+type fpCache struct {
+	seed  maphash.Seed
+	mask  uint64
+	slots []atomic.Pointer[fpEntry]
+}
+
+type fpEntry struct{ input, fp string }
+
+func newFPCache(slots int) *fpCache { // slots: a power of two
+	return &fpCache{seed: maphash.MakeSeed(), mask: uint64(slots - 1), slots: make([]atomic.Pointer[fpEntry], slots)}
+}
+
+func (c *fpCache) slot(input []byte) *atomic.Pointer[fpEntry] {
+	return &c.slots[maphash.Bytes(c.seed, input)&c.mask]
 }
 
 type fpParts struct{ tls, names, ua bool }

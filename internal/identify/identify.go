@@ -34,7 +34,7 @@ type Identifier struct {
 	acct      *verifier // nil when no key source is configured
 	appKeys   appKeys   // nil: app keys are taken unverified
 	apps      *internTable
-	fps       *internTable
+	fps       *fpCache
 	pool      sync.Pool // *scratch
 }
 
@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 		v4Bits:    cfg.Net.IPv4Prefix,
 		v6Bits:    cfg.Net.IPv6Prefix,
 		apps:      newInternTable(1024),
-		fps:       newInternTable(4096),
+		fps:       newFPCache(4096),
 	}
 	x.trusted, _ = cfg.TrustedPrefixes() // checked by Validate
 	for _, p := range cfg.Fingerprint.Parts {

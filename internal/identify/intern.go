@@ -6,7 +6,7 @@ import (
 )
 
 // internTable hands out one shared copy of strings seen again and again (app
-// keys, fingerprints), so the hot path need not allocate one per request. It
+// keys taken unverified), so the hot path need not allocate one per request. It
 // is direct-mapped: a new string replaces whatever shared its slot, so memory
 // stays bounded whatever the traffic, and lookups take no lock.
 type internTable struct {
@@ -30,13 +30,3 @@ func (t *internTable) str(s string) string {
 	return c
 }
 
-// bytes is str for a byte slice.
-func (t *internTable) bytes(b []byte) string {
-	slot := &t.slots[maphash.Bytes(t.seed, b)&t.mask]
-	if p := slot.Load(); p != nil && *p == string(b) {
-		return *p
-	}
-	c := string(b)
-	slot.Store(&c)
-	return c
-}

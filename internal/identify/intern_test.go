@@ -37,9 +37,6 @@ func TestInternTableBounded(t *testing.T) {
 		if got := it.str(s); got != s {
 			t.Fatalf("str(%q) = %q", s, got)
 		}
-		if got := it.bytes([]byte(s)); got != s {
-			t.Fatalf("bytes(%q) = %q", s, got)
-		}
 	}
 	n := 0
 	for i := range it.slots {

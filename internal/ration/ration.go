@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -253,34 +254,42 @@ func (r *Rationer) Match(method, path string) (Route, bool) {
 
 // work is per-answer scratch memory, pooled.
 type work struct {
-	res      inspect.Result
-	plain    []byte
-	out      []byte
-	reqs     []store.SpendRequest
-	subjects []uint64
-	owners   []spendOwner
-	recIdx   []int32
-	order    []int
-	keyBuf   []byte // store keys of one decision, before their one string
-	keyEnds  []int
+	res       inspect.Result
+	plain     []byte
+	out       []byte
+	reqs      []store.SpendRequest
+	subjects  []uint64
+	owners    []spendOwner
+	recIdx    []int32
+	order     []int
+	keyBuf    []byte // store keys of one decision
+	keyStarts []int  // where each pending key starts in keyBuf
 }
 
-// key appends prefix+v to the pending keys; keys returns them as strings
-// of one allocation, in order, and empties the pending list.
+// key appends prefix+v to the pending keys; keys hands them out in order
+// and empties the pending list.
+//
+// The strings alias keyBuf, which is reused by the next decision: the store
+// reads keys during its call only (see store.Store), and a decision's bytes
+// are never overwritten while it runs (appends only extend keyBuf; a grown
+// copy leaves the old array as it was). resetKeys starts a decision.
 func (w *work) key(prefix, v string) {
+	w.keyStarts = append(w.keyStarts, len(w.keyBuf))
 	w.keyBuf = append(append(w.keyBuf, prefix...), v...)
-	w.keyEnds = append(w.keyEnds, len(w.keyBuf))
 }
 
 func (w *work) keys(f func(i int, k string)) {
-	all := string(w.keyBuf)
-	from := 0
-	for i, end := range w.keyEnds {
-		f(i, all[from:end])
-		from = end
+	for i, from := range w.keyStarts {
+		k := w.keyBuf[from:]
+		if i+1 < len(w.keyStarts) {
+			k = w.keyBuf[from:w.keyStarts[i+1]]
+		}
+		f(i, unsafe.String(unsafe.SliceData(k), len(k)))
 	}
-	w.keyBuf, w.keyEnds = w.keyBuf[:0], w.keyEnds[:0]
+	w.keyStarts = w.keyStarts[:0]
 }
+
+func (w *work) resetKeys() { w.keyBuf, w.keyStarts = w.keyBuf[:0], w.keyStarts[:0] }
 
 // spendOwner says what a SpendRequest was for: budget b (or the
 // unreferenced budget when b is nil), class c, and which records its
@@ -412,6 +421,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 	}
 
 	w.reqs, w.subjects, w.owners, w.recIdx = w.reqs[:0], w.subjects[:0], w.owners[:0], w.recIdx[:0]
+	w.resetKeys()
 	// Unreferenced look-up: one Linked call before the Spend.
 	u := r.unref
 	var linkKey string

@@ -95,6 +95,10 @@ type SpendResult struct {
 
 // Store is every operation warden's state needs. Consumers declare the
 // smaller interfaces they use; this one exists for wiring and conformance.
+//
+// Keys (LimitRequest.Key, SpendRequest.Key, the key of Link and Linked) are
+// read during the call only: a store copies what it keeps, so a caller may
+// build them in a buffer it reuses.
 type Store interface {
 	Admit(ctx context.Context, now time.Time, req *AdmitRequest) (AdmitResult, error)
 	Spend(ctx context.Context, now time.Time, reqs []SpendRequest) ([]SpendResult, error)
