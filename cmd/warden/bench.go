@@ -26,7 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded wrk run per row before the rounds (0: none)")
 	conns := fs.Int("connections", 64, "wrk connections (and open-loop connections)")
 	threads := fs.Int("threads", 2, "wrk threads")
-	rows := fs.String("rows", "a,b,c,d,d-std,e,f", "rows to run, comma-separated")
+	rows := fs.String("rows", "a,b,b-fast,c,d,d-std,e,f", "rows to run, comma-separated")
 	out := fs.String("out", "bench/results", "results directory")
 	lab := fs.String("lab-config", "examples/lab.yaml", "config of row (e)")
 	profiles := fs.Int("profiles", 100_000, "lab platform profiles (ids 1..N)")
@@ -64,7 +64,12 @@ func runBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := newFlags("bench proxy", stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	upstream := fs.String("upstream", "", "upstream URL (http://host:port)")
+	front := fs.String("front", "std", "std: httputil.ReverseProxy (row b); fast: fasthttp (row b-fast)")
 	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *front != "std" && *front != "fast" {
+		fmt.Fprintf(stderr, "warden bench proxy: --front %q: want std or fast\n", *front)
 		return errUsage
 	}
 	ln, err := net.Listen("tcp", *listen)
@@ -72,5 +77,8 @@ func runBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	fmt.Fprintf(stdout, "bench-proxy listening on %s (upstream %s)\n", ln.Addr(), *upstream)
+	if *front == "fast" {
+		return bench.ServeFastProxy(ctx, ln, *upstream)
+	}
 	return bench.ServeProxy(ctx, ln, *upstream)
 }

@@ -29,4 +29,3 @@ func (t *internTable) str(s string) string {
 	slot.Store(&c)
 	return c
 }
-

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // NewProxy is row (b): Go's httputil.ReverseProxy with no logic, tuned the
@@ -65,6 +67,43 @@ func ServeProxy(ctx context.Context, ln net.Listener, upstream string) error {
 	_ = srv.Shutdown(sctx)
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("bench: proxy: %w", err)
+	}
+	return nil
+}
+
+// ServeFastProxy is row (b-fast): fasthttp, warden's cleartext front, as a
+// bare reverse proxy (one HostClient, the same timeouts warden sets, no
+// logic). Beside row (d) it shows what warden's own work costs per request
+// over the HTTP library it is built on.
+func ServeFastProxy(ctx context.Context, ln net.Listener, upstream string) error {
+	u, err := url.Parse(upstream)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("bench: fast proxy upstream %q: want http://host:port", upstream)
+	}
+	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024, DisableHeaderNamesNormalizing: true, DisablePathNormalizing: true}
+	srv := &fasthttp.Server{
+		DisableHeaderNamesNormalizing: true,
+		ReadTimeout:                   30 * time.Second,
+		WriteTimeout:                  30 * time.Second,
+		IdleTimeout:                   120 * time.Second,
+		Handler: func(rc *fasthttp.RequestCtx) {
+			if err := c.Do(&rc.Request, &rc.Response); err != nil {
+				rc.Error("bad gateway", fasthttp.StatusBadGateway)
+			}
+		},
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("bench: fast proxy: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.ShutdownWithContext(sctx)
+	if err := <-errc; err != nil {
+		return fmt.Errorf("bench: fast proxy: %w", err)
 	}
 	return nil
 }

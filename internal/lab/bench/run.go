@@ -30,6 +30,7 @@ type RowInfo struct {
 var AllRows = []RowInfo{
 	{"a", "platform direct"},
 	{"b", "Go httputil.ReverseProxy, no logic"},
+	{"b-fast", "fasthttp reverse proxy, no logic (warden's front alone)"},
 	{"c", "nginx, limit_req per IP, upstream keep-alive"},
 	{"d", "warden, per-ip + per-account limits, fast front"},
 	{"d-std", "warden, per-ip + per-account limits, std front"},
@@ -169,9 +170,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		switch row.ID {
 		case "a":
 			t = target{RowInfo: row, addr: platAddr, pid: func() (int, error) { return plat.PID(), nil }, stop: func() {}}
-		case "b":
-			c, addr, err := startChild(ctx, "proxy", filepath.Join(work, "proxy.log"), nil, o.Warden,
-				"bench", "proxy", "--listen", "127.0.0.1:0", "--upstream", upstream)
+		case "b", "b-fast":
+			front := map[string]string{"b": "std", "b-fast": "fast"}[row.ID]
+			c, addr, err := startChild(ctx, "proxy", filepath.Join(work, "proxy-"+row.ID+".log"), nil, o.Warden,
+				"bench", "proxy", "--front", front, "--listen", "127.0.0.1:0", "--upstream", upstream)
 			if err != nil {
 				return nil, err
 			}
