@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
@@ -38,6 +40,17 @@ type Admitter struct {
 	rules []rule
 	allow []allow
 	st    Store
+	work  sync.Pool // *scratch
+}
+
+// scratch is one Admit call's request to the store, reused: the request
+// escapes into the store call, so building it fresh cost allocations on
+// every request.
+type scratch struct {
+	req    store.AdmitRequest
+	bans   [len(identify.Facets)]store.BanKey
+	limits [8]store.LimitRequest
+	keys   []byte // limit keys; the store reads them during the call only
 }
 
 // New compiles the configured limits and allowlists (already validated).
@@ -101,9 +114,14 @@ func (d *Decision) Admitted() bool { return d.Status == 0 }
 // Admit decides one request with a single store call. A store error is
 // returned as is; the caller applies the failure mode.
 func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identity, method, path string) (Decision, error) {
-	var req store.AdmitRequest
-	var bans [len(identify.Facets)]store.BanKey
-	req.Bans = bans[:0]
+	sc, _ := a.work.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
+	}
+	defer a.work.Put(sc)
+	req := &sc.req
+	*req = store.AdmitRequest{Bans: sc.bans[:0], Limits: sc.limits[:0]}
+	sc.keys = sc.keys[:0]
 	// Each facet's string form once: ip and net are formatted, not stored.
 	var vals [len(identify.Facets) + 1]string
 	for _, f := range identify.Facets {
@@ -114,21 +132,24 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 	}
 	var which [16]int
 	idx := which[:0]
-	var limits [8]store.LimitRequest
-	req.Limits = limits[:0]
 	for i := range a.rules {
 		r := &a.rules[i]
 		v := vals[r.facet]
 		if v == "" || !r.applies(method, path) || a.exempt(id, r.name) {
 			continue
 		}
-		req.Limits = append(req.Limits, store.LimitRequest{Key: r.keyHead + v, Interval: r.interval, Burst: r.burst, Cost: 1})
+		// The key aliases sc.keys; appends past its end never move bytes
+		// that an earlier key points into (a grown copy leaves them be).
+		from := len(sc.keys)
+		sc.keys = append(append(sc.keys, r.keyHead...), v...)
+		k := sc.keys[from:]
+		req.Limits = append(req.Limits, store.LimitRequest{Key: unsafe.String(unsafe.SliceData(k), len(k)), Interval: r.interval, Burst: r.burst, Cost: 1})
 		idx = append(idx, i)
 	}
 	if len(req.Bans) == 0 && len(req.Limits) == 0 {
 		return Decision{}, nil
 	}
-	res, err := a.st.Admit(ctx, now, &req)
+	res, err := a.st.Admit(ctx, now, req)
 	if err != nil {
 		return Decision{}, fmt.Errorf("admit: %w", err)
 	}
