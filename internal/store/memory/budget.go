@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/warden-gw/warden/internal/store"
@@ -20,22 +19,22 @@ const sketchCost = hllM + 64
 
 // budget is one distinct-subject count in one tumbling window.
 type budget struct {
-	start  int64    // window start, Unix ns
-	window int64    // window length, ns
-	exact  []uint64 // the first ExactMax subjects, sorted
-	sketch *hll     // every counted subject, once exact is full
+	start  int64      // window start, Unix ns
+	window int64      // window length, ns
+	exact  subjectSet // the first ExactMax subjects
+	sketch *hll       // every counted subject, once exact is full
 	cost   int64
 }
 
 func (b *budget) count() int {
 	if b.sketch == nil {
-		return len(b.exact)
+		return b.exact.len()
 	}
-	return max(len(b.exact), b.sketch.est)
+	return max(b.exact.len(), b.sketch.est)
 }
 
 func (b *budget) size() int64 {
-	c := 96 + 8*int64(cap(b.exact))
+	c := 96 + b.exact.bytes()
 	if b.sketch != nil {
 		c += sketchCost
 	}
@@ -98,7 +97,8 @@ func (s *Store) spend(sh *shard, key uint64, now int64, r *store.SpendRequest, a
 	// A request whose now lags the budget's window (callers' clocks differ
 	// by a little) is judged in the newer window rather than resetting it.
 	if b != nil && (b.window != w || b.start < start) {
-		b.start, b.window, b.exact, b.sketch = start, w, b.exact[:0], nil
+		b.start, b.window, b.sketch = start, w, nil
+		b.exact.reset()
 	}
 	if b == nil {
 		if len(r.Subjects) == 0 {
@@ -113,19 +113,18 @@ func (s *Store) spend(sh *shard, key uint64, now int64, r *store.SpendRequest, a
 	}
 	before := b.cost
 	for i, subj := range r.Subjects {
-		pos, found := slices.BinarySearch(b.exact, subj)
+		n := b.exact.len()
 		switch {
-		case found:
+		case b.exact.has(subj):
 			allowed[i] = true
-		case b.sketch == nil && len(b.exact) < r.Limit && len(b.exact) < s.opts.ExactMax:
-			b.exact = slices.Insert(b.exact, pos, subj)
+		case b.sketch == nil && n < r.Limit && n < s.opts.ExactMax:
+			b.exact.add(subj)
 			allowed[i] = true
-		case b.sketch == nil && len(b.exact) < r.Limit:
+		case b.sketch == nil && n < r.Limit:
 			// The exact set is full: count on in a sketch seeded with it.
-			b.sketch = newHLL()
-			for _, e := range b.exact {
-				b.sketch.insert(mix64(e))
-			}
+			sk := newHLL()
+			b.exact.each(func(e uint64) { sk.insert(mix64(e)) })
+			b.sketch = sk
 			fallthrough
 		case b.sketch != nil && b.count() < r.Limit:
 			// Not provably counted: counted as new. A subject the sketch

@@ -63,8 +63,8 @@
 // stays refused for the rest of the window. A call whose now lies in a
 // window older than the budget's (callers' clocks differ a little) is judged
 // in the budget's window. The first Options.ExactMax
-// (default 1024) subjects of a window are kept exactly (a sorted slice, 8
-// bytes each). Past that the budget also counts in a HyperLogLog sketch
+// (default 1024) subjects of a window are kept exactly (a hash set with
+// linear probing, at most 3/4 full: 8 to 21 bytes each). Past that the budget also counts in a HyperLogLog sketch
 // (precision 14, 16 KiB, relative standard error 1.04/√16384 ≈ 0.81%, the
 // LogLog-Beta estimator of axiomhq/hyperloglog kept up to date on each
 // insertion), and Count is its estimate. Whether a subject outside the exact
