@@ -168,7 +168,7 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, resp ration.Respons
 			slog.String("facet", b.Facet), slog.Int("status", b.Status), slog.String("route", ex.Route.Route.Pattern))
 		return out, &Refusal{Status: b.Status, Rule: b.Rule, Facet: b.Facet, Error: b.Error, RetryAfter: b.RetryAfter, Body: b.Body}
 	}
-	if out.Masked > 0 {
+	if out.Masked > 0 && p.log.Enabled(ctx, slog.LevelInfo) { // the attributes cost allocations
 		attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.Int("masked", out.Masked), slog.String("route", ex.Route.Route.Pattern)}
 		for _, h := range out.Header {
 			if h.Name == ration.MaskedHeader {
@@ -182,12 +182,14 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, resp ration.Respons
 
 func (p *Pipeline) refuse(ex *Exchange, r *Refusal, cause error) *Refusal {
 	p.m.refusals.WithLabelValues(r.Rule, r.Facet).Inc()
-	attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.Int("status", r.Status), slog.String("rule", r.Rule),
-		slog.String("facet", r.Facet), slog.String("method", ex.Method), slog.String("path", ex.Path)}
-	if cause != nil {
-		attrs = append(attrs, slog.String("cause", cause.Error()))
+	if ctx := context.Background(); p.log.Enabled(ctx, slog.LevelInfo) {
+		attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.Int("status", r.Status), slog.String("rule", r.Rule),
+			slog.String("facet", r.Facet), slog.String("method", ex.Method), slog.String("path", ex.Path)}
+		if cause != nil {
+			attrs = append(attrs, slog.String("cause", cause.Error()))
+		}
+		p.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 	}
-	p.log.LogAttrs(context.Background(), slog.LevelInfo, "refused", attrs...)
 	r.Body = errorBody(r.Error, r.Rule, r.Facet, ex.ID)
 	return r
 }
