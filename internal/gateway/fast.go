@@ -173,6 +173,18 @@ func (x fastForward) prior(name string) string {
 
 func (x fastForward) set(name, value string) { x.h.Set(name, value) }
 
+// methodString is the request method as a string, without allocating for
+// the common ones.
+func methodString(m []byte) string {
+	for _, c := range [...]string{fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPost, fasthttp.MethodPut,
+		fasthttp.MethodPatch, fasthttp.MethodDelete, fasthttp.MethodOptions} {
+		if string(m) == c {
+			return c
+		}
+	}
+	return string(m)
+}
+
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (x fastHeader) Peek(name string) string { return b2s(x.h.Peek(name)) }
@@ -244,7 +256,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 		f.writeJSON(ctx, 405, errorBody("CONNECT not supported", "", "", ex.ID))
 		return
 	}
-	ex.Method = string(req.Header.Method())
+	ex.Method = methodString(req.Header.Method())
 	ex.Path = string(req.URI().PathOriginal())
 	if i := strings.IndexByte(ex.Path, '?'); i >= 0 {
 		ex.Path = ex.Path[:i]
@@ -258,7 +270,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	}
 	upgrade := isUpgrade(b2s(req.Header.Peek("Connection")))
 	upProto := b2s(req.Header.Peek("Upgrade"))
-	f.prepare(req, p, peer, ex.ID, upgrade)
+	f.prepare(req, p, peer, ex, upgrade)
 	if upgrade && upProto != "" {
 		f.upgrade(ctx, ex, upProto)
 		return
@@ -295,7 +307,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 
 // prepare rewrites the request for the upstream in place: hop-by-hop
 // headers out, forwarding headers set, the request id added.
-func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr, id string, upgrade bool) {
+func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr, ex *Exchange, upgrade bool) {
 	h := &req.Header
 	if c := h.Peek("Connection"); len(c) > 0 {
 		connectionTokens(string(c), func(name string) {
@@ -310,7 +322,9 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 		}
 		h.Del(name)
 	}
-	p.setForwarded(fastForward{h}, peer, "http", string(h.Host()), id)
+	// The host aliases the request's buffer: Set copies it before SetHost
+	// below rewrites it.
+	p.setForwarded(fastForward{h}, peer, peerString(peer, &ex.Identity), "http", b2s(h.Host()), ex.ID)
 	req.SetHost(f.upHost)
 	req.URI().SetScheme(p.upstream.Scheme)
 }

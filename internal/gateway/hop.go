@@ -3,6 +3,8 @@ package gateway
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/warden-gw/warden/internal/identify"
 )
 
 // hopHeaders are meaningful only for one connection (RFC 9110 7.6.1) and are
@@ -47,8 +49,7 @@ type forwardHeader interface {
 // X-Forwarded-For and Forwarded extend a trusted peer's values and replace
 // anyone else's (they could be forged); X-Forwarded-Proto and -Host keep a
 // trusted peer's value; X-Request-Id is warden's.
-func (p *Pipeline) setForwarded(h forwardHeader, peer netip.Addr, proto, host, id string) {
-	ip := peer.String()
+func (p *Pipeline) setForwarded(h forwardHeader, peer netip.Addr, ip, proto, host, id string) {
 	trusted := p.trustedPeer(peer)
 	xff, fwd := ip, "for="+forwardedNode(ip)+";proto="+proto
 	if trusted {
@@ -70,6 +71,17 @@ func (p *Pipeline) setForwarded(h forwardHeader, peer netip.Addr, proto, host, i
 	h.set("X-Forwarded-Proto", proto)
 	h.set("X-Forwarded-Host", host)
 	h.set("X-Request-Id", id)
+}
+
+// peerString is the TCP peer as text (for the forwarding headers), reusing
+// the string Identify made when the peer is the client itself.
+func peerString(peer netip.Addr, id *identify.Identity) string {
+	if id.IP == peer {
+		if s := id.Value(identify.FacetIP); s != "" {
+			return s
+		}
+	}
+	return peer.String()
 }
 
 // forwardedNode renders one RFC 7239 node for an address: IPv6 quoted in

@@ -213,7 +213,7 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 	if sx.tls {
 		proto = "https"
 	}
-	p.setForwarded(stdForward{pr}, sx.peer, proto, pr.In.Host, sx.ex.ID)
+	p.setForwarded(stdForward{pr}, sx.peer, peerString(sx.peer, &sx.ex.Identity), proto, pr.In.Host, sx.ex.ID)
 	sx.start = time.Now()
 }
 
