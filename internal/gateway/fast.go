@@ -277,7 +277,8 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	}
 	start := time.Now()
 	err := f.client.DoTimeout(req, &ctx.Response, f.cfg.Upstream.ResponseHeaderTimeout)
-	g.m.upstream.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	g.m.upstream.Observe(took.Seconds())
 	if err != nil {
 		f.upstreamError(ctx, ex, err)
 		return
@@ -285,7 +286,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	resp := &ctx.Response
 	stripHopResponse(&resp.Header)
 	if ex.Inspect {
-		out, ref := p.Finish(ctx, ex, ration.Response{
+		out, ref := p.Finish(ctx, ex, start.Add(took), ration.Response{ // now, without reading the clock again
 			Status:          resp.StatusCode(),
 			ContentType:     b2s(resp.Header.ContentType()),
 			ContentEncoding: b2s(resp.Header.ContentEncoding()),

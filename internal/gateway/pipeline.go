@@ -149,10 +149,10 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 	return nil
 }
 
-// Finish rations an inspected answer. It returns the outcome (whose Body
+// Finish rations an inspected answer served at now. It returns the outcome (whose Body
 // nil means unchanged) or a refusal that replaces the answer.
-func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, resp ration.Response) (ration.Outcome, *Refusal) {
-	out, err := p.ration.Apply(ctx, time.Now(), &ex.Identity,
+func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp ration.Response) (ration.Outcome, *Refusal) {
+	out, err := p.ration.Apply(ctx, now, &ex.Identity,
 		ration.Request{Method: ex.Method, Path: ex.Path, RawQuery: ex.RawQuery, ID: ex.ID}, ex.Route, resp)
 	if err != nil {
 		if errors.Is(err, guard.ErrFailedOpen) {

@@ -243,7 +243,7 @@ func (f *stdFront) modifyResponse(resp *http.Response) error {
 	if int64(len(body)) > limit {
 		return errTooLarge
 	}
-	out, ref := sx.p.Finish(resp.Request.Context(), sx.ex, ration.Response{
+	out, ref := sx.p.Finish(resp.Request.Context(), sx.ex, time.Now(), ration.Response{
 		Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
 		ContentEncoding: resp.Header.Get("Content-Encoding"), Body: body,
 	})
