@@ -115,6 +115,17 @@ func TestGateway(t *testing.T) {
 					t.Errorf("untrusted peer's X-Forwarded-Host kept: %q", got)
 				}
 			})
+			t.Run("hop-by-hop answer headers stripped", func(t *testing.T) {
+				a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/x?hop=1", nil)
+				if a.status != 200 || a.header.Get("X-Upstream") != "echo" {
+					t.Fatalf("status %d header %v", a.status, a.header)
+				}
+				for _, h := range []string{"Keep-Alive", "Proxy-Authenticate", "X-Resp-Hop"} {
+					if v := a.header.Get(h); v != "" {
+						t.Errorf("answer kept %s: %q", h, v)
+					}
+				}
+			})
 			t.Run("trusted proxy chain", func(t *testing.T) {
 				a := do(t, clientFrom("127.0.0.9"), "GET", g.url+"/x", map[string]string{"X-Forwarded-For": "1.2.3.4",
 					"Forwarded": "for=1.2.3.4;proto=https", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example"})

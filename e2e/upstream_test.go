@@ -89,6 +89,12 @@ func newEcho(t *testing.T) *echo {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Upstream", "echo")
+		if r.URL.Query().Get("hop") != "" { // hop-by-hop answer headers, for the gateway to strip
+			w.Header().Set("Keep-Alive", "timeout=9")
+			w.Header().Set("Proxy-Authenticate", "Basic")
+			w.Header().Set("Connection", "X-Resp-Hop")
+			w.Header().Set("X-Resp-Hop", "1")
+		}
 		json.NewEncoder(w).Encode(echoed{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header, r.RemoteAddr, n})
 	})
 	e.srv = httptest.NewServer(mux)

@@ -197,7 +197,12 @@ func (x fastHeader) Values(name string, fn func(v string)) {
 
 // Names walks the raw header block, so the order is the wire order.
 func (x fastHeader) Names(fn func(name string)) {
-	raw := x.h.RawHeaders()
+	rawNames(x.h.RawHeaders(), func(name string) bool { fn(name); return true })
+}
+
+// rawNames calls fn with each header name of a raw header block, in wire
+// order, until fn returns false.
+func rawNames(raw []byte, fn func(name string) bool) {
 	for len(raw) > 0 {
 		i := indexByte(raw, '\n')
 		line := raw
@@ -206,10 +211,22 @@ func (x fastHeader) Names(fn func(name string)) {
 		} else {
 			raw = nil
 		}
-		if c := indexByte(line, ':'); c > 0 {
-			fn(b2s(line[:c]))
+		if c := indexByte(line, ':'); c > 0 && !fn(b2s(line[:c])) {
+			return
 		}
 	}
+}
+
+// rawHasHop reports whether a raw request header block names a hop-by-hop
+// header: most requests have none, and then prepare skips nine deletions
+// (each a normalised copy of the name and a scan of the headers).
+func rawHasHop(raw []byte) bool {
+	found := false
+	rawNames(raw, func(name string) bool {
+		found = isHopName(name)
+		return !found
+	})
+	return found
 }
 
 func indexByte(b []byte, c byte) int {
@@ -317,11 +334,13 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 			}
 		})
 	}
-	for _, name := range hopHeaders {
-		if upgrade && (name == "Connection" || name == "Upgrade") {
-			continue
+	if rawHasHop(h.RawHeaders()) {
+		for _, name := range hopHeaders {
+			if upgrade && (name == "Connection" || name == "Upgrade") {
+				continue
+			}
+			h.Del(name)
 		}
-		h.Del(name)
 	}
 	// The host aliases the request's buffer: Set copies it before SetHost
 	// below rewrites it.
@@ -333,6 +352,15 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 func stripHopResponse(h *fasthttp.ResponseHeader) {
 	if c := h.Peek("Connection"); len(c) > 0 {
 		connectionTokens(string(c), func(name string) { h.Del(name) })
+	}
+	hop := false
+	for k := range h.All() { // the response's headers: few, and no side effects
+		if hop = isHopName(b2s(k)); hop {
+			break
+		}
+	}
+	if !hop {
+		return
 	}
 	for _, name := range hopHeaders {
 		if name != "Connection" && name != "Transfer-Encoding" {

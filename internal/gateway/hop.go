@@ -14,6 +14,21 @@ var hopHeaders = [...]string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
+// isHopName reports whether name (any case) is one of hopHeaders.
+func isHopName(name string) bool {
+	switch len(name) {
+	case 2, 7, 10, 16, 17, 18, 19: // the lengths of hopHeaders' names
+	default:
+		return false
+	}
+	for _, h := range hopHeaders {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // connectionTokens calls fn with each header name listed in a Connection
 // field value.
 func connectionTokens(v string, fn func(name string)) {
