@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -97,14 +96,10 @@ func decodeAdmit(arr []rueidis.RedisMessage, nlim int, out []store.LimitResult) 
 
 // admitCall is one Admit waiting in the batcher.
 type admitCall struct {
-	now  string
-	req  *store.AdmitRequest
-	res  store.AdmitResult
-	err  error
-	done chan struct{}
-	// gone is set when the caller stopped waiting (its context ended):
-	// a batch not yet sent leaves the call out, so it charges nothing.
-	gone atomic.Bool
+	now string
+	req *store.AdmitRequest
+	res store.AdmitResult
+	waiter
 }
 
 // Admit checks bans, then charges each limit on its own, in one round trip.
@@ -124,23 +119,17 @@ func (s *Store) Admit(ctx context.Context, now time.Time, req *store.AdmitReques
 	if s.cluster {
 		return s.admitCluster(ctx, nowArg, req)
 	}
-	c := &admitCall{now: nowArg, req: req, done: make(chan struct{})}
+	c := &admitCall{now: nowArg, req: req, waiter: waiter{done: make(chan struct{})}}
 	s.admits.submit(c)
-	select {
-	case <-c.done:
-		if c.err != nil {
-			return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", c.err)
-		}
-		return c.res, nil
-	case <-ctx.Done():
-		c.gone.Store(true)
-		return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", unavailable(ctx.Err()))
+	if err := c.wait(ctx); err != nil {
+		return store.AdmitResult{}, fmt.Errorf("redis: admit: %w", err)
 	}
+	return c.res, nil
 }
 
 // flushAdmits sends a batch of Admits as one script call.
 func (s *Store) flushAdmits(batch []*admitCall) {
-	batch = live(batch, func(c *admitCall) bool { return c.gone.Load() }, func(c *admitCall) { close(c.done) })
+	batch = live(batch, func(c *admitCall) *waiter { return &c.waiter })
 	if len(batch) == 0 {
 		return
 	}

@@ -1,6 +1,10 @@
 package redis
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
 
 // batcher groups concurrent calls into one script call (group commit): a
 // caller that finds a free slot sends everything queued, including its own
@@ -62,13 +66,34 @@ func (b *batcher[T]) lead() {
 	b.mu.Unlock()
 }
 
-// live drops the calls whose callers have gone (closing them with drop) and
-// returns the rest, reusing batch's array.
-func live[T any](batch []*T, gone func(*T) bool, drop func(*T)) []*T {
+// waiter is what every batched call shares with its caller: done closes
+// once the batch has answered (err set when it failed), and gone marks a
+// caller that stopped waiting, so a batch not yet sent leaves its call out
+// and charges nothing.
+type waiter struct {
+	err  error
+	done chan struct{}
+	gone atomic.Bool
+}
+
+// wait blocks until the call is answered or ctx ends, whichever is first.
+func (w *waiter) wait(ctx context.Context) error {
+	select {
+	case <-w.done:
+		return w.err
+	case <-ctx.Done():
+		w.gone.Store(true)
+		return unavailable(ctx.Err())
+	}
+}
+
+// live drops the calls whose callers have gone (closing them) and returns
+// the rest, reusing batch's array.
+func live[T any](batch []*T, waiterOf func(*T) *waiter) []*T {
 	out := batch[:0]
 	for _, c := range batch {
-		if gone(c) {
-			drop(c)
+		if w := waiterOf(c); w.gone.Load() {
+			close(w.done)
 			continue
 		}
 		out = append(out, c)

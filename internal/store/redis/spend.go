@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -76,11 +75,7 @@ type spendCall struct {
 	ns   int64
 	reqs []store.SpendRequest
 	res  []store.SpendResult
-	err  error
-	done chan struct{}
-	// gone is set when the caller stopped waiting (its context ended):
-	// a batch not yet sent leaves the call out, so it charges nothing.
-	gone atomic.Bool
+	waiter
 }
 
 // Spend offers each request's subjects to its budget, in one round trip:
@@ -103,24 +98,18 @@ func (s *Store) Spend(ctx context.Context, now time.Time, reqs []store.SpendRequ
 	if s.cluster {
 		return s.spendCluster(ctx, ns, reqs)
 	}
-	c := &spendCall{ns: ns, reqs: reqs, done: make(chan struct{})}
+	c := &spendCall{ns: ns, reqs: reqs, waiter: waiter{done: make(chan struct{})}}
 	s.spends.submit(c)
-	select {
-	case <-c.done:
-		if c.err != nil {
-			return nil, fmt.Errorf("redis: spend: %w", c.err)
-		}
-		return c.res, nil
-	case <-ctx.Done():
-		c.gone.Store(true)
-		return nil, fmt.Errorf("redis: spend: %w", unavailable(ctx.Err()))
+	if err := c.wait(ctx); err != nil {
+		return nil, fmt.Errorf("redis: spend: %w", err)
 	}
+	return c.res, nil
 }
 
 // flushSpends sends a batch of Spends as one script call: the script takes
 // any number of budgets, decided one after the other.
 func (s *Store) flushSpends(batch []*spendCall) {
-	batch = live(batch, func(c *spendCall) bool { return c.gone.Load() }, func(c *spendCall) { close(c.done) })
+	batch = live(batch, func(c *spendCall) *waiter { return &c.waiter })
 	if len(batch) == 0 {
 		return
 	}
