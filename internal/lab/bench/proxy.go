@@ -19,9 +19,9 @@ import (
 // upstream connections, a buffer pool), so the row is the ceiling of the
 // standard library's path rather than a strawman.
 func NewProxy(upstream string) (http.Handler, error) {
-	u, err := url.Parse(upstream)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("bench: proxy upstream %q: want http://host:port", upstream)
+	u, err := upstreamURL(upstream)
+	if err != nil {
+		return nil, err
 	}
 	tr := &http.Transport{
 		Proxy:               nil,
@@ -55,18 +55,34 @@ func ServeProxy(ctx context.Context, ln net.Listener, upstream string) error {
 		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	return serveUntil(ctx, "proxy", func() error { return srv.Serve(ln) }, srv.Shutdown, http.ErrServerClosed)
+}
+
+// upstreamURL parses a proxy's upstream, which must be http://host:port.
+func upstreamURL(upstream string) (*url.URL, error) {
+	u, err := url.Parse(upstream)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("bench: proxy upstream %q: want http://host:port", upstream)
+	}
+	return u, nil
+}
+
+// serveUntil runs serve until it fails or ctx ends, then shuts the server
+// down with 5 s of grace. closed is what serve returns after a shutdown
+// (nil when it returns nil).
+func serveUntil(ctx context.Context, name string, serve func() error, shutdown func(context.Context) error, closed error) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve() }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("bench: proxy: %w", err)
+		return fmt.Errorf("bench: %s: %w", name, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("bench: proxy: %w", err)
+	_ = shutdown(sctx)
+	if err := <-errc; err != nil && (closed == nil || !errors.Is(err, closed)) {
+		return fmt.Errorf("bench: %s: %w", name, err)
 	}
 	return nil
 }
@@ -76,9 +92,9 @@ func ServeProxy(ctx context.Context, ln net.Listener, upstream string) error {
 // logic). Beside row (d) it shows what warden's own work costs per request
 // over the HTTP library it is built on.
 func ServeFastProxy(ctx context.Context, ln net.Listener, upstream string) error {
-	u, err := url.Parse(upstream)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("bench: fast proxy upstream %q: want http://host:port", upstream)
+	u, err := upstreamURL(upstream)
+	if err != nil {
+		return err
 	}
 	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024, DisableHeaderNamesNormalizing: true, DisablePathNormalizing: true}
 	srv := &fasthttp.Server{
@@ -92,18 +108,5 @@ func ServeFastProxy(ctx context.Context, ln net.Listener, upstream string) error
 			}
 		},
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("bench: fast proxy: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.ShutdownWithContext(sctx)
-	if err := <-errc; err != nil {
-		return fmt.Errorf("bench: fast proxy: %w", err)
-	}
-	return nil
+	return serveUntil(ctx, "fast proxy", func() error { return srv.Serve(ln) }, srv.ShutdownWithContext, nil)
 }
