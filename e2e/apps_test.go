@@ -15,13 +15,7 @@ identity:
   account: {secret_env: LAB_JWT_SECRET}
   app:
     keys: [{app: partner-app, key_env: LAB_PARTNER_KEY}]
-inspect:
-  routes:
-    - route: "GET /v1/users/{id}"
-      records: ["$"]
-      id: id
-      classes: {contact: [email, phone]}
-ration:
+` + profileRoute + `ration:
   budgets:
     - {name: contact-account, facet: account, class: contact, limit: 2, window: 24h, exempt: {apps: [partner-app]}}
 `, platform)

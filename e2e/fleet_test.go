@@ -12,6 +12,15 @@ import (
 	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
+// profileRoute maps the lab's profile look-up: one record, its contact class.
+const profileRoute = `inspect:
+  routes:
+    - route: "GET /v1/users/{id}"
+      records: ["$"]
+      id: id
+      classes: {contact: [email, phone]}
+`
+
 func redisConfig(addr, mode string, limit int) string {
 	return fmt.Sprintf(`log: {format: text, level: info}
 identity:
@@ -22,13 +31,7 @@ store:
   failure: {mode: %s, timeout: 300ms, breaker_failures: 3, breaker_cooldown: 300ms}
 rate_limits:
   - {name: per-ip, facet: ip, rate: 100000/s, burst: 100000}
-inspect:
-  routes:
-    - route: "GET /v1/users/{id}"
-      records: ["$"]
-      id: id
-      classes: {contact: [email, phone]}
-ration:
+` + profileRoute + `ration:
   budgets:
     - {name: contact-account, facet: account, class: contact, limit: %d, window: 24h}
 `, addr, mode, limit)
