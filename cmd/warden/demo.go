@@ -272,8 +272,9 @@ func demoConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, []s
 		if err != nil {
 			return "", nil, fmt.Errorf("read config: %w", err)
 		}
-		env := append(secretEnv(b, jwtSecret), partnerKeyEnv(b, partnerKey)...)
-		if v := adminTokenEnv(b); v != "" {
+		doc := readLabDoc(b)
+		env := doc.secretsEnv(jwtSecret, partnerKey)
+		if v := doc.Admin.TokenEnv; v != "" {
 			if _, ok := os.LookupEnv(v); !ok {
 				env = append(env, v+"="+tok)
 			}
@@ -312,8 +313,7 @@ func demoConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, []s
 	if err := os.WriteFile(path, out, 0o600); err != nil {
 		return "", nil, fmt.Errorf("write lab config: %w", err)
 	}
-	env := append(secretEnv(src, jwtSecret), partnerKeyEnv(src, partnerKey)...)
-	return path, append(env, envName+"="+tok), nil
+	return path, append(readLabDoc(src).secretsEnv(jwtSecret, partnerKey), envName+"="+tok), nil
 }
 
 // labDoc is the part of a config the demo reads: where secrets come from.
@@ -354,37 +354,31 @@ func demoPartnerKey(params paramFlags) (string, error) {
 	return "pk-" + k, nil
 }
 
-// partnerKeyEnv registers the partner's key with the gateway through the
-// variable the config names for it (overriding the environment, so the
-// gateway and the simulated partner always agree).
-func partnerKeyEnv(b []byte, key string) []string {
-	for _, k := range readLabDoc(b).Identity.App.Keys {
-		if k.App == demoPartner && k.KeyEnv != "" {
-			return []string{k.KeyEnv + "=" + key}
-		}
-	}
-	return nil
-}
-
 func readLabDoc(b []byte) labDoc {
 	var d labDoc
 	_ = yaml.Unmarshal(b, &d) // serve reports config errors itself
 	return d
 }
 
-func adminTokenEnv(b []byte) string { return readLabDoc(b).Admin.TokenEnv }
-
-// secretEnv gives the gateway the lab platform's JWT secret through the
-// variable the config names, unless the environment already sets it.
-func secretEnv(b []byte, secret string) []string {
-	v := readLabDoc(b).Identity.Account.SecretEnv
-	if v == "" {
-		return nil
+// secretsEnv gives the gateway the lab platform's JWT secret, unless the
+// environment already sets the variable the config names for it, and the
+// partner's app key through the variable the config names for that
+// (overriding the environment, so the gateway and the simulated partner
+// always agree).
+func (d labDoc) secretsEnv(jwtSecret, partnerKey string) []string {
+	var env []string
+	if v := d.Identity.Account.SecretEnv; v != "" {
+		if _, ok := os.LookupEnv(v); !ok {
+			env = append(env, v+"="+jwtSecret)
+		}
 	}
-	if _, ok := os.LookupEnv(v); ok {
-		return nil
+	for _, k := range d.Identity.App.Keys {
+		if k.App == demoPartner && k.KeyEnv != "" {
+			env = append(env, k.KeyEnv+"="+partnerKey)
+			break
+		}
 	}
-	return []string{v + "=" + secret}
+	return env
 }
 
 func randomToken() (string, error) {
