@@ -16,13 +16,8 @@ var hopHeaders = [...]string{
 
 // isHopName reports whether name (any case) is one of hopHeaders.
 func isHopName(name string) bool {
-	switch len(name) {
-	case 2, 7, 10, 16, 17, 18, 19: // the lengths of hopHeaders' names
-	default:
-		return false
-	}
 	for _, h := range hopHeaders {
-		if strings.EqualFold(h, name) {
+		if len(h) == len(name) && strings.EqualFold(h, name) {
 			return true
 		}
 	}
