@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
@@ -50,7 +49,7 @@ type scratch struct {
 	req    store.AdmitRequest
 	bans   [len(identify.Facets)]store.BanKey
 	limits [8]store.LimitRequest
-	keys   []byte // limit keys; the store reads them during the call only
+	keys   store.KeyBuf
 }
 
 // New compiles the configured limits and allowlists (already validated).
@@ -121,7 +120,7 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 	defer a.work.Put(sc)
 	req := &sc.req
 	*req = store.AdmitRequest{Bans: sc.bans[:0], Limits: sc.limits[:0]}
-	sc.keys = sc.keys[:0]
+	sc.keys.Reset()
 	// Each facet's string form once: ip and net are formatted, not stored.
 	var vals [len(identify.Facets) + 1]string
 	for _, f := range identify.Facets {
@@ -138,12 +137,7 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 		if v == "" || !r.applies(method, path) || a.exempt(id, r.name) {
 			continue
 		}
-		// The key aliases sc.keys; appends past its end never move bytes
-		// that an earlier key points into (a grown copy leaves them be).
-		from := len(sc.keys)
-		sc.keys = append(append(sc.keys, r.keyHead...), v...)
-		k := sc.keys[from:]
-		req.Limits = append(req.Limits, store.LimitRequest{Key: unsafe.String(unsafe.SliceData(k), len(k)), Interval: r.interval, Burst: r.burst, Cost: 1})
+		req.Limits = append(req.Limits, store.LimitRequest{Key: sc.keys.Key(r.keyHead, v), Interval: r.interval, Burst: r.burst, Cost: 1})
 		idx = append(idx, i)
 	}
 	if len(req.Bans) == 0 && len(req.Limits) == 0 {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -254,42 +253,16 @@ func (r *Rationer) Match(method, path string) (Route, bool) {
 
 // work is per-answer scratch memory, pooled.
 type work struct {
-	res       inspect.Result
-	plain     []byte
-	out       []byte
-	reqs      []store.SpendRequest
-	subjects  []uint64
-	owners    []spendOwner
-	recIdx    []int32
-	order     []int
-	keyBuf    []byte // store keys of one decision
-	keyStarts []int  // where each pending key starts in keyBuf
+	res      inspect.Result
+	plain    []byte
+	out      []byte
+	reqs     []store.SpendRequest
+	subjects []uint64
+	owners   []spendOwner
+	recIdx   []int32
+	order    []int
+	keys     store.KeyBuf // the decision's store keys
 }
-
-// key appends prefix+v to the pending keys; keys hands them out in order
-// and empties the pending list.
-//
-// The strings alias keyBuf, which is reused by the next decision: the store
-// reads keys during its call only (see store.Store), and a decision's bytes
-// are never overwritten while it runs (appends only extend keyBuf; a grown
-// copy leaves the old array as it was). resetKeys starts a decision.
-func (w *work) key(prefix, v string) {
-	w.keyStarts = append(w.keyStarts, len(w.keyBuf))
-	w.keyBuf = append(append(w.keyBuf, prefix...), v...)
-}
-
-func (w *work) keys(f func(i int, k string)) {
-	for i, from := range w.keyStarts {
-		k := w.keyBuf[from:]
-		if i+1 < len(w.keyStarts) {
-			k = w.keyBuf[from:w.keyStarts[i+1]]
-		}
-		f(i, unsafe.String(unsafe.SliceData(k), len(k)))
-	}
-	w.keyStarts = w.keyStarts[:0]
-}
-
-func (w *work) resetKeys() { w.keyBuf, w.keyStarts = w.keyBuf[:0], w.keyStarts[:0] }
 
 // spendOwner says what a SpendRequest was for: budget b (or the
 // unreferenced budget when b is nil), class c, and which records its
@@ -421,22 +394,14 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 	}
 
 	w.reqs, w.subjects, w.owners, w.recIdx = w.reqs[:0], w.subjects[:0], w.owners[:0], w.recIdx[:0]
-	w.resetKeys()
+	w.keys.Reset()
 	// Unreferenced look-up: one Linked call before the Spend.
 	u := r.unref
 	var linkKey string
 	if u != nil {
 		if v := id.Value(u.facet); v != "" && !u.ex.has(id) {
-			var budgetKey string
-			w.key(u.prefix, v)
-			w.key(u.bprefix, v)
-			w.keys(func(i int, k string) {
-				if i == 0 {
-					linkKey = k
-				} else {
-					budgetKey = k
-				}
-			})
+			linkKey = w.keys.Key(u.prefix, v)
+			budgetKey := w.keys.Key(u.bprefix, v)
 			if look := route.Lookup(); look != "" && look != id.Account {
 				subj := Subject([]byte(look))
 				ok, err := r.st.Linked(ctx, now, linkKey, []uint64{subj})
@@ -461,7 +426,6 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 	}
 	// Budgets: subjects of each budget's class not masked already.
-	keyed := len(w.reqs) // requests before this have their key
 	for _, b := range r.budgets {
 		c := rt.Class(b.cfg.Class)
 		if c < 0 {
@@ -487,10 +451,8 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 			continue
 		}
 		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: b.limit(id, now), from: from, to: len(w.subjects)})
-		w.reqs = append(w.reqs, store.SpendRequest{Window: b.cfg.Window})
-		w.key(b.prefix, v)
+		w.reqs = append(w.reqs, store.SpendRequest{Key: w.keys.Key(b.prefix, v), Window: b.cfg.Window})
 	}
-	w.keys(func(i int, k string) { w.reqs[keyed+i].Key = k })
 	// recIdx is offset by the unreferenced subject, which has no record.
 	var results []store.SpendResult
 	if len(w.reqs) > 0 {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unsafe"
 )
 
 // ErrUnavailable wraps backend failures (network, timeouts, open breaker), so
@@ -98,7 +99,7 @@ type SpendResult struct {
 //
 // Keys (LimitRequest.Key, SpendRequest.Key, the key of Link and Linked) are
 // read during the call only: a store copies what it keeps, so a caller may
-// build them in a buffer it reuses.
+// build them in a buffer it reuses (KeyBuf).
 type Store interface {
 	Admit(ctx context.Context, now time.Time, req *AdmitRequest) (AdmitResult, error)
 	Spend(ctx context.Context, now time.Time, reqs []SpendRequest) ([]SpendResult, error)
@@ -128,3 +129,20 @@ func (l *LimitRequest) Validate() error {
 	}
 	return nil
 }
+
+// KeyBuf builds store keys in one buffer a caller reuses from call to call,
+// so a key costs no allocation (stores read keys during the call only).
+// A key made stays valid until Reset: appends only extend the buffer, and
+// a grown copy leaves the old array as it was.
+type KeyBuf struct{ b []byte }
+
+// Key returns prefix+v, backed by the buffer.
+func (k *KeyBuf) Key(prefix, v string) string {
+	from := len(k.b)
+	k.b = append(append(k.b, prefix...), v...)
+	s := k.b[from:]
+	return unsafe.String(unsafe.SliceData(s), len(s))
+}
+
+// Reset lets the buffer be reused; keys made before must no longer be used.
+func (k *KeyBuf) Reset() { k.b = k.b[:0] }
