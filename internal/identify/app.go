@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"strings"
 )
 
 // minAppKeyLen is the shortest app key that is not warned about: a key is a
@@ -39,19 +38,13 @@ func loadAppKeys(c AppConfig, opts Options) (appKeys, error) {
 			}
 			copy(digest[:], b)
 		default:
-			var key string
+			field := at + ".key_env"
 			if k.KeyFile != "" {
-				raw, err := opts.ReadFile(k.KeyFile)
-				if err != nil {
-					return nil, fmt.Errorf("%s.key_file: %w", at, err)
-				}
-				key = strings.TrimRight(string(raw), "\r\n")
-			} else {
-				v, ok := opts.LookupEnv(k.KeyEnv)
-				if !ok {
-					return nil, fmt.Errorf("%s.key_env: %s is not set", at, k.KeyEnv)
-				}
-				key = v
+				field = at + ".key_file"
+			}
+			key, err := secretFrom(opts, k.KeyFile, k.KeyEnv, field)
+			if err != nil {
+				return nil, err
 			}
 			if key == "" {
 				return nil, fmt.Errorf("%s: the key is empty", at)

@@ -114,6 +114,24 @@ func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 	return x, nil
 }
 
+// secretFrom reads a secret from file (trailing newline trimmed) or, when no
+// file is named, from the environment variable env; at names the setting in
+// errors.
+func secretFrom(opts Options, file, env, at string) (string, error) {
+	if file != "" {
+		raw, err := opts.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", at, err)
+		}
+		return strings.TrimRight(string(raw), "\r\n"), nil
+	}
+	v, ok := opts.LookupEnv(env)
+	if !ok {
+		return "", fmt.Errorf("%s: %s is not set", at, env)
+	}
+	return v, nil
+}
+
 func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier, error) {
 	if len(c.Algorithms) == 0 {
 		return nil, nil
@@ -131,35 +149,24 @@ func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier,
 		cache:    newTokenCache(c.CacheSize),
 		refused:  newTokenCache(max(cacheShards, c.CacheSize/4)),
 	}
-	switch {
-	case c.SecretFile != "":
-		raw, err := opts.ReadFile(c.SecretFile)
+	if c.SecretFile != "" || c.SecretEnv != "" {
+		at := "identify: account.secret_env"
+		if c.SecretFile != "" {
+			at = "identify: account.secret_file"
+		}
+		secret, err := secretFrom(opts, c.SecretFile, c.SecretEnv, at)
 		if err != nil {
-			return nil, fmt.Errorf("identify: account.secret_file: %w", err)
+			return nil, err
 		}
-		v.secret = []byte(strings.TrimRight(string(raw), "\r\n"))
-		if len(v.secret) == 0 { // anyone could sign with an empty key
-			return nil, errors.New("identify: account.secret_file: secret is empty")
+		if secret == "" { // anyone could sign with an empty key
+			return nil, fmt.Errorf("%s: secret is empty", at)
 		}
-		if len(v.secret) < minSecretLen {
+		if len(secret) < minSecretLen {
 			// RFC 7518 asks for 256-bit HS256 keys; a platform's secret is
 			// its own choice (the lab's is short), so warn, don't refuse.
-			opts.Logger.Warn("identify: account.secret_file: HS256 secret shorter than 32 bytes", "bytes", len(v.secret))
+			opts.Logger.Warn(at+": HS256 secret shorter than 32 bytes", "bytes", len(secret))
 		}
-	case c.SecretEnv != "":
-		s, ok := opts.LookupEnv(c.SecretEnv)
-		if !ok {
-			return nil, fmt.Errorf("identify: account.secret_env: %s is not set", c.SecretEnv)
-		}
-		v.secret = []byte(s)
-		if len(v.secret) == 0 { // anyone could sign with an empty key
-			return nil, errors.New("identify: account.secret_env: secret is empty")
-		}
-		if len(v.secret) < minSecretLen {
-			// RFC 7518 asks for 256-bit HS256 keys; a platform's secret is
-			// its own choice (the lab's is short), so warn, don't refuse.
-			opts.Logger.Warn("identify: account.secret_env: HS256 secret shorter than 32 bytes", "bytes", len(v.secret))
-		}
+		v.secret = []byte(secret)
 	}
 	if c.PublicKeyFile != "" {
 		raw, err := opts.ReadFile(c.PublicKeyFile)
