@@ -15,7 +15,7 @@ identity:
   account: {secret_env: LAB_JWT_SECRET}
   app:
     keys: [{app: partner-app, key_env: LAB_PARTNER_KEY}]
-` + profileRoute + `ration:
+`+profileRoute+`ration:
   budgets:
     - {name: contact-account, facet: account, class: contact, limit: 2, window: 24h, exempt: {apps: [partner-app]}}
 `, platform)

@@ -31,7 +31,7 @@ store:
   failure: {mode: %s, timeout: 300ms, breaker_failures: 3, breaker_cooldown: 300ms}
 rate_limits:
   - {name: per-ip, facet: ip, rate: 100000/s, burst: 100000}
-` + profileRoute + `ration:
+`+profileRoute+`ration:
   budgets:
     - {name: contact-account, facet: account, class: contact, limit: %d, window: 24h}
 `, addr, mode, limit)
