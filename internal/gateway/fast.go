@@ -29,10 +29,17 @@ type fastFront struct {
 	client *fasthttp.HostClient
 	upHost string
 	cfg    *config.Config
+
+	exchanges sync.Pool // *Exchange
+	// bodies holds memory for rewritten answers, traded with the response's
+	// own body buffer (SwapBody) so that a rewrite costs no allocation.
+	bodies sync.Pool // *[]byte
 }
 
 func newFastFront(g *Gateway, cfg *config.Config) *fastFront {
 	f := &fastFront{g: g, cfg: cfg}
+	f.exchanges.New = func() any { return new(Exchange) }
+	f.bodies.New = func() any { return new([]byte) }
 	up := g.pipeline().upstream
 	f.upHost = up.Host
 	f.client = &fasthttp.HostClient{
@@ -204,14 +211,14 @@ func (x fastHeader) Names(fn func(name string)) {
 // order, until fn returns false.
 func rawNames(raw []byte, fn func(name string) bool) {
 	for len(raw) > 0 {
-		i := indexByte(raw, '\n')
+		i := bytes.IndexByte(raw, '\n')
 		line := raw
 		if i >= 0 {
 			line, raw = raw[:i], raw[i+1:]
 		} else {
 			raw = nil
 		}
-		if c := indexByte(line, ':'); c > 0 && !fn(b2s(line[:c])) {
+		if c := bytes.IndexByte(line, ':'); c > 0 && !fn(b2s(line[:c])) {
 			return
 		}
 	}
@@ -229,15 +236,6 @@ func rawHasHop(raw []byte) bool {
 	return found
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
 func peerAddr(a net.Addr) netip.Addr {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ip, _ := netip.AddrFromSlice(ta.IP)
@@ -249,12 +247,11 @@ func peerAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-var exchangePool = sync.Pool{New: func() any { return new(Exchange) }}
 
 func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	g := f.g
 	g.m.inflight.Inc()
-	ex := exchangePool.Get().(*Exchange)
+	ex := f.exchanges.Get().(*Exchange)
 	*ex = Exchange{ID: g.ids.next(), Start: time.Now()}
 	defer func() {
 		if r := recover(); r != nil {
@@ -265,7 +262,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 		}
 		g.m.countRequest(0, ctx.Response.StatusCode())
 		g.m.inflight.Dec()
-		exchangePool.Put(ex)
+		f.exchanges.Put(ex)
 	}()
 	p := g.pipeline()
 	req := &ctx.Request
@@ -303,19 +300,24 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	resp := &ctx.Response
 	stripHopResponse(&resp.Header)
 	if ex.Inspect {
+		dst := f.bodies.Get().(*[]byte)
 		out, ref := p.Finish(ctx, ex, start.Add(took), ration.Response{ // now, without reading the clock again
 			Status:          resp.StatusCode(),
 			ContentType:     b2s(resp.Header.ContentType()),
 			ContentEncoding: b2s(resp.Header.ContentEncoding()),
 			Body:            resp.Body(),
+			Dst:             *dst,
 		})
+		if out.Body != nil {
+			// The rewritten body becomes the response's buffer, and the
+			// upstream's goes back to the pool: no copy.
+			*dst = resp.SwapBody(out.Body)[:0]
+		}
+		f.bodies.Put(dst)
 		if ref != nil {
 			resp.Reset()
 			f.refuse(ctx, ref, ex.ID)
 			return
-		}
-		if out.Body != nil {
-			resp.SetBody(out.Body)
 		}
 		for _, h := range out.Header {
 			resp.Header.Set(h.Name, h.Value)

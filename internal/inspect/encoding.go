@@ -58,6 +58,12 @@ func encodingOf(enc string) (string, bool) {
 	}
 }
 
+// Identity reports whether a Content-Encoding leaves the body as it is.
+func Identity(enc string) bool {
+	e, _ := encodingOf(enc)
+	return e == ""
+}
+
 // Decode returns the answer body decoded from its Content-Encoding, appended
 // to dst[:0] (body itself when not encoded). It fails with ErrOversize past
 // max_body and ErrEncoding for encodings other than gzip and deflate.

@@ -45,6 +45,9 @@ type Response struct {
 	ContentType     string
 	ContentEncoding string
 	Body            []byte
+	// Dst, when not nil, is memory the rewritten body may be built in (the
+	// outcome's Body then shares it); it must not overlap Body.
+	Dst []byte
 }
 
 // Outcome is the decision on one answer.
@@ -262,6 +265,8 @@ type work struct {
 	recIdx   []int32
 	order    []int
 	keys     store.KeyBuf // the decision's store keys
+	hdr      []byte       // the Warden-Masked value being built
+	look     [1]uint64    // the looked-up id, for Linked
 }
 
 // spendOwner says what a SpendRequest was for: budget b (or the
@@ -354,18 +359,38 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 	if out.Masked == 0 {
 		return out, nil
 	}
-	if w.out = res.Rewrite(w.out, req.ID); w.out == nil {
+	var body []byte
+	if inspect.Identity(resp.ContentEncoding) {
+		// Rewritten straight into the caller's memory: no copy to encode.
+		body = res.Rewrite(resp.Dst[:0], req.ID)
+	} else if w.out = res.Rewrite(w.out, req.ID); w.out != nil {
+		var err error
+		if body, err = r.imap.Encode(resp.ContentEncoding, w.out, resp.Dst[:0]); err != nil {
+			return out, fmt.Errorf("ration: %w", err)
+		}
+	}
+	if body == nil {
 		out.Masked = 0
 		return out, nil
 	}
-	body, err := r.imap.Encode(resp.ContentEncoding, w.out, nil)
-	if err != nil {
-		return out, fmt.Errorf("ration: %w", err)
-	}
 	out.Body, out.ContentLength = body, len(body)
-	rules := strings.Join(res.Rules(), ",")
-	out.Header = append(out.Header, Header{Name: MaskedHeader, Value: strconv.Itoa(out.Masked) + "; rules=" + rules})
+	out.Header = append(out.Header, Header{Name: MaskedHeader, Value: maskedValue(&w.hdr, out.Masked, res.Rules())})
 	return out, nil
+}
+
+// maskedValue renders the Warden-Masked header value, "N; rules=a,b", in
+// scratch memory and allocates only the string.
+func maskedValue(scratch *[]byte, n int, rules []string) string {
+	b := strconv.AppendInt((*scratch)[:0], int64(n), 10)
+	b = append(b, "; rules="...)
+	for i, r := range rules {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	*scratch = b
+	return string(b)
 }
 
 // decide runs scopes, the unreferenced check and the budgets, masking in
@@ -404,7 +429,8 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 			budgetKey := w.keys.Key(u.bprefix, v)
 			if look := route.Lookup(); look != "" && look != id.Account {
 				subj := Subject([]byte(look))
-				ok, err := r.st.Linked(ctx, now, linkKey, []uint64{subj})
+				w.look[0] = subj
+				ok, err := r.st.Linked(ctx, now, linkKey, w.look[:])
 				if err != nil {
 					return nil, fmt.Errorf("linked: %w", err)
 				}
