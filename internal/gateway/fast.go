@@ -247,7 +247,6 @@ func peerAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-
 func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	g := f.g
 	g.m.inflight.Inc()
