@@ -29,6 +29,7 @@ type fastFront struct {
 	client *fasthttp.HostClient
 	upHost string
 	cfg    *config.Config
+	slack  time.Duration // of connection deadlines (coarseConn)
 
 	exchanges sync.Pool // *Exchange
 	// bodies holds memory for rewritten answers, traded with the response's
@@ -38,6 +39,8 @@ type fastFront struct {
 
 func newFastFront(g *Gateway, cfg *config.Config) *fastFront {
 	f := &fastFront{g: g, cfg: cfg}
+	f.slack = deadlineSlack(cfg.Server.ReadHeaderTimeout, cfg.Server.ReadTimeout, cfg.Server.WriteTimeout,
+		cfg.Server.IdleTimeout, cfg.Upstream.ResponseHeaderTimeout)
 	f.exchanges.New = func() any { return new(Exchange) }
 	f.bodies.New = func() any { return new([]byte) }
 	up := g.pipeline().upstream
@@ -54,7 +57,11 @@ func newFastFront(g *Gateway, cfg *config.Config) *fastFront {
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		Dial: func(addr string) (net.Conn, error) {
-			return fasthttp.DialTimeout(addr, cfg.Upstream.DialTimeout)
+			c, err := fasthttp.DialTimeout(addr, cfg.Upstream.DialTimeout)
+			if err != nil {
+				return nil, err
+			}
+			return &coarseConn{Conn: c, slack: f.slack}, nil
 		},
 	}
 	f.srv = &fasthttp.Server{
@@ -97,7 +104,9 @@ func hostPort(host, scheme string) string {
 	return host + ":80"
 }
 
-func (f *fastFront) serveListener(ln net.Listener) error { return f.srv.Serve(ln) }
+func (f *fastFront) serveListener(ln net.Listener) error {
+	return f.srv.Serve(coarseListener{Listener: ln, slack: f.slack})
+}
 
 func (f *fastFront) shutdown(ctx context.Context) error { return f.srv.ShutdownWithContext(ctx) }
 
@@ -164,8 +173,13 @@ func (l fastLogger) Printf(format string, args ...any) {
 type fastHeader struct{ h *fasthttp.RequestHeader }
 
 // fastForward adapts the outgoing request header to forwardHeader; it is
-// still the incoming header, so prior reads what the client sent.
-type fastForward struct{ h *fasthttp.RequestHeader }
+// still the incoming header, so prior reads what the client sent. When the
+// request has none of forwardHeaders (the usual case), set appends without
+// looking for values to replace.
+type fastForward struct {
+	h      *fasthttp.RequestHeader
+	absent bool
+}
 
 func (x fastForward) prior(name string) string {
 	vs := x.h.PeekAll(name)
@@ -178,7 +192,13 @@ func (x fastForward) prior(name string) string {
 	return string(bytes.Join(vs, []byte(", ")))
 }
 
-func (x fastForward) set(name, value string) { x.h.Set(name, value) }
+func (x fastForward) set(name, value string) {
+	if x.absent {
+		x.h.Add(name, value)
+		return
+	}
+	x.h.Set(name, value)
+}
 
 // methodString is the request method as a string, without allocating for
 // the common ones.
@@ -224,16 +244,17 @@ func rawNames(raw []byte, fn func(name string) bool) {
 	}
 }
 
-// rawHasHop reports whether a raw request header block names a hop-by-hop
-// header: most requests have none, and then prepare skips nine deletions
-// (each a normalised copy of the name and a scan of the headers).
-func rawHasHop(raw []byte) bool {
-	found := false
+// rawScan reports whether a raw request header block names a hop-by-hop
+// header and whether it names one of forwardHeaders. Most requests have
+// neither: then prepare skips nine deletions (each a normalised copy of the
+// name and a scan of the headers) and appends the forwarding headers.
+func rawScan(raw []byte) (hop, fwd bool) {
 	rawNames(raw, func(name string) bool {
-		found = isHopName(name)
-		return !found
+		hop = hop || isHopName(name)
+		fwd = fwd || isForwardName(name)
+		return !hop || !fwd
 	})
-	return found
+	return hop, fwd
 }
 
 func peerAddr(a net.Addr) netip.Addr {
@@ -335,7 +356,8 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 			}
 		})
 	}
-	if rawHasHop(h.RawHeaders()) {
+	hop, fwd := rawScan(h.RawHeaders())
+	if hop {
 		for _, name := range hopHeaders {
 			if upgrade && (name == "Connection" || name == "Upgrade") {
 				continue
@@ -345,7 +367,7 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 	}
 	// The host aliases the request's buffer: Set copies it before SetHost
 	// below rewrites it.
-	p.setForwarded(fastForward{h}, peer, peerString(peer, &ex.Identity), "http", b2s(h.Host()), ex.ID)
+	p.setForwarded(fastForward{h: h, absent: !fwd}, peer, peerString(peer, &ex.Identity), "http", b2s(h.Host()), ex.ID)
 	req.SetHost(f.upHost)
 	req.URI().SetScheme(p.upstream.Scheme)
 }
@@ -415,6 +437,7 @@ func (f *fastFront) upgrade(ctx *fasthttp.RequestCtx, ex *Exchange, proto string
 	ctx.Request.CopyTo(&req)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		c = unwrapConn(c)
 		defer up.Close()
 		w := bufio.NewWriter(up)
 		if err := req.Write(w); err != nil || w.Flush() != nil {

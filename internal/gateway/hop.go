@@ -24,6 +24,19 @@ func isHopName(name string) bool {
 	return false
 }
 
+// forwardHeaders are the request headers setForwarded sets.
+var forwardHeaders = [...]string{"X-Forwarded-For", "Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"}
+
+// isForwardName reports whether name (any case) is one of forwardHeaders.
+func isForwardName(name string) bool {
+	for _, h := range forwardHeaders {
+		if len(h) == len(name) && strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // connectionTokens calls fn with each header name listed in a Connection
 // field value.
 func connectionTokens(v string, fn func(name string)) {
@@ -52,13 +65,15 @@ type forwardHeader interface {
 	// prior is the incoming request's values of name, joined with ", "
 	// ("" when absent).
 	prior(name string) string
+	// set replaces every value of name with value.
 	set(name, value string)
 }
 
 // setForwarded sets the forwarding headers of a request going upstream:
 // X-Forwarded-For and Forwarded extend a trusted peer's values and replace
 // anyone else's (they could be forged); X-Forwarded-Proto and -Host keep a
-// trusted peer's value; X-Request-Id is warden's.
+// trusted peer's value; X-Request-Id is warden's. Every name set is one of
+// forwardHeaders.
 func (p *Pipeline) setForwarded(h forwardHeader, peer netip.Addr, ip, proto, host, id string) {
 	trusted := p.trustedPeer(peer)
 	xff, fwd := ip, "for="+forwardedNode(ip)+";proto="+proto

@@ -17,20 +17,29 @@ func TestIsHopName(t *testing.T) {
 	}
 }
 
-func TestRawHasHop(t *testing.T) {
+func TestRawScan(t *testing.T) {
 	cases := []struct {
-		raw  string
-		want bool
+		raw      string
+		hop, fwd bool
 	}{
-		{"Host: a\r\nUser-Agent: x\r\n", false},
-		{"Host: a\r\nkeep-alive: timeout=5\r\n", true},
-		{"Host: a\r\nX-Te: 1\r\nTE: trailers\r\n", true},
-		{"Host: a\r\nX-Upgrade-Note: Upgrade\r\n", false},
-		{"", false},
+		{"Host: a\r\nUser-Agent: x\r\n", false, false},
+		{"Host: a\r\nkeep-alive: timeout=5\r\n", true, false},
+		{"Host: a\r\nX-Te: 1\r\nTE: trailers\r\n", true, false},
+		{"Host: a\r\nX-Upgrade-Note: Upgrade\r\n", false, false},
+		{"Host: a\r\nx-forwarded-for: 10.0.0.1\r\n", false, true},
+		{"forwarded: for=1.2.3.4\r\nConnection: close\r\n", true, true},
+		{"X-Request-Id: abc\r\n", false, true},
+		{"X-Forwarded-Fo: 1\r\nX-Request-Ids: 2\r\n", false, false},
+		{"", false, false},
 	}
 	for _, c := range cases {
-		if got := rawHasHop([]byte(c.raw)); got != c.want {
-			t.Errorf("rawHasHop(%q) = %v, want %v", c.raw, got, c.want)
+		if hop, fwd := rawScan([]byte(c.raw)); hop != c.hop || fwd != c.fwd {
+			t.Errorf("rawScan(%q) = %v, %v, want %v, %v", c.raw, hop, fwd, c.hop, c.fwd)
+		}
+	}
+	for _, n := range forwardHeaders {
+		if !isForwardName(toLower(n)) {
+			t.Errorf("isForwardName(%q) = false", toLower(n))
 		}
 	}
 }

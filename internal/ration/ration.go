@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -660,7 +661,7 @@ func fillAccess(acc *inspect.Access, res *inspect.Result, blocked bool) {
 	for i := 0; i < res.NumLinks(); i++ {
 		buf = append(buf, res.Link(i)...)
 	}
-	s := string(buf)
+	s := unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is never written again
 	pos := 0
 	take := func(k int) string { v := s[pos : pos+k]; pos += k; return v }
 	if n > 0 {
