@@ -2,6 +2,9 @@
 // standalone server or a three-node Redis Cluster, on free loopback ports in
 // a temporary directory, stopped at the test's cleanup.
 //
+// StartWith adds a password and a TLS port (with a throwaway CA) to a
+// standalone server, to test how clients authenticate.
+//
 // It must never skip a test: a missing redis-server or redis-cli fails it with
 // a message saying what to install. It never listens beyond 127.0.0.1.
 package redistest
@@ -31,6 +34,11 @@ type Server struct {
 	dir  string
 	port int
 	args []string
+	// password is sent with AUTH by Do; empty: none.
+	password string
+	// tlsPort is 0 without TLS.
+	tlsPort int
+	caPEM   []byte
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -38,6 +46,36 @@ type Server struct {
 
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// TLSAddr is the host:port of the server's TLS port, "" when started
+// without TLS.
+func (s *Server) TLSAddr() string {
+	if s.tlsPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tlsPort))
+}
+
+// CAFile is the PEM file of the CA that signed the server's certificate
+// and ClientCertFiles', "" when started without TLS.
+func (s *Server) CAFile() string {
+	if s.tlsPort == 0 {
+		return ""
+	}
+	return filepath.Join(s.dir, caFile)
+}
+
+// CAPEM is CAFile's content.
+func (s *Server) CAPEM() []byte { return s.caPEM }
+
+// ClientCertFiles are the PEM certificate and key of a client the TLS port
+// accepts (signed by the CA), "" when started without TLS.
+func (s *Server) ClientCertFiles() (cert, key string) {
+	if s.tlsPort == 0 {
+		return "", ""
+	}
+	return filepath.Join(s.dir, clientCertFile), filepath.Join(s.dir, clientKeyFile)
+}
 
 func lookPath(t testing.TB, name string) string {
 	t.Helper()
@@ -71,21 +109,47 @@ const startAttempts = 5
 // command enabled for local clients (tests use DEBUG SLEEP to make it slow).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return start(t, nil, false)
+	return start(t, Options{}, nil, false)
+}
+
+// Options configure StartWith's server; the zero value is Start's.
+type Options struct {
+	// Password is required of every client (requirepass). Do sends it.
+	Password string
+	// TLS opens a TLS port (TLSAddr) beside the plain one (Addr, which Do
+	// keeps using), with a server certificate for 127.0.0.1 and localhost
+	// signed by a CA made for this server (CAFile). A client certificate is
+	// optional.
+	TLS bool
+	// RequireClientCert makes the TLS port refuse clients without a
+	// certificate signed by the CA (tls-auth-clients yes). Needs TLS.
+	RequireClientCert bool
+}
+
+// StartWith runs a standalone server as Start does, with opts.
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if opts.RequireClientCert && !opts.TLS {
+		t.Fatalf("redistest: RequireClientCert needs TLS")
+	}
+	return start(t, opts, nil, false)
 }
 
 // start runs one server. A cluster node also needs its bus port; it is
 // chosen free like the client port rather than left at Redis's default of
 // port+10000, which another test's server may hold.
-func start(t testing.TB, extra []string, clusterBus bool) *Server {
+func start(t testing.TB, opts Options, extra []string, clusterBus bool) *Server {
 	t.Helper()
 	bin := lookPath(t, "redis-server")
 	var err error
 	for range startAttempts {
-		s := &Server{t: t, bin: bin, dir: t.TempDir()}
+		s := &Server{t: t, bin: bin, dir: t.TempDir(), password: opts.Password}
 		nports := 1
 		if clusterBus {
-			nports = 2
+			nports++
+		}
+		if opts.TLS {
+			nports++
 		}
 		ports := freePorts(t, nports)
 		s.port = ports[0]
@@ -101,6 +165,26 @@ func start(t testing.TB, extra []string, clusterBus bool) *Server {
 		}
 		if clusterBus {
 			s.args = append(s.args, "--cluster-port", strconv.Itoa(ports[1]))
+		}
+		if opts.Password != "" {
+			s.args = append(s.args, "--requirepass", opts.Password)
+		}
+		if opts.TLS {
+			s.tlsPort = ports[nports-1]
+			if s.caPEM, err = writePKI(s.dir); err != nil {
+				t.Fatalf("redistest: %v", err)
+			}
+			auth := "optional"
+			if opts.RequireClientCert {
+				auth = "yes"
+			}
+			s.args = append(s.args,
+				"--tls-port", strconv.Itoa(s.tlsPort),
+				"--tls-cert-file", filepath.Join(s.dir, serverCertFile),
+				"--tls-key-file", filepath.Join(s.dir, serverKeyFile),
+				"--tls-ca-cert-file", filepath.Join(s.dir, caFile),
+				"--tls-auth-clients", auth,
+			)
 		}
 		s.args = append(s.args, extra...)
 		if err = s.launch(); err == nil {
@@ -165,9 +249,18 @@ func (s *Server) Kill() {
 		return
 	}
 	_ = cmd.Process.Kill()
-	// Wait until the port is free, so Restart can bind it.
+	// Wait until the ports are free, so Restart can bind them.
+	for _, addr := range []string{s.Addr(), s.TLSAddr()} {
+		if addr != "" {
+			waitClosed(addr)
+		}
+	}
+}
+
+// waitClosed waits, up to about 12 s, until nothing accepts on addr.
+func waitClosed(addr string) {
 	for range 200 {
-		c, err := net.DialTimeout("tcp", s.Addr(), 50*time.Millisecond)
+		c, err := net.DialTimeout("tcp", addr, 50*time.Millisecond)
 		if err != nil {
 			return
 		}
@@ -185,8 +278,9 @@ func (s *Server) Restart() {
 	}
 }
 
-// Do sends one command over a fresh connection and returns its reply as
-// text (arrays joined by newlines), or the server's error.
+// Do sends one command over a fresh plain connection, authenticated first
+// when the server has a password, and returns its reply as text (arrays
+// joined by newlines), or the server's error.
 func (s *Server) Do(args ...string) (string, error) {
 	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 	if err != nil {
@@ -194,6 +288,17 @@ func (s *Server) Do(args ...string) (string, error) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	if s.password != "" {
+		if _, err := roundTrip(c, r, "AUTH", s.password); err != nil {
+			return "", fmt.Errorf("AUTH: %w", err)
+		}
+	}
+	return roundTrip(c, r, args...)
+}
+
+// roundTrip sends one command on c and reads its reply from r.
+func roundTrip(c net.Conn, r *bufio.Reader, args ...string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
 	for _, a := range args {
@@ -202,7 +307,7 @@ func (s *Server) Do(args ...string) (string, error) {
 	if _, err := c.Write([]byte(b.String())); err != nil {
 		return "", err
 	}
-	return readReply(bufio.NewReader(c))
+	return readReply(r)
 }
 
 func readReply(r *bufio.Reader) (string, error) {
@@ -269,7 +374,7 @@ func StartCluster(t testing.TB) *Cluster {
 	cli := lookPath(t, "redis-cli")
 	c := &Cluster{}
 	for range 3 {
-		c.Nodes = append(c.Nodes, start(t, []string{
+		c.Nodes = append(c.Nodes, start(t, Options{}, []string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "2000",
