@@ -169,6 +169,12 @@ func TestAuthPassword(t *testing.T) {
 	t.Run("missing password", func(t *testing.T) {
 		mustFail(t, authConfig(srv.Addr()), "NOAUTH")
 	})
+	t.Run("empty password_file", func(t *testing.T) {
+		// Refused before connecting: an empty file is a mistake, not "no password".
+		cfg := authConfig(srv.Addr())
+		cfg.PasswordFile = writePassword(t, "\n")
+		mustFail(t, cfg, "is empty")
+	})
 }
 
 // TestAuthTLS runs against two TLS servers, each with a CA of its own: one
@@ -228,7 +234,7 @@ func TestAuthTLS(t *testing.T) {
 		// The server takes the TLS hello for an inline command and waits
 		// for its newline, so the handshake usually times out (dial_timeout);
 		// when the random bytes hold one, it answers with an error instead.
-		mustFail(t, cfg, "context deadline exceeded", "does not look like a TLS handshake")
+		mustFail(t, cfg, "no TLS handshake within dial_timeout", "does not look like a TLS handshake")
 	})
 
 	// mtlsConfig is a config for mtls's TLS port, trusting its CA.

@@ -105,6 +105,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	}
 	client, err := rueidis.NewClient(co)
 	if err != nil {
+		if tlsCfg != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) {
+			// A plain Redis port takes the TLS hello for a command and
+			// waits: say so rather than only "deadline exceeded".
+			err = fmt.Errorf("no TLS handshake within dial_timeout (is the port serving TLS?): %w", err)
+		}
 		return nil, fmt.Errorf("redis: connect to %s: %w", strings.Join(cfg.Addrs, ","), unavailable(err))
 	}
 	s := &Store{
@@ -136,7 +141,11 @@ func readPassword(cfg Config) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("redis: password_file: %w", err)
 		}
-		return strings.TrimRight(string(b), "\r\n"), nil
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return "", fmt.Errorf("redis: password_file: %s is empty", cfg.PasswordFile)
+		}
+		return p, nil
 	case cfg.PasswordEnv != "":
 		p, ok := os.LookupEnv(cfg.PasswordEnv)
 		if !ok {
