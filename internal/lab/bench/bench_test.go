@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -334,6 +335,15 @@ func TestSummariseRatios(t *testing.T) {
 			}
 			if q.CPU < 2.17 || q.CPU > 2.18 { // (18/690k)/(9/750k)
 				t.Errorf("cpu ratio %v", q.CPU)
+			}
+			// Round by round: 24/30, 23/20, 22/25.
+			if want := []float64{0.8, 1.15, 0.88}; len(q.Rounds) != 3 || math.Abs(q.Rounds[0]-want[0]) > 1e-9 ||
+				math.Abs(q.Rounds[1]-want[1]) > 1e-9 || math.Abs(q.Rounds[2]-want[2]) > 1e-9 {
+				t.Errorf("round ratios %v, want %v", q.Rounds, want)
+			}
+			md := r.Markdown()
+			if !strings.Contains(md, "| (d)/(c) | 0.92x | 2.17x | 0.80, 1.15, 0.88 | ≥ 0.9x: met |") {
+				t.Errorf("markdown lacks the round ratios:\n%s", md)
 			}
 		case "(f)/(d)": // 20000/23000 = 0.87 >= 0.7
 			if q.Met == nil || !*q.Met {

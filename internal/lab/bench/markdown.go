@@ -36,7 +36,7 @@ func (r *Report) Markdown() string {
 	b.WriteString("\nCPU s per 1k req: user+system CPU seconds of the proxy's process (nginx: master and workers; row (a): the platform) per 1,000 requests, from /proc/PID/stat before and after each run.\n\n")
 
 	if len(r.Ratios) > 0 {
-		b.WriteString("| ratio | req/s | CPU per request | target (req/s) |\n| --- | ---: | ---: | --- |\n")
+		b.WriteString("| ratio | req/s | CPU per request | req/s, round by round | target (req/s) |\n| --- | ---: | ---: | --- | --- |\n")
 		for _, q := range r.Ratios {
 			t := ""
 			if q.Met != nil {
@@ -46,7 +46,11 @@ func (r *Report) Markdown() string {
 				}
 				t = fmt.Sprintf("≥ %.1fx: %s", q.Target, verdict)
 			}
-			fmt.Fprintf(&b, "| %s | %.2fx | %.2fx | %s |\n", q.Name, q.RPS, q.CPU, t)
+			rounds := make([]string, len(q.Rounds))
+			for i, x := range q.Rounds {
+				rounds[i] = fmt.Sprintf("%.2f", x)
+			}
+			fmt.Fprintf(&b, "| %s | %.2fx | %.2fx | %s | %s |\n", q.Name, q.RPS, q.CPU, strings.Join(rounds, ", "), t)
 		}
 		b.WriteString("\n")
 	}

@@ -64,12 +64,15 @@ type RowSummary struct {
 // Ratio compares two rows' req/s (and CPU per request), with a target
 // where the issues set one.
 type Ratio struct {
-	Name     string  `json:"name"`
-	RPS      float64 `json:"rps_ratio"`
-	CPU      float64 `json:"cpu_ratio"` // numerator's CPU per request over the denominator's
-	Target   float64 `json:"target,omitempty"`
-	Met      *bool   `json:"met,omitempty"`
-	Num, Den string  `json:"-"`
+	Name string  `json:"name"`
+	RPS  float64 `json:"rps_ratio"`
+	CPU  float64 `json:"cpu_ratio"` // numerator's CPU per request over the denominator's
+	// Rounds pairs the two rows round by round (they ran minutes apart at
+	// most), which shows how much of a ratio is the machine's drift.
+	Rounds   []float64 `json:"rounds_rps_ratio,omitempty"`
+	Target   float64   `json:"target,omitempty"`
+	Met      *bool     `json:"met,omitempty"`
+	Num, Den string    `json:"-"`
 }
 
 // LatencyTest is the open-loop constant-rate comparison of (a) and (d).
@@ -159,6 +162,13 @@ func (r *Report) summarise(rows []RowInfo) {
 		ra := Ratio{Name: fmt.Sprintf("(%s)/(%s)", q.num, q.den), RPS: n.RPS / d.RPS, Target: q.target, Num: q.num, Den: q.den}
 		if d.CPUPer1k > 0 {
 			ra.CPU = n.CPUPer1k / d.CPUPer1k
+		}
+		if len(n.RoundsRPS) == len(d.RoundsRPS) {
+			for i, x := range n.RoundsRPS {
+				if d.RoundsRPS[i] > 0 {
+					ra.Rounds = append(ra.Rounds, x/d.RoundsRPS[i])
+				}
+			}
 		}
 		if q.target > 0 {
 			met := ra.RPS >= q.target
