@@ -46,11 +46,14 @@ func newFastFront(g *Gateway, cfg *config.Config) *fastFront {
 	up := g.pipeline().upstream
 	f.upHost = up.Host
 	f.client = &fasthttp.HostClient{
-		Addr:                          hostPort(up.Host, up.Scheme),
-		IsTLS:                         up.Scheme == "https",
-		Name:                          "warden",
-		NoDefaultUserAgentHeader:      true,
-		MaxConns:                      maxConns(cfg.Upstream),
+		Addr:                     hostPort(up.Host, up.Scheme),
+		IsTLS:                    up.Scheme == "https",
+		Name:                     "warden",
+		NoDefaultUserAgentHeader: true,
+		MaxConns:                 maxConns(cfg.Upstream),
+		// Most recently used first: a busy gateway keeps reusing the same
+		// warm connections, and the idle ones beyond them age out.
+		ConnPoolStrategy:              fasthttp.LIFO,
 		MaxIdleConnDuration:           cfg.Upstream.IdleTimeout,
 		MaxConnWaitTimeout:            cfg.Upstream.ResponseHeaderTimeout,
 		MaxResponseBodySize:           cfg.Server.MaxBodyBytes,
