@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,6 +161,61 @@ func TestRedisOutage(t *testing.T) {
 			m := adminDo(t, g, "GET", "/metrics", "")
 			if !strings.Contains(m.body, "warden_store_decision_errors_total") {
 				t.Errorf("store failures not counted in metrics")
+			}
+		})
+	}
+}
+
+// A gateway started while Redis is down starts anyway, serves in its
+// failure mode, and rations on Redis once Redis comes up on its address.
+func TestRedisDownAtStart(t *testing.T) {
+	for _, mode := range []string{"closed", "open"} {
+		t.Run(mode, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			platform := startPlatform(t, 500)
+			const limit = 3
+			g := startGateway(t, redisConfig(fmt.Sprintf("127.0.0.1:%d", port), mode, limit), platform)
+			tok := token(t, "8")
+			c := clientFrom("127.0.3.2")
+			get := func(id int) answer {
+				return do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), map[string]string{"Authorization": "Bearer " + tok})
+			}
+			want := map[string]int{"closed": 503, "open": 200}[mode]
+			for i := 0; i < 5; i++ {
+				if a := get(1 + i); a.status != want {
+					t.Fatalf("Redis down since start, %s mode: %d %s, want %d", mode, a.status, a.body, want)
+				}
+			}
+			rs := redistest.StartWith(t, redistest.Options{Port: port})
+			// Connected once a decision has written to Redis (in open mode an
+			// answer alone cannot tell: it is served either way).
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				a := get(100)
+				if n, err := rs.Do("DBSIZE"); a.status == 200 && err == nil && n != "0" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("nothing decided on Redis 20 s after it came up: %d %s", a.status, a.body)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			// A new account's budget is kept on Redis: exactly its limit of
+			// profiles are served with contacts.
+			tok = token(t, "9")
+			served := 0
+			for id := 200; id < 210; id++ {
+				if contactServed(t, get(id)) {
+					served++
+				}
+			}
+			if served != limit {
+				t.Fatalf("%d profiles' contacts served after Redis came up, want the budget of %d\n%s", served, limit, rationMetrics(t, g))
 			}
 		})
 	}

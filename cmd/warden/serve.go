@@ -231,7 +231,9 @@ func openStore(ctx context.Context, cfg *config.Config, reg prometheus.Registere
 		if err != nil {
 			return nil, err
 		}
-		s, err := redis.New(ctx, cfg.Store.Redis, redis.Options{ExactMax: cfg.Store.Memory.ExactMax, Logger: log})
+		// Connect, not New: a gateway started while Redis is down serves in
+		// its failure mode and connects when Redis comes up.
+		s, err := redis.Connect(ctx, cfg.Store.Redis, redis.Options{ExactMax: cfg.Store.Memory.ExactMax, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}

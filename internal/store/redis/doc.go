@@ -10,6 +10,12 @@
 // keys hold identities (IPs, accounts), which are personal data. It must
 // never hold the Redis password in its Config (only where to read it).
 //
+// New connects or fails. Connect, which warden serve uses, tells a Redis
+// that is not there yet (refused, unreachable, timed out) from one that
+// refuses warden (password, certificate): for the first it returns a store
+// that fails every call as unavailable, so the guard's failure mode applies,
+// while it connects in the background; the second is an error at start.
+//
 // # Clock
 //
 // Scripts decide by the now the caller passes (Unix microseconds), never by

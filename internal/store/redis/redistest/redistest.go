@@ -124,6 +124,9 @@ type Options struct {
 	// RequireClientCert makes the TLS port refuse clients without a
 	// certificate signed by the CA (tls-auth-clients yes). Needs TLS.
 	RequireClientCert bool
+	// Port, when set, is the plain port to listen on (a test that has a
+	// client dialling it before the server starts); otherwise one is chosen.
+	Port int
 }
 
 // StartWith runs a standalone server as Start does, with opts.
@@ -153,6 +156,9 @@ func start(t testing.TB, opts Options, extra []string, clusterBus bool) *Server 
 		}
 		ports := freePorts(t, nports)
 		s.port = ports[0]
+		if opts.Port != 0 {
+			s.port = opts.Port
+		}
 		s.args = []string{
 			"--port", strconv.Itoa(s.port),
 			"--bind", "127.0.0.1",
