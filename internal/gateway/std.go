@@ -181,8 +181,15 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuseStd(rec, ref, ex.ID)
 		return
 	}
-	if f.cfg.Server.MaxBodyBytes > 0 && r.Body != nil {
-		r.Body = http.MaxBytesReader(rec, r.Body, int64(f.cfg.Server.MaxBodyBytes))
+	if limit := int64(f.cfg.Server.MaxBodyBytes); limit > 0 && r.Body != nil {
+		// A declared length over the bound is refused before the upstream
+		// sees a byte; a chunked body is streamed and cut at the bound, so
+		// the upstream sees it end early (an error), never complete.
+		if r.ContentLength > limit {
+			writeJSON(rec, 413, errorBody("request body too large", "", "", ex.ID))
+			return
+		}
+		r.Body = http.MaxBytesReader(rec, r.Body, limit)
 	}
 	ctx := context.WithValue(r.Context(), exchangeKey, &stdExchange{ex: ex, p: p, peer: in.Peer, tls: r.TLS != nil})
 	f.proxy.ServeHTTP(rec, r.WithContext(ctx))
