@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -267,6 +268,27 @@ func TestGateway(t *testing.T) {
 				line, _ := bufio.NewReader(conn).ReadString('\n')
 				if !strings.Contains(line, " 400 ") && !strings.Contains(line, " 505 ") {
 					t.Fatalf("malformed request answered %q", line)
+				}
+			})
+			t.Run("CONNECT is refused", func(t *testing.T) {
+				before := up.hits.Load()
+				conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				fmt.Fprintf(conn, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 405 || !strings.Contains(string(b), "CONNECT not supported") {
+					t.Fatalf("CONNECT answered %d %q", resp.StatusCode, b)
+				}
+				if up.hits.Load() != before {
+					t.Fatalf("CONNECT reached the upstream")
 				}
 			})
 			t.Run("upgrade passes through", func(t *testing.T) {
