@@ -9,9 +9,9 @@ import (
 // when coarseConn skips an update.
 const maxDeadlineSlack = 250 * time.Millisecond
 
-// deadlineSlack is the slack for connections whose shortest timeout is
-// shortest: a sixteenth of it, at most maxDeadlineSlack, so that a deadline
-// always leaves at least 15/16 of its timeout.
+// deadlineSlack is the slack for connections bound by timeouts: a sixteenth
+// of the shortest, at most maxDeadlineSlack, so that a deadline always
+// leaves at least 15/16 of its timeout.
 func deadlineSlack(timeouts ...time.Duration) time.Duration {
 	s := maxDeadlineSlack
 	for _, t := range timeouts {

@@ -15,8 +15,12 @@ var hopHeaders = [...]string{
 }
 
 // isHopName reports whether name (any case) is one of hopHeaders.
-func isHopName(name string) bool {
-	for _, h := range hopHeaders {
+func isHopName(name string) bool { return hasName(hopHeaders[:], name) }
+
+// hasName reports whether name (any case) is one of names; lengths are
+// compared first, since most header names differ in length.
+func hasName(names []string, name string) bool {
+	for _, h := range names {
 		if len(h) == len(name) && strings.EqualFold(h, name) {
 			return true
 		}
@@ -28,14 +32,7 @@ func isHopName(name string) bool {
 var forwardHeaders = [...]string{"X-Forwarded-For", "Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"}
 
 // isForwardName reports whether name (any case) is one of forwardHeaders.
-func isForwardName(name string) bool {
-	for _, h := range forwardHeaders {
-		if len(h) == len(name) && strings.EqualFold(h, name) {
-			return true
-		}
-	}
-	return false
-}
+func isForwardName(name string) bool { return hasName(forwardHeaders[:], name) }
 
 // connectionTokens calls fn with each header name listed in a Connection
 // field value.
