@@ -258,12 +258,7 @@ func TestGateway(t *testing.T) {
 				}
 			})
 			t.Run("malformed request", func(t *testing.T) {
-				conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				conn := rawConn(t, g)
 				fmt.Fprintf(conn, "GARBAGE\x00 / HTTP/9.9\r\n\r\n")
 				line, _ := bufio.NewReader(conn).ReadString('\n')
 				if !strings.Contains(line, " 400 ") && !strings.Contains(line, " 505 ") {
@@ -272,12 +267,7 @@ func TestGateway(t *testing.T) {
 			})
 			t.Run("CONNECT is refused", func(t *testing.T) {
 				before := up.hits.Load()
-				conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				conn := rawConn(t, g)
 				fmt.Fprintf(conn, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
 				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 				if err != nil {
@@ -292,12 +282,7 @@ func TestGateway(t *testing.T) {
 				}
 			})
 			t.Run("upgrade passes through", func(t *testing.T) {
-				conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				conn := rawConn(t, g)
 				fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 				br := bufio.NewReader(conn)
 				status, _ := br.ReadString('\n')
@@ -318,6 +303,19 @@ func TestGateway(t *testing.T) {
 			})
 		})
 	}
+}
+
+// rawConn is a TCP connection to the gateway for hand-written requests,
+// closed at the test's end, and bounded by a 5 s deadline.
+func rawConn(t *testing.T, g *gw) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn
 }
 
 func TestUpstreamDown(t *testing.T) {
