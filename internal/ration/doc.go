@@ -4,8 +4,9 @@
 // refuses past a budget. The gateway calls Match for every request (cheap:
 // it says whether to buffer the answer) and Apply once per answer; Apply
 // makes one Spend call on the store for every budget and subject of the
-// answer, one Linked call when the route is a direct look-up, and one Link
-// call when the answer shows ids.
+// answer, one Linked call when the route is a direct look-up (and, when the
+// id looked up was never shown, one Spend of the unreferenced rule's budget
+// before the others), and one Link call when the answer shows ids.
 //
 // Rules, applied in this order:
 //
@@ -17,7 +18,9 @@
 //     route's lookup parameter) of an id never shown, and not the account's
 //     own id, is enumeration: it is counted (metric, Access.Unreferenced)
 //     and spends a budget of its own (distinct ids looked up); past it the
-//     answer's classes are masked or the answer refused.
+//     answer's classes are masked or the answer refused. It is decided
+//     before the budgets: what it masks or refuses was not served, so the
+//     budgets do not count it.
 //   - budgets: per facet value (account, app, ip, net, fingerprint), per
 //     class, per window: the number of distinct subjects (record ids) whose
 //     class was served. A subject already counted in the window costs

@@ -21,8 +21,9 @@ import (
 	"github.com/warden-gw/warden/internal/store"
 )
 
-// Store is the state rationing needs: one Spend per answer for every budget,
-// and the link filters for unreferenced look-ups.
+// Store is the state rationing needs: one Spend per answer for every budget
+// (one more for the unreferenced rule's own), and the link filters for
+// unreferenced look-ups.
 type Store interface {
 	Spend(ctx context.Context, now time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error)
 	Link(ctx context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error
@@ -270,9 +271,8 @@ type work struct {
 	look     [1]uint64    // the looked-up id, for Linked
 }
 
-// spendOwner says what a SpendRequest was for: budget b (or the
-// unreferenced budget when b is nil), class c, and which records its
-// subjects came from (recIdx[from:to]).
+// spendOwner says what a SpendRequest was for: budget b, class c, and which
+// records its subjects came from (recIdx[from:to]).
 type spendOwner struct {
 	b        *budget
 	c        int
@@ -281,7 +281,8 @@ type spendOwner struct {
 }
 
 // Apply inspects one answer and rations it: one call per answer, one Spend
-// on the store. On a store error it returns the error with the Access filled
+// on the store for the budgets (and one before it for an unreferenced
+// look-up). On a store error it returns the error with the Access filled
 // and no body: the caller applies its fail mode (open: send the answer as
 // is; closed: refuse).
 func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, resp Response) (Outcome, error) {
@@ -421,36 +422,11 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 
 	w.reqs, w.subjects, w.owners, w.recIdx = w.reqs[:0], w.subjects[:0], w.owners[:0], w.recIdx[:0]
 	w.keys.Reset()
-	// Unreferenced look-up: one Linked call before the Spend.
-	u := r.unref
-	var linkKey string
-	if u != nil {
-		if v := id.Value(u.facet); v != "" && !u.ex.has(id) {
-			linkKey = w.keys.Key(u.prefix, v)
-			budgetKey := w.keys.Key(u.bprefix, v)
-			if look := route.Lookup(); look != "" && look != id.Account {
-				subj := Subject([]byte(look))
-				w.look[0] = subj
-				ok, err := r.st.Linked(ctx, now, linkKey, w.look[:])
-				if err != nil {
-					return nil, fmt.Errorf("linked: %w", err)
-				}
-				if len(ok) == 1 && !ok[0] {
-					acc.Unreferenced = true
-					c := r.enumerated[rt.Pattern]
-					if c == nil {
-						c = r.met.enumerated.WithLabelValues(rt.Pattern)
-					}
-					c.Inc()
-					if u.cfg.Window > 0 {
-						from := len(w.subjects)
-						w.subjects = append(w.subjects, subj)
-						w.owners = append(w.owners, spendOwner{limit: u.cfg.Limit, from: from, to: from + 1})
-						w.reqs = append(w.reqs, store.SpendRequest{Key: budgetKey, Window: u.cfg.Window, Limit: u.cfg.Limit})
-					}
-				}
-			}
-		}
+	// Unreferenced look-up, decided before the budgets: the classes it masks
+	// are not served, so they are not offered to the budgets either.
+	linkKey, block, err := r.unreferenced(ctx, now, id, req, route, w, acc)
+	if err != nil || block != nil {
+		return block, err
 	}
 	// Budgets: subjects of each budget's class not masked already.
 	for _, b := range r.budgets {
@@ -480,7 +456,6 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: b.limit(id, now), from: from, to: len(w.subjects)})
 		w.reqs = append(w.reqs, store.SpendRequest{Key: w.keys.Key(b.prefix, v), Window: b.cfg.Window})
 	}
-	// recIdx is offset by the unreferenced subject, which has no record.
 	var results []store.SpendResult
 	if len(w.reqs) > 0 {
 		for i := range w.reqs {
@@ -504,40 +479,9 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 	}
 	w.order = order
 	slices.SortStableFunc(order, func(a, b int) int { return w.owners[a].limit - w.owners[b].limit })
-	skew := 0
-	if len(w.owners) > 0 && w.owners[0].b == nil {
-		skew = 1
-	}
-	var block *Refusal
 	for _, k := range order {
 		o := &w.owners[k]
 		allowed := results[k].Allowed
-		if o.b == nil { // the unreferenced budget
-			if len(allowed) == 1 && !allowed[0] {
-				if u.block {
-					u.blocked.Inc()
-					if block == nil {
-						block = refusal(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, req.ID, retryAfter(now, u.cfg.Window))
-					}
-					continue
-				}
-				m := 0
-				for i := 0; i < n; i++ {
-					hit := false
-					for c, name := range rt.Classes() {
-						if len(u.cfg.Classes) > 0 && !slices.Contains(u.cfg.Classes, name) {
-							continue
-						}
-						hit = res.Mask(i, c, u.cfg.Name) || hit
-					}
-					if hit {
-						m++
-					}
-				}
-				addCount(u.masked, m)
-			}
-			continue
-		}
 		ok := 0
 		masked := 0
 		for j, a := range allowed {
@@ -545,7 +489,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 				ok++
 				continue
 			}
-			i := int(w.recIdx[o.from-skew+j])
+			i := int(w.recIdx[o.from+j])
 			if o.b.block {
 				if block == nil {
 					block = refusal(429, "budget exceeded", o.b.cfg.Name, o.b.cfg.Facet, req.ID, retryAfter(now, o.b.cfg.Window))
@@ -570,7 +514,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 			ids = append(ids, Subject(res.Link(i)))
 		}
 		w.subjects = ids[:0]
-		if err := r.st.Link(ctx, now, linkKey, ids, u.cfg.TTL); err != nil {
+		if err := r.st.Link(ctx, now, linkKey, ids, r.unref.cfg.TTL); err != nil {
 			// Not fatal: a missed link only makes later look-ups count as
 			// unreferenced.
 			r.met.storeErrs.Inc()
@@ -578,6 +522,78 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 	}
 	return nil, nil
+}
+
+// unreferenced applies the unreferenced rule: it returns the identity's link
+// filter key ("" when the rule does not apply to it), and, for a direct
+// look-up of an id the identity was never shown, counts it and spends the
+// rule's own budget, masking the rule's classes or refusing past it. Its
+// Spend is a call of its own, made before the budgets', so that what it
+// masks is never counted as served.
+func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, w *work, acc *inspect.Access) (string, *Refusal, error) {
+	u := r.unref
+	if u == nil {
+		return "", nil, nil
+	}
+	v := id.Value(u.facet)
+	if v == "" || u.ex.has(id) {
+		return "", nil, nil
+	}
+	linkKey := w.keys.Key(u.prefix, v)
+	look := route.Lookup()
+	if look == "" || look == id.Account {
+		return linkKey, nil, nil
+	}
+	w.look[0] = Subject([]byte(look))
+	ok, err := r.st.Linked(ctx, now, linkKey, w.look[:])
+	if err != nil {
+		return "", nil, fmt.Errorf("linked: %w", err)
+	}
+	if len(ok) != 1 || ok[0] {
+		return linkKey, nil, nil
+	}
+	acc.Unreferenced = true
+	rt := route.Route
+	c := r.enumerated[rt.Pattern]
+	if c == nil {
+		c = r.met.enumerated.WithLabelValues(rt.Pattern)
+	}
+	c.Inc()
+	if u.cfg.Window <= 0 {
+		return linkKey, nil, nil // counted, not limited
+	}
+	w.reqs = append(w.reqs[:0], store.SpendRequest{Key: w.keys.Key(u.bprefix, v), Window: u.cfg.Window, Limit: u.cfg.Limit, Subjects: w.look[:]})
+	results, err := r.st.Spend(ctx, now, w.reqs)
+	w.reqs = w.reqs[:0]
+	if err != nil {
+		return "", nil, fmt.Errorf("spend: %w", err)
+	}
+	if len(results) != 1 || len(results[0].Allowed) != 1 {
+		return "", nil, fmt.Errorf("spend: %d results for 1 budget", len(results))
+	}
+	if results[0].Allowed[0] {
+		return linkKey, nil, nil
+	}
+	if u.block {
+		u.blocked.Inc()
+		return linkKey, refusal(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, req.ID, retryAfter(now, u.cfg.Window)), nil
+	}
+	res := &w.res
+	m := 0
+	for i := 0; i < res.Len(); i++ {
+		hit := false
+		for c, name := range rt.Classes() {
+			if len(u.cfg.Classes) > 0 && !slices.Contains(u.cfg.Classes, name) {
+				continue
+			}
+			hit = res.Mask(i, c, u.cfg.Name) || hit
+		}
+		if hit {
+			m++
+		}
+	}
+	addCount(u.masked, m)
+	return linkKey, nil, nil
 }
 
 // addCount adds n to c, skipping the atomic write of a zero: counters are

@@ -394,6 +394,50 @@ func TestUnreferenced(t *testing.T) {
 	}
 }
 
+// What the unreferenced rule masks or refuses was not served: the contact
+// budgets must not count it.
+func TestUnreferencedNotCounted(t *testing.T) {
+	l := loadLab(t)
+	for _, action := range []string{Mask, Block} {
+		t.Run(action, func(t *testing.T) {
+			cfg := Config{
+				Budgets:      []BudgetConfig{contactBudget("contact-account", "account", 2)},
+				Unreferenced: &Unreferenced{Limit: 1, Window: 24 * time.Hour, Action: action, Classes: []string{"contact"}},
+			}
+			e := newEnv(t, cfg, l.Inspect)
+			id := account("7")
+			e.get(t0, id, "/v1/users/7/followers", followers(100, 101))
+			body := profile(500) // unreferenced, within the rule's limit: served, counted
+			if out := e.get(t0, id, "/v1/users/500", body); !served(t, out, body) {
+				t.Fatalf("first unreferenced look-up not served: %s", out.Body)
+			}
+			for p := 501; p < 505; p++ { // past the rule: masked or refused, not counted
+				body := profile(p)
+				out := e.get(t0, id, fmt.Sprintf("/v1/users/%d", p), body)
+				if served(t, out, body) {
+					t.Fatalf("unreferenced look-up %d served", p)
+				}
+				if action == Mask && !strings.Contains(string(out.Body), `"rules":["unreferenced"]`) {
+					t.Errorf("look-up %d masked by the wrong rule: %s", p, out.Body)
+				}
+			}
+			// The budget has counted 500 only: one linked profile is served,
+			// the next is over the limit of 2.
+			body = profile(100)
+			if out := e.get(t0, id, "/v1/users/100", body); !served(t, out, body) {
+				t.Errorf("linked profile masked: the budget counted what it never served: %s", out.Body)
+			}
+			body = profile(101)
+			if out := e.get(t0, id, "/v1/users/101", body); served(t, out, body) || !strings.Contains(string(out.Body), `"rules":["contact-account"]`) {
+				t.Errorf("third subject not masked by the budget: %s", out.Body)
+			}
+			if got := counter(e.r.budgets[0].served); got != 2 {
+				t.Errorf("contact-account served %v, want 2", got)
+			}
+		})
+	}
+}
+
 func gz(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
 	w := gzip.NewWriter(&buf)
