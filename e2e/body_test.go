@@ -106,6 +106,16 @@ inspect:
 						t.Fatalf("chunked %v: the upstream was called for a refused body", chunked)
 					}
 				}
+				// Both refusals counted once, as the client's fault, on either
+				// front (the std front's chunked cut surfaces as an upstream
+				// error, and must not be counted as one).
+				m := adminDo(t, g, "GET", "/metrics", "").body
+				if want := fmt.Sprintf(`warden_bad_requests_total{front=%q,reason="body_too_large"} 2`, front); !strings.Contains(m, want) {
+					t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "warden_bad_requests_total"))
+				}
+				if strings.Contains(m, "warden_upstream_errors_total") {
+					t.Errorf("a refused request body counted as an upstream error:\n%s", grepLines(m, "warden_upstream_errors_total"))
+				}
 			})
 			t.Run("inspected answer over the bound is not passed on", func(t *testing.T) {
 				a := do(t, clientFrom("127.0.4.1"), "GET", g.url+"/profile/1?pad=100", nil)
@@ -122,4 +132,15 @@ inspect:
 			})
 		})
 	}
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -256,6 +256,9 @@ func TestGateway(t *testing.T) {
 				if a.status != 431 {
 					t.Fatalf("oversized header: %d", a.status)
 				}
+				if m := adminDo(t, g, "GET", "/metrics", "").body; front == "fast" && !strings.Contains(m, `warden_bad_requests_total{front="fast",reason="header_too_large"} 1`) {
+					t.Errorf("oversized header not counted:\n%s", grepLines(m, "warden_bad_requests_total"))
+				}
 			})
 			t.Run("malformed request", func(t *testing.T) {
 				conn := rawConn(t, g)
@@ -263,6 +266,9 @@ func TestGateway(t *testing.T) {
 				line, _ := bufio.NewReader(conn).ReadString('\n')
 				if !strings.Contains(line, " 400 ") && !strings.Contains(line, " 505 ") {
 					t.Fatalf("malformed request answered %q", line)
+				}
+				if m := adminDo(t, g, "GET", "/metrics", "").body; front == "fast" && !strings.Contains(m, `warden_bad_requests_total{front="fast",reason="malformed"} 1`) {
+					t.Errorf("malformed request not counted:\n%s", grepLines(m, "warden_bad_requests_total"))
 				}
 			})
 			t.Run("CONNECT is refused", func(t *testing.T) {

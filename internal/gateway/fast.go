@@ -114,17 +114,18 @@ func (f *fastFront) serveListener(ln net.Listener) error {
 func (f *fastFront) shutdown(ctx context.Context) error { return f.srv.ShutdownWithContext(ctx) }
 
 func (f *fastFront) badRequest(ctx *fasthttp.RequestCtx, err error) {
-	status := fasthttp.StatusBadRequest
-	msg := "bad request"
+	status, reason, msg := fasthttp.StatusBadRequest, "malformed", "bad request"
 	var te interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		status, msg = fasthttp.StatusRequestEntityTooLarge, "request body too large"
+		status, reason, msg = fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body too large"
 	case strings.Contains(err.Error(), "small read buffer"):
-		status, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "request header too large"
+		status, reason, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request header too large"
 	case errors.As(err, &te) && te.Timeout():
-		status, msg = fasthttp.StatusRequestTimeout, "request read timeout"
+		status, reason, msg = fasthttp.StatusRequestTimeout, "read_timeout", "request read timeout"
 	}
+	f.g.m.badReqs.WithLabelValues("fast", reason).Inc()
+	f.g.m.countRequest(0, status)
 	if status != fasthttp.StatusRequestTimeout {
 		drainRefused(ctx.Conn())
 	}

@@ -14,6 +14,7 @@ type Metrics struct {
 	refusals   *prometheus.CounterVec
 	upstream   prometheus.Histogram
 	upErrors   *prometheus.CounterVec
+	badReqs    *prometheus.CounterVec
 	panics     prometheus.Counter
 	storeFail  *prometheus.CounterVec
 	inflight   prometheus.Gauge
@@ -57,6 +58,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		upErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_upstream_errors_total", Help: "Upstream failures by kind (unreachable, timeout, too_large).",
 		}, []string{"kind"}),
+		badReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_bad_requests_total",
+			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed). The std front counts body_too_large only: net/http answers the others itself.",
+		}, []string{"front", "reason"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_panics_total", Help: "Panics recovered while serving a request (answered 500).",
 		}),
@@ -70,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "warden_config_reloads_total", Help: "Configuration reloads by result.",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.refusals, m.upstream, m.upErrors, m.panics, m.storeFail, m.inflight, m.reloads} {
+	for _, c := range []prometheus.Collector{m.requests, m.refusals, m.upstream, m.upErrors, m.badReqs, m.panics, m.storeFail, m.inflight, m.reloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -186,6 +186,7 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// sees a byte; a chunked body is streamed and cut at the bound, so
 		// the upstream sees it end early (an error), never complete.
 		if r.ContentLength > limit {
+			f.g.m.badReqs.WithLabelValues("std", "body_too_large").Inc()
 			writeJSON(rec, 413, errorBody("request body too large", "", "", ex.ID))
 			return
 		}
@@ -287,7 +288,11 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		status, kind, msg = 413, "request_too_large", "request body too large"
+		// The client's fault, not the upstream's: counted with the other
+		// refused bodies.
+		f.g.m.badReqs.WithLabelValues("std", "body_too_large").Inc()
+		writeJSON(w, 413, errorBody("request body too large", "", "", id))
+		return
 	case errors.Is(err, errTooLarge):
 		kind, msg = "too_large", "upstream answer too large"
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
