@@ -295,23 +295,37 @@ func TestParseStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ticks, ppid, err := parseStat(b)
-	if err != nil || ticks != 325 || ppid != 99 {
-		t.Fatalf("ticks %d ppid %d err %v, want 325 (250+75) and 99", ticks, ppid, err)
+	st, err := parseStat(b)
+	if err != nil || st.utime != 250 || st.stime != 75 || st.ppid != 99 {
+		t.Fatalf("%+v err %v, want utime 250, stime 75, ppid 99", st, err)
 	}
 	for _, bad := range []string{"", "1 (x", "1 (x) S 1 2"} {
-		if _, _, err := parseStat([]byte(bad)); err == nil {
+		if _, err := parseStat([]byte(bad)); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	if _, err := CPUSeconds(os.Getpid()); err != nil {
-		t.Errorf("own CPU: %v", err)
+	// Burn user time: the process's own CPU must grow, in user space.
+	c0, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatalf("own CPU: %v", err)
+	}
+	c1, x := c0, uint64(1)
+	for deadline := time.Now().Add(5 * time.Second); c1.User-c0.User < 0.05 && time.Now().Before(deadline); {
+		for range 1_000_000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		if c1, err = CPUTime(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c1.User-c0.User < 0.05 || c1.Total() < c1.User || x == 0 {
+		t.Errorf("user CPU did not grow with user work: %+v -> %+v", c0, c1)
 	}
 }
 
 func TestSummariseRatios(t *testing.T) {
 	run := func(row string, round int, rps float64, cpu float64) RunResult {
-		return RunResult{Row: row, Round: round, CPUSeconds: cpu,
+		return RunResult{Row: row, Round: round, CPUSeconds: cpu, UserSeconds: cpu / 3,
 			Wrk: WrkResult{Requests: int64(rps * 10), DurationUS: 10_000_000, P50US: 1000, P99US: 5000}}
 	}
 	r := &Report{Runs: []RunResult{
@@ -320,8 +334,8 @@ func TestSummariseRatios(t *testing.T) {
 		run("f", 1, 20000, 6), run("f", 2, 20000, 6), run("f", 3, 20000, 6),
 	}}
 	r.summarise([]RowInfo{{ID: "c"}, {ID: "d"}, {ID: "f"}})
-	if c := r.row("c"); c.RPS != 25000 || c.Requests != 750000 {
-		t.Fatalf("row c: %+v, want median 25000 over 750000 requests", c)
+	if c := r.row("c"); c.RPS != 25000 || c.Requests != 750000 || math.Abs(c.CPUPer1k-0.012) > 1e-9 || math.Abs(c.UserPer1k-0.004) > 1e-9 {
+		t.Fatalf("row c: %+v, want median 25000 over 750000 requests, CPU 0.012 s per 1k, user 0.004", c)
 	}
 	want := map[string]bool{"(d)/(c)": true, "(f)/(d)": true}
 	if len(r.Ratios) != len(want) {
@@ -354,7 +368,7 @@ func TestSummariseRatios(t *testing.T) {
 		}
 	}
 	md := r.Markdown()
-	for _, s := range []string{"| (c) |", "| (d)/(c) | 0.92x", "≥ 0.9x: met"} {
+	for _, s := range []string{"| (c) |", "| 0.0120 | 0.0040 |", "| (d)/(c) | 0.92x", "≥ 0.9x: met"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md)
 		}

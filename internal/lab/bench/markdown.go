@@ -23,17 +23,17 @@ func (r *Report) Markdown() string {
 		"so each request looks them up and spends them but none is refused: the rows measure the path, not refusals.\n\n",
 		r.Threads, r.Connections, r.Profiles, r.Accounts, r.Rounds, r.DurationS, r.NginxWorkers, r.LimitRate, r.LimitBurst)
 
-	b.WriteString("| row | what | req/s | p50 ms | p99 ms | non-2xx | socket errors | CPU s per 1k req | req/s per round |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| row | what | req/s | p50 ms | p99 ms | non-2xx | socket errors | CPU s per 1k req | of it user | req/s per round |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, s := range r.Rows {
 		rounds := make([]string, len(s.RoundsRPS))
 		for i, x := range s.RoundsRPS {
 			rounds[i] = fmt.Sprintf("%.0f", x)
 		}
-		fmt.Fprintf(&b, "| (%s) | %s | %.0f | %.2f | %.2f | %d | %d | %.4f | %s |\n",
-			s.ID, s.Title, s.RPS, s.P50MS, s.P99MS, s.Non2xx, s.SocketErrs, s.CPUPer1k, strings.Join(rounds, ", "))
+		fmt.Fprintf(&b, "| (%s) | %s | %.0f | %.2f | %.2f | %d | %d | %.4f | %.4f | %s |\n",
+			s.ID, s.Title, s.RPS, s.P50MS, s.P99MS, s.Non2xx, s.SocketErrs, s.CPUPer1k, s.UserPer1k, strings.Join(rounds, ", "))
 	}
-	b.WriteString("\nCPU s per 1k req: user+system CPU seconds of the proxy's process (nginx: master and workers; row (a): the platform) per 1,000 requests, from /proc/PID/stat before and after each run.\n\n")
+	b.WriteString("\nCPU s per 1k req: user+system CPU seconds of the proxy's process (nginx: master and workers; row (a): the platform) per 1,000 requests, from /proc/PID/stat before and after each run; of it user: the part in user space, the rest is the kernel's (system calls, loopback TCP, scheduling).\n\n")
 
 	if len(r.Ratios) > 0 {
 		b.WriteString("| ratio | req/s | CPU per request | req/s, round by round | target (req/s) |\n| --- | ---: | ---: | --- | --- |\n")

@@ -21,52 +21,69 @@ import (
 // on every Linux architecture Go supports.
 const clockTicks = 100
 
-// CPUSeconds is the user+system CPU time of pid and of its descendants still
-// running (nginx's workers are the master's children).
-func CPUSeconds(pid int) (float64, error) {
+// CPU is a process's CPU time in seconds, in user space and in the kernel.
+type CPU struct{ User, System float64 }
+
+// Total is user plus system time.
+func (c CPU) Total() float64 { return c.User + c.System }
+
+// Sub is c minus o.
+func (c CPU) Sub(o CPU) CPU { return CPU{User: c.User - o.User, System: c.System - o.System} }
+
+// CPUTime is the CPU time of pid and of its descendants still running
+// (nginx's workers are the master's children).
+func CPUTime(pid int) (CPU, error) {
 	pids := append([]int{pid}, descendants(pid)...)
-	var ticks uint64
+	var user, sys uint64
 	for i, p := range pids {
-		t, _, err := procStat(p)
+		st, err := procStat(p)
 		if err != nil {
 			if i == 0 {
-				return 0, err
+				return CPU{}, err
 			}
 			continue // a child gone between listing and reading
 		}
-		ticks += t
+		user += st.utime
+		sys += st.stime
 	}
-	return float64(ticks) / clockTicks, nil
+	return CPU{User: float64(user) / clockTicks, System: float64(sys) / clockTicks}, nil
 }
 
-// procStat reads utime+stime (ticks) and the parent pid of one process.
-func procStat(pid int) (ticks uint64, ppid int, err error) {
+// stat is what the benchmark reads of /proc/PID/stat: CPU ticks and the
+// parent pid.
+type stat struct {
+	utime, stime uint64
+	ppid         int
+}
+
+// procStat reads one process's /proc/PID/stat.
+func procStat(pid int) (stat, error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return 0, 0, fmt.Errorf("bench: cpu of %d: %w", pid, err)
+		return stat{}, fmt.Errorf("bench: cpu of %d: %w", pid, err)
 	}
 	return parseStat(b)
 }
 
 // parseStat parses /proc/PID/stat; the command name may hold spaces and
 // parentheses, so fields are counted from the last ')'.
-func parseStat(b []byte) (ticks uint64, ppid int, err error) {
+func parseStat(b []byte) (stat, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, errors.New("bench: /proc stat: no ')'")
+		return stat{}, errors.New("bench: /proc stat: no ')'")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
 	if len(f) < 13 {
-		return 0, 0, errors.New("bench: /proc stat: too few fields")
+		return stat{}, errors.New("bench: /proc stat: too few fields")
 	}
 	pp, err1 := strconv.Atoi(f[1])
 	u, err2 := strconv.ParseUint(f[11], 10, 64)
 	s, err3 := strconv.ParseUint(f[12], 10, 64)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return 0, 0, fmt.Errorf("bench: /proc stat: %w", err)
+		return stat{}, fmt.Errorf("bench: /proc stat: %w", err)
 	}
-	return u + s, pp, nil
+	return stat{utime: u, stime: s, ppid: pp}, nil
 }
 
 func descendants(root int) []int {
@@ -80,8 +97,8 @@ func descendants(root int) []int {
 		if err != nil {
 			continue
 		}
-		if _, pp, err := procStat(pid); err == nil {
-			parent[pid] = pp
+		if st, err := procStat(pid); err == nil {
+			parent[pid] = st.ppid
 		}
 	}
 	var out []int

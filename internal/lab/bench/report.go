@@ -44,7 +44,10 @@ type RunResult struct {
 	Round      int       `json:"round"`
 	Wrk        WrkResult `json:"wrk"`
 	CPUSeconds float64   `json:"cpu_seconds"` // of the proxy (or, row a, the platform) process
-	LoadAvg    string    `json:"loadavg"`
+	// UserSeconds is the part of CPUSeconds spent in user space; the rest
+	// is the kernel's (system calls, loopback TCP, scheduling).
+	UserSeconds float64 `json:"user_seconds"`
+	LoadAvg     string  `json:"loadavg"`
 }
 
 // RowSummary is a row over its rounds: medians of req/s and latency, sums
@@ -58,6 +61,7 @@ type RowSummary struct {
 	Non2xx     int64     `json:"non2xx"`
 	SocketErrs int64     `json:"socket_errors"`
 	CPUPer1k   float64   `json:"cpu_s_per_1k"`
+	UserPer1k  float64   `json:"user_s_per_1k"` // of CPUPer1k, in user space
 	RoundsRPS  []float64 `json:"rounds_rps"`
 }
 
@@ -131,7 +135,7 @@ func (r *Report) summarise(rows []RowInfo) {
 	for _, info := range rows {
 		s := RowSummary{RowInfo: info}
 		var p50, p99 []float64
-		var cpu float64
+		var cpu, user float64
 		for _, run := range r.Runs {
 			if run.Row != info.ID {
 				continue
@@ -143,10 +147,12 @@ func (r *Report) summarise(rows []RowInfo) {
 			s.Non2xx += run.Wrk.StatusErrors
 			s.SocketErrs += run.Wrk.ConnectErrors + run.Wrk.ReadErrors + run.Wrk.WriteErrors + run.Wrk.Timeouts
 			cpu += run.CPUSeconds
+			user += run.UserSeconds
 		}
 		s.RPS, s.P50MS, s.P99MS = median(s.RoundsRPS), median(p50), median(p99)
 		if s.Requests > 0 {
 			s.CPUPer1k = 1000 * cpu / float64(s.Requests)
+			s.UserPer1k = 1000 * user / float64(s.Requests)
 		}
 		r.Rows = append(r.Rows, s)
 	}

@@ -253,7 +253,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if err != nil {
 				return nil, err
 			}
-			cpu0, err := CPUSeconds(pid)
+			cpu0, err := CPUTime(pid)
 			if err != nil {
 				return nil, err
 			}
@@ -261,13 +261,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if err != nil {
 				return nil, err
 			}
-			cpu1, err := CPUSeconds(pid)
+			cpu1, err := CPUTime(pid)
 			if err != nil {
 				return nil, err
 			}
-			rep.Runs = append(rep.Runs, RunResult{Row: t.ID, Round: r + 1, Wrk: res, CPUSeconds: cpu1 - cpu0, LoadAvg: loadAvg()})
-			logf("round %d row %-5s %8.0f req/s  p50 %6.2fms  p99 %6.2fms  non-2xx %d  cpu %.3fs/1k",
-				r+1, t.ID, res.RPS(), res.P50US/1000, res.P99US/1000, res.StatusErrors, 1000*(cpu1-cpu0)/float64(max(res.Requests, 1)))
+			used := cpu1.Sub(cpu0)
+			rep.Runs = append(rep.Runs, RunResult{Row: t.ID, Round: r + 1, Wrk: res, CPUSeconds: used.Total(), UserSeconds: used.User, LoadAvg: loadAvg()})
+			logf("round %d row %-5s %8.0f req/s  p50 %6.2fms  p99 %6.2fms  non-2xx %d  cpu %.3fs/1k (user %.3f)",
+				r+1, t.ID, res.RPS(), res.P50US/1000, res.P99US/1000, res.StatusErrors,
+				1000*used.Total()/float64(max(res.Requests, 1)), 1000*used.User/float64(max(res.Requests, 1)))
 		}
 	}
 	rep.summarise(rows)
