@@ -50,8 +50,11 @@
 // (about 1% at capacity) let an unreferenced look-up pass as navigation.
 // Records without an id are not counted.
 //
-// When the store fails, Apply returns the error with the Access filled and
-// no body, and the gateway applies its fail mode (open or closed).
+// When the store fails, Apply returns the error with the Access filled, and
+// the gateway applies its fail mode: closed refuses; open sends the answer
+// without budgets or the unreferenced rule, but still with the scopes'
+// masks, which need no store (a reserved class never goes out because
+// Redis is down).
 //
 // What it must never do: store, log or put in an Access a personal data
 // value (subjects are ids, mapped to numbers by Subject; Access holds ids

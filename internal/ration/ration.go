@@ -269,6 +269,21 @@ type work struct {
 	keys     store.KeyBuf // the decision's store keys
 	hdr      []byte       // the Warden-Masked value being built
 	look     [1]uint64    // the looked-up id, for Linked
+	counts   []count      // served and masked counts, added once the answer goes out
+}
+
+// count is a counter increment held until the decision is final: a refused
+// answer served and masked nothing.
+type count struct {
+	c prometheus.Counter
+	n int
+}
+
+// count holds n for c; zeros are dropped.
+func (w *work) count(c prometheus.Counter, n int) {
+	if n > 0 {
+		w.counts = append(w.counts, count{c, n})
+	}
 }
 
 // spendOwner says what a SpendRequest was for: budget b, class c, and which
@@ -282,9 +297,10 @@ type spendOwner struct {
 
 // Apply inspects one answer and rations it: one call per answer, one Spend
 // on the store for the budgets (and one before it for an unreferenced
-// look-up). On a store error it returns the error with the Access filled
-// and no body: the caller applies its fail mode (open: send the answer as
-// is; closed: refuse).
+// look-up). On a store error it returns the error with the Access filled,
+// and the masks of the rules that need no store (scopes) in Body, if any:
+// the caller applies its fail mode (open: send Body, or the upstream's
+// answer when Body is nil; closed: refuse).
 func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, resp Response) (Outcome, error) {
 	var out Outcome
 	rt := route.Route
@@ -351,15 +367,31 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 	if err != nil {
 		r.met.storeErrs.Inc()
 		r.log.LogAttrs(ctx, slog.LevelError, "ration: store failed", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
+		// Scopes need no store and ran before it failed: a caller that
+		// fails open must still send their masks, never a reserved class.
+		if rerr := r.rewrite(w, req, resp, &out); rerr != nil {
+			return Outcome{Access: out.Access}, fmt.Errorf("ration: %w", rerr) // not failed-open: refused
+		}
 		return out, fmt.Errorf("ration: %w", err)
 	}
 	if block != nil {
 		out.Block = block // the caller logs the decision, once per request
 		return out, nil
 	}
+	if err := r.rewrite(w, req, resp, &out); err != nil {
+		return out, fmt.Errorf("ration: %w", err)
+	}
+	return out, nil
+}
+
+// rewrite renders the masks made so far into out: the body, encoded as the
+// upstream's was, and the Warden-Masked header. Without masks it leaves out
+// as it is (the upstream's bytes go out).
+func (r *Rationer) rewrite(w *work, req Request, resp Response, out *Outcome) error {
+	res := &w.res
 	out.Masked = res.NumMasked()
 	if out.Masked == 0 {
-		return out, nil
+		return nil
 	}
 	var body []byte
 	if inspect.Identity(resp.ContentEncoding) {
@@ -368,16 +400,17 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 	} else if w.out = res.Rewrite(w.out, req.ID); w.out != nil {
 		var err error
 		if body, err = r.imap.Encode(resp.ContentEncoding, w.out, resp.Dst[:0]); err != nil {
-			return out, fmt.Errorf("ration: %w", err)
+			out.Masked = 0
+			return err
 		}
 	}
 	if body == nil {
 		out.Masked = 0
-		return out, nil
+		return nil
 	}
 	out.Body, out.ContentLength = body, len(body)
 	out.Header = append(out.Header, Header{Name: MaskedHeader, Value: maskedValue(&w.hdr, out.Masked, res.Rules())})
-	return out, nil
+	return nil
 }
 
 // maskedValue renders the Warden-Masked header value, "N; rules=a,b", in
@@ -401,6 +434,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 	res := &w.res
 	rt := route.Route
 	n := res.Len()
+	w.counts = w.counts[:0]
 	// Scopes: a reserved class is masked for identities without the scope,
 	// and never offered to budgets.
 	for _, s := range r.scopes {
@@ -417,7 +451,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 				k++
 			}
 		}
-		addCount(s.masked, k)
+		w.count(s.masked, k)
 	}
 
 	w.reqs, w.subjects, w.owners, w.recIdx = w.reqs[:0], w.subjects[:0], w.owners[:0], w.recIdx[:0]
@@ -501,11 +535,17 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 				masked++
 			}
 		}
-		addCount(o.b.served, ok)
-		addCount(o.b.masked, masked)
+		w.count(o.b.served, ok)
+		w.count(o.b.masked, masked)
 	}
 	if block != nil {
 		return block, nil
+	}
+	// The answer goes out: what it served and masked counts now. A zero is
+	// never written: counters are shared by every request, and each write
+	// moves their cache line between cores.
+	for _, c := range w.counts {
+		c.c.Add(float64(c.n))
 	}
 	// Remember what this answer showed, for later look-ups.
 	if linkKey != "" && res.NumLinks() > 0 {
@@ -592,17 +632,8 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 			m++
 		}
 	}
-	addCount(u.masked, m)
+	w.count(u.masked, m)
 	return linkKey, nil, nil
-}
-
-// addCount adds n to c, skipping the atomic write of a zero: counters are
-// shared by every request, and each write moves their cache line between
-// cores.
-func addCount(c prometheus.Counter, n int) {
-	if n > 0 {
-		c.Add(float64(n))
-	}
 }
 
 func retryAfter(now time.Time, window time.Duration) time.Duration {

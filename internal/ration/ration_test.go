@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/memory"
 )
 
@@ -276,6 +278,82 @@ func TestBlock(t *testing.T) {
 	}
 	if got := counter(e.r.met.blocked.WithLabelValues("acct-block")); got != 1 {
 		t.Errorf("blocked metric %v", got)
+	}
+	// Only the first answer went out: the refused one served nothing, so
+	// acct-mask, which allowed its subject, does not count it as served.
+	if got := counter(e.r.budgets[0].served); got != 1 {
+		t.Errorf("acct-mask served %v, want 1: a refused answer was counted", got)
+	}
+}
+
+// failingStore is a store whose every call fails, as Redis does when it is
+// unreachable: the fault the fail modes exist for.
+type failingStore struct{}
+
+var errDown = errors.New("store down")
+
+func (failingStore) Spend(context.Context, time.Time, []store.SpendRequest) ([]store.SpendResult, error) {
+	return nil, errDown
+}
+func (failingStore) Link(context.Context, time.Time, string, []uint64, time.Duration) error {
+	return errDown
+}
+func (failingStore) Linked(context.Context, time.Time, string, []uint64) ([]bool, error) {
+	return nil, errDown
+}
+
+// A store failure leaves the scopes' masks in place: failing open must not
+// hand a reserved class to everyone.
+func TestStoreDownKeepsScopes(t *testing.T) {
+	l := loadLab(t)
+	cfg := l.Ration
+	cfg.Scopes = []ScopeConfig{{Class: "contact", Scope: "partner"}}
+	r, err := New(cfg, l.Inspect, failingStore{}, NewMetrics(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, enc := range []string{"", "gzip"} {
+		body := profile(3)
+		resp := Response{Status: 200, ContentType: "application/json", ContentEncoding: enc, Body: body}
+		if enc == "gzip" {
+			resp.Body = gz(t, body)
+		}
+		rt, _ := r.Match("GET", "/v1/users/3")
+		out, err := r.Apply(context.Background(), t0, account("u1"), Request{Method: "GET", Path: "/v1/users/3", ID: "req-1"}, rt, resp)
+		if !errors.Is(err, errDown) {
+			t.Fatalf("%q: error %v, want the store's", enc, err)
+		}
+		if out.Body == nil || out.Masked != 1 {
+			t.Fatalf("%q: no masked body with the store down (masked %d): the reserved class would go out", enc, out.Masked)
+		}
+		got := out.Body
+		if enc == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if served(t, Outcome{Body: got}, body) || !strings.Contains(string(got), `"rules":["scope-contact"]`) {
+			t.Errorf("%q: contact not masked by the scope: %s", enc, got)
+		}
+		if len(out.Access.Records) != 1 || out.Access.Records[0].ID != "3" {
+			t.Errorf("%q: access %+v", enc, out.Access)
+		}
+	}
+	// Without a reserved class nothing is masked: Body stays nil and a
+	// caller failing open sends the upstream's bytes.
+	r2, err := New(l.Ration, l.Inspect, failingStore{}, NewMetrics(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := r2.Match("GET", "/v1/users/3")
+	out, err := r2.Apply(context.Background(), t0, account("u1"), Request{Method: "GET", Path: "/v1/users/3", ID: "req-2"}, rt,
+		Response{Status: 200, ContentType: "application/json", Body: profile(3)})
+	if !errors.Is(err, errDown) || out.Body != nil {
+		t.Errorf("no scope: err %v, body %s", err, out.Body)
 	}
 }
 
