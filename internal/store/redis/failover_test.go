@@ -126,7 +126,6 @@ func TestFailover(t *testing.T) {
 func storeFailover(t *testing.T, partialCoverage bool) {
 	c, victim, other, master := failoverCluster(t, partialCoverage)
 	st := open(t, c.Addrs())
-	t.Cleanup(func() { st.Close() })
 
 	r, err := spend(st, victim, 5, 1, 2, 3)
 	if err != nil || allowedCount(r) != 3 || r.Count != 3 {

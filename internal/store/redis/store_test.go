@@ -23,6 +23,7 @@ func open(t testing.TB, addrs []string) *redis.Store {
 	if err != nil {
 		t.Fatalf("redis.New: %v", err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
