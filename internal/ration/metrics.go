@@ -20,11 +20,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_budget_served_total",
-			Help: "Subjects offered to a distinct-subject budget and allowed (re-views included).",
+			Help: "Subjects a distinct-subject budget allowed in answers that went out (re-views included; a refused answer counts nothing).",
 		}, []string{"budget"}),
 		masked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_budget_masked_total",
-			Help: "Records whose class fields were masked, by the rule that masked them.",
+			Help: "Records whose class fields were masked in answers that went out, by the rule that masked them.",
 		}, []string{"rule"}),
 		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_budget_blocked_total",
