@@ -333,9 +333,20 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 			Dst:             *dst,
 		})
 		if out.Body != nil {
-			// The rewritten body becomes the response's buffer, and the
-			// upstream's goes back to the pool: no copy.
-			*dst = resp.SwapBody(out.Body)[:0]
+			if cap(resp.Body()) >= len(out.Body) {
+				// Copied into a response buffer (the upstream's is free
+				// now): the rewrite's memory stays here, sized for
+				// rewrites. Trading buffers instead would hand fasthttp's
+				// pool our larger one (it drops those past its usual size)
+				// and leave us the upstream's, too small for the next
+				// rewrite: an allocation per answer.
+				resp.SetBody(out.Body)
+				*dst = out.Body[:0] // Dst, or what the rewrite grew it into
+			} else {
+				// Too small: the rewritten body becomes the response's
+				// buffer, and the upstream's comes here.
+				*dst = resp.SwapBody(out.Body)[:0]
+			}
 		}
 		f.bodies.Put(dst)
 		if ref != nil {

@@ -1,0 +1,196 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/store/memory"
+)
+
+// BenchmarkServe times the fast front's handler alone, in one goroutine:
+// the request already parsed, the upstream a canned connection that answers
+// at once. What it measures is warden's user-space work per request and
+// fasthttp's around it, without the kernel's loopback TCP and the
+// scheduler, which dominate `warden bench` and drown differences of a few
+// percent. The load is row (e)'s: lab profiles by id, HS256 tokens of 1,000
+// accounts, rate limits too high to refuse.
+//
+//	bare: no identity, no rules (the front and the proxying alone)
+//	d:    row (d): account identity, per-ip and per-account limits
+//	e:    row (e): examples/lab.yaml (inspection, budgets, look-up filter)
+func BenchmarkServe(b *testing.B) {
+	b.Setenv("LAB_JWT_SECRET", "lab-secret")
+	b.Setenv("LAB_PARTNER_KEY", "pk-0123456789abcdef")
+	lab, err := config.Load("../../examples/lab.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range lab.Limits {
+		lab.Limits[i].Rate, lab.Limits[i].Burst = "1000000/s", 1000000
+	}
+	d, err := config.Parse("d.yaml", []byte(`identity: {account: {secret_env: LAB_JWT_SECRET}}
+rate_limits:
+  - {name: per-ip, facet: ip, rate: 1000000/s, burst: 1000000}
+  - {name: per-account, facet: account, rate: 1000000/s, burst: 1000000}
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare, err := config.Parse("bare.yaml", []byte("{}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := benchRequests(b, 16384, 1000, 100000)
+	for _, c := range []struct {
+		name string
+		cfg  *config.Config
+	}{{"bare", bare}, {"d", d}, {"e", lab}} {
+		b.Run(c.name, func(b *testing.B) {
+			f := benchFront(b, c.cfg)
+			ctx := new(fasthttp.RequestCtx)
+			peer := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ctx.Init(reqs[i%len(reqs)], peer, nil)
+				f.serve(ctx)
+				if code := ctx.Response.StatusCode(); code != 200 {
+					b.Fatalf("status %d: %s", code, ctx.Response.Body())
+				}
+				i++
+			}
+		})
+	}
+}
+
+// benchFront builds the fast front on cfg, its upstream a cannedConn.
+func benchFront(b *testing.B, cfg *config.Config) *fastFront {
+	b.Helper()
+	cfg.Upstream.URL = "http://platform.test"
+	cfg.Log.Level = "warn"
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	st := memory.New(memory.Options{SweepEvery: -1})
+	b.Cleanup(func() { st.Close() })
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	p, err := NewPipeline(ctx, cfg, Deps{Store: st, Ration: ration.NewMetrics(nil), Metrics: m, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(cfg, p, m, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, ok := g.front.(*fastFront)
+	if !ok {
+		b.Fatalf("front %s, want fast", g.Front())
+	}
+	f.client.Dial = func(string) (net.Conn, error) { return &cannedConn{}, nil }
+	return f
+}
+
+// benchRequests are n look-ups of profiles uniform over 1..profiles, each
+// with the HS256 token of one of accounts accounts, as `warden bench` sends.
+func benchRequests(b *testing.B, n, accounts, profiles int) []*fasthttp.Request {
+	b.Helper()
+	toks := make([]string, accounts)
+	for i := range toks {
+		t, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": strconv.Itoa(1 + i*profiles/accounts), "iat": time.Now().Unix(), "created": time.Now().AddDate(-2, 0, 0).Unix(),
+		}).SignedString([]byte("lab-secret"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		toks[i] = t
+	}
+	out := make([]*fasthttp.Request, n)
+	x := uint64(1)
+	for i := range out {
+		x = x*6364136223846793005 + 1442695040888963407
+		r := new(fasthttp.Request)
+		r.Header.DisableNormalizing() // as the front's server has it
+		r.SetRequestURI(fmt.Sprintf("/v1/users/%d", 1+int(x>>33)%profiles))
+		r.Header.SetHost("127.0.0.1:8080")
+		r.Header.Set("Authorization", "Bearer "+toks[i%accounts])
+		out[i] = r
+	}
+	return out
+}
+
+// cannedConn is an upstream connection that answers each request written to
+// it, at once, with a lab profile of the id in the request line. It does not
+// allocate per request, so the benchmark's allocations are the gateway's.
+type cannedConn struct {
+	body, resp []byte
+	off        int
+}
+
+var (
+	errNoRequest = errors.New("cannedConn: read with no request written")
+	cannedLocal  = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40001}
+	cannedRemote = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8081}
+)
+
+func (c *cannedConn) Write(p []byte) (int, error) {
+	// GET /v1/users/ID HTTP/1.1: one request per write (fasthttp flushes
+	// each request whole).
+	id := []byte("0")
+	if i := bytes.Index(p, []byte("/v1/users/")); i >= 0 {
+		rest := p[i+len("/v1/users/"):]
+		if j := bytes.IndexByte(rest, ' '); j >= 0 {
+			id = rest[:j]
+		}
+	}
+	b := append(c.body[:0], `{"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","username":"user_`...)
+	b = append(b, id...)
+	b = append(b, `","full_name":"Maya Santos","bio":"Collecting old cameras and older stories. Grew up by the sea, live in the city now. Museums, markets and long walks. Mountains in summer, books in winter.","city":"Vancouver","category":"Parent","is_business":false,"follower_count":17,"following_count":33,"posts_count":0,"created_at":"2025-08-31T18:29:59Z","email":"user`...)
+	b = append(b, id...)
+	b = append(b, `@example.net","phone":"+16045228111"}`...)
+	c.body = b
+	r := append(c.resp[:0], "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "...)
+	r = strconv.AppendInt(r, int64(len(b)), 10)
+	r = append(r, "\r\n\r\n"...)
+	c.resp = append(r, b...)
+	c.off = 0
+	return len(p), nil
+}
+
+func (c *cannedConn) Read(p []byte) (int, error) {
+	if c.off >= len(c.resp) {
+		return 0, errNoRequest
+	}
+	n := copy(p, c.resp[c.off:])
+	c.off += n
+	return n, nil
+}
+
+func (c *cannedConn) Close() error                     { return nil }
+func (c *cannedConn) LocalAddr() net.Addr              { return cannedLocal }
+func (c *cannedConn) RemoteAddr() net.Addr             { return cannedRemote }
+func (c *cannedConn) SetDeadline(time.Time) error      { return nil }
+func (c *cannedConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *cannedConn) SetWriteDeadline(time.Time) error { return nil }
