@@ -67,6 +67,9 @@ rate_limits:
 			i := 0
 			for b.Loop() {
 				ctx.Init(reqs[i%len(reqs)], peer, nil)
+				// As the front's server does for each request.
+				ctx.Request.Header.DisableNormalizing()
+				ctx.Response.Header.DisableNormalizing()
 				f.serve(ctx)
 				if code := ctx.Response.StatusCode(); code != 200 {
 					b.Fatalf("status %d: %s", code, ctx.Response.Body())
