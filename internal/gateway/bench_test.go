@@ -81,7 +81,7 @@ rate_limits:
 }
 
 // benchFront builds the fast front on cfg, its upstream a cannedConn.
-func benchFront(b *testing.B, cfg *config.Config) *fastFront {
+func benchFront(b testing.TB, cfg *config.Config) *fastFront {
 	b.Helper()
 	cfg.Upstream.URL = "http://platform.test"
 	cfg.Log.Level = "warn"
@@ -162,15 +162,28 @@ func (c *cannedConn) Write(p []byte) (int, error) {
 	id := []byte("0")
 	if i := bytes.Index(p, []byte("/v1/users/")); i >= 0 {
 		rest := p[i+len("/v1/users/"):]
-		if j := bytes.IndexByte(rest, ' '); j >= 0 {
+		if j := bytes.IndexAny(rest, " ?"); j >= 0 {
 			id = rest[:j]
+		}
+	}
+	pad := 0 // ?pad=N lengthens the bio by N bytes
+	if i := bytes.Index(p, []byte("pad=")); i >= 0 {
+		for _, c := range p[i+len("pad="):] {
+			if c < '0' || c > '9' {
+				break
+			}
+			pad = pad*10 + int(c-'0')
 		}
 	}
 	b := append(c.body[:0], `{"id":"`...)
 	b = append(b, id...)
 	b = append(b, `","username":"user_`...)
 	b = append(b, id...)
-	b = append(b, `","full_name":"Maya Santos","bio":"Collecting old cameras and older stories. Grew up by the sea, live in the city now. Museums, markets and long walks. Mountains in summer, books in winter.","city":"Vancouver","category":"Parent","is_business":false,"follower_count":17,"following_count":33,"posts_count":0,"created_at":"2025-08-31T18:29:59Z","email":"user`...)
+	b = append(b, `","full_name":"Maya Santos","bio":"Collecting old cameras and older stories. Grew up by the sea, live in the city now. Museums, markets and long walks. Mountains in summer, books in winter.`...)
+	for range pad {
+		b = append(b, 'x')
+	}
+	b = append(b, `","city":"Vancouver","category":"Parent","is_business":false,"follower_count":17,"following_count":33,"posts_count":0,"created_at":"2025-08-31T18:29:59Z","email":"user`...)
 	b = append(b, id...)
 	b = append(b, `@example.net","phone":"+16045228111"}`...)
 	c.body = b
