@@ -32,8 +32,9 @@ type fastFront struct {
 	slack  time.Duration // of connection deadlines (coarseConn)
 
 	exchanges sync.Pool // *Exchange
-	// bodies holds memory for rewritten answers, traded with the response's
-	// own body buffer (SwapBody) so that a rewrite costs no allocation.
+	// bodies holds memory for rewritten answers: kept when the answer is
+	// copied into the response, traded for the response's buffer
+	// (SwapBody) when it does not fit there; a rewrite costs no allocation.
 	bodies sync.Pool // *[]byte
 }
 
