@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 		upErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "warden_upstream_errors_total", Help: "Upstream failures by kind (unreachable, timeout, too_large).",
+			Name: "warden_upstream_errors_total", Help: "Upstream failures by kind (unreachable, timeout, too_large; std front also client_gone: the client left first).",
 		}, []string{"kind"}),
 		badReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_bad_requests_total",
