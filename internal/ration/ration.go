@@ -487,17 +487,18 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		if len(w.subjects) == from {
 			continue
 		}
-		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: b.limit(id, now), from: from, to: len(w.subjects)})
-		w.reqs = append(w.reqs, store.SpendRequest{Key: w.keys.Key(b.prefix, v), Window: b.cfg.Window})
+		limit := b.limit(id, now)
+		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: limit, from: from, to: len(w.subjects)})
+		w.reqs = append(w.reqs, store.SpendRequest{Key: w.keys.Key(b.prefix, v), Window: b.cfg.Window, Limit: limit})
 	}
 	var results []store.SpendResult
 	if len(w.reqs) > 0 {
+		// Subjects are sliced once all are appended: an append may have
+		// moved w.subjects.
 		for i := range w.reqs {
 			o := &w.owners[i]
-			w.reqs[i].Limit = o.limit
 			w.reqs[i].Subjects = w.subjects[o.from:o.to]
 		}
-		var err error
 		results, err = r.st.Spend(ctx, now, w.reqs)
 		if err != nil {
 			return nil, fmt.Errorf("spend: %w", err)
