@@ -38,11 +38,7 @@ func loadAppKeys(c AppConfig, opts Options) (appKeys, error) {
 			}
 			copy(digest[:], b)
 		default:
-			field := at + ".key_env"
-			if k.KeyFile != "" {
-				field = at + ".key_file"
-			}
-			key, err := secretFrom(opts, k.KeyFile, k.KeyEnv, field)
+			key, _, err := secretFrom(opts, k.KeyFile, k.KeyEnv, at+".key_file", at+".key_env")
 			if err != nil {
 				return nil, err
 			}

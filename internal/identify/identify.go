@@ -115,21 +115,21 @@ func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 }
 
 // secretFrom reads a secret from file (trailing newline trimmed) or, when no
-// file is named, from the environment variable env; at names the setting in
-// errors.
-func secretFrom(opts Options, file, env, at string) (string, error) {
+// file is named, from the environment variable env. at is the setting read,
+// fileAt or envAt, which names it in errors (its callers' too).
+func secretFrom(opts Options, file, env, fileAt, envAt string) (secret, at string, err error) {
 	if file != "" {
 		raw, err := opts.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", at, err)
+			return "", fileAt, fmt.Errorf("%s: %w", fileAt, err)
 		}
-		return strings.TrimRight(string(raw), "\r\n"), nil
+		return strings.TrimRight(string(raw), "\r\n"), fileAt, nil
 	}
 	v, ok := opts.LookupEnv(env)
 	if !ok {
-		return "", fmt.Errorf("%s: %s is not set", at, env)
+		return "", envAt, fmt.Errorf("%s: %s is not set", envAt, env)
 	}
-	return v, nil
+	return v, envAt, nil
 }
 
 func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier, error) {
@@ -150,11 +150,7 @@ func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier,
 		refused:  newTokenCache(max(cacheShards, c.CacheSize/4)),
 	}
 	if c.SecretFile != "" || c.SecretEnv != "" {
-		at := "identify: account.secret_env"
-		if c.SecretFile != "" {
-			at = "identify: account.secret_file"
-		}
-		secret, err := secretFrom(opts, c.SecretFile, c.SecretEnv, at)
+		secret, at, err := secretFrom(opts, c.SecretFile, c.SecretEnv, "identify: account.secret_file", "identify: account.secret_env")
 		if err != nil {
 			return nil, err
 		}
