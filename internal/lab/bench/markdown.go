@@ -26,12 +26,8 @@ func (r *Report) Markdown() string {
 	b.WriteString("| row | what | req/s | p50 ms | p99 ms | non-2xx | socket errors | CPU s per 1k req | of it user | req/s per round |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, s := range r.Rows {
-		rounds := make([]string, len(s.RoundsRPS))
-		for i, x := range s.RoundsRPS {
-			rounds[i] = fmt.Sprintf("%.0f", x)
-		}
 		fmt.Fprintf(&b, "| (%s) | %s | %.0f | %.2f | %.2f | %d | %d | %.4f | %.4f | %s |\n",
-			s.ID, s.Title, s.RPS, s.P50MS, s.P99MS, s.Non2xx, s.SocketErrs, s.CPUPer1k, s.UserPer1k, strings.Join(rounds, ", "))
+			s.ID, s.Title, s.RPS, s.P50MS, s.P99MS, s.Non2xx, s.SocketErrs, s.CPUPer1k, s.UserPer1k, joinRounds("%.0f", s.RoundsRPS))
 	}
 	b.WriteString("\nCPU s per 1k req: user+system CPU seconds of the proxy's process (nginx: master and workers; row (a): the platform) per 1,000 requests, from /proc/PID/stat before and after each run; of it user: the part in user space, the rest is the kernel's (system calls, loopback TCP, scheduling).\n\n")
 
@@ -46,11 +42,7 @@ func (r *Report) Markdown() string {
 				}
 				t = fmt.Sprintf("≥ %.1fx: %s", q.Target, verdict)
 			}
-			rounds := make([]string, len(q.Rounds))
-			for i, x := range q.Rounds {
-				rounds[i] = fmt.Sprintf("%.2f", x)
-			}
-			fmt.Fprintf(&b, "| %s | %.2fx | %.2fx | %s | %s |\n", q.Name, q.RPS, q.CPU, strings.Join(rounds, ", "), t)
+			fmt.Fprintf(&b, "| %s | %.2fx | %.2fx | %s | %s |\n", q.Name, q.RPS, q.CPU, joinRounds("%.2f", q.Rounds), t)
 		}
 		b.WriteString("\n")
 	}
@@ -98,4 +90,13 @@ func latencyTable(b *strings.Builder, runs []LatencyRun) {
 		x := run.Result
 		fmt.Fprintf(b, "| %d | (%s) | %d | %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f |\n", i+1, run.Row, x.Sent, x.Non2xx, x.Errors, ms(x.P50), ms(x.P90), ms(x.P99), ms(x.P999), ms(x.Max))
 	}
+}
+
+// joinRounds renders per-round figures in format, comma-separated.
+func joinRounds(format string, xs []float64) string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(out, ", ")
 }
