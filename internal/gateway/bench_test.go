@@ -62,15 +62,10 @@ rate_limits:
 		b.Run(c.name, func(b *testing.B) {
 			f := benchFront(b, c.cfg)
 			ctx := new(fasthttp.RequestCtx)
-			peer := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				ctx.Init(reqs[i%len(reqs)], peer, nil)
-				// As the front's server does for each request.
-				ctx.Request.Header.DisableNormalizing()
-				ctx.Response.Header.DisableNormalizing()
-				f.serve(ctx)
+				serveOnce(f, ctx, reqs[i%len(reqs)])
 				if code := ctx.Response.StatusCode(); code != 200 {
 					b.Fatalf("status %d: %s", code, ctx.Response.Body())
 				}
@@ -78,6 +73,18 @@ rate_limits:
 			}
 		})
 	}
+}
+
+// servePeer is the client address of requests served by serveOnce.
+var servePeer = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+
+// serveOnce serves req with the fast front's handler in ctx, set up as the
+// front's server sets up each request.
+func serveOnce(f *fastFront, ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
+	ctx.Init(req, servePeer, nil)
+	ctx.Request.Header.DisableNormalizing()
+	ctx.Response.Header.DisableNormalizing()
+	f.serve(ctx)
 }
 
 // benchFront builds the fast front on cfg, its upstream a cannedConn.
