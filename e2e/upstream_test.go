@@ -21,6 +21,7 @@ type echo struct {
 type echoed struct {
 	Method  string              `json:"method"`
 	Path    string              `json:"path"`
+	URI     string              `json:"uri"` // the request target as sent
 	Query   string              `json:"query"`
 	Host    string              `json:"host"`
 	Header  map[string][]string `json:"header"`
@@ -95,7 +96,7 @@ func newEcho(t *testing.T) *echo {
 			w.Header().Set("Connection", "X-Resp-Hop")
 			w.Header().Set("X-Resp-Hop", "1")
 		}
-		json.NewEncoder(w).Encode(echoed{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header, r.RemoteAddr, n})
+		json.NewEncoder(w).Encode(echoed{r.Method, r.URL.Path, r.RequestURI, r.URL.RawQuery, r.Host, r.Header, r.RemoteAddr, n})
 	})
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)

@@ -69,6 +69,11 @@ type Server struct {
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	MaxBodyBytes      int           `yaml:"max_body_bytes"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// EncodedSlashes is what a path with an escaped "/" or "\" gets:
+	// reject (400) or keep (matched and forwarded as one segment, for APIs
+	// whose ids hold encoded slashes and whose upstream does not decode
+	// them before routing).
+	EncodedSlashes string `yaml:"encoded_slashes"`
 }
 
 // Admin is the admin listener.
@@ -179,6 +184,7 @@ func (c *Config) SetDefaults() {
 	num(&c.Server.MaxHeaderBytes, 16<<10)
 	num(&c.Server.MaxBodyBytes, 8<<20)
 	dur(&c.Server.ShutdownTimeout, 15*time.Second)
+	def(&c.Server.EncodedSlashes, "reject")
 	def(&c.Admin.Listen, "127.0.0.1:9090")
 	if c.Admin.TokenFile == "" {
 		def(&c.Admin.TokenEnv, "WARDEN_ADMIN_TOKEN")
@@ -258,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes < 0 {
 		bad("server.max_body_bytes", "must not be negative")
+	}
+	if c.Server.EncodedSlashes != "reject" && c.Server.EncodedSlashes != "keep" {
+		bad("server.encoded_slashes", "%q is not reject or keep", c.Server.EncodedSlashes)
 	}
 	if err := checkHostPort(c.Admin.Listen); err != nil {
 		bad("admin.listen", "%v", err)

@@ -296,9 +296,21 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ex.Method = methodString(req.Header.Method())
-	ex.Path = string(req.URI().PathOriginal())
-	if i := strings.IndexByte(ex.Path, '?'); i >= 0 {
-		ex.Path = ex.Path[:i]
+	raw := b2s(req.URI().PathOriginal())
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	path, err := canonPath(raw, f.cfg.Server.EncodedSlashes == "keep")
+	if err != nil {
+		g.m.badReqs.WithLabelValues("fast", "ambiguous_path").Inc()
+		f.writeJSON(ctx, 400, errorBody(err.Error(), "", "", ex.ID))
+		return
+	}
+	if path != raw {
+		req.URI().SetPath(path) // the upstream gets the path warden matched
+		ex.Path = path
+	} else {
+		ex.Path = string(raw)
 	}
 	ex.RawQuery = string(req.URI().QueryString())
 	peer := peerAddr(ctx.RemoteAddr())
@@ -315,7 +327,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	start := time.Now()
-	err := f.client.DoTimeout(req, &ctx.Response, f.cfg.Upstream.ResponseHeaderTimeout)
+	err = f.client.DoTimeout(req, &ctx.Response, f.cfg.Upstream.ResponseHeaderTimeout)
 	took := time.Since(start)
 	g.m.upstream.Observe(took.Seconds())
 	if err != nil {

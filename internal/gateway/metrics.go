@@ -60,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"kind"}),
 		badReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_bad_requests_total",
-			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed). The std front counts body_too_large only: net/http answers the others itself.",
+			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed, ambiguous_path). The std front counts body_too_large and ambiguous_path only: net/http answers the others itself.",
 		}, []string{"front", "reason"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_panics_total", Help: "Panics recovered while serving a request (answered 500).",

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,7 +151,7 @@ func sortStrings(s []string) {
 func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := f.g
 	g.m.inflight.Inc()
-	ex := &Exchange{ID: g.ids.next(), Start: time.Now(), Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery}
+	ex := &Exchange{ID: g.ids.next(), Start: time.Now(), Method: r.Method, RawQuery: r.URL.RawQuery}
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
 		if v := recover(); v != nil {
@@ -170,6 +171,13 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(rec, 405, errorBody("CONNECT not supported", "", "", ex.ID))
 		return
 	}
+	path, err := canonPath(r.URL.EscapedPath(), f.cfg.Server.EncodedSlashes == "keep")
+	if err != nil {
+		g.m.badReqs.WithLabelValues("std", "ambiguous_path").Inc()
+		writeJSON(rec, 400, errorBody(err.Error(), "", "", ex.ID))
+		return
+	}
+	ex.Path = path
 	p := g.pipeline()
 	in := identify.Input{Peer: remoteAddr(r.RemoteAddr), Header: stdHeader(r.Header)}
 	if c, ok := r.Context().Value(connKey).(*tls.Conn); ok {
@@ -216,7 +224,9 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 	sx := pr.In.Context().Value(exchangeKey).(*stdExchange)
 	p := sx.p
 	pr.SetURL(p.upstream)
-	pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
+	// The path warden matched, canonical: valid escapes by construction.
+	pr.Out.URL.Path, _ = url.PathUnescape(sx.ex.Path)
+	pr.Out.URL.RawPath = sx.ex.Path
 	proto := "http"
 	if sx.tls {
 		proto = "https"
