@@ -250,16 +250,18 @@ func rawNames(raw []byte, fn func(name string) bool) {
 }
 
 // rawScan reports whether a raw request header block names a hop-by-hop
-// header and whether it names one of forwardHeaders. Most requests have
-// neither: then prepare skips nine deletions (each a normalised copy of the
-// name and a scan of the headers) and appends the forwarding headers.
-func rawScan(raw []byte) (hop, fwd bool) {
+// header, one of forwardHeaders and one of shapeHeaders. Most requests have
+// none: then prepare skips nine deletions (each a normalised copy of the
+// name and a scan of the headers), appends the forwarding headers, and
+// leaves the shape as it is.
+func rawScan(raw []byte) (hop, fwd, shape bool) {
 	rawNames(raw, func(name string) bool {
 		hop = hop || isHopName(name)
 		fwd = fwd || isForwardName(name)
-		return !hop || !fwd
+		shape = shape || isShapeName(name)
+		return !hop || !fwd || !shape
 	})
-	return hop, fwd
+	return hop, fwd, shape
 }
 
 func peerAddr(a net.Addr) netip.Addr {
@@ -319,7 +321,9 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 		f.refuse(ctx, r, ex.ID)
 		return
 	}
-	upgrade := isUpgrade(b2s(req.Header.Peek("Connection")))
+	// An inspected route's answer is never relayed raw (shape.go): the
+	// request goes as a plain one, its Connection and Upgrade dropped.
+	upgrade := !ex.Inspect && isUpgrade(b2s(req.Header.Peek("Connection")))
 	upProto := b2s(req.Header.Peek("Upgrade"))
 	f.prepare(req, p, peer, ex, upgrade)
 	if upgrade && upProto != "" {
@@ -384,7 +388,19 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 			}
 		})
 	}
-	hop, fwd := rawScan(h.RawHeaders())
+	hop, fwd, shape := rawScan(h.RawHeaders())
+	if shape && ex.Inspect { // see shape.go
+		h.Del("Range")
+		h.Del("If-Range")
+		if v, changed := decodableAccept(b2s(h.Peek("Accept-Encoding"))); changed {
+			h.Set("Accept-Encoding", v)
+		}
+		if a := h.Peek("Accept"); len(a) > 0 {
+			if v, changed := jsonAccept(b2s(a)); changed {
+				h.Set("Accept", v)
+			}
+		}
+	}
 	if hop {
 		for _, name := range hopHeaders {
 			if upgrade && (name == "Connection" || name == "Upgrade") {

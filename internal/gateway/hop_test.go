@@ -19,22 +19,27 @@ func TestIsHopName(t *testing.T) {
 
 func TestRawScan(t *testing.T) {
 	cases := []struct {
-		raw      string
-		hop, fwd bool
+		raw             string
+		hop, fwd, shape bool
 	}{
-		{"Host: a\r\nUser-Agent: x\r\n", false, false},
-		{"Host: a\r\nkeep-alive: timeout=5\r\n", true, false},
-		{"Host: a\r\nX-Te: 1\r\nTE: trailers\r\n", true, false},
-		{"Host: a\r\nX-Upgrade-Note: Upgrade\r\n", false, false},
-		{"Host: a\r\nx-forwarded-for: 10.0.0.1\r\n", false, true},
-		{"forwarded: for=1.2.3.4\r\nConnection: close\r\n", true, true},
-		{"X-Request-Id: abc\r\n", false, true},
-		{"X-Forwarded-Fo: 1\r\nX-Request-Ids: 2\r\n", false, false},
-		{"", false, false},
+		{"Host: a\r\nUser-Agent: x\r\n", false, false, false},
+		{"Host: a\r\nkeep-alive: timeout=5\r\n", true, false, false},
+		{"Host: a\r\nX-Te: 1\r\nTE: trailers\r\n", true, false, false},
+		{"Host: a\r\nX-Upgrade-Note: Upgrade\r\n", false, false, false},
+		{"Host: a\r\nx-forwarded-for: 10.0.0.1\r\n", false, true, false},
+		{"forwarded: for=1.2.3.4\r\nConnection: close\r\n", true, true, false},
+		{"X-Request-Id: abc\r\n", false, true, false},
+		{"X-Forwarded-Fo: 1\r\nX-Request-Ids: 2\r\n", false, false, false},
+		{"Host: a\r\naccept-encoding: br\r\n", false, false, true},
+		{"RANGE: bytes=0-9\r\n", false, false, true},
+		{"If-Range: x\r\nX-Request-Id: 1\r\n", false, true, true},
+		{"Upgrade: websocket\r\nConnection: Upgrade\r\n", true, false, true},
+		{"Ranges: 1\r\nAccept-Encodings: br\r\n", false, false, false},
+		{"", false, false, false},
 	}
 	for _, c := range cases {
-		if hop, fwd := rawScan([]byte(c.raw)); hop != c.hop || fwd != c.fwd {
-			t.Errorf("rawScan(%q) = %v, %v, want %v, %v", c.raw, hop, fwd, c.hop, c.fwd)
+		if hop, fwd, shape := rawScan([]byte(c.raw)); hop != c.hop || fwd != c.fwd || shape != c.shape {
+			t.Errorf("rawScan(%q) = %v, %v, %v, want %v, %v, %v", c.raw, hop, fwd, shape, c.hop, c.fwd, c.shape)
 		}
 	}
 	for _, n := range forwardHeaders {

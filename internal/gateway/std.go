@@ -232,6 +232,20 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	p.setForwarded(stdForward{pr}, sx.peer, peerString(sx.peer, &sx.ex.Identity), proto, pr.In.Host, sx.ex.ID)
+	if sx.ex.Inspect { // an answer warden can read whole (shape.go)
+		h := pr.Out.Header
+		for _, name := range [...]string{"Range", "If-Range", "Upgrade", "Connection"} {
+			h.Del(name)
+		}
+		if v, changed := decodableAccept(strings.Join(h.Values("Accept-Encoding"), ", ")); changed {
+			h.Set("Accept-Encoding", v)
+		}
+		if a := h.Values("Accept"); len(a) > 0 {
+			if v, changed := jsonAccept(strings.Join(a, ", ")); changed {
+				h.Set("Accept", v)
+			}
+		}
+	}
 	sx.start = time.Now()
 }
 

@@ -25,8 +25,10 @@
 //
 // Bodies: only JSON (application/json, application/*+json) is inspected;
 // gzip and deflate (zlib, or raw deflate) are decoded and a rewritten
-// answer re-encoded the same way (Map.Decode, Map.Encode); other encodings
-// pass. Decoding stops at Config.MaxBody (ErrOversize).
+// answer re-encoded the same way (Map.Decode, Map.Encode); Decode fails
+// on other encodings (ErrEncoding), which the gateway never asks the
+// upstream for on an inspected route, so ration treats such an answer as
+// malformed. Decoding stops at Config.MaxBody (ErrOversize).
 //
 // What it must never do: change an answer no rule touched (Rewrite returns
 // nil and the caller sends the upstream's bytes), keep a body past Reset, or

@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_inspect_skipped_total",
-			Help: "Answers on mapped routes passed uninspected, by reason (status, content_type, encoding).",
+			Help: "Answers on mapped routes passed uninspected, by reason (status, content_type). An encoding other than gzip and deflate counts as malformed: warden asks the upstream for those only.",
 		}, []string{"reason"}),
 		storeErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_ration_store_errors_total",

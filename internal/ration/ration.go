@@ -331,9 +331,6 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 
 	plain, err := r.imap.Decode(resp.ContentEncoding, resp.Body, w.plain)
 	switch {
-	case errors.Is(err, inspect.ErrEncoding):
-		r.met.skipped.WithLabelValues("encoding").Inc()
-		return out, nil
 	case errors.Is(err, inspect.ErrOversize):
 		r.met.oversize.Inc()
 		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer over max_body", slog.String("request_id", req.ID), slog.String("route", rt.Pattern))

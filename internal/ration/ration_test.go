@@ -562,7 +562,8 @@ func TestAnswers(t *testing.T) {
 				}
 				return io.ReadAll(r)
 			}},
-		{"brotli passes", nil, Response{Status: 200, ContentType: "application/json", ContentEncoding: "br", Body: []byte("\x0b\x02\x80{}\x03")}, false, 0, nil},
+		{"brotli passes as malformed", nil, Response{Status: 200, ContentType: "application/json", ContentEncoding: "br", Body: []byte("\x0b\x02\x80{}\x03")}, false, 0, nil},
+		{"brotli refused as malformed", func(c *inspect.Config) { c.OnMalformed = inspect.Refuse }, Response{Status: 200, ContentType: "application/json", ContentEncoding: "br", Body: []byte("\x0b\x02\x80{}\x03")}, false, 502, nil},
 		{"non-JSON passes", nil, Response{Status: 200, ContentType: "text/html", Body: []byte(`{"email":"a@b"}`)}, false, 0, nil},
 		{"error status passes", nil, Response{Status: 404, ContentType: "application/json", Body: []byte(`{"error":"not found"}`)}, false, 0, nil},
 		{"oversize passes", func(c *inspect.Config) { c.MaxBody = 1000 }, Response{Status: 200, ContentType: "application/json", Body: oversize}, false, 0, nil},

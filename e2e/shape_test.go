@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// On an inspected route the upstream is asked for an answer warden can read
+// whole: no upgrade, no range, only codings it decodes, only JSON. Each
+// would otherwise carry the records past inspection. Other routes are
+// forwarded as the client asked.
+func TestInspectedRequestShape(t *testing.T) {
+	up := newEcho(t)
+	const shape = "Range: bytes=0-9\r\nIf-Range: \"v1\"\r\nAccept-Encoding: br, gzip;q=0.5, zstd\r\nAccept: text/csv, */*\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf(`front: %s
+log: {format: text, level: warn}
+inspect:
+  routes:
+    - route: "GET /records/{id}"
+      records: ["$"]
+      id: method
+      classes: {contact: [host]}
+`, front), up.srv.URL)
+			e := decodeEcho(t, rawGet(t, g, "/records/1", shape))
+			h := e.Header
+			for _, name := range []string{"Range", "If-Range", "Upgrade"} {
+				if len(h[name]) > 0 {
+					t.Errorf("inspected route: %s forwarded: %q", name, h[name])
+				}
+			}
+			if got := strings.Join(h["Accept-Encoding"], ", "); got != "gzip;q=0.5" {
+				t.Errorf("inspected route: Accept-Encoding %q, want gzip;q=0.5", got)
+			}
+			if got := strings.Join(h["Accept"], ", "); got != "application/json" {
+				t.Errorf("inspected route: Accept %q, want application/json", got)
+			}
+			e = decodeEcho(t, rawGet(t, g, "/plain", strings.Replace(shape, "Connection: Upgrade\r\nUpgrade: websocket\r\n", "", 1)))
+			if got := strings.Join(e.Header["Range"], ""); got != "bytes=0-9" {
+				t.Errorf("other route: Range %q, want it forwarded", got)
+			}
+			if got := strings.Join(e.Header["Accept-Encoding"], ", "); got != "br, gzip;q=0.5, zstd" {
+				t.Errorf("other route: Accept-Encoding %q, want it forwarded", got)
+			}
+		})
+	}
+}
+
+// An upgrade request for a profile gets the rationed answer, not the
+// platform's relayed as raw bytes (that was a way around every budget on
+// the fast front).
+func TestUpgradeOnInspectedRoute(t *testing.T) {
+	platformURL := startPlatform(t, 500)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf(`front: %s
+log: {format: text, level: warn}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+`+profileRoute+`ration:
+  budgets:
+    - {name: contact-account, facet: account, class: contact, limit: 0, window: 24h}
+`, front), platformURL)
+			a := rawGet(t, g, "/v1/users/21", "Authorization: Bearer "+token(t, "77")+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
+			if a.status != 200 || contactServed(t, a) || a.header.Get("Warden-Masked") == "" {
+				t.Fatalf("upgrade request: %d %v %s, want the profile with its contact masked", a.status, a.header, a.body)
+			}
+		})
+	}
+}
