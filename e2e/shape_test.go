@@ -37,6 +37,18 @@ inspect:
 			if got := strings.Join(h["Accept"], ", "); got != "application/json" {
 				t.Errorf("inspected route: Accept %q, want application/json", got)
 			}
+			// A method override would have the upstream act on another
+			// method than the one routes, limits and bans matched: dropped
+			// on every route.
+			const override = "X-HTTP-Method-Override: GET\r\nX-HTTP-Method: GET\r\nx-method-override: GET\r\n"
+			for _, target := range []string{"/records/2", "/plain"} {
+				e := decodeEcho(t, rawGet(t, g, target, override))
+				for _, name := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} {
+					if len(e.Header[name]) > 0 {
+						t.Errorf("%s: %s forwarded", target, name)
+					}
+				}
+			}
 			e = decodeEcho(t, rawGet(t, g, "/plain", strings.Replace(shape, "Connection: Upgrade\r\nUpgrade: websocket\r\n", "", 1)))
 			if got := strings.Join(e.Header["Range"], ""); got != "bytes=0-9" {
 				t.Errorf("other route: Range %q, want it forwarded", got)

@@ -82,8 +82,6 @@ var servePeer = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 // front's server sets up each request.
 func serveOnce(f *fastFront, ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
 	ctx.Init(req, servePeer, nil)
-	ctx.Request.Header.DisableNormalizing()
-	ctx.Response.Header.DisableNormalizing()
 	f.serve(ctx)
 }
 
@@ -140,7 +138,6 @@ func benchRequests(b *testing.B, n, accounts, profiles int) []*fasthttp.Request 
 	for i := range out {
 		x = x*6364136223846793005 + 1442695040888963407
 		r := new(fasthttp.Request)
-		r.Header.DisableNormalizing() // as the front's server has it
 		r.SetRequestURI(fmt.Sprintf("/v1/users/%d", 1+int(x>>33)%profiles))
 		r.Header.SetHost("127.0.0.1:8080")
 		r.Header.Set("Authorization", "Bearer "+toks[i%accounts])

@@ -54,12 +54,11 @@ func newFastFront(g *Gateway, cfg *config.Config) *fastFront {
 		MaxConns:                 maxConns(cfg.Upstream),
 		// Most recently used first: a busy gateway keeps reusing the same
 		// warm connections, and the idle ones beyond them age out.
-		ConnPoolStrategy:              fasthttp.LIFO,
-		MaxIdleConnDuration:           cfg.Upstream.IdleTimeout,
-		MaxConnWaitTimeout:            cfg.Upstream.ResponseHeaderTimeout,
-		MaxResponseBodySize:           cfg.Server.MaxBodyBytes,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
+		ConnPoolStrategy:       fasthttp.LIFO,
+		MaxIdleConnDuration:    cfg.Upstream.IdleTimeout,
+		MaxConnWaitTimeout:     cfg.Upstream.ResponseHeaderTimeout,
+		MaxResponseBodySize:    cfg.Server.MaxBodyBytes,
+		DisablePathNormalizing: true,
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := fasthttp.DialTimeout(addr, cfg.Upstream.DialTimeout)
 			if err != nil {
@@ -69,21 +68,26 @@ func newFastFront(g *Gateway, cfg *config.Config) *fastFront {
 		},
 	}
 	f.srv = &fasthttp.Server{
-		Handler:                       f.serve,
-		Name:                          "",
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		NoDefaultDate:                 false,
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
-		ReadTimeout:                   cfg.Server.ReadTimeout,
-		WriteTimeout:                  cfg.Server.WriteTimeout,
-		IdleTimeout:                   cfg.Server.IdleTimeout,
-		ReadBufferSize:                cfg.Server.MaxHeaderBytes,
-		MaxRequestBodySize:            cfg.Server.MaxBodyBytes,
-		CloseOnShutdown:               true,
-		Logger:                        fastLogger{g.log},
-		ErrorHandler:                  f.badRequest,
+		Handler:               f.serve,
+		Name:                  "",
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         false,
+		// Header names stay normalised (the default): with it off, fasthttp
+		// looks names up case-sensitively, so "authorization: Bearer ..."
+		// went unseen by identify (no account facet) while the upstream,
+		// reading names in any case as HTTP says, took the account; and
+		// "keep-alive" or "proxy-authorization" in lower case were
+		// forwarded. The fingerprint reads the raw block, whose case stays.
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  cfg.Server.ReadTimeout,
+		WriteTimeout:                 cfg.Server.WriteTimeout,
+		IdleTimeout:                  cfg.Server.IdleTimeout,
+		ReadBufferSize:               cfg.Server.MaxHeaderBytes,
+		MaxRequestBodySize:           cfg.Server.MaxBodyBytes,
+		CloseOnShutdown:              true,
+		Logger:                       fastLogger{g.log},
+		ErrorHandler:                 f.badRequest,
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{}
 		},
@@ -249,19 +253,26 @@ func rawNames(raw []byte, fn func(name string) bool) {
 	}
 }
 
+// headerScan says which of the header lists a request names.
+type headerScan struct {
+	hop, fwd, shape, override bool
+}
+
 // rawScan reports whether a raw request header block names a hop-by-hop
-// header, one of forwardHeaders and one of shapeHeaders. Most requests have
-// none: then prepare skips nine deletions (each a normalised copy of the
-// name and a scan of the headers), appends the forwarding headers, and
-// leaves the shape as it is.
-func rawScan(raw []byte) (hop, fwd, shape bool) {
+// header, one of forwardHeaders, one of shapeHeaders and one of
+// overrideHeaders. Most requests have none: then prepare skips nine
+// deletions (each a normalised copy of the name and a scan of the headers),
+// appends the forwarding headers, and leaves the shape as it is.
+func rawScan(raw []byte) headerScan {
+	var s headerScan
 	rawNames(raw, func(name string) bool {
-		hop = hop || isHopName(name)
-		fwd = fwd || isForwardName(name)
-		shape = shape || isShapeName(name)
-		return !hop || !fwd || !shape
+		s.hop = s.hop || isHopName(name)
+		s.fwd = s.fwd || isForwardName(name)
+		s.shape = s.shape || isShapeName(name)
+		s.override = s.override || isOverrideName(name)
+		return !s.hop || !s.fwd || !s.shape || !s.override
 	})
-	return hop, fwd, shape
+	return s
 }
 
 func peerAddr(a net.Addr) netip.Addr {
@@ -388,8 +399,13 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 			}
 		})
 	}
-	hop, fwd, shape := rawScan(h.RawHeaders())
-	if shape && ex.Inspect { // see shape.go
+	sc := rawScan(h.RawHeaders())
+	if sc.override { // see shape.go
+		for _, name := range overrideHeaders {
+			h.Del(name)
+		}
+	}
+	if sc.shape && ex.Inspect { // see shape.go
 		h.Del("Range")
 		h.Del("If-Range")
 		if v, changed := decodableAccept(b2s(h.Peek("Accept-Encoding"))); changed {
@@ -401,7 +417,7 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 			}
 		}
 	}
-	if hop {
+	if sc.hop {
 		for _, name := range hopHeaders {
 			if upgrade && (name == "Connection" || name == "Upgrade") {
 				continue
@@ -411,7 +427,7 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 	}
 	// The host aliases the request's buffer: Set copies it before SetHost
 	// below rewrites it.
-	p.setForwarded(fastForward{h: h, absent: !fwd}, peer, peerString(peer, &ex.Identity), "http", b2s(h.Host()), ex.ID)
+	p.setForwarded(fastForward{h: h, absent: !sc.fwd}, peer, peerString(peer, &ex.Identity), "http", b2s(h.Host()), ex.ID)
 	req.SetHost(f.upHost)
 	req.URI().SetScheme(p.upstream.Scheme)
 }

@@ -42,7 +42,6 @@ ration:
 		for i, pad := range pads {
 			id := fmt.Sprintf("%d", 100*n+i+1)
 			req := new(fasthttp.Request)
-			req.Header.DisableNormalizing()
 			req.SetRequestURI(fmt.Sprintf("/v1/users/%s?pad=%d", id, pad))
 			req.Header.SetHost("127.0.0.1:8080")
 			serveOnce(f, ctx, req)

@@ -20,6 +20,15 @@ import (
 // Accept-Encoding keeps only the codings warden decodes and its Accept only
 // JSON.
 
+// overrideHeaders ask some frameworks to handle a request as another
+// method (POST as GET). Route maps, limits and bans match the request's own
+// method, so these are dropped from every request: the upstream then acts
+// on the method warden matched.
+var overrideHeaders = [...]string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+// isOverrideName reports whether name (any case) is one of overrideHeaders.
+func isOverrideName(name string) bool { return hasName(overrideHeaders[:], name) }
+
 // shapeHeaders are the request headers that an inspected route rewrites.
 var shapeHeaders = [...]string{"Range", "If-Range", "Accept-Encoding", "Accept", "Upgrade"}
 

@@ -232,6 +232,9 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	p.setForwarded(stdForward{pr}, sx.peer, peerString(sx.peer, &sx.ex.Identity), proto, pr.In.Host, sx.ex.ID)
+	for _, name := range overrideHeaders { // see shape.go
+		pr.Out.Header.Del(name)
+	}
 	if sx.ex.Inspect { // an answer warden can read whole (shape.go)
 		h := pr.Out.Header
 		for _, name := range [...]string{"Range", "If-Range", "Upgrade", "Connection"} {
