@@ -44,3 +44,31 @@ identity:
 		})
 	}
 }
+
+// Two account headers (or app keys) are refused: warden would count and
+// record the first while an upstream reading the last served another
+// account. The upstream never sees the request.
+func TestRepeatedIdentityHeader(t *testing.T) {
+	up := newEcho(t)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: warn}\nidentity:\n  account: {secret_env: LAB_JWT_SECRET}\n", front), up.srv.URL)
+			before := up.hits.Load()
+			for _, hdr := range []string{
+				"Authorization: Bearer " + token(t, "1") + "\r\nauthorization: Bearer " + token(t, "2") + "\r\n",
+				"X-App-Key: a\r\nX-App-Key: b\r\n",
+			} {
+				a := rawGet(t, g, "/x", hdr)
+				if r := refusalOf(t, a); a.status != 400 || r.Rule != "identity" {
+					t.Fatalf("%q: %d %s, want 400 by rule identity", hdr, a.status, a.body)
+				}
+			}
+			if n := up.hits.Load() - before; n != 0 {
+				t.Fatalf("upstream saw %d refused requests", n)
+			}
+			if a := rawGet(t, g, "/x", "Authorization: Bearer "+token(t, "1")+"\r\nX-App-Key: a\r\n"); a.status != 200 {
+				t.Fatalf("one of each: %d %s", a.status, a.body)
+			}
+		})
+	}
+}

@@ -129,6 +129,9 @@ type Refusal struct {
 // Begin identifies and admits. A nil result admits the request.
 func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) *Refusal {
 	p.ident.Identify(ex.Start, in, &ex.Identity)
+	if h := ex.Identity.Ambiguous; h != "" {
+		return p.refuse(ex, &Refusal{Status: 400, Rule: "identity", Error: "more than one " + h + " header"}, nil)
+	}
 	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path)
 	if err != nil {
 		if errors.Is(err, guard.ErrFailedOpen) {

@@ -280,6 +280,23 @@ func TestBearerHeader(t *testing.T) {
 			}
 		})
 	}
+	// A second account header, or app key, makes the identity ambiguous
+	// (the gateway refuses it); one of each is not.
+	for _, c := range []struct {
+		name string
+		h    testHeader
+		want string
+	}{
+		{"one each", testHeader{"Authorization", "Bearer " + tok, "X-App-Key", "k"}, ""},
+		{"two account headers", testHeader{"Authorization", "Bearer " + tok, "authorization", "Bearer x"}, "Authorization"},
+		{"two app keys", testHeader{"X-App-Key", "a", "X-App-Key", "b"}, "X-App-Key"},
+	} {
+		var id Identity
+		x.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: c.h}, &id)
+		if id.Ambiguous != c.want {
+			t.Errorf("%s: Ambiguous = %q, want %q", c.name, id.Ambiguous, c.want)
+		}
+	}
 	custom := newTestIdentifier(t, Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", Header: "X-Token"}}, Options{})
 	var id Identity
 	custom.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: testHeader{"X-Token", tok}}, &id)

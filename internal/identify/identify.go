@@ -217,6 +217,12 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 	s.keys = out.setKeys(s.keys)
 	if h != nil {
 		var app *registeredApp
+		if repeated(h, x.appHeader) {
+			out.Ambiguous = x.appHeader
+		}
+		if x.acct != nil && repeated(h, x.acct.header) {
+			out.Ambiguous = x.acct.header
+		}
 		if key := h.Peek(x.appHeader); key != "" && len(key) <= maxAppLen {
 			if x.appKeys == nil {
 				out.App = x.apps.str(key)
@@ -236,6 +242,13 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 		}
 	}
 	out.Fingerprint = s.fp.sum(h, in.TLSFingerprint, x.parts, x.fps)
+}
+
+// repeated reports whether header name has more than one value line.
+func repeated(h Header, name string) bool {
+	n := 0
+	h.Values(name, func(string) { n++ })
+	return n > 1
 }
 
 // ClientIP is the package's ClientIP with the configured trusted proxies.

@@ -56,6 +56,12 @@ type Identity struct {
 	IP             netip.Addr
 	Net            netip.Prefix
 	Fingerprint    string
+	// Ambiguous names a header that says who is asking (the account's or
+	// the app key's) and came more than once: warden reads the first, an
+	// upstream may read another, so the request would be counted and
+	// recorded against one identity while served as another. The gateway
+	// refuses such a request.
+	Ambiguous string
 
 	// ipKey and netKey are IP and Net as strings, made once by Identify:
 	// admission and every budget key by them, and formatting each time
