@@ -37,6 +37,21 @@ func TestBodyLimits(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"id":%q,"email":"a@example.com","pad":%q}`, r.PathValue("id"), strings.Repeat("x", n))
 	})
+	mux.HandleFunc("/export", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+		}
+		chunk := bytes.Repeat([]byte("e"), 32<<10)
+		for n > 0 {
+			k := min(n, len(chunk))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	})
 	up := httptest.NewServer(mux)
 	t.Cleanup(up.Close)
 
@@ -115,6 +130,21 @@ inspect:
 				}
 				if strings.Contains(m, "warden_upstream_errors_total") {
 					t.Errorf("a refused request body counted as an upstream error:\n%s", grepLines(m, "warden_upstream_errors_total"))
+				}
+			})
+			// Both fronts stream an answer nothing inspects, at any size.
+			t.Run("uninspected answer over the bound streams whole", func(t *testing.T) {
+				for _, chunked := range []string{"", "1"} {
+					n := 20 * limit
+					a := do(t, clientFrom("127.0.4.2"), "GET", g.url+fmt.Sprintf("/export?n=%d&chunked=%s", n, chunked), nil)
+					if a.status != 200 || len(a.body) != n || strings.Trim(a.body, "e") != "" {
+						t.Fatalf("chunked %q: %d, %d bytes of %d", chunked, a.status, len(a.body), n)
+					}
+				}
+				// The upstream connection went back to the pool: the next
+				// answer on it is whole too.
+				if a := do(t, clientFrom("127.0.4.2"), "GET", g.url+"/profile/3?pad=10", nil); a.status != 200 || !strings.Contains(a.body, `"id":"3"`) {
+					t.Fatalf("after a streamed answer: %d %s", a.status, a.body)
 				}
 			})
 			t.Run("inspected answer over the bound is not passed on", func(t *testing.T) {

@@ -341,6 +341,10 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 		f.upgrade(ctx, ex, upProto)
 		return
 	}
+	// An answer nothing inspects is streamed to the client as it comes, at
+	// any size; an inspected one is read whole, up to max_body_bytes (the
+	// fasthttp client refuses it past that: 502).
+	ctx.Response.StreamBody = !ex.Inspect
 	start := time.Now()
 	err = f.client.DoTimeout(req, &ctx.Response, f.cfg.Upstream.ResponseHeaderTimeout)
 	took := time.Since(start)

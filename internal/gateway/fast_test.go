@@ -44,10 +44,8 @@ ration:
 			req := new(fasthttp.Request)
 			req.SetRequestURI(fmt.Sprintf("/v1/users/%s?pad=%d", id, pad))
 			req.Header.SetHost("127.0.0.1:8080")
-			serveOnce(f, ctx, req)
-
 			var wire bytes.Buffer
-			if _, err := ctx.Response.WriteTo(&wire); err != nil {
+			if err := serveOnce(f, ctx, req, bufio.NewWriter(&wire)); err != nil {
 				t.Fatal(err)
 			}
 			resp, err := http.ReadResponse(bufio.NewReader(&wire), nil)
