@@ -14,14 +14,7 @@ func TestHeaderNameCase(t *testing.T) {
 	up := newEcho(t)
 	for _, front := range fronts {
 		t.Run(front, func(t *testing.T) {
-			cfg := fmt.Sprintf(`front: %s
-log: {format: text, level: warn}
-identity:
-  account: {secret_env: LAB_JWT_SECRET}
-`+profileRoute+`ration:
-  budgets:
-    - {name: contact-account, facet: account, class: contact, limit: 1, window: 24h}
-`, front)
+			cfg := contactBudgetConfig(front, 1)
 			g := startGateway(t, cfg, platformURL)
 			auth := "authorization: Bearer " + token(t, "77") + "\r\n"
 			if a := rawGet(t, g, "/v1/users/10", auth); a.status != 200 || !contactServed(t, a) {

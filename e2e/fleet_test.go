@@ -22,6 +22,19 @@ const profileRoute = `inspect:
       classes: {contact: [email, phone]}
 `
 
+// contactBudgetConfig is a gateway on front with account identity, the
+// profile route, and a budget of limit distinct contacts a day per account.
+func contactBudgetConfig(front string, limit int) string {
+	return fmt.Sprintf(`front: %s
+log: {format: text, level: warn}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+`+profileRoute+`ration:
+  budgets:
+    - {name: contact-account, facet: account, class: contact, limit: %d, window: 24h}
+`, front, limit)
+}
+
 func redisConfig(addr, mode string, limit int) string {
 	return fmt.Sprintf(`log: {format: text, level: info}
 identity:

@@ -24,14 +24,7 @@ func TestMaskedAnswers(t *testing.T) {
 	const limit = 3
 	for _, front := range fronts {
 		t.Run(front, func(t *testing.T) {
-			g := startGateway(t, fmt.Sprintf(`front: %s
-log: {format: text, level: warn}
-identity:
-  account: {secret_env: LAB_JWT_SECRET}
-`+profileRoute+`ration:
-  budgets:
-    - {name: contact-account, facet: account, class: contact, limit: %d, window: 24h}
-`, front, limit), platformURL)
+			g := startGateway(t, contactBudgetConfig(front, limit), platformURL)
 			tok := token(t, "77")
 			c := &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1}}
 			direct := &http.Client{Transport: &http.Transport{DisableCompression: true}}

@@ -35,14 +35,7 @@ func TestPathSpellings(t *testing.T) {
 	platformURL := startPlatform(t, 500)
 	for _, front := range fronts {
 		t.Run(front, func(t *testing.T) {
-			g := startGateway(t, fmt.Sprintf(`front: %s
-log: {format: text, level: warn}
-identity:
-  account: {secret_env: LAB_JWT_SECRET}
-`+profileRoute+`ration:
-  budgets:
-    - {name: contact-account, facet: account, class: contact, limit: 1, window: 24h}
-`, front), platformURL)
+			g := startGateway(t, contactBudgetConfig(front, 1), platformURL)
 			auth := "Authorization: Bearer " + token(t, "77") + "\r\n"
 			if a := rawGet(t, g, "/v1/users/10", auth); a.status != 200 || !contactServed(t, a) {
 				t.Fatalf("first profile: %d %s, want its contact (within the budget)", a.status, a.body)

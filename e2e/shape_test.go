@@ -67,14 +67,7 @@ func TestUpgradeOnInspectedRoute(t *testing.T) {
 	platformURL := startPlatform(t, 500)
 	for _, front := range fronts {
 		t.Run(front, func(t *testing.T) {
-			g := startGateway(t, fmt.Sprintf(`front: %s
-log: {format: text, level: warn}
-identity:
-  account: {secret_env: LAB_JWT_SECRET}
-`+profileRoute+`ration:
-  budgets:
-    - {name: contact-account, facet: account, class: contact, limit: 0, window: 24h}
-`, front), platformURL)
+			g := startGateway(t, contactBudgetConfig(front, 0), platformURL)
 			a := rawGet(t, g, "/v1/users/21", "Authorization: Bearer "+token(t, "77")+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
 			if a.status != 200 || contactServed(t, a) || a.header.Get("Warden-Masked") == "" {
 				t.Fatalf("upgrade request: %d %v %s, want the profile with its contact masked", a.status, a.header, a.body)
