@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -71,6 +74,35 @@ func TestUpgradeOnInspectedRoute(t *testing.T) {
 			a := rawGet(t, g, "/v1/users/21", "Authorization: Bearer "+token(t, "77")+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
 			if a.status != 200 || contactServed(t, a) || a.header.Get("Warden-Masked") == "" {
 				t.Fatalf("upgrade request: %d %v %s, want the profile with its contact masked", a.status, a.header, a.body)
+			}
+		})
+	}
+}
+
+// A request body goes upstream as sent: its bytes, and no Content-Type the
+// client did not send.
+func TestBodyForwardedAsSent(t *testing.T) {
+	up := newEcho(t)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: warn}\n", front), up.srv.URL)
+			for _, ct := range []string{"", "application/x-custom"} {
+				conn := rawConn(t, g)
+				hdr := ""
+				if ct != "" {
+					hdr = "Content-Type: " + ct + "\r\n"
+				}
+				fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: api.test\r\n%sContent-Length: 5\r\nConnection: close\r\n\r\nhello", hdr)
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				e := decodeEcho(t, answer{resp.StatusCode, resp.Header, string(b)})
+				if got := strings.Join(e.Header["Content-Type"], ","); got != ct || e.BodyLen != 5 {
+					t.Errorf("Content-Type %q sent: upstream got %q and %d body bytes", ct, got, e.BodyLen)
+				}
 			}
 		})
 	}

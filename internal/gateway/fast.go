@@ -403,6 +403,9 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 			}
 		})
 	}
+	// A body without Content-Type goes without one; fasthttp would add
+	// application/octet-stream, a type the client never claimed.
+	h.SetNoDefaultContentType(true)
 	sc := rawScan(h.RawHeaders())
 	if sc.override { // see shape.go
 		for _, name := range overrideHeaders {
