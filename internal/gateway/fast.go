@@ -290,7 +290,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	g := f.g
 	g.m.inflight.Inc()
 	ex := f.exchanges.Get().(*Exchange)
-	*ex = Exchange{ID: g.ids.next(), Start: time.Now()}
+	*ex = Exchange{ID: g.ids.next(), Start: ctx.Time()} // read by the server as the request came: no second clock read
 	defer func() {
 		if r := recover(); r != nil {
 			g.m.panics.Inc()
