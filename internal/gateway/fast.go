@@ -225,6 +225,8 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (x fastHeader) Peek(name string) string { return b2s(x.h.Peek(name)) }
 
+func (x fastHeader) Count(name string) int { return len(x.h.PeekAll(name)) }
+
 func (x fastHeader) Values(name string, fn func(v string)) {
 	for _, v := range x.h.PeekAll(name) {
 		fn(b2s(v))

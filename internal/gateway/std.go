@@ -129,6 +129,7 @@ func (h stdHeader) Values(name string, fn func(string)) {
 		fn(v)
 	}
 }
+func (h stdHeader) Count(name string) int { return len(http.Header(h).Values(name)) }
 func (h stdHeader) Names(fn func(string)) {
 	names := make([]string, 0, len(h))
 	for k := range h {

@@ -14,6 +14,9 @@ type Header interface {
 	// Values calls fn with every value line of the header named name, in
 	// wire order.
 	Values(name string, fn func(v string))
+	// Count is the number of value lines of the header named name (any
+	// case).
+	Count(name string) int
 	// Names calls fn with every header name, in wire order when the front
 	// knows it (once per line, repeated names included).
 	Names(fn func(name string))

@@ -22,6 +22,12 @@ func (h testHeader) Values(name string, fn func(string)) {
 	}
 }
 
+func (h testHeader) Count(name string) int {
+	n := 0
+	h.Values(name, func(string) { n++ })
+	return n
+}
+
 func (h testHeader) Names(fn func(string)) {
 	for i := 0; i+1 < len(h); i += 2 {
 		fn(h[i])

@@ -245,11 +245,7 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 }
 
 // repeated reports whether header name has more than one value line.
-func repeated(h Header, name string) bool {
-	n := 0
-	h.Values(name, func(string) { n++ })
-	return n > 1
-}
+func repeated(h Header, name string) bool { return h.Count(name) > 1 }
 
 // ClientIP is the package's ClientIP with the configured trusted proxies.
 func (x *Identifier) ClientIP(peer netip.Addr, h Header) netip.Addr {
