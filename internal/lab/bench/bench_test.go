@@ -115,6 +115,9 @@ func TestWrkScript(t *testing.T) {
 	if len(bad) > 0 || res.StatusErrors > 0 {
 		t.Fatalf("%d bad requests, e.g. %q", res.StatusErrors, bad)
 	}
+	if res.CPUSeconds <= 0 {
+		t.Errorf("wrk's CPU time not read: %v s", res.CPUSeconds)
+	}
 	if res.Requests < 10 || len(ids) < 10 || len(toks) != len(tokens) {
 		t.Fatalf("%d requests over %d ids and %d tokens: want ids spread and every token used", res.Requests, len(ids), len(toks))
 	}
@@ -325,8 +328,8 @@ func TestParseStat(t *testing.T) {
 
 func TestSummariseRatios(t *testing.T) {
 	run := func(row string, round int, rps float64, cpu float64) RunResult {
-		return RunResult{Row: row, Round: round, CPUSeconds: cpu, UserSeconds: cpu / 3,
-			Wrk: WrkResult{Requests: int64(rps * 10), DurationUS: 10_000_000, P50US: 1000, P99US: 5000}}
+		return RunResult{Row: row, Round: round, CPUSeconds: cpu, UserSeconds: cpu / 3, PlatformSeconds: 1.5,
+			Wrk: WrkResult{Requests: int64(rps * 10), DurationUS: 10_000_000, P50US: 1000, P99US: 5000, CPUSeconds: 0.75}}
 	}
 	r := &Report{Runs: []RunResult{
 		run("c", 1, 30000, 3), run("c", 2, 20000, 3), run("c", 3, 25000, 3),
@@ -368,7 +371,21 @@ func TestSummariseRatios(t *testing.T) {
 		}
 	}
 	md := r.Markdown()
-	for _, s := range []string{"| (c) |", "| 0.0120 | 0.0040 |", "| (d)/(c) | 0.92x", "≥ 0.9x: met"} {
+	// The whole machine: (c)'s 750,000 requests cost its proxy 9 s, the
+	// platform 4.5 s and wrk 2.25 s.
+	if c := r.row("c"); math.Abs(c.PlatformPer1k-0.006) > 1e-9 || math.Abs(c.WrkPer1k-0.003) > 1e-9 || math.Abs(c.MachinePer1k-0.021) > 1e-9 {
+		t.Errorf("row c: platform %v, wrk %v, machine %v s per 1k; want 0.006, 0.003, 0.021", c.PlatformPer1k, c.WrkPer1k, c.MachinePer1k)
+	}
+	// Row (a)'s proxy is the platform: counted once.
+	a := &Report{Runs: []RunResult{{Row: "a", Round: 1, CPUSeconds: 1.5, PlatformSeconds: 1.5, Wrk: WrkResult{Requests: 500000, DurationUS: 10_000_000, CPUSeconds: 0.75}}}}
+	a.summarise([]RowInfo{{ID: "a"}})
+	if got := a.row("a").MachinePer1k; math.Abs(got-0.0045) > 1e-9 {
+		t.Errorf("row a: machine %v s per 1k, want 0.0045 (platform and wrk)", got)
+	}
+	if md := a.Markdown(); !strings.Contains(md, "| (a) | (none) | 0.0030 | 0.0015 | 0.0045 |") {
+		t.Errorf("row a's machine line:\n%s", md)
+	}
+	for _, s := range []string{"| (c) |", "| 0.0120 | 0.0040 |", "| (d)/(c) | 0.92x", "≥ 0.9x: met", "| (c) | 0.0120 | 0.0060 | 0.0030 | 0.0210 |"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md)
 		}

@@ -30,6 +30,16 @@ func (r *Report) Markdown() string {
 			s.ID, s.Title, s.RPS, s.P50MS, s.P99MS, s.Non2xx, s.SocketErrs, s.CPUPer1k, s.UserPer1k, joinRounds("%.0f", s.RoundsRPS))
 	}
 	b.WriteString("\nCPU s per 1k req: user+system CPU seconds of the proxy's process (nginx: master and workers; row (a): the platform) per 1,000 requests, from /proc/PID/stat before and after each run; of it user: the part in user space, the rest is the kernel's (system calls, loopback TCP, scheduling).\n\n")
+	b.WriteString("The whole machine's CPU per 1,000 requests, in seconds: the proxy, the lab platform behind it (what the proxy's requests cost the upstream) and wrk (from the operating system when it exits). The proxy, the platform and wrk share the machine's CPUs, so the sum is what sets req/s.\n\n")
+	b.WriteString("| row | proxy | platform | wrk | all |\n| --- | ---: | ---: | ---: | ---: |\n")
+	for _, s := range r.Rows {
+		proxy := fmt.Sprintf("%.4f", s.CPUPer1k)
+		if s.ID == "a" {
+			proxy = "(none)"
+		}
+		fmt.Fprintf(&b, "| (%s) | %s | %.4f | %.4f | %.4f |\n", s.ID, proxy, s.PlatformPer1k, s.WrkPer1k, s.MachinePer1k)
+	}
+	b.WriteString("\n")
 
 	if len(r.Ratios) > 0 {
 		b.WriteString("| ratio | req/s | CPU per request | req/s, round by round | target (req/s) |\n| --- | ---: | ---: | --- | --- |\n")

@@ -47,22 +47,32 @@ type RunResult struct {
 	// UserSeconds is the part of CPUSeconds spent in user space; the rest
 	// is the kernel's (system calls, loopback TCP, scheduling).
 	UserSeconds float64 `json:"user_seconds"`
-	LoadAvg     string  `json:"loadavg"`
+	// PlatformSeconds is the lab platform's CPU time during the run: what
+	// the proxy's requests cost the upstream (row a: the same as
+	// CPUSeconds).
+	PlatformSeconds float64 `json:"platform_cpu_seconds"`
+	LoadAvg         string  `json:"loadavg"`
 }
 
 // RowSummary is a row over its rounds: medians of req/s and latency, sums
 // of counts, CPU over all requests.
 type RowSummary struct {
 	RowInfo
-	RPS        float64   `json:"rps"`
-	P50MS      float64   `json:"p50_ms"`
-	P99MS      float64   `json:"p99_ms"`
-	Requests   int64     `json:"requests"`
-	Non2xx     int64     `json:"non2xx"`
-	SocketErrs int64     `json:"socket_errors"`
-	CPUPer1k   float64   `json:"cpu_s_per_1k"`
-	UserPer1k  float64   `json:"user_s_per_1k"` // of CPUPer1k, in user space
-	RoundsRPS  []float64 `json:"rounds_rps"`
+	RPS        float64 `json:"rps"`
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	Requests   int64   `json:"requests"`
+	Non2xx     int64   `json:"non2xx"`
+	SocketErrs int64   `json:"socket_errors"`
+	CPUPer1k   float64 `json:"cpu_s_per_1k"`
+	UserPer1k  float64 `json:"user_s_per_1k"` // of CPUPer1k, in user space
+	// PlatformPer1k and WrkPer1k are the platform's and wrk's CPU seconds
+	// per 1,000 requests; MachinePer1k adds the proxy's. On a machine whose
+	// CPUs all three share, MachinePer1k is what sets req/s.
+	PlatformPer1k float64   `json:"platform_cpu_s_per_1k"`
+	WrkPer1k      float64   `json:"wrk_cpu_s_per_1k"`
+	MachinePer1k  float64   `json:"machine_cpu_s_per_1k"`
+	RoundsRPS     []float64 `json:"rounds_rps"`
 }
 
 // Ratio compares two rows' req/s (and CPU per request), with a target
@@ -135,7 +145,7 @@ func (r *Report) summarise(rows []RowInfo) {
 	for _, info := range rows {
 		s := RowSummary{RowInfo: info}
 		var p50, p99 []float64
-		var cpu, user float64
+		var cpu, user, plat, wrk float64
 		for _, run := range r.Runs {
 			if run.Row != info.ID {
 				continue
@@ -148,11 +158,19 @@ func (r *Report) summarise(rows []RowInfo) {
 			s.SocketErrs += run.Wrk.ConnectErrors + run.Wrk.ReadErrors + run.Wrk.WriteErrors + run.Wrk.Timeouts
 			cpu += run.CPUSeconds
 			user += run.UserSeconds
+			plat += run.PlatformSeconds
+			wrk += run.Wrk.CPUSeconds
 		}
 		s.RPS, s.P50MS, s.P99MS = median(s.RoundsRPS), median(p50), median(p99)
 		if s.Requests > 0 {
 			s.CPUPer1k = 1000 * cpu / float64(s.Requests)
 			s.UserPer1k = 1000 * user / float64(s.Requests)
+			s.PlatformPer1k = 1000 * plat / float64(s.Requests)
+			s.WrkPer1k = 1000 * wrk / float64(s.Requests)
+			s.MachinePer1k = s.CPUPer1k + s.PlatformPer1k + s.WrkPer1k
+			if info.ID == "a" { // the proxy is the platform
+				s.MachinePer1k = s.CPUPer1k + s.WrkPer1k
+			}
 		}
 		r.Rows = append(r.Rows, s)
 	}

@@ -257,6 +257,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if err != nil {
 				return nil, err
 			}
+			plat0, err := CPUTime(plat.PID())
+			if err != nil {
+				return nil, err
+			}
 			res, _, err := wrk(t, o.Duration).Run(ctx)
 			if err != nil {
 				return nil, err
@@ -265,8 +269,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if err != nil {
 				return nil, err
 			}
+			plat1, err := CPUTime(plat.PID())
+			if err != nil {
+				return nil, err
+			}
 			used := cpu1.Sub(cpu0)
-			rep.Runs = append(rep.Runs, RunResult{Row: t.ID, Round: r + 1, Wrk: res, CPUSeconds: used.Total(), UserSeconds: used.User, LoadAvg: loadAvg()})
+			rep.Runs = append(rep.Runs, RunResult{Row: t.ID, Round: r + 1, Wrk: res, CPUSeconds: used.Total(), UserSeconds: used.User,
+				PlatformSeconds: plat1.Sub(plat0).Total(), LoadAvg: loadAvg()})
 			logf("round %d row %-5s %8.0f req/s  p50 %6.2fms  p99 %6.2fms  non-2xx %d  cpu %.3fs/1k (user %.3f)",
 				r+1, t.ID, res.RPS(), res.P50US/1000, res.P99US/1000, res.StatusErrors,
 				1000*used.Total()/float64(max(res.Requests, 1)), 1000*used.User/float64(max(res.Requests, 1)))

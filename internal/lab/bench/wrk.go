@@ -33,6 +33,10 @@ type WrkResult struct {
 	P99US         float64 `json:"p99_us"`
 	MeanUS        float64 `json:"mean_us"`
 	MaxUS         float64 `json:"max_us"`
+	// CPUSeconds is wrk's own CPU time (user and system, all threads), from
+	// the operating system when it exits: the load generator's share of the
+	// machine.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // RPS is requests per second over the run.
@@ -139,6 +143,9 @@ func (w WrkRun) Run(ctx context.Context) (WrkResult, []byte, error) {
 		return WrkResult{}, out, fmt.Errorf("bench: wrk %s: %w: %s", w.URL, err, lastLines(out, 5))
 	}
 	r, err := ParseWrk(out)
+	if cmd.ProcessState != nil {
+		r.CPUSeconds = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	}
 	return r, out, err
 }
 
