@@ -107,3 +107,37 @@ func TestBodyForwardedAsSent(t *testing.T) {
 		})
 	}
 }
+
+// On a mapped route, an answer that is not JSON is refused under
+// on_other_type: refuse (inspection cannot read it), and passed under the
+// default; answers of other routes are never judged by it.
+func TestOtherTypeOnMappedRoute(t *testing.T) {
+	up := newEcho(t)
+	for _, front := range fronts {
+		for _, policy := range []string{"pass", "refuse"} {
+			t.Run(front+"/"+policy, func(t *testing.T) {
+				g := startGateway(t, fmt.Sprintf(`front: %s
+log: {format: text, level: warn}
+inspect:
+  on_other_type: %s
+  routes:
+    - route: "GET /export"
+      records: ["$"]
+      id: id
+      classes: {contact: [email]}
+`, front, policy), up.srv.URL)
+				a := rawGet(t, g, "/export?ct=text/csv", "")
+				want := map[string]int{"pass": 200, "refuse": 502}[policy]
+				if a.status != want {
+					t.Fatalf("non-JSON answer on a mapped route: %d %s, want %d", a.status, a.body, want)
+				}
+				if policy == "refuse" && (refusalOf(t, a).Rule != "other_type" || strings.Contains(a.body, `"method"`)) {
+					t.Fatalf("refusal %s", a.body)
+				}
+				if a := rawGet(t, g, "/elsewhere?ct=text/csv", ""); a.status != 200 {
+					t.Fatalf("unmapped route: %d %s", a.status, a.body)
+				}
+			})
+		}
+	}
+}

@@ -89,6 +89,9 @@ func newEcho(t *testing.T) *echo {
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if ct := r.URL.Query().Get("ct"); ct != "" { // the same body, labelled otherwise
+			w.Header().Set("Content-Type", ct)
+		}
 		w.Header().Set("X-Upstream", "echo")
 		if r.URL.Query().Get("hop") != "" { // hop-by-hop answer headers, for the gateway to strip
 			w.Header().Set("Keep-Alive", "timeout=9")

@@ -16,6 +16,10 @@ type Config struct {
 	// uninspected, counted) or "refuse" (502 with a JSON error).
 	OnOversize  string `yaml:"on_oversize"`
 	OnMalformed string `yaml:"on_malformed"`
+	// OnOtherType is the same choice for a successful answer with a body on
+	// a mapped route that is not JSON (an upstream induced to answer in CSV,
+	// XML or JSONP, say): inspection cannot read it.
+	OnOtherType string `yaml:"on_other_type"`
 }
 
 // RouteConfig maps one route.
@@ -44,7 +48,7 @@ type RouteConfig struct {
 // DefaultMaxBody is the inspected size bound when none is configured.
 const DefaultMaxBody = 1 << 20
 
-// Policies for oversize and malformed answers.
+// Policies for oversize, malformed and other-type answers.
 const (
 	Pass   = "pass"
 	Refuse = "refuse"
@@ -61,6 +65,9 @@ func (c *Config) SetDefaults() {
 	if c.OnMalformed == "" {
 		c.OnMalformed = Pass
 	}
+	if c.OnOtherType == "" {
+		c.OnOtherType = Pass
+	}
 }
 
 // Validate checks the route map. Each error starts with its YAML path
@@ -73,7 +80,7 @@ func (c *Config) Validate() error {
 	if c.MaxBody < 0 {
 		bad("max_body", "must not be negative, got %d", c.MaxBody)
 	}
-	for _, p := range [...]struct{ name, v string }{{"on_oversize", c.OnOversize}, {"on_malformed", c.OnMalformed}} {
+	for _, p := range [...]struct{ name, v string }{{"on_oversize", c.OnOversize}, {"on_malformed", c.OnMalformed}, {"on_other_type", c.OnOtherType}} {
 		if p.v != "" && p.v != Pass && p.v != Refuse {
 			bad(p.name, "must be %q or %q, got %q", Pass, Refuse, p.v)
 		}

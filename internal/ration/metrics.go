@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_inspect_skipped_total",
-			Help: "Answers on mapped routes passed uninspected, by reason (status, content_type). An encoding other than gzip and deflate counts as malformed: warden asks the upstream for those only.",
+			Help: "Answers on mapped routes not inspected, by reason (status, content_type); under on_other_type: refuse a content_type one is refused (502). An encoding other than gzip and deflate counts as malformed: warden asks the upstream for those only.",
 		}, []string{"reason"}),
 		storeErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_ration_store_errors_total",

@@ -95,6 +95,7 @@ type Rationer struct {
 	work    sync.Pool // *work
 	onOver  bool      // refuse oversize answers
 	onBad   bool      // refuse malformed answers
+	onOther bool      // refuse answers that are not JSON
 	// enumerated counts unreferenced look-ups by route pattern, the
 	// counters looked up once, not per request.
 	enumerated map[string]prometheus.Counter
@@ -199,7 +200,8 @@ func New(cfg Config, icfg inspect.Config, st Store, m *Metrics, log *slog.Logger
 	}
 	var errs []error
 	r := &Rationer{imap: imap, st: st, met: m, log: log,
-		onOver: imap.Config().OnOversize == inspect.Refuse, onBad: imap.Config().OnMalformed == inspect.Refuse}
+		onOver: imap.Config().OnOversize == inspect.Refuse, onBad: imap.Config().OnMalformed == inspect.Refuse,
+		onOther: imap.Config().OnOtherType == inspect.Refuse}
 	for i, bc := range cfg.Budgets {
 		if !mapped[bc.Class] {
 			errs = append(errs, fmt.Errorf("budgets[%d].class: no route maps class %q", i, bc.Class))
@@ -320,6 +322,11 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 	}
 	if !inspect.JSON(resp.ContentType) {
 		r.met.skipped.WithLabelValues("content_type").Inc()
+		if r.onOther && len(resp.Body) > 0 {
+			r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer not JSON on a mapped route", slog.String("request_id", req.ID),
+				slog.String("route", rt.Pattern), slog.String("content_type", resp.ContentType))
+			out.Block = refusal(502, "upstream answer not JSON", "other_type", "", req.ID, 0)
+		}
 		return out, nil
 	}
 	w, _ := r.work.Get().(*work)

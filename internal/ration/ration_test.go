@@ -565,6 +565,8 @@ func TestAnswers(t *testing.T) {
 		{"brotli passes as malformed", nil, Response{Status: 200, ContentType: "application/json", ContentEncoding: "br", Body: []byte("\x0b\x02\x80{}\x03")}, false, 0, nil},
 		{"brotli refused as malformed", func(c *inspect.Config) { c.OnMalformed = inspect.Refuse }, Response{Status: 200, ContentType: "application/json", ContentEncoding: "br", Body: []byte("\x0b\x02\x80{}\x03")}, false, 502, nil},
 		{"non-JSON passes", nil, Response{Status: 200, ContentType: "text/html", Body: []byte(`{"email":"a@b"}`)}, false, 0, nil},
+		{"non-JSON refused", func(c *inspect.Config) { c.OnOtherType = inspect.Refuse }, Response{Status: 200, ContentType: "application/javascript", Body: []byte(`cb({"id":"1","email":"a@b.c"})`)}, false, 502, nil},
+		{"no body, no type: nothing to refuse", func(c *inspect.Config) { c.OnOtherType = inspect.Refuse }, Response{Status: 204}, false, 0, nil},
 		{"error status passes", nil, Response{Status: 404, ContentType: "application/json", Body: []byte(`{"error":"not found"}`)}, false, 0, nil},
 		{"oversize passes", func(c *inspect.Config) { c.MaxBody = 1000 }, Response{Status: 200, ContentType: "application/json", Body: oversize}, false, 0, nil},
 		{"oversize gzip passes", func(c *inspect.Config) { c.MaxBody = 1000 }, Response{Status: 200, ContentType: "application/json", ContentEncoding: "gzip", Body: gz(t, oversize)}, false, 0, nil},
