@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -63,5 +64,33 @@ func TestRepeatedIdentityHeader(t *testing.T) {
 				t.Fatalf("one of each: %d %s", a.status, a.body)
 			}
 		})
+	}
+}
+
+// Headers whose names hold "_" are dropped by default, as nginx drops them:
+// CGI-style upstreams read X_Forwarded_For as X-Forwarded-For (a client's
+// forged address beside warden's) and X_App_Key as X-App-Key.
+// underscore_headers: keep forwards them.
+func TestUnderscoreHeaders(t *testing.T) {
+	up := newEcho(t)
+	for _, front := range fronts {
+		for _, mode := range []string{"drop", "keep"} {
+			t.Run(front+"/"+mode, func(t *testing.T) {
+				g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: warn}\nserver: {underscore_headers: %s}\n", front, mode), up.srv.URL)
+				e := decodeEcho(t, rawGet(t, g, "/x", "X_Forwarded_For: 6.6.6.6\r\nX_App_Key: k\r\nX-Keep: yes\r\n"))
+				var got []string
+				for name := range e.Header {
+					if strings.Contains(name, "_") {
+						got = append(got, name)
+					}
+				}
+				if want := map[string]int{"drop": 0, "keep": 2}[mode]; len(got) != want {
+					t.Errorf("underscored headers forwarded: %q, want %d of them", got, want)
+				}
+				if len(e.Header["X-Keep"]) != 1 || e.Header["X-Forwarded-For"][0] != "127.0.0.1" {
+					t.Errorf("other headers: %v", e.Header)
+				}
+			})
+		}
 	}
 }

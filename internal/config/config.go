@@ -74,6 +74,11 @@ type Server struct {
 	// whose ids hold encoded slashes and whose upstream does not decode
 	// them before routing).
 	EncodedSlashes string `yaml:"encoded_slashes"`
+	// UnderscoreHeaders is what request headers whose names hold "_" get:
+	// drop (as nginx does by default: CGI-style upstreams read X_App_Key as
+	// X-App-Key and X_Forwarded_For as X-Forwarded-For, a second spelling
+	// of headers warden sets or reads) or keep.
+	UnderscoreHeaders string `yaml:"underscore_headers"`
 }
 
 // Admin is the admin listener.
@@ -185,6 +190,7 @@ func (c *Config) SetDefaults() {
 	num(&c.Server.MaxBodyBytes, 8<<20)
 	dur(&c.Server.ShutdownTimeout, 15*time.Second)
 	def(&c.Server.EncodedSlashes, "reject")
+	def(&c.Server.UnderscoreHeaders, "drop")
 	def(&c.Admin.Listen, "127.0.0.1:9090")
 	if c.Admin.TokenFile == "" {
 		def(&c.Admin.TokenEnv, "WARDEN_ADMIN_TOKEN")
@@ -267,6 +273,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.EncodedSlashes != "reject" && c.Server.EncodedSlashes != "keep" {
 		bad("server.encoded_slashes", "%q is not reject or keep", c.Server.EncodedSlashes)
+	}
+	if c.Server.UnderscoreHeaders != "drop" && c.Server.UnderscoreHeaders != "keep" {
+		bad("server.underscore_headers", "%q is not drop or keep", c.Server.UnderscoreHeaders)
 	}
 	if err := checkHostPort(c.Admin.Listen); err != nil {
 		bad("admin.listen", "%v", err)

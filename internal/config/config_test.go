@@ -23,6 +23,7 @@ func TestLoadFixtures(t *testing.T) {
 		{"allow_unknown_rule.yaml", "allow_unknown_rule.yaml:8:21: allow[0].rules[1]: no rate limit is named \"per-nothing\""},
 		{"bad_store.yaml", "bad_store.yaml:2:12: store.backend"},
 		{"two_docs.yaml", "more than one YAML document"},
+		{"bad_underscore_headers.yaml", "bad_underscore_headers.yaml:2:23: server.underscore_headers: \"strip\" is not drop or keep"},
 		{"bad_encoded_slashes.yaml", "bad_encoded_slashes.yaml:2:20: server.encoded_slashes: \"decode\" is not reject or keep"},
 		{"exempt_unverified_app.yaml", "exempt_unverified_app.yaml:3:12: allow[0].apps[0]: exempts app \"partner-app\", but identity.app.keys registers no app keys"},
 		{"exempt_unverified_app.yaml", "exempt_unverified_app.yaml:6:88: ration.budgets[0].exempt.apps[0]: exempts app"},

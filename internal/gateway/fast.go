@@ -255,9 +255,10 @@ func rawNames(raw []byte, fn func(name string) bool) {
 	}
 }
 
-// headerScan says which of the header lists a request names.
+// headerScan says which of the header lists a request names, and whether
+// a name holds "_".
 type headerScan struct {
-	hop, fwd, shape, override bool
+	hop, fwd, shape, override, underscore bool
 }
 
 // rawScan reports whether a raw request header block names a hop-by-hop
@@ -272,7 +273,8 @@ func rawScan(raw []byte) headerScan {
 		s.fwd = s.fwd || isForwardName(name)
 		s.shape = s.shape || isShapeName(name)
 		s.override = s.override || isOverrideName(name)
-		return !s.hop || !s.fwd || !s.shape || !s.override
+		s.underscore = s.underscore || strings.IndexByte(name, '_') >= 0
+		return !s.hop || !s.fwd || !s.shape || !s.override || !s.underscore
 	})
 	return s
 }
@@ -413,6 +415,15 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 		for _, name := range overrideHeaders {
 			h.Del(name)
 		}
+	}
+	if sc.underscore && f.cfg.Server.UnderscoreHeaders == "drop" {
+		// The names alias the raw block, which Del leaves as it is.
+		rawNames(h.RawHeaders(), func(name string) bool {
+			if strings.IndexByte(name, '_') >= 0 {
+				h.Del(name)
+			}
+			return true
+		})
 	}
 	if sc.shape && ex.Inspect { // see shape.go
 		h.Del("Range")

@@ -236,6 +236,13 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 	for _, name := range overrideHeaders { // see shape.go
 		pr.Out.Header.Del(name)
 	}
+	if f.cfg.Server.UnderscoreHeaders == "drop" { // see config.Server
+		for name := range pr.Out.Header {
+			if strings.IndexByte(name, '_') >= 0 {
+				delete(pr.Out.Header, name)
+			}
+		}
+	}
 	if sx.ex.Inspect { // an answer warden can read whole (shape.go)
 		h := pr.Out.Header
 		for _, name := range [...]string{"Range", "If-Range", "Upgrade", "Connection"} {
