@@ -94,3 +94,27 @@ func TestUnderscoreHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A header sent on several lines is one header: warden's forwarding
+// headers replace every line the client sent, not the first alone (a
+// second X-Forwarded-For line would reach the upstream as a forged
+// address).
+func TestRepeatedForwardingLines(t *testing.T) {
+	up := newEcho(t)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: warn}\n", front), up.srv.URL)
+			e := decodeEcho(t, rawGet(t, g, "/x", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\n"+
+				"Forwarded: for=6.6.6.6\r\nForwarded: for=7.7.7.7\r\nX-Request-Id: forged-1\r\nX-Request-Id: forged-2\r\n"))
+			if got := e.Header["X-Forwarded-For"]; len(got) != 1 || got[0] != "127.0.0.1" {
+				t.Errorf("X-Forwarded-For upstream: %q, want only the peer", got)
+			}
+			if got := e.Header["Forwarded"]; len(got) != 1 || got[0] != "for=127.0.0.1;proto=http" {
+				t.Errorf("Forwarded upstream: %q", got)
+			}
+			if got := e.Header["X-Request-Id"]; len(got) != 1 || strings.HasPrefix(got[0], "forged") {
+				t.Errorf("X-Request-Id upstream: %q, want warden's alone", got)
+			}
+		})
+	}
+}

@@ -202,11 +202,12 @@ func (x fastForward) prior(name string) string {
 }
 
 func (x fastForward) set(name, value string) {
-	if x.absent {
-		x.h.Add(name, value)
-		return
+	if !x.absent {
+		// fasthttp's Set replaces only the first line of name: a second
+		// line the client sent would go upstream beside warden's value.
+		x.h.Del(name)
 	}
-	x.h.Set(name, value)
+	x.h.Add(name, value)
 }
 
 // methodString is the request method as a string, without allocating for
