@@ -40,6 +40,12 @@ inspect:
 			if got := strings.Join(h["Accept"], ", "); got != "application/json" {
 				t.Errorf("inspected route: Accept %q, want application/json", got)
 			}
+			// Judged on every line: a second Accept-Encoding line does not
+			// slip br past the filter.
+			e2 := decodeEcho(t, rawGet(t, g, "/records/3", "Accept-Encoding: gzip\r\nAccept-Encoding: br\r\n"))
+			if got := e2.Header["Accept-Encoding"]; len(got) != 1 || got[0] != "gzip" {
+				t.Errorf("two Accept-Encoding lines on an inspected route: upstream got %q, want [gzip]", got)
+			}
 			// A method override would have the upstream act on another
 			// method than the one routes, limits and bans matched: dropped
 			// on every route.

@@ -210,6 +210,8 @@ func (x fastForward) set(name, value string) {
 	x.h.Add(name, value)
 }
 
+func (x fastForward) del(name string) { x.h.Del(name) }
+
 // methodString is the request method as a string, without allocating for
 // the common ones.
 func methodString(m []byte) string {
@@ -412,10 +414,8 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 	// application/octet-stream, a type the client never claimed.
 	h.SetNoDefaultContentType(true)
 	sc := rawScan(h.RawHeaders())
-	if sc.override { // see shape.go
-		for _, name := range overrideHeaders {
-			h.Del(name)
-		}
+	if sc.override {
+		dropOverrides(fastForward{h: h})
 	}
 	if sc.underscore && f.cfg.Server.UnderscoreHeaders == "drop" {
 		// The names alias the raw block, which Del leaves as it is.
@@ -426,17 +426,8 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 			return true
 		})
 	}
-	if sc.shape && ex.Inspect { // see shape.go
-		h.Del("Range")
-		h.Del("If-Range")
-		if v, changed := decodableAccept(b2s(h.Peek("Accept-Encoding"))); changed {
-			h.Set("Accept-Encoding", v)
-		}
-		if a := h.Peek("Accept"); len(a) > 0 {
-			if v, changed := jsonAccept(b2s(a)); changed {
-				h.Set("Accept", v)
-			}
-		}
+	if sc.shape && ex.Inspect {
+		askReadable(fastForward{h: h})
 	}
 	if sc.hop {
 		for _, name := range hopHeaders {

@@ -57,13 +57,16 @@ func isUpgrade(connection string) bool {
 	return up
 }
 
-// forwardHeader is what setForwarded needs of a front's outgoing request.
+// forwardHeader is what setForwarded and the request shape (shape.go) need
+// of a front's outgoing request.
 type forwardHeader interface {
 	// prior is the incoming request's values of name, joined with ", "
 	// ("" when absent).
 	prior(name string) string
 	// set replaces every value of name with value.
 	set(name, value string)
+	// del removes every value of name.
+	del(name string)
 }
 
 // setForwarded sets the forwarding headers of a request going upstream:

@@ -35,6 +35,30 @@ var shapeHeaders = [...]string{"Range", "If-Range", "Accept-Encoding", "Accept",
 // isShapeName reports whether name (any case) is one of shapeHeaders.
 func isShapeName(name string) bool { return hasName(shapeHeaders[:], name) }
 
+// dropOverrides removes overrideHeaders.
+func dropOverrides(h forwardHeader) {
+	for _, name := range overrideHeaders {
+		h.del(name)
+	}
+}
+
+// askReadable shapes the request of an inspected route: no range, and only
+// codings and media types inspection reads, judged on every line the
+// client sent. The upgrade is each front's to drop: the fast front never
+// starts one, the std front drops its headers.
+func askReadable(h forwardHeader) {
+	h.del("Range")
+	h.del("If-Range")
+	if v, changed := decodableAccept(h.prior("Accept-Encoding")); changed {
+		h.set("Accept-Encoding", v)
+	}
+	if a := h.prior("Accept"); a != "" {
+		if v, changed := jsonAccept(a); changed {
+			h.set("Accept", v)
+		}
+	}
+}
+
 // decodableAccept filters an Accept-Encoding value to the codings that
 // inspection decodes (gzip, x-gzip, deflate, identity): "identity" when
 // none is left.

@@ -233,9 +233,7 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	p.setForwarded(stdForward{pr}, sx.peer, peerString(sx.peer, &sx.ex.Identity), proto, pr.In.Host, sx.ex.ID)
-	for _, name := range overrideHeaders { // see shape.go
-		pr.Out.Header.Del(name)
-	}
+	dropOverrides(stdForward{pr})
 	if f.cfg.Server.UnderscoreHeaders == "drop" { // see config.Server
 		for name := range pr.Out.Header {
 			if strings.IndexByte(name, '_') >= 0 {
@@ -244,18 +242,9 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	if sx.ex.Inspect { // an answer warden can read whole (shape.go)
-		h := pr.Out.Header
-		for _, name := range [...]string{"Range", "If-Range", "Upgrade", "Connection"} {
-			h.Del(name)
-		}
-		if v, changed := decodableAccept(strings.Join(h.Values("Accept-Encoding"), ", ")); changed {
-			h.Set("Accept-Encoding", v)
-		}
-		if a := h.Values("Accept"); len(a) > 0 {
-			if v, changed := jsonAccept(strings.Join(a, ", ")); changed {
-				h.Set("Accept", v)
-			}
-		}
+		pr.Out.Header.Del("Upgrade")
+		pr.Out.Header.Del("Connection")
+		askReadable(stdForward{pr})
 	}
 	sx.start = time.Now()
 }
@@ -270,6 +259,7 @@ func (x stdForward) prior(name string) string {
 }
 
 func (x stdForward) set(name, value string) { x.pr.Out.Header.Set(name, value) }
+func (x stdForward) del(name string)        { x.pr.Out.Header.Del(name) }
 
 func (f *stdFront) modifyResponse(resp *http.Response) error {
 	sx := resp.Request.Context().Value(exchangeKey).(*stdExchange)
