@@ -14,11 +14,22 @@ import (
 // fresh connection and reads the answer.
 func rawGet(t *testing.T, g *gw, target string, hdr string) answer {
 	t.Helper()
+	return rawRequest(t, g, "GET "+target, hdr, "")
+}
+
+// rawRequest sends a request line, header lines (each ending in CRLF) and
+// a body, written as they are, over a fresh connection and reads the
+// answer.
+func rawRequest(t *testing.T, g *gw, line, hdr, body string) answer {
+	t.Helper()
 	conn := rawConn(t, g)
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: api.test\r\n%sConnection: close\r\n\r\n", target, hdr)
+	if body != "" {
+		hdr += fmt.Sprintf("Content-Length: %d\r\n", len(body))
+	}
+	fmt.Fprintf(conn, "%s HTTP/1.1\r\nHost: api.test\r\n%sConnection: close\r\n\r\n%s", line, hdr, body)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", target, err)
+		t.Fatalf("%s: %v", line, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

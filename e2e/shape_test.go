@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -93,19 +90,11 @@ func TestBodyForwardedAsSent(t *testing.T) {
 		t.Run(front, func(t *testing.T) {
 			g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: warn}\n", front), up.srv.URL)
 			for _, ct := range []string{"", "application/x-custom"} {
-				conn := rawConn(t, g)
 				hdr := ""
 				if ct != "" {
 					hdr = "Content-Type: " + ct + "\r\n"
 				}
-				fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: api.test\r\n%sContent-Length: 5\r\nConnection: close\r\n\r\nhello", hdr)
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				e := decodeEcho(t, answer{resp.StatusCode, resp.Header, string(b)})
+				e := decodeEcho(t, rawRequest(t, g, "POST /upload", hdr, "hello"))
 				if got := strings.Join(e.Header["Content-Type"], ","); got != ct || e.BodyLen != 5 {
 					t.Errorf("Content-Type %q sent: upstream got %q and %d body bytes", ct, got, e.BodyLen)
 				}
