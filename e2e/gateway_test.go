@@ -48,7 +48,7 @@ rate_limits:
 `
 }
 
-var fronts = []string{"fast", "std"}
+var fronts = []string{"loop", "fast", "std"}
 
 func token(t *testing.T, sub string) string {
 	tok, err := platform.MintToken("lab-secret", sub, time.Now().Add(-365*24*time.Hour), time.Now())

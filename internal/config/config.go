@@ -19,7 +19,7 @@ import (
 // Config is one warden configuration file, after defaults.
 type Config struct {
 	Listen   string          `yaml:"listen"`
-	Front    string          `yaml:"front"` // auto, fast or std
+	Front    string          `yaml:"front"` // auto, loop, fast or std
 	TLS      TLS             `yaml:"tls"`
 	Upstream Upstream        `yaml:"upstream"`
 	Server   Server          `yaml:"server"`
@@ -39,6 +39,7 @@ const (
 	FrontAuto = "auto"
 	FrontFast = "fast"
 	FrontStd  = "std"
+	FrontLoop = "loop"
 )
 
 // TLS terminates TLS at warden when both files are set.
@@ -231,12 +232,15 @@ func (c *Config) Validate() error {
 		bad("listen", "%v", err)
 	}
 	switch c.Front {
-	case FrontAuto, FrontFast, FrontStd:
+	case FrontAuto, FrontLoop, FrontFast, FrontStd:
 	default:
-		bad("front", "%q is not auto, fast or std", c.Front)
+		bad("front", "%q is not auto, loop, fast or std", c.Front)
 	}
-	if c.Front == FrontFast && c.TLS.Enabled() {
-		bad("front", "fast serves cleartext HTTP/1.1 only; TLS needs std or auto")
+	if (c.Front == FrontFast || c.Front == FrontLoop) && c.TLS.Enabled() {
+		bad("front", "%s serves cleartext HTTP/1.1 only; TLS needs std or auto", c.Front)
+	}
+	if c.Front == FrontLoop && c.Store.Backend != "memory" {
+		bad("front", "loop decides on its event loops and needs store backend memory; with %q use fast or auto", c.Store.Backend)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
@@ -251,6 +255,8 @@ func (c *Config) Validate() error {
 		bad("upstream.url", "no host")
 	case u.Path != "" && u.Path != "/":
 		bad("upstream.url", "a path prefix (%q) is not supported", u.Path)
+	case u.Scheme == "https" && c.Front == FrontLoop:
+		bad("front", "loop speaks cleartext to the upstream; an https upstream needs fast, std or auto")
 	}
 	for path, d := range map[string]time.Duration{
 		"upstream.dial_timeout": c.Upstream.DialTimeout, "upstream.response_header_timeout": c.Upstream.ResponseHeaderTimeout,

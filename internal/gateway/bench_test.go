@@ -100,6 +100,7 @@ func benchFront(b testing.TB, cfg *config.Config) *fastFront {
 	b.Helper()
 	cfg.Upstream.URL = "http://platform.test"
 	cfg.Log.Level = "warn"
+	cfg.Front = config.FrontFast
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)

@@ -30,6 +30,7 @@ type fastFront struct {
 	upHost string
 	cfg    *config.Config
 	slack  time.Duration // of connection deadlines (coarseConn)
+	label  string        // the front, in metrics: "fast", or "loop" for connections the loop handed over
 
 	exchanges sync.Pool // *Exchange
 	// bodies holds memory for rewritten answers: kept when the answer is
@@ -39,7 +40,7 @@ type fastFront struct {
 }
 
 func newFastFront(g *Gateway, cfg *config.Config) *fastFront {
-	f := &fastFront{g: g, cfg: cfg}
+	f := &fastFront{g: g, cfg: cfg, label: config.FrontFast}
 	f.slack = deadlineSlack(cfg.Server.ReadHeaderTimeout, cfg.Server.ReadTimeout, cfg.Server.WriteTimeout,
 		cfg.Server.IdleTimeout, cfg.Upstream.ResponseHeaderTimeout)
 	f.exchanges.New = func() any { return new(Exchange) }
@@ -129,12 +130,12 @@ func (f *fastFront) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &te) && te.Timeout():
 		status, reason, msg = fasthttp.StatusRequestTimeout, "read_timeout", "request read timeout"
 	}
-	f.g.m.badReqs.WithLabelValues("fast", reason).Inc()
+	f.g.m.badReqs.WithLabelValues(f.label, reason).Inc()
 	f.g.m.countRequest(0, status)
 	if status != fasthttp.StatusRequestTimeout {
 		drainRefused(ctx.Conn())
 	}
-	f.writeJSON(ctx, status, errorBody(msg, "", "", ""))
+	fastJSON(&ctx.Response, status, errorBody(msg, "", "", ""))
 	ctx.SetConnectionClose()
 }
 
@@ -303,7 +304,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 			g.m.panics.Inc()
 			g.log.Error("panic serving request", slog.String("request_id", ex.ID), slog.Any("panic", r))
 			ctx.Response.Reset()
-			f.writeJSON(ctx, 500, errorBody("internal error", "", "", ex.ID))
+			fastJSON(&ctx.Response, 500, errorBody("internal error", "", "", ex.ID))
 		}
 		g.m.countRequest(0, ctx.Response.StatusCode())
 		g.m.inflight.Dec()
@@ -311,32 +312,8 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	}()
 	p := g.pipeline()
 	req := &ctx.Request
-	if req.Header.IsConnect() {
-		f.writeJSON(ctx, 405, errorBody("CONNECT not supported", "", "", ex.ID))
-		return
-	}
-	ex.Method = methodString(req.Header.Method())
-	raw := b2s(req.URI().PathOriginal())
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
-	}
-	path, err := canonPath(raw, f.cfg.Server.EncodedSlashes == "keep")
-	if err != nil {
-		g.m.badReqs.WithLabelValues("fast", "ambiguous_path").Inc()
-		f.writeJSON(ctx, 400, errorBody(err.Error(), "", "", ex.ID))
-		return
-	}
-	if path != raw {
-		req.URI().SetPath(path) // the upstream gets the path warden matched
-		ex.Path = path
-	} else {
-		ex.Path = string(raw)
-	}
-	ex.RawQuery = string(req.URI().QueryString())
 	peer := peerAddr(ctx.RemoteAddr())
-	in := identify.Input{Peer: peer, Header: fastHeader{&req.Header}}
-	if r := p.Begin(ctx, ex, &in); r != nil {
-		f.refuse(ctx, r, ex.ID)
+	if !f.admitRequest(ctx, p, req, &ctx.Response, peer, ex) {
 		return
 	}
 	// An inspected route's answer is never relayed raw (shape.go): the
@@ -353,49 +330,90 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	// fasthttp client refuses it past that: 502).
 	ctx.Response.StreamBody = !ex.Inspect
 	start := time.Now()
-	err = f.client.DoTimeout(req, &ctx.Response, f.cfg.Upstream.ResponseHeaderTimeout)
+	err := f.client.DoTimeout(req, &ctx.Response, f.cfg.Upstream.ResponseHeaderTimeout)
 	took := time.Since(start)
 	g.m.upstream.Observe(took.Seconds())
 	if err != nil {
-		f.upstreamError(ctx, ex, err)
+		f.upstreamError(&ctx.Response, ex, err)
 		return
 	}
-	resp := &ctx.Response
+	f.answer(ctx, p, ex, &ctx.Response, start.Add(took)) // now, without reading the clock again
+}
+
+// admitRequest puts the request's path in canonical form, identifies and
+// admits it. It returns false when resp holds warden's answer instead.
+func (f *fastFront) admitRequest(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp *fasthttp.Response,
+	peer netip.Addr, ex *Exchange) bool {
+	if req.Header.IsConnect() {
+		fastJSON(resp, 405, errorBody("CONNECT not supported", "", "", ex.ID))
+		return false
+	}
+	ex.Method = methodString(req.Header.Method())
+	raw := b2s(req.URI().PathOriginal())
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	path, err := canonPath(raw, f.cfg.Server.EncodedSlashes == "keep")
+	if err != nil {
+		f.g.m.badReqs.WithLabelValues(f.label, "ambiguous_path").Inc()
+		fastJSON(resp, 400, errorBody(err.Error(), "", "", ex.ID))
+		return false
+	}
+	if path != raw {
+		req.URI().SetPath(path) // the upstream gets the path warden matched
+		ex.Path = path
+	} else {
+		ex.Path = string(raw)
+	}
+	ex.RawQuery = string(req.URI().QueryString())
+	in := identify.Input{Peer: peer, Header: fastHeader{&req.Header}}
+	if r := p.Begin(ctx, ex, &in); r != nil {
+		fastRefuse(resp, r, ex.ID)
+		return false
+	}
+	return true
+}
+
+// answer makes the upstream's answer in resp the client's: hop-by-hop
+// headers out and, on an inspected route, rationed (rewritten, or replaced
+// by a refusal). now is when the answer was read.
+func (f *fastFront) answer(ctx context.Context, p *Pipeline, ex *Exchange, resp *fasthttp.Response, now time.Time) {
 	stripHopResponse(&resp.Header)
-	if ex.Inspect {
-		dst := f.bodies.Get().(*[]byte)
-		out, ref := p.Finish(ctx, ex, start.Add(took), ration.Response{ // now, without reading the clock again
-			Status:          resp.StatusCode(),
-			ContentType:     b2s(resp.Header.ContentType()),
-			ContentEncoding: b2s(resp.Header.ContentEncoding()),
-			Body:            resp.Body(),
-			Dst:             *dst,
-		})
-		if out.Body != nil {
-			if cap(resp.Body()) >= len(out.Body) {
-				// Copied into a response buffer (the upstream's is free
-				// now): the rewrite's memory stays here, sized for
-				// rewrites. Trading buffers instead would hand fasthttp's
-				// pool our larger one (it drops those past its usual size)
-				// and leave us the upstream's, too small for the next
-				// rewrite: an allocation per answer.
-				resp.SetBody(out.Body)
-				*dst = out.Body[:0] // Dst, or what the rewrite grew it into
-			} else {
-				// Too small: the rewritten body becomes the response's
-				// buffer, and the upstream's comes here.
-				*dst = resp.SwapBody(out.Body)[:0]
-			}
+	if !ex.Inspect {
+		return
+	}
+	dst := f.bodies.Get().(*[]byte)
+	out, ref := p.Finish(ctx, ex, now, ration.Response{
+		Status:          resp.StatusCode(),
+		ContentType:     b2s(resp.Header.ContentType()),
+		ContentEncoding: b2s(resp.Header.ContentEncoding()),
+		Body:            resp.Body(),
+		Dst:             *dst,
+	})
+	if out.Body != nil {
+		if cap(resp.Body()) >= len(out.Body) {
+			// Copied into a response buffer (the upstream's is free
+			// now): the rewrite's memory stays here, sized for
+			// rewrites. Trading buffers instead would hand fasthttp's
+			// pool our larger one (it drops those past its usual size)
+			// and leave us the upstream's, too small for the next
+			// rewrite: an allocation per answer.
+			resp.SetBody(out.Body)
+			*dst = out.Body[:0] // Dst, or what the rewrite grew it into
+		} else {
+			// Too small: the rewritten body becomes the response's
+			// buffer, and the upstream's comes here.
+			*dst = resp.SwapBody(out.Body)[:0]
 		}
-		f.bodies.Put(dst)
-		if ref != nil {
-			resp.Reset()
-			f.refuse(ctx, ref, ex.ID)
-			return
-		}
-		for _, h := range out.Header {
-			resp.Header.Set(h.Name, h.Value)
-		}
+	}
+	f.bodies.Put(dst)
+	if ref != nil {
+		resp.Reset()
+		fastRefuse(resp, ref, ex.ID)
+		return
+	}
+	for _, h := range out.Header {
+		resp.Header.Set(h.Name, h.Value)
 	}
 }
 
@@ -464,8 +482,8 @@ func stripHopResponse(h *fasthttp.ResponseHeader) {
 	}
 }
 
-func (f *fastFront) upstreamError(ctx *fasthttp.RequestCtx, ex *Exchange, err error) {
-	ctx.Response.Reset()
+func (f *fastFront) upstreamError(resp *fasthttp.Response, ex *Exchange, err error) {
+	resp.Reset()
 	status, kind, msg := 502, "unreachable", "upstream unreachable"
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout):
@@ -475,25 +493,25 @@ func (f *fastFront) upstreamError(ctx *fasthttp.RequestCtx, ex *Exchange, err er
 	}
 	f.g.m.upErrors.WithLabelValues(kind).Inc()
 	f.g.log.Warn("upstream error", slog.String("request_id", ex.ID), slog.String("kind", kind), slog.String("error", err.Error()))
-	f.writeJSON(ctx, status, errorBody(msg, "", "", ex.ID))
+	fastJSON(resp, status, errorBody(msg, "", "", ex.ID))
 }
 
-func (f *fastFront) refuse(ctx *fasthttp.RequestCtx, r *Refusal, id string) {
+func fastRefuse(resp *fasthttp.Response, r *Refusal, id string) {
 	if r.RetryAfter > 0 {
-		ctx.Response.Header.Set("Retry-After", retryAfterSeconds(r.RetryAfter))
+		resp.Header.Set("Retry-After", retryAfterSeconds(r.RetryAfter))
 	}
 	if r.Policy != "" {
-		ctx.Response.Header.Set("RateLimit-Policy", r.Policy)
-		ctx.Response.Header.Set("RateLimit", r.State)
+		resp.Header.Set("RateLimit-Policy", r.Policy)
+		resp.Header.Set("RateLimit", r.State)
 	}
-	ctx.Response.Header.Set("X-Request-Id", id)
-	f.writeJSON(ctx, r.Status, r.Body)
+	resp.Header.Set("X-Request-Id", id)
+	fastJSON(resp, r.Status, r.Body)
 }
 
-func (f *fastFront) writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.Response.SetBody(body)
+func fastJSON(resp *fasthttp.Response, status int, body []byte) {
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType("application/json")
+	resp.SetBody(body)
 }
 
 // upgrade relays an Upgrade request (WebSocket and the like) byte for byte
@@ -502,7 +520,7 @@ func (f *fastFront) writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte)
 func (f *fastFront) upgrade(ctx *fasthttp.RequestCtx, ex *Exchange, proto string) {
 	up, err := net.DialTimeout("tcp", f.client.Addr, f.cfg.Upstream.DialTimeout)
 	if err != nil {
-		f.upstreamError(ctx, ex, err)
+		f.upstreamError(&ctx.Response, ex, err)
 		return
 	}
 	var req fasthttp.Request

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 
 	"github.com/warden-gw/warden/internal/config"
@@ -33,6 +34,12 @@ func New(cfg *config.Config, p *Pipeline, m *Metrics, log *slog.Logger) (*Gatewa
 	g := &Gateway{m: m, log: log, ids: newIDs()}
 	g.cur.Store(p)
 	switch FrontOf(cfg) {
+	case config.FrontLoop:
+		lf, err := newLoopFront(g, cfg)
+		if err != nil {
+			return nil, err
+		}
+		g.front, g.name = lf, config.FrontLoop
 	case config.FrontFast:
 		g.front, g.name = newFastFront(g, cfg), config.FrontFast
 	default:
@@ -45,15 +52,20 @@ func New(cfg *config.Config, p *Pipeline, m *Metrics, log *slog.Logger) (*Gatewa
 	return g, nil
 }
 
-// FrontOf resolves "auto": TLS needs the std front, cleartext takes fast.
+// FrontOf resolves "auto": TLS needs the std front; cleartext takes the
+// loop front, unless the store is Redis (whose round trips must not hold
+// an event loop) or the upstream speaks TLS: then fast.
 func FrontOf(cfg *config.Config) string {
-	if cfg.Front == config.FrontAuto {
-		if cfg.TLS.Enabled() {
-			return config.FrontStd
-		}
+	if cfg.Front != config.FrontAuto {
+		return cfg.Front
+	}
+	switch {
+	case cfg.TLS.Enabled():
+		return config.FrontStd
+	case cfg.Store.Backend != "memory" || strings.HasPrefix(cfg.Upstream.URL, "https:"):
 		return config.FrontFast
 	}
-	return cfg.Front
+	return config.FrontLoop
 }
 
 // Front names the HTTP front in use.

@@ -22,10 +22,10 @@ type Metrics struct {
 	statusText [600]string
 	// byCode caches the requests counter per front and status: the label
 	// lookup is a hash of both labels, on every request otherwise.
-	byCode [2][600]atomic.Pointer[prometheus.Counter]
+	byCode [3][600]atomic.Pointer[prometheus.Counter]
 }
 
-// countRequest counts one answered request; front 0 is fast, 1 is std.
+// countRequest counts one answered request; front 0 is fast, 1 is std, 2 is loop.
 func (m *Metrics) countRequest(front int, code int) {
 	if code < 0 || code >= len(m.statusText) {
 		m.requests.WithLabelValues(frontNames[front], "other").Inc()
@@ -40,7 +40,7 @@ func (m *Metrics) countRequest(front int, code int) {
 	(*p).Inc()
 }
 
-var frontNames = [2]string{"fast", "std"}
+var frontNames = [3]string{"fast", "std", "loop"}
 
 // NewMetrics registers the gateway's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
