@@ -200,11 +200,17 @@ func TestDeriveLabConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	orig := loadConfig(t, src)
-	b, err := DeriveLabConfig(src, "http://127.0.0.1:4321")
+	b, err := DeriveLabConfig(src, "http://127.0.0.1:4321", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := loadConfig(t, b)
+	if c.Front != orig.Front {
+		t.Errorf("front %q, want the config's own %q", c.Front, orig.Front)
+	}
+	if b, err := DeriveLabConfig(src, "http://127.0.0.1:4321", "fast"); err != nil || loadConfig(t, b).Front != "fast" {
+		t.Errorf("front not set to fast: %v", err)
+	}
 	if c.Upstream.URL != "http://127.0.0.1:4321" || c.Listen != "127.0.0.1:0" || c.Admin.Listen != "127.0.0.1:0" || c.Log.Level != "warn" {
 		t.Errorf("upstream %q listen %q admin %q log %q", c.Upstream.URL, c.Listen, c.Admin.Listen, c.Log.Level)
 	}
@@ -226,7 +232,7 @@ func TestDeriveLabConfig(t *testing.T) {
 		"no limits":    "listen: x\n",
 		"scalar limit": "rate_limits: [1]\n",
 	} {
-		if _, err := DeriveLabConfig([]byte(bad), "http://127.0.0.1:1"); err == nil {
+		if _, err := DeriveLabConfig([]byte(bad), "http://127.0.0.1:1", ""); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -334,13 +340,14 @@ func TestSummariseRatios(t *testing.T) {
 	r := &Report{Runs: []RunResult{
 		run("c", 1, 30000, 3), run("c", 2, 20000, 3), run("c", 3, 25000, 3),
 		run("d", 1, 24000, 6), run("d", 2, 23000, 6), run("d", 3, 22000, 6),
+		run("d-fast", 1, 24000, 6), run("d-fast", 2, 23000, 6), run("d-fast", 3, 22000, 6),
 		run("f", 1, 20000, 6), run("f", 2, 20000, 6), run("f", 3, 20000, 6),
 	}}
-	r.summarise([]RowInfo{{ID: "c"}, {ID: "d"}, {ID: "f"}})
+	r.summarise([]RowInfo{{ID: "c"}, {ID: "d"}, {ID: "d-fast"}, {ID: "f"}})
 	if c := r.row("c"); c.RPS != 25000 || c.Requests != 750000 || math.Abs(c.CPUPer1k-0.012) > 1e-9 || math.Abs(c.UserPer1k-0.004) > 1e-9 {
 		t.Fatalf("row c: %+v, want median 25000 over 750000 requests, CPU 0.012 s per 1k, user 0.004", c)
 	}
-	want := map[string]bool{"(d)/(c)": true, "(f)/(d)": true}
+	want := map[string]bool{"(d)/(c)": true, "(f)/(d-fast)": true, "(d)/(d-fast)": true, "(d-fast)/(c)": true}
 	if len(r.Ratios) != len(want) {
 		t.Fatalf("ratios %+v", r.Ratios)
 	}
@@ -362,8 +369,12 @@ func TestSummariseRatios(t *testing.T) {
 			if !strings.Contains(md, "| (d)/(c) | 0.92x | 2.17x | 0.80, 1.15, 0.88 | ≥ 0.9x: met |") {
 				t.Errorf("markdown lacks the round ratios:\n%s", md)
 			}
-		case "(f)/(d)": // 20000/23000 = 0.87 >= 0.7
+		case "(f)/(d-fast)": // 20000/23000 = 0.87 >= 0.7
 			if q.Met == nil || !*q.Met {
+				t.Errorf("%+v", q)
+			}
+		case "(d)/(d-fast)", "(d-fast)/(c)": // context, no target
+			if q.Met != nil {
 				t.Errorf("%+v", q)
 			}
 		default:

@@ -17,11 +17,11 @@ const (
 	HighBurst = 1000000
 )
 
-// WardenOptions describes a generated warden config for rows (d), (d-std)
-// and (f): a per-ip and a per-account rate limit, nothing else.
+// WardenOptions describes a generated warden config for rows (d), (d-fast),
+// (d-std) and (f): a per-ip and a per-account rate limit, nothing else.
 type WardenOptions struct {
 	Upstream   string // http://host:port
-	Front      string // fast or std
+	Front      string // loop, fast or std
 	RedisAddr  string // non-empty: store.backend redis
 	TokenCache int    // identity.account.cache_size; 0: warden's default
 }
@@ -67,9 +67,9 @@ rate_limits:
 // WardenConfig renders the config of a rate-limits-only warden.
 func WardenConfig(o WardenOptions) ([]byte, error) {
 	switch o.Front {
-	case "fast", "std":
+	case "loop", "fast", "std":
 	default:
-		return nil, fmt.Errorf("bench: front %q: want fast or std", o.Front)
+		return nil, fmt.Errorf("bench: front %q: want loop, fast or std", o.Front)
 	}
 	if !strings.HasPrefix(o.Upstream, "http://") {
 		return nil, fmt.Errorf("bench: upstream %q: want http://host:port", o.Upstream)
@@ -91,7 +91,7 @@ func WardenConfig(o WardenOptions) ([]byte, error) {
 // nothing either), and every rate limit raised to HighRate so none refuses.
 // Inspection and budgets stay as written: budgets past their limit mask
 // (the answer is still 200, rewritten), which is the path being measured.
-func DeriveLabConfig(src []byte, upstream string) ([]byte, error) {
+func DeriveLabConfig(src []byte, upstream, front string) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		return nil, fmt.Errorf("bench: lab config: %w", err)
@@ -104,6 +104,9 @@ func DeriveLabConfig(src []byte, upstream string) ([]byte, error) {
 	setScalar(mapping(root, "upstream"), "url", upstream)
 	setScalar(mapping(root, "admin"), "listen", "127.0.0.1:0")
 	setScalar(mapping(root, "log"), "level", "warn")
+	if front != "" {
+		setScalar(root, "front", front)
+	}
 	limits := get(root, "rate_limits")
 	if limits == nil || limits.Kind != yaml.SequenceNode || len(limits.Content) == 0 {
 		return nil, fmt.Errorf("bench: lab config: no rate_limits to raise")

@@ -32,10 +32,12 @@ var AllRows = []RowInfo{
 	{"b", "Go httputil.ReverseProxy, no logic"},
 	{"b-fast", "fasthttp reverse proxy, no logic (warden's front alone)"},
 	{"c", "nginx, limit_req per IP, upstream keep-alive"},
-	{"d", "warden, per-ip + per-account limits, fast front"},
+	{"d", "warden, per-ip + per-account limits, loop front (the default)"},
+	{"d-fast", "warden, per-ip + per-account limits, fast front"},
 	{"d-std", "warden, per-ip + per-account limits, std front"},
-	{"e", "warden, examples/lab.yaml (inspection + budgets)"},
-	{"f", "warden, row (d) on Redis"},
+	{"e", "warden, examples/lab.yaml (inspection + budgets), loop front (the default)"},
+	{"e-fast", "warden, row (e) on the fast front"},
+	{"f", "warden, row (d-fast) on Redis (fast front: auto's choice with Redis)"},
 }
 
 // Options configures a run.
@@ -193,8 +195,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				}
 				return strconv.Atoi(strings.TrimSpace(string(b)))
 			}}
-		case "d", "d-std":
-			front := map[string]string{"d": "fast", "d-std": "std"}[row.ID]
+		case "d", "d-fast", "d-std":
+			front := map[string]string{"d": "loop", "d-fast": "fast", "d-std": "std"}[row.ID]
 			conf, err := WardenConfig(WardenOptions{Upstream: upstream, Front: front, TokenCache: 2 * o.Accounts})
 			if err != nil {
 				return nil, err
@@ -202,12 +204,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if t, err = startWarden(row, conf); err != nil {
 				return nil, err
 			}
-		case "e":
+		case "e", "e-fast":
 			src, err := os.ReadFile(o.LabConfig)
 			if err != nil {
 				return nil, fmt.Errorf("bench: lab config: %w", err)
 			}
-			conf, err := DeriveLabConfig(src, upstream)
+			front := map[string]string{"e": "", "e-fast": "fast"}[row.ID] // (e): the config's own
+			conf, err := DeriveLabConfig(src, upstream, front)
 			if err != nil {
 				return nil, err
 			}
@@ -323,7 +326,7 @@ func selectRows(ids []string) ([]RowInfo, error) {
 	}
 	for _, id := range ids {
 		if !slices.ContainsFunc(AllRows, func(r RowInfo) bool { return r.ID == id }) {
-			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, c, d, d-std, e, f)", id)
+			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, f)", id)
 		}
 	}
 	return out, nil
