@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -225,3 +226,41 @@ func (c *cannedConn) RemoteAddr() net.Addr             { return cannedRemote }
 func (c *cannedConn) SetDeadline(time.Time) error      { return nil }
 func (c *cannedConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *cannedConn) SetWriteDeadline(time.Time) error { return nil }
+
+// BenchmarkPrepare rewrites a request for the upstream as the fast front
+// does (forwarding headers added to the header) and as the loop front does
+// (added as wire lines to the serialised request), and serialises it.
+func BenchmarkPrepare(b *testing.B) {
+	cfg, err := config.Parse("bare.yaml", []byte("{}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := benchFront(b, cfg)
+	reqs := benchRequests(b, 1024, 1000, 100000)
+	p := f.g.pipeline()
+	peer := netip.MustParseAddr("127.0.0.1")
+	var req fasthttp.Request
+	var out, lines []byte
+	bw := bufio.NewWriter(appendWriter{&out})
+	for _, raw := range []bool{false, true} {
+		b.Run(map[bool]string{false: "header", true: "lines"}[raw], func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				reqs[i%len(reqs)].CopyTo(&req)
+				ex := Exchange{ID: "0123456789abcdef01234567", Method: "GET", Path: "/v1/users/1"}
+				out, lines = out[:0], lines[:0]
+				if raw {
+					f.prepare(&req, p, peer, &ex, false, &lines)
+				} else {
+					f.prepare(&req, p, peer, &ex, false, nil)
+				}
+				bw.Reset(appendWriter{&out})
+				if err := req.Write(bw); err != nil || bw.Flush() != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

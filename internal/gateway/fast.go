@@ -213,6 +213,30 @@ func (x fastForward) set(name, value string) {
 
 func (x fastForward) del(name string) { x.h.Del(name) }
 
+// rawForward sets headers as wire lines appended to lines: cheaper than
+// fasthttp's Add, which keeps a normalised copy of each name and value. As
+// fasthttp does, a CR or LF in a value becomes a space.
+type rawForward struct {
+	fastForward
+	lines *[]byte
+}
+
+func (x rawForward) set(name, value string) {
+	if !x.absent {
+		x.h.Del(name)
+	}
+	b := append(*x.lines, name...)
+	b = append(b, ':', ' ')
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	*x.lines = append(b, '\r', '\n')
+}
+
 // methodString is the request method as a string, without allocating for
 // the common ones.
 func methodString(m []byte) string {
@@ -320,7 +344,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	// request goes as a plain one, its Connection and Upgrade dropped.
 	upgrade := !ex.Inspect && isUpgrade(b2s(req.Header.Peek("Connection")))
 	upProto := b2s(req.Header.Peek("Upgrade"))
-	f.prepare(req, p, peer, ex, upgrade)
+	f.prepare(req, p, peer, ex, upgrade, nil)
 	if upgrade && upProto != "" {
 		f.upgrade(ctx, ex, upProto)
 		return
@@ -418,8 +442,10 @@ func (f *fastFront) answer(ctx context.Context, p *Pipeline, ex *Exchange, resp 
 }
 
 // prepare rewrites the request for the upstream in place: hop-by-hop
-// headers out, forwarding headers set, the request id added.
-func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr, ex *Exchange, upgrade bool) {
+// headers out, forwarding headers set, the request id added. With lines
+// non-nil the forwarding headers are appended there as wire lines instead
+// of to the header (the loop front adds them to the serialised request).
+func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr, ex *Exchange, upgrade bool, lines *[]byte) {
 	h := &req.Header
 	if c := h.Peek("Connection"); len(c) > 0 {
 		connectionTokens(string(c), func(name string) {
@@ -457,7 +483,11 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 	}
 	// The host aliases the request's buffer: Set copies it before SetHost
 	// below rewrites it.
-	p.setForwarded(fastForward{h: h, absent: !sc.fwd}, peer, peerString(peer, &ex.Identity), "http", b2s(h.Host()), ex.ID)
+	var fwd forwardHeader = fastForward{h: h, absent: !sc.fwd}
+	if lines != nil {
+		fwd = rawForward{fastForward{h: h, absent: !sc.fwd}, lines}
+	}
+	p.setForwarded(fwd, peer, peerString(peer, &ex.Identity), "http", b2s(h.Host()), ex.ID)
 	req.SetHost(f.upHost)
 	req.URI().SetScheme(p.upstream.Scheme)
 }

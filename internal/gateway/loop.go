@@ -135,6 +135,7 @@ type loopState struct {
 	br    *bufio.Reader
 	out   []byte // what bw wrote
 	bw    *bufio.Writer
+	lines []byte // forwarding header lines of the request being sent
 }
 
 type appendWriter struct{ b *[]byte }
@@ -561,7 +562,8 @@ func (ls *loopState) begin(lc *loopConn, now time.Time) {
 		ls.finish(lc)
 		return
 	}
-	f.fast.prepare(&lc.req, lc.p, lc.peer, ex, false)
+	ls.lines = ls.lines[:0]
+	f.fast.prepare(&lc.req, lc.p, lc.peer, ex, false, &ls.lines)
 	lc.req.URI().DisablePathNormalizing = true // the path is canonical already
 	ls.out = ls.out[:0]
 	ls.bw.Reset(appendWriter{&ls.out})
@@ -569,7 +571,11 @@ func (ls *loopState) begin(lc *loopConn, now time.Time) {
 		panic(fmt.Sprintf("serialising a request: %v", err))
 	}
 	_ = ls.bw.Flush()
-	lc.wire = append(lc.wire[:0], ls.out...)
+	// The forwarding lines go at the end of the header block.
+	end := bytes.Index(ls.out, crlf2) + 2
+	lc.wire = append(lc.wire[:0], ls.out[:end]...)
+	lc.wire = append(lc.wire, ls.lines...)
+	lc.wire = append(lc.wire, ls.out[end:]...)
 	ls.upstreamFor(lc, now)
 }
 

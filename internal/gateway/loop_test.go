@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -522,4 +523,70 @@ func TestLoopClientTimeouts(t *testing.T) {
 	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
 		t.Fatalf("idle connection closed after %v, want about 300ms", d)
 	}
+}
+
+// auto takes the loop front where it can serve: cleartext, the memory
+// store and a cleartext upstream; fast with Redis (whose round trips must
+// not hold a loop) or an https upstream; std with TLS.
+func TestFrontOfAuto(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"{}\n", config.FrontLoop},
+		{"store: {backend: redis, redis: {addrs: [\"127.0.0.1:6379\"]}}\n", config.FrontFast},
+		{"upstream: {url: \"https://api.example.com\"}\n", config.FrontFast},
+		{"tls: {cert_file: a.pem, key_file: a.key}\n", config.FrontStd},
+		{"front: fast\n", config.FrontFast},
+	} {
+		cfg, err := config.Parse("auto.yaml", []byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := FrontOf(cfg); got != tc.want {
+			t.Errorf("%q: front %s, want %s", tc.yaml, got, tc.want)
+		}
+	}
+}
+
+// A client that sends requests without reading the answers is not
+// answered into an ever-growing buffer: past loopMaxOutbound queued, the
+// next request waits until the client reads. Every answer still arrives,
+// in order.
+func TestLoopClientNotReading(t *testing.T) {
+	body := strings.Repeat("x", 256<<10)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.Path+body)
+	}))
+	t.Cleanup(up.Close)
+	l := loopGateway(t, "", up.URL)
+	c := dial(t, l.addr)
+	const n = 24 // 6 MiB of answers
+	var reqs strings.Builder
+	for i := range n {
+		fmt.Fprintf(&reqs, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+	}
+	c.send(reqs.String())
+	time.Sleep(300 * time.Millisecond) // the loop answers what it may, then waits
+	lf := l.g.front.(*loopFront)
+	var queued int
+	done := make(chan struct{})
+	for _, ls := range lf.loops {
+		_ = ls.el.Execute(context.Background(), gnetRunnable(func() {
+			for lc := range ls.conns {
+				if !lc.up {
+					queued += lc.c.OutboundBuffered()
+				}
+			}
+			done <- struct{}{}
+		}))
+		<-done
+	}
+	if queued > loopMaxOutbound+len(body)+4096 {
+		t.Fatalf("%d bytes queued for a client that reads nothing, want at most about %d", queued, loopMaxOutbound)
+	}
+	for i := range n {
+		c.expect("GET", fmt.Sprintf("/%d%s", i, body))
+	}
+}
+
+func gnetRunnable(fn func()) gnet.Runnable {
+	return gnet.RunnableFunc(func(context.Context) error { fn(); return nil })
 }
