@@ -461,8 +461,15 @@ func TestLoopUpstreamConnLimit(t *testing.T) {
 }
 
 func runtimeLoops(l *loopGW) int {
+	return l.g.front.(*loopFront).maxUpConns * len(l.loops())
+}
+
+// loops are the front's event loops that have served a connection.
+func (l *loopGW) loops() []*loopState {
 	lf := l.g.front.(*loopFront)
-	return lf.maxUpConns * len(lf.loops)
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	return append([]*loopState(nil), lf.loops...)
 }
 
 // A client that leaves before its answer takes its upstream request with
@@ -565,10 +572,9 @@ func TestLoopClientNotReading(t *testing.T) {
 	}
 	c.send(reqs.String())
 	time.Sleep(300 * time.Millisecond) // the loop answers what it may, then waits
-	lf := l.g.front.(*loopFront)
 	var queued int
 	done := make(chan struct{})
-	for _, ls := range lf.loops {
+	for _, ls := range l.loops() {
 		_ = ls.el.Execute(context.Background(), gnetRunnable(func() {
 			for lc := range ls.conns {
 				if !lc.up {
