@@ -310,7 +310,8 @@ func (f *loopFront) state(el gnet.EventLoop) *loopState {
 		}
 	}
 	ls := &loopState{f: f, el: el, conns: make(map[*loopConn]struct{})}
-	ls.br = bufio.NewReaderSize(&ls.rd, 4096)
+	// fasthttp reads a header only as large as its reader's buffer.
+	ls.br = bufio.NewReaderSize(&ls.rd, max(f.cfg.Server.MaxHeaderBytes, loopAnswerHeader))
 	ls.bw = bufio.NewWriterSize(appendWriter{&ls.out}, 16<<10)
 	f.loops = append(f.loops, ls)
 	return ls

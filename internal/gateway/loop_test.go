@@ -233,6 +233,7 @@ func TestLoopHandsOver(t *testing.T) {
 		{"body past the loop's bound", "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: " + fmt.Sprint(len(big)) + "\r\n\r\n" + big, "POST", "POST /big " + big},
 		{"HTTP/1.0", "GET /old HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", "GET", "GET /old "},
 		{"header split over reads", "GET /s", "GET", "GET /split "},
+		{"header of 12 KiB", "GET /large HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("h", 12<<10) + "\r\n\r\n", "GET", "GET /large "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := l.requests(t, "fast", "200")
@@ -252,9 +253,9 @@ func TestLoopHandsOver(t *testing.T) {
 			c.send("GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
 			c.expect("GET", "GET /next ")
 			handed := l.requests(t, "fast", "200") - before
-			if tc.name == "header split over reads" {
+			if tc.name == "header split over reads" || tc.name == "header of 12 KiB" {
 				if handed != 0 {
-					t.Fatalf("a header in two reads went to the fast front")
+					t.Fatalf("%s went to the fast front", tc.name)
 				}
 				return
 			}
@@ -359,6 +360,8 @@ func TestLoopAnswerFraming(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 			w.WriteString(`"email":"a@example.com"}`)
 			return false
+		case "/bigheader":
+			w.WriteString("HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("h", 20<<10) + "\r\nContent-Length: 2\r\n\r\nok")
 		case "/nocontent":
 			w.WriteString("HTTP/1.1 204 No Content\r\n\r\n")
 		case "/len":
@@ -384,6 +387,7 @@ ration:
 		{"GET", "/interim", "ok"},
 		{"GET", "/close", "until close"},
 		{"GET", "/v1/users/1", `"id":"1","email":null}`},
+		{"GET", "/bigheader", "ok"},
 		{"GET", "/nocontent", ""},
 		{"HEAD", "/len", ""},
 		{"GET", "/len", "0123456789"},
