@@ -26,7 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded wrk run per row before the rounds (0: none)")
 	conns := fs.Int("connections", 64, "wrk connections (and open-loop connections)")
 	threads := fs.Int("threads", 2, "wrk threads")
-	rows := fs.String("rows", "a,b,b-fast,c,d,d-std,e,f", "rows to run, comma-separated")
+	rows := fs.String("rows", "", "rows to run, comma-separated (a, b, b-fast, c, d, d-fast, d-std, e, e-fast, f); empty: all")
 	out := fs.String("out", "bench/results", "results directory")
 	lab := fs.String("lab-config", "examples/lab.yaml", "config of row (e)")
 	profiles := fs.Int("profiles", 100_000, "lab platform profiles (ids 1..N)")
@@ -47,7 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("own executable: %w", err)
 	}
 	rep, err := bench.Run(ctx, bench.Options{
-		Warden: self, OutDir: *out, LabConfig: *lab, Rows: strings.Split(*rows, ","),
+		Warden: self, OutDir: *out, LabConfig: *lab, Rows: strings.FieldsFunc(*rows, func(r rune) bool { return r == ',' }),
 		Rounds: *rounds, Duration: *duration, Warmup: *warmup, Threads: *threads, Connections: *conns,
 		Profiles: *profiles, Accounts: *accounts, NginxWorkers: *workers, OpenLoop: *openLoop, Profile: *profile,
 		ProfileRows: strings.FieldsFunc(*profileRows, func(r rune) bool { return r == ',' }),

@@ -3,10 +3,14 @@
 // answer inspected and rationed, and sends it on.
 //
 // The decision pipeline (Pipeline) works on warden's own small types, so
-// the HTTP front is chosen by measurement and can change: the fast front
-// (fasthttp) serves cleartext HTTP/1.1, the hot path behind a load balancer;
-// the std front (net/http with httputil.ReverseProxy) serves TLS with
-// HTTP/2, h2c, and streams bodies. Both apply the same pipeline.
+// the HTTP front is chosen by measurement and can change. The loop front
+// (gnet event loops, fasthttp's parsing) serves cleartext HTTP/1.1, the hot
+// path behind a load balancer, deciding on the loop that owns both
+// connections; what it does not serve on its loops it hands, with the
+// connection, to the fast front (fasthttp, a goroutine per connection),
+// which is also the front with Redis. The std front (net/http with
+// httputil.ReverseProxy) serves TLS with HTTP/2, h2c, and streams bodies.
+// All apply the same pipeline.
 //
 // It must never let an untrusted header decide an identity, never touch the
 // upstream for a refused request, and never change an answer that no rule
