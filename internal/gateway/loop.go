@@ -74,6 +74,7 @@ const (
 	loopMaxInline    = 64 << 10
 	loopMaxBuffered  = 1 << 20
 	loopMaxOutbound  = 1 << 20 // a client not reading: the next request waits
+	loopMaxPipelined = 1 << 20 // sent ahead of the answers: past it, the connection closes
 	loopAnswerHeader = 64 << 10
 	loopMinTick      = 10 * time.Millisecond
 )
@@ -467,6 +468,14 @@ func (ls *loopState) timedOutRequest(lc *loopConn) {
 // and nothing is in flight, and starts it.
 func (ls *loopState) requestTraffic(lc *loopConn, now time.Time) {
 	f := ls.f
+	waiting := lc.ex != nil || lc.phase == phClosing || lc.c.OutboundBuffered() > loopMaxOutbound
+	if waiting && lc.c.InboundBuffered() > loopMaxPipelined {
+		// The loop reads whatever arrives: a client that sends this far
+		// ahead of its answers is not buffered for, it is cut off.
+		f.g.m.badReqs.WithLabelValues(config.FrontLoop, "pipelined_too_far").Inc()
+		ls.closeConn(lc)
+		return
+	}
 	if lc.ex != nil || lc.phase == phClosing {
 		return // pipelined bytes wait for the answer before them
 	}

@@ -600,3 +600,41 @@ func TestLoopClientNotReading(t *testing.T) {
 func gnetRunnable(fn func()) gnet.Runnable {
 	return gnet.RunnableFunc(func(context.Context) error { fn(); return nil })
 }
+
+// A client that sends requests far ahead of its answers (past
+// loopMaxPipelined) is cut off rather than buffered for without bound.
+func TestLoopPipelinedTooFar(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	l := loopGateway(t, "", up.URL)
+	c := dial(t, l.addr)
+	req := "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 1000) + "\r\n\r\n"
+	var sent int
+	for sent < 2*loopMaxPipelined {
+		if _, err := io.WriteString(c.c, req); err != nil {
+			break // cut off while sending
+		}
+		sent += len(req)
+	}
+	_ = c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answers := 0
+	for {
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			break
+		}
+		if _, err := io.ReadAll(resp.Body); err != nil {
+			break
+		}
+		answers++
+	}
+	if answers > 5 {
+		t.Fatalf("%d answers to a client %d bytes ahead, want it cut off", answers, sent)
+	}
+	if n := l.metric(t, "warden_bad_requests_total", map[string]string{"reason": "pipelined_too_far"}); n != 1 {
+		t.Fatalf("pipelined_too_far counted %v times, want 1", n)
+	}
+}
