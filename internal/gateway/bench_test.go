@@ -102,33 +102,41 @@ func benchFront(b testing.TB, cfg *config.Config) *fastFront {
 	cfg.Upstream.URL = "http://platform.test"
 	cfg.Log.Level = "warn"
 	cfg.Front = config.FrontFast
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	st := memory.New(memory.Options{SweepEvery: -1})
-	b.Cleanup(func() { st.Close() })
-	m, err := NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	p, err := NewPipeline(ctx, cfg, Deps{Store: st, Ration: ration.NewMetrics(nil), Metrics: m, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := New(cfg, p, m, log)
-	if err != nil {
-		b.Fatal(err)
-	}
+	g := testGateway(b, cfg, prometheus.NewRegistry(), log)
 	f, ok := g.front.(*fastFront)
 	if !ok {
 		b.Fatalf("front %s, want fast", g.Front())
 	}
 	f.client.Dial = func(string) (net.Conn, error) { return &cannedConn{}, nil }
 	return f
+}
+
+// testGateway builds a gateway on cfg (defaults set, then validated) with a
+// memory store and its metrics on reg; both last until the test ends.
+func testGateway(tb testing.TB, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) *Gateway {
+	tb.Helper()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	st := memory.New(memory.Options{SweepEvery: -1})
+	tb.Cleanup(func() { st.Close() })
+	m, err := NewMetrics(reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	p, err := NewPipeline(ctx, cfg, Deps{Store: st, Ration: ration.NewMetrics(nil), Metrics: m, Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g, err := New(cfg, p, m, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
 }
 
 // benchRequests are n look-ups of profiles uniform over 1..profiles, each

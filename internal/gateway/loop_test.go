@@ -21,8 +21,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/warden-gw/warden/internal/config"
-	"github.com/warden-gw/warden/internal/ration"
-	"github.com/warden-gw/warden/internal/store/memory"
 )
 
 // loopGW is a gateway on the loop front, serving on a loopback port.
@@ -42,32 +40,12 @@ func loopGateway(t *testing.T, yaml, upstream string) *loopGW {
 	}
 	cfg.Upstream.URL = upstream
 	cfg.Front = config.FrontLoop
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	st := memory.New(memory.Options{SweepEvery: -1})
-	t.Cleanup(func() { st.Close() })
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var w io.Writer = io.Discard
 	if testing.Verbose() {
 		w = os.Stderr
 	}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	p, err := NewPipeline(ctx, cfg, Deps{Store: st, Ration: ration.NewMetrics(nil), Metrics: m, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, p, m, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := testGateway(t, cfg, reg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if g.Front() != config.FrontLoop {
 		t.Fatalf("front %s, want loop", g.Front())
 	}
