@@ -503,7 +503,10 @@ func (ls *loopState) requestTraffic(lc *loopConn, now time.Time) {
 	}
 	h := &lc.req.Header
 	lc.req.Reset()
-	if end+4 > f.cfg.Server.MaxHeaderBytes || h.Read(ls.reader(buf[:end+4])) != nil || !loopServes(h) {
+	// fasthttp also ends a header at a bare LF line: then it reads less
+	// than the block found here, and the fast front serves the request.
+	hdr := buf[:end+4]
+	if len(hdr) > f.cfg.Server.MaxHeaderBytes || h.Read(ls.reader(hdr)) != nil || ls.consumed(hdr) != len(hdr) || !loopServes(h) {
 		ls.handOverClient(lc)
 		return
 	}

@@ -211,6 +211,7 @@ func TestLoopHandsOver(t *testing.T) {
 		{"body past the loop's bound", "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: " + fmt.Sprint(len(big)) + "\r\n\r\n" + big, "POST", "POST /big " + big},
 		{"HTTP/1.0", "GET /old HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", "GET", "GET /old "},
 		{"header split over reads", "GET /s", "GET", "GET /split "},
+		{"bare LF line ends", "GET /lf HTTP/1.1\nHost: x\n\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n", "GET", "GET /lf "},
 		{"header of 12 KiB", "GET /large HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("h", 12<<10) + "\r\n\r\n", "GET", "GET /large "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,6 +223,11 @@ func TestLoopHandsOver(t *testing.T) {
 				c.send("plit HTTP/1.1\r\nHost: x\r\n\r\n")
 			}
 			c.expect(tc.method, tc.want)
+			want := 2.0 // the request and the next on its connection
+			if tc.name == "bare LF line ends" {
+				c.expect("GET", "GET /second ")
+				want = 3
+			}
 			if tc.name == "HTTP/1.0" { // the fast front closes it after the answer
 				if _, err := c.br.ReadByte(); err != io.EOF {
 					t.Fatalf("read %v, want EOF", err)
@@ -237,8 +243,8 @@ func TestLoopHandsOver(t *testing.T) {
 				}
 				return
 			}
-			if handed != 2 {
-				t.Fatalf("%v answers from the fast front, want 2 (the request and the next on its connection)", handed)
+			if handed != want {
+				t.Fatalf("%v answers from the fast front, want %v", handed, want)
 			}
 		})
 	}
