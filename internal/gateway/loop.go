@@ -73,7 +73,6 @@ type loopFront struct {
 const (
 	loopMaxInline    = 64 << 10
 	loopMaxBuffered  = 1 << 20
-	loopMaxOutbound  = 1 << 20 // a client not reading: the next request waits
 	loopMaxPipelined = 1 << 20 // sent ahead of the answers: past it, the connection closes
 	loopAnswerHeader = 64 << 10
 	loopMinTick      = 10 * time.Millisecond
@@ -468,7 +467,7 @@ func (ls *loopState) timedOutRequest(lc *loopConn) {
 // and nothing is in flight, and starts it.
 func (ls *loopState) requestTraffic(lc *loopConn, now time.Time) {
 	f := ls.f
-	waiting := lc.ex != nil || lc.phase == phClosing || lc.c.OutboundBuffered() > loopMaxOutbound
+	waiting := lc.ex != nil || lc.phase == phClosing || lc.c.OutboundBuffered() > 0
 	if waiting && lc.c.InboundBuffered() > loopMaxPipelined {
 		// The loop reads whatever arrives: a client that sends this far
 		// ahead of its answers is not buffered for, it is cut off.
@@ -479,7 +478,11 @@ func (ls *loopState) requestTraffic(lc *loopConn, now time.Time) {
 	if lc.ex != nil || lc.phase == phClosing {
 		return // pipelined bytes wait for the answer before them
 	}
-	if lc.c.OutboundBuffered() > loopMaxOutbound {
+	// The next request waits until the last answer has left: answers
+	// never queue behind one another for a client that does not read, and
+	// a connection handed to the fast front leaves nothing unsent behind
+	// (gnet's close drops what the socket does not take at once).
+	if lc.c.OutboundBuffered() > 0 {
 		lc.setPhase(phStalled, now, f.cfg.Server.WriteTimeout)
 		return
 	}
