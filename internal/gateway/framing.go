@@ -13,6 +13,7 @@ import (
 // end: the loop front reads answers whole, and must know when one is.
 type answerFrame struct {
 	need       int  // bytes the whole answer takes, once known
+	chunkAt    int  // where a chunked body starts, while its end is unknown
 	size       int  // its body's announced size, or what has come of it
 	whole      bool // all of it has come
 	untilClose bool // it ends when the upstream closes
@@ -65,7 +66,7 @@ func frameAnswer(b []byte, head bool, maxHeader int) answerFrame {
 			if ok {
 				return answerFrame{need: hdr + end, size: end, whole: true}
 			}
-			return answerFrame{size: len(b) - hdr}
+			return answerFrame{size: len(b) - hdr, chunkAt: hdr}
 		default:
 			return answerFrame{untilClose: true, size: len(b) - hdr}
 		}

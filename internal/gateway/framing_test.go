@@ -103,6 +103,11 @@ func TestFrameAnswer(t *testing.T) {
 			t.Errorf("frameAnswer(%q) = %+v; want need %d whole %v untilClose %v fail %v", tc.in, fr, tc.need, tc.whole, tc.untilClose, tc.fail)
 		}
 	}
+	// A chunked body whose end has not come says where it starts, so that
+	// the loop scans it alone until then.
+	if fr := frameAnswer([]byte(chunkedHead+"2\r\no"), false, 1<<10); fr.chunkAt != len(chunkedHead) {
+		t.Errorf("chunked body at %d, want %d", fr.chunkAt, len(chunkedHead))
+	}
 	if fr := frameAnswer(bytes.Repeat([]byte("x"), 2<<10), false, 1<<10); fr.err == nil {
 		t.Error("a header past the bound is not refused")
 	}

@@ -187,11 +187,12 @@ type loopConn struct {
 	closeAfter bool
 
 	// Upstream side.
-	cl     *loopConn // the client whose request this carries
-	reused bool      // answered a request before the one it carries
-	got    bool      // bytes of the answer have arrived
-	need   int       // bytes the answer needs in all, once known; 0: unknown
-	eof    bool      // the answer ends at close
+	cl      *loopConn // the client whose request this carries
+	reused  bool      // answered a request before the one it carries
+	got     bool      // bytes of the answer have arrived
+	need    int       // bytes the answer needs in all, once known; 0: unknown
+	chunkAt int       // where the answer's chunked body starts, once known; 0: unknown
+	eof     bool      // the answer ends at close
 }
 
 func (f *loopFront) serveListener(ln net.Listener) error {
@@ -680,7 +681,7 @@ func (ls *loopState) send(cl, up *loopConn, now time.Time) {
 	cl.upc, up.cl = up, cl
 	cl.setPhase(phWait, now, 0)
 	cl.sent = now
-	up.got, up.need, up.eof = false, 0, false
+	up.got, up.need, up.chunkAt, up.eof = false, 0, 0, false
 	up.setPhase(phBusy, now, f.cfg.Upstream.ResponseHeaderTimeout)
 	_, _ = up.c.Write(cl.wire) // a failure closes up: upstreamClosed follows
 }
@@ -810,10 +811,31 @@ func (ls *loopState) answerTraffic(up *loopConn, now time.Time) {
 	}
 	up.got = true
 	buf, _ := up.c.Peek(-1)
-	if up.need > 0 && len(buf) < up.need {
-		return
+	// An answer that has not all come is parsed again only when it may
+	// have: each parse reads it from the start.
+	if len(buf) <= ls.limit(cl)+loopAnswerHeader {
+		switch {
+		case up.need > 0 && len(buf) < up.need: // its length is known
+			return
+		case up.eof: // it ends at close
+			return
+		case up.chunkAt > 0:
+			if _, ok, err := chunkedEnd(buf[up.chunkAt:]); !ok && err == nil {
+				return
+			}
+		}
 	}
 	ls.complete(cl, up, buf, false, now)
+}
+
+// limit bounds the body of cl's answer that the loop buffers: an inspected
+// one up to max_body_bytes (past it, 502), another up to maxBuffered (past
+// it, streamed off the loop).
+func (ls *loopState) limit(cl *loopConn) int {
+	if cl.ex.Inspect {
+		return ls.f.cfg.Server.MaxBodyBytes
+	}
+	return ls.f.maxBuffered
 }
 
 // complete parses the answer in buf. Whole, it goes to the client; short,
@@ -826,10 +848,7 @@ func (ls *loopState) complete(cl, up *loopConn, buf []byte, atEOF bool, now time
 			ls.panicked(cl, r)
 		}
 	}()
-	limit := f.maxBuffered
-	if cl.ex.Inspect {
-		limit = f.cfg.Server.MaxBodyBytes
-	}
+	limit := ls.limit(cl)
 	resp := &cl.resp
 	resp.Reset()
 	resp.SkipBody = cl.head
@@ -883,7 +902,7 @@ func (ls *loopState) complete(cl, up *loopConn, buf []byte, atEOF bool, now time
 	case fr.whole:
 		ls.failExchange(cl, fmt.Errorf("malformed answer: %w", err), now)
 	default:
-		up.need = fr.need
+		up.need, up.chunkAt = fr.need, fr.chunkAt
 	}
 }
 
