@@ -52,7 +52,7 @@ type loopFront struct {
 	// maxInline bounds a request body the loop reads; maxBuffered an
 	// uninspected answer it buffers before streaming it instead.
 	maxInline, maxBuffered int
-	maxUpConns             int // per loop
+	maxUpConns, maxIdle    int // per loop: upstream.max_conns and idle_conns shared
 	tick                   time.Duration
 
 	mu      sync.Mutex
@@ -89,6 +89,7 @@ func newLoopFront(g *Gateway, cfg *config.Config) (*loopFront, error) {
 		maxInline:   min(loopMaxInline, cfg.Server.MaxBodyBytes),
 		maxBuffered: min(loopMaxBuffered, cfg.Server.MaxBodyBytes),
 		maxUpConns:  max(1, maxConns(cfg.Upstream)/n),
+		maxIdle:     max(1, cfg.Upstream.IdleConns/n),
 		tick: max(loopMinTick, deadlineSlack(cfg.Server.ReadHeaderTimeout, cfg.Server.ReadTimeout,
 			cfg.Server.WriteTimeout, cfg.Server.IdleTimeout, cfg.Upstream.ResponseHeaderTimeout, cfg.Upstream.IdleTimeout)),
 		stop: make(chan struct{}),
@@ -694,6 +695,24 @@ func (ls *loopState) release(up *loopConn, now time.Time) {
 	}
 	up.cl = nil
 	up.reused = true
+	if len(ls.wait) == 0 && len(ls.idle) >= ls.f.maxIdle {
+		// At upstream.idle_conns (shared among the loops): drop the closed
+		// ones, and keep this one only if that made room.
+		live := ls.idle[:0]
+		for _, c := range ls.idle {
+			if !c.gone {
+				live = append(live, c)
+			}
+		}
+		clear(ls.idle[len(live):])
+		ls.idle = live
+		if len(ls.idle) >= ls.f.maxIdle {
+			up.gone = true
+			ls.closeConn(up)
+			ls.ups--
+			return
+		}
+	}
 	up.setPhase(phIdle, now, ls.f.cfg.Upstream.IdleTimeout)
 	ls.idle = append(ls.idle, up)
 	ls.serveWaiter(now)

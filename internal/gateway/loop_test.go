@@ -654,3 +654,43 @@ func TestLoopHandOverAfterQueuedAnswers(t *testing.T) {
 		c.c.Close()
 	}
 }
+
+// upstream.idle_conns bounds the idle upstream connections kept: past it,
+// a connection whose answer is done closes instead of waiting in the pool.
+func TestLoopIdleConnLimit(t *testing.T) {
+	var open atomic.Int64
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond) // all requests upstream at once
+		_, _ = io.WriteString(w, "ok")
+	}))
+	up.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	l := loopGateway(t, "upstream: {idle_conns: 2}\n", up.URL)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := dial(t, l.addr)
+			c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			c.expect("GET", "ok")
+		}()
+	}
+	wg.Wait()
+	bound := int64(max(2, len(l.loops()))) // idle_conns shared among the loops, at least one each
+	deadline := time.Now().Add(2 * time.Second)
+	for open.Load() > bound {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d upstream connections stay open after the answers, want at most %d", open.Load(), bound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
