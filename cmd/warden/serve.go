@@ -56,7 +56,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log, stderr)
+	logOut := newLogWriter(stderr)
+	defer logOut.Close(2 * time.Second)
+	log, err := newLogger(cfg.Log, logOut)
 	if err != nil {
 		return err
 	}
@@ -66,7 +68,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "warden_log_lines_dropped_total",
+			Help: "Log lines dropped because the log output (stderr) did not keep up and the backlog was full.",
+		}, func() float64 { return float64(logOut.Dropped()) }))
 	gm, err := gateway.NewMetrics(reg)
 	if err != nil {
 		return err
