@@ -333,6 +333,9 @@ func (f *loopFront) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	ls := lc.ls
 	ls.conns[lc] = struct{}{}
 	if lc.up {
+		if lc.gone { // given up while it was dialled (counted out then)
+			return nil, gnet.Close
+		}
 		cl := lc.cl
 		if cl == nil || cl.gone || cl.upc != lc {
 			// The client left while this was dialled: keep it for the next.
@@ -668,8 +671,10 @@ func (ls *loopState) dial(cl *loopConn) {
 }
 
 func (ls *loopState) dialFailed(up *loopConn, err error) {
-	ls.ups--
-	up.gone = true
+	if !up.gone { // else counted out when given up
+		ls.ups--
+		up.gone = true
+	}
 	if cl := up.cl; cl != nil && !cl.gone && cl.upc == up {
 		ls.failExchange(cl, err, time.Now())
 	}
@@ -750,6 +755,7 @@ func (ls *loopState) upstreamClosed(up *loopConn) {
 	if up.eof {
 		buf, _ := up.c.Peek(-1)
 		ls.complete(cl, up, buf, true, now)
+		ls.serveWaiter(now)
 		return
 	}
 	if !up.got && up.reused && !cl.retried && idempotent(cl.req.Header.Method()) {
