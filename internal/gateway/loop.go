@@ -981,6 +981,10 @@ func (ls *loopState) write(cl *loopConn, closing bool) {
 // loop has not read, to the fast front.
 func (ls *loopState) handOverClient(cl *loopConn) {
 	f := ls.f
+	if f.closing.Load() { // shutting down: no new work for the fast front
+		ls.closeConn(cl)
+		return
+	}
 	rest, nc, err := ls.takeConn(cl)
 	if err != nil {
 		f.g.log.Warn("loop front: hand over", slog.String("error", err.Error()))
