@@ -243,3 +243,56 @@ func TestRedisDownAtStart(t *testing.T) {
 		})
 	}
 }
+
+// With Redis the loop front decides off its event loops: while a hung
+// Redis holds the decisions, clients that leave take their exchanges with
+// them, a client that waits is refused when the store's timeout passes
+// (closed mode), and once Redis answers again the gateway serves on with
+// nothing left in flight.
+func TestClientsLeaveWhileRedisHangs(t *testing.T) {
+	rs := redistest.Start(t)
+	platform := startPlatform(t, 500)
+	g := startGateway(t, redisConfig(rs.Addr(), "closed", 1000), platform)
+	if g.front != "loop" {
+		t.Fatalf("front %q, want loop (auto with Redis)", g.front)
+	}
+	tok := token(t, "7")
+	c := clientFrom("127.0.3.1")
+	get := func(id int) answer {
+		return do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), map[string]string{"Authorization": "Bearer " + tok})
+	}
+	if a := get(1); a.status != 200 {
+		t.Fatalf("before the hang: %d", a.status)
+	}
+	rs.Pause()
+	for i := range 5 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET /v1/users/%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", 10+i, tok)
+		time.Sleep(20 * time.Millisecond)
+		conn.Close()
+	}
+	if a := get(20); a.status != 503 {
+		t.Fatalf("while Redis hangs, in closed mode: %d %s", a.status, a.body)
+	}
+	rs.Resume()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		a := get(50)
+		if a.status == 200 && contactServed(t, a) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Redis resumed: %d %s", a.status, a.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for !strings.Contains(adminDo(t, g, "GET", "/metrics", "").body, "\nwarden_requests_in_flight 0\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("requests stay in flight after their clients left")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

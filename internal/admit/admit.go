@@ -117,7 +117,12 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 	if sc == nil {
 		sc = new(scratch)
 	}
-	defer a.work.Put(sc)
+	recycle := true
+	defer func() {
+		if recycle {
+			a.work.Put(sc)
+		}
+	}()
 	req := &sc.req
 	*req = store.AdmitRequest{Bans: sc.bans[:0], Limits: sc.limits[:0]}
 	sc.keys.Reset()
@@ -145,6 +150,9 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 	}
 	res, err := a.st.Admit(ctx, now, req)
 	if err != nil {
+		// A store that gave up waiting (a timeout) may still read req,
+		// whose keys live in sc: sc is left to the collector, not reused.
+		recycle = false
 		return Decision{}, fmt.Errorf("admit: %w", err)
 	}
 	if b := res.Ban; b != nil {

@@ -3,6 +3,7 @@ package admit
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,37 @@ func BenchmarkAdmit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = a.Admit(ctx, time.Now(), id, "GET", "/v1/users/1")
+	}
+}
+
+// abandoningStore is a store that gives up on every call, as a timed-out
+// Redis store does, while holding on to the request it was given (a batch
+// still queued behind a hung server reads it later).
+type abandoningStore struct{ kept []*store.AdmitRequest }
+
+func (s *abandoningStore) Admit(_ context.Context, _ time.Time, req *store.AdmitRequest) (store.AdmitResult, error) {
+	s.kept = append(s.kept, req)
+	return store.AdmitResult{}, store.ErrUnavailable
+}
+
+// A request the store gave up on is not reused for the next one: its keys
+// stay those of its own identity for as long as the store holds it.
+func TestAdmitAbandonedRequestNotReused(t *testing.T) {
+	st := &abandoningStore{}
+	a, err := New([]config.Limit{{Name: "per-account", Facet: "account", Rate: "10/s", Burst: 10}}, nil, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	for _, acct := range []string{"alice", "bob", "carol"} {
+		if _, err := a.Admit(context.Background(), now, ident("10.0.0.1", acct, ""), "GET", "/"); err == nil {
+			t.Fatal("no error from a store that gave up")
+		}
+	}
+	for i, acct := range []string{"alice", "bob", "carol"} {
+		req := st.kept[i]
+		if len(req.Limits) != 1 || !strings.HasSuffix(req.Limits[0].Key, acct) {
+			t.Fatalf("request %d, for %s, now reads %+v", i, acct, req.Limits)
+		}
 	}
 }

@@ -239,9 +239,6 @@ func (c *Config) Validate() error {
 	if (c.Front == FrontFast || c.Front == FrontLoop) && c.TLS.Enabled() {
 		bad("front", "%s serves cleartext HTTP/1.1 only; TLS needs std or auto", c.Front)
 	}
-	if c.Front == FrontLoop && c.Store.Backend != "memory" {
-		bad("front", "loop decides on its event loops and needs store backend memory; with %q use fast or auto", c.Store.Backend)
-	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
 	}

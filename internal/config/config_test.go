@@ -28,7 +28,6 @@ func TestLoadFixtures(t *testing.T) {
 		{"exempt_unverified_app.yaml", "exempt_unverified_app.yaml:3:12: allow[0].apps[0]: exempts app \"partner-app\", but identity.app.keys registers no app keys"},
 		{"exempt_unverified_app.yaml", "exempt_unverified_app.yaml:6:88: ration.budgets[0].exempt.apps[0]: exempts app"},
 		{"bad_front.yaml", "bad_front.yaml:1:8: front: \"evloop\" is not auto, loop, fast or std"},
-		{"loop_redis.yaml", "loop_redis.yaml:1:8: front: loop decides on its event loops and needs store backend memory"},
 		{"loop_https.yaml", "loop_https.yaml:1:8: front: loop speaks cleartext to the upstream"},
 		{"loop_tls.yaml", "loop_tls.yaml:1:8: front: loop serves cleartext HTTP/1.1 only"},
 		{"exempt_unregistered_app.yaml", "exempt_unregistered_app.yaml:6:25: allow[0].apps[1]: \"parnter-app\" is not an app registered"},

@@ -7,8 +7,8 @@
 // (gnet event loops, fasthttp's parsing) serves cleartext HTTP/1.1, the hot
 // path behind a load balancer, deciding on the loop that owns both
 // connections; what it does not serve on its loops it hands, with the
-// connection, to the fast front (fasthttp, a goroutine per connection),
-// which is also the front with Redis. The std front (net/http with
+// connection, to the fast front (fasthttp, a goroutine per connection);
+// with Redis its decisions run off the loops. The std front (net/http with
 // httputil.ReverseProxy) serves TLS with HTTP/2, h2c, and streams bodies.
 // All apply the same pipeline.
 //

@@ -53,8 +53,7 @@ func New(cfg *config.Config, p *Pipeline, m *Metrics, log *slog.Logger) (*Gatewa
 }
 
 // FrontOf resolves "auto": TLS needs the std front; cleartext takes the
-// loop front, unless the store is Redis (whose round trips must not hold
-// an event loop) or the upstream speaks TLS: then fast.
+// loop front, unless the upstream speaks TLS: then fast.
 func FrontOf(cfg *config.Config) string {
 	if cfg.Front != config.FrontAuto {
 		return cfg.Front
@@ -62,7 +61,7 @@ func FrontOf(cfg *config.Config) string {
 	switch {
 	case cfg.TLS.Enabled():
 		return config.FrontStd
-	case cfg.Store.Backend != "memory" || strings.HasPrefix(cfg.Upstream.URL, "https:"):
+	case strings.HasPrefix(cfg.Upstream.URL, "https:"):
 		return config.FrontFast
 	}
 	return config.FrontLoop

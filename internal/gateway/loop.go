@@ -39,8 +39,9 @@ import (
 // over with its upstream connection (handOverAnswer). A handed connection
 // stays with the fast front until it closes.
 //
-// The decisions run on the loop, so the loop front needs a store that
-// answers in memory; with Redis, "auto" picks the fast front.
+// With the memory store the decisions run on the loop (microseconds). With
+// Redis they wait on the network, so they run on a goroutine each and the
+// exchange resumes on its loop (offLoop).
 type loopFront struct {
 	gnet.BuiltinEventEngine
 	g    *Gateway
@@ -53,7 +54,10 @@ type loopFront struct {
 	// uninspected answer it buffers before streaming it instead.
 	maxInline, maxBuffered int
 	maxUpConns, maxIdle    int // per loop: upstream.max_conns and idle_conns shared
-	tick                   time.Duration
+	// offLoop: the store is remote (Redis), so decisions, which wait on
+	// it, run off the loops.
+	offLoop bool
+	tick    time.Duration
 
 	mu      sync.Mutex
 	loops   []*loopState
@@ -90,6 +94,7 @@ func newLoopFront(g *Gateway, cfg *config.Config) (*loopFront, error) {
 		maxBuffered: min(loopMaxBuffered, cfg.Server.MaxBodyBytes),
 		maxUpConns:  max(1, maxConns(cfg.Upstream)/n),
 		maxIdle:     max(1, cfg.Upstream.IdleConns/n),
+		offLoop:     cfg.Store.Backend != "memory",
 		tick: max(loopMinTick, deadlineSlack(cfg.Server.ReadHeaderTimeout, cfg.Server.ReadTimeout,
 			cfg.Server.WriteTimeout, cfg.Server.IdleTimeout, cfg.Upstream.ResponseHeaderTimeout, cfg.Upstream.IdleTimeout)),
 		stop: make(chan struct{}),
@@ -186,6 +191,7 @@ type loopConn struct {
 	head       bool
 	retried    bool
 	closeAfter bool
+	deciding   bool // a decision runs off the loop (offLoop)
 
 	// Upstream side.
 	cl      *loopConn // the client whose request this carries
@@ -574,15 +580,33 @@ func (ls *loopState) begin(lc *loopConn, now time.Time) {
 	lc.retried = false
 	lc.resp.Reset()
 	lc.setPhase(phWait, now, 0)
+	if f.offLoop {
+		ls.offLoop(lc, func() bool {
+			return f.fast.admitRequest(context.Background(), lc.p, &lc.req, &lc.resp, lc.peer, ex)
+		}, ls.admitted)
+		return
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			ls.panicked(lc, r)
 		}
 	}()
-	if !f.fast.admitRequest(context.Background(), lc.p, &lc.req, &lc.resp, lc.peer, ex) {
+	ls.admitted(lc, f.fast.admitRequest(context.Background(), lc.p, &lc.req, &lc.resp, lc.peer, ex))
+}
+
+// admitted sends an admitted request upstream, or answers a refused one.
+func (ls *loopState) admitted(lc *loopConn, ok bool) {
+	f := ls.f
+	defer func() {
+		if r := recover(); r != nil {
+			ls.panicked(lc, r)
+		}
+	}()
+	if !ok {
 		ls.finish(lc)
 		return
 	}
+	ex := lc.ex
 	ls.lines = ls.lines[:0]
 	f.fast.prepare(&lc.req, lc.p, lc.peer, ex, false, &ls.lines)
 	lc.req.URI().DisablePathNormalizing = true // the path is canonical already
@@ -597,7 +621,39 @@ func (ls *loopState) begin(lc *loopConn, now time.Time) {
 	lc.wire = append(lc.wire[:0], ls.out[:end]...)
 	lc.wire = append(lc.wire, ls.lines...)
 	lc.wire = append(lc.wire, ls.out[end:]...)
-	ls.upstreamFor(lc, now)
+	ls.upstreamFor(lc, time.Now())
+}
+
+// offLoop runs work, a decision that may wait on a remote store, on a
+// goroutine of its own, then then on the loop with its result. Meanwhile
+// the loop leaves lc's request and answer alone (lc.deciding), and a client
+// that leaves is only marked gone: its exchange ends when then would run.
+func (ls *loopState) offLoop(lc *loopConn, work func() bool, then func(*loopConn, bool)) {
+	lc.deciding = true
+	go func() {
+		var ok bool
+		var failed any
+		func() {
+			defer func() { failed = recover() }()
+			ok = work()
+		}()
+		err := ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			lc.deciding = false
+			switch {
+			case lc.gone:
+				ls.done(lc)
+			case failed != nil:
+				ls.panicked(lc, failed)
+			default:
+				then(lc, ok)
+			}
+			return nil
+		}))
+		if err != nil { // the loops have stopped: the exchange ends here
+			ls.f.g.m.inflight.Dec()
+			ls.f.busy.Add(-1)
+		}
+	}()
 }
 
 // panicked answers 500 for a request whose handling panicked, as the fast
@@ -807,7 +863,9 @@ func (ls *loopState) clientGone(cl *loopConn) {
 			ls.ups--
 		}
 	}
-	ls.done(cl)
+	if !cl.deciding { // else the decision's goroutine still holds the exchange
+		ls.done(cl)
+	}
 }
 
 // done ends the client's exchange in flight, if any.
@@ -905,6 +963,13 @@ func (ls *loopState) complete(cl, up *loopConn, buf []byte, atEOF bool, now time
 			ls.serveWaiter(now)
 		}
 		resp.Header.SetNoDefaultContentType(true)
+		if f.offLoop && cl.ex.Inspect {
+			ls.offLoop(cl, func() bool {
+				f.fast.answer(context.Background(), cl.p, cl.ex, resp, now)
+				return true
+			}, func(cl *loopConn, _ bool) { ls.finish(cl) })
+			return
+		}
 		f.fast.answer(context.Background(), cl.p, cl.ex, resp, now)
 		ls.finish(cl)
 		return

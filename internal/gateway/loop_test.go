@@ -520,13 +520,12 @@ func TestLoopClientTimeouts(t *testing.T) {
 	}
 }
 
-// auto takes the loop front where it can serve: cleartext, the memory
-// store and a cleartext upstream; fast with Redis (whose round trips must
-// not hold a loop) or an https upstream; std with TLS.
+// auto takes the loop front where it can serve: cleartext to a cleartext
+// upstream, with either store; fast with an https upstream; std with TLS.
 func TestFrontOfAuto(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"{}\n", config.FrontLoop},
-		{"store: {backend: redis, redis: {addrs: [\"127.0.0.1:6379\"]}}\n", config.FrontFast},
+		{"store: {backend: redis, redis: {addrs: [\"127.0.0.1:6379\"]}}\n", config.FrontLoop},
 		{"upstream: {url: \"https://api.example.com\"}\n", config.FrontFast},
 		{"tls: {cert_file: a.pem, key_file: a.key}\n", config.FrontStd},
 		{"front: fast\n", config.FrontFast},

@@ -260,18 +260,19 @@ func (r *Rationer) Match(method, path string) (Route, bool) {
 
 // work is per-answer scratch memory, pooled.
 type work struct {
-	res      inspect.Result
-	plain    []byte
-	out      []byte
-	reqs     []store.SpendRequest
-	subjects []uint64
-	owners   []spendOwner
-	recIdx   []int32
-	order    []int
-	keys     store.KeyBuf // the decision's store keys
-	hdr      []byte       // the Warden-Masked value being built
-	look     [1]uint64    // the looked-up id, for Linked
-	counts   []count      // served and masked counts, added once the answer goes out
+	storeFailed bool // a store call with w's buffers failed: see Apply
+	res         inspect.Result
+	plain       []byte
+	out         []byte
+	reqs        []store.SpendRequest
+	subjects    []uint64
+	owners      []spendOwner
+	recIdx      []int32
+	order       []int
+	keys        store.KeyBuf // the decision's store keys
+	hdr         []byte       // the Warden-Masked value being built
+	look        [1]uint64    // the looked-up id, for Linked
+	counts      []count      // served and masked counts, added once the answer goes out
 }
 
 // count is a counter increment held until the decision is final: a refused
@@ -333,7 +334,14 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 	if w == nil {
 		w = new(work)
 	}
-	defer r.work.Put(w)
+	defer func() {
+		// A store that gave up waiting (a timeout) may still read the keys
+		// and subjects of a failed call, which live in w: w is then left
+		// to the collector, not reused.
+		if !w.storeFailed {
+			r.work.Put(w)
+		}
+	}()
 	w.res.Reset()
 
 	plain, err := r.imap.Decode(resp.ContentEncoding, resp.Body, w.plain)
@@ -505,6 +513,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 		results, err = r.st.Spend(ctx, now, w.reqs)
 		if err != nil {
+			w.storeFailed = true
 			return nil, fmt.Errorf("spend: %w", err)
 		}
 		if len(results) != len(w.reqs) {
@@ -560,6 +569,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 		w.subjects = ids[:0]
 		if err := r.st.Link(ctx, now, linkKey, ids, r.unref.cfg.TTL); err != nil {
+			w.storeFailed = true
 			// Not fatal: a missed link only makes later look-ups count as
 			// unreferenced.
 			r.met.storeErrs.Inc()
@@ -592,6 +602,7 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	w.look[0] = Subject([]byte(look))
 	ok, err := r.st.Linked(ctx, now, linkKey, w.look[:])
 	if err != nil {
+		w.storeFailed = true
 		return "", nil, fmt.Errorf("linked: %w", err)
 	}
 	if len(ok) != 1 || ok[0] {
@@ -611,6 +622,7 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	results, err := r.st.Spend(ctx, now, w.reqs)
 	w.reqs = w.reqs[:0]
 	if err != nil {
+		w.storeFailed = true
 		return "", nil, fmt.Errorf("spend: %w", err)
 	}
 	if len(results) != 1 || len(results[0].Allowed) != 1 {

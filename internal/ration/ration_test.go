@@ -718,3 +718,51 @@ func counter(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// abandoningStore gives up on every call, as a timed-out Redis store does,
+// while holding on to the keys it was given (a batch still queued behind a
+// hung server reads them later).
+type abandoningStore struct{ keys []string }
+
+func (s *abandoningStore) Spend(_ context.Context, _ time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error) {
+	for _, r := range reqs {
+		s.keys = append(s.keys, r.Key)
+	}
+	return nil, errDown
+}
+func (s *abandoningStore) Link(_ context.Context, _ time.Time, key string, _ []uint64, _ time.Duration) error {
+	s.keys = append(s.keys, key)
+	return errDown
+}
+func (s *abandoningStore) Linked(_ context.Context, _ time.Time, key string, _ []uint64) ([]bool, error) {
+	s.keys = append(s.keys, key)
+	return nil, errDown
+}
+
+// The buffers of a call the store gave up on are not reused for the next
+// answer: its keys stay those of its own identity while the store holds
+// them.
+func TestAbandonedCallNotReused(t *testing.T) {
+	l := loadLab(t)
+	st := &abandoningStore{}
+	r, err := New(l.Ration, l.Inspect, st, NewMetrics(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accts := []string{"alice", "bob", "carol"}
+	for i, a := range accts {
+		rt, _ := r.Match("GET", "/v1/users/3")
+		if _, err := r.Apply(context.Background(), t0, account(a), Request{Method: "GET", Path: "/v1/users/3", ID: fmt.Sprint("req-", i)}, rt,
+			Response{Status: 200, ContentType: "application/json", Body: profile(3)}); err == nil {
+			t.Fatal("no error from a store that gave up")
+		}
+	}
+	if len(st.keys) != len(accts) {
+		t.Fatalf("%d store calls, want one per answer: %q", len(st.keys), st.keys)
+	}
+	for i, a := range accts {
+		if !strings.HasSuffix(st.keys[i], a) {
+			t.Fatalf("the call for %s now reads key %q", a, st.keys[i])
+		}
+	}
+}

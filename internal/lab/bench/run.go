@@ -37,7 +37,7 @@ var AllRows = []RowInfo{
 	{"d-std", "warden, per-ip + per-account limits, std front"},
 	{"e", "warden, examples/lab.yaml (inspection + budgets), loop front (the default)"},
 	{"e-fast", "warden, row (e) on the fast front"},
-	{"f", "warden, row (d-fast) on Redis (fast front: auto's choice with Redis)"},
+	{"f", "warden, row (d) on Redis"},
 }
 
 // Options configures a run.
@@ -223,7 +223,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				return nil, err
 			}
 			stops = append(stops, stop)
-			conf, err := WardenConfig(WardenOptions{Upstream: upstream, Front: "fast", RedisAddr: raddr, TokenCache: 2 * o.Accounts})
+			conf, err := WardenConfig(WardenOptions{Upstream: upstream, Front: "loop", RedisAddr: raddr, TokenCache: 2 * o.Accounts})
 			if err != nil {
 				return nil, err
 			}

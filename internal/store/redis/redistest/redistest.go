@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -283,6 +284,23 @@ func (s *Server) Restart() {
 	s.Kill()
 	if err := s.launch(); err != nil {
 		s.t.Fatalf("redistest: restart: %v", err)
+	}
+}
+
+// Pause stops the server's process (SIGSTOP) without closing its
+// connections: a hung Redis, whose clients wait for their timeouts.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		if err := s.cmd.Process.Signal(sig); err != nil {
+			s.t.Errorf("redistest: %v: %v", sig, err)
+		}
 	}
 }
 
