@@ -33,7 +33,8 @@ import (
 // leaves the loop and is served by the fast front on goroutines, which
 // already does all of it and is tested for it: a connection whose request
 // is unusual (a body sent in chunks or larger than maxInline, Expect,
-// Upgrade, CONNECT, HTTP/1.0, a header too large or malformed) is handed
+// Upgrade, CONNECT, HTTP/1.0, a header too large, malformed or ended by
+// bare LFs) is handed
 // over before any decision (handOverClient), and an answer that must be
 // streamed (larger than the loop buffers, or delimited by close) is handed
 // over with its upstream connection (handOverAnswer). A handed connection
@@ -66,7 +67,7 @@ type loopFront struct {
 
 	closing atomic.Bool
 	busy    atomic.Int64   // requests in flight on the loops
-	handed  sync.WaitGroup // answers being streamed off the loops
+	handed  sync.WaitGroup // goroutines handing connections to the fast front, answers streamed off the loops
 	stop    chan struct{}
 	once    sync.Once
 }
