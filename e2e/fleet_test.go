@@ -64,6 +64,22 @@ func contactServed(t *testing.T, a answer) bool {
 	return p.Email != nil && *p.Email != ""
 }
 
+// awaitContact asks for profile id until its contact is served, failing
+// the test at deadline: a gateway's recovery once Redis is back (after).
+func awaitContact(t *testing.T, get func(id int) answer, id int, deadline time.Time, after string) {
+	t.Helper()
+	for {
+		a := get(id)
+		if a.status == 200 && contactServed(t, a) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after %s: %d %s", after, a.status, a.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // Two gateways share one Redis: a harvester alternating between them gets
 // no more than through one, even when its requests are concurrent.
 func TestFleetSharesOneBudget(t *testing.T) {
@@ -160,17 +176,7 @@ func TestRedisOutage(t *testing.T) {
 				}
 			}
 			rs.Restart()
-			deadline := time.Now().Add(15 * time.Second)
-			for {
-				a := get(50)
-				if a.status == 200 && contactServed(t, a) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no recovery after Redis returned: %d %s", a.status, a.body)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			awaitContact(t, get, 50, time.Now().Add(15*time.Second), "Redis returned")
 			m := adminDo(t, g, "GET", "/metrics", "")
 			if !strings.Contains(m.body, "warden_store_decision_errors_total") {
 				t.Errorf("store failures not counted in metrics")
@@ -279,16 +285,7 @@ func TestClientsLeaveWhileRedisHangs(t *testing.T) {
 	}
 	rs.Resume()
 	deadline := time.Now().Add(15 * time.Second)
-	for {
-		a := get(50)
-		if a.status == 200 && contactServed(t, a) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after Redis resumed: %d %s", a.status, a.body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	awaitContact(t, get, 50, deadline, "Redis resumed")
 	for !strings.Contains(adminDo(t, g, "GET", "/metrics", "").body, "\nwarden_requests_in_flight 0\n") {
 		if time.Now().After(deadline) {
 			t.Fatal("requests stay in flight after their clients left")

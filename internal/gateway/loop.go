@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,7 +141,7 @@ type loopState struct {
 	wait  []*loopConn            // clients waiting for an upstream connection
 	rd    bytes.Reader
 	br    *bufio.Reader
-	out   []byte // what bw wrote
+	out   []byte // an answer as bw wrote it
 	bw    *bufio.Writer
 	lines []byte // forwarding header lines of the request being sent
 }
@@ -479,22 +480,23 @@ func (ls *loopState) timedOutRequest(lc *loopConn) {
 // and nothing is in flight, and starts it.
 func (ls *loopState) requestTraffic(lc *loopConn, now time.Time) {
 	f := ls.f
-	waiting := lc.ex != nil || lc.phase == phClosing || lc.c.OutboundBuffered() > 0
-	if waiting && lc.c.InboundBuffered() > loopMaxPipelined {
+	busy := lc.ex != nil || lc.phase == phClosing
+	// The next request waits until the last answer has left: answers
+	// never queue behind one another for a client that does not read, and
+	// a connection handed to the fast front leaves nothing unsent behind
+	// (gnet's close drops what the socket does not take at once).
+	draining := lc.c.OutboundBuffered() > 0
+	if (busy || draining) && lc.c.InboundBuffered() > loopMaxPipelined {
 		// The loop reads whatever arrives: a client that sends this far
 		// ahead of its answers is not buffered for, it is cut off.
 		f.g.m.badReqs.WithLabelValues(config.FrontLoop, "pipelined_too_far").Inc()
 		ls.closeConn(lc)
 		return
 	}
-	if lc.ex != nil || lc.phase == phClosing {
+	if busy {
 		return // pipelined bytes wait for the answer before them
 	}
-	// The next request waits until the last answer has left: answers
-	// never queue behind one another for a client that does not read, and
-	// a connection handed to the fast front leaves nothing unsent behind
-	// (gnet's close drops what the socket does not take at once).
-	if lc.c.OutboundBuffered() > 0 {
+	if draining {
 		lc.setPhase(phStalled, now, f.cfg.Server.WriteTimeout)
 		return
 	}
@@ -611,17 +613,14 @@ func (ls *loopState) admitted(lc *loopConn, ok bool) {
 	ls.lines = ls.lines[:0]
 	f.fast.prepare(&lc.req, lc.p, lc.peer, ex, false, &ls.lines)
 	lc.req.URI().DisablePathNormalizing = true // the path is canonical already
-	ls.out = ls.out[:0]
-	ls.bw.Reset(appendWriter{&ls.out})
+	lc.wire = lc.wire[:0]
+	ls.bw.Reset(appendWriter{&lc.wire})
 	if err := lc.req.Write(ls.bw); err != nil {
 		panic(fmt.Sprintf("serialising a request: %v", err))
 	}
 	_ = ls.bw.Flush()
 	// The forwarding lines go at the end of the header block.
-	end := bytes.Index(ls.out, crlf2) + 2
-	lc.wire = append(lc.wire[:0], ls.out[:end]...)
-	lc.wire = append(lc.wire, ls.lines...)
-	lc.wire = append(lc.wire, ls.out[end:]...)
+	lc.wire = slices.Insert(lc.wire, bytes.Index(lc.wire, crlf2)+2, ls.lines...)
 	ls.upstreamFor(lc, time.Now())
 }
 
@@ -874,12 +873,17 @@ func (ls *loopState) done(cl *loopConn) {
 	if cl.ex == nil {
 		return
 	}
-	g := ls.f.g
-	g.m.countRequest(2, cl.resp.StatusCode())
-	g.m.inflight.Dec()
-	ls.f.busy.Add(-1)
-	ls.f.fast.exchanges.Put(cl.ex)
+	ls.f.ended(cl.ex, cl.resp.StatusCode())
 	cl.ex, cl.p = nil, nil
+}
+
+// ended accounts for an exchange answered with status, on the loop or off
+// it, and recycles it.
+func (f *loopFront) ended(ex *Exchange, status int) {
+	f.g.m.countRequest(2, status)
+	f.g.m.inflight.Dec()
+	f.busy.Add(-1)
+	f.fast.exchanges.Put(ex)
 }
 
 // answerTraffic reads an upstream answer; once it is whole, the client
@@ -1105,7 +1109,7 @@ func (ls *loopState) handOverAnswer(cl, up *loopConn) {
 			}
 		}
 		f.g.log.Warn("loop front: hand over answer", slog.Any("error", errors.Join(uerr, cerr)))
-		ls.doneHanded(ex, 502)
+		f.ended(ex, 502)
 		ls.serveWaiter(time.Now())
 		return
 	}
@@ -1114,22 +1118,13 @@ func (ls *loopState) handOverAnswer(cl, up *loopConn) {
 	go func() {
 		defer f.handed.Done()
 		status, ok := f.relayAnswer(cnc, unc, answer, ex, p, head, closeAfter)
-		ls.doneHanded(ex, status)
+		f.ended(ex, status)
 		if ok && !closeAfter && !f.closing.Load() {
 			f.handoff.put(&prefixConn{Conn: cnc, rest: rest})
 			return
 		}
 		_ = cnc.Close()
 	}()
-}
-
-// doneHanded ends the accounting of an exchange finished off the loop.
-func (ls *loopState) doneHanded(ex *Exchange, status int) {
-	f := ls.f
-	f.g.m.countRequest(2, status)
-	f.g.m.inflight.Dec()
-	f.busy.Add(-1)
-	f.fast.exchanges.Put(ex)
 }
 
 // relayAnswer reads the upstream's answer (its first bytes in answer, the
