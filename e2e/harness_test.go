@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -13,9 +12,10 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	labproc "github.com/warden-gw/warden/internal/lab/proc"
 )
 
 var (
@@ -50,70 +50,29 @@ const (
 
 // proc is a warden child process with its output collected.
 type proc struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	out   strings.Builder
-	lines chan string
-	done  chan struct{}
+	*labproc.Process
+	cmd  *exec.Cmd       // for the tests' signals and exit codes
+	done <-chan struct{} // closed once it has exited
 }
 
-func (p *proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// start runs warden with args and waits for a stdout line matching ready.
+// start runs warden with args and waits for a line of its output matching
+// ready; it is stopped when the test ends.
 func start(t *testing.T, ready *regexp.Regexp, env []string, args ...string) (*proc, []string) {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(), env...)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = cmd.Stdout
-	p := &proc{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start warden %v: %v", args, err)
+	lp, err := labproc.Start(t.Context(), cmd, labproc.Options{Name: "warden " + args[0], Ready: ready})
+	if err != nil {
+		t.Fatalf("warden %v: %v", args, err)
 	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			select {
-			case p.lines <- sc.Text():
-			default:
-			}
-		}
-		_ = cmd.Wait()
-		close(p.done)
-	}()
+	p := &proc{Process: lp, cmd: cmd, done: lp.Done()}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop()
 		if t.Failed() {
 			t.Logf("warden %s output:\n%s", args[0], p.Output())
 		}
 	})
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case l := <-p.lines:
-			if m := ready.FindStringSubmatch(l); m != nil {
-				return p, m
-			}
-		case <-p.done:
-			t.Fatalf("warden %v exited before ready:\n%s", args, p.Output())
-		case <-deadline:
-			t.Fatalf("warden %v not ready in 30s:\n%s", args, p.Output())
-		}
-	}
+	return p, p.Ready()
 }
 
 var (

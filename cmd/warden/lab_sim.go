@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warden-gw/warden/internal/lab/platform"
 	"github.com/warden-gw/warden/internal/lab/sim"
 )
 
@@ -103,7 +102,7 @@ func loadTruth(file string, profiles int, seed int64) (*sim.Truth, error) {
 		defer f.Close()
 		return sim.ReadTruth(f)
 	}
-	return computeTruth(profiles, seed)
+	return sim.TruthOf(profiles, seed)
 }
 
 // isTerminal reports whether w is a character device (a terminal).
@@ -133,17 +132,4 @@ func endProgress(w io.Writer) {
 	if isTerminal(w) {
 		fmt.Fprintln(w)
 	}
-}
-
-// computeTruth computes the ground truth as the platform does from its
-// profile count and seed, in memory (only hashes are kept).
-func computeTruth(profiles int, seed int64) (*sim.Truth, error) {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(platform.WriteTruth(pw, profiles, seed)) }()
-	t, err := sim.ReadTruth(pr)
-	pr.Close()
-	if err != nil {
-		return nil, fmt.Errorf("truth for %d profiles, seed %d: %w", profiles, seed, err)
-	}
-	return t, nil
 }

@@ -1,20 +1,20 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/warden-gw/warden/internal/lab/proc"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
@@ -118,85 +118,22 @@ func descendants(root int) []int {
 	return out
 }
 
-// child is a process the benchmark started and must stop.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-	log  *os.File
-}
+// listening is how every server the benchmark starts says where it
+// serves ("lab-platform listening on ADDR ...", "listening on ADDR").
+var listening = regexp.MustCompile(`^(?:[\w-]+ )?listening on (\S+)`)
 
-func (c *child) PID() int { return c.cmd.Process.Pid }
-
-// startChild runs bin with args and waits for a stdout line containing
-// "listening on ADDR", returning ADDR. stderr goes to logPath.
-func startChild(ctx context.Context, name, logPath string, env []string, bin string, args ...string) (*child, string, error) {
-	lf, err := os.Create(logPath)
-	if err != nil {
-		return nil, "", fmt.Errorf("bench: %s log: %w", name, err)
-	}
+// startChild runs bin with args and waits for its "listening on ADDR"
+// line, returning ADDR.
+func startChild(ctx context.Context, name string, env []string, bin string, args ...string) (*proc.Process, string, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
+	// The last 64 KiB of output are enough for an error message; a
+	// benchmark's children log little (warden at warn).
+	c, err := proc.Start(ctx, cmd, proc.Options{Name: name, Ready: listening, Timeout: 60 * time.Second, Keep: 64 << 10})
 	if err != nil {
-		lf.Close()
-		return nil, "", fmt.Errorf("bench: %s: %w", name, err)
+		return nil, "", fmt.Errorf("bench: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return nil, "", fmt.Errorf("bench: start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{}), log: lf}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			if _, rest, ok := strings.Cut(line, "listening on "); ok && !sent {
-				addr, _, _ := strings.Cut(rest, " ")
-				addrc <- addr
-				sent = true
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	go func() { c.err = cmd.Wait(); close(c.done) }()
-	t := time.NewTimer(60 * time.Second)
-	defer t.Stop()
-	select {
-	case addr := <-addrc:
-		return c, addr, nil
-	case <-c.done:
-		lf.Close()
-		b, _ := os.ReadFile(logPath)
-		return nil, "", fmt.Errorf("bench: %s exited at start (%v): %s", name, c.err, lastLines(b, 5))
-	case <-t.C:
-		c.Stop()
-		return nil, "", fmt.Errorf("bench: %s not ready after 60s", name)
-	case <-ctx.Done():
-		c.Stop()
-		return nil, "", ctx.Err()
-	}
-}
-
-// Stop sends SIGTERM, then kills the process group after 10 s.
-func (c *child) Stop() {
-	select {
-	case <-c.done:
-	default:
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-			<-c.done
-		}
-	}
-	c.log.Close()
+	return c, c.Ready()[1], nil
 }
 
 // freeAddr finds a free loopback port for servers that cannot report the

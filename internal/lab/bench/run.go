@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}()
 
 	// The platform.
-	plat, platAddr, err := startChild(ctx, "lab-platform", filepath.Join(work, "platform.log"), nil, o.Warden,
+	plat, platAddr, err := startChild(ctx, "lab-platform", nil, o.Warden,
 		"lab-platform", "--addr", "127.0.0.1:0", "--profiles", strconv.Itoa(o.Profiles), "--seed", "1", "--jwt-secret", labSecret)
 	if err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if err := os.WriteFile(path, conf, 0o600); err != nil {
 			return target{}, fmt.Errorf("bench: write config: %w", err)
 		}
-		c, addr, err := startChild(ctx, "warden "+row.ID, filepath.Join(work, "warden-"+row.ID+".log"), env, o.Warden,
+		c, addr, err := startChild(ctx, "warden "+row.ID, env, o.Warden,
 			"serve", "--config", path)
 		if err != nil {
 			return target{}, err
@@ -174,7 +174,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			t = target{RowInfo: row, addr: platAddr, pid: func() (int, error) { return plat.PID(), nil }, stop: func() {}}
 		case "b", "b-fast":
 			front := map[string]string{"b": "std", "b-fast": "fast"}[row.ID]
-			c, addr, err := startChild(ctx, "proxy", filepath.Join(work, "proxy-"+row.ID+".log"), nil, o.Warden,
+			c, addr, err := startChild(ctx, "proxy", nil, o.Warden,
 				"bench", "proxy", "--front", front, "--listen", "127.0.0.1:0", "--upstream", upstream)
 			if err != nil {
 				return nil, err
@@ -412,7 +412,7 @@ func startRedis(ctx context.Context, bin, work string) (string, func(), error) {
 		}
 		// redis-server prints "Ready to accept connections tcp"; wait
 		// by dialling instead.
-		c, _, err := startChild(ctx, "redis-server", filepath.Join(work, "redis.log"), nil, "/bin/sh", "-c",
+		c, _, err := startChild(ctx, "redis-server", nil, "/bin/sh", "-c",
 			fmt.Sprintf("echo listening on %s; exec %s --bind 127.0.0.1 --port %s --save '' --appendonly no --dir %s --protected-mode yes", addr, bin, port, dir))
 		if err != nil {
 			lastErr = err

@@ -382,14 +382,3 @@ func TestWriteComparisonGolden(t *testing.T) {
 		t.Errorf("comparison table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
-
-// The demo embeds a copy of examples/lab.yaml; the copy must not drift.
-func TestLabConfigIsACopyOfTheExample(t *testing.T) {
-	want, err := os.ReadFile("../../../examples/lab.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(LabConfig) != string(want) {
-		t.Fatal("internal/lab/sim/lab.yaml differs from examples/lab.yaml: cp examples/lab.yaml internal/lab/sim/lab.yaml")
-	}
-}

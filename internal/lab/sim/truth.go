@@ -8,6 +8,8 @@ import (
 	"hash/fnv"
 	"io"
 	"strconv"
+
+	"github.com/warden-gw/warden/internal/lab/platform"
 )
 
 // Truth is the platform's ground truth: for each real profile id, a hash of
@@ -60,6 +62,19 @@ func ReadTruth(r io.Reader) (*Truth, error) {
 		if c == 0 {
 			return nil, fmt.Errorf("sim: truth has no row for id %d", i+1)
 		}
+	}
+	return t, nil
+}
+
+// TruthOf computes the ground truth as the lab platform does from its
+// profile count and seed, in memory (only hashes are kept).
+func TruthOf(profiles int, seed int64) (*Truth, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(platform.WriteTruth(pw, profiles, seed)) }()
+	t, err := ReadTruth(pr)
+	pr.Close()
+	if err != nil {
+		return nil, fmt.Errorf("truth for %d profiles, seed %d: %w", profiles, seed, err)
 	}
 	return t, nil
 }

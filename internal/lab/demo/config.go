@@ -1,0 +1,150 @@
+package demo
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/warden-gw/warden/examples"
+)
+
+// wardenConfig returns the config warden runs with and the environment it
+// needs. The embedded lab config is written to dir with its admin token
+// taken from a variable set to a fresh random token, which is also written
+// to tokenFile (mode 0600) for `warden ban`. A config of the user's runs as
+// it is; if it names a token variable that is unset, the variable gets
+// the fresh token.
+func wardenConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, []string, error) {
+	tok, err := randomToken()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+		return "", nil, fmt.Errorf("write admin token: %w", err)
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", nil, fmt.Errorf("read config: %w", err)
+		}
+		doc := readLabDoc(b)
+		env := doc.secretsEnv(jwtSecret, partnerKey)
+		if v := doc.Admin.TokenEnv; v != "" {
+			if _, ok := os.LookupEnv(v); !ok {
+				env = append(env, v+"="+tok)
+			}
+		}
+		return file, env, nil
+	}
+	src := examples.LabConfig()
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return "", nil, fmt.Errorf("embedded lab config: not a YAML mapping (%v)", err)
+	}
+	const envName = "WARDEN_DEMO_ADMIN_TOKEN"
+	top := root.Content[0]
+	var admin *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "admin" && top.Content[i+1].Kind == yaml.MappingNode {
+			admin = top.Content[i+1]
+		}
+	}
+	if admin == nil {
+		admin = &yaml.Node{Kind: yaml.MappingNode}
+		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "admin"}, admin)
+	}
+	var kept []*yaml.Node
+	for i := 0; i+1 < len(admin.Content); i += 2 {
+		if k := admin.Content[i].Value; k != "token_file" && k != "token_env" {
+			kept = append(kept, admin.Content[i], admin.Content[i+1])
+		}
+	}
+	admin.Content = append(kept, &yaml.Node{Kind: yaml.ScalarNode, Value: "token_env"},
+		&yaml.Node{Kind: yaml.ScalarNode, Value: envName})
+	out, err := yaml.Marshal(&root)
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded lab config: %w", err)
+	}
+	path := filepath.Join(dir, "lab.yaml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		return "", nil, fmt.Errorf("write lab config: %w", err)
+	}
+	return path, append(readLabDoc(src).secretsEnv(jwtSecret, partnerKey), envName+"="+tok), nil
+}
+
+// labDoc is the part of a config the demo reads: where secrets come from.
+type labDoc struct {
+	Admin struct {
+		TokenEnv string `yaml:"token_env"`
+	} `yaml:"admin"`
+	Identity struct {
+		App struct {
+			Keys []struct {
+				App    string `yaml:"app"`
+				KeyEnv string `yaml:"key_env"`
+			} `yaml:"keys"`
+		} `yaml:"app"`
+		Account struct {
+			SecretEnv string `yaml:"secret_env"`
+		} `yaml:"account"`
+	} `yaml:"identity"`
+}
+
+// partnerApp is the app the simulated partner is (sim's partner.key
+// default names it too).
+const partnerApp = "partner-app"
+
+// partnerKey is the partner's app key: -p partner.key when given, else
+// LAB_PARTNER_KEY when set, else a fresh random one.
+func partnerKey(params map[string]string) (string, error) {
+	if k := params["partner.key"]; k != "" {
+		return k, nil
+	}
+	if k := os.Getenv("LAB_PARTNER_KEY"); k != "" {
+		return k, nil
+	}
+	k, err := randomToken()
+	if err != nil {
+		return "", fmt.Errorf("partner key: %w", err)
+	}
+	return "pk-" + k, nil
+}
+
+func readLabDoc(b []byte) labDoc {
+	var d labDoc
+	_ = yaml.Unmarshal(b, &d) // serve reports config errors itself
+	return d
+}
+
+// secretsEnv gives the gateway the lab platform's JWT secret, unless the
+// environment already sets the variable the config names for it, and the
+// partner's app key through the variable the config names for that
+// (overriding the environment, so the gateway and the simulated partner
+// always agree).
+func (d labDoc) secretsEnv(jwtSecret, partnerKey string) []string {
+	var env []string
+	if v := d.Identity.Account.SecretEnv; v != "" {
+		if _, ok := os.LookupEnv(v); !ok {
+			env = append(env, v+"="+jwtSecret)
+		}
+	}
+	for _, k := range d.Identity.App.Keys {
+		if k.App == partnerApp && k.KeyEnv != "" {
+			env = append(env, k.KeyEnv+"="+partnerKey)
+			break
+		}
+	}
+	return env
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}

@@ -1,0 +1,245 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-gw/warden/internal/lab/nginx"
+	"github.com/warden-gw/warden/internal/lab/proc"
+	"github.com/warden-gw/warden/internal/lab/sim"
+)
+
+// Options configures a demo; cmd/warden's flags fill it.
+type Options struct {
+	Warden       string            // the warden binary, for the children
+	Duration     time.Duration     // of each run
+	Scenarios    []string          // the mix
+	Params       map[string]string // scenario parameters NAME.KEY
+	Profiles     int
+	Seed         int64
+	JWTSecret    string // the lab platform's token secret
+	PlatformAddr string
+	Listen       string // warden's address
+	AdminListen  string
+	Config       string   // warden's config file; empty: examples/lab.yaml as embedded
+	Compare      []string // platform, nginx, nginx-ban, warden: in the order they run
+	NginxRate    float64  // requests/s per IP
+	NginxBurst   int
+	BanMin       int64 // nginx-ban bans addresses refused this often by nginx
+	MaxRequests  int64 // per population per run
+	JSON         string
+	Markdown     string
+	Exit         bool   // end after the score instead of serving until ctx ends
+	Command      string // as typed, for the Markdown file
+
+	Stdout, Stderr io.Writer          // the score; progress
+	Progress       func(sim.Progress) // during each run
+	ProgressEnd    func()             // after each run
+}
+
+// Run runs the demo (see the package doc).
+func Run(ctx context.Context, o Options) error {
+	for _, t := range o.Compare {
+		switch t {
+		case "platform", "nginx", "nginx-ban", "warden":
+		default:
+			return fmt.Errorf("--compare: unknown target %q", t)
+		}
+	}
+	params := maps.Clone(o.Params)
+	if params == nil {
+		params = map[string]string{}
+	}
+	needWarden := !o.Exit || slices.Contains(o.Compare, "warden")
+	cfgName := "examples/lab.yaml"
+	if o.Config != "" {
+		cfgName = filepath.Base(o.Config)
+	}
+	dir, err := os.MkdirTemp("", "warden-demo-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	tokenFile := filepath.Join(dir, "admin-token")
+
+	var children []*proc.Process
+	defer func() {
+		for i := len(children) - 1; i >= 0; i-- {
+			children[i].Stop()
+		}
+	}()
+	fmt.Fprintf(o.Stderr, "starting the lab platform (%d profiles, seed %d) on %s\n", o.Profiles, o.Seed, o.PlatformAddr)
+	plat, platAddr, err := startChild(ctx, "lab-platform", o.Warden, []string{"lab-platform", "--addr", o.PlatformAddr,
+		"--profiles", strconv.Itoa(o.Profiles), "--seed", strconv.FormatInt(o.Seed, 10), "--jwt-secret", o.JWTSecret},
+		nil, platformReady, 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	children = append(children, plat)
+	platURL := "http://" + platAddr
+
+	// The approved partner's app key: registered with warden through the
+	// variable its config names, and sent by the simulated partner.
+	partnerKey, err := partnerKey(params)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(o.Scenarios, "partner") {
+		params["partner.key"] = partnerKey
+	}
+
+	gwURL, adminURL := "", ""
+	if needWarden {
+		cfg, env, err := wardenConfig(o.Config, dir, tokenFile, o.JWTSecret, partnerKey)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.Stderr, "starting warden on %s (config %s)\n", o.Listen, cfgName)
+		gw, gwAddr, err := startChild(ctx, "warden serve", o.Warden, []string{"serve", "--config", cfg, "--listen", o.Listen,
+			"--upstream", platURL, "--admin-listen", o.AdminListen}, env, gatewayReady, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		children = append(children, gw)
+		gwURL = "http://" + gwAddr
+		adminURL = "http://" + o.AdminListen
+		if m := gw.Ready(); m[2] != "" {
+			adminURL = "http://" + m[2]
+		}
+	}
+
+	fmt.Fprintln(o.Stderr, "computing ground truth")
+	truth, err := sim.TruthOf(o.Profiles, o.Seed)
+	if err != nil {
+		return err
+	}
+
+	var reps []*sim.Report
+	var labels []string
+	var lastNginx *sim.Report
+	for _, t := range o.Compare {
+		target := ""
+		var ng *nginx.Server
+		switch t {
+		case "platform":
+			target = platURL
+		case "warden":
+			target = gwURL
+		case "nginx", "nginx-ban":
+			var deny []string
+			if t == "nginx-ban" {
+				if lastNginx == nil {
+					return errors.New("--compare: nginx-ban needs an nginx run before it (its ban list is what nginx refused most)")
+				}
+				deny = banList(lastNginx, o.BanMin)
+			}
+			ng, err = nginx.Start(ctx, nginx.Config{Listen: "127.0.0.1:0", Upstream: platURL,
+				RatePerSecond: o.NginxRate, Burst: o.NginxBurst, Deny: deny, Dir: filepath.Join(dir, t), Workers: 1})
+			if err != nil {
+				return err
+			}
+			target = ng.URL()
+		}
+		label := targetLabel(t, o.NginxRate, o.NginxBurst, cfgName)
+		fmt.Fprintf(o.Stderr, "running %s for %s against %s (%s)\n", strings.Join(o.Scenarios, ","), o.Duration, label, target)
+		rep, err := sim.Run(ctx, sim.Options{Target: target, Scenarios: o.Scenarios, Params: params, Duration: o.Duration,
+			MaxRequests: o.MaxRequests, Truth: truth, JWTSecret: o.JWTSecret, Seed: uint64(o.Seed), Progress: o.Progress})
+		if o.ProgressEnd != nil {
+			o.ProgressEnd()
+		}
+		if ng != nil {
+			ng.Stop()
+		}
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return errors.New("interrupted")
+		}
+		if t == "nginx" {
+			lastNginx = rep
+		}
+		if t == "nginx-ban" {
+			label += fmt.Sprintf(" (%d addresses)", len(banList(lastNginx, o.BanMin)))
+		}
+		reps = append(reps, rep)
+		labels = append(labels, label)
+	}
+
+	if err := writeScore(o, labels, reps); err != nil {
+		return err
+	}
+	if o.Exit {
+		return nil
+	}
+	fmt.Fprintf(o.Stdout, "\nlab platform: %s\n", platURL)
+	if gwURL != "" {
+		fmt.Fprintf(o.Stdout, "warden:       %s (admin %s, token in %s)\n", gwURL, adminURL, tokenFile)
+	}
+	fmt.Fprintln(o.Stdout, "serving until Ctrl-C")
+	<-ctx.Done()
+	return nil
+}
+
+var (
+	platformReady = regexp.MustCompile(`lab-platform listening on (\S+)`)
+	// The admin address is optional here so that a change to the line's
+	// tail falls back to --admin-listen rather than failing the start.
+	gatewayReady = regexp.MustCompile(`warden listening on (\S+)(?:.*admin (\d[^\s,)]*))?`)
+)
+
+// startChild runs exe args and waits for a line matching ready, whose
+// first group is the address the child listens on.
+func startChild(ctx context.Context, name, exe string, args, env []string, ready *regexp.Regexp, timeout time.Duration) (*proc.Process, string, error) {
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	// Errors show the last 20 lines; the children serve until Ctrl-C, so
+	// what is kept stays small.
+	c, err := proc.Start(ctx, cmd, proc.Options{Name: name, Ready: ready, Timeout: timeout, Keep: 64 << 10})
+	if err != nil {
+		return nil, "", err
+	}
+	addr := c.Ready()[1]
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		c.Stop()
+		return nil, "", fmt.Errorf("%s: readiness line has no address: %q", name, addr)
+	}
+	return c, addr, nil
+}
+
+// banList is what an operator would ban after reading nginx's logs: the
+// addresses refused at least min times, except the approved partner's
+// servers, which the operator knows.
+func banList(rep *sim.Report, min int64) []string {
+	var out []string
+	for _, a := range rep.Offenders(min) {
+		if sim.ScenarioOf(a) != "partner" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func targetLabel(t string, rate float64, burst int, cfg string) string {
+	switch t {
+	case "platform":
+		return "without protection"
+	case "nginx":
+		return fmt.Sprintf("nginx limit_req %g r/s per IP, burst %d", rate, burst)
+	case "nginx-ban":
+		return fmt.Sprintf("nginx limit_req %g r/s, burst %d, ban list", rate, burst)
+	}
+	return "with warden (" + cfg + ")"
+}

@@ -1,0 +1,12 @@
+// Package demo runs `warden demo`: the lab platform and warden in front of
+// it as child processes, the same simulated mix against each target in
+// turn (the platform unprotected, nginx, nginx with a ban list, warden),
+// the scores side by side, then platform and gateway left serving until
+// the context ends.
+//
+// It must never send traffic anywhere but the loopback servers it started,
+// never write a secret into a config file (the admin token and the
+// partner's key reach warden through its environment; the token is also
+// written to a 0600 file for `warden ban`), and never leave a child
+// running once Run returns.
+package demo
