@@ -43,16 +43,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "warden demo: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	names, err := sim.ParseScenarios(*scen)
-	if err != nil {
-		return err
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
 	return demo.Run(ctx, demo.Options{
-		Warden: self, Duration: *dur, Scenarios: names, Params: params, Profiles: *profiles, Seed: *seed, JWTSecret: *secret,
+		Warden: self, Duration: *dur, Mix: *scen, Params: params, Profiles: *profiles, Seed: *seed, JWTSecret: *secret,
 		PlatformAddr: *platAddr, Listen: *gwAddr, AdminListen: *adminAddr, Config: *configFile,
 		Compare: strings.Split(*compare, ","), NginxRate: *nginxRate, NginxBurst: *nginxBurst, BanMin: *banMin,
 		MaxRequests: *maxReq, JSON: *jsonOut, Markdown: *mdOut, Exit: *exit,

@@ -25,7 +25,7 @@ import (
 type Options struct {
 	Warden       string            // the warden binary, for the children
 	Duration     time.Duration     // of each run
-	Scenarios    []string          // the mix
+	Mix          string            // scenario names, comma-separated, or all
 	Params       map[string]string // scenario parameters NAME.KEY
 	Profiles     int
 	Seed         int64
@@ -57,6 +57,10 @@ func Run(ctx context.Context, o Options) error {
 		default:
 			return fmt.Errorf("--compare: unknown target %q", t)
 		}
+	}
+	names, err := sim.ParseScenarios(o.Mix)
+	if err != nil {
+		return err
 	}
 	params := maps.Clone(o.Params)
 	if params == nil {
@@ -96,7 +100,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if slices.Contains(o.Scenarios, "partner") {
+	if slices.Contains(names, "partner") {
 		params["partner.key"] = partnerKey
 	}
 
@@ -153,8 +157,8 @@ func Run(ctx context.Context, o Options) error {
 			target = ng.URL()
 		}
 		label := targetLabel(t, o.NginxRate, o.NginxBurst, cfgName)
-		fmt.Fprintf(o.Stderr, "running %s for %s against %s (%s)\n", strings.Join(o.Scenarios, ","), o.Duration, label, target)
-		rep, err := sim.Run(ctx, sim.Options{Target: target, Scenarios: o.Scenarios, Params: params, Duration: o.Duration,
+		fmt.Fprintf(o.Stderr, "running %s for %s against %s (%s)\n", strings.Join(names, ","), o.Duration, label, target)
+		rep, err := sim.Run(ctx, sim.Options{Target: target, Scenarios: names, Params: params, Duration: o.Duration,
 			MaxRequests: o.MaxRequests, Truth: truth, JWTSecret: o.JWTSecret, Seed: uint64(o.Seed), Progress: o.Progress})
 		if o.ProgressEnd != nil {
 			o.ProgressEnd()
@@ -178,7 +182,7 @@ func Run(ctx context.Context, o Options) error {
 		labels = append(labels, label)
 	}
 
-	if err := writeScore(o, labels, reps); err != nil {
+	if err := writeScore(o, names, labels, reps); err != nil {
 		return err
 	}
 	if o.Exit {

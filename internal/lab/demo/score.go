@@ -12,8 +12,8 @@ import (
 )
 
 // writeScore prints the comparison and writes the files o asks for.
-func writeScore(o Options, labels []string, reps []*sim.Report) error {
-	fmt.Fprintf(o.Stdout, "\n%s, %d profiles, %s per run\n\n", strings.Join(o.Scenarios, ","), o.Profiles, o.Duration)
+func writeScore(o Options, names, labels []string, reps []*sim.Report) error {
+	fmt.Fprintf(o.Stdout, "\n%s, %d profiles, %s per run\n\n", strings.Join(names, ","), o.Profiles, o.Duration)
 	if err := sim.WriteComparison(o.Stdout, labels, reps); err != nil {
 		return err
 	}
