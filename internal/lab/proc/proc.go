@@ -40,7 +40,6 @@ const errorLines = 20
 // Process is a running child.
 type Process struct {
 	cmd   *exec.Cmd
-	name  string
 	grace time.Duration
 	ready []string
 	out   *tail
@@ -84,7 +83,7 @@ func Start(ctx context.Context, cmd *exec.Cmd, o Options) (*Process, error) {
 		return nil, fmt.Errorf("proc: start %s: %w", o.Name, err)
 	}
 	w.Close() // the child holds its own copy; EOF comes when it exits
-	p := &Process{cmd: cmd, name: o.Name, grace: o.Grace, out: &tail{keep: o.Keep}, done: make(chan struct{})}
+	p := &Process{cmd: cmd, grace: o.Grace, out: &tail{keep: o.Keep}, done: make(chan struct{})}
 
 	readyc := make(chan []string, 1)
 	readDone := make(chan struct{})
