@@ -37,24 +37,45 @@ func (s *Store) activeBan(k store.BanKey, now int64) (store.Ban, bool) {
 	return b, true
 }
 
-// PutBan stores b, replacing any ban on the same facet value.
-func (s *Store) PutBan(_ context.Context, b store.Ban) error {
+// PutBan stores b, replacing any ban on the same facet value. With a
+// journal, the change is journaled first (banMu held, no shard lock), so an
+// acknowledged ban is on disk and the journal's order is the store's.
+func (s *Store) PutBan(ctx context.Context, b store.Ban) error {
 	h := s.banHash(b.Key())
 	s.banMu.Lock()
 	defer s.banMu.Unlock()
 	sh := s.shards[h&s.mask]
+	if s.opts.Bans != nil {
+		sh.mu.Lock()
+		_, exists := sh.bans[b.Key()]
+		sh.mu.Unlock()
+		if !exists && s.bans.Load() >= int64(s.opts.MaxBans) {
+			return fmt.Errorf("memory: put ban on facet %s: ban table full (%d bans)", b.Facet, s.opts.MaxBans)
+		}
+		if err := s.opts.Bans.PutBan(ctx, b); err != nil {
+			return fmt.Errorf("memory: put ban on facet %s: %w", b.Facet, err)
+		}
+	}
+	if !s.putBan(sh, h, b) {
+		return fmt.Errorf("memory: put ban on facet %s: ban table full (%d bans)", b.Facet, s.opts.MaxBans)
+	}
+	return nil
+}
+
+// putBan stores b in sh unless the ban table is full; callers hold banMu.
+func (s *Store) putBan(sh *shard, h uint64, b store.Ban) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if _, ok := sh.bans[b.Key()]; !ok {
 		if s.bans.Load() >= int64(s.opts.MaxBans) {
-			return fmt.Errorf("memory: put ban on facet %s: ban table full (%d bans)", b.Facet, s.opts.MaxBans)
+			return false
 		}
 		s.bans.Add(1)
 	}
 	// The bit goes first: a reader that sees it before the ban finds none yet.
 	s.banBits.Load().set(h)
 	sh.bans[b.Key()] = b
-	return nil
+	return true
 }
 
 // sweepBans removes bans expired at now and rebuilds the filter without
@@ -83,8 +104,21 @@ func (s *Store) sweepBans(now int64) int {
 
 // RemoveBan deletes the ban on k and reports whether an unexpired one existed.
 // Expiry is judged by the latest now callers passed, like the sweeper's.
-func (s *Store) RemoveBan(_ context.Context, k store.BanKey) (bool, error) {
+func (s *Store) RemoveBan(ctx context.Context, k store.BanKey) (bool, error) {
 	sh := s.shards[s.banHash(k)&s.mask]
+	if s.opts.Bans != nil {
+		s.banMu.Lock()
+		defer s.banMu.Unlock()
+		sh.mu.Lock()
+		_, ok := sh.bans[k]
+		sh.mu.Unlock()
+		if !ok {
+			return false, nil
+		}
+		if err := s.opts.Bans.RemoveBan(ctx, k); err != nil {
+			return false, fmt.Errorf("memory: remove ban on facet %s: %w", k.Facet, err)
+		}
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	b, ok := sh.bans[k]

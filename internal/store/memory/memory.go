@@ -1,11 +1,16 @@
 package memory
 
 import (
-	"hash/maphash"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
+
+	"github.com/dchest/siphash"
 
 	"github.com/warden-gw/warden/internal/store"
 )
@@ -34,6 +39,22 @@ type Options struct {
 	// SweepEvery is how often idle keys are removed. Default 1 minute;
 	// negative disables the background sweeper.
 	SweepEvery time.Duration
+	// HashKey keys the hash that replaces key strings (see doc.go). Zero:
+	// drawn at random. A store restored from a snapshot takes the key the
+	// snapshot was written with (HashKey on the old store), or its keys no
+	// longer find their state.
+	HashKey [16]byte
+	// Bans, when set, is told of every ban change before the change takes
+	// effect; an error refuses the change. Nil: bans live in memory only.
+	Bans BanJournal
+}
+
+// BanJournal records ban changes where they outlive the process (the ban
+// log of package disk). Calls are serialised by the store, in the order
+// the changes take effect, and never made with a shard lock held.
+type BanJournal interface {
+	PutBan(ctx context.Context, b store.Ban) error
+	RemoveBan(ctx context.Context, k store.BanKey) error
 }
 
 const (
@@ -76,7 +97,7 @@ func (o Options) withDefaults() Options {
 // Store is the in-memory state store. It is safe for concurrent use.
 type Store struct {
 	opts      Options
-	seed      maphash.Seed
+	k0, k1    uint64 // SipHash key
 	shards    []*shard
 	mask      uint64
 	maxKeys   int   // per shard
@@ -119,9 +140,13 @@ type shard struct {
 // Close stops the sweeper.
 func New(opts Options) *Store {
 	opts = opts.withDefaults()
+	if opts.HashKey == ([16]byte{}) {
+		_, _ = rand.Read(opts.HashKey[:]) // never fails (crypto/rand)
+	}
 	s := &Store{
 		opts:     opts,
-		seed:     maphash.MakeSeed(),
+		k0:       binary.LittleEndian.Uint64(opts.HashKey[:8]),
+		k1:       binary.LittleEndian.Uint64(opts.HashKey[8:]),
 		shards:   make([]*shard, opts.Shards),
 		mask:     uint64(opts.Shards - 1),
 		maxKeys:  max(1, (opts.MaxKeys+opts.Shards-1)/opts.Shards),
@@ -178,14 +203,24 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
+// HashKey is the key of the hash that replaces key strings, for a snapshot.
+func (s *Store) HashKey() [16]byte { return s.opts.HashKey }
+
+// hash is the keyed hash of a key string (SipHash-2-4: a random key means
+// nobody can aim for a collision, and unlike hash/maphash it is the same in
+// the next process, so a snapshot's hashes still find their keys).
+func (s *Store) hash(key string) uint64 {
+	return siphash.Hash(s.k0, s.k1, unsafe.Slice(unsafe.StringData(key), len(key)))
+}
+
 // locate hashes key: the hash picks the shard and is the key in its maps.
 func (s *Store) locate(key string) (*shard, uint64) {
-	h := maphash.String(s.seed, key)
+	h := s.hash(key)
 	return s.shards[h&s.mask], h
 }
 
 func (s *Store) banHash(k store.BanKey) uint64 {
-	return maphash.String(s.seed, k.Value) ^ maphash.String(s.seed, k.Facet)*0x9e3779b97f4a7c15
+	return s.hash(k.Value) ^ s.hash(k.Facet)*0x9e3779b97f4a7c15
 }
 
 // observe advances the shard's clock; callers hold sh.mu.

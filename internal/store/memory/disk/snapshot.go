@@ -1,0 +1,346 @@
+package disk
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store/memory"
+)
+
+// The snapshot's file header: magic, the format version (uint32 LE), four
+// reserved zero bytes. Frames follow (see doc.go).
+const (
+	snapMagic    = "WARDNSNP"
+	snapVersion  = 1
+	snapHeader   = 16
+	maxSnapFrame = 16 << 20
+	// A frame is flushed once its payload passes this size.
+	frameTarget = 1 << 20
+
+	frameMeta    = 'H'
+	frameLimits  = 'L'
+	frameBudgets = 'B'
+	frameLinks   = 'K'
+	frameEnd     = 'E'
+
+	genSmall = 0
+	genBits  = 1
+)
+
+var errVersion = errors.New("snapshot written by a newer warden")
+
+// Source is what a snapshot reads: the memory store's shards.
+type Source interface {
+	Shards() int
+	ExportShard(i int, st *memory.ShardState)
+	HashKey() [16]byte
+}
+
+// snapInfo describes one snapshot file.
+type snapInfo struct {
+	version                int
+	created                time.Time
+	key                    [16]byte
+	limits, budgets, links int
+	bytes                  int64
+}
+
+// frameBuf builds one frame in place: 8 bytes kept for length and CRC,
+// then the payload.
+type frameBuf struct{ b []byte }
+
+func (f *frameBuf) start(kind byte) {
+	f.b = append(f.b[:0], make([]byte, frameHeader)...)
+	f.b = append(f.b, kind)
+}
+
+func (f *frameBuf) seal() []byte {
+	p := f.b[frameHeader:]
+	binary.LittleEndian.PutUint32(f.b[:4], uint32(len(p)))
+	binary.LittleEndian.PutUint32(f.b[4:8], crc32.Checksum(p, castagnoli))
+	return f.b
+}
+
+func (f *frameBuf) u64(v uint64) { f.b = binary.LittleEndian.AppendUint64(f.b, v) }
+func (f *frameBuf) n(v int)      { f.b = binary.AppendUvarint(f.b, uint64(v)) }
+
+// writeSnapshot writes every shard of src to w, one shard at a time: each
+// is copied under its lock (ExportShard), then encoded and written with no
+// lock held.
+func writeSnapshot(w io.Writer, src Source, created time.Time) (snapInfo, error) {
+	info := snapInfo{version: snapVersion, created: created, key: src.HashKey()}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var (
+		fb   frameBuf
+		st   memory.ShardState
+		werr error
+	)
+	put := func() {
+		if werr == nil {
+			_, werr = bw.Write(fb.seal())
+		}
+	}
+	h := make([]byte, snapHeader)
+	copy(h, snapMagic)
+	binary.LittleEndian.PutUint32(h[8:], snapVersion)
+	if _, err := bw.Write(h); err != nil {
+		return info, err
+	}
+	fb.start(frameMeta)
+	fb.u64(uint64(created.UnixNano()))
+	fb.b = append(fb.b, info.key[:]...)
+	fb.n(src.Shards())
+	put()
+	for i := range src.Shards() {
+		src.ExportShard(i, &st)
+		for rest := st.Limits; len(rest) > 0; {
+			chunk := rest[:min(len(rest), frameTarget/16)]
+			rest = rest[len(chunk):]
+			fb.start(frameLimits)
+			fb.n(len(chunk))
+			for _, l := range chunk {
+				fb.u64(l.Key)
+				fb.u64(uint64(l.TAT))
+			}
+			put()
+		}
+		for rest := st.Budgets; len(rest) > 0; {
+			fb.start(frameBudgets)
+			// How many entries make about frameTarget bytes.
+			size, k := 0, 0
+			for k < len(rest) && (k == 0 || size < frameTarget) {
+				size += 32 + 8*len(rest[k].Subjects) + len(rest[k].Sketch)
+				k++
+			}
+			fb.n(k)
+			for _, b := range rest[:k] {
+				fb.u64(b.Key)
+				fb.u64(uint64(b.Start))
+				fb.u64(uint64(b.Window))
+				fb.n(len(b.Subjects))
+				for _, x := range b.Subjects {
+					fb.u64(x)
+				}
+				if b.Sketch == nil {
+					fb.b = append(fb.b, 0)
+				} else {
+					fb.b = append(append(fb.b, 1), b.Sketch...)
+				}
+			}
+			rest = rest[k:]
+			put()
+		}
+		for rest := st.Links; len(rest) > 0; {
+			fb.start(frameLinks)
+			size, k := 0, 0
+			for k < len(rest) && (k == 0 || size < frameTarget) {
+				l := &rest[k]
+				size += 48 + 8*(len(l.Cur.Small)+len(l.Cur.Bits)+len(l.Old.Small)+len(l.Old.Bits))
+				k++
+			}
+			fb.n(k)
+			for _, l := range rest[:k] {
+				fb.u64(l.Key)
+				fb.gen(&l.Cur)
+				fb.gen(&l.Old)
+			}
+			rest = rest[k:]
+			put()
+		}
+		info.limits += len(st.Limits)
+		info.budgets += len(st.Budgets)
+		info.links += len(st.Links)
+		if werr != nil {
+			return info, werr
+		}
+	}
+	fb.start(frameEnd)
+	fb.n(info.limits)
+	fb.n(info.budgets)
+	fb.n(info.links)
+	put()
+	if werr == nil {
+		werr = bw.Flush()
+	}
+	return info, werr
+}
+
+func (f *frameBuf) gen(g *memory.LinkGenState) {
+	f.u64(uint64(g.First))
+	f.u64(uint64(g.Expires))
+	ids := g.Small
+	if g.Bits != nil {
+		f.b, ids = append(f.b, genBits), g.Bits
+	} else {
+		f.b = append(f.b, genSmall)
+	}
+	f.n(len(ids))
+	for _, x := range ids {
+		f.u64(x)
+	}
+}
+
+// readSnapshot reads a snapshot from r, checking every frame's checksum and
+// structure, and hands each frame's entries to visit (nil: check only). The
+// ShardState passed to visit is reused for the next frame.
+func readSnapshot(r io.Reader, visit func(*memory.ShardState)) (snapInfo, error) {
+	var info snapInfo
+	var h [snapHeader]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return info, fmt.Errorf("header: %w", errTorn)
+	}
+	if string(h[:8]) != snapMagic {
+		return info, fmt.Errorf("not a warden snapshot (magic %q)", h[:8])
+	}
+	info.version = int(binary.LittleEndian.Uint32(h[8:]))
+	info.bytes = snapHeader
+	switch info.version {
+	case 1:
+		return info, readV1(r, &info, visit)
+	default:
+		return info, fmt.Errorf("version %d, this warden reads up to %d: %w", info.version, snapVersion, errVersion)
+	}
+}
+
+// readV1 reads the frames of a version 1 snapshot.
+func readV1(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) error {
+	var (
+		buf []byte
+		st  memory.ShardState
+		ids []uint64
+		err error
+	)
+	for n := 0; ; n++ {
+		buf, err = readFrame(r, buf, maxSnapFrame)
+		if err == io.EOF {
+			return fmt.Errorf("frame %d: %w (no end frame)", n, errTorn)
+		}
+		if err != nil {
+			return fmt.Errorf("frame %d: %w", n, err)
+		}
+		info.bytes += int64(frameHeader + len(buf))
+		d := dec{b: buf}
+		kind := d.u8()
+		if (n == 0) != (kind == frameMeta) {
+			return fmt.Errorf("frame %d: kind %q out of place", n, kind)
+		}
+		st.Reset()
+		ids = ids[:0]
+		switch kind {
+		case frameMeta:
+			info.created = time.Unix(0, d.i64())
+			copy(info.key[:], d.bytes(16))
+			d.uv()
+		case frameLimits:
+			for range d.count(16) {
+				st.Limits = append(st.Limits, memory.LimitState{Key: d.u64(), TAT: d.i64()})
+			}
+			info.limits += len(st.Limits)
+		case frameBudgets:
+			// Subjects go to one arena; a slice taken before it grows
+			// keeps the old array, so it stays valid.
+			for range d.count(26) {
+				b := memory.BudgetState{Key: d.u64(), Start: d.i64(), Window: d.i64()}
+				k := d.count(8)
+				from := len(ids)
+				for range k {
+					ids = append(ids, d.u64())
+				}
+				b.Subjects = ids[from:len(ids):len(ids)]
+				switch d.u8() {
+				case 0:
+				case 1:
+					b.Sketch = d.bytes(memory.SketchRegisters)
+				default:
+					d.fail(errors.New("bad sketch flag"))
+				}
+				st.Budgets = append(st.Budgets, b)
+			}
+			info.budgets += len(st.Budgets)
+		case frameLinks:
+			for range d.count(42) {
+				l := memory.LinkState{Key: d.u64()}
+				l.Cur = d.gen(&ids)
+				l.Old = d.gen(&ids)
+				st.Links = append(st.Links, l)
+			}
+			info.links += len(st.Links)
+		case frameEnd:
+			lim, bud, lnk := d.uv(), d.uv(), d.uv()
+			if d.err == nil && (lim != uint64(info.limits) || bud != uint64(info.budgets) || lnk != uint64(info.links)) {
+				return fmt.Errorf("end frame counts %d limits, %d budgets, %d links; the file holds %d, %d, %d",
+					lim, bud, lnk, info.limits, info.budgets, info.links)
+			}
+			if d.err == nil && len(d.b) == 0 {
+				var one [1]byte
+				if k, _ := io.ReadFull(r, one[:]); k != 0 {
+					return errors.New("bytes after the end frame")
+				}
+				return nil
+			}
+		default:
+			d.fail(fmt.Errorf("unknown kind %q", kind))
+		}
+		if d.err == nil && len(d.b) != 0 {
+			d.fail(fmt.Errorf("%d bytes past the entries", len(d.b)))
+		}
+		if d.err != nil {
+			return fmt.Errorf("frame %d (%q): %w", n, kind, d.err)
+		}
+		if visit != nil && st.Keys() > 0 {
+			visit(&st)
+		}
+	}
+}
+
+// gen decodes one link generation; ids may grow (its earlier slices stay
+// valid: they keep the old array).
+func (d *dec) gen(ids *[]uint64) memory.LinkGenState {
+	g := memory.LinkGenState{First: d.i64(), Expires: d.i64()}
+	form := d.u8()
+	k := d.count(8)
+	from := len(*ids)
+	for range k {
+		*ids = append(*ids, d.u64())
+	}
+	v := (*ids)[from:len(*ids):len(*ids)]
+	switch form {
+	case genSmall:
+		g.Small = v
+	case genBits:
+		g.Bits = v
+	default:
+		d.fail(errors.New("bad generation form"))
+	}
+	return g
+}
+
+// snapshotFile writes a snapshot of src to path: aside first (path.tmp),
+// synced, then renamed over path.
+func snapshotFile(path string, src Source, created time.Time) (snapInfo, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return snapInfo{}, fmt.Errorf("snapshot: create %s: %w", tmp, err)
+	}
+	info, err := writeSnapshot(f, src, created)
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return info, fmt.Errorf("snapshot: write %s: %w", tmp, err)
+	}
+	if fi, err := f.Stat(); err == nil {
+		info.bytes = fi.Size()
+	}
+	if err := finishAside(f, tmp, path); err != nil {
+		os.Remove(tmp)
+		return info, fmt.Errorf("snapshot: %w", err)
+	}
+	return info, nil
+}

@@ -1,0 +1,318 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store"
+)
+
+// ShardState is a copy of one shard's limits, budgets and link filters, for
+// a snapshot. Keys are the store's keyed hashes (HashKey), times are Unix
+// nanoseconds, so a restore later honours windows and expiries. Slices
+// point into arenas the ShardState reuses from one export to the next.
+type ShardState struct {
+	Limits  []LimitState
+	Budgets []BudgetState
+	Links   []LinkState
+
+	ids  []uint64 // arena for budgets' subjects and filters' generations
+	regs []uint8  // arena for budgets' sketches
+}
+
+// LimitState is one GCRA limit: its theoretical arrival time.
+type LimitState struct {
+	Key uint64
+	TAT int64
+}
+
+// BudgetState is one distinct-subject budget in its window.
+type BudgetState struct {
+	Key           uint64
+	Start, Window int64
+	Subjects      []uint64 // the exact set, in no order
+	Sketch        []uint8  // HyperLogLog registers (SketchRegisters), nil when exact only
+}
+
+// SketchRegisters is the length of BudgetState.Sketch.
+const SketchRegisters = hllM
+
+// LinkState is one link filter's two generations.
+type LinkState struct {
+	Key      uint64
+	Cur, Old LinkGenState
+}
+
+// LinkGenState is one generation: a sorted exact set (Small) or a bloom
+// filter (Bits, the store's LinkCapacity words), never both.
+type LinkGenState struct {
+	First, Expires int64
+	Small, Bits    []uint64
+}
+
+// Reset empties st, keeping its memory.
+func (st *ShardState) Reset() {
+	st.Limits, st.Budgets, st.Links = st.Limits[:0], st.Budgets[:0], st.Links[:0]
+	st.ids, st.regs = st.ids[:0], st.regs[:0]
+}
+
+// Keys is how many entries st holds.
+func (st *ShardState) Keys() int { return len(st.Limits) + len(st.Budgets) + len(st.Links) }
+
+// Shards is the number of shards, for ExportShard.
+func (s *Store) Shards() int { return len(s.shards) }
+
+// LinkWords is the length of a bloom generation's Bits in this store.
+func (s *Store) LinkWords() int { return s.bloomBits / 64 }
+
+// ExportShard copies shard i into st (after Reset), holding the shard's
+// lock only while copying: the caller encodes and writes with no lock held.
+// Each key is copied whole under the lock, so a snapshot is consistent per
+// key. Entries idle at the shard's clock are left out.
+func (s *Store) ExportShard(i int, st *ShardState) {
+	st.Reset()
+	sh := s.shards[i]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := sh.lastNow
+	// Arenas sized first, so the slices taken from them stay valid.
+	ids, regs := 0, 0
+	for _, b := range sh.budgets {
+		ids += b.exact.len()
+		if b.sketch != nil {
+			regs += hllM
+		}
+	}
+	for _, f := range sh.links {
+		ids += len(f.cur.small) + len(f.cur.bits) + len(f.old.small) + len(f.old.bits)
+	}
+	st.ids = slices.Grow(st.ids[:0], ids)
+	st.regs = slices.Grow(st.regs[:0], regs)
+	for key, tat := range sh.limits {
+		if tat > now {
+			st.Limits = append(st.Limits, LimitState{Key: key, TAT: tat})
+		}
+	}
+	for key, b := range sh.budgets {
+		if b.start+b.window <= now {
+			continue
+		}
+		from := len(st.ids)
+		b.exact.each(func(x uint64) { st.ids = append(st.ids, x) })
+		bs := BudgetState{Key: key, Start: b.start, Window: b.window, Subjects: st.ids[from:len(st.ids):len(st.ids)]}
+		if b.sketch != nil {
+			from := len(st.regs)
+			st.regs = append(st.regs, b.sketch.regs[:]...)
+			bs.Sketch = st.regs[from:len(st.regs):len(st.regs)]
+		}
+		st.Budgets = append(st.Budgets, bs)
+	}
+	for key, f := range sh.links {
+		if f.expires() <= now {
+			continue
+		}
+		st.Links = append(st.Links, LinkState{Key: key, Cur: st.copyGen(&f.cur), Old: st.copyGen(&f.old)})
+	}
+}
+
+func (st *ShardState) copyGen(g *linkGen) LinkGenState {
+	take := func(src []uint64) []uint64 {
+		if src == nil {
+			return nil
+		}
+		from := len(st.ids)
+		st.ids = append(st.ids, src...)
+		return st.ids[from:len(st.ids):len(st.ids)]
+	}
+	return LinkGenState{First: g.first, Expires: g.expires, Small: take(g.small), Bits: take(g.bits)}
+}
+
+// Restored counts what Import kept and what it dropped (expired at now, or
+// not fitting this store: a bloom filter of another LinkCapacity, an
+// impossible value).
+type Restored struct {
+	Limits, Budgets, Links int
+	Dropped                int
+}
+
+// Add sums two counts.
+func (r *Restored) Add(o Restored) {
+	r.Limits += o.Limits
+	r.Budgets += o.Budgets
+	r.Links += o.Links
+	r.Dropped += o.Dropped
+}
+
+// Import adds st's entries that are unexpired at now, each to the shard its
+// key picks here (the shard count may have changed). It is meant for a
+// store not yet serving; entries already held for the same key are
+// replaced. Nothing in st is trusted: impossible values drop the entry.
+// Import copies what it keeps; st may be reused.
+func (s *Store) Import(now time.Time, st *ShardState) Restored {
+	ns := now.UnixNano()
+	var r Restored
+	for _, l := range st.Limits {
+		if l.TAT <= ns {
+			r.Dropped++
+			continue
+		}
+		sh := s.shards[l.Key&s.mask]
+		sh.mu.Lock()
+		sh.observe(ns)
+		sh.remove(kindLimit, l.Key)
+		s.makeRoom(sh, ns, kindLimit, l.Key, true, limitCost)
+		sh.limits[l.Key] = l.TAT
+		sh.keys++
+		sh.bytes += limitCost
+		sh.mu.Unlock()
+		r.Limits++
+	}
+	for i := range st.Budgets {
+		b := s.budgetOf(&st.Budgets[i], ns)
+		if b == nil {
+			r.Dropped++
+			continue
+		}
+		key := st.Budgets[i].Key
+		sh := s.shards[key&s.mask]
+		sh.mu.Lock()
+		sh.observe(ns)
+		sh.remove(kindBudget, key)
+		s.makeRoom(sh, ns, kindBudget, key, true, b.cost)
+		sh.budgets[key] = b
+		sh.keys++
+		sh.bytes += b.cost
+		sh.mu.Unlock()
+		r.Budgets++
+	}
+	for i := range st.Links {
+		f := s.linkOf(&st.Links[i], ns)
+		if f == nil {
+			r.Dropped++
+			continue
+		}
+		key := st.Links[i].Key
+		sh := s.shards[key&s.mask]
+		sh.mu.Lock()
+		sh.observe(ns)
+		sh.remove(kindLink, key)
+		s.makeRoom(sh, ns, kindLink, key, true, f.cost)
+		sh.links[key] = f
+		sh.keys++
+		sh.bytes += f.cost
+		sh.mu.Unlock()
+		r.Links++
+	}
+	return r
+}
+
+// maxRegister is the largest value a register of the sketch can hold.
+const maxRegister = 64 - hllP + 1
+
+// budgetOf rebuilds a budget, or returns nil when it has expired at now or
+// cannot be one.
+func (s *Store) budgetOf(bs *BudgetState, now int64) *budget {
+	if bs.Window <= 0 || bs.Window > maxSpan || bs.Start > maxSpan || bs.Start < -maxSpan || bs.Start+bs.Window <= now || windowStart(bs.Start, bs.Window) != bs.Start {
+		return nil
+	}
+	if bs.Sketch != nil && len(bs.Sketch) != hllM {
+		return nil
+	}
+	b := &budget{start: bs.Start, window: bs.Window}
+	for _, x := range bs.Subjects {
+		if !b.exact.has(x) {
+			b.exact.add(x)
+		}
+	}
+	if bs.Sketch != nil {
+		sk := newHLL()
+		for i, r := range bs.Sketch {
+			if r > maxRegister {
+				return nil
+			}
+			sk.regs[i] = r
+			sk.sum += hllPow[r] - 1
+			if r != 0 {
+				sk.zeros--
+			}
+		}
+		ez := float64(sk.zeros)
+		sk.est = int(hllAlpha*hllM*(hllM-ez)/(sk.sum+beta14(ez)) + 0.5)
+		b.sketch = sk
+	}
+	b.cost = b.size()
+	return b
+}
+
+// linkOf rebuilds a link filter, or returns nil when both generations have
+// expired at now or do not fit this store.
+func (s *Store) linkOf(ls *LinkState, now int64) *linkFilter {
+	f := &linkFilter{}
+	ok := s.genOf(&f.cur, &ls.Cur, now)
+	if !s.genOf(&f.old, &ls.Old, now) && !ok {
+		return nil
+	}
+	f.cost = f.size()
+	return f
+}
+
+// genOf fills g from gs and reports whether it holds anything unexpired.
+func (s *Store) genOf(g *linkGen, gs *LinkGenState, now int64) bool {
+	switch {
+	case gs.Expires <= now || gs.First == 0 || gs.First > gs.Expires:
+		return false
+	case gs.Bits != nil && (gs.Small != nil || len(gs.Bits) != s.bloomBits/64):
+		return false // a filter sized for another LinkCapacity cannot be read
+	}
+	g.first, g.expires = gs.First, gs.Expires
+	if gs.Bits != nil {
+		g.bits = slices.Clone(gs.Bits)
+		return true
+	}
+	g.small = slices.Compact(slices.Sorted(slices.Values(gs.Small)))
+	return true
+}
+
+// ImportBans adds bans unexpired at now without telling the journal (they
+// come from it), up to MaxBans. It returns how many it kept.
+func (s *Store) ImportBans(now time.Time, bans []store.Ban) int {
+	s.banMu.Lock()
+	defer s.banMu.Unlock()
+	ns, kept := now.UnixNano(), 0
+	for _, b := range bans {
+		if !b.Until.IsZero() && b.Until.UnixNano() <= ns {
+			continue
+		}
+		h := s.banHash(b.Key())
+		if s.putBan(s.shards[h&s.mask], h, b) {
+			kept++
+		}
+	}
+	return kept
+}
+
+// WithBans calls fn with every ban held (expired ones included, sorted by
+// facet and value) while no ban can change: the journal rewrites itself
+// from them. fn must not call the Store's ban methods.
+func (s *Store) WithBans(ctx context.Context, fn func(context.Context, []store.Ban) error) error {
+	s.banMu.Lock()
+	defer s.banMu.Unlock()
+	var all []store.Ban
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		for _, b := range sh.bans {
+			all = append(all, b)
+		}
+		sh.mu.Unlock()
+	}
+	slices.SortFunc(all, func(a, b store.Ban) int {
+		return cmp.Or(cmp.Compare(a.Facet, b.Facet), cmp.Compare(a.Value, b.Value))
+	})
+	if err := fn(ctx, all); err != nil {
+		return fmt.Errorf("memory: bans: %w", err)
+	}
+	return nil
+}
