@@ -193,10 +193,11 @@ func TestGateway(t *testing.T) {
 				if a.status != 429 || refusalOf(t, a).Facet != "account" {
 					t.Fatalf("5th request from a new address: %d %s", a.status, a.body)
 				}
-				// A forged token is no account: the per-account limit does not count it.
+				// A forged token is no account, and is refused rather than
+				// forwarded (identity.account.unverified: refuse).
 				forged := tok[:len(tok)-4] + "AAAA"
-				if a := do(t, clientFrom("127.0.1.10"), "GET", g.url+"/acct/x", map[string]string{"Authorization": "Bearer " + forged}); a.status != 200 {
-					t.Fatalf("forged token: %d", a.status)
+				if a := do(t, clientFrom("127.0.1.10"), "GET", g.url+"/acct/x", map[string]string{"Authorization": "Bearer " + forged}); a.status != 401 || refusalOf(t, a).Rule != "identity" {
+					t.Fatalf("forged token: %d %s, want 401 by rule identity", a.status, a.body)
 				}
 			})
 			t.Run("ban applied and lifted", func(t *testing.T) {

@@ -30,6 +30,10 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_front.yaml", "bad_front.yaml:1:8: front: \"evloop\" is not auto, loop, fast or std"},
 		{"loop_https.yaml", "loop_https.yaml:1:8: front: loop speaks cleartext to the upstream"},
 		{"loop_tls.yaml", "loop_tls.yaml:1:8: front: loop serves cleartext HTTP/1.1 only"},
+		{"bad_unverified.yaml", "bad_unverified.yaml:4:17: identity.account.unverified: \"forward\" is not refuse or strip"},
+		{"bad_unregistered.yaml", "bad_unregistered.yaml:3:19: identity.app.unregistered: \"allow\" is not refuse or strip"},
+		{"bad_subject_pattern.yaml", "bad_subject_pattern.yaml:4:22: identity.account.subject_pattern: error parsing regexp: missing closing ]"},
+		{"bad_missing_created.yaml", "bad_missing_created.yaml:4:22: identity.account.missing_created: \"newest\" is not youngest or oldest"},
 		{"exempt_unregistered_app.yaml", "exempt_unregistered_app.yaml:6:25: allow[0].apps[1]: \"parnter-app\" is not an app registered"},
 	}
 	for _, c := range cases {

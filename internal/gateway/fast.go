@@ -458,6 +458,9 @@ func (f *fastFront) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr,
 	// application/octet-stream, a type the client never claimed.
 	h.SetNoDefaultContentType(true)
 	sc := rawScan(h.RawHeaders())
+	if ex.Strip != 0 {
+		p.stripCredentials(fastForward{h: h}, ex)
+	}
 	if sc.override {
 		dropOverrides(fastForward{h: h})
 	}
@@ -533,6 +536,9 @@ func fastRefuse(resp *fasthttp.Response, r *Refusal, id string) {
 	if r.Policy != "" {
 		resp.Header.Set("RateLimit-Policy", r.Policy)
 		resp.Header.Set("RateLimit", r.State)
+	}
+	if r.Challenge != "" {
+		resp.Header.Set("WWW-Authenticate", r.Challenge)
 	}
 	resp.Header.Set("X-Request-Id", id)
 	fastJSON(resp, r.Status, r.Body)

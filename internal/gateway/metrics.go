@@ -17,6 +17,7 @@ type Metrics struct {
 	badReqs    *prometheus.CounterVec
 	panics     prometheus.Counter
 	storeFail  *prometheus.CounterVec
+	unverified *prometheus.CounterVec
 	inflight   prometheus.Gauge
 	reloads    *prometheus.CounterVec
 	statusText [600]string
@@ -65,6 +66,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_panics_total", Help: "Panics recovered while serving a request (answered 500).",
 		}),
+		unverified: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_credentials_unverified_total",
+			Help: "Requests carrying a credential warden could not verify, by facet (account, app), reason and action (refused, stripped).",
+		}, []string{"facet", "reason", "action"}),
 		storeFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_store_decision_errors_total", Help: "Decisions whose store call failed, by stage and outcome (failed_open, refused).",
 		}, []string{"stage", "outcome"}),
@@ -75,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "warden_config_reloads_total", Help: "Configuration reloads by result.",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.refusals, m.upstream, m.upErrors, m.badReqs, m.panics, m.storeFail, m.inflight, m.reloads} {
+	for _, c := range []prometheus.Collector{m.requests, m.refusals, m.upstream, m.upErrors, m.badReqs, m.panics, m.storeFail, m.unverified, m.inflight, m.reloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

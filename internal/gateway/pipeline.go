@@ -112,6 +112,9 @@ type Exchange struct {
 	Identity identify.Identity
 	Route    ration.Route
 	Inspect  bool // the answer is buffered and rationed
+	// Strip holds the credentials the request goes upstream without:
+	// those warden could not verify, under the strip policy.
+	Strip identify.Credential
 }
 
 // Refusal is an answer warden sends in place of the upstream's.
@@ -123,6 +126,7 @@ type Refusal struct {
 	RetryAfter time.Duration
 	Policy     string // RateLimit-Policy
 	State      string // RateLimit
+	Challenge  string // WWW-Authenticate, for a credential refused
 	Body       []byte
 }
 
@@ -131,6 +135,11 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 	p.ident.Identify(ex.Start, in, &ex.Identity)
 	if h := ex.Identity.Ambiguous; h != "" {
 		return p.refuse(ex, &Refusal{Status: 400, Rule: "identity", Error: "more than one " + h + " header"}, nil)
+	}
+	if ex.Identity.Unverified != 0 {
+		if r := p.unverified(ex); r != nil {
+			return r
+		}
 	}
 	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path)
 	if err != nil {
@@ -181,6 +190,47 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 		p.log.LogAttrs(ctx, slog.LevelInfo, "masked", attrs...)
 	}
 	return out, nil
+}
+
+// unverified applies the credential policies to a request carrying a
+// credential warden could not verify: a refusal, or the credentials to
+// strip noted in ex. Never nothing: an upstream whose parser accepts what
+// warden's refused would serve an identity warden never counted or banned.
+func (p *Pipeline) unverified(ex *Exchange) *Refusal {
+	id := &ex.Identity
+	if id.Unverified&identify.CredentialAccount != 0 {
+		if p.ident.Policy(identify.CredentialAccount) == identify.Strip {
+			ex.Strip |= identify.CredentialAccount
+			p.m.unverified.WithLabelValues("account", id.UnverifiedWhy, "stripped").Inc()
+		} else {
+			p.m.unverified.WithLabelValues("account", id.UnverifiedWhy, "refused").Inc()
+			r := &Refusal{Status: 401, Rule: "identity", Facet: "account", Error: "account credential not verified: " + id.UnverifiedWhy}
+			if p.ident.Bearer() {
+				r.Challenge = `Bearer error="invalid_token"`
+			}
+			return p.refuse(ex, r, nil)
+		}
+	}
+	if id.Unverified&identify.CredentialApp != 0 {
+		if p.ident.Policy(identify.CredentialApp) == identify.Strip {
+			ex.Strip |= identify.CredentialApp
+			p.m.unverified.WithLabelValues("app", "unregistered", "stripped").Inc()
+		} else {
+			p.m.unverified.WithLabelValues("app", "unregistered", "refused").Inc()
+			return p.refuse(ex, &Refusal{Status: 401, Rule: "identity", Facet: "app", Error: "app key not registered"}, nil)
+		}
+	}
+	return nil
+}
+
+// stripCredentials removes the credential headers ex.Strip names from the
+// request going upstream.
+func (p *Pipeline) stripCredentials(h forwardHeader, ex *Exchange) {
+	for _, c := range [...]identify.Credential{identify.CredentialAccount, identify.CredentialApp} {
+		if ex.Strip&c != 0 {
+			h.del(p.ident.Header(c))
+		}
+	}
 }
 
 func (p *Pipeline) refuse(ex *Exchange, r *Refusal, cause error) *Refusal {

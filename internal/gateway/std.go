@@ -234,6 +234,9 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 	}
 	p.setForwarded(stdForward{pr}, sx.peer, peerString(sx.peer, &sx.ex.Identity), proto, pr.In.Host, sx.ex.ID)
 	dropOverrides(stdForward{pr})
+	if sx.ex.Strip != 0 {
+		p.stripCredentials(stdForward{pr}, sx.ex)
+	}
 	if f.cfg.Server.UnderscoreHeaders == "drop" { // see config.Server
 		for name := range pr.Out.Header {
 			if strings.IndexByte(name, '_') >= 0 {
@@ -338,6 +341,9 @@ func refuseStd(w http.ResponseWriter, r *Refusal, id string) {
 	if r.Policy != "" {
 		h.Set("RateLimit-Policy", r.Policy)
 		h.Set("RateLimit", r.State)
+	}
+	if r.Challenge != "" {
+		h.Set("WWW-Authenticate", r.Challenge)
 	}
 	h.Set("X-Request-Id", id)
 	writeJSON(w, r.Status, r.Body)

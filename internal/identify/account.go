@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -42,48 +43,97 @@ type verifier struct {
 	subject  string
 	created  string
 	scopes   string
-	cache    *tokenCache // verified tokens
-	refused  *tokenCache // refused tokens, apart so a flood of bad ones cannot evict good ones
+	// subjectRE, when set, every subject must match.
+	subjectRE *regexp.Regexp
+	youngest  bool        // a token without created is the youngest account
+	cache     *tokenCache // verified tokens
+	refused   *tokenCache // refused tokens, apart so a flood of bad ones cannot evict good ones
 }
 
-// token extracts the token from the header value, "" when none.
-func (v *verifier) token(h Header) string {
-	t := h.Peek(v.header)
+// Why a credential was not verified: fixed words for logs and refusals,
+// never the credential.
+const (
+	whyMalformed    = "malformed"     // not "Bearer" and a token68 (RFC 9110 11.4), or not a JWT
+	whyTooLong      = "too_long"      // over maxTokenLen
+	whySignature    = "signature"     // no key verifies it
+	whyExpired      = "expired"       // exp passed
+	whyNotYetValid  = "not_yet_valid" // nbf or iat in the future
+	whyClaims       = "claims"        // iss, aud or another claim refused
+	whySubject      = "subject"       // no subject, one over maxSubjectLen, or off subject_pattern
+	whyUnknownKey   = "unknown_key"   // a kid no key set has (yet)
+	whyUnregistered = "unregistered"  // an app key that is not registered
+)
+
+// token extracts the token from the header value v. why is set when the
+// value holds no token warden can verify: the value is read as RFC 9110
+// defines it (optional white space is space and tab, nothing else), so a
+// token with any other byte around it, which an upstream trimming Unicode
+// white space would still accept, is not verifiable.
+func (v *verifier) token(val string) (tok, why string) {
+	t := trimOWS(val)
 	if v.bearer {
-		if len(t) < 7 || !strings.EqualFold(t[:7], "bearer ") {
-			return ""
+		// credentials = auth-scheme 1*SP token68; the scheme in any case.
+		if len(t) < 7 || !strings.EqualFold(t[:6], "bearer") || t[6] != ' ' {
+			return "", whyMalformed
 		}
-		t = t[7:]
+		t = strings.TrimLeft(t[7:], " ")
 	}
-	t = trimOWS(t)
 	if len(t) > maxTokenLen {
-		return ""
+		return "", whyTooLong
 	}
-	return t
+	if !isToken68(t) {
+		return "", whyMalformed
+	}
+	return t, ""
 }
 
-// account returns the verified account of token, nil when there is none.
+// isToken68 reports whether s is an RFC 9110 token68: 1*( ALPHA / DIGIT /
+// "-" / "." / "_" / "~" / "+" / "/" ) *"=". A JWT is one.
+func isToken68(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// account returns the verified account of token, or one whose refused
+// says why there is none.
 func (v *verifier) account(now time.Time, tok string) *account {
 	key := v.cache.hash(tok)
 	if a, ok := v.cache.get(key, tok, now); ok {
 		return a
 	}
-	if _, ok := v.refused.get(key, tok, now); ok {
-		return nil
+	if a, ok := v.refused.get(key, tok, now); ok {
+		return a
 	}
 	a, until, cache := v.verify(now, tok)
 	switch {
 	case !cache:
-	case a != nil: // the caches keep the token; tok may alias the front's buffer
+	case a.refused == "": // the caches keep the token; tok may alias the front's buffer
 		v.cache.put(key, strings.Clone(tok), a, until)
 	default:
-		v.refused.put(key, strings.Clone(tok), nil, until)
+		v.refused.put(key, strings.Clone(tok), a, until)
 	}
 	return a
 }
 
 // verify checks tok fully. until is how long the result may be cached;
 // cache is false when it must not be (an unknown kid may be known soon).
+// A refused token gives an account with refused set.
 func (v *verifier) verify(now time.Time, tok string) (a *account, until time.Time, cache bool) {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.algs),
@@ -101,23 +151,49 @@ func (v *verifier) verify(now time.Time, tok string) (a *account, until time.Tim
 	_, err := jwt.NewParser(opts...).ParseWithClaims(tok, claims, v.key)
 	if err != nil {
 		if errors.Is(err, errUnknownKID) {
-			return nil, time.Time{}, false
+			return refusedAccounts[whyUnknownKey], time.Time{}, false
 		}
-		return nil, now.Add(negativeTTL), true
+		return refusedAccounts[whyOf(err)], now.Add(negativeTTL), true
 	}
 	until = now.Add(maxPositiveTTL)
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		until = minTime(until, exp.Add(v.leeway))
 	}
 	sub, ok := claimString(claims[v.subject])
-	if !ok || sub == "" || len(sub) > maxSubjectLen {
-		return nil, until, true
+	if !ok || sub == "" || len(sub) > maxSubjectLen || v.subjectRE != nil && !v.subjectRE.MatchString(sub) {
+		return refusedAccounts[whySubject], until, true
 	}
+	created := claimTime(claims[v.created])
 	return &account{
-		subject: sub,
-		created: claimTime(claims[v.created]),
-		scopes:  claimScopes(claims[v.scopes]),
+		subject:    sub,
+		created:    created,
+		ageUnknown: created.IsZero() && v.youngest,
+		scopes:     claimScopes(claims[v.scopes]),
 	}, until, true
+}
+
+// refusedAccounts are the cached refusals, one per reason, shared.
+var refusedAccounts = func() map[string]*account {
+	m := map[string]*account{}
+	for _, w := range []string{whyMalformed, whyTooLong, whySignature, whyExpired, whyNotYetValid, whyClaims, whySubject, whyUnknownKey} {
+		m[w] = &account{refused: w}
+	}
+	return m
+}()
+
+// whyOf names what the JWT parser refused.
+func whyOf(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return whyMalformed
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return whySignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return whyExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return whyNotYetValid
+	}
+	return whyClaims
 }
 
 // key picks the verification key by the token's algorithm, so a key is

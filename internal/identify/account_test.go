@@ -240,6 +240,11 @@ func TestAccounts(t *testing.T) {
 				if !slices.Equal(id.Scopes, c.scopes) {
 					t.Errorf("round %d: scopes = %q, want %q", round, id.Scopes, c.scopes)
 				}
+				// Every token is either an account or an unverified
+				// credential: none is taken as anonymous.
+				if unverified := id.Unverified&CredentialAccount != 0; unverified != (c.want == "") || unverified != (id.UnverifiedWhy != "") {
+					t.Errorf("round %d: Unverified = %b why %q with account %q", round, id.Unverified, id.UnverifiedWhy, id.Account)
+				}
 			}
 		})
 	}
@@ -302,6 +307,80 @@ func TestBearerHeader(t *testing.T) {
 	custom.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: testHeader{"X-Token", tok}}, &id)
 	if id.Account != "user-42" {
 		t.Fatalf("custom header: account = %q, want user-42", id.Account)
+	}
+}
+
+// TestUnverifiedWhy checks the reason given for each kind of token warden
+// cannot verify, from the parser and from the cache.
+func TestUnverifiedWhy(t *testing.T) {
+	x := newTestIdentifier(t, Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", SubjectPattern: `^user-[1-9][0-9]*$`}}, Options{})
+	hsTok := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", c) }
+	valid := hsTok(claims())
+	for _, c := range []struct {
+		name, value, why string
+	}{
+		{"valid", "Bearer " + valid, ""},
+		{"two spaces after the scheme", "Bearer  " + valid, ""},
+		{"OWS around", " \tBearer " + valid + "\t ", ""},
+		{"no-break space after", "Bearer " + valid + "\u00a0", whyMalformed},
+		{"next line after", "Bearer " + valid + "\u0085", whyMalformed},
+		{"ideographic space before", "Bearer \u3000" + valid, whyMalformed},
+		{"tab after the scheme", "Bearer\t" + valid, whyMalformed},
+		{"no scheme", valid, whyMalformed},
+		{"basic scheme", "Basic dXNlcjpwYXNz", whyMalformed},
+		{"empty", "", whyMalformed},
+		{"scheme alone", "Bearer", whyMalformed},
+		{"two tokens", "Bearer " + valid + " " + valid, whyMalformed},
+		{"comma", "Bearer " + valid + ",x", whyMalformed},
+		{"oversized", "Bearer " + strings.Repeat("a", maxTokenLen+1), whyTooLong},
+		{"not a jwt", "Bearer not.a.token", whyMalformed},
+		{"bad signature", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte(testSecret+"x"), "", claims()), whySignature},
+		{"expired", "Bearer " + hsTok(claims("exp", testNow.Add(-time.Hour).Unix())), whyExpired},
+		{"not yet valid", "Bearer " + hsTok(claims("nbf", testNow.Add(time.Hour).Unix())), whyNotYetValid},
+		{"issued in the future", "Bearer " + hsTok(claims("iat", testNow.Add(time.Hour).Unix())), whyNotYetValid},
+		{"no subject", "Bearer " + hsTok(claims("sub", nil)), whySubject},
+		{"long subject", "Bearer " + hsTok(claims("sub", "user-"+strings.Repeat("1", maxSubjectLen))), whySubject},
+		{"leading zero subject", "Bearer " + hsTok(claims("sub", "user-042")), whySubject},
+		{"signed subject", "Bearer " + hsTok(claims("sub", "user-+42")), whySubject},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for round := range 2 { // the second from the caches
+				var id Identity
+				x.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: testHeader{"Authorization", c.value}}, &id)
+				if id.UnverifiedWhy != c.why {
+					t.Fatalf("round %d: why = %q, want %q", round, id.UnverifiedWhy, c.why)
+				}
+				if (c.why == "") != (id.Account == "user-42") || (c.why == "") != (id.Unverified == 0) {
+					t.Fatalf("round %d: account %q, Unverified %b", round, id.Account, id.Unverified)
+				}
+			}
+		})
+	}
+	var id Identity
+	x.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: testHeader{}}, &id)
+	if id.Unverified != 0 || id.Account != "" {
+		t.Fatalf("no header: Unverified %b account %q", id.Unverified, id.Account)
+	}
+}
+
+// TestMissingCreated: a token without the created claim is the youngest
+// account unless the config says oldest.
+func TestMissingCreated(t *testing.T) {
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims("created", nil))
+	for _, c := range []struct {
+		policy AgePolicy
+		known  bool
+	}{{"", true}, {AgeYoungest, true}, {AgeOldest, false}} {
+		x := newTestIdentifier(t, Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", MissingCreated: c.policy}}, Options{})
+		id := identifyToken(x, testNow, tok)
+		age, known := id.AccountAge(testNow)
+		if id.Account != "user-42" || known != c.known || age != 0 {
+			t.Errorf("policy %q: account %q age %v known %v, want known %v", c.policy, id.Account, age, known, c.known)
+		}
+		aged := identifyToken(x, testNow, sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims()))
+		if age, known := aged.AccountAge(testNow); !known || age != 48*time.Hour {
+			t.Errorf("policy %q: a token with created: age %v known %v", c.policy, age, known)
+		}
 	}
 }
 

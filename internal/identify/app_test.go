@@ -66,6 +66,9 @@ func TestAppKeys(t *testing.T) {
 		{"registered key is its app, with its scopes", []string{"X-App-Key", partnerKey}, "partner-app", []string{"contact:read"}},
 		{"the app's name is not its key", []string{"X-App-Key", "partner-app"}, "", nil},
 		{"unregistered key is no app", []string{"X-App-Key", "pk-guess"}, "", nil},
+		{"a registered key with a no-break space is no app", []string{"X-App-Key", partnerKey + "\u00a0"}, "", nil},
+		{"an empty key is no app", []string{"X-App-Key", ""}, "", nil},
+		{"an oversized key is no app", []string{"X-App-Key", strings.Repeat("k", maxAppLen+1)}, "", nil},
 		{"key given by digest", []string{"X-App-Key", "reports-key-0123456789"}, "reports", nil},
 		{"key from a file, newline trimmed", []string{"X-App-Key", "filed-key-0123456789"}, "filed", nil},
 		{"token scopes joined by the app's", []string{"X-App-Key", partnerKey, "Authorization", "Bearer " + tok}, "partner-app",
@@ -78,6 +81,12 @@ func TestAppKeys(t *testing.T) {
 			if id.App != c.app || !slices.Equal(id.Scopes, c.scopes) {
 				t.Errorf("app %q scopes %q, want %q %q", id.App, id.Scopes, c.app, c.scopes)
 			}
+			// A key presented and not registered is an unverified
+			// credential (the gateway refuses or strips it).
+			presented := slices.Contains(c.hdr, "X-App-Key")
+			if got := id.Unverified&CredentialApp != 0; got != (presented && c.app == "") {
+				t.Errorf("Unverified app = %v", got)
+			}
 		})
 	}
 }
@@ -87,8 +96,8 @@ func TestAppKeysUnverified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id := identifyApp(x, "X-App-Key", "anything"); id.App != "anything" {
-		t.Errorf("without registered keys the header is the app: got %q", id.App)
+	if id := identifyApp(x, "X-App-Key", "anything"); id.App != "anything" || id.Unverified != 0 {
+		t.Errorf("without registered keys the header is the app: got %q, Unverified %b", id.App, id.Unverified)
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 // account is what a verified token says; shared by every request carrying
 // the same token, so never modified after verification.
 type account struct {
-	subject string
-	created time.Time
-	scopes  []string
+	subject    string
+	created    time.Time
+	ageUnknown bool // no readable created claim, and missing_created is youngest
+	scopes     []string
+	refused    string // why the token was refused (subject empty): a cached refusal
 }
 
 const cacheShards = 16
@@ -20,7 +22,7 @@ const cacheShards = 16
 // not per request. It is a bounded LRU, sharded so concurrent requests seldom
 // meet on one lock. Entries are keyed by a seeded hash of the token and hold
 // the token itself, so a hash collision is a miss, never someone else's
-// account. A nil account is a cached refusal.
+// account. An account with refused set is a cached refusal.
 type tokenCache struct {
 	off    bool // benchmarks measure verification without the cache
 	seed   maphash.Seed

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -30,7 +31,32 @@ type AppConfig struct {
 	// app, unverified: fine for counting, never for exemptions or scopes
 	// (config validation refuses those).
 	Keys []AppKey `yaml:"keys"`
+	// Unregistered is what a request presenting a key that is not
+	// registered gets, when keys are: refuse (default; 401, rule identity)
+	// or strip (forwarded without the key, as an anonymous request). Never
+	// forwarded as it came: an upstream that knows more keys than warden
+	// would serve an app warden never counted.
+	Unregistered CredentialPolicy `yaml:"unregistered"`
 }
+
+// CredentialPolicy says what happens to a request carrying a credential
+// warden cannot verify.
+type CredentialPolicy string
+
+// Credential policies.
+const (
+	Refuse CredentialPolicy = "refuse" // 401, rule identity
+	Strip  CredentialPolicy = "strip"  // forwarded without the credential
+)
+
+// AgePolicy says how old an account whose token has no creation claim is.
+type AgePolicy string
+
+// Age policies.
+const (
+	AgeYoungest AgePolicy = "youngest" // the youngest account_age tier applies
+	AgeOldest   AgePolicy = "oldest"   // no account_age tier applies
+)
 
 // AppKey registers one app's key: exactly one of KeyEnv, KeyFile and
 // KeySHA256.
@@ -77,6 +103,22 @@ type AccountConfig struct {
 	ScopesClaim  string `yaml:"scopes_claim"`  // default scope (space-separated string or array)
 
 	CacheSize int `yaml:"cache_size"` // verified tokens kept, default 4096
+
+	// Unverified is what a request carrying an account credential warden
+	// cannot verify gets (malformed, bad signature, expired, not yet
+	// valid, over a size bound, a subject off subject_pattern): refuse
+	// (default; 401, rule identity) or strip (forwarded without the
+	// header, as an anonymous request). Never forwarded as it came.
+	Unverified CredentialPolicy `yaml:"unverified"`
+	// SubjectPattern, when set, is a regular expression every verified
+	// subject must match (for example ^[1-9][0-9]*$): a subject the
+	// upstream may read as another spelling of an account (077, +77) is
+	// refused as ambiguous. Default none.
+	SubjectPattern string `yaml:"subject_pattern"`
+	// MissingCreated is the age of an account whose token has no readable
+	// created claim: youngest (default; the youngest account_age tier) or
+	// oldest (no tier).
+	MissingCreated AgePolicy `yaml:"missing_created"`
 }
 
 // NetConfig sets the prefix lengths of the net facet.
@@ -121,6 +163,9 @@ func (c *Config) SetDefaults() {
 	if c.App.Header == "" {
 		c.App.Header = DefaultAppHeader
 	}
+	if c.App.Unregistered == "" {
+		c.App.Unregistered = Refuse
+	}
 	a := &c.Account
 	if a.Header == "" {
 		a.Header = DefaultAccountHeader
@@ -150,6 +195,12 @@ func (c *Config) SetDefaults() {
 	}
 	if a.CacheSize == 0 {
 		a.CacheSize = DefaultCacheSize
+	}
+	if a.Unverified == "" {
+		a.Unverified = Refuse
+	}
+	if a.MissingCreated == "" {
+		a.MissingCreated = AgeYoungest
 	}
 	if c.Net.IPv4Prefix == 0 {
 		c.Net.IPv4Prefix = DefaultIPv4Prefix
@@ -204,7 +255,21 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if !c.App.Unregistered.valid() {
+		bad("app.unregistered", "%q is not refuse or strip", c.App.Unregistered)
+	}
 	a := c.Account
+	if !a.Unverified.valid() {
+		bad("account.unverified", "%q is not refuse or strip", a.Unverified)
+	}
+	if a.MissingCreated != AgeYoungest && a.MissingCreated != AgeOldest {
+		bad("account.missing_created", "%q is not youngest or oldest", a.MissingCreated)
+	}
+	if a.SubjectPattern != "" {
+		if _, err := regexp.Compile(a.SubjectPattern); err != nil {
+			bad("account.subject_pattern", "%v", err)
+		}
+	}
 	if !validHeaderName(a.Header) {
 		bad("account.header", "%q is not a header name", a.Header)
 	}
@@ -287,6 +352,8 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+func (p CredentialPolicy) valid() bool { return p == Refuse || p == Strip }
 
 func checkJWKSURL(s string) error {
 	u, err := url.Parse(s)

@@ -53,10 +53,11 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 	want := Config{
-		App: AppConfig{Header: "X-App-Key"},
+		App: AppConfig{Header: "X-App-Key", Unregistered: "refuse"},
 		Account: AccountConfig{
 			Header: "Authorization", JWKSRefresh: 15 * time.Minute, Leeway: 30 * time.Second,
 			SubjectClaim: "sub", CreatedClaim: "created", ScopesClaim: "scope", CacheSize: 4096,
+			Unverified: "refuse", MissingCreated: "youngest",
 		},
 		Net:         NetConfig{IPv4Prefix: 24, IPv6Prefix: 48},
 		Fingerprint: FingerprintConfig{Parts: []string{"tls", "header_order", "user_agent"}},

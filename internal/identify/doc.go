@@ -46,9 +46,30 @@
 // configured. A valid token without a string (or integral number) subject is
 // no account. The created claim (unix seconds, or an RFC 3339 string) gives
 // Identity.AccountCreated; the scopes claim (a space-separated string or an
-// array of strings, at most 64) gives Identity.Scopes. Every invalid, expired
-// or unverifiable token is no account: the request is anonymous for warden
-// and the upstream still decides.
+// array of strings, at most 64) gives Identity.Scopes. A token without a
+// readable created claim is the youngest account (AccountAge 0) unless
+// account.missing_created is oldest. account.subject_pattern, when set, is
+// a regular expression every subject must match, so that an upstream that
+// reads "077" or "+77" as account 77 cannot be handed one account under
+// several names.
+//
+// # Credentials warden cannot verify
+//
+// The header value is read as RFC 9110 defines it: optional white space
+// around it is space and tab, nothing else; with Authorization the scheme
+// is "Bearer" (any case) and one or more spaces, and the token is a token68
+// (a JWT is one). Any other byte (U+00A0, U+0085, U+3000, a second token)
+// makes the credential unverifiable, as do a bad signature, exp passed,
+// nbf or iat in the future, a size over 8 KiB, an unknown kid, a subject
+// that is missing, over 256 bytes or off subject_pattern. Such a request is
+// no account, and Identity.Unverified says so, with Identity.UnverifiedWhy a
+// fixed word for the reason (never the token). The same for an app key
+// that is not registered when app.keys registers some. identify never
+// decides what happens to such a request: the gateway refuses it (401,
+// rule identity) or strips the credential before forwarding, by
+// account.unverified and app.unregistered, and never forwards it as it
+// came, since an upstream whose parser accepts what warden refused would
+// serve an identity warden never counted or banned.
 //
 // Results are cached in bounded LRUs (account.cache_size verified tokens, a
 // quarter as many refused ones, kept apart so a flood of bad tokens cannot

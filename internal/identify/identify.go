@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -33,9 +34,12 @@ type Identifier struct {
 	parts     fpParts
 	acct      *verifier // nil when no key source is configured
 	appKeys   appKeys   // nil: app keys are taken unverified
-	apps      *internTable
-	fps       *fpCache
-	pool      sync.Pool // *scratch
+	// what a request with an unverified credential gets (the gateway
+	// applies it)
+	acctPolicy, appPolicy CredentialPolicy
+	apps                  *internTable
+	fps                   *fpCache
+	pool                  sync.Pool // *scratch
 }
 
 // scratch is per-call working memory with its callbacks already bound.
@@ -80,11 +84,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 		opts.ReadFile = os.ReadFile
 	}
 	x := &Identifier{
-		appHeader: cfg.App.Header,
-		v4Bits:    cfg.Net.IPv4Prefix,
-		v6Bits:    cfg.Net.IPv6Prefix,
-		apps:      newInternTable(1024),
-		fps:       newFPCache(4096),
+		appHeader:  cfg.App.Header,
+		acctPolicy: cfg.Account.Unverified,
+		appPolicy:  cfg.App.Unregistered,
+		v4Bits:     cfg.Net.IPv4Prefix,
+		v6Bits:     cfg.Net.IPv6Prefix,
+		apps:       newInternTable(1024),
+		fps:        newFPCache(4096),
 	}
 	x.trusted, _ = cfg.TrustedPrefixes() // checked by Validate
 	for _, p := range cfg.Fingerprint.Parts {
@@ -146,8 +152,16 @@ func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier,
 		subject:  c.SubjectClaim,
 		created:  c.CreatedClaim,
 		scopes:   c.ScopesClaim,
+		youngest: c.MissingCreated == AgeYoungest,
 		cache:    newTokenCache(c.CacheSize),
 		refused:  newTokenCache(max(cacheShards, c.CacheSize/4)),
+	}
+	if c.SubjectPattern != "" {
+		re, err := regexp.Compile(c.SubjectPattern)
+		if err != nil {
+			return nil, fmt.Errorf("identify: account.subject_pattern: %w", err)
+		}
+		v.subjectRE = re
 	}
 	if c.SecretFile != "" || c.SecretEnv != "" {
 		secret, at, err := secretFrom(opts, c.SecretFile, c.SecretEnv, "identify: account.secret_file", "identify: account.secret_env")
@@ -217,24 +231,33 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 	s.keys = out.setKeys(s.keys)
 	if h != nil {
 		var app *registeredApp
-		if repeated(h, x.appHeader) {
+		switch n := h.Count(x.appHeader); {
+		case n > 1:
 			out.Ambiguous = x.appHeader
-		}
-		if x.acct != nil && repeated(h, x.acct.header) {
-			out.Ambiguous = x.acct.header
-		}
-		if key := h.Peek(x.appHeader); key != "" && len(key) <= maxAppLen {
-			if x.appKeys == nil {
+		case n == 1:
+			key := h.Peek(x.appHeader)
+			switch {
+			case x.appKeys != nil:
+				// With registered keys, any other value (empty, too long,
+				// a byte off) is a credential warden cannot verify.
+				if len(key) <= maxAppLen {
+					app = x.appKeys.lookup(key)
+				}
+				if app != nil {
+					out.App = app.name
+				} else {
+					out.Unverified |= CredentialApp
+				}
+			case key != "" && len(key) <= maxAppLen:
 				out.App = x.apps.str(key)
-			} else if app = x.appKeys.lookup(key); app != nil {
-				out.App = app.name
 			}
 		}
 		if x.acct != nil {
-			if tok := x.acct.token(h); tok != "" {
-				if a := x.acct.account(now, tok); a != nil {
-					out.Account, out.AccountCreated, out.Scopes = a.subject, a.created, a.scopes
-				}
+			switch n := h.Count(x.acct.header); {
+			case n > 1:
+				out.Ambiguous = x.acct.header
+			case n == 1:
+				x.account(now, h.Peek(x.acct.header), out)
 			}
 		}
 		if app != nil {
@@ -244,8 +267,44 @@ func (x *Identifier) Identify(now time.Time, in *Input, out *Identity) {
 	out.Fingerprint = s.fp.sum(h, in.TLSFingerprint, x.parts, x.fps)
 }
 
-// repeated reports whether header name has more than one value line.
-func repeated(h Header, name string) bool { return h.Count(name) > 1 }
+// account sets out's account from the account header's one value, or marks
+// the credential unverified with why.
+func (x *Identifier) account(now time.Time, val string, out *Identity) {
+	tok, why := x.acct.token(val)
+	if why == "" {
+		a := x.acct.account(now, tok)
+		if a.refused == "" {
+			out.Account, out.AccountCreated, out.AccountAgeUnknown, out.Scopes = a.subject, a.created, a.ageUnknown, a.scopes
+			return
+		}
+		why = a.refused
+	}
+	out.Unverified |= CredentialAccount
+	out.UnverifiedWhy = why
+}
+
+// Header is the name of the header that carries credential c.
+func (x *Identifier) Header(c Credential) string {
+	if c == CredentialAccount && x.acct != nil {
+		return x.acct.header
+	}
+	if c == CredentialApp {
+		return x.appHeader
+	}
+	return ""
+}
+
+// Policy is what a request carrying credential c unverified gets.
+func (x *Identifier) Policy(c Credential) CredentialPolicy {
+	if c == CredentialApp {
+		return x.appPolicy
+	}
+	return x.acctPolicy
+}
+
+// Bearer reports whether account tokens come in Authorization with the
+// Bearer scheme (a refusal then names the scheme in WWW-Authenticate).
+func (x *Identifier) Bearer() bool { return x.acct != nil && x.acct.bearer }
 
 // ClientIP is the package's ClientIP with the configured trusted proxies.
 func (x *Identifier) ClientIP(peer netip.Addr, h Header) netip.Addr {

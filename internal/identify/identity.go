@@ -46,6 +46,14 @@ func ParseFacet(s string) (Facet, bool) {
 	return 0, false
 }
 
+// Credential is a set of the credential headers identify reads.
+type Credential uint8
+
+const (
+	CredentialAccount Credential = 1 << iota // identity.account.header
+	CredentialApp                            // identity.app.header
+)
+
 // Identity is what warden knows of the caller of one request. Empty strings
 // mean the facet is absent (no app key, no valid token).
 type Identity struct {
@@ -62,6 +70,21 @@ type Identity struct {
 	// recorded against one identity while served as another. The gateway
 	// refuses such a request.
 	Ambiguous string
+	// Unverified holds the credentials the request carried that warden
+	// could not verify: an account token that is malformed, badly signed,
+	// expired, not yet valid, over a size bound or off subject_pattern,
+	// or, with registered app keys, a key that is not one. Such a
+	// credential never reaches the upstream as it came (the gateway
+	// refuses the request or strips it, by policy): an upstream's parser
+	// differs from warden's somewhere, and what it accepts would be served
+	// as an identity warden never counted. Why says what was wrong with the
+	// account's token (a fixed word, never the token).
+	Unverified    Credential
+	UnverifiedWhy string
+	// AccountAgeUnknown: the verified token has no readable creation
+	// claim and identity.account.missing_created is youngest, so the
+	// account counts as new (AccountAge 0).
+	AccountAgeUnknown bool
 
 	// ipKey and netKey are IP and Net as strings, made once by Identify:
 	// admission and every budget key by them, and formatting each time
@@ -116,10 +139,15 @@ func (id *Identity) Value(f Facet) string {
 	return ""
 }
 
-// AccountAge is the age of the account at now, and false when unknown.
+// AccountAge is the age of the account at now, and false when unknown
+// (no account, or a token without a creation claim read as oldest). An
+// account whose age is unknown and read as youngest is 0 old.
 func (id *Identity) AccountAge(now time.Time) (time.Duration, bool) {
-	if id.Account == "" || id.AccountCreated.IsZero() {
+	if id.Account == "" {
 		return 0, false
+	}
+	if id.AccountCreated.IsZero() {
+		return 0, id.AccountAgeUnknown
 	}
 	return now.Sub(id.AccountCreated), true
 }

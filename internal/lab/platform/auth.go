@@ -97,8 +97,10 @@ func (p *Platform) account(header string) int {
 	if !ok {
 		return 0
 	}
+	// Only the canonical spelling names an account: Atoi alone reads "077"
+	// and "+77" as 77, one account under three names.
 	id, err := strconv.Atoi(sub)
-	if err != nil || id < 1 || id > p.accounts() {
+	if err != nil || id < 1 || id > p.accounts() || strconv.Itoa(id) != sub {
 		return 0
 	}
 	// Tokens that expire are checked every time instead of cached.

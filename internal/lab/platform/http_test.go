@@ -108,6 +108,12 @@ func TestAuth(t *testing.T) {
 		{"expired", "/v1/me", "Bearer " + expired, 401},
 		{"no such account", "/v1/me", "Bearer " + mint(t, "2001"), 401},
 		{"account zero", "/v1/me", "Bearer " + mint(t, "0"), 401},
+		{"leading zero", "/v1/me", "Bearer " + mint(t, "07"), 401},
+		{"plus sign", "/v1/me", "Bearer " + mint(t, "+7"), 401},
+		{"canonical", "/v1/me", "Bearer " + mint(t, "7"), 200},
+		// Like many servers it trims Unicode white space around the
+		// token: the gateway must not forward what it cannot verify.
+		{"no-break space after", "/v1/me", "Bearer " + e.tok + "\u00a0", 200},
 		{"401 before 404", "/v1/nothing", "", 401},
 		{"health needs none", "/healthz", "", 200},
 	} {
