@@ -24,6 +24,7 @@ import (
 	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/guard"
 	"github.com/warden-gw/warden/internal/store/memory"
+	"github.com/warden-gw/warden/internal/store/memory/disk"
 	"github.com/warden-gw/warden/internal/store/redis"
 )
 
@@ -78,11 +79,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	rm := ration.NewMetrics(reg)
-	st, err := openStore(ctx, cfg, reg, log)
+	st, ks, err := openStore(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if ks != nil {
+		// Snapshots run beside the gateway; a last one is taken once it has
+		// drained (deferred: after the requests, before the store closes).
+		sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
+		snapDone := make(chan struct{})
+		go func() { defer close(snapDone); ks.disk.Run(sctx, ks.mem) }()
+		defer func() {
+			scancel()
+			<-snapDone
+			begin := time.Now()
+			if err := ks.disk.Close(context.WithoutCancel(ctx), ks.mem); err != nil {
+				log.Error("last snapshot failed", slog.String("error", err.Error()))
+				return
+			}
+			log.Info("state saved", slog.String("dir", cfg.Store.Memory.Dir), slog.Duration("took", time.Since(begin)))
+		}()
+	}
 	deps := gateway.Deps{Store: st, Ration: rm, Metrics: gm, Logger: log}
 
 	pctx, pcancel := context.WithCancel(ctx)
@@ -215,7 +233,7 @@ func reload(ctx context.Context, path string, over func(*config.Config) error, c
 	if next.Admin != cur.Admin {
 		fixed = append(fixed, "admin")
 	}
-	if next.Store.Backend != cur.Store.Backend || fmt.Sprint(next.Store.Redis) != fmt.Sprint(cur.Store.Redis) {
+	if next.Store.Backend != cur.Store.Backend || next.Store.Memory != cur.Store.Memory || fmt.Sprint(next.Store.Redis) != fmt.Sprint(cur.Store.Redis) {
 		fixed = append(fixed, "store")
 	}
 	if next.Upstream != cur.Upstream || next.Server != cur.Server || next.Log != cur.Log {
@@ -227,30 +245,71 @@ func reload(ctx context.Context, path string, over func(*config.Config) error, c
 	return next, nil
 }
 
+// kept is the memory store and the disk that keeps its state across
+// restarts (store.memory.dir).
+type kept struct {
+	mem  *memory.Store
+	disk *disk.Disk
+}
+
 // openStore opens the configured store. A remote one (Redis) runs behind the
 // guard (timeout, breaker, failure mode); the in-process memory store cannot
-// be unreachable, so it is used bare, sparing every decision a timer.
-func openStore(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (store.Store, error) {
+// be unreachable, so it is used bare, sparing every decision a timer. With
+// store.memory.dir the memory store is restored from its directory first;
+// the caller runs the snapshots (kept).
+func openStore(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (store.Store, *kept, error) {
 	switch cfg.Store.Backend {
 	case "redis":
 		guardM, err := guard.NewMetrics(reg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// Connect, not New: a gateway started while Redis is down serves in
 		// its failure mode and connects when Redis comes up.
 		s, err := redis.Connect(ctx, cfg.Store.Redis, redis.Options{ExactMax: cfg.Store.Memory.ExactMax, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
+			return nil, nil, fmt.Errorf("store: %w", err)
 		}
 		g, err := guard.New(s, cfg.Store.Failure, guardM, log)
 		if err != nil {
 			s.Close()
-			return nil, err
+			return nil, nil, err
 		}
-		return g, nil
+		return g, nil, nil
 	default:
-		return memory.New(memory.Options{MaxKeys: cfg.Store.Memory.MaxKeys, Shards: cfg.Store.Memory.Shards, ExactMax: cfg.Store.Memory.ExactMax}), nil
+		mc := cfg.Store.Memory
+		opts := memory.Options{MaxKeys: mc.MaxKeys, Shards: mc.Shards, ExactMax: mc.ExactMax}
+		if mc.Dir == "" {
+			log.Warn("store state in memory only: bans, budgets and rate limits are lost when warden stops; set store.memory.dir to keep them")
+			return memory.New(opts), nil, nil
+		}
+		dm, err := disk.NewMetrics(reg)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := disk.Open(disk.Options{Dir: mc.Dir, Interval: mc.SnapshotInterval, Logger: log, Metrics: dm})
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: %w", err)
+		}
+		opts.HashKey, opts.Bans = d.HashKey(), d
+		m := memory.New(opts)
+		sum, err := d.Restore(ctx, m)
+		if err != nil {
+			m.Close()
+			d.Close(ctx, nil)
+			return nil, nil, fmt.Errorf("store: %w", err)
+		}
+		attrs := []any{slog.String("dir", mc.Dir), slog.Int("limits", sum.Restored.Limits), slog.Int("budgets", sum.Restored.Budgets),
+			slog.Int("link_filters", sum.Restored.Links), slog.Int("expired_dropped", sum.Restored.Dropped), slog.Int("bans", sum.Bans),
+			slog.Int("ban_log_records", sum.BanLog), slog.Duration("took", sum.Took)}
+		if !sum.Snapshot.IsZero() {
+			attrs = append(attrs, slog.Time("snapshot", sum.Snapshot), slog.Duration("snapshot_age", time.Since(sum.Snapshot).Round(time.Millisecond)),
+				slog.Int64("snapshot_bytes", sum.SnapBytes))
+		} else {
+			attrs = append(attrs, slog.String("snapshot", "none"))
+		}
+		log.Info("state restored", attrs...)
+		return m, &kept{mem: m, disk: d}, nil
 	}
 }
 

@@ -103,11 +103,14 @@ type Store struct {
 	Failure guard.Config `yaml:"failure"`
 }
 
-// MemoryStore bounds the in-memory backend.
+// MemoryStore bounds the in-memory backend and says where its state is
+// kept across restarts: Dir empty keeps it in memory only.
 type MemoryStore struct {
-	MaxKeys  int `yaml:"max_keys"`
-	Shards   int `yaml:"shards"`
-	ExactMax int `yaml:"exact_max"`
+	MaxKeys          int           `yaml:"max_keys"`
+	Shards           int           `yaml:"shards"`
+	ExactMax         int           `yaml:"exact_max"`
+	Dir              string        `yaml:"dir"`
+	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
 }
 
 // Allow exempts identities from named rate limits (all of them when Rules
@@ -199,6 +202,7 @@ func (c *Config) SetDefaults() {
 	def(&c.Log.Format, "json")
 	def(&c.Log.Level, "info")
 	def(&c.Store.Backend, "memory")
+	dur(&c.Store.Memory.SnapshotInterval, 30*time.Second)
 	if c.Store.Backend == "redis" {
 		c.Store.Redis.SetDefaults()
 	}
@@ -297,8 +301,14 @@ func (c *Config) Validate() error {
 		if c.Store.Memory.MaxKeys < 0 || c.Store.Memory.Shards < 0 || c.Store.Memory.ExactMax < 0 {
 			bad("store.memory", "sizes must not be negative")
 		}
+		if c.Store.Memory.SnapshotInterval < time.Second {
+			bad("store.memory.snapshot_interval", "%v is below 1s", c.Store.Memory.SnapshotInterval)
+		}
 	case "redis":
 		add("store.redis", c.Store.Redis.Validate())
+		if c.Store.Memory.Dir != "" {
+			bad("store.memory.dir", "keeps the memory store's state; with the redis backend the state is in Redis")
+		}
 	default:
 		bad("store.backend", "%q is not memory or redis", c.Store.Backend)
 	}

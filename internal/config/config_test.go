@@ -34,6 +34,8 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_unregistered.yaml", "bad_unregistered.yaml:3:19: identity.app.unregistered: \"allow\" is not refuse or strip"},
 		{"bad_subject_pattern.yaml", "bad_subject_pattern.yaml:4:22: identity.account.subject_pattern: error parsing regexp: missing closing ]"},
 		{"bad_missing_created.yaml", "bad_missing_created.yaml:4:22: identity.account.missing_created: \"newest\" is not youngest or oldest"},
+		{"bad_snapshot_interval.yaml", "bad_snapshot_interval.yaml:4:24: store.memory.snapshot_interval: 100ms is below 1s"},
+		{"memory_dir_with_redis.yaml", "memory_dir_with_redis.yaml:5:10: store.memory.dir: keeps the memory store's state"},
 		{"exempt_unregistered_app.yaml", "exempt_unregistered_app.yaml:6:25: allow[0].apps[1]: \"parnter-app\" is not an app registered"},
 	}
 	for _, c := range cases {
@@ -73,7 +75,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Upstream.URL != "http://127.0.0.1:8081" || c.Front != FrontAuto || c.Store.Backend != "memory" ||
-		c.Admin.TokenEnv != "WARDEN_ADMIN_TOKEN" || c.Server.ShutdownTimeout != 15*time.Second || c.Server.EncodedSlashes != "reject" {
+		c.Admin.TokenEnv != "WARDEN_ADMIN_TOKEN" || c.Server.ShutdownTimeout != 15*time.Second || c.Server.EncodedSlashes != "reject" ||
+		c.Store.Memory.Dir != "" || c.Store.Memory.SnapshotInterval != 30*time.Second {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }
