@@ -26,7 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded wrk run per row before the rounds (0: none)")
 	conns := fs.Int("connections", 64, "wrk connections (and open-loop connections)")
 	threads := fs.Int("threads", 2, "wrk threads")
-	rows := fs.String("rows", "", "rows to run, comma-separated (a, b, b-fast, c, d, d-fast, d-std, e, e-fast, f); empty: all")
+	rows := fs.String("rows", "", "rows to run, comma-separated (a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, f); empty: all")
 	out := fs.String("out", "bench/results", "results directory")
 	lab := fs.String("lab-config", "examples/lab.yaml", "config of row (e)")
 	profiles := fs.Int("profiles", 100_000, "lab platform profiles (ids 1..N)")
@@ -34,6 +34,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	workers := fs.Int("nginx-workers", runtime.NumCPU(), "nginx worker_processes (default: one per CPU, like auto)")
 	openLoop := fs.Duration("latency-duration", 10*time.Second, "open-loop run at 50% of (a)'s peak, per run (0: skip)")
 	profile := fs.Bool("profile", true, "perf-profile warden rows that miss a target (profile-ROW.txt)")
+	snapKeys := fs.Int("snapshot-keys", bench.DefaultSnapshotKeys, "row e-snap: keys preloaded into its state directory")
+	snapEvery := fs.Duration("snapshot-interval", bench.DefaultSnapshotInterval, "row e-snap: store.memory.snapshot_interval")
 	profileRows := fs.String("profile-rows", "", "rows to perf-profile whether or not they miss a target, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -50,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Warden: self, OutDir: *out, LabConfig: *lab, Rows: strings.FieldsFunc(*rows, func(r rune) bool { return r == ',' }),
 		Rounds: *rounds, Duration: *duration, Warmup: *warmup, Threads: *threads, Connections: *conns,
 		Profiles: *profiles, Accounts: *accounts, NginxWorkers: *workers, OpenLoop: *openLoop, Profile: *profile,
+		SnapshotKeys: *snapKeys, SnapshotInterval: *snapEvery,
 		ProfileRows: strings.FieldsFunc(*profileRows, func(r rune) bool { return r == ',' }),
 		Command:     strings.TrimSpace("warden bench " + strings.Join(args, " ")), Log: stderr,
 	})

@@ -88,7 +88,8 @@ func WardenConfig(o WardenOptions) ([]byte, error) {
 
 // DeriveLabConfig takes examples/lab.yaml and changes only what a benchmark
 // needs: the upstream, free loopback ports, log level warn (nginx logs
-// nothing either), and every rate limit raised to HighRate so none refuses.
+// nothing either), every rate limit raised to HighRate so none refuses, and
+// store.memory.dir removed (state in memory; row e-snap sets its own).
 // Inspection and budgets stay as written: budgets past their limit mask
 // (the answer is still 200, rewritten), which is the path being measured.
 func DeriveLabConfig(src []byte, upstream, front string) ([]byte, error) {
@@ -107,6 +108,7 @@ func DeriveLabConfig(src []byte, upstream, front string) ([]byte, error) {
 	if front != "" {
 		setScalar(root, "front", front)
 	}
+	withoutStateDir(root)
 	limits := get(root, "rate_limits")
 	if limits == nil || limits.Kind != yaml.SequenceNode || len(limits.Content) == 0 {
 		return nil, fmt.Errorf("bench: lab config: no rate_limits to raise")

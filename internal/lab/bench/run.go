@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -37,6 +38,7 @@ var AllRows = []RowInfo{
 	{"d-std", "warden, per-ip + per-account limits, std front"},
 	{"e", "warden, examples/lab.yaml (inspection + budgets), loop front (the default)"},
 	{"e-fast", "warden, row (e) on the fast front"},
+	{"e-snap", "warden, row (e) with store.memory.dir: 2,000,000 keys snapshotted every 5 s"},
 	{"f", "warden, row (d) on Redis"},
 }
 
@@ -55,10 +57,14 @@ type Options struct {
 	Accounts     int // accounts whose tokens the load uses
 	NginxWorkers int
 	OpenLoop     time.Duration // per open-loop run; 0 skips the latency test
-	Profile      bool          // perf-profile rows that miss a target
-	ProfileRows  []string      // rows profiled whether or not they miss one
-	Command      string        // as typed, for the report
-	Log          io.Writer     // progress
+	// Row e-snap: keys preloaded into its state directory (0: 2,000,000)
+	// and the snapshot interval (0: 5 s).
+	SnapshotKeys     int
+	SnapshotInterval time.Duration
+	Profile          bool      // perf-profile rows that miss a target
+	ProfileRows      []string  // rows profiled whether or not they miss one
+	Command          string    // as typed, for the report
+	Log              io.Writer // progress
 }
 
 // target is one running row.
@@ -204,15 +210,26 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if t, err = startWarden(row, conf); err != nil {
 				return nil, err
 			}
-		case "e", "e-fast":
+		case "e", "e-fast", "e-snap":
 			src, err := os.ReadFile(o.LabConfig)
 			if err != nil {
 				return nil, fmt.Errorf("bench: lab config: %w", err)
 			}
-			front := map[string]string{"e": "", "e-fast": "fast"}[row.ID] // (e): the config's own
+			front := map[string]string{"e": "", "e-fast": "fast", "e-snap": ""}[row.ID] // (e): the config's own
 			conf, err := DeriveLabConfig(src, upstream, front)
 			if err != nil {
 				return nil, err
+			}
+			if row.ID == "e-snap" {
+				dir := filepath.Join(work, "state-e-snap")
+				keys, every := cmp.Or(o.SnapshotKeys, DefaultSnapshotKeys), cmp.Or(o.SnapshotInterval, DefaultSnapshotInterval)
+				logf("row e-snap: preloading %d keys into %s, snapshots every %v", keys, dir, every)
+				if err := PreloadState(ctx, dir, keys, time.Now()); err != nil {
+					return nil, err
+				}
+				if conf, err = WithStateDir(conf, dir, every); err != nil {
+					return nil, err
+				}
 			}
 			if t, err = startWarden(row, conf); err != nil {
 				return nil, err
@@ -326,7 +343,7 @@ func selectRows(ids []string) ([]RowInfo, error) {
 	}
 	for _, id := range ids {
 		if !slices.ContainsFunc(AllRows, func(r RowInfo) bool { return r.ID == id }) {
-			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, f)", id)
+			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, f)", id)
 		}
 	}
 	return out, nil
