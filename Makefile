@@ -24,6 +24,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/inspect
 	$(GO) test -run '^$$' -fuzz '^FuzzBanRequests$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/admin
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonPath$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/refusal
 	$(GO) test -run '^$$' -fuzz '^FuzzCredentials$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkedEnd$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzReadSnapshot$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/store/memory/disk

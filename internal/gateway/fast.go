@@ -135,7 +135,7 @@ func (f *fastFront) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	if status != fasthttp.StatusRequestTimeout {
 		drainRefused(ctx.Conn())
 	}
-	fastJSON(&ctx.Response, status, errorBody(msg, "", "", ""))
+	fastJSON(&ctx.Response, status, errorBody(msg, ""))
 	ctx.SetConnectionClose()
 }
 
@@ -328,7 +328,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 			g.m.panics.Inc()
 			g.log.Error("panic serving request", slog.String("request_id", ex.ID), slog.Any("panic", r))
 			ctx.Response.Reset()
-			fastJSON(&ctx.Response, 500, errorBody("internal error", "", "", ex.ID))
+			fastJSON(&ctx.Response, 500, errorBody("internal error", ex.ID))
 		}
 		g.m.countRequest(0, ctx.Response.StatusCode())
 		g.m.inflight.Dec()
@@ -369,7 +369,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 func (f *fastFront) admitRequest(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp *fasthttp.Response,
 	peer netip.Addr, ex *Exchange) bool {
 	if req.Header.IsConnect() {
-		fastJSON(resp, 405, errorBody("CONNECT not supported", "", "", ex.ID))
+		fastJSON(resp, 405, errorBody("CONNECT not supported", ex.ID))
 		return false
 	}
 	ex.Method = methodString(req.Header.Method())
@@ -380,7 +380,7 @@ func (f *fastFront) admitRequest(ctx context.Context, p *Pipeline, req *fasthttp
 	path, err := canonPath(raw, f.cfg.Server.EncodedSlashes == "keep")
 	if err != nil {
 		f.g.m.badReqs.WithLabelValues(f.label, "ambiguous_path").Inc()
-		fastJSON(resp, 400, errorBody(err.Error(), "", "", ex.ID))
+		fastJSON(resp, 400, errorBody(err.Error(), ex.ID))
 		return false
 	}
 	if path != raw {
@@ -526,12 +526,12 @@ func (f *fastFront) upstreamError(resp *fasthttp.Response, ex *Exchange, err err
 	}
 	f.g.m.upErrors.WithLabelValues(kind).Inc()
 	f.g.log.Warn("upstream error", slog.String("request_id", ex.ID), slog.String("kind", kind), slog.String("error", err.Error()))
-	fastJSON(resp, status, errorBody(msg, "", "", ex.ID))
+	fastJSON(resp, status, errorBody(msg, ex.ID))
 }
 
 func fastRefuse(resp *fasthttp.Response, r *Refusal, id string) {
 	if r.RetryAfter > 0 {
-		resp.Header.Set("Retry-After", retryAfterSeconds(r.RetryAfter))
+		resp.Header.Set("Retry-After", r.RetryAfterSeconds())
 	}
 	if r.Policy != "" {
 		resp.Header.Set("RateLimit-Policy", r.Policy)
@@ -541,7 +541,7 @@ func fastRefuse(resp *fasthttp.Response, r *Refusal, id string) {
 		resp.Header.Set("WWW-Authenticate", r.Challenge)
 	}
 	resp.Header.Set("X-Request-Id", id)
-	fastJSON(resp, r.Status, r.Body)
+	fastJSON(resp, r.Status, r.Body(id))
 }
 
 func fastJSON(resp *fasthttp.Response, status int, body []byte) {

@@ -472,7 +472,7 @@ func (ls *loopState) timedOutRequest(lc *loopConn) {
 	f.g.m.countRequest(2, fasthttp.StatusRequestTimeout)
 	resp := &lc.resp
 	resp.Reset()
-	fastJSON(resp, fasthttp.StatusRequestTimeout, errorBody("request read timeout", "", "", ""))
+	fastJSON(resp, fasthttp.StatusRequestTimeout, errorBody("request read timeout", ""))
 	ls.write(lc, true)
 }
 
@@ -673,7 +673,7 @@ func (ls *loopState) panicked(lc *loopConn, r any) {
 		ls.ups--
 	}
 	lc.resp.Reset()
-	fastJSON(&lc.resp, 500, errorBody("internal error", "", "", id))
+	fastJSON(&lc.resp, 500, errorBody("internal error", id))
 	lc.closeAfter = true
 	ls.finish(lc)
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/store/guard"
 )
 
@@ -117,18 +117,9 @@ type Exchange struct {
 	Strip identify.Credential
 }
 
-// Refusal is an answer warden sends in place of the upstream's.
-type Refusal struct {
-	Status     int
-	Rule       string
-	Facet      string
-	Error      string
-	RetryAfter time.Duration
-	Policy     string // RateLimit-Policy
-	State      string // RateLimit
-	Challenge  string // WWW-Authenticate, for a credential refused
-	Body       []byte
-}
+// Refusal is an answer warden sends in place of the upstream's: one type
+// for the gateway, admission and rationing.
+type Refusal = refusal.Refusal
 
 // Begin identifies and admits. A nil result admits the request.
 func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) *Refusal {
@@ -178,7 +169,7 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 		p.m.refusals.WithLabelValues(b.Rule, b.Facet).Inc()
 		p.log.LogAttrs(ctx, slog.LevelInfo, "blocked", slog.String("request_id", ex.ID), slog.String("rule", b.Rule),
 			slog.String("facet", b.Facet), slog.Int("status", b.Status), slog.String("route", ex.Route.Route.Pattern))
-		return out, &Refusal{Status: b.Status, Rule: b.Rule, Facet: b.Facet, Error: b.Error, RetryAfter: b.RetryAfter, Body: b.Body}
+		return out, b
 	}
 	if out.Masked > 0 && p.log.Enabled(ctx, slog.LevelInfo) { // the attributes cost allocations
 		attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.Int("masked", out.Masked), slog.String("route", ex.Route.Route.Pattern)}
@@ -243,29 +234,11 @@ func (p *Pipeline) refuse(ex *Exchange, r *Refusal, cause error) *Refusal {
 		}
 		p.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 	}
-	r.Body = errorBody(r.Error, r.Rule, r.Facet, ex.ID)
 	return r
 }
 
-// errorBody renders {"error","rule","facet","request_id"}.
-func errorBody(msg, rule, facet, id string) []byte {
-	b := make([]byte, 0, 96+len(msg)+len(rule)+len(facet)+len(id))
-	b = append(b, `{"error":`...)
-	b = strconv.AppendQuote(b, msg)
-	b = append(b, `,"rule":`...)
-	b = strconv.AppendQuote(b, rule)
-	b = append(b, `,"facet":`...)
-	b = strconv.AppendQuote(b, facet)
-	b = append(b, `,"request_id":`...)
-	b = strconv.AppendQuote(b, id)
-	return append(b, '}', '\n')
-}
-
-// retryAfterSeconds rounds up, never 0 for a positive wait.
-func retryAfterSeconds(d time.Duration) string {
-	s := int64((d + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(s, 1), 10)
-}
+// errorBody is the body of one of the gateway's own errors (no rule).
+func errorBody(msg, id string) []byte { return (&Refusal{Error: msg}).Body(id) }
 
 // ids makes request ids: a random per-process prefix and a counter, cheap
 // and unique without a syscall per request.

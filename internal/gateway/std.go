@@ -162,20 +162,20 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.m.panics.Inc()
 			g.log.Error("panic serving request", slog.String("request_id", ex.ID), slog.Any("panic", v))
 			if rec.status == 0 {
-				writeJSON(rec, 500, errorBody("internal error", "", "", ex.ID))
+				writeJSON(rec, 500, errorBody("internal error", ex.ID))
 			}
 		}
 		g.m.countRequest(1, rec.code())
 		g.m.inflight.Dec()
 	}()
 	if r.Method == http.MethodConnect {
-		writeJSON(rec, 405, errorBody("CONNECT not supported", "", "", ex.ID))
+		writeJSON(rec, 405, errorBody("CONNECT not supported", ex.ID))
 		return
 	}
 	path, err := canonPath(r.URL.EscapedPath(), f.cfg.Server.EncodedSlashes == "keep")
 	if err != nil {
 		g.m.badReqs.WithLabelValues("std", "ambiguous_path").Inc()
-		writeJSON(rec, 400, errorBody(err.Error(), "", "", ex.ID))
+		writeJSON(rec, 400, errorBody(err.Error(), ex.ID))
 		return
 	}
 	ex.Path = path
@@ -196,7 +196,7 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the upstream sees it end early (an error), never complete.
 		if r.ContentLength > limit {
 			f.g.m.badReqs.WithLabelValues("std", "body_too_large").Inc()
-			writeJSON(rec, 413, errorBody("request body too large", "", "", ex.ID))
+			writeJSON(rec, 413, errorBody("request body too large", ex.ID))
 			return
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, limit)
@@ -288,9 +288,9 @@ func (f *stdFront) modifyResponse(resp *http.Response) error {
 		resp.Status = strconv.Itoa(ref.Status) + " " + http.StatusText(ref.Status)
 		resp.Header = http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {sx.ex.ID}}
 		if ref.RetryAfter > 0 {
-			resp.Header.Set("Retry-After", retryAfterSeconds(ref.RetryAfter))
+			resp.Header.Set("Retry-After", ref.RetryAfterSeconds())
 		}
-		body = ref.Body
+		body = ref.Body(sx.ex.ID)
 	} else if out.Body != nil {
 		body = out.Body
 	}
@@ -319,7 +319,7 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		// The client's fault, not the upstream's: counted with the other
 		// refused bodies.
 		f.g.m.badReqs.WithLabelValues("std", "body_too_large").Inc()
-		writeJSON(w, 413, errorBody("request body too large", "", "", id))
+		writeJSON(w, 413, errorBody("request body too large", id))
 		return
 	case errors.Is(err, errTooLarge):
 		kind, msg = "too_large", "upstream answer too large"
@@ -330,13 +330,13 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	}
 	f.g.m.upErrors.WithLabelValues(kind).Inc()
 	f.g.log.Warn("upstream error", slog.String("request_id", id), slog.String("kind", kind), slog.String("error", err.Error()))
-	writeJSON(w, status, errorBody(msg, "", "", id))
+	writeJSON(w, status, errorBody(msg, id))
 }
 
 func refuseStd(w http.ResponseWriter, r *Refusal, id string) {
 	h := w.Header()
 	if r.RetryAfter > 0 {
-		h.Set("Retry-After", retryAfterSeconds(r.RetryAfter))
+		h.Set("Retry-After", r.RetryAfterSeconds())
 	}
 	if r.Policy != "" {
 		h.Set("RateLimit-Policy", r.Policy)
@@ -346,7 +346,7 @@ func refuseStd(w http.ResponseWriter, r *Refusal, id string) {
 		h.Set("WWW-Authenticate", r.Challenge)
 	}
 	h.Set("X-Request-Id", id)
-	writeJSON(w, r.Status, r.Body)
+	writeJSON(w, r.Status, r.Body(id))
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

@@ -5,7 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // maxClasses bounds the classes of one route (a ClassSet is a bit set).
@@ -333,25 +334,4 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // jsonString quotes s as a JSON string.
-func jsonString(s string) string { return string(appendJSON(nil, s)) }
-
-// appendJSON appends s quoted as a JSON string (invalid UTF-8 replaced).
-func appendJSON(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20 || c == 0x7f:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
-}
+func jsonString(s string) string { return string(refusal.AppendString(nil, s)) }

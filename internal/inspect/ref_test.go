@@ -8,6 +8,8 @@ package inspect
 // change or drop it with the change.
 
 import (
+	"github.com/warden-gw/warden/internal/refusal"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -541,9 +543,9 @@ func (r *r0Result) Mask(i, c int, rule string) bool {
 		r.rules = append(r.rules, rule)
 		if k < cap(r.ruleJSON) { // reuse the quoted rule's memory
 			r.ruleJSON = r.ruleJSON[:k+1]
-			r.ruleJSON[k] = appendJSON(r.ruleJSON[k][:0], rule)
+			r.ruleJSON[k] = refusal.AppendString(r.ruleJSON[k][:0], rule)
 		} else {
-			r.ruleJSON = append(r.ruleJSON, appendJSON(nil, rule))
+			r.ruleJSON = append(r.ruleJSON, refusal.AppendString(nil, rule))
 		}
 	}
 	if k >= 0 {
@@ -601,7 +603,7 @@ func (r *r0Result) Rewrite(dst []byte, requestID string) []byte {
 	if !slices.IsSortedFunc(ed, r0cmpEdit) {
 		slices.SortFunc(ed, r0cmpEdit)
 	}
-	r.qid = appendJSON(r.qid[:0], requestID) // quoted once per answer
+	r.qid = refusal.AppendString(r.qid[:0], requestID) // quoted once per answer
 	qid := r.qid
 	b := slices.Grow(dst[:0], len(r.body)+len(ed)*24+len(qid)*len(ed)/2+64)
 	pos := int32(0)

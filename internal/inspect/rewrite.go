@@ -1,6 +1,10 @@
 package inspect
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/warden-gw/warden/internal/refusal"
+)
 
 // NoteMember is the member warden adds to a record it masked:
 //
@@ -27,9 +31,9 @@ func (r *Result) Mask(i, c int, rule string) bool {
 		r.rules = append(r.rules, rule)
 		if k < cap(r.ruleJSON) { // reuse the quoted rule's memory
 			r.ruleJSON = r.ruleJSON[:k+1]
-			r.ruleJSON[k] = appendJSON(r.ruleJSON[k][:0], rule)
+			r.ruleJSON[k] = refusal.AppendString(r.ruleJSON[k][:0], rule)
 		} else {
-			r.ruleJSON = append(r.ruleJSON, appendJSON(nil, rule))
+			r.ruleJSON = append(r.ruleJSON, refusal.AppendString(nil, rule))
 		}
 	}
 	if k >= 0 {
@@ -112,7 +116,7 @@ func (r *Result) Rewrite(dst []byte, requestID string) []byte {
 	if !sorted {
 		slices.SortFunc(ed, cmpEdit)
 	}
-	r.qid = appendJSON(r.qid[:0], requestID) // quoted once per answer
+	r.qid = refusal.AppendString(r.qid[:0], requestID) // quoted once per answer
 	qid := r.qid
 	b := slices.Grow(dst[:0], len(r.body)+len(ed)*24+len(qid)*len(ed)/2+64)
 	pos := int32(0)

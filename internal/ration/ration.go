@@ -18,6 +18,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/store"
 )
 
@@ -59,7 +60,7 @@ type Outcome struct {
 	Body          []byte
 	ContentLength int
 	// Block, when set, replaces the answer entirely.
-	Block *Refusal
+	Block *refusal.Refusal
 	// Masked is the number of records with a class masked.
 	Masked int
 	Access inspect.Access
@@ -68,16 +69,6 @@ type Outcome struct {
 
 // Header is a response header field to add.
 type Header struct{ Name, Value string }
-
-// Refusal is an answer warden sends instead of the upstream's.
-type Refusal struct {
-	Status     int
-	Error      string
-	Rule       string
-	Facet      string
-	RetryAfter time.Duration // 0: none
-	Body       []byte        // {"error","rule","facet","request_id"}
-}
 
 // MaskedHeader is the header on an answer warden masked:
 // "Warden-Masked: 3; rules=contact-account,scope-contact".
@@ -326,7 +317,7 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 		if r.onOther && len(resp.Body) > 0 {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer not JSON on a mapped route", slog.String("request_id", req.ID),
 				slog.String("route", rt.Pattern), slog.String("content_type", resp.ContentType))
-			out.Block = refusal(502, "upstream answer not JSON", "other_type", "", req.ID, 0)
+			out.Block = refuse(502, "upstream answer not JSON", "other_type", "", 0)
 		}
 		return out, nil
 	}
@@ -350,14 +341,14 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 		r.met.oversize.Inc()
 		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer over max_body", slog.String("request_id", req.ID), slog.String("route", rt.Pattern))
 		if r.onOver {
-			out.Block = refusal(502, "upstream answer too large", "max_body", "", req.ID, 0)
+			out.Block = refuse(502, "upstream answer too large", "max_body", "", 0)
 		}
 		return out, nil
 	case err != nil:
 		r.met.malformed.Inc()
 		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer could not be decoded", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
 		if r.onBad {
-			out.Block = refusal(502, "malformed upstream answer", "malformed", "", req.ID, 0)
+			out.Block = refuse(502, "malformed upstream answer", "malformed", "", 0)
 		}
 		return out, nil
 	}
@@ -369,7 +360,7 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 		r.met.malformed.Inc()
 		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: malformed JSON answer", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
 		if r.onBad {
-			out.Block = refusal(502, "malformed upstream answer", "malformed", "", req.ID, 0)
+			out.Block = refuse(502, "malformed upstream answer", "malformed", "", 0)
 		}
 		return out, nil
 	}
@@ -442,7 +433,7 @@ func maskedValue(scratch *[]byte, n int, rules []string) string {
 
 // decide runs scopes, the unreferenced check and the budgets, masking in
 // w.res; it returns a refusal when a block rule fired.
-func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, w *work, acc *inspect.Access) (*Refusal, error) {
+func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, w *work, acc *inspect.Access) (*refusal.Refusal, error) {
 	res := &w.res
 	rt := route.Route
 	n := res.Len()
@@ -540,7 +531,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 			i := int(w.recIdx[o.from+j])
 			if o.b.block {
 				if block == nil {
-					block = refusal(429, "budget exceeded", o.b.cfg.Name, o.b.cfg.Facet, req.ID, retryAfter(now, o.b.cfg.Window))
+					block = refuse(429, "budget exceeded", o.b.cfg.Name, o.b.cfg.Facet, retryAfter(now, o.b.cfg.Window))
 					o.b.blocked.Inc()
 				}
 				continue
@@ -585,7 +576,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 // rule's own budget, masking the rule's classes or refusing past it. Its
 // Spend is a call of its own, made before the budgets', so that what it
 // masks is never counted as served.
-func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, w *work, acc *inspect.Access) (string, *Refusal, error) {
+func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, w *work, acc *inspect.Access) (string, *refusal.Refusal, error) {
 	u := r.unref
 	if u == nil {
 		return "", nil, nil
@@ -633,7 +624,7 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	}
 	if u.block {
 		u.blocked.Inc()
-		return linkKey, refusal(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, req.ID, retryAfter(now, u.cfg.Window)), nil
+		return linkKey, refuse(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, retryAfter(now, u.cfg.Window)), nil
 	}
 	res := &w.res
 	m := 0
@@ -665,36 +656,9 @@ func retryAfter(now time.Time, window time.Duration) time.Duration {
 	return time.Duration(int64(window) - m)
 }
 
-func refusal(status int, msg, rule, facet, requestID string, after time.Duration) *Refusal {
-	b := make([]byte, 0, 96+len(rule)+len(requestID))
-	b = append(b, `{"error":`...)
-	b = strconv.AppendQuoteToASCII(b, msg)
-	b = append(b, `,"rule":`...)
-	b = strconv.AppendQuoteToASCII(b, rule)
-	b = append(b, `,"facet":`...)
-	b = strconv.AppendQuoteToASCII(b, facet)
-	b = append(b, `,"request_id":`...)
-	b = appendJSONQuote(b, requestID)
-	b = append(b, "}\n"...)
-	return &Refusal{Status: status, Error: msg, Rule: rule, Facet: facet, RetryAfter: after, Body: b}
-}
-
-// appendJSONQuote quotes s as JSON (strconv's quoting differs for control
-// characters and non-ASCII escapes, which JSON spells \u00XX).
-func appendJSONQuote(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for _, c := range []byte(strings.ToValidUTF8(s, "\uFFFD")) {
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20 || c == 0x7f:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
+// refuse is the refusal of rule on facet: a block.
+func refuse(status int, msg, rule, facet string, after time.Duration) *refusal.Refusal {
+	return &refusal.Refusal{Status: status, Error: msg, Rule: rule, Facet: facet, RetryAfter: after}
 }
 
 // fillAccess copies ids out of the pooled result into one string the Access

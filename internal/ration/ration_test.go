@@ -263,8 +263,8 @@ func TestBlock(t *testing.T) {
 		t.Fatal("second profile not blocked")
 	}
 	var body map[string]string
-	if err := json.Unmarshal(out.Block.Body, &body); err != nil {
-		t.Fatalf("refusal body: %v: %s", err, out.Block.Body)
+	if err := json.Unmarshal(out.Block.Body("req-/v1/users/2"), &body); err != nil {
+		t.Fatalf("refusal body: %v: %s", err, out.Block.Body("req-/v1/users/2"))
 	}
 	want := map[string]string{"error": "budget exceeded", "rule": "acct-block", "facet": "account", "request_id": "req-/v1/users/2"}
 	if fmt.Sprint(body) != fmt.Sprint(want) || out.Block.Status != 429 {
@@ -590,12 +590,12 @@ func TestAnswers(t *testing.T) {
 			}
 			switch {
 			case tt.wantBlock != 0:
-				if out.Block == nil || out.Block.Status != tt.wantBlock || !json.Valid(out.Block.Body) {
+				if out.Block == nil || out.Block.Status != tt.wantBlock || !json.Valid(out.Block.Body("r1")) {
 					t.Fatalf("refusal %+v, want status %d", out.Block, tt.wantBlock)
 				}
 				return
 			case out.Block != nil:
-				t.Fatalf("refused: %s", out.Block.Body)
+				t.Fatalf("refused: %s", out.Block.Body("r1"))
 			}
 			if !tt.wantBody {
 				if out.Body != nil {

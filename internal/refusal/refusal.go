@@ -1,0 +1,75 @@
+package refusal
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Refusal is an answer warden sends instead of the upstream's.
+type Refusal struct {
+	Status     int
+	Error      string        // a fixed message ("rate limited", "banned")
+	Rule       string        // the rule's name; "" for the gateway's own errors
+	Facet      string        // the facet the rule counted by; "" when none
+	RetryAfter time.Duration // Retry-After when positive
+	Policy     string        // RateLimit-Policy, with State
+	State      string        // RateLimit
+	Challenge  string        // WWW-Authenticate, for a credential refused
+}
+
+// AppendBody appends the refusal's JSON body, newline-terminated.
+func (r *Refusal) AppendBody(b []byte, requestID string) []byte {
+	b = append(b, `{"error":`...)
+	b = AppendString(b, r.Error)
+	b = append(b, `,"rule":`...)
+	b = AppendString(b, r.Rule)
+	b = append(b, `,"facet":`...)
+	b = AppendString(b, r.Facet)
+	b = append(b, `,"request_id":`...)
+	b = AppendString(b, requestID)
+	return append(b, '}', '\n')
+}
+
+// Body is AppendBody into new memory.
+func (r *Refusal) Body(requestID string) []byte {
+	return r.AppendBody(make([]byte, 0, 80+len(r.Error)+len(r.Rule)+len(r.Facet)+len(requestID)), requestID)
+}
+
+// RetryAfterSeconds is Retry-After's value: whole seconds rounded up, never
+// 0 for a positive wait.
+func (r *Refusal) RetryAfterSeconds() string {
+	s := int64((r.RetryAfter + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
+// AppendString appends s as a JSON string: quotes and backslashes escaped,
+// control characters (and DEL) as \u00XX, invalid UTF-8 as U+FFFD, the
+// rest as it is (JSON allows any other character unescaped).
+func AppendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, "\uFFFD"...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
+}
