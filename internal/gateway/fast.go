@@ -19,7 +19,6 @@ import (
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
-	"github.com/warden-gw/warden/internal/ration"
 )
 
 // fastFront serves cleartext HTTP/1.1 with fasthttp: the hot path.
@@ -407,7 +406,7 @@ func (f *fastFront) answer(ctx context.Context, p *Pipeline, ex *Exchange, resp 
 		return
 	}
 	dst := f.bodies.Get().(*[]byte)
-	out, ref := p.Finish(ctx, ex, now, ration.Response{
+	out, ref := p.Finish(ctx, ex, now, Answer{
 		Status:          resp.StatusCode(),
 		ContentType:     b2s(resp.Header.ContentType()),
 		ContentEncoding: b2s(resp.Header.ContentEncoding()),

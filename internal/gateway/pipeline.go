@@ -121,6 +121,13 @@ type Exchange struct {
 // for the gateway, admission and rationing.
 type Refusal = refusal.Refusal
 
+// Answer is the upstream's answer on an inspected route, body read whole.
+type Answer = ration.Response
+
+// Outcome is what Finish made of an answer: Body nil sends the upstream's
+// unchanged.
+type Outcome = ration.Outcome
+
 // Begin identifies and admits. A nil result admits the request.
 func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) *Refusal {
 	p.ident.Identify(ex.Start, in, &ex.Identity)
@@ -154,7 +161,7 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 
 // Finish rations an inspected answer served at now. It returns the outcome (whose Body
 // nil means unchanged) or a refusal that replaces the answer.
-func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp ration.Response) (ration.Outcome, *Refusal) {
+func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp Answer) (Outcome, *Refusal) {
 	out, err := p.ration.Apply(ctx, now, &ex.Identity,
 		ration.Request{Method: ex.Method, Path: ex.Path, RawQuery: ex.RawQuery, ID: ex.ID}, ex.Route, resp)
 	if err != nil {
@@ -162,7 +169,7 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 			p.m.storeFail.WithLabelValues("ration", "failed_open").Inc()
 		} else {
 			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
-			return ration.Outcome{}, p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err)
+			return Outcome{}, p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err)
 		}
 	}
 	if b := out.Block; b != nil {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
-	"github.com/warden-gw/warden/internal/ration"
 )
 
 var errServerClosed = http.ErrServerClosed
@@ -279,7 +278,7 @@ func (f *stdFront) modifyResponse(resp *http.Response) error {
 	if int64(len(body)) > limit {
 		return errTooLarge
 	}
-	out, ref := sx.p.Finish(resp.Request.Context(), sx.ex, time.Now(), ration.Response{
+	out, ref := sx.p.Finish(resp.Request.Context(), sx.ex, time.Now(), Answer{
 		Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
 		ContentEncoding: resp.Header.Get("Content-Encoding"), Body: body,
 	})
