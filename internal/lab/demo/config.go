@@ -65,6 +65,11 @@ func wardenConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, [
 	}
 	admin.Content = append(kept, &yaml.Node{Kind: yaml.ScalarNode, Value: "token_env"},
 		&yaml.Node{Kind: yaml.ScalarNode, Value: envName})
+	// The store's state on disk goes in the demo's own directory, so each
+	// demo starts afresh (the embedded config's dir is relative).
+	if err := setMemoryDir(top, filepath.Join(dir, "warden-state")); err != nil {
+		return "", nil, err
+	}
 	out, err := yaml.Marshal(&root)
 	if err != nil {
 		return "", nil, fmt.Errorf("embedded lab config: %w", err)
@@ -147,4 +152,33 @@ func randomToken() (string, error) {
 		return "", fmt.Errorf("admin token: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// setMemoryDir sets store.memory.dir in the config's top mapping.
+func setMemoryDir(top *yaml.Node, dir string) error {
+	node := top
+	for _, key := range []string{"store", "memory"} {
+		var next *yaml.Node
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value == key {
+				next = node.Content[i+1]
+			}
+		}
+		if next == nil {
+			next = &yaml.Node{Kind: yaml.MappingNode}
+			node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, next)
+		}
+		if next.Kind != yaml.MappingNode {
+			return fmt.Errorf("embedded lab config: %s is not a mapping", key)
+		}
+		node = next
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if node.Content[i].Value == "dir" {
+			node.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Value: dir}
+			return nil
+		}
+	}
+	node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "dir"}, &yaml.Node{Kind: yaml.ScalarNode, Value: dir})
+	return nil
 }
