@@ -50,7 +50,7 @@ func (r *Report) Markdown() string {
 				if !*q.Met {
 					verdict = fmt.Sprintf("**missed** by %.0f%%", 100*(q.Target-q.RPS)/q.Target)
 				}
-				t = fmt.Sprintf("≥ %.1fx: %s", q.Target, verdict)
+				t = fmt.Sprintf("≥ %gx: %s", q.Target, verdict)
 			}
 			fmt.Fprintf(&b, "| %s | %.2fx | %.2fx | %s | %s |\n", q.Name, q.RPS, q.CPU, joinRounds("%.2f", q.Rounds), t)
 		}
