@@ -20,7 +20,7 @@ type Gateway struct {
 	log   *slog.Logger
 	ids   *ids
 	front front
-	name  string
+	name  frontName
 }
 
 type front interface {
@@ -39,15 +39,15 @@ func New(cfg *config.Config, p *Pipeline, m *Metrics, log *slog.Logger) (*Gatewa
 		if err != nil {
 			return nil, err
 		}
-		g.front, g.name = lf, config.FrontLoop
+		g.front, g.name = lf, frontLoop
 	case config.FrontFast:
-		g.front, g.name = newFastFront(g, cfg), config.FrontFast
+		g.front, g.name = newFastFront(g, cfg, frontFast), frontFast
 	default:
 		sf, err := newStdFront(g, cfg)
 		if err != nil {
 			return nil, err
 		}
-		g.front, g.name = sf, config.FrontStd
+		g.front, g.name = sf, frontStd
 	}
 	return g, nil
 }
@@ -68,7 +68,7 @@ func FrontOf(cfg *config.Config) string {
 }
 
 // Front names the HTTP front in use.
-func (g *Gateway) Front() string { return g.name }
+func (g *Gateway) Front() string { return g.name.String() }
 
 func (g *Gateway) pipeline() *Pipeline { return g.cur.Load() }
 

@@ -23,31 +23,38 @@ type Metrics struct {
 	statusText [600]string
 	// byCode caches the requests counter per front and status: the label
 	// lookup is a hash of both labels, on every request otherwise.
-	byCode [3][600]atomic.Pointer[prometheus.Counter]
+	byCode [numFronts][600]atomic.Pointer[prometheus.Counter]
 }
 
-// countRequest counts one answered request; front 0 is fast, 1 is std, 2 is loop.
-func (m *Metrics) countRequest(front int, code int) {
+// countRequest counts one answered request.
+func (m *Metrics) countRequest(front frontName, code int) {
 	if code < 0 || code >= len(m.statusText) {
-		m.requests.WithLabelValues(frontNames[front], "other").Inc()
+		m.requests.WithLabelValues(front.String(), "other").Inc()
 		return
 	}
 	p := m.byCode[front][code].Load()
 	if p == nil {
-		c := m.requests.WithLabelValues(frontNames[front], m.statusText[code])
+		c := m.requests.WithLabelValues(front.String(), m.statusText[code])
 		p = &c
 		m.byCode[front][code].Store(p)
 	}
 	(*p).Inc()
 }
 
-var frontNames = [3]string{"fast", "std", "loop"}
+// badRequest counts a request refused for breaking a server bound.
+func (m *Metrics) badRequest(front frontName, reason string) {
+	m.badReqs.WithLabelValues(front.String(), reason).Inc()
+}
+
+// frontHelp says what the front label names: the front the gateway runs,
+// whichever code served the request (one series per gateway and status).
+const frontHelp = " The front label is the gateway's front (config front, auto resolved): requests that the loop front hands, with their connection, to fasthttp count as loop."
 
 // NewMetrics registers the gateway's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "warden_requests_total", Help: "Requests answered, by front and status code.",
+			Name: "warden_requests_total", Help: "Requests answered, by front and status code." + frontHelp,
 		}, []string{"front", "code"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_refusals_total", Help: "Requests refused or blocked by warden, by rule and facet.",
@@ -61,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"kind"}),
 		badReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_bad_requests_total",
-			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed, ambiguous_path). The std front counts body_too_large and ambiguous_path only: net/http answers the others itself.",
+			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed, ambiguous_path, pipelined_too_far). The std front counts body_too_large and ambiguous_path only: net/http answers the others itself." + frontHelp,
 		}, []string{"front", "reason"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_panics_total", Help: "Panics recovered while serving a request (answered 500).",

@@ -158,23 +158,18 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			g.m.panics.Inc()
-			g.log.Error("panic serving request", slog.String("request_id", ex.ID), slog.Any("panic", v))
+			var w replyWriter // nil once the answer has begun
 			if rec.status == 0 {
-				writeJSON(rec, 500, errorBody("internal error", ex.ID))
+				w = rec
 			}
+			g.recovered(w, ex.ID, v)
 		}
-		g.m.countRequest(1, rec.code())
+		g.m.countRequest(frontStd, rec.code())
 		g.m.inflight.Dec()
 	}()
-	if r.Method == http.MethodConnect {
-		writeJSON(rec, 405, errorBody("CONNECT not supported", ex.ID))
-		return
-	}
-	path, err := canonPath(r.URL.EscapedPath(), f.cfg.Server.EncodedSlashes == "keep")
-	if err != nil {
-		g.m.badReqs.WithLabelValues("std", "ambiguous_path").Inc()
-		writeJSON(rec, 400, errorBody(err.Error(), ex.ID))
+	path, ok := g.requestPath(rec, frontStd, r.Method == http.MethodConnect, r.URL.EscapedPath(),
+		f.cfg.Server.EncodedSlashes == "keep", ex.ID)
+	if !ok {
 		return
 	}
 	ex.Path = path
@@ -186,7 +181,7 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ref := p.Begin(r.Context(), ex, &in); ref != nil {
-		refuseStd(rec, ref, ex.ID)
+		writeRefusal(rec, ref, ex.ID)
 		return
 	}
 	if limit := int64(f.cfg.Server.MaxBodyBytes); limit > 0 && r.Body != nil {
@@ -194,8 +189,7 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// sees a byte; a chunked body is streamed and cut at the bound, so
 		// the upstream sees it end early (an error), never complete.
 		if r.ContentLength > limit {
-			f.g.m.badReqs.WithLabelValues("std", "body_too_large").Inc()
-			writeJSON(rec, 413, errorBody("request body too large", ex.ID))
+			g.badRequest(rec, frontStd, 413, "body_too_large", "request body too large", ex.ID)
 			return
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, limit)
@@ -283,26 +277,27 @@ func (f *stdFront) modifyResponse(resp *http.Response) error {
 		ContentEncoding: resp.Header.Get("Content-Encoding"), Body: body,
 	})
 	if ref != nil {
-		resp.StatusCode = ref.Status
-		resp.Status = strconv.Itoa(ref.Status) + " " + http.StatusText(ref.Status)
-		resp.Header = http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {sx.ex.ID}}
-		if ref.RetryAfter > 0 {
-			resp.Header.Set("Retry-After", ref.RetryAfterSeconds())
-		}
-		body = ref.Body(sx.ex.ID)
-	} else if out.Body != nil {
+		// The upstream's answer is replaced, headers and all.
+		resp.Header = http.Header{}
+		writeRefusal((*proxiedReply)(resp), ref, sx.ex.ID)
+		return nil
+	}
+	if out.Body != nil {
 		body = out.Body
 	}
 	for _, h := range out.Header {
 		resp.Header.Set(h.Name, h.Value)
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	setBody(resp, body)
 	return nil
 }
 
-var errTooLarge = errors.New("upstream answer too large")
+// setBody makes body resp's, read whole.
+func setBody(resp *http.Response, body []byte) {
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+}
 
 func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	sx, _ := r.Context().Value(exchangeKey).(*stdExchange)
@@ -310,49 +305,31 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	if sx != nil {
 		id = sx.ex.ID
 	}
-	status, kind, msg := 502, "unreachable", "upstream unreachable"
-	var ne net.Error
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
+	rec, ok := w.(*statusRecorder)
+	if !ok {
+		rec = &statusRecorder{ResponseWriter: w}
+	}
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 		// The client's fault, not the upstream's: counted with the other
 		// refused bodies.
-		f.g.m.badReqs.WithLabelValues("std", "body_too_large").Inc()
-		writeJSON(w, 413, errorBody("request body too large", id))
+		f.g.badRequest(rec, frontStd, 413, "body_too_large", "request body too large", id)
 		return
-	case errors.Is(err, errTooLarge):
-		kind, msg = "too_large", "upstream answer too large"
-	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-		status, kind, msg = 504, "timeout", "upstream timed out"
-	case errors.Is(err, context.Canceled):
-		status, kind, msg = 499, "client_gone", "client closed request"
 	}
-	f.g.m.upErrors.WithLabelValues(kind).Inc()
-	f.g.log.Warn("upstream error", slog.String("request_id", id), slog.String("kind", kind), slog.String("error", err.Error()))
-	writeJSON(w, status, errorBody(msg, id))
+	f.g.upstreamFailed(rec, id, err)
 }
 
-func refuseStd(w http.ResponseWriter, r *Refusal, id string) {
-	h := w.Header()
-	if r.RetryAfter > 0 {
-		h.Set("Retry-After", r.RetryAfterSeconds())
-	}
-	if r.Policy != "" {
-		h.Set("RateLimit-Policy", r.Policy)
-		h.Set("RateLimit", r.State)
-	}
-	if r.Challenge != "" {
-		h.Set("WWW-Authenticate", r.Challenge)
-	}
-	h.Set("X-Request-Id", id)
-	writeJSON(w, r.Status, r.Body(id))
-}
+// proxiedReply writes warden's own answer into a proxied response, in
+// place of the upstream's (ModifyResponse).
+type proxiedReply http.Response
 
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+func (r *proxiedReply) setHeader(name, value string) { r.Header.Set(name, value) }
+
+func (r *proxiedReply) writeJSON(status int, body []byte) {
+	resp := (*http.Response)(r)
+	resp.StatusCode = status
+	resp.Status = strconv.Itoa(status) + " " + http.StatusText(status)
+	resp.Header.Set("Content-Type", "application/json")
+	setBody(resp, body)
 }
 
 // statusRecorder remembers the status for metrics; it passes Flush and
@@ -383,6 +360,16 @@ func (s *statusRecorder) code() int {
 	return s.status
 }
 
+func (s *statusRecorder) setHeader(name, value string) { s.Header().Set(name, value) }
+
+func (s *statusRecorder) writeJSON(status int, body []byte) {
+	h := s.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	s.WriteHeader(status)
+	_, _ = s.Write(body)
+}
+
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Flush() {
@@ -390,3 +377,8 @@ func (s *statusRecorder) Flush() {
 		fl.Flush()
 	}
 }
+
+var (
+	_ replyWriter = (*statusRecorder)(nil)
+	_ replyWriter = (*proxiedReply)(nil)
+)

@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/warden-gw/warden/internal/config"
+)
+
+// The edges every front has, written once: the answers warden makes itself
+// (refusals, its own errors, a recovered panic), the CONNECT refusal, the
+// canonical path, and the answer to an upstream that failed. A front
+// supplies a replyWriter over its own response type and keeps only what
+// its HTTP library makes its own.
+
+// replyWriter is where a front writes an answer warden makes itself, in
+// place of the upstream's. The front hands it a fresh (or reset) answer:
+// headers set, then the body written once.
+type replyWriter interface {
+	setHeader(name, value string)
+	// writeJSON sends status with body as application/json.
+	writeJSON(status int, body []byte)
+}
+
+// frontName names an HTTP front in metrics and logs.
+type frontName uint8
+
+const (
+	frontFast frontName = iota
+	frontStd
+	frontLoop
+	numFronts
+)
+
+var frontNames = [numFronts]string{config.FrontFast, config.FrontStd, config.FrontLoop}
+
+func (n frontName) String() string { return frontNames[n] }
+
+// writeRefusal writes r for request id, with the headers it calls for: one
+// writer, so every front sends the same.
+func writeRefusal(w replyWriter, r *Refusal, id string) {
+	if r.RetryAfter > 0 {
+		w.setHeader("Retry-After", r.RetryAfterSeconds())
+	}
+	if r.Policy != "" {
+		w.setHeader("RateLimit-Policy", r.Policy)
+		w.setHeader("RateLimit", r.State)
+	}
+	if r.Challenge != "" {
+		w.setHeader("WWW-Authenticate", r.Challenge)
+	}
+	w.setHeader("X-Request-Id", id)
+	w.writeJSON(r.Status, r.Body(id))
+}
+
+// writeError writes one of the gateway's own errors (no rule).
+func writeError(w replyWriter, status int, msg, id string) {
+	w.writeJSON(status, errorBody(msg, id))
+}
+
+// recovered counts and logs a panic v raised while serving request id and,
+// when w is not nil, answers 500 there. A nil w says the answer has begun
+// and cannot be replaced.
+func (g *Gateway) recovered(w replyWriter, id string, v any) {
+	g.m.panics.Inc()
+	g.log.Error("panic serving request", slog.String("request_id", id), slog.Any("panic", v))
+	if w != nil {
+		writeError(w, 500, "internal error", id)
+	}
+}
+
+// badRequest refuses a request that breaks a server bound, counted by
+// front and reason.
+func (g *Gateway) badRequest(w replyWriter, front frontName, status int, reason, msg, id string) {
+	g.m.badRequest(front, reason)
+	writeError(w, status, msg, id)
+}
+
+// requestPath checks what a front asks of a request's target before
+// anything is decided: CONNECT is refused (warden is no tunnel), and the
+// path (raw, as sent, without its query) is put in canonical form (path.go).
+// It returns false when w holds warden's answer instead.
+func (g *Gateway) requestPath(w replyWriter, front frontName, connect bool, raw string, keepSlashes bool, id string) (string, bool) {
+	if connect {
+		writeError(w, 405, "CONNECT not supported", id)
+		return "", false
+	}
+	path, err := canonPath(raw, keepSlashes)
+	if err != nil {
+		g.badRequest(w, front, 400, "ambiguous_path", err.Error(), id)
+		return "", false
+	}
+	return path, true
+}
+
+// upstreamFailed answers request id, whose upstream failed with err:
+// counted by kind and logged.
+func (g *Gateway) upstreamFailed(w replyWriter, id string, err error) {
+	status, kind, msg := upstreamFailure(err)
+	g.m.upErrors.WithLabelValues(kind).Inc()
+	g.log.Warn("upstream error", slog.String("request_id", id), slog.String("kind", kind), slog.String("error", err.Error()))
+	writeError(w, status, msg, id)
+}
+
+// upstreamFailure names an upstream failure, from fasthttp's client, a dial
+// or net/http's Transport: 504 for a timeout, 499 when the client left
+// first (std front), else 502.
+func upstreamFailure(err error) (status int, kind, msg string) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, errTooLarge):
+		return 502, "too_large", "upstream answer too large"
+	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return 504, "timeout", "upstream timed out"
+	case errors.Is(err, context.Canceled):
+		return 499, "client_gone", "client closed request"
+	}
+	return 502, "unreachable", "upstream unreachable"
+}
+
+var errTooLarge = errors.New("upstream answer too large")
