@@ -161,7 +161,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	fmt.Fprintf(stdout, "warden listening on %s (upstream %s, admin %s, front %s)\n", ln.Addr(), cfg.Upstream.URL, aln.Addr(), gw.Front())
 	log.Info("serving", slog.String("listen", ln.Addr().String()), slog.String("upstream", cfg.Upstream.URL),
-		slog.String("admin", aln.Addr().String()), slog.String("front", gw.Front()), slog.String("store", cfg.Store.Backend))
+		slog.String("admin", aln.Addr().String()), slog.String("front", gw.Front()), slog.String("store", string(cfg.Store.Backend)))
 
 	for {
 		select {
@@ -259,7 +259,7 @@ type kept struct {
 // the caller runs the snapshots (kept).
 func openStore(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (store.Store, *kept, error) {
 	switch cfg.Store.Backend {
-	case "redis":
+	case config.StoreRedis:
 		guardM, err := guard.NewMetrics(reg)
 		if err != nil {
 			return nil, nil, err
@@ -319,7 +319,7 @@ func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
-	if c.Format == "text" {
+	if c.Format == config.LogText {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil

@@ -19,7 +19,7 @@ import (
 // Config is one warden configuration file, after defaults.
 type Config struct {
 	Listen   string          `yaml:"listen"`
-	Front    string          `yaml:"front"` // auto, loop, fast or std
+	Front    string          `yaml:"front"` // FrontAuto, FrontLoop, FrontFast or FrontStd
 	TLS      TLS             `yaml:"tls"`
 	Upstream Upstream        `yaml:"upstream"`
 	Server   Server          `yaml:"server"`
@@ -34,7 +34,9 @@ type Config struct {
 }
 
 // Fronts: fast is fasthttp (HTTP/1.1 cleartext, the hot path), std is
-// net/http (needed for TLS termination with HTTP/2, and h2c).
+// net/http (needed for TLS termination with HTTP/2, and h2c), loop is
+// warden's own event loop (cleartext HTTP/1.1 on both sides). They stay
+// untyped: the gateway names its front by these strings.
 const (
 	FrontAuto = "auto"
 	FrontFast = "fast"
@@ -74,12 +76,12 @@ type Server struct {
 	// reject (400) or keep (matched and forwarded as one segment, for APIs
 	// whose ids hold encoded slashes and whose upstream does not decode
 	// them before routing).
-	EncodedSlashes string `yaml:"encoded_slashes"`
+	EncodedSlashes EncodedSlashes `yaml:"encoded_slashes"`
 	// UnderscoreHeaders is what request headers whose names hold "_" get:
 	// drop (as nginx does by default: CGI-style upstreams read X_App_Key as
 	// X-App-Key and X_Forwarded_For as X-Forwarded-For, a second spelling
 	// of headers warden sets or reads) or keep.
-	UnderscoreHeaders string `yaml:"underscore_headers"`
+	UnderscoreHeaders UnderscoreHeaders `yaml:"underscore_headers"`
 }
 
 // Admin is the admin listener.
@@ -91,13 +93,13 @@ type Admin struct {
 
 // Log configures log/slog output.
 type Log struct {
-	Format string `yaml:"format"` // json or text
-	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format LogFormat `yaml:"format"`
+	Level  string    `yaml:"level"` // debug, info, warn, error
 }
 
 // Store selects the state backend.
 type Store struct {
-	Backend string       `yaml:"backend"` // memory or redis
+	Backend StoreBackend `yaml:"backend"`
 	Memory  MemoryStore  `yaml:"memory"`
 	Redis   redis.Config `yaml:"redis"`
 	Failure guard.Config `yaml:"failure"`
@@ -164,46 +166,31 @@ func ParseRate(s string) (time.Duration, error) {
 
 // SetDefaults fills every unset field with its documented default.
 func (c *Config) SetDefaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	dur := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	num := func(n *int, v int) {
-		if *n == 0 {
-			*n = v
-		}
-	}
 	def(&c.Listen, "127.0.0.1:8080")
 	def(&c.Front, FrontAuto)
 	def(&c.Upstream.URL, "http://127.0.0.1:8081")
-	dur(&c.Upstream.DialTimeout, 5*time.Second)
-	dur(&c.Upstream.ResponseHeaderTimeout, 30*time.Second)
-	num(&c.Upstream.IdleConns, 512)
-	dur(&c.Upstream.IdleTimeout, 90*time.Second)
-	dur(&c.Server.ReadHeaderTimeout, 10*time.Second)
-	dur(&c.Server.ReadTimeout, 60*time.Second)
-	dur(&c.Server.WriteTimeout, 60*time.Second)
-	dur(&c.Server.IdleTimeout, 120*time.Second)
-	num(&c.Server.MaxHeaderBytes, 16<<10)
-	num(&c.Server.MaxBodyBytes, 8<<20)
-	dur(&c.Server.ShutdownTimeout, 15*time.Second)
-	def(&c.Server.EncodedSlashes, "reject")
-	def(&c.Server.UnderscoreHeaders, "drop")
+	def(&c.Upstream.DialTimeout, 5*time.Second)
+	def(&c.Upstream.ResponseHeaderTimeout, 30*time.Second)
+	def(&c.Upstream.IdleConns, 512)
+	def(&c.Upstream.IdleTimeout, 90*time.Second)
+	def(&c.Server.ReadHeaderTimeout, 10*time.Second)
+	def(&c.Server.ReadTimeout, 60*time.Second)
+	def(&c.Server.WriteTimeout, 60*time.Second)
+	def(&c.Server.IdleTimeout, 120*time.Second)
+	def(&c.Server.MaxHeaderBytes, 16<<10)
+	def(&c.Server.MaxBodyBytes, 8<<20)
+	def(&c.Server.ShutdownTimeout, 15*time.Second)
+	def(&c.Server.EncodedSlashes, EncodedSlashesReject)
+	def(&c.Server.UnderscoreHeaders, UnderscoreHeadersDrop)
 	def(&c.Admin.Listen, "127.0.0.1:9090")
 	if c.Admin.TokenFile == "" {
 		def(&c.Admin.TokenEnv, "WARDEN_ADMIN_TOKEN")
 	}
-	def(&c.Log.Format, "json")
+	def(&c.Log.Format, LogJSON)
 	def(&c.Log.Level, "info")
-	def(&c.Store.Backend, "memory")
-	dur(&c.Store.Memory.SnapshotInterval, 30*time.Second)
-	if c.Store.Backend == "redis" {
+	def(&c.Store.Backend, StoreMemory)
+	def(&c.Store.Memory.SnapshotInterval, 30*time.Second)
+	if c.Store.Backend == StoreRedis {
 		c.Store.Redis.SetDefaults()
 	}
 	c.Store.Failure.SetDefaults()
@@ -214,6 +201,14 @@ func (c *Config) SetDefaults() {
 		if c.Limits[i].Burst == 0 {
 			c.Limits[i].Burst = 1
 		}
+	}
+}
+
+// def sets *p to v when *p is unset (zero).
+func def[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
 	}
 }
 
@@ -235,10 +230,8 @@ func (c *Config) Validate() error {
 	if err := checkHostPort(c.Listen); err != nil {
 		bad("listen", "%v", err)
 	}
-	switch c.Front {
-	case FrontAuto, FrontLoop, FrontFast, FrontStd:
-	default:
-		bad("front", "%q is not auto, loop, fast or std", c.Front)
+	if err := oneOf(c.Front, FrontAuto, FrontLoop, FrontFast, FrontStd); err != nil {
+		bad("front", "%v", err)
 	}
 	if (c.Front == FrontFast || c.Front == FrontLoop) && c.TLS.Enabled() {
 		bad("front", "%s serves cleartext HTTP/1.1 only; TLS needs std or auto", c.Front)
@@ -278,11 +271,11 @@ func (c *Config) Validate() error {
 	if c.Server.MaxBodyBytes < 0 {
 		bad("server.max_body_bytes", "must not be negative")
 	}
-	if c.Server.EncodedSlashes != "reject" && c.Server.EncodedSlashes != "keep" {
-		bad("server.encoded_slashes", "%q is not reject or keep", c.Server.EncodedSlashes)
+	if err := c.Server.EncodedSlashes.Validate(); err != nil {
+		bad("server.encoded_slashes", "%v", err)
 	}
-	if c.Server.UnderscoreHeaders != "drop" && c.Server.UnderscoreHeaders != "keep" {
-		bad("server.underscore_headers", "%q is not drop or keep", c.Server.UnderscoreHeaders)
+	if err := c.Server.UnderscoreHeaders.Validate(); err != nil {
+		bad("server.underscore_headers", "%v", err)
 	}
 	if err := checkHostPort(c.Admin.Listen); err != nil {
 		bad("admin.listen", "%v", err)
@@ -290,27 +283,27 @@ func (c *Config) Validate() error {
 	if c.Admin.TokenFile != "" && c.Admin.TokenEnv != "" {
 		bad("admin", "token_file and token_env are exclusive")
 	}
-	if c.Log.Format != "json" && c.Log.Format != "text" {
-		bad("log.format", "%q is not json or text", c.Log.Format)
+	if err := c.Log.Format.Validate(); err != nil {
+		bad("log.format", "%v", err)
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "%v", err)
 	}
 	switch c.Store.Backend {
-	case "memory":
+	case StoreMemory:
 		if c.Store.Memory.MaxKeys < 0 || c.Store.Memory.Shards < 0 || c.Store.Memory.ExactMax < 0 {
 			bad("store.memory", "sizes must not be negative")
 		}
 		if c.Store.Memory.SnapshotInterval < time.Second {
 			bad("store.memory.snapshot_interval", "%v is below 1s", c.Store.Memory.SnapshotInterval)
 		}
-	case "redis":
+	case StoreRedis:
 		add("store.redis", c.Store.Redis.Validate())
 		if c.Store.Memory.Dir != "" {
 			bad("store.memory.dir", "keeps the memory store's state; with the redis backend the state is in Redis")
 		}
 	default:
-		bad("store.backend", "%q is not memory or redis", c.Store.Backend)
+		bad("store.backend", "%v", c.Store.Backend.Validate())
 	}
 	add("store.failure", c.Store.Failure.Validate())
 	add("identity", c.Identity.Validate())

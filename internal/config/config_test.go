@@ -74,8 +74,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Upstream.URL != "http://127.0.0.1:8081" || c.Front != FrontAuto || c.Store.Backend != "memory" ||
-		c.Admin.TokenEnv != "WARDEN_ADMIN_TOKEN" || c.Server.ShutdownTimeout != 15*time.Second || c.Server.EncodedSlashes != "reject" ||
+	if c.Upstream.URL != "http://127.0.0.1:8081" || c.Front != FrontAuto || c.Store.Backend != StoreMemory ||
+		c.Admin.TokenEnv != "WARDEN_ADMIN_TOKEN" || c.Server.ShutdownTimeout != 15*time.Second || c.Server.EncodedSlashes != EncodedSlashesReject ||
 		c.Store.Memory.Dir != "" || c.Store.Memory.SnapshotInterval != 30*time.Second {
 		t.Fatalf("defaults not applied: %+v", c)
 	}

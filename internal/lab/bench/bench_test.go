@@ -146,12 +146,12 @@ func TestWardenConfig(t *testing.T) {
 		name        string
 		opts        WardenOptions
 		wantFront   string
-		wantBackend string
+		wantBackend config.StoreBackend
 		wantErr     bool
 	}{
-		{name: "fast memory", opts: WardenOptions{Upstream: "http://127.0.0.1:1", Front: "fast", TokenCache: 2000}, wantFront: "fast", wantBackend: "memory"},
-		{name: "std memory", opts: WardenOptions{Upstream: "http://127.0.0.1:1", Front: "std"}, wantFront: "std", wantBackend: "memory"},
-		{name: "fast redis", opts: WardenOptions{Upstream: "http://127.0.0.1:1", Front: "fast", RedisAddr: "127.0.0.1:6390"}, wantFront: "fast", wantBackend: "redis"},
+		{name: "fast memory", opts: WardenOptions{Upstream: "http://127.0.0.1:1", Front: "fast", TokenCache: 2000}, wantFront: "fast", wantBackend: config.StoreMemory},
+		{name: "std memory", opts: WardenOptions{Upstream: "http://127.0.0.1:1", Front: "std"}, wantFront: "std", wantBackend: config.StoreMemory},
+		{name: "fast redis", opts: WardenOptions{Upstream: "http://127.0.0.1:1", Front: "fast", RedisAddr: "127.0.0.1:6390"}, wantFront: "fast", wantBackend: config.StoreRedis},
 		{name: "bad front", opts: WardenOptions{Upstream: "http://127.0.0.1:1", Front: "auto"}, wantErr: true},
 		{name: "bad upstream", opts: WardenOptions{Upstream: "127.0.0.1:1", Front: "fast"}, wantErr: true},
 	}

@@ -7,6 +7,8 @@ import (
 	"text/template"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/warden-gw/warden/internal/config"
 )
 
 // Rate limits in the generated configs are this high so that the benchmark
@@ -67,7 +69,7 @@ rate_limits:
 // WardenConfig renders the config of a rate-limits-only warden.
 func WardenConfig(o WardenOptions) ([]byte, error) {
 	switch o.Front {
-	case "loop", "fast", "std":
+	case config.FrontLoop, config.FrontFast, config.FrontStd:
 	default:
 		return nil, fmt.Errorf("bench: front %q: want loop, fast or std", o.Front)
 	}
