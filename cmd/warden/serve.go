@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -163,29 +162,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("serving", slog.String("listen", ln.Addr().String()), slog.String("upstream", cfg.Upstream.URL),
 		slog.String("admin", aln.Addr().String()), slog.String("front", gw.Front()), slog.String("store", string(cfg.Store.Backend)))
 
+	build := func(ctx context.Context, c *config.Config) (*gateway.Pipeline, error) {
+		return gateway.NewPipeline(ctx, c, deps)
+	}
+	rl := reloader{path: *path, over: over, build: build, count: gm.Reloaded}
 	for {
 		select {
 		case <-hup:
-			next, err := reload(pctx, *path, over, cfg, deps, log)
-			gm.Reloaded(err == nil)
+			next, np, stop, err := rl.reload(ctx, cfg)
 			if err != nil {
-				log.Error("config reload refused; the running config stays", slog.String("error", err.Error()))
-				continue
-			}
-			nctx, ncancel := context.WithCancel(ctx)
-			np, err := gateway.NewPipeline(nctx, next, deps)
-			if err != nil {
-				ncancel()
-				gm.Reloaded(false)
 				log.Error("config reload refused; the running config stays", slog.String("error", err.Error()))
 				continue
 			}
 			gw.Swap(np)
 			// The old pipeline's background work (JWKS refresh) ends once
 			// requests still on it had time to finish.
-			old := pcancel
-			time.AfterFunc(cfg.Server.ShutdownTimeout, old)
-			pctx, pcancel, cfg = nctx, ncancel, next
+			time.AfterFunc(cfg.Server.ShutdownTimeout, pcancel)
+			pcancel, cfg = stop, next
 			log.Info("config reloaded", slog.String("config", *path))
 		case err := <-serveDone:
 			pcancel()
@@ -209,40 +202,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return nil
 		}
 	}
-}
-
-// reload loads the file anew; changes that need a restart are refused.
-func reload(ctx context.Context, path string, over func(*config.Config) error, cur *config.Config, d gateway.Deps, log *slog.Logger) (*config.Config, error) {
-	next, err := config.Load(path)
-	if err == nil {
-		err = over(next)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var fixed []string
-	if next.Listen != cur.Listen {
-		fixed = append(fixed, "listen")
-	}
-	if gateway.FrontOf(next) != gateway.FrontOf(cur) {
-		fixed = append(fixed, "front")
-	}
-	if next.TLS != cur.TLS {
-		fixed = append(fixed, "tls")
-	}
-	if next.Admin != cur.Admin {
-		fixed = append(fixed, "admin")
-	}
-	if next.Store.Backend != cur.Store.Backend || next.Store.Memory != cur.Store.Memory || fmt.Sprint(next.Store.Redis) != fmt.Sprint(cur.Store.Redis) {
-		fixed = append(fixed, "store")
-	}
-	if next.Upstream != cur.Upstream || next.Server != cur.Server || next.Log != cur.Log {
-		fixed = append(fixed, "upstream/server/log")
-	}
-	if len(fixed) > 0 {
-		return nil, fmt.Errorf("%s: changing %s needs a restart", path, strings.Join(fixed, ", "))
-	}
-	return next, nil
 }
 
 // kept is the memory store and the disk that keeps its state across
