@@ -19,6 +19,7 @@ import (
 	"github.com/warden-gw/warden/internal/admin"
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/gateway"
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/guard"
@@ -100,7 +101,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Info("state saved", slog.String("dir", cfg.Store.Memory.Dir), slog.Duration("took", time.Since(begin)))
 		}()
 	}
-	deps := gateway.Deps{Store: st, Ration: rm, Metrics: gm, Logger: log}
+	deps := gateway.Deps{Store: st, Inspect: inspect.NewMetrics(reg), Ration: rm, Metrics: gm, Logger: log}
 
 	pctx, pcancel := context.WithCancel(ctx)
 	p, err := gateway.NewPipeline(pctx, cfg, deps)

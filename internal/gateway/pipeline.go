@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/warden-gw/warden/internal/admit"
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/store/guard"
@@ -24,22 +27,32 @@ import (
 // Pipeline is one configuration's decision path. A reload builds a new one
 // and swaps it in; requests in flight finish on the one they started with.
 type Pipeline struct {
-	cfg      *config.Config
-	ident    *identify.Identifier
-	admit    *admit.Admitter
-	ration   *ration.Rationer
-	upstream *url.URL
-	trusted  []netip.Prefix
-	log      *slog.Logger
-	m        *Metrics
+	cfg        *config.Config
+	ident      *identify.Identifier
+	admit      *admit.Admitter
+	imap       *inspect.Map
+	im         *inspect.Metrics
+	ration     *ration.Rationer
+	responders []Responder
+	seeders    []Seeder
+	recordings []*Recording
+	answers    sync.Pool // *answerWork
+	upstream   *url.URL
+	trusted    []netip.Prefix
+	log        *slog.Logger
+	m          *Metrics
 }
 
 // Deps are the process-wide parts a Pipeline is built on.
 type Deps struct {
-	Store   Store
-	Ration  *ration.Metrics
-	Metrics *Metrics
-	Logger  *slog.Logger
+	Store      Store
+	Inspect    *inspect.Metrics // nil: counted unregistered
+	Ration     *ration.Metrics
+	Metrics    *Metrics
+	Logger     *slog.Logger
+	Responders []Responder  // answer some requests without the upstream
+	Seeders    []Seeder     // seed canaries into answers
+	Recordings []*Recording // fed every Access
 }
 
 // Store is what the request path asks of the state store.
@@ -63,11 +76,20 @@ func NewPipeline(ctx context.Context, cfg *config.Config, d Deps) (*Pipeline, er
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	rat, err := ration.New(cfg.Ration, cfg.Inspect, d.Store, d.Ration, d.Logger)
+	imap, err := inspect.Compile(cfg.Inspect)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: inspect: %w", err)
+	}
+	rat, err := ration.New(cfg.Ration, imap, d.Store, d.Ration, d.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: ration: %w", err)
 	}
-	p := &Pipeline{cfg: cfg, ident: ident, admit: adm, ration: rat, upstream: u, log: d.Logger, m: d.Metrics}
+	if d.Inspect == nil {
+		d.Inspect = inspect.NewMetrics(nil)
+	}
+	p := &Pipeline{cfg: cfg, ident: ident, admit: adm, imap: imap, im: d.Inspect, ration: rat,
+		responders: d.Responders, seeders: d.Seeders, recordings: d.Recordings, upstream: u, log: d.Logger, m: d.Metrics}
+	p.answers.New = func() any { return new(answerWork) }
 	for _, s := range cfg.Identity.TrustedProxies {
 		pf, err := parsePrefix(s)
 		if err != nil {
@@ -110,8 +132,11 @@ type Exchange struct {
 	Path     string
 	RawQuery string
 	Identity identify.Identity
-	Route    ration.Route
+	Route    inspect.Match
 	Inspect  bool // the answer is buffered and rationed
+	// Local, when Begin sets it, is warden's own answer to the request:
+	// the front sends it and never asks the upstream.
+	Local *Local
 	// Strip holds the credentials the request goes upstream without:
 	// those warden could not verify, under the strip policy.
 	Strip identify.Credential
@@ -121,33 +146,57 @@ type Exchange struct {
 // for the gateway, admission and rationing.
 type Refusal = refusal.Refusal
 
-// Answer is the upstream's answer on an inspected route, body read whole.
-type Answer = ration.Response
+// Responder answers some requests itself, without the upstream (the
+// canary package answers every route about a canary profile from its
+// key): the hook of Begin, asked once the request is admitted. It returns
+// nil for a request it does not answer.
+type Responder interface {
+	Respond(ctx context.Context, ex *Exchange) *Local
+}
 
-// Outcome is what Finish made of an answer: Body nil sends the upstream's
-// unchanged.
-type Outcome = ration.Outcome
+// Local is an answer warden makes itself.
+type Local struct {
+	Status      int
+	ContentType string
+	Body        []byte
+}
 
-// Begin identifies and admits. A nil result admits the request.
+// Begin is the request stage, in its order: route, identify, refuse
+// credentials that cannot be verified, admit (bans, rate limits), then
+// the responders. A nil result admits the request: to the upstream, or,
+// with ex.Local set, to warden's own answer.
 func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) *Refusal {
+	ex.Route, ex.Inspect = p.imap.Match(ex.Method, ex.Path)
 	p.ident.Identify(ex.Start, in, &ex.Identity)
 	if h := ex.Identity.Ambiguous; h != "" {
-		return p.refuse(ex, &Refusal{Status: 400, Rule: "identity", Error: "more than one " + h + " header"}, nil)
+		return p.refused(ex, p.refuse(ex, &Refusal{Status: 400, Rule: "identity", Error: "more than one " + h + " header"}, nil))
 	}
 	if ex.Identity.Unverified != 0 {
 		if r := p.unverified(ex); r != nil {
-			return r
+			return p.refused(ex, r)
 		}
 	}
-	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path)
-	if err != nil {
-		if errors.Is(err, guard.ErrFailedOpen) {
-			p.m.storeFail.WithLabelValues("admit", "failed_open").Inc()
-		} else {
-			p.m.storeFail.WithLabelValues("admit", "refused").Inc()
-			return p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err)
+	if r := p.admitted(ctx, ex); r != nil {
+		return p.refused(ex, r)
+	}
+	for _, rs := range p.responders {
+		if ex.Local = rs.Respond(ctx, ex); ex.Local != nil {
+			break
 		}
-	} else if !d.Admitted() {
+	}
+	return nil
+}
+
+// admitted applies bans and rate limits; nil admits.
+func (p *Pipeline) admitted(ctx context.Context, ex *Exchange) *Refusal {
+	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path)
+	switch {
+	case errors.Is(err, guard.ErrFailedOpen):
+		p.m.storeFail.WithLabelValues("admit", "failed_open").Inc()
+	case err != nil:
+		p.m.storeFail.WithLabelValues("admit", "refused").Inc()
+		return p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err)
+	case !d.Admitted():
 		msg := "rate limited"
 		if d.Status == 403 {
 			msg = "banned"
@@ -155,39 +204,21 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 		return p.refuse(ex, &Refusal{Status: d.Status, Rule: d.Rule, Facet: d.Facet, Error: msg,
 			RetryAfter: d.RetryAfter, Policy: d.Policy, State: d.State}, nil)
 	}
-	ex.Route, ex.Inspect = p.ration.Match(ex.Method, ex.Path)
 	return nil
 }
 
-// Finish rations an inspected answer served at now. It returns the outcome (whose Body
-// nil means unchanged) or a refusal that replaces the answer.
-func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp Answer) (Outcome, *Refusal) {
-	out, err := p.ration.Apply(ctx, now, &ex.Identity,
-		ration.Request{Method: ex.Method, Path: ex.Path, RawQuery: ex.RawQuery, ID: ex.ID}, ex.Route, resp)
-	if err != nil {
-		if errors.Is(err, guard.ErrFailedOpen) {
-			p.m.storeFail.WithLabelValues("ration", "failed_open").Inc()
-		} else {
-			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
-			return Outcome{}, p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err)
-		}
+// refused records the Access of a request refused before the upstream
+// was asked: the recorders see what was refused and why.
+func (p *Pipeline) refused(ex *Exchange, ref *Refusal) *Refusal {
+	if len(p.recordings) == 0 {
+		return ref
 	}
-	if b := out.Block; b != nil {
-		p.m.refusals.WithLabelValues(b.Rule, b.Facet).Inc()
-		p.log.LogAttrs(ctx, slog.LevelInfo, "blocked", slog.String("request_id", ex.ID), slog.String("rule", b.Rule),
-			slog.String("facet", b.Facet), slog.Int("status", b.Status), slog.String("route", ex.Route.Route.Pattern))
-		return out, b
+	acc := &inspect.Access{RequestID: ex.ID, Time: ex.Start, Identity: ex.Identity}
+	if ex.Route.Route != nil {
+		// The parameters alias the front's buffers.
+		acc.Route, acc.List, acc.Lookup = ex.Route.Route.Pattern, strings.Clone(ex.Route.List()), strings.Clone(ex.Route.Lookup())
 	}
-	if out.Masked > 0 && p.log.Enabled(ctx, slog.LevelInfo) { // the attributes cost allocations
-		attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.Int("masked", out.Masked), slog.String("route", ex.Route.Route.Pattern)}
-		for _, h := range out.Header {
-			if h.Name == ration.MaskedHeader {
-				attrs = append(attrs, slog.String("decision", h.Value))
-			}
-		}
-		p.log.LogAttrs(ctx, slog.LevelInfo, "masked", attrs...)
-	}
-	return out, nil
+	return p.record(ex, acc, ref)
 }
 
 // unverified applies the credential policies to a request carrying a

@@ -26,6 +26,13 @@ type Access struct {
 	Records []Record
 	Authors []string // ids of the authors whose content was served
 	Links   []string // ids the answer showed the caller
+	// Status is the status the client was sent; Rule and Facet name the
+	// refusal's rule and facet when warden refused the request (in place
+	// of the upstream's answer, or before asking it), MaskRules the rules
+	// that masked fields of records served.
+	Status      int
+	Rule, Facet string
+	MaskRules   []string
 }
 
 // Record is one record served. Classes are the classes present in the

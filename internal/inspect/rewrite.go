@@ -6,6 +6,10 @@ import (
 	"github.com/warden-gw/warden/internal/refusal"
 )
 
+// MaskedHeader is the response header on an answer warden masked:
+// "Warden-Masked: 3; rules=contact-account,scope-contact".
+const MaskedHeader = "Warden-Masked"
+
 // NoteMember is the member warden adds to a record it masked:
 //
 //	"_warden":{"masked":["email","phone"],"rules":["contact-account"],"request_id":"r1"}

@@ -9,9 +9,6 @@ type Metrics struct {
 	masked     *prometheus.CounterVec // records masked, by rule
 	blocked    *prometheus.CounterVec // answers refused, by rule
 	enumerated *prometheus.CounterVec // unreferenced look-ups, by route
-	oversize   prometheus.Counter
-	malformed  prometheus.Counter
-	skipped    *prometheus.CounterVec // answers not inspected, by reason
 	storeErrs  prometheus.Counter
 }
 
@@ -34,25 +31,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "warden_unreferenced_lookups_total",
 			Help: "Direct look-ups of ids the identity was never shown (enumeration), by route.",
 		}, []string{"route"}),
-		oversize: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_inspect_oversize_total",
-			Help: "Answers larger than max_body (passed or refused per on_oversize).",
-		}),
-		malformed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_inspect_malformed_total",
-			Help: "Answers that were not valid JSON or could not be decoded (passed or refused per on_malformed).",
-		}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "warden_inspect_skipped_total",
-			Help: "Answers on mapped routes not inspected, by reason (status, content_type); under on_other_type: refuse a content_type one is refused (502). An encoding other than gzip and deflate counts as malformed: warden asks the upstream for those only.",
-		}, []string{"reason"}),
 		storeErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_ration_store_errors_total",
 			Help: "Rationing decisions the state store failed.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.served, m.masked, m.blocked, m.enumerated, m.oversize, m.malformed, m.skipped, m.storeErrs)
+		reg.MustRegister(m.served, m.masked, m.blocked, m.enumerated, m.storeErrs)
 	}
 	return m
 }

@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,41 +38,8 @@ type Request struct {
 	ID       string // the request id named in masks and refusals
 }
 
-// Response is the upstream's answer, body fully read.
-type Response struct {
-	Status          int
-	ContentType     string
-	ContentEncoding string
-	Body            []byte
-	// Dst, when not nil, is memory the rewritten body may be built in (the
-	// outcome's Body then shares it); it must not overlap Body.
-	Dst []byte
-}
-
-// Outcome is the decision on one answer.
-type Outcome struct {
-	// Body is the rewritten answer, encoded as the upstream's was; nil means
-	// send the upstream's answer unchanged, byte for byte.
-	Body          []byte
-	ContentLength int
-	// Block, when set, replaces the answer entirely.
-	Block *refusal.Refusal
-	// Masked is the number of records with a class masked.
-	Masked int
-	Access inspect.Access
-	Header []Header
-}
-
-// Header is a response header field to add.
-type Header struct{ Name, Value string }
-
-// MaskedHeader is the header on an answer warden masked:
-// "Warden-Masked: 3; rules=contact-account,scope-contact".
-const MaskedHeader = "Warden-Masked"
-
 // Rationer applies one configuration. It is safe for concurrent use.
 type Rationer struct {
-	imap    *inspect.Map
 	budgets []*budget
 	scopes  []*scope
 	unref   *unref
@@ -84,9 +47,6 @@ type Rationer struct {
 	met     *Metrics
 	log     *slog.Logger
 	work    sync.Pool // *work
-	onOver  bool      // refuse oversize answers
-	onBad   bool      // refuse malformed answers
-	onOther bool      // refuse answers that are not JSON
 	// enumerated counts unreferenced look-ups by route pattern, the
 	// counters looked up once, not per request.
 	enumerated map[string]prometheus.Counter
@@ -167,16 +127,14 @@ type unref struct {
 	blocked prometheus.Counter
 }
 
-// New builds a Rationer for one configuration load. icfg is the route map.
-func New(cfg Config, icfg inspect.Config, st Store, m *Metrics, log *slog.Logger) (*Rationer, error) {
+// New builds a Rationer for one configuration load on the compiled route
+// map imap, whose classes its rules name.
+func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) (*Rationer, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ration: %w", err)
 	}
-	imap, err := inspect.Compile(icfg)
-	if err != nil {
-		return nil, err
-	}
+	icfg := imap.Config()
 	if m == nil {
 		m = NewMetrics(nil)
 	}
@@ -190,9 +148,7 @@ func New(cfg Config, icfg inspect.Config, st Store, m *Metrics, log *slog.Logger
 		}
 	}
 	var errs []error
-	r := &Rationer{imap: imap, st: st, met: m, log: log,
-		onOver: imap.Config().OnOversize == inspect.Refuse, onBad: imap.Config().OnMalformed == inspect.Refuse,
-		onOther: imap.Config().OnOtherType == inspect.Refuse}
+	r := &Rationer{st: st, met: m, log: log}
 	for i, bc := range cfg.Budgets {
 		if !mapped[bc.Class] {
 			errs = append(errs, fmt.Errorf("budgets[%d].class: no route maps class %q", i, bc.Class))
@@ -237,31 +193,15 @@ func New(cfg Config, icfg inspect.Config, st Store, m *Metrics, log *slog.Logger
 	return r, nil
 }
 
-// Map is the compiled route map.
-func (r *Rationer) Map() *inspect.Map { return r.imap }
-
-// Match finds the route of a request. It is cheap and does not allocate:
-// the gateway buffers the answer only for a matched route.
-func (r *Rationer) Match(method, path string) (Route, bool) {
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	return r.imap.Match(method, path)
-}
-
-// work is per-answer scratch memory, pooled.
+// work is per-decision scratch memory, pooled.
 type work struct {
-	storeFailed bool // a store call with w's buffers failed: see Apply
-	res         inspect.Result
-	plain       []byte
-	out         []byte
+	storeFailed bool // a store call with w's buffers failed: see Decide
 	reqs        []store.SpendRequest
 	subjects    []uint64
 	owners      []spendOwner
 	recIdx      []int32
 	order       []int
 	keys        store.KeyBuf // the decision's store keys
-	hdr         []byte       // the Warden-Masked value being built
 	look        [1]uint64    // the looked-up id, for Linked
 	counts      []count      // served and masked counts, added once the answer goes out
 }
@@ -289,37 +229,16 @@ type spendOwner struct {
 	from, to int
 }
 
-// Apply inspects one answer and rations it: one call per answer, one Spend
-// on the store for the budgets (and one before it for an unreferenced
-// look-up). On a store error it returns the error with the Access filled,
-// and the masks of the rules that need no store (scopes) in Body, if any:
-// the caller applies its fail mode (open: send Body, or the upstream's
-// answer when Body is nil; closed: refuse).
-func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, resp Response) (Outcome, error) {
-	var out Outcome
-	rt := route.Route
-	if rt == nil {
-		return out, nil
-	}
-	acc := &out.Access
-	acc.RequestID, acc.Route, acc.Time, acc.Identity = req.ID, rt.Pattern, now, *id
-	acc.List = route.List()
-	if c := rt.Config().Cursor; c != "" {
-		acc.Page = queryParam(req.RawQuery, c)
-	}
-	acc.Lookup = route.Lookup()
-	if resp.Status < 200 || resp.Status > 299 {
-		r.met.skipped.WithLabelValues("status").Inc()
-		return out, nil
-	}
-	if !inspect.JSON(resp.ContentType) {
-		r.met.skipped.WithLabelValues("content_type").Inc()
-		if r.onOther && len(resp.Body) > 0 {
-			r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer not JSON on a mapped route", slog.String("request_id", req.ID),
-				slog.String("route", rt.Pattern), slog.String("content_type", resp.ContentType))
-			out.Block = refuse(502, "upstream answer not JSON", "other_type", "", 0)
-		}
-		return out, nil
+// Decide rations one inspected answer: scopes, the unreferenced rule and
+// the budgets, masking in res, with one Spend on the store for the budgets
+// (and one before it for an unreferenced look-up). It returns a refusal
+// when a block rule fired. On a store error it returns the error with the
+// masks of the rules that need no store (scopes) already made in res: the
+// caller applies its fail mode (open: send those masks; closed: refuse).
+// It never decodes, rewrites or encodes: the answer stage does.
+func (r *Rationer) Decide(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, res *inspect.Result, acc *inspect.Access) (*refusal.Refusal, error) {
+	if route.Route == nil {
+		return nil, nil
 	}
 	w, _ := r.work.Get().(*work)
 	if w == nil {
@@ -333,108 +252,18 @@ func (r *Rationer) Apply(ctx context.Context, now time.Time, id *identify.Identi
 			r.work.Put(w)
 		}
 	}()
-	w.res.Reset()
-
-	plain, err := r.imap.Decode(resp.ContentEncoding, resp.Body, w.plain)
-	switch {
-	case errors.Is(err, inspect.ErrOversize):
-		r.met.oversize.Inc()
-		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer over max_body", slog.String("request_id", req.ID), slog.String("route", rt.Pattern))
-		if r.onOver {
-			out.Block = refuse(502, "upstream answer too large", "max_body", "", 0)
-		}
-		return out, nil
-	case err != nil:
-		r.met.malformed.Inc()
-		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: answer could not be decoded", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
-		if r.onBad {
-			out.Block = refuse(502, "malformed upstream answer", "malformed", "", 0)
-		}
-		return out, nil
-	}
-	if len(plain) > 0 && (len(resp.Body) == 0 || &plain[0] != &resp.Body[0]) {
-		w.plain = plain[:0] // a decoded copy: keep its memory for the next answer
-	}
-	res := &w.res
-	if err := res.Inspect(rt, plain); err != nil {
-		r.met.malformed.Inc()
-		r.log.LogAttrs(ctx, slog.LevelWarn, "ration: malformed JSON answer", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
-		if r.onBad {
-			out.Block = refuse(502, "malformed upstream answer", "malformed", "", 0)
-		}
-		return out, nil
-	}
-
-	block, err := r.decide(ctx, now, id, req, route, w, acc)
-	fillAccess(acc, res, block != nil)
+	block, err := r.decide(ctx, now, id, req, route, res, w, acc)
 	if err != nil {
 		r.met.storeErrs.Inc()
-		r.log.LogAttrs(ctx, slog.LevelError, "ration: store failed", slog.String("request_id", req.ID), slog.String("route", rt.Pattern), slog.Any("err", err))
-		// Scopes need no store and ran before it failed: a caller that
-		// fails open must still send their masks, never a reserved class.
-		if rerr := r.rewrite(w, req, resp, &out); rerr != nil {
-			return Outcome{Access: out.Access}, fmt.Errorf("ration: %w", rerr) // not failed-open: refused
-		}
-		return out, fmt.Errorf("ration: %w", err)
+		r.log.LogAttrs(ctx, slog.LevelError, "ration: store failed", slog.String("request_id", req.ID), slog.String("route", route.Route.Pattern), slog.Any("err", err))
+		return nil, fmt.Errorf("ration: %w", err)
 	}
-	if block != nil {
-		out.Block = block // the caller logs the decision, once per request
-		return out, nil
-	}
-	if err := r.rewrite(w, req, resp, &out); err != nil {
-		return out, fmt.Errorf("ration: %w", err)
-	}
-	return out, nil
-}
-
-// rewrite renders the masks made so far into out: the body, encoded as the
-// upstream's was, and the Warden-Masked header. Without masks it leaves out
-// as it is (the upstream's bytes go out).
-func (r *Rationer) rewrite(w *work, req Request, resp Response, out *Outcome) error {
-	res := &w.res
-	out.Masked = res.NumMasked()
-	if out.Masked == 0 {
-		return nil
-	}
-	var body []byte
-	if inspect.Identity(resp.ContentEncoding) {
-		// Rewritten straight into the caller's memory: no copy to encode.
-		body = res.Rewrite(resp.Dst[:0], req.ID)
-	} else if w.out = res.Rewrite(w.out, req.ID); w.out != nil {
-		var err error
-		if body, err = r.imap.Encode(resp.ContentEncoding, w.out, resp.Dst[:0]); err != nil {
-			out.Masked = 0
-			return err
-		}
-	}
-	if body == nil {
-		out.Masked = 0
-		return nil
-	}
-	out.Body, out.ContentLength = body, len(body)
-	out.Header = append(out.Header, Header{Name: MaskedHeader, Value: maskedValue(&w.hdr, out.Masked, res.Rules())})
-	return nil
-}
-
-// maskedValue renders the Warden-Masked header value, "N; rules=a,b", in
-// scratch memory and allocates only the string.
-func maskedValue(scratch *[]byte, n int, rules []string) string {
-	b := strconv.AppendInt((*scratch)[:0], int64(n), 10)
-	b = append(b, "; rules="...)
-	for i, r := range rules {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, r...)
-	}
-	*scratch = b
-	return string(b)
+	return block, nil
 }
 
 // decide runs scopes, the unreferenced check and the budgets, masking in
 // w.res; it returns a refusal when a block rule fired.
-func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, w *work, acc *inspect.Access) (*refusal.Refusal, error) {
-	res := &w.res
+func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, res *inspect.Result, w *work, acc *inspect.Access) (*refusal.Refusal, error) {
 	rt := route.Route
 	n := res.Len()
 	w.counts = w.counts[:0]
@@ -461,7 +290,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 	w.keys.Reset()
 	// Unreferenced look-up, decided before the budgets: the classes it masks
 	// are not served, so they are not offered to the budgets either.
-	linkKey, block, err := r.unreferenced(ctx, now, id, req, route, w, acc)
+	linkKey, block, err := r.unreferenced(ctx, now, id, req, route, res, w, acc)
 	if err != nil || block != nil {
 		return block, err
 	}
@@ -576,7 +405,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 // rule's own budget, masking the rule's classes or refusing past it. Its
 // Spend is a call of its own, made before the budgets', so that what it
 // masks is never counted as served.
-func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, w *work, acc *inspect.Access) (string, *refusal.Refusal, error) {
+func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, res *inspect.Result, w *work, acc *inspect.Access) (string, *refusal.Refusal, error) {
 	u := r.unref
 	if u == nil {
 		return "", nil, nil
@@ -626,7 +455,6 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 		u.blocked.Inc()
 		return linkKey, refuse(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, retryAfter(now, u.cfg.Window)), nil
 	}
-	res := &w.res
 	m := 0
 	for i := 0; i < res.Len(); i++ {
 		hit := false
@@ -661,57 +489,6 @@ func refuse(status int, msg, rule, facet string, after time.Duration) *refusal.R
 	return &refusal.Refusal{Status: status, Error: msg, Rule: rule, Facet: facet, RetryAfter: after}
 }
 
-// fillAccess copies ids out of the pooled result into one string the Access
-// owns.
-func fillAccess(acc *inspect.Access, res *inspect.Result, blocked bool) {
-	acc.Classes = res.Route().Classes()
-	if blocked {
-		return // nothing was served
-	}
-	size := 0
-	n := res.Len()
-	for i := 0; i < n; i++ {
-		size += len(res.ID(i))
-	}
-	for i := 0; i < res.NumAuthors(); i++ {
-		size += len(res.Author(i))
-	}
-	for i := 0; i < res.NumLinks(); i++ {
-		size += len(res.Link(i))
-	}
-	buf := make([]byte, 0, size)
-	for i := 0; i < n; i++ {
-		buf = append(buf, res.ID(i)...)
-	}
-	for i := 0; i < res.NumAuthors(); i++ {
-		buf = append(buf, res.Author(i)...)
-	}
-	for i := 0; i < res.NumLinks(); i++ {
-		buf = append(buf, res.Link(i)...)
-	}
-	s := unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is never written again
-	pos := 0
-	take := func(k int) string { v := s[pos : pos+k]; pos += k; return v }
-	if n > 0 {
-		acc.Records = make([]inspect.Record, n)
-		for i := range acc.Records {
-			acc.Records[i] = inspect.Record{ID: take(len(res.ID(i))), Classes: res.Classes(i), Masked: res.Masked(i)}
-		}
-	}
-	if k := res.NumAuthors(); k > 0 {
-		acc.Authors = make([]string, k)
-		for i := range acc.Authors {
-			acc.Authors[i] = take(len(res.Author(i)))
-		}
-	}
-	if k := res.NumLinks(); k > 0 {
-		acc.Links = make([]string, k)
-		for i := range acc.Links {
-			acc.Links[i] = take(len(res.Link(i)))
-		}
-	}
-}
-
 // Subject maps an id to the budget's subject: a decimal id is its own
 // number; any other id is hashed (FNV-1a) with the top bit set, so the two
 // never collide.
@@ -736,23 +513,4 @@ func Subject(id []byte) uint64 {
 		h *= 1099511628211
 	}
 	return h | 1<<63
-}
-
-// queryParam returns the first value of key in a raw query, unescaped.
-func queryParam(q, key string) string {
-	for q != "" {
-		var kv string
-		kv, q, _ = strings.Cut(q, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		if k != key {
-			continue
-		}
-		if strings.ContainsAny(v, "%+") {
-			if u, err := url.QueryUnescape(v); err == nil {
-				return u
-			}
-		}
-		return v
-	}
-	return ""
 }

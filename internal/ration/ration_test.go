@@ -55,14 +55,14 @@ func newStore(t testing.TB) *memory.Store {
 
 type env struct {
 	t   testing.TB
-	r   *Rationer
+	r   *rationer
 	reg *prometheus.Registry
 }
 
 func newEnv(t testing.TB, cfg Config, icfg inspect.Config) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	r, err := New(cfg, icfg, newStore(t), NewMetrics(reg), nil)
+	r, err := newR(cfg, icfg, newStore(t), NewMetrics(reg), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,8 +226,8 @@ func TestBudgets(t *testing.T) {
 			if !strings.Contains(string(last.Body), `"rules":["`+tt.wantRule+`"]`) {
 				t.Errorf("last masked answer names the wrong rule, want %q: %s", tt.wantRule, last.Body)
 			}
-			if h := last.Header; len(h) != 1 || h[0].Name != MaskedHeader || h[0].Value != "1; rules="+tt.wantRule {
-				t.Errorf("header %+v", h)
+			if r := last.Access.MaskRules; len(r) != 1 || r[0] != tt.wantRule || last.Masked != 1 {
+				t.Errorf("Access.MaskRules %q, masked %d", r, last.Masked)
 			}
 		})
 	}
@@ -308,7 +308,7 @@ func TestStoreDownKeepsScopes(t *testing.T) {
 	l := loadLab(t)
 	cfg := l.Ration
 	cfg.Scopes = []ScopeConfig{{Class: "contact", Scope: "partner"}}
-	r, err := New(cfg, l.Inspect, failingStore{}, NewMetrics(nil), nil)
+	r, err := newR(cfg, l.Inspect, failingStore{}, NewMetrics(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestStoreDownKeepsScopes(t *testing.T) {
 	}
 	// Without a reserved class nothing is masked: Body stays nil and a
 	// caller failing open sends the upstream's bytes.
-	r2, err := New(l.Ration, l.Inspect, failingStore{}, NewMetrics(nil), nil)
+	r2, err := newR(l.Ration, l.Inspect, failingStore{}, NewMetrics(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ func TestUnreferenced(t *testing.T) {
 			id := account("7")
 			// Shown in a follower list: looking those up is navigation.
 			list := e.get(t0, id, "/v1/users/7/followers?cursor=abc%3D&limit=3", followers(100, 101, 102))
-			if a := list.Access; a.List != "7" || a.Page != "abc=" || len(a.Links) != 6 || a.Links[0] != "100" {
+			if a := list.Access; a.List != "7" || len(a.Links) != 6 || a.Links[0] != "100" { // the page is the answer stage's (gateway)
 				t.Errorf("list access %+v", a)
 			}
 			for _, p := range []int{100, 101, 102, 7} { // 7: the account itself
@@ -603,8 +603,8 @@ func TestAnswers(t *testing.T) {
 				}
 				return
 			}
-			if out.Body == nil || out.ContentLength != len(out.Body) {
-				t.Fatalf("body %q, content length %d", out.Body, out.ContentLength)
+			if out.Body == nil {
+				t.Fatalf("body %q", out.Body)
 			}
 			plain := out.Body
 			if tt.decode != nil {
@@ -620,8 +620,20 @@ func TestAnswers(t *testing.T) {
 	}
 	t.Run("counted", func(t *testing.T) {
 		e := newEnv(t, masked, l.Inspect)
+		reg := prometheus.NewRegistry()
+		e.r.im = inspect.NewMetrics(reg)
 		e.do(t0, account("a"), "/v1/users/1", Response{Status: 200, ContentType: "application/json", Body: []byte("{")})
-		if got := counter(e.r.met.malformed); got != 1 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := -1.0
+		for _, mf := range mfs {
+			if mf.GetName() == "warden_inspect_malformed_total" {
+				got = mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		if got != 1 {
 			t.Errorf("malformed metric %v", got)
 		}
 	})
@@ -692,7 +704,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg, l.Inspect, newStore(t), nil, nil)
+			_, err := newR(tt.cfg, l.Inspect, newStore(t), nil, nil)
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatal(err)
@@ -745,7 +757,7 @@ func (s *abandoningStore) Linked(_ context.Context, _ time.Time, key string, _ [
 func TestAbandonedCallNotReused(t *testing.T) {
 	l := loadLab(t)
 	st := &abandoningStore{}
-	r, err := New(l.Ration, l.Inspect, st, NewMetrics(nil), nil)
+	r, err := newR(l.Ration, l.Inspect, st, NewMetrics(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

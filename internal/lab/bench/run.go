@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/lab/nginx"
 	"github.com/warden-gw/warden/internal/lab/platform"
-	"github.com/warden-gw/warden/internal/ration"
 )
 
 // RowInfo names a row and says what it measures.
@@ -311,7 +311,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				return nil, fmt.Errorf("bench: row e sample: %w", err)
 			}
 			rep.EMasked = fmt.Sprintf("%d of %d", m, n)
-			logf("row e after the rounds: %d of %d answers masked (header %s)", m, n, ration.MaskedHeader)
+			logf("row e after the rounds: %d of %d answers masked (header %s)", m, n, inspect.MaskedHeader)
 		}
 	}
 
@@ -406,7 +406,7 @@ func sampleMasked(ctx context.Context, addr string, tokens []string, profiles, n
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		total++
-		if resp.Header.Get(ration.MaskedHeader) != "" {
+		if resp.Header.Get(inspect.MaskedHeader) != "" {
 			masked++
 		}
 	}

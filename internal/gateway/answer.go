@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/store/guard"
+)
+
+// Answer is the upstream's answer on an inspected route, body read whole.
+type Answer struct {
+	Status          int
+	ContentType     string
+	ContentEncoding string
+	Body            []byte
+	// Dst, when not nil, is memory the rewritten body may be built in (the
+	// outcome's Body then shares it); it must not overlap Body.
+	Dst []byte
+}
+
+// Outcome is what Finish made of an answer.
+type Outcome struct {
+	// Body is the rewritten answer, encoded as the upstream's was; nil
+	// sends the upstream's answer unchanged, byte for byte.
+	Body   []byte
+	Masked int      // records with a class masked
+	Header []Header // response headers to set
+}
+
+// Header is a response header field to set.
+type Header struct{ Name, Value string }
+
+// Seeder inserts canary records into answers (the hook where the canary
+// package plugs in): called after rationing, before the rewrite, on every
+// answer that goes out. None is configured yet.
+type Seeder interface {
+	Seed(ex *Exchange, res *inspect.Result, acc *inspect.Access)
+}
+
+// answerWork is one answer's scratch memory, pooled.
+type answerWork struct {
+	res   inspect.Result
+	acc   inspect.Access // the Access when no recorder takes it
+	plain []byte         // a decoded body
+	out   []byte         // a rewritten body before encoding
+	hdr   []byte         // the Warden-Masked value being built
+}
+
+// Finish is the answer stage of an inspected route, in its order: read
+// (decode and inspect), ration decides, canaries are seeded, the answer is
+// rewritten and encoded, and the Access it yields goes to the recorders.
+// It returns the outcome, or a refusal that replaces the answer.
+func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp Answer) (Outcome, *Refusal) {
+	var out Outcome
+	w := p.answers.Get().(*answerWork)
+	defer p.answers.Put(w)
+	acc := p.access(ex, now, &w.acc)
+	acc.Status = resp.Status
+	w.res.Reset()
+	_, unread, err := p.imap.ReadAnswer(ex.Route.Route, resp.Status, resp.ContentType, resp.ContentEncoding, resp.Body, &w.plain, &w.res, p.im)
+	if unread != inspect.Read {
+		return out, p.record(ex, acc, p.unread(ctx, ex, unread, err))
+	}
+	ref, err := p.ration.Decide(ctx, now, &ex.Identity, ex.rationRequest(), ex.Route, &w.res, acc)
+	if err != nil {
+		if !errors.Is(err, guard.ErrFailedOpen) {
+			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
+			return out, p.record(ex, acc, p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err))
+		}
+		p.m.storeFail.WithLabelValues("ration", "failed_open").Inc() // the masks that need no store go out
+	}
+	if ref != nil {
+		p.blocked(ctx, ex, ref)
+		p.fill(&w.res, acc, false)
+		return out, p.record(ex, acc, ref)
+	}
+	for _, s := range p.seeders {
+		s.Seed(ex, &w.res, acc)
+	}
+	if err := p.rewrite(w, ex, resp, &out); err != nil {
+		// A rewrite that cannot be encoded is never sent unmasked.
+		return Outcome{}, p.record(ex, acc, p.refuse(ex, &Refusal{Status: 502, Rule: "rewrite", Error: "answer could not be rewritten"}, err))
+	}
+	p.fill(&w.res, acc, true)
+	p.record(ex, acc, nil)
+	return out, nil
+}
+
+// access starts the Access an inspected answer yields. Without recorders
+// nothing keeps it: it is scratch, the pooled one, and nothing is copied.
+// With recorders it is the recorders' own, in memory no later request
+// reuses (the route's parameters alias the front's buffers).
+func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access) *inspect.Access {
+	if len(p.recordings) == 0 {
+		*scratch = inspect.Access{}
+		return scratch
+	}
+	acc := &inspect.Access{RequestID: ex.ID, Route: ex.Route.Route.Pattern, Time: now, Identity: ex.Identity,
+		List: strings.Clone(ex.Route.List()), Lookup: strings.Clone(ex.Route.Lookup())}
+	if c := ex.Route.Route.Config().Cursor; c != "" {
+		acc.Page = queryParam(ex.RawQuery, c)
+	}
+	return acc
+}
+
+// fill copies what the answer served into acc, for the recorders only.
+func (p *Pipeline) fill(res *inspect.Result, acc *inspect.Access, served bool) {
+	if len(p.recordings) > 0 {
+		res.Fill(acc, served)
+	}
+}
+
+// unread answers an answer inspection could not read: passed as it came,
+// or refused (502) where the map's policy says so.
+func (p *Pipeline) unread(ctx context.Context, ex *Exchange, u inspect.Unread, err error) *Refusal {
+	refuse, msg, rule := p.imap.Refused(u)
+	if u == inspect.Oversize || u == inspect.Malformed || u == inspect.OtherType {
+		attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.String("route", ex.Route.Route.Pattern), slog.String("reason", u.String())}
+		if err != nil {
+			attrs = append(attrs, slog.Any("err", err))
+		}
+		p.log.LogAttrs(ctx, slog.LevelWarn, "inspect: answer not read", attrs...)
+	}
+	if !refuse {
+		return nil
+	}
+	return p.refuse(ex, &Refusal{Status: 502, Rule: rule, Error: msg}, nil)
+}
+
+// blocked logs and counts a refusal rationing decided.
+func (p *Pipeline) blocked(ctx context.Context, ex *Exchange, b *Refusal) {
+	p.m.refusals.WithLabelValues(b.Rule, b.Facet).Inc()
+	p.log.LogAttrs(ctx, slog.LevelInfo, "blocked", slog.String("request_id", ex.ID), slog.String("rule", b.Rule),
+		slog.String("facet", b.Facet), slog.Int("status", b.Status), slog.String("route", ex.Route.Route.Pattern))
+}
+
+// rewrite renders the masks made so far into out: the body, encoded as the
+// upstream's was, and the Warden-Masked header. Without masks out stays
+// empty (the upstream's bytes go out).
+func (p *Pipeline) rewrite(w *answerWork, ex *Exchange, resp Answer, out *Outcome) error {
+	res := &w.res
+	if res.NumMasked() == 0 {
+		return nil
+	}
+	var body []byte
+	if inspect.Identity(resp.ContentEncoding) {
+		body = res.Rewrite(resp.Dst[:0], ex.ID) // straight into the caller's memory: no copy to encode
+	} else if w.out = res.Rewrite(w.out, ex.ID); w.out != nil {
+		var err error
+		if body, err = p.imap.Encode(resp.ContentEncoding, w.out, resp.Dst[:0]); err != nil {
+			return err
+		}
+	}
+	if body == nil {
+		return nil
+	}
+	out.Body, out.Masked = body, res.NumMasked()
+	out.Header = append(out.Header, Header{Name: inspect.MaskedHeader, Value: maskedValue(&w.hdr, out.Masked, res.Rules())})
+	if p.log.Enabled(context.Background(), slog.LevelInfo) { // the attributes cost allocations
+		p.log.LogAttrs(context.Background(), slog.LevelInfo, "masked", slog.String("request_id", ex.ID),
+			slog.Int("masked", out.Masked), slog.String("route", ex.Route.Route.Pattern), slog.String("decision", out.Header[len(out.Header)-1].Value))
+	}
+	return nil
+}
+
+// maskedValue renders the Warden-Masked header value, "N; rules=a,b", in
+// scratch memory and allocates only the string.
+func maskedValue(scratch *[]byte, n int, rules []string) string {
+	b := strconv.AppendInt((*scratch)[:0], int64(n), 10)
+	b = append(b, "; rules="...)
+	for i, r := range rules {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	*scratch = b
+	return string(b)
+}
+
+// rationRequest is what rationing reads of the request.
+func (ex *Exchange) rationRequest() ration.Request {
+	return ration.Request{Method: ex.Method, Path: ex.Path, RawQuery: ex.RawQuery, ID: ex.ID}
+}
+
+// queryParam returns the first value of key in a raw query, unescaped.
+func queryParam(q, key string) string {
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u
+			}
+		}
+		return v
+	}
+	return ""
+}

@@ -1,0 +1,236 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/valyala/fasthttp"
+
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/store/memory"
+)
+
+// collector is a recorder that keeps what it is fed.
+type collector struct {
+	mu   sync.Mutex
+	accs []*inspect.Access
+}
+
+func (c *collector) Record(a *inspect.Access) {
+	c.mu.Lock()
+	c.accs = append(c.accs, a)
+	c.mu.Unlock()
+}
+
+// stuck is a recorder that never returns until released.
+type stuck struct{ release chan struct{} }
+
+func (s stuck) Record(*inspect.Access) { <-s.release }
+
+// recordFrontWith is the fast front on yaml with deps' recordings,
+// responders and seeders, its upstream the canned lab profile.
+func recordFrontWith(t *testing.T, yaml string, d Deps) *fastFront {
+	t.Helper()
+	t.Setenv("LAB_JWT_SECRET", "lab-secret")
+	cfg, err := config.Parse("answer.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Upstream.URL = "http://platform.test"
+	cfg.Front = config.FrontFast
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st := memory.New(memory.Options{SweepEvery: -1})
+	t.Cleanup(func() { st.Close() })
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d.Store, d.Ration, d.Metrics, d.Logger = st, ration.NewMetrics(nil), m, log
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	p, err := NewPipeline(ctx, cfg, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, p, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := g.front.(*fastFront)
+	f.client.Dial = func(string) (net.Conn, error) { return &cannedConn{}, nil }
+	return f
+}
+
+const answerYAML = `identity: {account: {secret_env: LAB_JWT_SECRET}}
+rate_limits:
+  - {name: per-account, facet: account, rate: 1/h, burst: 3, routes: ["GET /v1/users/{id}"]}
+inspect:
+  routes:
+    - route: "GET /v1/users/{id}"
+      records: ["$"]
+      id: id
+      lookup: id
+      classes: {contact: [email, phone]}
+    - route: "GET /v1/users/{id}/followers"
+      records: ["$.users[*]"]
+      id: id
+      list: id
+      cursor: cursor
+ration:
+  budgets:
+    - {name: contact-account, facet: account, class: contact, limit: 1, window: 24h}
+`
+
+func labBearer(t *testing.T, sub string) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": sub, "iat": time.Now().Unix(), "created": time.Now().AddDate(-1, 0, 0).Unix(),
+	}).SignedString([]byte("lab-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Bearer " + tok
+}
+
+func getWith(t *testing.T, f *fastFront, ctx *fasthttp.RequestCtx, path, auth string) int {
+	t.Helper()
+	req := new(fasthttp.Request)
+	req.SetRequestURI(path)
+	req.Header.SetHost("gw.test")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if err := serveOnce(f, ctx, req, bufio.NewWriter(io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	return ctx.Response.StatusCode()
+}
+
+// Every request warden inspected or refused reaches the recorders as an
+// Access: served, masked, refused in Begin (a rate limit, a credential),
+// with the decision that was made.
+func TestRecordersSeeEveryAccess(t *testing.T) {
+	col := &collector{}
+	rm := NewRecordingMetrics(nil)
+	rec := NewRecording("test", col, 64, rm)
+	f := recordFrontWith(t, answerYAML, Deps{Recordings: []*Recording{rec}})
+	ctx := new(fasthttp.RequestCtx)
+	auth := labBearer(t, "77")
+	want := []int{200, 200, 200, 429, 401, 200, 200}
+	got := []int{
+		getWith(t, f, ctx, "/v1/users/1", auth), // contact served
+		getWith(t, f, ctx, "/v1/users/2", auth), // masked: budget of 1
+		getWith(t, f, ctx, "/v1/users/2", auth), // still masked
+		getWith(t, f, ctx, "/v1/users/3", auth), // the 4th: rate limited
+		getWith(t, f, ctx, "/v1/users/4", auth+"\u00a0"),
+		getWith(t, f, ctx, "/elsewhere", ""), // not mapped, not refused: no Access
+		getWith(t, f, ctx, "/v1/users/7/followers?limit=3&cursor=abc%3D", auth),
+	}
+	if !slicesEqual(got, want) {
+		t.Fatalf("statuses %v, want %v", got, want)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.accs) != 6 {
+		t.Fatalf("%d Accesses, want 6: %+v", len(col.accs), col.accs)
+	}
+	a := col.accs
+	if a[0].Status != 200 || a[0].Rule != "" || len(a[0].Records) != 1 || a[0].Records[0].ID != "1" ||
+		a[0].Records[0].Served() != 1 || a[0].Identity.Account != "77" || a[0].Route != "GET /v1/users/{id}" || a[0].Lookup != "1" {
+		t.Errorf("served: %+v", a[0])
+	}
+	if a[1].Records[0].Masked != 1 || len(a[1].MaskRules) != 1 || a[1].MaskRules[0] != "contact-account" {
+		t.Errorf("masked: %+v", a[1])
+	}
+	if a[3].Status != 429 || a[3].Rule != "per-account" || a[3].Facet != "account" || a[3].Records != nil || a[3].Route != "GET /v1/users/{id}" {
+		t.Errorf("rate limited: %+v", a[3])
+	}
+	if a[4].Status != 401 || a[4].Rule != "identity" || a[4].Facet != "account" || a[4].Identity.Account != "" {
+		t.Errorf("unverified credential: %+v", a[4])
+	}
+	if a[5].List != "7" || a[5].Page != "abc=" || a[5].Route != "GET /v1/users/{id}/followers" || a[5].Status != 200 {
+		t.Errorf("list page: %+v", a[5])
+	}
+	for _, x := range a {
+		if x.RequestID == "" || x.Time.IsZero() {
+			t.Errorf("no request id or time: %+v", x)
+		}
+	}
+}
+
+// A recorder that does not keep up never slows the request path: its
+// queue fills, the rest are dropped and counted.
+func TestRecorderNeverBlocks(t *testing.T) {
+	s := stuck{release: make(chan struct{})}
+	rm := NewRecordingMetrics(nil)
+	rec := NewRecording("stuck", s, 2, rm)
+	f := recordFrontWith(t, strings.Replace(answerYAML, "burst: 3", "burst: 100", 1), Deps{Recordings: []*Recording{rec}})
+	ctx := new(fasthttp.RequestCtx)
+	auth := labBearer(t, "78")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			if code := getWith(t, f, ctx, "/v1/users/"+string(rune('1'+i%9)), auth); code != 200 {
+				t.Errorf("request %d: %d", i, code)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // a deadlock, not a speed target
+		t.Fatal("requests waited for a stuck recorder")
+	}
+	// Two queued, and one held by the recorder if its goroutine took it
+	// in time: 17 or 18 dropped.
+	var m dto.Metric
+	if err := rm.dropped.WithLabelValues("stuck").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 17 && got != 18 {
+		t.Errorf("dropped %v, want 17 or 18", got)
+	}
+	close(s.release)
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A responder answers a request itself: the upstream is never asked.
+type teapot struct{}
+
+func (teapot) Respond(_ context.Context, ex *Exchange) *Local {
+	if ex.Path != "/v1/users/424242" {
+		return nil
+	}
+	return &Local{Status: 200, ContentType: "application/json", Body: []byte(`{"id":"424242"}`)}
+}
+
+func slicesEqual(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

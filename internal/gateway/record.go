@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/inspect"
+)
+
+// Recorder is fed the Access of every request warden inspected or
+// refused: the ledger and the detector plug in here. Record runs on the
+// recorder's own goroutine, never on the request path, one Access at a
+// time; it must not keep acc past the call unless it copies it (acc is
+// never modified after the hand-off, so keeping the pointer is safe too).
+type Recorder interface {
+	Record(acc *inspect.Access)
+}
+
+// DefaultRecordQueue is how many Accesses wait for one recorder before
+// more are dropped.
+const DefaultRecordQueue = 8192
+
+// Recording hands Accesses to one recorder through a bounded queue that
+// never blocks the request path: when it is full the Access is dropped and
+// counted (warden_recorder_dropped_total{recorder}). It outlives
+// pipelines: a reload keeps the same recordings.
+type Recording struct {
+	name    string
+	r       Recorder
+	q       chan *inspect.Access
+	dropped prometheus.Counter
+	closed  atomic.Bool
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// RecordingMetrics are the hand-offs' counters, created once per process.
+type RecordingMetrics struct {
+	dropped *prometheus.CounterVec
+	queued  *prometheus.GaugeVec
+}
+
+// NewRecordingMetrics registers the hand-offs' metrics on reg (nil: not
+// registered).
+func NewRecordingMetrics(reg prometheus.Registerer) *RecordingMetrics {
+	m := &RecordingMetrics{
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_recorder_dropped_total",
+			Help: "Accesses a recorder's queue was too full to take, by recorder: dropped, never waited for.",
+		}, []string{"recorder"}),
+		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "warden_recorder_queue_capacity",
+			Help: "Accesses a recorder's queue holds at most, by recorder.",
+		}, []string{"recorder"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.dropped, m.queued)
+	}
+	return m
+}
+
+// NewRecording starts feeding r, named name in metrics and logs, from a
+// queue of size Accesses (DefaultRecordQueue when size < 1). Close stops
+// it once the queue is drained.
+func NewRecording(name string, r Recorder, size int, m *RecordingMetrics) *Recording {
+	if size < 1 {
+		size = DefaultRecordQueue
+	}
+	rc := &Recording{name: name, r: r, q: make(chan *inspect.Access, size),
+		dropped: m.dropped.WithLabelValues(name), stop: make(chan struct{}), done: make(chan struct{})}
+	m.queued.WithLabelValues(name).Set(float64(size))
+	go rc.run()
+	return rc
+}
+
+// run feeds the recorder until Close, then what is queued. The queue is
+// never closed: a request finishing during shutdown may still offer.
+func (rc *Recording) run() {
+	defer close(rc.done)
+	for {
+		select {
+		case acc := <-rc.q:
+			rc.r.Record(acc)
+		case <-rc.stop:
+			for {
+				select {
+				case acc := <-rc.q:
+					rc.r.Record(acc)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// offer hands acc over, or drops and counts it when the queue is full or
+// the recording closed.
+func (rc *Recording) offer(acc *inspect.Access) {
+	if rc.closed.Load() {
+		rc.dropped.Inc()
+		return
+	}
+	select {
+	case rc.q <- acc:
+	default:
+		rc.dropped.Inc()
+	}
+}
+
+// Close stops taking Accesses and waits until the recorder has been fed
+// every queued one, or ctx ends.
+func (rc *Recording) Close(ctx context.Context) error {
+	rc.once.Do(func() {
+		rc.closed.Store(true)
+		close(rc.stop)
+	})
+	select {
+	case <-rc.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// record completes acc with the refusal, if any, and hands it to every
+// recording. It returns ref, so a refusal can be recorded as it is
+// returned.
+func (p *Pipeline) record(ex *Exchange, acc *inspect.Access, ref *Refusal) *Refusal {
+	if len(p.recordings) == 0 {
+		return ref
+	}
+	if ref != nil {
+		acc.Status, acc.Rule, acc.Facet = ref.Status, ref.Rule, ref.Facet
+	}
+	for _, rc := range p.recordings {
+		rc.offer(acc)
+	}
+	return ref
+}
