@@ -29,6 +29,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkedEnd$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzReadSnapshot$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/store/memory/disk
 	$(GO) test -run '^$$' -fuzz '^FuzzReadBanLog$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/store/memory/disk
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLog$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 
 test: vet unit fuzz
 

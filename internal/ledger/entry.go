@@ -1,0 +1,339 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// NumFacets is the number of identity facets; Entry.Identity is indexed by
+// facet-1 (identify.FacetApp is 0).
+const NumFacets = len(identify.Facets)
+
+// Entry is one Access as the ledger takes it: ids and names only.
+type Entry struct {
+	Time      time.Time
+	RequestID string
+	Route     string
+	Identity  [NumFacets]string // by facet-1: app, account, ip, net, fingerprint; "" absent
+	// List is whose list was served, Page which page; Lookup the id a
+	// look-up asked for. Page and Lookup are kept as keyed hashes only.
+	List, Page, Lookup string
+	Unreferenced       bool
+	Status             int
+	Rule, Facet        string // a refusal's rule and facet
+	MaskRules          []string
+	Classes            []string // the route's classes; Record bits index it
+	Records            []Record
+	Authors            []string // one per piece of content served
+	Links              []string // kept as keyed hashes only
+}
+
+// Record is one record served: the classes present and those masked.
+type Record struct {
+	ID              string
+	Classes, Masked uint64
+}
+
+// Namespaces of a partition's dictionary.
+const (
+	nsID    = 0 // platform ids: records, authors, lists
+	nsFacet = 1 // nsFacet+f-1 for facet f
+	nsName  = nsFacet + NumFacets
+	nsCount = nsName + 1
+)
+
+// entry is an Entry as stored: integers of the partition's dictionary
+// (plus one where 0 means absent), hashes for the values kept hashed.
+type entry struct {
+	t       int64 // unix microseconds
+	reqID   string
+	route   uint32 // name+1
+	facets  [NumFacets]uint32
+	list    uint32 // id+1
+	page    uint64 // hash, 0 absent
+	lookup  uint64
+	unref   bool
+	status  uint16
+	rule    uint32 // name+1
+	facet   uint32 // name+1
+	masks   []uint32
+	classes []uint32
+	recs    []rec
+	authors []uint32
+	links   []uint64
+}
+
+type rec struct {
+	id              uint32
+	classes, masked uint64
+}
+
+const (
+	flagUnref  = 1 << iota
+	flagPage   // page hash follows
+	flagLookup // lookup hash follows
+)
+
+// appendEntry encodes e after dst; hour is the partition's start (unix
+// microseconds), times are kept relative to it.
+func appendEntry(dst []byte, e *entry, hour int64) []byte {
+	dst = binary.AppendVarint(dst, e.t-hour)
+	dst = appendReqID(dst, e.reqID)
+	var flags byte
+	if e.unref {
+		flags |= flagUnref
+	}
+	if e.page != 0 {
+		flags |= flagPage
+	}
+	if e.lookup != 0 {
+		flags |= flagLookup
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(e.route))
+	var present byte
+	for f, v := range e.facets {
+		if v != 0 {
+			present |= 1 << f
+		}
+	}
+	dst = append(dst, present)
+	for _, v := range e.facets {
+		if v != 0 {
+			dst = binary.AppendUvarint(dst, uint64(v-1))
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(e.list))
+	if e.page != 0 {
+		dst = binary.LittleEndian.AppendUint64(dst, e.page)
+	}
+	if e.lookup != 0 {
+		dst = binary.LittleEndian.AppendUint64(dst, e.lookup)
+	}
+	dst = binary.AppendUvarint(dst, uint64(e.status))
+	dst = binary.AppendUvarint(dst, uint64(e.rule))
+	dst = binary.AppendUvarint(dst, uint64(e.facet))
+	dst = appendUints(dst, e.masks)
+	dst = appendUints(dst, e.classes)
+	dst = binary.AppendUvarint(dst, uint64(len(e.recs)))
+	for _, r := range e.recs {
+		dst = binary.AppendUvarint(dst, uint64(r.id))
+		dst = binary.AppendUvarint(dst, r.classes)
+		dst = binary.AppendUvarint(dst, r.masked)
+	}
+	dst = appendUints(dst, e.authors)
+	dst = binary.AppendUvarint(dst, uint64(len(e.links)))
+	for _, l := range e.links {
+		dst = binary.LittleEndian.AppendUint64(dst, l)
+	}
+	return dst
+}
+
+func appendUints(dst []byte, v []uint32) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(v)))
+	for _, x := range v {
+		dst = binary.AppendUvarint(dst, uint64(x))
+	}
+	return dst
+}
+
+// appendReqID packs warden's request ids (24 lower-case hex digits) in 12
+// bytes; any other id is kept as it is, up to 255 bytes.
+func appendReqID(dst []byte, id string) []byte {
+	if len(id) == 24 && isLowerHex(id) {
+		dst = append(dst, 1)
+		var b [12]byte
+		hex.Decode(b[:], []byte(id))
+		return append(dst, b[:]...)
+	}
+	if len(id) > 255 {
+		id = id[:255]
+	}
+	dst = append(dst, 0, byte(len(id)))
+	return append(dst, id...)
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// decoder reads an encoded entry, checking every id against the sizes of
+// the dictionary it refers to. It never panics on any input.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("entry cut short")
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail(errShort)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.fail(errShort)
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u64() uint64 {
+	b := d.bytes(8)
+	if b == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b)
+}
+
+// ref reads an id below max (plus one when plus, 0 meaning none).
+func (d *decoder) ref(max int, plus bool) uint32 {
+	v := d.uvarint()
+	lim := uint64(max)
+	if plus {
+		lim++
+	}
+	if v >= lim {
+		d.fail(fmt.Errorf("id %d outside the dictionary (%d entries)", v, max))
+		return 0
+	}
+	return uint32(v)
+}
+
+// count reads a list length that the remaining bytes can hold (each item
+// at least min bytes).
+func (d *decoder) count(min int) int {
+	v := d.uvarint()
+	if v > uint64(len(d.b)/min) {
+		d.fail(errShort)
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) refs(max int) []uint32 {
+	n := d.count(1)
+	if n == 0 {
+		return nil
+	}
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = d.ref(max, false)
+	}
+	return out
+}
+
+// decodeEntry decodes body into e; sizes are the dictionary's sizes per
+// namespace at this point of the log.
+func decodeEntry(body []byte, hour int64, sizes *[nsCount]int, e *entry) error {
+	d := decoder{b: body}
+	*e = entry{}
+	e.t = hour + d.varint()
+	switch d.byte() {
+	case 0:
+		n := int(d.byte())
+		e.reqID = string(d.bytes(n))
+	case 1:
+		if b := d.bytes(12); b != nil {
+			e.reqID = hex.EncodeToString(b)
+		}
+	default:
+		d.fail(errors.New("bad request id form"))
+	}
+	flags := d.byte()
+	e.unref = flags&flagUnref != 0
+	e.route = d.ref(sizes[nsName], true)
+	present := d.byte()
+	if present>>NumFacets != 0 {
+		d.fail(errors.New("bad facet set"))
+	}
+	for f := range e.facets {
+		if present&(1<<f) != 0 {
+			e.facets[f] = d.ref(sizes[nsFacet+f], false) + 1
+		}
+	}
+	e.list = d.ref(sizes[nsID], true)
+	if flags&flagPage != 0 {
+		e.page = d.u64()
+	}
+	if flags&flagLookup != 0 {
+		e.lookup = d.u64()
+	}
+	st := d.uvarint()
+	if st > 999 {
+		d.fail(errors.New("bad status"))
+	}
+	e.status = uint16(st)
+	e.rule = d.ref(sizes[nsName], true)
+	e.facet = d.ref(sizes[nsName], true)
+	e.masks = d.refs(sizes[nsName])
+	e.classes = d.refs(sizes[nsName])
+	if n := d.count(3); n > 0 {
+		e.recs = make([]rec, n)
+		for i := range e.recs {
+			e.recs[i] = rec{id: d.ref(sizes[nsID], false), classes: d.uvarint(), masked: d.uvarint()}
+		}
+	}
+	e.authors = d.refs(sizes[nsID])
+	if n := d.count(8); n > 0 {
+		e.links = make([]uint64, n)
+		for i := range e.links {
+			e.links[i] = d.u64()
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail(errors.New("trailing bytes"))
+	}
+	return d.err
+}

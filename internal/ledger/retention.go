@@ -1,0 +1,127 @@
+package ledger
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// retired is one partition retention removed: its stem and hash, so the
+// chain of what remains still starts from a known hash.
+type retired struct {
+	stem string
+	hash [32]byte
+}
+
+const retiredFile = "retired"
+
+func readRetired(dir string) ([]retired, error) {
+	path := filepath.Join(dir, retiredFile)
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	var out []retired
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		stem, h, ok := strings.Cut(sc.Text(), " ")
+		hb, err := hex.DecodeString(h)
+		if !ok || err != nil || len(hb) != 32 {
+			return nil, fmt.Errorf("ledger: %s:%d: want STEM HASH", path, n)
+		}
+		r := retired{stem: stem}
+		copy(r.hash[:], hb)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// retain removes sealed partitions past MaxAge, then the oldest while the
+// directory holds more than MaxBytes; torn tails kept aside go after
+// MaxAge too. Each removal is noted in `retired` (synced) first.
+func (l *Ledger) retain() {
+	if l.opts.MaxAge <= 0 && l.opts.MaxBytes <= 0 {
+		return
+	}
+	ls, err := list(l.opts.Dir)
+	if err != nil {
+		l.fail("retention", err)
+		return
+	}
+	now := l.opts.Now()
+	var total int64
+	for _, s := range ls.size {
+		total += s
+	}
+	for _, stem := range ls.stems {
+		if !ls.seg[stem] {
+			continue
+		}
+		hour, _ := parseStem(stem)
+		old := l.opts.MaxAge > 0 && time.Unix(hour+3600, 0).Before(now.Add(-l.opts.MaxAge))
+		big := l.opts.MaxBytes > 0 && total > l.opts.MaxBytes
+		if !old && !big {
+			break
+		}
+		if err := l.retire(stem); err != nil {
+			l.fail("retention", err)
+			return
+		}
+		total -= ls.size[stem+segExt]
+		l.m.retired.Inc()
+		l.log.Info("ledger: partition removed by retention", slog.String("partition", stem), slog.Bool("age", old), slog.Bool("size", big))
+	}
+	if l.opts.MaxAge > 0 {
+		des, _ := os.ReadDir(l.opts.Dir)
+		for _, de := range des {
+			if !strings.Contains(de.Name(), tornMark) {
+				continue
+			}
+			if info, err := de.Info(); err == nil && info.ModTime().Before(now.Add(-l.opts.MaxAge)) {
+				os.Remove(filepath.Join(l.opts.Dir, de.Name()))
+			}
+		}
+	}
+}
+
+func (l *Ledger) retire(stem string) error {
+	path := segPath(l.opts.Dir, stem)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	var h [32]byte
+	_, err = f.Seek(-32, io.SeekEnd)
+	if err == nil {
+		_, err = io.ReadFull(f, h[:])
+	}
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	rf, err := os.OpenFile(filepath.Join(l.opts.Dir, retiredFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(rf, "%s %s\n", stem, hex.EncodeToString(h[:]))
+	if err == nil {
+		err = rf.Sync()
+	}
+	if cerr := rf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Remove(path)
+}

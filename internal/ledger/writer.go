@@ -1,0 +1,596 @@
+package ledger
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dchest/siphash"
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of Options.
+const (
+	DefaultFsyncInterval = time.Second
+	flushInterval        = 100 * time.Millisecond
+	flushBytes           = 256 << 10
+)
+
+// Options configures a Ledger.
+type Options struct {
+	Dir           string
+	FsyncInterval time.Duration // 0: DefaultFsyncInterval
+	MaxAge        time.Duration // sealed partitions older than this are removed; 0: kept
+	MaxBytes      int64         // past this many bytes the oldest sealed partitions go; 0: no bound
+	Logger        *slog.Logger  // nil: discard
+	Metrics       *Metrics      // nil: not counted
+	Now           func() time.Time
+}
+
+// Metrics are the ledger writer's counters.
+type Metrics struct {
+	accesses, errors, sealed, retired, tornBytes prometheus.Counter
+	bytes                                        prometheus.Counter
+}
+
+// NewMetrics registers the ledger's metrics on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	m := &Metrics{
+		accesses:  c("warden_ledger_accesses_total", "Accesses appended to the ledger."),
+		errors:    c("warden_ledger_errors_total", "Ledger write, sync or seal failures (each logged); an Access that failed to append is lost."),
+		sealed:    c("warden_ledger_partitions_sealed_total", "Hour partitions sealed (indexed, compressed, chained)."),
+		retired:   c("warden_ledger_partitions_retired_total", "Sealed partitions removed by retention."),
+		tornBytes: c("warden_ledger_torn_bytes_total", "Bytes cut from torn log tails at start (kept aside)."),
+		bytes:     c("warden_ledger_log_bytes_total", "Bytes appended to partition logs."),
+	}
+	if reg != nil {
+		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes)
+	}
+	return m
+}
+
+// Ledger appends Accesses to the directory and seals each hour. It is a
+// gateway.Recorder (Record) fed from one goroutine; its own goroutines
+// flush, sync and seal.
+type Ledger struct {
+	opts Options
+	log  *slog.Logger
+	m    *Metrics
+	lock *os.File
+	k0   uint64
+	k1   uint64
+
+	mu    sync.Mutex
+	f     *os.File // the open hour's log; nil until the first Access of an hour
+	hour  int64    // the open log's hour, unix seconds
+	buf   []byte
+	dirty bool // written since the last fsync
+	dict  [nsCount]map[string]uint32
+	e     entry
+	enc   []byte
+	err   error // the last write error, logged once
+
+	seal     chan string // stems to seal, in order
+	sealDone chan struct{}
+	stop     chan struct{}
+	bgDone   chan struct{}
+	closed   bool
+}
+
+// Open opens (creating) the ledger directory for writing: takes its lock,
+// repairs torn log tails, reopens the current hour's log and starts
+// sealing logs of earlier hours.
+func Open(opts Options) (*Ledger, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("ledger: no directory")
+	}
+	if opts.FsyncInterval <= 0 {
+		opts.FsyncInterval = DefaultFsyncInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if err := os.Chmod(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	lf, err := os.OpenFile(filepath.Join(opts.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("ledger: %s is in use by another warden (%w)", opts.Dir, err)
+	}
+	l := &Ledger{opts: opts, log: opts.Logger, m: opts.Metrics, lock: lf,
+		seal: make(chan string, 1024), sealDone: make(chan struct{}), stop: make(chan struct{}), bgDone: make(chan struct{})}
+	if l.k0, l.k1, err = loadKey(opts.Dir); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	ls, err := list(opts.Dir)
+	if err != nil {
+		lf.Close()
+		return nil, err
+	}
+	now := opts.Now().Unix() / 3600 * 3600
+	var pending []string
+	if n := len(ls.stems); n > 0 {
+		l.hour, _ = parseStem(ls.stems[n-1])
+	}
+	for _, stem := range ls.stems {
+		if !ls.wal[stem] {
+			continue
+		}
+		path := walPath(opts.Dir, stem)
+		if ls.seg[stem] { // sealed, the log's removal was cut short
+			os.Remove(path)
+			continue
+		}
+		p, err := l.repair(path)
+		if err != nil {
+			lf.Close()
+			return nil, err
+		}
+		if p == nil {
+			continue
+		}
+		if h, _ := parseStem(stem); h == now {
+			if err := l.reopen(path, p); err != nil {
+				lf.Close()
+				return nil, err
+			}
+			continue
+		}
+		pending = append(pending, stem)
+	}
+	go l.sealer()
+	for _, s := range pending {
+		l.seal <- s
+	}
+	go l.background()
+	return l, nil
+}
+
+// loadKey reads the key of the ledger's hashes, making one the first time.
+func loadKey(dir string) (uint64, uint64, error) {
+	path := filepath.Join(dir, "key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		k := make([]byte, 16)
+		if _, err := rand.Read(k); err != nil {
+			return 0, 0, fmt.Errorf("ledger: key: %w", err)
+		}
+		if err := writeFileSync(path, []byte(hex.EncodeToString(k)+"\n")); err != nil {
+			return 0, 0, fmt.Errorf("ledger: key: %w", err)
+		}
+		b = []byte(hex.EncodeToString(k))
+	} else if err != nil {
+		return 0, 0, fmt.Errorf("ledger: key: %w", err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != 16 {
+		return 0, 0, fmt.Errorf("ledger: key %s: not 32 hex digits", path)
+	}
+	return binary.LittleEndian.Uint64(k), binary.LittleEndian.Uint64(k[8:]), nil
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// repair reads a log, truncates it after its last whole frame and keeps
+// the cut bytes beside it. A log without even a header is removed (its
+// bytes kept aside when there are any); it returns nil then.
+func (l *Ledger) repair(path string) (*partition, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	p, valid, why := readLog(path, b)
+	if valid == len(b) {
+		return p, nil
+	}
+	aside := fmt.Sprintf("%s%s%d", path, tornMark, l.opts.Now().UnixNano())
+	if err := writeFileSync(aside, b[valid:]); err != nil {
+		return nil, fmt.Errorf("ledger: keep torn tail of %s: %w", path, err)
+	}
+	l.m.tornBytes.Add(float64(len(b) - valid))
+	l.log.Warn("ledger: torn log tail cut and kept aside", slog.String("file", path), slog.String("aside", aside),
+		slog.Int("kept_bytes", valid), slog.Int("cut_bytes", len(b)-valid), slog.String("why", why.Error()))
+	if p == nil {
+		return nil, os.Remove(path)
+	}
+	if err := os.Truncate(path, int64(valid)); err != nil {
+		return nil, fmt.Errorf("ledger: truncate %s: %w", path, err)
+	}
+	return p, syncPath(path)
+}
+
+func syncPath(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// reopen continues appending to the current hour's log.
+func (l *Ledger) reopen(path string, p *partition) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	l.f, l.hour = f, p.hour
+	for ns := range l.dict {
+		l.dict[ns] = make(map[string]uint32, len(p.dict[ns]))
+		for i, s := range p.dict[ns] {
+			l.dict[ns][s] = uint32(i)
+		}
+	}
+	return nil
+}
+
+// Add appends one Access. It never fails: an error is logged and counted
+// and the Access lost.
+func (l *Ledger) Add(in *Entry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	t := in.Time
+	if t.IsZero() {
+		t = l.opts.Now()
+	}
+	hour := t.Unix() / 3600 * 3600
+	if l.f == nil && hour <= l.hour {
+		// Partitions only move forward: an hour already on disk is closed.
+		hour = l.hour + 3600
+	}
+	if l.f == nil || hour > l.hour {
+		if err := l.rotate(hour); err != nil {
+			l.fail("open partition "+partName(hour), err)
+			return
+		}
+	}
+	e := &l.e
+	*e = entry{t: t.UnixMicro(), reqID: in.RequestID, masks: e.masks[:0], classes: e.classes[:0],
+		recs: e.recs[:0], authors: e.authors[:0], links: e.links[:0]}
+	e.route = l.name(in.Route)
+	for f, v := range in.Identity {
+		if v != "" {
+			e.facets[f] = l.intern(nsFacet+f, v) + 1
+		}
+	}
+	if in.List != "" {
+		e.list = l.intern(nsID, in.List) + 1
+	}
+	e.page, e.lookup = l.hash(in.Page), l.hash(in.Lookup)
+	e.unref = in.Unreferenced
+	e.status = uint16(max(0, min(in.Status, 999)))
+	e.rule, e.facet = l.name(in.Rule), l.name(in.Facet)
+	for _, s := range in.MaskRules {
+		e.masks = append(e.masks, l.intern(nsName, s))
+	}
+	for _, s := range in.Classes {
+		e.classes = append(e.classes, l.intern(nsName, s))
+	}
+	for _, r := range in.Records {
+		e.recs = append(e.recs, rec{id: l.intern(nsID, r.ID), classes: r.Classes, masked: r.Masked})
+	}
+	for _, a := range in.Authors {
+		e.authors = append(e.authors, l.intern(nsID, a))
+	}
+	for _, s := range in.Links {
+		e.links = append(e.links, l.hash(s))
+	}
+	l.enc = appendEntry(l.enc[:0], e, l.hour*1e6)
+	l.buf = appendFrame(l.buf, kindAccess, l.enc)
+	l.m.accesses.Inc()
+	if len(l.buf) >= flushBytes {
+		l.flush()
+	}
+}
+
+// name interns a name (route, class, rule), plus one; 0 for "".
+func (l *Ledger) name(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	return l.intern(nsName, s) + 1
+}
+
+// intern returns s's integer in ns, writing a dictionary frame the first
+// time s is seen this hour.
+func (l *Ledger) intern(ns int, s string) uint32 {
+	if v, ok := l.dict[ns][s]; ok {
+		return v
+	}
+	v := uint32(len(l.dict[ns]))
+	l.dict[ns][s] = v
+	body := append(l.enc[:0], byte(ns))
+	body = append(body, s...)
+	l.buf = appendFrame(l.buf, kindDict, body)
+	l.enc = body[:0]
+	return v
+}
+
+// hash is the keyed hash of a value kept hashed; 0 for "".
+func (l *Ledger) hash(s string) uint64 {
+	if s == "" {
+		return 0
+	}
+	return max(1, siphash.Hash(l.k0, l.k1, []byte(s)))
+}
+
+// rotate closes the open log (queuing it for sealing) and starts hour's.
+func (l *Ledger) rotate(hour int64) error {
+	l.closeLog()
+	path := walPath(l.opts.Dir, partName(hour))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	l.f, l.hour = f, hour
+	for ns := range l.dict {
+		l.dict[ns] = map[string]uint32{}
+	}
+	l.buf = appendFrame(l.buf[:0], kindHeader, headerBody(hour))
+	l.flush()
+	return nil
+}
+
+// closeLog syncs and closes the open log, if any, and queues it for
+// sealing.
+func (l *Ledger) closeLog() {
+	if l.f != nil {
+		l.flush()
+		old := partName(l.hour)
+		err := l.f.Sync()
+		if cerr := l.f.Close(); err == nil {
+			err = cerr
+		}
+		l.f = nil
+		if err != nil {
+			l.fail("close "+old, err)
+		}
+		l.dirty = false
+		select {
+		case l.seal <- old:
+		default:
+			l.fail("seal "+old, errors.New("seal queue full; sealed at next start"))
+		}
+	}
+}
+
+// flush writes the buffer to the log (without syncing). Called with mu.
+func (l *Ledger) flush() {
+	if len(l.buf) == 0 || l.f == nil {
+		return
+	}
+	n, err := l.f.Write(l.buf)
+	l.m.bytes.Add(float64(n))
+	l.buf = l.buf[:0]
+	l.dirty = true
+	if err != nil {
+		l.fail("write "+partName(l.hour), err)
+	}
+}
+
+// fail logs and counts an error; repeated identical errors log once.
+func (l *Ledger) fail(what string, err error) {
+	l.m.errors.Inc()
+	if l.err != nil && l.err.Error() == err.Error() {
+		return
+	}
+	l.err = err
+	l.log.Error("ledger: "+what+" failed", slog.String("error", err.Error()))
+}
+
+// background flushes every 100 ms, syncs every FsyncInterval and starts
+// the next hour's partition when the clock passes it.
+func (l *Ledger) background() {
+	defer close(l.bgDone)
+	ft := time.NewTicker(flushInterval)
+	defer ft.Stop()
+	lastSync := time.Now()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-ft.C:
+		}
+		l.mu.Lock()
+		l.flush()
+		if l.f != nil && l.opts.Now().Unix()/3600*3600 > l.hour {
+			l.closeLog() // the next Access opens the next hour's
+		}
+		if time.Since(lastSync) >= l.opts.FsyncInterval {
+			l.sync()
+			lastSync = time.Now()
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *Ledger) sync() {
+	if !l.dirty || l.f == nil {
+		return
+	}
+	if err := l.f.Sync(); err != nil {
+		l.fail("sync "+partName(l.hour), err)
+		return
+	}
+	l.dirty = false
+}
+
+// Sync writes and syncs what was added so far.
+func (l *Ledger) Sync() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flush()
+	l.sync()
+}
+
+// Close writes and syncs what was added, waits for sealing in progress
+// and releases the directory. The current hour's log stays open on disk;
+// the next Open continues it (or seals it, in a later hour).
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.stop)
+	l.mu.Unlock()
+	<-l.bgDone
+	l.mu.Lock()
+	l.flush()
+	l.sync()
+	var err error
+	if l.f != nil {
+		err = l.f.Close()
+		l.f = nil
+	}
+	l.mu.Unlock()
+	close(l.seal)
+	<-l.sealDone
+	l.lock.Close()
+	return err
+}
+
+// sealer seals queued logs in order, then applies retention.
+func (l *Ledger) sealer() {
+	defer close(l.sealDone)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		l.fail("seal", err)
+		for range l.seal {
+		}
+		return
+	}
+	defer enc.Close()
+	l.retain()
+	for stem := range l.seal {
+		if err := l.sealOne(stem, enc); err != nil {
+			l.fail("seal "+stem, err)
+			continue
+		}
+		l.m.sealed.Inc()
+		l.retain()
+	}
+}
+
+// sealOne turns a closed log into a sealed partition chained to the last
+// one: written aside, synced, renamed, the directory synced, then the log
+// removed.
+func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
+	wp := walPath(l.opts.Dir, stem)
+	b, err := os.ReadFile(wp)
+	if err != nil {
+		return err
+	}
+	p, valid, why := readLog(wp, b)
+	if p == nil || valid != len(b) {
+		return fmt.Errorf("%s: %v", wp, why)
+	}
+	if len(p.entries) == 0 {
+		return os.Remove(wp)
+	}
+	prev, err := lastHash(l.opts.Dir, stem)
+	if err != nil {
+		return err
+	}
+	p.buildIndex()
+	out, _ := encodeSeg(p, prev, enc)
+	sp := segPath(l.opts.Dir, stem)
+	tmp := sp + ".tmp"
+	os.Remove(tmp)
+	if err := writeFileSync(tmp, out); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, sp); err != nil {
+		return err
+	}
+	if err := syncDir(l.opts.Dir); err != nil {
+		return err
+	}
+	return os.Remove(wp)
+}
+
+// lastHash is the hash of the last sealed partition before stem, or of
+// the last one retention removed, or zeros.
+func lastHash(dir, stem string) ([32]byte, error) {
+	var h [32]byte
+	ls, err := list(dir)
+	if err != nil {
+		return h, err
+	}
+	for i := len(ls.stems) - 1; i >= 0; i-- {
+		s := ls.stems[i]
+		if s >= stem || !ls.seg[s] {
+			continue
+		}
+		f, err := os.Open(segPath(dir, s))
+		if err != nil {
+			return h, err
+		}
+		defer f.Close()
+		if _, err := f.Seek(-32, io.SeekEnd); err != nil {
+			return h, fmt.Errorf("%s: %w", segPath(dir, s), err)
+		}
+		_, err = io.ReadFull(f, h[:])
+		return h, err
+	}
+	r, err := readRetired(dir)
+	if err != nil || len(r) == 0 {
+		return h, err
+	}
+	return r[len(r)-1].hash, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
