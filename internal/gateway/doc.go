@@ -10,7 +10,11 @@
 // connection, to the fast front (fasthttp, a goroutine per connection);
 // with Redis its decisions run off the loops. The std front (net/http with
 // httputil.ReverseProxy) serves TLS with HTTP/2, h2c, and streams bodies.
-// All apply the same pipeline.
+// All apply the same pipeline, and write what warden answers itself
+// (refusals, its own errors, a recovered panic, CONNECT, an upstream that
+// failed) through one set of edges over a small writer each front supplies
+// (edge.go); the loop and fast fronts share the steps on fasthttp's types
+// (h1.go), not each other.
 //
 // It must never let an untrusted header decide an identity, never touch the
 // upstream for a refused request, and never change an answer that no rule
