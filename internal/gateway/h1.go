@@ -84,7 +84,7 @@ func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i]
 	}
-	path, ok := x.g.requestPath(w, x.front, req.Header.IsConnect(), raw, x.cfg.Server.EncodedSlashes == "keep", ex.ID)
+	path, ok := x.g.requestPath(w, x.front, req.Header.IsConnect(), raw, x.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep, ex.ID)
 	if !ok {
 		return false
 	}
@@ -169,7 +169,7 @@ func (x *h1) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr, ex *Ex
 	if sc.override {
 		dropOverrides(fastForward{h: h})
 	}
-	if sc.underscore && x.cfg.Server.UnderscoreHeaders == "drop" {
+	if sc.underscore && x.cfg.Server.UnderscoreHeaders == config.UnderscoreHeadersDrop {
 		// The names alias the raw block, which Del leaves as it is.
 		rawNames(h.RawHeaders(), func(name string) bool {
 			if strings.IndexByte(name, '_') >= 0 {

@@ -96,7 +96,7 @@ func newLoopFront(g *Gateway, cfg *config.Config) (*loopFront, error) {
 		maxBuffered: min(loopMaxBuffered, cfg.Server.MaxBodyBytes),
 		maxUpConns:  max(1, maxConns(cfg.Upstream)/n),
 		maxIdle:     max(1, cfg.Upstream.IdleConns/n),
-		offLoop:     cfg.Store.Backend != "memory",
+		offLoop:     cfg.Store.Backend != config.StoreMemory,
 		tick: max(loopMinTick, deadlineSlack(cfg.Server.ReadHeaderTimeout, cfg.Server.ReadTimeout,
 			cfg.Server.WriteTimeout, cfg.Server.IdleTimeout, cfg.Upstream.ResponseHeaderTimeout, cfg.Upstream.IdleTimeout)),
 		stop: make(chan struct{}),

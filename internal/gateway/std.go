@@ -168,7 +168,7 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.m.inflight.Dec()
 	}()
 	path, ok := g.requestPath(rec, frontStd, r.Method == http.MethodConnect, r.URL.EscapedPath(),
-		f.cfg.Server.EncodedSlashes == "keep", ex.ID)
+		f.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep, ex.ID)
 	if !ok {
 		return
 	}
@@ -230,7 +230,7 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 	if sx.ex.Strip != 0 {
 		p.stripCredentials(stdForward{pr}, sx.ex)
 	}
-	if f.cfg.Server.UnderscoreHeaders == "drop" { // see config.Server
+	if f.cfg.Server.UnderscoreHeaders == config.UnderscoreHeadersDrop { // see config.Server
 		for name := range pr.Out.Header {
 			if strings.IndexByte(name, '_') >= 0 {
 				delete(pr.Out.Header, name)
