@@ -35,6 +35,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	listen := fs.String("listen", "", "gateway address (overrides the config)")
 	upstream := fs.String("upstream", "", "upstream URL (overrides the config)")
 	adminListen := fs.String("admin-listen", "", "admin address (overrides the config)")
+	ledgerDir := fs.String("ledger-dir", "", "ledger directory (overrides ledger.dir)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -47,6 +48,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if *adminListen != "" {
 			c.Admin.Listen = *adminListen
+		}
+		if *ledgerDir != "" {
+			c.Ledger.Dir = *ledgerDir
 		}
 		return c.Validate()
 	}
@@ -101,7 +105,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Info("state saved", slog.String("dir", cfg.Store.Memory.Dir), slog.Duration("took", time.Since(begin)))
 		}()
 	}
-	deps := gateway.Deps{Store: st, Inspect: inspect.NewMetrics(reg), Ration: rm, Metrics: gm, Logger: log}
+	recs, closeLedger, err := openLedger(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	defer closeLedger() // after the gateway has drained, before the store closes
+	deps := gateway.Deps{Store: st, Inspect: inspect.NewMetrics(reg), Ration: rm, Metrics: gm, Logger: log, Recordings: recs}
 
 	pctx, pcancel := context.WithCancel(ctx)
 	p, err := gateway.NewPipeline(pctx, cfg, deps)

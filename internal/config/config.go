@@ -31,6 +31,7 @@ type Config struct {
 	Limits   []Limit         `yaml:"rate_limits"`
 	Inspect  inspect.Config  `yaml:"inspect"`
 	Ration   ration.Config   `yaml:"ration"`
+	Ledger   Ledger          `yaml:"ledger"`
 }
 
 // Fronts: fast is fasthttp (HTTP/1.1 cleartext, the hot path), std is
@@ -197,6 +198,7 @@ func (c *Config) SetDefaults() {
 	c.Identity.SetDefaults()
 	c.Inspect.SetDefaults()
 	c.Ration.SetDefaults()
+	c.Ledger.setDefaults()
 	for i := range c.Limits {
 		if c.Limits[i].Burst == 0 {
 			c.Limits[i].Burst = 1
@@ -309,6 +311,7 @@ func (c *Config) Validate() error {
 	add("identity", c.Identity.Validate())
 	add("inspect", c.Inspect.Validate())
 	add("ration", c.Ration.Validate())
+	add("ledger", c.Ledger.Validate())
 
 	names := map[string]bool{}
 	for i, l := range c.Limits {

@@ -36,6 +36,9 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_missing_created.yaml", "bad_missing_created.yaml:4:22: identity.account.missing_created: \"newest\" is not youngest or oldest"},
 		{"bad_snapshot_interval.yaml", "bad_snapshot_interval.yaml:4:24: store.memory.snapshot_interval: 100ms is below 1s"},
 		{"memory_dir_with_redis.yaml", "memory_dir_with_redis.yaml:5:10: store.memory.dir: keeps the memory store's state"},
+		{"bad_ledger.yaml", "bad_ledger.yaml:3:19: ledger.fsync_interval: 1ms is below 10ms"},
+		{"bad_ledger.yaml", "bad_ledger.yaml:5:14: ledger.retention.max_age: 10m0s is below 1h"},
+		{"ledger.yaml", ""},
 		{"exempt_unregistered_app.yaml", "exempt_unregistered_app.yaml:6:25: allow[0].apps[1]: \"parnter-app\" is not an app registered"},
 	}
 	for _, c := range cases {

@@ -65,9 +65,13 @@ func wardenConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, [
 	}
 	admin.Content = append(kept, &yaml.Node{Kind: yaml.ScalarNode, Value: "token_env"},
 		&yaml.Node{Kind: yaml.ScalarNode, Value: envName})
-	// The store's state on disk goes in the demo's own directory, so each
-	// demo starts afresh (the embedded config's dir is relative).
-	if err := setMemoryDir(top, filepath.Join(dir, "warden-state")); err != nil {
+	// The store's state on disk and the ledger go in the demo's own
+	// directory, so each demo starts afresh (the embedded config's dirs
+	// are relative).
+	if err := setPath(top, []string{"store", "memory", "dir"}, filepath.Join(dir, "warden-state")); err != nil {
+		return "", nil, err
+	}
+	if err := setPath(top, []string{"ledger", "dir"}, LedgerDir(dir)); err != nil {
 		return "", nil, err
 	}
 	out, err := yaml.Marshal(&root)
@@ -80,6 +84,9 @@ func wardenConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, [
 	}
 	return path, append(readLabDoc(src).secretsEnv(jwtSecret, partnerKey), envName+"="+tok), nil
 }
+
+// LedgerDir is where a demo run in dir keeps its ledger.
+func LedgerDir(dir string) string { return filepath.Join(dir, "warden-ledger") }
 
 // labDoc is the part of a config the demo reads: where secrets come from.
 type labDoc struct {
@@ -154,10 +161,11 @@ func randomToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// setMemoryDir sets store.memory.dir in the config's top mapping.
-func setMemoryDir(top *yaml.Node, dir string) error {
+// setPath sets the scalar at path (keys from the config's top mapping),
+// making the mappings on the way.
+func setPath(top *yaml.Node, path []string, value string) error {
 	node := top
-	for _, key := range []string{"store", "memory"} {
+	for _, key := range path[:len(path)-1] {
 		var next *yaml.Node
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			if node.Content[i].Value == key {
@@ -173,12 +181,13 @@ func setMemoryDir(top *yaml.Node, dir string) error {
 		}
 		node = next
 	}
+	last := path[len(path)-1]
 	for i := 0; i+1 < len(node.Content); i += 2 {
-		if node.Content[i].Value == "dir" {
-			node.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Value: dir}
+		if node.Content[i].Value == last {
+			node.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Value: value}
 			return nil
 		}
 	}
-	node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "dir"}, &yaml.Node{Kind: yaml.ScalarNode, Value: dir})
+	node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: last}, &yaml.Node{Kind: yaml.ScalarNode, Value: value})
 	return nil
 }

@@ -1,0 +1,61 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Ledger is where every Access is kept (internal/ledger): Dir empty
+// keeps none.
+type Ledger struct {
+	// Dir is made 0700, its files 0600; one gateway per directory. A
+	// relative path is from the working directory.
+	Dir string `yaml:"dir"`
+	// FsyncInterval bounds what a machine that stops loses (a process
+	// killed loses at most the 100 ms write buffer and the queue).
+	FsyncInterval time.Duration `yaml:"fsync_interval"`
+	// Queue is how many Accesses wait for the ledger's writer; past it
+	// they are dropped and counted (warden_recorder_dropped_total), never
+	// waited for: the request path is never slowed by the disk.
+	Queue     int             `yaml:"queue"`
+	Retention LedgerRetention `yaml:"retention"`
+}
+
+// LedgerRetention bounds the ledger: sealed hour partitions older than
+// MaxAge go, then the oldest while the directory is over MaxBytes (0: no
+// size bound).
+type LedgerRetention struct {
+	MaxAge   time.Duration `yaml:"max_age"`
+	MaxBytes int64         `yaml:"max_bytes"`
+}
+
+func (l *Ledger) setDefaults() {
+	if l.FsyncInterval == 0 {
+		l.FsyncInterval = time.Second
+	}
+	if l.Queue == 0 {
+		l.Queue = 8192
+	}
+	if l.Retention.MaxAge == 0 {
+		l.Retention.MaxAge = 30 * 24 * time.Hour
+	}
+}
+
+// Validate reports every problem, each starting with its key.
+func (l Ledger) Validate() error {
+	var errs []error
+	if l.FsyncInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("fsync_interval: %v is below 10ms", l.FsyncInterval))
+	}
+	if l.Queue < 1 || l.Queue > 1<<22 {
+		errs = append(errs, fmt.Errorf("queue: %d is not between 1 and 4194304", l.Queue))
+	}
+	if l.Retention.MaxAge < time.Hour {
+		errs = append(errs, fmt.Errorf("retention.max_age: %v is below 1h (a partition is an hour)", l.Retention.MaxAge))
+	}
+	if l.Retention.MaxBytes < 0 {
+		errs = append(errs, errors.New("retention.max_bytes: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
