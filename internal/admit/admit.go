@@ -3,13 +3,18 @@ package admit
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/shadow"
 	"github.com/warden-gw/warden/internal/store"
 )
 
@@ -25,6 +30,10 @@ type rule struct {
 	burst    int
 	routes   []pattern
 	keyHead  string // "rl:<name>:"
+	// own: an address facet counts a request with a verified account on
+	// [value, account] (config: identified: own).
+	own    bool
+	shadow prometheus.Counter // nil: enforced
 }
 
 type allow struct {
@@ -39,6 +48,7 @@ type Admitter struct {
 	rules []rule
 	allow []allow
 	st    Store
+	log   *slog.Logger
 	work  sync.Pool // *scratch
 }
 
@@ -53,8 +63,13 @@ type scratch struct {
 }
 
 // New compiles the configured limits and allowlists (already validated).
-func New(limits []config.Limit, allows []config.Allow, st Store) (*Admitter, error) {
-	a := &Admitter{st: st}
+// sh counts and log logs what limits in shadow mode would have refused
+// (both may be nil).
+func New(limits []config.Limit, allows []config.Allow, st Store, sh *shadow.Shadow, log *slog.Logger) (*Admitter, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Admitter{st: st, log: log}
 	for _, l := range limits {
 		f, ok := identify.ParseFacet(l.Facet)
 		if !ok {
@@ -65,6 +80,14 @@ func New(limits []config.Limit, allows []config.Allow, st Store) (*Admitter, err
 			return nil, fmt.Errorf("admit: rule %q: %w", l.Name, err)
 		}
 		r := rule{name: l.Name, facet: f, interval: iv, burst: max(l.Burst, 1), keyHead: "rl:" + l.Name + ":"}
+		idf := l.Identified
+		if idf == "" {
+			idf = ration.DefaultIdentified(l.Facet)
+		}
+		r.own = idf == ration.Own && (f == identify.FacetIP || f == identify.FacetNet || f == identify.FacetFingerprint)
+		if l.Mode == ration.Shadow {
+			r.shadow = sh.Counter(l.Name, shadow.Refuse)
+		}
 		for _, p := range l.Routes {
 			r.routes = append(r.routes, parsePattern(p))
 		}
@@ -111,8 +134,10 @@ type Decision struct {
 func (d *Decision) Admitted() bool { return d.Status == 0 }
 
 // Admit decides one request with a single store call. A store error is
-// returned as is; the caller applies the failure mode.
-func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identity, method, path string) (Decision, error) {
+// returned as is; the caller applies the failure mode. reqID names the
+// request in the log line of a limit in shadow mode that would have
+// refused it.
+func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identity, method, path, reqID string) (Decision, error) {
 	sc, _ := a.work.Get().(*scratch)
 	if sc == nil {
 		sc = new(scratch)
@@ -142,7 +167,13 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 		if v == "" || !r.applies(method, path) || a.exempt(id, r.name) {
 			continue
 		}
-		req.Limits = append(req.Limits, store.LimitRequest{Key: sc.keys.Key(r.keyHead, v), Interval: r.interval, Burst: r.burst, Cost: 1})
+		key := ""
+		if r.own && id.Account != "" {
+			key = sc.keys.Composite(r.keyHead, v, id.Account)
+		} else {
+			key = sc.keys.Key(r.keyHead, v)
+		}
+		req.Limits = append(req.Limits, store.LimitRequest{Key: key, Interval: r.interval, Burst: r.burst, Cost: 1})
 		idx = append(idx, i)
 	}
 	if len(req.Bans) == 0 && len(req.Limits) == 0 {
@@ -166,6 +197,11 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 		}
 		if !lr.Allowed {
 			r := &a.rules[idx[j]]
+			if r.shadow != nil {
+				shadow.Would(ctx, a.log, r.shadow, r.name, shadow.Refuse, reqID, slog.String("facet", r.facet.String()),
+					slog.String("method", method), slog.String("path", path))
+				continue
+			}
 			if d.Status == 0 || lr.RetryAfter > d.RetryAfter {
 				d = Decision{Status: 429, Rule: r.name, Facet: r.facet.String(), RetryAfter: lr.RetryAfter}
 				worst = j

@@ -1,14 +1,22 @@
 package admit
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/shadow"
 	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/memory"
 )
@@ -79,13 +87,13 @@ func TestAdmit(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			st := memory.New(memory.Options{SweepEvery: -1})
 			defer st.Close()
-			a, err := New(limits, allows, st)
+			a, err := New(limits, allows, st, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			now := time.Unix(1_800_000_000, 0)
 			for i, s := range c.steps {
-				d, err := a.Admit(context.Background(), now, s.id, s.method, s.path)
+				d, err := a.Admit(context.Background(), now, s.id, s.method, s.path, "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -103,15 +111,15 @@ func TestAdmit(t *testing.T) {
 func TestBanWinsAndLifts(t *testing.T) {
 	st := memory.New(memory.Options{SweepEvery: -1})
 	defer st.Close()
-	a, _ := New(nil, []config.Allow{{Name: "all", CIDRs: []string{"0.0.0.0/0"}}}, st)
+	a, _ := New(nil, []config.Allow{{Name: "all", CIDRs: []string{"0.0.0.0/0"}}}, st, nil, nil)
 	now := time.Unix(1_800_000_000, 0)
 	ctx := context.Background()
 	st.PutBan(ctx, store.Ban{Facet: "net", Value: "5.5.5.0/24", Reason: "scraping", Until: now.Add(time.Hour)})
-	d, _ := a.Admit(ctx, now, ident("5.5.5.9", "", ""), "GET", "/")
+	d, _ := a.Admit(ctx, now, ident("5.5.5.9", "", ""), "GET", "/", "")
 	if d.Status != 403 || d.Facet != "net" || d.Reason != "scraping" {
 		t.Fatalf("ban on the /24 (allowlists never lift bans): %+v", d)
 	}
-	d, _ = a.Admit(ctx, now.Add(2*time.Hour), ident("5.5.5.9", "", ""), "GET", "/")
+	d, _ = a.Admit(ctx, now.Add(2*time.Hour), ident("5.5.5.9", "", ""), "GET", "/", "")
 	if d.Status != 0 {
 		t.Fatalf("expired ban still applies: %+v", d)
 	}
@@ -146,12 +154,12 @@ func BenchmarkAdmit(b *testing.B) {
 	a, _ := New([]config.Limit{
 		{Name: "per-ip", Facet: "ip", Rate: "1000000/s", Burst: 1000},
 		{Name: "per-account", Facet: "account", Rate: "1000000/s", Burst: 1000},
-	}, nil, st)
+	}, nil, st, nil, nil)
 	id := ident("1.2.3.4", "12345", "")
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _ = a.Admit(ctx, time.Now(), id, "GET", "/v1/users/1")
+		_, _ = a.Admit(ctx, time.Now(), id, "GET", "/v1/users/1", "")
 	}
 }
 
@@ -169,13 +177,13 @@ func (s *abandoningStore) Admit(_ context.Context, _ time.Time, req *store.Admit
 // stay those of its own identity for as long as the store holds it.
 func TestAdmitAbandonedRequestNotReused(t *testing.T) {
 	st := &abandoningStore{}
-	a, err := New([]config.Limit{{Name: "per-account", Facet: "account", Rate: "10/s", Burst: 10}}, nil, st)
+	a, err := New([]config.Limit{{Name: "per-account", Facet: "account", Rate: "10/s", Burst: 10}}, nil, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_800_000_000, 0)
 	for _, acct := range []string{"alice", "bob", "carol"} {
-		if _, err := a.Admit(context.Background(), now, ident("10.0.0.1", acct, ""), "GET", "/"); err == nil {
+		if _, err := a.Admit(context.Background(), now, ident("10.0.0.1", acct, ""), "GET", "/", ""); err == nil {
 			t.Fatal("no error from a store that gave up")
 		}
 	}
@@ -183,6 +191,106 @@ func TestAdmitAbandonedRequestNotReused(t *testing.T) {
 		req := st.kept[i]
 		if len(req.Limits) != 1 || !strings.HasSuffix(req.Limits[0].Key, acct) {
 			t.Fatalf("request %d, for %s, now reads %+v", i, acct, req.Limits)
+		}
+	}
+}
+
+// Address limits never refuse an identified account for what others
+// behind its address did (identified: own, the default on ip and net):
+// each account has its own allowance there, anonymous requests share the
+// address's. identified: shared is the old behaviour, kept as a choice.
+func TestNeighbours(t *testing.T) {
+	type step struct {
+		ip, account string
+		status      int
+	}
+	cases := []struct {
+		name       string
+		identified ration.Identified
+		steps      []step
+	}{
+		{"own: anonymous harvester empties the address, accounts unharmed", "", []step{
+			{"6.0.0.1", "", 0}, {"6.0.0.1", "", 0}, {"6.0.0.1", "", 429}, {"6.0.0.1", "", 429},
+			{"6.0.0.1", "alice", 0}, {"6.0.0.1", "alice", 0},
+			{"6.0.0.1", "bob", 0},
+		}},
+		{"own: an account that runs hot meets the limit alone", ration.Own, []step{
+			{"6.0.0.2", "mallory", 0}, {"6.0.0.2", "mallory", 0}, {"6.0.0.2", "mallory", 429}, {"6.0.0.2", "mallory", 429},
+			{"6.0.0.2", "alice", 0}, {"6.0.0.2", "", 0}, {"6.0.0.2", "", 0}, {"6.0.0.2", "", 429},
+		}},
+		{"own: the net limit too", ration.Own, []step{
+			{"6.0.1.1", "", 0}, {"6.0.1.2", "", 0}, {"6.0.1.3", "", 0}, {"6.0.1.4", "", 429}, {"6.0.1.5", "alice", 0},
+		}},
+		{"shared: everyone behind the address pays", ration.Shared, []step{
+			{"6.0.0.3", "mallory", 0}, {"6.0.0.3", "mallory", 0}, {"6.0.0.3", "alice", 429},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := memory.New(memory.Options{SweepEvery: -1})
+			defer st.Close()
+			a, err := New([]config.Limit{
+				{Name: "per-ip", Facet: "ip", Rate: "1/m", Burst: 2, Identified: c.identified},
+				{Name: "per-net", Facet: "net", Rate: "1/m", Burst: 3, Identified: c.identified, Routes: []string{"GET /net"}},
+			}, nil, st, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Unix(1_800_000_000, 0)
+			path := "/x"
+			if strings.Contains(c.name, "net") {
+				path = "/net"
+			}
+			for i, s := range c.steps {
+				id := ident(s.ip, s.account, "")
+				d, err := a.Admit(context.Background(), now, id, "GET", path, "r")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Status != s.status {
+					t.Fatalf("step %d (%s %q): got %d %q, want %d", i, s.ip, s.account, d.Status, d.Rule, s.status)
+				}
+			}
+		})
+	}
+}
+
+// A limit in shadow mode is charged and decides, and refuses nothing: it
+// counts warden_shadow_total{rule,action="refuse"} and logs "would have
+// refused" with the request id.
+func TestShadowLimit(t *testing.T) {
+	st := memory.New(memory.Options{SweepEvery: -1})
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	sh := shadow.New(reg)
+	var logs bytes.Buffer
+	a, err := New([]config.Limit{
+		{Name: "per-ip", Facet: "ip", Rate: "1/m", Burst: 2, Mode: ration.Shadow},
+		{Name: "per-account", Facet: "account", Rate: "1/m", Burst: 3},
+	}, nil, st, sh, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 5 {
+		d, err := a.Admit(context.Background(), now, ident("7.0.0.1", "", ""), "GET", "/x", fmt.Sprintf("req-%d", i))
+		if err != nil || d.Status != 0 {
+			t.Fatalf("request %d: %+v %v: a shadow limit refused", i, d, err)
+		}
+	}
+	var m dto.Metric
+	_ = sh.Counter("per-ip", "refuse").Write(&m)
+	if got := m.GetCounter().GetValue(); got != 3 {
+		t.Errorf("warden_shadow_total{rule=per-ip,action=refuse} = %v, want 3", got)
+	}
+	if !strings.Contains(logs.String(), `"msg":"would have refused","rule":"per-ip","mode":"shadow","request_id":"req-2"`) {
+		t.Errorf("no would-have line for req-2:\n%s", logs.String())
+	}
+	// The enforced limit beside it still refuses.
+	for i := range 4 {
+		d, _ := a.Admit(context.Background(), now, ident("7.0.0.2", "acct", ""), "GET", "/x", "")
+		if want := map[bool]int{true: 429, false: 0}[i == 3]; d.Status != want {
+			t.Fatalf("per-account request %d: %d, want %d", i, d.Status, want)
 		}
 	}
 }

@@ -133,6 +133,11 @@ type Limit struct {
 	Rate   string   `yaml:"rate"` // "20/s", "600/m", "10000/h"
 	Burst  int      `yaml:"burst"`
 	Routes []string `yaml:"routes"` // ServeMux patterns; empty: every route
+	// Identified: on ip, net or fingerprint, how requests with a verified
+	// account count: own (default for ip and net: on [value, account], so
+	// no account is refused for what its neighbours did) or shared.
+	Identified ration.Identified `yaml:"identified"`
+	Mode       ration.Mode       `yaml:"mode"` // enforce (default) or shadow
 }
 
 // ParseRate parses "N/s", "N/m", "N/h" or "N/d" into the emission interval.
@@ -200,9 +205,12 @@ func (c *Config) SetDefaults() {
 	c.Ration.SetDefaults()
 	c.Ledger.setDefaults()
 	for i := range c.Limits {
-		if c.Limits[i].Burst == 0 {
-			c.Limits[i].Burst = 1
+		l := &c.Limits[i]
+		if l.Burst == 0 {
+			l.Burst = 1
 		}
+		def(&l.Identified, ration.DefaultIdentified(l.Facet))
+		def(&l.Mode, ration.Enforce)
 	}
 }
 
@@ -330,6 +338,12 @@ func (c *Config) Validate() error {
 		}
 		if l.Burst < 1 {
 			bad(p+".burst", "%d must be at least 1", l.Burst)
+		}
+		if err := ration.CheckIdentified(l.Facet, l.Identified); err != nil {
+			bad(p+".identified", "%v", err)
+		}
+		if err := l.Mode.Validate(); err != nil {
+			bad(p+".mode", "%v", err)
 		}
 		for j, r := range l.Routes {
 			if err := checkPattern(r); err != nil {

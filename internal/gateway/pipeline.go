@@ -72,7 +72,7 @@ func NewPipeline(ctx context.Context, cfg *config.Config, d Deps) (*Pipeline, er
 	if err != nil {
 		return nil, fmt.Errorf("gateway: identity: %w", err)
 	}
-	adm, err := admit.New(cfg.Limits, cfg.Allow, d.Store)
+	adm, err := admit.New(cfg.Limits, cfg.Allow, d.Store, d.Ration.Shadow(), d.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -189,7 +189,7 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 
 // admitted applies bans and rate limits; nil admits.
 func (p *Pipeline) admitted(ctx context.Context, ex *Exchange) *Refusal {
-	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path)
+	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path, ex.ID)
 	switch {
 	case errors.Is(err, guard.ErrFailedOpen):
 		p.m.storeFail.WithLabelValues("admit", "failed_open").Inc()

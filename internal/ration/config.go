@@ -30,6 +30,10 @@ type BudgetConfig struct {
 	// order of younger_than) the account is younger than applies.
 	AccountAge []AgeTier `yaml:"account_age"`
 	Exempt     Exempt    `yaml:"exempt"`
+	// Identified: on ip, net or fingerprint, how requests with a verified
+	// account count (Own: on [value, account]; Shared: on the value).
+	Identified Identified `yaml:"identified"`
+	Mode       Mode       `yaml:"mode"` // enforce (default) or shadow
 }
 
 // AgeTier is the limit for accounts younger than YoungerThan.
@@ -68,6 +72,7 @@ type Unreferenced struct {
 	// Classes are masked past the limit; default every class of the route.
 	Classes []string `yaml:"classes"`
 	Exempt  Exempt   `yaml:"exempt"`
+	Mode    Mode     `yaml:"mode"` // enforce (default) or shadow
 }
 
 // Actions past a budget.
@@ -79,8 +84,15 @@ const (
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {
 	for i := range c.Budgets {
-		if c.Budgets[i].Action == "" {
-			c.Budgets[i].Action = Mask
+		b := &c.Budgets[i]
+		if b.Action == "" {
+			b.Action = Mask
+		}
+		if b.Identified == "" {
+			b.Identified = DefaultIdentified(b.Facet)
+		}
+		if b.Mode == "" {
+			b.Mode = Enforce
 		}
 	}
 	for i := range c.Scopes {
@@ -100,6 +112,9 @@ func (c *Config) SetDefaults() {
 		}
 		if u.Action == "" {
 			u.Action = Mask
+		}
+		if u.Mode == "" {
+			u.Mode = Enforce
 		}
 	}
 }
@@ -143,6 +158,12 @@ func (c *Config) Validate() error {
 		if b.Action != Mask && b.Action != Block {
 			bad(at+".action", "must be %q or %q, got %q", Mask, Block, b.Action)
 		}
+		if err := CheckIdentified(b.Facet, b.Identified); err != nil {
+			bad(at+".identified", "%v", err)
+		}
+		if err := b.Mode.Validate(); err != nil {
+			bad(at+".mode", "%v", err)
+		}
 		for j, t := range b.AccountAge {
 			if t.YoungerThan <= 0 {
 				bad(fmt.Sprintf("%s.account_age[%d].younger_than", at, j), "must be positive, got %v", t.YoungerThan)
@@ -180,6 +201,9 @@ func (c *Config) Validate() error {
 		}
 		if u.Action != Mask && u.Action != Block {
 			bad("unreferenced.action", "must be %q or %q, got %q", Mask, Block, u.Action)
+		}
+		if err := u.Mode.Validate(); err != nil {
+			bad("unreferenced.mode", "%v", err)
 		}
 		errs = append(errs, validExempt("unreferenced.exempt", &u.Exempt)...)
 	}

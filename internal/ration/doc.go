@@ -31,6 +31,15 @@
 //     limit. If a block budget refuses any record, the whole answer is
 //     refused: 429 with {"error","rule","facet","request_id"} and a
 //     Retry-After until the window ends.
+//     A budget on ip, net or fingerprint with identified: own (the default
+//     on ip and net) counts a request with a verified account on
+//     [value, account] and an anonymous one on the value: no account is
+//     masked for what others behind its address did (see package admit).
+//
+// Every budget and the unreferenced rule take mode: shadow: they decide
+// and spend as enforced, then mask and refuse nothing; what they would
+// have done is counted (warden_shadow_total{rule,action}) and logged with
+// the request id.
 //
 // Masking nulls the class's fields of that record only and marks the record
 // with a "_warden" member (see package inspect); the answer also carries

@@ -1,6 +1,10 @@
 package ration
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/shadow"
+)
 
 // Metrics are rationing's counters. Create them once per process; every
 // Rationer built on a config load shares them.
@@ -10,6 +14,17 @@ type Metrics struct {
 	blocked    *prometheus.CounterVec // answers refused, by rule
 	enumerated *prometheus.CounterVec // unreferenced look-ups, by route
 	storeErrs  prometheus.Counter
+	shadow     *shadow.Shadow
+}
+
+// Shadow is the process's counter of shadow decisions
+// (warden_shadow_total), registered with rationing's metrics and shared by
+// admission and the detector. Nil for a nil *Metrics.
+func (m *Metrics) Shadow() *shadow.Shadow {
+	if m == nil {
+		return nil
+	}
+	return m.shadow
 }
 
 // NewMetrics registers rationing's metrics with reg (nil: unregistered).
@@ -36,6 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Rationing decisions the state store failed.",
 		}),
 	}
+	m.shadow = shadow.New(reg)
 	if reg != nil {
 		reg.MustRegister(m.served, m.masked, m.blocked, m.enumerated, m.storeErrs)
 	}

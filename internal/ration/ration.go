@@ -15,6 +15,7 @@ import (
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/refusal"
+	"github.com/warden-gw/warden/internal/shadow"
 	"github.com/warden-gw/warden/internal/store"
 )
 
@@ -91,6 +92,8 @@ type budget struct {
 	tiers   []AgeTier // by younger_than, ascending
 	ex      exempt
 	prefix  string // store key prefix
+	own     bool   // an address facet counts verified accounts on [value, account]
+	shadow  prometheus.Counter // nil: enforced
 	served  prometheus.Counter
 	masked  prometheus.Counter
 	blocked prometheus.Counter
@@ -123,6 +126,7 @@ type unref struct {
 	ex      exempt
 	prefix  string // link filter key prefix
 	bprefix string // budget key prefix
+	shadow  prometheus.Counter // nil: enforced
 	masked  prometheus.Counter
 	blocked prometheus.Counter
 }
@@ -160,6 +164,10 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 			served: m.served.WithLabelValues(bc.Name), masked: m.masked.WithLabelValues(bc.Name),
 			blocked: m.blocked.WithLabelValues(bc.Name)}
 		slices.SortFunc(b.tiers, func(a, b AgeTier) int { return int(a.YoungerThan - b.YoungerThan) })
+		b.own = bc.Identified == Own && (f == identify.FacetIP || f == identify.FacetNet || f == identify.FacetFingerprint)
+		if bc.Mode == Shadow {
+			b.shadow = m.Shadow().Counter(bc.Name, shadowAction(b.block))
+		}
 		r.budgets = append(r.budgets, b)
 	}
 	for i, sc := range cfg.Scopes {
@@ -173,6 +181,9 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 		r.unref = &unref{cfg: *u, facet: f, block: u.Action == Block, ex: newExempt(u.Exempt),
 			prefix: "link:" + u.Facet + ":", bprefix: "budget:" + u.Name + ":",
 			masked: m.masked.WithLabelValues(u.Name), blocked: m.blocked.WithLabelValues(u.Name)}
+		if u.Mode == Shadow {
+			r.unref.shadow = m.Shadow().Counter(u.Name, shadowAction(r.unref.block))
+		}
 	}
 	if u := cfg.Unreferenced; u != nil {
 		r.enumerated = map[string]prometheus.Counter{}
@@ -321,7 +332,13 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 		limit := b.limit(id, now)
 		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: limit, from: from, to: len(w.subjects)})
-		w.reqs = append(w.reqs, store.SpendRequest{Key: w.keys.Key(b.prefix, v), Window: b.cfg.Window, Limit: limit})
+		key := ""
+		if b.own && id.Account != "" {
+			key = w.keys.Composite(b.prefix, v, id.Account)
+		} else {
+			key = w.keys.Key(b.prefix, v)
+		}
+		w.reqs = append(w.reqs, store.SpendRequest{Key: key, Window: b.cfg.Window, Limit: limit})
 	}
 	var results []store.SpendResult
 	if len(w.reqs) > 0 {
@@ -352,9 +369,15 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		allowed := results[k].Allowed
 		ok := 0
 		masked := 0
+		would := 0
 		for j, a := range allowed {
 			if a {
 				ok++
+				continue
+			}
+			if o.b.shadow != nil {
+				would++
+				ok++ // served: the rule only watches
 				continue
 			}
 			i := int(w.recIdx[o.from+j])
@@ -371,6 +394,9 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 		w.count(o.b.served, ok)
 		w.count(o.b.masked, masked)
+		if would > 0 {
+			r.would(ctx, o.b.shadow, o.b.cfg.Name, o.b.block, req.ID, o.b.cfg.Facet, would)
+		}
 	}
 	if block != nil {
 		return block, nil
@@ -451,6 +477,10 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	if results[0].Allowed[0] {
 		return linkKey, nil, nil
 	}
+	if u.shadow != nil {
+		r.would(ctx, u.shadow, u.cfg.Name, u.block, req.ID, u.cfg.Facet, 1)
+		return linkKey, nil, nil
+	}
 	if u.block {
 		u.blocked.Inc()
 		return linkKey, refuse(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, retryAfter(now, u.cfg.Window)), nil
@@ -470,6 +500,25 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	}
 	w.count(u.masked, m)
 	return linkKey, nil, nil
+}
+
+// shadowAction is what a rule that blocks (or masks) would have done.
+func shadowAction(block bool) string {
+	if block {
+		return shadow.Refuse
+	}
+	return shadow.Mask
+}
+
+// would counts and logs what a rule in shadow mode would have done to this
+// answer: refused it, or masked n records.
+func (r *Rationer) would(ctx context.Context, c prometheus.Counter, rule string, block bool, reqID, facet string, n int) {
+	if block {
+		shadow.Would(ctx, r.log, c, rule, shadow.Refuse, reqID, slog.String("facet", facet))
+		return
+	}
+	c.Add(float64(n - 1))
+	shadow.Would(ctx, r.log, c, rule, shadow.Mask, reqID, slog.String("facet", facet), slog.Int("records", n))
 }
 
 func retryAfter(now time.Time, window time.Duration) time.Duration {

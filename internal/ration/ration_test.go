@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -156,6 +157,7 @@ func TestBudgets(t *testing.T) {
 		served  bool
 		account string // default "a1"
 		ip      string
+		anon    bool // no account
 	}
 	seq := func(from, to int, ok bool) []step {
 		var s []step
@@ -186,8 +188,17 @@ func TestBudgets(t *testing.T) {
 			cat(seq(1, 3, true), seq(4, 6, false)), "ip-3"},
 		{"other accounts have their own budget", []BudgetConfig{contactBudget("acct", "account", 2)},
 			[]step{{id: 1, served: true}, {id: 2, served: true}, {id: 3}, {id: 3, account: "a2", served: true}, {id: 4, account: "a2", served: true}, {id: 5, account: "a2"}}, "acct"},
-		{"ip budget across accounts", []BudgetConfig{contactBudget("ip", "ip", 2)},
+		{"ip budget shared across accounts", []BudgetConfig{shared(contactBudget("ip", "ip", 2))},
 			[]step{{id: 1, served: true}, {id: 2, account: "a2", served: true}, {id: 3, account: "a3"}, {id: 3, account: "a3", ip: "192.0.2.11", served: true}}, "ip"},
+		// identified: own (the default on ip and net): each account behind
+		// the address has its own allowance there; anonymous requests share
+		// the address's.
+		{"ip budget own: an account never pays for its neighbours", []BudgetConfig{contactBudget("ip", "ip", 2)},
+			[]step{{id: 1, served: true}, {id: 2, served: true}, {id: 3}, {id: 3, account: "a2", served: true}, {id: 4, account: "a2", served: true},
+				{id: 5, anon: true, served: true}, {id: 6, anon: true, served: true}, {id: 7, anon: true}, {id: 7, account: "a3", served: true},
+				{id: 5, account: "a2"}}, "ip"},
+		{"net budget own: anonymous traffic meets the net's limit", []BudgetConfig{contactBudget("net", "net", 1)},
+			[]step{{id: 1, anon: true, served: true}, {id: 2, anon: true, ip: "192.0.2.99"}, {id: 2, served: true}, {id: 3}}, "net"},
 		{"exempt app", []BudgetConfig{{Name: "acct", Facet: "account", Class: "contact", Limit: 1, Window: time.Hour, Exempt: Exempt{Accounts: []string{"a1"}}}},
 			seq(1, 4, true), ""},
 		{"exempt cidr", []BudgetConfig{{Name: "acct", Facet: "account", Class: "contact", Limit: 1, Window: time.Hour, Exempt: Exempt{CIDRs: []string{"192.0.2.0/28"}}}},
@@ -204,6 +215,9 @@ func TestBudgets(t *testing.T) {
 				}
 				if s.ip != "" {
 					id.IP = netip.MustParseAddr(s.ip)
+				}
+				if s.anon {
+					id.Account, id.AccountCreated = "", time.Time{}
 				}
 				body := profile(s.id)
 				out := e.get(t0.Add(time.Duration(k)*time.Second), id, fmt.Sprintf("/v1/users/%d", s.id), body)
@@ -230,6 +244,53 @@ func TestBudgets(t *testing.T) {
 				t.Errorf("Access.MaskRules %q, masked %d", r, last.Masked)
 			}
 		})
+	}
+}
+
+func shared(b BudgetConfig) BudgetConfig {
+	b.Identified = Shared
+	return b
+}
+
+// A budget in shadow mode decides and counts, and changes nothing: every
+// answer goes out as it came, and warden_shadow_total counts what it
+// would have masked or refused.
+func TestShadowBudget(t *testing.T) {
+	l := loadLab(t)
+	mask := contactBudget("acct-shadow", "account", 1)
+	mask.Mode = Shadow
+	block := contactBudget("ip-shadow-block", "ip", 2)
+	block.Mode, block.Action = Shadow, Block
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	cfg := Config{Budgets: []BudgetConfig{mask, block}, Unreferenced: &Unreferenced{Limit: 0, Window: time.Hour, Mode: Shadow, Classes: []string{"contact"}}}
+	r, err := newR(cfg, l.Inspect, newStore(t), m, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, r: r, reg: reg}
+	id := account("a1")
+	for i := 1; i <= 4; i++ {
+		body := profile(i)
+		out := e.get(t0.Add(time.Duration(i)*time.Second), id, fmt.Sprintf("/v1/users/%d", i), body)
+		if out.Block != nil || out.Body != nil || out.Masked != 0 || len(out.Access.MaskRules) != 0 {
+			t.Fatalf("look-up %d: a shadow rule changed the answer: %+v", i, out)
+		}
+	}
+	sh := m.Shadow()
+	if got := counter(sh.Counter("acct-shadow", "mask")); got != 3 {
+		t.Errorf("acct-shadow would have masked %v records, want 3", got)
+	}
+	if got := counter(sh.Counter("ip-shadow-block", "refuse")); got != 2 {
+		t.Errorf("ip-shadow-block would have refused %v answers, want 2", got)
+	}
+	if got := counter(sh.Counter("unreferenced", "mask")); got != 4 {
+		t.Errorf("unreferenced would have masked %v look-ups, want 4", got)
+	}
+	if !strings.Contains(logs.String(), `"msg":"would have masked","rule":"acct-shadow","mode":"shadow","request_id":"req-/v1/users/2"`) ||
+		!strings.Contains(logs.String(), `"msg":"would have refused","rule":"ip-shadow-block"`) {
+		t.Errorf("no would-have log lines with the request id:\n%s", logs.String())
 	}
 }
 
@@ -700,6 +761,10 @@ func TestConfig(t *testing.T) {
 			[]string{`budgets[0].class: no route maps class "health"`}},
 		{"unreferenced", Config{Unreferenced: &Unreferenced{Facet: "user", Limit: 3, TTL: -time.Second}},
 			[]string{"unreferenced.facet: must be", "unreferenced.ttl: must be positive", "unreferenced.window: must be positive"}},
+		{"identified and mode", Config{Budgets: []BudgetConfig{{Name: "a", Facet: "account", Class: "contact", Limit: 1, Window: time.Hour, Identified: Own, Mode: "dry"}},
+			Unreferenced: &Unreferenced{Mode: "off"}},
+			[]string{`budgets[0].identified: "own" applies to ip, net and fingerprint, not account`, `budgets[0].mode: "dry" is not enforce or shadow`,
+				`unreferenced.mode: "off" is not enforce or shadow`}},
 		{"scopes", Config{Scopes: []ScopeConfig{{Name: "s"}}}, []string{"scopes[0].class: a class is required", "scopes[0].scope: a scope is required"}},
 	}
 	for _, tt := range tests {

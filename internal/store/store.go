@@ -144,5 +144,15 @@ func (k *KeyBuf) Key(prefix, v string) string {
 	return unsafe.String(unsafe.SliceData(s), len(s))
 }
 
+// Composite returns prefix+v+"|"+who, backed by the buffer: the key of a
+// rule counting by an address facet (v, which never holds "|") for one
+// identity (who) behind it.
+func (k *KeyBuf) Composite(prefix, v, who string) string {
+	from := len(k.b)
+	k.b = append(append(append(append(k.b, prefix...), v...), '|'), who...)
+	s := k.b[from:]
+	return unsafe.String(unsafe.SliceData(s), len(s))
+}
+
 // Reset lets the buffer be reused; keys made before must no longer be used.
 func (k *KeyBuf) Reset() { k.b = k.b[:0] }
