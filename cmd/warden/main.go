@@ -30,6 +30,9 @@ func commands() map[string]command {
 		"demo":         {"platform + gateway + simulated traffic, with a score", runDemo},
 		"ban":          {"list, add or remove bans through the admin API", runBan},
 		"bench":        {"run the benchmark rows and write bench/results", runBench},
+		"ledger":       {"query the access ledger: who-took, took-by, verify", runLedger},
+		"reach":        {"distinct people served content by a set of authors", runReach},
+		"explain":      {"the decision on one request, from the ledger", runExplain},
 	}
 }
 

@@ -42,6 +42,7 @@ type Options struct {
 	Gatherer prometheus.Gatherer // served at /metrics
 	Bans     BanStore
 	Limits   LimitViewer                     // nil: /v1/facets answers 501
+	Ledger   Ledger                          // nil: /v1/ledger/... answers 501
 	Ready    func(ctx context.Context) error // nil: always ready
 	Logger   *slog.Logger                    // nil: discard
 	Now      func() time.Time                // nil: time.Now
@@ -102,6 +103,7 @@ func New(opts Options) (*Server, error) {
 	}))
 	mux.Handle("/v1/bans/{facet}/{value...}", methods(map[string]http.Handler{http.MethodDelete: http.HandlerFunc(s.removeBan)}))
 	mux.Handle("/v1/facets/{facet}/{value...}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
+	mux.Handle("/v1/ledger/{query}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.ledgerQuery)}))
 	mux.Handle("/v1/facets", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
 	// Profiles of the running gateway, behind the token like the rest:
 	// a profile shows code paths and timing, never request data.

@@ -15,6 +15,11 @@
 //	DELETE /v1/bans?facet=F&value=V      the same, the value in the query
 //	GET    /v1/facets/{facet}/{value...} the value's limit state from Options.Limits
 //	GET    /v1/facets?facet=F&value=V    the same, the value in the query
+//	GET    /v1/ledger/{query}?...         the ledger's queries, as the commands
+//	                                     answer them (--json): who-took?subject=&class=&by=,
+//	                                     took-by?facet=&value=, reach?authors=&by=&dose=true&
+//	                                     overlap=&after=, explain?id=, verify; every one
+//	                                     takes from= and to= (RFC 3339 or a duration back)
 //	GET    /debug/pprof/...              Go's profiles (net/http/pprof), e.g.
 //	                                     /debug/pprof/profile?seconds=10 for CPU
 //

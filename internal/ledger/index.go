@@ -88,7 +88,7 @@ func (x *index) addEntry(e *entry) {
 		for _, a := range e.authors {
 			x.add(famViewers, f, uint64(a), ident)
 		}
-		if e.list != 0 {
+		if e.list != 0 && e.status < 400 { // a refusal fetched nothing
 			x.add(famLists, f, uint64(ident), e.list-1)
 		}
 	}

@@ -140,7 +140,7 @@ type TookByResult struct {
 	Served   map[string]int `json:"served"`   // class -> distinct subjects served it unmasked
 	Masked   map[string]int `json:"masked"`   // class -> distinct subjects it was masked on
 	Subjects int            `json:"subjects"` // distinct subjects any record of which was served
-	Lists    int            `json:"lists"`    // distinct lists fetched
+	Lists    int            `json:"lists"`    // distinct lists fetched (answers, not refusals)
 	Accesses int            `json:"accesses"` // Accesses in the window, refusals included
 	First    *time.Time     `json:"first"`
 	Last     *time.Time     `json:"last"`
@@ -179,7 +179,7 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 				continue
 			}
 			lo, hi = min(lo, e.t), max(hi, e.t)
-			if e.list != 0 {
+			if e.list != 0 && e.status < 400 {
 				lists.Add(r.global(p, nsID, e.list-1))
 			}
 			for _, rc := range e.recs {
@@ -237,6 +237,7 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 // window, and the pieces of their content served (impressions).
 func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap, []uint64) {
 	f := int(by) - 1
+	r.viewNS = nsFacet + f
 	out := make([]*roaring.Bitmap, len(authors))
 	impr := make([]uint64, len(authors))
 	for i := range out {
@@ -335,4 +336,12 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) int {
 		}
 	}
 	return int(set.GetCardinality())
+}
+
+// IdentityName is the value behind an identity integer Viewers returned.
+func (r *Reader) IdentityName(v uint32) string {
+	if names := r.glob[r.viewNS].names; int(v) < len(names) {
+		return names[v]
+	}
+	return ""
 }

@@ -45,6 +45,8 @@ type Reader struct {
 	parts []*partition
 	glob  [nsCount]interner
 	gl    map[*partition]*[nsCount][]uint32 // local -> global+1
+	// viewNS is the namespace of the identities Viewers last returned.
+	viewNS int
 }
 
 // interner gives strings integers that hold across partitions.

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-gw/warden/internal/admin"
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/reach"
+)
+
+// The ledger's queries are answered by one function, answerQuery, from
+// url.Values: the admin API passes its query string, each command its
+// flags. So a command and its endpoint cannot disagree.
+
+// queryFlags are the flags every ledger query takes.
+type queryFlags struct {
+	ledger, config, from, to *string
+	json                     *bool
+}
+
+func addQueryFlags(fs *flag.FlagSet) *queryFlags {
+	return &queryFlags{
+		ledger: fs.String("ledger", "", "ledger directory (default: ledger.dir of --config)"),
+		config: fs.String("config", "examples/lab.yaml", "config file whose ledger.dir is read (and, for explain, its budgets)"),
+		from:   fs.String("from", "", "start of the window: RFC 3339, or a duration back from now (90m, 24h, 7d)"),
+		to:     fs.String("to", "", "end of the window, as --from (default: now)"),
+		json:   fs.Bool("json", false, "print JSON instead of a table"),
+	}
+}
+
+// parseArgs parses flags placed before, between or after the positional
+// arguments (flag stops at the first one), and returns the positionals.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// setFlags records in v the flags set on the command line (by name).
+func setFlags(fs *flag.FlagSet, v url.Values, skip ...string) {
+	fs.Visit(func(f *flag.Flag) {
+		for _, s := range skip {
+			if s == f.Name {
+				return
+			}
+		}
+		v.Set(f.Name, f.Value.String())
+	})
+}
+
+// target resolves the ledger directory and the config (nil when only
+// --ledger was given and --config was left at its default and is absent).
+func (q *queryFlags) target(fs *flag.FlagSet) (string, *config.Config, error) {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	var cfg *config.Config
+	if explicit || *q.ledger == "" {
+		c, err := config.Load(*q.config)
+		switch {
+		case err == nil:
+			cfg = c
+		case explicit || !errors.Is(err, os.ErrNotExist):
+			return "", nil, err
+		}
+	}
+	dir := *q.ledger
+	if dir == "" {
+		if cfg == nil || cfg.Ledger.Dir == "" {
+			return "", nil, fmt.Errorf("no ledger: %s sets no ledger.dir; give --ledger DIR", *q.config)
+		}
+		dir = cfg.Ledger.Dir
+	}
+	return dir, cfg, nil
+}
+
+// parseWhen reads RFC 3339, or a duration back from now (Go's units, and
+// d for days).
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	d, err := parseSpan(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration back from now", s)
+	}
+	return now.Add(-d), nil
+}
+
+func parseSpan(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseFloat(n, 64)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(days * 24 * float64(time.Hour)), nil
+	}
+	return time.ParseDuration(s)
+}
+
+func badQuery(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", admin.ErrBadRequest, fmt.Sprintf(format, a...))
+}
+
+func queryWindow(v url.Values, now time.Time) (ledger.Window, error) {
+	from, err := parseWhen(v.Get("from"), now)
+	if err != nil {
+		return ledger.Window{}, badQuery("from: %v", err)
+	}
+	to, err := parseWhen(v.Get("to"), now)
+	if err != nil {
+		return ledger.Window{}, badQuery("to: %v", err)
+	}
+	if !from.IsZero() && !to.IsZero() && to.Before(from) {
+		return ledger.Window{}, badQuery("to is before from")
+	}
+	return ledger.Window{From: from, To: to}, nil
+}
+
+func queryFacet(v url.Values, key string, def identify.Facet, allowed ...identify.Facet) (identify.Facet, error) {
+	s := v.Get(key)
+	if s == "" {
+		return def, nil
+	}
+	f, ok := identify.ParseFacet(s)
+	if ok && len(allowed) > 0 {
+		ok = false
+		for _, a := range allowed {
+			ok = ok || a == f
+		}
+	}
+	if !ok {
+		names := []string{}
+		for _, a := range allowed {
+			names = append(names, a.String())
+		}
+		if len(names) == 0 {
+			names = []string{"app", "account", "ip", "net", "fingerprint"}
+		}
+		return 0, badQuery("%s: %q is not %s", key, s, strings.Join(names, ", "))
+	}
+	return f, nil
+}
+
+// idList reads "ID,ID,..." or "@FILE" (ids separated by commas, spaces or
+// lines).
+func idList(s string) ([]string, error) {
+	if name, ok := strings.CutPrefix(s, "@"); ok {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, badQuery("%v", err)
+		}
+		s = string(b)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' }) {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// answerQuery answers the ledger query name over dir. cfg may be nil
+// (explain then shows no budgets). Errors wrapping admin.ErrBadRequest
+// are the asker's; admin.ErrNotFound, nothing matched.
+func answerQuery(dir string, cfg *config.Config, name string, v url.Values, now time.Time) (any, error) {
+	if name == "verify" {
+		return ledger.Verify(dir)
+	}
+	win, err := queryWindow(v, now)
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case "who-took":
+		subject := v.Get("subject")
+		if subject == "" {
+			return nil, badQuery("subject is required")
+		}
+		by, err := queryFacet(v, "by", identify.FacetAccount)
+		if err != nil {
+			return nil, err
+		}
+		r, err := ledger.OpenReader(dir, win)
+		if err != nil {
+			return nil, err
+		}
+		return r.WhoTook(subject, v.Get("class"), by), nil
+	case "took-by":
+		f, err := queryFacet(v, "facet", 0)
+		if err != nil || f == 0 {
+			return nil, badQuery("facet: want app, account, ip, net or fingerprint")
+		}
+		if v.Get("value") == "" {
+			return nil, badQuery("value is required")
+		}
+		r, err := ledger.OpenReader(dir, win)
+		if err != nil {
+			return nil, err
+		}
+		return r.TookBy(f, v.Get("value")), nil
+	case "reach":
+		return answerReach(dir, win, v, now)
+	case "explain":
+		return explainRequest(dir, cfg, win, v.Get("id"))
+	}
+	return nil, fmt.Errorf("%w: no ledger query %q", admin.ErrNotFound, name)
+}
+
+func answerReach(dir string, win ledger.Window, v url.Values, now time.Time) (*reach.Result, error) {
+	authors, err := idList(v.Get("authors"))
+	if err != nil {
+		return nil, err
+	}
+	if len(authors) == 0 {
+		return nil, badQuery("authors: give ID,ID,... or @FILE")
+	}
+	q := reach.Query{Authors: authors, Window: win, Dose: v.Get("dose") == "true"}
+	if q.By, err = queryFacet(v, "by", identify.FacetAccount, identify.FacetAccount, identify.FacetIP); err != nil {
+		return nil, err
+	}
+	if o := v.Get("overlap"); o != "" {
+		if q.Overlap, err = idList(o); err != nil {
+			return nil, err
+		}
+	}
+	if a := v.Get("after"); a != "" {
+		if q.After, err = parseWhen(a, now); err != nil {
+			return nil, badQuery("after: %v", err)
+		}
+	}
+	if v.Get("approx") == "true" {
+		return nil, badQuery("approx: not built yet; exact answers only")
+	}
+	return reach.Run(dir, q)
+}
+
+// printJSON writes v indented.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// runQueryCommand is the common body of the query commands: flags to
+// values, the answer, then JSON or the command's table.
+func runQueryCommand(fs *flag.FlagSet, qf *queryFlags, name string, v url.Values, stdout io.Writer, table func(io.Writer, any) error) error {
+	setFlags(fs, v, "ledger", "config", "json")
+	dir, cfg, err := qf.target(fs)
+	if err != nil {
+		return err
+	}
+	res, err := answerQuery(dir, cfg, name, v, time.Now())
+	if err != nil {
+		return err
+	}
+	if *qf.json {
+		if err := printJSON(stdout, res); err != nil {
+			return err
+		}
+	} else if err := table(stdout, res); err != nil {
+		return err
+	}
+	if vr, ok := res.(*ledger.VerifyReport); ok && !vr.OK {
+		return errors.New("the ledger does not verify")
+	}
+	return nil
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// ledgerQuerier answers the admin API's ledger queries over the directory
+// the gateway writes, with the config in force (explain's budgets).
+type ledgerQuerier struct {
+	dir string
+	cfg func() *config.Config
+}
+
+// ledgerQueries is the admin API's Ledger, nil without a ledger.
+func ledgerQueries(dir string, cfg func() *config.Config) admin.Ledger {
+	if dir == "" {
+		return nil
+	}
+	return ledgerQuerier{dir, cfg}
+}
+
+func (q ledgerQuerier) Query(_ context.Context, name string, args url.Values) (any, error) {
+	return answerQuery(q.dir, q.cfg(), name, args, time.Now())
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"text/tabwriter"
+
+	"github.com/warden-gw/warden/internal/ledger"
+)
+
+// runLedgerVerify: warden ledger verify. Exit status 1 when anything does
+// not check.
+func runLedgerVerify(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("ledger verify", stderr)
+	qf := addQueryFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil || len(pos) != 0 {
+		return errUsage
+	}
+	return runQueryCommand(fs, qf, "verify", url.Values{}, stdout, func(w io.Writer, v any) error {
+		res := v.(*ledger.VerifyReport)
+		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTITION\tSEALED\tACCESSES\tHASH\tOK")
+		for _, p := range res.Partitions {
+			h := "-"
+			if p.Hash != "" {
+				h = p.Hash[:16]
+			}
+			ok := "ok"
+			if !p.OK {
+				ok = "FAIL"
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\n", p.Name, p.Sealed, p.Accesses, h, ok)
+		}
+		tw.Flush()
+		for _, p := range res.Problems {
+			fmt.Fprintln(w, "problem:", p)
+		}
+		status := "ok"
+		if !res.OK {
+			status = "FAILED"
+		}
+		fmt.Fprintf(w, "%s: %d partitions (%d removed by retention), head %s: %s\n", res.Dir, len(res.Partitions), res.Retired, res.Head, status)
+		return nil
+	})
+}
