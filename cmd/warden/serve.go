@@ -105,7 +105,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Info("state saved", slog.String("dir", cfg.Store.Memory.Dir), slog.Duration("took", time.Since(begin)))
 		}()
 	}
-	recs, closeLedger, err := openLedger(cfg, reg, log)
+	recm := gateway.NewRecordingMetrics(reg) // one set for every recorder
+	recs, closeLedger, err := openLedger(cfg, reg, recm, log)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,9 @@ import (
 // it. The returned close, deferred by serve, runs once the gateway has
 // drained: it feeds the ledger what is still queued, then syncs and
 // closes it. Without ledger.dir nothing is recorded (serve says so).
-func openLedger(cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) ([]*gateway.Recording, func(), error) {
+// recm is the process's one set of hand-off metrics, shared by every
+// recording (registering a second set would panic).
+func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.RecordingMetrics, log *slog.Logger) ([]*gateway.Recording, func(), error) {
 	lc := cfg.Ledger
 	if lc.Dir == "" {
 		log.Warn("ledger off: no Access is recorded; set ledger.dir (or --ledger-dir) to keep who was served what")
@@ -28,7 +30,7 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, log *slog.Logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	rc := gateway.NewRecording("ledger", l, lc.Queue, gateway.NewRecordingMetrics(reg))
+	rc := gateway.NewRecording("ledger", l, lc.Queue, recm)
 	log.Info("ledger on", slog.String("dir", lc.Dir), slog.Duration("fsync_interval", lc.FsyncInterval), slog.Int("queue", lc.Queue))
 	return []*gateway.Recording{rc}, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
