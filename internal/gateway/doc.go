@@ -2,6 +2,18 @@
 // admits or refuses the request, forwards it to the one upstream, has the
 // answer inspected and rationed, and sends it on.
 //
+// The pipeline has two stages. Begin (pipeline.go): route, identify,
+// refuse credentials warden cannot verify (or strip them), admit (bans,
+// rate limits), then the Responders, which may answer a request
+// themselves without the upstream (canary profiles). Finish (answer.go),
+// on an inspected route, in one screen: read the answer (inspect decodes
+// and scans it under the map's policies), ration decides, the Seeders
+// (canaries), rewrite and encode, then the Access goes to the recorders.
+// Recorders (the ledger, the detector) sit behind a one-method interface
+// and are fed through a bounded hand-off each (record.go): a full queue
+// drops and counts, it never waits. Every refusal yields an Access too,
+// with its rule and facet.
+//
 // The decision pipeline (Pipeline) works on warden's own small types, so
 // the HTTP front is chosen by measurement and can change. The loop front
 // (gnet event loops, fasthttp's parsing) serves cleartext HTTP/1.1, the hot
@@ -17,6 +29,7 @@
 // (h1.go), not each other.
 //
 // It must never let an untrusted header decide an identity, never touch the
-// upstream for a refused request, and never change an answer that no rule
-// touched: such answers pass byte for byte.
+// upstream for a refused request, never change an answer that no rule
+// touched (such answers pass byte for byte), and never do a recorder's
+// I/O on the request path.
 package gateway
