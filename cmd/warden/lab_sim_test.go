@@ -28,7 +28,7 @@ func TestLabSimScoresARun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lab-sim: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "9.25% (37)") {
+	if !strings.Contains(stdout.String(), "9.25% (37, 37.0 per account)") {
 		t.Errorf("table lacks the naive harvester's exact score 37/400:\n%s", stdout.String())
 	}
 	b, err := os.ReadFile(jsonPath)

@@ -53,7 +53,32 @@
 // a comparison differ only by the protection in front of the platform.
 //
 // Every scenario also takes NAME.workers where it has parallel workers.
-// A mix is a comma-separated list; the demo's default is users,partner,fleet.
+//   - nat-users: real users like users (nat-users.count [50],
+//     nat-users.heavy [0.02]), all behind the 5 shared addresses
+//     127.23.0.1-5, which nat-harvester and search-harvester send from too
+//     (harm group "shared address"; users are group "alone").
+//   - searchers: searchers.count [30] people on addresses of their own who
+//     search a two-letter prefix and open one or two hits, by id or by
+//     username (group "searchers").
+//   - nat-harvester: from the shared addresses, with
+//     nat-harvester.accounts [4] aged accounts, opens random ids and
+//     follower lists at nat-harvester.rate [200]/s, and sends every refused
+//     request again at once, up to nat-harvester.retries [20] times.
+//   - search-harvester: search-harvester.accounts [20] aged accounts
+//     behind the shared addresses search two-letter prefixes and open
+//     every hit by username, search-harvester.rate [100]/s.
+//   - hijacked: hijacked.accounts [60] aged accounts, each on a /24 of its
+//     own, open random ids, reading their feed now and then,
+//     hijacked.rate [100]/s.
+//   - cohort: cohort.accounts [40] accounts signed up from one /24 with one
+//     client build walk follower lists and open whom they see,
+//     cohort.rate [100]/s.
+//
+// Harvesters report the profiles they took in all and per account they
+// used; legitimate populations their harm and their group.
+//
+// A mix is a comma-separated list; the demo's default is
+// users,partner,nat-users,fleet,nat-harvester.
 // "all" is every scenario at once.
 //
 // Scoring: a harvester's harvest is the number of distinct real profiles

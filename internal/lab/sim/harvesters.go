@@ -63,6 +63,7 @@ func (s *naiveScn) run(ctx context.Context, e *env, p *pop) {
 		acc = 1 + rng.IntN(e.profiles)
 	}
 	id := &ident{src: addr(naiveBlock, 0, 1), keep: true, token: e.agedToken(rng, acc), ua: harvesterUA}
+	p.accounts.Store(1)
 	enumerate(ctx, e, p, s.workers, 1, newPacer(s.rate), func(int64) *ident { return id })
 }
 
@@ -79,6 +80,7 @@ func buildSlow(ps *params, e *env) (runner, error) {
 func (s *slowScn) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(slowBlock, 0)
 	id := &ident{src: addr(slowBlock, 0, 1), keep: true, token: e.agedToken(rng, 1+rng.IntN(e.profiles)), ua: harvesterUA}
+	p.accounts.Store(1)
 	enumerate(ctx, e, p, 2, s.start, newPacer(s.rate), func(int64) *ident { return id })
 }
 
@@ -103,6 +105,7 @@ func (s *ipRotScn) run(ctx context.Context, e *env, p *pop) {
 	for _, a := range e.distinctIDs(rng, s.accounts) {
 		tokens = append(tokens, e.agedToken(rng, a))
 	}
+	p.accounts.Store(int64(len(tokens)))
 	ids := make([]*ident, s.addrs)
 	for i := range ids {
 		ids[i] = &ident{src: addr(ipRotBlock, i, 256), token: tokens[i%len(tokens)], ua: harvesterUA}
@@ -181,6 +184,7 @@ func (s *accRotScn) run(ctx context.Context, e *env, p *pop) {
 			return &ident{src: addr(accRotBlock, 0, 1), keep: true, ua: harvesterUA}
 		})
 	}
+	p.accounts.Store(int64(len(ids)))
 	enumerate(ctx, e, p, s.workers, 1, newPacer(s.rate), func(j int64) *ident { return ids[j%int64(len(ids))] })
 }
 
@@ -279,6 +283,7 @@ func (s *fleetScn) run(ctx context.Context, e *env, p *pop) {
 	if len(bots) == 0 {
 		return
 	}
+	p.accounts.Store(int64(len(bots)))
 	p.pace = newPacer(s.rate)
 	st := &fleetState{listed: make([]bool, e.profiles), opened: make([]bool, e.profiles), other: map[string]bool{}}
 	// Seeds: what each bot's own account follows, and name searches.

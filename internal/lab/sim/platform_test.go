@@ -67,6 +67,8 @@ func TestEveryScenarioAgainstTheRealPlatform(t *testing.T) {
 			"users.count": "50", "users.think": "5ms", "users.session-gap": "5ms",
 			"partner.rate": "2000", "slow.rate": "2000",
 			"account-rotation.accounts": "20", "fleet.bots": "20",
+			"nat-users.think": "5ms", "nat-users.session-gap": "5ms", "searchers.think": "5ms", "searchers.session-gap": "5ms",
+			"cohort.accounts": "10",
 		}})
 	for _, p := range rep.Populations {
 		t.Run(p.Name, func(t *testing.T) {

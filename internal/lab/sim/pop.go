@@ -41,6 +41,7 @@ type pop struct {
 
 	harvest  []atomic.Uint64 // bitset over real profile indexes
 	nHarvest atomic.Int64
+	accounts atomic.Int64 // harvesters: accounts they harvest with (0: not counted)
 
 	// legitimate populations: per user, whether harmed, and whether active.
 	harmed, active []atomic.Bool
@@ -264,10 +265,17 @@ func (e *env) openProfile(ctx context.Context, p *pop, id *ident, user int, path
 	if err != nil || a.status != 200 {
 		return nil, err
 	}
+	return e.scoreProfile(p, a, user), nil
+}
+
+// scoreProfile scores a full profile answer (status 200): for a harvester,
+// whether the true contact arrived; for a legitimate user, whether a field
+// was masked.
+func (e *env) scoreProfile(p *pop, a *answer, user int) *profile {
 	var pr profile
 	if json.Unmarshal(a.body, &pr) != nil {
 		p.errs.Add(1)
-		return nil, nil
+		return nil
 	}
 	email, phone := "", ""
 	if pr.Email != nil {
@@ -293,7 +301,7 @@ func (e *env) openProfile(ctx context.Context, p *pop, id *ident, user int, path
 			}
 		}
 	}
-	return &pr, nil
+	return &pr
 }
 
 func (e *env) userPage(ctx context.Context, p *pop, id *ident, user int, path string) (*userPage, error) {

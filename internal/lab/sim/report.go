@@ -59,9 +59,18 @@ type Population struct {
 	FirstRefusal *float64 `json:"first_refusal_s"`
 	FirstMask    *float64 `json:"first_mask_s"`
 
+	// Group is a legitimate population's harm group: alone (on an address
+	// of its own or shared with users only), shared address (with
+	// harvesters), searchers, partner.
+	Group string `json:"group,omitempty"`
+
 	// Harvesters.
 	Harvested  int64   `json:"harvested,omitempty"`
 	HarvestPct float64 `json:"harvest_pct,omitempty"`
+	// Accounts is how many accounts the harvester used (0: not counted);
+	// PerAccount the profiles it took per account.
+	Accounts   int64   `json:"accounts,omitempty"`
+	PerAccount float64 `json:"harvest_per_account,omitempty"`
 
 	// Legitimate populations.
 	Users           int     `json:"users,omitempty"`
@@ -97,8 +106,12 @@ func (p *pop) result(profiles int) Population {
 		r.Kind = "harvester"
 		r.Harvested = p.harvestedCount()
 		r.HarvestPct = round(100*float64(r.Harvested)/float64(profiles), 3)
+		if r.Accounts = p.accounts.Load(); r.Accounts > 0 {
+			r.PerAccount = round(float64(r.Harvested)/float64(r.Accounts), 2)
+		}
 		return r
 	}
+	r.Group = groups[p.name]
 	r.Users = len(p.harmed)
 	for i := range p.harmed {
 		if p.active[i].Load() {
@@ -136,9 +149,12 @@ func optSecs(f *float64) string {
 // harm for legitimate ones.
 func (p Population) score() string {
 	if p.Kind == "harvester" {
+		if p.Accounts > 0 {
+			return fmt.Sprintf("%.2f%% (%d, %.1f per account)", p.HarvestPct, p.Harvested, p.PerAccount)
+		}
 		return fmt.Sprintf("%.2f%% (%d)", p.HarvestPct, p.Harvested)
 	}
-	return fmt.Sprintf("%.2f%% users, %.2f%% req", p.HarmUsersPct, p.HarmRequestsPct)
+	return fmt.Sprintf("%.2f%% users, %.2f%% req (%s)", p.HarmUsersPct, p.HarmRequestsPct, p.Group)
 }
 
 // WriteTable writes the score as an aligned text table.
@@ -195,6 +211,9 @@ func WriteComparison(w io.Writer, labels []string, reps []*Report) error {
 			if p, ok := r.population(n); ok {
 				if p.Kind == "harvester" {
 					cell = fmt.Sprintf("**%.2f%%** (%d)", p.HarvestPct, p.Harvested)
+					if p.Accounts > 0 {
+						cell = fmt.Sprintf("**%.2f%%** (%d, %.1f/account)", p.HarvestPct, p.Harvested, p.PerAccount)
+					}
 				} else {
 					cell = fmt.Sprintf("**%.2f%%** (%.2f%%)", p.HarmUsersPct, p.HarmRequestsPct)
 				}

@@ -34,6 +34,12 @@ func scenarios() []scenario {
 		{"ip-rotation", 20, true, buildIPRotation},
 		{"account-rotation", 21, true, buildAccountRotation},
 		{"fleet", 22, true, buildFleet},
+		{"nat-users", sharedBlock, false, buildNatUsers},
+		{"searchers", searchersBlock, false, buildSearchers},
+		{"nat-harvester", natHarvBlock, true, buildNatHarvester},
+		{"search-harvester", searchHarvBlk, true, buildSearchHarvester},
+		{"hijacked", hijackedBlock, true, buildHijacked},
+		{"cohort", cohortBlock, true, buildCohort},
 	}
 }
 
@@ -47,7 +53,15 @@ func Names() []string {
 }
 
 // DefaultMix is the demo's mix.
-const DefaultMix = "users,partner,fleet"
+const DefaultMix = "users,partner,nat-users,fleet,nat-harvester"
+
+// groups names the harm group of each legitimate population.
+var groups = map[string]string{
+	"users":     "alone",
+	"nat-users": "shared address",
+	"searchers": "searchers",
+	"partner":   "partner",
+}
 
 // Browser and app user agents the legitimate users pick from.
 var userAgents = []string{

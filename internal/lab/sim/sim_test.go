@@ -181,6 +181,9 @@ func TestScenariosStopAtTheirCountBound(t *testing.T) {
 				params["users.count"] = "30"
 				params["users.think"] = "1ms"
 				params["users.session-gap"] = "1ms"
+			case "nat-users", "searchers":
+				params[name+".think"] = "1ms"
+				params[name+".session-gap"] = "1ms"
 			case "partner":
 				params["partner.rate"] = "5000"
 			case "slow":

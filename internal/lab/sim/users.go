@@ -15,6 +15,10 @@ type usersScn struct {
 	count, addrs, natAddrs int
 	nat, heavy             float64
 	think, gap             time.Duration
+	// shared, when set, puts every user on one of addrs addresses of the
+	// shared block (behind addresses harvesters also send from).
+	shared bool
+	block  byte // the population's random streams
 }
 
 func buildUsers(ps *params, e *env) (runner, error) {
@@ -26,6 +30,7 @@ func buildUsers(ps *params, e *env) (runner, error) {
 		heavy:    ps.float("heavy", 0.01, 0, 1),
 		think:    ps.dur("think", 3*time.Second),
 		gap:      ps.dur("session-gap", 20*time.Second),
+		block:    usersBlock,
 	}
 	if s.natAddrs >= s.addrs {
 		s.natAddrs = s.addrs - 1
@@ -39,7 +44,7 @@ func buildUsers(ps *params, e *env) (runner, error) {
 const usersBlock = 16
 
 func (s *usersScn) run(ctx context.Context, e *env, p *pop) {
-	rng := e.rngFor(usersBlock, 0)
+	rng := e.rngFor(s.block, 0)
 	ids := e.distinctIDs(rng, s.count)
 	var wg sync.WaitGroup
 	for u, acc := range ids {
@@ -49,6 +54,10 @@ func (s *usersScn) run(ctx context.Context, e *env, p *pop) {
 		} else {
 			src = s.natAddrs + rng.IntN(s.addrs-s.natAddrs)
 		}
+		from := addr(usersBlock, src, 256)
+		if s.shared {
+			from = sharedAddr(rng.IntN(s.addrs))
+		}
 		// Heavy-tailed activity: Pareto(alpha 1.5) with mean 1, capped;
 		// a few heavy users ten times as active.
 		act := math.Min(8, (1.0/3)/math.Pow(1-rng.Float64(), 1/1.5))
@@ -56,7 +65,7 @@ func (s *usersScn) run(ctx context.Context, e *env, p *pop) {
 			act = 10
 		}
 		id := &ident{
-			src:   addr(usersBlock, src, 256),
+			src:   from,
 			keep:  true,
 			token: e.agedToken(rng, acc),
 			ua:    userAgents[rng.IntN(len(userAgents))],
@@ -72,7 +81,7 @@ func (s *usersScn) run(ctx context.Context, e *env, p *pop) {
 
 // user is one person: sessions of browsing, long pauses between.
 func (s *usersScn) user(ctx context.Context, e *env, p *pop, id *ident, u, acc int, act float64) {
-	rng := e.rngFor(usersBlock, 1+u)
+	rng := e.rngFor(s.block, 1+u)
 	think := time.Duration(float64(s.think) / act)
 	gap := time.Duration(float64(s.gap) / act)
 	if !sleep(ctx, time.Duration(rng.Float64()*float64(gap))) {
