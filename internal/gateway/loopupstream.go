@@ -27,6 +27,15 @@ type upstreamConn struct {
 	eof     bool        // the answer ends at close
 }
 
+// waiting is the client that still waits for the answer up carries, or
+// nil: none, or one that left or was answered otherwise.
+func (up *upstreamConn) waiting() *clientConn {
+	if cl := up.cl; cl != nil && !cl.gone && cl.upc == up {
+		return cl
+	}
+	return nil
+}
+
 // sweepUpstream acts on an upstream connection's passed deadline: a
 // request it carries times out; an idle one closes.
 func (ls *loopState) sweepUpstream(up *upstreamConn, now time.Time) {
@@ -107,8 +116,8 @@ func (ls *loopState) dialled(up *upstreamConn, now time.Time) bool {
 	if up.gone { // given up while it was dialled (counted out then)
 		return false
 	}
-	cl := up.cl
-	if cl == nil || cl.gone || cl.upc != up {
+	cl := up.waiting()
+	if cl == nil {
 		// The client left while this was dialled: keep it for the next.
 		up.cl = nil
 		ls.release(up, now)
@@ -123,7 +132,7 @@ func (ls *loopState) dialFailed(up *upstreamConn, err error) {
 		ls.upOpen--
 		up.gone = true
 	}
-	if cl := up.cl; cl != nil && !cl.gone && cl.upc == up {
+	if cl := up.waiting(); cl != nil {
 		ls.upstreamFailed(cl, err, time.Now())
 	}
 	ls.serveWaiter(time.Now())
@@ -190,10 +199,10 @@ func (ls *loopState) serveWaiter(now time.Time) {
 // else answered 502 (or, for an answer that ends at close, delivered).
 func (ls *loopState) upstreamClosed(up *upstreamConn) {
 	ls.upOpen--
-	cl := up.cl
+	cl := up.waiting()
 	up.cl = nil
 	now := time.Now()
-	if cl == nil || cl.gone || cl.upc != up {
+	if cl == nil {
 		ls.serveWaiter(now)
 		return
 	}
@@ -227,8 +236,8 @@ func idempotent(m []byte) bool {
 // answerArrived takes bytes of an upstream answer; once it may be whole,
 // it is parsed.
 func (ls *loopState) answerArrived(up *upstreamConn, now time.Time) {
-	cl := up.cl
-	if cl == nil || cl.gone || cl.upc != up {
+	cl := up.waiting()
+	if cl == nil {
 		// Bytes nobody asked for: the connection cannot be trusted.
 		ls.dropUpstream(up)
 		return
