@@ -17,6 +17,7 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/privacy"
 	"github.com/warden-gw/warden/internal/reach"
 )
 
@@ -226,14 +227,14 @@ func answerQuery(dir string, cfg *config.Config, name string, v url.Values, now 
 		}
 		return r.TookBy(f, v.Get("value")), nil
 	case "reach":
-		return answerReach(dir, win, v, now)
+		return answerReach(dir, cfg, win, v, now)
 	case "explain":
 		return explainRequest(dir, cfg, win, v.Get("id"))
 	}
 	return nil, fmt.Errorf("%w: no ledger query %q", admin.ErrNotFound, name)
 }
 
-func answerReach(dir string, win ledger.Window, v url.Values, now time.Time) (*reach.Result, error) {
+func answerReach(dir string, cfg *config.Config, win ledger.Window, v url.Values, now time.Time) (any, error) {
 	authors, err := idList(v.Get("authors"))
 	if err != nil {
 		return nil, err
@@ -255,8 +256,16 @@ func answerReach(dir string, win ledger.Window, v url.Values, now time.Time) (*r
 			return nil, badQuery("after: %v", err)
 		}
 	}
+	p, err := privateQuery(dir, cfg, "reach", v)
+	if err != nil {
+		return nil, err
+	}
 	if v.Get("approx") == "true" {
 		return nil, badQuery("approx: not built yet; exact answers only")
+	}
+	if p != nil {
+		res, err := reach.RunPrivate(dir, q, *p)
+		return res, refusedBudget(err)
 	}
 	return reach.Run(dir, q)
 }
@@ -277,6 +286,10 @@ func runQueryCommand(fs *flag.FlagSet, qf *queryFlags, name string, v url.Values
 		return err
 	}
 	res, err := answerQuery(dir, cfg, name, v, time.Now())
+	var ex *privacy.ExhaustedError
+	if errors.As(err, &ex) && *qf.json {
+		printJSON(stdout, map[string]any{"error": ex.Error(), "refused": true, "budget": ex.Account, "remaining_budget": ex.Account.Remaining})
+	}
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,16 @@ func runReach(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.String("overlap", "", "also: compare with another set of authors (ID,... or @FILE): each, both, either")
 	fs.String("after", "", "also: people served the authors' content after T (RFC 3339 or a duration back), and how many of them were new")
 	fs.Bool("approx", false, "an approximate answer with its error bound (not built yet)")
+	addPrivateFlags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil || len(pos) != 0 {
 		return errUsage
 	}
 	return runQueryCommand(fs, qf, "reach", url.Values{}, stdout, func(w io.Writer, v any) error {
+		if p, ok := v.(*reach.PrivateResult); ok {
+			printPrivateReach(w, p)
+			return nil
+		}
 		res := v.(*reach.Result)
 		fmt.Fprintf(w, "reach of %d authors, by %s, %s to %s (exact)\n", res.Authors, res.By, fmtTime(res.From), fmtTime(res.To))
 		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
@@ -54,4 +59,37 @@ func runReach(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return nil
 	})
+}
+
+// printPrivateReach is a DP answer's table: every figure noisy, with its
+// interval, then the guarantee and the budget.
+func printPrivateReach(w io.Writer, res *reach.PrivateResult) {
+	fmt.Fprintf(w, "reach of %d authors, by %s, %s to %s (differentially private: noisy, not exact)\n", res.Authors, res.By, fmtTime(res.From), fmtTime(res.To))
+	tw := newTable(w)
+	fmt.Fprintf(tw, "PEOPLE\t%.0f%% INTERVAL\n", 100*res.Privacy.Confidence)
+	fmt.Fprintf(tw, "%d\t%s\n", res.Reach, fmtInterval(res.Interval))
+	tw.Flush()
+	if len(res.Dose) > 0 {
+		fmt.Fprintln(w, "\ndose: people reached by at least k of the authors")
+		tw = newTable(w)
+		fmt.Fprintln(tw, "K\tPEOPLE\tINTERVAL")
+		for _, d := range res.Dose {
+			fmt.Fprintf(tw, "%d\t%d\t%s\n", d.K, d.People, fmtInterval(d.Interval))
+		}
+		tw.Flush()
+	}
+	if o := res.Overlap; o != nil {
+		fmt.Fprintln(w, "\noverlap")
+		tw = newTable(w)
+		fmt.Fprintln(tw, "AUTHORS\tOTHER\tBOTH\tEITHER")
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", o.A, o.B, o.Both, o.Either)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fmtInterval(o.Intervals["a"]), fmtInterval(o.Intervals["b"]), fmtInterval(o.Intervals["both"]), fmtInterval(o.Intervals["either"]))
+		tw.Flush()
+	}
+	if a := res.After; a != nil {
+		fmt.Fprintf(w, "\nafter %s: %d people reached %s (%d of them not reached before %s)\n",
+			fmtTime(&a.Time), a.Reach, fmtInterval(a.ReachInterval), a.New, fmtInterval(a.NewInterval))
+	}
+	fmt.Fprintln(w, "impressions: not released with DP (one person's impressions have no bound)")
+	printPrivacy(w, res.Privacy, res.Budget)
 }

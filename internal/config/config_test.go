@@ -39,6 +39,8 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_ledger.yaml", "bad_ledger.yaml:3:19: ledger.fsync_interval: 1ms is below 10ms"},
 		{"bad_ledger.yaml", "bad_ledger.yaml:5:14: ledger.retention.max_age: 10m0s is below 1h"},
 		{"ledger.yaml", ""},
+		{"bad_ledger_privacy.yaml", "bad_ledger_privacy.yaml:4:17: ledger.privacy.budget_rho: \"-1\" is not a non-negative number"},
+		{"bad_ledger_privacy.yaml", "bad_ledger_privacy.yaml:6:14: ledger.privacy.researchers.alice: \"lots\" is not a non-negative number"},
 		{"bad_identified.yaml", "bad_identified.yaml:6:17: rate_limits[0].identified: \"own\" applies to ip, net and fingerprint, not account"},
 		{"bad_mode.yaml", "bad_mode.yaml:6:11: rate_limits[0].mode: \"dry-run\" is not enforce or shadow"},
 		{"bad_budget_mode.yaml", "bad_budget_mode.yaml:4:97: ration.budgets[0].mode: \"audit\" is not enforce or shadow"},

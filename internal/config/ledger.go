@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 )
 
@@ -20,6 +21,30 @@ type Ledger struct {
 	// waited for: the request path is never slowed by the disk.
 	Queue     int             `yaml:"queue"`
 	Retention LedgerRetention `yaml:"retention"`
+	Privacy   LedgerPrivacy   `yaml:"privacy"`
+}
+
+// LedgerPrivacy bounds what researchers may be told with differential
+// privacy (warden reach/audience --dp-epsilon|--dp-rho --researcher):
+// each researcher's total budget in zCDP rho, exact decimals. An answer at
+// epsilon costs epsilon^2/2, at rho costs rho; past the budget answers
+// are refused. Spending is kept in the ledger directory.
+type LedgerPrivacy struct {
+	Budget      string            `yaml:"budget_rho"`  // every researcher's (default 1)
+	Researchers map[string]string `yaml:"researchers"` // a researcher's own, over budget_rho
+}
+
+// Limit is researcher's budget in rho.
+func (p LedgerPrivacy) Limit(researcher string) *big.Rat {
+	s := p.Budget
+	if r, ok := p.Researchers[researcher]; ok {
+		s = r
+	}
+	v, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return big.NewRat(1, 1)
+	}
+	return v
 }
 
 // LedgerRetention bounds the ledger: sealed hour partitions older than
@@ -36,6 +61,9 @@ func (l *Ledger) setDefaults() {
 	}
 	if l.Queue == 0 {
 		l.Queue = 8192
+	}
+	if l.Privacy.Budget == "" {
+		l.Privacy.Budget = "1"
 	}
 	if l.Retention.MaxAge == 0 {
 		l.Retention.MaxAge = 30 * 24 * time.Hour
@@ -56,6 +84,15 @@ func (l Ledger) Validate() error {
 	}
 	if l.Retention.MaxBytes < 0 {
 		errs = append(errs, errors.New("retention.max_bytes: must not be negative"))
+	}
+	budget := func(key, s string) {
+		if v, ok := new(big.Rat).SetString(s); !ok || v.Sign() < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a non-negative number", key, s))
+		}
+	}
+	budget("privacy.budget_rho", l.Privacy.Budget)
+	for name, s := range l.Privacy.Researchers {
+		budget("privacy.researchers."+name, s)
 	}
 	return errors.Join(errs...)
 }

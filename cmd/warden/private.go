@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/warden-gw/warden/internal/admin"
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/privacy"
+)
+
+// addPrivateFlags adds the flags of a differentially private answer.
+func addPrivateFlags(fs *flag.FlagSet) {
+	fs.String("dp-epsilon", "", "answer with epsilon-DP (discrete Laplace noise), charged epsilon^2/2 of the researcher's zCDP budget; needs --researcher")
+	fs.String("dp-rho", "", "answer with rho-zCDP (discrete Gaussian noise), charged rho; needs --researcher")
+	fs.String("researcher", "", "whose privacy budget (kept in the ledger directory) the answer is charged to")
+}
+
+// privateQuery reads the DP flags of a query named name: nil when none
+// was given. Its Query is the question's canonical text: the flags as
+// written, lists sorted, so the same question is recognised however its
+// ids are ordered.
+func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*privacy.Request, error) {
+	eps, rho, who := v.Get("dp-epsilon"), v.Get("dp-rho"), v.Get("researcher")
+	if eps == "" && rho == "" && who == "" {
+		return nil, nil
+	}
+	if who == "" {
+		return nil, badQuery("researcher: a DP answer is charged to a researcher's budget; give --researcher NAME")
+	}
+	if err := privacy.ValidResearcher(who); err != nil {
+		return nil, badQuery("%v", err)
+	}
+	m, err := privacy.ParseMechanism(eps, rho)
+	if err != nil {
+		return nil, badQuery("%v", err)
+	}
+	if v.Get("approx") == "true" {
+		return nil, badQuery("approx: a DP answer is drawn from the exact count; leave out --approx")
+	}
+	limit := func(string) *big.Rat { return privacy.DefaultLimit }
+	if cfg != nil {
+		limit = cfg.Ledger.Privacy.Limit
+	}
+	keys := []string{}
+	for k := range v {
+		switch k {
+		case "dp-epsilon", "dp-rho", "researcher", "json", "ledger", "config":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(name)
+	for _, k := range keys {
+		val := v.Get(k)
+		switch k {
+		case "authors", "overlap", "accounts":
+			ids, err := idList(val)
+			if err != nil {
+				return nil, err
+			}
+			slices.Sort(ids)
+			val = strings.Join(ids, ",")
+		}
+		fmt.Fprintf(&b, "\n%s=%s", k, val)
+	}
+	fmt.Fprintf(&b, "\n%s", m.Param())
+	return &privacy.Request{Mechanism: m, Researcher: who, Budgets: privacy.NewBudgets(dir, limit), Query: b.String()}, nil
+}
+
+// printPrivacy writes the lines every DP answer ends with: the
+// guarantee, the intervals' level and the researcher's budget.
+func printPrivacy(w io.Writer, n privacy.Note, a privacy.Account) {
+	fmt.Fprintf(w, "\nprivacy: %s, %s, %d cells; intervals at %.0f%% confidence\n", n.Mechanism, n.Parameter, n.Cells, 100*n.Confidence)
+	fmt.Fprintf(w, "guarantee: %s\n", n.Guarantee)
+	fmt.Fprintf(w, "sensitivity: %s\n", n.Sensitivity)
+	state := fmt.Sprintf("charged rho %s", a.Charged)
+	if a.Repeat {
+		state = fmt.Sprintf("the answer given at %s to the same query, charged nothing", a.AnsweredAt.Format("2006-01-02T15:04:05Z"))
+	}
+	fmt.Fprintf(w, "budget of %s: %s; spent rho %s of %s, remaining rho %s (one more answer at epsilon <= %g); all answers so far together are (%.3g, %g)-DP\n",
+		a.Researcher, state, a.Spent, a.Limit, a.Remaining, a.RemainingEpsilon, a.TotalEpsilon, a.Delta)
+}
+
+func fmtInterval(iv privacy.Interval) string { return fmt.Sprintf("[%d, %d]", iv.Low, iv.High) }
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 2, 2, ' ', 0) }
+
+// refusedBudget marks a refusal past the budget as the asker's (the admin
+// API answers it 400, with the budget in the message).
+func refusedBudget(err error) error {
+	var ex *privacy.ExhaustedError
+	if errors.As(err, &ex) {
+		return fmt.Errorf("%w: %w", admin.ErrBadRequest, err)
+	}
+	return err
+}

@@ -1,0 +1,296 @@
+package reach
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/privacy"
+)
+
+// Private asks for a differentially private answer (privacy.Request).
+type Private = privacy.Request
+
+// PrivateResult is a private answer: every figure noisy, with its
+// interval; no impressions (one person's impressions are unbounded, so
+// they have no finite sensitivity).
+type PrivateResult struct {
+	Reach    int64            `json:"reach"`
+	Interval privacy.Interval `json:"interval"`
+	Exact    bool             `json:"exact"`
+	By       string           `json:"by"`
+	Authors  int              `json:"authors"`
+	From     *time.Time       `json:"from"`
+	To       *time.Time       `json:"to"`
+	Dose     []PrivateDose    `json:"dose,omitempty"`
+	Overlap  *PrivateOverlap  `json:"overlap,omitempty"`
+	After    *PrivateAfter    `json:"after,omitempty"`
+	Privacy  privacy.Note     `json:"privacy"`
+	Budget   privacy.Account  `json:"budget"`
+	// RemainingBudget repeats Budget.Remaining (zCDP rho) at the top.
+	RemainingBudget string `json:"remaining_budget"`
+}
+
+// PrivateDose is the noisy number of people reached by at least K authors.
+type PrivateDose struct {
+	K        int              `json:"k"`
+	People   int64            `json:"people"`
+	Interval privacy.Interval `json:"interval"`
+}
+
+// PrivateOverlap is Overlap, noisy, each figure with its interval.
+type PrivateOverlap struct {
+	A, B, Both, Either int64
+	Intervals          map[string]privacy.Interval
+}
+
+// MarshalJSON keeps Overlap's field names.
+func (o PrivateOverlap) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"a": o.A, "b": o.B, "both": o.Both, "either": o.Either, "intervals": o.Intervals})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote (a repeat's stored answer).
+func (o *PrivateOverlap) UnmarshalJSON(b []byte) error {
+	var v struct {
+		A, B, Both, Either int64
+		Intervals          map[string]privacy.Interval
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*o = PrivateOverlap(v)
+	return nil
+}
+
+// PrivateAfter is After, noisy.
+type PrivateAfter struct {
+	Time          time.Time        `json:"time"`
+	Reach         int64            `json:"reach"`
+	ReachInterval privacy.Interval `json:"reach_interval"`
+	New           int64            `json:"new"`
+	NewInterval   privacy.Interval `json:"new_interval"`
+}
+
+// cells lays out a private answer's histogram: a person's cell is
+// (k, inB, when), where k is how many of the authors reached them (with
+// --dose 0..K, else 0 or 1 for "at least one"), inB whether the other set
+// reached them (--overlap), and when whether the authors reached them
+// before the time only (1), from it only (2) or both (3) (--after; 0 when
+// k is 0). The layout depends on the question alone, never on the data,
+// so a cell that is empty is noised like any other.
+type cells struct {
+	kMax, nB, nWhen int
+	after           bool
+}
+
+func newCells(q Query) cells {
+	c := cells{kMax: 1, nB: 1, nWhen: 1}
+	if q.Dose {
+		c.kMax = len(q.Authors)
+	}
+	if q.Overlap != nil {
+		c.nB = 2
+	}
+	if !q.After.IsZero() {
+		c.nWhen, c.after = 4, true
+	}
+	return c
+}
+
+func (c cells) index(k, inB, when int) int { return (k*c.nB+inB)*c.nWhen + when }
+func (c cells) size() int                  { return (c.kMax + 1) * c.nB * c.nWhen }
+func (c cells) of(i int) (k, inB, when int) {
+	return i / (c.nB * c.nWhen), (i / c.nWhen) % c.nB, i % c.nWhen
+}
+
+// valid says whether a cell can hold anyone: not the empty signature, and
+// when is set exactly when k is.
+func (c cells) valid(i int) bool {
+	k, inB, when := c.of(i)
+	if k == 0 && inB == 0 {
+		return false
+	}
+	if c.after {
+		return (k == 0) == (when == 0)
+	}
+	return true
+}
+
+// RunPrivate answers q with differential privacy (see Private).
+func RunPrivate(dir string, q Query, p Private) (*PrivateResult, error) {
+	by := q.By
+	if by == 0 {
+		by = identify.FacetAccount
+	}
+	// A repeat never reads the ledger: the answer given before is returned.
+	var exact []int64
+	var layout cells
+	count := func() error {
+		var err error
+		exact, layout, err = privateCells(dir, q, by)
+		return err
+	}
+	raw, acct, err := p.Budgets.Answer(p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
+		if err := count(); err != nil {
+			return nil, err
+		}
+		h, err := p.Mechanism.Release(src, exact)
+		if err != nil {
+			return nil, err
+		}
+		exact = nil
+		res := privateFigures(q, by, layout, h)
+		return json.Marshal(res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &PrivateResult{}
+	if err := json.Unmarshal(raw, res); err != nil {
+		return nil, err
+	}
+	res.Budget, res.RemainingBudget = acct, acct.Remaining
+	return res, nil
+}
+
+// privateCells counts the people in each cell, exactly.
+func privateCells(dir string, q Query, by identify.Facet) ([]int64, cells, error) {
+	c := newCells(q)
+	r, err := ledger.OpenReader(dir, q.Window)
+	if err != nil {
+		return nil, c, err
+	}
+	all := q.Authors
+	if q.Overlap != nil {
+		all = append(append([]string{}, q.Authors...), q.Overlap...)
+	}
+	views, _ := r.Viewers(all, by)
+	k := map[uint32]int{}
+	for _, b := range views[:len(q.Authors)] {
+		it := b.Iterator()
+		for it.HasNext() {
+			k[it.Next()]++
+		}
+	}
+	inB := map[uint32]bool{}
+	for _, b := range views[len(q.Authors):] {
+		it := b.Iterator()
+		for it.HasNext() {
+			inB[it.Next()] = true
+		}
+	}
+	var before, after map[string]bool
+	if c.after {
+		if before, err = viewerNames(dir, ledger.Window{From: q.Window.From, To: q.After.Add(-time.Microsecond)}, q.Authors, by); err != nil {
+			return nil, c, err
+		}
+		if after, err = viewerNames(dir, ledger.Window{From: q.After, To: q.Window.To}, q.Authors, by); err != nil {
+			return nil, c, err
+		}
+		r.Viewers(all, by) // IdentityName reads the last Viewers' facet
+	}
+	exact := make([]int64, c.size())
+	add := func(id uint32) {
+		kk := min(k[id], c.kMax)
+		b := 0
+		if inB[id] {
+			b = 1
+		}
+		when := 0
+		if c.after && kk > 0 {
+			name := r.IdentityName(id)
+			switch {
+			case before[name] && after[name]:
+				when = 3
+			case after[name]:
+				when = 2
+			default:
+				when = 1
+			}
+		}
+		exact[c.index(kk, b, when)]++
+	}
+	for id := range k {
+		add(id)
+	}
+	for id := range inB {
+		if k[id] == 0 {
+			add(id)
+		}
+	}
+	for i := range exact {
+		if !c.valid(i) {
+			exact[i] = 0 // never populated; kept out of every figure
+		}
+	}
+	return exact, c, nil
+}
+
+func viewerNames(dir string, win ledger.Window, authors []string, by identify.Facet) (map[string]bool, error) {
+	r, err := ledger.OpenReader(dir, win)
+	if err != nil {
+		return nil, err
+	}
+	views, _ := r.Viewers(authors, by)
+	out := map[string]bool{}
+	for _, b := range views {
+		it := b.Iterator()
+		for it.HasNext() {
+			out[r.IdentityName(it.Next())] = true
+		}
+	}
+	return out, nil
+}
+
+// privateFigures sums the noisy cells into the answer's figures.
+func privateFigures(q Query, by identify.Facet, c cells, h *privacy.Histogram) *PrivateResult {
+	sel := func(f func(k, inB, when int) bool) func(int) bool {
+		return func(i int) bool {
+			if !c.valid(i) {
+				return false
+			}
+			k, b, w := c.of(i)
+			return f(k, b, w)
+		}
+	}
+	res := &PrivateResult{By: by.String(), Authors: len(q.Authors), Privacy: h.Note(by.String())}
+	res.Privacy.Cells = 0
+	for i := range c.size() {
+		if c.valid(i) {
+			res.Privacy.Cells++
+		}
+	}
+	if !q.Window.From.IsZero() {
+		res.From = &q.Window.From
+	}
+	if !q.Window.To.IsZero() {
+		res.To = &q.Window.To
+	}
+	res.Reach, res.Interval = h.Figure(sel(func(k, _, _ int) bool { return k >= 1 }))
+	if q.Dose {
+		for kk := 1; kk <= c.kMax; kk++ {
+			n, iv := h.Figure(sel(func(k, _, _ int) bool { return k >= kk }))
+			res.Dose = append(res.Dose, PrivateDose{K: kk, People: n, Interval: iv})
+		}
+	}
+	if q.Overlap != nil {
+		o := &PrivateOverlap{Intervals: map[string]privacy.Interval{}}
+		var iv privacy.Interval
+		o.A, o.Intervals["a"] = res.Reach, res.Interval
+		o.B, iv = h.Figure(sel(func(_, b, _ int) bool { return b == 1 }))
+		o.Intervals["b"] = iv
+		o.Both, iv = h.Figure(sel(func(k, b, _ int) bool { return k >= 1 && b == 1 }))
+		o.Intervals["both"] = iv
+		o.Either, iv = h.Figure(sel(func(_, _, _ int) bool { return true }))
+		o.Intervals["either"] = iv
+		res.Overlap = o
+	}
+	if c.after {
+		a := &PrivateAfter{Time: q.After}
+		a.Reach, a.ReachInterval = h.Figure(sel(func(_, _, w int) bool { return w >= 2 }))
+		a.New, a.NewInterval = h.Figure(sel(func(_, _, w int) bool { return w == 2 }))
+		res.After = a
+	}
+	return res
+}
