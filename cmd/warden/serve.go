@@ -111,6 +111,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeLedger() // after the gateway has drained, before the store closes
+	detRec, closeDetector, err := openDetector(cfg, st, reg, recm, rm.Shadow(), log)
+	if err != nil {
+		return err
+	}
+	defer closeDetector() // after the gateway has drained, before the store closes
+	if detRec != nil {
+		recs = append(recs, detRec)
+	}
 	deps := gateway.Deps{Store: st, Inspect: inspect.NewMetrics(reg), Ration: rm, Metrics: gm, Logger: log, Recordings: recs}
 
 	pctx, pcancel := context.WithCancel(ctx)

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/warden-gw/warden/internal/detect"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
@@ -32,6 +34,7 @@ type Config struct {
 	Inspect  inspect.Config  `yaml:"inspect"`
 	Ration   ration.Config   `yaml:"ration"`
 	Ledger   Ledger          `yaml:"ledger"`
+	Detect   detect.Config   `yaml:"detect"`
 }
 
 // Fronts: fast is fasthttp (HTTP/1.1 cleartext, the hot path), std is
@@ -204,6 +207,7 @@ func (c *Config) SetDefaults() {
 	c.Inspect.SetDefaults()
 	c.Ration.SetDefaults()
 	c.Ledger.setDefaults()
+	c.Detect.SetDefaults()
 	for i := range c.Limits {
 		l := &c.Limits[i]
 		if l.Burst == 0 {
@@ -320,6 +324,7 @@ func (c *Config) Validate() error {
 	add("inspect", c.Inspect.Validate())
 	add("ration", c.Ration.Validate())
 	add("ledger", c.Ledger.Validate())
+	add("detect", c.Detect.Validate())
 
 	names := map[string]bool{}
 	for i, l := range c.Limits {
@@ -362,7 +367,7 @@ func (c *Config) Validate() error {
 			}
 		}
 		for j, r := range a.Rules {
-			if !names[r] {
+			if !names[r] && !slices.ContainsFunc(c.Detect.Rules, func(d detect.Rule) bool { return d.Name == r }) {
 				bad(fmt.Sprintf("%s.rules[%d]", p, j), "no rate limit is named %q", r)
 			}
 		}
@@ -374,6 +379,7 @@ func (c *Config) Validate() error {
 	if u := c.Ration.Unreferenced; u != nil {
 		checkApps(bad, c.Identity.App, "ration.unreferenced.exempt.apps", u.Exempt.Apps)
 	}
+	checkApps(bad, c.Identity.App, "detect.exempt.apps", c.Detect.Exempt.Apps)
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/detect"
+	"github.com/warden-gw/warden/internal/gateway"
+	"github.com/warden-gw/warden/internal/shadow"
+	"github.com/warden-gw/warden/internal/store"
+)
+
+// openDetector starts the detector when detect.enabled: a recorder fed
+// through its own recording, writing bans through st. The function
+// returned closes the recording once the gateway has drained. A reload
+// keeps the detector of the start (its rules need a restart).
+func openDetector(cfg *config.Config, st store.Store, reg prometheus.Registerer, recm *gateway.RecordingMetrics, sh *shadow.Shadow, log *slog.Logger) (*gateway.Recording, func(), error) {
+	if !cfg.Detect.Enabled {
+		return nil, func() {}, nil
+	}
+	var allows []detect.Allow
+	for _, a := range cfg.Allow {
+		allows = append(allows, detect.Allow{CIDRs: a.CIDRs, Apps: a.Apps, Accounts: a.Accounts, Rules: a.Rules})
+	}
+	d, err := detect.New(cfg.Detect, allows, st, sh, detect.NewMetrics(reg), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc := gateway.NewRecording("detect", d, 0, recm)
+	log.Info("detector on", slog.Int("rules", len(cfg.Detect.Rules)))
+	return rc, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := rc.Close(ctx); err != nil {
+			log.Warn("detector: queue not drained", slog.String("error", err.Error()))
+		}
+	}, nil
+}

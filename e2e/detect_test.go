@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
+)
+
+// detectConfig: the lab's profile and list routes, generous budgets, and
+// the detector's velocity and fan-out rules.
+func detectConfig(storeSection string) string {
+	return `log: {format: json, level: info}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+` + storeSection + `inspect:
+  routes:
+    - route: "GET /v1/users/{id}"
+      records: ["$"]
+      id: id
+      classes: {contact: [email, phone]}
+      lookup: id
+    - route: "GET /v1/users/{id}/followers"
+      records: ["$.users[*]"]
+      id: id
+      links: ["$.users[*].id"]
+      list: id
+ration:
+  budgets:
+    - {name: contact-account, facet: account, class: contact, limit: 100000, window: 24h}
+detect:
+  enabled: true
+  rules:
+    - {name: contact-velocity, kind: velocity, facet: account, limit: 20, window: 10s}
+    - {name: list-fanout, kind: fanout, facet: account, limit: 5, window: 10m}
+    - {name: list-fanout-shadow, kind: fanout, facet: account, limit: 2, window: 10m, mode: shadow}
+`
+}
+
+// A harvester reading contact details at machine speed is banned within
+// 5 s of its first request, on its account (not its address: a real user
+// behind the same address goes on), with the evidence as the ban's reason;
+// warden ban rm (the admin API's DELETE) lifts it. On both stores.
+func TestDetectorBans(t *testing.T) {
+	platform := startPlatform(t, 2000)
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			section := ""
+			if backend == "redis" {
+				rs := redistest.Start(t)
+				section = fmt.Sprintf("store:\n  backend: redis\n  redis: {addrs: [%s]}\n", rs.Addr())
+			}
+			g := startGateway(t, detectConfig(section), platform)
+			c := clientFrom("127.0.8.1")
+			harv := map[string]string{"Authorization": "Bearer " + token(t, "777")}
+			start := time.Now()
+			var bannedAt time.Duration
+			for i := 0; i < 2000 && time.Since(start) < 10*time.Second; i++ {
+				a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, 1+i), harv)
+				if a.status == 403 {
+					bannedAt = time.Since(start)
+					if !strings.Contains(a.body, `"rule":"ban","facet":"account"`) {
+						t.Fatalf("refusal %s", a.body)
+					}
+					break
+				}
+			}
+			if bannedAt == 0 || bannedAt > 5*time.Second {
+				t.Fatalf("machine-speed harvester banned after %v, want within 5s", bannedAt)
+			}
+			t.Logf("%s: banned %v after its first request", backend, bannedAt)
+			bans := adminDo(t, g, "GET", "/v1/bans", "").body
+			if !strings.Contains(bans, `"facet":"account","value":"777","reason":"detector contact-velocity (velocity): contact of 21 distinct people within 10s (limit 20); offence 1, banned 10m0s","by":"detector"`) {
+				t.Fatalf("ban list: %s", bans)
+			}
+			// A real user on the same address is not banned with it.
+			user := map[string]string{"Authorization": "Bearer " + token(t, "12")}
+			if a := do(t, c, "GET", g.url+"/v1/users/5", user); a.status != 200 || !contactServed(t, a) {
+				t.Fatalf("neighbour: %d %s", a.status, a.body)
+			}
+			// Fan-out: opening everyone on one follower list.
+			fan := map[string]string{"Authorization": "Bearer " + token(t, "31")}
+			var ids []string
+			for who := 1; who < 200 && len(ids) < 8; who++ {
+				list := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d/followers?limit=50", g.url, who), fan)
+				if list.status != 200 {
+					t.Fatalf("list: %d %s", list.status, list.body)
+				}
+				ids = ids[:0]
+				for _, part := range strings.Split(list.body, `"id":"`)[1:] {
+					ids = append(ids, part[:strings.IndexByte(part, '"')])
+				}
+			}
+			if len(ids) < 8 {
+				t.Fatalf("no follower list of 8 among profiles 1-199")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			opened := 0
+			for _, id := range ids {
+				a := do(t, c, "GET", g.url+"/v1/users/"+id, fan)
+				if a.status == 403 {
+					break
+				}
+				opened++
+				time.Sleep(50 * time.Millisecond) // slower than the velocity rule
+			}
+			for !strings.Contains(adminDo(t, g, "GET", "/v1/bans", "").body, `"value":"31","reason":"detector list-fanout`) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no fan-out ban after %d opened", opened)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if opened > 7 {
+				t.Errorf("%d opened from one list before the ban, want at most 6 (+1 in flight)", opened)
+			}
+			m := adminDo(t, g, "GET", "/metrics", "").body
+			for _, want := range []string{`warden_detect_bans_total{facet="account",rule="contact-velocity"} 1`, `warden_shadow_total{action="ban",rule="list-fanout-shadow"}`} {
+				if !strings.Contains(m, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+			// warden ban rm lifts it.
+			if a := adminDo(t, g, "DELETE", "/v1/bans/account/777", ""); a.status/100 != 2 {
+				t.Fatalf("ban rm: %d %s", a.status, a.body)
+			}
+			if a := do(t, c, "GET", g.url+"/v1/users/3", harv); a.status != 200 {
+				t.Fatalf("after ban rm: %d %s", a.status, a.body)
+			}
+		})
+	}
+}

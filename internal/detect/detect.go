@@ -1,0 +1,539 @@
+package detect
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/shadow"
+	"github.com/warden-gw/warden/internal/store"
+)
+
+// Store is where bans go.
+type Store interface {
+	PutBan(ctx context.Context, b store.Ban) error
+}
+
+// Allow is an allowlist entry (config allow): its identities are never
+// banned by the rules it names (every rule when Rules is empty).
+type Allow struct {
+	CIDRs, Apps, Accounts, Rules []string
+}
+
+// Metrics are the detector's counters, created once per process.
+type Metrics struct {
+	bans    *prometheus.CounterVec
+	errs    prometheus.Counter
+	tracked prometheus.Gauge
+}
+
+// NewMetrics registers the detector's metrics on reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_detect_bans_total",
+			Help: "Bans the detector wrote, by rule and facet.",
+		}, []string{"rule", "facet"}),
+		errs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_detect_ban_errors_total",
+			Help: "Bans the detector could not write to the store.",
+		}),
+		tracked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "warden_detect_tracked",
+			Help: "Facet values the detector keeps state for (bounded by detect.max_tracked).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.bans, m.errs, m.tracked)
+	}
+	return m
+}
+
+// Detector is a gateway Recorder. Record is called from one goroutine at
+// a time (the recording's); Banned and Tracked may be called from others.
+type Detector struct {
+	cfg   Config
+	rules []*rule
+	st    Store
+	sh    *shadow.Shadow
+	log   *slog.Logger
+	m     *Metrics
+	ex    exempt
+	allow []allowEntry
+
+	mu       sync.Mutex
+	tracks   map[string]*list.Element // facet value key -> *track
+	lru      *list.List
+	offences map[store.BanKey]*offence
+	shadowed map[string]time.Time // rule|facet:value -> no second shadow line before
+}
+
+type rule struct {
+	Rule
+	idx    int
+	facet  identify.Facet
+	shadow prometheus.Counter
+}
+
+type exempt struct {
+	apps, accounts []string
+	cidrs          []netip.Prefix
+}
+
+type allowEntry struct {
+	exempt
+	rules []string
+}
+
+func newExempt(apps, accounts, cidrs []string) exempt {
+	x := exempt{apps: apps, accounts: accounts}
+	for _, c := range cidrs {
+		if p, err := parseCIDR(c); err == nil {
+			x.cidrs = append(x.cidrs, p)
+		}
+	}
+	return x
+}
+
+func (x *exempt) has(id *identify.Identity) bool {
+	if id.App != "" && slices.Contains(x.apps, id.App) || id.Account != "" && slices.Contains(x.accounts, id.Account) {
+		return true
+	}
+	if id.IP.IsValid() {
+		ip := id.IP.Unmap()
+		for _, p := range x.cidrs {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// offence is a value's ban history: how many bans, and until when the
+// last holds (no second ban while one holds).
+type offence struct {
+	n     int
+	until time.Time
+	seen  time.Time
+}
+
+// track is the detector's state for one facet value.
+type track struct {
+	key  string
+	wins []window // per rule index
+	// Provenance for fanout: the list answer each shown id came from, and
+	// per list answer the people opened from it.
+	shown    map[uint64]uint32
+	nextList uint32
+	opened   map[uint64]*window // rule index<<32 | list answer
+	// Enumeration's denominator: look-ups in the window.
+	lookups window
+	seq     uint64 // keys for windows that count events, not people
+	// Accounts seen on an address, and which the detector banned.
+	accounts map[string]bool
+	acctSeen time.Time
+}
+
+const (
+	maxShown   = 1024
+	maxLists   = 64
+	maxAccts = 16
+)
+
+// New builds a detector for cfg (validated by config) writing bans to st.
+func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, log *slog.Logger) (*Detector, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("detect: %w", err)
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Detector{cfg: cfg, st: st, sh: sh, log: log, m: m,
+		ex:     newExempt(cfg.Exempt.Apps, cfg.Exempt.Accounts, cfg.Exempt.CIDRs),
+		tracks: map[string]*list.Element{}, lru: list.New(), offences: map[store.BanKey]*offence{}, shadowed: map[string]time.Time{}}
+	for _, a := range allows {
+		d.allow = append(d.allow, allowEntry{exempt: newExempt(a.Apps, a.Accounts, a.CIDRs), rules: a.Rules})
+	}
+	for i, rc := range cfg.Rules {
+		f, _ := identify.ParseFacet(rc.Facet)
+		r := &rule{Rule: rc, idx: i, facet: f}
+		if rc.Mode == ration.Shadow {
+			r.shadow = sh.Counter(rc.Name, shadow.Ban)
+		}
+		d.rules = append(d.rules, r)
+	}
+	return d, nil
+}
+
+// window holds the distinct keys seen within a sliding window, oldest
+// first, at most limit+1 of them.
+type window struct {
+	keys []uint64
+	at   []time.Time
+}
+
+// add notes key at now and returns how many distinct keys the window
+// holds; a key seen again moves to now.
+func (w *window) add(key uint64, now time.Time, span time.Duration, limit int) int {
+	cut := 0
+	for cut < len(w.at) && now.Sub(w.at[cut]) > span {
+		cut++
+	}
+	if cut > 0 {
+		w.keys, w.at = append(w.keys[:0], w.keys[cut:]...), append(w.at[:0], w.at[cut:]...)
+	}
+	if i := slices.Index(w.keys, key); i >= 0 {
+		w.keys = slices.Delete(w.keys, i, i+1)
+		w.at = slices.Delete(w.at, i, i+1)
+	}
+	w.keys, w.at = append(w.keys, key), append(w.at, now)
+	if len(w.keys) > limit+1 {
+		w.keys, w.at = w.keys[1:], w.at[1:]
+	}
+	return len(w.keys)
+}
+
+// count is how many keys the window holds at now.
+func (w *window) count(now time.Time, span time.Duration) int {
+	n := 0
+	for _, t := range w.at {
+		if now.Sub(t) <= span {
+			n++
+		}
+	}
+	return n
+}
+
+// get returns the track of key, made (and the least recent one dropped
+// past max_tracked) when absent. Called with mu held.
+func (d *Detector) get(key string) *track {
+	if e, ok := d.tracks[key]; ok {
+		d.lru.MoveToFront(e)
+		return e.Value.(*track)
+	}
+	t := &track{key: key, wins: make([]window, len(d.rules))}
+	d.tracks[key] = d.lru.PushFront(t)
+	for len(d.tracks) > d.cfg.MaxTracked {
+		old := d.lru.Back()
+		d.lru.Remove(old)
+		delete(d.tracks, old.Value.(*track).key)
+	}
+	d.m.tracked.Set(float64(len(d.tracks)))
+	return t
+}
+
+// Tracked is how many facet values the detector keeps state for.
+func (d *Detector) Tracked() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.tracks)
+}
+
+// hash maps an id (or a username) to a key: ration's subject mapping.
+func hash(s string) uint64 { return ration.Subject([]byte(s)) }
+
+// subject is the identity a rule counts by for acc: the account for
+// account rules; for ip and net rules only anonymous requests (accounts
+// are judged by their own rules: no account pays for its neighbours).
+func subject(r *rule, id *identify.Identity) (facet identify.Facet, value string) {
+	if r.facet != identify.FacetAccount && r.facet != identify.FacetApp && id.Account != "" && r.Kind != Cohort {
+		return 0, ""
+	}
+	return r.facet, id.Value(r.facet)
+}
+
+// Record watches one Access. It never blocks on anything but the store's
+// PutBan when a rule fires.
+func (d *Detector) Record(acc *inspect.Access) {
+	if acc == nil {
+		return
+	}
+	id := &acc.Identity
+	if d.ex.has(id) {
+		return
+	}
+	now := acc.Time
+	served := d.served(acc)
+	refused := acc.Status == 429 || acc.Status == 403
+	var fire []firing
+	d.mu.Lock()
+	for _, r := range d.rules {
+		if d.allowed(id, r.Name) {
+			continue
+		}
+		switch r.Kind {
+		case Velocity:
+			f, v := subject(r, id)
+			if v == "" || len(served) == 0 {
+				continue
+			}
+			t := d.get(f.String() + ":" + v)
+			n := 0
+			for _, s := range served {
+				n = t.wins[r.idx].add(hash(s), now, r.Window, r.Limit)
+			}
+			if n > r.Limit {
+				fire = append(fire, firing{r, f, v, fmt.Sprintf("%s of %d distinct people within %v (limit %d)", d.cfg.Class, n, r.Window, r.Limit)})
+			}
+		case Persistence:
+			f, v := subject(r, id)
+			if v == "" || !refused || acc.Rule == "ban" {
+				continue
+			}
+			t := d.get(f.String() + ":" + v)
+			t.seq++
+			if n := t.wins[r.idx].add(t.seq, now, r.Window, r.Limit); n > r.Limit {
+				fire = append(fire, firing{r, f, v, fmt.Sprintf("%d refused requests (%s) within %v (limit %d): full speed after a refusal", n, acc.Rule, r.Window, r.Limit)})
+			}
+		case Enumeration:
+			f, v := subject(r, id)
+			if v == "" || acc.Lookup == "" || refused {
+				continue
+			}
+			t := d.get(f.String() + ":" + v)
+			// Past (limit+1)/ratio look-ups the ratio cannot hold: the
+			// count is capped there, which bounds its memory.
+			t.seq++
+			looks := t.lookups.add(t.seq, now, r.Window, int(float64(r.Limit+1)/max(r.Ratio, 0.01))+1)
+			if !acc.Unreferenced {
+				continue
+			}
+			if n := t.wins[r.idx].add(hash(acc.Lookup), now, r.Window, r.Limit); n > r.Limit && float64(n) >= r.Ratio*float64(looks) {
+				fire = append(fire, firing{r, f, v, fmt.Sprintf("%d look-ups of ids never shown of %d within %v (limit %d, ratio %.2f)", n, looks, r.Window, r.Limit, r.Ratio)})
+			}
+		case Fanout:
+			f, v := subject(r, id)
+			if v == "" {
+				continue
+			}
+			t := d.get(f.String() + ":" + v)
+			if acc.Lookup == "" && len(acc.Links) > 1 {
+				t.noteList(acc.Links)
+				continue
+			}
+			if acc.Lookup == "" || len(served) == 0 || t.shown == nil {
+				continue
+			}
+			list, ok := t.shown[hash(acc.Lookup)]
+			if !ok {
+				continue
+			}
+			k := uint64(r.idx)<<32 | uint64(list)
+			w := t.opened[k]
+			if w == nil {
+				if len(t.opened) >= maxLists {
+					clear(t.opened)
+				}
+				w = &window{}
+				t.opened[k] = w
+			}
+			if n := w.add(hash(served[0]), now, r.Window, r.Limit); n > r.Limit {
+				fire = append(fire, firing{r, f, v, fmt.Sprintf("%s of %d distinct people opened from one list answer within %v (limit %d)", d.cfg.Class, n, r.Window, r.Limit)})
+			}
+		case Cohort:
+			v := id.Value(r.facet)
+			age, known := id.AccountAge(now)
+			if v == "" || id.Account == "" || !known || age >= r.Young || len(served) == 0 {
+				continue
+			}
+			t := d.get("cohort:" + r.facet.String() + ":" + v)
+			if t.accounts == nil {
+				t.accounts = map[string]bool{}
+			}
+			if len(t.accounts) < 4*r.Limit+4 {
+				t.accounts[id.Account] = true
+			}
+			if n := t.wins[r.idx].add(hash(id.Account), now, r.Window, r.Limit); n > r.Limit {
+				why := fmt.Sprintf("one of %d accounts younger than %v served %s from %s %s within %v (limit %d)", n, r.Young, d.cfg.Class, r.facet, v, r.Window, r.Limit)
+				for a := range t.accounts {
+					fire = append(fire, firing{r, identify.FacetAccount, a, why})
+				}
+			}
+		}
+	}
+	// Accounts seen on the address, for an address ban when all of them
+	// misbehave.
+	if id.Account != "" && id.IP.IsValid() && d.cfg.AddressAfter > 0 {
+		t := d.get("accounts:" + id.Value(identify.FacetIP))
+		if t.accounts == nil || now.Sub(t.acctSeen) > time.Hour {
+			t.accounts = map[string]bool{}
+		}
+		t.acctSeen = now
+		if _, ok := t.accounts[id.Account]; !ok && len(t.accounts) < maxAccts {
+			t.accounts[id.Account] = false
+		}
+	}
+	d.mu.Unlock()
+	for _, f := range fire {
+		d.ban(acc, f)
+	}
+}
+
+// firing is a rule that fired on a facet value, with its evidence.
+type firing struct {
+	r     *rule
+	facet identify.Facet
+	value string
+	why   string
+}
+
+// noteList remembers which list answer showed each id.
+func (t *track) noteList(links []string) {
+	if t.shown == nil {
+		t.shown, t.opened = map[uint64]uint32{}, map[uint64]*window{}
+	}
+	if len(t.shown)+len(links) > maxShown {
+		clear(t.shown)
+	}
+	t.nextList++
+	for _, l := range links {
+		t.shown[hash(l)] = t.nextList
+	}
+}
+
+// served lists the records whose class went out to the caller in acc,
+// the caller's own record excepted.
+func (d *Detector) served(acc *inspect.Access) []string {
+	c := slices.Index(acc.Classes, d.cfg.Class)
+	if c < 0 || acc.Status != 0 && acc.Status >= 300 {
+		return nil
+	}
+	var out []string
+	for _, rec := range acc.Records {
+		if rec.Served().Has(c) && rec.ID != acc.Identity.Account {
+			out = append(out, rec.ID)
+		}
+	}
+	return out
+}
+
+// allowed reports whether an allowlist exempts id from rule.
+func (d *Detector) allowed(id *identify.Identity, rule string) bool {
+	for i := range d.allow {
+		a := &d.allow[i]
+		if (len(a.rules) == 0 || slices.Contains(a.rules, rule)) && a.has(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// ban writes (or, in shadow mode, logs) the ban of f, escalating by the
+// value's history, and then the address's ban when every account seen on
+// it is banned.
+func (d *Detector) ban(acc *inspect.Access, f firing) {
+	key := store.BanKey{Facet: f.facet.String(), Value: f.value}
+	now := acc.Time
+	d.mu.Lock()
+	if f.r.shadow != nil {
+		// Shadow: one line per rule, value and window; no history.
+		sk := f.r.Name + "|" + key.Facet + ":" + key.Value
+		if until, ok := d.shadowed[sk]; ok && now.Before(until) {
+			d.mu.Unlock()
+			return
+		}
+		if len(d.shadowed) >= d.cfg.MaxTracked {
+			clear(d.shadowed)
+		}
+		d.shadowed[sk] = now.Add(f.r.Window)
+		d.mu.Unlock()
+		shadow.Would(context.Background(), d.log, f.r.shadow, f.r.Name, shadow.Ban, acc.RequestID,
+			slog.String("facet", key.Facet), slog.String("value", key.Value), slog.String("evidence", f.why))
+		return
+	}
+	o := d.offences[key]
+	if o != nil && now.Before(o.until) {
+		d.mu.Unlock()
+		return // banned already
+	}
+	if o == nil {
+		if len(d.offences) >= d.cfg.MaxTracked {
+			d.dropOffences(now)
+		}
+		o = &offence{}
+		d.offences[key] = o
+	}
+	n := o.n
+	if n >= len(d.cfg.BanDurations) {
+		n = len(d.cfg.BanDurations) - 1
+	}
+	dur := d.cfg.BanDurations[n]
+	o.n++
+	o.until, o.seen = now.Add(dur), now
+	var addrBan bool
+	var ipKey string
+	if f.facet == identify.FacetAccount && d.cfg.AddressAfter > 0 && acc.Identity.IP.IsValid() {
+		ipKey = acc.Identity.Value(identify.FacetIP)
+		if e, ok := d.tracks["accounts:"+ipKey]; ok {
+			t := e.Value.(*track)
+			if _, seen := t.accounts[f.value]; seen {
+				t.accounts[f.value] = true
+			}
+			all := len(t.accounts) >= d.cfg.AddressAfter
+			for _, banned := range t.accounts {
+				all = all && banned
+			}
+			addrBan = all
+		}
+	}
+	d.mu.Unlock()
+	reason := fmt.Sprintf("detector %s (%s): %s; offence %d, banned %v", f.r.Name, f.r.Kind, f.why, o.n, dur)
+	d.put(acc, f.r.Name, store.Ban{Facet: key.Facet, Value: key.Value, Reason: reason, By: "detector", Created: now, Until: now.Add(dur)})
+	if addrBan {
+		d.ban(acc, firing{r: f.r, facet: identify.FacetIP, value: ipKey,
+			why: "every account seen on the address within an hour (at least " + strconv.Itoa(d.cfg.AddressAfter) + ") was banned"})
+	}
+}
+
+func (d *Detector) put(acc *inspect.Access, rule string, b store.Ban) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := d.st.PutBan(ctx, b); err != nil {
+		d.m.errs.Inc()
+		d.log.Error("detect: ban not written", slog.String("facet", b.Facet), slog.String("rule", rule), slog.Any("err", err))
+		return
+	}
+	d.m.bans.WithLabelValues(rule, b.Facet).Inc()
+	d.log.Info("banned", slog.String("by", "detector"), slog.String("rule", rule), slog.String("facet", b.Facet), slog.String("value", b.Value),
+		slog.String("request_id", acc.RequestID), slog.Time("until", b.Until), slog.String("reason", b.Reason))
+}
+
+// dropOffences forgets histories whose last ban is over a week past, then,
+// if still full, the oldest half. Called with mu held.
+func (d *Detector) dropOffences(now time.Time) {
+	for k, o := range d.offences {
+		if now.Sub(o.until) > 7*24*time.Hour {
+			delete(d.offences, k)
+		}
+	}
+	if len(d.offences) < d.cfg.MaxTracked {
+		return
+	}
+	var times []time.Time
+	for _, o := range d.offences {
+		times = append(times, o.seen)
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	mid := times[len(times)/2]
+	for k, o := range d.offences {
+		if !o.seen.After(mid) {
+			delete(d.offences, k)
+		}
+	}
+}

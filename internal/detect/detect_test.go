@@ -1,0 +1,344 @@
+package detect
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/shadow"
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/memory"
+)
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func who(account, ip string) identify.Identity {
+	id := identify.Identity{Account: account, IP: netip.MustParseAddr(ip)}
+	id.Net = netip.PrefixFrom(id.IP, 24).Masked()
+	if account != "" {
+		id.AccountCreated = t0.AddDate(-2, 0, 0)
+	}
+	return id
+}
+
+// profile is the Access of one profile look-up whose contact was served.
+func profile(id identify.Identity, at time.Time, subject string) *inspect.Access {
+	return &inspect.Access{Identity: id, Time: at, Route: "GET /v1/users/{id}", Lookup: subject, Status: 200,
+		Classes: []string{"contact", "profile"}, Records: []inspect.Record{{ID: subject, Classes: 3}}}
+}
+
+type fixture struct {
+	d    *Detector
+	st   *memory.Store
+	sh   *shadow.Shadow
+	logs *bytes.Buffer
+}
+
+func newFixture(t *testing.T, cfg Config, allows ...Allow) *fixture {
+	t.Helper()
+	st := memory.New(memory.Options{SweepEvery: -1})
+	t.Cleanup(func() { st.Close() })
+	sh := shadow.New(prometheus.NewRegistry())
+	var logs bytes.Buffer
+	d, err := New(cfg, allows, st, sh, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{d, st, sh, &logs}
+}
+
+func (f *fixture) bans(t *testing.T, at time.Time) map[string]store.Ban {
+	t.Helper()
+	bs, err := f.st.ListBans(context.Background(), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]store.Ban{}
+	for _, b := range bs {
+		m[b.Facet+":"+b.Value] = b
+	}
+	return m
+}
+
+func TestVelocityBoundary(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 5, Window: 10 * time.Second}}})
+	id := who("42", "10.0.0.1")
+	for i := range 5 {
+		f.d.Record(profile(id, t0.Add(time.Duration(i)*time.Second), fmt.Sprint(100+i)))
+	}
+	// Re-views are not new people.
+	f.d.Record(profile(id, t0.Add(5*time.Second), "100"))
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("banned at the limit: %v", b)
+	}
+	// Outside the window the oldest no longer counts.
+	f.d.Record(profile(id, t0.Add(12*time.Second), "200"))
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("banned for people read outside the window: %v", b)
+	}
+	for i := range 3 {
+		f.d.Record(profile(id, t0.Add(13*time.Second), fmt.Sprint(300+i)))
+	}
+	b, ok := f.bans(t, t0.Add(13*time.Second))["account:42"]
+	if !ok {
+		t.Fatal("6 distinct people within 10s: no ban")
+	}
+	if !strings.Contains(b.Reason, "detector velocity (velocity): contact of 6 distinct people within 10s (limit 5); offence 1, banned 10m0s") || b.By != "detector" ||
+		!b.Until.Equal(t0.Add(13*time.Second+10*time.Minute)) {
+		t.Fatalf("ban %+v", b)
+	}
+	if _, ok := f.bans(t, t0.Add(13*time.Second))["ip:10.0.0.1"]; ok {
+		t.Fatal("the address was banned for one account's behaviour")
+	}
+}
+
+// Repeat offenders are banned longer each time: 10m, 1h, 24h, 7 days,
+// then 7 days again.
+func TestEscalation(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 2, Window: 10 * time.Second}}})
+	id := who("7", "10.0.0.2")
+	at := t0
+	want := []time.Duration{10 * time.Minute, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 7 * 24 * time.Hour}
+	for round, d := range want {
+		for i := range 3 {
+			f.d.Record(profile(id, at, fmt.Sprintf("%d-%d", round, i)))
+		}
+		b, ok := f.bans(t, at)["account:7"]
+		if !ok || b.Until.Sub(at) != d || !strings.Contains(b.Reason, fmt.Sprintf("offence %d", round+1)) {
+			t.Fatalf("round %d: ban %+v, want %v", round, b, d)
+		}
+		// While banned, more evidence does not ban again.
+		f.d.Record(profile(id, at.Add(time.Second), fmt.Sprintf("%d-x", round)))
+		if b2 := f.bans(t, at)["account:7"]; !b2.Until.Equal(b.Until) {
+			t.Fatalf("round %d: re-banned while banned", round)
+		}
+		at = b.Until.Add(time.Minute)
+	}
+}
+
+func TestFanout(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "fanout", Kind: Fanout, Limit: 3, Window: 10 * time.Minute}}})
+	id := who("9", "10.0.0.3")
+	list := func(at time.Time, ids ...string) {
+		f.d.Record(&inspect.Access{Identity: id, Time: at, Route: "GET /v1/search", Status: 200, Links: ids})
+	}
+	list(t0, "1", "2", "3", "4", "5", "u_5")
+	list(t0, "6", "7", "8")
+	// Three from the first list, two from the second, one never listed:
+	// at the limit.
+	for i, s := range []string{"1", "2", "3", "6", "7", "99"} {
+		f.d.Record(profile(id, t0.Add(time.Duration(i)*time.Second), s))
+	}
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("banned at the limit: %v", b)
+	}
+	// The fourth of one list (by username).
+	a := profile(id, t0.Add(time.Minute), "5")
+	a.Lookup = "u_5"
+	f.d.Record(a)
+	b, ok := f.bans(t, t0.Add(time.Minute))["account:9"]
+	if !ok || !strings.Contains(b.Reason, "contact of 4 distinct people opened from one list answer within 10m0s (limit 3)") {
+		t.Fatalf("fanout past the limit: %+v %v", b, ok)
+	}
+}
+
+func TestEnumeration(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "enum", Kind: Enumeration, Limit: 2, Ratio: 0.5, Window: time.Hour}}})
+	id := who("5", "10.0.0.4")
+	// Navigation dilutes: 3 unreferenced of 10 look-ups is under the ratio.
+	for i := range 7 {
+		f.d.Record(profile(id, t0, fmt.Sprint(i)))
+	}
+	for i := range 3 {
+		a := profile(id, t0, fmt.Sprint(50+i))
+		a.Unreferenced = true
+		f.d.Record(a)
+	}
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("banned under the ratio: %v", b)
+	}
+	other := who("6", "10.0.0.5")
+	for i := range 3 {
+		a := profile(other, t0, fmt.Sprint(70+i))
+		a.Unreferenced = true
+		f.d.Record(a)
+		if got := len(f.bans(t, t0)); (i < 2) != (got == 0) {
+			t.Fatalf("unreferenced look-up %d: %d bans", i+1, got)
+		}
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{
+		{Name: "persist", Kind: Persistence, Limit: 3, Window: 5 * time.Second},
+		{Name: "persist-ip", Kind: Persistence, Facet: "ip", Limit: 3, Window: 5 * time.Second},
+	}})
+	refused := func(id identify.Identity, at time.Time) {
+		f.d.Record(&inspect.Access{Identity: id, Time: at, Status: 429, Rule: "per-account"})
+	}
+	acct := who("11", "10.0.1.1")
+	for i := range 3 {
+		refused(acct, t0.Add(time.Duration(i)*time.Second))
+	}
+	refused(acct, t0.Add(6*time.Second)) // the first has left the window
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("banned at the limit: %v", b)
+	}
+	refused(acct, t0.Add(6*time.Second))
+	if _, ok := f.bans(t, t0.Add(6*time.Second))["account:11"]; !ok {
+		t.Fatal("no ban after 4 refusals within 5s")
+	}
+	// Anonymous: the address.
+	anon := who("", "10.0.2.1")
+	for i := range 4 {
+		refused(anon, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	bs := f.bans(t, t0)
+	if _, ok := bs["ip:10.0.2.1"]; !ok {
+		t.Fatalf("anonymous persistence: no address ban: %v", bs)
+	}
+}
+
+func TestCohort(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "cohort", Kind: Cohort, Facet: "net", Limit: 3, Window: 10 * time.Minute}}})
+	young := func(acct, ip string) identify.Identity {
+		id := who(acct, ip)
+		id.AccountCreated = t0.Add(-time.Hour)
+		return id
+	}
+	for i := range 3 {
+		f.d.Record(profile(young(fmt.Sprint(1000+i), fmt.Sprintf("10.9.9.%d", i+1)), t0, fmt.Sprint(i)))
+	}
+	// An old account on the net is no part of the cohort.
+	f.d.Record(profile(who("12", "10.9.9.50"), t0, "77"))
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("banned at the limit: %v", b)
+	}
+	f.d.Record(profile(young("1003", "10.9.9.4"), t0, "5"))
+	bs := f.bans(t, t0)
+	for i := range 4 {
+		if _, ok := bs[fmt.Sprintf("account:%d", 1000+i)]; !ok {
+			t.Errorf("cohort account %d not banned: %v", 1000+i, bs)
+		}
+	}
+	if _, ok := bs["account:12"]; ok || bs["net:10.9.9.0/24"].Value != "" {
+		t.Errorf("banned beyond the cohort: %v", bs)
+	}
+}
+
+// With address_after 3, an address is banned only when every account seen
+// on it (three at least) was banned.
+func TestAddressWhenEveryAccountMisbehaves(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, AddressAfter: 3, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 1, Window: time.Minute}}})
+	ip := "10.0.3.1"
+	f.d.Record(&inspect.Access{Identity: who("user", ip), Time: t0, Status: 200}) // a real user on it
+	for a := range 3 {
+		for i := range 2 {
+			f.d.Record(profile(who(fmt.Sprint(500+a), ip), t0, fmt.Sprintf("%d-%d", a, i)))
+		}
+	}
+	bs := f.bans(t, t0)
+	if len(bs) != 3 || bs["ip:"+ip].Value != "" {
+		t.Fatalf("with a well-behaved account on it: %v", bs)
+	}
+	ip2 := "10.0.3.2"
+	for a := range 3 {
+		for i := range 2 {
+			f.d.Record(profile(who(fmt.Sprint(600+a), ip2), t0, fmt.Sprintf("%d-%d", a, i)))
+		}
+	}
+	b, ok := f.bans(t, t0)["ip:"+ip2]
+	if !ok || !strings.Contains(b.Reason, "every account seen on the address") {
+		t.Fatalf("every account banned, no address ban: %v", f.bans(t, t0))
+	}
+}
+
+func TestAllowlistsAndExempt(t *testing.T) {
+	rules := []Rule{{Name: "velocity", Kind: Velocity, Limit: 1, Window: time.Minute}}
+	f := newFixture(t, Config{Enabled: true, Rules: rules, Exempt: ration.Exempt{Accounts: []string{"vip"}}},
+		Allow{CIDRs: []string{"10.5.0.0/16"}}, Allow{Accounts: []string{"ops"}, Rules: []string{"other-rule"}})
+	for _, id := range []identify.Identity{who("vip", "10.0.4.1"), who("x", "10.5.1.1"), who("ops", "10.0.4.2")} {
+		for i := range 3 {
+			f.d.Record(profile(id, t0, fmt.Sprint(i)))
+		}
+	}
+	bs := f.bans(t, t0)
+	if len(bs) != 1 || bs["account:ops"].Value == "" {
+		t.Fatalf("want only ops banned (its allow entry names another rule): %v", bs)
+	}
+}
+
+// A detector rule in shadow mode bans nothing: it counts and logs "would
+// have banned".
+func TestShadowRule(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 1, Window: time.Minute, Mode: ration.Shadow}}})
+	id := who("13", "10.0.5.1")
+	for i := range 5 {
+		a := profile(id, t0, fmt.Sprint(i))
+		a.RequestID = fmt.Sprintf("req-%d", i)
+		f.d.Record(a)
+	}
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("a shadow rule banned: %v", b)
+	}
+	var m dto.Metric
+	_ = f.sh.Counter("velocity", "ban").Write(&m)
+	if m.GetCounter().GetValue() != 1 {
+		t.Errorf("warden_shadow_total{rule=velocity,action=ban} = %v, want 1 (once per window)", m.GetCounter().GetValue())
+	}
+	if !strings.Contains(f.logs.String(), `"msg":"would have banned","rule":"velocity","mode":"shadow","request_id":"req-1"`) {
+		t.Errorf("no would-have line:\n%s", f.logs.String())
+	}
+}
+
+// State is bounded by max_tracked whatever the traffic.
+func TestMemoryBounded(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, MaxTracked: 1000, Rules: []Rule{
+		{Name: "velocity", Kind: Velocity, Limit: 20, Window: time.Minute},
+		{Name: "fanout", Kind: Fanout, Limit: 5, Window: time.Minute},
+	}})
+	links := make([]string, 50)
+	for i := range 20_000 {
+		id := who(fmt.Sprint(i), fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		for j := range links {
+			links[j] = fmt.Sprint(i*50 + j)
+		}
+		f.d.Record(&inspect.Access{Identity: id, Time: t0, Status: 200, Links: links})
+		f.d.Record(profile(id, t0, links[0]))
+		if n := f.d.Tracked(); n > 1000 {
+			t.Fatalf("after %d identities: %d tracked", i+1, n)
+		}
+	}
+	for _, e := range f.d.tracks {
+		if tr := e.Value.(*track); len(tr.shown) > maxShown || len(tr.opened) > maxLists {
+			t.Fatalf("a track holds %d shown ids, %d lists", len(tr.shown), len(tr.opened))
+		}
+	}
+}
+
+func TestConfig(t *testing.T) {
+	c := Config{BanDurations: []time.Duration{-1}, Rules: []Rule{
+		{Name: "a", Kind: "speed", Limit: 0},
+		{Name: "a", Kind: Cohort, Facet: "account", Limit: 1, Window: time.Second, Ratio: 2, Mode: "dry"},
+	}}
+	c.SetDefaults()
+	err := c.Validate()
+	for _, want := range []string{"ban_durations[0]: must be positive", `rules[0].kind: "speed" is not velocity`, "rules[0].limit: must be at least 1",
+		"rules[0].window: must be positive", `rules[1].name: duplicate rule name "a"`, `rules[1].facet: a cohort is of ip, net or fingerprint`,
+		"rules[1].ratio: must be between 0 and 1", `rules[1].mode: "dry" is not enforce or shadow`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}

@@ -1,0 +1,49 @@
+// Package detect is the detector: a recorder fed every Access (each
+// inspected answer and each refusal) as it happens, on its own goroutine,
+// that watches for harvesting behaviour and writes bans with expiry
+// through the store, so every gateway on the store refuses the banned
+// value at once.
+//
+// Rules (config detect.rules, each with a kind):
+//
+//   - velocity: the class (contact) of more than limit distinct people
+//     served to one account (or, for anonymous traffic, one ip or net)
+//     within window. A person reads a few profiles a minute; a harvester
+//     at machine speed crosses 20 in 10 s within a second or two.
+//   - fanout: more than limit distinct people's class opened, within
+//     window, from the ids one list answer showed (a search page, another
+//     profile's followers): a person opens one or two hits, a harvester
+//     all of them. The ids an answer showed are kept per identity (at
+//     most 1,024, the oldest dropped): provenance the detector keeps for
+//     itself, never used to grant anything.
+//   - enumeration: more than limit look-ups of ids never shown
+//     (Access.Unreferenced) within window, when they are at least ratio
+//     of the identity's look-ups.
+//   - persistence: more than limit refused requests (429, 403) within
+//     window: full speed after a refusal.
+//   - cohort: more than limit accounts younger than young served the
+//     class from one net (or fingerprint, or ip) within window: sign-ups
+//     made together going straight for contact data. Each of them is
+//     banned (the accounts, not the network).
+//
+// A ban goes on the most specific facet that explains the behaviour: the
+// account when the request carried one, the ip (or net) only for
+// anonymous traffic, or, with address_after set (off by default), when at
+// least that many accounts seen on one address within an hour were all
+// banned. Ban lengths escalate per value
+// (ban_durations, default 10m, 1h, 24h, 7 days; the last repeats); the
+// reason holds the evidence (rule, figures, window), shown by `warden ban
+// ls` and the admin API. Exempt identities and allowlisted ones (allow
+// entries naming no rules, or naming the detector rule) are never banned;
+// `warden ban rm` lifts a ban.
+//
+// Memory is bounded: state per facet value (at most max_tracked, the least
+// recently seen dropped), each holding at most limit+1 timestamps per rule
+// and 1,024 shown ids. Counters live in this process: on Redis the bans
+// are shared by the fleet, the counters are per gateway (a harvester
+// spreading over N gateways gets N times the limits before a ban).
+//
+// It must never sit on the request path (it is fed through a bounded,
+// non-blocking hand-off), never keep a personal data value (it keeps ids
+// and hashes), and never ban an allowlisted or exempt identity.
+package detect
