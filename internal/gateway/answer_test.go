@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -220,7 +221,50 @@ func (teapot) Respond(_ context.Context, ex *Exchange) *Local {
 	if ex.Path != "/v1/users/424242" {
 		return nil
 	}
-	return &Local{Status: 200, ContentType: "application/json", Body: []byte(`{"id":"424242"}`)}
+	return &Local{Status: 200, Body: []byte(`{"id":"424242"}`)}
+}
+
+func TestResponderAnswersItself(t *testing.T) {
+	f := recordFrontWith(t, answerYAML, Deps{Responders: []Responder{teapot{}}})
+	dialled := 0
+	f.client.Dial = func(string) (net.Conn, error) { dialled++; return &cannedConn{}, nil }
+	ctx := new(fasthttp.RequestCtx)
+	auth := labBearer(t, "79")
+	if code := getWith(t, f, ctx, "/v1/users/424242", auth); code != 200 || string(ctx.Response.Body()) != `{"id":"424242"}` ||
+		string(ctx.Response.Header.ContentType()) != "application/json" || len(ctx.Response.Header.Peek("X-Request-Id")) == 0 {
+		t.Fatalf("responder's answer: %d %s", code, ctx.Response.Body())
+	}
+	if dialled != 0 {
+		t.Fatal("the upstream was asked for an answer warden made itself")
+	}
+	if code := getWith(t, f, ctx, "/v1/users/5", auth); code != 200 || dialled != 1 || !strings.Contains(string(ctx.Response.Body()), "user5@") {
+		t.Fatalf("other requests go upstream: %d, dialled %d: %s", code, dialled, ctx.Response.Body())
+	}
+	// A responder never answers a refused request: the ban comes first.
+	if code := getWith(t, f, ctx, "/v1/users/424242", auth+"x"); code != 401 {
+		t.Fatalf("unverified credential: %d, want 401", code)
+	}
+}
+
+// An inspected request whose upstream failed yields an Access too.
+func TestUpstreamFailureRecorded(t *testing.T) {
+	col := &collector{}
+	rec := NewRecording("test", col, 8, NewRecordingMetrics(nil))
+	f := recordFrontWith(t, answerYAML, Deps{Recordings: []*Recording{rec}})
+	f.client.Dial = func(string) (net.Conn, error) { return nil, errors.New("refused") }
+	ctx := new(fasthttp.RequestCtx)
+	if code := getWith(t, f, ctx, "/v1/users/1", labBearer(t, "80")); code != 502 {
+		t.Fatalf("status %d, want 502", code)
+	}
+	if code := getWith(t, f, ctx, "/elsewhere", ""); code != 502 {
+		t.Fatalf("status %d, want 502", code)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.accs) != 1 || col.accs[0].Status != 502 || col.accs[0].Rule != "upstream" || col.accs[0].Identity.Account != "80" {
+		t.Fatalf("Accesses %+v, want one 502 by rule upstream (the route not mapped yields none)", col.accs)
+	}
 }
 
 func slicesEqual(a, b []int) bool {

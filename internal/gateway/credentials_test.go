@@ -134,9 +134,18 @@ func credentialVariants(tok string) []string {
 	out = append(out,
 		"Bearer "+tok, "bearer "+tok, "BEARER "+tok, "Bearer  "+tok, tok, "Basic "+tok,
 		"Bearer "+tok+","+tok, "Bearer "+tok+" "+tok, "Bearer "+tok+"=", "Bearer "+tok+".",
-		"Bearer "+tok[:len(tok)-1], "Bearer "+tok[:len(tok)-1]+"A", "Bearer "+strings.ToUpper(tok[:10])+tok[10:],
+		"Bearer "+tok[:len(tok)-1], "Bearer "+tok[:len(tok)-1]+otherLast(tok), "Bearer "+strings.ToUpper(tok[:10])+tok[10:],
 		"Bearer "+strings.Repeat("a", 9000), "Bearer", "Bearer ", "")
 	return out
+}
+
+// otherLast is a last base64url digit for tok that changes the signature:
+// its top bit flipped (the low bits of a last digit may be padding, which
+// a lenient decoder ignores).
+func otherLast(tok string) string {
+	const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(b64, tok[len(tok)-1])
+	return string(b64[i^32])
 }
 
 // TestCredentialVariants runs the fuzz invariant over the seed variants on

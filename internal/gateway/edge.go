@@ -57,6 +57,12 @@ func writeRefusal(w replyWriter, r *Refusal, id string) {
 	w.writeJSON(r.Status, r.Body(id))
 }
 
+// writeLocal writes the answer a responder made for request id.
+func writeLocal(w replyWriter, l *Local, id string) {
+	w.setHeader("X-Request-Id", id)
+	w.writeJSON(l.Status, l.Body)
+}
+
 // writeError writes one of the gateway's own errors (no rule).
 func writeError(w replyWriter, status int, msg, id string) {
 	w.writeJSON(status, errorBody(msg, id))
@@ -97,10 +103,16 @@ func (g *Gateway) requestPath(w replyWriter, front frontName, connect bool, raw 
 	return path, true
 }
 
-// upstreamFailed answers request id, whose upstream failed with err:
-// counted by kind and logged.
-func (g *Gateway) upstreamFailed(w replyWriter, id string, err error) {
+// upstreamFailed answers ex, whose upstream failed with err: counted by
+// kind, logged, and recorded on an inspected route. ex is nil when the
+// failure came before the exchange was known.
+func (g *Gateway) upstreamFailed(w replyWriter, ex *Exchange, err error) {
 	status, kind, msg := upstreamFailure(err)
+	id := ""
+	if ex != nil {
+		id = ex.ID
+		failed(ex, status)
+	}
 	g.m.upErrors.WithLabelValues(kind).Inc()
 	g.log.Warn("upstream error", slog.String("request_id", id), slog.String("kind", kind), slog.String("error", err.Error()))
 	writeError(w, status, msg, id)

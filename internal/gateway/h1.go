@@ -65,7 +65,7 @@ func (r *fastReply) writeJSON(status int, body []byte) {
 // upstreamFailed replaces resp with the answer to an upstream failure.
 func (x *h1) upstreamFailed(resp *fasthttp.Response, ex *Exchange, err error) {
 	resp.Reset()
-	x.g.upstreamFailed((*fastReply)(resp), ex.ID, err)
+	x.g.upstreamFailed((*fastReply)(resp), ex, err)
 }
 
 // recovered replaces resp with the answer to a panic v.
@@ -98,6 +98,10 @@ func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp
 	in := identify.Input{Peer: peer, Header: fastHeader{&req.Header}}
 	if r := p.Begin(ctx, ex, &in); r != nil {
 		writeRefusal(w, r, ex.ID)
+		return false
+	}
+	if ex.Local != nil {
+		writeLocal(w, ex.Local, ex.ID)
 		return false
 	}
 	return true

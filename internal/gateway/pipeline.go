@@ -137,6 +137,9 @@ type Exchange struct {
 	// Local, when Begin sets it, is warden's own answer to the request:
 	// the front sends it and never asks the upstream.
 	Local *Local
+	// p is the pipeline Begin ran, which finishes the exchange (a reload
+	// may have swapped in another meanwhile).
+	p *Pipeline
 	// Strip holds the credentials the request goes upstream without:
 	// those warden could not verify, under the strip policy.
 	Strip identify.Credential
@@ -154,11 +157,10 @@ type Responder interface {
 	Respond(ctx context.Context, ex *Exchange) *Local
 }
 
-// Local is an answer warden makes itself.
+// Local is a JSON answer warden makes itself.
 type Local struct {
-	Status      int
-	ContentType string
-	Body        []byte
+	Status int
+	Body   []byte // JSON
 }
 
 // Begin is the request stage, in its order: route, identify, refuse
@@ -166,6 +168,7 @@ type Local struct {
 // the responders. A nil result admits the request: to the upstream, or,
 // with ex.Local set, to warden's own answer.
 func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) *Refusal {
+	ex.p = p
 	ex.Route, ex.Inspect = p.imap.Match(ex.Method, ex.Path)
 	p.ident.Identify(ex.Start, in, &ex.Identity)
 	if h := ex.Identity.Ambiguous; h != "" {
@@ -213,12 +216,27 @@ func (p *Pipeline) refused(ex *Exchange, ref *Refusal) *Refusal {
 	if len(p.recordings) == 0 {
 		return ref
 	}
-	acc := &inspect.Access{RequestID: ex.ID, Time: ex.Start, Identity: ex.Identity}
+	return p.record(ex, p.bare(ex, ex.Start), ref)
+}
+
+// failed records the Access of an inspected request whose upstream failed
+// (rule "upstream"): the recorders see that nothing was served.
+func failed(ex *Exchange, status int) {
+	p := ex.p
+	if p == nil || !ex.Inspect || len(p.recordings) == 0 {
+		return
+	}
+	p.record(ex, p.bare(ex, time.Now()), &Refusal{Status: status, Rule: "upstream"})
+}
+
+// bare is the Access of a request that served nothing, the recorders' own.
+func (p *Pipeline) bare(ex *Exchange, now time.Time) *inspect.Access {
+	acc := &inspect.Access{RequestID: ex.ID, Time: now, Identity: ex.Identity}
 	if ex.Route.Route != nil {
 		// The parameters alias the front's buffers.
 		acc.Route, acc.List, acc.Lookup = ex.Route.Route.Pattern, strings.Clone(ex.Route.List()), strings.Clone(ex.Route.Lookup())
 	}
-	return p.record(ex, acc, ref)
+	return acc
 }
 
 // unverified applies the credential policies to a request carrying a

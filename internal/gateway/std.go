@@ -184,6 +184,10 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(rec, ref, ex.ID)
 		return
 	}
+	if ex.Local != nil {
+		writeLocal(rec, ex.Local, ex.ID)
+		return
+	}
 	if limit := int64(f.cfg.Server.MaxBodyBytes); limit > 0 && r.Body != nil {
 		// A declared length over the bound is refused before the upstream
 		// sees a byte; a chunked body is streamed and cut at the bound, so
@@ -302,8 +306,9 @@ func setBody(resp *http.Response, body []byte) {
 func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	sx, _ := r.Context().Value(exchangeKey).(*stdExchange)
 	id := ""
+	var ex *Exchange
 	if sx != nil {
-		id = sx.ex.ID
+		id, ex = sx.ex.ID, sx.ex
 	}
 	rec, ok := w.(*statusRecorder)
 	if !ok {
@@ -315,7 +320,7 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		f.g.badRequest(rec, frontStd, 413, "body_too_large", "request body too large", id)
 		return
 	}
-	f.g.upstreamFailed(rec, id, err)
+	f.g.upstreamFailed(rec, ex, err)
 }
 
 // proxiedReply writes warden's own answer into a proxied response, in
