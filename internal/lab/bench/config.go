@@ -91,7 +91,8 @@ func WardenConfig(o WardenOptions) ([]byte, error) {
 // DeriveLabConfig takes examples/lab.yaml and changes only what a benchmark
 // needs: the upstream, free loopback ports, log level warn (nginx logs
 // nothing either), every rate limit raised to HighRate so none refuses, and
-// store.memory.dir removed (state in memory; row e-snap sets its own).
+// store.memory.dir and the ledger removed (state in memory, nothing
+// recorded; rows e-snap and e-ledger set their own).
 // Inspection and budgets stay as written: budgets past their limit mask
 // (the answer is still 200, rewritten), which is the path being measured.
 func DeriveLabConfig(src []byte, upstream, front string) ([]byte, error) {

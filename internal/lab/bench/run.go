@@ -39,6 +39,7 @@ var AllRows = []RowInfo{
 	{"e", "warden, examples/lab.yaml (inspection + budgets), loop front (the default)"},
 	{"e-fast", "warden, row (e) on the fast front"},
 	{"e-snap", "warden, row (e) with store.memory.dir: 2,000,000 keys snapshotted every 5 s"},
+	{"e-ledger", "warden, row (e) with the access ledger on (ledger.dir)"},
 	{"f", "warden, row (d) on Redis"},
 }
 
@@ -210,12 +211,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if t, err = startWarden(row, conf); err != nil {
 				return nil, err
 			}
-		case "e", "e-fast", "e-snap":
+		case "e", "e-fast", "e-snap", "e-ledger":
 			src, err := os.ReadFile(o.LabConfig)
 			if err != nil {
 				return nil, fmt.Errorf("bench: lab config: %w", err)
 			}
-			front := map[string]string{"e": "", "e-fast": "fast", "e-snap": ""}[row.ID] // (e): the config's own
+			front := map[string]string{"e-fast": "fast"}[row.ID] // "": the config's own
 			conf, err := DeriveLabConfig(src, upstream, front)
 			if err != nil {
 				return nil, err
@@ -228,6 +229,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 					return nil, err
 				}
 				if conf, err = WithStateDir(conf, dir, every); err != nil {
+					return nil, err
+				}
+			}
+			if row.ID == "e-ledger" {
+				if conf, err = WithLedgerDir(conf, filepath.Join(work, "ledger-e-ledger")); err != nil {
 					return nil, err
 				}
 			}
@@ -343,7 +349,7 @@ func selectRows(ids []string) ([]RowInfo, error) {
 	}
 	for _, id := range ids {
 		if !slices.ContainsFunc(AllRows, func(r RowInfo) bool { return r.ID == id }) {
-			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, f)", id)
+			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, e-ledger, f)", id)
 		}
 	}
 	return out, nil

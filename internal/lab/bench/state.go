@@ -39,10 +39,33 @@ func WithStateDir(conf []byte, dir string, interval time.Duration) ([]byte, erro
 	return out, nil
 }
 
-// withoutStateDir removes store.memory.dir from a lab config: rows (e) and
-// (e-fast) keep their state in memory, as before, so they never share a
-// directory (one warden per directory) and (e) stays the baseline.
+// WithLedgerDir sets ledger.dir in conf: row (e-ledger) is row (e) with
+// every Access recorded (the target: within 5% of row (e)).
+func WithLedgerDir(conf []byte, dir string) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(conf, &doc); err != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return nil, fmt.Errorf("bench: ledger dir: config is not one YAML document (%v)", err)
+	}
+	setScalar(mapping(doc.Content[0], "ledger"), "dir", dir)
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		return nil, fmt.Errorf("bench: ledger dir: %w", err)
+	}
+	return out, nil
+}
+
+// withoutStateDir removes store.memory.dir and the ledger from a lab
+// config: rows (e) and (e-fast) keep their state in memory and record
+// nothing, as before, so they never share a directory (one warden per
+// directory) and (e) stays the baseline that rows (e-snap) and (e-ledger)
+// are measured against.
 func withoutStateDir(root *yaml.Node) {
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "ledger" {
+			root.Content = append(root.Content[:i:i], root.Content[i+2:]...)
+			break
+		}
+	}
 	st := get(root, "store")
 	if st == nil || st.Kind != yaml.MappingNode {
 		return

@@ -21,8 +21,18 @@ func TestStateDirRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := loadConfig(t, b); c.Store.Memory.Dir != "" {
-		t.Fatalf("row (e) keeps state in %q, want memory only", c.Store.Memory.Dir)
+	if c := loadConfig(t, b); c.Store.Memory.Dir != "" || c.Ledger.Dir != "" {
+		t.Fatalf("row (e) keeps state in %q, a ledger in %q, want neither", c.Store.Memory.Dir, c.Ledger.Dir)
+	}
+	if c := loadConfig(t, src); c.Ledger.Dir == "" {
+		t.Fatal("examples/lab.yaml has no ledger: this test proves nothing")
+	}
+	l, err := WithLedgerDir(b, "/tmp/l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := loadConfig(t, l); c.Ledger.Dir != "/tmp/l" || c.Store.Memory.Dir != "" {
+		t.Fatalf("row (e-ledger): ledger %q, state %q", c.Ledger.Dir, c.Store.Memory.Dir)
 	}
 	b, err = WithStateDir(b, "/tmp/x", 5*time.Second)
 	if err != nil {
