@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/warden-gw/warden/internal/audience"
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/privacy"
+)
+
+// runAudience: warden audience --accounts ID,...|@FILE [--overlap
+// ID,...|@FILE] [--dose] [--upstream URL] [--credential-env VAR]
+// [--rate N] [--ledger DIR] [--dp-epsilon E|--dp-rho R --researcher NAME].
+func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("audience", stderr)
+	qf := addQueryFlags(fs)
+	accounts := fs.String("accounts", "", "the accounts: ID,ID,... or @FILE (required)")
+	overlap := fs.String("overlap", "", "also: compare with another set of accounts (ID,... or @FILE): each, both, either")
+	dose := fs.Bool("dose", false, "also: people following at least k of the accounts, for every k")
+	upstream := fs.String("upstream", "", "the platform's URL (default: upstream.url of --config)")
+	route := fs.String("route", "", `the follower list route (default: the route map's list route ending in /followers, else "GET /v1/users/{id}/followers")`)
+	credEnv := fs.String("credential-env", "", "environment variable holding the service credential (a bearer token; default: a token minted with identity.account's HS256 secret from --config for --service-account)")
+	service := fs.String("service-account", "1", "the account a minted service token is for")
+	rate := fs.Float64("rate", 20, "at most this many list requests a second")
+	pageSize := fs.Int("page-size", 50, "records asked per page (limit=N)")
+	maxPages := fs.Int("max-pages", 100000, "at most this many pages per account; past it no count is given")
+	noLedger := fs.Bool("no-ledger", false, "do not split the accounts' reach by followers, even when a ledger is configured")
+	addPrivateFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil || len(pos) != 0 {
+		return errUsage
+	}
+	if *rate <= 0 || *rate > 10000 || *pageSize < 1 || *maxPages < 1 {
+		return errors.New("--rate must be in (0, 10000], --page-size and --max-pages at least 1")
+	}
+	v := url.Values{}
+	setFlags(fs, v, "ledger", "config", "json", "credential-env", "service-account", "upstream", "rate", "page-size", "max-pages", "no-ledger")
+	cfg, err := audienceConfig(fs, qf)
+	if err != nil {
+		return err
+	}
+	q := audience.Query{Dose: *dose}
+	if q.Accounts, err = idList(*accounts); err != nil {
+		return err
+	}
+	if len(q.Accounts) == 0 {
+		return errors.New("--accounts: give ID,ID,... or @FILE")
+	}
+	if *overlap != "" {
+		if q.Overlap, err = idList(*overlap); err != nil {
+			return err
+		}
+	}
+	if q.Window, err = queryWindow(v, time.Now()); err != nil {
+		return err
+	}
+	if !*noLedger {
+		q.Ledger = *qf.ledger
+		if q.Ledger == "" && cfg != nil && cfg.Ledger.Dir != "" {
+			if info, err := os.Stat(cfg.Ledger.Dir); err == nil && info.IsDir() {
+				q.Ledger = cfg.Ledger.Dir
+			}
+		}
+	}
+	l := &audience.Lists{NextCursor: "next_cursor", PageSize: *pageSize, Rate: *rate, MaxPages: *maxPages,
+		Client: &http.Client{Timeout: 30 * time.Second}}
+	if err := listRoute(l, cfg, *route); err != nil {
+		return err
+	}
+	l.Upstream = *upstream
+	if l.Upstream == "" && cfg != nil {
+		l.Upstream = cfg.Upstream.URL
+	}
+	if l.Upstream == "" {
+		return errors.New("no upstream: give --upstream URL or a --config with upstream.url")
+	}
+	if l.Credential, err = serviceCredential(cfg, *credEnv, *service); err != nil {
+		return err
+	}
+	// The budget sits in the ledger directory: a DP answer needs one.
+	budgetDir := q.Ledger
+	if budgetDir == "" {
+		budgetDir = *qf.ledger
+	}
+	if budgetDir == "" && cfg != nil {
+		budgetDir = cfg.Ledger.Dir
+	}
+	p, err := privateQuery(budgetDir, cfg, "audience", v)
+	if err != nil {
+		return err
+	}
+	if p != nil && budgetDir == "" {
+		return errors.New("a DP answer is charged to a budget kept in the ledger directory: give --ledger DIR or a --config with ledger.dir")
+	}
+	var res any
+	if p != nil {
+		pr, err := audience.RunPrivate(ctx, l, q, *p)
+		var ex *privacy.ExhaustedError
+		if errors.As(err, &ex) && *qf.json {
+			printJSON(stdout, map[string]any{"error": ex.Error(), "refused": true, "budget": ex.Account, "remaining_budget": ex.Account.Remaining})
+		}
+		if err != nil {
+			return err
+		}
+		res = pr
+	} else if res, err = audience.Run(ctx, l, q); err != nil {
+		return err
+	}
+	if *qf.json {
+		return printJSON(stdout, res)
+	}
+	switch r := res.(type) {
+	case *audience.Result:
+		printAudience(stdout, r)
+	case *audience.PrivateResult:
+		printPrivateAudience(stdout, r)
+	}
+	return nil
+}
+
+// audienceConfig loads --config: needed unless --upstream and a
+// credential are given.
+func audienceConfig(fs *flag.FlagSet, qf *queryFlags) (*config.Config, error) {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := config.Load(*qf.config)
+	if err != nil {
+		if explicit || !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return cfg, nil
+}
+
+// listRoute takes the follower list route from the config's route map.
+func listRoute(l *audience.Lists, cfg *config.Config, want string) error {
+	if cfg != nil {
+		for _, r := range cfg.Inspect.Routes {
+			if r.List == "" || (want != "" && r.Route != want) || (want == "" && !strings.HasSuffix(r.Route, "/followers")) {
+				continue
+			}
+			return l.FromRoute(r.Route, r.List, r.Records, r.ID, r.Cursor)
+		}
+		if want != "" {
+			return fmt.Errorf("--route %q is not a list route of the config's route map", want)
+		}
+	}
+	if want == "" {
+		want = "GET /v1/users/{id}/followers"
+	}
+	return l.FromRoute(want, "id", []string{"$.users[*]"}, "id", "cursor")
+}
+
+// serviceCredential is the Authorization value: the bearer token in env,
+// or one minted with the config's HS256 account secret.
+func serviceCredential(cfg *config.Config, env, account string) (string, error) {
+	if env != "" {
+		tok := strings.TrimSpace(os.Getenv(env))
+		if tok == "" {
+			return "", fmt.Errorf("--credential-env: %s is empty", env)
+		}
+		if !strings.HasPrefix(strings.ToLower(tok), "bearer ") {
+			tok = "Bearer " + tok
+		}
+		return tok, nil
+	}
+	if cfg == nil {
+		return "", errors.New("no credential: give --credential-env VAR or a --config whose identity.account has an HS256 secret")
+	}
+	a := cfg.Identity.Account
+	var secret []byte
+	switch {
+	case a.SecretEnv != "":
+		secret = []byte(os.Getenv(a.SecretEnv))
+	case a.SecretFile != "":
+		b, err := os.ReadFile(a.SecretFile)
+		if err != nil {
+			return "", err
+		}
+		secret = []byte(strings.TrimRight(string(b), "\r\n"))
+	}
+	if len(secret) == 0 {
+		return "", errors.New("no credential: give --credential-env VAR, or set the config's identity.account secret")
+	}
+	now := time.Now()
+	enc := base64.RawURLEncoding
+	claims, _ := json.Marshal(map[string]any{"sub": account, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "created": now.Add(-365 * 24 * time.Hour).Unix()})
+	msg := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString(claims)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(msg))
+	return "Bearer " + msg + "." + enc.EncodeToString(m.Sum(nil)), nil
+}
+
+func printAudience(w io.Writer, r *audience.Result) {
+	fmt.Fprintf(w, "audience of %d accounts (exact): %d distinct people follow at least one; %d pages in %d requests\n", r.Accounts, r.Audience, r.Pages, r.Requests)
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ACCOUNT\tFOLLOWERS")
+	for _, c := range r.Lists {
+		fmt.Fprintf(tw, "%s\t%d\n", c.Account, c.Followers)
+	}
+	tw.Flush()
+	if len(r.Dose) > 0 {
+		fmt.Fprintln(w, "\ndose: people following at least k of the accounts")
+		tw = newTable(w)
+		fmt.Fprintln(tw, "K\tPEOPLE")
+		for _, d := range r.Dose {
+			fmt.Fprintf(tw, "%d\t%d\n", d.K, d.People)
+		}
+		tw.Flush()
+	}
+	if o := r.Overlap; o != nil {
+		fmt.Fprintln(w, "\noverlap of the followers")
+		tw = newTable(w)
+		fmt.Fprintln(tw, "ACCOUNTS\tOTHER\tBOTH\tEITHER")
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", o.A, o.B, o.Both, o.Either)
+		tw.Flush()
+	}
+	if s := r.Reach; s != nil {
+		fmt.Fprintf(w, "\nreach of their content (ledger, %s to %s): %d people, %d of them followers, %d not\n", fmtTime(s.From), fmtTime(s.To), s.Reach, s.Followers, s.NonFollowers)
+	}
+}
+
+func printPrivateAudience(w io.Writer, r *audience.PrivateResult) {
+	fmt.Fprintf(w, "audience of %d accounts (differentially private: noisy, not exact): %d people follow at least one, %s\n", r.Accounts, r.Audience, fmtInterval(r.Interval))
+	if len(r.Dose) > 0 {
+		fmt.Fprintln(w, "\ndose: people following at least k of the accounts")
+		tw := newTable(w)
+		fmt.Fprintln(tw, "K\tPEOPLE\tINTERVAL")
+		for _, d := range r.Dose {
+			fmt.Fprintf(tw, "%d\t%d\t%s\n", d.K, d.People, fmtInterval(d.Interval))
+		}
+		tw.Flush()
+	}
+	if o := r.Overlap; o != nil {
+		fmt.Fprintln(w, "\noverlap of the followers")
+		tw := newTable(w)
+		fmt.Fprintln(tw, "ACCOUNTS\tOTHER\tBOTH\tEITHER")
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", o.A, o.B, o.Both, o.Either)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fmtInterval(o.Intervals["a"]), fmtInterval(o.Intervals["b"]), fmtInterval(o.Intervals["both"]), fmtInterval(o.Intervals["either"]))
+		tw.Flush()
+	}
+	if s := r.Reach; s != nil {
+		fmt.Fprintf(w, "\nreach of their content (ledger, %s to %s): %d people %s, %d of them followers %s, %d not %s\n", fmtTime(s.From), fmtTime(s.To),
+			s.Reach, fmtInterval(s.ReachInterval), s.Followers, fmtInterval(s.FollowersInterval), s.NonFollowers, fmtInterval(s.NonFollowersInterval))
+	}
+	printPrivacy(w, r.Privacy, r.Budget)
+}

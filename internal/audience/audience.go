@@ -1,0 +1,297 @@
+package audience
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/privacy"
+	"github.com/warden-gw/warden/internal/reach"
+)
+
+// Query is one audience question.
+type Query struct {
+	Accounts []string
+	Overlap  []string // a second set of accounts
+	Dose     bool
+	Ledger   string        // "": no split of reach
+	Window   ledger.Window // of the reach split
+}
+
+// Result is the exact answer; its JSON is --json's.
+type Result struct {
+	Audience int            `json:"audience"` // distinct people following any of the accounts
+	Exact    bool           `json:"exact"`
+	Accounts int            `json:"accounts"`
+	Lists    []ListCount    `json:"lists"` // each account's follower list, as paged
+	Pages    int            `json:"pages"`
+	Requests int            `json:"requests"`
+	Dose     []reach.Dose   `json:"dose,omitempty"`
+	Overlap  *reach.Overlap `json:"overlap,omitempty"`
+	Reach    *Split         `json:"reach,omitempty"`
+}
+
+// ListCount is one account's follower list length.
+type ListCount struct {
+	Account   string `json:"account"`
+	Followers int    `json:"followers"`
+}
+
+// Split is the reach of the accounts, as authors, in the ledger, split
+// into people who follow any of them and people who do not.
+type Split struct {
+	Reach        int        `json:"reach"`
+	Followers    int        `json:"followers"`
+	NonFollowers int        `json:"non_followers"`
+	From         *time.Time `json:"from"`
+	To           *time.Time `json:"to"`
+}
+
+// person is what one person is to the question.
+type person struct {
+	k       int  // how many of the accounts they follow
+	inB     bool // whether they follow one of the other set
+	reached bool // whether the accounts' content reached them (ledger)
+}
+
+// people pages the lists and reads the ledger: everyone the question
+// counts, by account id.
+func people(ctx context.Context, l *Lists, q Query, res *Result) (map[string]*person, error) {
+	if len(q.Accounts) == 0 {
+		return nil, errNoAccounts
+	}
+	ps := map[string]*person{}
+	get := func(id string) *person {
+		p := ps[id]
+		if p == nil {
+			p = &person{}
+			ps[id] = p
+		}
+		return p
+	}
+	page := func(acct string, mark func(*person)) error {
+		seen := map[string]bool{} // a list that repeats an id counts it once
+		n, err := l.Followers(ctx, acct, func(id string) {
+			if !seen[id] {
+				seen[id] = true
+				mark(get(id))
+			}
+		})
+		res.Pages += n
+		res.Lists = append(res.Lists, ListCount{Account: acct, Followers: len(seen)})
+		return err
+	}
+	for _, a := range q.Accounts {
+		if err := page(a, func(p *person) { p.k++ }); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range q.Overlap {
+		if err := page(a, func(p *person) { p.inB = true }); err != nil {
+			return nil, err
+		}
+	}
+	res.Requests = l.Requests
+	if q.Ledger != "" {
+		r, err := ledger.OpenReader(q.Ledger, q.Window)
+		if err != nil {
+			return nil, err
+		}
+		views, _ := r.Viewers(q.Accounts, identify.FacetAccount)
+		for _, b := range views {
+			it := b.Iterator()
+			for it.HasNext() {
+				get(r.IdentityName(it.Next())).reached = true
+			}
+		}
+	}
+	return ps, nil
+}
+
+// Run answers q exactly.
+func Run(ctx context.Context, l *Lists, q Query) (*Result, error) {
+	res := &Result{Exact: true, Accounts: len(q.Accounts)}
+	ps, err := people(ctx, l, q, res)
+	if err != nil {
+		return nil, err
+	}
+	hist := map[int]int{}
+	var o reach.Overlap
+	var s Split
+	for _, p := range ps {
+		if p.k > 0 {
+			res.Audience++
+			hist[p.k]++
+		}
+		if p.inB {
+			o.B++
+		}
+		if p.k > 0 && p.inB {
+			o.Both++
+		}
+		if p.k > 0 || p.inB {
+			o.Either++
+		}
+		if p.reached {
+			s.Reach++
+			if p.k > 0 {
+				s.Followers++
+			} else {
+				s.NonFollowers++
+			}
+		}
+	}
+	if q.Dose {
+		at := 0
+		for k := len(q.Accounts); k >= 1; k-- {
+			at += hist[k]
+			if at > 0 {
+				res.Dose = append(res.Dose, reach.Dose{K: k, People: at})
+			}
+		}
+		slices.Reverse(res.Dose)
+	}
+	if q.Overlap != nil {
+		o.A = res.Audience
+		res.Overlap = &o
+	}
+	if q.Ledger != "" {
+		s.From, s.To = times(q.Window)
+		res.Reach = &s
+	}
+	return res, nil
+}
+
+func times(w ledger.Window) (*time.Time, *time.Time) {
+	var f, t *time.Time
+	if !w.From.IsZero() {
+		f = &w.From
+	}
+	if !w.To.IsZero() {
+		t = &w.To
+	}
+	return f, t
+}
+
+// PrivateResult is a private answer: every figure noisy with its
+// interval; neither the per-account list lengths nor the pages read
+// (both move with one person's follows).
+type PrivateResult struct {
+	Audience int64                 `json:"audience"`
+	Interval privacy.Interval      `json:"interval"`
+	Exact    bool                  `json:"exact"`
+	Accounts int                   `json:"accounts"`
+	Dose     []reach.PrivateDose   `json:"dose,omitempty"`
+	Overlap  *reach.PrivateOverlap `json:"overlap,omitempty"`
+	Reach    *PrivateSplit         `json:"reach,omitempty"`
+	Privacy  privacy.Note          `json:"privacy"`
+	Budget   privacy.Account       `json:"budget"`
+	// RemainingBudget repeats Budget.Remaining (zCDP rho) at the top.
+	RemainingBudget string `json:"remaining_budget"`
+}
+
+// PrivateSplit is Split, noisy.
+type PrivateSplit struct {
+	Reach                int64            `json:"reach"`
+	ReachInterval        privacy.Interval `json:"reach_interval"`
+	Followers            int64            `json:"followers"`
+	FollowersInterval    privacy.Interval `json:"followers_interval"`
+	NonFollowers         int64            `json:"non_followers"`
+	NonFollowersInterval privacy.Interval `json:"non_followers_interval"`
+	From                 *time.Time       `json:"from"`
+	To                   *time.Time       `json:"to"`
+}
+
+// RunPrivate answers q with differential privacy: one person sits in one
+// cell (k, inB, reached), k from 0 to the number of accounts with --dose
+// (else 0 or 1), inB with --overlap, reached with the ledger. A repeat
+// neither pages nor reads the ledger.
+func RunPrivate(ctx context.Context, l *Lists, q Query, p privacy.Request) (*PrivateResult, error) {
+	kMax, nB, nR := 1, 1, 1
+	if q.Dose {
+		kMax = len(q.Accounts)
+	}
+	if q.Overlap != nil {
+		nB = 2
+	}
+	if q.Ledger != "" {
+		nR = 2
+	}
+	idx := func(k, b, r int) int { return (k*nB+b)*nR + r }
+	of := func(i int) (k, b, r int) { return i / (nB * nR), (i / nR) % nB, i % nR }
+	size := (kMax + 1) * nB * nR
+	valid := func(i int) bool { k, b, r := of(i); return k+b+r > 0 }
+	raw, acct, err := p.Budgets.Answer(p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
+		res := &PrivateResult{Accounts: len(q.Accounts)}
+		var counts Result
+		ps, err := people(ctx, l, q, &counts)
+		if err != nil {
+			return nil, err
+		}
+		exact := make([]int64, size)
+		for _, pp := range ps {
+			b, r := 0, 0
+			if pp.inB {
+				b = 1
+			}
+			if pp.reached {
+				r = 1
+			}
+			exact[idx(min(pp.k, kMax), b, r)]++
+		}
+		h, err := p.Mechanism.Release(src, exact)
+		if err != nil {
+			return nil, err
+		}
+		sel := func(f func(k, b, r int) bool) func(int) bool {
+			return func(i int) bool { k, b, r := of(i); return valid(i) && f(k, b, r) }
+		}
+		res.Privacy = h.Note(identify.FacetAccount.String())
+		res.Privacy.Cells = 0
+		for i := range size {
+			if valid(i) {
+				res.Privacy.Cells++
+			}
+		}
+		res.Audience, res.Interval = h.Figure(sel(func(k, _, _ int) bool { return k >= 1 }))
+		if q.Dose {
+			for kk := 1; kk <= kMax; kk++ {
+				n, iv := h.Figure(sel(func(k, _, _ int) bool { return k >= kk }))
+				res.Dose = append(res.Dose, reach.PrivateDose{K: kk, People: n, Interval: iv})
+			}
+		}
+		if q.Overlap != nil {
+			o := &reach.PrivateOverlap{Intervals: map[string]privacy.Interval{"a": res.Interval}}
+			var iv privacy.Interval
+			o.A = res.Audience
+			o.B, iv = h.Figure(sel(func(_, b, _ int) bool { return b == 1 }))
+			o.Intervals["b"] = iv
+			o.Both, iv = h.Figure(sel(func(k, b, _ int) bool { return k >= 1 && b == 1 }))
+			o.Intervals["both"] = iv
+			o.Either, iv = h.Figure(sel(func(k, b, _ int) bool { return k >= 1 || b == 1 }))
+			o.Intervals["either"] = iv
+			res.Overlap = o
+		}
+		if q.Ledger != "" {
+			s := &PrivateSplit{}
+			s.From, s.To = times(q.Window)
+			s.Reach, s.ReachInterval = h.Figure(sel(func(_, _, r int) bool { return r == 1 }))
+			s.Followers, s.FollowersInterval = h.Figure(sel(func(k, _, r int) bool { return r == 1 && k >= 1 }))
+			s.NonFollowers, s.NonFollowersInterval = h.Figure(sel(func(k, _, r int) bool { return r == 1 && k == 0 }))
+			res.Reach = s
+		}
+		return json.Marshal(res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &PrivateResult{}
+	if err := json.Unmarshal(raw, res); err != nil {
+		return nil, err
+	}
+	res.Budget, res.RemainingBudget = acct, acct.Remaining
+	return res, nil
+}

@@ -1,0 +1,179 @@
+package audience
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/lab/platform"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/privacy"
+)
+
+const secret = "audience-test-secret-0123456789abcdef"
+
+// lab serves the real lab platform in process, on loopback.
+func lab(t *testing.T) (*platform.Platform, *Lists) {
+	t.Helper()
+	p, err := platform.New(platform.Options{Profiles: 3000, Seed: 7, JWTSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(srv.Close)
+	tok, err := platform.MintToken(secret, "1", time.Now().Add(-24*time.Hour), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lists{Upstream: srv.URL, NextCursor: "next_cursor", PageSize: 50, Credential: "Bearer " + tok, MaxPages: 10000}
+	if err := l.FromRoute("GET /v1/users/{id}/followers", "id", []string{"$.users[*]"}, "id", "cursor"); err != nil {
+		t.Fatal(err)
+	}
+	return p, l
+}
+
+// truth is the platform's own count: distinct followers of accounts, and
+// how many follow at least k of them.
+func truth(p *platform.Platform, accounts []string) (int, map[int]int) {
+	k := map[int32]int{}
+	for _, a := range accounts {
+		id, _ := strconv.Atoi(a)
+		for _, f := range p.Followers(id) {
+			k[f]++
+		}
+	}
+	atLeast := map[int]int{}
+	for _, n := range k {
+		for i := 1; i <= n; i++ {
+			atLeast[i]++
+		}
+	}
+	return len(k), atLeast
+}
+
+// popular returns n accounts with many followers (the graph is heavy
+// tailed), so the lists span several pages.
+func popular(p *platform.Platform, n int) []string {
+	var out []string
+	for id := 1; id <= p.Profiles() && len(out) < n; id++ {
+		if len(p.Followers(id)) > 120 {
+			out = append(out, strconv.Itoa(id))
+		}
+	}
+	return out
+}
+
+func TestAudienceMatchesThePlatform(t *testing.T) {
+	p, l := lab(t)
+	accts := popular(p, 4)
+	if len(accts) < 4 {
+		t.Fatalf("only %d accounts with over 120 followers", len(accts))
+	}
+	others := []string{"5", "6", "7"}
+	res, err := Run(t.Context(), l, Query{Accounts: accts, Overlap: others, Dose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, atLeast := truth(p, accts)
+	if res.Audience != want || !res.Exact {
+		t.Fatalf("audience %d, the platform says %d", res.Audience, want)
+	}
+	for _, d := range res.Dose {
+		if d.People != atLeast[d.K] {
+			t.Errorf("dose k=%d: %d, want %d", d.K, d.People, atLeast[d.K])
+		}
+	}
+	wantB, _ := truth(p, others)
+	either, _ := truth(p, append(append([]string{}, accts...), others...))
+	if o := res.Overlap; o.A != want || o.B != wantB || o.Either != either || o.Both != want+wantB-either {
+		t.Errorf("overlap %+v, want a %d b %d either %d", o, want, wantB, either)
+	}
+	if res.Pages < 4*3 || res.Requests != res.Pages {
+		t.Errorf("%d pages in %d requests for lists of over 120 at 50 a page", res.Pages, res.Requests)
+	}
+}
+
+func TestAudienceSplitsReach(t *testing.T) {
+	p, l := lab(t)
+	accts := popular(p, 2)
+	fol := p.Followers(mustAtoi(accts[0]))
+	dir := t.TempDir()
+	t0 := time.Now().Add(-time.Minute)
+	lg, err := ledger.Open(ledger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ten followers and five people who follow neither account saw the
+	// accounts' posts; one follower saw another author's.
+	see := func(viewer string, author string) {
+		e := &ledger.Entry{Time: t0, Route: "GET /v1/feed", Status: 200, Authors: []string{author}}
+		e.Identity[identify.FacetAccount-1] = viewer
+		e.Records = []ledger.Record{{ID: "post-" + author}}
+		lg.Add(e)
+	}
+	for _, f := range fol[:10] {
+		see(fmt.Sprint(f), accts[0])
+	}
+	see(fmt.Sprint(fol[10]), "999999")
+	follows := map[string]bool{}
+	for _, a := range accts {
+		for _, f := range p.Followers(mustAtoi(a)) {
+			follows[fmt.Sprint(f)] = true
+		}
+	}
+	strangers := 0
+	for id := p.Profiles(); strangers < 5; id-- {
+		if !follows[fmt.Sprint(id)] {
+			see(fmt.Sprint(id), accts[1])
+			strangers++
+		}
+	}
+	lg.Close()
+	res, err := Run(t.Context(), l, Query{Accounts: accts, Ledger: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Reach; s == nil || s.Reach != 15 || s.Followers != 10 || s.NonFollowers != 5 {
+		t.Fatalf("split %+v, want reach 15: 10 followers, 5 not", s)
+	}
+	// The same question with DP at a large epsilon (noise zero in any run)
+	// gives the same figures from its cells.
+	m, _ := privacy.ParseMechanism("100", "")
+	budgets := privacy.NewBudgets(t.TempDir(), func(string) *big.Rat { return big.NewRat(1e6, 1) })
+	pr, err := RunPrivate(t.Context(), l, Query{Accounts: accts, Ledger: dir}, privacy.Request{Mechanism: m, Researcher: "r", Budgets: budgets, Query: "q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Audience != int64(res.Audience) || pr.Reach.Reach != 15 || pr.Reach.Followers != 10 || pr.Reach.NonFollowers != 5 || pr.Exact {
+		t.Fatalf("private %+v %+v, exact %d", pr, pr.Reach, res.Audience)
+	}
+	// Asked again: the same answer, free, without paging.
+	before := l.Requests
+	again, err := RunPrivate(t.Context(), l, Query{Accounts: accts, Ledger: dir}, privacy.Request{Mechanism: m, Researcher: "r", Budgets: budgets, Query: "q"})
+	if err != nil || !again.Budget.Repeat || again.Audience != pr.Audience || l.Requests != before {
+		t.Fatalf("repeat: %+v, %v, %d requests", again.Budget, err, l.Requests-before)
+	}
+}
+
+func TestAudienceRefusesPastMaxPages(t *testing.T) {
+	p, l := lab(t)
+	l.MaxPages = 2
+	_, err := Run(t.Context(), l, Query{Accounts: popular(p, 1)})
+	if err == nil {
+		t.Fatal("a list of over 120 at 50 a page counted in 2 pages")
+	}
+	l.MaxPages, l.Credential = 100, "Bearer nope"
+	if _, err := Run(t.Context(), l, Query{Accounts: []string{"1"}}); err == nil {
+		t.Fatal("a bad credential counted")
+	}
+	if _, err := Run(t.Context(), l, Query{}); !errors.Is(err, errNoAccounts) {
+		t.Fatalf("no accounts: %v", err)
+	}
+}
+
+func mustAtoi(s string) int { n, _ := strconv.Atoi(s); return n }
