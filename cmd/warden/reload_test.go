@@ -117,22 +117,3 @@ func reloads(t *testing.T, g prometheus.Gatherer) (ok, refused float64) {
 	}
 	return ok, refused
 }
-
-// TestResolveFrontMatchesGateway: a reload compares the front a config
-// resolves to (config.ResolveFront); it must be the front the gateway picks.
-func TestResolveFrontMatchesGateway(t *testing.T) {
-	for _, y := range []string{
-		"{}\n", "front: fast\n", "front: std\n", "front: loop\n",
-		"upstream: {url: \"https://api.example.com\"}\n",
-		"tls: {cert_file: a.pem, key_file: a.key}\n",
-		"store: {backend: redis, redis: {addrs: [\"127.0.0.1:6379\"]}}\n",
-	} {
-		c, err := config.Parse("x.yaml", []byte(y))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := c.ResolveFront(), gateway.FrontOf(c); got != want {
-			t.Errorf("%q: config resolves front %s, the gateway %s", y, got, want)
-		}
-	}
-}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync/atomic"
 
 	"github.com/warden-gw/warden/internal/config"
@@ -33,7 +32,7 @@ type front interface {
 func New(cfg *config.Config, p *Pipeline, m *Metrics, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{m: m, log: log, ids: newIDs()}
 	g.cur.Store(p)
-	switch FrontOf(cfg) {
+	switch cfg.ResolveFront() {
 	case config.FrontLoop:
 		lf, err := newLoopFront(g, cfg)
 		if err != nil {
@@ -50,21 +49,6 @@ func New(cfg *config.Config, p *Pipeline, m *Metrics, log *slog.Logger) (*Gatewa
 		g.front, g.name = sf, frontStd
 	}
 	return g, nil
-}
-
-// FrontOf resolves "auto": TLS needs the std front; cleartext takes the
-// loop front, unless the upstream speaks TLS: then fast.
-func FrontOf(cfg *config.Config) string {
-	if cfg.Front != config.FrontAuto {
-		return cfg.Front
-	}
-	switch {
-	case cfg.TLS.Enabled():
-		return config.FrontStd
-	case strings.HasPrefix(cfg.Upstream.URL, "https:"):
-		return config.FrontFast
-	}
-	return config.FrontLoop
 }
 
 // Front names the HTTP front in use.

@@ -556,7 +556,7 @@ func TestFrontOfAuto(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := FrontOf(cfg); got != tc.want {
+		if got := cfg.ResolveFront(); got != tc.want {
 			t.Errorf("%q: front %s, want %s", tc.yaml, got, tc.want)
 		}
 	}

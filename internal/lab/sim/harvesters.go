@@ -60,7 +60,7 @@ func (s *naiveScn) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(naiveBlock, 0)
 	acc := s.account
 	if acc == 0 {
-		acc = 1 + rng.IntN(e.profiles)
+		acc = e.harvesterIDs(rng, 1)[0]
 	}
 	id := &ident{src: addr(naiveBlock, 0, 1), keep: true, token: e.agedToken(rng, acc), ua: harvesterUA}
 	p.accounts.Store(1)
@@ -79,7 +79,7 @@ func buildSlow(ps *params, e *env) (runner, error) {
 
 func (s *slowScn) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(slowBlock, 0)
-	id := &ident{src: addr(slowBlock, 0, 1), keep: true, token: e.agedToken(rng, 1+rng.IntN(e.profiles)), ua: harvesterUA}
+	id := &ident{src: addr(slowBlock, 0, 1), keep: true, token: e.agedToken(rng, e.harvesterIDs(rng, 1)[0]), ua: harvesterUA}
 	p.accounts.Store(1)
 	enumerate(ctx, e, p, 2, s.start, newPacer(s.rate), func(int64) *ident { return id })
 }
@@ -102,7 +102,7 @@ func buildIPRotation(ps *params, e *env) (runner, error) {
 func (s *ipRotScn) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(ipRotBlock, 0)
 	var tokens []string
-	for _, a := range e.distinctIDs(rng, s.accounts) {
+	for _, a := range e.harvesterIDs(rng, s.accounts) {
 		tokens = append(tokens, e.agedToken(rng, a))
 	}
 	p.accounts.Store(int64(len(tokens)))
@@ -270,7 +270,7 @@ func (s *fleetScn) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(fleetBlock, 0)
 	var bots []*ident
 	if s.accounts == "aged" {
-		for i, a := range e.distinctIDs(rng, s.bots) {
+		for i, a := range e.harvesterIDs(rng, s.bots) {
 			bots = append(bots, &ident{src: addr(fleetBlock, i, s.nets), keep: true,
 				token: e.agedToken(rng, a), account: strconv.Itoa(a), ua: fleetUA})
 		}

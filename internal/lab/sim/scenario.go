@@ -86,15 +86,31 @@ func (e *env) agedToken(rng *rand.Rand, account int) string {
 	return mintToken(e.secret, strconv.Itoa(account), created, now)
 }
 
-// distinctIDs picks n distinct real profile ids.
-func (e *env) distinctIDs(rng *rand.Rand, n int) []int {
-	if n > e.profiles {
-		n = e.profiles
+// distinctIDs picks n distinct real profile ids for people: never one a
+// harvester uses (harvesterIDs), so a ban on a harvester's account never
+// lands on a simulated person's. (In life a hijacked account is also its
+// owner's: banning it locks the owner out too.)
+func (e *env) distinctIDs(rng *rand.Rand, n int) []int { return e.pickIDs(rng, n, false) }
+
+// harvesterIDs picks n distinct real profile ids for harvesters' aged
+// accounts: every eighth id is theirs.
+func (e *env) harvesterIDs(rng *rand.Rand, n int) []int { return e.pickIDs(rng, n, true) }
+
+func (e *env) pickIDs(rng *rand.Rand, n int, harvester bool) []int {
+	max := e.profiles - e.profiles/8
+	if harvester {
+		max = e.profiles / 8
+	}
+	if n > max {
+		n = max
 	}
 	seen := make(map[int]bool, n)
 	ids := make([]int, 0, n)
 	for len(ids) < n {
 		id := 1 + rng.IntN(e.profiles)
+		if (id%8 == 0) != harvester {
+			continue
+		}
 		if !seen[id] {
 			seen[id] = true
 			ids = append(ids, id)

@@ -67,7 +67,7 @@ func buildNatHarvester(ps *params, e *env) (runner, error) {
 func (s *retryHarvester) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(natHarvBlock, 0)
 	var ids []*ident
-	for i, a := range e.distinctIDs(rng, s.accounts) {
+	for i, a := range e.harvesterIDs(rng, s.accounts) {
 		ids = append(ids, &ident{src: sharedAddr(i), keep: true, token: e.agedToken(rng, a), account: strconv.Itoa(a), ua: harvesterUA})
 	}
 	p.accounts.Store(int64(s.accounts))
@@ -121,7 +121,7 @@ func buildSearchHarvester(ps *params, e *env) (runner, error) {
 func (s *searchHarvester) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(searchHarvBlk, 0)
 	var ids []*ident
-	for i, a := range e.distinctIDs(rng, s.accounts) {
+	for i, a := range e.harvesterIDs(rng, s.accounts) {
 		ids = append(ids, &ident{src: sharedAddr(i), keep: true, token: e.agedToken(rng, a), account: strconv.Itoa(a), ua: userAgents[i%len(userAgents)]})
 	}
 	p.accounts.Store(int64(len(ids)))
@@ -172,7 +172,7 @@ func buildHijacked(ps *params, e *env) (runner, error) {
 func (s *hijackedScn) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(hijackedBlock, 0)
 	var ids []*ident
-	for i, a := range e.distinctIDs(rng, s.accounts) {
+	for i, a := range e.harvesterIDs(rng, s.accounts) {
 		ids = append(ids, &ident{src: addr(hijackedBlock, i, s.accounts), keep: true, token: e.agedToken(rng, a),
 			account: strconv.Itoa(a), ua: userAgents[i%len(userAgents)]})
 	}
