@@ -20,6 +20,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "proxy" {
 		return runBenchProxy(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "ledger" {
+		return runBenchLedger(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlags("bench", stderr)
 	duration := fs.Duration("duration", 8*time.Second, "wrk run per row per round")
 	rounds := fs.Int("rounds", 3, "rounds; rows alternate within each")

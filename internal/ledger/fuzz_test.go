@@ -30,7 +30,7 @@ func FuzzDecodeLog(f *testing.F) {
 		if p == nil {
 			return
 		}
-		sizes := p.sizes()
+		sizes := p.logSizes()
 		for i := range p.entries {
 			enc := appendEntry(nil, &p.entries[i], p.hour*1e6)
 			var e entry
@@ -42,8 +42,12 @@ func FuzzDecodeLog(f *testing.F) {
 			}
 		}
 		p.buildIndex()
-		if _, err := readIndex(appendIndex(nil, p.idx)); err != nil {
-			t.Fatalf("index round trip: %v", err)
+		var x tables
+		if err := x.parseHot(aligned(p.x.appendHot(nil))); err != nil {
+			t.Fatalf("hot tables round trip: %v", err)
+		}
+		if err := x.parseCold(aligned(p.x.appendCold(nil))); err != nil {
+			t.Fatalf("cold tables round trip: %v", err)
 		}
 	})
 }
@@ -61,7 +65,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte{0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e entry
-		if decodeEntry(b, t0.UnixMicro(), p.sizes(), &e) != nil {
+		if decodeEntry(b, t0.UnixMicro(), p.logSizes(), &e) != nil {
 			return
 		}
 		for _, v := range append(append([]uint32{}, e.classes...), e.masks...) {
@@ -74,8 +78,8 @@ func FuzzDecodeEntry(f *testing.F) {
 				t.Fatalf("record %d outside the dictionary", r.id)
 			}
 		}
-		p.entryOf(&e) // must not panic
-		x := newIndex()
-		x.addEntry(&e)
+		r := &Reader{d: &dictionary{names: p.dict}}
+		r.entryOf(&e) // must not panic
+		buildTables([]entry{e}, t0.Unix())
 	})
 }

@@ -3,95 +3,157 @@ package ledger
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math/bits"
 	"slices"
-
-	"github.com/RoaringBitmap/roaring/v2"
 )
 
-// Bitmap families of a partition's index, each per facet.
-const (
-	famTook    = iota // ident<<32|class -> subjects served (class 0: any record, else name+1)
-	famMasked         // ident<<32|class -> subjects whose class was masked
-	famTakers         // subject<<32|class -> identities served it
-	famViewers        // author -> identities served their content
-	famLists          // ident -> lists fetched
-	famCount
-)
-
-// index is one partition's bitmaps over its dictionary's integers.
-type index struct {
-	fam   [famCount][NumFacets]map[uint64]*roaring.Bitmap
-	spans [NumFacets]map[uint32][2]int64 // ident -> first, last Access (unix µs)
-	impr  map[uint32]uint64              // author -> pieces of content served
+// tables is one partition's index, over the shared dictionary's integers
+// (identities by facet, platform ids, names). The hot tables are what
+// reach and who-took read, stored uncompressed and read where they lie;
+// the cold ones sit compressed with the Accesses.
+type tables struct {
+	// hot
+	viewers [NumFacets]csr  // author -> identities served their content
+	impr    csr             // author -> [pieces of their content served]
+	classes []uint32        // bit i of a row's set is class classes[i]
+	takers  [NumFacets]rows // subject -> who was served it (empty when len(classes) > 64)
+	// cold
+	took   [NumFacets]csr // ident<<32|class -> subjects served (class 0: any record, else name+1)
+	masked [NumFacets]csr // ident<<32|class -> subjects whose class was masked
+	lists  [NumFacets]csr // ident -> lists fetched (answers, not refusals)
+	spans  [NumFacets]csr // ident -> [first lo, hi, last lo, hi (unix µs), Accesses]
 }
 
-func newIndex() *index {
-	x := &index{impr: map[uint32]uint64{}}
-	for f := range x.fam {
-		for g := range x.fam[f] {
-			x.fam[f][g] = map[uint64]*roaring.Bitmap{}
+// maxRowClasses is the most classes a partition's who-took rows can name;
+// past it, who-took reads that partition's Accesses.
+const maxRowClasses = 64
+
+// buildTables indexes entries (ids of the shared dictionary).
+func buildTables(entries []entry, hour int64) *tables {
+	x := &tables{}
+	pos := map[uint32]int{}
+	for i := range entries {
+		for _, c := range entries[i].classes {
+			if _, ok := pos[c]; !ok {
+				pos[c] = 0
+				x.classes = append(x.classes, c)
+			}
 		}
 	}
-	for g := range x.spans {
-		x.spans[g] = map[uint32][2]int64{}
+	slices.Sort(x.classes)
+	for i, c := range x.classes {
+		pos[c] = i
 	}
+	withRows := len(x.classes) <= maxRowClasses
+	var viewers, lists [NumFacets][]uint64
+	var took, masked [NumFacets][]kv
+	var takers [NumFacets][]taking
+	type span struct{ first, last, n int64 }
+	var spans [NumFacets]map[uint32]*span
+	impr := map[uint32]uint32{}
+	for f := range spans {
+		spans[f] = map[uint32]*span{}
+	}
+	var sets []uint64
+	for i := range entries {
+		e := &entries[i]
+		for _, a := range e.authors {
+			impr[a]++
+		}
+		sets = sets[:0]
+		for _, r := range e.recs {
+			var set uint64
+			if withRows {
+				for s := r.classes &^ r.masked; s != 0; s &= s - 1 {
+					if b := bits.TrailingZeros64(s); b < len(e.classes) {
+						set |= 1 << pos[e.classes[b]]
+					}
+				}
+			}
+			sets = append(sets, set)
+		}
+		for f, v := range e.facets {
+			if withRows {
+				for k, r := range e.recs {
+					takers[f] = append(takers[f], taking{subject: r.id, ident: v, set: sets[k], t: e.t})
+				}
+			}
+			if v == 0 {
+				continue
+			}
+			ident := v - 1
+			sp := spans[f][ident]
+			if sp == nil {
+				sp = &span{first: e.t, last: e.t}
+				spans[f][ident] = sp
+			}
+			sp.first, sp.last, sp.n = min(sp.first, e.t), max(sp.last, e.t), sp.n+1
+			key := uint64(ident) << 32
+			for _, r := range e.recs {
+				took[f] = append(took[f], kv{key, r.id})
+				for s := r.classes &^ r.masked; s != 0; s &= s - 1 {
+					if c, ok := classAt(e, bits.TrailingZeros64(s)); ok {
+						took[f] = append(took[f], kv{key | uint64(c), r.id})
+					}
+				}
+				for s := r.classes & r.masked; s != 0; s &= s - 1 {
+					if c, ok := classAt(e, bits.TrailingZeros64(s)); ok {
+						masked[f] = append(masked[f], kv{key | uint64(c), r.id})
+					}
+				}
+			}
+			for _, a := range e.authors {
+				viewers[f] = append(viewers[f], uint64(a)<<32|uint64(ident))
+			}
+			if e.list != 0 && e.status < 400 { // a refusal fetched nothing
+				lists[f] = append(lists[f], uint64(ident)<<32|uint64(e.list-1))
+			}
+		}
+	}
+	for f := range x.viewers {
+		x.viewers[f] = buildPairs(viewers[f])
+		x.lists[f] = buildPairs(lists[f])
+		x.took[f] = buildCSR(took[f])
+		x.masked[f] = buildCSR(masked[f])
+		x.takers[f] = buildRows(takers[f], hour*1e6)
+		x.spans[f] = buildSpans(spans[f], func(sp *span) [5]uint32 {
+			return [5]uint32{uint32(sp.first), uint32(sp.first >> 32), uint32(sp.last), uint32(sp.last >> 32), uint32(sp.n)}
+		})
+	}
+	ps := make([]uint64, 0, len(impr))
+	for a, n := range impr {
+		ps = append(ps, uint64(a)<<32|uint64(n))
+	}
+	x.impr = buildPairs(ps)
 	return x
 }
 
-func (x *index) add(fam, f int, key uint64, v uint32) {
-	m := x.fam[fam][f]
-	b := m[key]
-	if b == nil {
-		b = roaring.New()
-		m[key] = b
+// buildSpans makes a table of five values per key, in the order given
+// (not sorted as postings are).
+func buildSpans[S any](m map[uint32]S, vals func(S) [5]uint32) csr {
+	keys := make([]uint32, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	b.Add(v)
+	slices.Sort(keys)
+	t := csr{keys: make([]uint64, len(keys)), off: make([]uint32, len(keys)+1), vals: make([]uint32, 0, 5*len(keys))}
+	for i, k := range keys {
+		t.keys[i] = uint64(k)
+		t.off[i] = uint32(len(t.vals))
+		v := vals(m[k])
+		t.vals = append(t.vals, v[:]...)
+	}
+	t.off[len(keys)] = uint32(len(t.vals))
+	return t
 }
 
-// get returns the bitmap under key, nil when none.
-func (x *index) get(fam, f int, key uint64) *roaring.Bitmap { return x.fam[fam][f][key] }
-
-// addEntry indexes one Access.
-func (x *index) addEntry(e *entry) {
-	for _, a := range e.authors {
-		x.impr[a]++
+// span reads an identity's first and last Access and their count.
+func span(t *csr, ident uint32) (first, last int64, n int, ok bool) {
+	v := t.get(uint64(ident))
+	if len(v) != 5 {
+		return 0, 0, 0, false
 	}
-	for f, v := range e.facets {
-		if v == 0 {
-			continue
-		}
-		ident := v - 1
-		sp, ok := x.spans[f][ident]
-		if !ok {
-			sp = [2]int64{e.t, e.t}
-		}
-		sp[0], sp[1] = min(sp[0], e.t), max(sp[1], e.t)
-		x.spans[f][ident] = sp
-		for _, r := range e.recs {
-			x.add(famTook, f, uint64(ident)<<32, r.id)
-			x.add(famTakers, f, uint64(r.id)<<32, ident)
-			served, masked := r.classes&^r.masked, r.classes&r.masked
-			for s := served; s != 0; s &= s - 1 {
-				if c, ok := classAt(e, bits.TrailingZeros64(s)); ok {
-					x.add(famTook, f, uint64(ident)<<32|uint64(c), r.id)
-					x.add(famTakers, f, uint64(r.id)<<32|uint64(c), ident)
-				}
-			}
-			for s := masked; s != 0; s &= s - 1 {
-				if c, ok := classAt(e, bits.TrailingZeros64(s)); ok {
-					x.add(famMasked, f, uint64(ident)<<32|uint64(c), r.id)
-				}
-			}
-		}
-		for _, a := range e.authors {
-			x.add(famViewers, f, uint64(a), ident)
-		}
-		if e.list != 0 && e.status < 400 { // a refusal fetched nothing
-			x.add(famLists, f, uint64(ident), e.list-1)
-		}
-	}
+	return int64(uint64(v[0]) | uint64(v[1])<<32), int64(uint64(v[2]) | uint64(v[3])<<32), int(v[4]), true
 }
 
 // classAt is the class key (name+1) of bit i of e's classes.
@@ -102,100 +164,81 @@ func classAt(e *entry, i int) (uint32, bool) {
 	return e.classes[i] + 1, true
 }
 
-// appendIndex serialises x deterministically (keys in order), so that a
-// verifier can rebuild it from the Accesses and compare bytes.
-func appendIndex(dst []byte, x *index) []byte {
-	for fam := range x.fam {
-		for f := range x.fam[fam] {
-			m := x.fam[fam][f]
-			keys := make([]uint64, 0, len(m))
-			for k := range m {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			dst = binary.AppendUvarint(dst, uint64(len(keys)))
-			for _, k := range keys {
-				b := m[k]
-				b.RunOptimize()
-				bb, _ := b.ToBytes()
-				dst = binary.AppendUvarint(dst, k)
-				dst = binary.AppendUvarint(dst, uint64(len(bb)))
-				dst = append(dst, bb...)
-			}
-		}
+// appendHot and appendCold serialise the tables deterministically, so that
+// a verifier can rebuild them from the Accesses and compare bytes.
+func (x *tables) appendHot(dst []byte) []byte {
+	for f := range x.viewers {
+		dst = x.viewers[f].appendTo(dst)
 	}
-	for f := range x.spans {
-		m := x.spans[f]
-		keys := make([]uint32, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = binary.AppendUvarint(dst, uint64(len(keys)))
-		for _, k := range keys {
-			dst = binary.AppendUvarint(dst, uint64(k))
-			dst = binary.AppendVarint(dst, m[k][0])
-			dst = binary.AppendVarint(dst, m[k][1])
-		}
-	}
-	keys := make([]uint32, 0, len(x.impr))
-	for k := range x.impr {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	dst = binary.AppendUvarint(dst, uint64(len(keys)))
-	for _, k := range keys {
-		dst = binary.AppendUvarint(dst, uint64(k))
-		dst = binary.AppendUvarint(dst, x.impr[k])
+	dst = x.impr.appendTo(dst)
+	cl := csr{keys: []uint64{0}, off: []uint32{0, uint32(len(x.classes))}, vals: x.classes}
+	dst = cl.appendTo(dst)
+	for f := range x.takers {
+		dst = x.takers[f].appendTo(dst)
 	}
 	return dst
 }
 
-// readIndex parses what appendIndex wrote. A malformed bitmap is an
-// error, never a panic (roaring's parser is guarded).
-func readIndex(b []byte) (x *index, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			x, err = nil, fmt.Errorf("index: malformed bitmap (%v)", r)
+func (x *tables) appendCold(dst []byte) []byte {
+	for _, fam := range []*[NumFacets]csr{&x.took, &x.masked, &x.lists, &x.spans} {
+		for f := range fam {
+			dst = fam[f].appendTo(dst)
 		}
-	}()
-	x = newIndex()
-	d := decoder{b: b}
-	for fam := range x.fam {
-		for f := range x.fam[fam] {
-			n := d.count(2)
-			for i := 0; i < n && d.err == nil; i++ {
-				k := d.uvarint()
-				l := d.count(1)
-				bb := d.bytes(l)
-				if d.err != nil {
-					break
-				}
-				bm := roaring.New()
-				if err := bm.UnmarshalBinary(bb); err != nil {
-					return nil, fmt.Errorf("index: bitmap: %w", err)
-				}
-				x.fam[fam][f][k] = bm
+	}
+	return dst
+}
+
+var errTrailing = errors.New("trailing bytes")
+
+func (x *tables) parseHot(b []byte) error {
+	var err error
+	for f := range x.viewers {
+		if x.viewers[f], b, err = parseCSR(b); err != nil {
+			return err
+		}
+	}
+	if x.impr, b, err = parseCSR(b); err != nil {
+		return err
+	}
+	var cl csr
+	if cl, b, err = parseCSR(b); err != nil {
+		return err
+	}
+	x.classes = cl.vals
+	for f := range x.takers {
+		if x.takers[f], b, err = parseRows(b); err != nil {
+			return err
+		}
+	}
+	if len(b) != 0 {
+		return errTrailing
+	}
+	return nil
+}
+
+func (x *tables) parseCold(b []byte) error {
+	var err error
+	for _, fam := range []*[NumFacets]csr{&x.took, &x.masked, &x.lists, &x.spans} {
+		for f := range fam {
+			if fam[f], b, err = parseCSR(b); err != nil {
+				return err
 			}
 		}
 	}
-	for f := range x.spans {
-		n := d.count(3)
-		for i := 0; i < n && d.err == nil; i++ {
-			k := uint32(d.uvarint())
-			x.spans[f][k] = [2]int64{d.varint(), d.varint()}
-		}
+	if len(b) != 0 {
+		return errTrailing
 	}
-	n := d.count(2)
-	for i := 0; i < n && d.err == nil; i++ {
-		k := uint32(d.uvarint())
-		x.impr[k] = d.uvarint()
+	return nil
+}
+
+// appendEntries and the cold part: the Accesses, length-prefixed.
+func appendEntries(dst []byte, entries []entry, hour int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(entries)))
+	var eb []byte
+	for i := range entries {
+		eb = appendEntry(eb[:0], &entries[i], hour*1e6)
+		dst = binary.AppendUvarint(dst, uint64(len(eb)))
+		dst = append(dst, eb...)
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail(errors.New("trailing bytes"))
-	}
-	if d.err != nil {
-		return nil, fmt.Errorf("index: %w", d.err)
-	}
-	return x, nil
+	return pad8(dst)
 }

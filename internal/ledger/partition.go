@@ -17,12 +17,13 @@ import (
 
 // Partition files.
 const (
-	walExt    = ".wal"
-	segExt    = ".seg"
-	tornMark  = ".torn-"
-	hourName  = "2006-01-02T15"
-	segMagic  = "WLEDGER1"
-	maxSegRaw = 4 << 30 // a decompressed partition past this is refused
+	walExt     = ".wal"
+	segExt     = ".seg"
+	tornMark   = ".torn-"
+	hourName   = "2006-01-02T15"
+	segMagic   = "WLEDGER2"
+	segMagicV1 = "WLEDGER1"
+	maxSegRaw  = 4 << 30 // a decompressed partition past this is refused
 )
 
 // partName is the file stem of the partition starting at hour (unix s).
@@ -38,16 +39,21 @@ func parseStem(stem string) (int64, bool) {
 }
 
 // partition is one hour of the ledger, read from its log or its sealed
-// file: the dictionary, the Accesses and the index.
+// file. Ids are the shared dictionary's once translated (a log is read
+// with its own dictionary, dict, then translated); a sealed partition's
+// Accesses and cold tables are decoded on first use.
 type partition struct {
 	path       string
 	hour       int64 // unix seconds
 	sealed     bool
-	minT, maxT int64 // unix µs of the first and last Access; minT > maxT when empty
-	dict       [nsCount][]string
-	lookup     [nsCount]map[string]uint32 // built on first use
+	minT, maxT int64             // unix µs of the first and last Access; minT > maxT when empty
+	dict       [nsCount][]string // a log's own dictionary, before translation
+	sizes      [nsCount]int      // ids are below these
 	entries    []entry
-	idx        *index
+	x          *tables
+	cold       []byte // a sealed partition's compressed Accesses and cold tables; nil once decoded
+	coldRaw    uint64
+	coldErr    error
 	prev, hash [32]byte // sealed only
 }
 
@@ -55,32 +61,12 @@ func newPartition(path string, hour int64) *partition {
 	return &partition{path: path, hour: hour, minT: 1<<63 - 1, maxT: -1 << 63}
 }
 
-// id returns the dictionary integer of s in namespace ns.
-func (p *partition) id(ns int, s string) (uint32, bool) {
-	if p.lookup[ns] == nil {
-		m := make(map[string]uint32, len(p.dict[ns]))
-		for i, v := range p.dict[ns] {
-			m[v] = uint32(i)
-		}
-		p.lookup[ns] = m
-	}
-	v, ok := p.lookup[ns][s]
-	return v, ok
-}
-
-func (p *partition) sizes() *[nsCount]int {
+func (p *partition) logSizes() *[nsCount]int {
 	var s [nsCount]int
 	for i := range s {
 		s[i] = len(p.dict[i])
 	}
 	return &s
-}
-
-func (p *partition) name(ns int, v uint32) string {
-	if int(v) < len(p.dict[ns]) {
-		return p.dict[ns][v]
-	}
-	return ""
 }
 
 func (p *partition) addEntry(e *entry) {
@@ -89,8 +75,9 @@ func (p *partition) addEntry(e *entry) {
 }
 
 // readLog parses a log's frames up to the first that does not check. It
-// returns the partition and where its valid part ends; a frame whose CRC
-// checks but whose Access does not decode ends it too (why says so).
+// returns the partition (ids of its own dictionary) and where its valid
+// part ends; a frame whose CRC checks but whose Access does not decode
+// ends it too (why says so).
 func readLog(path string, b []byte) (p *partition, valid int, why error) {
 	kind, body, n, err := nextFrame(b)
 	if err != nil || kind != kindHeader {
@@ -102,7 +89,7 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 	}
 	p = newPartition(path, hour)
 	off := n
-	sizes := p.sizes()
+	sizes := p.logSizes()
 	var e entry
 	for off < len(b) {
 		kind, body, n, err := nextFrame(b[off:])
@@ -127,155 +114,218 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 		}
 		off += n
 	}
+	p.sizes = *sizes
 	return p, off, nil
 }
 
-// buildIndex indexes every Access of p.
-func (p *partition) buildIndex() {
-	x := newIndex()
-	for i := range p.entries {
-		x.addEntry(&p.entries[i])
-	}
-	p.idx = x
-}
-
-// encodeSeg writes p, indexed, as a sealed partition after prev.
-func encodeSeg(p *partition, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte) {
-	var body []byte
-	for ns := range p.dict {
-		body = binary.AppendUvarint(body, uint64(len(p.dict[ns])))
-		for _, s := range p.dict[ns] {
-			body = binary.AppendUvarint(body, uint64(len(s)))
-			body = append(body, s...)
+// translate turns a log's ids (its own dictionary) into those id gives
+// (the shared dictionary's), and drops the log's dictionary.
+func (p *partition) translate(id func(ns int, s string) uint32) {
+	var m [nsCount][]uint32
+	for ns := range m {
+		m[ns] = make([]uint32, len(p.dict[ns]))
+		for i, s := range p.dict[ns] {
+			m[ns][i] = id(ns, s)
 		}
 	}
-	ix := appendIndex(nil, p.idx)
-	body = binary.AppendUvarint(body, uint64(len(ix)))
-	body = append(body, ix...)
-	body = binary.AppendUvarint(body, uint64(len(p.entries)))
-	var eb []byte
+	plus := func(ns int, v uint32) uint32 {
+		if v == 0 {
+			return 0
+		}
+		return m[ns][v-1] + 1
+	}
 	for i := range p.entries {
-		eb = appendEntry(eb[:0], &p.entries[i], p.hour*1e6)
-		body = binary.AppendUvarint(body, uint64(len(eb)))
-		body = append(body, eb...)
+		e := &p.entries[i]
+		e.route, e.rule, e.facet = plus(nsName, e.route), plus(nsName, e.rule), plus(nsName, e.facet)
+		for f, v := range e.facets {
+			e.facets[f] = plus(nsFacet+f, v)
+		}
+		e.list = plus(nsID, e.list)
+		for k, v := range e.masks {
+			e.masks[k] = m[nsName][v]
+		}
+		for k, v := range e.classes {
+			e.classes[k] = m[nsName][v]
+		}
+		for k := range e.recs {
+			e.recs[k].id = m[nsID][e.recs[k].id]
+		}
+		for k, v := range e.authors {
+			e.authors[k] = m[nsID][v]
+		}
+	}
+	p.dict = [nsCount][]string{}
+}
+
+// buildIndex indexes every Access of p (ids of the shared dictionary).
+func (p *partition) buildIndex() { p.x = buildTables(p.entries, p.hour) }
+
+// A sealed partition (format 2):
+//
+//	"WLEDGER2", hour, first and last Access (unix µs) as varints,
+//	the predecessor's SHA-256 (32 bytes),
+//	the shared dictionary's size per namespace (uvarints): every id is below,
+//	hot offset, hot length, cold length decompressed, cold offset, cold
+//	length (u64 each), zeros up to the hot offset (8-byte aligned),
+//	hot tables (uncompressed), cold (zstd: the Accesses, then the cold
+//	tables), the SHA-256 of everything before it.
+const (
+	segHotFields = 5 * 8
+)
+
+// encodeSeg writes p (ids of the shared dictionary, sizes set), indexed,
+// as a sealed partition after prev.
+func encodeSeg(p *partition, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte) {
+	if p.x == nil {
+		p.buildIndex()
 	}
 	out := []byte(segMagic)
 	out = binary.AppendVarint(out, p.hour)
 	out = binary.AppendVarint(out, p.minT)
 	out = binary.AppendVarint(out, p.maxT)
-	out = binary.AppendUvarint(out, uint64(len(body)))
 	out = append(out, prev[:]...)
-	z := enc.EncodeAll(body, nil)
-	out = binary.AppendUvarint(out, uint64(len(z)))
-	out = append(out, z...)
+	for _, n := range p.sizes {
+		out = binary.AppendUvarint(out, uint64(n))
+	}
+	hot := p.x.appendHot(nil)
+	raw := appendEntries(nil, p.entries, p.hour)
+	raw = p.x.appendCold(raw)
+	cold := enc.EncodeAll(raw, nil)
+	hotOff := uint64(len(out)+segHotFields+7) &^ 7
+	for _, v := range []uint64{hotOff, uint64(len(hot)), uint64(len(raw)), hotOff + uint64(len(hot)), uint64(len(cold))} {
+		out = binary.LittleEndian.AppendUint64(out, v)
+	}
+	out = pad8(out)
+	out = append(out, hot...)
+	out = append(out, cold...)
 	sum := sha256.Sum256(out)
 	return append(out, sum[:]...), sum
 }
 
-// segHeader is what a sealed partition says of itself before its body.
-type segHeader struct {
-	hour, minT, maxT int64
-	rawLen           uint64
-	prev, hash       [32]byte
-	body             []byte // compressed
-}
-
-// parseSeg checks a sealed partition's framing and hash; it does not
-// decompress.
-func parseSeg(b []byte) (*segHeader, error) {
+// parseSeg reads a sealed partition's header and hot tables where they lie
+// in b (b stays referenced); it checks the structure, not the hash
+// (Verify does, and readSeg).
+func parseSeg(path string, b []byte) (*partition, error) {
+	if len(b) >= len(segMagicV1) && string(b[:len(segMagicV1)]) == segMagicV1 {
+		return nil, errFormat1
+	}
 	if len(b) < len(segMagic)+32 || string(b[:len(segMagic)]) != segMagic {
 		return nil, errors.New("not a sealed ledger partition (bad magic or too short)")
 	}
-	content, trailer := b[:len(b)-32], b[len(b)-32:]
-	h := &segHeader{}
-	copy(h.hash[:], trailer)
-	if sha256.Sum256(content) != h.hash {
-		return nil, errors.New("SHA-256 does not match the partition's content (edited or corrupt)")
+	d := decoder{b: b[len(segMagic):]}
+	p := newPartition(path, d.varint())
+	p.sealed = true
+	p.minT, p.maxT = d.varint(), d.varint()
+	copy(p.prev[:], d.bytes(32))
+	for ns := range p.sizes {
+		v := d.uvarint()
+		if v > 1<<32 {
+			d.fail(errors.New("bad dictionary size"))
+		}
+		p.sizes[ns] = int(v)
 	}
-	d := decoder{b: content[len(segMagic):]}
-	h.hour, h.minT, h.maxT = d.varint(), d.varint(), d.varint()
-	h.rawLen = d.uvarint()
-	copy(h.prev[:], d.bytes(32))
-	n := d.count(1)
-	h.body = d.bytes(n)
-	if d.err == nil && len(d.b) != 0 {
-		d.fail(errors.New("trailing bytes"))
+	var f [5]uint64
+	for i := range f {
+		f[i] = d.u64()
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("header: %w", d.err)
 	}
-	if h.rawLen > maxSegRaw {
-		return nil, fmt.Errorf("header: body of %d bytes is past the bound", h.rawLen)
+	hotOff, hotLen, rawLen, coldOff, coldLen := f[0], f[1], f[2], f[3], f[4]
+	n := uint64(len(b))
+	if hotOff%8 != 0 || hotOff > n || hotLen > n || coldOff != hotOff+hotLen || coldLen > n || coldOff+coldLen+32 != n {
+		return nil, errors.New("header: sections do not fit the file (truncated or corrupt)")
 	}
-	return h, nil
+	if rawLen > maxSegRaw {
+		return nil, fmt.Errorf("header: body of %d bytes is past the bound", rawLen)
+	}
+	copy(p.hash[:], b[n-32:])
+	p.x = &tables{}
+	if err := p.x.parseHot(aligned(b[hotOff:coldOff])); err != nil {
+		return nil, fmt.Errorf("hot tables: %w", err)
+	}
+	p.cold, p.coldRaw = b[coldOff:coldOff+coldLen], rawLen
+	return p, nil
 }
 
-// readSeg reads a sealed partition whole: its hash checked, its body
-// decompressed, its dictionary, index and Accesses decoded.
-func readSeg(path string, b []byte, dec *zstd.Decoder) (*partition, error) {
-	h, err := parseSeg(b)
+var errFormat1 = errors.New("sealed by a warden before ledger format 2 (per-hour dictionaries); " +
+	"this warden reads format 2 only: keep the directory for the older warden and give this one a new ledger directory")
+
+// loadCold decodes a sealed partition's Accesses and cold tables.
+func (p *partition) loadCold(dec *zstd.Decoder) error {
+	if p.cold == nil || p.coldErr != nil {
+		return p.coldErr
+	}
+	raw, err := dec.DecodeAll(p.cold, make([]byte, 0, p.coldRaw))
+	if err == nil && uint64(len(raw)) != p.coldRaw {
+		err = fmt.Errorf("%d bytes, header says %d", len(raw), p.coldRaw)
+	}
+	if err == nil {
+		err = p.parseCold(raw)
+	}
 	if err != nil {
-		return nil, err
+		p.coldErr = fmt.Errorf("ledger: %s: body: %w", p.path, err)
+		return p.coldErr
 	}
-	raw, err := dec.DecodeAll(h.body, make([]byte, 0, h.rawLen))
-	if err != nil {
-		return nil, fmt.Errorf("body: %w", err)
-	}
-	if uint64(len(raw)) != h.rawLen {
-		return nil, fmt.Errorf("body: %d bytes, header says %d", len(raw), h.rawLen)
-	}
-	p := newPartition(path, h.hour)
-	p.sealed, p.prev, p.hash = true, h.prev, h.hash
+	p.cold = nil
+	return nil
+}
+
+func (p *partition) parseCold(raw []byte) error {
 	d := decoder{b: raw}
-	for ns := range p.dict {
-		n := d.count(1)
-		p.dict[ns] = make([]string, 0, n)
-		for i := 0; i < n && d.err == nil; i++ {
-			p.dict[ns] = append(p.dict[ns], string(d.bytes(d.count(1))))
-		}
-	}
-	ix := d.bytes(d.count(1))
-	if d.err != nil {
-		return nil, fmt.Errorf("body: %w", d.err)
-	}
-	if p.idx, err = readIndex(ix); err != nil {
-		return nil, err
-	}
 	n := d.count(1)
-	sizes := p.sizes()
 	p.entries = make([]entry, 0, n)
 	var e entry
+	lo, hi := p.minT, p.maxT
+	p.minT, p.maxT = 1<<63-1, -1<<63
 	for i := 0; i < n && d.err == nil; i++ {
 		eb := d.bytes(d.count(1))
 		if d.err != nil {
 			break
 		}
-		if err := decodeEntry(eb, h.hour*1e6, sizes, &e); err != nil {
-			return nil, fmt.Errorf("access %d: %w", i, err)
+		if err := decodeEntry(eb, p.hour*1e6, &p.sizes, &e); err != nil {
+			return fmt.Errorf("access %d: %w", i, err)
 		}
 		p.addEntry(&e)
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail(errors.New("trailing bytes"))
-	}
 	if d.err != nil {
-		return nil, fmt.Errorf("body: %w", d.err)
+		return d.err
 	}
-	if len(p.entries) > 0 && (p.minT != h.minT || p.maxT != h.maxT) {
-		return nil, errors.New("header's time span differs from its Accesses'")
+	if len(p.entries) > 0 && (p.minT != lo || p.maxT != hi) {
+		return errors.New("header's time span differs from its Accesses'")
 	}
-	p.minT, p.maxT = h.minT, h.maxT
+	p.minT, p.maxT = lo, hi
+	used := len(raw) - len(d.b)
+	rest := raw[(used+7)&^7:]
+	if (used+7)&^7 > len(raw) {
+		return errShort
+	}
+	return p.x.parseCold(aligned(rest))
+}
+
+// readSeg reads a sealed partition whole: its hash checked, its hot
+// tables, Accesses and cold tables decoded.
+func readSeg(path string, b []byte, dec *zstd.Decoder) (*partition, error) {
+	if len(b) >= len(segMagic)+32 && string(b[:len(segMagic)]) == segMagic &&
+		sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
+		return nil, errors.New("SHA-256 does not match the partition's content (edited or corrupt)")
+	}
+	p, err := parseSeg(path, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.loadCold(dec); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
-// indexMatches rebuilds p's index from its Accesses and compares it with
-// the one stored: an auditor's check that the index says what the
+// indexMatches rebuilds p's tables from its Accesses and compares them
+// with those stored: an auditor's check that the index says what the
 // Accesses say.
 func (p *partition) indexMatches() bool {
-	stored := appendIndex(nil, p.idx)
-	q := &partition{entries: p.entries}
-	q.buildIndex()
-	return bytes.Equal(stored, appendIndex(nil, q.idx))
+	q := buildTables(p.entries, p.hour)
+	return bytes.Equal(p.x.appendHot(nil), q.appendHot(nil)) && bytes.Equal(p.x.appendCold(nil), q.appendCold(nil))
 }
 
 // listing is the directory's partitions by stem: a sealed file wins over

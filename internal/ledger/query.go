@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -30,25 +31,63 @@ type WhoTookResult struct {
 
 // WhoTook lists the identities, by facet by, that were served subject's
 // record; with class, only Accesses that served that class unmasked.
-// Partitions whose index shows no such taker are not scanned.
+// Partitions the window covers answer from their who-took table; the
+// others are scanned.
 func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResult {
+	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	res := &WhoTookResult{Subject: subject, By: by.String(), Class: class, Rows: []WhoTookRow{}}
-	rows := map[string]*WhoTookRow{}
+	sid, ok := r.d.id(nsID, subject)
+	if !ok {
+		return res
+	}
+	var cid uint32
+	if class != "" {
+		if cid, ok = r.d.id(nsName, class); !ok {
+			return res
+		}
+	}
+	type acc struct {
+		count       int
+		first, last int64
+		classes     map[uint32]bool
+	}
+	rows := map[uint32]*acc{} // ident+1
+	add := func(ident uint32, n int, first, last int64, classes func(yield func(uint32))) {
+		a := rows[ident]
+		if a == nil {
+			a = &acc{first: first, last: last, classes: map[uint32]bool{}}
+			rows[ident] = a
+		}
+		a.count += n
+		a.first, a.last = min(a.first, first), max(a.last, last)
+		classes(func(c uint32) { a.classes[c] = true })
+	}
 	for _, p := range r.parts {
-		sid, ok := p.id(nsID, subject)
-		if !ok {
+		if r.win.covers(p) && len(p.x.classes) <= maxRowClasses {
+			bit := -1
+			if class != "" {
+				i, ok := slices.BinarySearch(p.x.classes, cid)
+				if !ok {
+					continue
+				}
+				bit = i
+			}
+			for _, rw := range p.x.takers[f].get(sid, p.hour*1e6) {
+				if bit >= 0 && rw.set&(1<<bit) == 0 {
+					continue
+				}
+				add(rw.ident, rw.count, rw.first, rw.last, func(yield func(uint32)) {
+					for s := rw.set; s != 0; s &= s - 1 {
+						if i := bits.TrailingZeros64(s); i < len(p.x.classes) {
+							yield(p.x.classes[i])
+						}
+					}
+				})
+			}
 			continue
 		}
-		var ckey uint64
-		if class != "" {
-			c, ok := p.id(nsName, class)
-			if !ok {
-				continue
-			}
-			ckey = uint64(c) + 1
-		}
-		if b := p.idx.get(famTakers, f, uint64(sid)<<32|ckey); (b == nil || b.IsEmpty()) && anyFacet(p, f) {
+		if !r.cold(p) {
 			continue
 		}
 		for i := range p.entries {
@@ -63,7 +102,7 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 					continue
 				}
 				s := rc.classes &^ rc.masked
-				if class != "" && !hasClass(e, s, uint32(ckey-1)) {
+				if class != "" && !hasClass(e, s, cid) {
 					continue
 				}
 				hit, served = true, served|s
@@ -71,35 +110,25 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 			if !hit {
 				continue
 			}
-			val := ""
-			if v := e.facets[f]; v != 0 {
-				val = p.name(nsFacet+f, v-1)
-			}
-			row := rows[val]
-			t := time.UnixMicro(e.t).UTC()
-			if row == nil {
-				row = &WhoTookRow{Value: val, Classes: []string{}, First: t, Last: t}
-				rows[val] = row
-			}
-			row.Count++
-			if t.Before(row.First) {
-				row.First = t
-			}
-			if t.After(row.Last) {
-				row.Last = t
-			}
-			for s := served; s != 0; s &= s - 1 {
-				if i := bits.TrailingZeros64(s); i < len(e.classes) {
-					if c := p.name(nsName, e.classes[i]); !slices.Contains(row.Classes, c) {
-						row.Classes = append(row.Classes, c)
+			add(e.facets[f], 1, e.t, e.t, func(yield func(uint32)) {
+				for s := served; s != 0; s &= s - 1 {
+					if i := bits.TrailingZeros64(s); i < len(e.classes) {
+						yield(e.classes[i])
 					}
 				}
-			}
+			})
 		}
 	}
-	for _, row := range rows {
+	for ident, a := range rows {
+		row := WhoTookRow{Count: a.count, Classes: []string{}, First: time.UnixMicro(a.first).UTC(), Last: time.UnixMicro(a.last).UTC()}
+		if ident != 0 {
+			row.Value = r.name(nsFacet+f, ident-1)
+		}
+		for c := range a.classes {
+			row.Classes = append(row.Classes, r.name(nsName, c))
+		}
 		slices.Sort(row.Classes)
-		res.Rows = append(res.Rows, *row)
+		res.Rows = append(res.Rows, row)
 	}
 	slices.SortFunc(res.Rows, func(a, b WhoTookRow) int {
 		if a.Count != b.Count {
@@ -108,18 +137,6 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 		return strings.Compare(a.Value, b.Value)
 	})
 	return res
-}
-
-// anyFacet reports whether p's index is complete for facet f: an Access
-// without the facet is not indexed under it, so a partition holding such
-// Accesses is scanned.
-func anyFacet(p *partition, f int) bool {
-	for i := range p.entries {
-		if p.entries[i].facets[f] == 0 && len(p.entries[i].recs) > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // hasClass reports whether class c (a name integer) is among the bits of
@@ -150,6 +167,7 @@ type TookByResult struct {
 // and masked, lists, first and last time. Partitions the window covers are
 // answered from their index; the others are scanned.
 func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
+	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	res := &TookByResult{Facet: by.String(), Value: value, Served: map[string]int{}, Masked: map[string]int{}}
 	served, masked := map[string]*roaring.Bitmap{}, map[string]*roaring.Bitmap{}
@@ -161,60 +179,61 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 		}
 		return b
 	}
+	ident, ok := r.d.id(nsFacet+f, value)
+	if !ok {
+		return res
+	}
 	any, lists := roaring.New(), roaring.New()
 	lo, hi := int64(1<<63-1), int64(-1<<63)
 	for _, p := range r.parts {
-		ident, ok := p.id(nsFacet+f, value)
-		if !ok {
+		if !r.cold(p) {
 			continue
 		}
-		full := r.win.covers(p)
+		if r.win.covers(p) {
+			first, last, n, ok := span(&p.x.spans[f], ident)
+			if !ok {
+				continue
+			}
+			res.Accesses += n
+			lo, hi = min(lo, first), max(hi, last)
+			key := uint64(ident) << 32
+			any.AddMany(p.x.took[f].get(key))
+			lists.AddMany(p.x.lists[f].get(uint64(ident)))
+			for c, name := range r.d.names[nsName] {
+				k := key | uint64(c+1)
+				if v := p.x.took[f].get(k); v != nil {
+					bm(served, name).AddMany(v)
+				}
+				if v := p.x.masked[f].get(k); v != nil {
+					bm(masked, name).AddMany(v)
+				}
+			}
+			continue
+		}
 		for i := range p.entries {
 			e := &p.entries[i]
 			if e.facets[f] != ident+1 || !r.win.has(e.t) {
 				continue
 			}
 			res.Accesses++
-			if full {
-				continue
-			}
 			lo, hi = min(lo, e.t), max(hi, e.t)
 			if e.list != 0 && e.status < 400 {
-				lists.Add(r.global(p, nsID, e.list-1))
+				lists.Add(e.list - 1)
 			}
 			for _, rc := range e.recs {
-				g := r.global(p, nsID, rc.id)
-				any.Add(g)
+				any.Add(rc.id)
 				for s := rc.classes; s != 0; s &= s - 1 {
 					i := bits.TrailingZeros64(s)
 					if i >= len(e.classes) {
 						continue
 					}
-					name := p.name(nsName, e.classes[i])
+					name := r.name(nsName, e.classes[i])
 					if rc.masked&(1<<uint(i)) != 0 {
-						bm(masked, name).Add(g)
+						bm(masked, name).Add(rc.id)
 					} else {
-						bm(served, name).Add(g)
+						bm(served, name).Add(rc.id)
 					}
 				}
-			}
-		}
-		if !full {
-			continue
-		}
-		key := uint64(ident) << 32
-		if sp, ok := p.idx.spans[f][ident]; ok {
-			lo, hi = min(lo, sp[0]), max(hi, sp[1])
-		}
-		r.globalize(p, nsID, p.idx.get(famTook, f, key), any)
-		r.globalize(p, nsID, p.idx.get(famLists, f, uint64(ident)), lists)
-		for c, name := range p.dict[nsName] {
-			k := key | uint64(c+1)
-			if b := p.idx.get(famTook, f, k); b != nil {
-				r.globalize(p, nsID, b, bm(served, name))
-			}
-			if b := p.idx.get(famMasked, f, k); b != nil {
-				r.globalize(p, nsID, b, bm(masked, name))
 			}
 		}
 	}
@@ -236,6 +255,7 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 // integers that hold within this reader) served their content in the
 // window, and the pieces of their content served (impressions).
 func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap, []uint64) {
+	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	r.viewNS = nsFacet + f
 	out := make([]*roaring.Bitmap, len(authors))
@@ -243,21 +263,35 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 	for i := range out {
 		out[i] = roaring.New()
 	}
-	for _, p := range r.parts {
-		local := map[uint32]int{}
-		for i, a := range authors {
-			if v, ok := p.id(nsID, a); ok {
-				local[v] = i
-			}
+	ids := map[uint32][]int{} // an author named twice is answered twice
+	for i, a := range authors {
+		if v, ok := r.d.id(nsID, a); ok {
+			ids[v] = append(ids[v], i)
 		}
-		if len(local) == 0 {
+	}
+	if len(ids) == 0 {
+		return out, impr
+	}
+	sorted := make([]uint32, 0, len(ids))
+	for v := range ids {
+		sorted = append(sorted, v)
+	}
+	slices.Sort(sorted)
+	for _, p := range r.parts {
+		if r.win.covers(p) {
+			for _, a := range sorted {
+				vs := p.x.viewers[f].get(uint64(a))
+				n := p.x.impr.get(uint64(a))
+				for _, i := range ids[a] {
+					out[i].AddMany(vs)
+					if len(n) == 1 {
+						impr[i] += uint64(n[0])
+					}
+				}
+			}
 			continue
 		}
-		if r.win.covers(p) {
-			for v, i := range local {
-				r.globalize(p, nsFacet+f, p.idx.get(famViewers, f, uint64(v)), out[i])
-				impr[i] += p.idx.impr[v]
-			}
+		if !r.cold(p) {
 			continue
 		}
 		for k := range p.entries {
@@ -266,13 +300,11 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 				continue
 			}
 			for _, a := range e.authors {
-				i, ok := local[a]
-				if !ok {
-					continue
-				}
-				impr[i]++
-				if v := e.facets[f]; v != 0 {
-					out[i].Add(r.global(p, nsFacet+f, v-1))
+				for _, i := range ids[a] {
+					impr[i]++
+					if v := e.facets[f]; v != 0 {
+						out[i].Add(v - 1)
+					}
 				}
 			}
 		}
@@ -289,9 +321,12 @@ type Found struct {
 // Find returns the Access of request id, nil when the window holds none.
 func (r *Reader) Find(id string) *Found {
 	for _, p := range r.parts {
+		if !r.cold(p) {
+			continue
+		}
 		for i := range p.entries {
 			if p.entries[i].reqID == id {
-				return &Found{Entry: p.entryOf(&p.entries[i]), File: p.path}
+				return &Found{Entry: r.entryOf(&p.entries[i]), File: p.path}
 			}
 		}
 	}
@@ -302,25 +337,29 @@ func (r *Reader) Find(id string) *Found {
 // facet value value in the window (class "" counts any record): what a
 // budget counting by that facet and class saw.
 func (r *Reader) Distinct(by identify.Facet, value, class string) int {
+	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	set := roaring.New()
-	for _, p := range r.parts {
-		ident, ok := p.id(nsFacet+f, value)
-		if !ok {
-			continue
+	ident, ok := r.d.id(nsFacet+f, value)
+	if !ok {
+		return 0
+	}
+	var c uint32
+	if class != "" {
+		if c, ok = r.d.id(nsName, class); !ok {
+			return 0
 		}
-		var c uint32
-		if class != "" {
-			if c, ok = p.id(nsName, class); !ok {
-				continue
-			}
+	}
+	for _, p := range r.parts {
+		if !r.cold(p) {
+			continue
 		}
 		if r.win.covers(p) {
 			key := uint64(ident) << 32
 			if class != "" {
 				key |= uint64(c) + 1
 			}
-			r.globalize(p, nsID, p.idx.get(famTook, f, key), set)
+			set.AddMany(p.x.took[f].get(key))
 			continue
 		}
 		for i := range p.entries {
@@ -330,7 +369,7 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) int {
 			}
 			for _, rc := range e.recs {
 				if class == "" || hasClass(e, rc.classes&^rc.masked, c) {
-					set.Add(r.global(p, nsID, rc.id))
+					set.Add(rc.id)
 				}
 			}
 		}
@@ -339,9 +378,4 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) int {
 }
 
 // IdentityName is the value behind an identity integer Viewers returned.
-func (r *Reader) IdentityName(v uint32) string {
-	if names := r.glob[r.viewNS].names; int(v) < len(names) {
-		return names[v]
-	}
-	return ""
-}
+func (r *Reader) IdentityName(v uint32) string { return r.name(r.viewNS, v) }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
 	"time"
 
-	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -38,34 +40,24 @@ func (w Window) covers(p *partition) bool { return p.minT >= w.lo() && p.maxT <=
 
 // Reader answers queries over the partitions of a window. It reads the
 // directory a running gateway writes: an open log is read up to its last
-// whole frame.
+// whole frame. Sealed partitions are mapped, not read: a query touches the
+// tables it asks (reach: who viewed each author; who-took: who was served
+// each subject), and decompresses a partition's Accesses only when it needs
+// them (a window that cuts the partition, explain, took-by). The reader
+// checks the structure of what it reads, not the partitions' hashes: that
+// is Verify's work (`warden ledger verify`).
 type Reader struct {
 	dir   string
 	win   Window
 	parts []*partition
-	glob  [nsCount]interner
-	gl    map[*partition]*[nsCount][]uint32 // local -> global+1
+	// d is the shared dictionary, plus the integers this reader gave to
+	// values only an open log holds (never written).
+	d       *dictionary
+	dec     *zstd.Decoder
+	maps    [][]byte
+	cleanup runtime.Cleanup
 	// viewNS is the namespace of the identities Viewers last returned.
 	viewNS int
-}
-
-// interner gives strings integers that hold across partitions.
-type interner struct {
-	ids   map[string]uint32
-	names []string
-}
-
-func (in *interner) id(s string) uint32 {
-	if in.ids == nil {
-		in.ids = map[string]uint32{}
-	}
-	if v, ok := in.ids[s]; ok {
-		return v
-	}
-	v := uint32(len(in.names))
-	in.ids[s] = v
-	in.names = append(in.names, s)
-	return v
 }
 
 // OpenReader loads the partitions of dir that may hold Accesses of win. A
@@ -86,8 +78,8 @@ func OpenReader(dir string, win Window) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer dec.Close()
-	r := &Reader{dir: dir, win: win, gl: map[*partition]*[nsCount][]uint32{}}
+	r := &Reader{dir: dir, win: win, dec: dec}
+	var logs []*partition
 	for _, stem := range ls.stems {
 		hour, _ := parseStem(stem)
 		// An Access may sit in the hour after its own (recorded late).
@@ -97,27 +89,74 @@ func OpenReader(dir string, win Window) (*Reader, error) {
 		if !win.To.IsZero() && hour > win.To.Unix() {
 			continue
 		}
-		p, err := loadPartition(dir, stem, ls.seg[stem], dec)
+		p, err := r.loadPartition(stem, ls.seg[stem])
 		if err != nil {
+			r.Close()
 			return nil, err
 		}
-		if p == nil || len(p.entries) == 0 || p.maxT < win.lo() || p.minT > win.hi() {
+		if p == nil || p.maxT < win.lo() || p.minT > win.hi() {
 			continue
+		}
+		if !p.sealed {
+			logs = append(logs, p)
 		}
 		r.parts = append(r.parts, p)
 	}
+	// The dictionary is read after the partitions: the sealer syncs it
+	// before a partition that uses it appears.
+	if r.d, err = loadDictionary(dir); err != nil {
+		r.Close()
+		return nil, err
+	}
+	have := r.d.sizes()
+	for _, p := range r.parts {
+		for ns, n := range p.sizes {
+			if p.sealed && uint32(n) > have[ns] {
+				r.Close()
+				return nil, fmt.Errorf("ledger: %s: refers to %d ids of namespace %d, %s holds %d (cut short?)",
+					p.path, n, ns, filepath.Join(dir, idsFile), have[ns])
+			}
+		}
+	}
+	for _, p := range logs {
+		p.translate(func(ns int, s string) uint32 {
+			if v, ok := r.d.id(ns, s); ok {
+				return v
+			}
+			v := uint32(len(r.d.names[ns]))
+			r.d.names[ns] = append(r.d.names[ns], s)
+			r.d.lookup[ns][s] = v
+			return v
+		})
+		p.buildIndex()
+	}
+	r.cleanup = runtime.AddCleanup(r, unmapAll, r.maps)
 	return r, nil
 }
 
-// loadPartition reads stem's sealed file, or its log (indexed on the
-// fly). A log sealed meanwhile is read sealed; nil when it is gone.
-func loadPartition(dir, stem string, sealed bool, dec *zstd.Decoder) (*partition, error) {
+func unmapAll(maps [][]byte) {
+	for _, m := range maps {
+		syscall.Munmap(m)
+	}
+}
+
+// Close releases the mapped partitions; the reader must not be used after.
+// A reader not closed is released when it is collected.
+func (r *Reader) Close() {
+	r.cleanup.Stop()
+	unmapAll(r.maps)
+	r.maps, r.parts = nil, nil
+	r.dec.Close()
+}
+
+// loadPartition maps stem's sealed file, or reads its log. A log sealed
+// meanwhile is read sealed; nil when it is gone.
+func (r *Reader) loadPartition(stem string, sealed bool) (*partition, error) {
 	if !sealed {
-		path := walPath(dir, stem)
+		path := walPath(r.dir, stem)
 		b, err := os.ReadFile(path)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			sealed = true
 		case err != nil:
 			return nil, fmt.Errorf("ledger: %w", err)
 		default:
@@ -128,19 +167,34 @@ func loadPartition(dir, stem string, sealed bool, dec *zstd.Decoder) (*partition
 				}
 				return nil, fmt.Errorf("ledger: %s: not a ledger log (no header frame)", path)
 			}
-			p.buildIndex()
+			if len(p.entries) == 0 {
+				return nil, nil
+			}
 			return p, nil
 		}
 	}
-	path := segPath(dir, stem)
-	b, err := os.ReadFile(path)
+	path := segPath(r.dir, stem)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	p, err := readSeg(path, b, dec)
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if info.Size() < int64(len(segMagic)+32) {
+		return nil, fmt.Errorf("ledger: %s: not a sealed ledger partition (too short)", path)
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(info.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: map %s: %w", path, err)
+	}
+	r.maps = append(r.maps, b)
+	p, err := parseSeg(path, b)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %s: %w", path, err)
 	}
@@ -150,44 +204,31 @@ func loadPartition(dir, stem string, sealed bool, dec *zstd.Decoder) (*partition
 // Partitions is how many partitions the reader loaded.
 func (r *Reader) Partitions() int { return len(r.parts) }
 
-// global maps a partition's integer in ns to the reader's.
-func (r *Reader) global(p *partition, ns int, v uint32) uint32 {
-	m := r.gl[p]
-	if m == nil {
-		m = &[nsCount][]uint32{}
-		r.gl[p] = m
+// cold makes sure p's Accesses and cold tables are decoded.
+func (r *Reader) cold(p *partition) bool {
+	if err := p.loadCold(r.dec); err != nil {
+		return false
 	}
-	if m[ns] == nil {
-		m[ns] = make([]uint32, len(p.dict[ns]))
-	}
-	if g := m[ns][v]; g != 0 {
-		return g - 1
-	}
-	g := r.glob[ns].id(p.dict[ns][v])
-	m[ns][v] = g + 1
-	return g
+	return true
 }
 
-// globalize adds the partition bitmap b (integers of ns) to out.
-func (r *Reader) globalize(p *partition, ns int, b *roaring.Bitmap, out *roaring.Bitmap) {
-	if b == nil {
-		return
+// name is the value behind id v of ns.
+func (r *Reader) name(ns int, v uint32) string {
+	if int(v) < len(r.d.names[ns]) {
+		return r.d.names[ns][v]
 	}
-	it := b.Iterator()
-	for it.HasNext() {
-		out.Add(r.global(p, ns, it.Next()))
-	}
+	return ""
 }
 
 // entryOf turns a stored Access back into names; hashed values read as
 // "#" and the hash in hex.
-func (p *partition) entryOf(e *entry) *Entry {
+func (r *Reader) entryOf(e *entry) *Entry {
 	out := &Entry{Time: time.UnixMicro(e.t).UTC(), RequestID: e.reqID, Unreferenced: e.unref, Status: int(e.status)}
 	nm := func(v uint32) string {
 		if v == 0 {
 			return ""
 		}
-		return p.name(nsName, v-1)
+		return r.name(nsName, v-1)
 	}
 	hx := func(h uint64) string {
 		if h == 0 {
@@ -198,24 +239,24 @@ func (p *partition) entryOf(e *entry) *Entry {
 	out.Route, out.Rule, out.Facet = nm(e.route), nm(e.rule), nm(e.facet)
 	for f, v := range e.facets {
 		if v != 0 {
-			out.Identity[f] = p.name(nsFacet+f, v-1)
+			out.Identity[f] = r.name(nsFacet+f, v-1)
 		}
 	}
 	if e.list != 0 {
-		out.List = p.name(nsID, e.list-1)
+		out.List = r.name(nsID, e.list-1)
 	}
 	out.Page, out.Lookup = hx(e.page), hx(e.lookup)
 	for _, v := range e.masks {
-		out.MaskRules = append(out.MaskRules, p.name(nsName, v))
+		out.MaskRules = append(out.MaskRules, r.name(nsName, v))
 	}
 	for _, v := range e.classes {
-		out.Classes = append(out.Classes, p.name(nsName, v))
+		out.Classes = append(out.Classes, r.name(nsName, v))
 	}
 	for _, rc := range e.recs {
-		out.Records = append(out.Records, Record{ID: p.name(nsID, rc.id), Classes: rc.classes, Masked: rc.masked})
+		out.Records = append(out.Records, Record{ID: r.name(nsID, rc.id), Classes: rc.classes, Masked: rc.masked})
 	}
 	for _, v := range e.authors {
-		out.Authors = append(out.Authors, p.name(nsID, v))
+		out.Authors = append(out.Authors, r.name(nsID, v))
 	}
 	for _, h := range e.links {
 		out.Links = append(out.Links, hx(h))

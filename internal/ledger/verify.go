@@ -58,6 +58,10 @@ func Verify(dir string) (*VerifyReport, error) {
 		return nil, err
 	}
 	defer dec.Close()
+	d, err := loadDictionary(dir)
+	if err != nil {
+		return nil, err
+	}
 	lastWal := ""
 	for _, s := range ls.stems {
 		if ls.wal[s] && !ls.seg[s] {
@@ -68,7 +72,7 @@ func Verify(dir string) (*VerifyReport, error) {
 		vp := VerifiedPartition{Name: stem, Sealed: ls.seg[stem]}
 		if vp.Sealed {
 			vp.File = segPath(dir, stem)
-			vp.Problem = verifySeg(&vp, &expect, dec)
+			vp.Problem = verifySeg(&vp, &expect, dec, d)
 		} else {
 			vp.File = walPath(dir, stem)
 			b, err := os.ReadFile(vp.File)
@@ -98,7 +102,7 @@ func Verify(dir string) (*VerifyReport, error) {
 
 // verifySeg checks one sealed partition; expect is the hash its
 // predecessor field must hold, and becomes its own hash.
-func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder) string {
+func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder, d *dictionary) string {
 	b, err := os.ReadFile(vp.File)
 	if err != nil {
 		return err.Error()
@@ -109,21 +113,22 @@ func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder) strin
 		// edit is reported here and not again at its successor.
 		copy(expect[:], b[len(b)-32:])
 	}
-	h, err := parseSeg(b)
-	if err != nil {
-		return err.Error()
-	}
-	vp.Hash, vp.Prev = hex.EncodeToString(h.hash[:]), hex.EncodeToString(h.prev[:])
-	if h.prev != want {
-		return fmt.Sprintf("chain broken: names predecessor %s, the partition before it hashes to %s (a partition was edited, removed or inserted)",
-			short(h.prev[:]), short(want[:]))
-	}
-	if partName(h.hour) != vp.Name {
-		return fmt.Sprintf("says it is hour %s", partName(h.hour))
-	}
 	p, err := readSeg(vp.File, b, dec)
 	if err != nil {
 		return err.Error()
+	}
+	vp.Hash, vp.Prev = hex.EncodeToString(p.hash[:]), hex.EncodeToString(p.prev[:])
+	if p.prev != want {
+		return fmt.Sprintf("chain broken: names predecessor %s, the partition before it hashes to %s (a partition was edited, removed or inserted)",
+			short(p.prev[:]), short(want[:]))
+	}
+	if partName(p.hour) != vp.Name {
+		return fmt.Sprintf("says it is hour %s", partName(p.hour))
+	}
+	for ns, n := range p.sizes {
+		if n > len(d.names[ns]) {
+			return fmt.Sprintf("refers to %d ids of namespace %d, the dictionary (%s) holds %d", n, ns, idsFile, len(d.names[ns]))
+		}
 	}
 	vp.Accesses = len(p.entries)
 	if !p.indexMatches() {

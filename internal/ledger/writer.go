@@ -84,6 +84,7 @@ type Ledger struct {
 	enc   []byte
 	err   error // the last write error, logged once
 
+	gd       *dictionary // the shared dictionary, the sealer's alone
 	seal     chan string // stems to seal, in order
 	sealDone chan struct{}
 	stop     chan struct{}
@@ -537,6 +538,20 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	prev, err := lastHash(l.opts.Dir, stem)
 	if err != nil {
 		return err
+	}
+	if l.gd == nil {
+		if l.gd, err = loadDictionary(l.opts.Dir); err != nil {
+			return err
+		}
+	}
+	var frames []byte
+	p.translate(func(ns int, s string) uint32 { return l.gd.intern(ns, s, &frames) })
+	if err := l.gd.appendIDs(l.opts.Dir, frames); err != nil {
+		l.gd = nil // reread: what reached the file is unknown
+		return fmt.Errorf("ledger: append to %s: %w", idsFile, err)
+	}
+	for ns := range p.sizes {
+		p.sizes[ns] = len(l.gd.names[ns])
 	}
 	p.buildIndex()
 	out, _ := encodeSeg(p, prev, enc)

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/warden-gw/warden/internal/lab/ledgerbench"
+)
+
+// runBenchLedger is `warden bench ledger`: issue 21's ledger benchmark
+// (bench/README.md), with ClickHouse as the comparison row when
+// clickhouse-server is installed.
+func runBenchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench ledger", stderr)
+	n := fs.Int("accesses", 100_000_000, "Accesses to generate")
+	ids := fs.Int("identities", 1_000_000, "identities (accounts, each with its ip and /24)")
+	subjects := fs.Int("subjects", 1_000_000, "subjects")
+	authors := fs.Int("authors", 100_000, "authors (heavy-tailed popularity)")
+	days := fs.Int("days", 30, "days the Accesses span")
+	dir := fs.String("dir", "", "ledger directory to write (must not exist; default: a temporary one, removed after)")
+	out := fs.String("out", "", "also write the report to this file")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return errUsage
+	}
+	d := *dir
+	if d == "" {
+		t, err := os.MkdirTemp("", "warden-bench-ledger-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(t)
+		d = t + "/ledger"
+	} else if _, err := os.Stat(d); err == nil {
+		return fmt.Errorf("bench ledger: %s exists; give a new directory", d)
+	}
+	rep, err := ledgerbench.Run(ctx, ledgerbench.Options{Dir: d, Accesses: *n, Identities: *ids, Subjects: *subjects, Authors: *authors, Days: *days}, stderr)
+	if err != nil {
+		return err
+	}
+	cmd := strings.TrimSpace("warden bench ledger " + strings.Join(args, " "))
+	rep.Format(stdout, cmd)
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		rep.Format(f, cmd)
+		return f.Close()
+	}
+	return nil
+}

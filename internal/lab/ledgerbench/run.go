@@ -1,0 +1,215 @@
+package ledgerbench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/reach"
+)
+
+// Row is one store's figures.
+type Row struct {
+	Store        string
+	Ingest       time.Duration // appending every Access (the ledger: Add calls only)
+	IngestAll    time.Duration // until everything is sealed / merged and queryable
+	Bytes        int64
+	Reach        time.Duration // exact reach of the authors over ReachDays, median
+	ReachCold    time.Duration // the same, opening the store (ledger: reach.Run)
+	ReachValue   int
+	Impressions  uint64
+	WhoTook      time.Duration // who-took of one subject over every day, median
+	WhoTookCold  time.Duration
+	WhoTookRows  int
+	WriterMaxRSS int64 // bytes; the ledger's heap in use at its peak
+	Skipped      string
+}
+
+// Report is a run's result.
+type Report struct {
+	Options   Options
+	ReachDays int
+	Authors   int
+	Subject   string
+	Rows      []Row
+}
+
+// clock is the writer's time, driven by the generator.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+const reachDays, nAuthors, runs = 7, 1000, 5
+
+// Run generates the Accesses into o.Dir's ledger and times it; then into
+// ClickHouse when clickhouse-server is found (skipped with a reason when
+// not). log gets progress.
+func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
+	o.defaults()
+	rep := &Report{Options: o, ReachDays: reachDays, Authors: nAuthors, Subject: querySubject(o)}
+	row, err := runLedger(ctx, o, log)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rows = append(rep.Rows, *row)
+	rep.Rows = append(rep.Rows, runClickHouse(ctx, o, log))
+	return rep, nil
+}
+
+func window(o Options) ledger.Window {
+	end := Start.Add(time.Duration(o.Days) * 24 * time.Hour)
+	return ledger.Window{From: end.Add(-reachDays * 24 * time.Hour), To: end}
+}
+
+func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
+	c := &clock{t: Start}
+	l, err := ledger.Open(ledger.Options{Dir: o.Dir, Now: c.now, FsyncInterval: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	g := newGen(o)
+	batch := make([]ledger.Entry, 1<<14)
+	acc := make([]access, len(batch))
+	var ingest time.Duration
+	var peak uint64
+	var ms runtime.MemStats
+	start := time.Now()
+	for n := 0; ; {
+		k := 0
+		for k < len(batch) && g.next(&acc[k]) {
+			acc[k].entry(&batch[k])
+			k++
+		}
+		if k == 0 {
+			break
+		}
+		c.set(batch[k-1].Time)
+		t := time.Now()
+		for i := range batch[:k] {
+			l.Add(&batch[i])
+		}
+		ingest += time.Since(t)
+		n += k
+		if n%(1<<20) < k {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			fmt.Fprintf(log, "ledger: %d Accesses appended (%.0f/s in Add), heap %d MiB\n", n, float64(n)/ingest.Seconds(), ms.HeapInuse>>20)
+		}
+		if ctx.Err() != nil {
+			l.Close()
+			return nil, ctx.Err()
+		}
+	}
+	// Pass the last hour so that it is sealed too, then wait for the sealer.
+	c.set(Start.Add(time.Duration(o.Days)*24*time.Hour + time.Hour))
+	time.Sleep(300 * time.Millisecond)
+	if err := l.Close(); err != nil {
+		return nil, err
+	}
+	row := &Row{Store: "warden ledger", Ingest: ingest, IngestAll: time.Since(start), WriterMaxRSS: int64(peak)}
+	des, _ := os.ReadDir(o.Dir)
+	for _, de := range des {
+		if info, err := de.Info(); err == nil && !de.IsDir() {
+			row.Bytes += info.Size()
+		}
+	}
+	authors := queryAuthors(o, nAuthors)
+	win := window(o)
+	r, err := ledger.OpenReader(o.Dir, win)
+	if err != nil {
+		return nil, err
+	}
+	reachOnce := func() (int, uint64) {
+		views, impr := r.Viewers(authors, identify.FacetAccount)
+		u := roaring.FastOr(views...)
+		var n uint64
+		for _, v := range impr {
+			n += v
+		}
+		return int(u.GetCardinality()), n
+	}
+	reachOnce() // the dictionary's look-up, built once per reader
+	row.Reach = median(func() { row.ReachValue, row.Impressions = reachOnce() })
+	row.ReachCold = median(func() {
+		if _, err := reach.Run(o.Dir, reach.Query{Authors: authors, Window: win}); err != nil {
+			panic(err)
+		}
+	})
+	r.Close()
+	all, err := ledger.OpenReader(o.Dir, ledger.Window{})
+	if err != nil {
+		return nil, err
+	}
+	all.WhoTook(rep0(o), "", identify.FacetAccount)
+	row.WhoTook = median(func() { row.WhoTookRows = len(all.WhoTook(querySubject(o), "", identify.FacetAccount).Rows) })
+	all.Close()
+	row.WhoTookCold = median(func() {
+		r, err := ledger.OpenReader(o.Dir, ledger.Window{})
+		if err != nil {
+			panic(err)
+		}
+		r.WhoTook(querySubject(o), "", identify.FacetAccount)
+		r.Close()
+	})
+	return row, nil
+}
+
+// rep0 is a subject other than the one timed, to warm the reader.
+func rep0(o Options) string { return "u1" }
+
+func median(f func()) time.Duration {
+	d := make([]time.Duration, runs)
+	for i := range d {
+		t := time.Now()
+		f()
+		d[i] = time.Since(t)
+	}
+	slices.Sort(d)
+	return d[runs/2]
+}
+
+// Format writes the report as text, with the command that made it.
+func (rep *Report) Format(w io.Writer, command string) {
+	o := rep.Options
+	fmt.Fprintf(w, "$ %s\n", command)
+	fmt.Fprintf(w, "%d Accesses, %d identities, %d subjects, %d authors (Zipf 1.1), %d days; reach: %d authors drawn uniformly, last %d days, by account; who-took: %s over every day\n",
+		o.Accesses, o.Identities, o.Subjects, o.Authors, o.Days, rep.Authors, rep.ReachDays, rep.Subject)
+	fmt.Fprintf(w, "%-15s %12s %14s %12s %10s %10s %10s %10s %10s %12s %s\n", "store", "ingest/s", "ingest+seal s", "bytes/acc", "reach ms", "cold ms", "who-took", "cold ms", "reach", "writer heap", "")
+	for _, r := range rep.Rows {
+		if r.Skipped != "" {
+			fmt.Fprintf(w, "%-15s skipped: %s\n", r.Store, r.Skipped)
+			continue
+		}
+		fmt.Fprintf(w, "%-15s %12.0f %14.1f %12.2f %10.2f %10.2f %10.2f %10.2f %10d %9d MiB  who-took rows %d, impressions %d\n",
+			r.Store, float64(o.Accesses)/r.Ingest.Seconds(), r.IngestAll.Seconds(), float64(r.Bytes)/float64(o.Accesses),
+			ms(r.Reach), ms(r.ReachCold), ms(r.WhoTook), ms(r.WhoTookCold), r.ReachValue, r.WriterMaxRSS>>20, r.WhoTookRows, r.Impressions)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// DirSize is the bytes of files under dir.
+func DirSize(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
