@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-gw/warden/internal/canary"
 	"github.com/warden-gw/warden/internal/detect"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
@@ -35,6 +36,7 @@ type Config struct {
 	Ration   ration.Config   `yaml:"ration"`
 	Ledger   Ledger          `yaml:"ledger"`
 	Detect   detect.Config   `yaml:"detect"`
+	Canary   canary.Config   `yaml:"canary"`
 }
 
 // Fronts: fast is fasthttp (HTTP/1.1 cleartext, the hot path), std is
@@ -208,6 +210,7 @@ func (c *Config) SetDefaults() {
 	c.Ration.SetDefaults()
 	c.Ledger.setDefaults()
 	c.Detect.SetDefaults()
+	c.Canary.SetDefaults()
 	for i := range c.Limits {
 		l := &c.Limits[i]
 		if l.Burst == 0 {
@@ -325,6 +328,9 @@ func (c *Config) Validate() error {
 	add("ration", c.Ration.Validate())
 	add("ledger", c.Ledger.Validate())
 	add("detect", c.Detect.Validate())
+	if c.Canary.Enabled() {
+		add("canary", c.Canary.Validate())
+	}
 
 	names := map[string]bool{}
 	for i, l := range c.Limits {

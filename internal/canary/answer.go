@@ -1,0 +1,234 @@
+package canary
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// The answers warden makes for a canary, in the lab platform contract's
+// shapes (shared/lab-platform.md): full profile, SUMMARY, POST, pages of
+// {"users"|"posts": [...], "next_cursor": ...} with opaque cursors.
+
+const (
+	defaultLimit = 20
+	maxLimit     = 50
+)
+
+var (
+	bodyBadLimit  = []byte(`{"error":"limit must be an integer from 1 to 50"}`)
+	bodyBadCursor = []byte(`{"error":"bad cursor"}`)
+	bodyNotFound  = []byte(`{"error":"not found"}`)
+)
+
+// Answer answers a request about a canary: pattern is the matched route,
+// param reads its parameters, query is the raw query. ok is false for a
+// request that is not about a canary (the upstream answers it).
+func (c *Canaries) Answer(pattern string, param func(string) string, query string) (status int, body []byte, ok bool) {
+	r := &c.cfg.Routes
+	switch pattern {
+	case r.Profile:
+		p, ok := c.ParseID(param("id"))
+		if !ok {
+			return 0, nil, false
+		}
+		return 200, c.AppendProfile(nil, &p), true
+	case r.ByUsername:
+		p, ok := c.ByUsername(param("username"))
+		if !ok {
+			return 0, nil, false
+		}
+		return 200, c.AppendProfile(nil, &p), true
+	case r.Followers, r.Following:
+		p, ok := c.ParseID(param("id"))
+		if !ok {
+			return 0, nil, false
+		}
+		kind, total := byte('r'), p.Followers
+		if pattern == r.Following {
+			kind, total = 'g', p.Following
+		}
+		at, limit, bad := c.page(query, kind, &p)
+		if bad != nil {
+			return 400, bad, true
+		}
+		b := []byte(`{"users":[`)
+		for i := at; i < total && i < at+limit; i++ {
+			if i > at {
+				b = append(b, ',')
+			}
+			f := c.profile(p.Key, c.neighbour(&p, kind, i))
+			b = c.AppendSummary(b, &f)
+		}
+		return 200, c.appendNext(b, kind, &p, at, limit, total), true
+	case r.Posts:
+		p, ok := c.ParseID(param("id"))
+		if !ok {
+			return 0, nil, false
+		}
+		at, limit, bad := c.page(query, 'p', &p)
+		if bad != nil {
+			return 400, bad, true
+		}
+		b := []byte(`{"posts":[`)
+		for k := at; k < p.Posts && k < at+limit; k++ {
+			if k > at {
+				b = append(b, ',')
+			}
+			b = c.appendPost(b, &p, k)
+		}
+		return 200, c.appendNext(b, 'p', &p, at, limit, p.Posts), true
+	case r.Post:
+		s := param("id")
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id < 100 || strconv.FormatInt(id, 10) != s {
+			return 0, nil, false
+		}
+		p, ok := c.byID(id / 100)
+		if !ok {
+			return 0, nil, false
+		}
+		if int(id%100) >= p.Posts {
+			return 404, bodyNotFound, true
+		}
+		return 200, c.appendPost(nil, &p, int(id%100)), true
+	}
+	return 0, nil, false
+}
+
+// neighbour is the i-th follower (kind 'r') or followed (kind 'g') of p:
+// another canary of p's key.
+func (c *Canaries) neighbour(p *Profile, kind byte, i int) uint32 {
+	var b [13]byte
+	b[0] = kind
+	binary.BigEndian.PutUint32(b[1:], p.Index)
+	binary.BigEndian.PutUint64(b[5:], uint64(i))
+	return uint32(c.keys[p.Key].graph.sum(b[:]) % indexCount)
+}
+
+// page reads limit and cursor of a canary's list of kind.
+func (c *Canaries) page(query string, kind byte, p *Profile) (at, limit int, bad []byte) {
+	q, _ := url.ParseQuery(query)
+	limit = defaultLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			return 0, 0, bodyBadLimit
+		}
+		limit = n
+	}
+	if s := q.Get("cursor"); s != "" {
+		b, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil || len(b) < 6 || b[0] != kind {
+			return 0, 0, bodyBadCursor
+		}
+		payload := b[:len(b)-4]
+		if binary.BigEndian.Uint32(b[len(b)-4:]) != uint32(c.keys[p.Key].cursor.sum(payload)) {
+			return 0, 0, bodyBadCursor
+		}
+		id, n := binary.Uvarint(payload[1:])
+		if n <= 0 || int64(id) != p.ID {
+			return 0, 0, bodyBadCursor
+		}
+		off, m := binary.Uvarint(payload[1+n:])
+		if m <= 0 || 1+n+m != len(payload) || off > 1<<20 {
+			return 0, 0, bodyBadCursor
+		}
+		at = int(off)
+	}
+	return at, limit, nil
+}
+
+func (c *Canaries) appendNext(b []byte, kind byte, p *Profile, at, limit, total int) []byte {
+	b = append(b, `],"next_cursor":`...)
+	if at+limit >= total {
+		return append(b, "null}"...)
+	}
+	cur := []byte{kind}
+	cur = binary.AppendUvarint(cur, uint64(p.ID))
+	cur = binary.AppendUvarint(cur, uint64(at+limit))
+	cur = binary.BigEndian.AppendUint32(cur, uint32(c.keys[p.Key].cursor.sum(cur)))
+	b = append(b, '"')
+	b = base64.RawURLEncoding.AppendEncode(b, cur)
+	return append(b, `"}`...)
+}
+
+// AppendProfile appends p's full profile.
+func (c *Canaries) AppendProfile(b []byte, p *Profile) []byte {
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendInt(b, p.ID, 10)
+	b = append(b, `","username":`...)
+	b = strconv.AppendQuote(b, p.Username)
+	b = append(b, `,"full_name":`...)
+	b = strconv.AppendQuote(b, p.FullName)
+	b = append(b, `,"bio":`...)
+	b = strconv.AppendQuote(b, p.Bio)
+	b = append(b, `,"city":`...)
+	b = strconv.AppendQuote(b, p.City)
+	b = append(b, `,"category":`...)
+	b = strconv.AppendQuote(b, p.Category)
+	b = append(b, `,"is_business":`...)
+	b = strconv.AppendBool(b, p.IsBusiness)
+	b = append(b, `,"follower_count":`...)
+	b = strconv.AppendInt(b, int64(p.Followers), 10)
+	b = append(b, `,"following_count":`...)
+	b = strconv.AppendInt(b, int64(p.Following), 10)
+	b = append(b, `,"posts_count":`...)
+	b = strconv.AppendInt(b, int64(p.Posts), 10)
+	b = append(b, `,"created_at":"`...)
+	b = time.Unix(p.Created, 0).UTC().AppendFormat(b, time.RFC3339)
+	b = append(b, `","email":`...)
+	b = strconv.AppendQuote(b, p.Email)
+	b = append(b, `,"phone":`...)
+	b = strconv.AppendQuote(b, p.Phone)
+	return append(b, '}')
+}
+
+// AppendSummary appends p's SUMMARY, as list answers carry it.
+func (c *Canaries) AppendSummary(b []byte, p *Profile) []byte {
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendInt(b, p.ID, 10)
+	b = append(b, `","username":`...)
+	b = strconv.AppendQuote(b, p.Username)
+	b = append(b, `,"full_name":`...)
+	b = strconv.AppendQuote(b, p.FullName)
+	b = append(b, `,"follower_count":`...)
+	b = strconv.AppendInt(b, int64(p.Followers), 10)
+	b = append(b, `,"is_business":`...)
+	b = strconv.AppendBool(b, p.IsBusiness)
+	return append(b, '}')
+}
+
+// appendPost appends post k of p (0 the newest): id p.ID*100+k.
+func (c *Canaries) appendPost(b []byte, p *Profile, k int) []byte {
+	s := chooser(c.keys[p.Key].seed(p.Index))
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendInt(b, p.ID*100+int64(k), 10)
+	b = append(b, `","author_id":"`...)
+	b = strconv.AppendInt(b, p.ID, 10)
+	b = append(b, `","author":`...)
+	b = c.AppendSummary(b, p)
+	b = append(b, `,"text":"`...)
+	n := 1 + s.pick(tagPost+uint64(k)*4, 3)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, postPhrases[s.pick(tagPost+uint64(k)*4+1+uint64(i+1)<<32, len(postPhrases))]...)
+	}
+	b = append(b, " #"...)
+	b = append(b, hashtags[s.pick(tagPost+uint64(k)*4+2, len(hashtags))]...)
+	b = append(b, `","created_at":"`...)
+	gap := int64(3600 + s.pick(tagPost-1, 14*86400))
+	t := epochUnix - int64(k+1)*gap
+	if t < p.Created {
+		t = p.Created + int64(p.Posts-k)*60
+	}
+	b = time.Unix(t, 0).UTC().AppendFormat(b, time.RFC3339)
+	b = append(b, `","like_count":`...)
+	r := s.pick(tagPost+uint64(k)*4+3, 1000)
+	b = strconv.AppendInt(b, int64((p.Followers/8+5)*r*r/1_000_000), 10)
+	return append(b, '}')
+}

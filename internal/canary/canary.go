@@ -1,0 +1,344 @@
+package canary
+
+import (
+	"fmt"
+	"math/bits"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// Canaries derives and recognises canary profiles and decides which ones
+// each identity sees. It is immutable after New and safe for concurrent use.
+type Canaries struct {
+	cfg     Config
+	keys    []*key // keys[0] signs
+	spacing int64  // ids per canary index
+	phones  []phoneRange
+	facets  []identify.Facet
+	seed    map[string]bool // route patterns seeded
+	// anchorBelow: a record is an anchor when its hash is below it.
+	anchorBelow uint64
+	// lo, hi bound a slot's bias as arcsine angles: p = sin^2(theta).
+	lo, hi float64
+}
+
+type phoneRange struct {
+	prefix string
+	digits int
+	size   uint64
+	cities []string
+}
+
+// New builds Canaries from cfg (defaults applied), reading the keys from
+// the environment variable cfg.KeyEnv through lookupEnv (nil: os).
+func New(cfg Config, lookupEnv func(string) (string, bool)) (*Canaries, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("canary: %w", err)
+	}
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	v, ok := lookupEnv(cfg.KeyEnv)
+	if !ok || v == "" {
+		return nil, fmt.Errorf("canary: key_env: %s is not set", cfg.KeyEnv)
+	}
+	keys, err := parseKeys(v)
+	if err != nil {
+		return nil, fmt.Errorf("canary: %s: %w", cfg.KeyEnv, err)
+	}
+	return newCanaries(cfg, keys), nil
+}
+
+// NewWithKeys is New with the keys given (tests, tools).
+func NewWithKeys(cfg Config, keys ...string) (*Canaries, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("canary: %w", err)
+	}
+	ks, err := parseKeys(strings.Join(keys, ","))
+	if err != nil {
+		return nil, fmt.Errorf("canary: %w", err)
+	}
+	return newCanaries(cfg, ks), nil
+}
+
+func newCanaries(cfg Config, keys []*key) *Canaries {
+	c := &Canaries{cfg: cfg, keys: keys, spacing: (cfg.IDs.Max - cfg.IDs.Min + 1) / indexCount, seed: map[string]bool{}}
+	for _, p := range cfg.Phones {
+		x := strings.IndexByte(p, 'x')
+		pr := phoneRange{prefix: p[:x], digits: len(p) - x, size: pow10(len(p) - x)}
+		region := ""
+		if n, err := phonenumbers.Parse(fillPhone(p, x, 0), ""); err == nil {
+			region = phonenumbers.GetRegionCodeForNumber(n)
+		}
+		if pr.cities = regionCities[region]; pr.cities == nil {
+			pr.cities = otherCities
+		}
+		c.phones = append(c.phones, pr)
+	}
+	for _, f := range cfg.Facets {
+		ff, _ := identify.ParseFacet(f)
+		c.facets = append(c.facets, ff)
+	}
+	for _, r := range cfg.Routes.Seed {
+		c.seed[r] = true
+	}
+	c.anchorBelow = uint64(cfg.Density * (1 << 63) * 2)
+	c.lo, c.hi = arcsineBounds(cfg.Cutoff)
+	return c
+}
+
+// Config is the configuration c was built from, defaults applied.
+func (c *Canaries) Config() Config { return c.cfg }
+
+func pow10(n int) uint64 {
+	v := uint64(1)
+	for range n {
+		v *= 10
+	}
+	return v
+}
+
+// Profile is one canary's data.
+type Profile struct {
+	ID         int64
+	Index      uint32 // its index under its key
+	Key        int    // which key made it (0: the signing key)
+	Username   string
+	FullName   string
+	Bio        string
+	City       string
+	Category   string
+	IsBusiness bool
+	Followers  int // follower_count: the length of the list warden serves
+	Following  int
+	Posts      int
+	Created    int64 // unix seconds
+	Email      string
+	Phone      string
+}
+
+// Field tags of a profile's choices.
+const (
+	tagR uint64 = iota + 1
+	tagFirst
+	tagLast
+	tagUserStyle
+	tagMailStyle
+	tagMailDigits
+	tagDomain
+	tagPhoneRange
+	tagPhoneDigits
+	tagCity
+	tagBusiness
+	tagCategory
+	tagBio
+	tagFollowers
+	tagFollowing
+	tagPosts
+	tagCreated
+	tagPost = 1 << 20
+)
+
+// epochUnix is the instant a canary's times count back from.
+const epochUnix = 1793491200
+
+// suffixBase starts the number a canary username ends in: above every
+// number the lab platform's usernames end in (24 bits), 8 digits like them.
+const suffixBase = 1 << 24
+
+type chooser [4]uint64
+
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// pick is choice tag reduced to [0, n).
+func (s *chooser) pick(tag uint64, n int) int {
+	hi, _ := bits.Mul64(mix(s[0]^mix(tag*0x9e3779b97f4a7c15+s[1])), uint64(n))
+	return int(hi)
+}
+
+// profile derives canary j of key ki.
+func (c *Canaries) profile(ki int, j uint32) Profile {
+	k := c.keys[ki]
+	s := chooser(k.seed(j))
+	p := Profile{Index: j, Key: ki}
+	p.ID = c.cfg.IDs.Min + int64(j)*c.spacing + int64(s.pick(tagR, int(c.spacing)))
+	fi, li := s.pick(tagFirst, len(firstNames)), s.pick(tagLast, len(lastNames))
+	p.FullName = firstNames[fi] + " " + lastNames[li]
+	f, l := firstLower[fi], lastLower[li]
+	suffix := strconv.FormatUint(suffixBase+uint64(k.permute(j)), 10)
+	switch s.pick(tagUserStyle, 3) {
+	case 0:
+		p.Username = f + "." + l + "_" + suffix
+	case 1:
+		p.Username = f + l + "_" + suffix
+	default:
+		p.Username = l + "." + f + "_" + suffix
+	}
+	var local string
+	switch s.pick(tagMailStyle, 4) {
+	case 0:
+		local = f + "." + l
+	case 1:
+		local = f[:1] + l
+	case 2:
+		local = l + "." + f
+	default:
+		local = f
+	}
+	local += strconv.Itoa(suffixBase + s.pick(tagMailDigits, 80_000_000))
+	p.Email = local + "@" + c.cfg.Domains[s.pick(tagDomain, len(c.cfg.Domains))]
+	pr := &c.phones[s.pick(tagPhoneRange, len(c.phones))]
+	d := strconv.FormatUint(uint64(s.pick(tagPhoneDigits, int(pr.size))), 10)
+	p.Phone = pr.prefix + strings.Repeat("0", pr.digits-len(d)) + d
+	p.City = pr.cities[s.pick(tagCity, len(pr.cities))]
+	p.IsBusiness = s.pick(tagBusiness, 100) < 15
+	if p.IsBusiness {
+		p.Category = businessCategories[s.pick(tagCategory, len(businessCategories))]
+	} else {
+		p.Category = personalCategories[s.pick(tagCategory, len(personalCategories))]
+	}
+	var bio strings.Builder
+	target := 200 + s.pick(tagBio, 600)
+	for i := uint64(1); bio.Len() < target; i++ {
+		if bio.Len() > 0 {
+			bio.WriteByte(' ')
+		}
+		bio.WriteString(bioPhrases[s.pick(tagBio+i<<8, len(bioPhrases))])
+	}
+	p.Bio = bio.String()
+	p.Followers = heavyTail(&s, tagFollowers)
+	p.Following = heavyTail(&s, tagFollowing)
+	if s.pick(tagPosts, 100) >= 15 {
+		p.Posts = 1 + s.pick(tagPosts+1<<8, 50)
+	}
+	p.Created = epochUnix - 30*86400 - int64(s.pick(tagCreated, 2*365*86400))
+	return p
+}
+
+// heavyTail draws a count as the lab's are drawn: most few, some many.
+func heavyTail(s *chooser, tag uint64) int {
+	r := s.pick(tag, 1000)
+	u := s.pick(tag+1<<8, 1<<30)
+	span := func(lo, hi int) int { return lo + u%(hi-lo+1) }
+	switch {
+	case r < 100:
+		return 0
+	case r < 450:
+		return span(1, 8)
+	case r < 800:
+		return span(9, 40)
+	case r < 970:
+		return span(41, 150)
+	default:
+		return span(151, 600)
+	}
+}
+
+// byID returns the canary whose id this is, under any key (the signing key
+// first).
+func (c *Canaries) byID(id int64) (Profile, bool) {
+	if id < c.cfg.IDs.Min || id > c.cfg.IDs.Max {
+		return Profile{}, false
+	}
+	j := (id - c.cfg.IDs.Min) / c.spacing
+	if j >= indexCount {
+		return Profile{}, false
+	}
+	for ki := range c.keys {
+		if p := c.profile(ki, uint32(j)); p.ID == id {
+			return p, true
+		}
+	}
+	return Profile{}, false
+}
+
+// ParseID returns the canary with decimal id s.
+func (c *Canaries) ParseID(s string) (Profile, bool) {
+	if len(s) == 0 || len(s) > 19 || s[0] == '0' {
+		return Profile{}, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return Profile{}, false
+	}
+	return c.byID(id)
+}
+
+// ByUsername returns the canary with this username, under any key.
+func (c *Canaries) ByUsername(name string) (Profile, bool) {
+	i := strings.LastIndexByte(name, '_')
+	if i < 1 || len(name)-i-1 != 8 {
+		return Profile{}, false
+	}
+	n, err := strconv.ParseUint(name[i+1:], 10, 64)
+	if err != nil || n < suffixBase || n >= suffixBase+indexCount {
+		return Profile{}, false
+	}
+	for ki, k := range c.keys {
+		if p := c.profile(ki, k.unpermute(uint32(n-suffixBase))); p.Username == name {
+			return p, true
+		}
+	}
+	return Profile{}, false
+}
+
+// Verify says whether a record of a leaked copy is a canary: its id or
+// username names one, and at least one of the fields that only the key can
+// make (username, e-mail, phone) is present and equal, and none present
+// differs. A record shaped like a canary but not made by a key never is.
+func (c *Canaries) Verify(id, username, email, phone string) (Profile, bool) {
+	var p Profile
+	var ok bool
+	if id != "" {
+		p, ok = c.ParseID(id)
+	}
+	if !ok && username != "" {
+		p, ok = c.ByUsername(username)
+	}
+	if !ok {
+		return Profile{}, false
+	}
+	if id != "" && strconv.FormatInt(p.ID, 10) != id {
+		return Profile{}, false
+	}
+	match := 0
+	for _, f := range [...][2]string{{username, p.Username}, {email, p.Email}, {phone, p.Phone}} {
+		if f[0] == "" {
+			continue
+		}
+		if !strings.EqualFold(f[0], f[1]) && normPhone(f[0]) != f[1] {
+			return Profile{}, false
+		}
+		match++
+	}
+	return p, match > 0
+}
+
+// normPhone keeps "+" and the digits (a copy may write "+1 212-590-1234").
+func normPhone(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= '0' && c <= '9' || c == '+' && len(b) == 0 {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// Bucket is the time bucket of t.
+func (c *Canaries) Bucket(t time.Time) int64 { return t.Unix() / int64(c.cfg.Bucket/time.Second) }

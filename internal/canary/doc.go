@@ -1,0 +1,24 @@
+// Package canary makes synthetic profiles from a secret key and decides
+// which of them each identity is shown in list answers.
+//
+// A canary is a pure function of a key and an index: its id (in a range
+// the upstream never issues), username, name, bio, city, counts, e-mail
+// and phone. Nothing is stored to recognise one: Verify recomputes it.
+// Every route about a canary (profile, by-username, followers, following,
+// posts, one post) is answered from the key, the same for every identity,
+// so a look-up from a second account gives nothing away.
+//
+// Which canaries an identity sees follows a keyed Tardos code: a list
+// record is an anchor when a keyed hash says so (the same for everyone);
+// an anchor's slot carries one canary, shown to an identity when a keyed
+// hash of (identity, slot, time bucket) falls under the slot's bias, drawn
+// from the arcsine distribution. Plan replays the decision from a ledger
+// entry, which is what warden trace scores against.
+//
+// It must never: store or log a key; derive a canary from anything but the
+// key and its index (no clock, no request data in a profile); give a canary
+// an id, username, e-mail or phone a real profile can have; let a canary
+// count against a budget or as a real subject (it never enters a Result's
+// records, only its insertions); decide inclusion from anything an identity
+// controls besides the list it asks for.
+package canary
