@@ -5,152 +5,33 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/warden-gw/warden/internal/lab/chserver"
 )
-
-// ClickHouseServer is where Debian's clickhouse-server package puts it.
-var ClickHouseServer = []string{"/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server", "/usr/bin/clickhouse"}
-
-func findClickHouse() string {
-	if p, err := exec.LookPath("clickhouse-server"); err == nil {
-		return p
-	}
-	for _, p := range ClickHouseServer {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-const chConfig = `<yandex>
-  <logger><level>warning</level><console>1</console></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>%d</http_port>
-  <tcp_port>%d</tcp_port>
-  <path>%s/</path>
-  <tmp_path>%s/tmp/</tmp_path>
-  <users_config>users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mark_cache_size>1073741824</mark_cache_size>
-</yandex>
-`
-
-const chUsers = `<yandex>
-  <profiles><default><max_memory_usage>8000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default></default></quotas>
-</yandex>
-`
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type chClient struct{ url string }
-
-func (c chClient) do(ctx context.Context, query string, body io.Reader) (string, error) {
-	u := c.url + "/?query=" + urlEscape(query)
-	if body == nil {
-		body = strings.NewReader("")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, body)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("clickhouse: %s: %s", firstLine(query), strings.TrimSpace(string(b)))
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-func urlEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
-func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
 // runClickHouse loads the same Accesses into a ClickHouse server started
 // for the run (its own directory and ports) and times the same queries.
 func runClickHouse(ctx context.Context, o Options, log io.Writer) Row {
 	row := Row{Store: "clickhouse"}
-	bin := findClickHouse()
-	if bin == "" {
-		row.Skipped = "clickhouse-server not found (Debian: apt-get install clickhouse-server clickhouse-client)"
-		return row
-	}
 	dir, err := os.MkdirTemp("", "warden-bench-clickhouse-")
 	if err != nil {
 		row.Skipped = err.Error()
 		return row
 	}
 	defer os.RemoveAll(dir)
-	hp, tp := freePort(), freePort()
-	os.WriteFile(filepath.Join(dir, "config.xml"), fmt.Appendf(nil, chConfig, hp, tp, dir+"/data", dir+"/data"), 0o600)
-	os.WriteFile(filepath.Join(dir, "users.xml"), []byte(chUsers), 0o600)
-	args := []string{"--config-file=" + filepath.Join(dir, "config.xml")}
-	if filepath.Base(bin) == "clickhouse" {
-		args = append([]string{"server"}, args...)
-	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, dir
-	if err := cmd.Start(); err != nil {
-		row.Skipped = "start " + bin + ": " + err.Error()
+	srv, err := chserver.Start(ctx, dir)
+	if err != nil {
+		row.Skipped = err.Error()
 		return row
 	}
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	c := chClient{url: fmt.Sprintf("http://127.0.0.1:%d", hp)}
-	var version string
-	for i := 0; ; i++ {
-		if version, err = c.do(ctx, "SELECT version()", nil); err == nil {
-			break
-		}
-		if i > 300 {
-			b, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			row.Skipped = fmt.Sprintf("%s did not answer: %v; log: %s", bin, err, lastLines(string(b), 5))
-			return row
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	defer srv.Stop()
+	c := chClient{srv}
+	version, hp := srv.Version, srv.HTTPPort
 	row.Store = "clickhouse " + version
 	fmt.Fprintf(log, "clickhouse %s on 127.0.0.1:%d\n", version, hp)
 	ddl := `CREATE TABLE accesses (
@@ -242,10 +123,9 @@ func tsvArray(v []string) string {
 	return b.String()
 }
 
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, " | ")
+// chClient runs the comparison's queries on the bench's server.
+type chClient struct{ s *chserver.Server }
+
+func (c chClient) do(ctx context.Context, query string, body io.Reader) (string, error) {
+	return c.s.Query(ctx, query, body)
 }
