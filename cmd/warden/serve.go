@@ -18,6 +18,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/admin"
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/dashboard"
 	"github.com/warden-gw/warden/internal/gateway"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
@@ -119,7 +120,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if detRec != nil {
 		recs = append(recs, detRec)
 	}
+	watch := dashboard.NewWatch(0) // the dashboard's candidate identities
+	watchRec := gateway.NewRecording("dashboard", watch, 0, recm)
+	defer watchRec.Close(context.WithoutCancel(ctx))
+	recs = append(recs, watchRec)
 	deps := gateway.Deps{Store: st, Inspect: inspect.NewMetrics(reg), Ration: rm, Metrics: gm, Logger: log, Recordings: recs}
+	if deps.Responders, deps.Seeders, err = openCanaries(cfg, log); err != nil {
+		return err
+	}
 
 	pctx, pcancel := context.WithCancel(ctx)
 	p, err := gateway.NewPipeline(pctx, cfg, deps)
@@ -145,7 +153,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var ready sync.Mutex // held while draining: not ready
 	draining := false
+	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, Watch: watch, Logger: log,
+		Config: func() *config.Config { return gw.Pipeline().Config() }})
+	if err != nil {
+		pcancel()
+		return err
+	}
 	adm, err := admin.New(admin.Options{
+		Dashboard: dash,
 		Token: token, Gatherer: reg, Bans: st, Logger: log,
 		Limits: facetViewer{gw},
 		Ledger: ledgerQueries(cfg.Ledger.Dir, func() *config.Config { return gw.Pipeline().Config() }),
@@ -175,6 +190,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer acancel()
 	adminDone := make(chan error, 1)
 	go func() { adminDone <- adm.Serve(actx, aln) }()
+	go dash.Run(actx)
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- gw.Serve(ln) }()
 

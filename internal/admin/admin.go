@@ -51,6 +51,16 @@ type Options struct {
 	// 24 and 48). When set, a net ban at another length is refused: it
 	// could never match. Read per request, so it may follow reloads.
 	NetBits func() (v4, v6 int)
+
+	// Dashboard, when set, mounts its pages on the admin listener beside
+	// the API (internal/dashboard); it gets the API's handler without the
+	// token check and guards its own pages with sessions.
+	Dashboard Dashboard
+}
+
+// Dashboard is what the admin listener needs of the web dashboard.
+type Dashboard interface {
+	Mount(mux *http.ServeMux, api http.Handler)
 }
 
 // Server is the admin API. It holds no goroutines of its own; Serve runs
@@ -118,6 +128,9 @@ func New(opts Options) (*Server, error) {
 	open := http.NewServeMux()
 	open.Handle("/healthz", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(healthz)}))
 	open.Handle("/", s.authenticate(mux))
+	if opts.Dashboard != nil {
+		opts.Dashboard.Mount(open, mux)
+	}
 	s.handler = open
 	return s, nil
 }

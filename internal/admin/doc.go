@@ -20,6 +20,8 @@
 //	                                     took-by?facet=&value=, reach?authors=&by=&dose=true&
 //	                                     overlap=&after=, explain?id=, verify; every one
 //	                                     takes from= and to= (RFC 3339 or a duration back)
+//	GET    /, /login, /transparency, ... the web dashboard, when Options.Dashboard
+//	                                     is set: sessions of its own (package dashboard)
 //	GET    /debug/pprof/...              Go's profiles (net/http/pprof), e.g.
 //	                                     /debug/pprof/profile?seconds=10 for CPU
 //

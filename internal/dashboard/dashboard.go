@@ -1,0 +1,233 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/privacy"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets
+var assetFS embed.FS
+
+// Options configures a Dashboard. Token and Gatherer are required.
+type Options struct {
+	Token    string              // the admin token the sign-in form takes
+	Gatherer prometheus.Gatherer // the process's metrics, for the now page
+	// LedgerDir is the ledger directory ("" without a ledger: the pages
+	// that read it say so).
+	LedgerDir string
+	// Config returns the config in force (budgets, registered apps,
+	// privacy limits); read per request so it follows reloads.
+	Config func() *config.Config
+	Watch  *Watch           // candidate identities; nil: the identities page lists none
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+
+	// TransparencyEpsilon is the privacy cost of one day's transparency
+	// release (default 0.25: rho 1/32 a day from the "transparency"
+	// budget).
+	TransparencyEpsilon *big.Rat
+	// SessionTTL bounds a session's life (default 8h).
+	SessionTTL time.Duration
+}
+
+// Dashboard serves the pages. Run samples the metrics for the charts.
+type Dashboard struct {
+	opts      Options
+	tokenHash [sha256.Size]byte
+	pages     map[string]*template.Template
+	sessions  *sessions
+	samples   *samples
+	api       http.Handler
+}
+
+// TransparencyResearcher is the privacy budget the transparency page is
+// charged to (ledger.privacy.researchers.transparency sets its total).
+const TransparencyResearcher = "transparency"
+
+const (
+	sampleEvery    = 5 * time.Second
+	sampleCapacity = int(time.Hour / sampleEvery)
+)
+
+// New checks opts and parses the templates.
+func New(opts Options) (*Dashboard, error) {
+	switch {
+	case len(opts.Token) < 16:
+		return nil, errors.New("dashboard: the admin token (at least 16 bytes) is required")
+	case opts.Gatherer == nil:
+		return nil, errors.New("dashboard: a metrics gatherer is required")
+	}
+	if opts.Config == nil {
+		opts.Config = func() *config.Config { return nil }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.TransparencyEpsilon == nil {
+		opts.TransparencyEpsilon = big.NewRat(1, 4)
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 8 * time.Hour
+	}
+	d := &Dashboard{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token)), pages: map[string]*template.Template{},
+		sessions: newSessions(maxSessions), samples: newSamples(sampleCapacity)}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if n == "templates/layout.html" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return nil, fmt.Errorf("dashboard: template %s: %w", n, err)
+		}
+		d.pages[n[len("templates/"):len(n)-len(".html")]] = t
+	}
+	return d, nil
+}
+
+// Mount registers the dashboard's routes on mux, beside the admin API.
+// api is the admin API's handler without its token check: the dashboard
+// calls it in process, a valid session standing for the token.
+func (d *Dashboard) Mount(mux *http.ServeMux, api http.Handler) {
+	d.api = api
+	page := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, d.secure(d.requireSession(h))) }
+	form := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, d.secure(d.requireForm(h))) }
+
+	mux.Handle("GET /login", d.secure(http.HandlerFunc(d.loginPage)))
+	mux.Handle("POST /login", d.secure(http.HandlerFunc(d.login)))
+	mux.Handle("GET /transparency", d.secure(http.HandlerFunc(d.transparency)))
+	mux.Handle("GET /assets/", d.secure(http.StripPrefix("/assets/", assets())))
+	form("POST /logout", d.logout)
+
+	page("GET /{$}", d.now)
+	page("GET /api/now", d.nowJSON)
+	page("GET /identities", d.identities)
+	page("GET /identities/took-by", d.tookBy)
+	page("GET /bans", d.bans)
+	form("POST /bans/add", d.addBan)
+	form("POST /bans/remove", d.removeBan)
+	page("GET /explain", d.explain)
+	page("GET /reach", d.reach)
+	form("POST /reach/dp", d.reachDP)
+	page("GET /person", d.person)
+}
+
+// Run samples the metrics every five seconds for the now page's charts
+// (the last hour), until ctx ends.
+func (d *Dashboard) Run(ctx context.Context) {
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	d.samples.add(d.sample())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.samples.add(d.sample())
+		}
+	}
+}
+
+func assets() http.Handler {
+	sub, err := fs.Sub(assetFS, "assets")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return http.FileServerFS(sub)
+}
+
+// csp allows the dashboard's own script and style only: no inline script,
+// no inline style, no frames, forms posting to itself.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// secure sets the headers every dashboard answer carries.
+func (d *Dashboard) secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if !isAsset(r) {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isAsset(r *http.Request) bool { return len(r.URL.Path) > 8 && r.URL.Path[:8] == "/assets/" }
+
+// view is what every page's template gets.
+type view struct {
+	Title   string
+	Nav     string // the page, for the menu
+	CSRF    string // "" without a session
+	Signed  bool
+	Error   string
+	Notice  string
+	Data    any
+	Elapsed string
+}
+
+// render writes page with v; the body is built first so that a template
+// error is a 500, not half a page.
+func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, page string, v view) {
+	if s := sessionOf(r); s != nil {
+		v.CSRF, v.Signed = s.csrf, true
+	}
+	t := d.pages[page]
+	var buf bytes.Buffer
+	if t == nil {
+		http.Error(w, "no such page", http.StatusInternalServerError)
+		return
+	}
+	if err := t.Execute(&buf, v); err != nil {
+		d.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "dashboard: render", slog.String("page", page), slog.String("error", err.Error()))
+		http.Error(w, "render failed (see the gateway's log)", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// config is the config in force, or nil.
+func (d *Dashboard) config() *config.Config { return d.opts.Config() }
+
+// privacyLimit is the budget total of a researcher, as the config says.
+func (d *Dashboard) budgets() *privacy.Budgets {
+	limit := func(string) *big.Rat { return privacy.DefaultLimit }
+	if c := d.config(); c != nil {
+		limit = c.Ledger.Privacy.Limit
+	}
+	return privacy.NewBudgets(d.opts.LedgerDir, limit)
+}

@@ -1,0 +1,373 @@
+package dashboard_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/admin"
+	"github.com/warden-gw/warden/internal/dashboard"
+	"github.com/warden-gw/warden/internal/store/memory"
+)
+
+const testToken = "dashboard-test-token-0123456789"
+
+// env is the admin API with the dashboard mounted, on loopback.
+type env struct {
+	srv   *httptest.Server
+	store *memory.Store
+	dash  *dashboard.Dashboard
+}
+
+func newEnv(t *testing.T, ledgerDir string, useTLS bool) *env {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_requests_total", Help: "h"}, []string{"front", "code"})
+	reg.MustRegister(c)
+	c.WithLabelValues("loop", "200").Add(3)
+	st := memory.New(memory.Options{})
+	t.Cleanup(func() { st.Close() })
+	d, err := dashboard.New(dashboard.Options{Token: testToken, Gatherer: reg, LedgerDir: ledgerDir, Watch: dashboard.NewWatch(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := admin.New(admin.Options{Token: testToken, Gatherer: reg, Bans: st, Dashboard: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv *httptest.Server
+	if useTLS {
+		srv = httptest.NewTLSServer(a.Handler())
+	} else {
+		srv = httptest.NewServer(a.Handler())
+	}
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, store: st, dash: d}
+}
+
+// client does not follow redirects, so that tests see them.
+func (e *env) client(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	c := *e.srv.Client() // a copy: the server's client is shared
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+func body(t *testing.T, r *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no csrf field in page:\n%s", page)
+	}
+	return m[1]
+}
+
+// signIn signs c in and returns the session's CSRF token.
+func (e *env) signIn(t *testing.T, c *http.Client) string {
+	t.Helper()
+	r, err := c.Get(e.srv.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := csrfOf(t, body(t, r))
+	r, err = c.PostForm(e.srv.URL+"/login", url.Values{"token": {testToken}, "csrf": {tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body(t, r)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/" {
+		t.Fatalf("sign-in: %d to %q, want 303 to /", r.StatusCode, r.Header.Get("Location"))
+	}
+	r, err = c.Get(e.srv.URL + "/bans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csrfOf(t, body(t, r))
+}
+
+// pages and forms of the dashboard that need a session.
+var (
+	pages = []string{"/", "/api/now", "/identities", "/identities/took-by?facet=account&value=1", "/bans",
+		"/explain?id=x", "/reach?authors=1", "/person?subject=1"}
+	forms = []string{"/bans/add", "/bans/remove", "/reach/dp", "/logout"}
+)
+
+func TestRefusedWithoutSession(t *testing.T) {
+	e := newEnv(t, t.TempDir(), false)
+	for _, cookie := range []string{"", "warden_session=forged-session-id"} {
+		for _, p := range pages {
+			t.Run("GET "+p+" "+cookie, func(t *testing.T) {
+				req, _ := http.NewRequest(http.MethodGet, e.srv.URL+p, nil)
+				if cookie != "" {
+					req.Header.Set("Cookie", cookie)
+				}
+				r, err := e.client(t).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := body(t, r)
+				switch {
+				case p == "/api/now" && r.StatusCode != http.StatusUnauthorized:
+					t.Fatalf("status %d, want 401", r.StatusCode)
+				case p != "/api/now" && (r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login"):
+					t.Fatalf("status %d to %q, want 303 to /login", r.StatusCode, r.Header.Get("Location"))
+				case strings.Contains(b, "<table") || strings.Contains(b, "requests"):
+					t.Fatalf("page content served without a session: %s", b)
+				}
+			})
+		}
+		for _, p := range forms {
+			t.Run("POST "+p+" "+cookie, func(t *testing.T) {
+				req, _ := http.NewRequest(http.MethodPost, e.srv.URL+p, strings.NewReader("facet=ip&value=10.0.0.1&reason=x&ttl=1h&csrf=guess"))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if cookie != "" {
+					req.Header.Set("Cookie", cookie)
+				}
+				r, err := e.client(t).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body(t, r)
+				if r.StatusCode != http.StatusForbidden {
+					t.Fatalf("status %d, want 403", r.StatusCode)
+				}
+			})
+		}
+	}
+	bans, _ := e.store.ListBans(context.Background(), time.Now())
+	if len(bans) != 0 {
+		t.Fatalf("a refused form changed the store: %v", bans)
+	}
+	// Open without a session: the sign-in form, the transparency page and the assets.
+	for _, p := range []string{"/login", "/transparency", "/assets/app.js", "/assets/app.css"} {
+		r, err := e.client(t).Get(e.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(t, r)
+		if r.StatusCode != http.StatusOK {
+			t.Errorf("%s: status %d, want 200", p, r.StatusCode)
+		}
+	}
+}
+
+func TestSignIn(t *testing.T) {
+	e := newEnv(t, t.TempDir(), false)
+	c := e.client(t)
+	r, _ := c.Get(e.srv.URL + "/login")
+	page := body(t, r)
+	if !strings.Contains(page, `name="token"`) {
+		t.Fatal("the sign-in form has no field token")
+	}
+	tok := csrfOf(t, page)
+	cases := []struct {
+		name string
+		form url.Values
+		want int
+	}{
+		{"wrong token", url.Values{"token": {testToken + "x"}, "csrf": {tok}}, http.StatusUnauthorized},
+		{"empty token", url.Values{"token": {""}, "csrf": {tok}}, http.StatusUnauthorized},
+		{"no csrf", url.Values{"token": {testToken}}, http.StatusForbidden},
+		{"wrong csrf", url.Values{"token": {testToken}, "csrf": {tok + "x"}}, http.StatusForbidden},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			c := e.client(t)
+			r, _ := c.Get(e.srv.URL + "/login")
+			tt.form.Set("csrf", strings.Replace(tt.form.Get("csrf"), tok, csrfOf(t, body(t, r)), 1))
+			r, err := c.PostForm(e.srv.URL+"/login", tt.form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body(t, r)
+			if r.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", r.StatusCode, tt.want)
+			}
+			for _, ck := range r.Cookies() {
+				if ck.Name == "warden_session" {
+					t.Fatal("a session cookie was set")
+				}
+			}
+		})
+	}
+	t.Run("right token", func(t *testing.T) {
+		c := e.client(t)
+		r, _ := c.Get(e.srv.URL + "/login")
+		r, err := c.PostForm(e.srv.URL+"/login", url.Values{"token": {testToken}, "csrf": {csrfOf(t, body(t, r))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(t, r)
+		var sc *http.Cookie
+		for _, ck := range r.Cookies() {
+			if ck.Name == "warden_session" {
+				sc = ck
+			}
+		}
+		switch {
+		case sc == nil:
+			t.Fatal("no session cookie")
+		case !sc.HttpOnly, sc.SameSite != http.SameSiteStrictMode:
+			t.Fatalf("cookie HttpOnly=%v SameSite=%v, want HttpOnly and Strict", sc.HttpOnly, sc.SameSite)
+		case sc.Secure:
+			t.Fatal("cookie Secure over cleartext: the browser would never send it back")
+		case len(sc.Value) < 40:
+			t.Fatalf("session id %q too short", sc.Value)
+		case strings.Contains(sc.Value, testToken):
+			t.Fatal("the cookie carries the token")
+		}
+		r, _ = c.Get(e.srv.URL + "/")
+		b := body(t, r)
+		if r.StatusCode != http.StatusOK || !strings.Contains(b, `id="n-requests"`) {
+			t.Fatalf("now page after sign-in: %d", r.StatusCode)
+		}
+		// The JSON API keeps its bearer token: a session is not enough.
+		r, _ = c.Get(e.srv.URL + "/v1/bans")
+		body(t, r)
+		if r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("/v1/bans with a session cookie only: %d, want 401", r.StatusCode)
+		}
+		// Sign out ends the session on the server, not only in the browser.
+		r, _ = c.Post(e.srv.URL+"/logout", "application/x-www-form-urlencoded", strings.NewReader("csrf="+url.QueryEscape(csrfOf(t, b))))
+		body(t, r)
+		if r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("logout: %d", r.StatusCode)
+		}
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/", nil)
+		req.AddCookie(sc)
+		r, _ = e.client(t).Do(req)
+		body(t, r)
+		if r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the old session still opens /: %d", r.StatusCode)
+		}
+	})
+}
+
+func TestSecureCookieUnderTLS(t *testing.T) {
+	e := newEnv(t, t.TempDir(), true)
+	c := e.client(t)
+	r, err := c.Get(e.srv.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = c.PostForm(e.srv.URL+"/login", url.Values{"token": {testToken}, "csrf": {csrfOf(t, body(t, r))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body(t, r)
+	for _, ck := range r.Cookies() {
+		if ck.Name == "warden_session" && (!ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode) {
+			t.Fatalf("cookie under TLS: Secure=%v HttpOnly=%v SameSite=%v", ck.Secure, ck.HttpOnly, ck.SameSite)
+		}
+	}
+	if r.Header.Get("Strict-Transport-Security") == "" {
+		t.Error("no HSTS under TLS")
+	}
+}
+
+func TestFormsNeedTheirCSRFToken(t *testing.T) {
+	e := newEnv(t, t.TempDir(), false)
+	c := e.client(t)
+	tok := e.signIn(t, c)
+	other := e.signIn(t, e.client(t)) // another session's token is not this one's
+	ban := url.Values{"facet": {"ip"}, "value": {"10.9.8.7"}, "reason": {"test scraper"}, "ttl": {"1h"}}
+	for _, bad := range []string{"", "x", other} {
+		f := url.Values{}
+		for k, v := range ban {
+			f[k] = v
+		}
+		if bad != "" {
+			f.Set("csrf", bad)
+		}
+		r, _ := c.PostForm(e.srv.URL+"/bans/add", f)
+		body(t, r)
+		if r.StatusCode != http.StatusForbidden {
+			t.Fatalf("csrf %q: status %d, want 403", bad, r.StatusCode)
+		}
+	}
+	// A cross-site Origin is refused even with the token.
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/bans/add", strings.NewReader(ban.Encode()+"&csrf="+url.QueryEscape(tok)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	r, _ := c.Do(req)
+	body(t, r)
+	if r.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site origin: %d, want 403", r.StatusCode)
+	}
+	if bans, _ := e.store.ListBans(context.Background(), time.Now()); len(bans) != 0 {
+		t.Fatalf("a refused form added a ban: %v", bans)
+	}
+	ban.Set("csrf", tok)
+	r, _ = c.PostForm(e.srv.URL+"/bans/add", ban)
+	body(t, r)
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add with its token: %d", r.StatusCode)
+	}
+	bans, _ := e.store.ListBans(context.Background(), time.Now())
+	if len(bans) != 1 || bans[0].Value != "10.9.8.7" || bans[0].By != "dashboard" || bans[0].Reason != "test scraper" {
+		t.Fatalf("bans after add: %+v", bans)
+	}
+	r, _ = c.Get(e.srv.URL + "/bans")
+	if b := body(t, r); !strings.Contains(b, "10.9.8.7") || !strings.Contains(b, "test scraper") {
+		t.Fatal("the bans page does not list the ban with its reason")
+	}
+	// A bad ban is the admin API's refusal, shown on the page.
+	bad := url.Values{"facet": {"ip"}, "value": {"not-an-ip"}, "reason": {"x"}, "ttl": {"1h"}, "csrf": {tok}}
+	r, _ = c.PostForm(e.srv.URL+"/bans/add", bad)
+	if b := body(t, r); r.StatusCode != http.StatusBadRequest || !strings.Contains(b, "ip value") {
+		t.Fatalf("bad ban: %d", r.StatusCode)
+	}
+	r, _ = c.PostForm(e.srv.URL+"/bans/remove", url.Values{"facet": {"ip"}, "value": {"10.9.8.7"}, "csrf": {tok}})
+	body(t, r)
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove: %d", r.StatusCode)
+	}
+	if bans, _ := e.store.ListBans(context.Background(), time.Now()); len(bans) != 0 {
+		t.Fatalf("ban not removed: %v", bans)
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t, t.TempDir(), false)
+	c := e.client(t)
+	e.signIn(t, c)
+	for _, p := range []string{"/login", "/transparency", "/", "/bans", "/reach"} {
+		r, err := c.Get(e.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := body(t, r)
+		h := r.Header
+		csp := h.Get("Content-Security-Policy")
+		switch {
+		case !strings.Contains(csp, "script-src 'self'"), strings.Contains(csp, "unsafe-inline"), !strings.Contains(csp, "frame-ancestors 'none'"):
+			t.Errorf("%s: CSP %q", p, csp)
+		case h.Get("X-Frame-Options") != "DENY", h.Get("X-Content-Type-Options") != "nosniff":
+			t.Errorf("%s: XFO %q nosniff %q", p, h.Get("X-Frame-Options"), h.Get("X-Content-Type-Options"))
+		case regexp.MustCompile(`<script>|<script [^>]*>[^<]|style="| on[a-z]+="`).MatchString(b):
+			t.Errorf("%s: inline script, style or handler in the page", p)
+		}
+	}
+}

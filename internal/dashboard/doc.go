@@ -1,0 +1,54 @@
+// Package dashboard is warden's web dashboard, served on the admin
+// listener beside the JSON admin API: server-rendered pages (html/template,
+// templates and assets embedded with go:embed, a little JavaScript of its
+// own, no build step) for the people who run warden, and one page for the
+// people whose data it guards.
+//
+// Routes (mounted by admin.New on its own mux):
+//
+//	GET  /login            the sign-in form (field token: the admin token)
+//	POST /login            compares token in constant time, starts a session
+//	POST /logout           ends it
+//	GET  /transparency     public: personal data that went to third parties
+//	                       and harvesting stopped, with DP noise and the
+//	                       guarantee stated, charged to its own budget
+//	GET  /                 now: requests, refusals and masks by rule and facet,
+//	                       store health, detector bans, live charts
+//	GET  /identities       top identities by distinct subjects served per
+//	                       class, with their budgets' state; /identities/took-by
+//	GET  /bans             bans with reason and expiry; POST /bans/add, /bans/remove
+//	GET  /explain?id=      the decision on one request
+//	GET  /reach            exact reach, impressions, dose and overlap charts;
+//	POST /reach/dp         a DP answer for a named researcher
+//	GET  /person?subject=  for one subject: how many distinct identities of
+//	                       each kind were served their contact details, and when
+//	GET  /api/now          the now page's figures as JSON, for its charts
+//	GET  /assets/...       the embedded script and style sheet
+//
+// Every query goes through what already answers it: the admin API's
+// handler, called in process (bans, ledger queries), the ledger's Reader
+// (identities, transparency) and the privacy package's budgets. The
+// dashboard keeps sessions, a bounded hour of metric samples and a bounded
+// set of candidate identities (Watch), nothing else.
+//
+// Sessions: a random 256-bit id in a cookie (HttpOnly, SameSite=Strict,
+// Secure when the request came over TLS), the session itself on the server
+// with an absolute expiry; each session has its own CSRF token, which every
+// form carries and every POST must match (constant time). The sign-in form
+// carries a token bound to a pre-session cookie. Every answer carries a
+// Content-Security-Policy without inline script or style, X-Frame-Options
+// DENY and nosniff.
+//
+// This package must never:
+//   - render a personal data value (an email, a phone number): it shows
+//     platform ids, identity facets (the audit trail of who took what),
+//     counts, and names of rules and classes; the per-person report and the
+//     transparency page name no identity at all;
+//   - serve a page, an asset of data or a form without a valid session,
+//     except /login, /transparency and the static assets;
+//   - accept a POST without its CSRF token, or take the admin token
+//     anywhere but the sign-in form (never in a URL, never logged);
+//   - answer the transparency page from anything but noised figures
+//     charged to its own privacy budget;
+//   - grow with traffic: sessions, samples and candidates are bounded.
+package dashboard

@@ -1,0 +1,454 @@
+package dashboard
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/privacy"
+	"github.com/warden-gw/warden/internal/reach"
+)
+
+// statusOf is the status a page answers when the admin API refused.
+func statusOf(err error) int {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return http.StatusInternalServerError
+}
+
+func errText(err error) string {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Msg
+	}
+	return "failed (see the gateway's log)"
+}
+
+// ---- identities
+
+type budgetCell struct {
+	Budget, Class, Window string
+	Seen, Limit           int
+	Percent               int
+}
+
+type identityRow struct {
+	Value    string
+	Subjects int // distinct subjects served in the last 24 hours (any record)
+	Budgets  []budgetCell
+}
+
+type identityTable struct {
+	Facet   string
+	Budgets []string
+	Rows    []identityRow
+}
+
+const topIdentities = 10
+
+// identities ranks the Watch's candidates by the ledger's counts: distinct
+// subjects served in 24 hours, and what each budget on their facet counted
+// within its window.
+func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
+	begin := time.Now()
+	v := view{Title: "Identities", Nav: "identities"}
+	if d.opts.LedgerDir == "" {
+		v.Error = "No ledger on this gateway (ledger.dir): nothing to rank."
+		d.render(w, r, http.StatusOK, "identities", v)
+		return
+	}
+	now := d.opts.Now()
+	readers := map[time.Duration]*ledger.Reader{}
+	reader := func(win time.Duration) (*ledger.Reader, error) {
+		if rd := readers[win]; rd != nil {
+			return rd, nil
+		}
+		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: now.Add(-win), To: now})
+		if err != nil {
+			return nil, err
+		}
+		readers[win] = rd
+		return rd, nil
+	}
+	defer func() {
+		for _, rd := range readers {
+			rd.Close()
+		}
+	}()
+	var tables []identityTable
+	cfg := d.config()
+	for _, f := range watched {
+		t := identityTable{Facet: f.String()}
+		var bs []budgetCell
+		if cfg != nil {
+			for _, b := range cfg.Ration.Budgets {
+				if b.Facet == f.String() {
+					bs = append(bs, budgetCell{Budget: b.Name, Class: b.Class, Window: b.Window.String(), Limit: b.Limit})
+					t.Budgets = append(t.Budgets, b.Name+" ("+b.Class+", "+b.Window.String()+")")
+				}
+			}
+		}
+		day, err := reader(24 * time.Hour)
+		if err != nil {
+			v.Error = "ledger: " + err.Error()
+			break
+		}
+		for _, val := range d.opts.Watch.Top(f, 5*topIdentities) {
+			ir := identityRow{Value: val, Subjects: day.Distinct(f, val, "")}
+			for _, b := range bs {
+				win, _ := time.ParseDuration(b.Window)
+				rd, err := reader(win)
+				if err != nil {
+					v.Error = "ledger: " + err.Error()
+					break
+				}
+				b.Seen = rd.Distinct(f, val, b.Class)
+				if b.Limit > 0 {
+					b.Percent = min(100, 100*b.Seen/b.Limit)
+				}
+				ir.Budgets = append(ir.Budgets, b)
+			}
+			t.Rows = append(t.Rows, ir)
+		}
+		sort.SliceStable(t.Rows, func(i, j int) bool { return t.Rows[i].Subjects > t.Rows[j].Subjects })
+		if len(t.Rows) > topIdentities {
+			t.Rows = t.Rows[:topIdentities]
+		}
+		tables = append(tables, t)
+	}
+	v.Data, v.Elapsed = tables, time.Since(begin).String()
+	d.render(w, r, http.StatusOK, "identities", v)
+}
+
+// tookBy is the ledger's took-by for one identity.
+func (d *Dashboard) tookBy(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	v := view{Title: "Took by", Nav: "identities"}
+	args := url.Values{"facet": {q.Get("facet")}, "value": {q.Get("value")}, "from": {orDefault(q.Get("from"), "24h")}}
+	var res ledger.TookByResult
+	code := http.StatusOK
+	if err := d.call(r.Context(), http.MethodGet, "/v1/ledger/took-by?"+args.Encode(), nil, &res); err != nil {
+		v.Error, code = errText(err), statusOf(err)
+	} else {
+		v.Data = struct {
+			R    ledger.TookByResult
+			From string
+		}{res, args.Get("from")}
+	}
+	d.render(w, r, code, "tookby", v)
+}
+
+// ---- bans
+
+type banView struct {
+	Facet   string    `json:"facet"`
+	Value   string    `json:"value"`
+	Reason  string    `json:"reason"`
+	By      string    `json:"by"`
+	Created time.Time `json:"created"`
+	Until   time.Time `json:"until"`
+}
+
+type banPage struct {
+	Bans      []banView
+	Total     int
+	Truncated bool
+	Facets    []string
+	Form      url.Values
+	Now       time.Time
+}
+
+const bansShown = 500
+
+func (d *Dashboard) bans(w http.ResponseWriter, r *http.Request) {
+	d.showBans(w, r, http.StatusOK, "", nil)
+}
+
+func (d *Dashboard) showBans(w http.ResponseWriter, r *http.Request, code int, msg string, form url.Values) {
+	begin := time.Now()
+	var bl struct {
+		Bans      []banView `json:"bans"`
+		Total     int       `json:"total"`
+		Truncated bool      `json:"truncated"`
+	}
+	v := view{Title: "Bans", Nav: "bans", Error: msg}
+	if err := d.call(r.Context(), http.MethodGet, "/v1/bans?limit=500", nil, &bl); err != nil {
+		v.Error, code = errText(err), statusOf(err)
+	}
+	switch r.URL.Query().Get("done") {
+	case "added":
+		v.Notice = "Ban added."
+	case "removed":
+		v.Notice = "Ban removed."
+	}
+	facets := make([]string, len(identify.Facets))
+	for i, f := range identify.Facets {
+		facets[i] = f.String()
+	}
+	if form == nil {
+		form = url.Values{"ttl": {"1h"}}
+	}
+	v.Data = banPage{Bans: bl.Bans, Total: bl.Total, Truncated: bl.Truncated, Facets: facets, Form: form, Now: d.opts.Now()}
+	v.Elapsed = time.Since(begin).String()
+	d.render(w, r, code, "bans", v)
+}
+
+func (d *Dashboard) addBan(w http.ResponseWriter, r *http.Request) {
+	f := r.PostForm
+	body := map[string]string{"facet": f.Get("facet"), "value": strings.TrimSpace(f.Get("value")), "reason": f.Get("reason"), "ttl": f.Get("ttl")}
+	if err := d.call(r.Context(), http.MethodPost, "/v1/bans", body, nil); err != nil {
+		d.showBans(w, r, statusOf(err), errText(err), f)
+		return
+	}
+	http.Redirect(w, r, "/bans?done=added", http.StatusSeeOther)
+}
+
+func (d *Dashboard) removeBan(w http.ResponseWriter, r *http.Request) {
+	q := url.Values{"facet": {r.PostForm.Get("facet")}, "value": {r.PostForm.Get("value")}}
+	if err := d.call(r.Context(), http.MethodDelete, "/v1/bans?"+q.Encode(), nil, nil); err != nil {
+		d.showBans(w, r, statusOf(err), errText(err), nil)
+		return
+	}
+	http.Redirect(w, r, "/bans?done=removed", http.StatusSeeOther)
+}
+
+// ---- explain
+
+type budgetSeen struct {
+	Name    string `json:"name"`
+	Facet   string `json:"facet"`
+	Value   string `json:"value"`
+	Class   string `json:"class"`
+	Window  string `json:"window"`
+	Seen    int    `json:"seen"`
+	Limit   int    `json:"limit"`
+	AgeTier bool   `json:"age_tiers"`
+	Applied bool   `json:"applied"`
+}
+
+type explanation struct {
+	RequestID    string            `json:"request_id"`
+	Time         time.Time         `json:"time"`
+	Route        string            `json:"route"`
+	Status       int               `json:"status"`
+	Decision     string            `json:"decision"`
+	Rule         string            `json:"rule"`
+	Facet        string            `json:"facet"`
+	MaskRules    []string          `json:"mask_rules"`
+	Identity     map[string]string `json:"identity"`
+	List         string            `json:"list"`
+	Unreferenced bool              `json:"unreferenced"`
+	Records      int               `json:"records"`
+	Served       map[string]int    `json:"served"`
+	Masked       map[string]int    `json:"masked"`
+	Budgets      []budgetSeen      `json:"budgets"`
+}
+
+func (d *Dashboard) explain(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimSpace(r.URL.Query().Get("id"))
+	v := view{Title: "Explain", Nav: "explain"}
+	code := http.StatusOK
+	var x *explanation
+	if id != "" {
+		x = &explanation{}
+		if err := d.call(r.Context(), http.MethodGet, "/v1/ledger/explain?"+url.Values{"id": {id}}.Encode(), nil, x); err != nil {
+			v.Error, code, x = errText(err), statusOf(err), nil
+		}
+	}
+	v.Data = struct {
+		ID string
+		X  *explanation
+	}{id, x}
+	d.render(w, r, code, "explain", v)
+}
+
+// ---- reach
+
+type reachPage struct {
+	Form     url.Values
+	Exact    *reach.Result
+	Private  *reach.PrivateResult
+	Standing *privacy.Account
+	Chart    any // the charts' data, as JSON in the page
+}
+
+// reachArgs are the admin API's reach arguments from a form.
+func reachArgs(f url.Values) url.Values {
+	a := url.Values{"authors": {f.Get("authors")}}
+	for _, k := range []string{"from", "to", "overlap", "by"} {
+		if s := strings.TrimSpace(f.Get(k)); s != "" {
+			a.Set(k, s)
+		}
+	}
+	if f.Get("dose") != "" {
+		a.Set("dose", "true")
+	}
+	return a
+}
+
+func (d *Dashboard) reach(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := reachPage{Form: q}
+	v := view{Title: "Reach", Nav: "reach"}
+	code := http.StatusOK
+	if strings.HasPrefix(q.Get("authors"), "@") {
+		v.Error, code = "authors: give ids (a file is read by the command, not the dashboard)", http.StatusBadRequest
+	} else if q.Get("authors") != "" {
+		p.Exact = &reach.Result{}
+		if err := d.call(r.Context(), http.MethodGet, "/v1/ledger/reach?"+reachArgs(q).Encode(), nil, p.Exact); err != nil {
+			v.Error, code, p.Exact = errText(err), statusOf(err), nil
+		} else {
+			p.Chart = chartOf(p.Exact.Dose, p.Exact.Overlap)
+		}
+	}
+	if who := q.Get("researcher"); who != "" && d.opts.LedgerDir != "" && privacy.ValidResearcher(who) == nil {
+		if a, err := d.budgets().Standing(who); err == nil {
+			p.Standing = &a
+		}
+	}
+	v.Data = p
+	d.render(w, r, code, "reach", v)
+}
+
+// reachDP is a DP answer for a named researcher: a POST, since it spends
+// the researcher's budget.
+func (d *Dashboard) reachDP(w http.ResponseWriter, r *http.Request) {
+	f := r.PostForm
+	p := reachPage{Form: f}
+	v := view{Title: "Reach", Nav: "reach"}
+	code := http.StatusOK
+	a := reachArgs(f)
+	a.Set("researcher", f.Get("researcher"))
+	a.Set("dp-epsilon", f.Get("epsilon"))
+	if strings.HasPrefix(f.Get("authors"), "@") {
+		v.Error, code = "authors: give ids", http.StatusBadRequest
+	} else {
+		p.Private = &reach.PrivateResult{}
+		if err := d.call(r.Context(), http.MethodGet, "/v1/ledger/reach?"+a.Encode(), nil, p.Private); err != nil {
+			v.Error, code, p.Private = errText(err), statusOf(err), nil
+		} else {
+			var dose []reach.Dose
+			for _, x := range p.Private.Dose {
+				dose = append(dose, reach.Dose{K: x.K, People: int(x.People)})
+			}
+			var ov *reach.Overlap
+			if o := p.Private.Overlap; o != nil {
+				ov = &reach.Overlap{A: int(o.A), B: int(o.B), Both: int(o.Both), Either: int(o.Either)}
+			}
+			p.Chart = chartOf(dose, ov)
+		}
+	}
+	v.Data = p
+	d.render(w, r, code, "reach", v)
+}
+
+type chart struct {
+	Title  string    `json:"title"`
+	Labels []string  `json:"labels"`
+	Values []float64 `json:"values"`
+}
+
+func chartOf(dose []reach.Dose, o *reach.Overlap) []chart {
+	var cs []chart
+	if len(dose) > 0 {
+		c := chart{Title: "dose: people reached by at least k authors"}
+		for _, x := range dose {
+			c.Labels = append(c.Labels, "≥"+itoa(x.K))
+			c.Values = append(c.Values, float64(x.People))
+		}
+		cs = append(cs, c)
+	}
+	if o != nil {
+		cs = append(cs, chart{Title: "overlap", Labels: []string{"authors", "other", "both", "either"},
+			Values: []float64{float64(o.A), float64(o.B), float64(o.Both), float64(o.Either)}})
+	}
+	return cs
+}
+
+// ---- the per-person report
+
+type personKind struct {
+	Kind        string // accounts, apps, networks
+	Identities  int    // distinct identities of the kind served the subject's contact details
+	WithoutKind int    // Accesses' rows without this facet (anonymous, no app)
+	First, Last time.Time
+	Days        []dayCount
+}
+
+type dayCount struct {
+	Day string
+	N   int // identities first served that day
+}
+
+type whoTook struct {
+	Rows []struct {
+		Value string    `json:"value"`
+		Count int       `json:"count"`
+		First time.Time `json:"first"`
+		Last  time.Time `json:"last"`
+	} `json:"rows"`
+}
+
+// person answers, for one subject, how many distinct identities of each
+// kind were served their contact details, and when: counts and dates,
+// never the identities.
+func (d *Dashboard) person(w http.ResponseWriter, r *http.Request) {
+	subject := strings.TrimSpace(r.URL.Query().Get("subject"))
+	class := orDefault(r.URL.Query().Get("class"), "contact")
+	v := view{Title: "Per-person report", Nav: "person"}
+	code := http.StatusOK
+	var kinds []personKind
+	if subject != "" {
+		for _, k := range []struct {
+			f    identify.Facet
+			name string
+		}{{identify.FacetAccount, "accounts"}, {identify.FacetApp, "apps"}, {identify.FacetNet, "networks"}} {
+			var wt whoTook
+			args := url.Values{"subject": {subject}, "class": {class}, "by": {k.f.String()}}
+			if err := d.call(r.Context(), http.MethodGet, "/v1/ledger/who-took?"+args.Encode(), nil, &wt); err != nil {
+				v.Error, code = errText(err), statusOf(err)
+				break
+			}
+			pk := personKind{Kind: k.name}
+			days := map[string]int{}
+			for _, row := range wt.Rows {
+				if row.Value == "" {
+					pk.WithoutKind++
+					continue
+				}
+				pk.Identities++
+				if pk.First.IsZero() || row.First.Before(pk.First) {
+					pk.First = row.First
+				}
+				if row.Last.After(pk.Last) {
+					pk.Last = row.Last
+				}
+				days[row.First.UTC().Format(time.DateOnly)]++
+			}
+			for day, n := range days {
+				pk.Days = append(pk.Days, dayCount{day, n})
+			}
+			sort.Slice(pk.Days, func(i, j int) bool { return pk.Days[i].Day < pk.Days[j].Day })
+			kinds = append(kinds, pk)
+		}
+	}
+	v.Data = struct {
+		Subject, Class string
+		Kinds          []personKind
+	}{subject, class, kinds}
+	d.render(w, r, code, "person", v)
+}
+
+func orDefault(s, def string) string {
+	if strings.TrimSpace(s) == "" {
+		return def
+	}
+	return s
+}

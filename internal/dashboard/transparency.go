@@ -1,0 +1,192 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/privacy"
+)
+
+// figure is one noisy number the transparency page publishes.
+type figure struct {
+	Name  string `json:"name"`
+	Value int64  `json:"value"`
+	Low   int64  `json:"low"`
+	High  int64  `json:"high"`
+}
+
+// release is one day's transparency answer, as kept with its budget (a
+// repeat of the same day is the same answer, free).
+type release struct {
+	Day        string   `json:"day"`
+	ThirdParty []figure `json:"third_party"` // per registered app
+	Stopped    figure   `json:"stopped"`     // identities banned that day
+	Epsilon    string   `json:"epsilon"`
+	Guarantee  string   `json:"guarantee"`
+	Mechanism  string   `json:"mechanism"`
+	Confidence float64  `json:"confidence"`
+}
+
+type transparencyPage struct {
+	R        *release
+	Budget   *privacy.Account
+	Refused  string
+	HasApps  bool
+	Epsilon  string
+	Interval string
+}
+
+// transparency publishes, for the last full UTC day, how many distinct
+// people's contact details each registered app (a third party) was served
+// and how many identities were banned for harvesting, each with noise
+// (discrete Laplace) and the guarantee, charged once a day to the
+// "transparency" budget: asked again the same day, the same answer.
+func (d *Dashboard) transparency(w http.ResponseWriter, r *http.Request) {
+	v := view{Title: "Transparency", Nav: "transparency"}
+	if s := d.session(r); s != nil {
+		v.CSRF, v.Signed = s.csrf, true
+	}
+	p := transparencyPage{Epsilon: d.opts.TransparencyEpsilon.FloatString(3)}
+	if d.opts.LedgerDir == "" {
+		v.Error = "This gateway keeps no ledger: there is nothing to report."
+		v.Data = p
+		d.render(w, r, http.StatusOK, "transparency", v)
+		return
+	}
+	rel, acct, err := d.release(r)
+	var ex *privacy.ExhaustedError
+	switch {
+	case errors.As(err, &ex):
+		p.Refused = "This day's figures are not published: the privacy budget set aside for this page is spent."
+		p.Budget = &ex.Account
+	case err != nil:
+		v.Error = "The figures could not be computed (see the gateway's log)."
+		d.opts.Logger.Error("dashboard: transparency", "error", err.Error())
+	default:
+		p.R, p.Budget = rel, &acct
+	}
+	p.HasApps = p.R != nil && len(p.R.ThirdParty) > 0
+	v.Data = p
+	d.render(w, r, http.StatusOK, "transparency", v)
+}
+
+func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) {
+	now := d.opts.Now().UTC()
+	end := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	start := end.AddDate(0, 0, -1)
+	var apps []string
+	if c := d.config(); c != nil {
+		for _, k := range c.Identity.App.Keys {
+			apps = append(apps, k.App)
+		}
+	}
+	eps := d.opts.TransparencyEpsilon
+	query := fmt.Sprintf("transparency\nday=%s\napps=%s\nepsilon=%s", start.Format(time.DateOnly), strings.Join(apps, ","), eps.RatString())
+	charge := new(big.Rat).Mul(eps, eps)
+	charge.Quo(charge, big.NewRat(2, 1))
+	whole := privacy.Mechanism{Epsilon: eps}
+	draw := func(src privacy.Source) (json.RawMessage, error) {
+		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: start, To: end.Add(-time.Nanosecond)})
+		if err != nil {
+			return nil, err
+		}
+		defer rd.Close()
+		exact := make([]int64, 0, len(apps)+1)
+		for _, a := range apps {
+			exact = append(exact, int64(rd.Distinct(identify.FacetApp, a, "contact")))
+		}
+		var bl struct {
+			Bans []banView `json:"bans"`
+		}
+		if err := d.call(r.Context(), http.MethodGet, "/v1/bans?limit=100000", nil, &bl); err != nil {
+			return nil, err
+		}
+		banned := int64(0)
+		for _, b := range bl.Bans {
+			if !b.Created.Before(start) && b.Created.Before(end) {
+				banned++
+			}
+		}
+		exact = append(exact, banned)
+		// One person may sit in every cell (served to every app, and
+		// banned): each cell gets epsilon/cells, the release epsilon.
+		per := privacy.Mechanism{Epsilon: new(big.Rat).Quo(eps, big.NewRat(int64(len(exact)), 1))}
+		h, err := per.Release(src, exact)
+		if err != nil {
+			return nil, err
+		}
+		note := h.Note("person")
+		rel := release{Day: start.Format(time.DateOnly), Epsilon: eps.FloatString(3), Guarantee: whole.Guarantee("person"),
+			Mechanism: note.Mechanism + " per figure, " + note.Parameter, Confidence: note.Confidence}
+		for i := range exact {
+			val, iv := h.Figure(func(c int) bool { return c == i })
+			f := figure{Value: val, Low: iv.Low, High: iv.High}
+			if i < len(apps) {
+				f.Name = apps[i]
+				rel.ThirdParty = append(rel.ThirdParty, f)
+			} else {
+				f.Name = "identities banned for harvesting"
+				rel.Stopped = f
+			}
+		}
+		return json.Marshal(rel)
+	}
+	raw, acct, err := d.budgets().Answer(TransparencyResearcher, query, charge, draw)
+	if err != nil {
+		return nil, acct, err
+	}
+	var rel release
+	if err := json.Unmarshal(raw, &rel); err != nil {
+		return nil, acct, fmt.Errorf("dashboard: transparency answer: %w", err)
+	}
+	return &rel, acct, nil
+}
+
+var funcs = template.FuncMap{
+	"itoa": itoa,
+	"num": func(f float64) string {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	},
+	"when": func(t any) string {
+		switch x := t.(type) {
+		case time.Time:
+			if x.IsZero() {
+				return "-"
+			}
+			return x.UTC().Format("2006-01-02 15:04:05Z")
+		case *time.Time:
+			if x == nil || x.IsZero() {
+				return "-"
+			}
+			return x.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		return "-"
+	},
+	"left": func(until, now time.Time) string {
+		if until.IsZero() {
+			return "no expiry"
+		}
+		return until.Sub(now).Round(time.Second).String()
+	},
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"get": func(v map[string][]string, k string) string {
+		if len(v[k]) == 0 {
+			return ""
+		}
+		return v[k][0]
+	},
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
