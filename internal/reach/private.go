@@ -1,6 +1,7 @@
 package reach
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -117,8 +118,14 @@ func (c cells) valid(i int) bool {
 	return true
 }
 
-// RunPrivate answers q with differential privacy (see Private).
+// RunPrivate answers q over the ledger in dir with differential privacy
+// (see Private).
 func RunPrivate(dir string, q Query, p Private) (*PrivateResult, error) {
+	return RunPrivateOn(context.Background(), ledger.Dir(dir), q, p)
+}
+
+// RunPrivateOn answers q from src with differential privacy.
+func RunPrivateOn(ctx context.Context, src ledger.Source, q Query, p Private) (*PrivateResult, error) {
 	by := q.By
 	if by == 0 {
 		by = identify.FacetAccount
@@ -128,7 +135,7 @@ func RunPrivate(dir string, q Query, p Private) (*PrivateResult, error) {
 	var layout cells
 	count := func() error {
 		var err error
-		exact, layout, err = privateCells(dir, q, by)
+		exact, layout, err = privateCells(ctx, src, q)
 		return err
 	}
 	raw, acct, err := p.Budgets.Answer(p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
@@ -154,70 +161,17 @@ func RunPrivate(dir string, q Query, p Private) (*PrivateResult, error) {
 	return res, nil
 }
 
-// privateCells counts the people in each cell, exactly.
-func privateCells(dir string, q Query, by identify.Facet) ([]int64, cells, error) {
+// privateCells counts the people in each cell, exactly: the source's
+// histogram, with k capped at the layout's (1 without --dose).
+func privateCells(ctx context.Context, src ledger.Source, q Query) ([]int64, cells, error) {
 	c := newCells(q)
-	r, err := ledger.OpenReader(dir, q.Window)
+	rc, _, err := counts(ctx, src, q)
 	if err != nil {
 		return nil, c, err
 	}
-	all := q.Authors
-	if q.Overlap != nil {
-		all = append(append([]string{}, q.Authors...), q.Overlap...)
-	}
-	views, _ := r.Viewers(all, by)
-	k := map[uint32]int{}
-	for _, b := range views[:len(q.Authors)] {
-		it := b.Iterator()
-		for it.HasNext() {
-			k[it.Next()]++
-		}
-	}
-	inB := map[uint32]bool{}
-	for _, b := range views[len(q.Authors):] {
-		it := b.Iterator()
-		for it.HasNext() {
-			inB[it.Next()] = true
-		}
-	}
-	var before, after map[string]bool
-	if c.after {
-		if before, err = viewerNames(dir, ledger.Window{From: q.Window.From, To: q.After.Add(-time.Microsecond)}, q.Authors, by); err != nil {
-			return nil, c, err
-		}
-		if after, err = viewerNames(dir, ledger.Window{From: q.After, To: q.Window.To}, q.Authors, by); err != nil {
-			return nil, c, err
-		}
-		r.Viewers(all, by) // IdentityName reads the last Viewers' facet
-	}
 	exact := make([]int64, c.size())
-	add := func(id uint32) {
-		kk := min(k[id], c.kMax)
-		b := 0
-		if inB[id] {
-			b = 1
-		}
-		when := 0
-		if c.after && kk > 0 {
-			name := r.IdentityName(id)
-			switch {
-			case before[name] && after[name]:
-				when = 3
-			case after[name]:
-				when = 2
-			default:
-				when = 1
-			}
-		}
-		exact[c.index(kk, b, when)]++
-	}
-	for id := range k {
-		add(id)
-	}
-	for id := range inB {
-		if k[id] == 0 {
-			add(id)
-		}
+	for _, cell := range rc.Cells {
+		exact[c.index(min(cell.K, c.kMax), cell.InB, cell.When)] += cell.People
 	}
 	for i := range exact {
 		if !c.valid(i) {
@@ -225,22 +179,6 @@ func privateCells(dir string, q Query, by identify.Facet) ([]int64, cells, error
 		}
 	}
 	return exact, c, nil
-}
-
-func viewerNames(dir string, win ledger.Window, authors []string, by identify.Facet) (map[string]bool, error) {
-	r, err := ledger.OpenReader(dir, win)
-	if err != nil {
-		return nil, err
-	}
-	views, _ := r.Viewers(authors, by)
-	out := map[string]bool{}
-	for _, b := range views {
-		it := b.Iterator()
-		for it.HasNext() {
-			out[r.IdentityName(it.Next())] = true
-		}
-	}
-	return out, nil
 }
 
 // privateFigures sums the noisy cells into the answer's figures.

@@ -1,10 +1,8 @@
 package reach
 
 import (
-	"slices"
+	"context"
 	"time"
-
-	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
@@ -59,108 +57,62 @@ type After struct {
 
 // Run answers q over the ledger in dir.
 func Run(dir string, q Query) (*Result, error) {
+	return RunOn(context.Background(), ledger.Dir(dir), q)
+}
+
+// counts asks src for q's histogram, one cell per person.
+func counts(ctx context.Context, src ledger.Source, q Query) (*ledger.ReachCounts, identify.Facet, error) {
 	by := q.By
 	if by == 0 {
 		by = identify.FacetAccount
 	}
-	r, err := ledger.OpenReader(dir, q.Window)
+	rc, err := src.Reach(ctx, ledger.ReachQuery{Authors: q.Authors, Overlap: q.Overlap, By: by, Window: q.Window, After: q.After})
+	return rc, by, err
+}
+
+// RunOn answers q from src: every figure is a sum of the histogram's
+// cells, which hold the people exactly.
+func RunOn(ctx context.Context, src ledger.Source, q Query) (*Result, error) {
+	rc, by, err := counts(ctx, src, q)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Exact: true, By: by.String(), Authors: len(q.Authors)}
+	res := &Result{Exact: true, By: by.String(), Authors: len(q.Authors), Impressions: rc.Impressions}
 	if !q.Window.From.IsZero() {
 		res.From = &q.Window.From
 	}
 	if !q.Window.To.IsZero() {
 		res.To = &q.Window.To
 	}
-	// Overlap needs both sets in one reader's integers.
-	all := q.Authors
-	if q.Overlap != nil {
-		all = append(slices.Clone(q.Authors), q.Overlap...)
+	sum := func(in func(c ledger.ReachCell) bool) int {
+		n := int64(0)
+		for _, c := range rc.Cells {
+			if in(c) {
+				n += c.People
+			}
+		}
+		return int(n)
 	}
-	views, impr := r.Viewers(all, by)
-	a, n := union(views[:len(q.Authors)], impr[:len(q.Authors)])
-	res.Reach, res.Impressions = int(a.GetCardinality()), n
+	res.Reach = sum(func(c ledger.ReachCell) bool { return c.K >= 1 })
 	if q.Dose {
-		res.Dose = dose(views[:len(q.Authors)])
+		maxK := 0
+		for _, c := range rc.Cells {
+			maxK = max(maxK, c.K)
+		}
+		res.Dose = make([]Dose, 0, maxK)
+		for k := 1; k <= maxK; k++ {
+			res.Dose = append(res.Dose, Dose{K: k, People: sum(func(c ledger.ReachCell) bool { return c.K >= k })})
+		}
 	}
 	if q.Overlap != nil {
-		b, _ := union(views[len(q.Authors):], nil)
-		res.Overlap = &Overlap{A: res.Reach, B: int(b.GetCardinality()),
-			Both: int(roaring.And(a, b).GetCardinality()), Either: int(roaring.Or(a, b).GetCardinality())}
+		res.Overlap = &Overlap{A: res.Reach, B: sum(func(c ledger.ReachCell) bool { return c.InB == 1 }),
+			Both:   sum(func(c ledger.ReachCell) bool { return c.K >= 1 && c.InB == 1 }),
+			Either: sum(func(ledger.ReachCell) bool { return true })}
 	}
 	if !q.After.IsZero() {
-		// One reader over the whole window keeps identities comparable;
-		// the two halves are its sub-windows.
-		before, err := ledger.OpenReader(dir, ledger.Window{From: q.Window.From, To: q.After.Add(-time.Microsecond)})
-		if err != nil {
-			return nil, err
-		}
-		after, err := ledger.OpenReader(dir, ledger.Window{From: q.After, To: q.Window.To})
-		if err != nil {
-			return nil, err
-		}
-		bv, _ := before.Viewers(q.Authors, by)
-		av, ai := after.Viewers(q.Authors, by)
-		res.After = &After{Time: q.After}
-		res.After.Reach, res.After.New, res.After.Impressions = afterCounts(before, bv, after, av, ai)
+		res.After = &After{Time: q.After, Impressions: rc.AfterImpressions,
+			Reach: sum(func(c ledger.ReachCell) bool { return c.When >= 2 }),
+			New:   sum(func(c ledger.ReachCell) bool { return c.When == 2 })}
 	}
 	return res, nil
-}
-
-func union(bs []*roaring.Bitmap, impr []uint64) (*roaring.Bitmap, uint64) {
-	var n uint64
-	for _, v := range impr {
-		n += v
-	}
-	if len(bs) == 0 {
-		return roaring.New(), n
-	}
-	return roaring.FastOr(bs...), n
-}
-
-// dose counts, for every k, the people reached by at least k authors.
-func dose(bs []*roaring.Bitmap) []Dose {
-	count := map[uint32]int{}
-	for _, b := range bs {
-		it := b.Iterator()
-		for it.HasNext() {
-			count[it.Next()]++
-		}
-	}
-	maxK := 0
-	hist := map[int]int{}
-	for _, k := range count {
-		hist[k]++
-		maxK = max(maxK, k)
-	}
-	out := make([]Dose, 0, maxK)
-	at := 0
-	for k := maxK; k >= 1; k-- {
-		at += hist[k]
-		out = append(out, Dose{K: k, People: at})
-	}
-	slices.Reverse(out)
-	return out
-}
-
-// afterCounts compares two readers' viewers by the identities' names
-// (their integers differ between readers).
-func afterCounts(before *ledger.Reader, bv []*roaring.Bitmap, after *ledger.Reader, av []*roaring.Bitmap, ai []uint64) (int, int, uint64) {
-	b, _ := union(bv, nil)
-	a, n := union(av, ai)
-	seen := map[string]bool{}
-	it := b.Iterator()
-	for it.HasNext() {
-		seen[before.IdentityName(it.Next())] = true
-	}
-	fresh := 0
-	it = a.Iterator()
-	for it.HasNext() {
-		if !seen[after.IdentityName(it.Next())] {
-			fresh++
-		}
-	}
-	return int(a.GetCardinality()), fresh, n
 }

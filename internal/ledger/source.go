@@ -1,0 +1,226 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// Source answers the ledger's queries. The local directory (Dir) and
+// ClickHouse (internal/ledger/clickhouse) implement it, and give the same
+// answers on the same traffic (internal/ledger/clickhouse's conformance
+// test runs both).
+type Source interface {
+	// WhoTook lists the identities, by facet by, served subject's record
+	// in win; with class, only Accesses that served it unmasked.
+	WhoTook(ctx context.Context, win Window, subject, class string, by identify.Facet) (*WhoTookResult, error)
+	// TookBy is what one identity took in win.
+	TookBy(ctx context.Context, win Window, by identify.Facet, value string) (*TookByResult, error)
+	// Find returns the Access of a request id, nil when win holds none.
+	Find(ctx context.Context, win Window, requestID string) (*Found, error)
+	// Distinct counts the distinct subjects of class ("" any) served
+	// unmasked to facet value value in win.
+	Distinct(ctx context.Context, win Window, by identify.Facet, value, class string) (int, error)
+	// Reach counts the people of a reach question, cell by cell.
+	Reach(ctx context.Context, q ReachQuery) (*ReachCounts, error)
+	// String says where it reads (a directory, ClickHouse at an address).
+	String() string
+}
+
+// ReachQuery is what Reach counts: the people (by facet By) served content
+// by Authors in Window; with Overlap, whether the other set reached them;
+// with After, whether the authors reached them before the time, from it,
+// or both.
+type ReachQuery struct {
+	Authors []string
+	Overlap []string // nil: no second set
+	By      identify.Facet
+	Window  Window
+	After   time.Time // zero: none
+}
+
+// ReachCell is how many people share one signature: K authors of the set
+// reached them, InB whether the other set did, When (with After) 1 before
+// it only, 2 from it only, 3 both, 0 when K is 0.
+type ReachCell struct {
+	K, InB, When int
+	People       int64
+}
+
+// ReachCounts is a reach question's histogram: every person reached by
+// either set sits in exactly one cell (empty cells are left out), and the
+// impressions of the authors in the window and from After on.
+type ReachCounts struct {
+	Cells            []ReachCell
+	Impressions      uint64
+	AfterImpressions uint64
+}
+
+// Dir is the ledger directory dir as a Source.
+func Dir(dir string) Source { return dirSource(dir) }
+
+type dirSource string
+
+func (d dirSource) String() string { return string(d) }
+
+func (d dirSource) WhoTook(_ context.Context, win Window, subject, class string, by identify.Facet) (*WhoTookResult, error) {
+	r, err := OpenReader(string(d), win)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.WhoTook(subject, class, by), nil
+}
+
+func (d dirSource) TookBy(_ context.Context, win Window, by identify.Facet, value string) (*TookByResult, error) {
+	r, err := OpenReader(string(d), win)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.TookBy(by, value), nil
+}
+
+func (d dirSource) Find(_ context.Context, win Window, id string) (*Found, error) {
+	r, err := OpenReader(string(d), win)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Find(id), nil
+}
+
+func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, value, class string) (int, error) {
+	r, err := OpenReader(string(d), win)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	return r.Distinct(by, value, class), nil
+}
+
+func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) {
+	r, err := OpenReader(string(d), q.Window)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	nA := len(q.Authors)
+	views, impr := r.Viewers(append(append([]string{}, q.Authors...), q.Overlap...), q.By)
+	out := &ReachCounts{}
+	for _, n := range impr[:nA] {
+		out.Impressions += n
+	}
+	a := roaring.New()
+	if nA > 0 {
+		a = roaring.FastOr(views[:nA]...)
+	}
+	b := roaring.New()
+	if len(q.Overlap) > 0 {
+		b = roaring.FastOr(views[nA:]...)
+	}
+	// k per person: counted only when some person was reached by two or
+	// more authors' sets that overlap; else every person of a has k = 1.
+	k := map[uint32]int{}
+	var sum uint64
+	for _, v := range views[:nA] {
+		sum += v.GetCardinality()
+	}
+	if sum != a.GetCardinality() {
+		for _, v := range views[:nA] {
+			it := v.Iterator()
+			for it.HasNext() {
+				k[it.Next()]++
+			}
+		}
+	}
+	var before, after map[string]bool
+	if !q.After.IsZero() {
+		var ai uint64
+		if before, _, err = viewerNames(string(d), Window{From: q.Window.From, To: q.After.Add(-time.Microsecond)}, q.Authors, q.By); err != nil {
+			return nil, err
+		}
+		if after, ai, err = viewerNames(string(d), Window{From: q.After, To: q.Window.To}, q.Authors, q.By); err != nil {
+			return nil, err
+		}
+		out.AfterImpressions = ai
+		r.Viewers(q.Authors, q.By) // IdentityName reads the last Viewers' facet
+	}
+	type sig struct{ k, inB, when int }
+	hist := map[sig]int64{}
+	it := a.Iterator()
+	for it.HasNext() {
+		id := it.Next()
+		s := sig{k: 1}
+		if n, ok := k[id]; ok {
+			s.k = n
+		}
+		if b.Contains(id) {
+			s.inB = 1
+		}
+		if before != nil {
+			name := r.IdentityName(id)
+			switch {
+			case before[name] && after[name]:
+				s.when = 3
+			case after[name]:
+				s.when = 2
+			default:
+				s.when = 1
+			}
+		}
+		hist[s]++
+	}
+	if n := roaring.AndNot(b, a).GetCardinality(); n > 0 {
+		hist[sig{inB: 1}] = int64(n)
+	}
+	for s, n := range hist {
+		out.Cells = append(out.Cells, ReachCell{K: s.k, InB: s.inB, When: s.when, People: n})
+	}
+	SortCells(out.Cells)
+	return out, nil
+}
+
+// SortCells orders cells by K, InB, When, so that equal histograms compare
+// equal.
+func SortCells(c []ReachCell) {
+	for i := 1; i < len(c); i++ {
+		for j := i; j > 0 && cellLess(c[j], c[j-1]); j-- {
+			c[j], c[j-1] = c[j-1], c[j]
+		}
+	}
+}
+
+func cellLess(a, b ReachCell) bool {
+	if a.K != b.K {
+		return a.K < b.K
+	}
+	if a.InB != b.InB {
+		return a.InB < b.InB
+	}
+	return a.When < b.When
+}
+
+// viewerNames is the names of the people authors reached in win, and the
+// impressions.
+func viewerNames(dir string, win Window, authors []string, by identify.Facet) (map[string]bool, uint64, error) {
+	r, err := OpenReader(dir, win)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer r.Close()
+	views, impr := r.Viewers(authors, by)
+	out := map[string]bool{}
+	var n uint64
+	for i, b := range views {
+		n += impr[i]
+		it := b.Iterator()
+		for it.HasNext() {
+			out[r.IdentityName(it.Next())] = true
+		}
+	}
+	return out, n, nil
+}
