@@ -21,6 +21,10 @@ type Access struct {
 	// never shown to the identity before (enumeration).
 	Lookup       string
 	Unreferenced bool
+	// Provenance is where a look-up's id was shown to the identity
+	// (social, search, list, or unreferenced), when its link memory was
+	// read; "" otherwise.
+	Provenance string
 	// Classes names the route's classes; Record.Classes bits index it.
 	Classes []string
 	Records []Record

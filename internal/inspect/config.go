@@ -43,6 +43,46 @@ type RouteConfig struct {
 	// Cursor the query parameter that says which page.
 	List   string `yaml:"list"`
 	Cursor string `yaml:"cursor"`
+	// Provenance is how the ids in Links were shown to the caller: list
+	// (another profile's lists; the default), search (search results) or
+	// social (the caller's own feed, following, followers). A look-up of
+	// one of them later carries it (see package ration).
+	Provenance Provenance `yaml:"provenance"`
+	// OwnProvenance is the provenance instead when the List parameter is
+	// the caller's own account ("GET /v1/users/{id}/followers" with id the
+	// caller: its own followers, social). Default: Provenance.
+	OwnProvenance Provenance `yaml:"own_provenance"`
+}
+
+// Provenance is where an identity was shown an id: the kind of answer that
+// linked to it. Routes name list, search or social; a budget may also name
+// unreferenced (never shown).
+type Provenance string
+
+// Provenances, from the best to the worst.
+const (
+	Social       Provenance = "social"
+	Search       Provenance = "search"
+	List         Provenance = "list"
+	Unreferenced Provenance = "unreferenced"
+)
+
+// Validate reports a value that is none of the provenances.
+func (p Provenance) Validate() error {
+	switch p {
+	case Social, Search, List, Unreferenced:
+		return nil
+	}
+	return fmt.Errorf("%q is not social, search, list or unreferenced", string(p))
+}
+
+// validShown reports a value a route cannot show ids with.
+func (p Provenance) validShown() error {
+	switch p {
+	case Social, Search, List:
+		return nil
+	}
+	return fmt.Errorf("%q is not social, search or list", string(p))
 }
 
 // DefaultMaxBody is the inspected size bound when none is configured.
@@ -144,6 +184,22 @@ func (c *Config) Validate() error {
 		for j, p := range r.Links {
 			if _, err := parsePath(p, true); err != nil {
 				bad(fmt.Sprintf("%s.links[%d]", at, j), "%v", err)
+			}
+		}
+		if r.Provenance != "" {
+			if err := r.Provenance.validShown(); err != nil {
+				bad(at+".provenance", "%v", err)
+			} else if len(r.Links) == 0 {
+				bad(at+".provenance", "says how the ids in links were shown; the route has no links")
+			}
+		}
+		if r.OwnProvenance != "" {
+			if err := r.OwnProvenance.validShown(); err != nil {
+				bad(at+".own_provenance", "%v", err)
+			} else if r.List == "" {
+				bad(at+".own_provenance", "applies when the list parameter is the caller's account; the route has no list")
+			} else if len(r.Links) == 0 {
+				bad(at+".own_provenance", "says how the ids in links were shown; the route has no links")
 			}
 		}
 	}

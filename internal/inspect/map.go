@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -39,9 +40,11 @@ type Route struct {
 	// masking note; indexed like fields.
 	fieldJSON [][]string
 	root      *node
-	lookup    int // index of the lookup param, -1
-	list      int // index of the list param, -1
-	nrec      int // number of record paths
+	lookup    int        // index of the lookup param, -1
+	list      int        // index of the list param, -1
+	shown     Provenance // of the ids in links (default list)
+	ownShown  Provenance // the same when the list is the caller's
+	nrec      int        // number of record paths
 }
 
 // Classes lists the route's class names; ClassSet bits index it.
@@ -228,6 +231,8 @@ func compileRoute(rc RouteConfig) (*Route, error) {
 	if rc.List != "" {
 		r.list = pat.param(rc.List)
 	}
+	r.shown = cmp.Or(rc.Provenance, List)
+	r.ownShown = cmp.Or(rc.OwnProvenance, r.shown)
 	r.classes = sortedKeys(rc.Classes)
 	for _, c := range r.classes {
 		r.fields = append(r.fields, rc.Classes[c])
@@ -298,6 +303,19 @@ func (m *Match) Lookup() string {
 		return ""
 	}
 	return m.vals[m.Route.lookup]
+}
+
+// Shown is the provenance of the ids this answer links to, for the caller
+// with account (""; anonymous): the route's own_provenance when its list
+// parameter is that account, else its provenance (default list).
+func (m *Match) Shown(account string) Provenance {
+	if m.Route == nil {
+		return List
+	}
+	if account != "" && m.Route.list >= 0 && m.vals[m.Route.list] == account {
+		return m.Route.ownShown
+	}
+	return m.Route.shown
 }
 
 // List is the value of the route's list parameter, "" when none.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
 )
 
 // Config is the rationing section: budgets, scopes and unreferenced
@@ -34,6 +35,12 @@ type BudgetConfig struct {
 	// account count (Own: on [value, account]; Shared: on the value).
 	Identified Identified `yaml:"identified"`
 	Mode       Mode       `yaml:"mode"` // enforce (default) or shadow
+	// Provenance limits the budget to records whose ids were shown to the
+	// identity this way (social, search, list, unreferenced; see
+	// inspect.Provenance): "contact details of people found through
+	// search". Empty: every record. Needs the unreferenced section, whose
+	// facet and ttl the link memory uses.
+	Provenance []inspect.Provenance `yaml:"provenance"`
 }
 
 // AgeTier is the limit for accounts younger than YoungerThan.
@@ -171,6 +178,14 @@ func (c *Config) Validate() error {
 			if t.Limit < 0 {
 				bad(fmt.Sprintf("%s.account_age[%d].limit", at, j), "must not be negative, got %d", t.Limit)
 			}
+		}
+		for j, p := range b.Provenance {
+			if err := p.Validate(); err != nil {
+				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%v", err)
+			}
+		}
+		if len(b.Provenance) > 0 && c.Unreferenced == nil {
+			bad(at+".provenance", "needs the unreferenced section: its facet and ttl say whose link memory is read and for how long")
 		}
 		errs = append(errs, validExempt(at+".exempt", &b.Exempt)...)
 	}

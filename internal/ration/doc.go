@@ -14,7 +14,15 @@
 //     is masked for every identity without the scope, in every record, and
 //     those records are not offered to budgets.
 //   - unreferenced: per identity (its facet value), the ids earlier answers
-//     linked to are remembered in a filter for ttl. A direct look-up (the
+//     linked to are remembered for ttl, each with its provenance: how it
+//     was shown (the route map's provenance and own_provenance: social for
+//     the caller's own feed, following and followers, search for search
+//     results, list for other profiles' lists; an id shown several ways
+//     keeps the best). The memory is exact and bounded per identity (the
+//     store's link capacity per generation); an identity shown more ids
+//     than that is saturated: later ids are not remembered, so their
+//     look-ups are unreferenced. Saturation costs the identity; no id is
+//     ever reported shown, or shown a better way, than it was. A direct look-up (the
 //     route's lookup parameter) of an id never shown, and not the account's
 //     own id, is enumeration: it is counted (metric, Access.Unreferenced)
 //     and spends a budget of its own (distinct ids looked up); past it the
@@ -35,6 +43,12 @@
 //     on ip and net) counts a request with a verified account on
 //     [value, account] and an anonymous one on the value: no account is
 //     masked for what others behind its address did (see package admit).
+//     A budget with provenance counts only records whose ids were shown
+//     that way: a look-up carries the provenance its link memory holds
+//     (unreferenced when never shown; an identity the unreferenced rule
+//     exempts has no link memory, so its look-ups are unreferenced); the
+//     caller's own record is social; a list answer's records carry the
+//     route's provenance; any other answer's records are unreferenced.
 //
 // Every budget and the unreferenced rule take mode: shadow: they decide
 // and spend as enforced, then mask and refuse nothing; what they would
@@ -55,8 +69,8 @@
 // and a re-view past the exact set may rarely be counted as new. Further
 // count error, always against the caller: a subject allowed by one budget
 // but masked by another, or in an answer a block rule refused, is still
-// counted by the budgets that allowed it; the link filter's false positives
-// (about 1% at capacity) let an unreferenced look-up pass as navigation.
+// counted by the budgets that allowed it. The link memory has no false
+// positives: a look-up never passes as navigation it was not.
 // Records without an id are not counted.
 //
 // When the store fails, Apply returns the error with the Access filled, and

@@ -24,8 +24,8 @@ import (
 // unreferenced look-ups.
 type Store interface {
 	Spend(ctx context.Context, now time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error)
-	Link(ctx context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error
-	Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]bool, error)
+	Link(ctx context.Context, now time.Time, key string, ids []uint64, p store.Provenance, ttl time.Duration) error
+	Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error)
 }
 
 // Route is a request matched to the route map.
@@ -93,6 +93,7 @@ type budget struct {
 	ex      exempt
 	prefix  string // store key prefix
 	own     bool   // an address facet counts verified accounts on [value, account]
+	provs   uint8  // provenances counted, bit per store.Provenance; 0: all
 	shadow  prometheus.Counter // nil: enforced
 	served  prometheus.Counter
 	masked  prometheus.Counter
@@ -164,6 +165,9 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 			served: m.served.WithLabelValues(bc.Name), masked: m.masked.WithLabelValues(bc.Name),
 			blocked: m.blocked.WithLabelValues(bc.Name)}
 		slices.SortFunc(b.tiers, func(a, b AgeTier) int { return int(a.YoungerThan - b.YoungerThan) })
+		for _, p := range bc.Provenance {
+			b.provs |= 1 << storeProvenance(p)
+		}
 		b.own = bc.Identified == Own && (f == identify.FacetIP || f == identify.FacetNet || f == identify.FacetFingerprint)
 		if bc.Mode == Shadow {
 			b.shadow = m.Shadow().Counter(bc.Name, shadowAction(b.block))
@@ -301,7 +305,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 	w.keys.Reset()
 	// Unreferenced look-up, decided before the budgets: the classes it masks
 	// are not served, so they are not offered to the budgets either.
-	linkKey, block, err := r.unreferenced(ctx, now, id, req, route, res, w, acc)
+	linkKey, prov, block, err := r.unreferenced(ctx, now, id, req, route, res, w, acc)
 	if err != nil || block != nil {
 		return block, err
 	}
@@ -323,6 +327,15 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 			rid := res.ID(i)
 			if rid == nil {
 				continue // nothing to count it by
+			}
+			if b.provs != 0 {
+				p := prov
+				if id.Account != "" && string(rid) == id.Account {
+					p = store.Social // the caller's own record
+				}
+				if b.provs&(1<<p) == 0 {
+					continue
+				}
 			}
 			w.subjects = append(w.subjects, Subject(rid))
 			w.recIdx = append(w.recIdx, int32(i))
@@ -414,7 +427,8 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 			ids = append(ids, Subject(res.Link(i)))
 		}
 		w.subjects = ids[:0]
-		if err := r.st.Link(ctx, now, linkKey, ids, r.unref.cfg.TTL); err != nil {
+		shown := storeProvenance(route.Shown(id.Account))
+		if err := r.st.Link(ctx, now, linkKey, ids, shown, r.unref.cfg.TTL); err != nil {
 			w.storeFailed = true
 			// Not fatal: a missed link only makes later look-ups count as
 			// unreferenced.
@@ -426,33 +440,40 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 }
 
 // unreferenced applies the unreferenced rule: it returns the identity's link
-// filter key ("" when the rule does not apply to it), and, for a direct
-// look-up of an id the identity was never shown, counts it and spends the
-// rule's own budget, masking the rule's classes or refusing past it. Its
-// Spend is a call of its own, made before the budgets', so that what it
-// masks is never counted as served.
-func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, res *inspect.Result, w *work, acc *inspect.Access) (string, *refusal.Refusal, error) {
+// memory key ("" when the rule does not apply to it) and the answer's
+// provenance (see answerProvenance), and, for a direct look-up of an id the
+// identity was never shown, counts it and spends the rule's own budget,
+// masking the rule's classes or refusing past it. Its Spend is a call of
+// its own, made before the budgets', so that what it masks is never
+// counted as served.
+func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, res *inspect.Result, w *work, acc *inspect.Access) (string, store.Provenance, *refusal.Refusal, error) {
+	look := route.Lookup()
+	prov := answerProvenance(id, route, look)
 	u := r.unref
 	if u == nil {
-		return "", nil, nil
+		return "", prov, nil, nil
 	}
 	v := id.Value(u.facet)
 	if v == "" || u.ex.has(id) {
-		return "", nil, nil
+		return "", prov, nil, nil
 	}
 	linkKey := w.keys.Key(u.prefix, v)
-	look := route.Lookup()
 	if look == "" || look == id.Account {
-		return linkKey, nil, nil
+		return linkKey, prov, nil, nil
 	}
 	w.look[0] = Subject([]byte(look))
-	ok, err := r.st.Linked(ctx, now, linkKey, w.look[:])
+	got, err := r.st.Linked(ctx, now, linkKey, w.look[:])
 	if err != nil {
 		w.storeFailed = true
-		return "", nil, fmt.Errorf("linked: %w", err)
+		return "", prov, nil, fmt.Errorf("linked: %w", err)
 	}
-	if len(ok) != 1 || ok[0] {
-		return linkKey, nil, nil
+	if len(got) != 1 {
+		return "", prov, nil, fmt.Errorf("linked: %d answers for 1 id", len(got))
+	}
+	prov = got[0]
+	acc.Provenance = prov.String()
+	if prov != store.Unreferenced {
+		return linkKey, prov, nil, nil
 	}
 	acc.Unreferenced = true
 	rt := route.Route
@@ -462,28 +483,28 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	}
 	c.Inc()
 	if u.cfg.Window <= 0 {
-		return linkKey, nil, nil // counted, not limited
+		return linkKey, prov, nil, nil // counted, not limited
 	}
 	w.reqs = append(w.reqs[:0], store.SpendRequest{Key: w.keys.Key(u.bprefix, v), Window: u.cfg.Window, Limit: u.cfg.Limit, Subjects: w.look[:]})
 	results, err := r.st.Spend(ctx, now, w.reqs)
 	w.reqs = w.reqs[:0]
 	if err != nil {
 		w.storeFailed = true
-		return "", nil, fmt.Errorf("spend: %w", err)
+		return "", prov, nil, fmt.Errorf("spend: %w", err)
 	}
 	if len(results) != 1 || len(results[0].Allowed) != 1 {
-		return "", nil, fmt.Errorf("spend: %d results for 1 budget", len(results))
+		return "", prov, nil, fmt.Errorf("spend: %d results for 1 budget", len(results))
 	}
 	if results[0].Allowed[0] {
-		return linkKey, nil, nil
+		return linkKey, prov, nil, nil
 	}
 	if u.shadow != nil {
 		r.would(ctx, u.shadow, u.cfg.Name, u.block, req.ID, u.cfg.Facet, 1)
-		return linkKey, nil, nil
+		return linkKey, prov, nil, nil
 	}
 	if u.block {
 		u.blocked.Inc()
-		return linkKey, refuse(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, retryAfter(now, u.cfg.Window)), nil
+		return linkKey, prov, refuse(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, retryAfter(now, u.cfg.Window)), nil
 	}
 	m := 0
 	for i := 0; i < res.Len(); i++ {
@@ -499,7 +520,38 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 		}
 	}
 	w.count(u.masked, m)
-	return linkKey, nil, nil
+	return linkKey, prov, nil, nil
+}
+
+// answerProvenance is where the records of an answer came from before any
+// link memory is read: a look-up of the caller's own id is social; any
+// other look-up unreferenced until the link memory says otherwise; a list
+// answer has the provenance its route shows ids with (its own list:
+// own_provenance); any other answer is unreferenced (the caller's own
+// record in it is counted as social by the budgets).
+func answerProvenance(id *identify.Identity, route Route, look string) store.Provenance {
+	switch {
+	case look != "" && look == id.Account:
+		return store.Social
+	case look != "":
+		return store.Unreferenced
+	case len(route.Route.Config().Links) > 0:
+		return storeProvenance(route.Shown(id.Account))
+	}
+	return store.Unreferenced
+}
+
+// storeProvenance maps the route map's provenance names to the store's.
+func storeProvenance(p inspect.Provenance) store.Provenance {
+	switch p {
+	case inspect.Social:
+		return store.Social
+	case inspect.Search:
+		return store.Search
+	case inspect.List:
+		return store.List
+	}
+	return store.Unreferenced
 }
 
 // shadowAction is what a rule that blocks (or masks) would have done.

@@ -108,13 +108,64 @@ type Store interface {
 	RemoveBan(ctx context.Context, k BanKey) (bool, error)
 	ListBans(ctx context.Context, now time.Time) ([]Ban, error)
 
-	// Link remembers, for key (an identity), that ids were shown to it, for ttl.
-	Link(ctx context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error
-	// Linked reports per id whether it was shown to key within its ttl.
-	// False positives are possible (a filter), false negatives are not.
-	Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]bool, error)
+	// Link remembers, for key (an identity), that ids were shown to it
+	// with provenance p (not Unreferenced), for ttl. An id shown again
+	// keeps the better of its provenances. A key holds a bounded number
+	// of ids per generation: past it, new ids are not remembered (see
+	// Provenance: saturation costs the identity).
+	Link(ctx context.Context, now time.Time, key string, ids []uint64, p Provenance, ttl time.Duration) error
+	// Linked reports per id the best provenance it was shown to key with
+	// within its ttl, Unreferenced when never (or not remembered). It is
+	// exact: an id never linked is never reported with a provenance.
+	Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]Provenance, error)
 
 	Close() error
+}
+
+// Provenance is where an identity was shown an id: the route that linked
+// to it. The zero value, Unreferenced, is "never shown" and the worst; then
+// List (another profile's lists), Search, and Social (the identity's own
+// feed, following and followers), the best.
+//
+// A link memory never reports a provenance better than the one an id was
+// linked with: it is an exact set per identity, bounded per generation. An
+// identity that fills it (the store's LinkCapacity ids in one generation)
+// is saturated: ids shown after that are not remembered and their look-ups
+// are Unreferenced. Reading lists wholesale thus costs the identity its
+// later look-ups; it never turns unseen ids into seen ones, as a bloom
+// filter's false positives would.
+type Provenance uint8
+
+// Provenances, from worst to best.
+const (
+	Unreferenced Provenance = iota
+	List
+	Search
+	Social
+	numProvenances
+)
+
+var provenanceNames = [numProvenances]string{"unreferenced", "list", "search", "social"}
+
+// String is the provenance's name in config and logs.
+func (p Provenance) String() string {
+	if p < numProvenances {
+		return provenanceNames[p]
+	}
+	return "provenance(" + string(rune('0'+p%10)) + ")"
+}
+
+// Valid reports whether p is one of the provenances.
+func (p Provenance) Valid() bool { return p < numProvenances }
+
+// ParseProvenance reads a provenance's name.
+func ParseProvenance(s string) (Provenance, bool) {
+	for i, n := range provenanceNames {
+		if n == s {
+			return Provenance(i), true
+		}
+	}
+	return Unreferenced, false
 }
 
 // Validate reports a limit request no backend can decide.

@@ -334,9 +334,9 @@ func (g *Guard) Spend(ctx context.Context, now time.Time, reqs []store.SpendRequ
 }
 
 // Link records under the guard; in open mode a failure is ErrFailedOpen.
-func (g *Guard) Link(ctx context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error {
+func (g *Guard) Link(ctx context.Context, now time.Time, key string, ids []uint64, p store.Provenance, ttl time.Duration) error {
 	unavail, err := g.call(ctx, "link", func(ctx context.Context) error {
-		return g.inner.Link(ctx, now, key, ids, ttl)
+		return g.inner.Link(ctx, now, key, ids, p, ttl)
 	})
 	if !unavail {
 		return err
@@ -346,9 +346,10 @@ func (g *Guard) Link(ctx context.Context, now time.Time, key string, ids []uint6
 }
 
 // Linked checks under the guard; in open mode a failed store reports every
-// id linked (no unreferenced look-up is flagged).
-func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]bool, error) {
-	var res []bool
+// id as shown in a list (no unreferenced look-up is flagged, and no
+// provenance better than the worst of a shown id is granted).
+func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error) {
+	var res []store.Provenance
 	unavail, err := g.call(ctx, "linked", func(ctx context.Context) (err error) {
 		res, err = g.inner.Linked(ctx, now, key, ids)
 		return err
@@ -360,9 +361,9 @@ func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uin
 	if !open {
 		return nil, err
 	}
-	res = make([]bool, len(ids))
+	res = make([]store.Provenance, len(ids))
 	for i := range res {
-		res[i] = true
+		res[i] = store.List
 	}
 	return res, err
 }

@@ -89,19 +89,23 @@
 // subject counted beyond the exact set is refused on a re-view once the
 // budget is full (the error fails closed).
 //
-// # Link filters
+// # Link memories
 //
 // Each key keeps two generations. New ids go to the current one; it becomes
 // the old one once it spans ttl and the old one has expired. A generation is
 // consulted while now < its latest insertion + ttl, so no id is forgotten
 // within its ttl (no false negatives) and, with one ttl for every call, an
-// id is kept at most about 2·ttl.
-// A generation is an exact sorted set (no false positives) until it would
-// take more memory than a bloom filter of 9.6 bits per Options.LinkCapacity
-// ids (default 4096: 4,912 bytes), then that filter with 7 probes: a 1%
-// false-positive rate at LinkCapacity ids per generation, rising past it
-// (about 16% at twice, 68% at four times). One key takes at most about 10 KB
-// at the defaults.
+// id is kept at most about 2·ttl. A generation is an exact sorted set of at
+// most Options.LinkCapacity ids (default 4096) with each id's best
+// provenance beside it: 9 bytes an id, at most about 74 KB a key at the
+// defaults. There are no false positives at any load. Past the capacity a
+// generation is full: new ids are not remembered (ids already there can
+// still be upgraded), so their look-ups are unreferenced. Trade-off: an
+// identity shown more than LinkCapacity distinct ids within a ttl (a person
+// scrolling thousands of list entries a day) pays for it with
+// unreferenced look-ups, where a bloom filter would have let a list
+// reader's never-shown look-ups pass as shown (16% of them at twice the
+// capacity, 68% at four times).
 //
 // # Bans
 //

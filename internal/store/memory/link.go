@@ -6,75 +6,60 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/warden-gw/warden/internal/store"
 )
 
-var errTTL = errors.New("ttl must be positive")
+var (
+	errTTL        = errors.New("ttl must be positive")
+	errProvenance = errors.New("provenance must be list, search or social")
+)
 
-// bloomProbes with 9.6 bits per id gives a 1% false-positive rate.
-const bloomProbes = 7
-
-// linkGen is one generation of a link filter: an exact sorted set while it
-// takes less memory than the bloom filter would, the bloom filter after.
+// linkGen is one generation of a link memory: the ids shown, sorted, with
+// each one's best provenance beside it, at most the store's LinkCapacity.
+// Full says an id was refused for room: the identity is saturated.
 type linkGen struct {
 	first   int64 // first insertion, Unix ns; 0 when empty
 	expires int64 // latest insertion + its ttl
-	small   []uint64
-	bits    []uint64
+	ids     []uint64
+	prov    []store.Provenance
+	full    bool
 }
 
 func (g *linkGen) reset() {
-	g.first, g.expires, g.small, g.bits = 0, 0, g.small[:0], nil
+	g.first, g.expires, g.ids, g.prov, g.full = 0, 0, g.ids[:0], g.prov[:0], false
 }
 
-func (g *linkGen) has(id uint64, m uint64) bool {
-	if g.bits == nil {
-		_, ok := slices.BinarySearch(g.small, id)
-		return ok
+func (g *linkGen) get(id uint64) store.Provenance {
+	if i, ok := slices.BinarySearch(g.ids, id); ok {
+		return g.prov[i]
 	}
-	h := mix64(id)
-	h1, h2 := uint32(h), uint32(h>>32)|1
-	for i := range uint32(bloomProbes) {
-		x := (uint64(h1+i*h2) * m) >> 32
-		if g.bits[x>>6]&(1<<(x&63)) == 0 {
-			return false
-		}
-	}
-	return true
+	return store.Unreferenced
 }
 
-func (g *linkGen) add(id uint64, m uint64) {
-	if g.bits == nil {
-		pos, ok := slices.BinarySearch(g.small, id)
-		if ok {
-			return
-		}
-		if limit := int(m / 64); len(g.small) < limit {
-			if len(g.small) == cap(g.small) {
-				// Grow by hand so the set never takes more than the filter.
-				grown := make([]uint64, len(g.small), min(max(8, 2*cap(g.small)), limit))
-				copy(grown, g.small)
-				g.small = grown
-			}
-			g.small = slices.Insert(g.small, pos, id)
-			return
-		}
-		// The exact set would outgrow the bloom filter: switch to it.
-		g.bits = make([]uint64, m/64)
-		for _, e := range g.small {
-			g.set(e, m)
-		}
-		g.small = nil
+// add links id with p, keeping the better provenance of an id already
+// there. Past capacity a new id is dropped and the generation marked full:
+// the id's look-ups will be Unreferenced, never better.
+func (g *linkGen) add(id uint64, p store.Provenance, capacity int) {
+	i, ok := slices.BinarySearch(g.ids, id)
+	if ok {
+		g.prov[i] = max(g.prov[i], p)
+		return
 	}
-	g.set(id, m)
-}
-
-func (g *linkGen) set(id uint64, m uint64) {
-	h := mix64(id)
-	h1, h2 := uint32(h), uint32(h>>32)|1
-	for i := range uint32(bloomProbes) {
-		x := (uint64(h1+i*h2) * m) >> 32
-		g.bits[x>>6] |= 1 << (x & 63)
+	if len(g.ids) >= capacity {
+		g.full = true
+		return
 	}
+	if len(g.ids) == cap(g.ids) {
+		// Grow by hand so a generation never holds more than capacity.
+		n := min(max(8, 2*cap(g.ids)), capacity)
+		ids, prov := make([]uint64, len(g.ids), n), make([]store.Provenance, len(g.ids), n)
+		copy(ids, g.ids)
+		copy(prov, g.prov)
+		g.ids, g.prov = ids, prov
+	}
+	g.ids = slices.Insert(g.ids, i, id)
+	g.prov = slices.Insert(g.prov, i, p)
 }
 
 // linkFilter holds two generations: new ids go to cur; cur becomes old once
@@ -87,18 +72,21 @@ type linkFilter struct {
 func (f *linkFilter) expires() int64 { return max(f.cur.expires, f.old.expires) }
 
 func (f *linkFilter) size() int64 {
-	return 128 + 8*int64(cap(f.cur.small)+len(f.cur.bits)+cap(f.old.small)+len(f.old.bits))
+	return 160 + 9*int64(cap(f.cur.ids)+cap(f.old.ids))
 }
 
-// Link remembers ids for key until now+ttl. See doc.go.
-func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error {
+// Link remembers ids with provenance p for key until now+ttl. See doc.go.
+func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64, p store.Provenance, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("memory: link: %w", errTTL)
+	}
+	if p == store.Unreferenced || !p.Valid() {
+		return fmt.Errorf("memory: link: %w", errProvenance)
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	ns, m := now.UnixNano(), uint64(s.bloomBits)
+	ns := now.UnixNano()
 	exp := ns + min(int64(ttl), maxSpan)
 	sh, h := s.locate(key)
 	sh.mu.Lock()
@@ -127,7 +115,7 @@ func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64,
 	}
 	f.cur.expires = max(f.cur.expires, exp)
 	for _, id := range ids {
-		f.cur.add(id, m)
+		f.cur.add(id, p, s.opts.LinkCapacity)
 	}
 	before := f.cost
 	if f.cost = f.size(); f.cost != before {
@@ -137,10 +125,11 @@ func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64,
 	return nil
 }
 
-// Linked reports per id whether it was linked to key and is unexpired at now.
-func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint64) ([]bool, error) {
-	out := make([]bool, len(ids))
-	ns, m := now.UnixNano(), uint64(s.bloomBits)
+// Linked reports per id its best provenance among the generations
+// unexpired at now.
+func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error) {
+	out := make([]store.Provenance, len(ids))
+	ns := now.UnixNano()
 	sh, h := s.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -151,7 +140,14 @@ func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint6
 	}
 	cur, old := f.cur.expires > ns, f.old.expires > ns
 	for i, id := range ids {
-		out[i] = (cur && f.cur.has(id, m)) || (old && f.old.has(id, m))
+		var p store.Provenance
+		if cur {
+			p = f.cur.get(id)
+		}
+		if old {
+			p = max(p, f.old.get(id))
+		}
+		out[i] = p
 	}
 	return out, nil
 }

@@ -33,8 +33,9 @@ type Options struct {
 	// ExactMax is how many subjects a budget counts exactly in a window
 	// before it also counts in a HyperLogLog sketch. Default 1024.
 	ExactMax int
-	// LinkCapacity is the number of ids one link-filter generation holds at
-	// its rated 1% false-positive rate. Default 4096.
+	// LinkCapacity is the number of ids one link-memory generation holds
+	// exactly; past it an identity is saturated (see store.Provenance).
+	// Default 4096.
 	LinkCapacity int
 	// SweepEvery is how often idle keys are removed. Default 1 minute;
 	// negative disables the background sweeper.
@@ -96,13 +97,12 @@ func (o Options) withDefaults() Options {
 
 // Store is the in-memory state store. It is safe for concurrent use.
 type Store struct {
-	opts      Options
-	k0, k1    uint64 // SipHash key
-	shards    []*shard
-	mask      uint64
-	maxKeys   int   // per shard
-	maxBytes  int64 // per shard
-	bloomBits int   // bits in one link-filter generation's bloom filter
+	opts     Options
+	k0, k1   uint64 // SipHash key
+	shards   []*shard
+	mask     uint64
+	maxKeys  int   // per shard
+	maxBytes int64 // per shard
 
 	bans      atomic.Int64 // ban entries
 	banMu     sync.Mutex   // serialises ban writers with rebuilds of banBits
@@ -151,10 +151,8 @@ func New(opts Options) *Store {
 		mask:     uint64(opts.Shards - 1),
 		maxKeys:  max(1, (opts.MaxKeys+opts.Shards-1)/opts.Shards),
 		maxBytes: max(1, (opts.MaxBytes+int64(opts.Shards)-1)/int64(opts.Shards)),
-		// 9.6 bits per id with 7 probes gives a 1% false-positive rate.
-		bloomBits: (opts.LinkCapacity*96/10 + 63) &^ 63,
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	s.banBits.Store(new(banFilter))
 	for i := range s.shards {

@@ -46,11 +46,16 @@ type LinkState struct {
 	Cur, Old LinkGenState
 }
 
-// LinkGenState is one generation: a sorted exact set (Small) or a bloom
-// filter (Bits, the store's LinkCapacity words), never both.
+// LinkGenState is one generation: the sorted ids shown (Small) with each
+// one's provenance (Prov, as long as Small), and whether it was saturated
+// (Full). Bits is a bloom filter of a version 1 snapshot: such a
+// generation cannot say which ids it holds, nor how they were shown, and
+// is dropped on import (its ids become unreferenced, never better).
 type LinkGenState struct {
 	First, Expires int64
 	Small, Bits    []uint64
+	Prov           []byte
+	Full           bool
 }
 
 // Reset empties st, keeping its memory.
@@ -64,9 +69,6 @@ func (st *ShardState) Keys() int { return len(st.Limits) + len(st.Budgets) + len
 
 // Shards is the number of shards, for ExportShard.
 func (s *Store) Shards() int { return len(s.shards) }
-
-// LinkWords is the length of a bloom generation's Bits in this store.
-func (s *Store) LinkWords() int { return s.bloomBits / 64 }
 
 // ExportShard copies shard i into st (after Reset), holding the shard's
 // lock only while copying: the caller encodes and writes with no lock held.
@@ -87,7 +89,7 @@ func (s *Store) ExportShard(i int, st *ShardState) {
 		}
 	}
 	for _, f := range sh.links {
-		ids += len(f.cur.small) + len(f.cur.bits) + len(f.old.small) + len(f.old.bits)
+		ids += len(f.cur.ids) + len(f.old.ids)
 	}
 	st.ids = slices.Grow(st.ids[:0], ids)
 	st.regs = slices.Grow(st.regs[:0], regs)
@@ -127,11 +129,15 @@ func (st *ShardState) copyGen(g *linkGen) LinkGenState {
 		st.ids = append(st.ids, src...)
 		return st.ids[from:len(st.ids):len(st.ids)]
 	}
-	return LinkGenState{First: g.first, Expires: g.expires, Small: take(g.small), Bits: take(g.bits)}
+	prov := make([]byte, len(g.prov))
+	for i, p := range g.prov {
+		prov[i] = byte(p)
+	}
+	return LinkGenState{First: g.first, Expires: g.expires, Small: take(g.ids), Prov: prov, Full: g.full}
 }
 
 // Restored counts what Import kept and what it dropped (expired at now, or
-// not fitting this store: a bloom filter of another LinkCapacity, an
+// not fitting this store: a version 1 bloom filter, an
 // impossible value).
 type Restored struct {
 	Limits, Budgets, Links int
@@ -260,19 +266,30 @@ func (s *Store) linkOf(ls *LinkState, now int64) *linkFilter {
 }
 
 // genOf fills g from gs and reports whether it holds anything unexpired.
+// A generation without provenances (version 1 snapshots) counts its ids as
+// shown in a list, the worst provenance of a shown id; a bloom filter
+// (version 1) is dropped; ids past this store's capacity are dropped and
+// the generation marked full.
 func (s *Store) genOf(g *linkGen, gs *LinkGenState, now int64) bool {
 	switch {
 	case gs.Expires <= now || gs.First == 0 || gs.First > gs.Expires:
 		return false
-	case gs.Bits != nil && (gs.Small != nil || len(gs.Bits) != s.bloomBits/64):
-		return false // a filter sized for another LinkCapacity cannot be read
+	case gs.Bits != nil:
+		return false
+	case gs.Prov != nil && len(gs.Prov) != len(gs.Small):
+		return false
 	}
-	g.first, g.expires = gs.First, gs.Expires
-	if gs.Bits != nil {
-		g.bits = slices.Clone(gs.Bits)
-		return true
+	g.first, g.expires, g.full = gs.First, gs.Expires, gs.Full
+	for i, id := range gs.Small {
+		p := store.List
+		if gs.Prov != nil {
+			p = store.Provenance(gs.Prov[i])
+		}
+		if p == store.Unreferenced || !p.Valid() {
+			continue
+		}
+		g.add(id, p, s.opts.LinkCapacity)
 	}
-	g.small = slices.Compact(slices.Sorted(slices.Values(gs.Small)))
 	return true
 }
 

@@ -42,7 +42,7 @@ func TestSweep(t *testing.T) {
 		key string
 		ttl time.Duration
 	}{{"link:short", time.Minute}, {"link:long", time.Hour}} {
-		if err := s.Link(ctx, t0, l.key, []uint64{1, 2, 3}, l.ttl); err != nil {
+		if err := s.Link(ctx, t0, l.key, []uint64{1, 2, 3}, store.List, l.ttl); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,7 +147,7 @@ func TestEviction(t *testing.T) {
 						ids[i] = uint64(k*len(ids) + i)
 					}
 					key := "link:" + strconv.Itoa(k)
-					if err := s.Link(ctx, t0, key, ids, time.Hour); err != nil {
+					if err := s.Link(ctx, t0, key, ids, store.Search, time.Hour); err != nil {
 						t.Fatal(err)
 					}
 					// The key being written is never the one evicted.
@@ -155,8 +155,8 @@ func TestEviction(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					for i, ok := range got {
-						if !ok {
+					for i, p := range got[:4096] {
+						if p != store.Search {
 							t.Fatalf("%s: id %d forgotten right after linking", key, ids[i])
 						}
 					}
@@ -279,18 +279,20 @@ func TestHotPathAllocations(t *testing.T) {
 	}
 }
 
-// TestLinkFilterRate checks the documented false-positive rates and memory
-// of one link-filter generation.
-func TestLinkFilterRate(t *testing.T) {
+// TestLinkSaturation checks the link memory's bound: no false positives at
+// any load, at most LinkCapacity ids a generation, its bytes bounded, and
+// an identity past its capacity saturated (later ids unreferenced).
+func TestLinkSaturation(t *testing.T) {
 	cases := []struct {
 		name     string
 		n        int
-		maxRate  float64
+		kept     int
 		maxBytes int64
 	}{
-		{"exact while smaller than the bloom filter", 600, 0, 6000},
-		{"at capacity", 4096, 0.015, 5200},
-		{"twice capacity", 8192, 0.20, 5200},
+		{"under capacity", 600, 600, 10_000},
+		{"at capacity", 4096, 4096, 37_200},
+		{"twice capacity", 8192, 4096, 37_200},
+		{"four times capacity", 16384, 4096, 37_200},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -300,8 +302,10 @@ func TestLinkFilterRate(t *testing.T) {
 			for i := range ids {
 				ids[i] = uint64(i) * 7
 			}
-			if err := s.Link(ctx, t0, "link:k", ids, time.Hour); err != nil {
-				t.Fatal(err)
+			for from := 0; from < len(ids); from += 50 {
+				if err := s.Link(ctx, t0, "link:k", ids[from:min(from+50, len(ids))], store.List, time.Hour); err != nil {
+					t.Fatal(err)
+				}
 			}
 			probe := make([]uint64, 100_000)
 			for i := range probe {
@@ -311,14 +315,26 @@ func TestLinkFilterRate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fp := 0
-			for _, ok := range got {
-				if ok {
-					fp++
+			for i, p := range got {
+				if p != store.Unreferenced {
+					t.Fatalf("never-linked id %d is %v", probe[i], p)
 				}
 			}
-			if rate := float64(fp) / float64(len(probe)); rate > c.maxRate {
-				t.Errorf("false-positive rate %.4f, want at most %.4f", rate, c.maxRate)
+			got, err = s.Linked(ctx, t0, "link:k", ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := 0
+			for i, p := range got {
+				if p == store.List {
+					if i >= c.kept {
+						t.Fatalf("id %d linked past capacity was remembered", ids[i])
+					}
+					kept++
+				}
+			}
+			if kept != c.kept {
+				t.Errorf("%d ids remembered, want %d (the first ones)", kept, c.kept)
 			}
 			if b := s.Stats().Bytes; b > c.maxBytes {
 				t.Errorf("%d bytes for one key, want at most %d", b, c.maxBytes)
@@ -370,10 +386,10 @@ func TestExtremeValues(t *testing.T) {
 			t.Errorf("1ns window at %v: count %d, want 1", now, res[1].Count)
 		}
 	}
-	if err := s.Link(ctx, t0, "link:huge ttl", []uint64{1}, maxDur); err != nil {
+	if err := s.Link(ctx, t0, "link:huge ttl", []uint64{1}, store.Social, maxDur); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Linked(ctx, t0.Add(100*365*24*time.Hour), "link:huge ttl", []uint64{1}); err != nil || !got[0] {
+	if got, err := s.Linked(ctx, t0.Add(100*365*24*time.Hour), "link:huge ttl", []uint64{1}); err != nil || got[0] != store.Social {
 		t.Errorf("huge ttl: %v, %v; want linked", got, err)
 	}
 }

@@ -149,15 +149,15 @@ func (p *pending) ListBans(ctx context.Context, now time.Time) ([]store.Ban, err
 	return s.ListBans(ctx, now)
 }
 
-func (p *pending) Link(ctx context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error {
+func (p *pending) Link(ctx context.Context, now time.Time, key string, ids []uint64, pv store.Provenance, ttl time.Duration) error {
 	s, err := p.store()
 	if err != nil {
 		return err
 	}
-	return s.Link(ctx, now, key, ids, ttl)
+	return s.Link(ctx, now, key, ids, pv, ttl)
 }
 
-func (p *pending) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]bool, error) {
+func (p *pending) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error) {
 	s, err := p.store()
 	if err != nil {
 		return nil, err

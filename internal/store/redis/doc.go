@@ -57,8 +57,10 @@
 //	P{s:<budget key>}:<start ns>:x   set: the window's first ExactMax subjects
 //	P{s:<budget key>}:<start ns>:h   HyperLogLog: the count past ExactMax
 //	P{k:<link key>}:m                hash: c (current generation 0|1), f0/e0, f1/e1
-//	                                 (first insertion and expiry of each, µs)
-//	P{k:<link key>}:0, :1            bitmaps: the generations' bloom filters
+//	                                 (first insertion and expiry of each, µs),
+//	                                 x0/x1 (1: the generation is full)
+//	P{k:<link key>}:0, :1            hashes: the generations' ids (decimal) ->
+//	                                 best provenance (1 list, 2 search, 3 social)
 //	P{bans}:e                        sorted set: facet NUL value -> until (µs;
 //	                                 2^53-1 when none)
 //	P{bans}:d                        hash: facet NUL value -> the ban as JSON
@@ -87,13 +89,14 @@
 // clock lags into the previous window uses that window's keys while they
 // live (the memory store judges it in the newer window instead).
 //
-// Link filters: two generations of a bloom filter (9.6 bits per
-// Options.LinkCapacity ids, default 4096: 4,920 bytes each, 7 probes, bit
-// positions computed in Go), rotated like the memory store's, so no id is
-// forgotten within its ttl and one is kept at most about 2·ttl. Unlike the
-// memory store there is no exact phase: false positives start at once but
-// stay far under 1% until the filter nears LinkCapacity ids. One key is at
-// most about 10 KB.
+// Link memories: two generations rotated like the memory store's, so no id
+// is forgotten within its ttl and one is kept at most about 2·ttl; each an
+// exact hash of at most Options.LinkCapacity ids (default 4096) to their
+// best provenance, no false positives. Past the capacity new ids are not
+// remembered (the identity is saturated; its later look-ups are
+// unreferenced). Memory: Redis keeps a hash of up to 128 fields compactly
+// (listpack, about 12 bytes a field), past that about 70-90 bytes a field:
+// a saturated key takes about 0.7 MB at the defaults, until its ttl.
 //
 // Bans: PutBan replaces; ListBans drops up to 1000 bans expired at its now
 // and returns the rest; RemoveBan judges "unexpired" by the latest now this

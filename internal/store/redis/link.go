@@ -2,47 +2,30 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/warden-gw/warden/internal/store"
 )
 
-// bloomProbes with 9.6 bits per id gives a 1% false-positive rate.
-const bloomProbes = 7
+var errProvenance = errors.New("provenance must be list, search or social")
 
-// linkKeys are a link filter's meta hash and its two generations' bitmaps,
+// linkKeys are a link memory's meta hash and its two generations' hashes,
 // sharing the hash tag {k:key}.
 func (s *Store) linkKeys(key string) []string {
 	base := s.prefix + "{k:" + key + "}:"
 	return []string{base + "m", base + "0", base + "1"}
 }
 
-// mix64 is SplitMix64's finaliser, spreading sequential ids over all bits
-// (the same as the memory store's).
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
-
-// probes appends id's bloom-filter bit positions (double hashing, mapped
-// onto m bits by multiply-shift).
-func probes(args []string, id, m uint64) []string {
-	h := mix64(id)
-	h1, h2 := uint32(h), uint32(h>>32)|1
-	for i := range uint32(bloomProbes) {
-		args = append(args, strconv.FormatUint((uint64(h1+i*h2)*m)>>32, 10))
-	}
-	return args
-}
-
-// Link remembers ids for key until now+ttl. See doc.go.
-func (s *Store) Link(ctx context.Context, now time.Time, key string, ids []uint64, ttl time.Duration) error {
+// Link remembers ids with provenance p for key until now+ttl. See doc.go.
+func (s *Store) Link(ctx context.Context, now time.Time, key string, ids []uint64, p store.Provenance, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("redis: link: %w", errTTL)
+	}
+	if p == store.Unreferenced || !p.Valid() {
+		return fmt.Errorf("redis: link: %w", errProvenance)
 	}
 	if len(ids) == 0 {
 		return nil
@@ -50,10 +33,11 @@ func (s *Store) Link(ctx context.Context, now time.Time, key string, ids []uint6
 	us := micros(now)
 	s.observe(us)
 	t := min((int64(ttl)+999)/1000, maxSpan)
-	args := make([]string, 0, 3+bloomProbes*len(ids))
-	args = append(args, strconv.FormatInt(us, 10), strconv.FormatInt(t, 10), strconv.FormatInt(us+t, 10))
+	args := make([]string, 0, 5+len(ids))
+	args = append(args, strconv.FormatInt(us, 10), strconv.FormatInt(t, 10), strconv.FormatInt(us+t, 10),
+		strconv.Itoa(s.linkCap), strconv.Itoa(int(p)))
 	for _, id := range ids {
-		args = probes(args, id, s.bloomBits)
+		args = append(args, strconv.FormatUint(id, 10))
 	}
 	if _, err := s.run(ctx, []call{{sc: linkScript, keys: s.linkKeys(key), args: args}}); err != nil {
 		return fmt.Errorf("redis: link: %w", err)
@@ -61,18 +45,18 @@ func (s *Store) Link(ctx context.Context, now time.Time, key string, ids []uint6
 	return nil
 }
 
-// Linked reports per id whether it was linked to key and is unexpired at now.
-func (s *Store) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]bool, error) {
-	out := make([]bool, len(ids))
+// Linked reports per id its best provenance within its ttl at now.
+func (s *Store) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error) {
+	out := make([]store.Provenance, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
 	us := micros(now)
 	s.observe(us)
-	args := make([]string, 0, 2+bloomProbes*len(ids))
-	args = append(args, strconv.FormatInt(us, 10), strconv.Itoa(bloomProbes))
+	args := make([]string, 0, 1+len(ids))
+	args = append(args, strconv.FormatInt(us, 10))
 	for _, id := range ids {
-		args = probes(args, id, s.bloomBits)
+		args = append(args, strconv.FormatUint(id, 10))
 	}
 	res, err := s.run(ctx, []call{{sc: linkedScript, keys: s.linkKeys(key), args: args}})
 	if err != nil {
@@ -83,7 +67,11 @@ func (s *Store) Linked(ctx context.Context, now time.Time, key string, ids []uin
 		return nil, fmt.Errorf("redis: linked: %w", unavailable(errBadReply))
 	}
 	for i := range flags {
-		out[i] = flags[i] == '1'
+		p := store.Provenance(flags[i] - '0')
+		if !p.Valid() {
+			return nil, fmt.Errorf("redis: linked: %w", unavailable(errBadReply))
+		}
+		out[i] = p
 	}
 	return out, nil
 }

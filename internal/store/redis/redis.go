@@ -27,8 +27,9 @@ type Options struct {
 	// ExactMax is how many subjects a budget counts exactly per window
 	// before it also counts in a HyperLogLog. Default 1024.
 	ExactMax int
-	// LinkCapacity is the number of ids one link-filter generation holds at
-	// its rated 1% false-positive rate. Default 4096.
+	// LinkCapacity is the number of ids one link-memory generation holds
+	// exactly; past it an identity is saturated (see store.Provenance).
+	// Default 4096.
 	LinkCapacity int
 	// Logger receives connection-level messages. Default slog.Default().
 	Logger *slog.Logger
@@ -51,7 +52,7 @@ type Store struct {
 	prefix      string
 	readTimeout time.Duration
 	exactMax    int
-	bloomBits   uint64
+	linkCap     int
 	bansE       string // ZSET: ban field -> until (µs)
 	bansD       string // HASH: ban field -> JSON
 	bansSlot    uint16
@@ -118,7 +119,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		prefix:      cfg.KeyPrefix,
 		readTimeout: cfg.ReadTimeout,
 		exactMax:    opts.ExactMax,
-		bloomBits:   uint64((opts.LinkCapacity*96/10 + 63) &^ 63),
+		linkCap:     opts.LinkCapacity,
 		log:         opts.Logger,
 	}
 	s.bansE = s.prefix + "{bans}:e"

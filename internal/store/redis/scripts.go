@@ -184,57 +184,86 @@ end
 return out
 `)
 
-// linkSrc adds ids (as bloom-filter bit positions) to a link filter of two
-// generations; see doc.go. KEYS: meta hash, bitmap 0, bitmap 1.
-// ARGV: now, ttl, now+ttl, then bit positions.
+// linkSrc adds ids with a provenance to a link memory of two generations,
+// each a hash id -> provenance digit of at most cap ids; see doc.go. An id
+// already there keeps the better provenance; past cap a new id is dropped
+// and the generation marked full (x0/x1). KEYS: meta hash, generation 0,
+// generation 1. ARGV: now, ttl, now+ttl, cap, provenance, then ids.
 var linkScript = newScript("link", `
 local now, ttl, exp = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local m = redis.call('HMGET', KEYS[1], 'c', 'f0', 'e0', 'f1', 'e1')
+local cap, p = tonumber(ARGV[4]), tonumber(ARGV[5])
+local m = redis.call('HMGET', KEYS[1], 'c', 'f0', 'e0', 'f1', 'e1', 'x0', 'x1')
 local c = tonumber(m[1] or 0)
 local f = {tonumber(m[2] or 0), tonumber(m[4] or 0)}
 local e = {tonumber(m[3] or 0), tonumber(m[5] or 0)}
+local x = {tonumber(m[6] or 0), tonumber(m[7] or 0)}
 local o = 1 - c
-if e[o + 1] <= now then f[o + 1], e[o + 1] = 0, 0; redis.call('DEL', KEYS[o + 2]) end
-if e[c + 1] <= now then f[c + 1], e[c + 1] = 0, 0; redis.call('DEL', KEYS[c + 2]) end
+if e[o + 1] <= now then f[o + 1], e[o + 1], x[o + 1] = 0, 0, 0; redis.call('DEL', KEYS[o + 2]) end
+if e[c + 1] <= now then f[c + 1], e[c + 1], x[c + 1] = 0, 0, 0; redis.call('DEL', KEYS[c + 2]) end
 if f[c + 1] ~= 0 and now - f[c + 1] >= ttl and f[o + 1] == 0 then c, o = o, c end
 if f[c + 1] == 0 then f[c + 1] = now end
 if exp > e[c + 1] then e[c + 1] = exp end
-local ops = {}
-for i = 4, #ARGV do
-  ops[#ops + 1] = 'SET'; ops[#ops + 1] = 'u1'; ops[#ops + 1] = ARGV[i]; ops[#ops + 1] = 1
-  if #ops >= 4000 or i == #ARGV then redis.call('BITFIELD', KEYS[c + 2], unpack(ops)); ops = {} end
+local g = KEYS[c + 2]
+local ids = {}
+for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
+local function hmget(key)
+  local out = {}
+  for from = 1, #ids, 1000 do
+    local part = redis.call('HMGET', key, unpack(ids, from, math.min(from + 999, #ids)))
+    for j = 1, #part do out[from + j - 1] = part[j] end
+  end
+  return out
 end
-local function s(x) return string.format('%.0f', x) end
-redis.call('HSET', KEYS[1], 'c', c, 'f0', s(f[1]), 'e0', s(e[1]), 'f1', s(f[2]), 'e1', s(e[2]))
+local have = hmget(g)
+local n = redis.call('HLEN', g)
+local set, seen = {}, {}
+for i, id in ipairs(ids) do
+  if not seen[id] then
+    seen[id] = true
+    local old = have[i]
+    if old then
+      if tonumber(old) < p then set[#set + 1] = id; set[#set + 1] = p end
+    elseif n < cap then
+      set[#set + 1] = id; set[#set + 1] = p; n = n + 1
+    else
+      x[c + 1] = 1
+    end
+  end
+end
+for from = 1, #set, 1000 do
+  redis.call('HSET', g, unpack(set, from, math.min(from + 999, #set)))
+end
+local function s(v) return string.format('%.0f', v) end
+redis.call('HSET', KEYS[1], 'c', c, 'f0', s(f[1]), 'e0', s(e[1]), 'f1', s(f[2]), 'e1', s(e[2]), 'x0', x[1], 'x1', x[2])
 local px = s(math.ceil((math.max(e[1], e[2]) - now) / 1000) + 60000)
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], px) end
 return 1
 `)
 
-// linkedSrc reports per id whether every one of its probe bits is set in a
-// live generation. KEYS: meta, bitmap 0, bitmap 1. ARGV: now, probes per id,
-// then bit positions. Returns a flag string.
+// linkedSrc reports per id its best provenance in the live generations, as
+// a string of digits (0: unreferenced). KEYS: meta, generation 0,
+// generation 1. ARGV: now, then ids.
 var linkedScript = newScript("linked", `
-local now, k = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 local m = redis.call('HMGET', KEYS[1], 'e0', 'e1')
-local live = {tonumber(m[1] or 0) > now, tonumber(m[2] or 0) > now}
-local flags = {}
-local n = (#ARGV - 2) / k
-for i = 0, n - 1 do
-  local hit = false
-  for g = 1, 2 do
-    if live[g] and not hit then
-      -- GETBIT one probe at a time: an id never linked usually stops at
-      -- the first clear bit.
-      hit = true
-      for p = 1, k do
-        if redis.call('GETBIT', KEYS[g + 1], ARGV[2 + k * i + p]) == 0 then hit = false; break end
-      end
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+local best = {}
+for i = 1, #ids do best[i] = 0 end
+for g = 1, 2 do
+  if tonumber(m[g] or 0) > now then
+    local have = {}
+    for from = 1, #ids, 1000 do
+      local part = redis.call('HMGET', KEYS[g + 1], unpack(ids, from, math.min(from + 999, #ids)))
+      for j = 1, #part do have[from + j - 1] = part[j] end
+    end
+    for i = 1, #ids do
+      local v = tonumber(have[i] or 0)
+      if v > best[i] then best[i] = v end
     end
   end
-  flags[i + 1] = hit and '1' or '0'
 end
-return table.concat(flags)
+return table.concat(best)
 `)
 
 // putBanSrc: KEYS bans:e, bans:d. ARGV field, until, JSON.

@@ -19,11 +19,15 @@
 //     most 1% of refused subjects admitted when offered again.
 //   - Link/Linked: no false negatives within ttl (an id is known while now <
 //     its Link time + ttl, whatever later calls' ttls), a lone Link is
-//     forgotten at its ttl, false positives at most 5% at 1,000 ids per key.
+//     forgotten at its ttl; an id reports the best provenance it was linked
+//     with among its live showings; exact: no id is ever reported with a
+//     provenance better than it was linked with, not even past a key's
+//     capacity (16,384 ids shown to one key: never-shown ids all
+//     unreferenced, ids shown in a list never better, earlier ids kept).
 //   - Bans: PutBan replaces, RemoveBan reports whether the ban was there,
 //     ListBans excludes expired bans and sorts by facet, then value.
 //   - Invalid input (Interval <= 0, Burst < 1, Cost < 0, Window <= 0,
-//     Limit < 0, ttl <= 0) is an error that charges nothing, never a panic.
+//     Limit < 0, ttl <= 0, provenance unreferenced or unknown) is an error that charges nothing, never a panic.
 //   - Under concurrent calls, exactly Limit distinct subjects and exactly
 //     Burst requests pass.
 //

@@ -24,9 +24,9 @@ const (
 	// leakTolerance bounds the fraction of refused subjects a backend may
 	// admit when offered again past its exact set (the memory store: none).
 	leakTolerance = 0.01
-	// falsePositiveTolerance bounds link-filter false positives at a load
-	// well under the filter's capacity (documented: 1%).
-	falsePositiveTolerance = 0.05
+	// saturateIDs is how many distinct ids testLinkSaturation shows one
+	// key: four times the default link capacity (4096 per generation).
+	saturateIDs = 4 * 4096
 	// minExact is the exact-set size every backend must have at least.
 	minExact = 100
 )
@@ -54,7 +54,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("SpendBeyondExact", func(t *testing.T) { testSpendBeyondExact(t, open) })
 	t.Run("Link", func(t *testing.T) { testLink(t, open) })
 	t.Run("LinkRotation", func(t *testing.T) { testLinkRotation(t, open) })
-	t.Run("LinkFalsePositives", func(t *testing.T) { testLinkFalsePositives(t, open) })
+	t.Run("LinkProvenance", func(t *testing.T) { testLinkProvenance(t, open) })
+	t.Run("LinkSaturation", func(t *testing.T) { testLinkSaturation(t, open) })
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, open) })
 	t.Run("ConcurrentSpend", func(t *testing.T) { testConcurrentSpend(t, open) })
 	t.Run("ConcurrentAdmit", func(t *testing.T) { testConcurrentAdmit(t, open) })
@@ -579,12 +580,20 @@ func testSpendBeyondExact(t *testing.T, open opener) {
 	})
 }
 
+// Provenances in short, for the tables below.
+const (
+	pU = store.Unreferenced
+	pL = store.List
+	pS = store.Search
+	pO = store.Social
+)
+
 func testLink(t *testing.T, open opener) {
 	hour := time.Hour
 	type check struct {
 		at   time.Duration
 		ids  []uint64
-		want []bool
+		want []store.Provenance
 	}
 	type link struct {
 		at  time.Duration
@@ -597,19 +606,19 @@ func testLink(t *testing.T, open opener) {
 		checks []check
 	}{
 		{"linked within ttl", []link{{0, []uint64{1, 2, 3}, 0}}, []check{
-			{0, []uint64{1, 2, 3}, []bool{T, T, T}},
-			{hour - ms, []uint64{3, 2, 1}, []bool{T, T, T}},
+			{0, []uint64{1, 2, 3}, []store.Provenance{pL, pL, pL}},
+			{hour - ms, []uint64{3, 2, 1}, []store.Provenance{pL, pL, pL}},
 		}},
 		{"forgotten at ttl", []link{{0, []uint64{1, 2, 3}, 0}}, []check{
-			{hour, []uint64{1, 2, 3}, []bool{F, F, F}},
+			{hour, []uint64{1, 2, 3}, []store.Provenance{pU, pU, pU}},
 		}},
 		{"each id keeps its own ttl", []link{{0, []uint64{1}, 0}, {30 * time.Minute, []uint64{2}, 0}}, []check{
-			{hour - ms, []uint64{1, 2}, []bool{T, T}},
-			{90*time.Minute - ms, []uint64{2}, []bool{T}},
-			{3 * hour, []uint64{1, 2}, []bool{F, F}},
+			{hour - ms, []uint64{1, 2}, []store.Provenance{pL, pL}},
+			{90*time.Minute - ms, []uint64{2}, []store.Provenance{pL}},
+			{3 * hour, []uint64{1, 2}, []store.Provenance{pU, pU}},
 		}},
 		{"relinking extends", []link{{0, []uint64{5}, 0}, {50 * time.Minute, []uint64{5}, 0}}, []check{
-			{110*time.Minute - ms, []uint64{5}, []bool{T}},
+			{110*time.Minute - ms, []uint64{5}, []store.Provenance{pL}},
 		}},
 		{"a long ttl outlives later short ones", []link{
 			{0, []uint64{1}, 3 * hour},
@@ -617,13 +626,13 @@ func testLink(t *testing.T, open opener) {
 			{100 * time.Minute, []uint64{5}, 0},
 			{140 * time.Minute, []uint64{3}, 0},
 		}, []check{
-			{150 * time.Minute, []uint64{1, 3, 5}, []bool{T, T, T}},
-			{3*hour - ms, []uint64{1, 3}, []bool{T, T}},
-			{3 * hour, []uint64{1}, []bool{F}},
+			{150 * time.Minute, []uint64{1, 3, 5}, []store.Provenance{pL, pL, pL}},
+			{3*hour - ms, []uint64{1, 3}, []store.Provenance{pL, pL}},
+			{3 * hour, []uint64{1}, []store.Provenance{pU}},
 		}},
 		{"unknown key knows nothing", nil, []check{
-			{0, []uint64{1}, []bool{F}},
-			{0, nil, []bool{}},
+			{0, []uint64{1}, []store.Provenance{pU}},
+			{0, nil, []store.Provenance{}},
 		}},
 	}
 	for _, c := range cases {
@@ -635,7 +644,7 @@ func testLink(t *testing.T, open opener) {
 				if ttl == 0 {
 					ttl = hour
 				}
-				if err := s.Link(ctx, t0.Add(l.at), key, l.ids, ttl); err != nil {
+				if err := s.Link(ctx, t0.Add(l.at), key, l.ids, store.List, ttl); err != nil {
 					t.Fatalf("link: %v", err)
 				}
 			}
@@ -652,6 +661,61 @@ func testLink(t *testing.T, open opener) {
 	}
 }
 
+// testLinkProvenance: an id keeps the best provenance it was shown with
+// while that showing lives; a worse one never replaces it; each key is
+// its own.
+func testLinkProvenance(t *testing.T, open opener) {
+	type link struct {
+		at  time.Duration
+		ids []uint64
+		p   store.Provenance
+	}
+	cases := []struct {
+		name  string
+		links []link
+		at    time.Duration
+		ids   []uint64
+		want  []store.Provenance
+	}{
+		{"each as shown", []link{{0, []uint64{1}, pL}, {0, []uint64{2}, pS}, {0, []uint64{3}, pO}}, time.Minute,
+			[]uint64{1, 2, 3, 4}, []store.Provenance{pL, pS, pO, pU}},
+		{"a better one upgrades", []link{{0, []uint64{1, 2}, pL}, {time.Minute, []uint64{1}, pS}, {time.Minute, []uint64{2}, pO}}, 2 * time.Minute,
+			[]uint64{1, 2}, []store.Provenance{pS, pO}},
+		{"a worse one does not downgrade", []link{{0, []uint64{1, 2}, pO}, {time.Minute, []uint64{1}, pL}, {time.Minute, []uint64{2}, pS}}, 2 * time.Minute,
+			[]uint64{1, 2}, []store.Provenance{pO, pO}},
+		{"forgotten after its showings", []link{{0, []uint64{7}, pO}, {50 * time.Minute, []uint64{7}, pL}}, 4 * time.Hour,
+			[]uint64{7}, []store.Provenance{pU}},
+		{"repeated ids in one call", []link{{0, []uint64{9, 9, 9}, pS}}, time.Minute,
+			[]uint64{9, 9}, []store.Provenance{pS, pS}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			for _, l := range c.links {
+				if err := s.Link(ctx, t0.Add(l.at), "link:p", l.ids, l.p, time.Hour); err != nil {
+					t.Fatalf("link: %v", err)
+				}
+			}
+			got, err := s.Linked(ctx, t0.Add(c.at), "link:p", c.ids)
+			if err != nil {
+				t.Fatalf("linked: %v", err)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+			other, err := s.Linked(ctx, t0.Add(c.at), "link:other", c.ids)
+			if err != nil {
+				t.Fatalf("linked: %v", err)
+			}
+			for i, p := range other {
+				if p != pU {
+					t.Errorf("other key: id %d is %v, want unreferenced", c.ids[i], p)
+				}
+			}
+		})
+	}
+}
+
 // testLinkRotation links new ids every 10 minutes for hours (ttl 1h) and
 // checks after each link that every id linked within the last hour is still
 // known: no false negatives across a backend's rotations.
@@ -660,7 +724,7 @@ func testLinkRotation(t *testing.T, open opener) {
 	const perStep, steps = 50, 36
 	for step := range steps {
 		now := t0.Add(time.Duration(step) * 10 * time.Minute)
-		if err := s.Link(ctx, now, "link:rotation", seq(step*perStep, perStep), time.Hour); err != nil {
+		if err := s.Link(ctx, now, "link:rotation", seq(step*perStep, perStep), store.Search, time.Hour); err != nil {
 			t.Fatalf("link: %v", err)
 		}
 		from := max(0, step-5) // links at now-50m .. now
@@ -669,49 +733,69 @@ func testLinkRotation(t *testing.T, open opener) {
 		if err != nil {
 			t.Fatalf("linked: %v", err)
 		}
-		for i, ok := range got {
-			if !ok {
-				t.Fatalf("step %d: id %d linked within ttl is forgotten", step, ids[i])
+		for i, p := range got {
+			if p != store.Search {
+				t.Fatalf("step %d: id %d linked within ttl is %v, want search", step, ids[i], p)
 			}
 		}
 	}
 }
 
-func testLinkFalsePositives(t *testing.T, open opener) {
+// testLinkSaturation shows one key far more ids than it holds (as an
+// identity reading lists wholesale does), then checks that saturation never
+// helps it: an id never shown is never reported shown, an id shown in a
+// list never better, and what was remembered before the flood stays.
+func testLinkSaturation(t *testing.T, open opener) {
 	s := open(t)
-	linked := seq(1, 1000)
-	if err := s.Link(ctx, t0, "link:a", linked, time.Hour); err != nil {
+	social := seq(1, 50)
+	if err := s.Link(ctx, t0, "link:flood", social, store.Social, time.Hour); err != nil {
 		t.Fatalf("link: %v", err)
 	}
-	cases := []struct {
-		name string
-		key  string
-		ids  []uint64
-		want bool // every id linked; false: at most falsePositiveTolerance
-	}{
-		{"no false negatives", "link:a", linked, true},
-		{"ids never linked", "link:a", seq(1_000_000, 10_000), false},
-		{"other key", "link:b", linked, false},
+	flood := seq(1_000, saturateIDs)
+	for from := 0; from < len(flood); from += 100 {
+		if err := s.Link(ctx, t0.Add(time.Second), "link:flood", flood[from:min(from+100, len(flood))], store.List, time.Hour); err != nil {
+			t.Fatalf("link: %v", err)
+		}
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := s.Linked(ctx, t0.Add(time.Minute), c.key, c.ids)
-			if err != nil {
-				t.Fatalf("linked: %v", err)
-			}
-			n := 0
-			for _, ok := range got {
-				if ok {
-					n++
-				}
-			}
-			if c.want && n != len(c.ids) {
-				t.Fatalf("%d of %d linked ids known, want all", n, len(c.ids))
-			}
-			if !c.want && float64(n) > falsePositiveTolerance*float64(len(c.ids)) {
-				t.Fatalf("%d of %d never-linked ids reported linked, want at most %.0f%%", n, len(c.ids), 100*falsePositiveTolerance)
-			}
-		})
+	// Social ids shown again as a list keep their provenance.
+	if err := s.Link(ctx, t0.Add(2*time.Second), "link:flood", social, store.List, time.Hour); err != nil {
+		t.Fatalf("link: %v", err)
+	}
+	at := t0.Add(time.Minute)
+	never, err := s.Linked(ctx, at, "link:flood", seq(10_000_000, 20_000))
+	if err != nil {
+		t.Fatalf("linked: %v", err)
+	}
+	for i, p := range never {
+		if p != pU {
+			t.Fatalf("never-shown id %d reported %v after %d ids: a saturated key must not grant a provenance", 10_000_000+i, p, saturateIDs)
+		}
+	}
+	shown, err := s.Linked(ctx, at, "link:flood", flood)
+	if err != nil {
+		t.Fatalf("linked: %v", err)
+	}
+	kept := 0
+	for i, p := range shown {
+		switch p {
+		case pL:
+			kept++
+		case pU:
+		default:
+			t.Fatalf("id %d shown in a list reported %v", flood[i], p)
+		}
+	}
+	if kept < minExact {
+		t.Errorf("only %d of %d ids shown in lists remembered, want at least %d", kept, len(flood), minExact)
+	}
+	before, err := s.Linked(ctx, at, "link:flood", social)
+	if err != nil {
+		t.Fatalf("linked: %v", err)
+	}
+	for i, p := range before {
+		if p != pO {
+			t.Errorf("id %d shown socially before the flood is %v, want social", social[i], p)
+		}
 	}
 }
 
@@ -738,7 +822,9 @@ func testInvalid(t *testing.T, open opener) {
 		{"negative cost", lim(s1, 1, -1)},
 		{"zero window", spend(0, 1)},
 		{"negative limit", spend(time.Hour, -1)},
-		{"zero ttl", s.Link(ctx, t0, "link:bad", []uint64{1}, 0)},
+		{"zero ttl", s.Link(ctx, t0, "link:bad", []uint64{1}, store.List, 0)},
+		{"unreferenced provenance", s.Link(ctx, t0, "link:bad", []uint64{1}, store.Unreferenced, time.Hour)},
+		{"unknown provenance", s.Link(ctx, t0, "link:bad", []uint64{1}, store.Provenance(9), time.Hour)},
 	}
 	for _, c := range cases {
 		if c.err == nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,10 +101,10 @@ func fill(t *testing.T, r *rig) {
 	admit(t, r.st, at, "ip:1") // 1 left
 	spend(t, r.st, at, "budget:small", 10, 1, 2, 3)
 	spend(t, r.st, at, "budget:sketch", 5000, seq(1, 2000)...) // past ExactMax: a sketch
-	if err := r.st.Link(ctx, at, "link:small", []uint64{7, 8, 9}, time.Hour); err != nil {
+	if err := r.st.Link(ctx, at, "link:small", []uint64{7, 8, 9}, store.Social, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.st.Link(ctx, at, "link:bloom", seq(1000, 5000), time.Hour); err != nil {
+	if err := r.st.Link(ctx, at, "link:big", seq(1000, 4000), store.Search, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range []store.Ban{
@@ -133,15 +134,19 @@ func check(t *testing.T, r *rig, at time.Time) {
 	if got := spend(t, r.st, at, "budget:sketch", 5000, 1500); got.Count < 1950 || got.Count > 2050 {
 		t.Errorf("sketch budget after restore: count %d, want about 2000", got.Count)
 	}
-	for key, ids := range map[string][]uint64{"link:small": {7, 8, 9}, "link:bloom": seq(1000, 5000)} {
-		got, _ := r.st.Linked(context.Background(), at, key, ids)
-		for i, ok := range got {
-			if !ok {
-				t.Fatalf("%s: id %d forgotten after restore", key, ids[i])
+	for _, l := range []struct {
+		key string
+		ids []uint64
+		p   store.Provenance
+	}{{"link:small", []uint64{7, 8, 9}, store.Social}, {"link:big", seq(1000, 4000), store.Search}} {
+		got, _ := r.st.Linked(context.Background(), at, l.key, l.ids)
+		for i, p := range got {
+			if p != l.p {
+				t.Fatalf("%s: id %d is %v after restore, want %v", l.key, l.ids[i], p, l.p)
 			}
 		}
 	}
-	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{10}); got[0] {
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{10}); got[0] != store.Unreferenced {
 		t.Error("link:small: id 10 was never linked")
 	}
 	bans, _ := r.st.ListBans(context.Background(), at)
@@ -456,11 +461,46 @@ func TestSnapshotUnderLoad(t *testing.T) {
 }
 
 // TestReadsVersion1 reads a version 1 snapshot kept in testdata: every
-// later warden must still read it. -update writes it anew (only when the
-// version 1 writer changes, which it must not).
+// later warden must still read it. Its link generations have no
+// provenances: the exact one restores as shown in a list (the worst of a
+// shown id), the bloom filter is dropped (it cannot say which ids it held).
 func TestReadsVersion1(t *testing.T) {
-	path := filepath.Join("testdata", "snapshot-v1.bin")
-	if *update {
+	r := readsVersion(t, 1)
+	defer r.close(t, false)
+	if r.sum.Restored.Links != 1 || r.sum.Restored.Dropped != 1 {
+		t.Fatalf("restore of version 1: %+v, want 1 link restored, the bloom filter dropped", r.sum)
+	}
+	at := t0.Add(time.Second)
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}); !slices.Equal(got, []store.Provenance{store.List, store.List, store.List, store.Unreferenced}) {
+		t.Errorf("version 1 exact link: %v, want list for 7, 8, 9", got)
+	}
+	if got, _ := r.st.Linked(context.Background(), at, "link:bloom", []uint64{1000}); got[0] != store.Unreferenced {
+		t.Errorf("version 1 bloom link: %v, want dropped", got)
+	}
+}
+
+// TestReadsVersion2 reads the version 2 snapshot kept in testdata (the
+// current writer's; -update writes it anew).
+func TestReadsVersion2(t *testing.T) {
+	r := readsVersion(t, 2)
+	defer r.close(t, false)
+	if r.sum.Restored.Links != 2 || r.sum.Restored.Dropped != 0 {
+		t.Fatalf("restore of version 2: %+v", r.sum)
+	}
+	at := t0.Add(time.Second)
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}); !slices.Equal(got, []store.Provenance{store.Social, store.Social, store.Social, store.Unreferenced}) {
+		t.Errorf("version 2 link: %v, want social for 7, 8, 9", got)
+	}
+	if got, _ := r.st.Linked(context.Background(), at, "link:big", seq(1000, 4000)); slices.ContainsFunc(got, func(p store.Provenance) bool { return p != store.Search }) {
+		t.Errorf("version 2 link of 4,000 ids: not all search")
+	}
+}
+
+// readsVersion reads testdata/snapshot-vN.bin, checks its entries, and
+// returns a store restored from it.
+func readsVersion(t *testing.T, v int) *rig {
+	path := filepath.Join("testdata", fmt.Sprintf("snapshot-v%d.bin", v))
+	if *update && v == snapVersion {
 		dir := t.TempDir()
 		r := open(t, dir, t0)
 		fill(t, r)
@@ -491,7 +531,7 @@ func TestReadsVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.version != 1 || !info.created.Equal(t0) || info.limits != 1 || info.budgets != 2 || info.links != 2 {
+	if info.version != v || !info.created.Equal(t0) || info.limits != 1 || info.budgets != 2 || info.links != 2 {
 		t.Fatalf("info %+v", info)
 	}
 	if len(got) != 5 {
@@ -502,21 +542,23 @@ func TestReadsVersion1(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	os.WriteFile(filepath.Join(dir, SnapshotFile), b, 0o600)
 	r := open(t, dir, t0.Add(time.Second))
-	defer r.close(t, false)
-	if r.sum.Version != 1 || r.sum.Restored.Limits != 1 || r.sum.Restored.Budgets != 2 || r.sum.Restored.Links != 2 {
-		t.Fatalf("restore of version 1: %+v", r.sum)
+	if r.sum.Version != v || r.sum.Restored.Limits != 1 || r.sum.Restored.Budgets != 2 {
+		t.Fatalf("restore of version %d: %+v", v, r.sum)
 	}
 	if got := admit(t, r.st, t0.Add(time.Second), "ip:1"); got.Remaining != 0 {
-		t.Fatalf("the version 1 limit not found by key: %+v", got)
+		t.Fatalf("the version %d limit not found by key: %+v", v, got)
 	}
+	return r
 }
 
 // FuzzReadSnapshot: any bytes either read as a snapshot or fail; neither
 // reading nor restoring what was read panics.
 func FuzzReadSnapshot(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.bin")); err == nil {
-		f.Add(b)
-		f.Add(b[:len(b)/3])
+	for _, name := range []string{"snapshot-v1.bin", "snapshot-v2.bin"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
+			f.Add(b)
+			f.Add(b[:len(b)/3])
+		}
 	}
 	f.Add([]byte(snapMagic + "\x01\x00\x00\x00\x00\x00\x00\x00"))
 	st := memory.New(memory.Options{SweepEvery: -1, Shards: 4})

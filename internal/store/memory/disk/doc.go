@@ -47,7 +47,7 @@
 // of at least 1,024 records more than twice the bans held is rewritten
 // (aside, synced, renamed) with one put per unexpired ban.
 //
-// # Snapshot (magic WARDNSNP, version 1)
+// # Snapshot (magic WARDNSNP, version 2)
 //
 // Frames, each payload starting with its kind byte:
 //
@@ -56,8 +56,12 @@
 //	'B' budgets: n, then n × (key, window start int64, window length int64,
 //	    m, m × subject uint64, sketch flag byte, 16,384 register bytes if 1)
 //	'K' link filters: n, then n × (key, current generation, old generation),
-//	    a generation being first (int64), expires (int64), form byte
-//	    (0 sorted ids, 1 bloom filter words), m, m × uint64
+//	    a generation being first (int64), expires (int64), flags byte
+//	    (1: full, the identity saturated it), m, m × id uint64 (sorted),
+//	    m × provenance byte (1 list, 2 search, 3 social). Version 1 had a
+//	    form byte there (0 sorted ids, 1 bloom filter words) and no
+//	    provenances: its ids are read as shown in a list, its bloom
+//	    filters dropped (see memory.LinkGenState)
 //	'E' end, last: the counts of limits, budgets and link filters
 //
 // Keys are the memory store's keyed SipHash of its key strings, which is
@@ -66,8 +70,7 @@
 // of place, a count that disagrees, or bytes after the end is corrupt. A
 // restore checks the whole file before loading any of it, so a corrupt
 // snapshot leaves the store empty rather than half loaded, and drops every
-// entry expired at the restart (and bloom filters sized for another link
-// capacity).
+// entry expired at the restart (and version 1 bloom filters).
 //
 // # Versions
 //

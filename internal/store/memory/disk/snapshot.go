@@ -17,7 +17,7 @@ import (
 // reserved zero bytes. Frames follow (see doc.go).
 const (
 	snapMagic    = "WARDNSNP"
-	snapVersion  = 1
+	snapVersion  = 2
 	snapHeader   = 16
 	maxSnapFrame = 16 << 20
 	// A frame is flushed once its payload passes this size.
@@ -29,8 +29,11 @@ const (
 	frameLinks   = 'K'
 	frameEnd     = 'E'
 
+	// Version 1 generation forms.
 	genSmall = 0
 	genBits  = 1
+	// Version 2 generation flags.
+	genFull = 1
 )
 
 var errVersion = errors.New("snapshot written by a newer warden")
@@ -141,7 +144,7 @@ func writeSnapshot(w io.Writer, src Source, created time.Time) (snapInfo, error)
 			size, k := 0, 0
 			for k < len(rest) && (k == 0 || size < frameTarget) {
 				l := &rest[k]
-				size += 48 + 8*(len(l.Cur.Small)+len(l.Cur.Bits)+len(l.Old.Small)+len(l.Old.Bits))
+				size += 48 + 9*(len(l.Cur.Small)+len(l.Old.Small))
 				k++
 			}
 			fb.n(k)
@@ -171,18 +174,26 @@ func writeSnapshot(w io.Writer, src Source, created time.Time) (snapInfo, error)
 	return info, werr
 }
 
+// gen encodes one link generation (version 2): first, expires, flags,
+// then the ids and one provenance byte per id.
 func (f *frameBuf) gen(g *memory.LinkGenState) {
 	f.u64(uint64(g.First))
 	f.u64(uint64(g.Expires))
-	ids := g.Small
-	if g.Bits != nil {
-		f.b, ids = append(f.b, genBits), g.Bits
-	} else {
-		f.b = append(f.b, genSmall)
+	var flags byte
+	if g.Full {
+		flags |= genFull
 	}
-	f.n(len(ids))
-	for _, x := range ids {
+	f.b = append(f.b, flags)
+	f.n(len(g.Small))
+	for _, x := range g.Small {
 		f.u64(x)
+	}
+	for i := range g.Small {
+		p := byte(0)
+		if i < len(g.Prov) {
+			p = g.Prov[i]
+		}
+		f.b = append(f.b, p)
 	}
 }
 
@@ -201,15 +212,16 @@ func readSnapshot(r io.Reader, visit func(*memory.ShardState)) (snapInfo, error)
 	info.version = int(binary.LittleEndian.Uint32(h[8:]))
 	info.bytes = snapHeader
 	switch info.version {
-	case 1:
-		return info, readV1(r, &info, visit)
+	case 1, 2:
+		return info, readFrames(r, &info, visit)
 	default:
 		return info, fmt.Errorf("version %d, this warden reads up to %d: %w", info.version, snapVersion, errVersion)
 	}
 }
 
-// readV1 reads the frames of a version 1 snapshot.
-func readV1(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) error {
+// readFrames reads the frames of a version 1 or 2 snapshot (they differ
+// in the link generations only).
+func readFrames(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) error {
 	var (
 		buf []byte
 		st  memory.ShardState
@@ -266,8 +278,8 @@ func readV1(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) error {
 		case frameLinks:
 			for range d.count(42) {
 				l := memory.LinkState{Key: d.u64()}
-				l.Cur = d.gen(&ids)
-				l.Old = d.gen(&ids)
+				l.Cur = d.gen(info.version, &ids)
+				l.Old = d.gen(info.version, &ids)
 				st.Links = append(st.Links, l)
 			}
 			info.links += len(st.Links)
@@ -299,9 +311,9 @@ func readV1(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) error {
 	}
 }
 
-// gen decodes one link generation; ids may grow (its earlier slices stay
-// valid: they keep the old array).
-func (d *dec) gen(ids *[]uint64) memory.LinkGenState {
+// gen decodes one link generation of a version v snapshot; ids may grow
+// (its earlier slices stay valid: they keep the old array).
+func (d *dec) gen(v int, ids *[]uint64) memory.LinkGenState {
 	g := memory.LinkGenState{First: d.i64(), Expires: d.i64()}
 	form := d.u8()
 	k := d.count(8)
@@ -309,12 +321,15 @@ func (d *dec) gen(ids *[]uint64) memory.LinkGenState {
 	for range k {
 		*ids = append(*ids, d.u64())
 	}
-	v := (*ids)[from:len(*ids):len(*ids)]
-	switch form {
-	case genSmall:
-		g.Small = v
-	case genBits:
-		g.Bits = v
+	vals := (*ids)[from:len(*ids):len(*ids)]
+	switch {
+	case v >= 2 && form&^genFull == 0:
+		g.Small, g.Full = vals, form&genFull != 0
+		g.Prov = d.bytes(k)
+	case v == 1 && form == genSmall:
+		g.Small = vals
+	case v == 1 && form == genBits:
+		g.Bits = vals
 	default:
 		d.fail(errors.New("bad generation form"))
 	}
