@@ -53,11 +53,6 @@ func TestLoadFixtures(t *testing.T) {
 		{"provenance_without_links.yaml", "provenance_without_links.yaml:8:19: inspect.routes[0].provenance: says how the ids in links were shown; the route has no links"},
 		{"bad_budget_provenance.yaml", "bad_budget_provenance.yaml:7:92: ration.budgets[0].provenance[1]: \"feed\" is not social, search, list or unreferenced"},
 		{"budget_provenance_without_unreferenced.yaml", "budget_provenance_without_unreferenced.yaml:7:83: ration.budgets[0].provenance: needs the unreferenced section"},
-		{"bad_route_provenance.yaml", "bad_route_provenance.yaml:8:19: inspect.routes[0].provenance: \"found\" is not social, search or list"},
-		{"own_provenance_without_list.yaml", "own_provenance_without_list.yaml:8:23: inspect.routes[0].own_provenance: applies when the list parameter is the caller's account; the route has no list"},
-		{"provenance_without_links.yaml", "provenance_without_links.yaml:8:19: inspect.routes[0].provenance: says how the ids in links were shown; the route has no links"},
-		{"bad_budget_provenance.yaml", "bad_budget_provenance.yaml:7:92: ration.budgets[0].provenance[1]: \"feed\" is not social, search, list or unreferenced"},
-		{"budget_provenance_without_unreferenced.yaml", "budget_provenance_without_unreferenced.yaml:7:83: ration.budgets[0].provenance: needs the unreferenced section"},
 		{"exempt_unregistered_app.yaml", "exempt_unregistered_app.yaml:6:25: allow[0].apps[1]: \"parnter-app\" is not an app registered"},
 	}
 	for _, c := range cases {
