@@ -57,7 +57,9 @@ func FuzzDecodeLog(f *testing.F) {
 func FuzzDecodeEntry(f *testing.F) {
 	p := newPartition("", t0.Unix())
 	for ns := range p.dict {
-		p.dict[ns] = []string{"a", "b", "c"}
+		for _, s := range []string{"a", "b", "c"} {
+			p.dict[ns].add([]byte(s))
+		}
 	}
 	e := entry{t: t0.UnixMicro() + 5, reqID: "0123456789abcdef01234567", route: 1, facets: [NumFacets]uint32{0, 2, 3}, list: 1,
 		page: 9, status: 200, classes: []uint32{0, 1}, recs: []rec{{id: 2, classes: 3, masked: 1}}, authors: []uint32{1}, links: []uint64{5}}
@@ -78,7 +80,7 @@ func FuzzDecodeEntry(f *testing.F) {
 				t.Fatalf("record %d outside the dictionary", r.id)
 			}
 		}
-		r := &Reader{d: &dictionary{names: p.dict}}
+		r := &Reader{d: &dictionary{t: p.dict}}
 		r.entryOf(&e) // must not panic
 		buildTables([]entry{e}, t0.Unix())
 	})

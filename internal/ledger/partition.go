@@ -47,7 +47,7 @@ type partition struct {
 	hour       int64 // unix seconds
 	sealed     bool
 	minT, maxT int64             // unix µs of the first and last Access; minT > maxT when empty
-	dict       [nsCount][]string // a log's own dictionary, before translation
+	dict       [nsCount]strtab   // a log's own dictionary, before translation
 	sizes      [nsCount]int      // ids are below these
 	entries    []entry
 	x          *tables
@@ -64,7 +64,7 @@ func newPartition(path string, hour int64) *partition {
 func (p *partition) logSizes() *[nsCount]int {
 	var s [nsCount]int
 	for i := range s {
-		s[i] = len(p.dict[i])
+		s[i] = p.dict[i].len()
 	}
 	return &s
 }
@@ -102,7 +102,7 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 				return p, off, fmt.Errorf("at byte %d: bad dictionary entry", off)
 			}
 			ns := body[0]
-			p.dict[ns] = append(p.dict[ns], string(body[1:]))
+			p.dict[ns].add(body[1:])
 			sizes[ns]++
 		case kindAccess:
 			if err := decodeEntry(body, hour*1e6, sizes, &e); err != nil {
@@ -120,12 +120,12 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 
 // translate turns a log's ids (its own dictionary) into those id gives
 // (the shared dictionary's), and drops the log's dictionary.
-func (p *partition) translate(id func(ns int, s string) uint32) {
+func (p *partition) translate(id func(ns int, s []byte) uint32) {
 	var m [nsCount][]uint32
 	for ns := range m {
-		m[ns] = make([]uint32, len(p.dict[ns]))
-		for i, s := range p.dict[ns] {
-			m[ns][i] = id(ns, s)
+		m[ns] = make([]uint32, p.dict[ns].len())
+		for i := range m[ns] {
+			m[ns][i] = id(ns, p.dict[ns].at(uint32(i)))
 		}
 	}
 	plus := func(ns int, v uint32) uint32 {
@@ -154,7 +154,7 @@ func (p *partition) translate(id func(ns int, s string) uint32) {
 			e.authors[k] = m[nsID][v]
 		}
 	}
-	p.dict = [nsCount][]string{}
+	p.dict = [nsCount]strtab{}
 }
 
 // buildIndex indexes every Access of p (ids of the shared dictionary).

@@ -199,13 +199,13 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 			key := uint64(ident) << 32
 			any.AddMany(p.x.took[f].get(key))
 			lists.AddMany(p.x.lists[f].get(uint64(ident)))
-			for c, name := range r.d.names[nsName] {
+			for c := range r.d.t[nsName].len() {
 				k := key | uint64(c+1)
 				if v := p.x.took[f].get(k); v != nil {
-					bm(served, name).AddMany(v)
+					bm(served, r.name(nsName, uint32(c))).AddMany(v)
 				}
 				if v := p.x.masked[f].get(k); v != nil {
-					bm(masked, name).AddMany(v)
+					bm(masked, r.name(nsName, uint32(c))).AddMany(v)
 				}
 			}
 			continue

@@ -119,13 +119,8 @@ func OpenReader(dir string, win Window) (*Reader, error) {
 		}
 	}
 	for _, p := range logs {
-		p.translate(func(ns int, s string) uint32 {
-			if v, ok := r.d.id(ns, s); ok {
-				return v
-			}
-			v := uint32(len(r.d.names[ns]))
-			r.d.names[ns] = append(r.d.names[ns], s)
-			r.d.lookup[ns][s] = v
+		p.translate(func(ns int, s []byte) uint32 {
+			v, _ := r.d.t[ns].intern(string(s))
 			return v
 		})
 		p.buildIndex()
@@ -214,10 +209,7 @@ func (r *Reader) cold(p *partition) bool {
 
 // name is the value behind id v of ns.
 func (r *Reader) name(ns int, v uint32) string {
-	if int(v) < len(r.d.names[ns]) {
-		return r.d.names[ns][v]
-	}
-	return ""
+	return r.d.t[ns].str(v)
 }
 
 // entryOf turns a stored Access back into names; hashed values read as

@@ -126,8 +126,8 @@ func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder, d *di
 		return fmt.Sprintf("says it is hour %s", partName(p.hour))
 	}
 	for ns, n := range p.sizes {
-		if n > len(d.names[ns]) {
-			return fmt.Sprintf("refers to %d ids of namespace %d, the dictionary (%s) holds %d", n, ns, idsFile, len(d.names[ns]))
+		if n > d.t[ns].len() {
+			return fmt.Sprintf("refers to %d ids of namespace %d, the dictionary (%s) holds %d", n, ns, idsFile, d.t[ns].len())
 		}
 	}
 	vp.Accesses = len(p.entries)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/dchest/siphash"
 	"github.com/klauspost/compress/zstd"
@@ -79,7 +80,7 @@ type Ledger struct {
 	hour  int64    // the open log's hour, unix seconds
 	buf   []byte
 	dirty bool // written since the last fsync
-	dict  [nsCount]map[string]uint32
+	dict  [nsCount]strtab // the open hour's dictionary
 	e     entry
 	enc   []byte
 	err   error // the last write error, logged once
@@ -258,12 +259,7 @@ func (l *Ledger) reopen(path string, p *partition) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	l.f, l.hour = f, p.hour
-	for ns := range l.dict {
-		l.dict[ns] = make(map[string]uint32, len(p.dict[ns]))
-		for i, s := range p.dict[ns] {
-			l.dict[ns][s] = uint32(i)
-		}
-	}
+	l.dict = p.dict
 	return nil
 }
 
@@ -340,15 +336,10 @@ func (l *Ledger) name(s string) uint32 {
 // intern returns s's integer in ns, writing a dictionary frame the first
 // time s is seen this hour.
 func (l *Ledger) intern(ns int, s string) uint32 {
-	if v, ok := l.dict[ns][s]; ok {
-		return v
+	v, added := l.dict[ns].intern(s)
+	if added {
+		l.buf = appendDictFrame(l.buf, ns, unsafe.Slice(unsafe.StringData(s), len(s)))
 	}
-	v := uint32(len(l.dict[ns]))
-	l.dict[ns][s] = v
-	body := append(l.enc[:0], byte(ns))
-	body = append(body, s...)
-	l.buf = appendFrame(l.buf, kindDict, body)
-	l.enc = body[:0]
 	return v
 }
 
@@ -370,7 +361,7 @@ func (l *Ledger) rotate(hour int64) error {
 	}
 	l.f, l.hour = f, hour
 	for ns := range l.dict {
-		l.dict[ns] = map[string]uint32{}
+		l.dict[ns].reset()
 	}
 	l.buf = appendFrame(l.buf[:0], kindHeader, headerBody(hour))
 	l.flush()
@@ -545,13 +536,13 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 		}
 	}
 	var frames []byte
-	p.translate(func(ns int, s string) uint32 { return l.gd.intern(ns, s, &frames) })
+	p.translate(func(ns int, s []byte) uint32 { return l.gd.intern(ns, s, &frames) })
 	if err := l.gd.appendIDs(l.opts.Dir, frames); err != nil {
 		l.gd = nil // reread: what reached the file is unknown
 		return fmt.Errorf("ledger: append to %s: %w", idsFile, err)
 	}
 	for ns := range p.sizes {
-		p.sizes[ns] = len(l.gd.names[ns])
+		p.sizes[ns] = l.gd.t[ns].len()
 	}
 	p.buildIndex()
 	out, _ := encodeSeg(p, prev, enc)

@@ -1,0 +1,123 @@
+package ledger
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// strtab numbers names in the order added, finds each again through its
+// growth, and tells a name it does not hold.
+func TestStrtab(t *testing.T) {
+	tests := []struct {
+		name string
+		n    int
+	}{
+		{"empty", 0},
+		{"one", 1},
+		{"past several doublings", 100000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var st strtab
+			for i := range tc.n {
+				v, added := st.intern(fmt.Sprint("id-", i))
+				if !added || v != uint32(i) {
+					t.Fatalf("intern #%d: %d, added %v", i, v, added)
+				}
+			}
+			if st.len() != tc.n {
+				t.Fatalf("len %d, want %d", st.len(), tc.n)
+			}
+			for i := range tc.n {
+				s := fmt.Sprint("id-", i)
+				if v, ok := st.find(s); !ok || v != uint32(i) {
+					t.Fatalf("find %s: %d %v", s, v, ok)
+				}
+				if v, added := st.intern(s); added || v != uint32(i) {
+					t.Fatalf("intern again %s: %d, added %v", s, v, added)
+				}
+				if got := st.str(uint32(i)); got != s {
+					t.Fatalf("str(%d) = %q", i, got)
+				}
+			}
+			for _, s := range []string{"", "id-", fmt.Sprint("id-", tc.n), "id-00"} {
+				if v, ok := st.find(s); ok {
+					t.Fatalf("find %q: %d, want absent", s, v)
+				}
+			}
+			if st.str(uint32(tc.n)) != "" {
+				t.Fatal("str past the end is not empty")
+			}
+			st.reset()
+			if _, ok := st.find("id-0"); ok || st.len() != 0 {
+				t.Fatal("reset kept names")
+			}
+			if v, added := st.intern("x"); !added || v != 0 {
+				t.Fatalf("after reset: %d %v", v, added)
+			}
+		})
+	}
+}
+
+// A table loaded in order without look-ups (a dictionary read from disk)
+// builds its look-up on first use; the empty name is a name like others.
+func TestStrtabLoaded(t *testing.T) {
+	var st strtab
+	names := []string{"a", "", "bb", "a-long-name-that-spans-more-than-one-word"}
+	for _, s := range names {
+		st.add([]byte(s))
+	}
+	for i, s := range names {
+		if v, ok := st.find(s); !ok || v != uint32(i) {
+			t.Fatalf("find %q: %d %v", s, v, ok)
+		}
+	}
+	if v := st.add([]byte("c")); v != 4 {
+		t.Fatalf("add after index: %d", v)
+	}
+	if v, ok := st.find("c"); !ok || v != 4 {
+		t.Fatalf("find c after add: %d %v", v, ok)
+	}
+}
+
+// The shared dictionary written by intern reads back the same, and a torn
+// tail is where its valid part ends.
+func TestDictionaryFile(t *testing.T) {
+	dir := t.TempDir()
+	d := &dictionary{}
+	var frames []byte
+	for i := range 1000 {
+		if v := d.intern(nsID, []byte(fmt.Sprint("u", i)), &frames); v != uint32(i) {
+			t.Fatalf("intern %d: %d", i, v)
+		}
+	}
+	d.intern(nsName, []byte("contact"), &frames)
+	d.intern(nsID, []byte("u7"), &frames) // known: no frame
+	if err := d.appendIDs(dir, frames); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, idsFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{9, 0, 0, 0, 1}) // a frame cut short
+	f.Close()
+	got, err := loadDictionary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got.sizes(); s[nsID] != 1000 || s[nsName] != 1 {
+		t.Fatalf("sizes %v", s)
+	}
+	if got.valid != int64(len(frames)) {
+		t.Fatalf("valid %d, want %d", got.valid, len(frames))
+	}
+	if v, ok := got.id(nsID, "u999"); !ok || v != 999 {
+		t.Fatalf("u999: %d %v", v, ok)
+	}
+	if got.t[nsName].str(0) != "contact" {
+		t.Fatal("names namespace")
+	}
+}
