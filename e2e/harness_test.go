@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 const (
 	adminToken = "e2e-admin-token-0123456789"
 	partnerKey = "e2e-partner-key-0123456789" // registered as app partner-app where a config says so
+	canaryKey  = "e2e-canary-key-0123456789"  // canary.key_env WARDEN_CANARY_KEY where a config turns canaries on
 )
 
 // proc is a warden child process with its output collected.
@@ -102,7 +103,7 @@ func startGateway(t *testing.T, cfg, upstream string) *gw {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, m := start(t, gatewayReady, []string{"WARDEN_ADMIN_TOKEN=" + adminToken, "LAB_JWT_SECRET=lab-secret", "LAB_PARTNER_KEY=" + partnerKey},
+	p, m := start(t, gatewayReady, []string{"WARDEN_ADMIN_TOKEN=" + adminToken, "LAB_JWT_SECRET=lab-secret", "LAB_PARTNER_KEY=" + partnerKey, "WARDEN_CANARY_KEY=" + canaryKey},
 		"serve", "--config", path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", upstream)
 	return &gw{p: p, url: "http://" + m[1], admin: "http://" + m[2], front: m[3], config: path}
 }

@@ -125,6 +125,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer watchRec.Close(context.WithoutCancel(ctx))
 	recs = append(recs, watchRec)
 	deps := gateway.Deps{Store: st, Inspect: inspect.NewMetrics(reg), Ration: rm, Metrics: gm, Logger: log, Recordings: recs}
+	if deps.Responders, deps.Seeders, err = openCanaries(cfg, log); err != nil {
+		return err
+	}
 
 	pctx, pcancel := context.WithCancel(ctx)
 	p, err := gateway.NewPipeline(pctx, cfg, deps)

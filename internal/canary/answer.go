@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/url"
+	"strings"
 	"strconv"
 	"time"
 )
@@ -231,4 +232,42 @@ func (c *Canaries) appendPost(b []byte, p *Profile, k int) []byte {
 	r := s.pick(tagPost+uint64(k)*4+3, 1000)
 	b = strconv.AppendInt(b, int64((p.Followers/8+5)*r*r/1_000_000), 10)
 	return append(b, '}')
+}
+
+// AnswerPath is Answer for a request the route map does not match: the
+// configured patterns are matched against method and path here.
+func (c *Canaries) AnswerPath(method, path, query string) (status int, body []byte, ok bool) {
+	r := &c.cfg.Routes
+	for _, pat := range [...]string{r.Profile, r.ByUsername, r.Followers, r.Following, r.Posts, r.Post} {
+		if params, ok := matchPattern(pat, method, path); ok {
+			return c.Answer(pat, func(k string) string { return params[k] }, query)
+		}
+	}
+	return 0, nil, false
+}
+
+// matchPattern matches "METHOD /a/{x}/b" against method and path.
+func matchPattern(pat, method, path string) (map[string]string, bool) {
+	m, p, ok := strings.Cut(pat, " ")
+	if !ok || m != method || strings.Count(p, "/") != strings.Count(path, "/") {
+		return nil, false
+	}
+	var params map[string]string
+	for p != "" {
+		var ps, qs string
+		ps, p, _ = strings.Cut(p, "/")
+		qs, path, _ = strings.Cut(path, "/")
+		if len(ps) > 2 && ps[0] == '{' && ps[len(ps)-1] == '}' {
+			if qs == "" {
+				return nil, false
+			}
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[ps[1:len(ps)-1]] = qs
+		} else if ps != qs {
+			return nil, false
+		}
+	}
+	return params, path == ""
 }

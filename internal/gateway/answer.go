@@ -38,8 +38,10 @@ type Outcome struct {
 type Header struct{ Name, Value string }
 
 // Seeder inserts canary records into answers (the hook where the canary
-// package plugs in): called after rationing, before the rewrite, on every
-// answer that goes out. None is configured yet.
+// package plugs in, cmd/warden/serve_canary.go): called after rationing,
+// before the rewrite, on every answer that goes out. It adds values with
+// res.Insert, which are never records of res: no budget counts them and
+// the Access does not list them.
 type Seeder interface {
 	Seed(ex *Exchange, res *inspect.Result, acc *inspect.Access)
 }
@@ -141,12 +143,12 @@ func (p *Pipeline) blocked(ctx context.Context, ex *Exchange, b *Refusal) {
 		slog.String("facet", b.Facet), slog.Int("status", b.Status), slog.String("route", ex.Route.Route.Pattern))
 }
 
-// rewrite renders the masks made so far into out: the body, encoded as the
-// upstream's was, and the Warden-Masked header. Without masks out stays
-// empty (the upstream's bytes go out).
+// rewrite renders the masks and insertions made so far into out: the
+// body, encoded as the upstream's was, and with masks the Warden-Masked
+// header. Without either out stays empty (the upstream's bytes go out).
 func (p *Pipeline) rewrite(w *answerWork, ex *Exchange, resp Answer, out *Outcome) error {
 	res := &w.res
-	if res.NumMasked() == 0 {
+	if res.NumMasked() == 0 && res.NumInserted() == 0 {
 		return nil
 	}
 	var body []byte
@@ -162,6 +164,9 @@ func (p *Pipeline) rewrite(w *answerWork, ex *Exchange, resp Answer, out *Outcom
 		return nil
 	}
 	out.Body, out.Masked = body, res.NumMasked()
+	if out.Masked == 0 {
+		return nil
+	}
 	out.Header = append(out.Header, Header{Name: inspect.MaskedHeader, Value: maskedValue(&w.hdr, out.Masked, res.Rules())})
 	if p.log.Enabled(context.Background(), slog.LevelInfo) { // the attributes cost allocations
 		p.log.LogAttrs(context.Background(), slog.LevelInfo, "masked", slog.String("request_id", ex.ID),

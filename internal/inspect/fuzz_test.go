@@ -8,7 +8,7 @@ import (
 
 // FuzzInspect: the inspector never panics, accepts exactly the valid JSON
 // (for UTF-8 input; it does not check UTF-8 inside strings), and its
-// rewrite of valid JSON is valid JSON.
+// rewrite of valid JSON, masks and insertions made, is valid JSON.
 func FuzzInspect(f *testing.F) {
 	for _, name := range []string{"profile.json", "followers.json", "feed.json", "profile-new-account.json"} {
 		f.Add(fixture(f, name))
@@ -33,10 +33,17 @@ func FuzzInspect(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			for i := 0; i < r.Len(); i++ {
+			n := r.Len()
+			for i := 0; i < n; i++ {
 				for c := range mt.Route.Classes() {
 					r.Mask(i, c, "fuzz")
 				}
+				if i%2 == 0 {
+					r.Insert(i, []byte(`{"id":"9","canary":[1,{"a":null}]}`))
+				}
+			}
+			if r.Len() != n {
+				t.Fatalf("%s: insertions changed the records: %d -> %d", p, n, r.Len())
 			}
 			out := r.Rewrite(nil, "req")
 			if valid && out != nil && !json.Valid(out) {

@@ -66,9 +66,10 @@ type edit struct {
 	sig        uint64
 }
 
-// Rewrite appends to dst the body with every masked class field nulled and a
-// note on each masked record, and returns it; with nothing masked it returns
-// nil (the answer goes out byte for byte). The output is valid JSON when the
+// Rewrite appends to dst the body with every masked class field nulled, a
+// note on each masked record and the values Insert added, and returns it;
+// with nothing masked or inserted it returns nil (the answer goes out byte
+// for byte). The output is valid JSON when the
 // input was.
 func (r *Result) Rewrite(dst []byte, requestID string) []byte {
 	// Edits in body order: records open in order and a record's own spans
@@ -113,8 +114,12 @@ func (r *Result) Rewrite(dst []byte, requestID string) []byte {
 			last = ed[j].start
 		}
 	}
+	for k, in := range r.ins {
+		ed = append(ed, edit{start: in.at, end: in.at, rec: -2 - int32(k)})
+		sorted = false
+	}
 	r.edits = ed
-	if nulls == 0 {
+	if nulls == 0 && len(r.ins) == 0 {
 		return nil
 	}
 	if !sorted {
@@ -137,6 +142,12 @@ func (r *Result) Rewrite(dst []byte, requestID string) []byte {
 			continue
 		}
 		b = append(b, r.body[pos:e.start]...)
+		if e.rec <= -2 { // an inserted value, then its comma
+			in := r.ins[-2-e.rec]
+			b = append(append(b, r.insbuf[in.start:in.end]...), ',')
+			pos = e.start
+			continue
+		}
 		if e.rec < 0 {
 			b = append(b, 'n', 'u', 'l', 'l')
 			pos = e.end
@@ -163,7 +174,7 @@ func cmpEdit(a, b edit) int {
 	if a.start != b.start {
 		return int(a.start - b.start)
 	}
-	return int(b.rec - a.rec) // a note before a null at the same offset
+	return int(b.rec - a.rec) // a note, then a null, then an insertion at the same offset
 }
 
 // note appends record i's note member, without the comma after it.

@@ -52,6 +52,8 @@ type Result struct {
 	qid      []byte
 	stack    []frame
 	edits    []edit
+	ins      []insertion // values to insert before records
+	insbuf   []byte
 	errAt    int
 	errMsg   string
 }
@@ -59,7 +61,8 @@ type Result struct {
 // Reset empties r for another answer, keeping its memory.
 func (r *Result) Reset() {
 	*r = Result{recs: r.recs[:0], cur: r.cur[:0], spans: r.spans[:0],
-		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], ruleJSON: r.ruleJSON[:0], edits: r.edits[:0], qid: r.qid[:0], stack: r.stack[:0]}
+		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], ruleJSON: r.ruleJSON[:0], edits: r.edits[:0], qid: r.qid[:0], stack: r.stack[:0],
+		ins: r.ins[:0], insbuf: r.insbuf[:0]}
 }
 
 // Route is the route the answer was inspected for.

@@ -104,6 +104,9 @@ type labDoc struct {
 			SecretEnv string `yaml:"secret_env"`
 		} `yaml:"account"`
 	} `yaml:"identity"`
+	Canary struct {
+		KeyEnv string `yaml:"key_env"`
+	} `yaml:"canary"`
 }
 
 // partnerApp is the app the simulated partner is (sim's partner.key
@@ -148,6 +151,14 @@ func (d labDoc) secretsEnv(jwtSecret, partnerKey string) []string {
 		if k.App == partnerApp && k.KeyEnv != "" {
 			env = append(env, k.KeyEnv+"="+partnerKey)
 			break
+		}
+	}
+	// Canaries on: a key of the run's own unless the environment has one.
+	if v := d.Canary.KeyEnv; v != "" {
+		if _, ok := os.LookupEnv(v); !ok {
+			if k, err := randomToken(); err == nil {
+				env = append(env, v+"=demo-canary-"+k)
+			}
 		}
 	}
 	return env

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+
+	"github.com/warden-gw/warden/internal/canary"
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/gateway"
+	"github.com/warden-gw/warden/internal/inspect"
+)
+
+// openCanaries builds the canary responder and seeder when the canary
+// section is on. With its key variable unset the gateway serves without
+// canaries and says so (error level): a missing key must not take the
+// gateway down, nor pass unnoticed.
+func openCanaries(cfg *config.Config, log *slog.Logger) ([]gateway.Responder, []gateway.Seeder, error) {
+	if !cfg.Canary.Enabled() {
+		return nil, nil, nil
+	}
+	if v, ok := os.LookupEnv(cfg.Canary.KeyEnv); !ok || v == "" {
+		log.Error("canaries off: the key variable is not set", slog.String("key_env", cfg.Canary.KeyEnv))
+		return nil, nil, nil
+	}
+	c, err := canary.New(cfg.Canary, nil)
+	if err != nil {
+		return nil, nil, errors.New("serve: " + err.Error())
+	}
+	log.Info("canaries on", slog.Int("keys", c.Keys()), slog.Any("seeded", c.Config().Routes.Seed))
+	g := canaryGate{c}
+	return []gateway.Responder{g}, []gateway.Seeder{g}, nil
+}
+
+// canaryGate plugs the canaries into the gateway's two hooks.
+type canaryGate struct{ c *canary.Canaries }
+
+// Respond answers every route about a canary from the key.
+func (g canaryGate) Respond(_ context.Context, ex *gateway.Exchange) *gateway.Local {
+	var st int
+	var body []byte
+	var ok bool
+	if ex.Route.Route != nil {
+		st, body, ok = g.c.Answer(ex.Route.Route.Pattern, ex.Route.Param, ex.RawQuery)
+	} else {
+		st, body, ok = g.c.AnswerPath(ex.Method, ex.Path, ex.RawQuery)
+	}
+	if !ok {
+		return nil
+	}
+	return &gateway.Local{Status: st, Body: body}
+}
+
+// Seed inserts the canaries the identity's code shows it, each before its
+// anchor record; they are never records of res (no budget sees them).
+func (g canaryGate) Seed(ex *gateway.Exchange, res *inspect.Result, acc *inspect.Access) {
+	if ex.Route.Route == nil || res.Len() == 0 || !g.c.Seeds(ex.Route.Route.Pattern) {
+		return
+	}
+	_, ident := g.c.IdentityOf(ex.Identity.Value)
+	t := acc.Time // what the ledger records, so a trace replays the same bucket
+	if t.IsZero() {
+		t = ex.Start
+	}
+	g.c.Plan(0, ex.Route.Route.Pattern, ex.Route.List(), ident, g.c.Bucket(t), res.Len(), res.ID,
+		func(i int, s canary.Slot, shown bool) {
+			if shown {
+				p := g.c.Canary(0, s.Canary)
+				res.Insert(i, g.c.AppendSummary(nil, &p))
+			}
+		})
+}
+
+var (
+	_ gateway.Responder = canaryGate{}
+	_ gateway.Seeder    = canaryGate{}
+)
