@@ -1,0 +1,343 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/lab/chserver"
+	"github.com/warden-gw/warden/internal/ledger"
+)
+
+// One server for the package's tests (it takes seconds to start); each
+// test has a database of its own.
+var (
+	srvOnce sync.Once
+	srv     *chserver.Server
+	srvErr  error
+	srvDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if srv != nil {
+		srv.Stop()
+		os.RemoveAll(srvDir)
+	}
+	os.Exit(code)
+}
+
+func server(t testing.TB) *chserver.Server {
+	t.Helper()
+	srvOnce.Do(func() {
+		srvDir, srvErr = os.MkdirTemp("", "warden-ch-test-")
+		if srvErr == nil {
+			srv, srvErr = chserver.Start(context.Background(), srvDir)
+		}
+	})
+	if srvErr != nil {
+		t.Fatalf("clickhouse: %v", srvErr)
+	}
+	return srv
+}
+
+// config is a sink's config on the test server, database db.
+func config(t testing.TB, s *chserver.Server, db string) Config {
+	cfg := Config{Addrs: []string{s.Addr()}, Database: db, User: "warden", PasswordEnv: "WARDEN_TEST_CH_PASSWORD",
+		BatchSize: 1000, BatchInterval: 50 * time.Millisecond, Spool: SpoolConfig{Dir: t.TempDir()}}
+	os.Setenv("WARDEN_TEST_CH_PASSWORD", s.Password)
+	cfg.SetDefaults()
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+// traffic is n Accesses over three hours: profiles (contact served or
+// masked), feeds (authors) and follower lists, from 40 accounts on 10
+// addresses, some refused.
+func traffic(n int) []*inspect.Access {
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([]*inspect.Access, 0, n)
+	for i := range n {
+		a := &inspect.Access{RequestID: fmt.Sprintf("%024x", i+1), Time: t0.Add(time.Duration(i) * 3 * time.Hour / time.Duration(n)).Add(time.Duration(r.IntN(1000)) * time.Microsecond),
+			Status: 200}
+		acct := r.IntN(40)
+		if acct > 0 {
+			a.Identity.Account = fmt.Sprint(acct)
+		}
+		a.Identity.IP = netip.AddrFrom4([4]byte{10, 0, byte(acct % 10), 1})
+		a.Identity.Net = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(acct % 10), 0}), 24)
+		switch r.IntN(4) {
+		case 0, 1:
+			a.Route, a.Classes = "GET /v1/users/{id}", []string{"contact", "profile"}
+			rec := inspect.Record{ID: fmt.Sprint(r.IntN(300)), Classes: 3}
+			if r.IntN(3) == 0 {
+				rec.Masked = 1
+				a.MaskRules = []string{"contact-per-account"}
+			}
+			a.Records, a.Lookup = []inspect.Record{rec}, rec.ID
+		case 2:
+			a.Route, a.Classes = "GET /v1/feed", []string{"post"}
+			for range 1 + r.IntN(5) {
+				au := fmt.Sprint(r.IntN(50))
+				a.Records = append(a.Records, inspect.Record{ID: "p" + au, Classes: 1})
+				a.Authors = append(a.Authors, au)
+			}
+		default:
+			a.Route, a.Classes, a.List = "GET /v1/users/{id}/followers", []string{"contact"}, fmt.Sprint(r.IntN(20))
+			for range 3 {
+				a.Records = append(a.Records, inspect.Record{ID: fmt.Sprint(r.IntN(300)), Classes: 1})
+			}
+			a.Links = []string{"x"}
+			if r.IntN(10) == 0 {
+				a.Status, a.Rule, a.Facet, a.Records = 429, "contact-per-account", "account", nil
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestSameAnswers writes the same traffic to the local ledger and to
+// ClickHouse through the sink, then asks both Sources the same questions:
+// the answers must be equal.
+func TestSameAnswers(t *testing.T) {
+	s := server(t)
+	cfg := config(t, s, "conformance")
+	acc := traffic(6000)
+	dir := t.TempDir()
+	var mu sync.Mutex
+	now := t0
+	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := NewSink(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		mu.Lock()
+		now = a.Time
+		mu.Unlock()
+		l.Record(a)
+		sink.Record(a)
+	}
+	mu.Lock()
+	now = t0.Add(5 * time.Hour)
+	mu.Unlock()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sink.spool.len() != 0 {
+		t.Fatalf("%d batches left in the spool", sink.spool.len())
+	}
+	ch, _ := NewClient(cfg)
+	local := ledger.Dir(dir)
+	ctx := context.Background()
+	all := ledger.Window{}
+	cut := ledger.Window{From: t0.Add(50 * time.Minute), To: t0.Add(130*time.Minute + 7*time.Second)}
+	for _, src := range []ledger.Source{local, ch} {
+		if src.String() == "" {
+			t.Fatal("a source with no name")
+		}
+	}
+	type query struct {
+		name string
+		ask  func(ledger.Source) (any, error)
+	}
+	var qs []query
+	for _, w := range []ledger.Window{all, cut} {
+		for _, subj := range []string{"7", "150", "299", "p3", "none"} {
+			for _, class := range []string{"", "contact"} {
+				for _, by := range []identify.Facet{identify.FacetAccount, identify.FacetIP} {
+					qs = append(qs, query{fmt.Sprintf("who-took %s %s %v %v", subj, class, by, w), func(s ledger.Source) (any, error) {
+						return s.WhoTook(ctx, w, subj, class, by)
+					}})
+				}
+			}
+		}
+		for _, v := range []string{"3", "17", "0", "nobody"} {
+			qs = append(qs, query{"took-by account " + v, func(s ledger.Source) (any, error) { return s.TookBy(ctx, w, identify.FacetAccount, v) }})
+			qs = append(qs, query{"distinct account " + v, func(s ledger.Source) (any, error) {
+				return s.Distinct(ctx, w, identify.FacetAccount, v, "contact")
+			}})
+		}
+		qs = append(qs, query{"took-by ip", func(s ledger.Source) (any, error) { return s.TookBy(ctx, w, identify.FacetIP, "10.0.3.1") }})
+		for _, rq := range []ledger.ReachQuery{
+			{Authors: []string{"1", "2", "3"}},
+			{Authors: []string{"1", "2", "3", "4", "5", "6"}, By: identify.FacetIP},
+			{Authors: []string{"1", "2"}, Overlap: []string{"3", "4", "5"}},
+			{Authors: []string{"1", "2", "9", "11"}, After: t0.Add(100 * time.Minute)},
+			{Authors: []string{"1", "2", "9"}, Overlap: []string{"2", "30"}, After: t0.Add(70 * time.Minute)},
+			{Authors: []string{"nobody"}},
+		} {
+			rq.Window = w
+			if rq.By == 0 {
+				rq.By = identify.FacetAccount
+			}
+			qs = append(qs, query{fmt.Sprintf("reach %+v", rq), func(s ledger.Source) (any, error) { return s.Reach(ctx, rq) }})
+		}
+	}
+	for _, q := range qs {
+		a, err := q.ask(local)
+		if err != nil {
+			t.Fatalf("%s: local: %v", q.name, err)
+		}
+		b, err := q.ask(ch)
+		if err != nil {
+			t.Fatalf("%s: clickhouse: %v", q.name, err)
+		}
+		if ja, jb := mustJSON(t, a), mustJSON(t, b); ja != jb {
+			t.Errorf("%s:\nlocal      %s\nclickhouse %s", q.name, ja, jb)
+		}
+	}
+	// Something was asked that has answers (not only empty ones).
+	if r, _ := ch.Reach(ctx, ledger.ReachQuery{Authors: []string{"1", "2", "3"}, By: identify.FacetAccount}); len(r.Cells) == 0 {
+		t.Fatal("reach found nobody")
+	}
+	// explain: the same Access, ids and names (hashes differ by key).
+	for _, id := range []string{acc[10].RequestID, acc[4321].RequestID} {
+		fa, err := local.Find(ctx, all, id)
+		if err != nil || fa == nil {
+			t.Fatalf("local find %s: %v %v", id, fa, err)
+		}
+		fb, err := ch.Find(ctx, all, id)
+		if err != nil || fb == nil {
+			t.Fatalf("clickhouse find %s: %v %v", id, fb, err)
+		}
+		ea, eb := *fa.Entry, *fb.Entry
+		ea.Page, ea.Lookup, ea.Links, eb.Page, eb.Lookup, eb.Links = "", "", nil, "", "", nil
+		if ja, jb := mustJSON(t, ea), mustJSON(t, eb); ja != jb {
+			t.Errorf("find %s:\nlocal      %s\nclickhouse %s", id, ja, jb)
+		}
+	}
+	if f, err := ch.Find(ctx, all, "ffff"); err != nil || f != nil {
+		t.Fatalf("find of a missing id: %v %v", f, err)
+	}
+}
+
+// TestSpoolAcrossKill sends Accesses while ClickHouse is killed and
+// restarted: every one is in ClickHouse once at the end, none dropped.
+func TestSpoolAcrossKill(t *testing.T) {
+	s := server(t)
+	cfg := config(t, s, "spooltest")
+	m := NewMetrics(nil)
+	sink, err := NewSink(cfg, nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := traffic(9000)
+	for _, a := range acc[:3000] {
+		sink.Record(a)
+	}
+	sink.Flush()
+	s.Kill()
+	for _, a := range acc[3000:6000] {
+		sink.Record(a)
+	}
+	sink.Flush()
+	// The batches wait on disk (the last may still be in the sender's hand).
+	if n := sink.spool.len(); n == 0 {
+		t.Fatal("nothing spooled while ClickHouse was down")
+	}
+	if err := s.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc[6000:] {
+		sink.Record(a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := sink.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := sink.spool.len(); n != 0 {
+		t.Fatalf("%d batches still spooled after ClickHouse returned", n)
+	}
+	c, _ := NewClient(cfg)
+	out, err := c.Do(context.Background(), "SELECT count(), uniqExact(req) FROM accesses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(trimNL(out)); got != "9000\t9000" {
+		t.Fatalf("accesses, distinct: %s; want 9000 each", got)
+	}
+	if got := testutilValue(m); got != 0 {
+		t.Fatalf("dropped %v", got)
+	}
+}
+
+// TestSpoolFullDrops: past the spool's size batches are dropped and
+// counted, and what fit is sent when ClickHouse returns.
+func TestSpoolBound(t *testing.T) {
+	cfg := Config{Addrs: []string{"127.0.0.1:1"}, Database: "x", BatchSize: 100, BatchInterval: time.Hour,
+		Spool: SpoolConfig{Dir: t.TempDir(), MaxBytes: 40000}}
+	m := NewMetrics(nil)
+	sink, err := NewSink(cfg, nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range traffic(3000) {
+		sink.Record(a)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sink.Close(ctx)
+	files, _ := filepath.Glob(filepath.Join(cfg.Spool.Dir, "*.batch"))
+	var size int64
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		size += st.Size()
+	}
+	if size > 40000 || len(files) == 0 {
+		t.Fatalf("spool holds %d bytes in %d files; bound 40000", size, len(files))
+	}
+	dropped := testutilValue(m)
+	if dropped == 0 || int(dropped)%100 != 0 {
+		t.Fatalf("dropped %v Accesses, want whole batches", dropped)
+	}
+	// A new sink finds the spooled batches.
+	sp, err := openSpool(cfg.Spool.Dir, 1<<30, NewMetrics(nil))
+	if err != nil || sp.len() != len(files) {
+		t.Fatalf("reopened spool: %d files, %v", sp.len(), err)
+	}
+	kept := 0
+	for _, f := range sp.files {
+		b, err := sp.load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept += b.n
+	}
+	if kept+int(dropped) != 3000 {
+		t.Fatalf("kept %d + dropped %v != 3000", kept, dropped)
+	}
+}

@@ -1,0 +1,160 @@
+package clickhouse
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is the ledger's ClickHouse (config: ledger.clickhouse).
+type Config struct {
+	// Addrs are host:port of ClickHouse's HTTP interface (8123, or 8443
+	// with TLS); a request goes to the first that answers.
+	Addrs    []string `yaml:"addrs"`
+	Database string   `yaml:"database"` // default "warden"
+	User     string   `yaml:"user"`     // default "default"
+	// PasswordEnv or PasswordFile holds the password; never the file.
+	PasswordEnv  string    `yaml:"password_env"`
+	PasswordFile string    `yaml:"password_file"`
+	TLS          TLSConfig `yaml:"tls"`
+	// BatchSize Accesses, or what came within BatchInterval, go in one
+	// insert.
+	BatchSize     int           `yaml:"batch_size"`     // default 20000
+	BatchInterval time.Duration `yaml:"batch_interval"` // default 1s
+	// Timeout bounds one request to ClickHouse (an insert included).
+	Timeout time.Duration `yaml:"timeout"` // default 30s
+	// Spool keeps batches on disk while ClickHouse is slow or down.
+	Spool SpoolConfig `yaml:"spool"`
+}
+
+// SpoolConfig is the on-disk spool: batches wait there, oldest sent
+// first, while ClickHouse does not take them; past MaxBytes a batch is
+// dropped and counted.
+type SpoolConfig struct {
+	Dir      string `yaml:"dir"`       // required with the clickhouse backend; made 0700
+	MaxBytes int64  `yaml:"max_bytes"` // default 1 GiB
+}
+
+// TLSConfig turns on HTTPS to ClickHouse.
+type TLSConfig struct {
+	Enabled    bool   `yaml:"enabled"`
+	CAFile     string `yaml:"ca_file"`     // a private CA (default: the system's roots)
+	ServerName string `yaml:"server_name"` // default: the address's host
+	CertFile   string `yaml:"cert_file"`   // a client certificate, with KeyFile
+	KeyFile    string `yaml:"key_file"`
+}
+
+// SetDefaults fills what is unset.
+func (c *Config) SetDefaults() {
+	if c.Database == "" {
+		c.Database = "warden"
+	}
+	if c.User == "" {
+		c.User = "default"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 20000
+	}
+	if c.BatchInterval == 0 {
+		c.BatchInterval = time.Second
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.Spool.MaxBytes == 0 {
+		c.Spool.MaxBytes = 1 << 30
+	}
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// Validate reports every problem, each starting with its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.Addrs) == 0 {
+		bad("addrs: at least one host:port is required")
+	}
+	for i, a := range c.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("addrs[%d]: %q is not host:port", i, a)
+		}
+	}
+	if !identRE.MatchString(c.Database) {
+		bad("database: %q is not a plain identifier", c.Database)
+	}
+	if c.PasswordEnv != "" && c.PasswordFile != "" {
+		bad("password_env: give password_env or password_file, not both")
+	}
+	if c.BatchSize < 1 || c.BatchSize > 1_000_000 {
+		bad("batch_size: %d is not between 1 and 1000000", c.BatchSize)
+	}
+	if c.BatchInterval < 10*time.Millisecond {
+		bad("batch_interval: %v is below 10ms", c.BatchInterval)
+	}
+	if c.Timeout < 100*time.Millisecond {
+		bad("timeout: %v is below 100ms", c.Timeout)
+	}
+	if c.Spool.MaxBytes < 0 {
+		bad("spool.max_bytes: must not be negative")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls.cert_file: give cert_file and key_file together")
+	}
+	return errors.Join(errs...)
+}
+
+// password reads the password from its variable or file ("" when
+// neither is set).
+func (c Config) password() (string, error) {
+	switch {
+	case c.PasswordFile != "":
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("clickhouse: password_file: %w", err)
+		}
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return "", fmt.Errorf("clickhouse: password_file: %s is empty", c.PasswordFile)
+		}
+		return p, nil
+	case c.PasswordEnv != "":
+		p, ok := os.LookupEnv(c.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("clickhouse: password_env: variable %s is not set", c.PasswordEnv)
+		}
+		return p, nil
+	}
+	return "", nil
+}
+
+func (t TLSConfig) config() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("clickhouse: tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: tls.cert_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}

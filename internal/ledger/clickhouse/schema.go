@@ -1,0 +1,66 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// The schema (warden ledger init). Every table is partitioned by day (UTC)
+// and carries the batch it came in, so a batch whose insert may or may not
+// have landed is looked for before it is sent again. Times are seconds
+// (DateTime: 18.16 has no DateTime64) and microseconds within the second.
+//
+//   - accesses: one row per Access, everything the local ledger keeps,
+//     ordered by time (explain, took-by's counts).
+//   - takes: one row per record served (subject) and Access, with the
+//     identity's facets and the classes served and masked, ordered by
+//     subject, then time: who-took reads one subject's range.
+//   - views: one row per piece of content served (author) and Access,
+//     ordered by author, then time: reach reads the authors' ranges.
+//
+// 18.16 has no projections (a second order of one table), so the orders
+// are tables the sink writes; no bitmap functions, so distinct people are
+// uniqExact; large id lists are external data, not IN literals.
+var schema = []string{
+	`CREATE DATABASE IF NOT EXISTS {db}`,
+	`CREATE TABLE IF NOT EXISTS {db}.accesses (
+  t DateTime('UTC'), us UInt32, batch UInt64, req String, route String,
+  app String, account String, ip String, net String, fingerprint String,
+  list String, page UInt64, lookup UInt64, unref UInt8,
+  status UInt16, rule String, facet String, mask_rules Array(String),
+  classes Array(String), rec_ids Array(String), rec_classes Array(UInt64), rec_masked Array(UInt64),
+  authors Array(String), links Array(UInt64)
+) ENGINE = MergeTree() PARTITION BY toDate(t) ORDER BY (t, us, req)`,
+	`CREATE TABLE IF NOT EXISTS {db}.takes (
+  subject String, t DateTime('UTC'), us UInt32, batch UInt64, req String,
+  app String, account String, ip String, net String, fingerprint String,
+  served Array(String), masked Array(String)
+) ENGINE = MergeTree() PARTITION BY toDate(t) ORDER BY (subject, t, us)`,
+	`CREATE TABLE IF NOT EXISTS {db}.views (
+  author String, t DateTime('UTC'), us UInt32, batch UInt64,
+  app String, account String, ip String, net String, fingerprint String
+) ENGINE = MergeTree() PARTITION BY toDate(t) ORDER BY (author, t, us)`,
+}
+
+// Init creates the database and its tables when missing (warden ledger
+// init); it changes nothing that exists.
+func (c *Client) Init(ctx context.Context) error {
+	for _, q := range schema {
+		q = strings.ReplaceAll(q, "{db}", c.db)
+		if _, err := c.do(ctx, q, nil, false, nil, nil); err != nil {
+			return fmt.Errorf("ledger init: %w", err)
+		}
+	}
+	return nil
+}
+
+// Schema is the DDL Init runs, for database db.
+func Schema(db string) string {
+	var b strings.Builder
+	for _, q := range schema {
+		b.WriteString(strings.ReplaceAll(q, "{db}", db))
+		b.WriteString(";\n")
+	}
+	return b.String()
+}

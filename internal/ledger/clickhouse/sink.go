@@ -1,0 +1,387 @@
+package clickhouse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/inspect"
+)
+
+// The tables a batch fills, in the order they are inserted.
+const (
+	tAccesses = iota
+	tTakes
+	tViews
+	nTables
+)
+
+var tableNames = [nTables]string{"accesses", "takes", "views"}
+
+// batch is the rows of up to BatchSize Accesses of one day (UTC), one
+// RowBinary body per table. done marks the tables known inserted; unsure
+// the table whose insert may or may not have landed (its answer was
+// lost), looked for before it is sent again.
+type batch struct {
+	id     uint64
+	day    int64 // days since 1970-01-01, UTC
+	n      int   // Accesses
+	rows   [nTables][]byte
+	count  [nTables]int
+	done   uint8
+	unsure int8 // -1: none
+	file   string
+}
+
+func (b *batch) size() int64 {
+	n := int64(64)
+	for _, r := range b.rows {
+		n += int64(len(r))
+	}
+	return n
+}
+
+// Metrics are the sink's; nil registers nothing.
+type Metrics struct {
+	sent, dropped, errors prometheus.Counter
+	spoolBytes, spooled   prometheus.Gauge
+	insert                prometheus.Histogram
+}
+
+// NewMetrics registers the sink's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		sent:       prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_ledger_clickhouse_sent_total", Help: "Accesses inserted into ClickHouse."}),
+		dropped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_ledger_clickhouse_dropped_total", Help: "Accesses dropped: the spool was full."}),
+		errors:     prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_ledger_clickhouse_errors_total", Help: "Failed inserts (each retried from the spool)."}),
+		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "warden_ledger_clickhouse_spool_bytes", Help: "Bytes of batches waiting in the spool."}),
+		spooled:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "warden_ledger_clickhouse_spool_batches", Help: "Batches waiting in the spool."}),
+		insert:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "warden_ledger_clickhouse_insert_seconds", Help: "Time to insert one batch (three tables).", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.sent, m.dropped, m.errors, m.spoolBytes, m.spooled, m.insert)
+	}
+	return m
+}
+
+// Sink writes Accesses into ClickHouse in batches: a gateway.Recorder, fed
+// off the request path. A batch goes when BatchSize Accesses are in it or
+// BatchInterval has passed; while ClickHouse does not take batches they
+// wait in the spool on disk, oldest sent first, and past its MaxBytes a
+// batch is dropped and counted. Nothing within the spool is lost, across
+// ClickHouse's restarts and the gateway's.
+type Sink struct {
+	c     *Client
+	cfg   Config
+	log   *slog.Logger
+	m     *Metrics
+	enc   encoder
+	spool *spool
+
+	mu       sync.Mutex // cur, and hand-off
+	cur      *batch
+	ready    chan *batch
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	closed   bool
+	lastDrop atomic.Int64 // when a drop was last logged (unix ns)
+}
+
+// NewSink opens the spool (sending what an earlier run left in it) and
+// starts the sender. Call Close to flush.
+func NewSink(cfg Config, log *slog.Logger, m *Metrics) (*Sink, error) {
+	cfg.SetDefaults()
+	if cfg.Spool.Dir == "" {
+		return nil, errors.New("clickhouse: spool.dir is required")
+	}
+	c, err := NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	sp, err := openSpool(cfg.Spool.Dir, cfg.Spool.MaxBytes, m)
+	if err != nil {
+		return nil, err
+	}
+	k0, k1, err := loadKey(cfg.Spool.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{c: c, cfg: cfg, log: log, m: m, enc: encoder{k0: k0, k1: k1}, spool: sp,
+		ready: make(chan *batch, 1), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if n := sp.len(); n > 0 {
+		log.Info("ledger: clickhouse spool holds batches from before; sending them", slog.Int("batches", n), slog.Int64("bytes", sp.bytes))
+	}
+	go s.sender()
+	go s.ticker()
+	return s, nil
+}
+
+// Client is the sink's ClickHouse client.
+func (s *Sink) Client() *Client { return s.c }
+
+// Record adds acc to the current batch: it runs on the recording's
+// goroutine, never on the request path.
+func (s *Sink) Record(acc *inspect.Access) {
+	day := acc.Time.Unix() / 86400
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.m.dropped.Inc()
+		return
+	}
+	if s.cur != nil && s.cur.day != day {
+		s.sealLocked()
+	}
+	if s.cur == nil {
+		s.cur = &batch{id: newID(), day: day, unsure: -1}
+	}
+	s.enc.encode(s.cur, acc)
+	if s.cur.n >= s.cfg.BatchSize {
+		s.sealLocked()
+	}
+	s.mu.Unlock()
+}
+
+// sealLocked hands the current batch to the sender, or to the spool when
+// the sender is busy.
+func (s *Sink) sealLocked() {
+	b := s.cur
+	s.cur = nil
+	if b == nil || b.n == 0 {
+		return
+	}
+	select {
+	case s.ready <- b:
+	default:
+		s.toSpool(b)
+	}
+}
+
+func (s *Sink) toSpool(b *batch) {
+	if err := s.spool.put(b); err != nil {
+		s.m.dropped.Add(float64(b.n))
+		// One line per burst of drops, not per batch.
+		if now, last := time.Now().UnixNano(), s.lastDrop.Load(); now-last > int64(10*time.Second) && s.lastDrop.CompareAndSwap(last, now) {
+			s.log.Error("ledger: clickhouse batches dropped (warden_ledger_clickhouse_dropped_total counts them)", slog.Int("accesses", b.n), slog.String("why", err.Error()))
+		}
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush hands the current batch on now.
+func (s *Sink) Flush() {
+	s.mu.Lock()
+	s.sealLocked()
+	s.mu.Unlock()
+}
+
+func (s *Sink) ticker() {
+	t := time.NewTicker(s.cfg.BatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.Flush()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// sender inserts batches, the spool's (oldest first) before new ones; a
+// batch that fails goes to the spool, and sending resumes after a pause
+// (0.1 s doubling to 5 s) until ClickHouse takes it.
+func (s *Sink) sender() {
+	defer close(s.done)
+	pause := 100 * time.Millisecond
+	down := false
+	for {
+		var b *batch
+		if f, ok := s.spool.oldest(); ok {
+			var err error
+			if b, err = s.spool.load(f); err != nil {
+				s.log.Error("ledger: clickhouse spool file unreadable, set aside", slog.String("file", f), slog.String("error", err.Error()))
+				s.spool.setAside(f)
+				continue
+			}
+		} else {
+			select {
+			case b = <-s.ready:
+			case <-s.wake:
+				continue
+			case <-s.stop:
+				return
+			}
+		}
+		err := s.send(b)
+		if err == nil {
+			if b.file != "" {
+				s.spool.remove(b.file)
+			}
+			if down {
+				s.log.Info("ledger: clickhouse takes batches again", slog.Int("spooled", s.spool.len()))
+				down = false
+			}
+			pause = 100 * time.Millisecond
+			continue
+		}
+		s.m.errors.Inc()
+		if !down {
+			s.log.Warn("ledger: clickhouse insert failed; batches wait in the spool", slog.String("error", err.Error()))
+			down = true
+		}
+		if b.file == "" {
+			s.toSpool(b)
+		} else {
+			s.spool.update(b)
+		}
+		select {
+		case <-time.After(pause):
+		case <-s.stop:
+			return
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
+// send inserts b's tables not yet done, in order; a table whose last
+// insert is unsure is first looked for by the batch's id.
+func (s *Sink) send(b *batch) error {
+	start := time.Now()
+	ctx := context.Background()
+	for t := range nTables {
+		if b.done&(1<<t) != 0 {
+			continue
+		}
+		if b.count[t] == 0 {
+			b.done |= 1 << t
+			continue
+		}
+		if int(b.unsure) == t {
+			q := fmt.Sprintf("SELECT count() FROM %s WHERE toDate(t) = toDate(%d) AND batch = %d", tableNames[t], b.day*86400, b.id)
+			out, err := s.c.Do(ctx, q, nil)
+			if err != nil {
+				return err
+			}
+			n, _ := strconv.Atoi(string(trimNL(out)))
+			if n == b.count[t] {
+				b.done |= 1 << t
+				b.unsure = -1
+				continue
+			}
+			if n != 0 {
+				// Part of one insert cannot land: an insert of one day's
+				// rows in one block is one part. Say so and send it.
+				s.log.Error("ledger: clickhouse holds part of a batch", slog.String("table", tableNames[t]), slog.Int("rows", n), slog.Int("want", b.count[t]))
+			}
+			b.unsure = -1
+		}
+		set := url.Values{"max_insert_block_size": {"100000000"}, "input_format_skip_unknown_fields": {"0"}}
+		_, err := s.c.do(ctx, "INSERT INTO "+tableNames[t]+" FORMAT RowBinary", b.rows[t], true, set, nil)
+		if err != nil {
+			if !refused(err) {
+				b.unsure = int8(t) // the insert may have landed before the answer was lost
+			}
+			return err
+		}
+		b.done |= 1 << t
+	}
+	s.m.sent.Add(float64(b.n))
+	s.m.insert.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Close seals the current batch and lets the sender insert what waits
+// until ctx ends; what is still unsent then is in the spool, sent by the
+// next start.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.sealLocked()
+	s.closed = true
+	s.mu.Unlock()
+	// Wait until the hand-off and the spool are empty, or ctx ends.
+	for len(s.ready) > 0 || s.spool.len() > 0 {
+		select {
+		case <-ctx.Done():
+			goto out
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+out:
+	close(s.stop)
+	<-s.done
+	for {
+		select {
+		case b := <-s.ready:
+			s.toSpool(b)
+			continue
+		default:
+		}
+		break
+	}
+	if n := s.spool.len(); n > 0 {
+		s.log.Warn("ledger: clickhouse batches left in the spool for the next start", slog.Int("batches", n), slog.String("dir", s.cfg.Spool.Dir))
+	}
+	return nil
+}
+
+func newID() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) | 1
+}
+
+// loadKey reads the hash key of pages, look-ups and links from the spool
+// directory, making it the first time. Gateways whose hashes must compare
+// share one key file.
+func loadKey(dir string) (uint64, uint64, error) {
+	p := filepath.Join(dir, "key")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		b = make([]byte, 16)
+		rand.Read(b)
+		if err = os.WriteFile(p, b, 0o600); err != nil {
+			return 0, 0, fmt.Errorf("clickhouse: %w", err)
+		}
+	} else if err != nil {
+		return 0, 0, fmt.Errorf("clickhouse: %w", err)
+	}
+	if len(b) != 16 {
+		return 0, 0, fmt.Errorf("clickhouse: %s: %d bytes, want 16", p, len(b))
+	}
+	return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]), nil
+}

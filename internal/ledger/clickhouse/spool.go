@@ -1,0 +1,217 @@
+package clickhouse
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// spool is a directory of batches waiting for ClickHouse, one file each
+// (NNNNNNNNNNNNNNNN.batch, by a sequence: the oldest has the lowest), each
+// written aside, fsynced and renamed, so a crash leaves whole batches.
+// File: magic, id, day, Accesses, done, unsure, per table its row count,
+// length and rows, then a CRC-32C of what follows the magic.
+type spool struct {
+	dir   string
+	max   int64
+	m     *Metrics
+	mu    sync.Mutex
+	files []string // sorted
+	sizes map[string]int64
+	bytes int64
+	seq   uint64
+}
+
+const spoolMagic = "WCHSPL1\n"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func openSpool(dir string, maxBytes int64, m *Metrics) (*spool, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("clickhouse: spool: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: spool: %w", err)
+	}
+	s := &spool{dir: dir, max: maxBytes, m: m, sizes: map[string]int64{}}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			os.Remove(filepath.Join(dir, name))
+			continue
+		}
+		stem, ok := strings.CutSuffix(name, ".batch")
+		if !ok || len(stem) != 16 {
+			continue
+		}
+		var seq uint64
+		if _, err := fmt.Sscanf(stem, "%016x", &seq); err != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		s.files = append(s.files, name)
+		s.sizes[name] = info.Size()
+		s.bytes += info.Size()
+		s.seq = max(s.seq, seq)
+	}
+	slices.Sort(s.files)
+	s.gauge()
+	return s, nil
+}
+
+func (s *spool) gauge() {
+	s.m.spoolBytes.Set(float64(s.bytes))
+	s.m.spooled.Set(float64(len(s.files)))
+}
+
+func (s *spool) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.files)
+}
+
+func (s *spool) oldest() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.files) == 0 {
+		return "", false
+	}
+	return s.files[0], true
+}
+
+func encodeBatch(b *batch) []byte {
+	out := make([]byte, 0, b.size()+64)
+	out = append(out, spoolMagic...)
+	out = binary.LittleEndian.AppendUint64(out, b.id)
+	out = binary.LittleEndian.AppendUint64(out, uint64(b.day))
+	out = binary.LittleEndian.AppendUint32(out, uint32(b.n))
+	out = append(out, b.done, byte(b.unsure))
+	for t := range nTables {
+		out = binary.LittleEndian.AppendUint32(out, uint32(b.count[t]))
+		out = binary.LittleEndian.AppendUint64(out, uint64(len(b.rows[t])))
+		out = append(out, b.rows[t]...)
+	}
+	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out[len(spoolMagic):], castagnoli))
+}
+
+func decodeBatch(raw []byte) (*batch, error) {
+	if len(raw) < len(spoolMagic)+26+4 || string(raw[:len(spoolMagic)]) != spoolMagic {
+		return nil, errors.New("not a spooled batch")
+	}
+	body, sum := raw[len(spoolMagic):len(raw)-4], binary.LittleEndian.Uint32(raw[len(raw)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, errors.New("checksum mismatch")
+	}
+	b := &batch{id: binary.LittleEndian.Uint64(body), day: int64(binary.LittleEndian.Uint64(body[8:])),
+		n: int(binary.LittleEndian.Uint32(body[16:])), done: body[20], unsure: int8(body[21])}
+	p := body[22:]
+	for t := range nTables {
+		if len(p) < 12 {
+			return nil, errors.New("cut short")
+		}
+		b.count[t] = int(binary.LittleEndian.Uint32(p))
+		n := binary.LittleEndian.Uint64(p[4:])
+		p = p[12:]
+		if uint64(len(p)) < n {
+			return nil, errors.New("cut short")
+		}
+		b.rows[t], p = p[:n], p[n:]
+	}
+	return b, nil
+}
+
+// put writes b as the newest file; past the spool's size it refuses.
+func (s *spool) put(b *batch) error {
+	raw := encodeBatch(b)
+	s.mu.Lock()
+	if s.bytes+int64(len(raw)) > s.max {
+		s.mu.Unlock()
+		return fmt.Errorf("spool %s full (%d of %d bytes)", s.dir, s.bytes, s.max)
+	}
+	s.seq++
+	name := fmt.Sprintf("%016x.batch", s.seq)
+	s.bytes += int64(len(raw)) // reserved while written
+	s.mu.Unlock()
+	if err := writeAside(filepath.Join(s.dir, name), raw); err != nil {
+		s.mu.Lock()
+		s.bytes -= int64(len(raw))
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Lock()
+	s.files = append(s.files, name)
+	slices.Sort(s.files)
+	s.sizes[name] = int64(len(raw))
+	s.gauge()
+	s.mu.Unlock()
+	b.file = name
+	return nil
+}
+
+// update rewrites b's file with its progress (tables done, the unsure one).
+func (s *spool) update(b *batch) {
+	writeAside(filepath.Join(s.dir, b.file), encodeBatch(b))
+}
+
+func (s *spool) load(name string) (*batch, error) {
+	raw, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		return nil, err
+	}
+	b, err := decodeBatch(raw)
+	if err != nil {
+		return nil, err
+	}
+	b.file = name
+	return b, nil
+}
+
+func (s *spool) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.files, name); i >= 0 {
+		s.files = slices.Delete(s.files, i, i+1)
+	}
+	s.bytes -= s.sizes[name]
+	delete(s.sizes, name)
+	s.gauge()
+}
+
+func (s *spool) remove(name string) {
+	os.Remove(filepath.Join(s.dir, name))
+	s.forget(name)
+}
+
+// setAside keeps an unreadable file beside the spool, out of its way.
+func (s *spool) setAside(name string) {
+	os.Rename(filepath.Join(s.dir, name), filepath.Join(s.dir, name+".bad"))
+	s.forget(name)
+}
+
+func writeAside(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("clickhouse: spool: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("clickhouse: spool: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("clickhouse: spool: %w", err)
+	}
+	f.Close()
+	return os.Rename(tmp, path)
+}
