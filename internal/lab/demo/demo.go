@@ -129,10 +129,16 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// The named authors whose reach the clients count and the ledger is
+	// asked (ledger.go).
+	authors, err := NamedAuthors(o.Profiles, o.Seed, namedAuthors)
+	if err != nil {
+		return err
+	}
 
 	var reps []*sim.Report
 	var labels []string
-	var lastNginx *sim.Report
+	var lastNginx, wardenRep *sim.Report
 	for _, t := range o.Compare {
 		target := ""
 		var ng *nginx.Server
@@ -159,7 +165,8 @@ func Run(ctx context.Context, o Options) error {
 		label := targetLabel(t, o.NginxRate, o.NginxBurst, cfgName)
 		fmt.Fprintf(o.Stderr, "running %s for %s against %s (%s)\n", strings.Join(names, ","), o.Duration, label, target)
 		rep, err := sim.Run(ctx, sim.Options{Target: target, Scenarios: names, Params: params, Duration: o.Duration,
-			MaxRequests: o.MaxRequests, Truth: truth, JWTSecret: o.JWTSecret, Seed: uint64(o.Seed), Progress: o.Progress})
+			MaxRequests: o.MaxRequests, Truth: truth, JWTSecret: o.JWTSecret, Seed: uint64(o.Seed), Progress: o.Progress,
+			Authors: authors})
 		if o.ProgressEnd != nil {
 			o.ProgressEnd()
 		}
@@ -175,6 +182,9 @@ func Run(ctx context.Context, o Options) error {
 		if t == "nginx" {
 			lastNginx = rep
 		}
+		if t == "warden" {
+			wardenRep = rep
+		}
 		if t == "nginx-ban" {
 			label += fmt.Sprintf(" (%d addresses)", len(banList(lastNginx, o.BanMin)))
 		}
@@ -184,6 +194,18 @@ func Run(ctx context.Context, o Options) error {
 
 	if err := writeScore(o, names, labels, reps); err != nil {
 		return err
+	}
+	// What warden's ledger says beside what the clients counted: only
+	// with the embedded config, whose ledger directory the demo chose.
+	if wardenRep != nil && o.Config == "" {
+		tok, _ := os.ReadFile(tokenFile)
+		fmt.Fprintln(o.Stderr, "waiting for warden's ledger to take the run's last Accesses")
+		dropped := awaitLedger(ctx, adminURL, strings.TrimSpace(string(tok)))
+		fig, err := LedgerFigures(LedgerDir(dir), o.Profiles, wardenRep.Served, dropped)
+		if err != nil {
+			return fmt.Errorf("ledger figures: %w", err)
+		}
+		fig.Write(o.Stdout)
 	}
 	if o.Exit {
 		return nil
@@ -196,6 +218,9 @@ func Run(ctx context.Context, o Options) error {
 	<-ctx.Done()
 	return nil
 }
+
+// namedAuthors is the size of the demo's named set of authors.
+const namedAuthors = 10
 
 var (
 	platformReady = regexp.MustCompile(`lab-platform listening on (\S+)`)

@@ -121,6 +121,8 @@ type env struct {
 
 	refMu   sync.Mutex
 	refused map[netip.Addr]int64 // refusals per source address, bounded
+
+	tally *tally // what the clients were served (served.go)
 }
 
 const maxRefusedAddrs = 200_000
@@ -220,6 +222,9 @@ func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path 
 	if (a.refused || a.masked) && user >= 0 {
 		p.harm(user)
 		p.harmedReqs.Add(1)
+	}
+	if method == "GET" {
+		e.tally.note(id, path, a)
 	}
 	return a, nil
 }

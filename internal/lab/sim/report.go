@@ -24,6 +24,9 @@ type Report struct {
 	// most 1,000): what an operator reading the logs would put on a ban
 	// list.
 	RefusedAddrs []AddrCount `json:"refused_addrs,omitempty"`
+	// Served is what the clients were served: the named authors' reach,
+	// contact details per account (served.go).
+	Served *Served `json:"served,omitempty"`
 }
 
 // AddrCount is a source address and how many of its requests were refused.

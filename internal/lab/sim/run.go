@@ -37,6 +37,9 @@ type Options struct {
 	Progress func(Progress)
 	// RequestTimeout bounds each request; 0 means 10 s.
 	RequestTimeout time.Duration
+	// Authors are the authors whose reach the clients count
+	// (Report.Served): the distinct accounts served their posts.
+	Authors []string
 }
 
 // ParseScenarios splits a comma-separated mix and checks the names.
@@ -117,7 +120,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		timeout = 10 * time.Second
 	}
 	e := &env{base: base, truth: o.Truth, secret: []byte(o.JWTSecret), net: newNetwork(timeout),
-		profiles: o.Truth.Profiles(), seed: o.Seed, refused: map[netip.Addr]int64{}}
+		profiles: o.Truth.Profiles(), seed: o.Seed, refused: map[netip.Addr]int64{}, tally: newTally(o.Authors, func(id string) bool { _, ok := o.Truth.real(id); return ok })}
 	defer e.net.close()
 
 	chosen := map[string]bool{}
@@ -185,6 +188,7 @@ loop:
 	for _, p := range pops {
 		rep.Populations = append(rep.Populations, p.result(e.profiles))
 	}
+	rep.Served = e.tally.served(o.Authors)
 	for a, n := range e.refused {
 		rep.RefusedAddrs = append(rep.RefusedAddrs, AddrCount{a.String(), n})
 	}
