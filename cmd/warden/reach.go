@@ -20,11 +20,14 @@ func runReach(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Bool("dose", false, "also: people reached by at least k of the authors, for every k")
 	fs.String("overlap", "", "also: compare with another set of authors (ID,... or @FILE): each, both, either")
 	fs.String("after", "", "also: people served the authors' content after T (RFC 3339 or a duration back), and how many of them were new")
-	fs.Bool("approx", false, "an approximate answer with its error bound (not built yet)")
+	approx := fs.Bool("approx", false, "an approximate answer (HyperLogLog sketches) with its error bound; reach and impressions only")
 	addPrivateFlags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil || len(pos) != 0 {
 		return errUsage
+	}
+	if *approx {
+		return runReachApprox(fs, qf, stdout)
 	}
 	return runQueryCommand(fs, qf, "reach", url.Values{}, stdout, func(w io.Writer, v any) error {
 		if p, ok := v.(*reach.PrivateResult); ok {
