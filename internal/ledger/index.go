@@ -8,20 +8,15 @@ import (
 )
 
 // tables is one partition's index, over the shared dictionary's integers
-// (identities by facet, platform ids, names). The hot tables are what
-// reach and who-took read, stored uncompressed and read where they lie;
-// the cold ones sit compressed with the Accesses.
+// (identities by facet, platform ids, names): what reach and who-took
+// read, stored uncompressed and read where they lie. Took-by and explain
+// read the Accesses (format 3 keeps no cold tables: took-by decompressed
+// the Accesses anyway, and its tables were about a quarter of the bytes).
 type tables struct {
-	// hot
 	viewers [NumFacets]csr  // author -> identities served their content
 	impr    csr             // author -> [pieces of their content served]
 	classes []uint32        // bit i of a row's set is class classes[i]
-	takers  [NumFacets]rows // subject -> who was served it (empty when len(classes) > 64)
-	// cold
-	took   [NumFacets]csr // ident<<32|class -> subjects served (class 0: any record, else name+1)
-	masked [NumFacets]csr // ident<<32|class -> subjects whose class was masked
-	lists  [NumFacets]csr // ident -> lists fetched (answers, not refusals)
-	spans  [NumFacets]csr // ident -> [first lo, hi, last lo, hi (unix µs), Accesses]
+	takers  [NumFacets]rows // subject -> who was served it (empty when len(classes) > 64, or see absentRows)
 }
 
 // maxRowClasses is the most classes a partition's who-took rows can name;
@@ -45,15 +40,21 @@ func buildTables(entries []entry, hour int64) *tables {
 		pos[c] = i
 	}
 	withRows := len(x.classes) <= maxRowClasses
-	var viewers, lists [NumFacets][]uint64
-	var took, masked [NumFacets][]kv
-	var takers [NumFacets][]taking
-	type span struct{ first, last, n int64 }
-	var spans [NumFacets]map[uint32]*span
-	impr := map[uint32]uint32{}
-	for f := range spans {
-		spans[f] = map[uint32]*span{}
+	// A facet no Access of the partition has gets no who-took rows (they
+	// would all say "without it"): rowsFor answers from another
+	// facet's. One facet's rows are kept when no facet is present at all.
+	var present [NumFacets]bool
+	for i := range entries {
+		for f, v := range entries[i].facets {
+			present[f] = present[f] || v != 0
+		}
 	}
+	if !slices.Contains(present[:], true) {
+		present[0] = true
+	}
+	var viewers [NumFacets][]uint64
+	var takers [NumFacets][]taking
+	impr := map[uint32]uint32{}
 	var sets []uint64
 	for i := range entries {
 		e := &entries[i]
@@ -73,7 +74,7 @@ func buildTables(entries []entry, hour int64) *tables {
 			sets = append(sets, set)
 		}
 		for f, v := range e.facets {
-			if withRows {
+			if withRows && present[f] {
 				for k, r := range e.recs {
 					takers[f] = append(takers[f], taking{subject: r.id, ident: v, set: sets[k], t: e.t})
 				}
@@ -81,44 +82,14 @@ func buildTables(entries []entry, hour int64) *tables {
 			if v == 0 {
 				continue
 			}
-			ident := v - 1
-			sp := spans[f][ident]
-			if sp == nil {
-				sp = &span{first: e.t, last: e.t}
-				spans[f][ident] = sp
-			}
-			sp.first, sp.last, sp.n = min(sp.first, e.t), max(sp.last, e.t), sp.n+1
-			key := uint64(ident) << 32
-			for _, r := range e.recs {
-				took[f] = append(took[f], kv{key, r.id})
-				for s := r.classes &^ r.masked; s != 0; s &= s - 1 {
-					if c, ok := classAt(e, bits.TrailingZeros64(s)); ok {
-						took[f] = append(took[f], kv{key | uint64(c), r.id})
-					}
-				}
-				for s := r.classes & r.masked; s != 0; s &= s - 1 {
-					if c, ok := classAt(e, bits.TrailingZeros64(s)); ok {
-						masked[f] = append(masked[f], kv{key | uint64(c), r.id})
-					}
-				}
-			}
 			for _, a := range e.authors {
-				viewers[f] = append(viewers[f], uint64(a)<<32|uint64(ident))
-			}
-			if e.list != 0 && e.status < 400 { // a refusal fetched nothing
-				lists[f] = append(lists[f], uint64(ident)<<32|uint64(e.list-1))
+				viewers[f] = append(viewers[f], uint64(a)<<32|uint64(v-1))
 			}
 		}
 	}
 	for f := range x.viewers {
 		x.viewers[f] = buildPairs(viewers[f])
-		x.lists[f] = buildPairs(lists[f])
-		x.took[f] = buildCSR(took[f])
-		x.masked[f] = buildCSR(masked[f])
 		x.takers[f] = buildRows(takers[f], hour*1e6)
-		x.spans[f] = buildSpans(spans[f], func(sp *span) [5]uint32 {
-			return [5]uint32{uint32(sp.first), uint32(sp.first >> 32), uint32(sp.last), uint32(sp.last >> 32), uint32(sp.n)}
-		})
 	}
 	ps := make([]uint64, 0, len(impr))
 	for a, n := range impr {
@@ -128,32 +99,21 @@ func buildTables(entries []entry, hour int64) *tables {
 	return x
 }
 
-// buildSpans makes a table of five values per key, in the order given
-// (not sorted as postings are).
-func buildSpans[S any](m map[uint32]S, vals func(S) [5]uint32) csr {
-	keys := make([]uint32, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// rowsFor is the who-took table that answers for facet f: f's own, or,
+// when f's is empty (no Access of the partition had f, or no record was
+// served), the first facet's that is not, whose identities then all read
+// as "without f" (0). Rows of one facet split the same Access-record
+// pairs as f's would have, so summed they give f's.
+func (x *tables) rowsFor(f int) (r *rows, absent bool) {
+	if len(x.takers[f].keys) > 0 {
+		return &x.takers[f], false
 	}
-	slices.Sort(keys)
-	t := csr{keys: make([]uint64, len(keys)), off: make([]uint32, len(keys)+1), vals: make([]uint32, 0, 5*len(keys))}
-	for i, k := range keys {
-		t.keys[i] = uint64(k)
-		t.off[i] = uint32(len(t.vals))
-		v := vals(m[k])
-		t.vals = append(t.vals, v[:]...)
+	for g := range x.takers {
+		if len(x.takers[g].keys) > 0 {
+			return &x.takers[g], true
+		}
 	}
-	t.off[len(keys)] = uint32(len(t.vals))
-	return t
-}
-
-// span reads an identity's first and last Access and their count.
-func span(t *csr, ident uint32) (first, last int64, n int, ok bool) {
-	v := t.get(uint64(ident))
-	if len(v) != 5 {
-		return 0, 0, 0, false
-	}
-	return int64(uint64(v[0]) | uint64(v[1])<<32), int64(uint64(v[2]) | uint64(v[3])<<32), int(v[4]), true
+	return &x.takers[f], false
 }
 
 // classAt is the class key (name+1) of bit i of e's classes.
@@ -164,7 +124,7 @@ func classAt(e *entry, i int) (uint32, bool) {
 	return e.classes[i] + 1, true
 }
 
-// appendHot and appendCold serialise the tables deterministically, so that
+// appendHot serialises the tables deterministically, so that
 // a verifier can rebuild them from the Accesses and compare bytes.
 func (x *tables) appendHot(dst []byte) []byte {
 	for f := range x.viewers {
@@ -175,15 +135,6 @@ func (x *tables) appendHot(dst []byte) []byte {
 	dst = cl.appendTo(dst)
 	for f := range x.takers {
 		dst = x.takers[f].appendTo(dst)
-	}
-	return dst
-}
-
-func (x *tables) appendCold(dst []byte) []byte {
-	for _, fam := range []*[NumFacets]csr{&x.took, &x.masked, &x.lists, &x.spans} {
-		for f := range fam {
-			dst = fam[f].appendTo(dst)
-		}
 	}
 	return dst
 }
@@ -208,21 +159,6 @@ func (x *tables) parseHot(b []byte) error {
 	for f := range x.takers {
 		if x.takers[f], b, err = parseRows(b); err != nil {
 			return err
-		}
-	}
-	if len(b) != 0 {
-		return errTrailing
-	}
-	return nil
-}
-
-func (x *tables) parseCold(b []byte) error {
-	var err error
-	for _, fam := range []*[NumFacets]csr{&x.took, &x.masked, &x.lists, &x.spans} {
-		for f := range fam {
-			if fam[f], b, err = parseCSR(b); err != nil {
-				return err
-			}
 		}
 	}
 	if len(b) != 0 {

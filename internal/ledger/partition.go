@@ -21,8 +21,9 @@ const (
 	segExt     = ".seg"
 	tornMark   = ".torn-"
 	hourName   = "2006-01-02T15"
-	segMagic   = "WLEDGER2"
+	segMagic   = "WLEDGER3"
 	segMagicV1 = "WLEDGER1"
+	segMagicV2 = "WLEDGER2"
 	maxSegRaw  = 4 << 30 // a decompressed partition past this is refused
 )
 
@@ -160,15 +161,15 @@ func (p *partition) translate(id func(ns int, s []byte) uint32) {
 // buildIndex indexes every Access of p (ids of the shared dictionary).
 func (p *partition) buildIndex() { p.x = buildTables(p.entries, p.hour) }
 
-// A sealed partition (format 2):
+// A sealed partition (format 3):
 //
-//	"WLEDGER2", hour, first and last Access (unix µs) as varints,
+//	"WLEDGER3", hour, first and last Access (unix µs) as varints,
 //	the predecessor's SHA-256 (32 bytes),
 //	the shared dictionary's size per namespace (uvarints): every id is below,
 //	hot offset, hot length, cold length decompressed, cold offset, cold
 //	length (u64 each), zeros up to the hot offset (8-byte aligned),
-//	hot tables (uncompressed), cold (zstd: the Accesses, then the cold
-//	tables), the SHA-256 of everything before it.
+//	hot tables (uncompressed), cold (zstd: the Accesses), the SHA-256 of
+//	everything before it.
 const (
 	segHotFields = 5 * 8
 )
@@ -189,7 +190,6 @@ func encodeSeg(p *partition, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte
 	}
 	hot := p.x.appendHot(nil)
 	raw := appendEntries(nil, p.entries, p.hour)
-	raw = p.x.appendCold(raw)
 	cold := enc.EncodeAll(raw, nil)
 	hotOff := uint64(len(out)+segHotFields+7) &^ 7
 	for _, v := range []uint64{hotOff, uint64(len(hot)), uint64(len(raw)), hotOff + uint64(len(hot)), uint64(len(cold))} {
@@ -208,6 +208,9 @@ func encodeSeg(p *partition, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte
 func parseSeg(path string, b []byte) (*partition, error) {
 	if len(b) >= len(segMagicV1) && string(b[:len(segMagicV1)]) == segMagicV1 {
 		return nil, errFormat1
+	}
+	if len(b) >= len(segMagicV2) && string(b[:len(segMagicV2)]) == segMagicV2 {
+		return nil, errFormat2
 	}
 	if len(b) < len(segMagic)+32 || string(b[:len(segMagic)]) != segMagic {
 		return nil, errors.New("not a sealed ledger partition (bad magic or too short)")
@@ -248,10 +251,14 @@ func parseSeg(path string, b []byte) (*partition, error) {
 	return p, nil
 }
 
-var errFormat1 = errors.New("sealed by a warden before ledger format 2 (per-hour dictionaries); " +
-	"this warden reads format 2 only: keep the directory for the older warden and give this one a new ledger directory")
+var (
+	errFormat1 = errors.New("sealed by a warden before ledger format 2 (per-hour dictionaries); " +
+		"this warden reads format 3 only: keep the directory for the older warden and give this one a new ledger directory")
+	errFormat2 = errors.New("sealed in ledger format 2 (cold took-by tables, who-took rows for absent facets); " +
+		"this warden reads format 3 only: keep the directory for the older warden and give this one a new ledger directory")
+)
 
-// loadCold decodes a sealed partition's Accesses and cold tables.
+// loadCold decodes a sealed partition's Accesses.
 func (p *partition) loadCold(dec *zstd.Decoder) error {
 	if p.cold == nil || p.coldErr != nil {
 		return p.coldErr
@@ -295,16 +302,14 @@ func (p *partition) parseCold(raw []byte) error {
 		return errors.New("header's time span differs from its Accesses'")
 	}
 	p.minT, p.maxT = lo, hi
-	used := len(raw) - len(d.b)
-	rest := raw[(used+7)&^7:]
-	if (used+7)&^7 > len(raw) {
-		return errShort
+	if used := len(raw) - len(d.b); (used+7)&^7 != len(raw) {
+		return errTrailing
 	}
-	return p.x.parseCold(aligned(rest))
+	return nil
 }
 
 // readSeg reads a sealed partition whole: its hash checked, its hot
-// tables, Accesses and cold tables decoded.
+// tables and Accesses decoded.
 func readSeg(path string, b []byte, dec *zstd.Decoder) (*partition, error) {
 	if len(b) >= len(segMagic)+32 && string(b[:len(segMagic)]) == segMagic &&
 		sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
@@ -325,7 +330,7 @@ func readSeg(path string, b []byte, dec *zstd.Decoder) (*partition, error) {
 // Accesses say.
 func (p *partition) indexMatches() bool {
 	q := buildTables(p.entries, p.hour)
-	return bytes.Equal(p.x.appendHot(nil), q.appendHot(nil)) && bytes.Equal(p.x.appendCold(nil), q.appendCold(nil))
+	return bytes.Equal(p.x.appendHot(nil), q.appendHot(nil))
 }
 
 // listing is the directory's partitions by stem: a sealed file wins over

@@ -73,9 +73,13 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 				}
 				bit = i
 			}
-			for _, rw := range p.x.takers[f].get(sid, p.hour*1e6) {
+			t, absent := p.x.rowsFor(f)
+			for _, rw := range t.get(sid, p.hour*1e6) {
 				if bit >= 0 && rw.set&(1<<bit) == 0 {
 					continue
+				}
+				if absent {
+					rw.ident = 0
 				}
 				add(rw.ident, rw.count, rw.first, rw.last, func(yield func(uint32)) {
 					for s := rw.set; s != 0; s &= s - 1 {
@@ -164,8 +168,8 @@ type TookByResult struct {
 }
 
 // TookBy is what one identity took: distinct subjects per class served
-// and masked, lists, first and last time. Partitions the window covers are
-// answered from their index; the others are scanned.
+// and masked, lists, first and last time, from the window's Accesses
+// (decompressed: sealed partitions keep no took-by tables).
 func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
@@ -187,27 +191,6 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 	lo, hi := int64(1<<63-1), int64(-1<<63)
 	for _, p := range r.parts {
 		if !r.cold(p) {
-			continue
-		}
-		if r.win.covers(p) {
-			first, last, n, ok := span(&p.x.spans[f], ident)
-			if !ok {
-				continue
-			}
-			res.Accesses += n
-			lo, hi = min(lo, first), max(hi, last)
-			key := uint64(ident) << 32
-			any.AddMany(p.x.took[f].get(key))
-			lists.AddMany(p.x.lists[f].get(uint64(ident)))
-			for c := range r.d.t[nsName].len() {
-				k := key | uint64(c+1)
-				if v := p.x.took[f].get(k); v != nil {
-					bm(served, r.name(nsName, uint32(c))).AddMany(v)
-				}
-				if v := p.x.masked[f].get(k); v != nil {
-					bm(masked, r.name(nsName, uint32(c))).AddMany(v)
-				}
-			}
 			continue
 		}
 		for i := range p.entries {
@@ -352,14 +335,6 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) int {
 	}
 	for _, p := range r.parts {
 		if !r.cold(p) {
-			continue
-		}
-		if r.win.covers(p) {
-			key := uint64(ident) << 32
-			if class != "" {
-				key |= uint64(c) + 1
-			}
-			set.AddMany(p.x.took[f].get(key))
 			continue
 		}
 		for i := range p.entries {

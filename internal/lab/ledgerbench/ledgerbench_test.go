@@ -1,0 +1,234 @@
+package ledgerbench
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/ledger"
+)
+
+func small(seed uint64) Options {
+	o := Options{Accesses: 20000, Identities: 5000, Subjects: 3000, Authors: 1000, Days: 2, Seed: seed}
+	o.defaults()
+	return o
+}
+
+func all(o Options) []access {
+	g := newGen(o)
+	var out []access
+	for {
+		var a access
+		if !g.next(&a) {
+			return out
+		}
+		out = append(out, a)
+	}
+}
+
+// The same options give the same Accesses; another seed gives others.
+func TestGenDeterministic(t *testing.T) {
+	a, b, c := all(small(7)), all(small(7)), all(small(8))
+	if len(a) != len(b) {
+		t.Fatalf("%d and %d Accesses", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].reqID != b[i].reqID || a[i].account != b[i].account || !slices.Equal(a[i].subjects, b[i].subjects) || !a[i].t.Equal(b[i].t) {
+			t.Fatalf("Access %d differs between two runs of one seed", i)
+		}
+	}
+	same := 0
+	for i := range a {
+		if a[i].account == c[i].account {
+			same++
+		}
+	}
+	if same > len(a)/100 {
+		t.Fatalf("seeds 7 and 8 share the account of %d of %d Accesses", same, len(a))
+	}
+}
+
+// Every Access is well formed: as many as asked, in time order over the
+// days asked, ids in their ranges, an identity's ip and /24 its own,
+// profile look-ups and feed pages as the doc says, request ids distinct.
+func TestGenShape(t *testing.T) {
+	o := small(3)
+	as := all(o)
+	if len(as) != o.Accesses {
+		t.Fatalf("%d Accesses, want %d", len(as), o.Accesses)
+	}
+	end := Start.Add(time.Duration(o.Days) * 24 * time.Hour)
+	ids := map[string]bool{}
+	var feeds, masked, profiles int
+	for i, a := range as {
+		if a.t.Before(Start) || !a.t.Before(end) || i > 0 && a.t.Before(as[i-1].t) {
+			t.Fatalf("Access %d at %v: out of order or outside [%v, %v)", i, a.t, Start, end)
+		}
+		if len(a.reqID) != 24 || strings.Trim(a.reqID, "0123456789abcdef") != "" || ids[a.reqID] {
+			t.Fatalf("Access %d: request id %q (24 hex digits, distinct)", i, a.reqID)
+		}
+		ids[a.reqID] = true
+		n, err := strconv.Atoi(strings.TrimPrefix(a.account, "acct"))
+		if err != nil || n < 0 || n >= o.Identities {
+			t.Fatalf("Access %d: account %q outside %d identities", i, a.account, o.Identities)
+		}
+		ip := fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255)
+		if a.ip != ip || a.net != ip[:strings.LastIndexByte(ip, '.')]+".0/24" {
+			t.Fatalf("Access %d: account %d has ip %s net %s", i, n, a.ip, a.net)
+		}
+		if a.feed {
+			feeds++
+			if len(a.authors) != 2 || len(a.subjects) != 2 || a.classes != 0b10 || a.masked != 0 {
+				t.Fatalf("feed Access %d: %+v", i, a)
+			}
+			for k, au := range a.authors {
+				v, err := strconv.Atoi(strings.TrimPrefix(au, "a"))
+				if err != nil || v < 0 || v >= o.Authors || a.subjects[k] != "u"+au {
+					t.Fatalf("feed Access %d: author %q, subject %q", i, au, a.subjects[k])
+				}
+			}
+			continue
+		}
+		profiles++
+		if len(a.authors) != 0 || len(a.subjects) != 1 || a.classes != 0b11 {
+			t.Fatalf("profile Access %d: %+v", i, a)
+		}
+		if v, err := strconv.Atoi(strings.TrimPrefix(a.subjects[0], "u")); err != nil || v < 0 || v >= o.Subjects {
+			t.Fatalf("profile Access %d: subject %q outside %d", i, a.subjects[0], o.Subjects)
+		}
+		if a.masked != 0 {
+			masked++
+		}
+	}
+	// Half and half, contact masked one time in five: within 5 standard
+	// deviations of a binomial.
+	if d := feeds - len(as)/2; d*d > 25*len(as)/4 {
+		t.Errorf("%d feed pages of %d", feeds, len(as))
+	}
+	if d := float64(masked) - float64(profiles)/5; d*d > 25*float64(profiles)*0.16 {
+		t.Errorf("%d masked of %d profile look-ups", masked, profiles)
+	}
+}
+
+// Authors' popularity is heavy-tailed: the most served author is served
+// far more than a uniform draw would serve any, and a few authors take a
+// large share.
+func TestGenZipf(t *testing.T) {
+	o := small(5)
+	counts := map[string]int{}
+	total := 0
+	for _, a := range all(o) {
+		for _, au := range a.authors {
+			counts[au]++
+			total++
+		}
+	}
+	c := make([]int, 0, len(counts))
+	for _, n := range counts {
+		c = append(c, n)
+	}
+	slices.Sort(c)
+	slices.Reverse(c)
+	uniform := total / o.Authors
+	if c[0] < 50*uniform {
+		t.Errorf("most served author: %d pieces, uniform would be %d", c[0], uniform)
+	}
+	top := 0
+	for _, n := range c[:10] {
+		top += n
+	}
+	if top < total/4 {
+		t.Errorf("the 10 most served authors have %d of %d pieces", top, total)
+	}
+}
+
+// entry hands the ledger what the generator drew.
+func TestAccessEntry(t *testing.T) {
+	g := newGen(small(9))
+	var a access
+	var e ledger.Entry
+	for i := 0; i < 200 && g.next(&a); i++ {
+		a.entry(&e)
+		if !e.Time.Equal(a.t) || e.RequestID != a.reqID || e.Status != 200 || e.Identity[1] != a.account ||
+			e.Identity[2] != a.ip || e.Identity[3] != a.net || e.Identity[0] != "" || e.Identity[4] != "" {
+			t.Fatalf("Access %d: entry %+v from %+v", i, e, a)
+		}
+		wantRoute := "GET /v1/users/{id}"
+		if a.feed {
+			wantRoute = "GET /v1/feed"
+		}
+		if e.Route != wantRoute || !slices.Equal(e.Authors, a.authors) || len(e.Records) != len(a.subjects) {
+			t.Fatalf("Access %d: route %q authors %v records %v", i, e.Route, e.Authors, e.Records)
+		}
+		for k, r := range e.Records {
+			if r.ID != a.subjects[k] || r.Classes != a.classes || r.Masked != a.masked {
+				t.Fatalf("Access %d: record %d %+v", i, k, r)
+			}
+		}
+	}
+}
+
+// The reach query's authors are distinct, real authors, the same for a
+// seed; who-took's subject is one the look-ups can draw.
+func TestQueryInputs(t *testing.T) {
+	o := small(4)
+	q := queryAuthors(o, 100)
+	if len(q) != 100 || !slices.Equal(q, queryAuthors(o, 100)) {
+		t.Fatalf("authors %d, or not the same twice", len(q))
+	}
+	seen := map[string]bool{}
+	for _, a := range q {
+		v, err := strconv.Atoi(strings.TrimPrefix(a, "a"))
+		if err != nil || v < 0 || v >= o.Authors || seen[a] {
+			t.Fatalf("author %q: outside %d or repeated", a, o.Authors)
+		}
+		seen[a] = true
+	}
+	if n := len(queryAuthors(Options{Authors: 10, Seed: 1}, 100)); n != 10 {
+		t.Fatalf("100 of 10 authors: %d", n)
+	}
+	s, err := strconv.Atoi(strings.TrimPrefix(querySubject(o), "u"))
+	if err != nil || s < 0 || s >= o.Subjects {
+		t.Fatalf("who-took subject %q outside %d", querySubject(o), o.Subjects)
+	}
+}
+
+// BenchmarkIngest appends generated Accesses to a ledger at the issue's
+// density (100,000,000 over 30 days: about 139,000 an hour; 1,000,000
+// identities), the sealer running beside it as in a gateway: ns/op is
+// Add's, timed in batches (generation is not timed).
+func BenchmarkIngest(b *testing.B) {
+	o := Options{Dir: b.TempDir(), Accesses: b.N, Days: max(1, b.N/(139000*24))}
+	o.defaults()
+	c := &clock{t: Start}
+	l, err := ledger.Open(ledger.Options{Dir: o.Dir, Now: c.now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := newGen(o)
+	batch := make([]ledger.Entry, 1<<14)
+	acc := make([]access, len(batch))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for {
+		b.StopTimer()
+		k := 0
+		for k < len(batch) && g.next(&acc[k]) {
+			acc[k].entry(&batch[k])
+			k++
+		}
+		if k == 0 {
+			break
+		}
+		c.set(batch[k-1].Time)
+		b.StartTimer()
+		for i := range batch[:k] {
+			l.Add(&batch[i])
+		}
+	}
+	b.StopTimer()
+	l.Close()
+}
