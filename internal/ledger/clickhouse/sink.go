@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +28,10 @@ const (
 )
 
 var tableNames = [nTables]string{"accesses", "takes", "views"}
+
+// maxBlockRows keeps a batch's tables under ClickHouse's default
+// max_insert_block_size (1,048,576), so each insert is one block.
+const maxBlockRows = 1_000_000
 
 // batch is the rows of up to BatchSize Accesses of one day (UTC), one
 // RowBinary body per table. done marks the tables known inserted; unsure
@@ -97,6 +100,7 @@ type Sink struct {
 	stop     chan struct{}
 	done     chan struct{}
 	closed   bool
+	hint     [nTables]int // the last batch's sizes: the next one's capacity
 	lastDrop atomic.Int64 // when a drop was last logged (unix ns)
 }
 
@@ -153,9 +157,14 @@ func (s *Sink) Record(acc *inspect.Access) {
 	}
 	if s.cur == nil {
 		s.cur = &batch{id: newID(), day: day, unsure: -1}
+		for t := range nTables {
+			s.cur.rows[t] = make([]byte, 0, s.hint[t]+s.hint[t]/8)
+		}
 	}
 	s.enc.encode(s.cur, acc)
-	if s.cur.n >= s.cfg.BatchSize {
+	// A block of at most maxBlockRows rows is inserted as one part (one
+	// day, ClickHouse's max_insert_block_size): it lands whole or not.
+	if s.cur.n >= s.cfg.BatchSize || max(s.cur.count[tTakes], s.cur.count[tViews]) >= maxBlockRows {
 		s.sealLocked()
 	}
 	s.mu.Unlock()
@@ -168,6 +177,9 @@ func (s *Sink) sealLocked() {
 	s.cur = nil
 	if b == nil || b.n == 0 {
 		return
+	}
+	for t := range nTables {
+		s.hint[t] = len(b.rows[t])
 	}
 	select {
 	case s.ready <- b:
@@ -299,8 +311,7 @@ func (s *Sink) send(b *batch) error {
 			}
 			b.unsure = -1
 		}
-		set := url.Values{"max_insert_block_size": {"100000000"}, "input_format_skip_unknown_fields": {"0"}}
-		_, err := s.c.do(ctx, "INSERT INTO "+tableNames[t]+" FORMAT RowBinary", b.rows[t], true, set, nil)
+		_, err := s.c.do(ctx, "INSERT INTO "+tableNames[t]+" FORMAT RowBinary", b.rows[t], true, nil, nil)
 		if err != nil {
 			if !refused(err) {
 				b.unsure = int8(t) // the insert may have landed before the answer was lost
