@@ -89,6 +89,9 @@ func TestDemoLedgerFiguresMatchTheSimulator(t *testing.T) {
 	var out strings.Builder
 	fig.Write(&out)
 	t.Logf("\n%s", out.String())
+	if fig.SimCutOff != 0 {
+		t.Fatalf("%d requests cut off by the clock: the run must end by its bounds", fig.SimCutOff)
+	}
 	if dropped != 0 {
 		t.Fatalf("warden dropped %d Accesses: the figures cannot agree", dropped)
 	}

@@ -69,6 +69,7 @@ type Figures struct {
 	SimTop         sim.AccountCount     `json:"sim_top"`
 	Dropped        int64                `json:"dropped"` // Accesses warden dropped (full queue); -1: unknown
 	SimAnonymous   int64                `json:"sim_anonymous_answers"`
+	SimCutOff      int64                `json:"sim_cut_off"` // requests whose answer the clock left unread
 	// Contact is the ledger's count per account: distinct real profiles
 	// whose contact details it was served unmasked.
 	Contact map[string]int `json:"-"`
@@ -94,7 +95,7 @@ func LedgerFigures(dir string, profiles int, s *sim.Served, dropped int64) (*Fig
 	if s == nil {
 		return nil, errors.New("demo: the simulator counted nothing")
 	}
-	f := &Figures{Authors: s.Authors, SimReach: s.Reach, SimImpressions: s.Impressions, Dropped: dropped, SimAnonymous: s.Anonymous}
+	f := &Figures{Authors: s.Authors, SimReach: s.Reach, SimImpressions: s.Impressions, Dropped: dropped, SimAnonymous: s.Anonymous, SimCutOff: s.CutOff}
 	q := reach.Query{Authors: s.Authors, By: identify.FacetAccount}
 	res, err := reach.Run(dir, q)
 	if err != nil {
@@ -177,7 +178,7 @@ func (f *Figures) Write(w io.Writer) {
 	case f.Dropped == 0:
 		fmt.Fprintln(w, "warden dropped no Access (warden_recorder_dropped_total 0)")
 	}
-	fmt.Fprintln(w, "a ledger figure above the simulator's: answers warden sent that a client never read (cut off by the end of the run).")
+	fmt.Fprintf(w, "%d requests were cut off in flight by the end of the run: warden may have answered and recorded them, the clients read nothing of them, so a ledger figure may exceed the simulator's by what they served\n", f.SimCutOff)
 }
 
 // awaitLedger waits until warden's ledger has taken every Access it was

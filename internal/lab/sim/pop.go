@@ -180,6 +180,7 @@ func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path 
 	if err != nil {
 		if ctx.Err() != nil {
 			p.sent.Add(-1) // cut off by the end of the run: not counted
+			e.tally.cut()
 			return nil, errStop
 		}
 		p.errs.Add(1)
@@ -190,6 +191,7 @@ func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path 
 	resp.Body.Close()
 	if err != nil {
 		if ctx.Err() != nil {
+			e.tally.cut()
 			return nil, errStop
 		}
 		p.errs.Add(1)

@@ -26,6 +26,10 @@ type Served struct {
 	// a gateway's canaries are not counted), most first (at most 10).
 	Top       []AccountCount `json:"contact_top"`
 	Anonymous int64          `json:"anonymous_answers"`
+	// CutOff are requests sent whose answer was never read: the run's
+	// clock ended them in flight. A gateway may have answered (and
+	// recorded) them; the clients counted nothing of them.
+	CutOff int64 `json:"cut_off"`
 
 	contact map[string]int
 }
@@ -62,6 +66,7 @@ type tally struct {
 	impressions int64
 	contact     map[string]map[string]struct{} // account -> subjects
 	anonymous   int64
+	cutOff      int64
 }
 
 func newTally(authors []string, real func(string) bool) *tally {
@@ -172,6 +177,13 @@ func answerKind(path string) int {
 	return 0
 }
 
+// cut counts a request whose answer the end of the run left unread.
+func (t *tally) cut() {
+	t.mu.Lock()
+	t.cutOff++
+	t.mu.Unlock()
+}
+
 // account is the sub claim of a bearer token ("" without one).
 func (t *tally) account(token string) string {
 	if token == "" {
@@ -204,7 +216,7 @@ func (t *tally) account(token string) string {
 func (t *tally) served(authors []string) *Served {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := &Served{Authors: authors, Impressions: t.impressions, Anonymous: t.anonymous,
+	s := &Served{Authors: authors, Impressions: t.impressions, Anonymous: t.anonymous, CutOff: t.cutOff,
 		PerAuthor: map[string]int{}, contact: map[string]int{}}
 	all := map[string]struct{}{}
 	for au, m := range t.viewers {
