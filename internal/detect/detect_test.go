@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,38 @@ func TestFanout(t *testing.T) {
 	b, ok := f.bans(t, t0.Add(time.Minute))["account:9"]
 	if !ok || !strings.Contains(b.Reason, "contact of 4 distinct people opened from one list answer within 10m0s (limit 3)") {
 		t.Fatalf("fanout past the limit: %+v %v", b, ok)
+	}
+}
+
+// TestFanoutRulesOwnWindows: two fan-out rules on one facet keep a window
+// each per list answer. Sharing one, the short rule's pruning (1 min) and
+// cap (limit+1 entries) hid from the long one the people opened earlier,
+// so it never fired.
+func TestFanoutRulesOwnWindows(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{
+		{Name: "fanout-burst", Kind: Fanout, Limit: 3, Window: time.Minute},
+		{Name: "fanout-slow", Kind: Fanout, Limit: 6, Window: time.Hour},
+	}})
+	id := who("9", "10.0.0.3")
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, strconv.Itoa(100+i))
+	}
+	f.d.Record(&inspect.Access{Identity: id, Time: t0, Route: "GET /v1/search", Status: 200, Links: ids})
+	// One person every 2 minutes: never more than 1 within a minute.
+	at := t0
+	for i := range 6 {
+		at = t0.Add(time.Duration(i) * 2 * time.Minute)
+		f.d.Record(profile(id, at, ids[i]))
+	}
+	if b := f.bans(t, at); len(b) != 0 {
+		t.Fatalf("banned at the slow rule's limit: %v", b)
+	}
+	at = at.Add(2 * time.Minute)
+	f.d.Record(profile(id, at, ids[6]))
+	b, ok := f.bans(t, at)["account:9"]
+	if !ok || !strings.Contains(b.Reason, "fanout-slow") || !strings.Contains(b.Reason, "7 distinct people opened from one list answer within 1h0m0s (limit 6)") {
+		t.Fatalf("the slow rule past its limit: %+v %v", b, ok)
 	}
 }
 
