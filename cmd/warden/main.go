@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"reach":        {"distinct people served content by a set of authors", runReach},
 		"audience":     {"distinct people following a set of accounts (the platform's lists)", runAudience},
 		"explain":      {"the decision on one request, from the ledger", runExplain},
+		"trace":        {"name who a leaked copy was taken by: canaries and ledger coverage", runTrace},
 	}
 }
 

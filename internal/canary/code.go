@@ -60,7 +60,7 @@ func (c *Canaries) Keys() int { return len(c.keys) }
 // Plan decides the canaries of one list answer under key ki: for each of
 // the n records (id(i) its id, in answer order) that anchors a slot, fn
 // gets the record's index, the slot and whether ident, in bucket, is shown
-// its canary; at most MaxPerPage are shown, the first in order. The
+// its canary; the plan ends at the MaxPerPage-th shown. The
 // gateway seeds with it (key 0) and warden trace replays it from the
 // ledger, so both decide alike.
 func (c *Canaries) Plan(ki int, route, list, ident string, bucket int64, n int, id func(i int) []byte, fn func(i int, s Slot, shown bool)) {
@@ -85,11 +85,13 @@ func (c *Canaries) Plan(ki int, route, list, ident string, bucket int64, n int, 
 		b = append(b, 0)
 		b = append(b, ident...)
 		b = binary.BigEndian.AppendUint64(b, uint64(bucket))
-		in := unit(k.include.sum(b)) < s.Bias && shown < c.cfg.MaxPerPage
-		if in {
-			shown++
-		}
+		in := unit(k.include.sum(b)) < s.Bias
 		fn(i, s, in)
+		if in {
+			if shown++; shown == c.cfg.MaxPerPage {
+				return // the slots after the cap are none: a trace scores what was decided
+			}
+		}
 	}
 }
 

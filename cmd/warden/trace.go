@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/warden-gw/warden/internal/canary"
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/trace"
+)
+
+// runTrace: warden trace PATH...|- [--ledger DIR] [--json] [--config FILE]
+// [--false-accusation P]; warden trace --served FACET VALUE.
+func runTrace(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("trace", stderr)
+	ledgerDir := fs.String("ledger", "", "the access ledger's directory (default: ledger.dir of --config)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cfgFile := fs.String("config", "", "config whose canary section (and ledger.dir) the gateway ran with (default: the canary defaults, key from WARDEN_CANARY_KEY)")
+	eps := fs.Float64("false-accusation", trace.DefaultFalseAccusation, "bound on the chance of accusing anyone who did not take the copy")
+	served := fs.String("served", "", "list the canaries an identity was served: --served FACET VALUE")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "reader goroutines")
+	pos, err := parseArgs(fs, args)
+	if err != nil || (*served == "" && len(pos) == 0) || (*served != "" && len(pos) != 1) || !(*eps > 0 && *eps < 1) {
+		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR] [--json] [--config FILE] [--false-accusation P]\n       warden trace --served FACET VALUE [--ledger DIR] [--json]")
+		return errUsage
+	}
+	ccfg := canary.Config{KeyEnv: "WARDEN_CANARY_KEY"}
+	if *cfgFile != "" {
+		cfg, err := config.Load(*cfgFile)
+		if err != nil {
+			return err
+		}
+		if cfg.Canary.Enabled() {
+			ccfg = cfg.Canary
+		}
+		if *ledgerDir == "" {
+			*ledgerDir = cfg.Ledger.Dir
+		}
+	}
+	c, err := canary.New(ccfg, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "warden trace: no canary evidence: %v\n", err)
+		c = nil
+	}
+	var led *ledger.Reader
+	if *ledgerDir != "" {
+		if led, err = ledger.OpenReader(*ledgerDir, ledger.Window{}); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer led.Close()
+	}
+	if *served != "" {
+		f, ok := identify.ParseFacet(*served)
+		if !ok || c == nil || led == nil {
+			return errors.New("trace --served: needs a facet (account, app, ip, net, fingerprint), the canary key and --ledger")
+		}
+		list := trace.Served(c, led, f, pos[0])
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]any{"facet": f.String(), "value": pos[0], "canaries": list})
+		}
+		fmt.Fprintf(stdout, "%d canaries served to %s %s\n", len(list), f, pos[0])
+		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tROUTE\tLIST\tID\tUSERNAME\tEMAIL\tPHONE")
+		for _, s := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Time.Format(time.RFC3339), s.Route, s.List, s.ID, s.Username, s.Email, s.Phone)
+		}
+		return tw.Flush()
+	}
+	t := trace.New(c, *workers)
+	var read atomic.Int64
+	stop := progress(stderr, &read)
+	for _, p := range pos {
+		var r io.Reader = os.Stdin
+		if p != "-" {
+			f, err := os.Open(p)
+			if err != nil {
+				stop()
+				return fmt.Errorf("trace: %w", err)
+			}
+			defer f.Close()
+			r = f
+		}
+		if _, err := t.Read(r, func(n int) { read.Add(int64(n)) }); err != nil {
+			stop()
+			return fmt.Errorf("trace: %s: %w", p, err)
+		}
+	}
+	stop()
+	rep := t.Report(led, *eps)
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	fmt.Fprintf(stdout, "%d records, %d distinct subjects, %d canaries found (verified by the key), %d canary-shaped records rejected\n",
+		rep.Records, rep.Subjects, rep.CanariesFound, rep.CanariesForged)
+	if led == nil {
+		fmt.Fprintln(stdout, "no ledger (--ledger): no coverage, no scores")
+		return nil
+	}
+	fmt.Fprintf(stdout, "accused (false-accusation probability at most %g over %d identities scored):\n", rep.FalseAccusation, rep.Candidates)
+	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "FACET\tVALUE\tCANARIES\tSCORE\tTHRESHOLD\tSLOTS\tCOVERAGE\tCOLLUDERS TOLERATED")
+	for _, a := range rep.Accused {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%d\t%.2f%%\t%d\n", a.Facet, a.Value, a.Canaries, a.Score, a.Threshold, a.Slots, 100*a.Coverage, a.Colluders)
+	}
+	tw.Flush()
+	if len(rep.Accused) == 0 {
+		fmt.Fprintln(stdout, "  nobody")
+	}
+	fmt.Fprintf(stdout, "ledger coverage: %.1f%% of the subjects were served through warden; these explain %.1f%%:\n", 100*rep.Served, 100*rep.Covered)
+	tw = tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "FACET\tVALUE\tSUBJECTS\tSHARE\tADDED")
+	for _, cv := range rep.Coverage {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f%%\t%.2f%%\n", cv.Facet, cv.Value, cv.Subjects, 100*cv.Share, 100*cv.Added)
+	}
+	return tw.Flush()
+}
+
+// progress prints bytes read on a terminal until stop is called.
+func progress(w io.Writer, read *atomic.Int64) (stop func()) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	fin := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(fin)
+		tk := time.NewTicker(250 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(f, "\r\033[K")
+				return
+			case <-tk.C:
+				n := read.Load()
+				fmt.Fprintf(f, "\r\033[Ktrace: %.1f MB read, %.0f MB/s", float64(n)/1e6, float64(n)/1e6/time.Since(start).Seconds())
+			}
+		}
+	}()
+	return func() { close(done); <-fin }
+}

@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// harvest fetches every page of the followers lists of ids with one
+// account and returns what it was served, by id, in order of first sight.
+func harvest(t *testing.T, cl *http.Client, base, tok string, ids []int) []labUser {
+	var out []labUser
+	for _, id := range ids {
+		cursor := ""
+		for range 1000 {
+			u := fmt.Sprintf("%s/v1/users/%d/followers?limit=50", base, id)
+			if cursor != "" {
+				u += "&cursor=" + url.QueryEscape(cursor)
+			}
+			a := do(t, cl, "GET", u, map[string]string{"Authorization": tok})
+			if a.status != 200 {
+				t.Fatalf("%s: %d %s", u, a.status, a.body)
+			}
+			var pg struct {
+				Users []labUser
+				Next  *string `json:"next_cursor"`
+			}
+			if err := json.Unmarshal([]byte(a.body), &pg); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, pg.Users...)
+			if pg.Next == nil {
+				break
+			}
+			cursor = *pg.Next
+		}
+	}
+	return out
+}
+
+// dedupe keeps each id once.
+func dedupe(us []labUser) []labUser {
+	seen := map[string]bool{}
+	var out []labUser
+	for _, u := range us {
+		if !seen[u.ID] {
+			seen[u.ID] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// writeTake writes records as a harvester would keep them, in format f.
+func writeTake(t *testing.T, dir, f string, us []labUser) string {
+	var b bytes.Buffer
+	switch f {
+	case "ndjson":
+		for _, u := range us {
+			fmt.Fprintf(&b, `{"id":"%s","username":"%s","full_name":"%s"}`+"\n", u.ID, u.Username, u.FullName)
+		}
+	case "csv-no-header":
+		for _, u := range us {
+			fmt.Fprintf(&b, "%s,%s,%s\n", u.FullName, u.Username, u.ID)
+		}
+	case "json-array.gz":
+		b.WriteString("[\n")
+		for i, u := range us {
+			if i > 0 {
+				b.WriteString(",\n")
+			}
+			fmt.Fprintf(&b, "  {\n    \"user_id\": %s,\n    \"handle\": \"%s\"\n  }", u.ID, u.Username)
+		}
+		b.WriteString("\n]\n")
+	case "mongo":
+		for _, u := range us {
+			fmt.Fprintf(&b, `{"_id":{"$oid":"64b000000000000000000000"},"id":{"$numberLong":"%s"},"username":"%s"}`+"\n", u.ID, u.Username)
+		}
+	case "es-bulk":
+		for _, u := range us {
+			fmt.Fprintf(&b, `{"index":{"_index":"people","_id":"%s"}}`+"\n"+`{"id":"%s","username":"%s"}`+"\n", u.ID, u.ID, u.Username)
+		}
+	case "elasticdump":
+		for _, u := range us {
+			fmt.Fprintf(&b, `{"_index":"people","_id":"%s","_source":{"id":"%s","username":"%s"}}`+"\n", u.ID, u.ID, u.Username)
+		}
+	}
+	data := b.Bytes()
+	if strings.HasSuffix(f, ".gz") {
+		var z bytes.Buffer
+		w := gzip.NewWriter(&z)
+		w.Write(data)
+		w.Close()
+		data = z.Bytes()
+	}
+	p := filepath.Join(dir, "take-"+f)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type traceReport struct {
+	Records       int64 `json:"records"`
+	CanariesFound int   `json:"canaries_found"`
+	Forged        int   `json:"canary_shaped_rejected"`
+	Accused       []struct {
+		Facet, Value string
+		Canaries     int
+		Score        float64
+		Coverage     float64
+	} `json:"accused"`
+	Coverage []struct {
+		Facet, Value string
+		Share        float64
+	} `json:"coverage"`
+}
+
+func runTraceCmd(t *testing.T, ledgerDir string, paths ...string) traceReport {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"trace", "--ledger", ledgerDir, "--json"}, paths...)...)
+	cmd.Env = append(os.Environ(), "WARDEN_CANARY_KEY="+canaryKey)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("trace %v: %v\n%s", paths, err, out)
+	}
+	var r traceReport
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("trace output: %v\n%s", err, out)
+	}
+	return r
+}
+
+func accusedSet(r traceReport) []string {
+	var s []string
+	for _, a := range r.Accused {
+		s = append(s, a.Facet+":"+a.Value)
+	}
+	sort.Strings(s)
+	return s
+}
+
+// TestTrace: harvesters through the real gateway with canaries and the
+// ledger on; their takes, written in every format, name them and nobody
+// else; two takes merged name both; a fleet keeping only what all its
+// accounts got is named; a copy of random profiles and forged canaries
+// accuse nobody.
+func TestTrace(t *testing.T) {
+	up := startPlatform(t, 3000)
+	dir := t.TempDir()
+	ledgerDir := filepath.Join(dir, "ledger")
+	g := startGateway(t, canaryConfig(ledgerDir), up)
+	cl := clientFrom("127.0.0.1")
+	lists := func(lo, hi int) []int {
+		var s []int
+		for i := lo; i <= hi; i++ {
+			s = append(s, i)
+		}
+		return s
+	}
+	h1 := dedupe(harvest(t, cl, g.url, accountToken(t, 101), lists(1, 700)))
+	h2 := dedupe(harvest(t, cl, g.url, accountToken(t, 102), lists(701, 1400)))
+	var fleet [][]labUser
+	for k, acct := range []int{201, 202, 203} {
+		_ = k
+		fleet = append(fleet, harvest(t, cl, g.url, accountToken(t, acct), lists(1401, 2200)))
+	}
+	// Innocents: real users reading a few lists each, some the harvesters' too.
+	for i := range 30 {
+		harvest(t, cl, g.url, accountToken(t, 300+i), []int{1 + i*37, 750 + i*13, 1500 + i*11})
+	}
+	g.p.Stop() // the ledger is written and closed
+	// The fleet keeps the records all three accounts got.
+	count := map[string]int{}
+	for _, f := range fleet {
+		for _, u := range dedupe(f) {
+			count[u.ID]++
+		}
+	}
+	var common []labUser
+	for _, u := range dedupe(fleet[0]) {
+		if count[u.ID] == len(fleet) {
+			common = append(common, u)
+		}
+	}
+	innocent := func(r traceReport) {
+		for _, a := range r.Accused {
+			if a.Value != "101" && a.Value != "102" && a.Value != "201" && a.Value != "202" && a.Value != "203" {
+				t.Fatalf("innocent %s:%s accused: %+v", a.Facet, a.Value, r.Accused)
+			}
+		}
+	}
+	for _, f := range []string{"ndjson", "csv-no-header", "json-array.gz", "mongo", "es-bulk", "elasticdump"} {
+		r := runTraceCmd(t, ledgerDir, writeTake(t, dir, f, h1))
+		innocent(r)
+		if got := accusedSet(r); fmt.Sprint(got) != "[account:101]" {
+			t.Errorf("%s: accused %v, want account 101 (records %d, canaries %d)", f, got, r.Records, r.CanariesFound)
+		}
+		t.Logf("%s: %d records, %d canaries, accused %v", f, r.Records, r.CanariesFound, accusedSet(r))
+	}
+	merged := runTraceCmd(t, ledgerDir, writeTake(t, dir, "ndjson", append(append([]labUser{}, h1...), h2...)))
+	innocent(merged)
+	if got := accusedSet(merged); fmt.Sprint(got) != "[account:101 account:102]" {
+		t.Errorf("merged takes: accused %v", got)
+	}
+	fr := runTraceCmd(t, ledgerDir, writeTake(t, dir, "elasticdump", common))
+	innocent(fr)
+	if len(fr.Accused) == 0 {
+		t.Errorf("the fleet's common records (%d, %d canaries) named nobody", fr.Records, fr.CanariesFound)
+	}
+	t.Logf("fleet: %d common records, %d canaries, accused %v", fr.Records, fr.CanariesFound, accusedSet(fr))
+	// A copy of random profiles nobody took in bulk: ids from the whole network.
+	rng := rand.New(rand.NewPCG(1, 2))
+	var random []labUser
+	for range 2000 {
+		id := 1 + rng.IntN(3000)
+		random = append(random, labUser{ID: fmt.Sprint(id), Username: fmt.Sprintf("someone_%d", id)})
+	}
+	if r := runTraceCmd(t, ledgerDir, writeTake(t, dir, "csv-no-header", random)); len(r.Accused) != 0 {
+		t.Errorf("a random copy accused %v", accusedSet(r))
+	}
+	// Forged canary-shaped records beside the random ones.
+	var forged []labUser
+	for i := range 500 {
+		forged = append(forged, labUser{ID: fmt.Sprint(1_000_000_000 + int64(i)*17_000_003), Username: fmt.Sprintf("lena.morgan_%d", 17_000_000+i), FullName: "Lena Morgan"})
+	}
+	r := runTraceCmd(t, ledgerDir, writeTake(t, dir, "ndjson", append(random, forged...)))
+	if len(r.Accused) != 0 || r.CanariesFound != 0 || r.Forged != len(forged) {
+		t.Errorf("forged canaries: accused %v, found %d, rejected %d of %d", accusedSet(r), r.CanariesFound, r.Forged, len(forged))
+	}
+}

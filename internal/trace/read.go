@@ -1,0 +1,221 @@
+package trace
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// chunkSize is one worker's piece of the input; a few are in flight.
+const chunkSize = 4 << 20
+
+// maxChunk bounds a piece that cannot be cut (a JSON document on one line
+// or with no record boundary found): past it the copy is refused.
+const maxChunk = 1 << 30
+
+// Format is what a copy was read as.
+type Format string
+
+const (
+	FormatCSV   Format = "csv"
+	FormatJSONL Format = "json-lines" // NDJSON, bulk, elasticdump, mongoexport
+	FormatJSON  Format = "json"       // an array or object document
+)
+
+// ReadStats counts what a read saw.
+type ReadStats struct {
+	Format    Format
+	Gzip      bool
+	Bytes     int64 // decompressed
+	Malformed int   // values skipped
+}
+
+// Read streams the copy in r to workers goroutines, each calling emit with
+// its number and every record of its chunks. counted, when not nil, is told
+// of each decompressed block read (a progress bar).
+func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted func(n int)) (ReadStats, error) {
+	var st ReadStats
+	br := bufio.NewReaderSize(r, 1<<16)
+	if m, _ := br.Peek(2); len(m) == 2 && m[0] == 0x1f && m[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return st, fmt.Errorf("trace: gzip: %w", err)
+		}
+		defer zr.Close()
+		st.Gzip = true
+		br = bufio.NewReaderSize(zr, 1<<16)
+	}
+	sample, _ := br.Peek(1 << 16)
+	sample = bytes.TrimPrefix(sample, []byte("\xef\xbb\xbf"))
+	t := bytes.TrimLeft(sample, " \t\r\n")
+	var split func(b []byte) int // the end of the last whole piece of b
+	var work func(b []byte, first bool, emit func(*Record)) int
+	switch {
+	case len(t) > 0 && (t[0] == '{' || t[0] == '['):
+		st.Format = FormatJSONL
+		cut := lineCut
+		if !jsonLines(t) {
+			st.Format = FormatJSON
+			cut = recordCut(t)
+		}
+		split = cut
+		work = func(b []byte, _ bool, emit func(*Record)) int { return scanJSON(b, emit) }
+	default:
+		st.Format = FormatCSV
+		l := sniffCSV(sample)
+		split = lineCut
+		work = func(b []byte, first bool, emit func(*Record)) int {
+			scanCSV(b, &l, first && l.header, emit)
+			return 0
+		}
+	}
+	type chunk struct {
+		b     []byte
+		first bool
+	}
+	if workers < 1 {
+		workers = 1
+	}
+	jobs := make(chan chunk, workers)
+	pool := sync.Pool{New: func() any { return make([]byte, 0, 1<<16) }} // grows to a chunk as it is filled
+	var wg sync.WaitGroup
+	bad := make([]int, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := func(rec *Record) { emit(w, rec) }
+			for c := range jobs {
+				bad[w] += work(c.b, c.first, e)
+				pool.Put(c.b[:0]) //nolint:staticcheck // a slice header: the pool keeps the memory
+			}
+		}()
+	}
+	var err error
+	var carry []byte
+	first := true
+	for {
+		buf := pool.Get().([]byte)
+		buf = append(buf[:0], carry...)
+		for len(buf) < chunkSize {
+			if cap(buf)-len(buf) < 1<<16 {
+				buf = append(buf, make([]byte, 1<<16)...)[:len(buf)]
+			}
+			n, rerr := br.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if counted != nil && n > 0 {
+				counted(n)
+			}
+			st.Bytes += int64(n)
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				err = fmt.Errorf("trace: read: %w", rerr)
+				break
+			}
+		}
+		eof := len(buf) < chunkSize || err != nil
+		if eof {
+			if len(buf) > 0 {
+				jobs <- chunk{buf, first}
+			}
+			break
+		}
+		end := split(buf)
+		if end <= 0 {
+			if len(buf) > maxChunk {
+				err = errors.New("trace: no record boundary within 1 GiB: the copy cannot be streamed")
+				break
+			}
+			carry = append(carry[:0], buf...) // read on until a boundary
+			pool.Put(buf[:0])
+			continue
+		}
+		carry = append(carry[:0], buf[end:]...)
+		jobs <- chunk{buf[:end], first}
+		first = false
+	}
+	close(jobs)
+	wg.Wait()
+	for _, n := range bad {
+		st.Malformed += n
+	}
+	return st, err
+}
+
+// lineCut cuts after the last newline.
+func lineCut(b []byte) int { return bytes.LastIndexByte(b, '\n') + 1 }
+
+// jsonLines reports whether the sample's whole lines are each one or more
+// whole values (NDJSON, bulk, elasticdump, an array printed a record a
+// line), so the input can be cut at any newline.
+func jsonLines(t []byte) bool {
+	lines := bytes.Split(t, []byte{'\n'})
+	if len(lines) < 2 {
+		return false
+	}
+	lines = lines[:len(lines)-1] // the last may be cut short
+	for _, l := range lines {
+		l = bytes.Trim(l, " \t\r,[]")
+		if len(l) == 0 {
+			continue
+		}
+		if l[0] != '{' || l[len(l)-1] != '}' || !balanced(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// balanced reports whether l's braces and brackets outside strings close.
+func balanced(l []byte) bool {
+	depth, in := 0, false
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		switch {
+		case in && c == '\\':
+			i++
+		case c == '"':
+			in = !in
+		case in:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return depth == 0 && !in
+}
+
+// recordCut returns a cut for a printed document: before the last line
+// that opens a record at the indentation the sample's first record has.
+func recordCut(t []byte) func([]byte) int {
+	lines := bytes.Split(t, []byte{'\n'})
+	var open []byte
+	for i, l := range lines {
+		if i == 0 || i == len(lines)-1 {
+			continue
+		}
+		trim := bytes.TrimLeft(l, " \t")
+		if len(trim) > 0 && trim[0] == '{' {
+			open = append([]byte{'\n'}, l[:len(l)-len(trim)+1]...)
+			break
+		}
+	}
+	if open == nil {
+		return func([]byte) int { return 0 }
+	}
+	return func(b []byte) int {
+		k := bytes.LastIndex(b, open)
+		if k <= 0 {
+			return 0
+		}
+		return k + 1
+	}
+}

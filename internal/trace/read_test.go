@@ -1,0 +1,162 @@
+package trace
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// people is the test copy: the same records in every format.
+var people = [][4]string{
+	{"17", "lena.morgan_4821173", "lena.morgan41@mail.example", "+12125123456"},
+	{"42", "smith.noah_99", "nsmith7@inbox.example", "+447400123456"},
+	{"3000000001", "ava.lee_17000001", "ava.lee17000001@post.example", "+121259012345"},
+}
+
+func formats() map[string]string {
+	var b strings.Builder
+	f := map[string]string{}
+	b.WriteString("id,username,email,phone\n")
+	for _, p := range people {
+		fmt.Fprintf(&b, "%s,%s,%s,%s\n", p[0], p[1], p[2], p[3])
+	}
+	f["csv header"] = b.String()
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, "\"%s\";Some Name;%s;%s;%s\r\n", p[3], p[2], p[1], p[0])
+	}
+	f["csv no header, other order, ;"] = b.String()
+	b.Reset()
+	b.WriteString("Telephone\tHandle\tMail\tFull Name\tUserID\n")
+	for _, p := range people {
+		fmt.Fprintf(&b, "%s\t%s\t%s\tX Y\t%s\n", p[3], p[1], p[2], p[0])
+	}
+	f["tsv other names"] = b.String()
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, `{"id":"%s","username":"%s","full_name":"A \"B\"","email":"%s","phone":"%s","tags":[1,{"x":null}]}`+"\n", p[0], p[1], p[2], p[3])
+	}
+	f["ndjson"] = b.String()
+	b.Reset()
+	b.WriteString("[\n")
+	for i, p := range people {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "  {\n    \"id\": %s,\n    \"username\": \"%s\",\n    \"contact\": {\"email\": \"%s\", \"phone\": \"%s\"},\n    \"email\": \"%s\",\n    \"phone\": \"%s\"\n  }", p[0], p[1], p[2], p[3], p[2], p[3])
+	}
+	b.WriteString("\n]\n")
+	f["json array, printed"] = b.String()
+	b.Reset()
+	b.WriteString(`{"users":{`)
+	for i, p := range people {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"%s":{"id":"%s","username":"%s","email":"%s","phone":"%s"}`, p[0], p[0], p[1], p[2], p[3])
+	}
+	b.WriteString("}}")
+	f["json object dump, one line"] = b.String()
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, `{"_id":{"$oid":"5f1d7a3e"},"id":{"$numberLong":"%s"},"username":"%s","email":"%s","phone":"%s"}`+"\n", p[0], p[1], p[2], p[3])
+	}
+	f["mongoexport"] = b.String()
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, `{"index":{"_index":"users","_id":"%s"}}`+"\n"+`{"id":"%s","username":"%s","email":"%s","phone":"%s"}`+"\n", p[0], p[0], p[1], p[2], p[3])
+	}
+	f["elasticsearch bulk"] = b.String()
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, `{"_index":"users","_type":"_doc","_id":"%s","_score":1,"_source":{"id":"%s","username":"%s","email":"%s","phone":"%s"}}`+"\n", p[0], p[0], p[1], p[2], p[3])
+	}
+	f["elasticdump"] = b.String()
+	return f
+}
+
+func readAll(t testing.TB, in []byte, workers int) []string {
+	var mu sync.Mutex
+	var got []string
+	_, err := Read(bytes.NewReader(in), workers, func(_ int, r *Record) {
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%s|%s|%s|%s", r.ID, r.Username, r.Email, r.Phone))
+		mu.Unlock()
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	return got
+}
+
+func TestFormats(t *testing.T) {
+	var want []string
+	for _, p := range people {
+		want = append(want, strings.Join(p[:], "|"))
+	}
+	sort.Strings(want)
+	for name, body := range formats() {
+		for _, gz := range []bool{false, true} {
+			in := []byte(body)
+			if gz {
+				var z bytes.Buffer
+				w := gzip.NewWriter(&z)
+				w.Write(in)
+				w.Close()
+				in = z.Bytes()
+			}
+			got := readAll(t, in, 2)
+			var kept []string // the array's nested contact object is a record too
+			for _, g := range got {
+				if !strings.HasPrefix(g, "|") {
+					kept = append(kept, g)
+				}
+			}
+			if fmt.Sprint(kept) != fmt.Sprint(want) {
+				t.Errorf("%s (gzip %v):\ngot  %q\nwant %q", name, gz, got, want)
+			}
+		}
+	}
+}
+
+// TestChunks: a copy far larger than a chunk reads every record once, on
+// every core, in each cuttable format.
+func TestChunks(t *testing.T) {
+	for _, name := range []string{"ndjson", "json array, printed", "csv header"} {
+		var b bytes.Buffer
+		n := 0
+		switch name {
+		case "ndjson":
+			for b.Len() < 3*chunkSize {
+				fmt.Fprintf(&b, `{"id":"%d","username":"u_%d","bio":"%s"}`+"\n", n, n, strings.Repeat("x", 200))
+				n++
+			}
+		case "json array, printed":
+			b.WriteString("{\"users\": [\n")
+			for b.Len() < 3*chunkSize {
+				if n > 0 {
+					b.WriteString(",\n")
+				}
+				fmt.Fprintf(&b, "    {\n      \"id\": \"%d\",\n      \"bio\": \"%s\"\n    }", n, strings.Repeat("y", 200))
+				n++
+			}
+			b.WriteString("\n]}\n")
+		default:
+			b.WriteString("id,bio\n")
+			for b.Len() < 3*chunkSize {
+				fmt.Fprintf(&b, "%d,%s\n", n, strings.Repeat("z", 200))
+				n++
+			}
+		}
+		got := readAll(t, b.Bytes(), 3)
+		if len(got) != n {
+			t.Fatalf("%s: %d records read of %d", name, len(got), n)
+		}
+	}
+}

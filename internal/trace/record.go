@@ -1,0 +1,113 @@
+package trace
+
+// Record is one record of a copy: the fields trace reads, as bytes of the
+// reader's buffer (valid only during the callback). Absent fields are nil.
+type Record struct {
+	ID, Username, Email, Phone []byte
+}
+
+func (r *Record) empty() bool {
+	return r.ID == nil && r.Username == nil && r.Email == nil && r.Phone == nil
+}
+
+// Field kinds.
+const (
+	fNone = iota
+	fID
+	fUsername
+	fEmail
+	fPhone
+)
+
+// fieldOf names the kind of a member or column name: case, '_', '-' and
+// spaces ignored.
+func fieldOf(name []byte) int {
+	if len(name) == 0 || name[0] == '_' || name[0] == '$' { // _id, $oid: a store's own keys
+		return fNone
+	}
+	var buf [32]byte
+	n := 0
+	for _, c := range name {
+		switch {
+		case c == '_' || c == '-' || c == ' ' || c == '.':
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if n == len(buf) {
+			return fNone
+		}
+		buf[n] = c
+		n++
+	}
+	switch string(buf[:n]) {
+	case "id", "userid", "uid", "pk", "profileid", "accountid", "idstr", "numericid":
+		return fID
+	case "username", "user", "login", "handle", "screenname", "nick", "nickname", "uname":
+		return fUsername
+	case "email", "mail", "emailaddress", "useremail", "contactemail":
+		return fEmail
+	case "phone", "phonenumber", "mobile", "tel", "telephone", "msisdn", "cell", "cellphone", "mobilephone", "contactphone":
+		return fPhone
+	}
+	return fNone
+}
+
+func (r *Record) set(kind int, v []byte) {
+	switch kind {
+	case fID:
+		if r.ID == nil {
+			r.ID = v
+		}
+	case fUsername:
+		if r.Username == nil {
+			r.Username = v
+		}
+	case fEmail:
+		if r.Email == nil {
+			r.Email = v
+		}
+	case fPhone:
+		if r.Phone == nil {
+			r.Phone = v
+		}
+	}
+}
+
+// sniff guesses the kind of a value whose name says nothing.
+func sniff(v []byte) int {
+	if len(v) == 0 || len(v) > 320 {
+		return fNone
+	}
+	at, digits, letters, plus := false, 0, 0, v[0] == '+'
+	for _, c := range v {
+		switch {
+		case c == '@':
+			at = true
+		case c >= '0' && c <= '9':
+			digits++
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			letters++
+		}
+	}
+	switch {
+	case at && letters > 0:
+		return fEmail
+	case plus && digits >= 7 && letters == 0:
+		return fPhone
+	case digits == len(v) && len(v) <= 19:
+		return fID
+	case letters > 0 && len(v) <= 64 && !hasSpace(v):
+		return fUsername
+	}
+	return fNone
+}
+
+func hasSpace(v []byte) bool {
+	for _, c := range v {
+		if c == ' ' {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,398 @@
+package trace
+
+import (
+	"bytes"
+	"io"
+	"math"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/warden-gw/warden/internal/canary"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+)
+
+// DefaultFalseAccusation is the default bound on the chance that a trace
+// accuses anyone who did not take the copy.
+const DefaultFalseAccusation = 1e-6
+
+// coverTarget is the share of the copy's subjects the coverage set explains.
+const coverTarget = 0.95
+
+// Tracer reads copies and reports who they came from.
+type Tracer struct {
+	c       *canary.Canaries // nil: no canary evidence
+	workers int
+	mu      sync.Mutex
+	records int64
+	subj    *roaring.Bitmap    // the copy's real subject ids (numeric)
+	found   map[canaryKey]bool // canaries verified
+	rejects int                // canary-shaped records the key did not make
+	stats   []ReadStats
+}
+
+type canaryKey struct {
+	key   int
+	index uint32
+}
+
+// New returns a Tracer; c nil traces by coverage only.
+func New(c *canary.Canaries, workers int) *Tracer {
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return &Tracer{c: c, workers: workers, subj: roaring.New(), found: map[canaryKey]bool{}}
+}
+
+// worker is one reader goroutine's own tally.
+type worker struct {
+	n       int64
+	subj    *roaring.Bitmap
+	ids     []uint32
+	found   map[canaryKey]bool
+	rejects int
+}
+
+// Read reads one copy (any format, gzip'd or not) into the tally.
+func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
+	ws := make([]*worker, t.workers)
+	for i := range ws {
+		ws[i] = &worker{subj: roaring.New(), found: map[canaryKey]bool{}}
+	}
+	var lo, hi int64
+	if t.c != nil {
+		ids := t.c.Config().IDs
+		lo, hi = ids.Min, ids.Max
+	}
+	st, err := Read(r, t.workers, func(w int, rec *Record) {
+		x := ws[w]
+		x.n++
+		id, numeric := parseID(rec.ID)
+		if t.c != nil && (numeric && id >= lo && id <= hi || rec.ID == nil && canaryShapedName(rec.Username)) {
+			if p, ok := t.c.Verify(string(rec.ID), string(rec.Username), string(rec.Email), string(rec.Phone)); ok {
+				x.found[canaryKey{p.Key, p.Index}] = true
+			} else {
+				x.rejects++
+			}
+			return
+		}
+		if numeric && id >= 0 && id <= math.MaxUint32 {
+			x.ids = append(x.ids, uint32(id))
+			if len(x.ids) == 4096 {
+				x.subj.AddMany(x.ids)
+				x.ids = x.ids[:0]
+			}
+		}
+	}, counted)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, x := range ws {
+		x.subj.AddMany(x.ids)
+		t.subj.Or(x.subj)
+		t.records += x.n
+		t.rejects += x.rejects
+		for k := range x.found {
+			t.found[k] = true
+		}
+	}
+	t.stats = append(t.stats, st)
+	return st, err
+}
+
+func parseID(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}
+
+// canaryShapedName: a username ending in "_" and 8 digits at or above 2^24.
+func canaryShapedName(u []byte) bool {
+	i := bytes.LastIndexByte(u, '_')
+	if i < 0 || len(u)-i-1 != 8 {
+		return false
+	}
+	v, ok := parseID(u[i+1:])
+	return ok && v >= 1<<24
+}
+
+// Report is what a trace found.
+type Report struct {
+	Records         int64       `json:"records"`
+	Subjects        int         `json:"subjects"` // distinct real subject ids
+	CanariesFound   int         `json:"canaries_found"`
+	CanariesForged  int         `json:"canary_shaped_rejected"` // shaped like canaries, not made by the key
+	Accused         []Accused   `json:"accused"`
+	Coverage        []Cover     `json:"coverage"`
+	Covered         float64     `json:"covered"` // share of the subjects the coverage set explains
+	Served          float64     `json:"served"`  // share of the subjects the ledger saw served to anyone
+	FalseAccusation float64     `json:"false_accusation"`
+	Candidates      int         `json:"candidates"` // identities scored
+	Colluders       int         `json:"colluders_tolerated"`
+	Inputs          []ReadStats `json:"inputs"`
+}
+
+// Accused is an identity the canaries name.
+type Accused struct {
+	Facet     string  `json:"facet"`
+	Value     string  `json:"value"`
+	Canaries  int     `json:"canaries"` // canaries found that it was shown
+	Score     float64 `json:"score"`
+	Threshold float64 `json:"threshold"`
+	Bound     float64 `json:"false_accusation_bound"`
+	// FoundScore is the score over the slots whose canary the copy has,
+	// FoundBound its false-accusation bound; an identity is accused when
+	// either bound is within the stated probability.
+	FoundScore float64 `json:"found_score"`
+	FoundBound float64 `json:"found_bound"`
+	Slots      int     `json:"slots"`
+	Coverage   float64 `json:"coverage"` // share of the copy's subjects it was served
+	Colluders  int     `json:"colluders_tolerated"`
+}
+
+// Cover is one identity of the smallest set found explaining the copy.
+type Cover struct {
+	Facet    string  `json:"facet"`
+	Value    string  `json:"value"`
+	Subjects int     `json:"subjects"` // of the copy's, served to it
+	Share    float64 `json:"share"`
+	Added    float64 `json:"added"` // share it adds to those before it
+}
+
+type identKey struct {
+	facet identify.Facet
+	value string
+}
+
+// term is one slot of an identity's code: its bias, whether it was shown
+// the canary, whether the copy has it.
+type term struct {
+	p    float64
+	x, y bool
+}
+
+// Report replays the ledger (nil: coverage and scores are empty) against
+// what was read. eps bounds the chance of accusing anyone who did not
+// take the copy (0: DefaultFalseAccusation).
+func (t *Tracer) Report(led *ledger.Reader, eps float64) *Report {
+	if eps <= 0 {
+		eps = DefaultFalseAccusation
+	}
+	rep := &Report{Records: t.records, Subjects: int(t.subj.GetCardinality()), CanariesFound: len(t.found),
+		CanariesForged: t.rejects, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{}}
+	if led == nil {
+		return rep
+	}
+	keys := map[int]bool{}
+	for k := range t.found {
+		keys[k.key] = true
+	}
+	served := map[identKey]*roaring.Bitmap{}
+	codes := map[identKey]map[string]*term{}
+	anySrv := roaring.New()
+	var ids []uint32
+	led.Each(func(e *ledger.Entry) bool {
+		if len(e.Records) == 0 || e.Status < 200 || e.Status > 299 {
+			return true
+		}
+		var ik identKey
+		if t.c != nil {
+			ik.facet, ik.value = t.c.IdentityOf(func(f identify.Facet) string { return e.Identity[f-1] })
+		} else if e.Identity[identify.FacetAccount-1] != "" {
+			ik = identKey{identify.FacetAccount, e.Identity[identify.FacetAccount-1]}
+		} else {
+			ik = identKey{identify.FacetNet, e.Identity[identify.FacetNet-1]}
+		}
+		if ik.value == "" {
+			return true
+		}
+		ids = ids[:0]
+		for _, r := range e.Records {
+			if v, ok := parseID([]byte(r.ID)); ok && v <= math.MaxUint32 && t.subj.Contains(uint32(v)) {
+				ids = append(ids, uint32(v))
+			}
+		}
+		if len(ids) > 0 {
+			b := served[ik]
+			if b == nil {
+				b = roaring.New()
+				served[ik] = b
+			}
+			b.AddMany(ids)
+			anySrv.AddMany(ids)
+		}
+		if t.c == nil || len(keys) == 0 || !t.c.Seeds(e.Route) {
+			return true
+		}
+		code := codes[ik]
+		for ki := range keys {
+			t.c.Plan(ki, e.Route, e.List, ik.value, t.c.Bucket(e.Time), len(e.Records),
+				func(i int) []byte { return []byte(e.Records[i].ID) },
+				func(i int, s canary.Slot, shown bool) {
+					y := t.found[canaryKey{ki, s.Canary}]
+					anchor, ok := parseID([]byte(e.Records[i].ID))
+					inCopy := ok && anchor <= math.MaxUint32 && t.subj.Contains(uint32(anchor))
+					if !y && !inCopy {
+						return // the copy does not reach this slot
+					}
+					sk := strconv.Itoa(ki) + "\x00" + e.Route + "\x00" + e.List + "\x00" + e.Records[i].ID
+					if code == nil {
+						code = map[string]*term{}
+						codes[ik] = code
+					}
+					if _, ok := code[sk]; !ok { // the first bucket it was fetched in
+						code[sk] = &term{p: s.Bias, x: shown, y: y}
+					}
+				})
+		}
+		return true
+	})
+	rep.Served = share(int(anySrv.GetCardinality()), rep.Subjects)
+	rep.Candidates = len(codes)
+	logN := math.Log(float64(max(1, 2*len(codes))) / eps)
+	for ik, code := range codes {
+		ts := make([]term, 0, len(code))
+		canaries := 0
+		for _, tm := range code {
+			ts = append(ts, *tm)
+			if tm.x && tm.y {
+				canaries++
+			}
+		}
+		if canaries == 0 {
+			continue
+		}
+		// Two tests, each at half the error: the symmetric score over
+		// every slot, and the score over the slots whose canary the copy
+		// has (Tardos's own), which a fleet keeping only the records all
+		// its accounts got cannot push down.
+		tests := float64(2 * len(codes))
+		s := score(ts)
+		bound := tailBound(ts, s) * tests
+		var found []term
+		for _, tm := range ts {
+			if tm.y {
+				found = append(found, tm)
+			}
+		}
+		s1 := score(found)
+		b1 := tailBound(found, s1) * tests
+		if min(bound, b1) > eps {
+			continue
+		}
+		a := Accused{Facet: ik.facet.String(), Value: ik.value, Canaries: canaries, Score: round(s), Bound: min(1, bound),
+			Threshold: round(threshold(ts, eps/tests)), FoundScore: round(s1), FoundBound: min(1, b1),
+			Slots: len(ts), Colluders: colluders(len(ts), logN)}
+		if b := served[ik]; b != nil {
+			a.Coverage = share(int(b.GetCardinality()), rep.Subjects)
+		}
+		rep.Accused = append(rep.Accused, a)
+	}
+	sort.Slice(rep.Accused, func(i, j int) bool { return rep.Accused[i].Score > rep.Accused[j].Score })
+	for _, a := range rep.Accused {
+		rep.Colluders = max(rep.Colluders, a.Colluders)
+	}
+	rep.Coverage, rep.Covered = cover(served, rep.Subjects)
+	return rep
+}
+
+func share(n, of int) float64 {
+	if of == 0 {
+		return 0
+	}
+	return round(float64(n) / float64(of))
+}
+
+func round(v float64) float64 { return math.Round(v*1e4) / 1e4 }
+
+// cover picks greedily the identities that explain the most of the
+// copy's subjects not yet explained, until coverTarget or no gain.
+func cover(served map[identKey]*roaring.Bitmap, subjects int) ([]Cover, float64) {
+	out := []Cover{}
+	if subjects == 0 {
+		return out, 0
+	}
+	got := roaring.New()
+	left := make(map[identKey]*roaring.Bitmap, len(served))
+	for k, b := range served {
+		left[k] = b
+	}
+	for range 100 {
+		if float64(got.GetCardinality()) >= coverTarget*float64(subjects) {
+			break
+		}
+		var best identKey
+		gain := uint64(0)
+		for k, b := range left {
+			g := b.GetCardinality() - b.AndCardinality(got)
+			if g > gain || g == gain && g > 0 && (k.value < best.value) {
+				best, gain = k, g
+			}
+		}
+		if gain == 0 {
+			break
+		}
+		b := left[best]
+		delete(left, best)
+		got.Or(b)
+		out = append(out, Cover{Facet: best.facet.String(), Value: best.value, Subjects: int(b.GetCardinality()),
+			Share: share(int(b.GetCardinality()), subjects), Added: share(int(gain), subjects)})
+	}
+	return out, share(int(got.GetCardinality()), subjects)
+}
+
+// Served lists the canaries an identity was shown (under the signing key),
+// with when and in which list.
+type ServedCanary struct {
+	Time     time.Time `json:"time"`
+	Route    string    `json:"route"`
+	List     string    `json:"list"`
+	ID       string    `json:"id"`
+	Username string    `json:"username"`
+	Email    string    `json:"email"`
+	Phone    string    `json:"phone"`
+}
+
+// Served replays the ledger for one identity (facet and value as the code
+// is keyed: the most specific facet the requests had).
+func Served(c *canary.Canaries, led *ledger.Reader, facet identify.Facet, value string) []ServedCanary {
+	out := []ServedCanary{}
+	seen := map[string]bool{}
+	led.Each(func(e *ledger.Entry) bool {
+		if e.Identity[facet-1] != value || len(e.Records) == 0 || e.Status < 200 || e.Status > 299 || !c.Seeds(e.Route) {
+			return true
+		}
+		f, v := c.IdentityOf(func(f identify.Facet) string { return e.Identity[f-1] })
+		if f != facet || v != value {
+			return true
+		}
+		c.Plan(0, e.Route, e.List, value, c.Bucket(e.Time), len(e.Records),
+			func(i int) []byte { return []byte(e.Records[i].ID) },
+			func(i int, s canary.Slot, shown bool) {
+				if !shown {
+					return
+				}
+				p := c.Canary(0, s.Canary)
+				id := strconv.FormatInt(p.ID, 10)
+				if seen[id+e.Route+e.List] {
+					return
+				}
+				seen[id+e.Route+e.List] = true
+				out = append(out, ServedCanary{Time: e.Time, Route: e.Route, List: e.List, ID: id, Username: p.Username, Email: p.Email, Phone: p.Phone})
+			})
+		return true
+	})
+	return out
+}
