@@ -92,7 +92,8 @@ func WardenConfig(o WardenOptions) ([]byte, error) {
 // needs: the upstream, free loopback ports, log level warn (nginx logs
 // nothing either), every rate limit raised to HighRate so none refuses, and
 // store.memory.dir and the ledger removed (state in memory, nothing
-// recorded; rows e-snap and e-ledger set their own).
+// recorded; rows e-snap and e-ledger set their own), and the detector and
+// the budgets naming provenances removed (row e-prov puts them back).
 // Inspection and budgets stay as written: budgets past their limit mask
 // (the answer is still 200, rewritten), which is the path being measured.
 func DeriveLabConfig(src []byte, upstream, front string) ([]byte, error) {
@@ -112,6 +113,7 @@ func DeriveLabConfig(src []byte, upstream, front string) ([]byte, error) {
 		setScalar(root, "front", front)
 	}
 	withoutStateDir(root)
+	withoutProvenanceAndDetector(root)
 	limits := get(root, "rate_limits")
 	if limits == nil || limits.Kind != yaml.SequenceNode || len(limits.Content) == 0 {
 		return nil, fmt.Errorf("bench: lab config: no rate_limits to raise")

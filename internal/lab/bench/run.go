@@ -40,6 +40,7 @@ var AllRows = []RowInfo{
 	{"e-fast", "warden, row (e) on the fast front"},
 	{"e-snap", "warden, row (e) with store.memory.dir: 2,000,000 keys snapshotted every 5 s"},
 	{"e-ledger", "warden, row (e) with the access ledger on (ledger.dir)"},
+	{"e-prov", "warden, row (e) with provenance budgets and the detector (rules in shadow mode)"},
 	{"f", "warden, row (d) on Redis"},
 }
 
@@ -211,7 +212,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if t, err = startWarden(row, conf); err != nil {
 				return nil, err
 			}
-		case "e", "e-fast", "e-snap", "e-ledger":
+		case "e", "e-fast", "e-snap", "e-ledger", "e-prov":
 			src, err := os.ReadFile(o.LabConfig)
 			if err != nil {
 				return nil, fmt.Errorf("bench: lab config: %w", err)
@@ -229,6 +230,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 					return nil, err
 				}
 				if conf, err = WithStateDir(conf, dir, every); err != nil {
+					return nil, err
+				}
+			}
+			if row.ID == "e-prov" {
+				if conf, err = WithProvenanceAndDetector(conf, src); err != nil {
 					return nil, err
 				}
 			}
@@ -349,7 +355,7 @@ func selectRows(ids []string) ([]RowInfo, error) {
 	}
 	for _, id := range ids {
 		if !slices.ContainsFunc(AllRows, func(r RowInfo) bool { return r.ID == id }) {
-			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, e-ledger, f)", id)
+			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, e-ledger, e-prov, f)", id)
 		}
 	}
 	return out, nil

@@ -52,3 +52,44 @@ func TestPreloadState(t *testing.T) {
 		t.Fatalf("snapshot of 1000 keys: %v %v", fi, err)
 	}
 }
+
+// Row (e) leaves out the detector and the budgets naming provenances; row
+// (e-prov) puts them back, every detector rule in shadow mode.
+func TestProvenanceRow(t *testing.T) {
+	src, err := os.ReadFile("../../../examples/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := loadConfig(t, src)
+	provs := 0
+	for _, b := range full.Ration.Budgets {
+		if len(b.Provenance) > 0 {
+			provs++
+		}
+	}
+	if !full.Detect.Enabled || provs == 0 {
+		t.Fatal("examples/lab.yaml has no detector or no provenance budget: this test proves nothing")
+	}
+	b, err := DeriveLabConfig(src, "http://127.0.0.1:4321", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := loadConfig(t, b)
+	if e.Detect.Enabled || len(e.Ration.Budgets) != len(full.Ration.Budgets)-provs {
+		t.Fatalf("row (e): detector %v, %d budgets; want none, %d", e.Detect.Enabled, len(e.Ration.Budgets), len(full.Ration.Budgets)-provs)
+	}
+	p, err := WithProvenanceAndDetector(b, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := loadConfig(t, p)
+	if !ep.Detect.Enabled || len(ep.Detect.Rules) != len(full.Detect.Rules) || len(ep.Ration.Budgets) != len(full.Ration.Budgets) {
+		t.Fatalf("row (e-prov): detector %v with %d rules, %d budgets; want %d rules, %d budgets",
+			ep.Detect.Enabled, len(ep.Detect.Rules), len(ep.Ration.Budgets), len(full.Detect.Rules), len(full.Ration.Budgets))
+	}
+	for _, r := range ep.Detect.Rules {
+		if r.Mode != "shadow" {
+			t.Errorf("row (e-prov): detector rule %s in mode %q, want shadow", r.Name, r.Mode)
+		}
+	}
+}
