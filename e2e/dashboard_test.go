@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// dashConfig is ledgerConfig with the detector on (a machine-speed reader
+// of contact details is banned) and the partner app registered.
+func dashConfig(dir string) string {
+	return ledgerConfig(dir, 6) + `detect:
+  enabled: true
+  rules:
+    - {name: contact-velocity, kind: velocity, facet: account, limit: 20, window: 10s}
+    - {name: list-fanout, kind: fanout, facet: account, limit: 5, window: 10m}
+`
+}
+
+// lab is a platform and a gateway with the dashboard's config.
+type lab struct {
+	g        *gw
+	platform string
+}
+
+func startLab(t *testing.T) *lab {
+	t.Helper()
+	up := startPlatform(t, 2000)
+	return &lab{g: startGateway(t, dashConfig(t.TempDir()), up), platform: up}
+}
+
+// traffic sends one round of what the pages show: users reading profiles
+// and authors' posts, one account going past its contact budget at machine
+// speed (masks, then a detector ban), following lists past a burst limit
+// (refusals). It returns the request id of one refusal.
+func (l *lab) traffic(t *testing.T, round int) string {
+	t.Helper()
+	c := clientFrom("127.0.0.1")
+	var wg sync.WaitGroup
+	for u := 0; u < 4; u++ {
+		wg.Add(1)
+		go func(u int) {
+			defer wg.Done()
+			auth := map[string]string{"Authorization": "Bearer " + token(t, fmt.Sprint(100+u))}
+			for i := 0; i < 3; i++ {
+				do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", l.g.url, 10+u*7+i), auth)
+				do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d/posts", l.g.url, 17+i), auth)
+			}
+		}(u)
+	}
+	wg.Wait()
+	// A reader past its budget of 6 (masked), too slow for any detector rule.
+	reader := map[string]string{"Authorization": "Bearer " + token(t, fmt.Sprint(800+round))}
+	for i := 0; i < 8; i++ {
+		do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", l.g.url, 600+10*round+i), reader)
+	}
+	// A harvester opening everyone on a follower list: masked past its
+	// budget, then banned by the fan-out rule.
+	harvester := map[string]string{"Authorization": "Bearer " + token(t, fmt.Sprint(900+round))}
+	var list struct {
+		Users []struct {
+			ID json.Number `json:"id"`
+		} `json:"users"`
+	}
+	a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d/followers", l.g.url, 40+round), harvester)
+	if err := json.Unmarshal([]byte(a.body), &list); err != nil || len(list.Users) < 8 {
+		t.Fatalf("followers of %d: %d %v (%d users)", 40+round, a.status, err, len(list.Users))
+	}
+	for _, u := range list.Users[:8] {
+		do(t, c, "GET", fmt.Sprintf("%s/v1/users/%s", l.g.url, u.ID), harvester)
+	}
+	id := ""
+	follow := map[string]string{"Authorization": "Bearer " + token(t, fmt.Sprint(700+round))}
+	for i := 0; i < 4; i++ {
+		a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d/following", l.g.url, 30+i), follow)
+		if a.status == http.StatusTooManyRequests {
+			id = a.header.Get("X-Request-Id")
+		}
+	}
+	if id == "" {
+		t.Fatal("no refusal in the lab's traffic")
+	}
+	return id
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// need finds a program Debian packages, failing (never skipping) with the
+// package to install when it is absent: .ci/run installs it.
+func need(t *testing.T, prog, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(prog)
+	if err != nil {
+		t.Fatalf("%s not found: install Debian's %s (apt-get install %s; .ci/run does)", prog, pkg, pkg)
+	}
+	return p
+}
+
+// grafanaExprs reads every query of the shipped Grafana dashboard.
+func grafanaExprs(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../examples/grafana/warden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("examples/grafana/warden.json: %v", err)
+	}
+	var out []string
+	for _, p := range d.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			out = append(out, tg.Expr)
+		}
+	}
+	if len(out) < 8 {
+		t.Fatalf("only %d queries in the dashboard", len(out))
+	}
+	return out
+}
+
+// grafanaVars stands in for Grafana's variables.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "30s", "$__range", "5m", "$job", ".*")
+
+// Every query of examples/grafana/warden.json passes promtool and returns
+// data from a real Prometheus scraping a real warden's admin /metrics with
+// the bearer token.
+func TestGrafanaDashboardQueries(t *testing.T) {
+	prom := need(t, "prometheus", "prometheus")
+	promtool := need(t, "promtool", "prometheus")
+	exprs := grafanaExprs(t)
+	dir := t.TempDir()
+
+	// promtool checks each query's syntax as a recording rule.
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: grafana\n    rules:\n")
+	for i, e := range exprs {
+		q, _ := json.Marshal(grafanaVars.Replace(e))
+		fmt.Fprintf(&rules, "      - record: warden:grafana_panel_%d\n        expr: %s\n", i, q)
+	}
+	rulesFile := filepath.Join(dir, "rules.yml")
+	os.WriteFile(rulesFile, []byte(rules.String()), 0o600)
+	if out, err := exec.Command(promtool, "check", "rules", rulesFile).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+
+	l := startLab(t)
+	tokFile := filepath.Join(dir, "token")
+	os.WriteFile(tokFile, []byte(adminToken), 0o600)
+	adminHost := strings.TrimPrefix(l.g.admin, "http://")
+	cfg := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: warden
+    metrics_path: /metrics
+    bearer_token_file: %s
+    static_configs: [{targets: ["%s"]}]
+`, tokFile, adminHost)
+	cfgFile := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(cfgFile, []byte(cfg), 0o600)
+	if out, err := exec.Command(promtool, "check", "config", cfgFile).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check config: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(prom, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus output:\n%s", out.String())
+		}
+	})
+	api := "http://" + addr + "/api/v1/query?query="
+	query := func(q string) (int, string) {
+		resp, err := http.Get(api + url.QueryEscape(q))
+		if err != nil {
+			return -1, err.Error()
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+			Data   struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		json.NewDecoder(resp.Body).Decode(&r)
+		if r.Status != "success" {
+			return -1, r.Error
+		}
+		return len(r.Data.Result), ""
+	}
+	// Traffic over a few scrapes, so that rates have two points.
+	deadline := time.Now().Add(40 * time.Second)
+	for round := 0; ; round++ {
+		l.traffic(t, round)
+		if n, _ := query(`up{job="warden"} == 1`); n == 1 && round >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus never scraped warden (up == 1)")
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(2 * time.Second)
+	for _, e := range exprs {
+		q := grafanaVars.Replace(e)
+		var n int
+		var msg string
+		for i := 0; i < 10; i++ { // a rate needs two scrapes after its first sample
+			if n, msg = query(q); n > 0 || msg != "" {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		switch {
+		case msg != "":
+			t.Errorf("query %s: %s", q, msg)
+		case n == 0:
+			t.Errorf("query %s: no data", q)
+		}
+	}
+}
