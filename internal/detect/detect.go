@@ -147,8 +147,8 @@ type track struct {
 }
 
 const (
-	maxShown   = 1024
-	maxLists   = 64
+	maxShown = 1024
+	maxLists = 64
 	maxAccts = 16
 )
 
@@ -289,7 +289,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 				n = t.wins[r.idx].add(hash(s), now, r.Window, r.Limit)
 			}
 			if n > r.Limit {
-				fire = append(fire, firing{r, f, v, fmt.Sprintf("%s of %d distinct people within %v (limit %d)", d.cfg.Class, n, r.Window, r.Limit)})
+				fire = append(fire, firing{r: r, facet: f, value: v, n: n})
 			}
 		case Persistence:
 			f, v := subject(r, id)
@@ -299,7 +299,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 			t := d.get(f.String() + ":" + v)
 			t.seq++
 			if n := t.wins[r.idx].add(t.seq, now, r.Window, r.Limit); n > r.Limit {
-				fire = append(fire, firing{r, f, v, fmt.Sprintf("%d refused requests (%s) within %v (limit %d): full speed after a refusal", n, acc.Rule, r.Window, r.Limit)})
+				fire = append(fire, firing{r: r, facet: f, value: v, n: n, refusal: acc.Rule})
 			}
 		case Enumeration:
 			f, v := subject(r, id)
@@ -315,7 +315,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 				continue
 			}
 			if n := t.wins[r.idx].add(hash(acc.Lookup), now, r.Window, r.Limit); n > r.Limit && float64(n) >= r.Ratio*float64(looks) {
-				fire = append(fire, firing{r, f, v, fmt.Sprintf("%d look-ups of ids never shown of %d within %v (limit %d, ratio %.2f)", n, looks, r.Window, r.Limit, r.Ratio)})
+				fire = append(fire, firing{r: r, facet: f, value: v, n: n, looks: looks})
 			}
 		case Fanout:
 			f, v := subject(r, id)
@@ -344,7 +344,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 				t.opened[k] = w
 			}
 			if n := w.add(hash(served[0]), now, r.Window, r.Limit); n > r.Limit {
-				fire = append(fire, firing{r, f, v, fmt.Sprintf("%s of %d distinct people opened from one list answer within %v (limit %d)", d.cfg.Class, n, r.Window, r.Limit)})
+				fire = append(fire, firing{r: r, facet: f, value: v, n: n})
 			}
 		case Cohort:
 			v := id.Value(r.facet)
@@ -362,7 +362,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 			if n := t.wins[r.idx].add(hash(id.Account), now, r.Window, r.Limit); n > r.Limit {
 				why := fmt.Sprintf("one of %d accounts younger than %v served %s from %s %s within %v (limit %d)", n, r.Young, d.cfg.Class, r.facet, v, r.Window, r.Limit)
 				for a := range t.accounts {
-					fire = append(fire, firing{r, identify.FacetAccount, a, why})
+					fire = append(fire, firing{r: r, facet: identify.FacetAccount, value: a, why: why})
 				}
 			}
 		}
@@ -385,12 +385,36 @@ func (d *Detector) Record(acc *inspect.Access) {
 	}
 }
 
-// firing is a rule that fired on a facet value, with its evidence.
+// firing is a rule that fired on a facet value, with its figures. The
+// evidence is written from them only when a ban or a shadow line needs it:
+// a rule in shadow mode fires on every Access past its limit, and a line
+// is written once per value and window.
 type firing struct {
-	r     *rule
-	facet identify.Facet
-	value string
-	why   string
+	r        *rule
+	facet    identify.Facet
+	value    string
+	n, looks int
+	refusal  string
+	why      string // set: the evidence as it is
+}
+
+// evidence is the firing's reason in words, for class (the detector's).
+func (f *firing) evidence(class string) string {
+	if f.why != "" {
+		return f.why
+	}
+	r := f.r
+	switch r.Kind {
+	case Velocity:
+		return fmt.Sprintf("%s of %d distinct people within %v (limit %d)", class, f.n, r.Window, r.Limit)
+	case Persistence:
+		return fmt.Sprintf("%d refused requests (%s) within %v (limit %d): full speed after a refusal", f.n, f.refusal, r.Window, r.Limit)
+	case Enumeration:
+		return fmt.Sprintf("%d look-ups of ids never shown of %d within %v (limit %d, ratio %.2f)", f.n, f.looks, r.Window, r.Limit, r.Ratio)
+	case Fanout:
+		return fmt.Sprintf("%s of %d distinct people opened from one list answer within %v (limit %d)", class, f.n, r.Window, r.Limit)
+	}
+	return fmt.Sprintf("%s past its limit %d within %v", r.Kind, r.Limit, r.Window)
 }
 
 // noteList remembers which list answer showed each id.
@@ -454,7 +478,7 @@ func (d *Detector) ban(acc *inspect.Access, f firing) {
 		d.shadowed[sk] = now.Add(f.r.Window)
 		d.mu.Unlock()
 		shadow.Would(context.Background(), d.log, f.r.shadow, f.r.Name, shadow.Ban, acc.RequestID,
-			slog.String("facet", key.Facet), slog.String("value", key.Value), slog.String("evidence", f.why))
+			slog.String("facet", key.Facet), slog.String("value", key.Value), slog.String("evidence", f.evidence(d.cfg.Class)))
 		return
 	}
 	o := d.offences[key]
@@ -493,7 +517,7 @@ func (d *Detector) ban(acc *inspect.Access, f firing) {
 		}
 	}
 	d.mu.Unlock()
-	reason := fmt.Sprintf("detector %s (%s): %s; offence %d, banned %v", f.r.Name, f.r.Kind, f.why, o.n, dur)
+	reason := fmt.Sprintf("detector %s (%s): %s; offence %d, banned %v", f.r.Name, f.r.Kind, f.evidence(d.cfg.Class), o.n, dur)
 	d.put(acc, f.r.Name, store.Ban{Facet: key.Facet, Value: key.Value, Reason: reason, By: "detector", Created: now, Until: now.Add(dur)})
 	if addrBan {
 		d.ban(acc, firing{r: f.r, facet: identify.FacetIP, value: ipKey,
