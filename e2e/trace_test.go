@@ -208,6 +208,26 @@ func TestTrace(t *testing.T) {
 		}
 		t.Logf("%s: %d records, %d canaries, accused %v", f, r.Records, r.CanariesFound, accusedSet(r))
 	}
+	// --served lists what account 101 was shown: every canary of its take.
+	cmd := exec.Command(binPath, "trace", "--ledger", ledgerDir, "--json", "--served", "account", "101")
+	cmd.Env = append(os.Environ(), "WARDEN_CANARY_KEY="+canaryKey)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("trace --served: %v %s", err, out)
+	}
+	var sv struct{ Canaries []struct{ ID string } }
+	if err := json.Unmarshal(out, &sv); err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]bool{}
+	for _, c := range sv.Canaries {
+		shown[c.ID] = true
+	}
+	for _, u := range h1 {
+		if len(u.ID) == 10 && !shown[u.ID] { // canary ids have 10 digits, the lab's at most 8
+			t.Fatalf("canary %s in 101's take is not among the %d --served lists", u.ID, len(shown))
+		}
+	}
 	merged := runTraceCmd(t, ledgerDir, writeTake(t, dir, "ndjson", append(append([]labUser{}, h1...), h2...)))
 	innocent(merged)
 	if got := accusedSet(merged); fmt.Sprint(got) != "[account:101 account:102]" {

@@ -22,6 +22,19 @@ const (
 // fieldOf names the kind of a member or column name: case, '_', '-' and
 // spaces ignored.
 func fieldOf(name []byte) int {
+	switch string(name) { // the common names, without normalising
+	case "id":
+		return fID
+	case "username":
+		return fUsername
+	case "email":
+		return fEmail
+	case "phone":
+		return fPhone
+	case "full_name", "bio", "city", "category", "is_business", "follower_count", "following_count",
+		"posts_count", "created_at", "name", "text", "like_count", "author", "author_id":
+		return fNone
+	}
 	if len(name) == 0 || name[0] == '_' || name[0] == '$' { // _id, $oid: a store's own keys
 		return fNone
 	}
