@@ -53,17 +53,16 @@ type budgetSeen struct {
 	Applied bool   `json:"applied"`   // this budget refused or masked the request
 }
 
-func explainRequest(dir string, cfg *config.Config, win ledger.Window, id string) (*explanation, error) {
+func explainRequest(ctx context.Context, src ledger.Source, cfg *config.Config, win ledger.Window, id string) (*explanation, error) {
 	if id == "" {
 		return nil, badQuery("a request id is required")
 	}
-	r, err := ledger.OpenReader(dir, win)
+	found, err := src.Find(ctx, win, id)
 	if err != nil {
 		return nil, err
 	}
-	found := r.Find(id)
 	if found == nil {
-		return nil, fmt.Errorf("%w: no request %s in the ledger %s", admin.ErrNotFound, id, dir)
+		return nil, fmt.Errorf("%w: no request %s in the ledger %s", admin.ErrNotFound, id, src)
 	}
 	e := found.Entry
 	x := &explanation{RequestID: id, File: found.File, Time: e.Time, Route: e.Route, Status: e.Status, Rule: e.Rule, Facet: e.Facet,
@@ -107,12 +106,12 @@ func explainRequest(dir string, cfg *config.Config, win ledger.Window, id string
 		if val == "" {
 			continue
 		}
-		br, err := ledger.OpenReader(dir, ledger.Window{From: e.Time.Add(-b.Window), To: e.Time.Add(-time.Microsecond)})
+		seen, err := src.Distinct(ctx, ledger.Window{From: e.Time.Add(-b.Window), To: e.Time.Add(-time.Microsecond)}, f, val, b.Class)
 		if err != nil {
 			return nil, err
 		}
 		x.Budgets = append(x.Budgets, budgetSeen{Name: b.Name, Facet: b.Facet, Value: val, Class: b.Class, Window: b.Window.String(),
-			Seen: br.Distinct(f, val, b.Class), Limit: b.Limit, AgeTier: len(b.AccountAge) > 0,
+			Seen: seen, Limit: b.Limit, AgeTier: len(b.AccountAge) > 0,
 			Applied: e.Rule == b.Name || slices.Contains(e.MaskRules, b.Name)})
 	}
 	return x, nil

@@ -13,6 +13,7 @@ func ledgerCommands() map[string]command {
 		"who-took": {"the identities that were served a subject's data", runWhoTook},
 		"took-by":  {"what one identity took: distinct subjects per class, lists", runTookBy},
 		"verify":   {"check the sealed partitions' hashes and chain, and every log", runLedgerVerify},
+		"init":     {"create the ledger's database and tables in ClickHouse (ledger.clickhouse)", runLedgerInit},
 	}
 }
 

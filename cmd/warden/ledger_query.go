@@ -17,6 +17,7 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 	"github.com/warden-gw/warden/internal/privacy"
 	"github.com/warden-gw/warden/internal/reach"
 )
@@ -27,13 +28,14 @@ import (
 
 // queryFlags are the flags every ledger query takes.
 type queryFlags struct {
-	ledger, config, from, to *string
-	json                     *bool
+	ledger, clickhouse, config, from, to *string
+	json                                 *bool
 }
 
 func addQueryFlags(fs *flag.FlagSet) *queryFlags {
 	return &queryFlags{
-		ledger: fs.String("ledger", "", "ledger directory (default: ledger.dir of --config)"),
+		ledger:     fs.String("ledger", "", "ledger directory (default: ledger.dir of --config)"),
+		clickhouse: fs.String("clickhouse", "", "ask the ledger in ClickHouse at ADDR (host:port of its HTTP interface; database, user and password from ledger.clickhouse of --config); \"config\": ledger.clickhouse as it is"),
 		config: fs.String("config", "examples/lab.yaml", "config file whose ledger.dir is read (and, for explain, its budgets)"),
 		from:   fs.String("from", "", "start of the window: RFC 3339, or a duration back from now (90m, 24h, 7d)"),
 		to:     fs.String("to", "", "end of the window, as --from (default: now)"),
@@ -70,9 +72,12 @@ func setFlags(fs *flag.FlagSet, v url.Values, skip ...string) {
 	})
 }
 
-// target resolves the ledger directory and the config (nil when only
-// --ledger was given and --config was left at its default and is absent).
-func (q *queryFlags) target(fs *flag.FlagSet) (string, *config.Config, error) {
+// target resolves where the ledger is read (--clickhouse, --ledger, or
+// the config's ledger.clickhouse with backend clickhouse, else its
+// ledger.dir) and the config (nil when only --ledger was given and
+// --config was left at its default and is absent). dir is the ledger
+// directory when there is one (DP budgets are kept there).
+func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Config, error) {
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	var cfg *config.Config
@@ -82,17 +87,35 @@ func (q *queryFlags) target(fs *flag.FlagSet) (string, *config.Config, error) {
 		case err == nil:
 			cfg = c
 		case explicit || !errors.Is(err, os.ErrNotExist):
-			return "", nil, err
+			return nil, "", nil, err
 		}
 	}
 	dir := *q.ledger
-	if dir == "" {
-		if cfg == nil || cfg.Ledger.Dir == "" {
-			return "", nil, fmt.Errorf("no ledger: %s sets no ledger.dir; give --ledger DIR", *q.config)
-		}
+	if dir == "" && cfg != nil {
 		dir = cfg.Ledger.Dir
 	}
-	return dir, cfg, nil
+	if *q.clickhouse != "" || (*q.ledger == "" && cfg != nil && cfg.Ledger.Backend == config.LedgerClickHouse) {
+		src, err := clickhouseSource(cfg, *q.clickhouse)
+		return src, dir, cfg, err
+	}
+	if dir == "" {
+		return nil, "", nil, fmt.Errorf("no ledger: %s sets no ledger.dir; give --ledger DIR or --clickhouse ADDR", *q.config)
+	}
+	return ledger.Dir(dir), dir, cfg, nil
+}
+
+// clickhouseSource is the ledger in ClickHouse: ledger.clickhouse of cfg,
+// at addr unless addr is "" or "config".
+func clickhouseSource(cfg *config.Config, addr string) (*clickhouse.Client, error) {
+	var cc clickhouse.Config
+	if cfg != nil {
+		cc = cfg.Ledger.ClickHouse
+	}
+	if addr != "" && addr != "config" {
+		cc.Addrs = strings.Split(addr, ",")
+	}
+	cc.SetDefaults()
+	return clickhouse.NewClient(cc)
 }
 
 // parseWhen reads RFC 3339, or a duration back from now (Go's units, and
@@ -187,11 +210,17 @@ func idList(s string) ([]string, error) {
 	return out, nil
 }
 
-// answerQuery answers the ledger query name over dir. cfg may be nil
-// (explain then shows no budgets). Errors wrapping admin.ErrBadRequest
-// are the asker's; admin.ErrNotFound, nothing matched.
-func answerQuery(dir string, cfg *config.Config, name string, v url.Values, now time.Time) (any, error) {
+// answerQuery answers the ledger query name from src; dir is the ledger
+// directory ("" without one: DP budgets are kept there, verify reads it).
+// cfg may be nil (explain then shows no budgets). Errors wrapping
+// admin.ErrBadRequest are the asker's; admin.ErrNotFound, nothing
+// matched.
+func answerQuery(src ledger.Source, dir string, cfg *config.Config, name string, v url.Values, now time.Time) (any, error) {
+	ctx := context.Background()
 	if name == "verify" {
+		if dir == "" || src.String() != dir {
+			return nil, badQuery("verify reads a local ledger directory; give --ledger DIR")
+		}
 		return ledger.Verify(dir)
 	}
 	win, err := queryWindow(v, now)
@@ -208,11 +237,7 @@ func answerQuery(dir string, cfg *config.Config, name string, v url.Values, now 
 		if err != nil {
 			return nil, err
 		}
-		r, err := ledger.OpenReader(dir, win)
-		if err != nil {
-			return nil, err
-		}
-		return r.WhoTook(subject, v.Get("class"), by), nil
+		return src.WhoTook(ctx, win, subject, v.Get("class"), by)
 	case "took-by":
 		f, err := queryFacet(v, "facet", 0)
 		if err != nil || f == 0 {
@@ -221,20 +246,16 @@ func answerQuery(dir string, cfg *config.Config, name string, v url.Values, now 
 		if v.Get("value") == "" {
 			return nil, badQuery("value is required")
 		}
-		r, err := ledger.OpenReader(dir, win)
-		if err != nil {
-			return nil, err
-		}
-		return r.TookBy(f, v.Get("value")), nil
+		return src.TookBy(ctx, win, f, v.Get("value"))
 	case "reach":
-		return answerReach(dir, cfg, win, v, now)
+		return answerReach(ctx, src, dir, cfg, win, v, now)
 	case "explain":
-		return explainRequest(dir, cfg, win, v.Get("id"))
+		return explainRequest(ctx, src, cfg, win, v.Get("id"))
 	}
 	return nil, fmt.Errorf("%w: no ledger query %q", admin.ErrNotFound, name)
 }
 
-func answerReach(dir string, cfg *config.Config, win ledger.Window, v url.Values, now time.Time) (any, error) {
+func answerReach(ctx context.Context, src ledger.Source, dir string, cfg *config.Config, win ledger.Window, v url.Values, now time.Time) (any, error) {
 	authors, err := idList(v.Get("authors"))
 	if err != nil {
 		return nil, err
@@ -256,6 +277,9 @@ func answerReach(dir string, cfg *config.Config, win ledger.Window, v url.Values
 			return nil, badQuery("after: %v", err)
 		}
 	}
+	if dir == "" && (v.Get("dp-epsilon") != "" || v.Get("dp-rho") != "" || v.Get("researcher") != "") {
+		return nil, badQuery("a DP answer's budget is kept in a ledger directory: set ledger.dir or give --ledger DIR beside --clickhouse (budgets kept in ClickHouse are not built yet)")
+	}
 	p, err := privateQuery(dir, cfg, "reach", v)
 	if err != nil {
 		return nil, err
@@ -264,10 +288,10 @@ func answerReach(dir string, cfg *config.Config, win ledger.Window, v url.Values
 		return nil, badQuery("approx: not built yet; exact answers only")
 	}
 	if p != nil {
-		res, err := reach.RunPrivate(dir, q, *p)
+		res, err := reach.RunPrivateOn(ctx, src, q, *p)
 		return res, refusedBudget(err)
 	}
-	return reach.Run(dir, q)
+	return reach.RunOn(ctx, src, q)
 }
 
 // printJSON writes v indented.
@@ -280,12 +304,12 @@ func printJSON(w io.Writer, v any) error {
 // runQueryCommand is the common body of the query commands: flags to
 // values, the answer, then JSON or the command's table.
 func runQueryCommand(fs *flag.FlagSet, qf *queryFlags, name string, v url.Values, stdout io.Writer, table func(io.Writer, any) error) error {
-	setFlags(fs, v, "ledger", "config", "json")
-	dir, cfg, err := qf.target(fs)
+	setFlags(fs, v, "ledger", "clickhouse", "config", "json")
+	src, dir, cfg, err := qf.target(fs)
 	if err != nil {
 		return err
 	}
-	res, err := answerQuery(dir, cfg, name, v, time.Now())
+	res, err := answerQuery(src, dir, cfg, name, v, time.Now())
 	var ex *privacy.ExhaustedError
 	if errors.As(err, &ex) && *qf.json {
 		printJSON(stdout, map[string]any{"error": ex.Error(), "refused": true, "budget": ex.Account, "remaining_budget": ex.Account.Remaining})
@@ -314,20 +338,27 @@ func fmtTime(t *time.Time) string {
 }
 
 // ledgerQuerier answers the admin API's ledger queries over the directory
-// the gateway writes, with the config in force (explain's budgets).
+// the gateway writes (or its ClickHouse, with ledger.backend clickhouse),
+// with the config in force (explain's budgets).
 type ledgerQuerier struct {
+	src ledger.Source
 	dir string
 	cfg func() *config.Config
 }
 
 // ledgerQueries is the admin API's Ledger, nil without a ledger.
 func ledgerQueries(dir string, cfg func() *config.Config) admin.Ledger {
+	if c := cfg(); c != nil && c.Ledger.Backend == config.LedgerClickHouse {
+		if src, err := clickhouseSource(c, ""); err == nil {
+			return ledgerQuerier{src, dir, cfg}
+		}
+	}
 	if dir == "" {
 		return nil
 	}
-	return ledgerQuerier{dir, cfg}
+	return ledgerQuerier{ledger.Dir(dir), dir, cfg}
 }
 
 func (q ledgerQuerier) Query(_ context.Context, name string, args url.Values) (any, error) {
-	return answerQuery(q.dir, q.cfg(), name, args, time.Now())
+	return answerQuery(q.src, q.dir, q.cfg(), name, args, time.Now())
 }

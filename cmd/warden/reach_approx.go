@@ -16,15 +16,21 @@ import (
 // local ledger directory. The admin API does not answer it.
 func runReachApprox(fs *flag.FlagSet, qf *queryFlags, stdout io.Writer) error {
 	v := url.Values{}
-	setFlags(fs, v, "ledger", "config", "json")
+	setFlags(fs, v, "ledger", "clickhouse", "config", "json")
+	if v.Get("clickhouse") != "" {
+		return badQuery("approx: reads the local ledger's index; leave out --clickhouse (ClickHouse answers exactly: uniqExact)")
+	}
 	for _, k := range []string{"dp-epsilon", "dp-rho", "researcher"} {
 		if v.Get(k) != "" {
 			return badQuery("approx: a DP answer is drawn from the exact count; leave out --approx")
 		}
 	}
-	dir, _, err := qf.target(fs)
+	_, dir, _, err := qf.target(fs)
 	if err != nil {
 		return err
+	}
+	if dir == "" {
+		return badQuery("approx: reads a local ledger directory; give --ledger DIR")
 	}
 	win, err := queryWindow(v, time.Now())
 	if err != nil {

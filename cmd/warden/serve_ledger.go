@@ -11,28 +11,61 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/gateway"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 )
 
-// openLedger opens the ledger (ledger.dir) and the recording that feeds
-// it. The returned close, deferred by serve, runs once the gateway has
-// drained: it feeds the ledger what is still queued, then syncs and
-// closes it. Without ledger.dir nothing is recorded (serve says so).
-// recm is the process's one set of hand-off metrics, shared by every
-// recording (registering a second set would panic).
+// openLedger opens the ledger (ledger.dir, and ClickHouse with
+// ledger.backend: clickhouse) and the recordings that feed them. The
+// returned close, deferred by serve, runs once the gateway has drained: it
+// feeds each what is still queued, then syncs and closes it (ClickHouse's
+// unsent batches stay in its spool for the next start). Without either
+// nothing is recorded (serve says so). recm is the process's one set of
+// hand-off metrics, shared by every recording (registering a second set
+// would panic).
 func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.RecordingMetrics, log *slog.Logger) ([]*gateway.Recording, func(), error) {
 	lc := cfg.Ledger
+	var recs []*gateway.Recording
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if lc.Backend == config.LedgerClickHouse {
+		sink, err := clickhouse.NewSink(lc.ClickHouse, log, clickhouse.NewMetrics(reg))
+		if err != nil {
+			return nil, nil, err
+		}
+		rc := gateway.NewRecording("ledger-clickhouse", sink, lc.Queue, recm)
+		recs = append(recs, rc)
+		log.Info("ledger on clickhouse", slog.String("addrs", fmt.Sprint(lc.ClickHouse.Addrs)), slog.String("database", lc.ClickHouse.Database),
+			slog.Int("batch_size", lc.ClickHouse.BatchSize), slog.Duration("batch_interval", lc.ClickHouse.BatchInterval), slog.String("spool", lc.ClickHouse.Spool.Dir))
+		closers = append(closers, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := rc.Close(ctx); err != nil {
+				log.Error("ledger: clickhouse queue not drained", slog.String("error", err.Error()))
+			}
+			sink.Close(ctx)
+			log.Info("ledger: clickhouse sink closed")
+		})
+	}
 	if lc.Dir == "" {
-		log.Warn("ledger off: no Access is recorded; set ledger.dir (or --ledger-dir) to keep who was served what")
-		return nil, func() {}, nil
+		if len(recs) == 0 {
+			log.Warn("ledger off: no Access is recorded; set ledger.dir (or --ledger-dir) to keep who was served what")
+		}
+		return recs, closeAll, nil
 	}
 	l, err := ledger.Open(ledger.Options{Dir: lc.Dir, FsyncInterval: lc.FsyncInterval, MaxAge: lc.Retention.MaxAge,
 		MaxBytes: lc.Retention.MaxBytes, Logger: log, Metrics: ledger.NewMetrics(reg)})
 	if err != nil {
+		closeAll()
 		return nil, nil, err
 	}
-	rc := gateway.NewRecording("ledger", l, lc.Queue, recm)
-	log.Info("ledger on", slog.String("dir", lc.Dir), slog.Duration("fsync_interval", lc.FsyncInterval), slog.Int("queue", lc.Queue))
-	return []*gateway.Recording{rc}, func() {
+	rc := gateway.NewRecording("ledger", l, lc.Queue, recm, queueFull(lc)...)
+	log.Info("ledger on", slog.String("dir", lc.Dir), slog.Duration("fsync_interval", lc.FsyncInterval), slog.Int("queue", lc.Queue),
+		slog.String("queue_full", lc.QueueFull), slog.Duration("queue_wait", lc.QueueWait))
+	closers = append(closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := rc.Close(ctx); err != nil {
@@ -43,5 +76,15 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 			return
 		}
 		log.Info("ledger closed", slog.String("dir", lc.Dir))
-	}, nil
+	})
+	return append(recs, rc), closeAll, nil
+}
+
+// queueFull is the recording's choice for a full queue (ledger.queue_full):
+// drop at once, or wait up to queue_wait for a slot.
+func queueFull(lc config.Ledger) []gateway.RecordingOption {
+	if lc.QueueFull == config.QueueWait {
+		return []gateway.RecordingOption{gateway.WaitWhenFull(lc.QueueWait)}
+	}
+	return nil
 }

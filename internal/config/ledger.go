@@ -5,11 +5,18 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 )
 
 // Ledger is where every Access is kept (internal/ledger): Dir empty
 // keeps none.
 type Ledger struct {
+	// Backend is where Accesses go: "local" (Dir, the default) or
+	// "clickhouse" (ClickHouse, shared by a fleet; Dir may be set too, to
+	// keep a local copy as well).
+	Backend    string            `yaml:"backend"`
+	ClickHouse clickhouse.Config `yaml:"clickhouse"`
 	// Dir is made 0700, its files 0600; one gateway per directory. A
 	// relative path is from the working directory.
 	Dir string `yaml:"dir"`
@@ -17,9 +24,18 @@ type Ledger struct {
 	// killed loses at most the 100 ms write buffer and the queue).
 	FsyncInterval time.Duration `yaml:"fsync_interval"`
 	// Queue is how many Accesses wait for the ledger's writer; past it
-	// they are dropped and counted (warden_recorder_dropped_total), never
-	// waited for: the request path is never slowed by the disk.
-	Queue     int             `yaml:"queue"`
+	// they are dropped and counted (warden_recorder_dropped_total), by
+	// default never waited for: the request path is not slowed by the
+	// disk (see QueueFull).
+	Queue int `yaml:"queue"`
+	// QueueFull is what a request that finds the queue full does: "drop"
+	// (the default: the Access is dropped and counted, the request never
+	// waits) or "wait" (it waits up to QueueWait for a slot, then drops
+	// and counts). Waiting trades the request path's latency for a
+	// complete ledger while the writer lags: every waiting request holds
+	// its connection and goroutine, and is late by up to QueueWait.
+	QueueFull string          `yaml:"queue_full"`
+	QueueWait time.Duration   `yaml:"queue_wait"` // with wait (default 50ms)
 	Retention LedgerRetention `yaml:"retention"`
 	Privacy   LedgerPrivacy   `yaml:"privacy"`
 }
@@ -47,6 +63,12 @@ func (p LedgerPrivacy) Limit(researcher string) *big.Rat {
 	return v
 }
 
+// What a request does when the ledger's queue is full (ledger.queue_full).
+const (
+	QueueDrop = "drop"
+	QueueWait = "wait"
+)
+
 // LedgerRetention bounds the ledger: sealed hour partitions older than
 // MaxAge go, then the oldest while the directory is over MaxBytes (0: no
 // size bound).
@@ -55,12 +77,30 @@ type LedgerRetention struct {
 	MaxBytes int64         `yaml:"max_bytes"`
 }
 
+// Ledger backends.
+const (
+	LedgerLocal      = "local"
+	LedgerClickHouse = "clickhouse"
+)
+
 func (l *Ledger) setDefaults() {
+	if l.Backend == "" {
+		l.Backend = LedgerLocal
+	}
+	if l.Backend == LedgerClickHouse {
+		l.ClickHouse.SetDefaults()
+	}
 	if l.FsyncInterval == 0 {
 		l.FsyncInterval = time.Second
 	}
 	if l.Queue == 0 {
 		l.Queue = 8192
+	}
+	if l.QueueFull == "" {
+		l.QueueFull = QueueDrop
+	}
+	if l.QueueFull == QueueWait && l.QueueWait == 0 {
+		l.QueueWait = 50 * time.Millisecond
 	}
 	if l.Privacy.Budget == "" {
 		l.Privacy.Budget = "1"
@@ -73,11 +113,37 @@ func (l *Ledger) setDefaults() {
 // Validate reports every problem, each starting with its key.
 func (l Ledger) Validate() error {
 	var errs []error
+	switch l.Backend {
+	case LedgerLocal:
+	case LedgerClickHouse:
+		if err := l.ClickHouse.Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("clickhouse.%s", e.Error()))
+			}
+		}
+		if l.ClickHouse.Spool.Dir == "" {
+			errs = append(errs, errors.New("clickhouse.spool.dir: required: batches wait there while ClickHouse is down"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("backend: %q is not local or clickhouse", l.Backend))
+	}
 	if l.FsyncInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("fsync_interval: %v is below 10ms", l.FsyncInterval))
 	}
 	if l.Queue < 1 || l.Queue > 1<<22 {
 		errs = append(errs, fmt.Errorf("queue: %d is not between 1 and 4194304", l.Queue))
+	}
+	switch l.QueueFull {
+	case QueueDrop:
+		if l.QueueWait != 0 {
+			errs = append(errs, fmt.Errorf("queue_wait: %v set with queue_full %q (it applies to wait)", l.QueueWait, l.QueueFull))
+		}
+	case QueueWait:
+		if l.QueueWait < time.Millisecond || l.QueueWait > time.Second {
+			errs = append(errs, fmt.Errorf("queue_wait: %v is not between 1ms and 1s (a request waits that long)", l.QueueWait))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("queue_full: %q is not drop or wait", l.QueueFull))
 	}
 	if l.Retention.MaxAge < time.Hour {
 		errs = append(errs, fmt.Errorf("retention.max_age: %v is below 1h (a partition is an hour)", l.Retention.MaxAge))
