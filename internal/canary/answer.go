@@ -165,6 +165,9 @@ func (c *Canaries) AppendProfile(b []byte, p *Profile) []byte {
 	b = append(b, `,"full_name":`...)
 	b = strconv.AppendQuote(b, p.FullName)
 	b = append(b, `,"bio":`...)
+	if p.Bio == "" {
+		p.Bio = c.bio(p)
+	}
 	b = strconv.AppendQuote(b, p.Bio)
 	b = append(b, `,"city":`...)
 	b = strconv.AppendQuote(b, p.City)

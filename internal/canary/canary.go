@@ -113,7 +113,7 @@ type Profile struct {
 	Key        int    // which key made it (0: the signing key)
 	Username   string
 	FullName   string
-	Bio        string
+	Bio        string // empty until AppendProfile needs it
 	City       string
 	Category   string
 	IsBusiness bool
@@ -212,6 +212,19 @@ func (c *Canaries) profile(ki int, j uint32) Profile {
 	} else {
 		p.Category = personalCategories[s.pick(tagCategory, len(personalCategories))]
 	}
+	p.Followers = heavyTail(&s, tagFollowers)
+	p.Following = heavyTail(&s, tagFollowing)
+	if s.pick(tagPosts, 100) >= 15 {
+		p.Posts = 1 + s.pick(tagPosts+1<<8, 50)
+	}
+	p.Created = epochUnix - 30*86400 - int64(s.pick(tagCreated, 2*365*86400))
+	return p
+}
+
+// bio is p's bio: 200..~800 bytes of phrases, made only for a full
+// profile (list answers show none).
+func (c *Canaries) bio(p *Profile) string {
+	s := chooser(c.keys[p.Key].seed(p.Index))
 	var bio strings.Builder
 	target := 200 + s.pick(tagBio, 600)
 	for i := uint64(1); bio.Len() < target; i++ {
@@ -220,14 +233,7 @@ func (c *Canaries) profile(ki int, j uint32) Profile {
 		}
 		bio.WriteString(bioPhrases[s.pick(tagBio+i<<8, len(bioPhrases))])
 	}
-	p.Bio = bio.String()
-	p.Followers = heavyTail(&s, tagFollowers)
-	p.Following = heavyTail(&s, tagFollowing)
-	if s.pick(tagPosts, 100) >= 15 {
-		p.Posts = 1 + s.pick(tagPosts+1<<8, 50)
-	}
-	p.Created = epochUnix - 30*86400 - int64(s.pick(tagCreated, 2*365*86400))
-	return p
+	return bio.String()
 }
 
 // heavyTail draws a count as the lab's are drawn: most few, some many.

@@ -1,0 +1,28 @@
+package canary
+
+import (
+	"strconv"
+	"testing"
+)
+
+// BenchmarkSeedPage: the seeder's work on one followers page of 50: the
+// plan (a SipHash per record) and the canaries shown rendered.
+func BenchmarkSeedPage(b *testing.B) {
+	c := newTest(b)
+	ids := make([][]byte, 50)
+	for i := range ids {
+		ids[i] = []byte(strconv.Itoa(1000 + i*7))
+	}
+	buf := make([]byte, 0, 256)
+	list := 0
+	for b.Loop() {
+		list++
+		c.Plan(0, "GET /v1/users/{id}/followers", strconv.Itoa(list%5000), "4711", 20000, len(ids), func(i int) []byte { return ids[i] },
+			func(i int, s Slot, shown bool) {
+				if shown {
+					p := c.Canary(0, s.Canary)
+					buf = c.AppendSummary(buf[:0], &p)
+				}
+			})
+	}
+}
