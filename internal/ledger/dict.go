@@ -110,53 +110,77 @@ func (d *dictionary) appendIDs(dir string, frames []byte) error {
 
 // strtab numbers distinct strings 0, 1, 2, ... in the order they are
 // added, without a pointer per string, so that a garbage collection does
-// not mark millions of them: every name in one byte slice, where each ends
-// in a slice of integers, and an open-addressing table of integers for the
-// look-up. A slot is the top 32 bits of the name's hash above its integer
-// plus one (0: empty), so that most probes that miss never touch the
-// names. The table is built on the first look-up (a reader that only
-// names integers never builds it) and doubled past 3/4 full.
+// not mark millions of them: every name in one byte slice, each as its
+// integer (u32), its length (uvarint) and its bytes; where each starts in
+// a slice of integers; and an open-addressing table of integers for the
+// look-up. A slot is the top 24 bits of the name's hash above where the
+// name starts plus one (0: empty), so that a probe that misses rarely
+// touches the names and one that hits reads one place of them (the
+// writer looks up several ids per Access, most of them in memory the
+// processor has not cached: each place is a cache miss). The table is
+// built on the first look-up (a reader that only names integers never
+// builds it) and doubled past 3/4 full.
 //
-// Memory per name: its bytes, 8 for its end, and 8 bytes per slot at a
-// load between 3/8 and 3/4 (11 to 21 bytes): about 30 bytes plus the
-// name, where a Go map of strings takes about 70 and is scanned by every
+// Memory per name: its bytes plus 5, 8 for its start, and 8 bytes per slot
+// at a load between 3/8 and 3/4 (11 to 21 bytes): about 30 bytes plus the
+// name, where a Go map of strings takes about 70 and is marked by every
 // collection.
 type strtab struct {
-	data  []byte
-	ends  []uint64
-	slots []uint64
-	seed  maphash.Seed
+	data   []byte
+	starts []uint64
+	slots  []uint64
+	seed   maphash.Seed
 }
 
+const (
+	slotOffBits = 40 // a table's names fit in 1 TiB
+	slotOffMask = 1<<slotOffBits - 1
+)
+
 // len is how many names t holds.
-func (t *strtab) len() int { return len(t.ends) }
+func (t *strtab) len() int { return len(t.starts) }
+
+// record is the name whose record starts at off: its integer and bytes.
+func (t *strtab) record(off uint64) (uint32, []byte) {
+	b := t.data[off:]
+	v := binary.LittleEndian.Uint32(b)
+	n, k := binary.Uvarint(b[4:])
+	return v, b[4+k : 4+k+int(n)]
+}
 
 // at is name i's bytes, where they lie in t (not to be kept past the next
 // add).
 func (t *strtab) at(i uint32) []byte {
-	var lo uint64
-	if i > 0 {
-		lo = t.ends[i-1]
-	}
-	return t.data[lo:t.ends[i]]
+	_, b := t.record(t.starts[i])
+	return b
 }
 
 // str is name i as a string; "" when i is out of range.
 func (t *strtab) str(i uint32) string {
-	if int(i) >= len(t.ends) {
+	if int(i) >= len(t.starts) {
 		return ""
 	}
 	return string(t.at(i))
 }
 
+// push appends s's record as the next integer and returns it and where
+// the record starts.
+func (t *strtab) push(s string) (uint32, uint64) {
+	v := uint32(len(t.starts))
+	off := uint64(len(t.data))
+	t.data = binary.LittleEndian.AppendUint32(t.data, v)
+	t.data = binary.AppendUvarint(t.data, uint64(len(s)))
+	t.data = append(t.data, s...)
+	t.starts = append(t.starts, off)
+	return v, off
+}
+
 // add appends s as the next integer without looking it up (s is known to
 // be new, or t is being loaded in order).
 func (t *strtab) add(s []byte) uint32 {
-	v := uint32(len(t.ends))
-	t.data = append(t.data, s...)
-	t.ends = append(t.ends, uint64(len(t.data)))
+	v, off := t.push(unsafe.String(unsafe.SliceData(s), len(s)))
 	if t.slots != nil {
-		t.place(maphash.Bytes(t.seed, s), v)
+		t.place(maphash.Bytes(t.seed, s), off)
 		t.grow()
 	}
 	return v
@@ -164,7 +188,7 @@ func (t *strtab) add(s []byte) uint32 {
 
 // reset empties t, keeping its memory for the next use.
 func (t *strtab) reset() {
-	t.data, t.ends = t.data[:0], t.ends[:0]
+	t.data, t.starts = t.data[:0], t.starts[:0]
 	clear(t.slots)
 }
 
@@ -174,7 +198,7 @@ func (t *strtab) index() {
 	}
 	t.seed = maphash.MakeSeed()
 	n := 16
-	for n*3 < len(t.ends)*4+4 {
+	for n*3 < len(t.starts)*4+4 {
 		n *= 2
 	}
 	t.slots = make([]uint64, 2*n)
@@ -183,25 +207,27 @@ func (t *strtab) index() {
 
 func (t *strtab) rehash() {
 	clear(t.slots)
-	for i := range t.ends {
-		t.place(maphash.Bytes(t.seed, t.at(uint32(i))), uint32(i))
+	for _, off := range t.starts {
+		_, b := t.record(off)
+		t.place(maphash.Bytes(t.seed, b), off)
 	}
 }
 
 func (t *strtab) grow() {
-	if len(t.ends)*4 < len(t.slots)*3 {
+	if len(t.starts)*4 < len(t.slots)*3 {
 		return
 	}
 	t.slots = make([]uint64, 2*len(t.slots))
 	t.rehash()
 }
 
-// place puts integer v of hash h in the first empty slot of its probe.
-func (t *strtab) place(h uint64, v uint32) {
+// place puts the record at off, of hash h, in the first empty slot of its
+// probe.
+func (t *strtab) place(h, off uint64) {
 	mask := uint64(len(t.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		if t.slots[i] == 0 {
-			t.slots[i] = h&^0xffffffff | (uint64(v) + 1)
+			t.slots[i] = h&^slotOffMask | (off + 1)
 			return
 		}
 	}
@@ -217,8 +243,8 @@ func (t *strtab) find(s string) (uint32, bool) {
 		if x == 0 {
 			return 0, false
 		}
-		if x>>32 == h>>32 {
-			if v := uint32(x) - 1; string(t.at(v)) == s {
+		if x>>slotOffBits == h>>slotOffBits {
+			if v, b := t.record(x&slotOffMask - 1); string(b) == s {
 				return v, true
 			}
 		}
@@ -234,15 +260,13 @@ func (t *strtab) intern(s string) (v uint32, added bool) {
 	for i := h & mask; ; i = (i + 1) & mask {
 		x := t.slots[i]
 		if x == 0 {
-			v = uint32(len(t.ends))
-			t.data = append(t.data, s...)
-			t.ends = append(t.ends, uint64(len(t.data)))
-			t.slots[i] = h&^0xffffffff | (uint64(v) + 1)
+			v, off := t.push(s)
+			t.slots[i] = h&^slotOffMask | (off + 1)
 			t.grow()
 			return v, true
 		}
-		if x>>32 == h>>32 {
-			if v := uint32(x) - 1; string(t.at(v)) == s {
+		if x>>slotOffBits == h>>slotOffBits {
+			if v, b := t.record(x&slotOffMask - 1); string(b) == s {
 				return v, false
 			}
 		}

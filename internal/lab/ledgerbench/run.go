@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -22,6 +24,7 @@ import (
 type Row struct {
 	Store        string
 	Ingest       time.Duration // appending every Access (the ledger: Add calls only)
+	IngestCPU    time.Duration // the ledger: CPU time of Add's thread (one core), GC assists included
 	IngestAll    time.Duration // until everything is sealed / merged and queryable
 	Bytes        int64
 	Reach        time.Duration // exact reach of the authors over ReachDays, median
@@ -31,7 +34,8 @@ type Row struct {
 	WhoTook      time.Duration // who-took of one subject over every day, median
 	WhoTookCold  time.Duration
 	WhoTookRows  int
-	WriterMaxRSS int64 // bytes; the ledger's heap in use at its peak
+	WriterMaxRSS int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
+	WriterLive   int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
 	Skipped      string
 }
 
@@ -75,7 +79,17 @@ func window(o Options) ledger.Window {
 	return ledger.Window{From: end.Add(-reachDays * 24 * time.Hour), To: end}
 }
 
+// threadCPU is the CPU time of the calling thread (Linux, RUSAGE_THREAD).
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(1, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
+	// Add's CPU time is read per thread: this goroutine keeps its own.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	c := &clock{t: Start}
 	l, err := ledger.Open(ledger.Options{Dir: o.Dir, Now: c.now, FsyncInterval: time.Second})
 	if err != nil {
@@ -84,9 +98,10 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	g := newGen(o)
 	batch := make([]ledger.Entry, 1<<14)
 	acc := make([]access, len(batch))
-	var ingest time.Duration
-	var peak uint64
+	var ingest, cpu time.Duration
+	var peak, live uint64
 	var ms runtime.MemStats
+	lm := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	start := time.Now()
 	for n := 0; ; {
 		k := 0
@@ -98,16 +113,21 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 			break
 		}
 		c.set(batch[k-1].Time)
-		t := time.Now()
+		t, tc := time.Now(), threadCPU()
 		for i := range batch[:k] {
 			l.Add(&batch[i])
 		}
 		ingest += time.Since(t)
+		cpu += threadCPU() - tc
 		n += k
-		if n%(1<<20) < k {
+		if n%(1<<18) < k {
 			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapInuse)
-			fmt.Fprintf(log, "ledger: %d Accesses appended (%.0f/s in Add), heap %d MiB\n", n, float64(n)/ingest.Seconds(), ms.HeapInuse>>20)
+			metrics.Read(lm)
+			peak, live = max(peak, ms.HeapInuse), max(live, lm[0].Value.Uint64())
+		}
+		if n%(1<<20) < k {
+			fmt.Fprintf(log, "ledger: %d Accesses appended (%.0f/s in Add, %.0f/s of Add's CPU), heap %d MiB, live %d MiB\n",
+				n, float64(n)/ingest.Seconds(), float64(n)/cpu.Seconds(), ms.HeapInuse>>20, lm[0].Value.Uint64()>>20)
 		}
 		if ctx.Err() != nil {
 			l.Close()
@@ -120,7 +140,7 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	if err := l.Close(); err != nil {
 		return nil, err
 	}
-	row := &Row{Store: "warden ledger", Ingest: ingest, IngestAll: time.Since(start), WriterMaxRSS: int64(peak)}
+	row := &Row{Store: "warden ledger", Ingest: ingest, IngestCPU: cpu, IngestAll: time.Since(start), WriterMaxRSS: int64(peak), WriterLive: int64(live)}
 	des, _ := os.ReadDir(o.Dir)
 	for _, de := range des {
 		if info, err := de.Info(); err == nil && !de.IsDir() {
@@ -188,15 +208,19 @@ func (rep *Report) Format(w io.Writer, command string) {
 	fmt.Fprintf(w, "$ %s\n", command)
 	fmt.Fprintf(w, "%d Accesses, %d identities, %d subjects, %d authors (Zipf 1.1), %d days; reach: %d authors drawn uniformly, last %d days, by account; who-took: %s over every day\n",
 		o.Accesses, o.Identities, o.Subjects, o.Authors, o.Days, rep.Authors, rep.ReachDays, rep.Subject)
-	fmt.Fprintf(w, "%-15s %12s %14s %12s %10s %10s %10s %10s %10s %12s %s\n", "store", "ingest/s", "ingest+seal s", "bytes/acc", "reach ms", "cold ms", "who-took", "cold ms", "reach", "writer heap", "")
+	fmt.Fprintf(w, "%-15s %12s %12s %14s %12s %10s %10s %10s %10s %10s %12s %11s %s\n", "store", "ingest/s", "ingest/cpu-s", "ingest+seal s", "bytes/acc", "reach ms", "cold ms", "who-took", "cold ms", "reach", "writer heap", "live heap", "")
 	for _, r := range rep.Rows {
 		if r.Skipped != "" {
 			fmt.Fprintf(w, "%-15s skipped: %s\n", r.Store, r.Skipped)
 			continue
 		}
-		fmt.Fprintf(w, "%-15s %12.0f %14.1f %12.2f %10.2f %10.2f %10.2f %10.2f %10d %9d MiB  who-took rows %d, impressions %d\n",
-			r.Store, float64(o.Accesses)/r.Ingest.Seconds(), r.IngestAll.Seconds(), float64(r.Bytes)/float64(o.Accesses),
-			ms(r.Reach), ms(r.ReachCold), ms(r.WhoTook), ms(r.WhoTookCold), r.ReachValue, r.WriterMaxRSS>>20, r.WhoTookRows, r.Impressions)
+		perCPU := "-"
+		if r.IngestCPU > 0 {
+			perCPU = fmt.Sprintf("%.0f", float64(o.Accesses)/r.IngestCPU.Seconds())
+		}
+		fmt.Fprintf(w, "%-15s %12.0f %12s %14.1f %12.2f %10.2f %10.2f %10.2f %10.2f %10d %8d MiB %7d MiB  who-took rows %d, impressions %d\n",
+			r.Store, float64(o.Accesses)/r.Ingest.Seconds(), perCPU, r.IngestAll.Seconds(), float64(r.Bytes)/float64(o.Accesses),
+			ms(r.Reach), ms(r.ReachCold), ms(r.WhoTook), ms(r.WhoTookCold), r.ReachValue, r.WriterMaxRSS>>20, r.WriterLive>>20, r.WhoTookRows, r.Impressions)
 	}
 }
 
