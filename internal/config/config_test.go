@@ -39,6 +39,8 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_ledger.yaml", "bad_ledger.yaml:3:19: ledger.fsync_interval: 1ms is below 10ms"},
 		{"bad_ledger.yaml", "bad_ledger.yaml:5:14: ledger.retention.max_age: 10m0s is below 1h"},
 		{"ledger.yaml", ""},
+		{"bad_ledger_queue_full.yaml", "bad_ledger_queue_full.yaml:3:15: ledger.queue_full: \"block\" is not drop or wait"},
+		{"bad_ledger_queue_wait.yaml", "bad_ledger_queue_wait.yaml:4:15: ledger.queue_wait: 5s is not between 1ms and 1s (a request waits that long)"},
 		{"canary.yaml", ""},
 		{"bad_canary.yaml", "bad_canary.yaml:3:8: canary.ids: range of 101 ids is too small: at least 1073741824 needed"},
 		{"bad_canary.yaml", "bad_canary.yaml:4:12: canary.phones[0]: \"+1555010xxxx\" gives +15550100000, which libphonenumber does not judge valid"},

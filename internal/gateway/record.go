@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,15 +24,19 @@ type Recorder interface {
 // more are dropped.
 const DefaultRecordQueue = 8192
 
-// Recording hands Accesses to one recorder through a bounded queue that
-// never blocks the request path: when it is full the Access is dropped and
-// counted (warden_recorder_dropped_total{recorder}). It outlives
-// pipelines: a reload keeps the same recordings.
+// Recording hands Accesses to one recorder through a bounded queue. By
+// default it never blocks the request path: when the queue is full the
+// Access is dropped and counted (warden_recorder_dropped_total{recorder}).
+// With WaitWhenFull the request waits up to a bound for a slot before it
+// drops (warden_recorder_waited_total{recorder} counts the waits). It
+// outlives pipelines: a reload keeps the same recordings.
 type Recording struct {
 	name    string
 	r       Recorder
 	q       chan *inspect.Access
+	wait    time.Duration // 0: never wait
 	dropped prometheus.Counter
+	waited  prometheus.Counter
 	closed  atomic.Bool
 	stop    chan struct{}
 	done    chan struct{}
@@ -41,6 +46,7 @@ type Recording struct {
 // RecordingMetrics are the hand-offs' counters, created once per process.
 type RecordingMetrics struct {
 	dropped *prometheus.CounterVec
+	waited  *prometheus.CounterVec
 	queued  *prometheus.GaugeVec
 }
 
@@ -50,7 +56,11 @@ func NewRecordingMetrics(reg prometheus.Registerer) *RecordingMetrics {
 	m := &RecordingMetrics{
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_recorder_dropped_total",
-			Help: "Accesses a recorder's queue was too full to take, by recorder: dropped, never waited for.",
+			Help: "Accesses a recorder's queue was too full to take, by recorder: dropped (after waiting, when the recording waits).",
+		}, []string{"recorder"}),
+		waited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_recorder_waited_total",
+			Help: "Requests that found a recorder's queue full and waited for a slot (ledger.queue_full: wait), by recorder, whether or not one came.",
 		}, []string{"recorder"}),
 		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "warden_recorder_queue_capacity",
@@ -58,20 +68,36 @@ func NewRecordingMetrics(reg prometheus.Registerer) *RecordingMetrics {
 		}, []string{"recorder"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dropped, m.queued)
+		reg.MustRegister(m.dropped, m.waited, m.queued)
 	}
 	return m
+}
+
+// RecordingOption changes how a Recording hands Accesses over.
+type RecordingOption func(*Recording)
+
+// WaitWhenFull has a request that finds the queue full wait up to d for a
+// slot before its Access is dropped (d <= 0: never wait, the default).
+// The wait is on the request path: each waiting request holds its
+// connection and goroutine, and its answer is late by up to d, for as
+// long as the recorder lags. A queue with room costs nothing more.
+func WaitWhenFull(d time.Duration) RecordingOption {
+	return func(rc *Recording) { rc.wait = max(d, 0) }
 }
 
 // NewRecording starts feeding r, named name in metrics and logs, from a
 // queue of size Accesses (DefaultRecordQueue when size < 1). Close stops
 // it once the queue is drained.
-func NewRecording(name string, r Recorder, size int, m *RecordingMetrics) *Recording {
+func NewRecording(name string, r Recorder, size int, m *RecordingMetrics, opts ...RecordingOption) *Recording {
 	if size < 1 {
 		size = DefaultRecordQueue
 	}
 	rc := &Recording{name: name, r: r, q: make(chan *inspect.Access, size),
-		dropped: m.dropped.WithLabelValues(name), stop: make(chan struct{}), done: make(chan struct{})}
+		dropped: m.dropped.WithLabelValues(name), waited: m.waited.WithLabelValues(name),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for _, o := range opts {
+		o(rc)
+	}
 	m.queued.WithLabelValues(name).Set(float64(size))
 	go rc.run()
 	return rc
@@ -98,8 +124,9 @@ func (rc *Recording) run() {
 	}
 }
 
-// offer hands acc over, or drops and counts it when the queue is full or
-// the recording closed.
+// offer hands acc over, or drops and counts it when the queue is full (after
+// waiting up to rc.wait for a slot) or the recording closed. A queue with
+// room takes acc without allocating; only a wait makes a timer.
 func (rc *Recording) offer(acc *inspect.Access) {
 	if rc.closed.Load() {
 		rc.dropped.Inc()
@@ -107,9 +134,21 @@ func (rc *Recording) offer(acc *inspect.Access) {
 	}
 	select {
 	case rc.q <- acc:
+		return
 	default:
-		rc.dropped.Inc()
 	}
+	if rc.wait > 0 {
+		rc.waited.Inc()
+		t := time.NewTimer(rc.wait)
+		defer t.Stop()
+		select {
+		case rc.q <- acc:
+			return
+		case <-t.C:
+		case <-rc.stop:
+		}
+	}
+	rc.dropped.Inc()
 }
 
 // Close stops taking Accesses and waits until the recorder has been fed

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/warden-gw/warden/internal/inspect"
+)
+
+// gated is a recorder that announces each Access it is fed and then holds
+// it until released: its queue stays full for as long as the test likes.
+type gated struct {
+	fed     chan *inspect.Access
+	release chan struct{}
+}
+
+func newGated() *gated {
+	return &gated{fed: make(chan *inspect.Access, 16), release: make(chan struct{})}
+}
+
+func (g *gated) Record(acc *inspect.Access) {
+	g.fed <- acc
+	<-g.release
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// fill offers two Accesses to a recording with a queue of one: the
+// recorder holds the first, the queue the second.
+func fill(t *testing.T, rc *Recording, g *gated) (a1, a2 *inspect.Access) {
+	t.Helper()
+	a1, a2 = &inspect.Access{RequestID: "1"}, &inspect.Access{RequestID: "2"}
+	rc.offer(a1)
+	if got := <-g.fed; got != a1 {
+		t.Fatalf("fed %q first, want 1", got.RequestID)
+	}
+	rc.offer(a2)
+	return a1, a2
+}
+
+// A request that finds the queue full waits for a slot: the Access it
+// offers is queued as soon as the recorder takes the next one, and none
+// is dropped.
+func TestRecordingWaitsForSlot(t *testing.T) {
+	g := newGated()
+	m := NewRecordingMetrics(nil)
+	// The bound is far beyond the test: the slot, not the timer, ends the
+	// wait.
+	rc := NewRecording("wait", g, 1, m, WaitWhenFull(time.Hour))
+	_, a2 := fill(t, rc, g)
+	a3 := &inspect.Access{RequestID: "3"}
+	offered := make(chan struct{})
+	go func() { rc.offer(a3); close(offered) }()
+	// The offer is waiting once it has counted its wait.
+	for counterValue(t, rc.waited) == 0 {
+		select {
+		case <-offered:
+			t.Fatal("the offer returned with the queue full and the recorder stuck")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	g.release <- struct{}{} // the recorder finishes 1 and takes 2: a slot frees
+	if got := <-g.fed; got != a2 {
+		t.Fatalf("fed %q second, want 2", got.RequestID)
+	}
+	<-offered
+	g.release <- struct{}{}
+	if got := <-g.fed; got != a3 {
+		t.Fatalf("fed %q third, want 3 (the Access that waited)", got.RequestID)
+	}
+	close(g.release)
+	if err := rc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := counterValue(t, rc.dropped); d != 0 {
+		t.Errorf("dropped %v, want 0", d)
+	}
+	if w := counterValue(t, rc.waited); w != 1 {
+		t.Errorf("waited %v, want 1", w)
+	}
+}
+
+// With no slot within the bound, the Access is dropped and counted, and
+// the request goes on.
+func TestRecordingWaitGivesUp(t *testing.T) {
+	g := newGated()
+	rc := NewRecording("wait", g, 1, NewRecordingMetrics(nil), WaitWhenFull(time.Millisecond))
+	fill(t, rc, g)
+	rc.offer(&inspect.Access{RequestID: "3"}) // returns once the bound passes
+	if d, w := counterValue(t, rc.dropped), counterValue(t, rc.waited); d != 1 || w != 1 {
+		t.Fatalf("dropped %v waited %v, want 1 and 1", d, w)
+	}
+	close(g.release)
+	if err := rc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(g.fed)
+	for acc := range g.fed {
+		if acc.RequestID == "3" {
+			t.Fatal("the Access given up on was recorded")
+		}
+	}
+}
+
+// Close ends a wait at once: a shutdown never waits for the bound.
+func TestRecordingCloseEndsWait(t *testing.T) {
+	g := newGated()
+	rc := NewRecording("wait", g, 1, NewRecordingMetrics(nil), WaitWhenFull(time.Hour))
+	fill(t, rc, g)
+	offered := make(chan struct{})
+	go func() { rc.offer(&inspect.Access{RequestID: "3"}); close(offered) }()
+	for counterValue(t, rc.waited) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error)
+	go func() { closed <- rc.Close(context.Background()) }()
+	<-offered // the wait ended with the recording, not the hour
+	close(g.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if d := counterValue(t, rc.dropped); d != 1 {
+		t.Errorf("dropped %v, want 1", d)
+	}
+}
+
+// Without a wait, and with a wait but room in the queue, an offer
+// allocates nothing.
+func TestRecordingOfferAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []RecordingOption
+	}{{"drop", nil}, {"wait with room", []RecordingOption{WaitWhenFull(time.Hour)}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := NewRecording("allocs", discard{}, 1<<16, NewRecordingMetrics(nil), tc.opts...)
+			acc := &inspect.Access{}
+			if n := testing.AllocsPerRun(1000, func() { rc.offer(acc) }); n != 0 {
+				t.Errorf("%v allocations per offer, want 0", n)
+			}
+			if err := rc.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+type discard struct{}
+
+func (discard) Record(*inspect.Access) {}
