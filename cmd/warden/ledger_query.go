@@ -36,10 +36,10 @@ func addQueryFlags(fs *flag.FlagSet) *queryFlags {
 	return &queryFlags{
 		ledger:     fs.String("ledger", "", "ledger directory (default: ledger.dir of --config)"),
 		clickhouse: fs.String("clickhouse", "", "ask the ledger in ClickHouse at ADDR (host:port of its HTTP interface; database, user and password from ledger.clickhouse of --config); \"config\": ledger.clickhouse as it is"),
-		config: fs.String("config", "examples/lab.yaml", "config file whose ledger.dir is read (and, for explain, its budgets)"),
-		from:   fs.String("from", "", "start of the window: RFC 3339, or a duration back from now (90m, 24h, 7d)"),
-		to:     fs.String("to", "", "end of the window, as --from (default: now)"),
-		json:   fs.Bool("json", false, "print JSON instead of a table"),
+		config:     fs.String("config", "examples/lab.yaml", "config file whose ledger.dir is read (and, for explain, its budgets)"),
+		from:       fs.String("from", "", "start of the window: RFC 3339, or a duration back from now (90m, 24h, 7d)"),
+		to:         fs.String("to", "", "end of the window, as --from (default: now)"),
+		json:       fs.Bool("json", false, "print JSON instead of a table"),
 	}
 }
 
