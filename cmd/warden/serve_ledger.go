@@ -62,8 +62,9 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 		closeAll()
 		return nil, nil, err
 	}
-	rc := gateway.NewRecording("ledger", l, lc.Queue, recm)
-	log.Info("ledger on", slog.String("dir", lc.Dir), slog.Duration("fsync_interval", lc.FsyncInterval), slog.Int("queue", lc.Queue))
+	rc := gateway.NewRecording("ledger", l, lc.Queue, recm, queueFull(lc)...)
+	log.Info("ledger on", slog.String("dir", lc.Dir), slog.Duration("fsync_interval", lc.FsyncInterval), slog.Int("queue", lc.Queue),
+		slog.String("queue_full", lc.QueueFull), slog.Duration("queue_wait", lc.QueueWait))
 	closers = append(closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -77,4 +78,13 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 		log.Info("ledger closed", slog.String("dir", lc.Dir))
 	})
 	return append(recs, rc), closeAll, nil
+}
+
+// queueFull is the recording's choice for a full queue (ledger.queue_full):
+// drop at once, or wait up to queue_wait for a slot.
+func queueFull(lc config.Ledger) []gateway.RecordingOption {
+	if lc.QueueFull == config.QueueWait {
+		return []gateway.RecordingOption{gateway.WaitWhenFull(lc.QueueWait)}
+	}
+	return nil
 }
