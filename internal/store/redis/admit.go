@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,23 +41,67 @@ func (s *Store) limitKey(k string) string { return s.prefix + "{l:" + k + "}" }
 
 func banField(k store.BanKey) string { return k.Facet + "\x00" + k.Value }
 
-// appendAdmit encodes one call of the admit script: bans, then limits.
-func (s *Store) appendAdmit(keys, args []string, now string, bans []store.BanKey, limits []*store.LimitRequest) ([]string, []string) {
-	args = append(args, now, strconv.Itoa(len(bans)))
+// admitArgs builds one call of the admit script: the distinct limit shapes
+// (interval, burst window, cost, burst) once, then each Admit's bans and
+// its limits by shape. The limits of concurrent requests share a few
+// shapes (one per rule), and every argument costs the script a Lua string
+// and most a tonumber: sending each limit as one index instead of four
+// numbers makes the script about a third cheaper.
+type admitArgs struct {
+	keys   []string
+	shapes []limitShape
+	calls  []string
+	n      int // Admits added
+}
+
+type limitShape struct {
+	t, bw       int64
+	cost, burst int
+}
+
+// add appends one Admit (or its part in one cluster slot).
+func (a *admitArgs) add(s *Store, now string, bans []store.BanKey, limits []*store.LimitRequest) {
+	a.n++
+	a.calls = append(a.calls, now, strconv.Itoa(len(bans)))
 	for _, k := range bans {
-		args = append(args, banField(k))
+		a.calls = append(a.calls, banField(k))
 	}
-	args = append(args, strconv.Itoa(len(limits)))
+	a.calls = append(a.calls, strconv.Itoa(len(limits)))
 	for _, l := range limits {
 		t := intervalMicros(l.Interval)
-		keys = append(keys, s.limitKey(l.Key))
-		args = append(args,
-			strconv.FormatInt(t, 10),
-			strconv.FormatInt(mulSpan(t, int64(l.Burst)), 10),
-			strconv.Itoa(l.Cost),
-			strconv.Itoa(l.Burst))
+		sh := limitShape{t: t, bw: mulSpan(t, int64(l.Burst)), cost: l.Cost, burst: l.Burst}
+		i := slices.Index(a.shapes, sh)
+		if i < 0 {
+			i = len(a.shapes)
+			a.shapes = append(a.shapes, sh)
+		}
+		a.keys = append(a.keys, s.limitKey(l.Key))
+		a.calls = append(a.calls, shapeIndex(i))
 	}
-	return keys, args
+}
+
+// args is ARGV of the script; banKeys says KEYS begins with the ban keys.
+func (a *admitArgs) args(banKeys bool) []string {
+	out := make([]string, 0, 3+4*len(a.shapes)+len(a.calls))
+	has := "0"
+	if banKeys {
+		has = "1"
+	}
+	out = append(out, has, strconv.Itoa(a.n), strconv.Itoa(len(a.shapes)))
+	for _, sh := range a.shapes {
+		out = append(out, strconv.FormatInt(sh.t, 10), strconv.FormatInt(sh.bw, 10), strconv.Itoa(sh.cost), strconv.Itoa(sh.burst))
+	}
+	return append(out, a.calls...)
+}
+
+var shapeIndexes = [...]string{"1", "2", "3", "4", "5", "6", "7", "8"}
+
+// shapeIndex is shape i's index in the script (from 1).
+func shapeIndex(i int) string {
+	if i < len(shapeIndexes) {
+		return shapeIndexes[i]
+	}
+	return strconv.Itoa(i + 1)
 }
 
 // decodeAdmit reads one call's reply from arr: the ban (nil when none) or,
@@ -133,17 +178,16 @@ func (s *Store) flushAdmits(batch []*admitCall) {
 	if len(batch) == 0 {
 		return
 	}
-	keys := []string{s.bansE, s.bansD}
-	args := []string{"1", strconv.Itoa(len(batch))}
+	a := admitArgs{keys: []string{s.bansE, s.bansD}}
 	limits := make([]*store.LimitRequest, 0, 4)
 	for _, c := range batch {
 		limits = limits[:0]
 		for i := range c.req.Limits {
 			limits = append(limits, &c.req.Limits[i])
 		}
-		keys, args = s.appendAdmit(keys, args, c.now, c.req.Bans, limits)
+		a.add(s, c.now, c.req.Bans, limits)
 	}
-	res, err := s.run(context.Background(), []call{{sc: admitScript, keys: keys, args: args}})
+	res, err := s.run(context.Background(), []call{{sc: admitScript, keys: a.keys, args: a.args(true)}})
 	var arr []rueidis.RedisMessage
 	if err == nil {
 		arr, err = res[0].ToArray()
@@ -187,20 +231,19 @@ func (s *Store) admitCluster(ctx context.Context, nowArg string, req *store.Admi
 	}
 	calls := make([]call, len(groups))
 	for gi, g := range groups {
-		var keys []string
-		args := []string{"0", "1"}
+		var a admitArgs
 		var bans []store.BanKey
-		if hasBans && gi == 0 {
-			keys = append(keys, s.bansE, s.bansD)
-			args[0] = "1"
+		banKeys := hasBans && gi == 0
+		if banKeys {
+			a.keys = append(a.keys, s.bansE, s.bansD)
 			bans = req.Bans
 		}
 		limits := make([]*store.LimitRequest, len(g.idx))
 		for j, i := range g.idx {
 			limits[j] = &req.Limits[i]
 		}
-		keys, args = s.appendAdmit(keys, args, nowArg, bans, limits)
-		calls[gi] = call{sc: admitScript, keys: keys, args: args}
+		a.add(s, nowArg, bans, limits)
+		calls[gi] = call{sc: admitScript, keys: a.keys, args: a.args(banKeys)}
 	}
 	res, err := s.run(ctx, calls)
 	if err != nil {

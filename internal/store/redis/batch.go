@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -38,6 +39,10 @@ func (b *batcher[T]) submit(c *T) {
 }
 
 func (b *batcher[T]) lead() {
+	// Callers already runnable (a gateway loop's round of decisions,
+	// started together) submit before the batch is taken: one yield
+	// lets them join it.
+	runtime.Gosched()
 	b.mu.Lock()
 	n := min(len(b.pending), b.max)
 	if n == 0 {
