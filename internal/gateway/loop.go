@@ -38,11 +38,14 @@ import (
 // The files split it by role: this one the front and its loops,
 // loopclient.go a client's connection (its requests read, decided and
 // answered), loopupstream.go the upstream connections (the pool, a
-// request sent, its answer read), loophandover.go what leaves the loop.
+// request sent, its answer read), loophandover.go what leaves the loop,
+// loopdecide.go decisions that wait on a remote store.
 //
 // With the memory store the decisions run on the loop (microseconds). With
-// Redis they wait on the network, so they run on a goroutine each and the
-// exchange resumes on its loop (offLoop).
+// Redis they wait on the network: the loop gathers the decisions of one
+// round of events, runs them at once on deciders (goroutines it keeps) and
+// waits for them a short while, so they share one Redis call and resume
+// on the loop without a wake-up each (offLoop).
 type loopFront struct {
 	gnet.BuiltinEventEngine
 	*h1             // the request path on fasthttp's types
@@ -72,6 +75,11 @@ type loopFront struct {
 	handed     sync.WaitGroup // goroutines handing connections to the fast front, answers streamed off the loops
 	stop       chan struct{}
 	once       sync.Once
+
+	// decisions hands an off-loop decision to an idle decider; idle
+	// counts the deciders waiting on it (loopdecide.go).
+	decisions chan func()
+	idle      atomic.Int32
 }
 
 // Bounds of the loop front. A request body or uninspected answer larger
@@ -99,7 +107,8 @@ func newLoopFront(g *Gateway, cfg *config.Config) (*loopFront, error) {
 		offLoop:     cfg.Store.Backend != config.StoreMemory,
 		tick: max(loopMinTick, deadlineSlack(cfg.Server.ReadHeaderTimeout, cfg.Server.ReadTimeout,
 			cfg.Server.WriteTimeout, cfg.Server.IdleTimeout, cfg.Upstream.ResponseHeaderTimeout, cfg.Upstream.IdleTimeout)),
-		stop: make(chan struct{}),
+		stop:      make(chan struct{}),
+		decisions: make(chan func()),
 	}
 	cli, err := gnet.NewClient(f, gnet.WithMulticore(true), gnet.WithNumEventLoop(n),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithLogger(gnetLogger{g.log}))
@@ -144,7 +153,9 @@ type loopState struct {
 	br        *bufio.Reader
 	out       []byte // an answer as bw wrote it
 	bw        *bufio.Writer
-	lines     []byte // forwarding header lines of the request being sent
+	lines     []byte      // forwarding header lines of the request being sent
+	decisions []*decision // gathered for the next runDecisions
+	timer     *time.Timer // bounds runDecisions' wait
 }
 
 type appendWriter struct{ b *[]byte }
@@ -407,38 +418,6 @@ func (ls *loopState) sweep(now time.Time) {
 			ls.sweepUpstream(up, now)
 		}
 	}
-}
-
-// offLoop runs work, a decision that may wait on a remote store, on a
-// goroutine of its own, then then on the loop with its result. Meanwhile
-// the loop leaves cl's request and answer alone (cl.deciding), and a client
-// that leaves is only marked gone: its exchange ends when then would run.
-func (ls *loopState) offLoop(cl *clientConn, work func() bool, then func(*clientConn, bool)) {
-	cl.deciding = true
-	go func() {
-		var ok bool
-		var failed any
-		func() {
-			defer func() { failed = recover() }()
-			ok = work()
-		}()
-		err := ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			cl.deciding = false
-			switch {
-			case cl.gone:
-				ls.endExchange(cl)
-			case failed != nil:
-				ls.panicked(cl, failed)
-			default:
-				then(cl, ok)
-			}
-			return nil
-		}))
-		if err != nil { // the loops have stopped: the exchange ends here
-			ls.f.g.m.inflight.Dec()
-			ls.f.busy.Add(-1)
-		}
-	}()
 }
 
 // countExchange accounts for an exchange answered with status, on the loop
