@@ -123,6 +123,7 @@ type env struct {
 	refused map[netip.Addr]int64 // refusals per source address, bounded
 
 	tally *tally // what the clients were served (served.go)
+	take  *take  // what harvesters keep (take.go); nil: nothing kept
 }
 
 const maxRefusedAddrs = 200_000
@@ -227,6 +228,9 @@ func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path 
 	}
 	if method == "GET" {
 		e.tally.note(id, path, a)
+		if p.harvester && e.take != nil {
+			e.take.note(p, id, path, a)
+		}
 	}
 	return a, nil
 }

@@ -27,6 +27,8 @@ type Report struct {
 	// Served is what the clients were served: the named authors' reach,
 	// contact details per account (served.go).
 	Served *Served `json:"served,omitempty"`
+	// Taken is what the harvesters kept, when Options.Take was set.
+	Taken *Taken `json:"taken,omitempty"`
 }
 
 // AddrCount is a source address and how many of its requests were refused.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -40,6 +41,10 @@ type Options struct {
 	// Authors are the authors whose reach the clients count
 	// (Report.Served): the distinct accounts served their posts.
 	Authors []string
+	// Take, when set, receives what the harvesters' clients received, one
+	// NDJSON record a line ({"id","username","email","phone"}) as it
+	// arrives (Report.Taken says who took what).
+	Take io.Writer
 }
 
 // ParseScenarios splits a comma-separated mix and checks the names.
@@ -122,6 +127,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	e := &env{base: base, truth: o.Truth, secret: []byte(o.JWTSecret), net: newNetwork(timeout),
 		profiles: o.Truth.Profiles(), seed: o.Seed, refused: map[netip.Addr]int64{}, tally: newTally(o.Authors, func(id string) bool { _, ok := o.Truth.real(id); return ok })}
 	defer e.net.close()
+	if o.Take != nil {
+		e.take = newTake(o.Take, e.tally)
+	}
 
 	chosen := map[string]bool{}
 	for _, n := range names {
@@ -189,6 +197,11 @@ loop:
 		rep.Populations = append(rep.Populations, p.result(e.profiles))
 	}
 	rep.Served = e.tally.served(o.Authors)
+	if e.take != nil {
+		if rep.Taken, err = e.take.close(); err != nil {
+			return nil, err
+		}
+	}
 	for a, n := range e.refused {
 		rep.RefusedAddrs = append(rep.RefusedAddrs, AddrCount{a.String(), n})
 	}
