@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"audience":     {"distinct people following a set of accounts (the platform's lists)", runAudience},
 		"explain":      {"the decision on one request, from the ledger", runExplain},
 		"trace":        {"name who a leaked copy was taken by: canaries and ledger coverage", runTrace},
+		"replay":       {"replay the ledger through a new config: who would be refused or masked", runReplay},
 	}
 }
 
