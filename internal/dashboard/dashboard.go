@@ -46,6 +46,15 @@ type Options struct {
 	TransparencyEpsilon *big.Rat
 	// SessionTTL bounds a session's life (default 8h).
 	SessionTTL time.Duration
+
+	// TraceMaxBytes bounds an upload to the trace page (default
+	// DefaultTraceMaxBytes); TraceTimeout bounds reading it and replaying
+	// the ledger (default DefaultTraceTimeout).
+	TraceMaxBytes int64
+	TraceTimeout  time.Duration
+	// LookupEnv reads the canary key variable the config names, for the
+	// trace page (nil: os.LookupEnv).
+	LookupEnv func(string) (string, bool)
 }
 
 // Dashboard serves the pages. Run samples the metrics for the charts.
@@ -56,6 +65,7 @@ type Dashboard struct {
 	sessions  *sessions
 	samples   *samples
 	api       http.Handler
+	tracing   chan struct{} // held while a trace runs: one at a time
 }
 
 // TransparencyResearcher is the privacy budget the transparency page is
@@ -90,8 +100,14 @@ func New(opts Options) (*Dashboard, error) {
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 8 * time.Hour
 	}
+	if opts.TraceMaxBytes <= 0 {
+		opts.TraceMaxBytes = DefaultTraceMaxBytes
+	}
+	if opts.TraceTimeout <= 0 {
+		opts.TraceTimeout = DefaultTraceTimeout
+	}
 	d := &Dashboard{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token)), pages: map[string]*template.Template{},
-		sessions: newSessions(maxSessions), samples: newSamples(sampleCapacity)}
+		sessions: newSessions(maxSessions), samples: newSamples(sampleCapacity), tracing: make(chan struct{}, 1)}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -134,6 +150,10 @@ func (d *Dashboard) Mount(mux *http.ServeMux, api http.Handler) {
 	page("GET /reach", d.reach)
 	form("POST /reach/dp", d.reachDP)
 	page("GET /person", d.person)
+	page("GET /trace", d.tracePage)
+	// The upload checks its own session and CSRF token: the token is the
+	// multipart form's first part, not a urlencoded field.
+	mux.Handle("POST /trace", d.secure(http.HandlerFunc(d.traceUpload)))
 }
 
 // Run samples the metrics every five seconds for the now page's charts

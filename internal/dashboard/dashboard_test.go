@@ -30,13 +30,23 @@ type env struct {
 
 func newEnv(t *testing.T, ledgerDir string, useTLS bool) *env {
 	t.Helper()
+	return newEnvWith(t, ledgerDir, useTLS, nil)
+}
+
+// newEnvWith is newEnv with more options set by opt.
+func newEnvWith(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboard.Options)) *env {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_requests_total", Help: "h"}, []string{"front", "code"})
 	reg.MustRegister(c)
 	c.WithLabelValues("loop", "200").Add(3)
 	st := memory.New(memory.Options{})
 	t.Cleanup(func() { st.Close() })
-	d, err := dashboard.New(dashboard.Options{Token: testToken, Gatherer: reg, LedgerDir: ledgerDir, Watch: dashboard.NewWatch(0)})
+	o := dashboard.Options{Token: testToken, Gatherer: reg, LedgerDir: ledgerDir, Watch: dashboard.NewWatch(0)}
+	if opt != nil {
+		opt(&o)
+	}
+	d, err := dashboard.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +120,8 @@ func (e *env) signIn(t *testing.T, c *http.Client) string {
 // pages and forms of the dashboard that need a session.
 var (
 	pages = []string{"/", "/api/now", "/identities", "/identities/took-by?facet=account&value=1", "/bans",
-		"/explain?id=x", "/reach?authors=1", "/person?subject=1"}
-	forms = []string{"/bans/add", "/bans/remove", "/reach/dp", "/logout"}
+		"/explain?id=x", "/reach?authors=1", "/person?subject=1", "/trace"}
+	forms = []string{"/bans/add", "/bans/remove", "/reach/dp", "/trace", "/logout"}
 )
 
 func TestRefusedWithoutSession(t *testing.T) {

@@ -22,12 +22,17 @@
 //	POST /reach/dp         a DP answer for a named researcher
 //	GET  /person?subject=  for one subject: how many distinct identities of
 //	                       each kind were served their contact details, and when
+//	GET  /trace            upload a leaked copy; POST /trace (multipart, the
+//	                       CSRF token its first part, bounded by
+//	                       Options.TraceMaxBytes) streams it into
+//	                       internal/trace and shows the report
 //	GET  /api/now          the now page's figures as JSON, for its charts
 //	GET  /assets/...       the embedded script and style sheet
 //
 // Every query goes through what already answers it: the admin API's
 // handler, called in process (bans, ledger queries), the ledger's Reader
-// (identities, transparency) and the privacy package's budgets. The
+// (identities, transparency), internal/trace (the trace page) and the
+// privacy package's budgets. The
 // dashboard keeps sessions, a bounded hour of metric samples and a bounded
 // set of candidate identities (Watch), nothing else.
 //
@@ -50,5 +55,7 @@
 //     anywhere but the sign-in form (never in a URL, never logged);
 //   - answer the transparency page from anything but noised figures
 //     charged to its own privacy budget;
-//   - grow with traffic: sessions, samples and candidates are bounded.
+//   - grow with traffic: sessions, samples and candidates are bounded;
+//   - hold an uploaded copy: it streams through the trace readers, which
+//     keep ids and counts only, and one trace runs at a time.
 package dashboard

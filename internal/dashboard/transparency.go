@@ -181,6 +181,7 @@ var funcs = template.FuncMap{
 		b, err := json.Marshal(v)
 		return string(b), err
 	},
+	"pct": func(f float64) string { return strconv.FormatFloat(100*f, 'f', 2, 64) + "%" },
 	"get": func(v map[string][]string, k string) string {
 		if len(v[k]) == 0 {
 			return ""
