@@ -105,8 +105,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	gwURL, adminURL := "", ""
+	var cfg string
+	var env []string
 	if needWarden {
-		cfg, env, err := wardenConfig(o.Config, dir, tokenFile, o.JWTSecret, partnerKey)
+		cfg, env, err = wardenConfig(o.Config, dir, tokenFile, o.JWTSecret, partnerKey)
 		if err != nil {
 			return err
 		}
@@ -163,10 +165,22 @@ func Run(ctx context.Context, o Options) error {
 			target = ng.URL()
 		}
 		label := targetLabel(t, o.NginxRate, o.NginxBurst, cfgName)
+		// The harvesters' take through warden, traced after the run
+		// against the ledger (only the embedded config's, whose
+		// directory the demo chose).
+		var take io.Writer
+		if t == "warden" && o.Config == "" {
+			f, err := os.Create(takeFile(dir))
+			if err != nil {
+				return fmt.Errorf("take file: %w", err)
+			}
+			defer f.Close()
+			take = f
+		}
 		fmt.Fprintf(o.Stderr, "running %s for %s against %s (%s)\n", strings.Join(names, ","), o.Duration, label, target)
 		rep, err := sim.Run(ctx, sim.Options{Target: target, Scenarios: names, Params: params, Duration: o.Duration,
 			MaxRequests: o.MaxRequests, Truth: truth, JWTSecret: o.JWTSecret, Seed: uint64(o.Seed), Progress: o.Progress,
-			Authors: authors})
+			Authors: authors, Take: take})
 		if o.ProgressEnd != nil {
 			o.ProgressEnd()
 		}
@@ -206,6 +220,17 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("ledger figures: %w", err)
 		}
 		fig.Write(o.Stdout)
+		if wardenRep.Taken != nil {
+			c, err := demoCanaries(cfg, env)
+			if err != nil {
+				fmt.Fprintf(o.Stderr, "tracing without canaries: %v\n", err)
+			}
+			tr, err := TraceTake(takeFile(dir), LedgerDir(dir), c, wardenRep.Taken)
+			if err != nil {
+				return err
+			}
+			tr.Write(o.Stdout)
+		}
 	}
 	if o.Exit {
 		return nil
