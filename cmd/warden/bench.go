@@ -29,7 +29,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	warmup := fs.Duration("warmup", 2*time.Second, "unrecorded wrk run per row before the rounds (0: none)")
 	conns := fs.Int("connections", 64, "wrk connections (and open-loop connections)")
 	threads := fs.Int("threads", 2, "wrk threads")
-	rows := fs.String("rows", "", "rows to run, comma-separated (a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, e-ledger, e-prov, f); empty: all")
+	rows := fs.String("rows", "", "rows to run, comma-separated (a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, e-ledger, e-prov, e-canary, f); empty: all")
 	out := fs.String("out", "bench/results", "results directory")
 	lab := fs.String("lab-config", "examples/lab.yaml", "config of row (e)")
 	profiles := fs.Int("profiles", 100_000, "lab platform profiles (ids 1..N)")

@@ -93,7 +93,8 @@ func WardenConfig(o WardenOptions) ([]byte, error) {
 // nothing either), every rate limit raised to HighRate so none refuses, and
 // store.memory.dir and the ledger removed (state in memory, nothing
 // recorded; rows e-snap and e-ledger set their own), and the detector and
-// the budgets naming provenances removed (row e-prov puts them back).
+// the budgets naming provenances removed (row e-prov puts them back), and
+// canaries off (row e-canary puts them back).
 // Inspection and budgets stay as written: budgets past their limit mask
 // (the answer is still 200, rewritten), which is the path being measured.
 func DeriveLabConfig(src []byte, upstream, front string) ([]byte, error) {
@@ -114,6 +115,7 @@ func DeriveLabConfig(src []byte, upstream, front string) ([]byte, error) {
 	}
 	withoutStateDir(root)
 	withoutProvenanceAndDetector(root)
+	drop(root, "canary") // row (e-canary) puts it back
 	limits := get(root, "rate_limits")
 	if limits == nil || limits.Kind != yaml.SequenceNode || len(limits.Content) == 0 {
 		return nil, fmt.Errorf("bench: lab config: no rate_limits to raise")

@@ -79,7 +79,7 @@ func (r *Report) Markdown() string {
 			fmt.Fprintf(&b, "Row (%s), full profile in `%s`; top of the self time:\n\n```\n%s```\n\n", p.Row, p.File, p.Top)
 		}
 	}
-	fmt.Fprintf(&b, "Row (e) runs examples/lab.yaml with only the rate limits raised, without the detector and the budgets naming provenances (row e-prov has them): inspection and budgets run as written, so once a budget is spent answers are masked (rewritten, still 200) — that is the path (e) measures. All other rows answer the platform's bytes unchanged.")
+	fmt.Fprintf(&b, "Row (e) runs examples/lab.yaml with only the rate limits raised, without the detector and the budgets naming provenances (row e-prov has them) and without canaries (row e-canary has them): inspection and budgets run as written, so once a budget is spent answers are masked (rewritten, still 200) — that is the path (e) measures. All other rows answer the platform's bytes unchanged.")
 	if r.EMasked != "" {
 		fmt.Fprintf(&b, " A sample of look-ups sent to (e) after the rounds: %s answers masked.", r.EMasked)
 	}

@@ -41,6 +41,7 @@ var AllRows = []RowInfo{
 	{"e-snap", "warden, row (e) with store.memory.dir: 2,000,000 keys snapshotted every 5 s"},
 	{"e-ledger", "warden, row (e) with the access ledger on (ledger.dir)"},
 	{"e-prov", "warden, row (e) with provenance budgets and the detector (rules in shadow mode)"},
+	{"e-canary", "warden, row (e) with canaries on (examples/lab.yaml's canary section, a key set)"},
 	{"f", "warden, row (d) on Redis"},
 }
 
@@ -161,12 +162,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// the load sends no app key, so any secret value serves.
 	env := []string{"WARDEN_ADMIN_TOKEN=" + hex.EncodeToString(adminToken), "LAB_JWT_SECRET=" + labSecret,
 		"LAB_PARTNER_KEY=pk-" + hex.EncodeToString(partnerKey)}
-	startWarden := func(row RowInfo, conf []byte) (target, error) {
+	startWarden := func(row RowInfo, conf []byte, extraEnv ...string) (target, error) {
 		path := filepath.Join(work, "warden-"+row.ID+".yaml")
 		if err := os.WriteFile(path, conf, 0o600); err != nil {
 			return target{}, fmt.Errorf("bench: write config: %w", err)
 		}
-		c, addr, err := startChild(ctx, "warden "+row.ID, env, o.Warden,
+		c, addr, err := startChild(ctx, "warden "+row.ID, append(slices.Clip(env), extraEnv...), o.Warden,
 			"serve", "--config", path)
 		if err != nil {
 			return target{}, err
@@ -212,7 +213,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if t, err = startWarden(row, conf); err != nil {
 				return nil, err
 			}
-		case "e", "e-fast", "e-snap", "e-ledger", "e-prov":
+		case "e", "e-fast", "e-snap", "e-ledger", "e-prov", "e-canary":
 			src, err := os.ReadFile(o.LabConfig)
 			if err != nil {
 				return nil, fmt.Errorf("bench: lab config: %w", err)
@@ -243,7 +244,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 					return nil, err
 				}
 			}
-			if t, err = startWarden(row, conf); err != nil {
+			var extra []string
+			if row.ID == "e-canary" {
+				if conf, err = WithCanaries(conf, src); err != nil {
+					return nil, err
+				}
+				key := make([]byte, 32)
+				if _, err := rand.Read(key); err != nil {
+					return nil, fmt.Errorf("bench: canary key: %w", err)
+				}
+				extra = append(extra, CanaryKeyEnv+"="+hex.EncodeToString(key))
+			}
+			if t, err = startWarden(row, conf, extra...); err != nil {
 				return nil, err
 			}
 		case "f":
@@ -355,7 +367,7 @@ func selectRows(ids []string) ([]RowInfo, error) {
 	}
 	for _, id := range ids {
 		if !slices.ContainsFunc(AllRows, func(r RowInfo) bool { return r.ID == id }) {
-			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, e-ledger, e-prov, f)", id)
+			return nil, fmt.Errorf("bench: unknown row %q (rows: a, b, b-fast, c, d, d-fast, d-std, e, e-fast, e-snap, e-ledger, e-prov, e-canary, f)", id)
 		}
 	}
 	return out, nil

@@ -93,3 +93,34 @@ func TestProvenanceRow(t *testing.T) {
 		}
 	}
 }
+
+// Row (e) runs without canaries; row (e-canary) has examples/lab.yaml's
+// canary section back, its key from the variable the bench sets.
+func TestCanaryRow(t *testing.T) {
+	src, err := os.ReadFile("../../../examples/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := loadConfig(t, src)
+	if !full.Canary.Enabled() {
+		t.Fatal("examples/lab.yaml has canaries off: this test proves nothing")
+	}
+	b, err := DeriveLabConfig(src, "http://127.0.0.1:4321", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := loadConfig(t, b); e.Canary.Enabled() {
+		t.Fatalf("row (e): canaries on (%+v)", e.Canary)
+	}
+	c, err := WithCanaries(b, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := loadConfig(t, c)
+	if !ec.Canary.Enabled() || ec.Canary.KeyEnv != CanaryKeyEnv || ec.Canary.Density != full.Canary.Density {
+		t.Fatalf("row (e-canary): canary %+v, want examples/lab.yaml's %+v with key_env %s", ec.Canary, full.Canary, CanaryKeyEnv)
+	}
+	if len(ec.Ration.Budgets) != len(loadConfig(t, b).Ration.Budgets) || ec.Detect.Enabled {
+		t.Fatal("row (e-canary) differs from row (e) by more than its canaries")
+	}
+}
