@@ -52,6 +52,9 @@
 // of its shape (interval, burst, cost: one per rule), and writes a charged
 // limit with SET ... PXAT (PX costs Redis 7 a rewrite to PXAT per call):
 // Redis's CPU per Admit is mostly Lua and redis.call, not the commands.
+// Measured (go test -bench BenchmarkStore/Admit2, 2026-12-06, two limits):
+// Redis's CPU per Admit 12.0 -> 9.0-9.7 µs, the client's 7.1 -> 5.4 µs
+// (bench/results/redis-f-2026-12-06.txt).
 // A caller whose context ends before its batch is sent is left out of it
 // (nothing charged) and gets an error wrapping store.ErrUnavailable; once
 // sent, a call may be charged even if its caller stopped waiting.
