@@ -16,14 +16,17 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 	"github.com/warden-gw/warden/internal/trace"
 )
 
-// runTrace: warden trace PATH...|- [--ledger DIR] [--json] [--config FILE]
-// [--false-accusation P]; warden trace --served FACET VALUE.
-func runTrace(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// runTrace: warden trace PATH...|- [--ledger DIR | --clickhouse ADDR]
+// [--json] [--config FILE] [--false-accusation P]; warden trace --served
+// FACET VALUE.
+func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("trace", stderr)
 	ledgerDir := fs.String("ledger", "", "the access ledger's directory (default: ledger.dir of --config)")
+	chAddr := fs.String("clickhouse", "", "read the ledger in ClickHouse at ADDR (database, user and password from ledger.clickhouse of --config); \"config\": ledger.clickhouse as it is (the default with ledger.backend clickhouse)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cfgFile := fs.String("config", "", "config whose canary section (and ledger.dir) the gateway ran with (default: the canary defaults, key from WARDEN_CANARY_KEY)")
 	eps := fs.Float64("false-accusation", trace.DefaultFalseAccusation, "bound on the chance of accusing anyone who did not take the copy")
@@ -31,20 +34,24 @@ func runTrace(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "reader goroutines")
 	pos, err := parseArgs(fs, args)
 	if err != nil || (*served == "" && len(pos) == 0) || (*served != "" && len(pos) != 1) || !(*eps > 0 && *eps < 1) {
-		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR] [--json] [--config FILE] [--false-accusation P]\n       warden trace --served FACET VALUE [--ledger DIR] [--json]")
+		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR | --clickhouse ADDR] [--json] [--config FILE] [--false-accusation P]\n       warden trace --served FACET VALUE [--ledger DIR | --clickhouse ADDR] [--json]")
 		return errUsage
 	}
 	ccfg := canary.Config{KeyEnv: "WARDEN_CANARY_KEY"}
+	var cfg *config.Config
 	if *cfgFile != "" {
-		cfg, err := config.Load(*cfgFile)
-		if err != nil {
+		if cfg, err = config.Load(*cfgFile); err != nil {
 			return err
 		}
 		if cfg.Canary.Enabled() {
 			ccfg = cfg.Canary
 		}
-		if *ledgerDir == "" {
-			*ledgerDir = cfg.Ledger.Dir
+		if *ledgerDir == "" && *chAddr == "" {
+			if cfg.Ledger.Backend == config.LedgerClickHouse {
+				*chAddr = "config"
+			} else {
+				*ledgerDir = cfg.Ledger.Dir
+			}
 		}
 	}
 	c, err := canary.New(ccfg, nil)
@@ -52,19 +59,33 @@ func runTrace(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stderr, "warden trace: no canary evidence: %v\n", err)
 		c = nil
 	}
-	var led *ledger.Reader
-	if *ledgerDir != "" {
-		if led, err = ledger.OpenReader(*ledgerDir, ledger.Window{}); err != nil {
+	var led trace.Entries
+	var chLed *chEntries
+	switch {
+	case *chAddr != "":
+		src, err := clickhouseSource(cfg, *chAddr)
+		if err != nil {
 			return fmt.Errorf("trace: %w", err)
 		}
-		defer led.Close()
+		chLed = &chEntries{ctx: ctx, c: src}
+		led = chLed
+	case *ledgerDir != "":
+		r, err := ledger.OpenReader(*ledgerDir, ledger.Window{})
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer r.Close()
+		led = r
 	}
 	if *served != "" {
 		f, ok := identify.ParseFacet(*served)
 		if !ok || c == nil || led == nil {
-			return errors.New("trace --served: needs a facet (account, app, ip, net, fingerprint), the canary key and --ledger")
+			return errors.New("trace --served: needs a facet (account, app, ip, net, fingerprint), the canary key and --ledger or --clickhouse")
 		}
 		list := trace.Served(c, led, f, pos[0])
+		if err := chLed.failed(); err != nil {
+			return err
+		}
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(map[string]any{"facet": f.String(), "value": pos[0], "canaries": list})
 		}
@@ -96,14 +117,17 @@ func runTrace(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	stop()
-	rep := t.Report(led, *eps)
+	rep := t.ReportEntries(led, *eps)
+	if err := chLed.failed(); err != nil {
+		return err
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
 	fmt.Fprintf(stdout, "%d records, %d distinct subjects, %d canaries found (verified by the key), %d canary-shaped records rejected\n",
 		rep.Records, rep.Subjects, rep.CanariesFound, rep.CanariesForged)
 	if led == nil {
-		fmt.Fprintln(stdout, "no ledger (--ledger): no coverage, no scores")
+		fmt.Fprintln(stdout, "no ledger (--ledger or --clickhouse): no coverage, no scores")
 		return nil
 	}
 	fmt.Fprintf(stdout, "accused (false-accusation probability at most %g over %d identities scored):\n", rep.FalseAccusation, rep.Candidates)
@@ -153,4 +177,25 @@ func progress(w io.Writer, read *atomic.Int64) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-fin }
+}
+
+// chEntries is the ledger in ClickHouse as trace replays it: every Access,
+// in time order; err keeps what cut the replay short.
+type chEntries struct {
+	ctx context.Context
+	c   *clickhouse.Client
+	err error
+}
+
+func (e *chEntries) Each(fn func(*ledger.Entry) bool) {
+	e.err = e.c.Each(e.ctx, ledger.Window{}, fn)
+}
+
+// failed is what cut a replay short (nil without ClickHouse): a report
+// from part of the ledger is not given.
+func (e *chEntries) failed() error {
+	if e == nil || e.err == nil {
+		return nil
+	}
+	return fmt.Errorf("trace: %w", e.err)
 }

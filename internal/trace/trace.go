@@ -183,10 +183,24 @@ type term struct {
 	x, y bool
 }
 
+// Entries is a ledger replayed in time order: a local ledger's Reader, or
+// ClickHouse's Accesses through an adapter that keeps its error.
+type Entries interface {
+	Each(fn func(*ledger.Entry) bool)
+}
+
 // Report replays the ledger (nil: coverage and scores are empty) against
 // what was read. eps bounds the chance of accusing anyone who did not
 // take the copy (0: DefaultFalseAccusation).
 func (t *Tracer) Report(led *ledger.Reader, eps float64) *Report {
+	if led == nil {
+		return t.ReportEntries(nil, eps)
+	}
+	return t.ReportEntries(led, eps)
+}
+
+// ReportEntries is Report over any ledger (nil: none).
+func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 	if eps <= 0 {
 		eps = DefaultFalseAccusation
 	}
@@ -367,7 +381,7 @@ type ServedCanary struct {
 
 // Served replays the ledger for one identity (facet and value as the code
 // is keyed: the most specific facet the requests had).
-func Served(c *canary.Canaries, led *ledger.Reader, facet identify.Facet, value string) []ServedCanary {
+func Served(c *canary.Canaries, led Entries, facet identify.Facet, value string) []ServedCanary {
 	out := []ServedCanary{}
 	seen := map[string]bool{}
 	led.Each(func(e *ledger.Entry) bool {

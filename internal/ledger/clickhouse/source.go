@@ -214,21 +214,9 @@ type found struct {
 	Links       []uint64 `json:"links"`
 }
 
-func (c *Client) Find(ctx context.Context, win ledger.Window, id string) (*ledger.Found, error) {
-	q := fmt.Sprintf(`SELECT %s AS ts, req, route, app, account, ip, net, fingerprint, list, page, lookup, unref, status, rule, facet,
-mask_rules, classes, rec_ids, rec_classes, rec_masked, authors, links FROM accesses WHERE req = %s AND %s LIMIT 1 FORMAT JSONEachRow`, ts, quote(id), window(win))
-	out, err := c.do(ctx, q, nil, true, map[string][]string{"output_format_json_quote_64bit_integers": {"0"}}, nil)
-	if err != nil {
-		return nil, err
-	}
-	out = trimNL(out)
-	if len(out) == 0 {
-		return nil, nil
-	}
-	var f found
-	if err := json.Unmarshal(out, &f); err != nil {
-		return nil, fmt.Errorf("clickhouse: explain: %w", err)
-	}
+// entry is the row as the local ledger gives its Entry (pages, look-ups
+// and links as their hashes).
+func (f *found) entry() *ledger.Entry {
 	hx := func(h uint64) string {
 		if h == 0 {
 			return ""
@@ -257,6 +245,25 @@ mask_rules, classes, rec_ids, rec_classes, rec_masked, authors, links FROM acces
 	for _, l := range f.Links {
 		e.Links = append(e.Links, hx(l))
 	}
+	return e
+}
+
+func (c *Client) Find(ctx context.Context, win ledger.Window, id string) (*ledger.Found, error) {
+	q := fmt.Sprintf(`SELECT %s AS ts, req, route, app, account, ip, net, fingerprint, list, page, lookup, unref, status, rule, facet,
+mask_rules, classes, rec_ids, rec_classes, rec_masked, authors, links FROM accesses WHERE req = %s AND %s LIMIT 1 FORMAT JSONEachRow`, ts, quote(id), window(win))
+	out, err := c.do(ctx, q, nil, true, map[string][]string{"output_format_json_quote_64bit_integers": {"0"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	out = trimNL(out)
+	if len(out) == 0 {
+		return nil, nil
+	}
+	var f found
+	if err := json.Unmarshal(out, &f); err != nil {
+		return nil, fmt.Errorf("clickhouse: explain: %w", err)
+	}
+	e := f.entry()
 	return &ledger.Found{Entry: e, File: c.String() + " table accesses"}, nil
 }
 
