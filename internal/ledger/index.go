@@ -54,6 +54,18 @@ func buildTables(entries []entry, hour int64) *tables {
 	}
 	var viewers [NumFacets][]uint64
 	var takers [NumFacets][]taking
+	nrecs, nauth := 0, 0
+	for i := range entries {
+		nrecs, nauth = nrecs+len(entries[i].recs), nauth+len(entries[i].authors)
+	}
+	for f := range takers {
+		if withRows && present[f] {
+			takers[f] = make([]taking, 0, nrecs)
+		}
+		if present[f] {
+			viewers[f] = make([]uint64, 0, nauth)
+		}
+	}
 	impr := map[uint32]uint32{}
 	var sets []uint64
 	for i := range entries {

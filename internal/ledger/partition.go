@@ -47,12 +47,12 @@ type partition struct {
 	path       string
 	hour       int64 // unix seconds
 	sealed     bool
-	minT, maxT int64             // unix µs of the first and last Access; minT > maxT when empty
-	dict       [nsCount]strtab   // a log's own dictionary, before translation
-	sizes      [nsCount]int      // ids are below these
+	minT, maxT int64           // unix µs of the first and last Access; minT > maxT when empty
+	dict       [nsCount]strtab // a log's own dictionary, before translation
+	sizes      [nsCount]int    // ids are below these
 	entries    []entry
 	x          *tables
-	cold       []byte // a sealed partition's compressed Accesses and cold tables; nil once decoded
+	cold       []byte // a sealed partition's compressed Accesses; nil once decoded
 	coldRaw    uint64
 	coldErr    error
 	prev, hash [32]byte // sealed only
@@ -89,6 +89,7 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 		return nil, 0, err
 	}
 	p = newPartition(path, hour)
+	p.entries = make([]entry, 0, countAccesses(b[n:]))
 	off := n
 	sizes := p.logSizes()
 	var e entry
@@ -117,6 +118,24 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 	}
 	p.sizes = *sizes
 	return p, off, nil
+}
+
+// countAccesses counts the Access frames of b by their headers alone (no
+// checksum): at least as many as check, so that a sealer reading an hour
+// sizes its Accesses once instead of doubling them.
+func countAccesses(b []byte) int {
+	c := 0
+	for len(b) > frameHead {
+		n := binary.LittleEndian.Uint32(b)
+		if n < 1 || uint64(n) > uint64(len(b)-frameHead) {
+			break
+		}
+		if b[frameHead] == kindAccess {
+			c++
+		}
+		b = b[frameHead+int(n):]
+	}
+	return c
 }
 
 // translate turns a log's ids (its own dictionary) into those id gives
@@ -180,7 +199,12 @@ func encodeSeg(p *partition, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte
 	if p.x == nil {
 		p.buildIndex()
 	}
-	out := []byte(segMagic)
+	hot := p.x.appendHot(nil)
+	raw := appendEntries(make([]byte, 0, 64*len(p.entries)), p.entries, p.hour)
+	cold, rawLen := enc.EncodeAll(raw, nil), len(raw)
+	raw = nil
+	out := make([]byte, 0, 256+len(hot)+len(cold))
+	out = append(out, segMagic...)
 	out = binary.AppendVarint(out, p.hour)
 	out = binary.AppendVarint(out, p.minT)
 	out = binary.AppendVarint(out, p.maxT)
@@ -188,11 +212,8 @@ func encodeSeg(p *partition, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte
 	for _, n := range p.sizes {
 		out = binary.AppendUvarint(out, uint64(n))
 	}
-	hot := p.x.appendHot(nil)
-	raw := appendEntries(nil, p.entries, p.hour)
-	cold := enc.EncodeAll(raw, nil)
 	hotOff := uint64(len(out)+segHotFields+7) &^ 7
-	for _, v := range []uint64{hotOff, uint64(len(hot)), uint64(len(raw)), hotOff + uint64(len(hot)), uint64(len(cold))} {
+	for _, v := range []uint64{hotOff, uint64(len(hot)), uint64(rawLen), hotOff + uint64(len(hot)), uint64(len(cold))} {
 		out = binary.LittleEndian.AppendUint64(out, v)
 	}
 	out = pad8(out)

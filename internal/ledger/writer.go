@@ -79,7 +79,7 @@ type Ledger struct {
 	f     *os.File // the open hour's log; nil until the first Access of an hour
 	hour  int64    // the open log's hour, unix seconds
 	buf   []byte
-	dirty bool // written since the last fsync
+	dirty bool            // written since the last fsync
 	dict  [nsCount]strtab // the open hour's dictionary
 	e     entry
 	enc   []byte

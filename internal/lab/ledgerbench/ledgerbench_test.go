@@ -2,9 +2,9 @@ package ledgerbench
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
