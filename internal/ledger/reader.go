@@ -79,32 +79,62 @@ func OpenReader(dir string, win Window) (*Reader, error) {
 		return nil, err
 	}
 	r := &Reader{dir: dir, win: win, dec: dec}
-	var logs []*partition
+	// An Access may sit in the hour after its own (recorded late).
+	inWin := func(hour int64) bool {
+		return (win.From.IsZero() || hour+2*3600 > win.From.Unix()) && (win.To.IsZero() || hour <= win.To.Unix())
+	}
+	var logStems []string
+	for _, stem := range ls.stems {
+		if hour, _ := parseStem(stem); inWin(hour) && !ls.seg[stem] {
+			logStems = append(logStems, stem)
+		}
+	}
+	// Logs unchanged since the last reader are taken from it (opencache.go);
+	// otherwise their stamps are taken before they are read.
+	cached, cachedDict, hit := cachedLogs(dir, logStems)
+	var idsStamp fileStamp
+	stamps := map[string]fileStamp{}
+	if !hit {
+		idsStamp = stampOf(filepath.Join(dir, idsFile))
+		for _, stem := range logStems {
+			stamps[stem] = stampOf(walPath(dir, stem))
+		}
+	}
+	var loaded []*partition // the logs read here, translated below
+	var loadedStems []string
+	keep := !hit && len(logStems) > 0
 	for _, stem := range ls.stems {
 		hour, _ := parseStem(stem)
-		// An Access may sit in the hour after its own (recorded late).
-		if !win.From.IsZero() && hour+2*3600 <= win.From.Unix() {
+		if !inWin(hour) {
 			continue
 		}
-		if !win.To.IsZero() && hour > win.To.Unix() {
-			continue
-		}
-		p, err := r.loadPartition(stem, ls.seg[stem])
-		if err != nil {
-			r.Close()
-			return nil, err
+		var p *partition
+		if hit && !ls.seg[stem] {
+			p = cached[stem]
+		} else {
+			var err error
+			if p, err = r.loadPartition(stem, ls.seg[stem]); err != nil {
+				r.Close()
+				return nil, err
+			}
+			if !ls.seg[stem] {
+				if p != nil && p.sealed {
+					keep = false // sealed meanwhile
+				} else if p != nil {
+					loaded, loadedStems = append(loaded, p), append(loadedStems, stem)
+				}
+			}
 		}
 		if p == nil || p.maxT < win.lo() || p.minT > win.hi() {
 			continue
-		}
-		if !p.sealed {
-			logs = append(logs, p)
 		}
 		r.parts = append(r.parts, p)
 	}
 	// The dictionary is read after the partitions: the sealer syncs it
 	// before a partition that uses it appears.
-	if r.d, err = loadDictionary(dir); err != nil {
+	if hit {
+		r.d = cachedDict
+	} else if r.d, err = loadDictionary(dir); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -118,12 +148,15 @@ func OpenReader(dir string, win Window) (*Reader, error) {
 			}
 		}
 	}
-	for _, p := range logs {
+	for _, p := range loaded {
 		p.translate(func(ns int, s []byte) uint32 {
 			v, _ := r.d.t[ns].intern(string(s))
 			return v
 		})
 		p.buildIndex()
+	}
+	if keep {
+		keepLogs(dir, idsStamp, stamps, loaded, loadedStems, logStems, r.d)
 	}
 	r.cleanup = runtime.AddCleanup(r, unmapAll, r.maps)
 	return r, nil
