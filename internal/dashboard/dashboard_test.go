@@ -65,7 +65,7 @@ func newEnvWith(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboard
 }
 
 // client does not follow redirects, so that tests see them.
-func (e *env) client(t *testing.T) *http.Client {
+func (e *env) client(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	c := *e.srv.Client() // a copy: the server's client is shared
 	c.Jar = jar
@@ -73,7 +73,7 @@ func (e *env) client(t *testing.T) *http.Client {
 	return &c
 }
 
-func body(t *testing.T, r *http.Response) string {
+func body(t testing.TB, r *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(r.Body)
 	r.Body.Close()
@@ -85,7 +85,7 @@ func body(t *testing.T, r *http.Response) string {
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrfOf(t *testing.T, page string) string {
+func csrfOf(t testing.TB, page string) string {
 	t.Helper()
 	m := csrfRE.FindStringSubmatch(page)
 	if m == nil {
@@ -95,7 +95,7 @@ func csrfOf(t *testing.T, page string) string {
 }
 
 // signIn signs c in and returns the session's CSRF token.
-func (e *env) signIn(t *testing.T, c *http.Client) string {
+func (e *env) signIn(t testing.TB, c *http.Client) string {
 	t.Helper()
 	r, err := c.Get(e.srv.URL + "/login")
 	if err != nil {

@@ -100,16 +100,26 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 			v.Error = "ledger: " + err.Error()
 			break
 		}
-		for _, val := range d.opts.Watch.Top(f, 5*topIdentities) {
-			ir := identityRow{Value: val, Subjects: day.Distinct(f, val, "")}
-			for _, b := range bs {
-				win, _ := time.ParseDuration(b.Window)
-				rd, err := reader(win)
-				if err != nil {
-					v.Error = "ledger: " + err.Error()
-					break
+		// One pass over the window a count: every candidate at once.
+		cands := d.opts.Watch.Top(f, 5*topIdentities)
+		subjects := day.DistinctEach(f, cands, "")
+		seen := make([][]int, len(bs))
+		for i, b := range bs {
+			win, _ := time.ParseDuration(b.Window)
+			rd, err := reader(win)
+			if err != nil {
+				v.Error = "ledger: " + err.Error()
+				break
+			}
+			seen[i] = rd.DistinctEach(f, cands, b.Class)
+		}
+		for j, val := range cands {
+			ir := identityRow{Value: val, Subjects: subjects[j]}
+			for i, b := range bs {
+				if seen[i] == nil {
+					continue
 				}
-				b.Seen = rd.Distinct(f, val, b.Class)
+				b.Seen = seen[i][j]
 				if b.Limit > 0 {
 					b.Percent = min(100, 100*b.Seen/b.Limit)
 				}
