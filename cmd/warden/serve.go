@@ -161,7 +161,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	adm, err := admin.New(admin.Options{
 		Dashboard: dash,
-		Token: token, Gatherer: reg, Bans: st, Logger: log,
+		Token:     token, Gatherer: reg, Bans: st, Logger: log,
 		Limits: facetViewer{gw},
 		Ledger: ledgerQueries(cfg.Ledger.Dir, func() *config.Config { return gw.Pipeline().Config() }),
 		Ready: func(context.Context) error {

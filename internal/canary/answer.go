@@ -4,8 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/url"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 )
 

@@ -60,9 +60,9 @@ func TestProvenanceBudgets(t *testing.T) {
 		{"/v1/users/300", 300, "social", true},
 		{"/v1/users/400", 400, "social", true}, // a feed's author
 		{"/v1/users/200", 200, "list", true},
-		{"/v1/users/201", 201, "list", false},        // second from a stranger's list
+		{"/v1/users/201", 201, "list", false},         // second from a stranger's list
 		{"/v1/users/500", 500, "unreferenced", false}, // never shown: a stranger too
-		{"/v1/users/7", 7, "", true},                 // its own profile: no link memory read
+		{"/v1/users/7", 7, "", true},                  // its own profile: no link memory read
 		{"/v1/users/100", 100, "search", true},        // a re-view is free
 	}
 	for _, s := range steps {

@@ -91,9 +91,9 @@ type budget struct {
 	block   bool
 	tiers   []AgeTier // by younger_than, ascending
 	ex      exempt
-	prefix  string // store key prefix
-	own     bool   // an address facet counts verified accounts on [value, account]
-	provs   uint8  // provenances counted, bit per store.Provenance; 0: all
+	prefix  string             // store key prefix
+	own     bool               // an address facet counts verified accounts on [value, account]
+	provs   uint8              // provenances counted, bit per store.Provenance; 0: all
 	shadow  prometheus.Counter // nil: enforced
 	served  prometheus.Counter
 	masked  prometheus.Counter
@@ -125,8 +125,8 @@ type unref struct {
 	facet   identify.Facet
 	block   bool
 	ex      exempt
-	prefix  string // link filter key prefix
-	bprefix string // budget key prefix
+	prefix  string             // link filter key prefix
+	bprefix string             // budget key prefix
 	shadow  prometheus.Counter // nil: enforced
 	masked  prometheus.Counter
 	blocked prometheus.Counter
