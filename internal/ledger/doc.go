@@ -46,9 +46,9 @@
 // explain and windows that cut a partition read the Accesses. Every facet
 // (app, account, ip, net, fingerprint) is an identity dimension.
 //
-// What a byte buys (bench_results.txt): at the density (about
-// 139,000 Accesses an hour, 1,000,000 identities) a partition holds about
-// 114 bytes per Access: the Accesses compressed, about 29 (of which 12 are
+// What a byte buys (BenchmarkSealDense, bench_results.txt): at the
+// issue's density (about 139,000 Accesses an hour, 1,000,000 identities)
+// a partition holds about 114 bytes per Access: the Accesses compressed, about 29 (of which 12 are
 // the request id, random and incompressible, kept for explain), who-took
 // rows about 66 (three facets), reach's postings about 16, impressions 2;
 // the shared dictionary adds about 20 bytes per distinct id once. The
@@ -87,19 +87,28 @@
 //     256 KiB.
 //   - The sealer: the shared dictionary (N names, about 40 bytes each;
 //     never shrinks, grows with distinct ids, never with traffic) and,
-//     while it seals one hour, that hour's log, Accesses and postings:
-//     about 600 bytes per Access of the hour, freed after.
+//     while it seals one hour, that hour's log, Accesses, postings and
+//     sealed file: sealing allocates about 1,900 bytes per Access of the
+//     hour (BenchmarkSealDense), less of it live at once, all freed after.
 //
 // At 1,000,000 identities (each with its ip and /24), 1,000,000 subjects
-// and 100,000 authors (N about 3.2 million) and about 139,000 Accesses an
-// hour: about 130 MiB of shared dictionary, 80 MiB for one hour's seal,
-// under 256 MiB (bench_results.txt has the measured peak). What is not
-// bounded by identities is the seal's share: an hour of A Accesses needs
-// about 600 A bytes while it is sealed (a gateway at 10,000 Accesses/s,
-// 36 million an hour, needs about 20 GiB then); partitions are an hour
-// because queries and retention count in hours. Readers map the
-// partitions of the window and load the shared dictionary (its look-up is
-// built per namespace on first use).
+// and 100,000 authors (N about 3.2 million): about 130 MiB of shared
+// dictionary. Measured (bench_results.txt, warden bench ledger, 10,000,000
+// Accesses of that population, about 14,000 an hour): the whole bench
+// process's live heap peaked at 172-177 MiB, within the 256 MiB;
+// its heap in use (live plus garbage not yet collected, what the process's
+// memory follows at GOGC=100) at 309-332 MiB, over it: GOMEMLIMIT (for
+// example 256MiB) asks the collector to keep to the bound (not measured
+// yet). At the
+// issue's density (139,000 Accesses an hour) a seal allocates about 250
+// MiB (not all live at once; not measured at 100,000,000). What is not bounded by
+// identities is that share: an hour of A Accesses needs up to about 1,900
+// A bytes while it is sealed (a gateway at 10,000 Accesses/s, 36 million
+// an hour, would need up to 65 GiB then); partitions are an hour because
+// queries and retention count in hours, and cutting a busy hour in parts
+// is the change to make for such a gateway. Readers map the partitions of
+// the window and load the shared dictionary (its look-up built per
+// namespace on first use).
 //
 // # What it must never do
 //

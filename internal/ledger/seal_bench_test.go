@@ -1,0 +1,98 @@
+package ledger
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+// denseHour is one hour at issue 21's density (100,000,000 Accesses over
+// 30 days: about 139,000 an hour; 1,000,000 identities with their ip and
+// /24; 1,000,000 subjects; 100,000 authors, Zipf 1.1; half profile
+// look-ups, half feed pages of two posts), as a log would hold it, ids of
+// d.
+func denseHour(d *dictionary, n int) *partition {
+	rng := rand.New(rand.NewPCG(1, 2))
+	zipf := rand.NewZipf(rng, 1.1, 1, 99999)
+	var fr []byte
+	in := func(ns int, s string) uint32 { return d.intern(ns, []byte(s), &fr) }
+	p := newPartition("dense", t0.Unix())
+	for i := 0; i < n; i++ {
+		id := rng.IntN(1000000)
+		e := entry{t: t0.UnixMicro() + int64(i)*3600e6/int64(n), reqID: fmt.Sprintf("%024x", rng.Uint64()), status: 200}
+		e.facets[1] = in(nsFacet+1, fmt.Sprint("acct", id)) + 1
+		e.facets[2] = in(nsFacet+2, fmt.Sprint("ip", id)) + 1
+		e.facets[3] = in(nsFacet+3, fmt.Sprint("net", id>>8)) + 1
+		e.classes = []uint32{in(nsName, "contact"), in(nsName, "profile")}
+		if rng.IntN(2) == 0 {
+			e.route = in(nsName, "GET /v1/users/{id}") + 1
+			r := rec{id: in(nsID, fmt.Sprint("u", rng.IntN(1000000))), classes: 3}
+			if rng.IntN(5) == 0 {
+				r.masked = 1
+			}
+			e.recs = []rec{r}
+		} else {
+			e.route = in(nsName, "GET /v1/feed") + 1
+			for k := 0; k < 2; k++ {
+				a := fmt.Sprint("a", zipf.Uint64())
+				e.authors = append(e.authors, in(nsID, a))
+				e.recs = append(e.recs, rec{id: in(nsID, "u"+a), classes: 2})
+			}
+		}
+		p.addEntry(&e)
+	}
+	for ns := range p.sizes {
+		p.sizes[ns] = d.t[ns].len()
+	}
+	return p
+}
+
+// BenchmarkSealDense seals one hour at the issue's density as the sealer
+// does (read the log, translate to the shared dictionary, index, encode)
+// and reports the sealed file's bytes per Access, by section, and what
+// sealing allocates per Access.
+func BenchmarkSealDense(b *testing.B) {
+	const n = 139000
+	d := &dictionary{}
+	p := denseHour(d, n)
+	log := appendFrame(nil, kindHeader, headerBody(p.hour))
+	for ns := range d.t {
+		for i := range d.t[ns].len() {
+			log = appendDictFrame(log, ns, d.t[ns].at(uint32(i)))
+		}
+	}
+	for i := range p.entries {
+		log = appendFrame(log, kindAccess, appendEntry(nil, &p.entries[i], p.hour*1e6))
+	}
+	enc := mustEncoder(b)
+	var out []byte
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		q, valid, _ := readLog("dense", log)
+		if valid != len(log) {
+			b.Fatal("log does not read back")
+		}
+		var frames []byte
+		q.translate(func(ns int, s []byte) uint32 { return d.intern(ns, s, &frames) })
+		q.buildIndex()
+		out, _ = encodeSeg(q, [32]byte{}, enc)
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&m1)
+	x := buildTables(p.entries, p.hour)
+	var rowsB, viewB int
+	for f := range x.takers {
+		rowsB += len(x.takers[f].appendTo(nil))
+		viewB += len(x.viewers[f].appendTo(nil))
+	}
+	per := func(v int) float64 { return float64(v) / n }
+	b.ReportMetric(per(len(out)), "sealed-B/access")
+	b.ReportMetric(per(rowsB), "whotook-B/access")
+	b.ReportMetric(per(viewB), "reach-B/access")
+	b.ReportMetric(per(len(enc.EncodeAll(appendEntries(nil, p.entries, p.hour), nil))), "accesses-B/access")
+	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/float64(b.N)/n, "alloc-B/access")
+}
