@@ -120,10 +120,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if detRec != nil {
 		recs = append(recs, detRec)
 	}
-	watch := dashboard.NewWatch(0) // the dashboard's candidate identities
-	watchRec := gateway.NewRecording("dashboard", watch, 0, recm)
-	defer watchRec.Close(context.WithoutCancel(ctx))
-	recs = append(recs, watchRec)
+	// The dashboard's candidate identities, ranked by the ledger's counts:
+	// without a ledger there is nothing to rank, and a recorder costs the
+	// request path an Access per inspected answer.
+	var watch *dashboard.Watch
+	if cfg.Ledger.Dir != "" {
+		watch = dashboard.NewWatch(0)
+		watchRec := gateway.NewRecording("dashboard", watch, 0, recm)
+		defer watchRec.Close(context.WithoutCancel(ctx))
+		recs = append(recs, watchRec)
+	}
 	deps := gateway.Deps{Store: st, Inspect: inspect.NewMetrics(reg), Ration: rm, Metrics: gm, Logger: log, Recordings: recs}
 	if deps.Responders, deps.Seeders, err = openCanaries(cfg, log); err != nil {
 		return err

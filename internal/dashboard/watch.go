@@ -13,7 +13,8 @@ var watched = []identify.Facet{identify.FacetAccount, identify.FacetApp, identif
 
 // Watch nominates the identities the identities page shows: per facet,
 // the values served the most records, kept in a bounded table (space
-// saving: a new value takes the place of the smallest, with its count).
+// saving, approximate: a new value takes the place of the smallest of a
+// few sampled, with its count).
 // It is a gateway.Recorder, fed off the request path. It only nominates:
 // the figures the page shows are the ledger's.
 type Watch struct {
@@ -21,6 +22,10 @@ type Watch struct {
 	max int
 	m   [len(identify.Facets)]map[string]uint64
 }
+
+// evictSample is how many values a full table looks at to choose the one
+// a new value replaces.
+const evictSample = 8
 
 // NewWatch keeps up to max values per facet (0: 1024).
 func NewWatch(max int) *Watch {
@@ -57,10 +62,16 @@ func (w *Watch) Record(acc *inspect.Access) {
 			m[v] = c + n
 			continue
 		}
-		minV, minC := "", uint64(0)
+		// Full: the smallest of a few values (map order is random) gives
+		// its place, so a miss costs a few steps, not a scan of the table:
+		// with addresses rotating, nearly every Access misses.
+		minV, minC, seen := "", uint64(0), 0
 		for k, c := range m {
 			if minV == "" || c < minC {
 				minV, minC = k, c
+			}
+			if seen++; seen == evictSample {
+				break
 			}
 		}
 		delete(m, minV)
