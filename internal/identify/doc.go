@@ -40,7 +40,8 @@
 // kid, only the JWK of that kid is tried (and its alg, when it names one, must
 // match the token's). A jwks_url is fetched at start and every jwks_refresh;
 // a token naming an unknown kid asks for an early refresh (at most one per
-// 30s) but is not waited for: it is no account until the new keys land.
+// 30s) but is not waited for: until the new keys land it is unverified
+// (unknown_key), so the gateway refuses or strips it.
 //
 // exp, nbf and iat are checked with account.leeway, iss and aud when
 // configured. A valid token without a string (or integral number) subject is

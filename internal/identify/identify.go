@@ -52,7 +52,8 @@ type scratch struct {
 // New builds an Identifier from cfg (defaults applied here too). It reads
 // the key files and, with account.jwks_url, fetches the JWK Set once and
 // keeps refreshing it until ctx ends. A failed first fetch is logged, not
-// fatal: tokens are then no account until a refresh succeeds.
+// fatal: tokens are then unverified (unknown_key: the gateway refuses or
+// strips them) until a refresh succeeds.
 func New(ctx context.Context, cfg Config, opts Options) (*Identifier, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -206,7 +207,7 @@ func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier,
 			kick:     make(chan struct{}, 1),
 		}
 		if err := r.refresh(ctx); err != nil {
-			opts.Logger.Warn("identify: first jwks fetch failed; tokens are anonymous until a refresh succeeds", "error", err)
+			opts.Logger.Warn("identify: first jwks fetch failed; tokens are unverified (refused or stripped) until a refresh succeeds", "error", err)
 		}
 		go r.run(ctx)
 		v.remote = r
