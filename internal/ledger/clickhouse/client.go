@@ -1,6 +1,8 @@
 package clickhouse
 
 import (
+	"github.com/warden-gw/warden/internal/backendauth"
+
 	"bytes"
 	"context"
 	"errors"
@@ -35,13 +37,13 @@ func NewClient(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("clickhouse: config: %w", err)
 	}
-	pw, err := cfg.password()
+	pw, err := backendauth.Password(cfg.PasswordFile, cfg.PasswordEnv)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
-	tc, err := cfg.TLS.config()
+	tc, err := cfg.TLS.Config()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
 	scheme := "http"
 	if tc != nil {

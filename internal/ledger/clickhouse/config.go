@@ -1,14 +1,12 @@
 package clickhouse
 
 import (
-	"crypto/tls"
-	"crypto/x509"
+	"github.com/warden-gw/warden/internal/backendauth"
+
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -42,13 +40,7 @@ type SpoolConfig struct {
 }
 
 // TLSConfig turns on HTTPS to ClickHouse.
-type TLSConfig struct {
-	Enabled    bool   `yaml:"enabled"`
-	CAFile     string `yaml:"ca_file"`     // a private CA (default: the system's roots)
-	ServerName string `yaml:"server_name"` // default: the address's host
-	CertFile   string `yaml:"cert_file"`   // a client certificate, with KeyFile
-	KeyFile    string `yaml:"key_file"`
-}
+type TLSConfig = backendauth.TLS
 
 // SetDefaults fills what is unset.
 func (c *Config) SetDefaults() {
@@ -108,53 +100,4 @@ func (c Config) Validate() error {
 		bad("tls.cert_file: give cert_file and key_file together")
 	}
 	return errors.Join(errs...)
-}
-
-// password reads the password from its variable or file ("" when
-// neither is set).
-func (c Config) password() (string, error) {
-	switch {
-	case c.PasswordFile != "":
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("clickhouse: password_file: %w", err)
-		}
-		p := strings.TrimRight(string(b), "\r\n")
-		if p == "" {
-			return "", fmt.Errorf("clickhouse: password_file: %s is empty", c.PasswordFile)
-		}
-		return p, nil
-	case c.PasswordEnv != "":
-		p, ok := os.LookupEnv(c.PasswordEnv)
-		if !ok {
-			return "", fmt.Errorf("clickhouse: password_env: variable %s is not set", c.PasswordEnv)
-		}
-		return p, nil
-	}
-	return "", nil
-}
-
-func (t TLSConfig) config() (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("clickhouse: tls.ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("clickhouse: tls.ca_file: %s holds no PEM certificate", t.CAFile)
-		}
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("clickhouse: tls.cert_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }

@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"github.com/warden-gw/warden/internal/backendauth"
+
 	"errors"
 	"fmt"
 	"net"
@@ -36,13 +38,7 @@ type Config struct {
 }
 
 // TLSConfig enables TLS to Redis.
-type TLSConfig struct {
-	Enabled    bool   `yaml:"enabled"`
-	CAFile     string `yaml:"ca_file"`
-	CertFile   string `yaml:"cert_file"`
-	KeyFile    string `yaml:"key_file"`
-	ServerName string `yaml:"server_name"`
-}
+type TLSConfig = backendauth.TLS
 
 const (
 	defaultPoolSize     = 4

@@ -1,9 +1,9 @@
 package redis
 
 import (
+	"github.com/warden-gw/warden/internal/backendauth"
+
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,13 +80,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	password, err := readPassword(cfg)
+	password, err := backendauth.Password(cfg.PasswordFile, cfg.PasswordEnv)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("redis: %w", err)
 	}
-	tlsCfg, err := tlsConfig(cfg.TLS)
+	tlsCfg, err := cfg.TLS.Config()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("redis: %w", err)
 	}
 	co := rueidis.ClientOption{
 		InitAddress:       cfg.Addrs,
@@ -133,53 +133,6 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func readPassword(cfg Config) (string, error) {
-	switch {
-	case cfg.PasswordFile != "":
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("redis: password_file: %w", err)
-		}
-		p := strings.TrimRight(string(b), "\r\n")
-		if p == "" {
-			return "", fmt.Errorf("redis: password_file: %s is empty", cfg.PasswordFile)
-		}
-		return p, nil
-	case cfg.PasswordEnv != "":
-		p, ok := os.LookupEnv(cfg.PasswordEnv)
-		if !ok {
-			return "", fmt.Errorf("redis: password_env: variable %s is not set", cfg.PasswordEnv)
-		}
-		return p, nil
-	}
-	return "", nil
-}
-
-func tlsConfig(t TLSConfig) (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis: tls.ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis: tls.ca_file: %s holds no PEM certificate", t.CAFile)
-		}
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis: tls.cert_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }
 
 // loadScripts sends SCRIPT LOAD to every node, so the first calls find
