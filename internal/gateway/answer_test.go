@@ -98,7 +98,8 @@ ration:
     - {name: contact-account, facet: account, class: contact, limit: 1, window: 24h}
 `
 
-func labBearer(t *testing.T, sub string) string {
+// labBearer is an Authorization value for the lab account sub, a year old.
+func labBearer(t testing.TB, sub string) string {
 	t.Helper()
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": sub, "iat": time.Now().Unix(), "created": time.Now().AddDate(-1, 0, 0).Unix(),

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
 
 	"github.com/warden-gw/warden/internal/config"
@@ -21,33 +20,27 @@ import (
 // (the request warden forwarded) and answers each request with an empty
 // JSON object.
 type recordConn struct {
-	got  *bytes.Buffer
-	resp []byte
+	cannedConn // the net.Conn stubs; Read and Write are recordConn's
+	got        *bytes.Buffer
+	pending    []byte
 }
 
 const recordAnswer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 func (c *recordConn) Write(p []byte) (int, error) {
 	c.got.Write(p)
-	c.resp = append(c.resp, recordAnswer...)
+	c.pending = append(c.pending, recordAnswer...)
 	return len(p), nil
 }
 
 func (c *recordConn) Read(p []byte) (int, error) {
-	if len(c.resp) == 0 {
+	if len(c.pending) == 0 {
 		return 0, errNoRequest
 	}
-	n := copy(p, c.resp)
-	c.resp = c.resp[n:]
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
 	return n, nil
 }
-
-func (c *recordConn) Close() error                     { return nil }
-func (c *recordConn) LocalAddr() net.Addr              { return cannedLocal }
-func (c *recordConn) RemoteAddr() net.Addr             { return cannedRemote }
-func (c *recordConn) SetDeadline(time.Time) error      { return nil }
-func (c *recordConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *recordConn) SetWriteDeadline(time.Time) error { return nil }
 
 // recordFront is the fast front on yaml, its upstream connections writing
 // into the returned buffer.
@@ -74,12 +67,7 @@ const credentialsYAML = `identity:
 // as the token's account, or the upstream receives no credential.
 func FuzzCredentials(f *testing.F) {
 	f.Setenv("LAB_JWT_SECRET", "lab-secret")
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": "77", "iat": time.Now().Unix(), "created": time.Now().AddDate(-1, 0, 0).Unix(),
-	}).SignedString([]byte("lab-secret"))
-	if err != nil {
-		f.Fatal(err)
-	}
+	tok := strings.TrimPrefix(labBearer(f, "77"), "Bearer ")
 	for _, v := range credentialVariants(tok) {
 		f.Add(v, uint8(0))
 	}
@@ -153,12 +141,7 @@ func otherLast(tok string) string {
 // answers 401, strip forwards without the header.
 func TestCredentialVariants(t *testing.T) {
 	t.Setenv("LAB_JWT_SECRET", "lab-secret")
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": "77", "iat": time.Now().Unix(), "created": time.Now().AddDate(-1, 0, 0).Unix(),
-	}).SignedString([]byte("lab-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := strings.TrimPrefix(labBearer(t, "77"), "Bearer ")
 	refuse, refuseGot := recordFront(t, strings.Replace(credentialsYAML, "%s", "refuse", 1))
 	strip, stripGot := recordFront(t, strings.Replace(credentialsYAML, "%s", "strip", 1))
 	ctx := new(fasthttp.RequestCtx)
