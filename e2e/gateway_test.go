@@ -251,6 +251,10 @@ func TestGateway(t *testing.T) {
 				if a.status != 504 || refusalOf(t, a).Error != "upstream timed out" {
 					t.Fatalf("slow upstream: %d %s", a.status, a.body)
 				}
+				want := `warden_upstream_errors_total{front="` + front + `",kind="timeout"} 1`
+				if m := adminDo(t, g, "GET", "/metrics", "").body; !strings.Contains(m, want) {
+					t.Errorf("the timeout not counted as %s:\n%s", want, grepLines(m, "warden_upstream_errors_total"))
+				}
 			})
 			t.Run("oversized header is refused", func(t *testing.T) {
 				a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/x", map[string]string{"X-Big": strings.Repeat("a", 100_000)}) // far past the buffer: the client is still sending when refused

@@ -104,16 +104,16 @@ func (g *Gateway) requestPath(w replyWriter, front frontName, connect bool, raw 
 }
 
 // upstreamFailed answers ex, whose upstream failed with err: counted by
-// kind, logged, and recorded on an inspected route. ex is nil when the
-// failure came before the exchange was known.
-func (g *Gateway) upstreamFailed(w replyWriter, ex *Exchange, err error) {
+// front and kind, logged, and recorded on an inspected route. ex is nil
+// when the failure came before the exchange was known.
+func (g *Gateway) upstreamFailed(w replyWriter, front frontName, ex *Exchange, err error) {
 	status, kind, msg := upstreamFailure(err)
 	id := ""
 	if ex != nil {
 		id = ex.ID
 		failed(ex, status)
 	}
-	g.m.upErrors.WithLabelValues(kind).Inc()
+	g.m.upErrors.WithLabelValues(front.String(), kind).Inc()
 	g.log.Warn("upstream error", slog.String("request_id", id), slog.String("kind", kind), slog.String("error", err.Error()))
 	writeError(w, status, msg, id)
 }

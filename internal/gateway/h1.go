@@ -65,7 +65,7 @@ func (r *fastReply) writeJSON(status int, body []byte) {
 // upstreamFailed replaces resp with the answer to an upstream failure.
 func (x *h1) upstreamFailed(resp *fasthttp.Response, ex *Exchange, err error) {
 	resp.Reset()
-	x.g.upstreamFailed((*fastReply)(resp), ex, err)
+	x.g.upstreamFailed((*fastReply)(resp), x.front, ex, err)
 }
 
 // recovered replaces resp with the answer to a panic v.

@@ -64,8 +64,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 		upErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "warden_upstream_errors_total", Help: "Upstream failures by kind (unreachable, timeout, too_large; std front also client_gone: the client left first).",
-		}, []string{"kind"}),
+			Name: "warden_upstream_errors_total", Help: "Upstream failures by front and kind (unreachable, timeout, too_large; std front also client_gone: the client left first)." + frontHelp,
+		}, []string{"front", "kind"}),
 		badReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_bad_requests_total",
 			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed, ambiguous_path, pipelined_too_far). The std front counts body_too_large and ambiguous_path only: net/http answers the others itself." + frontHelp,

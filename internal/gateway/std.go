@@ -320,7 +320,7 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		f.g.badRequest(rec, frontStd, 413, "body_too_large", "request body too large", id)
 		return
 	}
-	f.g.upstreamFailed(rec, ex, err)
+	f.g.upstreamFailed(rec, frontStd, ex, err)
 }
 
 // proxiedReply writes warden's own answer into a proxied response, in
