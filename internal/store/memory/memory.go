@@ -108,6 +108,7 @@ type Store struct {
 	banMu     sync.Mutex   // serialises ban writers with rebuilds of banBits
 	banBits   atomic.Pointer[banFilter]
 	evictions atomic.Int64
+	det       detections // the detector's shared counters (detect.go)
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -347,6 +348,7 @@ func (s *Store) sweepLoop(every time.Duration) {
 				now = max(now, sh.lastNow)
 				sh.mu.Unlock()
 			}
+			now = max(now, s.det.clock())
 			if now != 0 {
 				s.sweep(now)
 			}
@@ -363,7 +365,7 @@ func (s *Store) sweep(now int64) int {
 	for _, sh := range s.shards {
 		removed += s.sweepShard(sh, now)
 	}
-	return removed + s.sweepBans(now)
+	return removed + s.sweepBans(now) + s.det.sweep(now)
 }
 
 func (s *Store) sweepShard(sh *shard, now int64) int {

@@ -334,4 +334,4 @@ end
 return redis.call('HVALS', KEYS[2])
 `)
 
-var allScripts = []*script{admitScript, refundScript, spendScript, linkScript, linkedScript, putBanScript, removeBanScript, listBansScript}
+var allScripts = []*script{admitScript, refundScript, spendScript, linkScript, linkedScript, putBanScript, removeBanScript, listBansScript, observeScript, offendScript}

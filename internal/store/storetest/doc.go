@@ -26,8 +26,18 @@
 //     unreferenced, ids shown in a list never better, earlier ids kept).
 //   - Bans: PutBan replaces, RemoveBan reports whether the ban was there,
 //     ListBans excludes expired bans and sorts by facet, then value.
+//   - Observe (store.Detections): per observation, the distinct members its
+//     set holds within Window before its time (the edge inclusive), capped
+//     at Limit+1 (the oldest dropped); a member seen again takes the later
+//     of its times, never an earlier one; counts returned in order, keys
+//     independent, across cluster slots in one call.
+//   - Offend: the N-th offence is banned for durations[N-1], the last
+//     repeating; none is recorded while the latest ban holds (until
+//     exclusive); the history is forgotten the longest duration after the
+//     latest ban ends.
 //   - Invalid input (Interval <= 0, Burst < 1, Cost < 0, Window <= 0,
-//     Limit < 0, ttl <= 0, provenance unreferenced or unknown) is an error that charges nothing, never a panic.
+//     Limit < 0, ttl <= 0, provenance unreferenced or unknown, an observation's
+//     Window <= 0 or Limit < 1, no or non-positive ban durations) is an error that charges nothing, never a panic.
 //   - Under concurrent calls, exactly Limit distinct subjects and exactly
 //     Burst requests pass.
 //

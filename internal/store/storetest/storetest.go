@@ -56,6 +56,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("LinkRotation", func(t *testing.T) { testLinkRotation(t, open) })
 	t.Run("LinkProvenance", func(t *testing.T) { testLinkProvenance(t, open) })
 	t.Run("LinkSaturation", func(t *testing.T) { testLinkSaturation(t, open) })
+	t.Run("Observe", func(t *testing.T) { testObserve(t, open) })
+	t.Run("Offend", func(t *testing.T) { testOffend(t, open) })
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, open) })
 	t.Run("ConcurrentSpend", func(t *testing.T) { testConcurrentSpend(t, open) })
 	t.Run("ConcurrentAdmit", func(t *testing.T) { testConcurrentAdmit(t, open) })
