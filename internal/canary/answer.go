@@ -31,7 +31,7 @@ func (c *Canaries) Answer(pattern string, param func(string) string, query strin
 	r := &c.cfg.Routes
 	switch pattern {
 	case r.Profile:
-		p, ok := c.ParseID(param("id"))
+		p, ok := c.ParseID(param("id")) // a real id: one length compare says no
 		if !ok {
 			return 0, nil, false
 		}

@@ -26,6 +26,8 @@ type Canaries struct {
 	anchorBelow uint64
 	// lo, hi bound a slot's bias as arcsine angles: p = sin^2(theta).
 	lo, hi float64
+	// minDigits, maxDigits: the lengths of the range's decimal ids.
+	minDigits, maxDigits int
 }
 
 type phoneRange struct {
@@ -92,6 +94,7 @@ func newCanaries(cfg Config, keys []*key) *Canaries {
 	}
 	c.anchorBelow = uint64(cfg.Density * (1 << 63) * 2)
 	c.lo, c.hi = arcsineBounds(cfg.Cutoff)
+	c.minDigits, c.maxDigits = len(strconv.FormatInt(cfg.IDs.Min, 10)), len(strconv.FormatInt(cfg.IDs.Max, 10))
 	return c
 }
 
@@ -273,9 +276,17 @@ func (c *Canaries) byID(id int64) (Profile, bool) {
 	return Profile{}, false
 }
 
+// idShaped reports whether s has as many digits as ids of the canary
+// range can: the upstream's ids are shorter (the lab's below 2^24, 8
+// digits at most, the default range 10 digits), so for them this one
+// compare says "not a canary".
+func (c *Canaries) idShaped(s string) bool {
+	return len(s) >= c.minDigits && len(s) <= c.maxDigits
+}
+
 // ParseID returns the canary with decimal id s.
 func (c *Canaries) ParseID(s string) (Profile, bool) {
-	if len(s) == 0 || len(s) > 19 || s[0] == '0' {
+	if !c.idShaped(s) || s[0] == '0' {
 		return Profile{}, false
 	}
 	id, err := strconv.ParseInt(s, 10, 64)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // ndjsonCopy is n lab-shaped full profiles, one a line.
@@ -25,9 +27,11 @@ func BenchmarkScanNDJSON(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	n := 0
+	cpu0 := cpuTime(b)
 	for b.Loop() {
 		scanJSON(data, func(*Record) { n++ })
 	}
+	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
 }
 
 // BenchmarkTraceNDJSON: a whole read with the tally (canaries off), on
@@ -36,10 +40,30 @@ func BenchmarkTraceNDJSON(b *testing.B) {
 	data := ndjsonCopy(100000)
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
+	cpu0 := cpuTime(b)
 	for b.Loop() {
 		t := New(nil, 0)
 		if _, err := t.Read(bytes.NewReader(data), nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
+}
+
+// cpuTime is the CPU time (user and system) the process has spent.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportPerCore reports bytes read per CPU second, "MB/cpu-s": the figure
+// per core the target is set in, which wall time on a shared machine
+// (other processes taking cores) cannot give.
+func reportPerCore(b *testing.B, n int64, cpu time.Duration) {
+	if cpu > 0 {
+		b.ReportMetric(float64(n)/1e6/cpu.Seconds(), "MB/cpu-s")
 	}
 }

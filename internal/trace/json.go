@@ -83,9 +83,11 @@ func (s *jsonScanner) ws() {
 	}
 }
 
-// str reads a string at s.i ('"'); raw is its bytes between the quotes,
-// esc whether it holds escapes.
-func (s *jsonScanner) str() (raw []byte, esc bool, err error) {
+// str reads a string at s.i ('"'); raw is its bytes between the quotes.
+// With want, esc says whether it holds escapes; without (a key, a value
+// nobody reads) esc may miss one not before a quote: the string is not
+// scanned a second time for backslashes (a bio is most of a record).
+func (s *jsonScanner) str(want bool) (raw []byte, esc bool, err error) {
 	start := s.i + 1
 	j := start
 	for {
@@ -107,7 +109,7 @@ func (s *jsonScanner) str() (raw []byte, esc bool, err error) {
 		}
 		j++
 	}
-	if !esc && bytes.IndexByte(s.b[start:j], '\\') >= 0 {
+	if want && !esc && bytes.IndexByte(s.b[start:j], '\\') >= 0 {
 		esc = true
 	}
 	s.i = j + 1
@@ -153,7 +155,7 @@ func (s *jsonScanner) object(depth int) (scalar []byte, err error) {
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
 			return nil, errJSON
 		}
-		key, _, err := s.str()
+		key, _, err := s.str(false)
 		if err != nil {
 			return nil, err
 		}
@@ -194,11 +196,12 @@ func (s *jsonScanner) value(depth, kind int, rec *Record) error {
 	}
 	switch c := s.b[s.i]; {
 	case c == '"':
-		raw, esc, err := s.str()
+		want := rec != nil && kind != fNone
+		raw, esc, err := s.str(want)
 		if err != nil {
 			return err
 		}
-		if rec != nil {
+		if want {
 			if esc {
 				raw = unescape(raw)
 			}

@@ -82,7 +82,25 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 		workers = 1
 	}
 	jobs := make(chan chunk, workers)
-	pool := sync.Pool{New: func() any { return make([]byte, 0, 1<<16) }} // grows to a chunk as it is filled
+	// free holds the chunk buffers the workers are done with: workers+2
+	// of them circulate (one filling, one per worker, one queued), each
+	// made once at a chunk's size plus a read's, so filling one never
+	// grows (and copies) it, and nothing is allocated per chunk.
+	free := make(chan []byte, workers+2)
+	get := func() []byte {
+		select {
+		case b := <-free:
+			return b[:0]
+		default:
+			return make([]byte, 0, chunkSize+1<<16)
+		}
+	}
+	put := func(b []byte) {
+		select {
+		case free <- b:
+		default: // one grown past a chunk for a long piece: dropped
+		}
+	}
 	var wg sync.WaitGroup
 	bad := make([]int, workers)
 	for w := range workers {
@@ -92,7 +110,7 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 			e := func(rec *Record) { emit(w, rec) }
 			for c := range jobs {
 				bad[w] += work(c.b, c.first, e)
-				pool.Put(c.b[:0]) //nolint:staticcheck // a slice header: the pool keeps the memory
+				put(c.b)
 			}
 		}()
 	}
@@ -100,10 +118,9 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 	var carry []byte
 	first := true
 	for {
-		buf := pool.Get().([]byte)
-		buf = append(buf[:0], carry...)
+		buf := append(get(), carry...)
 		for len(buf) < chunkSize {
-			if cap(buf)-len(buf) < 1<<16 {
+			if cap(buf)-len(buf) < 1<<16 { // only a carry past a chunk gets here
 				buf = append(buf, make([]byte, 1<<16)...)[:len(buf)]
 			}
 			n, rerr := br.Read(buf[len(buf):cap(buf)])
@@ -134,7 +151,7 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 				break
 			}
 			carry = append(carry[:0], buf...) // read on until a boundary
-			pool.Put(buf[:0])
+			put(buf)
 			continue
 		}
 		carry = append(carry[:0], buf[end:]...)
