@@ -59,11 +59,23 @@ func (g canaryGate) Seed(ex *gateway.Exchange, res *inspect.Result, acc *inspect
 		return
 	}
 	_, ident := g.c.IdentityOf(ex.Identity.Value)
+	if ident == "" {
+		return
+	}
 	t := acc.Time // what the ledger records, so a trace replays the same bucket
 	if t.IsZero() {
 		t = ex.Start
 	}
-	g.c.Plan(0, ex.Route.Route.Pattern, ex.Route.List(), ident, g.c.Bucket(t), res.Len(), res.ID,
+	list := ex.Route.List()
+	if g.c.IsSearch(ex.Route.Route.Pattern) {
+		// The list a search answer is: its query, sealed under the key;
+		// the ledger records it, so a trace replays the same code.
+		if list = g.c.SearchList(ex.RawQuery); list == "" {
+			return
+		}
+		acc.List = list
+	}
+	g.c.Plan(0, ex.Route.Route.Pattern, list, ident, g.c.Bucket(t), res.Len(), res.ID,
 		func(i int, s canary.Slot, shown bool) {
 			if shown {
 				p := g.c.Canary(0, s.Canary)

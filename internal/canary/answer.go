@@ -81,6 +81,24 @@ func (c *Canaries) Answer(pattern string, param func(string) string, query strin
 			b = c.appendPost(b, &p, k)
 		}
 		return 200, c.appendNext(b, 'p', &p, at, limit, p.Posts), true
+	case r.Search:
+		// The platform answers nothing for a canary's whole username
+		// (its digits are above every real one's): warden answers the
+		// canary, as the platform would if it were real.
+		if !strings.Contains(query, "_") && !strings.Contains(query, "%5") { // no username's "_": no canary, no parsing
+			return 0, nil, false
+		}
+		vals, _ := url.ParseQuery(query)
+		v := vals.Get(r.SearchQuery)
+		if !c.canaryShapedName(v) {
+			return 0, nil, false
+		}
+		p, ok := c.ByUsername(strings.ToLower(v))
+		if !ok {
+			return 0, nil, false
+		}
+		b := c.AppendSummary([]byte(`{"users":[`), &p)
+		return 200, append(b, `],"next_cursor":null}`...), true
 	case r.Post:
 		s := param("id")
 		id, err := strconv.ParseInt(s, 10, 64)
@@ -274,3 +292,11 @@ func matchPattern(pat, method, path string) (map[string]string, bool) {
 	}
 	return params, path == ""
 }
+
+// canaryShapedName: "_" and 8 digits at the end, the first of them one a
+// canary's number can start with; cheap, before any hashing.
+func (c *Canaries) canaryShapedName(v string) bool {
+	i := len(v) - 9
+	return i >= 1 && v[i] == '_' && v[i+1] >= '1' && v[i+1] <= '8'
+}
+

@@ -205,3 +205,63 @@ func TestPlan(t *testing.T) {
 		t.Fatal("routes")
 	}
 }
+
+// TestCountsConsistent: a canary's follower_count and following_count (in
+// its profile and in every SUMMARY of it) equal the lengths of the lists
+// warden answers for it, paged to the end, and its posts_count its posts.
+func TestCountsConsistent(t *testing.T) {
+	c := newTest(t)
+	r := c.Config().Routes
+	for j := uint32(0); j < 300; j++ {
+		p := c.profile(0, j*7919%indexCount)
+		id := strconv.FormatInt(p.ID, 10)
+		param := func(string) string { return id }
+		for _, k := range []struct {
+			route, field string
+			want         int
+		}{{r.Followers, "users", p.Followers}, {r.Following, "users", p.Following}, {r.Posts, "posts", p.Posts}} {
+			n, cursor := 0, ""
+			for pages := 0; ; pages++ {
+				q := "limit=50"
+				if cursor != "" {
+					q += "&cursor=" + cursor
+				}
+				st, body, ok := c.Answer(k.route, param, q)
+				if !ok || st != 200 {
+					t.Fatalf("%s of %s: %d %s", k.route, id, st, body)
+				}
+				var pg map[string]json.RawMessage
+				if err := json.Unmarshal(body, &pg); err != nil {
+					t.Fatalf("%s: %v: %s", k.route, err, body)
+				}
+				var recs []struct {
+					ID            string `json:"id"`
+					FollowerCount *int   `json:"follower_count"`
+				}
+				if err := json.Unmarshal(pg[k.field], &recs); err != nil {
+					t.Fatal(err)
+				}
+				for _, u := range recs {
+					if u.FollowerCount == nil {
+						continue
+					}
+					// A SUMMARY's count is that canary's profile's.
+					f, ok := c.ParseID(u.ID)
+					if !ok || f.Followers != *u.FollowerCount {
+						t.Fatalf("%s of %s: summary of %s says %d followers, its profile %d (a canary %v)", k.route, id, u.ID, *u.FollowerCount, f.Followers, ok)
+					}
+				}
+				n += len(recs)
+				if string(pg["next_cursor"]) == "null" {
+					break
+				}
+				if err := json.Unmarshal(pg["next_cursor"], &cursor); err != nil || pages > 100 {
+					t.Fatalf("%s: cursor %s", k.route, pg["next_cursor"])
+				}
+			}
+			if n != k.want {
+				t.Fatalf("canary %s: %s lists %d, its profile says %d", id, k.route, n, k.want)
+			}
+		}
+	}
+}

@@ -54,6 +54,10 @@ func (c *Canaries) IdentityOf(value func(identify.Facet) string) (identify.Facet
 // Seeds reports whether list answers on route pattern get canaries.
 func (c *Canaries) Seeds(route string) bool { return c.seed[route] }
 
+// IsSearch reports whether route pattern is the search route, whose list
+// is SearchList's.
+func (c *Canaries) IsSearch(route string) bool { return route == c.cfg.Routes.Search }
+
 // Keys is the number of keys (the first signs).
 func (c *Canaries) Keys() int { return len(c.keys) }
 
@@ -68,6 +72,16 @@ func (c *Canaries) Plan(ki int, route, list, ident string, bucket int64, n int, 
 		return
 	}
 	k := c.keys[ki]
+	// A search answer's slots carry canaries that match its query
+	// (search.go); list is then the sealed query.
+	search, q := route == c.cfg.Routes.Search, ""
+	var cands []uint32
+	if search {
+		var ok bool
+		if q, ok = c.openQuery(list); !ok {
+			return
+		}
+	}
 	var buf [256]byte
 	shown := 0
 	for i := range n {
@@ -80,6 +94,14 @@ func (c *Canaries) Plan(ki int, route, list, ident string, bucket int64, n int, 
 			continue
 		}
 		s := Slot{Canary: uint32(k.slot.sum(b) % indexCount)}
+		if search {
+			if cands == nil {
+				if cands = c.matching(make([]uint32, 0, 64), ki, q); len(cands) == 0 {
+					return // no canary would match: none is shown
+				}
+			}
+			s.Canary = cands[k.slot.sum(b)%uint64(len(cands))]
+		}
 		th := c.lo + (c.hi-c.lo)*unit(k.bias.sum(b))
 		s.Bias = math.Sin(th) * math.Sin(th)
 		b = append(b, 0)

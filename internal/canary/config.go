@@ -55,15 +55,20 @@ type IDRange struct {
 
 // Routes name the route map's patterns by what they are. A profile
 // pattern's parameter is {id}, by-username's {username}; Seed lists the
-// list routes canaries are inserted into.
+// list routes canaries are inserted into (followers, following, search).
 type Routes struct {
-	Profile    string   `yaml:"profile"`
-	ByUsername string   `yaml:"by_username"`
-	Followers  string   `yaml:"followers"`
-	Following  string   `yaml:"following"`
-	Posts      string   `yaml:"posts"`
-	Post       string   `yaml:"post"`
-	Seed       []string `yaml:"seed"`
+	Profile    string `yaml:"profile"`
+	ByUsername string `yaml:"by_username"`
+	Followers  string `yaml:"followers"`
+	Following  string `yaml:"following"`
+	Posts      string `yaml:"posts"`
+	Post       string `yaml:"post"`
+	// Search is the search route: its answers get canaries that match
+	// the query (SearchQuery names its parameter, default "q"), and it
+	// answers a search for a canary's whole username with that canary.
+	Search      string   `yaml:"search"`
+	SearchQuery string   `yaml:"search_query"`
+	Seed        []string `yaml:"seed"`
 }
 
 // Enabled reports whether canaries are configured.
@@ -107,8 +112,10 @@ func (c *Config) SetDefaults() {
 	def(&r.Following, "GET /v1/users/{id}/following")
 	def(&r.Posts, "GET /v1/users/{id}/posts")
 	def(&r.Post, "GET /v1/posts/{id}")
+	def(&r.Search, "GET /v1/search")
+	def(&r.SearchQuery, "q")
 	if r.Seed == nil {
-		r.Seed = []string{r.Followers, r.Following}
+		r.Seed = []string{r.Followers, r.Following, r.Search}
 	}
 }
 

@@ -26,6 +26,7 @@ type key struct {
 	perm    sip // the username permutation
 	graph   sip // a canary's followers and following
 	cursor  sip // checks a canary list's cursor
+	searchKeys
 }
 
 type sip struct{ k0, k1 uint64 }
@@ -58,6 +59,7 @@ func newKey(secret []byte) *key {
 	}
 	k.anchor, k.slot, k.bias, k.include = sub("anchor"), sub("slot"), sub("bias"), sub("include")
 	k.perm, k.graph, k.cursor = sub("perm"), sub("graph"), sub("cursor")
+	k.initSearch(secret)
 	return k
 }
 
