@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +95,151 @@ func TestCanariesServed(t *testing.T) {
 		_ = json.Unmarshal([]byte(do(t, cl, "GET", g.url+"/v1/users/"+id, map[string]string{"Authorization": tokB}).body), &prof)
 		if _, ok := c.Verify(id, prof.Username, prof.Email, prof.Phone); !ok || prof.Email == "" || prof.Phone == "" {
 			t.Fatalf("canary %s's profile does not verify: %+v", id, prof)
+		}
+	}
+}
+
+// searchConfig is canaryConfig with the search route inspected (its
+// answers recorded and seeded) and no rate limit in the way.
+func searchConfig(dir string) string {
+	cfg := strings.Replace(canaryConfig(dir), "inspect:\n  routes:\n", `inspect:
+  routes:
+    - route: "GET /v1/search"
+      records: ["$.users[*]"]
+      id: id
+      classes: {profile: [username, full_name]}
+      links: ["$.users[*].id"]
+      cursor: cursor
+`, 1)
+	return strings.Replace(cfg, "  - {name: following-burst, facet: account, rate: 1/h, burst: 2, routes: [\"GET /v1/users/{id}/following\"]}\n", "  - {name: roomy, facet: account, rate: 100000/s, burst: 100000}\n", 1)
+}
+
+// searchQueries are two-letter queries: every first and last name of the
+// lab starts with one of them, and many match nothing.
+func searchQueries() []string {
+	var qs []string
+	for _, a := range "abcdefghijklmnoprstvwyz" {
+		for _, b := range "aeiouhlnr" {
+			qs = append(qs, string(a)+string(b))
+		}
+	}
+	return qs
+}
+
+// searchAll pages through the answers to each query with one account and
+// returns every record served, with the query it answered.
+func searchAll(t *testing.T, cl *http.Client, base, tok string, qs []string) (out []labUser, query []string) {
+	t.Helper()
+	for _, q := range qs {
+		cursor := ""
+		for range 1000 {
+			u := base + "/v1/search?limit=50&q=" + url.QueryEscape(q)
+			if cursor != "" {
+				u += "&cursor=" + url.QueryEscape(cursor)
+			}
+			a := do(t, cl, "GET", u, map[string]string{"Authorization": tok})
+			if a.status != 200 {
+				t.Fatalf("%s: %d %s", u, a.status, a.body)
+			}
+			var pg struct {
+				Users []labUser
+				Next  *string `json:"next_cursor"`
+			}
+			if err := json.Unmarshal([]byte(a.body), &pg); err != nil {
+				t.Fatal(err)
+			}
+			for _, us := range pg.Users {
+				out, query = append(out, us), append(query, q)
+			}
+			if pg.Next == nil {
+				break
+			}
+			cursor = *pg.Next
+		}
+	}
+	return out, query
+}
+
+// TestCanariesSearch: search answers through the real gateway carry
+// canaries that match the query as the platform's search does (username
+// or lower-case full name starts with it), verified by the key, at most 2
+// a page, the same on a re-read; a search for a found canary's username
+// answers it, the same for a second account; and each canary's
+// follower_count and following_count equal the lengths of the lists warden
+// serves for it, paged to the end.
+func TestCanariesSearch(t *testing.T) {
+	up := startPlatform(t, 2000)
+	g := startGateway(t, searchConfig(t.TempDir()), up)
+	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, canaryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := clientFrom("127.0.0.1")
+	tokA, tokB := accountToken(t, 11), accountToken(t, 12)
+	us, qs := searchAll(t, cl, g.url, tokA, searchQueries())
+	found := map[string]labUser{}
+	for i, u := range us {
+		if _, ok := c.Verify(u.ID, u.Username, "", ""); !ok {
+			continue
+		}
+		if !strings.HasPrefix(u.Username, qs[i]) && !strings.HasPrefix(strings.ToLower(u.FullName), qs[i]) {
+			t.Fatalf("canary %s (%s) in the answer to %q, which it does not match", u.Username, u.FullName, qs[i])
+		}
+		found[u.ID] = u
+	}
+	t.Logf("%d canaries in %d search records (%.2f%%)", len(found), len(us), 100*float64(len(found))/float64(len(us)))
+	if d := float64(len(found)) / float64(len(us)); len(found) < 5 || d > 0.02 {
+		t.Fatalf("%d canaries in %d search records", len(found), len(us))
+	}
+	again, _ := searchAll(t, cl, g.url, tokA, searchQueries()[:40])
+	if fmt.Sprint(again) != fmt.Sprint(us[:len(again)]) {
+		t.Fatal("search answers changed on a re-read")
+	}
+	n := 0
+	for id, u := range found {
+		if n++; n > 6 {
+			break
+		}
+		a := do(t, cl, "GET", g.url+"/v1/search?q="+u.Username, map[string]string{"Authorization": tokA})
+		b := do(t, cl, "GET", g.url+"/v1/search?q="+u.Username, map[string]string{"Authorization": tokB})
+		if a.status != 200 || a.body != b.body || !strings.Contains(a.body, `"id":"`+id+`"`) {
+			t.Fatalf("search for %s: %d %s; second account %s", u.Username, a.status, a.body, b.body)
+		}
+		var prof struct {
+			Followers int `json:"follower_count"`
+			Following int `json:"following_count"`
+		}
+		if err := json.Unmarshal([]byte(do(t, cl, "GET", g.url+"/v1/users/"+id, map[string]string{"Authorization": tokB}).body), &prof); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range []struct {
+			name string
+			want int
+		}{{"followers", prof.Followers}, {"following", prof.Following}} {
+			got := 0
+			cursor := ""
+			for range 100 {
+				path := g.url + "/v1/users/" + id + "/" + l.name + "?limit=50"
+				if cursor != "" {
+					path += "&cursor=" + url.QueryEscape(cursor)
+				}
+				a := do(t, cl, "GET", path, map[string]string{"Authorization": tokA})
+				var pg struct {
+					Users []labUser
+					Next  *string `json:"next_cursor"`
+				}
+				if err := json.Unmarshal([]byte(a.body), &pg); a.status != 200 || err != nil {
+					t.Fatalf("%s: %d %s", path, a.status, a.body)
+				}
+				got += len(pg.Users)
+				if pg.Next == nil {
+					break
+				}
+				cursor = *pg.Next
+			}
+			if got != l.want {
+				t.Fatalf("canary %s: %s lists %d, its profile says %d", id, l.name, got, l.want)
+			}
 		}
 	}
 }

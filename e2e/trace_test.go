@@ -259,3 +259,41 @@ func TestTrace(t *testing.T) {
 		t.Errorf("forged canaries: accused %v, found %d, rejected %d of %d", accusedSet(r), r.CanariesFound, r.Forged, len(forged))
 	}
 }
+
+// TestTraceSearch: a harvester that takes the network through search
+// answers alone is named from its take (search pages are scored like list
+// pages: the ledger records the list each answered, the query sealed under
+// the key), and the innocents who searched a few of the same queries are
+// not; searches never put a query in the ledger in clear.
+func TestTraceSearch(t *testing.T) {
+	up := startPlatform(t, 3000)
+	dir := t.TempDir()
+	ledgerDir := filepath.Join(dir, "ledger")
+	g := startGateway(t, searchConfig(ledgerDir), up)
+	cl := clientFrom("127.0.0.1")
+	qs := searchQueries()
+	take, _ := searchAll(t, cl, g.url, accountToken(t, 501), qs)
+	for i := range 30 {
+		searchAll(t, cl, g.url, accountToken(t, 600+i), []string{qs[i*5%len(qs)], qs[(i*7+3)%len(qs)], "lena"})
+	}
+	g.p.Stop()
+	take = dedupe(take)
+	r := runTraceCmd(t, ledgerDir, writeTake(t, dir, "ndjson", take))
+	t.Logf("search take: %d records, %d canaries, accused %v", r.Records, r.CanariesFound, accusedSet(r))
+	if got := accusedSet(r); fmt.Sprint(got) != "[account:501]" {
+		t.Fatalf("accused %v, want account 501 (records %d, canaries %d)", got, r.Records, r.CanariesFound)
+	}
+	err := filepath.Walk(ledgerDir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte("lena")) {
+			t.Errorf("%s holds a search query in clear", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,7 +13,11 @@
 // an anchor's slot carries one canary, shown to an identity when a keyed
 // hash of (identity, slot, time bucket) falls under the slot's bias, drawn
 // from the arcsine distribution. Plan replays the decision from a ledger
-// entry, which is what warden trace scores against.
+// entry, which is what warden trace scores against. Search answers are
+// lists too: their list is the query normalised, sealed under the key (the
+// ledger keeps no query in clear), and a slot's canary is one whose
+// username or lower-case full name starts with the query, as the
+// platform's search matches (search.go).
 //
 // It must never: store or log a key; derive a canary from anything but the
 // key and its index (no clock, no request data in a profile); give a canary
