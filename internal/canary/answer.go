@@ -299,4 +299,3 @@ func (c *Canaries) canaryShapedName(v string) bool {
 	i := len(v) - 9
 	return i >= 1 && v[i] == '_' && v[i+1] >= '1' && v[i+1] <= '8'
 }
-
