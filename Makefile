@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadSnapshot$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/store/memory/disk
 	$(GO) test -run '^$$' -fuzz '^FuzzReadBanLog$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/store/memory/disk
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLog$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSeg$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/trace
 

@@ -27,40 +27,46 @@
 // place: a torn tail holds integers nothing refers to and is cut at the
 // next append.
 //
-// A sealed partition (format 3, magic WLEDGER3) is: the hour, the first
-// and last Access time, the SHA-256 of its predecessor, the size of each
-// namespace of `ids` its integers are below, the offsets of two parts,
-// then the tables (uncompressed, 8-byte aligned, read where they lie in
-// the mapped file), the Accesses (zstd) and the SHA-256 of all that: each
-// partition names its predecessor, so an edited, removed or reordered
-// partition breaks the chain (`warden ledger verify`). Readers check the
-// structure of what they map, not the hashes: that is verify's work.
+// A sealed partition (format 4, magic WLEDGER4; seg4.go) is: the hour,
+// the first and last Access time, the SHA-256 of its predecessor, the size
+// of each namespace of `ids` its integers are below, the partition's
+// classes, then three compressed sections and the SHA-256 of all that:
+// each partition names its predecessor, so an edited, removed or
+// reordered partition breaks the chain (`warden ledger verify`). Readers
+// check the structure of what they map, not the hashes: that is verify's
+// work.
 //
-// Tables are posting lists over `ids` integers: sorted 64-bit keys,
-// offsets, sorted 32-bit values (table.go). Per facet: author ->
-// identities served their content (reach), subject -> who was served it
-// with the classes served, the count, first and last (who-took, one
-// varint row per identity and class set); and author -> impressions. A
-// facet that no Access of the partition has gets no who-took rows:
-// who-took by it reads another facet's rows as "without it". Took-by,
-// explain and windows that cut a partition read the Accesses. Every facet
-// (app, account, ip, net, fingerprint) is an identity dimension.
+// Identities are tuples: every facet of an Access at once (app, account,
+// ip, net, fingerprint) is one integer of the namespace nsTuple of `ids`,
+// added by the sealer. The sections:
 //
-// What a byte buys (BenchmarkSealDense, bench_results.txt): at the
-// issue's density (about 139,000 Accesses an hour, 1,000,000 identities)
-// a partition holds about 114 bytes per Access: the Accesses compressed, about 29 (of which 12 are
-// the request id, random and incompressible, kept for explain), who-took
-// rows about 66 (three facets), reach's postings about 16, impressions 2;
-// the shared dictionary adds about 20 bytes per distinct id once. The
-// issue's 4 bytes per Access cannot be met by a ledger that keeps each
-// Access: its request id alone is 12 random bytes, and its identity and
-// subjects, drawn from a million each, are 2.5 bytes apiece of entropy.
+//   - viewers (reach): author -> impressions and the tuples served the
+//     author's content, delta-coded;
+//   - takers (who-took): subject -> one row per tuple and class set: the
+//     classes served unmasked, the count, first and last;
+//   - the Accesses as columns (columns.go): times delta-coded, request ids
+//     as prefix and counter deltas, the few names in one column, each
+//     facet, records, authors, hashes in theirs; each column zstd'd.
 //
-// Format 2 (WLEDGER2: cold took-by tables, who-took rows for absent
-// facets) and format 1 (WLEDGER1: per-hour dictionaries) are refused by
-// readers and verify with an error naming the file: keep such a directory
-// for the warden that wrote it and give this one a new directory. Logs
-// (.wal) did not change and are sealed in format 3.
+// viewers and takers are keyed sections (keyed.go): sorted keys cut in
+// blocks of about 16 KiB, each zstd'd alone, with a directory of the
+// blocks' first keys, so that who-took decompresses one block per
+// partition; a reader keeps the blocks it decompressed. A query by a facet
+// maps tuples to that facet's values (an array per facet, built from `ids`
+// on first use); a row or a viewer whose tuple lacks the facet counts as
+// "without it", as format 3's rows did. Took-by, explain and windows that
+// cut a partition decompress the Accesses.
+//
+// Format 3 (WLEDGER3; partition.go) is still read and verified: the same
+// header with a size per namespace but nsTuple, then hot tables per facet
+// (uncompressed, read where they lie in the mapped file) and the Accesses
+// (row by row, zstd). Format 2 (WLEDGER2: cold took-by tables, who-took
+// rows for absent facets) and format 1 (WLEDGER1: per-hour dictionaries)
+// are refused by readers and verify with an error naming the file: keep
+// such a directory for the warden that wrote it and give this one a new
+// directory. Logs (.wal) did not change and are sealed in format 4.
+//
+// What a byte buys: see "Size" below.
 //
 // # Durability
 //

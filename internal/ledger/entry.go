@@ -44,7 +44,12 @@ const (
 	nsID    = 0 // platform ids: records, authors, lists
 	nsFacet = 1 // nsFacet+f-1 for facet f
 	nsName  = nsFacet + NumFacets
-	nsCount = nsName + 1
+	// nsTuple (format 4): an identity as a whole, the facets of an Access
+	// (tupleKey), so that format 4's index names one integer per identity
+	// where format 3 named one per facet. Only the sealer adds to it.
+	nsTuple   = nsName + 1
+	nsCount   = nsTuple + 1
+	nsCountV3 = nsTuple // namespaces a format 3 partition counts
 )
 
 // entry is an Entry as stored: integers of the partition's dictionary
@@ -79,11 +84,8 @@ const (
 	flagLookup // lookup hash follows
 )
 
-// appendEntry encodes e after dst; hour is the partition's start (unix
-// microseconds), times are kept relative to it.
-func appendEntry(dst []byte, e *entry, hour int64) []byte {
-	dst = binary.AppendVarint(dst, e.t-hour)
-	dst = appendReqID(dst, e.reqID)
+// flags is e's flag byte.
+func (e *entry) flags() byte {
 	var flags byte
 	if e.unref {
 		flags |= flagUnref
@@ -94,7 +96,15 @@ func appendEntry(dst []byte, e *entry, hour int64) []byte {
 	if e.lookup != 0 {
 		flags |= flagLookup
 	}
-	dst = append(dst, flags)
+	return flags
+}
+
+// appendEntry encodes e after dst; hour is the partition's start (unix
+// microseconds), times are kept relative to it.
+func appendEntry(dst []byte, e *entry, hour int64) []byte {
+	dst = binary.AppendVarint(dst, e.t-hour)
+	dst = appendReqID(dst, e.reqID)
+	dst = append(dst, e.flags())
 	dst = binary.AppendUvarint(dst, uint64(e.route))
 	var present byte
 	for f, v := range e.facets {
@@ -274,6 +284,20 @@ func (d *decoder) refs(max int) []uint32 {
 	return out
 }
 
+// verdict reads an Access's status, rule and facet of a refusal, mask
+// rules and classes.
+func (d *decoder) verdict(e *entry, sizes *[nsCount]int) {
+	st := d.uvarint()
+	if st > 999 {
+		d.fail(errors.New("bad status"))
+	}
+	e.status = uint16(st)
+	e.rule = d.ref(sizes[nsName], true)
+	e.facet = d.ref(sizes[nsName], true)
+	e.masks = d.refs(sizes[nsName])
+	e.classes = d.refs(sizes[nsName])
+}
+
 // decodeEntry decodes body into e; sizes are the dictionary's sizes per
 // namespace at this point of the log.
 func decodeEntry(body []byte, hour int64, sizes *[nsCount]int, e *entry) error {
@@ -310,15 +334,7 @@ func decodeEntry(body []byte, hour int64, sizes *[nsCount]int, e *entry) error {
 	if flags&flagLookup != 0 {
 		e.lookup = d.u64()
 	}
-	st := d.uvarint()
-	if st > 999 {
-		d.fail(errors.New("bad status"))
-	}
-	e.status = uint16(st)
-	e.rule = d.ref(sizes[nsName], true)
-	e.facet = d.ref(sizes[nsName], true)
-	e.masks = d.refs(sizes[nsName])
-	e.classes = d.refs(sizes[nsName])
+	d.verdict(e, sizes)
 	if n := d.count(3); n > 0 {
 		e.recs = make([]rec, n)
 		for i := range e.recs {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -129,5 +130,176 @@ func TestFormat2Refused(t *testing.T) {
 	rep, err := Verify(dir)
 	if err != nil || rep.OK || !strings.Contains(strings.Join(rep.Problems, "\n"), "format 2") {
 		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+// A ledger sealed in format 3 (by the warden before format 4) still
+// reads, verifies and answers as the same ledger in format 4 does.
+func TestFormat3Reads(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	l := openAt(t, dir, c, Options{})
+	for h := 0; h < 4; h++ {
+		at := t0.Add(time.Duration(h) * time.Hour)
+		c.set(at)
+		for i := 0; i < 50; i++ {
+			l.Add(profile(at.Add(time.Duration(i)*time.Second), fmt.Sprint(i%7), fmt.Sprint("10.0.0.", i%3), fmt.Sprint(h*1000+i), i%3 == 0))
+			l.Add(posts(at.Add(time.Duration(i)*time.Second+1), fmt.Sprint(i%5), "10.0.0.1", fmt.Sprint(i%4), fmt.Sprint(7+h)))
+		}
+	}
+	waitSealed(t, dir, partName(t0.Add(2*time.Hour).Unix()))
+	l.Close()
+	queries := func(dir string) string {
+		r := reader(t, dir, Window{})
+		defer r.Close()
+		var b strings.Builder
+		for _, s := range []string{"1001", "1002", "2003", "nobody"} {
+			fmt.Fprintf(&b, "%+v\n", r.WhoTook(s, "", identify.FacetAccount).Rows)
+			fmt.Fprintf(&b, "%+v\n", r.WhoTook(s, "contact", identify.FacetIP).Rows)
+		}
+		for _, a := range []string{"1", "2", "3"} {
+			tb := r.TookBy(identify.FacetAccount, a)
+			fmt.Fprintf(&b, "%v %v %d %d\n", tb.Served, tb.Masked, tb.Subjects, tb.Accesses)
+		}
+		v, impr := r.Viewers([]string{"7", "8", "9", "1"}, identify.FacetAccount)
+		for i := range v {
+			fmt.Fprintf(&b, "%v %d\n", v[i].ToArray(), impr[i])
+		}
+		return b.String()
+	}
+	want := queries(dir)
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segExt))
+	slices.Sort(segs)
+	if len(segs) != 3 {
+		t.Fatalf("segs %v", segs)
+	}
+	enc := mustEncoder(t)
+	var prev [32]byte
+	for _, s := range segs {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := readSeg(s, b, mustDecoder(t))
+		if err != nil || p.format != 4 {
+			t.Fatalf("%s: format %d, %v", s, p.format, err)
+		}
+		out, sum := encodeSegV3(p, prev, enc)
+		prev = sum
+		if err := os.WriteFile(s, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := reader(t, dir, Window{})
+	for _, p := range r.parts {
+		if p.sealed && p.format != 3 {
+			t.Fatalf("%s: format %d after the rewrite", p.path, p.format)
+		}
+	}
+	r.Close()
+	if got := queries(dir); got != want {
+		t.Fatalf("format 3 answers:\n%s\nformat 4 answers:\n%s", got, want)
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK {
+		t.Fatalf("verify of format 3: %+v %v", rep, err)
+	}
+}
+
+// Format 4's Accesses columns give back every field, for request ids of
+// warden's form from several processes (out of order) and for others.
+func TestColumnsRoundTrip(t *testing.T) {
+	hour := t0.Unix()
+	es := []entry{
+		{t: hour*1e6 + 5, reqID: reqIDOf(7, 100), route: 1, facets: [NumFacets]uint32{0, 2, 3, 0, 1}, list: 1, page: 9, status: 200,
+			classes: []uint32{0, 1}, recs: []rec{{id: 2, classes: 3, masked: 1}, {id: 1, classes: 1}}, authors: []uint32{1, 1}, links: []uint64{5, 1 << 63}},
+		{t: hour*1e6 + 3, reqID: reqIDOf(9, 1), lookup: 77, unref: true, status: 404},
+		{t: hour*1e6 + 3600e6 - 1, reqID: reqIDOf(7, 99), facets: [NumFacets]uint32{1}, status: 429, rule: 2, facet: 3, masks: []uint32{2, 0}},
+		{t: hour * 1e6, reqID: "refused-1", status: 500},
+		{t: hour*1e6 + 1, reqID: strings.Repeat("x", 300), status: 200},
+		{t: hour*1e6 + 2, reqID: "0123456789ABCDEF01234567", status: 200}, // upper case: not warden's form
+		{t: hour*1e6 + 2, reqID: reqIDOf(1<<32-1, 1<<64-1), status: 200},
+	}
+	var sizes [nsCount]int
+	for i := range sizes {
+		sizes[i] = 4
+	}
+	b := appendColumns(nil, es, hour, mustEncoder(t))
+	got, err := parseColumns(b, hour, &sizes, mustDecoder(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es[4].reqID = es[4].reqID[:255] // ids are kept up to 255 bytes
+	if len(got) != len(es) {
+		t.Fatalf("%d Accesses back, want %d", len(got), len(es))
+	}
+	for i := range es {
+		if fmt.Sprintf("%+v", normal(es[i])) != fmt.Sprintf("%+v", normal(got[i])) {
+			t.Fatalf("Access %d:\n got %+v\nwant %+v", i, got[i], es[i])
+		}
+	}
+	// An id outside the dictionary is refused, not returned.
+	sizes[nsID] = 1
+	if _, err := parseColumns(b, hour, &sizes, mustDecoder(t)); err == nil {
+		t.Fatal("record id past the dictionary accepted")
+	}
+	// Truncated anywhere: an error, never a panic.
+	for n := range len(b) {
+		if _, err := parseColumns(b[:n], hour, &sizes, mustDecoder(t)); err == nil {
+			t.Fatalf("cut at %d of %d bytes accepted", n, len(b))
+		}
+	}
+}
+
+// normal makes empty slices nil, as decoding gives them.
+func normal(e entry) entry {
+	if len(e.masks) == 0 {
+		e.masks = nil
+	}
+	if len(e.classes) == 0 {
+		e.classes = nil
+	}
+	return e
+}
+
+// A format 4 partition edited and given a fresh hash (what a forger
+// would do) is reported by verify with its path (its content, or its
+// successor's link to it), and never makes the reader or verify panic,
+// wherever the change is.
+func TestFormat4Forged(t *testing.T) {
+	dir := t.TempDir()
+	sealHours(t, dir, 3, Options{})
+	seg := segPath(dir, partName(t0.Unix()))
+	orig, _ := os.ReadFile(seg)
+	caught := 0
+	positions := 0
+	for at := len(segMagic); at < len(orig)-32; at += max(1, len(orig)/97) {
+		positions++
+		b := slices.Clone(orig[:len(orig)-32])
+		b[at] ^= 0x5a
+		os.WriteFile(seg, appendHash(b), 0o600)
+		if r, err := OpenReader(dir, Window{}); err == nil {
+			r.WhoTook("1001", "", identify.FacetAccount)
+			r.TookBy(identify.FacetAccount, "1")
+			r.Viewers([]string{"1", "7"}, identify.FacetAccount)
+			r.Find("x")
+			r.Close()
+		} else if !strings.Contains(err.Error(), seg) {
+			t.Fatalf("byte %d: reader error without the path: %v", at, err)
+		}
+		rep, err := Verify(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK {
+			caught++
+			if p := strings.Join(rep.Problems, "\n"); !strings.Contains(p, seg) && !strings.Contains(p, "chain broken") {
+				t.Fatalf("byte %d: %v", at, rep.Problems)
+			}
+		}
+	}
+	// A changed byte changes the partition's hash, so its successor's
+	// link breaks even when the content still decodes.
+	if caught != positions {
+		t.Fatalf("verify caught %d of %d edits", caught, positions)
 	}
 }

@@ -31,3 +31,18 @@ func appendHash(b []byte) []byte {
 }
 
 func readFileOrNil(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// dirTuples is the tuple of each entry in dir's shared dictionary.
+func dirTuples(t testing.TB, dir string, es []entry) []uint32 {
+	d, err := loadDictionary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tuplesOf(es, func(key []byte) uint32 {
+		v, ok := d.t[nsTuple].find(string(key))
+		if !ok {
+			t.Fatalf("tuple %x not in the dictionary", key)
+		}
+		return v
+	})
+}

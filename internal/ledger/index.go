@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"encoding/binary"
 	"errors"
 	"math/bits"
 	"slices"
@@ -26,19 +25,8 @@ const maxRowClasses = 64
 // buildTables indexes entries (ids of the shared dictionary).
 func buildTables(entries []entry, hour int64) *tables {
 	x := &tables{}
-	pos := map[uint32]int{}
-	for i := range entries {
-		for _, c := range entries[i].classes {
-			if _, ok := pos[c]; !ok {
-				pos[c] = 0
-				x.classes = append(x.classes, c)
-			}
-		}
-	}
-	slices.Sort(x.classes)
-	for i, c := range x.classes {
-		pos[c] = i
-	}
+	var pos map[uint32]int
+	x.classes, pos = classTable(entries)
 	withRows := len(x.classes) <= maxRowClasses
 	// A facet no Access of the partition has gets no who-took rows (they
 	// would all say "without it"): rowsFor answers from another
@@ -77,11 +65,7 @@ func buildTables(entries []entry, hour int64) *tables {
 		for _, r := range e.recs {
 			var set uint64
 			if withRows {
-				for s := r.classes &^ r.masked; s != 0; s &= s - 1 {
-					if b := bits.TrailingZeros64(s); b < len(e.classes) {
-						set |= 1 << pos[e.classes[b]]
-					}
-				}
+				set = servedSet(e, r, pos)
 			}
 			sets = append(sets, set)
 		}
@@ -109,6 +93,39 @@ func buildTables(entries []entry, hour int64) *tables {
 	}
 	x.impr = buildPairs(ps)
 	return x
+}
+
+// classTable is the partition's classes (sorted name integers) and the
+// bit of each in a row's set.
+func classTable(entries []entry) ([]uint32, map[uint32]int) {
+	var classes []uint32
+	pos := map[uint32]int{}
+	for i := range entries {
+		for _, c := range entries[i].classes {
+			if _, ok := pos[c]; !ok {
+				pos[c] = 0
+				classes = append(classes, c)
+			}
+		}
+	}
+	slices.Sort(classes)
+	for i, c := range classes {
+		pos[c] = i
+	}
+	return classes, pos
+}
+
+// servedSet is the classes of r that e served unmasked, as a set over the
+// partition's class table (pos); only for tables of at most
+// maxRowClasses classes.
+func servedSet(e *entry, r rec, pos map[uint32]int) uint64 {
+	var set uint64
+	for s := r.classes &^ r.masked; s != 0; s &= s - 1 {
+		if b := bits.TrailingZeros64(s); b < len(e.classes) {
+			set |= 1 << pos[e.classes[b]]
+		}
+	}
+	return set
 }
 
 // rowsFor is the who-took table that answers for facet f: f's own, or,
@@ -177,16 +194,4 @@ func (x *tables) parseHot(b []byte) error {
 		return errTrailing
 	}
 	return nil
-}
-
-// appendEntries and the cold part: the Accesses, length-prefixed.
-func appendEntries(dst []byte, entries []entry, hour int64) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(entries)))
-	var eb []byte
-	for i := range entries {
-		eb = appendEntry(eb[:0], &entries[i], hour*1e6)
-		dst = binary.AppendUvarint(dst, uint64(len(eb)))
-		dst = append(dst, eb...)
-	}
-	return pad8(dst)
 }

@@ -314,9 +314,8 @@ func TestVerifyCatchesEdits(t *testing.T) {
 	}
 	p.entries = p.entries[1:]
 	p.minT = p.entries[0].t
-	p.buildIndex()
 	enc := mustEncoder(t)
-	out, _ := encodeSeg(p, p.prev, enc)
+	out, _ := encodeSeg(p, dirTuples(t, dir, p.entries), p.prev, enc)
 	os.WriteFile(segs[1], out, 0o600)
 	rep, _ = Verify(dir)
 	if rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], segs[2]) || !strings.Contains(rep.Problems[0], "chain broken") {

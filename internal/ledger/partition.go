@@ -21,7 +21,8 @@ const (
 	segExt     = ".seg"
 	tornMark   = ".torn-"
 	hourName   = "2006-01-02T15"
-	segMagic   = "WLEDGER3"
+	segMagic   = segMagic4 // what the sealer writes
+	segMagicV3 = "WLEDGER3"
 	segMagicV1 = "WLEDGER1"
 	segMagicV2 = "WLEDGER2"
 	maxSegRaw  = 4 << 30 // a decompressed partition past this is refused
@@ -51,8 +52,10 @@ type partition struct {
 	dict       [nsCount]strtab // a log's own dictionary, before translation
 	sizes      [nsCount]int    // ids are below these
 	entries    []entry
-	x          *tables
-	cold       []byte // a sealed partition's compressed Accesses; nil once decoded
+	format     int     // a sealed partition's: 3 or 4
+	x          *tables // a log's index, or a format 3 partition's
+	v4         *index4 // a format 4 partition's index
+	cold       []byte  // a sealed partition's compressed Accesses; nil once decoded
 	coldRaw    uint64
 	coldErr    error
 	prev, hash [32]byte // sealed only
@@ -180,68 +183,40 @@ func (p *partition) translate(id func(ns int, s []byte) uint32) {
 // buildIndex indexes every Access of p (ids of the shared dictionary).
 func (p *partition) buildIndex() { p.x = buildTables(p.entries, p.hour) }
 
-// A sealed partition (format 3):
+// A sealed partition (format 3, still read; written by the sealer up to
+// format 4):
 //
 //	"WLEDGER3", hour, first and last Access (unix µs) as varints,
 //	the predecessor's SHA-256 (32 bytes),
-//	the shared dictionary's size per namespace (uvarints): every id is below,
+//	the shared dictionary's size per namespace (uvarints, nsCountV3),
 //	hot offset, hot length, cold length decompressed, cold offset, cold
 //	length (u64 each), zeros up to the hot offset (8-byte aligned),
 //	hot tables (uncompressed), cold (zstd: the Accesses), the SHA-256 of
 //	everything before it.
-const (
-	segHotFields = 5 * 8
-)
+const segHotFields = 5 * 8
 
-// encodeSeg writes p (ids of the shared dictionary, sizes set), indexed,
-// as a sealed partition after prev.
-func encodeSeg(p *partition, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte) {
-	if p.x == nil {
-		p.buildIndex()
-	}
-	hot := p.x.appendHot(nil)
-	raw := appendEntries(make([]byte, 0, 64*len(p.entries)), p.entries, p.hour)
-	cold, rawLen := enc.EncodeAll(raw, nil), len(raw)
-	raw = nil
-	out := make([]byte, 0, 256+len(hot)+len(cold))
-	out = append(out, segMagic...)
-	out = binary.AppendVarint(out, p.hour)
-	out = binary.AppendVarint(out, p.minT)
-	out = binary.AppendVarint(out, p.maxT)
-	out = append(out, prev[:]...)
-	for _, n := range p.sizes {
-		out = binary.AppendUvarint(out, uint64(n))
-	}
-	hotOff := uint64(len(out)+segHotFields+7) &^ 7
-	for _, v := range []uint64{hotOff, uint64(len(hot)), uint64(rawLen), hotOff + uint64(len(hot)), uint64(len(cold))} {
-		out = binary.LittleEndian.AppendUint64(out, v)
-	}
-	out = pad8(out)
-	out = append(out, hot...)
-	out = append(out, cold...)
-	sum := sha256.Sum256(out)
-	return append(out, sum[:]...), sum
-}
-
-// parseSeg reads a sealed partition's header and hot tables where they lie
-// in b (b stays referenced); it checks the structure, not the hash
-// (Verify does, and readSeg).
+// parseSeg reads a sealed partition's header and index where they lie in
+// b (b stays referenced); it checks the structure, not the hash (Verify
+// does, and readSeg).
 func parseSeg(path string, b []byte) (*partition, error) {
+	if len(b) >= len(segMagic4) && string(b[:len(segMagic4)]) == segMagic4 {
+		return parseSeg4(path, b)
+	}
 	if len(b) >= len(segMagicV1) && string(b[:len(segMagicV1)]) == segMagicV1 {
 		return nil, errFormat1
 	}
 	if len(b) >= len(segMagicV2) && string(b[:len(segMagicV2)]) == segMagicV2 {
 		return nil, errFormat2
 	}
-	if len(b) < len(segMagic)+32 || string(b[:len(segMagic)]) != segMagic {
+	if len(b) < len(segMagicV3)+32 || string(b[:len(segMagicV3)]) != segMagicV3 {
 		return nil, errors.New("not a sealed ledger partition (bad magic or too short)")
 	}
-	d := decoder{b: b[len(segMagic):]}
+	d := decoder{b: b[len(segMagicV3):]}
 	p := newPartition(path, d.varint())
-	p.sealed = true
+	p.sealed, p.format = true, 3
 	p.minT, p.maxT = d.varint(), d.varint()
 	copy(p.prev[:], d.bytes(32))
-	for ns := range p.sizes {
+	for ns := range nsCountV3 {
 		v := d.uvarint()
 		if v > 1<<32 {
 			d.fail(errors.New("bad dictionary size"))
@@ -274,9 +249,9 @@ func parseSeg(path string, b []byte) (*partition, error) {
 
 var (
 	errFormat1 = errors.New("sealed by a warden before ledger format 2 (per-hour dictionaries); " +
-		"this warden reads format 3 only: keep the directory for the older warden and give this one a new ledger directory")
+		"this warden reads formats 3 and 4 only: keep the directory for the older warden and give this one a new ledger directory")
 	errFormat2 = errors.New("sealed in ledger format 2 (cold took-by tables, who-took rows for absent facets); " +
-		"this warden reads format 3 only: keep the directory for the older warden and give this one a new ledger directory")
+		"this warden reads formats 3 and 4 only: keep the directory for the older warden and give this one a new ledger directory")
 )
 
 // loadCold decodes a sealed partition's Accesses.
@@ -284,15 +259,24 @@ func (p *partition) loadCold(dec *zstd.Decoder) error {
 	if p.cold == nil || p.coldErr != nil {
 		return p.coldErr
 	}
-	raw, err := dec.DecodeAll(p.cold, make([]byte, 0, p.coldRaw))
-	if err == nil && uint64(len(raw)) != p.coldRaw {
-		err = fmt.Errorf("%d bytes, header says %d", len(raw), p.coldRaw)
-	}
-	if err == nil {
-		err = p.parseCold(raw)
+	var err error
+	if p.format == 4 {
+		var es []entry
+		if es, err = parseColumns(p.cold, p.hour, &p.sizes, dec); err == nil {
+			err = p.setEntries(es)
+		}
+	} else {
+		var raw []byte
+		raw, err = dec.DecodeAll(p.cold, make([]byte, 0, p.coldRaw))
+		if err == nil && uint64(len(raw)) != p.coldRaw {
+			err = fmt.Errorf("%d bytes, header says %d", len(raw), p.coldRaw)
+		}
+		if err == nil {
+			err = p.parseCold(raw)
+		}
 	}
 	if err != nil {
-		p.coldErr = fmt.Errorf("ledger: %s: body: %w", p.path, err)
+		p.coldErr = fmt.Errorf("ledger: %s: Accesses: %w", p.path, err)
 		return p.coldErr
 	}
 	p.cold = nil
@@ -329,10 +313,26 @@ func (p *partition) parseCold(raw []byte) error {
 	return nil
 }
 
+// setEntries takes a format 4 partition's decoded Accesses, checking them
+// against the header's time span.
+func (p *partition) setEntries(es []entry) error {
+	lo, hi := p.minT, p.maxT
+	p.minT, p.maxT = 1<<63-1, -1<<63
+	for i := range es {
+		p.minT, p.maxT = min(p.minT, es[i].t), max(p.maxT, es[i].t)
+	}
+	if len(es) > 0 && (p.minT != lo || p.maxT != hi) || len(es) == 0 && lo <= hi {
+		p.minT, p.maxT = lo, hi
+		return errors.New("header's time span differs from its Accesses'")
+	}
+	p.minT, p.maxT, p.entries = lo, hi, es
+	return nil
+}
+
 // readSeg reads a sealed partition whole: its hash checked, its hot
 // tables and Accesses decoded.
 func readSeg(path string, b []byte, dec *zstd.Decoder) (*partition, error) {
-	if len(b) >= len(segMagic)+32 && string(b[:len(segMagic)]) == segMagic &&
+	if len(b) >= len(segMagic)+32 && (string(b[:len(segMagic)]) == segMagic4 || string(b[:len(segMagic)]) == segMagicV3) &&
 		sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
 		return nil, errors.New("SHA-256 does not match the partition's content (edited or corrupt)")
 	}
@@ -346,7 +346,7 @@ func readSeg(path string, b []byte, dec *zstd.Decoder) (*partition, error) {
 	return p, nil
 }
 
-// indexMatches rebuilds p's tables from its Accesses and compares them
+// indexMatches rebuilds a format 3 partition's tables from its Accesses and compares them
 // with those stored: an auditor's check that the index says what the
 // Accesses say.
 func (p *partition) indexMatches() bool {

@@ -64,27 +64,23 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 		classes(func(c uint32) { a.classes[c] = true })
 	}
 	for _, p := range r.parts {
-		if r.win.covers(p) && len(p.x.classes) <= maxRowClasses {
+		if rws, classes, ok := r.indexRows(p, sid, f); ok {
 			bit := -1
 			if class != "" {
-				i, ok := slices.BinarySearch(p.x.classes, cid)
+				i, ok := slices.BinarySearch(classes, cid)
 				if !ok {
 					continue
 				}
 				bit = i
 			}
-			t, absent := p.x.rowsFor(f)
-			for _, rw := range t.get(sid, p.hour*1e6) {
+			for _, rw := range rws {
 				if bit >= 0 && rw.set&(1<<bit) == 0 {
 					continue
 				}
-				if absent {
-					rw.ident = 0
-				}
 				add(rw.ident, rw.count, rw.first, rw.last, func(yield func(uint32)) {
 					for s := rw.set; s != 0; s &= s - 1 {
-						if i := bits.TrailingZeros64(s); i < len(p.x.classes) {
-							yield(p.x.classes[i])
+						if i := bits.TrailingZeros64(s); i < len(classes) {
+							yield(classes[i])
 						}
 					}
 				})
@@ -141,6 +137,33 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 		return strings.Compare(a.Value, b.Value)
 	})
 	return res
+}
+
+// indexRows is who-took's rows of subject by facet f (ident +1, 0: the
+// Accesses without f) in p's index, and p's class table; ok false when
+// the index cannot answer (the window cuts p, or p has more classes than
+// rows can name): the Accesses are read then.
+func (r *Reader) indexRows(p *partition, subject uint32, f int) (rws []row, classes []uint32, ok bool) {
+	if !r.win.covers(p) {
+		return nil, nil, false
+	}
+	if p.v4 != nil {
+		if len(p.v4.classes) > maxRowClasses {
+			return nil, nil, false
+		}
+		return p.v4.rows4(subject, p.hour*1e6, r.tupleFacet(f), r.dec), p.v4.classes, true
+	}
+	if len(p.x.classes) > maxRowClasses {
+		return nil, nil, false
+	}
+	t, absent := p.x.rowsFor(f)
+	rws = t.get(subject, p.hour*1e6)
+	if absent {
+		for i := range rws {
+			rws[i].ident = 0
+		}
+	}
+	return rws, p.x.classes, true
 }
 
 // hasClass reports whether class c (a name integer) is among the bits of
@@ -260,7 +283,20 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 		sorted = append(sorted, v)
 	}
 	slices.Sort(sorted)
+	var buf []uint32
 	for _, p := range r.parts {
+		if r.win.covers(p) && p.v4 != nil {
+			tf := r.tupleFacet(f)
+			for _, a := range sorted {
+				var n uint64
+				buf, n = p.v4.viewers4(a, tf, buf[:0], r.dec)
+				for _, i := range ids[a] {
+					out[i].AddMany(buf)
+					impr[i] += n
+				}
+			}
+			continue
+		}
 		if r.win.covers(p) {
 			for _, a := range sorted {
 				vs := p.x.viewers[f].get(uint64(a))

@@ -10,8 +10,8 @@ import (
 // denseHour is one hour at issue 21's density (100,000,000 Accesses over
 // 30 days: about 139,000 an hour; 1,000,000 identities with their ip and
 // /24; 1,000,000 subjects; 100,000 authors, Zipf 1.1; half profile
-// look-ups, half feed pages of two posts), as a log would hold it, ids of
-// d.
+// look-ups, half feed pages of two posts; request ids as one gateway
+// process makes them), as a log would hold it, ids of d.
 func denseHour(d *dictionary, n int) *partition {
 	rng := rand.New(rand.NewPCG(1, 2))
 	zipf := rand.NewZipf(rng, 1.1, 1, 99999)
@@ -20,7 +20,7 @@ func denseHour(d *dictionary, n int) *partition {
 	p := newPartition("dense", t0.Unix())
 	for i := 0; i < n; i++ {
 		id := rng.IntN(1000000)
-		e := entry{t: t0.UnixMicro() + int64(i)*3600e6/int64(n), reqID: fmt.Sprintf("%024x", rng.Uint64()), status: 200}
+		e := entry{t: t0.UnixMicro() + int64(i)*3600e6/int64(n), reqID: reqIDOf(0x5eed1d5, uint64(i+1)), status: 200}
 		e.facets[1] = in(nsFacet+1, fmt.Sprint("acct", id)) + 1
 		e.facets[2] = in(nsFacet+2, fmt.Sprint("ip", id)) + 1
 		e.facets[3] = in(nsFacet+3, fmt.Sprint("net", id>>8)) + 1
@@ -78,21 +78,18 @@ func BenchmarkSealDense(b *testing.B) {
 		}
 		var frames []byte
 		q.translate(func(ns int, s []byte) uint32 { return d.intern(ns, s, &frames) })
-		q.buildIndex()
-		out, _ = encodeSeg(q, [32]byte{}, enc)
+		tuples := tuplesOf(q.entries, func(key []byte) uint32 { return d.intern(nsTuple, key, &frames) })
+		out, _ = encodeSeg(q, tuples, [32]byte{}, enc)
 	}
 	b.StopTimer()
 	runtime.ReadMemStats(&m1)
-	x := buildTables(p.entries, p.hour)
-	var rowsB, viewB int
-	for f := range x.takers {
-		rowsB += len(x.takers[f].appendTo(nil))
-		viewB += len(x.viewers[f].appendTo(nil))
-	}
+	var fr []byte
+	tuples := tuplesOf(p.entries, func(key []byte) uint32 { return d.intern(nsTuple, key, &fr) })
+	x := buildIndex4(p.entries, tuples, p.hour)
 	per := func(v int) float64 { return float64(v) / n }
 	b.ReportMetric(per(len(out)), "sealed-B/access")
-	b.ReportMetric(per(rowsB), "whotook-B/access")
-	b.ReportMetric(per(viewB), "reach-B/access")
-	b.ReportMetric(per(len(enc.EncodeAll(appendEntries(nil, p.entries, p.hour), nil))), "accesses-B/access")
+	b.ReportMetric(per(len(x.takers.appendTo(nil, enc))), "whotook-B/access")
+	b.ReportMetric(per(len(x.viewers.appendTo(nil, enc))), "reach-B/access")
+	b.ReportMetric(per(len(appendColumns(nil, p.entries, p.hour, enc))), "accesses-B/access")
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/float64(b.N)/n, "alloc-B/access")
 }

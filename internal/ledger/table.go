@@ -281,7 +281,12 @@ func (r *rows) get(subject uint32, hour int64) []row {
 	if a > b || int(b) > len(r.blob) {
 		return nil
 	}
-	d := decoder{b: r.blob[a:b]}
+	return decodeRows(r.blob[a:b], hour)
+}
+
+// decodeRows decodes one subject's rows; nil when malformed.
+func decodeRows(b []byte, hour int64) []row {
+	d := decoder{b: b}
 	var out []row
 	var prev uint64
 	for len(d.b) > 0 && d.err == nil {
@@ -291,7 +296,7 @@ func (r *rows) get(subject uint32, hour int64) []row {
 		x.last = x.first + int64(d.uvarint())
 		out = append(out, x)
 	}
-	if d.err != nil {
+	if d.err != nil || prev >= 1<<32 {
 		return nil
 	}
 	return out

@@ -131,6 +131,16 @@ func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder, d *di
 		}
 	}
 	vp.Accesses = len(p.entries)
+	if p.format == 4 {
+		ok, err := p.index4Matches(d, dec)
+		if err != nil {
+			return "index: " + err.Error()
+		}
+		if !ok {
+			return "index differs from the index its Accesses make"
+		}
+		return ""
+	}
 	if !p.indexMatches() {
 		return "index differs from the index its Accesses make"
 	}

@@ -537,6 +537,7 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	}
 	var frames []byte
 	p.translate(func(ns int, s []byte) uint32 { return l.gd.intern(ns, s, &frames) })
+	tuples := tuplesOf(p.entries, func(key []byte) uint32 { return l.gd.intern(nsTuple, key, &frames) })
 	if err := l.gd.appendIDs(l.opts.Dir, frames); err != nil {
 		l.gd = nil // reread: what reached the file is unknown
 		return fmt.Errorf("ledger: append to %s: %w", idsFile, err)
@@ -544,8 +545,7 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	for ns := range p.sizes {
 		p.sizes[ns] = l.gd.t[ns].len()
 	}
-	p.buildIndex()
-	out, _ := encodeSeg(p, prev, enc)
+	out, _ := encodeSeg(p, tuples, prev, enc)
 	sp := segPath(l.opts.Dir, stem)
 	tmp := sp + ".tmp"
 	os.Remove(tmp)

@@ -61,13 +61,15 @@ type gen struct {
 	zipf *rand.Zipf
 	step time.Duration
 	i    int
-	rid  [12]byte
+	// prefix is the request ids' per-process prefix.
+	prefix uint32
 }
 
 func newGen(o Options) *gen {
 	rng := rand.New(rand.NewPCG(o.Seed, 1))
 	span := time.Duration(o.Days) * 24 * time.Hour
-	return &gen{o: o, rng: rng, zipf: rand.NewZipf(rng, 1.1, 1, uint64(o.Authors-1)), step: span / time.Duration(o.Accesses)}
+	return &gen{o: o, rng: rng, zipf: rand.NewZipf(rng, 1.1, 1, uint64(o.Authors-1)), step: span / time.Duration(o.Accesses),
+		prefix: rng.Uint32()}
 }
 
 // access is one generated Access, in the ids both stores get.
@@ -91,13 +93,15 @@ func (g *gen) next(a *access) bool {
 	}
 	a.t = Start.Add(time.Duration(g.i) * g.step)
 	g.i++
+	// Request ids as the gateway makes them (gateway/pipeline.go): one
+	// process's random prefix of 8 hex digits and its counter of 16.
 	var rb [24]byte
-	x, y := g.rng.Uint64(), g.rng.Uint32()
-	for k := 0; k < 16; k++ {
-		rb[k] = hexDigits[x>>(4*k)&15]
-	}
+	x := uint64(g.prefix) << 32
 	for k := 0; k < 8; k++ {
-		rb[16+k] = hexDigits[y>>(4*k)&15]
+		rb[k] = hexDigits[x>>(60-4*k)&15]
+	}
+	for k, n := 0, uint64(g.i); k < 16; k++ {
+		rb[8+k] = hexDigits[n>>(60-4*k)&15]
 	}
 	a.reqID = string(rb[:])
 	id := g.rng.IntN(g.o.Identities)

@@ -1,0 +1,283 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Format 4 keeps a partition's Accesses as columns, one per kind of field,
+// each compressed on its own (zstd): a column holds values alike (times
+// one after another, identities, record ids), which compress far better
+// than the fields of one Access side by side.
+//
+//	colTime     the time, delta from the previous Access's (zig-zag µs;
+//	            the first from the hour)
+//	colReqID    the request id: 1, then the prefix (zig-zag delta from the
+//	            previous id's) and the counter (zig-zag delta from the
+//	            last counter of that prefix) when it is warden's (8 hex
+//	            digits of a per-process prefix and 16 of a counter,
+//	            pipeline.go); else 0, its length, its bytes
+//	colMisc     flags, route, the facets present, status, rule, facet,
+//	            mask rules, classes and the counts of records, authors
+//	            and links (uvarints: a few names, repeated)
+//	colFacet+f  facet f's value, for the Accesses that have it
+//	colList     the list (+1, 0 none)
+//	colRecID    each record's id
+//	colRecClass each record's classes and masked classes
+//	colAuthor   each author
+//	colHash     page, look-up and link hashes (8 bytes each)
+//
+// The section is: the count of Accesses, per column its raw and
+// compressed lengths (uvarints), then the compressed columns.
+const (
+	colTime     = 0
+	colReqID    = 1
+	colMisc     = 2
+	colFacet    = 3
+	colList     = colFacet + NumFacets
+	colRecID    = colList + 1
+	colRecClass = colList + 2
+	colAuthor   = colList + 3
+	colHash     = colList + 4
+	numCols     = colList + 5
+)
+
+// reqIDParts splits warden's request ids (24 lower-case hex digits: a
+// per-process prefix of 8, a counter of 16).
+func reqIDParts(id string) (prefix uint32, counter uint64, ok bool) {
+	if len(id) != 24 || !isLowerHex(id) {
+		return 0, 0, false
+	}
+	var b [12]byte
+	hex.Decode(b[:], []byte(id))
+	return binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint64(b[4:]), true
+}
+
+func reqIDOf(prefix uint32, counter uint64) string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], prefix)
+	binary.BigEndian.PutUint64(b[4:], counter)
+	return hex.EncodeToString(b[:])
+}
+
+// counters is the last counter of each request id prefix (a ledger sees
+// one prefix per gateway process: few).
+type counters struct {
+	prefix []uint32
+	last   []uint64
+}
+
+func (c *counters) at(prefix uint32) *uint64 {
+	for i, p := range c.prefix {
+		if p == prefix {
+			return &c.last[i]
+		}
+	}
+	c.prefix, c.last = append(c.prefix, prefix), append(c.last, 0)
+	return &c.last[len(c.last)-1]
+}
+
+// appendColumns encodes entries (hour: unix seconds) as the Accesses
+// section after dst.
+func appendColumns(dst []byte, entries []entry, hour int64, enc *zstd.Encoder) []byte {
+	var c [numCols][]byte
+	u := func(col int, v uint64) { c[col] = binary.AppendUvarint(c[col], v) }
+	prevT := hour * 1e6
+	var prevPrefix uint32
+	var ctr counters
+	for i := range entries {
+		e := &entries[i]
+		c[colTime] = binary.AppendVarint(c[colTime], e.t-prevT)
+		prevT = e.t
+		if pre, n, ok := reqIDParts(e.reqID); ok {
+			c[colReqID] = append(c[colReqID], 1)
+			c[colReqID] = binary.AppendVarint(c[colReqID], int64(pre)-int64(prevPrefix))
+			last := ctr.at(pre)
+			c[colReqID] = binary.AppendVarint(c[colReqID], int64(n-*last))
+			prevPrefix, *last = pre, n
+		} else {
+			c[colReqID] = appendReqID(c[colReqID], e.reqID) // not of warden's form: kept as it is
+		}
+		flags, present := e.flags(), byte(0)
+		for f, v := range e.facets {
+			if v != 0 {
+				present |= 1 << f
+				u(colFacet+f, uint64(v-1))
+			}
+		}
+		c[colMisc] = append(c[colMisc], flags, present)
+		u(colMisc, uint64(e.route))
+		u(colMisc, uint64(e.status))
+		u(colMisc, uint64(e.rule))
+		u(colMisc, uint64(e.facet))
+		c[colMisc] = appendUints(c[colMisc], e.masks)
+		c[colMisc] = appendUints(c[colMisc], e.classes)
+		u(colMisc, uint64(len(e.recs)))
+		u(colMisc, uint64(len(e.authors)))
+		u(colMisc, uint64(len(e.links)))
+		u(colList, uint64(e.list))
+		if e.page != 0 {
+			c[colHash] = binary.LittleEndian.AppendUint64(c[colHash], e.page)
+		}
+		if e.lookup != 0 {
+			c[colHash] = binary.LittleEndian.AppendUint64(c[colHash], e.lookup)
+		}
+		for _, r := range e.recs {
+			u(colRecID, uint64(r.id))
+			u(colRecClass, r.classes)
+			u(colRecClass, r.masked)
+		}
+		for _, a := range e.authors {
+			u(colAuthor, uint64(a))
+		}
+		for _, l := range e.links {
+			c[colHash] = binary.LittleEndian.AppendUint64(c[colHash], l)
+		}
+	}
+	var comp [numCols][]byte
+	for i := range c {
+		if len(c[i]) > 0 {
+			comp[i] = enc.EncodeAll(c[i], nil)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(entries)))
+	for i := range c {
+		dst = binary.AppendUvarint(dst, uint64(len(c[i])))
+		dst = binary.AppendUvarint(dst, uint64(len(comp[i])))
+	}
+	for i := range comp {
+		dst = append(dst, comp[i]...)
+	}
+	return dst
+}
+
+// parseColumns decodes an Accesses section against the dictionary sizes
+// of the partition; it never panics on any input.
+func parseColumns(b []byte, hour int64, sizes *[nsCount]int, dec *zstd.Decoder) ([]entry, error) {
+	d := decoder{b: b}
+	n := d.uvarint()
+	var rawLen, compLen [numCols]uint64
+	var total uint64
+	for i := range rawLen {
+		rawLen[i], compLen[i] = d.uvarint(), d.uvarint()
+		total += rawLen[i]
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if total > maxSegRaw {
+		return nil, fmt.Errorf("Accesses of %d bytes are past the bound", total)
+	}
+	var cols [numCols]decoder
+	for i := range cols {
+		z := d.bytes(int(min(compLen[i], uint64(len(d.b))+1)))
+		if d.err != nil {
+			return nil, errShort
+		}
+		if len(z) == 0 {
+			if rawLen[i] != 0 {
+				return nil, fmt.Errorf("column %d: empty, said %d bytes", i, rawLen[i])
+			}
+			continue
+		}
+		// Sized by what the frame can plausibly hold, not by the header
+		// alone: a corrupt length must not allocate gigabytes.
+		raw, err := dec.DecodeAll(z, make([]byte, 0, min(rawLen[i], 64*uint64(len(z))+4096)))
+		if err != nil {
+			return nil, fmt.Errorf("column %d: %w", i, err)
+		}
+		if uint64(len(raw)) != rawLen[i] {
+			return nil, fmt.Errorf("column %d: %d bytes, header says %d", i, len(raw), rawLen[i])
+		}
+		cols[i].b = raw
+	}
+	if len(d.b) != 0 {
+		return nil, errTrailing
+	}
+	if n > uint64(len(cols[colTime].b)) || n > uint64(len(cols[colMisc].b)) {
+		return nil, errShort
+	}
+	entries := make([]entry, n)
+	prevT := hour * 1e6
+	var prevPrefix uint32
+	var ctr counters
+	m := &cols[colMisc]
+	for i := range entries {
+		e := &entries[i]
+		e.t = prevT + cols[colTime].varint()
+		prevT = e.t
+		rq := &cols[colReqID]
+		switch rq.byte() {
+		case 0:
+			e.reqID = string(rq.bytes(int(rq.byte())))
+		case 1:
+			pre := uint32(int64(prevPrefix) + rq.varint())
+			last := ctr.at(pre)
+			*last += uint64(rq.varint())
+			prevPrefix = pre
+			e.reqID = reqIDOf(pre, *last)
+		default:
+			rq.fail(errors.New("bad request id form"))
+		}
+		flags, present := m.byte(), m.byte()
+		if present>>NumFacets != 0 {
+			m.fail(errors.New("bad facet set"))
+		}
+		e.unref = flags&flagUnref != 0
+		for f := range e.facets {
+			if present&(1<<f) != 0 {
+				e.facets[f] = cols[colFacet+f].ref(sizes[nsFacet+f], false) + 1
+			}
+		}
+		e.route = m.ref(sizes[nsName], true)
+		m.verdict(e, sizes)
+		// Counts are checked against the columns they read below.
+		nrec, nauth, nlink := int(min(m.uvarint(), 1<<30)), int(min(m.uvarint(), 1<<30)), int(min(m.uvarint(), 1<<30))
+		e.list = cols[colList].ref(sizes[nsID], true)
+		if flags&flagPage != 0 {
+			e.page = cols[colHash].u64()
+		}
+		if flags&flagLookup != 0 {
+			e.lookup = cols[colHash].u64()
+		}
+		if nrec > 0 && nrec <= len(cols[colRecID].b) {
+			e.recs = make([]rec, nrec)
+			for k := range e.recs {
+				e.recs[k] = rec{id: cols[colRecID].ref(sizes[nsID], false), classes: cols[colRecClass].uvarint(), masked: cols[colRecClass].uvarint()}
+			}
+		} else if nrec > 0 {
+			return nil, fmt.Errorf("access %d: %w", i, errShort)
+		}
+		if nauth > 0 && nauth <= len(cols[colAuthor].b) {
+			e.authors = make([]uint32, nauth)
+			for k := range e.authors {
+				e.authors[k] = cols[colAuthor].ref(sizes[nsID], false)
+			}
+		} else if nauth > 0 {
+			return nil, fmt.Errorf("access %d: %w", i, errShort)
+		}
+		if nlink > 0 && nlink <= len(cols[colHash].b)/8 {
+			e.links = make([]uint64, nlink)
+			for k := range e.links {
+				e.links[k] = cols[colHash].u64()
+			}
+		} else if nlink > 0 {
+			return nil, fmt.Errorf("access %d: %w", i, errShort)
+		}
+		for k := range cols {
+			if cols[k].err != nil {
+				return nil, fmt.Errorf("access %d: column %d: %w", i, k, cols[k].err)
+			}
+		}
+	}
+	for k := range cols {
+		if len(cols[k].b) != 0 {
+			return nil, fmt.Errorf("column %d: %w", k, errTrailing)
+		}
+	}
+	return entries, nil
+}

@@ -1,0 +1,234 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A keyed section (format 4) maps sorted 32-bit keys to byte payloads, cut
+// in blocks of about blockTarget bytes, each compressed on its own (zstd),
+// so that a look-up decompresses one block, not the section:
+//
+//	nb uvarint, per block: first key (delta from the previous block's),
+//	keys in it, raw length, compressed length (uvarints); the blocks.
+//
+// A block's raw bytes are, per key: the key's delta from the previous
+// (0 for the block's first), the payload's length, the payload. A
+// section whose blocks do not decode is caught where it is read (a
+// look-up finds nothing; verify reports it), never a panic.
+type keyed struct {
+	first []uint32 // first key of each block
+	nkeys []uint32
+	raw   []uint32 // raw length of each block
+	off   []int    // where each block starts in data; len nb+1
+	data  []byte
+
+	mu  sync.Mutex
+	dec []*block // decoded blocks, nil until used
+	bad error    // a block that did not decode
+}
+
+// block is one decoded block.
+type block struct {
+	keys     []uint32
+	off, end []uint32 // key i's payload is raw[off[i]:end[i]]
+	raw      []byte
+}
+
+const (
+	blockTarget = 16 << 10
+	maxBlockRaw = 64 << 20 // a block claiming more is corrupt
+)
+
+// keyedBuilder cuts sorted keys and their payloads into blocks.
+type keyedBuilder struct {
+	blocks [][]byte
+	first  []uint32
+	nkeys  []uint32
+	last   uint32
+	cur    []byte
+}
+
+// add appends key (greater than the previous) and its payload.
+func (b *keyedBuilder) add(key uint32, payload []byte) {
+	if len(b.cur) == 0 {
+		b.first = append(b.first, key)
+		b.nkeys = append(b.nkeys, 0)
+		b.last = key
+	}
+	b.cur = binary.AppendUvarint(b.cur, uint64(key-b.last))
+	b.cur = binary.AppendUvarint(b.cur, uint64(len(payload)))
+	b.cur = append(b.cur, payload...)
+	b.last = key
+	b.nkeys[len(b.nkeys)-1]++
+	if len(b.cur) >= blockTarget {
+		b.blocks = append(b.blocks, b.cur)
+		b.cur = nil
+	}
+}
+
+// rawBlocks is every block's raw bytes, the last one closed.
+func (b *keyedBuilder) rawBlocks() [][]byte {
+	if len(b.cur) > 0 {
+		b.blocks = append(b.blocks, b.cur)
+		b.cur = nil
+	}
+	return b.blocks
+}
+
+// appendTo compresses the blocks after dst.
+func (b *keyedBuilder) appendTo(dst []byte, enc *zstd.Encoder) []byte {
+	raws := b.rawBlocks()
+	comp := make([][]byte, len(raws))
+	for i, r := range raws {
+		comp[i] = enc.EncodeAll(r, nil)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(raws)))
+	var prev uint32
+	for i := range raws {
+		dst = binary.AppendUvarint(dst, uint64(b.first[i]-prev))
+		dst = binary.AppendUvarint(dst, uint64(b.nkeys[i]))
+		dst = binary.AppendUvarint(dst, uint64(len(raws[i])))
+		dst = binary.AppendUvarint(dst, uint64(len(comp[i])))
+		prev = b.first[i]
+	}
+	for _, c := range comp {
+		dst = append(dst, c...)
+	}
+	return dst
+}
+
+var errKeyed = errors.New("malformed keyed section")
+
+// parseKeyed reads a section's directory; b is the whole section (kept
+// referenced: the blocks are decompressed from it on use).
+func parseKeyed(b []byte) (*keyed, error) {
+	d := decoder{b: b}
+	nb := d.count(4)
+	k := &keyed{first: make([]uint32, nb), nkeys: make([]uint32, nb), raw: make([]uint32, nb), off: make([]int, nb+1)}
+	var first uint64
+	var comp []uint64
+	for i := 0; i < nb && d.err == nil; i++ {
+		delta := d.uvarint()
+		if i > 0 && delta == 0 {
+			d.fail(errKeyed)
+		}
+		first += delta
+		n, raw, c := d.uvarint(), d.uvarint(), d.uvarint()
+		if first >= 1<<32 || n == 0 || n > raw || raw > maxBlockRaw || c > uint64(len(b)) {
+			d.fail(errKeyed)
+		}
+		k.first[i], k.nkeys[i], k.raw[i] = uint32(first), uint32(n), uint32(raw)
+		comp = append(comp, c)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	k.data = d.b
+	at := 0
+	for i, c := range comp {
+		k.off[i] = at
+		at += int(c)
+		if at > len(k.data) {
+			return nil, errKeyed
+		}
+	}
+	k.off[nb] = at
+	if at != len(k.data) {
+		return nil, errKeyed
+	}
+	k.dec = make([]*block, nb)
+	return k, nil
+}
+
+// block decodes block i (once; later calls return it).
+func (k *keyed) block(i int, dec *zstd.Decoder) (*block, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if bl := k.dec[i]; bl != nil {
+		return bl, nil
+	}
+	z := k.data[k.off[i]:k.off[i+1]]
+	raw, err := dec.DecodeAll(z, make([]byte, 0, min(int(k.raw[i]), 64*len(z)+4096)))
+	if err == nil && len(raw) != int(k.raw[i]) {
+		err = fmt.Errorf("block %d: %d bytes, directory says %d", i, len(raw), k.raw[i])
+	}
+	var bl *block
+	if err == nil {
+		bl, err = parseBlock(raw, k.first[i], int(k.nkeys[i]))
+	}
+	if err != nil {
+		if k.bad == nil {
+			k.bad = fmt.Errorf("block %d: %w", i, err)
+		}
+		return nil, k.bad
+	}
+	k.dec[i] = bl
+	return bl, nil
+}
+
+func parseBlock(raw []byte, first uint32, n int) (*block, error) {
+	d := decoder{b: raw}
+	bl := &block{keys: make([]uint32, n), off: make([]uint32, n), end: make([]uint32, n), raw: raw}
+	key := uint64(first)
+	for i := 0; i < n && d.err == nil; i++ {
+		delta := d.uvarint()
+		if (i == 0) != (delta == 0) {
+			d.fail(errKeyed)
+		}
+		key += delta
+		l := d.uvarint()
+		if key >= 1<<32 || l > uint64(len(d.b)) {
+			d.fail(errKeyed)
+			break
+		}
+		at := uint32(len(raw) - len(d.b))
+		bl.keys[i], bl.off[i], bl.end[i] = uint32(key), at, at+uint32(l)
+		d.b = d.b[l:]
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, errTrailing
+	}
+	return bl, nil
+}
+
+// get returns key's payload; nil when none (or when its block does not
+// decode: the error says so).
+func (k *keyed) get(key uint32, dec *zstd.Decoder) ([]byte, error) {
+	i := sort.Search(len(k.first), func(i int) bool { return k.first[i] > key }) - 1
+	if i < 0 {
+		return nil, nil
+	}
+	bl, err := k.block(i, dec)
+	if err != nil {
+		return nil, err
+	}
+	j, ok := slices.BinarySearch(bl.keys, key)
+	if !ok {
+		return nil, nil
+	}
+	return bl.raw[bl.off[j]:bl.end[j]], nil
+}
+
+// rawBlocks decodes every block and returns their raw bytes (verify
+// compares them with the blocks the Accesses make).
+func (k *keyed) rawBlocks(dec *zstd.Decoder) ([][]byte, error) {
+	out := make([][]byte, len(k.first))
+	for i := range out {
+		bl, err := k.block(i, dec)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = bl.raw
+	}
+	return out, nil
+}

@@ -1,0 +1,281 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A sealed partition in format 4 (magic WLEDGER4):
+//
+//	"WLEDGER4", hour, first and last Access (unix µs) as varints,
+//	the predecessor's SHA-256 (32 bytes),
+//	the count of namespaces and the shared dictionary's size in each,
+//	the partition's classes (count, name integers),
+//	the lengths of three sections (uvarints), the sections:
+//	  viewers  keyed: author -> impressions, the identities (tuples)
+//	           served their content, delta-coded
+//	  takers   keyed: subject -> who-took rows by identity (tuple)
+//	  accesses the Accesses, columns (columns.go)
+//	the SHA-256 of everything before it.
+//
+// Identities are tuples (nsTuple: every facet of an Access at once), so
+// that one posting answers reach and who-took by any facet: format 3 kept
+// a table per facet, three times the postings for the facets an Access
+// has. Everything is compressed; a query decompresses the blocks it reads
+// and keeps them (keyed.go).
+const segMagic4 = "WLEDGER4"
+
+// index4 is a format 4 partition's index.
+type index4 struct {
+	classes         []uint32
+	viewers, takers *keyed
+}
+
+// tupleKey is an identity's key in nsTuple: each facet (+1, 0 absent) as
+// a uvarint.
+func tupleKey(dst []byte, facets *[NumFacets]uint32) []byte {
+	for _, v := range facets {
+		dst = binary.AppendUvarint(dst, uint64(v))
+	}
+	return dst
+}
+
+// parseTuple reads a tupleKey back; ok false when it is not one.
+func parseTuple(b []byte) (facets [NumFacets]uint32, ok bool) {
+	d := decoder{b: b}
+	for f := range facets {
+		v := d.uvarint()
+		if v >= 1<<32 {
+			return facets, false
+		}
+		facets[f] = uint32(v)
+	}
+	return facets, d.err == nil && len(d.b) == 0
+}
+
+// tuplesOf gives each entry its tuple, interning new ones with intern.
+func tuplesOf(entries []entry, intern func(key []byte) uint32) []uint32 {
+	out := make([]uint32, len(entries))
+	var key []byte
+	for i := range entries {
+		key = tupleKey(key[:0], &entries[i].facets)
+		out[i] = intern(key)
+	}
+	return out
+}
+
+// builders4 is a format 4 index before compression.
+type builders4 struct {
+	classes         []uint32
+	viewers, takers keyedBuilder
+}
+
+// buildIndex4 indexes entries (ids of the shared dictionary); tuples[i]
+// is entry i's identity.
+func buildIndex4(entries []entry, tuples []uint32, hour int64) *builders4 {
+	b := &builders4{}
+	var pos map[uint32]int
+	b.classes, pos = classTable(entries)
+	nauth, nrecs := 0, 0
+	for i := range entries {
+		nauth, nrecs = nauth+len(entries[i].authors), nrecs+len(entries[i].recs)
+	}
+	pairs := make([]uint64, 0, nauth)
+	authors := make([]uint32, 0, nauth)
+	for i := range entries {
+		for _, a := range entries[i].authors {
+			pairs = append(pairs, uint64(a)<<32|uint64(tuples[i]))
+			authors = append(authors, a)
+		}
+	}
+	slices.Sort(authors)
+	v := buildPairs(pairs)
+	var payload []byte
+	for k, key := range v.keys {
+		n := 0
+		for len(authors) > 0 && uint64(authors[0]) == key {
+			authors, n = authors[1:], n+1
+		}
+		payload = binary.AppendUvarint(payload[:0], uint64(n))
+		vals := v.vals[v.off[k]:v.off[k+1]]
+		payload = binary.AppendUvarint(payload, uint64(len(vals)))
+		var prev uint32
+		for _, t := range vals {
+			payload = binary.AppendUvarint(payload, uint64(t-prev))
+			prev = t
+		}
+		b.viewers.add(uint32(key), payload)
+	}
+	if len(b.classes) <= maxRowClasses {
+		ts := make([]taking, 0, nrecs)
+		for i := range entries {
+			e := &entries[i]
+			for _, r := range e.recs {
+				ts = append(ts, taking{subject: r.id, ident: tuples[i], set: servedSet(e, r, pos), t: e.t})
+			}
+		}
+		rs := buildRows(ts, hour*1e6)
+		for k, key := range rs.keys {
+			b.takers.add(uint32(key), rs.blob[rs.off[k]:rs.off[k+1]])
+		}
+	}
+	return b
+}
+
+// encodeSeg writes p (ids of the shared dictionary, sizes set) as a
+// sealed partition after prev; tuples[i] is entry i's identity.
+func encodeSeg(p *partition, tuples []uint32, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte) {
+	b := buildIndex4(p.entries, tuples, p.hour)
+	viewers := b.viewers.appendTo(nil, enc)
+	takers := b.takers.appendTo(nil, enc)
+	accesses := appendColumns(nil, p.entries, p.hour, enc)
+	out := make([]byte, 0, 256+len(viewers)+len(takers)+len(accesses))
+	out = append(out, segMagic4...)
+	out = binary.AppendVarint(out, p.hour)
+	out = binary.AppendVarint(out, p.minT)
+	out = binary.AppendVarint(out, p.maxT)
+	out = append(out, prev[:]...)
+	out = binary.AppendUvarint(out, uint64(len(p.sizes)))
+	for _, n := range p.sizes {
+		out = binary.AppendUvarint(out, uint64(n))
+	}
+	out = appendUints(out, b.classes)
+	for _, s := range [][]byte{viewers, takers, accesses} {
+		out = binary.AppendUvarint(out, uint64(len(s)))
+	}
+	out = append(out, viewers...)
+	out = append(out, takers...)
+	out = append(out, accesses...)
+	sum := sha256.Sum256(out)
+	return append(out, sum[:]...), sum
+}
+
+// parseSeg4 reads a format 4 partition's header and section directories
+// (b stays referenced; blocks and Accesses are decompressed on use).
+func parseSeg4(path string, b []byte) (*partition, error) {
+	if len(b) < len(segMagic4)+32 {
+		return nil, errors.New("not a sealed ledger partition (too short)")
+	}
+	d := decoder{b: b[len(segMagic4) : len(b)-32]}
+	p := newPartition(path, d.varint())
+	p.sealed = true
+	p.minT, p.maxT = d.varint(), d.varint()
+	copy(p.prev[:], d.bytes(32))
+	if n := d.uvarint(); n > uint64(nsCount) {
+		d.fail(fmt.Errorf("%d namespaces, this warden knows %d", n, nsCount))
+	} else {
+		for ns := range int(n) {
+			v := d.uvarint()
+			if v > 1<<32 {
+				d.fail(errors.New("bad dictionary size"))
+			}
+			p.sizes[ns] = int(v)
+		}
+	}
+	x := &index4{classes: d.refs(p.sizes[nsName])}
+	var lens [3]uint64
+	for i := range lens {
+		lens[i] = d.uvarint()
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("header: %w", d.err)
+	}
+	if lens[0] > uint64(len(d.b)) || lens[1] > uint64(len(d.b)) || lens[0]+lens[1]+lens[2] != uint64(len(d.b)) {
+		return nil, errors.New("header: sections do not fit the file (truncated or corrupt)")
+	}
+	var err error
+	if x.viewers, err = parseKeyed(d.b[:lens[0]]); err != nil {
+		return nil, fmt.Errorf("viewers: %w", err)
+	}
+	if x.takers, err = parseKeyed(d.b[lens[0] : lens[0]+lens[1]]); err != nil {
+		return nil, fmt.Errorf("takers: %w", err)
+	}
+	p.cold, p.format = d.b[lens[0]+lens[1]:], 4
+	copy(p.hash[:], b[len(b)-32:])
+	p.v4 = x
+	return p, nil
+}
+
+// index4Matches rebuilds a format 4 partition's index from its Accesses
+// (decoded) and compares it, block by block, with the one stored; d is
+// the shared dictionary (the tuples).
+func (p *partition) index4Matches(d *dictionary, dec *zstd.Decoder) (bool, error) {
+	missing := false
+	tuples := tuplesOf(p.entries, func(key []byte) uint32 {
+		v, ok := d.t[nsTuple].find(string(key))
+		missing = missing || !ok
+		return v
+	})
+	if missing {
+		return false, errors.New("an Access's identity is not in the dictionary")
+	}
+	b := buildIndex4(p.entries, tuples, p.hour)
+	if !slices.Equal(b.classes, p.v4.classes) {
+		return false, nil
+	}
+	for _, s := range []struct {
+		b *keyedBuilder
+		k *keyed
+	}{{&b.viewers, p.v4.viewers}, {&b.takers, p.v4.takers}} {
+		got, err := s.k.rawBlocks(dec)
+		if err != nil {
+			return false, err
+		}
+		want := s.b.rawBlocks()
+		if !slices.Equal(s.b.first, s.k.first) || !slices.Equal(s.b.nkeys, s.k.nkeys) || len(got) != len(want) {
+			return false, nil
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// viewers4 appends the identities (facet values +1 of f, through tf: tuple
+// -> value) served author's content in p, and returns its impressions.
+func (x *index4) viewers4(author uint32, tf []uint32, dst []uint32, dec *zstd.Decoder) ([]uint32, uint64) {
+	b, err := x.viewers.get(author, dec)
+	if err != nil || b == nil {
+		return dst, 0
+	}
+	d := decoder{b: b}
+	impr := d.uvarint()
+	n := d.count(1)
+	var t uint64
+	for range n {
+		t += d.uvarint()
+		if d.err != nil || t >= uint64(len(tf)) {
+			break
+		}
+		if v := tf[t]; v != 0 {
+			dst = append(dst, v-1)
+		}
+	}
+	return dst, impr
+}
+
+// rows4 is who-took's rows of subject in p, identities as facet values +1
+// of f (tf: tuple -> value; 0: Accesses without f).
+func (x *index4) rows4(subject uint32, hour int64, tf []uint32, dec *zstd.Decoder) []row {
+	b, err := x.takers.get(subject, dec)
+	if err != nil || b == nil {
+		return nil
+	}
+	rs := decodeRows(b, hour)
+	for i := range rs {
+		if int(rs[i].ident) >= len(tf) {
+			return nil
+		}
+		rs[i].ident = tf[rs[i].ident]
+	}
+	return rs
+}
