@@ -16,7 +16,8 @@ import (
 
 // openDetector starts the detector when detect.enabled: a recorder fed
 // through its own recording, writing bans through st. The function
-// returned closes the recording once the gateway has drained. A reload
+// returned closes the recording once the gateway has drained, then sends
+// the detector's last observations to the shared store. A reload
 // keeps the detector of the start (its rules need a restart).
 func openDetector(cfg *config.Config, st store.Store, reg prometheus.Registerer, recm *gateway.RecordingMetrics, sh *shadow.Shadow, log *slog.Logger) (*gateway.Recording, func(), error) {
 	if !cfg.Detect.Enabled {
@@ -26,7 +27,13 @@ func openDetector(cfg *config.Config, st store.Store, reg prometheus.Registerer,
 	for _, a := range cfg.Allow {
 		allows = append(allows, detect.Allow{CIDRs: a.CIDRs, Apps: a.Apps, Accounts: a.Accounts, Rules: a.Rules})
 	}
-	d, err := detect.New(cfg.Detect, allows, st, sh, detect.NewMetrics(reg), log)
+	var opts []detect.Option
+	if shared, ok := st.(store.Detections); ok && cfg.Store.Backend == config.StoreRedis {
+		// On Redis the fleet counts and escalates together; on the memory
+		// store this process is the whole fleet and counts in place.
+		opts = append(opts, detect.WithShared(shared))
+	}
+	d, err := detect.New(cfg.Detect, allows, st, sh, detect.NewMetrics(reg), log, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -38,5 +45,6 @@ func openDetector(cfg *config.Config, st store.Store, reg prometheus.Registerer,
 		if err := rc.Close(ctx); err != nil {
 			log.Warn("detector: queue not drained", slog.String("error", err.Error()))
 		}
+		d.Close()
 	}, nil
 }

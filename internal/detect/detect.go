@@ -33,9 +33,12 @@ type Allow struct {
 
 // Metrics are the detector's counters, created once per process.
 type Metrics struct {
-	bans    *prometheus.CounterVec
-	errs    prometheus.Counter
-	tracked prometheus.Gauge
+	bans      *prometheus.CounterVec
+	errs      prometheus.Counter
+	tracked   prometheus.Gauge
+	calls     *prometheus.CounterVec
+	storeErrs *prometheus.CounterVec
+	dropped   prometheus.Counter
 }
 
 // NewMetrics registers the detector's metrics on reg (nil: unregistered).
@@ -54,8 +57,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Facet values the detector keeps state for (bounded by detect.max_tracked).",
 		}),
 	}
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_detect_store_calls_total",
+		Help: "Calls the detector made to the shared store (Redis), by operation: observe (one per flush of at most 512 observations), offend (one per ban).",
+	}, []string{"op"})
+	m.storeErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_detect_store_errors_total",
+		Help: "Shared-store calls of the detector that failed, by operation; it decided on this gateway's own counts meanwhile.",
+	}, []string{"op"})
+	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "warden_detect_store_dropped_total",
+		Help: "Observations not sent to the shared store because it lagged (more than 4096 waiting); this gateway's own counts still had them.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.bans, m.errs, m.tracked)
+		reg.MustRegister(m.bans, m.errs, m.tracked, m.calls, m.storeErrs, m.dropped)
 	}
 	return m
 }
@@ -77,6 +92,11 @@ type Detector struct {
 	lru      *list.List
 	offences map[store.BanKey]*offence
 	shadowed map[string]time.Time // rule|facet:value -> no second shadow line before
+
+	fleet *fleet // nil: counts and histories in this process only (memory store)
+	// banMu serialises bans (the recording's and the fleet flusher's), so
+	// one offence is never escalated twice while the store is asked.
+	banMu sync.Mutex
 }
 
 type rule struct {
@@ -152,8 +172,11 @@ const (
 	maxAccts = 16
 )
 
+// Option changes how a Detector is built.
+type Option func(*Detector)
+
 // New builds a detector for cfg (validated by config) writing bans to st.
-func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, log *slog.Logger) (*Detector, error) {
+func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, log *slog.Logger, opts ...Option) (*Detector, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("detect: %w", err)
@@ -177,6 +200,12 @@ func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, lo
 			r.shadow = sh.Counter(rc.Name, shadow.Ban)
 		}
 		d.rules = append(d.rules, r)
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	if d.fleet != nil && !d.fleet.manual {
+		go d.fleet.run(d)
 	}
 	return d, nil
 }
@@ -272,6 +301,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 	served := d.served(acc)
 	refused := acc.Status == 429 || acc.Status == 403
 	var fire []firing
+	var share []observed // for the shared store: nil without one
 	d.mu.Lock()
 	for _, r := range d.rules {
 		if d.allowed(id, r.Name) {
@@ -287,6 +317,10 @@ func (d *Detector) Record(acc *inspect.Access) {
 			n := 0
 			for _, s := range served {
 				n = t.wins[r.idx].add(hash(s), now, r.Window, r.Limit)
+				if d.fleet != nil {
+					share = append(share, observed{Observation: store.Observation{Key: r.key("people", f, v), Member: hash(s), At: now, Window: r.Window, Limit: r.Limit},
+						r: r, facet: f, value: v, acc: acc})
+				}
 			}
 			if n > r.Limit {
 				fire = append(fire, firing{r: r, facet: f, value: v, n: n})
@@ -298,6 +332,10 @@ func (d *Detector) Record(acc *inspect.Access) {
 			}
 			t := d.get(f.String() + ":" + v)
 			t.seq++
+			if d.fleet != nil {
+				share = append(share, observed{Observation: store.Observation{Key: r.key("refused", f, v), Member: d.fleet.event(), At: now, Window: r.Window, Limit: r.Limit},
+					r: r, facet: f, value: v, acc: acc})
+			}
 			if n := t.wins[r.idx].add(t.seq, now, r.Window, r.Limit); n > r.Limit {
 				fire = append(fire, firing{r: r, facet: f, value: v, n: n, refusal: acc.Rule})
 			}
@@ -310,7 +348,16 @@ func (d *Detector) Record(acc *inspect.Access) {
 			// Past (limit+1)/ratio look-ups the ratio cannot hold: the
 			// count is capped there, which bounds its memory.
 			t.seq++
-			looks := t.lookups.add(t.seq, now, r.Window, int(float64(r.Limit+1)/max(r.Ratio, 0.01))+1)
+			looks := t.lookups.add(t.seq, now, r.Window, r.lookCap())
+			if d.fleet != nil {
+				lk := r.key("lookups", f, v)
+				share = append(share, observed{Observation: store.Observation{Key: lk, Member: d.fleet.event(), At: now, Window: r.Window, Limit: r.lookCap()},
+					r: r, looks: true})
+				if acc.Unreferenced {
+					share = append(share, observed{Observation: store.Observation{Key: r.key("unreferenced", f, v), Member: hash(acc.Lookup), At: now, Window: r.Window, Limit: r.Limit},
+						r: r, facet: f, value: v, acc: acc, looksKey: lk})
+				}
+			}
 			if !acc.Unreferenced {
 				continue
 			}
@@ -359,11 +406,12 @@ func (d *Detector) Record(acc *inspect.Access) {
 			if len(t.accounts) < 4*r.Limit+4 {
 				t.accounts[id.Account] = true
 			}
+			if d.fleet != nil {
+				share = append(share, observed{Observation: store.Observation{Key: r.key("young", r.facet, v), Member: hash(id.Account), At: now, Window: r.Window, Limit: r.Limit},
+					r: r, facet: r.facet, value: v, acc: acc})
+			}
 			if n := t.wins[r.idx].add(hash(id.Account), now, r.Window, r.Limit); n > r.Limit {
-				why := fmt.Sprintf("one of %d accounts younger than %v served %s from %s %s within %v (limit %d)", n, r.Young, d.cfg.Class, r.facet, v, r.Window, r.Limit)
-				for a := range t.accounts {
-					fire = append(fire, firing{r: r, facet: identify.FacetAccount, value: a, why: why})
-				}
+				fire = append(fire, d.cohort(r, v, n, id.Account)...)
 			}
 		}
 	}
@@ -383,6 +431,35 @@ func (d *Detector) Record(acc *inspect.Access) {
 	for _, f := range fire {
 		d.ban(acc, f)
 	}
+	// After the local bans: the fleet's count then finds them written
+	// and bans nothing twice.
+	if d.fleet != nil {
+		d.fleet.add(d, share)
+	}
+}
+
+// lookCap bounds enumeration's look-ups: past (limit+1)/ratio of them the
+// ratio cannot hold, so counting further changes nothing.
+func (r *rule) lookCap() int { return int(float64(r.Limit+1)/max(r.Ratio, 0.01)) + 1 }
+
+// cohort is the firings of cohort rule r on value v past its limit (n
+// young accounts): a ban of each young account seen there. On a fleet this
+// gateway knows only the accounts it saw; the others are banned by the
+// gateways that see them. Called with mu held.
+func (d *Detector) cohort(r *rule, v string, n int, account string) []firing {
+	why := fmt.Sprintf("one of %d accounts younger than %v served %s from %s %s within %v (limit %d)", n, r.Young, d.cfg.Class, r.facet, v, r.Window, r.Limit)
+	var out []firing
+	seen := false
+	if e, ok := d.tracks["cohort:"+r.facet.String()+":"+v]; ok {
+		for a := range e.Value.(*track).accounts {
+			out = append(out, firing{r: r, facet: identify.FacetAccount, value: a, why: why})
+			seen = seen || a == account
+		}
+	}
+	if !seen && account != "" {
+		out = append(out, firing{r: r, facet: identify.FacetAccount, value: account, why: why})
+	}
+	return out
 }
 
 // firing is a rule that fired on a facet value, with its figures. The
@@ -396,10 +473,19 @@ type firing struct {
 	n, looks int
 	refusal  string
 	why      string // set: the evidence as it is
+	fleet    bool   // counted in the shared store: on every gateway
 }
 
 // evidence is the firing's reason in words, for class (the detector's).
 func (f *firing) evidence(class string) string {
+	e := f.words(class)
+	if f.fleet {
+		e += ", counted on every gateway"
+	}
+	return e
+}
+
+func (f *firing) words(class string) string {
 	if f.why != "" {
 		return f.why
 	}
@@ -459,9 +545,16 @@ func (d *Detector) allowed(id *identify.Identity, rule string) bool {
 }
 
 // ban writes (or, in shadow mode, logs) the ban of f, escalating by the
-// value's history, and then the address's ban when every account seen on
-// it is banned.
+// value's history (the shared store's when there is one), and then the
+// address's ban when every account seen on it is banned.
 func (d *Detector) ban(acc *inspect.Access, f firing) {
+	d.banMu.Lock()
+	defer d.banMu.Unlock()
+	d.banLocked(acc, f)
+}
+
+// banLocked is ban with banMu held.
+func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 	key := store.BanKey{Facet: f.facet.String(), Value: f.value}
 	now := acc.Time
 	d.mu.Lock()
@@ -493,13 +586,23 @@ func (d *Detector) ban(acc *inspect.Access, f firing) {
 		o = &offence{}
 		d.offences[key] = o
 	}
-	n := o.n
-	if n >= len(d.cfg.BanDurations) {
-		n = len(d.cfg.BanDurations) - 1
+	off := store.OffenceAt(o.n, o.until, now, d.cfg.BanDurations)
+	d.mu.Unlock()
+	if d.fleet != nil {
+		// The fleet's history: another gateway may have banned the value
+		// already, or a restart forgotten its earlier offences. When the
+		// store fails, this gateway's history decides.
+		if shared, err := d.fleet.offend(d, now, key); err == nil {
+			off = shared
+		}
 	}
-	dur := d.cfg.BanDurations[n]
-	o.n++
-	o.until, o.seen = now.Add(dur), now
+	d.mu.Lock()
+	o.n, o.until, o.seen = off.N, off.Until, now
+	if !off.New {
+		d.mu.Unlock()
+		return // banned already, by another gateway
+	}
+	dur := d.cfg.BanDurations[min(off.N, len(d.cfg.BanDurations))-1]
 	var addrBan bool
 	var ipKey string
 	if f.facet == identify.FacetAccount && d.cfg.AddressAfter > 0 && acc.Identity.IP.IsValid() {
@@ -517,10 +620,10 @@ func (d *Detector) ban(acc *inspect.Access, f firing) {
 		}
 	}
 	d.mu.Unlock()
-	reason := fmt.Sprintf("detector %s (%s): %s; offence %d, banned %v", f.r.Name, f.r.Kind, f.evidence(d.cfg.Class), o.n, dur)
+	reason := fmt.Sprintf("detector %s (%s): %s; offence %d, banned %v", f.r.Name, f.r.Kind, f.evidence(d.cfg.Class), off.N, dur)
 	d.put(acc, f.r.Name, store.Ban{Facet: key.Facet, Value: key.Value, Reason: reason, By: "detector", Created: now, Until: now.Add(dur)})
 	if addrBan {
-		d.ban(acc, firing{r: f.r, facet: identify.FacetIP, value: ipKey,
+		d.banLocked(acc, firing{r: f.r, facet: identify.FacetIP, value: ipKey,
 			why: "every account seen on the address within an hour (at least " + strconv.Itoa(d.cfg.AddressAfter) + ") was banned"})
 	}
 }

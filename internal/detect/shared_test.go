@@ -1,0 +1,217 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/warden-gw/warden/internal/shadow"
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/memory"
+	"github.com/warden-gw/warden/internal/store/redis"
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
+)
+
+// sharedStore is a store the detector can share: bans and its state.
+type sharedStore interface {
+	Store
+	Shared
+	ListBans(ctx context.Context, now time.Time) ([]store.Ban, error)
+}
+
+var redisPrefixes atomic.Int64
+
+// stores are the backends the fleet tests run on, each a fresh one.
+var stores = []struct {
+	name string
+	open func(t *testing.T) sharedStore
+}{
+	{"memory", func(t *testing.T) sharedStore {
+		st := memory.New(memory.Options{SweepEvery: -1})
+		t.Cleanup(func() { st.Close() })
+		return st
+	}},
+	{"redis", func(t *testing.T) sharedStore { return openRedis(t, redistest.Start(t)) }},
+}
+
+func openRedis(t *testing.T, srv *redistest.Server) *redis.Store {
+	t.Helper()
+	cfg := redis.Config{Addrs: []string{srv.Addr()}, KeyPrefix: fmt.Sprintf("d%d:", redisPrefixes.Add(1))}
+	cfg.SetDefaults()
+	st, err := redis.New(context.Background(), cfg, redis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// gateway is one detector of a fleet on st, flushed by the test.
+func gateway(t *testing.T, st sharedStore, cfg Config) (*Detector, *Metrics) {
+	t.Helper()
+	m := NewMetrics(nil)
+	d, err := New(cfg, nil, st, shadow.New(prometheus.NewRegistry()), m, slog.New(slog.DiscardHandler),
+		WithShared(st), func(d *Detector) { d.fleet.manual = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, m
+}
+
+func bansOn(t *testing.T, st sharedStore, at time.Time) map[string]store.Ban {
+	t.Helper()
+	bs, err := st.ListBans(context.Background(), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]store.Ban{}
+	for _, b := range bs {
+		m[b.Facet+":"+b.Value] = b
+	}
+	return m
+}
+
+// A harvester alternating between two gateways stays under the limit on
+// each: the store's count bans it, once, on both.
+func TestFleetVelocity(t *testing.T) {
+	for _, s := range stores {
+		t.Run(s.name, func(t *testing.T) {
+			st := s.open(t)
+			cfg := Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 5, Window: 10 * time.Second}}}
+			a, _ := gateway(t, st, cfg)
+			b, _ := gateway(t, st, cfg)
+			id := who("42", "10.0.0.1")
+			gw := []*Detector{a, b}
+			for i := range 5 {
+				gw[i%2].Record(profile(id, t0.Add(time.Duration(i)*time.Second), fmt.Sprint(100+i)))
+			}
+			a.fleet.flush(a)
+			b.fleet.flush(b)
+			if bs := bansOn(t, st, t0); len(bs) != 0 {
+				t.Fatalf("banned at the fleet's limit: %v", bs)
+			}
+			// The sixth person, on a gateway that has seen three: far under
+			// its own limit.
+			b.Record(profile(id, t0.Add(5*time.Second), "105"))
+			if bs := bansOn(t, st, t0); len(bs) != 0 {
+				t.Fatalf("banned before the flush, on local counts of 3: %v", bs)
+			}
+			b.fleet.flush(b)
+			ban, ok := bansOn(t, st, t0.Add(5*time.Second))["account:42"]
+			if !ok {
+				t.Fatal("6 distinct people on the fleet within 10s: no ban")
+			}
+			if !strings.Contains(ban.Reason, "contact of 6 distinct people within 10s (limit 5), counted on every gateway; offence 1, banned 10m0s") ||
+				!ban.Until.Equal(t0.Add(5*time.Second+10*time.Minute)) {
+				t.Fatalf("ban %+v", ban)
+			}
+			// The other gateway, past the limit on its own count later,
+			// finds the fleet's ban and writes none.
+			for i := range 6 {
+				a.Record(profile(id, t0.Add(6*time.Second), fmt.Sprint(200+i)))
+			}
+			a.fleet.flush(a)
+			if again := bansOn(t, st, t0)["account:42"]; !again.Until.Equal(ban.Until) || again.Reason != ban.Reason {
+				t.Fatalf("banned again while banned: %+v", again)
+			}
+		})
+	}
+}
+
+// Escalation is the fleet's: a gateway started afresh gives the second
+// offence the second duration.
+func TestFleetEscalationSurvivesRestart(t *testing.T) {
+	for _, s := range stores {
+		t.Run(s.name, func(t *testing.T) {
+			st := s.open(t)
+			cfg := Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 2, Window: 10 * time.Second}}}
+			id := who("7", "10.0.0.2")
+			harvest := func(d *Detector, at time.Time) store.Ban {
+				for i := range 3 {
+					d.Record(profile(id, at, fmt.Sprintf("%v-%d", at.Unix(), i)))
+				}
+				d.fleet.flush(d)
+				return bansOn(t, st, at)["account:7"]
+			}
+			first, _ := gateway(t, st, cfg)
+			b := harvest(first, t0)
+			if !b.Until.Equal(t0.Add(10*time.Minute)) || !strings.Contains(b.Reason, "offence 1,") {
+				t.Fatalf("first offence: %+v", b)
+			}
+			restarted, m := gateway(t, st, cfg)
+			at := t0.Add(11 * time.Minute)
+			b = harvest(restarted, at)
+			if !b.Until.Equal(at.Add(time.Hour)) || !strings.Contains(b.Reason, "offence 2, banned 1h0m0s") {
+				t.Fatalf("second offence after a restart: %+v", b)
+			}
+			if n := counter(t, m.storeErrs.WithLabelValues("offend")); n != 0 {
+				t.Fatalf("%v offend errors", n)
+			}
+		})
+	}
+}
+
+// With the store down, the detector still bans on its own counts and
+// counts the failures.
+func TestFleetStoreDown(t *testing.T) {
+	srv := redistest.Start(t)
+	st := openRedis(t, srv)
+	srv.Kill()
+	d, m := gateway(t, st, Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 2, Window: 10 * time.Second}}})
+	mem := memory.New(memory.Options{SweepEvery: -1})
+	defer mem.Close()
+	d.st = mem // bans go where they can be read
+	id := who("9", "10.0.0.3")
+	for i := range 3 {
+		d.Record(profile(id, t0, fmt.Sprint(i)))
+	}
+	d.fleet.flush(d)
+	bs, _ := mem.ListBans(context.Background(), t0)
+	if len(bs) != 1 || bs[0].Value != "9" || !strings.Contains(bs[0].Reason, "offence 1, banned 10m0s") {
+		t.Fatalf("store down: bans %+v", bs)
+	}
+	if n := counter(t, m.storeErrs.WithLabelValues("observe")); n != 1 {
+		t.Errorf("observe errors %v, want 1", n)
+	}
+	if n := counter(t, m.storeErrs.WithLabelValues("offend")); n != 1 {
+		t.Errorf("offend errors %v, want 1", n)
+	}
+}
+
+// Observations wait at most maxWaiting while the store lags; the rest are
+// counted as dropped.
+func TestFleetBounded(t *testing.T) {
+	st := memory.New(memory.Options{SweepEvery: -1})
+	defer st.Close()
+	d, m := gateway(t, st, Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 10_000, Window: time.Minute}}})
+	id := who("h3", "10.0.0.4")
+	for i := range maxWaiting + 100 {
+		d.Record(profile(id, t0, fmt.Sprint(i)))
+	}
+	if n := len(d.fleet.waiting); n != maxWaiting {
+		t.Fatalf("%d waiting, want %d", n, maxWaiting)
+	}
+	if n := counter(t, m.dropped); n != 100 {
+		t.Fatalf("%v dropped, want 100", n)
+	}
+	d.fleet.flush(d)
+	if n := counter(t, m.calls.WithLabelValues("observe")); n != maxWaiting/flushMax {
+		t.Fatalf("%v observe calls for %d observations, want %d", n, maxWaiting, maxWaiting/flushMax)
+	}
+}
+
+func counter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
