@@ -75,6 +75,10 @@
 //	P{bans}:e                        sorted set: facet NUL value -> until (µs;
 //	                                 2^53-1 when none)
 //	P{bans}:d                        hash: facet NUL value -> the ban as JSON
+//	P{d:<observation key>}           sorted set: the detector's windowed set,
+//	                                 member -> time (µs), at most limit+1
+//	P{o:<facet> NUL <value>}         hash: the detector's ban history: n,
+//	                                 u (latest ban's end), f (forget at, µs)
 //
 // A limit key is its own slot; a budget's two keys and a link filter's three
 // share one; all bans share one (ListBans reads them in one call; every
