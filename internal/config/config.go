@@ -385,6 +385,9 @@ func (c *Config) Validate() error {
 	if u := c.Ration.Unreferenced; u != nil {
 		checkApps(bad, c.Identity.App, "ration.unreferenced.exempt.apps", u.Exempt.Apps)
 	}
+	if f := c.Ration.FanoutCap; f != nil {
+		checkApps(bad, c.Identity.App, "ration.fanout_cap.exempt.apps", f.Exempt.Apps)
+	}
 	checkApps(bad, c.Identity.App, "detect.exempt.apps", c.Detect.Exempt.Apps)
 	return errors.Join(errs...)
 }

@@ -55,6 +55,14 @@ func TestLoadFixtures(t *testing.T) {
 		{"provenance_without_links.yaml", "provenance_without_links.yaml:8:19: inspect.routes[0].provenance: says how the ids in links were shown; the route has no links"},
 		{"bad_budget_provenance.yaml", "bad_budget_provenance.yaml:7:92: ration.budgets[0].provenance[1]: \"feed\" is not social, search, list or unreferenced"},
 		{"budget_provenance_without_unreferenced.yaml", "budget_provenance_without_unreferenced.yaml:7:83: ration.budgets[0].provenance: needs the unreferenced section"},
+		{"fanout_cap.yaml", ""},
+		{"fanout_cap_without_unreferenced.yaml", "fanout_cap_without_unreferenced.yaml:7:5: ration.fanout_cap: needs the unreferenced section"},
+		{"bad_fanout_cap.yaml", "bad_fanout_cap.yaml:8:12: ration.fanout_cap.limit: must be 1 to 64, got 100"},
+		{"bad_fanout_cap.yaml", "bad_fanout_cap.yaml:9:13: ration.fanout_cap.window: must be positive, got 0s"},
+		{"bad_fanout_cap.yaml", "bad_fanout_cap.yaml:10:11: ration.fanout_cap.hold: must not be negative, got -1m0s"},
+		{"bad_fanout_cap.yaml", `bad_fanout_cap.yaml:11:26: ration.fanout_cap.provenance[1]: must be search or list, got "social"`},
+		{"bad_fanout_cap.yaml", `bad_fanout_cap.yaml:12:11: ration.fanout_cap.mode: "dry-run" is not enforce or shadow`},
+		{"bad_fanout_cap_type.yaml", "bad_fanout_cap_type.yaml:5:5: cannot unmarshal !!str `three` into int"},
 		{"exempt_unregistered_app.yaml", "exempt_unregistered_app.yaml:6:25: allow[0].apps[1]: \"parnter-app\" is not an app registered"},
 	}
 	for _, c := range cases {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/store"
 )
 
 // Config is the rationing section: budgets, scopes and unreferenced
@@ -16,6 +17,7 @@ type Config struct {
 	Budgets      []BudgetConfig `yaml:"budgets"`
 	Scopes       []ScopeConfig  `yaml:"scopes"`
 	Unreferenced *Unreferenced  `yaml:"unreferenced"`
+	FanoutCap    *FanoutCap     `yaml:"fanout_cap"`
 }
 
 // BudgetConfig limits how many distinct subjects' Class one value of Facet
@@ -82,6 +84,30 @@ type Unreferenced struct {
 	Mode    Mode     `yaml:"mode"` // enforce (default) or shadow
 }
 
+// FanoutCap caps how many people one identity opens from one list answer
+// (a search page, another profile's followers): of the ids an answer
+// showed with one of Provenance, the first Limit distinct ones looked up
+// within Window of the first are served; later look-ups from that answer
+// get Classes masked. Asking the same path and query again is the same
+// answer. With Hold, an identity that went past the cap has every look-up
+// of those provenances masked for Hold. Decided with the look-up's
+// provenance in one store call (store.Fanout); needs the unreferenced
+// section, whose link memory (facet, ttl) remembers which answer showed
+// each id.
+type FanoutCap struct {
+	Name   string        `yaml:"name"` // default "fanout-cap"
+	Limit  int           `yaml:"limit"`
+	Window time.Duration `yaml:"window"`
+	Hold   time.Duration `yaml:"hold"` // default 0: only the answer's later look-ups
+	// Provenance: whose look-ups count; default [search, list]. Social
+	// (the identity's own feed and network) is never capped.
+	Provenance []inspect.Provenance `yaml:"provenance"`
+	// Classes are masked past the cap; default every class of the route.
+	Classes []string `yaml:"classes"`
+	Exempt  Exempt   `yaml:"exempt"`
+	Mode    Mode     `yaml:"mode"` // enforce (default) or shadow
+}
+
 // Actions past a budget.
 const (
 	Mask  = "mask"
@@ -122,6 +148,17 @@ func (c *Config) SetDefaults() {
 		}
 		if u.Mode == "" {
 			u.Mode = Enforce
+		}
+	}
+	if f := c.FanoutCap; f != nil {
+		if f.Name == "" {
+			f.Name = "fanout-cap"
+		}
+		if f.Provenance == nil {
+			f.Provenance = []inspect.Provenance{inspect.Search, inspect.List}
+		}
+		if f.Mode == "" {
+			f.Mode = Enforce
 		}
 	}
 }
@@ -221,6 +258,33 @@ func (c *Config) Validate() error {
 			bad("unreferenced.mode", "%v", err)
 		}
 		errs = append(errs, validExempt("unreferenced.exempt", &u.Exempt)...)
+	}
+	if f := c.FanoutCap; f != nil {
+		name("fanout_cap.name", f.Name)
+		if c.Unreferenced == nil {
+			bad("fanout_cap", "needs the unreferenced section: its link memory (facet, ttl) remembers which answer showed each id")
+		}
+		if f.Limit < 1 || f.Limit > store.MaxFanoutLimit {
+			bad("fanout_cap.limit", "must be 1 to %d, got %d", store.MaxFanoutLimit, f.Limit)
+		}
+		if f.Window <= 0 {
+			bad("fanout_cap.window", "must be positive, got %v", f.Window)
+		}
+		if f.Hold < 0 {
+			bad("fanout_cap.hold", "must not be negative, got %v", f.Hold)
+		}
+		if len(f.Provenance) == 0 {
+			bad("fanout_cap.provenance", "name at least one of search, list")
+		}
+		for j, p := range f.Provenance {
+			if p != inspect.Search && p != inspect.List {
+				bad(fmt.Sprintf("fanout_cap.provenance[%d]", j), "must be search or list, got %q (the identity's own network is never capped; unreferenced look-ups meet the unreferenced rule)", p)
+			}
+		}
+		if err := f.Mode.Validate(); err != nil {
+			bad("fanout_cap.mode", "%v", err)
+		}
+		errs = append(errs, validExempt("fanout_cap.exempt", &f.Exempt)...)
 	}
 	return errors.Join(errs...)
 }

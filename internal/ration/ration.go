@@ -24,8 +24,8 @@ import (
 // unreferenced look-ups.
 type Store interface {
 	Spend(ctx context.Context, now time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error)
-	Link(ctx context.Context, now time.Time, key string, ids []uint64, p store.Provenance, ttl time.Duration) error
-	Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error)
+	Link(ctx context.Context, now time.Time, key string, ids []uint64, p store.Provenance, answer uint32, ttl time.Duration) error
+	Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error)
 }
 
 // Route is a request matched to the route map.
@@ -44,6 +44,7 @@ type Rationer struct {
 	budgets []*budget
 	scopes  []*scope
 	unref   *unref
+	fan     *fanCap
 	st      Store
 	met     *Metrics
 	log     *slog.Logger
@@ -132,6 +133,14 @@ type unref struct {
 	blocked prometheus.Counter
 }
 
+type fanCap struct {
+	cfg    FanoutCap
+	ex     exempt
+	provs  uint8              // bit per store.Provenance capped
+	shadow prometheus.Counter // nil: enforced
+	masked prometheus.Counter
+}
+
 // New builds a Rationer for one configuration load on the compiled route
 // map imap, whose classes its rules name.
 func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) (*Rationer, error) {
@@ -189,6 +198,20 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 			r.unref.shadow = m.Shadow().Counter(u.Name, shadowAction(r.unref.block))
 		}
 	}
+	if f := cfg.FanoutCap; f != nil {
+		r.fan = &fanCap{cfg: *f, ex: newExempt(f.Exempt), masked: m.masked.WithLabelValues(f.Name)}
+		for _, p := range f.Provenance {
+			r.fan.provs |= 1 << storeProvenance(p)
+		}
+		if f.Mode == Shadow {
+			r.fan.shadow = m.Shadow().Counter(f.Name, shadow.Mask)
+		}
+		for i, c := range f.Classes {
+			if !mapped[c] {
+				errs = append(errs, fmt.Errorf("fanout_cap.classes[%d]: no route maps class %q", i, c))
+			}
+		}
+	}
 	if u := cfg.Unreferenced; u != nil {
 		r.enumerated = map[string]prometheus.Counter{}
 		for _, rc := range icfg.Routes {
@@ -218,6 +241,8 @@ type work struct {
 	order       []int
 	keys        store.KeyBuf // the decision's store keys
 	look        [1]uint64    // the looked-up id, for Linked
+	person      [1]uint64    // who the look-up's answer is about, for the fan-out cap
+	fan         store.Fanout // the fan-out cap's request to Linked
 	counts      []count      // served and masked counts, added once the answer goes out
 }
 
@@ -428,7 +453,10 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 		w.subjects = ids[:0]
 		shown := storeProvenance(route.Shown(id.Account))
-		if err := r.st.Link(ctx, now, linkKey, ids, shown, r.unref.cfg.TTL); err != nil {
+		// The answer is what was asked: the same path and query asked
+		// again is the same answer to the fan-out cap.
+		tag := store.AnswerTag(req.Path, req.RawQuery)
+		if err := r.st.Link(ctx, now, linkKey, ids, shown, tag, r.unref.cfg.TTL); err != nil {
 			w.storeFailed = true
 			// Not fatal: a missed link only makes later look-ups count as
 			// unreferenced.
@@ -462,7 +490,19 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 		return linkKey, prov, nil, nil
 	}
 	w.look[0] = Subject([]byte(look))
-	got, err := r.st.Linked(ctx, now, linkKey, w.look[:])
+	var fan *store.Fanout
+	if f := r.fan; f != nil && !f.ex.has(id) {
+		fan = &w.fan
+		fan.Limit, fan.Window, fan.Hold, fan.Provenances = f.cfg.Limit, f.cfg.Window, f.cfg.Hold, f.provs
+		// Opening one person by id and then by username is one open: the
+		// cap counts the record the answer is about when it names one.
+		fan.Subjects = nil
+		if res.Len() == 1 && res.ID(0) != nil {
+			w.person[0] = Subject(res.ID(0))
+			fan.Subjects = w.person[:]
+		}
+	}
+	got, err := r.st.Linked(ctx, now, linkKey, w.look[:], fan)
 	if err != nil {
 		w.storeFailed = true
 		return "", prov, nil, fmt.Errorf("linked: %w", err)
@@ -472,6 +512,16 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	}
 	prov = got[0]
 	acc.Provenance = prov.String()
+	if fan != nil && len(fan.Capped) == 1 && fan.Capped[0] {
+		// Opened past the cap from the answer that showed it: masked
+		// before the budgets, which then do not count it as served.
+		f := r.fan
+		if f.shadow != nil {
+			r.would(ctx, f.shadow, f.cfg.Name, false, req.ID, u.cfg.Facet, 1)
+		} else {
+			w.count(f.masked, maskClasses(res, route.Route, f.cfg.Classes, f.cfg.Name))
+		}
+	}
 	if prov != store.Unreferenced {
 		return linkKey, prov, nil, nil
 	}
@@ -506,21 +556,27 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 		u.blocked.Inc()
 		return linkKey, prov, refuse(429, "too many look-ups of ids never shown", u.cfg.Name, u.cfg.Facet, retryAfter(now, u.cfg.Window)), nil
 	}
+	w.count(u.masked, maskClasses(res, rt, u.cfg.Classes, u.cfg.Name))
+	return linkKey, prov, nil, nil
+}
+
+// maskClasses masks classes (every class of the route when empty) in every
+// record of res for rule, and returns how many records it masked.
+func maskClasses(res *inspect.Result, rt *inspect.Route, classes []string, rule string) int {
 	m := 0
 	for i := 0; i < res.Len(); i++ {
 		hit := false
 		for c, name := range rt.Classes() {
-			if len(u.cfg.Classes) > 0 && !slices.Contains(u.cfg.Classes, name) {
+			if len(classes) > 0 && !slices.Contains(classes, name) {
 				continue
 			}
-			hit = res.Mask(i, c, u.cfg.Name) || hit
+			hit = res.Mask(i, c, rule) || hit
 		}
 		if hit {
 			m++
 		}
 	}
-	w.count(u.masked, m)
-	return linkKey, prov, nil, nil
+	return m
 }
 
 // answerProvenance is where the records of an answer came from before any

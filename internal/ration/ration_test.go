@@ -356,10 +356,10 @@ var errDown = errors.New("store down")
 func (failingStore) Spend(context.Context, time.Time, []store.SpendRequest) ([]store.SpendResult, error) {
 	return nil, errDown
 }
-func (failingStore) Link(context.Context, time.Time, string, []uint64, store.Provenance, time.Duration) error {
+func (failingStore) Link(context.Context, time.Time, string, []uint64, store.Provenance, uint32, time.Duration) error {
 	return errDown
 }
-func (failingStore) Linked(context.Context, time.Time, string, []uint64) ([]store.Provenance, error) {
+func (failingStore) Linked(context.Context, time.Time, string, []uint64, *store.Fanout) ([]store.Provenance, error) {
 	return nil, errDown
 }
 
@@ -807,11 +807,11 @@ func (s *abandoningStore) Spend(_ context.Context, _ time.Time, reqs []store.Spe
 	}
 	return nil, errDown
 }
-func (s *abandoningStore) Link(_ context.Context, _ time.Time, key string, _ []uint64, _ store.Provenance, _ time.Duration) error {
+func (s *abandoningStore) Link(_ context.Context, _ time.Time, key string, _ []uint64, _ store.Provenance, _ uint32, _ time.Duration) error {
 	s.keys = append(s.keys, key)
 	return errDown
 }
-func (s *abandoningStore) Linked(_ context.Context, _ time.Time, key string, _ []uint64) ([]store.Provenance, error) {
+func (s *abandoningStore) Linked(_ context.Context, _ time.Time, key string, _ []uint64, _ *store.Fanout) ([]store.Provenance, error) {
 	s.keys = append(s.keys, key)
 	return nil, errDown
 }

@@ -444,8 +444,8 @@ type verdicts struct {
 	cur *ledger.Entry
 }
 
-func (v *verdicts) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error) {
-	got, err := v.Store.Linked(ctx, now, key, ids)
+func (v *verdicts) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
+	got, err := v.Store.Linked(ctx, now, key, ids, fan)
 	if err != nil || v.cur == nil {
 		return got, err
 	}

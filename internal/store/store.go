@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 	"unsafe"
 )
@@ -109,15 +110,19 @@ type Store interface {
 	ListBans(ctx context.Context, now time.Time) ([]Ban, error)
 
 	// Link remembers, for key (an identity), that ids were shown to it
-	// with provenance p (not Unreferenced), for ttl. An id shown again
-	// keeps the better of its provenances. A key holds a bounded number
-	// of ids per generation: past it, new ids are not remembered (see
-	// Provenance: saturation costs the identity).
-	Link(ctx context.Context, now time.Time, key string, ids []uint64, p Provenance, ttl time.Duration) error
+	// with provenance p (not Unreferenced) in the answer tagged answer
+	// (0: not told), for ttl. An id shown again keeps the better of its
+	// provenances, and the answer of the latest showing with that
+	// provenance (a tag of 0 never replaces one). A key holds a bounded
+	// number of ids per generation: past it, new ids are not remembered
+	// (see Provenance: saturation costs the identity).
+	Link(ctx context.Context, now time.Time, key string, ids []uint64, p Provenance, answer uint32, ttl time.Duration) error
 	// Linked reports per id the best provenance it was shown to key with
 	// within its ttl, Unreferenced when never (or not remembered). It is
 	// exact: an id never linked is never reported with a provenance.
-	Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]Provenance, error)
+	// With fan (nil: none), the same call also counts the ids as opened
+	// from the answers that showed them and sets fan.Capped (see Fanout).
+	Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *Fanout) ([]Provenance, error)
 
 	Close() error
 }
@@ -166,6 +171,93 @@ func ParseProvenance(s string) (Provenance, bool) {
 		}
 	}
 	return Unreferenced, false
+}
+
+// Fanout asks Linked to cap how many distinct ids one identity opens from
+// one answer (a search page, another profile's followers): each id whose
+// provenance is one of Provenances and whose answer tag is known counts
+// as opened from that answer; the first Limit distinct ids opened from an
+// answer within Window of its first open pass, later ones are Capped.
+// An id opened again costs nothing. Past the cap, with Hold > 0, every
+// open of a capped provenance is Capped for Hold (the identity showed it
+// opens whole lists; a fresh answer does not reset that). State is bounded:
+// Limit ids per answer, at most MaxFanoutAnswers answers per key (the
+// soonest to expire go first), expiring after Window (Hold).
+type Fanout struct {
+	Limit       int
+	Window      time.Duration
+	Hold        time.Duration
+	Provenances uint8 // bit 1<<p per capped provenance; never Unreferenced
+	// Subjects, when set (as long as ids), is what each open counts as:
+	// the person the answer is about, so opening one person by id and by
+	// username is one open. Nil: the id itself.
+	Subjects []uint64
+	// Capped is set by Linked: per id, whether it was opened past the cap
+	// (or while held). Linked reuses its array when long enough.
+	Capped []bool
+}
+
+// Fan-out bounds: ids per answer and answers remembered per key.
+const (
+	MaxFanoutLimit   = 64
+	MaxFanoutAnswers = 64
+)
+
+// Caps reports whether opens of ids shown with p are counted.
+func (f *Fanout) Caps(p Provenance) bool { return p != Unreferenced && f.Provenances&(1<<p) != 0 }
+
+// Validate reports a fan-out request for n ids no backend can decide.
+func (f *Fanout) Validate(n int) error {
+	switch {
+	case f.Limit < 1 || f.Limit > MaxFanoutLimit:
+		return fmt.Errorf("fanout limit must be 1 to %d, got %d", MaxFanoutLimit, f.Limit)
+	case f.Window <= 0:
+		return errors.New("fanout window must be positive")
+	case f.Hold < 0:
+		return errors.New("fanout hold must not be negative")
+	case f.Provenances&(1<<Unreferenced) != 0 || f.Provenances >= 1<<numProvenances:
+		return errors.New("fanout provenances must be list, search or social")
+	case f.Subjects != nil && len(f.Subjects) != n:
+		return fmt.Errorf("fanout subjects: %d for %d ids", len(f.Subjects), n)
+	}
+	return nil
+}
+
+// Subject is what the i-th of ids counts as opened.
+func (f *Fanout) Subject(i int, ids []uint64) uint64 {
+	if f.Subjects != nil {
+		return f.Subjects[i]
+	}
+	return ids[i]
+}
+
+// Reset sizes Capped for n ids, all false.
+func (f *Fanout) Reset(n int) {
+	if cap(f.Capped) < n {
+		f.Capped = make([]bool, n)
+	}
+	f.Capped = f.Capped[:n]
+	clear(f.Capped)
+}
+
+// AnswerTag is the tag Link remembers for the answer to path?query (what
+// was asked, so asking the same again is the same answer), never 0. FNV-1a.
+func AnswerTag(path, query string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(path); i++ {
+		h ^= uint32(path[i])
+		h *= 16777619
+	}
+	h ^= '?'
+	h *= 16777619
+	for i := 0; i < len(query); i++ {
+		h ^= uint32(query[i])
+		h *= 16777619
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 // Validate reports a limit request no backend can decide.

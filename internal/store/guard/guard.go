@@ -334,9 +334,9 @@ func (g *Guard) Spend(ctx context.Context, now time.Time, reqs []store.SpendRequ
 }
 
 // Link records under the guard; in open mode a failure is ErrFailedOpen.
-func (g *Guard) Link(ctx context.Context, now time.Time, key string, ids []uint64, p store.Provenance, ttl time.Duration) error {
+func (g *Guard) Link(ctx context.Context, now time.Time, key string, ids []uint64, p store.Provenance, answer uint32, ttl time.Duration) error {
 	unavail, err := g.call(ctx, "link", func(ctx context.Context) error {
-		return g.inner.Link(ctx, now, key, ids, p, ttl)
+		return g.inner.Link(ctx, now, key, ids, p, answer, ttl)
 	})
 	if !unavail {
 		return err
@@ -347,11 +347,12 @@ func (g *Guard) Link(ctx context.Context, now time.Time, key string, ids []uint6
 
 // Linked checks under the guard; in open mode a failed store reports every
 // id as shown in a list (no unreferenced look-up is flagged, and no
-// provenance better than the worst of a shown id is granted).
-func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error) {
+// provenance better than the worst of a shown id is granted) and no open
+// capped by the fan-out cap (its counts are in the store).
+func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
 	var res []store.Provenance
 	unavail, err := g.call(ctx, "linked", func(ctx context.Context) (err error) {
-		res, err = g.inner.Linked(ctx, now, key, ids)
+		res, err = g.inner.Linked(ctx, now, key, ids, fan)
 		return err
 	})
 	if !unavail {
@@ -364,6 +365,9 @@ func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uin
 	res = make([]store.Provenance, len(ids))
 	for i := range res {
 		res[i] = store.List
+	}
+	if fan != nil {
+		fan.Reset(len(ids))
 	}
 	return res, err
 }

@@ -97,8 +97,8 @@
 // within its ttl (no false negatives) and, with one ttl for every call, an
 // id is kept at most about 2·ttl. A generation is an exact sorted set of at
 // most Options.LinkCapacity ids (default 4096) with each id's best
-// provenance beside it: 9 bytes an id, at most about 74 KB a key at the
-// defaults. There are no false positives at any load. Past the capacity a
+// provenance and the tag of the answer that showed it beside it: 13 bytes
+// an id, at most about 107 KB a key at the defaults. There are no false positives at any load. Past the capacity a
 // generation is full: new ids are not remembered (ids already there can
 // still be upgraded), so their look-ups are unreferenced. Trade-off: an
 // identity shown more than LinkCapacity distinct ids within a ttl (a person
@@ -106,6 +106,13 @@
 // unreferenced look-ups, where a bloom filter would have let a list
 // reader's never-shown look-ups pass as shown (16% of them at twice the
 // capacity, 68% at four times).
+//
+// The fan-out cap (store.Fanout) lives beside the generations: per answer
+// opened from, its expiry and at most the cap's limit ids, at most
+// store.MaxFanoutAnswers answers a key (the soonest to expire replaced),
+// and the hold's end. A snapshot keeps ids and provenances, not answer
+// tags: after a restore an id counts against an answer only once shown
+// again.
 //
 // # Bans
 //

@@ -16,34 +16,39 @@ var (
 )
 
 // linkGen is one generation of a link memory: the ids shown, sorted, with
-// each one's best provenance beside it, at most the store's LinkCapacity.
-// Full says an id was refused for room: the identity is saturated.
+// each one's best provenance and the answer that showed it beside it, at
+// most the store's LinkCapacity. Full says an id was refused for room: the
+// identity is saturated.
 type linkGen struct {
 	first   int64 // first insertion, Unix ns; 0 when empty
 	expires int64 // latest insertion + its ttl
 	ids     []uint64
 	prov    []store.Provenance
+	tags    []uint32 // answer tags (0: not told)
 	full    bool
 }
 
 func (g *linkGen) reset() {
-	g.first, g.expires, g.ids, g.prov, g.full = 0, 0, g.ids[:0], g.prov[:0], false
+	g.first, g.expires, g.ids, g.prov, g.tags, g.full = 0, 0, g.ids[:0], g.prov[:0], g.tags[:0], false
 }
 
-func (g *linkGen) get(id uint64) store.Provenance {
+func (g *linkGen) get(id uint64) (store.Provenance, uint32) {
 	if i, ok := slices.BinarySearch(g.ids, id); ok {
-		return g.prov[i]
+		return g.prov[i], g.tags[i]
 	}
-	return store.Unreferenced
+	return store.Unreferenced, 0
 }
 
-// add links id with p, keeping the better provenance of an id already
-// there. Past capacity a new id is dropped and the generation marked full:
-// the id's look-ups will be Unreferenced, never better.
-func (g *linkGen) add(id uint64, p store.Provenance, capacity int) {
+// add links id with p from answer tag, keeping the better provenance of an
+// id already there (and the latest answer of that provenance). Past
+// capacity a new id is dropped and the generation marked full: the id's
+// look-ups will be Unreferenced, never better.
+func (g *linkGen) add(id uint64, p store.Provenance, tag uint32, capacity int) {
 	i, ok := slices.BinarySearch(g.ids, id)
 	if ok {
-		g.prov[i] = max(g.prov[i], p)
+		if p > g.prov[i] || p == g.prov[i] && tag != 0 {
+			g.prov[i], g.tags[i] = p, tag
+		}
 		return
 	}
 	if len(g.ids) >= capacity {
@@ -53,13 +58,23 @@ func (g *linkGen) add(id uint64, p store.Provenance, capacity int) {
 	if len(g.ids) == cap(g.ids) {
 		// Grow by hand so a generation never holds more than capacity.
 		n := min(max(8, 2*cap(g.ids)), capacity)
-		ids, prov := make([]uint64, len(g.ids), n), make([]store.Provenance, len(g.ids), n)
+		ids, prov, tags := make([]uint64, len(g.ids), n), make([]store.Provenance, len(g.ids), n), make([]uint32, len(g.ids), n)
 		copy(ids, g.ids)
 		copy(prov, g.prov)
-		g.ids, g.prov = ids, prov
+		copy(tags, g.tags)
+		g.ids, g.prov, g.tags = ids, prov, tags
 	}
 	g.ids = slices.Insert(g.ids, i, id)
 	g.prov = slices.Insert(g.prov, i, p)
+	g.tags = slices.Insert(g.tags, i, tag)
+}
+
+// answerOpens is the ids an identity opened from one answer (fan-out cap),
+// at most the cap's limit, until expires.
+type answerOpens struct {
+	tag     uint32
+	expires int64
+	ids     []uint64
 }
 
 // linkFilter holds two generations: new ids go to cur; cur becomes old once
@@ -67,16 +82,69 @@ func (g *linkGen) add(id uint64, p store.Provenance, capacity int) {
 type linkFilter struct {
 	cur, old linkGen
 	cost     int64
+	answers  []answerOpens // fan-out cap, at most store.MaxFanoutAnswers
+	held     int64         // fan-out hold until, Unix ns
 }
 
 func (f *linkFilter) expires() int64 { return max(f.cur.expires, f.old.expires) }
 
 func (f *linkFilter) size() int64 {
-	return 160 + 9*int64(cap(f.cur.ids)+cap(f.old.ids))
+	n := 200 + 13*int64(cap(f.cur.ids)+cap(f.old.ids)) + 40*int64(cap(f.answers))
+	for i := range f.answers {
+		n += 8 * int64(cap(f.answers[i].ids))
+	}
+	return n
 }
 
-// Link remembers ids with provenance p for key until now+ttl. See doc.go.
-func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64, p store.Provenance, ttl time.Duration) error {
+// open counts id as opened from answer tag under fan at ns and reports
+// whether it is past the cap (or held).
+func (f *linkFilter) open(ns int64, id uint64, tag uint32, fan *store.Fanout) bool {
+	if f.held > ns {
+		return true
+	}
+	if tag == 0 {
+		return false
+	}
+	a := f.answer(ns, tag, int64(fan.Window))
+	if slices.Contains(a.ids, id) {
+		return false
+	}
+	if len(a.ids) < fan.Limit {
+		a.ids = append(a.ids, id)
+		return false
+	}
+	if fan.Hold > 0 {
+		f.held = ns + int64(fan.Hold)
+	}
+	return true
+}
+
+// answer is tag's opens live at ns, made (expiring at ns+window) when
+// none: in the room of an expired one, else a new one, else (with
+// MaxFanoutAnswers held) in the room of the one expiring soonest.
+func (f *linkFilter) answer(ns int64, tag uint32, window int64) *answerOpens {
+	soonest := -1
+	for i := range f.answers {
+		a := &f.answers[i]
+		if a.expires > ns && a.tag == tag {
+			return a
+		}
+		if soonest < 0 || a.expires < f.answers[soonest].expires {
+			soonest = i
+		}
+	}
+	if soonest < 0 || f.answers[soonest].expires > ns && len(f.answers) < store.MaxFanoutAnswers {
+		f.answers = append(f.answers, answerOpens{})
+		soonest = len(f.answers) - 1
+	}
+	a := &f.answers[soonest]
+	a.tag, a.expires, a.ids = tag, ns+window, a.ids[:0]
+	return a
+}
+
+// Link remembers ids with provenance p from answer for key until now+ttl.
+// See doc.go.
+func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64, p store.Provenance, answer uint32, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("memory: link: %w", errTTL)
 	}
@@ -115,7 +183,7 @@ func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64,
 	}
 	f.cur.expires = max(f.cur.expires, exp)
 	for _, id := range ids {
-		f.cur.add(id, p, s.opts.LinkCapacity)
+		f.cur.add(id, p, answer, s.opts.LinkCapacity)
 	}
 	before := f.cost
 	if f.cost = f.size(); f.cost != before {
@@ -126,8 +194,15 @@ func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64,
 }
 
 // Linked reports per id its best provenance among the generations
-// unexpired at now.
-func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error) {
+// unexpired at now, and with fan counts the opens per answer (see
+// store.Fanout).
+func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
+	if fan != nil {
+		if err := fan.Validate(len(ids)); err != nil {
+			return nil, fmt.Errorf("memory: linked: %w", err)
+		}
+		fan.Reset(len(ids))
+	}
 	out := make([]store.Provenance, len(ids))
 	ns := now.UnixNano()
 	sh, h := s.locate(key)
@@ -140,14 +215,29 @@ func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint6
 	}
 	cur, old := f.cur.expires > ns, f.old.expires > ns
 	for i, id := range ids {
-		var p store.Provenance
+		var p, q store.Provenance
+		var tag, otag uint32
 		if cur {
-			p = f.cur.get(id)
+			p, tag = f.cur.get(id)
 		}
 		if old {
-			p = max(p, f.old.get(id))
+			// The current generation's showing is the later one: it
+			// wins a tie.
+			if q, otag = f.old.get(id); q > p {
+				p, tag = q, otag
+			}
 		}
 		out[i] = p
+		if fan != nil && fan.Caps(p) {
+			fan.Capped[i] = f.open(ns, fan.Subject(i, ids), tag, fan)
+		}
+	}
+	if fan != nil {
+		before := f.cost
+		if f.cost = f.size(); f.cost != before {
+			sh.bytes += f.cost - before
+			s.makeRoom(sh, ns, kindLink, h, false, 0)
+		}
 	}
 	return out, nil
 }

@@ -288,7 +288,7 @@ func (s *Store) genOf(g *linkGen, gs *LinkGenState, now int64) bool {
 		if p == store.Unreferenced || !p.Valid() {
 			continue
 		}
-		g.add(id, p, s.opts.LinkCapacity)
+		g.add(id, p, 0, s.opts.LinkCapacity) // a snapshot keeps no answer tags
 	}
 	return true
 }

@@ -42,7 +42,7 @@ func TestSweep(t *testing.T) {
 		key string
 		ttl time.Duration
 	}{{"link:short", time.Minute}, {"link:long", time.Hour}} {
-		if err := s.Link(ctx, t0, l.key, []uint64{1, 2, 3}, store.List, l.ttl); err != nil {
+		if err := s.Link(ctx, t0, l.key, []uint64{1, 2, 3}, store.List, 0, l.ttl); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,11 +147,11 @@ func TestEviction(t *testing.T) {
 						ids[i] = uint64(k*len(ids) + i)
 					}
 					key := "link:" + strconv.Itoa(k)
-					if err := s.Link(ctx, t0, key, ids, store.Search, time.Hour); err != nil {
+					if err := s.Link(ctx, t0, key, ids, store.Search, 0, time.Hour); err != nil {
 						t.Fatal(err)
 					}
 					// The key being written is never the one evicted.
-					got, err := s.Linked(ctx, t0, key, ids)
+					got, err := s.Linked(ctx, t0, key, ids, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -266,7 +266,7 @@ func TestHotPathAllocations(t *testing.T) {
 			}
 		}},
 		{"linked 50 ids", 1, func() {
-			if _, err := s.Linked(ctx, now, "link:acc", subjects); err != nil {
+			if _, err := s.Linked(ctx, now, "link:acc", subjects, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -289,10 +289,10 @@ func TestLinkSaturation(t *testing.T) {
 		kept     int
 		maxBytes int64
 	}{
-		{"under capacity", 600, 600, 10_000},
-		{"at capacity", 4096, 4096, 37_200},
-		{"twice capacity", 8192, 4096, 37_200},
-		{"four times capacity", 16384, 4096, 37_200},
+		{"under capacity", 600, 600, 14_000}, // 13 bytes an id: id, provenance, answer tag
+		{"at capacity", 4096, 4096, 53_500},
+		{"twice capacity", 8192, 4096, 53_500},
+		{"four times capacity", 16384, 4096, 53_500},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -303,7 +303,7 @@ func TestLinkSaturation(t *testing.T) {
 				ids[i] = uint64(i) * 7
 			}
 			for from := 0; from < len(ids); from += 50 {
-				if err := s.Link(ctx, t0, "link:k", ids[from:min(from+50, len(ids))], store.List, time.Hour); err != nil {
+				if err := s.Link(ctx, t0, "link:k", ids[from:min(from+50, len(ids))], store.List, 0, time.Hour); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -311,7 +311,7 @@ func TestLinkSaturation(t *testing.T) {
 			for i := range probe {
 				probe[i] = uint64(i)*7 + 3 // never linked
 			}
-			got, err := s.Linked(ctx, t0, "link:k", probe)
+			got, err := s.Linked(ctx, t0, "link:k", probe, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,7 +320,7 @@ func TestLinkSaturation(t *testing.T) {
 					t.Fatalf("never-linked id %d is %v", probe[i], p)
 				}
 			}
-			got, err = s.Linked(ctx, t0, "link:k", ids)
+			got, err = s.Linked(ctx, t0, "link:k", ids, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -386,10 +386,10 @@ func TestExtremeValues(t *testing.T) {
 			t.Errorf("1ns window at %v: count %d, want 1", now, res[1].Count)
 		}
 	}
-	if err := s.Link(ctx, t0, "link:huge ttl", []uint64{1}, store.Social, maxDur); err != nil {
+	if err := s.Link(ctx, t0, "link:huge ttl", []uint64{1}, store.Social, 0, maxDur); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Linked(ctx, t0.Add(100*365*24*time.Hour), "link:huge ttl", []uint64{1}); err != nil || got[0] != store.Social {
+	if got, err := s.Linked(ctx, t0.Add(100*365*24*time.Hour), "link:huge ttl", []uint64{1}, nil); err != nil || got[0] != store.Social {
 		t.Errorf("huge ttl: %v, %v; want linked", got, err)
 	}
 }

@@ -149,20 +149,20 @@ func (p *pending) ListBans(ctx context.Context, now time.Time) ([]store.Ban, err
 	return s.ListBans(ctx, now)
 }
 
-func (p *pending) Link(ctx context.Context, now time.Time, key string, ids []uint64, pv store.Provenance, ttl time.Duration) error {
+func (p *pending) Link(ctx context.Context, now time.Time, key string, ids []uint64, pv store.Provenance, answer uint32, ttl time.Duration) error {
 	s, err := p.store()
 	if err != nil {
 		return err
 	}
-	return s.Link(ctx, now, key, ids, pv, ttl)
+	return s.Link(ctx, now, key, ids, pv, answer, ttl)
 }
 
-func (p *pending) Linked(ctx context.Context, now time.Time, key string, ids []uint64) ([]store.Provenance, error) {
+func (p *pending) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
 	s, err := p.store()
 	if err != nil {
 		return nil, err
 	}
-	return s.Linked(ctx, now, key, ids)
+	return s.Linked(ctx, now, key, ids, fan)
 }
 
 // Close stops the background connect and closes the store if it connected.

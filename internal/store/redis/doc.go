@@ -72,6 +72,10 @@
 //	                                 x0/x1 (1: the generation is full)
 //	P{k:<link key>}:0, :1            hashes: the generations' ids (decimal) ->
 //	                                 best provenance (1 list, 2 search, 3 social)
+//	                                 + 4 x the answer tag that showed it
+//	P{k:<link key>}:a                hash: fan-out cap, answer tag -> "expires,id,..."
+//	                                 (µs; at most the cap's limit ids, at most
+//	                                 store.MaxFanoutAnswers tags), h -> held until
 //	P{bans}:e                        sorted set: facet NUL value -> until (µs;
 //	                                 2^53-1 when none)
 //	P{bans}:d                        hash: facet NUL value -> the ban as JSON
@@ -80,7 +84,7 @@
 //	P{o:<facet> NUL <value>}         hash: the detector's ban history: n,
 //	                                 u (latest ban's end), f (forget at, µs)
 //
-// A limit key is its own slot; a budget's two keys and a link filter's three
+// A limit key is its own slot; a budget's two keys and a link filter's four
 // share one; all bans share one (ListBans reads them in one call; every
 // Admit with ban keys touches that slot, a hot spot in a large cluster).
 //
@@ -112,6 +116,9 @@
 // unreferenced). Memory: Redis keeps a hash of up to 128 fields compactly
 // (listpack, about 12 bytes a field), past that about 70-90 bytes a field:
 // a saturated key takes about 0.7 MB at the defaults, until its ttl.
+// The fan-out cap (store.Fanout) is counted by the Linked script itself, in
+// the key's answers hash: one field per answer opened from within the
+// cap's window, at most 64, expiring with the longer of window and hold.
 //
 // Bans: PutBan replaces; ListBans drops up to 1000 bans expired at its now
 // and returns the rest; RemoveBan judges "unexpired" by the latest now this

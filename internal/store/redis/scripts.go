@@ -223,13 +223,16 @@ return out
 `)
 
 // linkSrc adds ids with a provenance to a link memory of two generations,
-// each a hash id -> provenance digit of at most cap ids; see doc.go. An id
-// already there keeps the better provenance; past cap a new id is dropped
-// and the generation marked full (x0/x1). KEYS: meta hash, generation 0,
-// generation 1. ARGV: now, ttl, now+ttl, cap, provenance, then ids.
+// each a hash id -> provenance + 4 * answer tag of at most cap ids; see
+// doc.go. An id already there keeps the better provenance (and the latest
+// answer of it, a tag of 0 never replacing one); past cap a new id is
+// dropped and the generation marked full (x0/x1). KEYS: meta hash,
+// generation 0, generation 1. ARGV: now, ttl, now+ttl, cap, provenance,
+// answer tag, then ids.
 var linkScript = newScript("link", `
 local now, ttl, exp = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cap, p = tonumber(ARGV[4]), tonumber(ARGV[5])
+local cap, p, tag = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local val = string.format('%.0f', p + 4 * tag)
 local m = redis.call('HMGET', KEYS[1], 'c', 'f0', 'e0', 'f1', 'e1', 'x0', 'x1')
 local c = tonumber(m[1] or 0)
 local f = {tonumber(m[2] or 0), tonumber(m[4] or 0)}
@@ -243,7 +246,7 @@ if f[c + 1] == 0 then f[c + 1] = now end
 if exp > e[c + 1] then e[c + 1] = exp end
 local g = KEYS[c + 2]
 local ids = {}
-for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 7, #ARGV do ids[#ids + 1] = ARGV[i] end
 local function hmget(key)
   local out = {}
   for from = 1, #ids, 1000 do
@@ -260,9 +263,11 @@ for i, id in ipairs(ids) do
     seen[id] = true
     local old = have[i]
     if old then
-      if tonumber(old) < p then set[#set + 1] = id; set[#set + 1] = p end
+      local v = tonumber(old)
+      local op, ot = v % 4, math.floor(v / 4)
+      if op < p or op == p and tag ~= 0 and ot ~= tag then set[#set + 1] = id; set[#set + 1] = val end
     elseif n < cap then
-      set[#set + 1] = id; set[#set + 1] = p; n = n + 1
+      set[#set + 1] = id; set[#set + 1] = val; n = n + 1
     else
       x[c + 1] = 1
     end
@@ -279,26 +284,101 @@ return 1
 `)
 
 // linkedSrc reports per id its best provenance in the live generations, as
-// a string of digits (0: unreferenced). KEYS: meta, generation 0,
-// generation 1. ARGV: now, then ids.
+// a string of digits (0: unreferenced), plus 4 when the fan-out cap caps
+// it. With a limit, each id whose provenance bit is in the mask and whose
+// answer tag is known counts as opened from that answer in the answers
+// hash (KEYS[4]: field tag -> "expires,id,id...", at most maxAnswers
+// fields, and field h: held until); see store.Fanout. KEYS: meta,
+// generation 0, generation 1, answers. ARGV: now, limit (0: no cap),
+// window, hold, provenance mask, max answers, n, then n ids, then
+// optionally n subjects (what each open counts as; default the id).
 var linkedScript = newScript("linked", `
-local now = tonumber(ARGV[1])
-local m = redis.call('HMGET', KEYS[1], 'e0', 'e1')
-local ids = {}
-for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
-local best = {}
-for i = 1, #ids do best[i] = 0 end
-for g = 1, 2 do
-  if tonumber(m[g] or 0) > now then
+local now, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local hold, mask, maxa = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local nids = tonumber(ARGV[7])
+local m = redis.call('HMGET', KEYS[1], 'e0', 'e1', 'c')
+local c = tonumber(m[3] or 0)
+local ids, subj = {}, {}
+for i = 8, 7 + nids do ids[#ids + 1] = ARGV[i] end
+for i = 1, nids do subj[i] = ARGV[7 + nids + i] or ids[i] end
+local best, tags = {}, {}
+for i = 1, #ids do best[i] = 0; tags[i] = 0 end
+-- The current generation last: its showing is the later one and wins a tie.
+for _, g in ipairs({1 - c, c}) do
+  if tonumber(m[g + 1] or 0) > now then
     local have = {}
     for from = 1, #ids, 1000 do
-      local part = redis.call('HMGET', KEYS[g + 1], unpack(ids, from, math.min(from + 999, #ids)))
+      local part = redis.call('HMGET', KEYS[g + 2], unpack(ids, from, math.min(from + 999, #ids)))
       for j = 1, #part do have[from + j - 1] = part[j] end
     end
     for i = 1, #ids do
       local v = tonumber(have[i] or 0)
-      if v > best[i] then best[i] = v end
+      local p = v % 4
+      if p > 0 and p >= best[i] then best[i] = p; tags[i] = math.floor(v / 4) end
     end
+  end
+end
+if limit > 0 then
+  local held = tonumber(redis.call('HGET', KEYS[4], 'h') or 0)
+  local touched = false
+  for i = 1, #ids do
+    local p = best[i]
+    if p > 0 and math.floor(mask / 2 ^ p) % 2 == 1 then
+      local capped = false
+      if held > now then
+        capped = true
+      elseif tags[i] ~= 0 then
+        local f = string.format('%.0f', tags[i])
+        local rec = redis.call('HGET', KEYS[4], f)
+        local exp, opened = 0, {}
+        if rec then
+          for v in string.gmatch(rec, '[^,]+') do
+            if exp == 0 then exp = tonumber(v) else opened[#opened + 1] = v end
+          end
+        end
+        if exp <= now then
+          opened = {}
+          exp = now + window
+          local function count()
+            return redis.call('HLEN', KEYS[4]) - redis.call('HEXISTS', KEYS[4], 'h')
+          end
+          if not rec and count() >= maxa then
+            -- Room: drop the expired answers, else the one expiring soonest.
+            local all = redis.call('HGETALL', KEYS[4])
+            local soon, soonf = nil, nil
+            for j = 1, #all, 2 do
+              if all[j] ~= 'h' then
+                local e = tonumber(string.match(all[j + 1], '^[^,]+'))
+                if e <= now then redis.call('HDEL', KEYS[4], all[j])
+                elseif not soon or e < soon then soon, soonf = e, all[j] end
+              end
+            end
+            if count() >= maxa and soonf then redis.call('HDEL', KEYS[4], soonf) end
+          end
+        end
+        local known = false
+        for _, o in ipairs(opened) do if o == subj[i] then known = true end end
+        if not known then
+          if #opened < limit then
+            opened[#opened + 1] = subj[i]
+            redis.call('HSET', KEYS[4], f, string.format('%.0f', exp) .. ',' .. table.concat(opened, ','))
+            touched = true
+          else
+            capped = true
+            if hold > 0 then
+              held = now + hold
+              redis.call('HSET', KEYS[4], 'h', string.format('%.0f', held))
+              touched = true
+            end
+          end
+        end
+      end
+      if capped then best[i] = best[i] + 4 end
+    end
+  end
+  if touched then
+    local px = math.ceil(math.max(window, hold) / 1000) + 1000
+    if redis.call('PTTL', KEYS[4]) < px then redis.call('PEXPIRE', KEYS[4], px) end
   end
 end
 return table.concat(best)

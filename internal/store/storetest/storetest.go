@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("LinkSaturation", func(t *testing.T) { testLinkSaturation(t, open) })
 	t.Run("Observe", func(t *testing.T) { testObserve(t, open) })
 	t.Run("Offend", func(t *testing.T) { testOffend(t, open) })
+	t.Run("LinkFanout", func(t *testing.T) { testLinkFanout(t, open) })
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, open) })
 	t.Run("ConcurrentSpend", func(t *testing.T) { testConcurrentSpend(t, open) })
 	t.Run("ConcurrentAdmit", func(t *testing.T) { testConcurrentAdmit(t, open) })
@@ -646,12 +647,12 @@ func testLink(t *testing.T, open opener) {
 				if ttl == 0 {
 					ttl = hour
 				}
-				if err := s.Link(ctx, t0.Add(l.at), key, l.ids, store.List, ttl); err != nil {
+				if err := s.Link(ctx, t0.Add(l.at), key, l.ids, store.List, 0, ttl); err != nil {
 					t.Fatalf("link: %v", err)
 				}
 			}
 			for i, ch := range c.checks {
-				got, err := s.Linked(ctx, t0.Add(ch.at), key, ch.ids)
+				got, err := s.Linked(ctx, t0.Add(ch.at), key, ch.ids, nil)
 				if err != nil {
 					t.Fatalf("check %d: linked: %v", i, err)
 				}
@@ -694,18 +695,18 @@ func testLinkProvenance(t *testing.T, open opener) {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
 			for _, l := range c.links {
-				if err := s.Link(ctx, t0.Add(l.at), "link:p", l.ids, l.p, time.Hour); err != nil {
+				if err := s.Link(ctx, t0.Add(l.at), "link:p", l.ids, l.p, 0, time.Hour); err != nil {
 					t.Fatalf("link: %v", err)
 				}
 			}
-			got, err := s.Linked(ctx, t0.Add(c.at), "link:p", c.ids)
+			got, err := s.Linked(ctx, t0.Add(c.at), "link:p", c.ids, nil)
 			if err != nil {
 				t.Fatalf("linked: %v", err)
 			}
 			if !slices.Equal(got, c.want) {
 				t.Errorf("got %v, want %v", got, c.want)
 			}
-			other, err := s.Linked(ctx, t0.Add(c.at), "link:other", c.ids)
+			other, err := s.Linked(ctx, t0.Add(c.at), "link:other", c.ids, nil)
 			if err != nil {
 				t.Fatalf("linked: %v", err)
 			}
@@ -726,12 +727,12 @@ func testLinkRotation(t *testing.T, open opener) {
 	const perStep, steps = 50, 36
 	for step := range steps {
 		now := t0.Add(time.Duration(step) * 10 * time.Minute)
-		if err := s.Link(ctx, now, "link:rotation", seq(step*perStep, perStep), store.Search, time.Hour); err != nil {
+		if err := s.Link(ctx, now, "link:rotation", seq(step*perStep, perStep), store.Search, 0, time.Hour); err != nil {
 			t.Fatalf("link: %v", err)
 		}
 		from := max(0, step-5) // links at now-50m .. now
 		ids := seq(from*perStep, (step-from+1)*perStep)
-		got, err := s.Linked(ctx, now.Add(9*time.Minute), "link:rotation", ids)
+		got, err := s.Linked(ctx, now.Add(9*time.Minute), "link:rotation", ids, nil)
 		if err != nil {
 			t.Fatalf("linked: %v", err)
 		}
@@ -750,21 +751,21 @@ func testLinkRotation(t *testing.T, open opener) {
 func testLinkSaturation(t *testing.T, open opener) {
 	s := open(t)
 	social := seq(1, 50)
-	if err := s.Link(ctx, t0, "link:flood", social, store.Social, time.Hour); err != nil {
+	if err := s.Link(ctx, t0, "link:flood", social, store.Social, 0, time.Hour); err != nil {
 		t.Fatalf("link: %v", err)
 	}
 	flood := seq(1_000, saturateIDs)
 	for from := 0; from < len(flood); from += 100 {
-		if err := s.Link(ctx, t0.Add(time.Second), "link:flood", flood[from:min(from+100, len(flood))], store.List, time.Hour); err != nil {
+		if err := s.Link(ctx, t0.Add(time.Second), "link:flood", flood[from:min(from+100, len(flood))], store.List, 0, time.Hour); err != nil {
 			t.Fatalf("link: %v", err)
 		}
 	}
 	// Social ids shown again as a list keep their provenance.
-	if err := s.Link(ctx, t0.Add(2*time.Second), "link:flood", social, store.List, time.Hour); err != nil {
+	if err := s.Link(ctx, t0.Add(2*time.Second), "link:flood", social, store.List, 0, time.Hour); err != nil {
 		t.Fatalf("link: %v", err)
 	}
 	at := t0.Add(time.Minute)
-	never, err := s.Linked(ctx, at, "link:flood", seq(10_000_000, 20_000))
+	never, err := s.Linked(ctx, at, "link:flood", seq(10_000_000, 20_000), nil)
 	if err != nil {
 		t.Fatalf("linked: %v", err)
 	}
@@ -773,7 +774,7 @@ func testLinkSaturation(t *testing.T, open opener) {
 			t.Fatalf("never-shown id %d reported %v after %d ids: a saturated key must not grant a provenance", 10_000_000+i, p, saturateIDs)
 		}
 	}
-	shown, err := s.Linked(ctx, at, "link:flood", flood)
+	shown, err := s.Linked(ctx, at, "link:flood", flood, nil)
 	if err != nil {
 		t.Fatalf("linked: %v", err)
 	}
@@ -790,7 +791,7 @@ func testLinkSaturation(t *testing.T, open opener) {
 	if kept < minExact {
 		t.Errorf("only %d of %d ids shown in lists remembered, want at least %d", kept, len(flood), minExact)
 	}
-	before, err := s.Linked(ctx, at, "link:flood", social)
+	before, err := s.Linked(ctx, at, "link:flood", social, nil)
 	if err != nil {
 		t.Fatalf("linked: %v", err)
 	}
@@ -824,9 +825,9 @@ func testInvalid(t *testing.T, open opener) {
 		{"negative cost", lim(s1, 1, -1)},
 		{"zero window", spend(0, 1)},
 		{"negative limit", spend(time.Hour, -1)},
-		{"zero ttl", s.Link(ctx, t0, "link:bad", []uint64{1}, store.List, 0)},
-		{"unreferenced provenance", s.Link(ctx, t0, "link:bad", []uint64{1}, store.Unreferenced, time.Hour)},
-		{"unknown provenance", s.Link(ctx, t0, "link:bad", []uint64{1}, store.Provenance(9), time.Hour)},
+		{"zero ttl", s.Link(ctx, t0, "link:bad", []uint64{1}, store.List, 0, 0)},
+		{"unreferenced provenance", s.Link(ctx, t0, "link:bad", []uint64{1}, store.Unreferenced, 0, time.Hour)},
+		{"unknown provenance", s.Link(ctx, t0, "link:bad", []uint64{1}, store.Provenance(9), 0, time.Hour)},
 	}
 	for _, c := range cases {
 		if c.err == nil {

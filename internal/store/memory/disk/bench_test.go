@@ -42,7 +42,7 @@ func store2M(b *testing.B) *memory.Store {
 			st.Spend(ctx, t0, []store.SpendRequest{{Key: fmt.Sprintf("bd:contact:acct:%d", i), Window: 24 * time.Hour, Limit: 200, Subjects: seq(i, 1+i%8)}})
 		}
 		for i := range benchLinks {
-			st.Link(ctx, t0, fmt.Sprintf("ln:acct:%d", i), seq(i, 10), store.Social, 24*time.Hour)
+			st.Link(ctx, t0, fmt.Sprintf("ln:acct:%d", i), seq(i, 10), store.Social, 0, 24*time.Hour)
 		}
 		bench2M = st
 	})

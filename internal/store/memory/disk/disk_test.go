@@ -101,10 +101,10 @@ func fill(t *testing.T, r *rig) {
 	admit(t, r.st, at, "ip:1") // 1 left
 	spend(t, r.st, at, "budget:small", 10, 1, 2, 3)
 	spend(t, r.st, at, "budget:sketch", 5000, seq(1, 2000)...) // past ExactMax: a sketch
-	if err := r.st.Link(ctx, at, "link:small", []uint64{7, 8, 9}, store.Social, time.Hour); err != nil {
+	if err := r.st.Link(ctx, at, "link:small", []uint64{7, 8, 9}, store.Social, 0, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.st.Link(ctx, at, "link:big", seq(1000, 4000), store.Search, time.Hour); err != nil {
+	if err := r.st.Link(ctx, at, "link:big", seq(1000, 4000), store.Search, 0, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range []store.Ban{
@@ -139,14 +139,14 @@ func check(t *testing.T, r *rig, at time.Time) {
 		ids []uint64
 		p   store.Provenance
 	}{{"link:small", []uint64{7, 8, 9}, store.Social}, {"link:big", seq(1000, 4000), store.Search}} {
-		got, _ := r.st.Linked(context.Background(), at, l.key, l.ids)
+		got, _ := r.st.Linked(context.Background(), at, l.key, l.ids, nil)
 		for i, p := range got {
 			if p != l.p {
 				t.Fatalf("%s: id %d is %v after restore, want %v", l.key, l.ids[i], p, l.p)
 			}
 		}
 	}
-	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{10}); got[0] != store.Unreferenced {
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{10}, nil); got[0] != store.Unreferenced {
 		t.Error("link:small: id 10 was never linked")
 	}
 	bans, _ := r.st.ListBans(context.Background(), at)
@@ -471,10 +471,10 @@ func TestReadsVersion1(t *testing.T) {
 		t.Fatalf("restore of version 1: %+v, want 1 link restored, the bloom filter dropped", r.sum)
 	}
 	at := t0.Add(time.Second)
-	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}); !slices.Equal(got, []store.Provenance{store.List, store.List, store.List, store.Unreferenced}) {
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}, nil); !slices.Equal(got, []store.Provenance{store.List, store.List, store.List, store.Unreferenced}) {
 		t.Errorf("version 1 exact link: %v, want list for 7, 8, 9", got)
 	}
-	if got, _ := r.st.Linked(context.Background(), at, "link:bloom", []uint64{1000}); got[0] != store.Unreferenced {
+	if got, _ := r.st.Linked(context.Background(), at, "link:bloom", []uint64{1000}, nil); got[0] != store.Unreferenced {
 		t.Errorf("version 1 bloom link: %v, want dropped", got)
 	}
 }
@@ -488,10 +488,10 @@ func TestReadsVersion2(t *testing.T) {
 		t.Fatalf("restore of version 2: %+v", r.sum)
 	}
 	at := t0.Add(time.Second)
-	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}); !slices.Equal(got, []store.Provenance{store.Social, store.Social, store.Social, store.Unreferenced}) {
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}, nil); !slices.Equal(got, []store.Provenance{store.Social, store.Social, store.Social, store.Unreferenced}) {
 		t.Errorf("version 2 link: %v, want social for 7, 8, 9", got)
 	}
-	if got, _ := r.st.Linked(context.Background(), at, "link:big", seq(1000, 4000)); slices.ContainsFunc(got, func(p store.Provenance) bool { return p != store.Search }) {
+	if got, _ := r.st.Linked(context.Background(), at, "link:big", seq(1000, 4000), nil); slices.ContainsFunc(got, func(p store.Provenance) bool { return p != store.Search }) {
 		t.Errorf("version 2 link of 4,000 ids: not all search")
 	}
 }
