@@ -86,14 +86,15 @@ type Unreferenced struct {
 
 // FanoutCap caps how many people one identity opens from one list answer
 // (a search page, another profile's followers): of the ids an answer
-// showed with one of Provenance, the first Limit distinct ones looked up
+// showed with one of Provenance, the first Limit distinct people looked up
 // within Window of the first are served; later look-ups from that answer
-// get Classes masked. Asking the same path and query again is the same
-// answer. With Hold, an identity that went past the cap has every look-up
-// of those provenances masked for Hold. Decided with the look-up's
-// provenance in one store call (store.Fanout); needs the unreferenced
-// section, whose link memory (facet, ttl) remembers which answer showed
-// each id.
+// get Classes masked. Each answer fetched is its own (a person who comes
+// back to a list for one more is not capped; a harvester pays a request
+// per Limit people). With Hold, an identity that went past the cap has
+// every look-up of those provenances masked for Hold. Decided with the
+// look-up's provenance in one store call (store.Fanout); needs the
+// unreferenced section, whose link memory (facet, ttl) remembers which
+// answer showed each id.
 type FanoutCap struct {
 	Name   string        `yaml:"name"` // default "fanout-cap"
 	Limit  int           `yaml:"limit"`

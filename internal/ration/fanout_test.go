@@ -2,6 +2,7 @@ package ration
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -24,9 +25,9 @@ func fanCfg(limit int, hold time.Duration) Config {
 
 // TestFanoutCap: at its boundary per answer: the limit-th person opened from
 // one search page is served, the next masked with the rule named in the
-// Access and not counted by the budgets; a second search page, the
-// identity's own lists and re-views are not capped; the same search asked
-// again is the same answer.
+// Access and not counted by the budgets; a second search page, the same
+// search fetched again (each answer fetched is its own), the identity's own
+// lists and re-views (by id or by username) are not capped.
 func TestFanoutCap(t *testing.T) {
 	l := loadLab(t)
 	e := newEnv(t, fanCfg(3, 0), l.Inspect)
@@ -42,21 +43,28 @@ func TestFanoutCap(t *testing.T) {
 		{"/v1/users/100", true},
 		{"/v1/users/by-username/user_101", true},
 		{"/v1/users/102", true},
-		{"/v1/users/103", false},  // the 4th from one search page
-		{"/v1/users/101", true},   // a re-view is free
-		{"/v1/search?q=us", true}, // the same search again...
-		{"/v1/users/104", false},  // ...is the same answer
-		{"/v1/users/200", true},   // another search page
-		{"/v1/users/201", true},   //
-		{"/v1/users/300", true},   // its own followers: social, never capped
+		{"/v1/users/103", false}, // the 4th from one search page
+		{"/v1/users/101", true},  // a re-view is free, by id as by username
+		{"/v1/users/200", true},  // another search page
+		{"/v1/users/201", true},  //
+		{"/v1/users/300", true},  // its own followers: social, never capped
 		{"/v1/users/301", true}, {"/v1/users/302", true}, {"/v1/users/303", true}, {"/v1/users/304", true},
 		{"/v1/users/400", true}, {"/v1/users/401", true}, {"/v1/users/402", true}, // a stranger's list
 		{"/v1/users/403", false},
+		{"/v1/search?q=us", true}, // back to the first page, fetched again: a new answer
+		{"/v1/users/104", true},
+		{"/v1/users/103", true},
+		{"/v1/users/by-username/user_105", true},
+		{"/v1/users/102", false}, // the 4th from the new answer
 	}
 	masked := 0
 	for i, s := range steps {
 		if strings.HasPrefix(s.path, "/v1/search") {
-			e.get(t0.Add(time.Duration(i)*time.Second), id, s.path, followers(100, 101, 102, 103, 104, 105))
+			rt, _ := e.r.Match("GET", "/v1/search")
+			if _, err := e.r.Apply(context.Background(), t0.Add(time.Duration(i)*time.Second), id, Request{Method: "GET", Path: "/v1/search", RawQuery: "q=us", ID: "req-again"},
+				rt, Response{Status: 200, ContentType: "application/json", Body: followers(100, 101, 102, 103, 104, 105)}); err != nil {
+				t.Fatal(err)
+			}
 			continue
 		}
 		var n int
@@ -82,7 +90,13 @@ func TestFanoutCap(t *testing.T) {
 	}
 	// The window is from the answer's first open: ten minutes on, the same
 	// page serves again.
-	if body := profile(105); !served(t, e.get(t0.Add(11*time.Minute), id, "/v1/users/105", body), body) {
+	if body := profile(202); !served(t, e.get(t0.Add(time.Minute), id, "/v1/users/202", body), body) {
+		t.Error("the 3rd from the second page: masked")
+	}
+	if body := profile(203); served(t, e.get(t0.Add(time.Minute), id, "/v1/users/203", body), body) {
+		t.Error("the 4th from the second page: served")
+	}
+	if body := profile(203); !served(t, e.get(t0.Add(11*time.Minute), id, "/v1/users/203", body), body) {
 		t.Error("after the window: masked")
 	}
 }

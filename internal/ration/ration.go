@@ -453,9 +453,11 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 		w.subjects = ids[:0]
 		shown := storeProvenance(route.Shown(id.Account))
-		// The answer is what was asked: the same path and query asked
-		// again is the same answer to the fan-out cap.
-		tag := store.AnswerTag(req.Path, req.RawQuery)
+		// Each answer fetched is its own to the fan-out cap: a person who
+		// comes back to a list and opens one more is not a harvester
+		// opening the whole list, and asking again costs a harvester a
+		// request per cap just as a new question does.
+		tag := store.AnswerTag(req.ID, req.Path)
 		if err := r.st.Link(ctx, now, linkKey, ids, shown, tag, r.unref.cfg.TTL); err != nil {
 			w.storeFailed = true
 			// Not fatal: a missed link only makes later look-ups count as

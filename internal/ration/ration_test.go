@@ -108,7 +108,7 @@ func (e *env) do(now time.Time, id *identify.Identity, target string, resp Respo
 	if !ok {
 		e.t.Fatalf("no route for %s", path)
 	}
-	out, err := e.r.Apply(context.Background(), now, id, Request{Method: "GET", Path: path, RawQuery: q, ID: "req-" + path}, rt, resp)
+	out, err := e.r.Apply(context.Background(), now, id, Request{Method: "GET", Path: path, RawQuery: q, ID: "req-" + target}, rt, resp)
 	if err != nil {
 		e.t.Fatalf("Apply %s: %v", target, err)
 	}

@@ -240,18 +240,18 @@ func (f *Fanout) Reset(n int) {
 	clear(f.Capped)
 }
 
-// AnswerTag is the tag Link remembers for the answer to path?query (what
-// was asked, so asking the same again is the same answer), never 0. FNV-1a.
-func AnswerTag(path, query string) uint32 {
+// AnswerTag is the tag Link remembers for one answer, named by the strings
+// given (the request id: each answer fetched is its own), never 0. FNV-1a.
+func AnswerTag(name, more string) uint32 {
 	h := uint32(2166136261)
-	for i := 0; i < len(path); i++ {
-		h ^= uint32(path[i])
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
 		h *= 16777619
 	}
-	h ^= '?'
+	h ^= 0
 	h *= 16777619
-	for i := 0; i < len(query); i++ {
-		h ^= uint32(query[i])
+	for i := 0; i < len(more); i++ {
+		h ^= uint32(more[i])
 		h *= 16777619
 	}
 	if h == 0 {

@@ -59,7 +59,9 @@
 //     (harm group "shared address"; users are group "alone").
 //   - searchers: searchers.count [30] people on addresses of their own who
 //     search a two-letter prefix and open one or two hits, by id or by
-//     username (group "searchers").
+//     username, and one session in three go back to the same result page
+//     (asked again) for one more: at most three people opened from one
+//     answer (group "searchers").
 //   - nat-harvester: from the shared addresses, with
 //     nat-harvester.accounts [4] aged accounts, opens random ids and
 //     follower lists at nat-harvester.rate [200]/s, and sends every refused

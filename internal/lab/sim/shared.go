@@ -293,18 +293,37 @@ func (s *searchersScn) session(ctx context.Context, e *env, p *pop, id *ident, u
 	if err != nil || page == nil || len(page.Users) == 0 {
 		return err
 	}
-	for range 1 + rng.IntN(2) {
+	open := func(n int) error {
+		for range n {
+			if !sleep(ctx, expDur(rng, s.think)) {
+				return errStop
+			}
+			hit := page.Users[rng.IntN(len(page.Users))]
+			path := "/v1/users/" + url.PathEscape(hit.ID)
+			if rng.IntN(2) == 0 {
+				path = "/v1/users/by-username/" + url.PathEscape(hit.Username)
+			}
+			if _, err := e.openProfile(ctx, p, id, u, path); err == errStop {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := open(1 + rng.IntN(2)); err != nil {
+		return err
+	}
+	// Sometimes back to the same result page (the browser asks it again)
+	// for one more: up to three people opened from one answer.
+	if rng.IntN(3) == 0 {
 		if !sleep(ctx, expDur(rng, s.think)) {
 			return errStop
 		}
-		hit := page.Users[rng.IntN(len(page.Users))]
-		path := "/v1/users/" + url.PathEscape(hit.ID)
-		if rng.IntN(2) == 0 {
-			path = "/v1/users/by-username/" + url.PathEscape(hit.Username)
-		}
-		if _, err := e.openProfile(ctx, p, id, u, path); err == errStop {
+		again, err := e.userPage(ctx, p, id, u, "/v1/search?limit=20&q="+q)
+		if err != nil || again == nil || len(again.Users) == 0 {
 			return err
 		}
+		page = again
+		return open(1)
 	}
 	return nil
 }
