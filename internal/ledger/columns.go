@@ -21,10 +21,10 @@ import (
 //	            last counter of that prefix) when it is warden's (8 hex
 //	            digits of a per-process prefix and 16 of a counter,
 //	            pipeline.go); else 0, its length, its bytes
-//	colMisc     flags, route, the facets present, status, rule, facet,
-//	            mask rules, classes and the counts of records, authors
-//	            and links (uvarints: a few names, repeated)
-//	colFacet+f  facet f's value, for the Accesses that have it
+//	colMisc     flags, route, status, rule, facet, mask rules, classes
+//	            and the counts of records, authors and links (uvarints: a
+//	            few names, repeated)
+//	colTuple    the identity: its tuple (nsTuple, every facet at once)
 //	colList     the list (+1, 0 none)
 //	colRecID    each record's id
 //	colRecClass each record's classes and masked classes
@@ -34,16 +34,16 @@ import (
 // The section is: the count of Accesses, per column its raw and
 // compressed lengths (uvarints), then the compressed columns.
 const (
-	colTime     = 0
-	colReqID    = 1
-	colMisc     = 2
-	colFacet    = 3
-	colList     = colFacet + NumFacets
-	colRecID    = colList + 1
-	colRecClass = colList + 2
-	colAuthor   = colList + 3
-	colHash     = colList + 4
-	numCols     = colList + 5
+	colTime = iota
+	colReqID
+	colMisc
+	colTuple
+	colList
+	colRecID
+	colRecClass
+	colAuthor
+	colHash
+	numCols
 )
 
 // reqIDParts splits warden's request ids (24 lower-case hex digits: a
@@ -81,9 +81,9 @@ func (c *counters) at(prefix uint32) *uint64 {
 	return &c.last[len(c.last)-1]
 }
 
-// appendColumns encodes entries (hour: unix seconds) as the Accesses
-// section after dst.
-func appendColumns(dst []byte, entries []entry, hour int64, enc *zstd.Encoder) []byte {
+// appendColumns encodes entries (hour: unix seconds; tuples[i] entry i's
+// identity) as the Accesses section after dst.
+func appendColumns(dst []byte, entries []entry, tuples []uint32, hour int64, enc *zstd.Encoder) []byte {
 	var c [numCols][]byte
 	u := func(col int, v uint64) { c[col] = binary.AppendUvarint(c[col], v) }
 	prevT := hour * 1e6
@@ -102,14 +102,8 @@ func appendColumns(dst []byte, entries []entry, hour int64, enc *zstd.Encoder) [
 		} else {
 			c[colReqID] = appendReqID(c[colReqID], e.reqID) // not of warden's form: kept as it is
 		}
-		flags, present := e.flags(), byte(0)
-		for f, v := range e.facets {
-			if v != 0 {
-				present |= 1 << f
-				u(colFacet+f, uint64(v-1))
-			}
-		}
-		c[colMisc] = append(c[colMisc], flags, present)
+		u(colTuple, uint64(tuples[i]))
+		c[colMisc] = append(c[colMisc], e.flags())
 		u(colMisc, uint64(e.route))
 		u(colMisc, uint64(e.status))
 		u(colMisc, uint64(e.rule))
@@ -156,8 +150,9 @@ func appendColumns(dst []byte, entries []entry, hour int64, enc *zstd.Encoder) [
 }
 
 // parseColumns decodes an Accesses section against the dictionary sizes
-// of the partition; it never panics on any input.
-func parseColumns(b []byte, hour int64, sizes *[nsCount]int, dec *zstd.Decoder) ([]entry, error) {
+// of the partition and the shared dictionary's tuples; it never panics on
+// any input.
+func parseColumns(b []byte, hour int64, sizes *[nsCount]int, tuples *strtab, dec *zstd.Decoder) ([]entry, error) {
 	d := decoder{b: b}
 	n := d.uvarint()
 	var rawLen, compLen [numCols]uint64
@@ -223,15 +218,17 @@ func parseColumns(b []byte, hour int64, sizes *[nsCount]int, dec *zstd.Decoder) 
 		default:
 			rq.fail(errors.New("bad request id form"))
 		}
-		flags, present := m.byte(), m.byte()
-		if present>>NumFacets != 0 {
-			m.fail(errors.New("bad facet set"))
-		}
+		flags := m.byte()
 		e.unref = flags&flagUnref != 0
-		for f := range e.facets {
-			if present&(1<<f) != 0 {
-				e.facets[f] = cols[colFacet+f].ref(sizes[nsFacet+f], false) + 1
+		if tp := cols[colTuple].ref(min(sizes[nsTuple], tuples.len()), false); cols[colTuple].err == nil {
+			fs, ok := parseTuple(tuples.at(tp))
+			for f, v := range fs {
+				ok = ok && v <= uint32(sizes[nsFacet+f])
 			}
+			if !ok {
+				return nil, fmt.Errorf("access %d: tuple %d is not an identity of this partition", i, tp)
+			}
+			e.facets = fs
 		}
 		e.route = m.ref(sizes[nsName], true)
 		m.verdict(e, sizes)

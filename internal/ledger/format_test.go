@@ -180,7 +180,7 @@ func TestFormat3Reads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := readSeg(s, b, mustDecoder(t))
+		p, err := readSeg(s, b, mustDecoder(t), dirTuples(t, dir))
 		if err != nil || p.format != 4 {
 			t.Fatalf("%s: format %d, %v", s, p.format, err)
 		}
@@ -223,8 +223,11 @@ func TestColumnsRoundTrip(t *testing.T) {
 	for i := range sizes {
 		sizes[i] = 4
 	}
-	b := appendColumns(nil, es, hour, mustEncoder(t))
-	got, err := parseColumns(b, hour, &sizes, mustDecoder(t))
+	sizes[nsTuple] = len(es)
+	var tt strtab
+	tuples := tuplesOf(es, func(key []byte) uint32 { v, _ := tt.intern(string(key)); return v })
+	b := appendColumns(nil, es, tuples, hour, mustEncoder(t))
+	got, err := parseColumns(b, hour, &sizes, &tt, mustDecoder(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,12 +242,12 @@ func TestColumnsRoundTrip(t *testing.T) {
 	}
 	// An id outside the dictionary is refused, not returned.
 	sizes[nsID] = 1
-	if _, err := parseColumns(b, hour, &sizes, mustDecoder(t)); err == nil {
+	if _, err := parseColumns(b, hour, &sizes, &tt, mustDecoder(t)); err == nil {
 		t.Fatal("record id past the dictionary accepted")
 	}
 	// Truncated anywhere: an error, never a panic.
 	for n := range len(b) {
-		if _, err := parseColumns(b[:n], hour, &sizes, mustDecoder(t)); err == nil {
+		if _, err := parseColumns(b[:n], hour, &sizes, &tt, mustDecoder(t)); err == nil {
 			t.Fatalf("cut at %d of %d bytes accepted", n, len(b))
 		}
 	}

@@ -111,12 +111,13 @@ func FuzzParseSeg(f *testing.F) {
 	f.Add([]byte(segMagic4))
 	dec := mustDecoder(f)
 	tf := []uint32{0, 1, 2, 3}
+	tuples := dirTuples(f, dir)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parseSeg("fuzz", b)
 		if err != nil {
 			return
 		}
-		p.loadCold(dec)
+		p.loadCold(dec, tuples)
 		if p.v4 == nil {
 			return
 		}

@@ -18,7 +18,7 @@ func mustDecoder(t testing.TB) *zstd.Decoder {
 }
 
 func mustEncoder(t testing.TB) *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	e, err := newSealEncoder()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,8 +32,17 @@ func appendHash(b []byte) []byte {
 
 func readFileOrNil(path string) ([]byte, error) { return os.ReadFile(path) }
 
-// dirTuples is the tuple of each entry in dir's shared dictionary.
-func dirTuples(t testing.TB, dir string, es []entry) []uint32 {
+// dirTuples is dir's shared dictionary's tuples.
+func dirTuples(t testing.TB, dir string) *strtab {
+	d, err := loadDictionary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &d.t[nsTuple]
+}
+
+// tuplesIn is the tuple of each entry in dir's shared dictionary.
+func tuplesIn(t testing.TB, dir string, es []entry) []uint32 {
 	d, err := loadDictionary(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -308,14 +308,14 @@ func TestVerifyCatchesEdits(t *testing.T) {
 	// Rewritten whole with a fresh hash (an Access dropped): the next
 	// partition's link fails.
 	os.WriteFile(segs[1], orig, 0o600)
-	p, err := readSeg(segs[1], orig, mustDecoder(t))
+	p, err := readSeg(segs[1], orig, mustDecoder(t), dirTuples(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.entries = p.entries[1:]
 	p.minT = p.entries[0].t
 	enc := mustEncoder(t)
-	out, _ := encodeSeg(p, dirTuples(t, dir, p.entries), p.prev, enc)
+	out, _ := encodeSeg(p, tuplesIn(t, dir, p.entries), p.prev, enc)
 	os.WriteFile(segs[1], out, 0o600)
 	rep, _ = Verify(dir)
 	if rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], segs[2]) || !strings.Contains(rep.Problems[0], "chain broken") {
@@ -426,7 +426,7 @@ func TestForgedBody(t *testing.T) {
 	sealHours(t, dir, 2, Options{})
 	seg := segPath(dir, partName(t0.Unix()))
 	b, _ := os.ReadFile(seg)
-	p, err := readSeg(seg, b, mustDecoder(t))
+	p, err := readSeg(seg, b, mustDecoder(t), dirTuples(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestForgedBody(t *testing.T) {
 	z := mustEncoder(t).EncodeAll(body, nil)
 	out = binary.AppendUvarint(out, uint64(len(z)))
 	out = append(out, z...)
-	if _, err := readSeg(seg, appendHash(out), mustDecoder(t)); err == nil {
+	if _, err := readSeg(seg, appendHash(out), mustDecoder(t), dirTuples(t, dir)); err == nil {
 		t.Fatal("forged body read")
 	}
 }

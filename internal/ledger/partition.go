@@ -255,14 +255,15 @@ var (
 )
 
 // loadCold decodes a sealed partition's Accesses.
-func (p *partition) loadCold(dec *zstd.Decoder) error {
+// tuples is the shared dictionary's tuples (format 4's identities).
+func (p *partition) loadCold(dec *zstd.Decoder, tuples *strtab) error {
 	if p.cold == nil || p.coldErr != nil {
 		return p.coldErr
 	}
 	var err error
 	if p.format == 4 {
 		var es []entry
-		if es, err = parseColumns(p.cold, p.hour, &p.sizes, dec); err == nil {
+		if es, err = parseColumns(p.cold, p.hour, &p.sizes, tuples, dec); err == nil {
 			err = p.setEntries(es)
 		}
 	} else {
@@ -331,7 +332,7 @@ func (p *partition) setEntries(es []entry) error {
 
 // readSeg reads a sealed partition whole: its hash checked, its hot
 // tables and Accesses decoded.
-func readSeg(path string, b []byte, dec *zstd.Decoder) (*partition, error) {
+func readSeg(path string, b []byte, dec *zstd.Decoder, tuples *strtab) (*partition, error) {
 	if len(b) >= len(segMagic)+32 && (string(b[:len(segMagic)]) == segMagic4 || string(b[:len(segMagic)]) == segMagicV3) &&
 		sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
 		return nil, errors.New("SHA-256 does not match the partition's content (edited or corrupt)")
@@ -340,7 +341,7 @@ func readSeg(path string, b []byte, dec *zstd.Decoder) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.loadCold(dec); err != nil {
+	if err := p.loadCold(dec, tuples); err != nil {
 		return nil, err
 	}
 	return p, nil

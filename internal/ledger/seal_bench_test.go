@@ -90,6 +90,6 @@ func BenchmarkSealDense(b *testing.B) {
 	b.ReportMetric(per(len(out)), "sealed-B/access")
 	b.ReportMetric(per(len(x.takers.appendTo(nil, enc))), "whotook-B/access")
 	b.ReportMetric(per(len(x.viewers.appendTo(nil, enc))), "reach-B/access")
-	b.ReportMetric(per(len(appendColumns(nil, p.entries, p.hour, enc))), "accesses-B/access")
+	b.ReportMetric(per(len(appendColumns(nil, p.entries, tuples, p.hour, enc))), "accesses-B/access")
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/float64(b.N)/n, "alloc-B/access")
 }

@@ -20,7 +20,9 @@ import (
 //	the lengths of three sections (uvarints), the sections:
 //	  viewers  keyed: author -> impressions, the identities (tuples)
 //	           served their content, delta-coded
-//	  takers   keyed: subject -> who-took rows by identity (tuple)
+//	  takers   keyed: subject -> who-took rows by identity (tuple): the
+//	           tuple (delta), classes served, count, first (zig-zag µs
+//	           from the hour), last-first (as format 3's rows, table.go)
 //	  accesses the Accesses, columns (columns.go)
 //	the SHA-256 of everything before it.
 //
@@ -134,7 +136,7 @@ func encodeSeg(p *partition, tuples []uint32, prev [32]byte, enc *zstd.Encoder) 
 	b := buildIndex4(p.entries, tuples, p.hour)
 	viewers := b.viewers.appendTo(nil, enc)
 	takers := b.takers.appendTo(nil, enc)
-	accesses := appendColumns(nil, p.entries, p.hour, enc)
+	accesses := appendColumns(nil, p.entries, tuples, p.hour, enc)
 	out := make([]byte, 0, 256+len(viewers)+len(takers)+len(accesses))
 	out = append(out, segMagic4...)
 	out = binary.AppendVarint(out, p.hour)

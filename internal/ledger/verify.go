@@ -113,7 +113,7 @@ func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder, d *di
 		// edit is reported here and not again at its successor.
 		copy(expect[:], b[len(b)-32:])
 	}
-	p, err := readSeg(vp.File, b, dec)
+	p, err := readSeg(vp.File, b, dec, &d.t[nsTuple])
 	if err != nil {
 		return err.Error()
 	}

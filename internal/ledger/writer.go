@@ -488,10 +488,18 @@ func (l *Ledger) Close() error {
 	return err
 }
 
+// newSealEncoder is the sealer's compressor. SpeedBetterCompression: at
+// the density (BenchmarkSealDense) it seals an hour in 20.7 bytes
+// per Access where the default level takes 24.6, in about the same time;
+// SpeedBestCompression takes 18.9 in five times the time.
+func newSealEncoder() (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+}
+
 // sealer seals queued logs in order, then applies retention.
 func (l *Ledger) sealer() {
 	defer close(l.sealDone)
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	enc, err := newSealEncoder()
 	if err != nil {
 		l.fail("seal", err)
 		for range l.seal {
