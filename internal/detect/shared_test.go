@@ -215,3 +215,30 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// The flushing goroutine: whatever its ticks did, once both gateways are
+// closed every observation reached the store and the fleet's count banned.
+func TestFleetCloseFlushes(t *testing.T) {
+	st := memory.New(memory.Options{SweepEvery: -1})
+	defer st.Close()
+	cfg := Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 5, Window: time.Minute}}}
+	var gws []*Detector
+	for range 2 {
+		d, err := New(cfg, nil, st, shadow.New(prometheus.NewRegistry()), nil, slog.New(slog.DiscardHandler), WithShared(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gws = append(gws, d)
+	}
+	id := who("21", "10.0.0.9")
+	for i := range 6 {
+		gws[i%2].Record(profile(id, t0, fmt.Sprint(i)))
+	}
+	for _, d := range gws {
+		d.Close()
+		d.Close() // twice is harmless
+	}
+	if b, ok := bansOn(t, st, t0)["account:21"]; !ok || !strings.Contains(b.Reason, "counted on every gateway") {
+		t.Fatalf("after Close: %+v", bansOn(t, st, t0))
+	}
+}
