@@ -84,7 +84,7 @@ func FuzzDecodeEntry(f *testing.F) {
 				t.Fatalf("record %d outside the dictionary", r.id)
 			}
 		}
-		r := &Reader{d: &dictionary{t: p.dict}}
+		r := &Reader{d: names{d: &dictionary{t: p.dict}}}
 		r.entryOf(&e) // must not panic
 		buildTables([]entry{e}, t0.Unix())
 	})

@@ -151,31 +151,8 @@ func (p *partition) translate(id func(ns int, s []byte) uint32) {
 			m[ns][i] = id(ns, p.dict[ns].at(uint32(i)))
 		}
 	}
-	plus := func(ns int, v uint32) uint32 {
-		if v == 0 {
-			return 0
-		}
-		return m[ns][v-1] + 1
-	}
 	for i := range p.entries {
-		e := &p.entries[i]
-		e.route, e.rule, e.facet = plus(nsName, e.route), plus(nsName, e.rule), plus(nsName, e.facet)
-		for f, v := range e.facets {
-			e.facets[f] = plus(nsFacet+f, v)
-		}
-		e.list = plus(nsID, e.list)
-		for k, v := range e.masks {
-			e.masks[k] = m[nsName][v]
-		}
-		for k, v := range e.classes {
-			e.classes[k] = m[nsName][v]
-		}
-		for k := range e.recs {
-			e.recs[k].id = m[nsID][e.recs[k].id]
-		}
-		for k, v := range e.authors {
-			e.authors[k] = m[nsID][v]
-		}
+		translateEntry(&p.entries[i], &m)
 	}
 	p.dict = [nsCount]strtab{}
 }

@@ -50,9 +50,9 @@ type Reader struct {
 	dir   string
 	win   Window
 	parts []*partition
-	// d is the shared dictionary, plus the integers this reader gave to
-	// values only an open log holds (never written).
-	d       *dictionary
+	// d is the shared dictionary, plus the integers this reader (or its
+	// cache) gave to values only an open log holds.
+	d       names
 	dec     *zstd.Decoder
 	maps    [][]byte
 	cleanup runtime.Cleanup
@@ -81,8 +81,14 @@ func (r *Reader) tupleFacet(f int) []uint32 {
 }
 
 // OpenReader loads the partitions of dir that may hold Accesses of win. A
-// sealed partition that does not check is an error naming its file.
-func OpenReader(dir string, win Window) (*Reader, error) {
+// sealed partition that does not check is an error naming its file. With
+// WithCache the open logs are read through the cache (only what was
+// appended since its last reader); without, whole.
+func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
+	var o readerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
@@ -103,62 +109,72 @@ func OpenReader(dir string, win Window) (*Reader, error) {
 	inWin := func(hour int64) bool {
 		return (win.From.IsZero() || hour+2*3600 > win.From.Unix()) && (win.To.IsZero() || hour <= win.To.Unix())
 	}
-	var logStems []string
+	var stems, logStems []string
 	for _, stem := range ls.stems {
-		if hour, _ := parseStem(stem); inWin(hour) && !ls.seg[stem] {
-			logStems = append(logStems, stem)
+		if hour, _ := parseStem(stem); inWin(hour) {
+			stems = append(stems, stem)
+			if !ls.seg[stem] {
+				logStems = append(logStems, stem)
+			}
 		}
 	}
-	// Logs unchanged since the last reader are taken from it (opencache.go);
-	// otherwise their stamps are taken before they are read.
-	cached, cachedDict, hit := cachedLogs(dir, logStems)
-	var idsStamp fileStamp
-	stamps := map[string]fileStamp{}
-	if !hit {
-		idsStamp = stampOf(filepath.Join(dir, idsFile))
-		for _, stem := range logStems {
-			stamps[stem] = stampOf(walPath(dir, stem))
-		}
-	}
-	var loaded []*partition // the logs read here, translated below
-	var loadedStems []string
-	keep := !hit && len(logStems) > 0
-	for _, stem := range ls.stems {
-		hour, _ := parseStem(stem)
-		if !inWin(hour) {
+	byStem := make(map[string][]*partition, len(stems))
+	var loaded []*partition // logs read whole here, translated below
+	for _, stem := range stems {
+		if !ls.seg[stem] && o.cache != nil {
 			continue
 		}
-		var p *partition
-		if hit && !ls.seg[stem] {
-			p = cached[stem]
-		} else {
-			var err error
-			if p, err = r.loadPartition(stem, ls.seg[stem]); err != nil {
+		p, err := r.loadPartition(stem, ls.seg[stem])
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		if p == nil {
+			continue
+		}
+		byStem[stem] = []*partition{p}
+		if !p.sealed {
+			loaded = append(loaded, p)
+		}
+	}
+	// The dictionary is read after the sealed partitions: the sealer syncs
+	// it before a partition that uses it appears.
+	if o.cache != nil {
+		logs, gone, n, err := o.cache.openLogs(dir, ls, logStems)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.d = n
+		for stem, ps := range logs {
+			byStem[stem] = ps
+		}
+		for _, stem := range gone { // sealed since listed; the dictionary read after
+			p, err := r.loadPartition(stem, true)
+			if err != nil {
 				r.Close()
 				return nil, err
 			}
-			if !ls.seg[stem] {
-				if p != nil && p.sealed {
-					keep = false // sealed meanwhile
-				} else if p != nil {
-					loaded, loadedStems = append(loaded, p), append(loadedStems, stem)
-				}
+			if p != nil {
+				byStem[stem] = []*partition{p}
 			}
 		}
-		if p == nil || p.maxT < win.lo() || p.minT > win.hi() {
-			continue
+	} else {
+		d, err := loadDictionary(dir)
+		if err != nil {
+			r.Close()
+			return nil, err
 		}
-		r.parts = append(r.parts, p)
+		r.d = names{d: d}
 	}
-	// The dictionary is read after the partitions: the sealer syncs it
-	// before a partition that uses it appears.
-	if hit {
-		r.d = cachedDict
-	} else if r.d, err = loadDictionary(dir); err != nil {
-		r.Close()
-		return nil, err
+	for _, stem := range stems {
+		for _, p := range byStem[stem] {
+			if p.maxT >= win.lo() && p.minT <= win.hi() {
+				r.parts = append(r.parts, p)
+			}
+		}
 	}
-	have := r.d.sizes()
+	have := r.d.d.sizes()
 	for _, p := range r.parts {
 		for ns, n := range p.sizes {
 			if p.sealed && uint32(n) > have[ns] {
@@ -170,13 +186,10 @@ func OpenReader(dir string, win Window) (*Reader, error) {
 	}
 	for _, p := range loaded {
 		p.translate(func(ns int, s []byte) uint32 {
-			v, _ := r.d.t[ns].intern(string(s))
+			v, _ := r.d.d.t[ns].intern(string(s))
 			return v
 		})
 		p.buildIndex()
-	}
-	if keep {
-		keepLogs(dir, idsStamp, stamps, loaded, loadedStems, logStems, r.d)
 	}
 	r.cleanup = runtime.AddCleanup(r, unmapAll, r.maps)
 	return r, nil
@@ -210,8 +223,8 @@ func (r *Reader) loadPartition(stem string, sealed bool) (*partition, error) {
 		default:
 			p, _, _ := readLog(path, b) // a tail being written is not an error
 			if p == nil {
-				if len(b) < frameHead+2 {
-					return nil, nil // created, header not yet written
+				if incomplete(b) {
+					return nil, nil // created, header not yet written whole
 				}
 				return nil, fmt.Errorf("ledger: %s: not a ledger log (no header frame)", path)
 			}
@@ -262,7 +275,7 @@ func (r *Reader) cold(p *partition) bool {
 
 // name is the value behind id v of ns.
 func (r *Reader) name(ns int, v uint32) string {
-	return r.d.t[ns].str(v)
+	return r.d.str(ns, v)
 }
 
 // entryOf turns a stored Access back into names; hashed values read as

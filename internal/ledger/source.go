@@ -59,15 +59,21 @@ type ReachCounts struct {
 	AfterImpressions uint64
 }
 
-// Dir is the ledger directory dir as a Source.
-func Dir(dir string) Source { return dirSource(dir) }
+// Dir is the ledger directory dir as a Source; opts are given to every
+// reader it opens (WithCache: a server asking many queries).
+func Dir(dir string, opts ...ReaderOption) Source { return dirSource{dir, opts} }
 
-type dirSource string
+type dirSource struct {
+	dir  string
+	opts []ReaderOption
+}
 
-func (d dirSource) String() string { return string(d) }
+func (d dirSource) String() string { return d.dir }
+
+func (d dirSource) open(win Window) (*Reader, error) { return OpenReader(d.dir, win, d.opts...) }
 
 func (d dirSource) WhoTook(_ context.Context, win Window, subject, class string, by identify.Facet) (*WhoTookResult, error) {
-	r, err := OpenReader(string(d), win)
+	r, err := d.open(win)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +82,7 @@ func (d dirSource) WhoTook(_ context.Context, win Window, subject, class string,
 }
 
 func (d dirSource) TookBy(_ context.Context, win Window, by identify.Facet, value string) (*TookByResult, error) {
-	r, err := OpenReader(string(d), win)
+	r, err := d.open(win)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +91,7 @@ func (d dirSource) TookBy(_ context.Context, win Window, by identify.Facet, valu
 }
 
 func (d dirSource) Find(_ context.Context, win Window, id string) (*Found, error) {
-	r, err := OpenReader(string(d), win)
+	r, err := d.open(win)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +100,7 @@ func (d dirSource) Find(_ context.Context, win Window, id string) (*Found, error
 }
 
 func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, value, class string) (int, error) {
-	r, err := OpenReader(string(d), win)
+	r, err := d.open(win)
 	if err != nil {
 		return 0, err
 	}
@@ -103,7 +109,7 @@ func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, va
 }
 
 func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) {
-	r, err := OpenReader(string(d), q.Window)
+	r, err := d.open(q.Window)
 	if err != nil {
 		return nil, err
 	}
@@ -140,10 +146,10 @@ func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) 
 	var before, after map[string]bool
 	if !q.After.IsZero() {
 		var ai uint64
-		if before, _, err = viewerNames(string(d), Window{From: q.Window.From, To: q.After.Add(-time.Microsecond)}, q.Authors, q.By); err != nil {
+		if before, _, err = viewerNames(d, Window{From: q.Window.From, To: q.After.Add(-time.Microsecond)}, q.Authors, q.By); err != nil {
 			return nil, err
 		}
-		if after, ai, err = viewerNames(string(d), Window{From: q.After, To: q.Window.To}, q.Authors, q.By); err != nil {
+		if after, ai, err = viewerNames(d, Window{From: q.After, To: q.Window.To}, q.Authors, q.By); err != nil {
 			return nil, err
 		}
 		out.AfterImpressions = ai
@@ -206,8 +212,8 @@ func cellLess(a, b ReachCell) bool {
 
 // viewerNames is the names of the people authors reached in win, and the
 // impressions.
-func viewerNames(dir string, win Window, authors []string, by identify.Facet) (map[string]bool, uint64, error) {
-	r, err := OpenReader(dir, win)
+func viewerNames(d dirSource, win Window, authors []string, by identify.Facet) (map[string]bool, uint64, error) {
+	r, err := d.open(win)
 	if err != nil {
 		return nil, 0, err
 	}
