@@ -346,8 +346,9 @@ type ledgerQuerier struct {
 	cfg func() *config.Config
 }
 
-// ledgerQueries is the admin API's Ledger, nil without a ledger.
-func ledgerQueries(dir string, cfg func() *config.Config) admin.Ledger {
+// ledgerQueries is the admin API's Ledger, nil without a ledger; the
+// directory's open hour is kept read in cache between queries.
+func ledgerQueries(dir string, cache *ledger.Cache, cfg func() *config.Config) admin.Ledger {
 	if c := cfg(); c != nil && c.Ledger.Backend == config.LedgerClickHouse {
 		if src, err := clickhouseSource(c, ""); err == nil {
 			return ledgerQuerier{src, dir, cfg}
@@ -356,7 +357,7 @@ func ledgerQueries(dir string, cfg func() *config.Config) admin.Ledger {
 	if dir == "" {
 		return nil
 	}
-	return ledgerQuerier{ledger.Dir(dir), dir, cfg}
+	return ledgerQuerier{ledger.Dir(dir, ledger.WithCache(cache)), dir, cfg}
 }
 
 func (q ledgerQuerier) Query(_ context.Context, name string, args url.Values) (any, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/warden-gw/warden/internal/dashboard"
 	"github.com/warden-gw/warden/internal/gateway"
 	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/guard"
@@ -159,7 +160,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var ready sync.Mutex // held while draining: not ready
 	draining := false
-	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, Watch: watch, Logger: log,
+	// One cache of the ledger's open hour for the dashboard and the admin
+	// API's ledger queries (the pages ask through both).
+	ledgerCache := ledger.NewCache()
+	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, LedgerCache: ledgerCache, Watch: watch, Logger: log,
 		Config: func() *config.Config { return gw.Pipeline().Config() }})
 	if err != nil {
 		pcancel()
@@ -169,7 +173,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Dashboard: dash,
 		Token:     token, Gatherer: reg, Bans: st, Logger: log,
 		Limits: facetViewer{gw},
-		Ledger: ledgerQueries(cfg.Ledger.Dir, func() *config.Config { return gw.Pipeline().Config() }),
+		Ledger: ledgerQueries(cfg.Ledger.Dir, ledgerCache, func() *config.Config { return gw.Pipeline().Config() }),
 		Ready: func(context.Context) error {
 			ready.Lock()
 			defer ready.Unlock()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/privacy"
 )
 
@@ -33,6 +34,10 @@ type Options struct {
 	// LedgerDir is the ledger directory ("" without a ledger: the pages
 	// that read it say so).
 	LedgerDir string
+	// LedgerCache keeps the ledger's open hour read between pages (nil: New
+	// makes one): the server gives the admin API's ledger queries the same,
+	// so that the pages they answer share it.
+	LedgerCache *ledger.Cache
 	// Config returns the config in force (budgets, registered apps,
 	// privacy limits); read per request so it follows reloads.
 	Config func() *config.Config
@@ -90,6 +95,9 @@ func New(opts Options) (*Dashboard, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LedgerCache == nil {
+		opts.LedgerCache = ledger.NewCache()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -2,12 +2,15 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warden-gw/warden/internal/admin"
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/dashboard"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/store/memory"
 )
 
@@ -378,6 +385,69 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("%s: XFO %q nosniff %q", p, h.Get("X-Frame-Options"), h.Get("X-Content-Type-Options"))
 		case regexp.MustCompile(`<script>|<script [^>]*>[^<]|style="| on[a-z]+="`).MatchString(b):
 			t.Errorf("%s: inline script, style or handler in the page", p)
+		}
+	}
+}
+
+// The identities page counts, per candidate, the distinct subjects served
+// in 24 hours and what each budget on its facet counted in its window and
+// class (masked records not counted), every count of a window in one pass.
+func TestIdentitiesCounts(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(ledger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := dashboard.NewWatch(0)
+	now := time.Now()
+	rec := func(ago time.Duration, account, subject string, masked inspect.ClassSet) {
+		acc := &inspect.Access{RequestID: fmt.Sprint("r", ago, account, subject), Time: now.Add(-ago), Route: "GET /v1/users/{id}",
+			Classes: []string{"contact", "profile"}, Status: 200,
+			Records: []inspect.Record{{ID: subject, Classes: 0b11, Masked: masked}}}
+		acc.Identity.Account, acc.Identity.IP = account, netip.MustParseAddr("10.0.0.1")
+		l.Record(acc)
+		watch.Record(acc)
+	}
+	rec(time.Minute, "alice", "s1", 0)
+	rec(time.Minute, "alice", "s2", 0)
+	rec(2*time.Minute, "alice", "s2", 0)
+	rec(3*time.Minute, "alice", "s3", 0b01) // contact masked
+	rec(3*time.Hour, "alice", "s4", 0)      // outside the budget's hour
+	rec(time.Minute, "bob", "s1", 0)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{}
+	cfg.Ration.Budgets = []ration.BudgetConfig{{Name: "contacts", Facet: "account", Class: "contact", Limit: 10, Window: time.Hour},
+		{Name: "profiles", Facet: "account", Class: "profile", Limit: 4, Window: 24 * time.Hour}}
+	e := newEnvWith(t, dir, false, func(o *dashboard.Options) {
+		o.Watch, o.Config = watch, func() *config.Config { return cfg }
+	})
+	c := e.client(t)
+	e.signIn(t, c)
+	r, err := c.Get(e.srv.URL + "/identities")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(t, r)
+	row := func(v string) string {
+		i := strings.Index(page, ">"+v+"</a>")
+		if i < 0 {
+			t.Fatalf("no row for %s:\n%s", v, page)
+		}
+		return page[i : i+strings.Index(page[i:], "</tr>")]
+	}
+	cell := regexp.MustCompile(`<td>([0-9]+)(?: / ([0-9]+))?`)
+	for v, want := range map[string][]string{"alice": {"4", "2", "10", "4", "4"}, "bob": {"1", "1", "10", "1", "4"}} {
+		var got []string
+		for _, m := range cell.FindAllStringSubmatch(row(v), -1) {
+			got = append(got, m[1])
+			if m[2] != "" {
+				got = append(got, m[2])
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: subjects in 24 h, contacts seen/limit, profiles seen/limit %v, want %v", v, got, want)
 		}
 	}
 }

@@ -65,24 +65,16 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := d.opts.Now()
-	readers := map[time.Duration]*ledger.Reader{}
-	reader := func(win time.Duration) (*ledger.Reader, error) {
-		if rd := readers[win]; rd != nil {
-			return rd, nil
-		}
-		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: now.Add(-win), To: now})
-		if err != nil {
-			return nil, err
-		}
-		readers[win] = rd
-		return rd, nil
+	// Every count of one window is asked in one pass over its Accesses
+	// (ledger.Reader.DistinctMany): each facet's candidates' subjects in 24
+	// hours, and what each budget counted in its own window.
+	type count struct {
+		win time.Duration
+		q   ledger.DistinctQuery
 	}
-	defer func() {
-		for _, rd := range readers {
-			rd.Close()
-		}
-	}()
+	var counts []count
 	var tables []identityTable
+	var cells [][]budgetCell // per table, its budgets
 	cfg := d.config()
 	for _, f := range watched {
 		t := identityTable{Facet: f.String()}
@@ -95,31 +87,49 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		day, err := reader(24 * time.Hour)
+		cands := d.opts.Watch.Top(f, 5*topIdentities)
+		counts = append(counts, count{24 * time.Hour, ledger.DistinctQuery{By: f, Values: cands}})
+		for _, b := range bs {
+			win, _ := time.ParseDuration(b.Window)
+			counts = append(counts, count{win, ledger.DistinctQuery{By: f, Values: cands, Class: b.Class}})
+		}
+		tables, cells = append(tables, t), append(cells, bs)
+	}
+	seen := make([][]int, len(counts)) // per count, per candidate
+	byWin := map[time.Duration][]int{}
+	var wins []time.Duration
+	for i, c := range counts {
+		if byWin[c.win] == nil {
+			wins = append(wins, c.win)
+		}
+		byWin[c.win] = append(byWin[c.win], i)
+	}
+	for _, win := range wins {
+		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: now.Add(-win), To: now}, ledger.WithCache(d.opts.LedgerCache))
 		if err != nil {
 			v.Error = "ledger: " + err.Error()
-			break
+			d.render(w, r, http.StatusOK, "identities", v)
+			return
 		}
-		// One pass over the window a count: every candidate at once.
-		cands := d.opts.Watch.Top(f, 5*topIdentities)
-		subjects := day.DistinctEach(f, cands, "")
-		seen := make([][]int, len(bs))
-		for i, b := range bs {
-			win, _ := time.ParseDuration(b.Window)
-			rd, err := reader(win)
-			if err != nil {
-				v.Error = "ledger: " + err.Error()
-				break
-			}
-			seen[i] = rd.DistinctEach(f, cands, b.Class)
+		qs := make([]ledger.DistinctQuery, len(byWin[win]))
+		for k, i := range byWin[win] {
+			qs[k] = counts[i].q
 		}
+		for k, res := range rd.DistinctMany(qs) {
+			seen[byWin[win][k]] = res
+		}
+		rd.Close()
+	}
+	next := 0 // counts are in table order: subjects, then each budget
+	for ti := range tables {
+		t := &tables[ti]
+		cands, subjects := counts[next].q.Values, seen[next]
+		budgets := seen[next+1 : next+1+len(cells[ti])]
+		next += 1 + len(cells[ti])
 		for j, val := range cands {
 			ir := identityRow{Value: val, Subjects: subjects[j]}
-			for i, b := range bs {
-				if seen[i] == nil {
-					continue
-				}
-				b.Seen = seen[i][j]
+			for i, b := range cells[ti] {
+				b.Seen = budgets[i][j]
 				if b.Limit > 0 {
 					b.Percent = min(100, 100*b.Seen/b.Limit)
 				}
@@ -131,7 +141,6 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 		if len(t.Rows) > topIdentities {
 			t.Rows = t.Rows[:topIdentities]
 		}
-		tables = append(tables, t)
 	}
 	v.Data, v.Elapsed = tables, time.Since(begin).String()
 	d.render(w, r, http.StatusOK, "identities", v)

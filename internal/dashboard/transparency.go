@@ -95,7 +95,7 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 	charge.Quo(charge, big.NewRat(2, 1))
 	whole := privacy.Mechanism{Epsilon: eps}
 	draw := func(src privacy.Source) (json.RawMessage, error) {
-		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: start, To: end.Add(-time.Nanosecond)})
+		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: start, To: end.Add(-time.Nanosecond)}, ledger.WithCache(d.opts.LedgerCache))
 		if err != nil {
 			return nil, err
 		}

@@ -125,6 +125,16 @@ func (n names) str(ns int, v uint32) string {
 	return n.more.t[ns].str(v - n.more.base[ns])
 }
 
+// len is how many integers ns holds.
+func (n names) len(ns int) int {
+	if n.more == nil {
+		return n.d.t[ns].len()
+	}
+	n.more.mu.RLock()
+	defer n.more.mu.RUnlock()
+	return int(n.more.base[ns]) + n.more.t[ns].len()
+}
+
 // intern gives s an integer of the shared dictionary's, or past it.
 // Called with c.mu held.
 func (c *Cache) intern(ns int, s []byte) uint32 {
