@@ -116,6 +116,20 @@
 // the window and load the shared dictionary (its look-up built per
 // namespace on first use).
 //
+// # Reading the open hour
+//
+// A reader reads an open log up to its last whole frame. Alone
+// (OpenReader without options, the commands) it decodes, translates and
+// indexes the whole log. A server asking many queries owns a Cache and
+// opens every reader WithCache(c) (Dir(dir, WithCache(c)) as a Source): the
+// cache keeps each open log's Accesses decoded and translated into the
+// shared dictionary's integers with the offset read, decodes only what was
+// appended since its last reader and indexes it as a chunk (at most 16,384
+// Accesses; a query sees a log as its chunks), and reads the logs again
+// when the shared dictionary grew (a seal) or a log was replaced. Its
+// memory is the open hours' Accesses and index, about what one reader of
+// them holds.
+//
 // # What it must never do
 //
 //   - Block or slow the request path: it is a gateway.Recorder, fed off the
