@@ -69,10 +69,10 @@ func (r *Reader) tupleFacet(f int) []uint32 {
 	if r.tf[f] != nil {
 		return r.tf[f]
 	}
-	t := &r.d.t[nsTuple]
+	t := &r.d.d.t[nsTuple] // only the sealer adds tuples: none is past the shared dictionary
 	out := make([]uint32, t.len())
 	for i := range out {
-		if fs, ok := parseTuple(t.at(uint32(i))); ok && fs[f] <= uint32(r.d.t[nsFacet+f].len()) {
+		if fs, ok := parseTuple(t.at(uint32(i))); ok && fs[f] <= uint32(r.d.d.t[nsFacet+f].len()) {
 			out[i] = fs[f]
 		}
 	}
