@@ -267,7 +267,7 @@ func (r *Reader) Partitions() int { return len(r.parts) }
 
 // cold makes sure p's Accesses and cold tables are decoded.
 func (r *Reader) cold(p *partition) bool {
-	if err := p.loadCold(r.dec, &r.d.t[nsTuple]); err != nil {
+	if err := p.loadCold(r.dec, &r.d.d.t[nsTuple]); err != nil {
 		return false
 	}
 	return true
