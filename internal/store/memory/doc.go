@@ -114,6 +114,20 @@
 // tags: after a restore an id counts against an answer only once shown
 // again.
 //
+// # Detector state
+//
+// Observe (store.Detections) keeps per key the members seen within the
+// observation's window before its time (the edge inclusive), oldest first,
+// at most Limit+1 (the oldest dropped); a member seen again takes the
+// later of its times. Offend keeps per banned value its count of bans and
+// the latest's end, and forgets them the longest ban duration after that
+// end. Both sit under one lock apart from the shards: warden's detector
+// counts in its own process on this store and calls these only on a
+// shared one (Redis), so they are here for the conformance suite and a
+// caller that wants them. At most MaxKeys sets and MaxBans histories are
+// kept (the sampled soonest to expire dropped); the sweeper drops idle
+// ones. They are not in snapshots.
+//
 // # Bans
 //
 // PutBan replaces the ban on the same facet value; RemoveBan reports whether
