@@ -30,53 +30,106 @@ func score(ts []term) float64 {
 	return s
 }
 
-// logMGF is log E[exp(lambda S)] for an innocent: each x a coin of bias p.
-func logMGF(ts []term, lambda float64) float64 {
-	s := 0.0
-	for _, t := range ts {
+// lambdaMax bounds the Chernoff parameter searched.
+const lambdaMax = 8.0
+
+// slotU is a term as an innocent's score sees it: the chance p it was
+// shown the canary, and the term's value if it was (u1) or not (u0).
+type slotU struct{ p, u1, u0 float64 }
+
+func prepare(ts []term) []slotU {
+	out := make([]slotU, len(ts))
+	for i, t := range ts {
 		on, off := t, t
 		on.x, off.x = true, false
-		s += math.Log(t.p*math.Exp(lambda*on.u()) + (1-t.p)*math.Exp(lambda*off.u()))
+		out[i] = slotU{t.p, on.u(), off.u()}
 	}
-	return s
+	return out
+}
+
+// cumulant is K(lambda) = log E[exp(lambda S)] for an innocent (each x a
+// coin of bias p) and its first two derivatives, in one pass.
+func cumulant(us []slotU, lambda float64) (k, k1, k2 float64) {
+	for _, u := range us {
+		e1, e0 := u.p*math.Exp(lambda*u.u1), (1-u.p)*math.Exp(lambda*u.u0)
+		m := e1 + e0
+		d1 := (e1*u.u1 + e0*u.u0) / m
+		k += math.Log(m)
+		k1 += d1
+		k2 += (e1*u.u1*u.u1+e0*u.u0*u.u0)/m - d1*d1
+	}
+	return k, k1, k2
+}
+
+// root finds where an increasing function f of lambda crosses 0 in
+// [0, lambdaMax] (lambdaMax when it stays below): Newton steps, kept
+// inside the bracket by bisection. f also returns its derivative.
+func root(f func(l float64) (v, d float64)) float64 {
+	lo, hi := 0.0, lambdaMax
+	if v, _ := f(hi); v <= 0 {
+		return hi
+	}
+	l := 1.0
+	for range 100 {
+		v, d := f(l)
+		if v > 0 {
+			hi = l
+		} else {
+			lo = l
+		}
+		if hi-lo < 1e-9 || math.Abs(v) < 1e-12 {
+			break
+		}
+		next := l - v/d
+		if d <= 0 || !(next > lo && next < hi) {
+			next = (lo + hi) / 2
+		}
+		l = next
+	}
+	return l
 }
 
 // tailBound is the Chernoff bound on P(S >= s) for an innocent with these
-// slots: min over lambda >= 0 of exp(logMGF(lambda) - lambda s). The score
-// is a martingale in slot order (a page's plan ends at its cap, which
-// depends only on slots before), so the bound holds.
-func tailBound(ts []term, s float64) float64 {
-	f := func(l float64) float64 { return logMGF(ts, l) - l*s }
-	lo, hi := 0.0, 8.0
-	for range 80 { // convex: ternary search
-		a, b := lo+(hi-lo)/3, hi-(hi-lo)/3
-		if f(a) < f(b) {
-			hi = b
-		} else {
-			lo = a
-		}
+// slots: min over lambda in [0, lambdaMax] of exp(K(lambda) - lambda s),
+// where K'(lambda) = s (K is convex). The score is a martingale in slot
+// order (a page's plan ends at its cap, which depends only on slots
+// before), so the bound holds.
+func tailBound(us []slotU, s float64) float64 {
+	if _, k1, _ := cumulant(us, 0); s <= k1 {
+		return 1
 	}
-	return math.Min(1, math.Exp(f((lo+hi)/2)))
+	l := root(func(l float64) (float64, float64) {
+		_, k1, k2 := cumulant(us, l)
+		return k1 - s, k2
+	})
+	k, _, _ := cumulant(us, l)
+	return math.Min(1, math.Exp(k-l*s))
 }
 
-// threshold is the least score whose bound is at most eps.
-func threshold(ts []term, eps float64) float64 {
-	lo, hi := 0.0, 0.0
-	for _, t := range ts {
-		hi += math.Max(math.Sqrt((1-t.p)/t.p), math.Sqrt(t.p/(1-t.p)))
+// threshold is the least score whose bound is at most eps: min over lambda
+// of (K(lambda) - ln eps)/lambda, found where its derivative's numerator
+// lambda K' - K + ln eps (increasing: its derivative is lambda K'') is 0;
+// there the threshold is K'. +Inf when no score the slots can make
+// reaches it.
+func threshold(us []slotU, eps float64) float64 {
+	le := math.Log(eps)
+	l := root(func(l float64) (float64, float64) {
+		k, k1, k2 := cumulant(us, l)
+		return l*k1 - k + le, l * k2
+	})
+	k, k1, _ := cumulant(us, l)
+	t := k1
+	if l == lambdaMax {
+		t = (k - le) / l
 	}
-	if tailBound(ts, hi) > eps {
+	most := 0.0
+	for _, u := range us {
+		most += math.Max(u.u1, u.u0)
+	}
+	if t > most {
 		return math.Inf(1)
 	}
-	for range 60 {
-		m := (lo + hi) / 2
-		if tailBound(ts, m) <= eps {
-			hi = m
-		} else {
-			lo = m
-		}
-	}
-	return hi
+	return t
 }
 
 // colluders is how many identities comparing the same lists a code of m

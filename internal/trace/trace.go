@@ -2,7 +2,9 @@ package trace
 
 import (
 	"bytes"
+	"hash/maphash"
 	"io"
+	"maps"
 	"math"
 	"runtime"
 	"sort"
@@ -213,10 +215,30 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 	for k := range t.found {
 		keys[k.key] = true
 	}
-	served := map[identKey]*roaring.Bitmap{}
-	codes := map[identKey]map[string]*term{}
-	anySrv := roaring.New()
-	var ids []uint32
+	// The replay is spread over the cores by identity: each identity's
+	// entries go to one worker, in ledger order (a slot's term is the
+	// first bucket it was fetched in), and the workers' maps are disjoint.
+	// Each gives a new Entry per call, so a worker may keep it.
+	type job struct {
+		ik identKey
+		e  *ledger.Entry
+	}
+	seed := maphash.MakeSeed()
+	reps := make([]*replay, t.workers)
+	queues := make([]chan []job, t.workers)
+	batch := make([][]job, t.workers)
+	var wg sync.WaitGroup
+	for w := range reps {
+		reps[w] = &replay{t: t, keys: keys, served: map[identKey]*roaring.Bitmap{}, codes: map[identKey]map[string]*term{}, anySrv: roaring.New()}
+		queues[w] = make(chan []job, 4)
+		wg.Go(func() {
+			for js := range queues[w] {
+				for _, j := range js {
+					reps[w].entry(j.ik, j.e)
+				}
+			}
+		})
+	}
 	led.Each(func(e *ledger.Entry) bool {
 		if len(e.Records) == 0 || e.Status < 200 || e.Status > 299 {
 			return true
@@ -232,87 +254,59 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		if ik.value == "" {
 			return true
 		}
-		ids = ids[:0]
-		for _, r := range e.Records {
-			if v, ok := parseID([]byte(r.ID)); ok && v <= math.MaxUint32 && t.subj.Contains(uint32(v)) {
-				ids = append(ids, uint32(v))
-			}
-		}
-		if len(ids) > 0 {
-			b := served[ik]
-			if b == nil {
-				b = roaring.New()
-				served[ik] = b
-			}
-			b.AddMany(ids)
-			anySrv.AddMany(ids)
-		}
-		if t.c == nil || len(keys) == 0 || !t.c.Seeds(e.Route) {
-			return true
-		}
-		code := codes[ik]
-		for ki := range keys {
-			t.c.Plan(ki, e.Route, e.List, ik.value, t.c.Bucket(e.Time), len(e.Records),
-				func(i int) []byte { return []byte(e.Records[i].ID) },
-				func(i int, s canary.Slot, shown bool) {
-					y := t.found[canaryKey{ki, s.Canary}]
-					anchor, ok := parseID([]byte(e.Records[i].ID))
-					inCopy := ok && anchor <= math.MaxUint32 && t.subj.Contains(uint32(anchor))
-					if !y && !inCopy {
-						return // the copy does not reach this slot
-					}
-					sk := strconv.Itoa(ki) + "\x00" + e.Route + "\x00" + e.List + "\x00" + e.Records[i].ID
-					if code == nil {
-						code = map[string]*term{}
-						codes[ik] = code
-					}
-					if _, ok := code[sk]; !ok { // the first bucket it was fetched in
-						code[sk] = &term{p: s.Bias, x: shown, y: y}
-					}
-				})
+		w := int(maphash.String(seed, ik.value) % uint64(t.workers))
+		if batch[w] = append(batch[w], job{ik, e}); len(batch[w]) == 256 {
+			queues[w] <- batch[w]
+			batch[w] = make([]job, 0, 256)
 		}
 		return true
 	})
+	for w := range queues {
+		queues[w] <- batch[w]
+		close(queues[w])
+	}
+	wg.Wait()
+	served, codes, anySrv := reps[0].served, reps[0].codes, reps[0].anySrv
+	for _, r := range reps[1:] {
+		maps.Copy(served, r.served)
+		maps.Copy(codes, r.codes)
+		anySrv.Or(r.anySrv)
+	}
 	rep.Served = share(int(anySrv.GetCardinality()), rep.Subjects)
 	rep.Candidates = len(codes)
 	logN := math.Log(float64(max(1, 2*len(codes))) / eps)
+	type cand struct {
+		ik   identKey
+		code map[string]*term
+		a    *Accused
+	}
+	cands := make([]cand, 0, len(codes))
 	for ik, code := range codes {
-		ts := make([]term, 0, len(code))
-		canaries := 0
-		for _, tm := range code {
-			ts = append(ts, *tm)
-			if tm.x && tm.y {
-				canaries++
+		cands = append(cands, cand{ik: ik, code: code})
+	}
+	// Each candidate's bounds are its own work (a pass over its slots per
+	// step of the search): spread over the cores.
+	next := make(chan int, len(cands))
+	for i := range cands {
+		next <- i
+	}
+	close(next)
+	for range t.workers {
+		wg.Go(func() {
+			for i := range next {
+				cands[i].a = accuse(cands[i].ik, cands[i].code, float64(2*len(codes)), eps, logN)
 			}
-		}
-		if canaries == 0 {
+		})
+	}
+	wg.Wait()
+	for _, c := range cands {
+		if c.a == nil {
 			continue
 		}
-		// Two tests, each at half the error: the symmetric score over
-		// every slot, and the score over the slots whose canary the copy
-		// has (Tardos's own), which a fleet keeping only the records all
-		// its accounts got cannot push down.
-		tests := float64(2 * len(codes))
-		s := score(ts)
-		bound := tailBound(ts, s) * tests
-		var found []term
-		for _, tm := range ts {
-			if tm.y {
-				found = append(found, tm)
-			}
+		if b := served[c.ik]; b != nil {
+			c.a.Coverage = share(int(b.GetCardinality()), rep.Subjects)
 		}
-		s1 := score(found)
-		b1 := tailBound(found, s1) * tests
-		if min(bound, b1) > eps {
-			continue
-		}
-		a := Accused{Facet: ik.facet.String(), Value: ik.value, Canaries: canaries, Score: round(s), Bound: min(1, bound),
-			Threshold: round(threshold(ts, eps/tests)), FoundScore: round(s1), FoundBound: min(1, b1),
-			Slots: len(ts), Colluders: colluders(len(ts), logN)}
-		if b := served[ik]; b != nil {
-			a.Coverage = share(int(b.GetCardinality()), rep.Subjects)
-		}
-		rep.Accused = append(rep.Accused, a)
+		rep.Accused = append(rep.Accused, *c.a)
 	}
 	sort.Slice(rep.Accused, func(i, j int) bool { return rep.Accused[i].Score > rep.Accused[j].Score })
 	for _, a := range rep.Accused {
@@ -320,6 +314,98 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 	}
 	rep.Coverage, rep.Covered = cover(served, rep.Subjects)
 	return rep
+}
+
+// replay is one worker's part of the ledger's replay: the subjects each
+// of its identities was served, and their codes.
+type replay struct {
+	t      *Tracer
+	keys   map[int]bool // the keys whose canaries the copy has
+	served map[identKey]*roaring.Bitmap
+	codes  map[identKey]map[string]*term
+	anySrv *roaring.Bitmap
+	ids    []uint32
+}
+
+// entry replays one ledger entry of identity ik.
+func (r *replay) entry(ik identKey, e *ledger.Entry) {
+	t := r.t
+	r.ids = r.ids[:0]
+	for _, rec := range e.Records {
+		if v, ok := parseID([]byte(rec.ID)); ok && v <= math.MaxUint32 && t.subj.Contains(uint32(v)) {
+			r.ids = append(r.ids, uint32(v))
+		}
+	}
+	if len(r.ids) > 0 {
+		b := r.served[ik]
+		if b == nil {
+			b = roaring.New()
+			r.served[ik] = b
+		}
+		b.AddMany(r.ids)
+		r.anySrv.AddMany(r.ids)
+	}
+	if t.c == nil || len(r.keys) == 0 || !t.c.Seeds(e.Route) {
+		return
+	}
+	code := r.codes[ik]
+	for ki := range r.keys {
+		t.c.Plan(ki, e.Route, e.List, ik.value, t.c.Bucket(e.Time), len(e.Records),
+			func(i int) []byte { return []byte(e.Records[i].ID) },
+			func(i int, s canary.Slot, shown bool) {
+				y := t.found[canaryKey{ki, s.Canary}]
+				anchor, ok := parseID([]byte(e.Records[i].ID))
+				inCopy := ok && anchor <= math.MaxUint32 && t.subj.Contains(uint32(anchor))
+				if !y && !inCopy {
+					return // the copy does not reach this slot
+				}
+				sk := strconv.Itoa(ki) + "\x00" + e.Route + "\x00" + e.List + "\x00" + e.Records[i].ID
+				if code == nil {
+					code = map[string]*term{}
+					r.codes[ik] = code
+				}
+				if _, ok := code[sk]; !ok { // the first bucket it was fetched in
+					code[sk] = &term{p: s.Bias, x: shown, y: y}
+				}
+			})
+	}
+}
+
+// accuse scores one candidate's code; nil when it is not accused. tests
+// is how many bounds the trace computes in all (eps is shared among them).
+func accuse(ik identKey, code map[string]*term, tests, eps, logN float64) *Accused {
+	ts := make([]term, 0, len(code))
+	canaries := 0
+	for _, tm := range code {
+		ts = append(ts, *tm)
+		if tm.x && tm.y {
+			canaries++
+		}
+	}
+	if canaries == 0 {
+		return nil
+	}
+	// Two tests, each at half the error: the symmetric score over every
+	// slot, and the score over the slots whose canary the copy has
+	// (Tardos's own), which a fleet keeping only the records all its
+	// accounts got cannot push down.
+	all := prepare(ts)
+	s := score(ts)
+	bound := tailBound(all, s) * tests
+	var found []term
+	for _, tm := range ts {
+		if tm.y {
+			found = append(found, tm)
+		}
+	}
+	s1 := score(found)
+	b1 := tailBound(prepare(found), s1) * tests
+	if min(bound, b1) > eps {
+		return nil
+	}
+	return &Accused{Facet: ik.facet.String(), Value: ik.value, Canaries: canaries, Score: round(s), Bound: min(1, bound),
+		Threshold: round(threshold(all, eps/tests)), FoundScore: round(s1), FoundBound: min(1, b1),
+		Slots: len(ts), Colluders: colluders(len(ts), logN)}
 }
 
 func share(n, of int) float64 {
