@@ -108,7 +108,7 @@ func tailBound(us []slotU, s float64) float64 {
 
 // threshold is the least score whose bound is at most eps: min over lambda
 // of (K(lambda) - ln eps)/lambda, found where its derivative's numerator
-// lambda K' - K + ln eps (increasing: its derivative is lambda K”) is 0;
+// lambda K' - K + ln eps (increasing: its derivative is lambda K2, K2 >= 0) is 0;
 // there the threshold is K'. +Inf when no score the slots can make
 // reaches it.
 func threshold(us []slotU, eps float64) float64 {
