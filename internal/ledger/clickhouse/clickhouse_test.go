@@ -331,7 +331,7 @@ func TestSpoolBound(t *testing.T) {
 	}
 	kept := 0
 	for _, f := range sp.files {
-		b, err := sp.load(f)
+		b, err := sp.load(f, new(bufPool).get)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -55,6 +56,9 @@ func NewClient(cfg Config) (*Client, error) {
 		MaxIdleConnsPerHost: 8,
 		IdleConnTimeout:     60 * time.Second,
 		DisableCompression:  true,
+		// Batches are megabytes: write them in large pieces, not the
+		// default 4 KiB (a write system call each).
+		WriteBufferSize: 256 << 10,
 	}
 	return &Client{addrs: cfg.Addrs, scheme: scheme, db: cfg.Database, user: cfg.User, password: pw,
 		http: &http.Client{Transport: tr, Timeout: cfg.Timeout}}, nil
@@ -110,14 +114,53 @@ func (c *Client) do(ctx context.Context, query string, body []byte, useDB bool, 
 		body, ctype = buf.Bytes(), mw.FormDataContentType()
 	}
 	v.Set("query", query)
+	out, _, err := c.post(ctx, query, v, body, ctype)
+	return out, err
+}
+
+// insert runs an INSERT with body as its rows in the client's database.
+// free says the body is no longer read by the transport (every request
+// that carried it closed it), so its buffer may be reused; it is false
+// after a failure, when a cut connection may still be writing it.
+func (c *Client) insert(ctx context.Context, query string, body []byte) (free bool, err error) {
+	v := url.Values{}
+	v.Set("database", c.db)
+	v.Set("query", query)
+	_, free, err = c.post(ctx, query, v, body, "")
+	return free, err
+}
+
+// closeSignal is a request body that says when the transport closed it:
+// net/http may still write a request's body after the response came
+// (https://pkg.go.dev/net/http#RoundTripper), so a reused buffer waits
+// for Close.
+type closeSignal struct {
+	*bytes.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (b *closeSignal) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
+// post sends the request to each address in turn until one answers.
+func (c *Client) post(ctx context.Context, query string, v url.Values, body []byte, ctype string) ([]byte, bool, error) {
 	var last error
+	free := true
 	n := len(c.addrs)
 	start := int(c.next.Load())
 	for i := range n {
 		k := (start + i) % n
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.scheme+"://"+c.addrs[k]+"/?"+v.Encode(), bytes.NewReader(body))
+		rd := &closeSignal{Reader: bytes.NewReader(body), closed: make(chan struct{})}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.scheme+"://"+c.addrs[k]+"/?"+v.Encode(), rd)
 		if err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		req.ContentLength = int64(len(body))
+		if len(body) == 0 {
+			req.Body = http.NoBody
 		}
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
@@ -126,6 +169,7 @@ func (c *Client) do(ctx context.Context, query string, body []byte, useDB bool, 
 		resp, err := c.http.Do(req)
 		if err != nil {
 			last = fmt.Errorf("clickhouse: %s: %w", c.addrs[k], err)
+			free = false
 			if ctx.Err() != nil {
 				break
 			}
@@ -135,16 +179,26 @@ func (c *Client) do(ctx context.Context, query string, body []byte, useDB bool, 
 		resp.Body.Close()
 		if err != nil {
 			last = fmt.Errorf("clickhouse: %s: %w", c.addrs[k], err)
+			free = false
 			continue
 		}
 		c.next.Store(uint32(k))
+		if len(body) > 0 && free {
+			// The answer came after ClickHouse read the whole body; the
+			// transport closes it right after its last write.
+			select {
+			case <-rd.closed:
+			case <-time.After(5 * time.Second):
+				free = false
+			}
+		}
 		if resp.StatusCode != http.StatusOK {
 			first, _, _ := strings.Cut(strings.TrimSpace(query), "\n")
-			return nil, &Error{Status: resp.StatusCode, Query: first, Msg: strings.TrimSpace(string(out))}
+			return nil, free, &Error{Status: resp.StatusCode, Query: first, Msg: strings.TrimSpace(string(out))}
 		}
-		return out, nil
+		return out, free, nil
 	}
-	return nil, last
+	return nil, false, last
 }
 
 // refused reports whether err is ClickHouse's own answer (it was reached

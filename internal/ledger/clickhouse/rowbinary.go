@@ -34,6 +34,7 @@ func putStrs(b []byte, v []string) []byte {
 type encoder struct {
 	k0, k1 uint64
 	names  []string // scratch
+	facets []byte   // the Access's facets, encoded
 }
 
 func (e *encoder) hash(s string) uint64 {
@@ -57,13 +58,38 @@ func classNames(dst []string, classes []string, set inspect.ClassSet) []string {
 	return dst
 }
 
+// putAddr appends a as a String, formatted in place: an Identity built
+// without identify.Identify (a replay, a test) has no cached strings, and
+// Value would allocate two per Access.
+func putAddr[T interface{ AppendTo([]byte) []byte }](b []byte, a T, valid bool) []byte {
+	if !valid {
+		return append(b, 0)
+	}
+	n := len(b)
+	b = a.AppendTo(append(b, 0))
+	if l := len(b) - n - 1; l < 0x80 {
+		b[n] = byte(l) // a one-byte uvarint
+		return b
+	}
+	s := string(b[n+1:]) // an address with a long zone: rare
+	return putStr(b[:n], s)
+}
+
+// putFacets appends the identity's facets in schema order (app, account,
+// ip, net, fingerprint): the same strings as Identity.Value.
+func putFacets(b []byte, id *identify.Identity) []byte {
+	b = putStr(b, id.App)
+	b = putStr(b, id.Account)
+	b = putAddr(b, id.IP, id.IP.IsValid())
+	b = putAddr(b, id.Net, id.Net.IsValid())
+	return putStr(b, id.Fingerprint)
+}
+
 // encode appends acc's rows to b (batch id batch).
 func (e *encoder) encode(b *batch, acc *inspect.Access) {
 	sec, us := uint32(acc.Time.Unix()), uint32(acc.Time.Nanosecond()/1000)
-	var facets [len(identify.Facets)]string
-	for _, f := range identify.Facets {
-		facets[f-1] = acc.Identity.Value(f)
-	}
+	// The facets are encoded once and copied into each row that has them.
+	e.facets = putFacets(e.facets[:0], &acc.Identity)
 	head := func(dst []byte) []byte {
 		dst = putU32(dst, sec)
 		dst = putU32(dst, us)
@@ -73,9 +99,7 @@ func (e *encoder) encode(b *batch, acc *inspect.Access) {
 	a := head(b.rows[tAccesses])
 	a = putStr(a, acc.RequestID)
 	a = putStr(a, acc.Route)
-	for _, v := range facets {
-		a = putStr(a, v)
-	}
+	a = append(a, e.facets...)
 	a = putStr(a, acc.List)
 	a = putU64(a, e.hash(acc.Page))
 	a = putU64(a, e.hash(acc.Lookup))
@@ -116,9 +140,7 @@ func (e *encoder) encode(b *batch, acc *inspect.Access) {
 		t = putStr(t, r.ID)
 		t = head(t)
 		t = putStr(t, acc.RequestID)
-		for _, v := range facets {
-			t = putStr(t, v)
-		}
+		t = append(t, e.facets...)
 		e.names = classNames(e.names[:0], acc.Classes, served)
 		t = putStrs(t, e.names)
 		e.names = classNames(e.names[:0], acc.Classes, masked)
@@ -132,9 +154,7 @@ func (e *encoder) encode(b *batch, acc *inspect.Access) {
 	for _, au := range acc.Authors {
 		v = putStr(v, au)
 		v = head(v)
-		for _, f := range facets {
-			v = putStr(v, f)
-		}
+		v = append(v, e.facets...)
 		b.count[tViews]++
 	}
 	b.rows[tViews] = v

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,62 @@ type batch struct {
 	done   uint8
 	unsure int8 // -1: none
 	file   string
+	own    [][]byte // the buffers rows are in, given back to the pool once sent
+}
+
+// bufPool keeps the buffers of sent batches for the next ones: a batch is
+// tens of megabytes, and allocating (and zeroing) them anew for every
+// batch drove the garbage collector; kept, they cost no collection.
+type bufPool struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// poolKeep bounds what the pool keeps: two batches' buffers.
+const poolKeep = 2 * nTables
+
+// get is an empty buffer of capacity at least n: the smallest free one
+// that fits, else a new one.
+func (p *bufPool) get(n int) []byte {
+	p.mu.Lock()
+	best := -1
+	for i, b := range p.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(p.free[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := p.free[best]
+		p.free = slices.Delete(p.free, best, best+1)
+		p.mu.Unlock()
+		return b[:0]
+	}
+	p.mu.Unlock()
+	return make([]byte, 0, n)
+}
+
+// put keeps b's buffers for reuse; nothing may read them afterwards.
+func (p *bufPool) put(b *batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, buf := range b.own {
+		if len(p.free) < poolKeep {
+			p.free = append(p.free, buf)
+		} else if i := smallest(p.free); cap(buf) > cap(p.free[i]) {
+			p.free[i] = buf
+		}
+	}
+	b.own, b.rows = nil, [nTables][]byte{}
+}
+
+func smallest(bufs [][]byte) int {
+	k := 0
+	for i, b := range bufs {
+		if cap(b) < cap(bufs[k]) {
+			k = i
+		}
+	}
+	return k
 }
 
 func (b *batch) size() int64 {
@@ -92,6 +149,7 @@ type Sink struct {
 	m     *Metrics
 	enc   encoder
 	spool *spool
+	pool  bufPool
 
 	mu       sync.Mutex // cur, and hand-off
 	cur      *batch
@@ -158,7 +216,7 @@ func (s *Sink) Record(acc *inspect.Access) {
 	if s.cur == nil {
 		s.cur = &batch{id: newID(), day: day, unsure: -1}
 		for t := range nTables {
-			s.cur.rows[t] = make([]byte, 0, s.hint[t]+s.hint[t]/8)
+			s.cur.rows[t] = s.pool.get(s.hint[t] + s.hint[t]/8)
 		}
 	}
 	s.enc.encode(s.cur, acc)
@@ -181,15 +239,22 @@ func (s *Sink) sealLocked() {
 	for t := range nTables {
 		s.hint[t] = len(b.rows[t])
 	}
+	b.own = b.rows[:]
 	select {
 	case s.ready <- b:
 	default:
-		s.toSpool(b)
+		s.toSpool(b, true)
 	}
 }
 
-func (s *Sink) toSpool(b *batch) {
-	if err := s.spool.put(b); err != nil {
+// toSpool writes b to the spool; with reuse its buffers go back to the
+// pool (never after a failed insert: its connection may still write them).
+func (s *Sink) toSpool(b *batch, reuse bool) {
+	err := s.spool.put(b)
+	if reuse {
+		s.pool.put(b)
+	}
+	if err != nil {
 		s.m.dropped.Add(float64(b.n))
 		// One line per burst of drops, not per batch.
 		if now, last := time.Now().UnixNano(), s.lastDrop.Load(); now-last > int64(10*time.Second) && s.lastDrop.CompareAndSwap(last, now) {
@@ -234,7 +299,7 @@ func (s *Sink) sender() {
 		var b *batch
 		if f, ok := s.spool.oldest(); ok {
 			var err error
-			if b, err = s.spool.load(f); err != nil {
+			if b, err = s.spool.load(f, s.pool.get); err != nil {
 				s.log.Error("ledger: clickhouse spool file unreadable, set aside", slog.String("file", f), slog.String("error", err.Error()))
 				s.spool.setAside(f)
 				continue
@@ -248,10 +313,13 @@ func (s *Sink) sender() {
 				return
 			}
 		}
-		err := s.send(b)
+		free, err := s.send(b)
 		if err == nil {
 			if b.file != "" {
 				s.spool.remove(b.file)
+			}
+			if free {
+				s.pool.put(b)
 			}
 			if down {
 				s.log.Info("ledger: clickhouse takes batches again", slog.Int("spooled", s.spool.len()))
@@ -266,7 +334,7 @@ func (s *Sink) sender() {
 			down = true
 		}
 		if b.file == "" {
-			s.toSpool(b)
+			s.toSpool(b, free)
 		} else {
 			s.spool.update(b)
 		}
@@ -280,8 +348,10 @@ func (s *Sink) sender() {
 }
 
 // send inserts b's tables not yet done, in order; a table whose last
-// insert is unsure is first looked for by the batch's id.
-func (s *Sink) send(b *batch) error {
+// insert is unsure is first looked for by the batch's id. free says b's
+// buffers are read by no request any more.
+func (s *Sink) send(b *batch) (free bool, err error) {
+	free = true
 	start := time.Now()
 	ctx := context.Background()
 	for t := range nTables {
@@ -296,7 +366,7 @@ func (s *Sink) send(b *batch) error {
 			q := fmt.Sprintf("SELECT count() FROM %s WHERE toDate(t) = toDate(%d) AND batch = %d", tableNames[t], b.day*86400, b.id)
 			out, err := s.c.Do(ctx, q, nil)
 			if err != nil {
-				return err
+				return free, err
 			}
 			n, _ := strconv.Atoi(string(trimNL(out)))
 			if n == b.count[t] {
@@ -311,18 +381,19 @@ func (s *Sink) send(b *batch) error {
 			}
 			b.unsure = -1
 		}
-		_, err := s.c.do(ctx, "INSERT INTO "+tableNames[t]+" FORMAT RowBinary", b.rows[t], true, nil, nil)
+		ok, err := s.c.insert(ctx, "INSERT INTO "+tableNames[t]+" FORMAT RowBinary", b.rows[t])
 		if err != nil {
 			if !refused(err) {
 				b.unsure = int8(t) // the insert may have landed before the answer was lost
 			}
-			return err
+			return false, err
 		}
+		free = free && ok
 		b.done |= 1 << t
 	}
 	s.m.sent.Add(float64(b.n))
 	s.m.insert.Observe(time.Since(start).Seconds())
-	return nil
+	return free, nil
 }
 
 func trimNL(b []byte) []byte {
@@ -358,7 +429,7 @@ out:
 	for {
 		select {
 		case b := <-s.ready:
-			s.toSpool(b)
+			s.toSpool(b, true)
 			continue
 		default:
 		}

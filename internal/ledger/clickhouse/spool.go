@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,19 +90,27 @@ func (s *spool) oldest() (string, bool) {
 	return s.files[0], true
 }
 
-func encodeBatch(b *batch) []byte {
-	out := make([]byte, 0, b.size()+64)
-	out = append(out, spoolMagic...)
-	out = binary.LittleEndian.AppendUint64(out, b.id)
-	out = binary.LittleEndian.AppendUint64(out, uint64(b.day))
-	out = binary.LittleEndian.AppendUint32(out, uint32(b.n))
-	out = append(out, b.done, byte(b.unsure))
+// batchPieces is b as a spool file, in pieces written one after the
+// other: the header, each table's count, length and rows, and the
+// checksum. The rows are b's own, not copied (a batch is tens of
+// megabytes).
+func batchPieces(b *batch) [][]byte {
+	head := make([]byte, 0, len(spoolMagic)+22)
+	head = append(head, spoolMagic...)
+	head = binary.LittleEndian.AppendUint64(head, b.id)
+	head = binary.LittleEndian.AppendUint64(head, uint64(b.day))
+	head = binary.LittleEndian.AppendUint32(head, uint32(b.n))
+	head = append(head, b.done, byte(b.unsure))
+	pieces := [][]byte{head}
+	sum := crc32.Update(0, castagnoli, head[len(spoolMagic):])
 	for t := range nTables {
-		out = binary.LittleEndian.AppendUint32(out, uint32(b.count[t]))
-		out = binary.LittleEndian.AppendUint64(out, uint64(len(b.rows[t])))
-		out = append(out, b.rows[t]...)
+		h := binary.LittleEndian.AppendUint32(make([]byte, 0, 12), uint32(b.count[t]))
+		h = binary.LittleEndian.AppendUint64(h, uint64(len(b.rows[t])))
+		sum = crc32.Update(sum, castagnoli, h)
+		sum = crc32.Update(sum, castagnoli, b.rows[t])
+		pieces = append(pieces, h, b.rows[t])
 	}
-	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out[len(spoolMagic):], castagnoli))
+	return append(pieces, binary.LittleEndian.AppendUint32(nil, sum))
 }
 
 func decodeBatch(raw []byte) (*batch, error) {
@@ -132,26 +141,30 @@ func decodeBatch(raw []byte) (*batch, error) {
 
 // put writes b as the newest file; past the spool's size it refuses.
 func (s *spool) put(b *batch) error {
-	raw := encodeBatch(b)
+	pieces := batchPieces(b)
+	size := 0
+	for _, p := range pieces {
+		size += len(p)
+	}
 	s.mu.Lock()
-	if s.bytes+int64(len(raw)) > s.max {
+	if s.bytes+int64(size) > s.max {
 		s.mu.Unlock()
 		return fmt.Errorf("spool %s full (%d of %d bytes)", s.dir, s.bytes, s.max)
 	}
 	s.seq++
 	name := fmt.Sprintf("%016x.batch", s.seq)
-	s.bytes += int64(len(raw)) // reserved while written
+	s.bytes += int64(size) // reserved while written
 	s.mu.Unlock()
-	if err := writeAside(filepath.Join(s.dir, name), raw); err != nil {
+	if err := writeAside(filepath.Join(s.dir, name), pieces...); err != nil {
 		s.mu.Lock()
-		s.bytes -= int64(len(raw))
+		s.bytes -= int64(size)
 		s.mu.Unlock()
 		return err
 	}
 	s.mu.Lock()
 	s.files = append(s.files, name)
 	slices.Sort(s.files)
-	s.sizes[name] = int64(len(raw))
+	s.sizes[name] = int64(size)
 	s.gauge()
 	s.mu.Unlock()
 	b.file = name
@@ -160,19 +173,29 @@ func (s *spool) put(b *batch) error {
 
 // update rewrites b's file with its progress (tables done, the unsure one).
 func (s *spool) update(b *batch) {
-	writeAside(filepath.Join(s.dir, b.file), encodeBatch(b))
+	writeAside(filepath.Join(s.dir, b.file), batchPieces(b)...)
 }
 
-func (s *spool) load(name string) (*batch, error) {
-	raw, err := os.ReadFile(filepath.Join(s.dir, name))
+// load reads the batch in file name into a buffer from get.
+func (s *spool) load(name string, get func(int) []byte) (*batch, error) {
+	f, err := os.Open(filepath.Join(s.dir, name))
 	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	raw := get(int(info.Size()))[:info.Size()]
+	if _, err := io.ReadFull(f, raw); err != nil {
 		return nil, err
 	}
 	b, err := decodeBatch(raw)
 	if err != nil {
 		return nil, err
 	}
-	b.file = name
+	b.file, b.own = name, [][]byte{raw}
 	return b, nil
 }
 
@@ -198,15 +221,17 @@ func (s *spool) setAside(name string) {
 	s.forget(name)
 }
 
-func writeAside(path string, data []byte) error {
+func writeAside(path string, pieces ...[]byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("clickhouse: spool: %w", err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("clickhouse: spool: %w", err)
+	for _, data := range pieces {
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return fmt.Errorf("clickhouse: spool: %w", err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
