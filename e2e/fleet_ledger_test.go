@@ -291,6 +291,49 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 			}
 		}
 	}
+
+	// One researcher's budget across the fleet, kept in ClickHouse: asked
+	// of gateway 1, the same question on gateway 2 and on the command
+	// line is the same answer, free; a second question past the budget
+	// is refused on gateway 2.
+	type dpReach struct {
+		Reach           int64 `json:"reach"`
+		RemainingBudget string `json:"remaining_budget"`
+		Budget          struct {
+			Charged string `json:"charged_rho"`
+			Repeat  bool   `json:"repeat"`
+		} `json:"budget"`
+	}
+	askDP := func(k int, query string) (dpReach, answer) {
+		t.Helper()
+		a := adminDo(t, gws[k], "GET", "/v1/ledger/reach?"+query, "")
+		var r dpReach
+		if a.status == 200 {
+			if err := json.Unmarshal([]byte(a.body), &r); err != nil {
+				t.Fatalf("reach on gateway %d: %v %s", k+1, err, a.body)
+			}
+		}
+		return r, a
+	}
+	first, a := askDP(0, "authors=100,101&dp-epsilon=1&researcher=rita")
+	if a.status != 200 || first.Budget.Charged != "0.5" || first.RemainingBudget != "0.5" || first.Budget.Repeat {
+		t.Fatalf("DP reach on gateway 1: %d %s", a.status, a.body)
+	}
+	again, a := askDP(1, "researcher=rita&dp-epsilon=1&authors=101,100")
+	if a.status != 200 || !again.Budget.Repeat || again.Reach != first.Reach || again.RemainingBudget != "0.5" {
+		t.Fatalf("the same DP reach on gateway 2: %d %s; gateway 1 answered %+v", a.status, a.body, first)
+	}
+	var cli dpReach
+	query(t, &cli, "reach", "--authors", "100,101", "--dp-epsilon", "1", "--researcher", "rita", "--clickhouse", ch.Addr(), "--config", cfgPath)
+	if !cli.Budget.Repeat || cli.Reach != first.Reach {
+		t.Fatalf("the same DP reach from warden reach --clickhouse: %+v; gateway 1 answered %+v", cli, first)
+	}
+	if _, a := askDP(1, "authors=102&dp-epsilon=1.1&researcher=rita"); a.status != 400 || !strings.Contains(a.body, "exhausted") {
+		t.Fatalf("a DP reach past rita's budget on gateway 2: %d %s", a.status, a.body)
+	}
+	if r := chRows("SELECT researcher, rho FROM privacy_charges"); fmt.Sprint(r) != "[[rita 1/2]]" {
+		t.Fatalf("charges in ClickHouse: %v, want rita's one of 1/2", r)
+	}
 }
 
 const (

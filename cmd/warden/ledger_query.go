@@ -277,12 +277,17 @@ func answerReach(ctx context.Context, src ledger.Source, dir string, cfg *config
 			return nil, badQuery("after: %v", err)
 		}
 	}
-	if dir == "" && (v.Get("dp-epsilon") != "" || v.Get("dp-rho") != "" || v.Get("researcher") != "") {
-		return nil, badQuery("a DP answer's budget is kept in a ledger directory: set ledger.dir or give --ledger DIR beside --clickhouse (budgets kept in ClickHouse are not built yet)")
-	}
 	p, err := privateQuery(dir, cfg, "reach", v)
 	if err != nil {
 		return nil, err
+	}
+	if p != nil {
+		// Against ClickHouse the budget is ClickHouse's, shared by the
+		// fleet: one kept in each gateway's directory would let a
+		// researcher ask every host.
+		if ch, ok := src.(*clickhouse.Client); ok {
+			p.Budgets = clickhouse.NewBudgets(ch, researcherLimit(cfg))
+		}
 	}
 	if v.Get("approx") == "true" {
 		return nil, badQuery("approx: not built yet; exact answers only")

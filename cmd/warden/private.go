@@ -20,7 +20,7 @@ import (
 func addPrivateFlags(fs *flag.FlagSet) {
 	fs.String("dp-epsilon", "", "answer with epsilon-DP (discrete Laplace noise), charged epsilon^2/2 of the researcher's zCDP budget; needs --researcher")
 	fs.String("dp-rho", "", "answer with rho-zCDP (discrete Gaussian noise), charged rho; needs --researcher")
-	fs.String("researcher", "", "whose privacy budget (kept in the ledger directory) the answer is charged to")
+	fs.String("researcher", "", "whose privacy budget the answer is charged to (kept in the ledger directory, or in ClickHouse when the query runs against it)")
 }
 
 // privateQuery reads the DP flags of a query named name: nil when none
@@ -44,10 +44,6 @@ func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*p
 	}
 	if v.Get("approx") == "true" {
 		return nil, badQuery("approx: a DP answer is drawn from the exact count; leave out --approx")
-	}
-	limit := func(string) *big.Rat { return privacy.DefaultLimit }
-	if cfg != nil {
-		limit = cfg.Ledger.Privacy.Limit
 	}
 	keys := []string{}
 	for k := range v {
@@ -74,7 +70,16 @@ func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*p
 		fmt.Fprintf(&b, "\n%s=%s", k, val)
 	}
 	fmt.Fprintf(&b, "\n%s", m.Param())
-	return &privacy.Request{Mechanism: m, Researcher: who, Budgets: privacy.NewBudgets(dir, limit), Query: b.String()}, nil
+	return &privacy.Request{Mechanism: m, Researcher: who, Budgets: privacy.NewBudgets(dir, researcherLimit(cfg)), Query: b.String()}, nil
+}
+
+// researcherLimit is each researcher's budget: the config's, else
+// privacy.DefaultLimit.
+func researcherLimit(cfg *config.Config) func(string) *big.Rat {
+	if cfg != nil {
+		return cfg.Ledger.Privacy.Limit
+	}
+	return func(string) *big.Rat { return privacy.DefaultLimit }
 }
 
 // printPrivacy writes the lines every DP answer ends with: the

@@ -224,7 +224,7 @@ func RunPrivate(ctx context.Context, l *Lists, q Query, p privacy.Request) (*Pri
 	of := func(i int) (k, b, r int) { return i / (nB * nR), (i / nR) % nB, i % nR }
 	size := (kMax + 1) * nB * nR
 	valid := func(i int) bool { k, b, r := of(i); return k+b+r > 0 }
-	raw, acct, err := p.Budgets.Answer(p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
+	raw, acct, err := p.Budgets.Answer(ctx, p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
 		res := &PrivateResult{Accounts: len(q.Accounts)}
 		var counts Result
 		ps, err := people(ctx, l, q, &counts)

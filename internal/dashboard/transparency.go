@@ -140,7 +140,7 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 		}
 		return json.Marshal(rel)
 	}
-	raw, acct, err := d.budgets().Answer(TransparencyResearcher, query, charge, draw)
+	raw, acct, err := d.budgets().Answer(r.Context(), TransparencyResearcher, query, charge, draw)
 	if err != nil {
 		return nil, acct, err
 	}

@@ -1,6 +1,7 @@
 package privacy
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -45,6 +46,21 @@ func NewBudgets(dir string, limit func(string) *big.Rat) *Budgets {
 	return &Budgets{dir: dir, limit: limit}
 }
 
+// Keeper keeps the researchers' budgets and the answers they were given:
+// Budgets, in a file beside a local ledger, or the ledger's ClickHouse
+// (clickhouse.Budgets), shared by a fleet of gateways.
+//
+// Answer gives researcher name the answer to query (its canonical text):
+// the one given before, free, when the same query was asked before; else,
+// when the budget holds charge, a fresh answer drawn by draw from the
+// source Seed gives for (name, query) under the keeper's key, charged and
+// kept before it is returned; else an *ExhaustedError. Two keepers with
+// the same key give the same answer to the same question on the same
+// data.
+type Keeper interface {
+	Answer(ctx context.Context, name, query string, charge *big.Rat, draw func(Source) (json.RawMessage, error)) (json.RawMessage, Account, error)
+}
+
 // Request asks for a differentially private answer: noise from
 // Mechanism, charged to Researcher's budget in Budgets. Query is the
 // question's canonical text: the same text from the same researcher gets
@@ -52,9 +68,28 @@ func NewBudgets(dir string, limit func(string) *big.Rat) *Budgets {
 type Request struct {
 	Mechanism  Mechanism
 	Researcher string
-	Budgets    *Budgets
+	Budgets    Keeper
 	Query      string
 }
+
+// KeySize is the length of the key of the hash that seeds answers' noise.
+const KeySize = 32
+
+// Seed is the seed of the noise of name's answer to query, a keyed hash
+// (HMAC-SHA-256) of both, and the answer's id (a hash of the seed, so it
+// tells nothing of the noise): kept with the answer, it finds a repeat.
+func Seed(key []byte, name, query string) (seed [32]byte, id string) {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(name))
+	mac.Write([]byte{0})
+	mac.Write([]byte(query))
+	mac.Sum(seed[:0])
+	idSum := sha256.Sum256(append([]byte("answer id\x00"), seed[:]...))
+	return seed, hex.EncodeToString(idSum[:16])
+}
+
+// NewSource is the noise source of an answer seeded by seed.
+func NewSource(seed [32]byte) Source { return mrand.NewChaCha8(seed) }
 
 // Account is a researcher's standing, printed with every answer.
 type Account struct {
@@ -113,12 +148,9 @@ func ValidResearcher(name string) error {
 	return nil
 }
 
-// Answer gives researcher the answer to query (its canonical text): the
-// one given before, free, when the same query was asked before; else,
-// when the budget holds charge, a fresh answer drawn by draw from a source
-// seeded by a keyed hash of (researcher, query), charged and written to
-// disk before it is returned; else an *ExhaustedError.
-func (b *Budgets) Answer(name, query string, charge *big.Rat, draw func(Source) (json.RawMessage, error)) (json.RawMessage, Account, error) {
+// Answer is Keeper's: the charge is written to disk (under a lock across
+// processes) before the answer is returned.
+func (b *Budgets) Answer(_ context.Context, name, query string, charge *big.Rat, draw func(Source) (json.RawMessage, error)) (json.RawMessage, Account, error) {
 	if err := ValidResearcher(name); err != nil {
 		return nil, Account{}, err
 	}
@@ -147,21 +179,15 @@ func (b *Budgets) Answer(name, query string, charge *big.Rat, draw func(Source) 
 		return nil, Account{}, fmt.Errorf("privacy: %s: researcher %q: spent %q is not a number", b.path(BudgetFile), name, r.Spent)
 	}
 	limit := b.limit(name)
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(name))
-	mac.Write([]byte{0})
-	mac.Write([]byte(query))
-	seed := mac.Sum(nil)
-	idSum := sha256.Sum256(append([]byte("answer id\x00"), seed...))
-	id := hex.EncodeToString(idSum[:16])
+	seed, id := Seed(key, name, query)
 	if prev, ok := r.Answers[id]; ok {
-		return prev.Answer, account(name, limit, spent, new(big.Rat), true, prev.At), nil
+		return prev.Answer, NewAccount(name, limit, spent, new(big.Rat), true, prev.At), nil
 	}
 	after := new(big.Rat).Add(spent, charge)
 	if after.Cmp(limit) > 0 {
-		return nil, Account{}, &ExhaustedError{Account: account(name, limit, spent, new(big.Rat), false, time.Time{}), Need: ratString(charge)}
+		return nil, Account{}, Exhausted(name, limit, spent, charge)
 	}
-	out, err := draw(mrand.NewChaCha8([32]byte(seed)))
+	out, err := draw(NewSource(seed))
 	if err != nil {
 		return nil, Account{}, err
 	}
@@ -172,7 +198,13 @@ func (b *Budgets) Answer(name, query string, charge *big.Rat, draw func(Source) 
 	if err := b.save(st); err != nil {
 		return nil, Account{}, err // not charged, and not answered
 	}
-	return out, account(name, limit, after, charge, false, now), nil
+	return out, NewAccount(name, limit, after, charge, false, now), nil
+}
+
+// Exhausted is the refusal of an answer costing charge to name, who
+// spent spent of limit.
+func Exhausted(name string, limit, spent, charge *big.Rat) *ExhaustedError {
+	return &ExhaustedError{Account: NewAccount(name, limit, spent, new(big.Rat), false, time.Time{}), Need: ratString(charge)}
 }
 
 // Standing is a researcher's account without asking anything.
@@ -185,10 +217,12 @@ func (b *Budgets) Standing(name string) (Account, error) {
 	if r := st.Researchers[name]; r != nil {
 		spent.SetString(r.Spent)
 	}
-	return account(name, b.limit(name), spent, new(big.Rat), false, time.Time{}), nil
+	return NewAccount(name, b.limit(name), spent, new(big.Rat), false, time.Time{}), nil
 }
 
-func account(name string, limit, spent, charged *big.Rat, repeat bool, at time.Time) Account {
+// NewAccount is name's standing: limit and spent so far (after this
+// answer), charged by this answer, a repeat of the answer given at at.
+func NewAccount(name string, limit, spent, charged *big.Rat, repeat bool, at time.Time) Account {
 	rem := new(big.Rat).Sub(limit, spent)
 	if rem.Sign() < 0 {
 		rem.SetInt64(0)
@@ -222,15 +256,15 @@ func (b *Budgets) key() ([]byte, error) {
 	p := b.path(KeyFile)
 	k, err := os.ReadFile(p)
 	if err == nil {
-		if len(k) != 32 {
-			return nil, fmt.Errorf("privacy: %s: %d bytes, want 32", p, len(k))
+		if len(k) != KeySize {
+			return nil, fmt.Errorf("privacy: %s: %d bytes, want %d", p, len(k), KeySize)
 		}
 		return k, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("privacy: %w", err)
 	}
-	k = make([]byte, 32)
+	k = make([]byte, KeySize)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func TestBudgetChargesRefusesAndRepeatsFree(t *testing.T) {
 	if got := half.Charge().RatString(); got != "1/8" {
 		t.Fatalf("epsilon 0.5 charges rho %s, want 1/8", got)
 	}
-	first, acct, err := b.Answer("alice", "q1", half.Charge(), drawOne(half))
+	first, acct, err := b.Answer(t.Context(), "alice", "q1", half.Charge(), drawOne(half))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestBudgetChargesRefusesAndRepeatsFree(t *testing.T) {
 		t.Fatalf("after one answer: %+v", acct)
 	}
 	// The same query: the same answer, free.
-	again, acct, err := b.Answer("alice", "q1", half.Charge(), drawOne(half))
+	again, acct, err := b.Answer(t.Context(), "alice", "q1", half.Charge(), drawOne(half))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,22 +45,22 @@ func TestBudgetChargesRefusesAndRepeatsFree(t *testing.T) {
 		t.Fatalf("repeat: %s (first %s), %+v", again, first, acct)
 	}
 	// Another researcher asking the same is charged on their own budget.
-	if _, acct, err = b.Answer("bob", "q1", half.Charge(), drawOne(half)); err != nil || acct.Remaining != "0.875" {
+	if _, acct, err = b.Answer(t.Context(), "bob", "q1", half.Charge(), drawOne(half)); err != nil || acct.Remaining != "0.875" {
 		t.Fatalf("bob: %+v %v", acct, err)
 	}
 	// Seven more distinct queries spend the rest; the eighth is refused.
 	for i := 2; i <= 8; i++ {
-		if _, _, err := b.Answer("alice", "q"+string(rune('0'+i)), half.Charge(), drawOne(half)); err != nil {
+		if _, _, err := b.Answer(t.Context(), "alice", "q"+string(rune('0'+i)), half.Charge(), drawOne(half)); err != nil {
 			t.Fatalf("query %d: %v", i, err)
 		}
 	}
-	_, _, err = b.Answer("alice", "q9", half.Charge(), drawOne(half))
+	_, _, err = b.Answer(t.Context(), "alice", "q9", half.Charge(), drawOne(half))
 	var ex *ExhaustedError
 	if !errors.As(err, &ex) || ex.Account.Remaining != "0" {
 		t.Fatalf("past the budget: %v", err)
 	}
 	// A refusal charges nothing, and a repeat still answers.
-	if _, acct, err := b.Answer("alice", "q1", half.Charge(), drawOne(half)); err != nil || !acct.Repeat {
+	if _, acct, err := b.Answer(t.Context(), "alice", "q1", half.Charge(), drawOne(half)); err != nil || !acct.Repeat {
 		t.Fatalf("repeat after exhaustion: %+v %v", acct, err)
 	}
 	for _, name := range []string{BudgetFile, KeyFile} {
@@ -84,18 +84,18 @@ func TestBudgetChargesRefusesAndRepeatsFree(t *testing.T) {
 func TestNoiseSeededByKeyedHash(t *testing.T) {
 	m, _ := ParseMechanism("", "0.01") // sigma^2 = 50
 	dir := t.TempDir()
-	a1, _, err := NewBudgets(dir, nil).Answer("alice", "q", m.Charge(), drawOne(m))
+	a1, _, err := NewBudgets(dir, nil).Answer(t.Context(), "alice", "q", m.Charge(), drawOne(m))
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(dir, BudgetFile))
-	a2, _, _ := NewBudgets(dir, nil).Answer("alice", "q", m.Charge(), drawOne(m))
+	a2, _, _ := NewBudgets(dir, nil).Answer(t.Context(), "alice", "q", m.Charge(), drawOne(m))
 	if string(a1) != string(a2) {
 		t.Errorf("same key, researcher and query: %s then %s", a1, a2)
 	}
 	differ := 0
 	for i := range 5 {
-		other, _, _ := NewBudgets(t.TempDir(), nil).Answer("alice", "q", m.Charge(), drawOne(m))
+		other, _, _ := NewBudgets(t.TempDir(), nil).Answer(t.Context(), "alice", "q", m.Charge(), drawOne(m))
 		if string(other) != string(a1) {
 			differ++
 		}
@@ -112,15 +112,15 @@ func TestBudgetFileDamage(t *testing.T) {
 	dir := t.TempDir()
 	b := NewBudgets(dir, func(string) *big.Rat { return big.NewRat(1, 2) })
 	m, _ := ParseMechanism("1", "")
-	if _, _, err := b.Answer("alice", "q", m.Charge(), drawOne(m)); err != nil {
+	if _, _, err := b.Answer(t.Context(), "alice", "q", m.Charge(), drawOne(m)); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, BudgetFile+".tmp"), []byte("{torn"), 0o600)
-	if _, acct, err := b.Answer("alice", "q", m.Charge(), drawOne(m)); err != nil || !acct.Repeat {
+	if _, acct, err := b.Answer(t.Context(), "alice", "q", m.Charge(), drawOne(m)); err != nil || !acct.Repeat {
 		t.Fatalf("with a torn temporary file beside it: %+v %v", acct, err)
 	}
 	os.WriteFile(filepath.Join(dir, BudgetFile), []byte(`{"version":1,"researchers":{`), 0o600)
-	_, _, err := b.Answer("alice", "q2", m.Charge(), drawOne(m))
+	_, _, err := b.Answer(t.Context(), "alice", "q2", m.Charge(), drawOne(m))
 	if err == nil || !strings.Contains(err.Error(), BudgetFile) {
 		t.Fatalf("damaged budget file: %v", err)
 	}

@@ -138,7 +138,7 @@ func RunPrivateOn(ctx context.Context, src ledger.Source, q Query, p Private) (*
 		exact, layout, err = privateCells(ctx, src, q)
 		return err
 	}
-	raw, acct, err := p.Budgets.Answer(p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
+	raw, acct, err := p.Budgets.Answer(ctx, p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
 		if err := count(); err != nil {
 			return nil, err
 		}

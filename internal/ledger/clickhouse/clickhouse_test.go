@@ -3,11 +3,13 @@ package clickhouse
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/lab/chserver"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/privacy"
+	"github.com/warden-gw/warden/internal/reach"
 )
 
 // One server for the package's tests (it takes seconds to start); each
@@ -241,6 +245,57 @@ func TestSameAnswers(t *testing.T) {
 	}
 	if f, err := ch.Find(ctx, all, "ffff"); err != nil || f != nil {
 		t.Fatalf("find of a missing id: %v %v", f, err)
+	}
+
+	// DP reach: the local ledger with its budget in its directory (holding
+	// ClickHouse's key) and ClickHouse with its budget in ClickHouse give
+	// the same noisy answers, charges and repeats.
+	chBudgets := NewBudgets(ch, nil)
+	key, err := chBudgets.Key(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, privacy.KeyFile), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	localBudgets := privacy.NewBudgets(dir, nil)
+	eps, _ := privacy.ParseMechanism("0.5", "")
+	rho, _ := privacy.ParseMechanism("", "0.25")
+	half, _ := privacy.ParseMechanism("", "0.5")
+	for i, ask := range []struct {
+		q reach.Query
+		m privacy.Mechanism
+	}{
+		{reach.Query{Authors: []string{"1", "2", "3"}}, eps},
+		{reach.Query{Authors: []string{"1", "2", "9", "11"}, Dose: true, Overlap: []string{"2", "30"}, After: t0.Add(70 * time.Minute), Window: cut}, rho},
+		{reach.Query{Authors: []string{"1", "2", "3"}}, eps}, // a repeat
+		{reach.Query{Authors: []string{"4", "5"}, By: identify.FacetIP}, rho},
+		{reach.Query{Authors: []string{"6"}}, half}, // past the budget: 5/8 spent
+		{reach.Query{Authors: []string{"6"}}, rho},
+	} {
+		var got [2]string
+		for k, run := range []struct {
+			src    ledger.Source
+			keeper privacy.Keeper
+		}{{local, localBudgets}, {ch, chBudgets}} {
+			res, err := reach.RunPrivateOn(ctx, run.src, ask.q, reach.Private{Mechanism: ask.m, Researcher: "rosa", Budgets: run.keeper, Query: fmt.Sprintf("%+v %s", ask.q, ask.m.Param())})
+			var ex *privacy.ExhaustedError
+			switch {
+			case errors.As(err, &ex):
+				got[k] = "refused: " + ex.Error()
+			case err != nil:
+				t.Fatalf("DP reach %d: %v", i, err)
+			default:
+				res.Budget.AnsweredAt = time.Time{}
+				got[k] = mustJSON(t, res)
+			}
+		}
+		if got[0] != got[1] {
+			t.Errorf("DP reach %d:\nlocal      %s\nclickhouse %s", i, got[0], got[1])
+		}
+		if i == 4 && !strings.HasPrefix(got[1], "refused") {
+			t.Errorf("DP reach %d past the budget answered: %s", i, got[1])
+		}
 	}
 }
 

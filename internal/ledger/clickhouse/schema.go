@@ -19,6 +19,18 @@ import (
 //   - views: one row per piece of content served (author) and Access,
 //     ordered by author, then time: reach reads the authors' ranges.
 //
+//   - privacy_charges: one row per DP answer charged to a researcher's
+//     budget (warden reach --researcher, against ClickHouse): the
+//     researcher, the answer's id (a keyed hash of the question), the
+//     charge's own id, rho charged (an exact rational), when, and the
+//     answer as released (never an exact figure). A repeat is found by
+//     (researcher, answer_id).
+//   - privacy_locks: one researcher's lock while a gateway charges
+//     (Budgets): a claim (sign 1) and its withdrawal (sign -1), collapsed
+//     in merges.
+//   - privacy_key: the key of the hash that seeds answers' noise, one row
+//     made by Init (the lowest id wins, should two inits race).
+//
 // 18.16 has no projections (a second order of one table), so the orders
 // are tables the sink writes; no bitmap functions, so distinct people are
 // uniqExact; large id lists are external data, not IN literals.
@@ -41,16 +53,30 @@ var schema = []string{
   author String, t DateTime('UTC'), us UInt32, batch UInt64,
   app String, account String, ip String, net String, fingerprint String
 ) ENGINE = MergeTree() PARTITION BY toDate(t) ORDER BY (author, t, us)`,
+	`CREATE TABLE IF NOT EXISTS {db}.privacy_charges (
+  researcher String, answer_id String, id UInt64, rho String,
+  t DateTime('UTC'), us UInt32, answer String
+) ENGINE = MergeTree() ORDER BY (researcher, answer_id)`,
+	`CREATE TABLE IF NOT EXISTS {db}.privacy_locks (
+  researcher String, id UInt64, sign Int8, t DateTime('UTC') DEFAULT now()
+) ENGINE = CollapsingMergeTree(sign) ORDER BY (researcher, id)`,
+	`CREATE TABLE IF NOT EXISTS {db}.privacy_key (
+  key String, id UInt64
+) ENGINE = MergeTree() ORDER BY id`,
 }
 
-// Init creates the database and its tables when missing (warden ledger
-// init); it changes nothing that exists.
+// Init creates the database and its tables when missing, and the privacy
+// key when privacy_key has none (warden ledger init); it changes nothing
+// that exists.
 func (c *Client) Init(ctx context.Context) error {
 	for _, q := range schema {
 		q = strings.ReplaceAll(q, "{db}", c.db)
 		if _, err := c.do(ctx, q, nil, false, nil, nil); err != nil {
 			return fmt.Errorf("ledger init: %w", err)
 		}
+	}
+	if err := c.initKey(ctx); err != nil {
+		return fmt.Errorf("ledger init: privacy key: %w", err)
 	}
 	return nil
 }
