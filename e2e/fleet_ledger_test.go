@@ -297,7 +297,7 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 	// line is the same answer, free; a second question past the budget
 	// is refused on gateway 2.
 	type dpReach struct {
-		Reach           int64 `json:"reach"`
+		Reach           int64  `json:"reach"`
 		RemainingBudget string `json:"remaining_budget"`
 		Budget          struct {
 			Charged string `json:"charged_rho"`

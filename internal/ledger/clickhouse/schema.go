@@ -13,9 +13,11 @@ import (
 //
 //   - accesses: one row per Access, everything the local ledger keeps,
 //     ordered by time (explain, took-by's counts).
+//
 //   - takes: one row per record served (subject) and Access, with the
 //     identity's facets and the classes served and masked, ordered by
 //     subject, then time: who-took reads one subject's range.
+//
 //   - views: one row per piece of content served (author) and Access,
 //     ordered by author, then time: reach reads the authors' ranges.
 //
@@ -25,9 +27,11 @@ import (
 //     charge's own id, rho charged (an exact rational), when, and the
 //     answer as released (never an exact figure). A repeat is found by
 //     (researcher, answer_id).
+//
 //   - privacy_locks: one researcher's lock while a gateway charges
 //     (Budgets): a claim (sign 1) and its withdrawal (sign -1), collapsed
 //     in merges.
+//
 //   - privacy_key: the key of the hash that seeds answers' noise, one row
 //     made by Init (the lowest id wins, should two inits race).
 //
