@@ -3,7 +3,9 @@
 // Kamath and Steinke 2020, "The Discrete Gaussian for Differential
 // Privacy"), the calibration of that noise to a count's user-level
 // sensitivity, confidence intervals, and each researcher's privacy budget,
-// kept in a file beside the ledger.
+// kept in a file beside the ledger (Budgets) or by any Keeper (the
+// ledger's ClickHouse keeps one for a fleet: clickhouse.Budgets), which
+// seeds noise with Seed so that keepers with one key answer alike.
 //
 // Accounting is in zero-concentrated DP (rho-zCDP, Bun and Steinke 2016):
 // a discrete Gaussian answer of parameter rho costs rho; a pure

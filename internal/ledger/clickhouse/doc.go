@@ -20,6 +20,23 @@
 // landed: before sending it again the sink counts that table's rows of
 // the batch's id in the batch's day, so no Access is written twice.
 //
+// # Researchers' budgets
+//
+// Budgets keeps the researchers' DP budgets in ClickHouse for answers
+// over it (a privacy.Keeper): charges in privacy_charges, the noise key in
+// privacy_key (made by Init), a lock per researcher in privacy_locks,
+// since 18.16 has no transactions (budget.go says how it holds). It gives
+// the answers privacy.Budgets gives with the same key.
+//
+// # Speed
+//
+// The sink encodes RowBinary straight into a batch's buffers, which are
+// kept for the next batches once a batch is sent (bufPool), formats
+// addresses in place, and writes a spooled batch in pieces: no whole-batch
+// copy. Inserts go uncompressed: compressing them (gzip over HTTP) would
+// spend the gateway's CPU, the figure the sink is held to, to save network
+// bytes.
+//
 // # What it must never do
 //
 //   - Run on the request path: Record is called from the recording's
@@ -29,4 +46,6 @@
 //   - Store a personal data value: the same ids, names and keyed hashes
 //     as the local ledger (pages, look-ups and links hashed with the key
 //     in the spool directory).
+//   - Answer a researcher past the budget, or charge without the lock;
+//     put the privacy key in a query's text or a log.
 package clickhouse
