@@ -164,6 +164,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// API's ledger queries (the pages ask through both).
 	ledgerCache := ledger.NewCache()
 	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, LedgerCache: ledgerCache, Watch: watch, Logger: log,
+		TraceMaxBytes: cfg.Dashboard.TraceMaxBytes, TraceTimeout: cfg.Dashboard.TraceTimeout,
+		LoginFailures: cfg.Dashboard.LoginFailures, LoginWindow: cfg.Dashboard.LoginWindow,
 		Config: func() *config.Config { return gw.Pipeline().Config() }})
 	if err != nil {
 		pcancel()

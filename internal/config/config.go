@@ -37,6 +37,9 @@ type Config struct {
 	Ledger   Ledger          `yaml:"ledger"`
 	Detect   detect.Config   `yaml:"detect"`
 	Canary   canary.Config   `yaml:"canary"`
+
+	// Dashboard bounds the admin listener's web dashboard.
+	Dashboard Dashboard `yaml:"dashboard"`
 }
 
 // Fronts: fast is fasthttp (HTTP/1.1 cleartext, the hot path), std is
@@ -209,6 +212,7 @@ func (c *Config) SetDefaults() {
 	c.Inspect.SetDefaults()
 	c.Ration.SetDefaults()
 	c.Ledger.setDefaults()
+	c.Dashboard.setDefaults()
 	c.Detect.SetDefaults()
 	c.Canary.SetDefaults()
 	for i := range c.Limits {
@@ -327,6 +331,7 @@ func (c *Config) Validate() error {
 	add("inspect", c.Inspect.Validate())
 	add("ration", c.Ration.Validate())
 	add("ledger", c.Ledger.Validate())
+	add("dashboard", c.Dashboard.Validate())
 	add("detect", c.Detect.Validate())
 	if c.Canary.Enabled() {
 		add("canary", c.Canary.Validate())

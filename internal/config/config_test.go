@@ -42,6 +42,13 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_ledger_queue_full.yaml", "bad_ledger_queue_full.yaml:3:15: ledger.queue_full: \"block\" is not drop or wait"},
 		{"bad_ledger_queue_wait.yaml", "bad_ledger_queue_wait.yaml:4:15: ledger.queue_wait: 5s is not between 1ms and 1s (a request waits that long)"},
 		{"canary.yaml", ""},
+		{"dashboard.yaml", ""},
+		{"bad_dashboard.yaml", "bad_dashboard.yaml:2:20: dashboard.trace_max_bytes: 1000 is not between 1048576 (1 MiB) and 1099511627776 (1 TiB)"},
+		{"bad_dashboard.yaml", "bad_dashboard.yaml:3:18: dashboard.trace_timeout: 500ms is not between 1s and 24h"},
+		{"bad_dashboard.yaml", "bad_dashboard.yaml:4:19: dashboard.login_failures: 2000 is not between 1 and 1000"},
+		{"bad_dashboard.yaml", "bad_dashboard.yaml:5:17: dashboard.login_window: 48h0m0s is not between 1s and 24h"},
+		{"bad_dashboard_negative.yaml", "bad_dashboard_negative.yaml:2:20: dashboard.trace_max_bytes: -1 is not between"},
+		{"bad_dashboard_negative.yaml", "bad_dashboard_negative.yaml:3:19: dashboard.login_failures: -3 is not between 1 and 1000"},
 		{"bad_canary.yaml", "bad_canary.yaml:3:8: canary.ids: range of 101 ids is too small: at least 1073741824 needed"},
 		{"bad_canary.yaml", "bad_canary.yaml:4:12: canary.phones[0]: \"+1555010xxxx\" gives +15550100000, which libphonenumber does not judge valid"},
 		{"bad_canary.yaml", "bad_canary.yaml:5:12: canary.density: 0.5 is not in (0, 0.1]"},
@@ -155,4 +162,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("nil config without error")
 		}
 	})
+}
+
+// The dashboard's keys default to what the dashboard did before they
+// existed: 2 GiB and 30 minutes an upload, 5 failed sign-ins a minute.
+func TestDashboardDefaults(t *testing.T) {
+	c, err := Load(filepath.Join("testdata", "min.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Dashboard{TraceMaxBytes: 2 << 30, TraceTimeout: 30 * time.Minute, LoginFailures: 5, LoginWindow: time.Minute}
+	if c.Dashboard != want {
+		t.Fatalf("dashboard defaults %+v, want %+v", c.Dashboard, want)
+	}
 }

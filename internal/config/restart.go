@@ -12,7 +12,7 @@ import (
 // limits, inspection, rationing), so a change here would be ignored.
 var restartOnly = map[string]bool{
 	"listen": true, "tls": true, "upstream": true, "server": true,
-	"admin": true, "log": true, "store": true, "ledger": true, "detect": true, "canary": true,
+	"admin": true, "dashboard": true, "log": true, "store": true, "ledger": true, "detect": true, "canary": true,
 }
 
 // NeedsRestart returns the YAML paths of the keys that differ between old

@@ -54,9 +54,15 @@ type Options struct {
 
 	// TraceMaxBytes bounds an upload to the trace page (default
 	// DefaultTraceMaxBytes); TraceTimeout bounds reading it and replaying
-	// the ledger (default DefaultTraceTimeout).
+	// the ledger (default DefaultTraceTimeout): the config's
+	// dashboard.trace_max_bytes and trace_timeout.
 	TraceMaxBytes int64
 	TraceTimeout  time.Duration
+	// LoginFailures failed sign-ins from one client address within
+	// LoginWindow (default 5 in a minute: dashboard.login_failures and
+	// login_window) make /login answer 429 until the window has passed.
+	LoginFailures int
+	LoginWindow   time.Duration
 	// LookupEnv reads the canary key variable the config names, for the
 	// trace page (nil: os.LookupEnv).
 	LookupEnv func(string) (string, bool)
@@ -71,6 +77,7 @@ type Dashboard struct {
 	samples   *samples
 	api       http.Handler
 	tracing   chan struct{} // held while a trace runs: one at a time
+	logins    *loginLimit
 }
 
 // TransparencyResearcher is the privacy budget the transparency page is
@@ -114,8 +121,15 @@ func New(opts Options) (*Dashboard, error) {
 	if opts.TraceTimeout <= 0 {
 		opts.TraceTimeout = DefaultTraceTimeout
 	}
+	if opts.LoginFailures <= 0 {
+		opts.LoginFailures = 5
+	}
+	if opts.LoginWindow <= 0 {
+		opts.LoginWindow = time.Minute
+	}
 	d := &Dashboard{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token)), pages: map[string]*template.Template{},
-		sessions: newSessions(maxSessions), samples: newSamples(sampleCapacity), tracing: make(chan struct{}, 1)}
+		sessions: newSessions(maxSessions), samples: newSamples(sampleCapacity), tracing: make(chan struct{}, 1),
+		logins: newLoginLimit(opts.LoginFailures, opts.LoginWindow)}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err

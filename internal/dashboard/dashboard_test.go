@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -448,6 +450,74 @@ func TestIdentitiesCounts(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: subjects in 24 h, contacts seen/limit, profiles seen/limit %v, want %v", v, got, want)
+		}
+	}
+}
+
+// Failed sign-ins are limited per client address: five in a minute, then
+// 429 with Retry-After, even for the right token, until the window has
+// passed; headers a client writes (X-Forwarded-For, X-Real-IP) change
+// nothing, and another address is not held back.
+func TestSignInRateLimit(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	e := newEnvWith(t, t.TempDir(), false, func(o *dashboard.Options) { o.Now = clock })
+	// from gives a client whose connections come from addr (loopback).
+	from := func(addr string) *http.Client {
+		c := e.client(t)
+		dial := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}}
+		c.Transport = &http.Transport{DialContext: dial.DialContext}
+		return c
+	}
+	attempt := func(c *http.Client, token string, i int) (int, string) {
+		t.Helper()
+		r, err := c.Get(e.srv.URL + "/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		form := url.Values{"token": {token}, "csrf": {csrfOf(t, body(t, r))}}
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
+		req.Header.Set("X-Real-IP", fmt.Sprintf("198.51.100.%d", i))
+		if r, err = c.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		body(t, r)
+		return r.StatusCode, r.Header.Get("Retry-After")
+	}
+	a := from("127.0.0.1")
+	for i := range 5 {
+		if code, _ := attempt(a, "wrong-token-"+fmt.Sprint(i), i); code != http.StatusUnauthorized {
+			t.Fatalf("failed sign-in %d: %d, want 401", i+1, code)
+		}
+		advance(time.Second)
+	}
+	if code, after := attempt(a, "wrong-token", 9); code != http.StatusTooManyRequests || after != "55" {
+		t.Fatalf("sixth failed sign-in in a minute: %d, Retry-After %q; want 429, 55", code, after)
+	}
+	if code, _ := attempt(a, testToken, 10); code != http.StatusTooManyRequests {
+		t.Fatalf("the right token while held back: %d, want 429", code)
+	}
+	if code, _ := attempt(from("127.0.0.2"), testToken, 11); code != http.StatusSeeOther {
+		t.Fatalf("another address with the right token: %d, want 303", code)
+	}
+	advance(54 * time.Second)
+	if code, after := attempt(a, testToken, 12); code != http.StatusTooManyRequests || after != "1" {
+		t.Fatalf("a second before the window ends: %d, Retry-After %q; want 429, 1", code, after)
+	}
+	advance(time.Second)
+	if code, _ := attempt(a, testToken, 13); code != http.StatusSeeOther {
+		t.Fatalf("the right token once the window passed: %d, want 303", code)
+	}
+	// A sign-in forgets the address's failures (a new client: a, signed
+	// in, is sent on from /login).
+	b := from("127.0.0.1")
+	for i := range 5 {
+		if code, _ := attempt(b, "wrong-token", 20+i); code != http.StatusUnauthorized {
+			t.Fatalf("failed sign-in %d after signing in: %d, want 401", i+1, code)
 		}
 	}
 }

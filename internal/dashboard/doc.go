@@ -7,7 +7,11 @@
 // Routes (mounted by admin.New on its own mux):
 //
 //	GET  /login            the sign-in form (field token: the admin token)
-//	POST /login            compares token in constant time, starts a session
+//	POST /login            compares token in constant time, starts a session;
+//	                       past Options.LoginFailures failures from one client
+//	                       address (its /64 for IPv6; the connection's peer,
+//	                       never X-Forwarded-For) within LoginWindow, 429 with
+//	                       Retry-After until the window has passed
 //	POST /logout           ends it
 //	GET  /transparency     public: personal data that went to third parties
 //	                       and harvesting stopped, with DP noise and the
@@ -24,7 +28,9 @@
 //	                       each kind were served their contact details, and when
 //	GET  /trace            upload a leaked copy; POST /trace (multipart, the
 //	                       CSRF token its first part, bounded by
-//	                       Options.TraceMaxBytes) streams it into
+//	                       Options.TraceMaxBytes and TraceTimeout: the
+//	                       config's dashboard.trace_max_bytes and
+//	                       trace_timeout) streams it into
 //	                       internal/trace and shows the report
 //	GET  /api/now          the now page's figures as JSON, for its charts
 //	GET  /assets/...       the embedded script and style sheet
@@ -32,9 +38,12 @@
 // Every query goes through what already answers it: the admin API's
 // handler, called in process (bans, ledger queries), the ledger's Reader
 // (identities, transparency), internal/trace (the trace page) and the
-// privacy package's budgets. The
-// dashboard keeps sessions, a bounded hour of metric samples and a bounded
-// set of candidate identities (Watch), nothing else.
+// privacy package's budgets. Every ledger reader goes through one
+// ledger.Cache (Options.LedgerCache, shared with the admin API's ledger
+// queries by warden serve): a page reads only what the gateway appended to
+// the open hour since the last. The dashboard keeps sessions, a bounded hour
+// of metric samples, a bounded set of candidate identities (Watch) and of
+// addresses with failed sign-ins, and that cache, nothing else.
 //
 // Sessions: a random 256-bit id in a cookie (HttpOnly, SameSite=Strict,
 // Secure when the request came over TLS), the session itself on the server

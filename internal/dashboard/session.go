@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -190,6 +192,15 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "form refused", http.StatusForbidden)
 		return
 	}
+	key, counted := clientKey(r)
+	if counted {
+		if wait := d.logins.blocked(key, d.opts.Now()); wait > 0 {
+			secs := int((wait + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			d.showLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address: try again in %d s.", secs))
+			return
+		}
+	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !equal(r.PostForm.Get("csrf"), d.loginToken(c.Value)) {
 		d.showLogin(w, r, http.StatusForbidden, "The form expired; sign in again.")
@@ -197,10 +208,16 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	h := sha256.Sum256([]byte(r.PostForm.Get("token")))
 	if subtle.ConstantTimeCompare(h[:], d.tokenHash[:]) != 1 {
+		if counted {
+			d.logins.fail(key, d.opts.Now())
+		}
 		// The token given is never logged: it may be a near miss.
 		d.opts.Logger.LogAttrs(r.Context(), slog.LevelWarn, "dashboard: sign-in refused", slog.String("remote", r.RemoteAddr))
 		d.showLogin(w, r, http.StatusUnauthorized, "That is not the admin token.")
 		return
+	}
+	if counted {
+		d.logins.succeed(key)
 	}
 	s := d.sessions.start(d.opts.Now(), d.opts.SessionTTL)
 	http.SetCookie(w, d.cookie(r, sessionCookie, s.id, d.opts.SessionTTL))

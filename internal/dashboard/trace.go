@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/warden-gw/warden/internal/canary"
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/trace"
 )
@@ -23,11 +24,12 @@ import (
 const (
 	// DefaultTraceMaxBytes bounds an upload (the whole multipart body):
 	// large enough for a dump of a few million profiles, gzip'd or not.
-	DefaultTraceMaxBytes = 2 << 30
+	// The config's dashboard.trace_max_bytes, whose default it is.
+	DefaultTraceMaxBytes = config.DefaultTraceMaxBytes
 	// DefaultTraceTimeout bounds reading an upload and replaying the
 	// ledger; the admin listener's own read and write timeouts (seconds)
 	// are lifted for this one request once its form is checked.
-	DefaultTraceTimeout = 30 * time.Minute
+	DefaultTraceTimeout = config.DefaultTraceTimeout
 	maxTraceField       = 1 << 10 // csrf, false-accusation
 )
 
