@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
+)
+
+// provenanceConfig maps look-ups, search and follower lists with their
+// provenances, and has a budget on contact details of people found
+// through search (4 a day) and the per-answer cap (2 people per answer),
+// on the given store section.
+func provenanceConfig(storeSection string) string {
+	return `log: {format: json, level: info}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+` + storeSection + `inspect:
+  routes:
+    - route: "GET /v1/users/{id}"
+      records: ["$"]
+      id: id
+      classes: {contact: [email, phone]}
+      lookup: id
+    - route: "GET /v1/users/by-username/{username}"
+      records: ["$"]
+      id: id
+      classes: {contact: [email, phone]}
+      lookup: username
+    - route: "GET /v1/search"
+      records: ["$.users[*]"]
+      id: id
+      classes: {profile: [username]}
+      links: ["$.users[*].id", "$.users[*].username"]
+      provenance: search
+    - route: "GET /v1/users/{id}/followers"
+      records: ["$.users[*]"]
+      id: id
+      classes: {profile: [username]}
+      links: ["$.users[*].id", "$.users[*].username"]
+      list: id
+      own_provenance: social
+ration:
+  budgets:
+    - {name: contact-search, facet: account, class: contact, provenance: [search], limit: 4, window: 24h}
+  unreferenced: {facet: account}
+  fanout_cap: {limit: 2, window: 10m, classes: [contact]}
+`
+}
+
+type listed struct {
+	Users []struct{ ID, Username string } `json:"users"`
+}
+
+// TestProvenanceBudget: through the real gateway in front of the lab
+// platform, on both stores: an account shown ids by search answers gets
+// contact details for the search budget's limit of them and masked after;
+// ids from its own followers list are not counted by that budget (nor
+// capped); the per-answer cap masks the 3rd person opened from one answer,
+// not opens spread over two answers.
+func TestProvenanceBudget(t *testing.T) {
+	platform := startPlatform(t, 2000)
+	direct, lab := &http.Client{}, token(t, "1")
+	get := func(c *http.Client, url, tok string) answer {
+		h := map[string]string{}
+		if tok != "" {
+			h["Authorization"] = "Bearer " + tok
+		}
+		return do(t, c, "GET", url, h)
+	}
+	list := func(a answer) []string {
+		if a.status != 200 {
+			t.Fatalf("list: %d %s", a.status, a.body)
+		}
+		var l listed
+		if err := json.Unmarshal([]byte(a.body), &l); err != nil {
+			t.Fatalf("list %q: %v", a.body, err)
+		}
+		var ids []string
+		for _, u := range l.Users {
+			ids = append(ids, u.ID)
+		}
+		return ids
+	}
+	// An account with at least 5 followers, and search questions whose
+	// answers share no one with each other or with those followers
+	// (an id shown two ways keeps the better one).
+	acct, followers := "", []string(nil)
+	for a := 2; a < 1999 && acct == ""; a++ {
+		if f := list(get(direct, fmt.Sprintf("%s/v1/users/%d/followers?limit=50", platform, a), lab)); len(f) >= 5 {
+			acct, followers = strconv.Itoa(a), f
+		}
+	}
+	if acct == "" {
+		t.Fatal("no lab account with 5 followers")
+	}
+	var questions []string
+	seen := slices.Clone(followers)
+	seen = append(seen, acct)
+	for c1 := 'a'; c1 <= 'z' && len(questions) < 6; c1++ {
+		for c2 := 'a'; c2 <= 'z' && len(questions) < 6; c2 += 3 {
+			q := string([]rune{c1, c2})
+			ids := list(get(direct, platform+"/v1/search?limit=10&q="+q, lab))
+			if len(ids) < 3 || slices.ContainsFunc(ids, func(id string) bool { return slices.Contains(seen, id) }) {
+				continue
+			}
+			questions = append(questions, q)
+			seen = append(seen, ids...)
+		}
+	}
+	if len(questions) < 6 {
+		t.Fatalf("found %d disjoint search answers of 3 or more, want 6", len(questions))
+	}
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			section := ""
+			if backend == "redis" {
+				rs := redistest.Start(t)
+				section = fmt.Sprintf("store:\n  backend: redis\n  redis: {addrs: [%s]}\n", rs.Addr())
+			}
+			g := startGateway(t, provenanceConfig(section), platform)
+			c := clientFrom("127.0.9.2")
+			search := func(tok, q string) []string {
+				return list(get(c, g.url+"/v1/search?limit=10&q="+q, tok))
+			}
+			open := func(tok, id string) (served bool, rules string) {
+				a := get(c, g.url+"/v1/users/"+id, tok)
+				return contactServed(t, a), a.header.Get("Warden-Masked")
+			}
+			want := func(what string, served bool, rules string, wantServed bool, wantRule string) {
+				t.Helper()
+				if served != wantServed || !wantServed && !strings.Contains(rules, "rules="+wantRule) {
+					t.Errorf("%s: served %v (Warden-Masked %q), want served %v by %s", what, served, rules, wantServed, wantRule)
+				}
+			}
+
+			// The search budget: 2 people from each of two answers (under
+			// the cap), then a third answer's first is past the limit of 4.
+			tok := token(t, acct)
+			a1, a2, a3 := search(tok, questions[0]), search(tok, questions[1]), search(tok, questions[2])
+			for i, id := range []string{a1[0], a1[1], a2[0], a2[1]} {
+				s, r := open(tok, id)
+				want(fmt.Sprintf("found through search, %d of 4", i+1), s, r, true, "")
+			}
+			s, r := open(tok, a3[0])
+			want("found through search, the 5th", s, r, false, "contact-search")
+			s, r = open(tok, a1[0])
+			want("found through search, a re-view", s, r, true, "")
+			// Its own followers: social, neither counted nor capped.
+			if f := search(tok, questions[0]); len(f) == 0 {
+				t.Fatal("search again: empty")
+			}
+			if got := list(get(c, g.url+"/v1/users/"+acct+"/followers?limit=50", tok)); len(got) < 5 {
+				t.Fatalf("own followers through warden: %d", len(got))
+			}
+			for i, id := range followers[:5] {
+				s, r := open(tok, id)
+				want(fmt.Sprintf("own follower %d", i+1), s, r, true, "")
+			}
+
+			// The per-answer cap, on another account: 2 from one answer,
+			// the 3rd masked; 1 from each of two more answers served.
+			other := token(t, "1999")
+			b1 := search(other, questions[3])
+			for i, id := range b1[:2] {
+				s, r := open(other, id)
+				want(fmt.Sprintf("from one answer, %d of 2", i+1), s, r, true, "")
+			}
+			s, r = open(other, b1[2])
+			want("from one answer, the 3rd", s, r, false, "fanout-cap")
+			b2, b3 := search(other, questions[4]), search(other, questions[5])
+			s, r = open(other, b2[0])
+			want("from a second answer", s, r, true, "")
+			s, r = open(other, b3[0])
+			want("from a third answer", s, r, true, "")
+			m := adminDo(t, g, "GET", "/metrics", "").body
+			for _, w := range []string{`warden_budget_masked_total{rule="fanout-cap"} 1`, `warden_budget_masked_total{rule="contact-search"} 1`} {
+				if !strings.Contains(m, w) {
+					t.Errorf("metrics lack %s", w)
+				}
+			}
+		})
+	}
+}
