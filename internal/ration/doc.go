@@ -4,7 +4,8 @@
 // refuses past a budget. The gateway calls Match for every request (cheap:
 // it says whether to buffer the answer) and Apply once per answer; Apply
 // makes one Spend call on the store for every budget and subject of the
-// answer, one Linked call when the route is a direct look-up (and, when the
+// answer, one Linked call when the route is a direct look-up (the fan-out
+// cap counted in it; and, when the
 // id looked up was never shown, one Spend of the unreferenced rule's budget
 // before the others), and one Link call when the answer shows ids.
 //
@@ -29,6 +30,17 @@
 //     answer's classes are masked or the answer refused. It is decided
 //     before the budgets: what it masks or refuses was not served, so the
 //     budgets do not count it.
+//   - fanout_cap: the per-answer cap, decided in the unreferenced rule's
+//     Linked call (store.Fanout): Link remembers with each id the answer
+//     that showed it (store.AnswerTag of the request id: each answer
+//     fetched is its own), and a look-up of an id shown with one of the
+//     cap's provenances (default search and list; never social) counts as
+//     one person (the answer's record id, so id and username are one)
+//     opened from that answer. Past limit people per answer within window,
+//     the look-up's classes are masked with the cap's name (and, with
+//     hold, every such look-up for hold); masked before the budgets, so
+//     they do not count it as served. Exempt identities and those without
+//     a link memory are not capped.
 //   - budgets: per facet value (account, app, ip, net, fingerprint), per
 //     class, per window: the number of distinct subjects (record ids) whose
 //     class was served. A subject already counted in the window costs
@@ -50,7 +62,7 @@
 //     caller's own record is social; a list answer's records carry the
 //     route's provenance; any other answer's records are unreferenced.
 //
-// Every budget and the unreferenced rule take mode: shadow: they decide
+// Every budget, the unreferenced rule and the fan-out cap take mode: shadow: they decide
 // and spend as enforced, then mask and refuse nothing; what they would
 // have done is counted (warden_shadow_total{rule,action}) and logged with
 // the request id.
