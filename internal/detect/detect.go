@@ -144,9 +144,25 @@ func (x *exempt) has(id *identify.Identity) bool {
 // offence is a value's ban history: how many bans, and until when the
 // last holds (no second ban while one holds).
 type offence struct {
-	n     int
-	until time.Time
-	seen  time.Time
+	n      int
+	until  time.Time
+	seen   time.Time
+	banned time.Time // when this gateway wrote the latest ban or learnt of it
+}
+
+// liftGrace is how long after writing a ban the detector still expects
+// Accesses its value was admitted for: those admitted before the ban took
+// effect, recorded after it (a slow upstream, the recording queue).
+const liftGrace = 5 * time.Second
+
+// lifted reports that the ban o holds for f's value is no longer in force:
+// acc, of that value, was not refused by a ban although it came more than
+// liftGrace after this gateway wrote the ban (or learnt of another's). An operator lifted it
+// (warden ban rm), or its write was lost; either way the value may be
+// banned again, as its next offence.
+func lifted(o *offence, acc *inspect.Access, f firing) bool {
+	return !o.banned.IsZero() && acc.Rule != "ban" && acc.Time.Sub(o.banned) > liftGrace &&
+		acc.Identity.Value(f.facet) == f.value
 }
 
 // track is the detector's state for one facet value.
@@ -576,8 +592,11 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 	}
 	o := d.offences[key]
 	if o != nil && now.Before(o.until) {
-		d.mu.Unlock()
-		return // banned already
+		if !lifted(o, acc, f) {
+			d.mu.Unlock()
+			return // banned already
+		}
+		o.until = time.Time{} // lifted: a new offence, escalated
 	}
 	if o == nil {
 		if len(d.offences) >= d.cfg.MaxTracked {
@@ -597,7 +616,7 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 		}
 	}
 	d.mu.Lock()
-	o.n, o.until, o.seen = off.N, off.Until, now
+	o.n, o.until, o.seen, o.banned = off.N, off.Until, now, now
 	if !off.New {
 		d.mu.Unlock()
 		return // banned already, by another gateway

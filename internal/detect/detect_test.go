@@ -128,6 +128,44 @@ func TestEscalation(t *testing.T) {
 	}
 }
 
+// A ban lifted by an operator (warden ban rm) ends its hold: when the value
+// misbehaves again it is banned again, as its next offence. Requests still
+// refused by the ban, or admitted just after it was written (recorded late),
+// do not count as lifted.
+func TestBanLifted(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "velocity", Kind: Velocity, Limit: 2, Window: 10 * time.Second}}})
+	id := who("9", "10.0.0.3")
+	for i := range 3 {
+		f.d.Record(profile(id, t0, fmt.Sprint("a", i)))
+	}
+	first, ok := f.bans(t, t0)["account:9"]
+	if !ok {
+		t.Fatal("no first ban")
+	}
+	// Admitted before the ban took effect, recorded after it.
+	for i := range 3 {
+		f.d.Record(profile(id, t0.Add(2*time.Second), fmt.Sprint("b", i)))
+	}
+	refused := func(at time.Time) *inspect.Access {
+		return &inspect.Access{Identity: id, Time: at, Route: "GET /v1/users/{id}", Status: 403, Rule: "ban", Facet: "account"}
+	}
+	f.d.Record(refused(t0.Add(20 * time.Second)))
+	if b := f.bans(t, t0.Add(20*time.Second))["account:9"]; !b.Until.Equal(first.Until) {
+		t.Fatalf("banned again while the ban held: %+v", b)
+	}
+	if ok, err := f.st.RemoveBan(context.Background(), store.BanKey{Facet: "account", Value: "9"}); err != nil || !ok {
+		t.Fatalf("ban rm: %v %v", ok, err)
+	}
+	at := t0.Add(time.Minute)
+	for i := range 3 {
+		f.d.Record(profile(id, at, fmt.Sprint("c", i)))
+	}
+	b, ok := f.bans(t, at)["account:9"]
+	if !ok || !strings.Contains(b.Reason, "offence 2, banned 1h0m0s") || !b.Until.Equal(at.Add(time.Hour)) {
+		t.Fatalf("after ban rm, misbehaving again: ban %+v (%v), want offence 2 for 1h", b, ok)
+	}
+}
+
 func TestFanout(t *testing.T) {
 	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "fanout", Kind: Fanout, Limit: 3, Window: 10 * time.Minute}}})
 	id := who("9", "10.0.0.3")

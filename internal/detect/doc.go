@@ -35,7 +35,10 @@
 // reason holds the evidence (rule, figures, window), shown by `warden ban
 // ls` and the admin API. Exempt identities and allowlisted ones (allow
 // entries naming no rules, or naming the detector rule) are never banned;
-// `warden ban rm` lifts a ban.
+// `warden ban rm` lifts a ban and ends its hold in the store's history (the
+// count stays); a detector that sees the value admitted more than 5 s after
+// it banned it (or learnt of the ban) takes the ban as lifted, so the value
+// misbehaving again is banned again, as its next offence.
 //
 // Memory is bounded: state per facet value (at most max_tracked, the least
 // recently seen dropped), each holding at most limit+1 timestamps per rule

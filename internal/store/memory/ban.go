@@ -105,6 +105,9 @@ func (s *Store) sweepBans(now int64) int {
 // RemoveBan deletes the ban on k and reports whether an unexpired one existed.
 // Expiry is judged by the latest now callers passed, like the sweeper's.
 func (s *Store) RemoveBan(ctx context.Context, k store.BanKey) (bool, error) {
+	// The ban's history stays (a later offence still escalates), its hold
+	// ends with it: the detector may ban the value again at once.
+	s.det.lift(s.banHash(k))
 	sh := s.shards[s.banHash(k)&s.mask]
 	if s.opts.Bans != nil {
 		s.banMu.Lock()

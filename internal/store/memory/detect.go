@@ -144,6 +144,17 @@ func (s *Store) Offend(_ context.Context, now time.Time, k store.BanKey, duratio
 	return o, nil
 }
 
+// lift ends the hold of the history h whose ban was removed, keeping its
+// count: a later offence is new and escalates.
+func (d *detections) lift(h uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r, ok := d.offences[h]; ok {
+		r.until = 0
+		d.offences[h] = r
+	}
+}
+
 // evictOffence drops the history of a sample forgotten first. Called with
 // mu held.
 func (d *detections) evictOffence() {

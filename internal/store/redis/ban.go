@@ -40,7 +40,12 @@ func (s *Store) PutBan(ctx context.Context, b store.Ban) error {
 // Expiry is judged by the latest now this Store's callers passed.
 func (s *Store) RemoveBan(ctx context.Context, k store.BanKey) (bool, error) {
 	args := []string{banField(k), strconv.FormatInt(s.lastNow.Load(), 10)}
-	res, err := s.run(ctx, []call{{sc: removeBanScript, keys: []string{s.bansE, s.bansD}, args: args}})
+	// The ban's history stays (a later offence still escalates), but its
+	// hold ends with it: the detector may ban the value again at once.
+	res, err := s.run(ctx, []call{
+		{sc: removeBanScript, keys: []string{s.bansE, s.bansD}, args: args},
+		{sc: liftOffenceScript, keys: []string{s.offenceKey(k)}},
+	})
 	if err != nil {
 		return false, fmt.Errorf("redis: remove ban on facet %s: %w", k.Facet, err)
 	}

@@ -64,6 +64,13 @@ redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil((f - now) / 1000) +
 return {1, n, u}
 `)
 
+// liftOffenceScript ends the hold of a history whose ban was removed
+// (warden ban rm), keeping its count. KEYS: the history.
+var liftOffenceScript = newScript("liftoffence", `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'u', '0') end
+return 0
+`)
+
 // obsKey is a windowed set's key, its own hash tag.
 func (s *Store) obsKey(key string) string { return s.prefix + "{d:" + key + "}" }
 

@@ -414,4 +414,4 @@ end
 return redis.call('HVALS', KEYS[2])
 `)
 
-var allScripts = []*script{admitScript, refundScript, spendScript, linkScript, linkedScript, putBanScript, removeBanScript, listBansScript, observeScript, offendScript}
+var allScripts = []*script{admitScript, refundScript, spendScript, linkScript, linkedScript, putBanScript, removeBanScript, listBansScript, observeScript, offendScript, liftOffenceScript}

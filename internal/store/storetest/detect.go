@@ -140,6 +140,35 @@ func testOffend(t *testing.T, open opener) {
 			t.Errorf("%s: %+v, want %+v", st.name, got, st.want)
 		}
 	}
+	t.Run("a removed ban ends the hold, the count stays", func(t *testing.T) {
+		s := open(t)
+		d := detections(t, s)
+		k := store.BanKey{Facet: "account", Value: "lifted"}
+		if _, err := d.Offend(ctx, t0, k, durations); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutBan(ctx, store.Ban{Facet: k.Facet, Value: k.Value, Created: t0, Until: t0.Add(10 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RemoveBan(ctx, k); err != nil { // warden ban rm
+			t.Fatal(err)
+		}
+		got, err := d.Offend(ctx, t0.Add(time.Minute), k, durations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (store.Offence{N: 2, Until: t0.Add(61 * time.Minute), New: true}); got.N != want.N || got.New != want.New || !got.Until.Equal(want.Until) {
+			t.Errorf("offence after the ban was removed: %+v, want %+v", got, want)
+		}
+		// Removing a ban of a value without history creates none.
+		other := store.BanKey{Facet: "ip", Value: "192.0.2.9"}
+		if _, err := s.RemoveBan(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.Offend(ctx, t0.Add(time.Minute), other, durations); err != nil || got.N != 1 || !got.New {
+			t.Errorf("first offence after removing a ban never held: %+v, %v", got, err)
+		}
+	})
 	for _, bad := range [][]time.Duration{nil, {time.Minute, 0}} {
 		if _, err := d.Offend(ctx, t0, k, bad); err == nil {
 			t.Errorf("durations %v: no error", bad)
