@@ -246,6 +246,7 @@ func (b *Budgets) lock(ctx context.Context, name string) (func(), time.Time, err
 		id := newID()
 		held := time.Now()
 		if err := claim(ctx, id, 1); err != nil {
+			release(id) // the claim may have landed before the answer was lost
 			return nil, time.Time{}, fmt.Errorf("clickhouse: privacy budget of %q: lock: %w", name, err)
 		}
 		rows, err := b.c.rows(ctx, q)

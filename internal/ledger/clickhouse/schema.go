@@ -92,5 +92,6 @@ func Schema(db string) string {
 		b.WriteString(strings.ReplaceAll(q, "{db}", db))
 		b.WriteString(";\n")
 	}
+	b.WriteString("-- and, when privacy_key is empty, one row: 32 random bytes and a random id (the DP answers' noise key; Init sends it as RowBinary)\n")
 	return b.String()
 }
