@@ -67,3 +67,30 @@ func reportPerCore(b *testing.B, n int64, cpu time.Duration) {
 		b.ReportMetric(float64(n)/1e6/cpu.Seconds(), "MB/cpu-s")
 	}
 }
+
+// contactCopy is n records as a leaked contact database keeps them (the
+// shape of BenchmarkTraceLeak's copy): id, username, e-mail, phone.
+func contactCopy(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, `{"id":"%d","username":"lena.morgan_%d","email":"lena.morgan%d@mail.example","phone":"+4915123%06d"}`+"\n",
+			i+1, i*7919%16777216, i, i%524288)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkTraceContacts: BenchmarkTraceNDJSON on short records, where
+// the work per record (not per byte) is most of it.
+func BenchmarkTraceContacts(b *testing.B) {
+	data := contactCopy(500000)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		t := New(nil, 0)
+		if _, err := t.Read(bytes.NewReader(data), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
+}

@@ -8,6 +8,15 @@
 // names), a JSON array or object dump, NDJSON, MongoDB extended JSON,
 // Elasticsearch bulk and elasticdump output, any of them gzip'd; tens of
 // GB pass through a few buffers, line-delimited input on every core.
+// Search answers are scored like list answers: the ledger's list of one is
+// its query sealed under the canary key, which Plan opens.
+//
+// Benchmarks (figures in bench_results.txt): BenchmarkScanNDJSON,
+// BenchmarkTraceNDJSON and BenchmarkTraceContacts report MB/cpu-s, bytes
+// per CPU second of the process (per core on a shared machine);
+// BenchmarkTraceLeak generates the 49,000,000-record copy from the
+// lab with its harvest's ledger and traces it (WARDEN_TRACE_RECORDS=N to
+// run; WARDEN_TRACE_PROFILE=FILE profiles the timed part).
 //
 // It must never: accuse an identity whose false-accusation bound is above
 // the stated probability; count a record as a canary that the key did not
