@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,10 +89,10 @@ type Detector struct {
 	allow []allowEntry
 
 	mu       sync.Mutex
-	tracks   map[string]*list.Element // facet value key -> *track
+	tracks   map[trackKey]*list.Element // -> *track
 	lru      *list.List
 	offences map[store.BanKey]*offence
-	shadowed map[string]time.Time // rule|facet:value -> no second shadow line before
+	shadowed map[shadowKey]time.Time // no second shadow line before
 
 	fleet *fleet // nil: counts and histories in this process only (memory store)
 	// banMu serialises bans (the recording's and the fleet flusher's), so
@@ -165,9 +166,33 @@ func lifted(o *offence, acc *inspect.Access, f firing) bool {
 		acc.Identity.Value(f.facet) == f.value
 }
 
+// trackKey names a track: a facet value's (the rules counting by it), a
+// cohort's, or an address's accounts. A struct, not a joined string, so a
+// look-up allocates nothing.
+type trackKey struct {
+	kind  trackKind
+	facet identify.Facet
+	value string
+}
+
+type trackKind uint8
+
+const (
+	trackFacet    trackKind = iota // the rules of facet, by value
+	trackCohort                    // a cohort rule's accounts on facet's value
+	trackAccounts                  // accounts seen on an address (address_after)
+)
+
+// shadowKey is a shadow rule's firing on a facet value: one line per
+// window (Detector.shadowed).
+type shadowKey struct {
+	rule         int
+	facet, value string
+}
+
 // track is the detector's state for one facet value.
 type track struct {
-	key  string
+	key  trackKey
 	wins []window // per rule index
 	// Provenance for fanout: the list answer each shown id came from, and
 	// per list answer the people opened from it.
@@ -176,7 +201,6 @@ type track struct {
 	opened   map[uint64]*window // rule index<<32 | list answer
 	// Enumeration's denominator: look-ups in the window.
 	lookups window
-	seq     uint64 // keys for windows that count events, not people
 	// Accounts seen on an address, and which the detector banned.
 	accounts map[string]bool
 	acctSeen time.Time
@@ -205,7 +229,7 @@ func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, lo
 	}
 	d := &Detector{cfg: cfg, st: st, sh: sh, log: log, m: m,
 		ex:     newExempt(cfg.Exempt.Apps, cfg.Exempt.Accounts, cfg.Exempt.CIDRs),
-		tracks: map[string]*list.Element{}, lru: list.New(), offences: map[store.BanKey]*offence{}, shadowed: map[string]time.Time{}}
+		tracks: map[trackKey]*list.Element{}, lru: list.New(), offences: map[store.BanKey]*offence{}, shadowed: map[shadowKey]time.Time{}}
 	for _, a := range allows {
 		d.allow = append(d.allow, allowEntry{exempt: newExempt(a.Apps, a.Accounts, a.CIDRs), rules: a.Rules})
 	}
@@ -227,51 +251,115 @@ func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, lo
 }
 
 // window holds the distinct keys seen within a sliding window, oldest
-// first, at most limit+1 of them.
+// first, at most limit+1 of them. It is a ring that grows to limit+1 slots:
+// the expired and, past the bound, the oldest leave from the head and a key
+// joins at the tail, nothing moved and nothing allocated once grown (a key
+// seen again moves to the tail, shifting only the slots after it). Every
+// Access adds to a few windows on the recording goroutine, whose CPU the
+// request path shares.
 type window struct {
-	keys []uint64
-	at   []time.Time
+	ring    []slot
+	head, n int
 }
 
-// add notes key at now and returns how many distinct keys the window
-// holds; a key seen again moves to now.
-func (w *window) add(key uint64, now time.Time, span time.Duration, limit int) int {
-	cut := 0
-	for cut < len(w.at) && now.Sub(w.at[cut]) > span {
-		cut++
-	}
-	if cut > 0 {
-		w.keys, w.at = append(w.keys[:0], w.keys[cut:]...), append(w.at[:0], w.at[cut:]...)
-	}
-	if i := slices.Index(w.keys, key); i >= 0 {
-		w.keys = slices.Delete(w.keys, i, i+1)
-		w.at = slices.Delete(w.at, i, i+1)
-	}
-	w.keys, w.at = append(w.keys, key), append(w.at, now)
-	if len(w.keys) > limit+1 {
-		w.keys, w.at = w.keys[1:], w.at[1:]
-	}
-	return len(w.keys)
+// slot is a key and when it was last seen, Unix ns: 16 bytes, compared as
+// integers (a time.Time is 24 and its Sub checks monotonic readings).
+type slot struct {
+	key uint64
+	at  int64
 }
 
-// count is how many keys the window holds at now.
-func (w *window) count(now time.Time, span time.Duration) int {
-	n := 0
-	for _, t := range w.at {
-		if now.Sub(t) <= span {
-			n++
+// slot returns the i-th oldest slot.
+func (w *window) slot(i int) *slot {
+	i += w.head
+	if i >= len(w.ring) {
+		i -= len(w.ring)
+	}
+	return &w.ring[i]
+}
+
+// expire drops the keys last seen more than span before now.
+func (w *window) expire(now, span int64) {
+	for w.n > 0 && now-w.ring[w.head].at > span {
+		w.pop()
+	}
+}
+
+func (w *window) pop() {
+	if w.head++; w.head == len(w.ring) {
+		w.head = 0
+	}
+	w.n--
+}
+
+// push appends key at the tail, dropping the oldest past limit+1 keys.
+func (w *window) push(key uint64, now int64, limit int) {
+	bound := max(limit, 0) + 1
+	if w.n >= bound {
+		w.pop()
+	}
+	if w.n == len(w.ring) {
+		ring := make([]slot, min(max(4, 2*len(w.ring)), bound))
+		for i := range w.n {
+			ring[i] = *w.slot(i)
+		}
+		w.ring, w.head = ring, 0
+	}
+	*w.slot(w.n) = slot{key: key, at: now}
+	w.n++
+}
+
+// add notes key at now (Unix ns) and returns how many distinct keys the
+// window holds; a key seen again moves to now.
+func (w *window) add(key uint64, now, span int64, limit int) int {
+	w.expire(now, span)
+	if i := w.index(key); i >= 0 {
+		for ; i+1 < w.n; i++ {
+			*w.slot(i) = *w.slot(i + 1)
+		}
+		*w.slot(w.n - 1) = slot{key: key, at: now}
+		return w.n
+	}
+	w.push(key, now, limit)
+	return w.n
+}
+
+// tick notes an event at now (one never seen before, so nothing is looked
+// up) and returns how many the window holds, at most limit+1.
+func (w *window) tick(now, span int64, limit int) int {
+	w.expire(now, span)
+	w.push(0, now, limit)
+	return w.n
+}
+
+// index is the position of key from the oldest, -1 when absent: the ring
+// scanned as its two runs.
+func (w *window) index(key uint64) int {
+	first := w.ring[w.head:min(w.head+w.n, len(w.ring))]
+	for i := range first {
+		if first[i].key == key {
+			return i
 		}
 	}
-	return n
+	rest := w.ring[:w.n-len(first)]
+	for i := range rest {
+		if rest[i].key == key {
+			return len(first) + i
+		}
+	}
+	return -1
 }
 
 // get returns the track of key, made (and the least recent one dropped
 // past max_tracked) when absent. Called with mu held.
-func (d *Detector) get(key string) *track {
+func (d *Detector) get(key trackKey) *track {
 	if e, ok := d.tracks[key]; ok {
 		d.lru.MoveToFront(e)
 		return e.Value.(*track)
 	}
+	// The value may share memory with the whole Access (a token's
+	// claims): a track keeps a copy of its own.
+	key.value = strings.Clone(key.value)
 	t := &track{key: key, wins: make([]window, len(d.rules))}
 	d.tracks[key] = d.lru.PushFront(t)
 	for len(d.tracks) > d.cfg.MaxTracked {
@@ -304,7 +392,9 @@ func subject(r *rule, id *identify.Identity) (facet identify.Facet, value string
 }
 
 // Record watches one Access. It never blocks on anything but the store's
-// PutBan when a rule fires.
+// PutBan when a rule fires. It allocates nothing for an Access that makes
+// no new track and fires no rule (bench row e-prov's cost: every Access
+// goes through here on the recording goroutine).
 func (d *Detector) Record(acc *inspect.Access) {
 	if acc == nil {
 		return
@@ -314,27 +404,42 @@ func (d *Detector) Record(acc *inspect.Access) {
 		return
 	}
 	now := acc.Time
-	served := d.served(acc)
+	ns := now.UnixNano()
+	var servedBuf [8]uint64
+	served := d.served(acc, servedBuf[:0])
 	refused := acc.Status == 429 || acc.Status == 403
-	var fire []firing
+	var fireBuf [4]firing
+	fire := fireBuf[:0]
 	var share []observed // for the shared store: nil without one
+	// The rules of one facet share its value's track: looked up once.
+	var tracks [8]*track
+	get := func(f identify.Facet, v string) *track {
+		if int(f) >= len(tracks) {
+			return d.get(trackKey{facet: f, value: v})
+		}
+		if tracks[f] == nil {
+			tracks[f] = d.get(trackKey{facet: f, value: v})
+		}
+		return tracks[f]
+	}
 	d.mu.Lock()
 	for _, r := range d.rules {
 		if d.allowed(id, r.Name) {
 			continue
 		}
+		span := int64(r.Window)
 		switch r.Kind {
 		case Velocity:
 			f, v := subject(r, id)
 			if v == "" || len(served) == 0 {
 				continue
 			}
-			t := d.get(f.String() + ":" + v)
+			t := get(f, v)
 			n := 0
 			for _, s := range served {
-				n = t.wins[r.idx].add(hash(s), now, r.Window, r.Limit)
+				n = t.wins[r.idx].add(s, ns, span, r.Limit)
 				if d.fleet != nil {
-					share = append(share, observed{Observation: store.Observation{Key: r.key("people", f, v), Member: hash(s), At: now, Window: r.Window, Limit: r.Limit},
+					share = append(share, observed{Observation: store.Observation{Key: r.key("people", f, v), Member: s, At: now, Window: r.Window, Limit: r.Limit},
 						r: r, facet: f, value: v, acc: acc})
 				}
 			}
@@ -346,13 +451,12 @@ func (d *Detector) Record(acc *inspect.Access) {
 			if v == "" || !refused || acc.Rule == "ban" {
 				continue
 			}
-			t := d.get(f.String() + ":" + v)
-			t.seq++
+			t := get(f, v)
 			if d.fleet != nil {
 				share = append(share, observed{Observation: store.Observation{Key: r.key("refused", f, v), Member: d.fleet.event(), At: now, Window: r.Window, Limit: r.Limit},
 					r: r, facet: f, value: v, acc: acc})
 			}
-			if n := t.wins[r.idx].add(t.seq, now, r.Window, r.Limit); n > r.Limit {
+			if n := t.wins[r.idx].tick(ns, span, r.Limit); n > r.Limit {
 				fire = append(fire, firing{r: r, facet: f, value: v, n: n, refusal: acc.Rule})
 			}
 		case Enumeration:
@@ -360,11 +464,10 @@ func (d *Detector) Record(acc *inspect.Access) {
 			if v == "" || acc.Lookup == "" || refused {
 				continue
 			}
-			t := d.get(f.String() + ":" + v)
+			t := get(f, v)
 			// Past (limit+1)/ratio look-ups the ratio cannot hold: the
 			// count is capped there, which bounds its memory.
-			t.seq++
-			looks := t.lookups.add(t.seq, now, r.Window, r.lookCap())
+			looks := t.lookups.tick(ns, span, r.lookCap())
 			if d.fleet != nil {
 				lk := r.key("lookups", f, v)
 				share = append(share, observed{Observation: store.Observation{Key: lk, Member: d.fleet.event(), At: now, Window: r.Window, Limit: r.lookCap()},
@@ -377,7 +480,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 			if !acc.Unreferenced {
 				continue
 			}
-			if n := t.wins[r.idx].add(hash(acc.Lookup), now, r.Window, r.Limit); n > r.Limit && float64(n) >= r.Ratio*float64(looks) {
+			if n := t.wins[r.idx].add(hash(acc.Lookup), ns, span, r.Limit); n > r.Limit && float64(n) >= r.Ratio*float64(looks) {
 				fire = append(fire, firing{r: r, facet: f, value: v, n: n, looks: looks})
 			}
 		case Fanout:
@@ -385,7 +488,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 			if v == "" {
 				continue
 			}
-			t := d.get(f.String() + ":" + v)
+			t := get(f, v)
 			if acc.Lookup == "" && len(acc.Links) > 1 {
 				t.noteList(acc.Links)
 				continue
@@ -406,7 +509,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 				w = &window{}
 				t.opened[k] = w
 			}
-			if n := w.add(hash(served[0]), now, r.Window, r.Limit); n > r.Limit {
+			if n := w.add(served[0], ns, span, r.Limit); n > r.Limit {
 				fire = append(fire, firing{r: r, facet: f, value: v, n: n})
 			}
 		case Cohort:
@@ -415,7 +518,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 			if v == "" || id.Account == "" || !known || age >= r.Young || len(served) == 0 {
 				continue
 			}
-			t := d.get("cohort:" + r.facet.String() + ":" + v)
+			t := d.get(trackKey{kind: trackCohort, facet: r.facet, value: v})
 			if t.accounts == nil {
 				t.accounts = map[string]bool{}
 			}
@@ -426,7 +529,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 				share = append(share, observed{Observation: store.Observation{Key: r.key("young", r.facet, v), Member: hash(id.Account), At: now, Window: r.Window, Limit: r.Limit},
 					r: r, facet: r.facet, value: v, acc: acc})
 			}
-			if n := t.wins[r.idx].add(hash(id.Account), now, r.Window, r.Limit); n > r.Limit {
+			if n := t.wins[r.idx].add(hash(id.Account), ns, span, r.Limit); n > r.Limit {
 				fire = append(fire, d.cohort(r, v, n, id.Account)...)
 			}
 		}
@@ -434,7 +537,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 	// Accounts seen on the address, for an address ban when all of them
 	// misbehave.
 	if id.Account != "" && id.IP.IsValid() && d.cfg.AddressAfter > 0 {
-		t := d.get("accounts:" + id.Value(identify.FacetIP))
+		t := d.get(trackKey{kind: trackAccounts, facet: identify.FacetIP, value: id.Value(identify.FacetIP)})
 		if t.accounts == nil || now.Sub(t.acctSeen) > time.Hour {
 			t.accounts = map[string]bool{}
 		}
@@ -466,7 +569,7 @@ func (d *Detector) cohort(r *rule, v string, n int, account string) []firing {
 	why := fmt.Sprintf("one of %d accounts younger than %v served %s from %s %s within %v (limit %d)", n, r.Young, d.cfg.Class, r.facet, v, r.Window, r.Limit)
 	var out []firing
 	seen := false
-	if e, ok := d.tracks["cohort:"+r.facet.String()+":"+v]; ok {
+	if e, ok := d.tracks[trackKey{kind: trackCohort, facet: r.facet, value: v}]; ok {
 		for a := range e.Value.(*track).accounts {
 			out = append(out, firing{r: r, facet: identify.FacetAccount, value: a, why: why})
 			seen = seen || a == account
@@ -533,17 +636,17 @@ func (t *track) noteList(links []string) {
 	}
 }
 
-// served lists the records whose class went out to the caller in acc,
-// the caller's own record excepted.
-func (d *Detector) served(acc *inspect.Access) []string {
+// served appends to out the keys (hash) of the records whose class went
+// out to the caller in acc, the caller's own record excepted.
+func (d *Detector) served(acc *inspect.Access, out []uint64) []uint64 {
 	c := slices.Index(acc.Classes, d.cfg.Class)
 	if c < 0 || acc.Status != 0 && acc.Status >= 300 {
-		return nil
+		return out
 	}
-	var out []string
-	for _, rec := range acc.Records {
+	for i := range acc.Records {
+		rec := &acc.Records[i]
 		if rec.Served().Has(c) && rec.ID != acc.Identity.Account {
-			out = append(out, rec.ID)
+			out = append(out, hash(rec.ID))
 		}
 	}
 	return out
@@ -576,7 +679,7 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 	d.mu.Lock()
 	if f.r.shadow != nil {
 		// Shadow: one line per rule, value and window; no history.
-		sk := f.r.Name + "|" + key.Facet + ":" + key.Value
+		sk := shadowKey{rule: f.r.idx, facet: key.Facet, value: key.Value}
 		if until, ok := d.shadowed[sk]; ok && now.Before(until) {
 			d.mu.Unlock()
 			return
@@ -584,6 +687,7 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 		if len(d.shadowed) >= d.cfg.MaxTracked {
 			clear(d.shadowed)
 		}
+		sk.value = strings.Clone(sk.value) // kept past the Access
 		d.shadowed[sk] = now.Add(f.r.Window)
 		d.mu.Unlock()
 		shadow.Would(context.Background(), d.log, f.r.shadow, f.r.Name, shadow.Ban, acc.RequestID,
@@ -626,7 +730,7 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 	var ipKey string
 	if f.facet == identify.FacetAccount && d.cfg.AddressAfter > 0 && acc.Identity.IP.IsValid() {
 		ipKey = acc.Identity.Value(identify.FacetIP)
-		if e, ok := d.tracks["accounts:"+ipKey]; ok {
+		if e, ok := d.tracks[trackKey{kind: trackAccounts, facet: identify.FacetIP, value: ipKey}]; ok {
 			t := e.Value.(*track)
 			if _, seen := t.accounts[f.value]; seen {
 				t.accounts[f.value] = true
