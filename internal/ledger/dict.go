@@ -37,16 +37,30 @@ func loadDictionary(dir string) (*dictionary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
+	// Two passes: the first checks the frames and counts each namespace's
+	// names and bytes, so that the second fills tables sized once (growing
+	// them by appending copied millions of names several times over).
+	var names, size [nsCount]int
 	off := 0
 	for off < len(b) {
 		kind, body, n, err := nextFrame(b[off:])
 		if err != nil || kind != kindDict || len(body) < 1 || int(body[0]) >= nsCount {
 			break
 		}
-		d.t[body[0]].add(body[1:])
+		names[body[0]]++
+		size[body[0]] += len(body) - 1 + 4 + binary.MaxVarintLen32
 		off += n
 	}
 	d.valid = int64(off)
+	for ns := range d.t {
+		d.t[ns].data, d.t[ns].starts = make([]byte, 0, size[ns]), make([]uint64, 0, names[ns])
+	}
+	for at := 0; at < off; {
+		n := int(binary.LittleEndian.Uint32(b[at:]))
+		body := b[at+frameHead+1 : at+frameHead+n]
+		d.t[body[0]].add(body[1:])
+		at += frameHead + n
+	}
 	return d, nil
 }
 
