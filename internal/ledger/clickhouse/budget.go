@@ -238,7 +238,9 @@ func (b *Budgets) lock(ctx context.Context, name string) (func(), time.Time, err
 		defer cancel()
 		claim(rctx, id, -1)
 	}
-	q := fmt.Sprintf("SELECT toString(id) FROM privacy_locks WHERE researcher = %s GROUP BY id HAVING sum(sign) > 0 AND min(t) > now() - %d",
+	// A claim is live while it has no withdrawal (a claim sent twice is
+	// still one) and is younger than the lease.
+	q := fmt.Sprintf("SELECT toString(id) FROM privacy_locks WHERE researcher = %s AND t > now() - %d GROUP BY id HAVING min(sign) = 1",
 		quote(name), int(lockLease/time.Second))
 	pause := 5 * time.Millisecond
 	start := time.Now()

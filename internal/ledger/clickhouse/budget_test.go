@@ -193,7 +193,7 @@ func TestBudgetsConcurrentHosts(t *testing.T) {
 		t.Fatalf("dave charged %v, %v; want 1/4", ch.spent, err)
 	}
 	// No claim is left behind.
-	rows, err := a.c.rows(t.Context(), "SELECT researcher FROM privacy_locks GROUP BY researcher, id HAVING sum(sign) > 0")
+	rows, err := a.c.rows(t.Context(), "SELECT researcher FROM privacy_locks GROUP BY researcher, id HAVING min(sign) = 1")
 	if err != nil || len(rows) != 0 {
 		t.Fatalf("live claims left: %v %v", rows, err)
 	}

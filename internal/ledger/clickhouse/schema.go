@@ -29,8 +29,10 @@ import (
 //     (researcher, answer_id).
 //
 //   - privacy_locks: one researcher's lock while a gateway charges
-//     (Budgets): a claim (sign 1) and its withdrawal (sign -1), collapsed
-//     in merges.
+//     (Budgets): a claim (sign 1) and its withdrawal (sign -1). A plain
+//     MergeTree, not a CollapsingMergeTree: a claim inserted twice (a
+//     retry) would outlive its one withdrawal there. Only the last minute
+//     is read; older days' partitions may be dropped.
 //
 //   - privacy_key: the key of the hash that seeds answers' noise, one row
 //     made by Init (the lowest id wins, should two inits race).
@@ -63,7 +65,7 @@ var schema = []string{
 ) ENGINE = MergeTree() ORDER BY (researcher, answer_id)`,
 	`CREATE TABLE IF NOT EXISTS {db}.privacy_locks (
   researcher String, id UInt64, sign Int8, t DateTime('UTC') DEFAULT now()
-) ENGINE = CollapsingMergeTree(sign) ORDER BY (researcher, id)`,
+) ENGINE = MergeTree() PARTITION BY toDate(t) ORDER BY (researcher, id)`,
 	`CREATE TABLE IF NOT EXISTS {db}.privacy_key (
   key String, id UInt64
 ) ENGINE = MergeTree() ORDER BY id`,
