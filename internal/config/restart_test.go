@@ -26,6 +26,7 @@ func TestNeedsRestart(t *testing.T) {
 		{"store backend", "", redisStore, []string{
 			"store.backend", "store.redis.addrs", "store.redis.pool_size", "store.redis.dial_timeout",
 			"store.redis.read_timeout", "store.redis.write_timeout", "store.redis.key_prefix",
+			"store.redis.lease.tokens", "store.redis.lease.ttl",
 		}},
 		{"store.memory.dir", "", "store: {memory: {dir: /var/lib/warden}}\n", []string{"store.memory.dir"}},
 		{"store.memory.snapshot_interval", "", "store: {memory: {snapshot_interval: 1m}}\n", []string{"store.memory.snapshot_interval"}},

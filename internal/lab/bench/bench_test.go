@@ -374,7 +374,7 @@ func TestSummariseRatios(t *testing.T) {
 			if !strings.Contains(md, "| (d)/(c) | 0.92x | 2.17x | 0.80, 1.15, 0.88 | ≥ 0.9x: met |") {
 				t.Errorf("markdown lacks the round ratios:\n%s", md)
 			}
-		case "(f)/(d)": // 20000/23000 = 0.87 >= 0.7
+		case "(f)/(d)": // 20000/23000 = 0.87 >= 0.8 (issue 24)
 			if q.Met == nil || !*q.Met {
 				t.Errorf("%+v", q)
 			}

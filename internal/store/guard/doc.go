@@ -16,6 +16,12 @@
 // then one probe at a time goes through (half-open); a success closes it,
 // a failure opens it for another cool-down. So warden recovers by itself.
 //
+// A store that can decide an Admit without its backend (the Redis store's
+// AdmitLocal: a ban in its mirror, or every limit spent from a token
+// lease) is asked first, while the breaker is closed: such a decision
+// cannot wait or fail, so it skips the per-call timeout and the breaker's
+// bookkeeping (a context and a timer, two lock round trips per call).
+//
 // Metrics are created once per process with NewMetrics and shared by every
 // Guard built on a config reload. It must never log a key, subject or
 // value (they identify people): it logs state changes, the operation and

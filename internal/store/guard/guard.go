@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,6 +151,8 @@ type Guard struct {
 	openedAt time.Time
 	probing  bool
 	lastErr  string
+	// tripped mirrors state != Closed for the lock-free local path.
+	tripped atomic.Bool
 }
 
 // New wraps inner. cfg must be defaulted and valid; m comes from NewMetrics;
@@ -182,6 +185,7 @@ func (g *Guard) setState(s State) {
 	}
 	from := g.state
 	g.state = s
+	g.tripped.Store(s != Closed)
 	g.m.state.Set(float64(s))
 	g.m.changes.WithLabelValues(s.String()).Inc()
 	switch s {
@@ -283,8 +287,21 @@ func (g *Guard) failOpen(op string, err error) (bool, error) {
 	return true, fmt.Errorf("guard: %s: %w (cause: %v)", op, ErrFailedOpen, err)
 }
 
-// Admit decides under the guard; in open mode a failed store admits.
+// localAdmitter is a store that can decide some Admits without waiting on
+// its backend (the Redis store's ban mirror and token leases).
+type localAdmitter interface {
+	AdmitLocal(now time.Time, req *store.AdmitRequest) (store.AdmitResult, bool)
+}
+
+// Admit decides under the guard; in open mode a failed store admits. A
+// decision the store makes without its backend skips the per-call timeout
+// and the breaker (it cannot fail or wait), unless the breaker is open.
 func (g *Guard) Admit(ctx context.Context, now time.Time, req *store.AdmitRequest) (store.AdmitResult, error) {
+	if la, ok := g.inner.(localAdmitter); ok && !g.tripped.Load() {
+		if res, ok := la.AdmitLocal(now, req); ok {
+			return res, nil
+		}
+	}
 	var res store.AdmitResult
 	unavail, err := g.call(ctx, "admit", func(ctx context.Context) (err error) {
 		res, err = g.inner.Admit(ctx, now, req)

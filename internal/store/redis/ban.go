@@ -29,17 +29,18 @@ func (s *Store) PutBan(ctx context.Context, b store.Ban) error {
 	if err != nil {
 		return fmt.Errorf("redis: put ban on facet %s: %w", b.Facet, err)
 	}
-	args := []string{banField(b.Key()), strconv.FormatInt(banUntil(b), 10), string(raw)}
+	args := []string{banField(b.Key()), strconv.FormatInt(banUntil(b), 10), string(raw), s.bansN}
 	if _, err := s.run(ctx, []call{{sc: putBanScript, keys: []string{s.bansE, s.bansD}, args: args}}); err != nil {
 		return fmt.Errorf("redis: put ban on facet %s: %w", b.Facet, err)
 	}
+	s.mirror.notice() // not current until it holds the ban (the notice may come later)
 	return nil
 }
 
 // RemoveBan deletes the ban on k and reports whether an unexpired one existed.
 // Expiry is judged by the latest now this Store's callers passed.
 func (s *Store) RemoveBan(ctx context.Context, k store.BanKey) (bool, error) {
-	args := []string{banField(k), strconv.FormatInt(s.lastNow.Load(), 10)}
+	args := []string{banField(k), strconv.FormatInt(s.lastNow.Load(), 10), s.bansN}
 	// The ban's history stays (a later offence still escalates), but its
 	// hold ends with it: the detector may ban the value again at once.
 	res, err := s.run(ctx, []call{
@@ -49,6 +50,7 @@ func (s *Store) RemoveBan(ctx context.Context, k store.BanKey) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("redis: remove ban on facet %s: %w", k.Facet, err)
 	}
+	s.mirror.notice()
 	n, err := res[0].AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("redis: remove ban on facet %s: %w", k.Facet, unavailable(errBadReply))

@@ -35,6 +35,21 @@ type Config struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// KeyPrefix starts every key warden writes. Default "warden:".
 	KeyPrefix string `yaml:"key_prefix"`
+	// Lease: token leases and the ban mirror (doc.go, "Leases").
+	Lease LeaseConfig `yaml:"lease"`
+}
+
+// LeaseConfig is `store.redis.lease`: how many cells of a rate limit a
+// gateway may take ahead and spend without a round trip, while the bucket
+// is far from empty.
+type LeaseConfig struct {
+	// Tokens is the most cells one lease takes (also at most a sixteenth
+	// of the limit's burst). 1 turns leases off: every request is one
+	// exact call to Redis, bans read there too. Default 256.
+	Tokens int `yaml:"tokens"`
+	// TTL is how long a lease's cells may be spent; the unspent rest is
+	// given back on the key's next call. Default 5s.
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // TLSConfig enables TLS to Redis.
@@ -47,6 +62,11 @@ const (
 	defaultWriteTimeout = 500 * time.Millisecond
 	defaultKeyPrefix    = "warden:"
 	maxPoolSize         = 256
+	defaultLeaseTokens  = 256
+	maxLeaseTokens      = 4096
+	defaultLeaseTTL     = 5 * time.Second
+	minLeaseTTL         = time.Millisecond
+	maxLeaseTTL         = time.Minute
 )
 
 // SetDefaults fills unset fields.
@@ -65,6 +85,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = defaultKeyPrefix
+	}
+	if c.Lease.Tokens == 0 {
+		c.Lease.Tokens = defaultLeaseTokens
+	}
+	if c.Lease.TTL == 0 {
+		c.Lease.TTL = defaultLeaseTTL
 	}
 }
 
@@ -111,6 +137,12 @@ func (c *Config) Validate() error {
 	}
 	if strings.ContainsAny(c.KeyPrefix, "{}") {
 		add("key_prefix: %q must not contain { or }: they would change the Redis Cluster hash tags", c.KeyPrefix)
+	}
+	if c.Lease.Tokens < 1 || c.Lease.Tokens > maxLeaseTokens {
+		add("lease.tokens: %d is outside 1..%d (1: no leases)", c.Lease.Tokens, maxLeaseTokens)
+	}
+	if c.Lease.TTL < minLeaseTTL || c.Lease.TTL > maxLeaseTTL {
+		add("lease.ttl: %v is outside %v..%v", c.Lease.TTL, minLeaseTTL, maxLeaseTTL)
 	}
 	t := c.TLS
 	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "") {

@@ -59,6 +59,65 @@
 // (nothing charged) and gets an error wrapping store.ErrUnavailable; once
 // sent, a call may be charged even if its caller stopped waiting.
 //
+// # Leases
+//
+// Config.Lease (store.redis.lease): while a rate limit's bucket is far from
+// empty, a Store takes a few cells at once and spends them on later
+// requests without a round trip (lease.go). The admit script grants a
+// lease only when the bucket keeps at least half its burst after it, and
+// only one per key per call; a lease is at most lease.tokens cells
+// (default 256) and a sixteenth of the burst (bursts under 32 are never
+// leased); it is sized by the key's traffic (twice the requests since the
+// previous lease, four times when that one ran out), lives lease.ttl
+// (default 5s), and what is left when it lapses is given back on the
+// key's next call. One call at a time asks a key's lease; requests that
+// find it in flight wait for it (at most three times) rather than each
+// asking Redis. Cost-0 looks always go to Redis.
+//
+// What it changes, with the bound: Redis charges a lease's cells when it
+// is taken, the gateway spends them later. The number of cells is the
+// same; only when they are charged moves. A gateway can therefore admit a
+// request Redis would have refused at that instant only by spending cells
+// it holds, so over any window a key admits at most lease×gateways more
+// than per-request calls would (TestLeaseBound: a harvester alternating
+// between two gateways at twice the rate is admitted the exact count), and
+// a gateway holding cells leaves the others that many fewer (given back at
+// the lease's end). Near the limit (under half the burst) there are no
+// leases, every request is one exact call. With each call a gateway sends
+// the TAT its own requests made, charged when they came, and the script
+// raises the key to it: the exact TAT is at least that (other gateways
+// only add to it), so one gateway alone answers exactly what per-request
+// calls would, Remaining and RetryAfter included (storetest's LimitModel,
+// 4,000 requests draining, refilling and peeking one key). Results of
+// requests decided from a lease are computed from that gateway's view
+// (other gateways' requests since its last call are not in Remaining).
+//
+// Bans, to decide a request without Redis, come from a mirror: each Store
+// holds every ban (HVALS of P{bans}:d), reloaded when PutBan or RemoveBan
+// publish a notice on P{bans}:n (from the script that writes, so the
+// notice follows the write), on each (re)subscription, and every 5 s. It is
+// used only while subscribed and loaded since the latest notice; otherwise
+// every Admit goes to Redis with its bans, as without leases. A ban put
+// through one gateway applies on the others when the notice reaches them
+// (one pub/sub message: on loopback well under a millisecond;
+// fleet_test.go waits at most a second for it), not at the instant of the
+// write; a request racing it is decided as if it had come first. The
+// gateway that put it is not current until it has reloaded, so it sees
+// its own ban at once. A fleet must run one version: a gateway older than
+// the mirror does not publish, and its bans reach the mirrors only with
+// the 5 s reload.
+//
+// Lease state is a map per Store, one entry per key seen in the last ten
+// TTLs (swept by age); spending is a compare-and-swap, so a hot key (every
+// request's per-ip limit behind a load balancer) does not serialize the
+// gateway's cores. The guard calls AdmitLocal first: a decision made there
+// skips its per-call timeout and breaker bookkeeping. lease.tokens 1 turns
+// all of this off.
+//
+// Measured (go test -bench BenchmarkAdmitRowF, row (f)'s keys: one shared
+// ip limit and 1,000 accounts', 1,000,000/s each): per Admit, client CPU
+// 6.2 -> 0.9 µs and Redis's 9.4 -> 0.5 µs (the memory store: 0.26 µs).
+//
 // # Key schema
 //
 // P is Config.KeyPrefix (default "warden:", without braces). The text in
@@ -79,6 +138,7 @@
 //	P{bans}:e                        sorted set: facet NUL value -> until (µs;
 //	                                 2^53-1 when none)
 //	P{bans}:d                        hash: facet NUL value -> the ban as JSON
+//	P{bans}:n                        pub/sub channel: a ban changed (mirrors reload)
 //	P{d:<observation key>}           sorted set: the detector's windowed set,
 //	                                 member -> time (µs), at most limit+1
 //	P{o:<facet> NUL <value>}         hash: the detector's ban history: n,

@@ -55,8 +55,12 @@ type Store struct {
 	linkCap     int
 	bansE       string // ZSET: ban field -> until (µs)
 	bansD       string // HASH: ban field -> JSON
+	bansN       string // channel: a ban changed (the mirrors reload)
 	bansSlot    uint16
-	lastNow     atomic.Int64 // latest now a caller passed, µs: RemoveBan's clock
+	leases      *leaseTable // nil: leases off (lease.tokens 1)
+	mirror      *banMirror
+	stop        context.CancelFunc // ends the mirror's goroutines
+	lastNow     atomic.Int64       // latest now a caller passed, µs: RemoveBan's clock
 	log         *slog.Logger
 	admits      batcher[admitCall]
 	spends      batcher[spendCall]
@@ -124,6 +128,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	}
 	s.bansE = s.prefix + "{bans}:e"
 	s.bansD = s.prefix + "{bans}:d"
+	s.bansN = s.prefix + "{bans}:n"
+	s.mirror = newBanMirror()
 	s.bansSlot = s.slot(s.bansE)
 	slots := max(1, opts.Batches)
 	s.admits = batcher[admitCall]{slots: slots, max: batchMax, flush: s.flushAdmits}
@@ -132,8 +138,27 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		client.Close()
 		return nil, err
 	}
+	if cfg.Lease.Tokens > 1 {
+		s.leases = newLeaseTable(cfg.Lease.Tokens, max(1, cfg.Lease.TTL.Microseconds()))
+		// The mirror's goroutines outlive New's ctx: they end at Close.
+		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stop = stop
+		go s.watchBans(wctx)
+		go s.reloadBans(wctx)
+		// Wait a little for the first load, so the first requests can be
+		// decided here; until then they go to Redis.
+		select {
+		case <-s.mirror.ready:
+		case <-time.After(banMirrorWait):
+		case <-ctx.Done():
+		}
+	}
 	return s, nil
 }
+
+// local reports whether Admit may decide here: leases are on and the ban
+// mirror is current.
+func (s *Store) local() bool { return s.leases != nil && s.mirror.current() }
 
 // loadScripts sends SCRIPT LOAD to every node, so the first calls find
 // their scripts by SHA.
@@ -154,6 +179,9 @@ func (s *Store) loadScripts(ctx context.Context) error {
 
 // Close closes the connections.
 func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
 	s.client.Close()
 	return nil
 }

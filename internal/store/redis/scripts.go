@@ -34,23 +34,35 @@ func newScript(name, src string) *script {
 // is most of a small script's cost (bench/results/redis-store.txt). Times
 // are written with %d (exact to 2^53 on a 64-bit server, and half the cost
 // of %.0f).
-// ARGV: has ban keys (0|1), number of calls, number of limit shapes, then
-// per shape: interval, burst window (interval·burst, capped), cost, burst;
-// then per call: now, nbans, the ban fields, nlimits, then per limit its
-// shape (from 1).
+//
+// Leases (doc.go): a shape with a lease size L > 0 charges cost+L cells
+// instead of cost when the bucket keeps at least half its burst after
+// that, once per key per call; the reply's fifth value per limit is the
+// cells leased (0: charged exactly). Refunds, before any call is decided,
+// give back the unspent cells of lapsed leases (µs of TAT) and raise the
+// key's TAT to a floor: the TAT the gateway's own requests made, charged
+// when they came rather than when their lease was taken.
+// ARGV: has ban keys (0|1), number of calls, number of limit shapes,
+// number of refunds, then per shape: interval, burst window
+// (interval·burst, capped), cost, burst, lease size; then per refund: the
+// index of its key in KEYS, µs given back, floor µs; then per call: now, nbans, the ban fields,
+// nlimits, then per limit its shape (from 1).
 // KEYS: [bans:e, bans:d] when ARGV[1] is 1, then every call's limit keys.
-// Returns per call: ban index (0: none), ban JSON (” when none), then per
-// limit (none when banned): allowed, remaining, retry (-1: never), reset.
+// Returns per call: ban index (0: none), ban JSON (empty when none), then per
+// limit (none when banned): allowed, remaining, retry (-1: never), reset,
+// leased.
 var admitScript = newScript("admit", `
 local k0 = 1
 if ARGV[1] == '1' then k0 = 3 end
 local ncalls = tonumber(ARGV[2])
+local nref = tonumber(ARGV[4])
 local shapes = {}
 for i = 1, tonumber(ARGV[3]) do
-  local j = 4 * i
-  shapes[i] = {tonumber(ARGV[j]), tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])}
+  local j = 5 * i
+  shapes[i] = {tonumber(ARGV[j]), tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4])}
 end
-local first = 4 + 4 * #shapes
+local rf = 5 + 5 * #shapes
+local first = rf + 3 * nref
 local fields = {}
 local a = first
 for op = 1, ncalls do
@@ -71,11 +83,22 @@ for from = k0, #KEYS, 1000 do
   local v = redis.call('MGET', unpack(KEYS, from, to))
   for i = from, to do tats[KEYS[i]] = tonumber(v[i - from + 1] or 0) end
 end
+local refunded = {}
+for i = 0, nref - 1 do
+  local j = rf + 3 * i
+  local key = KEYS[tonumber(ARGV[j])]
+  local tat = tats[key]
+  if tat > 0 then
+    local nt = math.max(tat - tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]))
+    if nt ~= tat then tats[key], refunded[key] = nt, true end
+  end
+end
 -- Expiry only collects garbage: PXAT on the server's clock, a minute past
 -- the logical end (SET's PX costs Redis 7 a rewrite to PXAT per call).
 local time = redis.call('TIME')
 local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local out = {}
+local leased = {}
 local f, k = 0, k0
 a = first
 for op = 1, ncalls do
@@ -101,10 +124,10 @@ for op = 1, ncalls do
     for i = 1, nl do
       local key = KEYS[k]
       local sh = shapes[tonumber(ARGV[a])]
-      local t, bw, c, b = sh[1], sh[2], sh[3], sh[4]
+      local t, bw, c, b, l = sh[1], sh[2], sh[3], sh[4], sh[5]
       local tat = tats[key]
       if tat < now then tat = now end
-      local allowed, retry, rtat = 0, 0, tat
+      local allowed, retry, rtat, got = 0, 0, tat, 0
       if c > b then
         retry = -1
       elseif c == 0 then
@@ -112,22 +135,31 @@ for op = 1, ncalls do
         if now >= at then allowed = 1 else retry = at - now end
       else
         local nt = tat + math.min(c * t, bw)
+        if l > 0 and not leased[key] then
+          local lt = tat + math.min((c + l) * t, bw)
+          if 2 * (now + bw - lt) >= bw then nt, got = lt, l; leased[key] = true end
+        end
         local at = nt - bw
         if now >= at then
           allowed, rtat = 1, nt
           tats[key] = nt
+          refunded[key] = nil
           redis.call('SET', key, string.format('%d', nt), 'PXAT', string.format('%d', ms + math.ceil((nt - now) / 1000) + 60000))
         else
-          retry = at - now
+          retry, got = at - now, 0
         end
       end
       out[#out + 1] = allowed
       out[#out + 1] = math.floor(math.max(0, now + bw - rtat) / t)
       out[#out + 1] = retry
       out[#out + 1] = rtat - now
+      out[#out + 1] = got
       a, k = a + 1, k + 1
     end
   end
+end
+for key in pairs(refunded) do
+  redis.call('SET', key, string.format('%d', tats[key]), 'KEEPTTL')
 end
 return out
 `)
@@ -384,19 +416,21 @@ end
 return table.concat(best)
 `)
 
-// putBanSrc: KEYS bans:e, bans:d. ARGV field, until, JSON.
+// putBanSrc: KEYS bans:e, bans:d. ARGV field, until, JSON, the notice
+// channel (every Store's ban mirror reloads on it).
 var putBanScript = newScript("putban", `
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], '')
 return 1
 `)
 
-// removeBanSrc: KEYS bans:e, bans:d. ARGV field, latest now seen (0: none).
-// Returns 1 when an unexpired ban was removed.
+// removeBanSrc: KEYS bans:e, bans:d. ARGV field, latest now seen (0: none),
+// the notice channel. Returns 1 when an unexpired ban was removed.
 var removeBanScript = newScript("removeban", `
 local u = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then redis.call('PUBLISH', ARGV[3], '') end
 local now = tonumber(ARGV[2])
 if u and (now == 0 or tonumber(u) > now) then return 1 end
 return 0

@@ -2,6 +2,8 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/warden-gw/warden/internal/store/redis"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -70,6 +72,70 @@ func BenchmarkStore(b *testing.B) {
 					}
 					if _, err := s.Spend(context.Background(), time.Now(), reqs); err != nil {
 						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkAdmitRowF is row (f)'s Admit at the store: per request one ip
+// limit all requests share and one of 1,000 accounts', both far from empty
+// (1,000,000/s, burst 1,000,000, as warden bench configures them), with
+// token leases (the default) and without (lease.tokens 1: one exact call
+// per request), beside the memory store.
+func BenchmarkAdmitRowF(b *testing.B) {
+	srv := redistest.Start(b)
+	withLease := func(tokens int) func(b *testing.B) store.Store {
+		return func(b *testing.B) store.Store {
+			cfg := redis.Config{Addrs: []string{srv.Addr()}, KeyPrefix: fmt.Sprintf("b%d:", prefixes.Add(1)), Lease: redis.LeaseConfig{Tokens: tokens}}
+			cfg.SetDefaults()
+			s, err := redis.New(context.Background(), cfg, redis.Options{})
+			if err != nil {
+				b.Fatalf("redis.New: %v", err)
+			}
+			return s
+		}
+	}
+	backends := []struct {
+		name string
+		open func(b *testing.B) store.Store
+		srv  *redistest.Server
+	}{
+		{"memory", func(b *testing.B) store.Store { return memory.New(memory.Options{SweepEvery: -1}) }, nil},
+		{"redis-lease", withLease(0), srv},
+		{"redis-exact", withLease(1), srv},
+	}
+	accounts := make([]string, 1000)
+	for i := range accounts {
+		accounts[i] = "acct:" + strconv.Itoa(i)
+	}
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			defer redistest.ReportCPU(b, be.srv)()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(rand.Uint64(), 3))
+				req := &store.AdmitRequest{
+					Bans:   []store.BanKey{{Facet: "ip", Value: "127.0.0.1"}, {}},
+					Limits: make([]store.LimitRequest, 2),
+				}
+				for pb.Next() {
+					a := accounts[rng.IntN(len(accounts))]
+					req.Bans[1] = store.BanKey{Facet: "account", Value: a}
+					req.Limits[0] = store.LimitRequest{Key: "ip:127.0.0.1", Interval: time.Microsecond, Burst: 1000000, Cost: 1}
+					req.Limits[1] = store.LimitRequest{Key: a, Interval: time.Microsecond, Burst: 1000000, Cost: 1}
+					res, err := s.Admit(context.Background(), time.Now(), req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if res.Ban != nil || len(res.Limits) != 2 {
+						b.Errorf("got %+v, want two limit results", res)
 						return
 					}
 				}

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, open) })
 	t.Run("ConcurrentSpend", func(t *testing.T) { testConcurrentSpend(t, open) })
 	t.Run("ConcurrentAdmit", func(t *testing.T) { testConcurrentAdmit(t, open) })
+	t.Run("LimitModel", func(t *testing.T) { testLimitModel(t, open) })
 }
 
 type opener func(t *testing.T) store.Store
@@ -920,3 +921,82 @@ func testConcurrentAdmit(t *testing.T, open opener) {
 		t.Errorf("%d requests admitted, want exactly the burst %d", passed, burst)
 	}
 }
+
+// gcra is the reference rate limit every backend must match exactly for a
+// single caller: the memory store's GCRA, in the µs the Redis scripts use.
+type gcra struct {
+	t, bw int64 // µs: interval, interval·burst
+	burst int
+	tat   int64
+}
+
+func (g *gcra) admit(now int64, cost int) store.LimitResult {
+	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	tat := max(g.tat, now)
+	r := store.LimitResult{}
+	rtat := tat
+	switch {
+	case cost > g.burst:
+		r.RetryAfter = -1
+	case cost == 0:
+		if at := tat + g.t - g.bw; now >= at {
+			r.Allowed = true
+		} else {
+			r.RetryAfter = us(at - now)
+		}
+	default:
+		nt := tat + min(int64(cost)*g.t, g.bw)
+		if at := nt - g.bw; now >= at {
+			r.Allowed, rtat, g.tat = true, nt, nt
+		} else {
+			r.RetryAfter = us(at - now)
+		}
+	}
+	r.Remaining = int(max(0, now+g.bw-rtat) / g.t)
+	r.ResetAfter = us(rtat - now)
+	return r
+}
+
+// testLimitModel runs one caller's long sequence on a limit with a large
+// burst (one a remote store may serve from a local lease while the bucket
+// is far from empty): bursts that drain it past half and to empty, pauses
+// that refill it partly and fully, peeks and costs of several cells. Every
+// result must be the exact GCRA's, far from the limit and near it.
+func testLimitModel(t *testing.T, open opener) {
+	s := open(t)
+	const burst = 1000
+	g := gcra{t: 1000, bw: 1000 * burst, burst: burst}
+	rng := rand.New(rand.NewPCG(7, 24))
+	now := micros(t0)
+	mismatches := 0
+	for i := range 4000 {
+		switch r := rng.IntN(100); {
+		case r < 2:
+			now += int64(rng.IntN(2000)) * 1000 // a pause: up to 2 s (a full refill)
+		case r < 30:
+			now += int64(rng.IntN(3000)) // up to 3 ms: a few cells back
+		}
+		cost := 1
+		switch r := rng.IntN(100); {
+		case r < 3:
+			cost = 0
+		case r < 8:
+			cost = 1 + rng.IntN(5)
+		}
+		want := g.admit(now, cost)
+		res, err := s.Admit(ctx, time.UnixMicro(now), &store.AdmitRequest{Limits: []store.LimitRequest{{Key: "limit:model", Interval: time.Millisecond, Burst: burst, Cost: cost}}})
+		if err != nil {
+			t.Fatalf("step %d: admit: %v", i, err)
+		}
+		if len(res.Limits) != 1 || res.Limits[0] != want {
+			if mismatches++; mismatches <= 5 {
+				t.Errorf("step %d (t0+%dµs, cost %d, model remaining before %d): got %+v, want %+v", i, now-micros(t0), cost, want.Remaining, res.Limits, want)
+			}
+		}
+	}
+	if mismatches > 0 {
+		t.Errorf("%d of 4000 results differ from the exact GCRA", mismatches)
+	}
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }

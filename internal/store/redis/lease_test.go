@@ -1,0 +1,148 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/redis"
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
+)
+
+// openLease connects a Store with the given lease settings (zero: defaults).
+func openLease(t testing.TB, addr string, lease redis.LeaseConfig) *redis.Store {
+	t.Helper()
+	cfg := redis.Config{Addrs: []string{addr}, KeyPrefix: fmt.Sprintf("l%d:", prefixes.Add(1)), Lease: lease}
+	cfg.SetDefaults()
+	s, err := redis.New(context.Background(), cfg, redis.Options{})
+	if err != nil {
+		t.Fatalf("redis.New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var evalshaCalls = regexp.MustCompile(`cmdstat_evalsha:calls=(\d+)`)
+
+// scriptCalls is how many EVALSHA the server has run.
+func scriptCalls(t *testing.T, srv *redistest.Server) int {
+	t.Helper()
+	info, err := srv.Do("INFO", "commandstats")
+	if err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	m := evalshaCalls.FindStringSubmatch(info)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestLeaseSavesRoundTrips: far from its limit, a key's requests are
+// decided from leases (a few calls for many requests); with lease.tokens
+// 1 each request is one call, as before leases.
+func TestLeaseSavesRoundTrips(t *testing.T) {
+	srv := redistest.Start(t)
+	const n = 2000
+	for _, c := range []struct {
+		name     string
+		tokens   int
+		min, max int
+	}{
+		{"leases", 0, 1, n / 20},
+		{"exact", 1, n, n},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openLease(t, srv.Addr(), redis.LeaseConfig{Tokens: c.tokens})
+			before := scriptCalls(t, srv)
+			now := t0
+			for i := range n {
+				now = now.Add(100 * time.Microsecond)
+				res, err := s.Admit(context.Background(), now, &store.AdmitRequest{
+					Bans:   []store.BanKey{{Facet: "ip", Value: "192.0.2.1"}},
+					Limits: []store.LimitRequest{{Key: "ip:192.0.2.1", Interval: time.Millisecond, Burst: 100000, Cost: 1}},
+				})
+				if err != nil || res.Ban != nil || !res.Limits[0].Allowed {
+					t.Fatalf("request %d: %+v, %v; want admitted", i, res, err)
+				}
+			}
+			if got := scriptCalls(t, srv) - before; got < c.min || got > c.max {
+				t.Errorf("%d requests took %d script calls, want %d..%d", n, got, c.min, c.max)
+			}
+		})
+	}
+}
+
+// TestLeaseBound: two gateways (Stores) holding leases on one key, with a
+// harvester alternating between them at twice the limit's rate for 2 s.
+// Leases move when cells are charged, never how many: the requests
+// admitted are the exact GCRA's count within lease×holders (the largest
+// lease is a sixteenth of the burst), and never more than the burst plus
+// the refill plus that.
+func TestLeaseBound(t *testing.T) {
+	srv := redistest.Start(t)
+	const burst, holders = 512, 2
+	const lease = burst / 16
+	prefix := fmt.Sprintf("bound%d:", prefixes.Add(1))
+	var gw [holders]*redis.Store
+	for i := range gw {
+		cfg := redis.Config{Addrs: []string{srv.Addr()}, KeyPrefix: prefix}
+		cfg.SetDefaults()
+		s, err := redis.New(context.Background(), cfg, redis.Options{})
+		if err != nil {
+			t.Fatalf("redis.New: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		gw[i] = s
+	}
+	ref := exactGCRA{t: time.Millisecond, burst: burst}
+	admitted, exact := 0, 0
+	now := t0
+	for i := range 4000 {
+		now = now.Add(500 * time.Microsecond)
+		res, err := gw[i%holders].Admit(context.Background(), now, &store.AdmitRequest{Limits: []store.LimitRequest{
+			{Key: "harvester", Interval: time.Millisecond, Burst: burst, Cost: 1},
+		}})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if res.Limits[0].Allowed {
+			admitted++
+		}
+		if ref.admit(now) {
+			exact++
+		}
+	}
+	if d := admitted - exact; d > lease*holders || d < -lease*holders {
+		t.Errorf("admitted %d, the exact GCRA %d: differ by %d, want at most lease×holders = %d", admitted, exact, d, lease*holders)
+	}
+	if most := burst + 2000 + lease*holders; admitted > most {
+		t.Errorf("admitted %d in 2 s, more than burst + refill + lease×holders = %d", admitted, most)
+	}
+	t.Logf("admitted %d, exact %d", admitted, exact)
+}
+
+// exactGCRA is one limit of cost-1 requests decided exactly.
+type exactGCRA struct {
+	t     time.Duration
+	burst int
+	tat   time.Time
+}
+
+func (g *exactGCRA) admit(now time.Time) bool {
+	tat := g.tat
+	if tat.Before(now) {
+		tat = now
+	}
+	nt := tat.Add(g.t)
+	if nt.Sub(now) > g.t*time.Duration(g.burst) {
+		return false
+	}
+	g.tat = nt
+	return true
+}
