@@ -13,19 +13,6 @@ import (
 	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
-// openLease connects a Store with the given lease settings (zero: defaults).
-func openLease(t testing.TB, addr string, lease redis.LeaseConfig) *redis.Store {
-	t.Helper()
-	cfg := redis.Config{Addrs: []string{addr}, KeyPrefix: fmt.Sprintf("l%d:", prefixes.Add(1)), Lease: lease}
-	cfg.SetDefaults()
-	s, err := redis.New(context.Background(), cfg, redis.Options{})
-	if err != nil {
-		t.Fatalf("redis.New: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 var evalshaCalls = regexp.MustCompile(`cmdstat_evalsha:calls=(\d+)`)
 
 // scriptCalls is how many EVALSHA the server has run.
@@ -58,7 +45,7 @@ func TestLeaseSavesRoundTrips(t *testing.T) {
 		{"exact", 1, n, n},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := openLease(t, srv.Addr(), redis.LeaseConfig{Tokens: c.tokens})
+			s := openWith(t, redis.Config{Addrs: []string{srv.Addr()}, Lease: redis.LeaseConfig{Tokens: c.tokens}})
 			before := scriptCalls(t, srv)
 			now := t0
 			for i := range n {
@@ -91,14 +78,7 @@ func TestLeaseBound(t *testing.T) {
 	prefix := fmt.Sprintf("bound%d:", prefixes.Add(1))
 	var gw [holders]*redis.Store
 	for i := range gw {
-		cfg := redis.Config{Addrs: []string{srv.Addr()}, KeyPrefix: prefix}
-		cfg.SetDefaults()
-		s, err := redis.New(context.Background(), cfg, redis.Options{})
-		if err != nil {
-			t.Fatalf("redis.New: %v", err)
-		}
-		t.Cleanup(func() { s.Close() })
-		gw[i] = s
+		gw[i] = openWith(t, redis.Config{Addrs: []string{srv.Addr()}, KeyPrefix: prefix})
 	}
 	ref := exactGCRA{t: time.Millisecond, burst: burst}
 	admitted, exact := 0, 0

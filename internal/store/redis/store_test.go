@@ -17,7 +17,16 @@ import (
 // test uses, so each one starts empty.
 func open(t testing.TB, addrs []string) *redis.Store {
 	t.Helper()
-	cfg := redis.Config{Addrs: addrs, KeyPrefix: fmt.Sprintf("t%d:", prefixes.Add(1))}
+	return openWith(t, redis.Config{Addrs: addrs})
+}
+
+// openWith connects a Store as cfg says, defaulted, under a fresh key
+// prefix unless cfg names one; it is closed when the test ends.
+func openWith(t testing.TB, cfg redis.Config) *redis.Store {
+	t.Helper()
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = fmt.Sprintf("t%d:", prefixes.Add(1))
+	}
 	cfg.SetDefaults()
 	s, err := redis.New(context.Background(), cfg, redis.Options{})
 	if err != nil {
