@@ -260,33 +260,38 @@ func BenchmarkPages(b *testing.B) {
 	l, gen, mid := labLedger(b, dir, watch)
 	b.Logf("ledger: %d Accesses written in %s", labAccesses, time.Since(begin).Round(time.Millisecond))
 
-	reg := prometheus.NewRegistry()
-	st := memory.New(memory.Options{})
-	b.Cleanup(func() { st.Close() })
-	cache := ledger.NewCache()
-	d, err := dashboard.New(dashboard.Options{Token: testToken, Gatherer: reg, LedgerDir: dir, LedgerCache: cache, Watch: watch})
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := admin.New(admin.Options{Token: testToken, Gatherer: reg, Bans: st, Dashboard: d, Ledger: benchLedger{dir, cache}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	b.Cleanup(srv.Close)
-	e := &env{srv: srv, store: st, dash: d}
-	c := e.client(b)
-	e.signIn(b, c)
-	get := func(b *testing.B, p string) {
-		r, err := c.Get(e.srv.URL + p)
+	// serve is the dashboard and admin API over dir, signed in; the admin
+	// API's ledger queries read through cache (nil: none, each query reads
+	// the open hour whole, as before ledger.Cache).
+	serve := func(cache *ledger.Cache) func(b *testing.B, p string) {
+		reg := prometheus.NewRegistry()
+		st := memory.New(memory.Options{})
+		b.Cleanup(func() { st.Close() })
+		d, err := dashboard.New(dashboard.Options{Token: testToken, Gatherer: reg, LedgerDir: dir, LedgerCache: cache, Watch: watch})
 		if err != nil {
 			b.Fatal(err)
 		}
-		page := body(b, r)
-		if r.StatusCode != http.StatusOK || strings.Contains(page, `class="error"`) {
-			b.Fatalf("%s: %d\n%s", p, r.StatusCode, page)
+		a, err := admin.New(admin.Options{Token: testToken, Gatherer: reg, Bans: st, Dashboard: d, Ledger: benchLedger{dir, cache}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(a.Handler())
+		b.Cleanup(srv.Close)
+		e := &env{srv: srv, store: st, dash: d}
+		c := e.client(b)
+		e.signIn(b, c)
+		return func(b *testing.B, p string) {
+			r, err := c.Get(e.srv.URL + p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			page := body(b, r)
+			if r.StatusCode != http.StatusOK || strings.Contains(page, `class="error"`) {
+				b.Fatalf("%s: %d\n%s", p, r.StatusCode, page)
+			}
 		}
 	}
+	get, uncached := serve(ledger.NewCache()), serve(nil)
 	begin = time.Now()
 	get(b, "/identities/took-by?facet=account&value=user7")
 	b.Logf("first ledger page (the open hour read whole into the cache): %s", time.Since(begin).Round(time.Millisecond))
@@ -317,4 +322,18 @@ func BenchmarkPages(b *testing.B) {
 			b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N), "cpu-ms/op")
 		})
 	}
+	// The same growing ledger, took-by asked of an admin API without a
+	// cache: what every ledger page cost before ledger.Cache.
+	b.Run("growing-uncached/identities/took-by", func(b *testing.B) {
+		var cpu time.Duration
+		for range b.N {
+			b.StopTimer()
+			grow(l, gen, watch, refreshAccesses)
+			b.StartTimer()
+			begin := processCPU()
+			uncached(b, "/identities/took-by?facet=account&value=user7")
+			cpu += processCPU() - begin
+		}
+		b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+	})
 }
