@@ -66,7 +66,47 @@
 // such a directory for the warden that wrote it and give this one a new
 // directory. Logs (.wal) did not change and are sealed in format 4.
 //
-// What a byte buys: see "Size" below.
+// Request ids are kept whole, for explain: warden's (gateway/pipeline.go)
+// are a random per-process prefix and a counter, so that a column of them
+// compresses to almost nothing (prefix and counter deltas). The counter is
+// also what a caller reads in a refusal body: two of its own ids tell it
+// how many requests the gateway served between them. If that volume must
+// not show, the gateway should hand out a keyed permutation of the
+// counter (a 64-bit block cipher under a per-process key) and give the
+// recorder the counter itself; the ledger would keep counters and the
+// key, and explain would permute. Random ids instead would cost 12
+// incompressible bytes per Access, more than half of all the rest.
+//
+// # Size
+//
+// Measured (BenchmarkSealDense, bench_results.txt) on one hour at the
+// issue's density: 139,000 Accesses; 1,000,000 identities with their ip
+// and /24; 1,000,000 subjects; 100,000 authors, Zipf 1.1; half profile
+// look-ups (one record), half feed pages (two posts, two author profiles):
+// 1.5 records and one author per Access on average. Format 4 takes 20.2
+// bytes per Access (format 3: 113.9):
+//
+//   - the Accesses, 7.7: the identity 2.9 (a tuple: one of a million, 20
+//     bits, in 3-byte varints zstd cannot shrink: random), records 3.3,
+//     authors 1.8, names and classes 0.6 (repeated: zstd), request ids
+//     about 0, time about 0 (the benchmark spaces Accesses evenly; real
+//     arrivals, Poisson at 26 ms, carry about 16 bits each: 2 more bytes);
+//   - who-took rows, 10.7: per subject and identity, the tuple (20 bits)
+//     and the first time (µs in the hour: 32 bits of entropy) are
+//     incompressible; about 1.45 rows per Access;
+//   - reach postings, 1.8: author -> tuples, delta-coded (a popular
+//     author's are dense).
+//
+// The 4 bytes per Access, indexes included, is below what an
+// Access holds: its identity (20 bits) and its records and authors (about
+// 35 bits for this mix) alone are 7 bytes, whatever the encoding. The
+// floor of this design is about 18.5 bytes (Accesses 7.4, rows 9.4, reach
+// 1.7); a design whose who-took index names Access numbers (17 bits) and
+// reads identity and time from the Accesses' columns would approach 12,
+// at the cost of decompressing those columns for every partition a
+// who-took touches (the rows kept here answer it from one 16 KiB block
+// per partition). The shared dictionary adds about 20 bytes per distinct
+// id and tuple once, not per Access.
 //
 // # Durability
 //
@@ -98,23 +138,26 @@
 //     hour (BenchmarkSealDense), less of it live at once, all freed after.
 //
 // At 1,000,000 identities (each with its ip and /24), 1,000,000 subjects
-// and 100,000 authors (N about 3.2 million): about 130 MiB of shared
-// dictionary. Measured (bench_results.txt, warden bench ledger, 10,000,000
-// Accesses of that population, about 14,000 an hour): the whole bench
-// process's live heap peaked at 172-177 MiB, within the 256 MiB;
-// its heap in use (live plus garbage not yet collected, what the process's
-// memory follows at GOGC=100) at 309-332 MiB, over it: GOMEMLIMIT (for
-// example 256MiB) asks the collector to keep to the bound (not measured
-// yet). At the
-// issue's density (139,000 Accesses an hour) a seal allocates about 250
-// MiB (not all live at once; not measured at 100,000,000). What is not bounded by
-// identities is that share: an hour of A Accesses needs up to about 1,900
-// A bytes while it is sealed (a gateway at 10,000 Accesses/s, 36 million
-// an hour, would need up to 65 GiB then); partitions are an hour because
-// queries and retention count in hours, and cutting a busy hour in parts
-// is the change to make for such a gateway. Readers map the partitions of
-// the window and load the shared dictionary (its look-up built per
-// namespace on first use).
+// and 100,000 authors, N is about 4.2 million (3.2 million ids and 1
+// million tuples): about 170 MiB of shared dictionary. Measured
+// (bench_results.txt, warden bench ledger, 10,000,000 Accesses of that
+// population, about 14,000 an hour, the machine shared and loaded): the
+// whole bench process's live heap peaked at 211 MiB, within the issue's
+// 256 MiB; its heap in use (live plus garbage not yet collected, what
+// the process's memory follows at GOGC=100) at 401 MiB, over it:
+// GOMEMLIMIT=256MiB asks the collector to keep to the bound, at the cost
+// of more frequent collections. At the density (139,000 Accesses
+// an hour) a seal allocates about 1,400 bytes per Access of the hour
+// (BenchmarkSealDense: 190 MiB, not all live at once). What is not
+// bounded by identities is that share: an hour of A Accesses needs up to
+// about 1,400 A bytes while it is sealed (a gateway at 10,000 Accesses/s,
+// 36 million an hour, would need up to 47 GiB then); partitions are an
+// hour because queries and retention count in hours, and cutting a busy
+// hour in parts is the change to make for such a gateway. Readers map the
+// partitions of the window and load the shared dictionary (its look-up
+// built per namespace on first use); a format 4 reader also keeps the
+// blocks it decompressed and, per facet queried, an array of each tuple's
+// value (4 bytes per tuple).
 //
 // # Reading the open hour
 //
