@@ -108,7 +108,8 @@ func (m *Map) ReadAnswer(route *Route, status int, contentType, contentEncoding 
 
 // Fill copies what res found into acc, in memory acc owns (res is pooled
 // and reused): the route's classes always; records, authors and links only
-// when the answer was served (not blocked).
+// when the answer was served (not blocked). The records go in acc.Records'
+// capacity when it has room (memory the caller made with acc).
 func (r *Result) Fill(acc *Access, served bool) {
 	acc.Classes = r.Route().Classes()
 	if !served {
@@ -139,7 +140,11 @@ func (r *Result) Fill(acc *Access, served bool) {
 	pos := 0
 	take := func(k int) string { v := s[pos : pos+k]; pos += k; return v }
 	if n > 0 {
-		acc.Records = make([]Record, n)
+		if cap(acc.Records) >= n {
+			acc.Records = acc.Records[:n]
+		} else {
+			acc.Records = make([]Record, n)
+		}
 		for i := range acc.Records {
 			acc.Records[i] = Record{ID: take(len(r.ID(i))), Classes: r.Classes(i), Masked: r.Masked(i)}
 		}
