@@ -167,8 +167,9 @@
 // opens every reader WithCache(c) (Dir(dir, WithCache(c)) as a Source): the
 // cache keeps each open log's Accesses decoded and translated into the
 // shared dictionary's integers with the offset read, decodes only what was
-// appended since its last reader and indexes it as a chunk (at most 16,384
-// Accesses; a query sees a log as its chunks), and reads the logs again
+// appended since its last reader into a chunk (at most 16,384 Accesses; a
+// query sees a log as its chunks), indexed when a query first reads its
+// index (who-took, reach), and reads the logs again
 // when the shared dictionary grew (a seal) or a log was replaced. Its
 // memory is the open hours' Accesses and index, about what one reader of
 // them holds.

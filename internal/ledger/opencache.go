@@ -15,13 +15,14 @@ import (
 
 // Cache keeps a directory's open logs read for the readers that follow:
 // each log's Accesses decoded and translated into the shared dictionary's
-// integers, indexed in chunks, and the offset read. A reader opened with
-// WithCache decodes only the bytes appended since the last reader (whole
-// frames: a torn tail frame stays unread until it is complete), translates
-// them and indexes them as a new chunk, so that under live traffic a query
-// costs little more than on a still ledger (reading the open hour whole
-// cost about 3 s a query with a 10-minute lab run's 800,000 Accesses in
-// it).
+// integers, in chunks, and the offset read. A reader opened with WithCache
+// decodes only the bytes appended since the last reader (whole frames: a
+// torn tail frame stays unread until it is complete) and translates them
+// into a new chunk, indexed when a query first needs its index (who-took
+// and reach do; took-by, explain and Distinct read the Accesses), so that
+// under live traffic a query costs little more than on a still ledger
+// (reading the open hour whole cost about 3 s a query with a 10-minute lab
+// run's 800,000 Accesses in it).
 //
 // Whoever serves queries repeatedly (the dashboard, the admin API) owns
 // one Cache and passes it to every reader; a command that asks once uses
@@ -62,10 +63,10 @@ type readerOptions struct{ cache *Cache }
 // WithCache reads the open logs through c (nil: read them whole).
 func WithCache(c *Cache) ReaderOption { return func(o *readerOptions) { o.cache = c } }
 
-// chunkMax bounds the Accesses a chunk of an open log indexes: a merge
-// of two chunks, paid by the query that finds the appended bytes, indexes
-// at most this many (about 40 ms), and a query visits one chunk per this
-// many Accesses of the open hour.
+// chunkMax bounds the Accesses a chunk of an open log holds: a query that
+// reads a chunk's index first builds it over at most this many (about 40
+// ms), and a query visits one chunk per this many Accesses of the open
+// hour.
 const chunkMax = 1 << 14
 
 // openLog is one open log as the cache read it.
@@ -76,7 +77,7 @@ type openLog struct {
 	header bool        // the header frame was read
 	ids    [nsCount][]uint32
 	sizes  [nsCount]int // len(ids[ns]): what decodeEntry checks ids against
-	chunks []*partition // translated, indexed, in the log's order
+	chunks []chunk // translated, in the log's order
 	bad    bool         // a frame that checks but does not decode ends the log, as readLog
 }
 
@@ -169,7 +170,7 @@ func stampOf(path string) fileStamp {
 // returns each one's chunks, the stems whose log was gone (sealed since ls
 // was listed: the caller maps their sealed file) and the names to read
 // them with.
-func (c *Cache) openLogs(dir string, ls *listing, stems []string) (map[string][]*partition, []string, names, error) {
+func (c *Cache) openLogs(dir string, ls *listing, stems []string) (map[string][]chunk, []string, names, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dir != dir {
@@ -211,7 +212,7 @@ func (c *Cache) openLogs(dir string, ls *listing, stems []string) (map[string][]
 			delete(c.logs, stem) // sealed or removed
 		}
 	}
-	out := make(map[string][]*partition, len(files))
+	out := make(map[string][]chunk, len(files))
 	for _, stem := range stems {
 		f := files[stem]
 		if f == nil {
@@ -310,17 +311,37 @@ func incomplete(b []byte) bool {
 	return n >= 1 && n <= maxFrameBody && uint64(len(b)-frameHead) < uint64(n)
 }
 
-// add indexes fresh Accesses as chunks after lg's, merging the last two
+// chunk is part of an open log's Accesses, as a partition whose index
+// (p.x, never set) is built when a query first reads it: a page that only
+// reads Accesses (took-by, explain, the identities' counts) does not pay
+// for indexing what was appended, and a chunk merged before any query
+// indexed it is never indexed.
+type chunk struct {
+	p *partition
+	x *lazyTables
+}
+
+type lazyTables struct {
+	once sync.Once
+	x    *tables
+}
+
+func (l *lazyTables) get(p *partition) *tables {
+	l.once.Do(func() { l.x = buildTables(p.entries, p.hour) })
+	return l.x
+}
+
+// add appends fresh Accesses as chunks after lg's, merging the last two
 // while the older is at most twice the newer and both fit a chunk: each
-// Access is indexed again a few times at most, and a query that finds a
-// few appended Accesses indexes about as many.
+// Access is copied into a few chunks at most, and a reader visits about
+// one chunk per most Accesses.
 func (lg *openLog) add(path string, fresh []entry, most int) {
 	for len(fresh) > 0 {
 		n := min(len(fresh), most)
 		lg.chunks = append(lg.chunks, newChunk(path, lg.hour, fresh[:n:n]))
 		fresh = fresh[n:]
 		for k := len(lg.chunks); k >= 2; k = len(lg.chunks) {
-			a, b := lg.chunks[k-2].entries, lg.chunks[k-1].entries
+			a, b := lg.chunks[k-2].p.entries, lg.chunks[k-1].p.entries
 			if len(a) > 2*len(b) || len(a)+len(b) > most {
 				break
 			}
@@ -329,15 +350,14 @@ func (lg *openLog) add(path string, fresh []entry, most int) {
 	}
 }
 
-// newChunk is a partition of an open log's Accesses (translated), indexed.
-func newChunk(path string, hour int64, es []entry) *partition {
+// newChunk is a chunk of an open log's Accesses (translated).
+func newChunk(path string, hour int64, es []entry) chunk {
 	p := newPartition(path, hour)
 	for i := range es {
 		p.minT, p.maxT = min(p.minT, es[i].t), max(p.maxT, es[i].t)
 	}
 	p.entries = es
-	p.buildIndex()
-	return p
+	return chunk{p: p, x: &lazyTables{}}
 }
 
 // translateEntry turns e's ids from a log's own dictionary into those m

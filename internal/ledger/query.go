@@ -153,17 +153,18 @@ func (r *Reader) indexRows(p *partition, subject uint32, f int) (rws []row, clas
 		}
 		return p.v4.rows4(subject, p.hour*1e6, r.tupleFacet(f), r.dec), p.v4.classes, true
 	}
-	if len(p.x.classes) > maxRowClasses {
+	x := r.tables(p)
+	if len(x.classes) > maxRowClasses {
 		return nil, nil, false
 	}
-	t, absent := p.x.rowsFor(f)
+	t, absent := x.rowsFor(f)
 	rws = t.get(subject, p.hour*1e6)
 	if absent {
 		for i := range rws {
 			rws[i].ident = 0
 		}
 	}
-	return rws, p.x.classes, true
+	return rws, x.classes, true
 }
 
 // hasClass reports whether class c (a name integer) is among the bits of
@@ -298,9 +299,10 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 			continue
 		}
 		if r.win.covers(p) {
+			x := r.tables(p)
 			for _, a := range sorted {
-				vs := p.x.viewers[f].get(uint64(a))
-				n := p.x.impr.get(uint64(a))
+				vs := x.viewers[f].get(uint64(a))
+				n := x.impr.get(uint64(a))
 				for _, i := range ids[a] {
 					out[i].AddMany(vs)
 					if len(n) == 1 {

@@ -56,6 +56,10 @@ type Reader struct {
 	dec     *zstd.Decoder
 	maps    [][]byte
 	cleanup runtime.Cleanup
+	// lazy holds the index of each open-log chunk the cache gave, built
+	// by the first query that reads it (took-by, explain and Distinct
+	// read the Accesses only).
+	lazy map[*partition]*lazyTables
 	// viewNS is the namespace of the identities Viewers last returned.
 	viewNS int
 	// tf is, per facet, each tuple's value of it (+1, 0 absent): built on
@@ -145,9 +149,12 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 			r.Close()
 			return nil, err
 		}
-		r.d = n
-		for stem, ps := range logs {
-			byStem[stem] = ps
+		r.d, r.lazy = n, map[*partition]*lazyTables{}
+		for stem, cs := range logs {
+			for _, c := range cs {
+				byStem[stem] = append(byStem[stem], c.p)
+				r.lazy[c.p] = c.x
+			}
 		}
 		for _, stem := range gone { // sealed since listed; the dictionary read after
 			p, err := r.loadPartition(stem, true)
@@ -260,6 +267,15 @@ func (r *Reader) loadPartition(stem string, sealed bool) (*partition, error) {
 		return nil, fmt.Errorf("ledger: %s: %w", path, err)
 	}
 	return p, nil
+}
+
+// tables is p's index (p a log's or a format 3 partition): an open-log
+// chunk from the cache has it built on first use, once for every reader.
+func (r *Reader) tables(p *partition) *tables {
+	if l := r.lazy[p]; l != nil {
+		return l.get(p)
+	}
+	return p.x
 }
 
 // Partitions is how many partitions the reader loaded.
