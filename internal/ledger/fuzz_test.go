@@ -122,8 +122,11 @@ func FuzzParseSeg(f *testing.F) {
 			return
 		}
 		p.v4.viewers.rawBlocks(dec)
+		p.v4.takers.eachSorted([]uint32{0, 1, 2, 5, 9}, dec, func(int, []byte) {})
 		for k := range uint32(8) {
-			p.v4.viewers4(k, tf, nil, dec)
+			if b, err := p.v4.viewers.get(k, dec); err == nil {
+				viewers4(b, tf, nil)
+			}
 			p.v4.rows4(k, p.hour*1e6, tf, dec)
 		}
 	})

@@ -219,6 +219,35 @@ func (k *keyed) get(key uint32, dec *zstd.Decoder) ([]byte, error) {
 	return bl.raw[bl.off[j]:bl.end[j]], nil
 }
 
+// eachSorted calls fn with the payload of each of keys (sorted) found,
+// and its index in keys: one block look-up per block, not per key (reach
+// looks up a thousand authors in each partition).
+func (k *keyed) eachSorted(keys []uint32, dec *zstd.Decoder, fn func(i int, payload []byte)) {
+	bi, pos := -1, 0
+	var bl *block
+	for i, key := range keys {
+		if len(k.first) == 0 || key < k.first[0] {
+			continue
+		}
+		next := bi
+		for next+1 < len(k.first) && k.first[next+1] <= key {
+			next++
+		}
+		if next != bi {
+			var err error
+			if bl, err = k.block(next, dec); err != nil {
+				return
+			}
+			bi, pos = next, 0
+		}
+		j, ok := slices.BinarySearch(bl.keys[pos:], key)
+		pos += j
+		if ok {
+			fn(i, bl.raw[bl.off[pos]:bl.end[pos]])
+		}
+	}
+}
+
 // rawBlocks decodes every block and returns their raw bytes (verify
 // compares them with the blocks the Accesses make).
 func (k *keyed) rawBlocks(dec *zstd.Decoder) ([][]byte, error) {

@@ -284,18 +284,22 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 		sorted = append(sorted, v)
 	}
 	slices.Sort(sorted)
+	who := make([][]int, len(sorted))
+	for k, a := range sorted {
+		who[k] = ids[a]
+	}
 	var buf []uint32
 	for _, p := range r.parts {
 		if r.win.covers(p) && p.v4 != nil {
 			tf := r.tupleFacet(f)
-			for _, a := range sorted {
+			p.v4.viewers.eachSorted(sorted, r.dec, func(k int, payload []byte) {
 				var n uint64
-				buf, n = p.v4.viewers4(a, tf, buf[:0], r.dec)
-				for _, i := range ids[a] {
+				buf, n = viewers4(payload, tf, buf[:0])
+				for _, i := range who[k] {
 					out[i].AddMany(buf)
 					impr[i] += n
 				}
-			}
+			})
 			continue
 		}
 		if r.win.covers(p) {

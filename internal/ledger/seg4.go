@@ -242,13 +242,10 @@ func (p *partition) index4Matches(d *dictionary, dec *zstd.Decoder) (bool, error
 	return true, nil
 }
 
-// viewers4 appends the identities (facet values +1 of f, through tf: tuple
-// -> value) served author's content in p, and returns its impressions.
-func (x *index4) viewers4(author uint32, tf []uint32, dst []uint32, dec *zstd.Decoder) ([]uint32, uint64) {
-	b, err := x.viewers.get(author, dec)
-	if err != nil || b == nil {
-		return dst, 0
-	}
+// viewers4 appends the identities (facet values of f, through tf: tuple
+// -> value+1) of a viewers payload (an author's), and returns its
+// impressions.
+func viewers4(b []byte, tf []uint32, dst []uint32) ([]uint32, uint64) {
 	d := decoder{b: b}
 	impr := d.uvarint()
 	n := d.count(1)

@@ -2,7 +2,9 @@
 // worth of Accesses, times ingest, size and the queries, and, when
 // clickhouse-server is installed, loads the same Accesses into ClickHouse
 // (MergeTree, partitioned by day) and times the same queries there in the
-// same run. It must never be part of CI (it installs nothing, and skips
+// same run. The ledger's row also gives its queries' CPU time (the
+// querying thread's, median of the runs): on a shared machine the
+// wall-clock times count waiting for a core too. It must never be part of CI (it installs nothing, and skips
 // ClickHouse when absent).
 package ledgerbench
 

@@ -34,6 +34,10 @@ type Row struct {
 	WhoTook      time.Duration // who-took of one subject over every day, median
 	WhoTookCold  time.Duration
 	WhoTookRows  int
+	// The ledger's queries' CPU time (the querying thread's, GC assists
+	// included, the collector's own workers not), median: on a shared
+	// machine the wall-clock times above also count waiting for a core.
+	ReachCPU, ReachColdCPU, WhoTookCPU, WhoTookColdCPU time.Duration
 	WriterMaxRSS int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
 	WriterLive   int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
 	Skipped      string
@@ -163,8 +167,8 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 		return int(u.GetCardinality()), n
 	}
 	reachOnce() // the dictionary's look-up, built once per reader
-	row.Reach = median(func() { row.ReachValue, row.Impressions = reachOnce() })
-	row.ReachCold = median(func() {
+	row.Reach, row.ReachCPU = medianCPU(func() { row.ReachValue, row.Impressions = reachOnce() })
+	row.ReachCold, row.ReachColdCPU = medianCPU(func() {
 		if _, err := reach.Run(o.Dir, reach.Query{Authors: authors, Window: win}); err != nil {
 			panic(err)
 		}
@@ -175,9 +179,9 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 		return nil, err
 	}
 	all.WhoTook(rep0(o), "", identify.FacetAccount)
-	row.WhoTook = median(func() { row.WhoTookRows = len(all.WhoTook(querySubject(o), "", identify.FacetAccount).Rows) })
+	row.WhoTook, row.WhoTookCPU = medianCPU(func() { row.WhoTookRows = len(all.WhoTook(querySubject(o), "", identify.FacetAccount).Rows) })
 	all.Close()
-	row.WhoTookCold = median(func() {
+	row.WhoTookCold, row.WhoTookColdCPU = medianCPU(func() {
 		r, err := ledger.OpenReader(o.Dir, ledger.Window{})
 		if err != nil {
 			panic(err)
@@ -190,6 +194,21 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 
 // rep0 is a subject other than the one timed, to warm the reader.
 func rep0(o Options) string { return "u1" }
+
+// medianCPU is median, and the median CPU time of the calling thread
+// (locked to it by runLedger) over the same runs.
+func medianCPU(f func()) (wall, cpu time.Duration) {
+	c := make([]time.Duration, runs)
+	i := 0
+	wall = median(func() {
+		t := threadCPU()
+		f()
+		c[i] = threadCPU() - t
+		i++
+	})
+	slices.Sort(c)
+	return wall, c[runs/2]
+}
 
 func median(f func()) time.Duration {
 	d := make([]time.Duration, runs)
@@ -221,6 +240,10 @@ func (rep *Report) Format(w io.Writer, command string) {
 		fmt.Fprintf(w, "%-15s %12.0f %12s %14.1f %12.2f %10.2f %10.2f %10.2f %10.2f %10d %8d MiB %7d MiB  who-took rows %d, impressions %d\n",
 			r.Store, float64(o.Accesses)/r.Ingest.Seconds(), perCPU, r.IngestAll.Seconds(), float64(r.Bytes)/float64(o.Accesses),
 			ms(r.Reach), ms(r.ReachCold), ms(r.WhoTook), ms(r.WhoTookCold), r.ReachValue, r.WriterMaxRSS>>20, r.WriterLive>>20, r.WhoTookRows, r.Impressions)
+		if r.ReachCPU > 0 {
+			fmt.Fprintf(w, "%-15s queries' CPU ms (the querying thread's, median): reach %.2f, cold %.2f; who-took %.2f, cold %.2f\n",
+				"", ms(r.ReachCPU), ms(r.ReachColdCPU), ms(r.WhoTookCPU), ms(r.WhoTookColdCPU))
+		}
 	}
 }
 
