@@ -22,25 +22,25 @@ import (
 
 // Row is one store's figures.
 type Row struct {
-	Store        string
-	Ingest       time.Duration // appending every Access (the ledger: Add calls only)
-	IngestCPU    time.Duration // the ledger: CPU time of Add's thread (one core), GC assists included
-	IngestAll    time.Duration // until everything is sealed / merged and queryable
-	Bytes        int64
-	Reach        time.Duration // exact reach of the authors over ReachDays, median
-	ReachCold    time.Duration // the same, opening the store (ledger: reach.Run)
-	ReachValue   int
-	Impressions  uint64
-	WhoTook      time.Duration // who-took of one subject over every day, median
-	WhoTookCold  time.Duration
-	WhoTookRows  int
+	Store       string
+	Ingest      time.Duration // appending every Access (the ledger: Add calls only)
+	IngestCPU   time.Duration // the ledger: CPU time of Add's thread (one core), GC assists included
+	IngestAll   time.Duration // until everything is sealed / merged and queryable
+	Bytes       int64
+	Reach       time.Duration // exact reach of the authors over ReachDays, median
+	ReachCold   time.Duration // the same, opening the store (ledger: reach.Run)
+	ReachValue  int
+	Impressions uint64
+	WhoTook     time.Duration // who-took of one subject over every day, median
+	WhoTookCold time.Duration
+	WhoTookRows int
 	// The ledger's queries' CPU time (the querying thread's, GC assists
 	// included, the collector's own workers not), median: on a shared
 	// machine the wall-clock times above also count waiting for a core.
 	ReachCPU, ReachColdCPU, WhoTookCPU, WhoTookColdCPU time.Duration
-	WriterMaxRSS int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
-	WriterLive   int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
-	Skipped      string
+	WriterMaxRSS                                       int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
+	WriterLive                                         int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
+	Skipped                                            string
 }
 
 // Report is a run's result.
