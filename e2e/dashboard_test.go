@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -251,5 +256,76 @@ scrape_configs:
 		case n == 0:
 			t.Errorf("query %s: no data", q)
 		}
+	}
+}
+
+// The dashboard's limits come from the config: after dashboard.
+// login_failures failed sign-ins from an address, /login answers 429 with
+// Retry-After through the real gateway (a forged X-Forwarded-For changes
+// nothing), and an upload past dashboard.trace_max_bytes is refused (413).
+func TestDashboardLimitsFromConfig(t *testing.T) {
+	platform := startPlatform(t, 200)
+	dir := filepath.Join(t.TempDir(), "ledger")
+	g := startGateway(t, ledgerConfig(dir, 15)+"dashboard: {trace_max_bytes: 1048576, login_failures: 2, login_window: 1m}\n", platform)
+	client := func(ip string) *http.Client {
+		c := clientFrom(ip)
+		c.Jar, _ = cookiejar.New(nil)
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		return c
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	page := func(c *http.Client, path string) string {
+		t.Helper()
+		a := do(t, c, "GET", g.admin+path, nil)
+		m := csrf.FindStringSubmatch(a.body)
+		if m == nil {
+			t.Fatalf("%s: %d, no csrf field:\n%s", path, a.status, a.body)
+		}
+		return m[1]
+	}
+	signIn := func(c *http.Client, tok string) (int, string) {
+		t.Helper()
+		form := url.Values{"token": {tok}, "csrf": {page(c, "/login")}}
+		req, _ := http.NewRequest("POST", g.admin+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", time.Now().Nanosecond()%250))
+		r, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode, r.Header.Get("Retry-After")
+	}
+	guesser := client("127.0.5.1")
+	for i := range 2 {
+		if code, _ := signIn(guesser, "wrong-token-0123456789"); code != http.StatusUnauthorized {
+			t.Fatalf("failed sign-in %d: %d, want 401", i+1, code)
+		}
+	}
+	if code, after := signIn(guesser, adminToken); code != http.StatusTooManyRequests || !regexp.MustCompile(`^([1-5]?[0-9]|60)$`).MatchString(after) || after == "0" {
+		t.Fatalf("the right token after login_failures failures: %d, Retry-After %q; want 429 and at most 60 s", code, after)
+	}
+
+	op := client("127.0.5.2")
+	if code, _ := signIn(op, adminToken); code != http.StatusSeeOther {
+		t.Fatalf("sign-in from another address: %d, want 303", code)
+	}
+	tok := page(op, "/trace")
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormField("csrf")
+	io.WriteString(fw, tok)
+	fw, _ = mw.CreateFormFile("copy", "big.csv")
+	io.WriteString(fw, "id,email\n"+strings.Repeat("1,someone@example.com\n", (3<<20)/22))
+	mw.Close()
+	req, _ := http.NewRequest("POST", g.admin+"/trace", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	r, err := op.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 3 MiB upload with trace_max_bytes 1 MiB: %d, want 413", r.StatusCode)
 	}
 }
