@@ -12,7 +12,11 @@
 // Recorders (the ledger, the detector) sit behind a one-method interface
 // and are fed through a bounded hand-off each (record.go): a full queue
 // drops and counts, it never waits. Every refusal yields an Access too,
-// with its rule and facet.
+// with its rule and facet. A busy hand-off's goroutine takes its queue
+// every millisecond rather than parking between Accesses, so a request's
+// offer is a channel send and never wakes it; it parks after a millisecond
+// with nothing queued. The Access the recorders share is made once per
+// request, in one allocation with room for a look-up's record.
 //
 // The decision pipeline (Pipeline) works on warden's own small types, so
 // the HTTP front is chosen by measurement and can change. The loop front
