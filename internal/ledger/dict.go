@@ -27,8 +27,18 @@ type dictionary struct {
 
 // loadDictionary reads dir's dictionary up to its last whole frame; a
 // missing file is an empty dictionary.
-func loadDictionary(dir string) (*dictionary, error) {
+func loadDictionary(dir string) (*dictionary, error) { return readDictionary(dir, false) }
+
+// loadSealerDictionary is loadDictionary for the sealer, which only
+// interns: its tables keep no integer -> name index (8 bytes a name: 34
+// MiB of the writer's heap at the population).
+func loadSealerDictionary(dir string) (*dictionary, error) { return readDictionary(dir, true) }
+
+func readDictionary(dir string, lookupOnly bool) (*dictionary, error) {
 	d := &dictionary{}
+	for ns := range d.t {
+		d.t[ns].lookupOnly = lookupOnly
+	}
 	path := filepath.Join(dir, idsFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -53,7 +63,10 @@ func loadDictionary(dir string) (*dictionary, error) {
 	}
 	d.valid = int64(off)
 	for ns := range d.t {
-		d.t[ns].data, d.t[ns].starts = make([]byte, 0, size[ns]), make([]uint64, 0, names[ns])
+		d.t[ns].data = make([]byte, 0, size[ns])
+		if !lookupOnly {
+			d.t[ns].starts = make([]uint64, 0, names[ns])
+		}
 	}
 	for at := 0; at < off; {
 		n := int(binary.LittleEndian.Uint32(b[at:]))
@@ -141,9 +154,13 @@ func (d *dictionary) appendIDs(dir string, frames []byte) error {
 // collection.
 type strtab struct {
 	data   []byte
-	starts []uint64
+	starts []uint64 // nil when lookupOnly
 	slots  []uint64
 	seed   maphash.Seed
+	n      int
+	// lookupOnly tables (the sealer's) answer intern and find, not at or
+	// str: they keep no starts.
+	lookupOnly bool
 }
 
 const (
@@ -152,7 +169,7 @@ const (
 )
 
 // len is how many names t holds.
-func (t *strtab) len() int { return len(t.starts) }
+func (t *strtab) len() int { return t.n }
 
 // record is the name whose record starts at off: its integer and bytes.
 func (t *strtab) record(off uint64) (uint32, []byte) {
@@ -171,7 +188,7 @@ func (t *strtab) at(i uint32) []byte {
 
 // str is name i as a string; "" when i is out of range.
 func (t *strtab) str(i uint32) string {
-	if int(i) >= len(t.starts) {
+	if int(i) >= len(t.starts) { // a lookupOnly table names nothing
 		return ""
 	}
 	return string(t.at(i))
@@ -180,12 +197,15 @@ func (t *strtab) str(i uint32) string {
 // push appends s's record as the next integer and returns it and where
 // the record starts.
 func (t *strtab) push(s string) (uint32, uint64) {
-	v := uint32(len(t.starts))
+	v := uint32(t.n)
 	off := uint64(len(t.data))
 	t.data = binary.LittleEndian.AppendUint32(t.data, v)
 	t.data = binary.AppendUvarint(t.data, uint64(len(s)))
 	t.data = append(t.data, s...)
-	t.starts = append(t.starts, off)
+	if !t.lookupOnly {
+		t.starts = append(t.starts, off)
+	}
+	t.n++
 	return v, off
 }
 
@@ -202,7 +222,7 @@ func (t *strtab) add(s []byte) uint32 {
 
 // reset empties t, keeping its memory for the next use.
 func (t *strtab) reset() {
-	t.data, t.starts = t.data[:0], t.starts[:0]
+	t.data, t.starts, t.n = t.data[:0], t.starts[:0], 0
 	clear(t.slots)
 }
 
@@ -211,24 +231,30 @@ func (t *strtab) index() {
 		return
 	}
 	t.seed = maphash.MakeSeed()
+	// The smallest table that holds the names below 3/4 full, as growth
+	// keeps it (twice that, as before, cost 15 bytes more per name: 60 MiB
+	// of a writer's or reader's heap at the population).
 	n := 16
-	for n*3 < len(t.starts)*4+4 {
+	for n*3 < t.n*4+4 {
 		n *= 2
 	}
-	t.slots = make([]uint64, 2*n)
+	t.slots = make([]uint64, n)
 	t.rehash()
 }
 
 func (t *strtab) rehash() {
 	clear(t.slots)
-	for _, off := range t.starts {
-		_, b := t.record(off)
-		t.place(maphash.Bytes(t.seed, b), off)
+	// The records are walked in order (a lookupOnly table has no starts).
+	for off := uint64(0); off < uint64(len(t.data)); {
+		n, k := binary.Uvarint(t.data[off+4:])
+		at := off + 4 + uint64(k)
+		t.place(maphash.Bytes(t.seed, t.data[at:at+n]), off)
+		off = at + n
 	}
 }
 
 func (t *strtab) grow() {
-	if len(t.starts)*4 < len(t.slots)*3 {
+	if t.n*4 < len(t.slots)*3 {
 		return
 	}
 	t.slots = make([]uint64, 2*len(t.slots))

@@ -121,3 +121,28 @@ func TestDictionaryFile(t *testing.T) {
 		t.Fatal("names namespace")
 	}
 }
+
+// A lookupOnly table (the sealer's) gives the same integers as a full
+// one, through growth (its rehash walks the names, having no starts), and
+// keeps no integer -> name index.
+func TestLookupOnlyStrtab(t *testing.T) {
+	full, lean := strtab{}, strtab{lookupOnly: true}
+	for i := range 50000 {
+		s := fmt.Sprint("name-", i%37000, "-", i%3)
+		a, addedA := full.intern(s)
+		b, addedB := lean.intern(s)
+		if a != b || addedA != addedB {
+			t.Fatalf("%q: full %d %v, lookupOnly %d %v", s, a, addedA, b, addedB)
+		}
+	}
+	if full.len() != lean.len() || lean.starts != nil {
+		t.Fatalf("len %d and %d, starts %d", full.len(), lean.len(), len(lean.starts))
+	}
+	for _, s := range []string{"name-5-2", "name-36999-0", "absent"} {
+		a, okA := full.find(s)
+		b, okB := lean.find(s)
+		if a != b || okA != okB {
+			t.Fatalf("find %q: %d %v and %d %v", s, a, okA, b, okB)
+		}
+	}
+}

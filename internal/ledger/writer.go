@@ -539,7 +539,7 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 		return err
 	}
 	if l.gd == nil {
-		if l.gd, err = loadDictionary(l.opts.Dir); err != nil {
+		if l.gd, err = loadSealerDictionary(l.opts.Dir); err != nil {
 			return err
 		}
 	}
