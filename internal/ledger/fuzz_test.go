@@ -1,8 +1,13 @@
 package ledger
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
 )
 
 // fuzzLedger opens a ledger and adds the seed Accesses of the fuzz
@@ -128,6 +133,67 @@ func FuzzParseSeg(f *testing.F) {
 				viewers4(b, tf, nil)
 			}
 			p.v4.rows4(k, p.hour*1e6, tf, dec)
+		}
+	})
+}
+
+// FuzzCacheTail writes arbitrary log bytes in two pieces, a reader through
+// a Cache opened after each: never a panic, and after the whole it answers
+// as a cold reader (the same error, or the same Accesses and took-by).
+func FuzzCacheTail(f *testing.F) {
+	dir, _, l := fuzzLedger(f)
+	l.Sync()
+	l.Close()
+	log, _ := readFileOrNil(walPath(dir, partName(t0.Unix())))
+	for _, cut := range []uint16{0, 5, 20, uint16(len(log) / 2), uint16(len(log) - 3)} {
+		f.Add(log, cut)
+	}
+	f.Add([]byte{}, uint16(0))
+	dir = f.TempDir() // one directory, its log rewritten each run: the fuzzer's speed is its I/O
+	path := walPath(dir, partName(t0.Unix()))
+	f.Fuzz(func(t *testing.T, b []byte, cut uint16) {
+		k := min(int(cut), len(b))
+		if err := os.WriteFile(path, b[:k], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := NewCache()
+		if r, err := OpenReader(dir, Window{}, WithCache(c)); err == nil {
+			r.Close()
+		}
+		fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fh.Write(b[k:])
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cold, cerr := OpenReader(dir, Window{})
+		warm, werr := OpenReader(dir, Window{}, WithCache(c))
+		if (cerr == nil) != (werr == nil) {
+			t.Fatalf("cold reader: %v; cached: %v", cerr, werr)
+		}
+		if cerr != nil {
+			return
+		}
+		defer cold.Close()
+		defer warm.Close()
+		each := func(r *Reader) string {
+			var s strings.Builder
+			r.Each(func(e *Entry) bool { fmt.Fprintf(&s, "%+v\n", *e); return true })
+			return s.String()
+		}
+		if a, b := each(cold), each(warm); a != b {
+			t.Fatalf("cold reader's Accesses\n%s\ncached\n%s", a, b)
+		}
+		for _, acct := range []string{"1", "2", ""} {
+			if a, b := fmt.Sprint(cold.TookBy(identify.FacetAccount, acct)), fmt.Sprint(warm.TookBy(identify.FacetAccount, acct)); a != b {
+				t.Fatalf("took-by %q: cold %s, cached %s", acct, a, b)
+			}
+		}
+		if a, b := fmt.Sprint(cold.WhoTook("100", "", identify.FacetIP)), fmt.Sprint(warm.WhoTook("100", "", identify.FacetIP)); a != b {
+			t.Fatalf("who-took 100: cold %s, cached %s", a, b)
 		}
 	})
 }
