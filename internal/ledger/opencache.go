@@ -38,8 +38,10 @@ import (
 // too (a restarted writer cuts only a torn tail, which was never read).
 //
 // What readers share is never written after it is handed out: chunks are
-// replaced, not extended, and the names only logs hold (extraNames) are
-// looked up under a read lock while the cache adds to them.
+// replaced, not extended (a chunk's index is built once, under its
+// sync.Once, by whichever reader needs it first), and the names only logs
+// hold (extraNames) are looked up under a read lock while the cache adds
+// to them. The zero Cache is ready to use.
 type Cache struct {
 	mu   sync.Mutex
 	dir  string
@@ -47,13 +49,13 @@ type Cache struct {
 	d    *dictionary // the shared dictionary; look-ups built before it is shared
 	more *extraNames
 	logs map[string]*openLog
-	// chunk is chunkMax but in tests, which cut chunks small to split and
-	// merge a few hundred Accesses.
+	// chunk is chunkMax (0 too) but in tests, which cut chunks small to
+	// split and merge a few hundred Accesses.
 	chunk int
 }
 
 // NewCache returns an empty Cache.
-func NewCache() *Cache { return &Cache{chunk: chunkMax} }
+func NewCache() *Cache { return &Cache{} }
 
 // ReaderOption configures OpenReader.
 type ReaderOption func(*readerOptions)
@@ -297,7 +299,11 @@ read:
 		off += n
 	}
 	lg.off += int64(off)
-	lg.add(f.Name(), fresh, c.chunk)
+	most := c.chunk
+	if most <= 0 {
+		most = chunkMax
+	}
+	lg.add(f.Name(), fresh, most)
 	return nil
 }
 

@@ -125,7 +125,7 @@ func TestCacheTakesUnchanged(t *testing.T) {
 	l.Add(profile(t0.Add(time.Minute), "alice", "10.0.0.1", "s1", false))
 	l.Sync()
 
-	cache := NewCache()
+	cache := &Cache{} // the zero Cache is ready to use
 	open := func(w Window) *Reader {
 		r, err := OpenReader(dir, w, WithCache(cache))
 		if err != nil {
