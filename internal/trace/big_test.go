@@ -64,7 +64,10 @@ func BenchmarkTraceLeak(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("copy: %d records (%d canaries), %d MB NDJSON, and its ledger, written in %v", n, canaries, fi.Size()>>20, time.Since(start).Round(time.Millisecond))
+	logs, _ := filepath.Glob(filepath.Join(dir, "ledger", "*.wal"))
+	all, _ := filepath.Glob(filepath.Join(dir, "ledger", "*"))
+	b.Logf("copy: %d records (%d canaries), %d MB NDJSON, and its ledger (%d files, %d of them open logs), written in %v",
+		n, canaries, fi.Size()>>20, len(all), len(logs), time.Since(start).Round(time.Millisecond))
 	truth = nil
 	runtime.GC()
 	b.ResetTimer()
