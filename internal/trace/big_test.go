@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -124,6 +125,14 @@ func BenchmarkTraceLeak(b *testing.B) {
 	}
 }
 
+// testWriter logs what the ledger logs (its failures) through the test.
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.tb.Log(string(p))
+	return len(p), nil
+}
+
 func freeBytes(tb testing.TB, dir string) int64 {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
@@ -155,7 +164,8 @@ const leakRoute = "GET /v1/users/{id}/followers"
 // writeLeak writes the harvest: the copy (NDJSON) and the ledger. It
 // returns the copy's path, the harvesting accounts and the canaries in it.
 func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows []int, n int) (string, map[string]bool, int) {
-	led, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), FsyncInterval: time.Hour})
+	log := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	led, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), FsyncInterval: time.Hour, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -246,7 +256,7 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 	}
 	// Opened again now, days later, the ledger seals its last hour too, as
 	// it would be by the time a copy turns up.
-	if led, err = ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger")}); err != nil {
+	if led, err = ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), Logger: log}); err != nil {
 		tb.Fatal(err)
 	}
 	if err := led.Close(); err != nil {
