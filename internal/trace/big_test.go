@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -165,7 +166,13 @@ const leakRoute = "GET /v1/users/{id}/followers"
 // returns the copy's path, the harvesting accounts and the canaries in it.
 func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows []int, n int) (string, map[string]bool, int) {
 	log := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	led, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), FsyncInterval: time.Hour, Logger: log})
+	// The writer's clock is the harvest's: its background flush closes the
+	// open hour once the clock has passed it, so under the real clock
+	// (days later) it would close one at every tick and push the next
+	// pages into later hours, up to the real one.
+	var clock atomic.Int64
+	now := func() time.Time { return time.UnixMicro(clock.Load()) }
+	led, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), FsyncInterval: time.Hour, Logger: log, Now: now})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -177,6 +184,7 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 	w := bufio.NewWriterSize(f, 1<<20)
 	profiles := len(rows) - 1
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	clock.Store(t0.UnixMicro())
 	e := &ledger.Entry{Route: leakRoute, Status: 200, Classes: []string{"profile"}}
 	ids := make([][]byte, 50)
 	var line []byte
@@ -184,6 +192,7 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 	// (wrapping), to the ledger as account's; with keep, to the copy too.
 	page := func(k int, account string, from, size int, keep bool) int {
 		e.Time = t0.Add(time.Duration(k) * 100 * time.Millisecond) // 10 pages a second: 49,000,000 records in 27 hours
+		clock.Store(e.Time.UnixMicro())
 		e.RequestID = "r" + strconv.Itoa(k)
 		e.Identity = [ledger.NumFacets]string{}
 		e.Identity[identify.FacetAccount-1] = account
