@@ -47,10 +47,21 @@ type leaseTable struct {
 	shards [leaseShards]leaseShard
 }
 
+// leaseShard's map is read without a lock (sync.Map: a request's look-up
+// writes nothing shared) and written under mu, which also guards each of
+// its entries' fetch and the sweep.
 type leaseShard struct {
-	mu    sync.RWMutex
-	m     map[string]*leaseEntry
-	swept int64 // µs: last sweep of idle entries (under mu)
+	mu    sync.Mutex
+	m     sync.Map // string -> *leaseEntry
+	swept int64    // µs: last sweep of idle entries (under mu)
+}
+
+// get is key's entry, or nil.
+func (sh *leaseShard) get(key string) *leaseEntry {
+	if v, ok := sh.m.Load(key); ok {
+		return v.(*leaseEntry)
+	}
+	return nil
 }
 
 // leaseEntry is one limit key's lease, for one shape (interval and burst
@@ -74,24 +85,14 @@ type leaseEntry struct {
 }
 
 func newLeaseTable(maxTokens int, ttlMicros int64) *leaseTable {
-	lt := &leaseTable{max: maxTokens, ttl: ttlMicros, seed: maphash.MakeSeed()}
-	for i := range lt.shards {
-		lt.shards[i].m = make(map[string]*leaseEntry)
-	}
-	return lt
+	return &leaseTable{max: maxTokens, ttl: ttlMicros, seed: maphash.MakeSeed()}
 }
 
 func (lt *leaseTable) shard(key string) *leaseShard {
 	return &lt.shards[maphash.String(lt.seed, key)%leaseShards]
 }
 
-func (lt *leaseTable) entry(key string) *leaseEntry {
-	sh := lt.shard(key)
-	sh.mu.RLock()
-	e := sh.m[key]
-	sh.mu.RUnlock()
-	return e
-}
+func (lt *leaseTable) entry(key string) *leaseEntry { return lt.shard(key).get(key) }
 
 // limitPlan is what one limit of a request does: spent from a lease here
 // (local), or sent to Redis asking for a lease of ask cells and giving
@@ -179,7 +180,7 @@ func (lt *leaseTable) take(key string, t, bw int64, burst, cost int, now int64, 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	lt.sweep(sh, now)
-	e := sh.m[key]
+	e := sh.get(key)
 	if e == nil || e.t != t || e.bw != bw {
 		ne := &leaseEntry{t: t, bw: bw}
 		ne.seen.Store(now)
@@ -191,10 +192,10 @@ func (lt *leaseTable) take(key string, t, bw int64, burst, cost int, now int64, 
 			if e.fetch != nil {
 				close(e.fetch) // its waiters go on; its finish finds the new entry
 			}
-			sh.m[key] = ne
+			sh.m.Store(string([]byte(key)), ne)
 		} else {
 			// First sight: exact, but remembered so a return asks a lease.
-			sh.m[string([]byte(key))] = ne
+			sh.m.Store(string([]byte(key)), ne)
 		}
 		return p
 	}
@@ -239,17 +240,6 @@ func (lt *leaseTable) take(key string, t, bw int64, burst, cost int, now int64, 
 	return p
 }
 
-// fetching returns the channel of a lease call in flight for key, or nil.
-func (lt *leaseTable) fetching(key string) chan struct{} {
-	sh := lt.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	if e := sh.m[key]; e != nil {
-		return e.fetch
-	}
-	return nil
-}
-
 // finish ends the lease call of plan p for key: it records the n cells
 // Redis leased (0: none, or the call failed), tat being the key's TAT
 // after them (µs), and lets the requests waiting for it go on.
@@ -262,7 +252,7 @@ func (lt *leaseTable) finish(key string, p *limitPlan, n int, tat, now int64) {
 	if p.fetch == nil {
 		return
 	}
-	e := sh.m[key]
+	e := sh.get(key)
 	if e == nil || e.fetch != p.fetch {
 		p.fetch = nil // replaced meanwhile: the cells are lost (charged, never spent)
 		return
@@ -297,11 +287,12 @@ func (lt *leaseTable) sweep(sh *leaseShard, now int64) {
 		return
 	}
 	sh.swept = now
-	for k, e := range sh.m {
-		if now-e.seen.Load() > leaseKeep*lt.ttl && e.fetch == nil {
-			delete(sh.m, k)
+	sh.m.Range(func(k, v any) bool {
+		if e := v.(*leaseEntry); now-e.seen.Load() > leaseKeep*lt.ttl && e.fetch == nil {
+			sh.m.Delete(k)
 		}
-	}
+		return true
+	})
 }
 
 // gcraAfter is the result of an admitted request that left the key's TAT

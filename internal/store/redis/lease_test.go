@@ -15,38 +15,45 @@ import (
 
 var evalshaCalls = regexp.MustCompile(`cmdstat_evalsha:calls=(\d+)`)
 
-// scriptCalls is how many EVALSHA the server has run.
-func scriptCalls(t *testing.T, srv *redistest.Server) int {
+// scriptCalls is how many EVALSHA the servers have run.
+func scriptCalls(t *testing.T, srvs ...*redistest.Server) int {
 	t.Helper()
-	info, err := srv.Do("INFO", "commandstats")
-	if err != nil {
-		t.Fatalf("info: %v", err)
+	total := 0
+	for _, srv := range srvs {
+		info, err := srv.Do("INFO", "commandstats")
+		if err != nil {
+			t.Fatalf("info: %v", err)
+		}
+		if m := evalshaCalls.FindStringSubmatch(info); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			total += n
+		}
 	}
-	m := evalshaCalls.FindStringSubmatch(info)
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
+	return total
 }
 
 // TestLeaseSavesRoundTrips: far from its limit, a key's requests are
-// decided from leases (a few calls for many requests); with lease.tokens
-// 1 each request is one call, as before leases.
+// decided from leases (a few calls for many requests), on a standalone
+// server and on a cluster (whose ban notices come from any node); with
+// lease.tokens 1 each request is one call, as before leases.
 func TestLeaseSavesRoundTrips(t *testing.T) {
 	srv := redistest.Start(t)
+	cluster := redistest.StartCluster(t)
 	const n = 2000
 	for _, c := range []struct {
 		name     string
+		addrs    []string
+		nodes    []*redistest.Server
 		tokens   int
 		min, max int
 	}{
-		{"leases", 0, 1, n / 20},
-		{"exact", 1, n, n},
+		{"leases", []string{srv.Addr()}, []*redistest.Server{srv}, 0, 1, n / 20},
+		{"cluster", cluster.Addrs(), cluster.Nodes, 0, 1, n / 20},
+		{"exact", []string{srv.Addr()}, []*redistest.Server{srv}, 1, n, n},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := openWith(t, redis.Config{Addrs: []string{srv.Addr()}, Lease: redis.LeaseConfig{Tokens: c.tokens}})
-			before := scriptCalls(t, srv)
+			s := openWith(t, redis.Config{Addrs: c.addrs, Lease: redis.LeaseConfig{Tokens: c.tokens}})
+			before := scriptCalls(t, c.nodes...)
 			now := t0
 			for i := range n {
 				now = now.Add(100 * time.Microsecond)
@@ -58,7 +65,7 @@ func TestLeaseSavesRoundTrips(t *testing.T) {
 					t.Fatalf("request %d: %+v, %v; want admitted", i, res, err)
 				}
 			}
-			if got := scriptCalls(t, srv) - before; got < c.min || got > c.max {
+			if got := scriptCalls(t, c.nodes...) - before; got < c.min || got > c.max {
 				t.Errorf("%d requests took %d script calls, want %d..%d", n, got, c.min, c.max)
 			}
 		})
@@ -125,4 +132,52 @@ func (g *exactGCRA) admit(now time.Time) bool {
 	}
 	g.tat = nt
 	return true
+}
+
+// TestLeaseStopsAtBan: a gateway deciding a key from its lease stops when
+// another gateway bans the request's account: its mirror takes the ban
+// from the notice (standalone and cluster), and lifts it the same way.
+func TestLeaseStopsAtBan(t *testing.T) {
+	standalone := redistest.Start(t)
+	cluster := redistest.StartCluster(t)
+	for _, tg := range []struct {
+		name  string
+		addrs []string
+	}{{"standalone", []string{standalone.Addr()}}, {"cluster", cluster.Addrs()}} {
+		t.Run(tg.name, func(t *testing.T) {
+			gw := pair(t, tg.addrs)
+			ctx := context.Background()
+			acct := store.BanKey{Facet: "account", Value: "acc-7"}
+			req := func(s *redis.Store) store.AdmitResult {
+				res, err := s.Admit(ctx, t0, &store.AdmitRequest{Bans: []store.BanKey{acct},
+					Limits: []store.LimitRequest{{Key: "acc-7", Interval: time.Millisecond, Burst: 100000, Cost: 1}}})
+				if err != nil {
+					t.Fatalf("admit: %v", err)
+				}
+				return res
+			}
+			for range 100 { // the key's requests now come from a lease
+				if res := req(gw[1]); res.Ban != nil || !res.Limits[0].Allowed {
+					t.Fatalf("before the ban: %+v", res)
+				}
+			}
+			b := store.Ban{Facet: acct.Facet, Value: acct.Value, Reason: "harvesting", By: "test", Created: t0, Until: t0.Add(time.Hour)}
+			if err := gw[0].PutBan(ctx, b); err != nil {
+				t.Fatalf("put ban: %v", err)
+			}
+			for deadline := time.Now().Add(time.Second); req(gw[1]).Ban == nil; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the other gateway still admits a second after the ban")
+				}
+			}
+			if _, err := gw[0].RemoveBan(ctx, acct); err != nil {
+				t.Fatalf("remove ban: %v", err)
+			}
+			for deadline := time.Now().Add(time.Second); req(gw[1]).Ban != nil; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the other gateway still refuses a second after the ban was removed")
+				}
+			}
+		})
+	}
 }
