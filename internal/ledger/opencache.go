@@ -79,7 +79,7 @@ type openLog struct {
 	header bool        // the header frame was read
 	ids    [nsCount][]uint32
 	sizes  [nsCount]int // len(ids[ns]): what decodeEntry checks ids against
-	chunks []chunk // translated, in the log's order
+	chunks []chunk      // translated, in the log's order
 	bad    bool         // a frame that checks but does not decode ends the log, as readLog
 }
 

@@ -392,3 +392,25 @@ func TestCacheConcurrentReaders(t *testing.T) {
 		}
 	}
 }
+
+// pagedSet counts distinct integers as a map does, across pages and at
+// the ends of the range.
+func TestPagedSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s pagedSet
+	seen := map[uint32]bool{}
+	for i := range 20000 {
+		v := rng.Uint32N(1 << 20)
+		switch i % 5 {
+		case 0:
+			v = uint32(i) // runs within a page
+		case 1:
+			v = 1<<32 - 1 - uint32(i%7)
+		}
+		s.add(v)
+		seen[v] = true
+	}
+	if s.count() != len(seen) {
+		t.Fatalf("count %d, want %d", s.count(), len(seen))
+	}
+}
