@@ -117,6 +117,15 @@ func (p *pending) Admit(ctx context.Context, now time.Time, req *store.AdmitRequ
 	return s.Admit(ctx, now, req)
 }
 
+// AdmitLocal is the connected Store's, so a gateway started while Redis was
+// away decides from leases too once it is there (the guard asks it first).
+func (p *pending) AdmitLocal(now time.Time, req *store.AdmitRequest) (store.AdmitResult, bool) {
+	if s := p.cur.Load(); s != nil {
+		return s.AdmitLocal(now, req)
+	}
+	return store.AdmitResult{}, false
+}
+
 func (p *pending) Spend(ctx context.Context, now time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error) {
 	s, err := p.store()
 	if err != nil {

@@ -61,6 +61,23 @@ func TestConnectBeforeRedisIsUp(t *testing.T) {
 	if res, err = s.Admit(ctx, time.Now(), limit); err != nil || res.Limits[0].Allowed {
 		t.Fatalf("second request: %+v %v, want refused", res, err)
 	}
+	// And from leases, through AdmitLocal too (the guard's fast path).
+	la, ok := s.(interface {
+		AdmitLocal(time.Time, *store.AdmitRequest) (store.AdmitResult, bool)
+	})
+	if !ok {
+		t.Fatal("the store Connect returned has no AdmitLocal")
+	}
+	big := &store.AdmitRequest{Limits: []store.LimitRequest{{Key: "big", Interval: time.Millisecond, Burst: 100000, Cost: 1}}}
+	now := time.Now()
+	for range 3 {
+		if res, err := s.Admit(ctx, now, big); err != nil || !res.Limits[0].Allowed {
+			t.Fatalf("far from its limit: %+v %v, want admitted", res, err)
+		}
+	}
+	if res, ok := la.AdmitLocal(now, big); !ok || !res.Limits[0].Allowed {
+		t.Fatalf("AdmitLocal after a lease: %+v %v, want admitted here", res, ok)
+	}
 }
 
 // Errors that retrying cannot mend still fail Connect at once.
