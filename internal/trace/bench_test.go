@@ -94,3 +94,17 @@ func BenchmarkTraceContacts(b *testing.B) {
 	}
 	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
 }
+
+// BenchmarkScanContacts: the JSON scanner alone on contactCopy's short
+// records, one core.
+func BenchmarkScanContacts(b *testing.B) {
+	data := contactCopy(200000)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	n := 0
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		scanJSON(data, func(*Record) { n++ })
+	}
+	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
+}

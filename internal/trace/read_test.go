@@ -2,7 +2,9 @@ package trace
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -157,6 +159,43 @@ func TestChunks(t *testing.T) {
 		got := readAll(t, b.Bytes(), 3)
 		if len(got) != n {
 			t.Fatalf("%s: %d records read of %d", name, len(got), n)
+		}
+	}
+}
+
+// TestStr: a string's end and escapes are found at any length and with
+// escapes anywhere (the first 24 bytes are searched 8 at a time, the rest
+// with IndexByte), whatever follows it.
+func TestStr(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	alphabet := []rune{'a', 'b', '"', '\\', '/', '\n', 'é', '€', ' '}
+	for range 20000 {
+		r := make([]rune, rng.IntN(60))
+		for i := range r {
+			r[i] = alphabet[rng.IntN(len(alphabet))]
+			if rng.IntN(3) > 0 {
+				r[i] = 'x'
+			}
+		}
+		want := string(r)
+		enc, _ := json.Marshal(want)
+		tail := []string{`,"k":"v"}`, `"`, `\"`, ``}[rng.IntN(4)]
+		s := jsonScanner{b: append(enc, tail...)}
+		raw, esc, err := s.str(true)
+		if err != nil || s.i != len(enc) || string(raw) != string(enc[1:len(enc)-1]) {
+			t.Fatalf("%q: raw %q, end %d of %d, %v", enc, raw, s.i, len(enc), err)
+		}
+		if esc != bytes.Contains(raw, []byte{'\\'}) {
+			t.Fatalf("%q: esc %v", enc, esc)
+		}
+		if esc && string(unescape(raw)) != want {
+			t.Fatalf("%q: unescaped %q", enc, unescape(raw))
+		}
+	}
+	for _, bad := range []string{`"abc`, `"abcdefghijklmnopqrstuvwxyz\`, `"\`, `"abcdefg\"`} {
+		s := jsonScanner{b: []byte(bad)}
+		if _, _, err := s.str(true); err == nil {
+			t.Fatalf("%q read as a string", bad)
 		}
 	}
 }
