@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"os"
 	"path/filepath"
+	"sync"
 	"unsafe"
 )
 
@@ -23,6 +24,29 @@ const idsFile = "ids"
 type dictionary struct {
 	t     [nsCount]strtab
 	valid int64 // bytes of the file that check
+	// tf is, per facet, each tuple's value of it (+1, 0 absent), built
+	// once on first use and shared by the readers of this dictionary (a
+	// server's cached one): only the sealer adds tuples, and it keeps its
+	// own dictionary.
+	tfOnce [NumFacets]sync.Once
+	tf     [NumFacets][]uint32
+}
+
+// tupleFacet is, for facet f, the value (+1, 0 absent) of each tuple; a
+// tuple that does not parse, or names a value past the dictionary, reads
+// as absent.
+func (d *dictionary) tupleFacet(f int) []uint32 {
+	d.tfOnce[f].Do(func() {
+		t := &d.t[nsTuple]
+		out := make([]uint32, t.len())
+		for i := range out {
+			if fs, ok := parseTuple(t.at(uint32(i))); ok && fs[f] <= uint32(d.t[nsFacet+f].len()) {
+				out[i] = fs[f]
+			}
+		}
+		d.tf[f] = out
+	})
+	return d.tf[f]
 }
 
 // loadDictionary reads dir's dictionary up to its last whole frame; a

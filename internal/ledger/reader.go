@@ -62,27 +62,11 @@ type Reader struct {
 	lazy map[*partition]*lazyTables
 	// viewNS is the namespace of the identities Viewers last returned.
 	viewNS int
-	// tf is, per facet, each tuple's value of it (+1, 0 absent): built on
-	// first use from the dictionary's tuples (format 4's identities).
-	tf [NumFacets][]uint32
 }
 
 // tupleFacet is, for facet f, the value (+1, 0 absent) of each tuple of
-// the shared dictionary; a tuple that does not parse reads as absent.
-func (r *Reader) tupleFacet(f int) []uint32 {
-	if r.tf[f] != nil {
-		return r.tf[f]
-	}
-	t := &r.d.d.t[nsTuple] // only the sealer adds tuples: none is past the shared dictionary
-	out := make([]uint32, t.len())
-	for i := range out {
-		if fs, ok := parseTuple(t.at(uint32(i))); ok && fs[f] <= uint32(r.d.d.t[nsFacet+f].len()) {
-			out[i] = fs[f]
-		}
-	}
-	r.tf[f] = out
-	return out
-}
+// the shared dictionary (only the sealer adds tuples: none is past it).
+func (r *Reader) tupleFacet(f int) []uint32 { return r.d.d.tupleFacet(f) }
 
 // OpenReader loads the partitions of dir that may hold Accesses of win. A
 // sealed partition that does not check is an error naming its file. With
