@@ -81,7 +81,7 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	}
 	if ref != nil {
 		p.blocked(ctx, ex, ref)
-		p.fill(&w.res, acc, false, nil)
+		p.fill(&w.res, acc, false, inspect.Spare{})
 		return out, p.record(ex, acc, ref)
 	}
 	for _, s := range p.seeders {
@@ -100,13 +100,14 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 // nothing keeps it: it is scratch, the pooled one, and nothing is copied.
 // With recorders it is the recorders' own, in memory no later request
 // reuses (the route's parameters alias the front's buffers), made in one
-// allocation with room for one record (spare, for fill) and the
-// parameters' copies: the common answer, a profile by id, then costs one
-// allocation where it cost four. Every recorder shares it.
-func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access) (acc *inspect.Access, spare []inspect.Record) {
+// allocation with room (spare, for fill) for a look-up's record, the
+// rules that masked it and the ids' bytes: the common answer, a profile
+// by id, then costs one allocation where it cost six. Every recorder
+// shares it.
+func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access) (*inspect.Access, inspect.Spare) {
 	if len(p.recordings) == 0 {
 		*scratch = inspect.Access{}
-		return scratch, nil
+		return scratch, inspect.Spare{}
 	}
 	box := new(accessBox)
 	box.acc = inspect.Access{RequestID: ex.ID, Route: ex.Route.Route.Pattern, Time: now, Identity: ex.Identity,
@@ -114,15 +115,16 @@ func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access) 
 	if c := ex.Route.Route.Config().Cursor; c != "" {
 		box.acc.Page = queryParam(ex.RawQuery, c)
 	}
-	return &box.acc, box.rec[:0]
+	return &box.acc, inspect.Spare{Records: box.rec[:0], Rules: box.rules[:0], Text: box.text[box.used:box.used]}
 }
 
 // accessBox is an Access with room for what a look-up adds to it.
 type accessBox struct {
-	acc  inspect.Access
-	rec  [1]inspect.Record
-	text [32]byte // parameters copied out of the front's buffers
-	used int
+	acc   inspect.Access
+	rec   [1]inspect.Record
+	rules [2]string
+	text  [40]byte // the parameters' copies, then the ids' bytes (Spare.Text)
+	used  int      // of text, by the parameters
 }
 
 // keep copies s into the box's text while it has room (a copy of its own
@@ -141,16 +143,12 @@ func (b *accessBox) keep(s string) string {
 	return unsafe.String(&t[0], len(t))
 }
 
-// fill copies what the answer served into acc, for the recorders only, its
-// records in spare when they fit.
-func (p *Pipeline) fill(res *inspect.Result, acc *inspect.Access, served bool, spare []inspect.Record) {
-	if len(p.recordings) == 0 {
-		return
+// fill copies what the answer served into acc, for the recorders only, in
+// spare what fits there.
+func (p *Pipeline) fill(res *inspect.Result, acc *inspect.Access, served bool, spare inspect.Spare) {
+	if len(p.recordings) > 0 {
+		res.FillSpare(acc, served, spare)
 	}
-	if served && res.Len() > 0 && res.Len() <= cap(spare) {
-		acc.Records = spare
-	}
-	res.Fill(acc, served)
 }
 
 // unread answers an answer inspection could not read: passed as it came,

@@ -108,9 +108,21 @@ func (m *Map) ReadAnswer(route *Route, status int, contentType, contentEncoding 
 
 // Fill copies what res found into acc, in memory acc owns (res is pooled
 // and reused): the route's classes always; records, authors and links only
-// when the answer was served (not blocked). The records go in acc.Records'
-// capacity when it has room (memory the caller made with acc).
-func (r *Result) Fill(acc *Access, served bool) {
+// when the answer was served (not blocked).
+func (r *Result) Fill(acc *Access, served bool) { r.FillSpare(acc, served, Spare{}) }
+
+// Spare is memory made with an Access (in the same allocation) that
+// FillSpare uses for what fits in it, so a small answer's Access costs
+// no allocation more. Each part is used whole or not at all, and never
+// written again once acc is handed over.
+type Spare struct {
+	Records []Record // capacity for the records
+	Rules   []string // capacity for the rules that masked
+	Text    []byte   // capacity for the ids' bytes
+}
+
+// FillSpare is Fill using sp where what it copies fits.
+func (r *Result) FillSpare(acc *Access, served bool, sp Spare) {
 	acc.Classes = r.Route().Classes()
 	if !served {
 		return
@@ -126,7 +138,10 @@ func (r *Result) Fill(acc *Access, served bool) {
 	for i := 0; i < r.NumLinks(); i++ {
 		size += len(r.Link(i))
 	}
-	buf := make([]byte, 0, size)
+	buf := sp.Text[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
 	for i := 0; i < n; i++ {
 		buf = append(buf, r.ID(i)...)
 	}
@@ -136,12 +151,12 @@ func (r *Result) Fill(acc *Access, served bool) {
 	for i := 0; i < r.NumLinks(); i++ {
 		buf = append(buf, r.Link(i)...)
 	}
-	s := unsafe.String(unsafe.SliceData(buf), len(buf)) // one allocation, never written again
+	s := unsafe.String(unsafe.SliceData(buf), len(buf)) // one allocation (or sp's), never written again
 	pos := 0
 	take := func(k int) string { v := s[pos : pos+k]; pos += k; return v }
 	if n > 0 {
-		if cap(acc.Records) >= n {
-			acc.Records = acc.Records[:n]
+		if cap(sp.Records) >= n {
+			acc.Records = sp.Records[:n]
 		} else {
 			acc.Records = make([]Record, n)
 		}
@@ -162,6 +177,10 @@ func (r *Result) Fill(acc *Access, served bool) {
 		}
 	}
 	if rules := r.Rules(); len(rules) > 0 && r.NumMasked() > 0 {
-		acc.MaskRules = append([]string(nil), rules...)
+		if cap(sp.Rules) >= len(rules) {
+			acc.MaskRules = append(sp.Rules[:0], rules...)
+		} else {
+			acc.MaskRules = append([]string(nil), rules...)
+		}
 	}
 }

@@ -410,3 +410,41 @@ func TestJSONContentType(t *testing.T) {
 		}
 	}
 }
+
+// FillSpare makes the Access Fill makes, in the spare memory when it fits
+// and in its own when not.
+func TestFillSpare(t *testing.T) {
+	m := labMap(t)
+	body := fixture(t, "followers.json")
+	mt, _ := m.Match("GET", "/v1/users/7/followers")
+	var r Result
+	if err := r.Inspect(mt.Route, body); err != nil {
+		t.Fatal(err)
+	}
+	r.Mask(0, 0, "profile-account-day")
+	var want Access
+	r.Fill(&want, true)
+	if len(want.Records) < 2 || len(want.MaskRules) != 1 {
+		t.Fatalf("fixture: %d records, mask rules %v", len(want.Records), want.MaskRules)
+	}
+	big := Spare{Records: make([]Record, 0, len(want.Records)), Rules: make([]string, 0, 1), Text: make([]byte, 0, 1<<16)}
+	small := Spare{Records: make([]Record, 0, 1), Rules: make([]string, 0), Text: make([]byte, 0, 1)}
+	for name, sp := range map[string]Spare{"fits": big, "too small": small} {
+		var got Access
+		r.FillSpare(&got, true, sp)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: FillSpare made %+v, Fill %+v", name, got, want)
+		}
+		if inSpare := &got.Records[0] == &sp.Records[:1][0]; inSpare != (name == "fits") {
+			t.Errorf("%s: records in the spare: %v", name, inSpare)
+		}
+		if name == "fits" && &got.MaskRules[0] != &sp.Rules[:1][0] {
+			t.Errorf("%s: mask rules not in the spare", name)
+		}
+	}
+	var refused Access
+	r.FillSpare(&refused, false, big)
+	if refused.Records != nil || refused.MaskRules != nil || refused.Classes == nil {
+		t.Errorf("not served: %+v, want classes only", refused)
+	}
+}
