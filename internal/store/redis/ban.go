@@ -33,7 +33,7 @@ func (s *Store) PutBan(ctx context.Context, b store.Ban) error {
 	if _, err := s.run(ctx, []call{{sc: putBanScript, keys: []string{s.bansE, s.bansD}, args: args}}); err != nil {
 		return fmt.Errorf("redis: put ban on facet %s: %w", b.Facet, err)
 	}
-	s.mirror.notice() // not current until it holds the ban (the notice may come later)
+	s.mirror.notice(args[0]) // not current until it holds the ban (the notice may come later)
 	return nil
 }
 
@@ -50,7 +50,7 @@ func (s *Store) RemoveBan(ctx context.Context, k store.BanKey) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("redis: remove ban on facet %s: %w", k.Facet, err)
 	}
-	s.mirror.notice()
+	s.mirror.notice(args[0])
 	n, err := res[0].AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("redis: remove ban on facet %s: %w", k.Facet, unavailable(errBadReply))

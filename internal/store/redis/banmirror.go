@@ -3,7 +3,10 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,25 +17,32 @@ import (
 
 // The ban mirror (see doc.go, "Leases"): every ban, copied from Redis, so
 // that a request is judged without a round trip. PutBan and RemoveBan
-// publish a notice on P{bans}:n in the same script that writes; each Store
-// subscribes and reloads on every notice. The mirror is current only while
-// subscribed and loaded since the latest notice: while it is not (Redis
-// unreachable, a reload pending), every Admit goes to Redis as before.
+// publish the ban's field on P{bans}:n from the script that writes; each
+// Store subscribes and reads that one ban again on its notice (a detector
+// banning many values must not make every gateway reload them all), and
+// reads them all when it (re)subscribes and every banReload. The mirror is
+// current only while subscribed and loaded since the latest notice: while
+// it is not (Redis unreachable, a notice not yet applied), every Admit goes
+// to Redis as before.
 type banMirror struct {
 	subscribed atomic.Bool
 	notices    atomic.Int64 // notices (and subscriptions) seen
-	loaded     atomic.Int64 // notices the mirror was loaded after; -1: never
-	bans       atomic.Pointer[map[store.BanKey]store.Ban]
-	kick       chan struct{} // a reload is wanted
-	ready      chan struct{} // closed at the first current load
-	readyOnce  atomic.Bool
+	loaded     atomic.Int64 // notices applied; -1: never loaded
+	// bans is read lock-free by every request (sync.Map) and written by
+	// the reloader alone: a whole reload swaps in a new map.
+	bans      atomic.Pointer[sync.Map] // store.BanKey -> store.Ban
+	mu        sync.Mutex
+	fields    []string // notices' ban fields not yet applied; "" reads all
+	kick      chan struct{}
+	ready     chan struct{} // closed at the first current load
+	readyOnce atomic.Bool
 }
 
 const (
-	// banReload reloads the mirror even without a notice: the backstop
-	// for a notice lost on a reconnect race, and for bans written by a
-	// gateway that does not publish (a version before the mirror).
-	banReload = 5 * time.Second
+	// banReload reads every ban even without a notice: the backstop for a
+	// notice lost on a reconnect race, and for bans written by a gateway
+	// that does not publish (a version before the mirror).
+	banReload = 30 * time.Second
 	// banMirrorWait bounds how long New waits for the first load.
 	banMirrorWait = time.Second
 )
@@ -40,6 +50,7 @@ const (
 func newBanMirror() *banMirror {
 	m := &banMirror{kick: make(chan struct{}, 1), ready: make(chan struct{})}
 	m.loaded.Store(-1)
+	m.bans.Store(new(sync.Map))
 	return m
 }
 
@@ -49,8 +60,13 @@ func (m *banMirror) current() bool {
 	return m.subscribed.Load() && m.loaded.Load() == m.notices.Load()
 }
 
-func (m *banMirror) notice() {
+// notice records that the ban of field changed ("": any may have), so the
+// mirror is not current until the reloader has read it again.
+func (m *banMirror) notice(field string) {
+	m.mu.Lock()
+	m.fields = append(m.fields, field)
 	m.notices.Add(1)
+	m.mu.Unlock()
 	select {
 	case m.kick <- struct{}{}:
 	default:
@@ -59,13 +75,12 @@ func (m *banMirror) notice() {
 
 // match returns the first of keys banned at now (µs), or nil.
 func (m *banMirror) match(keys []store.BanKey, now int64) *store.Ban {
-	p := m.bans.Load()
-	if p == nil || len(*p) == 0 {
-		return nil
-	}
+	bans := m.bans.Load()
 	for _, k := range keys {
-		if b, ok := (*p)[k]; ok && banUntil(b) > now {
-			return &b
+		if v, ok := bans.Load(k); ok {
+			if b := v.(store.Ban); banUntil(b) > now {
+				return &b
+			}
 		}
 	}
 	return nil
@@ -76,18 +91,22 @@ func (m *banMirror) match(keys []store.BanKey, now int64) *store.Ban {
 func (s *Store) watchBans(ctx context.Context) {
 	wait := retryMin
 	for ctx.Err() == nil {
+		start := time.Now()
 		hctx := rueidis.WithOnSubscriptionHook(ctx, func(sub rueidis.PubSubSubscription) {
 			if sub.Kind == "subscribe" {
 				s.mirror.subscribed.Store(true)
-				s.mirror.notice() // load now: bans may have changed while away
+				s.mirror.notice("") // read all: bans may have changed while away
 			}
 		})
-		err := s.client.Receive(hctx, s.client.B().Subscribe().Channel(s.bansN).Build(), func(rueidis.PubSubMessage) {
-			s.mirror.notice()
+		err := s.client.Receive(hctx, s.client.B().Subscribe().Channel(s.bansN).Build(), func(msg rueidis.PubSubMessage) {
+			s.mirror.notice(msg.Message)
 		})
 		s.mirror.subscribed.Store(false)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(start) > retryMax {
+			wait = retryMin // it held a while: this is a new outage
 		}
 		s.log.Debug("redis store: ban notices unsubscribed; admits go to Redis until resubscribed", slog.String("error", errString(err)))
 		select {
@@ -99,22 +118,35 @@ func (s *Store) watchBans(ctx context.Context) {
 	}
 }
 
-// reloadBans loads the mirror on every notice and every banReload.
+// reloadBans applies the notices as they come, and reads every ban each
+// banReload.
 func (s *Store) reloadBans(ctx context.Context) {
+	m := s.mirror
 	tick := time.NewTicker(banReload)
 	defer tick.Stop()
 	for {
+		all := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.mirror.kick:
+		case <-m.kick:
 		case <-tick.C:
-			if !s.mirror.subscribed.Load() {
-				continue
-			}
+			all = true
 		}
-		n := s.mirror.notices.Load()
-		bans, err := s.loadBans(ctx)
+		m.mu.Lock()
+		n := m.notices.Load()
+		fields := m.fields
+		m.fields = nil
+		m.mu.Unlock()
+		for _, f := range fields {
+			all = all || f == ""
+		}
+		var err error
+		if all {
+			err = s.loadBans(ctx)
+		} else {
+			err = s.loadFields(ctx, fields)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -125,34 +157,67 @@ func (s *Store) reloadBans(ctx context.Context) {
 				return
 			case <-time.After(retryMin):
 			}
-			s.mirror.notice()
+			m.notice("")
 			continue
 		}
-		s.mirror.bans.Store(&bans)
-		s.mirror.loaded.Store(n)
-		if s.mirror.current() && s.mirror.readyOnce.CompareAndSwap(false, true) {
-			close(s.mirror.ready)
+		m.loaded.Store(n)
+		if m.current() && m.readyOnce.CompareAndSwap(false, true) {
+			close(m.ready)
 		}
 	}
 }
 
-// loadBans reads every ban (expired ones too: match judges by now).
-func (s *Store) loadBans(ctx context.Context) (map[store.BanKey]store.Ban, error) {
+// loadBans reads every ban (expired ones too: match judges by now) into a
+// new map.
+func (s *Store) loadBans(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(s.readTimeout, time.Second))
 	defer cancel()
 	raws, err := s.client.Do(ctx, s.client.B().Hvals().Key(s.bansD).Build()).AsStrSlice()
 	if err != nil {
-		return nil, unavailable(err)
+		return unavailable(err)
 	}
-	out := make(map[store.BanKey]store.Ban, len(raws))
+	bans := new(sync.Map)
 	for _, raw := range raws {
 		var b store.Ban
 		if err := json.Unmarshal([]byte(raw), &b); err != nil {
-			return nil, err
+			return fmt.Errorf("decode ban: %w", err)
 		}
-		out[b.Key()] = b
+		bans.Store(b.Key(), b)
 	}
-	return out, nil
+	s.mirror.bans.Store(bans)
+	return nil
+}
+
+// loadFields reads the bans of fields again, in one round trip: a field
+// with no ban any more is dropped from the mirror.
+func (s *Store) loadFields(ctx context.Context, fields []string) error {
+	ctx, cancel := context.WithTimeout(ctx, max(s.readTimeout, time.Second))
+	defer cancel()
+	raws, err := s.client.Do(ctx, s.client.B().Hmget().Key(s.bansD).Field(fields...).Build()).ToArray()
+	if err != nil {
+		return unavailable(err)
+	}
+	if len(raws) != len(fields) {
+		return unavailable(errBadReply)
+	}
+	bans := s.mirror.bans.Load()
+	for i, f := range fields {
+		raw, err := raws[i].ToString()
+		if rueidis.IsRedisNil(err) {
+			facet, value, _ := strings.Cut(f, "\x00")
+			bans.Delete(store.BanKey{Facet: facet, Value: value})
+			continue
+		}
+		if err != nil {
+			return unavailable(err)
+		}
+		var b store.Ban
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			return fmt.Errorf("decode ban: %w", err)
+		}
+		bans.Store(b.Key(), b)
+	}
+	return nil
 }
 
 func errString(err error) string {

@@ -93,19 +93,21 @@
 // (other gateways' requests since its last call are not in Remaining).
 //
 // Bans, to decide a request without Redis, come from a mirror: each Store
-// holds every ban (HVALS of P{bans}:d), reloaded when PutBan or RemoveBan
-// publish a notice on P{bans}:n (from the script that writes, so the
-// notice follows the write), on each (re)subscription, and every 5 s. It is
-// used only while subscribed and loaded since the latest notice; otherwise
-// every Admit goes to Redis with its bans, as without leases. A ban put
-// through one gateway applies on the others when the notice reaches them
-// (one pub/sub message: on loopback well under a millisecond;
-// fleet_test.go waits at most a second for it), not at the instant of the
-// write; a request racing it is decided as if it had come first. The
-// gateway that put it is not current until it has reloaded, so it sees
-// its own ban at once. A fleet must run one version: a gateway older than
-// the mirror does not publish, and its bans reach the mirrors only with
-// the 5 s reload.
+// holds every ban (read with HVALS of P{bans}:d when it subscribes and
+// every 30 s), and PutBan and RemoveBan publish the ban's field on
+// P{bans}:n from the script that writes (so the notice follows the write),
+// on which every Store reads that one ban again (HMGET): a detector
+// banning many values does not make each gateway reload them all. The
+// mirror is used only while subscribed and loaded since the latest notice;
+// otherwise every Admit goes to Redis with its bans, as without leases. A
+// ban put through one gateway applies on the others when the notice
+// reaches them (one pub/sub message: on loopback well under a
+// millisecond; the tests wait at most a second for it), not at the
+// instant of the write; a request racing it is decided as if it had come
+// first. The gateway that put it is not current until it has read it, so
+// it applies its own ban at once. A fleet must run one version: a gateway
+// older than the mirror does not publish, and its bans reach the mirrors
+// only with the 30 s reload.
 //
 // When Redis goes away the connection's loss ends the subscription (0.14
 // ms after a kill, measured), the mirror stops being current and every

@@ -181,3 +181,42 @@ func TestLeaseStopsAtBan(t *testing.T) {
 		})
 	}
 }
+
+// TestBanMirrorReadsOneBan: a ban's notice makes the other gateways read
+// that ban alone (HMGET), not every ban (HVALS): a detector banning many
+// values must not make each gateway reload them all each time.
+func TestBanMirrorReadsOneBan(t *testing.T) {
+	srv := redistest.Start(t)
+	gw := pair(t, []string{srv.Addr()})
+	ctx := context.Background()
+	calls := func(cmd string) int {
+		info, err := srv.Do("INFO", "commandstats")
+		if err != nil {
+			t.Fatalf("info: %v", err)
+		}
+		m := regexp.MustCompile(`cmdstat_` + cmd + `:calls=(\d+)`).FindStringSubmatch(info)
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	hvals, hmget := calls("hvals"), calls("hmget")
+	var keys []store.BanKey
+	for i := range 20 {
+		b := store.Ban{Facet: "ip", Value: fmt.Sprintf("192.0.2.%d", i), Reason: "test", Created: t0, Until: t0.Add(time.Hour)}
+		if err := gw[0].PutBan(ctx, b); err != nil {
+			t.Fatalf("put ban: %v", err)
+		}
+		keys = append(keys, b.Key())
+	}
+	for _, k := range keys {
+		untilBan(t, gw[1], k, true)
+	}
+	if got := calls("hvals") - hvals; got != 0 {
+		t.Errorf("20 bans made %d HVALS, want 0 (each notice reads its ban)", got)
+	}
+	if got := calls("hmget") - hmget; got == 0 {
+		t.Errorf("20 bans made no HMGET: the mirrors did not read them")
+	}
+}

@@ -417,11 +417,11 @@ return table.concat(best)
 `)
 
 // putBanSrc: KEYS bans:e, bans:d. ARGV field, until, JSON, the notice
-// channel (every Store's ban mirror reloads on it).
+// channel (every Store's ban mirror reads the field's ban again).
 var putBanScript = newScript("putban", `
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('PUBLISH', ARGV[4], '')
+redis.call('PUBLISH', ARGV[4], ARGV[1])
 return 1
 `)
 
@@ -430,7 +430,7 @@ return 1
 var removeBanScript = newScript("removeban", `
 local u = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then redis.call('PUBLISH', ARGV[3], '') end
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then redis.call('PUBLISH', ARGV[3], ARGV[1]) end
 local now = tonumber(ARGV[2])
 if u and (now == 0 or tonumber(u) > now) then return 1 end
 return 0
