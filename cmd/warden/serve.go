@@ -162,7 +162,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	draining := false
 	// One cache of the ledger's open hour for the dashboard and the admin
 	// API's ledger queries (the pages ask through both).
-	ledgerCache := ledger.NewCache()
+	ledgerCache := ledger.NewCache(cfg.Dashboard.LedgerCacheAccesses)
 	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, LedgerCache: ledgerCache, Watch: watch, Logger: log,
 		TraceMaxBytes: cfg.Dashboard.TraceMaxBytes, TraceTimeout: cfg.Dashboard.TraceTimeout,
 		LoginFailures: cfg.Dashboard.LoginFailures, LoginWindow: cfg.Dashboard.LoginWindow,

@@ -49,8 +49,10 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_dashboard.yaml", "bad_dashboard.yaml:3:18: dashboard.trace_timeout: 500ms is not between 1s and 24h"},
 		{"bad_dashboard.yaml", "bad_dashboard.yaml:4:19: dashboard.login_failures: 2000 is not between 1 and 1000"},
 		{"bad_dashboard.yaml", "bad_dashboard.yaml:5:17: dashboard.login_window: 48h0m0s is not between 1s and 24h"},
+		{"bad_dashboard.yaml", "bad_dashboard.yaml:6:26: dashboard.ledger_cache_accesses: 10 is not between 1000 and 100000000"},
 		{"bad_dashboard_negative.yaml", "bad_dashboard_negative.yaml:2:20: dashboard.trace_max_bytes: -1 is not between"},
 		{"bad_dashboard_negative.yaml", "bad_dashboard_negative.yaml:3:19: dashboard.login_failures: -3 is not between 1 and 1000"},
+		{"bad_dashboard_negative.yaml", "bad_dashboard_negative.yaml:4:26: dashboard.ledger_cache_accesses: -5 is not between 1000 and 100000000"},
 		{"bad_canary.yaml", "bad_canary.yaml:3:8: canary.ids: range of 101 ids is too small: at least 1073741824 needed"},
 		{"bad_canary.yaml", "bad_canary.yaml:4:12: canary.phones[0]: \"+1555010xxxx\" gives +15550100000, which libphonenumber does not judge valid"},
 		{"bad_canary.yaml", "bad_canary.yaml:5:12: canary.density: 0.5 is not in (0, 0.1]"},
@@ -173,7 +175,7 @@ func TestDashboardDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Dashboard{TraceMaxBytes: 2 << 30, TraceTimeout: 30 * time.Minute, LoginFailures: 5, LoginWindow: time.Minute}
+	want := Dashboard{TraceMaxBytes: 2 << 30, TraceTimeout: 30 * time.Minute, LoginFailures: 5, LoginWindow: time.Minute, LedgerCacheAccesses: 1_000_000}
 	if c.Dashboard != want {
 		t.Fatalf("dashboard defaults %+v, want %+v", c.Dashboard, want)
 	}

@@ -22,6 +22,11 @@ type Dashboard struct {
 	// with Retry-After until the window has passed.
 	LoginFailures int           `yaml:"login_failures"`
 	LoginWindow   time.Duration `yaml:"login_window"`
+	// LedgerCacheAccesses bounds the Accesses of the open hour the
+	// dashboard and the admin API keep decoded between queries (default
+	// 1,000,000, about 325 MiB): past it, that hour's log is read whole by
+	// each query (seconds a page) until it is sealed.
+	LedgerCacheAccesses int `yaml:"ledger_cache_accesses"`
 }
 
 // Bounds of the dashboard's keys.
@@ -33,6 +38,8 @@ const (
 	maxTraceTimeout      = 24 * time.Hour
 	maxLoginFailures     = 1000
 	maxLoginWindow       = 24 * time.Hour
+	minLedgerCache       = 1000
+	maxLedgerCache       = 100_000_000
 )
 
 func (d *Dashboard) setDefaults() {
@@ -40,6 +47,7 @@ func (d *Dashboard) setDefaults() {
 	def(&d.TraceTimeout, DefaultTraceTimeout)
 	def(&d.LoginFailures, 5)
 	def(&d.LoginWindow, time.Minute)
+	def(&d.LedgerCacheAccesses, 1_000_000)
 }
 
 // Validate returns every problem, each starting with its key.
@@ -56,6 +64,9 @@ func (d Dashboard) Validate() error {
 	}
 	if d.LoginWindow < time.Second || d.LoginWindow > maxLoginWindow {
 		errs = append(errs, fmt.Errorf("login_window: %v is not between 1s and 24h", d.LoginWindow))
+	}
+	if d.LedgerCacheAccesses < minLedgerCache || d.LedgerCacheAccesses > maxLedgerCache {
+		errs = append(errs, fmt.Errorf("ledger_cache_accesses: %d is not between %d and %d", d.LedgerCacheAccesses, minLedgerCache, maxLedgerCache))
 	}
 	return errors.Join(errs...)
 }

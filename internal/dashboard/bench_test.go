@@ -292,7 +292,7 @@ func BenchmarkPages(b *testing.B) {
 			}
 		}
 	}
-	get, uncached := serve(ledger.NewCache()), serve(nil)
+	get, uncached := serve(ledger.NewCache(0)), serve(nil)
 	heap := func() uint64 {
 		var ms runtime.MemStats
 		runtime.GC()

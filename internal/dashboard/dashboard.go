@@ -104,7 +104,7 @@ func New(opts Options) (*Dashboard, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.LedgerCache == nil {
-		opts.LedgerCache = ledger.NewCache()
+		opts.LedgerCache = ledger.NewCache(0)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -156,7 +156,7 @@ func FuzzCacheTail(f *testing.F) {
 		if err := os.WriteFile(path, b[:k], 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c := NewCache()
+		c := NewCache(0)
 		if r, err := OpenReader(dir, Window{}, WithCache(c)); err == nil {
 			r.Close()
 		}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,7 +29,8 @@ import (
 // one Cache and passes it to every reader; a command that asks once uses
 // none. A Cache serves one directory: given another it starts over. Its
 // memory is the open hour's Accesses and index, held until the hour is
-// sealed.
+// sealed, and bounded (NewCache): an open log that would take the cache
+// past its bound is given up and read whole by each reader until sealed.
 //
 // When the shared dictionary grows (the sealer sealed an hour, which it
 // does right after the hour ends, while the new log is still short) the
@@ -52,10 +54,28 @@ type Cache struct {
 	// chunk is chunkMax (0 too) but in tests, which cut chunks small to
 	// split and merge a few hundred Accesses.
 	chunk int
+	// max bounds the Accesses held over all open logs (0: CacheAccesses).
+	max int
+	// over holds the logs given up on for the bound, as they were: read
+	// whole by each reader until sealed or replaced.
+	over map[string]os.FileInfo
 }
 
-// NewCache returns an empty Cache.
-func NewCache() *Cache { return &Cache{} }
+// CacheAccesses is the default bound of a Cache: about 325 MiB of
+// decoded Accesses and their indexes (a 10-minute lab run's 800,000 took
+// 248 MiB).
+const CacheAccesses = 1_000_000
+
+// NewCache returns an empty Cache holding at most maxAccesses decoded
+// Accesses (0: CacheAccesses). Past it, the open log that crossed the
+// bound is dropped from the cache and read whole by each reader, as
+// without a cache, until it is sealed: memory stays bounded, queries on
+// that hour get slower (about 4 µs an Access).
+func NewCache(maxAccesses int) *Cache { return &Cache{max: maxAccesses} }
+
+// errCacheFull says a reader must read the open logs itself: one of them
+// holds more Accesses than the cache may.
+var errCacheFull = errors.New("ledger: open logs past the cache's bound")
 
 // ReaderOption configures OpenReader.
 type ReaderOption func(*readerOptions)
@@ -80,6 +100,7 @@ type openLog struct {
 	ids    [nsCount][]uint32
 	sizes  [nsCount]int // len(ids[ns]): what decodeEntry checks ids against
 	chunks []chunk      // translated, in the log's order
+	n      int          // Accesses in chunks
 	bad    bool         // a frame that checks but does not decode ends the log, as readLog
 }
 
@@ -214,6 +235,15 @@ func (c *Cache) openLogs(dir string, ls *listing, stems []string) (map[string][]
 			delete(c.logs, stem) // sealed or removed
 		}
 	}
+	for stem, was := range c.over {
+		if f := files[stem]; f == nil || ls.seg[stem] {
+			delete(c.over, stem)
+		} else if info, err := f.Stat(); err != nil || !os.SameFile(was, info) {
+			delete(c.over, stem)
+		} else {
+			return nil, nil, names{}, errCacheFull
+		}
+	}
 	out := make(map[string][]chunk, len(files))
 	for _, stem := range stems {
 		f := files[stem]
@@ -237,7 +267,31 @@ func (c *Cache) openLogs(dir string, ls *listing, stems []string) (map[string][]
 		}
 		out[stem] = slices.Clone(lg.chunks)
 	}
+	if held, most := c.held(), cmp.Or(c.max, CacheAccesses); held > most {
+		// Give up the largest log (the open hour), keep the others.
+		big := ""
+		for stem, lg := range c.logs {
+			if big == "" || lg.n > c.logs[big].n {
+				big = stem
+			}
+		}
+		if c.over == nil {
+			c.over = map[string]os.FileInfo{}
+		}
+		c.over[big] = c.logs[big].info
+		delete(c.logs, big)
+		return nil, nil, names{}, errCacheFull
+	}
 	return out, gone, names{d: c.d, more: c.more}, nil
+}
+
+// held is how many Accesses the cache holds.
+func (c *Cache) held() int {
+	n := 0
+	for _, lg := range c.logs {
+		n += lg.n
+	}
+	return n
 }
 
 // readTail decodes what was appended to lg's file up to size, as readLog
@@ -342,6 +396,7 @@ func (l *lazyTables) get(p *partition) *tables {
 // Access is copied into a few chunks at most, and a reader visits about
 // one chunk per most Accesses.
 func (lg *openLog) add(path string, fresh []entry, most int) {
+	lg.n += len(fresh)
 	for len(fresh) > 0 {
 		n := min(len(fresh), most)
 		lg.chunks = append(lg.chunks, newChunk(path, lg.hour, fresh[:n:n]))

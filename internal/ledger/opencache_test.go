@@ -194,7 +194,7 @@ func TestCacheAppendsAndTornFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cache := NewCache()
+	cache := NewCache(0)
 	cache.chunk = 16
 	cut := Window{From: t0.Add(5 * time.Minute), To: t0.Add(20 * time.Minute)}
 	for off, step := 0, 0; off < len(log); step++ {
@@ -230,7 +230,7 @@ func TestCacheRotationAndDictionaryGrowth(t *testing.T) {
 	c := &clock{t: t0.Add(10 * time.Minute)}
 	l := openAt(t, dir, c, Options{})
 	defer l.Close()
-	cache := NewCache()
+	cache := NewCache(0)
 	cut := Window{From: t0.Add(30 * time.Minute), To: t0.Add(90 * time.Minute)}
 	for i := range 20 {
 		l.Add(profile(t0.Add(time.Duration(i)*3*time.Minute), fmt.Sprint("a", i%4), "10.0.0.1", fmt.Sprint("s", i), i%5 == 0))
@@ -293,7 +293,7 @@ func TestCacheSeesFlushed(t *testing.T) {
 	c := &clock{t: t0.Add(10 * time.Minute)}
 	l := openAt(t, dir, c, Options{})
 	defer l.Close()
-	cache := NewCache()
+	cache := NewCache(0)
 	for i := range 50 {
 		e := profile(t0.Add(time.Duration(i)*time.Second), "alice", "10.0.0.1", fmt.Sprint("s", i), false)
 		l.Add(e)
@@ -347,7 +347,7 @@ func TestCacheConcurrentReaders(t *testing.T) {
 	c := &clock{t: t0.Add(10 * time.Minute)}
 	l := openAt(t, dir, c, Options{})
 	defer l.Close()
-	cache := NewCache()
+	cache := NewCache(0)
 	l.Add(profile(t0, "first", "10.0.0.1", "s0", false))
 	l.Sync()
 	done := make(chan struct{})
@@ -412,5 +412,49 @@ func TestPagedSet(t *testing.T) {
 	}
 	if s.count() != len(seen) {
 		t.Fatalf("count %d, want %d", s.count(), len(seen))
+	}
+}
+
+// The cache's memory is bounded: past its bound the open log that crossed
+// it is read whole by each reader (the same answers), the cache holds at
+// most the bound, and once that hour is sealed the next hour is cached
+// again.
+func TestCacheBound(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0.Add(10 * time.Minute)}
+	l := openAt(t, dir, c, Options{})
+	defer l.Close()
+	cache := NewCache(40)
+	cut := Window{From: t0.Add(5 * time.Minute), To: t0.Add(50 * time.Minute)}
+	stem := partName(t0.Unix())
+	for step := range 6 {
+		for i := range 15 {
+			n := step*15 + i
+			l.Add(profile(t0.Add(time.Duration(n)*30*time.Second), fmt.Sprint("a", n%7), "10.0.0.1", fmt.Sprint("s", n), n%3 == 0))
+		}
+		l.Sync()
+		sameAnswers(t, fmt.Sprintf("step %d: %d Accesses", step, (step+1)*15), dir, cache, cut)
+		cache.mu.Lock()
+		held, over := cache.held(), cache.over[stem] != nil
+		cache.mu.Unlock()
+		if held > 40 {
+			t.Fatalf("step %d: the cache holds %d Accesses, bound 40", step, held)
+		}
+		if want := (step+1)*15 > 40; over != want {
+			t.Fatalf("step %d: log given up %v, want %v (held %d)", step, over, want, held)
+		}
+	}
+	// The hour sealed: the next one is cached again.
+	c.set(t0.Add(70 * time.Minute))
+	for i := range 10 {
+		l.Add(profile(t0.Add(time.Duration(61+i)*time.Minute), "b", "10.0.0.2", fmt.Sprint("t", i), false))
+	}
+	l.Sync()
+	waitSealed(t, dir, stem)
+	sameAnswers(t, "next hour", dir, cache, cut)
+	cache.mu.Lock()
+	defer cache.mu.Unlock()
+	if held := cache.held(); held != 10 || len(cache.over) != 0 {
+		t.Fatalf("after the seal: the cache holds %d Accesses (want the new hour's 10), gives up %v", held, cache.over)
 	}
 }

@@ -129,6 +129,10 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 	// it before a partition that uses it appears.
 	if o.cache != nil {
 		logs, gone, n, err := o.cache.openLogs(dir, ls, logStems)
+		if errors.Is(err, errCacheFull) {
+			r.Close()
+			return OpenReader(dir, win) // read the open logs whole, as without a cache
+		}
 		if err != nil {
 			r.Close()
 			return nil, err
