@@ -259,7 +259,7 @@ func (c *Canaries) appendPost(b []byte, p *Profile, k int) []byte {
 // configured patterns are matched against method and path here.
 func (c *Canaries) AnswerPath(method, path, query string) (status int, body []byte, ok bool) {
 	r := &c.cfg.Routes
-	for _, pat := range [...]string{r.Profile, r.ByUsername, r.Followers, r.Following, r.Posts, r.Post} {
+	for _, pat := range [...]string{r.Profile, r.ByUsername, r.Followers, r.Following, r.Posts, r.Post, r.Search} {
 		if params, ok := matchPattern(pat, method, path); ok {
 			return c.Answer(pat, func(k string) string { return params[k] }, query)
 		}

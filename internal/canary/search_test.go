@@ -124,3 +124,18 @@ func TestSearchCanaryUsername(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchCanaryUsernamePath: without the search route in the route map
+// (AnswerPath), a search for a canary's username is answered the same.
+func TestSearchCanaryUsernamePath(t *testing.T) {
+	c := newTest(t)
+	p := c.profile(0, 99)
+	st, body, ok := c.AnswerPath("GET", "/v1/search", "q="+p.Username)
+	_, want, _ := c.Answer(c.Config().Routes.Search, nil, "q="+p.Username)
+	if !ok || st != 200 || string(body) != string(want) {
+		t.Fatalf("%d %s, want %s", st, body, want)
+	}
+	if _, _, ok := c.AnswerPath("GET", "/v1/search", "q=lena"); ok {
+		t.Fatal("a real search answered")
+	}
+}
