@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
@@ -105,6 +106,11 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 	t.stats = append(t.stats, st)
 	return st, err
 }
+
+// bytesOf views s as bytes without copying, for Plan's id function, which
+// only reads them while it runs: a conversion allocated once per record
+// replayed (1.0 s of the 49,000,000-record trace's 3.6 s in Plan).
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func parseID(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 18 {
@@ -351,7 +357,7 @@ func (r *replay) entry(ik identKey, e *ledger.Entry) {
 	code := r.codes[ik]
 	for ki := range r.keys {
 		t.c.Plan(ki, e.Route, e.List, ik.value, t.c.Bucket(e.Time), len(e.Records),
-			func(i int) []byte { return []byte(e.Records[i].ID) },
+			func(i int) []byte { return bytesOf(e.Records[i].ID) },
 			func(i int, s canary.Slot, shown bool) {
 				y := t.found[canaryKey{ki, s.Canary}]
 				anchor, ok := parseID([]byte(e.Records[i].ID))
@@ -479,7 +485,7 @@ func Served(c *canary.Canaries, led Entries, facet identify.Facet, value string)
 			return true
 		}
 		c.Plan(0, e.Route, e.List, value, c.Bucket(e.Time), len(e.Records),
-			func(i int) []byte { return []byte(e.Records[i].ID) },
+			func(i int) []byte { return bytesOf(e.Records[i].ID) },
 			func(i int, s canary.Slot, shown bool) {
 				if !shown {
 					return
