@@ -250,6 +250,129 @@ func TestEnumeration(t *testing.T) {
 	}
 }
 
+// lookups records on d one look-up by id of each of ids at at, marked
+// unreferenced (never shown) or not.
+func lookups(d *Detector, id identify.Identity, at time.Time, unreferenced bool, ids ...string) {
+	for _, s := range ids {
+		a := profile(id, at, s)
+		a.Unreferenced = unreferenced
+		d.Record(a)
+	}
+}
+
+func seq(prefix string, from, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(from+i)
+	}
+	return out
+}
+
+// Enumeration in steady state: the ratio is of every look-up in the
+// window, however many, not of the first dozen (issue 22: the look-ups'
+// count was capped at 13 while the never-shown ones' was capped at 6, so
+// the rule never fired after an identity's 13th look-up).
+func TestEnumerationSteadyState(t *testing.T) {
+	cfg := Config{Enabled: true, Rules: []Rule{{Name: "enum", Kind: Enumeration, Limit: 5, Ratio: 0.5, Window: time.Hour}}}
+	t.Run("fires after many look-ups when the ratio holds", func(t *testing.T) {
+		f := newFixture(t, cfg)
+		id := who("h1", "10.0.1.1")
+		// A harvester that opens 40 people it was shown first, then
+		// strangers: 40 never shown of 80 is the ratio.
+		lookups(f.d, id, t0, false, seq("k", 0, 40)...)
+		for i := range 39 {
+			lookups(f.d, id, t0.Add(time.Minute), true, seq("u", i, 1)...)
+			if b := f.bans(t, t0); len(b) != 0 {
+				t.Fatalf("banned at %d never shown of %d look-ups: %v", i+1, 41+i, b)
+			}
+		}
+		lookups(f.d, id, t0.Add(time.Minute), true, "u39")
+		b, ok := f.bans(t, t0.Add(time.Minute))["account:h1"]
+		if !ok {
+			t.Fatal("40 never shown of 80 look-ups (ratio 0.5), 40 distinct (limit 5): no ban")
+		}
+		if !strings.Contains(b.Reason, "40 of 80 look-ups within 1h0m0s were of ids never shown, more than 5 distinct (limit 5, ratio 0.50)") {
+			t.Fatalf("ban %+v", b)
+		}
+	})
+	t.Run("keeps firing for an identity that keeps going", func(t *testing.T) {
+		f := newFixture(t, cfg)
+		id := who("h2", "10.0.1.2")
+		// 100 look-ups, 60 never shown, in the order a harvester mixing in
+		// its feed makes them: two shown, three never shown.
+		for i := range 20 {
+			lookups(f.d, id, t0.Add(time.Duration(i)*time.Second), false, seq("k", 2*i, 2)...)
+			// After the first ban expires (10 min) it must be banned again.
+			lookups(f.d, id, t0.Add(time.Duration(i)*time.Second), true, seq("u", 3*i, 3)...)
+		}
+		if _, ok := f.bans(t, t0)["account:h2"]; !ok {
+			t.Fatal("60 never shown of 100 look-ups: no ban")
+		}
+		at := t0.Add(11 * time.Minute) // the ban is over; the window still holds the 100
+		lookups(f.d, id, at, true, seq("v", 0, 10)...)
+		b, ok := f.bans(t, at)["account:h2"]
+		if !ok || !strings.Contains(b.Reason, "offence 2") || !strings.Contains(b.Reason, "of 110 look-ups") {
+			t.Fatalf("still harvesting past 100 look-ups, after the first ban: %+v %v", b, ok)
+		}
+	})
+	t.Run("does not fire under the ratio", func(t *testing.T) {
+		f := newFixture(t, cfg)
+		id := who("p1", "10.0.1.3")
+		// 100 look-ups, 10 never shown: above the limit, below the ratio.
+		for i := range 10 {
+			lookups(f.d, id, t0.Add(time.Duration(i)*time.Second), false, seq("k", 9*i, 9)...)
+			lookups(f.d, id, t0.Add(time.Duration(i)*time.Second), true, seq("u", i, 1)...)
+		}
+		if b := f.bans(t, t0); len(b) != 0 {
+			t.Fatalf("banned at 10 never shown of 100 look-ups: %v", b)
+		}
+	})
+	t.Run("window expiry", func(t *testing.T) {
+		f := newFixture(t, cfg)
+		id := who("w1", "10.0.1.4")
+		width := time.Hour / 16 // one bucket
+		lookups(f.d, id, t0, false, seq("k", 0, 50)...)
+		// Within window minus one bucket the 50 shown look-ups still count:
+		// 10 never shown of 60 is under the ratio.
+		lookups(f.d, id, t0.Add(time.Hour-width), true, seq("u", 0, 10)...)
+		if b := f.bans(t, t0); len(b) != 0 {
+			t.Fatalf("banned while 50 shown look-ups were in the window: %v", b)
+		}
+		// Past the window they are gone: 6 never shown of 6 (the 10 above
+		// are still in the window, and count).
+		other := who("w2", "10.0.1.5")
+		lookups(f.d, other, t0, false, seq("k", 0, 50)...)
+		lookups(f.d, other, t0.Add(time.Hour+time.Nanosecond), true, seq("u", 0, 6)...)
+		if _, ok := f.bans(t, t0)["account:w2"]; !ok {
+			t.Fatal("6 never shown of 6 look-ups in the window (50 shown ones expired): no ban")
+		}
+		// Never-shown ids expire too: 5 an hour ago and 1 now is not more
+		// than 5 distinct.
+		third := who("w3", "10.0.1.6")
+		lookups(f.d, third, t0, true, seq("u", 0, 5)...)
+		lookups(f.d, third, t0.Add(time.Hour+time.Nanosecond), true, "u5")
+		if _, ok := f.bans(t, t0)["account:w3"]; ok {
+			t.Fatal("banned for never-shown look-ups outside the window")
+		}
+	})
+	t.Run("two rules count apart", func(t *testing.T) {
+		f := newFixture(t, Config{Enabled: true, Rules: []Rule{
+			{Name: "enum-a", Kind: Enumeration, Limit: 5, Ratio: 0.5, Window: time.Hour},
+			{Name: "enum-b", Kind: Enumeration, Limit: 5, Ratio: 0.5, Window: time.Hour},
+		}})
+		id := who("t1", "10.0.1.7")
+		lookups(f.d, id, t0, false, seq("k", 0, 12)...)
+		lookups(f.d, id, t0, true, seq("u", 0, 11)...)
+		if b := f.bans(t, t0); len(b) != 0 {
+			t.Fatalf("banned at 11 never shown of 23 look-ups: %v", b)
+		}
+		lookups(f.d, id, t0, true, "u11")
+		if b, ok := f.bans(t, t0)["account:t1"]; !ok || !strings.Contains(b.Reason, "12 of 24 look-ups") {
+			t.Fatalf("12 never shown of 24 look-ups: %+v %v", b, ok)
+		}
+	})
+}
+
 func TestPersistence(t *testing.T) {
 	f := newFixture(t, Config{Enabled: true, Rules: []Rule{
 		{Name: "persist", Kind: Persistence, Limit: 3, Window: 5 * time.Second},

@@ -242,3 +242,77 @@ func TestFleetCloseFlushes(t *testing.T) {
 		t.Fatalf("after Close: %+v", bansOn(t, st, t0))
 	}
 }
+
+// Enumeration on the fleet, in steady state: each gateway sees three of
+// the never-shown ids (under the limit of 5 on its own), the fleet six;
+// the ratio is of the fleet's every look-up in the window, however many
+// (issue 22: the store's look-up count was capped at 13, so the rule never
+// fired past an identity's 13th look-up).
+func TestFleetEnumeration(t *testing.T) {
+	cfg := Config{Enabled: true, Rules: []Rule{{Name: "enum", Kind: Enumeration, Limit: 5, Ratio: 0.5, Window: time.Hour}}}
+	for _, s := range stores {
+		t.Run(s.name, func(t *testing.T) {
+			t.Run("fires when the ratio holds", func(t *testing.T) {
+				st := s.open(t)
+				a, _ := gateway(t, st, cfg)
+				b, _ := gateway(t, st, cfg)
+				gw := []*Detector{a, b}
+				id := who("h1", "10.0.2.1")
+				for i, k := range seq("k", 0, 40) {
+					lookups(gw[i%2], id, t0, false, k)
+				}
+				a.fleet.flush(a)
+				b.fleet.flush(b)
+				// Never-shown ids cycled per gateway: a sees u0-u2, b u3-u5.
+				for i := range 40 {
+					d := gw[i%2]
+					lookups(d, id, t0.Add(time.Minute), true, fmt.Sprint("u", 3*(i%2)+i/2%3))
+					d.fleet.flush(d)
+					_, banned := bansOn(t, st, t0.Add(time.Minute))["account:h1"]
+					if banned != (i == 39) {
+						t.Fatalf("%d never shown of %d look-ups on the fleet: banned %v", i+1, 41+i, banned)
+					}
+				}
+				ban := bansOn(t, st, t0.Add(time.Minute))["account:h1"]
+				if !strings.Contains(ban.Reason, "40 of 80 look-ups within 1h0m0s were of ids never shown, more than 5 distinct (limit 5, ratio 0.50), counted on every gateway") {
+					t.Fatalf("ban %+v", ban)
+				}
+			})
+			t.Run("not under the ratio", func(t *testing.T) {
+				st := s.open(t)
+				a, _ := gateway(t, st, cfg)
+				b, _ := gateway(t, st, cfg)
+				gw := []*Detector{a, b}
+				id := who("p1", "10.0.2.2")
+				// 100 look-ups, 10 distinct never shown: past the limit on
+				// the fleet, far under the ratio.
+				for i := range 100 {
+					d := gw[i%2]
+					lookups(d, id, t0.Add(time.Duration(i)*time.Second), i%10 == 9, fmt.Sprint("x", i))
+					d.fleet.flush(d)
+				}
+				if bs := bansOn(t, st, t0); len(bs) != 0 {
+					t.Fatalf("banned at 10 never shown of 100 look-ups: %v", bs)
+				}
+			})
+			t.Run("window expiry", func(t *testing.T) {
+				st := s.open(t)
+				a, _ := gateway(t, st, cfg)
+				b, _ := gateway(t, st, cfg)
+				id := who("w1", "10.0.2.3")
+				lookups(a, id, t0, false, seq("k", 0, 50)...)
+				a.fleet.flush(a)
+				// The 50 shown look-ups expired on the fleet: b's 6 never
+				// shown (3 distinct on each gateway) are all its look-ups.
+				at := t0.Add(time.Hour + time.Millisecond)
+				lookups(a, id, at, true, "u0", "u1", "u2")
+				a.fleet.flush(a)
+				lookups(b, id, at, true, "u3", "u4", "u5")
+				b.fleet.flush(b)
+				if _, ok := bansOn(t, st, at)["account:w1"]; !ok {
+					t.Fatal("6 never shown of 6 look-ups on the fleet within the window: no ban")
+				}
+			})
+		})
+	}
+}
