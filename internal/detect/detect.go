@@ -81,6 +81,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type Detector struct {
 	cfg   Config
 	rules []*rule
+	enums int // enumeration rules: a track's tallies, one per
 	st    Store
 	sh    *shadow.Shadow
 	log   *slog.Logger
@@ -105,6 +106,10 @@ type rule struct {
 	idx    int
 	facet  identify.Facet
 	shadow prometheus.Counter
+	// Enumeration: the rule's tallies in a track (track.enum[enum]), and
+	// their buckets' width (store.TallyWidth of Window).
+	enum  int
+	width int64
 }
 
 type exempt struct {
@@ -199,12 +204,18 @@ type track struct {
 	shown    map[uint64]uint32
 	nextList uint32
 	opened   map[uint64]*window // rule index<<32 | list answer
-	// Enumeration's denominator: look-ups in the window.
-	lookups window
+	// Enumeration's ratio, per enumeration rule: look-ups in the window
+	// and those of ids never shown (made on first use).
+	enum []lookTally
 	// Accounts seen on an address, and which the detector banned.
 	accounts map[string]bool
 	acctSeen time.Time
 }
+
+// lookTally is an enumeration rule's look-ups by one identity within its
+// window, all and those of ids never shown, counted in the same buckets:
+// 144 bytes however many.
+type lookTally struct{ all, unreferenced store.Tally }
 
 const (
 	maxShown = 1024
@@ -236,6 +247,10 @@ func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, lo
 	for i, rc := range cfg.Rules {
 		f, _ := identify.ParseFacet(rc.Facet)
 		r := &rule{Rule: rc, idx: i, facet: f}
+		if rc.Kind == Enumeration {
+			r.enum, r.width = d.enums, store.TallyWidth(rc.Window)
+			d.enums++
+		}
 		if rc.Mode == ration.Shadow {
 			r.shadow = sh.Counter(rc.Name, shadow.Ban)
 		}
@@ -465,23 +480,33 @@ func (d *Detector) Record(acc *inspect.Access) {
 				continue
 			}
 			t := get(f, v)
-			// Past (limit+1)/ratio look-ups the ratio cannot hold: the
-			// count is capped there, which bounds its memory.
-			looks := t.lookups.tick(ns, span, r.lookCap())
+			// The ratio is of every look-up in the window, counted in
+			// bucketed tallies (bounded however many); the distinct
+			// never-shown ids need only be known past the limit: the
+			// window ring, capped at limit+1. (A count capped on either
+			// side of the ratio makes it meaningless: issue 22.)
+			if t.enum == nil {
+				t.enum = make([]lookTally, d.enums)
+			}
+			lt := &t.enum[r.enum]
+			looks := lt.all.Add(ns, r.width, 1)
 			if d.fleet != nil {
-				lk := r.key("lookups", f, v)
-				share = append(share, observed{Observation: store.Observation{Key: lk, Member: d.fleet.event(), At: now, Window: r.Window, Limit: r.lookCap()},
-					r: r, looks: true})
+				lk := r.key("tally-lookups", f, v)
+				share = append(share, observed{Observation: store.Observation{Key: lk, At: now, Window: r.Window, Tally: true}, r: r, tally: true})
 				if acc.Unreferenced {
-					share = append(share, observed{Observation: store.Observation{Key: r.key("unreferenced", f, v), Member: hash(acc.Lookup), At: now, Window: r.Window, Limit: r.Limit},
-						r: r, facet: f, value: v, acc: acc, looksKey: lk})
+					uk := r.key("tally-unreferenced", f, v)
+					share = append(share,
+						observed{Observation: store.Observation{Key: uk, At: now, Window: r.Window, Tally: true}, r: r, tally: true},
+						observed{Observation: store.Observation{Key: r.key("unreferenced", f, v), Member: hash(acc.Lookup), At: now, Window: r.Window, Limit: r.Limit},
+							r: r, facet: f, value: v, acc: acc, looksKey: lk, unrefKey: uk})
 				}
 			}
 			if !acc.Unreferenced {
 				continue
 			}
-			if n := t.wins[r.idx].add(hash(acc.Lookup), ns, span, r.Limit); n > r.Limit && float64(n) >= r.Ratio*float64(looks) {
-				fire = append(fire, firing{r: r, facet: f, value: v, n: n, looks: looks})
+			unref := lt.unreferenced.Add(ns, r.width, 1)
+			if n := t.wins[r.idx].add(hash(acc.Lookup), ns, span, r.Limit); n > r.Limit && float64(unref) >= r.Ratio*float64(looks) {
+				fire = append(fire, firing{r: r, facet: f, value: v, n: n, looks: looks, unref: unref})
 			}
 		case Fanout:
 			f, v := subject(r, id)
@@ -557,10 +582,6 @@ func (d *Detector) Record(acc *inspect.Access) {
 	}
 }
 
-// lookCap bounds enumeration's look-ups: past (limit+1)/ratio of them the
-// ratio cannot hold, so counting further changes nothing.
-func (r *rule) lookCap() int { return int(float64(r.Limit+1)/max(r.Ratio, 0.01)) + 1 }
-
 // cohort is the firings of cohort rule r on value v past its limit (n
 // young accounts): a ban of each young account seen there. On a fleet this
 // gateway knows only the accounts it saw; the others are banned by the
@@ -586,13 +607,15 @@ func (d *Detector) cohort(r *rule, v string, n int, account string) []firing {
 // a rule in shadow mode fires on every Access past its limit, and a line
 // is written once per value and window.
 type firing struct {
-	r        *rule
-	facet    identify.Facet
-	value    string
-	n, looks int
-	refusal  string
-	why      string // set: the evidence as it is
-	fleet    bool   // counted in the shared store: on every gateway
+	r       *rule
+	facet   identify.Facet
+	value   string
+	n       int
+	looks   int // enumeration: look-ups in the window, and of ids never shown
+	unref   int
+	refusal string
+	why     string // set: the evidence as it is
+	fleet   bool   // counted in the shared store: on every gateway
 }
 
 // evidence is the firing's reason in words, for class (the detector's).
@@ -615,7 +638,7 @@ func (f *firing) words(class string) string {
 	case Persistence:
 		return fmt.Sprintf("%d refused requests (%s) within %v (limit %d): full speed after a refusal", f.n, f.refusal, r.Window, r.Limit)
 	case Enumeration:
-		return fmt.Sprintf("%d look-ups of ids never shown of %d within %v (limit %d, ratio %.2f)", f.n, f.looks, r.Window, r.Limit, r.Ratio)
+		return fmt.Sprintf("%d of %d look-ups within %v were of ids never shown, more than %d distinct (limit %d, ratio %.2f)", f.unref, f.looks, r.Window, r.Limit, r.Limit, r.Ratio)
 	case Fanout:
 		return fmt.Sprintf("%s of %d distinct people opened from one list answer within %v (limit %d)", class, f.n, r.Window, r.Limit)
 	}

@@ -16,9 +16,20 @@
 //     all of them. The ids an answer showed are kept per identity (at
 //     most 1,024, the oldest dropped): provenance the detector keeps for
 //     itself, never used to grant anything.
-//   - enumeration: more than limit look-ups of ids never shown
-//     (Access.Unreferenced) within window, when they are at least ratio
-//     of the identity's look-ups.
+//   - enumeration: more than limit look-ups of distinct ids never shown
+//     (Access.Unreferenced) within window, when the look-ups of ids never
+//     shown are at least ratio of all the identity's look-ups in window,
+//     however many it made. The distinct ids are a window ring capped at
+//     limit+1 (all the "more than limit" test needs); the ratio's two
+//     counts are tallies (store.Tally) of every look-up and every
+//     never-shown one, in the same 16 buckets of window/16 each: bounded
+//     whatever the count, and exact up to one bucket at the window's old
+//     edge (a look-up stays counted between window-window/16 and window
+//     after it was made, the same on both sides of the ratio). Until
+//     issue 22 both counts were capped (6 and 13 for the lab's 5 and
+//     0.5), so past an identity's 13th look-up in the window the ratio
+//     could never hold: a harvester that first opened a dozen people it
+//     was shown, or just kept going, was never caught by this rule.
 //   - persistence: more than limit refused requests (429, 403) within
 //     window: full speed after a refusal.
 //   - cohort: more than limit accounts younger than young served the
@@ -41,8 +52,8 @@
 // misbehaving again is banned again, as its next offence.
 //
 // Memory is bounded: state per facet value (at most max_tracked, the least
-// recently seen dropped), each holding at most limit+1 timestamps per rule
-// and 1,024 shown ids.
+// recently seen dropped), each holding at most limit+1 timestamps per rule,
+// 144 bytes of tallies per enumeration rule and 1,024 shown ids.
 //
 // Cost: Record runs on the recording goroutine, whose CPU a 2-core gateway
 // takes from the request path. A rule's window is a ring of (key, Unix ns)
@@ -54,7 +65,9 @@
 //
 // On Redis (WithShared) the fleet counts together: every observation
 // (a person served, a refusal, a look-up, a young account) also goes to
-// the store's windowed sets (store.Detections), off the recording
+// the store's windowed sets (store.Detections; enumeration's look-ups to
+// windowed tallies, Observation.Tally, so the fleet's ratio is of all its
+// look-ups in the window as well), off the recording
 // goroutine, in batches of at most 512 at most 50 ms apart (one script
 // call each, so at most 20 + N/512 calls a second at N Accesses/s, about
 // 5 µs of Redis CPU per observation), and a fleet-wide count past a

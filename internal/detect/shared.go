@@ -75,10 +75,11 @@ type observed struct {
 	facet identify.Facet
 	value string
 	acc   *inspect.Access
-	// looks marks enumeration's denominator (look-ups, counted as events);
-	// an enumeration observation names the key of its own in looksKey.
-	looks    bool
-	looksKey string
+	// tally marks enumeration's counts (a windowed tally); the
+	// observation of a never-shown id names its rule's tallies of
+	// look-ups and of never-shown ones.
+	tally              bool
+	looksKey, unrefKey string
 }
 
 // key is a rule's set in the store for one facet value.
@@ -137,6 +138,9 @@ func (f *fleet) run(d *Detector) {
 // the counts past their limits. A failed call drops its batch (this
 // gateway counted it already) and leaves the rest for the next tick.
 func (f *fleet) flush(d *Detector) {
+	// The tallies' latest counts, across batches: an Access's observations
+	// may straddle two.
+	var tallies map[string]int
 	for {
 		f.mu.Lock()
 		n := min(len(f.waiting), flushMax)
@@ -148,6 +152,9 @@ func (f *fleet) flush(d *Detector) {
 		f.mu.Unlock()
 		if n == 0 {
 			return
+		}
+		if tallies == nil {
+			tallies = map[string]int{}
 		}
 		obs := make([]store.Observation, n)
 		for i := range batch {
@@ -161,7 +168,7 @@ func (f *fleet) flush(d *Detector) {
 			f.failed(d, "observe", err)
 			return
 		}
-		for _, fi := range d.judge(batch, counts) {
+		for _, fi := range d.judge(batch, counts, tallies) {
 			d.ban(fi.acc, fi.firing)
 		}
 	}
@@ -174,23 +181,27 @@ type accFiring struct {
 }
 
 // judge turns the fleet's counts past their rules' limits into firings.
-func (d *Detector) judge(batch []observed, counts []int) []accFiring {
+// tallies holds the latest count of each tally seen in this flush.
+func (d *Detector) judge(batch []observed, counts []int, tallies map[string]int) []accFiring {
 	var out []accFiring
-	looks := map[string]int{}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := range batch {
 		o, n := &batch[i], counts[i]
 		r := o.r
 		switch {
-		case o.looks:
-			looks[o.Key] = n
+		case o.tally:
+			tallies[o.Key] = n
 			continue
 		case n <= r.Limit:
 			continue
 		case r.Kind == Enumeration:
-			if l := looks[o.looksKey]; float64(n) >= r.Ratio*float64(l) {
-				out = append(out, accFiring{firing{r: r, facet: o.facet, value: o.value, n: n, looks: l, fleet: true}, o.acc})
+			// Its tallies went before it; absent (dropped while the store
+			// lagged), the ratio is unknown and the next look-up judges.
+			l, okL := tallies[o.looksKey]
+			u, okU := tallies[o.unrefKey]
+			if okL && okU && float64(u) >= r.Ratio*float64(l) {
+				out = append(out, accFiring{firing{r: r, facet: o.facet, value: o.value, n: n, looks: l, unref: u, fleet: true}, o.acc})
 			}
 		case r.Kind == Cohort:
 			for _, fi := range d.cohort(r, o.value, n, o.acc.Identity.Account) {

@@ -316,3 +316,21 @@ func TestFleetEnumeration(t *testing.T) {
 		})
 	}
 }
+
+// A never-shown id's count past the limit whose tallies the flush never
+// saw (dropped while the store lagged) judges nothing: an unknown ratio
+// is not a ratio of 0 of 0.
+func TestFleetEnumerationWithoutTallies(t *testing.T) {
+	st := memory.New(memory.Options{SweepEvery: -1})
+	defer st.Close()
+	d, _ := gateway(t, st, Config{Enabled: true, Rules: []Rule{{Name: "enum", Kind: Enumeration, Limit: 2, Ratio: 0.5, Window: time.Hour}}})
+	r := d.rules[0]
+	batch := []observed{{Observation: store.Observation{Key: "u", Member: 1, At: t0, Window: time.Hour, Limit: 2}, r: r, acc: profile(who("z", "10.0.2.9"), t0, "1"),
+		looksKey: "l", unrefKey: "n"}}
+	if got := d.judge(batch, []int{3}, map[string]int{}); len(got) != 0 {
+		t.Fatalf("fired without tallies: %+v", got)
+	}
+	if got := d.judge(batch, []int{3}, map[string]int{"l": 4, "n": 2}); len(got) != 1 || got[0].unref != 2 || got[0].looks != 4 {
+		t.Fatalf("2 never shown of 4, 3 distinct (limit 2): %+v", got)
+	}
+}

@@ -12,12 +12,18 @@ import (
 // within Window before the latest At (a member seen again moves to the
 // later time) and at most Limit+1 of them, the oldest dropped: a count past
 // Limit is all a rule needs to know.
+//
+// With Tally set, Key is a windowed tally instead (see Tally): the
+// observation counts one event at At and its count is the events within
+// Window, however many; Member and Limit are unused. A key is a set or a
+// tally, never both.
 type Observation struct {
 	Key    string
 	Member uint64
 	At     time.Time
 	Window time.Duration
 	Limit  int
+	Tally  bool
 }
 
 // Offence is a facet value's ban history in the store.
@@ -51,7 +57,7 @@ func (o *Observation) Validate() error {
 	switch {
 	case o.Window <= 0:
 		return errors.New("window must be positive")
-	case o.Limit < 1:
+	case o.Limit < 1 && !o.Tally:
 		return errors.New("limit must be at least 1")
 	}
 	return nil
@@ -89,4 +95,61 @@ func LongestDuration(durations []time.Duration) time.Duration {
 		m = max(m, d)
 	}
 	return m
+}
+
+// TallyBuckets is how many buckets a windowed tally divides its window
+// into (a power of two).
+const TallyBuckets = 16
+
+// TallyWidth is one bucket's width of a tally over window, in ns: a whole
+// number of microseconds (at least one), so every backend (Redis keeps
+// time in µs) draws the buckets' edges at the same instants.
+func TallyWidth(window time.Duration) int64 {
+	return max(int64(window/time.Microsecond)/TallyBuckets, 1) * int64(time.Microsecond)
+}
+
+// TallyBucket is the number of the bucket at (Unix ns) falls in.
+func TallyBucket(at, width int64) int64 {
+	b := at / width
+	if at%width < 0 {
+		b-- // floor, before 1970
+	}
+	return b
+}
+
+// Tally counts events within a sliding window in TallyBuckets buckets of
+// TallyWidth: bounded (72 bytes) however many events, and exact up to one
+// bucket at the window's old edge: an event is counted until between
+// window-width and window after it happened (the window is the latest
+// bucket and the 15 before it), never longer. Counting both sides of a
+// ratio in the same buckets keeps the ratio exact over that span. The
+// zero value is empty.
+type Tally struct {
+	last int64 // the latest bucket counted
+	n    [TallyBuckets]uint32
+}
+
+// Add counts n events at at (Unix ns) in buckets of width ns and returns
+// the events within the window ending with the latest bucket seen: at's,
+// or a later one's when at comes late (from a gateway whose clock is a
+// little behind); an event older than that window is not counted.
+func (t *Tally) Add(at, width int64, n uint32) int {
+	b := TallyBucket(at, width)
+	if b > t.last {
+		// The buckets after the latest up to b saw nothing: they leave
+		// the window's old end (all of them, at most, on a long gap).
+		for e := max(t.last+1, b-TallyBuckets+1); e <= b; e++ {
+			t.n[e&(TallyBuckets-1)] = 0
+		}
+		t.last = b
+	}
+	if b > t.last-TallyBuckets {
+		c := &t.n[b&(TallyBuckets-1)]
+		*c += min(n, ^uint32(0)-*c) // saturates
+	}
+	sum := 0
+	for _, c := range t.n {
+		sum += int(c)
+	}
+	return sum
 }

@@ -28,7 +28,8 @@ type detections struct {
 type obsSet struct {
 	members []uint64
 	at      []int64
-	expires int64 // latest + window: idle past it
+	expires int64        // latest + window: idle past it
+	tally   *store.Tally // set: the key is a tally (Observation.Tally)
 }
 
 type offenceRec struct {
@@ -92,6 +93,14 @@ func (s *Store) Observe(_ context.Context, obs []store.Observation) ([]int, erro
 			}
 			w = &obsSet{}
 			d.sets[h] = w
+		}
+		if o.Tally {
+			if w.tally == nil {
+				w.tally = &store.Tally{}
+			}
+			w.expires = max(w.expires, at+int64(o.Window))
+			out[i] = w.tally.Add(at, store.TallyWidth(o.Window), 1)
+			continue
 		}
 		out[i] = w.add(o.Member, at, int64(o.Window), o.Limit)
 	}

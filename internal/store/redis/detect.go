@@ -18,8 +18,13 @@ var _ store.Detections = (*Store)(nil)
 // time (ZADD GT: calls from gateways whose clocks are a little apart never
 // shorten a member's life). A key expires a minute past its longest window
 // on the server's clock, which only collects garbage.
+// A tally (Observation.Tally; keep 0) is a hash, bucket number -> events,
+// of at most 16 live buckets (store.Tally's rule: the latest bucket and the
+// 15 before it; older ones are deleted, a late event older than them is
+// not counted); its member is the event's bucket number, drawn by the
+// caller.
 // KEYS: the sets. ARGV: per observation: key index, member, time, window,
-// limit+1.
+// limit+1 (0: a tally).
 var observeScript = newScript("observe", `
 local out, px = {}, {}
 for i = 1, #ARGV / 5 do
@@ -27,12 +32,27 @@ for i = 1, #ARGV / 5 do
   local ki = tonumber(ARGV[j + 1])
   local key = KEYS[ki]
   local at, win, keep = tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]), tonumber(ARGV[j + 5])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', at - win))
-  redis.call('ZADD', key, 'GT', ARGV[j + 3], ARGV[j + 2])
-  local n = redis.call('ZCARD', key)
-  if n > keep then
-    redis.call('ZREMRANGEBYRANK', key, 0, n - keep - 1)
-    n = keep
+  local n = 0
+  if keep == 0 then
+    local b = tonumber(ARGV[j + 2])
+    local all = redis.call('HGETALL', key)
+    local top = b
+    for k = 1, #all, 2 do top = math.max(top, tonumber(all[k])) end
+    for k = 1, #all, 2 do
+      if tonumber(all[k]) <= top - 16 then redis.call('HDEL', key, all[k]) else n = n + tonumber(all[k + 1]) end
+    end
+    if b > top - 16 then
+      redis.call('HINCRBY', key, ARGV[j + 2], 1)
+      n = n + 1
+    end
+  else
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', at - win))
+    redis.call('ZADD', key, 'GT', ARGV[j + 3], ARGV[j + 2])
+    n = redis.call('ZCARD', key)
+    if n > keep then
+      redis.call('ZREMRANGEBYRANK', key, 0, n - keep - 1)
+      n = keep
+    end
   end
   out[i] = n
   if (px[ki] or 0) < win then px[ki] = win end
@@ -107,8 +127,12 @@ func (s *Store) Observe(ctx context.Context, obs []store.Observation) ([]int, er
 				index[keys[i]] = ki
 			}
 			win := min((int64(o.Window)+999)/1000, maxSpan)
-			c.args = append(c.args, strconv.Itoa(ki), strconv.FormatUint(o.Member, 10),
-				strconv.FormatInt(micros(o.At), 10), strconv.FormatInt(win, 10), strconv.Itoa(o.Limit+1))
+			member, keep := strconv.FormatUint(o.Member, 10), strconv.Itoa(o.Limit+1)
+			if o.Tally {
+				member, keep = strconv.FormatInt(store.TallyBucket(o.At.UnixNano(), store.TallyWidth(o.Window)), 10), "0"
+			}
+			c.args = append(c.args, strconv.Itoa(ki), member,
+				strconv.FormatInt(micros(o.At), 10), strconv.FormatInt(win, 10), keep)
 		}
 		calls[gi] = c
 	}

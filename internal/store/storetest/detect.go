@@ -92,6 +92,7 @@ func testObserve(t *testing.T, open opener) {
 			}
 		}
 	})
+	t.Run("tally", func(t *testing.T) { testTally(t, open) })
 	t.Run("invalid", func(t *testing.T) {
 		d := detections(t, open(t))
 		for _, o := range []store.Observation{
@@ -173,5 +174,49 @@ func testOffend(t *testing.T, open opener) {
 		if _, err := d.Offend(ctx, t0, k, bad); err == nil {
 			t.Errorf("durations %v: no error", bad)
 		}
+	}
+}
+
+// testTally checks windowed tallies (Observation.Tally): every event
+// counts, however many, in 16 buckets of a 16 s window (1 s each, t0 on a
+// bucket's edge): an event leaves the count when the 16th bucket after its
+// own begins, a late one older than the window is not counted.
+func testTally(t *testing.T, open opener) {
+	const window = 16 * time.Second
+	ms := time.Millisecond
+	steps := []obsStep{
+		{"a", 0, 0, 1}, {"a", 0, 0, 2}, {"a", 0, 0, 3}, // events, not members: 7 twice is two
+		{"a", 0, 15*s1 + 999*ms, 4}, // t0's bucket is still the window's oldest
+		{"a", 0, 16 * s1, 2},        // now it is out: 15.999 s and 16 s
+		{"a", 0, 0, 2},              // late and older than the window: not counted
+		{"a", 0, 10 * s1, 3},        // late within the window: counted
+		{"b", 0, 0, 1},              // keys are independent
+		{"a", 0, 60 * s1, 1},        // a long gap empties the window
+		{"a", 0, 75*s1 + 999*ms, 2},
+		{"a", 0, 76 * s1, 2},
+		{"a", 0, 92 * s1, 1},
+	}
+	d := detections(t, open(t))
+	for i, st := range steps {
+		got, err := d.Observe(ctx, []store.Observation{{Key: "tally:" + st.key, Member: 7, At: t0.Add(st.at), Window: window, Tally: true}})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if len(got) != 1 || got[0] != st.want {
+			t.Errorf("step %d (key %s at %v): count %v, want %d", i, st.key, st.at, got, st.want)
+		}
+	}
+	// Many in one call, beside a set: a tally has no limit.
+	var obs []store.Observation
+	for i := range 100 {
+		obs = append(obs, store.Observation{Key: "tally:c", At: t0.Add(time.Duration(i) * ms), Window: window, Tally: true},
+			store.Observation{Key: "tally:set", Member: uint64(i), At: t0.Add(time.Duration(i) * ms), Window: window, Limit: 3})
+	}
+	got, err := d.Observe(ctx, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[198] != 100 || got[199] != 4 {
+		t.Errorf("100 events beside a set of limit 3: %d and %d, want 100 and 4", got[198], got[199])
 	}
 }
