@@ -498,6 +498,16 @@ func TestShadowRule(t *testing.T) {
 	if !strings.Contains(f.logs.String(), `"msg":"would have banned","rule":"velocity","mode":"shadow","request_id":"req-1"`) {
 		t.Errorf("no would-have line:\n%s", f.logs.String())
 	}
+	// A window later, past the limit again: a second line.
+	for i := range 2 {
+		a := profile(id, t0.Add(time.Minute+time.Second), fmt.Sprint("later", i))
+		a.RequestID = fmt.Sprintf("req-later-%d", i)
+		f.d.Record(a)
+	}
+	_ = f.sh.Counter("velocity", "ban").Write(&m)
+	if m.GetCounter().GetValue() != 2 || !strings.Contains(f.logs.String(), `"request_id":"req-later-1"`) {
+		t.Errorf("a window later: warden_shadow_total %v, want 2; logs:\n%s", m.GetCounter().GetValue(), f.logs.String())
+	}
 }
 
 // State is bounded by max_tracked whatever the traffic.

@@ -59,7 +59,9 @@
 // takes from the request path. A rule's window is a ring of (key, Unix ns)
 // slots grown to limit+1 (an add drops from the head and appends at the
 // tail); a facet value's track is looked up once per Access by a struct
-// key; an Access that makes no new track allocates nothing
+// key; a rule in shadow mode that fired on a value stays quiet on it for
+// its window without asking the shadow lines' map (its line is written
+// once per window); an Access that makes no new track allocates nothing
 // (BenchmarkRecordLab: examples/lab.yaml's rules in shadow mode, 1,000
 // accounts reading random unreferenced profiles).
 //
