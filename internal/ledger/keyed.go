@@ -240,7 +240,12 @@ func (k *keyed) eachSorted(keys []uint32, dec *zstd.Decoder, fn func(i int, payl
 			}
 			bi, pos = next, 0
 		}
-		j, ok := slices.BinarySearch(bl.keys[pos:], key)
+		// Galloping from the last key found: the next is usually near.
+		hi := 1
+		for pos+hi < len(bl.keys) && bl.keys[pos+hi] < key {
+			hi *= 2
+		}
+		j, ok := slices.BinarySearch(bl.keys[pos:min(pos+hi+1, len(bl.keys))], key)
 		pos += j
 		if ok {
 			fn(i, bl.raw[bl.off[pos]:bl.end[pos]])

@@ -288,15 +288,30 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 	for k, a := range sorted {
 		who[k] = ids[a]
 	}
-	var buf []uint32
+	// Format 4 partitions' viewers are gathered per author across the
+	// window and added to its bitmap once, sorted: adding a few
+	// identities a partition to a thousand bitmaps cost more than the
+	// look-ups.
+	acc := make([][]uint32, len(sorted))
+	defer func() {
+		for k, vs := range acc {
+			if len(vs) == 0 {
+				continue
+			}
+			slices.Sort(vs)
+			vs = slices.Compact(vs)
+			for _, i := range who[k] {
+				out[i].AddMany(vs)
+			}
+		}
+	}()
 	for _, p := range r.parts {
 		if r.win.covers(p) && p.v4 != nil {
 			tf := r.tupleFacet(f)
 			p.v4.viewers.eachSorted(sorted, r.dec, func(k int, payload []byte) {
 				var n uint64
-				buf, n = viewers4(payload, tf, buf[:0])
+				acc[k], n = viewers4(payload, tf, acc[k])
 				for _, i := range who[k] {
-					out[i].AddMany(buf)
 					impr[i] += n
 				}
 			})
