@@ -199,6 +199,16 @@ func (k *key) sealQuery(q string) string {
 	return searchPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
+// ListName is how a ledger list reads to the operator who holds the key:
+// a search list as "search:" and its query (decrypted), any other list
+// as it is.
+func (c *Canaries) ListName(list string) string {
+	if q, ok := c.openQuery(list); ok {
+		return "search:" + q
+	}
+	return list
+}
+
 // openQuery reads a search list back under any key: the key whose MAC of
 // the decrypted query is the IV made it.
 func (c *Canaries) openQuery(list string) (string, bool) {

@@ -88,6 +88,15 @@ func TestSearchListKeys(t *testing.T) {
 	if _, ok := newTest(t, "a-newer-canary-key-0123456789").openQuery(list); ok {
 		t.Fatal("read under a key that did not make it")
 	}
+	if got := rotated.ListName(list); got != "search:lena m" {
+		t.Fatalf("ListName of a search list: %q", got)
+	}
+	if got := newTest(t, "a-newer-canary-key-0123456789").ListName(list); got != list {
+		t.Fatalf("ListName under a key that did not make it: %q, want the list as it is", got)
+	}
+	if got := old.ListName("followers:42"); got != "followers:42" {
+		t.Fatalf("ListName of another list: %q", got)
+	}
 	b := []byte(list)
 	b[len(b)-2] ^= 1
 	if _, ok := old.openQuery(string(b)); ok {

@@ -464,7 +464,7 @@ func cover(served map[identKey]*roaring.Bitmap, subjects int) ([]Cover, float64)
 type ServedCanary struct {
 	Time     time.Time `json:"time"`
 	Route    string    `json:"route"`
-	List     string    `json:"list"`
+	List     string    `json:"list"` // a search page: "search:" and its query
 	ID       string    `json:"id"`
 	Username string    `json:"username"`
 	Email    string    `json:"email"`
@@ -496,7 +496,7 @@ func Served(c *canary.Canaries, led Entries, facet identify.Facet, value string)
 					return
 				}
 				seen[id+e.Route+e.List] = true
-				out = append(out, ServedCanary{Time: e.Time, Route: e.Route, List: e.List, ID: id, Username: p.Username, Email: p.Email, Phone: p.Phone})
+				out = append(out, ServedCanary{Time: e.Time, Route: e.Route, List: c.ListName(e.List), ID: id, Username: p.Username, Email: p.Email, Phone: p.Phone})
 			})
 		return true
 	})
