@@ -63,12 +63,33 @@ func (r *Reader) DistinctMany(qs []DistinctQuery) [][]int {
 			ask = append(ask, x)
 		}
 	}
+	// A tuple matters when its value of some question's facet is one of
+	// that question's values.
+	var tfs [][]uint32 // built by the first sealed partition asked
+	has := func(t uint64) bool {
+		if tfs == nil {
+			tfs = make([][]uint32, len(ask))
+			for k, x := range ask {
+				tfs[k] = r.tupleFacet(x.f)
+			}
+		}
+		for k, x := range ask {
+			if t >= uint64(len(tfs[k])) {
+				return true
+			}
+			if v := tfs[k][t]; int(v) < len(x.slot) && x.slot[v] != 0 {
+				return true
+			}
+		}
+		return false
+	}
 	for _, p := range r.parts {
-		if !r.cold(p) {
+		if r.lacks(p, has) {
 			continue
 		}
-		for i := range p.entries {
-			e := &p.entries[i]
+		es := r.accesses(p)
+		for i := range es {
+			e := &es[i]
 			if !r.win.has(e.t) {
 				continue
 			}

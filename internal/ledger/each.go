@@ -9,11 +9,9 @@ import "runtime"
 func (r *Reader) Each(fn func(*Entry) bool) {
 	defer runtime.KeepAlive(r)
 	for _, p := range r.parts {
-		if !r.cold(p) {
-			continue
-		}
-		for i := range p.entries {
-			e := &p.entries[i]
+		es := r.accesses(p)
+		for i := range es {
+			e := &es[i]
 			if !r.win.has(e.t) {
 				continue
 			}

@@ -231,18 +231,34 @@ var (
 		"this warden reads formats 3 and 4 only: keep the directory for the older warden and give this one a new ledger directory")
 )
 
-// loadCold decodes a sealed partition's Accesses.
+// loadCold decodes a sealed partition's Accesses and keeps them in
+// p.entries: for readSeg (verify, the sealer's checks), which reads one
+// partition whole. A Reader decodes with decodeCold and keeps nothing.
 // tuples is the shared dictionary's tuples (format 4's identities).
 func (p *partition) loadCold(dec *zstd.Decoder, tuples *strtab) error {
 	if p.cold == nil || p.coldErr != nil {
 		return p.coldErr
 	}
+	es, err := p.decodeCold(dec, tuples)
+	if err != nil {
+		return err
+	}
+	p.entries, p.cold = es, nil
+	return nil
+}
+
+// decodeCold decodes a sealed partition's Accesses from its compressed
+// bytes (kept: a later query decodes them again) and checks them against
+// the header's time span. It does not keep them; an error is remembered
+// in p.coldErr, so that a corrupt partition is decoded once.
+func (p *partition) decodeCold(dec *zstd.Decoder, tuples *strtab) ([]entry, error) {
+	if p.coldErr != nil {
+		return nil, p.coldErr
+	}
+	var es []entry
 	var err error
 	if p.format == 4 {
-		var es []entry
-		if es, err = parseColumns(p.cold, p.hour, &p.sizes, tuples, dec); err == nil {
-			err = p.setEntries(es)
-		}
+		es, err = parseColumns(p.cold, p.hour, &p.sizes, tuples, dec)
 	} else {
 		var raw []byte
 		raw, err = dec.DecodeAll(p.cold, make([]byte, 0, p.coldRaw))
@@ -250,60 +266,54 @@ func (p *partition) loadCold(dec *zstd.Decoder, tuples *strtab) error {
 			err = fmt.Errorf("%d bytes, header says %d", len(raw), p.coldRaw)
 		}
 		if err == nil {
-			err = p.parseCold(raw)
+			es, err = parseCold(raw, p.hour, &p.sizes)
 		}
+	}
+	if err == nil {
+		err = p.checkSpan(es)
 	}
 	if err != nil {
 		p.coldErr = fmt.Errorf("ledger: %s: Accesses: %w", p.path, err)
-		return p.coldErr
+		return nil, p.coldErr
 	}
-	p.cold = nil
-	return nil
+	return es, nil
 }
 
-func (p *partition) parseCold(raw []byte) error {
+// parseCold decodes a format 3 partition's Accesses (decompressed).
+func parseCold(raw []byte, hour int64, sizes *[nsCount]int) ([]entry, error) {
 	d := decoder{b: raw}
 	n := d.count(1)
-	p.entries = make([]entry, 0, n)
+	es := make([]entry, 0, n)
 	var e entry
-	lo, hi := p.minT, p.maxT
-	p.minT, p.maxT = 1<<63-1, -1<<63
 	for i := 0; i < n && d.err == nil; i++ {
 		eb := d.bytes(d.count(1))
 		if d.err != nil {
 			break
 		}
-		if err := decodeEntry(eb, p.hour*1e6, &p.sizes, &e); err != nil {
-			return fmt.Errorf("access %d: %w", i, err)
+		if err := decodeEntry(eb, hour*1e6, sizes, &e); err != nil {
+			return nil, fmt.Errorf("access %d: %w", i, err)
 		}
-		p.addEntry(&e)
+		es = append(es, e)
 	}
 	if d.err != nil {
-		return d.err
+		return nil, d.err
 	}
-	if len(p.entries) > 0 && (p.minT != lo || p.maxT != hi) {
-		return errors.New("header's time span differs from its Accesses'")
-	}
-	p.minT, p.maxT = lo, hi
 	if used := len(raw) - len(d.b); (used+7)&^7 != len(raw) {
-		return errTrailing
+		return nil, errTrailing
 	}
-	return nil
+	return es, nil
 }
 
-// setEntries takes a format 4 partition's decoded Accesses, checking them
-// against the header's time span.
-func (p *partition) setEntries(es []entry) error {
-	lo, hi := p.minT, p.maxT
-	p.minT, p.maxT = 1<<63-1, -1<<63
+// checkSpan checks a sealed partition's decoded Accesses against the
+// header's time span.
+func (p *partition) checkSpan(es []entry) error {
+	lo, hi := int64(1<<63-1), int64(-1<<63)
 	for i := range es {
-		p.minT, p.maxT = min(p.minT, es[i].t), max(p.maxT, es[i].t)
+		lo, hi = min(lo, es[i].t), max(hi, es[i].t)
 	}
-	if len(es) > 0 && (p.minT != lo || p.maxT != hi) || len(es) == 0 && lo <= hi {
-		p.minT, p.maxT = lo, hi
+	if len(es) > 0 && (p.minT != lo || p.maxT != hi) || len(es) == 0 && p.minT <= p.maxT && p.format == 4 {
 		return errors.New("header's time span differs from its Accesses'")
 	}
-	p.minT, p.maxT, p.entries = lo, hi, es
 	return nil
 }
 

@@ -87,11 +87,9 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 			}
 			continue
 		}
-		if !r.cold(p) {
-			continue
-		}
-		for i := range p.entries {
-			e := &p.entries[i]
+		es := r.accesses(p)
+		for i := range es {
+			e := &es[i]
 			if !r.win.has(e.t) {
 				continue
 			}
@@ -211,14 +209,16 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 	if !ok {
 		return res
 	}
+	has := r.tupleHas(f, ident)
 	any, lists := roaring.New(), roaring.New()
 	lo, hi := int64(1<<63-1), int64(-1<<63)
 	for _, p := range r.parts {
-		if !r.cold(p) {
+		if r.lacks(p, has) {
 			continue
 		}
-		for i := range p.entries {
-			e := &p.entries[i]
+		es := r.accesses(p)
+		for i := range es {
+			e := &es[i]
 			if e.facets[f] != ident+1 || !r.win.has(e.t) {
 				continue
 			}
@@ -331,11 +331,9 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 			}
 			continue
 		}
-		if !r.cold(p) {
-			continue
-		}
-		for k := range p.entries {
-			e := &p.entries[k]
+		es := r.accesses(p)
+		for k := range es {
+			e := &es[k]
 			if len(e.authors) == 0 || !r.win.has(e.t) {
 				continue
 			}
@@ -361,12 +359,10 @@ type Found struct {
 // Find returns the Access of request id, nil when the window holds none.
 func (r *Reader) Find(id string) *Found {
 	for _, p := range r.parts {
-		if !r.cold(p) {
-			continue
-		}
-		for i := range p.entries {
-			if p.entries[i].reqID == id {
-				return &Found{Entry: r.entryOf(&p.entries[i]), File: p.path}
+		es := r.accesses(p)
+		for i := range es {
+			if es[i].reqID == id {
+				return &Found{Entry: r.entryOf(&es[i]), File: p.path}
 			}
 		}
 	}
@@ -390,12 +386,14 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) int {
 			return 0
 		}
 	}
+	has := r.tupleHas(f, ident)
 	for _, p := range r.parts {
-		if !r.cold(p) {
+		if r.lacks(p, has) {
 			continue
 		}
-		for i := range p.entries {
-			e := &p.entries[i]
+		es := r.accesses(p)
+		for i := range es {
+			e := &es[i]
 			if e.facets[f] != ident+1 || !r.win.has(e.t) {
 				continue
 			}

@@ -269,12 +269,21 @@ func (r *Reader) tables(p *partition) *tables {
 // Partitions is how many partitions the reader loaded.
 func (r *Reader) Partitions() int { return len(r.parts) }
 
-// cold makes sure p's Accesses and cold tables are decoded.
-func (r *Reader) cold(p *partition) bool {
-	if err := p.loadCold(r.dec, &r.d.d.t[nsTuple]); err != nil {
-		return false
+// accesses is p's Accesses. A log's (read whole or from the cache) are
+// in memory already. A sealed partition's are decoded from its compressed
+// bytes on every call and not kept: a query scans one partition at a time
+// and drops it before the next, so that its memory is one partition's
+// Accesses (about 300 bytes each decoded), not the window's. nil when
+// they do not decode (the partition is skipped, as it always was).
+func (r *Reader) accesses(p *partition) []entry {
+	if !p.sealed || p.entries != nil {
+		return p.entries
 	}
-	return true
+	es, err := p.decodeCold(r.dec, &r.d.d.t[nsTuple])
+	if err != nil {
+		return nil
+	}
+	return es
 }
 
 // name is the value behind id v of ns.
@@ -324,4 +333,31 @@ func (r *Reader) entryOf(e *entry) *Entry {
 		out.Links = append(out.Links, hx(h))
 	}
 	return out
+}
+
+// lacks reports whether sealed partition p (format 4) holds no Access
+// whose identity's tuple match accepts, from its identity column alone,
+// so that took-by and the distinct counts skip the hours an identity was
+// not seen in without decoding them. False when it cannot tell (a log, a
+// format 3 partition, a column that does not parse: the Accesses are
+// decoded then, and a corrupt one skipped as before).
+func (r *Reader) lacks(p *partition, match func(t uint64) bool) bool {
+	if !p.sealed || p.format != 4 || p.entries != nil || p.coldErr != nil {
+		return false
+	}
+	found, err := anyTuple(p.cold, r.dec, match)
+	return err == nil && !found
+}
+
+// tupleHas is a match for lacks: the tuples whose facet f is ident (an
+// integer of the reader's names; a tuple past the dictionary matches, so
+// that the Accesses are decoded and checked).
+func (r *Reader) tupleHas(f int, ident uint32) func(t uint64) bool {
+	var tf []uint32 // built by the first sealed partition asked (4 bytes a tuple)
+	return func(t uint64) bool {
+		if tf == nil {
+			tf = r.tupleFacet(f)
+		}
+		return t >= uint64(len(tf)) || tf[t] == ident+1
+	}
 }
