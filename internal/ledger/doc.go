@@ -54,8 +54,11 @@
 // partition; a reader keeps the blocks it decompressed. A query by a facet
 // maps tuples to that facet's values (an array per facet, built from `ids`
 // on first use); a row or a viewer whose tuple lacks the facet counts as
-// "without it", as format 3's rows did. Took-by, explain and windows that
-// cut a partition decompress the Accesses.
+// "without it", as format 3's rows did. Took-by, explain, the distinct
+// counts and windows that cut a partition decompress the Accesses: one
+// partition at a time, dropped after its scan (see Memory). Took-by and
+// the distinct counts first decompress the identity column alone and
+// skip a partition none of whose tuples has the identity asked.
 //
 // Format 3 (WLEDGER3; partition.go) is still read and verified: the same
 // header with a size per namespace but nsTuple, then hot tables per facet
@@ -161,6 +164,20 @@
 // built per namespace on first use); a format 4 reader also keeps the
 // blocks it decompressed and, per facet queried, an array of each tuple's
 // value (4 bytes per tuple).
+//
+// A query's memory is bounded by one partition, not by its window: a
+// sealed partition's Accesses (about 300 bytes each decoded) are decoded
+// for one scan (Reader.accesses) and dropped before the next partition's;
+// the reader keeps only the mapped file, so a reader asked again decodes
+// again, and what a query returns (Entry, results) holds names, never
+// pointers into decoded Accesses. Measured (BenchmarkTookByRepeated, 24
+// sealed hours of 20,000 Accesses, took-by of an account in every hour):
+// the reader's live heap after the query 1.1 MiB (when partitions kept
+// their Accesses decoded: 122 MiB, growing with the window: tens of GiB
+// over 30 days of 100,000,000 Accesses); CPU 150 ms for each asking of
+// one reader (kept decoded: 8 ms after the first), 148 ms with a fresh
+// reader (139 ms). Only Verify and the sealer decode a partition whole
+// and keep it, one at a time.
 //
 // # Reading the open hour
 //
