@@ -120,6 +120,12 @@ func TestQueriesKeepNoAccesses(t *testing.T) {
 	if first.distinct != len(subjects["3"]) || first.many[0][2] != 0 || first.many[0][1] == 0 || first.many[1][0] == 0 {
 		t.Fatalf("distinct: %d (want %d), many %v", first.distinct, len(subjects["3"]), first.many)
 	}
+	// DistinctMany over sealed hours counts as Distinct does, value by value.
+	for i, v := range []string{"3", "lone", "nobody"} {
+		if want := r.Distinct(identify.FacetAccount, v, "contact"); first.many[0][i] != want {
+			t.Fatalf("DistinctMany %s: %d, Distinct %d", v, first.many[0][i], want)
+		}
+	}
 	// Took-by of "lone" decodes hour 7 alone: the others' identity
 	// columns lack it.
 	lone, _ := r.d.id(nsFacet+int(identify.FacetAccount)-1, "lone")
