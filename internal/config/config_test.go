@@ -175,7 +175,7 @@ func TestDashboardDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Dashboard{TraceMaxBytes: 2 << 30, TraceTimeout: 30 * time.Minute, LoginFailures: 5, LoginWindow: time.Minute, LedgerCacheAccesses: 1_000_000}
+	want := Dashboard{TraceMaxBytes: 2 << 30, TraceTimeout: 30 * time.Minute, LoginFailures: 5, LoginWindow: time.Minute, LedgerCacheAccesses: 2_000_000}
 	if c.Dashboard != want {
 		t.Fatalf("dashboard defaults %+v, want %+v", c.Dashboard, want)
 	}

@@ -61,10 +61,10 @@ type Cache struct {
 	over map[string]os.FileInfo
 }
 
-// CacheAccesses is the default bound of a Cache: about 325 MiB of
+// CacheAccesses is the default bound of a Cache: about 650 MiB of
 // decoded Accesses and their indexes (a 10-minute lab run's 800,000 took
 // 248 MiB).
-const CacheAccesses = 1_000_000
+const CacheAccesses = 2_000_000
 
 // NewCache returns an empty Cache holding at most maxAccesses decoded
 // Accesses (0: CacheAccesses). Past it, the open log that crossed the
