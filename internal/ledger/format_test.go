@@ -168,11 +168,30 @@ func TestFormat3Reads(t *testing.T) {
 		return b.String()
 	}
 	want := queries(dir)
-	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segExt))
-	slices.Sort(segs)
-	if len(segs) != 3 {
+	if segs := rewriteV3(t, dir); len(segs) != 3 {
 		t.Fatalf("segs %v", segs)
 	}
+	r := reader(t, dir, Window{})
+	for _, p := range r.parts {
+		if p.sealed && p.format != 3 {
+			t.Fatalf("%s: format %d after the rewrite", p.path, p.format)
+		}
+	}
+	r.Close()
+	if got := queries(dir); got != want {
+		t.Fatalf("format 3 answers:\n%s\nformat 4 answers:\n%s", got, want)
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK {
+		t.Fatalf("verify of format 3: %+v %v", rep, err)
+	}
+}
+
+// rewriteV3 rewrites dir's sealed partitions (format 4) in format 3, the
+// chain kept, as an earlier warden sealed them; it returns their paths.
+func rewriteV3(t *testing.T, dir string) []string {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segExt))
+	slices.Sort(segs)
 	enc := mustEncoder(t)
 	var prev [32]byte
 	for _, s := range segs {
@@ -190,19 +209,7 @@ func TestFormat3Reads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := reader(t, dir, Window{})
-	for _, p := range r.parts {
-		if p.sealed && p.format != 3 {
-			t.Fatalf("%s: format %d after the rewrite", p.path, p.format)
-		}
-	}
-	r.Close()
-	if got := queries(dir); got != want {
-		t.Fatalf("format 3 answers:\n%s\nformat 4 answers:\n%s", got, want)
-	}
-	if rep, err := Verify(dir); err != nil || !rep.OK {
-		t.Fatalf("verify of format 3: %+v %v", rep, err)
-	}
+	return segs
 }
 
 // Format 4's Accesses columns give back every field, for request ids of

@@ -357,10 +357,19 @@ type Found struct {
 }
 
 // Find returns the Access of request id, nil when the window holds none.
+// It searches the newest partitions first (an id asked about is usually
+// recent) and decodes whole only a sealed hour whose request id column
+// holds the id (hours that cannot tell, format 3's, are decoded and
+// scanned as before). Request ids are unique; were one recorded twice,
+// the newest Access is the answer.
 func (r *Reader) Find(id string) *Found {
-	for _, p := range r.parts {
+	defer runtime.KeepAlive(r)
+	for _, p := range slices.Backward(r.parts) {
+		if r.lacksReqID(p, id) {
+			continue
+		}
 		es := r.accesses(p)
-		for i := range es {
+		for i := len(es) - 1; i >= 0; i-- {
 			if es[i].reqID == id {
 				return &Found{Entry: r.entryOf(&es[i]), File: p.path}
 			}

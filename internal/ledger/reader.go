@@ -62,6 +62,9 @@ type Reader struct {
 	lazy map[*partition]*lazyTables
 	// viewNS is the namespace of the identities Viewers last returned.
 	viewNS int
+	// decodes counts the sealed partitions whose Accesses were decoded
+	// whole: what the skips (lacks, lacksReqID) save shows in tests.
+	decodes int
 }
 
 // tupleFacet is, for facet f, the value (+1, 0 absent) of each tuple of
@@ -279,6 +282,7 @@ func (r *Reader) accesses(p *partition) []entry {
 	if !p.sealed || p.entries != nil {
 		return p.entries
 	}
+	r.decodes++
 	es, err := p.decodeCold(r.dec, &r.d.d.t[nsTuple])
 	if err != nil {
 		return nil
@@ -342,11 +346,28 @@ func (r *Reader) entryOf(e *entry) *Entry {
 // format 3 partition, a column that does not parse: the Accesses are
 // decoded then, and a corrupt one skipped as before).
 func (r *Reader) lacks(p *partition, match func(t uint64) bool) bool {
-	if !p.sealed || p.format != 4 || p.entries != nil || p.coldErr != nil {
+	if !columnar(p) {
 		return false
 	}
 	found, err := anyTuple(p.cold, r.dec, match)
 	return err == nil && !found
+}
+
+// lacksReqID reports whether sealed partition p (format 4) holds no
+// Access of request id id, from its request id column alone. False when
+// it cannot tell (as lacks).
+func (r *Reader) lacksReqID(p *partition, id string) bool {
+	if !columnar(p) {
+		return false
+	}
+	found, err := hasReqID(p.cold, r.dec, id)
+	return err == nil && !found
+}
+
+// columnar reports whether p's Accesses are format 4's compressed columns,
+// whole, so that one column can be read alone.
+func columnar(p *partition) bool {
+	return p.sealed && p.format == 4 && p.entries == nil && p.coldErr == nil
 }
 
 // tupleHas is a match for lacks: the tuples whose facet f is ident (an
