@@ -59,6 +59,10 @@
 // partition at a time, dropped after its scan (see Memory). Took-by and
 // the distinct counts first decompress the identity column alone and
 // skip a partition none of whose tuples has the identity asked.
+// Explain (Reader.Find) likewise decompresses the request id column alone
+// (prefix and counter deltas: about 2 bytes an Access), newest partition
+// first, and decodes whole only the partition that holds the id; a
+// format 3 partition, or a column that does not parse, is decoded whole.
 //
 // Format 3 (WLEDGER3; partition.go) is still read and verified: the same
 // header with a size per namespace but nsTuple, then hot tables per facet

@@ -63,3 +63,41 @@ func BenchmarkTookByRepeated(b *testing.B) {
 		b.ReportMetric(float64(threadCPU()-cpu)/float64(b.N), "cpu-ns/op")
 	})
 }
+
+// BenchmarkExplain is explain over 24 sealed hours of 20,000 Accesses,
+// one reader, its CPU time per query (cpu-ns/op, the thread's): scan is
+// the old path (every hour decoded whole, oldest first, until the id),
+// skip Reader.Find (each hour's request id column alone, newest first,
+// the hour holding the id decoded whole). first is an id of the oldest
+// hour, last of the newest, none an id the ledger does not hold.
+func BenchmarkExplain(b *testing.B) {
+	dir := b.TempDir()
+	const hours, perHour = 24, 20000
+	manyHours(b, dir, hours, perHour)
+	ids := []struct{ name, id string }{{"first", profileID(0, 7)}, {"last", profileID(hours-1, 7)}, {"none", profileID(0, perHour)}}
+	for _, way := range []struct {
+		name string
+		find func(r *Reader, id string) *Found
+	}{{"scan", findAll}, {"skip", (*Reader).Find}} {
+		for _, c := range ids {
+			b.Run(way.name+"/"+c.name, func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				r, err := OpenReader(dir, Window{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer r.Close()
+				b.ReportAllocs()
+				b.ResetTimer()
+				cpu := threadCPU()
+				for i := 0; i < b.N; i++ {
+					if f := way.find(r, c.id); (f == nil) != (c.name == "none") {
+						b.Fatalf("%s: %+v", c.id, f)
+					}
+				}
+				b.ReportMetric(float64(threadCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
