@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	"math/rand/v2"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync"
@@ -267,13 +269,9 @@ func (f *fleetState) claim(e *env, id string, listed bool) bool {
 }
 
 func (s *fleetScn) run(ctx context.Context, e *env, p *pop) {
-	rng := e.rngFor(fleetBlock, 0)
 	var bots []*ident
 	if s.accounts == "aged" {
-		for i, a := range e.harvesterIDs(rng, s.bots) {
-			bots = append(bots, &ident{src: addr(fleetBlock, i, s.nets), keep: true,
-				token: e.agedToken(rng, a), account: strconv.Itoa(a), ua: fleetUA})
-		}
+		bots = e.agedHarvesters(e.rngFor(fleetBlock, 0), s.bots, func(i int) netip.Addr { return addr(fleetBlock, i, s.nets) }, func(int) string { return fleetUA })
 	} else {
 		// Each bot signs up from its own address.
 		bots = signupAll(ctx, e, p, s.bots, s.workers, func(i int) *ident {
@@ -293,27 +291,20 @@ func (s *fleetScn) run(ctx context.Context, e *env, p *pop) {
 		}
 	}
 	var turn atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < s.workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			rng := e.rngFor(fleetBlock, 1+w)
-			for ctx.Err() == nil {
-				bot := bots[turn.Add(1)%int64(len(bots))]
-				path, ok := st.pop()
-				if !ok {
-					// Nothing queued: search a two-letter name prefix.
-					q := string([]byte{byte('a' + rng.IntN(26)), byte('a' + rng.IntN(26))})
-					path = "/v1/search?limit=50&q=" + q
-				}
-				if s.walk(ctx, e, p, st, bot, path) == errStop {
-					return
-				}
+	e.workers(s.workers, fleetBlock, func(rng *rand.Rand) {
+		for ctx.Err() == nil {
+			bot := bots[turn.Add(1)%int64(len(bots))]
+			path, ok := st.pop()
+			if !ok {
+				// Nothing queued: search a two-letter name prefix.
+				q := string([]byte{byte('a' + rng.IntN(26)), byte('a' + rng.IntN(26))})
+				path = "/v1/search?limit=50&q=" + q
 			}
-		}(w)
-	}
-	wg.Wait()
+			if s.walk(ctx, e, p, st, bot, path) == errStop {
+				return
+			}
+		}
+	})
 }
 
 // walk fetches one list page as bot, queues its next page and the

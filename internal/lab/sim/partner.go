@@ -2,9 +2,9 @@ package sim
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/url"
 	"strconv"
-	"sync"
 )
 
 type partnerScn struct {
@@ -40,40 +40,33 @@ func (s *partnerScn) run(ctx context.Context, e *env, p *pop) {
 			token: e.agedToken(rng, a), appKey: s.key, ua: "PartnerSync/2.4 (+https://partner.example)"}
 	}
 	pc := newPacer(s.rate)
-	var wg sync.WaitGroup
-	for w := 0; w < s.works; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			rng := e.rngFor(partnerBlock, 1+w)
-			var followers []string // recently listed, to open
-			for pc.wait(ctx) {
-				u := rng.IntN(len(accs))
-				acc, id := strconv.Itoa(accs[u]), ids[u]
-				var err error
-				switch r := rng.Float64(); {
-				case r < 0.1:
-					_, err = e.openProfile(ctx, p, id, u, "/v1/me")
-				case r < 0.3:
-					_, err = e.postPage(ctx, p, id, u, "/v1/users/"+acc+"/posts?limit=20")
-				case r < 0.5 || len(followers) == 0:
-					var fl *userPage
-					fl, err = e.userPage(ctx, p, id, u, "/v1/users/"+acc+"/followers?limit=50")
-					if fl != nil {
-						followers = followers[:0]
-						for _, f := range fl.Users {
-							followers = append(followers, f.ID)
-						}
+	e.workers(s.works, partnerBlock, func(rng *rand.Rand) {
+		var followers []string // recently listed, to open
+		for pc.wait(ctx) {
+			u := rng.IntN(len(accs))
+			acc, id := strconv.Itoa(accs[u]), ids[u]
+			var err error
+			switch r := rng.Float64(); {
+			case r < 0.1:
+				_, err = e.openProfile(ctx, p, id, u, "/v1/me")
+			case r < 0.3:
+				_, err = e.postPage(ctx, p, id, u, "/v1/users/"+acc+"/posts?limit=20")
+			case r < 0.5 || len(followers) == 0:
+				var fl *userPage
+				fl, err = e.userPage(ctx, p, id, u, "/v1/users/"+acc+"/followers?limit=50")
+				if fl != nil {
+					followers = followers[:0]
+					for _, f := range fl.Users {
+						followers = append(followers, f.ID)
 					}
-				default:
-					f := followers[rng.IntN(len(followers))]
-					_, err = e.openProfile(ctx, p, id, u, "/v1/users/"+url.PathEscape(f))
 				}
-				if err == errStop {
-					return
-				}
+			default:
+				f := followers[rng.IntN(len(followers))]
+				_, err = e.openProfile(ctx, p, id, u, "/v1/users/"+url.PathEscape(f))
 			}
-		}(w)
-	}
-	wg.Wait()
+			if err == errStop {
+				return
+			}
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -74,9 +75,36 @@ var userAgents = []string{
 	"PhotoApp/8.11 (Android 14; SM-S918B)",
 }
 
+// userAgentAt is the i-th of userAgents, round robin: one per account.
+func userAgentAt(i int) string { return userAgents[i%len(userAgents)] }
+
 // rngFor gives each population and worker its own deterministic stream.
 func (e *env) rngFor(block byte, stream int) *rand.Rand {
 	return rand.New(rand.NewPCG(e.seed, uint64(block)<<32|uint64(stream)))
+}
+
+// workers runs n goroutines and waits for them: worker w calls work with
+// its own stream (1+w) of block's deterministic rng.
+func (e *env) workers(n int, block byte, work func(rng *rand.Rand)) {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(e.rngFor(block, 1+w))
+		}()
+	}
+	wg.Wait()
+}
+
+// agedHarvesters are n harvesting accounts created long ago (bought or
+// hijacked), the i-th sending from src(i) with the user agent ua(i).
+func (e *env) agedHarvesters(rng *rand.Rand, n int, src func(i int) netip.Addr, ua func(i int) string) []*ident {
+	var out []*ident
+	for i, a := range e.harvesterIDs(rng, n) {
+		out = append(out, &ident{src: src(i), keep: true, token: e.agedToken(rng, a), account: strconv.Itoa(a), ua: ua(i)})
+	}
+	return out
 }
 
 // agedToken mints a token for a real account created long ago.

@@ -65,41 +65,30 @@ func buildNatHarvester(ps *params, e *env) (runner, error) {
 }
 
 func (s *retryHarvester) run(ctx context.Context, e *env, p *pop) {
-	rng := e.rngFor(natHarvBlock, 0)
-	var ids []*ident
-	for i, a := range e.harvesterIDs(rng, s.accounts) {
-		ids = append(ids, &ident{src: sharedAddr(i), keep: true, token: e.agedToken(rng, a), account: strconv.Itoa(a), ua: harvesterUA})
-	}
+	ids := e.agedHarvesters(e.rngFor(natHarvBlock, 0), s.accounts, sharedAddr, func(int) string { return harvesterUA })
 	p.accounts.Store(int64(s.accounts))
 	pc := newPacer(s.rate)
-	var wg sync.WaitGroup
-	for w := range s.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := e.rngFor(natHarvBlock, 1+w)
-			for pc.wait(ctx) {
-				id := ids[rng.IntN(len(ids))]
-				path := "/v1/users/" + strconv.Itoa(1+rng.IntN(e.profiles))
-				if rng.IntN(4) == 0 {
-					path += "/followers?limit=50"
+	e.workers(s.workers, natHarvBlock, func(rng *rand.Rand) {
+		for pc.wait(ctx) {
+			id := ids[rng.IntN(len(ids))]
+			path := "/v1/users/" + strconv.Itoa(1+rng.IntN(e.profiles))
+			if rng.IntN(4) == 0 {
+				path += "/followers?limit=50"
+			}
+			for t := 0; t <= s.retries; t++ {
+				a, err := e.do(ctx, p, id, -1, "GET", path)
+				if err == errStop {
+					return
 				}
-				for t := 0; t <= s.retries; t++ {
-					a, err := e.do(ctx, p, id, -1, "GET", path)
-					if err == errStop {
-						return
+				if err != nil || !a.refused {
+					if a != nil && a.status == 200 && !strings.Contains(path, "?") {
+						e.scoreProfile(p, a, -1)
 					}
-					if err != nil || !a.refused {
-						if a != nil && a.status == 200 && !strings.Contains(path, "?") {
-							e.scoreProfile(p, a, -1)
-						}
-						break
-					}
+					break
 				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // searchHarvester: aged accounts behind the shared addresses find people
@@ -119,38 +108,27 @@ func buildSearchHarvester(ps *params, e *env) (runner, error) {
 }
 
 func (s *searchHarvester) run(ctx context.Context, e *env, p *pop) {
-	rng := e.rngFor(searchHarvBlk, 0)
-	var ids []*ident
-	for i, a := range e.harvesterIDs(rng, s.accounts) {
-		ids = append(ids, &ident{src: sharedAddr(i), keep: true, token: e.agedToken(rng, a), account: strconv.Itoa(a), ua: userAgents[i%len(userAgents)]})
-	}
+	ids := e.agedHarvesters(e.rngFor(searchHarvBlk, 0), s.accounts, sharedAddr, userAgentAt)
 	p.accounts.Store(int64(len(ids)))
 	p.pace = newPacer(s.rate)
-	var wg sync.WaitGroup
-	for w := range s.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := e.rngFor(searchHarvBlk, 1+w)
-			for ctx.Err() == nil {
-				id := ids[rng.IntN(len(ids))]
-				q := string([]byte{byte('a' + rng.IntN(26)), byte('a' + rng.IntN(26))})
-				page, err := e.userPage(ctx, p, id, -1, "/v1/search?limit=50&q="+q)
-				if err == errStop {
+	e.workers(s.workers, searchHarvBlk, func(rng *rand.Rand) {
+		for ctx.Err() == nil {
+			id := ids[rng.IntN(len(ids))]
+			q := string([]byte{byte('a' + rng.IntN(26)), byte('a' + rng.IntN(26))})
+			page, err := e.userPage(ctx, p, id, -1, "/v1/search?limit=50&q="+q)
+			if err == errStop {
+				return
+			}
+			if page == nil {
+				continue
+			}
+			for _, u := range page.Users {
+				if _, err := e.openProfile(ctx, p, id, -1, "/v1/users/by-username/"+url.PathEscape(u.Username)); err == errStop {
 					return
 				}
-				if page == nil {
-					continue
-				}
-				for _, u := range page.Users {
-					if _, err := e.openProfile(ctx, p, id, -1, "/v1/users/by-username/"+url.PathEscape(u.Username)); err == errStop {
-						return
-					}
-				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // hijacked: aged accounts, each on an address in a /24 of its own
@@ -170,35 +148,24 @@ func buildHijacked(ps *params, e *env) (runner, error) {
 }
 
 func (s *hijackedScn) run(ctx context.Context, e *env, p *pop) {
-	rng := e.rngFor(hijackedBlock, 0)
-	var ids []*ident
-	for i, a := range e.harvesterIDs(rng, s.accounts) {
-		ids = append(ids, &ident{src: addr(hijackedBlock, i, s.accounts), keep: true, token: e.agedToken(rng, a),
-			account: strconv.Itoa(a), ua: userAgents[i%len(userAgents)]})
-	}
+	own := func(i int) netip.Addr { return addr(hijackedBlock, i, s.accounts) }
+	ids := e.agedHarvesters(e.rngFor(hijackedBlock, 0), s.accounts, own, userAgentAt)
 	p.accounts.Store(int64(len(ids)))
 	p.pace = newPacer(s.rate)
-	var wg sync.WaitGroup
-	for w := range s.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := e.rngFor(hijackedBlock, 1+w)
-			for ctx.Err() == nil {
-				id := ids[rng.IntN(len(ids))]
-				var err error
-				if rng.IntN(10) == 0 {
-					_, err = e.postPage(ctx, p, id, -1, "/v1/feed?limit=20")
-				} else {
-					_, err = e.openProfile(ctx, p, id, -1, "/v1/users/"+strconv.Itoa(1+rng.IntN(e.profiles)))
-				}
-				if err == errStop {
-					return
-				}
+	e.workers(s.workers, hijackedBlock, func(rng *rand.Rand) {
+		for ctx.Err() == nil {
+			id := ids[rng.IntN(len(ids))]
+			var err error
+			if rng.IntN(10) == 0 {
+				_, err = e.postPage(ctx, p, id, -1, "/v1/feed?limit=20")
+			} else {
+				_, err = e.openProfile(ctx, p, id, -1, "/v1/users/"+strconv.Itoa(1+rng.IntN(e.profiles)))
 			}
-		}()
-	}
-	wg.Wait()
+			if err == errStop {
+				return
+			}
+		}
+	})
 }
 
 // cohort: accounts signed up close together from one /24 with one client
@@ -231,25 +198,18 @@ func (s *cohortScn) run(ctx context.Context, e *env, p *pop) {
 		st.push("/v1/users/" + url.PathEscape(b.account) + "/following?limit=50")
 	}
 	fs := &fleetScn{}
-	var wg sync.WaitGroup
-	for w := range s.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := e.rngFor(cohortBlock, 1+w)
-			for ctx.Err() == nil {
-				bot := bots[rng.IntN(len(bots))]
-				path, ok := st.pop()
-				if !ok {
-					path = "/v1/users/" + strconv.Itoa(1+rng.IntN(e.profiles)) + "/followers?limit=50"
-				}
-				if fs.walk(ctx, e, p, st, bot, path) == errStop {
-					return
-				}
+	e.workers(s.workers, cohortBlock, func(rng *rand.Rand) {
+		for ctx.Err() == nil {
+			bot := bots[rng.IntN(len(bots))]
+			path, ok := st.pop()
+			if !ok {
+				path = "/v1/users/" + strconv.Itoa(1+rng.IntN(e.profiles)) + "/followers?limit=50"
 			}
-		}()
-	}
-	wg.Wait()
+			if fs.walk(ctx, e, p, st, bot, path) == errStop {
+				return
+			}
+		}
+	})
 }
 
 // searchersScn: real people on their own addresses who search a name and
