@@ -111,9 +111,13 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			defer f.Close()
 			r = f
 		}
-		if _, err := t.Read(r, func(n int) { read.Add(int64(n)) }); err != nil {
+		st, err := t.Read(r, func(n int) { read.Add(int64(n)) })
+		if err != nil {
 			stop()
 			return fmt.Errorf("trace: %s: %w", p, err)
+		}
+		if st.Truncated {
+			fmt.Fprintf(stderr, "warning: %s: the gzip stream is cut short; traced the %d bytes it holds\n", p, st.Bytes)
 		}
 	}
 	stop()

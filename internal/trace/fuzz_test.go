@@ -22,7 +22,10 @@ func FuzzRead(f *testing.F) {
 					t.Fatal("an empty record emitted")
 				}
 			}, nil)
-			if err != nil && len(data) < maxChunk {
+			// Only a gzip stream can be wrong (a bad header or checksum);
+			// everything else is read as far as it makes sense.
+			gz := len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b
+			if err != nil && !gz && len(data) < maxChunk {
 				t.Fatalf("read: %v", err)
 			}
 		}

@@ -33,6 +33,9 @@ type ReadStats struct {
 	Gzip      bool
 	Bytes     int64 // decompressed
 	Malformed int   // values skipped
+	// Truncated: the gzip stream ended before its end (a copy cut short,
+	// as leaked dumps often are); what it held up to the cut was read.
+	Truncated bool
 }
 
 // Read streams the copy in r to workers goroutines, each calling emit with
@@ -132,12 +135,16 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 			if rerr == io.EOF {
 				break
 			}
+			if rerr == io.ErrUnexpectedEOF && st.Gzip {
+				st.Truncated = true // trace what there is; the caller warns
+				break
+			}
 			if rerr != nil {
 				err = fmt.Errorf("trace: read: %w", rerr)
 				break
 			}
 		}
-		eof := len(buf) < chunkSize || err != nil
+		eof := len(buf) < chunkSize || err != nil || st.Truncated
 		if eof {
 			if len(buf) > 0 {
 				jobs <- chunk{buf, first}

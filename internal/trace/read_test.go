@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -197,5 +198,43 @@ func TestStr(t *testing.T) {
 		if _, _, err := s.str(true); err == nil {
 			t.Fatalf("%q read as a string", bad)
 		}
+	}
+}
+
+// TestGzipCut: a gzip'd copy cut short (a partial download of a leaked
+// dump) is traced as far as it goes and says so; one whose header is cut
+// or whose checksum is wrong is an error, never a panic or an empty read
+// passed off as whole.
+func TestGzipCut(t *testing.T) {
+	var b bytes.Buffer
+	for i := range 20000 {
+		fmt.Fprintf(&b, `{"id":"%d","email":"u%d@example.org"}`+"\n", i, i)
+	}
+	var z bytes.Buffer
+	w := gzip.NewWriter(&z)
+	w.Write(b.Bytes())
+	w.Close()
+	whole := z.Bytes()
+
+	var n atomic.Int64
+	st, err := Read(bytes.NewReader(whole[:len(whole)/2]), 2, func(int, *Record) { n.Add(1) }, nil)
+	if err != nil {
+		t.Fatalf("cut stream: %v", err)
+	}
+	if !st.Truncated || n.Load() == 0 || n.Load() >= 20000 {
+		t.Fatalf("cut stream: truncated %v, %d records read of 20000", st.Truncated, n.Load())
+	}
+	st, err = Read(bytes.NewReader(whole), 2, func(int, *Record) {}, nil)
+	if err != nil || st.Truncated {
+		t.Fatalf("whole stream: truncated %v, err %v", st.Truncated, err)
+	}
+
+	if _, err := Read(bytes.NewReader(whole[:5]), 2, func(int, *Record) {}, nil); err == nil {
+		t.Fatal("a cut header read without an error")
+	}
+	bad := bytes.Clone(whole)
+	bad[len(bad)-6] ^= 0xff // the CRC-32 in the trailer
+	if _, err := Read(bytes.NewReader(bad), 2, func(int, *Record) {}, nil); err == nil {
+		t.Fatal("a wrong checksum read without an error")
 	}
 }
