@@ -98,6 +98,15 @@ func demoTrace(t *testing.T, up string, n int, maxReq int64, mkConfig func(dir s
 	if tr.Report.CanariesFound == 0 {
 		t.Fatal("the take holds no canary: the check would be empty")
 	}
+	// Recall: every harvester that took at least 200 distinct profiles
+	// is named by the ledger, accused or not.
+	missed, of := tr.Missed()
+	if len(missed) > 0 {
+		t.Fatalf("harvesters that took at least %d profiles, not named: %+v", tr.Report.NamedMin, missed)
+	}
+	if of == 0 {
+		t.Fatalf("no harvester took %d profiles: recall would be untested", tr.Report.NamedMin)
+	}
 	if bad := tr.Innocent(); len(bad) > 0 {
 		t.Fatalf("accused identities that did not harvest: %+v", bad)
 	}

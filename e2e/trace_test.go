@@ -124,6 +124,12 @@ type traceReport struct {
 		Facet, Value string
 		Share        float64
 	} `json:"coverage"`
+	Named []struct {
+		Facet, Value string
+		Subjects     int
+		Accused      bool
+	} `json:"named"`
+	NamedMin int `json:"named_min"`
 }
 
 func runTraceCmd(t *testing.T, ledgerDir string, paths ...string) traceReport {
@@ -232,6 +238,25 @@ func TestTrace(t *testing.T) {
 	innocent(merged)
 	if got := accusedSet(merged); fmt.Sprint(got) != "[account:101 account:102]" {
 		t.Errorf("merged takes: accused %v", got)
+	}
+	// Both takers are named by the ledger with at least their take's
+	// distinct profiles of the copy (each took far more than 200).
+	for acct, take := range map[string][]labUser{"101": h1, "102": h2} {
+		real := 0
+		for _, u := range take {
+			if len(u.ID) < 10 {
+				real++
+			}
+		}
+		named := false
+		for _, n := range merged.Named {
+			if n.Facet == "account" && n.Value == acct {
+				named = n.Subjects >= real
+			}
+		}
+		if real < merged.NamedMin || !named {
+			t.Errorf("account %s (%d real profiles taken) not named with them: %+v", acct, real, merged.Named)
+		}
 	}
 	fr := runTraceCmd(t, ledgerDir, writeTake(t, dir, "elasticdump", common))
 	innocent(fr)

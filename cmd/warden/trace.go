@@ -32,9 +32,10 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	eps := fs.Float64("false-accusation", trace.DefaultFalseAccusation, "bound on the chance of accusing anyone who did not take the copy")
 	served := fs.String("served", "", "list the canaries an identity was served: --served FACET VALUE")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "reader goroutines")
+	namedMin := fs.Int("named-min", trace.DefaultNamedMin, "name every identity served at least this many of the copy's subjects")
 	pos, err := parseArgs(fs, args)
-	if err != nil || (*served == "" && len(pos) == 0) || (*served != "" && len(pos) != 1) || !(*eps > 0 && *eps < 1) {
-		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR | --clickhouse ADDR] [--json] [--config FILE] [--false-accusation P]\n       warden trace --served FACET VALUE [--ledger DIR | --clickhouse ADDR] [--json]")
+	if err != nil || (*served == "" && len(pos) == 0) || (*served != "" && len(pos) != 1) || !(*eps > 0 && *eps < 1) || *namedMin < 1 {
+		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR | --clickhouse ADDR] [--json] [--config FILE] [--false-accusation P] [--named-min N]\n       warden trace --served FACET VALUE [--ledger DIR | --clickhouse ADDR] [--json]")
 		return errUsage
 	}
 	ccfg := canary.Config{KeyEnv: "WARDEN_CANARY_KEY"}
@@ -98,6 +99,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return tw.Flush()
 	}
 	t := trace.New(c, *workers)
+	t.NameFrom(*namedMin)
 	var read atomic.Int64
 	stop := progress(stderr, &read)
 	for _, p := range pos {
@@ -149,6 +151,19 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintln(tw, "FACET\tVALUE\tSUBJECTS\tSHARE\tADDED")
 	for _, cv := range rep.Coverage {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f%%\t%.2f%%\n", cv.Facet, cv.Value, cv.Subjects, 100*cv.Share, 100*cv.Added)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "named by the ledger: %d identities were served at least %d of the copy's subjects (accused or not: the ledger cannot tell a harvester from a heavy reader)", rep.NamedTotal, rep.NamedMin)
+	if rep.NamedTotal > len(rep.Named) {
+		fmt.Fprintf(stdout, "; the first %d", len(rep.Named))
+	}
+	fmt.Fprintln(stdout, ":")
+	tw = tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "FACET\tVALUE\tSUBJECTS\tSHARE\tACCUSED")
+	for _, n := range rep.Named {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f%%\t%s\n", n.Facet, n.Value, n.Subjects, 100*n.Share, map[bool]string{true: "yes", false: "no"}[n.Accused])
 	}
 	return tw.Flush()
 }

@@ -1,8 +1,10 @@
 // Package trace reads a leaked copy of personal data and names the
 // identities it was taken by: canaries found and verified by the key,
 // scored per identity with the symmetric Tardos score over the canary
-// slots of the list answers the ledger says it was served, and the
-// ledger's coverage of the copy's real subjects.
+// slots of the list answers the ledger says it was served, the ledger's
+// coverage of the copy's real subjects, and every identity the ledger
+// shows was served at least Tracer.NameFrom of them (named, not accused:
+// the ledger cannot tell a harvester from a heavy reader).
 //
 // Readers stream: CSV (with or without a header, any column order or
 // names), a JSON array or object dump, NDJSON, MongoDB extended JSON,

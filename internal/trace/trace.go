@@ -27,6 +27,15 @@ const DefaultFalseAccusation = 1e-6
 // coverTarget is the share of the copy's subjects the coverage set explains.
 const coverTarget = 0.95
 
+// DefaultNamedMin is how many of the copy's subjects an identity must have
+// been served to be named (issue 23: every identity that took at least
+// 200 of the copy's records is named).
+const DefaultNamedMin = 200
+
+// maxNamed bounds the named list a report carries (Report.NamedTotal
+// counts them all): a copy of a whole platform names its heavy readers too.
+const maxNamed = 10000
+
 // Tracer reads copies and reports who they came from.
 type Tracer struct {
 	c       *canary.Canaries // nil: no canary evidence
@@ -37,6 +46,7 @@ type Tracer struct {
 	found   map[canaryKey]bool // canaries verified
 	rejects int                // canary-shaped records the key did not make
 	stats   []ReadStats
+	named   int // DefaultNamedMin unless NameFrom said otherwise
 }
 
 type canaryKey struct {
@@ -49,8 +59,12 @@ func New(c *canary.Canaries, workers int) *Tracer {
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	return &Tracer{c: c, workers: workers, subj: roaring.New(), found: map[canaryKey]bool{}}
+	return &Tracer{c: c, workers: workers, subj: roaring.New(), found: map[canaryKey]bool{}, named: DefaultNamedMin}
 }
+
+// NameFrom sets how many of the copy's subjects an identity must have been
+// served to be named in the report (at least 1).
+func (t *Tracer) NameFrom(n int) { t.named = max(1, n) }
 
 // worker is one reader goroutine's own tally.
 type worker struct {
@@ -150,6 +164,22 @@ type Report struct {
 	Candidates      int         `json:"candidates"` // identities scored
 	Colluders       int         `json:"colluders_tolerated"`
 	Inputs          []ReadStats `json:"inputs"`
+	// Named are the identities the ledger shows were served at least
+	// NamedMin of the copy's subjects, most first: who took its records,
+	// accused or not (the ledger is exact about who was served what; it
+	// cannot tell a harvester from a heavy reader, the canaries can).
+	Named      []Named `json:"named"`
+	NamedMin   int     `json:"named_min"`
+	NamedTotal int     `json:"named_total"` // all of them; the list stops at 10,000
+}
+
+// Named is one identity served at least Report.NamedMin of the copy's subjects.
+type Named struct {
+	Facet    string  `json:"facet"`
+	Value    string  `json:"value"`
+	Subjects int     `json:"subjects"` // of the copy's, served to it
+	Share    float64 `json:"share"`
+	Accused  bool    `json:"accused"`
 }
 
 // Accused is an identity the canaries name.
@@ -213,7 +243,8 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		eps = DefaultFalseAccusation
 	}
 	rep := &Report{Records: t.records, Subjects: int(t.subj.GetCardinality()), CanariesFound: len(t.found),
-		CanariesForged: t.rejects, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{}}
+		CanariesForged: t.rejects, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{},
+		Named: []Named{}, NamedMin: t.named}
 	if led == nil {
 		return rep
 	}
@@ -319,7 +350,37 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		rep.Colluders = max(rep.Colluders, a.Colluders)
 	}
 	rep.Coverage, rep.Covered = cover(served, rep.Subjects)
+	rep.Named, rep.NamedTotal = name(served, rep, t.named)
 	return rep
+}
+
+// name lists the identities served at least least of the copy's subjects,
+// most first (ties by facet and value), at most maxNamed of them, and
+// counts them all.
+func name(served map[identKey]*roaring.Bitmap, rep *Report, least int) ([]Named, int) {
+	accused := map[identKey]bool{}
+	for _, a := range rep.Accused {
+		f, _ := identify.ParseFacet(a.Facet)
+		accused[identKey{f, a.Value}] = true
+	}
+	out := []Named{}
+	for ik, b := range served {
+		if n := int(b.GetCardinality()); n >= least {
+			out = append(out, Named{Facet: ik.facet.String(), Value: ik.value, Subjects: n,
+				Share: share(n, rep.Subjects), Accused: accused[ik]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Subjects != b.Subjects {
+			return a.Subjects > b.Subjects
+		}
+		if a.Facet != b.Facet {
+			return a.Facet < b.Facet
+		}
+		return a.Value < b.Value
+	})
+	return out[:min(len(out), maxNamed)], len(out)
 }
 
 // replay is one worker's part of the ledger's replay: the subjects each

@@ -65,6 +65,28 @@ func (t *Traced) Innocent() []trace.Accused {
 	return out
 }
 
+// Missed are the harvesters that took at least the report's NamedMin
+// distinct real profiles and that it does not name (recall: it should be
+// none), and how many took that many.
+func (t *Traced) Missed() (missed []sim.TakenBy, of int) {
+	named := map[string]bool{}
+	for _, n := range t.Report.Named {
+		if n.Facet == identify.FacetAccount.String() {
+			named[n.Value] = true
+		}
+	}
+	for _, h := range t.Harvesters {
+		if h.Account == "" || h.Distinct < int64(t.Report.NamedMin) {
+			continue
+		}
+		of++
+		if !named[h.Account] {
+			missed = append(missed, h)
+		}
+	}
+	return missed, of
+}
+
 // shownHarvesters bounds the harvesters listed.
 const shownHarvesters = 8
 
@@ -86,30 +108,35 @@ func (t *Traced) Write(w io.Writer) {
 			accused[a.Value] = a
 		}
 	}
-	cover := map[string]trace.Cover{}
-	for _, c := range r.Coverage {
-		if c.Facet == identify.FacetAccount.String() {
-			cover[c.Value] = c
+	named := map[string]trace.Named{}
+	for _, n := range r.Named {
+		if n.Facet == identify.FacetAccount.String() {
+			named[n.Value] = n
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "HARVESTER (simulator)\tSCENARIO\tRECORDS TAKEN\tACCUSED (trace)\tSCORE\tCANARIES\tSERVED OF THE TAKE (ledger)\t")
+	fmt.Fprintln(tw, "HARVESTER (simulator)\tSCENARIO\tRECORDS TAKEN\tDISTINCT\tNAMED (ledger)\tACCUSED (trace)\tSCORE\tCANARIES\t")
 	for i, h := range t.Harvesters {
 		if i == shownHarvesters {
-			fmt.Fprintf(tw, "  and %d more\t\t\t\t\t\t\t\n", len(t.Harvesters)-i)
+			fmt.Fprintf(tw, "  and %d more\t\t\t\t\t\t\t\t\n", len(t.Harvesters)-i)
 			break
 		}
-		acc, score, can, share := "no", "", "", ""
-		if c, ok := cover[h.Account]; ok {
-			share = fmt.Sprintf("%.1f%%", 100*c.Share)
+		nm, acc, score, can := "no", "no", "", ""
+		if n, ok := named[h.Account]; ok {
+			nm = fmt.Sprintf("yes, %d served", n.Subjects)
 		}
 		if a, ok := accused[h.Account]; ok {
 			acc, score, can = "yes", fmt.Sprintf("%.1f > %.1f", a.Score, a.Threshold), fmt.Sprint(a.Canaries)
-			share = fmt.Sprintf("%.1f%%", 100*a.Coverage)
 		}
-		fmt.Fprintf(tw, "account %s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", h.Account, h.Scenario, h.Records, acc, score, can, share)
+		fmt.Fprintf(tw, "account %s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t\n", h.Account, h.Scenario, h.Records, h.Distinct, nm, acc, score, can)
 	}
 	tw.Flush()
+	missed, of := t.Missed()
+	fmt.Fprintf(w, "named by the ledger (served at least %d of the take's profiles): %d identities; %d of the %d harvesters that took that many\n",
+		r.NamedMin, r.NamedTotal, of-len(missed), of)
+	for _, h := range missed {
+		fmt.Fprintf(w, "HARVESTER NOT NAMED: account %s (%s, %d distinct profiles)\n", h.Account, h.Scenario, h.Distinct)
+	}
 	for _, a := range t.Innocent() {
 		fmt.Fprintf(w, "ACCUSED BUT NOT A HARVESTER: %s %s (score %.1f, threshold %.1f)\n", a.Facet, a.Value, a.Score, a.Threshold)
 	}

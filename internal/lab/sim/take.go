@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/RoaringBitmap/roaring/v2"
 )
 
 // Taken is what the harvesters kept (Options.Take): the records their
@@ -28,6 +31,9 @@ type TakenBy struct {
 	Account  string `json:"account"` // "" for requests without a token
 	Scenario string `json:"scenario"`
 	Records  int64  `json:"records"`
+	// Distinct counts the distinct real profiles among them (canaries
+	// and repeats left out): what "took N of the copy's records" means.
+	Distinct int64 `json:"distinct"`
 }
 
 // take writes what harvesters receive, one NDJSON record a line, as they
@@ -40,10 +46,13 @@ type take struct {
 	err     error
 	records int64
 	by      map[[2]string]int64 // {account, scenario} -> records
+	// distinct: {account, scenario} -> the real profile ids among them
+	// (a bitmap: a few KiB an account, bounded by the platform's ids).
+	distinct map[[2]string]*roaring.Bitmap
 }
 
 func newTake(w io.Writer, t *tally) *take {
-	return &take{tally: t, w: bufio.NewWriterSize(w, 64<<10), by: map[[2]string]int64{}}
+	return &take{tally: t, w: bufio.NewWriterSize(w, 64<<10), by: map[[2]string]int64{}, distinct: map[[2]string]*roaring.Bitmap{}}
 }
 
 // takeRecord is a record as a harvester keeps it.
@@ -98,7 +107,18 @@ func (k *take) note(p *pop, id *ident, path string, a *answer) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.records += int64(len(recs))
-	k.by[[2]string{acct, p.name}] += int64(len(recs))
+	key := [2]string{acct, p.name}
+	k.by[key] += int64(len(recs))
+	d := k.distinct[key]
+	if d == nil {
+		d = roaring.New()
+		k.distinct[key] = d
+	}
+	for _, r := range recs {
+		if v, err := strconv.ParseUint(r.ID, 10, 32); err == nil && k.tally.real(r.ID) {
+			d.Add(uint32(v))
+		}
+	}
 	if k.err == nil {
 		_, k.err = k.w.Write(line)
 	}
@@ -117,7 +137,8 @@ func (k *take) close() (*Taken, error) {
 	}
 	t := &Taken{Records: k.records}
 	for key, n := range k.by {
-		t.Accounts = append(t.Accounts, TakenBy{Account: key[0], Scenario: key[1], Records: n})
+		t.Accounts = append(t.Accounts, TakenBy{Account: key[0], Scenario: key[1], Records: n,
+			Distinct: int64(k.distinct[key].GetCardinality())})
 	}
 	slices.SortFunc(t.Accounts, func(a, b TakenBy) int {
 		if a.Records != b.Records {
