@@ -104,8 +104,9 @@ func TestRepeatedForwardingLines(t *testing.T) {
 	for _, front := range fronts {
 		t.Run(front, func(t *testing.T) {
 			g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: warn}\n", front), up.srv.URL)
-			e := decodeEcho(t, rawGet(t, g, "/x", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\n"+
-				"Forwarded: for=6.6.6.6\r\nForwarded: for=7.7.7.7\r\nX-Request-Id: forged-1\r\nX-Request-Id: forged-2\r\n"))
+			a := rawGet(t, g, "/x", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\n"+
+				"Forwarded: for=6.6.6.6\r\nForwarded: for=7.7.7.7\r\nX-Request-Id: forged-1\r\nX-Request-Id: forged-2\r\n")
+			e := decodeEcho(t, a)
 			if got := e.Header["X-Forwarded-For"]; len(got) != 1 || got[0] != "127.0.0.1" {
 				t.Errorf("X-Forwarded-For upstream: %q, want only the peer", got)
 			}
@@ -114,6 +115,11 @@ func TestRepeatedForwardingLines(t *testing.T) {
 			}
 			if got := e.Header["X-Request-Id"]; len(got) != 1 || strings.HasPrefix(got[0], "forged") {
 				t.Errorf("X-Request-Id upstream: %q, want warden's alone", got)
+			}
+			// The answer names the request as the upstream saw it (the id
+			// `warden explain` takes), on every front.
+			if got := a.header.Values("X-Request-Id"); len(got) != 1 || len(e.Header["X-Request-Id"]) != 1 || got[0] != e.Header["X-Request-Id"][0] {
+				t.Errorf("X-Request-Id of the answer: %q, upstream got %q", got, e.Header["X-Request-Id"])
 			}
 		})
 	}

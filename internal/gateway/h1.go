@@ -112,6 +112,9 @@ func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp
 // by a refusal). now is when the answer was read.
 func (x *h1) answer(ctx context.Context, p *Pipeline, ex *Exchange, resp *fasthttp.Response, now time.Time) {
 	stripHopResponse(&resp.Header)
+	// Every answer names its request, as refusals do: the id `warden
+	// explain` takes ("why was this masked"), and the one the upstream got.
+	resp.Header.Set("X-Request-Id", ex.ID)
 	if !ex.Inspect {
 		return
 	}

@@ -264,6 +264,7 @@ func (x stdForward) del(name string)        { x.pr.Out.Header.Del(name) }
 func (f *stdFront) modifyResponse(resp *http.Response) error {
 	sx := resp.Request.Context().Value(exchangeKey).(*stdExchange)
 	f.g.m.upstream.Observe(time.Since(sx.start).Seconds())
+	resp.Header.Set("X-Request-Id", sx.ex.ID) // as h1's answer: every answer names its request
 	if !sx.ex.Inspect || resp.StatusCode == http.StatusSwitchingProtocols {
 		return nil
 	}
