@@ -5,17 +5,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
 // detectConfig: the lab's profile and list routes, generous budgets, and
 // the detector's velocity and fan-out rules.
-func detectConfig(storeSection string) string {
+func detectConfig(store string) string {
 	return `log: {format: json, level: info}
 identity:
   account: {secret_env: LAB_JWT_SECRET}
-` + storeSection + `inspect:
+` + store + `inspect:
   routes:
     - route: "GET /v1/users/{id}"
       records: ["$"]
@@ -47,12 +45,7 @@ func TestDetectorBans(t *testing.T) {
 	platform := startPlatform(t, 2000)
 	for _, backend := range []string{"memory", "redis"} {
 		t.Run(backend, func(t *testing.T) {
-			section := ""
-			if backend == "redis" {
-				rs := redistest.Start(t)
-				section = fmt.Sprintf("store:\n  backend: redis\n  redis: {addrs: [%s]}\n", rs.Addr())
-			}
-			g := startGateway(t, detectConfig(section), platform)
+			g := startGateway(t, detectConfig(storeSection(t, backend)), platform)
 			c := clientFrom("127.0.8.1")
 			harv := map[string]string{"Authorization": "Bearer " + token(t, "777")}
 			start := time.Now()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	labproc "github.com/warden-gw/warden/internal/lab/proc"
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
 var (
@@ -154,4 +155,14 @@ func adminDo(t *testing.T, g *gw, method, path, body string) answer {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+// storeSection is a config's store section on backend: "" for "memory"
+// (the default), or a redis-server of the test's own for "redis".
+func storeSection(t *testing.T, backend string) string {
+	t.Helper()
+	if backend != "redis" {
+		return ""
+	}
+	return fmt.Sprintf("store:\n  backend: redis\n  redis: {addrs: [%s]}\n", redistest.Start(t).Addr())
 }

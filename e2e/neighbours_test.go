@@ -4,17 +4,15 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
 // neighboursConfig has tight address limits and budgets, counted the
 // default way (identified: own), on the given store section.
-func neighboursConfig(storeSection string) string {
+func neighboursConfig(store string) string {
 	return `log: {format: json, level: info}
 identity:
   account: {secret_env: LAB_JWT_SECRET}
-` + storeSection + `rate_limits:
+` + store + `rate_limits:
   - {name: per-ip, facet: ip, rate: 1/m, burst: 5}
   - {name: per-net, facet: net, rate: 1/m, burst: 40}
   - {name: per-ip-shadow, facet: ip, rate: 1/m, burst: 2, mode: shadow}
@@ -34,12 +32,7 @@ func TestNoCollateralHarm(t *testing.T) {
 	platform := startPlatform(t, 2000)
 	for _, backend := range []string{"memory", "redis"} {
 		t.Run(backend, func(t *testing.T) {
-			section := ""
-			if backend == "redis" {
-				rs := redistest.Start(t)
-				section = fmt.Sprintf("store:\n  backend: redis\n  redis: {addrs: [%s]}\n", rs.Addr())
-			}
-			g := startGateway(t, neighboursConfig(section), platform)
+			g := startGateway(t, neighboursConfig(storeSection(t, backend)), platform)
 			c := clientFrom("127.0.9.1") // the shared address
 			get := func(id int, tok string) answer {
 				h := map[string]string{}

@@ -8,19 +8,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
 // provenanceConfig maps look-ups, search and follower lists with their
 // provenances, and has a budget on contact details of people found
 // through search (4 a day) and the per-answer cap (2 people per answer),
 // on the given store section.
-func provenanceConfig(storeSection string) string {
+func provenanceConfig(store string) string {
 	return `log: {format: json, level: info}
 identity:
   account: {secret_env: LAB_JWT_SECRET}
-` + storeSection + `inspect:
+` + store + `inspect:
   routes:
     - route: "GET /v1/users/{id}"
       records: ["$"]
@@ -118,12 +116,7 @@ func TestProvenanceBudget(t *testing.T) {
 	}
 	for _, backend := range []string{"memory", "redis"} {
 		t.Run(backend, func(t *testing.T) {
-			section := ""
-			if backend == "redis" {
-				rs := redistest.Start(t)
-				section = fmt.Sprintf("store:\n  backend: redis\n  redis: {addrs: [%s]}\n", rs.Addr())
-			}
-			g := startGateway(t, provenanceConfig(section), platform)
+			g := startGateway(t, provenanceConfig(storeSection(t, backend)), platform)
 			c := clientFrom("127.0.9.2")
 			search := func(tok, q string) []string {
 				return list(get(c, g.url+"/v1/search?limit=10&q="+q, tok))
