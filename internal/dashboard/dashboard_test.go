@@ -45,6 +45,13 @@ func newEnv(t *testing.T, ledgerDir string, useTLS bool) *env {
 // newEnvWith is newEnv with more options set by opt.
 func newEnvWith(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboard.Options)) *env {
 	t.Helper()
+	return newEnvLedger(t, ledgerDir, useTLS, opt, nil)
+}
+
+// newEnvLedger is newEnvWith whose admin API answers the ledger's queries
+// with lq (nil: it has no ledger).
+func newEnvLedger(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboard.Options), lq admin.Ledger) *env {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_requests_total", Help: "h"}, []string{"front", "code"})
 	reg.MustRegister(c)
@@ -59,7 +66,7 @@ func newEnvWith(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboard
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := admin.New(admin.Options{Token: testToken, Gatherer: reg, Bans: st, Dashboard: d})
+	a, err := admin.New(admin.Options{Token: testToken, Gatherer: reg, Bans: st, Dashboard: d, Ledger: lq})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ledger"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// explainLedger writes a ledger of four Accesses by two identities: a
+// served answer, a masked one, a refusal and a look-up of an id never
+// shown; and a config whose budgets count them.
+func explainLedger(t *testing.T) (dir, cfg string) {
+	t.Helper()
+	dir = t.TempDir()
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	who := identify.Identity{App: "web", Account: "7", IP: netip.MustParseAddr("192.0.2.7"),
+		Net: netip.MustParsePrefix("192.0.2.0/24"), Fingerprint: "fp-1"}
+	anon := identify.Identity{IP: netip.MustParseAddr("198.51.100.9"), Net: netip.MustParsePrefix("198.51.100.0/24")}
+	const contact, profile = inspect.ClassSet(1), inspect.ClassSet(2)
+	classes := []string{"contact", "profile"}
+	for _, a := range []*inspect.Access{
+		{RequestID: "req-served", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(time.Minute), Status: 200, Classes: classes,
+			Records: []inspect.Record{{ID: "11", Classes: contact | profile}}},
+		{RequestID: "req-masked", Route: "GET /v1/users/{id}/followers", Identity: who, Time: t0.Add(2 * time.Minute), Status: 200,
+			List: "11", Classes: classes, MaskRules: []string{"contact-account-day"},
+			Records: []inspect.Record{{ID: "12", Classes: contact | profile}, {ID: "13", Classes: contact | profile, Masked: contact},
+				{ID: "14", Classes: contact | profile | 4, Masked: contact}}}, // bit 2 names no class of the route
+		{RequestID: "req-refused", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(3 * time.Minute), Status: 429,
+			Classes: classes, Rule: "contact-ip-hour", Facet: "ip"},
+		{RequestID: "req-lookup", Route: "GET /v1/users/{id}", Identity: anon, Time: t0.Add(4 * time.Minute), Status: 200,
+			Lookup: "99", Unreferenced: true, Classes: classes, Records: []inspect.Record{{ID: "99", Classes: profile}}},
+	} {
+		l.Record(a)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg = filepath.Join(t.TempDir(), "warden.yaml")
+	yaml := `ledger: {dir: ` + dir + `}
+ration:
+  budgets:
+    - {name: contact-account-day, facet: account, class: contact, limit: 2, window: 24h,
+       account_age: [{younger_than: 24h, limit: 1}]}
+    - {name: contact-ip-hour, facet: ip, class: contact, limit: 5, window: 1h, action: block}
+    - {name: profile-fingerprint, facet: fingerprint, class: profile, limit: 100, window: 10m}
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfg
+}
+
+// TestExplainGolden: warden explain's table and JSON, with the config's
+// budgets and without a config, are the golden files' to the byte.
+func TestExplainGolden(t *testing.T) {
+	dir, cfg := explainLedger(t)
+	// The ledger's file and directory are the test's temporary ones.
+	tmp := regexp.MustCompile(regexp.QuoteMeta(dir) + `[^\s"]*`)
+	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup"} {
+		for _, c := range []struct {
+			name string
+			args []string
+		}{
+			{"table", []string{"--config", cfg}},
+			{"json", []string{"--config", cfg, "--json"}},
+			{"noconfig.table", []string{"--ledger", dir}},
+			{"noconfig.json", []string{"--ledger", dir, "--json"}},
+		} {
+			t.Run(id+"."+c.name, func(t *testing.T) {
+				var out, errb bytes.Buffer
+				if err := runExplain(context.Background(), append([]string{id}, c.args...), &out, &errb); err != nil {
+					t.Fatalf("explain %s %v: %v\n%s", id, c.args, err, errb.String())
+				}
+				got := tmp.ReplaceAll(out.Bytes(), []byte("LEDGER"))
+				golden := filepath.Join("testdata", "explain", id+"."+c.name)
+				if *update {
+					if err := os.WriteFile(golden, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("explain %s %v:\n%s\nwant (%s):\n%s", id, c.args, got, golden, want)
+				}
+			})
+		}
+	}
+	// Errors: no id, an id the ledger does not hold.
+	var out, errb bytes.Buffer
+	if err := runExplain(context.Background(), []string{"nope", "--ledger", dir}, &out, &errb); err == nil ||
+		err.Error() != "not found: no request nope in the ledger "+dir {
+		t.Errorf("unknown id: %v", err)
+	}
+	if err := runExplain(context.Background(), []string{"", "--ledger", dir}, &out, &errb); err == nil ||
+		err.Error() != "bad request: a request id is required" {
+		t.Errorf("empty id: %v", err)
+	}
+}
