@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,8 +14,6 @@ import (
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // explainLedger writes a ledger of four Accesses by two identities: a
 // served answer, a masked one, a refusal and a look-up of an id never
@@ -67,7 +64,8 @@ ration:
 }
 
 // TestExplainGolden: warden explain's table and JSON, with the config's
-// budgets and without a config, are the golden files' to the byte.
+// budgets and without a config, are the golden files' to the byte
+// (UPDATE_GOLDEN=1 rewrites them).
 func TestExplainGolden(t *testing.T) {
 	dir, cfg := explainLedger(t)
 	// The ledger's file and directory are the test's temporary ones.
@@ -89,17 +87,11 @@ func TestExplainGolden(t *testing.T) {
 				}
 				got := tmp.ReplaceAll(out.Bytes(), []byte("LEDGER"))
 				golden := filepath.Join("testdata", "explain", id+"."+c.name)
-				if *update {
-					if err := os.WriteFile(golden, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
+				if os.Getenv("UPDATE_GOLDEN") != "" {
+					os.WriteFile(golden, got, 0o644)
 				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("explain %s %v:\n%s\nwant (%s):\n%s", id, c.args, got, golden, want)
+				if want, err := os.ReadFile(golden); err != nil || !bytes.Equal(got, want) {
+					t.Errorf("explain %s %v:\n%s\nwant (%s, %v):\n%s", id, c.args, got, golden, err, want)
 				}
 			})
 		}

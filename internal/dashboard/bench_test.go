@@ -19,6 +19,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/admin"
 	"github.com/warden-gw/warden/internal/dashboard"
+	"github.com/warden-gw/warden/internal/explain"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
@@ -211,8 +212,8 @@ func grow(l *ledger.Ledger, g *labGen, w *dashboard.Watch, n int) {
 }
 
 // benchLedger answers the admin API's ledger queries from the directory
-// as cmd/warden's answerQuery does (ledger.Dir's Source, reach.RunOn),
-// without the command's argument checks and budgets.
+// as cmd/warden's answerQuery does (ledger.Dir's Source, reach.RunOn,
+// explain.Request), without the command's argument checks and budgets.
 type benchLedger struct {
 	dir   string
 	cache *ledger.Cache
@@ -235,12 +236,11 @@ func (q benchLedger) Query(ctx context.Context, name string, v url.Values) (any,
 		f, _ := identify.ParseFacet(v.Get("facet"))
 		return src.TookBy(ctx, win, f, v.Get("value"))
 	case "explain":
-		found, err := src.Find(ctx, win, v.Get("id"))
-		if err != nil || found == nil {
+		x, err := explain.Request(ctx, src, nil, win, v.Get("id"))
+		if err != nil || x == nil {
 			return nil, errors.Join(admin.ErrNotFound, err)
 		}
-		e := found.Entry
-		return map[string]any{"request_id": e.RequestID, "time": e.Time, "route": e.Route, "status": e.Status, "records": len(e.Records)}, nil
+		return x, nil
 	case "reach":
 		return reach.RunOn(ctx, src, reach.Query{Authors: strings.Split(v.Get("authors"), ","), Window: win, Dose: v.Get("dose") == "true", By: by})
 	}

@@ -21,7 +21,9 @@
 //	GET  /identities       top identities by distinct subjects served per
 //	                       class, with their budgets' state; /identities/took-by
 //	GET  /bans             bans with reason and expiry; POST /bans/add, /bans/remove
-//	GET  /explain?id=      the decision on one request
+//	GET  /explain?id=      the decision on one request (the admin API's
+//	                       explain, an explain.Explanation as warden explain
+//	                       prints it)
 //	GET  /reach            exact reach, impressions, dose and overlap charts;
 //	POST /reach/dp         a DP answer for a named researcher
 //	GET  /person?subject=  for one subject: how many distinct identities of

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-gw/warden/internal/explain"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/privacy"
@@ -240,50 +241,22 @@ func (d *Dashboard) removeBan(w http.ResponseWriter, r *http.Request) {
 
 // ---- explain
 
-type budgetSeen struct {
-	Name    string `json:"name"`
-	Facet   string `json:"facet"`
-	Value   string `json:"value"`
-	Class   string `json:"class"`
-	Window  string `json:"window"`
-	Seen    int    `json:"seen"`
-	Limit   int    `json:"limit"`
-	AgeTier bool   `json:"age_tiers"`
-	Applied bool   `json:"applied"`
-}
-
-type explanation struct {
-	RequestID    string            `json:"request_id"`
-	Time         time.Time         `json:"time"`
-	Route        string            `json:"route"`
-	Status       int               `json:"status"`
-	Decision     string            `json:"decision"`
-	Rule         string            `json:"rule"`
-	Facet        string            `json:"facet"`
-	MaskRules    []string          `json:"mask_rules"`
-	Identity     map[string]string `json:"identity"`
-	List         string            `json:"list"`
-	Unreferenced bool              `json:"unreferenced"`
-	Records      int               `json:"records"`
-	Served       map[string]int    `json:"served"`
-	Masked       map[string]int    `json:"masked"`
-	Budgets      []budgetSeen      `json:"budgets"`
-}
-
+// explain shows the admin API's explanation of a request (package
+// explain), as warden explain prints it.
 func (d *Dashboard) explain(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSpace(r.URL.Query().Get("id"))
 	v := view{Title: "Explain", Nav: "explain"}
 	code := http.StatusOK
-	var x *explanation
+	var x *explain.Explanation
 	if id != "" {
-		x = &explanation{}
+		x = &explain.Explanation{}
 		if err := d.call(r.Context(), http.MethodGet, "/v1/ledger/explain?"+url.Values{"id": {id}}.Encode(), nil, x); err != nil {
 			v.Error, code, x = errText(err), statusOf(err), nil
 		}
 	}
 	v.Data = struct {
 		ID string
-		X  *explanation
+		X  *explain.Explanation
 	}{id, x}
 	d.render(w, r, code, "explain", v)
 }

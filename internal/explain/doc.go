@@ -1,0 +1,24 @@
+// Package explain says why warden decided what it did on one request,
+// from the ledger: the Access recorded under the request id (found in a
+// ledger directory or in ClickHouse, any ledger.Source), the identity's
+// facets, the rule and facet of a refusal, the rules that masked, the
+// records served and masked per class, and what each budget of the config
+// had counted for the identity's facet value within its window before the
+// request (distinct subjects of its class served unmasked).
+//
+// `warden explain REQUEST_ID` (its table and --json), the admin API's GET
+// /v1/ledger/explain?id= and the dashboard's explain page all show one
+// Explanation built here, so the three cannot disagree.
+//
+// The counts are the ledger's, not the state store's: what was recorded,
+// read again after the fact. A budget's figure can differ from what the
+// gateway counted at the time (sketches past the exact set, a store that
+// failed open, Accesses the ledger's queue dropped); the explanation says
+// what the ledger holds and never decides anything itself.
+//
+// It reads only: it must never write to the ledger or the state store,
+// never charge a privacy budget, never hold a personal data value (the
+// ledger keeps ids and data classes only; an explanation carries the
+// identity's facet values, the route, rule names and counts), and never
+// print: the command and the dashboard render it.
+package explain

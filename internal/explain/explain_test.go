@@ -1,0 +1,142 @@
+package explain_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/explain"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/ration"
+)
+
+var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+// record writes the Accesses to a new ledger directory.
+func record(t *testing.T, accesses ...*inspect.Access) ledger.Source {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range accesses {
+		l.Record(a)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return ledger.Dir(dir)
+}
+
+func TestRequest(t *testing.T) {
+	acct := identify.Identity{Account: "7", IP: netip.MustParseAddr("192.0.2.7"), Net: netip.MustParsePrefix("192.0.2.0/24")}
+	const contact, profile = inspect.ClassSet(1), inspect.ClassSet(2)
+	classes := []string{"contact", "profile"}
+	served := func(id string, at time.Duration, subjects ...string) *inspect.Access {
+		a := &inspect.Access{RequestID: id, Route: "GET /v1/users/{id}", Identity: acct, Time: t0.Add(at), Status: 200, Classes: classes}
+		for _, s := range subjects {
+			a.Records = append(a.Records, inspect.Record{ID: s, Classes: contact | profile})
+		}
+		return a
+	}
+	// Account 7's history: contact details of 1, 2 and 3 served more than
+	// an hour before, 4 and 5 within the hour (5 masked, so not counted),
+	// then the requests explained.
+	masked := served("masked", 0, "6", "7")
+	masked.Records[1].Masked = contact
+	masked.MaskRules = []string{"contact-account-hour"}
+	refused := served("refused", time.Second)
+	refused.Status, refused.Rule, refused.Facet = 429, "contact-ip-day", "ip"
+	upstream := served("upstream-404", 2*time.Second)
+	upstream.Status = 404
+	odd := served("odd-bit", 3*time.Second, "8")
+	odd.Records[0].Classes |= 1 << 5 // a bit the route names no class for
+	early := served("early", -2*time.Hour, "1", "2", "3")
+	hour := served("hour", -30*time.Minute, "4", "5")
+	hour.Records[1].Masked = contact
+	src := record(t, early, hour, masked, refused, upstream, odd)
+
+	budgets := []ration.BudgetConfig{
+		{Name: "contact-account-hour", Facet: "account", Class: "contact", Limit: 2, Window: time.Hour,
+			AccountAge: []ration.AgeTier{{YoungerThan: 24 * time.Hour, Limit: 1}}},
+		{Name: "contact-ip-day", Facet: "ip", Class: "contact", Limit: 50, Window: 24 * time.Hour},
+		{Name: "profile-app", Facet: "app", Class: "profile", Limit: 9, Window: time.Hour}, // the identity has no app
+		{Name: "bogus", Facet: "nope", Class: "contact", Limit: 9, Window: time.Hour},
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		id                 string
+		decision           string
+		served, maskedN    map[string]int
+		hourSeen, daySeen  int
+		hourApplied, dayAp bool
+	}{
+		// Within the hour before "masked": 4 (5 was masked); within the day: 1 to 4.
+		{"masked", "masked", map[string]int{"contact": 1, "profile": 2}, map[string]int{"contact": 1}, 1, 4, true, false},
+		// "masked" itself served 6 unmasked before "refused".
+		{"refused", "refused", map[string]int{}, map[string]int{}, 2, 5, false, true},
+		{"upstream-404", "refused", map[string]int{}, map[string]int{}, 2, 5, false, false},
+		{"odd-bit", "served", map[string]int{"contact": 1, "profile": 1}, map[string]int{}, 2, 5, false, false},
+	} {
+		t.Run(tt.id, func(t *testing.T) {
+			x, err := explain.Request(ctx, src, budgets, ledger.Window{}, tt.id)
+			if err != nil || x == nil {
+				t.Fatalf("Request: %v, %v", x, err)
+			}
+			if x.Decision != tt.decision || !maps.Equal(x.Served, tt.served) || !maps.Equal(x.Masked, tt.maskedN) {
+				t.Errorf("decision %s, served %v, masked %v; want %s, %v, %v", x.Decision, x.Served, x.Masked, tt.decision, tt.served, tt.maskedN)
+			}
+			if want := map[string]string{"account": "7", "ip": "192.0.2.7", "net": "192.0.2.0/24"}; !maps.Equal(x.Identity, want) {
+				t.Errorf("identity %v, want %v", x.Identity, want)
+			}
+			want := []explain.Budget{
+				{Name: "contact-account-hour", Facet: "account", Value: "7", Class: "contact", Window: "1h0m0s", Seen: tt.hourSeen, Limit: 2, AgeTier: true, Applied: tt.hourApplied},
+				{Name: "contact-ip-day", Facet: "ip", Value: "192.0.2.7", Class: "contact", Window: "24h0m0s", Seen: tt.daySeen, Limit: 50, Applied: tt.dayAp},
+			}
+			if len(x.Budgets) != len(want) || x.Budgets[0] != want[0] || x.Budgets[1] != want[1] {
+				t.Errorf("budgets:\n%+v\nwant\n%+v", x.Budgets, want)
+			}
+		})
+	}
+
+	// No budgets: an empty list ([] in JSON, as the page and --json expect).
+	x, err := explain.Request(ctx, src, nil, ledger.Window{}, "masked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(x.Budgets); string(b) != "[]" {
+		t.Errorf("budgets without a config: %s", b)
+	}
+	// An id the window does not hold: nil, no error.
+	for _, c := range []struct {
+		id  string
+		win ledger.Window
+	}{{"nope", ledger.Window{}}, {"early", ledger.Window{From: t0.Add(-time.Hour)}}} {
+		if x, err := explain.Request(ctx, src, budgets, c.win, c.id); x != nil || err != nil {
+			t.Errorf("%s in %v: %+v, %v; want nil, nil", c.id, c.win, x, err)
+		}
+	}
+}
+
+// failing is a ledger whose counts fail.
+type failing struct{ ledger.Source }
+
+func (failing) Distinct(context.Context, ledger.Window, identify.Facet, string, string) (int, error) {
+	return 0, errors.New("disk on fire")
+}
+
+func TestRequestError(t *testing.T) {
+	src := record(t, &inspect.Access{RequestID: "r", Route: "GET /", Identity: identify.Identity{Account: "7"}, Time: t0, Status: 200})
+	budgets := []ration.BudgetConfig{{Name: "b", Facet: "account", Class: "contact", Limit: 1, Window: time.Hour}}
+	_, err := explain.Request(context.Background(), failing{src}, budgets, ledger.Window{}, "r")
+	if err == nil || err.Error() != "explain r: budget b: disk on fire" {
+		t.Fatalf("error %v", err)
+	}
+}
