@@ -409,6 +409,13 @@ func subject(r *rule, id *identify.Identity) (facet identify.Facet, value string
 	return r.facet, id.Value(r.facet)
 }
 
+// Transient reports that Record keeps nothing of an Access past the call
+// (gateway.Transient: the gateway may reuse its memory): true on the
+// memory store, where every count is made in Record and a track keeps
+// copies (hashes of ids, its own copy of the value); false with a shared
+// store, whose queued observations keep their Access until flushed.
+func (d *Detector) Transient() bool { return d.fleet == nil }
+
 // Record watches one Access. It never blocks on anything but the store's
 // PutBan when a rule fires. It allocates nothing for an Access that makes
 // no new track and fires no rule (bench row e-prov's cost: every Access

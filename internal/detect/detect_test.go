@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -548,5 +550,91 @@ func TestConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
+	}
+}
+
+// On the memory store the detector is transient: it keeps nothing of an
+// Access but its Identity's values, so the gateway may reuse an Access's
+// memory after Record. The same traffic recorded from Accesses whose
+// other strings are overwritten after each Record bans the same values for
+// the same reasons. With a shared store it is not transient (its queued
+// observations keep their Accesses).
+func TestTransientKeepsNothing(t *testing.T) {
+	cfg := Config{Enabled: true, Rules: []Rule{
+		{Name: "velocity", Kind: Velocity, Limit: 30, Window: 10 * time.Second, Mode: ration.Shadow},
+		{Name: "fanout", Kind: Fanout, Limit: 4, Window: time.Minute, Mode: ration.Shadow},
+		{Name: "enum", Kind: Enumeration, Limit: 6, Ratio: 0.1, Window: time.Hour, Mode: ration.Shadow},
+		{Name: "persist", Kind: Persistence, Limit: 3, Window: 10 * time.Second, Mode: ration.Shadow},
+	}}
+	// Every rule in shadow mode, so each fires on its own (a ban would
+	// hold the others back): the lines it would have banned with, in order.
+	banned := regexp.MustCompile(`"rule":"[^"]*".*"facet":"[^"]*","value":"[^"]*","evidence":"[^"]*"`)
+	run := func(scribble bool) ([]string, bool) {
+		f := newFixture(t, cfg)
+		buf := make([]byte, 0, 4096)
+		// str is s in buf when scribbling: overwritten after the Record.
+		str := func(s string) string {
+			if !scribble || s == "" {
+				return s
+			}
+			start := len(buf)
+			buf = append(buf, s...)
+			return unsafe.String(&buf[start], len(s))
+		}
+		for i := range 400 {
+			buf = buf[:0]
+			acct := strconv.Itoa(i / 8 % 5) // eight in a row each
+			id := who(acct, "10.0.1."+acct)
+			at := t0.Add(time.Duration(i) * 20 * time.Millisecond)
+			list := i - i%8
+			var a *inspect.Access
+			switch i % 8 {
+			case 0: // a stranger's followers: ids shown
+				a = &inspect.Access{Identity: id, Time: at, Route: "GET /v1/users/{id}/followers", List: str(strconv.Itoa(900 + i)), Status: 200,
+					Classes: []string{"contact"}}
+				for k := range 8 {
+					l := str(strconv.Itoa(1000 + list + k))
+					a.Links = append(a.Links, l)
+					a.Records = append(a.Records, inspect.Record{ID: l})
+				}
+			case 1, 2, 3, 4, 5, 6: // open five shown, then one never shown
+				subj := strconv.Itoa(1000 + i)
+				if i%8 == 6 {
+					subj = strconv.Itoa(50000 + i)
+				}
+				a = profile(id, at, str(subj))
+				a.Records[0].ID = str(subj)
+				a.Unreferenced = i%8 == 6
+			case 7: // refused, and at it again
+				a = &inspect.Access{Identity: id, Time: at, Route: "GET /v1/users/{id}", Lookup: str(strconv.Itoa(70000 + i)), Status: 429, Rule: str("per-account")}
+			}
+			f.d.Record(a)
+			for k := range buf {
+				buf[k] = 'x'
+			}
+		}
+		return banned.FindAllString(f.logs.String(), -1), f.d.Transient()
+	}
+	want, _ := run(false)
+	got, transient := run(true)
+	if !transient {
+		t.Fatal("detector on the memory store not transient")
+	}
+	for _, rule := range []string{"velocity", "fanout", "enum", "persist"} {
+		if !strings.Contains(strings.Join(want, "\n"), `"rule":"`+rule+`"`) {
+			t.Errorf("the traffic never fired rule %s: the test does not test it (bans %q)", rule, want)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("scribbled Accesses: bans\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	st := memory.New(memory.Options{SweepEvery: -1})
+	defer st.Close()
+	d, err := New(cfg, nil, st, shadow.New(prometheus.NewRegistry()), nil, slog.New(slog.DiscardHandler), WithShared(st), func(d *Detector) { d.fleet.manual = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Transient() {
+		t.Error("detector with a shared store transient: its queue keeps Accesses")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -64,58 +66,59 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	var out Outcome
 	w := p.answers.Get().(*answerWork)
 	defer p.answers.Put(w)
-	acc, spare := p.access(ex, now, &w.acc)
+	acc, box, spare := p.access(ex, now, &w.acc)
 	acc.Status = resp.Status
 	w.res.Reset()
 	_, unread, err := p.imap.ReadAnswer(ex.Route.Route, resp.Status, resp.ContentType, resp.ContentEncoding, resp.Body, &w.plain, &w.res, p.im)
 	if unread != inspect.Read {
-		return out, p.record(ex, acc, p.unread(ctx, ex, unread, err))
+		return out, p.record(box, p.unread(ctx, ex, unread, err))
 	}
 	ref, err := p.ration.Decide(ctx, now, &ex.Identity, ex.rationRequest(), ex.Route, &w.res, acc)
 	if err != nil {
 		if !errors.Is(err, guard.ErrFailedOpen) {
 			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
-			return out, p.record(ex, acc, p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err))
+			return out, p.record(box, p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err))
 		}
 		p.m.storeFail.WithLabelValues("ration", "failed_open").Inc() // the masks that need no store go out
 	}
 	if ref != nil {
 		p.blocked(ctx, ex, ref)
 		p.fill(&w.res, acc, false, inspect.Spare{})
-		return out, p.record(ex, acc, ref)
+		return out, p.record(box, ref)
 	}
 	for _, s := range p.seeders {
 		s.Seed(ex, &w.res, acc)
 	}
 	if err := p.rewrite(w, ex, resp, &out); err != nil {
 		// A rewrite that cannot be encoded is never sent unmasked.
-		return Outcome{}, p.record(ex, acc, p.refuse(ex, &Refusal{Status: 502, Rule: "rewrite", Error: "answer could not be rewritten"}, err))
+		return Outcome{}, p.record(box, p.refuse(ex, &Refusal{Status: 502, Rule: "rewrite", Error: "answer could not be rewritten"}, err))
 	}
 	p.fill(&w.res, acc, true, spare)
-	p.record(ex, acc, nil)
+	p.record(box, nil)
 	return out, nil
 }
 
 // access starts the Access an inspected answer yields. Without recorders
-// nothing keeps it: it is scratch, the pooled one, and nothing is copied.
-// With recorders it is the recorders' own, in memory no later request
-// reuses (the route's parameters alias the front's buffers), made in one
-// allocation with room (spare, for fill) for a look-up's record, the
-// rules that masked it and the ids' bytes: the common answer, a profile
-// by id, then costs one allocation where it cost six. Every recorder
-// shares it.
-func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access) (*inspect.Access, inspect.Spare) {
+// nothing keeps it: it is scratch, the pooled one, nothing is copied and
+// the box is nil. With recorders it is the recorders' own, in memory no
+// later request reuses while a recorder has it (the route's parameters
+// alias the front's buffers): a box with room (spare, for fill) for a
+// look-up's record, the rules that masked it and the ids' bytes, so the
+// common answer, a profile by id, costs one box where it cost six
+// allocations, and none when the pipeline reuses boxes (every recorder
+// Transient). Every recorder shares it.
+func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access) (*inspect.Access, *accessBox, inspect.Spare) {
 	if len(p.recordings) == 0 {
 		*scratch = inspect.Access{}
-		return scratch, inspect.Spare{}
+		return scratch, nil, inspect.Spare{}
 	}
-	box := new(accessBox)
+	box := p.newBox()
 	box.acc = inspect.Access{RequestID: ex.ID, Route: ex.Route.Route.Pattern, Time: now, Identity: ex.Identity,
 		List: box.keep(ex.Route.List()), Lookup: box.keep(ex.Route.Lookup())}
 	if c := ex.Route.Route.Config().Cursor; c != "" {
 		box.acc.Page = queryParam(ex.RawQuery, c)
 	}
-	return &box.acc, inspect.Spare{Records: box.rec[:0], Rules: box.rules[:0], Text: box.text[box.used:box.used]}
+	return &box.acc, box, inspect.Spare{Records: box.rec[:0], Rules: box.rules[:0], Text: box.text[box.used:box.used]}
 }
 
 // accessBox is an Access with room for what a look-up adds to it.
@@ -125,6 +128,34 @@ type accessBox struct {
 	rules [2]string
 	text  [40]byte // the parameters' copies, then the ids' bytes (Spare.Text)
 	used  int      // of text, by the parameters
+	// pool, when set, takes the box back once the last of refs
+	// recordings released it (the pipeline's boxes, Pipeline.newBox).
+	pool *sync.Pool
+	refs atomic.Int32
+}
+
+// newBox is an empty box: a reused one when every recording is
+// transient, a new one otherwise (a recorder keeps the Access or its
+// strings, so its memory is never written again).
+func (p *Pipeline) newBox() *accessBox {
+	if !p.reuse {
+		return new(accessBox)
+	}
+	b := p.boxes.Get().(*accessBox)
+	b.pool = &p.boxes
+	return b
+}
+
+// release is one recording done with the box: the last one empties it
+// (no pointer kept alive from the pool) and puts it back. A nil box, or
+// one not reused, is left alone.
+func (b *accessBox) release() {
+	if b == nil || b.pool == nil || b.refs.Add(-1) > 0 {
+		return
+	}
+	pool := b.pool
+	*b = accessBox{}
+	pool.Put(b)
 }
 
 // keep copies s into the box's text while it has room (a copy of its own

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -278,4 +279,132 @@ func slicesEqual(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// snap is a transient recorder: it copies what it checks of each Access
+// (strings cloned: they may share the Access's memory) and keeps nothing
+// of it but the pointer's value (never followed after Record). hold, when set, makes the first Record announce its Access on
+// fed and wait for hold to close before reading it.
+type snap struct {
+	mu    sync.Mutex
+	seen  []accSnap
+	ptrs  map[*inspect.Access]int
+	fed   chan *inspect.Access
+	hold  chan struct{}
+	first bool
+}
+
+type accSnap struct {
+	id, lookup, rec string
+	status          int
+	served          inspect.ClassSet
+}
+
+func (s *snap) Transient() bool { return true }
+
+func (s *snap) Record(a *inspect.Access) {
+	if s.hold != nil && !s.first {
+		s.first = true
+		s.fed <- a
+		<-s.hold
+	}
+	x := accSnap{id: strings.Clone(a.RequestID), lookup: strings.Clone(a.Lookup), status: a.Status}
+	if len(a.Records) > 0 {
+		x.rec, x.served = strings.Clone(a.Records[0].ID), a.Records[0].Served()
+	}
+	s.mu.Lock()
+	s.seen = append(s.seen, x)
+	if s.ptrs == nil {
+		s.ptrs = map[*inspect.Access]int{}
+	}
+	s.ptrs[a]++
+	s.mu.Unlock()
+}
+
+// With transient recorders only, an Access's memory is reused once every
+// recorder is done with it, and never before: a recorder still holding
+// the first Access reads it as it was while later requests are served and
+// their Accesses recorded by a faster recorder.
+func TestTransientRecordersReuseAccesses(t *testing.T) {
+	fast := &snap{}
+	slow := &snap{fed: make(chan *inspect.Access, 1), hold: make(chan struct{})}
+	rm := NewRecordingMetrics(nil)
+	fr, sr := NewRecording("fast", fast, 8192, rm), NewRecording("slow", slow, 8192, rm) // room for every request below
+	f := recordFrontWith(t, strings.Replace(answerYAML, "burst: 3", "burst: 100000", 1), Deps{Recordings: []*Recording{fr, sr}})
+	if !f.g.cur.Load().reuse {
+		t.Fatal("pipeline with transient recorders only does not reuse Accesses")
+	}
+	ctx := new(fasthttp.RequestCtx)
+	auth := labBearer(t, "81")
+	const n = 300
+	for i := range n {
+		id := strconv.Itoa(1 + i%97)
+		if code := getWith(t, f, ctx, "/v1/users/"+id, auth); code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+		if i == 0 {
+			<-slow.fed // the slow recorder holds the first Access from here on
+		}
+	}
+	close(slow.hold)
+	// Once the slow recorder lets go, boxes come back: requests go on
+	// until one is reused (a bound, not a time: the recordings run when
+	// the scheduler lets them).
+	reused := false
+	for i := n; i < 20*n && !reused; i++ {
+		if code := getWith(t, f, ctx, "/v1/users/"+strconv.Itoa(1+i%97), auth); code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+		fast.mu.Lock()
+		reused = len(fast.ptrs) < len(fast.seen)
+		fast.mu.Unlock()
+	}
+	for _, rc := range []*Recording{fr, sr} {
+		if err := rc.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reused {
+		t.Errorf("%d Accesses in %d boxes: none reused", len(fast.seen), len(fast.ptrs))
+	}
+	for name, s := range map[string]*snap{"fast": fast, "slow": slow} {
+		if len(s.seen) != len(fast.seen) || len(s.seen) < n {
+			t.Fatalf("%s recorder: %d Accesses, want %d (at least %d)", name, len(s.seen), len(fast.seen), n)
+		}
+		for i, x := range s.seen {
+			want := strconv.Itoa(1 + i%97)
+			if x.id != fast.seen[i].id || x.lookup != want || x.rec != want || x.status != 200 || x.served > 1 {
+				t.Fatalf("%s recorder, Access %d: %+v, want request %s, look-up and record %s", name, i, x, fast.seen[i].id, want)
+			}
+		}
+	}
+}
+
+// One recorder that keeps Accesses (not transient) turns reuse off: what
+// it kept stays as it was.
+func TestKeepingRecorderStopsReuse(t *testing.T) {
+	col := &collector{}
+	rm := NewRecordingMetrics(nil)
+	recs := []*Recording{NewRecording("snap", &snap{}, 64, rm), NewRecording("keep", col, 64, rm)}
+	f := recordFrontWith(t, strings.Replace(answerYAML, "burst: 3", "burst: 100000", 1), Deps{Recordings: recs})
+	if f.g.cur.Load().reuse {
+		t.Fatal("pipeline reuses Accesses that a recorder keeps")
+	}
+	ctx := new(fasthttp.RequestCtx)
+	auth := labBearer(t, "82")
+	for i := range 50 {
+		if code := getWith(t, f, ctx, "/v1/users/"+strconv.Itoa(1+i), auth); code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	for _, rc := range recs {
+		if err := rc.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, a := range col.accs {
+		if want := strconv.Itoa(1 + i); a.Lookup != want || a.Records[0].ID != want {
+			t.Fatalf("kept Access %d: look-up %q record %q, want %s", i, a.Lookup, a.Records[0].ID, want)
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,10 +36,14 @@ type Pipeline struct {
 	seeders    []Seeder
 	recordings []*Recording
 	answers    sync.Pool // *answerWork
-	upstream   *url.URL
-	trusted    []netip.Prefix
-	log        *slog.Logger
-	m          *Metrics
+	// reuse: every recording is transient, so an Access's box goes back
+	// to boxes once recorded (Pipeline.newBox).
+	reuse    bool
+	boxes    sync.Pool // *accessBox
+	upstream *url.URL
+	trusted  []netip.Prefix
+	log      *slog.Logger
+	m        *Metrics
 }
 
 // Deps are the process-wide parts a Pipeline is built on.
@@ -90,6 +93,11 @@ func NewPipeline(ctx context.Context, cfg *config.Config, d Deps) (*Pipeline, er
 	p := &Pipeline{cfg: cfg, ident: ident, admit: adm, imap: imap, im: d.Inspect, ration: rat,
 		responders: d.Responders, seeders: d.Seeders, recordings: d.Recordings, upstream: u, log: d.Logger, m: d.Metrics}
 	p.answers.New = func() any { return new(answerWork) }
+	p.boxes.New = func() any { return new(accessBox) }
+	p.reuse = len(p.recordings) > 0
+	for _, rc := range p.recordings {
+		p.reuse = p.reuse && rc.transient
+	}
 	for _, s := range cfg.Identity.TrustedProxies {
 		pf, err := parsePrefix(s)
 		if err != nil {
@@ -216,7 +224,7 @@ func (p *Pipeline) refused(ex *Exchange, ref *Refusal) *Refusal {
 	if len(p.recordings) == 0 {
 		return ref
 	}
-	return p.record(ex, p.bare(ex, ex.Start), ref)
+	return p.record(p.bare(ex, ex.Start), ref)
 }
 
 // failed records the Access of an inspected request whose upstream failed
@@ -226,17 +234,19 @@ func failed(ex *Exchange, status int) {
 	if p == nil || !ex.Inspect || len(p.recordings) == 0 {
 		return
 	}
-	p.record(ex, p.bare(ex, time.Now()), &Refusal{Status: status, Rule: "upstream"})
+	p.record(p.bare(ex, time.Now()), &Refusal{Status: status, Rule: "upstream"})
 }
 
-// bare is the Access of a request that served nothing, the recorders' own.
-func (p *Pipeline) bare(ex *Exchange, now time.Time) *inspect.Access {
-	acc := &inspect.Access{RequestID: ex.ID, Time: now, Identity: ex.Identity}
+// bare is the box of the Access of a request that served nothing, the
+// recorders' own.
+func (p *Pipeline) bare(ex *Exchange, now time.Time) *accessBox {
+	box := p.newBox()
+	box.acc = inspect.Access{RequestID: ex.ID, Time: now, Identity: ex.Identity}
 	if ex.Route.Route != nil {
 		// The parameters alias the front's buffers.
-		acc.Route, acc.List, acc.Lookup = ex.Route.Route.Pattern, strings.Clone(ex.Route.List()), strings.Clone(ex.Route.Lookup())
+		box.acc.Route, box.acc.List, box.acc.Lookup = ex.Route.Route.Pattern, box.keep(ex.Route.List()), box.keep(ex.Route.Lookup())
 	}
-	return acc
+	return box
 }
 
 // unverified applies the credential policies to a request carrying a
