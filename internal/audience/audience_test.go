@@ -96,6 +96,30 @@ func TestAudienceMatchesThePlatform(t *testing.T) {
 	if res.Pages < 4*3 || res.Requests != res.Pages {
 		t.Errorf("%d pages in %d requests for lists of over 120 at 50 a page", res.Pages, res.Requests)
 	}
+	// The same question with DP at a large epsilon (noise zero in any run):
+	// the dose and overlap summed from the cells are the exact ones.
+	m, _ := privacy.ParseMechanism("100", "")
+	budgets := privacy.NewBudgets(t.TempDir(), func(string) *big.Rat { return big.NewRat(1e6, 1) })
+	pr, err := RunPrivate(t.Context(), l, Query{Accounts: accts, Overlap: others, Dose: true}, privacy.Request{Mechanism: m, Researcher: "r", Budgets: budgets, Query: "q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Audience != int64(want) || pr.Exact || pr.RemainingBudget == "" || pr.RemainingBudget != pr.Budget.Remaining {
+		t.Errorf("private audience %d, budget %+v; want %d", pr.Audience, pr.Budget, want)
+	}
+	// Cells: k 0..4 by in the other set or not, less the empty one.
+	if len(pr.Dose) != 4 || pr.Privacy.Cells != 9 || pr.Privacy.Guarantee == "" {
+		t.Errorf("private dose %+v, note %+v; want 4 rows, 9 cells", pr.Dose, pr.Privacy)
+	}
+	for _, d := range pr.Dose {
+		if d.People != int64(atLeast[d.K]) || d.Interval.Low > d.People || d.Interval.High < d.People {
+			t.Errorf("private dose k=%d: %d %+v, want %d", d.K, d.People, d.Interval, atLeast[d.K])
+		}
+	}
+	if o := pr.Overlap; o == nil || o.A != int64(want) || o.B != int64(wantB) || o.Either != int64(either) || o.Both != int64(want+wantB-either) ||
+		len(o.Intervals) != 4 || o.Intervals["a"] != pr.Interval {
+		t.Errorf("private overlap %+v, want a %d b %d either %d", o, want, wantB, either)
+	}
 }
 
 func TestAudienceSplitsReach(t *testing.T) {
@@ -149,7 +173,8 @@ func TestAudienceSplitsReach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr.Audience != int64(res.Audience) || pr.Reach.Reach != 15 || pr.Reach.Followers != 10 || pr.Reach.NonFollowers != 5 || pr.Exact {
+	if pr.Audience != int64(res.Audience) || pr.Reach.Reach != 15 || pr.Reach.Followers != 10 || pr.Reach.NonFollowers != 5 || pr.Exact ||
+		pr.Privacy.Cells != 3 { // (k, reached): (0, 1), (1, 0), (1, 1)
 		t.Fatalf("private %+v %+v, exact %d", pr, pr.Reach, res.Audience)
 	}
 	// Asked again: the same answer, free, without paging.
