@@ -2,7 +2,6 @@ package audience
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"time"
 
@@ -224,7 +223,7 @@ func RunPrivate(ctx context.Context, l *Lists, q Query, p privacy.Request) (*Pri
 	of := func(i int) (k, b, r int) { return i / (nB * nR), (i / nR) % nB, i % nR }
 	size := (kMax + 1) * nB * nR
 	valid := func(i int) bool { k, b, r := of(i); return k+b+r > 0 }
-	raw, acct, err := p.Budgets.Answer(ctx, p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
+	res, acct, err := privacy.Answer(ctx, p, func(src privacy.Source) (*PrivateResult, error) {
 		res := &PrivateResult{Accounts: len(q.Accounts)}
 		var counts Result
 		ps, err := people(ctx, l, q, &counts)
@@ -250,31 +249,12 @@ func RunPrivate(ctx context.Context, l *Lists, q Query, p privacy.Request) (*Pri
 			return func(i int) bool { k, b, r := of(i); return valid(i) && f(k, b, r) }
 		}
 		res.Privacy = h.Note(identify.FacetAccount.String())
-		res.Privacy.Cells = 0
-		for i := range size {
-			if valid(i) {
-				res.Privacy.Cells++
-			}
-		}
+		res.Privacy.Cells = size - 1 // all but the empty signature (0, 0, 0)
 		res.Audience, res.Interval = h.Figure(sel(func(k, _, _ int) bool { return k >= 1 }))
-		if q.Dose {
-			for kk := 1; kk <= kMax; kk++ {
-				n, iv := h.Figure(sel(func(k, _, _ int) bool { return k >= kk }))
-				res.Dose = append(res.Dose, reach.PrivateDose{K: kk, People: n, Interval: iv})
-			}
-		}
-		if q.Overlap != nil {
-			o := &reach.PrivateOverlap{Intervals: map[string]privacy.Interval{"a": res.Interval}}
-			var iv privacy.Interval
-			o.A = res.Audience
-			o.B, iv = h.Figure(sel(func(_, b, _ int) bool { return b == 1 }))
-			o.Intervals["b"] = iv
-			o.Both, iv = h.Figure(sel(func(k, b, _ int) bool { return k >= 1 && b == 1 }))
-			o.Intervals["both"] = iv
-			o.Either, iv = h.Figure(sel(func(k, b, _ int) bool { return k >= 1 || b == 1 }))
-			o.Intervals["either"] = iv
-			res.Overlap = o
-		}
+		res.Dose, res.Overlap = reach.PrivateDoseOverlap(h, func(i int) (k, inB int, ok bool) {
+			k, inB, _ = of(i)
+			return k, inB, valid(i)
+		}, kMax, q.Dose, q.Overlap != nil)
 		if q.Ledger != "" {
 			s := &PrivateSplit{}
 			s.From, s.To = times(q.Window)
@@ -283,13 +263,9 @@ func RunPrivate(ctx context.Context, l *Lists, q Query, p privacy.Request) (*Pri
 			s.NonFollowers, s.NonFollowersInterval = h.Figure(sel(func(k, _, r int) bool { return r == 1 && k == 0 }))
 			res.Reach = s
 		}
-		return json.Marshal(res)
+		return res, nil
 	})
 	if err != nil {
-		return nil, err
-	}
-	res := &PrivateResult{}
-	if err := json.Unmarshal(raw, res); err != nil {
 		return nil, err
 	}
 	res.Budget, res.RemainingBudget = acct, acct.Remaining

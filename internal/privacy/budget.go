@@ -72,6 +72,28 @@ type Request struct {
 	Query      string
 }
 
+// Answer is req's answer, of type T: drawn by draw (its noise from src)
+// and charged the first time req's researcher asks req's query, the one
+// given then, free, on a repeat. The keeper keeps it as JSON, and the
+// first answer too is what was kept, decoded: first and repeats alike.
+func Answer[T any](ctx context.Context, req Request, draw func(src Source) (*T, error)) (*T, Account, error) {
+	raw, acct, err := req.Budgets.Answer(ctx, req.Researcher, req.Query, req.Mechanism.Charge(), func(src Source) (json.RawMessage, error) {
+		res, err := draw(src)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(res)
+	})
+	if err != nil {
+		return nil, acct, err
+	}
+	res := new(T)
+	if err := json.Unmarshal(raw, res); err != nil {
+		return nil, acct, fmt.Errorf("privacy: the answer kept for %s: %w", req.Researcher, err)
+	}
+	return res, acct, nil
+}
+
 // KeySize is the length of the key of the hash that seeds answers' noise.
 const KeySize = 32
 

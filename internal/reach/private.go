@@ -131,30 +131,18 @@ func RunPrivateOn(ctx context.Context, src ledger.Source, q Query, p Private) (*
 		by = identify.FacetAccount
 	}
 	// A repeat never reads the ledger: the answer given before is returned.
-	var exact []int64
-	var layout cells
-	count := func() error {
-		var err error
-		exact, layout, err = privateCells(ctx, src, q)
-		return err
-	}
-	raw, acct, err := p.Budgets.Answer(ctx, p.Researcher, p.Query, p.Mechanism.Charge(), func(src privacy.Source) (json.RawMessage, error) {
-		if err := count(); err != nil {
-			return nil, err
-		}
-		h, err := p.Mechanism.Release(src, exact)
+	res, acct, err := privacy.Answer(ctx, p, func(noise privacy.Source) (*PrivateResult, error) {
+		exact, layout, err := privateCells(ctx, src, q)
 		if err != nil {
 			return nil, err
 		}
-		exact = nil
-		res := privateFigures(q, by, layout, h)
-		return json.Marshal(res)
+		h, err := p.Mechanism.Release(noise, exact)
+		if err != nil {
+			return nil, err
+		}
+		return privateFigures(q, by, layout, h), nil
 	})
 	if err != nil {
-		return nil, err
-	}
-	res := &PrivateResult{}
-	if err := json.Unmarshal(raw, res); err != nil {
 		return nil, err
 	}
 	res.Budget, res.RemainingBudget = acct, acct.Remaining
@@ -206,24 +194,10 @@ func privateFigures(q Query, by identify.Facet, c cells, h *privacy.Histogram) *
 		res.To = &q.Window.To
 	}
 	res.Reach, res.Interval = h.Figure(sel(func(k, _, _ int) bool { return k >= 1 }))
-	if q.Dose {
-		for kk := 1; kk <= c.kMax; kk++ {
-			n, iv := h.Figure(sel(func(k, _, _ int) bool { return k >= kk }))
-			res.Dose = append(res.Dose, PrivateDose{K: kk, People: n, Interval: iv})
-		}
-	}
-	if q.Overlap != nil {
-		o := &PrivateOverlap{Intervals: map[string]privacy.Interval{}}
-		var iv privacy.Interval
-		o.A, o.Intervals["a"] = res.Reach, res.Interval
-		o.B, iv = h.Figure(sel(func(_, b, _ int) bool { return b == 1 }))
-		o.Intervals["b"] = iv
-		o.Both, iv = h.Figure(sel(func(k, b, _ int) bool { return k >= 1 && b == 1 }))
-		o.Intervals["both"] = iv
-		o.Either, iv = h.Figure(sel(func(_, _, _ int) bool { return true }))
-		o.Intervals["either"] = iv
-		res.Overlap = o
-	}
+	res.Dose, res.Overlap = PrivateDoseOverlap(h, func(i int) (k, inB int, ok bool) {
+		k, inB, _ = c.of(i)
+		return k, inB, c.valid(i)
+	}, c.kMax, q.Dose, q.Overlap != nil)
 	if c.after {
 		a := &PrivateAfter{Time: q.After}
 		a.Reach, a.ReachInterval = h.Figure(sel(func(_, _, w int) bool { return w >= 2 }))
@@ -231,4 +205,42 @@ func privateFigures(q Query, by identify.Facet, c cells, h *privacy.Histogram) *
 		res.After = a
 	}
 	return res
+}
+
+// PrivateDoseOverlap are the figures reach's and audience's private
+// answers share, from the noisy histogram h whose cell i holds the people
+// reached by k of the set and, inB 1, by the other set too (cell says
+// which; ok false for a cell no one can sit in): with dose, the people
+// reached by at least k, for k from 1 to kMax; with overlap, the overlap.
+func PrivateDoseOverlap(h *privacy.Histogram, cell func(i int) (k, inB int, ok bool), kMax int, dose, overlap bool) ([]PrivateDose, *PrivateOverlap) {
+	sel := func(f func(k, inB int) bool) func(int) bool {
+		return func(i int) bool {
+			k, inB, ok := cell(i)
+			return ok && f(k, inB)
+		}
+	}
+	var ds []PrivateDose
+	if dose {
+		for kk := 1; kk <= kMax; kk++ {
+			n, iv := h.Figure(sel(func(k, _ int) bool { return k >= kk }))
+			ds = append(ds, PrivateDose{K: kk, People: n, Interval: iv})
+		}
+	}
+	if !overlap {
+		return ds, nil
+	}
+	o := &PrivateOverlap{Intervals: map[string]privacy.Interval{}}
+	for _, f := range []struct {
+		name string
+		n    *int64
+		in   func(k, inB int) bool
+	}{
+		{"a", &o.A, func(k, _ int) bool { return k >= 1 }},
+		{"b", &o.B, func(_, inB int) bool { return inB == 1 }},
+		{"both", &o.Both, func(k, inB int) bool { return k >= 1 && inB == 1 }},
+		{"either", &o.Either, func(k, inB int) bool { return k >= 1 || inB == 1 }},
+	} {
+		*f.n, o.Intervals[f.name] = h.Figure(sel(f.in))
+	}
+	return ds, o
 }
