@@ -18,28 +18,24 @@ import (
 // skipped to the next line and counted in bad.
 func scanJSON(b []byte, emit func(*Record)) (bad int) {
 	s := jsonScanner{b: b}
+	i := 0
 	for {
-		for s.i < len(b) {
-			c := b[s.i]
-			if c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == ',' || c == '[' || c == ']' {
-				s.i++
-				continue
-			}
-			break
+		for i < len(b) && jsonClass[b[i]]&cBetween != 0 {
+			i++
 		}
-		if s.i >= len(b) {
+		if i >= len(b) {
 			return bad
 		}
 		var err error
-		start := s.i
-		if b[s.i] == '{' {
-			_, err = s.object(0)
+		start := i
+		if b[i] == '{' {
+			i, _, err = s.object(i, 0)
 		} else {
-			err = s.value(0, fNone, nil)
+			i, err = s.value(i, 0, fNone, nil)
 		}
 		if err == nil {
-			for i := range s.pending {
-				emit(&s.pending[i])
+			for k := range s.pending {
+				emit(&s.pending[k])
 			}
 		}
 		s.pending = s.pending[:0]
@@ -48,18 +44,21 @@ func scanJSON(b []byte, emit func(*Record)) (bad int) {
 			// one whose wrapper this cannot read) is read record by
 			// record from the lines that open one.
 			bad++
-			if k := bytes.IndexByte(b[start:], '\n'); k >= 0 {
-				s.i = start + k + 1
-			} else {
+			k := bytes.IndexByte(b[start:], '\n')
+			if k < 0 {
 				return bad
 			}
+			i = start + k + 1
 		}
 	}
 }
 
+// jsonScanner reads the values of b. Its methods take the offset to read
+// at and return the one after what they read: an offset kept in a local
+// stays in a register through a record's members, one in the struct is
+// stored and loaded around every call.
 type jsonScanner struct {
 	b []byte
-	i int
 	// pending are the records of the top-level value being read: emitted
 	// once it reads whole, dropped when it does not (its records are then
 	// read again from the lines that open them).
@@ -74,30 +73,43 @@ var errJSON = errors.New("malformed JSON")
 
 const maxJSONDepth = 128
 
-func (s *jsonScanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\n', '\r', '\t':
-			s.i++
-		default:
-			return
-		}
+// Byte classes, so a test for several bytes is one load.
+const (
+	cSpace   = 1 << iota // JSON whitespace
+	cBetween             // skipped between top-level values: space , [ ]
+	cEnd                 // ends a number or literal: space , } ]
+)
+
+var jsonClass = func() (t [256]uint8) {
+	for _, c := range []byte(" \t\r\n") {
+		t[c] = cSpace | cBetween | cEnd
 	}
+	t[','] = cBetween | cEnd
+	t['['] = cBetween
+	t[']'] = cBetween | cEnd
+	t['}'] = cEnd
+	return t
+}()
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && jsonClass[b[i]]&cSpace != 0 {
+		i++
+	}
+	return i
 }
 
-// str reads a string at s.i ('"'); raw is its bytes between the quotes.
-// With want, esc says whether it holds escapes; without (a key, a value
-// nobody reads) esc may miss one not before a quote: the string is not
-// scanned a second time for backslashes (a bio is most of a record).
-func (s *jsonScanner) str(want bool) (raw []byte, esc bool, err error) {
-	start := s.i + 1
-	b := s.b
-	// Most strings are short (keys, ids, names, e-mails): their first 24
+// strEnd finds the closing quote of the string whose bytes begin at
+// start. With want, esc says whether the string holds escapes; without (a
+// key, a value nobody reads) esc may miss one not before a quote: the
+// string is not scanned a second time for backslashes (a bio is most of a
+// record). end is -1 when the string does not close.
+func strEnd(b []byte, start int, want bool) (end int, esc bool) {
+	// Most strings are short (keys, ids, names, e-mails): their first 32
 	// bytes are searched 8 at a time for a quote or a backslash in
 	// registers, cheaper than a call of IndexByte per string; escapes met
 	// there are stepped over. A longer string goes on with IndexByte.
 	j := start
-	for end := min(len(b), start+24); j+8 <= end; {
+	for j+8 <= len(b) && j < start+32 {
 		v := binary.LittleEndian.Uint64(b[j:])
 		hit := zeroByte(v^quotes) | zeroByte(v^backslashes)
 		if hit == 0 {
@@ -106,23 +118,22 @@ func (s *jsonScanner) str(want bool) (raw []byte, esc bool, err error) {
 		}
 		k := j + bits.TrailingZeros64(hit)/8
 		if b[k] == '"' {
-			s.i = k + 1
-			return b[start:k], esc, nil
+			return k, esc
 		}
 		esc, j = true, k+2
 	}
 	for {
 		if j > len(b) {
-			return nil, false, errJSON
+			return -1, false
 		}
-		k := bytes.IndexByte(s.b[j:], '"')
+		k := bytes.IndexByte(b[j:], '"')
 		if k < 0 {
-			return nil, false, errJSON
+			return -1, false
 		}
 		j += k
 		// Count the backslashes before the quote.
 		n := 0
-		for m := j - 1; m >= start && s.b[m] == '\\'; m-- {
+		for m := j - 1; m >= start && b[m] == '\\'; m-- {
 			n++
 		}
 		if n > 0 {
@@ -133,11 +144,10 @@ func (s *jsonScanner) str(want bool) (raw []byte, esc bool, err error) {
 		}
 		j++
 	}
-	if want && !esc && bytes.IndexByte(s.b[start:j], '\\') >= 0 {
+	if want && !esc && bytes.IndexByte(b[start:j], '\\') >= 0 {
 		esc = true
 	}
-	s.i = j + 1
-	return s.b[start:j], esc, nil
+	return j, esc
 }
 
 const (
@@ -161,134 +171,162 @@ func unescape(raw []byte) []byte {
 	return []byte(v)
 }
 
-// object reads an object at s.i, emits it when it holds a field, and
-// returns the scalar of a MongoDB extended-JSON wrapper ({"$numberLong":
-// "7"}), nil for any other object.
-func (s *jsonScanner) object(depth int) (scalar []byte, err error) {
+// object reads an object at b[i] ('{'), keeps it as a record when it holds
+// a field, and returns the scalar of a MongoDB extended-JSON wrapper
+// ({"$numberLong": "7"}), nil for any other object. A member whose value
+// is a string (most of them) is read here; others go to value.
+func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) {
 	if depth > maxJSONDepth {
-		return nil, errJSON
+		return i, nil, errJSON
 	}
-	s.i++ // '{'
+	b := s.b
+	i++ // '{'
 	var rec Record
 	wrapper, members := true, 0
 	for {
-		s.ws()
-		if s.i >= len(s.b) {
-			return nil, errJSON
+		if i < len(b) && jsonClass[b[i]]&cSpace != 0 {
+			i = skipSpace(b, i)
 		}
-		if s.b[s.i] == '}' {
-			s.i++
+		if i >= len(b) {
+			return i, nil, errJSON
+		}
+		c := b[i]
+		if c == '}' {
+			i++
 			break
 		}
 		if members > 0 {
-			if s.b[s.i] != ',' {
-				return nil, errJSON
+			if c != ',' {
+				return i, nil, errJSON
 			}
-			s.i++
-			s.ws()
+			i = skipSpace(b, i+1)
+			if i >= len(b) {
+				return i, nil, errJSON
+			}
+			c = b[i]
 		}
-		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return nil, errJSON
+		if c != '"' {
+			return i, nil, errJSON
 		}
-		key, _, err := s.str(false)
-		if err != nil {
-			return nil, err
+		end, _ := strEnd(b, i+1, false)
+		if end < 0 {
+			return i, nil, errJSON
 		}
+		key := b[i+1 : end]
 		members++
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return nil, errJSON
+		i = end + 1
+		if i < len(b) && b[i] != ':' {
+			i = skipSpace(b, i)
 		}
-		s.i++
-		s.ws()
+		if i >= len(b) || b[i] != ':' {
+			return i, nil, errJSON
+		}
+		i = skipSpace(b, i+1)
+		kind := fWrap
 		if len(key) == 0 || key[0] != '$' {
 			wrapper = false
+			kind = fieldOf(key)
+		} else {
+			s.wrap = nil
 		}
-		kind := fieldOf(key)
-		if len(key) > 0 && key[0] == '$' {
-			kind, s.wrap = fWrap, nil
-		}
-		if err := s.value(depth, kind, &rec); err != nil {
-			return nil, err
+		if i < len(b) && b[i] == '"' {
+			want := kind != fNone
+			end, esc := strEnd(b, i+1, want)
+			if end < 0 {
+				return i, nil, errJSON
+			}
+			if want {
+				v := b[i+1 : end]
+				if esc {
+					v = unescape(v)
+				}
+				s.put(kind, v, &rec)
+			}
+			i = end + 1
+		} else if i, err = s.value(i, depth, kind, &rec); err != nil {
+			return i, nil, err
 		}
 		if kind == fWrap && members == 1 {
 			scalar = s.wrap
 		}
 	}
 	if wrapper && members == 1 {
-		return scalar, nil
+		return i, scalar, nil
 	}
 	if !rec.empty() {
 		s.pending = append(s.pending, rec)
 	}
-	return nil, nil
+	return i, nil, nil
 }
 
-// value reads one value; a scalar goes to rec as kind.
-func (s *jsonScanner) value(depth, kind int, rec *Record) error {
-	if s.i >= len(s.b) {
-		return errJSON
+// value reads one value at b[i]; a scalar goes to rec as kind.
+func (s *jsonScanner) value(i, depth, kind int, rec *Record) (next int, err error) {
+	b := s.b
+	if i >= len(b) {
+		return i, errJSON
 	}
-	switch c := s.b[s.i]; {
+	switch c := b[i]; {
 	case c == '"':
 		want := rec != nil && kind != fNone
-		raw, esc, err := s.str(want)
-		if err != nil {
-			return err
+		end, esc := strEnd(b, i+1, want)
+		if end < 0 {
+			return i, errJSON
 		}
 		if want {
+			v := b[i+1 : end]
 			if esc {
-				raw = unescape(raw)
+				v = unescape(v)
 			}
-			s.put(kind, raw, rec)
+			s.put(kind, v, rec)
 		}
+		return end + 1, nil
 	case c == '{':
-		sc, err := s.object(depth + 1)
-		if err != nil {
-			return err
+		var sc []byte
+		if i, sc, err = s.object(i, depth+1); err != nil {
+			return i, err
 		}
 		if sc != nil && rec != nil {
 			rec.set(kind, sc)
 		}
+		return i, nil
 	case c == '[':
-		s.i++
+		// Bounded like objects: arrays nested without end would
+		// otherwise recurse as deep as the chunk is long.
+		if depth > maxJSONDepth {
+			return i, errJSON
+		}
+		i++
 		for n := 0; ; n++ {
-			s.ws()
-			if s.i >= len(s.b) {
-				return errJSON
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return i, errJSON
 			}
-			if s.b[s.i] == ']' {
-				s.i++
-				return nil
+			if b[i] == ']' {
+				return i + 1, nil
 			}
 			if n > 0 {
-				if s.b[s.i] != ',' {
-					return errJSON
+				if b[i] != ',' {
+					return i, errJSON
 				}
-				s.i++
-				s.ws()
+				i = skipSpace(b, i+1)
 			}
-			if err := s.value(depth+1, fNone, nil); err != nil {
-				return err
+			if i, err = s.value(i, depth+1, fNone, nil); err != nil {
+				return i, err
 			}
 		}
 	default:
-		start := s.i
-		for s.i < len(s.b) {
-			c := s.b[s.i]
-			if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\n' || c == '\r' || c == '\t' {
-				break
-			}
-			s.i++
+		start := i
+		for i < len(b) && jsonClass[b[i]]&cEnd == 0 {
+			i++
 		}
-		if s.i == start {
-			return errJSON
+		if i == start {
+			return i, errJSON
 		}
 		if rec != nil && (c == '-' || c >= '0' && c <= '9') {
-			s.put(kind, s.b[start:s.i], rec)
+			s.put(kind, b[start:i], rec)
 		}
+		return i, nil
 	}
-	return nil
 }
 
 // put sets a scalar of a member named kind; a $-member's goes to s.wrap.

@@ -165,7 +165,7 @@ func TestChunks(t *testing.T) {
 }
 
 // TestStr: a string's end and escapes are found at any length and with
-// escapes anywhere (the first 24 bytes are searched 8 at a time, the rest
+// escapes anywhere (the first 32 bytes are searched 8 at a time, the rest
 // with IndexByte), whatever follows it.
 func TestStr(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -181,11 +181,11 @@ func TestStr(t *testing.T) {
 		want := string(r)
 		enc, _ := json.Marshal(want)
 		tail := []string{`,"k":"v"}`, `"`, `\"`, ``}[rng.IntN(4)]
-		s := jsonScanner{b: append(enc, tail...)}
-		raw, esc, err := s.str(true)
-		if err != nil || s.i != len(enc) || string(raw) != string(enc[1:len(enc)-1]) {
-			t.Fatalf("%q: raw %q, end %d of %d, %v", enc, raw, s.i, len(enc), err)
+		end, esc := strEnd(append(enc, tail...), 1, true)
+		if end != len(enc)-1 {
+			t.Fatalf("%q: end %d of %d", enc, end, len(enc))
 		}
+		raw := enc[1:end]
 		if esc != bytes.Contains(raw, []byte{'\\'}) {
 			t.Fatalf("%q: esc %v", enc, esc)
 		}
@@ -194,8 +194,7 @@ func TestStr(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{`"abc`, `"abcdefghijklmnopqrstuvwxyz\`, `"\`, `"abcdefg\"`} {
-		s := jsonScanner{b: []byte(bad)}
-		if _, _, err := s.str(true); err == nil {
+		if end, _ := strEnd([]byte(bad), 1, true); end >= 0 {
 			t.Fatalf("%q read as a string", bad)
 		}
 	}
