@@ -208,9 +208,11 @@ func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) 
 		if c != '"' {
 			return i, nil, errJSON
 		}
-		end, _ := strEnd(b, i+1, false)
+		end := strEndFast(b, i+1)
 		if end < 0 {
-			return i, nil, errJSON
+			if end, _ = strEnd(b, i+1, false); end < 0 {
+				return i, nil, errJSON
+			}
 		}
 		key := b[i+1 : end]
 		members++
@@ -231,9 +233,11 @@ func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) 
 		}
 		if i < len(b) && b[i] == '"' {
 			want := kind != fNone
-			end, esc := strEnd(b, i+1, want)
+			end, esc := strEndFast(b, i+1), false
 			if end < 0 {
-				return i, nil, errJSON
+				if end, esc = strEnd(b, i+1, want); end < 0 {
+					return i, nil, errJSON
+				}
 			}
 			if want {
 				v := b[i+1 : end]
@@ -336,4 +340,22 @@ func (s *jsonScanner) put(kind int, v []byte, rec *Record) {
 		return
 	}
 	rec.set(kind, v)
+}
+
+// strEndFast returns the closing quote of a string whose bytes begin at j
+// when it has no backslash before it in its first 32 bytes, else -1.
+// Small enough to be inlined: a call spills the caller's registers.
+func strEndFast(b []byte, j int) int {
+	for end := min(j+24, len(b)-8); j <= end; j += 8 {
+		v := binary.LittleEndian.Uint64(b[j:])
+		x, y := v^quotes, v^backslashes
+		if hit := ((x-0x0101010101010101)&^x | (y-0x0101010101010101)&^y) & 0x8080808080808080; hit != 0 {
+			j += bits.TrailingZeros64(hit) / 8
+			if b[j] == '"' {
+				return j
+			}
+			break
+		}
+	}
+	return -1
 }
