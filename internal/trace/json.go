@@ -227,7 +227,7 @@ func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) 
 		kind := fWrap
 		if len(key) == 0 || key[0] != '$' {
 			wrapper = false
-			kind = fieldOf(key)
+			kind = fieldOfKey(key)
 		} else {
 			s.wrap = nil
 		}
