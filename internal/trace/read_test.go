@@ -164,6 +164,21 @@ func TestChunks(t *testing.T) {
 	}
 }
 
+// TestLongLine: a line longer than a chunk (a bio of 2.5 chunks) is read
+// whole with the records around it; it was split again as it was, without
+// end, once carried as long as a chunk.
+func TestLongLine(t *testing.T) {
+	for _, tail := range []string{"\n{\"id\":\"4\"}\n", ""} {
+		in := `{"id":"1"}` + "\n" + `{"id":"2"}` + "\n" + `{"id":"3","bio":"` +
+			strings.Repeat("x", chunkSize*5/2) + `"}` + tail
+		got := readAll(t, []byte(in), 2)
+		want := strings.Count(in, `"id"`)
+		if len(got) != want {
+			t.Fatalf("%d records read of %d", len(got), want)
+		}
+	}
+}
+
 // TestStr: a string's end and escapes are found at any length and with
 // escapes anywhere (the first 32 bytes are searched 8 at a time, the rest
 // with IndexByte), whatever follows it.
