@@ -18,7 +18,6 @@ import (
 
 	"github.com/warden-gw/warden/internal/audience"
 	"github.com/warden-gw/warden/internal/config"
-	"github.com/warden-gw/warden/internal/privacy"
 )
 
 // runAudience: warden audience --accounts ID,...|@FILE [--overlap
@@ -108,9 +107,8 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var res any
 	if p != nil {
 		pr, err := audience.RunPrivate(ctx, l, q, *p)
-		var ex *privacy.ExhaustedError
-		if errors.As(err, &ex) && *qf.json {
-			printJSON(stdout, map[string]any{"error": ex.Error(), "refused": true, "budget": ex.Account, "remaining_budget": ex.Account.Remaining})
+		if *qf.json {
+			printRefused(stdout, err)
 		}
 		if err != nil {
 			return err
@@ -205,6 +203,12 @@ func serviceCredential(cfg *config.Config, env, account string) (string, error) 
 	return "Bearer " + msg + "." + enc.EncodeToString(m.Sum(nil)), nil
 }
 
+// audienceDose, audienceOverlap head audience's dose and overlap tables.
+const (
+	audienceDose    = "people following at least k of the accounts"
+	audienceOverlap = "overlap of the followers"
+)
+
 func printAudience(w io.Writer, r *audience.Result) {
 	fmt.Fprintf(w, "audience of %d accounts (exact): %d distinct people follow at least one; %d pages in %d requests\n", r.Accounts, r.Audience, r.Pages, r.Requests)
 	tw := newTable(w)
@@ -213,22 +217,8 @@ func printAudience(w io.Writer, r *audience.Result) {
 		fmt.Fprintf(tw, "%s\t%d\n", c.Account, c.Followers)
 	}
 	tw.Flush()
-	if len(r.Dose) > 0 {
-		fmt.Fprintln(w, "\ndose: people following at least k of the accounts")
-		tw = newTable(w)
-		fmt.Fprintln(tw, "K\tPEOPLE")
-		for _, d := range r.Dose {
-			fmt.Fprintf(tw, "%d\t%d\n", d.K, d.People)
-		}
-		tw.Flush()
-	}
-	if o := r.Overlap; o != nil {
-		fmt.Fprintln(w, "\noverlap of the followers")
-		tw = newTable(w)
-		fmt.Fprintln(tw, "ACCOUNTS\tOTHER\tBOTH\tEITHER")
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", o.A, o.B, o.Both, o.Either)
-		tw.Flush()
-	}
+	printDose(w, audienceDose, r.Dose)
+	printOverlap(w, audienceOverlap, "ACCOUNTS", r.Overlap)
 	if s := r.Reach; s != nil {
 		fmt.Fprintf(w, "\nreach of their content (ledger, %s to %s): %d people, %d of them followers, %d not\n", fmtTime(s.From), fmtTime(s.To), s.Reach, s.Followers, s.NonFollowers)
 	}
@@ -236,23 +226,8 @@ func printAudience(w io.Writer, r *audience.Result) {
 
 func printPrivateAudience(w io.Writer, r *audience.PrivateResult) {
 	fmt.Fprintf(w, "audience of %d accounts (differentially private: noisy, not exact): %d people follow at least one, %s\n", r.Accounts, r.Audience, fmtInterval(r.Interval))
-	if len(r.Dose) > 0 {
-		fmt.Fprintln(w, "\ndose: people following at least k of the accounts")
-		tw := newTable(w)
-		fmt.Fprintln(tw, "K\tPEOPLE\tINTERVAL")
-		for _, d := range r.Dose {
-			fmt.Fprintf(tw, "%d\t%d\t%s\n", d.K, d.People, fmtInterval(d.Interval))
-		}
-		tw.Flush()
-	}
-	if o := r.Overlap; o != nil {
-		fmt.Fprintln(w, "\noverlap of the followers")
-		tw := newTable(w)
-		fmt.Fprintln(tw, "ACCOUNTS\tOTHER\tBOTH\tEITHER")
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", o.A, o.B, o.Both, o.Either)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fmtInterval(o.Intervals["a"]), fmtInterval(o.Intervals["b"]), fmtInterval(o.Intervals["both"]), fmtInterval(o.Intervals["either"]))
-		tw.Flush()
-	}
+	printPrivateDose(w, audienceDose, r.Dose)
+	printPrivateOverlap(w, audienceOverlap, "ACCOUNTS", r.Overlap)
 	if s := r.Reach; s != nil {
 		fmt.Fprintf(w, "\nreach of their content (ledger, %s to %s): %d people %s, %d of them followers %s, %d not %s\n", fmtTime(s.From), fmtTime(s.To),
 			s.Reach, fmtInterval(s.ReachInterval), s.Followers, fmtInterval(s.FollowersInterval), s.NonFollowers, fmtInterval(s.NonFollowersInterval))

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/warden-gw/warden/internal/admin"
@@ -38,21 +37,13 @@ func explainRequest(ctx context.Context, src ledger.Source, cfg *config.Config, 
 func runExplain(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", stderr)
 	qf := addQueryFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: warden explain REQUEST_ID [--ledger DIR | --config FILE] [--json]")
-		fs.PrintDefaults()
-	}
-	pos, err := parseArgs(fs, args)
+	pos, err := positionals(fs, args, 1, "usage: warden explain REQUEST_ID [--ledger DIR | --config FILE] [--json]")
 	if err != nil {
-		return errUsage
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	return runQueryCommand(fs, qf, "explain", url.Values{"id": {pos[0]}}, stdout, func(w io.Writer, v any) error {
 		x := v.(*explain.Explanation)
-		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintf(tw, "request\t%s\n", x.RequestID)
 		fmt.Fprintf(tw, "time\t%s\n", x.Time.Format(time.RFC3339Nano))
 		fmt.Fprintf(tw, "route\t%s\n", x.Route)
@@ -82,7 +73,7 @@ func runExplain(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		tw.Flush()
 		if len(x.Budgets) > 0 {
 			fmt.Fprintln(w, "\nbudgets: distinct subjects of the class served to the facet's value within the window before this request")
-			tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+			tw = newTable(w)
 			fmt.Fprintln(tw, "BUDGET\tFACET\tVALUE\tCLASS\tWINDOW\tSEEN\tLIMIT\tAPPLIED")
 			for _, b := range x.Budgets {
 				lim := fmt.Sprint(b.Limit)

@@ -18,7 +18,6 @@ import (
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ledger/clickhouse"
-	"github.com/warden-gw/warden/internal/privacy"
 	"github.com/warden-gw/warden/internal/reach"
 )
 
@@ -58,6 +57,25 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// positionals parses args as parseArgs does and wants n positional
+// arguments; else it prints usage (a line) and the flags, and returns
+// errUsage.
+func positionals(fs *flag.FlagSet, args []string, n int, usage string) ([]string, error) {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, errUsage
+	}
+	if len(pos) != n {
+		fs.Usage()
+		return nil, errUsage
+	}
+	return pos, nil
 }
 
 // setFlags records in v the flags set on the command line (by name).
@@ -315,9 +333,8 @@ func runQueryCommand(fs *flag.FlagSet, qf *queryFlags, name string, v url.Values
 		return err
 	}
 	res, err := answerQuery(src, dir, cfg, name, v, time.Now())
-	var ex *privacy.ExhaustedError
-	if errors.As(err, &ex) && *qf.json {
-		printJSON(stdout, map[string]any{"error": ex.Error(), "refused": true, "budget": ex.Account, "remaining_budget": ex.Account.Remaining})
+	if *qf.json {
+		printRefused(stdout, err)
 	}
 	if err != nil {
 		return err

@@ -15,17 +15,9 @@ import (
 func runTookBy(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ledger took-by", stderr)
 	qf := addQueryFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: warden ledger took-by FACET VALUE [--ledger DIR] [--from T] [--to T] [--json]")
-		fs.PrintDefaults()
-	}
-	pos, err := parseArgs(fs, args)
+	pos, err := positionals(fs, args, 2, "usage: warden ledger took-by FACET VALUE [--ledger DIR] [--from T] [--to T] [--json]")
 	if err != nil {
-		return errUsage
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	return runQueryCommand(fs, qf, "took-by", url.Values{"facet": {pos[0]}, "value": {pos[1]}}, stdout, func(w io.Writer, v any) error {
 		res := v.(*ledger.TookByResult)

@@ -17,17 +17,9 @@ func runWhoTook(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	qf := addQueryFlags(fs)
 	fs.String("class", "", "only identities served this class unmasked")
 	fs.String("by", "account", "identify takers by app, account, ip, net or fingerprint")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: warden ledger who-took SUBJECT [--class C] [--by FACET] [--ledger DIR] [--from T] [--to T] [--json]")
-		fs.PrintDefaults()
-	}
-	pos, err := parseArgs(fs, args)
+	pos, err := positionals(fs, args, 1, "usage: warden ledger who-took SUBJECT [--class C] [--by FACET] [--ledger DIR] [--from T] [--to T] [--json]")
 	if err != nil {
-		return errUsage
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	return runQueryCommand(fs, qf, "who-took", url.Values{"subject": {pos[0]}}, stdout, func(w io.Writer, v any) error {
 		res := v.(*ledger.WhoTookResult)

@@ -100,6 +100,16 @@ func fmtInterval(iv privacy.Interval) string { return fmt.Sprintf("[%d, %d]", iv
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 2, 2, ' ', 0) }
 
+// printRefused prints, for --json, a DP answer refused past the budget:
+// the refusal, the researcher's budget and what remains of it (the error
+// itself goes to stderr as any other).
+func printRefused(w io.Writer, err error) {
+	var ex *privacy.ExhaustedError
+	if errors.As(err, &ex) {
+		printJSON(w, map[string]any{"error": ex.Error(), "refused": true, "budget": ex.Account, "remaining_budget": ex.Account.Remaining})
+	}
+}
+
 // refusedBudget marks a refusal past the budget as the asker's (the admin
 // API answers it 400, with the budget in the message).
 func refusedBudget(err error) error {

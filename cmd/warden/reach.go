@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"text/tabwriter"
 
 	"github.com/warden-gw/warden/internal/reach"
 )
@@ -32,36 +31,32 @@ func runReach(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	return runQueryCommand(fs, qf, "reach", url.Values{}, stdout, func(w io.Writer, v any) error {
 		if p, ok := v.(*reach.PrivateResult); ok {
 			printPrivateReach(w, p)
-			return nil
-		}
-		res := v.(*reach.Result)
-		fmt.Fprintf(w, "reach of %d authors, by %s, %s to %s (exact)\n", res.Authors, res.By, fmtTime(res.From), fmtTime(res.To))
-		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "PEOPLE\tIMPRESSIONS")
-		fmt.Fprintf(tw, "%d\t%d\n", res.Reach, res.Impressions)
-		tw.Flush()
-		if len(res.Dose) > 0 {
-			fmt.Fprintln(w, "\ndose: people reached by at least k of the authors")
-			tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "K\tPEOPLE")
-			for _, d := range res.Dose {
-				fmt.Fprintf(tw, "%d\t%d\n", d.K, d.People)
-			}
-			tw.Flush()
-		}
-		if o := res.Overlap; o != nil {
-			fmt.Fprintln(w, "\noverlap")
-			tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "AUTHORS\tOTHER\tBOTH\tEITHER")
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", o.A, o.B, o.Both, o.Either)
-			tw.Flush()
-		}
-		if a := res.After; a != nil {
-			fmt.Fprintf(w, "\nafter %s: %d people reached (%d of them not reached before), %d impressions\n",
-				fmtTime(&a.Time), a.Reach, a.New, a.Impressions)
+		} else {
+			printReach(w, v.(*reach.Result))
 		}
 		return nil
 	})
+}
+
+// reachDose, reachOverlap head reach's dose and overlap tables.
+const (
+	reachDose    = "people reached by at least k of the authors"
+	reachOverlap = "overlap"
+)
+
+// printReach is an exact answer's table.
+func printReach(w io.Writer, res *reach.Result) {
+	fmt.Fprintf(w, "reach of %d authors, by %s, %s to %s (exact)\n", res.Authors, res.By, fmtTime(res.From), fmtTime(res.To))
+	tw := newTable(w)
+	fmt.Fprintln(tw, "PEOPLE\tIMPRESSIONS")
+	fmt.Fprintf(tw, "%d\t%d\n", res.Reach, res.Impressions)
+	tw.Flush()
+	printDose(w, reachDose, res.Dose)
+	printOverlap(w, reachOverlap, "AUTHORS", res.Overlap)
+	if a := res.After; a != nil {
+		fmt.Fprintf(w, "\nafter %s: %d people reached (%d of them not reached before), %d impressions\n",
+			fmtTime(&a.Time), a.Reach, a.New, a.Impressions)
+	}
 }
 
 // printPrivateReach is a DP answer's table: every figure noisy, with its
@@ -72,27 +67,66 @@ func printPrivateReach(w io.Writer, res *reach.PrivateResult) {
 	fmt.Fprintf(tw, "PEOPLE\t%.0f%% INTERVAL\n", 100*res.Privacy.Confidence)
 	fmt.Fprintf(tw, "%d\t%s\n", res.Reach, fmtInterval(res.Interval))
 	tw.Flush()
-	if len(res.Dose) > 0 {
-		fmt.Fprintln(w, "\ndose: people reached by at least k of the authors")
-		tw = newTable(w)
-		fmt.Fprintln(tw, "K\tPEOPLE\tINTERVAL")
-		for _, d := range res.Dose {
-			fmt.Fprintf(tw, "%d\t%d\t%s\n", d.K, d.People, fmtInterval(d.Interval))
-		}
-		tw.Flush()
-	}
-	if o := res.Overlap; o != nil {
-		fmt.Fprintln(w, "\noverlap")
-		tw = newTable(w)
-		fmt.Fprintln(tw, "AUTHORS\tOTHER\tBOTH\tEITHER")
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", o.A, o.B, o.Both, o.Either)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fmtInterval(o.Intervals["a"]), fmtInterval(o.Intervals["b"]), fmtInterval(o.Intervals["both"]), fmtInterval(o.Intervals["either"]))
-		tw.Flush()
-	}
+	printPrivateDose(w, reachDose, res.Dose)
+	printPrivateOverlap(w, reachOverlap, "AUTHORS", res.Overlap)
 	if a := res.After; a != nil {
 		fmt.Fprintf(w, "\nafter %s: %d people reached %s (%d of them not reached before %s)\n",
 			fmtTime(&a.Time), a.Reach, fmtInterval(a.ReachInterval), a.New, fmtInterval(a.NewInterval))
 	}
 	fmt.Fprintln(w, "impressions: not released with DP (one person's impressions have no bound)")
 	printPrivacy(w, res.Privacy, res.Budget)
+}
+
+// printDose writes the dose table of a reach or audience answer, headed
+// "dose: " and title; nothing without a dose.
+func printDose(w io.Writer, title string, dose []reach.Dose) {
+	if len(dose) == 0 {
+		return
+	}
+	lines := []string{"K\tPEOPLE"}
+	for _, d := range dose {
+		lines = append(lines, fmt.Sprintf("%d\t%d", d.K, d.People))
+	}
+	printSetTable(w, "dose: "+title, lines...)
+}
+
+// printPrivateDose is printDose of a DP answer: each row with its interval.
+func printPrivateDose(w io.Writer, title string, dose []reach.PrivateDose) {
+	if len(dose) == 0 {
+		return
+	}
+	lines := []string{"K\tPEOPLE\tINTERVAL"}
+	for _, d := range dose {
+		lines = append(lines, fmt.Sprintf("%d\t%d\t%s", d.K, d.People, fmtInterval(d.Interval)))
+	}
+	printSetTable(w, "dose: "+title, lines...)
+}
+
+// printOverlap writes the overlap table of a reach or audience answer,
+// headed title, its first column named set; nothing without an overlap.
+func printOverlap(w io.Writer, title, set string, o *reach.Overlap) {
+	if o != nil {
+		printSetTable(w, title, set+"\tOTHER\tBOTH\tEITHER", fmt.Sprintf("%d\t%d\t%d\t%d", o.A, o.B, o.Both, o.Either))
+	}
+}
+
+// printPrivateOverlap is printOverlap of a DP answer: the intervals in a
+// second row.
+func printPrivateOverlap(w io.Writer, title, set string, o *reach.PrivateOverlap) {
+	if o != nil {
+		iv := o.Intervals
+		printSetTable(w, title, set+"\tOTHER\tBOTH\tEITHER", fmt.Sprintf("%d\t%d\t%d\t%d", o.A, o.B, o.Both, o.Either),
+			fmtInterval(iv["a"])+"\t"+fmtInterval(iv["b"])+"\t"+fmtInterval(iv["both"])+"\t"+fmtInterval(iv["either"]))
+	}
+}
+
+// printSetTable writes one of the tables reach and audience answers
+// share: a blank line, the title, then the lines (tab-separated) aligned.
+func printSetTable(w io.Writer, title string, lines ...string) {
+	fmt.Fprintln(w, "\n"+title)
+	tw := newTable(w)
+	for _, l := range lines {
+		fmt.Fprintln(tw, l)
+	}
+	tw.Flush()
 }
