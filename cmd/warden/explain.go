@@ -34,14 +34,14 @@ func explainRequest(ctx context.Context, src ledger.Source, cfg *config.Config, 
 }
 
 // runExplain: warden explain REQUEST_ID.
-func runExplain(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", stderr)
 	qf := addQueryFlags(fs)
 	pos, err := positionals(fs, args, 1, "usage: warden explain REQUEST_ID [--ledger DIR | --config FILE] [--json]")
 	if err != nil {
 		return err
 	}
-	return runQueryCommand(fs, qf, "explain", url.Values{"id": {pos[0]}}, stdout, func(w io.Writer, v any) error {
+	return runQueryCommand(ctx, fs, qf, "explain", url.Values{"id": {pos[0]}}, stdout, func(w io.Writer, v any) error {
 		x := v.(*explain.Explanation)
 		tw := newTable(w)
 		fmt.Fprintf(tw, "request\t%s\n", x.RequestID)

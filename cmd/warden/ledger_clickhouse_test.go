@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/lab/chserver"
@@ -74,6 +77,26 @@ func TestLedgerCommandsOnClickHouse(t *testing.T) {
 		jb, _ := json.Marshal(vb)
 		if string(ja) != string(jb) || len(ja) < 20 {
 			t.Errorf("%v:\n--ledger     %s\n--clickhouse %s", args, ja, jb)
+		}
+	}
+	// The admin API's queries follow the asker's context: one gone away
+	// (a closed page, a client that hung up) stops asking ClickHouse.
+	ch, err := clickhouseSource(nil, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	q := ledgerQuerier{src: ch, cfg: func() *config.Config { return nil }}
+	for _, c := range []struct {
+		name string
+		args url.Values
+	}{{"took-by", url.Values{"facet": {"account"}, "value": {"2"}}}, {"explain", url.Values{"id": {strings.Repeat("0", 20) + "a000"}}}} {
+		if res, err := q.Query(gone, c.name, c.args); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with the context canceled: %v, %v; want context.Canceled", c.name, res, err)
+		}
+		if _, err := q.Query(ctx, c.name, c.args); err != nil {
+			t.Errorf("%s: %v", c.name, err)
 		}
 	}
 }

@@ -233,8 +233,7 @@ func idList(s string) ([]string, error) {
 // cfg may be nil (explain then shows no budgets). Errors wrapping
 // admin.ErrBadRequest are the asker's; admin.ErrNotFound, nothing
 // matched.
-func answerQuery(src ledger.Source, dir string, cfg *config.Config, name string, v url.Values, now time.Time) (any, error) {
-	ctx := context.Background()
+func answerQuery(ctx context.Context, src ledger.Source, dir string, cfg *config.Config, name string, v url.Values, now time.Time) (any, error) {
 	if name == "verify" {
 		if dir == "" || src.String() != dir {
 			return nil, badQuery("verify reads a local ledger directory; give --ledger DIR")
@@ -326,13 +325,13 @@ func printJSON(w io.Writer, v any) error {
 
 // runQueryCommand is the common body of the query commands: flags to
 // values, the answer, then JSON or the command's table.
-func runQueryCommand(fs *flag.FlagSet, qf *queryFlags, name string, v url.Values, stdout io.Writer, table func(io.Writer, any) error) error {
+func runQueryCommand(ctx context.Context, fs *flag.FlagSet, qf *queryFlags, name string, v url.Values, stdout io.Writer, table func(io.Writer, any) error) error {
 	setFlags(fs, v, "ledger", "clickhouse", "config", "json")
 	src, dir, cfg, err := qf.target(fs)
 	if err != nil {
 		return err
 	}
-	res, err := answerQuery(src, dir, cfg, name, v, time.Now())
+	res, err := answerQuery(ctx, src, dir, cfg, name, v, time.Now())
 	if *qf.json {
 		printRefused(stdout, err)
 	}
@@ -382,6 +381,8 @@ func ledgerQueries(dir string, cache *ledger.Cache, cfg func() *config.Config) a
 	return ledgerQuerier{ledger.Dir(dir, ledger.WithCache(cache)), dir, cfg}
 }
 
-func (q ledgerQuerier) Query(_ context.Context, name string, args url.Values) (any, error) {
-	return answerQuery(q.src, q.dir, q.cfg(), name, args, time.Now())
+// Query answers under the asker's context: a page closed or a client gone
+// stops the query (ClickHouse's at once; a directory's reads finish).
+func (q ledgerQuerier) Query(ctx context.Context, name string, args url.Values) (any, error) {
+	return answerQuery(ctx, q.src, q.dir, q.cfg(), name, args, time.Now())
 }

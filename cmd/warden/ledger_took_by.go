@@ -12,14 +12,14 @@ import (
 )
 
 // runTookBy: warden ledger took-by FACET VALUE.
-func runTookBy(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runTookBy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ledger took-by", stderr)
 	qf := addQueryFlags(fs)
 	pos, err := positionals(fs, args, 2, "usage: warden ledger took-by FACET VALUE [--ledger DIR] [--from T] [--to T] [--json]")
 	if err != nil {
 		return err
 	}
-	return runQueryCommand(fs, qf, "took-by", url.Values{"facet": {pos[0]}, "value": {pos[1]}}, stdout, func(w io.Writer, v any) error {
+	return runQueryCommand(ctx, fs, qf, "took-by", url.Values{"facet": {pos[0]}, "value": {pos[1]}}, stdout, func(w io.Writer, v any) error {
 		res := v.(*ledger.TookByResult)
 		fmt.Fprintf(w, "%s %s: %d accesses, %d distinct subjects, %d lists, first %s, last %s\n",
 			res.Facet, res.Value, res.Accesses, res.Subjects, res.Lists, fmtTime(res.First), fmtTime(res.Last))

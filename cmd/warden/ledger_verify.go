@@ -12,14 +12,14 @@ import (
 
 // runLedgerVerify: warden ledger verify. Exit status 1 when anything does
 // not check.
-func runLedgerVerify(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ledger verify", stderr)
 	qf := addQueryFlags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil || len(pos) != 0 {
 		return errUsage
 	}
-	return runQueryCommand(fs, qf, "verify", url.Values{}, stdout, func(w io.Writer, v any) error {
+	return runQueryCommand(ctx, fs, qf, "verify", url.Values{}, stdout, func(w io.Writer, v any) error {
 		res := v.(*ledger.VerifyReport)
 		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 		fmt.Fprintln(tw, "PARTITION\tSEALED\tACCESSES\tHASH\tOK")

@@ -12,7 +12,7 @@ import (
 )
 
 // runWhoTook: warden ledger who-took SUBJECT [--class C] [--by FACET].
-func runWhoTook(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runWhoTook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ledger who-took", stderr)
 	qf := addQueryFlags(fs)
 	fs.String("class", "", "only identities served this class unmasked")
@@ -21,7 +21,7 @@ func runWhoTook(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return runQueryCommand(fs, qf, "who-took", url.Values{"subject": {pos[0]}}, stdout, func(w io.Writer, v any) error {
+	return runQueryCommand(ctx, fs, qf, "who-took", url.Values{"subject": {pos[0]}}, stdout, func(w io.Writer, v any) error {
 		res := v.(*ledger.WhoTookResult)
 		what := "any record"
 		if res.Class != "" {

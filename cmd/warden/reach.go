@@ -11,7 +11,7 @@ import (
 
 // runReach: warden reach --authors ID,...|@FILE [--by account|ip] [--dose]
 // [--overlap ID,...|@FILE] [--after T].
-func runReach(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runReach(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("reach", stderr)
 	qf := addQueryFlags(fs)
 	fs.String("authors", "", "the authors: ID,ID,... or @FILE (required)")
@@ -28,7 +28,7 @@ func runReach(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if *approx {
 		return runReachApprox(fs, qf, stdout)
 	}
-	return runQueryCommand(fs, qf, "reach", url.Values{}, stdout, func(w io.Writer, v any) error {
+	return runQueryCommand(ctx, fs, qf, "reach", url.Values{}, stdout, func(w io.Writer, v any) error {
 		if p, ok := v.(*reach.PrivateResult); ok {
 			printPrivateReach(w, p)
 		} else {
