@@ -176,12 +176,6 @@ func (c *banClient) remove(ctx context.Context, stdout io.Writer, facet, value s
 	return nil
 }
 
-type banListing struct {
-	Bans      []store.Ban `json:"bans"`
-	Total     int         `json:"total"`
-	Truncated bool        `json:"truncated"`
-}
-
 func (c *banClient) list(ctx context.Context, stdout io.Writer, facet string, limit int, asJSON bool) error {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if facet != "" {
@@ -200,7 +194,7 @@ func (c *banClient) list(ctx context.Context, stdout io.Writer, facet string, li
 		_, err := stdout.Write(buf.Bytes())
 		return err
 	}
-	var l banListing
+	var l admin.BanListing
 	if err := json.Unmarshal(raw, &l); err != nil {
 		return fmt.Errorf("ls: decode answer: %w", err)
 	}

@@ -95,7 +95,7 @@ func TestBanCommandRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ls --json: %v\n%s", err, out)
 	}
-	var l banListing
+	var l admin.BanListing
 	if err := json.Unmarshal([]byte(out), &l); err != nil {
 		t.Fatalf("ls --json is not JSON: %v\n%s", err, out)
 	}

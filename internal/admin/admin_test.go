@@ -632,7 +632,7 @@ func TestListBounds(t *testing.T) {
 			if c.want != 200 {
 				return
 			}
-			var l banListing
+			var l BanListing
 			if err := json.Unmarshal(r.body, &l); err != nil {
 				t.Fatal(err)
 			}

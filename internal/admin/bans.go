@@ -65,8 +65,9 @@ func (t *ttl) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// banView is a ban as the API shows it; a ban without expiry has no until.
-type banView struct {
+// BanView is a ban as the API shows it; a ban without expiry has no
+// until. Its clients (warden ban, the dashboard) read it as this type.
+type BanView struct {
 	Facet   string    `json:"facet"`
 	Value   string    `json:"value"`
 	Reason  string    `json:"reason"`
@@ -75,14 +76,14 @@ type banView struct {
 	Until   time.Time `json:"until,omitzero"`
 }
 
-func viewOf(b store.Ban) banView {
-	return banView{Facet: b.Facet, Value: b.Value, Reason: b.Reason, By: b.By, Created: b.Created, Until: b.Until}
+func viewOf(b store.Ban) BanView {
+	return BanView{Facet: b.Facet, Value: b.Value, Reason: b.Reason, By: b.By, Created: b.Created, Until: b.Until}
 }
 
-// banListing is the answer to GET /v1/bans: at most limit bans, the first
+// BanListing is the answer to GET /v1/bans: at most limit bans, the first
 // ones in (facet, value) order, and how many matched in all.
-type banListing struct {
-	Bans      []banView `json:"bans"`
+type BanListing struct {
+	Bans      []BanView `json:"bans"`
 	Total     int       `json:"total"`
 	Truncated bool      `json:"truncated"`
 }
@@ -112,7 +113,7 @@ func (s *Server) listBans(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "list bans", err)
 		return
 	}
-	out := banListing{Bans: make([]banView, 0, min(len(bans), limit))}
+	out := BanListing{Bans: make([]BanView, 0, min(len(bans), limit))}
 	for _, b := range bans {
 		if facet != "" && b.Facet != facet {
 			continue

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-gw/warden/internal/admin"
 	"github.com/warden-gw/warden/internal/explain"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
@@ -167,17 +168,8 @@ func (d *Dashboard) tookBy(w http.ResponseWriter, r *http.Request) {
 
 // ---- bans
 
-type banView struct {
-	Facet   string    `json:"facet"`
-	Value   string    `json:"value"`
-	Reason  string    `json:"reason"`
-	By      string    `json:"by"`
-	Created time.Time `json:"created"`
-	Until   time.Time `json:"until"`
-}
-
 type banPage struct {
-	Bans      []banView
+	Bans      []admin.BanView
 	Total     int
 	Truncated bool
 	Facets    []string
@@ -193,11 +185,7 @@ func (d *Dashboard) bans(w http.ResponseWriter, r *http.Request) {
 
 func (d *Dashboard) showBans(w http.ResponseWriter, r *http.Request, code int, msg string, form url.Values) {
 	begin := time.Now()
-	var bl struct {
-		Bans      []banView `json:"bans"`
-		Total     int       `json:"total"`
-		Truncated bool      `json:"truncated"`
-	}
+	var bl admin.BanListing
 	v := view{Title: "Bans", Nav: "bans", Error: msg}
 	if err := d.call(r.Context(), http.MethodGet, "/v1/bans?limit=500", nil, &bl); err != nil {
 		v.Error, code = errText(err), statusOf(err)

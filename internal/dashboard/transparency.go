@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-gw/warden/internal/admin"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/privacy"
@@ -107,9 +108,7 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 		for _, n := range rd.DistinctEach(identify.FacetApp, apps, "contact") {
 			exact = append(exact, int64(n))
 		}
-		var bl struct {
-			Bans []banView `json:"bans"`
-		}
+		var bl admin.BanListing
 		if err := d.call(r.Context(), http.MethodGet, "/v1/bans?limit=100000", nil, &bl); err != nil {
 			return nil, err
 		}
