@@ -15,6 +15,10 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte(`{"id":{"$numberLong":"7"},"x":[{"email":"a@b"}]}`))
 	f.Add([]byte("[{\"id\":1},\n{\"id\":\"2\\\"\"}\n]"))
 	f.Add([]byte("\"a,\"\"b\",c\n1,2,3\n"))
+	// The field names told by a compare before any search, and names
+	// that start like them.
+	f.Add([]byte(`{"id" :17,"username" : "x","email":"e\"@x","phone":12345}` + "\n" +
+		`{"idx":1,"usernam":"q","username":{"$numberLong":"5"},"phone":"+4915123000001"}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, w := range []int{1, 3} {
 			_, err := Read(bytes.NewReader(data), w, func(_ int, r *Record) {

@@ -150,6 +150,15 @@ func strEnd(b []byte, start int, want bool) (end int, esc bool) {
 	return j, esc
 }
 
+// The known names as they start a member, little-endian: id":, email":,
+// phone": and username (its quote and ':' tested apart).
+const (
+	idKey       = 0x3a226469
+	emailKey    = 0x3a226c69616d65
+	phoneKey    = 0x3a22656e6f6870
+	usernameKey = 0x656d616e72657375
+)
+
 const (
 	quotes      = 0x2222222222222222 // '"' in every byte
 	backslashes = 0x5c5c5c5c5c5c5c5c // '\\' in every byte
@@ -208,28 +217,60 @@ func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) 
 		if c != '"' {
 			return i, nil, errJSON
 		}
-		end := strEndFast(b, i+1)
-		if end < 0 {
-			if end, _ = strEnd(b, i+1, false); end < 0 {
-				return i, nil, errJSON
+		members++
+		kind, end := fNone, -1
+		// The names of the fields themselves, closing quote and ':'
+		// included, told by one load and a compare, before any search.
+		if i+11 <= len(b) {
+			v := binary.LittleEndian.Uint64(b[i+1:])
+			switch byte(v) { // the first letter, then the rest
+			case 'i':
+				if v&0xffffffff == idKey {
+					kind, end = fID, i+3
+				}
+			case 'e':
+				if v&0xffffffffffffff == emailKey {
+					kind, end = fEmail, i+6
+				}
+			case 'p':
+				if v&0xffffffffffffff == phoneKey {
+					kind, end = fPhone, i+6
+				}
+			case 'u':
+				if v == usernameKey && b[i+9] == '"' && b[i+10] == ':' {
+					kind, end = fUsername, i+9
+				}
 			}
 		}
-		key := b[i+1 : end]
-		members++
-		i = end + 1
-		if i < len(b) && b[i] != ':' {
-			i = skipSpace(b, i)
-		}
-		if i >= len(b) || b[i] != ':' {
-			return i, nil, errJSON
-		}
-		i = skipSpace(b, i+1)
-		kind := fWrap
-		if len(key) == 0 || key[0] != '$' {
+		if end > 0 {
 			wrapper = false
-			kind = fieldOfKey(key)
+			i = end + 2
 		} else {
-			s.wrap = nil
+			end = strEndFast(b, i+1)
+			if end < 0 {
+				if end, _ = strEnd(b, i+1, false); end < 0 {
+					return i, nil, errJSON
+				}
+			}
+			key := b[i+1 : end]
+			i = end + 1
+			if i < len(b) && b[i] != ':' {
+				i = skipSpace(b, i)
+			}
+			if i >= len(b) || b[i] != ':' {
+				return i, nil, errJSON
+			}
+			i++
+			kind = fWrap
+			if len(key) == 0 || key[0] != '$' {
+				wrapper = false
+				kind = fieldOfKey(key)
+			} else {
+				s.wrap = nil
+			}
+		}
+		if i < len(b) && jsonClass[b[i]]&cSpace != 0 {
+			i = skipSpace(b, i)
 		}
 		if i < len(b) && b[i] == '"' {
 			want := kind != fNone

@@ -179,6 +179,43 @@ func TestLongLine(t *testing.T) {
 	}
 }
 
+// TestScanEdges: the names of the fields told before any search (id,
+// username, email, phone followed by '":') and every other way to write a
+// member read alike, as the scanner read them before it took that path.
+func TestScanEdges(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     []string // id|username|email|phone of each record
+		bad      int
+	}{
+		{"spaces around the colon, escaped quote, number",
+			`{"id" :17,"username" : "x","email":"e\"@x","phone":12345}`,
+			[]string{`17|x|e"@x|12345`}, 0},
+		{"names that start like the fields",
+			`{"idx":1,"ids":"2","emails":"x","phones":"y","usernames":"z","usernam":"q","username":{"$numberLong":"5"}}`,
+			[]string{`|5||`}, 0},
+		{"one-letter names, wrapper, array, null, a variant after the field",
+			`{"i":1,"e":2,"p":3,"u":4,"id":{"$oid":"aa"},"email":["a"],"phone":null,"User_ID":"8"}`,
+			[]string{`aa|||`}, 0},
+		{"escapes", `{"username":"a\\","email":"b\\\"c","id":"\u0031"}`, []string{`1|a\|b\"c|`}, 0},
+		{"spaces everywhere", `{ "id": "1" , "username": "u" }`, []string{`1|u||`}, 0},
+		{"cut short", `{"id":"1","username":"u"`, nil, 1},
+		{"values past 32 bytes",
+			`{"id":"1","username":"lena.morgan_17","email":"lena.morgan41@mail.example.org.long","phone":"+12125123456"}`,
+			[]string{`1|lena.morgan_17|lena.morgan41@mail.example.org.long|+12125123456`}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			bad := scanJSON([]byte(tc.in), func(r *Record) {
+				got = append(got, fmt.Sprintf("%s|%s|%s|%s", r.ID, r.Username, r.Email, r.Phone))
+			})
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) || bad != tc.bad {
+				t.Fatalf("got %q (%d bad), want %q (%d bad)", got, bad, tc.want, tc.bad)
+			}
+		})
+	}
+}
+
 // TestStr: a string's end and escapes are found at any length and with
 // escapes anywhere (the first 32 bytes are searched 8 at a time, the rest
 // with IndexByte), whatever follows it.
