@@ -259,6 +259,19 @@ scrape_configs:
 	}
 }
 
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrfOf is the CSRF token of the dashboard's page at path, asked by c.
+func csrfOf(t *testing.T, c *http.Client, g *gw, path string) string {
+	t.Helper()
+	a := do(t, c, "GET", g.admin+path, nil)
+	m := csrfField.FindStringSubmatch(a.body)
+	if m == nil {
+		t.Fatalf("%s: %d, no csrf field:\n%s", path, a.status, a.body)
+	}
+	return m[1]
+}
+
 // The dashboard's limits come from the config: after dashboard.
 // login_failures failed sign-ins from an address, /login answers 429 with
 // Retry-After through the real gateway (a forged X-Forwarded-For changes
@@ -273,16 +286,7 @@ func TestDashboardLimitsFromConfig(t *testing.T) {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		return c
 	}
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	page := func(c *http.Client, path string) string {
-		t.Helper()
-		a := do(t, c, "GET", g.admin+path, nil)
-		m := csrf.FindStringSubmatch(a.body)
-		if m == nil {
-			t.Fatalf("%s: %d, no csrf field:\n%s", path, a.status, a.body)
-		}
-		return m[1]
-	}
+	page := func(c *http.Client, path string) string { return csrfOf(t, c, g, path) }
 	signIn := func(c *http.Client, tok string) (int, string) {
 		t.Helper()
 		form := url.Values{"token": {tok}, "csrf": {page(c, "/login")}}

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A served, a masked and a refused request, explained by warden explain,
+// the admin API and the dashboard's page: the command and the API answer
+// the same JSON, and the page shows its decision and budget.
+func TestExplainSameInCommandAPIAndPage(t *testing.T) {
+	g := startLab(t).g
+	ids := map[string]string{} // decision -> request id
+	c, auth := clientFrom("127.0.6.1"), map[string]string{"Authorization": "Bearer " + token(t, "41")}
+	for i := range 8 { // contact details of 8 profiles on a budget of 6
+		a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, 50+i), auth)
+		switch i {
+		case 0:
+			ids["served"] = a.header.Get("X-Request-Id")
+		case 7:
+			ids["masked"] = a.header.Get("X-Request-Id")
+		}
+	}
+	for i := range 3 { // following-burst: 2, then refused
+		if a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d/following", g.url, 50+i), auth); a.status == http.StatusTooManyRequests {
+			ids["refused"] = a.header.Get("X-Request-Id")
+		}
+	}
+	if len(ids) != 3 || ids["served"] == "" || ids["masked"] == "" {
+		t.Fatalf("request ids %v", ids)
+	}
+
+	op := clientFrom("127.0.6.2")
+	op.Jar, _ = cookiejar.New(nil)
+	if r, err := op.PostForm(g.admin+"/login", url.Values{"token": {adminToken}, "csrf": {csrfOf(t, op, g, "/login")}}); err != nil {
+		t.Fatal(err)
+	} else {
+		r.Body.Close()
+	}
+	for decision, id := range ids {
+		// The ledger's writer hands over within a second; the API is polled
+		// until it holds the request.
+		var api answer
+		for try := 0; ; try++ {
+			if api = adminDo(t, g, "GET", "/v1/ledger/explain?id="+id, ""); api.status != http.StatusNotFound || try == 100 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		var fromAPI, fromCLI any
+		if err := json.Unmarshal([]byte(api.body), &fromAPI); err != nil || api.status != 200 {
+			t.Fatalf("%s: admin explain: %d %s", decision, api.status, api.body)
+		}
+		query(t, &fromCLI, "explain", id, "--config", g.config)
+		if !reflect.DeepEqual(fromAPI, fromCLI) {
+			t.Errorf("%s: the admin API and warden explain differ:\n%s\n%v", decision, api.body, fromCLI)
+		}
+		var x struct {
+			Decision string
+			Budgets  []struct {
+				Name, Value string
+				Seen, Limit int
+				Applied     bool
+			}
+		}
+		json.Unmarshal([]byte(api.body), &x)
+		// Before the first look-up the budget had counted nothing; before the
+		// eighth and the refusal, the 6 profiles served unmasked.
+		seen := map[string]int{"served": 0, "masked": 6, "refused": 6}[decision]
+		if x.Decision != decision || len(x.Budgets) != 1 || x.Budgets[0].Name != "contact-account" || x.Budgets[0].Value != "41" ||
+			x.Budgets[0].Seen != seen || x.Budgets[0].Limit != 6 || x.Budgets[0].Applied != (decision == "masked") {
+			t.Errorf("%s: %s", decision, api.body)
+			continue
+		}
+		page := do(t, op, "GET", g.admin+"/explain?id="+id, nil)
+		b := x.Budgets[0]
+		for _, want := range []string{"<b>" + decision + "</b>", "<td>contact-account</td>", fmt.Sprintf("<td>%d / %d</td>", b.Seen, b.Limit)} {
+			if page.status != 200 || !strings.Contains(page.body, want) {
+				t.Errorf("%s: the page has no %q (%d):\n%s", decision, want, page.status, page.body)
+			}
+		}
+	}
+}
