@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"container/list"
 	"context"
 	"fmt"
 	"log/slog"
@@ -89,9 +88,15 @@ type Detector struct {
 	ex    exempt
 	allow []allowEntry
 
-	mu       sync.Mutex
-	tracks   map[trackKey]*list.Element // -> *track
-	lru      *list.List
+	mu     sync.Mutex
+	tracks map[trackKey]*track
+	// The tracks, most recently moved first (the back is dropped past
+	// max_tracked); gets counts look-ups (see get).
+	front, back *track
+	gets        uint64
+	// wins is how many windows a track of each facet holds: one per rule
+	// of that facet (rule.slot).
+	wins     [8]int
 	offences map[store.BanKey]*offence
 	shadowed map[shadowKey]time.Time // no second shadow line before
 
@@ -104,6 +109,7 @@ type Detector struct {
 type rule struct {
 	Rule
 	idx    int
+	slot   int // its window in a track of its facet (track.wins)
 	facet  identify.Facet
 	shadow prometheus.Counter
 	// Enumeration: the rule's tallies in a track (track.enum[enum]), and
@@ -198,7 +204,11 @@ type shadowKey struct {
 // track is the detector's state for one facet value.
 type track struct {
 	key  trackKey
-	wins []window // per rule index
+	wins []window // per rule of the facet (rule.slot)
+	// The recency list (Detector.front), and when the track last moved
+	// to its front (Detector.gets).
+	prev, next *track
+	moved      uint64
 	// Provenance for fanout: the list answer each shown id came from, and
 	// per list answer the people opened from it.
 	shown    map[uint64]uint32
@@ -240,13 +250,17 @@ func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, lo
 	}
 	d := &Detector{cfg: cfg, st: st, sh: sh, log: log, m: m,
 		ex:     newExempt(cfg.Exempt.Apps, cfg.Exempt.Accounts, cfg.Exempt.CIDRs),
-		tracks: map[trackKey]*list.Element{}, lru: list.New(), offences: map[store.BanKey]*offence{}, shadowed: map[shadowKey]time.Time{}}
+		tracks: map[trackKey]*track{}, offences: map[store.BanKey]*offence{}, shadowed: map[shadowKey]time.Time{}}
 	for _, a := range allows {
 		d.allow = append(d.allow, allowEntry{exempt: newExempt(a.Apps, a.Accounts, a.CIDRs), rules: a.Rules})
 	}
 	for i, rc := range cfg.Rules {
 		f, _ := identify.ParseFacet(rc.Facet)
 		r := &rule{Rule: rc, idx: i, facet: f}
+		if int(f) < len(d.wins) {
+			r.slot = d.wins[f]
+			d.wins[f]++
+		}
 		if rc.Kind == Enumeration {
 			r.enum, r.width = d.enums, store.TallyWidth(rc.Window)
 			d.enums++
@@ -370,23 +384,66 @@ func (w *window) index(key uint64) int {
 
 // get returns the track of key, made (and the least recent one dropped
 // past max_tracked) when absent. Called with mu held.
+//
+// A track found moves to the front of the recency list only when it has
+// not moved within the last max_tracked/4 look-ups: moving writes its
+// neighbours' links, cache lines the Access has no other use for, and a
+// track that moved that recently is within the front quarter of the list
+// (each look-up moves at most one track ahead of it), so it is never the
+// one dropped. Past that the order is by last move, not last use.
 func (d *Detector) get(key trackKey) *track {
-	if e, ok := d.tracks[key]; ok {
-		d.lru.MoveToFront(e)
-		return e.Value.(*track)
+	d.gets++
+	if t, ok := d.tracks[key]; ok {
+		if d.gets-t.moved > uint64(d.cfg.MaxTracked/4) {
+			d.unlink(t)
+			d.pushFront(t)
+		}
+		return t
 	}
 	// The value may share memory with the whole Access (a token's
 	// claims): a track keeps a copy of its own.
 	key.value = strings.Clone(key.value)
-	t := &track{key: key, wins: make([]window, len(d.rules))}
-	d.tracks[key] = d.lru.PushFront(t)
+	n := 0
+	if key.kind != trackAccounts && int(key.facet) < len(d.wins) {
+		n = d.wins[key.facet]
+	}
+	t := &track{key: key, wins: make([]window, n)}
+	d.tracks[key] = t
+	d.pushFront(t)
 	for len(d.tracks) > d.cfg.MaxTracked {
-		old := d.lru.Back()
-		d.lru.Remove(old)
-		delete(d.tracks, old.Value.(*track).key)
+		old := d.back
+		d.unlink(old)
+		delete(d.tracks, old.key)
 	}
 	d.m.tracked.Set(float64(len(d.tracks)))
 	return t
+}
+
+// pushFront puts t at the front of the recency list.
+func (d *Detector) pushFront(t *track) {
+	t.prev, t.next, t.moved = nil, d.front, d.gets
+	if d.front != nil {
+		d.front.prev = t
+	}
+	d.front = t
+	if d.back == nil {
+		d.back = t
+	}
+}
+
+// unlink takes t out of the recency list.
+func (d *Detector) unlink(t *track) {
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else {
+		d.front = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	} else {
+		d.back = t.prev
+	}
+	t.prev, t.next = nil, nil
 }
 
 // Tracked is how many facet values the detector keeps state for.
@@ -462,14 +519,14 @@ func (d *Detector) Record(acc *inspect.Access) {
 			t := get(f, v)
 			n := 0
 			for _, s := range served {
-				n = t.wins[r.idx].add(s, ns, span, r.Limit)
+				n = t.wins[r.slot].add(s, ns, span, r.Limit)
 				if d.fleet != nil {
 					share = append(share, observed{Observation: store.Observation{Key: r.key("people", f, v), Member: s, At: now, Window: r.Window, Limit: r.Limit},
 						r: r, facet: f, value: v, acc: acc})
 				}
 			}
 			if n > r.Limit {
-				fire = d.fires(fire, &t.wins[r.idx], ns, firing{r: r, facet: f, value: v, n: n})
+				fire = d.fires(fire, &t.wins[r.slot], ns, firing{r: r, facet: f, value: v, n: n})
 			}
 		case Persistence:
 			f, v := subject(r, id)
@@ -481,8 +538,8 @@ func (d *Detector) Record(acc *inspect.Access) {
 				share = append(share, observed{Observation: store.Observation{Key: r.key("refused", f, v), Member: d.fleet.event(), At: now, Window: r.Window, Limit: r.Limit},
 					r: r, facet: f, value: v, acc: acc})
 			}
-			if n := t.wins[r.idx].tick(ns, span, r.Limit); n > r.Limit {
-				fire = d.fires(fire, &t.wins[r.idx], ns, firing{r: r, facet: f, value: v, n: n, refusal: acc.Rule})
+			if n := t.wins[r.slot].tick(ns, span, r.Limit); n > r.Limit {
+				fire = d.fires(fire, &t.wins[r.slot], ns, firing{r: r, facet: f, value: v, n: n, refusal: acc.Rule})
 			}
 		case Enumeration:
 			f, v := subject(r, id)
@@ -515,8 +572,8 @@ func (d *Detector) Record(acc *inspect.Access) {
 				continue
 			}
 			unref := lt.unreferenced.Add(ns, r.width, 1)
-			if n := t.wins[r.idx].add(hash(acc.Lookup), ns, span, r.Limit); n > r.Limit && float64(unref) >= r.Ratio*float64(looks) {
-				fire = d.fires(fire, &t.wins[r.idx], ns, firing{r: r, facet: f, value: v, n: n, looks: looks, unref: unref})
+			if n := t.wins[r.slot].add(hash(acc.Lookup), ns, span, r.Limit); n > r.Limit && float64(unref) >= r.Ratio*float64(looks) {
+				fire = d.fires(fire, &t.wins[r.slot], ns, firing{r: r, facet: f, value: v, n: n, looks: looks, unref: unref})
 			}
 		case Fanout:
 			f, v := subject(r, id)
@@ -564,7 +621,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 				share = append(share, observed{Observation: store.Observation{Key: r.key("young", r.facet, v), Member: hash(id.Account), At: now, Window: r.Window, Limit: r.Limit},
 					r: r, facet: r.facet, value: v, acc: acc})
 			}
-			if n := t.wins[r.idx].add(hash(id.Account), ns, span, r.Limit); n > r.Limit {
+			if n := t.wins[r.slot].add(hash(id.Account), ns, span, r.Limit); n > r.Limit {
 				fire = append(fire, d.cohort(r, v, n, id.Account)...)
 			}
 		}
@@ -616,8 +673,8 @@ func (d *Detector) cohort(r *rule, v string, n int, account string) []firing {
 	why := fmt.Sprintf("one of %d accounts younger than %v served %s from %s %s within %v (limit %d)", n, r.Young, d.cfg.Class, r.facet, v, r.Window, r.Limit)
 	var out []firing
 	seen := false
-	if e, ok := d.tracks[trackKey{kind: trackCohort, facet: r.facet, value: v}]; ok {
-		for a := range e.Value.(*track).accounts {
+	if t, ok := d.tracks[trackKey{kind: trackCohort, facet: r.facet, value: v}]; ok {
+		for a := range t.accounts {
 			out = append(out, firing{r: r, facet: identify.FacetAccount, value: a, why: why})
 			seen = seen || a == account
 		}
@@ -779,8 +836,7 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 	var ipKey string
 	if f.facet == identify.FacetAccount && d.cfg.AddressAfter > 0 && acc.Identity.IP.IsValid() {
 		ipKey = acc.Identity.Value(identify.FacetIP)
-		if e, ok := d.tracks[trackKey{kind: trackAccounts, facet: identify.FacetIP, value: ipKey}]; ok {
-			t := e.Value.(*track)
+		if t, ok := d.tracks[trackKey{kind: trackAccounts, facet: identify.FacetIP, value: ipKey}]; ok {
 			if _, seen := t.accounts[f.value]; seen {
 				t.accounts[f.value] = true
 			}

@@ -530,10 +530,45 @@ func TestMemoryBounded(t *testing.T) {
 			t.Fatalf("after %d identities: %d tracked", i+1, n)
 		}
 	}
-	for _, e := range f.d.tracks {
-		if tr := e.Value.(*track); len(tr.shown) > maxShown || len(tr.opened) > maxLists {
+	for _, tr := range f.d.tracks {
+		if len(tr.shown) > maxShown || len(tr.opened) > maxLists {
 			t.Fatalf("a track holds %d shown ids, %d lists", len(tr.shown), len(tr.opened))
 		}
+	}
+}
+
+// Past max_tracked the tracks dropped are old ones: an identity seen
+// again and again keeps its counts while thousands of others pass
+// through, and the recency list holds exactly the tracks of the map.
+func TestBoundKeepsRecent(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, MaxTracked: 100, Rules: []Rule{
+		{Name: "velocity", Kind: Velocity, Limit: 60, Window: time.Hour},
+	}})
+	hot := who("hot", "10.9.9.9")
+	for i := range 61 {
+		f.d.Record(profile(hot, t0, fmt.Sprint(1_000_000+i)))
+		for j := range 97 { // more than max_tracked others between two of hot's
+			f.d.Record(profile(who(fmt.Sprint(i*97+j), "10.1.2.3"), t0, "5"))
+		}
+		if n := f.d.Tracked(); n > 100 {
+			t.Fatalf("%d tracked, bound 100", n)
+		}
+	}
+	if _, ok := f.bans(t, t0)["account:hot"]; !ok {
+		t.Fatal("61 people within the window, no ban: the track of an identity seen all along was dropped")
+	}
+	n := 0
+	for tr := f.d.front; tr != nil; tr = tr.next {
+		if f.d.tracks[tr.key] != tr {
+			t.Fatalf("track %v on the list, not in the map", tr.key)
+		}
+		n++
+	}
+	if n != len(f.d.tracks) {
+		t.Fatalf("%d tracks on the list, %d in the map", n, len(f.d.tracks))
+	}
+	if _, ok := f.d.tracks[trackKey{facet: identify.FacetAccount, value: "0"}]; ok {
+		t.Error("the first identity of thousands, never seen again, still tracked")
 	}
 }
 
