@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/warden-gw/warden/internal/lab/chserver"
+	"github.com/warden-gw/warden/internal/lab/platform"
 	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
@@ -78,7 +79,7 @@ type fleetCount struct {
 func TestFleetOneBudgetOneLedger(t *testing.T) {
 	rs := redistest.Start(t)
 	ch := chserver.ForTest(t)
-	platform := startPlatform(t, 2000)
+	platformURL := startPlatform(t, 2000)
 	pwFile := filepath.Join(t.TempDir(), "clickhouse-password")
 	if err := os.WriteFile(pwFile, []byte(ch.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 	if out, err := exec.Command(binPath, "ledger", "init", "--config", cfgPath).CombinedOutput(); err != nil {
 		t.Fatalf("warden ledger init: %v\n%s", err, out)
 	}
-	gws := [2]*gw{startGateway(t, cfg(), platform), startGateway(t, cfg(), platform)}
+	gws := [2]*gw{startGateway(t, cfg(), platformURL), startGateway(t, cfg(), platformURL)}
 
 	fc := &fleetCount{takes: map[string]map[string]int{}, contact: map[string]map[string]int{}, served: map[string]bool{}}
 	get := func(c clientLike, k int, acct, path string) answer {
@@ -333,6 +334,37 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 	}
 	if r := chRows("SELECT researcher, rho FROM privacy_charges"); fmt.Sprint(r) != "[[rita 1/2]]" {
 		t.Fatalf("charges in ClickHouse: %v, want rita's one of 1/2", r)
+	}
+
+	// warden audience with the fleet's config charges the same budget in
+	// ClickHouse (not a file of the host it runs on): rita's last half,
+	// then a repeat for free, then nothing more.
+	tok, err := platform.MintToken("lab-secret", "1", time.Now().Add(-48*time.Hour), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	audienceDP := func(accounts, eps string) (dpReach, string, error) {
+		cmd := exec.Command(binPath, "audience", "--accounts", accounts, "--upstream", platformURL, "--credential-env", "FLEET_SERVICE_TOKEN",
+			"--dp-epsilon", eps, "--researcher", "rita", "--config", cfgPath, "--json")
+		cmd.Env = append(os.Environ(), "FLEET_SERVICE_TOKEN="+tok)
+		out, err := cmd.Output()
+		var r dpReach
+		if err == nil {
+			err = json.Unmarshal(out, &r)
+		}
+		return r, string(out), err
+	}
+	if r, out, err := audienceDP("100,101", "1"); err != nil || r.Budget.Charged != "0.5" || r.RemainingBudget != "0" {
+		t.Fatalf("a DP audience with the fleet's config: %v %s", err, out)
+	}
+	if r, out, err := audienceDP("101,100", "1"); err != nil || !r.Budget.Repeat || r.RemainingBudget != "0" {
+		t.Fatalf("the same DP audience again: %v %s", err, out)
+	}
+	if _, out, err := audienceDP("102", "1"); err == nil || !strings.Contains(out, "exhausted") {
+		t.Fatalf("a DP audience past rita's budget: %v %s", err, out)
+	}
+	if r := chRows("SELECT researcher, rho FROM privacy_charges ORDER BY rho"); fmt.Sprint(r) != "[[rita 1/2] [rita 1/2]]" {
+		t.Fatalf("charges in ClickHouse: %v, want rita's two of 1/2", r)
 	}
 }
 

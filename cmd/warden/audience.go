@@ -18,6 +18,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/audience"
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 )
 
 // runAudience: warden audience --accounts ID,...|@FILE [--overlap
@@ -46,7 +47,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errors.New("--rate must be in (0, 10000], --page-size and --max-pages at least 1")
 	}
 	v := url.Values{}
-	setFlags(fs, v, "ledger", "config", "json", "credential-env", "service-account", "upstream", "rate", "page-size", "max-pages", "no-ledger")
+	setFlags(fs, v, "ledger", "clickhouse", "config", "json", "credential-env", "service-account", "upstream", "rate", "page-size", "max-pages", "no-ledger")
 	cfg, err := audienceConfig(fs, qf)
 	if err != nil {
 		return err
@@ -101,8 +102,16 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if p != nil && budgetDir == "" {
-		return errors.New("a DP answer is charged to a budget kept in the ledger directory: give --ledger DIR or a --config with ledger.dir")
+	// A fleet on ClickHouse keeps its researchers' budgets there, as reach
+	// does: one budget per researcher, whichever host is asked.
+	if p != nil && (*qf.clickhouse != "" || (*qf.ledger == "" && cfg != nil && cfg.Ledger.Backend == config.LedgerClickHouse)) {
+		ch, err := clickhouseSource(cfg, *qf.clickhouse)
+		if err != nil {
+			return err
+		}
+		p.Budgets = clickhouse.NewBudgets(ch, researcherLimit(cfg))
+	} else if p != nil && budgetDir == "" {
+		return errors.New("a DP answer is charged to a budget kept in the ledger directory (or in ClickHouse with --clickhouse ADDR): give --ledger DIR or a --config with ledger.dir")
 	}
 	var res any
 	if p != nil {
