@@ -3,6 +3,7 @@ package trace
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,4 +108,31 @@ func BenchmarkScanContacts(b *testing.B) {
 		scanJSON(data, func(*Record) { n++ })
 	}
 	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
+}
+
+// BenchmarkTraceLong: BenchmarkTraceContacts and BenchmarkTraceNDJSON on
+// one long read (the copy 20 times over, 1.1-1.4 GB), where the chunk
+// buffers each Read makes are paid once, as in a real copy of gigabytes.
+func BenchmarkTraceLong(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{{"contacts", contactCopy(500000)}, {"profiles", ndjsonCopy(100000)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			const reps = 20
+			b.SetBytes(int64(len(tc.data)) * reps)
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				rs := make([]io.Reader, reps)
+				for i := range rs {
+					rs[i] = bytes.NewReader(tc.data)
+				}
+				t := New(nil, 0)
+				if _, err := t.Read(io.MultiReader(rs...), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportPerCore(b, int64(len(tc.data))*reps*int64(b.N), cpuTime(b)-cpu0)
+		})
+	}
 }

@@ -13,9 +13,12 @@
 // Search answers are scored like list answers: the ledger's list of one is
 // its query sealed under the canary key, which Plan opens.
 //
-// Benchmarks (figures in bench_results.txt): BenchmarkScanNDJSON,
-// BenchmarkTraceNDJSON and BenchmarkTraceContacts report MB/cpu-s, bytes
-// per CPU second of the process (per core on a shared machine);
+// Benchmarks (figures in bench_results.txt): BenchmarkScanNDJSON and
+// BenchmarkScanContacts (the JSON scanner alone, full profiles and short
+// contact records), BenchmarkTraceNDJSON and BenchmarkTraceContacts (a
+// whole Read of each) and BenchmarkTraceLong (one Read of 1.1-1.4 GB, its
+// buffers paid once) report MB/cpu-s, bytes per CPU second of the process
+// (per core on a shared machine; the target is 1 GB/s per core);
 // BenchmarkTraceLeak generates the 49,000,000-record copy from the
 // lab with its harvest's ledger and traces it (WARDEN_TRACE_RECORDS=N to
 // run; WARDEN_TRACE_PROFILE=FILE profiles the timed part).
