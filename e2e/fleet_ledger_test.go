@@ -366,6 +366,24 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 	if r := chRows("SELECT researcher, rho FROM privacy_charges ORDER BY rho"); fmt.Sprint(r) != "[[rita 1/2] [rita 1/2]]" {
 		t.Fatalf("charges in ClickHouse: %v, want rita's two of 1/2", r)
 	}
+
+	// The transparency page, public, counts the fleet's ledger and charges
+	// the fleet's one "transparency" budget: both gateways publish the
+	// same figures (the second is the first's answer, free), one charge.
+	var pages [2]string
+	for k := range gws {
+		a := adminDo(t, gws[k], "GET", "/transparency", "")
+		if a.status != 200 || !strings.Contains(a.body, "identities banned for harvesting") {
+			t.Fatalf("transparency on gateway %d: %d %s", k+1, a.status, a.body)
+		}
+		pages[k] = a.body
+	}
+	if pages[0] != pages[1] {
+		t.Errorf("the gateways' transparency pages differ:\n%s\n---\n%s", pages[0], pages[1])
+	}
+	if r := chRows("SELECT count() FROM privacy_charges WHERE researcher = 'transparency'"); fmt.Sprint(r) != "[[1]]" {
+		t.Fatalf("transparency charges in ClickHouse: %v, want one", r)
+	}
 }
 
 const (

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"os/signal"
@@ -22,6 +23,7 @@ import (
 	"github.com/warden-gw/warden/internal/gateway"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/guard"
@@ -163,7 +165,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// One cache of the ledger's open hour for the dashboard and the admin
 	// API's ledger queries (the pages ask through both).
 	ledgerCache := ledger.NewCache(cfg.Dashboard.LedgerCacheAccesses)
-	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, LedgerCache: ledgerCache, Watch: watch, Logger: log,
+	var fleet *dashboard.Fleet
+	if cfg.Ledger.Backend == config.LedgerClickHouse {
+		ch, err := clickhouseSource(cfg, "")
+		if err != nil {
+			pcancel()
+			return err
+		}
+		fleet = &dashboard.Fleet{Ledger: ch, Budgets: clickhouse.NewBudgets(ch, func(name string) *big.Rat {
+			return gw.Pipeline().Config().Ledger.Privacy.Limit(name) // the config in force, across reloads
+		})}
+	}
+	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, LedgerCache: ledgerCache, Fleet: fleet, Watch: watch, Logger: log,
 		TraceMaxBytes: cfg.Dashboard.TraceMaxBytes, TraceTimeout: cfg.Dashboard.TraceTimeout,
 		LoginFailures: cfg.Dashboard.LoginFailures, LoginWindow: cfg.Dashboard.LoginWindow,
 		Config: func() *config.Config { return gw.Pipeline().Config() }})

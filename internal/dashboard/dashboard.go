@@ -38,6 +38,13 @@ type Options struct {
 	// makes one): the server gives the admin API's ledger queries the same,
 	// so that the pages they answer share it.
 	LedgerCache *ledger.Cache
+	// Fleet, when the gateway writes a fleet's shared ledger (ClickHouse),
+	// is that ledger and the budgets kept beside it: the transparency page
+	// then counts every gateway's Accesses and charges the fleet's one
+	// budget, so each gateway publishes the same figures under one
+	// guarantee (a budget per gateway would release the same people's
+	// figures once per gateway).
+	Fleet *Fleet
 	// Config returns the config in force (budgets, registered apps,
 	// privacy limits); read per request so it follows reloads.
 	Config func() *config.Config
@@ -66,6 +73,12 @@ type Options struct {
 	// LookupEnv reads the canary key variable the config names, for the
 	// trace page (nil: os.LookupEnv).
 	LookupEnv func(string) (string, bool)
+}
+
+// Fleet is a fleet's shared ledger and its researchers' budgets.
+type Fleet struct {
+	Ledger  ledger.Source
+	Budgets privacy.Keeper
 }
 
 // Dashboard serves the pages. Run samples the metrics for the charts.
@@ -265,7 +278,17 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, pag
 // config is the config in force, or nil.
 func (d *Dashboard) config() *config.Config { return d.opts.Config() }
 
-// privacyLimit is the budget total of a researcher, as the config says.
+// keeper keeps the transparency page's budget: the fleet's, else the
+// ledger directory's.
+func (d *Dashboard) keeper() privacy.Keeper {
+	if d.opts.Fleet != nil {
+		return d.opts.Fleet.Budgets
+	}
+	return d.budgets()
+}
+
+// budgets are the researchers' budgets in the ledger directory, with the
+// totals the config says.
 func (d *Dashboard) budgets() *privacy.Budgets {
 	limit := func(string) *big.Rat { return privacy.DefaultLimit }
 	if c := d.config(); c != nil {

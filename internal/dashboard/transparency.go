@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +58,7 @@ func (d *Dashboard) transparency(w http.ResponseWriter, r *http.Request) {
 		v.CSRF, v.Signed = s.csrf, true
 	}
 	p := transparencyPage{Epsilon: d.opts.TransparencyEpsilon.FloatString(3)}
-	if d.opts.LedgerDir == "" {
+	if d.opts.LedgerDir == "" && d.opts.Fleet == nil {
 		v.Error = "This gateway keeps no ledger: there is nothing to report."
 		v.Data = p
 		d.render(w, r, http.StatusOK, "transparency", v)
@@ -96,17 +97,9 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 	charge.Quo(charge, big.NewRat(2, 1))
 	whole := privacy.Mechanism{Epsilon: eps}
 	draw := func(src privacy.Source) (json.RawMessage, error) {
-		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: start, To: end.Add(-time.Nanosecond)}, ledger.WithCache(d.opts.LedgerCache))
+		exact, err := d.servedToApps(r.Context(), ledger.Window{From: start, To: end.Add(-time.Nanosecond)}, apps)
 		if err != nil {
 			return nil, err
-		}
-		defer rd.Close()
-		// One pass over the day's Accesses for every app: a reader keeps
-		// no hour decoded between queries (ledger's Memory), so a Distinct
-		// per app would decode the day once per app.
-		exact := make([]int64, 0, len(apps)+1)
-		for _, n := range rd.DistinctEach(identify.FacetApp, apps, "contact") {
-			exact = append(exact, int64(n))
 		}
 		var bl admin.BanListing
 		if err := d.call(r.Context(), http.MethodGet, "/v1/bans?limit=100000", nil, &bl); err != nil {
@@ -142,7 +135,7 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 		}
 		return json.Marshal(rel)
 	}
-	raw, acct, err := d.budgets().Answer(r.Context(), TransparencyResearcher, query, charge, draw)
+	raw, acct, err := d.keeper().Answer(r.Context(), TransparencyResearcher, query, charge, draw)
 	if err != nil {
 		return nil, acct, err
 	}
@@ -193,3 +186,31 @@ var funcs = template.FuncMap{
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// servedToApps counts, per app, the distinct people whose contact details
+// it was served in win: from the fleet's ledger when there is one, else
+// from the directory in one pass over its Accesses (a reader keeps no
+// hour decoded between queries, so a Distinct per app would decode the
+// day once per app).
+func (d *Dashboard) servedToApps(ctx context.Context, win ledger.Window, apps []string) ([]int64, error) {
+	exact := make([]int64, 0, len(apps)+1)
+	if f := d.opts.Fleet; f != nil {
+		for _, a := range apps {
+			n, err := f.Ledger.Distinct(ctx, win, identify.FacetApp, a, "contact")
+			if err != nil {
+				return nil, err
+			}
+			exact = append(exact, int64(n))
+		}
+		return exact, nil
+	}
+	rd, err := ledger.OpenReader(d.opts.LedgerDir, win, ledger.WithCache(d.opts.LedgerCache))
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	for _, n := range rd.DistinctEach(identify.FacetApp, apps, "contact") {
+		exact = append(exact, int64(n))
+	}
+	return exact, nil
+}
