@@ -104,7 +104,10 @@ func demoTrace(t *testing.T, up string, n int, maxReq int64, mkConfig func(dir s
 	if len(missed) > 0 {
 		t.Fatalf("harvesters that took at least %d profiles, not named: %+v", tr.Report.NamedMin, missed)
 	}
-	if of == 0 {
+	// The demo's budgets may hold every harvester under 200 (how far
+	// each gets depends on the machine's pace); with the budgets out of
+	// the way each takes thousands, so recall is tested there.
+	if of == 0 && wantAccused {
 		t.Fatalf("no harvester took %d profiles: recall would be untested", tr.Report.NamedMin)
 	}
 	if bad := tr.Innocent(); len(bad) > 0 {
