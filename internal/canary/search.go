@@ -209,15 +209,21 @@ func (c *Canaries) ListName(list string) string {
 	return list
 }
 
+// searchEncoding reads a list's base64 strictly (the unused bits of its
+// last character zero): with the lenient decoder, up to 4 spellings of
+// one sealed list opened, each a list of its own to Plan's slot hash.
+var searchEncoding = base64.RawURLEncoding.Strict()
+
 // openQuery reads a search list back under any key: the key whose MAC of
-// the decrypted query is the IV made it.
+// the decrypted query is the IV made it. Only the spelling sealQuery
+// writes opens (strict base64, no line breaks, which any decoder skips).
 func (c *Canaries) openQuery(list string) (string, bool) {
 	s, ok := strings.CutPrefix(list, searchPrefix)
 	if !ok {
 		return "", false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) <= searchIV {
+	b, err := searchEncoding.DecodeString(s)
+	if err != nil || len(b) <= searchIV || searchEncoding.EncodedLen(len(b)) != len(s) {
 		return "", false
 	}
 	q := make([]byte, len(b)-searchIV)
