@@ -1,7 +1,10 @@
 package ledger
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"strings"
 	"testing"
@@ -27,6 +30,9 @@ func fuzzLedger(f *testing.F) (string, *clock, *Ledger) {
 
 // FuzzDecodeLog feeds arbitrary bytes to the log reader and the Access
 // decoder: never a panic, and what decodes encodes back to the same bytes.
+// Each input is read as it is and with its frames' checksums made right: a
+// mutation of a frame fails its checksum, so without the second reading
+// the fuzzer never reaches the decoders.
 func FuzzDecodeLog(f *testing.F) {
 	dir, _, l := fuzzLedger(f)
 	l.Sync()
@@ -34,31 +40,48 @@ func FuzzDecodeLog(f *testing.F) {
 	log, _ := readFileOrNil(walPath(dir, partName(t0.Unix())))
 	f.Add(log)
 	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, valid, _ := readLog("fuzz", b)
-		if valid > len(b) {
-			t.Fatalf("valid %d past %d", valid, len(b))
-		}
-		if p == nil {
-			return
-		}
-		sizes := p.logSizes()
-		for i := range p.entries {
-			enc := appendEntry(nil, &p.entries[i], p.hour*1e6)
-			var e entry
-			if err := decodeEntry(enc, p.hour*1e6, sizes, &e); err != nil {
-				t.Fatalf("re-decode: %v", err)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, b := range [][]byte{data, reframed(data)} {
+			p, valid, _ := readLog("fuzz", b)
+			if valid > len(b) {
+				t.Fatalf("valid %d past %d", valid, len(b))
 			}
-			if again := appendEntry(nil, &e, p.hour*1e6); string(again) != string(enc) {
-				t.Fatalf("round trip differs")
+			if p == nil {
+				continue
 			}
-		}
-		p.buildIndex()
-		var x tables
-		if err := x.parseHot(aligned(p.x.appendHot(nil))); err != nil {
-			t.Fatalf("hot tables round trip: %v", err)
+			sizes := p.logSizes()
+			for i := range p.entries {
+				enc := appendEntry(nil, &p.entries[i], p.hour*1e6)
+				var e entry
+				if err := decodeEntry(enc, p.hour*1e6, sizes, &e); err != nil {
+					t.Fatalf("re-decode: %v", err)
+				}
+				if again := appendEntry(nil, &e, p.hour*1e6); string(again) != string(enc) {
+					t.Fatalf("round trip differs")
+				}
+			}
+			p.buildIndex()
+			var x tables
+			if err := x.parseHot(aligned(p.x.appendHot(nil))); err != nil {
+				t.Fatalf("hot tables round trip: %v", err)
+			}
 		}
 	})
+}
+
+// reframed is a copy of a log whose frames have their checksums
+// recomputed; it stops at the first frame whose length does not fit.
+func reframed(log []byte) []byte {
+	b := bytes.Clone(log)
+	for off := 0; off+frameHead < len(b); {
+		n := int(binary.LittleEndian.Uint32(b[off:]))
+		if n < 1 || n > maxFrameBody || n > len(b)-off-frameHead {
+			break
+		}
+		binary.LittleEndian.PutUint32(b[off+4:], crc32.Checksum(b[off+frameHead:off+frameHead+n], castagnoli))
+		off += frameHead + n
+	}
+	return b
 }
 
 // FuzzDecodeEntry decodes arbitrary Access bodies against a small
@@ -140,6 +163,8 @@ func FuzzParseSeg(f *testing.F) {
 // FuzzCacheTail writes arbitrary log bytes in two pieces, a reader through
 // a Cache opened after each: never a panic, and after the whole it answers
 // as a cold reader (the same error, or the same Accesses and took-by).
+// The cut's top bit asks for the bytes with their frames' checksums made
+// right (see FuzzDecodeLog), its other bits say where the first piece ends.
 func FuzzCacheTail(f *testing.F) {
 	dir, _, l := fuzzLedger(f)
 	l.Sync()
@@ -147,12 +172,16 @@ func FuzzCacheTail(f *testing.F) {
 	log, _ := readFileOrNil(walPath(dir, partName(t0.Unix())))
 	for _, cut := range []uint16{0, 5, 20, uint16(len(log) / 2), uint16(len(log) - 3)} {
 		f.Add(log, cut)
+		f.Add(log, cut|0x8000)
 	}
 	f.Add([]byte{}, uint16(0))
 	dir = f.TempDir() // one directory, its log rewritten each run: the fuzzer's speed is its I/O
 	path := walPath(dir, partName(t0.Unix()))
 	f.Fuzz(func(t *testing.T, b []byte, cut uint16) {
-		k := min(int(cut), len(b))
+		if cut&0x8000 != 0 {
+			b = reframed(b)
+		}
+		k := min(int(cut&0x7fff), len(b))
 		if err := os.WriteFile(path, b[:k], 0o600); err != nil {
 			t.Fatal(err)
 		}
