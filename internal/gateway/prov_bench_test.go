@@ -76,9 +76,9 @@ func BenchmarkServeProvenance(b *testing.B) {
 	}
 }
 
-// provFront is benchFront with the detector of cfg (when enabled) fed
-// through a recording; the function returned drains it.
-func provFront(b *testing.B, cfg *config.Config) (*fastFront, func()) {
+// provFront is benchFront with the detector of cfg (when enabled) and
+// extra fed through recordings; the function returned drains them.
+func provFront(b *testing.B, cfg *config.Config, extra ...*Recording) (*fastFront, func()) {
 	b.Helper()
 	cfg.Upstream.URL = "http://platform.test"
 	cfg.Log.Level = "warn"
@@ -104,6 +104,7 @@ func provFront(b *testing.B, cfg *config.Config) (*fastFront, func()) {
 		}
 		recs = append(recs, NewRecording("detect", d, 0, NewRecordingMetrics(nil)))
 	}
+	recs = append(recs, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	p, err := NewPipeline(ctx, cfg, Deps{Store: st, Ration: rm, Metrics: m, Logger: log, Recordings: recs})

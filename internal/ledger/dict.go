@@ -125,13 +125,12 @@ func (d *dictionary) intern(ns int, s []byte, buf *[]byte) uint32 {
 
 // appendDictFrame appends the frame that gives s the next integer of ns.
 func appendDictFrame(dst []byte, ns int, s []byte) []byte {
-	n := len(s) + 2
-	var h [frameHead + 2]byte
-	binary.LittleEndian.PutUint32(h[0:], uint32(n))
-	h[frameHead], h[frameHead+1] = kindDict, byte(ns)
-	crc := crc32.Update(0, castagnoli, h[frameHead:])
-	binary.LittleEndian.PutUint32(h[4:], crc32.Update(crc, castagnoli, s))
-	return append(append(dst, h[:]...), s...)
+	at := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(s)+2))
+	dst = append(dst, 0, 0, 0, 0, kindDict, byte(ns))
+	dst = append(dst, s...)
+	binary.LittleEndian.PutUint32(dst[at+4:], crc32.Update(0, castagnoli, dst[at+frameHead:]))
+	return dst
 }
 
 // appendIDs appends frames to dir's dictionary and syncs it. A torn tail

@@ -26,17 +26,17 @@ const (
 // valid part ends.
 var errTorn = errors.New("torn or corrupt frame")
 
-// appendFrame appends one frame of kind with body.
+// appendFrame appends one frame of kind with body. The checksum is taken
+// over the frame where it lies in dst: a kind byte of its own would be
+// allocated per frame (crc32 calls through a function value, so what it
+// is given escapes).
 func appendFrame(dst []byte, kind byte, body []byte) []byte {
-	n := len(body) + 1
-	var h [frameHead]byte
-	binary.LittleEndian.PutUint32(h[0:], uint32(n))
-	crc := crc32.Update(0, castagnoli, []byte{kind})
-	crc = crc32.Update(crc, castagnoli, body)
-	binary.LittleEndian.PutUint32(h[4:], crc)
-	dst = append(dst, h[:]...)
-	dst = append(dst, kind)
-	return append(dst, body...)
+	at := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(body)+1))
+	dst = append(dst, 0, 0, 0, 0, kind)
+	dst = append(dst, body...)
+	binary.LittleEndian.PutUint32(dst[at+4:], crc32.Update(0, castagnoli, dst[at+frameHead:]))
+	return dst
 }
 
 // nextFrame reads the frame at the start of b: its kind, body and size.

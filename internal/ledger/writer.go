@@ -81,6 +81,7 @@ type Ledger struct {
 	buf   []byte
 	dirty bool            // written since the last fsync
 	dict  [nsCount]strtab // the open hour's dictionary
+	front [frontSlots]frontSlot
 	e     entry
 	enc   []byte
 	err   error // the last write error, logged once
@@ -260,6 +261,7 @@ func (l *Ledger) reopen(path string, p *partition) error {
 	}
 	l.f, l.hour = f, p.hour
 	l.dict = p.dict
+	clear(l.front[:])
 	return nil
 }
 
@@ -268,10 +270,30 @@ func (l *Ledger) reopen(path string, p *partition) error {
 func (l *Ledger) Add(in *Entry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	e := l.begin(in.Time, in.RequestID)
+	if e == nil {
 		return
 	}
-	t := in.Time
+	for f, v := range in.Identity {
+		if v != "" {
+			e.facets[f] = l.lookup(nsFacet+f, v) + 1
+		}
+	}
+	l.fill(e, in)
+	for _, r := range in.Records {
+		e.recs = append(e.recs, rec{id: l.intern(nsID, r.ID), classes: r.Classes, masked: r.Masked})
+	}
+	l.end(e)
+}
+
+// begin starts the entry of an Access at t (zero: now), in the hour's
+// partition, opening it first when t is past the open one. It returns nil
+// when the ledger is closed or the partition could not be opened. Called
+// with mu.
+func (l *Ledger) begin(t time.Time, reqID string) *entry {
+	if l.closed {
+		return nil
+	}
 	if t.IsZero() {
 		t = l.opts.Now()
 	}
@@ -283,18 +305,19 @@ func (l *Ledger) Add(in *Entry) {
 	if l.f == nil || hour > l.hour {
 		if err := l.rotate(hour); err != nil {
 			l.fail("open partition "+partName(hour), err)
-			return
+			return nil
 		}
 	}
 	e := &l.e
-	*e = entry{t: t.UnixMicro(), reqID: in.RequestID, masks: e.masks[:0], classes: e.classes[:0],
+	*e = entry{t: t.UnixMicro(), reqID: reqID, masks: e.masks[:0], classes: e.classes[:0],
 		recs: e.recs[:0], authors: e.authors[:0], links: e.links[:0]}
+	return e
+}
+
+// fill sets what e takes from in but its identity and records, which
+// Add and Record each read from their own types.
+func (l *Ledger) fill(e *entry, in *Entry) {
 	e.route = l.name(in.Route)
-	for f, v := range in.Identity {
-		if v != "" {
-			e.facets[f] = l.intern(nsFacet+f, v) + 1
-		}
-	}
 	if in.List != "" {
 		e.list = l.intern(nsID, in.List) + 1
 	}
@@ -303,13 +326,10 @@ func (l *Ledger) Add(in *Entry) {
 	e.status = uint16(max(0, min(in.Status, 999)))
 	e.rule, e.facet = l.name(in.Rule), l.name(in.Facet)
 	for _, s := range in.MaskRules {
-		e.masks = append(e.masks, l.intern(nsName, s))
+		e.masks = append(e.masks, l.lookup(nsName, s))
 	}
 	for _, s := range in.Classes {
-		e.classes = append(e.classes, l.intern(nsName, s))
-	}
-	for _, r := range in.Records {
-		e.recs = append(e.recs, rec{id: l.intern(nsID, r.ID), classes: r.Classes, masked: r.Masked})
+		e.classes = append(e.classes, l.lookup(nsName, s))
 	}
 	for _, a := range in.Authors {
 		e.authors = append(e.authors, l.intern(nsID, a))
@@ -317,6 +337,10 @@ func (l *Ledger) Add(in *Entry) {
 	for _, s := range in.Links {
 		e.links = append(e.links, l.hash(s))
 	}
+}
+
+// end encodes e into the buffer, flushed once it is large.
+func (l *Ledger) end(e *entry) {
 	l.enc = appendEntry(l.enc[:0], e, l.hour*1e6)
 	l.buf = appendFrame(l.buf, kindAccess, l.enc)
 	l.m.accesses.Inc()
@@ -330,7 +354,40 @@ func (l *Ledger) name(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	return l.intern(nsName, s) + 1
+	return l.lookup(nsName, s) + 1
+}
+
+// frontSlots is the size of the open hour's front cache (a power of two).
+const frontSlots = 64
+
+// frontSlot is one value of the front cache: s's integer v in namespace
+// ns-1 (0: an empty slot).
+type frontSlot struct {
+	s  string
+	ns uint32
+	v  uint32
+}
+
+// lookup is intern behind a small cache indexed by where s's bytes lie.
+// The names of routes, classes and rules come from the config, an
+// account's id from identify's token cache and a fingerprint from its
+// fingerprint cache: Access after Access they are the same strings, so a
+// look-up compares one pointer (s == slot.s does not read the bytes of
+// one string twice) instead of hashing s and reading the dictionary's
+// table and names, which at a million names are cache misses. A slot is
+// checked by content, so it is never wrong, only missed: a string made
+// anew each Access (an address's key, a record's id) misses and takes the
+// slot. The cache keeps its strings alive (64 of them) and is emptied
+// with the dictionary.
+func (l *Ledger) lookup(ns int, s string) uint32 {
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	sl := &l.front[(p>>3^p>>9^uintptr(ns))&(frontSlots-1)]
+	if sl.ns == uint32(ns)+1 && sl.s == s {
+		return sl.v
+	}
+	v := l.intern(ns, s)
+	*sl = frontSlot{s: s, ns: uint32(ns) + 1, v: v}
+	return v
 }
 
 // intern returns s's integer in ns, writing a dictionary frame the first
@@ -363,6 +420,7 @@ func (l *Ledger) rotate(hour int64) error {
 	for ns := range l.dict {
 		l.dict[ns].reset()
 	}
+	clear(l.front[:])
 	l.buf = appendFrame(l.buf[:0], kindHeader, headerBody(hour))
 	l.flush()
 	return nil

@@ -1,0 +1,168 @@
+//go:build unix
+
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"runtime"
+	"syscall"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/dashboard"
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ledger"
+)
+
+// BenchmarkServeLedger is warden bench's rows (e) and (e-ledger) on the
+// fast front's handler, as BenchmarkServeProvenance runs (e): e-ledger
+// adds what warden serve adds with ledger.dir set, the ledger and the
+// dashboard's Watch, each fed through its recording. cpu-ns/op is the
+// process's CPU per request, the recordings' goroutines, the ledger's
+// flushes and the collector's included: the figure the rows' CPU per
+// request compares, without the kernel's loopback TCP that dominates
+// `warden bench`. e-nop has e-ledger's two recordings feed recorders that
+// do nothing: what the Access and its hand-off cost the process.
+func BenchmarkServeLedger(b *testing.B) {
+	b.Setenv("LAB_JWT_SECRET", "lab-secret")
+	b.Setenv("LAB_PARTNER_KEY", "pk-0123456789abcdef")
+	reqs := benchRequests(b, 16384, 1000, 100000)
+	for _, name := range []string{"e", "e-ledger", "e-nop"} {
+		b.Run(name, func(b *testing.B) {
+			cfg, err := config.Load("../../examples/lab.yaml")
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range cfg.Limits {
+				cfg.Limits[i].Rate, cfg.Limits[i].Burst = "1000000/s", 1000000
+			}
+			cfg.Detect.Enabled = false
+			kept := cfg.Ration.Budgets[:0]
+			for _, bu := range cfg.Ration.Budgets {
+				if len(bu.Provenance) == 0 {
+					kept = append(kept, bu)
+				}
+			}
+			cfg.Ration.Budgets = kept
+			var recs []*Recording
+			var l *ledger.Ledger
+			switch name {
+			case "e-ledger":
+				if l, err = ledger.Open(ledger.Options{Dir: b.TempDir()}); err != nil {
+					b.Fatal(err)
+				}
+				m := NewRecordingMetrics(nil)
+				recs = append(recs, NewRecording("ledger", l, 0, m), NewRecording("dashboard", dashboard.NewWatch(0), 0, m))
+			case "e-nop":
+				m := NewRecordingMetrics(nil)
+				recs = append(recs, NewRecording("ledger", nop{}, 0, m), NewRecording("dashboard", nop{}, 0, m))
+			}
+			f, closeRec := provFront(b, cfg, recs...)
+			ctx := new(fasthttp.RequestCtx)
+			sink := bufio.NewWriter(io.Discard)
+			b.ReportAllocs()
+			i := 0
+			start := cpuNow()
+			for b.Loop() {
+				if err := serveOnce(f, ctx, reqs[i%len(reqs)], sink); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			closeRec() // the recorders' backlog is this run's CPU too
+			if l != nil {
+				if err := l.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuNow()-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// nop is a recorder that does nothing: e-nop is the hand-off's cost alone.
+type nop struct{}
+
+func (nop) Record(*inspect.Access) {}
+
+// capture keeps every Access it is fed.
+type capture struct{ accs []*inspect.Access }
+
+func (c *capture) Record(acc *inspect.Access) { c.accs = append(c.accs, acc) }
+
+// labAccesses are the Accesses of n row (e) requests, as the recorders
+// are fed them.
+func labAccesses(b *testing.B, n int) []*inspect.Access {
+	b.Setenv("LAB_JWT_SECRET", "lab-secret")
+	b.Setenv("LAB_PARTNER_KEY", "pk-0123456789abcdef")
+	reqs := benchRequests(b, n, 1000, 100000)
+	cfg, err := config.Load("../../examples/lab.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range cfg.Limits {
+		cfg.Limits[i].Rate, cfg.Limits[i].Burst = "1000000/s", 1000000
+	}
+	cfg.Detect.Enabled = false
+	c := &capture{}
+	rc := NewRecording("capture", c, n+1, NewRecordingMetrics(nil))
+	f, closeRec := provFront(b, cfg, rc)
+	ctx := new(fasthttp.RequestCtx)
+	sink := bufio.NewWriter(io.Discard)
+	for _, r := range reqs {
+		if err := serveOnce(f, ctx, r, sink); err != nil {
+			b.Fatal(err)
+		}
+	}
+	closeRec()
+	return c.accs
+}
+
+// BenchmarkRecorders is what each recorder of e-ledger costs per Access
+// of row (e) on its own goroutine (cpu-ns/op: its thread's CPU time, the
+// collector's assists included): the ledger's Record and the dashboard's
+// Watch.
+func BenchmarkRecorders(b *testing.B) {
+	accs := labAccesses(b, 1<<14)
+	for _, c := range []struct {
+		name string
+		make func(b *testing.B) Recorder
+	}{
+		{"ledger", func(b *testing.B) Recorder {
+			l, err := ledger.Open(ledger.Options{Dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { l.Close() })
+			return l
+		}},
+		{"watch", func(*testing.B) Recorder { return dashboard.NewWatch(0) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r := c.make(b)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b.ReportAllocs()
+			i := 0
+			start := threadCPU()
+			for b.Loop() {
+				r.Record(accs[i%len(accs)])
+				i++
+			}
+			b.ReportMetric(float64(threadCPU()-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// threadCPU is the CPU time of the calling thread, in ns (the goroutine
+// locked to it): what one core spends, whatever else the machine runs.
+func threadCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1, &ru); err != nil { // RUSAGE_THREAD
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
