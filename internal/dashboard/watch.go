@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"net/netip"
 	"sort"
 	"sync"
 
@@ -17,10 +18,20 @@ var watched = []identify.Facet{identify.FacetAccount, identify.FacetApp, identif
 // few sampled, with its count).
 // It is a gateway.Recorder, fed off the request path. It only nominates:
 // the figures the page shows are the ledger's.
+//
+// It runs on every Access the gateway records, so it is kept cheap:
+// addresses and networks are counted as netip values (the string of one is
+// made only when a page asks), each facet's table finds a value with one
+// map look-up and counts in place, and the value an Access repeats from
+// the one before (the same client, the same address) is counted without a
+// look-up.
 type Watch struct {
-	mu  sync.Mutex
-	max int
-	m   [len(identify.Facets)]map[string]uint64
+	mu      sync.Mutex
+	max     int
+	app     table[string]
+	account table[string]
+	ip      table[netip.Addr]
+	net     table[netip.Prefix]
 }
 
 // evictSample is how many values a full table looks at to choose the one
@@ -33,9 +44,10 @@ func NewWatch(max int) *Watch {
 		max = 1024
 	}
 	w := &Watch{max: max}
-	for i := range w.m {
-		w.m[i] = map[string]uint64{}
-	}
+	w.app.init(1)
+	w.account.init(2)
+	w.ip.init(3)
+	w.net.init(4)
 	return w
 }
 
@@ -50,48 +62,43 @@ func (w *Watch) Record(acc *inspect.Access) {
 	if n == 0 {
 		return
 	}
+	id := &acc.Identity
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, f := range watched {
-		v := acc.Identity.Value(f)
-		if v == "" {
-			continue
-		}
-		m := w.m[f-1]
-		if c, ok := m[v]; ok || len(m) < w.max {
-			m[v] = c + n
-			continue
-		}
-		// Full: the smallest of a few values (map order is random) gives
-		// its place, so a miss costs a few steps, not a scan of the table:
-		// with addresses rotating, nearly every Access misses.
-		minV, minC, seen := "", uint64(0), 0
-		for k, c := range m {
-			if minV == "" || c < minC {
-				minV, minC = k, c
-			}
-			if seen++; seen == evictSample {
-				break
-			}
-		}
-		delete(m, minV)
-		m[v] = minC + n
+	if id.App != "" {
+		w.app.add(id.App, n, w.max)
+	}
+	if id.Account != "" {
+		w.account.add(id.Account, n, w.max)
+	}
+	if id.IP.IsValid() {
+		w.ip.add(id.IP, n, w.max)
+	}
+	if id.Net.IsValid() {
+		w.net.add(id.Net, n, w.max)
 	}
 }
 
 // Top returns up to n values of facet f, most records first.
 func (w *Watch) Top(f identify.Facet, n int) []string {
-	if w == nil || f < 1 || int(f) > len(w.m) {
+	if w == nil {
 		return nil
 	}
 	w.mu.Lock()
-	type kv struct {
-		v string
-		c uint64
-	}
-	all := make([]kv, 0, len(w.m[f-1]))
-	for v, c := range w.m[f-1] {
-		all = append(all, kv{v, c})
+	var all []counted
+	switch f {
+	case identify.FacetApp:
+		all = w.app.all(func(s string) string { return s })
+	case identify.FacetAccount:
+		all = w.account.all(func(s string) string { return s })
+	case identify.FacetIP:
+		all = w.ip.all(netip.Addr.String)
+	case identify.FacetNet:
+		all = w.net.all(netip.Prefix.String)
+	case identify.FacetFingerprint: // not watched
+	default:
+		w.mu.Unlock()
+		return nil
 	}
 	w.mu.Unlock()
 	sort.Slice(all, func(i, j int) bool {
@@ -103,6 +110,71 @@ func (w *Watch) Top(f identify.Facet, n int) []string {
 	out := []string{}
 	for i := 0; i < len(all) && i < n; i++ {
 		out = append(out, all[i].v)
+	}
+	return out
+}
+
+// counted is a value, as a string, with its count.
+type counted struct {
+	v string
+	c uint64
+}
+
+// table is one facet's bounded count: its values in slots, a map from a
+// value to its slot, and the slot of the last value counted.
+type table[K comparable] struct {
+	idx   map[K]int32
+	keys  []K
+	count []uint64
+	last  int32  // -1: none
+	rng   uint64 // xorshift state of the eviction's sample
+}
+
+func (t *table[K]) init(seed uint64) {
+	t.idx, t.last, t.rng = map[K]int32{}, -1, 0x9e3779b97f4a7c15*seed
+}
+
+// add counts n for k in a table of at most max values.
+func (t *table[K]) add(k K, n uint64, max int) {
+	if t.last >= 0 && t.keys[t.last] == k {
+		t.count[t.last] += n
+		return
+	}
+	if i, ok := t.idx[k]; ok {
+		t.count[i] += n
+		t.last = i
+		return
+	}
+	if len(t.keys) < max {
+		t.idx[k] = int32(len(t.keys))
+		t.last = int32(len(t.keys))
+		t.keys, t.count = append(t.keys, k), append(t.count, n)
+		return
+	}
+	// Full: the smallest of a few slots drawn at random gives its place,
+	// with its count, so a miss costs a few steps, not a scan of the
+	// table: with addresses rotating, nearly every Access misses.
+	j := -1
+	for range evictSample {
+		t.rng ^= t.rng << 13
+		t.rng ^= t.rng >> 7
+		t.rng ^= t.rng << 17
+		if s := int(t.rng % uint64(len(t.keys))); j < 0 || t.count[s] < t.count[j] {
+			j = s
+		}
+	}
+	delete(t.idx, t.keys[j])
+	t.idx[k] = int32(j)
+	t.keys[j] = k
+	t.count[j] += n
+	t.last = int32(j)
+}
+
+// all is every value counted, as str spells it.
+func (t *table[K]) all(str func(K) string) []counted {
+	out := make([]counted, len(t.keys))
+	for i, k := range t.keys {
+		out[i] = counted{str(k), t.count[i]}
 	}
 	return out
 }
