@@ -110,7 +110,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}()
 	}
 	recm := gateway.NewRecordingMetrics(reg) // one set for every recorder
-	recs, closeLedger, err := openLedger(cfg, reg, recm, log)
+	// The dashboard's candidate identities, ranked by the ledger's counts:
+	// without a ledger there is nothing to rank. The Watch is fed by the
+	// ledger's recording, after the ledger: a recording of its own cost the
+	// request path a second hand-off per inspected answer.
+	var watch *dashboard.Watch
+	var alsoLedger []gateway.Recorder
+	if cfg.Ledger.Dir != "" {
+		watch = dashboard.NewWatch(0)
+		alsoLedger = append(alsoLedger, watch)
+	}
+	recs, closeLedger, err := openLedger(cfg, reg, recm, log, alsoLedger...)
 	if err != nil {
 		return err
 	}
@@ -122,16 +132,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer closeDetector() // after the gateway has drained, before the store closes
 	if detRec != nil {
 		recs = append(recs, detRec)
-	}
-	// The dashboard's candidate identities, ranked by the ledger's counts:
-	// without a ledger there is nothing to rank, and a recorder costs the
-	// request path an Access per inspected answer.
-	var watch *dashboard.Watch
-	if cfg.Ledger.Dir != "" {
-		watch = dashboard.NewWatch(0)
-		watchRec := gateway.NewRecording("dashboard", watch, 0, recm)
-		defer watchRec.Close(context.WithoutCancel(ctx))
-		recs = append(recs, watchRec)
 	}
 	deps := gateway.Deps{Store: st, Inspect: inspect.NewMetrics(reg), Ration: rm, Metrics: gm, Logger: log, Recordings: recs}
 	if deps.Responders, deps.Seeders, err = openCanaries(cfg, log); err != nil {

@@ -21,8 +21,10 @@ import (
 // unsent batches stay in its spool for the next start). Without either
 // nothing is recorded (serve says so). recm is the process's one set of
 // hand-off metrics, shared by every recording (registering a second set
-// would panic).
-func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.RecordingMetrics, log *slog.Logger) ([]*gateway.Recording, func(), error) {
+// would panic). also are fed by the local ledger's recording after the
+// ledger, each Access the ledger was fed (the dashboard's Watch): one
+// queue and one hand-off per request for both.
+func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.RecordingMetrics, log *slog.Logger, also ...gateway.Recorder) ([]*gateway.Recording, func(), error) {
 	lc := cfg.Ledger
 	var recs []*gateway.Recording
 	var closers []func()
@@ -62,7 +64,11 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 		closeAll()
 		return nil, nil, err
 	}
-	rc := gateway.NewRecording("ledger", l, lc.Queue, recm, queueFull(lc)...)
+	var r gateway.Recorder = l
+	if len(also) > 0 {
+		r = append(gateway.Recorders{l}, also...)
+	}
+	rc := gateway.NewRecording("ledger", r, lc.Queue, recm, queueFull(lc)...)
 	log.Info("ledger on", slog.String("dir", lc.Dir), slog.Duration("fsync_interval", lc.FsyncInterval), slog.Int("queue", lc.Queue),
 		slog.String("queue_full", lc.QueueFull), slog.Duration("queue_wait", lc.QueueWait))
 	closers = append(closers, func() {

@@ -19,13 +19,13 @@ import (
 
 // BenchmarkServeLedger is warden bench's rows (e) and (e-ledger) on the
 // fast front's handler, as BenchmarkServeProvenance runs (e): e-ledger
-// adds what warden serve adds with ledger.dir set, the ledger and the
-// dashboard's Watch, each fed through its recording. cpu-ns/op is the
+// adds what warden serve adds with ledger.dir set: the ledger and the
+// dashboard's Watch, fed through one recording. cpu-ns/op is the
 // process's CPU per request, the recordings' goroutines, the ledger's
 // flushes and the collector's included: the figure the rows' CPU per
 // request compares, without the kernel's loopback TCP that dominates
-// `warden bench`. e-nop has e-ledger's two recordings feed recorders that
-// do nothing: what the Access and its hand-off cost the process.
+// `warden bench`. e-nop has e-ledger's recording feed a recorder that
+// does nothing: what the Access and its hand-off cost the process.
 func BenchmarkServeLedger(b *testing.B) {
 	b.Setenv("LAB_JWT_SECRET", "lab-secret")
 	b.Setenv("LAB_PARTNER_KEY", "pk-0123456789abcdef")
@@ -55,10 +55,10 @@ func BenchmarkServeLedger(b *testing.B) {
 					b.Fatal(err)
 				}
 				m := NewRecordingMetrics(nil)
-				recs = append(recs, NewRecording("ledger", l, 0, m), NewRecording("dashboard", dashboard.NewWatch(0), 0, m))
+				recs = append(recs, NewRecording("ledger", Recorders{l, dashboard.NewWatch(0)}, 0, m))
 			case "e-nop":
 				m := NewRecordingMetrics(nil)
-				recs = append(recs, NewRecording("ledger", nop{}, 0, m), NewRecording("dashboard", nop{}, 0, m))
+				recs = append(recs, NewRecording("ledger", nop{}, 0, m))
 			}
 			f, closeRec := provFront(b, cfg, recs...)
 			ctx := new(fasthttp.RequestCtx)

@@ -41,6 +41,30 @@ type handoff struct {
 	box *accessBox
 }
 
+// Recorders feeds each of its recorders in turn, in order. Recorders that
+// share one Recording share its queue, its goroutine and the request's one
+// hand-off: the dashboard's Watch rides on the ledger's recording, where a
+// recording of its own cost every request a second channel send and the
+// process a second goroutine waking each tick.
+type Recorders []Recorder
+
+// Record feeds acc to every recorder.
+func (rs Recorders) Record(acc *inspect.Access) {
+	for _, r := range rs {
+		r.Record(acc)
+	}
+}
+
+// Transient reports whether every recorder is transient.
+func (rs Recorders) Transient() bool {
+	for _, r := range rs {
+		if t, ok := r.(Transient); !ok || !t.Transient() {
+			return false
+		}
+	}
+	return true
+}
+
 // DefaultRecordQueue is how many Accesses wait for one recorder before
 // more are dropped.
 const DefaultRecordQueue = 8192

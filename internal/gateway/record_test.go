@@ -158,3 +158,32 @@ func TestRecordingOfferAllocs(t *testing.T) {
 type discard struct{}
 
 func (discard) Record(*inspect.Access) {}
+
+// seen keeps the request ids it is fed, under its name.
+type seen struct {
+	name string
+	log  *[]string
+}
+
+func (s seen) Record(acc *inspect.Access) { *s.log = append(*s.log, s.name+acc.RequestID) }
+
+// Recorders sharing one recording are each fed every Access, in their
+// order, by one hand-off per Access.
+func TestRecordersShareRecording(t *testing.T) {
+	var log []string
+	rc := NewRecording("shared", Recorders{seen{"ledger:", &log}, seen{"watch:", &log}}, 4, NewRecordingMetrics(nil))
+	rc.offer(&inspect.Access{RequestID: "1"})
+	rc.offer(&inspect.Access{RequestID: "2"})
+	if err := rc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ledger:1", "watch:1", "ledger:2", "watch:2"}
+	if len(log) != len(want) {
+		t.Fatalf("fed %q, want %q", log, want)
+	}
+	for i := range want {
+		if log[i] != want[i] {
+			t.Fatalf("fed %q, want %q", log, want)
+		}
+	}
+}
