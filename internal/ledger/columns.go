@@ -49,11 +49,10 @@ const (
 // reqIDParts splits warden's request ids (24 lower-case hex digits: a
 // per-process prefix of 8, a counter of 16).
 func reqIDParts(id string) (prefix uint32, counter uint64, ok bool) {
-	if len(id) != 24 || !isLowerHex(id) {
+	b, ok := decodeReqID(id)
+	if !ok {
 		return 0, 0, false
 	}
-	var b [12]byte
-	hex.Decode(b[:], []byte(id))
 	return binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint64(b[4:]), true
 }
 

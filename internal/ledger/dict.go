@@ -296,6 +296,64 @@ func (t *strtab) place(h, off uint64) {
 	}
 }
 
+// prefetchSlots is the smallest table prefetch reads ahead in: 32,768
+// slots (256 KiB), about what a core's cache holds; a smaller table's
+// look-ups mostly hit it.
+const prefetchSlots = 1 << 15
+
+// prefetch hashes the ids one Access looks up (facet values, list,
+// records, authors) and reads ahead, in tables too large for the
+// processor's caches, the places those look-ups will read: first the slot
+// each probe starts at, then the name that slot points to. The look-ups
+// themselves run one after another, each waiting on its cache misses (a
+// slot, then a name: two per id at a million names); these reads depend
+// on nothing but the hash, so the processor waits for all of them at
+// once, and the look-ups that follow, given the hashes, find their places
+// in the cache.
+type prefetch struct {
+	n, next int
+	t       [16]*strtab
+	h       [16]uint64
+	x       [16]uint64
+}
+
+// add hashes s for t and reads the slot its probe starts at.
+func (p *prefetch) add(t *strtab, s string) {
+	if p.n == len(p.h) {
+		return
+	}
+	t.index()
+	h := maphash.String(t.seed, s)
+	p.t[p.n], p.h[p.n] = t, h
+	if len(t.slots) >= prefetchSlots {
+		p.x[p.n] = t.slots[h&uint64(len(t.slots)-1)]
+	}
+	p.n++
+}
+
+// names reads the name each slot read points to, when its hash bits
+// match, and returns a sum of the bytes read (kept by the caller, so the
+// reads are not optimised away).
+func (p *prefetch) names() byte {
+	var sum byte
+	for i := range p.n {
+		if x := p.x[i]; x != 0 && x>>slotOffBits == p.h[i]>>slotOffBits {
+			sum += p.t[i].data[x&slotOffMask-1]
+		}
+	}
+	return sum
+}
+
+// hash is the hash of the next id added, in the order added: ok is
+// false past the ids prefetch took (the caller hashes).
+func (p *prefetch) hash() (h uint64, ok bool) {
+	if p.next == p.n {
+		return 0, false
+	}
+	p.next++
+	return p.h[p.next-1], true
+}
+
 // find returns s's integer.
 func (t *strtab) find(s string) (uint32, bool) {
 	t.index()
@@ -318,7 +376,11 @@ func (t *strtab) find(s string) (uint32, bool) {
 // with one probe.
 func (t *strtab) intern(s string) (v uint32, added bool) {
 	t.index()
-	h := maphash.String(t.seed, s)
+	return t.internHash(s, maphash.String(t.seed, s))
+}
+
+// internHash is intern of s whose hash (by t's seed) is h.
+func (t *strtab) internHash(s string, h uint64) (v uint32, added bool) {
 	mask := uint64(len(t.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		x := t.slots[i]

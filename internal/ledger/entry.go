@@ -155,10 +155,8 @@ func appendUints(dst []byte, v []uint32) []byte {
 // appendReqID packs warden's request ids (24 lower-case hex digits) in 12
 // bytes; any other id is kept as it is, up to 255 bytes.
 func appendReqID(dst []byte, id string) []byte {
-	if len(id) == 24 && isLowerHex(id) {
+	if b, ok := decodeReqID(id); ok {
 		dst = append(dst, 1)
-		var b [12]byte
-		hex.Decode(b[:], []byte(id))
 		return append(dst, b[:]...)
 	}
 	if len(id) > 255 {
@@ -168,15 +166,36 @@ func appendReqID(dst []byte, id string) []byte {
 	return append(dst, id...)
 }
 
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
+// decodeReqID is the 12 bytes of one of warden's request ids (24
+// lower-case hex digits), checked and decoded in one pass (hex.Decode
+// wants a []byte: a copy, after a pass of its own to check the digits).
+func decodeReqID(id string) (b [12]byte, ok bool) {
+	if len(id) != 24 {
+		return b, false
+	}
+	bad := byte(0)
+	for i := range b {
+		hi, lo := unhex[id[2*i]], unhex[id[2*i+1]]
+		bad |= hi | lo
+		b[i] = hi<<4 | lo
+	}
+	return b, bad&0x10 == 0
+}
+
+// unhex is a lower-case hex digit's value, 0x10 for any other byte.
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		switch {
+		case '0' <= i && i <= '9':
+			t[i] = byte(i - '0')
+		case 'a' <= i && i <= 'f':
+			t[i] = byte(i - 'a' + 10)
+		default:
+			t[i] = 0x10
 		}
 	}
-	return true
-}
+	return t
+}()
 
 // decoder reads an encoded entry, checking every id against the sizes of
 // the dictionary it refers to. It never panics on any input.

@@ -19,6 +19,8 @@ import (
 	"github.com/dchest/siphash"
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/inspect"
 )
 
 // Defaults of Options.
@@ -82,6 +84,7 @@ type Ledger struct {
 	dirty bool            // written since the last fsync
 	dict  [nsCount]strtab // the open hour's dictionary
 	front [frontSlots]frontSlot
+	sink  byte // what prefetch read, kept
 	e     entry
 	enc   []byte
 	err   error // the last write error, logged once
@@ -267,23 +270,76 @@ func (l *Ledger) reopen(path string, p *partition) error {
 
 // Add appends one Access. It never fails: an error is logged and counted
 // and the Access lost.
-func (l *Ledger) Add(in *Entry) {
+func (l *Ledger) Add(in *Entry) { l.add(in, nil) }
+
+// add appends in, its records those of in and then recs (Record's, read
+// where the Access holds them).
+func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.begin(in.Time, in.RequestID)
 	if e == nil {
 		return
 	}
+	// The ids, in the order they are looked up below (prefetch's hashes
+	// are taken in that order).
+	var pf prefetch
 	for f, v := range in.Identity {
 		if v != "" {
-			e.facets[f] = l.lookup(nsFacet+f, v) + 1
+			pf.add(&l.dict[nsFacet+f], v)
 		}
 	}
-	l.fill(e, in)
-	for _, r := range in.Records {
-		e.recs = append(e.recs, rec{id: l.intern(nsID, r.ID), classes: r.Classes, masked: r.Masked})
+	if in.List != "" {
+		pf.add(&l.dict[nsID], in.List)
 	}
-	l.end(e)
+	for _, r := range in.Records {
+		pf.add(&l.dict[nsID], r.ID)
+	}
+	for _, r := range recs {
+		pf.add(&l.dict[nsID], r.ID)
+	}
+	for _, a := range in.Authors {
+		pf.add(&l.dict[nsID], a)
+	}
+	l.sink += pf.names()
+
+	for f, v := range in.Identity {
+		if v != "" {
+			e.facets[f] = l.lookup(&pf, nsFacet+f, v) + 1
+		}
+	}
+	if in.List != "" {
+		e.list = l.id(&pf, in.List) + 1
+	}
+	for _, r := range in.Records {
+		e.recs = append(e.recs, rec{id: l.id(&pf, r.ID), classes: r.Classes, masked: r.Masked})
+	}
+	for _, r := range recs {
+		e.recs = append(e.recs, rec{id: l.id(&pf, r.ID), classes: uint64(r.Classes), masked: uint64(r.Masked)})
+	}
+	for _, a := range in.Authors {
+		e.authors = append(e.authors, l.id(&pf, a))
+	}
+	e.route = l.name(in.Route)
+	e.page, e.lookup = l.hash(in.Page), l.hash(in.Lookup)
+	e.unref = in.Unreferenced
+	e.status = uint16(max(0, min(in.Status, 999)))
+	e.rule, e.facet = l.name(in.Rule), l.name(in.Facet)
+	for _, s := range in.MaskRules {
+		e.masks = append(e.masks, l.lookup(nil, nsName, s))
+	}
+	for _, s := range in.Classes {
+		e.classes = append(e.classes, l.lookup(nil, nsName, s))
+	}
+	for _, s := range in.Links {
+		e.links = append(e.links, l.hash(s))
+	}
+	l.enc = appendEntry(l.enc[:0], e, l.hour*1e6)
+	l.buf = appendFrame(l.buf, kindAccess, l.enc)
+	l.m.accesses.Inc()
+	if len(l.buf) >= flushBytes {
+		l.flush()
+	}
 }
 
 // begin starts the entry of an Access at t (zero: now), in the hour's
@@ -314,47 +370,12 @@ func (l *Ledger) begin(t time.Time, reqID string) *entry {
 	return e
 }
 
-// fill sets what e takes from in but its identity and records, which
-// Add and Record each read from their own types.
-func (l *Ledger) fill(e *entry, in *Entry) {
-	e.route = l.name(in.Route)
-	if in.List != "" {
-		e.list = l.intern(nsID, in.List) + 1
-	}
-	e.page, e.lookup = l.hash(in.Page), l.hash(in.Lookup)
-	e.unref = in.Unreferenced
-	e.status = uint16(max(0, min(in.Status, 999)))
-	e.rule, e.facet = l.name(in.Rule), l.name(in.Facet)
-	for _, s := range in.MaskRules {
-		e.masks = append(e.masks, l.lookup(nsName, s))
-	}
-	for _, s := range in.Classes {
-		e.classes = append(e.classes, l.lookup(nsName, s))
-	}
-	for _, a := range in.Authors {
-		e.authors = append(e.authors, l.intern(nsID, a))
-	}
-	for _, s := range in.Links {
-		e.links = append(e.links, l.hash(s))
-	}
-}
-
-// end encodes e into the buffer, flushed once it is large.
-func (l *Ledger) end(e *entry) {
-	l.enc = appendEntry(l.enc[:0], e, l.hour*1e6)
-	l.buf = appendFrame(l.buf, kindAccess, l.enc)
-	l.m.accesses.Inc()
-	if len(l.buf) >= flushBytes {
-		l.flush()
-	}
-}
-
 // name interns a name (route, class, rule), plus one; 0 for "".
 func (l *Ledger) name(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	return l.lookup(nsName, s) + 1
+	return l.lookup(nil, nsName, s) + 1
 }
 
 // frontSlots is the size of the open hour's front cache (a power of two).
@@ -379,21 +400,45 @@ type frontSlot struct {
 // anew each Access (an address's key, a record's id) misses and takes the
 // slot. The cache keeps its strings alive (64 of them) and is emptied
 // with the dictionary.
-func (l *Ledger) lookup(ns int, s string) uint32 {
+func (l *Ledger) lookup(pf *prefetch, ns int, s string) uint32 {
 	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
 	sl := &l.front[(p>>3^p>>9^uintptr(ns))&(frontSlots-1)]
 	if sl.ns == uint32(ns)+1 && sl.s == s {
+		if pf != nil {
+			pf.hash() // s's, not needed
+		}
 		return sl.v
 	}
-	v := l.intern(ns, s)
+	var v uint32
+	if pf != nil {
+		v = l.internFrom(pf, ns, s)
+	} else {
+		v = l.intern(ns, s)
+	}
 	*sl = frontSlot{s: s, ns: uint32(ns) + 1, v: v}
 	return v
 }
+
+// id is the integer of a platform id, hashed by pf.
+func (l *Ledger) id(pf *prefetch, s string) uint32 { return l.internFrom(pf, nsID, s) }
 
 // intern returns s's integer in ns, writing a dictionary frame the first
 // time s is seen this hour.
 func (l *Ledger) intern(ns int, s string) uint32 {
 	v, added := l.dict[ns].intern(s)
+	if added {
+		l.buf = appendDictFrame(l.buf, ns, unsafe.Slice(unsafe.StringData(s), len(s)))
+	}
+	return v
+}
+
+// internFrom is intern with s's hash the next of pf's.
+func (l *Ledger) internFrom(pf *prefetch, ns int, s string) uint32 {
+	h, ok := pf.hash()
+	if !ok {
+		return l.intern(ns, s)
+	}
+	v, added := l.dict[ns].internHash(s, h)
 	if added {
 		l.buf = appendDictFrame(l.buf, ns, unsafe.Slice(unsafe.StringData(s), len(s)))
 	}
