@@ -79,6 +79,12 @@ func (w *Watch) Record(acc *inspect.Access) {
 	}
 }
 
+// Transient reports true: the Watch keeps of an Access only its
+// Identity's values (app and account as map keys, addresses as netip
+// values), so the gateway may reuse an Access's memory once it is counted
+// (gateway.Transient).
+func (w *Watch) Transient() bool { return true }
+
 // Top returns up to n values of facet f, most records first.
 func (w *Watch) Top(f identify.Facet, n int) []string {
 	if w == nil {

@@ -187,3 +187,28 @@ func TestRecordersShareRecording(t *testing.T) {
 		}
 	}
 }
+
+type transientRec bool
+
+func (transientRec) Record(*inspect.Access) {}
+func (t transientRec) Transient() bool      { return bool(t) }
+
+// Recorders are transient only when each of them is: one recorder that
+// keeps an Access stops its reuse for all.
+func TestRecordersTransient(t *testing.T) {
+	for _, c := range []struct {
+		rs   Recorders
+		want bool
+	}{
+		{Recorders{transientRec(true), transientRec(true)}, true},
+		{Recorders{transientRec(true), transientRec(false)}, false},
+		{Recorders{transientRec(true), seen{}}, false}, // not a Transient
+	} {
+		if got := c.rs.Transient(); got != c.want {
+			t.Errorf("%#v: transient %v, want %v", c.rs, got, c.want)
+		}
+		if rc := NewRecording("r", c.rs, 1, NewRecordingMetrics(nil)); rc.transient != c.want {
+			t.Errorf("%#v: recording transient %v, want %v", c.rs, rc.transient, c.want)
+		}
+	}
+}

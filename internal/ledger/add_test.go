@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/warden-gw/warden/internal/inspect"
 )
@@ -150,4 +151,59 @@ func TestRequestIDForms(t *testing.T) {
 			t.Errorf("%q reads back as %q", c.id, got.reqID)
 		}
 	}
+}
+
+// The ledger is transient (gateway.Transient): once Record returns, the
+// gateway may write another request's Access over this one's memory.
+// Here every string of each Access but its Identity's values lies in one
+// buffer, overwritten after each Record, the same place holding another
+// route, other classes and ids each time; what reads back is what each
+// Access held when it was recorded.
+func TestRecordKeepsNothing(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	l, err := Open(Options{Dir: dir, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Transient() {
+		t.Fatal("the ledger is not transient")
+	}
+	buf := make([]byte, 512)
+	pos := 0
+	at := func(s string) string { // s, in buf's memory
+		n := copy(buf[pos:], s)
+		v := unsafe.String(&buf[pos], n)
+		pos += n
+		return v
+	}
+	var want []string
+	for i := range 200 {
+		route, class, id := fmt.Sprint("GET /v1/", "ab"[i%2:i%2+1]), fmt.Sprint("class", i%3), fmt.Sprint("id", i%10)
+		pos = 0
+		acc := &inspect.Access{Time: t0.Add(time.Duration(i) * time.Millisecond), RequestID: fmt.Sprintf("%024x", i),
+			Route: at(route), Classes: []string{at(class)}, MaskRules: []string{at("rule" + class)}, List: at("l" + id),
+			Lookup: at(id), Status: 200, Records: []inspect.Record{{ID: at(id), Classes: 1}}, Authors: []string{at("a" + id)}}
+		acc.Identity.Account = fmt.Sprint("acct", i%4)
+		l.Record(acc)
+		for j := range buf {
+			buf[j] = 'z'
+		}
+		want = append(want, fmt.Sprint(route, class, "rule"+class, "l"+id, id, "a"+id, acc.Identity.Account))
+	}
+	l.Sync()
+	r := reader(t, dir, Window{})
+	defer r.Close()
+	i := 0
+	r.Each(func(e *Entry) bool {
+		if got := fmt.Sprint(e.Route, e.Classes[0], e.MaskRules[0], e.List, e.Records[0].ID, e.Authors[0], e.Identity[1]); got != want[i] {
+			t.Fatalf("Access %d reads back as %s, want %s", i, got, want[i])
+		}
+		i++
+		return true
+	})
+	if i != len(want) {
+		t.Fatalf("%d Accesses read back, want %d", i, len(want))
+	}
+	l.Close()
 }

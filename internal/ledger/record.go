@@ -18,3 +18,9 @@ func (l *Ledger) Record(acc *inspect.Access) {
 	}
 	l.add(&in, acc.Records)
 }
+
+// Transient reports true: Record keeps nothing of an Access but its
+// Identity's values (the front cache's; names it copies), so the gateway
+// may reuse an Access's memory once the ledger has recorded it
+// (gateway.Transient).
+func (l *Ledger) Transient() bool { return true }

@@ -393,13 +393,16 @@ type frontSlot struct {
 // The names of routes, classes and rules come from the config, an
 // account's id from identify's token cache and a fingerprint from its
 // fingerprint cache: Access after Access they are the same strings, so a
-// look-up compares one pointer (s == slot.s does not read the bytes of
-// one string twice) instead of hashing s and reading the dictionary's
-// table and names, which at a million names are cache misses. A slot is
-// checked by content, so it is never wrong, only missed: a string made
-// anew each Access (an address's key, a record's id) misses and takes the
-// slot. The cache keeps its strings alive (64 of them) and is emptied
-// with the dictionary.
+// look-up compares a string instead of hashing it and reading the
+// dictionary's table and names, which at a million names are cache
+// misses. A slot is checked by content, so it is never wrong, only
+// missed: a string made anew each Access (an address's key) misses and
+// takes the slot. The cache is emptied with the dictionary.
+//
+// What a slot keeps: a facet's value itself (an Identity's values never
+// share an Access's memory, which the gateway may reuse once Record
+// returns: see Transient), so that the same string compares by its
+// pointer alone; a name, a copy (a miss is rare: there are few names).
 func (l *Ledger) lookup(pf *prefetch, ns int, s string) uint32 {
 	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
 	sl := &l.front[(p>>3^p>>9^uintptr(ns))&(frontSlots-1)]
@@ -414,6 +417,9 @@ func (l *Ledger) lookup(pf *prefetch, ns int, s string) uint32 {
 		v = l.internFrom(pf, ns, s)
 	} else {
 		v = l.intern(ns, s)
+	}
+	if ns == nsName {
+		s = strings.Clone(s)
 	}
 	*sl = frontSlot{s: s, ns: uint32(ns) + 1, v: v}
 	return v
