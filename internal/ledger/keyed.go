@@ -53,6 +53,11 @@ type keyedBuilder struct {
 	nkeys  []uint32
 	last   uint32
 	cur    []byte
+	// sink, when set, takes each block as it is closed instead of blocks
+	// (a day's rollup is written as it is merged, not kept): raw is
+	// reused after sink returns.
+	sink func(raw []byte) error
+	err  error // the first error sink returned
 }
 
 // add appends key (greater than the previous) and its payload.
@@ -68,17 +73,29 @@ func (b *keyedBuilder) add(key uint32, payload []byte) {
 	b.last = key
 	b.nkeys[len(b.nkeys)-1]++
 	if len(b.cur) >= blockTarget {
+		b.close()
+	}
+}
+
+// close ends the block being filled.
+func (b *keyedBuilder) close() {
+	if len(b.cur) == 0 {
+		return
+	}
+	if b.sink == nil {
 		b.blocks = append(b.blocks, b.cur)
 		b.cur = nil
+		return
 	}
+	if err := b.sink(b.cur); err != nil && b.err == nil {
+		b.err = err
+	}
+	b.cur = b.cur[:0]
 }
 
 // rawBlocks is every block's raw bytes, the last one closed.
 func (b *keyedBuilder) rawBlocks() [][]byte {
-	if len(b.cur) > 0 {
-		b.blocks = append(b.blocks, b.cur)
-		b.cur = nil
-	}
+	b.close()
 	return b.blocks
 }
 
@@ -89,17 +106,29 @@ func (b *keyedBuilder) appendTo(dst []byte, enc *zstd.Encoder) []byte {
 	for i, r := range raws {
 		comp[i] = enc.EncodeAll(r, nil)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(raws)))
-	var prev uint32
+	rawLen, compLen := make([]int, len(raws)), make([]int, len(raws))
 	for i := range raws {
-		dst = binary.AppendUvarint(dst, uint64(b.first[i]-prev))
-		dst = binary.AppendUvarint(dst, uint64(b.nkeys[i]))
-		dst = binary.AppendUvarint(dst, uint64(len(raws[i])))
-		dst = binary.AppendUvarint(dst, uint64(len(comp[i])))
-		prev = b.first[i]
+		rawLen[i], compLen[i] = len(raws[i]), len(comp[i])
 	}
+	dst = appendKeyedDir(dst, b.first, b.nkeys, rawLen, compLen)
 	for _, c := range comp {
 		dst = append(dst, c...)
+	}
+	return dst
+}
+
+// appendKeyedDir appends a keyed section's directory: the count of
+// blocks, then each block's first key (delta), keys, raw and compressed
+// lengths.
+func appendKeyedDir(dst []byte, first, nkeys []uint32, raw, comp []int) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(first)))
+	var prev uint32
+	for i := range first {
+		dst = binary.AppendUvarint(dst, uint64(first[i]-prev))
+		dst = binary.AppendUvarint(dst, uint64(nkeys[i]))
+		dst = binary.AppendUvarint(dst, uint64(raw[i]))
+		dst = binary.AppendUvarint(dst, uint64(comp[i]))
+		prev = first[i]
 	}
 	return dst
 }
@@ -109,11 +138,21 @@ var errKeyed = errors.New("malformed keyed section")
 // parseKeyed reads a section's directory; b is the whole section (kept
 // referenced: the blocks are decompressed from it on use).
 func parseKeyed(b []byte) (*keyed, error) {
+	k, comp, rest, err := parseKeyedDir(b)
+	if err != nil {
+		return nil, err
+	}
+	return k, k.setData(comp, rest)
+}
+
+// parseKeyedDir reads a directory at the start of b; the blocks' bytes
+// are given to setData (after the directory in an hour's section, before
+// it in a day's rollup).
+func parseKeyedDir(b []byte) (k *keyed, comp []uint64, rest []byte, err error) {
 	d := decoder{b: b}
 	nb := d.count(4)
-	k := &keyed{first: make([]uint32, nb), nkeys: make([]uint32, nb), raw: make([]uint32, nb), off: make([]int, nb+1)}
+	k = &keyed{first: make([]uint32, nb), nkeys: make([]uint32, nb), raw: make([]uint32, nb), off: make([]int, nb+1)}
 	var first uint64
-	var comp []uint64
 	for i := 0; i < nb && d.err == nil; i++ {
 		delta := d.uvarint()
 		if i > 0 && delta == 0 {
@@ -121,30 +160,39 @@ func parseKeyed(b []byte) (*keyed, error) {
 		}
 		first += delta
 		n, raw, c := d.uvarint(), d.uvarint(), d.uvarint()
-		if first >= 1<<32 || n == 0 || n > raw || raw > maxBlockRaw || c > uint64(len(b)) {
+		if first >= 1<<32 || n == 0 || n > raw || raw > maxBlockRaw {
 			d.fail(errKeyed)
 		}
 		k.first[i], k.nkeys[i], k.raw[i] = uint32(first), uint32(n), uint32(raw)
 		comp = append(comp, c)
 	}
 	if d.err != nil {
-		return nil, d.err
+		return nil, nil, nil, d.err
 	}
-	k.data = d.b
-	at := 0
+	return k, comp, d.b, nil
+}
+
+// setData places the blocks (compressed lengths comp) in data, which
+// they must fill.
+func (k *keyed) setData(comp []uint64, data []byte) error {
+	k.data = data
+	at := uint64(0)
 	for i, c := range comp {
-		k.off[i] = at
-		at += int(c)
-		if at > len(k.data) {
-			return nil, errKeyed
+		k.off[i] = int(at)
+		if c > uint64(len(k.data)) {
+			return errKeyed
+		}
+		at += c
+		if at > uint64(len(k.data)) {
+			return errKeyed
 		}
 	}
-	k.off[nb] = at
-	if at != len(k.data) {
-		return nil, errKeyed
+	k.off[len(comp)] = int(at)
+	if at != uint64(len(k.data)) {
+		return errKeyed
 	}
-	k.dec = make([]*block, nb)
-	return k, nil
+	k.dec = make([]*block, len(comp))
+	return nil
 }
 
 // block decodes block i (once; later calls return it).
@@ -154,22 +202,35 @@ func (k *keyed) block(i int, dec *zstd.Decoder) (*block, error) {
 	if bl := k.dec[i]; bl != nil {
 		return bl, nil
 	}
+	bl, err := k.decode(i, dec, nil)
+	if err != nil {
+		if k.bad == nil {
+			k.bad = err
+		}
+		return nil, k.bad
+	}
+	k.dec[i] = bl
+	return bl, nil
+}
+
+// decode decompresses and parses block i into buf's memory, keeping
+// nothing (the sealer merging a day's hours reads each block once).
+func (k *keyed) decode(i int, dec *zstd.Decoder, buf []byte) (*block, error) {
 	z := k.data[k.off[i]:k.off[i+1]]
-	raw, err := dec.DecodeAll(z, make([]byte, 0, min(int(k.raw[i]), 64*len(z)+4096)))
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, min(int(k.raw[i]), 64*len(z)+4096))
+	}
+	raw, err := dec.DecodeAll(z, buf[:0])
 	if err == nil && len(raw) != int(k.raw[i]) {
-		err = fmt.Errorf("block %d: %d bytes, directory says %d", i, len(raw), k.raw[i])
+		err = fmt.Errorf("%d bytes, directory says %d", len(raw), k.raw[i])
 	}
 	var bl *block
 	if err == nil {
 		bl, err = parseBlock(raw, k.first[i], int(k.nkeys[i]))
 	}
 	if err != nil {
-		if k.bad == nil {
-			k.bad = fmt.Errorf("block %d: %w", i, err)
-		}
-		return nil, k.bad
+		return nil, fmt.Errorf("block %d: %w", i, err)
 	}
-	k.dec[i] = bl
 	return bl, nil
 }
 

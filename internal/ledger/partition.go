@@ -349,6 +349,7 @@ type listing struct {
 	seg   map[string]bool
 	wal   map[string]bool
 	size  map[string]int64
+	days  map[int64]bool // days with a rollup file (rollup.go)
 }
 
 func list(dir string) (*listing, error) {
@@ -356,7 +357,7 @@ func list(dir string) (*listing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	l := &listing{seg: map[string]bool{}, wal: map[string]bool{}, size: map[string]int64{}}
+	l := &listing{seg: map[string]bool{}, wal: map[string]bool{}, size: map[string]int64{}, days: map[int64]bool{}}
 	seen := map[string]bool{}
 	for _, de := range des {
 		name := de.Name()
@@ -374,6 +375,16 @@ func list(dir string) (*listing, error) {
 				continue
 			}
 			l.wal[stem] = true
+		case strings.HasSuffix(name, dayExt):
+			day, ok := parseDayStem(strings.TrimSuffix(name, dayExt))
+			if !ok {
+				continue
+			}
+			l.days[day] = true
+			if info, err := de.Info(); err == nil {
+				l.size[name] = info.Size()
+			}
+			continue
 		default:
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -62,6 +63,11 @@ type Reader struct {
 	lazy map[*partition]*lazyTables
 	// viewNS is the namespace of the identities Viewers last returned.
 	viewNS int
+	// rollups are the days' rollups that answer reach for their hours
+	// (see loadRollups).
+	rollups []*rollup
+	// runBufs keeps Viewers' runs (*[]uint32) for the next query.
+	runBufs sync.Pool
 	// decodes counts the sealed partitions whose Accesses were decoded
 	// whole: what the skips (lacks, lacksReqID) save shows in tests.
 	decodes int
@@ -91,7 +97,8 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxSegRaw))
+	// As many decoders as cores: reach reads its sections in parallel.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(maxSegRaw))
 	if err != nil {
 		return nil, err
 	}
@@ -189,8 +196,56 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 		})
 		p.buildIndex()
 	}
+	r.loadRollups(ls)
 	r.cleanup = runtime.AddCleanup(r, unmapAll, r.maps)
 	return r, nil
+}
+
+// loadRollups maps the rollups of the window's days that can answer
+// reach for their hours: the window covers the day's Accesses, and the
+// partitions the reader holds of that day are exactly the sealed hours
+// the rollup names, by hash. A rollup that does not parse, or names
+// other hours (a day the window cuts, an hour sealed after it), is not
+// used: its hours answer, with the same result (verify reports a rollup
+// that does not check).
+func (r *Reader) loadRollups(ls *listing) {
+	byDay := map[int64][]*partition{}
+	var days []int64
+	for _, p := range r.parts {
+		d := dayOf(p.hour)
+		if byDay[d] == nil {
+			days = append(days, d)
+		}
+		byDay[d] = append(byDay[d], p)
+	}
+	have := r.d.d.sizes()
+	for _, day := range days {
+		ps := byDay[day]
+		if !ls.days[day] {
+			continue
+		}
+		path := rollupPath(r.dir, day)
+		b, err := mapFile(path)
+		if err != nil {
+			continue
+		}
+		r.maps = append(r.maps, b)
+		x, err := parseRollup(path, b)
+		if err != nil || x.minT < r.win.lo() || x.maxT > r.win.hi() || len(x.hours) != len(ps) {
+			continue
+		}
+		match := true
+		for i, f := range x.facets {
+			match = match && uint64(x.limits[i]) <= uint64(have[nsFacet+f])
+		}
+		for i, p := range ps {
+			match = match && p.sealed && p.format == 4 && p.hour == x.hours[i] && p.hash == x.hashes[i]
+		}
+		if match {
+			x.parts = ps
+			r.rollups = append(r.rollups, x)
+		}
+	}
 }
 
 func unmapAll(maps [][]byte) {

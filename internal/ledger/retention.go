@@ -73,6 +73,17 @@ func (l *Ledger) retain() {
 		if !old && !big {
 			break
 		}
+		if d := dayOf(hour); ls.days[d] {
+			// The day's rollup goes with its first hour removed, before
+			// it: no rollup names an hour that is gone, and the day's
+			// other hours are read one by one until they go too.
+			if err := os.Remove(rollupPath(l.opts.Dir, d)); err != nil && !os.IsNotExist(err) {
+				l.fail("retention", err)
+				return
+			}
+			ls.days[d] = false
+			total -= ls.size[dayStem(d)+dayExt]
+		}
 		if err := l.retire(stem); err != nil {
 			l.fail("retention", err)
 			return

@@ -104,14 +104,7 @@ func buildIndex4(entries []entry, tuples []uint32, hour int64) *builders4 {
 		for len(authors) > 0 && uint64(authors[0]) == key {
 			authors, n = authors[1:], n+1
 		}
-		payload = binary.AppendUvarint(payload[:0], uint64(n))
-		vals := v.vals[v.off[k]:v.off[k+1]]
-		payload = binary.AppendUvarint(payload, uint64(len(vals)))
-		var prev uint32
-		for _, t := range vals {
-			payload = binary.AppendUvarint(payload, uint64(t-prev))
-			prev = t
-		}
+		payload = appendViewers(payload[:0], uint64(n), v.vals[v.off[k]:v.off[k+1]])
 		b.viewers.add(uint32(key), payload)
 	}
 	if len(b.classes) <= maxRowClasses {
@@ -244,22 +237,31 @@ func (p *partition) index4Matches(d *dictionary, dec *zstd.Decoder) (bool, error
 
 // viewers4 appends the identities (facet values of f, through tf: tuple
 // -> value+1) of a viewers payload (an author's), and returns its
-// impressions.
+// impressions. The tuples are decoded first and mapped after, in a loop
+// of independent loads: tf (4 bytes a tuple, megabytes) is read at
+// random, and a load that waits for the varint before it cannot overlap
+// the cache misses of the others.
 func viewers4(b []byte, tf []uint32, dst []uint32) ([]uint32, uint64) {
 	d := decoder{b: b}
 	impr := d.uvarint()
 	n := d.count(1)
+	start := len(dst)
 	var t uint64
 	for range n {
 		t += d.uvarint()
 		if d.err != nil || t >= uint64(len(tf)) {
 			break
 		}
+		dst = append(dst, uint32(t))
+	}
+	j := start
+	for _, t := range dst[start:] {
 		if v := tf[t]; v != 0 {
-			dst = append(dst, v-1)
+			dst[j] = v - 1
+			j++
 		}
 	}
-	return dst, impr
+	return dst[:j], impr
 }
 
 // rows4 is who-took's rows of subject in p, identities as facet values +1

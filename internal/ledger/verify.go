@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -20,11 +21,23 @@ type VerifiedPartition struct {
 	Problem  string `json:"problem,omitempty"`
 }
 
+// VerifiedRollup is what verify found of one day's rollup.
+type VerifiedRollup struct {
+	Day     string `json:"day"`
+	File    string `json:"file"`
+	Hours   int    `json:"hours"` // the day's sealed hours it must name
+	OK      bool   `json:"ok"`
+	Problem string `json:"problem,omitempty"`
+}
+
 // VerifyReport is the chain check of a directory.
 type VerifyReport struct {
 	Dir        string              `json:"dir"`
 	Retired    int                 `json:"retired"` // partitions retention removed (their hashes anchor the chain)
 	Partitions []VerifiedPartition `json:"partitions"`
+	// Rollups are the days' reach rollups (rollup.go), each checked
+	// against the sealed hours it names.
+	Rollups []VerifiedRollup `json:"rollups"`
 	// Head is the hash of the last sealed partition: record it elsewhere
 	// and a later verify shows nothing before it was rewritten.
 	Head     string   `json:"head"`
@@ -43,7 +56,7 @@ func Verify(dir string) (*VerifyReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Dir: dir, Partitions: []VerifiedPartition{}, Problems: []string{}}
+	rep := &VerifyReport{Dir: dir, Partitions: []VerifiedPartition{}, Rollups: []VerifiedRollup{}, Problems: []string{}}
 	ret, err := readRetired(dir)
 	if err != nil {
 		return nil, err
@@ -68,11 +81,16 @@ func Verify(dir string) (*VerifyReport, error) {
 			lastWal = s
 		}
 	}
+	hashes := map[string][32]byte{} // sealed hours' hashes as written, for the rollups
+	dayStems := map[int64][]string{}
 	for _, stem := range ls.stems {
 		vp := VerifiedPartition{Name: stem, Sealed: ls.seg[stem]}
 		if vp.Sealed {
 			vp.File = segPath(dir, stem)
 			vp.Problem = verifySeg(&vp, &expect, dec, d)
+			hashes[stem] = expect
+			h, _ := parseStem(stem)
+			dayStems[dayOf(h)] = append(dayStems[dayOf(h)], stem)
 		} else {
 			vp.File = walPath(dir, stem)
 			b, err := os.ReadFile(vp.File)
@@ -94,6 +112,20 @@ func Verify(dir string) (*VerifyReport, error) {
 			rep.Problems = append(rep.Problems, vp.File+": "+vp.Problem)
 		}
 		rep.Partitions = append(rep.Partitions, vp)
+	}
+	days := make([]int64, 0, len(ls.days))
+	for day := range ls.days {
+		days = append(days, day)
+	}
+	slices.Sort(days)
+	for _, day := range days {
+		vr := VerifiedRollup{Day: dayStem(day), File: rollupPath(dir, day), Hours: len(dayStems[day])}
+		vr.Problem = verifyRollup(dir, day, dayStems[day], hashes, d.tupleFacet, dec)
+		vr.OK = vr.Problem == ""
+		if !vr.OK {
+			rep.Problems = append(rep.Problems, vr.File+": "+vr.Problem)
+		}
+		rep.Rollups = append(rep.Rollups, vr)
 	}
 	rep.Head = hex.EncodeToString(expect[:])
 	rep.OK = len(rep.Problems) == 0

@@ -44,7 +44,7 @@ type Options struct {
 // Metrics are the ledger writer's counters.
 type Metrics struct {
 	accesses, errors, sealed, retired, tornBytes prometheus.Counter
-	bytes                                        prometheus.Counter
+	bytes, rollups                               prometheus.Counter
 }
 
 // NewMetrics registers the ledger's metrics on reg (nil: not registered).
@@ -59,9 +59,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		retired:   c("warden_ledger_partitions_retired_total", "Sealed partitions removed by retention."),
 		tornBytes: c("warden_ledger_torn_bytes_total", "Bytes cut from torn log tails at start (kept aside)."),
 		bytes:     c("warden_ledger_log_bytes_total", "Bytes appended to partition logs."),
+		rollups:   c("warden_ledger_rollups_total", "Day rollups written (reach postings of a day's sealed hours, merged)."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes)
+		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups)
 	}
 	return m
 }
@@ -89,8 +90,10 @@ type Ledger struct {
 	enc   []byte
 	err   error // the last write error, logged once
 
-	gd       *dictionary // the shared dictionary, the sealer's alone
-	seal     chan string // stems to seal, in order
+	gd       *dictionary    // the shared dictionary, the sealer's alone
+	noRollup map[int64]bool // days with a format 3 hour, the sealer's alone: no rollup
+	tv       tupleVals      // the tuples' accounts and ips, the sealer's alone (rollup.go)
+	seal     chan string    // stems to seal, in order
 	sealDone chan struct{}
 	stop     chan struct{}
 	bgDone   chan struct{}
@@ -605,10 +608,15 @@ func newSealEncoder() (*zstd.Encoder, error) {
 	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
 }
 
-// sealer seals queued logs in order, then applies retention.
+// sealer seals queued logs in order, then applies retention and writes
+// the rollups of days whose hours are all sealed (rollup.go).
 func (l *Ledger) sealer() {
 	defer close(l.sealDone)
 	enc, err := newSealEncoder()
+	var dec *zstd.Decoder
+	if err == nil {
+		dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxSegRaw))
+	}
 	if err != nil {
 		l.fail("seal", err)
 		for range l.seal {
@@ -616,7 +624,9 @@ func (l *Ledger) sealer() {
 		return
 	}
 	defer enc.Close()
+	defer dec.Close()
 	l.retain()
+	l.rollups(enc, dec)
 	for stem := range l.seal {
 		if err := l.sealOne(stem, enc); err != nil {
 			l.fail("seal "+stem, err)
@@ -624,6 +634,7 @@ func (l *Ledger) sealer() {
 		}
 		l.m.sealed.Inc()
 		l.retain()
+		l.rollups(enc, dec)
 	}
 }
 

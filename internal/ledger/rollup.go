@@ -1,0 +1,752 @@
+package ledger
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// A day's rollup (file DAY.day, magic WLEDGERD) is the union of the
+// viewers sections (reach: author -> impressions and tuples) of the day's
+// sealed hours, by account and by ip (what reach counts people by), so
+// that reach over whole days reads one keyed section a day instead of 24
+// (a 7-day reach of 1,000 authors looked each author up in 168 hours). An
+// author's viewers recur across hours: the rollup keeps each value once a
+// day, impressions summed. It keeps facet values, not tuples: mapping a
+// tuple to its account reads a table of 4 bytes a tuple at random, a
+// cache miss per posting that cost more than everything else a query did.
+// It is derived data: the hours stay the record, the rollup names each
+// hour it was made from by its SHA-256, verify rebuilds it from them and
+// compares, and a reader uses it only when the hours of its day in the
+// window are exactly those it names (else it reads the hours: the answer
+// is the same).
+//
+//	"WLEDGERD", the day (unix s), the first and last Access (unix µs) of
+//	its hours (varints), the count of facets, each facet (index) and the
+//	size of its namespace its values are below (uvarints), the count of
+//	hours, each hour (unix s, varint) and its SHA-256,
+//	per facet a keyed section (keyed.go; payloads: impressions, count,
+//	sorted values delta-coded): its blocks, then its directory,
+//	per facet where its blocks and its directory start (u64 each),
+//	the SHA-256 of everything before.
+//
+// A section's directory follows its blocks so that the sealer writes the
+// blocks as it merges the hours, keeping one block of each hour and of
+// the rollup in memory, never the day.
+const (
+	rollupMagic = "WLEDGERD"
+	dayExt      = ".day"
+	dayName     = "2006-01-02"
+	daySeconds  = 24 * 3600
+)
+
+// rollupFacets are the facets a rollup keeps, as facet indexes (Facet-1):
+// account and ip, what `warden reach --by` counts.
+var rollupFacets = [...]int{int(identify.FacetAccount) - 1, int(identify.FacetIP) - 1}
+
+// dayOf is the UTC day (unix s) holding hour.
+func dayOf(hour int64) int64 { return hour - ((hour%daySeconds)+daySeconds)%daySeconds }
+
+func dayStem(day int64) string                { return time.Unix(day, 0).UTC().Format(dayName) }
+func rollupPath(dir string, day int64) string { return filepath.Join(dir, dayStem(day)+dayExt) }
+
+// parseDayStem reads a rollup's file stem back into its day.
+func parseDayStem(stem string) (int64, bool) {
+	t, err := time.Parse(dayName, stem)
+	if err != nil {
+		return 0, false
+	}
+	return t.Unix(), true
+}
+
+// rollup is a day's rollup as a reader maps it.
+type rollup struct {
+	path       string
+	day        int64
+	minT, maxT int64
+	facets     []int // facet indexes
+	limits     []int // the size of nsFacet+facets[i] its values are below
+	hours      []int64
+	hashes     [][32]byte
+	secs       []*keyed // by facets' order
+	parts      []*partition
+}
+
+// section is the rollup's keyed section of facet f; nil when it has none.
+func (x *rollup) section(f int) *keyed {
+	for i, g := range x.facets {
+		if g == f {
+			return x.secs[i]
+		}
+	}
+	return nil
+}
+
+// rollupHeader reads a rollup's header (what precedes its blocks); n is
+// where the blocks start.
+func rollupHeader(b []byte) (x *rollup, n int, err error) {
+	if len(b) < len(rollupMagic) || string(b[:len(rollupMagic)]) != rollupMagic {
+		return nil, 0, errors.New("not a day rollup (bad magic)")
+	}
+	d := decoder{b: b[len(rollupMagic):]}
+	x = &rollup{day: d.varint(), minT: d.varint(), maxT: d.varint()}
+	nf := d.count(2)
+	if nf > NumFacets {
+		d.fail(fmt.Errorf("%d facets", nf))
+	}
+	for range nf {
+		f, lim := d.uvarint(), d.uvarint()
+		if f >= uint64(NumFacets) || lim > 1<<32 {
+			d.fail(errors.New("bad facet"))
+			break
+		}
+		x.facets, x.limits = append(x.facets, int(f)), append(x.limits, int(lim))
+	}
+	nh := d.count(33)
+	if nh > 24 {
+		d.fail(fmt.Errorf("%d hours in a day", nh))
+	}
+	for range nh {
+		if d.err != nil {
+			break
+		}
+		h := d.varint()
+		x.hours = append(x.hours, h)
+		x.hashes = append(x.hashes, [32]byte(d.bytes(32)))
+	}
+	if d.err != nil {
+		return nil, 0, fmt.Errorf("header: %w", d.err)
+	}
+	for i, h := range x.hours {
+		if dayOf(h) != x.day || h%3600 != 0 || i > 0 && h <= x.hours[i-1] {
+			return nil, 0, fmt.Errorf("header: hour %s is not the day's or out of order", partName(h))
+		}
+	}
+	return x, len(b) - len(d.b), nil
+}
+
+// parseRollup reads a rollup's header and directories (b stays
+// referenced: blocks are decompressed on use). It checks the structure,
+// not the hash (verify does).
+func parseRollup(path string, b []byte) (*rollup, error) {
+	if len(b) < len(rollupMagic)+32 {
+		return nil, errors.New("not a day rollup (too short)")
+	}
+	body := b[:len(b)-32]
+	x, n, err := rollupHeader(body)
+	if err != nil {
+		return nil, err
+	}
+	x.path = path
+	tr := 16 * len(x.facets)
+	if len(body)-n < tr {
+		return nil, errors.New("sections do not fit the file (truncated or corrupt)")
+	}
+	end := len(body) - tr
+	at := uint64(n)
+	for i := range x.facets {
+		blocks := binary.LittleEndian.Uint64(body[end+16*i:])
+		dir := binary.LittleEndian.Uint64(body[end+16*i+8:])
+		next := uint64(end)
+		if i+1 < len(x.facets) {
+			next = binary.LittleEndian.Uint64(body[end+16*(i+1):])
+		}
+		if blocks != at || dir < blocks || next < dir || next > uint64(end) {
+			return nil, errors.New("sections do not fit the file (truncated or corrupt)")
+		}
+		k, comp, rest, err := parseKeyedDir(body[dir:next])
+		if err == nil && len(rest) != 0 {
+			err = errTrailing
+		}
+		if err == nil {
+			err = k.setData(comp, body[blocks:dir])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("facet %d: %w", x.facets[i], err)
+		}
+		x.secs = append(x.secs, k)
+		at = next
+	}
+	if at != uint64(end) {
+		return nil, errors.New("sections do not fit the file (truncated or corrupt)")
+	}
+	return x, nil
+}
+
+// appendViewers appends an author's viewers payload: impressions, the
+// count of tuples, the tuples (sorted) delta-coded.
+func appendViewers(dst []byte, impr uint64, tuples []uint32) []byte {
+	dst = binary.AppendUvarint(dst, impr)
+	dst = binary.AppendUvarint(dst, uint64(len(tuples)))
+	var prev uint32
+	for _, t := range tuples {
+		dst = binary.AppendUvarint(dst, uint64(t-prev))
+		prev = t
+	}
+	return dst
+}
+
+// viewerTuples appends the tuples of a viewers payload and returns its
+// impressions; tuples at or past limit are an error.
+func viewerTuples(b []byte, limit int, dst []uint32) ([]uint32, uint64, error) {
+	d := decoder{b: b}
+	impr := d.uvarint()
+	n := d.count(1)
+	var t uint64
+	for range n {
+		t += d.uvarint()
+		if t >= uint64(limit) {
+			d.fail(fmt.Errorf("tuple %d outside the dictionary (%d)", t, limit))
+		}
+		if d.err != nil {
+			break
+		}
+		dst = append(dst, uint32(t))
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail(errTrailing)
+	}
+	return dst, impr, d.err
+}
+
+// cursor walks a keyed section key by key, one block decoded at a time.
+type cursor struct {
+	k   *keyed
+	bi  int
+	bl  *block
+	j   int
+	buf []byte
+}
+
+func (c *cursor) valid() bool { return c.bl != nil && c.j < len(c.bl.keys) }
+
+// next moves to the next key, decoding the next block when needed.
+func (c *cursor) next(dec *zstd.Decoder) error {
+	c.j++
+	for !c.valid() && c.bi+1 < len(c.k.first) {
+		c.bi++
+		var buf []byte
+		if c.bl != nil {
+			buf = c.bl.raw
+		}
+		bl, err := c.k.decode(c.bi, dec, buf)
+		if err != nil {
+			c.bl = nil
+			return err
+		}
+		c.bl, c.j = bl, 0
+	}
+	if !c.valid() {
+		c.bl = nil
+	}
+	return nil
+}
+
+// mergeViewers merges the viewers sections of a day's hours (format 4)
+// key by key into b: per author, impressions summed and the values of
+// its tuples (tv: tuple -> value+1, 0 absent) once.
+func mergeViewers(secs []*keyed, tv []uint32, dec *zstd.Decoder, b *keyedBuilder) error {
+	cs := make([]cursor, len(secs))
+	for i, k := range secs {
+		cs[i] = cursor{k: k, bi: -1, j: -1}
+		if err := cs[i].next(dec); err != nil {
+			return err
+		}
+	}
+	var ts []uint32
+	var payload []byte
+	for {
+		key, any := uint32(0), false
+		for i := range cs {
+			if c := &cs[i]; c.valid() && (!any || c.bl.keys[c.j] < key) {
+				key, any = c.bl.keys[c.j], true
+			}
+		}
+		if !any {
+			return b.err
+		}
+		var impr uint64
+		ts = ts[:0]
+		for i := range cs {
+			c := &cs[i]
+			if !c.valid() || c.bl.keys[c.j] != key {
+				continue
+			}
+			var n uint64
+			var err error
+			from := len(ts)
+			if ts, n, err = viewerTuples(c.bl.raw[c.bl.off[c.j]:c.bl.end[c.j]], len(tv), ts); err != nil {
+				return fmt.Errorf("author %d: %w", key, err)
+			}
+			j := from
+			for _, t := range ts[from:] {
+				if v := tv[t]; v != 0 {
+					ts[j] = v - 1
+					j++
+				}
+			}
+			ts = ts[:j]
+			impr += n
+			if err := c.next(dec); err != nil {
+				return err
+			}
+		}
+		slices.Sort(ts)
+		ts = slices.Compact(ts)
+		payload = appendViewers(payload[:0], impr, ts)
+		b.add(key, payload)
+		if b.err != nil {
+			return b.err
+		}
+	}
+}
+
+// dayHours is one day's sealed hours as the rollup's maker and verify
+// read them: mapped, parsed, released by close.
+type dayHours struct {
+	parts []*partition
+	maps  [][]byte
+}
+
+func (h *dayHours) close() {
+	unmapAll(h.maps)
+	h.maps, h.parts = nil, nil
+}
+
+// openDayHours maps the sealed hours of stems (one day's, in order).
+// format3 is true when one of them is format 3 (no rollup is made then:
+// its index is not a keyed section).
+func openDayHours(dir string, stems []string) (h *dayHours, format3 bool, err error) {
+	h = &dayHours{}
+	for _, stem := range stems {
+		path := segPath(dir, stem)
+		b, err := mapFile(path)
+		if err != nil {
+			h.close()
+			return nil, false, err
+		}
+		h.maps = append(h.maps, b)
+		p, err := parseSeg(path, b)
+		if err != nil {
+			h.close()
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		if p.format != 4 {
+			format3 = true
+		}
+		h.parts = append(h.parts, p)
+	}
+	return h, format3, nil
+}
+
+// mapFile maps path read-only.
+func mapFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if info.Size() == 0 {
+		return nil, fmt.Errorf("%s: empty", path)
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(info.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// header is the rollup's header over h's hours.
+func (h *dayHours) header(day int64) []byte {
+	lo, hi := int64(1<<63-1), int64(-1<<63)
+	for _, p := range h.parts {
+		lo, hi = min(lo, p.minT), max(hi, p.maxT)
+	}
+	out := append([]byte(nil), rollupMagic...)
+	out = binary.AppendVarint(out, day)
+	out = binary.AppendVarint(out, lo)
+	out = binary.AppendVarint(out, hi)
+	out = binary.AppendUvarint(out, uint64(len(rollupFacets)))
+	for _, f := range rollupFacets {
+		limit := 0
+		for _, p := range h.parts {
+			limit = max(limit, p.sizes[nsFacet+f])
+		}
+		out = binary.AppendUvarint(out, uint64(f))
+		out = binary.AppendUvarint(out, uint64(limit))
+	}
+	out = binary.AppendUvarint(out, uint64(len(h.parts)))
+	for _, p := range h.parts {
+		out = binary.AppendVarint(out, p.hour)
+		out = append(out, p.hash[:]...)
+	}
+	return out
+}
+
+func (h *dayHours) viewers() []*keyed {
+	out := make([]*keyed, len(h.parts))
+	for i, p := range h.parts {
+		out[i] = p.v4.viewers
+	}
+	return out
+}
+
+// tuples is the size of nsTuple h's hours' tuples are below.
+func (h *dayHours) tuples() int {
+	n := 0
+	for _, p := range h.parts {
+		n = max(n, p.sizes[nsTuple])
+	}
+	return n
+}
+
+// tupleVals is, for each of rollupFacets, each tuple's value +1 (0
+// absent): what the sealer maps an hour's tuples through. The sealer's
+// dictionary keeps no integer -> name index, so it reads the tuples' frames
+// of `ids` into this (4 bytes a tuple a facet: 8 MiB at 1,000,000 tuples),
+// the new ones when a day needs them.
+type tupleVals struct {
+	v   [len(rollupFacets)][]uint32
+	off int64 // bytes of `ids` read
+}
+
+// extend reads the tuples dir's `ids` holds past what tv read, up to its
+// last whole frame.
+func (tv *tupleVals) extend(dir string) error {
+	f, err := os.Open(filepath.Join(dir, idsFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Seek(tv.off, io.SeekStart); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(f, 1<<16)
+	var frame []byte
+	for {
+		head, err := br.Peek(frameHead)
+		if err != nil {
+			return nil // the end, or a tail being written
+		}
+		n := int(binary.LittleEndian.Uint32(head))
+		if n < 1 || n > maxFrameBody {
+			return nil
+		}
+		frame = slices.Grow(frame[:0], frameHead+n)[:frameHead+n]
+		if _, err := io.ReadFull(br, frame); err != nil {
+			return nil
+		}
+		kind, body, _, err := nextFrame(frame)
+		if err != nil || kind != kindDict || len(body) < 1 {
+			return nil
+		}
+		if int(body[0]) == nsTuple {
+			fs, ok := parseTuple(body[1:])
+			for i, g := range rollupFacets {
+				v := uint32(0)
+				if ok {
+					v = fs[g]
+				}
+				tv.v[i] = append(tv.v[i], v)
+			}
+		}
+		tv.off += int64(len(frame))
+	}
+}
+
+// writeRollup writes day's rollup from its sealed hours (stems, in order),
+// tuples mapped through tv: aside, synced, renamed into place. made
+// false: an hour is format 3.
+func writeRollup(dir string, day int64, stems []string, tv *tupleVals, dec *zstd.Decoder, enc *zstd.Encoder) (made bool, err error) {
+	h, format3, err := openDayHours(dir, stems)
+	if err != nil || format3 {
+		return false, err
+	}
+	defer h.close()
+	if len(tv.v[0]) < h.tuples() {
+		if err := tv.extend(dir); err != nil {
+			return false, err
+		}
+		if len(tv.v[0]) < h.tuples() {
+			return false, fmt.Errorf("%s holds %d tuples, the hours of %s refer to %d", idsFile, len(tv.v[0]), dayStem(day), h.tuples())
+		}
+	}
+	path := rollupPath(dir, day)
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	sum := sha256.New()
+	buf := bufio.NewWriterSize(f, 1<<16)
+	out := &hashWriter{w: buf, h: sum}
+	out.Write(h.header(day))
+	var trailer []byte
+	var z []byte
+	for i := range rollupFacets {
+		var raw, comp []int
+		b := &keyedBuilder{sink: func(r []byte) error {
+			z = enc.EncodeAll(r, z[:0])
+			raw, comp = append(raw, len(r)), append(comp, len(z))
+			_, err := out.Write(z)
+			return err
+		}}
+		trailer = binary.LittleEndian.AppendUint64(trailer, uint64(out.n))
+		if err := mergeViewers(h.viewers(), tv.v[i], dec, b); err != nil {
+			return false, err
+		}
+		b.close()
+		if b.err != nil {
+			return false, b.err
+		}
+		trailer = binary.LittleEndian.AppendUint64(trailer, uint64(out.n))
+		out.Write(appendKeyedDir(nil, b.first, b.nkeys, raw, comp))
+	}
+	out.Write(trailer)
+	if out.err != nil {
+		return false, out.err
+	}
+	if _, err := buf.Write(sum.Sum(nil)); err != nil {
+		return false, err
+	}
+	if err := buf.Flush(); err != nil {
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		return false, err
+	}
+	err = f.Close()
+	f = nil
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	return true, syncDir(dir)
+}
+
+// hashWriter writes to w and h, counting bytes and keeping the first
+// error.
+type hashWriter struct {
+	w   io.Writer
+	h   hash.Hash
+	n   int64
+	err error
+}
+
+func (w *hashWriter) Write(b []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.h.Write(b)
+	n, err := w.w.Write(b)
+	w.n += int64(n)
+	w.err = err
+	return n, err
+}
+
+// rollups writes the rollup of each day that is over (a later hour is on
+// disk, or its last hour is sealed) and whose hours are all sealed (no
+// log of the day left), when it has none or its rollup names other hours
+// (an hour sealed late, after a crash). A day retention has begun
+// removing gets none: its rollup went with its first hour removed. Called
+// by the sealer after each seal and at start (a ledger sealed before
+// rollups existed gets them then).
+func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
+	dir := l.opts.Dir
+	ls, err := list(dir)
+	if err != nil {
+		l.fail("rollup", err)
+		return
+	}
+	if len(ls.stems) == 0 {
+		return
+	}
+	ret, err := readRetired(dir)
+	if err != nil {
+		l.fail("rollup", err)
+		return
+	}
+	gone := map[int64]bool{}
+	for _, r := range ret {
+		if h, ok := parseStem(r.stem); ok {
+			gone[dayOf(h)] = true
+		}
+	}
+	type dayState struct {
+		stems      []string
+		open, last bool
+	}
+	days := map[int64]*dayState{}
+	var order []int64
+	for _, stem := range ls.stems {
+		h, _ := parseStem(stem)
+		d := dayOf(h)
+		st := days[d]
+		if st == nil {
+			st = &dayState{}
+			days[d] = st
+			order = append(order, d)
+		}
+		if !ls.seg[stem] {
+			st.open = true
+			continue
+		}
+		st.stems = append(st.stems, stem)
+		st.last = st.last || h == d+23*3600
+	}
+	newest := order[len(order)-1]
+	for _, d := range order {
+		st := days[d]
+		if st.open || gone[d] || l.noRollup[d] || len(st.stems) == 0 || d == newest && !st.last {
+			continue
+		}
+		if ls.days[d] && rollupNames(rollupPath(dir, d), st.stems) {
+			continue
+		}
+		made, err := writeRollup(dir, d, st.stems, &l.tv, dec, enc)
+		if err != nil {
+			l.fail("rollup "+dayStem(d), err)
+			continue
+		}
+		if !made {
+			if l.noRollup == nil {
+				l.noRollup = map[int64]bool{}
+			}
+			l.noRollup[d] = true // a format 3 hour: its reach is read hour by hour
+			continue
+		}
+		l.m.rollups.Inc()
+	}
+}
+
+// rollupNames reports whether the rollup at path names exactly the hours
+// stems, from its header alone.
+func rollupNames(path string, stems []string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 4096) // a header of 24 hours is about 1,100 bytes
+	n, _ := f.ReadAt(b, 0)
+	x, _, err := rollupHeader(b[:n])
+	if err != nil || len(x.hours) != len(stems) {
+		return false
+	}
+	for i, stem := range stems {
+		if partName(x.hours[i]) != stem {
+			return false
+		}
+	}
+	return true
+}
+
+// errRollupDiffers says a rollup is not what its hours make.
+var errRollupDiffers = errors.New("differs from the rollup its hours make")
+
+// verifyRollup checks day's rollup: its SHA-256, that it names exactly
+// the day's sealed hours (stems) with the hashes they have (hashes: stem
+// -> SHA-256 as the file ends), and that its postings are what those
+// hours' viewers merge to (tf: the dictionary's tuple -> value+1 of
+// facet f).
+func verifyRollup(dir string, day int64, stems []string, hashes map[string][32]byte, tf func(f int) []uint32, dec *zstd.Decoder) string {
+	path := rollupPath(dir, day)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) < 32 || sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
+		return "SHA-256 does not match the rollup's content (edited or corrupt)"
+	}
+	x, err := parseRollup(path, b)
+	if err != nil {
+		return err.Error()
+	}
+	if x.day != day {
+		return fmt.Sprintf("says it is day %s", dayStem(x.day))
+	}
+	var named []string
+	for _, h := range x.hours {
+		named = append(named, partName(h))
+	}
+	if !slices.Equal(named, stems) {
+		return fmt.Sprintf("names hours %v, the directory holds %v sealed", named, stems)
+	}
+	for i, stem := range stems {
+		if hv := hashes[stem]; x.hashes[i] != hv {
+			return fmt.Sprintf("names hour %s by hash %s, the hour hashes to %s", stem, short(x.hashes[i][:]), short(hv[:]))
+		}
+	}
+	h, format3, err := openDayHours(dir, stems)
+	if err != nil {
+		return err.Error()
+	}
+	defer h.close()
+	if format3 {
+		return "made from a format 3 hour (the sealer makes none)"
+	}
+	if !bytes.HasPrefix(b, h.header(day)) {
+		return "header " + errRollupDiffers.Error()
+	}
+	for i, f := range rollupFacets {
+		k := x.section(f)
+		if k == nil {
+			return errRollupDiffers.Error()
+		}
+		j := 0
+		kb := &keyedBuilder{sink: func(raw []byte) error {
+			if j >= len(k.first) {
+				return errRollupDiffers
+			}
+			bl, err := k.decode(j, dec, nil)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(bl.raw, raw) {
+				return errRollupDiffers
+			}
+			j++
+			return nil
+		}}
+		err = mergeViewers(h.viewers(), tf(f), dec, kb)
+		kb.close()
+		if err == nil {
+			err = kb.err
+		}
+		if err == nil && (j != len(k.first) || !slices.Equal(kb.first, k.first) || !slices.Equal(kb.nkeys, k.nkeys)) {
+			err = errRollupDiffers
+		}
+		if err != nil {
+			return fmt.Sprintf("postings by %s: %v", identify.Facets[rollupFacets[i]], err)
+		}
+	}
+	return ""
+}
