@@ -26,6 +26,9 @@ type Options struct {
 	Authors    int    // 100,000
 	Days       int    // 30
 	Seed       uint64
+	// NoClickHouse skips the comparison row (its load of 100,000,000
+	// rows takes longer than the ledger's run).
+	NoClickHouse bool
 }
 
 func (o *Options) defaults() {

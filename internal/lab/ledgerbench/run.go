@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,9 +39,14 @@ type Row struct {
 	// included, the collector's own workers not), median: on a shared
 	// machine the wall-clock times above also count waiting for a core.
 	ReachCPU, ReachColdCPU, WhoTookCPU, WhoTookColdCPU time.Duration
-	WriterMaxRSS                                       int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
-	WriterLive                                         int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
-	Skipped                                            string
+	// The same, all the process's threads (reach reads its sections on
+	// every core, GOMAXPROCS): the CPU a query costs, where the querying
+	// thread's is its share.
+	ReachProcCPU, ReachColdProcCPU time.Duration
+	RollupBytes                    int64 // the ledger's day rollups (*.day), part of Bytes
+	WriterMaxRSS                   int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
+	WriterLive                     int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
+	Skipped                        string
 }
 
 // Report is a run's result.
@@ -74,7 +80,11 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 		return nil, err
 	}
 	rep.Rows = append(rep.Rows, *row)
-	rep.Rows = append(rep.Rows, runClickHouse(ctx, o, log))
+	if o.NoClickHouse {
+		rep.Rows = append(rep.Rows, Row{Store: "clickhouse", Skipped: "not asked (-clickhouse=false)"})
+	} else {
+		rep.Rows = append(rep.Rows, runClickHouse(ctx, o, log))
+	}
 	return rep, nil
 }
 
@@ -149,6 +159,9 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	for _, de := range des {
 		if info, err := de.Info(); err == nil && !de.IsDir() {
 			row.Bytes += info.Size()
+			if strings.HasSuffix(de.Name(), ".day") {
+				row.RollupBytes += info.Size()
+			}
 		}
 	}
 	authors := queryAuthors(o, nAuthors)
@@ -167,8 +180,8 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 		return int(u.GetCardinality()), n
 	}
 	reachOnce() // the dictionary's look-up, built once per reader
-	row.Reach, row.ReachCPU = medianCPU(func() { row.ReachValue, row.Impressions = reachOnce() })
-	row.ReachCold, row.ReachColdCPU = medianCPU(func() {
+	row.Reach, row.ReachCPU, row.ReachProcCPU = medianCPU(func() { row.ReachValue, row.Impressions = reachOnce() })
+	row.ReachCold, row.ReachColdCPU, row.ReachColdProcCPU = medianCPU(func() {
 		if _, err := reach.Run(o.Dir, reach.Query{Authors: authors, Window: win}); err != nil {
 			panic(err)
 		}
@@ -179,9 +192,9 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 		return nil, err
 	}
 	all.WhoTook(rep0(o), "", identify.FacetAccount)
-	row.WhoTook, row.WhoTookCPU = medianCPU(func() { row.WhoTookRows = len(all.WhoTook(querySubject(o), "", identify.FacetAccount).Rows) })
+	row.WhoTook, row.WhoTookCPU, _ = medianCPU(func() { row.WhoTookRows = len(all.WhoTook(querySubject(o), "", identify.FacetAccount).Rows) })
 	all.Close()
-	row.WhoTookCold, row.WhoTookColdCPU = medianCPU(func() {
+	row.WhoTookCold, row.WhoTookColdCPU, _ = medianCPU(func() {
 		r, err := ledger.OpenReader(o.Dir, ledger.Window{})
 		if err != nil {
 			panic(err)
@@ -196,18 +209,27 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 func rep0(o Options) string { return "u1" }
 
 // medianCPU is median, and the median CPU time of the calling thread
-// (locked to it by runLedger) over the same runs.
-func medianCPU(f func()) (wall, cpu time.Duration) {
-	c := make([]time.Duration, runs)
+// (locked to it by runLedger) and of the whole process over the same
+// runs.
+func medianCPU(f func()) (wall, cpu, proc time.Duration) {
+	c, p := make([]time.Duration, runs), make([]time.Duration, runs)
 	i := 0
 	wall = median(func() {
-		t := threadCPU()
+		t, tp := threadCPU(), processCPU()
 		f()
-		c[i] = threadCPU() - t
+		c[i], p[i] = threadCPU()-t, processCPU()-tp
 		i++
 	})
 	slices.Sort(c)
-	return wall, c[runs/2]
+	slices.Sort(p)
+	return wall, c[runs/2], p[runs/2]
+}
+
+// processCPU is the CPU time of the process, every thread.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(f func()) time.Duration {
@@ -243,6 +265,8 @@ func (rep *Report) Format(w io.Writer, command string) {
 		if r.ReachCPU > 0 {
 			fmt.Fprintf(w, "%-15s queries' CPU ms (the querying thread's, median): reach %.2f, cold %.2f; who-took %.2f, cold %.2f\n",
 				"", ms(r.ReachCPU), ms(r.ReachColdCPU), ms(r.WhoTookCPU), ms(r.WhoTookColdCPU))
+			fmt.Fprintf(w, "%-15s reach's CPU ms, every thread of the process (median): %.2f, cold %.2f; day rollups %.2f bytes/acc of the %.2f\n",
+				"", ms(r.ReachProcCPU), ms(r.ReachColdProcCPU), float64(r.RollupBytes)/float64(o.Accesses), float64(r.Bytes)/float64(o.Accesses))
 		}
 	}
 }
