@@ -35,6 +35,18 @@ func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Write
 			fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\n", p.Name, p.Sealed, p.Accesses, h, ok)
 		}
 		tw.Flush()
+		if len(res.Rollups) > 0 {
+			tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "ROLLUP\tHOURS\tOK")
+			for _, r := range res.Rollups {
+				ok := "ok"
+				if !r.OK {
+					ok = "FAIL"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", r.Day, r.Hours, ok)
+			}
+			tw.Flush()
+		}
 		for _, p := range res.Problems {
 			fmt.Fprintln(w, "problem:", p)
 		}
@@ -42,7 +54,7 @@ func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Write
 		if !res.OK {
 			status = "FAILED"
 		}
-		fmt.Fprintf(w, "%s: %d partitions (%d removed by retention), head %s: %s\n", res.Dir, len(res.Partitions), res.Retired, res.Head, status)
+		fmt.Fprintf(w, "%s: %d partitions (%d removed by retention), %d day rollups, head %s: %s\n", res.Dir, len(res.Partitions), res.Retired, len(res.Rollups), res.Head, status)
 		return nil
 	})
 }

@@ -84,3 +84,39 @@ func TestRollupDir(t *testing.T) {
 	}
 	t.Logf("rollups in %v", time.Since(start))
 }
+
+// BenchmarkReachDirCold is reach.Run's path (Dir(dir).Reach: a reader
+// opened per query, the histogram of k) over WARDEN_REACH_DIR.
+func BenchmarkReachDirCold(b *testing.B) {
+	dir := os.Getenv("WARDEN_REACH_DIR")
+	if dir == "" {
+		b.Skip("WARDEN_REACH_DIR unset")
+	}
+	days, _ := strconv.Atoi(os.Getenv("WARDEN_REACH_DAYS"))
+	rng := rand.New(rand.NewPCG(21, 2))
+	seen := map[int]bool{}
+	var authors []string
+	for len(authors) < 1000 {
+		v := rng.IntN(100000)
+		if !seen[v] {
+			seen[v] = true
+			authors = append(authors, "a"+strconv.Itoa(v))
+		}
+	}
+	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(days) * 24 * time.Hour)
+	q := ReachQuery{Authors: authors, By: identify.FacetAccount, Window: Window{From: end.Add(-7 * 24 * time.Hour), To: end}}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var rs0, rs1 syscall.Rusage
+	syscall.Getrusage(0, &rs0)
+	c := threadCPUTest()
+	for b.Loop() {
+		if _, err := Dir(dir).Reach(b.Context(), q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	syscall.Getrusage(0, &rs1)
+	b.ReportMetric(float64(threadCPUTest()-c)/float64(b.N)/1e6, "thread-cpu-ms/op")
+	proc := (rs1.Utime.Nano() + rs1.Stime.Nano()) - (rs0.Utime.Nano() + rs0.Stime.Nano())
+	b.ReportMetric(float64(proc)/float64(b.N)/1e6, "proc-cpu-ms/op")
+}

@@ -130,16 +130,33 @@ func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) 
 	}
 	// k per person: counted only when some person was reached by two or
 	// more authors' sets that overlap; else every person of a has k = 1.
-	k := map[uint32]int{}
+	// k counts, per person, the authors that reached them: in an array
+	// indexed by identity (4 bytes an integer up to the largest reached)
+	// when that is at most 16 times the people reached, else in a map
+	// (the map cost a fifth of a cold reach of 1,000 authors).
+	var k []int32
+	var km map[uint32]int32
 	var sum uint64
 	for _, v := range views[:nA] {
 		sum += v.GetCardinality()
 	}
-	if sum != a.GetCardinality() {
+	if n := a.GetCardinality(); sum != n {
+		if uint64(a.Maximum()) < 16*n+1<<16 {
+			k = make([]int32, a.Maximum()+1)
+		} else {
+			km = map[uint32]int32{}
+		}
+		var buf [256]uint32
 		for _, v := range views[:nA] {
-			it := v.Iterator()
-			for it.HasNext() {
-				k[it.Next()]++
+			it := v.ManyIterator()
+			for n := it.NextMany(buf[:]); n > 0; n = it.NextMany(buf[:]) {
+				for _, id := range buf[:n] {
+					if k != nil {
+						k[id]++
+					} else {
+						km[id]++
+					}
+				}
 			}
 		}
 	}
@@ -161,8 +178,11 @@ func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) 
 	for it.HasNext() {
 		id := it.Next()
 		s := sig{k: 1}
-		if n, ok := k[id]; ok {
-			s.k = n
+		switch {
+		case k != nil:
+			s.k = int(k[id])
+		case km != nil:
+			s.k = int(km[id])
 		}
 		if b.Contains(id) {
 			s.inB = 1
