@@ -9,6 +9,7 @@
 //	2026-11-22T10.wal       the open partition: an append-only log of frames
 //	2026-11-22T09.seg       a sealed partition: immutable, format 3
 //	2026-11-22T10.wal.torn-1764  bytes cut from a torn tail, kept aside
+//	2026-11-22.day          a day's reach rollup (see Day rollups; rollup.go)
 //	ids                     the dictionary shared by sealed partitions
 //	retired                 hashes of sealed partitions removed by retention
 //	key                     the key of the hashes links, pages and look-ups are kept as
@@ -64,6 +65,31 @@
 // first, and decodes whole only the partition that holds the id; a
 // format 3 partition, or a column that does not parse, is decoded whole.
 //
+// # Day rollups
+//
+// When every hour of a day is sealed (no log of the day left, and a later
+// hour on disk or the day's 23:00 sealed), the sealer writes the day's
+// rollup (DAY.day, magic WLEDGERD): the day's viewers sections merged,
+// author -> impressions and the accounts, and again the ips, served the
+// author's content that day, each value once, in keyed sections like an
+// hour's. A reach over whole days reads one section a day instead of 24:
+// 7 sections for a week instead of 168, and an author's viewers who recur
+// across hours once. It keeps facet values, not tuples: mapping tuples to
+// accounts reads a 4-byte-a-tuple table at random, a cache miss per
+// posting. Reach by another facet, hours a window cuts and days without a
+// rollup read the hours, as before. The rollup is derived: it names each
+// hour it was made from by its SHA-256, verify rebuilds it from them and
+// compares (an edited rollup, one whose hour changed or one that leaves an
+// hour out is a problem), and a reader uses it only when the hours of its
+// day it holds are exactly those it names, by hash (else the hours answer,
+// with the same result; readers do not hash what they map). Retention
+// removes a day's rollup with the first hour of the day it removes; the
+// rest of that day is read hour by hour until it goes. A ledger sealed
+// before rollups gets them when the writer next starts. Days with a
+// format 3 hour get none. Reach reads its sections (rollups and hours) in
+// parallel, one goroutine per core (GOMAXPROCS), and adds each author's
+// runs to its bitmap in parallel too (Reader.Viewers).
+//
 // Format 3 (WLEDGER3; partition.go) is still read and verified: the same
 // header with a size per namespace but nsTuple, then hot tables per facet
 // (uncompressed, read where they lie in the mapped file) and the Accesses
@@ -115,6 +141,12 @@
 // per partition). The shared dictionary adds about 20 bytes per distinct
 // id and tuple once, not per Access.
 //
+// Day rollups add about 2.8 bytes per Access at the issue's density
+// (9.4 MB a day of 3.3 million Accesses: 1.4 by account, 1.4 by ip): a
+// viewer of a rarely read author recurs little within a day, and sorted
+// values of a million, delta-coded, are close to incompressible (zstd
+// takes 11.1 MB of varints to 9.3 at the sealer's level, 9.3 at its best).
+//
 // # Durability
 //
 // The writer appends through a buffer flushed every 100 ms, so a query
@@ -143,6 +175,12 @@
 //     while it seals one hour, that hour's log, Accesses, postings and
 //     sealed file: sealing allocates about 1,900 bytes per Access of the
 //     hour (BenchmarkSealDense), less of it live at once, all freed after.
+//   - The rollups: each tuple's account and ip (8 bytes a tuple, read from
+//     `ids`: 8 MiB at a million tuples; grows with tuples, never with
+//     traffic) and, while a day's rollup is written, one decompressed
+//     block (16 KiB) of each of its 24 hours' sections and of the rollup,
+//     and the postings of one author: the rollup is merged and written
+//     block by block, never a day in memory.
 //
 // At 1,000,000 identities (each with its ip and /24), 1,000,000 subjects
 // and 100,000 authors, N is about 4.2 million (3.2 million ids and 1
