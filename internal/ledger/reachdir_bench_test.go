@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -15,23 +14,26 @@ import (
 	"github.com/warden-gw/warden/internal/identify"
 )
 
-func threadCPUTest() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(1, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+// These run `warden bench ledger`'s reach over a ledger it kept (-dir):
+//
+//	WARDEN_REACH_DIR=/tmp/l WARDEN_REACH_DAYS=3 go test ./internal/ledger/ -run XXX -bench 'BenchmarkReachDir' -benchtime 40x
+//
+// (WARDEN_REACH_DAYS: the run's -days). thread-cpu-ms/op is the querying
+// thread's CPU, proc-cpu-ms/op every thread's (reach reads on every core).
 
-// BenchmarkReachDir runs bench ledger's reach over an existing ledger
-// (WARDEN_REACH_DIR, WARDEN_REACH_DAYS).
-func BenchmarkReachDir(b *testing.B) {
-	dir := os.Getenv("WARDEN_REACH_DIR")
+// reachDirQuery is the bench's reach query (ledgerbench's queryAuthors
+// and window), or skips b.
+func reachDirQuery(b *testing.B) (dir string, authors []string, win Window) {
+	dir = os.Getenv("WARDEN_REACH_DIR")
 	if dir == "" {
 		b.Skip("WARDEN_REACH_DIR unset")
 	}
 	days, _ := strconv.Atoi(os.Getenv("WARDEN_REACH_DAYS"))
+	if days == 0 {
+		days = 30
+	}
 	rng := rand.New(rand.NewPCG(21, 2))
 	seen := map[int]bool{}
-	var authors []string
 	for len(authors) < 1000 {
 		v := rng.IntN(100000)
 		if !seen[v] {
@@ -40,7 +42,32 @@ func BenchmarkReachDir(b *testing.B) {
 		}
 	}
 	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(days) * 24 * time.Hour)
-	win := Window{From: end.Add(-7 * 24 * time.Hour), To: end}
+	return dir, authors, Window{From: end.Add(-7 * 24 * time.Hour), To: end}
+}
+
+// cpuMetrics runs f b.N times on a locked thread and reports the thread's
+// and the process's CPU per op.
+func cpuMetrics(b *testing.B, f func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var rs0, rs1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &rs0)
+	c := threadCPU()
+	b.ResetTimer()
+	for b.Loop() {
+		f()
+	}
+	b.StopTimer()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &rs1)
+	b.ReportMetric(float64(threadCPU()-c)/float64(b.N)/1e6, "thread-cpu-ms/op")
+	proc := (rs1.Utime.Nano() + rs1.Stime.Nano()) - (rs0.Utime.Nano() + rs0.Stime.Nano())
+	b.ReportMetric(float64(proc)/float64(b.N)/1e6, "proc-cpu-ms/op")
+}
+
+// BenchmarkReachDir is the bench's warm reach: one reader, Viewers and
+// the union of the bitmaps.
+func BenchmarkReachDir(b *testing.B) {
+	dir, authors, win := reachDirQuery(b)
 	r, err := OpenReader(dir, win)
 	if err != nil {
 		b.Fatal(err)
@@ -50,73 +77,18 @@ func BenchmarkReachDir(b *testing.B) {
 		views, _ := r.Viewers(authors, identify.FacetAccount)
 		return int(roaring.FastOr(views...).GetCardinality())
 	}
-	fmt.Println("reach", once(), "partitions", r.Partitions(), "rollups", len(r.rollups))
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var rs0, rs1 syscall.Rusage
-	syscall.Getrusage(0, &rs0)
-	c := threadCPUTest()
-	b.ResetTimer()
-	for b.Loop() {
-		once()
-	}
-	b.StopTimer()
-	syscall.Getrusage(0, &rs1)
-	b.ReportMetric(float64(threadCPUTest()-c)/float64(b.N)/1e6, "thread-cpu-ms/op")
-	proc := (rs1.Utime.Nano() + rs1.Stime.Nano()) - (rs0.Utime.Nano() + rs0.Stime.Nano())
-	b.ReportMetric(float64(proc)/float64(b.N)/1e6, "proc-cpu-ms/op")
+	b.Logf("reach %d, %d partitions, %d rollups", once(), r.Partitions(), len(r.rollups))
+	cpuMetrics(b, func() { once() })
 }
 
-// TestRollupDir opens a ledger (WARDEN_ROLLUP_DIR) for writing and closes
-// it: the sealer writes the rollups it lacks.
-func TestRollupDir(t *testing.T) {
-	dir := os.Getenv("WARDEN_ROLLUP_DIR")
-	if dir == "" {
-		t.Skip("WARDEN_ROLLUP_DIR unset")
-	}
-	start := time.Now()
-	l, err := Open(Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("rollups in %v", time.Since(start))
-}
-
-// BenchmarkReachDirCold is reach.Run's path (Dir(dir).Reach: a reader
-// opened per query, the histogram of k) over WARDEN_REACH_DIR.
+// BenchmarkReachDirCold is reach.Run's path: a reader opened per query
+// (the dictionary read), the histogram of k.
 func BenchmarkReachDirCold(b *testing.B) {
-	dir := os.Getenv("WARDEN_REACH_DIR")
-	if dir == "" {
-		b.Skip("WARDEN_REACH_DIR unset")
-	}
-	days, _ := strconv.Atoi(os.Getenv("WARDEN_REACH_DAYS"))
-	rng := rand.New(rand.NewPCG(21, 2))
-	seen := map[int]bool{}
-	var authors []string
-	for len(authors) < 1000 {
-		v := rng.IntN(100000)
-		if !seen[v] {
-			seen[v] = true
-			authors = append(authors, "a"+strconv.Itoa(v))
-		}
-	}
-	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(days) * 24 * time.Hour)
-	q := ReachQuery{Authors: authors, By: identify.FacetAccount, Window: Window{From: end.Add(-7 * 24 * time.Hour), To: end}}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var rs0, rs1 syscall.Rusage
-	syscall.Getrusage(0, &rs0)
-	c := threadCPUTest()
-	for b.Loop() {
+	dir, authors, win := reachDirQuery(b)
+	q := ReachQuery{Authors: authors, By: identify.FacetAccount, Window: win}
+	cpuMetrics(b, func() {
 		if _, err := Dir(dir).Reach(b.Context(), q); err != nil {
 			b.Fatal(err)
 		}
-	}
-	syscall.Getrusage(0, &rs1)
-	b.ReportMetric(float64(threadCPUTest()-c)/float64(b.N)/1e6, "thread-cpu-ms/op")
-	proc := (rs1.Utime.Nano() + rs1.Stime.Nano()) - (rs0.Utime.Nano() + rs0.Stime.Nano())
-	b.ReportMetric(float64(proc)/float64(b.N)/1e6, "proc-cpu-ms/op")
+	})
 }
