@@ -21,7 +21,8 @@ type Config struct {
 	// the last repeats (default 10m, 1h, 24h, 168h).
 	BanDurations []time.Duration `yaml:"ban_durations"`
 	// MaxTracked bounds the identities (facet values) the detector keeps
-	// state for; the least recently seen is dropped past it (default
+	// state for; past it the least recently seen is dropped (by last
+	// move to the front of the recency list, see doc.go) (default
 	// 100000).
 	MaxTracked int `yaml:"max_tracked"`
 	// AddressAfter, when positive, bans an address once at least that many

@@ -235,7 +235,7 @@ type track struct {
 
 // lookTally is an enumeration rule's look-ups by one identity within its
 // window, all and those of ids never shown, counted in the same buckets:
-// 144 bytes however many.
+// 160 bytes however many.
 type lookTally struct{ all, unreferenced store.Tally }
 
 const (

@@ -51,19 +51,26 @@
 // it banned it (or learnt of the ban) takes the ban as lifted, so the value
 // misbehaving again is banned again, as its next offence.
 //
-// Memory is bounded: state per facet value (at most max_tracked, the least
-// recently seen dropped), each holding at most limit+1 timestamps per rule,
-// 144 bytes of tallies per enumeration rule and 1,024 shown ids.
+// Memory is bounded: state per facet value (at most max_tracked; past it
+// the track that least recently moved to the front of the recency list is
+// dropped, and a track moves there when seen and not moved within the last
+// max_tracked/4 look-ups, so one seen that recently is never dropped),
+// each holding at most limit+1 timestamps per rule,
+// 160 bytes of tallies per enumeration rule and 1,024 shown ids.
 //
 // Cost: Record runs on the recording goroutine, whose CPU a 2-core gateway
 // takes from the request path. A rule's window is a ring of (key, Unix ns)
 // slots grown to limit+1 (an add drops from the head and appends at the
 // tail); a facet value's track is looked up once per Access by a struct
-// key; a rule in shadow mode that fired on a value stays quiet on it for
+// key, holds its windows and tallies in its own allocation (hot fields
+// first) and rarely moves on the recency list (a move writes two
+// neighbours); a tally keeps its sum as it goes; a rule in shadow mode that fired on a value stays quiet on it for
 // its window without asking the shadow lines' map (its line is written
 // once per window); an Access that makes no new track allocates nothing
 // (BenchmarkRecordLab: examples/lab.yaml's rules in shadow mode, 1,000
-// accounts reading random unreferenced profiles).
+// accounts reading random unreferenced profiles). On the memory store the
+// detector is gateway.Transient (it keeps nothing of an Access), so the
+// gateway reuses each Access's memory after Record.
 //
 // On Redis (WithShared) the fleet counts together: every observation
 // (a person served, a refusal, a look-up, a young account) also goes to
