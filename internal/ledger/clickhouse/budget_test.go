@@ -26,20 +26,10 @@ func noisy(m privacy.Mechanism) func(privacy.Source) (json.RawMessage, error) {
 	}
 }
 
-// hosts is two gateways' keepers on one database, new: each its own
-// Client.
+// hosts is two gateways' keepers on one database, new (config makes it
+// anew): each its own Client.
 func hosts(t *testing.T, db string, limit *big.Rat) (*Budgets, *Budgets) {
 	cfg := config(t, server(t), db)
-	c, err := NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.do(t.Context(), "DROP DATABASE "+db, nil, false, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Init(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	var out [2]*Budgets
 	for i := range out {
 		c, err := NewClient(cfg)

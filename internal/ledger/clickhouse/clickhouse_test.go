@@ -54,7 +54,10 @@ func server(t testing.TB) *chserver.Server {
 	return srv
 }
 
-// config is a sink's config on the test server, database db.
+// config is a sink's config on the test server, database db, made anew:
+// the server lives as long as the test process, so under -count=N (or a
+// benchmark's rounds) the database of the run before would still hold its
+// Accesses and charges.
 func config(t testing.TB, s *chserver.Server, db string) Config {
 	cfg := Config{Addrs: []string{s.Addr()}, Database: db, User: "warden", PasswordEnv: "WARDEN_TEST_CH_PASSWORD",
 		BatchSize: 1000, BatchInterval: 50 * time.Millisecond, Spool: SpoolConfig{Dir: t.TempDir()}}
@@ -63,6 +66,9 @@ func config(t testing.TB, s *chserver.Server, db string) Config {
 	c, err := NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := c.do(context.Background(), "DROP DATABASE IF EXISTS "+db, nil, false, nil, nil); err != nil {
+		t.Fatalf("drop database %s: %v", db, err)
 	}
 	if err := c.Init(context.Background()); err != nil {
 		t.Fatal(err)
