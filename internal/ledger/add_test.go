@@ -40,8 +40,8 @@ func TestAddReadsBack(t *testing.T) {
 			acct = strings.Clone(acct) // equal, not the same string
 		}
 		e := &Entry{Time: at, RequestID: fmt.Sprintf("%024x", i), Route: "GET /v1/users/{id}/followers",
-			Identity: [NumFacets]string{"app" + fmt.Sprint(i%2), acct, fmt.Sprintf("10.0.%d.%d", i%7, i%251), fmt.Sprintf("10.0.%d.0/24", i%7), "fp"},
 			List: fmt.Sprint("u", i%500), Page: fmt.Sprint("cursor", i%3), Status: 200, MaskRules: []string{"contacts"}, Classes: classes}
+		e.Identity = [NumFacets]string{"app" + fmt.Sprint(i%2), acct, fmt.Sprintf("10.0.%d.%d", i%7, i%251), fmt.Sprintf("10.0.%d.0/24", i%7), "fp"}
 		if i%5 == 0 {
 			e.Status, e.Rule, e.Facet, e.Identity[4] = 429, "per-ip", "ip", ""
 		}

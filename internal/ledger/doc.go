@@ -241,6 +241,32 @@
 // hour: a compact in-memory form of the open hour is the change to make
 // if that is too much.
 //
+// # Cost per Access
+//
+// On a gateway every recorder's CPU competes with the request path (two
+// cores in warden bench), so the writer is built for CPU per Access:
+//
+//   - Record encodes an Access where it lies (no Entry, no slice per
+//     Access) and keeps nothing of it but its Identity's values, so the
+//     gateway reuses the Access's memory once recorded (Transient); the
+//     dashboard's Watch rides on the same recording (gateway.Recorders).
+//   - A 64-slot front cache, indexed by where a string's bytes lie and
+//     checked by content, answers the names (route, classes, rules) and
+//     the facet values that recur as the same strings (an account from
+//     identify's token cache, a fingerprint from its cache) without
+//     hashing them or reading the dictionary.
+//   - The ids of one Access are hashed first and, in tables past 256 KiB,
+//     their slots and then their names read ahead (prefetch in dict.go):
+//     the cache misses of several look-ups overlap instead of following
+//     one another, and the look-ups reuse the hashes.
+//   - Frames are checksummed where they lie in the write buffer.
+//
+// Measured in bench_results.txt: BenchmarkAdd, BenchmarkIngest (the
+// issue's density, in internal/lab/ledgerbench) and, in
+// internal/gateway, BenchmarkRecorders (each recorder's CPU per Access
+// of bench row e) and BenchmarkServeLedger (rows e and e-ledger in one
+// process).
+//
 // # What it must never do
 //
 //   - Block or slow the request path: it is a gateway.Recorder, fed off the
