@@ -534,3 +534,37 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) int {
 
 // IdentityName is the value behind an identity integer Viewers returned.
 func (r *Reader) IdentityName(v uint32) string { return r.name(r.viewNS, v) }
+
+// Union is the union of views (Viewers' bitmaps). For a thousand authors'
+// bitmaps, each a few identities in each of many containers, setting the
+// bits of one dense array and converting it once costs less than
+// roaring.FastOr, which merges the array containers pair by pair (a
+// quarter of a warm reach's CPU at 100,000,000 Accesses). Views whose
+// largest identity is far past their count are unioned by FastOr: the
+// array would be mostly empty.
+func Union(views []*roaring.Bitmap) *roaring.Bitmap {
+	var top uint32
+	var n uint64
+	for _, v := range views {
+		if !v.IsEmpty() {
+			top, n = max(top, v.Maximum()), n+v.GetCardinality()
+		}
+	}
+	if n == 0 {
+		return roaring.New()
+	}
+	if uint64(top) > 64*n+1<<16 {
+		return roaring.FastOr(views...)
+	}
+	words := make([]uint64, top/64+1)
+	var buf [256]uint32
+	for _, v := range views {
+		it := v.ManyIterator()
+		for k := it.NextMany(buf[:]); k > 0; k = it.NextMany(buf[:]) {
+			for _, id := range buf[:k] {
+				words[id>>6] |= 1 << (id & 63)
+			}
+		}
+	}
+	return roaring.FromDense(words, false)
+}

@@ -259,3 +259,25 @@ func TestRollupRetention(t *testing.T) {
 		t.Fatalf("verify after retention: %+v %v", rep, err)
 	}
 }
+
+// Union equals roaring.FastOr: dense views (the bit array), sparse ones
+// (FastOr), empty ones and none.
+func TestUnion(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct {
+		n, each int
+		top    uint32
+	}{{0, 0, 1}, {3, 0, 1}, {1000, 40, 1 << 20}, {50, 3, 1 << 31}, {20, 500, 5000}} {
+		views := make([]*roaring.Bitmap, c.n)
+		for i := range views {
+			views[i] = roaring.New()
+			for range c.each {
+				views[i].Add(rng.Uint32N(c.top))
+			}
+		}
+		got, want := Union(views), roaring.FastOr(views...)
+		if !got.Equals(want) {
+			t.Fatalf("%d views of %d below %d: Union has %d, FastOr %d", c.n, c.each, c.top, got.GetCardinality(), want.GetCardinality())
+		}
+	}
+}

@@ -120,14 +120,7 @@ func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) 
 	for _, n := range impr[:nA] {
 		out.Impressions += n
 	}
-	a := roaring.New()
-	if nA > 0 {
-		a = roaring.FastOr(views[:nA]...)
-	}
-	b := roaring.New()
-	if len(q.Overlap) > 0 {
-		b = roaring.FastOr(views[nA:]...)
-	}
+	a, b := Union(views[:nA]), Union(views[nA:])
 	// k per person: counted only when some person was reached by two or
 	// more authors' sets that overlap; else every person of a has k = 1.
 	// k counts, per person, the authors that reached them: in an array

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/RoaringBitmap/roaring/v2"
-
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/reach"
@@ -172,7 +170,7 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	}
 	reachOnce := func() (int, uint64) {
 		views, impr := r.Viewers(authors, identify.FacetAccount)
-		u := roaring.FastOr(views...)
+		u := ledger.Union(views)
 		var n uint64
 		for _, v := range impr {
 			n += v
