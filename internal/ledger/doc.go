@@ -88,7 +88,9 @@
 // before rollups gets them when the writer next starts. Days with a
 // format 3 hour get none. Reach reads its sections (rollups and hours) in
 // parallel, one goroutine per core (GOMAXPROCS), and adds each author's
-// runs to its bitmap in parallel too (Reader.Viewers).
+// runs to its bitmap in parallel too (Reader.Viewers). An hour the window
+// cuts is read from three columns of its Accesses (time, identity, misc
+// for the count of authors, authors; eachAuthored), not decoded whole.
 //
 // Format 3 (WLEDGER3; partition.go) is still read and verified: the same
 // header with a size per namespace but nsTuple, then hot tables per facet

@@ -3,9 +3,11 @@ package ledger
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,7 +147,31 @@ func FuzzParseSeg(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Reach over a cut hour reads three columns alone: what it sees
+		// is what the Accesses decoded whole hold.
+		type authored struct {
+			t       int64
+			authors string
+		}
+		var cols []authored
+		colErr := errors.New("not format 4")
+		if p.format == 4 {
+			colErr = eachAuthored(p.cold, p.hour, dec, func(t int64, _ uint64, authors []uint32) {
+				cols = append(cols, authored{t, fmt.Sprint(authors)})
+			})
+		}
 		p.loadCold(dec, tuples)
+		if colErr == nil && p.coldErr == nil && p.entries != nil {
+			var whole []authored
+			for _, e := range p.entries {
+				if len(e.authors) > 0 {
+					whole = append(whole, authored{e.t, fmt.Sprint(e.authors)})
+				}
+			}
+			if !slices.Equal(cols, whole) {
+				t.Fatalf("columns alone give %v, the Accesses %v", cols, whole)
+			}
+		}
 		if p.v4 == nil {
 			return
 		}

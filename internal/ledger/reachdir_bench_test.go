@@ -18,7 +18,8 @@ import (
 //
 //	WARDEN_REACH_DIR=/tmp/l WARDEN_REACH_DAYS=3 go test ./internal/ledger/ -run XXX -bench 'BenchmarkReachDir' -benchtime 40x
 //
-// (WARDEN_REACH_DAYS: the run's -days). thread-cpu-ms/op is the querying
+// (WARDEN_REACH_DAYS: the run's -days; WARDEN_REACH_SHIFT=12h30m moves the
+// window back, so that it cuts days). thread-cpu-ms/op is the querying
 // thread's CPU, proc-cpu-ms/op every thread's (reach reads on every core).
 
 // reachDirQuery is the bench's reach query (ledgerbench's queryAuthors
@@ -42,6 +43,10 @@ func reachDirQuery(b *testing.B) (dir string, authors []string, win Window) {
 		}
 	}
 	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(days) * 24 * time.Hour)
+	// WARDEN_REACH_SHIFT (a duration) moves the window back: its ends
+	// cut days, whose hours are read one by one.
+	shift, _ := time.ParseDuration(os.Getenv("WARDEN_REACH_SHIFT"))
+	end = end.Add(-shift)
 	return dir, authors, Window{From: end.Add(-7 * 24 * time.Hour), To: end}
 }
 

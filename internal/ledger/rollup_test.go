@@ -266,7 +266,7 @@ func TestUnion(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, c := range []struct {
 		n, each int
-		top    uint32
+		top     uint32
 	}{{0, 0, 1}, {3, 0, 1}, {1000, 40, 1 << 20}, {50, 3, 1 << 31}, {20, 500, 5000}} {
 		views := make([]*roaring.Bitmap, c.n)
 		for i := range views {
