@@ -82,10 +82,11 @@ type Ledger struct {
 	f     *os.File // the open hour's log; nil until the first Access of an hour
 	hour  int64    // the open log's hour, unix seconds
 	buf   []byte
-	dirty bool            // written since the last fsync
-	dict  [nsCount]strtab // the open hour's dictionary
-	front [frontSlots]frontSlot
-	sink  byte // what prefetch read, kept
+	dirty bool                  // written since the last fsync
+	dict  [nsCount]strtab       // the open hour's dictionary
+	front [frontSlots]frontSlot // facet values
+	names [nameSlots]frontSlot  // names: apart, so that values made anew each Access do not evict them
+	sink  byte                  // what prefetch read, kept
 	e     entry
 	enc   []byte
 	err   error // the last write error, logged once
@@ -268,6 +269,7 @@ func (l *Ledger) reopen(path string, p *partition) error {
 	l.f, l.hour = f, p.hour
 	l.dict = p.dict
 	clear(l.front[:])
+	clear(l.names[:])
 	return nil
 }
 
@@ -381,8 +383,12 @@ func (l *Ledger) name(s string) uint32 {
 	return l.lookup(nil, nsName, s) + 1
 }
 
-// frontSlots is the size of the open hour's front cache (a power of two).
-const frontSlots = 64
+// frontSlots and nameSlots are the sizes of the open hour's front caches
+// of facet values and of names (powers of two).
+const (
+	frontSlots = 64
+	nameSlots  = 32
+)
 
 // frontSlot is one value of the front cache: s's integer v in namespace
 // ns-1 (0: an empty slot).
@@ -407,13 +413,28 @@ type frontSlot struct {
 // returns: see Transient), so that the same string compares by its
 // pointer alone; a name, a copy (a miss is rare: there are few names).
 func (l *Ledger) lookup(pf *prefetch, ns int, s string) uint32 {
-	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
-	sl := &l.front[(p>>3^p>>9^uintptr(ns))&(frontSlots-1)]
-	if sl.ns == uint32(ns)+1 && sl.s == s {
+	c := l.front[:]
+	if ns == nsName {
+		c = l.names[:]
+	}
+	// Two neighbouring slots, the one used last first: strings whose
+	// places collide share them rather than evicting each other.
+	p := uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))
+	i := (p*0x9e3779b97f4a7c15 + uint64(ns)) >> 58 & uint64(len(c)-2)
+	a, b := &c[i], &c[i+1]
+	key := uint32(ns) + 1
+	if a.ns == key && a.s == s {
 		if pf != nil {
 			pf.hash() // s's, not needed
 		}
-		return sl.v
+		return a.v
+	}
+	if b.ns == key && b.s == s {
+		if pf != nil {
+			pf.hash()
+		}
+		*a, *b = *b, *a
+		return a.v
 	}
 	var v uint32
 	if pf != nil {
@@ -424,7 +445,8 @@ func (l *Ledger) lookup(pf *prefetch, ns int, s string) uint32 {
 	if ns == nsName {
 		s = strings.Clone(s)
 	}
-	*sl = frontSlot{s: s, ns: uint32(ns) + 1, v: v}
+	*b = *a
+	*a = frontSlot{s: s, ns: key, v: v}
 	return v
 }
 
@@ -475,6 +497,7 @@ func (l *Ledger) rotate(hour int64) error {
 		l.dict[ns].reset()
 	}
 	clear(l.front[:])
+	clear(l.names[:])
 	l.buf = appendFrame(l.buf[:0], kindHeader, headerBody(hour))
 	l.flush()
 	return nil
