@@ -124,9 +124,12 @@ func rollupHeader(b []byte) (x *rollup, n int, err error) {
 		if d.err != nil {
 			break
 		}
-		h := d.varint()
+		h, hash := d.varint(), d.bytes(32)
+		if d.err != nil {
+			break
+		}
 		x.hours = append(x.hours, h)
-		x.hashes = append(x.hashes, [32]byte(d.bytes(32)))
+		x.hashes = append(x.hashes, [32]byte(hash))
 	}
 	if d.err != nil {
 		return nil, 0, fmt.Errorf("header: %w", d.err)
