@@ -45,7 +45,10 @@
 // queries by warden serve): a page reads only what the gateway appended to
 // the open hour since the last. The dashboard keeps sessions, a bounded hour
 // of metric samples, a bounded set of candidate identities (Watch) and of
-// addresses with failed sign-ins, and that cache, nothing else.
+// addresses with failed sign-ins, and that cache, nothing else. The Watch
+// is a recorder fed by the ledger's recording (warden serve), cheap per
+// Access (one map look-up per facet, addresses as netip values) and
+// transient: the gateway reuses an Access once it is counted.
 //
 // Sessions: a random 256-bit id in a cookie (HttpOnly, SameSite=Strict,
 // Secure when the request came over TLS), the session itself on the server

@@ -11,16 +11,19 @@
 // (canaries), rewrite and encode, then the Access goes to the recorders.
 // Recorders (the ledger, the detector) sit behind a one-method interface
 // and are fed through a bounded hand-off each (record.go): a full queue
-// drops and counts, it never waits. Every refusal yields an Access too,
+// drops and counts, it never waits. Recorders that share a hand-off
+// (Recorders: the dashboard's candidates ride on the ledger's) cost a
+// request one offer. Every refusal yields an Access too,
 // with its rule and facet. A busy hand-off's goroutine takes its queue
 // every 5 ms rather than parking between Accesses, so a request's offer is
 // a channel send and never wakes it; it parks after a tick with nothing
 // queued. The Access the recorders share is made once per request, in one
 // box with room for a look-up's record; when every recorder is Transient
-// (keeps nothing of an Access past Record: the detector on the memory
-// store) the box is reused once the last recorder is done with it
-// (counted references, a per-pipeline pool), so a request allocates no
-// Access; one recorder that keeps Accesses (the ledger) turns that off.
+// (keeps nothing of an Access past Record: the ledger, the dashboard's
+// candidates, the detector on the memory store) the box is reused once
+// the last recorder is done with it (counted references, a per-pipeline
+// pool), so a request allocates no Access; one recorder that keeps
+// Accesses (the detector on a shared store) turns that off.
 //
 // The decision pipeline (Pipeline) works on warden's own small types, so
 // the HTTP front is chosen by measurement and can change. The loop front
