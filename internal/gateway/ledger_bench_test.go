@@ -83,10 +83,12 @@ func BenchmarkServeLedger(b *testing.B) {
 	}
 }
 
-// nop is a recorder that does nothing: e-nop is the hand-off's cost alone.
+// nop is a transient recorder that does nothing: e-nop is the hand-off's
+// cost alone.
 type nop struct{}
 
 func (nop) Record(*inspect.Access) {}
+func (nop) Transient() bool        { return true }
 
 // capture keeps every Access it is fed.
 type capture struct{ accs []*inspect.Access }
