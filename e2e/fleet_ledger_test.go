@@ -384,6 +384,17 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 	if r := chRows("SELECT count() FROM privacy_charges WHERE researcher = 'transparency'"); fmt.Sprint(r) != "[[1]]" {
 		t.Fatalf("transparency charges in ClickHouse: %v, want one", r)
 	}
+
+	// The identities and trace pages of gateway 2 read the fleet's
+	// ledger: the harvester's figures are every gateway's.
+	take := map[string]bool{}
+	for s, m := range fc.takes {
+		if m[fleetHarvester] > 0 {
+			take[s] = true
+		}
+	}
+	ledgerSubjects, _ := strconv.Atoi(chRows("SELECT uniqExact(subject) FROM takes WHERE account = '" + fleetHarvester + "'")[0][0])
+	checkFleetDashboard(t, gws[1], take, ledgerSubjects, limit, limit)
 }
 
 const (

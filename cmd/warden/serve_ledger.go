@@ -21,9 +21,10 @@ import (
 // unsent batches stay in its spool for the next start). Without either
 // nothing is recorded (serve says so). recm is the process's one set of
 // hand-off metrics, shared by every recording (registering a second set
-// would panic). also are fed by the local ledger's recording after the
-// ledger, each Access the ledger was fed (the dashboard's Watch): one
-// queue and one hand-off per request for both.
+// would panic). also are fed by the ledger's recording after the ledger
+// (ClickHouse's with that backend, else the directory's), each Access the
+// ledger was fed (the dashboard's Watch): one queue and one hand-off per
+// request for both.
 func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.RecordingMetrics, log *slog.Logger, also ...gateway.Recorder) ([]*gateway.Recording, func(), error) {
 	lc := cfg.Ledger
 	var recs []*gateway.Recording
@@ -38,7 +39,13 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 		if err != nil {
 			return nil, nil, err
 		}
-		rc := gateway.NewRecording("ledger-clickhouse", sink, lc.Queue, recm)
+		// The recorders fed after the ledger go with ClickHouse's when it
+		// is the backend (the directory's, if any, then feeds only itself).
+		var r gateway.Recorder = sink
+		if len(also) > 0 {
+			r, also = append(gateway.Recorders{sink}, also...), nil
+		}
+		rc := gateway.NewRecording("ledger-clickhouse", r, lc.Queue, recm)
 		recs = append(recs, rc)
 		log.Info("ledger on clickhouse", slog.String("addrs", fmt.Sprint(lc.ClickHouse.Addrs)), slog.String("database", lc.ClickHouse.Database),
 			slog.Int("batch_size", lc.ClickHouse.BatchSize), slog.Duration("batch_interval", lc.ClickHouse.BatchInterval), slog.String("spool", lc.ClickHouse.Spool.Dir))

@@ -16,7 +16,6 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
-	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 	"github.com/warden-gw/warden/internal/trace"
 )
 
@@ -61,14 +60,14 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		c = nil
 	}
 	var led trace.Entries
-	var chLed *chEntries
+	var chLed *trace.Replay
 	switch {
 	case *chAddr != "":
 		src, err := clickhouseSource(cfg, *chAddr)
 		if err != nil {
 			return fmt.Errorf("trace: %w", err)
 		}
-		chLed = &chEntries{ctx: ctx, c: src}
+		chLed = trace.NewReplay(ctx, src)
 		led = chLed
 	case *ledgerDir != "":
 		r, err := ledger.OpenReader(*ledgerDir, ledger.Window{})
@@ -84,8 +83,8 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errors.New("trace --served: needs a facet (account, app, ip, net, fingerprint), the canary key and --ledger or --clickhouse")
 		}
 		list := trace.Served(c, led, f, pos[0])
-		if err := chLed.failed(); err != nil {
-			return err
+		if err := chLed.Err(); err != nil {
+			return fmt.Errorf("trace: %w", err)
 		}
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(map[string]any{"facet": f.String(), "value": pos[0], "canaries": list})
@@ -124,8 +123,8 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	stop()
 	rep := t.ReportEntries(led, *eps)
-	if err := chLed.failed(); err != nil {
-		return err
+	if err := chLed.Err(); err != nil {
+		return fmt.Errorf("trace: %w", err)
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
@@ -196,25 +195,4 @@ func progress(w io.Writer, read *atomic.Int64) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-fin }
-}
-
-// chEntries is the ledger in ClickHouse as trace replays it: every Access,
-// in time order; err keeps what cut the replay short.
-type chEntries struct {
-	ctx context.Context
-	c   *clickhouse.Client
-	err error
-}
-
-func (e *chEntries) Each(fn func(*ledger.Entry) bool) {
-	e.err = e.c.Each(e.ctx, ledger.Window{}, fn)
-}
-
-// failed is what cut a replay short (nil without ClickHouse): a report
-// from part of the ledger is not given.
-func (e *chEntries) failed() error {
-	if e == nil || e.err == nil {
-		return nil
-	}
-	return fmt.Errorf("trace: %w", e.err)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/privacy"
+	"github.com/warden-gw/warden/internal/trace"
 )
 
 //go:embed templates/*.html
@@ -43,7 +44,9 @@ type Options struct {
 	// then counts every gateway's Accesses and charges the fleet's one
 	// budget, so each gateway publishes the same figures under one
 	// guarantee (a budget per gateway would release the same people's
-	// figures once per gateway).
+	// figures once per gateway). The identities page then counts the
+	// fleet's Accesses too (for the Watch's top identities only: a query
+	// each), and the trace page replays them.
 	Fleet *Fleet
 	// Config returns the config in force (budgets, registered apps,
 	// privacy limits); read per request so it follows reloads.
@@ -77,8 +80,16 @@ type Options struct {
 
 // Fleet is a fleet's shared ledger and its researchers' budgets.
 type Fleet struct {
-	Ledger  ledger.Source
+	Ledger  FleetLedger
 	Budgets privacy.Keeper
+}
+
+// FleetLedger is a fleet's ledger as the pages read it: its queries (the
+// identities and transparency pages), and its Accesses replayed in time
+// order (the trace page). ClickHouse's client is one.
+type FleetLedger interface {
+	ledger.Source
+	trace.Replayer
 }
 
 // Dashboard serves the pages. Run samples the metrics for the charts.

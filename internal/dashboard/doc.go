@@ -50,6 +50,16 @@
 // Access (one map look-up per facet, addresses as netip values) and
 // transient: the gateway reuses an Access once it is counted.
 //
+// On a fleet (Options.Fleet: the ledger in ClickHouse, ledger.backend
+// clickhouse) the ledger pages read the fleet's ledger, every gateway's
+// Accesses: the identities page asks FleetLedger.Distinct for each count
+// of the Watch's top identities (the ten shown per facet only, a few
+// queries in flight, the request's context), the trace page replays the
+// fleet's Accesses through trace.Replay (what `warden trace --clickhouse`
+// uses) under TraceTimeout and gives no report from a replay cut short,
+// and the transparency page counts with Distinct and charges the fleet's
+// budgets. Without Fleet they read LedgerDir as above.
+//
 // Sessions: a random 256-bit id in a cookie (HttpOnly, SameSite=Strict,
 // Secure when the request came over TLS), the session itself on the server
 // with an absolute expiry; each session has its own CSRF token, which every

@@ -1,11 +1,15 @@
 package dashboard
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-gw/warden/internal/admin"
@@ -61,20 +65,17 @@ const topIdentities = 10
 func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 	begin := time.Now()
 	v := view{Title: "Identities", Nav: "identities"}
-	if d.opts.LedgerDir == "" {
+	if d.opts.LedgerDir == "" && d.opts.Fleet == nil {
 		v.Error = "No ledger on this gateway (ledger.dir): nothing to rank."
 		d.render(w, r, http.StatusOK, "identities", v)
 		return
 	}
 	now := d.opts.Now()
-	// Every count of one window is asked in one pass over its Accesses
-	// (ledger.Reader.DistinctMany): each facet's candidates' subjects in 24
-	// hours, and what each budget counted in its own window.
-	type count struct {
-		win time.Duration
-		q   ledger.DistinctQuery
-	}
-	var counts []count
+	// Each facet's candidates' subjects in 24 hours, and what each budget
+	// counted in its own window: from a directory every count of one
+	// window in one pass over its Accesses (countDir), from a fleet's
+	// ledger a query each (countFleet).
+	var counts []identityCount
 	var tables []identityTable
 	var cells [][]budgetCell // per table, its budgets
 	cfg := d.config()
@@ -89,38 +90,30 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
+		// A directory's counts come in one pass whatever their number, so
+		// five times the rows shown are ranked; a fleet's cost a query
+		// each, so only the rows shown are asked.
 		cands := d.opts.Watch.Top(f, 5*topIdentities)
-		counts = append(counts, count{24 * time.Hour, ledger.DistinctQuery{By: f, Values: cands}})
+		if d.opts.Fleet != nil {
+			cands = d.opts.Watch.Top(f, topIdentities)
+		}
+		counts = append(counts, identityCount{24 * time.Hour, ledger.DistinctQuery{By: f, Values: cands}})
 		for _, b := range bs {
 			win, _ := time.ParseDuration(b.Window)
-			counts = append(counts, count{win, ledger.DistinctQuery{By: f, Values: cands, Class: b.Class}})
+			counts = append(counts, identityCount{win, ledger.DistinctQuery{By: f, Values: cands, Class: b.Class}})
 		}
 		tables, cells = append(tables, t), append(cells, bs)
 	}
-	seen := make([][]int, len(counts)) // per count, per candidate
-	byWin := map[time.Duration][]int{}
-	var wins []time.Duration
-	for i, c := range counts {
-		if byWin[c.win] == nil {
-			wins = append(wins, c.win)
-		}
-		byWin[c.win] = append(byWin[c.win], i)
+	count := d.countDir
+	if d.opts.Fleet != nil {
+		count = d.countFleet
 	}
-	for _, win := range wins {
-		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: now.Add(-win), To: now}, ledger.WithCache(d.opts.LedgerCache))
-		if err != nil {
-			v.Error = "ledger: " + err.Error()
-			d.render(w, r, http.StatusOK, "identities", v)
-			return
-		}
-		qs := make([]ledger.DistinctQuery, len(byWin[win]))
-		for k, i := range byWin[win] {
-			qs[k] = counts[i].q
-		}
-		for k, res := range rd.DistinctMany(qs) {
-			seen[byWin[win][k]] = res
-		}
-		rd.Close()
+	seen, err := count(r.Context(), now, counts)
+	if err != nil {
+		d.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "dashboard: identities", slog.String("error", err.Error()))
+		v.Error = "ledger: " + err.Error()
+		d.render(w, r, http.StatusOK, "identities", v)
+		return
 	}
 	next := 0 // counts are in table order: subjects, then each budget
 	for ti := range tables {
@@ -147,6 +140,95 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 	v.Data, v.Elapsed = tables, time.Since(begin).String()
 	d.render(w, r, http.StatusOK, "identities", v)
 }
+
+// identityCount is one column of the identities page: a DistinctQuery
+// over the window ending now.
+type identityCount struct {
+	win time.Duration
+	q   ledger.DistinctQuery
+}
+
+// countDir answers counts from the ledger directory: every count of one
+// window in one pass over its Accesses (ledger.Reader.DistinctMany).
+// Per count, per candidate.
+func (d *Dashboard) countDir(_ context.Context, now time.Time, counts []identityCount) ([][]int, error) {
+	seen := make([][]int, len(counts))
+	byWin := map[time.Duration][]int{}
+	var wins []time.Duration
+	for i, c := range counts {
+		if byWin[c.win] == nil {
+			wins = append(wins, c.win)
+		}
+		byWin[c.win] = append(byWin[c.win], i)
+	}
+	for _, win := range wins {
+		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: now.Add(-win), To: now}, ledger.WithCache(d.opts.LedgerCache))
+		if err != nil {
+			return nil, err
+		}
+		qs := make([]ledger.DistinctQuery, len(byWin[win]))
+		for k, i := range byWin[win] {
+			qs[k] = counts[i].q
+		}
+		for k, res := range rd.DistinctMany(qs) {
+			seen[byWin[win][k]] = res
+		}
+		rd.Close()
+	}
+	return seen, nil
+}
+
+// countFleet answers counts from the fleet's ledger, a Distinct query
+// per count and candidate (the page asks only the rows it shows), a few
+// at a time: ClickHouse answers each in a round trip, most of it waiting.
+func (d *Dashboard) countFleet(ctx context.Context, now time.Time, counts []identityCount) ([][]int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	seen := make([][]int, len(counts))
+	type ask struct{ i, j int }
+	asks := make(chan ask)
+	errs := make(chan error, fleetQueries)
+	var wg sync.WaitGroup
+	for range fleetQueries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range asks {
+				c := counts[a.i]
+				n, err := d.opts.Fleet.Ledger.Distinct(ctx, ledger.Window{From: now.Add(-c.win), To: now}, c.q.By, c.q.Values[a.j], c.q.Class)
+				if err != nil {
+					errs <- fmt.Errorf("%s: distinct %s %q: %w", d.opts.Fleet.Ledger, c.q.By, c.q.Values[a.j], err)
+					cancel()
+					return
+				}
+				seen[a.i][a.j] = n // each cell written by one worker
+			}
+		}()
+	}
+feed:
+	for i, c := range counts {
+		seen[i] = make([]int, len(c.q.Values))
+		for j := range c.q.Values {
+			select {
+			case asks <- ask{i, j}:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+	}
+	close(asks)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+		return seen, ctx.Err()
+	}
+}
+
+// fleetQueries bounds the identities page's queries in flight on the
+// fleet's ledger.
+const fleetQueries = 4
 
 // tookBy is the ledger's took-by for one identity.
 func (d *Dashboard) tookBy(w http.ResponseWriter, r *http.Request) {

@@ -61,7 +61,7 @@ func (d *Dashboard) canaries() (*canary.Canaries, string) {
 
 func (d *Dashboard) newTracePage() tracePage {
 	_, why := d.canaries()
-	return tracePage{MaxBytes: bytesText(d.opts.TraceMaxBytes), Canaries: why, Ledger: d.opts.LedgerDir != "",
+	return tracePage{MaxBytes: bytesText(d.opts.TraceMaxBytes), Canaries: why, Ledger: d.opts.LedgerDir != "" || d.opts.Fleet != nil,
 		FA: strconv.FormatFloat(trace.DefaultFalseAccusation, 'g', -1, 64)}
 }
 
@@ -149,15 +149,29 @@ func (d *Dashboard) traceUpload(w http.ResponseWriter, r *http.Request) {
 		d.traceFailed(w, r, http.StatusBadRequest, "Choose a copy to upload.")
 		return
 	}
-	var led *ledger.Reader
-	if d.opts.LedgerDir != "" {
-		if led, err = ledger.OpenReader(d.opts.LedgerDir, ledger.Window{}, ledger.WithCache(d.opts.LedgerCache)); err != nil {
-			d.traceFailed(w, r, http.StatusInternalServerError, "ledger: "+err.Error())
+	if f := d.opts.Fleet; f != nil {
+		// The fleet's Accesses, every gateway's, as `warden trace
+		// --clickhouse` replays them, within what is left of the timeout.
+		ctx, cancel := context.WithDeadline(r.Context(), deadline)
+		defer cancel()
+		led := trace.NewReplay(ctx, f.Ledger)
+		pg.Report = tr.ReportEntries(led, eps)
+		if err := led.Err(); err != nil {
+			d.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "dashboard: trace", slog.String("ledger", f.Ledger.String()), slog.String("error", err.Error()))
+			d.traceFailed(w, r, http.StatusBadGateway, "The fleet's ledger could not be replayed (see the gateway's log): no report from part of it.")
 			return
 		}
-		defer led.Close()
+	} else {
+		var led *ledger.Reader
+		if d.opts.LedgerDir != "" {
+			if led, err = ledger.OpenReader(d.opts.LedgerDir, ledger.Window{}, ledger.WithCache(d.opts.LedgerCache)); err != nil {
+				d.traceFailed(w, r, http.StatusInternalServerError, "ledger: "+err.Error())
+				return
+			}
+			defer led.Close()
+		}
+		pg.Report = tr.Report(led, eps)
 	}
-	pg.Report = tr.Report(led, eps)
 	pg.Took = time.Since(begin).Round(time.Millisecond).String()
 	d.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "dashboard: trace", slog.Int("copies", pg.Files),
 		slog.Int64("bytes", pg.Bytes), slog.Int("accused", len(pg.Report.Accused)), slog.String("took", pg.Took))
