@@ -110,9 +110,11 @@
 // The fan-out cap (store.Fanout) lives beside the generations: per answer
 // opened from, its expiry and at most the cap's limit ids, at most
 // store.MaxFanoutAnswers answers a key (the soonest to expire replaced),
-// and the hold's end. A snapshot keeps ids and provenances, not answer
-// tags: after a restore an id counts against an answer only once shown
-// again.
+// and the hold's end. ExportShard and Import carry all of it (each id's
+// answer tag, the answers' opens, the hold; package disk's snapshot
+// version 3), so a restart neither frees an identity held past the cap nor
+// lets it open afresh what it was shown before; answers expired and a
+// hold ended by the restore are dropped.
 //
 // # Detector state
 //

@@ -19,8 +19,11 @@ type ShardState struct {
 	Budgets []BudgetState
 	Links   []LinkState
 
-	ids  []uint64 // arena for budgets' subjects and filters' generations
-	regs []uint8  // arena for budgets' sketches
+	ids     []uint64 // arena for budgets' subjects, filters' generations and answers' opens
+	regs    []uint8  // arena for budgets' sketches
+	prov    []byte   // arena for generations' provenances
+	tags    []uint32 // arena for generations' answer tags
+	answers []AnswerState
 }
 
 // LimitState is one GCRA limit: its theoretical arrival time.
@@ -40,14 +43,30 @@ type BudgetState struct {
 // SketchRegisters is the length of BudgetState.Sketch.
 const SketchRegisters = hllM
 
-// LinkState is one link filter's two generations.
+// LinkState is one link filter's two generations and its fan-out cap's
+// state: the opens counted per answer (Answers, unexpired ones, at most
+// store.MaxFanoutAnswers of at most store.MaxFanoutLimit ids each) and the
+// end of its hold (Held, Unix ns; 0: none). Snapshots before version 3
+// have neither: a restore then counts afresh.
 type LinkState struct {
 	Key      uint64
 	Cur, Old LinkGenState
+	Answers  []AnswerState
+	Held     int64
+}
+
+// AnswerState is the distinct ids one identity opened from one answer
+// (tag) in the window ending at Expires.
+type AnswerState struct {
+	Tag     uint32
+	Expires int64
+	IDs     []uint64
 }
 
 // LinkGenState is one generation: the sorted ids shown (Small) with each
-// one's provenance (Prov, as long as Small), and whether it was saturated
+// one's provenance (Prov, as long as Small) and the tag of the answer that
+// showed it (Tags, as long as Small; nil before version 3 snapshots: tag
+// 0, never counted by the fan-out cap), and whether it was saturated
 // (Full). Bits is a bloom filter of a version 1 snapshot: such a
 // generation cannot say which ids it holds, nor how they were shown, and
 // is dropped on import (its ids become unreferenced, never better).
@@ -55,13 +74,14 @@ type LinkGenState struct {
 	First, Expires int64
 	Small, Bits    []uint64
 	Prov           []byte
+	Tags           []uint32
 	Full           bool
 }
 
 // Reset empties st, keeping its memory.
 func (st *ShardState) Reset() {
 	st.Limits, st.Budgets, st.Links = st.Limits[:0], st.Budgets[:0], st.Links[:0]
-	st.ids, st.regs = st.ids[:0], st.regs[:0]
+	st.ids, st.regs, st.prov, st.tags, st.answers = st.ids[:0], st.regs[:0], st.prov[:0], st.tags[:0], st.answers[:0]
 }
 
 // Keys is how many entries st holds.
@@ -81,7 +101,7 @@ func (s *Store) ExportShard(i int, st *ShardState) {
 	defer sh.mu.Unlock()
 	now := sh.lastNow
 	// Arenas sized first, so the slices taken from them stay valid.
-	ids, regs := 0, 0
+	ids, regs, gens, answers := 0, 0, 0, 0
 	for _, b := range sh.budgets {
 		ids += b.exact.len()
 		if b.sketch != nil {
@@ -89,10 +109,17 @@ func (s *Store) ExportShard(i int, st *ShardState) {
 		}
 	}
 	for _, f := range sh.links {
-		ids += len(f.cur.ids) + len(f.old.ids)
+		gens += len(f.cur.ids) + len(f.old.ids)
+		answers += len(f.answers)
+		for i := range f.answers {
+			ids += len(f.answers[i].ids)
+		}
 	}
-	st.ids = slices.Grow(st.ids[:0], ids)
+	st.ids = slices.Grow(st.ids[:0], ids+gens)
 	st.regs = slices.Grow(st.regs[:0], regs)
+	st.prov = slices.Grow(st.prov[:0], gens)
+	st.tags = slices.Grow(st.tags[:0], gens)
+	st.answers = slices.Grow(st.answers[:0], answers)
 	for key, tat := range sh.limits {
 		if tat > now {
 			st.Limits = append(st.Limits, LimitState{Key: key, TAT: tat})
@@ -116,24 +143,43 @@ func (s *Store) ExportShard(i int, st *ShardState) {
 		if f.expires() <= now {
 			continue
 		}
-		st.Links = append(st.Links, LinkState{Key: key, Cur: st.copyGen(&f.cur), Old: st.copyGen(&f.old)})
+		ls := LinkState{Key: key, Cur: st.copyGen(&f.cur), Old: st.copyGen(&f.old)}
+		if f.held > now {
+			ls.Held = f.held
+		}
+		from := len(st.answers)
+		for i := range f.answers {
+			if a := &f.answers[i]; a.expires > now {
+				st.answers = append(st.answers, AnswerState{Tag: a.tag, Expires: a.expires, IDs: st.take(a.ids)})
+			}
+		}
+		if len(st.answers) > from {
+			ls.Answers = st.answers[from:len(st.answers):len(st.answers)]
+		}
+		st.Links = append(st.Links, ls)
 	}
 }
 
+// take copies src to the ids arena.
+func (st *ShardState) take(src []uint64) []uint64 {
+	if src == nil {
+		return nil
+	}
+	from := len(st.ids)
+	st.ids = append(st.ids, src...)
+	return st.ids[from:len(st.ids):len(st.ids)]
+}
+
 func (st *ShardState) copyGen(g *linkGen) LinkGenState {
-	take := func(src []uint64) []uint64 {
-		if src == nil {
-			return nil
-		}
-		from := len(st.ids)
-		st.ids = append(st.ids, src...)
-		return st.ids[from:len(st.ids):len(st.ids)]
+	from := len(st.prov)
+	for _, p := range g.prov {
+		st.prov = append(st.prov, byte(p))
 	}
-	prov := make([]byte, len(g.prov))
-	for i, p := range g.prov {
-		prov[i] = byte(p)
-	}
-	return LinkGenState{First: g.first, Expires: g.expires, Small: take(g.ids), Prov: prov, Full: g.full}
+	prov := st.prov[from:len(st.prov):len(st.prov)]
+	from = len(st.tags)
+	st.tags = append(st.tags, g.tags...)
+	tags := st.tags[from:len(st.tags):len(st.tags)]
+	return LinkGenState{First: g.first, Expires: g.expires, Small: st.take(g.ids), Prov: prov, Tags: tags, Full: g.full}
 }
 
 // Restored counts what Import kept and what it dropped (expired at now, or
@@ -254,12 +300,29 @@ func (s *Store) budgetOf(bs *BudgetState, now int64) *budget {
 }
 
 // linkOf rebuilds a link filter, or returns nil when both generations have
-// expired at now or do not fit this store.
+// expired at now or do not fit this store (the sweep drops such a filter,
+// its fan-out state with it, in a running store too). The fan-out cap's
+// answers expired at now and its hold if ended are dropped, and so is an
+// answer no store could have made: tag 0, past store.MaxFanoutLimit ids,
+// a tag told twice, or past store.MaxFanoutAnswers of them.
 func (s *Store) linkOf(ls *LinkState, now int64) *linkFilter {
 	f := &linkFilter{}
 	ok := s.genOf(&f.cur, &ls.Cur, now)
 	if !s.genOf(&f.old, &ls.Old, now) && !ok {
 		return nil
+	}
+	if ls.Held > now {
+		f.held = ls.Held
+	}
+	for i := range ls.Answers {
+		a := &ls.Answers[i]
+		switch {
+		case a.Expires <= now || a.Tag == 0 || len(a.IDs) > store.MaxFanoutLimit || len(f.answers) == store.MaxFanoutAnswers:
+			continue
+		case slices.ContainsFunc(f.answers, func(b answerOpens) bool { return b.tag == a.Tag }):
+			continue
+		}
+		f.answers = append(f.answers, answerOpens{tag: a.Tag, expires: a.Expires, ids: slices.Clone(a.IDs)})
 	}
 	f.cost = f.size()
 	return f
@@ -267,9 +330,10 @@ func (s *Store) linkOf(ls *LinkState, now int64) *linkFilter {
 
 // genOf fills g from gs and reports whether it holds anything unexpired.
 // A generation without provenances (version 1 snapshots) counts its ids as
-// shown in a list, the worst provenance of a shown id; a bloom filter
-// (version 1) is dropped; ids past this store's capacity are dropped and
-// the generation marked full.
+// shown in a list, the worst provenance of a shown id; one without answer
+// tags (before version 3) gives its ids tag 0, never counted by the
+// fan-out cap; a bloom filter (version 1) is dropped; ids past this
+// store's capacity are dropped and the generation marked full.
 func (s *Store) genOf(g *linkGen, gs *LinkGenState, now int64) bool {
 	switch {
 	case gs.Expires <= now || gs.First == 0 || gs.First > gs.Expires:
@@ -277,6 +341,8 @@ func (s *Store) genOf(g *linkGen, gs *LinkGenState, now int64) bool {
 	case gs.Bits != nil:
 		return false
 	case gs.Prov != nil && len(gs.Prov) != len(gs.Small):
+		return false
+	case gs.Tags != nil && len(gs.Tags) != len(gs.Small):
 		return false
 	}
 	g.first, g.expires, g.full = gs.First, gs.Expires, gs.Full
@@ -288,7 +354,11 @@ func (s *Store) genOf(g *linkGen, gs *LinkGenState, now int64) bool {
 		if p == store.Unreferenced || !p.Valid() {
 			continue
 		}
-		g.add(id, p, 0, s.opts.LinkCapacity) // a snapshot keeps no answer tags
+		var tag uint32
+		if gs.Tags != nil {
+			tag = gs.Tags[i]
+		}
+		g.add(id, p, tag, s.opts.LinkCapacity)
 	}
 	return true
 }

@@ -109,6 +109,21 @@ func fill(t *testing.T, r *rig) {
 	if err := r.st.Link(ctx, at, "link:big", seq(1000, 4000), store.Search, 0, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	// The fan-out cap's state: answer fanB showed 1010-1014, one opened;
+	// answer fanA showed 1000-1009, three opened and a fourth past the
+	// cap: link:big is held for 10 minutes.
+	if err := r.st.Link(ctx, at, "link:big", seq(1010, 5), store.Search, fanB, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := opens(t, r.st, at, "link:big", 1010); !slices.Equal(got, []bool{false}) {
+		t.Fatalf("link:big open from answer B: capped %v", got)
+	}
+	if err := r.st.Link(ctx, at, "link:big", seq(1000, 10), store.Search, fanA, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := opens(t, r.st, at, "link:big", 1000, 1001, 1002, 1003); !slices.Equal(got, []bool{false, false, false, true}) {
+		t.Fatalf("link:big opens from answer A: capped %v, want the 4th", got)
+	}
 	for _, b := range []store.Ban{
 		{Facet: "ip", Value: "10.0.0.1", Reason: "scraper", By: "ops", Created: at, Until: at.Add(time.Hour)},
 		{Facet: "account", Value: "77", Reason: "forever", By: "ops", Created: at},
@@ -122,6 +137,33 @@ func fill(t *testing.T, r *rig) {
 	if ok, err := r.st.RemoveBan(ctx, store.BanKey{Facet: "ip", Value: "10.0.0.3"}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
+}
+
+// Answer tags of fill's fan-out state.
+const (
+	fanA = 0x9e3779b9 // a 5-byte uvarint
+	fanB = 77
+)
+
+// fanCap is the lab's per-answer cap: 3 people per answer within 10
+// minutes, a 10-minute hold past it, search and list capped.
+func fanCap() *store.Fanout {
+	return &store.Fanout{Limit: 3, Window: 10 * time.Minute, Hold: 10 * time.Minute, Provenances: 1<<store.Search | 1<<store.List}
+}
+
+// opens opens ids of key's link memory under fanCap, one look-up each (as
+// requests would), and returns which were capped.
+func opens(t *testing.T, st *memory.Store, at time.Time, key string, ids ...uint64) []bool {
+	t.Helper()
+	var out []bool
+	for _, id := range ids {
+		fan := fanCap()
+		if _, err := st.Linked(context.Background(), at, key, []uint64{id}, fan); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fan.Capped[0])
+	}
+	return out
 }
 
 // check asserts that r's store holds what fill put, seen at at.
@@ -150,6 +192,9 @@ func check(t *testing.T, r *rig, at time.Time) {
 	}
 	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{10}, nil); got[0] != store.Unreferenced {
 		t.Error("link:small: id 10 was never linked")
+	}
+	if got := opens(t, r.st, at, "link:big", 1004); !got[0] {
+		t.Error("link:big: the fan-out hold did not survive the restore")
 	}
 	bans, _ := r.st.ListBans(context.Background(), at)
 	var names []string
@@ -496,6 +541,30 @@ func TestReadsVersion2(t *testing.T) {
 	if got, _ := r.st.Linked(context.Background(), at, "link:big", seq(1000, 4000), nil); slices.ContainsFunc(got, func(p store.Provenance) bool { return p != store.Search }) {
 		t.Errorf("version 2 link of 4,000 ids: not all search")
 	}
+	// Version 2 kept no answer tags: its ids are never counted.
+	if got := opens(t, r.st, at, "link:big", 1000, 1001, 1002, 1003); slices.Contains(got, true) {
+		t.Errorf("version 2 link: capped %v, want no answer counted", got)
+	}
+}
+
+// TestReadsVersion3 reads the version 3 snapshot kept in testdata (the
+// current writer's; -update writes it anew): the fan-out cap's state is
+// back, link:big held past its cap.
+func TestReadsVersion3(t *testing.T) {
+	r := readsVersion(t, 3)
+	defer r.close(t, false)
+	if r.sum.Restored.Links != 2 || r.sum.Restored.Dropped != 0 {
+		t.Fatalf("restore of version 3: %+v", r.sum)
+	}
+	at := t0.Add(time.Second)
+	if got := opens(t, r.st, at, "link:big", 1000, 1009); !slices.Equal(got, []bool{true, true}) {
+		t.Errorf("version 3 link held by the fan-out cap: capped %v, want held", got)
+	}
+	// After the hold (10 minutes from t0) and answer A's window: fresh.
+	at = t0.Add(11 * time.Minute)
+	if got := opens(t, r.st, at, "link:big", 1004, 1005, 1006, 1007); !slices.Equal(got, []bool{false, false, false, true}) {
+		t.Errorf("version 3 link after the hold: capped %v, want a fresh count", got)
+	}
 }
 
 // readsVersion reads testdata/snapshot-vN.bin, checks its entries, and
@@ -559,7 +628,7 @@ func readsVersion(t *testing.T, v int) *rig {
 // checksums made right: a mutation of a frame fails its checksum, so
 // without the second reading the fuzzer never reaches the decoders.
 func FuzzReadSnapshot(f *testing.F) {
-	for _, name := range []string{"snapshot-v1.bin", "snapshot-v2.bin"} {
+	for _, name := range []string{"snapshot-v1.bin", "snapshot-v2.bin", "snapshot-v3.bin"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(b)
 			f.Add(b[:len(b)/3])
@@ -579,7 +648,7 @@ func FuzzReadSnapshot(f *testing.F) {
 }
 
 // smallSnapshot is a snapshot of one limit, one budget and one link of a
-// few ids: a seed of every frame kind that the fuzzer mutates and
+// few ids (with answer tags, one answer's opens and a hold): a seed of every frame kind that the fuzzer mutates and
 // minimises quickly (the fixtures are 30 and 60 kB, and minimising a new
 // input of that size takes the fuzzer's whole minute).
 func smallSnapshot(tb testing.TB) []byte {
@@ -594,6 +663,14 @@ func smallSnapshot(tb testing.TB) []byte {
 	}
 	if err := st.Link(ctx, t0, "link", []uint64{7, 8, 9}, store.Social, 0, time.Hour); err != nil {
 		tb.Fatal(err)
+	}
+	// Answer tags (one of 5 uvarint bytes), an answer of one id and a hold.
+	if err := st.Link(ctx, t0, "link", []uint64{8, 9}, store.Social, fanA, time.Hour); err != nil {
+		tb.Fatal(err)
+	}
+	fan := &store.Fanout{Limit: 1, Window: time.Minute, Hold: time.Minute, Provenances: 1 << store.Social}
+	if _, err := st.Linked(ctx, t0, "link", []uint64{8, 9}, fan); err != nil || !slices.Equal(fan.Capped, []bool{false, true}) {
+		tb.Fatalf("small snapshot's fan-out: capped %v, %v", fan.Capped, err)
 	}
 	var b bytes.Buffer
 	if _, err := writeSnapshot(&b, st, t0); err != nil {

@@ -1,7 +1,12 @@
 // Package disk keeps the memory store's state across restarts, in one
 // directory (store.memory.dir): bans in an append-only ban log, written
 // through before a ban takes effect; rate limits, budgets and link filters
-// in a snapshot taken every snapshot_interval and on a graceful stop.
+// (with the fan-out cap's state: answer tags, opens per answer, the hold)
+// in a snapshot taken every snapshot_interval and on a graceful stop. An
+// unclean stop (kill -9, a crash, power) loses what changed since the
+// last snapshot: at most snapshot_interval of limits spent, subjects
+// counted, ids shown and opens counted (an identity that passed the
+// fan-out cap in that time comes back unheld); bans lose nothing.
 //
 // It must never block the request path on disk I/O, and never hold a
 // shard lock while writing: a snapshot copies one shard under its lock
@@ -47,7 +52,7 @@
 // of at least 1,024 records more than twice the bans held is rewritten
 // (aside, synced, renamed) with one put per unexpired ban.
 //
-// # Snapshot (magic WARDNSNP, version 2)
+// # Snapshot (magic WARDNSNP, version 3)
 //
 // Frames, each payload starting with its kind byte:
 //
@@ -55,13 +60,23 @@
 //	'L' limits: n, then n × (key uint64, theoretical arrival time int64)
 //	'B' budgets: n, then n × (key, window start int64, window length int64,
 //	    m, m × subject uint64, sketch flag byte, 16,384 register bytes if 1)
-//	'K' link filters: n, then n × (key, current generation, old generation),
-//	    a generation being first (int64), expires (int64), flags byte
-//	    (1: full, the identity saturated it), m, m × id uint64 (sorted),
-//	    m × provenance byte (1 list, 2 search, 3 social). Version 1 had a
-//	    form byte there (0 sorted ids, 1 bloom filter words) and no
-//	    provenances: its ids are read as shown in a list, its bloom
-//	    filters dropped (see memory.LinkGenState)
+//	'K' link filters: n, then n × (key, current generation, old generation,
+//	    fan-out state), a generation being first (int64), expires (int64),
+//	    flags byte (1: full, the identity saturated it), m, m × id uint64
+//	    (sorted), m × provenance byte (1 list, 2 search, 3 social), m ×
+//	    answer tag (uvarint, < 2^32; 0: not told, never counted); the
+//	    fan-out state being held until (int64, 0: not held), a, a × (answer
+//	    tag uvarint, expires int64, k, k × id uint64 opened from it), at
+//	    most 64 answers (store.MaxFanoutAnswers) of at most 64 ids
+//	    (store.MaxFanoutLimit): a count past either is an error naming the
+//	    link and the count's offset in the file, read before anything is
+//	    allocated for it. Version 2 had neither the tags nor the fan-out
+//	    state: its ids restore with tag 0 (never counted: after a restart
+//	    from it an id counts against an answer only once shown again) and
+//	    no answers or hold. Version 1 had, instead of the flags, a form
+//	    byte (0 sorted ids, 1 bloom filter words) and no provenances
+//	    either: its ids are read as shown in a list, its bloom filters
+//	    dropped (see memory.LinkGenState)
 //	'E' end, last: the counts of limits, budgets and link filters
 //
 // Keys are the memory store's keyed SipHash of its key strings, which is
@@ -70,15 +85,19 @@
 // of place, a count that disagrees, or bytes after the end is corrupt. A
 // restore checks the whole file before loading any of it, so a corrupt
 // snapshot leaves the store empty rather than half loaded, and drops every
-// entry expired at the restart (and version 1 bloom filters).
+// entry expired at the restart (and version 1 bloom filters), every
+// fan-out answer expired and hold ended at the restart, and fan-out state
+// no store makes (tag 0, a tag twice, past the bounds).
 //
 // # Versions
 //
 // A reader dispatches on the header's version: a newer warden keeps the
 // reader of every older version (testdata/snapshot-v1.bin is a version 1
-// file that TestReadsVersion1 must keep reading); a version it does not know
-// (written by a newer warden) is treated as unreadable and set aside. A
-// change to any payload is a new version.
+// file that TestReadsVersion1 must keep reading, testdata/snapshot-v2.bin
+// one for TestReadsVersion2, testdata/snapshot-v3.bin the current
+// writer's, written anew by go test -run TestReadsVersion3 -update); a
+// version it does not know (written by a newer warden) is treated as
+// unreadable and set aside. A change to any payload is a new version.
 //
 // # Performance
 //

@@ -2,4 +2,4 @@ package disk
 
 import "flag"
 
-var update = flag.Bool("update", false, "write testdata/snapshot-v2.bin (the current version) anew")
+var update = flag.Bool("update", false, "write testdata/snapshot-v3.bin (the current version) anew")

@@ -61,11 +61,17 @@ func readFrame(r io.Reader, buf []byte, max int) ([]byte, error) {
 }
 
 // dec reads a payload; the first problem sticks in err and later reads
-// return zeros, so a decoder checks err once at the end.
+// return zeros, so a decoder checks err once at the end. end is the
+// payload's end as an offset in the file, for errors naming a position
+// (0 when not told).
 type dec struct {
 	b   []byte
 	err error
+	end int64
 }
+
+// pos is the offset in the file of the next byte to read.
+func (d *dec) pos() int64 { return d.end - int64(len(d.b)) }
 
 var errShort = errors.New("payload ends early")
 
@@ -122,6 +128,13 @@ func (d *dec) count(size int) int {
 		return 0
 	}
 	return int(v)
+}
+
+// over looks at the next uvarint without reading it: whether it is past
+// limit, its value and its offset in the file (for the caller's error).
+func (d *dec) over(limit int) (v uint64, at int64, over bool) {
+	v, n := binary.Uvarint(d.b)
+	return v, d.pos(), n > 0 && v > uint64(limit)
 }
 
 func (d *dec) uv() uint64 {

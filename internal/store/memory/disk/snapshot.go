@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"time"
 
+	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/memory"
 )
 
@@ -17,7 +19,7 @@ import (
 // reserved zero bytes. Frames follow (see doc.go).
 const (
 	snapMagic    = "WARDNSNP"
-	snapVersion  = 2
+	snapVersion  = 3
 	snapHeader   = 16
 	maxSnapFrame = 16 << 20
 	// A frame is flushed once its payload passes this size.
@@ -144,7 +146,10 @@ func writeSnapshot(w io.Writer, src Source, created time.Time) (snapInfo, error)
 			size, k := 0, 0
 			for k < len(rest) && (k == 0 || size < frameTarget) {
 				l := &rest[k]
-				size += 48 + 9*(len(l.Cur.Small)+len(l.Old.Small))
+				size += 57 + 14*(len(l.Cur.Small)+len(l.Old.Small))
+				for _, a := range l.Answers {
+					size += 14 + 8*len(a.IDs)
+				}
 				k++
 			}
 			fb.n(k)
@@ -152,6 +157,7 @@ func writeSnapshot(w io.Writer, src Source, created time.Time) (snapInfo, error)
 				fb.u64(l.Key)
 				fb.gen(&l.Cur)
 				fb.gen(&l.Old)
+				fb.answers(&l)
 			}
 			rest = rest[k:]
 			put()
@@ -174,8 +180,9 @@ func writeSnapshot(w io.Writer, src Source, created time.Time) (snapInfo, error)
 	return info, werr
 }
 
-// gen encodes one link generation (version 2): first, expires, flags,
-// then the ids and one provenance byte per id.
+// gen encodes one link generation (version 3): first, expires, flags,
+// then the ids, one provenance byte per id and one answer tag (uvarint)
+// per id.
 func (f *frameBuf) gen(g *memory.LinkGenState) {
 	f.u64(uint64(g.First))
 	f.u64(uint64(g.Expires))
@@ -195,6 +202,29 @@ func (f *frameBuf) gen(g *memory.LinkGenState) {
 		}
 		f.b = append(f.b, p)
 	}
+	for i := range g.Small {
+		var tag uint32
+		if i < len(g.Tags) {
+			tag = g.Tags[i]
+		}
+		f.b = binary.AppendUvarint(f.b, uint64(tag))
+	}
+}
+
+// answers encodes a link filter's fan-out state (version 3): the hold's
+// end (int64), then n answers, each tag (uvarint), expires (int64), m,
+// m × id uint64.
+func (f *frameBuf) answers(l *memory.LinkState) {
+	f.u64(uint64(l.Held))
+	f.n(len(l.Answers))
+	for _, a := range l.Answers {
+		f.b = binary.AppendUvarint(f.b, uint64(a.Tag))
+		f.u64(uint64(a.Expires))
+		f.n(len(a.IDs))
+		for _, x := range a.IDs {
+			f.u64(x)
+		}
+	}
 }
 
 // readSnapshot reads a snapshot from r, checking every frame's checksum and
@@ -212,21 +242,23 @@ func readSnapshot(r io.Reader, visit func(*memory.ShardState)) (snapInfo, error)
 	info.version = int(binary.LittleEndian.Uint32(h[8:]))
 	info.bytes = snapHeader
 	switch info.version {
-	case 1, 2:
+	case 1, 2, 3:
 		return info, readFrames(r, &info, visit)
 	default:
 		return info, fmt.Errorf("version %d, this warden reads up to %d: %w", info.version, snapVersion, errVersion)
 	}
 }
 
-// readFrames reads the frames of a version 1 or 2 snapshot (they differ
-// in the link generations only).
+// readFrames reads the frames of a version 1, 2 or 3 snapshot (they
+// differ in the link filters only).
 func readFrames(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) error {
 	var (
-		buf []byte
-		st  memory.ShardState
-		ids []uint64
-		err error
+		buf     []byte
+		st      memory.ShardState
+		ids     []uint64
+		tags    []uint32
+		answers []memory.AnswerState
+		err     error
 	)
 	for n := 0; ; n++ {
 		buf, err = readFrame(r, buf, maxSnapFrame)
@@ -237,13 +269,13 @@ func readFrames(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) err
 			return fmt.Errorf("frame %d: %w", n, err)
 		}
 		info.bytes += int64(frameHeader + len(buf))
-		d := dec{b: buf}
+		d := dec{b: buf, end: info.bytes}
 		kind := d.u8()
 		if (n == 0) != (kind == frameMeta) {
 			return fmt.Errorf("frame %d: kind %q out of place", n, kind)
 		}
 		st.Reset()
-		ids = ids[:0]
+		ids, tags, answers = ids[:0], tags[:0], answers[:0]
 		switch kind {
 		case frameMeta:
 			info.created = time.Unix(0, d.i64())
@@ -276,10 +308,13 @@ func readFrames(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) err
 			}
 			info.budgets += len(st.Budgets)
 		case frameLinks:
-			for range d.count(42) {
+			for j := range d.count(42) {
 				l := memory.LinkState{Key: d.u64()}
-				l.Cur = d.gen(info.version, &ids)
-				l.Old = d.gen(info.version, &ids)
+				l.Cur = d.gen(info.version, &ids, &tags)
+				l.Old = d.gen(info.version, &ids, &tags)
+				if info.version >= 3 {
+					d.answers(j, &l, &ids, &answers)
+				}
 				st.Links = append(st.Links, l)
 			}
 			info.links += len(st.Links)
@@ -311,9 +346,9 @@ func readFrames(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) err
 	}
 }
 
-// gen decodes one link generation of a version v snapshot; ids may grow
-// (its earlier slices stay valid: they keep the old array).
-func (d *dec) gen(v int, ids *[]uint64) memory.LinkGenState {
+// gen decodes one link generation of a version v snapshot; ids and tags
+// may grow (their earlier slices stay valid: they keep the old array).
+func (d *dec) gen(v int, ids *[]uint64, tags *[]uint32) memory.LinkGenState {
 	g := memory.LinkGenState{First: d.i64(), Expires: d.i64()}
 	form := d.u8()
 	k := d.count(8)
@@ -326,6 +361,9 @@ func (d *dec) gen(v int, ids *[]uint64) memory.LinkGenState {
 	case v >= 2 && form&^genFull == 0:
 		g.Small, g.Full = vals, form&genFull != 0
 		g.Prov = d.bytes(k)
+		if v >= 3 {
+			g.Tags = d.tags(k, tags)
+		}
 	case v == 1 && form == genSmall:
 		g.Small = vals
 	case v == 1 && form == genBits:
@@ -334,6 +372,54 @@ func (d *dec) gen(v int, ids *[]uint64) memory.LinkGenState {
 		d.fail(errors.New("bad generation form"))
 	}
 	return g
+}
+
+// tags decodes k answer tags (uvarints) into the arena.
+func (d *dec) tags(k int, tags *[]uint32) []uint32 {
+	from := len(*tags)
+	for range k {
+		*tags = append(*tags, d.tag())
+	}
+	return (*tags)[from:len(*tags):len(*tags)]
+}
+
+func (d *dec) tag() uint32 {
+	at := d.pos()
+	v := d.uv()
+	if v > math.MaxUint32 {
+		d.fail(fmt.Errorf("answer tag %d past 32 bits (byte %d)", v, at))
+		return 0
+	}
+	return uint32(v)
+}
+
+// answers decodes link j's fan-out state (version 3) into l. Counts past
+// the store's bounds (store.MaxFanoutAnswers answers,
+// store.MaxFanoutLimit ids each) fail, naming where, before anything is
+// allocated for them.
+func (d *dec) answers(j int, l *memory.LinkState, ids *[]uint64, answers *[]memory.AnswerState) {
+	l.Held = d.i64()
+	if v, at, over := d.over(store.MaxFanoutAnswers); over {
+		d.fail(fmt.Errorf("link %d: %d answers, at most %d (byte %d)", j, v, store.MaxFanoutAnswers, at))
+	}
+	n := d.count(10)
+	from := len(*answers)
+	for a := range n {
+		as := memory.AnswerState{Tag: d.tag(), Expires: d.i64()}
+		if v, at, over := d.over(store.MaxFanoutLimit); over {
+			d.fail(fmt.Errorf("link %d answer %d: %d ids, at most %d (byte %d)", j, a, v, store.MaxFanoutLimit, at))
+		}
+		m := d.count(8)
+		at := len(*ids)
+		for range m {
+			*ids = append(*ids, d.u64())
+		}
+		as.IDs = (*ids)[at:len(*ids):len(*ids)]
+		*answers = append(*answers, as)
+	}
+	if n > 0 {
+		l.Answers = (*answers)[from:len(*answers):len(*answers)]
+	}
 }
 
 // snapshotFile writes a snapshot of src to path: aside first (path.tmp),
