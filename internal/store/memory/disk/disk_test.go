@@ -527,7 +527,8 @@ func TestReadsVersion1(t *testing.T) {
 }
 
 // TestReadsVersion2 reads the version 2 snapshot kept in testdata (the
-// current writer's; -update writes it anew).
+// writer's before version 3 added the fan-out cap's state): every later
+// warden must still read it.
 func TestReadsVersion2(t *testing.T) {
 	r := readsVersion(t, 2)
 	defer r.close(t, false)
