@@ -11,7 +11,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/dashboard"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
@@ -32,25 +31,13 @@ func BenchmarkServeLedger(b *testing.B) {
 	reqs := benchRequests(b, 16384, 1000, 100000)
 	for _, name := range []string{"e", "e-ledger", "e-nop"} {
 		b.Run(name, func(b *testing.B) {
-			cfg, err := config.Load("../../examples/lab.yaml")
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := range cfg.Limits {
-				cfg.Limits[i].Rate, cfg.Limits[i].Burst = "1000000/s", 1000000
-			}
-			cfg.Detect.Enabled = false
-			kept := cfg.Ration.Budgets[:0]
-			for _, bu := range cfg.Ration.Budgets {
-				if len(bu.Provenance) == 0 {
-					kept = append(kept, bu)
-				}
-			}
-			cfg.Ration.Budgets = kept
+			cfg := labBenchConfig(b)
+			rowE(cfg)
 			var recs []*Recording
 			var l *ledger.Ledger
 			switch name {
 			case "e-ledger":
+				var err error
 				if l, err = ledger.Open(ledger.Options{Dir: b.TempDir()}); err != nil {
 					b.Fatal(err)
 				}
@@ -61,24 +48,14 @@ func BenchmarkServeLedger(b *testing.B) {
 				recs = append(recs, NewRecording("ledger", nop{}, 0, m))
 			}
 			f, closeRec := provFront(b, cfg, recs...)
-			ctx := new(fasthttp.RequestCtx)
-			sink := bufio.NewWriter(io.Discard)
-			b.ReportAllocs()
-			i := 0
-			start := cpuNow()
-			for b.Loop() {
-				if err := serveOnce(f, ctx, reqs[i%len(reqs)], sink); err != nil {
-					b.Fatal(err)
+			serveMeasured(b, f, reqs, func() {
+				closeRec()
+				if l != nil { // its flushes are the run's CPU too
+					if err := l.Close(); err != nil {
+						b.Fatal(err)
+					}
 				}
-				i++
-			}
-			closeRec() // the recorders' backlog is this run's CPU too
-			if l != nil {
-				if err := l.Close(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(cpuNow()-start)/float64(b.N), "cpu-ns/op")
+			})
 		})
 	}
 }
@@ -101,13 +78,7 @@ func labAccesses(b *testing.B, n int) []*inspect.Access {
 	b.Setenv("LAB_JWT_SECRET", "lab-secret")
 	b.Setenv("LAB_PARTNER_KEY", "pk-0123456789abcdef")
 	reqs := benchRequests(b, n, 1000, 100000)
-	cfg, err := config.Load("../../examples/lab.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := range cfg.Limits {
-		cfg.Limits[i].Rate, cfg.Limits[i].Burst = "1000000/s", 1000000
-	}
+	cfg := labBenchConfig(b)
 	cfg.Detect.Enabled = false
 	c := &capture{}
 	rc := NewRecording("capture", c, n+1, NewRecordingMetrics(nil))

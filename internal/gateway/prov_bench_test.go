@@ -3,9 +3,7 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"syscall"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/detect"
@@ -37,41 +34,16 @@ func BenchmarkServeProvenance(b *testing.B) {
 	for _, prov := range []bool{false, true} {
 		name := map[bool]string{false: "e", true: "e-prov"}[prov]
 		b.Run(name, func(b *testing.B) {
-			cfg, err := config.Load("../../examples/lab.yaml")
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := range cfg.Limits {
-				cfg.Limits[i].Rate, cfg.Limits[i].Burst = "1000000/s", 1000000
-			}
+			cfg := labBenchConfig(b)
 			if prov {
 				for i := range cfg.Detect.Rules {
 					cfg.Detect.Rules[i].Mode = ration.Shadow
 				}
 			} else {
-				cfg.Detect.Enabled = false
-				kept := cfg.Ration.Budgets[:0]
-				for _, bu := range cfg.Ration.Budgets {
-					if len(bu.Provenance) == 0 {
-						kept = append(kept, bu)
-					}
-				}
-				cfg.Ration.Budgets = kept
+				rowE(cfg)
 			}
 			f, closeRec := provFront(b, cfg)
-			ctx := new(fasthttp.RequestCtx)
-			sink := bufio.NewWriter(io.Discard)
-			b.ReportAllocs()
-			i := 0
-			start := cpuNow()
-			for b.Loop() {
-				if err := serveOnce(f, ctx, reqs[i%len(reqs)], sink); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-			closeRec() // the recorder's backlog is this run's CPU too
-			b.ReportMetric(float64(cpuNow()-start)/float64(b.N), "cpu-ns/op")
+			serveMeasured(b, f, reqs, closeRec)
 		})
 	}
 }
