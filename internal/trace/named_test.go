@@ -22,8 +22,8 @@ func TestName(t *testing.T) {
 		{identify.FacetAccount, "small"}:   span(0, 199),
 		{identify.FacetNet, "10.0.0.0/24"}: span(500, 1000),
 	}
-	rep := &Report{Subjects: 1000, Accused: []Accused{{Facet: "account", Value: "big"}}}
-	got, total := name(served, rep, 200)
+	accused := map[identKey]bool{{identify.FacetAccount, "big"}: true}
+	got, total := name(served, accused, 1000, 200)
 	if total != 3 || len(got) != 3 {
 		t.Fatalf("named %d (total %d), want 3: %+v", len(got), total, got)
 	}
@@ -37,7 +37,7 @@ func TestName(t *testing.T) {
 			t.Errorf("named[%d] = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if got, total := name(served, rep, 1000); len(got) != 0 || total != 0 {
+	if got, total := name(served, accused, 1000, 1000); len(got) != 0 || total != 0 {
 		t.Errorf("min 1000 named %+v", got)
 	}
 }

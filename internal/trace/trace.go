@@ -336,10 +336,12 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		})
 	}
 	wg.Wait()
+	accused := map[identKey]bool{}
 	for _, c := range cands {
 		if c.a == nil {
 			continue
 		}
+		accused[c.ik] = true
 		if b := served[c.ik]; b != nil {
 			c.a.Coverage = share(int(b.GetCardinality()), rep.Subjects)
 		}
@@ -350,24 +352,19 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		rep.Colluders = max(rep.Colluders, a.Colluders)
 	}
 	rep.Coverage, rep.Covered = cover(served, rep.Subjects)
-	rep.Named, rep.NamedTotal = name(served, rep, t.named)
+	rep.Named, rep.NamedTotal = name(served, accused, rep.Subjects, t.named)
 	return rep
 }
 
-// name lists the identities served at least least of the copy's subjects,
-// most first (ties by facet and value), at most maxNamed of them, and
-// counts them all.
-func name(served map[identKey]*roaring.Bitmap, rep *Report, least int) ([]Named, int) {
-	accused := map[identKey]bool{}
-	for _, a := range rep.Accused {
-		f, _ := identify.ParseFacet(a.Facet)
-		accused[identKey{f, a.Value}] = true
-	}
+// name lists the identities served at least least of the copy's subjects
+// (of subjects in all), most first (ties by facet and value), at most
+// maxNamed of them, and counts them all.
+func name(served map[identKey]*roaring.Bitmap, accused map[identKey]bool, subjects, least int) ([]Named, int) {
 	out := []Named{}
 	for ik, b := range served {
 		if n := int(b.GetCardinality()); n >= least {
 			out = append(out, Named{Facet: ik.facet.String(), Value: ik.value, Subjects: n,
-				Share: share(n, rep.Subjects), Accused: accused[ik]})
+				Share: share(n, subjects), Accused: accused[ik]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
