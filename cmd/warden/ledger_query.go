@@ -367,13 +367,12 @@ type ledgerQuerier struct {
 	cfg func() *config.Config
 }
 
-// ledgerQueries is the admin API's Ledger, nil without a ledger; the
-// directory's open hour is kept read in cache between queries.
-func ledgerQueries(dir string, cache *ledger.Cache, cfg func() *config.Config) admin.Ledger {
-	if c := cfg(); c != nil && c.Ledger.Backend == config.LedgerClickHouse {
-		if src, err := clickhouseSource(c, ""); err == nil {
-			return ledgerQuerier{src, dir, cfg}
-		}
+// ledgerQueries is the admin API's Ledger: the fleet's ClickHouse when ch is
+// not nil, else the directory (nil without one), whose open hour is kept
+// read in cache between queries.
+func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg func() *config.Config) admin.Ledger {
+	if ch != nil {
+		return ledgerQuerier{ch, dir, cfg}
 	}
 	if dir == "" {
 		return nil

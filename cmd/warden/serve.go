@@ -166,10 +166,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// One cache of the ledger's open hour for the dashboard and the admin
 	// API's ledger queries (the pages ask through both).
 	ledgerCache := ledger.NewCache(cfg.Dashboard.LedgerCacheAccesses)
+	// A fleet's ledger in ClickHouse: one client for the dashboard's pages
+	// and the admin API's ledger queries.
+	var ch *clickhouse.Client
 	var fleet *dashboard.Fleet
 	if cfg.Ledger.Backend == config.LedgerClickHouse {
-		ch, err := clickhouseSource(cfg, "")
-		if err != nil {
+		if ch, err = clickhouseSource(cfg, ""); err != nil {
 			pcancel()
 			return err
 		}
@@ -189,7 +191,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Dashboard: dash,
 		Token:     token, Gatherer: reg, Bans: st, Logger: log,
 		Limits: facetViewer{gw},
-		Ledger: ledgerQueries(cfg.Ledger.Dir, ledgerCache, func() *config.Config { return gw.Pipeline().Config() }),
+		Ledger: ledgerQueries(ch, cfg.Ledger.Dir, ledgerCache, func() *config.Config { return gw.Pipeline().Config() }),
 		Ready: func(context.Context) error {
 			ready.Lock()
 			defer ready.Unlock()
