@@ -104,7 +104,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	// A fleet on ClickHouse keeps its researchers' budgets there, as reach
 	// does: one budget per researcher, whichever host is asked.
-	if p != nil && (*qf.clickhouse != "" || (*qf.ledger == "" && cfg != nil && cfg.Ledger.Backend == config.LedgerClickHouse)) {
+	if p != nil && qf.onClickHouse(cfg) {
 		ch, err := clickhouseSource(cfg, *qf.clickhouse)
 		if err != nil {
 			return err

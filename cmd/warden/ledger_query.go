@@ -90,6 +90,12 @@ func setFlags(fs *flag.FlagSet, v url.Values, skip ...string) {
 	})
 }
 
+// onClickHouse reports whether the ledger is read in ClickHouse: with
+// --clickhouse, or without --ledger when cfg's backend is clickhouse.
+func (q *queryFlags) onClickHouse(cfg *config.Config) bool {
+	return *q.clickhouse != "" || (*q.ledger == "" && cfg != nil && cfg.Ledger.Backend == config.LedgerClickHouse)
+}
+
 // target resolves where the ledger is read (--clickhouse, --ledger, or
 // the config's ledger.clickhouse with backend clickhouse, else its
 // ledger.dir) and the config (nil when only --ledger was given and
@@ -112,7 +118,7 @@ func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Co
 	if dir == "" && cfg != nil {
 		dir = cfg.Ledger.Dir
 	}
-	if *q.clickhouse != "" || (*q.ledger == "" && cfg != nil && cfg.Ledger.Backend == config.LedgerClickHouse) {
+	if q.onClickHouse(cfg) {
 		src, err := clickhouseSource(cfg, *q.clickhouse)
 		return src, dir, cfg, err
 	}
