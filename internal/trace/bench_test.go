@@ -24,7 +24,17 @@ func ndjsonCopy(n int) []byte {
 // BenchmarkScanNDJSON: the JSON scanner alone, one core (bytes/s is the
 // figure: go test -bench ScanNDJSON -benchmem ./internal/trace).
 func BenchmarkScanNDJSON(b *testing.B) {
-	data := ndjsonCopy(20000)
+	benchScan(b, ndjsonCopy(20000))
+}
+
+// BenchmarkTraceNDJSON: a whole read with the tally (canaries off), on
+// every core.
+func BenchmarkTraceNDJSON(b *testing.B) {
+	benchRead(b, ndjsonCopy(100000))
+}
+
+// benchScan runs the JSON scanner alone over data, one core.
+func benchScan(b *testing.B, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	n := 0
@@ -35,10 +45,8 @@ func BenchmarkScanNDJSON(b *testing.B) {
 	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
 }
 
-// BenchmarkTraceNDJSON: a whole read with the tally (canaries off), on
-// every core.
-func BenchmarkTraceNDJSON(b *testing.B) {
-	data := ndjsonCopy(100000)
+// benchRead reads data whole with the tally (canaries off), on every core.
+func benchRead(b *testing.B, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
@@ -83,31 +91,13 @@ func contactCopy(n int) []byte {
 // BenchmarkTraceContacts: BenchmarkTraceNDJSON on short records, where
 // the work per record (not per byte) is most of it.
 func BenchmarkTraceContacts(b *testing.B) {
-	data := contactCopy(500000)
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	cpu0 := cpuTime(b)
-	for b.Loop() {
-		t := New(nil, 0)
-		if _, err := t.Read(bytes.NewReader(data), nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
+	benchRead(b, contactCopy(500000))
 }
 
 // BenchmarkScanContacts: the JSON scanner alone on contactCopy's short
 // records, one core.
 func BenchmarkScanContacts(b *testing.B) {
-	data := contactCopy(200000)
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	n := 0
-	cpu0 := cpuTime(b)
-	for b.Loop() {
-		scanJSON(data, func(*Record) { n++ })
-	}
-	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
+	benchScan(b, contactCopy(200000))
 }
 
 // BenchmarkTraceLong: BenchmarkTraceContacts and BenchmarkTraceNDJSON on
