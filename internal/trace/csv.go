@@ -68,7 +68,7 @@ func sniffCSV(sample []byte) csvLayout {
 	f = csvFields(first, l.sep, f)
 	named := false
 	for i, name := range f {
-		if k := fieldOf(bytes.TrimSpace(name)); k != fNone && l.cols[k] < 0 {
+		if k := fieldOfKey(bytes.TrimSpace(name)); k != fNone && l.cols[k] < 0 {
 			l.cols[k] = i
 			named = true
 		}

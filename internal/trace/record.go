@@ -37,17 +37,10 @@ func fieldOfKey(name []byte) int {
 }
 
 // fieldOf names the kind of a member or column name: case, '_', '-' and
-// spaces ignored.
+// spaces ignored. Callers go through fieldOfKey, which has the exact
+// spellings of the four fields.
 func fieldOf(name []byte) int {
-	switch string(name) { // the common names, without normalising
-	case "id":
-		return fID
-	case "username":
-		return fUsername
-	case "email":
-		return fEmail
-	case "phone":
-		return fPhone
+	switch string(name) { // the common names, without normalising (fieldOfKey has the four fields')
 	case "full_name", "bio", "city", "category", "is_business", "follower_count", "following_count",
 		"posts_count", "created_at", "name", "text", "like_count", "author", "author_id":
 		return fNone
