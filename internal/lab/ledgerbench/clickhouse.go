@@ -83,7 +83,7 @@ func runClickHouse(ctx context.Context, o Options, log io.Writer) Row {
 	whoQ := fmt.Sprintf("SELECT account, count(), min(t), max(t) FROM accesses WHERE has(subjects, '%s') GROUP BY account", querySubject(o))
 	var qerr error
 	c.do(ctx, reachQ, nil) // warm, as the ledger's reader is
-	row.Reach = median(func() {
+	row.Reach.Wall = median(func() {
 		out, err := c.do(ctx, reachQ, nil)
 		if err != nil {
 			qerr = err
@@ -91,8 +91,8 @@ func runClickHouse(ctx context.Context, o Options, log io.Writer) Row {
 		}
 		f := strings.Fields(out)
 		if len(f) == 2 {
-			row.ReachValue, _ = strconv.Atoi(f[0])
-			row.Impressions, _ = strconv.ParseUint(f[1], 10, 64)
+			row.Reach.Value, _ = strconv.Atoi(f[0])
+			row.Reach.Impressions, _ = strconv.ParseUint(f[1], 10, 64)
 		}
 	})
 	c.do(ctx, whoQ, nil)

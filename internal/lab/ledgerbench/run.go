@@ -21,30 +21,41 @@ import (
 
 // Row is one store's figures.
 type Row struct {
-	Store       string
-	Ingest      time.Duration // appending every Access (the ledger: Add calls only)
-	IngestCPU   time.Duration // the ledger: CPU time of Add's thread (one core), GC assists included
-	IngestAll   time.Duration // until everything is sealed / merged and queryable
-	Bytes       int64
-	Reach       time.Duration // exact reach of the authors over ReachDays, median
-	ReachCold   time.Duration // the same, opening the store (ledger: reach.Run)
-	ReachValue  int
-	Impressions uint64
+	Store     string
+	Ingest    time.Duration // appending every Access (the ledger: Add calls only)
+	IngestCPU time.Duration // the ledger: CPU time of Add's thread (one core), GC assists included
+	IngestAll time.Duration // until everything is sealed / merged and queryable
+	Bytes     int64
+	// Reach is exact reach of the authors over the last ReachDays days,
+	// whole days (window); Cut the same over a window of as many days
+	// whose ends cut an hour (cutWindow), what `warden reach --from 168h`
+	// asks.
+	Reach, Cut  Reach
 	WhoTook     time.Duration // who-took of one subject over every day, median
 	WhoTookCold time.Duration
 	WhoTookRows int
-	// The ledger's queries' CPU time (the querying thread's, GC assists
-	// included, the collector's own workers not), median: on a shared
-	// machine the wall-clock times above also count waiting for a core.
-	ReachCPU, ReachColdCPU, WhoTookCPU, WhoTookColdCPU time.Duration
+	// who-took's CPU time, as Reach's.
+	WhoTookCPU, WhoTookColdCPU time.Duration
+	RollupBytes                int64 // the ledger's day rollups (*.day), part of Bytes
+	WriterMaxRSS               int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
+	WriterLive                 int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
+	Skipped                    string
+}
+
+// Reach is one reach window's figures.
+type Reach struct {
+	Wall time.Duration // warm (the ledger: one reader asked again), median
+	Cold time.Duration // opening the store per query (ledger: reach.Run), median
+	// The ledger's CPU time (the querying thread's, GC assists included,
+	// the collector's own workers not), median: on a shared machine the
+	// wall-clock times above also count waiting for a core.
+	CPU, ColdCPU time.Duration
 	// The same, all the process's threads (reach reads its sections on
 	// every core, GOMAXPROCS): the CPU a query costs, where the querying
 	// thread's is its share.
-	ReachProcCPU, ReachColdProcCPU time.Duration
-	RollupBytes                    int64 // the ledger's day rollups (*.day), part of Bytes
-	WriterMaxRSS                   int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
-	WriterLive                     int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
-	Skipped                        string
+	ProcCPU, ColdProcCPU time.Duration
+	Value                int // people reached
+	Impressions          uint64
 }
 
 // Report is a run's result.
@@ -86,9 +97,22 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	return rep, nil
 }
 
+// window is the reach query's whole days: the last reachDays of the data.
 func window(o Options) ledger.Window {
 	end := Start.Add(time.Duration(o.Days) * 24 * time.Hour)
 	return ledger.Window{From: end.Add(-reachDays * 24 * time.Hour), To: end}
+}
+
+// cutBack is how far before the data's end cutWindow ends: neither on
+// the hour nor at midnight, as a window an operator types
+// (`--from 168h`) is.
+const cutBack = 13*time.Hour + 30*time.Minute + 17*time.Second
+
+// cutWindow is reachDays ending cutBack before the data's end: its ends
+// cut an hour, and the days around it.
+func cutWindow(o Options) ledger.Window {
+	w := window(o)
+	return ledger.Window{From: w.From.Add(-cutBack), To: w.To.Add(-cutBack)}
 }
 
 // threadCPU is the CPU time of the calling thread (Linux, RUSAGE_THREAD).
@@ -163,28 +187,12 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 		}
 	}
 	authors := queryAuthors(o, nAuthors)
-	win := window(o)
-	r, err := ledger.OpenReader(o.Dir, win)
-	if err != nil {
+	if row.Reach, err = timeReach(o.Dir, authors, window(o)); err != nil {
 		return nil, err
 	}
-	reachOnce := func() (int, uint64) {
-		views, impr := r.Viewers(authors, identify.FacetAccount)
-		u := ledger.Union(views)
-		var n uint64
-		for _, v := range impr {
-			n += v
-		}
-		return int(u.GetCardinality()), n
+	if row.Cut, err = timeReach(o.Dir, authors, cutWindow(o)); err != nil {
+		return nil, err
 	}
-	reachOnce() // the dictionary's look-up, built once per reader
-	row.Reach, row.ReachCPU, row.ReachProcCPU = medianCPU(func() { row.ReachValue, row.Impressions = reachOnce() })
-	row.ReachCold, row.ReachColdCPU, row.ReachColdProcCPU = medianCPU(func() {
-		if _, err := reach.Run(o.Dir, reach.Query{Authors: authors, Window: win}); err != nil {
-			panic(err)
-		}
-	})
-	r.Close()
 	all, err := ledger.OpenReader(o.Dir, ledger.Window{})
 	if err != nil {
 		return nil, err
@@ -201,6 +209,34 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 		r.Close()
 	})
 	return row, nil
+}
+
+// timeReach times exact reach of authors over win in dir's ledger: warm
+// (one reader asked again: Viewers and Union) and cold (reach.Run, a
+// reader opened per query).
+func timeReach(dir string, authors []string, win ledger.Window) (Reach, error) {
+	var rc Reach
+	r, err := ledger.OpenReader(dir, win)
+	if err != nil {
+		return rc, err
+	}
+	defer r.Close()
+	once := func() {
+		views, impr := r.Viewers(authors, identify.FacetAccount)
+		rc.Value, rc.Impressions = int(ledger.Union(views).GetCardinality()), 0
+		for _, v := range impr {
+			rc.Impressions += v
+		}
+	}
+	once() // the dictionary's look-up, built once per reader
+	rc.Wall, rc.CPU, rc.ProcCPU = medianCPU(once)
+	var qerr error
+	rc.Cold, rc.ColdCPU, rc.ColdProcCPU = medianCPU(func() {
+		if _, err := reach.Run(dir, reach.Query{Authors: authors, Window: win}); err != nil {
+			qerr = err
+		}
+	})
+	return rc, qerr
 }
 
 // rep0 is a subject other than the one timed, to warm the reader.
@@ -244,10 +280,11 @@ func median(f func()) time.Duration {
 // Format writes the report as text, with the command that made it.
 func (rep *Report) Format(w io.Writer, command string) {
 	o := rep.Options
+	cut := cutWindow(o)
 	fmt.Fprintf(w, "$ %s\n", command)
-	fmt.Fprintf(w, "%d Accesses, %d identities, %d subjects, %d authors (Zipf 1.1), %d days; reach: %d authors drawn uniformly, last %d days, by account; who-took: %s over every day\n",
-		o.Accesses, o.Identities, o.Subjects, o.Authors, o.Days, rep.Authors, rep.ReachDays, rep.Subject)
-	fmt.Fprintf(w, "%-15s %12s %12s %14s %12s %10s %10s %10s %10s %10s %12s %11s %s\n", "store", "ingest/s", "ingest/cpu-s", "ingest+seal s", "bytes/acc", "reach ms", "cold ms", "who-took", "cold ms", "reach", "writer heap", "live heap", "")
+	fmt.Fprintf(w, "%d Accesses, %d identities, %d subjects, %d authors (Zipf 1.1), %d days; reach: %d authors drawn uniformly, by account, over the last %d days (whole days) and over %d days cut at both ends (cut: %s to %s); who-took: %s over every day\n",
+		o.Accesses, o.Identities, o.Subjects, o.Authors, o.Days, rep.Authors, rep.ReachDays, rep.ReachDays, cut.From.Format(time.RFC3339), cut.To.Format(time.RFC3339), rep.Subject)
+	fmt.Fprintf(w, "%-15s %12s %12s %14s %12s %10s %10s %10s %10s %10s %10s %10s %10s %12s %11s %s\n", "store", "ingest/s", "ingest/cpu-s", "ingest+seal s", "bytes/acc", "reach ms", "cold ms", "cut ms", "cut cold", "who-took", "cold ms", "reach", "cut reach", "writer heap", "live heap", "")
 	for _, r := range rep.Rows {
 		if r.Skipped != "" {
 			fmt.Fprintf(w, "%-15s skipped: %s\n", r.Store, r.Skipped)
@@ -257,14 +294,15 @@ func (rep *Report) Format(w io.Writer, command string) {
 		if r.IngestCPU > 0 {
 			perCPU = fmt.Sprintf("%.0f", float64(o.Accesses)/r.IngestCPU.Seconds())
 		}
-		fmt.Fprintf(w, "%-15s %12.0f %12s %14.1f %12.2f %10.2f %10.2f %10.2f %10.2f %10d %8d MiB %7d MiB  who-took rows %d, impressions %d\n",
+		fmt.Fprintf(w, "%-15s %12.0f %12s %14.1f %12.2f %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f %10d %10d %8d MiB %7d MiB  who-took rows %d, impressions %d, cut %d\n",
 			r.Store, float64(o.Accesses)/r.Ingest.Seconds(), perCPU, r.IngestAll.Seconds(), float64(r.Bytes)/float64(o.Accesses),
-			ms(r.Reach), ms(r.ReachCold), ms(r.WhoTook), ms(r.WhoTookCold), r.ReachValue, r.WriterMaxRSS>>20, r.WriterLive>>20, r.WhoTookRows, r.Impressions)
-		if r.ReachCPU > 0 {
-			fmt.Fprintf(w, "%-15s queries' CPU ms (the querying thread's, median): reach %.2f, cold %.2f; who-took %.2f, cold %.2f\n",
-				"", ms(r.ReachCPU), ms(r.ReachColdCPU), ms(r.WhoTookCPU), ms(r.WhoTookColdCPU))
-			fmt.Fprintf(w, "%-15s reach's CPU ms, every thread of the process (median): %.2f, cold %.2f; day rollups %.2f bytes/acc of the %.2f\n",
-				"", ms(r.ReachProcCPU), ms(r.ReachColdProcCPU), float64(r.RollupBytes)/float64(o.Accesses), float64(r.Bytes)/float64(o.Accesses))
+			ms(r.Reach.Wall), ms(r.Reach.Cold), ms(r.Cut.Wall), ms(r.Cut.Cold), ms(r.WhoTook), ms(r.WhoTookCold), r.Reach.Value, r.Cut.Value,
+			r.WriterMaxRSS>>20, r.WriterLive>>20, r.WhoTookRows, r.Reach.Impressions, r.Cut.Impressions)
+		if r.Reach.CPU > 0 {
+			fmt.Fprintf(w, "%-15s queries' CPU ms (the querying thread's, median): reach %.2f, cold %.2f; cut %.2f, cold %.2f; who-took %.2f, cold %.2f\n",
+				"", ms(r.Reach.CPU), ms(r.Reach.ColdCPU), ms(r.Cut.CPU), ms(r.Cut.ColdCPU), ms(r.WhoTookCPU), ms(r.WhoTookColdCPU))
+			fmt.Fprintf(w, "%-15s reach's CPU ms, every thread of the process (median): %.2f, cold %.2f; cut %.2f, cold %.2f; day rollups %.2f bytes/acc of the %.2f\n",
+				"", ms(r.Reach.ProcCPU), ms(r.Reach.ColdProcCPU), ms(r.Cut.ProcCPU), ms(r.Cut.ColdProcCPU), float64(r.RollupBytes)/float64(o.Accesses), float64(r.Bytes)/float64(o.Accesses))
 		}
 	}
 }
