@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warden-gw/warden/internal/lab/chserver"
+	"github.com/warden-gw/warden/internal/ledger"
 )
 
 // runClickHouse loads the same Accesses into a ClickHouse server started
@@ -73,28 +74,31 @@ func runClickHouse(ctx context.Context, o Options, log io.Writer) Row {
 	} else {
 		row.Bytes = DirSize(filepath.Join(dir, "data"))
 	}
-	win := window(o)
 	var quoted []string
 	for _, a := range queryAuthors(o, nAuthors) {
 		quoted = append(quoted, "'"+a+"'")
 	}
-	reachQ := fmt.Sprintf("SELECT uniqExact(account), count() FROM accesses ARRAY JOIN authors AS a WHERE a IN (%s) AND t >= toDateTime('%s') AND t <= toDateTime('%s')",
-		strings.Join(quoted, ","), win.From.Format("2006-01-02 15:04:05"), win.To.Format("2006-01-02 15:04:05"))
 	whoQ := fmt.Sprintf("SELECT account, count(), min(t), max(t) FROM accesses WHERE has(subjects, '%s') GROUP BY account", querySubject(o))
 	var qerr error
-	c.do(ctx, reachQ, nil) // warm, as the ledger's reader is
-	row.Reach.Wall = median(func() {
-		out, err := c.do(ctx, reachQ, nil)
-		if err != nil {
-			qerr = err
-			return
-		}
-		f := strings.Fields(out)
-		if len(f) == 2 {
-			row.Reach.Value, _ = strconv.Atoi(f[0])
-			row.Reach.Impressions, _ = strconv.ParseUint(f[1], 10, 64)
-		}
-	})
+	for _, q := range []struct {
+		rc  *Reach
+		win ledger.Window
+	}{{&row.Reach, window(o)}, {&row.Cut, cutWindow(o)}} {
+		reachQ := reachSQL(strings.Join(quoted, ","), q.win)
+		c.do(ctx, reachQ, nil) // warm, as the ledger's reader is
+		q.rc.Wall = median(func() {
+			out, err := c.do(ctx, reachQ, nil)
+			if err != nil {
+				qerr = err
+				return
+			}
+			f := strings.Fields(out)
+			if len(f) == 2 {
+				q.rc.Value, _ = strconv.Atoi(f[0])
+				q.rc.Impressions, _ = strconv.ParseUint(f[1], 10, 64)
+			}
+		})
+	}
 	c.do(ctx, whoQ, nil)
 	row.WhoTook = median(func() {
 		out, err := c.do(ctx, whoQ, nil)
@@ -108,6 +112,18 @@ func runClickHouse(ctx context.Context, o Options, log io.Writer) Row {
 		row.Skipped = qerr.Error()
 	}
 	return row
+}
+
+// reachSQL is reach of the authors (quoted, comma-separated) over win,
+// both ends included to the microsecond, as the ledger's Window: t holds
+// the second (the partition key and the index's first column), us the
+// microseconds within it.
+func reachSQL(authors string, win ledger.Window) string {
+	sec := func(t time.Time) string { return "toDateTime('" + t.UTC().Format("2006-01-02 15:04:05") + "')" }
+	from, to := sec(win.From), sec(win.To)
+	return fmt.Sprintf("SELECT uniqExact(account), count() FROM accesses ARRAY JOIN authors AS a WHERE a IN (%s) AND t >= %s AND t <= %s"+
+		" AND NOT (t = %s AND us < %d) AND NOT (t = %s AND us > %d)",
+		authors, from, to, from, win.From.Nanosecond()/1000, to, win.To.Nanosecond()/1000)
 }
 
 func tsvArray(v []string) string {

@@ -197,6 +197,33 @@ func TestQueryInputs(t *testing.T) {
 	}
 }
 
+// The two reach windows are reachDays long; the whole one starts and
+// ends at midnight, the cut one at neither midnight nor an hour, so that
+// the bench times the hours a window cuts (and ClickHouse's query cuts
+// the same second to the microsecond).
+func TestReachWindows(t *testing.T) {
+	o := Options{Days: 30}
+	o.defaults()
+	w, c := window(o), cutWindow(o)
+	for _, win := range []ledger.Window{w, c} {
+		if d := win.To.Sub(win.From); d != reachDays*24*time.Hour {
+			t.Fatalf("window %v: %v long", win, d)
+		}
+	}
+	if w.From.Truncate(24*time.Hour) != w.From || w.To.Truncate(24*time.Hour) != w.To {
+		t.Fatalf("whole-days window %v does not start and end at midnight", w)
+	}
+	for _, end := range []time.Time{c.From, c.To} {
+		if end.Truncate(time.Hour) == end || end.Truncate(time.Minute) == end {
+			t.Fatalf("cut window's end %v is on the hour or the minute", end)
+		}
+	}
+	q := reachSQL("'a1'", ledger.Window{From: c.From.Add(250 * time.Microsecond), To: c.To.Add(999 * time.Microsecond)})
+	if !strings.Contains(q, "us < 250") || !strings.Contains(q, "us > 999") {
+		t.Fatalf("ClickHouse's reach does not cut the ends' seconds at their microseconds: %s", q)
+	}
+}
+
 // BenchmarkIngest appends generated Accesses to a ledger at the issue's
 // density (100,000,000 over 30 days: about 139,000 an hour; 1,000,000
 // identities), the sealer running beside it as in a gateway: ns/op is
