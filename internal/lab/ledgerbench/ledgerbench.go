@@ -2,7 +2,9 @@
 // worth of Accesses, times ingest, size and the queries, and, when
 // clickhouse-server is installed, loads the same Accesses into ClickHouse
 // (MergeTree, partitioned by day) and times the same queries there in the
-// same run. The ledger's row also gives its queries' CPU time (the
+// same run. Reach is timed over two windows of 7 days: whole days, and
+// one ending 13h30m17s before the data's end, whose ends cut an hour and
+// a day (cutWindow), what an operator's `--from 168h` asks. The ledger's row also gives its queries' CPU time (the
 // querying thread's, median of the runs): on a shared machine the
 // wall-clock times count waiting for a core too. It must never be part of CI (it installs nothing, and skips
 // ClickHouse when absent).
