@@ -12,9 +12,11 @@ import (
 	"time"
 )
 
-// A served, a masked and a refused request, explained by warden explain,
-// the admin API and the dashboard's page: the command and the API answer
-// the same JSON, and the page shows its decision and budget.
+// A served, a masked and a refused request and the platform's own 404,
+// explained by warden explain, the admin API and the dashboard's page: the
+// command and the API answer the same JSON, and the page shows its
+// decision and budget. The 404 is the upstream's answer, passed on: not a
+// refusal.
 func TestExplainSameInCommandAPIAndPage(t *testing.T) {
 	g := startLab(t).g
 	ids := map[string]string{} // decision -> request id
@@ -33,7 +35,13 @@ func TestExplainSameInCommandAPIAndPage(t *testing.T) {
 			ids["refused"] = a.header.Get("X-Request-Id")
 		}
 	}
-	if len(ids) != 3 || ids["served"] == "" || ids["masked"] == "" {
+	// The platform has no user 0: its 404 goes out as it came.
+	if a := do(t, c, "GET", g.url+"/v1/users/0", auth); a.status != http.StatusNotFound || strings.Contains(a.body, `"rule"`) {
+		t.Fatalf("user 0: %d %s", a.status, a.body)
+	} else {
+		ids["upstream_error"] = a.header.Get("X-Request-Id")
+	}
+	if len(ids) != 4 || ids["served"] == "" || ids["masked"] == "" || ids["upstream_error"] == "" {
 		t.Fatalf("request ids %v", ids)
 	}
 
@@ -63,8 +71,9 @@ func TestExplainSameInCommandAPIAndPage(t *testing.T) {
 			t.Errorf("%s: the admin API and warden explain differ:\n%s\n%v", decision, api.body, fromCLI)
 		}
 		var x struct {
-			Decision string
-			Budgets  []struct {
+			Decision, Rule string
+			Status         int
+			Budgets        []struct {
 				Name, Value string
 				Seen, Limit int
 				Applied     bool
@@ -72,9 +81,13 @@ func TestExplainSameInCommandAPIAndPage(t *testing.T) {
 		}
 		json.Unmarshal([]byte(api.body), &x)
 		// Before the first look-up the budget had counted nothing; before the
-		// eighth and the refusal, the 6 profiles served unmasked.
-		seen := map[string]int{"served": 0, "masked": 6, "refused": 6}[decision]
-		if x.Decision != decision || len(x.Budgets) != 1 || x.Budgets[0].Name != "contact-account" || x.Budgets[0].Value != "41" ||
+		// eighth, the refusal and the 404, the 6 profiles served unmasked.
+		seen := map[string]int{"served": 0, "masked": 6, "refused": 6, "upstream_error": 6}[decision]
+		wantStatus, wantRule := map[string]int{"served": 200, "masked": 200, "refused": 429, "upstream_error": 404}[decision], ""
+		if decision == "refused" {
+			wantRule = "following-burst"
+		}
+		if x.Decision != decision || x.Status != wantStatus || x.Rule != wantRule || len(x.Budgets) != 1 || x.Budgets[0].Name != "contact-account" || x.Budgets[0].Value != "41" ||
 			x.Budgets[0].Seen != seen || x.Budgets[0].Limit != 6 || x.Budgets[0].Applied != (decision == "masked") {
 			t.Errorf("%s: %s", decision, api.body)
 			continue

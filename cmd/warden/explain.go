@@ -48,8 +48,13 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(tw, "time\t%s\n", x.Time.Format(time.RFC3339Nano))
 		fmt.Fprintf(tw, "route\t%s\n", x.Route)
 		d := fmt.Sprintf("%s (status %d)", x.Decision, x.Status)
-		if x.Rule != "" {
+		switch x.Decision {
+		case explain.Refused:
 			d += fmt.Sprintf(": rule %s, facet %s", x.Rule, x.Facet)
+		case explain.UpstreamError:
+			d += ": the upstream's answer, passed on unchanged"
+		case explain.UpstreamFailed:
+			d += ": the upstream gave no answer warden could send; warden answered"
 		}
 		if len(x.MaskRules) > 0 {
 			d += ": masked by " + strings.Join(x.MaskRules, ", ")

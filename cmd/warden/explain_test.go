@@ -15,9 +15,10 @@ import (
 	"github.com/warden-gw/warden/internal/ledger"
 )
 
-// explainLedger writes a ledger of four Accesses by two identities: a
-// served answer, a masked one, a refusal and a look-up of an id never
-// shown; and a config whose budgets count them.
+// explainLedger writes a ledger of six Accesses by two identities: a
+// served answer, a masked one, a refusal, a look-up of an id never shown,
+// an upstream's 404 and an upstream down; and a config whose budgets count
+// them.
 func explainLedger(t *testing.T) (dir, cfg string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -42,6 +43,11 @@ func explainLedger(t *testing.T) (dir, cfg string) {
 			Classes: classes, Rule: "contact-ip-hour", Facet: "ip"},
 		{RequestID: "req-lookup", Route: "GET /v1/users/{id}", Identity: anon, Time: t0.Add(4 * time.Minute), Status: 200,
 			Lookup: "99", Unreferenced: true, Classes: classes, Records: []inspect.Record{{ID: "99", Classes: profile}}},
+		// The upstream's own 404, passed on; the upstream down, warden's 502.
+		{RequestID: "req-upstream-404", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(5 * time.Minute), Status: 404,
+			Lookup: "0", Classes: classes},
+		{RequestID: "req-upstream-down", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(6 * time.Minute), Status: 502,
+			Lookup: "12", Classes: classes, Rule: "upstream"},
 	} {
 		l.Record(a)
 	}
@@ -70,7 +76,7 @@ func TestExplainGolden(t *testing.T) {
 	dir, cfg := explainLedger(t)
 	// The ledger's file and directory are the test's temporary ones.
 	tmp := regexp.MustCompile(regexp.QuoteMeta(dir) + `[^\s"]*`)
-	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup"} {
+	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down"} {
 		for _, c := range []struct {
 			name string
 			args []string

@@ -14,6 +14,7 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/shadow"
 	"github.com/warden-gw/warden/internal/store"
 )
@@ -187,7 +188,7 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 		return Decision{}, fmt.Errorf("admit: %w", err)
 	}
 	if b := res.Ban; b != nil {
-		return Decision{Status: 403, Rule: "ban", Facet: b.Facet, Reason: b.Reason}, nil
+		return Decision{Status: 403, Rule: refusal.RuleBan, Facet: b.Facet, Reason: b.Reason}, nil
 	}
 	var d Decision
 	worst := -1

@@ -15,6 +15,7 @@ import (
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/store/guard"
 	"github.com/warden-gw/warden/internal/store/redis"
 )
@@ -342,6 +343,8 @@ func (c *Config) Validate() error {
 		p := fmt.Sprintf("rate_limits[%d]", i)
 		if l.Name == "" {
 			bad(p+".name", "required")
+		} else if refusal.Own(l.Name) {
+			bad(p+".name", "name %q is one of warden's own rules: the ledger could not tell the two apart", l.Name)
 		} else if names[l.Name] {
 			bad(p+".name", "duplicate rule name %q", l.Name)
 		}

@@ -17,6 +17,8 @@ func TestLoadFixtures(t *testing.T) {
 		{"unknown_key.yaml", "unknown_key.yaml:4:3: field retries not found"},
 		{"bad_facet.yaml", "bad_facet.yaml:8:12: rate_limits[1].facet: \"thing\" is not"},
 		{"duplicate_rule.yaml", "duplicate_rule.yaml:5:11: rate_limits[1].name: duplicate rule name \"per-ip\""},
+		{"reserved_rule.yaml", "reserved_rule.yaml:4:11: rate_limits[0].name: name \"upstream\" is one of warden's own rules: the ledger could not tell the two apart"},
+		{"reserved_rule.yaml", "reserved_rule.yaml:9:14: ration.budgets[0].name: name \"ban\" is one of warden's own rules"},
 		{"bad_rate.yaml", "bad_rate.yaml:4:11: rate_limits[0].rate:"},
 		{"bad_upstream.yaml", "bad_upstream.yaml:2:8: upstream.url: scheme \"ftp\""},
 		{"bad_type.yaml", "bad_type.yaml:2:3: cannot unmarshal"},

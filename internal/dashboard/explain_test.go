@@ -28,13 +28,13 @@ func (a explainAnswers) Query(_ context.Context, name string, v url.Values) (any
 }
 
 // TestExplainPage: the explain page of a served, a masked and a refused
-// request, and of an id the ledger does not hold, is the golden file's to
+// request, an upstream's 404 and an upstream down, and of an id the ledger does not hold, is the golden file's to
 // the byte (UPDATE_GOLDEN=1 rewrites them).
 func TestExplainPage(t *testing.T) {
 	// The explanations are warden explain --json's (cmd/warden's golden
 	// files), read strictly into the type the command and the page share.
 	answers := explainAnswers{}
-	for _, id := range []string{"req-lookup", "req-masked", "req-refused", "req-refused.noconfig"} {
+	for _, id := range []string{"req-lookup", "req-masked", "req-refused", "req-refused.noconfig", "req-upstream-404", "req-upstream-down"} {
 		f, err := os.Open(filepath.Join("testdata", "explain", id+".json"))
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +54,8 @@ func TestExplainPage(t *testing.T) {
 	for _, tt := range []struct {
 		id   string
 		code int
-	}{{"req-lookup", http.StatusOK}, {"req-masked", http.StatusOK}, {"req-refused", http.StatusOK}, {"req-refused.noconfig", http.StatusOK}, {"nope", http.StatusNotFound}} {
+	}{{"req-lookup", http.StatusOK}, {"req-masked", http.StatusOK}, {"req-refused", http.StatusOK}, {"req-refused.noconfig", http.StatusOK},
+		{"req-upstream-404", http.StatusOK}, {"req-upstream-down", http.StatusOK}, {"nope", http.StatusNotFound}} {
 		t.Run(tt.id, func(t *testing.T) {
 			r, err := c.Get(e.srv.URL + "/explain?id=" + tt.id)
 			if err != nil {

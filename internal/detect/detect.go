@@ -16,6 +16,7 @@ import (
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/shadow"
 	"github.com/warden-gw/warden/internal/store"
 )
@@ -177,7 +178,7 @@ const liftGrace = 5 * time.Second
 // (warden ban rm), or its write was lost; either way the value may be
 // banned again, as its next offence.
 func lifted(o *offence, acc *inspect.Access, f firing) bool {
-	return !o.banned.IsZero() && acc.Rule != "ban" && acc.Time.Sub(o.banned) > liftGrace &&
+	return !o.banned.IsZero() && acc.Rule != refusal.RuleBan && acc.Time.Sub(o.banned) > liftGrace &&
 		acc.Identity.Value(f.facet) == f.value
 }
 
@@ -551,7 +552,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 			}
 		case Persistence:
 			f, v := subject(r, id)
-			if v == "" || !refused || acc.Rule == "ban" {
+			if v == "" || !refused || acc.Rule == refusal.RuleBan {
 				continue
 			}
 			t := get(f, v)

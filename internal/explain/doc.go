@@ -1,10 +1,18 @@
 // Package explain says why warden decided what it did on one request,
 // from the ledger: the Access recorded under the request id (found in a
 // ledger directory or in ClickHouse, any ledger.Source), the identity's
-// facets, the rule and facet of a refusal, the rules that masked, the
-// records served and masked per class, and what each budget of the config
-// had counted for the identity's facet value within its window before the
-// request (distinct subjects of its class served unmasked).
+// facets, the decision (served, masked, refused by warden, an upstream's
+// error answer passed on, or an upstream that gave no answer), the rule
+// and facet of a refusal, the rules that masked, the records served and
+// masked per class, and what each budget of the config had counted for
+// the identity's facet value within its window before the request
+// (distinct subjects of its class served unmasked).
+//
+// The decision is told from what the gateway recorded: every answer warden
+// makes in place of the upstream's names a rule (refusal.Own lists its
+// own, which no configured rule may take), so an Access without a rule
+// carries the upstream's answer, and a 404 or 500 there is the upstream's,
+// never reported as warden's refusal.
 //
 // `warden explain REQUEST_ID` (its table and --json), the admin API's GET
 // /v1/ledger/explain?id= and the dashboard's explain page all show one

@@ -10,6 +10,7 @@ import (
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // Ledger is what an explanation reads: the Access of a request id, and the
@@ -31,7 +32,7 @@ type Explanation struct {
 	Time         time.Time         `json:"time"`
 	Route        string            `json:"route"`
 	Status       int               `json:"status"`
-	Decision     string            `json:"decision"` // served, masked or refused
+	Decision     string            `json:"decision"` // Served, Masked, Refused, UpstreamError or UpstreamFailed
 	Rule         string            `json:"rule,omitempty"`
 	Facet        string            `json:"facet,omitempty"`
 	MaskRules    []string          `json:"mask_rules"`
@@ -42,6 +43,42 @@ type Explanation struct {
 	Served       map[string]int    `json:"served"` // class -> records served with it
 	Masked       map[string]int    `json:"masked"` // class -> records it was masked on
 	Budgets      []Budget          `json:"budgets"`
+}
+
+// The decisions, Explanation.Decision's values.
+const (
+	// Served: the upstream's answer went out, nothing masked.
+	Served = "served"
+	// Masked: the upstream's answer went out with fields masked (MaskRules).
+	Masked = "masked"
+	// Refused: warden answered in place of the upstream, or before asking
+	// it (Rule and Facet say which rule).
+	Refused = "refused"
+	// UpstreamError: the upstream answered 400 or more and warden passed
+	// that answer on (Status is the upstream's).
+	UpstreamError = "upstream_error"
+	// UpstreamFailed: the upstream gave no answer warden could send (down,
+	// slow, too large) and warden answered 502 or 504 itself (499: the
+	// client left first).
+	UpstreamFailed = "upstream_failed"
+)
+
+// decision says what happened to a request from what the gateway recorded:
+// a rule on every answer warden made in place of the upstream's (refusal.Own
+// names warden's own, "upstream" among them, and no configured rule may take
+// them), none on an upstream's answer it passed on, whatever its status.
+func decision(rule string, status int, masked bool) string {
+	switch {
+	case rule == refusal.RuleUpstream:
+		return UpstreamFailed
+	case rule != "":
+		return Refused
+	case status >= 400:
+		return UpstreamError
+	case masked:
+		return Masked
+	}
+	return Served
 }
 
 // Budget is what one budget of the config counted for the request's
@@ -94,14 +131,7 @@ func Request(ctx context.Context, l Ledger, budgets []ration.BudgetConfig, win l
 			}
 		}
 	}
-	switch {
-	case e.Rule != "" || e.Status >= 400:
-		x.Decision = "refused"
-	case len(x.Masked) > 0:
-		x.Decision = "masked"
-	default:
-		x.Decision = "served"
-	}
+	x.Decision = decision(e.Rule, e.Status, len(x.Masked) > 0)
 	for _, b := range budgets {
 		f, ok := identify.ParseFacet(b.Facet)
 		if !ok {

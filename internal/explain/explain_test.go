@@ -54,14 +54,17 @@ func TestRequest(t *testing.T) {
 	masked.MaskRules = []string{"contact-account-hour"}
 	refused := served("refused", time.Second)
 	refused.Status, refused.Rule, refused.Facet = 429, "contact-ip-day", "ip"
+	// The upstream's 404, passed on; the upstream down (warden's 502).
 	upstream := served("upstream-404", 2*time.Second)
 	upstream.Status = 404
+	down := served("upstream-down", 2500*time.Millisecond)
+	down.Status, down.Rule = 502, "upstream"
 	odd := served("odd-bit", 3*time.Second, "8")
 	odd.Records[0].Classes |= 1 << 5 // a bit the route names no class for
 	early := served("early", -2*time.Hour, "1", "2", "3")
 	hour := served("hour", -30*time.Minute, "4", "5")
 	hour.Records[1].Masked = contact
-	src := record(t, early, hour, masked, refused, upstream, odd)
+	src := record(t, early, hour, masked, refused, upstream, down, odd)
 
 	budgets := []ration.BudgetConfig{
 		{Name: "contact-account-hour", Facet: "account", Class: "contact", Limit: 2, Window: time.Hour,
@@ -82,7 +85,8 @@ func TestRequest(t *testing.T) {
 		{"masked", "masked", map[string]int{"contact": 1, "profile": 2}, map[string]int{"contact": 1}, 1, 4, true, false},
 		// "masked" itself served 6 unmasked before "refused".
 		{"refused", "refused", map[string]int{}, map[string]int{}, 2, 5, false, true},
-		{"upstream-404", "refused", map[string]int{}, map[string]int{}, 2, 5, false, false},
+		{"upstream-404", "upstream_error", map[string]int{}, map[string]int{}, 2, 5, false, false},
+		{"upstream-down", "upstream_failed", map[string]int{}, map[string]int{}, 2, 5, false, false},
 		{"odd-bit", "served", map[string]int{"contact": 1, "profile": 1}, map[string]int{}, 2, 5, false, false},
 	} {
 		t.Run(tt.id, func(t *testing.T) {
@@ -122,6 +126,55 @@ func TestRequest(t *testing.T) {
 		if x, err := explain.Request(ctx, src, budgets, c.win, c.id); x != nil || err != nil {
 			t.Errorf("%s in %v: %+v, %v; want nil, nil", c.id, c.win, x, err)
 		}
+	}
+}
+
+// TestDecision: the decision is told from the rule and status the gateway
+// recorded: a rule for every answer warden made itself, none for the
+// upstream's, which it passed on whatever their status.
+func TestDecision(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		rule   string
+		status int
+		masked inspect.ClassSet
+		want   string
+	}{
+		{"served", "", 200, 0, explain.Served},
+		{"served, no content", "", 204, 0, explain.Served},
+		{"served, a redirect", "", 302, 0, explain.Served},
+		{"masked", "", 200, 1, explain.Masked},
+		{"rate limit", "per-ip", 429, 0, explain.Refused},
+		{"budget blocks", "contact-account-hour", 429, 0, explain.Refused},
+		{"ban", "ban", 403, 0, explain.Refused},
+		{"credential", "identity", 401, 0, explain.Refused},
+		{"two account headers", "identity", 400, 0, explain.Refused},
+		{"store closed", "store", 503, 0, explain.Refused},
+		{"answer not JSON", "other_type", 502, 0, explain.Refused},
+		{"answer too large to inspect", "max_body", 502, 0, explain.Refused},
+		{"answer malformed", "malformed", 502, 0, explain.Refused},
+		{"rewrite failed", "rewrite", 502, 0, explain.Refused},
+		{"upstream 404", "", 404, 0, explain.UpstreamError},
+		{"upstream 401", "", 401, 0, explain.UpstreamError},
+		{"upstream 429", "", 429, 0, explain.UpstreamError},
+		{"upstream 500", "", 500, 0, explain.UpstreamError},
+		{"upstream down", "upstream", 502, 0, explain.UpstreamFailed},
+		{"upstream slow", "upstream", 504, 0, explain.UpstreamFailed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &inspect.Access{RequestID: "r", Route: "GET /v1/users/{id}", Identity: identify.Identity{Account: "7"}, Time: t0,
+				Status: tt.status, Rule: tt.rule, Classes: []string{"contact"}}
+			if tt.rule == "" && tt.status < 300 {
+				a.Records = []inspect.Record{{ID: "1", Classes: 1, Masked: tt.masked}}
+			}
+			x, err := explain.Request(context.Background(), record(t, a), nil, ledger.Window{}, "r")
+			if err != nil || x == nil {
+				t.Fatalf("Request: %v, %v", x, err)
+			}
+			if x.Decision != tt.want || x.Status != tt.status || x.Rule != tt.rule {
+				t.Errorf("decision %q, status %d, rule %q; want %q, %d, %q", x.Decision, x.Status, x.Rule, tt.want, tt.status, tt.rule)
+			}
+		})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/store/guard"
 )
 
@@ -77,7 +78,7 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	if err != nil {
 		if !errors.Is(err, guard.ErrFailedOpen) {
 			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
-			return out, p.record(box, p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err))
+			return out, p.record(box, p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err))
 		}
 		p.m.storeFail.WithLabelValues("ration", "failed_open").Inc() // the masks that need no store go out
 	}
@@ -91,7 +92,7 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	}
 	if err := p.rewrite(w, ex, resp, &out); err != nil {
 		// A rewrite that cannot be encoded is never sent unmasked.
-		return Outcome{}, p.record(box, p.refuse(ex, &Refusal{Status: 502, Rule: "rewrite", Error: "answer could not be rewritten"}, err))
+		return Outcome{}, p.record(box, p.refuse(ex, &Refusal{Status: 502, Rule: refusal.RuleRewrite, Error: "answer could not be rewritten"}, err))
 	}
 	p.fill(&w.res, acc, true, spare)
 	p.record(box, nil)

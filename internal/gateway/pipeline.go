@@ -180,7 +180,7 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 	ex.Route, ex.Inspect = p.imap.Match(ex.Method, ex.Path)
 	p.ident.Identify(ex.Start, in, &ex.Identity)
 	if h := ex.Identity.Ambiguous; h != "" {
-		return p.refused(ex, p.refuse(ex, &Refusal{Status: 400, Rule: "identity", Error: "more than one " + h + " header"}, nil))
+		return p.refused(ex, p.refuse(ex, &Refusal{Status: 400, Rule: refusal.RuleIdentity, Error: "more than one " + h + " header"}, nil))
 	}
 	if ex.Identity.Unverified != 0 {
 		if r := p.unverified(ex); r != nil {
@@ -206,7 +206,7 @@ func (p *Pipeline) admitted(ctx context.Context, ex *Exchange) *Refusal {
 		p.m.storeFail.WithLabelValues("admit", "failed_open").Inc()
 	case err != nil:
 		p.m.storeFail.WithLabelValues("admit", "refused").Inc()
-		return p.refuse(ex, &Refusal{Status: 503, Rule: "store", Error: "state store unavailable"}, err)
+		return p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err)
 	case !d.Admitted():
 		msg := "rate limited"
 		if d.Status == 403 {
@@ -234,7 +234,7 @@ func failed(ex *Exchange, status int) {
 	if p == nil || !ex.Inspect || len(p.recordings) == 0 {
 		return
 	}
-	p.record(p.bare(ex, time.Now()), &Refusal{Status: status, Rule: "upstream"})
+	p.record(p.bare(ex, time.Now()), &Refusal{Status: status, Rule: refusal.RuleUpstream})
 }
 
 // bare is the box of the Access of a request that served nothing, the
@@ -261,7 +261,7 @@ func (p *Pipeline) unverified(ex *Exchange) *Refusal {
 			p.m.unverified.WithLabelValues("account", id.UnverifiedWhy, "stripped").Inc()
 		} else {
 			p.m.unverified.WithLabelValues("account", id.UnverifiedWhy, "refused").Inc()
-			r := &Refusal{Status: 401, Rule: "identity", Facet: "account", Error: "account credential not verified: " + id.UnverifiedWhy}
+			r := &Refusal{Status: 401, Rule: refusal.RuleIdentity, Facet: "account", Error: "account credential not verified: " + id.UnverifiedWhy}
 			if p.ident.Bearer() {
 				r.Challenge = `Bearer error="invalid_token"`
 			}
@@ -274,7 +274,7 @@ func (p *Pipeline) unverified(ex *Exchange) *Refusal {
 			p.m.unverified.WithLabelValues("app", "unregistered", "stripped").Inc()
 		} else {
 			p.m.unverified.WithLabelValues("app", "unregistered", "refused").Inc()
-			return p.refuse(ex, &Refusal{Status: 401, Rule: "identity", Facet: "app", Error: "app key not registered"}, nil)
+			return p.refuse(ex, &Refusal{Status: 401, Rule: refusal.RuleIdentity, Facet: "app", Error: "app key not registered"}, nil)
 		}
 	}
 	return nil

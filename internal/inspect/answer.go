@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // Metrics count the answers on mapped routes that inspection did not read.
@@ -60,11 +62,11 @@ func (u Unread) String() string {
 func (m *Map) Refused(u Unread) (refuse bool, msg, rule string) {
 	switch u {
 	case OtherType:
-		return m.cfg.OnOtherType == Refuse, "upstream answer not JSON", "other_type"
+		return m.cfg.OnOtherType == Refuse, "upstream answer not JSON", refusal.RuleOtherType
 	case Oversize:
-		return m.cfg.OnOversize == Refuse, "upstream answer too large", "max_body"
+		return m.cfg.OnOversize == Refuse, "upstream answer too large", refusal.RuleMaxBody
 	case Malformed:
-		return m.cfg.OnMalformed == Refuse, "malformed upstream answer", "malformed"
+		return m.cfg.OnMalformed == Refuse, "malformed upstream answer", refusal.RuleMalformed
 	}
 	return false, "", ""
 }

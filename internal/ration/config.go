@@ -8,6 +8,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/store"
 )
 
@@ -176,6 +177,8 @@ func (c *Config) Validate() error {
 		switch {
 		case n == "":
 			bad(at, "a name is required")
+		case refusal.Own(n):
+			bad(at, "name %q is one of warden's own rules: the ledger could not tell the two apart", n)
 		case !validName(n):
 			bad(at, "name %q: use letters, digits, '_', '-' and '.'", n)
 		case names[n] != "":

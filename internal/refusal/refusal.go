@@ -73,3 +73,31 @@ func AppendString(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
+
+// The rules of the answers warden makes in place of the upstream's on its
+// own account, not a configured rule's: the ledger records them as an
+// Access's rule and explain, replay and detect read them back by name, so
+// no rate limit or budget may take one (Own). Every refusal names a rule;
+// an Access without one carries the upstream's answer, whatever its status.
+const (
+	RuleIdentity = "identity" // a credential warden cannot verify, or two of one kind
+	RuleBan      = "ban"
+	RuleStore    = "store" // the state store failed in closed mode
+	// RuleUpstream is no refusal: the upstream gave no answer warden could
+	// send (down, slow, too large), and warden answered 502 or 504.
+	RuleUpstream  = "upstream"
+	RuleRewrite   = "rewrite"    // a masked answer that could not be encoded
+	RuleOtherType = "other_type" // an answer inspection cannot read, by policy
+	RuleMaxBody   = "max_body"
+	RuleMalformed = "malformed"
+)
+
+// Own reports whether name is one of warden's own rules, which no
+// configured rule may be named.
+func Own(name string) bool {
+	switch name {
+	case RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed:
+		return true
+	}
+	return false
+}

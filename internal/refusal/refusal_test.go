@@ -86,3 +86,17 @@ func replaceEach(s string) string {
 	}
 	return b.String()
 }
+
+// TestOwn: warden's own rules, and names a config may use.
+func TestOwn(t *testing.T) {
+	for _, n := range []string{RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed} {
+		if !Own(n) {
+			t.Errorf("Own(%q) = false", n)
+		}
+	}
+	for _, n := range []string{"", "per-ip", "upstreams", "Ban", "contact-account-hour"} {
+		if Own(n) {
+			t.Errorf("Own(%q) = true", n)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/memory"
 )
@@ -313,10 +314,10 @@ func (rp *replayer) request(e *ledger.Entry) (method, path string) {
 func (rp *replayer) replay(ctx context.Context, e *ledger.Entry, rep *Report) error {
 	rep.Accesses++
 	switch {
-	case e.Rule == "ban":
+	case e.Rule == refusal.RuleBan:
 		rep.NotReplayed[skipBanned]++
 		return nil
-	case e.Rule == "identity":
+	case e.Rule == refusal.RuleIdentity:
 		rep.NotReplayed[skipIdentity]++
 		return nil
 	case e.Status == 429 && rp.budget[e.Rule]:
