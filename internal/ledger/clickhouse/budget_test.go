@@ -79,6 +79,12 @@ func TestBudgetsSameAsLocal(t *testing.T) {
 		if got[0] != got[1] {
 			t.Errorf("ask %d (%s %s):\nlocal      %s\nclickhouse %s", i, a.who, a.q, got[0], got[1])
 		}
+		// The standing without asking (the dashboard's reach page) too.
+		ls, lerr := local.Standing(a.who)
+		cs, cerr := ch.Standing(t.Context(), a.who)
+		if lerr != nil || cerr != nil || ls != cs {
+			t.Errorf("after ask %d, %s's standing:\nlocal      %+v %v\nclickhouse %+v %v", i, a.who, ls, lerr, cs, cerr)
+		}
 		t.Logf("ask %d: %s", i, got[1])
 	}
 	// alice: q1, q2, q3, q4 at 1/8 each spend 1/2; q5 is refused; the
