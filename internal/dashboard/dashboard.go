@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/privacy"
 	"github.com/warden-gw/warden/internal/trace"
@@ -44,14 +45,18 @@ type Options struct {
 	// then counts every gateway's Accesses and charges the fleet's one
 	// budget, so each gateway publishes the same figures under one
 	// guarantee (a budget per gateway would release the same people's
-	// figures once per gateway). The identities page then counts the
-	// fleet's Accesses too (for the Watch's top identities only: a query
-	// each), and the trace page replays them.
+	// figures once per gateway). The identities page then ranks the
+	// fleet's identities (every gateway's, not the Watch's) and counts
+	// their budgets there (the rows shown only: a query each), the reach
+	// page shows the fleet's researchers' budgets, and the trace page
+	// replays the fleet's Accesses.
 	Fleet *Fleet
 	// Config returns the config in force (budgets, registered apps,
 	// privacy limits); read per request so it follows reloads.
 	Config func() *config.Config
-	Watch  *Watch           // candidate identities; nil: the identities page lists none
+	// Watch nominates the identities page's candidates from a directory
+	// (nil: the page lists none); a fleet's page ranks the fleet's own.
+	Watch  *Watch
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
 
@@ -81,15 +86,28 @@ type Options struct {
 // Fleet is a fleet's shared ledger and its researchers' budgets.
 type Fleet struct {
 	Ledger  FleetLedger
-	Budgets privacy.Keeper
+	Budgets FleetBudgets
 }
 
 // FleetLedger is a fleet's ledger as the pages read it: its queries (the
-// identities and transparency pages), and its Accesses replayed in time
-// order (the trace page). ClickHouse's client is one.
+// identities and transparency pages), its top identities (the identities
+// page), and its Accesses replayed in time order (the trace page).
+// ClickHouse's client is one.
 type FleetLedger interface {
 	ledger.Source
 	trace.Replayer
+	// Top ranks facet by's values by the distinct subjects served to
+	// each in win (Distinct without a class), most first, then by value:
+	// the first n, with their counts.
+	Top(ctx context.Context, win ledger.Window, by identify.Facet, n int) ([]string, []int, error)
+}
+
+// FleetBudgets are a fleet's researchers' budgets: charged by the
+// transparency page, shown by the reach page. ClickHouse's Budgets is one.
+type FleetBudgets interface {
+	privacy.Keeper
+	// Standing is a researcher's account without asking anything.
+	Standing(ctx context.Context, researcher string) (privacy.Account, error)
 }
 
 // Dashboard serves the pages. Run samples the metrics for the charts.
@@ -296,6 +314,21 @@ func (d *Dashboard) keeper() privacy.Keeper {
 		return d.opts.Fleet.Budgets
 	}
 	return d.budgets()
+}
+
+// errNoBudgets: the gateway keeps no researchers' budgets (no ledger).
+var errNoBudgets = errors.New("no ledger, no researchers' budgets")
+
+// standing is a researcher's budget as the reach page shows it: the
+// fleet's, else the ledger directory's.
+func (d *Dashboard) standing(ctx context.Context, researcher string) (privacy.Account, error) {
+	switch {
+	case d.opts.Fleet != nil:
+		return d.opts.Fleet.Budgets.Standing(ctx, researcher)
+	case d.opts.LedgerDir != "":
+		return d.budgets().Standing(researcher)
+	}
+	return privacy.Account{}, errNoBudgets
 }
 
 // budgets are the researchers' budgets in the ledger directory, with the

@@ -59,9 +59,11 @@ type identityTable struct {
 
 const topIdentities = 10
 
-// identities ranks the Watch's candidates by the ledger's counts: distinct
+// identities ranks the identities by the ledger's counts: distinct
 // subjects served in 24 hours, and what each budget on their facet counted
-// within its window.
+// within its window. From a directory it ranks the Watch's candidates (the
+// identities this gateway served the most); on a fleet the fleet's ledger
+// ranks every gateway's identities itself (topFleet).
 func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 	begin := time.Now()
 	v := view{Title: "Identities", Nav: "identities"}
@@ -70,16 +72,30 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, http.StatusOK, "identities", v)
 		return
 	}
+	fail := func(err error) {
+		d.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "dashboard: identities", slog.String("error", err.Error()))
+		v.Error = "ledger: " + err.Error()
+		d.render(w, r, http.StatusOK, "identities", v)
+	}
 	now := d.opts.Now()
+	var tops []fleetTop // per watched facet, on a fleet
+	if d.opts.Fleet != nil {
+		var err error
+		if tops, err = d.topFleet(r.Context(), now); err != nil {
+			fail(err)
+			return
+		}
+	}
 	// Each facet's candidates' subjects in 24 hours, and what each budget
 	// counted in its own window: from a directory every count of one
 	// window in one pass over its Accesses (countDir), from a fleet's
-	// ledger a query each (countFleet).
+	// ledger a query each (countFleet), the subjects already counted by
+	// the ranking.
 	var counts []identityCount
 	var tables []identityTable
 	var cells [][]budgetCell // per table, its budgets
 	cfg := d.config()
-	for _, f := range watched {
+	for fi, f := range watched {
 		t := identityTable{Facet: f.String()}
 		var bs []budgetCell
 		if cfg != nil {
@@ -91,16 +107,16 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		// A directory's counts come in one pass whatever their number, so
-		// five times the rows shown are ranked; a fleet's cost a query
-		// each, so only the rows shown are asked.
-		cands := d.opts.Watch.Top(f, 5*topIdentities)
-		if d.opts.Fleet != nil {
-			cands = d.opts.Watch.Top(f, topIdentities)
+		// five times the rows shown are ranked; a fleet's ledger ranked
+		// them already, the rows shown only.
+		subjects := identityCount{win: 24 * time.Hour, q: ledger.DistinctQuery{By: f, Values: d.opts.Watch.Top(f, 5*topIdentities)}}
+		if tops != nil {
+			subjects.q.Values, subjects.known = tops[fi].values, tops[fi].subjects
 		}
-		counts = append(counts, identityCount{24 * time.Hour, ledger.DistinctQuery{By: f, Values: cands}})
+		counts = append(counts, subjects)
 		for _, b := range bs {
 			win, _ := time.ParseDuration(b.Window)
-			counts = append(counts, identityCount{win, ledger.DistinctQuery{By: f, Values: cands, Class: b.Class}})
+			counts = append(counts, identityCount{win: win, q: ledger.DistinctQuery{By: f, Values: subjects.q.Values, Class: b.Class}})
 		}
 		tables, cells = append(tables, t), append(cells, bs)
 	}
@@ -110,9 +126,7 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 	}
 	seen, err := count(r.Context(), now, counts)
 	if err != nil {
-		d.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "dashboard: identities", slog.String("error", err.Error()))
-		v.Error = "ledger: " + err.Error()
-		d.render(w, r, http.StatusOK, "identities", v)
+		fail(err)
 		return
 	}
 	next := 0 // counts are in table order: subjects, then each budget
@@ -142,10 +156,36 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 }
 
 // identityCount is one column of the identities page: a DistinctQuery
-// over the window ending now.
+// over the window ending now. known, when not nil, is its answer already
+// (a fleet's ranking counted the subjects).
 type identityCount struct {
-	win time.Duration
-	q   ledger.DistinctQuery
+	win   time.Duration
+	q     ledger.DistinctQuery
+	known []int
+}
+
+// fleetTop is one facet's identities as the fleet's ledger ranks them.
+type fleetTop struct {
+	values   []string
+	subjects []int
+}
+
+// topFleet asks the fleet's ledger for each watched facet's top
+// identities by distinct subjects in 24 hours (FleetLedger.Top, the rows
+// shown only), a query per facet, a few at a time: every gateway's
+// identities, where the Watch knows only this gateway's.
+func (d *Dashboard) topFleet(ctx context.Context, now time.Time) ([]fleetTop, error) {
+	tops := make([]fleetTop, len(watched))
+	win := ledger.Window{From: now.Add(-24 * time.Hour), To: now}
+	err := fleetEach(ctx, len(watched), func(ctx context.Context, i int) error {
+		v, n, err := d.opts.Fleet.Ledger.Top(ctx, win, watched[i], topIdentities)
+		if err != nil {
+			return fmt.Errorf("%s: top %s: %w", d.opts.Fleet.Ledger, watched[i], err)
+		}
+		tops[i] = fleetTop{v, n} // each written by one call
+		return nil
+	})
+	return tops, err
 }
 
 // countDir answers counts from the ledger directory: every count of one
@@ -181,48 +221,73 @@ func (d *Dashboard) countDir(_ context.Context, now time.Time, counts []identity
 // countFleet answers counts from the fleet's ledger, a Distinct query
 // per count and candidate (the page asks only the rows it shows), a few
 // at a time: ClickHouse answers each in a round trip, most of it waiting.
+// A count known already is not asked.
 func (d *Dashboard) countFleet(ctx context.Context, now time.Time, counts []identityCount) ([][]int, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	seen := make([][]int, len(counts))
 	type ask struct{ i, j int }
-	asks := make(chan ask)
+	var asks []ask
+	for i, c := range counts {
+		if c.known != nil {
+			seen[i] = c.known
+			continue
+		}
+		seen[i] = make([]int, len(c.q.Values))
+		for j := range c.q.Values {
+			asks = append(asks, ask{i, j})
+		}
+	}
+	err := fleetEach(ctx, len(asks), func(ctx context.Context, k int) error {
+		a := asks[k]
+		c := counts[a.i]
+		n, err := d.opts.Fleet.Ledger.Distinct(ctx, ledger.Window{From: now.Add(-c.win), To: now}, c.q.By, c.q.Values[a.j], c.q.Class)
+		if err != nil {
+			return fmt.Errorf("%s: distinct %s %q: %w", d.opts.Fleet.Ledger, c.q.By, c.q.Values[a.j], err)
+		}
+		seen[a.i][a.j] = n // each cell written by one call
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return seen, nil
+}
+
+// fleetEach calls fn for 0 to n-1, fleetQueries at a time, and returns
+// the first error, the calls after it cancelled (their ctx ends).
+func fleetEach(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
 	errs := make(chan error, fleetQueries)
 	var wg sync.WaitGroup
-	for range fleetQueries {
+	for range min(n, fleetQueries) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for a := range asks {
-				c := counts[a.i]
-				n, err := d.opts.Fleet.Ledger.Distinct(ctx, ledger.Window{From: now.Add(-c.win), To: now}, c.q.By, c.q.Values[a.j], c.q.Class)
-				if err != nil {
-					errs <- fmt.Errorf("%s: distinct %s %q: %w", d.opts.Fleet.Ledger, c.q.By, c.q.Values[a.j], err)
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					errs <- err
 					cancel()
 					return
 				}
-				seen[a.i][a.j] = n // each cell written by one worker
 			}
 		}()
 	}
 feed:
-	for i, c := range counts {
-		seen[i] = make([]int, len(c.q.Values))
-		for j := range c.q.Values {
-			select {
-			case asks <- ask{i, j}:
-			case <-ctx.Done():
-				break feed
-			}
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
 		}
 	}
-	close(asks)
+	close(next)
 	wg.Wait()
 	select {
 	case err := <-errs:
-		return nil, err
+		return err
 	default:
-		return seen, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -370,9 +435,11 @@ func (d *Dashboard) reach(w http.ResponseWriter, r *http.Request) {
 			p.Chart = chartOf(p.Exact.Dose, p.Exact.Overlap)
 		}
 	}
-	if who := q.Get("researcher"); who != "" && d.opts.LedgerDir != "" && privacy.ValidResearcher(who) == nil {
-		if a, err := d.budgets().Standing(who); err == nil {
+	if who := q.Get("researcher"); who != "" && privacy.ValidResearcher(who) == nil {
+		if a, err := d.standing(r.Context(), who); err == nil {
 			p.Standing = &a
+		} else if !errors.Is(err, errNoBudgets) {
+			d.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "dashboard: budget standing", slog.String("researcher", who), slog.String("error", err.Error()))
 		}
 	}
 	v.Data = p
