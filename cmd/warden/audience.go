@@ -23,7 +23,9 @@ import (
 
 // runAudience: warden audience --accounts ID,...|@FILE [--overlap
 // ID,...|@FILE] [--dose] [--upstream URL] [--credential-env VAR]
-// [--rate N] [--ledger DIR] [--dp-epsilon E|--dp-rho R --researcher NAME].
+// [--rate N] [--ledger DIR|--clickhouse ADDR] [--dp-epsilon E|--dp-rho R
+// --researcher NAME]. The reach split reads the fleet's ledger in
+// ClickHouse when the ledger is read there (queryFlags.onClickHouse).
 func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audience", stderr)
 	qf := addQueryFlags(fs)
@@ -67,12 +69,27 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if q.Window, err = queryWindow(v, time.Now()); err != nil {
 		return err
 	}
+	// The ledger the reach split reads and DP budgets are charged in: a
+	// fleet's in ClickHouse (--clickhouse, or the config's backend), else
+	// the directory (--ledger, or the config's ledger.dir when it exists).
+	var ch *clickhouse.Client
+	if qf.onClickHouse(cfg) {
+		if ch, err = clickhouseSource(cfg, *qf.clickhouse); err != nil {
+			return err
+		}
+	}
+	dir := *qf.ledger
+	if dir == "" && cfg != nil && cfg.Ledger.Dir != "" {
+		if info, err := os.Stat(cfg.Ledger.Dir); err == nil && info.IsDir() {
+			dir = cfg.Ledger.Dir
+		}
+	}
 	if !*noLedger {
-		q.Ledger = *qf.ledger
-		if q.Ledger == "" && cfg != nil && cfg.Ledger.Dir != "" {
-			if info, err := os.Stat(cfg.Ledger.Dir); err == nil && info.IsDir() {
-				q.Ledger = cfg.Ledger.Dir
-			}
+		switch {
+		case ch != nil:
+			q.Ledger = ch
+		case dir != "":
+			q.Ledger = audience.Dir(dir)
 		}
 	}
 	l := &audience.Lists{NextCursor: "next_cursor", PageSize: *pageSize, Rate: *rate, MaxPages: *maxPages,
@@ -91,10 +108,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	// The budget sits in the ledger directory: a DP answer needs one.
-	budgetDir := q.Ledger
-	if budgetDir == "" {
-		budgetDir = *qf.ledger
-	}
+	budgetDir := dir
 	if budgetDir == "" && cfg != nil {
 		budgetDir = cfg.Ledger.Dir
 	}
@@ -104,11 +118,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	// A fleet on ClickHouse keeps its researchers' budgets there, as reach
 	// does: one budget per researcher, whichever host is asked.
-	if p != nil && qf.onClickHouse(cfg) {
-		ch, err := clickhouseSource(cfg, *qf.clickhouse)
-		if err != nil {
-			return err
-		}
+	if p != nil && ch != nil {
 		p.Budgets = clickhouse.NewBudgets(ch, researcherLimit(cfg))
 	} else if p != nil && budgetDir == "" {
 		return errors.New("a DP answer is charged to a budget kept in the ledger directory (or in ClickHouse with --clickhouse ADDR): give --ledger DIR or a --config with ledger.dir")

@@ -2,6 +2,7 @@ package audience
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -16,8 +17,34 @@ type Query struct {
 	Accounts []string
 	Overlap  []string // a second set of accounts
 	Dose     bool
-	Ledger   string        // "": no split of reach
+	Ledger   Ledger        // nil: no split of reach
 	Window   ledger.Window // of the reach split
+}
+
+// Ledger is a ledger as the reach split reads it: Reached calls fn with
+// each identity (by facet by) the authors' content reached in win, once
+// each, anonymous viewers left out. A directory is one (Dir), and so is a
+// fleet's ledger in ClickHouse (its Client).
+type Ledger interface {
+	Reached(ctx context.Context, win ledger.Window, authors []string, by identify.Facet, fn func(string)) error
+}
+
+// Dir is a ledger directory as the reach split reads it.
+type Dir string
+
+// Reached reads the authors' viewers in the directory (Reader.Viewers)
+// and names each once.
+func (d Dir) Reached(_ context.Context, win ledger.Window, authors []string, by identify.Facet, fn func(string)) error {
+	r, err := ledger.OpenReader(string(d), win)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	views, _ := r.Viewers(authors, by)
+	for it := ledger.Union(views).Iterator(); it.HasNext(); {
+		fn(r.IdentityName(it.Next()))
+	}
+	return nil
 }
 
 // Result is the exact answer; its JSON is --json's.
@@ -94,17 +121,9 @@ func people(ctx context.Context, l *Lists, q Query, res *Result) (map[string]*pe
 		}
 	}
 	res.Requests = l.Requests
-	if q.Ledger != "" {
-		r, err := ledger.OpenReader(q.Ledger, q.Window)
-		if err != nil {
-			return nil, err
-		}
-		views, _ := r.Viewers(q.Accounts, identify.FacetAccount)
-		for _, b := range views {
-			it := b.Iterator()
-			for it.HasNext() {
-				get(r.IdentityName(it.Next())).reached = true
-			}
+	if q.Ledger != nil {
+		if err := q.Ledger.Reached(ctx, q.Window, q.Accounts, identify.FacetAccount, func(id string) { get(id).reached = true }); err != nil {
+			return nil, fmt.Errorf("reach split: %w", err)
 		}
 	}
 	return ps, nil
@@ -157,7 +176,7 @@ func Run(ctx context.Context, l *Lists, q Query) (*Result, error) {
 		o.A = res.Audience
 		res.Overlap = &o
 	}
-	if q.Ledger != "" {
+	if q.Ledger != nil {
 		s.From, s.To = times(q.Window)
 		res.Reach = &s
 	}
@@ -216,7 +235,7 @@ func RunPrivate(ctx context.Context, l *Lists, q Query, p privacy.Request) (*Pri
 	if q.Overlap != nil {
 		nB = 2
 	}
-	if q.Ledger != "" {
+	if q.Ledger != nil {
 		nR = 2
 	}
 	idx := func(k, b, r int) int { return (k*nB+b)*nR + r }
@@ -255,7 +274,7 @@ func RunPrivate(ctx context.Context, l *Lists, q Query, p privacy.Request) (*Pri
 			k, inB, _ = of(i)
 			return k, inB, valid(i)
 		}, kMax, q.Dose, q.Overlap != nil)
-		if q.Ledger != "" {
+		if q.Ledger != nil {
 			s := &PrivateSplit{}
 			s.From, s.To = times(q.Window)
 			s.Reach, s.ReachInterval = h.Figure(sel(func(_, _, r int) bool { return r == 1 }))

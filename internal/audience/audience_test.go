@@ -158,7 +158,7 @@ func TestAudienceSplitsReach(t *testing.T) {
 		}
 	}
 	lg.Close()
-	res, err := Run(t.Context(), l, Query{Accounts: accts, Ledger: dir})
+	res, err := Run(t.Context(), l, Query{Accounts: accts, Ledger: Dir(dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestAudienceSplitsReach(t *testing.T) {
 	// gives the same figures from its cells.
 	m, _ := privacy.ParseMechanism("100", "")
 	budgets := privacy.NewBudgets(t.TempDir(), func(string) *big.Rat { return big.NewRat(1e6, 1) })
-	pr, err := RunPrivate(t.Context(), l, Query{Accounts: accts, Ledger: dir}, privacy.Request{Mechanism: m, Researcher: "r", Budgets: budgets, Query: "q"})
+	pr, err := RunPrivate(t.Context(), l, Query{Accounts: accts, Ledger: Dir(dir)}, privacy.Request{Mechanism: m, Researcher: "r", Budgets: budgets, Query: "q"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestAudienceSplitsReach(t *testing.T) {
 	}
 	// Asked again: the same answer, free, without paging.
 	before := l.Requests
-	again, err := RunPrivate(t.Context(), l, Query{Accounts: accts, Ledger: dir}, privacy.Request{Mechanism: m, Researcher: "r", Budgets: budgets, Query: "q"})
+	again, err := RunPrivate(t.Context(), l, Query{Accounts: accts, Ledger: Dir(dir)}, privacy.Request{Mechanism: m, Researcher: "r", Budgets: budgets, Query: "q"})
 	if err != nil || !again.Budget.Repeat || again.Audience != pr.Audience || l.Requests != before {
 		t.Fatalf("repeat: %+v, %v, %d requests", again.Budget, err, l.Requests-before)
 	}
