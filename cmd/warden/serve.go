@@ -110,14 +110,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}()
 	}
 	recm := gateway.NewRecordingMetrics(reg) // one set for every recorder
-	// The dashboard's candidate identities, ranked by the ledger's counts
-	// (the directory's, or the fleet's in ClickHouse): without a ledger
-	// there is nothing to rank. The Watch is fed by the ledger's
-	// recording, after the ledger: a recording of its own cost the
-	// request path a second hand-off per inspected answer.
+	// The dashboard's candidate identities, ranked by the directory's
+	// counts: without a ledger there is nothing to rank, and a fleet's
+	// ledger in ClickHouse ranks every gateway's identities itself. The
+	// Watch is fed by the ledger's recording, after the ledger: a
+	// recording of its own cost the request path a second hand-off per
+	// inspected answer.
 	var watch *dashboard.Watch
 	var alsoLedger []gateway.Recorder
-	if cfg.Ledger.Dir != "" || cfg.Ledger.Backend == config.LedgerClickHouse {
+	if cfg.Ledger.Dir != "" && cfg.Ledger.Backend != config.LedgerClickHouse {
 		watch = dashboard.NewWatch(0)
 		alsoLedger = append(alsoLedger, watch)
 	}
