@@ -6,9 +6,11 @@
 // at least k of the accounts) and the overlap with another set. With the
 // ledger it also splits the reach of the same accounts, as authors, into
 // followers and non-followers: how far their content spread beyond the
-// people who chose to follow them. With a researcher and a DP parameter
-// every figure is released as a sum of a one-cell-per-person histogram's
-// noisy cells (internal/privacy).
+// people who chose to follow them. The ledger is a Ledger: a directory
+// (Dir) or a fleet's ledger in ClickHouse (its Client), which name the
+// people the accounts' content reached alike. With a researcher and a DP
+// parameter every figure is released as a sum of a one-cell-per-person
+// histogram's noisy cells (internal/privacy).
 //
 // It must never exceed its request rate or page without a bound, never
 // keep or print a follower's id (its answers are counts), never send its

@@ -52,13 +52,18 @@
 //
 // On a fleet (Options.Fleet: the ledger in ClickHouse, ledger.backend
 // clickhouse) the ledger pages read the fleet's ledger, every gateway's
-// Accesses: the identities page asks FleetLedger.Distinct for each count
-// of the Watch's top identities (the ten shown per facet only, a few
-// queries in flight, the request's context), the trace page replays the
-// fleet's Accesses through trace.Replay (what `warden trace --clickhouse`
-// uses) under TraceTimeout and gives no report from a replay cut short,
-// and the transparency page counts with Distinct and charges the fleet's
-// budgets. Without Fleet they read LedgerDir as above.
+// Accesses: the identities page lists the fleet's top identities per
+// facet, not the Watch's (FleetLedger.Top: one bounded query per facet
+// over the 24 hours, so an identity only another gateway served is
+// listed, with its fleet count), then asks FleetLedger.Distinct for each
+// budget's count of the ten shown (a few queries in flight, the
+// request's context); the reach page's budget panel shows the fleet's
+// researchers' budgets (FleetBudgets.Standing); the trace page replays
+// the fleet's Accesses through trace.Replay (what `warden trace
+// --clickhouse` uses) under TraceTimeout and gives no report from a
+// replay cut short; and the transparency page counts with Distinct and
+// charges the fleet's budgets. Without Fleet they read LedgerDir as
+// above, the identities page ranking the Watch's candidates.
 //
 // Sessions: a random 256-bit id in a cookie (HttpOnly, SameSite=Strict,
 // Secure when the request came over TLS), the session itself on the server

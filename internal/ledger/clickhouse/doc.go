@@ -2,7 +2,9 @@
 // gateways that share one ledger: a Sink (a gateway.Recorder) batches
 // Accesses into it, and the Client answers the ledger's queries
 // (ledger.Source) with the same answers as the local ledger on the same
-// traffic.
+// traffic, and a fleet's questions a local ledger answers its own way
+// (fleet.go: the dashboard's top identities and budget standing, warden
+// audience's reached people).
 //
 // It speaks ClickHouse's HTTP interface (RowBinary inserts, external data
 // for id lists), which Debian's clickhouse-server 18.16 answers as current
