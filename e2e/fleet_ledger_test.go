@@ -338,23 +338,34 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 
 	// warden audience with the fleet's config charges the same budget in
 	// ClickHouse (not a file of the host it runs on): rita's last half,
-	// then a repeat for free, then nothing more.
+	// then a repeat for free, then nothing more. Its reach split reads the
+	// fleet's ledger there too.
 	tok, err := platform.MintToken("lab-secret", "1", time.Now().Add(-48*time.Hour), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	audienceDP := func(accounts, eps string) (dpReach, string, error) {
+	type dpAudience struct {
+		Reach *struct {
+			Reach int64 `json:"reach"`
+		} `json:"reach"` // the split
+		RemainingBudget string `json:"remaining_budget"`
+		Budget          struct {
+			Charged string `json:"charged_rho"`
+			Repeat  bool   `json:"repeat"`
+		} `json:"budget"`
+	}
+	audienceDP := func(accounts, eps string) (dpAudience, string, error) {
 		cmd := exec.Command(binPath, "audience", "--accounts", accounts, "--upstream", platformURL, "--credential-env", "FLEET_SERVICE_TOKEN",
 			"--dp-epsilon", eps, "--researcher", "rita", "--config", cfgPath, "--json")
 		cmd.Env = append(os.Environ(), "FLEET_SERVICE_TOKEN="+tok)
 		out, err := cmd.Output()
-		var r dpReach
+		var r dpAudience
 		if err == nil {
 			err = json.Unmarshal(out, &r)
 		}
 		return r, string(out), err
 	}
-	if r, out, err := audienceDP("100,101", "1"); err != nil || r.Budget.Charged != "0.5" || r.RemainingBudget != "0" {
+	if r, out, err := audienceDP("100,101", "1"); err != nil || r.Budget.Charged != "0.5" || r.RemainingBudget != "0" || r.Reach == nil {
 		t.Fatalf("a DP audience with the fleet's config: %v %s", err, out)
 	}
 	if r, out, err := audienceDP("101,100", "1"); err != nil || !r.Budget.Repeat || r.RemainingBudget != "0" {
