@@ -25,7 +25,8 @@ import (
 type Store interface {
 	Spend(ctx context.Context, now time.Time, reqs []store.SpendRequest) ([]store.SpendResult, error)
 	Link(ctx context.Context, now time.Time, key string, ids []uint64, p store.Provenance, answer uint32, ttl time.Duration) error
-	Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error)
+	// Linked answers in dst's memory when it has room (store.Store).
+	Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout, dst []store.Provenance) ([]store.Provenance, error)
 }
 
 // Route is a request matched to the route map.
@@ -239,11 +240,12 @@ type work struct {
 	owners      []spendOwner
 	recIdx      []int32
 	order       []int
-	keys        store.KeyBuf // the decision's store keys
-	look        [1]uint64    // the looked-up id, for Linked
-	person      [1]uint64    // who the look-up's answer is about, for the fan-out cap
-	fan         store.Fanout // the fan-out cap's request to Linked
-	counts      []count      // served and masked counts, added once the answer goes out
+	keys        store.KeyBuf        // the decision's store keys
+	look        [1]uint64           // the looked-up id, for Linked
+	prov        [1]store.Provenance // Linked's answer: no allocation per look-up
+	person      [1]uint64           // who the look-up's answer is about, for the fan-out cap
+	fan         store.Fanout        // the fan-out cap's request to Linked
+	counts      []count             // served and masked counts, added once the answer goes out
 }
 
 // count is a counter increment held until the decision is final: a refused
@@ -504,7 +506,7 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 			fan.Subjects = w.person[:]
 		}
 	}
-	got, err := r.st.Linked(ctx, now, linkKey, w.look[:], fan)
+	got, err := r.st.Linked(ctx, now, linkKey, w.look[:], fan, w.prov[:0])
 	if err != nil {
 		w.storeFailed = true
 		return "", prov, nil, fmt.Errorf("linked: %w", err)

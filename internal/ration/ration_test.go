@@ -359,7 +359,7 @@ func (failingStore) Spend(context.Context, time.Time, []store.SpendRequest) ([]s
 func (failingStore) Link(context.Context, time.Time, string, []uint64, store.Provenance, uint32, time.Duration) error {
 	return errDown
 }
-func (failingStore) Linked(context.Context, time.Time, string, []uint64, *store.Fanout) ([]store.Provenance, error) {
+func (failingStore) Linked(context.Context, time.Time, string, []uint64, *store.Fanout, []store.Provenance) ([]store.Provenance, error) {
 	return nil, errDown
 }
 
@@ -811,7 +811,7 @@ func (s *abandoningStore) Link(_ context.Context, _ time.Time, key string, _ []u
 	s.keys = append(s.keys, key)
 	return errDown
 }
-func (s *abandoningStore) Linked(_ context.Context, _ time.Time, key string, _ []uint64, _ *store.Fanout) ([]store.Provenance, error) {
+func (s *abandoningStore) Linked(_ context.Context, _ time.Time, key string, _ []uint64, _ *store.Fanout, _ []store.Provenance) ([]store.Provenance, error) {
 	s.keys = append(s.keys, key)
 	return nil, errDown
 }

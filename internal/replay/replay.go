@@ -445,8 +445,8 @@ type verdicts struct {
 	cur *ledger.Entry
 }
 
-func (v *verdicts) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
-	got, err := v.Store.Linked(ctx, now, key, ids, fan)
+func (v *verdicts) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout, dst []store.Provenance) ([]store.Provenance, error) {
+	got, err := v.Store.Linked(ctx, now, key, ids, fan, dst)
 	if err != nil || v.cur == nil {
 		return got, err
 	}

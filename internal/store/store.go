@@ -122,7 +122,10 @@ type Store interface {
 	// exact: an id never linked is never reported with a provenance.
 	// With fan (nil: none), the same call also counts the ids as opened
 	// from the answers that showed them and sets fan.Capped (see Fanout).
-	Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *Fanout) ([]Provenance, error)
+	// The answer is in dst's memory when cap(dst) >= len(ids), new memory
+	// otherwise: a caller on the request path passes a buffer it reuses
+	// and allocates nothing (nil: always new).
+	Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *Fanout, dst []Provenance) ([]Provenance, error)
 
 	Close() error
 }

@@ -366,10 +366,10 @@ func (g *Guard) Link(ctx context.Context, now time.Time, key string, ids []uint6
 // id as shown in a list (no unreferenced look-up is flagged, and no
 // provenance better than the worst of a shown id is granted) and no open
 // capped by the fan-out cap (its counts are in the store).
-func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
+func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout, dst []store.Provenance) ([]store.Provenance, error) {
 	var res []store.Provenance
 	unavail, err := g.call(ctx, "linked", func(ctx context.Context) (err error) {
-		res, err = g.inner.Linked(ctx, now, key, ids, fan)
+		res, err = g.inner.Linked(ctx, now, key, ids, fan, dst)
 		return err
 	})
 	if !unavail {
@@ -379,7 +379,7 @@ func (g *Guard) Linked(ctx context.Context, now time.Time, key string, ids []uin
 	if !open {
 		return nil, err
 	}
-	res = make([]store.Provenance, len(ids))
+	res = append(dst[:0], make([]store.Provenance, len(ids))...)
 	for i := range res {
 		res[i] = store.List
 	}

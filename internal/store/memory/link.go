@@ -194,16 +194,16 @@ func (s *Store) Link(_ context.Context, now time.Time, key string, ids []uint64,
 }
 
 // Linked reports per id its best provenance among the generations
-// unexpired at now, and with fan counts the opens per answer (see
-// store.Fanout).
-func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
+// unexpired at now, in dst's memory when it has room, and with fan counts
+// the opens per answer (see store.Fanout).
+func (s *Store) Linked(_ context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout, dst []store.Provenance) ([]store.Provenance, error) {
 	if fan != nil {
 		if err := fan.Validate(len(ids)); err != nil {
 			return nil, fmt.Errorf("memory: linked: %w", err)
 		}
 		fan.Reset(len(ids))
 	}
-	out := make([]store.Provenance, len(ids))
+	out := append(dst[:0], make([]store.Provenance, len(ids))...) // zeroed: Unreferenced
 	ns := now.UnixNano()
 	sh, h := s.locate(key)
 	sh.mu.Lock()

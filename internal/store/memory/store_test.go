@@ -151,7 +151,7 @@ func TestEviction(t *testing.T) {
 						t.Fatal(err)
 					}
 					// The key being written is never the one evicted.
-					got, err := s.Linked(ctx, t0, key, ids, nil)
+					got, err := s.Linked(ctx, t0, key, ids, nil, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -232,7 +232,8 @@ func TestCloseStopsSweeper(t *testing.T) {
 }
 
 // TestHotPathAllocations pins the allocations of the per-request calls: the
-// result slices the interface returns, nothing else.
+// result slices the interface returns, nothing else (Linked none into a
+// buffer of the caller's, as rationing passes).
 func TestHotPathAllocations(t *testing.T) {
 	s := New(Options{SweepEvery: -1})
 	defer s.Close()
@@ -248,6 +249,7 @@ func TestHotPathAllocations(t *testing.T) {
 		subjects[i] = uint64(i)
 	}
 	spend := []store.SpendRequest{{Key: "budget:acc", Window: time.Hour, Limit: 200, Subjects: subjects}}
+	prov := make([]store.Provenance, len(subjects))
 	now := t0
 	cases := []struct {
 		name string
@@ -266,7 +268,12 @@ func TestHotPathAllocations(t *testing.T) {
 			}
 		}},
 		{"linked 50 ids", 1, func() {
-			if _, err := s.Linked(ctx, now, "link:acc", subjects, nil); err != nil {
+			if _, err := s.Linked(ctx, now, "link:acc", subjects, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"linked 50 ids into the caller's buffer", 0, func() {
+			if _, err := s.Linked(ctx, now, "link:acc", subjects, nil, prov[:0]); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -311,7 +318,7 @@ func TestLinkSaturation(t *testing.T) {
 			for i := range probe {
 				probe[i] = uint64(i)*7 + 3 // never linked
 			}
-			got, err := s.Linked(ctx, t0, "link:k", probe, nil)
+			got, err := s.Linked(ctx, t0, "link:k", probe, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,7 +327,7 @@ func TestLinkSaturation(t *testing.T) {
 					t.Fatalf("never-linked id %d is %v", probe[i], p)
 				}
 			}
-			got, err = s.Linked(ctx, t0, "link:k", ids, nil)
+			got, err = s.Linked(ctx, t0, "link:k", ids, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -389,7 +396,7 @@ func TestExtremeValues(t *testing.T) {
 	if err := s.Link(ctx, t0, "link:huge ttl", []uint64{1}, store.Social, 0, maxDur); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Linked(ctx, t0.Add(100*365*24*time.Hour), "link:huge ttl", []uint64{1}, nil); err != nil || got[0] != store.Social {
+	if got, err := s.Linked(ctx, t0.Add(100*365*24*time.Hour), "link:huge ttl", []uint64{1}, nil, nil); err != nil || got[0] != store.Social {
 		t.Errorf("huge ttl: %v, %v; want linked", got, err)
 	}
 }

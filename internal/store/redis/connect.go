@@ -166,12 +166,12 @@ func (p *pending) Link(ctx context.Context, now time.Time, key string, ids []uin
 	return s.Link(ctx, now, key, ids, pv, answer, ttl)
 }
 
-func (p *pending) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
+func (p *pending) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout, dst []store.Provenance) ([]store.Provenance, error) {
 	s, err := p.store()
 	if err != nil {
 		return nil, err
 	}
-	return s.Linked(ctx, now, key, ids, fan)
+	return s.Linked(ctx, now, key, ids, fan, dst)
 }
 
 // Close stops the background connect and closes the store if it connected.

@@ -48,7 +48,7 @@ func BenchmarkLinkedFanout(b *testing.B) {
 				for pb.Next() {
 					k := rng.IntN(len(keys))
 					look[0] = uint64(k*20 + rng.IntN(20))
-					if _, err := s.Linked(ctx, now, keys[k], look, fan); err != nil {
+					if _, err := s.Linked(ctx, now, keys[k], look, fan, nil); err != nil {
 						b.Error(err)
 						return
 					}

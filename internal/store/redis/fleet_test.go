@@ -140,7 +140,7 @@ func TestFleetSharesBansAndLinks(t *testing.T) {
 	if err := gw[1].Link(ctx, t0, "acc-9", []uint64{42}, store.Search, 0, time.Hour); err != nil {
 		t.Fatalf("link: %v", err)
 	}
-	got, err := gw[0].Linked(ctx, t0.Add(time.Minute), "acc-9", []uint64{42}, nil)
+	got, err := gw[0].Linked(ctx, t0.Add(time.Minute), "acc-9", []uint64{42}, nil, nil)
 	if err != nil || got[0] != store.Search {
 		t.Fatalf("other gateway's linked: %v, %v; want search", got, err)
 	}

@@ -48,14 +48,14 @@ func (s *Store) Link(ctx context.Context, now time.Time, key string, ids []uint6
 
 // Linked reports per id its best provenance within its ttl at now, and
 // with fan counts the opens per answer (store.Fanout) in the same script.
-func (s *Store) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout) ([]store.Provenance, error) {
+func (s *Store) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout, dst []store.Provenance) ([]store.Provenance, error) {
 	if fan != nil {
 		if err := fan.Validate(len(ids)); err != nil {
 			return nil, fmt.Errorf("redis: linked: %w", err)
 		}
 		fan.Reset(len(ids))
 	}
-	out := make([]store.Provenance, len(ids))
+	out := append(dst[:0], make([]store.Provenance, len(ids))...)
 	if len(ids) == 0 {
 		return out, nil
 	}

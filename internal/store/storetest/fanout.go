@@ -93,7 +93,7 @@ func testLinkFanout(t *testing.T, open opener) {
 				}
 			}
 			for i, o := range c.opens {
-				got, err := s.Linked(ctx, t0.Add(o.at), key, []uint64{o.id}, c.fan)
+				got, err := s.Linked(ctx, t0.Add(o.at), key, []uint64{o.id}, c.fan, nil)
 				if err != nil {
 					t.Fatalf("open %d: linked: %v", i, err)
 				}
@@ -102,7 +102,7 @@ func testLinkFanout(t *testing.T, open opener) {
 				}
 			}
 			// Without a Fanout nothing is counted or capped.
-			got, err := s.Linked(ctx, t0.Add(c.opens[len(c.opens)-1].at), key, []uint64{c.opens[0].id}, nil)
+			got, err := s.Linked(ctx, t0.Add(c.opens[len(c.opens)-1].at), key, []uint64{c.opens[0].id}, nil, nil)
 			if err != nil || got[0] != c.opens[0].p {
 				t.Errorf("without fanout: %v, %v", got, err)
 			}
@@ -114,7 +114,7 @@ func testLinkFanout(t *testing.T, open opener) {
 			t.Fatal(err)
 		}
 		f := fan(3, 0, pS)
-		got, err := s.Linked(ctx, t0.Add(time.Second), "link:fan:many", []uint64{1, 2, 1, 3, 4, 500}, f)
+		got, err := s.Linked(ctx, t0.Add(time.Second), "link:fan:many", []uint64{1, 2, 1, 3, 4, 500}, f, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,12 +138,12 @@ func testLinkFanout(t *testing.T, open opener) {
 		}
 		f := fan(1, 0, pS)
 		for i := range n {
-			if _, err := s.Linked(ctx, t0.Add(time.Duration(i)*time.Millisecond), key, []uint64{uint64(1000 + 2*i)}, f); err != nil || f.Capped[0] {
+			if _, err := s.Linked(ctx, t0.Add(time.Duration(i)*time.Millisecond), key, []uint64{uint64(1000 + 2*i)}, f, nil); err != nil || f.Capped[0] {
 				t.Fatalf("answer %d first open: capped %v, %v", i, f.Capped, err)
 			}
 		}
 		for i := n - store.MaxFanoutAnswers; i < n; i++ {
-			if _, err := s.Linked(ctx, t0.Add(time.Second), key, []uint64{uint64(1001 + 2*i)}, f); err != nil || !f.Capped[0] {
+			if _, err := s.Linked(ctx, t0.Add(time.Second), key, []uint64{uint64(1001 + 2*i)}, f, nil); err != nil || !f.Capped[0] {
 				t.Fatalf("answer %d second open: capped %v, %v; want capped (the answer is among the newest %d)", i, f.Capped, err, store.MaxFanoutAnswers)
 			}
 		}
@@ -157,7 +157,7 @@ func testLinkFanout(t *testing.T, open opener) {
 			{Limit: 1, Window: time.Minute, Hold: -1, Provenances: 1 << pS},
 			{Limit: 1, Window: time.Minute, Provenances: 1 << pU},
 		} {
-			if _, err := s.Linked(ctx, t0, "link:fan:bad", []uint64{1}, f); err == nil {
+			if _, err := s.Linked(ctx, t0, "link:fan:bad", []uint64{1}, f, nil); err == nil {
 				t.Errorf("%s: no error", fmt.Sprintf("%+v", *f))
 			}
 		}

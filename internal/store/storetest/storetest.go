@@ -653,7 +653,7 @@ func testLink(t *testing.T, open opener) {
 				}
 			}
 			for i, ch := range c.checks {
-				got, err := s.Linked(ctx, t0.Add(ch.at), key, ch.ids, nil)
+				got, err := s.Linked(ctx, t0.Add(ch.at), key, ch.ids, nil, nil)
 				if err != nil {
 					t.Fatalf("check %d: linked: %v", i, err)
 				}
@@ -700,14 +700,30 @@ func testLinkProvenance(t *testing.T, open opener) {
 					t.Fatalf("link: %v", err)
 				}
 			}
-			got, err := s.Linked(ctx, t0.Add(c.at), "link:p", c.ids, nil)
+			got, err := s.Linked(ctx, t0.Add(c.at), "link:p", c.ids, nil, nil)
 			if err != nil {
 				t.Fatalf("linked: %v", err)
 			}
 			if !slices.Equal(got, c.want) {
 				t.Errorf("got %v, want %v", got, c.want)
 			}
-			other, err := s.Linked(ctx, t0.Add(c.at), "link:other", c.ids, nil)
+			// In a caller's buffer with room, whatever it held before; in
+			// new memory past its room.
+			for _, room := range []int{len(c.ids) + 1, len(c.ids) - 1} {
+				dst := make([]store.Provenance, room)
+				for i := range dst {
+					dst[i] = pS
+				}
+				got, err := s.Linked(ctx, t0.Add(c.at), "link:p", c.ids, nil, dst[:min(room, 1)])
+				if err != nil {
+					t.Fatalf("linked into %d: %v", room, err)
+				}
+				shared := room > 0 && &got[0] == &dst[0]
+				if !slices.Equal(got, c.want) || shared != (room >= len(c.ids)) {
+					t.Errorf("into a buffer of %d: got %v (in its memory: %v), want %v", room, got, shared, c.want)
+				}
+			}
+			other, err := s.Linked(ctx, t0.Add(c.at), "link:other", c.ids, nil, nil)
 			if err != nil {
 				t.Fatalf("linked: %v", err)
 			}
@@ -733,7 +749,7 @@ func testLinkRotation(t *testing.T, open opener) {
 		}
 		from := max(0, step-5) // links at now-50m .. now
 		ids := seq(from*perStep, (step-from+1)*perStep)
-		got, err := s.Linked(ctx, now.Add(9*time.Minute), "link:rotation", ids, nil)
+		got, err := s.Linked(ctx, now.Add(9*time.Minute), "link:rotation", ids, nil, nil)
 		if err != nil {
 			t.Fatalf("linked: %v", err)
 		}
@@ -766,7 +782,7 @@ func testLinkSaturation(t *testing.T, open opener) {
 		t.Fatalf("link: %v", err)
 	}
 	at := t0.Add(time.Minute)
-	never, err := s.Linked(ctx, at, "link:flood", seq(10_000_000, 20_000), nil)
+	never, err := s.Linked(ctx, at, "link:flood", seq(10_000_000, 20_000), nil, nil)
 	if err != nil {
 		t.Fatalf("linked: %v", err)
 	}
@@ -775,7 +791,7 @@ func testLinkSaturation(t *testing.T, open opener) {
 			t.Fatalf("never-shown id %d reported %v after %d ids: a saturated key must not grant a provenance", 10_000_000+i, p, saturateIDs)
 		}
 	}
-	shown, err := s.Linked(ctx, at, "link:flood", flood, nil)
+	shown, err := s.Linked(ctx, at, "link:flood", flood, nil, nil)
 	if err != nil {
 		t.Fatalf("linked: %v", err)
 	}
@@ -792,7 +808,7 @@ func testLinkSaturation(t *testing.T, open opener) {
 	if kept < minExact {
 		t.Errorf("only %d of %d ids shown in lists remembered, want at least %d", kept, len(flood), minExact)
 	}
-	before, err := s.Linked(ctx, at, "link:flood", social, nil)
+	before, err := s.Linked(ctx, at, "link:flood", social, nil, nil)
 	if err != nil {
 		t.Fatalf("linked: %v", err)
 	}

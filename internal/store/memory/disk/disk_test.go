@@ -158,7 +158,7 @@ func opens(t *testing.T, st *memory.Store, at time.Time, key string, ids ...uint
 	var out []bool
 	for _, id := range ids {
 		fan := fanCap()
-		if _, err := st.Linked(context.Background(), at, key, []uint64{id}, fan); err != nil {
+		if _, err := st.Linked(context.Background(), at, key, []uint64{id}, fan, nil); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, fan.Capped[0])
@@ -183,14 +183,14 @@ func check(t *testing.T, r *rig, at time.Time) {
 		ids []uint64
 		p   store.Provenance
 	}{{"link:small", []uint64{7, 8, 9}, store.Social}, {"link:big", seq(1000, 4000), store.Search}} {
-		got, _ := r.st.Linked(context.Background(), at, l.key, l.ids, nil)
+		got, _ := r.st.Linked(context.Background(), at, l.key, l.ids, nil, nil)
 		for i, p := range got {
 			if p != l.p {
 				t.Fatalf("%s: id %d is %v after restore, want %v", l.key, l.ids[i], p, l.p)
 			}
 		}
 	}
-	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{10}, nil); got[0] != store.Unreferenced {
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{10}, nil, nil); got[0] != store.Unreferenced {
 		t.Error("link:small: id 10 was never linked")
 	}
 	if got := opens(t, r.st, at, "link:big", 1004); !got[0] {
@@ -518,10 +518,10 @@ func TestReadsVersion1(t *testing.T) {
 		t.Fatalf("restore of version 1: %+v, want 1 link restored, the bloom filter dropped", r.sum)
 	}
 	at := t0.Add(time.Second)
-	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}, nil); !slices.Equal(got, []store.Provenance{store.List, store.List, store.List, store.Unreferenced}) {
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}, nil, nil); !slices.Equal(got, []store.Provenance{store.List, store.List, store.List, store.Unreferenced}) {
 		t.Errorf("version 1 exact link: %v, want list for 7, 8, 9", got)
 	}
-	if got, _ := r.st.Linked(context.Background(), at, "link:bloom", []uint64{1000}, nil); got[0] != store.Unreferenced {
+	if got, _ := r.st.Linked(context.Background(), at, "link:bloom", []uint64{1000}, nil, nil); got[0] != store.Unreferenced {
 		t.Errorf("version 1 bloom link: %v, want dropped", got)
 	}
 }
@@ -536,10 +536,10 @@ func TestReadsVersion2(t *testing.T) {
 		t.Fatalf("restore of version 2: %+v", r.sum)
 	}
 	at := t0.Add(time.Second)
-	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}, nil); !slices.Equal(got, []store.Provenance{store.Social, store.Social, store.Social, store.Unreferenced}) {
+	if got, _ := r.st.Linked(context.Background(), at, "link:small", []uint64{7, 8, 9, 10}, nil, nil); !slices.Equal(got, []store.Provenance{store.Social, store.Social, store.Social, store.Unreferenced}) {
 		t.Errorf("version 2 link: %v, want social for 7, 8, 9", got)
 	}
-	if got, _ := r.st.Linked(context.Background(), at, "link:big", seq(1000, 4000), nil); slices.ContainsFunc(got, func(p store.Provenance) bool { return p != store.Search }) {
+	if got, _ := r.st.Linked(context.Background(), at, "link:big", seq(1000, 4000), nil, nil); slices.ContainsFunc(got, func(p store.Provenance) bool { return p != store.Search }) {
 		t.Errorf("version 2 link of 4,000 ids: not all search")
 	}
 	// Version 2 kept no answer tags: its ids are never counted.
@@ -670,7 +670,7 @@ func smallSnapshot(tb testing.TB) []byte {
 		tb.Fatal(err)
 	}
 	fan := &store.Fanout{Limit: 1, Window: time.Minute, Hold: time.Minute, Provenances: 1 << store.Social}
-	if _, err := st.Linked(ctx, t0, "link", []uint64{8, 9}, fan); err != nil || !slices.Equal(fan.Capped, []bool{false, true}) {
+	if _, err := st.Linked(ctx, t0, "link", []uint64{8, 9}, fan, nil); err != nil || !slices.Equal(fan.Capped, []bool{false, true}) {
 		tb.Fatalf("small snapshot's fan-out: capped %v, %v", fan.Capped, err)
 	}
 	var b bytes.Buffer

@@ -87,7 +87,7 @@ func TestSnapshotKeepsFanout(t *testing.T) {
 				var gotCapped [2]bool
 				for i, st := range []*memory.Store{orig, restored} {
 					fan := fanCap()
-					p, err := st.Linked(context.Background(), t1.Add(at), key, []uint64{id}, fan)
+					p, err := st.Linked(context.Background(), t1.Add(at), key, []uint64{id}, fan, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
