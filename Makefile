@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzCacheTail$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRollup$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthored$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/trace
 	$(GO) test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/canary
 

@@ -54,7 +54,7 @@ func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Write
 		if !res.OK {
 			status = "FAILED"
 		}
-		fmt.Fprintf(w, "%s: %d partitions (%d removed by retention), %d day rollups, head %s: %s\n", res.Dir, len(res.Partitions), res.Retired, len(res.Rollups), res.Head, status)
+		fmt.Fprintf(w, "%s: %d partitions (%d removed by retention), %d day rollups, %d author indexes, head %s: %s\n", res.Dir, len(res.Partitions), res.Retired, len(res.Rollups), len(res.AuthorIndexes), res.Head, status)
 		return nil
 	})
 }

@@ -374,22 +374,27 @@ func anyTuple(b []byte, dec *zstd.Decoder, match func(t uint64) bool) (bool, err
 	return false, nil
 }
 
-// eachAuthored calls fn with the time, the identity (tuple) and the
-// authors of each Access of an Accesses section that has authors,
-// decompressing the time, identity, misc and author columns alone (reach
-// over an hour a window cuts: about 8 bytes an Access, where the Accesses
-// decoded take about 300). The misc fields other than the count of
-// authors are skipped byte by byte, not decoded. authors is reused between
-// calls. An error when a column does not parse.
-func eachAuthored(b []byte, hour int64, dec *zstd.Decoder, fn func(t int64, tuple uint64, authors []uint32)) error {
+// eachAuthored calls fn with the number (its place in the section), the
+// time, the identity (tuple) and the authors of each Access of an
+// Accesses section that has authors, decompressing the time, identity,
+// misc and author columns alone (reach over an hour a window cuts that
+// has no author index, authored.go: about 8 bytes an Access, where the
+// Accesses decoded take about 300), and returns the count of Accesses.
+// The misc fields other than the count of authors are skipped byte by
+// byte, not decoded. authors is reused between calls. An error when a
+// column does not parse.
+func eachAuthored(b []byte, hour int64, dec *zstd.Decoder, fn func(i uint32, t int64, tuple uint64, authors []uint32)) (uint64, error) {
 	var cols [4][]byte
 	var n uint64
 	for i, col := range []int{colTime, colTuple, colMisc, colAuthor} {
 		raw, count, err := column(b, dec, col)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		cols[i], n = raw, count
+	}
+	if n >= 1<<32 {
+		return 0, fmt.Errorf("%d Accesses", n)
 	}
 	tb, ub, mb, ab := cols[0], cols[1], cols[2], cols[3]
 	uv := func(p *[]byte) (uint64, bool) {
@@ -403,46 +408,46 @@ func eachAuthored(b []byte, hour int64, dec *zstd.Decoder, fn func(t int64, tupl
 	errMisc := fmt.Errorf("column %d: %w", colMisc, errShort)
 	var authors []uint32
 	t := hour * 1e6
-	for range n {
+	for i := range uint32(n) {
 		dt, k := binary.Varint(tb)
 		if k <= 0 {
-			return fmt.Errorf("column %d: %w", colTime, errShort)
+			return 0, fmt.Errorf("column %d: %w", colTime, errShort)
 		}
 		tb, t = tb[k:], t+dt
 		tuple, ok := uv(&ub)
 		if !ok {
-			return fmt.Errorf("column %d: %w", colTuple, errShort)
+			return 0, fmt.Errorf("column %d: %w", colTuple, errShort)
 		}
 		// flags (a byte), route, status, rule, facet
 		if len(mb) == 0 || mb[0] >= 0x80 || !skip1(&mb, 5) {
-			return errMisc
+			return 0, errMisc
 		}
 		for range 2 { // mask rules, classes: a count, then the names
 			c, ok := uv(&mb)
 			if !ok || c > uint64(len(mb)) || !skip1(&mb, int(c)) {
-				return errMisc
+				return 0, errMisc
 			}
 		}
 		if !skip1(&mb, 1) { // records
-			return errMisc
+			return 0, errMisc
 		}
 		nauth, ok := uv(&mb)
 		if !ok || !skip1(&mb, 1) || nauth > uint64(len(ab)) { // links
-			return errMisc
+			return 0, errMisc
 		}
 		authors = authors[:0]
 		for range nauth {
 			a, ok := uv(&ab)
 			if !ok || a >= 1<<32 {
-				return fmt.Errorf("column %d: %w", colAuthor, errShort)
+				return 0, fmt.Errorf("column %d: %w", colAuthor, errShort)
 			}
 			authors = append(authors, uint32(a))
 		}
 		if len(authors) > 0 {
-			fn(t, tuple, authors)
+			fn(i, t, tuple, authors)
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // skip1 passes k uvarints of *p (a flags byte is below 0x80 too); false

@@ -150,22 +150,23 @@ func FuzzParseSeg(f *testing.F) {
 		// Reach over a cut hour reads three columns alone: what it sees
 		// is what the Accesses decoded whole hold.
 		type authored struct {
+			i       uint32
 			t       int64
 			authors string
 		}
 		var cols []authored
 		colErr := errors.New("not format 4")
 		if p.format == 4 {
-			colErr = eachAuthored(p.cold, p.hour, dec, func(t int64, _ uint64, authors []uint32) {
-				cols = append(cols, authored{t, fmt.Sprint(authors)})
+			_, colErr = eachAuthored(p.cold, p.hour, dec, func(i uint32, t int64, _ uint64, authors []uint32) {
+				cols = append(cols, authored{i, t, fmt.Sprint(authors)})
 			})
 		}
 		p.loadCold(dec, tuples)
 		if colErr == nil && p.coldErr == nil && p.entries != nil {
 			var whole []authored
-			for _, e := range p.entries {
+			for i, e := range p.entries {
 				if len(e.authors) > 0 {
-					whole = append(whole, authored{e.t, fmt.Sprint(e.authors)})
+					whole = append(whole, authored{uint32(i), e.t, fmt.Sprint(e.authors)})
 				}
 			}
 			if !slices.Equal(cols, whole) {
@@ -290,5 +291,43 @@ func FuzzParseRollup(f *testing.F) {
 				viewerTuples(p, 1<<20, nil)
 			})
 		}
+	})
+}
+
+// FuzzParseAuthored feeds arbitrary bytes to an hour's author index
+// parser and reach's reading of its postings: never a panic.
+func FuzzParseAuthored(f *testing.F) {
+	dir := f.TempDir()
+	c := &clock{t: day0}
+	l, err := Open(Options{Dir: dir, Now: c.now})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 40 {
+		at := day0.Add(time.Duration(i) * time.Minute)
+		c.set(at)
+		l.Add(posts(at, fmt.Sprint("acct", i%3), "10.0.0.1", "a1", fmt.Sprint("a", i%4)))
+	}
+	l.Close()
+	if l, err = Open(Options{Dir: dir, Now: func() time.Time { return day0.Add(2 * time.Hour) }}); err != nil {
+		f.Fatal(err)
+	}
+	l.Close()
+	seed, err := os.ReadFile(autPath(dir, partName(day0.Unix())))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte(autMagic))
+	dec := mustDecoder(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x, err := parseAuthored(b)
+		if err != nil {
+			return
+		}
+		x.k.rawBlocks(dec)
+		x.k.eachSorted([]uint32{0, 1, 2, 3, 5, 9}, dec, func(_ int, p []byte) {
+			accessNumbers(p, x.n, nil)
+		})
 	})
 }

@@ -306,7 +306,8 @@ func TestVerifyCatchesEdits(t *testing.T) {
 	}
 
 	// Rewritten whole with a fresh hash (an Access dropped): the next
-	// partition's link fails.
+	// partition's link fails, and the hour's author index names it by the
+	// hash it had.
 	os.WriteFile(segs[1], orig, 0o600)
 	p, err := readSeg(segs[1], orig, mustDecoder(t), dirTuples(t, dir))
 	if err != nil {
@@ -318,7 +319,8 @@ func TestVerifyCatchesEdits(t *testing.T) {
 	out, _ := encodeSeg(p, tuplesIn(t, dir, p.entries), p.prev, enc)
 	os.WriteFile(segs[1], out, 0o600)
 	rep, _ = Verify(dir)
-	if rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], segs[2]) || !strings.Contains(rep.Problems[0], "chain broken") {
+	if rep.OK || len(rep.Problems) != 2 || !strings.Contains(rep.Problems[0], segs[2]) || !strings.Contains(rep.Problems[0], "chain broken") ||
+		!strings.Contains(rep.Problems[1], strings.TrimSuffix(segs[1], segExt)+autExt) || !strings.Contains(rep.Problems[1], "by hash") {
 		t.Fatalf("rewritten partition: %+v", rep.Problems)
 	}
 

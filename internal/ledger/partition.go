@@ -349,7 +349,8 @@ type listing struct {
 	seg   map[string]bool
 	wal   map[string]bool
 	size  map[string]int64
-	days  map[int64]bool // days with a rollup file (rollup.go)
+	days  map[int64]bool  // days with a rollup file (rollup.go)
+	aut   map[string]bool // hours (stems) with an author index (authored.go)
 }
 
 func list(dir string) (*listing, error) {
@@ -357,7 +358,7 @@ func list(dir string) (*listing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	l := &listing{seg: map[string]bool{}, wal: map[string]bool{}, size: map[string]int64{}, days: map[int64]bool{}}
+	l := &listing{seg: map[string]bool{}, wal: map[string]bool{}, size: map[string]int64{}, days: map[int64]bool{}, aut: map[string]bool{}}
 	seen := map[string]bool{}
 	for _, de := range des {
 		name := de.Name()
@@ -375,6 +376,16 @@ func list(dir string) (*listing, error) {
 				continue
 			}
 			l.wal[stem] = true
+		case strings.HasSuffix(name, autExt):
+			stem = strings.TrimSuffix(name, autExt)
+			if _, ok := parseStem(stem); !ok {
+				continue
+			}
+			l.aut[stem] = true
+			if info, err := de.Info(); err == nil {
+				l.size[name] = info.Size()
+			}
+			continue
 		case strings.HasSuffix(name, dayExt):
 			day, ok := parseDayStem(strings.TrimSuffix(name, dayExt))
 			if !ok {

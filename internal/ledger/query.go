@@ -328,7 +328,7 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 		r.viewerRuns(secs, sorted, who, r.d.d.t[nsFacet+f].len(), out, impr)
 	}
 	if len(cut) > 0 {
-		r.cutViewers(cut, ids, r.tupleFacet(f), out, impr)
+		r.cutViewers(cut, sorted, who, r.tupleFacet(f), out, impr)
 	}
 	for _, p := range rest {
 		if r.win.covers(p) {
@@ -364,30 +364,40 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 	return out, impr
 }
 
-// cutViewers adds the viewers of authors (ids: author -> indexes of out)
-// in sealed hours the window cuts, from their time, identity and author
-// columns alone (decoding an hour whole cost 80 ms of CPU at the issue's
-// density, most of a week's reach), the hours spread over the cores. What
-// an hour adds is applied once it has all parsed: a corrupt hour is
-// skipped whole, as when decoded whole.
-func (r *Reader) cutViewers(cut []*partition, ids map[uint32][]int, tf []uint32, out []*roaring.Bitmap, impr []uint64) {
-	type view struct{ i, v uint32 } // out's index, facet value+1
+// cutViewers adds the viewers of authors (sorted; who[k]: the indexes
+// of out asking sorted[k]) in sealed hours the window cuts, the hours
+// spread over the cores. An hour with an author index (authored.go)
+// reads the postings of the authors asked and its time and identity
+// columns; one without reads its time, identity, misc and author columns
+// (eachAuthored; decoding an hour whole cost 80 ms of CPU at the issue's
+// density, most of a week's reach). What an hour adds is applied once it
+// has all parsed: a corrupt hour is skipped whole, as when decoded whole
+// (an index that does not parse is passed over for the columns).
+func (r *Reader) cutViewers(cut []*partition, sorted []uint32, who [][]int, tf []uint32, out []*roaring.Bitmap, impr []uint64) {
 	seen := make([][]view, len(cut))
+	idx := make([]*authored, len(cut))
+	for u, p := range cut {
+		idx[u] = r.authoredIndex(p)
+	}
 	// A bit per author asked, tested before the map: most authors of an
 	// hour's Accesses are not asked about.
-	var top uint32
-	for a := range ids {
-		top = max(top, a)
-	}
-	want := make([]uint64, top/64+1)
-	for a := range ids {
+	want := make([]uint64, sorted[len(sorted)-1]/64+1)
+	ids := make(map[uint32][]int, len(sorted))
+	for k, a := range sorted {
 		want[a/64] |= 1 << (a % 64)
+		ids[a] = who[k]
 	}
 	lo, hi := r.win.lo(), r.win.hi()
 	parallel(len(cut), func(u int) {
 		p := cut[u]
+		if x := idx[u]; x != nil {
+			if vs, err := r.authoredViewers(p, x, sorted, who, tf, lo, hi); err == nil {
+				seen[u] = vs
+				return
+			} // else the columns answer
+		}
 		var vs []view
-		err := eachAuthored(p.cold, p.hour, r.dec, func(t int64, tuple uint64, authors []uint32) {
+		_, err := eachAuthored(p.cold, p.hour, r.dec, func(_ uint32, t int64, tuple uint64, authors []uint32) {
 			// The authors first: tf is read at random (a cache miss), and
 			// most Accesses serve no author asked about.
 			for _, a := range authors {

@@ -66,6 +66,9 @@ type Reader struct {
 	// rollups are the days' rollups that answer reach for their hours
 	// (see loadRollups).
 	rollups []*rollup
+	// auts are the author indexes (authored.go) of the hours a window
+	// cut that reach looked for, nil when an hour has none it can use.
+	auts map[*partition]*authored
 	// runBufs keeps Viewers' runs (*[]uint32) for the next query.
 	runBufs sync.Pool
 	// decodes counts the sealed partitions whose Accesses were decoded
@@ -246,6 +249,37 @@ func (r *Reader) loadRollups(ls *listing) {
 			r.rollups = append(r.rollups, x)
 		}
 	}
+}
+
+// authoredIndex is the author index of sealed hour p, mapped on first
+// use; nil when it has none, or one that does not parse or names another
+// hour (its columns answer then, with the same result; verify reports an
+// index that does not check).
+func (r *Reader) authoredIndex(p *partition) *authored {
+	if x, ok := r.auts[p]; ok {
+		return x
+	}
+	if r.auts == nil {
+		r.auts = map[*partition]*authored{}
+	}
+	r.auts[p] = nil
+	if !p.sealed || p.format != 4 {
+		return nil
+	}
+	b, err := mapFile(autPath(r.dir, partName(p.hour)))
+	if err != nil {
+		return nil
+	}
+	r.maps = append(r.maps, b)
+	// The cleanup registered at open holds the maps as they were then.
+	r.cleanup.Stop()
+	r.cleanup = runtime.AddCleanup(r, unmapAll, r.maps)
+	x, err := parseAuthored(b)
+	if err != nil || x.hour != p.hour || x.hash != p.hash {
+		return nil
+	}
+	r.auts[p] = x
+	return x
 }
 
 func unmapAll(maps [][]byte) {

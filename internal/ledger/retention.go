@@ -84,6 +84,14 @@ func (l *Ledger) retain() {
 			ls.days[d] = false
 			total -= ls.size[dayStem(d)+dayExt]
 		}
+		if ls.aut[stem] {
+			// The hour's author index goes before it, as its day's rollup.
+			if err := os.Remove(autPath(l.opts.Dir, stem)); err != nil && !os.IsNotExist(err) {
+				l.fail("retention", err)
+				return
+			}
+			total -= ls.size[stem+autExt]
+		}
 		if err := l.retire(stem); err != nil {
 			l.fail("retention", err)
 			return

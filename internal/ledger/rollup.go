@@ -592,6 +592,7 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 	if len(ls.stems) == 0 {
 		return
 	}
+	l.authoredIndexes(ls, enc, dec)
 	ret, err := readRetired(dir)
 	if err != nil {
 		l.fail("rollup", err)

@@ -30,6 +30,14 @@ type VerifiedRollup struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// VerifiedIndex is what verify found of one hour's author index.
+type VerifiedIndex struct {
+	Hour    string `json:"hour"`
+	File    string `json:"file"`
+	OK      bool   `json:"ok"`
+	Problem string `json:"problem,omitempty"`
+}
+
 // VerifyReport is the chain check of a directory.
 type VerifyReport struct {
 	Dir        string              `json:"dir"`
@@ -38,6 +46,11 @@ type VerifyReport struct {
 	// Rollups are the days' reach rollups (rollup.go), each checked
 	// against the sealed hours it names.
 	Rollups []VerifiedRollup `json:"rollups"`
+	// AuthorIndexes are the hours' author indexes (authored.go), each
+	// rebuilt from the sealed hour it names and compared; the index of an
+	// hour that has a problem is not checked (not ok, and not another
+	// problem: the hour's is the one to mend).
+	AuthorIndexes []VerifiedIndex `json:"author_indexes"`
 	// Head is the hash of the last sealed partition: record it elsewhere
 	// and a later verify shows nothing before it was rewritten.
 	Head     string   `json:"head"`
@@ -56,7 +69,7 @@ func Verify(dir string) (*VerifyReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Dir: dir, Partitions: []VerifiedPartition{}, Rollups: []VerifiedRollup{}, Problems: []string{}}
+	rep := &VerifyReport{Dir: dir, Partitions: []VerifiedPartition{}, Rollups: []VerifiedRollup{}, AuthorIndexes: []VerifiedIndex{}, Problems: []string{}}
 	ret, err := readRetired(dir)
 	if err != nil {
 		return nil, err
@@ -83,12 +96,14 @@ func Verify(dir string) (*VerifyReport, error) {
 	}
 	hashes := map[string][32]byte{} // sealed hours' hashes as written, for the rollups
 	dayStems := map[int64][]string{}
+	bad := map[string]bool{} // sealed hours with a problem
 	for _, stem := range ls.stems {
 		vp := VerifiedPartition{Name: stem, Sealed: ls.seg[stem]}
 		if vp.Sealed {
 			vp.File = segPath(dir, stem)
 			vp.Problem = verifySeg(&vp, &expect, dec, d)
 			hashes[stem] = expect
+			bad[stem] = vp.Problem != ""
 			h, _ := parseStem(stem)
 			dayStems[dayOf(h)] = append(dayStems[dayOf(h)], stem)
 		} else {
@@ -126,6 +141,27 @@ func Verify(dir string) (*VerifyReport, error) {
 			rep.Problems = append(rep.Problems, vr.File+": "+vr.Problem)
 		}
 		rep.Rollups = append(rep.Rollups, vr)
+	}
+	auts := make([]string, 0, len(ls.aut))
+	for stem := range ls.aut {
+		auts = append(auts, stem)
+	}
+	slices.Sort(auts)
+	for _, stem := range auts {
+		vi := VerifiedIndex{Hour: stem, File: autPath(dir, stem)}
+		if bad[stem] {
+			// Its hour's problem is the one to report; the index cannot be
+			// rebuilt from it.
+			vi.Problem = "not checked: its hour does not verify"
+			rep.AuthorIndexes = append(rep.AuthorIndexes, vi)
+			continue
+		}
+		vi.Problem = verifyAuthored(dir, stem, hashes[stem], ls.seg[stem], dec)
+		vi.OK = vi.Problem == ""
+		if !vi.OK {
+			rep.Problems = append(rep.Problems, vi.File+": "+vi.Problem)
+		}
+		rep.AuthorIndexes = append(rep.AuthorIndexes, vi)
 	}
 	rep.Head = hex.EncodeToString(expect[:])
 	rep.OK = len(rep.Problems) == 0

@@ -44,7 +44,7 @@ type Options struct {
 // Metrics are the ledger writer's counters.
 type Metrics struct {
 	accesses, errors, sealed, retired, tornBytes prometheus.Counter
-	bytes, rollups                               prometheus.Counter
+	bytes, rollups, authored                     prometheus.Counter
 }
 
 // NewMetrics registers the ledger's metrics on reg (nil: not registered).
@@ -60,9 +60,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		tornBytes: c("warden_ledger_torn_bytes_total", "Bytes cut from torn log tails at start (kept aside)."),
 		bytes:     c("warden_ledger_log_bytes_total", "Bytes appended to partition logs."),
 		rollups:   c("warden_ledger_rollups_total", "Day rollups written (reach postings of a day's sealed hours, merged)."),
+		authored:  c("warden_ledger_author_indexes_total", "Hours' author indexes written (author -> Access numbers, for reach over an hour a window cuts)."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups)
+		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored)
 	}
 	return m
 }
@@ -93,12 +94,15 @@ type Ledger struct {
 
 	gd       *dictionary    // the shared dictionary, the sealer's alone
 	noRollup map[int64]bool // days with a format 3 hour, the sealer's alone: no rollup
-	tv       tupleVals      // the tuples' accounts and ips, the sealer's alone (rollup.go)
-	seal     chan string    // stems to seal, in order
-	sealDone chan struct{}
-	stop     chan struct{}
-	bgDone   chan struct{}
-	closed   bool
+	// noAuthored are hours whose author index failed or cannot be made
+	// (format 3), the sealer's alone: not tried again until a restart.
+	noAuthored map[string]bool
+	tv         tupleVals   // the tuples' accounts and ips, the sealer's alone (rollup.go)
+	seal       chan string // stems to seal, in order
+	sealDone   chan struct{}
+	stop       chan struct{}
+	bgDone     chan struct{}
+	closed     bool
 }
 
 // Open opens (creating) the ledger directory for writing: takes its lock,

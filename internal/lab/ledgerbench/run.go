@@ -37,6 +37,7 @@ type Row struct {
 	// who-took's CPU time, as Reach's.
 	WhoTookCPU, WhoTookColdCPU time.Duration
 	RollupBytes                int64 // the ledger's day rollups (*.day), part of Bytes
+	AuthoredBytes              int64 // the ledger's hours' author indexes (*.aut), part of Bytes
 	WriterMaxRSS               int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
 	WriterLive                 int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
 	Skipped                    string
@@ -184,6 +185,9 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 			if strings.HasSuffix(de.Name(), ".day") {
 				row.RollupBytes += info.Size()
 			}
+			if strings.HasSuffix(de.Name(), ".aut") {
+				row.AuthoredBytes += info.Size()
+			}
 		}
 	}
 	authors := queryAuthors(o, nAuthors)
@@ -301,8 +305,9 @@ func (rep *Report) Format(w io.Writer, command string) {
 		if r.Reach.CPU > 0 {
 			fmt.Fprintf(w, "%-15s queries' CPU ms (the querying thread's, median): reach %.2f, cold %.2f; cut %.2f, cold %.2f; who-took %.2f, cold %.2f\n",
 				"", ms(r.Reach.CPU), ms(r.Reach.ColdCPU), ms(r.Cut.CPU), ms(r.Cut.ColdCPU), ms(r.WhoTookCPU), ms(r.WhoTookColdCPU))
-			fmt.Fprintf(w, "%-15s reach's CPU ms, every thread of the process (median): %.2f, cold %.2f; cut %.2f, cold %.2f; day rollups %.2f bytes/acc of the %.2f\n",
-				"", ms(r.Reach.ProcCPU), ms(r.Reach.ColdProcCPU), ms(r.Cut.ProcCPU), ms(r.Cut.ColdProcCPU), float64(r.RollupBytes)/float64(o.Accesses), float64(r.Bytes)/float64(o.Accesses))
+			fmt.Fprintf(w, "%-15s reach's CPU ms, every thread of the process (median): %.2f, cold %.2f; cut %.2f, cold %.2f; day rollups %.2f and author indexes %.2f bytes/acc of the %.2f\n",
+				"", ms(r.Reach.ProcCPU), ms(r.Reach.ColdProcCPU), ms(r.Cut.ProcCPU), ms(r.Cut.ColdProcCPU),
+				float64(r.RollupBytes)/float64(o.Accesses), float64(r.AuthoredBytes)/float64(o.Accesses), float64(r.Bytes)/float64(o.Accesses))
 		}
 	}
 }

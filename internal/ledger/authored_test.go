@@ -1,0 +1,248 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// Every sealed hour gets an author index; reach over windows whose ends
+// cut hours (one end, both, both in one hour) gives, by every facet, what
+// the hours' columns alone give and what the Entries say.
+func TestAuthoredEqualsColumns(t *testing.T) {
+	dir := t.TempDir()
+	all := writeDays(t, dir, 30, Options{})
+	ls, err := list(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := 0
+	for _, stem := range ls.stems {
+		if ls.seg[stem] {
+			sealed++
+			if !ls.aut[stem] {
+				t.Fatalf("sealed hour %s has no author index", stem)
+			}
+		}
+	}
+	if sealed != 30 || len(ls.aut) != 30 {
+		t.Fatalf("%d sealed hours, %d author indexes", sealed, len(ls.aut))
+	}
+	authors := []string{"a0", "a1", "a3", "a7", "a7", "a12", "a24", "nobody"}
+	h := func(hours int, d time.Duration) time.Time { return day0.Add(time.Duration(hours)*time.Hour + d) }
+	for _, c := range []struct {
+		name string
+		w    Window
+		cut  int // hours the window cuts
+	}{
+		// Each hour's Accesses are in its first 30 minutes.
+		{"both ends", Window{From: h(2, 17*time.Minute+3*time.Second), To: h(27, 11*time.Minute+500*time.Microsecond)}, 2},
+		{"from only", Window{From: h(22, 14*time.Minute+59*time.Second)}, 1},
+		{"to only", Window{To: h(5, 10*time.Minute)}, 1},
+		{"inside one hour", Window{From: h(9, 4*time.Minute), To: h(9, 21*time.Minute)}, 1},
+	} {
+		for _, by := range []identify.Facet{identify.FacetAccount, identify.FacetIP, identify.FacetNet} {
+			t.Run(c.name+"/"+by.String(), func(t *testing.T) {
+				r := reader(t, dir, c.w)
+				defer r.Close()
+				views, impr := r.Viewers(authors, by)
+				got := valueSets(r, views)
+				used := 0
+				for _, x := range r.auts {
+					if x != nil {
+						used++
+					}
+				}
+				if used != c.cut {
+					t.Fatalf("%d author indexes used, want %d", used, c.cut)
+				}
+				for p := range r.auts {
+					r.auts[p] = nil // the columns alone
+				}
+				cv, cimpr := r.Viewers(authors, by)
+				cols := valueSets(r, cv)
+				sets, wimpr := viewersOf(all, c.w, authors, by)
+				for i, a := range authors {
+					if fmt.Sprint(got[i]) != fmt.Sprint(cols[i]) || impr[i] != cimpr[i] {
+						t.Errorf("%s: with author indexes %v (%d), columns %v (%d)", a, got[i], impr[i], cols[i], cimpr[i])
+					}
+					if fmt.Sprint(got[i]) != fmt.Sprint(sets[i]) || impr[i] != wimpr[i] {
+						t.Errorf("%s: %v (%d), the Entries say %v (%d)", a, got[i], impr[i], sets[i], wimpr[i])
+					}
+				}
+				reached := 0
+				for i := range authors {
+					reached += len(sets[i])
+				}
+				if reached < 5 {
+					t.Fatalf("the authors reached %d: the test asserts little", reached)
+				}
+			})
+		}
+	}
+	rep, err := Verify(dir)
+	if err != nil || !rep.OK || len(rep.AuthorIndexes) != 30 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+// Verify checks each author index's hash, the hour it names and its
+// postings against what the hour makes, and reports one whose hour is
+// gone; a reader never panics on an edited one, and answers from the
+// columns when it does not parse.
+func TestVerifyCatchesAuthoredEdits(t *testing.T) {
+	dir := t.TempDir()
+	all := writeDays(t, dir, 3, Options{})
+	stem := partName(day0.Add(time.Hour).Unix())
+	path := autPath(dir, stem)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problem := func(what string) string {
+		t.Helper()
+		rep, err := Verify(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], path) {
+			t.Fatalf("%s: %+v", what, rep.Problems)
+		}
+		return rep.Problems[0]
+	}
+	w := Window{From: day0.Add(time.Hour + 20*time.Minute)}
+	authors := []string{"a1", "a2", "a5"}
+	sets, wimpr := viewersOf(all, w, authors, identify.FacetAccount)
+
+	orig0, err := parseAuthored(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := slices.Clone(orig)
+	b[len(b)/2] ^= 1
+	os.WriteFile(path, b, 0o600)
+	if p := problem("edited byte"); !strings.Contains(p, "SHA-256") {
+		t.Fatalf("edited byte: %s", p)
+	}
+	// The reader does not hash an index; edited anywhere, it must not
+	// panic, and one that does not parse leaves the answer to the columns.
+	for _, at := range []int{0, 9, 12, 45, 50, len(b) / 3, len(b) / 2, len(b) - 40} {
+		e := slices.Clone(orig)
+		e[at] ^= 0xff
+		os.WriteFile(path, e, 0o600)
+		r := reader(t, dir, w)
+		views, impr := r.Viewers(authors, identify.FacetAccount)
+		if x, err := parseAuthored(e); err != nil || x.hour != day0.Add(time.Hour).Unix() || x.hash != orig0.hash {
+			got := valueSets(r, views)
+			for i := range authors {
+				if fmt.Sprint(got[i]) != fmt.Sprint(sets[i]) || impr[i] != wimpr[i] {
+					t.Fatalf("byte %d edited (%v): %s %v (%d), the Entries say %v (%d)", at, err, authors[i], got[i], impr[i], sets[i], wimpr[i])
+				}
+			}
+		}
+		r.Close()
+	}
+
+	// Rehashed with a posting moved to another Access: its postings are
+	// not what the hour makes.
+	x := orig0
+	dec := mustDecoder(t)
+	raws, err := x.k.rawBlocks(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb := &keyedBuilder{}
+	moved := false
+	for bi, raw := range raws {
+		bl, err := parseBlock(raw, x.k.first[bi], int(x.k.nkeys[bi]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, key := range bl.keys {
+			nums, err := accessNumbers(bl.raw[bl.off[j]:bl.end[j]], x.n, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !moved && nums[len(nums)-1]+1 < uint32(x.n) {
+				nums[len(nums)-1]++
+				moved = true
+			}
+			payload := binary.AppendUvarint(nil, uint64(len(nums)))
+			var prev uint32
+			for _, v := range nums {
+				payload = binary.AppendUvarint(payload, uint64(v-prev))
+				prev = v
+			}
+			kb.add(key, payload)
+		}
+	}
+	forged := kb.appendTo(authoredHeader(x.hour, x.hash, x.n), mustEncoder(t))
+	os.WriteFile(path, withHash(forged), 0o600)
+	if p := problem("forged postings"); !strings.Contains(p, "differs") {
+		t.Fatalf("forged postings: %s", p)
+	}
+
+	// Made for another hour's hash.
+	other := slices.Clone(orig[:len(orig)-32])
+	other[len(autMagic)+len(binary.AppendVarint(nil, x.hour))+3] ^= 1 // in the hour's SHA-256
+	os.WriteFile(path, withHash(other), 0o600)
+	if p := problem("another hash"); !strings.Contains(p, "by hash") {
+		t.Fatalf("another hash: %s", p)
+	}
+	r := reader(t, dir, w)
+	r.Viewers(authors, identify.FacetAccount)
+	for p, x := range r.auts {
+		if x != nil && partName(p.hour) == stem {
+			t.Fatalf("a reader used an author index that names another hash")
+		}
+	}
+	r.Close()
+
+	// Its hour gone.
+	os.WriteFile(path, orig, 0o600)
+	seg, _ := os.ReadFile(segPath(dir, stem))
+	os.Rename(segPath(dir, stem), segPath(dir, stem)+".aside")
+	rep, err := Verify(dir)
+	if err != nil || rep.OK || !slices.ContainsFunc(rep.Problems, func(p string) bool {
+		return strings.HasPrefix(p, path) && strings.Contains(p, "not sealed")
+	}) {
+		t.Fatalf("hour gone: %+v %v", rep, err)
+	}
+	os.WriteFile(segPath(dir, stem), seg, 0o600)
+	os.Remove(segPath(dir, stem) + ".aside")
+	if rep, err := Verify(dir); err != nil || !rep.OK || len(rep.AuthorIndexes) != 3 {
+		t.Fatalf("restored: %+v %v", rep, err)
+	}
+}
+
+// Retention removes an hour's author index with the hour.
+func TestAuthoredRetention(t *testing.T) {
+	dir := t.TempDir()
+	writeDays(t, dir, 6, Options{})
+	openAt(t, dir, &clock{t: day0.Add(7 * time.Hour)}, Options{MaxAge: 4 * time.Hour}).Close()
+	ls, _ := list(dir)
+	for _, stem := range []string{partName(day0.Unix()), partName(day0.Add(time.Hour).Unix())} {
+		if ls.seg[stem] || ls.aut[stem] {
+			t.Fatalf("%s: sealed %v, author index %v after retention", stem, ls.seg[stem], ls.aut[stem])
+		}
+	}
+	if last := partName(day0.Add(5 * time.Hour).Unix()); !ls.seg[last] || !ls.aut[last] {
+		t.Fatalf("hour %s or its index removed", last)
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK || len(rep.AuthorIndexes) != len(ls.aut) {
+		t.Fatalf("verify after retention: %+v %v", rep, err)
+	}
+}
+
+// withHash appends b's SHA-256, as the sealer ends its files.
+func withHash(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return append(b, s[:]...)
+}
