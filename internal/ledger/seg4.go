@@ -89,22 +89,27 @@ func buildIndex4(entries []entry, tuples []uint32, hour int64) *builders4 {
 		nauth, nrecs = nauth+len(entries[i].authors), nrecs+len(entries[i].recs)
 	}
 	pairs := make([]uint64, 0, nauth)
-	authors := make([]uint32, 0, nauth)
 	for i := range entries {
 		for _, a := range entries[i].authors {
 			pairs = append(pairs, uint64(a)<<32|uint64(tuples[i]))
-			authors = append(authors, a)
 		}
 	}
-	slices.Sort(authors)
-	v := buildPairs(pairs)
+	pairs, _ = radixSort(pairs, nil)
+	// An author's impressions are its pairs before duplicates go (one a
+	// piece of content served), counted from the sorted pairs.
+	impr := make([]uint64, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); {
+		j := i + 1
+		for j < len(pairs) && pairs[j]>>32 == pairs[i]>>32 {
+			j++
+		}
+		impr = append(impr, uint64(j-i))
+		i = j
+	}
+	v := pairsOfSorted(pairs)
 	var payload []byte
 	for k, key := range v.keys {
-		n := 0
-		for len(authors) > 0 && uint64(authors[0]) == key {
-			authors, n = authors[1:], n+1
-		}
-		payload = appendViewers(payload[:0], uint64(n), v.vals[v.off[k]:v.off[k+1]])
+		payload = appendViewers(payload[:0], impr[k], v.vals[v.off[k]:v.off[k+1]])
 		b.viewers.add(uint32(key), payload)
 	}
 	if len(b.classes) <= maxRowClasses {

@@ -52,7 +52,12 @@ func buildCSR(ps []kv) csr {
 // buildPairs is buildCSR for postings packed key<<32|val (keys below 2^32),
 // which sort as plain integers.
 func buildPairs(ps []uint64) csr {
-	slices.Sort(ps)
+	ps, _ = radixSort(ps, nil)
+	return pairsOfSorted(ps)
+}
+
+// pairsOfSorted is buildPairs of sorted postings.
+func pairsOfSorted(ps []uint64) csr {
 	ps = slices.Compact(ps)
 	var t csr
 	t.vals = make([]uint32, 0, len(ps))
@@ -184,18 +189,12 @@ type taking struct {
 }
 
 func buildRows(ts []taking, hour int64) rows {
-	slices.SortFunc(ts, func(a, b taking) int {
-		if c := cmp.Compare(a.subject, b.subject); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.ident, b.ident); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.set, b.set); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.t, b.t)
-	})
+	ts, _, _, _ = sortTakings(ts, nil, nil, nil)
+	return rowsOfSorted(ts, hour)
+}
+
+// rowsOfSorted is buildRows of takings sorted by compareTakings.
+func rowsOfSorted(ts []taking, hour int64) rows {
 	var r rows
 	var prev uint32
 	for i := 0; i < len(ts); {
