@@ -30,6 +30,7 @@ type dictionary struct {
 	// own dictionary.
 	tfOnce [NumFacets]sync.Once
 	tf     [NumFacets][]uint32
+	sink   byte // what internMany's prefetch read, kept
 }
 
 // tupleFacet is, for facet f, the value (+1, 0 absent) of each tuple; a
@@ -121,6 +122,50 @@ func (d *dictionary) intern(ns int, s []byte, buf *[]byte) uint32 {
 		*buf = appendDictFrame(*buf, ns, s)
 	}
 	return v
+}
+
+// internMany is intern of n names of ns, name(i, dst) the i-th (appended
+// to dst, or where it lies if it stays there until the batch is
+// interned), its integer written to out[i]. The sealer interns each
+// hour's distinct ids and tuples, about 3.7 an Access at the issue's
+// density, in tables of millions of names: as in Add (prefetch), names are
+// hashed in batches and the slots and records they will read loaded ahead,
+// so that the batch's cache misses overlap.
+func (d *dictionary) internMany(ns, n int, name func(i int, dst []byte) []byte, out []uint32, buf *[]byte) {
+	t := &d.t[ns]
+	t.index()
+	var pf prefetch
+	var keep [len(pf.h)][]byte
+	for i := 0; i < n; i += len(keep) {
+		k := min(len(keep), n-i)
+		pf = prefetch{}
+		for j := range k {
+			keep[j] = name(i+j, keep[j][:0])
+			pf.add(t, unsafe.String(unsafe.SliceData(keep[j]), len(keep[j])))
+		}
+		d.sink += pf.names()
+		for j, s := range keep[:k] {
+			h, _ := pf.hash()
+			v, added := t.internHash(unsafe.String(unsafe.SliceData(s), len(s)), h)
+			if added {
+				*buf = appendDictFrame(*buf, ns, s)
+			}
+			out[i+j] = v
+		}
+	}
+}
+
+// adopt translates a log's partition p into d's integers, interning its
+// names and its Accesses' tuples (the frames of new ones appended to buf),
+// and returns each Access's tuple.
+func (d *dictionary) adopt(p *partition, buf *[]byte) []uint32 {
+	p.translateWith(func(ns int, names *strtab, out []uint32) {
+		// A log's names stay where they lie until p.dict is dropped.
+		d.internMany(ns, len(out), func(i int, _ []byte) []byte { return names.at(uint32(i)) }, out, buf)
+	})
+	tuples := make([]uint32, len(p.entries))
+	d.internMany(nsTuple, len(p.entries), func(i int, dst []byte) []byte { return tupleKey(dst, &p.entries[i].facets) }, tuples, buf)
+	return tuples
 }
 
 // appendDictFrame appends the frame that gives s the next integer of ns.

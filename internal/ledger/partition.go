@@ -144,12 +144,20 @@ func countAccesses(b []byte) int {
 // translate turns a log's ids (its own dictionary) into those id gives
 // (the shared dictionary's), and drops the log's dictionary.
 func (p *partition) translate(id func(ns int, s []byte) uint32) {
+	p.translateWith(func(ns int, names *strtab, out []uint32) {
+		for i := range out {
+			out[i] = id(ns, names.at(uint32(i)))
+		}
+	})
+}
+
+// translateWith is translate with ids giving the integers of every name
+// of a namespace of the log's dictionary at once (out[i]: name i's).
+func (p *partition) translateWith(ids func(ns int, names *strtab, out []uint32)) {
 	var m [nsCount][]uint32
 	for ns := range m {
 		m[ns] = make([]uint32, p.dict[ns].len())
-		for i := range m[ns] {
-			m[ns][i] = id(ns, p.dict[ns].at(uint32(i)))
-		}
+		ids(ns, &p.dict[ns], m[ns])
 	}
 	for i := range p.entries {
 		translateEntry(&p.entries[i], &m)

@@ -90,8 +90,7 @@ func BenchmarkSealDense(b *testing.B) {
 			b.Fatal("log does not read back")
 		}
 		var frames []byte
-		q.translate(func(ns int, s []byte) uint32 { return d.intern(ns, s, &frames) })
-		tuples := tuplesOf(q.entries, func(key []byte) uint32 { return d.intern(nsTuple, key, &frames) })
+		tuples := d.adopt(q, &frames)
 		out, _ = encodeSeg(q, tuples, [32]byte{}, enc)
 	}
 	b.StopTimer()

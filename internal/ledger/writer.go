@@ -691,8 +691,7 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 		}
 	}
 	var frames []byte
-	p.translate(func(ns int, s []byte) uint32 { return l.gd.intern(ns, s, &frames) })
-	tuples := tuplesOf(p.entries, func(key []byte) uint32 { return l.gd.intern(nsTuple, key, &frames) })
+	tuples := l.gd.adopt(p, &frames)
 	if err := l.gd.appendIDs(l.opts.Dir, frames); err != nil {
 		l.gd = nil // reread: what reached the file is unknown
 		return fmt.Errorf("ledger: append to %s: %w", idsFile, err)
