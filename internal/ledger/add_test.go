@@ -144,7 +144,7 @@ func TestRequestIDForms(t *testing.T) {
 		e := entry{reqID: c.id}
 		var sizes [nsCount]int
 		var got entry
-		if err := decodeEntry(appendEntry(nil, &e, 0), 0, &sizes, &got); err != nil {
+		if err := decodeEntry(appendEntry(nil, &e, 0), 0, &sizes, &got, nil); err != nil {
 			t.Fatalf("%q: %v", c.id, err)
 		}
 		if want := c.id[:min(len(c.id), 255)]; got.reqID != want {

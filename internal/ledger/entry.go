@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/warden-gw/warden/internal/identify"
 )
@@ -202,6 +203,67 @@ var unhex = func() (t [256]byte) {
 type decoder struct {
 	b   []byte
 	err error
+	a   *entryArena // where an entry's slices and request id go; nil: allocated each
+}
+
+// entryArena hands out the slices and request ids of a log's entries from
+// a few large allocations, for the sealer: at the density an hour
+// holds 139,000 Accesses, each decoded with four or five small
+// allocations (its request id, classes, records, authors) that the
+// collector then marks one by one and frees with the hour. A chunk stays
+// alive while any entry cut from it does: only for entries dropped
+// together (a partition being sealed), never for what a query returns.
+type entryArena struct {
+	u32  []uint32
+	recs []rec
+	str  []byte
+}
+
+const arenaChunk = 1 << 16 // elements of a chunk
+
+// cut returns the next n elements of *chunk, starting a new chunk when it
+// is full (the old one stays with the entries cut from it).
+func cut[T any](chunk *[]T, n int) []T {
+	if len(*chunk)+n > cap(*chunk) {
+		*chunk = make([]T, 0, max(arenaChunk, n))
+	}
+	c := *chunk
+	*chunk = c[:len(c)+n]
+	return c[len(c) : len(c)+n : len(c)+n]
+}
+
+func (d *decoder) uint32s(n int) []uint32 {
+	if d.a == nil {
+		return make([]uint32, n)
+	}
+	return cut(&d.a.u32, n)
+}
+
+func (d *decoder) recs(n int) []rec {
+	if d.a == nil {
+		return make([]rec, n)
+	}
+	return cut(&d.a.recs, n)
+}
+
+// str is b as a string.
+func (d *decoder) str(b []byte) string {
+	if d.a == nil || len(b) == 0 {
+		return string(b)
+	}
+	s := cut(&d.a.str, len(b))
+	copy(s, b)
+	return unsafe.String(unsafe.SliceData(s), len(s))
+}
+
+// hexID is b in hex, as a string.
+func (d *decoder) hexID(b []byte) string {
+	if d.a == nil {
+		return hex.EncodeToString(b)
+	}
+	s := cut(&d.a.str, hex.EncodedLen(len(b)))
+	hex.Encode(s, b)
+	return unsafe.String(unsafe.SliceData(s), len(s))
 }
 
 var errShort = errors.New("entry cut short")
@@ -296,7 +358,7 @@ func (d *decoder) refs(max int) []uint32 {
 	if n == 0 {
 		return nil
 	}
-	out := make([]uint32, n)
+	out := d.uint32s(n)
 	for i := range out {
 		out[i] = d.ref(max, false)
 	}
@@ -319,17 +381,17 @@ func (d *decoder) verdict(e *entry, sizes *[nsCount]int) {
 
 // decodeEntry decodes body into e; sizes are the dictionary's sizes per
 // namespace at this point of the log.
-func decodeEntry(body []byte, hour int64, sizes *[nsCount]int, e *entry) error {
-	d := decoder{b: body}
+func decodeEntry(body []byte, hour int64, sizes *[nsCount]int, e *entry, a *entryArena) error {
+	d := decoder{b: body, a: a}
 	*e = entry{}
 	e.t = hour + d.varint()
 	switch d.byte() {
 	case 0:
 		n := int(d.byte())
-		e.reqID = string(d.bytes(n))
+		e.reqID = d.str(d.bytes(n))
 	case 1:
 		if b := d.bytes(12); b != nil {
-			e.reqID = hex.EncodeToString(b)
+			e.reqID = d.hexID(b)
 		}
 	default:
 		d.fail(errors.New("bad request id form"))
@@ -355,7 +417,7 @@ func decodeEntry(body []byte, hour int64, sizes *[nsCount]int, e *entry) error {
 	}
 	d.verdict(e, sizes)
 	if n := d.count(3); n > 0 {
-		e.recs = make([]rec, n)
+		e.recs = d.recs(n)
 		for i := range e.recs {
 			e.recs[i] = rec{id: d.ref(sizes[nsID], false), classes: d.uvarint(), masked: d.uvarint()}
 		}

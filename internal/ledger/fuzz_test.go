@@ -55,7 +55,7 @@ func FuzzDecodeLog(f *testing.F) {
 			for i := range p.entries {
 				enc := appendEntry(nil, &p.entries[i], p.hour*1e6)
 				var e entry
-				if err := decodeEntry(enc, p.hour*1e6, sizes, &e); err != nil {
+				if err := decodeEntry(enc, p.hour*1e6, sizes, &e, nil); err != nil {
 					t.Fatalf("re-decode: %v", err)
 				}
 				if again := appendEntry(nil, &e, p.hour*1e6); string(again) != string(enc) {
@@ -101,7 +101,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte{0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e entry
-		if decodeEntry(b, t0.UnixMicro(), p.logSizes(), &e) != nil {
+		if decodeEntry(b, t0.UnixMicro(), p.logSizes(), &e, nil) != nil {
 			return
 		}
 		for _, v := range append(append([]uint32{}, e.classes...), e.masks...) {

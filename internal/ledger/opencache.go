@@ -340,7 +340,7 @@ read:
 			lg.ids[ns] = append(lg.ids[ns], c.intern(int(ns), body[1:]))
 			lg.sizes[ns]++
 		case kindAccess:
-			if decodeEntry(body, lg.hour*1e6, &lg.sizes, &e) != nil {
+			if decodeEntry(body, lg.hour*1e6, &lg.sizes, &e, nil) != nil {
 				lg.bad = true
 				break read
 			}

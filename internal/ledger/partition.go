@@ -83,6 +83,12 @@ func (p *partition) addEntry(e *entry) {
 // part ends; a frame whose CRC checks but whose Access does not decode
 // ends it too (why says so).
 func readLog(path string, b []byte) (p *partition, valid int, why error) {
+	return readLogInto(path, b, nil)
+}
+
+// readLogInto is readLog with the entries' slices cut from a (nil:
+// allocated each): the sealer's, whose partition is dropped whole.
+func readLogInto(path string, b []byte, a *entryArena) (p *partition, valid int, why error) {
 	kind, body, n, err := nextFrame(b)
 	if err != nil || kind != kindHeader {
 		return nil, 0, errors.New("no header frame")
@@ -92,7 +98,7 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 		return nil, 0, err
 	}
 	p = newPartition(path, hour)
-	p.entries = make([]entry, 0, countAccesses(b[n:]))
+	p.entries = make([]entry, 0, countFrames(b[n:], &p.dict))
 	off := n
 	sizes := p.logSizes()
 	var e entry
@@ -110,7 +116,7 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 			p.dict[ns].add(body[1:])
 			sizes[ns]++
 		case kindAccess:
-			if err := decodeEntry(body, hour*1e6, sizes, &e); err != nil {
+			if err := decodeEntry(body, hour*1e6, sizes, &e, a); err != nil {
 				return p, off, fmt.Errorf("at byte %d: access: %w", off, err)
 			}
 			p.addEntry(&e)
@@ -127,16 +133,34 @@ func readLog(path string, b []byte) (p *partition, valid int, why error) {
 // checksum): at least as many as check, so that a sealer reading an hour
 // sizes its Accesses once instead of doubling them.
 func countAccesses(b []byte) int {
+	return countFrames(b, nil)
+}
+
+// countFrames is countAccesses, and sizes each namespace's dictionary
+// frames (names and bytes) in dict, when not nil, so that their tables
+// grow once.
+func countFrames(b []byte, dict *[nsCount]strtab) int {
 	c := 0
+	var names, size [nsCount]int
 	for len(b) > frameHead {
 		n := binary.LittleEndian.Uint32(b)
 		if n < 1 || uint64(n) > uint64(len(b)-frameHead) {
 			break
 		}
-		if b[frameHead] == kindAccess {
+		switch k := b[frameHead]; {
+		case k == kindAccess:
 			c++
+		case k == kindDict && n >= 2 && int(b[frameHead+1]) < nsCount:
+			names[b[frameHead+1]]++
+			size[b[frameHead+1]] += int(n) - 2 + 4 + binary.MaxVarintLen32
 		}
 		b = b[frameHead+int(n):]
+	}
+	if dict != nil {
+		for ns := range dict {
+			dict[ns].data = make([]byte, 0, size[ns])
+			dict[ns].starts = make([]uint64, 0, names[ns])
+		}
 	}
 	return c
 }
@@ -298,7 +322,7 @@ func parseCold(raw []byte, hour int64, sizes *[nsCount]int) ([]entry, error) {
 		if d.err != nil {
 			break
 		}
-		if err := decodeEntry(eb, hour*1e6, sizes, &e); err != nil {
+		if err := decodeEntry(eb, hour*1e6, sizes, &e, nil); err != nil {
 			return nil, fmt.Errorf("access %d: %w", i, err)
 		}
 		es = append(es, e)

@@ -85,7 +85,7 @@ func BenchmarkSealDense(b *testing.B) {
 	c0 := procCPU()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		q, valid, _ := readLog("dense", log)
+		q, valid, _ := readLogInto("dense", log, &entryArena{})
 		if valid != len(log) {
 			b.Fatal("log does not read back")
 		}

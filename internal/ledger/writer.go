@@ -674,7 +674,7 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	if err != nil {
 		return err
 	}
-	p, valid, why := readLog(wp, b)
+	p, valid, why := readLogInto(wp, b, &entryArena{})
 	if p == nil || valid != len(b) {
 		return fmt.Errorf("%s: %v", wp, why)
 	}
