@@ -25,6 +25,12 @@ type Row struct {
 	Ingest    time.Duration // appending every Access (the ledger: Add calls only)
 	IngestCPU time.Duration // the ledger: CPU time of Add's thread (one core), GC assists included
 	IngestAll time.Duration // until everything is sealed / merged and queryable
+	// WriterCPU is the ledger's CPU time for everything its writer does,
+	// from Open to Close: Add, flushing, sealing, the day rollups and the
+	// collector (the process's CPU time less the generator's thread's;
+	// the collector's share includes collecting the generator's garbage,
+	// as a gateway's collections include the request path's).
+	WriterCPU time.Duration
 	Bytes     int64
 	// Reach is exact reach of the authors over the last ReachDays days,
 	// whole days (window); Cut the same over a window of as many days
@@ -116,6 +122,13 @@ func cutWindow(o Options) ledger.Window {
 	return ledger.Window{From: w.From.Add(-cutBack), To: w.To.Add(-cutBack)}
 }
 
+// procCPU is the CPU time of the whole process, every thread.
+func procCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // threadCPU is the CPU time of the calling thread (Linux, RUSAGE_THREAD).
 func threadCPU() time.Duration {
 	var ru syscall.Rusage
@@ -128,6 +141,7 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	c := &clock{t: Start}
+	p0 := procCPU()
 	l, err := ledger.Open(ledger.Options{Dir: o.Dir, Now: c.now, FsyncInterval: time.Second})
 	if err != nil {
 		return nil, err
@@ -135,17 +149,19 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	g := newGen(o)
 	batch := make([]ledger.Entry, 1<<14)
 	acc := make([]access, len(batch))
-	var ingest, cpu time.Duration
+	var ingest, cpu, genCPU time.Duration
 	var peak, live uint64
 	var ms runtime.MemStats
 	lm := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	start := time.Now()
 	for n := 0; ; {
 		k := 0
+		tg := threadCPU()
 		for k < len(batch) && g.next(&acc[k]) {
 			acc[k].entry(&batch[k])
 			k++
 		}
+		genCPU += threadCPU() - tg
 		if k == 0 {
 			break
 		}
@@ -158,9 +174,11 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 		cpu += threadCPU() - tc
 		n += k
 		if n%(1<<18) < k {
+			tg := threadCPU()
 			runtime.ReadMemStats(&ms)
 			metrics.Read(lm)
 			peak, live = max(peak, ms.HeapInuse), max(live, lm[0].Value.Uint64())
+			genCPU += threadCPU() - tg // the bench's, not the writer's
 		}
 		if n%(1<<20) < k {
 			fmt.Fprintf(log, "ledger: %d Accesses appended (%.0f/s in Add, %.0f/s of Add's CPU), heap %d MiB, live %d MiB\n",
@@ -177,7 +195,8 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	if err := l.Close(); err != nil {
 		return nil, err
 	}
-	row := &Row{Store: "warden ledger", Ingest: ingest, IngestCPU: cpu, IngestAll: time.Since(start), WriterMaxRSS: int64(peak), WriterLive: int64(live)}
+	row := &Row{Store: "warden ledger", Ingest: ingest, IngestCPU: cpu, IngestAll: time.Since(start), WriterMaxRSS: int64(peak), WriterLive: int64(live),
+		WriterCPU: procCPU() - p0 - genCPU}
 	des, _ := os.ReadDir(o.Dir)
 	for _, de := range des {
 		if info, err := de.Info(); err == nil && !de.IsDir() {
@@ -302,6 +321,10 @@ func (rep *Report) Format(w io.Writer, command string) {
 			r.Store, float64(o.Accesses)/r.Ingest.Seconds(), perCPU, r.IngestAll.Seconds(), float64(r.Bytes)/float64(o.Accesses),
 			ms(r.Reach.Wall), ms(r.Reach.Cold), ms(r.Cut.Wall), ms(r.Cut.Cold), ms(r.WhoTook), ms(r.WhoTookCold), r.Reach.Value, r.Cut.Value,
 			r.WriterMaxRSS>>20, r.WriterLive>>20, r.WhoTookRows, r.Reach.Impressions, r.Cut.Impressions)
+		if r.WriterCPU > 0 {
+			fmt.Fprintf(w, "%-15s writer's CPU (Add, sealing, rollups, collector; the process's less the generator's): %.0f Accesses per CPU-second, %.2f us an Access (Add's thread %.2f)\n",
+				"", float64(o.Accesses)/r.WriterCPU.Seconds(), float64(r.WriterCPU.Nanoseconds())/float64(o.Accesses)/1e3, float64(r.IngestCPU.Nanoseconds())/float64(o.Accesses)/1e3)
+		}
 		if r.Reach.CPU > 0 {
 			fmt.Fprintf(w, "%-15s queries' CPU ms (the querying thread's, median): reach %.2f, cold %.2f; cut %.2f, cold %.2f; who-took %.2f, cold %.2f\n",
 				"", ms(r.Reach.CPU), ms(r.Reach.ColdCPU), ms(r.Cut.CPU), ms(r.Cut.ColdCPU), ms(r.WhoTookCPU), ms(r.WhoTookColdCPU))
