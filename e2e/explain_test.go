@@ -54,13 +54,12 @@ func TestExplainSameInCommandAPIAndPage(t *testing.T) {
 	}
 	for decision, id := range ids {
 		// The ledger's writer hands over within a second; the API is polled
-		// until it holds the request.
+		// until it holds the request (30 s: a hang, not a pace).
 		var api answer
-		for try := 0; ; try++ {
-			if api = adminDo(t, g, "GET", "/v1/ledger/explain?id="+id, ""); api.status != http.StatusNotFound || try == 100 {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if api = adminDo(t, g, "GET", "/v1/ledger/explain?id="+id, ""); api.status != http.StatusNotFound || time.Now().After(deadline) {
 				break
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
 		var fromAPI, fromCLI any
 		if err := json.Unmarshal([]byte(api.body), &fromAPI); err != nil || api.status != 200 {
