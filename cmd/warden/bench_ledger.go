@@ -23,6 +23,7 @@ func runBenchLedger(ctx context.Context, args []string, stdout, stderr io.Writer
 	dir := fs.String("dir", "", "ledger directory to write (must not exist; default: a temporary one, removed after)")
 	out := fs.String("out", "", "also write the report to this file")
 	ch := fs.Bool("clickhouse", true, "load the same Accesses into ClickHouse (when installed) as the comparison row")
+	wl := fs.Bool("warden", true, "run the warden ledger's row (false: the ClickHouse comparison alone)")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return errUsage
 	}
@@ -37,7 +38,7 @@ func runBenchLedger(ctx context.Context, args []string, stdout, stderr io.Writer
 	} else if _, err := os.Stat(d); err == nil {
 		return fmt.Errorf("bench ledger: %s exists; give a new directory", d)
 	}
-	rep, err := ledgerbench.Run(ctx, ledgerbench.Options{Dir: d, Accesses: *n, Identities: *ids, Subjects: *subjects, Authors: *authors, Days: *days, NoClickHouse: !*ch}, stderr)
+	rep, err := ledgerbench.Run(ctx, ledgerbench.Options{Dir: d, Accesses: *n, Identities: *ids, Subjects: *subjects, Authors: *authors, Days: *days, NoClickHouse: !*ch, NoWarden: !*wl}, stderr)
 	if err != nil {
 		return err
 	}

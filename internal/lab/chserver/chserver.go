@@ -42,23 +42,53 @@ func Find() string {
 	return ""
 }
 
+// config is the server's: its own log and error log under log/ (kept,
+// rotated at 100 MB, so a server that goes away leaves its reason where
+// LogPaths says), and caches sized for a shared 2-core machine rather than
+// 18.16's defaults (8 GiB of uncompressed cache, 5 GiB of marks).
 const config = `<yandex>
-  <logger><level>warning</level><console>1</console></logger>
+  <logger>
+    <level>information</level>
+    <log>%[5]s/log/clickhouse-server.log</log>
+    <errorlog>%[5]s/log/clickhouse-server.err.log</errorlog>
+    <size>100M</size>
+    <count>3</count>
+  </logger>
   <listen_host>127.0.0.1</listen_host>
-  <http_port>%d</http_port>
-  <tcp_port>%d</tcp_port>
-  <path>%s/</path>
-  <tmp_path>%s/tmp/</tmp_path>
+  <http_port>%[1]d</http_port>
+  <tcp_port>%[2]d</tcp_port>
+  <path>%[3]s/</path>
+  <tmp_path>%[4]s/tmp/</tmp_path>
   <users_config>users.xml</users_config>
   <default_profile>default</default_profile>
   <default_database>default</default_database>
   <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <max_concurrent_queries>100</max_concurrent_queries>
+  <keep_alive_timeout>30</keep_alive_timeout>
 </yandex>
 `
 
+// users is the profile every query runs with. max_threads is the
+// machine's 2 cores; a query may use 4 GB and all of them 8 GB, the
+// server's whole budget on a 24 GiB machine shared with the gateway under
+// test; an insert forms blocks of 1,048,576 rows (each a part per day it
+// spans, so a load of 100,000,000 rows makes about 130 parts); merges run
+// on 4 threads (18.16's 16 compete with the insert for 2 cores); the HTTP
+// interface waits an hour for a long load's next bytes or OPTIMIZE's
+// answer instead of 18.16's 30 minutes.
 const users = `<yandex>
-  <profiles><default><max_memory_usage>8000000000</max_memory_usage></default></profiles>
+  <profiles><default>
+    <max_threads>2</max_threads>
+    <max_memory_usage>4000000000</max_memory_usage>
+    <max_memory_usage_for_all_queries>8000000000</max_memory_usage_for_all_queries>
+    <max_insert_block_size>1048576</max_insert_block_size>
+    <background_pool_size>4</background_pool_size>
+    <http_receive_timeout>3600</http_receive_timeout>
+    <http_send_timeout>3600</http_send_timeout>
+    <receive_timeout>3600</receive_timeout>
+    <send_timeout>3600</send_timeout>
+  </default></profiles>
   <users>
     <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
     <warden><password>%s</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></warden>
@@ -79,6 +109,7 @@ type Server struct {
 	Password string
 	cmd      *exec.Cmd
 	done     chan struct{}
+	exit     error // cmd.Wait's, once done is closed
 }
 
 // Addr is the HTTP interface's address.
@@ -95,7 +126,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Bin: bin, Dir: dir, HTTPPort: freePort(), TCPPort: freePort(), Password: "warden-test"}
-	if err := os.WriteFile(filepath.Join(dir, "config.xml"), fmt.Appendf(nil, config, s.HTTPPort, s.TCPPort, dir+"/data", dir+"/data"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.xml"), fmt.Appendf(nil, config, s.HTTPPort, s.TCPPort, dir+"/data", dir+"/data", dir), 0o600); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "users.xml"), fmt.Appendf(nil, users, s.Password), 0o600); err != nil {
@@ -123,7 +154,8 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	logf.Close()
 	s.cmd, s.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(s.done) }()
+	done := s.done
+	go func() { s.exit = cmd.Wait(); close(done) }()
 	for i := 0; ; i++ {
 		v, err := s.Query(ctx, "SELECT version()", nil)
 		if err == nil {
@@ -143,13 +175,102 @@ func (s *Server) run(ctx context.Context) error {
 	}
 }
 
-func (s *Server) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.Dir, "server.log"))
-	l := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(l) > 5 {
-		l = l[len(l)-5:]
+// LogPaths are the server's logs: its stdout and stderr (what it prints
+// before its logger is up, and a crash's last words), its log and its
+// error log.
+func (s *Server) LogPaths() []string {
+	return []string{filepath.Join(s.Dir, "server.log"), filepath.Join(s.Dir, "log", "clickhouse-server.log"),
+		filepath.Join(s.Dir, "log", "clickhouse-server.err.log")}
+}
+
+// LogTail is the last n lines of the error log, or of stdout and stderr
+// when the error log has none: what to show beside an error from the
+// server.
+func (s *Server) LogTail(n int) string {
+	p := s.LogPaths()
+	var l []string
+	for _, f := range []string{p[2], p[0]} {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n") {
+			// An exception's stack frames ("12. /lib/...") would push
+			// out the lines that say what went wrong.
+			if line = strings.TrimSpace(line); line != "" && !stackFrame(line) {
+				l = append(l, line)
+			}
+		}
+		if len(l) > 0 {
+			break
+		}
+	}
+	if len(l) > n {
+		l = l[len(l)-n:]
 	}
 	return strings.Join(l, " | ")
+}
+
+// stackFrame says whether line is a frame of a stack trace: a number,
+// a dot and a space.
+func stackFrame(line string) bool {
+	i := 0
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+		i++
+	}
+	return i > 0 && strings.HasPrefix(line[i:], ". ")
+}
+
+func (s *Server) logTail() string { return s.LogTail(5) }
+
+// Exited says whether the process has ended on its own (neither Stop nor
+// Kill): nil while it runs, else how it ended (exit status or signal) and
+// its error log's last lines.
+func (s *Server) Exited() error {
+	if s.cmd == nil {
+		return nil
+	}
+	select {
+	case <-s.done:
+		return fmt.Errorf("%s (pid %d) ended: %v; log %s: %s", s.Bin, s.cmd.Process.Pid, s.exit, s.LogPaths()[2], s.LogTail(10))
+	default:
+		return nil
+	}
+}
+
+// Done is closed when the process has ended (on its own, or by Stop or
+// Kill); nil before Start.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Pid is the process's id, 0 when it is not running.
+func (s *Server) Pid() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// RSS is the process's resident memory now and at its peak (VmRSS and
+// VmHWM in /proc, bytes); zeros when it has ended or /proc is not Linux's.
+func (s *Server) RSS() (now, peak int64) {
+	if s.cmd == nil {
+		return 0, 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		var kb int64
+		fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
+		if k == "VmRSS" {
+			now = kb << 10
+		} else {
+			peak = kb << 10
+		}
+	}
+	return now, peak
 }
 
 // Stop ends the server gracefully (SIGTERM; SIGKILL after 20 s).

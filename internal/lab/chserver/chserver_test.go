@@ -2,7 +2,9 @@ package chserver
 
 import (
 	"context"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -29,5 +31,48 @@ func TestStartKillRestart(t *testing.T) {
 	}
 	if got, err := s.Query(ctx, "SELECT sum(x) FROM t", nil); err != nil || got != "7" {
 		t.Fatalf("after restart: %q %v", got, err)
+	}
+}
+
+// TestSettingsLogsExit checks that queries run with the profile's
+// settings (a load of 100,000,000 rows needs them), that the server
+// writes its logs where LogPaths says, and that a server that ends on its
+// own is reported with how it ended.
+func TestSettingsLogsExit(t *testing.T) {
+	s := ForTest(t)
+	ctx := context.Background()
+	got, err := s.Query(ctx, "SELECT name, value FROM system.settings WHERE name IN ('max_threads', 'max_memory_usage', 'max_memory_usage_for_all_queries', 'max_insert_block_size', 'background_pool_size', 'http_receive_timeout', 'http_send_timeout') ORDER BY name", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "background_pool_size\t4\nhttp_receive_timeout\t3600\nhttp_send_timeout\t3600\nmax_insert_block_size\t1048576\n" +
+		"max_memory_usage\t4000000000\nmax_memory_usage_for_all_queries\t8000000000\nmax_threads\t2"
+	if got != want {
+		t.Fatalf("settings:\n%s\nwant\n%s", got, want)
+	}
+	if _, err := s.Query(ctx, "SELECT nonsense()", nil); err == nil {
+		t.Fatal("an unknown function answered")
+	}
+	for _, p := range s.LogPaths()[1:] {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			t.Fatalf("log %s: %v", p, err)
+		}
+	}
+	if tail := s.LogTail(20); !strings.Contains(tail, "nonsense") {
+		t.Fatalf("the error log's tail does not name the failed query: %q", tail)
+	}
+	now, peak := s.RSS()
+	if now <= 0 || peak < now {
+		t.Fatalf("RSS %d, peak %d", now, peak)
+	}
+	if err := s.Exited(); err != nil {
+		t.Fatalf("a running server: %v", err)
+	}
+	if err := syscall.Kill(s.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.Done()
+	if err := s.Exited(); err == nil || !strings.Contains(err.Error(), "signal: killed") {
+		t.Fatalf("a killed server: %v", err)
 	}
 }

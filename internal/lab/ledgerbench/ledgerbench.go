@@ -31,6 +31,9 @@ type Options struct {
 	// NoClickHouse skips the comparison row (its load of 100,000,000
 	// rows takes longer than the ledger's run).
 	NoClickHouse bool
+	// NoWarden skips the ledger's row: the ClickHouse comparison alone
+	// (to reproduce a failure of its load without the ledger's run).
+	NoWarden bool
 }
 
 func (o *Options) defaults() {

@@ -47,6 +47,7 @@ type Row struct {
 	WriterMaxRSS               int64 // bytes; the ledger's heap in use at its peak (live objects and garbage not yet collected)
 	WriterLive                 int64 // bytes; the ledger's live heap at its peak (as the last collection marked it)
 	Skipped                    string
+	Note                       string // a line under the row
 }
 
 // Reach is one reach window's figures.
@@ -91,11 +92,15 @@ const reachDays, nAuthors, runs = 7, 1000, 5
 func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	o.defaults()
 	rep := &Report{Options: o, ReachDays: reachDays, Authors: nAuthors, Subject: querySubject(o)}
-	row, err := runLedger(ctx, o, log)
-	if err != nil {
-		return nil, err
+	if o.NoWarden {
+		rep.Rows = append(rep.Rows, Row{Store: "warden ledger", Skipped: "not asked (-warden=false)"})
+	} else {
+		row, err := runLedger(ctx, o, log)
+		if err != nil {
+			return nil, err
+		}
+		rep.Rows = append(rep.Rows, *row)
 	}
-	rep.Rows = append(rep.Rows, *row)
 	if o.NoClickHouse {
 		rep.Rows = append(rep.Rows, Row{Store: "clickhouse", Skipped: "not asked (-clickhouse=false)"})
 	} else {
@@ -324,6 +329,9 @@ func (rep *Report) Format(w io.Writer, command string) {
 		if r.WriterCPU > 0 {
 			fmt.Fprintf(w, "%-15s writer's CPU (Add, sealing, rollups, collector; the process's less the generator's): %.0f Accesses per CPU-second, %.2f us an Access (Add's thread %.2f)\n",
 				"", float64(o.Accesses)/r.WriterCPU.Seconds(), float64(r.WriterCPU.Nanoseconds())/float64(o.Accesses)/1e3, float64(r.IngestCPU.Nanoseconds())/float64(o.Accesses)/1e3)
+		}
+		if r.Note != "" {
+			fmt.Fprintf(w, "%-15s %s\n", "", r.Note)
 		}
 		if r.Reach.CPU > 0 {
 			fmt.Fprintf(w, "%-15s queries' CPU ms (the querying thread's, median): reach %.2f, cold %.2f; cut %.2f, cold %.2f; who-took %.2f, cold %.2f\n",
