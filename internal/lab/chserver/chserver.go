@@ -125,6 +125,10 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, err
 	}
+	bin, err := ownCopy(bin, dir)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{Bin: bin, Dir: dir, HTTPPort: freePort(), TCPPort: freePort(), Password: "warden-test"}
 	if err := os.WriteFile(filepath.Join(dir, "config.xml"), fmt.Appendf(nil, config, s.HTTPPort, s.TCPPort, dir+"/data", dir+"/data", dir), 0o600); err != nil {
 		return nil, err
@@ -133,6 +137,30 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		return nil, err
 	}
 	return s, s.run(ctx)
+}
+
+// ownCopy copies Debian's server binary (1.1 MB; its code is in
+// libclickhouse.so) into dir and returns the copy's path. Debian's
+// `service clickhouse-server stop` (which .ci/run calls) stops every
+// process whose executable is /usr/sbin/clickhouse-server, matched by
+// inode (start-stop-daemon --exec, no --user or pid file): a CI run
+// anywhere on the machine would stop every test's and bench's server,
+// SIGKILL 30 s after SIGTERM. A copy is another inode. Larger binaries
+// (the all-in-one /usr/bin/clickhouse) run from where they are.
+func ownCopy(bin, dir string) (string, error) {
+	fi, err := os.Stat(bin)
+	if err != nil || fi.Size() > 64<<20 {
+		return bin, nil
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return "", fmt.Errorf("chserver: copy %s: %w", bin, err)
+	}
+	p := filepath.Join(dir, filepath.Base(bin))
+	if err := os.WriteFile(p, b, 0o700); err != nil {
+		return "", fmt.Errorf("chserver: copy %s: %w", bin, err)
+	}
+	return p, nil
 }
 
 // run starts the process with the files in s.Dir and waits for it.

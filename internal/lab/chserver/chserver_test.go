@@ -2,7 +2,9 @@ package chserver
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,5 +76,27 @@ func TestSettingsLogsExit(t *testing.T) {
 	<-s.Done()
 	if err := s.Exited(); err == nil || !strings.Contains(err.Error(), "signal: killed") {
 		t.Fatalf("a killed server: %v", err)
+	}
+}
+
+// TestNotTheSystemServer: Debian's `service clickhouse-server stop` (in
+// .ci/run) must not match a test's server. start-stop-daemon --test says
+// whom it would signal, and signals no one.
+func TestNotTheSystemServer(t *testing.T) {
+	s := ForTest(t)
+	ssd, err := exec.LookPath("start-stop-daemon")
+	if err != nil {
+		t.Skip("no start-stop-daemon: no Debian service to stop servers")
+	}
+	for _, sys := range Paths {
+		if _, err := os.Stat(sys); err != nil {
+			continue
+		}
+		out, _ := exec.Command(ssd, "--stop", "--test", "--exec", sys).CombinedOutput()
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasSuffix(strings.TrimSpace(line), fmt.Sprintf(" %d.", s.Pid())) {
+				t.Fatalf("stopping the system's %s would stop this server: %s", sys, line)
+			}
+		}
 	}
 }
