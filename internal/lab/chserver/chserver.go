@@ -3,6 +3,12 @@
 // ports, so nothing the machine runs is touched. It is the one place that
 // knows how; `warden bench ledger` and the ClickHouse tests use it.
 //
+// Each server runs from its own copy of the binary (a system service
+// stop matches the system's binary: ownCopy), logs to DIR/log (LogPaths;
+// LogTail for an error's context), reports how it ended when it ended on
+// its own (Exited), and runs queries with settings for a 2-core machine
+// and a load of 100,000,000 rows (users).
+//
 // It must never listen beyond 127.0.0.1 or use the system's server.
 package chserver
 
