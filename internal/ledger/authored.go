@@ -75,22 +75,14 @@ func parseAuthored(b []byte) (*authored, error) {
 func accessNumbers(b []byte, n uint64, dst []uint32) ([]uint32, error) {
 	d := decoder{b: b}
 	c := d.count(1)
-	var at uint64
-	for range c {
-		v := at + d.uvarint()
-		if d.err == nil && v >= n {
-			d.fail(fmt.Errorf("Access %d of %d", v, n))
-		}
-		if d.err != nil {
-			break
-		}
-		at = v
-		dst = append(dst, uint32(v))
+	if d.err != nil {
+		return dst, d.err
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail(errTrailing)
+	dst, rest, err := appendSums(d.b, c, n, dst)
+	if err == nil && len(rest) != 0 {
+		err = errTrailing
 	}
-	return dst, d.err
+	return dst, err
 }
 
 // authoredBlocks makes the keyed section's raw blocks of an hour's

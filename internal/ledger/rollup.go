@@ -209,21 +209,44 @@ func viewerTuples(b []byte, limit int, dst []uint32) ([]uint32, uint64, error) {
 	d := decoder{b: b}
 	impr := d.uvarint()
 	n := d.count(1)
+	if d.err != nil {
+		return dst, impr, d.err
+	}
+	dst, rest, err := appendSums(d.b, n, uint64(limit), dst)
+	if err == nil && len(rest) != 0 {
+		err = errTrailing
+	}
+	return dst, impr, err
+}
+
+// appendSums appends the running sums of n uvarints of b (sorted values,
+// delta-coded), each below limit, and returns what follows them. It is
+// reach's innermost loop (every posting it reads): deltas of one and two
+// bytes, most of them, are decoded inline. On an error dst holds the
+// values before it.
+func appendSums(b []byte, n int, limit uint64, dst []uint32) ([]uint32, []byte, error) {
+	dst = slices.Grow(dst, min(n, len(b)))
 	var t uint64
 	for range n {
-		t += d.uvarint()
-		if t >= uint64(limit) {
-			d.fail(fmt.Errorf("tuple %d outside the dictionary (%d)", t, limit))
+		var v uint64
+		switch {
+		case len(b) > 0 && b[0] < 0x80:
+			v, b = uint64(b[0]), b[1:]
+		case len(b) > 1 && b[1] < 0x80:
+			v, b = uint64(b[0]&0x7f)|uint64(b[1])<<7, b[2:]
+		default:
+			var k int
+			if v, k = binary.Uvarint(b); k <= 0 {
+				return dst, b, errShort
+			}
+			b = b[k:]
 		}
-		if d.err != nil {
-			break
+		if t += v; t >= limit {
+			return dst, b, fmt.Errorf("value %d outside the dictionary (%d)", t, limit)
 		}
 		dst = append(dst, uint32(t))
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail(errTrailing)
-	}
-	return dst, impr, d.err
+	return dst, b, nil
 }
 
 // cursor walks a keyed section key by key, one block decoded at a time.

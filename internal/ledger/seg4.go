@@ -251,13 +251,8 @@ func viewers4(b []byte, tf []uint32, dst []uint32) ([]uint32, uint64) {
 	impr := d.uvarint()
 	n := d.count(1)
 	start := len(dst)
-	var t uint64
-	for range n {
-		t += d.uvarint()
-		if d.err != nil || t >= uint64(len(tf)) {
-			break
-		}
-		dst = append(dst, uint32(t))
+	if d.err == nil {
+		dst, _, _ = appendSums(d.b, n, uint64(len(tf)), dst) // what decodes
 	}
 	j := start
 	for _, t := range dst[start:] {
