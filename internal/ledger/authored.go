@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,23 +28,44 @@ import (
 // retention removes it before its hour.
 //
 //	"WLEDGERA", the hour (unix s, varint), the hour's SHA-256, the count
-//	of the hour's Accesses (uvarint), a keyed section (keyed.go; payloads:
-//	the count of Accesses, their numbers ascending, delta-coded; an Access
-//	naming an author twice is there twice), the SHA-256 of everything
-//	before.
+//	of the hour's Accesses (uvarint), the Accesses a chunk holds
+//	(autChunk, uvarint), per chunk of that many Accesses: the time before
+//	its first (the running value its time deltas add to), its least and
+//	its greatest time (varints, µs from the hour), where it starts in the
+//	time column and in the identity column (uvarints, from the previous
+//	chunk's start), then a keyed section (keyed.go; payloads: the count
+//	of Accesses, their numbers ascending, delta-coded; an Access naming an
+//	author twice is there twice), the SHA-256 of everything before.
+//
+// The chunks let reach skip what the window decides whole: a chunk whose
+// times are all in the window (or all out) needs no time decoded, and the
+// identities of the Accesses asked for are reached by skipping varints
+// from their chunk's start, so that only the chunk the window's end falls
+// in has its times decoded one by one.
 const (
 	autMagic = "WLEDGERA"
 	autExt   = ".aut"
+	autChunk = 1024
 )
+
+// chunkMark is where a chunk of an hour's Accesses starts in its time and
+// identity columns, and its times (µs from the hour).
+type chunkMark struct {
+	t0, lo, hi        int64
+	timeOff, tupleOff uint64
+}
 
 func autPath(dir, stem string) string { return filepath.Join(dir, stem+autExt) }
 
 // authored is an hour's author index as a reader maps it.
 type authored struct {
-	hour int64
-	hash [32]byte // the sealed hour's it was made from
-	n    uint64   // the hour's Accesses
-	k    *keyed   // author -> Access numbers
+	hour   int64
+	hash   [32]byte // the sealed hour's it was made from
+	n      uint64   // the hour's Accesses
+	size   uint64   // Accesses a chunk holds
+	chunks []chunkMark
+	head   int    // bytes before the keyed section
+	k      *keyed // author -> Access numbers
 }
 
 // parseAuthored reads an author index (b stays referenced: its blocks are
@@ -53,16 +75,37 @@ func parseAuthored(b []byte) (*authored, error) {
 	if len(b) < len(autMagic)+32 || string(b[:len(autMagic)]) != autMagic {
 		return nil, errors.New("not an hour's author index (bad magic or too short)")
 	}
-	d := decoder{b: b[len(autMagic) : len(b)-32]}
+	body := b[:len(b)-32]
+	d := decoder{b: body[len(autMagic):]}
 	x := &authored{hour: d.varint()}
 	copy(x.hash[:], d.bytes(32))
-	x.n = d.uvarint()
+	x.n, x.size = d.uvarint(), d.uvarint()
+	if d.err == nil && (x.size == 0 || x.n >= 1<<32 || (x.n+x.size-1)/x.size > uint64(len(d.b)/5)) {
+		d.fail(errors.New("bad chunks"))
+	}
+	if d.err == nil {
+		x.chunks = make([]chunkMark, (x.n+x.size-1)/x.size)
+	}
+	var at chunkMark
+	for i := range x.chunks {
+		c := chunkMark{t0: d.varint(), lo: d.varint(), hi: d.varint()}
+		c.timeOff, c.tupleOff = at.timeOff+d.uvarint(), at.tupleOff+d.uvarint()
+		if d.err != nil {
+			break
+		}
+		if c.timeOff < at.timeOff || c.tupleOff < at.tupleOff || c.lo > c.hi {
+			d.fail(errors.New("bad chunk"))
+			break
+		}
+		x.chunks[i], at = c, c
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("header: %w", d.err)
 	}
 	if x.hour%3600 != 0 {
 		return nil, fmt.Errorf("header: %d is not an hour", x.hour)
 	}
+	x.head = len(body) - len(d.b)
 	k, err := parseKeyed(d.b)
 	if err != nil {
 		return nil, fmt.Errorf("postings: %w", err)
@@ -85,10 +128,18 @@ func accessNumbers(b []byte, n uint64, dst []uint32) ([]uint32, error) {
 	return dst, err
 }
 
-// authoredBlocks makes the keyed section's raw blocks of an hour's
-// Accesses section (cold), from its misc and author columns, and returns
-// the count of its Accesses.
-func authoredBlocks(cold []byte, hour int64, dec *zstd.Decoder) (*keyedBuilder, uint64, error) {
+// authoredParts is what an hour's Accesses section makes of its author
+// index: the count of its Accesses, its chunks and its postings.
+type authoredParts struct {
+	n      uint64
+	chunks []chunkMark
+	kb     *keyedBuilder
+}
+
+// makeAuthored makes the author index of an hour's Accesses section
+// (cold): its chunks from the time and identity columns, its postings
+// (the keyed section's raw blocks) from the misc and author columns.
+func makeAuthored(cold []byte, hour int64, dec *zstd.Decoder) (*authoredParts, error) {
 	var pairs []uint64 // author<<32 | Access number: sorted, the postings in order
 	n, err := eachAuthored(cold, hour, dec, func(i uint32, _ int64, _ uint64, authors []uint32) {
 		for _, a := range authors {
@@ -96,15 +147,40 @@ func authoredBlocks(cold []byte, hour int64, dec *zstd.Decoder) (*keyedBuilder, 
 		}
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
+	}
+	tb, _, err := column(cold, dec, colTime)
+	if err != nil {
+		return nil, err
+	}
+	ub, _, err := column(cold, dec, colTuple)
+	if err != nil {
+		return nil, err
+	}
+	a := &authoredParts{n: n, kb: &keyedBuilder{}}
+	var t int64 // µs from the hour
+	tl, ul := len(tb), len(ub)
+	for i := range n {
+		if i%autChunk == 0 {
+			a.chunks = append(a.chunks, chunkMark{t0: t, lo: 1<<63 - 1, hi: -1 << 63, timeOff: uint64(tl - len(tb)), tupleOff: uint64(ul - len(ub))})
+		}
+		dt, k := binary.Varint(tb)
+		if k <= 0 {
+			return nil, fmt.Errorf("column %d: %w", colTime, errShort)
+		}
+		tb, t = tb[k:], t+dt
+		if ub, err = skipUvarints(ub, 1); err != nil {
+			return nil, fmt.Errorf("column %d: %w", colTuple, err)
+		}
+		c := &a.chunks[len(a.chunks)-1]
+		c.lo, c.hi = min(c.lo, t), max(c.hi, t)
 	}
 	slices.Sort(pairs)
-	b := &keyedBuilder{}
 	var payload []byte
 	for j := 0; j < len(pairs); {
-		a := uint32(pairs[j] >> 32)
+		au := uint32(pairs[j] >> 32)
 		e := j
-		for e < len(pairs) && uint32(pairs[e]>>32) == a {
+		for e < len(pairs) && uint32(pairs[e]>>32) == au {
 			e++
 		}
 		payload = binary.AppendUvarint(payload[:0], uint64(e-j))
@@ -114,20 +190,62 @@ func authoredBlocks(cold []byte, hour int64, dec *zstd.Decoder) (*keyedBuilder, 
 			payload = binary.AppendUvarint(payload, uint64(v-prev))
 			prev = v
 		}
-		b.add(a, payload)
+		a.kb.add(au, payload)
 		j = e
 	}
-	b.close()
-	return b, n, nil
+	a.kb.close()
+	return a, nil
 }
 
-// authoredHeader is an author index's header for the hour of hash with n
-// Accesses.
-func authoredHeader(hour int64, hash [32]byte, n uint64) []byte {
+// header is the author index's header for the hour of hash.
+func (a *authoredParts) header(hour int64, hash [32]byte) []byte {
 	out := append([]byte(nil), autMagic...)
 	out = binary.AppendVarint(out, hour)
 	out = append(out, hash[:]...)
-	return binary.AppendUvarint(out, n)
+	out = binary.AppendUvarint(out, a.n)
+	out = binary.AppendUvarint(out, autChunk)
+	var at chunkMark
+	for _, c := range a.chunks {
+		out = binary.AppendVarint(out, c.t0)
+		out = binary.AppendVarint(out, c.lo)
+		out = binary.AppendVarint(out, c.hi)
+		out = binary.AppendUvarint(out, c.timeOff-at.timeOff)
+		out = binary.AppendUvarint(out, c.tupleOff-at.tupleOff)
+		at = c
+	}
+	return out
+}
+
+// skipUvarints passes k uvarints of b, eight bytes at a time where it
+// can (a varint ends at a byte below 0x80): reach passes the identities
+// of the Accesses between those it asks for.
+func skipUvarints(b []byte, k int) ([]byte, error) {
+	for k > 0 && len(b) >= 8 {
+		ends := ^binary.LittleEndian.Uint64(b) & 0x8080808080808080
+		c := bits.OnesCount64(ends)
+		if c > k {
+			break
+		}
+		if c == 0 {
+			b = b[8:]
+			continue
+		}
+		k -= c
+		b = b[(63-bits.LeadingZeros64(ends))/8+1:]
+	}
+	for ; k > 0; k-- {
+		for {
+			if len(b) == 0 {
+				return b, errShort
+			}
+			c := b[0]
+			b = b[1:]
+			if c < 0x80 {
+				break
+			}
+		}
+	}
+	return b, nil
 }
 
 // writeAuthored writes the author index of the sealed hour stem (format
@@ -147,11 +265,11 @@ func writeAuthored(dir, stem string, dec *zstd.Decoder, enc *zstd.Encoder) (made
 	if p.format != 4 {
 		return false, nil
 	}
-	kb, n, err := authoredBlocks(p.cold, p.hour, dec)
+	a, err := makeAuthored(p.cold, p.hour, dec)
 	if err != nil {
 		return false, fmt.Errorf("%s: Accesses: %w", path, err)
 	}
-	out := kb.appendTo(authoredHeader(p.hour, p.hash, n), enc)
+	out := a.kb.appendTo(a.header(p.hour, p.hash), enc)
 	sum := sha256.Sum256(out)
 	out = append(out, sum[:]...)
 	ap := autPath(dir, stem)
@@ -231,13 +349,14 @@ func verifyAuthored(dir, stem string, hash [32]byte, sealed bool, dec *zstd.Deco
 	if p.format != 4 {
 		return "made from a format 3 hour (the sealer makes none)"
 	}
-	kb, n, err := authoredBlocks(p.cold, p.hour, dec)
+	a, err := makeAuthored(p.cold, p.hour, dec)
 	if err != nil {
 		return fmt.Sprintf("%s: Accesses: %v", sp, err)
 	}
-	if x.n != n || !bytes.HasPrefix(b, authoredHeader(p.hour, p.hash, n)) {
+	if h := a.header(p.hour, p.hash); x.head != len(h) || !bytes.HasPrefix(b, h) {
 		return "header " + errAuthoredDiffers.Error()
 	}
+	kb := a.kb
 	raws := kb.rawBlocks()
 	if len(raws) != len(x.k.first) || !slices.Equal(kb.first, x.k.first) || !slices.Equal(kb.nkeys, x.k.nkeys) {
 		return errAuthoredDiffers.Error()
@@ -257,12 +376,13 @@ func verifyAuthored(dir, stem string, hash [32]byte, sealed bool, dec *zstd.Deco
 // errAuthoredDiffers says an author index is not what its hour makes.
 var errAuthoredDiffers = errors.New("differs from the index its hour's Accesses make")
 
-// authoredViewers is cutViewers' reading of one hour p through its author
-// index x: the postings of the authors asked (sorted; who[k]: the indexes
-// of out asking sorted[k]), then one pass over the time and identity
-// columns up to the last Access they name. It returns the views (out's
-// index, tf's value +1) of the Accesses in the window; an error when the
-// index or a column does not parse (the caller reads the columns then).
+// authoredViewers is cutViewers' reading of one hour p through its
+// author index x: the postings of the authors asked (sorted; who[k]: the
+// indexes of out asking sorted[k]), then, chunk by chunk, the identities
+// of the Accesses they name, and their times where the window's end
+// falls in the chunk. It returns the views (out's index, tf's value +1)
+// of the Accesses in the window; an error when the index or a column
+// does not parse (the caller reads the columns then).
 func (r *Reader) authoredViewers(p *partition, x *authored, sorted []uint32, who [][]int, tf []uint32, lo, hi int64) ([]view, error) {
 	var pairs []uint64 // Access number<<32 | k
 	var nums []uint32
@@ -299,30 +419,55 @@ func (r *Reader) authoredViewers(p *partition, x *authored, sorted []uint32, who
 	if n != x.n {
 		return nil, fmt.Errorf("%s: names %d Accesses, the hour holds %d", autPath(r.dir, partName(p.hour)), x.n, n)
 	}
+	// µs from the hour, as the chunks; an open end stays open (no
+	// overflow).
+	base := p.hour * 1e6
+	lo, hi = max(lo, base-1<<61)-base, min(hi, base+1<<61)-base
 	var vs []view
-	t, q := p.hour*1e6, 0
-	last := uint32(pairs[len(pairs)-1] >> 32)
-	for i := uint32(0); i <= last; i++ {
-		dt, k := binary.Varint(tb)
-		if k <= 0 {
-			return nil, fmt.Errorf("column %d: %w", colTime, errShort)
+	for q := 0; q < len(pairs); {
+		ci := uint64(pairs[q]>>32) / x.size
+		c := x.chunks[ci]
+		end := q
+		for end < len(pairs) && uint64(pairs[end]>>32)/x.size == ci {
+			end++
 		}
-		tb, t = tb[k:], t+dt
-		tuple, k := binary.Uvarint(ub)
-		if k <= 0 {
-			return nil, fmt.Errorf("column %d: %w", colTuple, errShort)
-		}
-		ub = ub[k:]
-		if uint32(pairs[q]>>32) != i {
+		if c.hi < lo || c.lo > hi { // the chunk is out of the window
+			q = end
 			continue
 		}
-		in := t >= lo && t <= hi
-		v := uint32(0)
-		if in && tuple < uint64(len(tf)) {
-			v = tf[tuple]
+		whole := c.lo >= lo && c.hi <= hi
+		if c.timeOff > uint64(len(tb)) || c.tupleOff > uint64(len(ub)) {
+			return nil, errShort
 		}
-		for ; q < len(pairs) && uint32(pairs[q]>>32) == i; q++ {
-			if in {
+		tc, uc, t := tb[c.timeOff:], ub[c.tupleOff:], c.t0
+		at := ci * x.size // the Access tc and uc start at
+		var v uint32      // the facet's value (+1) of the Access last read
+		for ; q < end; q++ {
+			i := pairs[q] >> 32
+			if i >= at { // else the Access just read again (another author of it)
+				if uc, err = skipUvarints(uc, int(i-at)); err != nil {
+					return nil, fmt.Errorf("column %d: %w", colTuple, err)
+				}
+				if !whole {
+					for ; at <= i; at++ {
+						dt, k := binary.Varint(tc)
+						if k <= 0 {
+							return nil, fmt.Errorf("column %d: %w", colTime, errShort)
+						}
+						tc, t = tc[k:], t+dt
+					}
+				}
+				tuple, k := binary.Uvarint(uc)
+				if k <= 0 {
+					return nil, fmt.Errorf("column %d: %w", colTuple, errShort)
+				}
+				uc, at = uc[k:], i+1
+				v = 0
+				if tuple < uint64(len(tf)) {
+					v = tf[tuple]
+				}
+			}
+			if whole || t >= lo && t <= hi {
 				for _, o := range who[uint32(pairs[q])] {
 					vs = append(vs, view{uint32(o), v})
 				}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -183,7 +184,7 @@ func TestVerifyCatchesAuthoredEdits(t *testing.T) {
 			kb.add(key, payload)
 		}
 	}
-	forged := kb.appendTo(authoredHeader(x.hour, x.hash, x.n), mustEncoder(t))
+	forged := kb.appendTo(slices.Clone(orig[:x.head]), mustEncoder(t))
 	os.WriteFile(path, withHash(forged), 0o600)
 	if p := problem("forged postings"); !strings.Contains(p, "differs") {
 		t.Fatalf("forged postings: %s", p)
@@ -245,4 +246,106 @@ func TestAuthoredRetention(t *testing.T) {
 func withHash(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return append(b, s[:]...)
+}
+
+// An hour of several chunks, its Accesses a little out of time order and
+// some naming an author twice: windows that leave chunks whole in or out
+// and cut others give what the columns and the Entries say.
+func TestAuthoredChunks(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	c := &clock{t: day0}
+	l := openAt(t, dir, c, Options{})
+	var all []*Entry
+	for i := range 3*autChunk + 300 {
+		at := day0.Add(time.Duration(i)*time.Second + time.Duration(rng.IntN(5000))*time.Millisecond)
+		c.set(day0)
+		var authors []string
+		for range rng.IntN(3) {
+			authors = append(authors, fmt.Sprintf("a%d", rng.IntN(40)))
+		}
+		if i%97 == 0 && len(authors) > 0 {
+			authors = append(authors, authors[0])
+		}
+		e := posts(at, fmt.Sprintf("acct%d", rng.IntN(300)), fmt.Sprintf("10.0.%d.1", rng.IntN(50)), authors...)
+		l.Add(e)
+		all = append(all, e)
+	}
+	l.Close()
+	openAt(t, dir, &clock{t: day0.Add(2 * time.Hour)}, Options{}).Close()
+	x, err := parseAuthored(mustRead(t, autPath(dir, partName(day0.Unix()))))
+	if err != nil || len(x.chunks) != 4 || x.n != uint64(len(all)) {
+		t.Fatalf("index: %v chunks, %d Accesses, %v", x, len(all), err)
+	}
+	authors := []string{"a0", "a3", "a9", "a17", "a39"}
+	s := func(d time.Duration) time.Time { return day0.Add(d) }
+	for _, w := range []Window{
+		{From: s(17*time.Minute + 3*time.Second + 17*time.Microsecond)},
+		{From: s(35 * time.Minute)},
+		{To: s(5*time.Minute + 11*time.Second)},
+		{To: s(52*time.Minute + 999*time.Millisecond)},
+		{From: s(16*time.Minute + 40*time.Second), To: s(51 * time.Minute)},
+		{From: s(20 * time.Minute), To: s(20*time.Minute + 30*time.Second)},
+	} {
+		for _, by := range []identify.Facet{identify.FacetAccount, identify.FacetIP} {
+			r := reader(t, dir, w)
+			views, impr := r.Viewers(authors, by)
+			got := valueSets(r, views)
+			if r.auts[r.parts[0]] == nil {
+				t.Fatalf("%v: the hour's author index unused", w)
+			}
+			r.auts[r.parts[0]] = nil
+			cv, cimpr := r.Viewers(authors, by)
+			cols := valueSets(r, cv)
+			sets, wimpr := viewersOf(all, w, authors, by)
+			for i, a := range authors {
+				if fmt.Sprint(got[i]) != fmt.Sprint(sets[i]) || impr[i] != wimpr[i] || fmt.Sprint(cols[i]) != fmt.Sprint(sets[i]) || cimpr[i] != wimpr[i] {
+					t.Errorf("%v by %s, %s: index %d people (%d), columns %d (%d), the Entries %d (%d)", w, by, a, len(got[i]), impr[i], len(cols[i]), cimpr[i], len(sets[i]), wimpr[i])
+				}
+			}
+			r.Close()
+		}
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK || len(rep.AuthorIndexes) != 1 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+// skipUvarints passes what a byte at a time passes.
+func TestSkipUvarints(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var b []byte
+	var ends []int // where each varint ends
+	for range 5000 {
+		b = binary.AppendUvarint(b, rng.Uint64()>>rng.IntN(64))
+		ends = append(ends, len(b))
+	}
+	for range 2000 {
+		from := rng.IntN(len(ends))
+		k := rng.IntN(len(ends) - from + 1)
+		start := 0
+		if from > 0 {
+			start = ends[from-1]
+		}
+		rest, err := skipUvarints(b[start:], k)
+		want := start
+		if k > 0 {
+			want = ends[from+k-1]
+		}
+		if err != nil || len(b)-len(rest) != want {
+			t.Fatalf("skip %d from varint %d: at byte %d, want %d (%v)", k, from, len(b)-len(rest), want, err)
+		}
+	}
+	if _, err := skipUvarints([]byte{0x80, 0x80}, 1); err == nil {
+		t.Fatal("a varint cut short: no error")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
