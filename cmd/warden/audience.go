@@ -41,33 +41,45 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	maxPages := fs.Int("max-pages", 100000, "at most this many pages per account; past it no count is given")
 	noLedger := fs.Bool("no-ledger", false, "do not split the accounts' reach by followers, even when a ledger is configured")
 	addPrivateFlags(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil || len(pos) != 0 {
-		return errUsage
+	if _, err := positionals(fs, args, 0, "usage: warden audience --accounts ID,...|@FILE [--overlap ID,...|@FILE] [--dose] [--upstream URL] [--credential-env VAR] [--rate N]\n"+
+		"                       [--ledger DIR|--clickhouse ADDR|--no-ledger] [--dp-epsilon E|--dp-rho R --researcher NAME] [--config FILE] [--from T] [--to T] [--json]"); err != nil {
+		return err
 	}
 	if *rate <= 0 || *rate > 10000 || *pageSize < 1 || *maxPages < 1 {
 		return errors.New("--rate must be in (0, 10000], --page-size and --max-pages at least 1")
 	}
+	if *accounts == "" {
+		return errors.New("--accounts: give ID,ID,... or @FILE")
+	}
 	v := url.Values{}
 	setFlags(fs, v, "ledger", "clickhouse", "config", "json", "credential-env", "service-account", "upstream", "rate", "page-size", "max-pages", "no-ledger")
+	if err := readIDFlags(v, "accounts", "overlap"); err != nil {
+		return err
+	}
 	cfg, err := audienceConfig(fs, qf)
 	if err != nil {
 		return err
 	}
 	q := audience.Query{Dose: *dose}
-	if q.Accounts, err = idList(*accounts); err != nil {
+	if q.Accounts, err = idList("accounts", v.Get("accounts")); err != nil {
 		return err
 	}
-	if len(q.Accounts) == 0 {
-		return errors.New("--accounts: give ID,ID,... or @FILE")
-	}
 	if *overlap != "" {
-		if q.Overlap, err = idList(*overlap); err != nil {
+		if q.Overlap, err = idList("overlap", v.Get("overlap")); err != nil {
 			return err
 		}
 	}
 	if q.Window, err = queryWindow(v, time.Now()); err != nil {
 		return err
+	}
+	// A ledger named and absent fails now, not after paging through every
+	// follower list at --rate.
+	if *qf.ledger != "" && !*noLedger {
+		if info, err := os.Stat(*qf.ledger); err != nil {
+			return fmt.Errorf("--ledger: %w", err)
+		} else if !info.IsDir() {
+			return fmt.Errorf("--ledger: %s is not a directory", *qf.ledger)
+		}
 	}
 	// The ledger the reach split reads and DP budgets are charged in: a
 	// fleet's in ClickHouse (--clickhouse, or the config's backend), else
@@ -103,6 +115,9 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if l.Upstream == "" {
 		return errors.New("no upstream: give --upstream URL or a --config with upstream.url")
+	}
+	if u, err := url.Parse(l.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--upstream: %q is not an http or https URL", l.Upstream)
 	}
 	if l.Credential, err = serviceCredential(cfg, *credEnv, *service); err != nil {
 		return err

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,11 +35,24 @@ func explainRequest(ctx context.Context, src ledger.Source, cfg *config.Config, 
 	return x, err
 }
 
+// fmtClassCounts writes class counts as "contact 1, profile 3" (classes
+// sorted), "none" without any.
+func fmtClassCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", c, m[c]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // runExplain: warden explain REQUEST_ID.
 func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", stderr)
 	qf := addQueryFlags(fs)
-	pos, err := positionals(fs, args, 1, "usage: warden explain REQUEST_ID [--ledger DIR | --config FILE] [--json]")
+	pos, err := positionals(fs, args, 1, "usage: warden explain REQUEST_ID [--ledger DIR | --clickhouse ADDR] [--config FILE] [--from T] [--to T] [--json]")
 	if err != nil {
 		return err
 	}
@@ -73,9 +88,14 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if x.Unreferenced {
 			fmt.Fprintf(tw, "look-up\tof an id never shown to the identity (unreferenced)\n")
 		}
-		fmt.Fprintf(tw, "records\t%d; classes served %v, masked %v\n", x.Records, x.Served, x.Masked)
+		fmt.Fprintf(tw, "records\t%d; classes served %s; masked %s\n", x.Records, fmtClassCounts(x.Served), fmtClassCounts(x.Masked))
 		fmt.Fprintf(tw, "ledger\t%s\n", x.File)
 		tw.Flush()
+		if qf.loaded == nil {
+			// The budgets' counts come from the config's budgets: say so
+			// rather than let their absence read as "none applied".
+			fmt.Fprintln(w, "\nbudgets: not shown; give --config FILE (the config the gateway ran with) for what each budget had counted")
+		}
 		if len(x.Budgets) > 0 {
 			fmt.Fprintln(w, "\nbudgets: distinct subjects of the class served to the facet's value within the window before this request")
 			tw = newTable(w)

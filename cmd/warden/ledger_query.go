@@ -29,6 +29,9 @@ import (
 type queryFlags struct {
 	ledger, clickhouse, config, from, to *string
 	json                                 *bool
+	// loaded is the config target read (nil when none was): a table
+	// says what it could not show without one (explain's budgets).
+	loaded *config.Config
 }
 
 func addQueryFlags(fs *flag.FlagSet) *queryFlags {
@@ -72,6 +75,13 @@ func positionals(fs *flag.FlagSet, args []string, n int, usage string) ([]string
 		return nil, errUsage
 	}
 	if len(pos) != n {
+		// Say what was wrong before the usage: a stray word (a flag's
+		// value left without its flag) would otherwise only exit 2.
+		if len(pos) > n {
+			fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), pos[n])
+		} else {
+			fmt.Fprintf(fs.Output(), "%s: missing argument\n", fs.Name())
+		}
 		fs.Usage()
 		return nil, errUsage
 	}
@@ -114,6 +124,7 @@ func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Co
 			return nil, "", nil, err
 		}
 	}
+	q.loaded = cfg
 	dir := *q.ledger
 	if dir == "" && cfg != nil {
 		dir = cfg.Ledger.Dir
@@ -123,6 +134,11 @@ func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Co
 		return src, dir, cfg, err
 	}
 	if dir == "" {
+		if cfg == nil {
+			// The default --config is relative: run elsewhere than the
+			// repository, it is not there, which is not "sets no dir".
+			return nil, "", nil, fmt.Errorf("no ledger: give --ledger DIR, --config FILE with ledger.dir, or --clickhouse ADDR (the default config %s is not here)", *q.config)
+		}
 		return nil, "", nil, fmt.Errorf("no ledger: %s sets no ledger.dir; give --ledger DIR or --clickhouse ADDR", *q.config)
 	}
 	return ledger.Dir(dir), dir, cfg, nil
@@ -213,16 +229,8 @@ func queryFacet(v url.Values, key string, def identify.Facet, allowed ...identif
 	return f, nil
 }
 
-// idList reads "ID,ID,..." or "@FILE" (ids separated by commas, spaces or
-// lines).
-func idList(s string) ([]string, error) {
-	if name, ok := strings.CutPrefix(s, "@"); ok {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return nil, badQuery("%v", err)
-		}
-		s = string(b)
-	}
+// splitIDs splits ids separated by commas, spaces or lines, each once.
+func splitIDs(s string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' }) {
@@ -231,7 +239,47 @@ func idList(s string) ([]string, error) {
 			out = append(out, f)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// idList reads the set of ids of query parameter key: "ID,ID,...". An
+// "@FILE" is the command line's (readIDFlags reads it there): asked of the
+// admin API it would read a file on the gateway's host, so it is refused.
+// Given and empty (",", a blank file) is an error: an empty set asks
+// nothing, and answering as if it were left out would hide the mistake.
+func idList(key, s string) ([]string, error) {
+	ids := splitIDs(s)
+	for _, id := range ids {
+		if strings.HasPrefix(id, "@") {
+			return nil, badQuery("%s: %q: @FILE is read by the command line only; send the ids", key, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, badQuery("%s: the set is empty; give ID,ID,... or @FILE", key)
+	}
+	return ids, nil
+}
+
+// readIDFlags replaces, in v, each of keys given as "@FILE" by the ids the
+// file holds (separated by commas, spaces or lines), so that answerQuery
+// reads no file.
+func readIDFlags(v url.Values, keys ...string) error {
+	for _, k := range keys {
+		name, ok := strings.CutPrefix(v.Get(k), "@")
+		if !ok {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return badQuery("--%s: %v", k, err)
+		}
+		ids := splitIDs(string(b))
+		if len(ids) == 0 {
+			return badQuery("--%s: %s holds no ids", k, name)
+		}
+		v.Set(k, strings.Join(ids, ","))
+	}
+	return nil
 }
 
 // answerQuery answers the ledger query name from src; dir is the ledger
@@ -279,19 +327,19 @@ func answerQuery(ctx context.Context, src ledger.Source, dir string, cfg *config
 }
 
 func answerReach(ctx context.Context, src ledger.Source, dir string, cfg *config.Config, win ledger.Window, v url.Values, now time.Time) (any, error) {
-	authors, err := idList(v.Get("authors"))
+	if v.Get("authors") == "" {
+		return nil, badQuery("authors: give ID,ID,... or @FILE")
+	}
+	authors, err := idList("authors", v.Get("authors"))
 	if err != nil {
 		return nil, err
-	}
-	if len(authors) == 0 {
-		return nil, badQuery("authors: give ID,ID,... or @FILE")
 	}
 	q := reach.Query{Authors: authors, Window: win, Dose: v.Get("dose") == "true"}
 	if q.By, err = queryFacet(v, "by", identify.FacetAccount, identify.FacetAccount, identify.FacetIP); err != nil {
 		return nil, err
 	}
 	if o := v.Get("overlap"); o != "" {
-		if q.Overlap, err = idList(o); err != nil {
+		if q.Overlap, err = idList("overlap", o); err != nil {
 			return nil, err
 		}
 	}
@@ -313,7 +361,7 @@ func answerReach(ctx context.Context, src ledger.Source, dir string, cfg *config
 		}
 	}
 	if v.Get("approx") == "true" {
-		return nil, badQuery("approx: not built yet; exact answers only")
+		return answerApprox(src, dir, q)
 	}
 	if p != nil {
 		res, err := reach.RunPrivateOn(ctx, src, q, *p)
@@ -333,6 +381,9 @@ func printJSON(w io.Writer, v any) error {
 // values, the answer, then JSON or the command's table.
 func runQueryCommand(ctx context.Context, fs *flag.FlagSet, qf *queryFlags, name string, v url.Values, stdout io.Writer, table func(io.Writer, any) error) error {
 	setFlags(fs, v, "ledger", "clickhouse", "config", "json")
+	if err := readIDFlags(v, "authors", "overlap"); err != nil {
+		return err
+	}
 	src, dir, cfg, err := qf.target(fs)
 	if err != nil {
 		return err

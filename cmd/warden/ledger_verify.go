@@ -15,9 +15,8 @@ import (
 func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ledger verify", stderr)
 	qf := addQueryFlags(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil || len(pos) != 0 {
-		return errUsage
+	if _, err := positionals(fs, args, 0, "usage: warden ledger verify [--ledger DIR | --config FILE] [--json]"); err != nil {
+		return err
 	}
 	return runQueryCommand(ctx, fs, qf, "verify", url.Values{}, stdout, func(w io.Writer, v any) error {
 		res := v.(*ledger.VerifyReport)

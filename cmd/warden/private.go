@@ -60,7 +60,7 @@ func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*p
 		val := v.Get(k)
 		switch k {
 		case "authors", "overlap", "accounts":
-			ids, err := idList(val)
+			ids, err := idList(k, val)
 			if err != nil {
 				return nil, err
 			}

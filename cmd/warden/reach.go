@@ -19,19 +19,19 @@ func runReach(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Bool("dose", false, "also: people reached by at least k of the authors, for every k")
 	fs.String("overlap", "", "also: compare with another set of authors (ID,... or @FILE): each, both, either")
 	fs.String("after", "", "also: people served the authors' content after T (RFC 3339 or a duration back), and how many of them were new")
-	approx := fs.Bool("approx", false, "an approximate answer (HyperLogLog sketches) with its error bound; reach and impressions only")
+	fs.Bool("approx", false, "an approximate answer (HyperLogLog sketches) with its error bound; reach and impressions only")
 	addPrivateFlags(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil || len(pos) != 0 {
-		return errUsage
-	}
-	if *approx {
-		return runReachApprox(fs, qf, stdout)
+	if _, err := positionals(fs, args, 0, "usage: warden reach --authors ID,...|@FILE [--by account|ip] [--dose] [--overlap ID,...|@FILE] [--after T] [--approx]\n"+
+		"                    [--dp-epsilon E|--dp-rho R --researcher NAME] [--ledger DIR|--clickhouse ADDR] [--config FILE] [--from T] [--to T] [--json]"); err != nil {
+		return err
 	}
 	return runQueryCommand(ctx, fs, qf, "reach", url.Values{}, stdout, func(w io.Writer, v any) error {
-		if p, ok := v.(*reach.PrivateResult); ok {
-			printPrivateReach(w, p)
-		} else {
+		switch r := v.(type) {
+		case *reach.PrivateResult:
+			printPrivateReach(w, r)
+		case *reach.ApproxResult:
+			return printApprox(w, r)
+		default:
 			printReach(w, v.(*reach.Result))
 		}
 		return nil

@@ -126,8 +126,8 @@ type Account struct {
 	// TotalEpsilon states everything spent so far as (epsilon, Delta)-DP.
 	TotalEpsilon float64   `json:"total_epsilon_at_delta"`
 	Delta        float64   `json:"delta"`
-	Repeat       bool      `json:"repeat"` // the answer given before to the same query, free
-	AnsweredAt   time.Time `json:"answered_at"`
+	Repeat       bool      `json:"repeat"`               // the answer given before to the same query, free
+	AnsweredAt   time.Time `json:"answered_at,omitzero"` // zero (left out) on a refusal: nothing was answered
 }
 
 // ExhaustedError is the refusal of an answer past the budget.

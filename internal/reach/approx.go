@@ -3,6 +3,7 @@ package reach
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/axiomhq/hyperloglog"
 
@@ -24,6 +25,8 @@ type ApproxResult struct {
 	ErrorBound  ErrorBound `json:"error_bound"`
 	By          string     `json:"by"`
 	Authors     int        `json:"authors"`
+	From        *time.Time `json:"from"` // the window, as the exact answer's
+	To          *time.Time `json:"to"`
 	Sketch      string     `json:"sketch"`
 }
 
@@ -62,6 +65,12 @@ func RunApprox(dir string, q Query) (*ApproxResult, error) {
 	}
 	res := &ApproxResult{By: by.String(), Authors: len(q.Authors),
 		Sketch: fmt.Sprintf("HyperLogLog++ (axiomhq/hyperloglog), precision %d, one sketch per author, merged", approxPrecision)}
+	if !q.Window.From.IsZero() {
+		res.From = &q.Window.From
+	}
+	if !q.Window.To.IsZero() {
+		res.To = &q.Window.To
+	}
 	for i, v := range views {
 		sk, _ := hyperloglog.NewSketch(approxPrecision, true)
 		it := v.Iterator()

@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writtenLedger runs the lab platform and a gateway whose ledger is dir
+// (ledgerConfig, contact budget 15), drives ledgerTraffic through it and
+// waits until the ledger holds every answer the clients counted in tl.
+// The test has failed (and nothing was awaited) when the traffic did.
+func writtenLedger(t *testing.T) (platform, dir string, g *gw, tl *tally) {
+	platform = startPlatform(t, 2000)
+	dir = filepath.Join(t.TempDir(), "ledger")
+	g = startGateway(t, ledgerConfig(dir, 15), platform)
+	tl = newTally()
+	ledgerTraffic(t, g, tl)
+	if !t.Failed() {
+		t.Logf("ledger caught up %v after the last answer (polled via the CLI)", awaitLedger(t, dir, tl))
+	}
+	return platform, dir, g, tl
+}
+
+// runWarden runs `warden ARGS` in dir ("" for the test's own) with env
+// added, and returns its exit status, stdout and stderr.
+func runWarden(t *testing.T, dir string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("warden %v: %v", args, err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestLedgerSurface: issue 21's queries as an outsider uses them, against a
+// ledger the real gateway wrote from lab traffic: bad input is refused
+// with a message naming what was wrong and a non-zero status (never a
+// panic), an @FILE is read by the command line only (the admin API
+// refuses it rather than read a file on the gateway's host), the admin API
+// answers --approx as the command does, every ledger endpoint wants the
+// token, and explain's table is plain text.
+func TestLedgerSurface(t *testing.T) {
+	platform, dir, g, tl := writtenLedger(t)
+	if t.Failed() {
+		return
+	}
+
+	tmp := t.TempDir()
+	other, blank := filepath.Join(tmp, "other"), filepath.Join(tmp, "blank")
+	os.WriteFile(other, []byte("204\n205\n"), 0o600)
+	os.WriteFile(blank, []byte("\n"), 0o600)
+	cred := []string{"SURFACE_TOKEN=" + token(t, "1")}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"ledger", "who-took", "25", "--by", "thing", "--ledger", dir}, 1, `by: "thing" is not`},
+		{[]string{"ledger", "who-took", "25", "--from", "yesterday", "--ledger", dir}, 1, `from: "yesterday" is neither RFC 3339 nor a duration back from now`},
+		{[]string{"ledger", "who-took", "25", "--from", "1h", "--to", "2h", "--ledger", dir}, 1, "to is before from"},
+		{[]string{"ledger", "who-took", "25", "--ledger", filepath.Join(tmp, "nope")}, 1, "no such file or directory"},
+		{[]string{"ledger", "took-by", "thing", "1", "--ledger", dir}, 1, "facet: want app, account, ip, net or fingerprint"},
+		{[]string{"ledger", "took-by", "account", "--ledger", dir}, 2, "missing argument"},
+		{[]string{"ledger", "verify", "--ledger", dir, "stray"}, 2, `unexpected argument "stray"`},
+		{[]string{"reach", "--authors", "200", "--ledger", dir, "stray"}, 2, `unexpected argument "stray"`},
+		{[]string{"reach", "--ledger", dir}, 1, "authors: give ID,ID,... or @FILE"},
+		{[]string{"reach", "--authors", "@" + filepath.Join(tmp, "nope"), "--ledger", dir}, 1, "--authors: open"},
+		{[]string{"reach", "--authors", "200", "--overlap", ",", "--ledger", dir}, 1, "overlap: the set is empty"},
+		{[]string{"reach", "--authors", "200", "--overlap", "@" + blank, "--ledger", dir}, 1, "holds no ids"},
+		{[]string{"reach", "--authors", "200", "--by", "net", "--ledger", dir}, 1, `by: "net" is not account, ip`},
+		{[]string{"reach", "--authors", "200", "--after", "soon", "--ledger", dir}, 1, `after: "soon" is neither`},
+		{[]string{"reach", "--authors", "200", "--approx", "--dose", "--ledger", dir}, 1, "approx: answers reach and impressions only"},
+		{[]string{"reach", "--authors", "200", "--dp-epsilon", "0.5", "--ledger", dir}, 1, "give --researcher NAME"},
+		{[]string{"explain", "nope", "--ledger", dir}, 1, "no request nope"},
+		{[]string{"audience", "--accounts", "200", "--upstream", platform, "--credential-env", "SURFACE_TOKEN", "stray"}, 2, `unexpected argument "stray"`},
+		{[]string{"audience", "--accounts", "200", "--overlap", ",", "--upstream", platform, "--credential-env", "SURFACE_TOKEN", "--no-ledger"}, 1, "overlap: the set is empty"},
+		{[]string{"audience", "--accounts", "200", "--upstream", "platform.example", "--credential-env", "SURFACE_TOKEN", "--no-ledger"}, 1, `--upstream: "platform.example" is not an http or https URL`},
+		// A missing ledger is named before any list is paged (the
+		// upstream here refuses connections: paging first would fail on it).
+		{[]string{"audience", "--accounts", "200", "--upstream", "http://127.0.0.1:1", "--credential-env", "SURFACE_TOKEN", "--ledger", filepath.Join(tmp, "nope")}, 1, "--ledger: stat"},
+	} {
+		code, out, errOut := runWarden(t, "", cred, c.args...)
+		if code != c.code || !strings.Contains(errOut, c.msg) || strings.Contains(out+errOut, "panic") || strings.Contains(out+errOut, "goroutine ") {
+			t.Errorf("warden %v: exit %d, want %d with %q on stderr; stdout:\n%s\nstderr:\n%s", c.args, code, c.code, c.msg, out, errOut)
+		}
+	}
+
+	// Run where the default config (examples/lab.yaml) is not, without
+	// --ledger: the message says the default is absent, not that it sets
+	// no ledger.dir.
+	if code, _, errOut := runWarden(t, tmp, nil, "ledger", "who-took", "25"); code != 1 || !strings.Contains(errOut, "the default config examples/lab.yaml is not here") {
+		t.Errorf("who-took without a ledger: exit %d: %s", code, errOut)
+	}
+
+	// A DP answer refused past the budget: the JSON has the budget and
+	// what remains, and no answer time (nothing was answered).
+	code, out, errOut := runWarden(t, "", nil, "reach", "--authors", "200", "--dp-epsilon", "5", "--researcher", "rita", "--ledger", dir, "--json")
+	var refused map[string]any
+	if code != 1 || json.Unmarshal([]byte(out), &refused) != nil || refused["refused"] != true || refused["remaining_budget"] != "1" ||
+		strings.Contains(out, "answered_at") || !strings.Contains(errOut, "exhausted") {
+		t.Errorf("DP refusal: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	// explain's table: classes as words, not Go maps; without --config it
+	// says where the budgets' counts come from.
+	code, out, errOut = runWarden(t, "", nil, "explain", tl.refused[0], "--ledger", dir)
+	if code != 0 || strings.Contains(out, "map[") || !strings.Contains(out, "classes served none; masked none") || !strings.Contains(out, "budgets: not shown; give --config FILE") {
+		t.Errorf("explain table: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// The admin API: the same approx answer as the command.
+	var cli, api struct {
+		Reach      int  `json:"reach"`
+		Exact      bool `json:"exact"`
+		ErrorBound struct {
+			Low, High int
+		} `json:"error_bound"`
+	}
+	query(t, &cli, "reach", "--authors", "200,201", "--approx", "--ledger", dir)
+	resp := adminDo(t, g, "GET", "/v1/ledger/reach?authors=200,201&approx=true", "")
+	if resp.status != 200 || json.Unmarshal([]byte(resp.body), &api) != nil || api != cli || api.Exact || api.Reach == 0 {
+		t.Errorf("admin reach approx: %d %s; the command: %+v", resp.status, resp.body, cli)
+	}
+	// An @FILE is the command line's: the API neither reads it nor takes
+	// an empty set for none.
+	for _, q := range []string{"authors=@" + other, "authors=200&overlap=@" + other, "authors=200&overlap=,"} {
+		resp := adminDo(t, g, "GET", "/v1/ledger/reach?"+q, "")
+		if resp.status != 400 {
+			t.Errorf("admin reach?%s: %d %s, want 400", q, resp.status, resp.body)
+		}
+	}
+	// Every ledger endpoint wants the token.
+	for _, p := range []string{"who-took?subject=25", "took-by?facet=account&value=1", "reach?authors=200", "explain?id=" + tl.refused[0], "verify"} {
+		if resp := adminDo(t, g, "GET", "/v1/ledger/"+p, ""); resp.status != 200 {
+			t.Errorf("admin %s with the token: %d %s", p, resp.status, resp.body)
+		}
+		for _, tok := range []string{"", "Bearer not-the-token"} {
+			req, _ := http.NewRequest("GET", g.admin+"/v1/ledger/"+p, nil)
+			if tok != "" {
+				req.Header.Set("Authorization", tok)
+			}
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusUnauthorized {
+				t.Errorf("admin %s with %q: %d, want 401", p, tok, r.StatusCode)
+			}
+		}
+	}
+}
