@@ -511,7 +511,10 @@ func (d *Detector) Record(acc *inspect.Access) {
 	ns := now.UnixNano()
 	var servedBuf [8]uint64
 	served := d.served(acc, servedBuf[:0])
-	refused := acc.Status == 429 || acc.Status == 403
+	// Warden's refusals only: an upstream's own 403 or 429, passed on,
+	// carries no rule (a platform forbidding a private profile is no
+	// limit the client ignored).
+	refused := acc.Rule != "" && (acc.Status == 429 || acc.Status == 403)
 	var fireBuf [4]firing
 	fire := fireBuf[:0]
 	var share []observed // for the shared store: nil without one

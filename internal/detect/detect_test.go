@@ -399,6 +399,15 @@ func TestPersistence(t *testing.T) {
 	if _, ok := f.bans(t, t0.Add(6*time.Second))["account:11"]; !ok {
 		t.Fatal("no ban after 4 refusals within 5s")
 	}
+	// The upstream's own 403s and 429s, passed on (no rule), are not
+	// warden's refusals: no ban however many.
+	upstream := who("13", "10.0.3.1")
+	for i := range 8 {
+		f.d.Record(&inspect.Access{Identity: upstream, Time: t0.Add(time.Duration(i) * time.Millisecond), Status: 403 + 26*(i%2)})
+	}
+	if bs := f.bans(t, t0); bs["account:13"].Value != "" || bs["ip:10.0.3.1"].Value != "" {
+		t.Fatalf("banned for the upstream's refusals: %v", bs)
+	}
 	// Anonymous: the address.
 	anon := who("", "10.0.2.1")
 	for i := range 4 {

@@ -30,8 +30,9 @@
 //     0.5), so past an identity's 13th look-up in the window the ratio
 //     could never hold: a harvester that first opened a dozen people it
 //     was shown, or just kept going, was never caught by this rule.
-//   - persistence: more than limit refused requests (429, 403) within
-//     window: full speed after a refusal.
+//   - persistence: more than limit requests warden refused (429, 403,
+//     with a rule: not the upstream's own, passed on) within window: full
+//     speed after a refusal.
 //   - cohort: more than limit accounts younger than young served the
 //     class from one net (or fingerprint, or ip) within window: sign-ups
 //     made together going straight for contact data. Each of them is
