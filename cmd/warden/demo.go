@@ -34,6 +34,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	jsonOut := fs.String("json", "", "write the scores as JSON to this file")
 	mdOut := fs.String("markdown", "", "write the comparison table (Markdown, with the command) to this file")
 	exit := fs.Bool("exit", false, "exit after the score instead of serving until interrupted")
+	ledgerDir := fs.String("ledger-dir", "", "keep warden's ledger in DIR (must not exist yet), to query after the demo; default: a directory of the run's, removed with it")
 	params := paramFlags{}
 	fs.Var(params, "p", "scenario parameter NAME.KEY=VALUE (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -51,7 +52,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Warden: self, Duration: *dur, Mix: *scen, Params: params, Profiles: *profiles, Seed: *seed, JWTSecret: *secret,
 		PlatformAddr: *platAddr, Listen: *gwAddr, AdminListen: *adminAddr, Config: *configFile,
 		Compare: strings.Split(*compare, ","), NginxRate: *nginxRate, NginxBurst: *nginxBurst, BanMin: *banMin,
-		MaxRequests: *maxReq, JSON: *jsonOut, Markdown: *mdOut, Exit: *exit,
+		MaxRequests: *maxReq, JSON: *jsonOut, Markdown: *mdOut, Exit: *exit, LedgerDir: *ledgerDir,
 		Command: "warden demo " + strings.Join(args, " "),
 		Stdout:  stdout, Stderr: stderr, Progress: progressPrinter(stderr), ProgressEnd: func() { endProgress(stderr) },
 	})

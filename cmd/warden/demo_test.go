@@ -99,13 +99,19 @@ func TestDemoAgainstPlatformAndNginx(t *testing.T) {
 
 // The default demo: platform and warden as children, the mix against
 // both, then both keep serving until interrupted, and are gone after.
+// With --ledger-dir the ledger is where it says, queryable while the demo
+// serves, and kept after it (0700); a directory that exists is refused.
 func TestDemoServesUntilInterruptedThenCleansUp(t *testing.T) {
 	bin := buildWarden(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	ledgerDir := filepath.Join(t.TempDir(), "demo-ledger")
+	if out, err := exec.CommandContext(ctx, bin, "demo", "--exit", "--ledger-dir", t.TempDir()).CombinedOutput(); err == nil || !strings.Contains(string(out), "exists") {
+		t.Errorf("demo --ledger-dir on a directory that exists: %v\n%s", err, out)
+	}
 	cmd := exec.CommandContext(ctx, bin, "demo", "--profiles", "3000", "--duration", "2s",
 		"--platform-addr", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-		"-p", "users.count=50", "-p", "fleet.bots=20")
+		"-p", "users.count=50", "-p", "fleet.bots=20", "--ledger-dir", ledgerDir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +123,7 @@ func TestDemoServesUntilInterruptedThenCleansUp(t *testing.T) {
 	}
 	var out strings.Builder
 	sc := bufio.NewScanner(stdout)
-	var platURL, gwURL string
+	var platURL, gwURL, ledgerLine string
 	for sc.Scan() {
 		l := sc.Text()
 		out.WriteString(l + "\n")
@@ -126,6 +132,9 @@ func TestDemoServesUntilInterruptedThenCleansUp(t *testing.T) {
 		}
 		if u, ok := strings.CutPrefix(l, "warden:       "); ok {
 			gwURL, _, _ = strings.Cut(u, " ")
+		}
+		if u, ok := strings.CutPrefix(l, "ledger:       "); ok {
+			ledgerLine = u
 		}
 		if l == "serving until Ctrl-C" {
 			break
@@ -151,10 +160,19 @@ func TestDemoServesUntilInterruptedThenCleansUp(t *testing.T) {
 			t.Errorf("%s/healthz: %d", u, resp.StatusCode)
 		}
 	}
+	if !strings.HasPrefix(ledgerLine, ledgerDir+" (kept after the demo") {
+		t.Errorf("ledger line %q, want %s kept", ledgerLine, ledgerDir)
+	}
+	if out, err := exec.Command(bin, "ledger", "verify", "--ledger", ledgerDir).CombinedOutput(); err != nil || !strings.Contains(string(out), ": ok") {
+		t.Errorf("verify the demo's ledger while it serves: %v\n%s", err, out)
+	}
 	cmd.Process.Signal(os.Interrupt)
 	go io.Copy(io.Discard, stdout)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("demo after Ctrl-C: %v\n%s", err, stderr.String())
+	}
+	if info, err := os.Stat(ledgerDir); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("the demo's ledger after it ended: %v %v, want a directory 0700", info, err)
 	}
 	for _, u := range []string{platURL, gwURL} {
 		if _, err := net.Dial("tcp", strings.TrimPrefix(u, "http://")); err == nil {

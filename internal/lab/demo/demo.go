@@ -42,6 +42,10 @@ type Options struct {
 	JSON         string
 	Markdown     string
 	Exit         bool   // end after the score instead of serving until ctx ends
+	// LedgerDir, when set, is where warden keeps the demo's ledger (it
+	// must not exist yet: the figures count one run), kept after the
+	// demo; else a directory of the run's, removed with it.
+	LedgerDir string
 	Command      string // as typed, for the Markdown file
 
 	Stdout, Stderr io.Writer          // the score; progress
@@ -71,12 +75,27 @@ func Run(ctx context.Context, o Options) error {
 	if o.Config != "" {
 		cfgName = filepath.Base(o.Config)
 	}
+	ledgerDir := ""
+	if o.LedgerDir != "" {
+		if ledgerDir, err = filepath.Abs(o.LedgerDir); err != nil {
+			return fmt.Errorf("--ledger-dir: %w", err)
+		}
+		if _, err := os.Lstat(ledgerDir); err == nil {
+			return fmt.Errorf("--ledger-dir: %s exists; the demo's ledger figures count one run: give a directory that does not exist yet", ledgerDir)
+		}
+	}
 	dir, err := os.MkdirTemp("", "warden-demo-")
 	if err != nil {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	tokenFile := filepath.Join(dir, "admin-token")
+	serveLedger := []string{}
+	if ledgerDir == "" {
+		ledgerDir = LedgerDir(dir) // the embedded config's (wardenConfig)
+	} else {
+		serveLedger = []string{"--ledger-dir", ledgerDir} // overrides any config's ledger.dir
+	}
 
 	var children []*proc.Process
 	defer func() {
@@ -113,8 +132,8 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		fmt.Fprintf(o.Stderr, "starting warden on %s (config %s)\n", o.Listen, cfgName)
-		gw, gwAddr, err := startChild(ctx, "warden serve", o.Warden, []string{"serve", "--config", cfg, "--listen", o.Listen,
-			"--upstream", platURL, "--admin-listen", o.AdminListen}, env, gatewayReady, 30*time.Second)
+		gw, gwAddr, err := startChild(ctx, "warden serve", o.Warden, append([]string{"serve", "--config", cfg, "--listen", o.Listen,
+			"--upstream", platURL, "--admin-listen", o.AdminListen}, serveLedger...), env, gatewayReady, 30*time.Second)
 		if err != nil {
 			return err
 		}
@@ -215,7 +234,7 @@ func Run(ctx context.Context, o Options) error {
 		tok, _ := os.ReadFile(tokenFile)
 		fmt.Fprintln(o.Stderr, "waiting for warden's ledger to take the run's last Accesses")
 		dropped := awaitLedger(ctx, adminURL, strings.TrimSpace(string(tok)))
-		fig, err := LedgerFigures(LedgerDir(dir), o.Profiles, wardenRep.Served, dropped)
+		fig, err := LedgerFigures(ledgerDir, o.Profiles, wardenRep.Served, dropped)
 		if err != nil {
 			return fmt.Errorf("ledger figures: %w", err)
 		}
@@ -225,7 +244,7 @@ func Run(ctx context.Context, o Options) error {
 			if err != nil {
 				fmt.Fprintf(o.Stderr, "tracing without canaries: %v\n", err)
 			}
-			tr, err := TraceTake(takeFile(dir), LedgerDir(dir), c, wardenRep.Taken)
+			tr, err := TraceTake(takeFile(dir), ledgerDir, c, wardenRep.Taken)
 			if err != nil {
 				return err
 			}
@@ -233,11 +252,20 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	if o.Exit {
+		if needWarden && o.LedgerDir != "" {
+			fmt.Fprintf(o.Stdout, "\nledger kept in %s (warden ledger verify --ledger %s)\n", ledgerDir, ledgerDir)
+		}
 		return nil
 	}
 	fmt.Fprintf(o.Stdout, "\nlab platform: %s\n", platURL)
 	if gwURL != "" {
 		fmt.Fprintf(o.Stdout, "warden:       %s (admin %s, token in %s)\n", gwURL, adminURL, tokenFile)
+		kept := "removed when the demo ends; --ledger-dir DIR keeps it"
+		if o.LedgerDir != "" {
+			kept = "kept after the demo"
+		}
+		// Where to point the query commands while the demo serves.
+		fmt.Fprintf(o.Stdout, "ledger:       %s (%s; warden reach --authors ID,... --ledger %s)\n", ledgerDir, kept, ledgerDir)
 	}
 	fmt.Fprintln(o.Stdout, "serving until Ctrl-C")
 	<-ctx.Done()

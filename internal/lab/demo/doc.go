@@ -4,6 +4,12 @@
 // the scores side by side, then platform and gateway left serving until
 // the context ends.
 //
+// warden's ledger goes in the run's own temporary directory, removed with
+// it, or in Options.LedgerDir (`--ledger-dir`, passed to `warden serve`;
+// it must not exist yet, since the ledger's figures are compared with one
+// run's), kept for the query commands; its path is printed while the
+// demo serves.
+//
 // It must never send traffic anywhere but the loopback servers it started,
 // never write a secret into a config file (the admin token and the
 // partner's key reach warden through its environment; the token is also

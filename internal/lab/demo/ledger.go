@@ -154,8 +154,10 @@ func (f *Figures) Write(w io.Writer) {
 	fmt.Fprintf(tw, "reach of the %d most-followed accounts (people, exact)\t%d\t%d\t\n", len(f.Authors), f.Reach, f.SimReach)
 	fmt.Fprintf(tw, "  their posts served (impressions)\t%d\t%d\t\n", f.Impressions, f.SimImpressions)
 	if p := f.Private; p != nil {
-		fmt.Fprintf(tw, "  with DP for %s (%s %s, %.0f%% interval)\t%d %s\t\t\n", p.Budget.Researcher, p.Privacy.Mechanism, p.Privacy.Parameter,
-			100*p.Privacy.Confidence, p.Reach, fmt.Sprintf("[%d, %d]", p.Interval.Low, p.Interval.High))
+		// Beside the noisy figure, the count the noise was added to as the
+		// simulator counted it: the reader sees what DP cost.
+		fmt.Fprintf(tw, "  with DP for %s (%s %s, %.0f%% interval)\t%d %s\t%d\t\n", p.Budget.Researcher, p.Privacy.Mechanism, p.Privacy.Parameter,
+			100*p.Privacy.Confidence, p.Reach, fmt.Sprintf("[%d, %d]", p.Interval.Low, p.Interval.High), f.SimReach)
 	}
 	for i, t := range f.Takers {
 		label := "  next"
