@@ -166,7 +166,7 @@
 // per partition). The shared dictionary adds about 20 bytes per distinct
 // id and tuple once, not per Access.
 //
-// Author indexes add about 1.9 bytes per Access (257 KB for an hour of
+// Author indexes add about 1.8 bytes per Access (257 KB for an hour of
 // 139,000 Accesses beside its 3.1 MB: an Access number, delta-coded per
 // author, is about 1.8 bytes at one author an Access).
 //
