@@ -147,7 +147,8 @@ func FuzzParseSeg(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Reach over a cut hour reads three columns alone: what it sees
+		// Reach over a cut hour without an author index reads four
+		// columns alone (eachAuthored): what it sees
 		// is what the Accesses decoded whole hold.
 		type authored struct {
 			i       uint32

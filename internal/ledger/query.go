@@ -268,9 +268,10 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 // their viewers section; these keyed sections are read in parallel, one
 // goroutine per core (GOMAXPROCS), each author's viewers of a section
 // kept as one run, and the runs are added to the authors' bitmaps, again
-// an author range per core. Format 4 hours the window cuts read three
-// columns of their Accesses (cutViewers), in parallel too; format 3 hours
-// and open logs are read as before, on the calling goroutine.
+// an author range per core. Format 4 hours the window cuts read their
+// author index and two columns of their Accesses, or without an index
+// four columns (cutViewers), in parallel too; format 3 hours and open
+// logs are read as before, on the calling goroutine.
 func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap, []uint64) {
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
