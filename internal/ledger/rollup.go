@@ -221,8 +221,9 @@ func viewerTuples(b []byte, limit int, dst []uint32) ([]uint32, uint64, error) {
 
 // appendSums appends the running sums of n uvarints of b (sorted values,
 // delta-coded), each below limit, and returns what follows them. It is
-// reach's innermost loop (every posting it reads): deltas of one and two
-// bytes, most of them, are decoded inline. On an error dst holds the
+// reach's innermost loop (every posting it reads): deltas of up to three
+// bytes (all but a few: an hour's tuples are below 2^21 apart) are
+// decoded inline. On an error dst holds the
 // values before it.
 func appendSums(b []byte, n int, limit uint64, dst []uint32) ([]uint32, []byte, error) {
 	dst = slices.Grow(dst, min(n, len(b)))
@@ -234,6 +235,8 @@ func appendSums(b []byte, n int, limit uint64, dst []uint32) ([]uint32, []byte, 
 			v, b = uint64(b[0]), b[1:]
 		case len(b) > 1 && b[1] < 0x80:
 			v, b = uint64(b[0]&0x7f)|uint64(b[1])<<7, b[2:]
+		case len(b) > 2 && b[2] < 0x80:
+			v, b = uint64(b[0]&0x7f)|uint64(b[1]&0x7f)<<7|uint64(b[2])<<14, b[3:]
 		default:
 			var k int
 			if v, k = binary.Uvarint(b); k <= 0 {
