@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -66,7 +68,7 @@ func TestLedgerSurface(t *testing.T) {
 	other, blank := filepath.Join(tmp, "other"), filepath.Join(tmp, "blank")
 	os.WriteFile(other, []byte("204\n205\n"), 0o600)
 	os.WriteFile(blank, []byte("\n"), 0o600)
-	cred := []string{"SURFACE_TOKEN=" + token(t, "1")}
+	t.Setenv("SURFACE_TOKEN", token(t, "1")) // audience's --credential-env, for every command run
 	for _, c := range []struct {
 		args []string
 		code int
@@ -96,7 +98,7 @@ func TestLedgerSurface(t *testing.T) {
 		// upstream here refuses connections: paging first would fail on it).
 		{[]string{"audience", "--accounts", "200", "--upstream", "http://127.0.0.1:1", "--credential-env", "SURFACE_TOKEN", "--ledger", filepath.Join(tmp, "nope")}, 1, "--ledger: stat"},
 	} {
-		code, out, errOut := runWarden(t, "", cred, c.args...)
+		code, out, errOut := runWarden(t, "", nil, c.args...)
 		if code != c.code || !strings.Contains(errOut, c.msg) || strings.Contains(out+errOut, "panic") || strings.Contains(out+errOut, "goroutine ") {
 			t.Errorf("warden %v: exit %d, want %d with %q on stderr; stdout:\n%s\nstderr:\n%s", c.args, code, c.code, c.msg, out, errOut)
 		}
@@ -125,6 +127,14 @@ func TestLedgerSurface(t *testing.T) {
 		t.Errorf("explain table: exit %d\n%s%s", code, out, errOut)
 	}
 
+	// audience's table with --overlap says which set each list is of.
+	code, out, errOut = runWarden(t, "", nil, "audience", "--accounts", "200", "--overlap", "201", "--upstream", platform,
+		"--credential-env", "SURFACE_TOKEN", "--ledger", dir, "--rate", "200")
+	if code != 0 || !strings.Contains(out, "ACCOUNT  FOLLOWERS  SET") || !regexp.MustCompile(`(?m)^200 +\d+ +accounts$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^201 +\d+ +overlap$`).MatchString(out) {
+		t.Errorf("audience table with --overlap: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// The admin API: the same approx answer as the command.
 	var cli, api struct {
 		Reach      int  `json:"reach"`
@@ -146,13 +156,46 @@ func TestLedgerSurface(t *testing.T) {
 			t.Errorf("admin reach?%s: %d %s, want 400", q, resp.status, resp.body)
 		}
 	}
-	// Every ledger endpoint wants the token.
+	// audience and replay, the other two queries, answer on the admin API
+	// as their commands do: audience on the gateway's own upstream and
+	// ledger, replay with the new config POSTed.
+	var cliAud, apiAud map[string]any
+	query(t, &cliAud, "audience", "--accounts", "200,201", "--overlap", "202", "--dose", "--upstream", platform,
+		"--credential-env", "SURFACE_TOKEN", "--ledger", dir, "--rate", "200")
+	resp = adminDo(t, g, "GET", "/v1/ledger/audience?accounts=200,201&overlap=202&dose=true&rate=200", "")
+	if resp.status != 200 || json.Unmarshal([]byte(resp.body), &apiAud) != nil || !reflect.DeepEqual(apiAud, cliAud) || apiAud["audience"] == 0.0 {
+		t.Errorf("admin audience: %d %s; the command: %v", resp.status, resp.body, cliAud)
+	}
+	if resp := adminDo(t, g, "GET", "/v1/ledger/audience?accounts=200&upstream=http://127.0.0.1:1", ""); resp.status != 400 {
+		t.Errorf("admin audience with an upstream of the asker's: %d %s, want 400", resp.status, resp.body)
+	}
+	tighter := ledgerConfig(dir, 5)
+	newCfg := filepath.Join(tmp, "tighter.yaml")
+	os.WriteFile(newCfg, []byte(tighter), 0o600)
+	var cliRep, apiRep map[string]any
+	query(t, &cliRep, "replay", "--config", newCfg)
+	resp = adminDo(t, g, "POST", "/v1/ledger/replay", tighter)
+	if resp.status != 200 || json.Unmarshal([]byte(resp.body), &apiRep) != nil || !reflect.DeepEqual(apiRep, cliRep) || len(apiRep["newly_masked"].([]any)) == 0 {
+		t.Errorf("admin replay: %d %s; the command: %v", resp.status, resp.body, cliRep)
+	}
+	for _, body := range []string{"", "ration: [", "nonsense: 1"} {
+		if resp := adminDo(t, g, "POST", "/v1/ledger/replay", body); resp.status != 400 {
+			t.Errorf("admin replay of %q: %d %s, want 400", body, resp.status, resp.body)
+		}
+	}
+
+	// Every ledger endpoint wants the token (each answered 200 with it
+	// above or here).
 	for _, p := range []string{"who-took?subject=25", "took-by?facet=account&value=1", "reach?authors=200", "explain?id=" + tl.refused[0], "verify"} {
 		if resp := adminDo(t, g, "GET", "/v1/ledger/"+p, ""); resp.status != 200 {
 			t.Errorf("admin %s with the token: %d %s", p, resp.status, resp.body)
 		}
+	}
+	for _, p := range []string{"GET who-took?subject=25", "GET took-by?facet=account&value=1", "GET reach?authors=200", "GET explain?id=" + tl.refused[0],
+		"GET verify", "GET audience?accounts=200", "POST replay"} {
+		method, path, _ := strings.Cut(p, " ")
 		for _, tok := range []string{"", "Bearer not-the-token"} {
-			req, _ := http.NewRequest("GET", g.admin+"/v1/ledger/"+p, nil)
+			req, _ := http.NewRequest(method, g.admin+"/v1/ledger/"+path, strings.NewReader(tighter))
 			if tok != "" {
 				req.Header.Set("Authorization", tok)
 			}

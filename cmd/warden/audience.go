@@ -13,11 +13,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/warden-gw/warden/internal/audience"
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 )
 
@@ -30,8 +33,8 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlags("audience", stderr)
 	qf := addQueryFlags(fs)
 	accounts := fs.String("accounts", "", "the accounts: ID,ID,... or @FILE (required)")
-	overlap := fs.String("overlap", "", "also: compare with another set of accounts (ID,... or @FILE): each, both, either")
-	dose := fs.Bool("dose", false, "also: people following at least k of the accounts, for every k")
+	fs.String("overlap", "", "also: compare with another set of accounts (ID,... or @FILE): each, both, either")
+	fs.Bool("dose", false, "also: people following at least k of the accounts, for every k")
 	upstream := fs.String("upstream", "", "the platform's URL (default: upstream.url of --config)")
 	route := fs.String("route", "", `the follower list route (default: the route map's list route ending in /followers, else "GET /v1/users/{id}/followers")`)
 	credEnv := fs.String("credential-env", "", "environment variable holding the service credential (a bearer token; default: a token minted with identity.account's HS256 secret from --config for --service-account)")
@@ -52,7 +55,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errors.New("--accounts: give ID,ID,... or @FILE")
 	}
 	v := url.Values{}
-	setFlags(fs, v, "ledger", "clickhouse", "config", "json", "credential-env", "service-account", "upstream", "rate", "page-size", "max-pages", "no-ledger")
+	setFlags(fs, v, append([]string{"ledger", "clickhouse", "config", "json"}, audienceHow...)...)
 	if err := readIDFlags(v, "accounts", "overlap"); err != nil {
 		return err
 	}
@@ -60,20 +63,11 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	q := audience.Query{Dose: *dose}
-	if q.Accounts, err = idList("accounts", v.Get("accounts")); err != nil {
+	// What the question is, checked before any list is paged: the ids,
+	// the window, and a ledger named and absent.
+	if _, err := audienceQuery(v, time.Now()); err != nil {
 		return err
 	}
-	if *overlap != "" {
-		if q.Overlap, err = idList("overlap", v.Get("overlap")); err != nil {
-			return err
-		}
-	}
-	if q.Window, err = queryWindow(v, time.Now()); err != nil {
-		return err
-	}
-	// A ledger named and absent fails now, not after paging through every
-	// follower list at --rate.
 	if *qf.ledger != "" && !*noLedger {
 		if info, err := os.Stat(*qf.ledger); err != nil {
 			return fmt.Errorf("--ledger: %w", err)
@@ -96,12 +90,13 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			dir = cfg.Ledger.Dir
 		}
 	}
+	var led audience.Ledger
 	if !*noLedger {
 		switch {
 		case ch != nil:
-			q.Ledger = ch
+			led = ch
 		case dir != "":
-			q.Ledger = audience.Dir(dir)
+			led = audience.Dir(dir)
 		}
 	}
 	l := &audience.Lists{NextCursor: "next_cursor", PageSize: *pageSize, Rate: *rate, MaxPages: *maxPages,
@@ -127,28 +122,11 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if budgetDir == "" && cfg != nil {
 		budgetDir = cfg.Ledger.Dir
 	}
-	p, err := privateQuery(budgetDir, cfg, "audience", v)
+	res, err := answerAudience(ctx, l, led, ch, budgetDir, cfg, v, time.Now())
+	if *qf.json {
+		printRefused(stdout, err)
+	}
 	if err != nil {
-		return err
-	}
-	// A fleet on ClickHouse keeps its researchers' budgets there, as reach
-	// does: one budget per researcher, whichever host is asked.
-	if p != nil && ch != nil {
-		p.Budgets = clickhouse.NewBudgets(ch, researcherLimit(cfg))
-	} else if p != nil && budgetDir == "" {
-		return errors.New("a DP answer is charged to a budget kept in the ledger directory (or in ClickHouse with --clickhouse ADDR): give --ledger DIR or a --config with ledger.dir")
-	}
-	var res any
-	if p != nil {
-		pr, err := audience.RunPrivate(ctx, l, q, *p)
-		if *qf.json {
-			printRefused(stdout, err)
-		}
-		if err != nil {
-			return err
-		}
-		res = pr
-	} else if res, err = audience.Run(ctx, l, q); err != nil {
 		return err
 	}
 	if *qf.json {
@@ -161,6 +139,124 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		printPrivateAudience(stdout, r)
 	}
 	return nil
+}
+
+// audienceHow are audience's parameters that say how to ask, not what:
+// left out of a DP answer's question, so that the same question paged at
+// another rate is the same question (and the same answer, free).
+var audienceHow = []string{"credential-env", "service-account", "upstream", "rate", "page-size", "max-pages", "no-ledger"}
+
+// audienceQuery reads audience's question from v: accounts and overlap
+// (ids; the command line has read any @FILE), dose, from and to.
+func audienceQuery(v url.Values, now time.Time) (audience.Query, error) {
+	q := audience.Query{Dose: v.Get("dose") == "true"}
+	var err error
+	if v.Get("accounts") == "" {
+		return q, badQuery("accounts: give ID,ID,... or @FILE")
+	}
+	if q.Accounts, err = idList("accounts", v.Get("accounts")); err != nil {
+		return q, err
+	}
+	if o := v.Get("overlap"); o != "" {
+		if q.Overlap, err = idList("overlap", o); err != nil {
+			return q, err
+		}
+	}
+	q.Window, err = queryWindow(v, now)
+	return q, err
+}
+
+// answerAudience answers audience's question v by paging l, splitting
+// the accounts' reach on led (nil: no split); a DP answer is charged in
+// ch (a fleet's ClickHouse) or else in budgetDir. The command and the
+// admin API both answer through it.
+func answerAudience(ctx context.Context, l *audience.Lists, led audience.Ledger, ch *clickhouse.Client, budgetDir string, cfg *config.Config, v url.Values, now time.Time) (any, error) {
+	q, err := audienceQuery(v, now)
+	if err != nil {
+		return nil, err
+	}
+	q.Ledger = led
+	ask := url.Values{}
+	for k, vals := range v {
+		if !slices.Contains(audienceHow, k) {
+			ask[k] = vals
+		}
+	}
+	p, err := privateQuery(budgetDir, cfg, "audience", ask)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return audience.Run(ctx, l, q)
+	}
+	// A fleet on ClickHouse keeps its researchers' budgets there, as reach
+	// does: one budget per researcher, whichever host is asked.
+	if ch != nil {
+		p.Budgets = clickhouse.NewBudgets(ch, researcherLimit(cfg))
+	} else if budgetDir == "" {
+		return nil, badQuery("a DP answer is charged to a budget kept in the ledger directory (or in ClickHouse with --clickhouse ADDR): give --ledger DIR or a --config with ledger.dir")
+	}
+	res, err := audience.RunPrivate(ctx, l, q, *p)
+	return res, refusedBudget(err)
+}
+
+// apiAudienceTime bounds the admin API's audience: its server's write
+// timeout is 30 s, and an answer written after it is lost.
+const apiAudienceTime = 25 * time.Second
+
+// apiAudience is the admin API's audience query: the lists are paged on
+// the gateway's own upstream (upstream.url, with serve's --upstream) with
+// a token minted from its config's account secret, never a URL or
+// credential of the asker's (the gateway would fetch whatever it was
+// given). rate (default 20 a second, at most 10,000) and
+// service-account (default 1) may be given; the reach split reads the
+// gateway's ledger unless no-ledger=true.
+func apiAudience(ctx context.Context, src ledger.Source, dir string, cfg *config.Config, v url.Values, now time.Time) (any, error) {
+	for _, k := range []string{"upstream", "credential-env", "route", "page-size", "max-pages"} {
+		if v.Has(k) {
+			return nil, badQuery("%s: the admin API pages the gateway's own upstream with its config's route and credential; ask warden audience for another", k)
+		}
+	}
+	if cfg == nil || cfg.Upstream.URL == "" {
+		return nil, badQuery("audience: the gateway's config names no upstream")
+	}
+	rate := 20.0
+	if s := v.Get("rate"); s != "" {
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(r > 0 && r <= 10000) {
+			return nil, badQuery("rate: %q is not a number of requests a second in (0, 10000]", s)
+		}
+		rate = r
+	}
+	service := "1"
+	if s := v.Get("service-account"); s != "" {
+		service = s
+	}
+	l := &audience.Lists{NextCursor: "next_cursor", PageSize: 50, Rate: rate, MaxPages: 100000,
+		Client: &http.Client{Timeout: 30 * time.Second}, Upstream: cfg.Upstream.URL}
+	if err := listRoute(l, cfg, ""); err != nil {
+		return nil, err
+	}
+	var err error
+	if l.Credential, err = serviceCredential(cfg, "", service); err != nil {
+		return nil, badQuery("audience: %v", err)
+	}
+	var led audience.Ledger
+	ch, _ := src.(*clickhouse.Client)
+	switch {
+	case v.Get("no-ledger") == "true":
+	case ch != nil:
+		led = ch
+	case dir != "":
+		led = audience.Dir(dir)
+	}
+	ctx, cancel := context.WithTimeout(ctx, apiAudienceTime)
+	defer cancel()
+	res, err := answerAudience(ctx, l, led, ch, dir, cfg, v, now)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, badQuery("audience: paging the lists at %g requests a second takes longer than the admin API's %s; ask warden audience (or a higher rate)", rate, apiAudienceTime)
+	}
+	return res, err
 }
 
 // audienceConfig loads --config: needed unless --upstream and a
@@ -246,9 +342,23 @@ const (
 func printAudience(w io.Writer, r *audience.Result) {
 	fmt.Fprintf(w, "audience of %d accounts (exact): %d distinct people follow at least one; %d pages in %d requests\n", r.Accounts, r.Audience, r.Pages, r.Requests)
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ACCOUNT\tFOLLOWERS")
-	for _, c := range r.Lists {
-		fmt.Fprintf(tw, "%s\t%d\n", c.Account, c.Followers)
+	// Lists holds --accounts' lists, then --overlap's (audience.people
+	// pages them in that order): name the set when there are two.
+	two := len(r.Lists) > r.Accounts
+	if two {
+		fmt.Fprintln(tw, "ACCOUNT\tFOLLOWERS\tSET")
+	} else {
+		fmt.Fprintln(tw, "ACCOUNT\tFOLLOWERS")
+	}
+	for i, c := range r.Lists {
+		switch {
+		case !two:
+			fmt.Fprintf(tw, "%s\t%d\n", c.Account, c.Followers)
+		case i < r.Accounts:
+			fmt.Fprintf(tw, "%s\t%d\taccounts\n", c.Account, c.Followers)
+		default:
+			fmt.Fprintf(tw, "%s\t%d\toverlap\n", c.Account, c.Followers)
+		}
 	}
 	tw.Flush()
 	printDose(w, audienceDose, r.Dose)

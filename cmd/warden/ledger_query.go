@@ -288,6 +288,9 @@ func readIDFlags(v url.Values, keys ...string) error {
 // admin.ErrBadRequest are the asker's; admin.ErrNotFound, nothing
 // matched.
 func answerQuery(ctx context.Context, src ledger.Source, dir string, cfg *config.Config, name string, v url.Values, now time.Time) (any, error) {
+	if v.Has(admin.LedgerBody) && name != "replay" {
+		return nil, badQuery("%s takes no body (only replay: its new config)", name)
+	}
 	if name == "verify" {
 		if dir == "" || src.String() != dir {
 			return nil, badQuery("verify reads a local ledger directory; give --ledger DIR")
@@ -322,6 +325,10 @@ func answerQuery(ctx context.Context, src ledger.Source, dir string, cfg *config
 		return answerReach(ctx, src, dir, cfg, win, v, now)
 	case "explain":
 		return explainRequest(ctx, src, cfg, win, v.Get("id"))
+	case "audience":
+		return apiAudience(ctx, src, dir, cfg, v, now)
+	case "replay":
+		return apiReplay(ctx, src, dir, win, v.Get(admin.LedgerBody))
 	}
 	return nil, fmt.Errorf("%w: no ledger query %q", admin.ErrNotFound, name)
 }

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 	"github.com/warden-gw/warden/internal/replay"
 )
 
@@ -73,6 +76,23 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return printJSON(stdout, rep)
 	}
 	return replayTable(stdout, rep)
+}
+
+// apiReplay is the admin API's replay: the new config is the POSTed body
+// (YAML, as a file for warden replay --config), replayed over the
+// gateway's own ledger directory.
+func apiReplay(ctx context.Context, src ledger.Source, dir string, win ledger.Window, body string) (*replay.Report, error) {
+	if strings.TrimSpace(body) == "" {
+		return nil, badQuery("replay: POST the new config's YAML as the body")
+	}
+	if _, ok := src.(*clickhouse.Client); ok || dir == "" {
+		return nil, badQuery("replay: reads the gateway's local ledger directory (ledger.dir)")
+	}
+	cfg, err := config.Parse("body", []byte(body))
+	if err != nil {
+		return nil, badQuery("%v", err)
+	}
+	return replay.Run(ctx, dir, win, cfg)
 }
 
 func replayTable(w io.Writer, rep *replay.Report) error {

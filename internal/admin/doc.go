@@ -18,8 +18,12 @@
 //	GET    /v1/ledger/{query}?...         the ledger's queries, as the commands
 //	                                     answer them (--json): who-took?subject=&class=&by=,
 //	                                     took-by?facet=&value=, reach?authors=&by=&dose=true&
-//	                                     overlap=&after=, explain?id=, verify; every one
+//	                                     overlap=&after=&approx=true, audience?accounts=&
+//	                                     overlap=&dose=true&rate= (the gateway's upstream
+//	                                     and credential), explain?id=, verify; every one
 //	                                     takes from= and to= (RFC 3339 or a duration back)
+//	POST   /v1/ledger/replay?from=&to=   replay: the body (at most 1 MiB) is the new
+//	                                     config's YAML, as warden replay --config
 //	GET    /, /login, /transparency, ... the web dashboard, when Options.Dashboard
 //	                                     is set: sessions of its own (package dashboard)
 //	GET    /debug/pprof/...              Go's profiles (net/http/pprof), e.g.

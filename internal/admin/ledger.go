@@ -3,6 +3,8 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -23,14 +25,32 @@ type Ledger interface {
 	Query(ctx context.Context, name string, args url.Values) (any, error)
 }
 
-// ledgerQuery serves GET /v1/ledger/{query}.
+// maxLedgerBody bounds a POSTed ledger query's body: replay's new config.
+const maxLedgerBody = 1 << 20
+
+// LedgerBody is the key under which a POSTed query's body (replay's new
+// config) reaches Ledger.Query; a GET's query string cannot set it.
+const LedgerBody = "body"
+
+// ledgerQuery serves GET and POST /v1/ledger/{query}: a POST's body (at
+// most 1 MiB) goes to the query as args[LedgerBody].
 func (s *Server) ledgerQuery(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Ledger == nil {
 		writeError(w, http.StatusNotImplemented, "no ledger on this server (ledger.dir)")
 		return
 	}
 	name := r.PathValue("query")
-	res, err := s.opts.Ledger.Query(r.Context(), name, r.URL.Query())
+	args := r.URL.Query()
+	args.Del(LedgerBody)
+	if r.Method == http.MethodPost {
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLedgerBody))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: %v (at most %d bytes)", err, maxLedgerBody))
+			return
+		}
+		args.Set(LedgerBody, string(b))
+	}
+	res, err := s.opts.Ledger.Query(r.Context(), name, args)
 	switch {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrNotFound):
 		code := http.StatusBadRequest

@@ -41,12 +41,12 @@ type Options struct {
 	MaxRequests  int64 // per population per run
 	JSON         string
 	Markdown     string
-	Exit         bool   // end after the score instead of serving until ctx ends
+	Exit         bool // end after the score instead of serving until ctx ends
 	// LedgerDir, when set, is where warden keeps the demo's ledger (it
 	// must not exist yet: the figures count one run), kept after the
 	// demo; else a directory of the run's, removed with it.
 	LedgerDir string
-	Command      string // as typed, for the Markdown file
+	Command   string // as typed, for the Markdown file
 
 	Stdout, Stderr io.Writer          // the score; progress
 	Progress       func(sim.Progress) // during each run
