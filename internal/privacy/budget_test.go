@@ -147,6 +147,12 @@ func TestParseMechanism(t *testing.T) {
 			t.Errorf("ParseMechanism(%q, %q) = %v, %v", c.eps, c.rho, m.Param(), err)
 		}
 	}
+	// The bounds read as the decimals one would type.
+	for _, c := range [][3]string{{"0", "", `dp-epsilon: "0" is not a number from 0.01 to 100`}, {"", "1e3", `dp-rho: "1e3" is not a number from 0.00005 to 100`}} {
+		if _, err := ParseMechanism(c[0], c[1]); err == nil || err.Error() != c[2] {
+			t.Errorf("ParseMechanism(%q, %q): %v, want %s", c[0], c[1], err, c[2])
+		}
+	}
 }
 
 // The stated interval covers the exact figure at least as often as it

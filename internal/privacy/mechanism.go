@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strings"
 )
 
 // Mechanism is the noise one answer gets: a discrete Laplace for pure
@@ -39,7 +40,9 @@ func ParseMechanism(epsilon, rho string) (Mechanism, error) {
 	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok || r.Cmp(min) < 0 || r.Cmp(maxParam) > 0 {
-		return Mechanism{}, fmt.Errorf("%s: %q is not a number from %s to %s", name, s, min.FloatString(5), maxParam.FloatString(0))
+		// Bounds as decimals without trailing zeros: 0.01, 0.00005.
+		low := strings.TrimRight(min.FloatString(5), "0")
+		return Mechanism{}, fmt.Errorf("%s: %q is not a number from %s to %s", name, s, low, maxParam.FloatString(0))
 	}
 	if rho != "" {
 		return Mechanism{Rho: r}, nil
