@@ -120,6 +120,13 @@ func TestLedgerSurface(t *testing.T) {
 		t.Errorf("DP refusal: exit %d\n%s\n%s", code, out, errOut)
 	}
 
+	// --dose asked of authors nobody was served: an empty dose, not none.
+	var nobody map[string]any
+	query(t, &nobody, "reach", "--authors", "999999", "--dose", "--ledger", dir)
+	if d, ok := nobody["dose"].([]any); !ok || len(d) != 0 || nobody["reach"] != 0.0 {
+		t.Errorf("reach --dose of an author never served: %v", nobody)
+	}
+
 	// explain's table: classes as words, not Go maps; without --config it
 	// says where the budgets' counts come from.
 	code, out, errOut = runWarden(t, "", nil, "explain", tl.refused[0], "--ledger", dir)

@@ -78,9 +78,14 @@ func printPrivateReach(w io.Writer, res *reach.PrivateResult) {
 }
 
 // printDose writes the dose table of a reach or audience answer, headed
-// "dose: " and title; nothing without a dose.
+// "dose: " and title; nothing when no dose was asked (nil).
 func printDose(w io.Writer, title string, dose []reach.Dose) {
+	if dose == nil {
+		return
+	}
 	if len(dose) == 0 {
+		// Asked, and nobody was reached: say so rather than print nothing.
+		printSetTable(w, "dose: "+title, "nobody")
 		return
 	}
 	lines := []string{"K\tPEOPLE"}

@@ -27,7 +27,7 @@ type Result struct {
 	Authors     int        `json:"authors"`
 	From        *time.Time `json:"from"`
 	To          *time.Time `json:"to"`
-	Dose        []Dose     `json:"dose,omitempty"`
+	Dose        []Dose     `json:"dose,omitzero"` // [] when asked and nobody was reached
 	Overlap     *Overlap   `json:"overlap,omitempty"`
 	After       *After     `json:"after,omitempty"`
 }
