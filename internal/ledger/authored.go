@@ -175,7 +175,7 @@ func makeAuthored(cold []byte, hour int64, dec *zstd.Decoder) (*authoredParts, e
 		c := &a.chunks[len(a.chunks)-1]
 		c.lo, c.hi = min(c.lo, t), max(c.hi, t)
 	}
-	pairs = sortByHigh(pairs)
+	pairs, _ = radixSort(pairs, nil)
 	var payload []byte
 	for j := 0; j < len(pairs); {
 		au := uint32(pairs[j] >> 32)
@@ -195,35 +195,6 @@ func makeAuthored(cold []byte, hour int64, dec *zstd.Decoder) (*authoredParts, e
 	}
 	a.kb.close()
 	return a, nil
-}
-
-// sortByHigh sorts pairs by their upper 32 bits, stably (a radix sort
-// of 11-bit digits, as many as the largest needs): pairs made in Access
-// order (author<<32 | Access number) come out sorted whole. A comparison
-// sort of an hour's 139,000 pairs was a third of the index's making.
-func sortByHigh(pairs []uint64) []uint64 {
-	var top uint64
-	for _, p := range pairs {
-		top = max(top, p>>32)
-	}
-	tmp := make([]uint64, len(pairs))
-	for shift := uint(32); shift < 64 && top>>(shift-32) != 0; shift += 11 {
-		var at [2048]int
-		for _, p := range pairs {
-			at[p>>shift&2047]++
-		}
-		n := 0
-		for d, c := range at {
-			at[d], n = n, n+c
-		}
-		for _, p := range pairs {
-			d := p >> shift & 2047
-			tmp[at[d]] = p
-			at[d]++
-		}
-		pairs, tmp = tmp, pairs
-	}
-	return pairs
 }
 
 // header is the author index's header for the hour of hash.

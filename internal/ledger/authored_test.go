@@ -349,20 +349,3 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
-
-// sortByHigh sorts as slices.Sort does pairs made in order of their
-// lower half.
-func TestSortByHigh(t *testing.T) {
-	rng := rand.New(rand.NewPCG(9, 10))
-	for _, top := range []uint32{1, 2047, 2048, 1 << 22, 1<<32 - 1} {
-		var pairs []uint64
-		for i := range uint64(3000) {
-			pairs = append(pairs, uint64(rng.Uint32N(top))<<32|i)
-		}
-		want := slices.Clone(pairs)
-		slices.Sort(want)
-		if got := sortByHigh(pairs); !slices.Equal(got, want) {
-			t.Fatalf("authors below %d: not sorted as slices.Sort sorts", top)
-		}
-	}
-}
