@@ -202,7 +202,7 @@
 //   - The sealer: the shared dictionary (N names, about 38 bytes each;
 //     never shrinks, grows with distinct ids, never with traffic) and,
 //     while it seals one hour, that hour's log, Accesses, postings and
-//     sealed file: sealing allocates about 1,900 bytes per Access of the
+//     sealed file: sealing allocates about 1,060 bytes per Access of the
 //     hour (BenchmarkSealDense), less of it live at once, all freed after.
 //   - The rollups: each tuple's account and ip (8 bytes a tuple, read from
 //     `ids`: 8 MiB at a million tuples; grows with tuples, never with
@@ -227,11 +227,11 @@
 // the process's memory follows at GOGC=100) at 401 MiB, over it:
 // GOMEMLIMIT=256MiB asks the collector to keep to the bound, at the cost
 // of more frequent collections. At the issue's density (139,000 Accesses
-// an hour) a seal allocates about 1,400 bytes per Access of the hour
-// (BenchmarkSealDense: 190 MiB, not all live at once). What is not
+// an hour) a seal allocates about 1,060 bytes per Access of the hour
+// (BenchmarkSealDense: 140 MiB, not all live at once). What is not
 // bounded by identities is that share: an hour of A Accesses needs up to
-// about 1,400 A bytes while it is sealed (a gateway at 10,000 Accesses/s,
-// 36 million an hour, would need up to 47 GiB then); partitions are an
+// about 1,060 A bytes while it is sealed (a gateway at 10,000 Accesses/s,
+// 36 million an hour, would need up to 36 GiB then); partitions are an
 // hour because queries and retention count in hours, and cutting a busy
 // hour in parts is the change to make for such a gateway. Readers map the
 // partitions of the window and load the shared dictionary (its look-up
@@ -293,11 +293,48 @@
 //     one another, and the look-ups reuse the hashes.
 //   - Frames are checksummed where they lie in the write buffer.
 //
+// Add is not all the writer costs: at the issue's density the sealer
+// spends about twice Add's CPU per Access, on its own goroutine (another
+// core of a gateway's, the same machine's CPU). Per Access of a sealed
+// hour (a profile of BenchmarkIngest over a day: 3,336,000 Accesses): the
+// hour's names and tuples interned into the shared dictionary, about 3.7
+// an Access, each a cache miss in tables of millions (0.85 µs); the
+// index and compression (0.6 µs; zstd most of it); reading the log back
+// (0.4 µs); the day rollups and the author indexes (0.2 µs). What the
+// sealer does for it:
+//
+//   - Postings and who-took takings are sorted by an LSD radix sort
+//     (radix.go: 11-bit digits, the digits every key shares skipped)
+//     instead of pdqsort; an author's impressions are counted from its
+//     sorted pairs.
+//   - The hour's names and tuples are interned in batches of 16, hashed
+//     first and their slots and records read ahead, as Add does
+//     (dictionary.internMany).
+//   - A log's Accesses are decoded into an arena (entryArena: request
+//     ids, classes, records and authors cut from large chunks, not four
+//     or five allocations an Access), its dictionary's tables sized from
+//     a count of its frames.
+//
+// Each sorts and encodes as before: the sealed bytes are the same. The
+// rest is in the design: every id is interned twice, by Add into the
+// hour's dictionary (the log names its own integers) and by the sealer
+// into the shared one. Add interning into the shared dictionary itself,
+// keeping per name its integer of the open hour (the log's frames as
+// now) and handing the sealer each hour's integers -> shared integers,
+// would take the sealer's 0.6 µs of look-ups of ids (not of tuples)
+// away, at the cost of Add probing a table of millions instead of the
+// hour's (more misses on the request path's core) and of the sealer's
+// dictionary shared under the writer's lock.
+//
 // Measured in bench_results.txt: BenchmarkAdd, BenchmarkIngest (the
-// issue's density, in internal/lab/ledgerbench) and, in
+// issue's density, in internal/lab/ledgerbench; cpu-ns/op is Add's
+// thread, writer-cpu-ns/op all the writer's work), BenchmarkSealDense
+// (one hour sealed: its CPU and bytes per Access) and, in
 // internal/gateway, BenchmarkRecorders (each recorder's CPU per Access
 // of bench row e) and BenchmarkServeLedger (rows e and e-ledger in one
-// process).
+// process). `warden bench ledger` prints both: ingest/cpu-s (Add's
+// thread) and the writer's CPU per Access (the process's from Open to
+// Close, less the generator's).
 //
 // # What it must never do
 //

@@ -6,7 +6,10 @@
 // one ending 13h30m17s before the data's end, whose ends cut an hour and
 // a day (cutWindow), what an operator's `--from 168h` asks. The ledger's row also gives its queries' CPU time (the
 // querying thread's, median of the runs): on a shared machine the
-// wall-clock times count waiting for a core too. It must never be part of CI (it installs nothing, and skips
+// wall-clock times count waiting for a core too. Ingest is given as
+// Add's thread's CPU (ingest/cpu-s) and as the writer's whole CPU per
+// Access (Row.WriterCPU: Add, sealing, rollups, the collector; the
+// process's less the generator's). It must never be part of CI (it installs nothing, and skips
 // ClickHouse when absent).
 //
 // The ClickHouse row (clickhouse.go) checks every step: a failure is the
