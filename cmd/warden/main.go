@@ -11,7 +11,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/warden-gw/warden/internal/admin"
 )
 
 // command is one subcommand: it parses its own flags from args and returns
@@ -64,7 +67,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errUsage) {
 			return 2
 		}
-		fmt.Fprintf(stderr, "warden %s: %v\n", args[0], err)
+		name := args[0]
+		if _, ok := ledgerCommands()[arg(args, 1)]; ok && name == "ledger" {
+			name += " " + args[1] // "warden ledger who-took: ...", which query failed
+		}
+		fmt.Fprintf(stderr, "warden %s: %s\n", name, cliMessage(err))
 		return 1
 	}
 	return 0
@@ -87,4 +94,26 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("warden "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// cliMessage is err as the command line prints it. The query commands
+// share their errors with the admin API, where "bad request: " and "not
+// found: " choose the answer's status; here the exit status says that,
+// and the message starts with what was wrong.
+func cliMessage(err error) string {
+	msg := err.Error()
+	for _, cat := range []error{admin.ErrBadRequest, admin.ErrNotFound} {
+		if errors.Is(err, cat) {
+			msg = strings.TrimPrefix(msg, cat.Error()+": ")
+		}
+	}
+	return msg
+}
+
+// arg is args[i], or "" past its end.
+func arg(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
 }
