@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -242,6 +243,32 @@ func splitIDs(s string) []string {
 	return out
 }
 
+// facetValue checks an identity's value as the ledger writes it: an ip
+// and a net in their canonical forms (a net by its masked prefix, as
+// identify derives it), so that 2001:DB8::1 or 127.16.5.1/24 find what
+// the ledger holds rather than nothing, and "abc" is an error, not an
+// identity that took nothing.
+func facetValue(f identify.Facet, s string) (string, error) {
+	if s == "" {
+		return "", badQuery("value is required")
+	}
+	switch f {
+	case identify.FacetIP:
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return "", badQuery("value: %q is not an IP address", s)
+		}
+		return a.Unmap().WithZone("").String(), nil
+	case identify.FacetNet:
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return "", badQuery("value: %q is not a network (ADDRESS/BITS, as 192.0.2.0/24)", s)
+		}
+		return p.Masked().String(), nil
+	}
+	return s, nil
+}
+
 // idList reads the set of ids of query parameter key: "ID,ID,...". An
 // "@FILE" is the command line's (readIDFlags reads it there): asked of the
 // admin API it would read a file on the gateway's host, so it is refused.
@@ -317,10 +344,11 @@ func answerQuery(ctx context.Context, src ledger.Source, dir string, cfg *config
 		if err != nil || f == 0 {
 			return nil, badQuery("facet: want app, account, ip, net or fingerprint")
 		}
-		if v.Get("value") == "" {
-			return nil, badQuery("value is required")
+		value, err := facetValue(f, v.Get("value"))
+		if err != nil {
+			return nil, err
 		}
-		return src.TookBy(ctx, win, f, v.Get("value"))
+		return src.TookBy(ctx, win, f, value)
 	case "reach":
 		return answerReach(ctx, src, dir, cfg, win, v, now)
 	case "explain":

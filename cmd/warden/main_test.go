@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
 )
 
 // TestQueryErrorsOnTheCommandLine: a query's error is printed as what was
@@ -21,6 +26,36 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := run(c.args, &out, &errb); code != 1 || errb.String() != c.want {
 			t.Errorf("warden %v: exit %d, stderr %q, want 1 and %q", c.args, code, errb.String(), c.want)
+		}
+	}
+}
+
+// TestTookByFacetValues: took-by reads an ip or a net in any spelling of
+// the identity the ledger holds (its canonical form), and refuses one that
+// is no address rather than answer that it took nothing.
+func TestTookByFacetValues(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(ledger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &ledger.Entry{Time: time.Now().UTC(), Route: "GET /v1/users/{id}", Status: 200, Records: []ledger.Record{{ID: "11"}}}
+	e.Identity[identify.FacetIP-1] = "192.0.2.7"
+	e.Identity[identify.FacetNet-1] = "192.0.2.0/24"
+	l.Add(e)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]string{{"ip", "192.0.2.7"}, {"ip", "::ffff:192.0.2.7"}, {"net", "192.0.2.0/24"}, {"net", "192.0.2.7/24"}} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"ledger", "took-by", c[0], c[1], "--ledger", dir}, &out, &errb); code != 0 || !strings.Contains(out.String(), ": 1 accesses") {
+			t.Errorf("took-by %s %s: exit %d\n%s%s", c[0], c[1], code, out.String(), errb.String())
+		}
+	}
+	for _, c := range [][3]string{{"ip", "abc", "is not an IP address"}, {"net", "192.0.2.0", "is not a network"}} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"ledger", "took-by", c[0], c[1], "--ledger", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), c[2]) {
+			t.Errorf("took-by %s %s: exit %d, stderr %q, want %q", c[0], c[1], code, errb.String(), c[2])
 		}
 	}
 }
