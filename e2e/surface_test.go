@@ -104,6 +104,20 @@ func TestLedgerSurface(t *testing.T) {
 		}
 	}
 
+	// A misspelt --class is named as no class of the route map (with the
+	// gateway's config), on the command line and the admin API; a class
+	// of the map nobody was served answers no rows.
+	if code, _, errOut := runWarden(t, "", nil, "ledger", "who-took", "25", "--class", "contcat", "--config", g.config); code != 1 ||
+		!strings.Contains(errOut, `class: "contcat" is not a class of the route map (contact, profile)`) {
+		t.Errorf("who-took --class contcat: exit %d: %s", code, errOut)
+	}
+	if resp := adminDo(t, g, "GET", "/v1/ledger/who-took?subject=25&class=contcat", ""); resp.status != 400 {
+		t.Errorf("admin who-took class=contcat: %d %s, want 400", resp.status, resp.body)
+	}
+	if code, out, errOut := runWarden(t, "", nil, "ledger", "who-took", "999999", "--class", "contact", "--config", g.config); code != 0 || !strings.Contains(out, "0 identities") {
+		t.Errorf("who-took of a subject never served: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// Run where the default config (examples/lab.yaml) is not, without
 	// --ledger: the message says the default is absent, not that it sets
 	// no ledger.dir.

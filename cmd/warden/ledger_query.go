@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -243,6 +244,29 @@ func splitIDs(s string) []string {
 	return out
 }
 
+// unknownClass is an error when class is not "" and names no class of
+// cfg's route map (nil without a config to ask): a misspelt --class would
+// otherwise read as "nobody took it". Asked only of an empty answer, so a
+// class an earlier config named is still answered where the ledger has it.
+func unknownClass(cfg *config.Config, class string) error {
+	if class == "" || cfg == nil {
+		return nil
+	}
+	var names []string
+	for _, r := range cfg.Inspect.Routes {
+		for c := range r.Classes {
+			if c == class {
+				return nil
+			}
+			if !slices.Contains(names, c) {
+				names = append(names, c)
+			}
+		}
+	}
+	slices.Sort(names)
+	return badQuery("class: %q is not a class of the route map (%s)", class, strings.Join(names, ", "))
+}
+
 // facetValue checks an identity's value as the ledger writes it: an ip
 // and a net in their canonical forms (a net by its masked prefix, as
 // identify derives it), so that 2001:DB8::1 or 127.16.5.1/24 find what
@@ -338,7 +362,11 @@ func answerQuery(ctx context.Context, src ledger.Source, dir string, cfg *config
 		if err != nil {
 			return nil, err
 		}
-		return src.WhoTook(ctx, win, subject, v.Get("class"), by)
+		res, err := src.WhoTook(ctx, win, subject, v.Get("class"), by)
+		if err == nil && len(res.Rows) == 0 {
+			err = unknownClass(cfg, v.Get("class"))
+		}
+		return res, err
 	case "took-by":
 		f, err := queryFacet(v, "facet", 0)
 		if err != nil || f == 0 {
