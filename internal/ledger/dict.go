@@ -63,6 +63,7 @@ func readDictionary(dir string, lookupOnly bool) (*dictionary, error) {
 	d := &dictionary{}
 	for ns := range d.t {
 		d.t[ns].lookupOnly = lookupOnly
+		d.t[ns].dense = true
 	}
 	path := filepath.Join(dir, idsFile)
 	b, err := os.ReadFile(path)
@@ -83,7 +84,7 @@ func readDictionary(dir string, lookupOnly bool) (*dictionary, error) {
 			break
 		}
 		names[body[0]]++
-		size[body[0]] += len(body) - 1 + 4 + binary.MaxVarintLen32
+		size[body[0]] += recordLen(len(body) - 1)
 		off += n
 	}
 	d.valid = int64(off)
@@ -203,6 +204,20 @@ func (d *dictionary) appendIDs(dir string, frames []byte) error {
 	return nil
 }
 
+// recordLen is the bytes of a name of n bytes in a strtab's data: its
+// integer, its length and its bytes (sized exactly: room for the longest
+// length, 4 bytes more a name, was 17 MiB of a restarted writer's heap at
+// the population).
+func recordLen(n int) int { return 4 + uvarintLen(uint64(n)) + n }
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
 // strtab numbers distinct strings 0, 1, 2, ... in the order they are
 // added, without a pointer per string, so that a garbage collection does
 // not mark millions of them: every name in one byte slice, each as its
@@ -214,12 +229,20 @@ func (d *dictionary) appendIDs(dir string, frames []byte) error {
 // writer looks up several ids per Access, most of them in memory the
 // processor has not cached: each place is a cache miss). The table is
 // built on the first look-up (a reader that only names integers never
-// builds it) and doubled past 3/4 full.
+// builds it) and grown past 3/4 full. A probe starts at the low 32 bits of
+// the hash scaled to the table's size (multiply and shift, Lemire), so
+// that a table need not be a power of two: a dense table (the shared
+// dictionary's, millions of names for the life of the process) is sized
+// and grown to 5/8 full and so holds its names between 5/8 and 3/4 full;
+// the others (a log's, the open hour's: reset and reused every hour) are
+// doubled, between 3/8 and 3/4. A dense table's data also grows by an
+// eighth, not by append's quarter.
 //
-// Memory per name: its bytes plus 5, 8 for its start, and 8 bytes per slot
-// at a load between 3/8 and 3/4 (11 to 21 bytes): about 30 bytes plus the
-// name, where a Go map of strings takes about 70 and is marked by every
-// collection.
+// Memory per name: its bytes plus 5, 8 for its start (none in a
+// lookupOnly table), and 8 bytes per slot: 10.7 to 12.8 bytes a name in a
+// dense table (11 to 21 in the others). A dense lookupOnly table (the
+// sealer's) thus takes about 17 bytes plus the name; a Go map of strings
+// takes about 70 and is marked by every collection.
 type strtab struct {
 	data   []byte
 	starts []uint64 // nil when lookupOnly
@@ -229,6 +252,9 @@ type strtab struct {
 	// lookupOnly tables (the sealer's) answer intern and find, not at or
 	// str: they keep no starts.
 	lookupOnly bool
+	// dense tables (the shared dictionary's) keep their slots 5/8 to 3/4
+	// full and grow their data by an eighth.
+	dense bool
 }
 
 const (
@@ -267,6 +293,14 @@ func (t *strtab) str(i uint32) string {
 func (t *strtab) push(s string) (uint32, uint64) {
 	v := uint32(t.n)
 	off := uint64(len(t.data))
+	if t.dense && len(t.data)+recordLen(len(s)) > cap(t.data) {
+		// An eighth more, copied: append would add a quarter, unused
+		// until the dictionary grows that much (it grows with distinct
+		// ids, and may never).
+		d := make([]byte, len(t.data), len(t.data)+max(recordLen(len(s)), len(t.data)/8, 4096))
+		copy(d, t.data)
+		t.data = d
+	}
 	t.data = binary.LittleEndian.AppendUint32(t.data, v)
 	t.data = binary.AppendUvarint(t.data, uint64(len(s)))
 	t.data = append(t.data, s...)
@@ -299,16 +333,27 @@ func (t *strtab) index() {
 		return
 	}
 	t.seed = maphash.MakeSeed()
-	// The smallest table that holds the names below 3/4 full, as growth
-	// keeps it (twice that, as before, cost 15 bytes more per name: 60 MiB
-	// of a writer's or reader's heap at the population).
+	t.slots = make([]uint64, t.size())
+	t.rehash()
+}
+
+// size is how many slots t's names need: 5/8 full in a dense table, else
+// the smallest power of two that holds them below 3/4 full, as growth
+// keeps it (twice that, as before, cost 15 bytes more per name: 60 MiB
+// of a writer's or reader's heap at the population).
+func (t *strtab) size() int {
+	if t.dense {
+		return max(16, t.n*8/5+1)
+	}
 	n := 16
 	for n*3 < t.n*4+4 {
 		n *= 2
 	}
-	t.slots = make([]uint64, n)
-	t.rehash()
+	return n
 }
+
+// home is the slot where the probe for hash h starts in n slots.
+func home(h uint64, n int) int { return int(uint64(uint32(h)) * uint64(n) >> 32) }
 
 func (t *strtab) rehash() {
 	clear(t.slots)
@@ -325,15 +370,24 @@ func (t *strtab) grow() {
 	if t.n*4 < len(t.slots)*3 {
 		return
 	}
-	t.slots = make([]uint64, 2*len(t.slots))
+	n := 2 * len(t.slots)
+	if t.dense {
+		n = t.size()
+	}
+	// rehash reads the records, not the old slots: dropped first, so that
+	// a collection the allocation starts does not keep both tables.
+	t.slots = nil
+	t.slots = make([]uint64, n)
 	t.rehash()
 }
 
 // place puts the record at off, of hash h, in the first empty slot of its
 // probe.
 func (t *strtab) place(h, off uint64) {
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i := home(h, len(t.slots)); ; i++ {
+		if i == len(t.slots) {
+			i = 0
+		}
 		if t.slots[i] == 0 {
 			t.slots[i] = h&^slotOffMask | (off + 1)
 			return
@@ -371,7 +425,7 @@ func (p *prefetch) add(t *strtab, s string) {
 	h := maphash.String(t.seed, s)
 	p.t[p.n], p.h[p.n] = t, h
 	if len(t.slots) >= prefetchSlots {
-		p.x[p.n] = t.slots[h&uint64(len(t.slots)-1)]
+		p.x[p.n] = t.slots[home(h, len(t.slots))]
 	}
 	p.n++
 }
@@ -403,8 +457,10 @@ func (p *prefetch) hash() (h uint64, ok bool) {
 func (t *strtab) find(s string) (uint32, bool) {
 	t.index()
 	h := maphash.String(t.seed, s)
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i := home(h, len(t.slots)); ; i++ {
+		if i == len(t.slots) {
+			i = 0
+		}
 		x := t.slots[i]
 		if x == 0 {
 			return 0, false
@@ -426,8 +482,10 @@ func (t *strtab) intern(s string) (v uint32, added bool) {
 
 // internHash is intern of s whose hash (by t's seed) is h.
 func (t *strtab) internHash(s string, h uint64) (v uint32, added bool) {
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i := home(h, len(t.slots)); ; i++ {
+		if i == len(t.slots) {
+			i = 0
+		}
 		x := t.slots[i]
 		if x == 0 {
 			v, off := t.push(s)

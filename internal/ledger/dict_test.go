@@ -146,3 +146,56 @@ func TestLookupOnlyStrtab(t *testing.T) {
 		}
 	}
 }
+
+// A dense table (the shared dictionary's) gives the same integers as a
+// doubled one through growth, keeps its slots between 5/8 and 3/4 full and
+// its data within an eighth (and 4 KiB) of its names; a loaded one holds
+// its names exactly.
+func TestDenseStrtab(t *testing.T) {
+	full, dense := strtab{}, strtab{lookupOnly: true, dense: true}
+	for i := range 200000 {
+		s := fmt.Sprint("name-", i%150000, "-", i%3)
+		a, addedA := full.intern(s)
+		b, addedB := dense.intern(s)
+		if a != b || addedA != addedB {
+			t.Fatalf("%q: doubled %d %v, dense %d %v", s, a, addedA, b, addedB)
+		}
+		if n := dense.len(); n > 100 && (n*8 < len(dense.slots)*5-8 || n*4 >= len(dense.slots)*3) {
+			t.Fatalf("%d names in %d slots", n, len(dense.slots))
+		}
+	}
+	if c, l := cap(dense.data), len(dense.data); c > l+max(l/8, 4096)+64 {
+		t.Fatalf("data %d bytes in %d", l, c)
+	}
+	for _, s := range []string{"name-5-2", "name-149999-0", "absent"} {
+		a, okA := full.find(s)
+		b, okB := dense.find(s)
+		if a != b || okA != okB {
+			t.Fatalf("find %q: %d %v and %d %v", s, a, okA, b, okB)
+		}
+	}
+	dir := t.TempDir()
+	var frames []byte
+	for i := range 3000 {
+		frames = appendDictFrame(frames, nsID, []byte(fmt.Sprint("u", i*i)))
+	}
+	if err := os.WriteFile(filepath.Join(dir, idsFile), frames, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, load := range []func(string) (*dictionary, error){loadDictionary, loadSealerDictionary} {
+		d, err := load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb := &d.t[nsID]
+		if !tb.dense || cap(tb.data) != len(tb.data) {
+			t.Fatalf("dense %v, data %d bytes in %d", tb.dense, len(tb.data), cap(tb.data))
+		}
+		if v, ok := d.id(nsID, "u4000000"); !ok || v != 2000 {
+			t.Fatalf("u4000000: %d %v", v, ok)
+		}
+		if n := len(tb.slots); n != 3000*8/5+1 {
+			t.Fatalf("3000 names in %d slots", n)
+		}
+	}
+}

@@ -157,7 +157,7 @@ func countFrames(b []byte, dict *[nsCount]strtab) int {
 			c++
 		case k == kindDict && n >= 2 && int(b[frameHead+1]) < nsCount:
 			names[b[frameHead+1]]++
-			size[b[frameHead+1]] += int(n) - 2 + 4 + binary.MaxVarintLen32
+			size[b[frameHead+1]] += recordLen(int(n) - 2)
 		}
 		b = b[frameHead+int(n):]
 	}

@@ -451,7 +451,10 @@ func (h *dayHours) tuples() int {
 // absent): what the sealer maps an hour's tuples through. The sealer's
 // dictionary keeps no integer -> name index, so it reads the tuples' frames
 // of `ids` into this (4 bytes a tuple a facet: 8 MiB at 1,000,000 tuples),
-// the new ones when a day needs them.
+// the new ones when a day needs them. It lives while rollups runs, not
+// while the sealer seals: read again from `ids` (in the page cache) once
+// a day, about 160 ms of CPU at the issue's population (under 2% of the
+// day's sealing), it keeps 8 MiB out of the sealer's peak.
 type tupleVals struct {
 	v   [len(rollupFacets)][]uint32
 	off int64 // bytes of `ids` read
@@ -653,6 +656,7 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 		st.last = st.last || h == d+23*3600
 	}
 	newest := order[len(order)-1]
+	var tv tupleVals
 	for _, d := range order {
 		st := days[d]
 		if st.open || gone[d] || l.noRollup[d] || len(st.stems) == 0 || d == newest && !st.last {
@@ -661,7 +665,7 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 		if ls.days[d] && rollupNames(rollupPath(dir, d), st.stems) {
 			continue
 		}
-		made, err := writeRollup(dir, d, st.stems, &l.tv, dec, enc)
+		made, err := writeRollup(dir, d, st.stems, &tv, dec, enc)
 		if err != nil {
 			l.fail("rollup "+dayStem(d), err)
 			continue

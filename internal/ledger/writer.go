@@ -97,7 +97,6 @@ type Ledger struct {
 	// noAuthored are hours whose author index failed or cannot be made
 	// (format 3), the sealer's alone: not tried again until a restart.
 	noAuthored map[string]bool
-	tv         tupleVals   // the tuples' accounts and ips, the sealer's alone (rollup.go)
 	seal       chan string // stems to seal, in order
 	sealDone   chan struct{}
 	stop       chan struct{}
@@ -632,7 +631,10 @@ func (l *Ledger) Close() error {
 // per Access where the default level takes 24.6, in about the same time;
 // SpeedBestCompression takes 18.9 in five times the time.
 func newSealEncoder() (*zstd.Encoder, error) {
-	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+	// WithLowerEncoderMem: the encoder's history is its window (8 MiB)
+	// plus a block, not twice the window, for the life of the sealer; the
+	// same output (it changes buffers' sizes, never the matches).
+	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithLowerEncoderMem(true))
 }
 
 // sealer seals queued logs in order, then applies retention and writes
