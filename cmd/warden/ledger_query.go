@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -143,7 +144,10 @@ func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Co
 		}
 		return nil, "", nil, fmt.Errorf("no ledger: %s sets no ledger.dir; give --ledger DIR or --clickhouse ADDR", *q.config)
 	}
-	return ledger.Dir(dir), dir, cfg, nil
+	// A damaged day rollup or author index is passed over for the
+	// hours (the same answer), and said on stderr.
+	warn := ledger.WithWarnings(func(err error) { fmt.Fprintf(fs.Output(), "warning: %v\n", err) })
+	return ledger.Dir(dir, warn), dir, cfg, nil
 }
 
 // clickhouseSource is the ledger in ClickHouse: ledger.clickhouse of cfg,
@@ -490,14 +494,19 @@ type ledgerQuerier struct {
 // ledgerQueries is the admin API's Ledger: the fleet's ClickHouse when ch is
 // not nil, else the directory (nil without one), whose open hour is kept
 // read in cache between queries.
-func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg func() *config.Config) admin.Ledger {
+func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg func() *config.Config, log *slog.Logger) admin.Ledger {
 	if ch != nil {
 		return ledgerQuerier{ch, dir, cfg}
 	}
 	if dir == "" {
 		return nil
 	}
-	return ledgerQuerier{ledger.Dir(dir, ledger.WithCache(cache)), dir, cfg}
+	// A damaged day rollup or author index is passed over for the hours
+	// (the same answer), and logged.
+	warn := ledger.WithWarnings(func(err error) {
+		log.LogAttrs(context.Background(), slog.LevelWarn, "ledger: derived file passed over", slog.String("error", err.Error()))
+	})
+	return ledgerQuerier{ledger.Dir(dir, ledger.WithCache(cache), warn), dir, cfg}
 }
 
 // Query answers under the asker's context: a page closed or a client gone

@@ -49,6 +49,9 @@ func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Write
 		for _, p := range res.Problems {
 			fmt.Fprintln(w, "problem:", p)
 		}
+		for _, p := range res.Rebuild {
+			fmt.Fprintln(w, "to rebuild:", p)
+		}
 		status := "ok"
 		if !res.OK {
 			status = "FAILED"

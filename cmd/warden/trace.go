@@ -61,6 +61,15 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var led trace.Entries
 	var chLed *trace.Replay
+	var local *ledger.Reader
+	// ledErr is what cut the last replay short, either ledger's: a
+	// report from part of it is not given.
+	ledErr := func() error {
+		if local != nil {
+			return local.Err()
+		}
+		return chLed.Err()
+	}
 	switch {
 	case *chAddr != "":
 		src, err := clickhouseSource(cfg, *chAddr)
@@ -75,7 +84,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("trace: %w", err)
 		}
 		defer r.Close()
-		led = r
+		led, local = r, r
 	}
 	if *served != "" {
 		f, ok := identify.ParseFacet(*served)
@@ -83,7 +92,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errors.New("trace --served: needs a facet (account, app, ip, net, fingerprint), the canary key and --ledger or --clickhouse")
 		}
 		list := trace.Served(c, led, f, pos[0])
-		if err := chLed.Err(); err != nil {
+		if err := ledErr(); err != nil {
 			return fmt.Errorf("trace: %w", err)
 		}
 		if *asJSON {
@@ -123,7 +132,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	stop()
 	rep := t.ReportEntries(led, *eps)
-	if err := chLed.Err(); err != nil {
+	if err := ledErr(); err != nil {
 		return fmt.Errorf("trace: %w", err)
 	}
 	if *asJSON {

@@ -40,7 +40,10 @@ func (d Dir) Reached(_ context.Context, win ledger.Window, authors []string, by 
 		return err
 	}
 	defer r.Close()
-	views, _ := r.Viewers(authors, by)
+	views, _, err := r.Viewers(authors, by)
+	if err != nil {
+		return err
+	}
 	for it := ledger.Union(views).Iterator(); it.HasNext(); {
 		fn(r.IdentityName(it.Next()))
 	}

@@ -210,10 +210,14 @@ func (d *Dashboard) countDir(_ context.Context, now time.Time, counts []identity
 		for k, i := range byWin[win] {
 			qs[k] = counts[i].q
 		}
-		for k, res := range rd.DistinctMany(qs) {
-			seen[byWin[win][k]] = res
-		}
+		res, err := rd.DistinctMany(qs)
 		rd.Close()
+		if err != nil {
+			return nil, err
+		}
+		for k, n := range res {
+			seen[byWin[win][k]] = n
+		}
 	}
 	return seen, nil
 }

@@ -171,6 +171,11 @@ func (d *Dashboard) traceUpload(w http.ResponseWriter, r *http.Request) {
 			defer led.Close()
 		}
 		pg.Report = tr.Report(led, eps)
+		if led != nil && led.Err() != nil {
+			d.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "dashboard: trace", slog.String("ledger", d.opts.LedgerDir), slog.String("error", led.Err().Error()))
+			d.traceFailed(w, r, http.StatusInternalServerError, "ledger: "+led.Err().Error())
+			return
+		}
 	}
 	pg.Took = time.Since(begin).Round(time.Millisecond).String()
 	d.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "dashboard: trace", slog.Int("copies", pg.Files),

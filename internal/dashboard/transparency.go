@@ -209,7 +209,11 @@ func (d *Dashboard) servedToApps(ctx context.Context, win ledger.Window, apps []
 		return nil, err
 	}
 	defer rd.Close()
-	for _, n := range rd.DistinctEach(identify.FacetApp, apps, "contact") {
+	ns, err := rd.DistinctEach(identify.FacetApp, apps, "contact")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range ns {
 		exact = append(exact, int64(n))
 	}
 	return exact, nil

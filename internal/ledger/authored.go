@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -286,11 +287,72 @@ func writeAuthored(dir, stem string, dec *zstd.Decoder, enc *zstd.Encoder) (made
 	return true, syncDir(dir)
 }
 
+// checkAuthored is the author index b if a reader may use it for the
+// sealed hour of that hour and SHA-256: its own SHA-256 checks (the
+// reader trusts its chunk marks, which no block checksum covers), it
+// parses, and it names that hour by that hash.
+func checkAuthored(b []byte, hour int64, hash [32]byte) (*authored, error) {
+	if len(b) < 32 || sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
+		return nil, errors.New("SHA-256 does not match the index's content (edited, corrupt or cut)")
+	}
+	x, err := parseAuthored(b)
+	if err != nil {
+		return nil, err
+	}
+	if x.hour != hour || x.hash != hash {
+		return nil, fmt.Errorf("names hour %s by hash %s, the directory's hour %s hashes to %s", partName(x.hour), short(x.hash[:]), partName(hour), short(hash[:]))
+	}
+	return x, nil
+}
+
+// authoredUsable reports why the author index of sealed hour stem cannot
+// be used (nil: it can), from the index and its hour's trailing hash.
+func authoredUsable(dir, stem string) error {
+	hour, _ := parseStem(stem)
+	f, err := os.Open(segPath(dir, stem))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var hash [32]byte
+	if info.Size() < 32 {
+		return nil // the hour's own problem: verify and the readers report it
+	}
+	if _, err := f.ReadAt(hash[:], info.Size()-32); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(autPath(dir, stem))
+	if err != nil {
+		return err
+	}
+	_, err = checkAuthored(b, hour, hash)
+	return err
+}
+
 // authoredIndexes writes the author index of each sealed format 4 hour
 // that has none (the sealer, after each seal and at start: a ledger
-// sealed before author indexes gets them then). An hour's index is made
-// once: a sealed hour does not change.
+// sealed before author indexes gets them then). At start it also
+// rebuilds each index a reader cannot use (an earlier build's format, a
+// damaged or stale file), as it builds a missing one: the index is
+// derived, the hour is the record. An hour's index is made once: a sealed
+// hour does not change.
 func (l *Ledger) authoredIndexes(ls *listing, enc *zstd.Encoder, dec *zstd.Decoder) {
+	if !l.autChecked {
+		l.autChecked = true
+		for _, stem := range ls.stems {
+			if !ls.seg[stem] || !ls.aut[stem] {
+				continue
+			}
+			if err := authoredUsable(l.opts.Dir, stem); err != nil {
+				l.log.Warn("ledger: author index unusable, rebuilt from its hour", slog.String("file", autPath(l.opts.Dir, stem)), slog.String("error", err.Error()))
+				ls.aut[stem] = false
+			}
+		}
+	}
 	for _, stem := range ls.stems {
 		if !ls.seg[stem] || ls.aut[stem] || l.noAuthored[stem] {
 			continue
@@ -314,63 +376,60 @@ func (l *Ledger) authoredIndexes(ls *listing, enc *zstd.Encoder, dec *zstd.Decod
 // verifyAuthored checks the author index of hour stem: its SHA-256, that
 // it names the sealed hour with the hash it has (hash; ok false: no such
 // sealed hour), and that its postings are what that hour's Accesses make.
-func verifyAuthored(dir, stem string, hash [32]byte, sealed bool, dec *zstd.Decoder) string {
+// rebuild: the problem is one no reader uses the index with (it does not
+// check, parse or name the hour, as checkAuthored tells), which the
+// writer mends by rebuilding it from the hour at its next start; an index
+// that checks and differs from its hour's is a problem (a reader would
+// use it).
+func verifyAuthored(dir, stem string, hash [32]byte, sealed bool, dec *zstd.Decoder) (problem string, rebuild bool) {
 	path := autPath(dir, stem)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return err.Error()
-	}
-	if len(b) < 32 || sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
-		return "SHA-256 does not match the index's content (edited or corrupt)"
-	}
-	x, err := parseAuthored(b)
-	if err != nil {
-		return err.Error()
+		return err.Error(), false
 	}
 	if !sealed {
-		return "its hour is not sealed in the directory (an index left after its hour was removed?)"
+		return "its hour is not sealed in the directory (an index left after its hour was removed?)", false
 	}
-	if partName(x.hour) != stem {
-		return fmt.Sprintf("says it is hour %s", partName(x.hour))
-	}
-	if x.hash != hash {
-		return fmt.Sprintf("names hour %s by hash %s, the hour hashes to %s", stem, short(x.hash[:]), short(hash[:]))
+	hour, _ := parseStem(stem)
+	x, err := checkAuthored(b, hour, hash)
+	if err != nil {
+		return err.Error(), true
 	}
 	sp := segPath(dir, stem)
 	sb, err := mapFile(sp)
 	if err != nil {
-		return err.Error()
+		return err.Error(), false
 	}
 	defer unmapAll([][]byte{sb})
 	p, err := parseSeg(sp, sb)
 	if err != nil {
-		return fmt.Sprintf("%s: %v", sp, err)
+		return fmt.Sprintf("%s: %v", sp, err), false
 	}
 	if p.format != 4 {
-		return "made from a format 3 hour (the sealer makes none)"
+		return "made from a format 3 hour (the sealer makes none)", false
 	}
 	a, err := makeAuthored(p.cold, p.hour, dec)
 	if err != nil {
-		return fmt.Sprintf("%s: Accesses: %v", sp, err)
+		return fmt.Sprintf("%s: Accesses: %v", sp, err), false
 	}
 	if h := a.header(p.hour, p.hash); x.head != len(h) || !bytes.HasPrefix(b, h) {
-		return "header " + errAuthoredDiffers.Error()
+		return "header " + errAuthoredDiffers.Error(), false
 	}
 	kb := a.kb
 	raws := kb.rawBlocks()
 	if len(raws) != len(x.k.first) || !slices.Equal(kb.first, x.k.first) || !slices.Equal(kb.nkeys, x.k.nkeys) {
-		return errAuthoredDiffers.Error()
+		return errAuthoredDiffers.Error(), false
 	}
 	for i, raw := range raws {
 		bl, err := x.k.decode(i, dec, nil)
 		if err != nil {
-			return err.Error()
+			return err.Error(), false
 		}
 		if !bytes.Equal(bl.raw, raw) {
-			return errAuthoredDiffers.Error()
+			return errAuthoredDiffers.Error(), false
 		}
 	}
-	return ""
+	return "", false
 }
 
 // errAuthoredDiffers says an author index is not what its hour makes.
@@ -387,7 +446,7 @@ func (r *Reader) authoredViewers(p *partition, x *authored, sorted []uint32, who
 	var pairs []uint64 // Access number<<32 | k
 	var nums []uint32
 	var perr error
-	x.k.eachSorted(sorted, r.dec, func(k int, payload []byte) {
+	err := x.k.eachSorted(sorted, r.dec, func(k int, payload []byte) {
 		var err error
 		if nums, err = accessNumbers(payload, x.n, nums[:0]); err != nil && perr == nil {
 			perr = fmt.Errorf("%s: author %d: %w", autPath(r.dir, partName(p.hour)), sorted[k], err)
@@ -396,11 +455,9 @@ func (r *Reader) authoredViewers(p *partition, x *authored, sorted []uint32, who
 			pairs = append(pairs, uint64(i)<<32|uint64(k))
 		}
 	})
-	x.k.mu.Lock()
-	if perr == nil && x.k.bad != nil {
-		perr = fmt.Errorf("%s: %w", autPath(r.dir, partName(p.hour)), x.k.bad)
+	if err != nil && perr == nil {
+		perr = fmt.Errorf("%s: %w", autPath(r.dir, partName(p.hour)), err)
 	}
-	x.k.mu.Unlock()
 	if perr != nil {
 		return nil, perr
 	}

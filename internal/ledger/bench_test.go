@@ -100,8 +100,8 @@ func BenchmarkSealAndQuery(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r.Viewers(authors, identify.FacetAccount)
-		r.TookBy(identify.FacetAccount, "42")
+		must2(r.Viewers(authors, identify.FacetAccount))(b)
+		must(r.TookBy(identify.FacetAccount, "42"))(b)
 	}
 	b.ReportMetric(float64(wal.Size())/n, "log-bytes/access")
 	b.ReportMetric(float64(seg.Size())/n, "sealed-bytes/access")

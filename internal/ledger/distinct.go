@@ -10,8 +10,12 @@ import (
 // DistinctEach is Distinct for each of values, in one pass over the
 // window's Accesses instead of one a value (the dashboard ranks 50
 // identities a facet).
-func (r *Reader) DistinctEach(by identify.Facet, values []string, class string) []int {
-	return r.DistinctMany([]DistinctQuery{{By: by, Values: values, Class: class}})[0]
+func (r *Reader) DistinctEach(by identify.Facet, values []string, class string) ([]int, error) {
+	out, err := r.DistinctMany([]DistinctQuery{{By: by, Values: values, Class: class}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // DistinctQuery is one question of DistinctMany: Distinct of each of
@@ -25,8 +29,9 @@ type DistinctQuery struct {
 // DistinctMany answers each query as DistinctEach does, all in one pass
 // over the window's Accesses: the dashboard's identities page asks every
 // facet it ranks of one window, and a pass over an open hour's Accesses
-// costs as much in reading them from memory as in counting.
-func (r *Reader) DistinctMany(qs []DistinctQuery) [][]int {
+// costs as much in reading them from memory as in counting. An hour that
+// does not decode is an error naming its file.
+func (r *Reader) DistinctMany(qs []DistinctQuery) ([][]int, error) {
 	defer runtime.KeepAlive(r)
 	type question struct {
 		f     int
@@ -87,7 +92,10 @@ func (r *Reader) DistinctMany(qs []DistinctQuery) [][]int {
 		if r.lacks(p, has) {
 			continue
 		}
-		es := r.accesses(p)
+		es, err := r.accesses(p)
+		if err != nil {
+			return nil, err
+		}
 		for i := range es {
 			e := &es[i]
 			if !r.win.has(e.t) {
@@ -120,7 +128,7 @@ func (r *Reader) DistinctMany(qs []DistinctQuery) [][]int {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // pagedSet is a set of integers in pages of 4,096 bits, made as they are

@@ -9,16 +9,19 @@ import (
 
 // findAll is explain's old path, the reference: every partition's
 // Accesses decoded and scanned, oldest first.
-func findAll(r *Reader, id string) *Found {
+func findAll(r *Reader, id string) (*Found, error) {
 	for _, p := range r.parts {
-		es := r.accesses(p)
+		es, err := r.accesses(p)
+		if err != nil {
+			return nil, err
+		}
 		for i := range es {
 			if es[i].reqID == id {
-				return &Found{Entry: r.entryOf(&es[i]), File: p.path}
+				return &Found{Entry: r.entryOf(&es[i]), File: p.path}, nil
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // profileID is the request id manyHours gave the Access at hour h, i.
@@ -41,14 +44,14 @@ func TestFindDecodesOneHour(t *testing.T) {
 	for _, c := range []struct{ h, i int }{{0, 0}, {5, 17}, {11, 299}, {hours - 1, 150}} {
 		id := profileID(c.h, c.i)
 		r.decodes = 0
-		got := r.Find(id)
+		got := must(r.Find(id))(t)
 		if r.decodes != 1 {
 			t.Fatalf("explain of an id of hour %d decoded %d hours whole, want 1", c.h, r.decodes)
 		}
 		if got == nil || got.File != r.parts[c.h].path || got.Entry.RequestID != id {
 			t.Fatalf("explain of hour %d's %s: %+v", c.h, id, got)
 		}
-		if want := findAll(r, id); !reflect.DeepEqual(got, want) {
+		if want := must(findAll(r, id))(t); !reflect.DeepEqual(got, want) {
 			t.Fatalf("explain of %s:\n%+v\nscanning every hour:\n%+v", id, got, want)
 		}
 		noneDecoded(t, r, "explain")
@@ -59,10 +62,10 @@ func TestFindDecodesOneHour(t *testing.T) {
 		"not-an-id", "", profileID(3, 5)[1:], // not warden's form
 	} {
 		r.decodes = 0
-		if got := r.Find(id); got != nil || r.decodes != 0 {
+		if got := must(r.Find(id))(t); got != nil || r.decodes != 0 {
 			t.Fatalf("explain of unknown %q: %+v, %d hours decoded whole", id, got, r.decodes)
 		}
-		if findAll(r, id) != nil {
+		if must(findAll(r, id))(t) != nil {
 			t.Fatalf("%q is in the ledger", id)
 		}
 	}
@@ -105,18 +108,18 @@ func TestFindOtherIDs(t *testing.T) {
 	for h := range ids {
 		for _, id := range ids[h] {
 			r.decodes = 0
-			got := r.Find(id)
+			got := must(r.Find(id))(t)
 			if got == nil || got.File != r.parts[h].path || r.decodes != 1 {
 				t.Fatalf("explain of %q (hour %d): %+v, %d hours decoded whole", id, h, got, r.decodes)
 			}
-			if want := findAll(r, id); !reflect.DeepEqual(got, want) {
+			if want := must(findAll(r, id))(t); !reflect.DeepEqual(got, want) {
 				t.Fatalf("explain of %q:\n%+v\nscanning every hour:\n%+v", id, got, want)
 			}
 		}
 	}
 	for _, id := range []string{"req-0-1", fmt.Sprintf("%08x%016x", 8, 1002), fmt.Sprintf("%08x%016x", 0xabc, 2)} {
 		r.decodes = 0
-		if got := r.Find(id); got != nil || r.decodes != 0 {
+		if got := must(r.Find(id))(t); got != nil || r.decodes != 0 {
 			t.Fatalf("explain of unknown %q: %+v, %d hours decoded whole", id, got, r.decodes)
 		}
 	}
@@ -131,7 +134,7 @@ func TestFindFormat3(t *testing.T) {
 	before := make([]*Found, len(ids))
 	r := reader(t, dir, Window{})
 	for i, id := range ids {
-		before[i] = r.Find(id)
+		before[i] = must(r.Find(id))(t)
 	}
 	r.Close()
 	if before[0] == nil || before[3] != nil {
@@ -142,7 +145,7 @@ func TestFindFormat3(t *testing.T) {
 	defer r.Close()
 	for i, id := range ids {
 		r.decodes = 0
-		if got := r.Find(id); !reflect.DeepEqual(got, before[i]) {
+		if got := must(r.Find(id))(t); !reflect.DeepEqual(got, before[i]) {
 			t.Fatalf("explain of %s in format 3: %+v, in format 4 %+v", id, got, before[i])
 		}
 		if r.decodes == 0 {

@@ -245,11 +245,11 @@ func FuzzCacheTail(f *testing.F) {
 			t.Fatalf("cold reader's Accesses\n%s\ncached\n%s", a, b)
 		}
 		for _, acct := range []string{"1", "2", ""} {
-			if a, b := fmt.Sprint(cold.TookBy(identify.FacetAccount, acct)), fmt.Sprint(warm.TookBy(identify.FacetAccount, acct)); a != b {
+			if a, b := fmt.Sprint(must(cold.TookBy(identify.FacetAccount, acct))(t)), fmt.Sprint(must(warm.TookBy(identify.FacetAccount, acct))(t)); a != b {
 				t.Fatalf("took-by %q: cold %s, cached %s", acct, a, b)
 			}
 		}
-		if a, b := fmt.Sprint(cold.WhoTook("100", "", identify.FacetIP)), fmt.Sprint(warm.WhoTook("100", "", identify.FacetIP)); a != b {
+		if a, b := fmt.Sprint(must(cold.WhoTook("100", "", identify.FacetIP))(t)), fmt.Sprint(must(warm.WhoTook("100", "", identify.FacetIP))(t)); a != b {
 			t.Fatalf("who-took 100: cold %s, cached %s", a, b)
 		}
 	})

@@ -55,3 +55,25 @@ func tuplesIn(t testing.TB, dir string, es []entry) []uint32 {
 		return v
 	})
 }
+
+// must is v, or the test stops on err: must(r.WhoTook(...))(t).
+func must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// must2 is must for two values (Viewers').
+func must2[A, B any](a A, b B, err error) func(testing.TB) (A, B) {
+	return func(t testing.TB) (A, B) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+}

@@ -20,8 +20,8 @@ import (
 //
 // A block's raw bytes are, per key: the key's delta from the previous
 // (0 for the block's first), the payload's length, the payload. A
-// section whose blocks do not decode is caught where it is read (a
-// look-up finds nothing; verify reports it), never a panic.
+// section whose blocks do not decode is an error where it is read (the
+// query fails naming the file; verify reports it), never a panic.
 type keyed struct {
 	first []uint32 // first key of each block
 	nkeys []uint32
@@ -282,8 +282,9 @@ func (k *keyed) get(key uint32, dec *zstd.Decoder) ([]byte, error) {
 
 // eachSorted calls fn with the payload of each of keys (sorted) found,
 // and its index in keys: one block look-up per block, not per key (reach
-// looks up a thousand authors in each partition).
-func (k *keyed) eachSorted(keys []uint32, dec *zstd.Decoder, fn func(i int, payload []byte)) {
+// looks up a thousand authors in each partition). It stops at the first
+// block that does not decode and returns its error.
+func (k *keyed) eachSorted(keys []uint32, dec *zstd.Decoder, fn func(i int, payload []byte)) error {
 	bi, pos := -1, 0
 	var bl *block
 	for i, key := range keys {
@@ -297,7 +298,7 @@ func (k *keyed) eachSorted(keys []uint32, dec *zstd.Decoder, fn func(i int, payl
 		if next != bi {
 			var err error
 			if bl, err = k.block(next, dec); err != nil {
-				return
+				return err
 			}
 			bi, pos = next, 0
 		}
@@ -312,6 +313,7 @@ func (k *keyed) eachSorted(keys []uint32, dec *zstd.Decoder, fn func(i int, payl
 			fn(i, bl.raw[bl.off[pos]:bl.end[pos]])
 		}
 	}
+	return nil
 }
 
 // rawBlocks decodes every block and returns their raw bytes (verify

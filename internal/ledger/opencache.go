@@ -80,7 +80,17 @@ var errCacheFull = errors.New("ledger: open logs past the cache's bound")
 // ReaderOption configures OpenReader.
 type ReaderOption func(*readerOptions)
 
-type readerOptions struct{ cache *Cache }
+type readerOptions struct {
+	cache *Cache
+	warn  func(error)
+}
+
+// WithWarnings gives fn each derived file (a day's rollup, an hour's
+// author index) a query passed over because it does not parse or decode:
+// the answer is computed exactly from the hours instead, and fn says so
+// (the commands print it on stderr, the gateway logs it). Without it the
+// reader only counts them (Reader.Fallbacks).
+func WithWarnings(fn func(error)) ReaderOption { return func(o *readerOptions) { o.warn = fn } }
 
 // WithCache reads the open logs through c (nil: read them whole).
 func WithCache(c *Cache) ReaderOption { return func(o *readerOptions) { o.cache = c } }

@@ -31,17 +31,17 @@ func answers(t *testing.T, r *Reader, vals *askVals) string {
 	for _, f := range identify.Facets {
 		for _, s := range vals.subjects {
 			for _, c := range append([]string{""}, vals.classes...) {
-				put(r.WhoTook(s, c, f))
+				put(must(r.WhoTook(s, c, f))(t))
 			}
 		}
 		for _, v := range vals.idents[f-1] {
-			put(r.TookBy(f, v))
+			put(must(r.TookBy(f, v))(t))
 			for _, c := range append([]string{""}, vals.classes...) {
-				put(r.Distinct(f, v, c))
+				put(must(r.Distinct(f, v, c))(t))
 			}
 		}
-		put(r.DistinctEach(f, vals.idents[f-1], ""))
-		views, impr := r.Viewers(vals.authors, f)
+		put(must(r.DistinctEach(f, vals.idents[f-1], ""))(t))
+		views, impr := must2(r.Viewers(vals.authors, f))(t)
 		for i, v := range views {
 			var people []string
 			for _, id := range v.ToArray() {
@@ -52,7 +52,7 @@ func answers(t *testing.T, r *Reader, vals *askVals) string {
 		}
 	}
 	for _, id := range vals.requests {
-		put(r.Find(id))
+		put(must(r.Find(id))(t))
 	}
 	r.Each(func(e *Entry) bool { put(e); return true })
 	return b.String()
@@ -133,7 +133,7 @@ func TestCacheTakesUnchanged(t *testing.T) {
 		}
 		return r
 	}
-	took := func(r *Reader) int { return len(r.WhoTook("s1", "contact", identify.FacetAccount).Rows) }
+	took := func(r *Reader) int { return len(must(r.WhoTook("s1", "contact", identify.FacetAccount))(t).Rows) }
 	r1, r2 := open(Window{}), open(Window{From: t0})
 	if len(r1.parts) != 1 || len(r2.parts) != 1 || r1.parts[0] != r2.parts[0] || r1.d != r2.d {
 		t.Fatalf("second reader of an unchanged log did not take the first's: %d, %d partitions", len(r1.parts), len(r2.parts))
@@ -303,10 +303,10 @@ func TestCacheSeesFlushed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f := r.Find(e.RequestID); f == nil || f.Entry.Records[0].ID != fmt.Sprint("s", i) {
+			if f := must(r.Find(e.RequestID))(t); f == nil || f.Entry.Records[0].ID != fmt.Sprint("s", i) {
 				t.Fatalf("Access %d flushed before the reader opened: not found", i)
 			}
-			if n := r.TookBy(identify.FacetAccount, "alice").Accesses; n != i+1 {
+			if n := must(r.TookBy(identify.FacetAccount, "alice"))(t).Accesses; n != i+1 {
 				t.Fatalf("after %d Accesses flushed, took-by counts %d", i+1, n)
 			}
 			r.Close()
@@ -328,14 +328,14 @@ func TestDistinctEach(t *testing.T) {
 	defer r.Close()
 	values := []string{"alice", "bob", "nobody", "alice"}
 	for _, class := range []string{"", "contact", "profile", "none"} {
-		got := r.DistinctEach(identify.FacetAccount, values, class)
+		got := must(r.DistinctEach(identify.FacetAccount, values, class))(t)
 		for i, v := range values {
-			if want := r.Distinct(identify.FacetAccount, v, class); got[i] != want {
+			if want := must(r.Distinct(identify.FacetAccount, v, class))(t); got[i] != want {
 				t.Errorf("class %q, %s: DistinctEach %d, Distinct %d", class, v, got[i], want)
 			}
 		}
 	}
-	if got := r.DistinctEach(identify.FacetAccount, values, "contact"); got[0] != 1 || got[1] != 1 {
+	if got := must(r.DistinctEach(identify.FacetAccount, values, "contact"))(t); got[0] != 1 || got[1] != 1 {
 		t.Errorf("contact: %v, want alice 1 (s2 masked), bob 1", got)
 	}
 }
@@ -366,15 +366,15 @@ func TestCacheConcurrentReaders(t *testing.T) {
 					errs <- err
 					return
 				}
-				views, _ := r.Viewers([]string{"7"}, identify.FacetAccount)
+				views, _ := must2(r.Viewers([]string{"7"}, identify.FacetAccount))(t)
 				for _, v := range views[0].ToArray() {
 					_ = r.IdentityName(v)
 				}
-				if n := r.TookBy(identify.FacetAccount, "first").Accesses; n != 1 {
+				if n := must(r.TookBy(identify.FacetAccount, "first"))(t).Accesses; n != 1 {
 					errs <- fmt.Errorf("reader %d: took-by first: %d Accesses", g, n)
 					return
 				}
-				_ = r.WhoTook("s0", "contact", identify.FacetIP)
+				_ = must(r.WhoTook("s0", "contact", identify.FacetIP))(t)
 				r.Close()
 			}
 		}()

@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"errors"
+	"fmt"
 	"math/bits"
 	"runtime"
 	"slices"
@@ -34,19 +36,20 @@ type WhoTookResult struct {
 // WhoTook lists the identities, by facet by, that were served subject's
 // record; with class, only Accesses that served that class unmasked.
 // Partitions the window covers answer from their who-took table; the
-// others are scanned.
-func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResult {
+// others are scanned. A partition whose table or Accesses do not decode
+// is an error naming its file, never an answer without it.
+func (r *Reader) WhoTook(subject, class string, by identify.Facet) (*WhoTookResult, error) {
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	res := &WhoTookResult{Subject: subject, By: by.String(), Class: class, Rows: []WhoTookRow{}}
 	sid, ok := r.d.id(nsID, subject)
 	if !ok {
-		return res
+		return res, nil
 	}
 	var cid uint32
 	if class != "" {
 		if cid, ok = r.d.id(nsName, class); !ok {
-			return res
+			return res, nil
 		}
 	}
 	type acc struct {
@@ -66,7 +69,11 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 		classes(func(c uint32) { a.classes[c] = true })
 	}
 	for _, p := range r.parts {
-		if rws, classes, ok := r.indexRows(p, sid, f); ok {
+		rws, classes, ok, err := r.indexRows(p, sid, f)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			bit := -1
 			if class != "" {
 				i, ok := slices.BinarySearch(classes, cid)
@@ -89,7 +96,10 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 			}
 			continue
 		}
-		es := r.accesses(p)
+		es, err := r.accesses(p)
+		if err != nil {
+			return nil, err
+		}
 		for i := range es {
 			e := &es[i]
 			if !r.win.has(e.t) {
@@ -136,26 +146,31 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) *WhoTookResul
 		}
 		return strings.Compare(a.Value, b.Value)
 	})
-	return res
+	return res, nil
 }
 
 // indexRows is who-took's rows of subject by facet f (ident +1, 0: the
 // Accesses without f) in p's index, and p's class table; ok false when
 // the index cannot answer (the window cuts p, or p has more classes than
-// rows can name): the Accesses are read then.
-func (r *Reader) indexRows(p *partition, subject uint32, f int) (rws []row, classes []uint32, ok bool) {
+// rows can name): the Accesses are read then. An error when p's table
+// does not decode, naming p's file.
+func (r *Reader) indexRows(p *partition, subject uint32, f int) (rws []row, classes []uint32, ok bool, err error) {
 	if !r.win.covers(p) {
-		return nil, nil, false
+		return nil, nil, false, nil
 	}
 	if p.v4 != nil {
 		if len(p.v4.classes) > maxRowClasses {
-			return nil, nil, false
+			return nil, nil, false, nil
 		}
-		return p.v4.rows4(subject, p.hour*1e6, r.tupleFacet(f), r.dec), p.v4.classes, true
+		rws, err := p.v4.rows4(subject, p.hour*1e6, r.tupleFacet(f), r.dec)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("ledger: %s: takers: %w", p.path, err)
+		}
+		return rws, p.v4.classes, true, nil
 	}
 	x := r.tables(p)
 	if len(x.classes) > maxRowClasses {
-		return nil, nil, false
+		return nil, nil, false, nil
 	}
 	t, absent := x.rowsFor(f)
 	rws = t.get(subject, p.hour*1e6)
@@ -164,7 +179,7 @@ func (r *Reader) indexRows(p *partition, subject uint32, f int) (rws []row, clas
 			rws[i].ident = 0
 		}
 	}
-	return rws, x.classes, true
+	return rws, x.classes, true, nil
 }
 
 // hasClass reports whether class c (a name integer) is among the bits of
@@ -193,8 +208,9 @@ type TookByResult struct {
 
 // TookBy is what one identity took: distinct subjects per class served
 // and masked, lists, first and last time, from the window's Accesses
-// (decompressed: sealed partitions keep no took-by tables).
-func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
+// (decompressed: sealed partitions keep no took-by tables). A partition
+// whose Accesses do not decode is an error naming its file.
+func (r *Reader) TookBy(by identify.Facet, value string) (*TookByResult, error) {
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	res := &TookByResult{Facet: by.String(), Value: value, Served: map[string]int{}, Masked: map[string]int{}}
@@ -209,7 +225,7 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 	}
 	ident, ok := r.d.id(nsFacet+f, value)
 	if !ok {
-		return res
+		return res, nil
 	}
 	has := r.tupleHas(f, ident)
 	any, lists := roaring.New(), roaring.New()
@@ -218,7 +234,10 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 		if r.lacks(p, has) {
 			continue
 		}
-		es := r.accesses(p)
+		es, err := r.accesses(p)
+		if err != nil {
+			return nil, err
+		}
 		for i := range es {
 			e := &es[i]
 			if e.facets[f] != ident+1 || !r.win.has(e.t) {
@@ -257,7 +276,7 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 		a, b := time.UnixMicro(lo).UTC(), time.UnixMicro(hi).UTC()
 		res.First, res.Last = &a, &b
 	}
-	return res
+	return res, nil
 }
 
 // Viewers returns, for each author, the identities (by facet by, as
@@ -272,7 +291,41 @@ func (r *Reader) TookBy(by identify.Facet, value string) *TookByResult {
 // author index and two columns of their Accesses, or without an index
 // four columns (cutViewers), in parallel too; format 3 hours and open
 // logs are read as before, on the calling goroutine.
-func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap, []uint64) {
+//
+// An hour whose sections or Accesses do not decode is an error naming its
+// file. A day's rollup that does not decode is passed over (warn) and the
+// question asked again of its hours, whose answer is the same.
+func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap, []uint64, error) {
+	for {
+		out, impr, err := r.viewers(authors, by)
+		var bad *derivedError
+		if errors.As(err, &bad) && bad.rollup != nil {
+			r.warn(bad)
+			r.rollups = slices.DeleteFunc(r.rollups, func(x *rollup) bool { return x == bad.rollup })
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return out, impr, nil
+	}
+}
+
+// derivedError is a derived file (a day's rollup) that did not decode
+// where a query read it: the hours it was made from answer instead.
+type derivedError struct {
+	rollup *rollup
+	err    error
+}
+
+func (e *derivedError) Error() string {
+	return fmt.Sprintf("ledger: %s: day rollup does not decode, its hours answer (warden ledger verify): %v", e.rollup.path, e.err)
+}
+
+func (e *derivedError) Unwrap() error { return e.err }
+
+// viewers is one attempt of Viewers.
+func (r *Reader) viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap, []uint64, error) {
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	r.viewNS = nsFacet + f
@@ -288,7 +341,7 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 		}
 	}
 	if len(ids) == 0 {
-		return out, impr
+		return out, impr, nil
 	}
 	sorted := make([]uint32, 0, len(ids))
 	for v := range ids {
@@ -303,7 +356,7 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 	rolled := map[*partition]bool{}
 	for _, x := range r.rollups {
 		if k := x.section(f); k != nil {
-			secs = append(secs, viewerSec{k: k})
+			secs = append(secs, viewerSec{k: k, roll: x})
 			for _, p := range x.parts {
 				rolled[p] = true
 			}
@@ -318,7 +371,7 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 			if tf == nil {
 				tf = r.tupleFacet(f)
 			}
-			secs = append(secs, viewerSec{k: p.v4.viewers, tf: tf})
+			secs = append(secs, viewerSec{k: p.v4.viewers, tf: tf, path: p.path})
 		case columnar(p):
 			cut = append(cut, p)
 		default:
@@ -326,10 +379,14 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 		}
 	}
 	if len(secs) > 0 {
-		r.viewerRuns(secs, sorted, who, r.d.d.t[nsFacet+f].len(), out, impr)
+		if err := r.viewerRuns(secs, sorted, who, r.d.d.t[nsFacet+f].len(), out, impr); err != nil {
+			return nil, nil, err
+		}
 	}
 	if len(cut) > 0 {
-		r.cutViewers(cut, sorted, who, r.tupleFacet(f), out, impr)
+		if err := r.cutViewers(cut, sorted, who, r.tupleFacet(f), out, impr); err != nil {
+			return nil, nil, err
+		}
 	}
 	for _, p := range rest {
 		if r.win.covers(p) {
@@ -346,7 +403,10 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 			}
 			continue
 		}
-		es := r.accesses(p)
+		es, err := r.accesses(p)
+		if err != nil {
+			return nil, nil, err
+		}
 		for k := range es {
 			e := &es[k]
 			if len(e.authors) == 0 || !r.win.has(e.t) {
@@ -362,7 +422,7 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 			}
 		}
 	}
-	return out, impr
+	return out, impr, nil
 }
 
 // cutViewers adds the viewers of authors (sorted; who[k]: the indexes
@@ -371,11 +431,13 @@ func (r *Reader) Viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 // reads the postings of the authors asked and its time and identity
 // columns; one without reads its time, identity, misc and author columns
 // (eachAuthored; decoding an hour whole cost 80 ms of CPU at the issue's
-// density, most of a week's reach). What an hour adds is applied once it
-// has all parsed: a corrupt hour is skipped whole, as when decoded whole
-// (an index that does not parse is passed over for the columns).
-func (r *Reader) cutViewers(cut []*partition, sorted []uint32, who [][]int, tf []uint32, out []*roaring.Bitmap, impr []uint64) {
+// density, most of a week's reach). What the hours add is applied once
+// all have parsed: a corrupt hour is an error naming its file; an index
+// that does not parse or decode is passed over for the columns (warn).
+func (r *Reader) cutViewers(cut []*partition, sorted []uint32, who [][]int, tf []uint32, out []*roaring.Bitmap, impr []uint64) error {
 	seen := make([][]view, len(cut))
+	errs := make([]error, len(cut))    // the hour's
+	skipped := make([]error, len(cut)) // its author index's
 	idx := make([]*authored, len(cut))
 	for u, p := range cut {
 		idx[u] = r.authoredIndex(p)
@@ -392,10 +454,12 @@ func (r *Reader) cutViewers(cut []*partition, sorted []uint32, who [][]int, tf [
 	parallel(len(cut), func(u int) {
 		p := cut[u]
 		if x := idx[u]; x != nil {
-			if vs, err := r.authoredViewers(p, x, sorted, who, tf, lo, hi); err == nil {
+			vs, err := r.authoredViewers(p, x, sorted, who, tf, lo, hi)
+			if err == nil {
 				seen[u] = vs
 				return
-			} // else the columns answer
+			}
+			skipped[u] = err // the columns answer
 		}
 		var vs []view
 		_, err := eachAuthored(p.cold, p.hour, r.dec, func(_ uint32, t int64, tuple uint64, authors []uint32) {
@@ -414,10 +478,20 @@ func (r *Reader) cutViewers(cut []*partition, sorted []uint32, who [][]int, tf [
 				}
 			}
 		})
-		if err == nil {
-			seen[u] = vs
+		if err != nil {
+			errs[u] = fmt.Errorf("ledger: %s: Accesses: %w", p.path, err)
+			return
 		}
+		seen[u] = vs
 	})
+	for u, err := range errs {
+		if err != nil {
+			return err
+		}
+		if skipped[u] != nil {
+			r.warn(fmt.Errorf("ledger: author index of %s not used, its columns answered: %w", cut[u].path, skipped[u]))
+		}
+	}
 	for _, vs := range seen {
 		for _, s := range vs {
 			impr[s.i]++
@@ -426,6 +500,7 @@ func (r *Reader) cutViewers(cut []*partition, sorted []uint32, who [][]int, tf [
 			}
 		}
 	}
+	return nil
 }
 
 // viewerRun is one keyed section's answer: author k's identities are
@@ -440,16 +515,20 @@ type viewerRun struct {
 // tuples tf maps to facet values (+1), or a rollup's (tf nil), whose
 // values are the facet's.
 type viewerSec struct {
-	k  *keyed
-	tf []uint32
+	k    *keyed
+	tf   []uint32
+	path string  // an hour's file
+	roll *rollup // or the day's rollup
 }
 
 // viewerRuns reads authors sorted (who[k]: the indexes of out asking
 // author k) in each of secs (values below limit), and adds them to out
 // and impr. Sections are spread over the cores and so are authors when
-// the runs are added.
-func (r *Reader) viewerRuns(secs []viewerSec, sorted []uint32, who [][]int, limit int, out []*roaring.Bitmap, impr []uint64) {
+// the runs are added. A section that does not decode is an error, out and
+// impr untouched: a *derivedError for a rollup's.
+func (r *Reader) viewerRuns(secs []viewerSec, sorted []uint32, who [][]int, limit int, out []*roaring.Bitmap, impr []uint64) error {
 	runs := make([]viewerRun, len(secs))
+	errs := make([]error, len(secs))
 	defer func() {
 		for _, run := range runs {
 			r.runBufs.Put(&run.vals)
@@ -469,21 +548,41 @@ func (r *Reader) viewerRuns(secs []viewerSec, sorted []uint32, who [][]int, limi
 			}
 		}
 		sec := secs[u]
-		sec.k.eachSorted(sorted, r.dec, func(k int, payload []byte) {
+		var perr error
+		err := sec.k.eachSorted(sorted, r.dec, func(k int, payload []byte) {
+			if perr != nil {
+				return
+			}
 			fill(k)
 			var n uint64
 			if sec.tf != nil {
-				run.vals, n = viewers4(payload, sec.tf, run.vals)
+				run.vals, n, perr = viewers4(payload, sec.tf, run.vals)
 			} else {
-				// A payload that does not decode keeps what did, as
-				// viewers4 does (verify reports it).
-				run.vals, n, _ = viewerTuples(payload, limit, run.vals)
+				run.vals, n, perr = viewerTuples(payload, limit, run.vals)
+			}
+			if perr != nil {
+				perr = fmt.Errorf("author %d: %w", sorted[k], perr)
 			}
 			run.impr[k] += n
 		})
+		if err == nil {
+			err = perr
+		}
 		fill(len(sorted))
 		runs[u] = run
+		switch {
+		case err == nil:
+		case sec.roll != nil:
+			errs[u] = &derivedError{rollup: sec.roll, err: err}
+		default:
+			errs[u] = fmt.Errorf("ledger: %s: viewers: %w", sec.path, err)
+		}
 	})
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
 	for k := range sorted {
 		for u := range runs {
 			for _, i := range who[k] {
@@ -508,6 +607,7 @@ func (r *Reader) viewerRuns(secs []viewerSec, sorted []uint32, who [][]int, limi
 			}
 		}
 	})
+	return nil
 }
 
 // parallel calls fn(0..n-1) on min(n, GOMAXPROCS) goroutines, the
@@ -547,38 +647,43 @@ type Found struct {
 // recent) and decodes whole only a sealed hour whose request id column
 // holds the id (hours that cannot tell, format 3's, are decoded and
 // scanned as before). Request ids are unique; were one recorded twice,
-// the newest Access is the answer.
-func (r *Reader) Find(id string) *Found {
+// the newest Access is the answer. An hour that must be read and does not
+// decode is an error naming its file.
+func (r *Reader) Find(id string) (*Found, error) {
 	defer runtime.KeepAlive(r)
 	for _, p := range slices.Backward(r.parts) {
 		if r.lacksReqID(p, id) {
 			continue
 		}
-		es := r.accesses(p)
+		es, err := r.accesses(p)
+		if err != nil {
+			return nil, err
+		}
 		for i := len(es) - 1; i >= 0; i-- {
 			if es[i].reqID == id {
-				return &Found{Entry: r.entryOf(&es[i]), File: p.path}
+				return &Found{Entry: r.entryOf(&es[i]), File: p.path}, nil
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // Distinct counts the distinct subjects of class served unmasked to
 // facet value value in the window (class "" counts any record): what a
-// budget counting by that facet and class saw.
-func (r *Reader) Distinct(by identify.Facet, value, class string) int {
+// budget counting by that facet and class saw. An hour that does not
+// decode is an error naming its file.
+func (r *Reader) Distinct(by identify.Facet, value, class string) (int, error) {
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	set := roaring.New()
 	ident, ok := r.d.id(nsFacet+f, value)
 	if !ok {
-		return 0
+		return 0, nil
 	}
 	var c uint32
 	if class != "" {
 		if c, ok = r.d.id(nsName, class); !ok {
-			return 0
+			return 0, nil
 		}
 	}
 	has := r.tupleHas(f, ident)
@@ -586,7 +691,10 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) int {
 		if r.lacks(p, has) {
 			continue
 		}
-		es := r.accesses(p)
+		es, err := r.accesses(p)
+		if err != nil {
+			return 0, err
+		}
 		for i := range es {
 			e := &es[i]
 			if e.facets[f] != ident+1 || !r.win.has(e.t) {
@@ -599,7 +707,7 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) int {
 			}
 		}
 	}
-	return int(set.GetCardinality())
+	return int(set.GetCardinality()), nil
 }
 
 // IdentityName is the value behind an identity integer Viewers returned.

@@ -27,13 +27,13 @@ func BenchmarkTookByRepeated(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer r.Close()
-			r.TookBy(identify.FacetAccount, c.value) // the dictionary's look-ups built
+			must(r.TookBy(identify.FacetAccount, c.value))(b) // the dictionary's look-ups built
 			var ms runtime.MemStats
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu := threadCPU()
 			for i := 0; i < b.N; i++ {
-				if res := r.TookBy(identify.FacetAccount, c.value); res.Accesses == 0 {
+				if res := must(r.TookBy(identify.FacetAccount, c.value))(b); res.Accesses == 0 {
 					b.Fatal("no Accesses")
 				}
 			}
@@ -55,7 +55,7 @@ func BenchmarkTookByRepeated(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if res := r.TookBy(identify.FacetAccount, "3"); res.Accesses == 0 {
+			if res := must(r.TookBy(identify.FacetAccount, "3"))(b); res.Accesses == 0 {
 				b.Fatal("no Accesses")
 			}
 			r.Close()
@@ -77,7 +77,7 @@ func BenchmarkExplain(b *testing.B) {
 	ids := []struct{ name, id string }{{"first", profileID(0, 7)}, {"last", profileID(hours-1, 7)}, {"none", profileID(0, perHour)}}
 	for _, way := range []struct {
 		name string
-		find func(r *Reader, id string) *Found
+		find func(r *Reader, id string) (*Found, error)
 	}{{"scan", findAll}, {"skip", (*Reader).Find}} {
 		for _, c := range ids {
 			b.Run(way.name+"/"+c.name, func(b *testing.B) {
@@ -92,7 +92,7 @@ func BenchmarkExplain(b *testing.B) {
 				b.ResetTimer()
 				cpu := threadCPU()
 				for i := 0; i < b.N; i++ {
-					if f := way.find(r, c.id); (f == nil) != (c.name == "none") {
+					if f := must(way.find(r, c.id))(b); (f == nil) != (c.name == "none") {
 						b.Fatalf("%s: %+v", c.id, f)
 					}
 				}

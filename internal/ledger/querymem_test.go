@@ -85,19 +85,19 @@ func TestQueriesKeepNoAccesses(t *testing.T) {
 	id := fmt.Sprintf("%08x%016x", 1, t0.Add(30*time.Hour+1234*time.Millisecond).UnixNano())
 	ask := func(r *Reader) answers {
 		var a answers
-		a.took = r.TookBy(identify.FacetAccount, "3")
+		a.took = must(r.TookBy(identify.FacetAccount, "3"))(t)
 		noneDecoded(t, r, "took-by")
-		a.lone = r.TookBy(identify.FacetAccount, "lone")
-		a.none = r.TookBy(identify.FacetIP, "10.0.99.1")
+		a.lone = must(r.TookBy(identify.FacetAccount, "lone"))(t)
+		a.none = must(r.TookBy(identify.FacetIP, "10.0.99.1"))(t)
 		noneDecoded(t, r, "took-by of a rare identity")
-		a.found = r.Find(id)
+		a.found = must(r.Find(id))(t)
 		noneDecoded(t, r, "explain")
-		a.distinct = r.Distinct(identify.FacetAccount, "3", "profile")
+		a.distinct = must(r.Distinct(identify.FacetAccount, "3", "profile"))(t)
 		noneDecoded(t, r, "distinct")
-		a.many = r.DistinctMany([]DistinctQuery{
+		a.many = must(r.DistinctMany([]DistinctQuery{
 			{By: identify.FacetAccount, Values: []string{"3", "lone", "nobody"}, Class: "contact"},
 			{By: identify.FacetIP, Values: []string{"10.0.7.0", "10.0.40.3"}},
-		})
+		}))(t)
 		noneDecoded(t, r, "distinct many")
 		return a
 	}
@@ -122,7 +122,7 @@ func TestQueriesKeepNoAccesses(t *testing.T) {
 	}
 	// DistinctMany over sealed hours counts as Distinct does, value by value.
 	for i, v := range []string{"3", "lone", "nobody"} {
-		if want := r.Distinct(identify.FacetAccount, v, "contact"); first.many[0][i] != want {
+		if want := must(r.Distinct(identify.FacetAccount, v, "contact"))(t); first.many[0][i] != want {
 			t.Fatalf("DistinctMany %s: %d, Distinct %d", v, first.many[0][i], want)
 		}
 	}

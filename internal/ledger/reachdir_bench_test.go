@@ -80,7 +80,7 @@ func BenchmarkReachDir(b *testing.B) {
 	defer r.Close()
 	fastOr := os.Getenv("WARDEN_REACH_FASTOR") == "1"
 	once := func() int {
-		views, _ := r.Viewers(authors, identify.FacetAccount)
+		views, _ := must2(r.Viewers(authors, identify.FacetAccount))(b)
 		if fastOr {
 			return int(roaring.FastOr(views...).GetCardinality())
 		}

@@ -74,6 +74,11 @@ type Reader struct {
 	// decodes counts the sealed partitions whose Accesses were decoded
 	// whole: what the skips (lacks, lacksReqID) save shows in tests.
 	decodes int
+	// warnFn is WithWarnings' hook; fallbacks counts what warn reported.
+	warnFn    func(error)
+	fallbacks int
+	// eachErr is what cut the last Each short (Err).
+	eachErr error
 }
 
 // tupleFacet is, for facet f, the value (+1, 0 absent) of each tuple of
@@ -105,7 +110,7 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{dir: dir, win: win, dec: dec}
+	r := &Reader{dir: dir, win: win, dec: dec, warnFn: o.warn}
 	// An Access may sit in the hour after its own (recorded late).
 	inWin := func(hour int64) bool {
 		return (win.From.IsZero() || hour+2*3600 > win.From.Unix()) && (win.To.IsZero() || hour <= win.To.Unix())
@@ -144,7 +149,7 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 		logs, gone, n, err := o.cache.openLogs(dir, ls, logStems)
 		if errors.Is(err, errCacheFull) {
 			r.Close()
-			return OpenReader(dir, win) // read the open logs whole, as without a cache
+			return OpenReader(dir, win, WithWarnings(o.warn)) // read the open logs whole, as without a cache
 		}
 		if err != nil {
 			r.Close()
@@ -230,11 +235,16 @@ func (r *Reader) loadRollups(ls *listing) {
 		path := rollupPath(r.dir, day)
 		b, err := mapFile(path)
 		if err != nil {
+			r.warn(fmt.Errorf("ledger: %s: day rollup not read, its hours answer: %w", path, err))
 			continue
 		}
 		r.maps = append(r.maps, b)
 		x, err := parseRollup(path, b)
-		if err != nil || x.minT < r.win.lo() || x.maxT > r.win.hi() || len(x.hours) != len(ps) {
+		if err != nil {
+			r.warn(fmt.Errorf("ledger: %s: day rollup does not parse, its hours answer (the sealer rebuilds it on start; warden ledger verify): %w", path, err))
+			continue
+		}
+		if x.minT < r.win.lo() || x.maxT > r.win.hi() || len(x.hours) != len(ps) {
 			continue
 		}
 		match := true
@@ -266,16 +276,22 @@ func (r *Reader) authoredIndex(p *partition) *authored {
 	if !p.sealed || p.format != 4 {
 		return nil
 	}
-	b, err := mapFile(autPath(r.dir, partName(p.hour)))
+	path := autPath(r.dir, partName(p.hour))
+	b, err := mapFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // not made yet (the sealer makes it after the seal)
+	}
 	if err != nil {
+		r.warn(fmt.Errorf("ledger: %s: author index not read, its hour's columns answer: %w", path, err))
 		return nil
 	}
 	r.maps = append(r.maps, b)
 	// The cleanup registered at open holds the maps as they were then.
 	r.cleanup.Stop()
 	r.cleanup = runtime.AddCleanup(r, unmapAll, r.maps)
-	x, err := parseAuthored(b)
-	if err != nil || x.hour != p.hour || x.hash != p.hash {
+	x, err := checkAuthored(b, p.hour, p.hash)
+	if err != nil {
+		r.warn(fmt.Errorf("ledger: %s: author index not used, its hour's columns answer (the writer rebuilds it on start): %w", path, err))
 		return nil
 	}
 	r.auts[p] = x
@@ -365,19 +381,36 @@ func (r *Reader) Partitions() int { return len(r.parts) }
 // in memory already. A sealed partition's are decoded from its compressed
 // bytes on every call and not kept: a query scans one partition at a time
 // and drops it before the next, so that its memory is one partition's
-// Accesses (about 300 bytes each decoded), not the window's. nil when
-// they do not decode (the partition is skipped, as it always was).
-func (r *Reader) accesses(p *partition) []entry {
+// Accesses (about 300 bytes each decoded), not the window's. An error
+// names the file: a query over a damaged hour fails, it never answers
+// from the other hours as if the damaged one held nothing.
+func (r *Reader) accesses(p *partition) ([]entry, error) {
 	if !p.sealed || p.entries != nil {
-		return p.entries
+		return p.entries, nil
 	}
 	r.decodes++
-	es, err := p.decodeCold(r.dec, &r.d.d.t[nsTuple])
-	if err != nil {
-		return nil
-	}
-	return es
+	return p.decodeCold(r.dec, &r.d.d.t[nsTuple])
 }
+
+// warn reports a derived file (a day's rollup, an hour's author index)
+// that could not be used, the answer computed exactly from the hours
+// instead: to the WithWarnings hook, and counted (Fallbacks).
+func (r *Reader) warn(err error) {
+	r.fallbacks++
+	if r.warnFn != nil {
+		r.warnFn(err)
+	}
+}
+
+// Fallbacks is how many derived files (rollups, author indexes) this
+// reader's queries passed over because they did not parse or decode,
+// answering from the hours instead (each also given to WithWarnings).
+func (r *Reader) Fallbacks() int { return r.fallbacks }
+
+// Err is what cut the last Each short (a partition whose Accesses do not
+// decode), nil when it visited every Access it was asked to: Each has no
+// error of its own, so that a Reader stays a trace.Entries.
+func (r *Reader) Err() error { return r.eachErr }
 
 // name is the value behind id v of ns.
 func (r *Reader) name(ns int, v uint32) string {

@@ -127,10 +127,10 @@ func TestRollupEqualsHours(t *testing.T) {
 				if len(r.rollups) != c.rollups {
 					t.Fatalf("%d rollups used, want %d", len(r.rollups), c.rollups)
 				}
-				views, impr := r.Viewers(authors, by)
+				views, impr := must2(r.Viewers(authors, by))(t)
 				got := valueSets(r, views)
 				r.rollups = nil // the hours alone
-				hv, himpr := r.Viewers(authors, by)
+				hv, himpr := must2(r.Viewers(authors, by))(t)
 				hours := valueSets(r, hv)
 				sets, wimpr := viewersOf(all, c.w, authors, by)
 				for i, a := range authors {
@@ -189,7 +189,7 @@ func TestVerifyCatchesRollupEdits(t *testing.T) {
 		e[at] ^= 0xff
 		os.WriteFile(path, e, 0o600)
 		if r, err := OpenReader(dir, Window{}); err == nil {
-			r.Viewers([]string{"a1", "a2"}, identify.FacetAccount)
+			must2(r.Viewers([]string{"a1", "a2"}, identify.FacetAccount))(t)
 			r.Close()
 		}
 	}

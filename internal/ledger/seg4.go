@@ -242,17 +242,25 @@ func (p *partition) index4Matches(d *dictionary, dec *zstd.Decoder) (bool, error
 
 // viewers4 appends the identities (facet values of f, through tf: tuple
 // -> value+1) of a viewers payload (an author's), and returns its
-// impressions. The tuples are decoded first and mapped after, in a loop
-// of independent loads: tf (4 bytes a tuple, megabytes) is read at
-// random, and a load that waits for the varint before it cannot overlap
-// the cache misses of the others.
-func viewers4(b []byte, tf []uint32, dst []uint32) ([]uint32, uint64) {
+// impressions; an error when the payload does not decode or names a
+// tuple past tf (the dictionary). The tuples are decoded first and
+// mapped after, in a loop of independent loads: tf (4 bytes a tuple,
+// megabytes) is read at random, and a load that waits for the varint
+// before it cannot overlap the cache misses of the others.
+func viewers4(b []byte, tf []uint32, dst []uint32) ([]uint32, uint64, error) {
 	d := decoder{b: b}
 	impr := d.uvarint()
 	n := d.count(1)
+	if d.err != nil {
+		return dst, impr, d.err
+	}
 	start := len(dst)
-	if d.err == nil {
-		dst, _, _ = appendSums(d.b, n, uint64(len(tf)), dst) // what decodes
+	dst, rest, err := appendSums(d.b, n, uint64(len(tf)), dst)
+	if err == nil && len(rest) != 0 {
+		err = errTrailing
+	}
+	if err != nil {
+		return dst[:start], impr, err
 	}
 	j := start
 	for _, t := range dst[start:] {
@@ -261,22 +269,26 @@ func viewers4(b []byte, tf []uint32, dst []uint32) ([]uint32, uint64) {
 			j++
 		}
 	}
-	return dst[:j], impr
+	return dst[:j], impr, nil
 }
 
 // rows4 is who-took's rows of subject in p, identities as facet values +1
-// of f (tf: tuple -> value; 0: Accesses without f).
-func (x *index4) rows4(subject uint32, hour int64, tf []uint32, dec *zstd.Decoder) []row {
+// of f (tf: tuple -> value; 0: Accesses without f); an error when the
+// subject's block or rows do not decode.
+func (x *index4) rows4(subject uint32, hour int64, tf []uint32, dec *zstd.Decoder) ([]row, error) {
 	b, err := x.takers.get(subject, dec)
 	if err != nil || b == nil {
-		return nil
+		return nil, err
 	}
 	rs := decodeRows(b, hour)
+	if rs == nil {
+		return nil, fmt.Errorf("subject %d: %w", subject, errKeyed)
+	}
 	for i := range rs {
 		if int(rs[i].ident) >= len(tf) {
-			return nil
+			return nil, fmt.Errorf("subject %d: identity %d past the dictionary's %d", subject, rs[i].ident, len(tf))
 		}
 		rs[i].ident = tf[rs[i].ident]
 	}
-	return rs
+	return rs, nil
 }

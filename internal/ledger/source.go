@@ -78,7 +78,7 @@ func (d dirSource) WhoTook(_ context.Context, win Window, subject, class string,
 		return nil, err
 	}
 	defer r.Close()
-	return r.WhoTook(subject, class, by), nil
+	return r.WhoTook(subject, class, by)
 }
 
 func (d dirSource) TookBy(_ context.Context, win Window, by identify.Facet, value string) (*TookByResult, error) {
@@ -87,7 +87,7 @@ func (d dirSource) TookBy(_ context.Context, win Window, by identify.Facet, valu
 		return nil, err
 	}
 	defer r.Close()
-	return r.TookBy(by, value), nil
+	return r.TookBy(by, value)
 }
 
 func (d dirSource) Find(_ context.Context, win Window, id string) (*Found, error) {
@@ -96,7 +96,7 @@ func (d dirSource) Find(_ context.Context, win Window, id string) (*Found, error
 		return nil, err
 	}
 	defer r.Close()
-	return r.Find(id), nil
+	return r.Find(id)
 }
 
 func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, value, class string) (int, error) {
@@ -105,7 +105,7 @@ func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, va
 		return 0, err
 	}
 	defer r.Close()
-	return r.Distinct(by, value, class), nil
+	return r.Distinct(by, value, class)
 }
 
 func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) {
@@ -115,7 +115,10 @@ func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) 
 	}
 	defer r.Close()
 	nA := len(q.Authors)
-	views, impr := r.Viewers(append(append([]string{}, q.Authors...), q.Overlap...), q.By)
+	views, impr, err := r.Viewers(append(append([]string{}, q.Authors...), q.Overlap...), q.By)
+	if err != nil {
+		return nil, err
+	}
 	out := &ReachCounts{}
 	for _, n := range impr[:nA] {
 		out.Impressions += n
@@ -163,7 +166,10 @@ func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) 
 			return nil, err
 		}
 		out.AfterImpressions = ai
-		r.Viewers(q.Authors, q.By) // IdentityName reads the last Viewers' facet
+		// IdentityName reads the last Viewers' facet.
+		if _, _, err := r.Viewers(q.Authors, q.By); err != nil {
+			return nil, err
+		}
 	}
 	type sig struct{ k, inB, when int }
 	hist := map[sig]int64{}
@@ -231,7 +237,10 @@ func viewerNames(d dirSource, win Window, authors []string, by identify.Facet) (
 		return nil, 0, err
 	}
 	defer r.Close()
-	views, impr := r.Viewers(authors, by)
+	views, impr, err := r.Viewers(authors, by)
+	if err != nil {
+		return nil, 0, err
+	}
 	out := map[string]bool{}
 	var n uint64
 	for i, b := range views {

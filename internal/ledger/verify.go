@@ -36,6 +36,10 @@ type VerifiedIndex struct {
 	File    string `json:"file"`
 	OK      bool   `json:"ok"`
 	Problem string `json:"problem,omitempty"`
+	// Rebuild: the index is unusable (does not check, parse or name its
+	// hour): derived, not the record, it is passed over by the queries
+	// and rebuilt from its hour by the writer at its next start.
+	Rebuild bool `json:"rebuild,omitempty"`
 }
 
 // VerifyReport is the chain check of a directory.
@@ -51,6 +55,11 @@ type VerifyReport struct {
 	// hour that has a problem is not checked (not ok, and not another
 	// problem: the hour's is the one to mend).
 	AuthorIndexes []VerifiedIndex `json:"author_indexes"`
+	// Rebuild lists the derived files (author indexes) that no query
+	// uses as they are and the writer rebuilds from their hours at its
+	// next start: not damage to the ledger (OK does not count them), a
+	// file to mend.
+	Rebuild []string `json:"rebuild"`
 	// Head is the hash of the last sealed partition: record it elsewhere
 	// and a later verify shows nothing before it was rewritten.
 	Head     string   `json:"head"`
@@ -69,7 +78,7 @@ func Verify(dir string) (*VerifyReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Dir: dir, Partitions: []VerifiedPartition{}, Rollups: []VerifiedRollup{}, AuthorIndexes: []VerifiedIndex{}, Problems: []string{}}
+	rep := &VerifyReport{Dir: dir, Partitions: []VerifiedPartition{}, Rollups: []VerifiedRollup{}, AuthorIndexes: []VerifiedIndex{}, Rebuild: []string{}, Problems: []string{}}
 	ret, err := readRetired(dir)
 	if err != nil {
 		return nil, err
@@ -156,9 +165,12 @@ func Verify(dir string) (*VerifyReport, error) {
 			rep.AuthorIndexes = append(rep.AuthorIndexes, vi)
 			continue
 		}
-		vi.Problem = verifyAuthored(dir, stem, hashes[stem], ls.seg[stem], dec)
+		vi.Problem, vi.Rebuild = verifyAuthored(dir, stem, hashes[stem], ls.seg[stem], dec)
 		vi.OK = vi.Problem == ""
-		if !vi.OK {
+		switch {
+		case vi.Rebuild:
+			rep.Rebuild = append(rep.Rebuild, vi.File+": "+vi.Problem+" (derived: queries answer from the hour; the writer rebuilds it at its next start)")
+		case !vi.OK:
 			rep.Problems = append(rep.Problems, vi.File+": "+vi.Problem)
 		}
 		rep.AuthorIndexes = append(rep.AuthorIndexes, vi)

@@ -58,7 +58,10 @@ func RunApprox(dir string, q Query) (*ApproxResult, error) {
 		return nil, err
 	}
 	defer r.Close()
-	views, impr := r.Viewers(q.Authors, by)
+	views, impr, err := r.Viewers(q.Authors, by)
+	if err != nil {
+		return nil, err
+	}
 	all, err := hyperloglog.NewSketch(approxPrecision, true)
 	if err != nil {
 		return nil, err

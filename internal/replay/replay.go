@@ -100,6 +100,9 @@ func Run(ctx context.Context, dir string, win ledger.Window, cfg *config.Config)
 		}
 		return err == nil && ctx.Err() == nil
 	})
+	if err == nil {
+		err = r.Err() // a partition that does not decode: no report from part of the window
+	}
 	for q.Len() > 0 && err == nil {
 		err = rp.replay(ctx, heap.Pop(&q).(*ledger.Entry), rep)
 	}

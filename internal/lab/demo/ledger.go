@@ -121,7 +121,11 @@ func LedgerFigures(dir string, profiles int, s *sim.Served, dropped int64) (*Fig
 	defer r.Close()
 	took := map[string]int{}
 	for id := 1; id <= profiles; id++ {
-		for _, row := range r.WhoTook(strconv.Itoa(id), "contact", identify.FacetAccount).Rows {
+		res, err := r.WhoTook(strconv.Itoa(id), "contact", identify.FacetAccount)
+		if err != nil {
+			return nil, err
+		}
+		for _, row := range res.Rows {
 			took[row.Value]++
 		}
 	}

@@ -43,6 +43,9 @@ func TraceTake(path, dir string, c *canary.Canaries, taken *sim.Taken) (*Traced,
 		return nil, fmt.Errorf("trace the take: %s: %w", path, err)
 	}
 	out := &Traced{Take: path, Report: t.Report(led, trace.DefaultFalseAccusation)}
+	if err := led.Err(); err != nil {
+		return nil, fmt.Errorf("trace the take: %w", err)
+	}
 	if taken != nil {
 		out.Harvesters = taken.Accounts
 	}

@@ -225,17 +225,37 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	all.WhoTook(rep0(o), "", identify.FacetAccount)
-	row.WhoTook, row.WhoTookCPU, _ = medianCPU(func() { row.WhoTookRows = len(all.WhoTook(querySubject(o), "", identify.FacetAccount).Rows) })
+	if _, err := all.WhoTook(rep0(o), "", identify.FacetAccount); err != nil {
+		all.Close()
+		return nil, err
+	}
+	var qerr error // the first error of a timed query
+	keep := func(err error) {
+		if qerr == nil {
+			qerr = err
+		}
+	}
+	row.WhoTook, row.WhoTookCPU, _ = medianCPU(func() {
+		res, err := all.WhoTook(querySubject(o), "", identify.FacetAccount)
+		keep(err)
+		if err == nil {
+			row.WhoTookRows = len(res.Rows)
+		}
+	})
 	all.Close()
 	row.WhoTookCold, row.WhoTookColdCPU, _ = medianCPU(func() {
 		r, err := ledger.OpenReader(o.Dir, ledger.Window{})
 		if err != nil {
-			panic(err)
+			keep(err)
+			return
 		}
-		r.WhoTook(querySubject(o), "", identify.FacetAccount)
+		_, err = r.WhoTook(querySubject(o), "", identify.FacetAccount)
+		keep(err)
 		r.Close()
 	})
+	if qerr != nil {
+		return nil, qerr
+	}
 	return row, nil
 }
 
@@ -249,8 +269,13 @@ func timeReach(dir string, authors []string, win ledger.Window) (Reach, error) {
 		return rc, err
 	}
 	defer r.Close()
+	var qerr error
 	once := func() {
-		views, impr := r.Viewers(authors, identify.FacetAccount)
+		views, impr, err := r.Viewers(authors, identify.FacetAccount)
+		if err != nil {
+			qerr = err
+			return
+		}
 		rc.Value, rc.Impressions = int(ledger.Union(views).GetCardinality()), 0
 		for _, v := range impr {
 			rc.Impressions += v
@@ -258,7 +283,9 @@ func timeReach(dir string, authors []string, win ledger.Window) (Reach, error) {
 	}
 	once() // the dictionary's look-up, built once per reader
 	rc.Wall, rc.CPU, rc.ProcCPU = medianCPU(once)
-	var qerr error
+	if qerr != nil {
+		return rc, qerr
+	}
 	rc.Cold, rc.ColdCPU, rc.ColdProcCPU = medianCPU(func() {
 		if _, err := reach.Run(dir, reach.Query{Authors: authors, Window: win}); err != nil {
 			qerr = err

@@ -67,7 +67,11 @@ func TestTopAndReachedAsLocal(t *testing.T) {
 				}
 			}
 			var want []ranked
-			for i, n := range r.DistinctEach(by, all, "") {
+			counts, err := r.DistinctEach(by, all, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range counts {
 				if n > 0 {
 					want = append(want, ranked{all[i], n})
 				}
@@ -92,7 +96,10 @@ func TestTopAndReachedAsLocal(t *testing.T) {
 			}
 		}
 
-		bitmaps, _ := r.Viewers(authors, identify.FacetAccount)
+		bitmaps, _, err := r.Viewers(authors, identify.FacetAccount)
+		if err != nil {
+			t.Fatal(err)
+		}
 		local := map[string]bool{}
 		for _, b := range bitmaps {
 			for it := b.Iterator(); it.HasNext(); {
