@@ -72,14 +72,73 @@ type Table struct {
 }
 
 // Error is ClickHouse's answer to a query it refused (it was reached).
+// It prints the query's short name (queryName), never its SQL: a query's
+// SQL holds the ids asked about and is long; SQL keeps it for a debug
+// log.
 type Error struct {
 	Status int
-	Query  string
+	Query  string // the query's short name: "SELECT FROM views"
+	Addr   string // host:port that answered
 	Msg    string
+	SQL    string
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("clickhouse: %s: %s", e.Query, e.Msg)
+	return fmt.Sprintf("clickhouse: %s at %s: %s", e.Query, e.Addr, e.Msg)
+}
+
+// UnreachableError is a query that reached no address: which query (its
+// short name), the addresses tried and what failed at each, without the
+// request's URL (net/http's errors print it whole, the SQL in its query
+// string); SQL keeps the query for a debug log.
+type UnreachableError struct {
+	Query string
+	Tried []string // "host:port: what failed"
+	SQL   string
+	err   error // the last address's
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("clickhouse: %s: %s", e.Query, strings.Join(e.Tried, "; "))
+}
+
+func (e *UnreachableError) Unwrap() error { return e.err }
+
+// queryName is a query's short name for errors: its verb and the table
+// it reads or writes ("SELECT FROM views", "INSERT INTO accesses",
+// "CREATE TABLE budgets"), without ids, values or conditions.
+func queryName(sql string) string {
+	words := strings.Fields(sql)
+	if len(words) == 0 {
+		return "empty query"
+	}
+	verb := strings.ToUpper(words[0])
+	for i := 1; i+1 < len(words); i++ {
+		switch w := strings.ToUpper(words[i]); w {
+		case "FROM", "INTO", "TABLE", "DATABASE":
+			if w == "TABLE" && i+3 < len(words) && strings.EqualFold(words[i+1], "IF") {
+				i += 2 // IF NOT EXISTS
+				if strings.EqualFold(words[i+1], "EXISTS") {
+					i++
+				}
+			}
+			if i+1 >= len(words) {
+				return verb
+			}
+			return verb + " " + w + " " + strings.Trim(words[i+1], "(`;")
+		}
+	}
+	return verb
+}
+
+// transportError is what failed reaching an address, without the URL
+// net/http's *url.Error prints (the query's SQL).
+func transportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // Do runs query with body as its input (an INSERT's rows) and returns
@@ -148,6 +207,7 @@ func (b *closeSignal) Close() error {
 // post sends the request to each address in turn until one answers.
 func (c *Client) post(ctx context.Context, query string, v url.Values, body []byte, ctype string) ([]byte, bool, error) {
 	var last error
+	var tried []string
 	free := true
 	n := len(c.addrs)
 	start := int(c.next.Load())
@@ -156,7 +216,7 @@ func (c *Client) post(ctx context.Context, query string, v url.Values, body []by
 		rd := &closeSignal{Reader: bytes.NewReader(body), closed: make(chan struct{})}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.scheme+"://"+c.addrs[k]+"/?"+v.Encode(), rd)
 		if err != nil {
-			return nil, false, err
+			return nil, false, fmt.Errorf("clickhouse: %s at %s: %w", queryName(query), c.addrs[k], transportError(err))
 		}
 		req.ContentLength = int64(len(body))
 		if len(body) == 0 {
@@ -168,7 +228,8 @@ func (c *Client) post(ctx context.Context, query string, v url.Values, body []by
 		req.SetBasicAuth(c.user, c.password)
 		resp, err := c.http.Do(req)
 		if err != nil {
-			last = fmt.Errorf("clickhouse: %s: %w", c.addrs[k], err)
+			last = transportError(err)
+			tried = append(tried, fmt.Sprintf("%s: %v", c.addrs[k], last))
 			free = false
 			if ctx.Err() != nil {
 				break
@@ -178,7 +239,8 @@ func (c *Client) post(ctx context.Context, query string, v url.Values, body []by
 		out, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			last = fmt.Errorf("clickhouse: %s: %w", c.addrs[k], err)
+			last = transportError(err)
+			tried = append(tried, fmt.Sprintf("%s: reading the answer: %v", c.addrs[k], last))
 			free = false
 			continue
 		}
@@ -193,12 +255,11 @@ func (c *Client) post(ctx context.Context, query string, v url.Values, body []by
 			}
 		}
 		if resp.StatusCode != http.StatusOK {
-			first, _, _ := strings.Cut(strings.TrimSpace(query), "\n")
-			return nil, free, &Error{Status: resp.StatusCode, Query: first, Msg: strings.TrimSpace(string(out))}
+			return nil, free, &Error{Status: resp.StatusCode, Query: queryName(query), Addr: c.addrs[k], Msg: strings.TrimSpace(string(out)), SQL: query}
 		}
 		return out, free, nil
 	}
-	return nil, false, last
+	return nil, false, &UnreachableError{Query: queryName(query), Tried: tried, SQL: query, err: last}
 }
 
 // refused reports whether err is ClickHouse's own answer (it was reached
