@@ -61,11 +61,11 @@ func TestErrorsNameQueryNotSQL(t *testing.T) {
 func TestQueryName(t *testing.T) {
 	for sql, want := range map[string]string{
 		"SELECT ident, count() FROM takers WHERE subject = 'x' FORMAT TabSeparated": "SELECT FROM takers",
-		"INSERT INTO accesses FORMAT RowBinary":                                      "INSERT INTO accesses",
-		"CREATE TABLE IF NOT EXISTS views (author String) ENGINE = MergeTree":        "CREATE TABLE views",
-		"DROP DATABASE IF EXISTS w":                                                  "DROP DATABASE IF",
-		"SELECT version()":                                                           "SELECT",
-		"  ":                                                                         "empty query",
+		"INSERT INTO accesses FORMAT RowBinary":                                     "INSERT INTO accesses",
+		"CREATE TABLE IF NOT EXISTS views (author String) ENGINE = MergeTree":       "CREATE TABLE views",
+		"DROP DATABASE IF EXISTS w":                                                 "DROP DATABASE IF",
+		"SELECT version()":                                                          "SELECT",
+		"  ":                                                                        "empty query",
 	} {
 		if got := queryName(sql); got != want {
 			t.Errorf("queryName(%q) = %q, want %q", sql, got, want)
