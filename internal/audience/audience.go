@@ -113,13 +113,33 @@ func people(ctx context.Context, l *Lists, q Query, res *Result) (map[string]*pe
 		res.Lists = append(res.Lists, ListCount{Account: acct, Followers: len(seen)})
 		return err
 	}
-	for _, a := range q.Accounts {
-		if err := page(a, func(p *person) { p.k++ }); err != nil {
-			return nil, err
+	// Each account's list is paged once, however often and in whichever
+	// sets it is named: an account in both --accounts and --overlap
+	// counts in both sets from the one paging.
+	inA, inB := map[string]bool{}, map[string]bool{}
+	var order []string
+	for _, set := range []struct {
+		ids []string
+		in  map[string]bool
+	}{{q.Accounts, inA}, {q.Overlap, inB}} {
+		for _, a := range set.ids {
+			if !inA[a] && !inB[a] {
+				order = append(order, a)
+			}
+			set.in[a] = true
 		}
 	}
-	for _, a := range q.Overlap {
-		if err := page(a, func(p *person) { p.inB = true }); err != nil {
+	for _, acct := range order {
+		a, b := inA[acct], inB[acct]
+		mark := func(p *person) {
+			if a {
+				p.k++
+			}
+			if b {
+				p.inB = true
+			}
+		}
+		if err := page(acct, mark); err != nil {
 			return nil, err
 		}
 	}

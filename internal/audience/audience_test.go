@@ -202,3 +202,42 @@ func TestAudienceRefusesPastMaxPages(t *testing.T) {
 }
 
 func mustAtoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// An account named in both sets (and twice in one) is paged once and
+// counted in both: the same answer as the platform's, in the pages of
+// the distinct accounts.
+func TestAudiencePagesSharedAccountOnce(t *testing.T) {
+	p, l := lab(t)
+	accts := popular(p, 3)
+	if len(accts) < 3 {
+		t.Fatalf("only %d accounts with over 120 followers", len(accts))
+	}
+	// The distinct accounts alone: the pages they take.
+	alone, err := Run(t.Context(), l, Query{Accounts: append(append([]string{}, accts...), "5")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Requests = 0
+	others := []string{accts[1], "5", accts[1]}
+	res, err := Run(t.Context(), l, Query{Accounts: append(append([]string{}, accts...), accts[0]), Overlap: others, Dose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pages != alone.Pages || res.Requests != alone.Requests || len(res.Lists) != 4 {
+		t.Errorf("%d pages in %d requests, %d lists; the 4 distinct accounts take %d pages", res.Pages, res.Requests, len(res.Lists), alone.Pages)
+	}
+	want, atLeast := truth(p, accts)
+	wantB, _ := truth(p, []string{accts[1], "5"})
+	either, _ := truth(p, append(append([]string{}, accts...), "5"))
+	if res.Audience != want {
+		t.Errorf("audience %d, the platform says %d", res.Audience, want)
+	}
+	if o := res.Overlap; o.A != want || o.B != wantB || o.Either != either || o.Both != want+wantB-either {
+		t.Errorf("overlap %+v, want a %d b %d either %d", o, want, wantB, either)
+	}
+	for _, d := range res.Dose {
+		if d.People != atLeast[d.K] {
+			t.Errorf("dose k=%d: %d, want %d", d.K, d.People, atLeast[d.K])
+		}
+	}
+}
