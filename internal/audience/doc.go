@@ -12,6 +12,9 @@
 // parameter every figure is released as a sum of a one-cell-per-person
 // histogram's noisy cells (internal/privacy).
 //
+// Each account's list is paged once, however often and in whichever set
+// it is named (an account in both sets counts in both).
+//
 // It must never exceed its request rate or page without a bound, never
 // keep or print a follower's id (its answers are counts), never send its
 // credential anywhere but the configured upstream, and never return an

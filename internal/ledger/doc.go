@@ -35,8 +35,17 @@
 // classes, then three compressed sections and the SHA-256 of all that:
 // each partition names its predecessor, so an edited, removed or
 // reordered partition breaks the chain (`warden ledger verify`). Readers
-// check the structure of what they map, not the hashes: that is verify's
-// work.
+// check the structure of what they map, not the hours' hashes: that is
+// verify's work. What does not decode is an error naming the file: every
+// query (WhoTook, TookBy, Viewers, Find, Distinct*, Each through Err)
+// fails rather than answer from the other hours as if the damaged one
+// held nothing. Only derived files are passed over: a day rollup or an
+// author index (whose SHA-256 the reader does check: its chunk marks
+// have no block checksum) that does not parse, check or decode is
+// skipped, the answer computed exactly from the hours, and said
+// (WithWarnings, Reader.Fallbacks). The writer rebuilds at start an
+// author index no reader can use, and verify lists such an index under
+// rebuild, apart from the hours' problems.
 //
 // Identities are tuples: every facet of an Access at once (app, account,
 // ip, net, fingerprint) is one integer of the namespace nsTuple of `ids`,
@@ -351,4 +360,7 @@
 //     oldest first, and notes their hashes in `retired`.
 //   - Panic on what it reads: a corrupt or truncated file is an error
 //     naming its path.
+//   - Answer around a damaged hour: a query that cannot read an hour it
+//     needs fails; only a derived file's damage is answered from the
+//     hours, and said.
 package ledger

@@ -50,4 +50,7 @@
 //     in the spool directory).
 //   - Answer a researcher past the budget, or charge without the lock;
 //     put the privacy key in a query's text or a log.
+//   - Put a query's SQL or URL, or a credential, in an error: errors name
+//     the query by a short name (queryName), the address and what failed;
+//     the SQL is kept in the error value for a debug log.
 package clickhouse
