@@ -45,7 +45,9 @@
 // skipped, the answer computed exactly from the hours, and said
 // (WithWarnings, Reader.Fallbacks). The writer rebuilds at start an
 // author index no reader can use, and verify lists such an index under
-// rebuild, apart from the hours' problems.
+// rebuild, apart from the hours' problems; it rebuilds at start a day
+// rollup whose SHA-256 fails too (readers do not hash rollups: verify
+// reports one as a problem).
 //
 // Identities are tuples: every facet of an Access at once (app, account,
 // ip, net, fingerprint) is one integer of the namespace nsTuple of `ids`,

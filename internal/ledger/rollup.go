@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -621,6 +622,19 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 	if len(ls.stems) == 0 {
 		return
 	}
+	if !l.autChecked {
+		// At start, a rollup whose SHA-256 fails or that does not parse
+		// is rebuilt from its hours, as a missing one is: readers do not
+		// hash a rollup (a week's would cost more than the query), so
+		// one damaged where no block checksum covers it (its keys'
+		// directory) is not left to answer until someone runs verify.
+		for day := range ls.days {
+			if err := rollupUsable(rollupPath(dir, day)); err != nil {
+				l.log.Warn("ledger: day rollup unusable, rebuilt from its hours", slog.String("file", rollupPath(dir, day)), slog.String("error", err.Error()))
+				ls.days[day] = false
+			}
+		}
+	}
 	l.authoredIndexes(ls, enc, dec)
 	ret, err := readRetired(dir)
 	if err != nil {
@@ -683,6 +697,20 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 
 // rollupNames reports whether the rollup at path names exactly the hours
 // stems, from its header alone.
+// rollupUsable says why the rollup at path is not one a reader may use
+// as it is (its SHA-256 fails, it does not parse); nil when it is.
+func rollupUsable(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if len(b) < 32 || sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
+		return errors.New("SHA-256 does not match the rollup's content (edited, corrupt or cut)")
+	}
+	_, err = parseRollup(path, b)
+	return err
+}
+
 func rollupNames(path string, stems []string) bool {
 	f, err := os.Open(path)
 	if err != nil {

@@ -97,8 +97,8 @@ type Ledger struct {
 	// noAuthored are hours whose author index failed or cannot be made
 	// (format 3), the sealer's alone: not tried again until a restart.
 	noAuthored map[string]bool
-	// autChecked: the author indexes on disk at start were checked
-	// (authoredIndexes rebuilds those a reader cannot use).
+	// autChecked: the author indexes and day rollups on disk at start
+	// were checked (the sealer rebuilds those a reader cannot use).
 	autChecked bool
 	seal       chan string // stems to seal, in order
 	sealDone   chan struct{}
