@@ -173,7 +173,10 @@ func (r *Reader) indexRows(p *partition, subject uint32, f int) (rws []row, clas
 		return nil, nil, false, nil
 	}
 	t, absent := x.rowsFor(f)
-	rws = t.get(subject, p.hour*1e6)
+	rws, err = t.get(subject, p.hour*1e6)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ledger: %s: who-took table: %w", p.path, err)
+	}
 	if absent {
 		for i := range rws {
 			rws[i].ident = 0

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"unsafe"
 )
@@ -272,17 +273,22 @@ type row struct {
 	first, last int64
 }
 
-// get decodes subject's rows; nil when none or malformed.
-func (r *rows) get(subject uint32, hour int64) []row {
+// get decodes subject's rows; nil when none, an error when malformed (a
+// format 3 partition's table damaged).
+func (r *rows) get(subject uint32, hour int64) ([]row, error) {
 	i, ok := slices.BinarySearch(r.keys, uint64(subject))
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	a, b := r.off[i], r.off[i+1]
 	if a > b || int(b) > len(r.blob) {
-		return nil
+		return nil, fmt.Errorf("subject %d: rows past the table", subject)
 	}
-	return decodeRows(r.blob[a:b], hour)
+	rs := decodeRows(r.blob[a:b], hour)
+	if rs == nil && a < b {
+		return nil, fmt.Errorf("subject %d: %w", subject, errKeyed)
+	}
+	return rs, nil
 }
 
 // decodeRows decodes one subject's rows; nil when malformed.
