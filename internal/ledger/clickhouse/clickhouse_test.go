@@ -132,13 +132,17 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-// TestSameAnswers writes the same traffic to the local ledger and to
-// ClickHouse through the sink, then asks both Sources the same questions:
-// the answers must be equal.
-func TestSameAnswers(t *testing.T) {
-	s := server(t)
-	cfg := config(t, s, "conformance")
-	acc := traffic(6000)
+// cut is a window inside traffic's three hours that cuts an hour at both
+// ends, neither on the minute.
+var cut = ledger.Window{From: t0.Add(50 * time.Minute), To: t0.Add(130*time.Minute + 7*time.Second)}
+
+// writeBoth writes acc to a new local ledger, its clock following the
+// Accesses so that hours are sealed as they pass, and to ClickHouse (cfg)
+// through the sink, closes both and checks the sink's spool is empty: the
+// same traffic, to be asked of both. It returns the ledger's directory and
+// a client of cfg.
+func writeBoth(t *testing.T, cfg Config, acc []*inspect.Access) (string, *Client) {
+	t.Helper()
 	dir := t.TempDir()
 	var mu sync.Mutex
 	now := t0
@@ -169,11 +173,23 @@ func TestSameAnswers(t *testing.T) {
 	if sink.spool.len() != 0 {
 		t.Fatalf("%d batches left in the spool", sink.spool.len())
 	}
-	ch, _ := NewClient(cfg)
+	ch, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, ch
+}
+
+// TestSameAnswers writes the same traffic to the local ledger and to
+// ClickHouse through the sink, then asks both Sources the same questions:
+// the answers must be equal.
+func TestSameAnswers(t *testing.T) {
+	s := server(t)
+	acc := traffic(6000)
+	dir, ch := writeBoth(t, config(t, s, "conformance"), acc)
 	local := ledger.Dir(dir)
 	ctx := context.Background()
 	all := ledger.Window{}
-	cut := ledger.Window{From: t0.Add(50 * time.Minute), To: t0.Add(130*time.Minute + 7*time.Second)}
 	for _, src := range []ledger.Source{local, ch} {
 		if src.String() == "" {
 			t.Fatal("a source with no name")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/warden-gw/warden/internal/ledger"
 )
@@ -14,32 +13,9 @@ import (
 // under different keys), whole and in a cut window, across pages.
 func TestEachAsLocal(t *testing.T) {
 	s := server(t)
-	cfg := config(t, s, "each")
-	acc := traffic(3000)
-	dir := t.TempDir()
-	now := t0
-	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := NewSink(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range acc {
-		l.Record(a)
-		sink.Record(a)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := sink.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ch, _ := NewClient(cfg)
+	dir, ch := writeBoth(t, config(t, s, "each"), traffic(3000))
 	defer func(p int) { eachPage = p }(eachPage)
 	eachPage = 700 // five pages, the last short
-	cut := ledger.Window{From: t0.Add(50 * time.Minute), To: t0.Add(130*time.Minute + 7*time.Second)}
 	for _, w := range []ledger.Window{{}, cut} {
 		r, err := ledger.OpenReader(dir, w)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
@@ -20,35 +19,15 @@ import (
 // left out on both; whole and in a cut window.
 func TestTopAndReachedAsLocal(t *testing.T) {
 	s := server(t)
-	cfg := config(t, s, "fleetqueries")
 	acc := traffic(3000)
-	dir := t.TempDir()
-	now := t0
-	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := NewSink(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, ch := writeBoth(t, config(t, s, "fleetqueries"), acc)
 	values := map[identify.Facet]map[string]bool{identify.FacetAccount: {}, identify.FacetIP: {}, identify.FacetNet: {}}
 	for _, a := range acc {
-		l.Record(a)
-		sink.Record(a)
 		values[identify.FacetAccount][a.Identity.Account] = true
 		values[identify.FacetIP][a.Identity.IP.String()] = true
 		values[identify.FacetNet][a.Identity.Net.String()] = true
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := sink.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ch, _ := NewClient(cfg)
 	ctx := context.Background()
-	cut := ledger.Window{From: t0.Add(50 * time.Minute), To: t0.Add(130*time.Minute + 7*time.Second)}
 	authors := []string{"1", "7", "12", "30", "49", "nobody"}
 	for _, w := range []ledger.Window{{}, cut} {
 		r, err := ledger.OpenReader(dir, w)
