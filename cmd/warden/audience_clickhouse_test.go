@@ -14,10 +14,8 @@ import (
 	"github.com/warden-gw/warden/internal/audience"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
-	"github.com/warden-gw/warden/internal/lab/chserver"
 	"github.com/warden-gw/warden/internal/lab/platform"
 	"github.com/warden-gw/warden/internal/ledger"
-	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 )
 
 // TestAudienceSplitOnClickHouse: warden audience splits the accounts'
@@ -26,12 +24,8 @@ import (
 // JSON, the split counting the accounts' viewers in the window, without
 // anonymous viewers, viewers of other authors or Accesses before --from.
 func TestAudienceSplitOnClickHouse(t *testing.T) {
-	srv := chserver.ForTest(t)
+	srv, sink := fleetLedger(t)
 	ctx := context.Background()
-	var out, errb bytes.Buffer
-	if err := runLedger(ctx, []string{"init", "--clickhouse", srv.Addr(), "--config", "/nonexistent"}, &out, &errb); err != nil {
-		t.Fatalf("init: %v %s", err, errb.String())
-	}
 	const secret = "audience-ch-test-secret-0123456789"
 	p, err := platform.New(platform.Options{Profiles: 3000, Seed: 7, JWTSecret: secret})
 	if err != nil {
@@ -56,11 +50,6 @@ func TestAudienceSplitOnClickHouse(t *testing.T) {
 	}
 	fol := p.Followers(mustInt(accts[0]))
 
-	cc := clickhouse.Config{Addrs: []string{srv.Addr()}, BatchSize: 100, BatchInterval: 20 * time.Millisecond, Spool: clickhouse.SpoolConfig{Dir: t.TempDir()}}
-	sink, err := clickhouse.NewSink(cc, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	l, err := ledger.Open(ledger.Options{Dir: dir})
 	if err != nil {

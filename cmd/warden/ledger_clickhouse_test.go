@@ -22,17 +22,8 @@ import (
 // TestLedgerCommandsOnClickHouse: warden ledger init, then the same
 // queries with --ledger DIR and --clickhouse ADDR print the same JSON.
 func TestLedgerCommandsOnClickHouse(t *testing.T) {
-	srv := chserver.ForTest(t)
+	srv, sink := fleetLedger(t)
 	ctx := context.Background()
-	var out, errb bytes.Buffer
-	if err := runLedger(ctx, []string{"init", "--clickhouse", srv.Addr(), "--config", "/nonexistent"}, &out, &errb); err != nil {
-		t.Fatalf("init: %v %s", err, errb.String())
-	}
-	cc := clickhouse.Config{Addrs: []string{srv.Addr()}, BatchSize: 100, BatchInterval: 20 * time.Millisecond, Spool: clickhouse.SpoolConfig{Dir: t.TempDir()}}
-	sink, err := clickhouse.NewSink(cc, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	t0 := time.Now().Add(-time.Hour).UTC()
 	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return t0 }})
@@ -99,4 +90,21 @@ func TestLedgerCommandsOnClickHouse(t *testing.T) {
 			t.Errorf("%s: %v", c.name, err)
 		}
 	}
+}
+
+// fleetLedger starts a ClickHouse server, makes its ledger with warden
+// ledger init, and opens a sink writing Accesses to it in small batches.
+func fleetLedger(t *testing.T) (*chserver.Server, *clickhouse.Sink) {
+	t.Helper()
+	srv := chserver.ForTest(t)
+	var out, errb bytes.Buffer
+	if err := runLedger(context.Background(), []string{"init", "--clickhouse", srv.Addr(), "--config", "/nonexistent"}, &out, &errb); err != nil {
+		t.Fatalf("init: %v %s", err, errb.String())
+	}
+	cc := clickhouse.Config{Addrs: []string{srv.Addr()}, BatchSize: 100, BatchInterval: 20 * time.Millisecond, Spool: clickhouse.SpoolConfig{Dir: t.TempDir()}}
+	sink, err := clickhouse.NewSink(cc, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, sink
 }
