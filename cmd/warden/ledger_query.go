@@ -489,6 +489,7 @@ type ledgerQuerier struct {
 	src ledger.Source
 	dir string
 	cfg func() *config.Config
+	log *slog.Logger
 }
 
 // ledgerQueries is the admin API's Ledger: the fleet's ClickHouse when ch is
@@ -496,7 +497,7 @@ type ledgerQuerier struct {
 // read in cache between queries.
 func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg func() *config.Config, log *slog.Logger) admin.Ledger {
 	if ch != nil {
-		return ledgerQuerier{ch, dir, cfg}
+		return ledgerQuerier{ch, dir, cfg, log}
 	}
 	if dir == "" {
 		return nil
@@ -506,11 +507,17 @@ func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg f
 	warn := ledger.WithWarnings(func(err error) {
 		log.LogAttrs(context.Background(), slog.LevelWarn, "ledger: derived file passed over", slog.String("error", err.Error()))
 	})
-	return ledgerQuerier{ledger.Dir(dir, ledger.WithCache(cache), warn), dir, cfg}
+	return ledgerQuerier{ledger.Dir(dir, ledger.WithCache(cache), warn), dir, cfg, log}
 }
 
 // Query answers under the asker's context: a page closed or a client gone
 // stops the query (ClickHouse's at once; a directory's reads finish).
 func (q ledgerQuerier) Query(ctx context.Context, name string, args url.Values) (any, error) {
-	return answerQuery(ctx, q.src, q.dir, q.cfg(), name, args, time.Now())
+	res, err := answerQuery(ctx, q.src, q.dir, q.cfg(), name, args, time.Now())
+	if sql := clickhouse.SQLOf(err); sql != "" && q.log != nil {
+		// The error names the query; its SQL (the ids asked about) only
+		// at debug.
+		q.log.LogAttrs(ctx, slog.LevelDebug, "ledger: clickhouse query failed", slog.String("query", name), slog.String("sql", sql), slog.String("error", err.Error()))
+	}
+	return res, err
 }

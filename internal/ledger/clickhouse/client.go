@@ -104,6 +104,20 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.err }
 
+// SQLOf is the SQL of the query err failed on, "" when err is not a
+// query's (for a debug log: errors print the query's name only).
+func SQLOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.SQL
+	}
+	var u *UnreachableError
+	if errors.As(err, &u) {
+		return u.SQL
+	}
+	return ""
+}
+
 // queryName is a query's short name for errors: its verb and the table
 // it reads or writes ("SELECT FROM views", "INSERT INTO accesses",
 // "CREATE TABLE budgets"), without ids, values or conditions.
