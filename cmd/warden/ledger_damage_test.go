@@ -5,12 +5,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 )
@@ -20,26 +25,7 @@ import (
 // other hours; an author index that cannot be used gives the same answer
 // from its hour, with a warning naming it on stderr.
 func TestCommandsOnDamagedLedger(t *testing.T) {
-	dir := t.TempDir()
-	hour := time.Now().UTC().Truncate(time.Hour).Add(-5 * time.Hour)
-	at := hour
-	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return at }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 400 {
-		e := &ledger.Entry{Time: hour.Add(time.Duration(i) * 5 * time.Second), Route: "GET /v1/feed", Status: 200,
-			Authors: []string{"7", fmt.Sprint(8 + i%5)}, Records: []ledger.Record{{ID: fmt.Sprint("p", i%9)}, {ID: "p2"}}}
-		e.Identity[identify.FacetAccount-1] = fmt.Sprint(i % 37)
-		l.Add(e)
-	}
-	l.Close()
-	at = hour.Add(2 * time.Hour) // a restart later: the hour is sealed
-	l, err = ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return at }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	dir, hour := damageLedger(t)
 	stem := hour.Format("2006-01-02T15")
 	seg, aut := filepath.Join(dir, stem+".seg"), filepath.Join(dir, stem+".aut")
 	run := func(f func(context.Context, []string, io.Writer, io.Writer) error, args ...string) (string, string, error) {
@@ -84,4 +70,56 @@ func TestCommandsOnDamagedLedger(t *testing.T) {
 	if out, _, err := run(runTookBy, "account", "3"); err == nil || !strings.Contains(err.Error(), seg) {
 		t.Errorf("took-by on a damaged hour: %v, printed %s; want an error naming %s", err, out, seg)
 	}
+}
+
+// damageLedger writes 400 Accesses in an hour five hours ago and seals it.
+func damageLedger(t *testing.T) (string, time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	hour := time.Now().UTC().Truncate(time.Hour).Add(-5 * time.Hour)
+	at := hour
+	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 400 {
+		e := &ledger.Entry{Time: hour.Add(time.Duration(i) * 5 * time.Second), Route: "GET /v1/feed", Status: 200,
+			Authors: []string{"7", fmt.Sprint(8 + i%5)}, Records: []ledger.Record{{ID: fmt.Sprint("p", i%9)}, {ID: "p2"}}}
+		e.Identity[identify.FacetAccount-1] = fmt.Sprint(i % 37)
+		l.Add(e)
+	}
+	l.Close()
+	at = hour.Add(2 * time.Hour) // a restart later: the hour is sealed
+	l, err = ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	return dir, hour
+}
+
+// The admin API's queries count each derived file they pass over.
+func TestAdminCountsSkippedDerivedFiles(t *testing.T) {
+	dir, hour := damageLedger(t)
+	aut := filepath.Join(dir, hour.Format("2006-01-02T15")+".aut")
+	os.WriteFile(aut, []byte("WLEDGERA\x00\x00\x00\x00"), 0o600)
+	reg := prometheus.NewRegistry()
+	q := ledgerQueries(nil, dir, ledger.NewCache(1<<20), func() *config.Config { return nil }, slog.New(slog.DiscardHandler), reg)
+	v := url.Values{"authors": {"7"}, "from": {hour.Add(3 * time.Minute).Format(time.RFC3339)}, "to": {hour.Add(40 * time.Minute).Format(time.RFC3339)}}
+	if _, err := q.Query(context.Background(), "reach", v); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "warden_ledger_derived_skipped_total" {
+			if n := mf.GetMetric()[0].GetCounter().GetValue(); n != 1 {
+				t.Fatalf("%v skipped, want the author index", n)
+			}
+			return
+		}
+	}
+	t.Fatal("no warden_ledger_derived_skipped_total")
 }

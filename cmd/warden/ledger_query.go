@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/warden-gw/warden/internal/admin"
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
@@ -495,7 +497,7 @@ type ledgerQuerier struct {
 // ledgerQueries is the admin API's Ledger: the fleet's ClickHouse when ch is
 // not nil, else the directory (nil without one), whose open hour is kept
 // read in cache between queries.
-func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg func() *config.Config, log *slog.Logger) admin.Ledger {
+func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg func() *config.Config, log *slog.Logger, reg prometheus.Registerer) admin.Ledger {
 	if ch != nil {
 		return ledgerQuerier{ch, dir, cfg, log}
 	}
@@ -503,8 +505,12 @@ func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg f
 		return nil
 	}
 	// A damaged day rollup or author index is passed over for the hours
-	// (the same answer), and logged.
+	// (the same answer), logged and counted.
+	skipped := prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_ledger_derived_skipped_total",
+		Help: "Day rollups and author indexes the admin API's ledger queries passed over (damaged: answered from the hours)."})
+	reg.MustRegister(skipped)
 	warn := ledger.WithWarnings(func(err error) {
+		skipped.Inc()
 		log.LogAttrs(context.Background(), slog.LevelWarn, "ledger: derived file passed over", slog.String("error", err.Error()))
 	})
 	return ledgerQuerier{ledger.Dir(dir, ledger.WithCache(cache), warn), dir, cfg, log}

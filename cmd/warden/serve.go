@@ -192,7 +192,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Dashboard: dash,
 		Token:     token, Gatherer: reg, Bans: st, Logger: log,
 		Limits: facetViewer{gw},
-		Ledger: ledgerQueries(ch, cfg.Ledger.Dir, ledgerCache, func() *config.Config { return gw.Pipeline().Config() }, log),
+		Ledger: ledgerQueries(ch, cfg.Ledger.Dir, ledgerCache, func() *config.Config { return gw.Pipeline().Config() }, log, reg),
 		Ready: func(context.Context) error {
 			ready.Lock()
 			defer ready.Unlock()
