@@ -151,6 +151,13 @@ func parseCSR(b []byte) (csr, []byte, error) {
 	if t.off[n] != uint32(nv) {
 		return csr{}, nil, errTable
 	}
+	// Offsets that go back would make a key's values read as none (get):
+	// a damaged table is an error here, not answered around.
+	for i := range t.off[:n] {
+		if t.off[i] > t.off[i+1] {
+			return csr{}, nil, errTable
+		}
+	}
 	return t, b[end:], nil
 }
 
