@@ -107,17 +107,6 @@ func TestVerifyCatchesAuthoredEdits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	problem := func(what string) string {
-		t.Helper()
-		rep, err := Verify(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], path) {
-			t.Fatalf("%s: %+v", what, rep.Problems)
-		}
-		return rep.Problems[0]
-	}
 	// An index no reader uses is not a problem of the ledger: a derived
 	// file the writer rebuilds.
 	rebuild := func(what string) string {
@@ -200,7 +189,7 @@ func TestVerifyCatchesAuthoredEdits(t *testing.T) {
 	}
 	forged := kb.appendTo(slices.Clone(orig[:x.head]), mustEncoder(t))
 	os.WriteFile(path, withHash(forged), 0o600)
-	if p := problem("forged postings"); !strings.Contains(p, "differs") {
+	if p := verifyProblem(t, dir, path, "forged postings"); !strings.Contains(p, "differs") {
 		t.Fatalf("forged postings: %s", p)
 	}
 

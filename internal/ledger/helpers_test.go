@@ -3,6 +3,7 @@ package ledger
 import (
 	"crypto/sha256"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -76,4 +77,18 @@ func must2[A, B any](a A, b B, err error) func(testing.TB) (A, B) {
 		}
 		return a, b
 	}
+}
+
+// verifyProblem runs Verify on dir and wants exactly one problem, naming
+// path; what says which edit the caller made.
+func verifyProblem(t *testing.T, dir, path, what string) string {
+	t.Helper()
+	rep, err := Verify(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], path) {
+		t.Fatalf("%s: %+v", what, rep.Problems)
+	}
+	return rep.Problems[0]
 }

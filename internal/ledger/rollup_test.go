@@ -163,23 +163,12 @@ func TestVerifyCatchesRollupEdits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	problem := func(what string) string {
-		t.Helper()
-		rep, err := Verify(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], path) {
-			t.Fatalf("%s: %+v", what, rep.Problems)
-		}
-		return rep.Problems[0]
-	}
 
 	// A byte changed: the rollup's hash fails.
 	b := slices.Clone(orig)
 	b[len(b)/2] ^= 1
 	os.WriteFile(path, b, 0o600)
-	if p := problem("edited byte"); !strings.Contains(p, "SHA-256") {
+	if p := verifyProblem(t, dir, path, "edited byte"); !strings.Contains(p, "SHA-256") {
 		t.Fatalf("edited byte: %s", p)
 	}
 	// The reader does not hash a rollup; it must not panic on one edited
@@ -210,7 +199,7 @@ func TestVerifyCatchesRollupEdits(t *testing.T) {
 	if made, err := writeRollup(dir, day0.Unix(), stems, &tv, mustDecoder(t), enc); !made || err != nil {
 		t.Fatalf("forged rollup: %v %v", made, err)
 	}
-	if p := problem("forged rollup"); !strings.Contains(p, "postings by account") {
+	if p := verifyProblem(t, dir, path, "forged rollup"); !strings.Contains(p, "postings by account") {
 		t.Fatalf("forged rollup: %s", p)
 	}
 
@@ -219,7 +208,7 @@ func TestVerifyCatchesRollupEdits(t *testing.T) {
 	tv = tupleVals{}
 	tv.extend(dir)
 	writeRollup(dir, day0.Unix(), stems[1:], &tv, mustDecoder(t), enc)
-	if p := problem("an hour left out"); !strings.Contains(p, "names hours") {
+	if p := verifyProblem(t, dir, path, "an hour left out"); !strings.Contains(p, "names hours") {
 		t.Fatalf("an hour left out: %s", p)
 	}
 	r := reader(t, dir, Window{})
