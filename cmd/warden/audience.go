@@ -250,7 +250,7 @@ func apiAudience(ctx context.Context, src ledger.Source, dir string, cfg *config
 	case ch != nil:
 		led = ch
 	case dir != "":
-		led = audience.Dir(dir)
+		led = audience.DirWith(dir, readerOptions(src)...) // the queries' warnings and cache
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiAudienceTime)
 	defer cancel()

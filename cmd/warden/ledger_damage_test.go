@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,11 @@ func TestCommandsOnDamagedLedger(t *testing.T) {
 	if err != nil || !strings.Contains(want, `"reach": 37`) {
 		t.Fatalf("intact: %v %s", err, want)
 	}
+	approx := append(slices.Clone(cut), "--approx")
+	wantApprox, stderr, err := run(runReach, approx...)
+	if err != nil || !strings.Contains(wantApprox, `"reach": 37`) || stderr != "" {
+		t.Fatalf("intact, --approx: %v %s, stderr %q", err, wantApprox, stderr)
+	}
 	good, err := os.ReadFile(aut)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +53,19 @@ func TestCommandsOnDamagedLedger(t *testing.T) {
 	got, stderr, err := run(runReach, cut...)
 	if err != nil || got != want || !strings.Contains(stderr, "warning: ") || !strings.Contains(stderr, aut) {
 		t.Fatalf("unusable author index: %v\n%s\nstderr %q; want %s and a warning naming %s", err, got, stderr, want, aut)
+	}
+	// --approx reads the directory itself (reach.RunApprox), with the
+	// same warning.
+	got, stderr, err = run(runReach, approx...)
+	if err != nil || got != wantApprox || !strings.Contains(stderr, "warning: ") || !strings.Contains(stderr, aut) {
+		t.Fatalf("unusable author index, --approx: %v\n%s\nstderr %q; want %s and a warning naming %s", err, got, stderr, wantApprox, aut)
+	}
+	// One flipped byte (the SHA-256 the reader checks fails): the same.
+	b := bytes.Clone(good)
+	b[len(b)/2] ^= 0x01
+	os.WriteFile(aut, b, 0o600)
+	if got, stderr, err = run(runReach, approx...); err != nil || got != wantApprox || !strings.Contains(stderr, aut) {
+		t.Fatalf("author index with a flipped byte, --approx: %v\n%s\nstderr %q; want %s and a warning naming %s", err, got, stderr, wantApprox, aut)
 	}
 	os.WriteFile(aut, good, 0o600)
 
@@ -64,7 +83,7 @@ func TestCommandsOnDamagedLedger(t *testing.T) {
 	}
 	// The Accesses' last byte before the hash flipped: took-by decodes
 	// them and fails naming the file.
-	b := bytes.Clone(orig)
+	b = bytes.Clone(orig)
 	b[len(b)-33] ^= 0x20
 	os.WriteFile(seg, b, 0o600)
 	if out, _, err := run(runTookBy, "account", "3"); err == nil || !strings.Contains(err.Error(), seg) {
@@ -104,7 +123,7 @@ func TestAdminCountsSkippedDerivedFiles(t *testing.T) {
 	aut := filepath.Join(dir, hour.Format("2006-01-02T15")+".aut")
 	os.WriteFile(aut, []byte("WLEDGERA\x00\x00\x00\x00"), 0o600)
 	reg := prometheus.NewRegistry()
-	q := ledgerQueries(nil, dir, ledger.NewCache(1<<20), func() *config.Config { return nil }, slog.New(slog.DiscardHandler), reg)
+	q := ledgerQueries(nil, dir, ledger.NewCache(1<<20), func() *config.Config { return nil }, slog.New(slog.DiscardHandler), derivedSkipped(reg))
 	v := url.Values{"authors": {"7"}, "from": {hour.Add(3 * time.Minute).Format(time.RFC3339)}, "to": {hour.Add(40 * time.Minute).Format(time.RFC3339)}}
 	if _, err := q.Query(context.Background(), "reach", v); err != nil {
 		t.Fatal(err)

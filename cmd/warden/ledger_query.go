@@ -149,7 +149,7 @@ func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Co
 	// A damaged day rollup or author index is passed over for the
 	// hours (the same answer), and said on stderr.
 	warn := ledger.WithWarnings(func(err error) { fmt.Fprintf(fs.Output(), "warning: %v\n", err) })
-	return ledger.Dir(dir, warn), dir, cfg, nil
+	return localLedger(dir, warn), dir, cfg, nil
 }
 
 // clickhouseSource is the ledger in ClickHouse: ledger.clickhouse of cfg,
@@ -497,7 +497,7 @@ type ledgerQuerier struct {
 // ledgerQueries is the admin API's Ledger: the fleet's ClickHouse when ch is
 // not nil, else the directory (nil without one), whose open hour is kept
 // read in cache between queries.
-func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg func() *config.Config, log *slog.Logger, reg prometheus.Registerer) admin.Ledger {
+func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg func() *config.Config, log *slog.Logger, skipped prometheus.Counter) admin.Ledger {
 	if ch != nil {
 		return ledgerQuerier{ch, dir, cfg, log}
 	}
@@ -506,14 +506,21 @@ func ledgerQueries(ch *clickhouse.Client, dir string, cache *ledger.Cache, cfg f
 	}
 	// A damaged day rollup or author index is passed over for the hours
 	// (the same answer), logged and counted.
-	skipped := prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_ledger_derived_skipped_total",
-		Help: "Day rollups and author indexes the admin API's ledger queries passed over (damaged: answered from the hours)."})
-	reg.MustRegister(skipped)
 	warn := ledger.WithWarnings(func(err error) {
 		skipped.Inc()
 		log.LogAttrs(context.Background(), slog.LevelWarn, "ledger: derived file passed over", slog.String("error", err.Error()))
 	})
-	return ledgerQuerier{ledger.Dir(dir, ledger.WithCache(cache), warn), dir, cfg, log}
+	return ledgerQuerier{localLedger(dir, ledger.WithCache(cache), warn), dir, cfg, log}
+}
+
+// derivedSkipped is warden_ledger_derived_skipped_total, registered in
+// reg: one counter for the admin API's ledger queries and the dashboard's
+// own readers (a registry takes a name once).
+func derivedSkipped(reg prometheus.Registerer) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_ledger_derived_skipped_total",
+		Help: "Day rollups and author indexes the ledger's readers in the gateway (admin API queries, dashboard pages) passed over (damaged: answered from the hours)."})
+	reg.MustRegister(c)
+	return c
 }
 
 // Query answers under the asker's context: a page closed or a client gone

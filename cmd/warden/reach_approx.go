@@ -12,7 +12,9 @@ import (
 // answerApprox answers reach's approx=true: the reach estimated from
 // HyperLogLog sketches with its error bound (reach.RunApprox), from the
 // local ledger directory, for the command and the admin API alike. DP
-// flags were refused with it already (privateQuery).
+// flags were refused with it already (privateQuery). Its reader is opened
+// with the options src's queries use (readerOptions): the command's
+// warnings on stderr, the admin API's log and count.
 func answerApprox(src ledger.Source, dir string, q reach.Query) (*reach.ApproxResult, error) {
 	if _, ok := src.(*clickhouse.Client); ok {
 		return nil, badQuery("approx: reads the local ledger's index; leave out --clickhouse (ClickHouse answers exactly: uniqExact)")
@@ -23,7 +25,7 @@ func answerApprox(src ledger.Source, dir string, q reach.Query) (*reach.ApproxRe
 	if q.Dose || q.Overlap != nil || !q.After.IsZero() {
 		return nil, badQuery("approx: answers reach and impressions only (not dose, overlap or after)")
 	}
-	return reach.RunApprox(dir, q)
+	return reach.RunApprox(dir, q, readerOptions(src)...)
 }
 
 // printApprox is an approximate answer's table.
@@ -34,4 +36,28 @@ func printApprox(w io.Writer, res *reach.ApproxResult) error {
 	fmt.Fprintf(tw, "PEOPLE (ESTIMATE)\t%.0f%% BOUND\tRELATIVE STD ERROR\tIMPRESSIONS (EXACT)\n", 100*b.Confidence)
 	fmt.Fprintf(tw, "%d\t[%d, %d]\t%.2f%%\t%d\n", res.Reach, b.Low, b.High, 100*b.RelativeStandardError, res.Impressions)
 	return tw.Flush()
+}
+
+// dirLedger is a ledger directory as answerQuery is given it: its queries
+// (ledger.Dir) and the reader options they open with, for the answers
+// that open their own readers of the directory (reach --approx, the admin
+// API's audience): a damaged day rollup or author index they pass over is
+// then said as the queries' are (WithWarnings), not silently.
+type dirLedger struct {
+	ledger.Source
+	opts []ledger.ReaderOption
+}
+
+// localLedger is the ledger directory dir read with opts.
+func localLedger(dir string, opts ...ledger.ReaderOption) dirLedger {
+	return dirLedger{ledger.Dir(dir, opts...), opts}
+}
+
+// readerOptions are the reader options of src when it is a directory
+// (localLedger), else none.
+func readerOptions(src ledger.Source) []ledger.ReaderOption {
+	if d, ok := src.(dirLedger); ok {
+		return d.opts
+	}
+	return nil
 }

@@ -180,7 +180,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return gw.Pipeline().Config().Ledger.Privacy.Limit(name) // the config in force, across reloads
 		})}
 	}
+	// The day rollups and author indexes passed over by the dashboard's
+	// own readers and the admin API's ledger queries, counted as one.
+	skipped := derivedSkipped(reg)
 	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, LedgerCache: ledgerCache, Fleet: fleet, Watch: watch, Logger: log,
+		DerivedSkipped: skipped,
 		TraceMaxBytes: cfg.Dashboard.TraceMaxBytes, TraceTimeout: cfg.Dashboard.TraceTimeout,
 		LoginFailures: cfg.Dashboard.LoginFailures, LoginWindow: cfg.Dashboard.LoginWindow,
 		Config: func() *config.Config { return gw.Pipeline().Config() }})
@@ -192,7 +196,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Dashboard: dash,
 		Token:     token, Gatherer: reg, Bans: st, Logger: log,
 		Limits: facetViewer{gw},
-		Ledger: ledgerQueries(ch, cfg.Ledger.Dir, ledgerCache, func() *config.Config { return gw.Pipeline().Config() }, log, reg),
+		Ledger: ledgerQueries(ch, cfg.Ledger.Dir, ledgerCache, func() *config.Config { return gw.Pipeline().Config() }, log, skipped),
 		Ready: func(context.Context) error {
 			ready.Lock()
 			defer ready.Unlock()

@@ -79,7 +79,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		chLed = trace.NewReplay(ctx, src)
 		led = chLed
 	case *ledgerDir != "":
-		r, err := ledger.OpenReader(*ledgerDir, ledger.Window{})
+		// A damaged day rollup is passed over for the hours (the same
+		// Accesses), and said on stderr as the ledger's queries do.
+		r, err := ledger.OpenReader(*ledgerDir, ledger.Window{}, ledger.WithWarnings(func(err error) { fmt.Fprintf(stderr, "warning: %v\n", err) }))
 		if err != nil {
 			return fmt.Errorf("trace: %w", err)
 		}

@@ -40,6 +40,13 @@ type Options struct {
 	// makes one): the server gives the admin API's ledger queries the same,
 	// so that the pages they answer share it.
 	LedgerCache *ledger.Cache
+	// DerivedSkipped counts the day rollups and author indexes the pages'
+	// own ledger readers (identities, transparency, trace) passed over,
+	// each also logged at warn level naming the file: the answer is
+	// computed exactly from the hours, but the file wants rebuilding.
+	// warden serve gives the counter its admin API's ledger queries count
+	// in (warden_ledger_derived_skipped_total). nil: logged only.
+	DerivedSkipped Counter
 	// Fleet, when the gateway writes a fleet's shared ledger (ClickHouse),
 	// is that ledger and the budgets kept beside it: the transparency page
 	// then counts every gateway's Accesses and charges the fleet's one
@@ -82,6 +89,10 @@ type Options struct {
 	// trace page (nil: os.LookupEnv).
 	LookupEnv func(string) (string, bool)
 }
+
+// Counter is what the dashboard asks of a metric it counts in
+// (prometheus.Counter is one).
+type Counter interface{ Inc() }
 
 // Fleet is a fleet's shared ledger and its researchers' budgets.
 type Fleet struct {
@@ -306,6 +317,19 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, pag
 
 // config is the config in force, or nil.
 func (d *Dashboard) config() *config.Config { return d.opts.Config() }
+
+// openLedger opens a reader of the ledger directory over win through the
+// shared cache. A day rollup or author index it passes over (damaged: the
+// hours answer, the same) is logged at warn level, the error naming the
+// file, and counted (Options.DerivedSkipped), so that someone rebuilds it.
+func (d *Dashboard) openLedger(ctx context.Context, win ledger.Window) (*ledger.Reader, error) {
+	return ledger.OpenReader(d.opts.LedgerDir, win, ledger.WithCache(d.opts.LedgerCache), ledger.WithWarnings(func(err error) {
+		if d.opts.DerivedSkipped != nil {
+			d.opts.DerivedSkipped.Inc()
+		}
+		d.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "dashboard: ledger derived file passed over", slog.String("error", err.Error()))
+	}))
+}
 
 // keeper keeps the transparency page's budget: the fleet's, else the
 // ledger directory's.

@@ -191,7 +191,7 @@ func (d *Dashboard) topFleet(ctx context.Context, now time.Time) ([]fleetTop, er
 // countDir answers counts from the ledger directory: every count of one
 // window in one pass over its Accesses (ledger.Reader.DistinctMany).
 // Per count, per candidate.
-func (d *Dashboard) countDir(_ context.Context, now time.Time, counts []identityCount) ([][]int, error) {
+func (d *Dashboard) countDir(ctx context.Context, now time.Time, counts []identityCount) ([][]int, error) {
 	seen := make([][]int, len(counts))
 	byWin := map[time.Duration][]int{}
 	var wins []time.Duration
@@ -202,7 +202,7 @@ func (d *Dashboard) countDir(_ context.Context, now time.Time, counts []identity
 		byWin[c.win] = append(byWin[c.win], i)
 	}
 	for _, win := range wins {
-		rd, err := ledger.OpenReader(d.opts.LedgerDir, ledger.Window{From: now.Add(-win), To: now}, ledger.WithCache(d.opts.LedgerCache))
+		rd, err := d.openLedger(ctx, ledger.Window{From: now.Add(-win), To: now})
 		if err != nil {
 			return nil, err
 		}

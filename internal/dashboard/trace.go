@@ -164,7 +164,7 @@ func (d *Dashboard) traceUpload(w http.ResponseWriter, r *http.Request) {
 	} else {
 		var led *ledger.Reader
 		if d.opts.LedgerDir != "" {
-			if led, err = ledger.OpenReader(d.opts.LedgerDir, ledger.Window{}, ledger.WithCache(d.opts.LedgerCache)); err != nil {
+			if led, err = d.openLedger(r.Context(), ledger.Window{}); err != nil {
 				d.traceFailed(w, r, http.StatusInternalServerError, "ledger: "+err.Error())
 				return
 			}

@@ -204,7 +204,7 @@ func (d *Dashboard) servedToApps(ctx context.Context, win ledger.Window, apps []
 		}
 		return exact, nil
 	}
-	rd, err := ledger.OpenReader(d.opts.LedgerDir, win, ledger.WithCache(d.opts.LedgerCache))
+	rd, err := d.openLedger(ctx, win)
 	if err != nil {
 		return nil, err
 	}

@@ -44,8 +44,10 @@ type ErrorBound struct {
 // sketch per author, keyed by the identity's name, so it merges across
 // partitions and sources); the ledger keeps no sketches, so --approx is
 // not faster than the exact answer here. Dose, overlap and after are not
-// answered approximately.
-func RunApprox(dir string, q Query) (*ApproxResult, error) {
+// answered approximately. The reader is opened with opts (WithWarnings:
+// a damaged day rollup or author index is passed over for the hours and
+// said; WithCache).
+func RunApprox(dir string, q Query, opts ...ledger.ReaderOption) (*ApproxResult, error) {
 	if q.Dose || q.Overlap != nil || !q.After.IsZero() {
 		return nil, fmt.Errorf("reach: --approx answers reach and impressions only (not dose, overlap or after)")
 	}
@@ -53,7 +55,7 @@ func RunApprox(dir string, q Query) (*ApproxResult, error) {
 	if by == 0 {
 		by = identify.FacetAccount
 	}
-	r, err := ledger.OpenReader(dir, q.Window)
+	r, err := ledger.OpenReader(dir, q.Window, opts...)
 	if err != nil {
 		return nil, err
 	}
