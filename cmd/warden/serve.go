@@ -185,7 +185,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	skipped := derivedSkipped(reg)
 	dash, err := dashboard.New(dashboard.Options{Token: token, Gatherer: reg, LedgerDir: cfg.Ledger.Dir, LedgerCache: ledgerCache, Fleet: fleet, Watch: watch, Logger: log,
 		DerivedSkipped: skipped,
-		TraceMaxBytes: cfg.Dashboard.TraceMaxBytes, TraceTimeout: cfg.Dashboard.TraceTimeout,
+		TraceMaxBytes:  cfg.Dashboard.TraceMaxBytes, TraceTimeout: cfg.Dashboard.TraceTimeout,
 		LoginFailures: cfg.Dashboard.LoginFailures, LoginWindow: cfg.Dashboard.LoginWindow,
 		Config: func() *config.Config { return gw.Pipeline().Config() }})
 	if err != nil {

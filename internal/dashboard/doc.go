@@ -65,6 +65,14 @@
 // charges the fleet's budgets. Without Fleet they read LedgerDir as
 // above, the identities page ranking the Watch's candidates.
 //
+// A day rollup or author index a page's own reader of LedgerDir passes
+// over (it does not parse or decode: ledger.WithWarnings) changes no
+// answer, the hours answering exactly, but the file wants rebuilding:
+// each is logged at warn level, the error naming the file, and counted in
+// Options.DerivedSkipped, which warden serve makes the admin API's
+// warden_ledger_derived_skipped_total (Dashboard.openLedger, the one way
+// the pages open a Reader).
+//
 // Sessions: a random 256-bit id in a cookie (HttpOnly, SameSite=Strict,
 // Secure when the request came over TLS), the session itself on the server
 // with an absolute expiry; each session has its own CSRF token, which every
