@@ -24,6 +24,7 @@ func runBenchLedger(ctx context.Context, args []string, stdout, stderr io.Writer
 	out := fs.String("out", "", "also write the report to this file")
 	ch := fs.Bool("clickhouse", true, "load the same Accesses into ClickHouse (when installed) as the comparison row")
 	wl := fs.Bool("warden", true, "run the warden ledger's row (false: the ClickHouse comparison alone)")
+	hp := fs.String("heapprofile", "", "write a heap profile (pprof) of the ledger's writer at its live heap's peak to this file")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return errUsage
 	}
@@ -38,7 +39,7 @@ func runBenchLedger(ctx context.Context, args []string, stdout, stderr io.Writer
 	} else if _, err := os.Stat(d); err == nil {
 		return fmt.Errorf("bench ledger: %s exists; give a new directory", d)
 	}
-	rep, err := ledgerbench.Run(ctx, ledgerbench.Options{Dir: d, Accesses: *n, Identities: *ids, Subjects: *subjects, Authors: *authors, Days: *days, NoClickHouse: !*ch, NoWarden: !*wl}, stderr)
+	rep, err := ledgerbench.Run(ctx, ledgerbench.Options{Dir: d, Accesses: *n, Identities: *ids, Subjects: *subjects, Authors: *authors, Days: *days, NoClickHouse: !*ch, NoWarden: !*wl, HeapProfile: *hp}, stderr)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@
 // (chserver's Exited) or its error log's last lines, and the path of the
 // server's logs, kept when the row failed. Its writer figure is the
 // server's peak RSS. Options.NoWarden (`-warden=false`) runs it alone.
+// Options.HeapProfile (`-heapprofile FILE`) keeps a heap profile of the
+// ledger's writer at its live heap's peak, for what its memory holds.
 // At 100,000,000 Accesses the server, run alone with 18.16's settings,
 // completed (peak RSS 714 MiB, no OOM kill in the kernel's log): the
 // likeliest cause of the run that lost it is a stop from outside (see
@@ -47,6 +49,11 @@ type Options struct {
 	// NoWarden skips the ledger's row: the ClickHouse comparison alone
 	// (to reproduce a failure of its load without the ledger's run).
 	NoWarden bool
+	// HeapProfile, when set, is a file the ledger's row writes a heap
+	// profile to (pprof) each time the writer's live heap, as sampled for
+	// its "live heap" column, reaches a new peak: the last one written is
+	// what was live at the peak (as the last collection marked it).
+	HeapProfile string
 }
 
 func (o *Options) defaults() {

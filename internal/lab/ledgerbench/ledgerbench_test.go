@@ -1,7 +1,10 @@
 package ledgerbench
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -273,4 +276,28 @@ func BenchmarkIngest(b *testing.B) {
 	l.Close()
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(procCPU()-p0-genCPU)/float64(b.N), "writer-cpu-ns/op")
+}
+
+// -heapprofile: the ledger's row writes a heap profile (gzipped pprof)
+// when its sampled live heap peaks; it samples every 2^18 Accesses, so a
+// run of more than that writes one.
+func TestHeapProfile(t *testing.T) {
+	o := Options{Accesses: 300000, Identities: 5000, Subjects: 3000, Authors: 1000, Days: 1, Seed: 5, NoClickHouse: true}
+	o.defaults()
+	o.Dir = t.TempDir() + "/ledger"
+	o.HeapProfile = t.TempDir() + "/heap.pprof"
+	rep, err := Run(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := rep.Rows[0]; w.WriterLive <= 0 {
+		t.Fatalf("live heap %d", w.WriterLive)
+	}
+	b, err := os.ReadFile(o.HeapProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("not a gzipped profile: %d bytes % x", len(b), b[:min(len(b), 4)])
+	}
 }

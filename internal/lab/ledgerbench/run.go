@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -141,6 +142,23 @@ func threadCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// writeHeapProfile writes the heap profile (live objects as of the last
+// collection) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	return nil
+}
+
 func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 	// Add's CPU time is read per thread: this goroutine keeps its own.
 	runtime.LockOSThread()
@@ -182,7 +200,16 @@ func runLedger(ctx context.Context, o Options, log io.Writer) (*Row, error) {
 			tg := threadCPU()
 			runtime.ReadMemStats(&ms)
 			metrics.Read(lm)
-			peak, live = max(peak, ms.HeapInuse), max(live, lm[0].Value.Uint64())
+			peak = max(peak, ms.HeapInuse)
+			if v := lm[0].Value.Uint64(); v > live {
+				live = v
+				if o.HeapProfile != "" {
+					if err := writeHeapProfile(o.HeapProfile); err != nil {
+						l.Close()
+						return nil, err
+					}
+				}
+			}
 			genCPU += threadCPU() - tg // the bench's, not the writer's
 		}
 		if n%(1<<20) < k {
