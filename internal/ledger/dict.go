@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/maphash"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sync"
@@ -84,7 +85,7 @@ func readDictionary(dir string, lookupOnly bool) (*dictionary, error) {
 			break
 		}
 		names[body[0]]++
-		size[body[0]] += recordLen(len(body) - 1)
+		size[body[0]] += d.t[body[0]].recLen(len(body) - 1)
 		off += n
 	}
 	d.valid = int64(off)
@@ -238,11 +239,12 @@ func uvarintLen(x uint64) int {
 // doubled, between 3/8 and 3/4. A dense table's data also grows by an
 // eighth, not by append's quarter.
 //
-// Memory per name: its bytes plus 5, 8 for its start (none in a
-// lookupOnly table), and 8 bytes per slot: 10.7 to 12.8 bytes a name in a
-// dense table (11 to 21 in the others). A dense lookupOnly table (the
-// sealer's) thus takes about 17 bytes plus the name; a Go map of strings
-// takes about 70 and is marked by every collection.
+// Memory per name: its bytes plus 5 (its integer and length; a
+// lookupOnly table's record holds its length alone, 1), 8 for its start
+// (none in a lookupOnly table), and 8 bytes per slot: 10.7 to 12.8 bytes
+// a name in a dense table (11 to 21 in the others). A dense lookupOnly
+// table (the sealer's) thus takes about 13 bytes plus the name; a Go map
+// of strings takes about 70 and is marked by every collection.
 type strtab struct {
 	data   []byte
 	starts []uint64 // nil when lookupOnly
@@ -255,29 +257,57 @@ type strtab struct {
 	// dense tables (the shared dictionary's) keep their slots 5/8 to 3/4
 	// full and grow their data by an eighth.
 	dense bool
+	// A slot is, from the top, the tag (the rest of the hash's top bits),
+	// the name's integer (idBits) and where its record starts plus one
+	// (offBits). Other tables keep the integer in the record (idBits 0,
+	// offBits 40: names fit in 1 TiB); a lookupOnly table keeps it in the
+	// slot, its record only the name's length and bytes (4 bytes a name
+	// less: 16 MiB of the sealer's heap at the population), both
+	// widths sized by rehash to twice what the table holds (widen), and
+	// widened again (a rehash) when a name would not fit.
+	offBits, idBits uint8
 }
 
-const (
-	slotOffBits = 40 // a table's names fit in 1 TiB
-	slotOffMask = 1<<slotOffBits - 1
-)
+const slotOffBits = 40 // a table's names fit in 1 TiB
 
 // len is how many names t holds.
 func (t *strtab) len() int { return t.n }
 
-// record is the name whose record starts at off: its integer and bytes.
-func (t *strtab) record(off uint64) (uint32, []byte) {
+// record is the name of slot x: its integer and bytes.
+func (t *strtab) record(x uint64) (uint32, []byte) {
+	off := x&(1<<t.offBits-1) - 1
+	if t.lookupOnly {
+		n, k := binary.Uvarint(t.data[off:])
+		return uint32(x >> t.offBits & (1<<t.idBits - 1)), t.data[off+uint64(k) : off+uint64(k)+n]
+	}
 	b := t.data[off:]
-	v := binary.LittleEndian.Uint32(b)
 	n, k := binary.Uvarint(b[4:])
-	return v, b[4+k : 4+k+int(n)]
+	return binary.LittleEndian.Uint32(b), b[4+k : 4+k+int(n)]
+}
+
+// tagShift is where a slot's tag starts.
+func (t *strtab) tagShift() uint8 { return t.offBits + t.idBits }
+
+// slot is the slot of the name v, of hash h, whose record starts at off.
+func (t *strtab) slot(h uint64, v uint32, off uint64) uint64 {
+	s := t.tagShift()
+	return h>>s<<s | uint64(v)&(1<<t.idBits-1)<<t.offBits | (off + 1)
+}
+
+// recLen is the bytes of a name of n bytes in t's data.
+func (t *strtab) recLen(n int) int {
+	if t.lookupOnly {
+		return recordLen(n) - 4
+	}
+	return recordLen(n)
 }
 
 // at is name i's bytes, where they lie in t (not to be kept past the next
 // add).
 func (t *strtab) at(i uint32) []byte {
-	_, b := t.record(t.starts[i])
-	return b
+	b := t.data[t.starts[i]:]
+	n, k := binary.Uvarint(b[4:])
+	return b[4+k : 4+k+int(n)]
 }
 
 // str is name i as a string; "" when i is out of range.
@@ -289,34 +319,41 @@ func (t *strtab) str(i uint32) string {
 }
 
 // push appends s's record as the next integer and returns it and where
-// the record starts.
-func (t *strtab) push(s string) (uint32, uint64) {
-	v := uint32(t.n)
-	off := uint64(len(t.data))
-	if t.dense && len(t.data)+recordLen(len(s)) > cap(t.data) {
+// the record starts; placed says that it widened t's slots, placing every
+// name, s too.
+func (t *strtab) push(s string) (v uint32, off uint64, placed bool) {
+	v = uint32(t.n)
+	off = uint64(len(t.data))
+	if t.dense && len(t.data)+t.recLen(len(s)) > cap(t.data) {
 		// An eighth more, copied: append would add a quarter, unused
 		// until the dictionary grows that much (it grows with distinct
 		// ids, and may never).
-		d := make([]byte, len(t.data), len(t.data)+max(recordLen(len(s)), len(t.data)/8, 4096))
+		d := make([]byte, len(t.data), len(t.data)+max(t.recLen(len(s)), len(t.data)/8, 4096))
 		copy(d, t.data)
 		t.data = d
 	}
-	t.data = binary.LittleEndian.AppendUint32(t.data, v)
-	t.data = binary.AppendUvarint(t.data, uint64(len(s)))
-	t.data = append(t.data, s...)
 	if !t.lookupOnly {
+		t.data = binary.LittleEndian.AppendUint32(t.data, v)
 		t.starts = append(t.starts, off)
 	}
+	t.data = binary.AppendUvarint(t.data, uint64(len(s)))
+	t.data = append(t.data, s...)
 	t.n++
-	return v, off
+	if t.lookupOnly && t.slots != nil && (off+1 >= 1<<t.offBits || uint64(v) >= 1<<t.idBits) {
+		t.rehash()
+		return v, off, true
+	}
+	return v, off, false
 }
 
 // add appends s as the next integer without looking it up (s is known to
 // be new, or t is being loaded in order).
 func (t *strtab) add(s []byte) uint32 {
-	v, off := t.push(unsafe.String(unsafe.SliceData(s), len(s)))
+	v, off, placed := t.push(unsafe.String(unsafe.SliceData(s), len(s)))
 	if t.slots != nil {
-		t.place(maphash.Bytes(t.seed, s), off)
+		if !placed {
+			t.place(maphash.Bytes(t.seed, s), v, off)
+		}
 		t.grow()
 	}
 	return v
@@ -357,12 +394,32 @@ func home(h uint64, n int) int { return int(uint64(uint32(h)) * uint64(n) >> 32)
 
 func (t *strtab) rehash() {
 	clear(t.slots)
+	hdr := uint64(4) // the record's integer
+	if t.lookupOnly {
+		hdr = 0
+		t.widen()
+	} else {
+		t.offBits, t.idBits = slotOffBits, 0
+	}
 	// The records are walked in order (a lookupOnly table has no starts).
-	for off := uint64(0); off < uint64(len(t.data)); {
-		n, k := binary.Uvarint(t.data[off+4:])
-		at := off + 4 + uint64(k)
-		t.place(maphash.Bytes(t.seed, t.data[at:at+n]), off)
+	v := uint32(0)
+	for off := uint64(0); off < uint64(len(t.data)); v++ {
+		n, k := binary.Uvarint(t.data[off+hdr:])
+		at := off + hdr + uint64(k)
+		t.place(maphash.Bytes(t.seed, t.data[at:at+n]), v, off)
 		off = at + n
+	}
+}
+
+// widen sizes a lookupOnly table's slot fields to twice its names and
+// bytes (the tag keeps the rest: 18 bits at a million names of 15 bytes).
+func (t *strtab) widen() {
+	t.idBits = uint8(min(32, bits.Len64(2*uint64(max(t.n, 1<<10)))))
+	t.offBits = uint8(min(64-int(t.idBits), bits.Len64(2*uint64(max(len(t.data), 1<<16)))))
+	if len(t.data) >= 1<<t.offBits {
+		// 2^32 bytes of names in one namespace: beyond what 32-bit
+		// integers number at any length worth a dictionary.
+		panic(fmt.Sprintf("ledger: a dictionary namespace of %d bytes", len(t.data)))
 	}
 }
 
@@ -381,15 +438,15 @@ func (t *strtab) grow() {
 	t.rehash()
 }
 
-// place puts the record at off, of hash h, in the first empty slot of its
-// probe.
-func (t *strtab) place(h, off uint64) {
+// place puts the name v, of hash h, whose record starts at off, in the
+// first empty slot of its probe.
+func (t *strtab) place(h uint64, v uint32, off uint64) {
 	for i := home(h, len(t.slots)); ; i++ {
 		if i == len(t.slots) {
 			i = 0
 		}
 		if t.slots[i] == 0 {
-			t.slots[i] = h&^slotOffMask | (off + 1)
+			t.slots[i] = t.slot(h, v, off)
 			return
 		}
 	}
@@ -436,8 +493,9 @@ func (p *prefetch) add(t *strtab, s string) {
 func (p *prefetch) names() byte {
 	var sum byte
 	for i := range p.n {
-		if x := p.x[i]; x != 0 && x>>slotOffBits == p.h[i]>>slotOffBits {
-			sum += p.t[i].data[x&slotOffMask-1]
+		t := p.t[i]
+		if x, s := p.x[i], t.tagShift(); x != 0 && x>>s == p.h[i]>>s {
+			sum += t.data[x&(1<<t.offBits-1)-1]
 		}
 	}
 	return sum
@@ -465,8 +523,8 @@ func (t *strtab) find(s string) (uint32, bool) {
 		if x == 0 {
 			return 0, false
 		}
-		if x>>slotOffBits == h>>slotOffBits {
-			if v, b := t.record(x&slotOffMask - 1); string(b) == s {
+		if x>>t.tagShift() == h>>t.tagShift() {
+			if v, b := t.record(x); string(b) == s {
 				return v, true
 			}
 		}
@@ -488,13 +546,15 @@ func (t *strtab) internHash(s string, h uint64) (v uint32, added bool) {
 		}
 		x := t.slots[i]
 		if x == 0 {
-			v, off := t.push(s)
-			t.slots[i] = h&^slotOffMask | (off + 1)
+			v, off, placed := t.push(s)
+			if !placed {
+				t.slots[i] = t.slot(h, v, off)
+			}
 			t.grow()
 			return v, true
 		}
-		if x>>slotOffBits == h>>slotOffBits {
-			if v, b := t.record(x&slotOffMask - 1); string(b) == s {
+		if x>>t.tagShift() == h>>t.tagShift() {
+			if v, b := t.record(x); string(b) == s {
 				return v, false
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -197,5 +198,39 @@ func TestDenseStrtab(t *testing.T) {
 		if n := len(tb.slots); n != 3000*8/5+1 {
 			t.Fatalf("3000 names in %d slots", n)
 		}
+	}
+}
+
+// A lookupOnly table keeps each name's integer in its slot, in fields
+// sized to what it holds: names whose bytes outgrow those fields between
+// two growths of the table (long names after short ones) widen them, and
+// every integer stays the one a full table gives.
+func TestLookupOnlyWiden(t *testing.T) {
+	full, lean := strtab{}, strtab{lookupOnly: true, dense: true}
+	check := func(s string) {
+		t.Helper()
+		a, addedA := full.intern(s)
+		b, addedB := lean.intern(s)
+		if a != b || addedA != addedB {
+			t.Fatalf("%.20q: full %d %v, lookupOnly %d %v", s, a, addedA, b, addedB)
+		}
+	}
+	for i := range 5000 {
+		check(fmt.Sprint("s", i))
+	}
+	off0 := lean.offBits
+	long := strings.Repeat("x", 5000)
+	for i := range 3000 {
+		check(fmt.Sprint(long, i))
+		check(fmt.Sprint("s", i*7%5000)) // known: found through the widened fields
+	}
+	if lean.offBits < off0+7 {
+		t.Fatalf("offset field %d bits, was %d: not widened for %d bytes", lean.offBits, off0, len(lean.data))
+	}
+	for i := range 8000 {
+		check(fmt.Sprint("s", i))
+	}
+	if len(lean.data) >= len(full.data) || lean.len() != 11000 {
+		t.Fatalf("lookupOnly data %d bytes, full %d; %d names", len(lean.data), len(full.data), lean.len())
 	}
 }
