@@ -98,7 +98,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		case dir != "":
 			// A damaged day rollup or author index is passed over for
 			// the hours (the same answer), and said on stderr.
-			led = audience.DirWith(dir, ledger.WithWarnings(func(err error) { fmt.Fprintf(stderr, "warning: %v\n", err) }))
+			led = audience.DirWith(dir, warnOn(stderr))
 		}
 	}
 	l := &audience.Lists{NextCursor: "next_cursor", PageSize: *pageSize, Rate: *rate, MaxPages: *maxPages,

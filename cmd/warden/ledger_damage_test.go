@@ -142,3 +142,73 @@ func TestAdminCountsSkippedDerivedFiles(t *testing.T) {
 	}
 	t.Fatal("no warden_ledger_derived_skipped_total")
 }
+
+// Every command that reads a ledger directory over a day whose rollup
+// does not parse: the answer of the intact ledger, and a warning naming
+// the rollup on stderr.
+func TestCommandsWarnOnDamagedRollup(t *testing.T) {
+	dir := t.TempDir()
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	at := day
+	l, err := ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 24 * 6 {
+		at = day.Add(time.Duration(i) * 10 * time.Minute)
+		e := &ledger.Entry{Time: at, Route: "GET /v1/feed", Status: 200, RequestID: fmt.Sprint("r", i),
+			Authors: []string{"7", fmt.Sprint(8 + i%5)}, Records: []ledger.Record{{ID: fmt.Sprint("p", i%9)}}}
+		e.Identity[identify.FacetAccount-1] = fmt.Sprint(i % 41)
+		l.Add(e)
+	}
+	l.Close()
+	at = day.Add(26 * time.Hour) // a start later: the day is sealed and rolled up
+	if l, err = ledger.Open(ledger.Options{Dir: dir, Now: func() time.Time { return at }}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	rollup := filepath.Join(dir, day.Format(time.DateOnly)+".day")
+	good, err := os.ReadFile(rollup)
+	if err != nil {
+		t.Fatalf("no rollup: %v", err)
+	}
+	copyFile := filepath.Join(t.TempDir(), "copy.csv")
+	cfgFile := filepath.Join(t.TempDir(), "new.yaml")
+	os.WriteFile(copyFile, []byte("id,email\np1,a@example.com\n"), 0o600)
+	os.WriteFile(cfgFile, []byte(fmt.Sprintf("ledger:\n  dir: %q\n", dir)), 0o600)
+	win := []string{"--from", day.Format(time.RFC3339), "--to", day.Add(24*time.Hour - time.Second).Format(time.RFC3339)}
+	commands := []struct {
+		name string
+		f    func(context.Context, []string, io.Writer, io.Writer) error
+		args []string
+	}{
+		{"reach", runReach, append([]string{"--ledger", dir, "--json", "--authors", "7,9"}, win...)},
+		{"reach --approx", runReach, append([]string{"--ledger", dir, "--json", "--authors", "7,9", "--approx"}, win...)},
+		{"trace", runTrace, []string{copyFile, "--ledger", dir, "--json"}},
+		{"replay", runReplay, append([]string{"--config", cfgFile, "--json"}, win...)},
+	}
+	run := func(i int) (string, string) {
+		var out, errb bytes.Buffer
+		if err := commands[i].f(context.Background(), commands[i].args, &out, &errb); err != nil {
+			t.Fatalf("%s: %v\n%s", commands[i].name, err, errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	want := make([]string, len(commands))
+	for i := range commands {
+		var stderr string
+		want[i], stderr = run(i)
+		if strings.Contains(stderr, "warning: ") {
+			t.Fatalf("%s on an intact ledger: %s", commands[i].name, stderr)
+		}
+	}
+	b := bytes.Clone(good)
+	b[0] ^= 0x01 // its magic
+	os.WriteFile(rollup, b, 0o600)
+	for i, c := range commands {
+		got, stderr := run(i)
+		if got != want[i] || !strings.Contains(stderr, "warning: ") || !strings.Contains(stderr, rollup) {
+			t.Errorf("%s over a damaged rollup:\n%s\nstderr %q; want %s and a warning naming %s", c.name, got, stderr, want[i], rollup)
+		}
+	}
+}

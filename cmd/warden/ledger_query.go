@@ -148,7 +148,7 @@ func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Co
 	}
 	// A damaged day rollup or author index is passed over for the
 	// hours (the same answer), and said on stderr.
-	warn := ledger.WithWarnings(func(err error) { fmt.Fprintf(fs.Output(), "warning: %v\n", err) })
+	warn := warnOn(fs.Output())
 	return localLedger(dir, warn), dir, cfg, nil
 }
 

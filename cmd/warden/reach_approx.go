@@ -61,3 +61,10 @@ func readerOptions(src ledger.Source) []ledger.ReaderOption {
 	}
 	return nil
 }
+
+// warnOn is the commands' WithWarnings: a day rollup or author index
+// passed over (the hours answer, the same) is a "warning:" line naming it
+// on w, the command's stderr.
+func warnOn(w io.Writer) ledger.ReaderOption {
+	return ledger.WithWarnings(func(err error) { fmt.Fprintf(w, "warning: %v\n", err) })
+}

@@ -68,7 +68,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	rep, err := replay.Run(ctx, *dir, win, cfg)
+	// A damaged day rollup is passed over (the hours hold the Accesses),
+	// and said on stderr as the ledger's queries do.
+	rep, err := replay.Run(ctx, *dir, win, cfg, warnOn(stderr))
 	if err != nil {
 		return err
 	}
@@ -92,7 +94,7 @@ func apiReplay(ctx context.Context, src ledger.Source, dir string, win ledger.Wi
 	if err != nil {
 		return nil, badQuery("%v", err)
 	}
-	return replay.Run(ctx, dir, win, cfg)
+	return replay.Run(ctx, dir, win, cfg, readerOptions(src)...) // the queries' warnings and cache
 }
 
 func replayTable(w io.Writer, rep *replay.Report) error {

@@ -81,7 +81,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *ledgerDir != "":
 		// A damaged day rollup is passed over for the hours (the same
 		// Accesses), and said on stderr as the ledger's queries do.
-		r, err := ledger.OpenReader(*ledgerDir, ledger.Window{}, ledger.WithWarnings(func(err error) { fmt.Fprintf(stderr, "warning: %v\n", err) }))
+		r, err := ledger.OpenReader(*ledgerDir, ledger.Window{}, warnOn(stderr))
 		if err != nil {
 			return fmt.Errorf("trace: %w", err)
 		}

@@ -73,14 +73,15 @@ const (
 // time order.
 const reorder = 1 << 14
 
-// Run replays the Accesses of win in dir under cfg.
-func Run(ctx context.Context, dir string, win ledger.Window, cfg *config.Config) (*Report, error) {
+// Run replays the Accesses of win in dir under cfg, its reader opened with
+// opts (WithWarnings: a damaged day rollup passed over is said).
+func Run(ctx context.Context, dir string, win ledger.Window, cfg *config.Config, opts ...ledger.ReaderOption) (*Report, error) {
 	rp, err := newReplayer(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer rp.st.Close()
-	r, err := ledger.OpenReader(dir, win)
+	r, err := ledger.OpenReader(dir, win, opts...)
 	if err != nil {
 		return nil, err
 	}
