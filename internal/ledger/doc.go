@@ -202,23 +202,27 @@
 // # Memory
 //
 // Dictionaries are pointer-free (strtab in dict.go: names in one byte
-// slice, an open-addressing table of integers), so the collector never
-// walks them, and each name costs its bytes plus about 30. The writer's
-// memory is, with N distinct ids in the ledger, H in one hour and A
-// Accesses in one hour:
+// slice, an open-addressing table of integers), so the collector marks
+// them without scanning them. The writer's memory is, with N distinct ids
+// in the ledger, H in one hour and A Accesses in one hour:
 //
 //   - Add: the open hour's dictionary (H names, about 40 bytes each for
-//     the ids of the issue's population) and a write buffer flushed at
-//     256 KiB.
-//   - The sealer: the shared dictionary (N names, about 38 bytes each;
-//     never shrinks, grows with distinct ids, never with traffic) and,
-//     while it seals one hour, that hour's log, Accesses, postings and
-//     sealed file: sealing allocates about 1,060 bytes per Access of the
-//     hour (BenchmarkSealDense), less of it live at once, all freed after.
-//   - The rollups: each tuple's account and ip (8 bytes a tuple, read from
-//     `ids`: 8 MiB at a million tuples; grows with tuples, never with
-//     traffic) and, while a day's rollup is written, one decompressed
-//     block (16 KiB) of each of its 24 hours' sections and of the rollup,
+//     the ids of the issue's population; reset and reused every hour) and
+//     a write buffer flushed at 256 KiB.
+//   - The sealer: the shared dictionary (N names, about 23 bytes each at
+//     the issue's population: the name, 7 to 13 bytes, its length, 1, and
+//     8 bytes a slot, holding the name's integer, of a table kept 5/8 to
+//     3/4 full; it keeps no integer -> name index; never shrinks, grows
+//     with distinct ids, never with traffic); its zstd encoder (12 MiB: 8
+//     of history, 4 of tables); and, while it seals one hour, that hour's
+//     log, Accesses, postings and sealed file: sealing allocates about
+//     1,000 bytes per Access of the hour (BenchmarkSealDense), about 51 MiB
+//     of it live at once at 139,000 Accesses an hour (the decoded
+//     Accesses 36), all freed before the rollups run.
+//   - The rollups, once a day: each tuple's account and ip (8 bytes a
+//     tuple, read from `ids` for the day's rollup and dropped after it: 8
+//     MiB at a million tuples, about 160 ms) and one decompressed block
+//     (16 KiB) of each of the day's 24 hours' sections and of the rollup,
 //     and the postings of one author: the rollup is merged and written
 //     block by block, never a day in memory.
 //   - The author indexes: while one hour's index is written, its time,
@@ -227,28 +231,56 @@
 //
 // At 1,000,000 identities (each with its ip and /24), 1,000,000 subjects
 // and 100,000 authors, N is about 4.2 million (3.2 million ids and 1
-// million tuples): about 155 MiB of shared dictionary in the sealer (38
-// bytes a name: it only interns, and keeps no integer -> name index) and
-// 190 MiB in a reader (46 bytes a name; measured on a 2,000,000-Access
-// ledger's 3.4 million names: 124 and 150 MiB). Measured
-// (bench_results.txt, warden bench ledger, 10,000,000 Accesses of that
-// population, about 14,000 an hour, the machine shared and loaded): the
-// whole bench process's live heap peaked at 211 MiB, within the issue's
-// 256 MiB; its heap in use (live plus garbage not yet collected, what
-// the process's memory follows at GOGC=100) at 401 MiB, over it:
-// GOMEMLIMIT=256MiB asks the collector to keep to the bound, at the cost
-// of more frequent collections. At the issue's density (139,000 Accesses
-// an hour) a seal allocates about 1,060 bytes per Access of the hour
-// (BenchmarkSealDense: 140 MiB, not all live at once). What is not
-// bounded by identities is that share: an hour of A Accesses needs up to
-// about 1,060 A bytes while it is sealed (a gateway at 10,000 Accesses/s,
-// 36 million an hour, would need up to 36 GiB then); partitions are an
-// hour because queries and retention count in hours, and cutting a busy
-// hour in parts is the change to make for such a gateway. Readers map the
-// partitions of the window and load the shared dictionary (its look-up
-// built per namespace on first use); a format 4 reader also keeps the
-// blocks it decompressed and, per facet queried, an array of each tuple's
-// value (4 bytes per tuple).
+// million tuples): 93 MiB of shared dictionary in the sealer (23 bytes a
+// name; 138 MiB, 34 bytes, when its tables were powers of two, as little
+// as 3/8 full, its records held their integers and a loaded one kept 4
+// bytes a name unused; more while it grew by append's quarter) and 141
+// MiB in a reader (35 bytes a name, with each name's start; 170 before),
+// measured on the 4,196,710 names of a 10,000,000-Access ledger of that
+// population (999,962 of the identities). Measured (bench_results.txt,
+// "Writer memory"): warden bench ledger at the issue's 100,000,000
+// Accesses, the whole bench process's live heap peaked at 212 MiB (266
+// before), within the issue's 256 MiB with 44 MiB to spare; at -accesses
+// 10000000 -days 3 (the same 139,000 Accesses an hour) 206-211 MiB
+// (257-262 before, runs alternated). At its peak (a heap profile,
+// -heapprofile, of the 100,000,000 run) it holds the sealer's dictionary
+// (93 MiB), the hour being sealed (51), the open hour's dictionary (16),
+// the zstd encoder (14) and the bench's generator (12). The writer's CPU
+// is 3-7% more while the dictionary grows (2.70-2.83 -> 2.89-2.91 us an
+// Access at 10,000,000, where it grows from nothing to 4.2 million names:
+// tables grown by a fifth and data by an eighth copy more often, and the
+// probe reads its slot widths from the table); Add's is unchanged.
+//
+// Heap in use (live plus garbage not yet collected, what the process's
+// memory follows) is another matter: at GOGC=100 the collector lets the
+// heap grow to twice what its last cycle found live before it collects
+// again, and the sealer allocates about 140 MiB an hour of short-lived
+// memory beside the long-lived dictionary, so heap in use peaks near
+// twice the live heap: 393 MiB at 100,000,000 (493 before), 353-357 at
+// 10,000,000 (439-461 before). Less garbage per seal only makes
+// collections rarer; it does not move that bound. The bound is the
+// process's memory limit: GOMEMLIMIT=256MiB (set by the operator for the
+// whole process: the writer shares its heap with the request path, so it
+// does not set one itself) kept heap in use at 251-258 MiB and the RSS at
+// 312 MiB instead of 505-525, at 2.8 times the collections (measured
+// before the sealer's records lost their integers, live heap 213-226 MiB;
+// the collector's share of the CPU 2.2% -> 4.9%; the process's CPU 15%
+// more, half of it the kernel's, the runtime returning memory to the
+// system to stay under the limit): marking stays cheap because the bulk
+// of what is live, the dictionaries, is pointer-free. With the live heap
+// about 210 MiB the limit leaves the collector about 45 MiB of headroom;
+// below the live heap a limit cannot hold (the runtime then exceeds it
+// rather than collect without end).
+//
+// What is not bounded by identities is the seal's share: an hour of A
+// Accesses needs up to about 1,000 A bytes while it is sealed, about 390
+// live (a gateway at 10,000 Accesses/s, 36 million an hour, would need up
+// to 36 GiB then); partitions are an hour because queries and retention
+// count in hours, and cutting a busy hour in parts is the change to make
+// for such a gateway. Readers map the partitions of the window and load
+// the shared dictionary (its look-up built per namespace on first use); a
+// format 4 reader also keeps the blocks it decompressed and, per facet
+// queried, an array of each tuple's value (4 bytes per tuple).
 //
 // A query's memory is bounded by one partition, not by its window: a
 // sealed partition's Accesses (about 300 bytes each decoded) are decoded
