@@ -123,18 +123,24 @@ func TestDictionaryFile(t *testing.T) {
 	}
 }
 
+// sameIntern interns s in a full table and in another and fails unless
+// both give the same integer and say the same about its being new.
+func sameIntern(t *testing.T, full, other *strtab, s string) {
+	t.Helper()
+	a, addedA := full.intern(s)
+	b, addedB := other.intern(s)
+	if a != b || addedA != addedB {
+		t.Fatalf("%.20q: full %d %v, other (lookupOnly %v, dense %v) %d %v", s, a, addedA, other.lookupOnly, other.dense, b, addedB)
+	}
+}
+
 // A lookupOnly table (the sealer's) gives the same integers as a full
 // one, through growth (its rehash walks the names, having no starts), and
 // keeps no integer -> name index.
 func TestLookupOnlyStrtab(t *testing.T) {
 	full, lean := strtab{}, strtab{lookupOnly: true}
 	for i := range 50000 {
-		s := fmt.Sprint("name-", i%37000, "-", i%3)
-		a, addedA := full.intern(s)
-		b, addedB := lean.intern(s)
-		if a != b || addedA != addedB {
-			t.Fatalf("%q: full %d %v, lookupOnly %d %v", s, a, addedA, b, addedB)
-		}
+		sameIntern(t, &full, &lean, fmt.Sprint("name-", i%37000, "-", i%3))
 	}
 	if full.len() != lean.len() || lean.starts != nil {
 		t.Fatalf("len %d and %d, starts %d", full.len(), lean.len(), len(lean.starts))
@@ -155,12 +161,7 @@ func TestLookupOnlyStrtab(t *testing.T) {
 func TestDenseStrtab(t *testing.T) {
 	full, dense := strtab{}, strtab{lookupOnly: true, dense: true}
 	for i := range 200000 {
-		s := fmt.Sprint("name-", i%150000, "-", i%3)
-		a, addedA := full.intern(s)
-		b, addedB := dense.intern(s)
-		if a != b || addedA != addedB {
-			t.Fatalf("%q: doubled %d %v, dense %d %v", s, a, addedA, b, addedB)
-		}
+		sameIntern(t, &full, &dense, fmt.Sprint("name-", i%150000, "-", i%3))
 		if n := dense.len(); n > 100 && (n*8 < len(dense.slots)*5-8 || n*4 >= len(dense.slots)*3) {
 			t.Fatalf("%d names in %d slots", n, len(dense.slots))
 		}
@@ -207,14 +208,7 @@ func TestDenseStrtab(t *testing.T) {
 // every integer stays the one a full table gives.
 func TestLookupOnlyWiden(t *testing.T) {
 	full, lean := strtab{}, strtab{lookupOnly: true, dense: true}
-	check := func(s string) {
-		t.Helper()
-		a, addedA := full.intern(s)
-		b, addedB := lean.intern(s)
-		if a != b || addedA != addedB {
-			t.Fatalf("%.20q: full %d %v, lookupOnly %d %v", s, a, addedA, b, addedB)
-		}
-	}
+	check := func(s string) { t.Helper(); sameIntern(t, &full, &lean, s) }
 	for i := range 5000 {
 		check(fmt.Sprint("s", i))
 	}
