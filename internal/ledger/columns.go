@@ -178,14 +178,9 @@ func parseColumns(b []byte, hour int64, sizes *[nsCount]int, tuples *strtab, dec
 			}
 			continue
 		}
-		// Sized by what the frame can plausibly hold, not by the header
-		// alone: a corrupt length must not allocate gigabytes.
-		raw, err := dec.DecodeAll(z, make([]byte, 0, min(rawLen[i], 64*uint64(len(z))+4096)))
+		raw, err := decodeSized(dec, z, rawLen[i], nil)
 		if err != nil {
 			return nil, fmt.Errorf("column %d: %w", i, err)
-		}
-		if uint64(len(raw)) != rawLen[i] {
-			return nil, fmt.Errorf("column %d: %d bytes, header says %d", i, len(raw), rawLen[i])
 		}
 		cols[i].b = raw
 	}
@@ -302,12 +297,9 @@ func column(b []byte, dec *zstd.Decoder, col int) (raw []byte, n uint64, err err
 	if len(z) == 0 {
 		return nil, n, nil
 	}
-	raw, err = dec.DecodeAll(z, make([]byte, 0, min(rawLen[col], 64*uint64(len(z))+4096)))
+	raw, err = decodeSized(dec, z, rawLen[col], nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("column %d: %w", col, err)
-	}
-	if uint64(len(raw)) != rawLen[col] {
-		return nil, 0, fmt.Errorf("column %d: %d bytes, header says %d", col, len(raw), rawLen[col])
 	}
 	return raw, n, nil
 }

@@ -394,6 +394,10 @@
 //     oldest first, and notes their hashes in `retired`.
 //   - Panic on what it reads: a corrupt or truncated file is an error
 //     naming its path.
+//   - Allocate what a damaged file says: a compressed section is decoded
+//     into exactly the size its directory gives, refused when its zstd
+//     frame declares another or zstd could not make that much of its bytes
+//     (decodeSized), and never grown past it.
 //   - Answer around a damaged hour: a query that cannot read an hour it
 //     needs fails; only a derived file's damage is answered from the
 //     hours, and said.

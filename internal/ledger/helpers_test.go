@@ -10,7 +10,7 @@ import (
 )
 
 func mustDecoder(t testing.TB) *zstd.Decoder {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	d, err := newDecoder(1)
 	if err != nil {
 		t.Fatal(err)
 	}

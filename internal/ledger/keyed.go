@@ -216,14 +216,7 @@ func (k *keyed) block(i int, dec *zstd.Decoder) (*block, error) {
 // decode decompresses and parses block i into buf's memory, keeping
 // nothing (the sealer merging a day's hours reads each block once).
 func (k *keyed) decode(i int, dec *zstd.Decoder, buf []byte) (*block, error) {
-	z := k.data[k.off[i]:k.off[i+1]]
-	if cap(buf) == 0 {
-		buf = make([]byte, 0, min(int(k.raw[i]), 64*len(z)+4096))
-	}
-	raw, err := dec.DecodeAll(z, buf[:0])
-	if err == nil && len(raw) != int(k.raw[i]) {
-		err = fmt.Errorf("%d bytes, directory says %d", len(raw), k.raw[i])
-	}
+	raw, err := decodeSized(dec, k.data[k.off[i]:k.off[i+1]], uint64(k.raw[i]), buf)
 	var bl *block
 	if err == nil {
 		bl, err = parseBlock(raw, k.first[i], int(k.nkeys[i]))

@@ -298,10 +298,7 @@ func (p *partition) decodeCold(dec *zstd.Decoder, tuples *strtab) ([]entry, erro
 		es, err = parseColumns(p.cold, p.hour, &p.sizes, tuples, dec)
 	} else {
 		var raw []byte
-		raw, err = dec.DecodeAll(p.cold, make([]byte, 0, p.coldRaw))
-		if err == nil && uint64(len(raw)) != p.coldRaw {
-			err = fmt.Errorf("%d bytes, header says %d", len(raw), p.coldRaw)
-		}
+		raw, err = decodeSized(dec, p.cold, p.coldRaw, nil)
 		if err == nil {
 			es, err = parseCold(raw, p.hour, &p.sizes)
 		}

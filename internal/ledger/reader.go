@@ -106,7 +106,7 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 		return nil, err
 	}
 	// As many decoders as cores: reach reads its sections in parallel.
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(maxSegRaw))
+	dec, err := newDecoder(runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, err
 	}

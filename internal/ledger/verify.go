@@ -88,7 +88,7 @@ func Verify(dir string) (*VerifyReport, error) {
 	if len(ret) > 0 {
 		expect = ret[len(ret)-1].hash
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxSegRaw))
+	dec, err := newDecoder(1)
 	if err != nil {
 		return nil, err
 	}

@@ -647,7 +647,7 @@ func (l *Ledger) sealer() {
 	enc, err := newSealEncoder()
 	var dec *zstd.Decoder
 	if err == nil {
-		dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxSegRaw))
+		dec, err = newDecoder(1)
 	}
 	if err != nil {
 		l.fail("seal", err)
