@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 
@@ -137,12 +138,7 @@ func Verify(dir string) (*VerifyReport, error) {
 		}
 		rep.Partitions = append(rep.Partitions, vp)
 	}
-	days := make([]int64, 0, len(ls.days))
-	for day := range ls.days {
-		days = append(days, day)
-	}
-	slices.Sort(days)
-	for _, day := range days {
+	for _, day := range slices.Sorted(maps.Keys(ls.days)) {
 		vr := VerifiedRollup{Day: dayStem(day), File: rollupPath(dir, day), Hours: len(dayStems[day])}
 		vr.Problem = verifyRollup(dir, day, dayStems[day], hashes, d.tupleFacet, dec)
 		vr.OK = vr.Problem == ""
@@ -151,12 +147,7 @@ func Verify(dir string) (*VerifyReport, error) {
 		}
 		rep.Rollups = append(rep.Rollups, vr)
 	}
-	auts := make([]string, 0, len(ls.aut))
-	for stem := range ls.aut {
-		auts = append(auts, stem)
-	}
-	slices.Sort(auts)
-	for _, stem := range auts {
+	for _, stem := range slices.Sorted(maps.Keys(ls.aut)) {
 		vi := VerifiedIndex{Hour: stem, File: autPath(dir, stem)}
 		if bad[stem] {
 			// Its hour's problem is the one to report; the index cannot be
