@@ -53,8 +53,7 @@ func TestAuthoredEqualsColumns(t *testing.T) {
 			t.Run(c.name+"/"+by.String(), func(t *testing.T) {
 				r := reader(t, dir, c.w)
 				defer r.Close()
-				views, impr := must2(r.Viewers(authors, by))(t)
-				got := valueSets(r, views)
+				got, impr := viewerSets(t, r, authors, by)
 				used := 0
 				for _, x := range r.auts {
 					if x != nil {
@@ -67,17 +66,10 @@ func TestAuthoredEqualsColumns(t *testing.T) {
 				for p := range r.auts {
 					r.auts[p] = nil // the columns alone
 				}
-				cv, cimpr := must2(r.Viewers(authors, by))(t)
-				cols := valueSets(r, cv)
+				cols, cimpr := viewerSets(t, r, authors, by)
 				sets, wimpr := viewersOf(all, c.w, authors, by)
-				for i, a := range authors {
-					if fmt.Sprint(got[i]) != fmt.Sprint(cols[i]) || impr[i] != cimpr[i] {
-						t.Errorf("%s: with author indexes %v (%d), columns %v (%d)", a, got[i], impr[i], cols[i], cimpr[i])
-					}
-					if fmt.Sprint(got[i]) != fmt.Sprint(sets[i]) || impr[i] != wimpr[i] {
-						t.Errorf("%s: %v (%d), the Entries say %v (%d)", a, got[i], impr[i], sets[i], wimpr[i])
-					}
-				}
+				sameViewers(t, authors, "with author indexes", got, impr, "columns", cols, cimpr)
+				sameViewers(t, authors, "with author indexes", got, impr, "the Entries say", sets, wimpr)
 				reached := 0
 				for i := range authors {
 					reached += len(sets[i])
@@ -141,12 +133,9 @@ func TestVerifyCatchesAuthoredEdits(t *testing.T) {
 		e[at] ^= 0xff
 		os.WriteFile(path, e, 0o600)
 		r := reader(t, dir, w)
-		views, impr := must2(r.Viewers(authors, identify.FacetAccount))(t)
-		got := valueSets(r, views)
-		for i := range authors {
-			if fmt.Sprint(got[i]) != fmt.Sprint(sets[i]) || impr[i] != wimpr[i] {
-				t.Fatalf("byte %d edited: %s %v (%d), the Entries say %v (%d)", at, authors[i], got[i], impr[i], sets[i], wimpr[i])
-			}
+		got, impr := viewerSets(t, r, authors, identify.FacetAccount)
+		if !sameViewers(t, authors, fmt.Sprintf("byte %d edited:", at), got, impr, "the Entries say", sets, wimpr) {
+			t.FailNow()
 		}
 		if r.Fallbacks() != 1 {
 			t.Fatalf("byte %d edited: %d fallbacks, want the index's", at, r.Fallbacks())
@@ -292,20 +281,16 @@ func TestAuthoredChunks(t *testing.T) {
 	} {
 		for _, by := range []identify.Facet{identify.FacetAccount, identify.FacetIP} {
 			r := reader(t, dir, w)
-			views, impr := must2(r.Viewers(authors, by))(t)
-			got := valueSets(r, views)
+			got, impr := viewerSets(t, r, authors, by)
 			if r.auts[r.parts[0]] == nil {
 				t.Fatalf("%v: the hour's author index unused", w)
 			}
 			r.auts[r.parts[0]] = nil
-			cv, cimpr := must2(r.Viewers(authors, by))(t)
-			cols := valueSets(r, cv)
+			cols, cimpr := viewerSets(t, r, authors, by)
 			sets, wimpr := viewersOf(all, w, authors, by)
-			for i, a := range authors {
-				if fmt.Sprint(got[i]) != fmt.Sprint(sets[i]) || impr[i] != wimpr[i] || fmt.Sprint(cols[i]) != fmt.Sprint(sets[i]) || cimpr[i] != wimpr[i] {
-					t.Errorf("%v by %s, %s: index %d people (%d), columns %d (%d), the Entries %d (%d)", w, by, a, len(got[i]), impr[i], len(cols[i]), cimpr[i], len(sets[i]), wimpr[i])
-				}
-			}
+			on := fmt.Sprintf("%v by %s:", w, by)
+			sameViewers(t, authors, on+" index", got, impr, "the Entries", sets, wimpr)
+			sameViewers(t, authors, on+" columns", cols, cimpr, "the Entries", sets, wimpr)
 			r.Close()
 		}
 	}

@@ -94,6 +94,28 @@ func valueSets(r *Reader, views []*roaring.Bitmap) []map[string]bool {
 	return out
 }
 
+// viewerSets is r's Viewers of authors by the facet, as value sets, and
+// their impressions.
+func viewerSets(t testing.TB, r *Reader, authors []string, by identify.Facet) ([]map[string]bool, []uint64) {
+	t.Helper()
+	views, impr := must2(r.Viewers(authors, by))(t)
+	return valueSets(r, views), impr
+}
+
+// sameViewers reports each author whose people or impressions in got
+// differ from want's, naming both answers, and says whether all agreed.
+func sameViewers(t testing.TB, authors []string, gotName string, got []map[string]bool, gotImpr []uint64, wantName string, want []map[string]bool, wantImpr []uint64) bool {
+	t.Helper()
+	same := true
+	for i, a := range authors {
+		if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) || gotImpr[i] != wantImpr[i] {
+			t.Errorf("%s: %s %v (%d), %s %v (%d)", a, gotName, got[i], gotImpr[i], wantName, want[i], wantImpr[i])
+			same = false
+		}
+	}
+	return same
+}
+
 // A day whose hours are all sealed gets a rollup; reach over windows
 // that take whole days (from rollups), cut days (hours) or both gives,
 // by every facet, what the hours alone give and what the Entries say.
@@ -127,20 +149,12 @@ func TestRollupEqualsHours(t *testing.T) {
 				if len(r.rollups) != c.rollups {
 					t.Fatalf("%d rollups used, want %d", len(r.rollups), c.rollups)
 				}
-				views, impr := must2(r.Viewers(authors, by))(t)
-				got := valueSets(r, views)
+				got, impr := viewerSets(t, r, authors, by)
 				r.rollups = nil // the hours alone
-				hv, himpr := must2(r.Viewers(authors, by))(t)
-				hours := valueSets(r, hv)
+				hours, himpr := viewerSets(t, r, authors, by)
 				sets, wimpr := viewersOf(all, c.w, authors, by)
-				for i, a := range authors {
-					if fmt.Sprint(got[i]) != fmt.Sprint(hours[i]) || impr[i] != himpr[i] {
-						t.Errorf("%s: with rollups %v (%d), hours %v (%d)", a, got[i], impr[i], hours[i], himpr[i])
-					}
-					if fmt.Sprint(got[i]) != fmt.Sprint(sets[i]) || impr[i] != wimpr[i] {
-						t.Errorf("%s: %v (%d), the Entries say %v (%d)", a, got[i], impr[i], sets[i], wimpr[i])
-					}
-				}
+				sameViewers(t, authors, "with rollups", got, impr, "hours", hours, himpr)
+				sameViewers(t, authors, "with rollups", got, impr, "the Entries say", sets, wimpr)
 				if len(sets[0]) == 0 || wimpr[0] == 0 {
 					t.Fatalf("a0 reached no one: the test asserts nothing")
 				}
