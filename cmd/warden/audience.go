@@ -98,7 +98,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		case dir != "":
 			// A damaged day rollup or author index is passed over for
 			// the hours (the same answer), and said on stderr.
-			led = audience.DirWith(dir, warnOn(stderr))
+			led = audience.Dir(dir, warnOn(stderr))
 		}
 	}
 	l := &audience.Lists{NextCursor: "next_cursor", PageSize: *pageSize, Rate: *rate, MaxPages: *maxPages,
@@ -250,7 +250,7 @@ func apiAudience(ctx context.Context, src ledger.Source, dir string, cfg *config
 	case ch != nil:
 		led = ch
 	case dir != "":
-		led = audience.DirWith(dir, readerOptions(src)...) // the queries' warnings and cache
+		led = audience.Dir(dir, readerOptions(src)...) // the queries' warnings and cache
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiAudienceTime)
 	defer cancel()

@@ -29,24 +29,18 @@ type Ledger interface {
 	Reached(ctx context.Context, win ledger.Window, authors []string, by identify.Facet, fn func(string)) error
 }
 
-// Dir is a ledger directory as the reach split reads it.
-type Dir string
-
-// Reached reads the authors' viewers in the directory (Reader.Viewers)
-// and names each once.
-func (d Dir) Reached(ctx context.Context, win ledger.Window, authors []string, by identify.Facet, fn func(string)) error {
-	return DirWith(string(d)).Reached(ctx, win, authors, by, fn)
-}
-
-// DirWith is Dir whose readers are opened with opts (WithWarnings: the
-// command says on stderr which derived file it passed over).
-func DirWith(dir string, opts ...ledger.ReaderOption) Ledger { return dirWith{dir, opts} }
+// Dir is the ledger directory dir as the reach split reads it, its
+// readers opened with opts (WithWarnings: the command says on stderr
+// which derived file it passed over).
+func Dir(dir string, opts ...ledger.ReaderOption) Ledger { return dirWith{dir, opts} }
 
 type dirWith struct {
 	dir  string
 	opts []ledger.ReaderOption
 }
 
+// Reached reads the authors' viewers in the directory (Reader.Viewers)
+// and names each once.
 func (d dirWith) Reached(_ context.Context, win ledger.Window, authors []string, by identify.Facet, fn func(string)) error {
 	r, err := ledger.OpenReader(d.dir, win, d.opts...)
 	if err != nil {
