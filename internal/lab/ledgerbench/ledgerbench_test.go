@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -299,5 +300,45 @@ func TestHeapProfile(t *testing.T) {
 	}
 	if len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Fatalf("not a gzipped profile: %d bytes % x", len(b), b[:min(len(b), 4)])
+	}
+}
+
+// A day rollup the timed reach cannot use is said (the hours answer, the
+// same figure, but their time is not the rollups'), by the warm reader
+// and by the cold queries alike.
+func TestTimedReachSaysFallback(t *testing.T) {
+	o := small(3)
+	o.NoClickHouse = true
+	o.Dir = t.TempDir() + "/ledger"
+	rep, err := Run(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	days, err := filepath.Glob(filepath.Join(o.Dir, "*.day"))
+	if err != nil || len(days) == 0 {
+		t.Fatalf("no day rollups in %s (%v)", o.Dir, err)
+	}
+	for _, p := range days {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0x55
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var said []string
+	warn := ledger.WithWarnings(func(err error) { said = append(said, err.Error()) })
+	rc, err := timeReach(o.Dir, queryAuthors(o, nAuthors), window(o), warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Value != rep.Rows[0].Reach.Value || rc.Impressions != rep.Rows[0].Reach.Impressions {
+		t.Fatalf("reach %d (%d impressions) around damaged rollups, %d (%d) before", rc.Value, rc.Impressions, rep.Rows[0].Reach.Value, rep.Rows[0].Reach.Impressions)
+	}
+	// The warm reader says it once; each cold query (runs of them) again.
+	if len(said) < 1+runs || !strings.Contains(said[0], ".day") {
+		t.Fatalf("%d warnings, want at least %d naming the rollup: %q", len(said), 1+runs, said)
 	}
 }
