@@ -131,3 +131,42 @@ func TestDetectorBans(t *testing.T) {
 		})
 	}
 }
+
+// An anonymous client retrying its refusals at once gets its address
+// banned for anonymous requests only: an account behind the same address
+// is still served, with contact details (issue 22: no harm to neighbours
+// behind a shared address). On both stores.
+func TestAnonymousBanSparesAccountsBehindAddress(t *testing.T) {
+	platform := startPlatform(t, 2000)
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			g := startGateway(t, strings.Replace(detectConfig(storeSection(t, backend)), "ration:", `rate_limits:
+  - {name: per-ip, facet: ip, rate: 1/m, burst: 2}
+ration:`, 1)+`    - {name: persistence-anonymous, kind: persistence, facet: ip, limit: 5, window: 10s}
+`, platform)
+			c := clientFrom("127.0.8.9")
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				a := do(t, c, "GET", g.url+"/v1/users/1", nil)
+				if a.status == 403 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("anonymous client never banned: %d %s", a.status, a.body)
+				}
+			}
+			bans := adminDo(t, g, "GET", "/v1/bans", "").body
+			if !strings.Contains(bans, `"facet":"ip","value":"127.0.8.9"`) || !strings.Contains(bans, `"anonymous":true`) {
+				t.Fatalf("ban list: %s", bans)
+			}
+			user := map[string]string{"Authorization": "Bearer " + token(t, "12")}
+			for i := range 2 {
+				if a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, 5+i), user); a.status != 200 || !contactServed(t, a) {
+					t.Fatalf("account behind the anonymously banned address: %d %s", a.status, a.body)
+				}
+			}
+			if a := do(t, c, "GET", g.url+"/v1/users/1", nil); a.status != 403 {
+				t.Fatalf("anonymous request after the ban: %d %s", a.status, a.body)
+			}
+		})
+	}
+}

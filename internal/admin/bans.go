@@ -74,10 +74,13 @@ type BanView struct {
 	By      string    `json:"by"`
 	Created time.Time `json:"created,omitzero"`
 	Until   time.Time `json:"until,omitzero"`
+	// Anonymous: the ban refuses only requests without a verified account
+	// (the detector's ban of an address for its anonymous traffic).
+	Anonymous bool `json:"anonymous"`
 }
 
 func viewOf(b store.Ban) BanView {
-	return BanView{Facet: b.Facet, Value: b.Value, Reason: b.Reason, By: b.By, Created: b.Created, Until: b.Until}
+	return BanView{Facet: b.Facet, Value: b.Value, Reason: b.Reason, By: b.By, Created: b.Created, Until: b.Until, Anonymous: b.Anonymous}
 }
 
 // BanListing is the answer to GET /v1/bans: at most limit bans, the first

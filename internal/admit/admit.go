@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -119,6 +120,11 @@ func set(xs []string) map[string]bool {
 	return m
 }
 
+// withoutBan removes k from bans, in place.
+func withoutBan(bans []store.BanKey, k store.BanKey) []store.BanKey {
+	return slices.DeleteFunc(bans, func(b store.BanKey) bool { return b == k })
+}
+
 // Decision is admission's answer. Status 0 admits.
 type Decision struct {
 	Status     int // 0, 403 or 429
@@ -181,6 +187,17 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 		return Decision{}, nil
 	}
 	res, err := a.st.Admit(ctx, now, req)
+	// A ban of an address for its anonymous traffic does not refuse an
+	// account behind it (no collateral harm): ask again without that ban's
+	// key, for the other bans and the limits, which the store does not
+	// spend under a ban. Rare: only accounts on such an address pay it.
+	for err == nil && res.Ban != nil && res.Ban.Anonymous && id.Account != "" {
+		n := len(req.Bans)
+		if req.Bans = withoutBan(req.Bans, res.Ban.Key()); len(req.Bans) == n {
+			break // not one of the keys asked: refuse rather than loop
+		}
+		res, err = a.st.Admit(ctx, now, req)
+	}
 	if err != nil {
 		// A store that gave up waiting (a timeout) may still read req,
 		// whose keys live in sc: sc is left to the collector, not reused.

@@ -125,6 +125,53 @@ func TestBanWinsAndLifts(t *testing.T) {
 	}
 }
 
+// The detector's ban of an address for its anonymous traffic refuses only
+// anonymous requests: an account behind the address is admitted, meets its
+// own bans and limits (spent once), while an operator's ban on the address
+// refuses everyone (issue 22: no collateral harm).
+func TestAnonymousBanSparesAccounts(t *testing.T) {
+	st := memory.New(memory.Options{SweepEvery: -1})
+	defer st.Close()
+	a, err := New([]config.Limit{{Name: "per-account", Facet: "account", Rate: "1/m", Burst: 2}}, nil, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	ctx := context.Background()
+	for _, b := range []store.Ban{
+		{Facet: "ip", Value: "7.0.0.1", Reason: "anonymous scraping", By: "detector", Until: now.Add(time.Hour), Anonymous: true},
+		{Facet: "net", Value: "7.0.0.0/24", Reason: "anonymous scraping", By: "detector", Until: now.Add(time.Hour), Anonymous: true},
+		{Facet: "account", Value: "mallory", Reason: "harvesting", By: "detector", Until: now.Add(time.Hour)},
+		{Facet: "ip", Value: "7.0.1.1", Reason: "operator", Until: now.Add(time.Hour)},
+	} {
+		if err := st.PutBan(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		ip, account string
+		status      int
+		rule, facet string
+	}{
+		{"7.0.0.1", "", 403, "ban", "ip"},
+		{"7.0.0.2", "", 403, "ban", "net"},
+		{"7.0.0.1", "alice", 0, "", ""},
+		{"7.0.0.1", "alice", 0, "", ""},
+		{"7.0.0.1", "alice", 429, "per-account", "account"}, // its own limit, spent once a request
+		{"7.0.0.1", "mallory", 403, "ban", "account"},       // its own ban still holds
+		{"7.0.1.1", "bob", 403, "ban", "ip"},                // an operator's address ban holds for everyone
+	}
+	for i, s := range steps {
+		d, err := a.Admit(ctx, now, ident(s.ip, s.account, ""), "GET", "/", "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != s.status || d.Rule != s.rule || d.Facet != s.facet {
+			t.Fatalf("step %d (%s %q): got %d %q %q, want %d %q %q", i, s.ip, s.account, d.Status, d.Rule, d.Facet, s.status, s.rule, s.facet)
+		}
+	}
+}
+
 func TestPattern(t *testing.T) {
 	cases := []struct {
 		pat, method, path string

@@ -1,7 +1,11 @@
 // Package admit decides, before the upstream is touched, whether a request
 // may pass: bans on any facet value first (403), then every GCRA rate limit
 // that applies to its route (429 with Retry-After and the IETF RateLimit
-// fields). The whole decision is one store call.
+// fields). The whole decision is one store call. A ban marked anonymous
+// (store.Ban.Anonymous: the detector's ban of an address, network or
+// fingerprint for what its anonymous traffic did) refuses only requests
+// without a verified account; an account behind it is decided as if the
+// ban were not there, at the cost of a second store call for that request.
 //
 // Allowlists exempt CIDRs, apps and accounts from named rate limits (or all
 // of them); they never lift a ban. Each limit counts per value of its facet;

@@ -728,6 +728,9 @@ type firing struct {
 	refusal string
 	why     string // set: the evidence as it is
 	fleet   bool   // counted in the shared store: on every gateway
+	// everyone: an address banned because every account seen on it was
+	// (address_after), so the ban refuses accounts on it too.
+	everyone bool
 }
 
 // evidence is the firing's reason in words, for class (the detector's).
@@ -877,9 +880,16 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 	}
 	d.mu.Unlock()
 	reason := fmt.Sprintf("detector %s (%s): %s; offence %d, banned %v", f.r.Name, f.r.Kind, f.evidence(d.cfg.Class), off.N, dur)
-	d.put(acc, f.r.Name, store.Ban{Facet: key.Facet, Value: key.Value, Reason: reason, By: "detector", Created: now, Until: now.Add(dur)})
+	// A rule on an address (or a fingerprint) counts only anonymous
+	// traffic (subject): its ban refuses only that traffic, and no account
+	// behind the address pays for what its anonymous neighbours did.
+	anon := f.facet != identify.FacetAccount && f.facet != identify.FacetApp && !f.everyone
+	if anon {
+		reason += "; anonymous requests only"
+	}
+	d.put(acc, f.r.Name, store.Ban{Facet: key.Facet, Value: key.Value, Reason: reason, By: "detector", Created: now, Until: now.Add(dur), Anonymous: anon})
 	if addrBan {
-		d.banLocked(acc, firing{r: f.r, facet: identify.FacetIP, value: ipKey,
+		d.banLocked(acc, firing{r: f.r, facet: identify.FacetIP, value: ipKey, everyone: true,
 			why: "every account seen on the address within an hour (at least " + strconv.Itoa(d.cfg.AddressAfter) + ") was banned"})
 	}
 }

@@ -414,8 +414,12 @@ func TestPersistence(t *testing.T) {
 		refused(anon, t0.Add(time.Duration(i)*time.Millisecond))
 	}
 	bs := f.bans(t, t0)
-	if _, ok := bs["ip:10.0.2.1"]; !ok {
-		t.Fatalf("anonymous persistence: no address ban: %v", bs)
+	if b, ok := bs["ip:10.0.2.1"]; !ok || !b.Anonymous || !strings.Contains(b.Reason, "anonymous requests only") {
+		t.Fatalf("anonymous persistence: no address ban for anonymous requests only: %+v", bs)
+	}
+	// The account's ban holds for all its requests.
+	if b := bs["account:11"]; b.Anonymous {
+		t.Fatalf("an account's ban limited to anonymous requests: %+v", b)
 	}
 }
 
@@ -468,8 +472,8 @@ func TestAddressWhenEveryAccountMisbehaves(t *testing.T) {
 		}
 	}
 	b, ok := f.bans(t, t0)["ip:"+ip2]
-	if !ok || !strings.Contains(b.Reason, "every account seen on the address") {
-		t.Fatalf("every account banned, no address ban: %v", f.bans(t, t0))
+	if !ok || !strings.Contains(b.Reason, "every account seen on the address") || b.Anonymous {
+		t.Fatalf("every account banned, no address ban for everyone on it: %v", f.bans(t, t0))
 	}
 }
 

@@ -42,7 +42,10 @@
 // account when the request carried one, the ip (or net) only for
 // anonymous traffic, or, with address_after set (off by default), when at
 // least that many accounts seen on one address within an hour were all
-// banned. Ban lengths escalate per value
+// banned. A ban for anonymous traffic refuses anonymous requests only
+// (store.Ban.Anonymous; "anonymous requests only" in its reason,
+// "anonymous": true in the admin API): an account behind the address is
+// judged by its own rules, never by what its anonymous neighbours did. Ban lengths escalate per value
 // (ban_durations, default 10m, 1h, 24h, 7 days; the last repeats); the
 // reason holds the evidence (rule, figures, window), shown by `warden ban
 // ls` and the admin API. Exempt identities and allowlisted ones (allow

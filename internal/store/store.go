@@ -40,7 +40,8 @@ type LimitResult struct {
 	ResetAfter time.Duration
 }
 
-// Ban refuses every request whose facet has Value until Until.
+// Ban refuses every request whose facet has Value until Until (with
+// Anonymous, only those without a verified account).
 type Ban struct {
 	Facet   string    `json:"facet"`
 	Value   string    `json:"value"`
@@ -48,6 +49,11 @@ type Ban struct {
 	By      string    `json:"by"`
 	Created time.Time `json:"created"`
 	Until   time.Time `json:"until"` // zero: no expiry
+	// Anonymous limits the ban to requests without a verified account:
+	// the detector's ban of an address for what its anonymous traffic did.
+	// Accounts behind the address are judged by their own rules, so none
+	// is refused for what an anonymous neighbour did (issue 22).
+	Anonymous bool `json:"anonymous"`
 }
 
 // Key is the ban's store key: facet and value.

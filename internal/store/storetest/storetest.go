@@ -246,7 +246,7 @@ func ban(facet, value string, until time.Time) store.Ban {
 
 func sameBan(a, b store.Ban) bool {
 	return a.Facet == b.Facet && a.Value == b.Value && a.Reason == b.Reason && a.By == b.By &&
-		a.Created.Equal(b.Created) && a.Until.Equal(b.Until)
+		a.Created.Equal(b.Created) && a.Until.Equal(b.Until) && a.Anonymous == b.Anonymous
 }
 
 func testAdmitBans(t *testing.T, open opener) {
@@ -256,6 +256,7 @@ func testAdmitBans(t *testing.T, open opener) {
 		ban("ip", "192.0.2.7", t0.Add(time.Minute)),
 		ban("app", "forever", time.Time{}),
 	}
+	bans[1].Anonymous = true // kept and returned as it was put (admit decides on it)
 	for _, b := range bans {
 		if err := s.PutBan(ctx, b); err != nil {
 			t.Fatalf("put ban: %v", err)

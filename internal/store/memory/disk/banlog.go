@@ -184,8 +184,13 @@ func fromUnixNano(ns int64) time.Time {
 	return time.Unix(0, ns)
 }
 
+// banAnonymous is the put record's flags bit for store.Ban.Anonymous.
+const banAnonymous = 1
+
 // appendBan encodes one record's payload: op, facet, value, then for a
-// put: reason, by, created and until (Unix ns, 0 for none).
+// put: reason, by, created and until (Unix ns, 0 for none), and a flags
+// byte only when a flag is set (banAnonymous), so a ban without flags is
+// written as before and logs written before the flags read unchanged.
 func appendBan(dst []byte, op byte, b store.Ban) []byte {
 	dst = append(dst, op)
 	dst = appendStr(appendStr(dst, b.Facet), b.Value)
@@ -193,6 +198,9 @@ func appendBan(dst []byte, op byte, b store.Ban) []byte {
 		dst = appendStr(appendStr(dst, b.Reason), b.By)
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(unixNano(b.Created)))
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(unixNano(b.Until)))
+		if b.Anonymous {
+			dst = append(dst, banAnonymous)
+		}
 	}
 	return dst
 }
@@ -206,6 +214,13 @@ func decodeBan(p []byte) (byte, store.Ban, error) {
 	case opPut:
 		b.Reason, b.By = d.str(), d.str()
 		b.Created, b.Until = fromUnixNano(d.i64()), fromUnixNano(d.i64())
+		if d.err == nil && len(d.b) == 1 {
+			flags := d.u8()
+			if flags&^banAnonymous != 0 {
+				d.fail(fmt.Errorf("ban flags %#x", flags))
+			}
+			b.Anonymous = flags&banAnonymous != 0
+		}
 	case opRemove:
 	default:
 		d.fail(fmt.Errorf("op %q", op))

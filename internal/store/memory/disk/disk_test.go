@@ -236,6 +236,43 @@ func TestBansWithoutSnapshot(t *testing.T) {
 	}
 }
 
+// A ban limited to anonymous requests stays so across a restart and a
+// compaction of the ban log; a ban without the flag is written as before
+// (no flags byte), so logs of earlier builds read the same.
+func TestBanLogKeepsAnonymous(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir, t0)
+	ctx := context.Background()
+	anon := store.Ban{Facet: "ip", Value: "7.0.0.1", Reason: "r", By: "detector", Created: t0, Until: t0.Add(time.Hour), Anonymous: true}
+	all := store.Ban{Facet: "ip", Value: "7.0.0.2", Reason: "r", By: "detector", Created: t0, Until: t0.Add(time.Hour)}
+	for _, b := range []store.Ban{anon, all} {
+		if err := r.st.PutBan(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(r *rig, when string) {
+		t.Helper()
+		bans, err := r.st.ListBans(ctx, r.clock())
+		if err != nil || len(bans) != 2 || !bans[0].Anonymous || bans[1].Anonymous {
+			t.Fatalf("%s: %+v %v", when, bans, err)
+		}
+	}
+	r.d.bans.close() // as a crash: the log alone
+	r.d.unlock()
+	r2 := open(t, dir, t0)
+	check(r2, "after a restart")
+	if err := r2.d.Snapshot(ctx, r2.st); err != nil { // compacts the log
+		t.Fatal(err)
+	}
+	r2.close(t, false)
+	r3 := open(t, dir, t0)
+	defer r3.close(t, false)
+	check(r3, "after compaction")
+	if got, want := len(appendBan(nil, opPut, all)), len(appendBan(nil, opPut, anon))-1; got != want {
+		t.Fatalf("a ban without flags is %d bytes, want %d (no flags byte)", got, want)
+	}
+}
+
 // A restart a day later: windows and expiries are absolute.
 func TestExpiredStateDropped(t *testing.T) {
 	dir := t.TempDir()
