@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/warden-gw/warden/internal/store"
@@ -61,7 +62,7 @@ func banLogHeaderBytes() []byte {
 // created.
 func openBanLog(path string, now time.Time) (*banLog, replayed, error) {
 	rep := replayed{bans: map[store.BanKey]store.Ban{}}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, rep, fmt.Errorf("ban log: open %s: %w", path, err)
 	}
@@ -300,7 +301,7 @@ func (l *banLog) rewrite(bans []store.Ban, now time.Time) error {
 	if err := writeAside(tmp, l.path, w.Bytes()); err != nil {
 		return fmt.Errorf("ban log: rewrite: %w", err)
 	}
-	f, err := os.OpenFile(l.path, os.O_RDWR, 0o600)
+	f, err := os.OpenFile(l.path, os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("ban log: reopen %s: %w", l.path, err)
 	}
@@ -333,7 +334,7 @@ func (l *banLog) RemoveBan(_ context.Context, k store.BanKey) error {
 // writeAside writes data to tmp, syncs it, renames it to path and syncs
 // the directory, so path holds either the old file or the new one whole.
 func writeAside(tmp, path string, data []byte) error {
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := createAside(tmp)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,10 @@ func Open(opts Options) (*Disk, error) {
 		}
 		d.log.Warn("state directory was not 0700; made it so", slog.String("dir", opts.Dir), slog.String("was", fi.Mode().Perm().String()))
 	}
-	lock, err := os.OpenFile(filepath.Join(opts.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err := d.setAsideOdd(filepath.Join(opts.Dir, lockFile)); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(opts.Dir, lockFile), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("disk: lock %s: %w", opts.Dir, err)
 	}
@@ -104,6 +107,12 @@ func Open(opts Options) (*Disk, error) {
 		return nil, fmt.Errorf("disk: %s is in use by another warden (lock: %w)", opts.Dir, err)
 	}
 	d.lock = lock
+	for _, name := range []string{SnapshotFile, BanLogFile} {
+		if err := d.setAsideOdd(filepath.Join(opts.Dir, name)); err != nil {
+			d.unlock()
+			return nil, err
+		}
+	}
 	if err := d.checkSnapshot(); err != nil {
 		d.unlock()
 		return nil, err
@@ -127,7 +136,7 @@ func Open(opts Options) (*Disk, error) {
 // set aside.
 func (d *Disk) checkSnapshot() error {
 	path := filepath.Join(d.opts.Dir, SnapshotFile)
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -148,6 +157,42 @@ func (d *Disk) checkSnapshot() error {
 	d.log.Error("snapshot unreadable: set aside; starting from the ban log alone (budgets, limits and link filters start empty)",
 		slog.String("snapshot", path), slog.String("kept", aside), slog.String("cause", err.Error()))
 	return nil
+}
+
+// setAsideOdd renames path aside (path.corrupt-N, logged) when it exists
+// and is not a regular file: a symbolic link, a directory, a FIFO. warden,
+// often root, must never open a state file through a link someone planted
+// in the directory before it was made 0700 (it would chmod, truncate or
+// overwrite the link's target), nor block opening a FIFO; the odd file is
+// kept for inspection and warden starts as if it were missing.
+func (d *Disk) setAsideOdd(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	aside := fmt.Sprintf("%s.corrupt-%d", path, d.opts.Now().UnixNano())
+	if err := os.Rename(path, aside); err != nil {
+		return fmt.Errorf("disk: set aside %s (not a regular file): %w", path, err)
+	}
+	d.log.Error("state file is not a regular file: set aside, never opened", slog.String("file", path),
+		slog.String("kept", aside), slog.String("type", fi.Mode().Type().String()))
+	return nil
+}
+
+// createAside creates tmp, a file to be renamed over another once written,
+// afresh: a leftover tmp (a crash mid-write, or a link planted there) is
+// removed first, never opened, so a write can only go to a new file.
+func createAside(tmp string) (*os.File, error) {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 }
 
 // HashKey is the memory store's hash key from the snapshot (zero when there
@@ -175,7 +220,7 @@ func (d *Disk) Restore(ctx context.Context, t Target) (Summary, error) {
 	sum := Summary{BanLog: d.replay.records, TailCut: d.replay.cut}
 	if d.snap.version != 0 {
 		path := filepath.Join(d.opts.Dir, SnapshotFile)
-		f, err := os.Open(path)
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
 			return sum, fmt.Errorf("disk: open %s: %w", path, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -330,6 +331,91 @@ func TestOneWardenPerDir(t *testing.T) {
 		t.Fatalf("open after close: %v", err)
 	}
 	d.Close(context.Background(), nil)
+}
+
+// Links planted in the state directory (before it was made 0700, or by
+// anyone who could write there) are never followed: warden, often root,
+// would otherwise chmod, truncate or overwrite their targets. Each is set
+// aside with a log line and warden starts, snapshots, rewrites its ban
+// log and restarts on files of its own.
+func TestPlantedLinksNeverFollowed(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	names := []string{SnapshotFile, BanLogFile, lockFile, SnapshotFile + ".tmp", BanLogFile + ".tmp"}
+	victim := func(name string) string { return filepath.Join(outside, "victim-"+name) }
+	for _, name := range names {
+		if err := os.WriteFile(victim(name), []byte("not warden's: "+name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(victim(name), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := open(t, dir, t0)
+	fill(t, r)
+	if err := r.d.Snapshot(context.Background(), r.st); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.WithBans(context.Background(), func(_ context.Context, bans []store.Ban) error {
+		return r.d.bans.rewrite(bans, r.clock())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.close(t, true)
+	for _, name := range names {
+		fi, err := os.Stat(victim(name))
+		b, _ := os.ReadFile(victim(name))
+		if err != nil || fi.Mode().Perm() != 0o644 || string(b) != "not warden's: "+name {
+			t.Errorf("%s's link target changed: %v %v, %d bytes", name, fi.Mode(), err, len(b))
+		}
+	}
+	for _, name := range []string{SnapshotFile, BanLogFile, lockFile} {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("%s: %v %v, want warden's own regular file", name, fi.Mode(), err)
+		}
+		aside, _ := filepath.Glob(filepath.Join(dir, name+".corrupt-*"))
+		if len(aside) != 1 {
+			t.Errorf("%s set aside as %v, want one", name, aside)
+		} else if target, err := os.Readlink(aside[0]); err != nil || target != victim(name) {
+			t.Errorf("%s kept as %q %v, want the link itself", name, target, err)
+		}
+	}
+	if !strings.Contains(r.logs.String(), "not a regular file: set aside") {
+		t.Errorf("no log line:\n%s", r.logs)
+	}
+	r2 := open(t, dir, t0.Add(time.Second))
+	defer r2.close(t, false)
+	check(t, r2, t0.Add(time.Second))
+}
+
+// A directory or a FIFO where a state file belongs: set aside, and warden
+// starts (a FIFO opened for reading would block the start for ever).
+func TestStateFileNotRegular(t *testing.T) {
+	for _, name := range []string{SnapshotFile, BanLogFile, lockFile} {
+		for _, kind := range []string{"dir", "fifo"} {
+			t.Run(name+"/"+kind, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, name)
+				var err error
+				if kind == "dir" {
+					err = os.Mkdir(path, 0o700)
+				} else {
+					err = syscall.Mkfifo(path, 0o600)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := open(t, dir, t0)
+				fill(t, r)
+				r.close(t, true)
+				r2 := open(t, dir, t0.Add(time.Second))
+				defer r2.close(t, false)
+				check(t, r2, t0.Add(time.Second))
+				if aside, _ := filepath.Glob(path + ".corrupt-*"); len(aside) != 1 {
+					t.Fatalf("set aside: %v", aside)
+				}
+			})
+		}
+	}
 }
 
 // Every way a snapshot can be damaged: warden starts, from the ban log

@@ -21,11 +21,17 @@
 // # Files
 //
 // The directory is made 0700 (an existing one is changed to 0700, logged)
-// and every file 0600. A lock file (flock) keeps a second warden out.
+// and every file 0600. A lock file (flock) keeps a second warden out. No
+// state file is ever opened through a symbolic link: a lock, snapshot or
+// bans.log that is not a regular file (a link planted while the directory
+// was open to others, a directory, a FIFO) is renamed aside as NAME.corrupt-N
+// with an error line and warden starts as if it were missing; a leftover
+// snapshot.tmp or bans.log.tmp is removed, never written through.
 //
 //	snapshot             the last whole snapshot
 //	snapshot.tmp         a snapshot being written; renamed over snapshot once synced
 //	snapshot.corrupt-N   a snapshot that could not be read, set aside (N: Unix ns)
+//	NAME.corrupt-N       lock or bans.log found not a regular file, set aside
 //	bans.log             the ban log
 //	bans.log.tail-N      bytes cut from the log's end at a start, for inspection
 //	bans.log.tmp         the log being rewritten without its dead records

@@ -426,7 +426,7 @@ func (d *dec) answers(j int, l *memory.LinkState, ids *[]uint64, answers *[]memo
 // synced, then renamed over path.
 func snapshotFile(path string, src Source, created time.Time) (snapInfo, error) {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := createAside(tmp)
 	if err != nil {
 		return snapInfo{}, fmt.Errorf("snapshot: create %s: %w", tmp, err)
 	}
