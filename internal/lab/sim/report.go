@@ -69,21 +69,58 @@ type Population struct {
 	// harvesters), searchers, partner.
 	Group string `json:"group,omitempty"`
 
-	// Harvesters.
-	Harvested  int64   `json:"harvested,omitempty"`
-	HarvestPct float64 `json:"harvest_pct,omitempty"`
+	// Harvesters (in the JSON only for them: MarshalJSON).
+	Harvested  int64   `json:"-"`
+	HarvestPct float64 `json:"-"`
 	// Accounts is how many accounts the harvester used (0: not counted);
 	// PerAccount the profiles it took per account.
-	Accounts   int64   `json:"accounts,omitempty"`
-	PerAccount float64 `json:"harvest_per_account,omitempty"`
+	Accounts   int64   `json:"-"`
+	PerAccount float64 `json:"-"`
 
-	// Legitimate populations.
-	Users           int     `json:"users,omitempty"`
-	ActiveUsers     int     `json:"active_users,omitempty"`
-	HarmedUsers     int     `json:"harmed_users,omitempty"`
-	HarmedRequests  int64   `json:"harmed_requests,omitempty"`
-	HarmUsersPct    float64 `json:"harm_users_pct,omitempty"`
-	HarmRequestsPct float64 `json:"harm_requests_pct,omitempty"`
+	// Legitimate populations (in the JSON only for them).
+	Users           int     `json:"-"`
+	ActiveUsers     int     `json:"-"`
+	HarmedUsers     int     `json:"-"`
+	HarmedRequests  int64   `json:"-"`
+	HarmUsersPct    float64 `json:"-"`
+	HarmRequestsPct float64 `json:"-"`
+}
+
+// MarshalJSON writes a harvester's harvest fields, or a legitimate
+// population's harm fields, always, zeros included: a harvester that took
+// nothing scores "harvest_pct": 0, not a missing field a reader would take
+// for "not measured". The other kind's fields are left out.
+func (p Population) MarshalJSON() ([]byte, error) {
+	type plain Population // the fields every population has, as tagged
+	type harvest struct {
+		Harvested  int64   `json:"harvested"`
+		HarvestPct float64 `json:"harvest_pct"`
+		Accounts   int64   `json:"accounts,omitempty"`
+		// harvest_per_account is there whenever accounts is.
+		PerAccount *float64 `json:"harvest_per_account,omitempty"`
+	}
+	type harm struct {
+		Users           int     `json:"users"`
+		ActiveUsers     int     `json:"active_users"`
+		HarmedUsers     int     `json:"harmed_users"`
+		HarmedRequests  int64   `json:"harmed_requests"`
+		HarmUsersPct    float64 `json:"harm_users_pct"`
+		HarmRequestsPct float64 `json:"harm_requests_pct"`
+	}
+	c := struct {
+		plain
+		*harvest
+		*harm
+	}{plain: plain(p)}
+	if p.Kind == "harvester" {
+		c.harvest = &harvest{p.Harvested, p.HarvestPct, p.Accounts, nil}
+		if p.Accounts > 0 {
+			c.harvest.PerAccount = &p.PerAccount
+		}
+	} else {
+		c.harm = &harm{p.Users, p.ActiveUsers, p.HarmedUsers, p.HarmedRequests, p.HarmUsersPct, p.HarmRequestsPct}
+	}
+	return json.Marshal(c)
 }
 
 func (p *pop) result(profiles int) Population {

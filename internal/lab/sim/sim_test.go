@@ -385,3 +385,40 @@ func TestWriteComparisonGolden(t *testing.T) {
 		t.Errorf("comparison table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// A score of zero is a score: the JSON keeps a harvester's harvest and a
+// legitimate population's harm when they are 0, and leaves out the other
+// kind's fields.
+func TestReportJSONKeepsZeroScores(t *testing.T) {
+	rep := Report{Populations: []Population{
+		{Name: "account-rotation", Kind: "harvester", Accounts: 20},
+		{Name: "naive", Kind: "harvester"},
+		{Name: "nat-users", Kind: "legitimate", Group: "shared address"},
+	}}
+	var b strings.Builder
+	if err := rep.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Populations []map[string]any }
+	if err := json.Unmarshal([]byte(b.String()), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ has, hasNot []string }{
+		{[]string{"harvested", "harvest_pct", "accounts", "harvest_per_account", "first_refusal_s"}, []string{"harm_users_pct", "users"}},
+		{[]string{"harvested", "harvest_pct"}, []string{"accounts", "harvest_per_account", "harm_users_pct"}},
+		{[]string{"users", "active_users", "harmed_users", "harmed_requests", "harm_users_pct", "harm_requests_pct", "group"}, []string{"harvested", "harvest_pct"}},
+	}
+	for i, w := range want {
+		p := got.Populations[i]
+		for _, k := range w.has {
+			if _, ok := p[k]; !ok {
+				t.Errorf("%s: no %q in %v", p["name"], k, p)
+			}
+		}
+		for _, k := range w.hasNot {
+			if _, ok := p[k]; ok {
+				t.Errorf("%s: %q present in %v", p["name"], k, p)
+			}
+		}
+	}
+}
