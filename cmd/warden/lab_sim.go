@@ -74,7 +74,12 @@ func runLabSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *jsonOut != "" {
-		return writeReportJSON(*jsonOut, rep)
+		if err := writeReportJSON(*jsonOut, rep); err != nil {
+			return err
+		}
+	}
+	if rep.TruthMismatch > 0 { // the table says why; the exit status says the score is void
+		return fmt.Errorf("the ground truth is not the target's (%d profiles answered under other usernames)", rep.TruthMismatch)
 	}
 	return nil
 }

@@ -101,4 +101,7 @@
 // used accounts, accounts and harvest_per_account; a legitimate population
 // group, users, active_users, harmed_users, harmed_requests, harm_users_pct
 // and harm_requests_pct. A score of zero is written as 0, never left out.
+// The report's truth_mismatch counts full profiles of real ids served under
+// another username than the truth gives them: the truth is another
+// platform's, and no harvest can be scored (the table warns).
 package sim

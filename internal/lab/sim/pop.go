@@ -124,6 +124,10 @@ type env struct {
 
 	tally *tally // what the clients were served (served.go)
 	take  *take  // what harvesters keep (take.go); nil: nothing kept
+
+	// misnamed counts full profiles of real ids served under a username
+	// the truth does not give them (Report.TruthMismatch).
+	misnamed atomic.Int64
 }
 
 const maxRefusedAddrs = 200_000
@@ -300,7 +304,10 @@ func (e *env) scoreProfile(p *pop, a *answer, user int) *profile {
 			p.markHarvest(i)
 		}
 	}
-	_, real := e.truth.real(pr.ID)
+	i, real := e.truth.real(pr.ID)
+	if real && pr.Username != "" && !e.truth.named(i, pr.Username) {
+		e.misnamed.Add(1)
+	}
 	marked := len(pr.Warden) > 0 && string(pr.Warden) != "null"
 	if (real && (pr.Email == nil || pr.Phone == nil)) || marked {
 		if !a.masked { // not already counted by header

@@ -29,6 +29,22 @@ type Report struct {
 	Served *Served `json:"served,omitempty"`
 	// Taken is what the harvesters kept, when Options.Take was set.
 	Taken *Taken `json:"taken,omitempty"`
+	// TruthMismatch counts full profiles of real ids that came with a
+	// username the ground truth does not give them: not 0 when the target
+	// is another platform than the truth's (--profiles, --seed), and then
+	// every harvest is wrongly 0 (MismatchWarning).
+	TruthMismatch int64 `json:"truth_mismatch"`
+}
+
+// MismatchWarning says, when the target's profiles are not the truth's,
+// why the scores cannot be read; "" otherwise.
+func (r *Report) MismatchWarning() string {
+	if r.TruthMismatch == 0 {
+		return ""
+	}
+	return fmt.Sprintf("warning: %d profiles came with another username than the ground truth gives their id: "+
+		"the target is not a lab platform with --profiles %d --seed %d (pass its flags, or --truth), so no harvest can be scored",
+		r.TruthMismatch, r.Profiles, r.Seed)
 }
 
 // AddrCount is a source address and how many of its requests were refused.
@@ -210,9 +226,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d profiles, %.1fs; harvest = distinct real profiles whose true email and phone were taken; harm = users (requests) refused or masked\n",
-		r.Profiles, r.Seconds)
-	return err
+	if _, err := fmt.Fprintf(w, "%d profiles, %.1fs; harvest = distinct real profiles whose true email and phone were taken; harm = users (requests) refused or masked\n",
+		r.Profiles, r.Seconds); err != nil {
+		return err
+	}
+	if m := r.MismatchWarning(); m != "" {
+		_, err := fmt.Fprintln(w, m)
+		return err
+	}
+	return nil
 }
 
 // WriteComparison writes several reports of the same mix side by side,

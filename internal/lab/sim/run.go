@@ -103,6 +103,25 @@ func checkLoopback(target string) (string, error) {
 	return u.Scheme + "://" + host + strings.TrimRight(u.Path, "/"), nil
 }
 
+// reachable dials the target once: with nothing listening there every
+// request would fail and every harvest read 0, a score of nothing.
+func reachable(ctx context.Context, base string) error {
+	u, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("sim: target %q: %w", base, err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return fmt.Errorf("sim: target %s does not answer (is the platform or the gateway running there?): %w", base, err)
+	}
+	return c.Close()
+}
+
 // Run drives the chosen populations at the target until the duration ends
 // or every population has spent its request bound, and scores them.
 func Run(ctx context.Context, o Options) (*Report, error) {
@@ -157,6 +176,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		runs = append(runs, built{newPop(sc.name, sc.harvester, o.MaxRequests, e.profiles, r.users), r})
 	}
 
+	if err := reachable(ctx, base); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
 	start := time.Now()
@@ -196,6 +218,7 @@ loop:
 	for _, p := range pops {
 		rep.Populations = append(rep.Populations, p.result(e.profiles))
 	}
+	rep.TruthMismatch = e.misnamed.Load()
 	rep.Served = e.tally.served(o.Authors)
 	if e.take != nil {
 		if rep.Taken, err = e.take.close(); err != nil {

@@ -242,6 +242,31 @@ func TestHarvestCountsOnlyTrueContactOfRealProfiles(t *testing.T) {
 	if p.Masked != 3 { // ids 3, 4 null/missing on real profiles, 8 marked
 		t.Errorf("masked %d, want 3", p.Masked)
 	}
+	if rep.TruthMismatch != 0 || rep.MismatchWarning() != "" {
+		t.Errorf("truth mismatch %d on the truth's own platform", rep.TruthMismatch)
+	}
+}
+
+// A platform started with another seed serves other usernames, emails and
+// phones under the same ids: no harvest would ever count, so the report
+// says the truth is not the target's instead of scoring 0.
+func TestTruthOfAnotherPlatformIsReported(t *testing.T) {
+	srv := newPeerServer(t)
+	for id := 1; id <= 200; id++ {
+		srv.override[id] = map[string]any{"username": fmt.Sprintf("other%d", id), "email": fmt.Sprintf("o%d@example.com", id)}
+	}
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"naive"}, MaxRequests: 20, Truth: readTestTruth(t),
+		Params: map[string]string{"naive.workers": "1"}})
+	if p := pop1(t, rep, "naive"); p.Harvested != 0 || rep.TruthMismatch != 20 {
+		t.Fatalf("harvested %d, truth mismatch %d; want 0 and 20", p.Harvested, rep.TruthMismatch)
+	}
+	var b strings.Builder
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "warning: 20 profiles came with another username") {
+		t.Fatalf("table without the warning:\n%s", b.String())
+	}
 }
 
 func TestHarmCountsRefusalsAndMasks(t *testing.T) {
@@ -304,6 +329,8 @@ func TestOptionsAreChecked(t *testing.T) {
 			Scenarios: []string{"fleet"}, Params: map[string]string{"fleet.accounts": "bought"}}, "one of signup, aged"},
 		{"param for another scenario", Options{Target: "http://127.0.0.1:1", Duration: time.Second, MaxRequests: 1, Truth: tr,
 			Scenarios: []string{"naive"}, Params: map[string]string{"fleet.bots": "3"}}, "names no scenario"},
+		{"nothing listening", Options{Target: "http://127.0.0.1:1", Duration: time.Second, MaxRequests: 1, Truth: tr,
+			Scenarios: []string{"naive"}}, "does not answer"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,10 +13,19 @@ import (
 )
 
 // Truth is the platform's ground truth: for each real profile id, a hash of
-// its true email and phone. Only hashes are kept: sim holds no personal
-// data values past reading them.
+// its true email and phone, and one of its username. Only hashes are kept:
+// sim holds no personal data values past reading them.
 type Truth struct {
 	contact []uint64 // index id-1
+	// name hashes each username: a real id answered under another
+	// username says the truth is another platform's (--profiles, --seed).
+	name []uint64
+}
+
+func nameHash(username string) uint64 {
+	h := fnv.New64a()
+	io.WriteString(h, username)
+	return h.Sum64()
 }
 
 func contactHash(email, phone string) uint64 {
@@ -37,7 +46,7 @@ func ReadTruth(r io.Reader) (*Truth, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: truth header: %w", err)
 	}
-	if head[0] != "id" || head[2] != "email" || head[3] != "phone" {
+	if head[0] != "id" || head[1] != "username" || head[2] != "email" || head[3] != "phone" {
 		return nil, fmt.Errorf("sim: truth header %q, want id,username,email,phone", head)
 	}
 	t := &Truth{}
@@ -55,8 +64,10 @@ func ReadTruth(r io.Reader) (*Truth, error) {
 		}
 		for len(t.contact) < id {
 			t.contact = append(t.contact, 0)
+			t.name = append(t.name, 0)
 		}
 		t.contact[id-1] = contactHash(rec[2], rec[3])
+		t.name[id-1] = nameHash(rec[1])
 	}
 	for i, c := range t.contact {
 		if c == 0 {
@@ -90,6 +101,10 @@ func (t *Truth) real(id string) (int, bool) {
 	}
 	return n - 1, true
 }
+
+// named reports whether username is the true username of the profile at
+// index i.
+func (t *Truth) named(i int, username string) bool { return t.name[i] == nameHash(username) }
 
 // matches reports whether email and phone are the true values of id.
 func (t *Truth) matches(id, email, phone string) (int, bool) {
