@@ -77,8 +77,28 @@ func TestExplainSameInCommandAPIAndPage(t *testing.T) {
 				Seen, Limit int
 				Applied     bool
 			}
+			RateLimits []struct {
+				Name, Window string
+				Seen, Admits int
+				Applied      bool
+			} `json:"rate_limits"`
 		}
 		json.Unmarshal([]byte(api.body), &x)
+		// following-burst (1/h, burst 2, the following route only) had seen
+		// the two following look-ups before the third, which it refused; the
+		// users look-ups are not its route's.
+		burst := -1
+		for _, r := range x.RateLimits {
+			if r.Name == "following-burst" {
+				burst = r.Seen
+				if r.Window != "2h0m0s" || r.Admits != 4 || r.Applied != (decision == "refused") {
+					t.Errorf("%s: following-burst's row %+v", decision, r)
+				}
+			}
+		}
+		if decision == "refused" && burst != 2 || decision != "refused" && burst != -1 {
+			t.Errorf("%s: following-burst seen %d (-1: no row): %s", decision, burst, api.body)
+		}
 		// Before the first look-up the budget had counted nothing; before the
 		// eighth, the refusal and the 404, the 6 profiles served unmasked.
 		seen := map[string]int{"served": 0, "masked": 6, "refused": 6, "upstream_error": 6}[decision]

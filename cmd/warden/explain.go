@@ -15,20 +15,15 @@ import (
 	"github.com/warden-gw/warden/internal/explain"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
-	"github.com/warden-gw/warden/internal/ration"
 )
 
 // explainRequest is the explain query: the explanation of request id,
-// with the budgets of cfg (nil: none).
+// with the budgets and rate limits of cfg (nil: none).
 func explainRequest(ctx context.Context, src ledger.Source, cfg *config.Config, win ledger.Window, id string) (*explain.Explanation, error) {
 	if id == "" {
 		return nil, badQuery("a request id is required")
 	}
-	var budgets []ration.BudgetConfig
-	if cfg != nil {
-		budgets = cfg.Ration.Budgets
-	}
-	x, err := explain.Request(ctx, src, budgets, win, id)
+	x, err := explain.Request(ctx, src, explain.RulesOf(cfg), win, id)
 	if err == nil && x == nil {
 		err = fmt.Errorf("%w: no request %s in the ledger %s", admin.ErrNotFound, id, src)
 	}
@@ -92,9 +87,9 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(tw, "ledger\t%s\n", x.File)
 		tw.Flush()
 		if qf.loaded == nil {
-			// The budgets' counts come from the config's budgets: say so
-			// rather than let their absence read as "none applied".
-			fmt.Fprintln(w, "\nbudgets: not shown; give --config FILE (the config the gateway ran with) for what each budget had counted")
+			// The counts come from the config's rules: say so rather than
+			// let their absence read as "none applied".
+			fmt.Fprintln(w, "\nbudgets and rate limits: not shown; give --config FILE (the config the gateway ran with) for what each had counted")
 		}
 		if len(x.Budgets) > 0 {
 			fmt.Fprintln(w, "\nbudgets: distinct subjects of the class served to the facet's value within the window before this request")
@@ -106,6 +101,19 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 					lim += " (less if young)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%v\n", b.Name, b.Facet, b.Value, b.Class, b.Window, b.Seen, lim, b.Applied)
+			}
+			tw.Flush()
+		}
+		if len(x.RateLimits) > 0 {
+			fmt.Fprintln(w, "\nrate limits: requests recorded from the value (with the account, for a limit identified: own) on the limit's routes within its burst window before this request; it admits at most ADMITS in any such window")
+			tw = newTable(w)
+			fmt.Fprintln(tw, "LIMIT\tFACET\tVALUE\tRATE\tBURST\tWINDOW\tSEEN\tADMITS\tAPPLIED")
+			for _, r := range x.RateLimits {
+				v := r.Value
+				if r.Account != "" {
+					v += " account=" + r.Account
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%v\n", r.Name, r.Facet, v, r.Rate, r.Burst, r.Window, r.Seen, r.Admits, r.Applied)
 			}
 			tw.Flush()
 		}

@@ -48,6 +48,11 @@ func explainLedger(t *testing.T) (dir, cfg string) {
 			Lookup: "0", Classes: classes},
 		{RequestID: "req-upstream-down", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(6 * time.Minute), Status: 502,
 			Lookup: "12", Classes: classes, Rule: "upstream"},
+		// A burst, then a request the per-ip rate limit refused.
+		{RequestID: "req-burst", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(6*time.Minute + 500*time.Millisecond), Status: 200,
+			Lookup: "15", Classes: classes},
+		{RequestID: "req-rate-limited", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(6*time.Minute + time.Second), Status: 429,
+			Classes: classes, Rule: "per-ip", Facet: "ip"},
 	} {
 		l.Record(a)
 	}
@@ -62,6 +67,9 @@ ration:
        account_age: [{younger_than: 24h, limit: 1}]}
     - {name: contact-ip-hour, facet: ip, class: contact, limit: 5, window: 1h, action: block}
     - {name: profile-fingerprint, facet: fingerprint, class: profile, limit: 100, window: 10m}
+rate_limits:
+  - {name: per-ip, facet: ip, rate: 1/s, burst: 2}
+  - {name: per-account, facet: account, rate: 60/m, burst: 120, routes: ["GET /v1/users/{user}"]}
 `
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -76,7 +84,7 @@ func TestExplainGolden(t *testing.T) {
 	dir, cfg := explainLedger(t)
 	// The ledger's file and directory are the test's temporary ones.
 	tmp := regexp.MustCompile(regexp.QuoteMeta(dir) + `[^\s"]*`)
-	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down"} {
+	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down", "req-rate-limited"} {
 		for _, c := range []struct {
 			name string
 			args []string

@@ -257,6 +257,26 @@ func (r *rule) applies(method, path string) bool {
 	return false
 }
 
+// Applies reports whether rate limit name counted a request of id on
+// method and path, as Admit decides it (its routes, its facet present, no
+// allow rule exempting id), and whether it counted it under the facet's
+// value with id's account (identified: own). A name no limit has applies
+// to nothing. Explain asks it of recorded requests: a limit's counts are
+// read again from the ledger.
+func (a *Admitter) Applies(name string, id *identify.Identity, method, path string) (applies, own bool) {
+	for i := range a.rules {
+		r := &a.rules[i]
+		if r.name != name {
+			continue
+		}
+		if id.Value(r.facet) == "" || !r.applies(method, path) || a.exempt(id, r.name) {
+			return false, false
+		}
+		return true, r.own && id.Account != ""
+	}
+	return false, false
+}
+
 func (a *Admitter) exempt(id *identify.Identity, rule string) bool {
 	for i := range a.allow {
 		al := &a.allow[i]

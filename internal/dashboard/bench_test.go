@@ -236,7 +236,7 @@ func (q benchLedger) Query(ctx context.Context, name string, v url.Values) (any,
 		f, _ := identify.ParseFacet(v.Get("facet"))
 		return src.TookBy(ctx, win, f, v.Get("value"))
 	case "explain":
-		x, err := explain.Request(ctx, src, nil, win, v.Get("id"))
+		x, err := explain.Request(ctx, src, explain.Rules{}, win, v.Get("id"))
 		if err != nil || x == nil {
 			return nil, errors.Join(admin.ErrNotFound, err)
 		}

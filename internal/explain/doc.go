@@ -4,9 +4,12 @@
 // facets, the decision (served, masked, refused by warden, an upstream's
 // error answer passed on, or an upstream that gave no answer), the rule
 // and facet of a refusal, the rules that masked, the records served and
-// masked per class, and what each budget of the config had counted for
-// the identity's facet value within its window before the request
-// (distinct subjects of its class served unmasked).
+// masked per class, what each budget of the config had counted for the
+// identity's facet value within its window before the request (distinct
+// subjects of its class served unmasked), and what each rate limit that
+// counted the request, as admission decides it (admit.Admitter.Applies),
+// had seen: the requests recorded from its key on its routes within its
+// burst window before the request.
 //
 // The decision is told from what the gateway recorded: every answer warden
 // makes in place of the upstream's names a rule (refusal.Own lists its

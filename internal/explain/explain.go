@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/warden-gw/warden/internal/admit"
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
@@ -22,6 +26,25 @@ type Ledger interface {
 	// Distinct counts the distinct subjects of class served unmasked to
 	// the facet's value in win.
 	Distinct(ctx context.Context, win ledger.Window, by identify.Facet, value, class string) (int, error)
+	// Requests counts, per route, the requests recorded in win from an
+	// identity with every facet value of want.
+	Requests(ctx context.Context, win ledger.Window, want []ledger.FacetValue) (map[string]int, error)
+}
+
+// Rules are the config's rules an explanation counts for: the config the
+// gateway ran with (its zero value: none, and no rows).
+type Rules struct {
+	Budgets []ration.BudgetConfig
+	Limits  []config.Limit
+	Allow   []config.Allow // exempt identities from limits
+}
+
+// RulesOf are cfg's rules (nil: none).
+func RulesOf(cfg *config.Config) Rules {
+	if cfg == nil {
+		return Rules{}
+	}
+	return Rules{Budgets: cfg.Ration.Budgets, Limits: cfg.Limits, Allow: cfg.Allow}
 }
 
 // Explanation is the decision on one request, from the ledger. Its JSON is
@@ -43,6 +66,7 @@ type Explanation struct {
 	Served       map[string]int    `json:"served"` // class -> records served with it
 	Masked       map[string]int    `json:"masked"` // class -> records it was masked on
 	Budgets      []Budget          `json:"budgets"`
+	RateLimits   []RateLimit       `json:"rate_limits"`
 }
 
 // The decisions, Explanation.Decision's values.
@@ -97,11 +121,33 @@ type Budget struct {
 	Applied bool   `json:"applied"`   // this budget refused or masked the request
 }
 
+// RateLimit is what one rate limit of the config saw of the request's
+// identity before it: the requests the ledger recorded (admitted or
+// refused) from the value the limit counts, with the identity's account
+// when the limit counts them together (identified: own), on the limit's
+// routes, within its burst window: burst times the rate's interval, the
+// span its decision depends on (with no request in it, it admits). In any
+// such span the limit admits at most Admits = 2 x burst (a burst at once,
+// then one per interval). Only the routes of the route map are recorded:
+// a limit on other routes too saw more than Seen.
+type RateLimit struct {
+	Name    string `json:"name"`
+	Facet   string `json:"facet"`
+	Value   string `json:"value"`
+	Account string `json:"account,omitempty"` // counted with this account (identified: own)
+	Rate    string `json:"rate"`
+	Burst   int    `json:"burst"`
+	Window  string `json:"window"`
+	Seen    int    `json:"seen"`
+	Admits  int    `json:"admits"`
+	Applied bool   `json:"applied"` // this limit refused the request
+}
+
 // Request explains request id from l, the Access searched in win (zero:
-// the whole ledger), with a row per budget of budgets whose facet the
-// identity has (none: no rows). It returns nil when win holds no Access
-// of that id.
-func Request(ctx context.Context, l Ledger, budgets []ration.BudgetConfig, win ledger.Window, id string) (*Explanation, error) {
+// the whole ledger), with a row per budget of rules whose facet the
+// identity has and per rate limit that counted the request (none: no
+// rows). It returns nil when win holds no Access of that id.
+func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id string) (*Explanation, error) {
 	found, err := l.Find(ctx, win, id)
 	if err != nil {
 		return nil, fmt.Errorf("explain %s: %w", id, err)
@@ -112,7 +158,7 @@ func Request(ctx context.Context, l Ledger, budgets []ration.BudgetConfig, win l
 	e := found.Entry
 	x := &Explanation{RequestID: id, File: found.File, Time: e.Time, Route: e.Route, Status: e.Status, Rule: e.Rule, Facet: e.Facet,
 		MaskRules: append([]string{}, e.MaskRules...), Identity: map[string]string{}, List: e.List, Unreferenced: e.Unreferenced,
-		Records: len(e.Records), Served: map[string]int{}, Masked: map[string]int{}, Budgets: []Budget{}}
+		Records: len(e.Records), Served: map[string]int{}, Masked: map[string]int{}, Budgets: []Budget{}, RateLimits: []RateLimit{}}
 	for _, f := range identify.Facets {
 		if v := e.Identity[f-1]; v != "" {
 			x.Identity[f.String()] = v
@@ -132,7 +178,7 @@ func Request(ctx context.Context, l Ledger, budgets []ration.BudgetConfig, win l
 		}
 	}
 	x.Decision = decision(e.Rule, e.Status, len(x.Masked) > 0)
-	for _, b := range budgets {
+	for _, b := range rules.Budgets {
 		f, ok := identify.ParseFacet(b.Facet)
 		if !ok {
 			continue
@@ -150,5 +196,82 @@ func Request(ctx context.Context, l Ledger, budgets []ration.BudgetConfig, win l
 			Seen: seen, Limit: b.Limit, AgeTier: len(b.AccountAge) > 0,
 			Applied: e.Rule == b.Name || slices.Contains(e.MaskRules, b.Name)})
 	}
+	if err := rateLimits(ctx, l, rules, e, x); err != nil {
+		return nil, fmt.Errorf("explain %s: %w", id, err)
+	}
 	return x, nil
+}
+
+// rateLimits adds x's rows for the limits of rules that counted e, each
+// decided as admission decides it (admit.Admitter.Applies) on e's route
+// pattern: a limit's {wildcard} matches the route's, a literal segment
+// does not.
+func rateLimits(ctx context.Context, l Ledger, rules Rules, e *ledger.Entry, x *Explanation) error {
+	if len(rules.Limits) == 0 {
+		return nil
+	}
+	a, err := admit.New(rules.Limits, rules.Allow, nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	id := identity(e)
+	method, path, ok := strings.Cut(e.Route, " ")
+	if !ok {
+		method, path = "", e.Route
+	}
+	var counts map[string]map[string]int // per window and key, per route
+	for _, lim := range rules.Limits {
+		applies, own := a.Applies(lim.Name, id, method, path)
+		if !applies {
+			continue
+		}
+		f, _ := identify.ParseFacet(lim.Facet) // Applies: a known facet
+		iv, err := config.ParseRate(lim.Rate)
+		if err != nil {
+			return fmt.Errorf("rate limit %s: %w", lim.Name, err)
+		}
+		burst := max(lim.Burst, 1)
+		span := iv * time.Duration(burst)
+		row := RateLimit{Name: lim.Name, Facet: lim.Facet, Value: id.Value(f), Rate: lim.Rate, Burst: burst,
+			Window: span.String(), Admits: 2 * burst, Applied: e.Rule == lim.Name}
+		want := []ledger.FacetValue{{By: f, Value: row.Value}}
+		if own {
+			row.Account = id.Account
+			want = append(want, ledger.FacetValue{By: identify.FacetAccount, Value: id.Account})
+		}
+		// Limits of one window and key read the ledger once.
+		key := fmt.Sprint(span, want)
+		if counts == nil {
+			counts = map[string]map[string]int{}
+		}
+		perRoute, ok := counts[key]
+		if !ok {
+			// Before the request: it is not in its own count.
+			perRoute, err = l.Requests(ctx, ledger.Window{From: e.Time.Add(-span), To: e.Time.Add(-time.Microsecond)}, want)
+			if err != nil {
+				return fmt.Errorf("rate limit %s: %w", lim.Name, err)
+			}
+			counts[key] = perRoute
+		}
+		for route, n := range perRoute {
+			m, p, ok := strings.Cut(route, " ")
+			if !ok {
+				m, p = "", route
+			}
+			if on, _ := a.Applies(lim.Name, id, m, p); on {
+				row.Seen += n
+			}
+		}
+		x.RateLimits = append(x.RateLimits, row)
+	}
+	return nil
+}
+
+// identity is e's identity as admission saw it, from its recorded facets.
+func identity(e *ledger.Entry) *identify.Identity {
+	id := &identify.Identity{App: e.Identity[identify.FacetApp-1], Account: e.Identity[identify.FacetAccount-1],
+		Fingerprint: e.Identity[identify.FacetFingerprint-1]}
+	id.IP, _ = netip.ParseAddr(e.Identity[identify.FacetIP-1])
+	id.Net, _ = netip.ParsePrefix(e.Identity[identify.FacetNet-1])
+	return id
 }

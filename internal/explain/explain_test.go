@@ -6,9 +6,11 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/explain"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
@@ -90,7 +92,7 @@ func TestRequest(t *testing.T) {
 		{"odd-bit", "served", map[string]int{"contact": 1, "profile": 1}, map[string]int{}, 2, 5, false, false},
 	} {
 		t.Run(tt.id, func(t *testing.T) {
-			x, err := explain.Request(ctx, src, budgets, ledger.Window{}, tt.id)
+			x, err := explain.Request(ctx, src, explain.Rules{Budgets: budgets}, ledger.Window{}, tt.id)
 			if err != nil || x == nil {
 				t.Fatalf("Request: %v, %v", x, err)
 			}
@@ -111,7 +113,7 @@ func TestRequest(t *testing.T) {
 	}
 
 	// No budgets: an empty list ([] in JSON, as the page and --json expect).
-	x, err := explain.Request(ctx, src, nil, ledger.Window{}, "masked")
+	x, err := explain.Request(ctx, src, explain.Rules{}, ledger.Window{}, "masked")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func TestRequest(t *testing.T) {
 		id  string
 		win ledger.Window
 	}{{"nope", ledger.Window{}}, {"early", ledger.Window{From: t0.Add(-time.Hour)}}} {
-		if x, err := explain.Request(ctx, src, budgets, c.win, c.id); x != nil || err != nil {
+		if x, err := explain.Request(ctx, src, explain.Rules{Budgets: budgets}, c.win, c.id); x != nil || err != nil {
 			t.Errorf("%s in %v: %+v, %v; want nil, nil", c.id, c.win, x, err)
 		}
 	}
@@ -167,7 +169,7 @@ func TestDecision(t *testing.T) {
 			if tt.rule == "" && tt.status < 300 {
 				a.Records = []inspect.Record{{ID: "1", Classes: 1, Masked: tt.masked}}
 			}
-			x, err := explain.Request(context.Background(), record(t, a), nil, ledger.Window{}, "r")
+			x, err := explain.Request(context.Background(), record(t, a), explain.Rules{}, ledger.Window{}, "r")
 			if err != nil || x == nil {
 				t.Fatalf("Request: %v, %v", x, err)
 			}
@@ -188,8 +190,64 @@ func (failing) Distinct(context.Context, ledger.Window, identify.Facet, string, 
 func TestRequestError(t *testing.T) {
 	src := record(t, &inspect.Access{RequestID: "r", Route: "GET /", Identity: identify.Identity{Account: "7"}, Time: t0, Status: 200})
 	budgets := []ration.BudgetConfig{{Name: "b", Facet: "account", Class: "contact", Limit: 1, Window: time.Hour}}
-	_, err := explain.Request(context.Background(), failing{src}, budgets, ledger.Window{}, "r")
+	_, err := explain.Request(context.Background(), failing{src}, explain.Rules{Budgets: budgets}, ledger.Window{}, "r")
 	if err == nil || err.Error() != "explain r: budget b: disk on fire" {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestRateLimits: a row per limit that counted the request, as admission
+// decides it (facet present, routes, allow rules, identified: own), with
+// the requests the ledger recorded from its key in the burst window
+// before the request, on its routes.
+func TestRateLimits(t *testing.T) {
+	ip, nw := netip.MustParseAddr("192.0.2.7"), netip.MustParsePrefix("192.0.2.0/24")
+	at := func(id, account, route string, d time.Duration) *inspect.Access {
+		return &inspect.Access{RequestID: id, Route: route, Identity: identify.Identity{Account: account, IP: ip, Net: nw},
+			Time: t0.Add(10*time.Second + d), Status: 200}
+	}
+	const users, search = "GET /v1/users/{id}", "GET /v1/search"
+	target := at("target", "7", users, 0)
+	target.Status, target.Rule, target.Facet = 429, "per-ip", "ip"
+	src := record(t,
+		at("a7-users", "7", users, -500*time.Millisecond),
+		at("a7-search", "7", search, -2*time.Second),
+		at("a7-early", "7", users, -5*time.Second),
+		at("a7-long-ago", "7", users, -time.Minute),
+		at("a8", "8", users, -500*time.Millisecond), // a neighbour on the address
+		at("anon", "", users, -200*time.Millisecond),
+		target,
+		at("a7-after", "7", users, time.Millisecond),
+	)
+	rules := explain.Rules{
+		Limits: []config.Limit{
+			{Name: "per-ip", Facet: "ip", Rate: "1/s", Burst: 3},                                                      // own: with account 7, 3 s
+			{Name: "per-ip-shared", Facet: "ip", Rate: "2/s", Burst: 2, Identified: ration.Shared},                    // everyone on the address, 1 s
+			{Name: "per-account", Facet: "account", Rate: "10/m", Burst: 5, Routes: []string{"GET /v1/users/{user}"}}, // 30 s, users only
+			{Name: "search-only", Facet: "account", Rate: "1/s", Routes: []string{"/v1/search"}},                      // not this route
+			{Name: "exempted", Facet: "ip", Rate: "1/s"},                                                              // account 7 is allowed
+			{Name: "per-app", Facet: "app", Rate: "1/s"},                                                              // no app
+		},
+		Allow: []config.Allow{{Name: "ops", Accounts: []string{"7"}, Rules: []string{"exempted"}}},
+	}
+	x, err := explain.Request(context.Background(), src, rules, ledger.Window{}, "target")
+	if err != nil || x == nil {
+		t.Fatalf("Request: %v, %v", x, err)
+	}
+	want := []explain.RateLimit{
+		{Name: "per-ip", Facet: "ip", Value: "192.0.2.7", Account: "7", Rate: "1/s", Burst: 3, Window: "3s", Seen: 2, Admits: 6, Applied: true},
+		{Name: "per-ip-shared", Facet: "ip", Value: "192.0.2.7", Rate: "2/s", Burst: 2, Window: "1s", Seen: 3, Admits: 4},
+		{Name: "per-account", Facet: "account", Value: "7", Rate: "10/m", Burst: 5, Window: "30s", Seen: 2, Admits: 10},
+	}
+	if !slices.Equal(x.RateLimits, want) {
+		t.Errorf("rate limits:\n%+v\nwant\n%+v", x.RateLimits, want)
+	}
+	// Without limits: an empty list ([] in JSON).
+	x, err = explain.Request(context.Background(), src, explain.Rules{}, ledger.Window{}, "target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(x.RateLimits); string(b) != "[]" {
+		t.Errorf("rate limits without a config: %s", b)
 	}
 }

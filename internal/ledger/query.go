@@ -671,6 +671,66 @@ func (r *Reader) Find(id string) (*Found, error) {
 	return nil, nil
 }
 
+// FacetValue is one facet's value of an identity.
+type FacetValue struct {
+	By    identify.Facet
+	Value string
+}
+
+// Requests counts, per route, the Accesses of the window whose identity
+// has every facet value of want (none: every Access), refused or not:
+// what a rate limit keyed on those values saw (explain). It skips the
+// sealed hours whose identities lack want's first value.
+func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
+	defer runtime.KeepAlive(r)
+	out := map[string]int{}
+	var ids [NumFacets]uint32 // id+1 asked per facet; 0: any
+	for _, w := range want {
+		if w.By < 1 || int(w.By) > NumFacets {
+			return nil, fmt.Errorf("ledger: requests: facet %d", w.By)
+		}
+		id, ok := r.d.id(nsFacet+int(w.By)-1, w.Value)
+		if !ok {
+			return out, nil // never recorded
+		}
+		if ids[w.By-1] != 0 && ids[w.By-1] != id+1 {
+			return out, nil // two values of one facet: none has both
+		}
+		ids[w.By-1] = id + 1
+	}
+	var has func(t uint64) bool
+	if len(want) > 0 {
+		has = r.tupleHas(int(want[0].By)-1, ids[want[0].By-1]-1)
+	}
+	for _, p := range r.parts {
+		if has != nil && r.lacks(p, has) {
+			continue
+		}
+		es, err := r.accesses(p)
+		if err != nil {
+			return nil, err
+		}
+	next:
+		for i := range es {
+			e := &es[i]
+			if !r.win.has(e.t) {
+				continue
+			}
+			for f, id := range ids {
+				if id != 0 && e.facets[f] != id {
+					continue next
+				}
+			}
+			route := ""
+			if e.route != 0 {
+				route = r.name(nsName, e.route-1)
+			}
+			out[route]++
+		}
+	}
+	return out, nil
+}
+
 // Distinct counts the distinct subjects of class served unmasked to
 // facet value value in the window (class "" counts any record): what a
 // budget counting by that facet and class saw. An hour that does not

@@ -24,6 +24,9 @@ type Source interface {
 	// Distinct counts the distinct subjects of class ("" any) served
 	// unmasked to facet value value in win.
 	Distinct(ctx context.Context, win Window, by identify.Facet, value, class string) (int, error)
+	// Requests counts, per route, the Accesses in win whose identity has
+	// every facet value of want (none: every Access).
+	Requests(ctx context.Context, win Window, want []FacetValue) (map[string]int, error)
 	// Reach counts the people of a reach question, cell by cell.
 	Reach(ctx context.Context, q ReachQuery) (*ReachCounts, error)
 	// String says where it reads (a directory, ClickHouse at an address).
@@ -106,6 +109,15 @@ func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, va
 	}
 	defer r.Close()
 	return r.Distinct(by, value, class)
+}
+
+func (d dirSource) Requests(_ context.Context, win Window, want []FacetValue) (map[string]int, error) {
+	r, err := d.open(win)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Requests(want)
 }
 
 func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) {

@@ -217,6 +217,15 @@ func TestSameAnswers(t *testing.T) {
 			}})
 		}
 		qs = append(qs, query{"took-by ip", func(s ledger.Source) (any, error) { return s.TookBy(ctx, w, identify.FacetIP, "10.0.3.1") }})
+		for _, want := range [][]ledger.FacetValue{
+			nil,
+			{{By: identify.FacetAccount, Value: "3"}},
+			{{By: identify.FacetIP, Value: "10.0.3.1"}},
+			{{By: identify.FacetIP, Value: "10.0.3.1"}, {By: identify.FacetAccount, Value: "3"}},
+			{{By: identify.FacetAccount, Value: "nobody"}},
+		} {
+			qs = append(qs, query{fmt.Sprintf("requests %v", want), func(s ledger.Source) (any, error) { return s.Requests(ctx, w, want) }})
+		}
 		for _, rq := range []ledger.ReachQuery{
 			{Authors: []string{"1", "2", "3"}},
 			{Authors: []string{"1", "2", "3", "4", "5", "6"}, By: identify.FacetIP},
@@ -248,6 +257,9 @@ func TestSameAnswers(t *testing.T) {
 	// Something was asked that has answers (not only empty ones).
 	if r, _ := ch.Reach(ctx, ledger.ReachQuery{Authors: []string{"1", "2", "3"}, By: identify.FacetAccount}); len(r.Cells) == 0 {
 		t.Fatal("reach found nobody")
+	}
+	if r, _ := ch.Requests(ctx, all, []ledger.FacetValue{{By: identify.FacetIP, Value: "10.0.3.1"}, {By: identify.FacetAccount, Value: "3"}}); len(r) == 0 {
+		t.Fatal("requests found none")
 	}
 	// explain: the same Access, ids and names (hashes differ by key).
 	for _, id := range []string{acc[10].RequestID, acc[4321].RequestID} {

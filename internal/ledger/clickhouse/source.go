@@ -188,6 +188,29 @@ func (c *Client) Distinct(ctx context.Context, win ledger.Window, by identify.Fa
 	return atoi(rows[0][0]), nil
 }
 
+// Requests counts, per route, the accesses rows in win whose identity
+// has every facet value of want.
+func (c *Client) Requests(ctx context.Context, win ledger.Window, want []ledger.FacetValue) (map[string]int, error) {
+	cond := window(win)
+	for _, w := range want {
+		if w.By < 1 || int(w.By) > ledger.NumFacets {
+			return nil, fmt.Errorf("clickhouse: requests: facet %d", w.By)
+		}
+		cond += " AND " + facetColumn(w.By) + " = " + quote(w.Value)
+	}
+	rows, err := c.rows(ctx, "SELECT route, count() FROM accesses WHERE "+cond+" GROUP BY route")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, r := range rows {
+		if len(r) == 2 {
+			out[r[0]] += atoi(r[1])
+		}
+	}
+	return out, nil
+}
+
 // found is an accesses row as JSONEachRow gives it.
 type found struct {
 	TS          uint64   `json:"ts"`
