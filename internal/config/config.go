@@ -390,6 +390,7 @@ func (c *Config) Validate() error {
 	for i, b := range c.Ration.Budgets {
 		checkApps(bad, c.Identity.App, fmt.Sprintf("ration.budgets[%d].exempt.apps", i), b.Exempt.Apps)
 	}
+	checkClasses(bad, c)
 	if u := c.Ration.Unreferenced; u != nil {
 		checkApps(bad, c.Identity.App, "ration.unreferenced.exempt.apps", u.Exempt.Apps)
 	}
@@ -398,6 +399,47 @@ func (c *Config) Validate() error {
 	}
 	checkApps(bad, c.Identity.App, "detect.exempt.apps", c.Detect.Exempt.Apps)
 	return errors.Join(errs...)
+}
+
+// checkClasses refuses a data class that no route of the route map
+// defines, wherever a rule names one: a budget, scope, the unreferenced
+// rule, the fan-out cap or the detector on a misspelt class would never
+// see it served, and say nothing. A config without a route map (one
+// read by warden explain or replay for its rules) is not checked.
+func checkClasses(bad func(path, format string, args ...any), c *Config) {
+	if len(c.Inspect.Routes) == 0 {
+		return
+	}
+	defined := map[string]bool{}
+	for _, r := range c.Inspect.Routes {
+		for name := range r.Classes {
+			defined[name] = true
+		}
+	}
+	check := func(at, class string) {
+		if class != "" && !defined[class] {
+			bad(at, "class %q is not a class of any route in inspect.routes", class)
+		}
+	}
+	for i, b := range c.Ration.Budgets {
+		check(fmt.Sprintf("ration.budgets[%d].class", i), b.Class)
+	}
+	for i, sc := range c.Ration.Scopes {
+		check(fmt.Sprintf("ration.scopes[%d].class", i), sc.Class)
+	}
+	if u := c.Ration.Unreferenced; u != nil {
+		for j, class := range u.Classes {
+			check(fmt.Sprintf("ration.unreferenced.classes[%d]", j), class)
+		}
+	}
+	if f := c.Ration.FanoutCap; f != nil {
+		for j, class := range f.Classes {
+			check(fmt.Sprintf("ration.fanout_cap.classes[%d]", j), class)
+		}
+	}
+	if c.Detect.Enabled && len(c.Detect.Rules) > 0 {
+		check("detect.class", c.Detect.Class)
+	}
 }
 
 // checkApps refuses an exemption that names an app unless apps are
