@@ -98,7 +98,7 @@ func fleetLedger(t *testing.T) (*chserver.Server, *clickhouse.Sink) {
 	t.Helper()
 	srv := chserver.ForTest(t)
 	var out, errb bytes.Buffer
-	if err := runLedger(context.Background(), []string{"init", "--clickhouse", srv.Addr(), "--config", "/nonexistent"}, &out, &errb); err != nil {
+	if err := runLedger(context.Background(), []string{"init", "--clickhouse", srv.Addr()}, &out, &errb); err != nil {
 		t.Fatalf("init: %v %s", err, errb.String())
 	}
 	cc := clickhouse.Config{Addrs: []string{srv.Addr()}, BatchSize: 100, BatchInterval: 20 * time.Millisecond, Spool: clickhouse.SpoolConfig{Dir: t.TempDir()}}

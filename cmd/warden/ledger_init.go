@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/ledger/clickhouse"
@@ -24,15 +27,27 @@ func runLedgerInit(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
+	// A config named on the command line must load: a typo in its path or
+	// its YAML would otherwise make the schema in the default database,
+	// not the fleet's, and say it was ready. The default config (relative
+	// to the repository) may be absent: --clickhouse or --print then go
+	// on with the defaults.
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	var cfg *config.Config
 	if c, err := config.Load(*cfgPath); err == nil {
 		cfg = c
-	} else if *addr == "" {
+	} else if explicit || !errors.Is(err, os.ErrNotExist) {
 		return err
+	} else if *addr == "" && !*printDDL {
+		return fmt.Errorf("no ClickHouse: give --clickhouse ADDR, or --config FILE with ledger.clickhouse (the default config %s is not here)", *cfgPath)
 	}
 	cc := clickhouse.Config{}
 	if cfg != nil {
 		cc = cfg.Ledger.ClickHouse
+		if *addr == "" && !*printDDL && len(cc.Addrs) == 0 {
+			return fmt.Errorf("no ClickHouse: %s sets no ledger.clickhouse.addrs; give --clickhouse ADDR", *cfgPath)
+		}
 	}
 	cc.SetDefaults()
 	if *printDDL {

@@ -27,7 +27,7 @@ func TestTraceOnClickHouse(t *testing.T) {
 	srv := chserver.ForTest(t)
 	ctx := context.Background()
 	var out, errb bytes.Buffer
-	if err := runLedger(ctx, []string{"init", "--clickhouse", srv.Addr(), "--config", "/nonexistent"}, &out, &errb); err != nil {
+	if err := runLedger(ctx, []string{"init", "--clickhouse", srv.Addr()}, &out, &errb); err != nil {
 		t.Fatalf("init: %v %s", err, errb.String())
 	}
 	cc := clickhouse.Config{Addrs: []string{srv.Addr()}, BatchSize: 100, BatchInterval: 20 * time.Millisecond, Spool: clickhouse.SpoolConfig{Dir: t.TempDir()}}
