@@ -54,6 +54,9 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *accounts == "" {
 		return errors.New("--accounts: give ID,ID,... or @FILE")
 	}
+	if err := oneLedger(*qf.ledger, *qf.clickhouse); err != nil {
+		return err
+	}
 	v := url.Values{}
 	setFlags(fs, v, append([]string{"ledger", "clickhouse", "config", "json"}, audienceHow...)...)
 	if err := readIDFlags(v, "accounts", "overlap"); err != nil {

@@ -51,3 +51,30 @@ func TestLedgerInitConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerOrClickHouse: --ledger and --clickhouse name two ledgers; every
+// command taking both refuses them together (reach, who-took and the
+// others read ClickHouse and ignored --ledger without a word).
+func TestLedgerOrClickHouse(t *testing.T) {
+	dir := t.TempDir()
+	take := filepath.Join(dir, "take.csv")
+	if err := os.WriteFile(take, []byte("id,email\n1,a@example.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	both := []string{"--ledger", dir, "--clickhouse", "127.0.0.1:1"}
+	for _, args := range [][]string{
+		{"reach", "--authors", "1"},
+		{"ledger", "who-took", "1"},
+		{"ledger", "took-by", "account", "1"},
+		{"explain", "abc"},
+		{"audience", "--accounts", "1"},
+		{"trace", take},
+	} {
+		args = append(args, both...)
+		var out, errb bytes.Buffer
+		code := run(args, &out, &errb)
+		if code != 1 || !strings.Contains(errb.String(), "give --ledger DIR or --clickhouse ADDR, not both") {
+			t.Errorf("warden %v: exit %d, stderr %q; want 1 and not both", args, code, errb.String())
+		}
+	}
+}

@@ -105,6 +105,15 @@ func setFlags(fs *flag.FlagSet, v url.Values, skip ...string) {
 	})
 }
 
+// oneLedger refuses --ledger with --clickhouse: they name two ledgers, and
+// the command would read one of them without saying which.
+func oneLedger(dir, addr string) error {
+	if dir != "" && addr != "" {
+		return errors.New("give --ledger DIR or --clickhouse ADDR, not both")
+	}
+	return nil
+}
+
 // onClickHouse reports whether the ledger is read in ClickHouse: with
 // --clickhouse, or without --ledger when cfg's backend is clickhouse.
 func (q *queryFlags) onClickHouse(cfg *config.Config) bool {
@@ -117,6 +126,9 @@ func (q *queryFlags) onClickHouse(cfg *config.Config) bool {
 // --config was left at its default and is absent). dir is the ledger
 // directory when there is one (DP budgets are kept there).
 func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Config, error) {
+	if err := oneLedger(*q.ledger, *q.clickhouse); err != nil {
+		return nil, "", nil, err
+	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	var cfg *config.Config

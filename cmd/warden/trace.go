@@ -37,6 +37,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR | --clickhouse ADDR] [--json] [--config FILE] [--false-accusation P] [--named-min N]\n       warden trace --served FACET VALUE [--ledger DIR | --clickhouse ADDR] [--json]")
 		return errUsage
 	}
+	if err := oneLedger(*ledgerDir, *chAddr); err != nil {
+		return err
+	}
 	ccfg := canary.Config{KeyEnv: "WARDEN_CANARY_KEY"}
 	var cfg *config.Config
 	if *cfgFile != "" {
