@@ -130,16 +130,21 @@ func queryName(sql string) string {
 	for i := 1; i+1 < len(words); i++ {
 		switch w := strings.ToUpper(words[i]); w {
 		case "FROM", "INTO", "TABLE", "DATABASE":
-			if w == "TABLE" && i+3 < len(words) && strings.EqualFold(words[i+1], "IF") {
-				i += 2 // IF NOT EXISTS
-				if strings.EqualFold(words[i+1], "EXISTS") {
-					i++
+			j := i + 1
+			if strings.EqualFold(words[j], "IF") { // IF [NOT] EXISTS
+				for j < len(words) && !strings.EqualFold(words[j], "EXISTS") {
+					j++
 				}
+				j++
 			}
-			if i+1 >= len(words) {
+			if j >= len(words) {
 				return verb
 			}
-			return verb + " " + w + " " + strings.Trim(words[i+1], "(`;")
+			// FROM (SELECT ... FROM views ...): the subquery's FROM
+			// names the table.
+			if name := strings.Trim(words[j], "()`;"); name != "" && !strings.HasPrefix(words[j], "(") {
+				return verb + " " + w + " " + name
+			}
 		}
 	}
 	return verb

@@ -57,12 +57,16 @@ func TestErrorsNameQueryNotSQL(t *testing.T) {
 
 func TestQueryName(t *testing.T) {
 	for sql, want := range map[string]string{
-		"SELECT ident, count() FROM takers WHERE subject = 'x' FORMAT TabSeparated": "SELECT FROM takers",
-		"INSERT INTO accesses FORMAT RowBinary":                                     "INSERT INTO accesses",
-		"CREATE TABLE IF NOT EXISTS views (author String) ENGINE = MergeTree":       "CREATE TABLE views",
-		"DROP DATABASE IF EXISTS w":                                                 "DROP DATABASE IF",
-		"SELECT version()":                                                          "SELECT",
-		"  ":                                                                        "empty query",
+		"SELECT ident, count() FROM takers WHERE subject = 'x' FORMAT TabSeparated":      "SELECT FROM takers",
+		"INSERT INTO accesses FORMAT RowBinary":                                          "INSERT INTO accesses",
+		"CREATE TABLE IF NOT EXISTS views (author String) ENGINE = MergeTree":            "CREATE TABLE views",
+		"DROP DATABASE IF EXISTS w":                                                      "DROP DATABASE w",
+		"CREATE DATABASE IF NOT EXISTS warden":                                           "CREATE DATABASE warden",
+		"SELECT k, count() FROM (\n  SELECT account AS p FROM views WHERE 1) GROUP BY k": "SELECT FROM views",
+		"SELECT a FROM (SELECT b FROM takes)":                                            "SELECT FROM takes",
+		"SELECT 1 FROM":                                                                  "SELECT",
+		"SELECT version()":                                                               "SELECT",
+		"  ":                                                                             "empty query",
 	} {
 		if got := queryName(sql); got != want {
 			t.Errorf("queryName(%q) = %q, want %q", sql, got, want)
