@@ -10,8 +10,11 @@ package backendauth
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +25,41 @@ type TLS struct {
 	CertFile   string `yaml:"cert_file"`   // a client certificate, with KeyFile
 	KeyFile    string `yaml:"key_file"`    //
 	ServerName string `yaml:"server_name"` // default: the address's host
+}
+
+// Check reports settings that cannot be what was meant, each starting
+// with its key: a CA, certificate or server name while TLS is off (the
+// connection, the password with it, would go in cleartext), a
+// certificate without its key.
+func (t TLS) Check() []error {
+	var errs []error
+	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "") {
+		errs = append(errs, errors.New("tls.enabled: is false but other tls settings are set"))
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, errors.New("tls.cert_file: cert_file and key_file go together"))
+	}
+	return errs
+}
+
+// CheckAddrs reports each address that is not host:port with a host and
+// a port in 1..65535, as "addrs[i]: ...".
+func CheckAddrs(addrs []string) []error {
+	var errs []error
+	for i, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("addrs[%d]: %q is not host:port: %v", i, a, err))
+			continue
+		}
+		if host == "" {
+			errs = append(errs, fmt.Errorf("addrs[%d]: %q has no host", i, a))
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("addrs[%d]: port %q is not a number in 1..65535", i, port))
+		}
+	}
+	return errs
 }
 
 // Config builds the client's tls.Config, nil when TLS is off. Errors name

@@ -5,7 +5,6 @@ import (
 
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"time"
 )
@@ -73,11 +72,7 @@ func (c Config) Validate() error {
 	if len(c.Addrs) == 0 {
 		bad("addrs: at least one host:port is required")
 	}
-	for i, a := range c.Addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			bad("addrs[%d]: %q is not host:port", i, a)
-		}
-	}
+	errs = append(errs, backendauth.CheckAddrs(c.Addrs)...)
 	if !identRE.MatchString(c.Database) {
 		bad("database: %q is not a plain identifier", c.Database)
 	}
@@ -96,8 +91,8 @@ func (c Config) Validate() error {
 	if c.Spool.MaxBytes < 0 {
 		bad("spool.max_bytes: must not be negative")
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls.cert_file: give cert_file and key_file together")
-	}
+	// TLS settings while TLS is off were ignored: the password went to
+	// ClickHouse in cleartext to a config that named a CA.
+	errs = append(errs, c.TLS.Check()...)
 	return errors.Join(errs...)
 }

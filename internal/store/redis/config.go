@@ -5,8 +5,6 @@ import (
 
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -102,19 +100,7 @@ func (c *Config) Validate() error {
 	if len(c.Addrs) == 0 {
 		add("addrs: at least one host:port is required")
 	}
-	for i, a := range c.Addrs {
-		host, port, err := net.SplitHostPort(a)
-		if err != nil {
-			add("addrs[%d]: %q is not host:port: %v", i, a, err)
-			continue
-		}
-		if host == "" {
-			add("addrs[%d]: %q has no host", i, a)
-		}
-		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-			add("addrs[%d]: port %q is not a number in 1..65535", i, port)
-		}
-	}
+	errs = append(errs, backendauth.CheckAddrs(c.Addrs)...)
 	if c.PasswordFile != "" && c.PasswordEnv != "" {
 		add("password_file: set either password_file or password_env, not both")
 	}
@@ -144,12 +130,6 @@ func (c *Config) Validate() error {
 	if c.Lease.TTL < minLeaseTTL || c.Lease.TTL > maxLeaseTTL {
 		add("lease.ttl: %v is outside %v..%v", c.Lease.TTL, minLeaseTTL, maxLeaseTTL)
 	}
-	t := c.TLS
-	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "") {
-		add("tls.enabled: is false but other tls settings are set")
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		add("tls.cert_file: cert_file and key_file go together")
-	}
+	errs = append(errs, c.TLS.Check()...)
 	return errors.Join(errs...)
 }
