@@ -23,7 +23,10 @@
 // bookkeeping (a context and a timer, two lock round trips per call).
 //
 // Metrics are created once per process with NewMetrics and shared by every
-// Guard built on a config reload. It must never log a key, subject or
+// Guard built on a config reload: warden_store_breaker_state (0 closed, 1
+// open, 2 half-open), warden_store_breaker_transitions_total{state},
+// warden_store_errors_total{op}, warden_store_breaker_rejected_total{op}
+// and warden_store_failed_open_total{op}. It must never log a key, subject or
 // value (they identify people): it logs state changes, the operation and
 // the store's error text only.
 package guard
