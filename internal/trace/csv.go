@@ -1,6 +1,9 @@
 package trace
 
-import "bytes"
+import (
+	"bytes"
+	"slices"
+)
 
 // csvLayout is where a CSV copy keeps the fields trace reads.
 type csvLayout struct {
@@ -46,8 +49,9 @@ func csvFields(line []byte, sep byte, dst [][]byte) [][]byte {
 }
 
 // sniffCSV finds the separator, whether the first line is a header, and
-// the column of each field: by the header's names, else by what the values
-// of the sample look like (the first column of each kind).
+// the column of each field: by the header's names, and for a field no name
+// gives, by what the values of the sample look like (the first column of
+// each kind whose name, if any, is not another field's).
 func sniffCSV(sample []byte) csvLayout {
 	l := csvLayout{sep: ',', cols: [5]int{-1, -1, -1, -1, -1}}
 	lines := bytes.Split(sample, []byte{'\n'})
@@ -64,20 +68,24 @@ func sniffCSV(sample []byte) csvLayout {
 			best, l.sep = n, s
 		}
 	}
+	hdr := csvFields(first, l.sep, nil)
 	var f [][]byte
-	f = csvFields(first, l.sep, f)
-	named := false
-	for i, name := range f {
-		if k := fieldOfKey(bytes.TrimSpace(name)); k != fNone && l.cols[k] < 0 {
+	// other: columns a header names as something trace does not read (a
+	// count, a full name): never taken for a field by their values.
+	other := map[int]bool{}
+	for i, name := range hdr {
+		name = bytes.TrimSpace(name)
+		if k := fieldOfKey(name); k != fNone && l.cols[k] < 0 {
 			l.cols[k] = i
-			named = true
+			l.header = true
+		} else if k != fNone || notField(name) {
+			other[i] = true
 		}
 	}
-	if named {
-		l.header = true
+	if l.header && !slices.Contains(l.cols[fID:], -1) {
 		return l
 	}
-	// No name known: count what each column's values look like.
+	// Count what each column's values look like.
 	votes := map[[2]int]int{}
 	rows := 0
 	firstKinds := map[int]int{}
@@ -102,24 +110,30 @@ func sniffCSV(sample []byte) csvLayout {
 			rows++
 		}
 	}
-	if rows == 0 { // one line: read it as data
+	if rows == 0 && !l.header { // one line: read it as data
 		for i, k := range firstKinds {
 			votes[[2]int{i, k}]++
 		}
 		rows = 1
 	}
+	named := l.header
 	for k := fID; k <= fPhone; k++ {
+		if l.cols[k] >= 0 {
+			continue
+		}
 		for i := 0; i < 64; i++ {
-			if votes[[2]int{i, k}]*2 > rows && l.cols[k] < 0 {
-				taken := false
-				for _, c := range l.cols {
-					taken = taken || c == i
-				}
-				if !taken {
-					l.cols[k] = i
-				}
+			if votes[[2]int{i, k}]*2 <= rows || other[i] || slices.Contains(l.cols[fID:], i) {
+				continue
+			}
+			// Among a header's unknown names, an id column's says so
+			// ("identifier", "member_id") where a count's would not.
+			if c := l.cols[k]; c < 0 || k == fID && named && !idName(fieldAt(hdr, c)) && idName(fieldAt(hdr, i)) {
+				l.cols[k] = i
 			}
 		}
+	}
+	if named {
+		return l
 	}
 	// A first line whose values do not look like the column's is a header.
 	for k := fID; k <= fPhone; k++ {
@@ -128,6 +142,14 @@ func sniffCSV(sample []byte) csvLayout {
 		}
 	}
 	return l
+}
+
+// fieldAt is fields[i], or nil past the end (a header shorter than its rows).
+func fieldAt(fields [][]byte, i int) []byte {
+	if i < len(fields) {
+		return fields[i]
+	}
+	return nil
 }
 
 // scanCSV reads the lines of b (whole lines) with layout l.

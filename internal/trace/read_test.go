@@ -41,6 +41,20 @@ func formats() map[string]string {
 	}
 	f["tsv other names"] = b.String()
 	b.Reset()
+	// A header that names some columns (Nick) and not the others: those
+	// are read by their values, and a count beside the ids is not an id.
+	b.WriteString("Followers,Identifier,Nick,Contact,Mobile No\n")
+	for i, p := range people {
+		fmt.Fprintf(&b, "%d,%s,%s,%s,%s\n", 10+i, p[0], p[1], p[2], p[3])
+	}
+	f["csv header, some names unknown"] = b.String()
+	b.Reset()
+	b.WriteString("Score;Member ID;Nick\n")
+	for i, p := range people {
+		fmt.Fprintf(&b, "%d;%s;%s;%s;%s\n", 7+i, p[0], p[1], p[2], p[3])
+	}
+	f["csv header shorter than its rows, a number before the ids"] = b.String()
+	b.Reset()
 	for _, p := range people {
 		fmt.Fprintf(&b, `{"id":"%s","username":"%s","full_name":"A \"B\"","email":"%s","phone":"%s","tags":[1,{"x":null}]}`+"\n", p[0], p[1], p[2], p[3])
 	}

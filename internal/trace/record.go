@@ -1,5 +1,7 @@
 package trace
 
+import "bytes"
+
 // Record is one record of a copy: the fields trace reads, as bytes of the
 // reader's buffer (valid only during the callback). Absent fields are nil.
 type Record struct {
@@ -49,21 +51,11 @@ func fieldOf(name []byte) int {
 		return fNone
 	}
 	var buf [32]byte
-	n := 0
-	for _, c := range name {
-		switch {
-		case c == '_' || c == '-' || c == ' ' || c == '.':
-			continue
-		case c >= 'A' && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if n == len(buf) {
-			return fNone
-		}
-		buf[n] = c
-		n++
+	norm, ok := normalName(name, &buf)
+	if !ok {
+		return fNone
 	}
-	switch string(buf[:n]) {
+	switch string(norm) {
 	case "id", "userid", "uid", "pk", "profileid", "accountid", "idstr", "numericid":
 		return fID
 	case "username", "user", "login", "handle", "screenname", "nick", "nickname", "uname":
@@ -74,6 +66,52 @@ func fieldOf(name []byte) int {
 		return fPhone
 	}
 	return fNone
+}
+
+// normalName is name in lower case without '_', '-', '.' and spaces, in
+// buf; false when it does not fit.
+func normalName(name []byte, buf *[32]byte) ([]byte, bool) {
+	n := 0
+	for _, c := range name {
+		switch {
+		case c == '_' || c == '-' || c == ' ' || c == '.':
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if n == len(buf) {
+			return nil, false
+		}
+		buf[n] = c
+		n++
+	}
+	return buf[:n], true
+}
+
+// notField reports whether a column name says its values are something
+// trace does not read: a count, a date, a person's name, whose values may
+// look like ids or usernames.
+func notField(name []byte) bool {
+	var buf [32]byte
+	norm, ok := normalName(name, &buf)
+	if !ok {
+		return false
+	}
+	switch string(norm) {
+	case "fullname", "name", "firstname", "lastname", "displayname", "bio", "city", "country", "category",
+		"isbusiness", "followercount", "followers", "followingcount", "following", "postscount", "posts",
+		"likecount", "likes", "createdat", "created", "updatedat", "date", "age", "text", "author", "authorid":
+		return true
+	}
+	return false
+}
+
+// idName reports whether an unknown column name says it holds ids
+// ("identifier", "member_id", "ID number").
+func idName(name []byte) bool {
+	var buf [32]byte
+	norm, ok := normalName(name, &buf)
+	return ok && (bytes.HasPrefix(norm, []byte("id")) || bytes.HasSuffix(norm, []byte("id")))
 }
 
 func (r *Record) set(kind int, v []byte) {
