@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -33,6 +35,20 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "reader goroutines")
 	namedMin := fs.Int("named-min", trace.DefaultNamedMin, "name every identity served at least this many of the copy's subjects")
 	pos, err := parseArgs(fs, args)
+	if err == nil {
+		// Say what is wrong before the usage: a bare exit 2 leaves a
+		// stranger guessing which of the values was refused.
+		switch {
+		case !(*eps > 0 && *eps < 1):
+			fmt.Fprintf(stderr, "warden trace: --false-accusation %g: the probability must be above 0 and below 1\n", *eps)
+		case *namedMin < 1:
+			fmt.Fprintf(stderr, "warden trace: --named-min %d: at least 1\n", *namedMin)
+		case *served != "" && len(pos) != 1:
+			fmt.Fprintf(stderr, "warden trace: --served %s takes one VALUE after the facet, got %d\n", *served, len(pos))
+		case *served == "" && len(pos) == 0:
+			fmt.Fprintln(stderr, "warden trace: no copy to read: give its PATH, or - for standard input")
+		}
+	}
 	if err != nil || (*served == "" && len(pos) == 0) || (*served != "" && len(pos) != 1) || !(*eps > 0 && *eps < 1) || *namedMin < 1 {
 		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR | --clickhouse ADDR] [--json] [--config FILE] [--false-accusation P] [--named-min N]\n       warden trace --served FACET VALUE [--ledger DIR | --clickhouse ADDR] [--json]")
 		return errUsage
@@ -59,7 +75,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c, err := canary.New(ccfg, nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "warden trace: no canary evidence: %v\n", err)
+		fmt.Fprintf(stderr, "warning: no canary evidence: %v\n", err)
 		c = nil
 	}
 	var led trace.Entries
@@ -77,7 +93,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *chAddr != "":
 		src, err := clickhouseSource(cfg, *chAddr)
 		if err != nil {
-			return fmt.Errorf("trace: %w", err)
+			return err
 		}
 		chLed = trace.NewReplay(ctx, src)
 		led = chLed
@@ -86,24 +102,39 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// Accesses), and said on stderr as the ledger's queries do.
 		r, err := ledger.OpenReader(*ledgerDir, ledger.Window{}, warnOn(stderr))
 		if err != nil {
-			return fmt.Errorf("trace: %w", err)
+			return err
 		}
 		defer r.Close()
 		led, local = r, r
 	}
 	if *served != "" {
 		f, ok := identify.ParseFacet(*served)
-		if !ok || c == nil || led == nil {
-			return errors.New("trace --served: needs a facet (account, app, ip, net, fingerprint), the canary key and --ledger or --clickhouse")
+		switch {
+		case !ok:
+			return fmt.Errorf("--served %q: not a facet (account, app, ip, net, fingerprint)", *served)
+		case c == nil:
+			return errors.New("--served: no canary key: the canaries an identity was shown are derived from it")
+		case led == nil:
+			return errors.New("--served: no ledger: give --ledger DIR, --clickhouse ADDR, or --config with ledger.dir")
+		case !slices.ContainsFunc(c.Config().Facets, func(s string) bool { g, _ := identify.ParseFacet(s); return g == f }):
+			// The code is keyed only by canary.facets: any other facet's
+			// value would be answered "none" whoever it is.
+			return fmt.Errorf("--served %s: canaries are keyed by %s (canary.facets), never by %s", f, strings.Join(c.Config().Facets, ", "), f)
 		}
-		list := trace.Served(c, led, f, pos[0])
+		// An ip or a net in the form the ledger writes it, as took-by
+		// reads it: 127.0.0.1/24 is 127.0.0.0/24.
+		value, err := facetValue(f, pos[0])
+		if err != nil {
+			return fmt.Errorf("--served %s: %s", f, cliMessage(err))
+		}
+		list := trace.Served(c, led, f, value)
 		if err := ledErr(); err != nil {
-			return fmt.Errorf("trace: %w", err)
+			return err
 		}
 		if *asJSON {
-			return json.NewEncoder(stdout).Encode(map[string]any{"facet": f.String(), "value": pos[0], "canaries": list})
+			return json.NewEncoder(stdout).Encode(map[string]any{"facet": f.String(), "value": value, "canaries": list})
 		}
-		fmt.Fprintf(stdout, "%d canaries served to %s %s\n", len(list), f, pos[0])
+		fmt.Fprintf(stdout, "%d canaries served to %s %s\n", len(list), f, value)
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
 		fmt.Fprintln(tw, "TIME\tROUTE\tLIST\tID\tUSERNAME\tEMAIL\tPHONE")
 		for _, s := range list {
@@ -121,24 +152,33 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			f, err := os.Open(p)
 			if err != nil {
 				stop()
-				return fmt.Errorf("trace: %w", err)
+				return err
 			}
 			defer f.Close()
 			r = f
 		}
+		before := t.Records()
 		st, err := t.Read(r, func(n int) { read.Add(int64(n)) })
 		if err != nil {
 			stop()
-			return fmt.Errorf("trace: %s: %w", p, err)
+			return fmt.Errorf("%s: %w", p, err)
 		}
 		if st.Truncated {
 			fmt.Fprintf(stderr, "warning: %s: the gzip stream is cut short; traced the %d bytes it holds\n", p, st.Bytes)
 		}
+		if t.Records() == before && st.Bytes > 0 {
+			fmt.Fprintf(stderr, "warning: %s: no record in its %d bytes (read as %s): no value was taken for an id, username, e-mail or phone\n", p, st.Bytes, st.Format)
+		}
 	}
 	stop()
+	if t.Records() == 0 {
+		// A copy trace cannot read is not one nobody took: answering
+		// "accused: nobody" would hide it.
+		return errors.New("no record read from the copy: trace reads CSV (a header or not), JSON, NDJSON, mongoexport, Elasticsearch bulk and elasticdump, gzip'd or not")
+	}
 	rep := t.ReportEntries(led, *eps)
 	if err := ledErr(); err != nil {
-		return fmt.Errorf("trace: %w", err)
+		return err
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)

@@ -9,7 +9,10 @@
 // Readers stream: CSV (with or without a header, any column order or
 // names), a JSON array or object dump, NDJSON, MongoDB extended JSON,
 // Elasticsearch bulk and elasticdump output, any of them gzip'd; tens of
-// GB pass through a few buffers, line-delimited input on every core.
+// GB pass through a few buffers, line-delimited input on every core. A
+// CSV header's unknown column names are read by their values. Other
+// containers (xz, bzip2, zstd, lz4, zip, 7z) are refused by name, since
+// their bytes read as text give no record.
 // Search answers are scored like list answers: the ledger's list of one is
 // its query sealed under the canary key, which Plan opens.
 //

@@ -42,6 +42,29 @@ type ReadStats struct {
 	Truncated bool
 }
 
+// otherCompression are the containers a leaked copy often comes in that
+// Read does not open: read as text they would give no record and a trace
+// that accuses nobody, so they are refused, with the command that opens
+// them.
+var otherCompression = []struct {
+	magic     []byte
+	name, cmd string
+}{
+	{[]byte("\xfd7zXZ\x00"), "xz-compressed", "xz -dc FILE"},
+	{[]byte("BZh"), "bzip2-compressed", "bzip2 -dc FILE"},
+	{[]byte("\x28\xb5\x2f\xfd"), "zstd-compressed", "zstd -dc FILE"},
+	{[]byte("\x04\x22\x4d\x18"), "lz4-compressed", "lz4 -dc FILE"},
+	{[]byte("PK\x03\x04"), "a zip archive", "unzip -p FILE"},
+	{[]byte("7z\xbc\xaf\x27\x1c"), "a 7z archive", "7z x -so FILE"},
+}
+
+// bzip2Head: "BZh", a block size digit, then a block's or the stream end's
+// magic (a CSV line may begin with "BZh").
+func bzip2Head(m []byte) bool {
+	return len(m) >= 10 && m[3] >= '1' && m[3] <= '9' &&
+		(string(m[4:10]) == "\x31\x41\x59\x26\x53\x59" || string(m[4:10]) == "\x17\x72\x45\x38\x50\x90")
+}
+
 // Read streams the copy in r to workers goroutines, each calling emit with
 // its number and every record of its chunks. counted, when not nil, is told
 // of each decompressed block read (a progress bar).
@@ -51,11 +74,18 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 	if m, _ := br.Peek(2); len(m) == 2 && m[0] == 0x1f && m[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return st, fmt.Errorf("trace: gzip: %w", err)
+			return st, fmt.Errorf("gzip: %w", err)
 		}
 		defer zr.Close()
 		st.Gzip = true
 		br = bufio.NewReaderSize(zr, 1<<16)
+	}
+	if m, _ := br.Peek(10); len(m) >= 4 {
+		for _, c := range otherCompression {
+			if bytes.HasPrefix(m, c.magic) && (c.name != "bzip2-compressed" || bzip2Head(m)) {
+				return st, fmt.Errorf("the copy is %s: only gzip is read as it is; decompress it first (%s | warden trace -)", c.name, c.cmd)
+			}
+		}
 	}
 	sample, _ := br.Peek(1 << 16)
 	sample = bytes.TrimPrefix(sample, []byte("\xef\xbb\xbf"))
@@ -151,7 +181,7 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 				break
 			}
 			if rerr != nil {
-				err = fmt.Errorf("trace: read: %w", rerr)
+				err = rerr
 				break
 			}
 		}
@@ -165,7 +195,7 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 		end := split(buf)
 		if end <= 0 {
 			if len(buf) > maxChunk {
-				err = errors.New("trace: no record boundary within 1 GiB: the copy cannot be streamed")
+				err = errors.New("no record boundary within 1 GiB: the copy cannot be streamed")
 				break
 			}
 			carry = append(carry[:0], buf...) // read on until a boundary

@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 // people is the test copy: the same records in every format.
@@ -301,5 +303,45 @@ func TestGzipCut(t *testing.T) {
 	bad[len(bad)-6] ^= 0xff // the CRC-32 in the trailer
 	if _, err := Read(bytes.NewReader(bad), 2, func(int, *Record) {}, nil); err == nil {
 		t.Fatal("a wrong checksum read without an error")
+	}
+}
+
+// TestOtherCompressionRefused: a copy in a container Read does not open
+// (xz, bzip2, zstd, lz4, zip, 7z) is an error naming it and the command
+// that opens it, not a read of its bytes as text that finds no record;
+// text that merely begins like one (a username "BZhang") still reads.
+func TestOtherCompressionRefused(t *testing.T) {
+	ndjson := []byte(formats()["ndjson"])
+	var zst bytes.Buffer
+	zw, err := zstd.NewWriter(&zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(ndjson)
+	zw.Close()
+	var zp bytes.Buffer
+	aw := zip.NewWriter(&zp)
+	fw, _ := aw.Create("users.ndjson")
+	fw.Write(ndjson)
+	aw.Close()
+	for name, c := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"xz":    {append([]byte("\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4\x46"), ndjson...), "xz-compressed"},
+		"bzip2": {append([]byte("BZh91AY&SY\x00\x01"), ndjson...), "bzip2-compressed"},
+		"zstd":  {zst.Bytes(), "zstd-compressed"},
+		"lz4":   {append([]byte("\x04\x22\x4d\x18\x64\x40\xa7"), ndjson...), "lz4-compressed"},
+		"zip":   {zp.Bytes(), "a zip archive"},
+		"7z":    {append([]byte("7z\xbc\xaf\x27\x1c\x00\x04"), ndjson...), "a 7z archive"},
+	} {
+		_, err := Read(bytes.NewReader(c.in), 2, func(int, *Record) {}, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "warden trace -") {
+			t.Errorf("%s: err %v, want one naming %q and how to open it", name, err, c.want)
+		}
+	}
+	got := readAll(t, []byte("BZhang.li_17,17\nsmith.noah_99,42\n"), 2)
+	if fmt.Sprint(got) != "[17|BZhang.li_17|| 42|smith.noah_99||]" {
+		t.Errorf("a CSV beginning with BZh: %q", got)
 	}
 }

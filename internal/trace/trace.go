@@ -121,6 +121,13 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 	return st, err
 }
 
+// Records is how many records the reads so far have found.
+func (t *Tracer) Records() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.records
+}
+
 // bytesOf views s as bytes without copying, for Plan's id function, which
 // only reads them while it runs: a conversion allocated once per record
 // replayed (1.0 s of the 49,000,000-record trace's 3.6 s in Plan).

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+)
+
+// TestTraceServedValues: --served reads an ip or net value in any
+// spelling, as took-by does (the ledger holds the canonical form), and
+// refuses what could only answer "none": a value that is no network, a
+// facet canaries are never keyed by, a misspelt facet, no ledger.
+func TestTraceServedValues(t *testing.T) {
+	t.Setenv("WARDEN_CANARY_KEY", "trace-served-test-key-0123456789")
+	dir := t.TempDir()
+	l, err := ledger.Open(ledger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An anonymous reader (its canaries keyed by its net) fetching 300
+	// followers pages of 50.
+	now := time.Now().UTC()
+	for list := range 300 {
+		e := &ledger.Entry{Time: now, Route: "GET /v1/users/{id}/followers", List: strconv.Itoa(list + 1), Status: 200}
+		for i := range 50 {
+			e.Records = append(e.Records, ledger.Record{ID: strconv.Itoa(1000 + list*50 + i)})
+		}
+		e.Identity[identify.FacetIP-1] = "192.0.2.7"
+		e.Identity[identify.FacetNet-1] = "192.0.2.0/24"
+		l.Add(e)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	served := func(value string) int {
+		var out, errb bytes.Buffer
+		if code := run([]string{"trace", "--served", "net", value, "--ledger", dir, "--json"}, &out, &errb); code != 0 {
+			t.Fatalf("--served net %s: exit %d: %s", value, code, errb.String())
+		}
+		var got struct {
+			Value    string
+			Canaries []json.RawMessage
+		}
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Value != "192.0.2.0/24" {
+			t.Fatalf("--served net %s: value %q (%v)", value, got.Value, err)
+		}
+		return len(got.Canaries)
+	}
+	n := served("192.0.2.0/24")
+	if n == 0 {
+		t.Fatal("no canary served in 15,000 list records")
+	}
+	if m := served("192.0.2.7/24"); m != n {
+		t.Errorf("--served net 192.0.2.7/24: %d canaries, 192.0.2.0/24: %d", m, n)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--served", "net", "192.0.2.7", "--ledger", dir}, "is not a network"},
+		{[]string{"--served", "ip", "192.0.2.7", "--ledger", dir}, "never by ip"},
+		{[]string{"--served", "acount", "4321", "--ledger", dir}, `"acount": not a facet`},
+		{[]string{"--served", "account", "4321"}, "no ledger"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"trace"}, c.args...), &out, &errb); code != 1 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("trace %v: exit %d, stderr %q, want %q", c.args, code, errb.String(), c.want)
+		}
+	}
+}
+
+// TestTraceUnreadableCopy: a copy trace finds no record in (empty, not
+// text, a container it does not open) is an error, never a report that
+// accuses nobody; a bad flag value is named before the usage.
+func TestTraceUnreadableCopy(t *testing.T) {
+	t.Setenv("WARDEN_CANARY_KEY", "")
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var zst bytes.Buffer
+	zw, _ := zstd.NewWriter(&zst)
+	zw.Write([]byte(`{"id":"17","username":"lena.morgan_4821173"}` + "\n"))
+	zw.Close()
+	good := write("good.ndjson", []byte(`{"id":"17","username":"lena.morgan_4821173"}`+"\n"))
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{write("empty.csv", nil)}, 1, "no record read from the copy"},
+		{[]string{write("binary.bin", bytes.Repeat([]byte{0, 1, 2, 0xff}, 1000))}, 1, "no record read from the copy"},
+		{[]string{write("copy.ndjson.zst", zst.Bytes())}, 1, "zstd-compressed"},
+		{[]string{good, "--false-accusation", "2"}, 2, "--false-accusation 2: the probability must be above 0 and below 1"},
+		{[]string{good, "--named-min", "0"}, 2, "--named-min 0: at least 1"},
+		{[]string{"--json"}, 2, "no copy to read"},
+		{[]string{filepath.Join(dir, "missing.csv")}, 1, "open " + filepath.Join(dir, "missing.csv")},
+	} {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"trace"}, c.args...), &out, &errb)
+		if code != c.code || !strings.Contains(errb.String(), c.want) || strings.Contains(errb.String(), "trace: trace:") {
+			t.Errorf("trace %v: exit %d, stderr %q; want exit %d and %q", c.args, code, errb.String(), c.code, c.want)
+		}
+	}
+	// One readable copy beside an unreadable one: a report, and a warning
+	// naming the one that gave nothing.
+	var out, errb bytes.Buffer
+	if code := run([]string{"trace", good, filepath.Join(dir, "binary.bin"), "--json"}, &out, &errb); code != 0 ||
+		!strings.Contains(errb.String(), "binary.bin: no record in its 4000 bytes") || !strings.Contains(out.String(), `"records":1`) {
+		t.Errorf("a copy beside an unreadable one: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
