@@ -75,7 +75,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c, err := canary.New(ccfg, nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "warning: no canary evidence: %v\n", err)
+		fmt.Fprintf(stderr, "warden trace: no canary evidence: %v\n", err)
 		c = nil
 	}
 	var led trace.Entries
