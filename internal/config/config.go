@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -319,6 +320,12 @@ func (c *Config) Validate() error {
 		if c.Store.Memory.SnapshotInterval < time.Second {
 			bad("store.memory.snapshot_interval", "%v is below 1s", c.Store.Memory.SnapshotInterval)
 		}
+		// Both take their directory with a lock file named lock: in one
+		// directory the second would fail to start as "in use by another
+		// warden", naming no other.
+		if d := c.Store.Memory.Dir; d != "" && c.Ledger.Dir != "" && sameDir(d, c.Ledger.Dir) {
+			bad("store.memory.dir", "%s is also ledger.dir: the state and the ledger each need a directory of their own", d)
+		}
 	case StoreRedis:
 		add("store.redis", c.Store.Redis.Validate())
 		if c.Store.Memory.Dir != "" {
@@ -490,4 +497,12 @@ func checkPattern(p string) error {
 		return fmt.Errorf("pattern %q: path must start with /", p)
 	}
 	return nil
+}
+
+// sameDir reports whether two configured directories are one path once
+// made absolute and clean (relative paths are from the working directory).
+func sameDir(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
 }
