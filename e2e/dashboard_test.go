@@ -151,8 +151,25 @@ func grafanaExprs(t *testing.T) []string {
 	return out
 }
 
-// grafanaVars stands in for Grafana's variables.
-var grafanaVars = strings.NewReplacer("$__rate_interval", "30s", "$__range", "5m", "$job", ".*")
+// grafanaVars stands in for Grafana's variables: $job is the scrape job
+// TestGrafanaDashboardQueries names, so a query must match it to have data.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "30s", "$__range", "5m", "$job", "warden")
+
+// grafanaSelector is a metric and its label matchers in a query.
+var grafanaSelector = regexp.MustCompile(`\b((?:warden|process)_[a-z_]+)(\{[^}]*\})?`)
+
+// Every metric every panel reads is narrowed to the dashboard's $job
+// variable: a panel without it showed every job's series whatever jobs
+// were picked (only the CPU and memory panels had it).
+func TestGrafanaQueriesFollowJob(t *testing.T) {
+	for _, e := range grafanaExprs(t) {
+		for _, m := range grafanaSelector.FindAllStringSubmatch(e, -1) {
+			if !strings.Contains(m[2], `job=~"$job"`) {
+				t.Errorf("query %s: %s is not narrowed to job=~\"$job\"", e, m[1])
+			}
+		}
+	}
+}
 
 // Every query of examples/grafana/warden.json passes promtool and returns
 // data from a real Prometheus scraping a real warden's admin /metrics with
