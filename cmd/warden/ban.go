@@ -151,6 +151,12 @@ func (c *banClient) add(ctx context.Context, stdout io.Writer, req banAdd) error
 	case req.TTL == "" && req.Until == "":
 		return errors.New("add: --ttl or --until is required")
 	}
+	if req.Until != "" {
+		// Said here in the flag's terms, not as the API's JSON decoding error.
+		if _, err := time.Parse(time.RFC3339, req.Until); err != nil {
+			return fmt.Errorf("add: --until %q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", req.Until)
+		}
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("add: encode request: %w", err)

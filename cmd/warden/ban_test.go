@@ -70,6 +70,7 @@ func TestBanCommandRoundTrip(t *testing.T) {
 		{"unknown facet", []string{"add", "--facet", "asn", "--value", "1", "--reason", "x", "--ttl", "1h"}, nil, "unknown facet \"asn\""},
 		{"negative ttl", []string{"add", "--facet", "ip", "--value", "1.2.3.4", "--reason", "x", "--ttl", "-1h"}, nil, "must be positive (HTTP 400)"},
 		{"no ttl", []string{"add", "--facet", "ip", "--value", "1.2.3.4", "--reason", "x"}, nil, "--ttl or --until is required"},
+		{"bad until", []string{"add", "--facet", "ip", "--value", "1.2.3.4", "--reason", "x", "--until", "tomorrow"}, nil, "--until \"tomorrow\": want an RFC 3339 time"},
 		{"rm net", []string{"rm", "--facet", "net", "--value", "198.51.100.0/24"}, []string{"removed ban on net 198.51.100.0/24"}, ""},
 		{"rm net again", []string{"rm", "--facet", "net", "--value", "198.51.100.0/24"}, nil, "no ban on net 198.51.100.0/24 (HTTP 404)"},
 		{"rm without value", []string{"rm", "--facet", "ip"}, nil, "--facet and --value are required"},
