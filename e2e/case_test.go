@@ -48,13 +48,13 @@ func TestRepeatedIdentityHeader(t *testing.T) {
 		t.Run(front, func(t *testing.T) {
 			g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: warn}\nidentity:\n  account: {secret_env: LAB_JWT_SECRET}\n", front), up.srv.URL)
 			before := up.hits.Load()
-			for _, hdr := range []string{
-				"Authorization: Bearer " + token(t, "1") + "\r\nauthorization: Bearer " + token(t, "2") + "\r\n",
-				"X-App-Key: a\r\nX-App-Key: b\r\n",
+			for hdr, facet := range map[string]string{
+				"Authorization: Bearer " + token(t, "1") + "\r\nauthorization: Bearer " + token(t, "2") + "\r\n": "account",
+				"X-App-Key: a\r\nX-App-Key: b\r\n": "app",
 			} {
 				a := rawGet(t, g, "/x", hdr)
-				if r := refusalOf(t, a); a.status != 400 || r.Rule != "identity" {
-					t.Fatalf("%q: %d %s, want 400 by rule identity", hdr, a.status, a.body)
+				if r := refusalOf(t, a); a.status != 400 || r.Rule != "identity" || r.Facet != facet {
+					t.Fatalf("%q: %d %s, want 400 by rule identity on facet %s", hdr, a.status, a.body, facet)
 				}
 			}
 			if n := up.hits.Load() - before; n != 0 {

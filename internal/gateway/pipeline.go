@@ -180,7 +180,11 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 	ex.Route, ex.Inspect = p.imap.Match(ex.Method, ex.Path)
 	p.ident.Identify(ex.Start, in, &ex.Identity)
 	if h := ex.Identity.Ambiguous; h != "" {
-		return p.refused(ex, p.refuse(ex, &Refusal{Status: 400, Rule: refusal.RuleIdentity, Error: "more than one " + h + " header"}, nil))
+		facet := "app" // whose header came twice, named as the unverified credentials' refusals name it
+		if h == p.ident.Header(identify.CredentialAccount) {
+			facet = "account"
+		}
+		return p.refused(ex, p.refuse(ex, &Refusal{Status: 400, Rule: refusal.RuleIdentity, Facet: facet, Error: "more than one " + h + " header"}, nil))
 	}
 	if ex.Identity.Unverified != 0 {
 		if r := p.unverified(ex); r != nil {
