@@ -450,6 +450,35 @@ func TestCohort(t *testing.T) {
 	}
 }
 
+// One fingerprint across many accounts of any age (issue 22's "one
+// fingerprint across many accounts"): a cohort rule on fingerprint whose
+// young is longer than any account has lived counts every account. Each
+// account is banned, on its own addresses; the fingerprint is not.
+func TestFingerprintAcrossAccounts(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "fp-accounts", Kind: Cohort, Facet: "fingerprint", Limit: 3, Young: 100 * 365 * 24 * time.Hour, Window: time.Hour}}})
+	aged := func(acct, ip string) identify.Identity {
+		id := who(acct, ip) // two years old
+		id.Fingerprint = "fp-1"
+		return id
+	}
+	for i := range 3 {
+		f.d.Record(profile(aged(fmt.Sprint(2000+i), fmt.Sprintf("10.%d.0.1", i)), t0, fmt.Sprint(i)))
+	}
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("banned at the limit: %v", b)
+	}
+	f.d.Record(profile(aged("2003", "10.3.0.1"), t0, "9"))
+	bs := f.bans(t, t0)
+	for i := range 4 {
+		if _, ok := bs[fmt.Sprintf("account:%d", 2000+i)]; !ok {
+			t.Errorf("account %d on the fingerprint not banned: %v", 2000+i, bs)
+		}
+	}
+	if _, ok := bs["fingerprint:fp-1"]; ok || len(bs) != 4 {
+		t.Errorf("banned beyond the accounts: %v", bs)
+	}
+}
+
 // With address_after 3, an address is banned only when every account seen
 // on it (three at least) was banned.
 func TestAddressWhenEveryAccountMisbehaves(t *testing.T) {
