@@ -126,6 +126,9 @@ func TestGateway(t *testing.T) {
 						t.Errorf("answer kept %s: %q", h, v)
 					}
 				}
+				if v := strings.Join(a.header.Values("Connection"), ", "); strings.Contains(v, "X-Resp-Hop") {
+					t.Errorf("answer kept the upstream's Connection: %q", v)
+				}
 			})
 			t.Run("trusted proxy chain", func(t *testing.T) {
 				a := do(t, clientFrom("127.0.0.9"), "GET", g.url+"/x", map[string]string{"X-Forwarded-For": "1.2.3.4",

@@ -210,6 +210,15 @@ func (x *h1) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr, ex *Ex
 func stripHopResponse(h *fasthttp.ResponseHeader) {
 	if c := h.Peek("Connection"); len(c) > 0 {
 		connectionTokens(string(c), func(name string) { h.Del(name) })
+		// The upstream's Connection speaks of its own connection: it never
+		// reaches the client (who got "keep-alive, X-Foo" beside the
+		// front's own "close"). fasthttp keeps "close" as a flag that Del
+		// clears; the flag stays, since the front closes after it.
+		closing := h.ConnectionClose()
+		h.Del("Connection")
+		if closing {
+			h.SetConnectionClose()
+		}
 	}
 	hop := false
 	for k := range h.All() { // the response's headers: few, and no side effects

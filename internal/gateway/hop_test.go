@@ -1,6 +1,12 @@
 package gateway
 
-import "testing"
+import (
+	"bufio"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
 
 func TestIsHopName(t *testing.T) {
 	for _, n := range hopHeaders {
@@ -63,4 +69,36 @@ func toLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// An upstream answer's Connection field and the headers it names are
+// hop-by-hop: the client gets neither (only the front's own close).
+func TestStripHopResponse(t *testing.T) {
+	cases := []struct {
+		raw       string
+		wantClose bool
+	}{
+		{"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\nKeep-Alive: timeout=5\r\nX-Keep: yes\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nConnection: X-Foo, close\r\nX-Foo: 1\r\nX-Keep: yes\r\nContent-Length: 0\r\n\r\n", true},
+		{"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Keep: yes\r\nContent-Length: 0\r\n\r\n", true},
+	}
+	for _, c := range cases {
+		var resp fasthttp.Response
+		if err := resp.Read(bufio.NewReader(strings.NewReader(c.raw))); err != nil {
+			t.Fatal(err)
+		}
+		stripHopResponse(&resp.Header)
+		out := resp.Header.String()
+		for _, bad := range []string{"keep-alive", "X-Foo", "Keep-Alive"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%q: answer header kept %s:\n%s", c.raw, bad, out)
+			}
+		}
+		if !strings.Contains(out, "X-Keep: yes") {
+			t.Errorf("%q: end-to-end header lost:\n%s", c.raw, out)
+		}
+		if resp.Header.ConnectionClose() != c.wantClose {
+			t.Errorf("%q: close = %v, want %v", c.raw, resp.Header.ConnectionClose(), c.wantClose)
+		}
+	}
 }
