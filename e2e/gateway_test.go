@@ -279,6 +279,28 @@ func TestGateway(t *testing.T) {
 					t.Errorf("malformed request not counted:\n%s", grepLines(m, "warden_bad_requests_total"))
 				}
 			})
+			t.Run("HTTP version other than 1 is refused", func(t *testing.T) {
+				before := up.hits.Load()
+				conn := rawConn(t, g)
+				fmt.Fprintf(conn, "GET /x HTTP/9.9\r\nHost: x\r\n\r\n")
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 505 {
+					t.Fatalf("HTTP/9.9 answered %d %q", resp.StatusCode, b)
+				}
+				if front != "std" { // net/http answers it itself, in text
+					refusalOf(t, answer{resp.StatusCode, resp.Header, string(b)})
+				}
+				if up.hits.Load() != before {
+					t.Fatalf("HTTP/9.9 reached the upstream")
+				}
+				if a := rawRequest(t, g, "GET /x", "", ""); a.status != 200 { // HTTP/1.1 still served
+					t.Fatalf("HTTP/1.1 after it: %d", a.status)
+				}
+			})
 			t.Run("CONNECT is refused", func(t *testing.T) {
 				before := up.hits.Load()
 				conn := rawConn(t, g)

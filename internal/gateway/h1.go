@@ -79,6 +79,16 @@ func (x *h1) recovered(resp *fasthttp.Response, ex *Exchange, v any) {
 func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp *fasthttp.Response,
 	peer netip.Addr, ex *Exchange) bool {
 	w := (*fastReply)(resp)
+	// fasthttp reads any HTTP/D.D and would send it upstream as the
+	// client wrote it: HTTP/9.9 reached the upstream, whose refusal came
+	// back as a 502. Only HTTP/1 is served; a later HTTP/1 minor version
+	// goes as warden's own, HTTP/1.1 (RFC 9110 2.5).
+	if proto := req.Header.Protocol(); len(proto) != len("HTTP/1.1") || proto[5] != '1' {
+		x.g.badRequest(w, x.front, fasthttp.StatusHTTPVersionNotSupported, "malformed", "HTTP version not supported", ex.ID)
+		return false
+	} else if proto[7] > '1' {
+		req.Header.SetProtocol("HTTP/1.1")
+	}
 	ex.Method = methodString(req.Header.Method())
 	raw := b2s(req.URI().PathOriginal())
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
