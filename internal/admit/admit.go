@@ -14,6 +14,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/refusal"
 	"github.com/warden-gw/warden/internal/shadow"
@@ -30,7 +31,7 @@ type rule struct {
 	facet    identify.Facet
 	interval time.Duration
 	burst    int
-	routes   []pattern
+	routes   []inspect.Pattern
 	keyHead  string // "rl:<name>:"
 	// own: an address facet counts a request with a verified account on
 	// [value, account] (config: identified: own).
@@ -91,7 +92,11 @@ func New(limits []config.Limit, allows []config.Allow, st Store, sh *shadow.Shad
 			r.shadow = sh.Counter(l.Name, shadow.Refuse)
 		}
 		for _, p := range l.Routes {
-			r.routes = append(r.routes, parsePattern(p))
+			pat, err := inspect.ParsePattern(p)
+			if err != nil {
+				return nil, fmt.Errorf("admit: rule %q: %w", l.Name, err)
+			}
+			r.routes = append(r.routes, pat)
 		}
 		a.rules = append(a.rules, r)
 	}
@@ -250,7 +255,7 @@ func (r *rule) applies(method, path string) bool {
 		return true
 	}
 	for i := range r.routes {
-		if r.routes[i].match(method, path) {
+		if r.routes[i].Match(method, path) {
 			return true
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/shadow"
 	"github.com/warden-gw/warden/internal/store"
@@ -186,11 +187,27 @@ func TestPattern(t *testing.T) {
 		{"/v1/{rest...}", "GET", "/v1/a/b", true},
 		{"POST /v1/accounts", "POST", "/v1/accounts", true},
 		{"POST /v1/accounts", "POST", "/v1/accounts/x", false},
+		// As ServeMux and the route map read them: {$} is the exact path,
+		// a pattern without a trailing slash is no prefix.
+		{"GET /v1/{$}", "GET", "/v1/", true},
+		{"GET /v1/{$}", "GET", "/v1/users", false},
+		{"GET /v1/users/{id}", "GET", "/v1/users/5/", false},
 	}
 	for _, c := range cases {
-		p := parsePattern(c.pat)
-		if got := p.match(c.method, c.path); got != c.want {
+		p, err := inspect.ParsePattern(c.pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Match(c.method, c.path); got != c.want {
 			t.Errorf("%q matches %s %s = %v, want %v", c.pat, c.method, c.path, got, c.want)
+		}
+	}
+	// A pattern that is not ServeMux syntax is an error, not a rule that
+	// silently never applies (or applies to every path).
+	for _, bad := range []string{"GET /v1/users/{id", "GET /v1/{rest...}/x", "GET /v1/{a}/{a}", "/v1/u{id}"} {
+		_, err := New([]config.Limit{{Name: "r", Facet: "ip", Rate: "1/s", Burst: 1, Routes: []string{bad}}}, nil, memory.New(memory.Options{SweepEvery: -1}), nil, nil)
+		if err == nil {
+			t.Errorf("route %q accepted", bad)
 		}
 	}
 }

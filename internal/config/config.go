@@ -372,7 +372,7 @@ func (c *Config) Validate() error {
 			bad(p+".mode", "%v", err)
 		}
 		for j, r := range l.Routes {
-			if err := checkPattern(r); err != nil {
+			if _, err := inspect.ParsePattern(r); err != nil {
 				bad(fmt.Sprintf("%s.routes[%d]", p, j), "%v", err)
 			}
 		}
@@ -480,21 +480,6 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("%q: %v", s, err)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return fmt.Errorf("%q: bad port", s)
-	}
-	return nil
-}
-
-// checkPattern accepts "[METHOD ]/path" in ServeMux syntax.
-func checkPattern(p string) error {
-	path := p
-	if m, rest, ok := strings.Cut(p, " "); ok {
-		if m == "" || strings.ToUpper(m) != m {
-			return fmt.Errorf("pattern %q: method must be upper case", p)
-		}
-		path = strings.TrimSpace(rest)
-	}
-	if !strings.HasPrefix(path, "/") {
-		return fmt.Errorf("pattern %q: path must start with /", p)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ func TestLoadFixtures(t *testing.T) {
 		{"reserved_rule.yaml", "reserved_rule.yaml:4:11: rate_limits[0].name: name \"upstream\" is one of warden's own rules: the ledger could not tell the two apart"},
 		{"reserved_rule.yaml", "reserved_rule.yaml:9:14: ration.budgets[0].name: name \"ban\" is one of warden's own rules"},
 		{"bad_rate.yaml", "bad_rate.yaml:4:11: rate_limits[0].rate:"},
+		{"bad_route_pattern.yaml", `bad_route_pattern.yaml:6:36: rate_limits[0].routes[1]: route "GET /v1/users/{id": segment "{id": a wildcard must be a whole segment`},
 		{"bad_upstream.yaml", "bad_upstream.yaml:2:8: upstream.url: scheme \"ftp\""},
 		{"bad_type.yaml", "bad_type.yaml:2:3: cannot unmarshal"},
 		{"allow_unknown_rule.yaml", "allow_unknown_rule.yaml:8:21: allow[0].rules[1]: no rate limit is named \"per-nothing\""},

@@ -89,6 +89,24 @@ func parsePattern(s string) (pattern, error) {
 	return p, nil
 }
 
+// Pattern is a route pattern for what else selects requests by route (the
+// rate limits' routes): parsed and matched as the route map's own, so one
+// spelling means the same requests everywhere in a config.
+type Pattern struct{ p pattern }
+
+// ParsePattern parses s in ServeMux syntax, as the route map does.
+func ParsePattern(s string) (Pattern, error) {
+	p, err := parsePattern(s)
+	return Pattern{p}, err
+}
+
+// Match reports whether a request's method and path fit. It does not
+// allocate.
+func (p *Pattern) Match(method, path string) bool {
+	var vals [maxParams]string
+	return p.p.match(method, path, &vals)
+}
+
 // shape is the pattern with wildcard names erased, for duplicate checks.
 func (p *pattern) shape() string {
 	var b strings.Builder
