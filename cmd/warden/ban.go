@@ -24,7 +24,7 @@ import (
 const banUsage = `usage: warden ban [flags] ls|add|rm [flags]
 
   ls   [--facet F] [--limit N] [--json]      list unexpired bans
-  add  --facet F --value V --reason R (--ttl D | --until T)
+  add  --facet F --value V [--reason R] (--ttl D | --until T)
   rm   --facet F --value V
 
 flags (before or after the subcommand):
@@ -80,7 +80,10 @@ func runBan(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		var req banAdd
 		sfs.StringVar(&req.Facet, "facet", "", "facet: app, account, ip, net or fingerprint")
 		sfs.StringVar(&req.Value, "value", "", "facet value (net: a CIDR like 10.1.2.0/24)")
-		sfs.StringVar(&req.Reason, "reason", "", "why, kept with the ban")
+		// A default, as cscli's: the API keeps a reason with every ban, and
+		// "warden ban add --facet ip --value V --ttl 24h" is how an operator
+		// in a hurry (and issue 19) writes it.
+		sfs.StringVar(&req.Reason, "reason", "manual ban", "why, kept with the ban")
 		sfs.StringVar(&req.TTL, "ttl", "", "ban `DURATION`, like 24h")
 		sfs.StringVar(&req.Until, "until", "", "ban until `TIME` (RFC 3339)")
 		run = func(ctx context.Context) error { return c.add(ctx, stdout, req) }

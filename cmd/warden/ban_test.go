@@ -103,6 +103,15 @@ func TestBanCommandRoundTrip(t *testing.T) {
 	if len(l.Bans) != 1 || l.Bans[0].Value != "192.0.2.7" || l.Bans[0].Reason != "enumeration" || l.Total != 1 {
 		t.Fatalf("ls --json: %+v", l)
 	}
+
+	// Without --reason, as issue 19 writes it: the ban is set, with a reason
+	// saying it was set by hand.
+	if out, err := runBanArgs(t, "add", "--admin", url, "--facet", "ip", "--value", "127.0.0.9", "--ttl", "24h"); err != nil || !strings.Contains(out, "banned ip 127.0.0.9") {
+		t.Fatalf("add without --reason: %v\n%s", err, out)
+	}
+	if out, err := runBanArgs(t, "ls", "--admin", url, "--facet", "ip"); err != nil || !strings.Contains(out, "manual ban") {
+		t.Fatalf("ls after add without --reason: %v\n%s", err, out)
+	}
 }
 
 func TestBanCommandFailures(t *testing.T) {
