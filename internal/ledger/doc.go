@@ -199,6 +199,20 @@
 // (NAME.torn-UNIXNANO), so nothing is silently discarded. An earlier
 // hour's log left open by a crash is sealed on start.
 //
+// A write the disk refuses part-way (full, an I/O error) is cut back to
+// the log's last whole frame: a partial frame between frames would stop
+// every reader there and be cut, with all after it, at the next start.
+// What waits stays in the buffer, in order, tried again by each 100 ms
+// flush (Add does not retry it); past Options.PendingBytes (32 MiB) new
+// Accesses are dropped before any of their frames join the buffer, so
+// that every Access written keeps the dictionary frames it needs, and
+// counted (warden_ledger_lost_total), as are those waiting when their
+// hour's log is closed. A seal that fails is tried again, doubling from 5
+// s to 5 minutes, before any later log is sealed: a sealed hour names its
+// predecessor's hash, and one sealed past a failed one would break the
+// chain once both were sealed. A log that does not check at seal time has
+// its tail kept aside as at start, and the rest sealed.
+//
 // # Memory
 //
 // Dictionaries are pointer-free (strtab in dict.go: names in one byte

@@ -39,6 +39,23 @@ func appendFrame(dst []byte, kind byte, body []byte) []byte {
 	return dst
 }
 
+// countAccessFrames counts the Access frames in b, frames appendFrame
+// made (their lengths are not checked again).
+func countAccessFrames(b []byte) int {
+	n := 0
+	for len(b) >= frameHead+1 {
+		size := frameHead + int(binary.LittleEndian.Uint32(b))
+		if size > len(b) {
+			break
+		}
+		if b[frameHead] == kindAccess {
+			n++
+		}
+		b = b[size:]
+	}
+	return n
+}
+
 // nextFrame reads the frame at the start of b: its kind, body and size.
 // errTorn when b holds no whole, checking frame.
 func nextFrame(b []byte) (kind byte, body []byte, size int, err error) {

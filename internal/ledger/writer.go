@@ -39,12 +39,22 @@ type Options struct {
 	Logger        *slog.Logger  // nil: discard
 	Metrics       *Metrics      // nil: not counted
 	Now           func() time.Time
+	// PendingBytes bounds what waits in memory while the log cannot be
+	// written (a full disk): past it, Accesses are dropped and counted
+	// (warden_ledger_lost_total). 0: DefaultPendingBytes.
+	PendingBytes int
+
+	sealRetry time.Duration // tests: the first wait before a failed seal is tried again
 }
+
+// DefaultPendingBytes is Options.PendingBytes' default: about 400,000
+// Accesses, 13 s at 30,000 a second.
+const DefaultPendingBytes = 32 << 20
 
 // Metrics are the ledger writer's counters.
 type Metrics struct {
 	accesses, errors, sealed, retired, tornBytes prometheus.Counter
-	bytes, rollups, authored                     prometheus.Counter
+	bytes, rollups, authored, lost               prometheus.Counter
 }
 
 // NewMetrics registers the ledger's metrics on reg (nil: not registered).
@@ -61,9 +71,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytes:     c("warden_ledger_log_bytes_total", "Bytes appended to partition logs."),
 		rollups:   c("warden_ledger_rollups_total", "Day rollups written (reach postings of a day's sealed hours, merged)."),
 		authored:  c("warden_ledger_author_indexes_total", "Hours' author indexes written (author -> Access numbers, for reach over an hour a window cuts)."),
+		lost:      c("warden_ledger_lost_total", "Accesses the ledger could not keep: dropped while its log could not be written and more than pending_bytes waited, or waiting when an hour's log was closed unwritten, or with no log to open."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored)
+		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored, m.lost)
 	}
 	return m
 }
@@ -79,18 +90,25 @@ type Ledger struct {
 	k0   uint64
 	k1   uint64
 
-	mu    sync.Mutex
-	f     *os.File // the open hour's log; nil until the first Access of an hour
-	hour  int64    // the open log's hour, unix seconds
-	buf   []byte
-	dirty bool                  // written since the last fsync
-	dict  [nsCount]strtab       // the open hour's dictionary
-	front [frontSlots]frontSlot // facet values
-	names [nameSlots]frontSlot  // names: apart, so that values made anew each Access do not evict them
-	sink  byte                  // what prefetch read, kept
-	e     entry
-	enc   []byte
-	err   error // the last write error, logged once
+	mu   sync.Mutex
+	f    *os.File // the open hour's log; nil until the first Access of an hour
+	hour int64    // the open log's hour, unix seconds
+	buf  []byte
+	// size is how much of the open log was written whole: a write that
+	// fails part-way (a full disk) is cut back to it before the next, so
+	// that no partial frame sits between frames (a reader stops at one).
+	size int64
+	// stalled: the last write failed; buf waits for the background
+	// flush's retry instead of each Add trying again.
+	stalled bool
+	dirty   bool                  // written since the last fsync
+	dict    [nsCount]strtab       // the open hour's dictionary
+	front   [frontSlots]frontSlot // facet values
+	names   [nameSlots]frontSlot  // names: apart, so that values made anew each Access do not evict them
+	sink    byte                  // what prefetch read, kept
+	e       entry
+	enc     []byte
+	err     error // the last write error, logged once
 
 	gd       *dictionary    // the shared dictionary, the sealer's alone
 	noRollup map[int64]bool // days with a format 3 hour, the sealer's alone: no rollup
@@ -125,6 +143,9 @@ func Open(opts Options) (*Ledger, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.PendingBytes <= 0 {
+		opts.PendingBytes = DefaultPendingBytes
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
@@ -239,6 +260,9 @@ func (l *Ledger) repair(path string) (*partition, error) {
 	}
 	p, valid, why := readLog(path, b)
 	if valid == len(b) {
+		if p == nil { // empty: its header was never written (a full disk)
+			return nil, os.Remove(path)
+		}
 		return p, nil
 	}
 	aside := fmt.Sprintf("%s%s%d", path, tornMark, l.opts.Now().UnixNano())
@@ -272,7 +296,12 @@ func (l *Ledger) reopen(path string, p *partition) error {
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	l.f, l.hour = f, p.hour
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("ledger: %w", err)
+	}
+	l.f, l.hour, l.size = f, p.hour, st.Size()
 	l.dict = p.dict
 	clear(l.front[:])
 	clear(l.names[:])
@@ -348,7 +377,7 @@ func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 	l.enc = appendEntry(l.enc[:0], e, l.hour*1e6)
 	l.buf = appendFrame(l.buf, kindAccess, l.enc)
 	l.m.accesses.Inc()
-	if len(l.buf) >= flushBytes {
+	if len(l.buf) >= flushBytes && !l.stalled {
 		l.flush()
 	}
 }
@@ -372,8 +401,15 @@ func (l *Ledger) begin(t time.Time, reqID string) *entry {
 	if l.f == nil || hour > l.hour {
 		if err := l.rotate(hour); err != nil {
 			l.fail("open partition "+partName(hour), err)
+			l.m.lost.Inc()
 			return nil
 		}
+	}
+	if len(l.buf) >= l.opts.PendingBytes {
+		// The log has not taken what waits (a full disk): dropped before
+		// anything of it (a dictionary frame) joins the buffer.
+		l.m.lost.Inc()
+		return nil
 	}
 	e := &l.e
 	*e = entry{t: t.UnixMicro(), reqID: reqID, masks: e.masks[:0], classes: e.classes[:0],
@@ -498,7 +534,7 @@ func (l *Ledger) rotate(hour int64) error {
 	if err != nil {
 		return err
 	}
-	l.f, l.hour = f, hour
+	l.f, l.hour, l.size, l.stalled = f, hour, 0, false
 	for ns := range l.dict {
 		l.dict[ns].reset()
 	}
@@ -514,6 +550,7 @@ func (l *Ledger) rotate(hour int64) error {
 func (l *Ledger) closeLog() {
 	if l.f != nil {
 		l.flush()
+		l.drop()
 		old := partName(l.hour)
 		err := l.f.Sync()
 		if cerr := l.f.Close(); err == nil {
@@ -537,13 +574,54 @@ func (l *Ledger) flush() {
 	if len(l.buf) == 0 || l.f == nil {
 		return
 	}
+	if l.stalled && l.sizeUnsure() {
+		// The cut after the last failed write failed too: cut now, never
+		// append after a partial frame.
+		if err := l.f.Truncate(l.size); err != nil {
+			l.fail("cut a partial write of "+partName(l.hour), err)
+			return
+		}
+	}
 	n, err := l.f.Write(l.buf)
+	if err != nil {
+		// What waits stays in buf, in order, for the next flush; what of it
+		// reached the file is cut, so that the log ends on a whole frame.
+		// A cut that fails is tried again before the next write.
+		l.stalled = true
+		l.fail("write "+partName(l.hour), err)
+		if n > 0 {
+			if terr := l.f.Truncate(l.size); terr != nil {
+				l.fail("cut a partial write of "+partName(l.hour), terr)
+			}
+		}
+		return
+	}
 	l.m.bytes.Add(float64(n))
+	l.size += int64(n)
 	l.buf = l.buf[:0]
 	l.dirty = true
-	if err != nil {
-		l.fail("write "+partName(l.hour), err)
+	l.stalled = false
+}
+
+// sizeUnsure reports whether the open log may be longer than what was
+// written whole (a cut after a failed write that failed too).
+func (l *Ledger) sizeUnsure() bool {
+	st, err := l.f.Stat()
+	return err != nil || st.Size() != l.size
+}
+
+// drop counts the Accesses of a buffer that could not be written and
+// empties it: the log is closing (its hour is over, the ledger closes)
+// with the disk still refusing them.
+func (l *Ledger) drop() {
+	if len(l.buf) == 0 {
+		return
 	}
+	n := countAccessFrames(l.buf)
+	l.m.lost.Add(float64(n))
+	l.fail("close "+partName(l.hour), fmt.Errorf("%d Accesses not written (%d bytes)", n, len(l.buf)))
+	l.buf = l.buf[:0]
+	l.stalled = false
 }
 
 // fail logs and counts an error; repeated identical errors log once.
@@ -616,6 +694,7 @@ func (l *Ledger) Close() error {
 	<-l.bgDone
 	l.mu.Lock()
 	l.flush()
+	l.drop()
 	l.sync()
 	var err error
 	if l.f != nil {
@@ -659,16 +738,57 @@ func (l *Ledger) sealer() {
 	defer dec.Close()
 	l.retain()
 	l.rollups(enc, dec)
-	for stem := range l.seal {
-		if err := l.sealOne(stem, enc); err != nil {
-			l.fail("seal "+stem, err)
+	// Logs are sealed in order, a failed one (a full disk) tried again
+	// before any later: each sealed hour names its predecessor's hash, so
+	// sealing a later one first would chain it past this one, and verify
+	// would report the chain broken for good. Stems queued meanwhile wait
+	// behind it; Close ends the wait (the logs left are sealed, in order,
+	// at the next start).
+	var queue []string
+	backoff := l.opts.sealRetry
+	if backoff <= 0 {
+		backoff = sealRetryFirst
+	}
+	first := backoff
+	for {
+		if len(queue) == 0 {
+			stem, ok := <-l.seal
+			if !ok {
+				return
+			}
+			queue = append(queue, stem)
+		}
+		if err := l.sealOne(queue[0], enc); err != nil {
+			l.fail("seal "+queue[0], err)
+			t := time.NewTimer(backoff)
+			for waiting := true; waiting; {
+				select {
+				case stem, ok := <-l.seal:
+					if !ok {
+						t.Stop()
+						return
+					}
+					queue = append(queue, stem)
+				case <-t.C:
+					waiting = false
+				}
+			}
+			backoff = min(2*backoff, sealRetryMax)
 			continue
 		}
+		queue, backoff = queue[1:], first
 		l.m.sealed.Inc()
 		l.retain()
 		l.rollups(enc, dec)
 	}
 }
+
+// sealRetryFirst and sealRetryMax bound the wait before a failed seal is
+// tried again (doubling from the first).
+const (
+	sealRetryFirst = 5 * time.Second
+	sealRetryMax   = 5 * time.Minute
+)
 
 // sealOne turns a closed log into a sealed partition chained to the last
 // one: written aside, synced, renamed, the directory synced, then the log
@@ -679,9 +799,17 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	if err != nil {
 		return err
 	}
-	p, valid, why := readLogInto(wp, b, &entryArena{})
-	if p == nil || valid != len(b) {
-		return fmt.Errorf("%s: %v", wp, why)
+	p, valid, _ := readLogInto(wp, b, &entryArena{})
+	if valid != len(b) || p == nil {
+		// A tail that does not check (a write cut short that could not be
+		// cut back) is kept aside, as at start, and the rest sealed; a log
+		// without a header (its first write failed) is removed.
+		if _, err := l.repair(wp); err != nil {
+			return err
+		}
+		if p == nil {
+			return nil
+		}
 	}
 	if len(p.entries) == 0 {
 		return os.Remove(wp)
