@@ -165,6 +165,9 @@ type offence struct {
 	until  time.Time
 	seen   time.Time
 	banned time.Time // when this gateway wrote the latest ban or learnt of it
+	// everyone: the latest ban was address_after's, for everyone on the
+	// address (a ban for its anonymous traffic spares its accounts).
+	everyone bool
 }
 
 // liftGrace is how long after writing a ban the detector still expects
@@ -832,6 +835,17 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 		return
 	}
 	o := d.offences[key]
+	if o != nil && now.Before(o.until) && f.everyone && !o.everyone {
+		// The address is banned for its anonymous traffic, and now every
+		// account on it was banned too (address_after): the same offence,
+		// to its end, now for everyone on the address.
+		o.everyone = true
+		until := o.until
+		d.mu.Unlock()
+		reason := fmt.Sprintf("detector %s (%s): %s; offence %d, banned until %s", f.r.Name, f.r.Kind, f.evidence(d.cfg.Class), o.n, until.UTC().Format(time.RFC3339))
+		d.put(acc, f.r.Name, store.Ban{Facet: key.Facet, Value: key.Value, Reason: reason, By: "detector", Created: now, Until: until})
+		return
+	}
 	if o != nil && now.Before(o.until) {
 		if !lifted(o, acc, f) {
 			d.mu.Unlock()
@@ -857,7 +871,7 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 		}
 	}
 	d.mu.Lock()
-	o.n, o.until, o.seen, o.banned = off.N, off.Until, now, now
+	o.n, o.until, o.seen, o.banned, o.everyone = off.N, off.Until, now, now, f.everyone
 	if !off.New {
 		d.mu.Unlock()
 		return // banned already, by another gateway

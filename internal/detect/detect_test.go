@@ -506,6 +506,33 @@ func TestAddressWhenEveryAccountMisbehaves(t *testing.T) {
 	}
 }
 
+// An address banned for its anonymous traffic (anonymous requests only)
+// whose accounts are then all banned (address_after) is banned for
+// everyone, to the same end.
+func TestAnonymousAddressBanWidened(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, AddressAfter: 3, Rules: []Rule{
+		{Name: "velocity", Kind: Velocity, Limit: 1, Window: time.Minute},
+		{Name: "persist-ip", Kind: Persistence, Facet: "ip", Limit: 1, Window: time.Minute},
+	}})
+	ip := "10.0.4.1"
+	for i := range 2 {
+		f.d.Record(&inspect.Access{Identity: who("", ip), Time: t0.Add(time.Duration(i) * time.Millisecond), Status: 429, Rule: "per-ip"})
+	}
+	first, ok := f.bans(t, t0)["ip:"+ip]
+	if !ok || !first.Anonymous {
+		t.Fatalf("anonymous traffic: %+v", f.bans(t, t0))
+	}
+	for a := range 3 {
+		for i := range 2 {
+			f.d.Record(profile(who(fmt.Sprint(700+a), ip), t0.Add(time.Second), fmt.Sprintf("%d-%d", a, i)))
+		}
+	}
+	b := f.bans(t, t0.Add(time.Second))["ip:"+ip]
+	if b.Anonymous || !strings.Contains(b.Reason, "every account seen on the address") || !b.Until.Equal(first.Until) {
+		t.Fatalf("every account on the anonymously banned address banned: %+v (first %+v)", b, first)
+	}
+}
+
 func TestAllowlistsAndExempt(t *testing.T) {
 	rules := []Rule{{Name: "velocity", Kind: Velocity, Limit: 1, Window: time.Minute}}
 	f := newFixture(t, Config{Enabled: true, Rules: rules, Exempt: ration.Exempt{Accounts: []string{"vip"}}},
