@@ -37,7 +37,9 @@ func (c *Canaries) Answer(pattern string, param func(string) string, query strin
 		}
 		return 200, c.AppendProfile(nil, &p), true
 	case r.ByUsername:
-		p, ok := c.ByUsername(param("username"))
+		// In lower case, as the platform looks a username up: a canary
+		// that answered only its own spelling would tell itself apart.
+		p, ok := c.ByUsername(strings.ToLower(param("username")))
 		if !ok {
 			return 0, nil, false
 		}

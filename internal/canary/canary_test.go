@@ -127,6 +127,13 @@ func TestAnswers(t *testing.T) {
 	if string(a) != string(b) {
 		t.Fatal("profile and by-username differ")
 	}
+	// The platform looks a username up in lower case: a canary's in
+	// capitals answers as a real one's does, not 404.
+	params["username"] = strings.ToUpper(p.Username)
+	if _, b := get("GET /v1/users/by-username/{username}", ""); string(a) != string(b) {
+		t.Fatalf("by-username %s: %s", params["username"], b)
+	}
+	params["username"] = p.Username
 	// Pages of 7 add up to follower_count, each summary a canary.
 	n, q := 0, "limit=7"
 	for range 1000 {
@@ -265,3 +272,4 @@ func TestCountsConsistent(t *testing.T) {
 		}
 	}
 }
+
