@@ -7,11 +7,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // The answers warden makes for a canary, in the lab platform contract's
 // shapes (shared/lab-platform.md): full profile, SUMMARY, POST, pages of
-// {"users"|"posts": [...], "next_cursor": ...} with opaque cursors.
+// {"users"|"posts": [...], "next_cursor": ...} with opaque cursors. Strings
+// go through refusal.AppendString, the one JSON string encoder of every
+// body warden writes.
 
 const (
 	defaultLimit = 20
@@ -181,18 +185,18 @@ func (c *Canaries) AppendProfile(b []byte, p *Profile) []byte {
 	b = append(b, `{"id":"`...)
 	b = strconv.AppendInt(b, p.ID, 10)
 	b = append(b, `","username":`...)
-	b = strconv.AppendQuote(b, p.Username)
+	b = refusal.AppendString(b, p.Username)
 	b = append(b, `,"full_name":`...)
-	b = strconv.AppendQuote(b, p.FullName)
+	b = refusal.AppendString(b, p.FullName)
 	b = append(b, `,"bio":`...)
 	if p.Bio == "" {
 		p.Bio = c.bio(p)
 	}
-	b = strconv.AppendQuote(b, p.Bio)
+	b = refusal.AppendString(b, p.Bio)
 	b = append(b, `,"city":`...)
-	b = strconv.AppendQuote(b, p.City)
+	b = refusal.AppendString(b, p.City)
 	b = append(b, `,"category":`...)
-	b = strconv.AppendQuote(b, p.Category)
+	b = refusal.AppendString(b, p.Category)
 	b = append(b, `,"is_business":`...)
 	b = strconv.AppendBool(b, p.IsBusiness)
 	b = append(b, `,"follower_count":`...)
@@ -204,9 +208,9 @@ func (c *Canaries) AppendProfile(b []byte, p *Profile) []byte {
 	b = append(b, `,"created_at":"`...)
 	b = time.Unix(p.Created, 0).UTC().AppendFormat(b, time.RFC3339)
 	b = append(b, `","email":`...)
-	b = strconv.AppendQuote(b, p.Email)
+	b = refusal.AppendString(b, p.Email)
 	b = append(b, `,"phone":`...)
-	b = strconv.AppendQuote(b, p.Phone)
+	b = refusal.AppendString(b, p.Phone)
 	return append(b, '}')
 }
 
@@ -215,9 +219,9 @@ func (c *Canaries) AppendSummary(b []byte, p *Profile) []byte {
 	b = append(b, `{"id":"`...)
 	b = strconv.AppendInt(b, p.ID, 10)
 	b = append(b, `","username":`...)
-	b = strconv.AppendQuote(b, p.Username)
+	b = refusal.AppendString(b, p.Username)
 	b = append(b, `,"full_name":`...)
-	b = strconv.AppendQuote(b, p.FullName)
+	b = refusal.AppendString(b, p.FullName)
 	b = append(b, `,"follower_count":`...)
 	b = strconv.AppendInt(b, int64(p.Followers), 10)
 	b = append(b, `,"is_business":`...)

@@ -273,3 +273,24 @@ func TestCountsConsistent(t *testing.T) {
 	}
 }
 
+// TestBodiesValidJSON: a canary's answers are valid JSON whatever the
+// configured domains hold (strconv.AppendQuote wrote a control character
+// as \x01, which no JSON parser reads).
+func TestBodiesValidJSON(t *testing.T) {
+	c, err := NewWithKeys(Config{KeyEnv: "X", Domains: []string{"mail.ex\x01ample", "in\\box.example"}}, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint32(0); i < 50; i++ {
+		p := c.profile(0, i)
+		for _, b := range [][]byte{c.AppendProfile(nil, &p), c.AppendSummary(nil, &p)} {
+			var v map[string]any
+			if err := json.Unmarshal(b, &v); err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			if e, ok := v["email"]; ok && e != p.Email {
+				t.Fatalf("email %q, want %q", e, p.Email)
+			}
+		}
+	}
+}
