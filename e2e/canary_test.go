@@ -91,6 +91,19 @@ func TestCanariesServed(t *testing.T) {
 				t.Fatalf("%s: %s", path, a.body)
 			}
 		}
+		// Without an account a canary is refused as a real profile is
+		// (the platform's 401): warden answering it would tell it apart.
+		// A username in capitals is looked up as the platform does.
+		real := do(t, cl, "GET", g.url+"/v1/users/5", nil)
+		for _, path := range []string{"/v1/users/" + id, "/v1/users/by-username/" + u.Username, "/v1/users/" + id + "/followers?limit=3", "/v1/search?q=" + u.Username} {
+			if a := do(t, cl, "GET", g.url+path, nil); a.status != real.status || a.body != real.body || real.status != 401 {
+				t.Fatalf("%s without an account: %d %q; a real profile's: %d %q", path, a.status, a.body, real.status, real.body)
+			}
+		}
+		lower := do(t, cl, "GET", g.url+"/v1/users/by-username/"+u.Username, map[string]string{"Authorization": tokA})
+		if upper := do(t, cl, "GET", g.url+"/v1/users/by-username/"+strings.ToUpper(u.Username), map[string]string{"Authorization": tokA}); upper.status != 200 || upper.body != lower.body {
+			t.Fatalf("by-username %s: %d %q", strings.ToUpper(u.Username), upper.status, upper.body)
+		}
 		var prof struct{ Email, Phone, Username string }
 		_ = json.Unmarshal([]byte(do(t, cl, "GET", g.url+"/v1/users/"+id, map[string]string{"Authorization": tokB}).body), &prof)
 		if _, ok := c.Verify(id, prof.Username, prof.Email, prof.Phone); !ok || prof.Email == "" || prof.Phone == "" {

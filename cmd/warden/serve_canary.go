@@ -36,8 +36,13 @@ func openCanaries(cfg *config.Config, log *slog.Logger) ([]gateway.Responder, []
 // canaryGate plugs the canaries into the gateway's two hooks.
 type canaryGate struct{ c *canary.Canaries }
 
-// Respond answers every route about a canary from the key.
+// Respond answers every route about a canary from the key; one without a
+// verified account only with canary.anonymous: answer (else the upstream
+// answers it as it answers any id: the lab platform with 401).
 func (g canaryGate) Respond(_ context.Context, ex *gateway.Exchange) *gateway.Local {
+	if g.c.Config().Anonymous != canary.AnonymousAnswer && ex.Identity.Account == "" {
+		return nil
+	}
 	var st int
 	var body []byte
 	var ok bool

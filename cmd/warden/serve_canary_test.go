@@ -55,3 +55,32 @@ func BenchmarkCanaryGateProfile(b *testing.B) {
 		i++
 	}
 }
+
+// TestCanaryGateAnonymous: a request about a canary without a verified
+// account goes to the upstream (canary.anonymous: upstream, the default),
+// which answers it as any id without an account; with answer, warden
+// answers it from the key.
+func TestCanaryGateAnonymous(t *testing.T) {
+	g, m := labGate(t)
+	p := g.c.Canary(0, 7)
+	ex := gateway.Exchange{Method: "GET", Path: "/v1/users/" + strconv.FormatInt(p.ID, 10), Start: time.Now()}
+	ex.Route, _ = m.Match("GET", ex.Path)
+	ctx := context.Background()
+	if l := g.Respond(ctx, &ex); l != nil {
+		t.Fatalf("anonymous: answered %d %s", l.Status, l.Body)
+	}
+	ex.Identity.Account = "11"
+	if l := g.Respond(ctx, &ex); l == nil || l.Status != 200 {
+		t.Fatalf("with an account: %+v", l)
+	}
+	cfg := g.c.Config()
+	cfg.Anonymous = canary.AnonymousAnswer
+	c, err := canary.NewWithKeys(cfg, "bench-key-0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.Identity.Account = ""
+	if l := (canaryGate{c}).Respond(ctx, &ex); l == nil || l.Status != 200 {
+		t.Fatalf("anonymous: answer: %+v", l)
+	}
+}

@@ -45,7 +45,26 @@ type Config struct {
 	// Routes are the route patterns canaries are answered on and seeded
 	// into (defaults: the lab platform's).
 	Routes Routes `yaml:"routes"`
+	// Anonymous is who answers a request about a canary that carries no
+	// verified account (default upstream).
+	Anonymous Anonymous `yaml:"anonymous"`
 }
+
+// Anonymous is canary.anonymous: who answers a request about a canary
+// without a verified account. A canary must be answered as a real
+// profile would be: where the upstream refuses such a request for every
+// id (the lab platform answers 401), warden answering the canary with 200
+// would tell it apart in one request.
+type Anonymous string
+
+const (
+	// AnonymousUpstream sends it to the upstream, which answers it as it
+	// answers any id without an account (the default).
+	AnonymousUpstream Anonymous = "upstream"
+	// AnonymousAnswer answers it from the key, for an upstream that
+	// serves profiles and lists without an account.
+	AnonymousAnswer Anonymous = "answer"
+)
 
 // IDRange is an inclusive range of decimal ids.
 type IDRange struct {
@@ -99,6 +118,9 @@ func (c *Config) SetDefaults() {
 	}
 	if len(c.Facets) == 0 {
 		c.Facets = []string{"account", "app", "net"}
+	}
+	if c.Anonymous == "" {
+		c.Anonymous = AnonymousUpstream
 	}
 	r := &c.Routes
 	def := func(s *string, v string) {
@@ -160,6 +182,9 @@ func (c *Config) Validate() error {
 		if _, ok := identify.ParseFacet(f); !ok {
 			bad(fmt.Sprintf("facets[%d]", i), "%q is not a facet", f)
 		}
+	}
+	if c.Anonymous != AnonymousUpstream && c.Anonymous != AnonymousAnswer {
+		bad("anonymous", "%q is not upstream or answer", c.Anonymous)
 	}
 	return errors.Join(errs...)
 }

@@ -6,7 +6,9 @@
 // and phone. Nothing is stored to recognise one: Verify recomputes it.
 // Every route about a canary (profile, by-username, followers, following,
 // posts, one post) is answered from the key, the same for every identity,
-// so a look-up from a second account gives nothing away.
+// so a look-up from a second account gives nothing away; a request without
+// an account is left to the upstream (Config.Anonymous), and a username is
+// looked up in lower case, as the platform answers real ones.
 //
 // Which canaries an identity sees follows a keyed Tardos code: a list
 // record is an anchor when a keyed hash says so (the same for everyone);

@@ -64,6 +64,7 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_canary.yaml", "bad_canary.yaml:3:8: canary.ids: range of 101 ids is too small: at least 1073741824 needed"},
 		{"bad_canary.yaml", "bad_canary.yaml:4:12: canary.phones[0]: \"+1555010xxxx\" gives +15550100000, which libphonenumber does not judge valid"},
 		{"bad_canary.yaml", "bad_canary.yaml:5:12: canary.density: 0.5 is not in (0, 0.1]"},
+		{"bad_canary.yaml", "bad_canary.yaml:6:14: canary.anonymous: \"nobody\" is not upstream or answer"},
 		{"bad_ledger_privacy.yaml", "bad_ledger_privacy.yaml:4:17: ledger.privacy.budget_rho: \"-1\" is not a non-negative number"},
 		{"bad_ledger_privacy.yaml", "bad_ledger_privacy.yaml:6:14: ledger.privacy.researchers.alice: \"lots\" is not a non-negative number"},
 		{"bad_identified.yaml", "bad_identified.yaml:6:17: rate_limits[0].identified: \"own\" applies to ip, net and fingerprint, not account"},
