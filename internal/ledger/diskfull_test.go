@@ -244,3 +244,42 @@ func TestFailedSealKeepsTheOrder(t *testing.T) {
 		t.Fatalf("%d Accesses, want 150", len(got))
 	}
 }
+
+// An Access too large for a frame a reader takes (a length past
+// maxFrameBody reads as corruption, and every frame after it would be cut
+// at the next start) is not written: counted lost; the Accesses around it
+// are kept.
+func TestAccessPastAFrameIsNotWritten(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 20, 10, 0, 5, 0, time.UTC)
+	m := NewMetrics(nil)
+	l, err := Open(Options{Dir: dir, Now: func() time.Time { return t0 }, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Add(diskFullEntry(t0, 0))
+	huge := diskFullEntry(t0, 1)
+	for i := range maxFrameBody / 4 {
+		huge.Records = append(huge.Records, Record{ID: fmt.Sprint(i), Classes: 1})
+	}
+	l.Add(huge)
+	l.Add(diskFullEntry(t0, 2))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := requestIDs(t, dir); !slices.Equal(got, []string{"r00000", "r00002"}) {
+		t.Fatalf("Accesses %v", got)
+	}
+	if n := count(t, m.lost); n != 1 {
+		t.Fatalf("%v counted lost, want 1", n)
+	}
+	m2 := NewMetrics(nil)
+	l2, err := Open(Options{Dir: dir, Now: func() time.Time { return t0 }, Metrics: m2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	if n := count(t, m2.tornBytes); n != 0 {
+		t.Fatalf("the next start cut %v bytes", n)
+	}
+}

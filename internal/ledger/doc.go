@@ -211,7 +211,9 @@
 // s to 5 minutes, before any later log is sealed: a sealed hour names its
 // predecessor's hash, and one sealed past a failed one would break the
 // chain once both were sealed. A log that does not check at seal time has
-// its tail kept aside as at start, and the rest sealed.
+// its tail kept aside as at start, and the rest sealed. An Access whose
+// frame would pass maxFrameBody (4 MiB: a reader takes a longer length for
+// corruption and stops there) is not written: logged and counted lost.
 //
 // # Memory
 //

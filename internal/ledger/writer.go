@@ -71,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytes:     c("warden_ledger_log_bytes_total", "Bytes appended to partition logs."),
 		rollups:   c("warden_ledger_rollups_total", "Day rollups written (reach postings of a day's sealed hours, merged)."),
 		authored:  c("warden_ledger_author_indexes_total", "Hours' author indexes written (author -> Access numbers, for reach over an hour a window cuts)."),
-		lost:      c("warden_ledger_lost_total", "Accesses the ledger could not keep: dropped while its log could not be written and more than pending_bytes waited, or waiting when an hour's log was closed unwritten, or with no log to open."),
+		lost:      c("warden_ledger_lost_total", "Accesses the ledger could not keep: dropped while its log could not be written and more than pending_bytes waited, or waiting when an hour's log was closed unwritten, or with no log to open, or too large for a frame (each logged)."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored, m.lost)
@@ -375,6 +375,14 @@ func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 		e.links = append(e.links, l.hash(s))
 	}
 	l.enc = appendEntry(l.enc[:0], e, l.hour*1e6)
+	if len(l.enc)+1 > maxFrameBody {
+		// Readers take a frame this long for corruption and stop there
+		// (about 600,000 records in one answer, past inspect.max_body's
+		// default many times over): not written, said and counted.
+		l.m.lost.Inc()
+		l.fail("append an Access", fmt.Errorf("request %s: %d records, %d bytes encoded, more than a frame holds (%d)", in.RequestID, len(e.recs), len(l.enc), maxFrameBody))
+		return
+	}
 	l.buf = appendFrame(l.buf, kindAccess, l.enc)
 	l.m.accesses.Inc()
 	if len(l.buf) >= flushBytes && !l.stalled {
