@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -113,4 +114,42 @@ func decodeEcho(t *testing.T, a answer) echoed {
 		t.Fatalf("not an echo (status %d): %q", a.status, a.body)
 	}
 	return e
+}
+
+// An upstream answer warden cannot parse is a 502, and the log line says
+// why without the answer's bytes: fasthttp and net/http quote what they
+// could not read, and that is the upstream's data (here a contact).
+func TestUpstreamGarbageIsNotLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				bufio.NewReader(c).ReadString('\n')
+				c.Write([]byte("<html>lena.morgan@example.com +15550100482</html>\r\n\r\n"))
+			}()
+		}
+	}()
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, baseConfig(front), "http://"+ln.Addr().String())
+			a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/x", nil)
+			if a.status != 502 {
+				t.Fatalf("garbage answer: %d %s", a.status, a.body)
+			}
+			waitFor(t, g.p, "upstream error")
+			if out := g.p.Output(); strings.Contains(out, "lena.morgan") || strings.Contains(out, "15550100482") {
+				t.Fatalf("the upstream's bytes are in the log:\n%s", out)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -114,8 +115,20 @@ func (g *Gateway) upstreamFailed(w replyWriter, front frontName, ex *Exchange, e
 		failed(ex, status)
 	}
 	g.m.upErrors.WithLabelValues(front.String(), kind).Inc()
-	g.log.Warn("upstream error", slog.String("request_id", id), slog.String("kind", kind), slog.String("error", err.Error()))
+	g.log.Warn("upstream error", slog.String("request_id", id), slog.String("kind", kind), slog.String("error", unquoted(err)))
 	writeError(w, status, msg, id)
+}
+
+// unquoted is err's text up to the first thing it quotes: fasthttp and
+// net/http quote the bytes of an answer they could not parse (fasthttp its
+// whole buffer), the upstream's data, which may be personal and is never
+// logged. What failed stays.
+func unquoted(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '"'); i >= 0 {
+		s = strings.TrimRight(s[:i], ": ") + " (the answer's bytes are not logged)"
+	}
+	return s
 }
 
 // upstreamFailure names an upstream failure, from fasthttp's client, a dial
