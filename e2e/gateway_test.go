@@ -264,6 +264,11 @@ func TestGateway(t *testing.T) {
 				if a.status != 431 {
 					t.Fatalf("oversized header: %d", a.status)
 				}
+				if front != "std" { // net/http answers it itself
+					if id := refusalOf(t, a).RequestID; a.header.Get("X-Request-Id") != id {
+						t.Errorf("431: X-Request-Id %q, body's request_id %q", a.header.Get("X-Request-Id"), id)
+					}
+				}
 				if m := adminDo(t, g, "GET", "/metrics", "").body; front == "fast" && !strings.Contains(m, `warden_bad_requests_total{front="fast",reason="header_too_large"} 1`) {
 					t.Errorf("oversized header not counted:\n%s", grepLines(m, "warden_bad_requests_total"))
 				}
@@ -364,6 +369,9 @@ func TestUpstreamDown(t *testing.T) {
 			a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/x", nil)
 			if a.status != 502 || refusalOf(t, a).Error != "upstream unreachable" {
 				t.Fatalf("upstream down: %d %s", a.status, a.body)
+			}
+			if id := refusalOf(t, a).RequestID; a.header.Get("X-Request-Id") != id {
+				t.Errorf("502: X-Request-Id %q, body's request_id %q", a.header.Get("X-Request-Id"), id)
 			}
 		})
 	}

@@ -64,8 +64,12 @@ func writeLocal(w replyWriter, l *Local, id string) {
 	w.writeJSON(l.Status, l.Body)
 }
 
-// writeError writes one of the gateway's own errors (no rule).
+// writeError writes one of the gateway's own errors (no rule), with the
+// request id in X-Request-Id as on every other answer.
 func writeError(w replyWriter, status int, msg, id string) {
+	if id != "" {
+		w.setHeader("X-Request-Id", id)
+	}
 	w.writeJSON(status, errorBody(msg, id))
 }
 

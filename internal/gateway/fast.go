@@ -122,7 +122,9 @@ func (f *fastFront) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	if status != fasthttp.StatusRequestTimeout {
 		drainRefused(ctx.Conn())
 	}
-	f.g.badRequest((*fastReply)(&ctx.Response), f.front, status, reason, msg, "")
+	// An id even for what never became a request: the answer names it
+	// like every other one.
+	f.g.badRequest((*fastReply)(&ctx.Response), f.front, status, reason, msg, f.g.ids.next())
 	ctx.SetConnectionClose()
 }
 

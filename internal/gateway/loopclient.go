@@ -73,7 +73,7 @@ func (ls *loopState) timedOutRequest(cl *clientConn) {
 	f := ls.f
 	f.g.m.countRequest(f.front, fasthttp.StatusRequestTimeout)
 	cl.resp.Reset()
-	f.g.badRequest((*fastReply)(&cl.resp), f.front, fasthttp.StatusRequestTimeout, "read_timeout", "request read timeout", "")
+	f.g.badRequest((*fastReply)(&cl.resp), f.front, fasthttp.StatusRequestTimeout, "read_timeout", "request read timeout", f.g.ids.next())
 	ls.write(cl, true)
 }
 
