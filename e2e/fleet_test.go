@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,8 +179,8 @@ func TestRedisOutage(t *testing.T) {
 			rs.Restart()
 			awaitContact(t, get, 50, time.Now().Add(15*time.Second), "Redis returned")
 			m := adminDo(t, g, "GET", "/metrics", "")
-			if !strings.Contains(m.body, "warden_store_decision_errors_total") {
-				t.Errorf("store failures not counted in metrics")
+			if !regexp.MustCompile(`(?m)^warden_store_decision_errors_total\{[^}]*\} [1-9]`).MatchString(m.body) {
+				t.Errorf("store failures not counted in metrics:\n%s", grepLines(m.body, "warden_store_decision_errors_total"))
 			}
 		})
 	}

@@ -95,6 +95,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	for i := range m.statusText {
 		m.statusText[i] = strconv.Itoa(i)
 	}
+	// Series a dashboard or an alert watches from the start, at 0: a
+	// counter that appears only with its first error reads as "not
+	// exported" until then (the memory store's never fail).
+	for _, stage := range []string{"admit", "ration"} {
+		for _, outcome := range []string{"failed_open", "refused"} {
+			m.storeFail.WithLabelValues(stage, outcome)
+		}
+	}
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("refused")
 	return m, nil
 }
 
