@@ -528,3 +528,51 @@ func TestSignInRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestNowMasksByRuleAndFacet: the now page breaks masks down by rule and
+// facet (issue 25), as it does refusals: the counter carries the rule, the
+// facet is the config's (a budget's own, the unreferenced rule's, the
+// fan-out cap's, app for a scope); a rule the config no longer names is
+// shown by its name alone.
+func TestNowMasksByRuleAndFacet(t *testing.T) {
+	cfg := &config.Config{Ration: ration.Config{
+		Budgets:      []ration.BudgetConfig{{Name: "contact-ip-day", Facet: "ip"}, {Name: "contact-net-day", Facet: "net"}},
+		Scopes:       []ration.ScopeConfig{{Name: "scope-contact", Class: "contact"}},
+		Unreferenced: &ration.Unreferenced{Name: "unreferenced", Facet: "fingerprint"},
+		FanoutCap:    &ration.FanoutCap{Name: "fanout-cap"},
+	}}
+	masked := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_budget_masked_total", Help: "h"}, []string{"rule"})
+	for rule, n := range map[string]float64{"contact-ip-day": 4, "contact-net-day": 5, "scope-contact": 6, "unreferenced": 7, "fanout-cap": 8, "renamed-away": 9} {
+		masked.WithLabelValues(rule).Add(n)
+	}
+	e := newEnvWith(t, "", false, func(o *dashboard.Options) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(masked)
+		o.Gatherer = reg
+		o.Config = func() *config.Config { return cfg }
+	})
+	c := e.client(t)
+	e.signIn(t, c)
+	r, err := c.Get(e.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(t, r)
+	if !strings.Contains(page, "Masks by rule and facet") {
+		t.Errorf("the now page's masks are not by rule and facet")
+	}
+	r, err = c.Get(e.srv.URL + "/api/now")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := body(t, r)
+	for _, want := range []string{"contact-ip-day ip", "contact-net-day net", "scope-contact app", "unreferenced fingerprint", "fanout-cap fingerprint", "renamed-away"} {
+		cell := "<td>" + want + "</td>"
+		if !strings.Contains(page, cell) {
+			t.Errorf("the now page has no row %q", want)
+		}
+		if !strings.Contains(live, `"`+want+`":`) {
+			t.Errorf("/api/now masks have no %q: %s", want, live)
+		}
+	}
+}

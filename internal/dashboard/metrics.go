@@ -8,6 +8,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/warden-gw/warden/internal/config"
 )
 
 // sample is the now page's figures at one time, read from the process's
@@ -16,7 +18,7 @@ type sample struct {
 	T           int64              `json:"t"` // Unix milliseconds
 	Requests    float64            `json:"requests"`
 	Refusals    map[string]float64 `json:"refusals"` // "rule facet"
-	Masks       map[string]float64 `json:"masks"`    // rule
+	Masks       map[string]float64 `json:"masks"`    // "rule facet" (the facet from the config)
 	Bans        map[string]float64 `json:"bans"`     // detector bans, "rule facet"
 	StoreErrors float64            `json:"store_errors"`
 	Breaker     float64            `json:"breaker"` // -1: no breaker (the in-process store)
@@ -72,6 +74,7 @@ func value(m *dto.Metric) float64 {
 // sample reads the registry once.
 func (d *Dashboard) sample() sample {
 	x := sample{T: d.opts.Now().UnixMilli(), Refusals: map[string]float64{}, Masks: map[string]float64{}, Bans: map[string]float64{}, Breaker: -1}
+	facets := maskFacets(d.config())
 	fams, _ := d.opts.Gatherer.Gather() // a partial gather still charts what it has
 	for _, f := range fams {
 		for _, m := range f.GetMetric() {
@@ -82,7 +85,12 @@ func (d *Dashboard) sample() sample {
 			case "warden_refusals_total":
 				x.Refusals[label(m, "rule")+" "+label(m, "facet")] += v
 			case "warden_budget_masked_total":
-				x.Masks[label(m, "rule")] += v
+				// The counter carries the rule; its facet is the config's.
+				rule := label(m, "rule")
+				if f := facets[rule]; f != "" {
+					rule += " " + f
+				}
+				x.Masks[rule] += v
 			case "warden_detect_bans_total":
 				x.Bans[label(m, "rule")+" "+label(m, "facet")] += v
 			case "warden_store_errors_total", "warden_store_decision_errors_total":
@@ -95,6 +103,32 @@ func (d *Dashboard) sample() sample {
 		}
 	}
 	return x
+}
+
+// maskFacets maps each masking rule of c to the facet it counts on: a
+// budget's own, the unreferenced rule's (its link filter's), the fan-out
+// cap's (it reads that filter), app for a scope (a class kept for apps
+// holding the scope). A rule c no longer names (renamed by a reload) has
+// none.
+func maskFacets(c *config.Config) map[string]string {
+	m := map[string]string{}
+	if c == nil {
+		return m
+	}
+	r := c.Ration
+	for _, b := range r.Budgets {
+		m[b.Name] = b.Facet
+	}
+	for _, s := range r.Scopes {
+		m[s.Name] = "app"
+	}
+	if u := r.Unreferenced; u != nil {
+		m[u.Name] = u.Facet
+		if f := r.FanoutCap; f != nil {
+			m[f.Name] = u.Facet
+		}
+	}
+	return m
 }
 
 // row is one line of a breakdown table.
