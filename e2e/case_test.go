@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 )
@@ -120,6 +122,39 @@ func TestRepeatedForwardingLines(t *testing.T) {
 			// `warden explain` takes), on every front.
 			if got := a.header.Values("X-Request-Id"); len(got) != 1 || len(e.Header["X-Request-Id"]) != 1 || got[0] != e.Header["X-Request-Id"][0] {
 				t.Errorf("X-Request-Id of the answer: %q, upstream got %q", got, e.Header["X-Request-Id"])
+			}
+		})
+	}
+}
+
+// The answers warden makes at the edge, before or instead of the upstream
+// (an ambiguous path, CONNECT, an upstream that is down), carry the
+// request id of their body in X-Request-Id, as every other answer does,
+// on every front: the id warden explain takes.
+func TestEdgeAnswersCarryRequestID(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: error}\n", front), down)
+			for _, c := range []struct {
+				line   string
+				status int
+			}{{"GET /a%2Fb", 400}, {"CONNECT api.test:443", 405}, {"GET /x", 502}} {
+				a := rawRequest(t, g, c.line, "", "")
+				var body struct {
+					RequestID string `json:"request_id"`
+				}
+				if err := json.Unmarshal([]byte(a.body), &body); err != nil || a.status != c.status || body.RequestID == "" {
+					t.Fatalf("%s: %d %q", c.line, a.status, a.body)
+				}
+				if got := a.header.Values("X-Request-Id"); len(got) != 1 || got[0] != body.RequestID {
+					t.Errorf("%s: X-Request-Id %q, body's request_id %q", c.line, got, body.RequestID)
+				}
 			}
 		})
 	}
