@@ -187,7 +187,7 @@ func (d *dictionary) appendIDs(dir string, frames []byte) error {
 		return nil
 	}
 	path := filepath.Join(dir, idsFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	f, err := openFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}

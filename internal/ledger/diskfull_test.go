@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -282,4 +283,50 @@ func TestAccessPastAFrameIsNotWritten(t *testing.T) {
 	if n := count(t, m2.tornBytes); n != 0 {
 		t.Fatalf("the next start cut %v bytes", n)
 	}
+}
+
+// Links planted under the ledger's file names are never followed (warden
+// may run as root): the lock refuses to open, saying so; the shared
+// dictionary is not appended through one; the targets are untouched.
+func TestLinksNotFollowed(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "precious")
+	if err := os.WriteFile(target, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	untouched := func() {
+		t.Helper()
+		if got, err := os.ReadFile(target); err != nil || string(got) != "keep me\n" {
+			t.Fatalf("the link's target now holds %q (%v)", got, err)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(target, filepath.Join(dir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Open with a link for its lock: %v", err)
+	}
+	untouched()
+
+	dir = t.TempDir()
+	if err := os.Symlink(target, filepath.Join(dir, idsFile)); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 20, 10, 0, 5, 0, time.UTC)
+	now := t0
+	m := NewMetrics(nil)
+	l, err := Open(Options{Dir: dir, Now: func() time.Time { return now }, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Add(diskFullEntry(t0, 0))
+	now = t0.Add(time.Hour) // the first hour is sealed: its ids appended
+	l.Add(diskFullEntry(now, 1))
+	for deadline := time.Now().Add(30 * time.Second); count(t, m.errors) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the seal through a linked dictionary did not fail")
+		}
+	}
+	l.Close()
+	untouched()
 }

@@ -410,6 +410,10 @@
 //     oldest first, and notes their hashes in `retired`.
 //   - Panic on what it reads: a corrupt or truncated file is an error
 //     naming its path.
+//   - Write through a symbolic link: a link planted under one of its
+//     files' names (lock, a log, ids, retired) is refused (O_NOFOLLOW,
+//     openFile), never locked, appended to or truncated; new files are
+//     made with O_EXCL.
 //   - Allocate what a damaged file says: a compressed section is decoded
 //     into exactly the size its directory gives, refused when its zstd
 //     frame declares another or zstd could not make that much of its bytes

@@ -128,7 +128,7 @@ func (l *Ledger) retire(stem string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	rf, err := os.OpenFile(filepath.Join(l.opts.Dir, retiredFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	rf, err := openFile(filepath.Join(l.opts.Dir, retiredFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}

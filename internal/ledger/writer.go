@@ -153,7 +153,7 @@ func Open(opts Options) (*Ledger, error) {
 	if err := os.Chmod(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	lf, err := os.OpenFile(filepath.Join(opts.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lf, err := openFile(filepath.Join(opts.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
@@ -275,24 +275,32 @@ func (l *Ledger) repair(path string) (*partition, error) {
 	if p == nil {
 		return nil, os.Remove(path)
 	}
-	if err := os.Truncate(path, int64(valid)); err != nil {
+	f, err := openFile(path, os.O_WRONLY, 0)
+	if err != nil {
 		return nil, fmt.Errorf("ledger: truncate %s: %w", path, err)
 	}
-	return p, syncPath(path)
+	defer f.Close()
+	if err := f.Truncate(int64(valid)); err != nil {
+		return nil, fmt.Errorf("ledger: truncate %s: %w", path, err)
+	}
+	return p, f.Sync()
 }
 
-func syncPath(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
+// openFile is os.OpenFile that never follows a symbolic link at path
+// (O_NOFOLLOW): warden may run as root, and a link planted in its
+// directory under a ledger file's name would have it lock, append to or
+// truncate another file. Such a name is an error saying so.
+func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link: not followed", path)
 	}
-	defer f.Close()
-	return f.Sync()
+	return f, err
 }
 
 // reopen continues appending to the current hour's log.
 func (l *Ledger) reopen(path string, p *partition) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := openFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}

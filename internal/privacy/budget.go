@@ -262,7 +262,10 @@ func (b *Budgets) path(name string) string { return filepath.Join(b.dir, name) }
 // lock serialises every reader and writer of the budget file, across
 // processes (the admin API and the command line may ask at once).
 func (b *Budgets) lock() (func(), error) {
-	f, err := os.OpenFile(b.path(lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	// O_NOFOLLOW here and below: warden may run as root, and a link
+	// planted under a budget file's name would have it lock or overwrite
+	// another file.
+	f, err := os.OpenFile(b.path(lockFile), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("privacy: %w", err)
 	}
@@ -336,7 +339,12 @@ func (b *Budgets) save(st *budgetState) error {
 // leaves the old file or the new one, never a torn one.
 func writeAside(dir, name string, data []byte) error {
 	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	// A leftover (a crash mid-write) is removed, not truncated: whatever
+	// it is, a link included, a new file takes its name.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("privacy: %w", err)
+	}
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("privacy: %w", err)
 	}

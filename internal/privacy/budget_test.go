@@ -184,3 +184,39 @@ func TestIntervalCoverage(t *testing.T) {
 		}
 	}
 }
+
+// Links planted under the budget files' names are never followed: the
+// budget is kept in a file of its own and the link's target is untouched
+// (warden may run as root).
+func TestBudgetFilesNeverFollowLinks(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "precious")
+	if err := os.WriteFile(target, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, BudgetFile+".tmp")); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBudgets(dir, nil)
+	half, _ := ParseMechanism("0.5", "")
+	if _, _, err := b.Answer(t.Context(), "alice", "q1", half.Charge(), drawOne(half)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(target); err != nil || string(got) != "keep me\n" {
+		t.Fatalf("the link's target now holds %q (%v)", got, err)
+	}
+	if st, err := os.Lstat(filepath.Join(dir, BudgetFile)); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("%s: %v %v", BudgetFile, st, err)
+	}
+	// A link where the lock is: refused, said, the target untouched.
+	dir2 := t.TempDir()
+	if err := os.Symlink(target, filepath.Join(dir2, lockFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := NewBudgets(dir2, nil).Answer(t.Context(), "alice", "q1", half.Charge(), drawOne(half)); err == nil {
+		t.Fatal("a budget charged through a lock that is a link")
+	}
+	if got, _ := os.ReadFile(target); string(got) != "keep me\n" {
+		t.Fatalf("the link's target now holds %q", got)
+	}
+}
