@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -319,6 +320,11 @@ func (c *Config) Validate() error {
 		}
 		if c.Store.Memory.SnapshotInterval < time.Second {
 			bad("store.memory.snapshot_interval", "%v is below 1s", c.Store.Memory.SnapshotInterval)
+		}
+		// A redis section read by nothing: written for a fleet with the
+		// backend line forgotten, every gateway would ration alone.
+		if !reflect.DeepEqual(c.Store.Redis, redis.Config{}) {
+			bad("store.redis", "is set but store.backend is memory: the state would stay in this process, not shared (backend: redis uses it)")
 		}
 		// Both take their directory with a lock file named lock: in one
 		// directory the second would fail to start as "in use by another

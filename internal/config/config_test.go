@@ -40,6 +40,8 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_snapshot_interval.yaml", "bad_snapshot_interval.yaml:4:24: store.memory.snapshot_interval: 100ms is below 1s"},
 		{"memory_dir_with_redis.yaml", "memory_dir_with_redis.yaml:5:10: store.memory.dir: keeps the memory store's state"},
 		{"memory_dir_is_ledger_dir.yaml", "memory_dir_is_ledger_dir.yaml:3:10: store.memory.dir: /var/lib/warden is also ledger.dir: the state and the ledger each need a directory of their own"},
+		{"redis_with_memory.yaml", "redis_with_memory.yaml:4:5: store.redis: is set but store.backend is memory"},
+		{"redis_without_backend.yaml", "redis_without_backend.yaml:3:5: store.redis: is set but store.backend is memory"},
 		{"bad_redis_lease.yaml", "bad_redis_lease.yaml:5:21: store.redis.lease.tokens: -1 is outside 1..4096 (1: no leases)"},
 		{"bad_redis_lease.yaml", "bad_redis_lease.yaml:5:30: store.redis.lease.ttl: 1m30s is outside 1ms..1m0s"},
 		{"bad_ledger.yaml", "bad_ledger.yaml:3:19: ledger.fsync_interval: 1ms is below 10ms"},
