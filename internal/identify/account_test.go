@@ -363,6 +363,22 @@ func TestUnverifiedWhy(t *testing.T) {
 	}
 }
 
+// TestSubjectPatternWhole: the pattern matches the whole subject, anchored
+// or not: a subject that merely contains a match is another spelling.
+func TestSubjectPatternWhole(t *testing.T) {
+	for _, pat := range []string{`[1-9][0-9]*`, `^[1-9][0-9]*$`, `[1-9][0-9]*|x`} {
+		x := newTestIdentifier(t, Config{Account: AccountConfig{SecretEnv: "TEST_SECRET", SubjectPattern: pat}}, Options{})
+		for sub, ok := range map[string]bool{"77": true, "+77": false, "077": false, "77 ": false, "a77": false, "77a": false} {
+			tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims("sub", sub))
+			var id Identity
+			x.Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: testHeader{"Authorization", "Bearer " + tok}}, &id)
+			if (id.Account == sub) != ok || (id.UnverifiedWhy == whySubject) == ok {
+				t.Errorf("pattern %q, subject %q: account %q, why %q; want accepted %v", pat, sub, id.Account, id.UnverifiedWhy, ok)
+			}
+		}
+	}
+}
+
 // TestMissingCreated: a token without the created claim is the youngest
 // account unless the config says oldest.
 func TestMissingCreated(t *testing.T) {

@@ -111,9 +111,10 @@ type AccountConfig struct {
 	// header, as an anonymous request). Never forwarded as it came.
 	Unverified CredentialPolicy `yaml:"unverified"`
 	// SubjectPattern, when set, is a regular expression every verified
-	// subject must match (for example ^[1-9][0-9]*$): a subject the
-	// upstream may read as another spelling of an account (077, +77) is
-	// refused as ambiguous. Default none.
+	// subject must match whole (as if anchored: [1-9][0-9]* and
+	// ^[1-9][0-9]*$ are the same): a subject the upstream may read as
+	// another spelling of an account (077, +77) is refused as ambiguous.
+	// Default none.
 	SubjectPattern string `yaml:"subject_pattern"`
 	// MissingCreated is the age of an account whose token has no readable
 	// created claim: youngest (default; the youngest account_age tier) or

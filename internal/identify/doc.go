@@ -50,7 +50,8 @@
 // array of strings, at most 64) gives Identity.Scopes. A token without a
 // readable created claim is the youngest account (AccountAge 0) unless
 // account.missing_created is oldest. account.subject_pattern, when set, is
-// a regular expression every subject must match, so that an upstream that
+// a regular expression every subject must match whole (as if anchored:
+// a pattern that only had to occur in it would pass "+77"), so that an upstream that
 // reads "077" or "+77" as account 77 cannot be handed one account under
 // several names.
 //

@@ -158,11 +158,13 @@ func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier,
 		refused:  newTokenCache(max(cacheShards, c.CacheSize/4)),
 	}
 	if c.SubjectPattern != "" {
-		re, err := regexp.Compile(c.SubjectPattern)
-		if err != nil {
+		if _, err := regexp.Compile(c.SubjectPattern); err != nil {
 			return nil, fmt.Errorf("identify: account.subject_pattern: %w", err)
 		}
-		v.subjectRE = re
+		// The whole subject must match, as if the pattern were anchored:
+		// unanchored, [1-9][0-9]* would pass +77 and 077 (both contain a
+		// match), the spellings the pattern is there to refuse.
+		v.subjectRE = regexp.MustCompile(`^(?:` + c.SubjectPattern + `)$`)
 	}
 	if c.SecretFile != "" || c.SecretEnv != "" {
 		secret, at, err := secretFrom(opts, c.SecretFile, c.SecretEnv, "identify: account.secret_file", "identify: account.secret_env")
