@@ -319,31 +319,40 @@ func (c *Canaries) ByUsername(name string) (Profile, bool) {
 // make (username, e-mail, phone) is present and equal, and none present
 // differs. A record shaped like a canary but not made by a key never is.
 func (c *Canaries) Verify(id, username, email, phone string) (Profile, bool) {
-	var p Profile
-	var ok bool
 	if id != "" {
-		p, ok = c.ParseID(id)
-	}
-	if !ok && username != "" {
-		p, ok = c.ByUsername(username)
-	}
-	if !ok {
+		// After a rotation an id can name a canary under more than one
+		// key (each places index j's canary in the same stretch of the
+		// range): each is tried, so an old key's is not taken for a
+		// forgery of the new key's.
+		p, ok := c.ParseID(id)
+		ok = ok && strconv.FormatInt(p.ID, 10) == id // "+1000000299" is no canary's id
+		for ki := p.Key; ok && ki < len(c.keys); ki++ {
+			if q := c.profile(ki, p.Index); q.ID == p.ID && matches(&q, username, email, phone) {
+				return q, true
+			}
+		}
 		return Profile{}, false
 	}
-	if id != "" && strconv.FormatInt(p.ID, 10) != id {
-		return Profile{}, false
+	if p, ok := c.ByUsername(username); ok && matches(&p, username, email, phone) {
+		return p, true
 	}
+	return Profile{}, false
+}
+
+// matches reports whether at least one of username, email and phone is
+// present and p's, and none present differs.
+func matches(p *Profile, username, email, phone string) bool {
 	match := 0
 	for _, f := range [...][2]string{{username, p.Username}, {email, p.Email}, {phone, p.Phone}} {
 		if f[0] == "" {
 			continue
 		}
 		if !strings.EqualFold(f[0], f[1]) && normPhone(f[0]) != f[1] {
-			return Profile{}, false
+			return false
 		}
 		match++
 	}
-	return p, match > 0
+	return match > 0
 }
 
 // normPhone keeps "+" and the digits (a copy may write "+1 212-590-1234").
