@@ -127,6 +127,12 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("--served %s: %s", f, cliMessage(err))
 		}
+		if c.Keys() > 1 {
+			// The ledger does not say which key signed when: the replay
+			// is under today's, so lists fetched before the last rotation
+			// list canaries the identity was not shown.
+			fmt.Fprintf(stderr, "warning: replayed under the signing key (the first of %s's %d): lists fetched before the last rotation were shown the older key's canaries, not these\n", c.Config().KeyEnv, c.Keys())
+		}
 		list := trace.Served(c, led, f, value)
 		if err := ledErr(); err != nil {
 			return err

@@ -63,6 +63,13 @@ func TestTraceServedValues(t *testing.T) {
 	if m := served("192.0.2.7/24"); m != n {
 		t.Errorf("--served net 192.0.2.7/24: %d canaries, 192.0.2.0/24: %d", m, n)
 	}
+	// After a rotation the replay is under the new key: said, not hidden.
+	t.Setenv("WARDEN_CANARY_KEY", "the-next-key-0123456789abcdef,trace-served-test-key-0123456789")
+	var out, errb bytes.Buffer
+	if code := run([]string{"trace", "--served", "net", "192.0.2.0/24", "--ledger", dir}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "before the last rotation") {
+		t.Errorf("--served with two keys: exit %d, stderr %q", code, errb.String())
+	}
+	t.Setenv("WARDEN_CANARY_KEY", "trace-served-test-key-0123456789")
 	for _, c := range []struct {
 		args []string
 		want string
