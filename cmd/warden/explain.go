@@ -92,7 +92,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintln(w, "\nbudgets and rate limits: not shown; give --config FILE (the config the gateway ran with) for what each had counted")
 		}
 		if len(x.Budgets) > 0 {
-			fmt.Fprintln(w, "\nbudgets: distinct subjects of the class served to the facet's value within the window before this request")
+			fmt.Fprintln(w, "\nbudgets: distinct subjects of the class served to the facet's value (with the account, for a budget identified: own) in the budget's window as it stood before this request (windows are tumbling: a 24h one began at 00:00 UTC)")
 			tw = newTable(w)
 			fmt.Fprintln(tw, "BUDGET\tFACET\tVALUE\tCLASS\tWINDOW\tSEEN\tLIMIT\tAPPLIED")
 			for _, b := range x.Budgets {
@@ -100,7 +100,11 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				if b.AgeTier {
 					lim += " (less if young)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%v\n", b.Name, b.Facet, b.Value, b.Class, b.Window, b.Seen, lim, b.Applied)
+				v := b.Value
+				if b.Account != "" {
+					v += " account=" + b.Account
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%v\n", b.Name, b.Facet, v, b.Class, b.Window, b.Seen, lim, b.Applied)
 			}
 			tw.Flush()
 		}

@@ -5,8 +5,10 @@
 // error answer passed on, or an upstream that gave no answer), the rule
 // and facet of a refusal, the rules that masked, the records served and
 // masked per class, what each budget of the config had counted for the
-// identity's facet value within its window before the request (distinct
-// subjects of its class served unmasked), and what each rate limit that
+// identity's facet value (with its account, for a budget identified: own)
+// in its tumbling window as it stood before the request (distinct subjects
+// of its class served unmasked; a budget naming provenance is counted over
+// every look-up, the ledger keeping no provenance), and what each rate limit that
 // counted the request, as admission decides it (admit.Admitter.Applies),
 // had seen: the requests recorded from its key on its routes within its
 // burst window before the request.

@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/bits"
@@ -24,8 +25,8 @@ type Ledger interface {
 	// Find returns the Access of requestID, nil when win holds none.
 	Find(ctx context.Context, win ledger.Window, requestID string) (*ledger.Found, error)
 	// Distinct counts the distinct subjects of class served unmasked to
-	// the facet's value in win.
-	Distinct(ctx context.Context, win ledger.Window, by identify.Facet, value, class string) (int, error)
+	// the facet's value in win, by identities with every value of also.
+	Distinct(ctx context.Context, win ledger.Window, by identify.Facet, value, class string, also ...ledger.FacetValue) (int, error)
 	// Requests counts, per route, the requests recorded in win from an
 	// identity with every facet value of want.
 	Requests(ctx context.Context, win ledger.Window, want []ledger.FacetValue) (map[string]int, error)
@@ -107,12 +108,15 @@ func decision(rule string, status int, masked bool) string {
 
 // Budget is what one budget of the config counted for the request's
 // identity before it: distinct subjects of its class served unmasked to
-// the facet's value within its window (from the ledger, so only what the
-// ledger recorded).
+// the facet's value (with the identity's account, for a budget on ip, net
+// or fingerprint identified: own) in its window as it stood, tumbling
+// from a multiple of the window since the Unix epoch, as the budgets count
+// (from the ledger, so only what the ledger recorded).
 type Budget struct {
 	Name    string `json:"name"`
 	Facet   string `json:"facet"`
 	Value   string `json:"value"`
+	Account string `json:"account,omitempty"` // counted with this account (identified: own)
 	Class   string `json:"class"`
 	Window  string `json:"window"`
 	Seen    int    `json:"seen"`
@@ -187,12 +191,22 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 		if val == "" {
 			continue
 		}
-		// Before the request: its own records are not in its budget's count.
-		seen, err := l.Distinct(ctx, ledger.Window{From: e.Time.Add(-b.Window), To: e.Time.Add(-time.Microsecond)}, f, val, b.Class)
+		// An account behind an address counts there on its own (ration:
+		// identified own); anonymous requests share the value's count.
+		var also []ledger.FacetValue
+		acct := ""
+		if f != identify.FacetAccount && f != identify.FacetApp && cmp.Or(b.Identified, ration.DefaultIdentified(b.Facet)) == ration.Own {
+			if acct = e.Identity[identify.FacetAccount-1]; acct != "" {
+				also = append(also, ledger.FacetValue{By: identify.FacetAccount, Value: acct})
+			}
+		}
+		// The budget's window as it stood (tumbling), up to just before
+		// the request: its own records are not in its count.
+		seen, err := l.Distinct(ctx, ledger.Window{From: windowStart(e.Time, b.Window), To: e.Time.Add(-time.Microsecond)}, f, val, b.Class, also...)
 		if err != nil {
 			return nil, fmt.Errorf("explain %s: budget %s: %w", id, b.Name, err)
 		}
-		x.Budgets = append(x.Budgets, Budget{Name: b.Name, Facet: b.Facet, Value: val, Class: b.Class, Window: b.Window.String(),
+		x.Budgets = append(x.Budgets, Budget{Name: b.Name, Facet: b.Facet, Value: val, Account: acct, Class: b.Class, Window: b.Window.String(),
 			Seen: seen, Limit: b.Limit, AgeTier: len(b.AccountAge) > 0,
 			Applied: e.Rule == b.Name || slices.Contains(e.MaskRules, b.Name)})
 	}
@@ -265,6 +279,20 @@ func rateLimits(ctx context.Context, l Ledger, rules Rules, e *ledger.Entry, x *
 		x.RateLimits = append(x.RateLimits, row)
 	}
 	return nil
+}
+
+// windowStart is the start of the tumbling window of length w holding t:
+// a multiple of w since the Unix epoch, as the stores align budgets.
+func windowStart(t time.Time, w time.Duration) time.Time {
+	if w <= 0 {
+		return t
+	}
+	ns := t.UnixNano()
+	m := ns % int64(w)
+	if m < 0 {
+		m += int64(w)
+	}
+	return time.Unix(0, ns-m).In(t.Location())
 }
 
 // identity is e's identity as admission saw it, from its recorded facets.

@@ -66,7 +66,12 @@ func TestRequest(t *testing.T) {
 	early := served("early", -2*time.Hour, "1", "2", "3")
 	hour := served("hour", -30*time.Minute, "4", "5")
 	hour.Records[1].Masked = contact
-	src := record(t, early, hour, masked, refused, upstream, down, odd)
+	// Account 8 behind the same address: contact-ip-day is identified:
+	// own (the default on ip), so 7's count there leaves out what 8 was
+	// served (no account pays for its neighbours).
+	neighbour := served("neighbour", -time.Hour, "20", "21")
+	neighbour.Identity.Account = "8"
+	src := record(t, early, hour, neighbour, masked, refused, upstream, down, odd)
 
 	budgets := []ration.BudgetConfig{
 		{Name: "contact-account-hour", Facet: "account", Class: "contact", Limit: 2, Window: time.Hour,
@@ -83,13 +88,15 @@ func TestRequest(t *testing.T) {
 		hourSeen, daySeen  int
 		hourApplied, dayAp bool
 	}{
-		// Within the hour before "masked": 4 (5 was masked); within the day: 1 to 4.
-		{"masked", "masked", map[string]int{"contact": 1, "profile": 2}, map[string]int{"contact": 1}, 1, 4, true, false},
+		// Windows are tumbling, as the budgets count: the hour's began at
+		// 10:00, with "masked" (4, at 09:30, was in the hour before); the
+		// day's at 00:00: 1 to 4 (5 was masked).
+		{"masked", "masked", map[string]int{"contact": 1, "profile": 2}, map[string]int{"contact": 1}, 0, 4, true, false},
 		// "masked" itself served 6 unmasked before "refused".
-		{"refused", "refused", map[string]int{}, map[string]int{}, 2, 5, false, true},
-		{"upstream-404", "upstream_error", map[string]int{}, map[string]int{}, 2, 5, false, false},
-		{"upstream-down", "upstream_failed", map[string]int{}, map[string]int{}, 2, 5, false, false},
-		{"odd-bit", "served", map[string]int{"contact": 1, "profile": 1}, map[string]int{}, 2, 5, false, false},
+		{"refused", "refused", map[string]int{}, map[string]int{}, 1, 5, false, true},
+		{"upstream-404", "upstream_error", map[string]int{}, map[string]int{}, 1, 5, false, false},
+		{"upstream-down", "upstream_failed", map[string]int{}, map[string]int{}, 1, 5, false, false},
+		{"odd-bit", "served", map[string]int{"contact": 1, "profile": 1}, map[string]int{}, 1, 5, false, false},
 	} {
 		t.Run(tt.id, func(t *testing.T) {
 			x, err := explain.Request(ctx, src, explain.Rules{Budgets: budgets}, ledger.Window{}, tt.id)
@@ -104,7 +111,7 @@ func TestRequest(t *testing.T) {
 			}
 			want := []explain.Budget{
 				{Name: "contact-account-hour", Facet: "account", Value: "7", Class: "contact", Window: "1h0m0s", Seen: tt.hourSeen, Limit: 2, AgeTier: true, Applied: tt.hourApplied},
-				{Name: "contact-ip-day", Facet: "ip", Value: "192.0.2.7", Class: "contact", Window: "24h0m0s", Seen: tt.daySeen, Limit: 50, Applied: tt.dayAp},
+				{Name: "contact-ip-day", Facet: "ip", Value: "192.0.2.7", Account: "7", Class: "contact", Window: "24h0m0s", Seen: tt.daySeen, Limit: 50, Applied: tt.dayAp},
 			}
 			if len(x.Budgets) != len(want) || x.Budgets[0] != want[0] || x.Budgets[1] != want[1] {
 				t.Errorf("budgets:\n%+v\nwant\n%+v", x.Budgets, want)
@@ -183,7 +190,7 @@ func TestDecision(t *testing.T) {
 // failing is a ledger whose counts fail.
 type failing struct{ ledger.Source }
 
-func (failing) Distinct(context.Context, ledger.Window, identify.Facet, string, string) (int, error) {
+func (failing) Distinct(context.Context, ledger.Window, identify.Facet, string, string, ...ledger.FacetValue) (int, error) {
 	return 0, errors.New("disk on fire")
 }
 

@@ -448,3 +448,39 @@ func TestForgedBody(t *testing.T) {
 		t.Fatal("forged body read")
 	}
 }
+
+// Distinct with also counts what an address's budget identified: own
+// counted for one account behind it: that account's subjects on the
+// address, not its neighbours' (explain's budget rows).
+func TestDistinctAlso(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	l := openAt(t, dir, c, Options{})
+	ip := "10.9.0.1"
+	for i, e := range []*Entry{
+		profile(t0, "a", ip, "1", false), profile(t0, "a", ip, "2", false),
+		profile(t0, "b", ip, "3", false), profile(t0, "", ip, "4", false),
+		profile(t0, "a", "10.9.0.2", "5", false), // a, elsewhere
+	} {
+		e.RequestID = fmt.Sprintf("also-%d", i)
+		l.Add(e)
+	}
+	l.Sync()
+	r := reader(t, dir, Window{})
+	defer r.Close()
+	acct := func(v string) FacetValue { return FacetValue{By: identify.FacetAccount, Value: v} }
+	for _, c := range []struct {
+		also []FacetValue
+		want int
+	}{
+		{nil, 4}, {[]FacetValue{acct("a")}, 2}, {[]FacetValue{acct("b")}, 1},
+		{[]FacetValue{acct("nobody")}, 0}, {[]FacetValue{acct("a"), acct("b")}, 0},
+	} {
+		if got := must(r.Distinct(identify.FacetIP, ip, "contact", c.also...))(t); got != c.want {
+			t.Errorf("distinct on %s with %v: %d, want %d", ip, c.also, got, c.want)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -732,16 +732,29 @@ func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 }
 
 // Distinct counts the distinct subjects of class served unmasked to
-// facet value value in the window (class "" counts any record): what a
-// budget counting by that facet and class saw. An hour that does not
-// decode is an error naming its file.
-func (r *Reader) Distinct(by identify.Facet, value, class string) (int, error) {
+// facet value value in the window (class "" counts any record), by
+// identities that also have every facet value of also: what a budget
+// counting by that facet and class saw (also: the account, for a budget
+// identified: own). An hour that does not decode is an error naming its
+// file.
+func (r *Reader) Distinct(by identify.Facet, value, class string, also ...FacetValue) (int, error) {
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	set := roaring.New()
 	ident, ok := r.d.id(nsFacet+f, value)
 	if !ok {
 		return 0, nil
+	}
+	var more [NumFacets]uint32 // id+1 asked per facet of also; 0: any
+	for _, w := range also {
+		if w.By < 1 || int(w.By) > NumFacets {
+			return 0, fmt.Errorf("ledger: distinct: facet %d", w.By)
+		}
+		id, ok := r.d.id(nsFacet+int(w.By)-1, w.Value)
+		if !ok || more[w.By-1] != 0 && more[w.By-1] != id+1 {
+			return 0, nil // never recorded, or two values of one facet
+		}
+		more[w.By-1] = id + 1
 	}
 	var c uint32
 	if class != "" {
@@ -758,10 +771,16 @@ func (r *Reader) Distinct(by identify.Facet, value, class string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+	next:
 		for i := range es {
 			e := &es[i]
 			if e.facets[f] != ident+1 || !r.win.has(e.t) {
 				continue
+			}
+			for g, id := range more {
+				if id != 0 && e.facets[g] != id {
+					continue next
+				}
 			}
 			for _, rc := range e.recs {
 				if class == "" || hasClass(e, rc.classes&^rc.masked, c) {

@@ -22,8 +22,10 @@ type Source interface {
 	// Find returns the Access of a request id, nil when win holds none.
 	Find(ctx context.Context, win Window, requestID string) (*Found, error)
 	// Distinct counts the distinct subjects of class ("" any) served
-	// unmasked to facet value value in win.
-	Distinct(ctx context.Context, win Window, by identify.Facet, value, class string) (int, error)
+	// unmasked to facet value value in win, by identities that also have
+	// every facet value of also (a budget identified: own counts an
+	// address's accounts apart: [ip, account]).
+	Distinct(ctx context.Context, win Window, by identify.Facet, value, class string, also ...FacetValue) (int, error)
 	// Requests counts, per route, the Accesses in win whose identity has
 	// every facet value of want (none: every Access).
 	Requests(ctx context.Context, win Window, want []FacetValue) (map[string]int, error)
@@ -102,13 +104,13 @@ func (d dirSource) Find(_ context.Context, win Window, id string) (*Found, error
 	return r.Find(id)
 }
 
-func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, value, class string) (int, error) {
+func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, value, class string, also ...FacetValue) (int, error) {
 	r, err := d.open(win)
 	if err != nil {
 		return 0, err
 	}
 	defer r.Close()
-	return r.Distinct(by, value, class)
+	return r.Distinct(by, value, class, also...)
 }
 
 func (d dirSource) Requests(_ context.Context, win Window, want []FacetValue) (map[string]int, error) {

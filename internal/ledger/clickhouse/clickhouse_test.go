@@ -217,6 +217,12 @@ func TestSameAnswers(t *testing.T) {
 			}})
 		}
 		qs = append(qs, query{"took-by ip", func(s ledger.Source) (any, error) { return s.TookBy(ctx, w, identify.FacetIP, "10.0.3.1") }})
+		// A budget identified: own: the address's count of one account.
+		for _, also := range [][]ledger.FacetValue{nil, {{By: identify.FacetAccount, Value: "3"}}, {{By: identify.FacetAccount, Value: "nobody"}}} {
+			qs = append(qs, query{fmt.Sprintf("distinct ip with %v", also), func(s ledger.Source) (any, error) {
+				return s.Distinct(ctx, w, identify.FacetIP, "10.0.3.1", "", also...)
+			}})
+		}
 		for _, want := range [][]ledger.FacetValue{
 			nil,
 			{{By: identify.FacetAccount, Value: "3"}},

@@ -176,10 +176,16 @@ func (c *Client) TookBy(ctx context.Context, win ledger.Window, by identify.Face
 	return res, nil
 }
 
-func (c *Client) Distinct(ctx context.Context, win ledger.Window, by identify.Facet, value, class string) (int, error) {
+func (c *Client) Distinct(ctx context.Context, win ledger.Window, by identify.Facet, value, class string, also ...ledger.FacetValue) (int, error) {
 	cond := ""
 	if class != "" {
 		cond = " AND has(served, " + quote(class) + ")"
+	}
+	for _, w := range also {
+		if w.By < 1 || int(w.By) > ledger.NumFacets {
+			return 0, fmt.Errorf("clickhouse: distinct: facet %d", w.By)
+		}
+		cond += " AND " + facetColumn(w.By) + " = " + quote(w.Value)
 	}
 	rows, err := c.rows(ctx, fmt.Sprintf("SELECT uniqExact(subject) FROM takes WHERE %s = %s AND %s%s", facetColumn(by), quote(value), window(win), cond))
 	if err != nil || len(rows) != 1 {
