@@ -150,8 +150,12 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	t := trace.New(c, *workers)
 	t.NameFrom(*namedMin)
-	var read atomic.Int64
-	stop := progress(stderr, &read)
+	// read counts decompressed bytes (the speed), in the files' own bytes
+	// against their total size (the bar; none when a copy comes on
+	// standard input or is no regular file).
+	var read, in atomic.Int64
+	total := copySize(pos)
+	stop := progress(stderr, &read, &in, total)
 	for _, p := range pos {
 		var r io.Reader = os.Stdin
 		if p != "-" {
@@ -161,7 +165,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return err
 			}
 			defer f.Close()
-			r = f
+			r = countingReader{f, &in}
 		}
 		before := t.Records()
 		st, err := t.Read(r, func(n int) { read.Add(int64(n)) })
@@ -227,8 +231,49 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return tw.Flush()
 }
 
-// progress prints bytes read on a terminal until stop is called.
-func progress(w io.Writer, read *atomic.Int64) (stop func()) {
+// copySize is the total size of the copies at paths, 0 when one is
+// standard input or no regular file (its size says nothing).
+func copySize(paths []string) int64 {
+	var n int64
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if p == "-" || err != nil || !st.Mode().IsRegular() {
+			return 0
+		}
+		n += st.Size()
+	}
+	return n
+}
+
+// countingReader adds what it reads to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(b []byte) (int, error) {
+	k, err := c.r.Read(b)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// progressLine is the progress shown after elapsed: a bar over the
+// files' bytes read (in of total) when their size is known, and the
+// decompressed bytes read and their speed.
+func progressLine(read, in, total int64, elapsed time.Duration) string {
+	speed := float64(read) / 1e6 / max(elapsed.Seconds(), 1e-3)
+	if total <= 0 {
+		return fmt.Sprintf("trace: %.1f MB read, %.0f MB/s", float64(read)/1e6, speed)
+	}
+	const width = 30
+	frac := min(1, float64(in)/float64(total))
+	done := int(frac * width)
+	return fmt.Sprintf("trace: [%s%s] %3.0f%% of %.1f MB, %.1f MB read, %.0f MB/s",
+		strings.Repeat("=", done), strings.Repeat(" ", width-done), 100*frac, float64(total)/1e6, float64(read)/1e6, speed)
+}
+
+// progress shows progressLine on a terminal until stop is called.
+func progress(w io.Writer, read, in *atomic.Int64, total int64) (stop func()) {
 	f, ok := w.(*os.File)
 	if !ok {
 		return func() {}
@@ -249,8 +294,7 @@ func progress(w io.Writer, read *atomic.Int64) (stop func()) {
 				fmt.Fprint(f, "\r\033[K")
 				return
 			case <-tk.C:
-				n := read.Load()
-				fmt.Fprintf(f, "\r\033[Ktrace: %.1f MB read, %.0f MB/s", float64(n)/1e6, float64(n)/1e6/time.Since(start).Seconds())
+				fmt.Fprint(f, "\r\033[K"+progressLine(read.Load(), in.Load(), total, time.Since(start)))
 			}
 		}
 	}()

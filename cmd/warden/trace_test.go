@@ -131,3 +131,31 @@ func TestTraceUnreadableCopy(t *testing.T) {
 		t.Errorf("a copy beside an unreadable one: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }
+
+// TestProgressLine: with the copies' size known the progress is a bar
+// over their bytes (a gzip'd copy's own, not the decompressed ones'),
+// else a count; the speed is of what was read.
+func TestProgressLine(t *testing.T) {
+	for _, c := range []struct {
+		read, in, total int64
+		want            string
+	}{
+		{40e6, 25e6, 100e6, "trace: [=======                       ]  25% of 100.0 MB, 40.0 MB read, 20 MB/s"},
+		{300e6, 100e6, 100e6, "trace: [==============================] 100% of 100.0 MB, 300.0 MB read, 150 MB/s"},
+		{40e6, 0, 0, "trace: 40.0 MB read, 20 MB/s"},
+	} {
+		if got := progressLine(c.read, c.in, c.total, 2*time.Second); got != c.want {
+			t.Errorf("progressLine(%d, %d, %d):\n got %q\nwant %q", c.read, c.in, c.total, got, c.want)
+		}
+	}
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")
+	os.WriteFile(a, []byte("id\n1\n"), 0o600)
+	os.WriteFile(b, []byte("id\n22\n"), 0o600)
+	if n := copySize([]string{a, b}); n != 11 {
+		t.Errorf("copySize: %d, want 11", n)
+	}
+	if n := copySize([]string{a, "-"}); n != 0 {
+		t.Errorf("copySize with standard input: %d, want 0 (unknown)", n)
+	}
+}
