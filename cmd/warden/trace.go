@@ -45,12 +45,14 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stderr, "warden trace: --named-min %d: at least 1\n", *namedMin)
 		case *served != "" && len(pos) != 1:
 			fmt.Fprintf(stderr, "warden trace: --served %s takes one VALUE after the facet, got %d\n", *served, len(pos))
+		case *workers < 1:
+			fmt.Fprintf(stderr, "warden trace: --workers %d: at least 1\n", *workers)
 		case *served == "" && len(pos) == 0:
 			fmt.Fprintln(stderr, "warden trace: no copy to read: give its PATH, or - for standard input")
 		}
 	}
-	if err != nil || (*served == "" && len(pos) == 0) || (*served != "" && len(pos) != 1) || !(*eps > 0 && *eps < 1) || *namedMin < 1 {
-		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR | --clickhouse ADDR] [--json] [--config FILE] [--false-accusation P] [--named-min N]\n       warden trace --served FACET VALUE [--ledger DIR | --clickhouse ADDR] [--json]")
+	if err != nil || (*served == "" && len(pos) == 0) || (*served != "" && len(pos) != 1) || !(*eps > 0 && *eps < 1) || *namedMin < 1 || *workers < 1 {
+		fmt.Fprintln(stderr, "usage: warden trace PATH...|- [--ledger DIR | --clickhouse ADDR] [--json] [--config FILE] [--false-accusation P] [--named-min N] [--workers N]\n       warden trace --served FACET VALUE [--ledger DIR | --clickhouse ADDR] [--json]")
 		return errUsage
 	}
 	if err := oneLedger(*ledgerDir, *chAddr); err != nil {

@@ -115,6 +115,7 @@ func TestTraceUnreadableCopy(t *testing.T) {
 		{[]string{good, "--false-accusation", "2"}, 2, "--false-accusation 2: the probability must be above 0 and below 1"},
 		{[]string{good, "--named-min", "0"}, 2, "--named-min 0: at least 1"},
 		{[]string{"--json"}, 2, "no copy to read"},
+		{[]string{good, "--workers", "0"}, 2, "--workers 0: at least 1"},
 		{[]string{filepath.Join(dir, "missing.csv")}, 1, "open " + filepath.Join(dir, "missing.csv")},
 	} {
 		var out, errb bytes.Buffer
