@@ -251,7 +251,7 @@ func TestGateway(t *testing.T) {
 			})
 			t.Run("upstream slow is 504", func(t *testing.T) {
 				a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/slow?d=3s", nil)
-				if a.status != 504 || refusalOf(t, a).Error != "upstream timed out" {
+				if r := refusalOf(t, a); a.status != 504 || r.Error != "upstream timed out" || r.Rule != "upstream" {
 					t.Fatalf("slow upstream: %d %s", a.status, a.body)
 				}
 				want := `warden_upstream_errors_total{front="` + front + `",kind="timeout"} 1`
@@ -367,7 +367,7 @@ func TestUpstreamDown(t *testing.T) {
 		t.Run(front, func(t *testing.T) {
 			g := startGateway(t, baseConfig(front), dead)
 			a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/x", nil)
-			if a.status != 502 || refusalOf(t, a).Error != "upstream unreachable" {
+			if r := refusalOf(t, a); a.status != 502 || r.Error != "upstream unreachable" || r.Rule != "upstream" {
 				t.Fatalf("upstream down: %d %s", a.status, a.body)
 			}
 			if id := refusalOf(t, a).RequestID; a.header.Get("X-Request-Id") != id {

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // The edges every front has, written once: the answers warden makes itself
@@ -120,7 +121,13 @@ func (g *Gateway) upstreamFailed(w replyWriter, front frontName, ex *Exchange, e
 	}
 	g.m.upErrors.WithLabelValues(front.String(), kind).Inc()
 	g.log.Warn("upstream error", slog.String("request_id", id), slog.String("kind", kind), slog.String("error", unquoted(err)))
-	writeError(w, status, msg, id)
+	// Named as the ledger records it (rule upstream: warden answered for an
+	// upstream that gave no answer), so that the body, explain and the
+	// ledger agree.
+	if id != "" {
+		w.setHeader("X-Request-Id", id)
+	}
+	w.writeJSON(status, (&Refusal{Error: msg, Rule: refusal.RuleUpstream}).Body(id))
 }
 
 // unquoted is err's text up to the first thing it quotes: fasthttp and
