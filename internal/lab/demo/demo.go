@@ -62,6 +62,16 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("--compare: unknown target %q", t)
 		}
 	}
+	// Bounds are checked before anything starts: a bad one found by the
+	// first run came after the platform's start and the truth's reckoning.
+	switch {
+	case o.Duration <= 0 || o.MaxRequests <= 0:
+		return fmt.Errorf("--duration %v and --max-requests %d must both be positive", o.Duration, o.MaxRequests)
+	case o.NginxRate < 0 || o.NginxBurst < 0:
+		return fmt.Errorf("--nginx-rate %v and --nginx-burst %d must not be negative", o.NginxRate, o.NginxBurst)
+	case o.BanMin < 1:
+		return fmt.Errorf("--ban-min %d must be at least 1", o.BanMin)
+	}
 	names, err := sim.ParseScenarios(o.Mix)
 	if err != nil {
 		return err
