@@ -46,6 +46,21 @@ type pop struct {
 	// legitimate populations: per user, whether harmed, and whether active.
 	harmed, active []atomic.Bool
 	harmedReqs     atomic.Int64
+
+	// inflight counts requests between their reservation and their end;
+	// stop (set by Run) ends the population once its bound is spent and
+	// none is in flight, so that clients asleep between actions (a user
+	// pauses up to a minute) do not hold the run open until its duration.
+	inflight atomic.Int64
+	stop     context.CancelFunc
+}
+
+// settle ends a request of do; the last one of a spent bound stops the
+// population.
+func (p *pop) settle() {
+	if p.inflight.Add(-1) == 0 && p.sent.Load() >= p.max && p.stop != nil {
+		p.stop()
+	}
 }
 
 func newPop(name string, harvester bool, max int64, profiles, users int) *pop {
@@ -159,6 +174,10 @@ func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path 
 	if p.pace != nil && !p.pace.wait(ctx) {
 		return nil, errStop
 	}
+	// Counted in flight before the reservation: another request ending
+	// meanwhile must not take this one for the last.
+	p.inflight.Add(1)
+	defer p.settle()
 	if ctx.Err() != nil || !p.take() {
 		return nil, errStop
 	}

@@ -187,10 +187,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for i, b := range runs {
 		pops[i] = b.p
 		b.p.start = start
+		pctx, stop := context.WithCancel(ctx)
+		b.p.stop = stop
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.r.run(ctx, e, b.p)
+			defer stop()
+			b.r.run(pctx, e, b.p)
 		}()
 	}
 	done := make(chan struct{})

@@ -203,6 +203,24 @@ func TestScenariosStopAtTheirCountBound(t *testing.T) {
 	}
 }
 
+// Users pause between actions as people do (a minute or more for the
+// least active): once the bound is spent the run ends, without waiting
+// for each of them to wake up and find it spent.
+func TestUsersStopAtTheirCountBoundWhileAsleep(t *testing.T) {
+	srv := newPeerServer(t)
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"users", "nat-users"}, MaxRequests: 5,
+		Duration: 10 * time.Minute, Truth: readTestTruth(t)}) // default think and session gaps
+	for _, name := range []string{"users", "nat-users"} {
+		if p := pop1(t, rep, name); p.Requests != 5 {
+			t.Errorf("%s sent %d requests, want its bound 5", name, p.Requests)
+		}
+	}
+	// Without the stop, the sleepers held the run to run()'s 60 s context.
+	if rep.Seconds > 30 {
+		t.Errorf("the run took %.1fs after its bound was spent", rep.Seconds)
+	}
+}
+
 func TestRunStopsAtItsTimeBound(t *testing.T) {
 	srv := newPeerServer(t)
 	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"slow", "users"}, Duration: 300 * time.Millisecond,
