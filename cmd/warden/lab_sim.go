@@ -78,8 +78,8 @@ func runLabSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	if rep.TruthMismatch > 0 { // the table says why; the exit status says the score is void
-		return fmt.Errorf("the ground truth is not the target's (%d profiles answered under other usernames)", rep.TruthMismatch)
+	if rep.Void() { // the table says why; the exit status says the score is void
+		return fmt.Errorf("the run measured nothing (see the warnings above)")
 	}
 	return nil
 }

@@ -103,5 +103,6 @@
 // and harm_requests_pct. A score of zero is written as 0, never left out.
 // The report's truth_mismatch counts full profiles of real ids served under
 // another username than the truth gives them: the truth is another
-// platform's, and no harvest can be scored (the table warns).
+// platform's, and no harvest can be scored (the table warns, as it does for
+// a population whose every request failed; Report.Void).
 package sim

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,19 +34,54 @@ type Report struct {
 	// TruthMismatch counts full profiles of real ids that came with a
 	// username the ground truth does not give them: not 0 when the target
 	// is another platform than the truth's (--profiles, --seed), and then
-	// every harvest is wrongly 0 (MismatchWarning).
+	// every harvest is wrongly 0 (Warnings).
 	TruthMismatch int64 `json:"truth_mismatch"`
 }
 
-// MismatchWarning says, when the target's profiles are not the truth's,
-// why the scores cannot be read; "" otherwise.
-func (r *Report) MismatchWarning() string {
-	if r.TruthMismatch == 0 {
-		return ""
+// Warnings say why scores cannot be read: the target's profiles are not
+// the truth's, or every request of a population failed (a wrong
+// --jwt-secret: all 401), so its 0% says nothing.
+func (r *Report) Warnings() []string {
+	var out []string
+	if r.TruthMismatch > 0 {
+		out = append(out, fmt.Sprintf("warning: %d profiles came with another username than the ground truth gives their id: "+
+			"the target is not a lab platform with --profiles %d --seed %d (pass its flags, or --truth), so no harvest can be scored",
+			r.TruthMismatch, r.Profiles, r.Seed))
 	}
-	return fmt.Sprintf("warning: %d profiles came with another username than the ground truth gives their id: "+
-		"the target is not a lab platform with --profiles %d --seed %d (pass its flags, or --truth), so no harvest can be scored",
-		r.TruthMismatch, r.Profiles, r.Seed)
+	for _, p := range r.Populations {
+		if p.Requests == 0 || p.Errors < p.Requests {
+			continue
+		}
+		hint := ""
+		if p.Status["401"] > 0 {
+			hint = ": is --jwt-secret the platform's?"
+		}
+		out = append(out, fmt.Sprintf("warning: every request of %s failed (%s)%s", p.Name, statusList(p.Status), hint))
+	}
+	return out
+}
+
+// Void reports whether the run measured nothing: the truth is another
+// platform's, or every request of every population failed.
+func (r *Report) Void() bool {
+	if r.TruthMismatch > 0 {
+		return true
+	}
+	for _, p := range r.Populations {
+		if p.Errors < p.Requests || p.Requests == 0 {
+			return false
+		}
+	}
+	return len(r.Populations) > 0
+}
+
+// statusList is "401: 30, network_error: 2", by status.
+func statusList(m map[string]int64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // AddrCount is a source address and how many of its requests were refused.
@@ -230,9 +267,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.Profiles, r.Seconds); err != nil {
 		return err
 	}
-	if m := r.MismatchWarning(); m != "" {
-		_, err := fmt.Fprintln(w, m)
-		return err
+	for _, m := range r.Warnings() {
+		if _, err := fmt.Fprintln(w, m); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -260,7 +260,7 @@ func TestHarvestCountsOnlyTrueContactOfRealProfiles(t *testing.T) {
 	if p.Masked != 3 { // ids 3, 4 null/missing on real profiles, 8 marked
 		t.Errorf("masked %d, want 3", p.Masked)
 	}
-	if rep.TruthMismatch != 0 || rep.MismatchWarning() != "" {
+	if rep.TruthMismatch != 0 || len(rep.Warnings()) != 0 || rep.Void() {
 		t.Errorf("truth mismatch %d on the truth's own platform", rep.TruthMismatch)
 	}
 }
@@ -282,8 +282,32 @@ func TestTruthOfAnotherPlatformIsReported(t *testing.T) {
 	if err := rep.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "warning: 20 profiles came with another username") {
-		t.Fatalf("table without the warning:\n%s", b.String())
+	if !strings.Contains(b.String(), "warning: 20 profiles came with another username") || !rep.Void() {
+		t.Fatalf("table without the warning, or the run not void:\n%s", b.String())
+	}
+}
+
+// Tokens signed with another secret than the platform's: every request is
+// a 401, which the score counts as errors; the report says the run
+// measured nothing instead of reading as 0% harvested and 0% harmed.
+func TestEveryRequestFailedIsReported(t *testing.T) {
+	srv := newPeerServer(t)
+	srv.status = func(*http.Request) int { return 401 }
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"naive", "partner"}, MaxRequests: 10, Truth: readTestTruth(t),
+		Params: map[string]string{"partner.rate": "5000"}})
+	w := strings.Join(rep.Warnings(), "\n")
+	for _, name := range []string{"naive", "partner"} {
+		if !strings.Contains(w, "every request of "+name+" failed (401: 10): is --jwt-secret the platform's?") {
+			t.Errorf("no warning for %s in %q", name, w)
+		}
+	}
+	if !rep.Void() {
+		t.Error("a run where every request failed is not void")
+	}
+	srv.status = nil // one population served: the run measured something
+	rep = run(t, Options{Target: srv.URL, Scenarios: []string{"naive"}, MaxRequests: 10, Truth: readTestTruth(t)})
+	if rep.Void() || len(rep.Warnings()) != 0 {
+		t.Errorf("a served run: void %v, warnings %q", rep.Void(), rep.Warnings())
 	}
 }
 
