@@ -341,6 +341,16 @@ func (c *Config) Validate() error {
 		bad("store.backend", "%v", c.Store.Backend.Validate())
 	}
 	add("store.failure", c.Store.Failure.Validate())
+	// ClickHouse's spool takes its directory with a lock file named lock
+	// too: sharing one, the gateway would refuse to start as "in use by
+	// another warden".
+	if sp := c.Ledger.ClickHouse.Spool.Dir; c.Ledger.Backend == LedgerClickHouse && sp != "" {
+		for _, o := range []struct{ key, dir string }{{"ledger.dir", c.Ledger.Dir}, {"store.memory.dir", c.Store.Memory.Dir}} {
+			if o.dir != "" && sameDir(sp, o.dir) {
+				bad("ledger.clickhouse.spool.dir", "%s is also %s: each needs a directory of its own", sp, o.key)
+			}
+		}
+	}
 	add("identity", c.Identity.Validate())
 	add("inspect", c.Inspect.Validate())
 	add("ration", c.Ration.Validate())

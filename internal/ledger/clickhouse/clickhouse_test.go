@@ -436,3 +436,29 @@ func TestSpoolBound(t *testing.T) {
 		t.Fatalf("kept %d + dropped %v != 3000", kept, dropped)
 	}
 }
+
+// TestSpoolOnePerGateway: a second sink on a spool in use is refused (two
+// gateways started from one file on one host numbered their batches alike
+// and wrote over each other's); the spool is free again once the first
+// sink is closed.
+func TestSpoolOnePerGateway(t *testing.T) {
+	cfg := Config{Addrs: []string{"127.0.0.1:1"}, Database: "x", BatchInterval: time.Hour, Spool: SpoolConfig{Dir: t.TempDir()}}
+	first, err := NewSink(cfg, nil, NewMetrics(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := NewSink(cfg, nil, NewMetrics(nil)); err == nil || !strings.Contains(err.Error(), "is in use by another warden") {
+		if second != nil {
+			second.Close(context.Background())
+		}
+		t.Fatalf("a second sink on the spool in use: %v, want it refused", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	first.Close(ctx)
+	again, err := NewSink(cfg, nil, NewMetrics(nil))
+	if err != nil {
+		t.Fatalf("the spool after the first sink closed: %v", err)
+	}
+	again.Close(ctx)
+}

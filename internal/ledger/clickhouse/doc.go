@@ -15,7 +15,8 @@
 // A batch (batch_size Accesses, or what came in batch_interval, never
 // spanning a day) is inserted as one block per table, so each table's
 // insert lands whole or not at all. While ClickHouse fails, batches wait in
-// the spool directory (one file each, written aside, fsynced, renamed) and
+// the spool directory (one file each, written aside, fsynced, renamed;
+// one sink per directory, held by a flock on its file lock) and
 // are sent oldest first when it answers again, across restarts of either.
 // Past spool.max_bytes a batch is dropped and counted. An insert whose
 // answer was lost (a connection cut after the rows were sent) may have

@@ -185,6 +185,7 @@ func NewSink(cfg Config, log *slog.Logger, m *Metrics) (*Sink, error) {
 	}
 	k0, k1, err := loadKey(cfg.Spool.Dir)
 	if err != nil {
+		sp.close()
 		return nil, err
 	}
 	s := &Sink{c: c, cfg: cfg, log: log, m: m, enc: encoder{k0: k0, k1: k1}, spool: sp,
@@ -438,6 +439,7 @@ out:
 	if n := s.spool.len(); n > 0 {
 		s.log.Warn("ledger: clickhouse batches left in the spool for the next start", slog.Int("batches", n), slog.String("dir", s.cfg.Spool.Dir))
 	}
+	s.spool.close()
 	return nil
 }
 

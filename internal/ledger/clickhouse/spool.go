@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // spool is a directory of batches waiting for ClickHouse, one file each
@@ -27,6 +28,7 @@ type spool struct {
 	sizes map[string]int64
 	bytes int64
 	seq   uint64
+	lock  *os.File // flock'd: one sink per spool
 }
 
 const spoolMagic = "WCHSPL1\n"
@@ -37,11 +39,24 @@ func openSpool(dir string, maxBytes int64, m *Metrics) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("clickhouse: spool: %w", err)
 	}
-	ents, err := os.ReadDir(dir)
+	// Two gateways on one spool would number their batches alike and
+	// write over each other's (Accesses lost), and each remove the
+	// other's files being written: a lock keeps the second out, as
+	// ledger.dir and store.memory.dir do.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: spool: %w", err)
 	}
-	s := &spool{dir: dir, max: maxBytes, m: m, sizes: map[string]int64{}}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("clickhouse: spool %s is in use by another warden (each gateway needs a spool.dir of its own): %w", dir, err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("clickhouse: spool: %w", err)
+	}
+	s := &spool{dir: dir, max: maxBytes, m: m, sizes: map[string]int64{}, lock: lock}
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, ".tmp") {
@@ -69,6 +84,9 @@ func openSpool(dir string, maxBytes int64, m *Metrics) (*spool, error) {
 	s.gauge()
 	return s, nil
 }
+
+// close releases the spool's lock; the spool is not used after.
+func (s *spool) close() { s.lock.Close() }
 
 func (s *spool) gauge() {
 	s.m.spoolBytes.Set(float64(s.bytes))
