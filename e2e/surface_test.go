@@ -144,7 +144,7 @@ func TestLedgerSurface(t *testing.T) {
 	// explain's table: classes as words, not Go maps; without --config it
 	// says where the budgets' counts come from.
 	code, out, errOut = runWarden(t, "", nil, "explain", tl.refused[0], "--ledger", dir)
-	if code != 0 || strings.Contains(out, "map[") || !strings.Contains(out, "classes served none; masked none") || !strings.Contains(out, "budgets: not shown; give --config FILE") {
+	if code != 0 || strings.Contains(out, "map[") || !strings.Contains(out, "classes served none; masked none") || !strings.Contains(out, "budgets and rate limits: not shown; give --config FILE") {
 		t.Errorf("explain table: exit %d\n%s%s", code, out, errOut)
 	}
 
