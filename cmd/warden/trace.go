@@ -192,6 +192,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := ledErr(); err != nil {
 		return err
 	}
+	if rep.ContactOnly > 0 {
+		fmt.Fprintf(stderr, "warning: %d of the %d records have an e-mail or phone and no id or username: no canary can be found among them, and they give no ledger coverage\n", rep.ContactOnly, rep.Records)
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}

@@ -160,3 +160,17 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("copySize with standard input: %d, want 0 (unknown)", n)
 	}
 }
+
+// TestTraceContactOnly: records with only an e-mail or a phone are
+// counted and said: no canary can be found among them (the README said
+// a copy of e-mails or phones gave canaries; it gave none, silently).
+func TestTraceContactOnly(t *testing.T) {
+	t.Setenv("WARDEN_CANARY_KEY", "")
+	p := filepath.Join(t.TempDir(), "contacts.csv")
+	os.WriteFile(p, []byte("email;phone\nlena41@mail.example;+12125123456\nnoah7@inbox.example;+447400123456\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"trace", p, "--json"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), `"contact_only":2`) || !strings.Contains(errb.String(), "2 of the 2 records have an e-mail or phone and no id or username") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}

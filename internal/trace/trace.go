@@ -45,6 +45,7 @@ type Tracer struct {
 	subj    *roaring.Bitmap    // the copy's real subject ids (numeric)
 	found   map[canaryKey]bool // canaries verified
 	rejects int                // canary-shaped records the key did not make
+	contact int64              // records with an e-mail or phone and no id or username
 	stats   []ReadStats
 	named   int // DefaultNamedMin unless NameFrom said otherwise
 }
@@ -73,6 +74,7 @@ type worker struct {
 	ids     []uint32
 	found   map[canaryKey]bool
 	rejects int
+	contact int64
 }
 
 // Read reads one copy (any format, gzip'd or not) into the tally.
@@ -89,6 +91,9 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 	st, err := Read(r, t.workers, func(w int, rec *Record) {
 		x := ws[w]
 		x.n++
+		if rec.ID == nil && rec.Username == nil {
+			x.contact++ // a canary is told by its id or username only
+		}
 		id, numeric := parseID(rec.ID)
 		if t.c != nil && (numeric && id >= lo && id <= hi || rec.ID == nil && canaryShapedName(rec.Username)) {
 			if p, ok := t.c.Verify(string(rec.ID), string(rec.Username), string(rec.Email), string(rec.Phone)); ok {
@@ -113,6 +118,7 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 		t.subj.Or(x.subj)
 		t.records += x.n
 		t.rejects += x.rejects
+		t.contact += x.contact
 		for k := range x.found {
 			t.found[k] = true
 		}
@@ -159,10 +165,15 @@ func canaryShapedName(u []byte) bool {
 
 // Report is what a trace found.
 type Report struct {
-	Records         int64       `json:"records"`
-	Subjects        int         `json:"subjects"` // distinct real subject ids
-	CanariesFound   int         `json:"canaries_found"`
-	CanariesForged  int         `json:"canary_shaped_rejected"` // shaped like canaries, not made by the key
+	Records        int64 `json:"records"`
+	Subjects       int   `json:"subjects"` // distinct real subject ids
+	CanariesFound  int   `json:"canaries_found"`
+	CanariesForged int   `json:"canary_shaped_rejected"` // shaped like canaries, not made by the key
+	// ContactOnly counts the records with an e-mail or a phone and no id
+	// or username: no canary is found among them (a canary is told by its
+	// id or username; its e-mail and phone are drawn, not invertible) and
+	// they give no ledger coverage (the ledger keeps ids).
+	ContactOnly     int64       `json:"contact_only"`
 	Accused         []Accused   `json:"accused"`
 	Coverage        []Cover     `json:"coverage"`
 	Covered         float64     `json:"covered"` // share of the subjects the coverage set explains
@@ -250,7 +261,7 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		eps = DefaultFalseAccusation
 	}
 	rep := &Report{Records: t.records, Subjects: int(t.subj.GetCardinality()), CanariesFound: len(t.found),
-		CanariesForged: t.rejects, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{},
+		CanariesForged: t.rejects, ContactOnly: t.contact, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{},
 		Named: []Named{}, NamedMin: t.named}
 	if led == nil {
 		return rep
