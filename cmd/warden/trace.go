@@ -192,6 +192,12 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := ledErr(); err != nil {
 		return err
 	}
+	if led != nil && rep.Subjects > 0 && rep.Served == 0 && rep.Candidates == 0 {
+		// Nobody accused and nobody named, rightly or because the ledger
+		// given is not the gateway's (an empty or wrong directory reads
+		// as a ledger with no Access): say which evidence is missing.
+		fmt.Fprintf(stderr, "warning: the ledger shows none of the copy's %d subjects served to anyone and no list answer to score: the copy was not taken through this gateway, or this is not its ledger\n", rep.Subjects)
+	}
 	if rep.ContactOnly > 0 {
 		fmt.Fprintf(stderr, "warning: %d of the %d records have an e-mail or phone and no id or username: no canary can be found among them, and they give no ledger coverage\n", rep.ContactOnly, rep.Records)
 	}

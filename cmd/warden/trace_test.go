@@ -174,3 +174,19 @@ func TestTraceContactOnly(t *testing.T) {
 		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }
+
+// TestTraceEmptyLedger: a ledger directory with no Access (empty, or not
+// the gateway's) accuses and names nobody, and says so on stderr rather
+// than let "nobody" stand for "no evidence".
+func TestTraceEmptyLedger(t *testing.T) {
+	t.Setenv("WARDEN_CANARY_KEY", "")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "copy.ndjson")
+	os.WriteFile(p, []byte(`{"id":"17","username":"lena.morgan_4821173"}`+"\n"), 0o600)
+	led := filepath.Join(dir, "not-a-ledger")
+	os.Mkdir(led, 0o700)
+	var out, errb bytes.Buffer
+	if code := run([]string{"trace", p, "--ledger", led}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "or this is not its ledger") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
