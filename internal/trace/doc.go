@@ -12,7 +12,10 @@
 // GB pass through a few buffers, line-delimited input on every core. A
 // CSV header's unknown column names are read by their values. Other
 // containers (xz, bzip2, zstd, lz4, zip, 7z) are refused by name, since
-// their bytes read as text give no record.
+// their bytes read as text give no record. A record with only an e-mail
+// or a phone is counted (Report.ContactOnly) but gives no canary: a
+// canary is told by its id or username, its e-mail and phone being drawn
+// from the key, not invertible.
 // Search answers are scored like list answers: the ledger's list of one is
 // its query sealed under the canary key, which Plan opens.
 //
