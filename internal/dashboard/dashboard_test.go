@@ -26,6 +26,8 @@ import (
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/store/memory"
+	"github.com/warden-gw/warden/internal/store/redis"
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
 const testToken = "dashboard-test-token-0123456789"
@@ -52,6 +54,13 @@ func newEnvWith(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboard
 // with lq (nil: it has no ledger).
 func newEnvLedger(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboard.Options), lq admin.Ledger) *env {
 	t.Helper()
+	return newEnvBans(t, ledgerDir, useTLS, opt, lq, nil)
+}
+
+// newEnvBans is newEnvLedger whose admin API keeps its bans in bans (nil:
+// the env's memory store).
+func newEnvBans(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboard.Options), lq admin.Ledger, bans admin.BanStore) *env {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_requests_total", Help: "h"}, []string{"front", "code"})
 	reg.MustRegister(c)
@@ -66,7 +75,10 @@ func newEnvLedger(t *testing.T, ledgerDir string, useTLS bool, opt func(*dashboa
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := admin.New(admin.Options{Token: testToken, Gatherer: reg, Bans: st, Dashboard: d, Ledger: lq})
+	if bans == nil {
+		bans = st
+	}
+	a, err := admin.New(admin.Options{Token: testToken, Gatherer: reg, Bans: bans, Dashboard: d, Ledger: lq})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -574,5 +586,38 @@ func TestNowMasksByRuleAndFacet(t *testing.T) {
 		if !strings.Contains(live, `"`+want+`":`) {
 			t.Errorf("/api/now masks have no %q: %s", want, live)
 		}
+	}
+}
+
+// TestBansUnknownWhenStoreFails: with the state store down (Redis killed)
+// the now page says the bans in force are unknown and the bans page lists
+// none, rather than "-1" and "0 bans in force".
+func TestBansUnknownWhenStoreFails(t *testing.T) {
+	rs := redistest.Start(t)
+	cfg := redis.Config{Addrs: []string{rs.Addr()}}
+	cfg.SetDefaults()
+	st, err := redis.New(context.Background(), cfg, redis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := newEnvBans(t, "", false, nil, nil, st)
+	c := e.client(t)
+	e.signIn(t, c)
+	rs.Kill()
+	r, err := c.Get(e.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := body(t, r); !strings.Contains(page, `id="n-banned">unknown<`) {
+		t.Errorf("now page with the store down: the bans tile is not unknown:\n%s", page)
+	}
+	r, err = c.Get(e.srv.URL + "/bans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(t, r)
+	if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(page, "0 bans in force") || !strings.Contains(page, "could not be listed") {
+		t.Errorf("bans page with the store down: %d\n%s", r.StatusCode, page)
 	}
 }

@@ -156,7 +156,7 @@ type nowData struct {
 	Refusals []row
 	Masks    []row
 	Bans     []row
-	Banned   int // bans in force
+	Banned   int // bans in force; -1 when the store did not list them
 	Store    string
 	Window   string
 }

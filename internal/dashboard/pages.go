@@ -322,6 +322,7 @@ func (d *Dashboard) tookBy(w http.ResponseWriter, r *http.Request) {
 type banPage struct {
 	Bans      []admin.BanView
 	Total     int
+	Listed    bool // false: the store did not list the bans
 	Truncated bool
 	Facets    []string
 	Form      url.Values
@@ -338,8 +339,10 @@ func (d *Dashboard) showBans(w http.ResponseWriter, r *http.Request, code int, m
 	begin := time.Now()
 	var bl admin.BanListing
 	v := view{Title: "Bans", Nav: "bans", Error: msg}
+	listed := true
 	if err := d.call(r.Context(), http.MethodGet, "/v1/bans?limit=500", nil, &bl); err != nil {
-		v.Error, code = errText(err), statusOf(err)
+		// Not "0 bans in force": the store did not say.
+		v.Error, code, listed = errText(err), statusOf(err), false
 	}
 	switch r.URL.Query().Get("done") {
 	case "added":
@@ -354,7 +357,7 @@ func (d *Dashboard) showBans(w http.ResponseWriter, r *http.Request, code int, m
 	if form == nil {
 		form = url.Values{"ttl": {"1h"}}
 	}
-	v.Data = banPage{Bans: bl.Bans, Total: bl.Total, Truncated: bl.Truncated, Facets: facets, Form: form, Now: d.opts.Now()}
+	v.Data = banPage{Bans: bl.Bans, Total: bl.Total, Listed: listed, Truncated: bl.Truncated, Facets: facets, Form: form, Now: d.opts.Now()}
 	v.Elapsed = time.Since(begin).String()
 	d.render(w, r, code, "bans", v)
 }

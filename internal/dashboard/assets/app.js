@@ -97,7 +97,7 @@
         var n = d.now, hist = (d.history || []).concat([n]);
         text("n-requests", String(n.requests));
         text("n-inflight", String(n.in_flight));
-        text("n-banned", String(d.banned));
+        text("n-banned", d.banned < 0 ? "unknown" : String(d.banned)); // -1: the store did not answer
         text("n-store", d.store);
         text("n-storeerr", String(n.store_errors));
         table("t-refusals", n.refusals);
