@@ -31,7 +31,6 @@ type dictionary struct {
 	// own dictionary.
 	tfOnce [NumFacets]sync.Once
 	tf     [NumFacets][]uint32
-	sink   byte // what internMany's prefetch read, kept
 }
 
 // tupleFacet is, for facet f, the value (+1, 0 absent) of each tuple; a
@@ -130,30 +129,55 @@ func (d *dictionary) intern(ns int, s []byte, buf *[]byte) uint32 {
 // to dst, or where it lies if it stays there until the batch is
 // interned), its integer written to out[i]. The sealer interns each
 // hour's distinct ids and tuples, about 3.7 an Access at the issue's
-// density, in tables of millions of names: as in Add (prefetch), names are
-// hashed in batches and the slots and records they will read loaded ahead,
-// so that the batch's cache misses overlap.
+// density, in tables of millions of names, each look-up two cache misses
+// (its slot, then its record). The look-ups are pipelined: name i+ahead
+// is hashed and its slot prefetched, name i+ahead/2's slot (arrived by
+// then) read and the record it points to prefetched, and name i looked
+// up, so that the misses of about ahead names are in flight at once
+// (prefetchLine does not stall the look-ups behind it, as the loads of
+// Add's prefetch do).
 func (d *dictionary) internMany(ns, n int, name func(i int, dst []byte) []byte, out []uint32, buf *[]byte) {
+	const ahead = 16
 	t := &d.t[ns]
 	t.index()
-	var pf prefetch
-	var keep [len(pf.h)][]byte
-	for i := 0; i < n; i += len(keep) {
-		k := min(len(keep), n-i)
-		pf = prefetch{}
-		for j := range k {
-			keep[j] = name(i+j, keep[j][:0])
-			pf.add(t, unsafe.String(unsafe.SliceData(keep[j]), len(keep[j])))
+	var keep [2 * ahead][]byte // names i to i+ahead, by i mod len
+	var hs [len(keep)]uint64
+	fill := func(j int) {
+		k := j & (len(keep) - 1)
+		keep[k] = name(j, keep[k][:0])
+		hs[k] = maphash.Bytes(t.seed, keep[k])
+		prefetchLine(unsafe.Pointer(&t.slots[home(hs[k], len(t.slots))]))
+	}
+	for j := range min(n, ahead) {
+		fill(j)
+	}
+	for i := range n {
+		if j := i + ahead; j < n {
+			fill(j)
 		}
-		d.sink += pf.names()
-		for j, s := range keep[:k] {
-			h, _ := pf.hash()
-			v, added := t.internHash(unsafe.String(unsafe.SliceData(s), len(s)), h)
-			if added {
-				*buf = appendDictFrame(*buf, ns, s)
+		if j := i + ahead/2; j < n {
+			// The probe's first slots (a name is found about two slots
+			// past its home at 3/4 full), from the line prefetched.
+			h := hs[j&(len(keep)-1)]
+			s := t.tagShift()
+			for at := home(h, len(t.slots)); at < min(len(t.slots), home(h, len(t.slots))+4); at++ {
+				x := t.slots[at]
+				if x == 0 {
+					break
+				}
+				if x>>s == h>>s {
+					prefetchLine(unsafe.Pointer(&t.data[x&(1<<t.offBits-1)-1]))
+					break
+				}
 			}
-			out[i+j] = v
 		}
+		k := i & (len(keep) - 1)
+		s := keep[k]
+		v, added := t.internHash(unsafe.String(unsafe.SliceData(s), len(s)), hs[k])
+		if added {
+			*buf = appendDictFrame(*buf, ns, s)
+		}
+		out[i] = v
 	}
 }
 
@@ -401,13 +425,26 @@ func (t *strtab) rehash() {
 	} else {
 		t.offBits, t.idBits = slotOffBits, 0
 	}
-	// The records are walked in order (a lookupOnly table has no starts).
+	// The records are walked in order (a lookupOnly table has no starts),
+	// each placed ahead records after its slot was prefetched: the slots
+	// are written at random, a cache miss each in a table of millions.
+	const ahead = 16
+	var hs, offs [ahead]uint64
 	v := uint32(0)
 	for off := uint64(0); off < uint64(len(t.data)); v++ {
 		n, k := binary.Uvarint(t.data[off+hdr:])
 		at := off + hdr + uint64(k)
-		t.place(maphash.Bytes(t.seed, t.data[at:at+n]), v, off)
+		h := maphash.Bytes(t.seed, t.data[at:at+n])
+		prefetchLine(unsafe.Pointer(&t.slots[home(h, len(t.slots))]))
+		r := v % ahead
+		if v >= ahead {
+			t.place(hs[r], v-ahead, offs[r])
+		}
+		hs[r], offs[r] = h, off
 		off = at + n
+	}
+	for w := v - min(v, ahead); w < v; w++ {
+		t.place(hs[w%ahead], w, offs[w%ahead])
 	}
 }
 
