@@ -105,7 +105,6 @@ type Ledger struct {
 	dict    [nsCount]strtab       // the open hour's dictionary
 	front   [frontSlots]frontSlot // facet values
 	names   [nameSlots]frontSlot  // names: apart, so that values made anew each Access do not evict them
-	sink    byte                  // what prefetch read, kept
 	e       entry
 	enc     []byte
 	err     error // the last write error, logged once
@@ -349,7 +348,7 @@ func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 	for _, a := range in.Authors {
 		pf.add(&l.dict[nsID], a)
 	}
-	l.sink += pf.names()
+	pf.names()
 
 	for f, v := range in.Identity {
 		if v != "" {
