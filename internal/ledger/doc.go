@@ -347,9 +347,11 @@
 //     identify's token cache, a fingerprint from its cache) without
 //     hashing them or reading the dictionary.
 //   - The ids of one Access are hashed first and, in tables past 256 KiB,
-//     their slots and then their names read ahead (prefetch in dict.go):
-//     the cache misses of several look-ups overlap instead of following
-//     one another, and the look-ups reuse the hashes.
+//     their slots and then their names prefetched (prefetch in dict.go;
+//     prefetchLine, a PREFETCHT0 or PRFM instruction, which unlike a load
+//     does not hold the instructions behind it): the cache misses of
+//     several look-ups overlap instead of following one another, and the
+//     look-ups reuse the hashes.
 //   - Frames are checksummed where they lie in the write buffer.
 //
 // Add is not all the writer costs: at the density the sealer
@@ -366,9 +368,14 @@
 //     (radix.go: 11-bit digits, the digits every key shares skipped)
 //     instead of pdqsort; an author's impressions are counted from its
 //     sorted pairs.
-//   - The hour's names and tuples are interned in batches of 16, hashed
-//     first and their slots and records read ahead, as Add does
-//     (dictionary.internMany).
+//   - The hour's names and tuples are interned in a pipeline
+//     (dictionary.internMany): name i+16 hashed and its slot prefetched,
+//     name i+8's record prefetched from its slot, name i looked up, so
+//     that about 16 look-ups' misses are in flight at once; a table that
+//     grows places its names the same way (rehash), each slot prefetched
+//     16 names ahead. (Batches of 16 read ahead with loads, as before,
+//     waited for each batch's misses: adopt was 26% of the profile of
+//     BenchmarkIngest, 16% since; bench_results.txt.)
 //   - A log's Accesses are decoded into an arena (entryArena: request
 //     ids, classes, records and authors cut from large chunks, not four
 //     or five allocations an Access), its dictionary's tables sized from
