@@ -59,3 +59,14 @@ func TestTookByFacetValues(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesArguments: `warden serve my.yaml` names a config that
+// would be ignored (serve reads --config, default examples/lab.yaml): it is
+// a usage error, exit 2, before anything starts.
+func TestServeRefusesArguments(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--config", "testdata/none.yaml", "my.yaml"}, &out, &errb); code != 2 ||
+		!strings.Contains(errb.String(), `unexpected argument "my.yaml"`) {
+		t.Errorf("exit %d, stderr %q; want 2 and the argument named", code, errb.String())
+	}
+}

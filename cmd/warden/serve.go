@@ -43,6 +43,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	if fs.NArg() > 0 { // a config named without --config would be ignored for examples/lab.yaml
+		fmt.Fprintf(stderr, "warden serve: unexpected argument %q (the config is --config FILE)\n", fs.Arg(0))
+		return errUsage
+	}
 	over := func(c *config.Config) error {
 		if *listen != "" {
 			c.Listen = *listen
@@ -73,7 +77,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	token, err := admin.LoadToken(cfg.Admin.TokenFile, cfg.Admin.TokenEnv)
 	if err != nil {
-		return fmt.Errorf("admin token: %w", err)
+		return err // "admin token: ..."
 	}
 
 	reg := prometheus.NewRegistry()
