@@ -53,7 +53,10 @@ func (r *Report) Warnings() []string {
 			continue
 		}
 		hint := ""
-		if p.Status["401"] > 0 {
+		switch {
+		case p.Status["401"] > 0 && p.Name == "partner": // the gateway refuses an app key it does not register
+			hint = ": is -p partner.key the key the gateway registers for the partner app?"
+		case p.Status["401"] > 0:
 			hint = ": is --jwt-secret the platform's?"
 		}
 		out = append(out, fmt.Sprintf("warning: every request of %s failed (%s)%s", p.Name, statusList(p.Status), hint))
