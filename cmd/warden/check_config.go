@@ -11,6 +11,9 @@ import (
 // runCheckConfig validates config files; any error exits non-zero.
 func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check-config", stderr)
+	fs.Usage = func() { // it has no flags: the default printed an empty list
+		fmt.Fprintln(stderr, "usage: warden check-config FILE...\n\nValidates each file; errors as file:line:column: message, exit 1 on any.")
+	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
