@@ -77,3 +77,41 @@ func TestExplainPage(t *testing.T) {
 		})
 	}
 }
+
+// TestPageErrorsSayWhatWasWrong: a page's error starts with what was wrong,
+// as the command line's does, without the admin API's category ("bad
+// request: ", "not found: ") or its "invalid JSON body: " (the user filled
+// in a form; the dashboard wrote the JSON).
+func TestPageErrorsSayWhatWasWrong(t *testing.T) {
+	e := newEnvLedger(t, t.TempDir(), false, nil, explainAnswers{})
+	c := e.client(t)
+	csrf := e.signIn(t, c)
+	for _, tt := range []struct {
+		method, path string
+		form         url.Values
+		code         int
+		want         string
+	}{
+		{"GET", "/explain?id=nope", nil, http.StatusNotFound, "no request nope in the ledger"},
+		{"POST", "/bans/add", url.Values{"facet": {"ip"}, "value": {"192.0.2.1"}, "reason": {"r"}, "ttl": {"forever"}}, http.StatusBadRequest,
+			`ttl &#34;forever&#34;: want a duration like &#34;24h&#34; or a number of seconds`},
+		{"POST", "/bans/add", url.Values{"facet": {"asn"}, "value": {"1"}, "reason": {"r"}, "ttl": {"1h"}}, http.StatusBadRequest, `unknown facet &#34;asn&#34;`},
+	} {
+		var r *http.Response
+		var err error
+		if tt.method == "GET" {
+			r, err = c.Get(e.srv.URL + tt.path)
+		} else {
+			tt.form.Set("csrf", csrf)
+			r, err = c.PostForm(e.srv.URL+tt.path, tt.form)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := body(t, r)
+		if want := `role="alert">` + tt.want; r.StatusCode != tt.code || !strings.Contains(page, want) {
+			i := strings.Index(page, `role="alert">`)
+			t.Errorf("%s %s: %d, alert %.120q; want %d, %q", tt.method, tt.path, r.StatusCode, page[max(i, 0):], tt.code, want)
+		}
+	}
+}

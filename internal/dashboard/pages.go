@@ -32,7 +32,15 @@ func statusOf(err error) int {
 func errText(err error) string {
 	var ae *apiError
 	if errors.As(err, &ae) {
-		return ae.Msg
+		// The page has the answer's status: its text starts with what was
+		// wrong, as the command line's does (cliMessage), not with the
+		// admin API's category, nor with the API's "invalid JSON body"
+		// (the dashboard wrote the JSON, the user filled in a form).
+		msg := ae.Msg
+		for _, p := range []string{admin.ErrBadRequest.Error() + ": ", admin.ErrNotFound.Error() + ": ", "invalid JSON body: "} {
+			msg = strings.TrimPrefix(msg, p)
+		}
+		return msg
 	}
 	return "failed (see the gateway's log)"
 }
