@@ -413,8 +413,26 @@ type replay struct {
 func (r *replay) entry(ik identKey, e *ledger.Entry) {
 	t := r.t
 	r.ids = r.ids[:0]
-	for _, rec := range e.Records {
-		if v, ok := parseID([]byte(rec.ID)); ok && v <= math.MaxUint32 && t.subj.Contains(uint32(v)) {
+	// The people an answer served: its records, or for content (posts,
+	// whose records' ids are the posts', not people's: the lab's post 500
+	// is profile 5's) the authors it showed.
+	people := func(yield func(string) bool) {
+		if len(e.Authors) > 0 {
+			for _, a := range e.Authors {
+				if !yield(a) {
+					return
+				}
+			}
+			return
+		}
+		for _, rec := range e.Records {
+			if !yield(rec.ID) {
+				return
+			}
+		}
+	}
+	for id := range people {
+		if v, ok := parseID(bytesOf(id)); ok && v <= math.MaxUint32 && t.subj.Contains(uint32(v)) {
 			r.ids = append(r.ids, uint32(v))
 		}
 	}
