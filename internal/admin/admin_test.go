@@ -257,6 +257,7 @@ func TestBanRoundTrip(t *testing.T) {
 		{"mapped ip unmapped", `{"facet":"ip","value":"::ffff:203.0.113.9","reason":"x","ttl":"1h"}`, "", "203.0.113.9", "admin"},
 		{"account", `{"facet":"account","value":"user/42","reason":"enumeration","ttl":"2h"}`, "bob", "user/42", "bob"},
 		{"account the path cannot carry", `{"facet":"account","value":"a//../b","reason":"odd","ttl":"2h"}`, "", "a//../b", "admin"},
+		{"fingerprint lower-cased", `{"facet":"fingerprint","value":"0123456789ABCDEF","reason":"bots","ttl":"1h"}`, "", "0123456789abcdef", "admin"},
 	}
 	for _, a := range adds {
 		var hdr []string
@@ -281,7 +282,7 @@ func TestBanRoundTrip(t *testing.T) {
 	for _, b := range got {
 		keys = append(keys, b.Facet+" "+b.Value)
 	}
-	want := []string{"account a//../b", "account user/42", "ip 192.0.2.7", "ip 203.0.113.9", "net 198.51.100.0/24", "net 2001:db8:1::/48"}
+	want := []string{"account a//../b", "account user/42", "fingerprint 0123456789abcdef", "ip 192.0.2.7", "ip 203.0.113.9", "net 198.51.100.0/24", "net 2001:db8:1::/48"}
 	if strings.Join(keys, ",") != strings.Join(want, ",") {
 		t.Fatalf("listed %v, want %v", keys, want)
 	}
@@ -315,6 +316,7 @@ func TestBanRoundTrip(t *testing.T) {
 		{"never banned", "/v1/bans/ip/192.0.2.8", 404},
 		{"unknown facet", "/v1/bans/asn/64500", 400},
 		{"bad ip", "/v1/bans/ip/999.1.1.1", 400},
+		{"fingerprint in upper case", "/v1/bans/fingerprint/0123456789ABCDEF", 204},
 	}
 	for _, c := range removes {
 		r := f.do(t, "DELETE", c.path, testToken, "")
@@ -374,6 +376,8 @@ func TestAddBanRejects(t *testing.T) {
 		{"net bad prefix", `{"facet":"net","value":"1.2.3.0/33","reason":"r","ttl":"1h"}`, nil, 400, "net value"},
 		{"empty account", `{"facet":"account","value":"","reason":"r","ttl":"1h"}`, nil, 400, "account value is required"},
 		{"account with newline", `{"facet":"account","value":"a\nb","reason":"r","ttl":"1h"}`, nil, 400, "control characters"},
+		{"fingerprint not hex", `{"facet":"fingerprint","value":"zzz","reason":"r","ttl":"1h"}`, nil, 400, "16 hex digits"},
+		{"fingerprint too long", `{"facet":"fingerprint","value":"0123456789abcdef0","reason":"r","ttl":"1h"}`, nil, 400, "16 hex digits"},
 		{"oversized value", `{"facet":"app","value":"` + strings.Repeat("a", maxValueBytes+1) + `","reason":"r","ttl":"1h"}`, nil, 400, "longer than"},
 		{"negative ttl", `{"facet":"ip","value":"1.2.3.4","reason":"r","ttl":"-1h"}`, nil, 400, "must be positive"},
 		{"zero ttl", `{"facet":"ip","value":"1.2.3.4","reason":"r","ttl":0}`, nil, 400, "must be positive"},

@@ -300,6 +300,14 @@ func canonical(f identify.Facet, v string) (string, error) {
 			return "", fmt.Errorf("net value %q: want a CIDR prefix like 10.1.2.0/24 or 2001:db8:1::/48", clip(v))
 		}
 		return p.Masked().String(), nil
+	case identify.FacetFingerprint:
+		// The facet is always 16 lower-case hex digits (identify's
+		// Fingerprint): anything else is a ban that could never match.
+		l := strings.ToLower(v)
+		if len(l) != 16 || strings.Trim(l, "0123456789abcdef") != "" {
+			return "", fmt.Errorf("fingerprint value %q: want the facet's 16 hex digits, as logs and the ledger show it", clip(v))
+		}
+		return l, nil
 	}
 	if err := checkText(f.String()+" value", v, maxValueBytes); err != nil {
 		return "", err
