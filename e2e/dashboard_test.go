@@ -350,3 +350,38 @@ func TestDashboardLimitsFromConfig(t *testing.T) {
 		t.Fatalf("a 3 MiB upload with trace_max_bytes 1 MiB: %d, want 413", r.StatusCode)
 	}
 }
+
+// The reach page's DP form names its own fields in its errors (researcher,
+// epsilon), not the command's flags (--researcher, dp-epsilon), through a
+// real gateway's ledger.
+func TestDashboardDPFormErrors(t *testing.T) {
+	l := startLab(t)
+	l.traffic(t, 0)
+	c := clientFrom("127.0.5.3")
+	c.Jar, _ = cookiejar.New(nil)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r, err := c.PostForm(l.g.admin+"/login", url.Values{"token": {adminToken}, "csrf": {csrfOf(t, c, l.g, "/login")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", r.StatusCode)
+	}
+	csrf := csrfOf(t, c, l.g, "/reach")
+	for _, tt := range []struct{ researcher, epsilon, want string }{
+		{"", "0.5", "researcher: a DP answer is charged to a researcher&#39;s budget; give the researcher&#39;s name"},
+		{"rita", "abc", "epsilon: &#34;abc&#34; is not a number from 0.01 to 100"},
+	} {
+		r, err := c.PostForm(l.g.admin+"/reach/dp", url.Values{"csrf": {csrf}, "authors": {"17,18"}, "researcher": {tt.researcher}, "epsilon": {tt.epsilon}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		page := string(b)
+		if i := strings.Index(page, `role="alert">`); r.StatusCode != http.StatusBadRequest || !strings.HasPrefix(page[max(i, 0):], `role="alert">`+tt.want) {
+			t.Errorf("researcher %q, epsilon %q: %d, alert %.140q; want 400 and %q", tt.researcher, tt.epsilon, r.StatusCode, page[max(i, 0):], tt.want)
+		}
+	}
+}

@@ -463,6 +463,8 @@ func (d *Dashboard) reach(w http.ResponseWriter, r *http.Request) {
 
 // reachDP is a DP answer for a named researcher: a POST, since it spends
 // the researcher's budget.
+var dpFormWords = strings.NewReplacer("dp-epsilon: ", "epsilon: ", "give --researcher NAME", "give the researcher's name")
+
 func (d *Dashboard) reachDP(w http.ResponseWriter, r *http.Request) {
 	f := r.PostForm
 	p := reachPage{Form: f}
@@ -476,7 +478,10 @@ func (d *Dashboard) reachDP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		p.Private = &reach.PrivateResult{}
 		if err := d.call(r.Context(), http.MethodGet, "/v1/ledger/reach?"+a.Encode(), nil, p.Private); err != nil {
-			v.Error, code, p.Private = errText(err), statusOf(err), nil
+			// The form's fields are researcher and epsilon, the API's
+			// parameters and the command's flags --researcher and
+			// --dp-epsilon, which the shared errors name.
+			v.Error, code, p.Private = dpFormWords.Replace(errText(err)), statusOf(err), nil
 		} else {
 			var dose []reach.Dose
 			for _, x := range p.Private.Dose {
