@@ -131,7 +131,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeLedger() // after the gateway has drained, before the store closes
-	detRec, closeDetector, err := openDetector(cfg, st, reg, recm, rm.Shadow(), log)
+	detRec, closeDetector, err := openDetector(cfg, st, ks, reg, recm, rm.Shadow(), log)
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,10 @@ import (
 // through its own recording, writing bans through st. The function
 // returned closes the recording once the gateway has drained, then sends
 // the detector's last observations to the shared store. A reload
-// keeps the detector of the start (its rules need a restart).
-func openDetector(cfg *config.Config, st store.Store, reg prometheus.Registerer, recm *gateway.RecordingMetrics, sh *shadow.Shadow, log *slog.Logger) (*gateway.Recording, func(), error) {
+// keeps the detector of the start (its rules need a restart). With the
+// memory store kept on disk (ks), the detector's ban histories and windows
+// are restored from the snapshot and go into every later one.
+func openDetector(cfg *config.Config, st store.Store, ks *kept, reg prometheus.Registerer, recm *gateway.RecordingMetrics, sh *shadow.Shadow, log *slog.Logger) (*gateway.Recording, func(), error) {
 	if !cfg.Detect.Enabled {
 		return nil, func() {}, nil
 	}
@@ -36,6 +38,14 @@ func openDetector(cfg *config.Config, st store.Store, reg prometheus.Registerer,
 	d, err := detect.New(cfg.Detect, allows, st, sh, detect.NewMetrics(reg), log, opts...)
 	if err != nil {
 		return nil, nil, err
+	}
+	if ks != nil {
+		// Restored before the first Access, and under the disk's lock, so
+		// no snapshot catches the detector before its state is back.
+		ks.disk.Detector(d, func(held *store.DetectState) {
+			p := d.Restore(time.Now(), held)
+			log.Info("detector state restored", slog.Int("ban_histories", p.Offences), slog.Int("tracks", p.Tracks), slog.Int("dropped", p.Dropped))
+		})
 	}
 	rc := gateway.NewRecording("detect", d, 0, recm)
 	log.Info("detector on", slog.Int("rules", len(cfg.Detect.Rules)))

@@ -61,7 +61,7 @@ func BenchmarkSnapshot2M(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		var err error
-		if info, err = snapshotFile(path, st, t0); err != nil {
+		if info, err = snapshotFile(path, st, nil, t0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -75,7 +75,7 @@ func BenchmarkSnapshot2M(b *testing.B) {
 func BenchmarkRestore2M(b *testing.B) {
 	src := store2M(b)
 	dir := b.TempDir()
-	if _, err := snapshotFile(filepath.Join(dir, SnapshotFile), src, t0); err != nil {
+	if _, err := snapshotFile(filepath.Join(dir, SnapshotFile), src, nil, t0); err != nil {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -119,7 +119,7 @@ func BenchmarkAdmitDuringSnapshot(b *testing.B) {
 				return
 			default:
 			}
-			snapshotFile(filepath.Join(dir, SnapshotFile), st, t0)
+			snapshotFile(filepath.Join(dir, SnapshotFile), st, nil, t0)
 			n++
 		}
 	}()

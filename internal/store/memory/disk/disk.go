@@ -61,6 +61,20 @@ type Disk struct {
 	snap   snapInfo // the snapshot found at Open (version 0: none usable)
 	replay replayed
 	snapMu sync.Mutex // one snapshot at a time
+
+	// The detector's state: read by Restore and held (and written again
+	// by every snapshot) until a detector takes it over with Detector;
+	// from then on each snapshot asks the detector.
+	detMu  sync.Mutex
+	detSrc DetectSource
+	held   *store.DetectState
+	detBuf store.DetectState // the detector's export, reused (under snapMu)
+}
+
+// DetectSource is the detector, whose state (ban histories, windows)
+// snapshots keep.
+type DetectSource interface {
+	ExportDetect(now time.Time, st *store.DetectState)
 }
 
 var _ memory.BanJournal = (*Disk)(nil)
@@ -145,7 +159,7 @@ func (d *Disk) checkSnapshot() error {
 	}
 	defer f.Close()
 	_ = f.Chmod(0o600)
-	info, err := readSnapshot(bufio.NewReaderSize(f, 1<<20), nil)
+	info, err := readSnapshot(bufio.NewReaderSize(f, 1<<20), nil, nil)
 	if err == nil {
 		d.snap = info
 		return nil
@@ -209,6 +223,9 @@ type Summary struct {
 	TailCut   int64
 	Took      time.Duration
 	SnapBytes int64
+	// The detector's ban histories and tracks read from the snapshot,
+	// held for the detector (Detector), which drops what expired.
+	DetectOffences, DetectTracks int
 }
 
 // Restore loads the snapshot Open checked into t, then the bans the log
@@ -224,14 +241,21 @@ func (d *Disk) Restore(ctx context.Context, t Target) (Summary, error) {
 		if err != nil {
 			return sum, fmt.Errorf("disk: open %s: %w", path, err)
 		}
+		det := &store.DetectState{}
 		info, err := readSnapshot(bufio.NewReaderSize(f, 1<<20), func(st *memory.ShardState) {
 			sum.Restored.Add(t.Import(now, st))
-		})
+		}, det)
 		f.Close()
 		if err != nil {
 			d.log.Error("snapshot failed while loading; keeping what loaded", slog.String("snapshot", path), slog.String("cause", err.Error()))
 		}
 		sum.Snapshot, sum.Version, sum.SnapBytes = info.created, info.version, info.bytes
+		if err == nil && det.Len() > 0 {
+			d.detMu.Lock()
+			d.held = det
+			d.detMu.Unlock()
+			sum.DetectOffences, sum.DetectTracks = len(det.Offences), len(det.Tracks)
+		}
 	}
 	bans := make([]store.Ban, 0, len(d.replay.bans))
 	for _, b := range d.replay.bans {
@@ -263,7 +287,8 @@ func (d *Disk) Snapshot(ctx context.Context, s State) error {
 	d.snapMu.Lock()
 	defer d.snapMu.Unlock()
 	begin := time.Now()
-	info, err := snapshotFile(filepath.Join(d.opts.Dir, SnapshotFile), s, d.opts.Now())
+	now := d.opts.Now()
+	info, err := snapshotFile(filepath.Join(d.opts.Dir, SnapshotFile), s, d.detectState(now), now)
 	if err != nil {
 		d.opts.Metrics.failed()
 		return fmt.Errorf("disk: %w", err)
@@ -272,6 +297,34 @@ func (d *Disk) Snapshot(ctx context.Context, s State) error {
 	d.log.Debug("snapshot written", slog.Int("limits", info.limits), slog.Int("budgets", info.budgets),
 		slog.Int("links", info.links), slog.Int64("bytes", info.bytes), slog.Duration("took", time.Since(begin)))
 	return d.compact(ctx, s)
+}
+
+// Detector hands the detector's state read by Restore (nil: none) to
+// restore, which loads it into the detector, and has every later snapshot
+// take the state from src. Both happen under one lock that snapshots take
+// too, so no snapshot falls between them (it would write a detector not
+// yet restored). Until it is called, snapshots write the state Restore
+// read again, so a snapshot taken before the detector starts (or with it
+// turned off) loses nothing of it.
+func (d *Disk) Detector(src DetectSource, restore func(*store.DetectState)) {
+	d.detMu.Lock()
+	defer d.detMu.Unlock()
+	if restore != nil {
+		restore(d.held)
+	}
+	d.detSrc, d.held = src, nil
+}
+
+// detectState is the detector's state for a snapshot at now. Called with
+// snapMu held.
+func (d *Disk) detectState(now time.Time) *store.DetectState {
+	d.detMu.Lock()
+	defer d.detMu.Unlock()
+	if d.detSrc == nil {
+		return d.held
+	}
+	d.detSrc.ExportDetect(now, &d.detBuf)
+	return &d.detBuf
 }
 
 // compactMin is the fewest records worth a rewrite of the ban log.

@@ -614,7 +614,7 @@ func TestSnapshotUnderLoad(t *testing.T) {
 				}
 			}
 			_ = st
-		})
+		}, nil)
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -699,6 +699,7 @@ func readsVersion(t *testing.T, v int) *rig {
 		dir := t.TempDir()
 		r := open(t, dir, t0)
 		fill(t, r)
+		attach(r.d, &fixedDetect{det: detectFixture(t0)})
 		r.close(t, true)
 		b, _ := os.ReadFile(filepath.Join(dir, SnapshotFile))
 		os.MkdirAll("testdata", 0o755)
@@ -712,6 +713,7 @@ func readsVersion(t *testing.T, v int) *rig {
 	}
 	defer f.Close()
 	var got []string
+	var det store.DetectState
 	info, err := readSnapshot(f, func(st *memory.ShardState) {
 		for _, l := range st.Limits {
 			got = append(got, fmt.Sprintf("limit tat=%d", l.TAT-t0.UnixNano()))
@@ -722,7 +724,7 @@ func readsVersion(t *testing.T, v int) *rig {
 		for _, l := range st.Links {
 			got = append(got, fmt.Sprintf("link small=%d bits=%d expires=%d", len(l.Cur.Small), len(l.Cur.Bits), l.Cur.Expires-t0.UnixNano()))
 		}
-	})
+	}, &det)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -752,7 +754,7 @@ func readsVersion(t *testing.T, v int) *rig {
 // checksums made right: a mutation of a frame fails its checksum, so
 // without the second reading the fuzzer never reaches the decoders.
 func FuzzReadSnapshot(f *testing.F) {
-	for _, name := range []string{"snapshot-v1.bin", "snapshot-v2.bin", "snapshot-v3.bin"} {
+	for _, name := range []string{"snapshot-v1.bin", "snapshot-v2.bin", "snapshot-v3.bin", "snapshot-v4.bin"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(b)
 			f.Add(b[:len(b)/3])
@@ -761,18 +763,27 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add([]byte(snapMagic + "\x01\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add(smallSnapshot(f))
 	st := memory.New(memory.Options{SweepEvery: -1, Shards: 4})
+	det := fuzzDetector(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, b := range [][]byte{data, reframed(data, snapHeader)} {
-			info, err := readSnapshot(bytes.NewReader(b), func(s *memory.ShardState) { st.Import(t0, s) })
+			var ds store.DetectState
+			info, err := readSnapshot(bytes.NewReader(b), func(s *memory.ShardState) { st.Import(t0, s) }, &ds)
 			if err == nil && info.bytes != int64(len(b)) {
 				t.Fatalf("snapshot read as %d of %d bytes", info.bytes, len(b))
+			}
+			if err == nil && (len(ds.Offences) != info.offences || len(ds.Tracks) != info.tracks) {
+				t.Fatalf("detector state of %d and %d entries, the file counts %d and %d", len(ds.Offences), len(ds.Tracks), info.offences, info.tracks)
+			}
+			if err == nil {
+				det.Restore(t0, &ds) // never panics, whatever it holds
 			}
 		}
 	})
 }
 
 // smallSnapshot is a snapshot of one limit, one budget and one link of a
-// few ids (with answer tags, one answer's opens and a hold): a seed of every frame kind that the fuzzer mutates and
+// few ids (with answer tags, one answer's opens and a hold) and a little
+// detector state: a seed of every frame kind that the fuzzer mutates and
 // minimises quickly (the fixtures are 30 and 60 kB, and minimising a new
 // input of that size takes the fuzzer's whole minute).
 func smallSnapshot(tb testing.TB) []byte {
@@ -797,10 +808,19 @@ func smallSnapshot(tb testing.TB) []byte {
 		tb.Fatalf("small snapshot's fan-out: capped %v, %v", fan.Capped, err)
 	}
 	var b bytes.Buffer
-	if _, err := writeSnapshot(&b, st, t0); err != nil {
+	// And the detector's state: one ban history, one track of one window
+	// with tallies, one address's account.
+	ns := t0.UnixNano()
+	det := &store.DetectState{
+		Offences: []store.DetectOffence{{Facet: "account", Value: "7", N: 2, Until: ns, Seen: ns, Banned: ns}},
+		Tracks: []store.DetectTrack{{Kind: store.TrackFacet, Facet: "account", Value: "7", Windows: []store.DetectWindow{
+			{Rule: "enum", Keys: []uint64{1}, At: []int64{ns}, Tally: true, Width: 625 * int64(time.Millisecond), Last: ns / (625 * int64(time.Millisecond))}}},
+			{Kind: store.TrackAccounts, Facet: "ip", Value: "1", AccountsSeen: ns, Accounts: []store.DetectAccount{{Account: "7", Banned: true}}}},
+	}
+	if _, err := writeSnapshot(&b, st, det, t0); err != nil {
 		tb.Fatal(err)
 	}
-	if info, err := readSnapshot(bytes.NewReader(b.Bytes()), nil); err != nil || info.limits != 1 || info.budgets != 1 || info.links != 1 {
+	if info, err := readSnapshot(bytes.NewReader(b.Bytes()), nil, nil); err != nil || info.limits != 1 || info.budgets != 1 || info.links != 1 || info.offences != 1 || info.tracks != 2 {
 		tb.Fatalf("small snapshot reads as %+v, %v", info, err)
 	}
 	return b.Bytes()

@@ -57,12 +57,12 @@ func fanoutStore(t *testing.T, shards int) (*memory.Store, time.Time) {
 func roundTrip(t *testing.T, src *memory.Store, at time.Time, shards int) *memory.Store {
 	t.Helper()
 	var b bytes.Buffer
-	if _, err := writeSnapshot(&b, src, at); err != nil {
+	if _, err := writeSnapshot(&b, src, nil, at); err != nil {
 		t.Fatal(err)
 	}
 	dst := memory.New(memory.Options{SweepEvery: -1, Shards: shards, HashKey: src.HashKey()})
 	var r memory.Restored
-	if _, err := readSnapshot(bytes.NewReader(b.Bytes()), func(st *memory.ShardState) { r.Add(dst.Import(at, st)) }); err != nil {
+	if _, err := readSnapshot(bytes.NewReader(b.Bytes()), func(st *memory.ShardState) { r.Add(dst.Import(at, st)) }, nil); err != nil {
 		t.Fatal(err)
 	}
 	if r.Links != 6 || r.Dropped != 0 {
@@ -191,10 +191,10 @@ func TestSnapshotFanoutBounds(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			src := links{{Key: 1, Cur: gen}, {Key: 2, Cur: gen, Answers: c.answers, Held: t0.Add(time.Minute).UnixNano()}}
 			var b bytes.Buffer
-			if _, err := writeSnapshot(&b, src, t0); err != nil {
+			if _, err := writeSnapshot(&b, src, nil, t0); err != nil {
 				t.Fatal(err)
 			}
-			_, err := readSnapshot(bytes.NewReader(b.Bytes()), nil)
+			_, err := readSnapshot(bytes.NewReader(b.Bytes()), nil, nil)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("read: %v, want %q", err, c.want)
 			}
@@ -210,12 +210,12 @@ func TestSnapshotFanoutBounds(t *testing.T) {
 	// At the bounds it reads, and restores.
 	src := links{{Key: 2, Cur: gen, Answers: answers(store.MaxFanoutAnswers, store.MaxFanoutLimit)}}
 	var b bytes.Buffer
-	if _, err := writeSnapshot(&b, src, t0); err != nil {
+	if _, err := writeSnapshot(&b, src, nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	st := memory.New(memory.Options{SweepEvery: -1, Shards: 1})
 	var r memory.Restored
-	if _, err := readSnapshot(bytes.NewReader(b.Bytes()), func(s *memory.ShardState) { r.Add(st.Import(t0, s)) }); err != nil || r.Links != 1 {
+	if _, err := readSnapshot(bytes.NewReader(b.Bytes()), func(s *memory.ShardState) { r.Add(st.Import(t0, s)) }, nil); err != nil || r.Links != 1 {
 		t.Fatalf("at the bounds: %v, %+v", err, r)
 	}
 }

@@ -2,4 +2,4 @@ package disk
 
 import "flag"
 
-var update = flag.Bool("update", false, "write testdata/snapshot-v3.bin (the current version) anew")
+var update = flag.Bool("update", false, "write testdata/snapshot-vN.bin of the current version N anew")

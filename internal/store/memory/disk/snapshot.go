@@ -19,7 +19,7 @@ import (
 // reserved zero bytes. Frames follow (see doc.go).
 const (
 	snapMagic    = "WARDNSNP"
-	snapVersion  = 3
+	snapVersion  = 4
 	snapHeader   = 16
 	maxSnapFrame = 16 << 20
 	// A frame is flushed once its payload passes this size.
@@ -29,6 +29,9 @@ const (
 	frameLimits  = 'L'
 	frameBudgets = 'B'
 	frameLinks   = 'K'
+	// Version 4: the detector's ban histories and windows.
+	frameOffences = 'O'
+	frameTracks   = 'T'
 	frameEnd     = 'E'
 
 	// Version 1 generation forms.
@@ -53,6 +56,7 @@ type snapInfo struct {
 	created                time.Time
 	key                    [16]byte
 	limits, budgets, links int
+	offences, tracks       int // the detector's (version 4)
 	bytes                  int64
 }
 
@@ -77,8 +81,8 @@ func (f *frameBuf) n(v int)      { f.b = binary.AppendUvarint(f.b, uint64(v)) }
 
 // writeSnapshot writes every shard of src to w, one shard at a time: each
 // is copied under its lock (ExportShard), then encoded and written with no
-// lock held.
-func writeSnapshot(w io.Writer, src Source, created time.Time) (snapInfo, error) {
+// lock held; then det, the detector's state (nil: none).
+func writeSnapshot(w io.Writer, src Source, det *store.DetectState, created time.Time) (snapInfo, error) {
 	info := snapInfo{version: snapVersion, created: created, key: src.HashKey()}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var (
@@ -169,10 +173,16 @@ func writeSnapshot(w io.Writer, src Source, created time.Time) (snapInfo, error)
 			return info, werr
 		}
 	}
+	if det != nil {
+		info.offences, info.tracks = len(det.Offences), len(det.Tracks)
+		fb.detect(det, put)
+	}
 	fb.start(frameEnd)
 	fb.n(info.limits)
 	fb.n(info.budgets)
 	fb.n(info.links)
+	fb.n(info.offences)
+	fb.n(info.tracks)
 	put()
 	if werr == nil {
 		werr = bw.Flush()
@@ -229,8 +239,9 @@ func (f *frameBuf) answers(l *memory.LinkState) {
 
 // readSnapshot reads a snapshot from r, checking every frame's checksum and
 // structure, and hands each frame's entries to visit (nil: check only). The
-// ShardState passed to visit is reused for the next frame.
-func readSnapshot(r io.Reader, visit func(*memory.ShardState)) (snapInfo, error) {
+// ShardState passed to visit is reused for the next frame. The detector's
+// state (version 4) is appended to det (nil: checked only).
+func readSnapshot(r io.Reader, visit func(*memory.ShardState), det *store.DetectState) (snapInfo, error) {
 	var info snapInfo
 	var h [snapHeader]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -242,16 +253,17 @@ func readSnapshot(r io.Reader, visit func(*memory.ShardState)) (snapInfo, error)
 	info.version = int(binary.LittleEndian.Uint32(h[8:]))
 	info.bytes = snapHeader
 	switch info.version {
-	case 1, 2, 3:
-		return info, readFrames(r, &info, visit)
+	case 1, 2, 3, 4:
+		return info, readFrames(r, &info, visit, det)
 	default:
 		return info, fmt.Errorf("version %d, this warden reads up to %d: %w", info.version, snapVersion, errVersion)
 	}
 }
 
-// readFrames reads the frames of a version 1, 2 or 3 snapshot (they
-// differ in the link filters only).
-func readFrames(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) error {
+// readFrames reads the frames of a version 1, 2, 3 or 4 snapshot (they
+// differ in the link filters, and version 4 adds the detector's frames).
+// A detector frame of a version 1-3 file is an unknown kind.
+func readFrames(r io.Reader, info *snapInfo, visit func(*memory.ShardState), det *store.DetectState) error {
 	var (
 		buf     []byte
 		st      memory.ShardState
@@ -318,11 +330,24 @@ func readFrames(r io.Reader, info *snapInfo, visit func(*memory.ShardState)) err
 				st.Links = append(st.Links, l)
 			}
 			info.links += len(st.Links)
+		case frameOffences, frameTracks:
+			if info.version < 4 {
+				d.fail(fmt.Errorf("unknown kind %q", kind))
+				break
+			}
+			d.detect(kind, info, det)
 		case frameEnd:
 			lim, bud, lnk := d.uv(), d.uv(), d.uv()
 			if d.err == nil && (lim != uint64(info.limits) || bud != uint64(info.budgets) || lnk != uint64(info.links)) {
 				return fmt.Errorf("end frame counts %d limits, %d budgets, %d links; the file holds %d, %d, %d",
 					lim, bud, lnk, info.limits, info.budgets, info.links)
+			}
+			if info.version >= 4 {
+				off, trk := d.uv(), d.uv()
+				if d.err == nil && (off != uint64(info.offences) || trk != uint64(info.tracks)) {
+					return fmt.Errorf("end frame counts %d ban histories, %d detector tracks; the file holds %d, %d",
+						off, trk, info.offences, info.tracks)
+				}
 			}
 			if d.err == nil && len(d.b) == 0 {
 				var one [1]byte
@@ -424,13 +449,13 @@ func (d *dec) answers(j int, l *memory.LinkState, ids *[]uint64, answers *[]memo
 
 // snapshotFile writes a snapshot of src to path: aside first (path.tmp),
 // synced, then renamed over path.
-func snapshotFile(path string, src Source, created time.Time) (snapInfo, error) {
+func snapshotFile(path string, src Source, det *store.DetectState, created time.Time) (snapInfo, error) {
 	tmp := path + ".tmp"
 	f, err := createAside(tmp)
 	if err != nil {
 		return snapInfo{}, fmt.Errorf("snapshot: create %s: %w", tmp, err)
 	}
-	info, err := writeSnapshot(f, src, created)
+	info, err := writeSnapshot(f, src, det, created)
 	if err != nil {
 		f.Close()
 		os.Remove(tmp)
