@@ -3,6 +3,8 @@ package disk
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warden-gw/warden/internal/detect"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/shadow"
 	"github.com/warden-gw/warden/internal/store"
 	"github.com/warden-gw/warden/internal/store/memory"
@@ -167,4 +171,49 @@ func fuzzDetector(tb testing.TB) *detect.Detector {
 		tb.Fatal(err)
 	}
 	return d
+}
+
+// The whole way: a detector bans a value, a graceful stop writes its state
+// with the last snapshot, and after the restart the detector restored from
+// it bans the value again, once its first ban is over, for the second
+// length.
+func TestDetectorRestartEscalates(t *testing.T) {
+	cfg := detect.Config{Enabled: true, Rules: []detect.Rule{{Name: "velocity", Kind: detect.Velocity, Limit: 2, Window: 10 * time.Second}}}
+	dir := t.TempDir()
+	r := open(t, dir, t0)
+	d := newDetector(t, cfg, r)
+	harvest(d, t0, "a")
+	r.close(t, true)
+
+	at := t0.Add(11 * time.Minute) // the first ban (10 min) over
+	r = open(t, dir, at)
+	defer r.close(t, false)
+	d = newDetector(t, cfg, r)
+	harvest(d, at, "b")
+	bans, _ := r.st.ListBans(context.Background(), at)
+	if len(bans) != 1 || !strings.Contains(bans[0].Reason, "offence 2, banned 1h0m0s") || !bans[0].Until.Equal(at.Add(time.Hour)) {
+		t.Fatalf("after the restart, the repeat offender's ban: %+v, want offence 2 for 1h", bans)
+	}
+}
+
+// newDetector is a detector of cfg banning into r's store, restored from
+// r's disk and snapshotted by it.
+func newDetector(t *testing.T, cfg detect.Config, r *rig) *detect.Detector {
+	t.Helper()
+	d, err := detect.New(cfg, nil, r.st, shadow.New(prometheus.NewRegistry()), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.d.Detector(d, func(st *store.DetectState) { d.Restore(r.clock(), st) })
+	return d
+}
+
+// harvest has account 9 served three people's contact details at at.
+func harvest(d *detect.Detector, at time.Time, prefix string) {
+	id := identify.Identity{Account: "9", IP: netip.MustParseAddr("10.0.0.3"), AccountCreated: at.AddDate(-1, 0, 0)}
+	for i := range 3 {
+		s := fmt.Sprint(prefix, i)
+		d.Record(&inspect.Access{Identity: id, Time: at, Route: "GET /v1/users/{id}", Lookup: s, Status: 200,
+			Classes: []string{"contact"}, Records: []inspect.Record{{ID: s, Classes: 1}}})
+	}
 }
