@@ -32,7 +32,7 @@ const (
 	// Version 4: the detector's ban histories and windows.
 	frameOffences = 'O'
 	frameTracks   = 'T'
-	frameEnd     = 'E'
+	frameEnd      = 'E'
 
 	// Version 1 generation forms.
 	genSmall = 0
