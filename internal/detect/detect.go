@@ -101,6 +101,8 @@ type Detector struct {
 	offences map[store.BanKey]*offence
 	shadowed map[shadowKey]time.Time // no second shadow line before
 
+	arena exportArena // ExportDetect's copy, reused
+
 	fleet *fleet // nil: counts and histories in this process only (memory store)
 	// banMu serialises bans (the recording's and the fleet flusher's), so
 	// one offence is never escalated twice while the store is asked.

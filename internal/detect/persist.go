@@ -21,15 +21,15 @@ type Persisted struct {
 // and tallies unexpired at now, least recently used track first. A rule in
 // shadow mode keeps no history and its windows are left out; so are the
 // fan-out rules' list answers (at most 1,024 ids a track: a restart costs
-// a harvester one list read). It holds the detector's lock while copying:
-// the recording waits (never the request path: its hand-off drops past a
-// full queue).
+// a harvester one list read). It takes the detector's lock to copy, a
+// chunk of tracks at a time: the recording waits for one chunk at most
+// (never the request path: its hand-off drops past a full queue).
 func (d *Detector) ExportDetect(now time.Time, st *store.DetectState) {
 	st.Reset()
 	ns := now.UnixNano()
 	keep := int64(store.LongestDuration(d.cfg.BanDurations))
+	byFacet := d.rulesByFacet()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	for k, o := range d.offences {
 		if o.n < 1 || o.until.UnixNano()+keep <= ns {
 			continue
@@ -37,51 +37,117 @@ func (d *Detector) ExportDetect(now time.Time, st *store.DetectState) {
 		st.Offences = append(st.Offences, store.DetectOffence{Facet: k.Facet, Value: k.Value, N: o.n,
 			Until: o.until.UnixNano(), Seen: unixOr0(o.seen), Banned: unixOr0(o.banned), Everyone: o.everyone})
 	}
-	byFacet := d.rulesByFacet()
+	order := make([]*track, 0, len(d.tracks))
 	for t := d.back; t != nil; t = t.prev {
-		dt := store.DetectTrack{Kind: uint8(t.key.kind), Facet: t.key.facet.String(), Value: t.key.value}
-		switch t.key.kind {
-		case trackFacet, trackCohort:
-			for _, r := range byFacet[t.key.facet] {
-				if !r.saved(t.key.kind) || r.slot >= len(t.wins) {
-					continue
-				}
-				dw := store.DetectWindow{Rule: r.Name}
-				w := &t.wins[r.slot]
-				for i := range w.n {
-					if s := w.slot(i); ns-s.at <= int64(r.Window) {
-						dw.Keys, dw.At = append(dw.Keys, s.key), append(dw.At, s.at)
-					}
-				}
-				if r.Kind == Enumeration && r.enum < len(t.enum) {
-					lt := &t.enum[r.enum]
-					if last, all := lt.all.Buckets(); last > store.TallyBucket(ns, r.width)-store.TallyBuckets {
-						dw.Tally, dw.Width, dw.Last, dw.All = true, r.width, last, all
-						_, dw.Unreferenced = lt.unreferenced.Buckets()
-					}
-				}
-				if len(dw.Keys) > 0 || dw.Tally {
-					dt.Windows = append(dt.Windows, dw)
-				}
+		order = append(order, t)
+	}
+	d.mu.Unlock()
+	// The tracks are copied exportChunk at a time, the lock taken for
+	// each chunk: the recording waits at most for one chunk's copy (at
+	// max_tracked, the whole copy is tens of ms of CPU). A track changed
+	// between chunks is copied as it is when its chunk comes (each track
+	// whole, under the lock); one dropped meanwhile is copied all the same
+	// (a restore keeps the bound). Keys, times, windows and accounts go to
+	// arenas sized per chunk, not an allocation per window.
+	st.Tracks = slices.Grow(st.Tracks, len(order))
+	for len(order) > 0 {
+		chunk := order[:min(len(order), exportChunk)]
+		order = order[len(chunk):]
+		d.mu.Lock()
+		var a exportArena
+		a.size(chunk)
+		for _, t := range chunk {
+			if dt, ok := a.track(t, byFacet, ns); ok {
+				st.Tracks = append(st.Tracks, dt)
 			}
-			if t.key.kind == trackCohort && len(dt.Windows) > 0 {
-				for a := range t.accounts {
-					dt.Accounts = append(dt.Accounts, store.DetectAccount{Account: a})
-				}
-			}
-		case trackAccounts:
-			if ns-t.acctSeen.UnixNano() > int64(time.Hour) {
+		}
+		d.mu.Unlock()
+	}
+}
+
+// exportChunk is how many tracks ExportDetect copies per taking of the
+// lock.
+const exportChunk = 1024
+
+// size makes the arenas hold what the tracks could need. Called with mu
+// held.
+func (a *exportArena) size(tracks []*track) {
+	keys, wins, accts := 0, 0, 0
+	for _, t := range tracks {
+		for i := range t.wins {
+			keys += t.wins[i].n
+		}
+		wins += len(t.wins)
+		accts += len(t.accounts)
+	}
+	a.keys, a.ats = make([]uint64, 0, keys), make([]int64, 0, keys)
+	a.wins, a.accts = make([]store.DetectWindow, 0, wins), make([]store.DetectAccount, 0, accts)
+}
+
+// track copies what of t a snapshot keeps, and reports whether there is
+// any. Called with mu held.
+func (a *exportArena) track(t *track, byFacet map[identify.Facet][]*rule, ns int64) (store.DetectTrack, bool) {
+	dt := store.DetectTrack{Kind: uint8(t.key.kind), Facet: t.key.facet.String(), Value: t.key.value}
+	switch t.key.kind {
+	case trackFacet, trackCohort:
+		from := len(a.wins)
+		for _, r := range byFacet[t.key.facet] {
+			if !r.saved(t.key.kind) || r.slot >= len(t.wins) {
 				continue
 			}
-			dt.AccountsSeen = t.acctSeen.UnixNano()
-			for a, banned := range t.accounts {
-				dt.Accounts = append(dt.Accounts, store.DetectAccount{Account: a, Banned: banned})
+			dw := store.DetectWindow{Rule: r.Name}
+			w := &t.wins[r.slot]
+			k := len(a.keys)
+			for i := range w.n {
+				if s := w.slot(i); ns-s.at <= int64(r.Window) {
+					a.keys, a.ats = append(a.keys, s.key), append(a.ats, s.at)
+				}
+			}
+			if len(a.keys) > k {
+				dw.Keys, dw.At = a.keys[k:len(a.keys):len(a.keys)], a.ats[k:len(a.ats):len(a.ats)]
+			}
+			if r.Kind == Enumeration && r.enum < len(t.enum) {
+				lt := &t.enum[r.enum]
+				if last, all := lt.all.Buckets(); last > store.TallyBucket(ns, r.width)-store.TallyBuckets {
+					dw.Tally, dw.Width, dw.Last, dw.All = true, r.width, last, all
+					_, dw.Unreferenced = lt.unreferenced.Buckets()
+				}
+			}
+			if len(dw.Keys) > 0 || dw.Tally {
+				a.wins = append(a.wins, dw)
 			}
 		}
-		if len(dt.Windows) > 0 || len(dt.Accounts) > 0 {
-			st.Tracks = append(st.Tracks, dt)
+		if len(a.wins) == from {
+			return dt, false
 		}
+		dt.Windows = a.wins[from:len(a.wins):len(a.wins)]
+		if t.key.kind == trackCohort {
+			from := len(a.accts)
+			for acct := range t.accounts {
+				a.accts = append(a.accts, store.DetectAccount{Account: acct})
+			}
+			dt.Accounts = a.accts[from:len(a.accts):len(a.accts)]
+		}
+	case trackAccounts:
+		if ns-t.acctSeen.UnixNano() > int64(time.Hour) || len(t.accounts) == 0 {
+			return dt, false
+		}
+		dt.AccountsSeen = t.acctSeen.UnixNano()
+		from := len(a.accts)
+		for acct, banned := range t.accounts {
+			a.accts = append(a.accts, store.DetectAccount{Account: acct, Banned: banned})
+		}
+		dt.Accounts = a.accts[from:len(a.accts):len(a.accts)]
 	}
+	return dt, true
+}
+
+// exportArena is the memory ExportDetect copies into.
+type exportArena struct {
+	keys  []uint64
+	ats   []int64
+	wins  []store.DetectWindow
+	accts []store.DetectAccount
 }
 
 // saved reports whether r counts in a window of a track of kind k (the

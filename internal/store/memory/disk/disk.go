@@ -68,7 +68,7 @@ type Disk struct {
 	detMu  sync.Mutex
 	detSrc DetectSource
 	held   *store.DetectState
-	detBuf store.DetectState // the detector's export, reused (under snapMu)
+	detBuf store.DetectState // the detector's export (under snapMu)
 }
 
 // DetectSource is the detector, whose state (ban histories, windows)
@@ -289,6 +289,7 @@ func (d *Disk) Snapshot(ctx context.Context, s State) error {
 	begin := time.Now()
 	now := d.opts.Now()
 	info, err := snapshotFile(filepath.Join(d.opts.Dir, SnapshotFile), s, d.detectState(now), now)
+	d.detBuf = store.DetectState{} // tens of MB at the detector's bound: not kept until the next snapshot
 	if err != nil {
 		d.opts.Metrics.failed()
 		return fmt.Errorf("disk: %w", err)
