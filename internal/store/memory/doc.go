@@ -128,7 +128,9 @@
 // shared one (Redis), so they are here for the conformance suite and a
 // caller that wants them. At most MaxKeys sets and MaxBans histories are
 // kept (the sampled soonest to expire dropped); the sweeper drops idle
-// ones. They are not in snapshots.
+// ones. They are not in snapshots: the detector's own histories and
+// windows, which decide its bans on this store, are (package disk,
+// snapshot version 4, store.DetectState).
 //
 // # Bans
 //

@@ -2,11 +2,21 @@
 // directory (store.memory.dir): bans in an append-only ban log, written
 // through before a ban takes effect; rate limits, budgets and link filters
 // (with the fan-out cap's state: answer tags, opens per answer, the hold)
-// in a snapshot taken every snapshot_interval and on a graceful stop. An
+// and the detector's state (its ban histories, which escalate a repeat
+// offender's bans, and its rules' windows: store.DetectState) in a
+// snapshot taken every snapshot_interval and on a graceful stop. An
 // unclean stop (kill -9, a crash, power) loses what changed since the
 // last snapshot: at most snapshot_interval of limits spent, subjects
-// counted, ids shown and opens counted (an identity that passed the
-// fan-out cap in that time comes back unheld); bans lose nothing.
+// counted, ids shown, opens counted (an identity that passed the fan-out
+// cap in that time comes back unheld) and the detector's counts and bans'
+// histories; bans lose nothing.
+//
+// The detector is made after the store is restored: Restore keeps the
+// detector's state it read, and Detector hands it to the detector and has
+// every later snapshot ask the detector (DetectSource), under one lock, so
+// no snapshot falls between. Until then a snapshot writes the held state
+// again (a snapshot before the detector starts, or with it off, loses
+// nothing of it).
 //
 // It must never block the request path on disk I/O, and never hold a
 // shard lock while writing: a snapshot copies one shard under its lock
@@ -58,7 +68,7 @@
 // of at least 1,024 records more than twice the bans held is rewritten
 // (aside, synced, renamed) with one put per unexpired ban.
 //
-// # Snapshot (magic WARDNSNP, version 3)
+// # Snapshot (magic WARDNSNP, version 4)
 //
 // Frames, each payload starting with its kind byte:
 //
@@ -83,7 +93,20 @@
 //	    byte (0 sorted ids, 1 bloom filter words) and no provenances
 //	    either: its ids are read as shown in a list, its bloom filters
 //	    dropped (see memory.LinkGenState)
-//	'E' end, last: the counts of limits, budgets and link filters
+//	'O' the detector's ban histories (version 4): n, then n × (facet,
+//	    value (each a length and bytes), bans uvarint (at most 2^31),
+//	    the latest ban's end int64, when it was banned int64, when this
+//	    gateway wrote or learnt of it int64 (0: never), flags byte (1:
+//	    the ban was for everyone on an address))
+//	'T' the detector's tracks (version 4), least recently used first: n,
+//	    then n × (kind byte (0 a facet's rules, 1 a cohort, 2 an
+//	    address's accounts), facet, value, accounts seen int64, a, a ×
+//	    (account, banned byte 0 or 1), w, w × (rule name, k, k × (key
+//	    uint64, seen int64), oldest first, tally byte 0 or 1, if 1 the
+//	    enumeration tallies: bucket width int64, latest bucket int64, 16
+//	    × look-ups uint32, 16 × never-shown look-ups uint32))
+//	'E' end, last: the counts of limits, budgets and link filters (and
+//	    from version 4 of ban histories and tracks)
 //
 // Keys are the memory store's keyed SipHash of its key strings, which is
 // why the hash key is in the snapshot: a store restored with another key
@@ -93,15 +116,22 @@
 // snapshot leaves the store empty rather than half loaded, and drops every
 // entry expired at the restart (and version 1 bloom filters), every
 // fan-out answer expired and hold ended at the restart, and fan-out state
-// no store makes (tag 0, a tag twice, past the bounds).
+// no store makes (tag 0, a tag twice, past the bounds). The detector's
+// frames are read whole and checked in structure here (counts against the
+// payload, flags), then judged by the detector's Restore, which trusts
+// nothing in them: it drops histories forgotten at the restart, windows of
+// rules no longer configured or changed, keys expired, and keeps its own
+// bounds (max_tracked, limit+1 keys a window). A detector frame that does
+// not read makes the whole snapshot unreadable, set aside as any other.
 //
 // # Versions
 //
 // A reader dispatches on the header's version: a newer warden keeps the
 // reader of every older version (testdata/snapshot-v1.bin is a version 1
 // file that TestReadsVersion1 must keep reading, testdata/snapshot-v2.bin
-// one for TestReadsVersion2, testdata/snapshot-v3.bin the current
-// writer's, written anew by go test -run TestReadsVersion3 -update); a
+// one for TestReadsVersion2, testdata/snapshot-v3.bin one for
+// TestReadsVersion3, testdata/snapshot-v4.bin the current writer's, written
+// anew by go test -run TestReadsVersion4 -update); a
 // version it does not know (written by a newer warden) is treated as
 // unreadable and set aside. A change to any payload is a new version.
 //
@@ -109,5 +139,6 @@
 //
 // See bench_results.txt beside this file for the measured figures and the
 // commands that made them (BenchmarkSnapshot2M, BenchmarkRestore2M, and
-// the warden bench rows e and e-snap).
+// the warden bench rows e and e-snap), and BenchmarkDetectState for the
+// detector's share at its bound.
 package disk
