@@ -159,3 +159,49 @@ func TestRestoreDropsAndBounds(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot's copy runs beside the recording (go test -race): each
+// track is copied whole, and the copy restores.
+func TestExportWhileRecording(t *testing.T) {
+	cfg := Config{Enabled: true, Rules: []Rule{
+		{Name: "velocity", Kind: Velocity, Limit: 1000, Window: time.Hour},
+		{Name: "enum", Kind: Enumeration, Limit: 1000, Ratio: 0.5, Window: time.Hour},
+	}}
+	f := newFixture(t, cfg)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20_000 {
+			a := profile(who(fmt.Sprint(i%3000), "10.0.0.1"), t0.Add(time.Duration(i)*time.Millisecond), fmt.Sprint(i))
+			a.Unreferenced = i%2 == 0
+			f.d.Record(a)
+		}
+	}()
+	var st store.DetectState
+	for exports := 0; ; exports++ {
+		select {
+		case <-done:
+			if exports == 0 {
+				t.Log("the recording ended before the first copy")
+			}
+			f.d.ExportDetect(t0.Add(time.Minute), &st)
+			if len(st.Tracks) != 3000 {
+				t.Fatalf("%d tracks copied, want 3000", len(st.Tracks))
+			}
+			g := newFixture(t, cfg)
+			if p := g.d.Restore(t0.Add(time.Minute), &st); p.Tracks != 3000 || p.Dropped != 0 {
+				t.Fatalf("restore of the copy: %+v", p)
+			}
+			return
+		default:
+		}
+		f.d.ExportDetect(t0.Add(time.Minute), &st)
+		for _, tr := range st.Tracks {
+			for _, w := range tr.Windows {
+				if len(w.Keys) != len(w.At) {
+					t.Fatalf("track %s: %d keys, %d times", tr.Value, len(w.Keys), len(w.At))
+				}
+			}
+		}
+	}
+}
