@@ -42,19 +42,9 @@ func TestDetectorRestartEscalates(t *testing.T) {
 			}
 			if stop == "kill-9" {
 				awaitSnapshot(t, g, time.Now())
-				if err := g.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-					t.Fatal(err)
-				}
-				<-g.p.done
+				stopGateway(t, g, syscall.SIGKILL)
 			} else {
-				if err := g.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-					t.Fatal(err)
-				}
-				select {
-				case <-g.p.done:
-				case <-time.After(20 * time.Second):
-					t.Fatal("no graceful stop in 20s")
-				}
+				stopGateway(t, g, syscall.SIGTERM)
 			}
 			g2 := startGateway(t, cfg, platform)
 			waitFor(t, g2.p, `"msg":"detector state restored","ban_histories":1`)

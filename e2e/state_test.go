@@ -94,6 +94,20 @@ func awaitSnapshot(t *testing.T, g *gw, since time.Time) {
 	t.Fatal("no snapshot within 15s")
 }
 
+// stopGateway stops g with sig (SIGKILL: no last snapshot; SIGTERM: a
+// graceful stop, the last snapshot taken) and waits for it to exit.
+func stopGateway(t *testing.T, g *gw, sig syscall.Signal) {
+	t.Helper()
+	if err := g.p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("gateway still running 20s after %v", sig)
+	}
+}
+
 // postBan asks for a ban and reports whether the admin API acknowledged it;
 // a refused connection (the gateway killed) is no acknowledgement.
 func postBan(admin, ip string) bool {
@@ -184,10 +198,7 @@ func TestKill9KeepsState(t *testing.T) {
 		}
 	}()
 	time.Sleep(2 * time.Second)
-	if err := g.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-g.p.done
+	stopGateway(t, g, syscall.SIGKILL)
 	time.Sleep(200 * time.Millisecond) // requests and bans still try the dead gateway
 	close(stop)
 	wg.Wait()
@@ -223,14 +234,7 @@ func TestGracefulStopKeepsState(t *testing.T) {
 	if a := adminDo(t, g, "POST", "/v1/bans", `{"facet":"ip","value":"127.0.8.9","reason":"e2e","ttl":"24h"}`); a.status != http.StatusCreated {
 		t.Fatalf("ban: %d %s", a.status, a.body)
 	}
-	if err := g.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-g.p.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("no graceful stop in 20s")
-	}
+	stopGateway(t, g, syscall.SIGTERM)
 	if !strings.Contains(g.p.Output(), "state saved") {
 		t.Fatalf("no last snapshot on a graceful stop:\n%s", g.p.Output())
 	}

@@ -35,7 +35,7 @@ func (d *Detector) ExportDetect(now time.Time, st *store.DetectState) {
 			continue
 		}
 		st.Offences = append(st.Offences, store.DetectOffence{Facet: k.Facet, Value: k.Value, N: o.n,
-			Until: o.until.UnixNano(), Seen: unixOr0(o.seen), Banned: unixOr0(o.banned), Everyone: o.everyone})
+			Until: o.until.UnixNano(), Seen: store.UnixNano(o.seen), Banned: store.UnixNano(o.banned), Everyone: o.everyone})
 	}
 	order := make([]*track, 0, len(d.tracks))
 	for t := d.back; t != nil; t = t.prev {
@@ -175,20 +175,6 @@ func (d *Detector) rulesByFacet() map[identify.Facet][]*rule {
 	return m
 }
 
-func unixOr0(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func timeOr0(ns int64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, ns)
-}
-
 // Restore loads st, a state ExportDetect saved (read back from a snapshot
 // file: nothing in it is trusted), as of now. Call it before the first
 // Record. Histories forgotten at now are dropped, and so are windows of a
@@ -219,7 +205,7 @@ func (d *Detector) Restore(now time.Time, st *store.DetectState) Persisted {
 		if _, dup := d.offences[key]; !dup && len(d.offences) >= d.cfg.MaxTracked {
 			d.dropOffences(now)
 		}
-		d.offences[key] = &offence{n: so.N, until: time.Unix(0, so.Until), seen: timeOr0(so.Seen), banned: timeOr0(so.Banned), everyone: so.Everyone}
+		d.offences[key] = &offence{n: so.N, until: time.Unix(0, so.Until), seen: store.TimeOf(so.Seen), banned: store.TimeOf(so.Banned), everyone: so.Everyone}
 		p.Offences++
 	}
 	for i := range st.Tracks {

@@ -1,5 +1,7 @@
 package store
 
+import "time"
+
 // DetectState is the detector's state that decides future bans, as the
 // memory store's snapshot keeps it across a restart (on Redis the same
 // state lives in the store: Detections). Times are Unix nanoseconds, so a
@@ -81,4 +83,21 @@ func TallyOf(last int64, n [TallyBuckets]uint32) Tally {
 		t.sum += uint64(c)
 	}
 	return t
+}
+
+// UnixNano is t in Unix ns, 0 for the zero time (a time not set: "none"
+// in the state files).
+func UnixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// TimeOf is UnixNano's inverse: the zero time for 0.
+func TimeOf(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }

@@ -171,20 +171,6 @@ func keepTail(f *os.File, from, to int64, path string) error {
 	return out.Close()
 }
 
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromUnixNano(ns int64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, ns)
-}
-
 // banAnonymous is the put record's flags bit for store.Ban.Anonymous.
 const banAnonymous = 1
 
@@ -197,8 +183,8 @@ func appendBan(dst []byte, op byte, b store.Ban) []byte {
 	dst = appendStr(appendStr(dst, b.Facet), b.Value)
 	if op == opPut {
 		dst = appendStr(appendStr(dst, b.Reason), b.By)
-		dst = binary.LittleEndian.AppendUint64(dst, uint64(unixNano(b.Created)))
-		dst = binary.LittleEndian.AppendUint64(dst, uint64(unixNano(b.Until)))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(store.UnixNano(b.Created)))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(store.UnixNano(b.Until)))
 		if b.Anonymous {
 			dst = append(dst, banAnonymous)
 		}
@@ -214,7 +200,7 @@ func decodeBan(p []byte) (byte, store.Ban, error) {
 	switch op {
 	case opPut:
 		b.Reason, b.By = d.str(), d.str()
-		b.Created, b.Until = fromUnixNano(d.i64()), fromUnixNano(d.i64())
+		b.Created, b.Until = store.TimeOf(d.i64()), store.TimeOf(d.i64())
 		if d.err == nil && len(d.b) == 1 {
 			flags := d.u8()
 			if flags&^banAnonymous != 0 {
