@@ -3,9 +3,11 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,6 +53,30 @@ func newEcho(t *testing.T) *echo {
 			w.Write([]byte("chunk\n"))
 			fl.Flush()
 			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	mux.HandleFunc("/trickle", func(w http.ResponseWriter, r *http.Request) {
+		// n parts of a body gap apart, chunked or with a Content-Length
+		// (cl=1), whose header comes at once: a stream, a slow download.
+		e.hits.Add(1)
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		gap, _ := time.ParseDuration(r.URL.Query().Get("gap"))
+		part := "part\n"
+		if r.URL.Query().Get("cl") != "" {
+			w.Header().Set("Content-Length", strconv.Itoa(n*len(part)))
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		fl := w.(http.Flusher)
+		fl.Flush()
+		for i := 0; i < n; i++ {
+			select {
+			case <-time.After(gap):
+			case <-r.Context().Done():
+				return
+			}
+			w.Write([]byte(part))
+			fl.Flush()
 		}
 	})
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +175,55 @@ func TestUpstreamGarbageIsNotLogged(t *testing.T) {
 			waitFor(t, g.p, "upstream error")
 			if out := g.p.Output(); strings.Contains(out, "lena.morgan") || strings.Contains(out, "15550100482") {
 				t.Fatalf("the upstream's bytes are in the log:\n%s", out)
+			}
+		})
+	}
+}
+
+// An answer whose header came in time is not cut by the header timeout
+// (baseConfig: 1 s) however long its body takes, as long as it keeps
+// coming; a stream nothing inspects reaches the client as it comes. The
+// fast front is left out: its fasthttp client bounds the whole answer by
+// the header timeout and cuts the stream there (known, not fixed).
+func TestSlowBodyOutlastsTheHeaderTimeout(t *testing.T) {
+	up := newEcho(t)
+	for _, front := range []string{"loop", "std"} {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, baseConfig(front), up.srv.URL)
+			for _, cl := range []string{"", "&cl=1"} {
+				a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/trickle?n=4&gap=400ms"+cl, nil)
+				if a.status != 200 || a.body != strings.Repeat("part\n", 4) {
+					t.Errorf("trickle%s: %d %q, want 200 and the 4 parts", cl, a.status, a.body)
+				}
+			}
+			// The first part reaches the client while the upstream holds
+			// the rest back until the client has it.
+			release := make(chan struct{})
+			var held atomic.Bool
+			stream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.Write([]byte("part\n"))
+				w.(http.Flusher).Flush()
+				select {
+				case <-release:
+				case <-time.After(5 * time.Second):
+					held.Store(true)
+				}
+				w.Write([]byte("end\n"))
+			}))
+			defer stream.Close()
+			gs := startGateway(t, baseConfig(front), stream.URL)
+			resp, err := clientFrom("127.0.0.5").Get(gs.url + "/events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			line, err := br.ReadString('\n')
+			close(release)
+			rest, _ := io.ReadAll(br)
+			if err != nil || line != "part\n" || string(rest) != "end\n" || held.Load() {
+				t.Fatalf("stream: first %q (%v), then %q; held until the upstream gave up: %v", line, err, rest, held.Load())
 			}
 		})
 	}

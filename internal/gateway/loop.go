@@ -31,8 +31,9 @@ import (
 // is unusual (a body sent in chunks or larger than maxInline, Expect,
 // Upgrade, CONNECT, HTTP/1.0, a header too large, malformed or ended by
 // bare LFs) is handed over before any decision (handOverClient), and an
-// answer that must be streamed (larger than the loop buffers, or delimited
-// by close) is handed over with its upstream connection (handOverAnswer).
+// answer that must be streamed (larger than the loop buffers, delimited by
+// close, or chunked, uninspected and not all come at once: events, a long
+// download) is handed over with its upstream connection (handOverAnswer).
 // A handed connection stays with the fast front until it closes.
 //
 // The files split it by role: this one the front and its loops,

@@ -243,6 +243,13 @@ func (ls *loopState) answerArrived(up *upstreamConn, now time.Time) {
 		return
 	}
 	up.got = true
+	if up.need > 0 || up.chunkAt > 0 || up.eof {
+		// Its header has come: upstream.response_header_timeout bounds
+		// the wait for the header, then each wait for more of the body, as
+		// the fast front's relay and net/http read it; not the whole answer
+		// (a slow download got 504 once it outlasted the header timeout).
+		up.setPhase(phBusy, now, ls.f.cfg.Upstream.ResponseHeaderTimeout)
+	}
 	buf, _ := up.c.Peek(-1)
 	// An answer that has not all come is parsed again only when it may
 	// have: each parse reads it from the start.
@@ -317,6 +324,11 @@ func (ls *loopState) parseAnswer(cl *clientConn, up *upstreamConn, buf []byte, a
 		up.eof = true // an inspected answer that ends at close: wait for it, up to limit
 	case fr.whole:
 		ls.upstreamFailed(cl, fmt.Errorf("malformed answer: %w", err), now)
+	case fr.chunkAt > 0 && !cl.ex.Inspect:
+		// A chunked answer nothing inspects, not all come: a stream
+		// (server-sent events, a long download) goes to the client as it
+		// comes, not when it ends.
+		ls.handOverAnswer(cl, up)
 	default:
 		up.need, up.chunkAt = fr.need, fr.chunkAt
 	}
