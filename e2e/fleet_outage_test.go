@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -120,4 +121,36 @@ func TestFleetLedgerClickHouseKilled(t *testing.T) {
 		t.Errorf("ClickHouse holds (count, distinct request ids) %q; the clients were answered %d", got, total)
 	}
 	t.Logf("%d requests answered, %d before the restart; ClickHouse holds each once", total, atRestart)
+}
+
+// A gateway whose ClickHouse answers but will not take the ledger (a
+// wrong password, or a database warden ledger init never made) does not
+// start: before, it served and sent every batch to its spool until the
+// spool was full, saying so only in a warning per failure burst.
+func TestServeRefusesClickHouseItCannotWrite(t *testing.T) {
+	rs := redistest.Start(t)
+	ch := chserver.ForTest(t)
+	dir := t.TempDir()
+	wrong := filepath.Join(dir, "wrong-password")
+	right := filepath.Join(dir, "password")
+	os.WriteFile(wrong, []byte("not-the-password\n"), 0o600)
+	os.WriteFile(right, []byte(ch.Password+"\n"), 0o600)
+	for _, c := range []struct{ name, cfg, want string }{
+		{"wrong password", fleetConfig(rs.Addr(), ch.Addr(), wrong, filepath.Join(dir, "spool1"), 10), "Wrong password"},
+		{"no ledger init", fleetConfig(rs.Addr(), ch.Addr(), right, filepath.Join(dir, "spool2"), 10), "Database fleet doesn't exist"},
+	} {
+		path := filepath.Join(dir, "warden.yaml")
+		if err := os.WriteFile(path, []byte(c.cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, binPath, "serve", "--config", path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1")
+		cmd.Env = append(os.Environ(), "WARDEN_ADMIN_TOKEN="+adminToken, "LAB_JWT_SECRET=lab-secret")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s: %v, want exit 1 naming %q:\n%s", c.name, err, c.want, out)
+		}
+	}
 }

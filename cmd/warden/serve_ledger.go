@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -35,6 +36,9 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 		}
 	}
 	if lc.Backend == config.LedgerClickHouse {
+		if err := clickhouseReady(lc.ClickHouse, log); err != nil {
+			return nil, nil, err
+		}
 		sink, err := clickhouse.NewSink(lc.ClickHouse, log, clickhouse.NewMetrics(reg))
 		if err != nil {
 			return nil, nil, err
@@ -98,6 +102,31 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 func queueFull(lc config.Ledger) []gateway.RecordingOption {
 	if lc.QueueFull == config.QueueWait {
 		return []gateway.RecordingOption{gateway.WaitWhenFull(lc.QueueWait)}
+	}
+	return nil
+}
+
+// clickhouseReady refuses to start on a ClickHouse that answers but will
+// not take the ledger (a wrong user or password, no database or tables):
+// every batch would go to the spool until it filled, then be dropped.
+// One that cannot be reached is said and let be: the spool is for that.
+func clickhouseReady(cc clickhouse.Config, log *slog.Logger) error {
+	c, err := clickhouse.NewClient(cc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(cc.Timeout, 10*time.Second))
+	defer cancel()
+	err = c.Ready(ctx)
+	var unreachable *clickhouse.UnreachableError
+	switch {
+	case errors.As(err, &unreachable):
+		log.Warn("ledger: clickhouse not reachable at start; batches wait in the spool", slog.String("error", err.Error()))
+		return nil
+	case errors.Is(err, clickhouse.ErrNoSchema):
+		return fmt.Errorf("ledger: %w", err)
+	case err != nil:
+		return fmt.Errorf("ledger: %w (check ledger.clickhouse's user, password and database; warden ledger init makes the database)", err)
 	}
 	return nil
 }

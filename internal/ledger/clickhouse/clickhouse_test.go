@@ -462,3 +462,50 @@ func TestSpoolOnePerGateway(t *testing.T) {
 	}
 	again.Close(ctx)
 }
+
+// TestReady: a gateway's start-up check tells a ClickHouse that will not
+// take the ledger (wrong password, no database, no tables) from one that
+// cannot be reached (the spool is for that) and from one ready.
+func TestReady(t *testing.T) {
+	s := server(t)
+	ctx := context.Background()
+	cfg := config(t, s, "readytest") // made by Init
+	ready := func(c Config) error {
+		t.Helper()
+		cl, err := NewClient(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl.Ready(ctx)
+	}
+	if err := ready(cfg); err != nil {
+		t.Fatalf("after ledger init: %v", err)
+	}
+	var refused *Error
+	var unreachable *UnreachableError
+	wrong := cfg
+	wrong.PasswordEnv, wrong.PasswordFile = "", filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(wrong.PasswordFile, []byte("not-the-password\n"), 0o600)
+	if err := ready(wrong); !errors.As(err, &refused) || !strings.Contains(err.Error(), "Wrong password") {
+		t.Errorf("wrong password: %v", err)
+	}
+	nodb := cfg
+	nodb.Database = "readytest_missing"
+	if err := ready(nodb); !errors.As(err, &refused) || errors.Is(err, ErrNoSchema) {
+		t.Errorf("no database: %v", err)
+	}
+	empty := cfg
+	empty.Database = "readytest_empty"
+	cl, _ := NewClient(empty)
+	if _, err := cl.do(ctx, "CREATE DATABASE IF NOT EXISTS readytest_empty", nil, false, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ready(empty); !errors.Is(err, ErrNoSchema) || !strings.Contains(err.Error(), "0 of the ledger's 3 tables") {
+		t.Errorf("database without the tables: %v", err)
+	}
+	gone := cfg
+	gone.Addrs = []string{"127.0.0.1:1"}
+	if err := ready(gone); !errors.As(err, &unreachable) {
+		t.Errorf("nothing listening: %v, want an UnreachableError", err)
+	}
+}

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -96,4 +97,25 @@ func Schema(db string) string {
 	}
 	b.WriteString("-- and, when privacy_key is empty, one row: 32 random bytes and a random id (the DP answers' noise key; Init sends it as RowBinary)\n")
 	return b.String()
+}
+
+// ErrNoSchema says the database lacks the ledger's tables: warden ledger
+// init was not run on it.
+var ErrNoSchema = errors.New("run warden ledger init --config FILE once for the fleet")
+
+// Ready checks, at a gateway's start, that ClickHouse takes this client's
+// user and password and that its database holds the ledger's tables, so
+// that a mistake in either stops the start instead of sending every batch
+// to the spool until it is full. A ClickHouse that cannot be reached is
+// not checked: the error is an *UnreachableError, and the gateway starts,
+// its batches waiting in the spool.
+func (c *Client) Ready(ctx context.Context) error {
+	rows, err := c.rows(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN ('accesses', 'takes', 'views')")
+	if err != nil {
+		return err
+	}
+	if len(rows) != 3 {
+		return fmt.Errorf("clickhouse: %s: database %s holds %d of the ledger's 3 tables (accesses, takes, views): %w", strings.Join(c.addrs, ","), c.db, len(rows), ErrNoSchema)
+	}
+	return nil
 }
