@@ -357,11 +357,15 @@
 // Add is not all the writer costs: at the issue's density the sealer
 // spends about twice Add's CPU per Access, on its own goroutine (another
 // core of a gateway's, the same machine's CPU). Per Access of a sealed
-// hour (a profile of BenchmarkIngest over a day: 3,336,000 Accesses): the
-// hour's names and tuples interned into the shared dictionary, about 3.7
-// an Access, each a cache miss in tables of millions (0.85 µs); the
-// index and compression (0.6 µs; zstd most of it); reading the log back
-// (0.4 µs); the day rollups and the author indexes (0.2 µs). What the
+// hour (a profile of BenchmarkIngest over a day: 3,336,000 Accesses;
+// 1.7 µs of the sealer's in all): the hour's names and tuples interned
+// into the shared dictionary, about 3.7 an Access, two cache misses each
+// in tables of millions (0.55 µs, its tables' growth included; 0.85
+// before the sealer prefetched); the index and compression (0.55 µs;
+// zstd half of it); reading the log back (0.4 µs); the day rollups and
+// the author indexes (0.1 µs). `warden bench ledger -accesses 10000000
+// -days 3` counts 2.8-2.9 µs of the writer's CPU an Access (Add's thread
+// 0.85-0.87; 3.4-3.6 and 1.0 before the prefetches). What the
 // sealer does for it:
 //
 //   - Postings and who-took takings are sorted by an LSD radix sort
