@@ -32,18 +32,45 @@ func deadlineSlack(timeouts ...time.Duration) time.Duration {
 //
 // One goroutine at a time may set a direction's deadline (fasthttp serves
 // a connection from one goroutine).
+//
+// With idleReads (the fast front's upstream connections), a read deadline
+// is a time to wait for more: each read that brings bytes moves it as far
+// ahead as it was set. fasthttp's client sets one deadline, the header
+// timeout, for the whole answer, and a streamed answer's body is read
+// under it: a stream or a slow download was cut there, though its header
+// had come at once.
 type coarseConn struct {
 	net.Conn
 	slack  time.Duration
 	rd, wd time.Time // deadlines in force; zero: none
+
+	idleReads bool          // a read deadline is a wait for more (above)
+	readFor   time.Duration // with idleReads: how far ahead it was last set
 }
 
 func (c *coarseConn) SetReadDeadline(t time.Time) error {
+	if c.idleReads {
+		c.readFor = 0
+		if !t.IsZero() {
+			c.readFor = time.Until(t)
+		}
+	}
 	if skipDeadline(c.rd, t, c.slack) {
 		return nil
 	}
 	c.rd = t
 	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *coarseConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.readFor > 0 {
+		if t := time.Now().Add(c.readFor); !skipDeadline(c.rd, t, c.slack) {
+			c.rd = t
+			_ = c.Conn.SetReadDeadline(t)
+		}
+	}
+	return n, err
 }
 
 func (c *coarseConn) SetWriteDeadline(t time.Time) error {

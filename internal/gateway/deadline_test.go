@@ -78,3 +78,29 @@ func TestDeadlineSlack(t *testing.T) {
 		}
 	}
 }
+
+// readConn answers every Read with one byte, after the test's clock moved.
+type readConn struct{ deadlineConn }
+
+func (c *readConn) Read(p []byte) (int, error) { p[0] = 'x'; return 1, nil }
+
+// With idleReads a read deadline is a wait for more: a read that brings
+// bytes moves it as far ahead as it was set (past the slack), so a body
+// that keeps coming is never cut by the header timeout; without, reads
+// leave it where it was.
+func TestCoarseConnIdleReads(t *testing.T) {
+	for _, idle := range []bool{false, true} {
+		in := &readConn{}
+		c := &coarseConn{Conn: in, slack: time.Millisecond, idleReads: idle}
+		c.SetReadDeadline(time.Now().Add(time.Hour))
+		time.Sleep(5 * time.Millisecond) // past the slack: the next re-arm is applied
+		before := time.Now()
+		c.Read(make([]byte, 1))
+		switch {
+		case !idle && len(in.reads) != 1:
+			t.Errorf("plain: %d deadlines set, want the one asked", len(in.reads))
+		case idle && (len(in.reads) != 2 || in.reads[1].Before(before.Add(time.Hour-time.Second))):
+			t.Errorf("idle reads: deadlines %v, want a second one an hour after the read", in.reads)
+		}
+	}
+}

@@ -51,7 +51,7 @@ func newFastFront(g *Gateway, cfg *config.Config, name frontName) *fastFront {
 			if err != nil {
 				return nil, err
 			}
-			return &coarseConn{Conn: c, slack: f.slack}, nil
+			return &coarseConn{Conn: c, slack: f.slack, idleReads: true}, nil
 		},
 	}
 	f.srv = &fasthttp.Server{
