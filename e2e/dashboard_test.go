@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -382,6 +384,55 @@ func TestDashboardDPFormErrors(t *testing.T) {
 		page := string(b)
 		if i := strings.Index(page, `role="alert">`); r.StatusCode != http.StatusBadRequest || !strings.HasPrefix(page[max(i, 0):], `role="alert">`+tt.want) {
 			t.Errorf("researcher %q, epsilon %q: %d, alert %.140q; want 400 and %q", tt.researcher, tt.epsilon, r.StatusCode, page[max(i, 0):], tt.want)
+		}
+	}
+}
+
+// admin.tls serves the admin API and the dashboard over HTTPS, and the
+// session cookie is then Secure (issue 25: "Secure under TLS"; the admin
+// listener could not serve TLS, so the cookie never was); a cleartext
+// request is refused.
+func TestAdminOverTLS(t *testing.T) {
+	platform := startPlatform(t, 200)
+	dir := t.TempDir()
+	cf, kf := selfSigned(t, dir)
+	g := startGateway(t, ledgerConfig(filepath.Join(dir, "ledger"), 6)+fmt.Sprintf("admin: {tls: {cert_file: %s, key_file: %s}}\n", cf, kf), platform)
+	pemBytes, err := os.ReadFile(cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	c.Jar, _ = cookiejar.New(nil)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	base := "https://" + strings.TrimPrefix(g.admin, "http://")
+	ga := &gw{admin: base}
+	r, err := c.PostForm(base+"/login", url.Values{"token": {adminToken}, "csrf": {csrfOf(t, c, ga, "/login")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	var session *http.Cookie
+	for _, ck := range r.Cookies() {
+		if ck.Name == "warden_session" {
+			session = ck
+		}
+	}
+	if r.StatusCode != http.StatusSeeOther || session == nil || !session.Secure || !session.HttpOnly {
+		t.Fatalf("sign-in over TLS: %d, session cookie %+v; want 303 and a Secure, HttpOnly cookie", r.StatusCode, session)
+	}
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	if r, err := c.Do(req); err != nil || r.StatusCode != 200 {
+		t.Fatalf("metrics over TLS: %v %v", r, err)
+	} else {
+		r.Body.Close()
+	}
+	if r, err := http.Get(g.admin + "/login"); err == nil {
+		r.Body.Close()
+		if r.StatusCode == http.StatusOK {
+			t.Errorf("cleartext HTTP to the TLS admin listener answered 200")
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -165,6 +166,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		pcancel()
 		ln.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
+	}
+	if t := cfg.Admin.TLS; t.Enabled() {
+		// HTTPS: the admin token and the dashboard's session (its
+		// cookie then Secure) never cross the network in clear.
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			pcancel()
+			ln.Close()
+			aln.Close()
+			return fmt.Errorf("admin.tls: %w", err)
+		}
+		aln = tls.NewListener(aln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	var ready sync.Mutex // held while draining: not ready
 	draining := false

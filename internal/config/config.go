@@ -101,6 +101,10 @@ type Admin struct {
 	Listen    string `yaml:"listen"`
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
+	// TLS serves the admin API and the dashboard over HTTPS (the
+	// dashboard's session cookie is then Secure); off by default, as the
+	// admin listener is meant for loopback or a private network.
+	TLS TLS `yaml:"tls"`
 }
 
 // Log configures log/slog output.
@@ -262,6 +266,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
+	}
+	if (c.Admin.TLS.CertFile == "") != (c.Admin.TLS.KeyFile == "") {
+		bad("admin.tls", "cert_file and key_file go together")
 	}
 	u, err := url.Parse(c.Upstream.URL)
 	switch {

@@ -49,6 +49,7 @@ func TestLoadFixtures(t *testing.T) {
 		{"ledger.yaml", ""},
 		{"spool_is_ledger_dir.yaml", "spool_is_ledger_dir.yaml:9:18: ledger.clickhouse.spool.dir: /var/lib/warden/ledger/ is also ledger.dir: each needs a directory of its own"},
 		{"spool_is_state_dir.yaml", "spool_is_state_dir.yaml:8:18: ledger.clickhouse.spool.dir: /var/lib/warden/state is also store.memory.dir: each needs a directory of its own"},
+		{"bad_admin_tls.yaml", "bad_admin_tls.yaml:3:8: admin.tls: cert_file and key_file go together"},
 		{"bad_clickhouse.yaml", "bad_clickhouse.yaml:4:31: ledger.clickhouse.addrs[1]: \":8123\" has no host"},
 		{"bad_clickhouse.yaml", "bad_clickhouse.yaml:4:40: ledger.clickhouse.addrs[2]: port \"0\" is not a number in 1..65535"},
 		{"bad_clickhouse.yaml", "bad_clickhouse.yaml:4:49: ledger.clickhouse.addrs[3]: port \"99999\" is not a number in 1..65535"},
