@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -39,6 +40,7 @@ func runLabSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	truthFile := fs.String("truth", "", "ground truth CSV (`lab-platform truth`); default: computed from --profiles and --seed")
 	jsonOut := fs.String("json", "", "write the score as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	caFile := fs.String("ca", "", "PEM `FILE` of the certificates an https target's is verified with (a gateway's own); default: the system's")
 	params := paramFlags{}
 	fs.Var(params, "p", "scenario parameter NAME.KEY=VALUE (repeatable; see the sim package doc)")
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +61,16 @@ func runLabSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts := sim.Options{
 		Target: *target, Scenarios: names, Params: params, Duration: *dur, MaxRequests: *maxReq,
 		Truth: truth, JWTSecret: *secret, Seed: uint64(*seed),
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		opts.RootCAs = x509.NewCertPool()
+		if !opts.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--ca: no PEM certificate in %s", *caFile)
+		}
 	}
 	if !*quiet {
 		opts.Progress = progressPrinter(stderr)

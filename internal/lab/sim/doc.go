@@ -97,7 +97,8 @@
 // The JSON (Report.WriteJSON; lab-sim --json) has per population: name,
 // kind (harvester or legitimate), requests, ok, refused, masked, not_found,
 // errors, status (count per HTTP status), first_refusal_s and first_mask_s
-// (null when none); a harvester also harvested, harvest_pct, and, when it
+// (null when none), first_error (why the first request without an answer
+// failed; absent when none); a harvester also harvested, harvest_pct, and, when it
 // used accounts, accounts and harvest_per_account; a legitimate population
 // group, users, active_users, harmed_users, harmed_requests, harm_users_pct
 // and harm_requests_pct. A score of zero is written as 0, never left out.

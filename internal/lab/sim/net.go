@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"net/netip"
@@ -33,6 +35,7 @@ type srcKey struct{}
 // cost no more than one.
 type network struct {
 	timeout  time.Duration
+	tls      *tls.Config // an https target's: the roots it is verified with
 	rotating *http.Client
 
 	mu      sync.Mutex
@@ -40,9 +43,11 @@ type network struct {
 	maxKeep int
 }
 
-func newNetwork(timeout time.Duration) *network {
+func newNetwork(timeout time.Duration, roots *x509.CertPool) *network {
 	d := &net.Dialer{Timeout: 5 * time.Second}
+	tc := &tls.Config{RootCAs: roots} // nil roots: the system's
 	rt := &http.Transport{
+		TLSClientConfig: tc,
 		DialContext: func(ctx context.Context, nw, a string) (net.Conn, error) {
 			dd := *d
 			if src, ok := ctx.Value(srcKey{}).(netip.Addr); ok {
@@ -55,6 +60,7 @@ func newNetwork(timeout time.Duration) *network {
 	}
 	return &network{
 		timeout:  timeout,
+		tls:      tc,
 		rotating: &http.Client{Transport: rt, Timeout: timeout},
 		keep:     make(map[netip.Addr]*http.Client),
 		maxKeep:  1024,
@@ -69,6 +75,7 @@ func (n *network) client(ctx context.Context, src netip.Addr, keepAlive bool) (*
 		if !ok && len(n.keep) < n.maxKeep {
 			d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
 			c = &http.Client{Timeout: n.timeout, Transport: &http.Transport{
+				TLSClientConfig:     n.tls,
 				DialContext:         d.DialContext,
 				MaxIdleConnsPerHost: 64,
 				IdleConnTimeout:     90 * time.Second,

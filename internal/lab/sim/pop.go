@@ -53,6 +53,16 @@ type pop struct {
 	// pauses up to a minute) do not hold the run open until its duration.
 	inflight atomic.Int64
 	stop     context.CancelFunc
+
+	firstErr atomic.Pointer[string] // the first failed request's error (Population.FirstError)
+}
+
+// failed counts a request that got no answer, keeping the first error.
+func (p *pop) failed(err error) {
+	p.errs.Add(1)
+	p.noteStatus(0)
+	msg := err.Error()
+	p.firstErr.CompareAndSwap(nil, &msg)
 }
 
 // settle ends a request of do; the last one of a spent bound stops the
@@ -207,8 +217,7 @@ func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path 
 			e.tally.cut()
 			return nil, errStop
 		}
-		p.errs.Add(1)
-		p.noteStatus(0)
+		p.failed(err)
 		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -218,8 +227,7 @@ func (e *env) do(ctx context.Context, p *pop, id *ident, user int, method, path 
 			e.tally.cut()
 			return nil, errStop
 		}
-		p.errs.Add(1)
-		p.noteStatus(0)
+		p.failed(err)
 		return nil, err
 	}
 	a := &answer{status: resp.StatusCode, body: body, refused: refusal(resp.StatusCode)}

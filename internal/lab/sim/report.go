@@ -58,6 +58,8 @@ func (r *Report) Warnings() []string {
 			hint = ": is -p partner.key the key the gateway registers for the partner app?"
 		case p.Status["401"] > 0:
 			hint = ": is --jwt-secret the platform's?"
+		case p.FirstError != "":
+			hint = ": " + p.FirstError
 		}
 		out = append(out, fmt.Sprintf("warning: every request of %s failed (%s)%s", p.Name, statusList(p.Status), hint))
 	}
@@ -119,6 +121,9 @@ type Population struct {
 	// FirstRefusal and FirstMask are seconds from the start; null if none.
 	FirstRefusal *float64 `json:"first_refusal_s"`
 	FirstMask    *float64 `json:"first_mask_s"`
+	// FirstError is the first request that got no answer: why (a refused
+	// connection, a certificate not trusted, a timeout).
+	FirstError string `json:"first_error,omitempty"`
 
 	// Group is a legitimate population's harm group: alone (on an address
 	// of its own or shared with users only), shared address (with
@@ -200,6 +205,9 @@ func (p *pop) result(profiles int) Population {
 		return &f
 	}
 	r.FirstRefusal, r.FirstMask = secs(p.firstRefusal.Load()), secs(p.firstMask.Load())
+	if e := p.firstErr.Load(); e != nil {
+		r.FirstError = *e
+	}
 	if p.harvester {
 		r.Kind = "harvester"
 		r.Harvested = p.harvestedCount()

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,9 @@ type Options struct {
 	Progress func(Progress)
 	// RequestTimeout bounds each request; 0 means 10 s.
 	RequestTimeout time.Duration
+	// RootCAs verify an https target (a gateway terminating TLS with a
+	// certificate of its own); nil: the system's roots.
+	RootCAs *x509.CertPool
 	// Authors are the authors whose reach the clients count
 	// (Report.Served): the distinct accounts served their posts.
 	Authors []string
@@ -143,7 +147,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	e := &env{base: base, truth: o.Truth, secret: []byte(o.JWTSecret), net: newNetwork(timeout),
+	e := &env{base: base, truth: o.Truth, secret: []byte(o.JWTSecret), net: newNetwork(timeout, o.RootCAs),
 		profiles: o.Truth.Profiles(), seed: o.Seed, refused: map[netip.Addr]int64{}, tally: newTally(o.Authors, func(id string) bool { _, ok := o.Truth.real(id); return ok })}
 	defer e.net.close()
 	if o.Take != nil {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -489,5 +490,25 @@ func TestReportJSONKeepsZeroScores(t *testing.T) {
 				t.Errorf("%s: %q present in %v", p["name"], k, p)
 			}
 		}
+	}
+}
+
+// An https target (a gateway terminating TLS) is verified with the roots
+// given; without them the run says why every request failed.
+func TestHTTPSTarget(t *testing.T) {
+	srv := newPeerServer(t)
+	ts := httptest.NewTLSServer(srv.Config.Handler)
+	t.Cleanup(ts.Close)
+	o := Options{Target: ts.URL, Scenarios: []string{"naive"}, MaxRequests: 5, Truth: readTestTruth(t),
+		Params: map[string]string{"naive.workers": "1"}}
+	rep := run(t, o)
+	if w := strings.Join(rep.Warnings(), "\n"); !rep.Void() || !strings.Contains(w, "certificate") {
+		t.Fatalf("untrusted certificate: void %v, warnings %q", rep.Void(), w)
+	}
+	o.RootCAs = x509.NewCertPool()
+	o.RootCAs.AddCert(ts.Certificate())
+	rep = run(t, o)
+	if p := pop1(t, rep, "naive"); p.Harvested != 5 || p.Errors != 0 {
+		t.Fatalf("trusted: harvested %d, errors %d (%s)", p.Harvested, p.Errors, p.FirstError)
 	}
 }
