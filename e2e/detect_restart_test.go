@@ -48,6 +48,7 @@ func TestDetectorRestartEscalates(t *testing.T) {
 			}
 			g2 := startGateway(t, cfg, platform)
 			waitFor(t, g2.p, `"msg":"detector state restored","ban_histories":1`)
+			waitFor(t, g2.p, `"detector_ban_histories":1,`)
 			// The first ban (3 s, back from the ban log) runs out; the
 			// harvester goes on and is banned again. The first ban this
 			// gateway writes must be offence 2, for the second length

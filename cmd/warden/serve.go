@@ -346,7 +346,8 @@ func openStore(ctx context.Context, cfg *config.Config, reg prometheus.Registere
 		}
 		attrs := []any{slog.String("dir", mc.Dir), slog.Int("limits", sum.Restored.Limits), slog.Int("budgets", sum.Restored.Budgets),
 			slog.Int("link_filters", sum.Restored.Links), slog.Int("expired_dropped", sum.Restored.Dropped), slog.Int("bans", sum.Bans),
-			slog.Int("ban_log_records", sum.BanLog), slog.Duration("took", sum.Took)}
+			slog.Int("ban_log_records", sum.BanLog), slog.Int("detector_ban_histories", sum.DetectOffences), slog.Int("detector_tracks", sum.DetectTracks),
+			slog.Duration("took", sum.Took)}
 		if !sum.Snapshot.IsZero() {
 			attrs = append(attrs, slog.Time("snapshot", sum.Snapshot), slog.Duration("snapshot_age", time.Since(sum.Snapshot).Round(time.Millisecond)),
 				slog.Int64("snapshot_bytes", sum.SnapBytes))
