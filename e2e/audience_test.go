@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/warden-gw/warden/internal/lab/platform"
+	"github.com/warden-gw/warden/internal/ledger"
 )
 
 // TestAudienceCountsThePlatformsFollowers runs warden audience against
@@ -60,7 +61,14 @@ func TestAudienceCountsThePlatformsFollowers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A ledger with nothing in it yet (as a gateway's is before traffic):
+	// its budget for DP answers is kept there.
 	ledgerDir := t.TempDir()
+	if l, err := ledger.Open(ledger.Options{Dir: ledgerDir}); err != nil {
+		t.Fatal(err)
+	} else {
+		l.Close()
+	}
 	run := func(extra ...string) map[string]any {
 		t.Helper()
 		args := append([]string{"audience", "--upstream", up, "--credential-env", "E2E_SERVICE_TOKEN", "--rate", "500",

@@ -15,6 +15,15 @@ import (
 // request: ", "not found: ") that the same error carries there.
 func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 	dir := t.TempDir()
+	l, err := ledger.Open(ledger.Options{Dir: dir}) // a ledger with nothing in it yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	// A directory that is no ledger (a mistyped --ledger) is said, not read
+	// as a ledger where nobody took anything.
+	other := t.TempDir()
+	notLedger := "ledger: " + other + " is not a ledger directory (no partitions, key, lock or ids): is it the gateway's ledger.dir?\n"
 	for _, c := range []struct {
 		args []string
 		want string
@@ -22,6 +31,10 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 		{[]string{"reach", "--authors", "1", "--by", "net", "--ledger", dir}, "warden reach: by: \"net\" is not account, ip\n"},
 		{[]string{"ledger", "who-took", "1", "--from", "soon", "--ledger", dir}, "warden ledger who-took: from: \"soon\" is neither RFC 3339 nor a duration back from now\n"},
 		{[]string{"explain", "nope", "--ledger", dir}, "warden explain: no request nope in the ledger " + dir + "\n"},
+		{[]string{"ledger", "who-took", "1", "--ledger", other}, "warden ledger who-took: " + notLedger},
+		{[]string{"ledger", "took-by", "account", "1", "--ledger", other}, "warden ledger took-by: " + notLedger},
+		{[]string{"reach", "--authors", "1", "--ledger", other}, "warden reach: " + notLedger},
+		{[]string{"ledger", "verify", "--ledger", other}, "warden ledger verify: " + notLedger},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(c.args, &out, &errb); code != 1 || errb.String() != c.want {

@@ -175,18 +175,29 @@ func TestTraceContactOnly(t *testing.T) {
 	}
 }
 
-// TestTraceEmptyLedger: a ledger directory with no Access (empty, or not
-// the gateway's) accuses and names nobody, and says so on stderr rather
-// than let "nobody" stand for "no evidence".
+// TestTraceEmptyLedger: a ledger with no Access yet accuses and names
+// nobody, and says so on stderr rather than let "nobody" stand for "no
+// evidence"; a directory that is no ledger at all is an error.
 func TestTraceEmptyLedger(t *testing.T) {
 	t.Setenv("WARDEN_CANARY_KEY", "")
 	dir := t.TempDir()
 	p := filepath.Join(dir, "copy.ndjson")
 	os.WriteFile(p, []byte(`{"id":"17","username":"lena.morgan_4821173"}`+"\n"), 0o600)
-	led := filepath.Join(dir, "not-a-ledger")
-	os.Mkdir(led, 0o700)
+	led := filepath.Join(dir, "empty-ledger")
+	l, err := ledger.Open(ledger.Options{Dir: led})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
 	var out, errb bytes.Buffer
 	if code := run([]string{"trace", p, "--ledger", led}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "or this is not its ledger") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	notLedger := filepath.Join(dir, "not-a-ledger")
+	os.Mkdir(notLedger, 0o700)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"trace", p, "--ledger", notLedger}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "is not a ledger directory") {
 		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

@@ -387,6 +387,22 @@ type listing struct {
 	aut   map[string]bool // hours (stems) with an author index (authored.go)
 }
 
+// isLedger is an error unless dir is a ledger's directory: one a writer
+// opened (its lock and key are made at once) or that holds partitions,
+// its dictionary or retention's record. A mistyped --ledger must not read
+// as a ledger in which nobody took anything.
+func isLedger(dir string, ls *listing) error {
+	if len(ls.stems) > 0 {
+		return nil
+	}
+	for _, name := range []string{"key", "lock", idsFile, retiredFile} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("ledger: %s is not a ledger directory (no partitions, key, lock or ids): is it the gateway's ledger.dir?", dir)
+}
+
 func list(dir string) (*listing, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {

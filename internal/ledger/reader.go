@@ -105,6 +105,9 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := isLedger(dir, ls); err != nil {
+		return nil, err
+	}
 	// As many decoders as cores: reach reads its sections in parallel.
 	dec, err := newDecoder(runtime.GOMAXPROCS(0))
 	if err != nil {

@@ -79,6 +79,9 @@ func Verify(dir string) (*VerifyReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := isLedger(dir, ls); err != nil {
+		return nil, err
+	}
 	rep := &VerifyReport{Dir: dir, Partitions: []VerifiedPartition{}, Rollups: []VerifiedRollup{}, AuthorIndexes: []VerifiedIndex{}, Rebuild: []string{}, Problems: []string{}}
 	ret, err := readRetired(dir)
 	if err != nil {
