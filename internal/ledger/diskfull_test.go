@@ -91,6 +91,21 @@ func idRange(from, to int) []string {
 	return out
 }
 
+// wholeAtStart fails unless the next start of the ledger in dir (at t)
+// finds every log whole: nothing cut aside.
+func wholeAtStart(t *testing.T, dir string, at time.Time) {
+	t.Helper()
+	m := NewMetrics(nil)
+	l, err := Open(Options{Dir: dir, Now: func() time.Time { return at }, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if n := count(t, m.tornBytes); n != 0 {
+		t.Fatalf("the next start cut %v bytes", n)
+	}
+}
+
 // A write the disk cuts short leaves no partial frame in the log (a reader
 // stops at one, and the next start would cut every frame after it aside):
 // the log is cut back to its last whole frame and what waited is written,
@@ -135,15 +150,7 @@ func TestWriteCutShortKeepsTheLogWhole(t *testing.T) {
 		t.Fatalf("%v Accesses counted lost", n)
 	}
 	// The log checks whole: the next start cuts nothing aside.
-	m2 := NewMetrics(nil)
-	l2, err := Open(Options{Dir: dir, Now: func() time.Time { return t0 }, Metrics: m2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2.Close()
-	if n := count(t, m2.tornBytes); n != 0 {
-		t.Fatalf("the next start cut %v bytes", n)
-	}
+	wholeAtStart(t, dir, t0)
 }
 
 // While the disk refuses writes, what waits is bounded (PendingBytes):
@@ -274,15 +281,7 @@ func TestAccessPastAFrameIsNotWritten(t *testing.T) {
 	if n := count(t, m.lost); n != 1 {
 		t.Fatalf("%v counted lost, want 1", n)
 	}
-	m2 := NewMetrics(nil)
-	l2, err := Open(Options{Dir: dir, Now: func() time.Time { return t0 }, Metrics: m2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2.Close()
-	if n := count(t, m2.tornBytes); n != 0 {
-		t.Fatalf("the next start cut %v bytes", n)
-	}
+	wholeAtStart(t, dir, t0)
 }
 
 // Links planted under the ledger's file names are never followed (warden
