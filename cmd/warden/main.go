@@ -51,9 +51,13 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr, cmds)
 		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" { // asked for: not an error
+		usage(stdout, cmds)
+		return 0
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
@@ -65,6 +69,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errUsage) {
+			if asksHelp(args[1:]) { // the usage was asked for and printed
+				return 0
+			}
 			return 2
 		}
 		name := args[0]
@@ -75,6 +82,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// asksHelp reports whether args ask for a command's usage (-h, -help or
+// --help before any "--"): its flag set then prints it and stops, which is
+// no error.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func usage(w io.Writer, cmds map[string]command) {

@@ -83,3 +83,27 @@ func TestServeRefusesArguments(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 and the argument named", code, errb.String())
 	}
 }
+
+// TestHelpIsNoError: the usage asked for (warden --help, warden CMD -h) exits
+// 0; a usage error (no command, a flag that does not exist) exits 2.
+func TestHelpIsNoError(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--help"}, 0},
+		{[]string{"help"}, 0},
+		{[]string{"serve", "--help"}, 0},
+		{[]string{"lab-sim", "-h"}, 0},
+		{[]string{"check-config", "-help"}, 0},
+		{[]string{"ban", "ls", "--help"}, 0},
+		{nil, 2},
+		{[]string{"serve", "--no-such-flag"}, 2},
+		{[]string{"nope"}, 2},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(c.args, &out, &errb); code != c.want {
+			t.Errorf("warden %v: exit %d, want %d (%s)", c.args, code, c.want, errb.String())
+		}
+	}
+}
