@@ -113,6 +113,10 @@ func New(opts Options) (*Server, error) {
 	}))
 	mux.Handle("/v1/bans/{facet}/{value...}", methods(map[string]http.Handler{http.MethodDelete: http.HandlerFunc(s.removeBan)}))
 	mux.Handle("/v1/facets/{facet}/{value...}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
+	// A facet without its value: a JSON 400 naming what is missing, not
+	// the mux's HTML redirect to the path with a slash.
+	mux.Handle("/v1/bans/{facet}", methods(map[string]http.Handler{http.MethodDelete: http.HandlerFunc(s.removeBan)}))
+	mux.Handle("/v1/facets/{facet}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
 	mux.Handle("/v1/ledger/{query}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.ledgerQuery), http.MethodPost: http.HandlerFunc(s.ledgerQuery)}))
 	mux.Handle("/v1/facets", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
 	// Profiles of the running gateway, behind the token like the rest:

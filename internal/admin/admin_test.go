@@ -670,3 +670,24 @@ func TestNetBits(t *testing.T) {
 		})
 	}
 }
+
+// A facet named without its value is a JSON 400, not the mux's HTML
+// redirect to the path with a slash (which a client following it turns
+// into the same 400 a step later, and curl shows as HTML).
+func TestFacetWithoutValue(t *testing.T) {
+	f := newFixture(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, c := range []struct{ method, path string }{{"GET", "/v1/facets/ip"}, {"DELETE", "/v1/bans/ip"}} {
+		req, _ := http.NewRequest(c.method, f.url+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(b), "ip value") {
+			t.Errorf("%s %s: %d %s %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	}
+}
