@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	"github.com/warden-gw/warden/internal/dashboard"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/privacy"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/store/memory"
 	"github.com/warden-gw/warden/internal/store/redis"
@@ -619,5 +622,37 @@ func TestBansUnknownWhenStoreFails(t *testing.T) {
 	page := body(t, r)
 	if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(page, "0 bans in force") || !strings.Contains(page, "could not be listed") {
 		t.Errorf("bans page with the store down: %d\n%s", r.StatusCode, page)
+	}
+}
+
+// TestTransparencyRepeatFromMemory: the public transparency page answers a
+// repeat of the day's question from memory, not by reading the budget
+// again (a file under a lock here; a ClickHouse query on a fleet): a
+// budget file unreadable after the first answer does not change the page.
+func TestTransparencyRepeatFromMemory(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(ledger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	e := newEnv(t, dir, false)
+	get := func() string {
+		r, err := e.client(t).Get(e.srv.URL + "/transparency")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := body(t, r)
+		if r.StatusCode != http.StatusOK || !strings.Contains(page, `id="stopped"`) {
+			t.Fatalf("transparency: %d\n%s", r.StatusCode, page)
+		}
+		return page[strings.Index(page, "<main>"):strings.Index(page, "</main>")]
+	}
+	first := get()
+	if err := os.WriteFile(filepath.Join(dir, privacy.BudgetFile), []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if again := get(); again != first {
+		t.Fatalf("the repeat differs:\n%s\n---\n%s", first, again)
 	}
 }

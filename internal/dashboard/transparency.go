@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-gw/warden/internal/admin"
@@ -135,6 +136,13 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 		}
 		return json.Marshal(rel)
 	}
+	// The page is public: a repeat of the day's question is answered from
+	// memory, not by the budget's keeper (a file under a lock, or a
+	// ClickHouse query on a fleet), so that nobody can make the gateway
+	// ask ClickHouse once per request they send.
+	if rel, acct, ok := d.released.get(query); ok {
+		return rel, acct, nil
+	}
 	raw, acct, err := d.keeper().Answer(r.Context(), TransparencyResearcher, query, charge, draw)
 	if err != nil {
 		return nil, acct, err
@@ -143,7 +151,35 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 	if err := json.Unmarshal(raw, &rel); err != nil {
 		return nil, acct, fmt.Errorf("dashboard: transparency answer: %w", err)
 	}
+	d.released.put(query, &rel, acct)
 	return &rel, acct, nil
+}
+
+// releaseCache keeps the last transparency answer given: the same query
+// (the day, the apps, epsilon) is the same answer, free, for the whole day.
+type releaseCache struct {
+	mu    sync.Mutex
+	query string
+	rel   *release
+	acct  privacy.Account
+}
+
+func (c *releaseCache) get(query string) (*release, privacy.Account, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rel == nil || c.query != query {
+		return nil, privacy.Account{}, false
+	}
+	// As the keeper says of a repeat: the same answer, charged nothing.
+	acct := c.acct
+	acct.Charged, acct.Repeat = "0", true
+	return c.rel, acct, true
+}
+
+func (c *releaseCache) put(query string, rel *release, acct privacy.Account) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.query, c.rel, c.acct = query, rel, acct
 }
 
 var funcs = template.FuncMap{
