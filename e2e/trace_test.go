@@ -110,11 +110,35 @@ func writeTake(t *testing.T, dir, f string, us []labUser) string {
 	return p
 }
 
+// traceLab starts a platform of 3,000 profiles and a gateway with
+// canaries and the ledger on in front of it: the platform's address, a
+// directory, the ledger's, the gateway and a client.
+func traceLab(t *testing.T) (up, dir, ledgerDir string, g *gw, cl *http.Client) {
+	up = startPlatform(t, 3000)
+	dir = t.TempDir()
+	ledgerDir = filepath.Join(dir, "ledger")
+	return up, dir, ledgerDir, startGateway(t, canaryConfig(ledgerDir), up), clientFrom("127.0.0.1")
+}
+
+// lists is the ids lo..hi, whose lists a harvester reads.
+func lists(lo, hi int) []int {
+	var s []int
+	for i := lo; i <= hi; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
 type traceReport struct {
 	Records       int64 `json:"records"`
 	CanariesFound int   `json:"canaries_found"`
 	Forged        int   `json:"canary_shaped_rejected"`
-	Accused       []struct {
+	// Contact-only records, the canaries found by their e-mail or phone,
+	// and their canary-shaped values no served canary has.
+	ContactOnly      int64 `json:"contact_only"`
+	ContactCanaries  int   `json:"contact_canaries"`
+	ContactUnmatched int   `json:"contact_unmatched"`
+	Accused          []struct {
 		Facet, Value string
 		Canaries     int
 		Score        float64
@@ -162,18 +186,7 @@ func accusedSet(r traceReport) []string {
 // accounts got is named; a copy of random profiles and forged canaries
 // accuse nobody.
 func TestTrace(t *testing.T) {
-	up := startPlatform(t, 3000)
-	dir := t.TempDir()
-	ledgerDir := filepath.Join(dir, "ledger")
-	g := startGateway(t, canaryConfig(ledgerDir), up)
-	cl := clientFrom("127.0.0.1")
-	lists := func(lo, hi int) []int {
-		var s []int
-		for i := lo; i <= hi; i++ {
-			s = append(s, i)
-		}
-		return s
-	}
+	_, dir, ledgerDir, g, cl := traceLab(t)
 	h1 := dedupe(harvest(t, cl, g.url, accountToken(t, 101), lists(1, 700)))
 	h2 := dedupe(harvest(t, cl, g.url, accountToken(t, 102), lists(701, 1400)))
 	var fleet [][]labUser

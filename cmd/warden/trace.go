@@ -199,13 +199,26 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "warning: the ledger shows none of the copy's %d subjects served to anyone and no list answer to score: the copy was not taken through this gateway, or this is not its ledger\n", rep.Subjects)
 	}
 	if rep.ContactOnly > 0 {
-		fmt.Fprintf(stderr, "warning: %d of the %d records have an e-mail or phone and no id or username: no canary can be found among them, and they give no ledger coverage\n", rep.ContactOnly, rep.Records)
+		// Such records give no coverage (the ledger keeps ids), and their
+		// canaries are found only among those the ledger says were served.
+		switch {
+		case c == nil:
+			fmt.Fprintf(stderr, "warning: %d of the %d records have an e-mail or phone and no id or username: they give no ledger coverage, and without a canary key no canary is found among them\n", rep.ContactOnly, rep.Records)
+		case led == nil:
+			fmt.Fprintf(stderr, "warning: %d of the %d records have an e-mail or phone and no id or username: they give no ledger coverage, and their canaries are found among those the ledger says were served: give --ledger or --clickhouse\n", rep.ContactOnly, rep.Records)
+		default:
+			fmt.Fprintf(stderr, "note: %d of the %d records have an e-mail or phone and no id or username: %d canaries found among them by contact (%d canary-shaped values matched no served canary); they give no ledger coverage\n", rep.ContactOnly, rep.Records, rep.ContactCanaries, rep.ContactUnmatched)
+		}
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%d records, %d distinct subjects, %d canaries found (verified by the key), %d canary-shaped records rejected\n",
-		rep.Records, rep.Subjects, rep.CanariesFound, rep.CanariesForged)
+	byContact := ""
+	if rep.ContactCanaries > 0 {
+		byContact = fmt.Sprintf(", %d of them by e-mail or phone alone", rep.ContactCanaries)
+	}
+	fmt.Fprintf(stdout, "%d records, %d distinct subjects, %d canaries found (verified by the key%s), %d canary-shaped records rejected\n",
+		rep.Records, rep.Subjects, rep.CanariesFound, byContact, rep.CanariesForged)
 	if led == nil {
 		fmt.Fprintln(stdout, "no ledger (--ledger or --clickhouse): no coverage, no scores")
 		return nil

@@ -162,15 +162,30 @@ func TestProgressLine(t *testing.T) {
 }
 
 // TestTraceContactOnly: records with only an e-mail or a phone are
-// counted and said: no canary can be found among them (the README said
-// a copy of e-mails or phones gave canaries; it gave none, silently).
+// counted and said: they give no coverage, and without a key (or a
+// ledger, whose served canaries their values are looked up among) no
+// canary is found among them.
 func TestTraceContactOnly(t *testing.T) {
 	t.Setenv("WARDEN_CANARY_KEY", "")
 	p := filepath.Join(t.TempDir(), "contacts.csv")
 	os.WriteFile(p, []byte("email;phone\nlena41@mail.example;+12125123456\nnoah7@inbox.example;+447400123456\n"), 0o600)
 	var out, errb bytes.Buffer
 	if code := run([]string{"trace", p, "--json"}, &out, &errb); code != 0 ||
-		!strings.Contains(out.String(), `"contact_only":2`) || !strings.Contains(errb.String(), "2 of the 2 records have an e-mail or phone and no id or username") {
+		!strings.Contains(out.String(), `"contact_only":2`) || !strings.Contains(errb.String(), "2 of the 2 records have an e-mail or phone and no id or username: they give no ledger coverage, and without a canary key") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// TestTraceContactOnlyNoLedger: with a key and no ledger the warning
+// asks for one: contact values are looked up among the served canaries.
+func TestTraceContactOnlyNoLedger(t *testing.T) {
+	t.Setenv("WARDEN_CANARY_KEY", "contact-cli-test-canary-key-0123")
+	p := filepath.Join(t.TempDir(), "contacts.csv")
+	os.WriteFile(p, []byte("email,phone\nlena.morgan20000000@mail.example,+1 (212) 590-1234\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"trace", p, "--json"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), `"contact_only":1,"contact_canaries":0,"contact_unmatched":1`) ||
+		!strings.Contains(errb.String(), "found among those the ledger says were served: give --ledger or --clickhouse") {
 		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

@@ -357,13 +357,19 @@ func matches(p *Profile, username, email, phone string) bool {
 
 // normPhone keeps "+" and the digits (a copy may write "+1 212-590-1234").
 func normPhone(s string) string {
-	b := make([]byte, 0, len(s))
+	return string(AppendNormPhone(make([]byte, 0, len(s)), s))
+}
+
+// AppendNormPhone appends s's "+" (leading) and digits to dst: NormPhone
+// without an allocation, for a reader checking every record.
+func AppendNormPhone(dst []byte, s string) []byte {
+	n := len(dst)
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= '0' && c <= '9' || c == '+' && len(b) == 0 {
-			b = append(b, c)
+		if c := s[i]; c >= '0' && c <= '9' || c == '+' && len(dst) == n {
+			dst = append(dst, c)
 		}
 	}
-	return string(b)
+	return dst
 }
 
 // Bucket is the time bucket of t.

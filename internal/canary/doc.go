@@ -21,6 +21,12 @@
 // username or lower-case full name starts with the query, as the
 // platform's search matches (search.go).
 //
+// A leaked record with only an e-mail or a phone cannot be turned back
+// into its canary's index (both are drawn from the key): warden trace
+// keeps the values that can be a canary's (EmailShaped, PhoneShaped) and
+// looks them up among the canaries a ledger says were served, each made
+// again from its index, under Verify's rule (VerifyContact; contact.go).
+//
 // It must never: store or log a key; derive a canary from anything but the
 // key and its index (no clock, no request data in a profile); give a canary
 // an id, username, e-mail or phone a real profile can have; let a canary

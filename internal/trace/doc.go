@@ -12,10 +12,35 @@
 // GB pass through a few buffers, line-delimited input on every core. A
 // CSV header's unknown column names are read by their values. Other
 // containers (xz, bzip2, zstd, lz4, zip, 7z) are refused by name, since
-// their bytes read as text give no record. A record with only an e-mail
-// or a phone is counted (Report.ContactOnly) but gives no canary: a
-// canary is told by its id or username, its e-mail and phone being drawn
-// from the key, not invertible.
+// their bytes read as text give no record.
+//
+// A record with only an e-mail and/or a phone (no id, no username: a copy
+// of contact details) is counted (Report.ContactOnly) and gives no ledger
+// coverage (the ledger keeps ids). Its canary is found by contact
+// (contact.go): a canary's e-mail and phone are drawn from the key, not
+// invertible, so the read keeps the distinct contact values that can be a
+// canary's (canary.EmailShaped: a configured domain and a suffix of the
+// canaries' range; PhoneShaped: a number of a configured range), and the
+// report, when there are some, replays the ledger once more for the
+// canaries shown to anyone, under every key, makes each again and looks
+// its e-mail (lower case) and phone ("+" and digits) up among them. A
+// match must pass Verify's rule (one present and equal, none present
+// differing) and is scored like a canary found by id. Bounds: memory is
+// the kept values (a copy of real users' contacts keeps none when the
+// canary ranges are ones the platform's users cannot have, as the canary
+// section requires) plus a bitmap of served indices per key (8 MiB at
+// most); time is a second replay of the ledger's seeded answers and a
+// profile per served canary (1.5 us of CPU, canary.BenchmarkProfile).
+// Making every index of every key instead (2^26 profiles a key) would
+// cost about 100 s of CPU and, even as two 64-bit hashes an index, over a
+// gigabyte of table per key for the default config, so it is not done.
+// A phone alone is weak (the default ranges hold 600,000 numbers): it
+// counts only when exactly one served canary has it, and only when the
+// copy's phone-only values are nearly all (nine in ten) served canaries'
+// and more than numbers drawn at random from the ranges would be at the
+// report's false-accusation probability; a copy listing the ranges beside
+// a take finds no canary by phone alone. Without a ledger no canary is
+// found by contact (Report.ContactUnmatched counts the values kept).
 // Search answers are scored like list answers: the ledger's list of one is
 // its query sealed under the canary key, which Plan opens.
 //
@@ -27,7 +52,9 @@
 // (per core on a shared machine; the target is 1 GB/s per core);
 // BenchmarkTraceLeak generates the 49,000,000-record copy from the
 // lab with its harvest's ledger and traces it (WARDEN_TRACE_RECORDS=N to
-// run; WARDEN_TRACE_PROFILE=FILE profiles the timed part).
+// run; WARDEN_TRACE_PROFILE=FILE profiles the timed part);
+// BenchmarkTraceLeakContacts is the same copy written as e-mails and phones
+// only.
 //
 // It must never: accuse an identity whose false-accusation bound is above
 // the stated probability; count a record as a canary that the key did not

@@ -46,8 +46,11 @@ type Tracer struct {
 	found   map[canaryKey]bool // canaries verified
 	rejects int                // canary-shaped records the key did not make
 	contact int64              // records with an e-mail or phone and no id or username
-	stats   []ReadStats
-	named   int // DefaultNamedMin unless NameFrom said otherwise
+	// contacts are the contact-only records' values that can be a
+	// canary's (contact.go), matched at Report against the ledger's.
+	contacts map[contact]struct{}
+	stats    []ReadStats
+	named    int // DefaultNamedMin unless NameFrom said otherwise
 }
 
 type canaryKey struct {
@@ -60,7 +63,7 @@ func New(c *canary.Canaries, workers int) *Tracer {
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	return &Tracer{c: c, workers: workers, subj: roaring.New(), found: map[canaryKey]bool{}, named: DefaultNamedMin}
+	return &Tracer{c: c, workers: workers, subj: roaring.New(), found: map[canaryKey]bool{}, contacts: map[contact]struct{}{}, named: DefaultNamedMin}
 }
 
 // NameFrom sets how many of the copy's subjects an identity must have been
@@ -69,19 +72,20 @@ func (t *Tracer) NameFrom(n int) { t.named = max(1, n) }
 
 // worker is one reader goroutine's own tally.
 type worker struct {
-	n       int64
-	subj    *roaring.Bitmap
-	ids     []uint32
-	found   map[canaryKey]bool
-	rejects int
-	contact int64
+	n        int64
+	subj     *roaring.Bitmap
+	ids      []uint32
+	found    map[canaryKey]bool
+	rejects  int
+	contact  int64
+	contacts map[contact]struct{}
 }
 
 // Read reads one copy (any format, gzip'd or not) into the tally.
 func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 	ws := make([]*worker, t.workers)
 	for i := range ws {
-		ws[i] = &worker{subj: roaring.New(), found: map[canaryKey]bool{}}
+		ws[i] = &worker{subj: roaring.New(), found: map[canaryKey]bool{}, contacts: map[contact]struct{}{}}
 	}
 	var lo, hi int64
 	if t.c != nil {
@@ -92,7 +96,11 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 		x := ws[w]
 		x.n++
 		if rec.ID == nil && rec.Username == nil {
-			x.contact++ // a canary is told by its id or username only
+			x.contact++ // no coverage; a canary only by its contact values (contact.go)
+			if t.c != nil {
+				keepContact(t.c, rec, x.contacts)
+			}
+			return
 		}
 		id, numeric := parseID(rec.ID)
 		if t.c != nil && (numeric && id >= lo && id <= hi || rec.ID == nil && canaryShapedName(rec.Username)) {
@@ -122,6 +130,7 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 		for k := range x.found {
 			t.found[k] = true
 		}
+		maps.Copy(t.contacts, x.contacts)
 	}
 	t.stats = append(t.stats, st)
 	return st, err
@@ -170,18 +179,26 @@ type Report struct {
 	CanariesFound  int   `json:"canaries_found"`
 	CanariesForged int   `json:"canary_shaped_rejected"` // shaped like canaries, not made by the key
 	// ContactOnly counts the records with an e-mail or a phone and no id
-	// or username: no canary is found among them (a canary is told by its
-	// id or username; its e-mail and phone are drawn, not invertible) and
-	// they give no ledger coverage (the ledger keeps ids).
-	ContactOnly     int64       `json:"contact_only"`
-	Accused         []Accused   `json:"accused"`
-	Coverage        []Cover     `json:"coverage"`
-	Covered         float64     `json:"covered"` // share of the subjects the coverage set explains
-	Served          float64     `json:"served"`  // share of the subjects the ledger saw served to anyone
-	FalseAccusation float64     `json:"false_accusation"`
-	Candidates      int         `json:"candidates"` // identities scored
-	Colluders       int         `json:"colluders_tolerated"`
-	Inputs          []ReadStats `json:"inputs"`
+	// or username: they give no ledger coverage (the ledger keeps ids);
+	// their canaries are found by looking their values up among the
+	// canaries the ledger says were served (ContactCanaries, within
+	// CanariesFound; none without a ledger).
+	ContactOnly     int64 `json:"contact_only"`
+	ContactCanaries int   `json:"contact_canaries"`
+	// ContactUnmatched counts the contact-only records whose values can be
+	// a canary's but are no served canary's: forged, a canary no list
+	// answer showed (a canary's own followers), a phone several served
+	// canaries share, or phone-only values no likelier to be served
+	// canaries' than numbers drawn at random from the ranges.
+	ContactUnmatched int         `json:"contact_unmatched"`
+	Accused          []Accused   `json:"accused"`
+	Coverage         []Cover     `json:"coverage"`
+	Covered          float64     `json:"covered"` // share of the subjects the coverage set explains
+	Served           float64     `json:"served"`  // share of the subjects the ledger saw served to anyone
+	FalseAccusation  float64     `json:"false_accusation"`
+	Candidates       int         `json:"candidates"` // identities scored
+	Colluders        int         `json:"colluders_tolerated"`
+	Inputs           []ReadStats `json:"inputs"`
 	// Named are the identities the ledger shows were served at least
 	// NamedMin of the copy's subjects, most first: who took its records,
 	// accused or not (the ledger is exact about who was served what; it
@@ -264,7 +281,25 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		CanariesForged: t.rejects, ContactOnly: t.contact, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{},
 		Named: []Named{}, NamedMin: t.named}
 	if led == nil {
+		rep.ContactUnmatched = len(t.contacts)
 		return rep
+	}
+	if t.c != nil && len(t.contacts) > 0 {
+		cr := t.matchContacts(led, eps)
+		if e, ok := led.(interface{ Err() error }); ok && e.Err() != nil {
+			// That replay was cut short (a ledger.Reader's or Replay's
+			// error): stop here, so the caller still sees the error and
+			// gives no report, rather than the next replay clearing it.
+			return rep
+		}
+		for _, k := range cr.found {
+			if !t.found[k] {
+				t.found[k] = true
+				rep.ContactCanaries++
+			}
+		}
+		rep.ContactUnmatched = cr.unmatched
+		rep.CanariesFound = len(t.found)
 	}
 	keys := map[int]bool{}
 	for k := range t.found {

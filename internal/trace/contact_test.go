@@ -1,0 +1,270 @@
+package trace
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/canary"
+	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/ledger"
+)
+
+// contactScene is a ledger of followers pages read by one harvester and
+// innocents, and what the harvester was shown: real subjects and canaries.
+type contactScene struct {
+	c        *canary.Canaries
+	led      entries
+	real     []int            // the harvester's real subjects, in order
+	canaries []canary.Profile // the canaries it was shown, in order
+}
+
+func newContactScene(t *testing.T) *contactScene {
+	t.Helper()
+	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, "contact-test-canary-key-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &contactScene{c: c}
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	seen := map[int64]bool{}
+	page := func(k int, account string, list int, keep bool) {
+		e := &ledger.Entry{Route: leakRoute, Status: 200, Time: t0.Add(time.Duration(k) * time.Second), List: strconv.Itoa(list)}
+		e.Identity[identify.FacetAccount-1] = account
+		for i := range 50 {
+			e.Records = append(e.Records, ledger.Record{ID: strconv.Itoa(1 + (list*50+i)%3000), Classes: 1})
+		}
+		s.led = append(s.led, e)
+		if !keep {
+			return
+		}
+		c.Plan(0, leakRoute, e.List, account, c.Bucket(e.Time), len(e.Records), func(i int) []byte { return []byte(e.Records[i].ID) },
+			func(_ int, sl canary.Slot, shown bool) {
+				if p := c.Canary(0, sl.Canary); shown && !seen[p.ID] {
+					seen[p.ID] = true
+					s.canaries = append(s.canaries, p)
+				}
+			})
+		for _, r := range e.Records {
+			id, _ := strconv.Atoi(r.ID)
+			s.real = append(s.real, id)
+		}
+	}
+	k := 0
+	for list := 1; list <= 400; list++ {
+		page(k, "harvester", list, true)
+		k++
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 40 {
+		for range 5 {
+			page(k, fmt.Sprintf("innocent%d", i), 1+rng.IntN(600), false)
+			k++
+		}
+	}
+	if len(s.canaries) < 50 {
+		t.Fatalf("the harvester was shown %d canaries; the scene needs more", len(s.canaries))
+	}
+	return s
+}
+
+// realEmail and realPhone are a real subject's, lab-shaped: a suffix below
+// 2^24, a phone of the lab's blocks (never a canary range's).
+func realEmail(id int) string { return fmt.Sprintf("lena.morgan%d@mail.example", id*7919%16777216) }
+func realPhone(id int) string { return fmt.Sprintf("+12125%06d", id*31%524288) }
+
+// usSpelling writes a phone as people do: "+1 (212) 590-1234", "+44 7400 912345".
+func usSpelling(p string) string {
+	if strings.HasPrefix(p, "+1") && len(p) == 12 {
+		return fmt.Sprintf("+1 (%s) %s-%s", p[2:5], p[5:8], p[8:])
+	}
+	return p[:3] + " " + p[3:7] + " " + p[7:]
+}
+
+// copyOf writes the harvester's take as contact details only: a record
+// per real subject and canary, by line(email, phone).
+func (s *contactScene) copyOf(line func(email, phone string) string) string {
+	var b strings.Builder
+	for i, id := range s.real {
+		if i%10 == 0 && i/10 < len(s.canaries) { // the canaries among the records, as served
+			p := s.canaries[i/10]
+			b.WriteString(line(p.Email, p.Phone))
+		}
+		b.WriteString(line(realEmail(id), realPhone(id)))
+	}
+	return b.String()
+}
+
+func (s *contactScene) trace(t *testing.T, data string, led Entries) *Report {
+	t.Helper()
+	tr := New(s.c, 2)
+	if _, err := tr.Read(strings.NewReader(data), nil); err != nil {
+		t.Fatal(err)
+	}
+	return tr.ReportEntries(led, 0)
+}
+
+func accusedOf(r *Report) string {
+	var a []string
+	for _, x := range r.Accused {
+		a = append(a, x.Value)
+	}
+	slices.Sort(a)
+	return strings.Join(a, ",")
+}
+
+// TestContactOnlyCopies: a take written as contact details only (CSV
+// e-mail and phone, JSON e-mails only, phones spelled otherwise, names and
+// phones) has its canaries found through the canaries the ledger says
+// were served and names the harvester, nobody else.
+func TestContactOnlyCopies(t *testing.T) {
+	s := newContactScene(t)
+	cases := map[string]string{
+		"csv email,phone": "email,phone\n" + s.copyOf(func(e, p string) string { return e + "," + p + "\n" }),
+		"json e-mails":    "[" + strings.TrimSuffix(s.copyOf(func(e, _ string) string { return fmt.Sprintf(`{"email":%q},`, e) }), ",") + "]",
+		"phones spelled":  "email,phone\n" + s.copyOf(func(e, p string) string { return fmt.Sprintf("%s,%q\n", strings.ToUpper(e), usSpelling(p)) }),
+		"names and phones": s.copyOf(func(_, p string) string {
+			return fmt.Sprintf(`{"full_name":"Lena Morgan","mobile":%q}`+"\n", usSpelling(p))
+		}),
+	}
+	for name, data := range cases {
+		r := s.trace(t, data, s.led)
+		t.Logf("%s: %d records, %d contact-only, %d canaries found (%d by contact), %d unmatched, accused %q",
+			name, r.Records, r.ContactOnly, r.CanariesFound, r.ContactCanaries, r.ContactUnmatched, accusedOf(r))
+		if r.ContactOnly != r.Records {
+			t.Errorf("%s: %d of %d records contact-only", name, r.ContactOnly, r.Records)
+		}
+		// A phone several served canaries share names none of them.
+		if r.ContactCanaries < len(s.canaries)*9/10 || r.CanariesFound != r.ContactCanaries {
+			t.Errorf("%s: found %d (%d by contact) of the take's %d canaries", name, r.CanariesFound, r.ContactCanaries, len(s.canaries))
+		}
+		if got := accusedOf(r); got != "harvester" {
+			t.Errorf("%s: accused %q, want the harvester alone", name, got)
+		}
+	}
+}
+
+// TestContactOnlyInnocent: real users' contacts, canary-shaped forgeries,
+// every number of a canary range, and canaries' e-mails beside another
+// canary's phone accuse nobody and find no canary; without a ledger no
+// canary is found.
+func TestContactOnlyInnocent(t *testing.T) {
+	s := newContactScene(t)
+	var real strings.Builder
+	for id := 1; id <= 3000; id++ {
+		fmt.Fprintf(&real, "%s,%s\n", realEmail(id), realPhone(id))
+	}
+	r := s.trace(t, real.String(), s.led)
+	if r.CanariesFound != 0 || r.ContactUnmatched != 0 || len(r.Accused) != 0 {
+		t.Errorf("real users' contacts: found %d, unmatched %d, accused %q", r.CanariesFound, r.ContactUnmatched, accusedOf(r))
+	}
+	// Forged: shaped as canaries' (a suffix of the canaries' range at a
+	// canary domain, numbers of the ranges), made by no key.
+	var forged strings.Builder
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 500 {
+		fmt.Fprintf(&forged, "lena.morgan%d@mail.example,+121259%05d\n", 16777216+rng.IntN(80_000_000), i*37)
+	}
+	r = s.trace(t, forged.String(), s.led)
+	if r.CanariesFound != 0 || r.ContactUnmatched != 500 || len(r.Accused) != 0 {
+		t.Errorf("forged: found %d, unmatched %d of 500, accused %q", r.CanariesFound, r.ContactUnmatched, accusedOf(r))
+	}
+	// Every number of the ranges the take's canaries' phones are in, and
+	// the take's own phones: the phones alone prove nothing, so none counts.
+	var every strings.Builder
+	for _, pre := range []string{"+121259", "+141559"} {
+		for n := range 100_000 {
+			fmt.Fprintf(&every, "{\"phone\":\"%s%05d\"}\n", pre, n)
+		}
+	}
+	r = s.trace(t, every.String()+s.copyOf(func(_, p string) string { return fmt.Sprintf("{\"phone\":%q}\n", p) }), s.led)
+	if r.CanariesFound != 0 || len(r.Accused) != 0 {
+		t.Errorf("every number: found %d, accused %q", r.CanariesFound, accusedOf(r))
+	}
+	// A canary's e-mail beside another's phone is neither (Verify's rule).
+	var mixed strings.Builder
+	for i, p := range s.canaries {
+		fmt.Fprintf(&mixed, "%s,%s\n", p.Email, s.canaries[(i+1)%len(s.canaries)].Phone)
+	}
+	r = s.trace(t, mixed.String(), s.led)
+	if r.CanariesFound != 0 || len(r.Accused) != 0 || r.ContactUnmatched != len(s.canaries) {
+		t.Errorf("e-mail and phone of two canaries: found %d, unmatched %d of %d, accused %q", r.CanariesFound, r.ContactUnmatched, len(s.canaries), accusedOf(r))
+	}
+	// The take without a ledger: no served canaries to look up.
+	r = s.trace(t, "email,phone\n"+s.copyOf(func(e, p string) string { return e + "," + p + "\n" }), nil)
+	if r.CanariesFound != 0 || r.ContactUnmatched != len(s.canaries) {
+		t.Errorf("no ledger: found %d, unmatched %d, want 0 and %d", r.CanariesFound, r.ContactUnmatched, len(s.canaries))
+	}
+}
+
+// TestBinomialTail: the bound is 1 at or below the chance, tiny for a
+// copy whose phones are all served canaries', and not for a few.
+func TestBinomialTail(t *testing.T) {
+	if b := binomialTail(100, 1, 0.01); b != 1 {
+		t.Errorf("at the chance: %v", b)
+	}
+	if b := binomialTail(20, 20, 0.001); b > 1e-50 {
+		t.Errorf("all 20 of 20 at 0.001: %v", b)
+	}
+	if b := binomialTail(2, 1, 0.3); b < 1e-6 {
+		t.Errorf("1 of 2 at 0.3: %v", b)
+	}
+}
+
+// cutEntries is a ledger whose every replay is cut short after n entries,
+// and says so through Err, as a ledger.Reader and a Replay do.
+type cutEntries struct {
+	entries
+	n   int
+	err error
+}
+
+func (c *cutEntries) Each(fn func(*ledger.Entry) bool) {
+	c.entries[:c.n].Each(fn)
+	c.err = errors.New("cut")
+}
+
+func (c *cutEntries) Err() error { return c.err }
+
+// TestContactReplayCut: when the replay for the served canaries is cut
+// short the report stops there (no canary, nobody accused) and the
+// ledger's error stands for the caller, instead of a second replay's
+// clearing it.
+func TestContactReplayCut(t *testing.T) {
+	s := newContactScene(t)
+	led := &cutEntries{entries: s.led, n: len(s.led) / 2}
+	r := s.trace(t, "email,phone\n"+s.copyOf(func(e, p string) string { return e + "," + p + "\n" }), led)
+	if led.Err() == nil || len(r.Accused) != 0 || r.CanariesFound != 0 {
+		t.Errorf("cut replay: err %v, found %d, accused %q", led.Err(), r.CanariesFound, accusedOf(r))
+	}
+}
+
+// FuzzKeepContact: any e-mail and phone bytes are checked without a panic,
+// and what is kept is canary-shaped, normalised as Verify compares.
+func FuzzKeepContact(f *testing.F) {
+	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, "contact-test-canary-key-0123456789")
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := c.Canary(0, 12345)
+	f.Add([]byte(p.Email), []byte(p.Phone))
+	f.Add([]byte(strings.ToUpper(p.Email)), []byte(usSpelling(p.Phone)))
+	f.Add([]byte("a@mail.example"), []byte("+"))
+	f.Add([]byte("@"), []byte{})
+	f.Fuzz(func(t *testing.T, email, phone []byte) {
+		set := map[contact]struct{}{}
+		rec := Record{Email: email, Phone: phone}
+		keepContact(c, &rec, set)
+		for k := range set {
+			if k.email != "" && (!c.EmailShaped(k.email) || k.email != strings.ToLower(k.email)) ||
+				k.phone != "" && (!c.PhoneShaped(k.phone) || k.phone != canary.NormPhone(k.phone)) {
+				t.Fatalf("kept %+v from %q, %q", k, email, phone)
+			}
+		}
+	})
+}
