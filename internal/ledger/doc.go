@@ -351,7 +351,8 @@
 //     prefetchLine, a PREFETCHT0 or PRFM instruction, which unlike a load
 //     does not hold the instructions behind it): the cache misses of
 //     several look-ups overlap instead of following one another, and the
-//     look-ups reuse the hashes.
+//     look-ups reuse the hashes. What needs no id (names, keyed hashes)
+//     is done while the slots arrive.
 //   - Frames are checksummed where they lie in the write buffer.
 //
 // Add is not all the writer costs: at the density the sealer

@@ -348,6 +348,24 @@ func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 	for _, a := range in.Authors {
 		pf.add(&l.dict[nsID], a)
 	}
+	// What needs no id is done while the slots prefetched arrive: names
+	// (few, in the front cache) and keyed hashes. The names' order in
+	// their namespace is as before; only where their frames fall among
+	// the ids' in the log moves, which the sealer does not see.
+	e.route = l.name(in.Route)
+	e.page, e.lookup = l.hash(in.Page), l.hash(in.Lookup)
+	e.unref = in.Unreferenced
+	e.status = uint16(max(0, min(in.Status, 999)))
+	e.rule, e.facet = l.name(in.Rule), l.name(in.Facet)
+	for _, s := range in.MaskRules {
+		e.masks = append(e.masks, l.lookup(nil, nsName, s))
+	}
+	for _, s := range in.Classes {
+		e.classes = append(e.classes, l.lookup(nil, nsName, s))
+	}
+	for _, s := range in.Links {
+		e.links = append(e.links, l.hash(s))
+	}
 	pf.names()
 
 	for f, v := range in.Identity {
@@ -366,20 +384,6 @@ func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 	}
 	for _, a := range in.Authors {
 		e.authors = append(e.authors, l.id(&pf, a))
-	}
-	e.route = l.name(in.Route)
-	e.page, e.lookup = l.hash(in.Page), l.hash(in.Lookup)
-	e.unref = in.Unreferenced
-	e.status = uint16(max(0, min(in.Status, 999)))
-	e.rule, e.facet = l.name(in.Rule), l.name(in.Facet)
-	for _, s := range in.MaskRules {
-		e.masks = append(e.masks, l.lookup(nil, nsName, s))
-	}
-	for _, s := range in.Classes {
-		e.classes = append(e.classes, l.lookup(nil, nsName, s))
-	}
-	for _, s := range in.Links {
-		e.links = append(e.links, l.hash(s))
 	}
 	l.enc = appendEntry(l.enc[:0], e, l.hour*1e6)
 	if len(l.enc)+1 > maxFrameBody {
