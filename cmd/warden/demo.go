@@ -38,7 +38,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	params := paramFlags{}
 	fs.Var(params, "p", "scenario parameter NAME.KEY=VALUE (repeatable)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return errUsage // the flag package has said what was wrong
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "warden demo: unexpected argument %q\n", fs.Arg(0))

@@ -24,7 +24,7 @@ func runLabPlatform(ctx context.Context, args []string, stdout, stderr io.Writer
 	seed := fs.Int64("seed", 1, "seed every datum is derived from")
 	secret := fs.String("jwt-secret", "lab-secret", "HS256 secret of account tokens")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return errUsage // the flag package has said what was wrong
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "warden lab-platform: unexpected argument %q\n", fs.Arg(0))
@@ -68,7 +68,7 @@ func runLabPlatformTruth(args []string, stdout, stderr io.Writer) error {
 	profiles := fs.Int("profiles", 100_000, "number of generated profiles (ids 1..N)")
 	seed := fs.Int64("seed", 1, "seed every datum is derived from")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return errUsage // the flag package has said what was wrong
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "warden lab-platform truth: unexpected argument %q\n", fs.Arg(0))

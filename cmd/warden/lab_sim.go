@@ -44,7 +44,7 @@ func runLabSim(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	params := paramFlags{}
 	fs.Var(params, "p", "scenario parameter NAME.KEY=VALUE (repeatable; see the sim package doc)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return errUsage // the flag package has said what was wrong
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "warden lab-sim: unexpected argument %q\n", fs.Arg(0))

@@ -99,6 +99,9 @@ func TestHelpIsNoError(t *testing.T) {
 		{[]string{"ban", "ls", "--help"}, 0},
 		{nil, 2},
 		{[]string{"serve", "--no-such-flag"}, 2},
+		{[]string{"lab-platform", "--seed", "x"}, 2},
+		{[]string{"lab-sim", "-p", "naive"}, 2},
+		{[]string{"demo", "--duration", "soon"}, 2},
 		{[]string{"nope"}, 2},
 	} {
 		var out, errb bytes.Buffer
