@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 )
@@ -108,5 +109,38 @@ func TestHelpIsNoError(t *testing.T) {
 		if code := run(c.args, &out, &errb); code != c.want {
 			t.Errorf("warden %v: exit %d, want %d (%s)", c.args, code, c.want, errb.String())
 		}
+	}
+}
+
+// TestBanMatchable: under examples/lab.yaml (subject_pattern ^[1-9][0-9]*$,
+// one registered app) an account ban the pattern refuses and an app ban no
+// key names are refused as never matching; a config without them refuses
+// neither.
+func TestBanMatchable(t *testing.T) {
+	t.Setenv("LAB_PARTNER_KEY", "pk-test")
+	lab, err := config.Load("../../examples/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		facet, value string
+		never        bool
+	}{
+		{"account", "77", false},
+		{"account", " 77", true},
+		{"account", "077", true},
+		{"app", "partner-app", false},
+		{"app", "parnter-app", true},
+		{"ip", "192.0.2.1", false},
+	} {
+		if err := banMatchable(lab, c.facet, c.value); (err != nil) != c.never {
+			t.Errorf("%s %q: %v, want never matching %v", c.facet, c.value, err, c.never)
+		}
+	}
+	if err := banMatchable(&config.Config{}, "account", " 77"); err != nil {
+		t.Errorf("no subject_pattern: %v", err)
+	}
+	if err := banMatchable(&config.Config{}, "app", "anything"); err != nil {
+		t.Errorf("no registered keys: %v", err)
 	}
 }

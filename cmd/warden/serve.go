@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/dashboard"
 	"github.com/warden-gw/warden/internal/gateway"
+	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ledger/clickhouse"
@@ -226,6 +229,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			c := gw.Pipeline().Config()
 			return c.Identity.Net.IPv4Prefix, c.Identity.Net.IPv6Prefix
 		},
+		Matchable: func(facet, value string) error { return banMatchable(gw.Pipeline().Config(), facet, value) },
 	})
 	if err != nil {
 		pcancel()
@@ -385,4 +389,35 @@ func (v facetViewer) FacetState(ctx context.Context, facet, value string) (any, 
 		Ban    *store.Ban `json:"ban"`
 		Limits any        `json:"limits"`
 	}{facet, value, ban, limits}, nil
+}
+
+// banMatchable says why a ban on facet's value could never match a request
+// under cfg: an account its subject_pattern refuses (the request is refused
+// before any ban is read), an app its registered keys never name (with
+// keys, the app facet is a registered app's name). nil otherwise.
+func banMatchable(cfg *config.Config, facet, value string) error {
+	switch facet {
+	case identify.FacetAccount.String():
+		p := cfg.Identity.Account.SubjectPattern
+		if p == "" {
+			return nil
+		}
+		if re, err := regexp.Compile(p); err == nil && !re.MatchString(value) {
+			return fmt.Errorf("account ban %q would never match: verified subjects match identity.account.subject_pattern %s", value, p)
+		}
+	case identify.FacetApp.String():
+		keys := cfg.Identity.App.Keys
+		if len(keys) == 0 {
+			return nil
+		}
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			if k.App == value {
+				return nil
+			}
+			names[i] = k.App
+		}
+		return fmt.Errorf("app ban %q would never match: identity.app.keys registers %s", value, strings.Join(names, ", "))
+	}
+	return nil
 }

@@ -52,6 +52,11 @@ type Options struct {
 	// could never match. Read per request, so it may follow reloads.
 	NetBits func() (v4, v6 int)
 
+	// Matchable, when set, says why a ban on facet's value could never
+	// match a request (an account off the config's subject_pattern, an app
+	// no registered key names), or nil. Read per request, like NetBits.
+	Matchable func(facet, value string) error
+
 	// Dashboard, when set, mounts its pages on the admin listener beside
 	// the API (internal/dashboard); it gets the API's handler without the
 	// token check and guards its own pages with sessions.

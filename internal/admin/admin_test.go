@@ -691,3 +691,33 @@ func TestFacetWithoutValue(t *testing.T) {
 		}
 	}
 }
+
+// Matchable refuses a ban the gateway's facets could never match; the
+// facet and value it is asked about are the canonical ones.
+func TestMatchable(t *testing.T) {
+	var asked []string
+	f := newFixture(t, func(o *Options) {
+		o.Matchable = func(facet, value string) error {
+			asked = append(asked, facet+" "+value)
+			if facet == "account" && value == "abc" {
+				return errors.New("account ban \"abc\" would never match")
+			}
+			return nil
+		}
+	})
+	for _, c := range []struct {
+		body string
+		want int
+	}{
+		{`{"facet":"account","value":"abc","reason":"r","ttl":"1h"}`, 400},
+		{`{"facet":"account","value":"77","reason":"r","ttl":"1h"}`, 201},
+		{`{"facet":"ip","value":"::ffff:192.0.2.1","reason":"r","ttl":"1h"}`, 201},
+	} {
+		if r := f.do(t, "POST", "/v1/bans", testToken, c.body); r.code != c.want {
+			t.Errorf("%s: status %d, want %d: %s", c.body, r.code, c.want, r.body)
+		}
+	}
+	if want := "account abc,account 77,ip 192.0.2.1"; strings.Join(asked, ",") != want {
+		t.Errorf("asked about %q, want %q", asked, want)
+	}
+}

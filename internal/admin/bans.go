@@ -140,6 +140,9 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.checkNetBits(b)
 	}
+	if err == nil && s.opts.Matchable != nil {
+		err = s.opts.Matchable(b.Facet, b.Value)
+	}
 	if err == nil {
 		b.By, err = operator(r)
 	}
