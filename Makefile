@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRollup$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthored$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/trace
+	$(GO) test -run '^$$' -fuzz '^FuzzKeepContact$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/trace
 	$(GO) test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/canary
 
 test: vet unit fuzz

@@ -131,7 +131,7 @@ type Dashboard struct {
 	api       http.Handler
 	tracing   chan struct{} // held while a trace runs: one at a time
 	logins    *loginLimit
-	released  releaseCache  // the transparency page's answer of the day
+	released  releaseCache // the transparency page's answer of the day
 }
 
 // TransparencyResearcher is the privacy budget the transparency page is
