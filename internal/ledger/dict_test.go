@@ -228,3 +228,64 @@ func TestLookupOnlyWiden(t *testing.T) {
 		t.Fatalf("lookupOnly data %d bytes, full %d; %d names", len(lean.data), len(full.data), lean.len())
 	}
 }
+
+// internMany (the sealer's pipeline: names hashed and prefetched ahead of
+// their look-ups) gives the integers and frames interning one name at a
+// time gives: names already held, new ones, a name repeated within the
+// batch (tuples repeat), in a table that starts empty, grows through
+// prefetchSlots while the batch runs (rehash places its names ahead too)
+// and is dense and lookupOnly as the sealer's is; and every name is found
+// again after.
+func TestInternManyAsIntern(t *testing.T) {
+	tests := []struct {
+		name          string
+		held, n, mod  int // names held before; the batch: n names, i%mod
+		dense, lookup bool
+	}{
+		{"empty batch", 10, 0, 1, true, true},
+		{"shorter than the pipeline", 0, 5, 5, true, true},
+		{"new names growing a sealer's table", 1000, 200000, 150000, true, true},
+		{"held and repeated, doubling table", 50000, 120000, 70000, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var one, many dictionary
+			for _, d := range []*dictionary{&one, &many} {
+				d.t[nsID].dense, d.t[nsID].lookupOnly = tc.dense, tc.lookup
+				var fr []byte
+				for i := range tc.held {
+					d.intern(nsID, []byte(fmt.Sprint("held-", i)), &fr)
+				}
+			}
+			name := func(i int) string {
+				if i%3 == 0 {
+					return fmt.Sprint("held-", i%tc.mod)
+				}
+				return fmt.Sprint("new-", i%tc.mod)
+			}
+			var wantFr, gotFr []byte
+			want := make([]uint32, tc.n)
+			for i := range want {
+				want[i] = one.intern(nsID, []byte(name(i)), &wantFr)
+			}
+			got := make([]uint32, tc.n)
+			many.internMany(nsID, tc.n, func(i int, dst []byte) []byte { return append(dst, name(i)...) }, got, &gotFr)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("name %d (%s): %d, one at a time %d", i, name(i), got[i], want[i])
+				}
+			}
+			if string(gotFr) != string(wantFr) {
+				t.Fatalf("frames differ: %d bytes, one at a time %d", len(gotFr), len(wantFr))
+			}
+			if tc.n > 100000 && len(many.t[nsID].slots) < prefetchSlots {
+				t.Fatalf("%d slots: the table never grew past prefetchSlots", len(many.t[nsID].slots))
+			}
+			for i := range tc.n {
+				if v, ok := many.id(nsID, name(i)); !ok || v != want[i] {
+					t.Fatalf("find %s after: %d %v, want %d", name(i), v, ok, want[i])
+				}
+			}
+		})
+	}
+}
