@@ -61,6 +61,9 @@ func writeRefusal(w replyWriter, r *Refusal, id string) {
 
 // writeLocal writes the answer a responder made for request id.
 func writeLocal(w replyWriter, l *Local, id string) {
+	for _, h := range l.Header {
+		w.setHeader(h.Name, h.Value)
+	}
 	w.setHeader("X-Request-Id", id)
 	w.writeJSON(l.Status, l.Body)
 }

@@ -26,12 +26,16 @@ import (
 // Pipeline is one configuration's decision path. A reload builds a new one
 // and swaps it in; requests in flight finish on the one they started with.
 type Pipeline struct {
-	cfg        *config.Config
-	ident      *identify.Identifier
-	admit      *admit.Admitter
-	imap       *inspect.Map
-	im         *inspect.Metrics
-	ration     *ration.Rationer
+	cfg    *config.Config
+	ident  *identify.Identifier
+	admit  *admit.Admitter
+	imap   *inspect.Map
+	im     *inspect.Metrics
+	ration *ration.Rationer
+	// local rations the responders' answers on inspected routes against
+	// the same budgets, counting nothing (ration.ReadOnly; local.go). Nil
+	// without responders.
+	local      *ration.Rationer
 	responders []Responder
 	seeders    []Seeder
 	recordings []*Recording
@@ -87,10 +91,16 @@ func NewPipeline(ctx context.Context, cfg *config.Config, d Deps) (*Pipeline, er
 	if err != nil {
 		return nil, fmt.Errorf("gateway: ration: %w", err)
 	}
+	var local *ration.Rationer
+	if len(d.Responders) > 0 {
+		if local, err = ration.New(cfg.Ration, imap, ration.ReadOnly(d.Store), d.Ration, d.Logger); err != nil {
+			return nil, fmt.Errorf("gateway: ration of local answers: %w", err)
+		}
+	}
 	if d.Inspect == nil {
 		d.Inspect = inspect.NewMetrics(nil)
 	}
-	p := &Pipeline{cfg: cfg, ident: ident, admit: adm, imap: imap, im: d.Inspect, ration: rat,
+	p := &Pipeline{cfg: cfg, ident: ident, admit: adm, imap: imap, im: d.Inspect, ration: rat, local: local,
 		responders: d.Responders, seeders: d.Seeders, recordings: d.Recordings, upstream: u, log: d.Logger, m: d.Metrics}
 	p.answers.New = func() any { return new(answerWork) }
 	p.boxes.New = func() any { return new(accessBox) }
@@ -168,13 +178,16 @@ type Responder interface {
 // Local is a JSON answer warden makes itself.
 type Local struct {
 	Status int
-	Body   []byte // JSON
+	Body   []byte   // JSON
+	Header []Header // response headers to set (Warden-Masked)
 }
 
 // Begin is the request stage, in its order: route, identify, refuse
 // credentials that cannot be verified, admit (bans, rate limits), then
 // the responders. A nil result admits the request: to the upstream, or,
-// with ex.Local set, to warden's own answer.
+// with ex.Local set, to warden's own answer. A responder's answer on an
+// inspected route is rationed as the upstream's would be (finishLocal):
+// masked in ex.Local, or refused.
 func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) *Refusal {
 	ex.p = p
 	ex.Route, ex.Inspect = p.imap.Match(ex.Method, ex.Path)
@@ -196,6 +209,9 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 	}
 	for _, rs := range p.responders {
 		if ex.Local = rs.Respond(ctx, ex); ex.Local != nil {
+			if ex.Inspect {
+				return p.finishLocal(ctx, ex)
+			}
 			break
 		}
 	}

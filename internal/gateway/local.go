@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/refusal"
+	"github.com/warden-gw/warden/internal/store/guard"
+)
+
+// finishLocal is the answer stage for a responder's answer (ex.Local) on
+// an inspected route: read, ration, rewrite, as Finish does an upstream's,
+// so a canary profile is masked, or refused, exactly when a real one
+// would be. Were it not, one account past its budget would tell every
+// canary of a harvested list apart by what comes back unmasked, and drop
+// them before the copy leaks.
+//
+// Unlike Finish it counts nothing: the budgets are read, not spent
+// (p.local is built on ration.ReadOnly), nothing is linked, no seeder
+// runs and no Access is recorded (a canary is never a real subject, nor
+// counts against a budget: package canary). Only requests a responder
+// answered come here, so every other request pays nothing for it.
+//
+// It returns a refusal that replaces the answer (ex.Local is then nil),
+// or nil with ex.Local rewritten where a rule masked.
+func (p *Pipeline) finishLocal(ctx context.Context, ex *Exchange) *Refusal {
+	l := ex.Local
+	if p.local == nil || ex.Route.Route == nil {
+		return nil
+	}
+	w := p.answers.Get().(*answerWork)
+	defer p.answers.Put(w)
+	w.res.Reset()
+	w.acc = inspect.Access{}
+	const ctype = "application/json" // what writeLocal sends
+	_, unread, err := p.imap.ReadAnswer(ex.Route.Route, l.Status, ctype, "", l.Body, &w.plain, &w.res, p.im)
+	if unread != inspect.Read {
+		return localRefused(ex, p.unread(ctx, ex, unread, err))
+	}
+	ref, err := p.local.Decide(ctx, ex.Start, &ex.Identity, ex.rationRequest(), ex.Route, &w.res, &w.acc)
+	if err != nil {
+		if !errors.Is(err, guard.ErrFailedOpen) {
+			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
+			return localRefused(ex, p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err))
+		}
+		p.m.storeFail.WithLabelValues("ration", "failed_open").Inc()
+	}
+	if ref != nil {
+		p.blocked(ctx, ex, ref)
+		return localRefused(ex, ref)
+	}
+	var out Outcome
+	// Dst nil: the rewrite gets memory of its own, which ex.Local keeps
+	// after w goes back to the pool.
+	if err := p.rewrite(w, ex, Answer{Status: l.Status, ContentType: ctype, Body: l.Body}, &out); err != nil {
+		return localRefused(ex, p.refuse(ex, &Refusal{Status: 502, Rule: refusal.RuleRewrite, Error: "answer could not be rewritten"}, err))
+	}
+	if out.Body != nil {
+		l.Body, l.Header = out.Body, out.Header
+	}
+	return nil
+}
+
+// localRefused drops ex.Local for r, when r refuses.
+func localRefused(ex *Exchange, r *Refusal) *Refusal {
+	if r != nil {
+		ex.Local = nil
+	}
+	return r
+}
