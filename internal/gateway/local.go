@@ -17,7 +17,7 @@ import (
 // them before the copy leaks.
 //
 // Unlike Finish it counts nothing: the budgets are read, not spent
-// (p.local is built on ration.ReadOnly), nothing is linked, no seeder
+// (p.local is built on ration.Uncounted), nothing is linked, no seeder
 // runs and no Access is recorded (a canary is never a real subject, nor
 // counts against a budget: package canary). Only requests a responder
 // answered come here, so every other request pays nothing for it.

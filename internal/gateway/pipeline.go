@@ -33,7 +33,7 @@ type Pipeline struct {
 	im     *inspect.Metrics
 	ration *ration.Rationer
 	// local rations the responders' answers on inspected routes against
-	// the same budgets, counting nothing (ration.ReadOnly; local.go). Nil
+	// the same budgets, counting nothing (ration.Uncounted; local.go). Nil
 	// without responders.
 	local      *ration.Rationer
 	responders []Responder
@@ -93,7 +93,7 @@ func NewPipeline(ctx context.Context, cfg *config.Config, d Deps) (*Pipeline, er
 	}
 	var local *ration.Rationer
 	if len(d.Responders) > 0 {
-		if local, err = ration.New(cfg.Ration, imap, ration.ReadOnly(d.Store), d.Ration, d.Logger); err != nil {
+		if local, err = ration.New(cfg.Ration, imap, ration.Uncounted(d.Store), d.Ration, d.Logger); err != nil {
 			return nil, fmt.Errorf("gateway: ration of local answers: %w", err)
 		}
 	}
