@@ -9,6 +9,11 @@
 // so a look-up from a second account gives nothing away; a request without
 // an account is left to the upstream (Config.Anonymous), and a username is
 // looked up in lower case, as the platform answers real ones.
+// An answer on an inspected route is then rationed by the gateway as an
+// upstream's would be (gateway/local.go, counting nothing through
+// ration.Uncounted): a canary profile is masked, or refused, exactly when
+// a real one taken from a list would be, so an account past its budget
+// cannot sort canaries out of its take by what comes back unmasked.
 //
 // Which canaries an identity sees follows a keyed Tardos code: a list
 // record is an anchor when a keyed hash says so (the same for everyone);

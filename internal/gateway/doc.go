@@ -5,7 +5,12 @@
 // The pipeline has two stages. Begin (pipeline.go): route, identify,
 // refuse credentials warden cannot verify (or strip them), admit (bans,
 // rate limits), then the Responders, which may answer a request
-// themselves without the upstream (canary profiles). Finish (answer.go),
+// themselves without the upstream (canary profiles). A responder's answer
+// on an inspected route goes through the answer stage too (local.go:
+// read, ration, rewrite, or a refusal), so a canary is masked exactly
+// when a real profile would be, but counts nothing: its rationer reads
+// the budgets through ration.Uncounted (no subject spent, nothing linked,
+// no Access recorded). Only answered requests go there. Finish (answer.go),
 // on an inspected route, in one screen: read the answer (inspect decodes
 // and scans it under the map's policies), ration decides, the Seeders
 // (canaries), rewrite and encode, then the Access goes to the recorders.

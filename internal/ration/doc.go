@@ -91,6 +91,13 @@
 // masks, which need no store (a reserved class never goes out because
 // Redis is down).
 //
+// A Rationer built on Uncounted(store) decides without counting: budgets
+// are read (a Spend with no subjects) and a subject allowed while the
+// count is under the limit, Link does nothing, Linked calls every id
+// shown in a list and caps none. The gateway rations canary answers with
+// one (uncounted.go), so a canary is masked when a real profile would be
+// and never counts against a budget.
+//
 // What it must never do: store, log or put in an Access a personal data
 // value (subjects are ids, mapped to numbers by Subject; Access holds ids
 // and class names); re-encode or otherwise change an answer no rule touched
