@@ -93,7 +93,9 @@ func NewPipeline(ctx context.Context, cfg *config.Config, d Deps) (*Pipeline, er
 	}
 	var local *ration.Rationer
 	if len(d.Responders) > 0 {
-		if local, err = ration.New(cfg.Ration, imap, ration.Uncounted(d.Store), d.Ration, d.Logger); err != nil {
+		// Metrics of its own, unregistered: a canary is no real subject,
+		// so the budgets' served and masked counts never include one.
+		if local, err = ration.New(cfg.Ration, imap, ration.Uncounted(d.Store), nil, d.Logger); err != nil {
 			return nil, fmt.Errorf("gateway: ration of local answers: %w", err)
 		}
 	}
