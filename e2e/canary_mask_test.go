@@ -93,7 +93,12 @@ func TestCanaryMaskedAsReal(t *testing.T) {
 	}
 	cl := clientFrom("127.0.0.1")
 	tok := accountToken(t, 21)
+	var getAs func(t *testing.T, g *gw, tok, path string) profileShape
 	get := func(t *testing.T, g *gw, path string) profileShape {
+		t.Helper()
+		return getAs(t, g, tok, path)
+	}
+	getAs = func(t *testing.T, g *gw, tok, path string) profileShape {
 		t.Helper()
 		a := do(t, cl, "GET", g.url+path, map[string]string{"Authorization": tok})
 		if a.status == 200 && slices.Contains(cans, path) {
@@ -112,43 +117,121 @@ func TestCanaryMaskedAsReal(t *testing.T) {
 		}
 	}
 
-	// Past the unreferenced rule's budget a real profile the account was
-	// shown in a list is still served, and so is a canary (shown in lists,
-	// never linked): a canary masked there would stand out.
-	t.Run("unreferenced", func(t *testing.T) {
-		cfg := canaryMaskConfig("loop", t.TempDir(), 100, "mask")
-		cfg = strings.Replace(cfg, `links: ["$.users[*].id"]`, `links: ["$.users[*].id", "$.users[*].username"]`, 1)
-		cfg = strings.Replace(cfg, "ledger: {dir:", "  unreferenced: {facet: account, limit: 1, window: 24h, action: mask, classes: [contact]}\nledger: {dir:", 1)
-		g := startGateway(t, cfg, up)
-		a := do(t, cl, "GET", g.url+"/v1/users/5/followers?limit=50", map[string]string{"Authorization": tok})
-		var pg struct{ Users []labUser }
-		if err := json.Unmarshal([]byte(a.body), &pg); a.status != 200 || err != nil {
-			t.Fatalf("followers: %d %v %s", a.status, err, a.body)
-		}
-		shown := map[string]bool{}
-		listed := ""
-		for _, u := range pg.Users {
-			shown[u.ID] = true
-			if _, ok := c.Verify(u.ID, u.Username, "", ""); !ok && u.ID != "21" {
-				listed = u.ID
+	// shownCanary fetches followers pages as tok until one shows it a
+	// canary beside at least three real records (not tok's account, own);
+	// it returns the canary, those records and the page's path.
+	shownCanary := func(t *testing.T, g *gw, tok, own string) (labUser, []labUser, string) {
+		t.Helper()
+		for n := 1; n <= 80; n++ {
+			path := fmt.Sprintf("/v1/users/%d/followers?limit=50", n)
+			a := do(t, cl, "GET", g.url+path, map[string]string{"Authorization": tok})
+			var pg struct{ Users []labUser }
+			if err := json.Unmarshal([]byte(a.body), &pg); a.status != 200 || err != nil {
+				t.Fatalf("%s: %d %v %s", path, a.status, err, a.body)
+			}
+			var can *labUser
+			var real []labUser
+			for _, u := range pg.Users {
+				if _, ok := c.Verify(u.ID, u.Username, "", ""); ok {
+					if can == nil {
+						can = &u
+					}
+				} else if u.ID != own {
+					real = append(real, u)
+				}
+			}
+			if can != nil && len(real) >= 3 {
+				return *can, real, path
 			}
 		}
+		t.Fatal("no canary in 80 followers pages")
+		return labUser{}, nil, ""
+	}
+	profiles := func(u labUser) []string {
+		return []string{"/v1/users/" + u.ID, "/v1/users/by-username/" + u.Username}
+	}
+	withLinks := func(cfg, ration string) string {
+		cfg = strings.Replace(cfg, `links: ["$.users[*].id"]`, `links: ["$.users[*].id", "$.users[*].username"]`, 1)
+		return strings.Replace(cfg, "ledger: {dir:", ration+"ledger: {dir:", 1)
+	}
+
+	// Cross-account look-ups: B looks up records from A's take, the real
+	// one and the canary both never shown to B. Past B's unreferenced
+	// budget both are masked alike; a canary B was shown in a list is
+	// served as a real record B was shown (the canaries inserted into an
+	// answer are linked in the identity's link memory as its ids are).
+	t.Run("unreferenced", func(t *testing.T) {
+		g := startGateway(t, withLinks(canaryMaskConfig("loop", t.TempDir(), 100, "mask"),
+			"  unreferenced: {facet: account, limit: 1, window: 24h, action: mask, classes: [contact]}\n"), up)
+		tokB := accountToken(t, 22)
+		canA, realA, _ := shownCanary(t, g, tok, "21")
 		var never []string
 		for id := 1999; len(never) < 2; id-- {
-			if !shown[fmt.Sprint(id)] {
-				never = append(never, fmt.Sprint("/v1/users/", id))
+			if s := fmt.Sprint(id); s != realA[0].ID && s != "22" {
+				never = append(never, "/v1/users/"+s)
 			}
 		}
-		get(t, g, never[0])
-		if s := get(t, g, never[1]); !slices.Equal(s.Nulls, []string{"email", "phone"}) {
-			t.Fatalf("past the unreferenced budget, an id never shown: %+v", s)
+		if s := getAs(t, g, tokB, never[0]); s.Status != 200 || len(s.Nulls) != 0 {
+			t.Fatalf("within the unreferenced budget, an id never shown: %+v", s)
 		}
-		real := get(t, g, "/v1/users/"+listed)
-		if real.Status != 200 || len(real.Nulls) != 0 {
-			t.Fatalf("an id shown in a list: %+v", real)
+		getAs(t, g, tokB, never[1])
+		masked := getAs(t, g, tokB, profiles(realA[0])[0])
+		if !slices.Equal(masked.Nulls, []string{"email", "phone"}) || !strings.Contains(masked.Note, "unreferenced") {
+			t.Fatalf("past B's unreferenced budget, a real record of A's take: %+v", masked)
 		}
-		for _, p := range cans {
-			same(t, real, p, get(t, g, p))
+		same(t, masked, profiles(realA[0])[1], getAs(t, g, tokB, profiles(realA[0])[1]))
+		for _, p := range profiles(canA) {
+			same(t, masked, p, getAs(t, g, tokB, p)) // masked as the real one
+		}
+		// A, shown both, past nothing: both served alike.
+		servedA := getAs(t, g, tok, profiles(realA[0])[0])
+		for _, p := range profiles(canA) {
+			same(t, servedA, p, getAs(t, g, tok, p))
+		}
+		canB, realB, _ := shownCanary(t, g, tokB, "22")
+		served := getAs(t, g, tokB, profiles(realB[0])[0])
+		if served.Status != 200 || len(served.Nulls) != 0 || served.Masked != "" {
+			t.Fatalf("past B's unreferenced budget, a record B was shown: %+v", served)
+		}
+		for _, p := range profiles(canB) {
+			same(t, served, p, getAs(t, g, tokB, p)) // served as the real one
+		}
+	})
+
+	// The fan-out cap: past the cap of people opened from one answer a
+	// canary is masked as a real record is, and opening a canary counts
+	// one open, as a real record's does.
+	t.Run("fanout", func(t *testing.T) {
+		g := startGateway(t, withLinks(canaryMaskConfig("loop", t.TempDir(), 100, "mask"),
+			"  unreferenced: {facet: account}\n  fanout_cap: {limit: 2, window: 10m, classes: [contact]}\n"), up)
+		can, real, page := shownCanary(t, g, tok, "21")
+		open := func(u labUser) profileShape { return get(t, g, profiles(u)[0]) }
+		first := open(real[0])
+		if first.Status != 200 || len(first.Nulls) != 0 || first.Masked != "" {
+			t.Fatalf("the first open from an answer: %+v", first)
+		}
+		open(real[1])
+		past := open(real[2])
+		if !slices.Equal(past.Nulls, []string{"email", "phone"}) || past.Masked == "" {
+			t.Fatalf("the third open from an answer, past a cap of 2: %+v", past)
+		}
+		for _, p := range profiles(can) {
+			same(t, past, p, get(t, g, p)) // masked as the real one
+		}
+		// A fresh answer of the same page (its own to the cap, the same
+		// canary): the canary is the first open, a real record the
+		// second, and the next real record is past the cap.
+		again, _, _ := shownCanary(t, g, tok, "21")
+		if again != can {
+			t.Fatalf("the page again: canary %+v, was %+v (%s)", again, can, page)
+		}
+		same(t, first, profiles(can)[0], get(t, g, profiles(can)[0]))
+		same(t, first, profiles(can)[1], get(t, g, profiles(can)[1])) // the same person: no second open
+		if s := open(real[0]); fmt.Sprintf("%+v", s) != fmt.Sprintf("%+v", first) {
+			t.Fatalf("the second open of an answer, after a canary: %+v", s)
+		}
+		if s := open(real[1]); fmt.Sprintf("%+v", s) != fmt.Sprintf("%+v", past) {
+			t.Fatalf("the third open of an answer, the first a canary: %+v, want %+v", s, past)
 		}
 	})
 	for _, front := range fronts {

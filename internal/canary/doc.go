@@ -12,8 +12,14 @@
 // An answer on an inspected route is then rationed by the gateway as an
 // upstream's would be (gateway/local.go, counting nothing through
 // ration.Uncounted): a canary profile is masked, or refused, exactly when
-// a real one taken from a list would be, so an account past its budget
-// cannot sort canaries out of its take by what comes back unmasked.
+// a real one would be, so an account past its budget cannot sort canaries
+// out of its take by what comes back unmasked. For that the canaries
+// inserted into a list answer are linked in the identity's link memory as
+// the answer's real ids are (gateway's linkInserted, a second Link call
+// only on answers that carry canaries): a canary the identity was shown
+// is looked up with the list's provenance, one never shown to it (another
+// account's take) is unreferenced, masked past the unreferenced rule's
+// budget as a real record never shown is.
 //
 // Which canaries an identity sees follows a keyed Tardos code: a list
 // record is an anchor when a keyed hash says so (the same for everyone);
@@ -36,6 +42,12 @@
 // key and its index (no clock, no request data in a profile); give a canary
 // an id, username, e-mail or phone a real profile can have; let a canary
 // count against a budget or as a real subject (it never enters a Result's
-// records, only its insertions); decide inclusion from anything an identity
-// controls besides the list it asks for.
+// records, only its insertions; budgets are read for it, never spent);
+// decide inclusion from anything an identity controls besides the list it
+// asks for. One exception, decided so: a canary opened from an answer
+// counts one open in the fan-out cap's state as a real record's does
+// (that state is per answer, not a distinct-subject budget, and a canary
+// that never counted there would come back unmasked past the cap where
+// real profiles are masked); its link in the link memory is likewise kept
+// as a real shown id's.
 package canary

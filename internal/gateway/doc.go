@@ -8,12 +8,16 @@
 // themselves without the upstream (canary profiles). A responder's answer
 // on an inspected route goes through the answer stage too (local.go:
 // read, ration, rewrite, or a refusal), so a canary is masked exactly
-// when a real profile would be, but counts nothing: its rationer reads
-// the budgets through ration.Uncounted (no subject spent, nothing linked,
-// no Access recorded). Only answered requests go there. Finish (answer.go),
-// on an inspected route, in one screen: read the answer (inspect decodes
-// and scans it under the map's policies), ration decides, the Seeders
-// (canaries), rewrite and encode, then the Access goes to the recorders.
+// when a real profile would be, but counts nothing against a budget: its
+// rationer reads the budgets through ration.Uncounted (no subject spent,
+// nothing linked, no Access recorded; the link memory read and the
+// fan-out cap counting the open as for a real look-up). Only answered
+// requests go there. Finish (answer.go), on an inspected route, in one
+// screen: read the answer (inspect decodes and scans it under the map's
+// policies), ration decides, the Seeders (canaries; the ids they inserted
+// then linked in the identity's link memory, a second Link call only on
+// answers that carry canaries), rewrite and encode, then the Access goes
+// to the recorders.
 // Recorders (the ledger, the detector) sit behind a one-method interface
 // and are fed through a bounded hand-off each (record.go): a full queue
 // drops and counts, it never waits. Recorders that share a hand-off

@@ -16,10 +16,13 @@ import (
 // canary of a harvested list apart by what comes back unmasked, and drop
 // them before the copy leaks.
 //
-// Unlike Finish it counts nothing: the budgets are read, not spent
-// (p.local is built on ration.Uncounted), nothing is linked, no seeder
-// runs and no Access is recorded (a canary is never a real subject, nor
-// counts against a budget: package canary). Only requests a responder
+// Unlike Finish it counts nothing against a budget: the budgets are read,
+// not spent (p.local is built on ration.Uncounted), nothing is linked, no
+// seeder runs and no Access is recorded (a canary is never a real
+// subject: package canary). The link memory is read as for a real
+// look-up (a canary is linked where it was shown: linkInserted), and the
+// fan-out cap counts the open, as a real one's (package canary's
+// exception). Only requests a responder
 // answered come here, so every other request pays nothing for it.
 //
 // It returns a refusal that replaces the answer (ex.Local is then nil),

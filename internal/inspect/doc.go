@@ -11,7 +11,10 @@
 // authors and the links, and remembers the byte span of every class field,
 // so masking (Result.Mask, then Result.Rewrite) splices the body without a
 // second parse. Paths match member names as they appear in the body; a
-// name written with escapes in the JSON is not matched.
+// name written with escapes in the JSON is not matched. Values inserted
+// before records (Result.Insert: canaries) are no records of the Result;
+// Result.InsertedLinks reads the route's links in them, each as a record
+// of its neighbour's path, for the caller to link them.
 //
 // Masking format. A masked field's value becomes null; the rest of the
 // record, and of the answer, is unchanged byte for byte. The record gains a

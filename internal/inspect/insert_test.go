@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 )
 
@@ -47,6 +48,51 @@ func TestInsert(t *testing.T) {
 			}
 			if string(out) != tc.want || !json.Valid(out) {
 				t.Fatalf("got  %s\nwant %s", out, tc.want)
+			}
+		})
+	}
+}
+
+// TestInsertedLinks: the ids an inserted value shows are what the route's
+// links select in it read as a record of its neighbour's path (a field
+// the links do not name is not one), and none without insertions.
+func TestInsertedLinks(t *testing.T) {
+	m := labMap(t)
+	cases := []struct {
+		name, path, body string
+		ins              []string
+		want             []string
+	}{
+		{name: "followers, id only", path: "/v1/users/1/followers", body: `{"users":[{"id":"1","username":"a"},{"id":"2"}]}`,
+			ins: []string{`{"id":"c1","username":"u1"}`, ` {"id":7,"username":"u2"}`}, want: []string{"c1", "7"}},
+		{name: "feed, the author", path: "/v1/feed", body: `{"posts":[{"id":"p","author":{"id":"1"}}]}`,
+			ins: []string{`{"id":"p2","author":{"id":"c","username":"u"}}`}, want: []string{"c"}},
+		{name: "unreadable", path: "/v1/users/1/followers", body: `{"users":[{"id":"1"}]}`,
+			ins: []string{`{"id":"c1"`}, want: nil},
+		{name: "none", path: "/v1/users/1/followers", body: `{"users":[{"id":"1"}]}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mt, _ := m.Match("GET", tc.path)
+			var r Result
+			if err := r.Inspect(mt.Route, []byte(tc.body)); err != nil {
+				t.Fatal(err)
+			}
+			own := r.NumLinks()
+			for _, v := range tc.ins {
+				if !r.Insert(0, []byte(v)) {
+					t.Fatalf("insert %s", v)
+				}
+			}
+			var got []string
+			for _, l := range r.InsertedLinks(nil) {
+				got = append(got, string(l))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+			if r.NumLinks() != own {
+				t.Fatalf("the answer's own links changed: %d", r.NumLinks())
 			}
 		})
 	}

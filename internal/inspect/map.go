@@ -45,6 +45,7 @@ type Route struct {
 	shown     Provenance // of the ids in links (default list)
 	ownShown  Provenance // the same when the list is the caller's
 	nrec      int        // number of record paths
+	recNodes  []*node    // per record path, the node its records open at
 }
 
 // Classes lists the route's class names; ClassSet bits index it.
@@ -256,6 +257,7 @@ func compileRoute(rc RouteConfig) (*Route, error) {
 			return nil, fmt.Errorf("records[%d]: path %q given twice", ri, rp)
 		}
 		rn.rec = ri
+		r.recNodes = append(r.recNodes, rn)
 		if s := rel(rc.ID); s != nil {
 			n := rn.walk(s)
 			n.acts = append(n.acts, action{kind: actID, rec: ri})

@@ -92,11 +92,14 @@
 // Redis is down).
 //
 // A Rationer built on Uncounted(store) decides without counting: budgets
-// are read (a Spend with no subjects) and a subject allowed while the
-// count is under the limit, Link does nothing, Linked calls every id
-// shown in a list and caps none. The gateway rations canary answers with
-// one (uncounted.go), so a canary is masked when a real profile would be
-// and never counts against a budget.
+// (and the unreferenced rule's) are read (a Spend with no subjects) and a
+// subject allowed while the count is under the limit, Link does nothing,
+// Linked is the store's (the fan-out cap counts the open). The gateway
+// rations canary answers with one (uncounted.go), so a canary is masked
+// when a real profile would be and never counts against a budget; and
+// links the canaries inserted into an answer with LinkInserted (the
+// answer's provenance and tag), so that a canary's look-up finds it
+// shown exactly where a real record's would.
 //
 // What it must never do: store, log or put in an Access a personal data
 // value (subjects are ids, mapped to numbers by Subject; Access holds ids

@@ -5,25 +5,27 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/store"
 )
 
-// Uncounted is st seen by a decision that must count nothing: an answer
-// about a canary, which has to be masked or refused exactly when a real
-// profile's would be (else an account past its budget tells canaries
-// apart by what comes back unmasked), but must never count against a
-// budget nor be remembered (package canary's rule).
+// Uncounted is st seen by a decision that must count nothing against a
+// budget: an answer about a canary, which has to be masked or refused
+// exactly when a real profile's would be (else an account past its budget
+// tells canaries apart by what comes back unmasked), but must never count
+// against a budget nor be remembered as shown (package canary's rule).
 //
 // Spend asks st for each budget's count with no subjects (st adds
 // nothing) and answers every subject Allowed while that count is under
 // the limit: what a subject not counted before gets. Link does nothing.
-// Linked answers List for every id without asking st, and caps nothing
-// (fan's Capped all false): a canary is shown in lists (the seeder's
-// insertions) but never linked, so st would call every look-up of one
-// unreferenced and the unreferenced rule would mask canaries where a real
-// profile taken from the same list is served. What this does not match
-// is a real look-up of an id never shown to the identity, or one past the
-// fan-out cap: there a real profile may be masked and a canary is not.
+// Linked is st's: a canary shown to the identity in a list was linked
+// there as the list's real ids were (LinkInserted), so its look-up has
+// the provenance a real one shown the same way has, and one never shown
+// is unreferenced as a real one is (the unreferenced rule's budget is
+// then read, not spent). The fan-out cap counts the open, as a real
+// one's (the lead's decision: the fan-out state is no distinct-subject
+// budget, and a canary that never counts there is told apart past the
+// cap).
 func Uncounted(st Store) Store { return uncounted{st} }
 
 type uncounted struct{ st Store }
@@ -56,16 +58,36 @@ func (uncounted) Link(context.Context, time.Time, string, []uint64, store.Proven
 	return nil
 }
 
-func (uncounted) Linked(_ context.Context, _ time.Time, _ string, ids []uint64, fan *store.Fanout, dst []store.Provenance) ([]store.Provenance, error) {
-	if fan != nil {
-		fan.Reset(len(ids))
+func (u uncounted) Linked(ctx context.Context, now time.Time, key string, ids []uint64, fan *store.Fanout, dst []store.Provenance) ([]store.Provenance, error) {
+	return u.st.Linked(ctx, now, key, ids, fan, dst)
+}
+
+// LinkInserted remembers in the identity's link memory the ids an answer
+// showed beyond its records: the canaries the seeders inserted
+// (inspect.Result.InsertedLinks), with the provenance and answer tag
+// Decide linked the answer's own ids with, so a later look-up of one is
+// decided as a look-up of a real record shown beside it (unreferenced
+// rule, provenance budgets, the fan-out cap's answer). A second Link
+// call, made only by answers that carry insertions. Nothing happens when
+// the unreferenced rule does not apply to the identity, as in Decide.
+func (r *Rationer) LinkInserted(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, ids [][]byte) error {
+	u := r.unref
+	if u == nil || len(ids) == 0 || route.Route == nil {
+		return nil
 	}
-	if cap(dst) < len(ids) {
-		dst = make([]store.Provenance, len(ids))
+	v := id.Value(u.facet)
+	if v == "" || u.ex.has(id) {
+		return nil
 	}
-	dst = dst[:len(ids)]
-	for i := range dst {
-		dst[i] = store.List
+	subs := make([]uint64, len(ids))
+	for i, x := range ids {
+		subs[i] = Subject(x)
 	}
-	return dst, nil
+	var kb store.KeyBuf
+	shown := storeProvenance(route.Shown(id.Account))
+	if err := r.st.Link(ctx, now, kb.Key(u.prefix, v), subs, shown, store.AnswerTag(req.ID, req.Path), u.cfg.TTL); err != nil {
+		r.met.storeErrs.Inc()
+		return fmt.Errorf("ration: link inserted ids: %w", err)
+	}
+	return nil
 }

@@ -12,7 +12,7 @@ import (
 // TestUncounted: through Uncounted a budget is read, never spent: its
 // subjects are allowed while the count is under the limit and refused at
 // it, and the store's count never moves; Link remembers nothing and
-// Linked calls every id shown in a list, capping none.
+// Linked is the store's, the fan-out cap counting opens.
 func TestUncounted(t *testing.T) {
 	ctx, now := context.Background(), time.Unix(1_700_000_000, 0)
 	st := memory.New(memory.Options{SweepEvery: -1})
@@ -53,9 +53,43 @@ func TestUncounted(t *testing.T) {
 	if p, err := st.Linked(ctx, now, "link:account:acct", []uint64{100}, nil, nil); err != nil || p[0] != store.Unreferenced {
 		t.Fatalf("the store after an uncounted Link: %v %v", p, err)
 	}
-	fan := &store.Fanout{Limit: 1, Window: time.Hour, Provenances: 1 << store.List, Capped: []bool{true, true}}
-	p, err := u.Linked(ctx, now, "link:account:acct", []uint64{100, 101}, fan, nil)
-	if err != nil || len(p) != 2 || p[0] != store.List || p[1] != store.List || len(fan.Capped) != 2 || fan.Capped[0] || fan.Capped[1] {
-		t.Fatalf("uncounted Linked: %v %v, capped %v", p, err, fan.Capped)
+	// Linked is the store's: an id linked there is shown, one never
+	// linked unreferenced, and the fan-out cap counts opens.
+	if err := st.Link(ctx, now, "link:account:acct", []uint64{100, 101}, store.List, 7, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	fan := &store.Fanout{Limit: 1, Window: time.Hour, Provenances: 1 << store.List}
+	for i, want := range []bool{false, true} {
+		p, err := u.Linked(ctx, now, "link:account:acct", []uint64{100 + uint64(i), 102}, fan, nil)
+		if err != nil || len(p) != 2 || p[0] != store.List || p[1] != store.Unreferenced || len(fan.Capped) != 2 || fan.Capped[0] != want {
+			t.Fatalf("uncounted Linked, open %d: %v %v, capped %v", i+1, p, err, fan.Capped)
+		}
+	}
+}
+
+// TestLinkInserted: ids linked after an answer (its canaries) are
+// remembered with the answer's provenance and tag: opening one counts
+// against that answer's fan-out cap, so the next real record opened from
+// it is past a cap of 1; without the unreferenced rule nothing is linked.
+func TestLinkInserted(t *testing.T) {
+	l := loadLab(t)
+	e := newEnv(t, fanCfg(1, 0), l.Inspect)
+	id := account("7")
+	const list = "/v1/users/9/followers"
+	e.get(t0, id, list, followers(400, 401))
+	rt, _ := e.r.Match("GET", list)
+	req := Request{Method: "GET", Path: list, ID: "req-" + list}
+	if err := e.r.LinkInserted(context.Background(), t0, id, req, rt, [][]byte{[]byte("900"), []byte("user_900")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.get(t0, id, "/v1/users/by-username/user_900", profile(900)); !served(t, out, profile(900)) || out.Access.Provenance != "list" {
+		t.Fatalf("an inserted id, the first open: served %v, provenance %q", served(t, out, profile(900)), out.Access.Provenance)
+	}
+	if out := e.get(t0, id, "/v1/users/400", profile(400)); served(t, out, profile(400)) {
+		t.Fatal("a real record opened after an inserted one, past a cap of 1: served")
+	}
+	bare := newEnv(t, Config{Budgets: fanCfg(1, 0).Budgets}, l.Inspect)
+	if err := bare.r.LinkInserted(context.Background(), t0, id, req, rt, [][]byte{[]byte("900")}); err != nil {
+		t.Fatal(err)
 	}
 }
