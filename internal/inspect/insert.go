@@ -34,21 +34,27 @@ func (r *Result) NumInserted() int { return len(r.ins) }
 // inserted values, each read as a record of its neighbour's record path
 // (where it goes out): the ids the answer shows the caller beyond its own
 // links (Link), which a look-up must find remembered as those are. A
-// value that cannot be read adds nothing. The slices stay valid until
-// the next call; it allocates, and only answers with insertions (the
-// canaries') call it.
+// value that cannot be read adds nothing. The slices stay valid until the
+// next call or Reset. Only answers with insertions (the canaries') call
+// it; its scratch memory is kept with r for the next.
 func (r *Result) InsertedLinks(dst [][]byte) [][]byte {
 	if len(r.ins) == 0 || r.route == nil {
 		return dst
 	}
 	rt := r.route
-	tmp := Result{route: rt, cur: make([]int32, rt.nrec)}
+	if r.insScan == nil {
+		r.insScan = new(Result)
+	}
+	tmp := r.insScan
+	tmp.route = rt
+	tmp.recs, tmp.spans, tmp.links, tmp.idbuf = tmp.recs[:0], tmp.spans[:0], tmp.links[:0], tmp.idbuf[:0]
 	for _, in := range r.ins {
-		for k := range tmp.cur {
-			tmp.cur[k] = -1
+		tmp.cur = tmp.cur[:0]
+		for range rt.nrec {
+			tmp.cur = append(tmp.cur, -1)
 		}
 		b := r.insbuf[in.start:in.end]
-		s := scanner{r: &tmp, b: b}
+		s := scanner{r: tmp, b: b}
 		n := len(tmp.links)
 		if _, err := s.scan(rt.recNodes[in.path], skipWS(b, 0)); err != nil {
 			tmp.links = tmp.links[:n] // a value half read links nothing

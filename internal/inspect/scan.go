@@ -54,6 +54,7 @@ type Result struct {
 	edits    []edit
 	ins      []insertion // values to insert before records
 	insbuf   []byte
+	insScan  *Result // InsertedLinks' scratch, kept across Reset
 	errAt    int
 	errMsg   string
 }
@@ -62,7 +63,7 @@ type Result struct {
 func (r *Result) Reset() {
 	*r = Result{recs: r.recs[:0], cur: r.cur[:0], spans: r.spans[:0],
 		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], ruleJSON: r.ruleJSON[:0], edits: r.edits[:0], qid: r.qid[:0], stack: r.stack[:0],
-		ins: r.ins[:0], insbuf: r.insbuf[:0]}
+		ins: r.ins[:0], insbuf: r.insbuf[:0], insScan: r.insScan}
 }
 
 // Route is the route the answer was inspected for.
