@@ -196,6 +196,26 @@ func TestCanaryMaskedAsReal(t *testing.T) {
 		for _, p := range profiles(canB) {
 			same(t, served, p, getAs(t, g, tokB, p)) // served as the real one
 		}
+		// A canary's own list (its followers, canaries) links what it
+		// shows as a real profile's list does: B looks one up served.
+		for j := uint32(1); ; j++ {
+			if j > 20 {
+				t.Fatal("no canary with followers among the first 20")
+			}
+			path := fmt.Sprint("/v1/users/", c.Canary(0, j).ID, "/followers")
+			a := do(t, cl, "GET", g.url+path, map[string]string{"Authorization": tokB})
+			var pg struct{ Users []labUser }
+			if err := json.Unmarshal([]byte(a.body), &pg); a.status != 200 || err != nil {
+				t.Fatalf("%s: %d %v %s", path, a.status, err, a.body)
+			}
+			if len(pg.Users) == 0 {
+				continue
+			}
+			for _, p := range profiles(pg.Users[0]) {
+				same(t, served, p, getAs(t, g, tokB, p)) // shown in a list: served
+			}
+			break
+		}
 	})
 
 	// The fan-out cap: past the cap of people opened from one answer a

@@ -15,11 +15,12 @@
 // a real one would be, so an account past its budget cannot sort canaries
 // out of its take by what comes back unmasked. For that the canaries
 // inserted into a list answer are linked in the identity's link memory as
-// the answer's real ids are (gateway's linkInserted, a second Link call
-// only on answers that carry canaries): a canary the identity was shown
-// is looked up with the list's provenance, one never shown to it (another
-// account's take) is unreferenced, masked past the unreferenced rule's
-// budget as a real record never shown is.
+// the answer's real ids are (gateway's linkCanaries, a second Link call
+// only on answers that carry canaries), and so are the ids a canary's own
+// list shows (its followers: canaries), as a real profile's list's are: a
+// canary the identity was shown is looked up with the list's provenance,
+// one never shown to it (another account's take) is unreferenced, masked
+// past the unreferenced rule's budget as a real record never shown is.
 //
 // Which canaries an identity sees follows a keyed Tardos code: a list
 // record is an anchor when a keyed hash says so (the same for everyone);

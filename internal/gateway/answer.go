@@ -47,7 +47,7 @@ type Header struct{ Name, Value string }
 // res.Insert, which are never records of res: no budget counts them and
 // the Access does not list them. The ids they show (the route's links
 // read in them) are then linked in the identity's link memory as the
-// answer's own are (linkInserted), so their look-ups are decided as those
+// answer's own are (linkCanaries), so their look-ups are decided as those
 // of real records shown beside them.
 type Seeder interface {
 	Seed(ex *Exchange, res *inspect.Result, acc *inspect.Access)
@@ -56,7 +56,7 @@ type Seeder interface {
 // answerWork is one answer's scratch memory, pooled.
 type answerWork struct {
 	res   inspect.Result
-	links [][]byte       // the ids the seeders' insertions show (linkInserted)
+	links [][]byte       // canary ids to link (linkCanaries)
 	acc   inspect.Access // the Access when no recorder takes it
 	plain []byte         // a decoded body
 	out   []byte         // a rewritten body before encoding
@@ -95,7 +95,8 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 		s.Seed(ex, &w.res, acc)
 	}
 	if w.res.NumInserted() > 0 {
-		p.linkInserted(ctx, ex, now, w)
+		w.links = w.res.InsertedLinks(w.links[:0])
+		p.linkCanaries(ctx, ex, now, w)
 	}
 	if err := p.rewrite(w, ex, resp, &out); err != nil {
 		// A rewrite that cannot be encoded is never sent unmasked.
@@ -106,17 +107,17 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	return out, nil
 }
 
-// linkInserted links the canaries the seeders inserted into an answer in
-// the identity's link memory, as Decide linked the answer's own ids: a
-// canary shown in a list is then referenced for that identity, and one
-// never shown unreferenced, exactly as a real record (else an account
-// past its unreferenced budget looking up another's take sees real
-// profiles masked and canaries not). Only answers carrying canaries pay
-// this second Link call. A failure is logged, not fatal (as Decide's
-// Link): the canaries' later look-ups then count as unreferenced.
-func (p *Pipeline) linkInserted(ctx context.Context, ex *Exchange, now time.Time, w *answerWork) {
-	w.links = w.res.InsertedLinks(w.links[:0])
-	err := p.ration.LinkInserted(ctx, now, &ex.Identity, ex.rationRequest(), ex.Route, w.links)
+// linkCanaries links the canary ids in w.links (those the seeders
+// inserted into an answer, or a canary's own list shows) in the
+// identity's link memory, as Decide links an answer's own ids: a canary
+// shown in a list is then referenced for that identity, and one never
+// shown unreferenced, exactly as a real record (else an account past its
+// unreferenced budget looking up another's take sees real profiles
+// masked and canaries not). Only answers carrying canaries pay this Link
+// call. A failure is logged, not fatal (as Decide's Link): the canaries'
+// later look-ups then count as unreferenced.
+func (p *Pipeline) linkCanaries(ctx context.Context, ex *Exchange, now time.Time, w *answerWork) {
+	err := p.ration.LinkCanaries(ctx, now, &ex.Identity, ex.rationRequest(), ex.Route, w.links)
 	clear(w.links) // no pointer into this answer kept alive in the pool
 	if err != nil {
 		p.log.LogAttrs(ctx, slog.LevelWarn, "canary: link failed", slog.String("request_id", ex.ID), slog.Any("err", err))

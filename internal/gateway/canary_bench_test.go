@@ -31,7 +31,7 @@ func (s insertOne) Seed(_ *Exchange, res *inspect.Result, _ *inspect.Access) {
 // BenchmarkFinishList: Finish of a followers page of 50 records under
 // examples/lab.yaml (row e's rules), 1,000 accounts round robin. canary:
 // a seeder inserts one record, as on an answer that carries a canary;
-// what linking it costs (linkInserted: InsertedLinks and a second Link
+// what linking it costs (linkCanaries: InsertedLinks and a second Link
 // call) is canary against plain within one run. plain: no seeder, as
 // every answer without canaries.
 func BenchmarkFinishList(b *testing.B) {

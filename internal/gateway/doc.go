@@ -10,9 +10,9 @@
 // read, ration, rewrite, or a refusal), so a canary is masked exactly
 // when a real profile would be, but counts nothing against a budget: its
 // rationer reads the budgets through ration.Uncounted (no subject spent,
-// nothing linked, no Access recorded; the link memory read and the
-// fan-out cap counting the open as for a real look-up). Only answered
-// requests go there. Finish (answer.go), on an inspected route, in one
+// no Access recorded; the ids a canary's list shows linked as a real
+// list's, the link memory read and the fan-out cap counting the open as
+// for a real look-up). Only answered requests go there. Finish (answer.go), on an inspected route, in one
 // screen: read the answer (inspect decodes and scans it under the map's
 // policies), ration decides, the Seeders (canaries; the ids they inserted
 // then linked in the identity's link memory, a second Link call only on

@@ -19,8 +19,9 @@ import (
 // Unlike Finish it counts nothing against a budget: the budgets are read,
 // not spent (p.local is built on ration.Uncounted), nothing is linked, no
 // seeder runs and no Access is recorded (a canary is never a real
-// subject: package canary). The link memory is read as for a real
-// look-up (a canary is linked where it was shown: linkInserted), and the
+// subject: package canary). The ids a canary's list shows are linked as
+// a real list's (linkCanaries); the link memory is read as for a real
+// look-up (a canary is linked where it was shown), and the
 // fan-out cap counts the open, as a real one's (package canary's
 // exception). Only requests a responder
 // answered come here, so every other request pays nothing for it.
@@ -52,6 +53,16 @@ func (p *Pipeline) finishLocal(ctx context.Context, ex *Exchange) *Refusal {
 	if ref != nil {
 		p.blocked(ctx, ex, ref)
 		return localRefused(ex, ref)
+	}
+	// The ids the answer shows (a canary's followers: canaries) are
+	// linked as a real list's are, else a look-up of one would be
+	// unreferenced where one from a real profile's list is not.
+	if w.res.NumLinks() > 0 {
+		w.links = w.links[:0]
+		for i := 0; i < w.res.NumLinks(); i++ {
+			w.links = append(w.links, w.res.Link(i))
+		}
+		p.linkCanaries(ctx, ex, ex.Start, w)
 	}
 	var out Outcome
 	// Dst nil: the rewrite gets memory of its own, which ex.Local keeps

@@ -97,9 +97,10 @@
 // Linked is the store's (the fan-out cap counts the open). The gateway
 // rations canary answers with one (uncounted.go), so a canary is masked
 // when a real profile would be and never counts against a budget; and
-// links the canaries inserted into an answer with LinkInserted (the
-// answer's provenance and tag), so that a canary's look-up finds it
-// shown exactly where a real record's would.
+// links the canaries an answer shows (inserted into a real list, or a
+// canary's own list) with LinkCanaries (the answer's provenance and tag),
+// so that a canary's look-up finds it shown exactly where a real
+// record's would.
 //
 // What it must never do: store, log or put in an Access a personal data
 // value (subjects are ids, mapped to numbers by Subject; Access holds ids

@@ -19,7 +19,7 @@ import (
 // nothing) and answers every subject Allowed while that count is under
 // the limit: what a subject not counted before gets. Link does nothing.
 // Linked is st's: a canary shown to the identity in a list was linked
-// there as the list's real ids were (LinkInserted), so its look-up has
+// there as the list's real ids were (LinkCanaries), so its look-up has
 // the provenance a real one shown the same way has, and one never shown
 // is unreferenced as a real one is (the unreferenced rule's budget is
 // then read, not spent). The fan-out cap counts the open, as a real
@@ -62,15 +62,18 @@ func (u uncounted) Linked(ctx context.Context, now time.Time, key string, ids []
 	return u.st.Linked(ctx, now, key, ids, fan, dst)
 }
 
-// LinkInserted remembers in the identity's link memory the ids an answer
-// showed beyond its records: the canaries the seeders inserted
-// (inspect.Result.InsertedLinks), with the provenance and answer tag
-// Decide linked the answer's own ids with, so a later look-up of one is
-// decided as a look-up of a real record shown beside it (unreferenced
-// rule, provenance budgets, the fan-out cap's answer). A second Link
-// call, made only by answers that carry insertions. Nothing happens when
-// the unreferenced rule does not apply to the identity, as in Decide.
-func (r *Rationer) LinkInserted(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, ids [][]byte) error {
+// LinkCanaries remembers in the identity's link memory canary ids an
+// answer showed that Decide did not link: the canaries the seeders
+// inserted into a real answer (inspect.Result.InsertedLinks), or the ids
+// a canary's own list shows (its followers, following, posts' authors:
+// canaries, answered through an Uncounted rationer whose Link does
+// nothing). They are linked with the provenance and answer tag Decide
+// links an answer's ids with, so a later look-up of one is decided as a
+// look-up of a real record shown the same way (unreferenced rule,
+// provenance budgets, the fan-out cap's answer). Made only by answers
+// that carry canaries. Nothing happens when the unreferenced rule does
+// not apply to the identity, as in Decide.
+func (r *Rationer) LinkCanaries(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, ids [][]byte) error {
 	u := r.unref
 	if u == nil || len(ids) == 0 || route.Route == nil {
 		return nil

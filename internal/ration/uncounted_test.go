@@ -67,11 +67,11 @@ func TestUncounted(t *testing.T) {
 	}
 }
 
-// TestLinkInserted: ids linked after an answer (its canaries) are
+// TestLinkCanaries: ids linked after an answer (its canaries) are
 // remembered with the answer's provenance and tag: opening one counts
 // against that answer's fan-out cap, so the next real record opened from
 // it is past a cap of 1; without the unreferenced rule nothing is linked.
-func TestLinkInserted(t *testing.T) {
+func TestLinkCanaries(t *testing.T) {
 	l := loadLab(t)
 	e := newEnv(t, fanCfg(1, 0), l.Inspect)
 	id := account("7")
@@ -79,7 +79,7 @@ func TestLinkInserted(t *testing.T) {
 	e.get(t0, id, list, followers(400, 401))
 	rt, _ := e.r.Match("GET", list)
 	req := Request{Method: "GET", Path: list, ID: "req-" + list}
-	if err := e.r.LinkInserted(context.Background(), t0, id, req, rt, [][]byte{[]byte("900"), []byte("user_900")}); err != nil {
+	if err := e.r.LinkCanaries(context.Background(), t0, id, req, rt, [][]byte{[]byte("900"), []byte("user_900")}); err != nil {
 		t.Fatal(err)
 	}
 	if out := e.get(t0, id, "/v1/users/by-username/user_900", profile(900)); !served(t, out, profile(900)) || out.Access.Provenance != "list" {
@@ -89,7 +89,7 @@ func TestLinkInserted(t *testing.T) {
 		t.Fatal("a real record opened after an inserted one, past a cap of 1: served")
 	}
 	bare := newEnv(t, Config{Budgets: fanCfg(1, 0).Budgets}, l.Inspect)
-	if err := bare.r.LinkInserted(context.Background(), t0, id, req, rt, [][]byte{[]byte("900")}); err != nil {
+	if err := bare.r.LinkCanaries(context.Background(), t0, id, req, rt, [][]byte{[]byte("900")}); err != nil {
 		t.Fatal(err)
 	}
 }
