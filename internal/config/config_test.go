@@ -14,7 +14,8 @@ func TestLoadFixtures(t *testing.T) {
 		want string // substring of the error; "" = valid
 	}{
 		{"min.yaml", ""},
-		{"unknown_key.yaml", "unknown_key.yaml:4:3: field retries not found"},
+		{"unknown_key.yaml", "unknown_key.yaml:4:3: upstream.retries: unknown key"},
+		{"unknown_key_list.yaml", "unknown_key_list.yaml:5:5: rate_limits[0].burts: unknown key"},
 		{"bad_facet.yaml", "bad_facet.yaml:8:12: rate_limits[1].facet: \"thing\" is not"},
 		{"duplicate_rule.yaml", "duplicate_rule.yaml:5:11: rate_limits[1].name: duplicate rule name \"per-ip\""},
 		{"reserved_rule.yaml", "reserved_rule.yaml:4:11: rate_limits[0].name: name \"upstream\" is one of warden's own rules: the ledger could not tell the two apart"},

@@ -1,5 +1,6 @@
 // Package config reads warden's YAML configuration: strictly (an unknown key
-// is an error), with every default applied and every field validated, and
+// is an error, named by its path, "upstream.retries: unknown key", not by the
+// Go type yaml found no field in), with every default applied and every field validated, and
 // each problem reported as file:line:column.
 //
 // Sections owned by other packages (identity, inspect, ration, store.redis,

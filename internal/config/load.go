@@ -41,6 +41,9 @@ func Load(path string) (*Config, error) {
 
 var lineRE = regexp.MustCompile(`line (\d+): (.*)`)
 
+// unknownRE is yaml's message for a key no field takes (KnownFields).
+var unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+
 // Parse is Load on bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
 	var root yaml.Node
@@ -89,12 +92,62 @@ func yamlError(name string, root *yaml.Node, err error) error {
 		m = strings.TrimPrefix(m, "yaml: ")
 		if g := lineRE.FindStringSubmatch(m); g != nil {
 			line, _ := strconv.Atoi(g[1])
-			out = append(out, &Error{File: name, Line: line, Column: columnOf(root, line), Msg: g[2]})
+			msg := g[2]
+			// yaml names the Go type ("field retries not found in type
+			// config.Upstream"); the reader wrote keys, so say it in keys.
+			if k := unknownRE.FindStringSubmatch(msg); k != nil {
+				msg = "unknown key"
+				if path := keyPath(root, line, k[1]); path != "" {
+					msg = path + ": " + msg
+				} else {
+					msg = fmt.Sprintf("%q: %s", k[1], msg)
+				}
+			}
+			out = append(out, &Error{File: name, Line: line, Column: columnOf(root, line), Msg: msg})
 			continue
 		}
 		out = append(out, &Error{File: name, Msg: m})
 	}
 	return errors.Join(out...)
+}
+
+// keyPath is the dotted path ("upstream.retries", "rate_limits[1].x") of
+// the mapping key named key on line, "" when no key there is.
+func keyPath(n *yaml.Node, line int, key string) string {
+	if n == nil {
+		return ""
+	}
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return ""
+		}
+		return keyPath(n.Content[0], line, key)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Line == line && k.Value == key {
+				return k.Value
+			}
+			if p := keyPath(v, line, key); p != "" {
+				if strings.HasPrefix(p, "[") {
+					return k.Value + p
+				}
+				return k.Value + "." + p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p := keyPath(c, line, key); p != "" {
+				if strings.HasPrefix(p, "[") {
+					return fmt.Sprintf("[%d]%s", i, p)
+				}
+				return fmt.Sprintf("[%d].%s", i, p)
+			}
+		}
+	}
+	return ""
 }
 
 // columnOf finds the first node on line, for a column to go with yaml's line.
