@@ -26,6 +26,10 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
+		if asksHelp(args[:1]) || args[0] == "help" {
+			ledgerUsage(stdout, cmds) // asked for: not an error, as warden --help
+			return nil
+		}
 		fmt.Fprintf(stderr, "warden ledger: unknown query %q\n", args[0])
 		ledgerUsage(stderr, cmds)
 		return errUsage

@@ -33,7 +33,7 @@ func commands() map[string]command {
 		"demo":         {"platform + gateway + simulated traffic, with a score", runDemo},
 		"ban":          {"list, add or remove bans through the admin API", runBan},
 		"bench":        {"run the benchmark rows and write bench/results", runBench},
-		"ledger":       {"query the access ledger: who-took, took-by, verify", runLedger},
+		"ledger":       {"query the access ledger: who-took, took-by, verify; init (ClickHouse)", runLedger},
 		"reach":        {"distinct people served content by a set of authors", runReach},
 		"audience":     {"distinct people following a set of accounts (the platform's lists)", runAudience},
 		"explain":      {"the decision on one request, from the ledger", runExplain},

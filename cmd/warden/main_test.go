@@ -98,6 +98,10 @@ func TestHelpIsNoError(t *testing.T) {
 		{[]string{"lab-sim", "-h"}, 0},
 		{[]string{"check-config", "-help"}, 0},
 		{[]string{"ban", "ls", "--help"}, 0},
+		{[]string{"ledger", "--help"}, 0},
+		{[]string{"ledger", "help"}, 0},
+		{[]string{"ledger", "who-took", "-h"}, 0},
+		{[]string{"ledger", "nope"}, 2},
 		{nil, 2},
 		{[]string{"serve", "--no-such-flag"}, 2},
 		{[]string{"lab-platform", "--seed", "x"}, 2},
@@ -108,6 +112,9 @@ func TestHelpIsNoError(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := run(c.args, &out, &errb); code != c.want {
 			t.Errorf("warden %v: exit %d, want %d (%s)", c.args, code, c.want, errb.String())
+		}
+		if c.want == 0 && strings.Contains(errb.String(), "unknown") {
+			t.Errorf("warden %v: the usage asked for says %q", c.args, errb.String())
 		}
 	}
 }
