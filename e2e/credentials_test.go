@@ -165,6 +165,25 @@ identity:
 	}
 }
 
+// An account token carried in a header of its own (identity.account.header)
+// that warden cannot verify is refused with a challenge naming that header
+// (RFC 9110: every 401 carries WWW-Authenticate).
+func TestCustomTokenHeaderChallenge(t *testing.T) {
+	up := newEcho(t)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf("front: %s\nlog: {format: text, level: warn}\nidentity:\n  account: {secret_env: LAB_JWT_SECRET, header: X-Token}\n", front), up.srv.URL)
+			a := rawGet(t, g, "/x", "X-Token: not.a.token\r\n")
+			if r := refusalOf(t, a); a.status != 401 || r.Rule != "identity" || r.Facet != "account" {
+				t.Fatalf("%d %s, want 401 by rule identity on account", a.status, a.body)
+			}
+			if ch := a.header.Get("WWW-Authenticate"); ch != `Token header="X-Token"` {
+				t.Fatalf("WWW-Authenticate %q", ch)
+			}
+		})
+	}
+}
+
 // By default an app key that is not registered is refused (401, facet app)
 // and the upstream never sees the request.
 func TestUnregisteredAppKeyRefused(t *testing.T) {
@@ -177,6 +196,10 @@ func TestUnregisteredAppKeyRefused(t *testing.T) {
 				a := rawGet(t, g, "/x", "X-App-Key: "+key+"\r\n")
 				if r := refusalOf(t, a); a.status != 401 || r.Rule != "identity" || r.Facet != "app" {
 					t.Fatalf("key %q: %d %s, want 401 by rule identity on app", key, a.status, a.body)
+				}
+				// RFC 9110: a 401 carries a challenge; this one names the header.
+				if ch := a.header.Get("WWW-Authenticate"); ch != `ApiKey header="X-App-Key"` {
+					t.Fatalf("key %q: WWW-Authenticate %q", key, ch)
 				}
 			}
 			if n := up.hits.Load() - before; n != 0 {

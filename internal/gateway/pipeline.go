@@ -271,6 +271,15 @@ func (p *Pipeline) bare(ex *Exchange, now time.Time) *accessBox {
 	return box
 }
 
+// headerChallenge is a 401's WWW-Authenticate for a credential carried
+// in a header of its own (an app key, an account token not in
+// Authorization): RFC 9110 wants a challenge on every 401, and no
+// registered scheme fits, so it names its scheme and the header, as API
+// gateways do (ApiKey header="X-App-Key").
+func headerChallenge(scheme, header string) string {
+	return scheme + ` header="` + header + `"`
+}
+
 // unverified applies the credential policies to a request carrying a
 // credential warden could not verify: a refusal, or the credentials to
 // strip noted in ex. Never nothing: an upstream whose parser accepts what
@@ -284,8 +293,9 @@ func (p *Pipeline) unverified(ex *Exchange) *Refusal {
 		} else {
 			p.m.unverified.WithLabelValues("account", id.UnverifiedWhy, "refused").Inc()
 			r := &Refusal{Status: 401, Rule: refusal.RuleIdentity, Facet: "account", Error: "account credential not verified: " + id.UnverifiedWhy}
-			if p.ident.Bearer() {
-				r.Challenge = `Bearer error="invalid_token"`
+			r.Challenge = `Bearer error="invalid_token"`
+			if !p.ident.Bearer() {
+				r.Challenge = headerChallenge("Token", p.ident.Header(identify.CredentialAccount))
 			}
 			return p.refuse(ex, r, nil)
 		}
@@ -296,7 +306,8 @@ func (p *Pipeline) unverified(ex *Exchange) *Refusal {
 			p.m.unverified.WithLabelValues("app", "unregistered", "stripped").Inc()
 		} else {
 			p.m.unverified.WithLabelValues("app", "unregistered", "refused").Inc()
-			return p.refuse(ex, &Refusal{Status: 401, Rule: refusal.RuleIdentity, Facet: "app", Error: "app key not registered"}, nil)
+			return p.refuse(ex, &Refusal{Status: 401, Rule: refusal.RuleIdentity, Facet: "app", Error: "app key not registered",
+				Challenge: headerChallenge("ApiKey", p.ident.Header(identify.CredentialApp))}, nil)
 		}
 	}
 	return nil
