@@ -43,7 +43,8 @@ var frontNames = [numFronts]string{config.FrontFast, config.FrontStd, config.Fro
 func (n frontName) String() string { return frontNames[n] }
 
 // writeRefusal writes r for request id, with the headers it calls for: one
-// writer, so every front sends the same.
+// writer, so every front sends the same. id is "" only for a failure
+// before the exchange was known: then no X-Request-Id.
 func writeRefusal(w replyWriter, r *Refusal, id string) {
 	if r.RetryAfter > 0 {
 		w.setHeader("Retry-After", r.RetryAfterSeconds())
@@ -55,7 +56,9 @@ func writeRefusal(w replyWriter, r *Refusal, id string) {
 	if r.Challenge != "" {
 		w.setHeader("WWW-Authenticate", r.Challenge)
 	}
-	w.setHeader("X-Request-Id", id)
+	if id != "" {
+		w.setHeader("X-Request-Id", id)
+	}
 	w.writeJSON(r.Status, r.Body(id))
 }
 
@@ -71,10 +74,7 @@ func writeLocal(w replyWriter, l *Local, id string) {
 // writeError writes one of the gateway's own errors (no rule), with the
 // request id in X-Request-Id as on every other answer.
 func writeError(w replyWriter, status int, msg, id string) {
-	if id != "" {
-		w.setHeader("X-Request-Id", id)
-	}
-	w.writeJSON(status, errorBody(msg, id))
+	writeRefusal(w, &Refusal{Status: status, Error: msg}, id)
 }
 
 // recovered counts and logs a panic v raised while serving request id and,
@@ -127,10 +127,7 @@ func (g *Gateway) upstreamFailed(w replyWriter, front frontName, ex *Exchange, e
 	// Named as the ledger records it (rule upstream: warden answered for an
 	// upstream that gave no answer), so that the body, explain and the
 	// ledger agree.
-	if id != "" {
-		w.setHeader("X-Request-Id", id)
-	}
-	w.writeJSON(status, (&Refusal{Error: msg, Rule: refusal.RuleUpstream}).Body(id))
+	writeRefusal(w, &Refusal{Status: status, Error: msg, Rule: refusal.RuleUpstream}, id)
 }
 
 // unquoted is err's text up to the first thing it quotes: fasthttp and

@@ -336,9 +336,6 @@ func (p *Pipeline) refuse(ex *Exchange, r *Refusal, cause error) *Refusal {
 	return r
 }
 
-// errorBody is the body of one of the gateway's own errors (no rule).
-func errorBody(msg, id string) []byte { return (&Refusal{Error: msg}).Body(id) }
-
 // ids makes request ids: a random per-process prefix and a counter, cheap
 // and unique without a syscall per request.
 type ids struct {
