@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -228,7 +227,8 @@ func rateLimits(ctx context.Context, l Ledger, rules Rules, e *ledger.Entry, x *
 	if err != nil {
 		return err
 	}
-	id := identity(e)
+	who := e.Who()
+	id := &who
 	method, path, ok := strings.Cut(e.Route, " ")
 	if !ok {
 		method, path = "", e.Route
@@ -295,11 +295,4 @@ func windowStart(t time.Time, w time.Duration) time.Time {
 	return time.Unix(0, ns-m).In(t.Location())
 }
 
-// identity is e's identity as admission saw it, from its recorded facets.
-func identity(e *ledger.Entry) *identify.Identity {
-	id := &identify.Identity{App: e.Identity[identify.FacetApp-1], Account: e.Identity[identify.FacetAccount-1],
-		Fingerprint: e.Identity[identify.FacetFingerprint-1]}
-	id.IP, _ = netip.ParseAddr(e.Identity[identify.FacetIP-1])
-	id.Net, _ = netip.ParsePrefix(e.Identity[identify.FacetNet-1])
-	return id
-}
+

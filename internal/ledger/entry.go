@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 	"unsafe"
 
@@ -32,6 +33,21 @@ type Entry struct {
 	Records            []Record
 	Authors            []string // one per piece of content served
 	Links              []string // kept as keyed hashes only
+}
+
+// Who is the Access's identity as far as the ledger keeps it: each
+// facet's value, the ip and net parsed (left unset when they do not
+// parse). What replay and explain decide rules on.
+func (e *Entry) Who() identify.Identity {
+	v := func(f identify.Facet) string { return e.Identity[f-1] }
+	id := identify.Identity{App: v(identify.FacetApp), Account: v(identify.FacetAccount), Fingerprint: v(identify.FacetFingerprint)}
+	if a, err := netip.ParseAddr(v(identify.FacetIP)); err == nil {
+		id.IP = a
+	}
+	if p, err := netip.ParsePrefix(v(identify.FacetNet)); err == nil {
+		id.Net = p
+	}
+	return id
 }
 
 // Record is one record served: the classes present and those masked.

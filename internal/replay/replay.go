@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -242,19 +241,6 @@ func newReplayer(cfg *config.Config) (*replayer, error) {
 	return rp, nil
 }
 
-// identity is the Access's identity as far as the ledger keeps it.
-func identity(e *ledger.Entry) identify.Identity {
-	v := func(f identify.Facet) string { return e.Identity[f-1] }
-	id := identify.Identity{App: v(identify.FacetApp), Account: v(identify.FacetAccount), Fingerprint: v(identify.FacetFingerprint)}
-	if a, err := netip.ParseAddr(v(identify.FacetIP)); err == nil {
-		id.IP = a
-	}
-	if p, err := netip.ParsePrefix(v(identify.FacetNet)); err == nil {
-		id.Net = p
-	}
-	return id
-}
-
 // value is the identity's value of facet, "" when absent or unknown.
 func value(e *ledger.Entry, facet string) string {
 	f, ok := identify.ParseFacet(facet)
@@ -331,7 +317,7 @@ func (rp *replayer) replay(ctx context.Context, e *ledger.Entry, rep *Report) er
 	}
 	rep.Replayed++
 	now := e.Time
-	id := identity(e)
+	id := e.Who()
 	method, path := rp.request(e)
 	origRefused := e.Rule != "" && (e.Status == 429 || e.Status == 403)
 	d, err := rp.adm.Admit(ctx, now, &id, method, path, e.RequestID)
