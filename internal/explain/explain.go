@@ -294,5 +294,3 @@ func windowStart(t time.Time, w time.Duration) time.Time {
 	}
 	return time.Unix(0, ns-m).In(t.Location())
 }
-
-
