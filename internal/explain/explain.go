@@ -227,15 +227,11 @@ func rateLimits(ctx context.Context, l Ledger, rules Rules, e *ledger.Entry, x *
 	if err != nil {
 		return err
 	}
-	who := e.Who()
-	id := &who
-	method, path, ok := strings.Cut(e.Route, " ")
-	if !ok {
-		method, path = "", e.Route
-	}
-	var counts map[string]map[string]int // per window and key, per route
+	id := e.Who()
+	method, path := splitRoute(e.Route)
+	counts := map[string]map[string]int{} // per window and key, per route
 	for _, lim := range rules.Limits {
-		applies, own := a.Applies(lim.Name, id, method, path)
+		applies, own := a.Applies(lim.Name, &id, method, path)
 		if !applies {
 			continue
 		}
@@ -255,9 +251,6 @@ func rateLimits(ctx context.Context, l Ledger, rules Rules, e *ledger.Entry, x *
 		}
 		// Limits of one window and key read the ledger once.
 		key := fmt.Sprint(span, want)
-		if counts == nil {
-			counts = map[string]map[string]int{}
-		}
 		perRoute, ok := counts[key]
 		if !ok {
 			// Before the request: it is not in its own count.
@@ -268,17 +261,23 @@ func rateLimits(ctx context.Context, l Ledger, rules Rules, e *ledger.Entry, x *
 			counts[key] = perRoute
 		}
 		for route, n := range perRoute {
-			m, p, ok := strings.Cut(route, " ")
-			if !ok {
-				m, p = "", route
-			}
-			if on, _ := a.Applies(lim.Name, id, m, p); on {
+			m, p := splitRoute(route)
+			if on, _ := a.Applies(lim.Name, &id, m, p); on {
 				row.Seen += n
 			}
 		}
 		x.RateLimits = append(x.RateLimits, row)
 	}
 	return nil
+}
+
+// splitRoute is a recorded route pattern ("GET /v1/users/{id}") as a
+// method and a path, as admission matches a request's.
+func splitRoute(route string) (method, path string) {
+	if m, p, ok := strings.Cut(route, " "); ok {
+		return m, p
+	}
+	return "", route
 }
 
 // windowStart is the start of the tumbling window of length w holding t:
