@@ -91,15 +91,22 @@ func idRange(from, to int) []string {
 	return out
 }
 
+// openCounted opens a ledger with o and metrics of its own, returned.
+func openCounted(t *testing.T, o Options) (*Ledger, *Metrics) {
+	t.Helper()
+	o.Metrics = NewMetrics(nil)
+	l, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, o.Metrics
+}
+
 // wholeAtStart fails unless the next start of the ledger in dir (at t)
 // finds every log whole: nothing cut aside.
 func wholeAtStart(t *testing.T, dir string, at time.Time) {
 	t.Helper()
-	m := NewMetrics(nil)
-	l, err := Open(Options{Dir: dir, Now: func() time.Time { return at }, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, m := openCounted(t, Options{Dir: dir, Now: func() time.Time { return at }})
 	l.Close()
 	if n := count(t, m.tornBytes); n != 0 {
 		t.Fatalf("the next start cut %v bytes", n)
@@ -113,11 +120,7 @@ func wholeAtStart(t *testing.T, dir string, at time.Time) {
 func TestWriteCutShortKeepsTheLogWhole(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 11, 20, 10, 0, 5, 0, time.UTC)
-	m := NewMetrics(nil)
-	l, err := Open(Options{Dir: dir, Now: func() time.Time { return t0 }, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, m := openCounted(t, Options{Dir: dir, Now: func() time.Time { return t0 }})
 	for i := range 100 {
 		l.Add(diskFullEntry(t0, i))
 	}
@@ -159,11 +162,7 @@ func TestWriteCutShortKeepsTheLogWhole(t *testing.T) {
 func TestPendingBoundDropsAndCounts(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 11, 20, 10, 0, 5, 0, time.UTC)
-	m := NewMetrics(nil)
-	l, err := Open(Options{Dir: dir, Now: func() time.Time { return t0 }, Metrics: m, PendingBytes: 8 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, m := openCounted(t, Options{Dir: dir, Now: func() time.Time { return t0 }, PendingBytes: 8 << 10})
 	for i := range 100 {
 		l.Add(diskFullEntry(t0, i))
 	}
@@ -203,11 +202,7 @@ func TestFailedSealKeepsTheOrder(t *testing.T) {
 	dir := t.TempDir()
 	var now time.Time
 	t0 := time.Date(2026, 11, 20, 10, 0, 5, 0, time.UTC)
-	m := NewMetrics(nil)
-	l, err := Open(Options{Dir: dir, Now: func() time.Time { return now }, Metrics: m, sealRetry: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, m := openCounted(t, Options{Dir: dir, Now: func() time.Time { return now }, sealRetry: 20 * time.Millisecond})
 	h1, h2 := partName(t0.Unix()/3600*3600), partName(t0.Unix()/3600*3600+3600)
 	// The sealer cannot write hour 1's file while a directory holds its name.
 	block := segPath(dir, h1) + ".tmp"
@@ -260,11 +255,7 @@ func TestFailedSealKeepsTheOrder(t *testing.T) {
 func TestAccessPastAFrameIsNotWritten(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 11, 20, 10, 0, 5, 0, time.UTC)
-	m := NewMetrics(nil)
-	l, err := Open(Options{Dir: dir, Now: func() time.Time { return t0 }, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, m := openCounted(t, Options{Dir: dir, Now: func() time.Time { return t0 }})
 	l.Add(diskFullEntry(t0, 0))
 	huge := diskFullEntry(t0, 1)
 	for i := range maxFrameBody / 4 {
@@ -313,11 +304,7 @@ func TestLinksNotFollowed(t *testing.T) {
 	}
 	t0 := time.Date(2026, 11, 20, 10, 0, 5, 0, time.UTC)
 	now := t0
-	m := NewMetrics(nil)
-	l, err := Open(Options{Dir: dir, Now: func() time.Time { return now }, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, m := openCounted(t, Options{Dir: dir, Now: func() time.Time { return now }})
 	l.Add(diskFullEntry(t0, 0))
 	now = t0.Add(time.Hour) // the first hour is sealed: its ids appended
 	l.Add(diskFullEntry(now, 1))
