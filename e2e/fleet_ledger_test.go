@@ -22,6 +22,17 @@ import (
 	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
+// passwordFile is ch's password in a file of its own, as a fleet's
+// config names it (ledger.clickhouse.password_file).
+func passwordFile(t *testing.T, ch *chserver.Server) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "clickhouse-password")
+	if err := os.WriteFile(p, []byte(ch.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // fleetConfig is one gateway of a fleet: budgets and limits on Redis at
 // redisAddr, the ledger in ClickHouse at chAddr (database fleet, user
 // warden, its password in pwFile), batches spooled in spool.
@@ -80,10 +91,7 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 	rs := redistest.Start(t)
 	ch := chserver.ForTest(t)
 	platformURL := startPlatform(t, 2000)
-	pwFile := filepath.Join(t.TempDir(), "clickhouse-password")
-	if err := os.WriteFile(pwFile, []byte(ch.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pwFile := passwordFile(t, ch)
 	const limit = 25
 	cfg := func() string {
 		return fleetConfig(rs.Addr(), ch.Addr(), pwFile, filepath.Join(t.TempDir(), "spool"), limit)

@@ -29,10 +29,7 @@ func TestFleetLedgerClickHouseKilled(t *testing.T) {
 	rs := redistest.Start(t)
 	ch := chserver.ForTest(t)
 	platformURL := startPlatform(t, 2000)
-	pwFile := filepath.Join(t.TempDir(), "clickhouse-password")
-	if err := os.WriteFile(pwFile, []byte(ch.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pwFile := passwordFile(t, ch)
 	cfg := fleetConfig(rs.Addr(), ch.Addr(), pwFile, filepath.Join(t.TempDir(), "spool"), 100000)
 	cfgPath := filepath.Join(t.TempDir(), "fleet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
