@@ -424,9 +424,11 @@ func (l *Ledger) begin(t time.Time, reqID string) *entry {
 			return nil
 		}
 	}
-	if len(l.buf) >= l.opts.PendingBytes {
+	if l.stalled && len(l.buf) >= l.opts.PendingBytes {
 		// The log has not taken what waits (a full disk): dropped before
-		// anything of it (a dictionary frame) joins the buffer.
+		// anything of it (a dictionary frame) joins the buffer. Only while
+		// stalled, as PendingBytes says: otherwise Add flushes at
+		// flushBytes, whatever PendingBytes is set to.
 		l.m.lost.Inc()
 		return nil
 	}
