@@ -595,13 +595,10 @@ func (l *Ledger) flush() {
 	if len(l.buf) == 0 || l.f == nil {
 		return
 	}
-	if l.stalled && l.sizeUnsure() {
-		// The cut after the last failed write failed too: cut now, never
-		// append after a partial frame.
-		if err := l.f.Truncate(l.size); err != nil {
-			l.fail("cut a partial write of "+partName(l.hour), err)
-			return
-		}
+	if l.stalled && l.sizeUnsure() && !l.cutBack() {
+		// The cut after the last failed write failed too, and again now:
+		// never append after a partial frame.
+		return
 	}
 	n, err := l.f.Write(l.buf)
 	if err != nil {
@@ -611,9 +608,7 @@ func (l *Ledger) flush() {
 		l.stalled = true
 		l.fail("write "+partName(l.hour), err)
 		if n > 0 {
-			if terr := l.f.Truncate(l.size); terr != nil {
-				l.fail("cut a partial write of "+partName(l.hour), terr)
-			}
+			l.cutBack()
 		}
 		return
 	}
@@ -622,6 +617,16 @@ func (l *Ledger) flush() {
 	l.buf = l.buf[:0]
 	l.dirty = true
 	l.stalled = false
+}
+
+// cutBack truncates the open log to what was written whole; false, said
+// and counted, when it cannot.
+func (l *Ledger) cutBack() bool {
+	if err := l.f.Truncate(l.size); err != nil {
+		l.fail("cut a partial write of "+partName(l.hour), err)
+		return false
+	}
+	return true
 }
 
 // sizeUnsure reports whether the open log may be longer than what was
