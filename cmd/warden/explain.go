@@ -15,6 +15,7 @@ import (
 	"github.com/warden-gw/warden/internal/explain"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // explainRequest is the explain query: the explanation of request id,
@@ -56,14 +57,21 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		tw := newTable(w)
 		fmt.Fprintf(tw, "request\t%s\n", x.RequestID)
 		fmt.Fprintf(tw, "time\t%s\n", x.Time.Format(time.RFC3339Nano))
-		fmt.Fprintf(tw, "route\t%s\n", x.Route)
+		route := x.Route
+		if route == "" {
+			route = "none (not a route of the route map)"
+		}
+		fmt.Fprintf(tw, "route\t%s\n", route)
+		edge := x.Rule == refusal.RuleRequest
 		d := fmt.Sprintf("%s (status %d)", x.Decision, x.Status)
-		switch x.Decision {
-		case explain.Refused:
+		switch {
+		case edge:
+			d += fmt.Sprintf(": rule %s, reason %s: refused at the gateway's edge, before any budget or rate limit was asked", x.Rule, x.Facet)
+		case x.Decision == explain.Refused:
 			d += fmt.Sprintf(": rule %s, facet %s", x.Rule, x.Facet)
-		case explain.UpstreamError:
+		case x.Decision == explain.UpstreamError:
 			d += ": the upstream's answer, passed on unchanged"
-		case explain.UpstreamFailed:
+		case x.Decision == explain.UpstreamFailed:
 			d += ": the upstream gave no answer warden could send; warden answered"
 		}
 		if len(x.MaskRules) > 0 {
@@ -76,6 +84,9 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				ids = append(ids, f.String()+"="+v)
 			}
 		}
+		if len(ids) == 0 {
+			ids = append(ids, "none known")
+		}
 		fmt.Fprintf(tw, "identity\t%s\n", strings.Join(ids, " "))
 		if x.List != "" {
 			fmt.Fprintf(tw, "list\t%s\n", x.List)
@@ -86,7 +97,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(tw, "records\t%d; classes served %s; masked %s\n", x.Records, fmtClassCounts(x.Served), fmtClassCounts(x.Masked))
 		fmt.Fprintf(tw, "ledger\t%s\n", x.File)
 		tw.Flush()
-		if qf.loaded == nil {
+		if qf.loaded == nil && !edge {
 			// The counts come from the config's rules: say so rather than
 			// let their absence read as "none applied".
 			fmt.Fprintln(w, "\nbudgets and rate limits: not shown; give --config FILE (the config the gateway ran with) for what each had counted")

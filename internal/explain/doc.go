@@ -13,6 +13,14 @@
 // had seen: the requests recorded from its key on its routes within its
 // burst window before the request.
 //
+// A request warden refused at its edge, before a configured rule was
+// asked (rule request: CONNECT, an ambiguous path, an HTTP version it does
+// not serve, a header or body over a bound, a request not read in time),
+// is explained too: its status, the rule and the reason (as Facet), the
+// identity as far as it was known (ip and net from the peer; an account or
+// app only when identified), the route when the path matched one (else
+// ""), and no budget or rate limit rows, since none counted it.
+//
 // The decision is told from what the gateway recorded: every answer warden
 // makes in place of the upstream's names a rule (refusal.Own lists its
 // own, which no configured rule may take), so an Access without a rule

@@ -76,7 +76,11 @@ const (
 	// Masked: the upstream's answer went out with fields masked (MaskRules).
 	Masked = "masked"
 	// Refused: warden answered in place of the upstream, or before asking
-	// it (Rule and Facet say which rule).
+	// it (Rule and Facet say which rule). Rule request: refused at the
+	// edge, before any configured rule was asked (CONNECT, an ambiguous
+	// path, a server bound), Facet the reason; no budget or rate limit
+	// rows then, and the identity is what was known (ip and net from the
+	// peer at least).
 	Refused = "refused"
 	// UpstreamError: the upstream answered 400 or more and warden passed
 	// that answer on (Status is the upstream's).
@@ -181,6 +185,12 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 		}
 	}
 	x.Decision = decision(e.Rule, e.Status, len(x.Masked) > 0)
+	if e.Rule == refusal.RuleRequest {
+		// Refused at the gateway's edge, before any budget or limit was
+		// asked (Facet is the reason): none counted or decided it, so none
+		// has a row.
+		return x, nil
+	}
 	for _, b := range rules.Budgets {
 		f, ok := identify.ParseFacet(b.Facet)
 		if !ok {

@@ -16,6 +16,7 @@ import (
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -216,7 +217,12 @@ func TestRateLimits(t *testing.T) {
 	const users, search = "GET /v1/users/{id}", "GET /v1/search"
 	target := at("target", "7", users, 0)
 	target.Status, target.Rule, target.Facet = 429, "per-ip", "ip"
+	// Refused at the edge (an ambiguous path on the route): no limit saw
+	// it, so no row counts it.
+	edge := at("edge", "7", users, -300*time.Millisecond)
+	edge.Status, edge.Rule, edge.Facet = 400, refusal.RuleRequest, "ambiguous_path"
 	src := record(t,
+		edge,
 		at("a7-users", "7", users, -500*time.Millisecond),
 		at("a7-search", "7", search, -2*time.Second),
 		at("a7-early", "7", users, -5*time.Second),
@@ -256,5 +262,30 @@ func TestRateLimits(t *testing.T) {
 	}
 	if b, _ := json.Marshal(x.RateLimits); string(b) != "[]" {
 		t.Errorf("rate limits without a config: %s", b)
+	}
+}
+
+// TestEdgeRefusal: a request refused at the gateway's edge (rule request),
+// recorded with no route and the peer's facets only, is explained: the
+// decision, status, rule and reason, the identity as known, and no budget
+// or rate limit rows, even with a config whose rules would match it.
+func TestEdgeRefusal(t *testing.T) {
+	ip, nw := netip.MustParseAddr("192.0.2.9"), netip.MustParsePrefix("192.0.2.0/24")
+	src := record(t, &inspect.Access{RequestID: "edge", Identity: identify.Identity{IP: ip, Net: nw}, Time: t0, Status: 405,
+		Rule: refusal.RuleRequest, Facet: refusal.RequestConnect})
+	rules := explain.Rules{
+		Budgets: []ration.BudgetConfig{{Name: "contact-ip-day", Facet: "ip", Class: "contact", Limit: 50, Window: 24 * time.Hour}},
+		Limits:  []config.Limit{{Name: "per-ip", Facet: "ip", Rate: "1/s", Burst: 3}},
+	}
+	x, err := explain.Request(context.Background(), src, rules, ledger.Window{}, "edge")
+	if err != nil || x == nil {
+		t.Fatalf("Request: %v, %v", x, err)
+	}
+	if x.Decision != explain.Refused || x.Status != 405 || x.Rule != refusal.RuleRequest || x.Facet != refusal.RequestConnect || x.Route != "" ||
+		!maps.Equal(x.Identity, map[string]string{"ip": "192.0.2.9", "net": "192.0.2.0/24"}) || len(x.Budgets) != 0 || len(x.RateLimits) != 0 || x.Records != 0 {
+		t.Fatalf("explanation %+v", x)
+	}
+	if b, _ := json.Marshal(x); !json.Valid(b) {
+		t.Fatalf("JSON %s", b)
 	}
 }

@@ -248,7 +248,7 @@ func TestResponderAnswersItself(t *testing.T) {
 	}
 }
 
-// An inspected request whose upstream failed yields an Access too.
+// A request whose upstream failed yields an Access too.
 func TestUpstreamFailureRecorded(t *testing.T) {
 	col := &collector{}
 	rec := NewRecording("test", col, 8, NewRecordingMetrics(nil))
@@ -264,8 +264,14 @@ func TestUpstreamFailureRecorded(t *testing.T) {
 	if err := rec.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(col.accs) != 1 || col.accs[0].Status != 502 || col.accs[0].Rule != "upstream" || col.accs[0].Identity.Account != "80" {
-		t.Fatalf("Accesses %+v, want one 502 by rule upstream (the route not mapped yields none)", col.accs)
+	if len(col.accs) != 2 || col.accs[0].Status != 502 || col.accs[0].Rule != "upstream" || col.accs[0].Identity.Account != "80" ||
+		col.accs[0].Route != "GET /v1/users/{id}" {
+		t.Fatalf("Accesses %+v, want a 502 by rule upstream on the route", col.accs)
+	}
+	// The route not mapped yields one too (its body names the request id,
+	// which leads to explain), with no route.
+	if a := col.accs[1]; a.Status != 502 || a.Rule != "upstream" || a.Route != "" || a.RequestID == "" {
+		t.Fatalf("Access of the route not mapped %+v, want a 502 by rule upstream, no route", a)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/refusal"
 )
 
@@ -89,24 +90,77 @@ func (g *Gateway) recovered(w replyWriter, id string, v any) {
 }
 
 // badRequest refuses a request that breaks a server bound, counted by
-// front and reason.
-func (g *Gateway) badRequest(w replyWriter, front frontName, status int, reason, msg, id string) {
+// front and reason, and recorded as refuseRequest does.
+func (g *Gateway) badRequest(w replyWriter, p *Pipeline, front frontName, ex *Exchange, in *identify.Input, status int, reason, msg string) {
 	g.m.badRequest(front, reason)
-	writeError(w, status, msg, id)
+	g.refuseRequest(w, p, ex, in, status, reason, msg)
+}
+
+// refuseRequest answers a request warden will not serve as sent: rule
+// request, the reason as its facet (refusal.RuleRequest), in the body as
+// in the Access it hands p's recordings, so that the body's request_id
+// leads to `warden explain` as every other refusal's does. ex is the
+// request as far as it is known: its id and start always; its method and
+// path once read (the route map's route of the path, if any, is the
+// Access's route); its identity once Begin ran, else derived from in as
+// identify derives it (the peer, or the client a trusted proxy reports in
+// in.Header; with no header, the peer alone and no fingerprint). Only rare
+// paths come here: the hand-off is the recordings' bounded, non-blocking
+// one, as on every other refusal. A nil ex (no exchange known) is
+// answered without an id and not recorded.
+func (g *Gateway) refuseRequest(w replyWriter, p *Pipeline, ex *Exchange, in *identify.Input, status int, reason, msg string) {
+	r := &Refusal{Status: status, Error: msg, Rule: refusal.RuleRequest, Facet: reason}
+	id := ""
+	if ex != nil {
+		p.atEdge(ex, in, r)
+		id = ex.ID
+	}
+	writeRefusal(w, r, id)
+}
+
+// atEdge records the Access of ex, refused with r at the edge (see
+// refuseRequest).
+func (p *Pipeline) atEdge(ex *Exchange, in *identify.Input, r *Refusal) {
+	begun := ex.p != nil
+	if begun {
+		p = ex.p // the pipeline that admitted it (a reload may have swapped another in)
+	}
+	if len(p.recordings) == 0 {
+		return
+	}
+	if !begun && in != nil {
+		p.ident.Identify(ex.Start, in, &ex.Identity)
+		if in.Header == nil {
+			// A hash of nothing: every request without a header would
+			// share it.
+			ex.Identity.Fingerprint = ""
+		}
+	}
+	box := p.bare(ex, ex.Start)
+	if !begun && ex.Path != "" {
+		// The route only: no list or look-up was asked of a request
+		// warden did not serve.
+		if m, ok := p.imap.Match(ex.Method, ex.Path); ok {
+			box.acc.Route = m.Route.Pattern
+		}
+	}
+	p.record(box, r)
 }
 
 // requestPath checks what a front asks of a request's target before
 // anything is decided: CONNECT is refused (warden is no tunnel), and the
 // path (raw, as sent, without its query) is put in canonical form (path.go).
-// It returns false when w holds warden's answer instead.
-func (g *Gateway) requestPath(w replyWriter, front frontName, connect bool, raw string, keepSlashes bool, id string) (string, bool) {
+// It returns false when w holds warden's answer instead, recorded with in
+// (refuseRequest).
+func (g *Gateway) requestPath(w replyWriter, p *Pipeline, front frontName, ex *Exchange, in *identify.Input, connect bool, raw string, keepSlashes bool) (string, bool) {
 	if connect {
-		writeError(w, 405, "CONNECT not supported", id)
+		g.refuseRequest(w, p, ex, in, 405, refusal.RequestConnect, "CONNECT not supported")
 		return "", false
 	}
 	path, err := canonPath(raw, keepSlashes)
 	if err != nil {
-		g.badRequest(w, front, 400, "ambiguous_path", err.Error(), id)
+		ex.Path = raw // for the route, if the map has one for it
+		g.badRequest(w, p, front, ex, in, 400, "ambiguous_path", err.Error())
 		return "", false
 	}
 	return path, true

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // A refusal is written alike over every front's replyWriter: the fasthttp
@@ -106,3 +111,96 @@ type timeoutErr struct{}
 func (*timeoutErr) Error() string   { return "dial tcp: i/o timeout" }
 func (*timeoutErr) Timeout() bool   { return true }
 func (*timeoutErr) Temporary() bool { return true }
+
+// TestEdgeRefusalsRecorded: what the fast front refuses at its edge,
+// before an exchange is decided (CONNECT, an ambiguous path, an HTTP
+// version it does not serve, a request fasthttp would not read), names
+// rule request and the reason in its body, and hands the recorders an
+// Access under the body's request id: the peer's ip and net, the
+// account only when identified, the raw path's route when the map has
+// one, the status, rule and reason.
+func TestEdgeRefusalsRecorded(t *testing.T) {
+	col := &collector{}
+	rec := NewRecording("test", col, 16, NewRecordingMetrics(nil))
+	f := recordFrontWith(t, answerYAML, Deps{Recordings: []*Recording{rec}})
+	type want struct {
+		status        int
+		reason, route string
+		account       string
+	}
+	var wants []want
+	var ids []string
+	check := func(ctx *fasthttp.RequestCtx, w want) {
+		t.Helper()
+		var b struct {
+			Rule, Facet string
+			RequestID   string `json:"request_id"`
+		}
+		if err := json.Unmarshal(ctx.Response.Body(), &b); err != nil || ctx.Response.StatusCode() != w.status ||
+			b.Rule != refusal.RuleRequest || b.Facet != w.reason || b.RequestID == "" ||
+			string(ctx.Response.Header.Peek("X-Request-Id")) != b.RequestID {
+			t.Fatalf("%d %s (%v), want %d by rule request, reason %s, with its id", ctx.Response.StatusCode(), ctx.Response.Body(), err, w.status, w.reason)
+		}
+		wants, ids = append(wants, w), append(ids, b.RequestID)
+	}
+	auth := labBearer(t, "80")
+	serve := func(method, uri, proto string, w want) {
+		t.Helper()
+		req := new(fasthttp.Request)
+		req.Header.SetMethod(method)
+		req.SetRequestURI(uri)
+		req.Header.SetHost("gw.test")
+		req.Header.Set("Authorization", auth)
+		if proto != "" {
+			req.Header.SetProtocol(proto)
+		}
+		ctx := new(fasthttp.RequestCtx)
+		if err := serveOnce(f, ctx, req, bufio.NewWriter(io.Discard)); err != nil {
+			t.Fatal(err)
+		}
+		check(ctx, w)
+	}
+	serve("CONNECT", "/", "", want{405, refusal.RequestConnect, "", "80"})
+	serve("GET", "/v1/users/77%2Fx", "", want{400, "ambiguous_path", "GET /v1/users/{id}", "80"})
+	serve("GET", "/v1/users/77", "HTTP/9.9", want{505, "malformed", "", "80"})
+	// What fasthttp's server refuses to read: a body over the bound (its
+	// header read, so the route and the account are known), a header
+	// over it (nothing known but the peer).
+	for _, c := range []struct {
+		err error
+		w   want
+	}{
+		{fasthttp.ErrBodyTooLarge, want{413, "body_too_large", "GET /v1/users/{id}", "80"}},
+		{errors.New("error when reading request headers: small read buffer. Increase ReadBufferSize"), want{431, "header_too_large", "", ""}},
+	} {
+		req := new(fasthttp.Request)
+		req.SetRequestURI("/v1/users/77")
+		req.Header.Set("Authorization", auth)
+		client, server := net.Pipe()
+		client.Close() // nothing more to drain
+		ctx := new(fasthttp.RequestCtx)
+		ctx.Init2(peerConn{server}, nil, false)
+		req.CopyTo(&ctx.Request)
+		f.badRequest(ctx, c.err)
+		check(ctx, c.w)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.accs) != len(wants) {
+		t.Fatalf("%d Accesses, want %d (one per refusal)", len(col.accs), len(wants))
+	}
+	for i, a := range col.accs {
+		w := wants[i]
+		if a.RequestID != ids[i] || a.Status != w.status || a.Rule != refusal.RuleRequest || a.Facet != w.reason || a.Route != w.route ||
+			a.Identity.IP.String() != "127.0.0.1" || a.Identity.Net.String() != "127.0.0.0/24" || a.Identity.Account != w.account ||
+			a.List != "" || a.Lookup != "" || len(a.Records) != 0 {
+			t.Errorf("Access %d: %+v, want id %s, %+v, ip 127.0.0.1", i, a, ids[i], w)
+		}
+	}
+}
+
+// peerConn is a connection from servePeer.
+type peerConn struct{ net.Conn }
+
+func (peerConn) RemoteAddr() net.Addr { return servePeer }

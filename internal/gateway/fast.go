@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
 )
 
 // fastFront serves cleartext HTTP/1.1 with fasthttp, a goroutine per
@@ -123,9 +124,33 @@ func (f *fastFront) badRequest(ctx *fasthttp.RequestCtx, err error) {
 		drainRefused(ctx.Conn())
 	}
 	// An id even for what never became a request: the answer names it
-	// like every other one.
-	f.g.badRequest((*fastReply)(&ctx.Response), f.front, status, reason, msg, f.g.ids.next())
+	// like every other one, and the ledger records it.
+	ex, in := f.unread(ctx, err)
+	f.g.badRequest((*fastReply)(&ctx.Response), f.g.pipeline(), f.front, ex, &in, status, reason, msg)
 	ctx.SetConnectionClose()
+}
+
+// unread is the exchange of a request fasthttp's server refused to read,
+// as far as it was read: its peer and, for a body over the bound (the
+// header was read whole), its method, path and header, so that the
+// Access names the route and the identity as on any request (the header
+// is ctx's: used before ctx is).
+func (f *fastFront) unread(ctx *fasthttp.RequestCtx, err error) (*Exchange, identify.Input) {
+	ex := &Exchange{ID: f.g.ids.next(), Start: time.Now()}
+	in := identify.Input{Peer: peerAddr(ctx.RemoteAddr())}
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		h := &ctx.Request.Header
+		in.Header = fastHeader{h}
+		ex.Method = methodString(h.Method())
+		raw := b2s(ctx.Request.URI().PathOriginal())
+		if i := strings.IndexByte(raw, '?'); i >= 0 {
+			raw = raw[:i]
+		}
+		if path, err := canonPath(raw, f.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep); err == nil {
+			ex.Path = path
+		}
+	}
+	return ex, in
 }
 
 // Bounds of drainRefused.

@@ -79,12 +79,13 @@ func (x *h1) recovered(resp *fasthttp.Response, ex *Exchange, v any) {
 func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp *fasthttp.Response,
 	peer netip.Addr, ex *Exchange) bool {
 	w := (*fastReply)(resp)
+	in := identify.Input{Peer: peer, Header: fastHeader{&req.Header}}
 	// fasthttp reads any HTTP/D.D and would send it upstream as the
 	// client wrote it: HTTP/9.9 reached the upstream, whose refusal came
 	// back as a 502. Only HTTP/1 is served; a later HTTP/1 minor version
 	// goes as warden's own, HTTP/1.1 (RFC 9110 2.5).
 	if proto := req.Header.Protocol(); len(proto) != len("HTTP/1.1") || proto[5] != '1' {
-		x.g.badRequest(w, x.front, fasthttp.StatusHTTPVersionNotSupported, "malformed", "HTTP version not supported", ex.ID)
+		x.g.badRequest(w, p, x.front, ex, &in, fasthttp.StatusHTTPVersionNotSupported, "malformed", "HTTP version not supported")
 		return false
 	} else if proto[7] > '1' {
 		req.Header.SetProtocol("HTTP/1.1")
@@ -94,7 +95,7 @@ func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i]
 	}
-	path, ok := x.g.requestPath(w, x.front, req.Header.IsConnect(), raw, x.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep, ex.ID)
+	path, ok := x.g.requestPath(w, p, x.front, ex, &in, req.Header.IsConnect(), raw, x.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep)
 	if !ok {
 		return false
 	}
@@ -105,7 +106,6 @@ func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp
 		ex.Path = string(raw)
 	}
 	ex.RawQuery = string(req.URI().QueryString())
-	in := identify.Input{Peer: peer, Header: fastHeader{&req.Header}}
 	if r := p.Begin(ctx, ex, &in); r != nil {
 		writeRefusal(w, r, ex.ID)
 		return false

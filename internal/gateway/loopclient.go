@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/identify"
 )
 
 // A client's connection on a loop: its requests read, decided and sent to
@@ -73,7 +74,8 @@ func (ls *loopState) timedOutRequest(cl *clientConn) {
 	f := ls.f
 	f.g.m.countRequest(f.front, fasthttp.StatusRequestTimeout)
 	cl.resp.Reset()
-	f.g.badRequest((*fastReply)(&cl.resp), f.front, fasthttp.StatusRequestTimeout, "read_timeout", "request read timeout", f.g.ids.next())
+	ex := &Exchange{ID: f.g.ids.next(), Start: time.Now()}
+	f.g.badRequest((*fastReply)(&cl.resp), f.g.pipeline(), f.front, ex, &identify.Input{Peer: cl.peer}, fasthttp.StatusRequestTimeout, "read_timeout", "request read timeout")
 	ls.write(cl, true)
 }
 

@@ -249,11 +249,13 @@ func (p *Pipeline) refused(ex *Exchange, ref *Refusal) *Refusal {
 	return p.record(p.bare(ex, ex.Start), ref)
 }
 
-// failed records the Access of an inspected request whose upstream failed
-// (rule "upstream"): the recorders see that nothing was served.
+// failed records the Access of a request whose upstream failed (rule
+// "upstream"): the recorders see that nothing was served. On a route the
+// map does not inspect too (route ""): the answer's body names the request
+// id and the rule, and `warden explain` finds them.
 func failed(ex *Exchange, status int) {
 	p := ex.p
-	if p == nil || !ex.Inspect || len(p.recordings) == 0 {
+	if p == nil || len(p.recordings) == 0 {
 		return
 	}
 	p.record(p.bare(ex, time.Now()), &Refusal{Status: status, Rule: refusal.RuleUpstream})

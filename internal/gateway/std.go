@@ -167,12 +167,6 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.m.countRequest(frontStd, rec.code())
 		g.m.inflight.Dec()
 	}()
-	path, ok := g.requestPath(rec, frontStd, r.Method == http.MethodConnect, r.URL.EscapedPath(),
-		f.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep, ex.ID)
-	if !ok {
-		return
-	}
-	ex.Path = path
 	p := g.pipeline()
 	in := identify.Input{Peer: remoteAddr(r.RemoteAddr), Header: stdHeader(r.Header)}
 	if c, ok := r.Context().Value(connKey).(*tls.Conn); ok {
@@ -180,6 +174,12 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			in.TLSFingerprint = fp.(string)
 		}
 	}
+	path, ok := g.requestPath(rec, p, frontStd, ex, &in, r.Method == http.MethodConnect, r.URL.EscapedPath(),
+		f.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep)
+	if !ok {
+		return
+	}
+	ex.Path = path
 	if ref := p.Begin(r.Context(), ex, &in); ref != nil {
 		writeRefusal(rec, ref, ex.ID)
 		return
@@ -193,7 +193,7 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// sees a byte; a chunked body is streamed and cut at the bound, so
 		// the upstream sees it end early (an error), never complete.
 		if r.ContentLength > limit {
-			g.badRequest(rec, frontStd, 413, "body_too_large", "request body too large", ex.ID)
+			g.badRequest(rec, p, frontStd, ex, &in, 413, "body_too_large", "request body too large")
 			return
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, limit)
@@ -306,10 +306,9 @@ func setBody(resp *http.Response, body []byte) {
 
 func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	sx, _ := r.Context().Value(exchangeKey).(*stdExchange)
-	id := ""
 	var ex *Exchange
 	if sx != nil {
-		id, ex = sx.ex.ID, sx.ex
+		ex = sx.ex
 	}
 	rec, ok := w.(*statusRecorder)
 	if !ok {
@@ -318,7 +317,7 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 		// The client's fault, not the upstream's: counted with the other
 		// refused bodies.
-		f.g.badRequest(rec, frontStd, 413, "body_too_large", "request body too large", id)
+		f.g.badRequest(rec, f.g.pipeline(), frontStd, ex, nil, 413, "body_too_large", "request body too large")
 		return
 	}
 	f.g.upstreamFailed(rec, frontStd, ex, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // WhoTookRow is one identity that was served a subject.
@@ -679,11 +680,17 @@ type FacetValue struct {
 
 // Requests counts, per route, the Accesses of the window whose identity
 // has every facet value of want (none: every Access), refused or not:
-// what a rate limit keyed on those values saw (explain). It skips the
-// sealed hours whose identities lack want's first value.
+// what a rate limit keyed on those values saw (explain). Requests refused
+// at the gateway's edge (rule request) are not counted: no rate limit saw
+// them. It skips the sealed hours whose identities lack want's first
+// value.
 func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 	defer runtime.KeepAlive(r)
 	out := map[string]int{}
+	edge := uint32(0) // rule request's name+1; 0: never recorded
+	if id, ok := r.d.id(nsName, refusal.RuleRequest); ok {
+		edge = id + 1
+	}
 	var ids [NumFacets]uint32 // id+1 asked per facet; 0: any
 	for _, w := range want {
 		if w.By < 1 || int(w.By) > NumFacets {
@@ -713,7 +720,7 @@ func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 	next:
 		for i := range es {
 			e := &es[i]
-			if !r.win.has(e.t) {
+			if !r.win.has(e.t) || edge != 0 && e.rule == edge {
 				continue
 			}
 			for f, id := range ids {

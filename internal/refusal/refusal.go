@@ -90,13 +90,24 @@ const (
 	RuleOtherType = "other_type" // an answer inspection cannot read, by policy
 	RuleMaxBody   = "max_body"
 	RuleMalformed = "malformed"
+	// RuleRequest: warden would not serve the request as sent, at its edge,
+	// before any configured rule was asked (CONNECT, an ambiguous path, an
+	// HTTP version other than 1, a header or body over a server bound, a
+	// request not read in time). The refusal's facet names the reason
+	// (RequestConnect or warden_bad_requests_total's reason), not an
+	// identity facet: no limit or budget counted such a request.
+	RuleRequest = "request"
 )
+
+// RequestConnect is the reason (facet) of rule request for a CONNECT:
+// warden is no tunnel. The other reasons are warden_bad_requests_total's.
+const RequestConnect = "connect"
 
 // Own reports whether name is one of warden's own rules, which no
 // configured rule may be named.
 func Own(name string) bool {
 	switch name {
-	case RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed:
+	case RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed, RuleRequest:
 		return true
 	}
 	return false

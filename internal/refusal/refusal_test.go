@@ -89,12 +89,12 @@ func replaceEach(s string) string {
 
 // TestOwn: warden's own rules, and names a config may use.
 func TestOwn(t *testing.T) {
-	for _, n := range []string{RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed} {
+	for _, n := range []string{RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed, RuleRequest} {
 		if !Own(n) {
 			t.Errorf("Own(%q) = false", n)
 		}
 	}
-	for _, n := range []string{"", "per-ip", "upstreams", "Ban", "contact-account-hour"} {
+	for _, n := range []string{"", "per-ip", "upstreams", "Ban", "contact-account-hour", "requests", "connect"} {
 		if Own(n) {
 			t.Errorf("Own(%q) = true", n)
 		}

@@ -64,6 +64,7 @@ func (r *Report) Changed() bool {
 const (
 	skipBanned   = "banned"            // a ban refused it: bans are not configuration
 	skipIdentity = "identity"          // refused before admission (credentials)
+	skipRequest  = "request"           // refused at the edge, before any rule (CONNECT, an ambiguous path, a bound)
 	skipBlocked  = "blocked_by_budget" // a budget refused it: the ledger kept no records
 )
 
@@ -309,6 +310,10 @@ func (rp *replayer) replay(ctx context.Context, e *ledger.Entry, rep *Report) er
 		return nil
 	case e.Rule == refusal.RuleIdentity:
 		rep.NotReplayed[skipIdentity]++
+		return nil
+	case e.Rule == refusal.RuleRequest:
+		// No config decides it: any config refuses it the same way.
+		rep.NotReplayed[skipRequest]++
 		return nil
 	case e.Status == 429 && rp.budget[e.Rule]:
 		// A budget blocked it: the ledger kept no records to count.

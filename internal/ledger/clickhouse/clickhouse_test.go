@@ -20,6 +20,7 @@ import (
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/privacy"
 	"github.com/warden-gw/warden/internal/reach"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // One server for the package's tests (it takes seconds to start); each
@@ -117,6 +118,9 @@ func traffic(n int) []*inspect.Access {
 			a.Links = []string{"x"}
 			if r.IntN(10) == 0 {
 				a.Status, a.Rule, a.Facet, a.Records = 429, "contact-per-account", "account", nil
+				if len(out)%3 == 0 { // refused at the edge: Requests leaves it out
+					a.Status, a.Rule, a.Facet = 400, refusal.RuleRequest, "ambiguous_path"
+				}
 			}
 		}
 		out = append(out, a)
@@ -193,6 +197,24 @@ func TestSameAnswers(t *testing.T) {
 	for _, src := range []ledger.Source{local, ch} {
 		if src.String() == "" {
 			t.Fatal("a source with no name")
+		}
+	}
+	// Requests counts every Access but those refused at the edge, on
+	// both (then compared below, per route and identity).
+	edge := 0
+	for _, a := range acc {
+		if a.Rule == refusal.RuleRequest {
+			edge++
+		}
+	}
+	for _, src := range []ledger.Source{local, ch} {
+		perRoute, err := src.Requests(ctx, all, nil)
+		n := 0
+		for _, c := range perRoute {
+			n += c
+		}
+		if err != nil || edge == 0 || n != len(acc)-edge {
+			t.Fatalf("%s: %d requests (%v), want %d: %d Accesses, %d refused at the edge", src, n, err, len(acc)-edge, len(acc), edge)
 		}
 	}
 	type query struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 var _ ledger.Source = (*Client)(nil)
@@ -195,9 +196,10 @@ func (c *Client) Distinct(ctx context.Context, win ledger.Window, by identify.Fa
 }
 
 // Requests counts, per route, the accesses rows in win whose identity
-// has every facet value of want.
+// has every facet value of want, but those refused at the gateway's edge
+// (rule request), as the directory's Requests.
 func (c *Client) Requests(ctx context.Context, win ledger.Window, want []ledger.FacetValue) (map[string]int, error) {
-	cond := window(win)
+	cond := window(win) + " AND rule != " + quote(refusal.RuleRequest)
 	for _, w := range want {
 		if w.By < 1 || int(w.By) > ledger.NumFacets {
 			return nil, fmt.Errorf("clickhouse: requests: facet %d", w.By)

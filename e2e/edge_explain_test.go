@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every refusal's request_id leads to `warden explain`, the ones warden
+// makes at its edge too, before any rule is asked: a CONNECT, an
+// ambiguous path, a body over the bound, an HTTP version it does not
+// serve, a header over the bound. On each front, through the real gateway in front of the lab
+// platform: the body names rule request and the reason, and warden
+// explain (the command's --json and table, and the admin API) finds the
+// request under the body's id with its status, rule and reason, the
+// peer's ip and net, the account only where it was identified, the route
+// where the path matched one, and no budget or rate limit rows.
+func TestEdgeRefusalsExplained(t *testing.T) {
+	up := startPlatform(t, 200)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			cfg := "front: " + front + "\nserver: {max_header_bytes: 4096, max_body_bytes: 2048}\n" + ledgerConfig(t.TempDir(), 6)
+			g := startGateway(t, cfg, up)
+			bearer := "Authorization: Bearer " + token(t, "41") + "\r\n"
+			type edge struct {
+				name, request string
+				status        int
+				reason, route string
+				account       bool
+			}
+			cases := []edge{
+				{"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n" + bearer + "\r\n", 405, "connect", "", true},
+				// An encoded slash: one segment to warden, two to the
+				// platform. The raw path is the route's; the token was read.
+				{"ambiguous path", "GET /v1/users/7%2F8 HTTP/1.1\r\nHost: api.test\r\n" + bearer + "Connection: close\r\n\r\n", 400, "ambiguous_path", "GET /v1/users/{id}", true},
+				// Over max_body_bytes by its Content-Length: the header was
+				// read (POST: no route of the map).
+				{"body too large", "POST /v1/users/7 HTTP/1.1\r\nHost: api.test\r\n" + bearer + "Content-Length: 4096\r\nConnection: close\r\n\r\n" +
+					strings.Repeat("b", 4096), 413, "body_too_large", "", true},
+			}
+			if front != "std" { // net/http answers these itself, in text and without an id
+				cases = append(cases,
+					edge{"HTTP/9.9", "GET /v1/users/7 HTTP/9.9\r\nHost: api.test\r\n" + bearer + "\r\n", 505, "malformed", "", true},
+					// Nothing of the header is read: the peer alone.
+					edge{"header too large", "GET /v1/users/7 HTTP/1.1\r\nHost: api.test\r\n" + bearer + "X-Pad: " + strings.Repeat("a", 8192) + "\r\n\r\n", 431, "header_too_large", "", false})
+			}
+			const peer = "127.0.8.1"
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					a := rawFrom(t, g, peer, c.request)
+					r := refusalOf(t, a)
+					if a.status != c.status || r.Rule != "request" || r.Facet != c.reason || a.header.Get("X-Request-Id") != r.RequestID {
+						t.Fatalf("%d %s (X-Request-Id %q), want %d by rule request, reason %s", a.status, a.body, a.header.Get("X-Request-Id"), c.status, c.reason)
+					}
+					x, raw := explainFound(t, g, r.RequestID)
+					want := map[string]string{"ip": peer, "net": "127.0.8.0/24"}
+					if c.account { // the header was read: its fingerprint too
+						want["account"] = "41"
+						want["fingerprint"] = x.Identity["fingerprint"]
+					}
+					if x.Decision != "refused" || x.Status != c.status || x.Rule != "request" || x.Facet != c.reason || x.Route != c.route ||
+						x.RequestID != r.RequestID || !reflect.DeepEqual(x.Identity, want) || c.account && want["fingerprint"] == "" ||
+						len(x.Budgets) != 0 || len(x.RateLimits) != 0 {
+						t.Fatalf("explain %s: %s\nwant status %d, rule request, reason %s, route %q, identity %v, no budget or limit rows",
+							r.RequestID, raw, c.status, c.reason, c.route, want)
+					}
+					// The admin API answers the same JSON; the table says it.
+					var fromAPI, fromCLI any
+					api := adminDo(t, g, "GET", "/v1/ledger/explain?id="+r.RequestID, "")
+					json.Unmarshal([]byte(api.body), &fromAPI)
+					json.Unmarshal(raw, &fromCLI)
+					if api.status != 200 || !reflect.DeepEqual(fromAPI, fromCLI) {
+						t.Errorf("admin explain: %d %s\nwarden explain: %s", api.status, api.body, raw)
+					}
+					table, err := exec.Command(binPath, "explain", r.RequestID, "--config", g.config).CombinedOutput()
+					if err != nil || !strings.Contains(string(table), fmt.Sprintf("refused (status %d): rule request, reason %s", c.status, c.reason)) ||
+						!strings.Contains(string(table), "ip="+peer) {
+						t.Errorf("explain table (%v):\n%s", err, table)
+					}
+				})
+			}
+		})
+	}
+}
+
+// An upstream that gave no answer on a route the map does not inspect:
+// warden's 502 names rule upstream and its request id, and warden explain
+// finds it (no route), on each front.
+func TestUnmappedUpstreamFailureExplained(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, "front: "+front+"\n"+ledgerConfig(t.TempDir(), 6), dead)
+			a := do(t, clientFrom("127.0.8.2"), "GET", g.url+"/elsewhere", nil)
+			r := refusalOf(t, a)
+			if a.status != 502 || r.Rule != "upstream" {
+				t.Fatalf("upstream down: %d %s", a.status, a.body)
+			}
+			x, raw := explainFound(t, g, r.RequestID)
+			if x.Decision != "upstream_failed" || x.Status != 502 || x.Rule != "upstream" || x.Route != "" || x.Identity["ip"] != "127.0.8.2" {
+				t.Fatalf("explain %s: %s", r.RequestID, raw)
+			}
+		})
+	}
+}
+
+// edgeExplanation is what the test reads of warden explain's JSON.
+type edgeExplanation struct {
+	RequestID  string            `json:"request_id"`
+	Route      string            `json:"route"`
+	Status     int               `json:"status"`
+	Decision   string            `json:"decision"`
+	Rule       string            `json:"rule"`
+	Facet      string            `json:"facet"`
+	Identity   map[string]string `json:"identity"`
+	Budgets    []any             `json:"budgets"`
+	RateLimits []any             `json:"rate_limits"`
+}
+
+// explainFound runs warden explain ID --json on the gateway's ledger until
+// it finds the request: the writer hands an Access over within a second
+// (30 s: a hang, not a pace).
+func explainFound(t *testing.T, g *gw, id string) (edgeExplanation, []byte) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, err := exec.Command(binPath, "explain", id, "--config", g.config, "--json").Output()
+		if err == nil {
+			var x edgeExplanation
+			if err := json.Unmarshal(out, &x); err != nil {
+				t.Fatalf("explain %s: %v\n%s", id, err, out)
+			}
+			return x, out
+		}
+		var stderr []byte
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			stderr = ee.Stderr
+		}
+		if !strings.Contains(string(stderr), "no request") || time.Now().After(deadline) {
+			t.Fatalf("explain %s: %v\n%s%s", id, err, out, stderr)
+		}
+	}
+}
+
+// rawFrom sends request, as written, on a connection from local address
+// ip and reads the answer.
+func rawFrom(t *testing.T, g *gw, ip, request string) answer {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", request[:min(len(request), 40)], err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
