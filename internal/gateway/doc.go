@@ -23,7 +23,13 @@
 // drops and counts, it never waits. Recorders that share a hand-off
 // (Recorders: the dashboard's candidates ride on the ledger's) cost a
 // request one offer. Every refusal yields an Access too,
-// with its rule and facet. A busy hand-off's goroutine takes its queue
+// with its rule and facet: those warden makes at its edge before anything
+// is decided as well (edge.go: CONNECT, an ambiguous path, an HTTP version
+// other than 1, a header or body over its bound, a request not read in
+// time; rule request, the reason as facet, the identity as far as it was
+// read, from the peer or a trusted proxy's report, never an untrusted
+// header), and an upstream's failure on any route (rule upstream), so
+// every request id a refusal's body names is in the ledger. A busy hand-off's goroutine takes its queue
 // every 5 ms rather than parking between Accesses, so a request's offer is
 // a channel send and never wakes it; it parks after a tick with nothing
 // queued. The Access the recorders share is made once per request, in one

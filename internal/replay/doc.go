@@ -16,7 +16,8 @@
 // budget (no records: an answer the new config would let through is
 // reported as no longer refused, but its records are not counted); bans
 // (detector and operator state, not configuration: banned requests are
-// left out); an account's age (tiers by account_age are replayed at the
+// left out); requests refused at the gateway's edge (rule request: no
+// config decides them, so they are left out too); an account's age (tiers by account_age are replayed at the
 // budget's base limit) and scopes (scope rules are taken as the gateway
 // decided them); whether a look-up's id had been shown (the gateway's
 // verdict is kept; the provenance comes from the links the window's
