@@ -142,11 +142,7 @@ func (f *fastFront) unread(ctx *fasthttp.RequestCtx, err error) (*Exchange, iden
 		h := &ctx.Request.Header
 		in.Header = fastHeader{h}
 		ex.Method = methodString(h.Method())
-		raw := b2s(ctx.Request.URI().PathOriginal())
-		if i := strings.IndexByte(raw, '?'); i >= 0 {
-			raw = raw[:i]
-		}
-		if path, err := canonPath(raw, f.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep); err == nil {
+		if path, err := canonPath(rawPath(&ctx.Request), f.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep); err == nil {
 			ex.Path = path
 		}
 	}

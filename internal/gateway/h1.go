@@ -91,10 +91,7 @@ func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp
 		req.Header.SetProtocol("HTTP/1.1")
 	}
 	ex.Method = methodString(req.Header.Method())
-	raw := b2s(req.URI().PathOriginal())
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
-	}
+	raw := rawPath(req)
 	path, ok := x.g.requestPath(w, p, x.front, ex, &in, req.Header.IsConnect(), raw, x.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep)
 	if !ok {
 		return false
@@ -115,6 +112,15 @@ func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp
 		return false
 	}
 	return true
+}
+
+// rawPath is req's path as sent, without its query: what canonPath reads.
+func rawPath(req *fasthttp.Request) string {
+	raw := b2s(req.URI().PathOriginal())
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	return raw
 }
 
 // answer makes the upstream's answer in resp the client's: hop-by-hop
