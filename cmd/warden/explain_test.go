@@ -13,12 +13,14 @@ import (
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
-// explainLedger writes a ledger of six Accesses by two identities: a
-// served answer, a masked one, a refusal, a look-up of an id never shown,
-// an upstream's 404 and an upstream down; and a config whose budgets count
-// them.
+// explainLedger writes a ledger of Accesses by two identities: a served
+// answer, a masked one, a refusal, a look-up of an id never shown, an
+// upstream's 404 and an upstream down, a burst and a rate limit's
+// refusal, a CONNECT refused at the edge; and a config whose budgets and
+// limits count them.
 func explainLedger(t *testing.T) (dir, cfg string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -53,6 +55,8 @@ func explainLedger(t *testing.T) (dir, cfg string) {
 			Lookup: "15", Classes: classes},
 		{RequestID: "req-rate-limited", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(6*time.Minute + time.Second), Status: 429,
 			Classes: classes, Rule: "per-ip", Facet: "ip"},
+		// A CONNECT refused at the edge: no route, the peer alone.
+		{RequestID: "req-edge", Identity: anon, Time: t0.Add(7 * time.Minute), Status: 405, Rule: refusal.RuleRequest, Facet: refusal.RequestConnect},
 	} {
 		l.Record(a)
 	}
@@ -84,7 +88,7 @@ func TestExplainGolden(t *testing.T) {
 	dir, cfg := explainLedger(t)
 	// The ledger's file and directory are the test's temporary ones.
 	tmp := regexp.MustCompile(regexp.QuoteMeta(dir) + `[^\s"]*`)
-	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down", "req-rate-limited"} {
+	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down", "req-rate-limited", "req-edge"} {
 		for _, c := range []struct {
 			name string
 			args []string
