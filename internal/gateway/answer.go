@@ -139,6 +139,7 @@ func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access) 
 		return scratch, nil, inspect.Spare{}
 	}
 	box := p.newBox()
+	ex.recorded = true
 	box.acc = inspect.Access{RequestID: ex.ID, Route: ex.Route.Route.Pattern, Time: now, Identity: ex.Identity,
 		List: box.keep(ex.Route.List()), Lookup: box.keep(ex.Route.Lookup())}
 	if c := ex.Route.Route.Config().Cursor; c != "" {

@@ -28,8 +28,10 @@
 // other than 1, a header or body over its bound, a request not read in
 // time; rule request, the reason as facet, the identity as far as it was
 // read, from the peer or a trusted proxy's report, never an untrusted
-// header), and an upstream's failure on any route (rule upstream), so
-// every request id a refusal's body names is in the ledger. A busy hand-off's goroutine takes its queue
+// header), an upstream's failure on any route (rule upstream) and a
+// recovered panic's 500 (rule internal, unless the request's Access was
+// made before it), so every request id a refusal's body names is in the
+// ledger. A busy hand-off's goroutine takes its queue
 // every 5 ms rather than parking between Accesses, so a request's offer is
 // a channel send and never wakes it; it parks after a tick with nothing
 // queued. The Access the recorders share is made once per request, in one

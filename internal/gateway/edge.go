@@ -78,15 +78,32 @@ func writeError(w replyWriter, status int, msg, id string) {
 	writeRefusal(w, &Refusal{Status: status, Error: msg}, id)
 }
 
-// recovered counts and logs a panic v raised while serving request id and,
-// when w is not nil, answers 500 there. A nil w says the answer has begun
-// and cannot be replaced.
-func (g *Gateway) recovered(w replyWriter, id string, v any) {
+// recovered counts and logs a panic v raised while serving ex (nil: no
+// exchange yet) and, when w is not nil, answers 500 there (rule internal),
+// recorded unless the exchange's Access already was (the panic came after
+// its decision). A nil w says the answer has begun and cannot be replaced:
+// nothing is recorded for an answer warden did not make.
+func (g *Gateway) recovered(w replyWriter, ex *Exchange, v any) {
+	id := ""
+	if ex != nil {
+		id = ex.ID
+	}
 	g.m.panics.Inc()
 	g.log.Error("panic serving request", slog.String("request_id", id), slog.Any("panic", v))
-	if w != nil {
-		writeError(w, 500, "internal error", id)
+	if w == nil {
+		return
 	}
+	r := &Refusal{Status: 500, Error: "internal error", Rule: refusal.RuleInternal}
+	if ex != nil && !ex.recorded {
+		p := ex.p
+		if p == nil {
+			p = g.pipeline()
+		}
+		if len(p.recordings) > 0 {
+			p.record(p.bare(ex, ex.Start), r)
+		}
+	}
+	writeRefusal(w, r, id)
 }
 
 // badRequest refuses a request that breaks a server bound, counted by

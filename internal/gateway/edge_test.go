@@ -204,3 +204,37 @@ func TestEdgeRefusalsRecorded(t *testing.T) {
 type peerConn struct{ net.Conn }
 
 func (peerConn) RemoteAddr() net.Addr { return servePeer }
+
+// panicky is a responder that panics on every request.
+type panicky struct{}
+
+func (panicky) Respond(context.Context, *Exchange) *Local { panic("responder bug") }
+
+// TestPanicRecorded: a panic recovered while serving is answered 500 by
+// rule internal, and its Access (the identity and route Begin found)
+// goes to the recorders under the body's request id, once.
+func TestPanicRecorded(t *testing.T) {
+	col := &collector{}
+	rec := NewRecording("test", col, 8, NewRecordingMetrics(nil))
+	f := recordFrontWith(t, answerYAML, Deps{Recordings: []*Recording{rec}, Responders: []Responder{panicky{}}})
+	ctx := new(fasthttp.RequestCtx)
+	if code := getWith(t, f, ctx, "/v1/users/1", labBearer(t, "80")); code != 500 {
+		t.Fatalf("status %d, want 500", code)
+	}
+	var b struct {
+		Rule      string
+		RequestID string `json:"request_id"`
+	}
+	if err := json.Unmarshal(ctx.Response.Body(), &b); err != nil || b.Rule != refusal.RuleInternal || b.RequestID == "" {
+		t.Fatalf("body %s (%v), want rule internal and an id", ctx.Response.Body(), err)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.accs) != 1 {
+		t.Fatalf("%d Accesses, want 1", len(col.accs))
+	}
+	if a := col.accs[0]; a.RequestID != b.RequestID || a.Status != 500 || a.Rule != refusal.RuleInternal || a.Route != "GET /v1/users/{id}" || a.Identity.Account != "80" {
+		t.Fatalf("Access %+v, want the request's, 500 by rule internal", a)
+	}
+}

@@ -71,7 +71,7 @@ func (x *h1) upstreamFailed(resp *fasthttp.Response, ex *Exchange, err error) {
 // recovered replaces resp with the answer to a panic v.
 func (x *h1) recovered(resp *fasthttp.Response, ex *Exchange, v any) {
 	resp.Reset()
-	x.g.recovered((*fastReply)(resp), ex.ID, v)
+	x.g.recovered((*fastReply)(resp), ex, v)
 }
 
 // admit puts the request's path in canonical form, identifies and admits

@@ -232,12 +232,8 @@ func (ls *loopState) panicked(cl *clientConn, r any) {
 		cl.upc, up.cl = nil, nil
 		ls.dropUpstream(up)
 	}
-	id := ""
-	if cl.ex != nil {
-		id = cl.ex.ID
-	}
 	cl.resp.Reset()
-	ls.f.g.recovered((*fastReply)(&cl.resp), id, r)
+	ls.f.g.recovered((*fastReply)(&cl.resp), cl.ex, r)
 	cl.closeAfter = true
 	ls.respond(cl)
 }

@@ -163,6 +163,9 @@ type Exchange struct {
 	// Strip holds the credentials the request goes upstream without:
 	// those warden could not verify, under the strip policy.
 	Strip identify.Credential
+	// recorded: the exchange's Access has been made for the recorders
+	// (bare, access), so a panic recovered later records none of its own.
+	recorded bool
 }
 
 // Refusal is an answer warden sends in place of the upstream's: one type
@@ -264,6 +267,7 @@ func failed(ex *Exchange, status int) {
 // bare is the box of the Access of a request that served nothing, the
 // recorders' own.
 func (p *Pipeline) bare(ex *Exchange, now time.Time) *accessBox {
+	ex.recorded = true
 	box := p.newBox()
 	box.acc = inspect.Access{RequestID: ex.ID, Time: now, Identity: ex.Identity}
 	if ex.Route.Route != nil {

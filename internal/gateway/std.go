@@ -162,7 +162,7 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if rec.status == 0 {
 				w = rec
 			}
-			g.recovered(w, ex.ID, v)
+			g.recovered(w, ex, v)
 		}
 		g.m.countRequest(frontStd, rec.code())
 		g.m.inflight.Dec()

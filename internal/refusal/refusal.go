@@ -97,6 +97,9 @@ const (
 	// (RequestConnect or warden_bad_requests_total's reason), not an
 	// identity facet: no limit or budget counted such a request.
 	RuleRequest = "request"
+	// RuleInternal: warden failed serving the request (a panic it
+	// recovered from) and answered 500.
+	RuleInternal = "internal"
 )
 
 // RequestConnect is the reason (facet) of rule request for a CONNECT:
@@ -107,7 +110,7 @@ const RequestConnect = "connect"
 // configured rule may be named.
 func Own(name string) bool {
 	switch name {
-	case RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed, RuleRequest:
+	case RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed, RuleRequest, RuleInternal:
 		return true
 	}
 	return false

@@ -89,7 +89,7 @@ func replaceEach(s string) string {
 
 // TestOwn: warden's own rules, and names a config may use.
 func TestOwn(t *testing.T) {
-	for _, n := range []string{RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed, RuleRequest} {
+	for _, n := range []string{RuleIdentity, RuleBan, RuleStore, RuleUpstream, RuleRewrite, RuleOtherType, RuleMaxBody, RuleMalformed, RuleRequest, RuleInternal} {
 		if !Own(n) {
 			t.Errorf("Own(%q) = false", n)
 		}
