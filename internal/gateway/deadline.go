@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"net"
 	"time"
 )
@@ -34,25 +35,33 @@ func deadlineSlack(timeouts ...time.Duration) time.Duration {
 // a connection from one goroutine).
 //
 // With idleReads (the fast front's upstream connections), a read deadline
-// is a time to wait for more: each read that brings bytes moves it as far
-// ahead as it was set. fasthttp's client sets one deadline, the header
-// timeout, for the whole answer, and a streamed answer's body is read
-// under it: a stream or a slow download was cut there, though its header
-// had come at once.
+// set is first the deadline of the answer's header, then, once the header
+// has come, a time to wait for more of the body: each read that brings
+// body bytes moves it as far ahead as it was set. fasthttp's client sets
+// one deadline, the header timeout, before it reads an answer, for the
+// whole answer, and a streamed answer's body is read under it: a stream or
+// a slow download was cut there, though its header had come at once. The
+// header itself keeps the deadline as set (net/http's
+// ResponseHeaderTimeout): moved on every read, an upstream trickling its
+// header a byte at a time held the client and a connection for ever.
 type coarseConn struct {
 	net.Conn
 	slack  time.Duration
 	rd, wd time.Time // deadlines in force; zero: none
 
-	idleReads bool          // a read deadline is a wait for more (above)
-	readFor   time.Duration // with idleReads: how far ahead it was last set
+	idleReads bool           // a read deadline is a wait for more (above)
+	readFor   time.Duration  // with idleReads: how far ahead it was last set
+	inHeader  bool           // with idleReads: the answer's header has not all come
+	header    answerHeadScan // while inHeader: how far the header has come
 }
 
 func (c *coarseConn) SetReadDeadline(t time.Time) error {
 	if c.idleReads {
-		c.readFor = 0
+		// fasthttp sets the read deadline once per answer, after it sent
+		// the request: a new answer's header begins.
+		c.readFor, c.inHeader, c.header = 0, false, answerHeadScan{}
 		if !t.IsZero() {
-			c.readFor = time.Until(t)
+			c.readFor, c.inHeader = time.Until(t), true
 		}
 	}
 	if skipDeadline(c.rd, t, c.slack) {
@@ -65,6 +74,12 @@ func (c *coarseConn) SetReadDeadline(t time.Time) error {
 func (c *coarseConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && c.readFor > 0 {
+		if c.inHeader {
+			if c.header.end(p[:n]) < 0 {
+				return n, err // the header's deadline stands
+			}
+			c.inHeader = false
+		}
 		if t := time.Now().Add(c.readFor); !skipDeadline(c.rd, t, c.slack) {
 			c.rd = t
 			_ = c.Conn.SetReadDeadline(t)
@@ -120,4 +135,63 @@ func (l coarseListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &coarseConn{Conn: c, slack: l.slack}, nil
+}
+
+// answerHeadScan follows an answer's header through the bytes read, to tell
+// where it ends: at the first empty line (CRLF, or a bare LF as fasthttp
+// also accepts) after a final status; an interim answer's header (1xx but
+// 101, which fasthttp's client skips) is followed by another header.
+type answerHeadScan struct {
+	status  uint8 // 0: before the status code; 1: in it; 2: past it
+	code    int   // the status code, once past it
+	lineEnd uint8 // 0: within a line; 1: just past a LF; 2: past LF and CR
+}
+
+// end reads p, the next bytes of the answer, and returns the length of
+// the part of p up to the end of the final header, or -1 while the header
+// goes on past p.
+func (h *answerHeadScan) end(p []byte) int {
+	for i := 0; i < len(p); {
+		if h.status < 2 { // the status line, a byte at a time up to its code
+			c := p[i]
+			i++
+			switch {
+			case h.status == 0 && c == ' ':
+				h.status = 1
+			case h.status == 1 && c >= '0' && c <= '9':
+				h.code = h.code*10 + int(c-'0')
+			case h.status == 1:
+				h.status = 2
+				h.lineEnd = 0
+				if c == '\n' {
+					h.lineEnd = 1
+				}
+			}
+			continue
+		}
+		if h.lineEnd == 0 { // the rest of a line: to its LF at once
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				return -1
+			}
+			i += j + 1
+			h.lineEnd = 1
+			continue
+		}
+		c := p[i]
+		i++
+		switch {
+		case c == '\n': // an empty line: a header ends
+			if h.code >= 100 && h.code < 200 && h.code != 101 {
+				*h = answerHeadScan{}
+				continue
+			}
+			return i
+		case c == '\r' && h.lineEnd == 1:
+			h.lineEnd = 2
+		default:
+			h.lineEnd = 0
+		}
+	}
+	return -1
 }

@@ -79,28 +79,100 @@ func TestDeadlineSlack(t *testing.T) {
 	}
 }
 
-// readConn answers every Read with one byte, after the test's clock moved.
-type readConn struct{ deadlineConn }
+// readConn answers each Read with its next piece.
+type readConn struct {
+	deadlineConn
+	pieces []string
+}
 
-func (c *readConn) Read(p []byte) (int, error) { p[0] = 'x'; return 1, nil }
+func (c *readConn) Read(p []byte) (int, error) {
+	n := copy(p, c.pieces[0])
+	c.pieces = c.pieces[1:]
+	return n, nil
+}
 
-// With idleReads a read deadline is a wait for more: a read that brings
-// bytes moves it as far ahead as it was set (past the slack), so a body
-// that keeps coming is never cut by the header timeout; without, reads
-// leave it where it was.
+// With idleReads a read deadline is first the header's, then a wait for
+// more: reads of the header leave it where it was set (an upstream that
+// trickles its header is cut there), and from the read that ends the
+// header on, a read that brings bytes moves it as far ahead as it was set
+// (past the slack), so a body that keeps coming is never cut by the header
+// timeout. Without idleReads, reads leave it where it was.
 func TestCoarseConnIdleReads(t *testing.T) {
 	for _, idle := range []bool{false, true} {
-		in := &readConn{}
+		in := &readConn{pieces: []string{"HTTP/1.1 200 OK\r\n", "Content-Length: 9", "\r\n\r\nbo", "dy", "..."}}
 		c := &coarseConn{Conn: in, slack: time.Millisecond, idleReads: idle}
 		c.SetReadDeadline(time.Now().Add(time.Hour))
-		time.Sleep(5 * time.Millisecond) // past the slack: the next re-arm is applied
-		before := time.Now()
-		c.Read(make([]byte, 1))
-		switch {
-		case !idle && len(in.reads) != 1:
-			t.Errorf("plain: %d deadlines set, want the one asked", len(in.reads))
-		case idle && (len(in.reads) != 2 || in.reads[1].Before(before.Add(time.Hour-time.Second))):
-			t.Errorf("idle reads: deadlines %v, want a second one an hour after the read", in.reads)
+		for i := range 2 { // the header, not yet whole
+			time.Sleep(5 * time.Millisecond) // past the slack: a re-arm would be applied
+			c.Read(make([]byte, 64))
+			if len(in.reads) != 1 {
+				t.Fatalf("idle %v: header read %d: deadlines %v, want the one asked", idle, i, in.reads)
+			}
+		}
+		for i := range 3 { // the end of the header and body bytes with it, then the body
+			time.Sleep(5 * time.Millisecond)
+			before := time.Now()
+			c.Read(make([]byte, 64))
+			switch {
+			case !idle && len(in.reads) != 1:
+				t.Errorf("plain: %d deadlines set, want the one asked", len(in.reads))
+			case idle && (len(in.reads) != 2+i || in.reads[1+i].Before(before.Add(time.Hour-time.Second))):
+				t.Errorf("idle reads: body read %d: deadlines %v, want one more an hour after the read", i, in.reads)
+			}
+		}
+		// The next answer's header keeps its deadline again.
+		in.pieces = []string{"HTTP/1.1 204 No Content\r\n"}
+		c.SetReadDeadline(time.Now().Add(2 * time.Hour))
+		set := len(in.reads)
+		time.Sleep(5 * time.Millisecond)
+		c.Read(make([]byte, 64))
+		if len(in.reads) != set {
+			t.Errorf("idle %v: next header: deadlines %v, want none more", idle, in.reads[set:])
+		}
+	}
+}
+
+// The end of an answer's header is found whatever pieces it comes in,
+// after interim answers, with bare LF line ends too; the part of the
+// piece past it is not header.
+func TestAnswerHeadScan(t *testing.T) {
+	for _, tc := range []struct {
+		answer string
+		header int // its length; -1: not whole
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody", 38},
+		{"HTTP/1.1 204 No Content\r\n\r\n", 27},
+		{"HTTP/1.1 200 OK\n\nbody", 17},
+		{"HTTP/1.1 200 OK\r\nA: b\n\r\nbody", 24},
+		{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nbody", 44},
+		{"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 59},
+		{"HTTP/1.1 101 Switching Protocols\r\n\r\nraw", 36},
+		{"HTTP/1.1 100 Continue\r\n\r\n", -1},
+		{"HTTP/1.1 200 OK\r\nA: b\r\n\rX: y\r\n", -1},
+		{"HTTP/1.1 200 OK\r\nA: b\r\n", -1},
+	} {
+		for cut := 1; cut <= len(tc.answer); cut++ { // every split into two pieces, and into single bytes
+			var h answerHeadScan
+			got := h.end([]byte(tc.answer[:cut]))
+			if got < 0 {
+				if n := h.end([]byte(tc.answer[cut:])); n >= 0 {
+					got = cut + n
+				}
+			}
+			if got != tc.header {
+				t.Errorf("%q cut at %d: header ends at %d, want %d", tc.answer, cut, got, tc.header)
+			}
+		}
+		var h answerHeadScan
+		got := -1
+		for i := range len(tc.answer) {
+			if h.end([]byte{tc.answer[i]}) >= 0 {
+				got = i + 1
+				break
+			}
+		}
+		if got != tc.header {
+			t.Errorf("%q a byte at a time: header ends at %d, want %d", tc.answer, got, tc.header)
 		}
 	}
 }

@@ -39,20 +39,27 @@ const hangBound = 10 * time.Second
 // upstream, until the test ends.
 func loopGateway(t *testing.T, yaml, upstream string) *loopGW {
 	t.Helper()
-	cfg, err := config.Parse("loop.yaml", []byte("log: {level: debug}\n"+yaml))
+	return frontGateway(t, config.FrontLoop, yaml, upstream)
+}
+
+// frontGateway serves cfg with front (loop, fast or std) on a loopback port
+// in front of upstream, until the test ends.
+func frontGateway(t *testing.T, front, yaml, upstream string) *loopGW {
+	t.Helper()
+	cfg, err := config.Parse(front+".yaml", []byte("log: {level: debug}\n"+yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Upstream.URL = upstream
-	cfg.Front = config.FrontLoop
+	cfg.Front = front
 	reg := prometheus.NewRegistry()
 	var w io.Writer = io.Discard
 	if testing.Verbose() {
 		w = os.Stderr
 	}
 	g := testGateway(t, cfg, reg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if g.Front() != config.FrontLoop {
-		t.Fatalf("front %s, want loop", g.Front())
+	if g.Front() != front {
+		t.Fatalf("front %s, want %s", g.Front(), front)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -243,11 +243,15 @@ func (ls *loopState) answerArrived(up *upstreamConn, now time.Time) {
 		return
 	}
 	up.got = true
-	if up.need > 0 || up.chunkAt > 0 || up.eof {
+	headed := up.need > 0 || up.chunkAt > 0 || up.eof
+	if headed {
 		// Its header has come: upstream.response_header_timeout bounds
 		// the wait for the header, then each wait for more of the body, as
 		// the fast front's relay and net/http read it; not the whole answer
 		// (a slow download got 504 once it outlasted the header timeout).
+		// The header's own wait is not moved by its bytes: it ends at the
+		// deadline set when the request was sent (an upstream trickling
+		// its header would hold the client for ever).
 		up.setPhase(phBusy, now, ls.f.cfg.Upstream.ResponseHeaderTimeout)
 	}
 	buf, _ := up.c.Peek(-1)
@@ -266,6 +270,12 @@ func (ls *loopState) answerArrived(up *upstreamConn, now time.Time) {
 		}
 	}
 	ls.parseAnswer(cl, up, buf, false, now)
+	if !headed && up.cl == cl && !up.gone && up.phase == phBusy && (up.need > 0 || up.chunkAt > 0 || up.eof) {
+		// The header has just come, the body not all: the wait for the
+		// rest is bounded from now, not by what the header left of its
+		// deadline.
+		up.setPhase(phBusy, now, ls.f.cfg.Upstream.ResponseHeaderTimeout)
+	}
 }
 
 // answerLimit bounds the body of cl's answer that the loop buffers: an

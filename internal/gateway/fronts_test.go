@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/config"
+)
+
+// fronts are the fronts a test runs on, each serving cleartext HTTP/1.1.
+var fronts = []string{config.FrontLoop, config.FrontFast, config.FrontStd}
+
+// A piece of an upstream's answer: after waits, write bytes.
+type piece struct {
+	after time.Duration
+	bytes string
+}
+
+// scriptedUpstream answers every request with pieces, each written and
+// flushed after its wait; a write that fails (warden gave up and closed)
+// ends the answer.
+func scriptedUpstream(t *testing.T, pieces []piece) string {
+	t.Helper()
+	up, _ := rawUpstream(t, func(_ *http.Request, w *bufio.Writer) bool {
+		for _, p := range pieces {
+			time.Sleep(p.after)
+			if _, err := w.WriteString(p.bytes); err != nil || w.Flush() != nil {
+				return false
+			}
+		}
+		return true
+	})
+	return up
+}
+
+// trickle is s as pieces of one byte, each after every.
+func trickle(s string, every time.Duration) []piece {
+	ps := make([]piece, len(s))
+	for i := range s {
+		ps[i] = piece{every, s[i : i+1]}
+	}
+	return ps
+}
+
+// upstream.response_header_timeout bounds the whole wait for the answer's
+// header, from the request's send, on every front: an upstream that
+// trickles its header a byte at a time, each byte well within the timeout,
+// gets 504 (rule upstream) as a silent one does, where it held the client
+// and a connection for as long as it kept trickling. A header that comes
+// in pieces within the timeout passes, and so does a body that trickles
+// past it or starts late after a late header (each wait for more of the
+// body has its own bound).
+func TestUpstreamHeaderDeadline(t *testing.T) {
+	const timeout = 2 * time.Second
+	yaml := "upstream: {response_header_timeout: 2s}\n"
+	const header = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\n"
+	cases := []struct {
+		name   string
+		pieces []piece
+		status int
+		body   string
+	}{
+		// 70 bytes at timeout/3 each: 47 s of trickling if nothing cuts it.
+		{"header trickles", append(trickle(header, timeout/3), piece{0, "body"}), 504, ""},
+		{"header in pieces within the timeout", []piece{{0, header[:10]}, {timeout / 4, header[10:]}, {0, "body"}}, 200, "body"},
+		{"body trickles past the timeout", append([]piece{{0, header}}, trickle("body", timeout/3)...), 200, "body"},
+		// The wait for the body is bounded from the header's end, not by
+		// what the header left of its deadline.
+		{"body pauses after a late header", []piece{{0, header[:10]}, {timeout * 6 / 10, header[10:]}, {timeout * 6 / 10, "body"}}, 200, "body"},
+	}
+	for _, front := range fronts {
+		for _, tc := range cases {
+			t.Run(front+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				l := frontGateway(t, front, yaml, scriptedUpstream(t, tc.pieces))
+				c := dial(t, l.addr) // its deadline (hangBound) ends a hang
+				c.send("GET /v1/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+				code, body, _ := c.answer("GET")
+				if code != tc.status {
+					t.Fatalf("%d %.200q, want %d", code, body, tc.status)
+				}
+				switch {
+				case tc.status == 504 && !strings.Contains(body, `"rule":"upstream"`):
+					t.Errorf("504 body %q, want rule upstream", body)
+				case tc.status == 200 && body != tc.body:
+					t.Errorf("body %q, want %q", body, tc.body)
+				}
+			})
+		}
+	}
+}
