@@ -10,8 +10,16 @@
 // class is present when one of its fields is not null, "", [] or {}), the
 // authors and the links, and remembers the byte span of every class field,
 // so masking (Result.Mask, then Result.Rewrite) splices the body without a
-// second parse. Paths match member names as they appear in the body; a
-// name written with escapes in the JSON is not matched. Values inserted
+// second parse. Paths match member names as JSON decodes them, as any
+// client of the platform reads them: a name written with escapes
+// ("em\u0061il", "\u0069d") is the name it spells (email, id) and is
+// classed, masked, counted and read for ids and links as the plain name
+// is. Such a name (one with a backslash) is decoded into the Result's
+// scratch memory (\u escapes of lone surrogates become U+FFFD, as in
+// encoding/json); names without one are compared in place, at no cost. An
+// invalid escape in a name is malformed JSON. Masking nulls the value and
+// leaves the name as sent. Values, ids included, are read as written (an
+// id "\u0035" is not 5). Values inserted
 // before records (Result.Insert: canaries) are no records of the Result;
 // Result.InsertedLinks reads the route's links in them, each as a record
 // of its neighbour's path, for the caller to link them.

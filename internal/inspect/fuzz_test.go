@@ -16,6 +16,9 @@ func FuzzInspect(f *testing.F) {
 	f.Add([]byte(`{"users":[{"id":1,"username":{"a":[1,2,{"b":null}]},"full_name":"x"},{}]}`))
 	f.Add([]byte(`{"posts":[{"id":"1","author":{"id":"2","username":"u"}}]}`))
 	f.Add([]byte(`{"email":"e","phone":"p","id":"1","username":"\u00e9"}`))
+	for _, s := range escapedSeeds {
+		f.Add([]byte(s))
+	}
 	m := labMap(f)
 	routes := []string{"/v1/users/1", "/v1/users/1/followers", "/v1/feed"}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -182,8 +182,8 @@ func TestInspect(t *testing.T) {
 		{"null and missing fields", "/v1/users/5", []byte(` { "phone" : null , "id" : 5 , "email":"" , "username":"x"} `),
 			inspected{ids: []string{"5"}, classes: []ClassSet{profile}}},
 		{"not an object", "/v1/users/5", []byte(`[1,2]`), inspected{ids: []string{""}, classes: []ClassSet{0}}},
-		{"escaped key is not matched", "/v1/users/5", []byte(`{"id":"5","em\u0061il":"a@b"}`),
-			inspected{ids: []string{"5"}, classes: []ClassSet{0}}},
+		{"escaped key is matched", "/v1/users/5", []byte(`{"\u0069d":"5","em\u0061il":"a@b"}`),
+			inspected{ids: []string{"5"}, classes: []ClassSet{contact}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -100,8 +100,9 @@ type keyWord struct {
 }
 
 // prepare builds the key words of n and its descendants. Names with a byte
-// a JSON string cannot hold raw (a control character) are left out: no
-// valid body can match them, and the scanner refuses such strings anyway.
+// a JSON string cannot hold raw (a control character) are left out: only
+// an escaped name in a body can match them, and the scanner decodes such
+// names and compares them with n.keys (scanner.kid).
 func (n *node) prepare() {
 	n.kw = n.kw[:0]
 	for i, k := range n.keys {

@@ -5,12 +5,15 @@ package inspect
 // with an r0 prefix: a reference that FuzzDiff and TestDiffMutations hold
 // the optimized code to, result for result and byte for byte (error
 // offsets and messages included). When behaviour is meant to change,
-// change or drop it with the change.
+// change or drop it with the change. Changed since: member names with
+// escapes are decoded (by encoding/json here) before they are matched.
 
 import (
 	"github.com/warden-gw/warden/internal/refusal"
 
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -302,6 +305,15 @@ key: // a member name at i, in the object on top
 	cur = nil
 	if n := st[len(st)-1].n; n != nil {
 		key := b[i+1 : e-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			// A name with escapes is what encoding/json decodes it to
+			// (an implementation of its own, to hold unescape to).
+			var name string
+			if err := json.Unmarshal(b[i:e], &name); err != nil {
+				return i, s.fail(i, "reference: "+err.Error())
+			}
+			key = []byte(name)
+		}
 		for j, k := range n.keys {
 			if string(key) == k {
 				cur = n.kids[j]

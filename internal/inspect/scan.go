@@ -1,10 +1,13 @@
 package inspect
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // maxDepth bounds nesting, so hostile input cannot exhaust the stack.
@@ -55,6 +58,7 @@ type Result struct {
 	ins      []insertion // values to insert before records
 	insbuf   []byte
 	insScan  *Result // InsertedLinks' scratch, kept across Reset
+	name     []byte  // a member name with escapes, decoded (scanner.kid)
 	errAt    int
 	errMsg   string
 }
@@ -63,7 +67,7 @@ type Result struct {
 func (r *Result) Reset() {
 	*r = Result{recs: r.recs[:0], cur: r.cur[:0], spans: r.spans[:0],
 		authors: r.authors[:0], links: r.links[:0], idbuf: r.idbuf[:0], rules: r.rules[:0], ruleJSON: r.ruleJSON[:0], edits: r.edits[:0], qid: r.qid[:0], stack: r.stack[:0],
-		ins: r.ins[:0], insbuf: r.insbuf[:0], insScan: r.insScan}
+		ins: r.ins[:0], insbuf: r.insbuf[:0], insScan: r.insScan, name: r.name[:0]}
 }
 
 // Route is the route the answer was inspected for.
@@ -424,8 +428,13 @@ name: // b[i] is its opening quote
 			e++
 			goto colon
 		}
+		// An escape, or a name longer than fifteen bytes: it may yet be
+		// a known name written with escapes.
 		if e, ok = scanString(b, i); !ok {
 			return e, s.fail(e, "bad string")
+		}
+		if len(topN.keys) > 0 {
+			cur = s.kid(topN, b[i+1:e-1])
 		}
 		goto colon
 	}
@@ -433,7 +442,7 @@ name: // b[i] is its opening quote
 	if e, ok = scanString(b, i); !ok {
 		return e, s.fail(e, "bad string")
 	}
-	cur = topN.kid(b[i+1 : e-1])
+	cur = s.kid(topN, b[i+1:e-1])
 colon:
 	if e+1 < len(b) && b[e] == ':' && b[e+1] > ' ' { // compact
 		i = e + 1
@@ -499,15 +508,78 @@ func (s *scanner) scalar(n *node, i int) (int, error) {
 	return i, nil
 }
 
-// kid is the child node for member name key (raw, as in the body), nil if
-// no path goes there.
-func (n *node) kid(key []byte) *node {
+// kid is the child node of n for the member name raw (a valid string's
+// content, as in the body), nil if no path goes there. A name with escapes
+// is the string they spell, as for any JSON client ("em\u0061il" is
+// email): it is decoded into the Result's scratch memory and matched so.
+func (s *scanner) kid(n *node, raw []byte) *node {
+	if len(n.keys) == 0 {
+		return nil
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		s.r.name = unescape(s.r.name[:0], raw)
+		raw = s.r.name
+	}
 	for j, k := range n.keys {
-		if string(key) == k {
+		if string(raw) == k {
 			return n.kids[j]
 		}
 	}
 	return nil
+}
+
+// unescape appends to dst the string whose content is raw, which
+// scanString accepted (every escape complete). A \u escape of a lone
+// surrogate, or of a high surrogate not followed by a \u escape of a low
+// one, is U+FFFD, as encoding/json decodes it; bytes not escaped are
+// copied as they are, as names without escapes are compared.
+func unescape(dst, raw []byte) []byte {
+	for {
+		j := bytes.IndexByte(raw, '\\')
+		if j < 0 {
+			return append(dst, raw...)
+		}
+		dst = append(dst, raw[:j]...)
+		raw = raw[j:]
+		if raw[1] != 'u' {
+			dst = append(dst, unescapeTab[raw[1]])
+			raw = raw[2:]
+			continue
+		}
+		c := hex4(raw[2:6])
+		raw = raw[6:]
+		if utf16.IsSurrogate(c) {
+			d := utf8.RuneError
+			if len(raw) >= 6 && raw[0] == '\\' && raw[1] == 'u' {
+				if d = utf16.DecodeRune(c, hex4(raw[2:6])); d != utf8.RuneError {
+					raw = raw[6:]
+				}
+			}
+			c = d
+		}
+		dst = utf8.AppendRune(dst, c)
+	}
+}
+
+// unescapeTab maps the byte after a backslash to what it stands for
+// (\u apart).
+var unescapeTab = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// hex4 is the value of four hex digits.
+func hex4(h []byte) rune {
+	var v rune
+	for _, c := range h[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		v = v<<4 | rune(c)
+	}
+	return v
 }
 
 // open starts a record at b[i] for node n and returns its index.
