@@ -92,3 +92,41 @@ func TestUpstreamHeaderDeadline(t *testing.T) {
 		}
 	}
 }
+
+// A rate-limit refusal's headers go out named as the IETF draft and the
+// README write them, RateLimit-Policy and RateLimit, on every front (the
+// fasthttp fronts normalised them to Ratelimit-Policy, net/http's
+// Header.Set to the same), and WWW-Authenticate likewise: names are
+// case-insensitive, but clients and people grep raw answers. Read off the
+// wire, not through a client that canonicalises them.
+func TestRefusalHeaderNamesAsWritten(t *testing.T) {
+	yaml := "rate_limits:\n  - {name: per-ip, facet: ip, rate: 1/h, burst: 1}\n"
+	want := []string{"\r\nRateLimit-Policy: ", "\r\nRateLimit: ", "\r\nRetry-After: ", "\r\nX-Request-Id: "}
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			t.Parallel()
+			l := frontGateway(t, front, yaml, echoUpstream(t).URL)
+			c := dial(t, l.addr)
+			c.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+			c.expect("GET", "GET /a ")
+			c.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+			var head strings.Builder
+			for !strings.HasSuffix(head.String(), "\r\n\r\n") {
+				line, err := c.br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("reading the refusal's header: %v (read %q)", err, head.String())
+				}
+				head.WriteString(line)
+			}
+			h := head.String()
+			if !strings.HasPrefix(h, "HTTP/1.1 429 ") {
+				t.Fatalf("second request: %q, want 429", h)
+			}
+			for _, w := range want {
+				if !strings.Contains(h, w) {
+					t.Errorf("no %q in %q", strings.TrimSpace(w), h)
+				}
+			}
+		})
+	}
+}

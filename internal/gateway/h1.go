@@ -53,7 +53,13 @@ func (x *h1) recycle(ex *Exchange) { x.exchanges.Put(ex) }
 // fastReply writes warden's own answers into a fasthttp response.
 type fastReply fasthttp.Response
 
-func (r *fastReply) setHeader(name, value string) { (*fasthttp.Response)(r).Header.Set(name, value) }
+// setHeader sets name as written (RateLimit-Policy, WWW-Authenticate):
+// Set would normalise it to Ratelimit-Policy. fasthttp still finds the
+// headers it interprets (Content-Type) in any case. The answer is fresh,
+// so no other spelling of name is there to replace.
+func (r *fastReply) setHeader(name, value string) {
+	(*fasthttp.Response)(r).Header.SetCanonical(s2b(name), s2b(value))
+}
 
 func (r *fastReply) writeJSON(status int, body []byte) {
 	resp := (*fasthttp.Response)(r)
@@ -324,6 +330,9 @@ func methodString(m []byte) string {
 }
 
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// s2b is s's bytes, for calls that only read them.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func (x fastHeader) Peek(name string) string { return b2s(x.h.Peek(name)) }
 

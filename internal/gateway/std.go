@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -327,6 +328,9 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 // place of the upstream's (ModifyResponse).
 type proxiedReply http.Response
 
+// setHeader canonicalises name: ReverseProxy copies the answer's header
+// with Add, which would anyway. (The refusals with names spelt otherwise,
+// rate limits and credentials, come at admission, through statusRecorder.)
 func (r *proxiedReply) setHeader(name, value string) { r.Header.Set(name, value) }
 
 func (r *proxiedReply) writeJSON(status int, body []byte) {
@@ -365,7 +369,20 @@ func (s *statusRecorder) code() int {
 	return s.status
 }
 
-func (s *statusRecorder) setHeader(name, value string) { s.Header().Set(name, value) }
+// setHeader sets name as written, as the fasthttp fronts send it
+// (RateLimit-Policy, WWW-Authenticate): Set would canonicalise it to
+// Ratelimit-Policy, and net/http writes a header's name as it is keyed.
+// A name warden writes in canonical form (Content-Type, which net/http
+// interprets) is set as usual.
+func (s *statusRecorder) setHeader(name, value string) {
+	h := s.Header()
+	if ck := textproto.CanonicalMIMEHeaderKey(name); ck != name {
+		delete(h, ck)
+		h[name] = []string{value}
+		return
+	}
+	h.Set(name, value)
+}
 
 func (s *statusRecorder) writeJSON(status int, body []byte) {
 	h := s.Header()
