@@ -372,7 +372,20 @@ func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 	if c.Format == config.LogText {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
+	opts.ReplaceAttr = msDurations
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// msDurations writes a duration in a JSON log line as milliseconds, a
+// number, under its name with _ms appended ("took_ms": 1.5): slog's JSON
+// handler writes nanoseconds as an integer under the bare name
+// ("took": 1500000), a unit a reader has to know. Text lines keep Go's
+// duration string (took=1.5ms), which says its unit.
+func msDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key+"_ms", float64(a.Value.Duration())/float64(time.Millisecond))
+	}
+	return a
 }
 
 // facetViewer answers the admin API's facet state from the pipeline in force.
