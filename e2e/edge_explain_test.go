@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +55,9 @@ func TestEdgeRefusalsExplained(t *testing.T) {
 					// Nothing of the header is read: the peer alone.
 					edge{"header too large", "GET /v1/users/7 HTTP/1.1\r\nHost: api.test\r\n" + bearer + "X-Pad: " + strings.Repeat("a", 8192) + "\r\n\r\n", 431, "header_too_large", "", false})
 			}
-			if front == "loop" { // fasthttp's server closes a stalled header without an answer
-				// Half a header, then nothing until read_header_timeout.
+			if front != "std" { // net/http closes a stalled header without an answer
+				// Half a header, then nothing until read_header_timeout (1s;
+				// read_timeout is 60s, rawFrom waits 10s).
 				cases = append(cases, edge{"read timeout", "GET /v1/users/7 HTTP/1.1\r\nHost: api.test\r\n" + bearer, 408, "read_timeout", "", false})
 			}
 			const peer = "127.0.8.1"
@@ -180,4 +183,128 @@ func rawFrom(t *testing.T, g *gw, ip, request string) answer {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+// Slow-loris: a client sending its request header a byte at a time is cut
+// off at read_header_timeout, counted from the header's first byte (on the
+// fast front, from the connection's start for its first request), not
+// served at read_timeout's pace; a body sent slowly but within read_timeout
+// still arrives whole. On the loop and fast fronts (the std front has
+// net/http's ReadHeaderTimeout, which closes without an answer). The
+// trickle is a byte every quarter of the header timeout; the bounds are
+// generous: the answer is awaited 10s, read_timeout is 60s.
+func TestSlowHeaderCut(t *testing.T) {
+	const hdrTimeout = time.Second
+	mux := http.NewServeMux()
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%d", n)
+	})
+	mux.HandleFunc("/ping", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "pong") })
+	up := httptest.NewServer(mux)
+	t.Cleanup(up.Close)
+	header := "GET /ping HTTP/1.1\r\nHost: api.test\r\nX-Pad: " + strings.Repeat("p", 200) + "\r\n\r\n" // 60s and more at the trickle's pace
+	for _, front := range []string{"loop", "fast"} {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, "front: "+front+"\nserver: {read_header_timeout: "+hdrTimeout.String()+", read_timeout: 60s, idle_timeout: 3s}\n", up.URL)
+			addr := strings.TrimPrefix(g.url, "http://")
+			cut := func(t *testing.T, conn net.Conn, br *bufio.Reader) {
+				t.Helper()
+				stop := trickle(conn, header, hdrTimeout/4)
+				defer stop()
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("trickled header: %v, want 408 within %v", err, hdrTimeout)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				r := refusalOf(t, answer{resp.StatusCode, resp.Header, string(b)})
+				if resp.StatusCode != 408 || r.Rule != "request" || r.Facet != "read_timeout" {
+					t.Fatalf("trickled header: %d %s, want 408 by rule request, reason read_timeout", resp.StatusCode, b)
+				}
+			}
+			dial := func(t *testing.T) (net.Conn, *bufio.Reader) {
+				t.Helper()
+				conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				return conn, bufio.NewReader(conn)
+			}
+			t.Run("first request", func(t *testing.T) {
+				conn, br := dial(t)
+				cut(t, conn, br)
+			})
+			// On a keep-alive connection, after an answer: the header
+			// timeout runs from the next request's first byte.
+			t.Run("after an answer", func(t *testing.T) {
+				conn, br := dial(t)
+				io.WriteString(conn, "GET /ping HTTP/1.1\r\nHost: api.test\r\n\r\n")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "pong" {
+					t.Fatalf("first request: %d %s", resp.StatusCode, b)
+				}
+				cut(t, conn, br)
+			})
+			// The header at once, the body over 2.5 header timeouts: within
+			// read_timeout, served whole.
+			t.Run("slow body", func(t *testing.T) {
+				conn, br := dial(t)
+				const body = "0123456789"
+				io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: api.test\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+				stop := trickle(conn, body, hdrTimeout/4)
+				defer stop()
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != strconv.Itoa(len(body)) {
+					t.Fatalf("slow body: %d %s, want 200 and the upstream's count %d", resp.StatusCode, b, len(body))
+				}
+			})
+			// A connection that sends nothing has no request to answer: it
+			// is closed without one (fast: at read_header_timeout from its
+			// start; loop: at idle_timeout, 3s here), well before
+			// read_timeout.
+			t.Run("nothing sent", func(t *testing.T) {
+				conn, _ := dial(t)
+				b, err := io.ReadAll(conn)
+				if err != nil || len(b) != 0 {
+					t.Fatalf("silent connection: %q, %v; want closed without an answer", b, err)
+				}
+			})
+		})
+	}
+}
+
+// trickle writes s to conn a byte every pace, in the background, until it
+// is written, a write fails, or stop is called.
+func trickle(conn net.Conn, s string, pace time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(pace)
+		defer tick.Stop()
+		for i := 0; i < len(s); i++ {
+			if _, err := io.WriteString(conn, s[i:i+1]); err != nil {
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -53,6 +53,11 @@ type coarseConn struct {
 	readFor   time.Duration  // with idleReads: how far ahead it was last set
 	inHeader  bool           // with idleReads: the answer's header has not all come
 	header    answerHeadScan // while inHeader: how far the header has come
+
+	// heard: a byte has been read, so a request has begun. A client's
+	// connection that timed out before its first byte is closed without an
+	// answer (fastFront.badRequest), as the loop front closes an idle one.
+	heard bool
 }
 
 func (c *coarseConn) SetReadDeadline(t time.Time) error {
@@ -73,6 +78,9 @@ func (c *coarseConn) SetReadDeadline(t time.Time) error {
 
 func (c *coarseConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.heard = true
+	}
 	if n > 0 && c.readFor > 0 {
 		if c.inHeader {
 			if c.header.end(p[:n]) < 0 {

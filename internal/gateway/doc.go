@@ -56,6 +56,15 @@
 // (edge.go); the loop and fast fronts share the steps on fasthttp's types
 // (h1.go), not each other.
 //
+// A request must arrive in time: on the loop and fast fronts its header
+// within read_header_timeout of its first byte (the fast front counts a
+// connection's first request from the connection's start: fasthttp's
+// ReadTimeout is the header's bound, HeaderReceived sets the body's), its
+// body within read_timeout of the header's end; else 408, rule request,
+// reason read_timeout. A connection that sent nothing is closed without an
+// answer. So a slow-loris client holds a connection for the header
+// timeout, not the request's.
+//
 // It must never let an untrusted header decide an identity, never touch the
 // upstream for a refused request, never change an answer that no rule
 // touched (such answers pass byte for byte), and never do a recorder's

@@ -68,16 +68,27 @@ func newFastFront(g *Gateway, cfg *config.Config, name frontName) *fastFront {
 		// "keep-alive" or "proxy-authorization" in lower case were
 		// forwarded. The fingerprint reads the raw block, whose case stays.
 		DisablePreParseMultipartForm: true,
-		ReadTimeout:                  cfg.Server.ReadTimeout,
-		WriteTimeout:                 cfg.Server.WriteTimeout,
-		IdleTimeout:                  cfg.Server.IdleTimeout,
-		ReadBufferSize:               cfg.Server.MaxHeaderBytes,
-		MaxRequestBodySize:           cfg.Server.MaxBodyBytes,
-		CloseOnShutdown:              true,
-		Logger:                       fastLogger{g.log},
-		ErrorHandler:                 f.badRequest,
+		// Reading a request is bounded as the loop front bounds it: its
+		// header by read_header_timeout, from the connection's start for
+		// the first request (fasthttp arms ReadTimeout at accept, as
+		// net/http does) and from the first byte after idle_timeout's wait
+		// for a later one; its body by read_timeout from the header's end
+		// (HeaderReceived). With ReadTimeout at read_timeout, a client
+		// sending its header a byte at a time held a connection and a
+		// goroutine for a minute, and enough of them shut the gateway
+		// (slow-loris).
+		ReadTimeout:        headerTimeout(cfg),
+		WriteTimeout:       cfg.Server.WriteTimeout,
+		IdleTimeout:        cfg.Server.IdleTimeout,
+		ReadBufferSize:     cfg.Server.MaxHeaderBytes,
+		MaxRequestBodySize: cfg.Server.MaxBodyBytes,
+		CloseOnShutdown:    true,
+		Logger:             fastLogger{g.log},
+		ErrorHandler:       f.badRequest,
+		// The body's deadline, set once the header is in (a zero
+		// ReadTimeout would leave the header's in force).
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			return fasthttp.RequestConfig{}
+			return fasthttp.RequestConfig{ReadTimeout: cfg.Server.ReadTimeout}
 		},
 	}
 	return f
@@ -117,6 +128,14 @@ func (f *fastFront) badRequest(ctx *fasthttp.RequestCtx, err error) {
 	case strings.Contains(err.Error(), "small read buffer"):
 		status, reason, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request header too large"
 	case errors.As(err, &te) && te.Timeout():
+		if c, ok := ctx.Conn().(*coarseConn); ok && !c.heard {
+			// Nothing of a request came within read_header_timeout:
+			// no request to answer or record (a ledger entry per silent
+			// connection would be an attacker's to write). Closed; the
+			// answer fasthttp writes next goes nowhere.
+			_ = c.Close()
+			return
+		}
 		status, reason, msg = fasthttp.StatusRequestTimeout, "read_timeout", "request read timeout"
 	}
 	f.g.m.countRequest(f.front, status)
