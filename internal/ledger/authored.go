@@ -263,7 +263,7 @@ func writeAuthored(dir, stem string, dec *zstd.Decoder, enc *zstd.Encoder) (made
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", path, err)
 	}
-	if p.format != 4 {
+	if p.format < 4 {
 		return false, nil
 	}
 	a, err := makeAuthored(p.cold, p.hour, dec)
@@ -405,7 +405,7 @@ func verifyAuthored(dir, stem string, hash [32]byte, sealed bool, dec *zstd.Deco
 	if err != nil {
 		return fmt.Sprintf("%s: %v", sp, err), false
 	}
-	if p.format != 4 {
+	if p.format < 4 {
 		return "made from a format 3 hour (the sealer makes none)", false
 	}
 	a, err := makeAuthored(p.cold, p.hour, dec)

@@ -148,37 +148,57 @@ func appendColumns(dst []byte, entries []entry, tuples []uint32, hour int64, enc
 	return dst
 }
 
+// columnDir is an Accesses section's directory: its count of Accesses
+// and each column's raw and compressed lengths; size is its length in
+// bytes (format 5's CRC32C covers them).
+type columnDir struct {
+	n         uint64
+	raw, comp [numCols]uint64
+	size      int
+}
+
+// parseColumnDir reads the directory at the start of an Accesses
+// section; the compressed columns follow it.
+func parseColumnDir(b []byte) (columnDir, error) {
+	d := decoder{b: b}
+	var c columnDir
+	c.n = d.uvarint()
+	for i := range c.raw {
+		c.raw[i], c.comp[i] = d.uvarint(), d.uvarint()
+	}
+	c.size = len(b) - len(d.b)
+	return c, d.err
+}
+
 // parseColumns decodes an Accesses section against the dictionary sizes
 // of the partition and the shared dictionary's tuples; it never panics on
 // any input.
 func parseColumns(b []byte, hour int64, sizes *[nsCount]int, tuples *strtab, dec *zstd.Decoder) ([]entry, error) {
-	d := decoder{b: b}
-	n := d.uvarint()
-	var rawLen, compLen [numCols]uint64
-	var total uint64
-	for i := range rawLen {
-		rawLen[i], compLen[i] = d.uvarint(), d.uvarint()
-		total += rawLen[i]
+	cd, err := parseColumnDir(b)
+	if err != nil {
+		return nil, err
 	}
-	if d.err != nil {
-		return nil, d.err
+	var total uint64
+	for _, r := range cd.raw {
+		total += r
 	}
 	if total > maxSegRaw {
 		return nil, fmt.Errorf("Accesses of %d bytes are past the bound", total)
 	}
+	d := decoder{b: b[cd.size:]}
 	var cols [numCols]decoder
 	for i := range cols {
-		z := d.bytes(int(min(compLen[i], uint64(len(d.b))+1)))
+		z := d.bytes(int(min(cd.comp[i], uint64(len(d.b))+1)))
 		if d.err != nil {
 			return nil, errShort
 		}
 		if len(z) == 0 {
-			if rawLen[i] != 0 {
-				return nil, fmt.Errorf("column %d: empty, said %d bytes", i, rawLen[i])
+			if cd.raw[i] != 0 {
+				return nil, fmt.Errorf("column %d: empty, said %d bytes", i, cd.raw[i])
 			}
 			continue
 		}
-		raw, err := decodeSized(dec, z, rawLen[i], nil)
+		raw, err := decodeSized(dec, z, cd.raw[i], nil)
 		if err != nil {
 			return nil, fmt.Errorf("column %d: %w", i, err)
 		}
@@ -187,6 +207,7 @@ func parseColumns(b []byte, hour int64, sizes *[nsCount]int, tuples *strtab, dec
 	if len(d.b) != 0 {
 		return nil, errTrailing
 	}
+	n := cd.n
 	if n > uint64(len(cols[colTime].b)) || n > uint64(len(cols[colMisc].b)) {
 		return nil, errShort
 	}
@@ -277,31 +298,27 @@ func parseColumns(b []byte, hour int64, sizes *[nsCount]int, tuples *strtab, dec
 // returns it with the section's count of Accesses; nil when the column is
 // empty. An error when the section does not parse.
 func column(b []byte, dec *zstd.Decoder, col int) (raw []byte, n uint64, err error) {
-	d := decoder{b: b}
-	n = d.uvarint()
-	var rawLen, compLen [numCols]uint64
+	cd, err := parseColumnDir(b)
+	if err != nil {
+		return nil, 0, err
+	}
 	var skip uint64
-	for i := range rawLen {
-		rawLen[i], compLen[i] = d.uvarint(), d.uvarint()
-		if i < col {
-			skip += compLen[i]
-		}
+	for i := range col {
+		skip += cd.comp[i]
 	}
-	if d.err != nil {
-		return nil, 0, d.err
-	}
-	if skip > uint64(len(d.b)) || compLen[col] > uint64(len(d.b))-skip || rawLen[col] > maxSegRaw {
+	data := b[cd.size:]
+	if skip > uint64(len(data)) || cd.comp[col] > uint64(len(data))-skip || cd.raw[col] > maxSegRaw {
 		return nil, 0, errShort
 	}
-	z := d.b[skip : skip+compLen[col]]
+	z := data[skip : skip+cd.comp[col]]
 	if len(z) == 0 {
-		return nil, n, nil
+		return nil, cd.n, nil
 	}
-	raw, err = decodeSized(dec, z, rawLen[col], nil)
+	raw, err = decodeSized(dec, z, cd.raw[col], nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("column %d: %w", col, err)
 	}
-	return raw, n, nil
+	return raw, cd.n, nil
 }
 
 // hasReqID reports whether an Access of an Accesses section has request

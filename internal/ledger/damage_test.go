@@ -3,7 +3,9 @@ package ledger
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -220,32 +222,276 @@ func TestDamagedDerivedFileFallsBack(t *testing.T) {
 	}
 }
 
-// The fuzz targets' property on a real ledger: damage anywhere in an
-// hour is an error or the intact answer, never a panic.
-func TestDamageEveryByteRange(t *testing.T) {
+// Every byte of a sealed hour (format 5) flipped, one at a time: each
+// query gives the intact ledger's answer or fails naming the hour's file,
+// never another answer, never a panic; a byte of the header or of a
+// directory (what the CRC32C covers) fails the reader's open. All of
+// those bytes, each zstd frame's header and checksum are flipped, every
+// fifth byte of the rest (the test's run stays under a few seconds).
+func TestDamageEveryByte(t *testing.T) {
 	dir := t.TempDir()
 	writeDays(t, dir, 27, Options{})
 	hour := day0.Add(25 * time.Hour)
-	qs := damageQueries(hour)
-	if _, failed, _ := runDamage(t, dir, qs, nil); len(failed) > 0 {
-		t.Fatalf("intact ledger: %v", failed)
+	seg := segPath(dir, partName(hour.Unix()))
+	orig, _ := os.ReadFile(seg)
+	if string(orig[:len(segMagic5)]) != segMagic5 {
+		t.Fatalf("sealed as %q", orig[:len(segMagic5)])
+	}
+	covered, frames := segRegions(t, orig)
+	at, inCovered := flipPlaces(len(orig), covered, frames)
+	for i := len(orig) - 32; i < len(orig); i += 3 { // the SHA-256: no answer reads it
+		at = append(at, flip{i, 0x41})
+	}
+	bad, caught := damageEvery(t, dir, seg, at, damageQueries(hour), false)
+	for _, b := range bad {
+		t.Error(b)
+	}
+	for _, f := range at {
+		if inCovered[f.at] && !caught[f] {
+			t.Errorf("byte %d (covered by the CRC32C) flipped: every query answered", f.at)
+		}
+	}
+	t.Logf("%d changes to %d bytes, %d covered by the CRC32C, %d in %d zstd frames", len(at), len(orig), len(inCovered), frameBytes(frames), len(frames))
+}
+
+// The same over a day's rollup (derived): every query gives the intact
+// answer, and a flipped byte of its header or directories is said (a
+// warning naming the rollup: its hours answered).
+func TestDamageEveryRollupByte(t *testing.T) {
+	dir := t.TempDir()
+	writeDays(t, dir, 27, Options{})
+	path := rollupPath(dir, day0.Unix())
+	orig, _ := os.ReadFile(path)
+	covered, frames := rollupRegions(t, orig)
+	at, inCovered := flipPlaces(len(orig), covered, frames)
+	bad, caught := damageEvery(t, dir, path, at, rollupQueries(), true)
+	for _, b := range bad {
+		t.Error(b)
+	}
+	for _, f := range at {
+		if inCovered[f.at] && !caught[f] {
+			t.Errorf("byte %d (covered by the CRC32C) flipped: reach read the rollup without a warning", f.at)
+		}
+	}
+	t.Logf("%d changes to %d bytes, %d covered by the CRC32C, %d in %d zstd frames", len(at), len(orig), len(inCovered), frameBytes(frames), len(frames))
+}
+
+// What the CRC32C closes: the same flips in a format 4 hour (an earlier
+// warden's) and a rollup written before it give other answers without an
+// error. This is the check TestDamageEveryByte and
+// TestDamageEveryRollupByte make, failing on the earlier formats.
+func TestDamageFormat4Gap(t *testing.T) {
+	dir := t.TempDir()
+	writeDays(t, dir, 27, Options{})
+	hour := day0.Add(25 * time.Hour)
+	want, _, _ := runDamage(t, dir, damageQueries(hour), nil)
+	rewriteV4(t, dir)
+	if got, failed, n := runDamage(t, dir, damageQueries(hour), nil); !maps.Equal(got, want) || len(failed) > 0 || n > 0 {
+		t.Fatalf("format 4 answers %v (failed %v, %d fallbacks), format 5 %v", got, failed, n, want)
 	}
 	seg := segPath(dir, partName(hour.Unix()))
 	orig, _ := os.ReadFile(seg)
-	defer os.WriteFile(seg, orig, 0o600)
-	for i := 8; i < len(orig)-32; i += max(1, len(orig)/97) {
+	covered, _ := segRegions(t, orig)
+	at, _ := flipPlaces(len(orig), covered, nil)
+	bad, _ := damageEvery(t, dir, seg, at, damageQueries(hour), false)
+	if len(bad) == 0 {
+		t.Fatalf("no flip of %d in a format 4 hour's header and directories changed an answer", len(at))
+	}
+	t.Logf("format 4: %d of %d flips in the header and directories changed an answer unseen; the first: %s", len(bad), len(at), bad[0])
+
+	path := rollupPath(dir, day0.Unix())
+	b, _ := os.ReadFile(path)
+	old := append([]byte(rollupMagic1), b[len(rollupMagic):len(b)-36]...)
+	if err := os.WriteFile(path, appendHash(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK {
+		t.Fatalf("verify of a rollup written before the CRC32C: %v %v", err, rep.Problems)
+	}
+	covered, _ = rollupRegions(t, appendHash(old))
+	at, _ = flipPlaces(len(old)+32, covered, nil)
+	bad, _ = damageEvery(t, dir, path, at, rollupQueries(), true)
+	if len(bad) == 0 {
+		t.Fatalf("no flip of %d in an earlier rollup's header and directories changed an answer", len(at))
+	}
+	t.Logf("rollup %s: %d of %d flips changed an answer unseen; the first: %s", rollupMagic1, len(bad), len(at), bad[0])
+}
+
+// rollupQueries are the queries a day's rollup answers (reach over whole
+// days).
+func rollupQueries() map[string]func(r *Reader) (string, error) {
+	qs := damageQueries(day0)
+	return map[string]func(r *Reader) (string, error){"reach": qs["reach"]}
+}
+
+// flip is a byte to change and the bits to change in it.
+type flip struct {
+	at   int
+	mask byte
+}
+
+// damageEvery makes each change at to path in turn (path restored after)
+// and asks qs: bad says each answer that differs from the intact one
+// with no error, each error that does not name path and, for a derived
+// file, each query that failed or warning that does not name it; caught
+// holds the changes after which a query failed naming path, or a warning
+// named it.
+func damageEvery(t *testing.T, dir, path string, at []flip, qs map[string]func(*Reader) (string, error), derived bool) (bad []string, caught map[flip]bool) {
+	t.Helper()
+	want, failed, _ := runDamage(t, dir, qs, nil)
+	if len(failed) > 0 {
+		t.Fatalf("intact ledger: %v", failed)
+	}
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(path, orig, 0o600)
+	caught = map[flip]bool{}
+	for _, f := range at {
+		i := f.at
 		b := slices.Clone(orig)
-		b[i] ^= 0x41
-		os.WriteFile(seg, b, 0o600)
-		// The header is not hashed by the reader (verify checks it): an
-		// answer may differ, an error must name the file.
-		_, failed, _ := runDamage(t, dir, qs, nil)
+		b[i] ^= f.mask
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var warned []error
+		got, failed, _ := runDamage(t, dir, qs, func(err error) { warned = append(warned, err) })
 		for name, err := range failed {
-			if !strings.Contains(err.Error(), seg) {
-				t.Errorf("byte %d: %s: %v, want an error naming %s", i, name, err, seg)
+			switch {
+			case derived:
+				bad = append(bad, fmt.Sprintf("byte %d: %s failed: %v (a derived file's damage is answered from the hours)", i, name, err))
+			case !strings.Contains(err.Error(), path):
+				bad = append(bad, fmt.Sprintf("byte %d: %s: %v, want an error naming %s", i, name, err, path))
+			default:
+				caught[f] = true
+			}
+		}
+		for _, w := range warned {
+			if derived && !strings.Contains(w.Error(), path) {
+				bad = append(bad, fmt.Sprintf("byte %d: warning %v, want one naming %s", i, w, path))
+			}
+			caught[f] = caught[f] || strings.Contains(w.Error(), path)
+		}
+		for name, a := range got {
+			if a != want[name] {
+				bad = append(bad, fmt.Sprintf("byte %d: %s answered %s, the intact ledger %s", i, name, a, want[name]))
 			}
 		}
 	}
+	return bad, caught
+}
+
+// flipPlaces is what to change in a file of n bytes: every byte covered
+// (also returned as a set), each zstd frame's first 8 bytes (its header)
+// and last 4 (its checksum), every fifth byte of the rest of each frame;
+// two bits of each byte, and each bit alone of a frame's descriptor and
+// the byte after it (the flags that say whether a checksum and a content
+// size follow).
+func flipPlaces(n int, covered, frames [][2]int) ([]flip, map[int]bool) {
+	set := map[int]bool{}
+	in := map[int]bool{}
+	for _, r := range covered {
+		for i := r[0]; i < r[1]; i++ {
+			set[i], in[i] = true, true
+		}
+	}
+	flags := map[int]bool{}
+	for _, r := range frames {
+		flags[r[0]+4], flags[r[0]+5] = true, true
+		for i := r[0]; i < r[1]; i++ {
+			if i < r[0]+8 || i >= r[1]-4 || (i-r[0])%5 == 0 {
+				set[i] = true
+			}
+		}
+	}
+	var at []flip
+	for i := range n {
+		if set[i] {
+			at = append(at, flip{i, 0x41})
+		}
+		if flags[i] {
+			for bit := range 8 {
+				if 1<<bit&0x41 == 0 {
+					at = append(at, flip{i, 1 << bit})
+				}
+			}
+		}
+	}
+	return at, in
+}
+
+func frameBytes(frames [][2]int) int {
+	n := 0
+	for _, r := range frames {
+		n += r[1] - r[0]
+	}
+	return n
+}
+
+// segRegions is where a sealed hour's (format 4 or 5) bytes lie: covered,
+// what format 5's CRC32C covers and the CRC32C itself (format 5); frames,
+// each zstd frame (blocks and columns).
+func segRegions(t *testing.T, b []byte) (covered, frames [][2]int) {
+	t.Helper()
+	b = b[:len(b):len(b)]
+	p, _, err := parseSeg45("", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s []byte) int { return len(b) - cap(s) }
+	vs := at(p.v4.viewers.data) - p.v4.viewers.dir
+	covered = append(covered, [2]int{0, vs})
+	for _, k := range []*keyed{p.v4.viewers, p.v4.takers} {
+		d := at(k.data)
+		covered = append(covered, [2]int{d - k.dir, d})
+		for i := range len(k.first) {
+			frames = append(frames, [2]int{d + k.off[i], d + k.off[i+1]})
+		}
+	}
+	cd, err := parseColumnDir(p.cold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := at(p.cold)
+	covered = append(covered, [2]int{c, c + cd.size})
+	for i, from := 0, c+cd.size; i < numCols; i++ {
+		if n := int(cd.comp[i]); n > 0 {
+			frames = append(frames, [2]int{from, from + n})
+			from += n
+		}
+	}
+	if p.format == 5 {
+		covered = append(covered, [2]int{len(b) - 36, len(b) - 32})
+	}
+	return covered, frames
+}
+
+// rollupRegions is segRegions for a day's rollup.
+func rollupRegions(t *testing.T, b []byte) (covered, frames [][2]int) {
+	t.Helper()
+	b = b[:len(b):len(b)]
+	x, err := parseRollup("", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n, err := rollupHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered = append(covered, [2]int{0, n})
+	at := func(s []byte) int { return len(b) - cap(s) }
+	end := n
+	for _, k := range x.secs {
+		d := at(k.data)
+		for i := range len(k.first) {
+			frames = append(frames, [2]int{d + k.off[i], d + k.off[i+1]})
+		}
+		end = d + len(k.data) + k.dir
+		covered = append(covered, [2]int{d + len(k.data), end})
+	}
+	covered = append(covered, [2]int{end, len(b) - 32}) // the trailer, the CRC32C
+	return covered, frames
 }
 
 // askNamesPath asks r who-took, took-by, reach and explain's look-up: each
@@ -309,9 +555,43 @@ func TestUnusableAuthorIndexRebuilt(t *testing.T) {
 	}
 }
 
-// A day rollup damaged where the reader does not look (a byte of its
-// keys' directory: no block checksum covers it) is found by its SHA-256
-// when a writer starts, and rebuilt from its hours.
+// A rollup written before rollups carried a CRC32C is read as it is
+// (the same answer, no warning) and written again with one by a writer
+// started on the directory.
+func TestOldRollupRebuiltAtStart(t *testing.T) {
+	dir := t.TempDir()
+	writeDays(t, dir, 26, Options{})
+	path := rollupPath(dir, day0.Unix())
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := rollupQueries()
+	want, _, _ := runDamage(t, dir, qs, nil)
+	old := appendHash(append([]byte(rollupMagic1), good[len(rollupMagic):len(good)-36]...))
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := reader(t, dir, Window{})
+	if len(r.rollups) != 1 || r.rollups[0].checked {
+		t.Fatalf("the earlier rollup not used as it is: %d rollups", len(r.rollups))
+	}
+	r.Close()
+	if got, failed, n := runDamage(t, dir, qs, nil); !maps.Equal(got, want) || len(failed) > 0 || n > 0 {
+		t.Fatalf("with the earlier rollup: %v (failed %v, %d fallbacks), want %v", got, failed, n, want)
+	}
+	if err := rollupUsable(path); !errors.Is(err, errRollupOld) {
+		t.Fatalf("rollupUsable: %v", err)
+	}
+	openAt(t, dir, &clock{t: day0.Add(27 * time.Hour)}, Options{}).Close()
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, good) {
+		t.Fatalf("the rollup after a start differs from the one the sealer made")
+	}
+}
+
+// A damaged day rollup (readers pass it over: its CRC32C or a block's
+// checksum fails) is found by its SHA-256 when a writer starts, and
+// rebuilt from its hours.
 func TestDamagedRollupRebuiltAtStart(t *testing.T) {
 	dir := t.TempDir()
 	writeDays(t, dir, 26, Options{})

@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -200,7 +202,7 @@ func rewriteV3(t *testing.T, dir string) []string {
 			t.Fatal(err)
 		}
 		p, err := readSeg(s, b, mustDecoder(t), dirTuples(t, dir))
-		if err != nil || p.format != 4 {
+		if err != nil || p.format != 5 {
 			t.Fatalf("%s: format %d, %v", s, p.format, err)
 		}
 		out, sum := encodeSegV3(p, prev, enc)
@@ -311,5 +313,56 @@ func TestFormat4Forged(t *testing.T) {
 	// link breaks even when the content still decodes.
 	if caught != positions {
 		t.Fatalf("verify caught %d of %d edits", caught, positions)
+	}
+}
+
+// rewriteV4 rewrites dir's sealed hours (format 5) in format 4, as an
+// earlier warden sealed them: the same bytes without the CRC32C, the
+// chain kept. Their derived files (named by the hours' hashes) are
+// removed and a writer started on the directory makes them again; it
+// must not touch the hours.
+func rewriteV4(t *testing.T, dir string) {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segExt))
+	slices.Sort(segs)
+	var prev []byte
+	var last time.Time
+	var written [][]byte
+	for _, s := range segs {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b[:len(segMagic5)]) != segMagic5 {
+			t.Fatalf("%s: not format 5", s)
+		}
+		out := append([]byte(segMagic4), b[len(segMagic5):len(b)-36]...)
+		at := len(segMagic4)
+		for range 3 { // hour, first, last
+			_, n := binary.Varint(out[at:])
+			at += n
+		}
+		if prev != nil {
+			copy(out[at:at+32], prev)
+		}
+		out = appendHash(out)
+		prev = out[len(out)-32:]
+		if err := os.WriteFile(s, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		written = append(written, out)
+		os.Remove(strings.TrimSuffix(s, segExt) + autExt)
+		h, _ := parseStem(strings.TrimSuffix(filepath.Base(s), segExt))
+		os.Remove(rollupPath(dir, dayOf(h)))
+		last = time.Unix(h, 0)
+	}
+	openAt(t, dir, &clock{t: last.Add(2 * time.Hour)}, Options{}).Close()
+	for i, s := range segs {
+		if b, _ := os.ReadFile(s); !bytes.Equal(b, written[i]) {
+			t.Fatalf("%s: a writer's start rewrote a format 4 hour", s)
+		}
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK {
+		t.Fatalf("verify of format 4: %v %v", err, rep.Problems)
 	}
 }

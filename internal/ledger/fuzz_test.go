@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/warden-gw/warden/internal/identify"
 )
 
@@ -138,54 +140,83 @@ func FuzzParseSeg(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(seg)
+	f.Add(segV4(seg))
 	f.Add([]byte(segMagic4))
+	f.Add([]byte(segMagic5))
 	dec := mustDecoder(f)
 	tf := []uint32{0, 1, 2, 3}
 	tuples := dirTuples(f, dir)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := parseSeg("fuzz", b)
-		if err != nil {
-			return
+		// A format 5 input with its CRC32C made right too, so that the
+		// fuzzer's changes reach the sections' decoders past the check.
+		if fixed := withSegCRC(b); fixed != nil {
+			fuzzSeg(t, fixed, dec, tf, tuples)
 		}
-		// Reach over a cut hour without an author index reads four
-		// columns alone (eachAuthored): what it sees
-		// is what the Accesses decoded whole hold.
-		type authored struct {
-			i       uint32
-			t       int64
-			authors string
-		}
-		var cols []authored
-		colErr := errors.New("not format 4")
-		if p.format == 4 {
-			_, colErr = eachAuthored(p.cold, p.hour, dec, func(i uint32, t int64, _ uint64, authors []uint32) {
-				cols = append(cols, authored{i, t, fmt.Sprint(authors)})
-			})
-		}
-		p.loadCold(dec, tuples)
-		if colErr == nil && p.coldErr == nil && p.entries != nil {
-			var whole []authored
-			for i, e := range p.entries {
-				if len(e.authors) > 0 {
-					whole = append(whole, authored{uint32(i), e.t, fmt.Sprint(e.authors)})
-				}
-			}
-			if !slices.Equal(cols, whole) {
-				t.Fatalf("columns alone give %v, the Accesses %v", cols, whole)
-			}
-		}
-		if p.v4 == nil {
-			return
-		}
-		p.v4.viewers.rawBlocks(dec)
-		p.v4.takers.eachSorted([]uint32{0, 1, 2, 5, 9}, dec, func(int, []byte) {})
-		for k := range uint32(8) {
-			if b, err := p.v4.viewers.get(k, dec); err == nil {
-				viewers4(b, tf, nil)
-			}
-			p.v4.rows4(k, p.hour*1e6, tf, dec)
-		}
+		fuzzSeg(t, b, dec, tf, tuples)
 	})
+}
+
+// withSegCRC is b (a format 5 partition) with the CRC32C its header and
+// directories have; nil when b is not one that parses.
+func withSegCRC(b []byte) []byte {
+	p, sum, err := parseSeg45("fuzz", b)
+	if err != nil || p.format != 5 {
+		return nil
+	}
+	out := slices.Clone(b)
+	binary.LittleEndian.PutUint32(out[len(out)-36:], sum)
+	return out
+}
+
+// segV4 is a format 5 partition written as format 4 (without its CRC32C).
+func segV4(b []byte) []byte {
+	return appendHash(append([]byte(segMagic4), b[len(segMagic5):len(b)-36]...))
+}
+
+// fuzzSeg is FuzzParseSeg's property for one input.
+func fuzzSeg(t *testing.T, b []byte, dec *zstd.Decoder, tf []uint32, tuples *strtab) {
+	p, err := parseSeg("fuzz", b)
+	if err != nil {
+		return
+	}
+	// Reach over a cut hour without an author index reads four
+	// columns alone (eachAuthored): what it sees
+	// is what the Accesses decoded whole hold.
+	type authored struct {
+		i       uint32
+		t       int64
+		authors string
+	}
+	var cols []authored
+	colErr := errors.New("not format 4")
+	if p.format >= 4 {
+		_, colErr = eachAuthored(p.cold, p.hour, dec, func(i uint32, t int64, _ uint64, authors []uint32) {
+			cols = append(cols, authored{i, t, fmt.Sprint(authors)})
+		})
+	}
+	p.loadCold(dec, tuples)
+	if colErr == nil && p.coldErr == nil && p.entries != nil {
+		var whole []authored
+		for i, e := range p.entries {
+			if len(e.authors) > 0 {
+				whole = append(whole, authored{uint32(i), e.t, fmt.Sprint(e.authors)})
+			}
+		}
+		if !slices.Equal(cols, whole) {
+			t.Fatalf("columns alone give %v, the Accesses %v", cols, whole)
+		}
+	}
+	if p.v4 == nil {
+		return
+	}
+	p.v4.viewers.rawBlocks(dec)
+	p.v4.takers.eachSorted([]uint32{0, 1, 2, 5, 9}, dec, func(int, []byte) {})
+	for k := range uint32(8) {
+		if b, err := p.v4.viewers.get(k, dec); err == nil {
+			viewers4(b, tf, nil)
+		}
+		p.v4.rows4(k, p.hour*1e6, tf, dec)
+	}
 }
 
 // FuzzCacheTail writes arbitrary log bytes in two pieces, a reader through
@@ -279,18 +310,30 @@ func FuzzParseRollup(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(seed)
+	f.Add(appendHash(append([]byte(rollupMagic1), seed[len(rollupMagic):len(seed)-36]...))) // before the CRC32C
 	f.Add([]byte(rollupMagic))
+	f.Add([]byte(rollupMagic1))
 	dec := mustDecoder(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		x, err := parseRollup("fuzz", b)
-		if err != nil {
-			return
+		ins := [][]byte{b}
+		// With its CRC32C made right too, so that the fuzzer's changes
+		// reach the sections' decoders past the check.
+		if x, sum, err := parseRollupSum("fuzz", b); err == nil && x.checked {
+			fixed := slices.Clone(b)
+			binary.LittleEndian.PutUint32(fixed[len(fixed)-36:], sum)
+			ins = append(ins, fixed)
 		}
-		for _, k := range x.secs {
-			k.rawBlocks(dec)
-			k.eachSorted([]uint32{0, 1, 2, 3, 5, 9}, dec, func(_ int, p []byte) {
-				viewerTuples(p, 1<<20, nil)
-			})
+		for _, b := range ins {
+			x, err := parseRollup("fuzz", b)
+			if err != nil {
+				continue
+			}
+			for _, k := range x.secs {
+				k.rawBlocks(dec)
+				k.eachSorted([]uint32{0, 1, 2, 3, 5, 9}, dec, func(_ int, p []byte) {
+					viewerTuples(p, 1<<20, nil)
+				})
+			}
 		}
 	})
 }

@@ -28,6 +28,7 @@ type keyed struct {
 	raw   []uint32 // raw length of each block
 	off   []int    // where each block starts in data; len nb+1
 	data  []byte
+	dir   int // the directory's length in bytes (format 5's CRC32C covers it)
 
 	mu  sync.Mutex
 	dec []*block // decoded blocks, nil until used
@@ -169,6 +170,7 @@ func parseKeyedDir(b []byte) (k *keyed, comp []uint64, rest []byte, err error) {
 	if d.err != nil {
 		return nil, nil, nil, d.err
 	}
+	k.dir = len(b) - len(d.b)
 	return k, comp, d.b, nil
 }
 

@@ -21,7 +21,7 @@ const (
 	segExt     = ".seg"
 	tornMark   = ".torn-"
 	hourName   = "2006-01-02T15"
-	segMagic   = segMagic4 // what the sealer writes
+	segMagic   = segMagic5 // what the sealer writes
 	segMagicV3 = "WLEDGER3"
 	segMagicV1 = "WLEDGER1"
 	segMagicV2 = "WLEDGER2"
@@ -213,7 +213,7 @@ const segHotFields = 5 * 8
 // b (b stays referenced); it checks the structure, not the hash (Verify
 // does, and readSeg).
 func parseSeg(path string, b []byte) (*partition, error) {
-	if len(b) >= len(segMagic4) && string(b[:len(segMagic4)]) == segMagic4 {
+	if len(b) >= len(segMagic4) && (string(b[:len(segMagic4)]) == segMagic4 || string(b[:len(segMagic5)]) == segMagic5) {
 		return parseSeg4(path, b)
 	}
 	if len(b) >= len(segMagicV1) && string(b[:len(segMagicV1)]) == segMagicV1 {
@@ -294,7 +294,7 @@ func (p *partition) decodeCold(dec *zstd.Decoder, tuples *strtab) ([]entry, erro
 	}
 	var es []entry
 	var err error
-	if p.format == 4 {
+	if p.format >= 4 {
 		es, err = parseColumns(p.cold, p.hour, &p.sizes, tuples, dec)
 	} else {
 		var raw []byte
@@ -345,7 +345,7 @@ func (p *partition) checkSpan(es []entry) error {
 	for i := range es {
 		lo, hi = min(lo, es[i].t), max(hi, es[i].t)
 	}
-	if len(es) > 0 && (p.minT != lo || p.maxT != hi) || len(es) == 0 && p.minT <= p.maxT && p.format == 4 {
+	if len(es) > 0 && (p.minT != lo || p.maxT != hi) || len(es) == 0 && p.minT <= p.maxT && p.format >= 4 {
 		return errors.New("header's time span differs from its Accesses'")
 	}
 	return nil
@@ -354,7 +354,7 @@ func (p *partition) checkSpan(es []entry) error {
 // readSeg reads a sealed partition whole: its hash checked, its hot
 // tables and Accesses decoded.
 func readSeg(path string, b []byte, dec *zstd.Decoder, tuples *strtab) (*partition, error) {
-	if len(b) >= len(segMagic)+32 && (string(b[:len(segMagic)]) == segMagic4 || string(b[:len(segMagic)]) == segMagicV3) &&
+	if len(b) >= len(segMagic)+32 && (string(b[:len(segMagic)]) == segMagic5 || string(b[:len(segMagic)]) == segMagic4 || string(b[:len(segMagic)]) == segMagicV3) &&
 		sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
 		return nil, errors.New("SHA-256 does not match the partition's content (edited or corrupt)")
 	}

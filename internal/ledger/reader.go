@@ -255,7 +255,7 @@ func (r *Reader) loadRollups(ls *listing) {
 			match = match && uint64(x.limits[i]) <= uint64(have[nsFacet+f])
 		}
 		for i, p := range ps {
-			match = match && p.sealed && p.format == 4 && p.hour == x.hours[i] && p.hash == x.hashes[i]
+			match = match && p.sealed && p.format >= 4 && p.hour == x.hours[i] && p.hash == x.hashes[i]
 		}
 		if match {
 			x.parts = ps
@@ -276,7 +276,7 @@ func (r *Reader) authoredIndex(p *partition) *authored {
 		r.auts = map[*partition]*authored{}
 	}
 	r.auts[p] = nil
-	if !p.sealed || p.format != 4 {
+	if !p.sealed || p.format < 4 {
 		return nil
 	}
 	path := autPath(r.dir, partName(p.hour))
@@ -492,7 +492,7 @@ func (r *Reader) lacksReqID(p *partition, id string) bool {
 // columnar reports whether p's Accesses are format 4's compressed columns,
 // whole, so that one column can be read alone.
 func columnar(p *partition) bool {
-	return p.sealed && p.format == 4 && p.entries == nil && p.coldErr == nil
+	return p.sealed && p.format >= 4 && p.entries == nil && p.coldErr == nil
 }
 
 // tupleHas is a match for lacks: the tuples whose facet f is ident (an

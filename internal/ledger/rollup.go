@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -43,16 +44,25 @@ import (
 //	per facet a keyed section (keyed.go; payloads: impressions, count,
 //	sorted values delta-coded): its blocks, then its directory,
 //	per facet where its blocks and its directory start (u64 each),
+//	the CRC32C (Castagnoli, u32 little-endian) of the header, the
+//	directories and those offsets: all that is not compressed,
 //	the SHA-256 of everything before.
 //
 // A section's directory follows its blocks so that the sealer writes the
 // blocks as it merges the hours, keeping one block of each hour and of
-// the rollup in memory, never the day.
+// the rollup in memory, never the day. Readers do not hash a rollup (a
+// week's reach would read every byte of seven): a block's zstd frame
+// checks its content, the CRC32C (checked when the reader maps it) the
+// rest, so that a changed byte is a rollup passed over (with a warning),
+// never another answer. Rollups written before the CRC32C (magic
+// WLEDGERD, the same without it) are still read, without that check, and
+// rebuilt by the writer at its next start.
 const (
-	rollupMagic = "WLEDGERD"
-	dayExt      = ".day"
-	dayName     = "2006-01-02"
-	daySeconds  = 24 * 3600
+	rollupMagic  = "WLEDGRD2"
+	rollupMagic1 = "WLEDGERD" // before the CRC32C
+	dayExt       = ".day"
+	dayName      = "2006-01-02"
+	daySeconds   = 24 * 3600
 )
 
 // rollupFacets are the facets a rollup keeps, as facet indexes (Facet-1):
@@ -85,6 +95,7 @@ type rollup struct {
 	hashes     [][32]byte
 	secs       []*keyed // by facets' order
 	parts      []*partition
+	checked    bool // it has a CRC32C (rollupMagic): parseRollup checked it
 }
 
 // section is the rollup's keyed section of facet f; nil when it has none.
@@ -100,7 +111,7 @@ func (x *rollup) section(f int) *keyed {
 // rollupHeader reads a rollup's header (what precedes its blocks); n is
 // where the blocks start.
 func rollupHeader(b []byte) (x *rollup, n int, err error) {
-	if len(b) < len(rollupMagic) || string(b[:len(rollupMagic)]) != rollupMagic {
+	if len(b) < len(rollupMagic) || string(b[:len(rollupMagic)]) != rollupMagic && string(b[:len(rollupMagic1)]) != rollupMagic1 {
 		return nil, 0, errors.New("not a day rollup (bad magic)")
 	}
 	d := decoder{b: b[len(rollupMagic):]}
@@ -143,22 +154,45 @@ func rollupHeader(b []byte) (x *rollup, n int, err error) {
 	return x, len(b) - len(d.b), nil
 }
 
+// errRollupCRC is a rollup whose header or directories do not match
+// their CRC32C.
+var errRollupCRC = errors.New("header or directories do not match their CRC32C (damaged)")
+
 // parseRollup reads a rollup's header and directories (b stays
-// referenced: blocks are decompressed on use). It checks the structure,
-// not the hash (verify does).
+// referenced: blocks are decompressed on use). It checks the structure
+// and the CRC32C of what is not compressed, not the hash (verify does).
 func parseRollup(path string, b []byte) (*rollup, error) {
-	if len(b) < len(rollupMagic)+32 {
-		return nil, errors.New("not a day rollup (too short)")
-	}
-	body := b[:len(b)-32]
-	x, n, err := rollupHeader(body)
+	x, sum, err := parseRollupSum(path, b)
 	if err != nil {
 		return nil, err
 	}
+	if x.checked && sum != binary.LittleEndian.Uint32(b[len(b)-36:]) {
+		return nil, errRollupCRC
+	}
+	return x, nil
+}
+
+// parseRollupSum is parseRollup without the check: it returns the
+// CRC32C of what the check covers (the header, the directories, the
+// trailer) of a rollup that has one (checked set: rollupMagic).
+func parseRollupSum(path string, b []byte) (*rollup, uint32, error) {
+	tail := 32
+	if len(b) >= len(rollupMagic) && string(b[:len(rollupMagic)]) == rollupMagic {
+		tail = 36
+	}
+	if len(b) < len(rollupMagic)+tail {
+		return nil, 0, errors.New("not a day rollup (too short)")
+	}
+	body := b[:len(b)-tail]
+	x, n, err := rollupHeader(body)
+	if err != nil {
+		return nil, 0, err
+	}
 	x.path = path
+	sum := crc32.Update(0, castagnoli, body[:n])
 	tr := 16 * len(x.facets)
 	if len(body)-n < tr {
-		return nil, errors.New("sections do not fit the file (truncated or corrupt)")
+		return nil, 0, errors.New("sections do not fit the file (truncated or corrupt)")
 	}
 	end := len(body) - tr
 	at := uint64(n)
@@ -170,7 +204,7 @@ func parseRollup(path string, b []byte) (*rollup, error) {
 			next = binary.LittleEndian.Uint64(body[end+16*(i+1):])
 		}
 		if blocks != at || dir < blocks || next < dir || next > uint64(end) {
-			return nil, errors.New("sections do not fit the file (truncated or corrupt)")
+			return nil, 0, errors.New("sections do not fit the file (truncated or corrupt)")
 		}
 		k, comp, rest, err := parseKeyedDir(body[dir:next])
 		if err == nil && len(rest) != 0 {
@@ -180,15 +214,17 @@ func parseRollup(path string, b []byte) (*rollup, error) {
 			err = k.setData(comp, body[blocks:dir])
 		}
 		if err != nil {
-			return nil, fmt.Errorf("facet %d: %w", x.facets[i], err)
+			return nil, 0, fmt.Errorf("facet %d: %w", x.facets[i], err)
 		}
+		sum = crc32.Update(sum, castagnoli, body[dir:next])
 		x.secs = append(x.secs, k)
 		at = next
 	}
 	if at != uint64(end) {
-		return nil, errors.New("sections do not fit the file (truncated or corrupt)")
+		return nil, 0, errors.New("sections do not fit the file (truncated or corrupt)")
 	}
-	return x, nil
+	x.checked = tail == 36
+	return x, crc32.Update(sum, castagnoli, body[end:]), nil
 }
 
 // appendViewers appends an author's viewers payload: impressions, the
@@ -375,7 +411,7 @@ func openDayHours(dir string, stems []string) (h *dayHours, format3 bool, err er
 			h.close()
 			return nil, false, fmt.Errorf("%s: %w", path, err)
 		}
-		if p.format != 4 {
+		if p.format < 4 {
 			format3 = true
 		}
 		h.parts = append(h.parts, p)
@@ -538,7 +574,11 @@ func writeRollup(dir string, day int64, stems []string, tv *tupleVals, dec *zstd
 	sum := sha256.New()
 	buf := bufio.NewWriterSize(f, 1<<16)
 	out := &hashWriter{w: buf, h: sum}
-	out.Write(h.header(day))
+	// crc covers what is not compressed (the header, the directories, the
+	// trailer), in the order parseRollup reads it.
+	head := h.header(day)
+	crc := crc32.Update(0, castagnoli, head)
+	out.Write(head)
 	var trailer []byte
 	var z []byte
 	for i := range rollupFacets {
@@ -558,9 +598,12 @@ func writeRollup(dir string, day int64, stems []string, tv *tupleVals, dec *zstd
 			return false, b.err
 		}
 		trailer = binary.LittleEndian.AppendUint64(trailer, uint64(out.n))
-		out.Write(appendKeyedDir(nil, b.first, b.nkeys, raw, comp))
+		kd := appendKeyedDir(nil, b.first, b.nkeys, raw, comp)
+		crc = crc32.Update(crc, castagnoli, kd)
+		out.Write(kd)
 	}
 	out.Write(trailer)
+	out.Write(binary.LittleEndian.AppendUint32(nil, crc32.Update(crc, castagnoli, trailer)))
 	if out.err != nil {
 		return false, out.err
 	}
@@ -626,10 +669,15 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 		// At start, a rollup whose SHA-256 fails or that does not parse
 		// is rebuilt from its hours, as a missing one is: readers do not
 		// hash a rollup (a week's would cost more than the query), so
-		// one damaged where no block checksum covers it (its keys'
-		// directory) is not left to answer until someone runs verify.
+		// one damaged is not left unused until someone runs verify. One
+		// written before the CRC32C is rebuilt too: a reader cannot tell
+		// a changed byte of its directories from a first key.
 		for day := range ls.days {
-			if err := rollupUsable(rollupPath(dir, day)); err != nil {
+			switch err := rollupUsable(rollupPath(dir, day)); {
+			case errors.Is(err, errRollupOld):
+				l.log.Info("ledger: day rollup of an earlier format, rebuilt from its hours with a CRC32C", slog.String("file", rollupPath(dir, day)))
+				ls.days[day] = false
+			case err != nil:
 				l.log.Warn("ledger: day rollup unusable, rebuilt from its hours", slog.String("file", rollupPath(dir, day)), slog.String("error", err.Error()))
 				ls.days[day] = false
 			}
@@ -695,10 +743,13 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 	}
 }
 
-// rollupNames reports whether the rollup at path names exactly the hours
-// stems, from its header alone.
+// errRollupOld is a rollup written before rollups carried a CRC32C: a
+// reader uses it without that check, the writer rebuilds it at start.
+var errRollupOld = errors.New("written before day rollups carried a CRC32C (" + rollupMagic1 + ")")
+
 // rollupUsable says why the rollup at path is not one a reader may use
-// as it is (its SHA-256 fails, it does not parse); nil when it is.
+// as it is (its SHA-256 fails, it does not parse) or one to write again
+// (errRollupOld); nil when it is neither.
 func rollupUsable(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -707,10 +758,15 @@ func rollupUsable(path string) error {
 	if len(b) < 32 || sha256.Sum256(b[:len(b)-32]) != [32]byte(b[len(b)-32:]) {
 		return errors.New("SHA-256 does not match the rollup's content (edited, corrupt or cut)")
 	}
-	_, err = parseRollup(path, b)
+	x, err := parseRollup(path, b)
+	if err == nil && !x.checked {
+		err = errRollupOld
+	}
 	return err
 }
 
+// rollupNames reports whether the rollup at path names exactly the hours
+// stems, from its header alone.
 func rollupNames(path string, stems []string) bool {
 	f, err := os.Open(path)
 	if err != nil {
@@ -775,7 +831,11 @@ func verifyRollup(dir string, day int64, stems []string, hashes map[string][32]b
 	if format3 {
 		return "made from a format 3 hour (the sealer makes none)"
 	}
-	if !bytes.HasPrefix(b, h.header(day)) {
+	head := h.header(day)
+	if !x.checked { // written before the CRC32C: the same header under the earlier magic
+		head = append([]byte(rollupMagic1), head[len(rollupMagic):]...)
+	}
+	if !bytes.HasPrefix(b, head) {
 		return "header " + errRollupDiffers.Error()
 	}
 	for i, f := range rollupFacets {

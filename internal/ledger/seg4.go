@@ -6,14 +6,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
 
-// A sealed partition in format 4 (magic WLEDGER4):
+// A sealed partition in format 5 (magic WLEDGER5; format 4, WLEDGER4,
+// is the same without the CRC32C):
 //
-//	"WLEDGER4", hour, first and last Access (unix µs) as varints,
+//	"WLEDGER5", hour, first and last Access (unix µs) as varints,
 //	the predecessor's SHA-256 (32 bytes),
 //	the count of namespaces and the shared dictionary's size in each,
 //	the partition's classes (count, name integers),
@@ -24,14 +26,38 @@ import (
 //	           tuple (delta), classes served, count, first (zig-zag µs
 //	           from the hour), last-first (as format 3's rows, table.go)
 //	  accesses the Accesses, columns (columns.go)
+//	the CRC32C (Castagnoli, u32 little-endian) of everything that is
+//	  not compressed: the bytes from the magic to the sections, the two
+//	  keyed sections' directories and the Accesses' column directory,
 //	the SHA-256 of everything before it.
 //
 // Identities are tuples (nsTuple: every facet of an Access at once), so
 // that one posting answers reach and who-took by any facet: format 3 kept
 // a table per facet, three times the postings for the facets an Access
-// has. Everything is compressed; a query decompresses the blocks it reads
-// and keeps them (keyed.go).
-const segMagic4 = "WLEDGER4"
+// has. Everything but the header and the directories is compressed; a
+// query decompresses the blocks it reads and keeps them (keyed.go).
+//
+// Readers do not hash a partition (verify does): a week's reach would
+// read every byte of 168 hours. Each zstd frame carries the checksum of
+// its content (the encoder's default; the decoder checks it), so a
+// changed compressed byte fails where it is decompressed; the CRC32C,
+// checked when a reader maps the file, covers the rest (about 5 KB an
+// hour at the density, parsed at open anyway), so that a changed
+// first key, block length, class or dictionary size is an error naming
+// the file, not another answer. Format 4 has no such check: a byte
+// changed in its header or directories may change an answer unseen
+// until verify. The trailing SHA-256 is covered by neither: a changed
+// byte there changes no answer (a rollup or author index names its hour
+// by that hash and is then passed over; the hours answer) and verify
+// reports it.
+const (
+	segMagic4 = "WLEDGER4"
+	segMagic5 = "WLEDGER5"
+)
+
+// errSegCRC is a format 5 partition whose header or directories do not
+// match their CRC32C.
+var errSegCRC = errors.New("header or section directories do not match their CRC32C (damaged)")
 
 // index4 is a format 4 partition's index.
 type index4 struct {
@@ -129,14 +155,15 @@ func buildIndex4(entries []entry, tuples []uint32, hour int64) *builders4 {
 }
 
 // encodeSeg writes p (ids of the shared dictionary, sizes set) as a
-// sealed partition after prev; tuples[i] is entry i's identity.
+// sealed partition (format 5) after prev; tuples[i] is entry i's
+// identity.
 func encodeSeg(p *partition, tuples []uint32, prev [32]byte, enc *zstd.Encoder) ([]byte, [32]byte) {
 	b := buildIndex4(p.entries, tuples, p.hour)
 	viewers := b.viewers.appendTo(nil, enc)
 	takers := b.takers.appendTo(nil, enc)
 	accesses := appendColumns(nil, p.entries, tuples, p.hour, enc)
 	out := make([]byte, 0, 256+len(viewers)+len(takers)+len(accesses))
-	out = append(out, segMagic4...)
+	out = append(out, segMagic5...)
 	out = binary.AppendVarint(out, p.hour)
 	out = binary.AppendVarint(out, p.minT)
 	out = binary.AppendVarint(out, p.maxT)
@@ -152,17 +179,45 @@ func encodeSeg(p *partition, tuples []uint32, prev [32]byte, enc *zstd.Encoder) 
 	out = append(out, viewers...)
 	out = append(out, takers...)
 	out = append(out, accesses...)
-	sum := sha256.Sum256(out)
-	return append(out, sum[:]...), sum
+	// The CRC32C is what a reader computes: the regions it covers are
+	// those the reader's parse finds, so the two cannot disagree on them.
+	n := len(out)
+	out = append(out, make([]byte, 4+32)...)
+	_, sum, err := parseSeg45("", out)
+	if err != nil {
+		panic(fmt.Sprintf("ledger: a partition just encoded does not parse: %v", err)) // a bug, not data
+	}
+	out = binary.LittleEndian.AppendUint32(out[:n], sum)
+	h := sha256.Sum256(out)
+	return append(out, h[:]...), h
 }
 
-// parseSeg4 reads a format 4 partition's header and section directories
-// (b stays referenced; blocks and Accesses are decompressed on use).
+// parseSeg4 reads a format 4 or 5 partition's header and section
+// directories (b stays referenced; blocks and Accesses are decompressed
+// on use); format 5's CRC32C is checked.
 func parseSeg4(path string, b []byte) (*partition, error) {
-	if len(b) < len(segMagic4)+32 {
-		return nil, errors.New("not a sealed ledger partition (too short)")
+	p, sum, err := parseSeg45(path, b)
+	if err != nil {
+		return nil, err
 	}
-	d := decoder{b: b[len(segMagic4) : len(b)-32]}
+	if p.format == 5 && sum != binary.LittleEndian.Uint32(b[len(b)-36:]) {
+		return nil, errSegCRC
+	}
+	return p, nil
+}
+
+// parseSeg45 is parseSeg4 without the check: it returns the CRC32C of
+// the regions format 5's covers (the header, the keyed sections'
+// directories, the column directory; what the sealer stores).
+func parseSeg45(path string, b []byte) (*partition, uint32, error) {
+	tail, format := 32, 4
+	if len(b) >= len(segMagic5) && string(b[:len(segMagic5)]) == segMagic5 {
+		tail, format = 36, 5
+	}
+	if len(b) < len(segMagic4)+tail {
+		return nil, 0, errors.New("not a sealed ledger partition (too short)")
+	}
+	d := decoder{b: b[len(segMagic4) : len(b)-tail]}
 	p := newPartition(path, d.varint())
 	p.sealed = true
 	p.minT, p.maxT = d.varint(), d.varint()
@@ -184,22 +239,36 @@ func parseSeg4(path string, b []byte) (*partition, error) {
 		lens[i] = d.uvarint()
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("header: %w", d.err)
+		return nil, 0, fmt.Errorf("header: %w", d.err)
 	}
 	if lens[0] > uint64(len(d.b)) || lens[1] > uint64(len(d.b)) || lens[0]+lens[1]+lens[2] != uint64(len(d.b)) {
-		return nil, errors.New("header: sections do not fit the file (truncated or corrupt)")
+		return nil, 0, errors.New("header: sections do not fit the file (truncated or corrupt)")
 	}
+	head := b[:len(b)-tail-len(d.b)]
 	var err error
 	if x.viewers, err = parseKeyed(d.b[:lens[0]]); err != nil {
-		return nil, fmt.Errorf("viewers: %w", err)
+		return nil, 0, fmt.Errorf("viewers: %w", err)
 	}
 	if x.takers, err = parseKeyed(d.b[lens[0] : lens[0]+lens[1]]); err != nil {
-		return nil, fmt.Errorf("takers: %w", err)
+		return nil, 0, fmt.Errorf("takers: %w", err)
 	}
-	p.cold, p.format = d.b[lens[0]+lens[1]:], 4
+	p.cold, p.format = d.b[lens[0]+lens[1]:], format
 	copy(p.hash[:], b[len(b)-32:])
 	p.v4 = x
-	return p, nil
+	var sum uint32
+	if format == 5 {
+		// The column directory is parsed here only for its length: its
+		// readers parse it again where they read the columns.
+		cd, err := parseColumnDir(p.cold)
+		if err != nil {
+			return nil, 0, fmt.Errorf("accesses: %w", err)
+		}
+		sum = crc32.Update(0, castagnoli, head)
+		sum = crc32.Update(sum, castagnoli, d.b[:x.viewers.dir])
+		sum = crc32.Update(sum, castagnoli, d.b[lens[0]:lens[0]+uint64(x.takers.dir)])
+		sum = crc32.Update(sum, castagnoli, p.cold[:cd.size])
+	}
+	return p, sum, nil
 }
 
 // index4Matches rebuilds a format 4 partition's index from its Accesses

@@ -205,7 +205,7 @@ func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder, d *di
 		}
 	}
 	vp.Accesses = len(p.entries)
-	if p.format == 4 {
+	if p.format >= 4 {
 		ok, err := p.index4Matches(d, dec)
 		if err != nil {
 			return "index: " + err.Error()
