@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/warden-gw/warden/internal/identify"
 )
 
@@ -238,20 +240,11 @@ func TestDamageEveryByte(t *testing.T) {
 		t.Fatalf("sealed as %q", orig[:len(segMagic5)])
 	}
 	covered, frames := segRegions(t, orig)
-	at, inCovered := flipPlaces(len(orig), covered, frames)
+	var sha []flip
 	for i := len(orig) - 32; i < len(orig); i += 3 { // the SHA-256: no answer reads it
-		at = append(at, flip{i, 0x41})
+		sha = append(sha, flip{i, 0x41})
 	}
-	bad, caught := damageEvery(t, dir, seg, at, damageQueries(hour), false)
-	for _, b := range bad {
-		t.Error(b)
-	}
-	for _, f := range at {
-		if inCovered[f.at] && !caught[f] {
-			t.Errorf("byte %d (covered by the CRC32C) flipped: every query answered", f.at)
-		}
-	}
-	t.Logf("%d changes to %d bytes, %d covered by the CRC32C, %d in %d zstd frames", len(at), len(orig), len(inCovered), frameBytes(frames), len(frames))
+	damageAll(t, dir, seg, len(orig), covered, frames, sha, damageQueries(hour), false)
 }
 
 // The same over a day's rollup (derived): every query gives the intact
@@ -263,17 +256,28 @@ func TestDamageEveryRollupByte(t *testing.T) {
 	path := rollupPath(dir, day0.Unix())
 	orig, _ := os.ReadFile(path)
 	covered, frames := rollupRegions(t, orig)
-	at, inCovered := flipPlaces(len(orig), covered, frames)
-	bad, caught := damageEvery(t, dir, path, at, rollupQueries(), true)
+	damageAll(t, dir, path, len(orig), covered, frames, nil, rollupQueries(), true)
+}
+
+// damageAll makes the changes flipPlaces chooses in path (n bytes), and
+// extra, through damageEvery: t fails on each bad outcome and on each
+// change to a covered byte that no query or warning reported.
+func damageAll(t *testing.T, dir, path string, n int, covered, frames [][2]int, extra []flip, qs map[string]func(*Reader) (string, error), derived bool) {
+	t.Helper()
+	orig, _ := os.ReadFile(path)
+	checksummed(t, orig, frames)
+	at, inCovered := flipPlaces(n, covered, frames)
+	at = append(at, extra...)
+	bad, caught := damageEvery(t, dir, path, at, qs, derived)
 	for _, b := range bad {
 		t.Error(b)
 	}
 	for _, f := range at {
 		if inCovered[f.at] && !caught[f] {
-			t.Errorf("byte %d (covered by the CRC32C) flipped: reach read the rollup without a warning", f.at)
+			t.Errorf("byte %d (covered by the CRC32C) flipped: no query failed or warned naming %s", f.at, path)
 		}
 	}
-	t.Logf("%d changes to %d bytes, %d covered by the CRC32C, %d in %d zstd frames", len(at), len(orig), len(inCovered), frameBytes(frames), len(frames))
+	t.Logf("%d changes to %d bytes, %d covered by the CRC32C, %d in %d zstd frames", len(at), n, len(inCovered), frameBytes(frames), len(frames))
 }
 
 // What the CRC32C closes: the same flips in a format 4 hour (an earlier
@@ -419,6 +423,19 @@ func flipPlaces(n int, covered, frames [][2]int) ([]flip, map[int]bool) {
 		}
 	}
 	return at, in
+}
+
+// checksummed fails t unless each frame of b carries zstd's checksum of
+// its content: what covers the compressed bytes (the encoder's default,
+// WithEncoderCRC; the decoder checks it).
+func checksummed(t *testing.T, b []byte, frames [][2]int) {
+	t.Helper()
+	for _, r := range frames {
+		var h zstd.Header
+		if err := h.Decode(b[r[0]:r[1]]); err != nil || !h.HasCheckSum {
+			t.Fatalf("the zstd frame at byte %d has no checksum of its content (%v)", r[0], err)
+		}
+	}
 }
 
 func frameBytes(frames [][2]int) int {

@@ -7,7 +7,7 @@
 // file). Time is cut into hour partitions, named by the hour in UTC:
 //
 //	2026-11-22T10.wal       the open partition: an append-only log of frames
-//	2026-11-22T09.seg       a sealed partition: immutable, format 3
+//	2026-11-22T09.seg       a sealed partition: immutable, format 5
 //	2026-11-22T10.wal.torn-1764  bytes cut from a torn tail, kept aside
 //	2026-11-22.day          a day's reach rollup (see Day rollups; rollup.go)
 //	2026-11-22T09.aut       an hour's author index (see Author indexes; authored.go)
@@ -29,14 +29,30 @@
 // place: a torn tail holds integers nothing refers to and is cut at the
 // next append.
 //
-// A sealed partition (format 4, magic WLEDGER4; seg4.go) is: the hour,
+// A sealed partition (format 5, magic WLEDGER5; seg4.go) is: the hour,
 // the first and last Access time, the SHA-256 of its predecessor, the size
 // of each namespace of `ids` its integers are below, the partition's
-// classes, then three compressed sections and the SHA-256 of all that:
-// each partition names its predecessor, so an edited, removed or
-// reordered partition breaks the chain (`warden ledger verify`). Readers
-// check the structure of what they map, not the hours' hashes: that is
-// verify's work. What does not decode is an error naming the file: every
+// classes, then three compressed sections, a CRC32C and the SHA-256 of
+// all that: each partition names its predecessor, so an edited, removed
+// or reordered partition breaks the chain (`warden ledger verify`).
+// Readers do not hash the hours (a week's reach would read every byte of
+// 168 of them): that is verify's work. They check every byte an answer
+// depends on all the same: each compressed block and column is a zstd
+// frame with the checksum of its content (checked as it is
+// decompressed), and the CRC32C covers what is not compressed (the
+// header, the keyed sections' directories of first keys and lengths, the
+// Accesses' column directory: about 1.4 KB of a 3 MB hour, parsed at
+// open anyway), checked when a reader maps the file. Only the trailing
+// SHA-256 is left to verify: a changed byte there changes no answer (a
+// rollup or author index naming the hour by it is passed over, the hours
+// answer). Format 4 (WLEDGER4: the same without the CRC32C), sealed by
+// an earlier warden, is still read and verified, with the gap that
+// closed: a changed byte of its header or directories can change an
+// answer without an error until verify runs (the writer does not
+// rewrite sealed hours: they are chained). TestDamageEveryByte flips the
+// bytes of a sealed hour and of a rollup; TestDamageFormat4Gap shows the
+// earlier formats' answers changed. What does not decode or check is an
+// error naming the file: every
 // query (WhoTook, TookBy, Viewers, Find, Distinct*, Each through Err)
 // fails rather than answer from the other hours as if the damaged one
 // held nothing. Only derived files are passed over: a day rollup or an
@@ -46,8 +62,9 @@
 // (WithWarnings, Reader.Fallbacks). The writer rebuilds at start an
 // author index no reader can use, and verify lists such an index under
 // rebuild, apart from the hours' problems; it rebuilds at start a day
-// rollup whose SHA-256 fails too (readers do not hash rollups: verify
-// reports one as a problem).
+// rollup whose SHA-256 fails too (readers do not hash rollups, they
+// check its CRC32C and blocks: verify reports a damaged one as a
+// problem), and one written before rollups carried a CRC32C.
 //
 // Identities are tuples: every facet of an Access at once (app, account,
 // ip, net, fingerprint) is one integer of the namespace nsTuple of `ids`,
@@ -81,7 +98,7 @@
 //
 // When every hour of a day is sealed (no log of the day left, and a later
 // hour on disk or the day's 23:00 sealed), the sealer writes the day's
-// rollup (DAY.day, magic WLEDGERD): the day's viewers sections merged,
+// rollup (DAY.day, magic WLEDGRD2; rollup.go): the day's viewers sections merged,
 // author -> impressions and the accounts, and again the ips, served the
 // author's content that day, each value once, in keyed sections like an
 // hour's. A reach over whole days reads one section a day instead of 24:
@@ -94,7 +111,11 @@
 // compares (an edited rollup, one whose hour changed or one that leaves an
 // hour out is a problem), and a reader uses it only when the hours of its
 // day it holds are exactly those it names, by hash (else the hours answer,
-// with the same result; readers do not hash what they map). Retention
+// with the same result; readers do not hash what they map, they check
+// the CRC32C of its header, directories and trailer and each block's
+// zstd checksum, and pass over a rollup that fails, with a warning).
+// Rollups written before the CRC32C (WLEDGERD) are read without it and
+// rebuilt by the writer at its next start. Retention
 // removes a day's rollup with the first hour of the day it removes; the
 // rest of that day is read hour by hour until it goes. A ledger sealed
 // before rollups gets them when the writer next starts. Days with a
@@ -128,12 +149,12 @@
 //
 // Format 3 (WLEDGER3; partition.go) is still read and verified: the same
 // header with a size per namespace but nsTuple, then hot tables per facet
-// (uncompressed, read where they lie in the mapped file) and the Accesses
-// (row by row, zstd). Format 2 (WLEDGER2: cold took-by tables, who-took
+// (uncompressed, read where they lie in the mapped file, under no check
+// but verify's) and the Accesses (row by row, zstd). Format 2 (WLEDGER2: cold took-by tables, who-took
 // rows for absent facets) and format 1 (WLEDGER1: per-hour dictionaries)
 // are refused by readers and verify with an error naming the file: keep
 // such a directory for the warden that wrote it and give this one a new
-// directory. Logs (.wal) did not change and are sealed in format 4.
+// directory. Logs (.wal) did not change and are sealed in format 5.
 //
 // Request ids are kept whole, for explain: warden's (gateway/pipeline.go)
 // are a random per-process prefix and a counter, so that a column of them
@@ -153,7 +174,8 @@
 // and /24; 1,000,000 subjects; 100,000 authors, Zipf 1.1; half profile
 // look-ups (one record), half feed pages (two posts, two author profiles):
 // 1.5 records and one author per Access on average. Format 4 takes 20.2
-// bytes per Access (format 3: 113.9):
+// bytes per Access (format 3: 113.9; format 5 adds 4 bytes an hour, its
+// CRC32C):
 //
 //   - the Accesses, 7.7: the identity 2.9 (a tuple: one of a million, 20
 //     bits, in 3-byte varints zstd cannot shrink: random), records 3.3,
@@ -295,7 +317,7 @@
 // count in hours, and cutting a busy hour in parts is the change to make
 // for such a gateway. Readers map the partitions of the window and load
 // the shared dictionary (its look-up built per namespace on first use); a
-// format 4 reader also keeps the blocks it decompressed and, per facet
+// format 4 or 5 reader also keeps the blocks it decompressed and, per facet
 // queried, an array of each tuple's value (4 bytes per tuple).
 //
 // A query's memory is bounded by one partition, not by its window: a

@@ -101,3 +101,52 @@ func BenchmarkReachDirCold(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkParseSegDir is what opening a partition costs a reader, the
+// dictionary aside: parseSeg (header, directories and, in format 5, their
+// CRC32C) of every sealed hour of WARDEN_REACH_DIR, read into memory,
+// as written (format 5) and as format 4 (the same bytes without the
+// CRC32C): the check's cost, alternated within one run.
+func BenchmarkParseSegDir(b *testing.B) {
+	dir, _, _ := reachDirQuery(b)
+	ls, err := list(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var v5, v4 [][]byte
+	covered := 0
+	for _, stem := range ls.stems {
+		if !ls.seg[stem] {
+			continue
+		}
+		s, err := os.ReadFile(segPath(dir, stem))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if string(s[:len(segMagic5)]) != segMagic5 {
+			b.Skipf("%s: not format 5", stem)
+		}
+		p, err := parseSeg(stem, s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cd, _ := parseColumnDir(p.cold)
+		covered += len(s) - 36 - len(p.cold) - len(p.v4.viewers.data) - len(p.v4.takers.data) + cd.size
+		v5, v4 = append(v5, s), append(v4, segV4(s))
+	}
+	b.Logf("%d hours, %d bytes under the CRC32C an hour", len(v5), covered/len(v5))
+	for _, c := range []struct {
+		name string
+		segs [][]byte
+	}{{"format5", v5}, {"format4", v4}, {"format5again", v5}, {"format4again", v4}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				for _, s := range c.segs {
+					if _, err := parseSeg("bench", s); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
