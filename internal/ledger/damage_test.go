@@ -305,15 +305,15 @@ func TestDamageFormat4Gap(t *testing.T) {
 
 	path := rollupPath(dir, day0.Unix())
 	b, _ := os.ReadFile(path)
-	old := append([]byte(rollupMagic1), b[len(rollupMagic):len(b)-36]...)
-	if err := os.WriteFile(path, appendHash(old), 0o600); err != nil {
+	old := rollupV1(b)
+	if err := os.WriteFile(path, old, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if rep, err := Verify(dir); err != nil || !rep.OK {
 		t.Fatalf("verify of a rollup written before the CRC32C: %v %v", err, rep.Problems)
 	}
-	covered, _ = rollupRegions(t, appendHash(old))
-	at, _ = flipPlaces(len(old)+32, covered, nil)
+	covered, _ = rollupRegions(t, old)
+	at, _ = flipPlaces(len(old), covered, nil)
 	bad, _ = damageEvery(t, dir, path, at, rollupQueries(), true)
 	if len(bad) == 0 {
 		t.Fatalf("no flip of %d in an earlier rollup's header and directories changed an answer", len(at))
@@ -576,17 +576,10 @@ func TestUnusableAuthorIndexRebuilt(t *testing.T) {
 // (the same answer, no warning) and written again with one by a writer
 // started on the directory.
 func TestOldRollupRebuiltAtStart(t *testing.T) {
-	dir := t.TempDir()
-	writeDays(t, dir, 26, Options{})
-	path := rollupPath(dir, day0.Unix())
-	good, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, path, good := rolledUp(t)
 	qs := rollupQueries()
 	want, _, _ := runDamage(t, dir, qs, nil)
-	old := appendHash(append([]byte(rollupMagic1), good[len(rollupMagic):len(good)-36]...))
-	if err := os.WriteFile(path, old, 0o600); err != nil {
+	if err := os.WriteFile(path, rollupV1(good), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := reader(t, dir, Window{})
@@ -606,17 +599,30 @@ func TestOldRollupRebuiltAtStart(t *testing.T) {
 	}
 }
 
+// rolledUp is a ledger of 26 hours (day0 rolled up), its rollup's path
+// and bytes.
+func rolledUp(t *testing.T) (dir, path string, b []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	writeDays(t, dir, 26, Options{})
+	path = rollupPath(dir, day0.Unix())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, path, b
+}
+
+// rollupV1 is a rollup as written before the CRC32C (rollupMagic1).
+func rollupV1(b []byte) []byte {
+	return appendHash(append([]byte(rollupMagic1), b[len(rollupMagic):len(b)-36]...))
+}
+
 // A damaged day rollup (readers pass it over: its CRC32C or a block's
 // checksum fails) is found by its SHA-256 when a writer starts, and
 // rebuilt from its hours.
 func TestDamagedRollupRebuiltAtStart(t *testing.T) {
-	dir := t.TempDir()
-	writeDays(t, dir, 26, Options{})
-	path := rollupPath(dir, day0.Unix())
-	good, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, path, good := rolledUp(t)
 	for _, at := range []int{len(good) / 2, len(good) - 40, 20} {
 		b := slices.Clone(good)
 		b[at] ^= 0x08

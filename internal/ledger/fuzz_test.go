@@ -310,7 +310,7 @@ func FuzzParseRollup(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(seed)
-	f.Add(appendHash(append([]byte(rollupMagic1), seed[len(rollupMagic):len(seed)-36]...))) // before the CRC32C
+	f.Add(rollupV1(seed))
 	f.Add([]byte(rollupMagic))
 	f.Add([]byte(rollupMagic1))
 	dec := mustDecoder(f)
