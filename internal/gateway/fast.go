@@ -3,7 +3,9 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -25,7 +27,39 @@ type fastFront struct {
 	srv    *fasthttp.Server
 	client *fasthttp.HostClient
 	slack  time.Duration // of connection deadlines (coarseConn)
+	upTLS  *tls.Config   // an https upstream's; nil: cleartext
 }
+
+// dialUpstream opens an upstream connection for the client, its reads and
+// deadlines through a coarseConn (idleReads: the header's deadline fixed,
+// then each wait for more of the body). To an https upstream the TLS is
+// done here, under the coarseConn, so that it reads the answer's bytes,
+// not TLS records (in which it would look for the header's end in vain);
+// fasthttp takes a connection that has a Handshake method as one already
+// secured.
+func (f *fastFront) dialUpstream(addr string) (net.Conn, error) {
+	c, err := fasthttp.DialTimeout(addr, f.cfg.Upstream.DialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if f.upTLS == nil {
+		return &coarseConn{Conn: c, slack: f.slack, idleReads: true}, nil
+	}
+	tc := tls.Client(c, f.upTLS)
+	_ = tc.SetDeadline(time.Now().Add(f.cfg.Upstream.DialTimeout))
+	if err := tc.Handshake(); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return securedConn{&coarseConn{Conn: tc, slack: f.slack, idleReads: true}}, nil
+}
+
+// securedConn is a coarseConn over a TLS connection whose handshake is
+// done: its Handshake method tells fasthttp not to wrap it in TLS again.
+type securedConn struct{ *coarseConn }
+
+func (securedConn) Handshake() error { return nil }
 
 // newFastFront builds the fast front; name is the front its requests
 // count as (the loop's, for the connections the loop hands over).
@@ -47,13 +81,12 @@ func newFastFront(g *Gateway, cfg *config.Config, name frontName) *fastFront {
 		MaxConnWaitTimeout:     cfg.Upstream.ResponseHeaderTimeout,
 		MaxResponseBodySize:    cfg.Server.MaxBodyBytes,
 		DisablePathNormalizing: true,
-		Dial: func(addr string) (net.Conn, error) {
-			c, err := fasthttp.DialTimeout(addr, cfg.Upstream.DialTimeout)
-			if err != nil {
-				return nil, err
-			}
-			return &coarseConn{Conn: c, slack: f.slack, idleReads: true}, nil
-		},
+		Dial:                   f.dialUpstream,
+	}
+	if f.client.IsTLS {
+		// As fasthttp's own: the host's name checked, sessions resumed.
+		host, _, _ := net.SplitHostPort(f.client.Addr)
+		f.upTLS = &tls.Config{ServerName: host, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
 	}
 	f.srv = &fasthttp.Server{
 		Handler:               f.serve,

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bufio"
+	"crypto/tls"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -24,16 +27,39 @@ type piece struct {
 // ends the answer.
 func scriptedUpstream(t *testing.T, pieces []piece) string {
 	t.Helper()
-	up, _ := rawUpstream(t, func(_ *http.Request, w *bufio.Writer) bool {
-		for _, p := range pieces {
-			time.Sleep(p.after)
-			if _, err := w.WriteString(p.bytes); err != nil || w.Flush() != nil {
-				return false
-			}
-		}
-		return true
-	})
+	up, _ := rawUpstream(t, func(_ *http.Request, w *bufio.Writer) bool { return writePieces(w, pieces) })
 	return up
+}
+
+// scriptedTLSUpstream is scriptedUpstream over TLS, its https URL, and a
+// setup that makes a fast front's gateway trust its certificate.
+func scriptedTLSUpstream(t *testing.T, pieces []piece) (string, func(*Gateway)) {
+	t.Helper()
+	certs := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate, valid for 127.0.0.1
+	t.Cleanup(certs.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _ := rawUpstreamOn(t, tls.NewListener(ln, certs.TLS.Clone()), func(_ *http.Request, w *bufio.Writer) bool {
+		return writePieces(w, pieces)
+	})
+	roots := certs.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	return strings.Replace(up, "http://", "https://", 1), func(g *Gateway) {
+		g.front.(*fastFront).upTLS.RootCAs = roots
+	}
+}
+
+// writePieces writes pieces, each flushed after its wait; it returns false
+// when a write fails (warden gave up and closed).
+func writePieces(w *bufio.Writer, pieces []piece) bool {
+	for _, p := range pieces {
+		time.Sleep(p.after)
+		if _, err := w.WriteString(p.bytes); err != nil || w.Flush() != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // trickle is s as pieces of one byte, each after every.
@@ -71,11 +97,19 @@ func TestUpstreamHeaderDeadline(t *testing.T) {
 		// what the header left of its deadline.
 		{"body pauses after a late header", []piece{{0, header[:10]}, {timeout * 6 / 10, header[10:]}, {timeout * 6 / 10, "body"}}, 200, "body"},
 	}
-	for _, front := range fronts {
+	// The fast front serves an https upstream too: its header is read
+	// through TLS.
+	for _, front := range append(fronts, "fast-https") {
 		for _, tc := range cases {
 			t.Run(front+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				l := frontGateway(t, front, yaml, scriptedUpstream(t, tc.pieces))
+				var l *loopGW
+				if front == "fast-https" {
+					up, trust := scriptedTLSUpstream(t, tc.pieces)
+					l = frontGateway(t, config.FrontFast, yaml, up, trust)
+				} else {
+					l = frontGateway(t, front, yaml, scriptedUpstream(t, tc.pieces))
+				}
 				c := dial(t, l.addr) // its deadline (hangBound) ends a hang
 				c.send("GET /v1/slow HTTP/1.1\r\nHost: x\r\n\r\n")
 				code, body, _ := c.answer("GET")

@@ -43,8 +43,8 @@ func loopGateway(t *testing.T, yaml, upstream string) *loopGW {
 }
 
 // frontGateway serves cfg with front (loop, fast or std) on a loopback port
-// in front of upstream, until the test ends.
-func frontGateway(t *testing.T, front, yaml, upstream string) *loopGW {
+// in front of upstream, until the test ends; setup runs before it serves.
+func frontGateway(t *testing.T, front, yaml, upstream string, setup ...func(*Gateway)) *loopGW {
 	t.Helper()
 	cfg, err := config.Parse(front+".yaml", []byte("log: {level: debug}\n"+yaml))
 	if err != nil {
@@ -60,6 +60,9 @@ func frontGateway(t *testing.T, front, yaml, upstream string) *loopGW {
 	g := testGateway(t, cfg, reg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if g.Front() != front {
 		t.Fatalf("front %s, want %s", g.Front(), front)
+	}
+	for _, f := range setup {
+		f(g)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -304,6 +307,13 @@ func rawUpstream(t *testing.T, answer func(r *http.Request, w *bufio.Writer) boo
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rawUpstreamOn(t, ln, answer)
+}
+
+// rawUpstreamOn is rawUpstream on ln (a TLS one, say); its address is
+// given as http://.
+func rawUpstreamOn(t *testing.T, ln net.Listener, answer func(r *http.Request, w *bufio.Writer) bool) (string, *atomic.Int64) {
+	t.Helper()
 	var conns atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
