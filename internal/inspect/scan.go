@@ -185,6 +185,7 @@ func (s *scanner) scan(root *node, i int) (int, error) {
 		c      byte
 		e      int
 		ok     bool
+		esc    bool
 	)
 value:
 	if i >= len(b) {
@@ -206,7 +207,7 @@ valueC: // c is b[i]
 				goto str
 			}
 		}
-		if e, ok = scanString(b, i); !ok {
+		if e, _, ok = scanString(b, i); !ok {
 			return e, s.fail(e, "bad string")
 		}
 	str:
@@ -428,21 +429,21 @@ name: // b[i] is its opening quote
 			e++
 			goto colon
 		}
-		// An escape, or a name longer than fifteen bytes: it may yet be
-		// a known name written with escapes.
-		if e, ok = scanString(b, i); !ok {
+		if e, esc, ok = scanString(b, i); !ok {
 			return e, s.fail(e, "bad string")
 		}
-		if len(topN.keys) > 0 {
-			cur = s.kid(topN, b[i+1:e-1])
+		// A name with an escape may yet be a known one, written so. A
+		// name without is no known one: the words said so.
+		if esc && len(topN.keys) > 0 {
+			cur = s.kid(topN, b[i+1:e-1], true)
 		}
 		goto colon
 	}
 	// Too near the end for the word compares.
-	if e, ok = scanString(b, i); !ok {
+	if e, esc, ok = scanString(b, i); !ok {
 		return e, s.fail(e, "bad string")
 	}
-	cur = s.kid(topN, b[i+1:e-1])
+	cur = s.kid(topN, b[i+1:e-1], esc)
 colon:
 	if e+1 < len(b) && b[e] == ':' && b[e+1] > ' ' { // compact
 		i = e + 1
@@ -473,7 +474,7 @@ func (s *scanner) scalar(n *node, i int) (int, error) {
 	var ok bool
 	switch b[i] {
 	case '"':
-		if i, ok = scanString(b, i); !ok {
+		if i, _, ok = scanString(b, i); !ok {
 			return i, s.fail(i, "bad string")
 		}
 	case 't':
@@ -509,14 +510,15 @@ func (s *scanner) scalar(n *node, i int) (int, error) {
 }
 
 // kid is the child node of n for the member name raw (a valid string's
-// content, as in the body), nil if no path goes there. A name with escapes
-// is the string they spell, as for any JSON client ("em\u0061il" is
-// email): it is decoded into the Result's scratch memory and matched so.
-func (s *scanner) kid(n *node, raw []byte) *node {
+// content, as in the body; esc: it holds an escape), nil if no path goes
+// there. A name with escapes is the string they spell, as for any JSON
+// client ("em\u0061il" is email): it is decoded into the Result's scratch
+// memory and matched so.
+func (s *scanner) kid(n *node, raw []byte, esc bool) *node {
 	if len(n.keys) == 0 {
 		return nil
 	}
-	if bytes.IndexByte(raw, '\\') >= 0 {
+	if esc {
 		s.r.name = unescape(s.r.name[:0], raw)
 		raw = s.r.name
 	}
@@ -614,10 +616,12 @@ func lit(b []byte, i int, w string) (int, bool) {
 	return i + len(w), true
 }
 
-// scanString returns the offset after the string starting at b[i] ('"').
-// On failure it returns the offset of the offending byte (len(b) when the
-// string is not closed).
-func scanString(b []byte, i int) (int, bool) {
+// scanString returns the offset after the string starting at b[i] ('"'),
+// and whether the string holds an escape (member names with one are
+// decoded before they are matched). On failure it returns the offset of
+// the offending byte (len(b) when the string is not closed).
+func scanString(b []byte, i int) (int, bool, bool) {
+	esc := false
 	i++
 	for {
 		// Sixteen bytes at a time until one may be '"', '\\' or a control
@@ -647,29 +651,30 @@ func scanString(b []byte, i int) (int, bool) {
 			i++
 		}
 		if i >= len(b) {
-			return i, false
+			return i, esc, false
 		}
 	flagged: // b[i] is '"', '\\' or a control character
 		switch b[i] {
 		case '"':
-			return i + 1, true
+			return i + 1, esc, true
 		case '\\':
+			esc = true
 			if i+1 >= len(b) {
-				return i, false
+				return i, esc, false
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return i, false
+					return i, esc, false
 				}
 				i += 6
 			default:
-				return i, false
+				return i, esc, false
 			}
 		default: // a control character
-			return i, false
+			return i, esc, false
 		}
 	}
 }
