@@ -11,7 +11,8 @@
 // every look-up, the ledger keeping no provenance), and what each rate limit that
 // counted the request, as admission decides it (admit.Admitter.Applies),
 // had seen: the requests recorded from its key on its routes within its
-// burst window before the request.
+// burst window before the request (but those no limit saw: refused at
+// the edge, for their credentials, or by a ban; ledger.Unlimited).
 //
 // A request warden refused at its edge, before a configured rule was
 // asked (rule request: CONNECT, an ambiguous path, an HTTP version it does

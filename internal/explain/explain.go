@@ -129,8 +129,10 @@ type Budget struct {
 }
 
 // RateLimit is what one rate limit of the config saw of the request's
-// identity before it: the requests the ledger recorded (admitted or
-// refused) from the value the limit counts, with the identity's account
+// identity before it: the requests the ledger recorded (admitted, or
+// refused where limits were asked: not those refused at the edge, for
+// their credentials or by a ban, ledger.Unlimited) from the value the
+// limit counts, with the identity's account
 // when the limit counts them together (identified: own), on the limit's
 // routes, within its burst window: burst times the rate's interval, the
 // span its decision depends on (with no request in it, it admits). In any

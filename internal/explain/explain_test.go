@@ -221,8 +221,17 @@ func TestRateLimits(t *testing.T) {
 	// it, so no row counts it.
 	edge := at("edge", "7", users, -300*time.Millisecond)
 	edge.Status, edge.Rule, edge.Facet = 400, refusal.RuleRequest, "ambiguous_path"
+	// Refused before admission for a credential warden could not verify
+	// (the address alone known), and refused by a ban, under which the
+	// store asks no limit: no limit saw either, so no row counts them.
+	unverified := at("unverified", "", users, -400*time.Millisecond)
+	unverified.Status, unverified.Rule, unverified.Facet = 401, refusal.RuleIdentity, "account"
+	twice := at("twice", "7", users, -450*time.Millisecond)
+	twice.Status, twice.Rule, twice.Facet = 400, refusal.RuleIdentity, "account"
+	banned := at("banned", "7", users, -600*time.Millisecond)
+	banned.Status, banned.Rule, banned.Facet = 403, refusal.RuleBan, "account"
 	src := record(t,
-		edge,
+		edge, unverified, twice, banned,
 		at("a7-users", "7", users, -500*time.Millisecond),
 		at("a7-search", "7", search, -2*time.Second),
 		at("a7-early", "7", users, -5*time.Second),

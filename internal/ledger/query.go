@@ -678,18 +678,30 @@ type FacetValue struct {
 	Value string
 }
 
+// Unlimited are the rules whose refusals no rate limit saw: refused
+// before admission asked any limit (request: at the gateway's edge;
+// identity: credentials warden could not verify, or two of one), or by a
+// ban, under which the store evaluates no limit (store.AdmitResult). A
+// refusal by a rate limit was seen by every limit asked with it, and one
+// by the state store (store) may have been: those stay counted.
+func Unlimited() []string {
+	return []string{refusal.RuleRequest, refusal.RuleIdentity, refusal.RuleBan}
+}
+
 // Requests counts, per route, the Accesses of the window whose identity
-// has every facet value of want (none: every Access), refused or not:
-// what a rate limit keyed on those values saw (explain). Requests refused
-// at the gateway's edge (rule request) are not counted: no rate limit saw
-// them. It skips the sealed hours whose identities lack want's first
-// value.
+// has every facet value of want (none: every Access), admitted or
+// refused by a limit: what a rate limit keyed on those values saw
+// (explain). Requests refused by the rules no rate limit saw (Unlimited)
+// are not counted. It skips the sealed hours whose identities lack want's
+// first value.
 func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 	defer runtime.KeepAlive(r)
 	out := map[string]int{}
-	edge := uint32(0) // rule request's name+1; 0: never recorded
-	if id, ok := r.d.id(nsName, refusal.RuleRequest); ok {
-		edge = id + 1
+	var unseen []uint32 // those rules' names+1, of those ever recorded
+	for _, rule := range Unlimited() {
+		if id, ok := r.d.id(nsName, rule); ok {
+			unseen = append(unseen, id+1)
+		}
 	}
 	var ids [NumFacets]uint32 // id+1 asked per facet; 0: any
 	for _, w := range want {
@@ -720,7 +732,7 @@ func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 	next:
 		for i := range es {
 			e := &es[i]
-			if !r.win.has(e.t) || edge != 0 && e.rule == edge {
+			if !r.win.has(e.t) || slices.Contains(unseen, e.rule) {
 				continue
 			}
 			for f, id := range ids {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,8 +119,13 @@ func traffic(n int) []*inspect.Access {
 			a.Links = []string{"x"}
 			if r.IntN(10) == 0 {
 				a.Status, a.Rule, a.Facet, a.Records = 429, "contact-per-account", "account", nil
-				if len(out)%3 == 0 { // refused at the edge: Requests leaves it out
+				switch len(out) % 5 { // refused where no limit saw it: Requests leaves it out
+				case 0:
 					a.Status, a.Rule, a.Facet = 400, refusal.RuleRequest, "ambiguous_path"
+				case 1:
+					a.Status, a.Rule, a.Facet = 401, refusal.RuleIdentity, "account"
+				case 2:
+					a.Status, a.Rule, a.Facet = 403, refusal.RuleBan, "account"
 				}
 			}
 		}
@@ -199,22 +205,24 @@ func TestSameAnswers(t *testing.T) {
 			t.Fatal("a source with no name")
 		}
 	}
-	// Requests counts every Access but those refused at the edge, on
-	// both (then compared below, per route and identity).
-	edge := 0
+	// Requests counts every Access but those refused where no limit saw
+	// them (at the edge, for their credentials, by a ban), on both (then
+	// compared below, per route and identity).
+	unseen := map[string]int{}
 	for _, a := range acc {
-		if a.Rule == refusal.RuleRequest {
-			edge++
+		if slices.Contains(ledger.Unlimited(), a.Rule) {
+			unseen[a.Rule]++
 		}
 	}
+	skipped := unseen[refusal.RuleRequest] + unseen[refusal.RuleIdentity] + unseen[refusal.RuleBan]
 	for _, src := range []ledger.Source{local, ch} {
 		perRoute, err := src.Requests(ctx, all, nil)
 		n := 0
 		for _, c := range perRoute {
 			n += c
 		}
-		if err != nil || edge == 0 || n != len(acc)-edge {
-			t.Fatalf("%s: %d requests (%v), want %d: %d Accesses, %d refused at the edge", src, n, err, len(acc)-edge, len(acc), edge)
+		if err != nil || len(unseen) != 3 || n != len(acc)-skipped {
+			t.Fatalf("%s: %d requests (%v), want %d: %d Accesses, refused where no limit saw them %v", src, n, err, len(acc)-skipped, len(acc), unseen)
 		}
 	}
 	type query struct {

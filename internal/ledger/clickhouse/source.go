@@ -11,7 +11,6 @@ import (
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
-	"github.com/warden-gw/warden/internal/refusal"
 )
 
 var _ ledger.Source = (*Client)(nil)
@@ -196,10 +195,15 @@ func (c *Client) Distinct(ctx context.Context, win ledger.Window, by identify.Fa
 }
 
 // Requests counts, per route, the accesses rows in win whose identity
-// has every facet value of want, but those refused at the gateway's edge
-// (rule request), as the directory's Requests.
+// has every facet value of want, but those refused by a rule no rate
+// limit saw (ledger.Unlimited), as the directory's Requests.
 func (c *Client) Requests(ctx context.Context, win ledger.Window, want []ledger.FacetValue) (map[string]int, error) {
-	cond := window(win) + " AND rule != " + quote(refusal.RuleRequest)
+	unseen := ledger.Unlimited()
+	quoted := make([]string, len(unseen))
+	for i, rule := range unseen {
+		quoted[i] = quote(rule)
+	}
+	cond := window(win) + " AND rule NOT IN (" + strings.Join(quoted, ", ") + ")"
 	for _, w := range want {
 		if w.By < 1 || int(w.By) > ledger.NumFacets {
 			return nil, fmt.Errorf("clickhouse: requests: facet %d", w.By)
