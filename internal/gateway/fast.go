@@ -38,12 +38,24 @@ type fastFront struct {
 // fasthttp takes a connection that has a Handshake method as one already
 // secured.
 func (f *fastFront) dialUpstream(addr string) (net.Conn, error) {
-	c, err := fasthttp.DialTimeout(addr, f.cfg.Upstream.DialTimeout)
+	c, err := f.dialPlain(addr)
 	if err != nil {
 		return nil, err
 	}
+	cc := &coarseConn{Conn: c, slack: f.slack, idleReads: true}
 	if f.upTLS == nil {
-		return &coarseConn{Conn: c, slack: f.slack, idleReads: true}, nil
+		return cc, nil
+	}
+	return securedConn{cc}, nil
+}
+
+// dialPlain opens a connection to the upstream that carries HTTP as
+// written: to an https upstream, with its TLS handshake done (within
+// dial_timeout).
+func (f *fastFront) dialPlain(addr string) (net.Conn, error) {
+	c, err := fasthttp.DialTimeout(addr, f.cfg.Upstream.DialTimeout)
+	if err != nil || f.upTLS == nil {
+		return c, err
 	}
 	tc := tls.Client(c, f.upTLS)
 	_ = tc.SetDeadline(time.Now().Add(f.cfg.Upstream.DialTimeout))
@@ -52,7 +64,7 @@ func (f *fastFront) dialUpstream(addr string) (net.Conn, error) {
 		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
 	}
 	_ = tc.SetDeadline(time.Time{})
-	return securedConn{&coarseConn{Conn: tc, slack: f.slack, idleReads: true}}, nil
+	return tc, nil
 }
 
 // securedConn is a coarseConn over a TLS connection whose handshake is
@@ -283,34 +295,69 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 }
 
 // upgrade relays an Upgrade request (WebSocket and the like) byte for byte
-// once admitted: the request goes to a fresh upstream connection, then both
-// directions are copied until either side closes.
+// once admitted: the request goes to a fresh upstream connection and the
+// answer's header is read within upstream.response_header_timeout of the
+// send, as every answer's (past it, or failed, 504 or 502 as any upstream
+// failure); then both directions are copied until either side closes.
 func (f *fastFront) upgrade(ctx *fasthttp.RequestCtx, ex *Exchange, proto string) {
-	up, err := net.DialTimeout("tcp", f.client.Addr, f.cfg.Upstream.DialTimeout)
-	if err != nil {
-		f.upstreamFailed(&ctx.Response, ex, err)
-		return
-	}
-	var req fasthttp.Request
-	ctx.Request.CopyTo(&req)
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(c net.Conn) {
-		c = unwrapConn(c)
-		defer up.Close()
-		w := bufio.NewWriter(up)
-		if err := req.Write(w); err != nil || w.Flush() != nil {
+	deadline := time.Now().Add(f.cfg.Upstream.ResponseHeaderTimeout)
+	up, err := f.dialPlain(f.client.Addr)
+	if err == nil {
+		_ = up.SetDeadline(deadline)
+		var head []byte
+		if head, err = upgradeExchange(up, &ctx.Request); err == nil {
+			_ = up.SetDeadline(time.Time{}) // the relay's pace is the two ends'
+			ctx.HijackSetNoResponse(true)
+			ctx.Hijack(func(c net.Conn) { relay(unwrapConn(c), up, head) })
 			return
 		}
-		var done atomic.Bool
-		go func() {
-			_, _ = io.Copy(c, up)
-			done.Store(true)
-			_ = c.Close()
-		}()
-		_, _ = io.Copy(up, c)
-		if tc, ok := up.(*net.TCPConn); ok && !done.Load() {
-			_ = tc.CloseWrite()
-		}
-	})
+		_ = up.Close()
+	}
+	f.upstreamFailed(&ctx.Response, ex, err)
 	_ = proto
+}
+
+// upgradeExchange writes req on up and reads the answer's header, under
+// the deadline set on up: head is what was read, the header and what
+// followed it in the same read.
+func upgradeExchange(up net.Conn, req *fasthttp.Request) (head []byte, err error) {
+	w := bufio.NewWriter(up)
+	if err := req.Write(w); err != nil {
+		return nil, fmt.Errorf("upgrade request: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("upgrade request: %w", err)
+	}
+	var scan answerHeadScan
+	buf := make([]byte, 4<<10)
+	for len(head) <= loopAnswerHeader {
+		n, err := up.Read(buf)
+		head = append(head, buf[:n]...)
+		if scan.end(buf[:n]) >= 0 {
+			return head, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("upgrade answer header: %w", err)
+		}
+	}
+	return nil, errAnswerHeaderTooLarge
+}
+
+// relay sends head to the client c, then copies both ways until either
+// side closes.
+func relay(c, up net.Conn, head []byte) {
+	defer up.Close()
+	if _, err := c.Write(head); err != nil {
+		return
+	}
+	var done atomic.Bool
+	go func() {
+		_, _ = io.Copy(c, up)
+		done.Store(true)
+		_ = c.Close()
+	}()
+	_, _ = io.Copy(up, c)
+	if cw, ok := up.(interface{ CloseWrite() error }); ok && !done.Load() {
+		_ = cw.CloseWrite()
+	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -62,6 +63,18 @@ func writePieces(w *bufio.Writer, pieces []piece) bool {
 	return true
 }
 
+// scriptedGateway serves yaml with front in front of an upstream that
+// answers with pieces; front fast-https is the fast front with the
+// upstream over TLS.
+func scriptedGateway(t *testing.T, front, yaml string, pieces []piece) *loopGW {
+	t.Helper()
+	if front == "fast-https" {
+		up, trust := scriptedTLSUpstream(t, pieces)
+		return frontGateway(t, config.FrontFast, yaml, up, trust)
+	}
+	return frontGateway(t, front, yaml, scriptedUpstream(t, pieces))
+}
+
 // trickle is s as pieces of one byte, each after every.
 func trickle(s string, every time.Duration) []piece {
 	ps := make([]piece, len(s))
@@ -103,13 +116,7 @@ func TestUpstreamHeaderDeadline(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(front+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				var l *loopGW
-				if front == "fast-https" {
-					up, trust := scriptedTLSUpstream(t, tc.pieces)
-					l = frontGateway(t, config.FrontFast, yaml, up, trust)
-				} else {
-					l = frontGateway(t, front, yaml, scriptedUpstream(t, tc.pieces))
-				}
+				l := scriptedGateway(t, front, yaml, tc.pieces)
 				c := dial(t, l.addr) // its deadline (hangBound) ends a hang
 				c.send("GET /v1/slow HTTP/1.1\r\nHost: x\r\n\r\n")
 				code, body, _ := c.answer("GET")
@@ -144,15 +151,7 @@ func TestRefusalHeaderNamesAsWritten(t *testing.T) {
 			c.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
 			c.expect("GET", "GET /a ")
 			c.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
-			var head strings.Builder
-			for !strings.HasSuffix(head.String(), "\r\n\r\n") {
-				line, err := c.br.ReadString('\n')
-				if err != nil {
-					t.Fatalf("reading the refusal's header: %v (read %q)", err, head.String())
-				}
-				head.WriteString(line)
-			}
-			h := head.String()
+			h := c.rawHead()
 			if !strings.HasPrefix(h, "HTTP/1.1 429 ") {
 				t.Fatalf("second request: %q, want 429", h)
 			}
@@ -163,4 +162,60 @@ func TestRefusalHeaderNamesAsWritten(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An Upgrade request's answer header has the same bound on every front:
+// an upstream trickling its 101 gets 504 (rule upstream), where the fast
+// front (and the loop, which hands upgrades to it) relayed it with no
+// deadline; a 101 that comes is relayed, with what follows it, to an https
+// upstream too (the fast front sent the request in clear to its TLS port).
+func TestUpgradeHeaderDeadline(t *testing.T) {
+	const timeout = 2 * time.Second
+	yaml := "upstream: {response_header_timeout: 2s}\n"
+	const header = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+	for _, front := range append(fronts, "fast-https") {
+		for _, tc := range []struct {
+			name   string
+			pieces []piece
+			status int
+		}{
+			{"101 trickles", append(trickle(header, timeout/3), piece{0, "hello"}), 504},
+			{"101 comes", []piece{{timeout / 4, header}, {0, "hello"}}, 101},
+		} {
+			t.Run(front+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				l := scriptedGateway(t, front, yaml, tc.pieces)
+				c := dial(t, l.addr)
+				c.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+				if tc.status == 504 {
+					if code, body, _ := c.answer("GET"); code != 504 || !strings.Contains(body, `"rule":"upstream"`) {
+						t.Fatalf("%d %.200q, want 504 rule upstream", code, body)
+					}
+					return
+				}
+				if head := c.rawHead(); !strings.HasPrefix(head, "HTTP/1.1 101 ") {
+					t.Fatalf("answer %q, want 101", head)
+				}
+				got := make([]byte, 5)
+				if _, err := io.ReadFull(c.br, got); err != nil || string(got) != "hello" {
+					t.Fatalf("after the 101: %q %v, want hello", got, err)
+				}
+			})
+		}
+	}
+}
+
+// rawHead reads the next answer's header as it came on the wire, names
+// unchanged.
+func (c *conn) rawHead() string {
+	c.t.Helper()
+	var head strings.Builder
+	for !strings.HasSuffix(head.String(), "\r\n\r\n") {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("reading an answer's header: %v (read %q)", err, head.String())
+		}
+		head.WriteString(line)
+	}
+	return head.String()
 }
