@@ -95,6 +95,18 @@ func TestEdgeRefusalsExplained(t *testing.T) {
 					}
 				})
 			}
+			// Each is counted as every refusal is, by rule and reason (the
+			// metrics endpoint): a CONNECT too, which breaks no server
+			// bound and so is not among warden_bad_requests_total's.
+			m := adminDo(t, g, "GET", "/metrics", "").body
+			for _, c := range cases {
+				if want := fmt.Sprintf(`warden_refusals_total{facet=%q,rule="request"} 1`, c.reason); !strings.Contains(m, want+"\n") {
+					t.Errorf("%s: metrics lack %s:\n%s", c.name, want, grepLines(m, "warden_refusals_total"))
+				}
+			}
+			if strings.Contains(m, `reason="connect"`) {
+				t.Errorf("CONNECT counted as a broken bound:\n%s", grepLines(m, "warden_bad_requests_total"))
+			}
 		})
 	}
 }

@@ -28,7 +28,9 @@
 // other than 1, a header or body over its bound, a request not read in
 // time; rule request, the reason as facet, the identity as far as it was
 // read, from the peer or a trusted proxy's report, never an untrusted
-// header), an upstream's failure on any route (rule upstream) and a
+// header; counted in warden_refusals_total by that rule and facet as
+// every refusal is, and by front in warden_bad_requests_total when a
+// server bound was broken), an upstream's failure on any route (rule upstream) and a
 // recovered panic's 500 (rule internal, unless the request's Access was
 // made before it), so every request id a refusal's body names is in the
 // ledger. A busy hand-off's goroutine takes its queue

@@ -127,6 +127,10 @@ func (g *Gateway) badRequest(w replyWriter, p *Pipeline, front frontName, ex *Ex
 // answered without an id and not recorded.
 func (g *Gateway) refuseRequest(w replyWriter, p *Pipeline, ex *Exchange, in *identify.Input, status int, reason, msg string) {
 	r := &Refusal{Status: status, Error: msg, Rule: refusal.RuleRequest, Facet: reason}
+	// Counted as every refusal is, by the rule and facet its body and the
+	// ledger name: the dashboard's refusals and an alert on them see the
+	// edge's too.
+	g.m.refusals.WithLabelValues(r.Rule, r.Facet).Inc()
 	id := ""
 	if ex != nil {
 		p.atEdge(ex, in, r)
