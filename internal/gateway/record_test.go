@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,6 +211,55 @@ func TestRecordersTransient(t *testing.T) {
 		}
 		if rc := NewRecording("r", c.rs, 1, NewRecordingMetrics(nil)); rc.transient != c.want {
 			t.Errorf("%#v: recording transient %v, want %v", c.rs, rc.transient, c.want)
+		}
+	}
+}
+
+// heldRec holds its first Access until let go, so that everything offered
+// meanwhile queues, then keeps the ids it is fed.
+type heldRec struct {
+	first chan struct{}
+	ids   []string
+}
+
+func (h *heldRec) Record(acc *inspect.Access) {
+	if h.ids == nil {
+		<-h.first
+	}
+	h.ids = append(h.ids, acc.RequestID)
+}
+
+// drain takes queued Accesses drainBatch at a time: more than a few
+// batches queued are fed in the order offered, each once, and each box
+// released.
+func TestRecordingDrainsInOrder(t *testing.T) {
+	const n = 3*drainBatch + 5
+	h := &heldRec{first: make(chan struct{})}
+	rc := NewRecording("held", h, n+1, NewRecordingMetrics(nil))
+	var pool sync.Pool
+	boxes := make([]*accessBox, n)
+	for i := range boxes {
+		b := &accessBox{pool: &pool}
+		b.acc.RequestID = strconv.Itoa(i)
+		b.refs.Store(1)
+		boxes[i] = b
+		rc.hand(handoff{acc: &b.acc, box: b})
+	}
+	close(h.first)
+	if err := rc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.ids) != n {
+		t.Fatalf("fed %d Accesses, want %d", len(h.ids), n)
+	}
+	for i, id := range h.ids {
+		if id != strconv.Itoa(i) {
+			t.Fatalf("Access %d fed as %q: out of order (%q)", i, id, h.ids)
+		}
+	}
+	for i, b := range boxes {
+		if b.pool != nil || b.acc.RequestID != "" {
+			t.Fatalf("box %d not released", i)
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"unsafe"
+
+	"github.com/warden-gw/warden/internal/cacheline"
 )
 
 // idsFile is the dictionary shared by every sealed partition: platform
@@ -134,7 +136,7 @@ func (d *dictionary) intern(ns int, s []byte, buf *[]byte) uint32 {
 // is hashed and its slot prefetched, name i+ahead/2's slot (arrived by
 // then) read and the record it points to prefetched, and name i looked
 // up, so that the misses of about ahead names are in flight at once
-// (prefetchLine does not stall the look-ups behind it, as the loads of
+// (cacheline.Prefetch does not stall the look-ups behind it, as the loads of
 // Add's prefetch do).
 func (d *dictionary) internMany(ns, n int, name func(i int, dst []byte) []byte, out []uint32, buf *[]byte) {
 	const ahead = 16
@@ -146,7 +148,7 @@ func (d *dictionary) internMany(ns, n int, name func(i int, dst []byte) []byte, 
 		k := j & (len(keep) - 1)
 		keep[k] = name(j, keep[k][:0])
 		hs[k] = maphash.Bytes(t.seed, keep[k])
-		prefetchLine(unsafe.Pointer(&t.slots[home(hs[k], len(t.slots))]))
+		cacheline.Prefetch(unsafe.Pointer(&t.slots[home(hs[k], len(t.slots))]))
 	}
 	for j := range min(n, ahead) {
 		fill(j)
@@ -166,7 +168,7 @@ func (d *dictionary) internMany(ns, n int, name func(i int, dst []byte) []byte, 
 					break
 				}
 				if x>>s == h>>s {
-					prefetchLine(unsafe.Pointer(&t.data[x&(1<<t.offBits-1)-1]))
+					cacheline.Prefetch(unsafe.Pointer(&t.data[x&(1<<t.offBits-1)-1]))
 					break
 				}
 			}
@@ -435,7 +437,7 @@ func (t *strtab) rehash() {
 		n, k := binary.Uvarint(t.data[off+hdr:])
 		at := off + hdr + uint64(k)
 		h := maphash.Bytes(t.seed, t.data[at:at+n])
-		prefetchLine(unsafe.Pointer(&t.slots[home(h, len(t.slots))]))
+		cacheline.Prefetch(unsafe.Pointer(&t.slots[home(h, len(t.slots))]))
 		r := v % ahead
 		if v >= ahead {
 			t.place(hs[r], v-ahead, offs[r])
@@ -502,7 +504,7 @@ const prefetchSlots = 1 << 15
 // slot, then a name: two per id at a million names); these reads depend
 // on nothing but the hash, so the misses of all the ids overlap, and the
 // look-ups that follow, given the hashes, find their places in the cache.
-// The slots are prefetched (prefetchLine), not loaded: a load holds the
+// The slots are prefetched (cacheline.Prefetch), not loaded: a load holds the
 // instructions behind it until its line arrives, and the loads that
 // stood here were a third of Add's CPU in a profile of BenchmarkIngest.
 type prefetch struct {
@@ -520,7 +522,7 @@ func (p *prefetch) add(t *strtab, s string) {
 	h := maphash.String(t.seed, s)
 	p.t[p.n], p.h[p.n] = t, h
 	if len(t.slots) >= prefetchSlots {
-		prefetchLine(unsafe.Pointer(&t.slots[home(h, len(t.slots))]))
+		cacheline.Prefetch(unsafe.Pointer(&t.slots[home(h, len(t.slots))]))
 	}
 	p.n++
 }
@@ -535,7 +537,7 @@ func (p *prefetch) names() {
 		}
 		h := p.h[i]
 		if x, s := t.slots[home(h, len(t.slots))], t.tagShift(); x != 0 && x>>s == h>>s {
-			prefetchLine(unsafe.Pointer(&t.data[x&(1<<t.offBits-1)-1]))
+			cacheline.Prefetch(unsafe.Pointer(&t.data[x&(1<<t.offBits-1)-1]))
 		}
 	}
 }

@@ -370,7 +370,7 @@
 //     hashing them or reading the dictionary.
 //   - The ids of one Access are hashed first and, in tables past 256 KiB,
 //     their slots and then their names prefetched (prefetch in dict.go;
-//     prefetchLine, a PREFETCHT0 or PRFM instruction, which unlike a load
+//     cacheline.Prefetch, a PREFETCHT0 or PRFM instruction, which unlike a load
 //     does not hold the instructions behind it): the cache misses of
 //     several look-ups overlap instead of following one another, and the
 //     look-ups reuse the hashes. What needs no id (names, keyed hashes)
