@@ -57,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "warden_requests_total", Help: "Requests answered, by front and status code." + frontHelp,
 		}, []string{"front", "code"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "warden_refusals_total", Help: "Requests refused or blocked by warden, by rule and facet as the answer's body and the ledger name them: those refused at the edge too (rule request, the reason as facet: connect, malformed, ambiguous_path, body_too_large, header_too_large, read_timeout). Not here: an upstream's failure (warden_upstream_errors_total), a recovered panic (warden_panics_total).",
+			Name: "warden_refusals_total", Help: "Requests refused or blocked by warden, by rule and facet as the answer's body and the ledger name them: those refused at the edge too (rule request, the reason as facet: connect, malformed, ambiguous_path, body_too_large, header_too_large, read_timeout). Not here: an upstream's failure or a recovered panic (counters of their own).",
 		}, []string{"rule", "facet"}),
 		upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "warden_upstream_duration_seconds", Help: "Time from sending a request upstream to its answer's header.",
