@@ -131,8 +131,14 @@ func newFastFront(g *Gateway, cfg *config.Config, name frontName) *fastFront {
 		Logger:             fastLogger{g.log},
 		ErrorHandler:       f.badRequest,
 		// The body's deadline, set once the header is in (a zero
-		// ReadTimeout would leave the header's in force).
+		// ReadTimeout leaves the header's in force). A request with no
+		// body (no Content-Length, or 0, and not chunked: fasthttp reads
+		// none) reads nothing more, so its header's deadline stands and the
+		// connection's timer is not moved once more per request.
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if n := h.ContentLength(); n == 0 || n == -2 {
+				return fasthttp.RequestConfig{}
+			}
 			return fasthttp.RequestConfig{ReadTimeout: cfg.Server.ReadTimeout}
 		},
 	}

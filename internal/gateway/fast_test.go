@@ -3,13 +3,20 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/warden-gw/warden/internal/config"
@@ -74,5 +81,104 @@ ration:
 				t.Fatalf("answer %s: no mask note or header: %q\n%.200s", id, resp.Header.Get("Warden-Masked"), body)
 			}
 		}
+	}
+}
+
+// readDeadlines counts the read deadlines fasthttp sets on the client
+// connections a listener hands out.
+type readDeadlines struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l readDeadlines) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countedConn{c, l.n}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countedConn) SetReadDeadline(t time.Time) error {
+	c.n.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// On a keep-alive connection to the fast front, a request without a body
+// moves the read deadline twice (idle_timeout's wait, then the header's
+// bound at its first byte), as before the header got a bound of its own; a
+// request with a body once more, for read_timeout from the header's end.
+// Each move is a runtime timer update on the request path. Counted under
+// the coarseConn: the moves it applies.
+func TestFastReadDeadlinesPerRequest(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	t.Cleanup(up.Close)
+	cfg, err := config.Parse("deadlines.yaml", []byte("front: fast\nlog: {level: error}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Upstream.URL = up.URL
+	g := testGateway(t, cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(readDeadlines{ln, &n}) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+		<-done
+	})
+	conn, err := net.DialTimeout("tcp", ln.Addr().String(), hangBound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(hangBound))
+	br := bufio.NewReader(conn)
+	do := func(req, want string) {
+		t.Helper()
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("%q: %d %s, want 200 %s", req, resp.StatusCode, b, want)
+		}
+	}
+	const get, post = "GET /x HTTP/1.1\r\nHost: gw.test\r\n\r\n", "POST /x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 3\r\n\r\nabc"
+	do(get, "0")
+	do(get, "0")
+	do(post, "3")
+	do(get, "0")
+	conn.Close()
+	// Counted once the server is done with the connection: set at accept
+	// (the first request's header bound), then per later request the
+	// idle wait and the header's bound, the POST's body bound, and the
+	// idle wait in which the close came.
+	f := g.front.(*fastFront)
+	for end := time.Now().Add(hangBound); f.srv.GetOpenConnectionsCount() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the connection is still open")
+		}
+	}
+	if got, want := n.Load(), int64(1+2+(2+1)+2+1); got != want {
+		t.Errorf("the read deadline moved %d times, want %d", got, want)
 	}
 }
