@@ -9,7 +9,9 @@
 // in its tumbling window as it stood before the request (distinct subjects
 // of its class served unmasked; a budget naming provenance is counted over
 // every look-up, the ledger keeping no provenance), and what each rate limit that
-// counted the request, as admission decides it (admit.Admitter.Applies),
+// counted the request, as admission decides it (admit.Admitter.Applies;
+// none for a request refused for its credentials or by a ban, when no
+// limit was asked),
 // had seen: the requests recorded from its key on its routes within its
 // burst window before the request (but those no limit saw: refused at
 // the edge, for their credentials, or by a ban; ledger.Unlimited).

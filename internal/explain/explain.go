@@ -232,7 +232,9 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 // pattern: a limit's {wildcard} matches the route's, a literal segment
 // does not.
 func rateLimits(ctx context.Context, l Ledger, rules Rules, e *ledger.Entry, x *Explanation) error {
-	if len(rules.Limits) == 0 {
+	// Refused for its credentials or by a ban: no limit was asked, so none
+	// counted it and none has a row (as none counts it in Seen).
+	if len(rules.Limits) == 0 || slices.Contains(ledger.Unlimited(), e.Rule) {
 		return nil
 	}
 	a, err := admit.New(rules.Limits, rules.Allow, nil, nil, nil)

@@ -264,6 +264,17 @@ func TestRateLimits(t *testing.T) {
 	if !slices.Equal(x.RateLimits, want) {
 		t.Errorf("rate limits:\n%+v\nwant\n%+v", x.RateLimits, want)
 	}
+	// Refused for its credentials or by a ban: no limit counted it, so
+	// no rows, though the limits would apply to its identity and route.
+	for _, id := range []string{"unverified", "twice", "banned"} {
+		x, err := explain.Request(context.Background(), src, rules, ledger.Window{}, id)
+		if err != nil || x == nil || x.Decision != explain.Refused {
+			t.Fatalf("%s: %+v, %v", id, x, err)
+		}
+		if b, _ := json.Marshal(x.RateLimits); string(b) != "[]" {
+			t.Errorf("%s: rate limit rows %s, want none", id, b)
+		}
+	}
 	// Without limits: an empty list ([] in JSON).
 	x, err = explain.Request(context.Background(), src, explain.Rules{}, ledger.Window{}, "target")
 	if err != nil {
