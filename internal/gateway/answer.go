@@ -162,14 +162,16 @@ type accessBox struct {
 	text  [40]byte // the parameters' copies, then the ids' bytes (Spare.Text)
 	used  int      // of text, by the parameters
 	// pool, when set, takes the box back once the last of refs
-	// recordings released it (the pipeline's boxes, Pipeline.newBox).
+	// recordings released it (the pipeline's boxes: set by Pipeline.record).
 	pool *sync.Pool
 	refs atomic.Int32
 }
 
 // newBox is an empty box (nil without recordings): a reused one when
 // every recording is transient, a new one otherwise (a recorder keeps
-// the Access or its strings, so its memory is never written again).
+// the Access or its strings, so its memory is never written again). It
+// does not touch a reused box's memory, so that Finish can prefetch it
+// before the first write waits for it (record marks it the pool's).
 func (p *Pipeline) newBox() *accessBox {
 	if len(p.recordings) == 0 {
 		return nil
@@ -177,9 +179,7 @@ func (p *Pipeline) newBox() *accessBox {
 	if !p.reuse {
 		return new(accessBox)
 	}
-	b := p.boxes.Get().(*accessBox)
-	b.pool = &p.boxes
-	return b
+	return p.boxes.Get().(*accessBox)
 }
 
 // prefetch starts loading every cache line of the box (nil: none), so

@@ -319,8 +319,9 @@ func (p *Pipeline) record(box *accessBox, ref *Refusal) *Refusal {
 	if ref != nil {
 		acc.Status, acc.Rule, acc.Facet = ref.Status, ref.Rule, ref.Facet
 	}
-	if box.pool != nil {
+	if p.reuse {
 		// Each recording releases it once; the last puts it back.
+		box.pool = &p.boxes
 		box.refs.Store(int32(len(p.recordings)))
 	}
 	for _, rc := range p.recordings {
