@@ -206,18 +206,24 @@ func (rc *Recording) run() {
 	}
 }
 
-// drainBatch is how many queued Accesses drain takes off the queue, and
-// prefetches, before it feeds the first of them.
-const drainBatch = 32
+// drainBatch is how many queued Accesses drain takes off the queue before
+// it feeds the first of them, and drainAhead how many it prefetches ahead
+// of the one it feeds.
+const (
+	drainBatch = 32
+	drainAhead = 4
+)
 
 // drain feeds the recorder what is queued, without waiting, and returns
 // how many Accesses that was. It takes them off the queue drainBatch at a
-// time and prefetches each one's memory first: an Access was written on
-// the core that served its request, and the recorder's first reads of it
-// missed there one after the other (warden bench row e-ledger under
-// perf: Ledger.Record's own time, most of it reading the Access, was its
-// largest share after the dictionary's look-ups). Prefetched together
-// the misses overlap, and the Accesses taken meanwhile are fed in order.
+// time and prefetches each one's memory drainAhead Accesses before it is
+// fed: an Access was written on the core that served its request, and
+// the recorder's first reads of it missed there one after the other
+// (warden bench row e-ledger under perf: Ledger.Record's own time, most
+// of it reading the Access, was its largest share after the dictionary's
+// look-ups). A few ahead, the misses overlap with recording; the whole
+// batch at once filled the core's miss buffers and the prefetches waited
+// instead.
 func (rc *Recording) drain() int {
 	var batch [drainBatch]handoff
 	for n := 0; ; {
@@ -226,14 +232,19 @@ func (rc *Recording) drain() int {
 		for k < len(batch) {
 			select {
 			case h := <-rc.q:
-				h.prefetch()
 				batch[k] = h
 				k++
 			default:
 				break take
 			}
 		}
-		for _, h := range batch[:k] {
+		for _, h := range batch[:min(k, drainAhead)] {
+			h.prefetch()
+		}
+		for i, h := range batch[:k] {
+			if i+drainAhead < k {
+				batch[i+drainAhead].prefetch()
+			}
 			rc.feed(h)
 		}
 		clear(batch[:k]) // no Access kept alive past its release
