@@ -58,9 +58,17 @@ type coarseConn struct {
 	// connection that timed out before its first byte is closed without an
 	// answer (fastFront.badRequest), as the loop front closes an idle one.
 	heard bool
+	// idleFirst, on a client connection the loop front handed over after
+	// an answer (between requests, so fasthttp's first-request bound is not
+	// the one): its first byte is waited for idleFirst (idle_timeout), and
+	// its header then bounded by headerFor from that byte, as on the loop.
+	idleFirst, headerFor time.Duration
 }
 
 func (c *coarseConn) SetReadDeadline(t time.Time) error {
+	if c.idleFirst > 0 && !c.heard && !t.IsZero() {
+		t = time.Now().Add(c.idleFirst) // fasthttp's bound for a new connection's header (above)
+	}
 	if c.idleReads {
 		// fasthttp sets the read deadline once per answer, after it sent
 		// the request: a new answer's header begins.
@@ -78,8 +86,12 @@ func (c *coarseConn) SetReadDeadline(t time.Time) error {
 
 func (c *coarseConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 {
+	if n > 0 && !c.heard {
 		c.heard = true
+		if c.idleFirst > 0 { // the wait is over: the header's bound runs from here
+			c.rd = time.Now().Add(c.headerFor)
+			_ = c.Conn.SetReadDeadline(c.rd)
+		}
 	}
 	if n > 0 && c.readFor > 0 {
 		if c.inHeader {
@@ -131,10 +143,13 @@ func unwrapConn(c net.Conn) net.Conn {
 	return c
 }
 
-// coarseListener hands out coarseConns.
+// coarseListener hands out coarseConns; a connection the loop front
+// handed over after an answer waits idle for its next request first
+// (coarseConn.idleFirst).
 type coarseListener struct {
 	net.Listener
-	slack time.Duration
+	slack        time.Duration
+	idle, header time.Duration // idle_timeout, the header's bound
 }
 
 func (l coarseListener) Accept() (net.Conn, error) {
@@ -142,7 +157,11 @@ func (l coarseListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &coarseConn{Conn: c, slack: l.slack}, nil
+	cc := &coarseConn{Conn: c, slack: l.slack}
+	if pc, ok := c.(*prefixConn); ok && pc.idle && l.idle > 0 {
+		cc.idleFirst, cc.headerFor = l.idle, l.header
+	}
+	return cc, nil
 }
 
 // answerHeadScan follows an answer's header through the bytes read, to tell

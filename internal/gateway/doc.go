@@ -61,7 +61,9 @@
 // A request must arrive in time: on the loop and fast fronts its header
 // within read_header_timeout of its first byte (the fast front counts a
 // connection's first request from the connection's start: fasthttp's
-// ReadTimeout is the header's bound, HeaderReceived sets the body's), its
+// ReadTimeout is the header's bound, HeaderReceived sets the body's; one
+// the loop hands over after an answer first waits idle_timeout, as on the
+// loop, coarseConn.idleFirst), its
 // body within read_timeout of the header's end; else 408, rule request,
 // reason read_timeout. A connection that sent nothing is closed without an
 // answer. So a slow-loris client holds a connection for the header

@@ -163,7 +163,7 @@ func hostPort(host, scheme string) string {
 }
 
 func (f *fastFront) serveListener(ln net.Listener) error {
-	return f.srv.Serve(coarseListener{Listener: ln, slack: f.slack})
+	return f.srv.Serve(coarseListener{Listener: ln, slack: f.slack, idle: f.cfg.Server.IdleTimeout, header: headerTimeout(f.cfg)})
 }
 
 func (f *fastFront) shutdown(ctx context.Context) error { return f.srv.ShutdownWithContext(ctx) }

@@ -182,3 +182,33 @@ func TestFastReadDeadlinesPerRequest(t *testing.T) {
 		t.Errorf("the read deadline moved %d times, want %d", got, want)
 	}
 }
+
+// A client connection the loop front hands to the fast front after
+// streaming it an answer too large to buffer is a keep-alive connection
+// between requests: it waits idle_timeout for the next request, whose
+// header is then bounded by read_header_timeout from its first byte, as on
+// the loop. (Taken as a new connection, it was closed at
+// read_header_timeout of idling.)
+func TestHandedOverConnIdles(t *testing.T) {
+	big := strings.Repeat("s", 2<<20) // past the loop's buffer (loopMaxBuffered): streamed off the loop
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			_, _ = io.WriteString(w, big)
+			return
+		}
+		_, _ = io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" ")
+	}))
+	t.Cleanup(up.Close)
+	l := loopGateway(t, "server: {read_header_timeout: 200ms, idle_timeout: 5s}\n", up.URL)
+	c := dial(t, l.addr)
+	c.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.expect("GET", big)
+	time.Sleep(600 * time.Millisecond) // idle: three header timeouts, well within idle_timeout
+	c.send("GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.expect("GET", "GET /next ")
+	// Its header trickled: bounded from its first byte, answered 408.
+	c.send("GET /slow HTTP/1.1\r\n")
+	if code, _, _ := c.answer("GET"); code != 408 {
+		t.Fatalf("header not done in time: %d, want 408", code)
+	}
+}

@@ -97,7 +97,7 @@ func (ls *loopState) handOverAnswer(cl *clientConn, up *upstreamConn) {
 		status, ok := f.relayAnswer(cnc, unc, answer, ex, p, head, closeAfter)
 		f.countExchange(ex, status)
 		if ok && !closeAfter && !f.closing.Load() {
-			f.handoff.put(&prefixConn{Conn: cnc, rest: rest})
+			f.handoff.put(&prefixConn{Conn: cnc, rest: rest, idle: true})
 			return
 		}
 		_ = cnc.Close()
@@ -135,10 +135,12 @@ func (f *loopFront) relayAnswer(client, up net.Conn, answer []byte, ex *Exchange
 }
 
 // prefixConn reads rest before the connection: bytes an event loop had
-// already read when it handed the connection over.
+// already read when it handed the connection over. idle: handed over
+// after an answer, between requests (coarseListener).
 type prefixConn struct {
 	net.Conn
 	rest []byte
+	idle bool
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
