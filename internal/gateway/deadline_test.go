@@ -176,3 +176,29 @@ func TestAnswerHeadScan(t *testing.T) {
 		}
 	}
 }
+
+// A client connection handed over between requests (idleFirst): the
+// deadline fasthttp sets for a new connection's first request becomes the
+// idle wait; the read that brings the first byte sets the header's bound
+// from then; after that, deadlines pass as asked. heard says whether a
+// byte came.
+func TestCoarseConnIdleFirst(t *testing.T) {
+	in := &readConn{pieces: []string{"GET / HTTP/1.1\r\n", "Host: x\r\n\r\n"}}
+	c := &coarseConn{Conn: in, slack: time.Millisecond, idleFirst: time.Hour, headerFor: time.Minute}
+	before := time.Now()
+	c.SetReadDeadline(before.Add(time.Second)) // fasthttp: the header's bound, at accept
+	if len(in.reads) != 1 || in.reads[0].Before(before.Add(time.Hour)) || c.heard {
+		t.Fatalf("before the first byte: deadlines %v (heard %v), want one an hour on", in.reads, c.heard)
+	}
+	before = time.Now()
+	c.Read(make([]byte, 64))
+	if len(in.reads) != 2 || in.reads[1].Before(before.Add(time.Minute)) || in.reads[1].After(time.Now().Add(time.Minute)) || !c.heard {
+		t.Fatalf("first byte: deadlines %v (heard %v), want a minute from the read", in.reads, c.heard)
+	}
+	c.Read(make([]byte, 64))
+	asked := time.Now().Add(2 * time.Second)
+	c.SetReadDeadline(asked)
+	if len(in.reads) != 3 || !in.reads[2].Equal(asked) {
+		t.Fatalf("after: deadlines %v, want %v as asked", in.reads, asked)
+	}
+}
