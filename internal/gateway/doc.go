@@ -65,9 +65,10 @@
 // the loop hands over after an answer first waits idle_timeout, as on the
 // loop, coarseConn.idleFirst), its
 // body within read_timeout of the header's end; else 408, rule request,
-// reason read_timeout. A connection that sent nothing is closed without an
-// answer. So a slow-loris client holds a connection for the header
-// timeout, not the request's.
+// reason read_timeout. A new connection that sends nothing is closed
+// without an answer at the header timeout (the loop's firstRequestTimeout;
+// idle_timeout is the wait between answered requests). So a slow-loris
+// client holds a connection for the header timeout, not the request's.
 //
 // It must never let an untrusted header decide an identity, never touch the
 // upstream for a refused request, never change an answer that no rule

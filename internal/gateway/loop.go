@@ -347,7 +347,12 @@ func (f *loopFront) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	case *clientConn:
 		lc.c, lc.ls = c, f.state(c.EventLoop())
 		lc.ls.clients[lc] = struct{}{}
-		lc.setPhase(phIdle, now, f.cfg.Server.IdleTimeout)
+		// A new connection owes its first request's header within the
+		// header timeout, as net/http and the fast front count it from
+		// the accept: idle_timeout is the grace between answered
+		// requests. Waiting idle_timeout (120s by default) for a first
+		// byte let silent connections hold the front's connection bound.
+		lc.setPhase(phIdle, now, firstRequestTimeout(f.cfg))
 		return nil, gnet.None
 	case *upstreamConn:
 		lc.c = c

@@ -158,6 +158,17 @@ func headerTimeout(cfg *config.Config) time.Duration {
 	return cfg.Server.ReadTimeout
 }
 
+// firstRequestTimeout is how long a new client connection may stay silent:
+// the header timeout, or idle_timeout when that is shorter or the header
+// has none.
+func firstRequestTimeout(cfg *config.Config) time.Duration {
+	h, idle := headerTimeout(cfg), cfg.Server.IdleTimeout
+	if h <= 0 || (idle > 0 && idle < h) {
+		return idle
+	}
+	return h
+}
+
 // loopServes reports whether the loop serves a request with this header;
 // the fast front serves the rest.
 func loopServes(h *fasthttp.RequestHeader) bool {
