@@ -42,7 +42,12 @@
 // candidates, the detector on the memory store) the box is reused once
 // the last recorder is done with it (counted references, a per-pipeline
 // pool), so a request allocates no Access; one recorder that keeps
-// Accesses (the detector on a shared store) turns that off.
+// Accesses (the detector on a shared store) turns that off. A reused box
+// was last written on the recording's core: Finish takes it before it
+// reads the answer and prefetches its lines (internal/cacheline), and the
+// hand-off's goroutine takes up to 32 queued Accesses at a time and
+// prefetches each 4 ahead of the one it feeds, so that neither side waits
+// on the other core's cache for each line in turn.
 //
 // The decision pipeline (Pipeline) works on warden's own small types, so
 // the HTTP front is chosen by measurement and can change. The loop front
