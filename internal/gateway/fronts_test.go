@@ -219,3 +219,44 @@ func (c *conn) rawHead() string {
 	}
 	return head.String()
 }
+
+// An upstream whose body stops, after its header, for longer than
+// response_header_timeout is cut on every front: the bound holds for each
+// wait for more of the body (README), so a stalled upstream does not hold
+// the client and a connection for ever. The answer's header was sent, so
+// the client sees it end early (or, where the front holds a small answer
+// whole before sending, a 504 with rule upstream), never the body as if
+// complete after the stall.
+func TestUpstreamBodyStall(t *testing.T) {
+	const timeout = 1 * time.Second
+	yaml := "upstream: {response_header_timeout: 1s}\n"
+	const header = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\n"
+	pieces := []piece{{0, header}, {0, "firs"}, {timeout * 3, "tail"}}
+	// An inspected route's answer is read whole before anything is sent:
+	// its stall is a 504 (checked below by the path).
+	yaml += "inspect:\n  routes:\n    - {route: \"GET /v1/users/{id}\", records: [\"$\"], id: id}\n"
+	for _, front := range append(fronts, "fast-https") {
+		for _, path := range []string{"/v1/slow", "/v1/users/5"} {
+			t.Run(front+path, func(t *testing.T) {
+				t.Parallel()
+				l := scriptedGateway(t, front, yaml, pieces)
+				c := dial(t, l.addr)
+				c.send("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+				resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+				if err != nil {
+					return // cut before the header reached the client
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				inspected := path != "/v1/slow"
+				switch {
+				case err != nil && !inspected:
+					// cut mid-body: the client knows the answer is incomplete
+				case resp.StatusCode == 504 && strings.Contains(string(b), `"rule":"upstream"`):
+				default:
+					t.Fatalf("%d %q (%v) after a %v stall, want the answer cut (an inspected one: 504)", resp.StatusCode, b, err, 3*timeout)
+				}
+			})
+		}
+	}
+}

@@ -199,8 +199,49 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, limit)
 	}
-	ctx := context.WithValue(r.Context(), exchangeKey, &stdExchange{ex: ex, p: p, peer: in.Peer, tls: r.TLS != nil})
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	ctx = context.WithValue(ctx, exchangeKey, &stdExchange{ex: ex, p: p, peer: in.Peer, tls: r.TLS != nil, cancel: cancel})
 	f.proxy.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// errStalled is why an upstream answer was cut: its body stopped coming
+// for upstream.response_header_timeout. A timeout: 504, rule upstream,
+// when nothing of the answer was sent yet.
+var errStalled error = stalledError{}
+
+type stalledError struct{}
+
+func (stalledError) Error() string   { return "upstream answer stalled" }
+func (stalledError) Timeout() bool   { return true }
+func (stalledError) Temporary() bool { return true }
+
+// stallBody bounds each wait of a Read of an upstream answer's body, as
+// the loop and fast fronts bound each wait for more of it: net/http's
+// Transport bounds only the header (ResponseHeaderTimeout). Past the bound
+// the request's context is cancelled with errStalled, which ends the read.
+type stallBody struct {
+	io.ReadCloser
+	d time.Duration
+	t *time.Timer
+}
+
+func newStallBody(body io.ReadCloser, d time.Duration, cancel context.CancelCauseFunc) *stallBody {
+	t := time.AfterFunc(d, func() { cancel(errStalled) })
+	t.Stop()
+	return &stallBody{ReadCloser: body, d: d, t: t}
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	b.t.Reset(b.d)
+	n, err := b.ReadCloser.Read(p)
+	b.t.Stop()
+	return n, err
+}
+
+func (b *stallBody) Close() error {
+	b.t.Stop()
+	return b.ReadCloser.Close()
 }
 
 type stdExchange struct {
@@ -209,6 +250,8 @@ type stdExchange struct {
 	peer  netip.Addr
 	tls   bool
 	start time.Time
+	// cancel ends the upstream exchange: stallBody's, with errStalled.
+	cancel context.CancelCauseFunc
 }
 
 func remoteAddr(s string) netip.Addr {
@@ -266,13 +309,22 @@ func (f *stdFront) modifyResponse(resp *http.Response) error {
 	sx := resp.Request.Context().Value(exchangeKey).(*stdExchange)
 	f.g.m.upstream.Observe(time.Since(sx.start).Seconds())
 	resp.Header.Set("X-Request-Id", sx.ex.ID) // as h1's answer: every answer names its request
-	if !sx.ex.Inspect || resp.StatusCode == http.StatusSwitchingProtocols {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return nil
+	}
+	if d := f.cfg.Upstream.ResponseHeaderTimeout; d > 0 {
+		resp.Body = newStallBody(resp.Body, d, sx.cancel)
+	}
+	if !sx.ex.Inspect {
 		return nil
 	}
 	limit := int64(f.cfg.Server.MaxBodyBytes)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	if err != nil {
+		if cause := context.Cause(resp.Request.Context()); cause == errStalled {
+			err = cause
+		}
 		return fmt.Errorf("read upstream answer: %w", err)
 	}
 	if int64(len(body)) > limit {
