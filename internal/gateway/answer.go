@@ -83,20 +83,20 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	acc, spare := p.access(ex, now, &w.acc, box)
 	acc.Status = resp.Status
 	if unread != inspect.Read {
-		return out, p.record(box, p.unread(ctx, ex, unread, err))
+		return out, p.record(ex, box, p.unread(ctx, ex, unread, err))
 	}
 	ref, err := p.ration.Decide(ctx, now, &ex.Identity, ex.rationRequest(), ex.Route, &w.res, acc)
 	if err != nil {
 		if !errors.Is(err, guard.ErrFailedOpen) {
 			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
-			return out, p.record(box, p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err))
+			return out, p.record(ex, box, p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err))
 		}
 		p.m.storeFail.WithLabelValues("ration", "failed_open").Inc() // the masks that need no store go out
 	}
 	if ref != nil {
 		p.blocked(ctx, ex, ref)
 		p.fill(&w.res, acc, false, inspect.Spare{})
-		return out, p.record(box, ref)
+		return out, p.record(ex, box, ref)
 	}
 	for _, s := range p.seeders {
 		s.Seed(ex, &w.res, acc)
@@ -107,10 +107,10 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	}
 	if err := p.rewrite(w, ex, resp, &out); err != nil {
 		// A rewrite that cannot be encoded is never sent unmasked.
-		return Outcome{}, p.record(box, p.refuse(ex, &Refusal{Status: 502, Rule: refusal.RuleRewrite, Error: "answer could not be rewritten"}, err))
+		return Outcome{}, p.record(ex, box, p.refuse(ex, &Refusal{Status: 502, Rule: refusal.RuleRewrite, Error: "answer could not be rewritten"}, err))
 	}
 	p.fill(&w.res, acc, true, spare)
-	p.record(box, nil)
+	p.record(ex, box, nil)
 	return out, nil
 }
 
@@ -145,7 +145,6 @@ func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access, 
 		*scratch = inspect.Access{}
 		return scratch, inspect.Spare{}
 	}
-	ex.recorded = true
 	box.acc = inspect.Access{RequestID: ex.ID, Route: ex.Route.Route.Pattern, Time: now, Identity: ex.Identity,
 		List: box.keep(ex.Route.List()), Lookup: box.keep(ex.Route.Lookup())}
 	if c := ex.Route.Route.Config().Cursor; c != "" {

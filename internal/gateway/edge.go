@@ -80,8 +80,8 @@ func writeError(w replyWriter, status int, msg, id string) {
 
 // recovered counts and logs a panic v raised while serving ex (nil: no
 // exchange yet) and, when w is not nil, answers 500 there (rule internal),
-// recorded unless the exchange's Access already was (the panic came after
-// its decision). A nil w says the answer has begun and cannot be replaced:
+// recorded unless the exchange's Access was already handed to the
+// recorders (the panic came after its decision). A nil w says the answer has begun and cannot be replaced:
 // nothing is recorded for an answer warden did not make.
 func (g *Gateway) recovered(w replyWriter, ex *Exchange, v any) {
 	id := ""
@@ -100,7 +100,7 @@ func (g *Gateway) recovered(w replyWriter, ex *Exchange, v any) {
 			p = g.pipeline()
 		}
 		if len(p.recordings) > 0 {
-			p.record(p.bare(ex, ex.Start), r)
+			p.record(ex, p.bare(ex, ex.Start), r)
 		}
 	}
 	writeRefusal(w, r, id)
@@ -165,7 +165,7 @@ func (p *Pipeline) atEdge(ex *Exchange, in *identify.Input, r *Refusal) {
 			box.acc.Route = m.Route.Pattern
 		}
 	}
-	p.record(box, r)
+	p.record(ex, box, r)
 }
 
 // requestPath checks what a front asks of a request's target before

@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/refusal"
 )
 
@@ -234,15 +235,35 @@ func (peerConn) RemoteAddr() net.Addr { return servePeer }
 // panicky is a responder that panics on every request.
 type panicky struct{}
 
+// panickySeeder panics in the answer stage, after the Access was begun
+// and before it was handed over.
+type panickySeeder struct{}
+
+func (panickySeeder) Seed(*Exchange, *inspect.Result, *inspect.Access) { panic("seeder bug") }
+
 func (panicky) Respond(context.Context, *Exchange) *Local { panic("responder bug") }
 
 // TestPanicRecorded: a panic recovered while serving is answered 500 by
 // rule internal, and its Access (the identity and route Begin found)
 // goes to the recorders under the body's request id, once.
+//
+// In the answer stage too (a seeder's panic, between the Access's start and
+// its hand-off): the 500's id was "not found" when the exchange counted
+// as recorded from the Access's start.
 func TestPanicRecorded(t *testing.T) {
+	for name, d := range map[string]Deps{
+		"responder": {Responders: []Responder{panicky{}}},
+		"seeder":    {Seeders: []Seeder{panickySeeder{}}},
+	} {
+		t.Run(name, func(t *testing.T) { testPanicRecorded(t, d) })
+	}
+}
+
+func testPanicRecorded(t *testing.T, d Deps) {
 	col := &collector{}
 	rec := NewRecording("test", col, 8, NewRecordingMetrics(nil))
-	f := recordFrontWith(t, answerYAML, Deps{Recordings: []*Recording{rec}, Responders: []Responder{panicky{}}})
+	d.Recordings = []*Recording{rec}
+	f := recordFrontWith(t, answerYAML, d)
 	ctx := new(fasthttp.RequestCtx)
 	if code := getWith(t, f, ctx, "/v1/users/1", labBearer(t, "80")); code != 500 {
 		t.Fatalf("status %d, want 500", code)

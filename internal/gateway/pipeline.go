@@ -163,8 +163,9 @@ type Exchange struct {
 	// Strip holds the credentials the request goes upstream without:
 	// those warden could not verify, under the strip policy.
 	Strip identify.Credential
-	// recorded: the exchange's Access has been made for the recorders
-	// (bare, access), so a panic recovered later records none of its own.
+	// recorded: the exchange's Access was handed to the recorders
+	// (Pipeline.record), so a panic recovered later records none of its
+	// own; one recovered before the hand-off records the 500.
 	recorded bool
 }
 
@@ -249,7 +250,7 @@ func (p *Pipeline) refused(ex *Exchange, ref *Refusal) *Refusal {
 	if len(p.recordings) == 0 {
 		return ref
 	}
-	return p.record(p.bare(ex, ex.Start), ref)
+	return p.record(ex, p.bare(ex, ex.Start), ref)
 }
 
 // failed records the Access of a request whose upstream failed (rule
@@ -261,13 +262,12 @@ func failed(ex *Exchange, status int) {
 	if p == nil || len(p.recordings) == 0 {
 		return
 	}
-	p.record(p.bare(ex, time.Now()), &Refusal{Status: status, Rule: refusal.RuleUpstream})
+	p.record(ex, p.bare(ex, time.Now()), &Refusal{Status: status, Rule: refusal.RuleUpstream})
 }
 
 // bare is the box of the Access of a request that served nothing, the
 // recorders' own.
 func (p *Pipeline) bare(ex *Exchange, now time.Time) *accessBox {
-	ex.recorded = true
 	box := p.newBox()
 	box.acc = inspect.Access{RequestID: ex.ID, Time: now, Identity: ex.Identity}
 	if ex.Route.Route != nil {

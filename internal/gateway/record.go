@@ -319,13 +319,17 @@ func (rc *Recording) Close(ctx context.Context) error {
 	}
 }
 
-// record completes box's Access with the refusal, if any, and hands it to
-// every recording. It returns ref, so a refusal can be recorded as it is
-// returned. box is nil without recordings.
-func (p *Pipeline) record(box *accessBox, ref *Refusal) *Refusal {
+// record completes box's Access of ex with the refusal, if any, and hands
+// it to every recording. It returns ref, so a refusal can be recorded as
+// it is returned. box is nil without recordings. ex is marked recorded
+// here, at the hand-off, not where its Access was begun: a panic between
+// the two (in rationing, a seeder, the rewrite) is then recorded by
+// Gateway.recovered as the 500 it answers, under the id its body names.
+func (p *Pipeline) record(ex *Exchange, box *accessBox, ref *Refusal) *Refusal {
 	if box == nil || len(p.recordings) == 0 {
 		return ref
 	}
+	ex.recorded = true
 	acc := &box.acc
 	if ref != nil {
 		acc.Status, acc.Rule, acc.Facet = ref.Status, ref.Rule, ref.Facet
