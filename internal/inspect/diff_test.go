@@ -63,13 +63,15 @@ func diffOne(t *testing.T, rt *Route, data []byte, maskSeed int64) {
 	}
 }
 
-// escapedSeeds are answers with member names written with escapes, for
-// the fuzz targets: they match as the names they spell.
+// escapedSeeds are answers with member names and id values written with
+// escapes, for the fuzz targets: they are the strings they spell.
 var escapedSeeds = []string{
 	`{"\u0069d":"5","em\u0061il":"a@b","\u0070hone":null,"user\u006eame":"\u00e9","full\u005fname":"F"}`,
 	`{"users":[{"\u0069d":1,"username":"a"},{"id":2,"\u0066ull_name":"b","e\/x":[]}],"n\"x":{"\\":1}}`,
 	`{"posts":[{"id":"1","\u0061uthor":{"\u0069\u0064":"2","username":"u"}},{"\ud83d\ude00":1,"\ud800":2,"\b\f\n\r\t":3}]}`,
 	`{"\u0075sers":[{"id":"1"}],"em\u0061il" : "x" , "\u0069d":7}`,
+	`{"id":"\u0035","users":[{"id":"\u0031\u0032"},{"id":"a\/b\\u0035"},{"id":"\ud83d\ude00\ud800"}]}`,
+	`{"posts":[{"id":"p\u0031","author":{"id":"\u0039","username":"\u0061"}},{"id":"12345678901234567890\u0031"}]}`,
 }
 
 var diffRoutes = []string{"/v1/users/1", "/v1/users/1/followers", "/v1/feed", "/static/x"}

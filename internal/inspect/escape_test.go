@@ -205,3 +205,113 @@ func TestUnescape(t *testing.T) {
 		}
 	}
 }
+
+// TestEscapedValues: a string id, author or link written with escapes is
+// the string it spells ("\u0035" is 5): the Result and the Access it
+// fills are its plain twin's, so the ledger names the subject that exists
+// and the link memory remembers the id a look-up will ask for.
+func TestEscapedValues(t *testing.T) {
+	m := labMap(t)
+	long := "123456789012345678901" // past the scanner's sixteen-byte word compare
+	for _, tt := range []struct{ name, path, escaped, plain string }{
+		{"id", "/v1/users/5", `{"id":"\u0035","email":"a@b"}`, `{"id":"5","email":"a@b"}`},
+		{"id under an escaped name", "/v1/users/5", `{"\u0069d":"\u0035"}`, `{"id":"5"}`},
+		{"number id after an escaped name", "/v1/users/5", `{"username":"\u0061","\u0069d":5}`, `{"username":"a","id":5}`},
+		{"plain id after an escaped value", "/v1/users/5", `{"username":"\u0061","id":"5"}`, `{"username":"a","id":"5"}`},
+		{"long ids", "/v1/users/5", `{"id":"12345678901234567890\u0031"}`, `{"id":"` + long + `"}`},
+		{"links", "/v1/users/7/followers",
+			`{"users":[{"id":"\u0031\u0032","username":"a"},{"id":"a\/b"},{"id":"\ud83d\ude00"},{"id":"` + long + `"},{"id":7}]}`,
+			`{"users":[{"id":"12","username":"a"},{"id":"a/b"},{"id":"😀"},{"id":"` + long + `"},{"id":7}]}`},
+		{"authors", "/v1/feed", `{"posts":[{"id":"p\u0031","author":{"id":"\u0039","username":"u"}},{"id":"p2","author":{"id":"\u0031\u0030"}}]}`,
+			`{"posts":[{"id":"p1","author":{"id":"9","username":"u"}},{"id":"p2","author":{"id":"10"}}]}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mt, ok := m.Match("GET", tt.path)
+			if !ok {
+				t.Fatal("no route")
+			}
+			r, err := inspectBoth(t, mt.Route, tt.escaped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p Result
+			if err := p.Inspect(mt.Route, []byte(tt.plain)); err != nil {
+				t.Fatal(err)
+			}
+			got, want := collect(r), collect(&p)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("escaped %+v, plain %+v", got, want)
+			}
+			var ea, pa Access
+			r.Fill(&ea, true)
+			p.Fill(&pa, true)
+			if !reflect.DeepEqual(ea, pa) {
+				t.Errorf("escaped fills %+v, plain %+v", ea, pa)
+			}
+		})
+	}
+}
+
+// TestEscapedValuesSpelt: an escaped backslash is a backslash, not the
+// start of an escape ("\\u0035" is \u0035, six bytes); a lone surrogate
+// is U+FFFD, as encoding/json reads it.
+func TestEscapedValuesSpelt(t *testing.T) {
+	m := labMap(t)
+	mt, _ := m.Match("GET", "/v1/users/7/followers")
+	r, err := inspectBoth(t, mt.Route, `{"users":[{"id":"\\u0035"},{"id":"\ud800x"},{"id":"\"\n"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`\u0035`, "\uFFFDx", "\"\n"}
+	if got := collect(r); !reflect.DeepEqual(got.ids, want) || !reflect.DeepEqual(got.links, want) {
+		t.Errorf("ids %q links %q, want %q", got.ids, got.links, want)
+	}
+}
+
+// TestEscapedValuesScalarRecords: records that are strings themselves
+// (an array of ids, or the whole answer one) are read through act and
+// scalar, not the scanner's inline path: decoded there as well.
+func TestEscapedValuesScalarRecords(t *testing.T) {
+	m, err := Compile(Config{Routes: []RouteConfig{
+		{Route: "GET /ids", Records: []string{"$.ids[*]"}, Links: []string{"$.ids[*]"}},
+		{Route: "GET /one", Records: []string{"$"}, Links: []string{"$"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ path, escaped, plain string }{
+		{"/ids", `{"ids":["\u0035","6","\u0037\u0037",8,"` + "x" + `\/y"]}`, `{"ids":["5","6","77",8,"x/y"]}`},
+		{"/one", `"\u0035"`, `"5"`},
+		{"/one", ` "\u0035" `, `"5"`},
+	} {
+		mt, _ := m.Match("GET", tt.path)
+		r, err := inspectBoth(t, mt.Route, tt.escaped)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.escaped, err)
+		}
+		var p Result
+		if err := p.Inspect(mt.Route, []byte(tt.plain)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := collect(r), collect(&p); !reflect.DeepEqual(got, want) || len(want.links) == 0 {
+			t.Errorf("%s: escaped %+v, plain %+v", tt.escaped, got, want)
+		}
+	}
+}
+
+// TestEscapedValuesInserted: links in an inserted value (a canary) are
+// decoded as the answer's own are.
+func TestEscapedValuesInserted(t *testing.T) {
+	m := labMap(t)
+	mt, _ := m.Match("GET", "/v1/users/1/followers")
+	var r Result
+	if err := r.Inspect(mt.Route, []byte(`{"users":[{"id":"1"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Insert(0, []byte(`{"id":"c\u0031","username":"u"}`)) {
+		t.Fatal("insert")
+	}
+	if got := r.InsertedLinks(nil); len(got) != 1 || string(got[0]) != "c1" {
+		t.Errorf("inserted links %q, want [c1]", got)
+	}
+}

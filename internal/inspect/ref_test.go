@@ -6,7 +6,9 @@ package inspect
 // the optimized code to, result for result and byte for byte (error
 // offsets and messages included). When behaviour is meant to change,
 // change or drop it with the change. Changed since: member names with
-// escapes are decoded (by encoding/json here) before they are matched.
+// escapes are decoded (by encoding/json here) before they are matched, and
+// string ids, authors and links with escapes are the strings they spell
+// (r0decode).
 
 import (
 	"github.com/warden-gw/warden/internal/refusal"
@@ -519,10 +521,11 @@ func r0present(v []byte) bool {
 	return len(v) > 0
 }
 
-// r0scalarID returns a string's raw content or a number's text as an id.
+// r0scalarID returns a string's content, decoded, or a number's text as
+// an id.
 func r0scalarID(v []byte) ([]byte, bool) {
 	if len(v) >= 2 && v[0] == '"' {
-		return v[1 : len(v)-1], len(v) > 2
+		return r0decode(v[1 : len(v)-1]), len(v) > 2
 	}
 	if len(v) > 0 && (v[0] == '-' || r0isDigit(v[0])) {
 		return v, true
@@ -679,3 +682,38 @@ func (r *r0Result) note(b []byte, i int, qid []byte) []byte {
 
 // Rules lists the rules that masked something, in the order first used.
 func (r *r0Result) Rules() []string { return r.rules }
+
+// r0decode returns the string whose content is raw (a valid string's):
+// each run of escapes is what encoding/json decodes it to (a run, so a
+// surrogate pair is decoded together, and a lone surrogate is U+FFFD),
+// every byte not escaped is kept as it is (encoding/json would turn
+// invalid UTF-8 into U+FFFD; an id is kept byte for byte, as one without
+// escapes is).
+func r0decode(raw []byte) []byte {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	var out []byte
+	for i := 0; i < len(raw); {
+		if raw[i] != '\\' {
+			out = append(out, raw[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(raw) && raw[j] == '\\' {
+			if raw[j+1] == 'u' {
+				j += 6
+			} else {
+				j += 2
+			}
+		}
+		var str string
+		if err := json.Unmarshal([]byte("\""+string(raw[i:j])+"\""), &str); err != nil {
+			panic("reference: " + err.Error()) // scanString accepted it
+		}
+		out = append(out, str...)
+		i = j
+	}
+	return out
+}

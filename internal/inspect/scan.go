@@ -207,7 +207,7 @@ valueC: // c is b[i]
 				goto str
 			}
 		}
-		if e, _, ok = scanString(b, i); !ok {
+		if e, esc, ok = scanString(b, i); !ok {
 			return e, s.fail(e, "bad string")
 		}
 	str:
@@ -293,7 +293,17 @@ scalar: // the scalar b[start:i] reached node cur
 		if len(cur.ids) > 0 {
 			if id, ok := scalarID(b[start:i]); ok {
 				x := ref{int32(len(r.idbuf)), int32(len(r.idbuf) + len(id))} // one copy for every action
-				r.idbuf = append(r.idbuf, id...)
+				if esc && b[start] == '"' {
+					// A string with an escape is the id it spells. esc is
+					// what scanString said of the last string it scanned:
+					// one taken by the word compares above has no escape,
+					// whatever esc still says (unescape then copies it as
+					// it is), and clearing esc there cost every value.
+					r.idbuf = unescape(r.idbuf, id)
+					x.end = int32(len(r.idbuf))
+				} else {
+					r.idbuf = append(r.idbuf, id...)
+				}
 				for k := range cur.ids {
 					switch a := &cur.ids[k]; a.kind {
 					case actID:
@@ -762,8 +772,13 @@ func (s *scanner) act(n *node, start, end int) {
 	if !ok {
 		return
 	}
-	x := ref{int32(len(r.idbuf)), int32(len(r.idbuf) + len(id))} // one copy for every action
-	r.idbuf = append(r.idbuf, id...)
+	x := ref{start: int32(len(r.idbuf))} // one copy for every action
+	if v[0] == '"' && bytes.IndexByte(id, '\\') >= 0 {
+		r.idbuf = unescape(r.idbuf, id) // the id it spells
+	} else {
+		r.idbuf = append(r.idbuf, id...)
+	}
+	x.end = int32(len(r.idbuf))
 	for k := range n.ids {
 		switch a := &n.ids[k]; a.kind {
 		case actID:
@@ -789,7 +804,8 @@ func present(v []byte) bool {
 	return len(v) > 0
 }
 
-// scalarID returns a string's raw content or a number's text as an id.
+// scalarID returns a string's raw content (its escapes still to decode)
+// or a number's text as an id.
 func scalarID(v []byte) ([]byte, bool) {
 	if len(v) >= 2 && v[0] == '"' {
 		return v[1 : len(v)-1], len(v) > 2
