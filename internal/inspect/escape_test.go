@@ -30,6 +30,28 @@ func inspectBoth(t *testing.T, rt *Route, body string) (*Result, error) {
 	return &r, err
 }
 
+// sameAsPlain inspects escaped (as it is and padded) and plain on path's
+// route and fails unless both find the same; it returns the two Results.
+func sameAsPlain(t *testing.T, m *Map, path, escaped, plain string) (*Result, *Result) {
+	t.Helper()
+	mt, ok := m.Match("GET", path)
+	if !ok {
+		t.Fatal("no route")
+	}
+	r, err := inspectBoth(t, mt.Route, escaped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Result
+	if err := p.Inspect(mt.Route, []byte(plain)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := collect(r), collect(&p); !reflect.DeepEqual(got, want) {
+		t.Errorf("escaped %+v, plain %+v", got, want)
+	}
+	return r, &p
+}
+
 // TestEscapedNames: a member name written with escapes is the name it
 // spells, for records' ids, classes, authors and links alike: each body
 // is found as its plain twin is.
@@ -50,24 +72,7 @@ func TestEscapedNames(t *testing.T) {
 		{"authors", "/v1/feed", `{"posts":[{"id":"p","\u0061uthor":{"\u0069d":"9","username":"u"}}]}`,
 			`{"posts":[{"id":"p","author":{"id":"9","username":"u"}}]}`},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			mt, ok := m.Match("GET", tt.path)
-			if !ok {
-				t.Fatal("no route")
-			}
-			r, err := inspectBoth(t, mt.Route, tt.escaped)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var p Result
-			if err := p.Inspect(mt.Route, []byte(tt.plain)); err != nil {
-				t.Fatal(err)
-			}
-			got, want := collect(r), collect(&p)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("escaped %+v, plain %+v", got, want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { sameAsPlain(t, m, tt.path, tt.escaped, tt.plain) })
 	}
 }
 
@@ -226,22 +231,7 @@ func TestEscapedValues(t *testing.T) {
 			`{"posts":[{"id":"p1","author":{"id":"9","username":"u"}},{"id":"p2","author":{"id":"10"}}]}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			mt, ok := m.Match("GET", tt.path)
-			if !ok {
-				t.Fatal("no route")
-			}
-			r, err := inspectBoth(t, mt.Route, tt.escaped)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var p Result
-			if err := p.Inspect(mt.Route, []byte(tt.plain)); err != nil {
-				t.Fatal(err)
-			}
-			got, want := collect(r), collect(&p)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("escaped %+v, plain %+v", got, want)
-			}
+			r, p := sameAsPlain(t, m, tt.path, tt.escaped, tt.plain)
 			var ea, pa Access
 			r.Fill(&ea, true)
 			p.Fill(&pa, true)
