@@ -20,9 +20,8 @@
 // invalid escape in a name is malformed JSON. Masking nulls the value and
 // leaves the name as sent. String values read as ids, authors and links
 // are the strings they spell too (an id "\u0035" is 5, recorded, linked
-// and compared as "5" is): one with an escape is
-// decoded as names are, one without is copied as it is; a number id is its
-// text. Values inserted
+// and compared as "5" is): one with an escape is decoded as names are,
+// one without is copied as it is; a number id is its text. Values inserted
 // before records (Result.Insert: canaries) are no records of the Result;
 // Result.InsertedLinks reads the route's links in them, each as a record
 // of its neighbour's path, for the caller to link them.
