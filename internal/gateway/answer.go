@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -15,8 +14,6 @@ import (
 	"github.com/warden-gw/warden/internal/cacheline"
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
-	"github.com/warden-gw/warden/internal/refusal"
-	"github.com/warden-gw/warden/internal/store/guard"
 )
 
 // Answer is the upstream's answer on an inspected route, body read whole.
@@ -87,11 +84,9 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	}
 	ref, err := p.ration.Decide(ctx, now, &ex.Identity, ex.rationRequest(), ex.Route, &w.res, acc)
 	if err != nil {
-		if !errors.Is(err, guard.ErrFailedOpen) {
-			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
-			return out, p.record(ex, box, p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err))
+		if r := p.storeFailed(ex, "ration", err); r != nil {
+			return out, p.record(ex, box, r)
 		}
-		p.m.storeFail.WithLabelValues("ration", "failed_open").Inc() // the masks that need no store go out
 	}
 	if ref != nil {
 		p.blocked(ctx, ex, ref)
@@ -107,7 +102,7 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp
 	}
 	if err := p.rewrite(w, ex, resp, &out); err != nil {
 		// A rewrite that cannot be encoded is never sent unmasked.
-		return Outcome{}, p.record(ex, box, p.refuse(ex, &Refusal{Status: 502, Rule: refusal.RuleRewrite, Error: "answer could not be rewritten"}, err))
+		return Outcome{}, p.record(ex, box, p.rewriteFailed(ex, err))
 	}
 	p.fill(&w.res, acc, true, spare)
 	p.record(ex, box, nil)

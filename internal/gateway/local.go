@@ -2,11 +2,8 @@ package gateway
 
 import (
 	"context"
-	"errors"
 
 	"github.com/warden-gw/warden/internal/inspect"
-	"github.com/warden-gw/warden/internal/refusal"
-	"github.com/warden-gw/warden/internal/store/guard"
 )
 
 // finishLocal is the answer stage for a responder's answer (ex.Local) on
@@ -44,11 +41,9 @@ func (p *Pipeline) finishLocal(ctx context.Context, ex *Exchange) *Refusal {
 	}
 	ref, err := p.local.Decide(ctx, ex.Start, &ex.Identity, ex.rationRequest(), ex.Route, &w.res, &w.acc)
 	if err != nil {
-		if !errors.Is(err, guard.ErrFailedOpen) {
-			p.m.storeFail.WithLabelValues("ration", "refused").Inc()
-			return localRefused(ex, p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err))
+		if r := p.storeFailed(ex, "ration", err); r != nil {
+			return localRefused(ex, r)
 		}
-		p.m.storeFail.WithLabelValues("ration", "failed_open").Inc()
 	}
 	if ref != nil {
 		p.blocked(ctx, ex, ref)
@@ -68,7 +63,7 @@ func (p *Pipeline) finishLocal(ctx context.Context, ex *Exchange) *Refusal {
 	// Dst nil: the rewrite gets memory of its own, which ex.Local keeps
 	// after w goes back to the pool.
 	if err := p.rewrite(w, ex, Answer{Status: l.Status, ContentType: ctype, Body: l.Body}, &out); err != nil {
-		return localRefused(ex, p.refuse(ex, &Refusal{Status: 502, Rule: refusal.RuleRewrite, Error: "answer could not be rewritten"}, err))
+		return localRefused(ex, p.rewriteFailed(ex, err))
 	}
 	if out.Body != nil {
 		l.Body, l.Header = out.Body, out.Header

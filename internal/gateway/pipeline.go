@@ -224,15 +224,33 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 	return nil
 }
 
+// storeFailed counts a decision of stage ("admit", "ration") the state
+// store failed, and returns the 503 it calls for, or nil when the store's
+// failure policy failed open (the request goes on: at "ration", with the
+// masks that need no store).
+func (p *Pipeline) storeFailed(ex *Exchange, stage string, err error) *Refusal {
+	if errors.Is(err, guard.ErrFailedOpen) {
+		p.m.storeFail.WithLabelValues(stage, "failed_open").Inc()
+		return nil
+	}
+	p.m.storeFail.WithLabelValues(stage, "refused").Inc()
+	return p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err)
+}
+
+// rewriteFailed is the 502 for an answer whose masks or insertions could
+// not be encoded: it is never sent unmasked.
+func (p *Pipeline) rewriteFailed(ex *Exchange, err error) *Refusal {
+	return p.refuse(ex, &Refusal{Status: 502, Rule: refusal.RuleRewrite, Error: "answer could not be rewritten"}, err)
+}
+
 // admitted applies bans and rate limits; nil admits.
 func (p *Pipeline) admitted(ctx context.Context, ex *Exchange) *Refusal {
 	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path, ex.ID)
 	switch {
-	case errors.Is(err, guard.ErrFailedOpen):
-		p.m.storeFail.WithLabelValues("admit", "failed_open").Inc()
 	case err != nil:
-		p.m.storeFail.WithLabelValues("admit", "refused").Inc()
-		return p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err)
+		if r := p.storeFailed(ex, "admit", err); r != nil {
+			return r
+		}
 	case !d.Admitted():
 		msg := "rate limited"
 		if d.Status == 403 {
