@@ -30,7 +30,9 @@ func TestEdgeRefusalsExplained(t *testing.T) {
 	up := startPlatform(t, 200)
 	for _, front := range fronts {
 		t.Run(front, func(t *testing.T) {
-			cfg := "front: " + front + "\nserver: {max_header_bytes: 4096, max_body_bytes: 2048, read_header_timeout: 1s}\n" + ledgerConfig(t.TempDir(), 6)
+			// Logged at info, in JSON: the refused lines are read.
+			cfg := "front: " + front + "\nserver: {max_header_bytes: 4096, max_body_bytes: 2048, read_header_timeout: 1s}\n" +
+				strings.Replace(ledgerConfig(t.TempDir(), 6), "log: {format: text, level: warn}", "log: {format: json}", 1)
 			g := startGateway(t, cfg, up)
 			bearer := "Authorization: Bearer " + token(t, "41") + "\r\n"
 			type edge struct {
@@ -67,6 +69,12 @@ func TestEdgeRefusalsExplained(t *testing.T) {
 					r := refusalOf(t, a)
 					if a.status != c.status || r.Rule != "request" || r.Facet != c.reason || a.header.Get("X-Request-Id") != r.RequestID {
 						t.Fatalf("%d %s (X-Request-Id %q), want %d by rule request, reason %s", a.status, a.body, a.header.Get("X-Request-Id"), c.status, c.reason)
+					}
+					// Logged as every refusal is: one "refused" line with
+					// its id, status, rule and reason, never the token.
+					line := refusedLine(t, g, r.RequestID)
+					if line["level"] != "INFO" || line["status"] != float64(c.status) || line["rule"] != "request" || line["facet"] != c.reason {
+						t.Errorf("refused line %v, want level INFO, status %d, rule request, facet %s", line, c.status, c.reason)
 					}
 					x, raw := explainFound(t, g, r.RequestID)
 					want := map[string]string{"ip": peer, "net": "127.0.8.0/24"}
@@ -134,6 +142,38 @@ func TestUnmappedUpstreamFailureExplained(t *testing.T) {
 				t.Fatalf("explain %s: %s", r.RequestID, raw)
 			}
 		})
+	}
+}
+
+// refusedLine is the gateway's "refused" log line (JSON) of request id,
+// awaited 10 s; it fails the test if the line names the bearer token of
+// token(t, "41") or appears more than once.
+func refusedLine(t *testing.T, g *gw, id string) map[string]any {
+	t.Helper()
+	secret := token(t, "41")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var found []map[string]any
+		out := g.p.Output()
+		for _, l := range strings.Split(out, "\n") {
+			if !strings.Contains(l, id) {
+				continue
+			}
+			if strings.Contains(l, secret) {
+				t.Fatalf("a log line names the bearer token: %s", l)
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "refused" && m["request_id"] == id {
+				found = append(found, m)
+			}
+		}
+		switch {
+		case len(found) == 1:
+			return found[0]
+		case len(found) > 1:
+			t.Fatalf("%d refused lines for %s:\n%s", len(found), id, grepLines(out, id))
+		case time.Now().After(deadline):
+			t.Fatalf("no refused line for %s:\n%s", id, out)
+		}
 	}
 }
 

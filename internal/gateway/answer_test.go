@@ -62,8 +62,11 @@ func recordFrontWith(t *testing.T, yaml string, d Deps) *fastFront {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d.Store, d.Ration, d.Metrics, d.Logger = st, ration.NewMetrics(nil), m, log
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	log := d.Logger
+	d.Store, d.Ration, d.Metrics = st, ration.NewMetrics(nil), m
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	p, err := NewPipeline(ctx, cfg, d)

@@ -33,7 +33,10 @@
 // server bound was broken), an upstream's failure on any route (rule upstream) and a
 // recovered panic's 500 (rule internal, unless the request's Access was
 // made before it), so every request id a refusal's body names is in the
-// ledger. A busy hand-off's goroutine takes its queue
+// ledger. Every refusal is logged once ("refused", info level, the same
+// fields wherever it was made); the edge's lines are bounded (edgeLog: 100
+// a second, the next one written counts those left out), since a client
+// can make malformed requests faster than any it must be identified for. A busy hand-off's goroutine takes its queue
 // every 5 ms rather than parking between Accesses, so a request's offer is
 // a channel send and never wakes it; it parks after a tick with nothing
 // queued. The Access the recorders share is made once per request, in one

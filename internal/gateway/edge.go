@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -94,6 +96,7 @@ func (g *Gateway) recovered(w replyWriter, ex *Exchange, v any) {
 		return
 	}
 	r := &Refusal{Status: 500, Error: "internal error", Rule: refusal.RuleInternal}
+	g.edgeRefused(ex, r)
 	if ex != nil && !ex.recorded {
 		p := ex.p
 		if p == nil {
@@ -131,12 +134,68 @@ func (g *Gateway) refuseRequest(w replyWriter, p *Pipeline, ex *Exchange, in *id
 	// ledger name: the dashboard's refusals and an alert on them see the
 	// edge's too.
 	g.m.refusals.WithLabelValues(r.Rule, r.Facet).Inc()
+	g.edgeRefused(ex, r)
 	id := ""
 	if ex != nil {
 		p.atEdge(ex, in, r)
 		id = ex.ID
 	}
 	writeRefusal(w, r, id)
+}
+
+// edgeLines bounds the "refused" lines of the edge's refusals (rules
+// request and internal): a client can send malformed requests as fast as
+// its link allows, each a few bytes, and each line is some 200 bytes of
+// log. Within a second at most edgeLinesPerSecond are written; the next
+// line written says how many were left out ("suppressed"). The refusals
+// past the rules (Pipeline.refuse) come at most as fast as requests that
+// were read whole and identified, and are each logged.
+const edgeLinesPerSecond = 100
+
+// edgeLog is the bound's state: the second (Unix) being counted, the lines
+// written in it, and the lines left out since the last one written.
+type edgeLog struct {
+	second     atomic.Int64
+	written    atomic.Int64
+	suppressed atomic.Int64
+}
+
+// take reports whether a line may be written at now, and how many were
+// left out before it.
+func (l *edgeLog) take(now time.Time) (ok bool, suppressed int64) {
+	sec := now.Unix()
+	if old := l.second.Load(); old != sec && l.second.CompareAndSwap(old, sec) {
+		l.written.Store(0)
+	}
+	if l.written.Add(1) > edgeLinesPerSecond {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, l.suppressed.Swap(0)
+}
+
+// edgeRefused logs the refusal r of ex (nil: no exchange known) at the
+// edge, with the fields Pipeline.refuse logs (bounded: edgeLog). The path
+// is the one warden read, without its query, as on every refused line.
+func (g *Gateway) edgeRefused(ex *Exchange, r *Refusal) {
+	ctx := context.Background()
+	if !g.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	ok, suppressed := g.edgeLines.take(time.Now())
+	if !ok {
+		return
+	}
+	var id, method, path string
+	if ex != nil {
+		id, method, path = ex.ID, ex.Method, ex.Path
+	}
+	attrs := []slog.Attr{slog.String("request_id", id), slog.Int("status", r.Status), slog.String("rule", r.Rule),
+		slog.String("facet", r.Facet), slog.String("method", method), slog.String("path", path)}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int64("suppressed", suppressed))
+	}
+	g.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 }
 
 // atEdge records the Access of ex, refused with r at the edge (see

@@ -2,15 +2,18 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,6 +266,8 @@ func testPanicRecorded(t *testing.T, d Deps) {
 	col := &collector{}
 	rec := NewRecording("test", col, 8, NewRecordingMetrics(nil))
 	d.Recordings = []*Recording{rec}
+	var logged bytes.Buffer // written as the request is served, on this goroutine
+	d.Logger = slog.New(slog.NewJSONHandler(&logged, nil))
 	f := recordFrontWith(t, answerYAML, d)
 	ctx := new(fasthttp.RequestCtx)
 	if code := getWith(t, f, ctx, "/v1/users/1", labBearer(t, "80")); code != 500 {
@@ -275,6 +280,19 @@ func testPanicRecorded(t *testing.T, d Deps) {
 	if err := json.Unmarshal(ctx.Response.Body(), &b); err != nil || b.Rule != refusal.RuleInternal || b.RequestID == "" {
 		t.Fatalf("body %s (%v), want rule internal and an id", ctx.Response.Body(), err)
 	}
+	// Logged as every refusal: a "refused" line with its id and rule
+	// (beside the panic's own error line).
+	var refused []map[string]any
+	for _, l := range strings.Split(logged.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "refused" {
+			refused = append(refused, m)
+		}
+	}
+	if len(refused) != 1 || refused[0]["request_id"] != b.RequestID || refused[0]["rule"] != refusal.RuleInternal ||
+		refused[0]["status"] != float64(500) || refused[0]["level"] != "INFO" {
+		t.Errorf("refused lines %v, want one for %s, rule internal, status 500:\n%s", refused, b.RequestID, logged.String())
+	}
 	if err := rec.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -283,5 +301,32 @@ func testPanicRecorded(t *testing.T, d Deps) {
 	}
 	if a := col.accs[0]; a.RequestID != b.RequestID || a.Status != 500 || a.Rule != refusal.RuleInternal || a.Route != "GET /v1/users/{id}" || a.Identity.Account != "80" {
 		t.Fatalf("Access %+v, want the request's, 500 by rule internal", a)
+	}
+}
+
+// TestEdgeLogBounded: a flood of refusals at the edge writes at most
+// edgeLinesPerSecond lines a second, and the first line after a flood
+// says how many were left out.
+func TestEdgeLogBounded(t *testing.T) {
+	var l edgeLog
+	t0 := time.Unix(1_000_000, 0)
+	written := 0
+	for i := range 1000 {
+		if ok, sup := l.take(t0.Add(time.Duration(i) * time.Microsecond)); ok {
+			written++
+			if sup != 0 {
+				t.Fatalf("line %d says %d left out, none were", written, sup)
+			}
+		}
+	}
+	if written != edgeLinesPerSecond {
+		t.Fatalf("%d lines in one second of 1000 refusals, want %d", written, edgeLinesPerSecond)
+	}
+	ok, sup := l.take(t0.Add(time.Second))
+	if !ok || sup != 1000-edgeLinesPerSecond {
+		t.Fatalf("next second: written %v, says %d left out, want %d", ok, sup, 1000-edgeLinesPerSecond)
+	}
+	if ok, sup := l.take(t0.Add(time.Second + time.Millisecond)); !ok || sup != 0 {
+		t.Fatalf("then: written %v, %d left out; want written, none", ok, sup)
 	}
 }

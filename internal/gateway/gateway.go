@@ -20,6 +20,8 @@ type Gateway struct {
 	ids   *ids
 	front front
 	name  frontName
+	// edgeLines bounds the log lines of the edge's refusals.
+	edgeLines edgeLog
 }
 
 type front interface {
