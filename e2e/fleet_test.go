@@ -172,8 +172,10 @@ func TestRedisOutage(t *testing.T) {
 			}
 			if mode == "closed" {
 				a := get(3)
-				if r := refusalOf(t, a); r.Rule != "store" {
-					t.Fatalf("503 body: %+v", r)
+				// The facet names the stage that failed: admission, so no
+				// rate limit counted it (explain leaves it out of seen).
+				if r := refusalOf(t, a); r.Rule != "store" || r.Facet != "admit" {
+					t.Fatalf("503 body: %+v, want rule store, facet admit", r)
 				}
 			}
 			rs.Restart()

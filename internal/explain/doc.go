@@ -10,11 +10,14 @@
 // of its class served unmasked; a budget naming provenance is counted over
 // every look-up, the ledger keeping no provenance), and what each rate limit that
 // counted the request, as admission decides it (admit.Admitter.Applies;
-// none for a request refused for its credentials or by a ban, when no
-// limit was asked),
+// none for a request refused for its credentials, by a ban or by a store
+// failing at admission, when no limit decided it),
 // had seen: the requests recorded from its key on its routes within its
 // burst window before the request (but those no limit saw: refused at
-// the edge, for their credentials, or by a ban; ledger.Unlimited).
+// the edge, for their credentials, by a ban, or by a state store that
+// failed at admission, rule store facet admit; ledger.LimitsSaw). A
+// store failure recorded without its stage (a ledger older than the
+// facet) counts: it may have come after the limits.
 //
 // A request warden refused at its edge, before a configured rule was
 // asked (rule request: CONNECT, an ambiguous path, an HTTP version it does

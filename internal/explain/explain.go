@@ -131,7 +131,8 @@ type Budget struct {
 // RateLimit is what one rate limit of the config saw of the request's
 // identity before it: the requests the ledger recorded (admitted, or
 // refused where limits were asked: not those refused at the edge, for
-// their credentials or by a ban, ledger.Unlimited) from the value the
+// their credentials, by a ban, or for a state store that failed at
+// admission, facet admit; ledger.LimitsSaw) from the value the
 // limit counts, with the identity's account
 // when the limit counts them together (identified: own), on the limit's
 // routes, within its burst window: burst times the rate's interval, the
@@ -232,9 +233,10 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 // pattern: a limit's {wildcard} matches the route's, a literal segment
 // does not.
 func rateLimits(ctx context.Context, l Ledger, rules Rules, e *ledger.Entry, x *Explanation) error {
-	// Refused for its credentials or by a ban: no limit was asked, so none
-	// counted it and none has a row (as none counts it in Seen).
-	if len(rules.Limits) == 0 || slices.Contains(ledger.Unlimited(), e.Rule) {
+	// Refused for its credentials, by a ban, or for a state store that
+	// failed at admission: no limit decided it, so none counted it and
+	// none has a row (as none counts it in Seen).
+	if len(rules.Limits) == 0 || !ledger.LimitsSaw(e.Rule, e.Facet) {
 		return nil
 	}
 	a, err := admit.New(rules.Limits, rules.Allow, nil, nil, nil)

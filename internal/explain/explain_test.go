@@ -230,8 +230,18 @@ func TestRateLimits(t *testing.T) {
 	twice.Status, twice.Rule, twice.Facet = 400, refusal.RuleIdentity, "account"
 	banned := at("banned", "7", users, -600*time.Millisecond)
 	banned.Status, banned.Rule, banned.Facet = 403, refusal.RuleBan, "account"
+	// The state store failed: at admission no limit was decided, so none
+	// counts it; at rationing every limit had admitted it, and one an
+	// older ledger recorded without the stage may have been seen: both
+	// count.
+	storeAdmit := at("store-admit", "7", users, -700*time.Millisecond)
+	storeAdmit.Status, storeAdmit.Rule, storeAdmit.Facet = 503, refusal.RuleStore, refusal.StoreAdmit
+	storeRation := at("store-ration", "7", users, -800*time.Millisecond)
+	storeRation.Status, storeRation.Rule, storeRation.Facet = 503, refusal.RuleStore, refusal.StoreRation
+	storeOld := at("store-old", "7", users, -900*time.Millisecond)
+	storeOld.Status, storeOld.Rule = 503, refusal.RuleStore
 	src := record(t,
-		edge, unverified, twice, banned,
+		edge, unverified, twice, banned, storeAdmit, storeRation, storeOld,
 		at("a7-users", "7", users, -500*time.Millisecond),
 		at("a7-search", "7", search, -2*time.Second),
 		at("a7-early", "7", users, -5*time.Second),
@@ -257,16 +267,17 @@ func TestRateLimits(t *testing.T) {
 		t.Fatalf("Request: %v, %v", x, err)
 	}
 	want := []explain.RateLimit{
-		{Name: "per-ip", Facet: "ip", Value: "192.0.2.7", Account: "7", Rate: "1/s", Burst: 3, Window: "3s", Seen: 2, Admits: 6, Applied: true},
-		{Name: "per-ip-shared", Facet: "ip", Value: "192.0.2.7", Rate: "2/s", Burst: 2, Window: "1s", Seen: 3, Admits: 4},
-		{Name: "per-account", Facet: "account", Value: "7", Rate: "10/m", Burst: 5, Window: "30s", Seen: 2, Admits: 10},
+		{Name: "per-ip", Facet: "ip", Value: "192.0.2.7", Account: "7", Rate: "1/s", Burst: 3, Window: "3s", Seen: 4, Admits: 6, Applied: true},
+		{Name: "per-ip-shared", Facet: "ip", Value: "192.0.2.7", Rate: "2/s", Burst: 2, Window: "1s", Seen: 5, Admits: 4},
+		{Name: "per-account", Facet: "account", Value: "7", Rate: "10/m", Burst: 5, Window: "30s", Seen: 4, Admits: 10},
 	}
 	if !slices.Equal(x.RateLimits, want) {
 		t.Errorf("rate limits:\n%+v\nwant\n%+v", x.RateLimits, want)
 	}
-	// Refused for its credentials or by a ban: no limit counted it, so
-	// no rows, though the limits would apply to its identity and route.
-	for _, id := range []string{"unverified", "twice", "banned"} {
+	// Refused for its credentials, by a ban, or for a store that failed at
+	// admission: no limit counted it, so no rows, though the limits would
+	// apply to its identity and route.
+	for _, id := range []string{"unverified", "twice", "banned", "store-admit"} {
 		x, err := explain.Request(context.Background(), src, rules, ledger.Window{}, id)
 		if err != nil || x == nil || x.Decision != explain.Refused {
 			t.Fatalf("%s: %+v, %v", id, x, err)

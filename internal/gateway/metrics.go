@@ -98,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	// Series a dashboard or an alert watches from the start, at 0: a
 	// counter that appears only with its first error reads as "not
 	// exported" until then (the memory store's never fail).
-	for _, stage := range []string{"admit", "ration"} {
+	for _, stage := range []string{"admit", "ration"} { // refusal.StoreAdmit, StoreRation
 		for _, outcome := range []string{"failed_open", "refused"} {
 			m.storeFail.WithLabelValues(stage, outcome)
 		}

@@ -224,17 +224,20 @@ func (p *Pipeline) Begin(ctx context.Context, ex *Exchange, in *identify.Input) 
 	return nil
 }
 
-// storeFailed counts a decision of stage ("admit", "ration") the state
-// store failed, and returns the 503 it calls for, or nil when the store's
-// failure policy failed open (the request goes on: at "ration", with the
-// masks that need no store).
+// storeFailed counts a decision of stage ("admit", "ration": refusal.StoreAdmit,
+// refusal.StoreRation) the state store failed, and returns the 503 it
+// calls for, or nil when the store's failure policy failed open (the
+// request goes on: at rationing, with the masks that need no store). The
+// stage is the refusal's facet, in its body and the ledger: explain
+// leaves a failed admission out of the rate limits' counts (no limit was
+// spent), and cannot tell it from a failed rationing otherwise.
 func (p *Pipeline) storeFailed(ex *Exchange, stage string, err error) *Refusal {
 	if errors.Is(err, guard.ErrFailedOpen) {
 		p.m.storeFail.WithLabelValues(stage, "failed_open").Inc()
 		return nil
 	}
 	p.m.storeFail.WithLabelValues(stage, "refused").Inc()
-	return p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Error: "state store unavailable"}, err)
+	return p.refuse(ex, &Refusal{Status: 503, Rule: refusal.RuleStore, Facet: stage, Error: "state store unavailable"}, err)
 }
 
 // rewriteFailed is the 502 for an answer whose masks or insertions could
@@ -248,7 +251,7 @@ func (p *Pipeline) admitted(ctx context.Context, ex *Exchange) *Refusal {
 	d, err := p.admit.Admit(ctx, ex.Start, &ex.Identity, ex.Method, ex.Path, ex.ID)
 	switch {
 	case err != nil:
-		if r := p.storeFailed(ex, "admit", err); r != nil {
+		if r := p.storeFailed(ex, refusal.StoreAdmit, err); r != nil {
 			return r
 		}
 	case !d.Admitted():

@@ -682,17 +682,37 @@ type FacetValue struct {
 // before admission asked any limit (request: at the gateway's edge;
 // identity: credentials warden could not verify, or two of one), or by a
 // ban, under which the store evaluates no limit (store.AdmitResult). A
-// refusal by a rate limit was seen by every limit asked with it, and one
-// by the state store (store) may have been: those stay counted.
+// refusal by a rate limit was seen by every limit asked with it. The
+// state store's (store) depend on the stage that failed, its facet
+// (UnlimitedFacets).
 func Unlimited() []string {
 	return []string{refusal.RuleRequest, refusal.RuleIdentity, refusal.RuleBan}
+}
+
+// RuleFacet is a refusal's rule and facet.
+type RuleFacet struct{ Rule, Facet string }
+
+// UnlimitedFacets are the refusals no rate limit saw though others of
+// their rule were seen: the state store failing at admission
+// (refusal.StoreAdmit), where no limit was decided or spent. One failing
+// at rationing (refusal.StoreRation) came after every limit admitted the
+// request, and one a ledger recorded before the stage was (no facet) may
+// have: those stay counted.
+func UnlimitedFacets() []RuleFacet {
+	return []RuleFacet{{refusal.RuleStore, refusal.StoreAdmit}}
+}
+
+// LimitsSaw reports whether the rate limits saw a request recorded with
+// rule and facet (Unlimited, UnlimitedFacets).
+func LimitsSaw(rule, facet string) bool {
+	return !slices.Contains(Unlimited(), rule) && !slices.Contains(UnlimitedFacets(), RuleFacet{rule, facet})
 }
 
 // Requests counts, per route, the Accesses of the window whose identity
 // has every facet value of want (none: every Access), admitted or
 // refused by a limit: what a rate limit keyed on those values saw
-// (explain). Requests refused by the rules no rate limit saw (Unlimited)
-// are not counted. It skips the sealed hours whose identities lack want's
+// (explain). Requests refused by the rules no rate limit saw (Unlimited),
+// or with a rule and facet none saw (UnlimitedFacets), are not counted. It skips the sealed hours whose identities lack want's
 // first value.
 func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 	defer runtime.KeepAlive(r)
@@ -701,6 +721,14 @@ func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 	for _, rule := range Unlimited() {
 		if id, ok := r.d.id(nsName, rule); ok {
 			unseen = append(unseen, id+1)
+		}
+	}
+	var unseenFacets [][2]uint32 // UnlimitedFacets' rule and facet names+1, of those ever recorded
+	for _, rf := range UnlimitedFacets() {
+		rule, ok := r.d.id(nsName, rf.Rule)
+		facet, ok2 := r.d.id(nsName, rf.Facet)
+		if ok && ok2 {
+			unseenFacets = append(unseenFacets, [2]uint32{rule + 1, facet + 1})
 		}
 	}
 	var ids [NumFacets]uint32 // id+1 asked per facet; 0: any
@@ -732,7 +760,7 @@ func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 	next:
 		for i := range es {
 			e := &es[i]
-			if !r.win.has(e.t) || slices.Contains(unseen, e.rule) {
+			if !r.win.has(e.t) || slices.Contains(unseen, e.rule) || e.rule != 0 && slices.Contains(unseenFacets, [2]uint32{e.rule, e.facet}) {
 				continue
 			}
 			for f, id := range ids {

@@ -102,6 +102,16 @@ const (
 	RuleInternal = "internal"
 )
 
+// The facets of rule store: the stage whose state-store call failed.
+// StoreAdmit: admission (bans, rate limits), so no rate limit counted
+// the request (ledger.LimitsSaw); StoreRation: rationing, after every
+// limit admitted it. A ledger written before the stage was recorded has
+// rule store with no facet: either.
+const (
+	StoreAdmit  = "admit"
+	StoreRation = "ration"
+)
+
 // RequestConnect is the reason (facet) of rule request for a CONNECT:
 // warden is no tunnel. The other reasons are warden_bad_requests_total's.
 const RequestConnect = "connect"

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -119,13 +118,19 @@ func traffic(n int) []*inspect.Access {
 			a.Links = []string{"x"}
 			if r.IntN(10) == 0 {
 				a.Status, a.Rule, a.Facet, a.Records = 429, "contact-per-account", "account", nil
-				switch len(out) % 5 { // refused where no limit saw it: Requests leaves it out
+				switch len(out) % 8 { // refused where no limit saw it (0-3): Requests leaves it out
 				case 0:
 					a.Status, a.Rule, a.Facet = 400, refusal.RuleRequest, "ambiguous_path"
 				case 1:
 					a.Status, a.Rule, a.Facet = 401, refusal.RuleIdentity, "account"
 				case 2:
 					a.Status, a.Rule, a.Facet = 403, refusal.RuleBan, "account"
+				case 3:
+					a.Status, a.Rule, a.Facet = 503, refusal.RuleStore, refusal.StoreAdmit
+				case 4: // after the limits: seen, as is a store refusal of an older ledger, without the stage
+					a.Status, a.Rule, a.Facet = 503, refusal.RuleStore, refusal.StoreRation
+				case 5:
+					a.Status, a.Rule, a.Facet = 503, refusal.RuleStore, ""
 				}
 			}
 		}
@@ -208,20 +213,26 @@ func TestSameAnswers(t *testing.T) {
 	// Requests counts every Access but those refused where no limit saw
 	// them (at the edge, for their credentials, by a ban), on both (then
 	// compared below, per route and identity).
-	unseen := map[string]int{}
+	unseen, stores := map[string]int{}, map[string]int{}
 	for _, a := range acc {
-		if slices.Contains(ledger.Unlimited(), a.Rule) {
+		if a.Rule == refusal.RuleStore {
+			stores[a.Facet]++
+		}
+		if !ledger.LimitsSaw(a.Rule, a.Facet) {
 			unseen[a.Rule]++
 		}
 	}
-	skipped := unseen[refusal.RuleRequest] + unseen[refusal.RuleIdentity] + unseen[refusal.RuleBan]
+	skipped := unseen[refusal.RuleRequest] + unseen[refusal.RuleIdentity] + unseen[refusal.RuleBan] + unseen[refusal.RuleStore]
+	if len(stores) != 3 || stores[refusal.StoreAdmit] != unseen[refusal.RuleStore] {
+		t.Fatalf("store refusals by stage %v, of them unseen %d: want each stage, admit's unseen", stores, unseen[refusal.RuleStore])
+	}
 	for _, src := range []ledger.Source{local, ch} {
 		perRoute, err := src.Requests(ctx, all, nil)
 		n := 0
 		for _, c := range perRoute {
 			n += c
 		}
-		if err != nil || len(unseen) != 3 || n != len(acc)-skipped {
+		if err != nil || len(unseen) != 4 || n != len(acc)-skipped {
 			t.Fatalf("%s: %d requests (%v), want %d: %d Accesses, refused where no limit saw them %v", src, n, err, len(acc)-skipped, len(acc), unseen)
 		}
 	}

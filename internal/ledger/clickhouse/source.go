@@ -196,7 +196,8 @@ func (c *Client) Distinct(ctx context.Context, win ledger.Window, by identify.Fa
 
 // Requests counts, per route, the accesses rows in win whose identity
 // has every facet value of want, but those refused by a rule no rate
-// limit saw (ledger.Unlimited), as the directory's Requests.
+// limit saw (ledger.Unlimited), or with a rule and facet none saw
+// (ledger.UnlimitedFacets), as the directory's Requests.
 func (c *Client) Requests(ctx context.Context, win ledger.Window, want []ledger.FacetValue) (map[string]int, error) {
 	unseen := ledger.Unlimited()
 	quoted := make([]string, len(unseen))
@@ -204,6 +205,9 @@ func (c *Client) Requests(ctx context.Context, win ledger.Window, want []ledger.
 		quoted[i] = quote(rule)
 	}
 	cond := window(win) + " AND rule NOT IN (" + strings.Join(quoted, ", ") + ")"
+	for _, rf := range ledger.UnlimitedFacets() {
+		cond += " AND NOT (rule = " + quote(rf.Rule) + " AND facet = " + quote(rf.Facet) + ")"
+	}
 	for _, w := range want {
 		if w.By < 1 || int(w.By) > ledger.NumFacets {
 			return nil, fmt.Errorf("clickhouse: requests: facet %d", w.By)
