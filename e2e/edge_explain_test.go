@@ -360,3 +360,72 @@ func trickle(conn net.Conn, s string, pace time.Duration) (stop func()) {
 	}()
 	return func() { close(done); <-finished }
 }
+
+// A client that pipelines requests far ahead of its answers on the loop
+// front (over 1 MiB unread) gets the answers in flight, then one refusal
+// (429, rule request, reason pipelined_too_far, with its id, Connection:
+// close) that is logged, counted and explained like the edge's others,
+// and the connection closes; it was cut without an answer before.
+func TestEdgePipelinedTooFar(t *testing.T) {
+	up := startPlatform(t, 200)
+	g := startGateway(t, "front: loop\n"+strings.Replace(ledgerConfig(t.TempDir(), 6), "log: {format: text, level: warn}", "log: {format: json}", 1), up)
+	const peer = "127.0.8.4"
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(peer)}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	req := "GET /v1/users/7 HTTP/1.1\r\nHost: api.test\r\nX-Pad: " + strings.Repeat("p", 1000) + "\r\n\r\n"
+	sent := make(chan int)
+	go func() {
+		n := 0
+		for n < 3<<20 {
+			if _, err := io.WriteString(conn, req); err != nil {
+				break // the connection closed: the refusal is on its way
+			}
+			n += len(req)
+		}
+		sent <- n
+	}()
+	br := bufio.NewReader(conn)
+	var statuses []int
+	var last answer
+	closed := false
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			break
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+		last, closed = answer{resp.StatusCode, resp.Header, string(b)}, resp.Close
+	}
+	n := <-sent
+	if len(statuses) == 0 || len(statuses) > 200 || last.status != 429 || !closed {
+		t.Fatalf("%d bytes pipelined: %d answers, the last %d (Connection: close %v) %s; want a few, the last a 429 closing the connection",
+			n, len(statuses), last.status, closed, last.body)
+	}
+	r := refusalOf(t, last)
+	if r.Rule != "request" || r.Facet != "pipelined_too_far" || last.header.Get("X-Request-Id") != r.RequestID {
+		t.Fatalf("last answer %s, want rule request, reason pipelined_too_far, with its id", last.body)
+	}
+	line := refusedLine(t, g, r.RequestID)
+	if line["status"] != float64(429) || line["rule"] != "request" || line["facet"] != "pipelined_too_far" {
+		t.Errorf("refused line %v", line)
+	}
+	x, raw := explainFound(t, g, r.RequestID)
+	if x.Decision != "refused" || x.Status != 429 || x.Rule != "request" || x.Facet != "pipelined_too_far" ||
+		!reflect.DeepEqual(x.Identity, map[string]string{"ip": peer, "net": "127.0.8.0/24"}) || len(x.RateLimits) != 0 {
+		t.Fatalf("explain %s: %s", r.RequestID, raw)
+	}
+	m := adminDo(t, g, "GET", "/metrics", "").body
+	for _, want := range []string{`warden_refusals_total{facet="pipelined_too_far",rule="request"} 1`,
+		`warden_bad_requests_total{front="loop",reason="pipelined_too_far"} 1`} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "pipelined"))
+		}
+	}
+}

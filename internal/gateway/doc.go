@@ -26,7 +26,9 @@
 // with its rule and facet: those warden makes at its edge before anything
 // is decided as well (edge.go: CONNECT, an ambiguous path, an HTTP version
 // other than 1, a header or body over its bound, a request not read in
-// time; rule request, the reason as facet, the identity as far as it was
+// time, a loop client pipelining over 1 MiB ahead of its answers (429,
+// after the answer in flight, and the connection closes: loopclient.go
+// refusePipelined); rule request, the reason as facet, the identity as far as it was
 // read, from the peer or a trusted proxy's report, never an untrusted
 // header; counted in warden_refusals_total by that rule and facet as
 // every refusal is, and by front in warden_bad_requests_total when a

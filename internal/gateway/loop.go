@@ -89,7 +89,7 @@ type loopFront struct {
 const (
 	loopMaxInline    = 64 << 10
 	loopMaxBuffered  = 1 << 20
-	loopMaxPipelined = 1 << 20 // sent ahead of the answers: past it, the connection closes
+	loopMaxPipelined = 1 << 20 // sent ahead of the answers: past it, refused and closed (refusePipelined)
 	loopAnswerHeader = 64 << 10
 	loopMinTick      = 10 * time.Millisecond
 )

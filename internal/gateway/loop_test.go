@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // loopGW is a gateway on the loop front, serving on a loopback port.
@@ -639,7 +642,10 @@ func gnetRunnable(fn func()) gnet.Runnable {
 }
 
 // A client that sends requests far ahead of its answers (past
-// loopMaxPipelined) is cut off rather than buffered for without bound.
+// loopMaxPipelined) is not buffered for without bound: it gets the answer
+// in flight, then a refusal (429, rule request, reason pipelined_too_far,
+// with a request id, Connection: close), counted, and the connection
+// closes.
 func TestLoopPipelinedTooFar(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(100 * time.Millisecond)
@@ -657,22 +663,37 @@ func TestLoopPipelinedTooFar(t *testing.T) {
 		sent += len(req)
 	}
 	_ = c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	answers := 0
+	var answers []int
+	var last []byte
+	var lastHeader http.Header
+	lastClose := false
 	for {
 		resp, err := http.ReadResponse(c.br, nil)
 		if err != nil {
 			break
 		}
-		if _, err := io.ReadAll(resp.Body); err != nil {
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
 			break
 		}
-		answers++
+		answers, last, lastHeader, lastClose = append(answers, resp.StatusCode), b, resp.Header, resp.Close
 	}
-	if answers > 5 {
-		t.Fatalf("%d answers to a client %d bytes ahead, want it cut off", answers, sent)
+	if len(answers) < 2 || len(answers) > 5 || answers[len(answers)-1] != 429 || slices.Contains(answers[:len(answers)-1], 429) {
+		t.Fatalf("answers %v to a client %d bytes ahead, want a few, then one 429, then the end", answers, sent)
+	}
+	var r struct {
+		Rule, Facet string
+		RequestID   string `json:"request_id"`
+	}
+	if err := json.Unmarshal(last, &r); err != nil || r.Rule != refusal.RuleRequest || r.Facet != "pipelined_too_far" || r.RequestID == "" ||
+		lastHeader.Get("X-Request-Id") != r.RequestID || !lastClose {
+		t.Fatalf("last answer %s %v (%v), want rule request, reason pipelined_too_far, its id, Connection: close", last, lastHeader, err)
 	}
 	if n := l.metric(t, "warden_bad_requests_total", map[string]string{"reason": "pipelined_too_far"}); n != 1 {
 		t.Fatalf("pipelined_too_far counted %v times, want 1", n)
+	}
+	if n := l.metric(t, "warden_refusals_total", map[string]string{"rule": "request", "facet": "pipelined_too_far"}); n != 1 {
+		t.Fatalf("refusals counted %v times, want 1", n)
 	}
 }
 

@@ -33,6 +33,11 @@ type clientConn struct {
 	retried    bool
 	closeAfter bool
 	deciding   bool // a decision runs off the loop (offLoop)
+	// overrun: the client sent past loopMaxPipelined ahead of its
+	// answers. What it sends is discarded from then on; the answer in
+	// flight, if any, goes out, then the refusal (refusePipelined), and
+	// the connection closes.
+	overrun bool
 }
 
 // sweepClient acts on a client's passed deadline, or resumes it once its
@@ -79,6 +84,23 @@ func (ls *loopState) timedOutRequest(cl *clientConn) {
 	ls.write(cl, true)
 }
 
+// refusePipelined answers a client that sent too far ahead of its answers
+// (clientConn.overrun): 429, rule request, reason pipelined_too_far,
+// recorded with the peer alone (the requests were never read) and
+// counted as the edge's refusals are; the connection closes after it.
+// The requests sent after the one answered before it get no answer: a
+// client may send them again on a new connection.
+func (ls *loopState) refusePipelined(cl *clientConn) {
+	f := ls.f
+	f.g.m.countRequest(f.front, fasthttp.StatusTooManyRequests)
+	cl.resp.Reset()
+	cl.head = false // the answer before it may have been a HEAD's
+	ex := &Exchange{ID: f.g.ids.next(), Start: time.Now()}
+	f.g.badRequest((*fastReply)(&cl.resp), f.g.pipeline(), f.front, ex, &identify.Input{Peer: cl.peer},
+		fasthttp.StatusTooManyRequests, "pipelined_too_far", "too many requests pipelined ahead of their answers")
+	ls.write(cl, true)
+}
+
 // readRequest reads the client's next request, if it has all arrived and
 // nothing is in flight, and starts its exchange.
 func (ls *loopState) readRequest(cl *clientConn, now time.Time) {
@@ -89,18 +111,25 @@ func (ls *loopState) readRequest(cl *clientConn, now time.Time) {
 	// a connection handed to the fast front leaves nothing unsent behind
 	// (gnet's close drops what the socket does not take at once).
 	draining := cl.c.OutboundBuffered() > 0
-	if (busy || draining) && cl.c.InboundBuffered() > loopMaxPipelined {
-		// The loop reads whatever arrives: a client that sends this far
-		// ahead of its answers is not buffered for, it is cut off.
-		f.g.m.badRequest(f.front, "pipelined_too_far")
-		cl.close()
-		return
-	}
-	if busy {
-		return // pipelined bytes wait for the answer before them
-	}
-	if draining {
-		cl.setPhase(phStalled, now, f.cfg.Server.WriteTimeout)
+	if busy || draining {
+		switch {
+		case cl.overrun:
+			_, _ = cl.c.Discard(-1)
+		case cl.c.InboundBuffered() > loopMaxPipelined:
+			// The loop reads whatever arrives: a client that sends this
+			// far ahead of its answers is not buffered for. It is
+			// answered what it can be: the answer in flight, then a
+			// refusal, and the connection closes.
+			cl.overrun = true
+			_, _ = cl.c.Discard(-1)
+			if cl.ex == nil && cl.phase != phClosing {
+				ls.refusePipelined(cl) // after the answers still draining
+			} // else respond refuses once the answer in flight has gone
+		case busy:
+			// pipelined bytes wait for the answer before them
+		default:
+			cl.setPhase(phStalled, now, f.cfg.Server.WriteTimeout)
+		}
 		return
 	}
 	buf, _ := cl.c.Peek(-1)
@@ -287,6 +316,10 @@ func (ls *loopState) respond(cl *clientConn) {
 	ls.write(cl, closing)
 	ls.endExchange(cl)
 	if !closing && !cl.gone {
+		if cl.overrun {
+			ls.refusePipelined(cl)
+			return
+		}
 		ls.readRequest(cl, time.Now())
 	}
 }

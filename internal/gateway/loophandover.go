@@ -72,7 +72,10 @@ func (ls *loopState) handOverAnswer(cl *clientConn, up *upstreamConn) {
 	f := ls.f
 	ex, p := cl.ex, cl.p
 	head := cl.head
-	closeAfter := cl.closeAfter
+	// A client that sent too far ahead (overrun) lost what it sent after
+	// this request: its connection closes after the answer, without the
+	// refusal the loop would have added.
+	closeAfter := cl.closeAfter || cl.overrun
 	cl.upc, up.cl = nil, nil
 	ls.upOpen--
 	delete(ls.upstreams, up)

@@ -93,7 +93,8 @@ const (
 	// RuleRequest: warden would not serve the request as sent, at its edge,
 	// before any configured rule was asked (CONNECT, an ambiguous path, an
 	// HTTP version other than 1, a header or body over a server bound, a
-	// request not read in time). The refusal's facet names the reason
+	// request not read in time, requests pipelined too far ahead of their
+	// answers). The refusal's facet names the reason
 	// (RequestConnect or warden_bad_requests_total's reason), not an
 	// identity facet: no limit or budget counted such a request.
 	RuleRequest = "request"
