@@ -27,6 +27,10 @@
 // app only when identified), the route when the path matched one (else
 // ""), and no budget or rate limit rows, since none counted it.
 //
+// A request with two Accesses (a panic after the first was recorded: the
+// second is the 500 sent, rule internal, facet answering) is explained by
+// the newest, with no rate limit rows, and counted once in others' seen.
+//
 // The decision is told from what the gateway recorded: every answer warden
 // makes in place of the upstream's names a rule (refusal.Own lists its
 // own, which no configured rule may take), so an Access without a rule

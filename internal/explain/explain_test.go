@@ -320,3 +320,32 @@ func TestEdgeRefusal(t *testing.T) {
 		t.Fatalf("JSON %s", b)
 	}
 }
+
+// TestSuperseded: a request that panicked after its Access was recorded
+// has a second Access of its id, the 500 sent (rule internal, facet
+// answering): explain gives that one, without rate limit rows, and a
+// later request's limits count the request once.
+func TestSuperseded(t *testing.T) {
+	id := identify.Identity{Account: "7"}
+	const users = "GET /v1/users/{id}"
+	served := &inspect.Access{RequestID: "r", Route: users, Identity: id, Time: t0.Add(time.Second), Status: 200}
+	answered := &inspect.Access{RequestID: "r", Route: users, Identity: id, Time: t0.Add(1100 * time.Millisecond), Status: 500,
+		Rule: refusal.RuleInternal, Facet: refusal.InternalAnswering}
+	next := &inspect.Access{RequestID: "next", Route: users, Identity: id, Time: t0.Add(2 * time.Second), Status: 200}
+	src := record(t, served, answered, next)
+	rules := explain.Rules{Limits: []config.Limit{{Name: "per-account", Facet: "account", Rate: "1/s", Burst: 5}}}
+	x, err := explain.Request(context.Background(), src, rules, ledger.Window{}, "r")
+	if err != nil || x == nil {
+		t.Fatalf("Request: %v, %v", x, err)
+	}
+	if x.Status != 500 || x.Rule != refusal.RuleInternal || x.Facet != refusal.InternalAnswering || x.Decision != explain.Refused || len(x.RateLimits) != 0 {
+		t.Errorf("explain r: %+v, want the 500 that superseded the 200, no rate limit rows", x)
+	}
+	x, err = explain.Request(context.Background(), src, rules, ledger.Window{}, "next")
+	if err != nil || x == nil {
+		t.Fatalf("Request: %v, %v", x, err)
+	}
+	if len(x.RateLimits) != 1 || x.RateLimits[0].Seen != 1 {
+		t.Errorf("rate limits of the next request %+v, want per-account having seen the request once", x.RateLimits)
+	}
+}

@@ -33,9 +33,10 @@
 // header; counted in warden_refusals_total by that rule and facet as
 // every refusal is, and by front in warden_bad_requests_total when a
 // server bound was broken), an upstream's failure on any route (rule upstream) and a
-// recovered panic's 500 (rule internal, unless the request's Access was
-// made before it), so every request id a refusal's body names is in the
-// ledger. Every refusal is logged once ("refused", info level, the same
+// recovered panic's 500 (rule internal; when the request's Access was
+// handed over before it, a second Access of the id with facet answering,
+// on that path only: Gateway.recovered), so every request id a refusal's
+// body names is in the ledger with the status it sent. Every refusal is logged once ("refused", info level, the same
 // fields wherever it was made); the edge's lines are bounded (edgeLog: 100
 // a second, the next one written counts those left out), since a client
 // can make malformed requests faster than any it must be identified for. A busy hand-off's goroutine takes its queue

@@ -82,9 +82,15 @@ func writeError(w replyWriter, status int, msg, id string) {
 
 // recovered counts and logs a panic v raised while serving ex (nil: no
 // exchange yet) and, when w is not nil, answers 500 there (rule internal),
-// recorded unless the exchange's Access was already handed to the
-// recorders (the panic came after its decision). A nil w says the answer has begun and cannot be replaced:
-// nothing is recorded for an answer warden did not make.
+// recorded. When the exchange's Access was already handed to the
+// recorders with the decided status (the panic came while the answer was
+// made), the 500 goes to them as a second Access of the id, facet
+// refusal.InternalAnswering, which supersedes the first: a hand-off on
+// this path only, none more on the common one (the box handed over is
+// the recorders' and cannot be changed). The first Access's records stay
+// as decided, though the 500 replaced the answer that would have carried
+// them. A nil w says the answer has begun and cannot be replaced: nothing
+// is recorded for an answer warden did not make.
 func (g *Gateway) recovered(w replyWriter, ex *Exchange, v any) {
 	id := ""
 	if ex != nil {
@@ -96,14 +102,22 @@ func (g *Gateway) recovered(w replyWriter, ex *Exchange, v any) {
 		return
 	}
 	r := &Refusal{Status: 500, Error: "internal error", Rule: refusal.RuleInternal}
+	at := ex != nil && ex.recorded
+	if at {
+		r.Facet = refusal.InternalAnswering
+	}
 	g.edgeRefused(ex, r)
-	if ex != nil && !ex.recorded {
+	if ex != nil {
 		p := ex.p
 		if p == nil {
 			p = g.pipeline()
 		}
 		if len(p.recordings) > 0 {
-			p.record(ex, p.bare(ex, ex.Start), r)
+			when := ex.Start
+			if at {
+				when = time.Now() // after the first: the newest of the id
+			}
+			p.record(ex, p.bare(ex, when), r)
 		}
 	}
 	writeRefusal(w, r, id)

@@ -330,3 +330,52 @@ func TestEdgeLogBounded(t *testing.T) {
 		t.Fatalf("then: written %v, %d left out; want written, none", ok, sup)
 	}
 }
+
+// TestPanicAfterHandOff: a panic after the request's Access went to the
+// recorders with its decided status (while the answer was made) is
+// answered 500, rule internal, facet answering, and the recorders get a
+// second Access of the id with that 500, later than the first, which
+// supersedes it (the ledger's Find takes an id's newest). Before, the
+// recorders kept only the decided status.
+func TestPanicAfterHandOff(t *testing.T) {
+	col := &collector{}
+	rec := NewRecording("test", col, 8, NewRecordingMetrics(nil))
+	f := recordFrontWith(t, answerYAML, Deps{Recordings: []*Recording{rec}})
+	ctx := new(fasthttp.RequestCtx)
+	if code := getWith(t, f, ctx, "/v1/users/1", labBearer(t, "80")); code != 200 {
+		t.Fatalf("status %d, want 200", code)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.accs) != 1 || col.accs[0].Status != 200 {
+		t.Fatalf("Accesses %+v, want the 200", col.accs)
+	}
+	first := col.accs[0]
+	// The exchange as Finish leaves it: handed over.
+	rec = NewRecording("test", col, 8, NewRecordingMetrics(nil))
+	p := f.g.pipeline()
+	p.recordings = []*Recording{rec}
+	ex := &Exchange{ID: first.RequestID, Start: first.Time, Method: "GET", Path: "/v1/users/1", Identity: first.Identity, p: p, recorded: true}
+	ex.Route, ex.Inspect = p.imap.Match(ex.Method, ex.Path)
+	var resp fasthttp.Response
+	f.g.recovered((*fastReply)(&resp), ex, "answer bug")
+	var b struct {
+		Rule, Facet string
+		RequestID   string `json:"request_id"`
+	}
+	if err := json.Unmarshal(resp.Body(), &b); err != nil || resp.StatusCode() != 500 || b.Rule != refusal.RuleInternal ||
+		b.Facet != refusal.InternalAnswering || b.RequestID != first.RequestID {
+		t.Fatalf("%d %s (%v), want 500, rule internal, facet answering, id %s", resp.StatusCode(), resp.Body(), err, first.RequestID)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.accs) != 2 {
+		t.Fatalf("%d Accesses, want the 200 and its 500", len(col.accs))
+	}
+	if a := col.accs[1]; a.RequestID != first.RequestID || a.Status != 500 || a.Rule != refusal.RuleInternal || a.Facet != refusal.InternalAnswering ||
+		a.Route != "GET /v1/users/{id}" || a.Identity.Account != "80" || len(a.Records) != 0 || !a.Time.After(first.Time) {
+		t.Fatalf("second Access %+v, want the 500 of %s after %v", a, first.RequestID, first.Time)
+	}
+}

@@ -694,12 +694,14 @@ type RuleFacet struct{ Rule, Facet string }
 
 // UnlimitedFacets are the refusals no rate limit saw though others of
 // their rule were seen: the state store failing at admission
-// (refusal.StoreAdmit), where no limit was decided or spent. One failing
+// (refusal.StoreAdmit), where no limit was decided or spent, and the
+// second Access of a request that panicked after its first was recorded
+// (refusal.InternalAnswering), counted with the first. One failing
 // at rationing (refusal.StoreRation) came after every limit admitted the
 // request, and one a ledger recorded before the stage was (no facet) may
 // have: those stay counted.
 func UnlimitedFacets() []RuleFacet {
-	return []RuleFacet{{refusal.RuleStore, refusal.StoreAdmit}}
+	return []RuleFacet{{refusal.RuleStore, refusal.StoreAdmit}, {refusal.RuleInternal, refusal.InternalAnswering}}
 }
 
 // LimitsSaw reports whether the rate limits saw a request recorded with

@@ -113,6 +113,14 @@ const (
 	StoreRation = "ration"
 )
 
+// InternalAnswering is the facet of rule internal for a panic that came
+// after the request's Access was handed to the recorders with the status
+// decided, while the answer was being made: the recorders get a second
+// Access of the same request id, the 500 actually sent, which supersedes
+// the first (the ledger's Find takes an id's newest) and which no rate
+// limit counts again (ledger.UnlimitedFacets).
+const InternalAnswering = "answering"
+
 // RequestConnect is the reason (facet) of rule request for a CONNECT:
 // warden is no tunnel. The other reasons are warden_bad_requests_total's.
 const RequestConnect = "connect"

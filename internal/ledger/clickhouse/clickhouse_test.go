@@ -201,6 +201,13 @@ func writeBoth(t *testing.T, cfg Config, acc []*inspect.Access) (string, *Client
 func TestSameAnswers(t *testing.T) {
 	s := server(t)
 	acc := traffic(6000)
+	// A request that panicked after its Access was recorded: a second
+	// Access of its id, the 500 sent, the newest, which both Finds give
+	// and no Requests counts.
+	redo := *acc[10]
+	redo.Time, redo.Status, redo.Rule, redo.Facet = acc[len(acc)-1].Time.Add(time.Millisecond), 500, refusal.RuleInternal, refusal.InternalAnswering
+	redo.Records, redo.Authors, redo.Links, redo.MaskRules = nil, nil, nil, nil
+	acc = append(acc, &redo)
 	dir, ch := writeBoth(t, config(t, s, "conformance"), acc)
 	local := ledger.Dir(dir)
 	ctx := context.Background()
@@ -222,7 +229,7 @@ func TestSameAnswers(t *testing.T) {
 			unseen[a.Rule]++
 		}
 	}
-	skipped := unseen[refusal.RuleRequest] + unseen[refusal.RuleIdentity] + unseen[refusal.RuleBan] + unseen[refusal.RuleStore]
+	skipped := unseen[refusal.RuleRequest] + unseen[refusal.RuleIdentity] + unseen[refusal.RuleBan] + unseen[refusal.RuleStore] + unseen[refusal.RuleInternal]
 	if len(stores) != 3 || stores[refusal.StoreAdmit] != unseen[refusal.RuleStore] {
 		t.Fatalf("store refusals by stage %v, of them unseen %d: want each stage, admit's unseen", stores, unseen[refusal.RuleStore])
 	}
@@ -232,7 +239,7 @@ func TestSameAnswers(t *testing.T) {
 		for _, c := range perRoute {
 			n += c
 		}
-		if err != nil || len(unseen) != 4 || n != len(acc)-skipped {
+		if err != nil || len(unseen) != 5 || n != len(acc)-skipped {
 			t.Fatalf("%s: %d requests (%v), want %d: %d Accesses, refused where no limit saw them %v", src, n, err, len(acc)-skipped, len(acc), unseen)
 		}
 	}
@@ -317,6 +324,9 @@ func TestSameAnswers(t *testing.T) {
 		fb, err := ch.Find(ctx, all, id)
 		if err != nil || fb == nil {
 			t.Fatalf("clickhouse find %s: %v %v", id, fb, err)
+		}
+		if id == redo.RequestID && (fa.Entry.Status != 500 || fb.Entry.Status != 500) {
+			t.Errorf("find %s: status %d local, %d clickhouse; want the newest Access's 500", id, fa.Entry.Status, fb.Entry.Status)
 		}
 		ea, eb := *fa.Entry, *fb.Entry
 		ea.Page, ea.Lookup, ea.Links, eb.Page, eb.Lookup, eb.Links = "", "", nil, "", "", nil

@@ -289,7 +289,7 @@ func (f *found) entry() *ledger.Entry {
 
 func (c *Client) Find(ctx context.Context, win ledger.Window, id string) (*ledger.Found, error) {
 	q := fmt.Sprintf(`SELECT %s AS ts, req, route, app, account, ip, net, fingerprint, list, page, lookup, unref, status, rule, facet,
-mask_rules, classes, rec_ids, rec_classes, rec_masked, authors, links FROM accesses WHERE req = %s AND %s LIMIT 1 FORMAT JSONEachRow`, ts, quote(id), window(win))
+mask_rules, classes, rec_ids, rec_classes, rec_masked, authors, links FROM accesses WHERE req = %s AND %s ORDER BY ts DESC LIMIT 1 FORMAT JSONEachRow`, ts, quote(id), window(win))
 	out, err := c.do(ctx, q, nil, true, map[string][]string{"output_format_json_quote_64bit_integers": {"0"}}, nil)
 	if err != nil {
 		return nil, err
