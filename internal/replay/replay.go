@@ -66,6 +66,10 @@ const (
 	skipIdentity = "identity"          // refused before admission (credentials)
 	skipRequest  = "request"           // refused at the edge, before any rule (CONNECT, an ambiguous path, a bound)
 	skipBlocked  = "blocked_by_budget" // a budget refused it: the ledger kept no records
+	// skipSuperseded: the second Access of a request that panicked after
+	// its first was recorded (refusal.InternalAnswering): the request is
+	// replayed once, as its first Access.
+	skipSuperseded = "superseded"
 )
 
 // reorder is how many Accesses wait to be put in time order: the ledger
@@ -314,6 +318,9 @@ func (rp *replayer) replay(ctx context.Context, e *ledger.Entry, rep *Report) er
 	case e.Rule == refusal.RuleRequest:
 		// No config decides it: any config refuses it the same way.
 		rep.NotReplayed[skipRequest]++
+		return nil
+	case e.Rule == refusal.RuleInternal && e.Facet == refusal.InternalAnswering:
+		rep.NotReplayed[skipSuperseded]++
 		return nil
 	case e.Status == 429 && rp.budget[e.Rule]:
 		// A budget blocked it: the ledger kept no records to count.
