@@ -14,14 +14,21 @@ import (
 // them before the copy leaks.
 //
 // Unlike Finish it counts nothing against a budget: the budgets are read,
-// not spent (p.local is built on ration.Uncounted), nothing is linked, no
-// seeder runs and no Access is recorded (a canary is never a real
-// subject: package canary). The ids a canary's list shows are linked as
-// a real list's (linkCanaries); the link memory is read as for a real
-// look-up (a canary is linked where it was shown), and the
-// fan-out cap counts the open, as a real one's (package canary's
-// exception). Only requests a responder
-// answered come here, so every other request pays nothing for it.
+// not spent (p.local is built on ration.Uncounted), nothing is linked and
+// no seeder runs. The ids a canary's list shows are linked as a real
+// list's (linkCanaries); the link memory is read as for a real look-up
+// (a canary is linked where it was shown), and the fan-out cap counts the
+// open, as a real one's (package canary's exception). Only requests a
+// responder answered come here, so every other request pays nothing for
+// it.
+//
+// Its Access is recorded as a real request's is (localBox): who asked,
+// the route, the status, a refusal's rule and facet, the rules that
+// masked; so every refusal's request id leads to warden explain, as the
+// invariant asks. It names no canary: no records, authors, links, list,
+// page or look-up (a canary is never a real subject: package canary), so
+// the ledger's subjects, who-took, took-by's subjects and lists, and reach
+// are what real traffic alone makes them.
 //
 // It returns a refusal that replaces the answer (ex.Local is then nil),
 // or nil with ex.Local rewritten where a rule masked.
@@ -34,20 +41,21 @@ func (p *Pipeline) finishLocal(ctx context.Context, ex *Exchange) *Refusal {
 	defer p.answers.Put(w)
 	w.res.Reset()
 	w.acc = inspect.Access{}
+	box := p.localBox(ex)
 	const ctype = "application/json" // what writeLocal sends
 	_, unread, err := p.imap.ReadAnswer(ex.Route.Route, l.Status, ctype, "", l.Body, &w.plain, &w.res, p.im)
 	if unread != inspect.Read {
-		return localRefused(ex, p.unread(ctx, ex, unread, err))
+		return p.localRefused(ex, box, p.unread(ctx, ex, unread, err))
 	}
 	ref, err := p.local.Decide(ctx, ex.Start, &ex.Identity, ex.rationRequest(), ex.Route, &w.res, &w.acc)
 	if err != nil {
 		if r := p.storeFailed(ex, "ration", err); r != nil {
-			return localRefused(ex, r)
+			return p.localRefused(ex, box, r)
 		}
 	}
 	if ref != nil {
 		p.blocked(ctx, ex, ref)
-		return localRefused(ex, ref)
+		return p.localRefused(ex, box, ref)
 	}
 	// The ids the answer shows (a canary's followers: canaries) are
 	// linked as a real list's are, else a look-up of one would be
@@ -63,18 +71,40 @@ func (p *Pipeline) finishLocal(ctx context.Context, ex *Exchange) *Refusal {
 	// Dst nil: the rewrite gets memory of its own, which ex.Local keeps
 	// after w goes back to the pool.
 	if err := p.rewrite(w, ex, Answer{Status: l.Status, ContentType: ctype, Body: l.Body}, &out); err != nil {
-		return localRefused(ex, p.rewriteFailed(ex, err))
+		return p.localRefused(ex, box, p.rewriteFailed(ex, err))
 	}
 	if out.Body != nil {
 		l.Body, l.Header = out.Body, out.Header
 	}
+	if box != nil {
+		box.acc.Status = l.Status
+		if rules := w.res.Rules(); len(rules) > 0 && w.res.NumMasked() > 0 {
+			box.acc.MaskRules = append(box.rules[:0], rules...) // the rules' names outlive w
+		}
+	}
+	p.record(ex, box, nil)
 	return nil
 }
 
-// localRefused drops ex.Local for r, when r refuses.
-func localRefused(ex *Exchange, r *Refusal) *Refusal {
+// localBox is the box of the Access of a request a responder answered
+// (nil without recordings): who asked, when, on which route, and nothing
+// the answer names.
+func (p *Pipeline) localBox(ex *Exchange) *accessBox {
+	box := p.newBox()
+	if box != nil {
+		box.acc = inspect.Access{RequestID: ex.ID, Route: ex.Route.Route.Pattern, Time: ex.Start, Identity: ex.Identity}
+	}
+	return box
+}
+
+// localRefused records ex's Access (box, its status, rule and facet r's)
+// and drops ex.Local for r, when r refuses; a nil r (an unread answer
+// passed as it came) is recorded as the responder's status.
+func (p *Pipeline) localRefused(ex *Exchange, box *accessBox, r *Refusal) *Refusal {
 	if r != nil {
 		ex.Local = nil
+	} else if box != nil {
+		box.acc.Status = ex.Local.Status
 	}
-	return r
+	return p.record(ex, box, r)
 }
