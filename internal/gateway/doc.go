@@ -9,10 +9,14 @@
 // on an inspected route goes through the answer stage too (local.go:
 // read, ration, rewrite, or a refusal), so a canary is masked exactly
 // when a real profile would be, but counts nothing against a budget: its
-// rationer reads the budgets through ration.Uncounted (no subject spent,
-// no Access recorded; the ids a canary's list shows linked as a real
-// list's, the link memory read and the fan-out cap counting the open as
-// for a real look-up). Only answered requests go there. Finish (answer.go), on an inspected route, in one
+// rationer reads the budgets through ration.Uncounted (no subject spent;
+// the ids a canary's list shows linked as a real list's, the link memory
+// read and the fan-out cap counting the open as for a real look-up). Its
+// Access is recorded, served or refused, with its status, rule, facet and
+// mask rules but nothing the answer names (no records, authors, links,
+// list, page or look-up: a canary is never a real subject), so a refused
+// canary look-up is explained as any refusal is. Only answered requests
+// go there. Finish (answer.go), on an inspected route, in one
 // screen: read the answer (inspect decodes and scans it under the map's
 // policies), ration decides, the Seeders (canaries; the ids they inserted
 // then linked in the identity's link memory, a second Link call only on
@@ -26,20 +30,14 @@
 // with its rule and facet: those warden makes at its edge before anything
 // is decided as well (edge.go: CONNECT, an ambiguous path, an HTTP version
 // other than 1, a header or body over its bound, a request not read in
-// time, a loop client pipelining over 1 MiB ahead of its answers (429,
-// after the answer in flight, and the connection closes: loopclient.go
-// refusePipelined); rule request, the reason as facet, the identity as far as it was
+// time; rule request, the reason as facet, the identity as far as it was
 // read, from the peer or a trusted proxy's report, never an untrusted
 // header; counted in warden_refusals_total by that rule and facet as
 // every refusal is, and by front in warden_bad_requests_total when a
 // server bound was broken), an upstream's failure on any route (rule upstream) and a
-// recovered panic's 500 (rule internal; when the request's Access was
-// handed over before it, a second Access of the id with facet answering,
-// on that path only: Gateway.recovered), so every request id a refusal's
-// body names is in the ledger with the status it sent. Every refusal is logged once ("refused", info level, the same
-// fields wherever it was made); the edge's lines are bounded (edgeLog: 100
-// a second, the next one written counts those left out), since a client
-// can make malformed requests faster than any it must be identified for. A busy hand-off's goroutine takes its queue
+// recovered panic's 500 (rule internal, unless the request's Access was
+// made before it), so every request id a refusal's body names is in the
+// ledger. A busy hand-off's goroutine takes its queue
 // every 5 ms rather than parking between Accesses, so a request's offer is
 // a channel send and never wakes it; it parks after a tick with nothing
 // queued. The Access the recorders share is made once per request, in one
