@@ -79,6 +79,12 @@
 // idle_timeout is the wait between answered requests). So a slow-loris
 // client holds a connection for the header timeout, not the request's.
 //
+// The std front makes net/http's own answers warden's where net/http lets
+// it (stdedge.go): warden checks max_header_bytes itself, net/http reading
+// 64 KiB past it; on a cleartext connection (stdConn) the text answers
+// net/http writes before a handler runs become warden's refusals and a
+// late header gets 408. Over TLS those stay net/http's, uncounted.
+//
 // It must never let an untrusted header decide an identity, never touch the
 // upstream for a refused request, never change an answer that no rule
 // touched (such answers pass byte for byte), and never do a recorder's

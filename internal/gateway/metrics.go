@@ -57,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "warden_requests_total", Help: "Requests answered, by front and status code." + frontHelp,
 		}, []string{"front", "code"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "warden_refusals_total", Help: "Requests refused or blocked by warden, by rule and facet as the answer's body and the ledger name them: those refused at the edge too (rule request, the reason as facet: connect, malformed, ambiguous_path, body_too_large, header_too_large, read_timeout). Not here: an upstream's failure or a recovered panic (counters of their own).",
+			Name: "warden_refusals_total", Help: "Requests refused or blocked by warden, by rule and facet as the answer's body and the ledger name them: those refused at the edge too (rule request, the reason as facet: connect, malformed, ambiguous_path, body_too_large, header_too_large, read_timeout, pipelined_too_far). Not here: an upstream's failure or a recovered panic (counters of their own).",
 		}, []string{"rule", "facet"}),
 		upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "warden_upstream_duration_seconds", Help: "Time from sending a request upstream to its answer's header.",
@@ -68,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"front", "kind"}),
 		badReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_bad_requests_total",
-			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed, ambiguous_path, pipelined_too_far: over 1 MiB sent ahead of the answers on the loop, answered 429 and closed). Each answered one is in warden_refusals_total{rule=\"request\"} too; a CONNECT, which breaks no bound, only there. The std front counts body_too_large and ambiguous_path only: net/http answers the others itself." + frontHelp,
+			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed, ambiguous_path, pipelined_too_far: over 1 MiB sent ahead of the answers on the loop, answered 429 and closed). Each answered one is in warden_refusals_total{rule=\"request\"} too; a CONNECT, which breaks no bound, only there. On the std front over TLS net/http answers some itself (a header far past the bound, a request it cannot parse, a late header): those are not counted." + frontHelp,
 		}, []string{"front", "reason"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_panics_total", Help: "Panics recovered while serving a request (answered 500).",

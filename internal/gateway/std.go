@@ -72,13 +72,16 @@ func newStdFront(g *Gateway, cfg *config.Config) (*stdFront, error) {
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
-		Protocols:         &protos,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		// warden checks the bound itself (stdHeaderSize), answering its
+		// own 431, up to where net/http answers one in text.
+		MaxHeaderBytes: cfg.Server.MaxHeaderBytes + stdHeaderSlack,
+		Protocols:      &protos,
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey, c)
 		},
 		ConnState: func(c net.Conn, s http.ConnState) {
+			f.connState(c, s)
 			if s == http.StateClosed || s == http.StateHijacked {
 				if tc, ok := c.(*tls.Conn); ok {
 					f.hello.Delete(tc.NetConn())
@@ -107,7 +110,7 @@ func (f *stdFront) serveListener(ln net.Listener) error {
 	if f.cfg.TLS.Enabled() {
 		return f.srv.ServeTLS(ln, "", "")
 	}
-	return f.srv.Serve(ln)
+	return f.srv.Serve(stdListener{Listener: ln, f: f}) // net/http's own answers made warden's (stdedge.go)
 }
 
 func (f *stdFront) shutdown(ctx context.Context) error { return f.srv.Shutdown(ctx) }
@@ -170,10 +173,20 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	p := g.pipeline()
 	in := identify.Input{Peer: remoteAddr(r.RemoteAddr), Header: stdHeader(r.Header)}
-	if c, ok := r.Context().Value(connKey).(*tls.Conn); ok {
+	switch c := r.Context().Value(connKey).(type) {
+	case *tls.Conn:
 		if fp, ok := f.hello.Load(c.NetConn()); ok {
 			in.TLSFingerprint = fp.(string)
 		}
+	case *stdConn:
+		c.served.Store(true) // what is written now is the handler's (stdedge.go)
+	}
+	if stdHeaderSize(r) > f.cfg.Server.MaxHeaderBytes {
+		// As the other fronts, which read none of such a header: the
+		// peer alone, and the connection closes after the answer.
+		w.Header().Set("Connection", "close")
+		g.badRequest(rec, p, frontStd, ex, &identify.Input{Peer: in.Peer}, 431, "header_too_large", "request header too large")
+		return
 	}
 	path, ok := g.requestPath(rec, p, frontStd, ex, &in, r.Method == http.MethodConnect, r.URL.EscapedPath(),
 		f.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep)

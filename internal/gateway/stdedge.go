@@ -1,0 +1,208 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// The std front's edge: what net/http answers itself, before a request
+// reaches the handler, made warden's where net/http lets it be.
+//
+//   - A header over server.max_header_bytes: net/http reads up to
+//     stdHeaderSlack past the bound, and warden checks the bound itself
+//     (stdHeaderSize): 431, rule request, reason header_too_large, with a
+//     request id, recorded and counted, on every std connection (TLS and
+//     HTTP/2 too).
+//   - On a cleartext connection (stdConn), net/http's own text answers
+//     between requests (400, 431 past the slack, 501, 505) are replaced
+//     by warden's refusal, reason header_too_large for a 431, else
+//     malformed; and a header that stops coming (a read timing out after
+//     bytes of a request came) is answered 408, reason read_timeout,
+//     before net/http closes the connection without an answer.
+//   - Over TLS net/http writes those answers into the TLS stream, under
+//     warden's reach: they stay net/http's (text, no id, unrecorded,
+//     uncounted), as do HTTP/2's own refusals (its stream errors, its 431
+//     past the header list size it advertises).
+
+// stdHeaderSlack is how far past server.max_header_bytes the std front
+// lets net/http read a header (its MaxHeaderBytes) before net/http
+// answers 431 itself: within it, warden answers.
+const stdHeaderSlack = 64 << 10
+
+// stdHeaderSize is r's header as net/http parsed it, in bytes as sent
+// give or take the white space around values: the request line, each
+// field line with its CRLF (Host's too, which net/http moves to r.Host),
+// and the blank line that ends it.
+func stdHeaderSize(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len("Host: ") + len(r.Host) + 2 + 2
+	for name, vs := range r.Header {
+		for _, v := range vs {
+			n += len(name) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// stdListener gives the std front's server its cleartext connections as
+// stdConns.
+type stdListener struct {
+	net.Listener
+	f *stdFront
+}
+
+func (l stdListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &stdConn{Conn: c, f: l.f}, nil
+}
+
+// stdConn is a cleartext connection of the std front. Until a request
+// reaches the handler (served, set by ServeHTTP; cleared when the
+// connection goes idle, stdFront.connState), net/http writes on it only
+// its own answers to requests it would not read ("HTTP/1.1 400 ..."),
+// which stdConn replaces with warden's; a read that times out after bytes
+// of a request came is answered 408. (http.StateActive cannot tell: net/http
+// sets it once any byte was read, before it knows the request is bad.) An HTTP/2
+// connection (its preface read first) is left alone: HTTP/2 answers
+// within its own frames.
+type stdConn struct {
+	net.Conn
+	f      *stdFront
+	served atomic.Bool // a request reached the handler since the connection opened or went idle
+	heard  atomic.Bool // bytes came since the connection opened or went idle
+	h2     atomic.Bool // prior-knowledge HTTP/2: not ours to answer
+	// answered: warden answered in net/http's place; the connection ends.
+	answered atomic.Bool
+}
+
+var (
+	h2Preface  = []byte("PRI * HTTP/2.0")
+	h1Response = []byte("HTTP/1.1 ")
+)
+
+func (c *stdConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.heard.Load() {
+		if !c.served.Load() && bytes.HasPrefix(b[:n], h2Preface) {
+			c.h2.Store(true)
+		}
+		c.heard.Store(true)
+	}
+	if err != nil && c.heard.Load() && !c.served.Load() && !c.h2.Load() {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// Part of a request came, not all of it in time: net/http
+			// closes without a word.
+			c.refuse(http.StatusRequestTimeout, "read_timeout", "request read timeout", false)
+		}
+	}
+	return n, err
+}
+
+func (c *stdConn) Write(b []byte) (int, error) {
+	if !c.served.Load() && bytes.HasPrefix(b, h1Response) && !c.h2.Load() {
+		// net/http's own answer to a request it would not read: warden's
+		// in its place.
+		code, _ := strconv.Atoi(string(b[len(h1Response):min(len(b), len(h1Response)+3)]))
+		reason, msg := "malformed", "bad request"
+		switch code {
+		case http.StatusRequestHeaderFieldsTooLarge:
+			reason, msg = "header_too_large", "request header too large"
+		case http.StatusHTTPVersionNotSupported:
+			msg = "HTTP version not supported"
+		case http.StatusNotImplemented:
+			msg = "transfer encoding not supported"
+		case 0:
+			code = http.StatusBadRequest
+		}
+		c.refuse(code, reason, msg, true)
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+// CloseWrite half-closes, as net/http does after its 431 to let the client
+// read it before the connection closes.
+func (c *stdConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// refuse answers status on the connection at its edge, once, as the fast
+// front answers what fasthttp would not read: rule request, the reason as
+// facet, a request id, recorded with the peer alone (nothing of the
+// request was parsed), counted, logged. drain: read what the client is
+// still sending first, so that closing does not reset the answer away.
+func (c *stdConn) refuse(status int, reason, msg string, drain bool) {
+	if c.answered.Swap(true) {
+		return
+	}
+	g := c.f.g
+	g.m.countRequest(frontStd, status)
+	ex := &Exchange{ID: g.ids.next(), Start: time.Now()}
+	var w rawReply
+	g.badRequest(&w, g.pipeline(), frontStd, ex, &identify.Input{Peer: peerAddr(c.RemoteAddr())}, status, reason, msg)
+	if drain {
+		drainRefused(c.Conn)
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(drainTotal))
+	_, _ = c.Conn.Write(w.appendTo(nil))
+}
+
+// connState follows a cleartext connection's state (http.Server.ConnState).
+func (f *stdFront) connState(c net.Conn, s http.ConnState) {
+	sc, ok := c.(*stdConn)
+	if !ok {
+		return
+	}
+	if s == http.StateIdle {
+		sc.heard.Store(false)
+		sc.served.Store(false)
+	}
+}
+
+// rawReply is an answer written as HTTP/1.1 bytes straight to a
+// connection (stdConn), closing it.
+type rawReply struct {
+	header []Header
+	status int
+	body   []byte
+}
+
+func (r *rawReply) setHeader(name, value string) {
+	r.header = append(r.header, Header{Name: name, Value: value})
+}
+
+func (r *rawReply) writeJSON(status int, body []byte) { r.status, r.body = status, body }
+
+func (r *rawReply) appendTo(b []byte) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(r.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(r.status)...)
+	b = append(b, "\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	for _, h := range r.header {
+		b = append(b, "\r\n"...)
+		b = append(b, h.Name...)
+		b = append(b, ": "...)
+		b = append(b, h.Value...)
+	}
+	b = append(b, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(r.body)), 10)
+	b = append(b, "\r\nConnection: close\r\n\r\n"...)
+	return append(b, r.body...)
+}
+
+var _ replyWriter = (*rawReply)(nil)
