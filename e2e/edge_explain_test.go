@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -436,6 +437,52 @@ func TestEdgePipelinedTooFar(t *testing.T) {
 		`warden_bad_requests_total{front="loop",reason="pipelined_too_far"} 1`} {
 		if !strings.Contains(m, want+"\n") {
 			t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "pipelined"))
+		}
+	}
+}
+
+// Over TLS, what net/http refuses itself stays its own (text, no id), out
+// of warden's reach, but is counted: a connection closing with a request
+// net/http read and never handed to warden adds one to
+// warden_bad_requests_total{front="std",reason="net_http"}; a served
+// request, and a connection that sends nothing, add none.
+func TestStdTLSNetHTTPCounted(t *testing.T) {
+	up := newEcho(t)
+	certFile, keyFile := selfSigned(t, t.TempDir())
+	cfg := strings.Replace(baseConfig("std"), "front: std", "front: std\ntls: {cert_file: "+certFile+", key_file: "+keyFile+"}", 1)
+	g := startGateway(t, cfg, up.srv.URL)
+	addr := strings.TrimPrefix(g.url, "http://")
+	dial := func() *tls.Conn {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Get(strings.Replace(g.url, "http://", "https://", 1) + "/ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	hc.CloseIdleConnections()
+	dial().Close() // nothing sent
+	c := dial()
+	io.WriteString(c, "GET /x HTTP/9.9\r\nHost: api.test\r\n\r\n")
+	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 505 {
+		t.Fatalf("HTTP/9.9 over TLS: %v %v, want net/http's 505", resp, err)
+	}
+	c.Close()
+	want := `warden_bad_requests_total{front="std",reason="net_http"} 1`
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		m := adminDo(t, g, "GET", "/metrics", "").body
+		if strings.Contains(m, want+"\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %s:\n%s", want, grepLines(m, "warden_bad_requests_total"))
 		}
 	}
 }

@@ -83,7 +83,8 @@
 // it (stdedge.go): warden checks max_header_bytes itself, net/http reading
 // 64 KiB past it; on a cleartext connection (stdConn) the text answers
 // net/http writes before a handler runs become warden's refusals and a
-// late header gets 408. Over TLS those stay net/http's, uncounted.
+// late header gets 408. Over TLS those stay net/http's, counted
+// (reason net_http) when the connection closes with one.
 //
 // It must never let an untrusted header decide an identity, never touch the
 // upstream for a refused request, never change an answer that no rule

@@ -68,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"front", "kind"}),
 		badReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_bad_requests_total",
-			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed, ambiguous_path, pipelined_too_far: over 1 MiB sent ahead of the answers on the loop, answered 429 and closed). Each answered one is in warden_refusals_total{rule=\"request\"} too; a CONNECT, which breaks no bound, only there. On the std front over TLS net/http answers some itself (a header far past the bound, a request it cannot parse, a late header): those are not counted." + frontHelp,
+			Help: "Requests refused before the upstream for breaking a server bound, by front and reason (body_too_large, header_too_large, read_timeout, malformed, ambiguous_path, pipelined_too_far: over 1 MiB sent ahead of the answers on the loop, answered 429 and closed). Each answered one is in warden_refusals_total{rule=\"request\"} too; a CONNECT, which breaks no bound, only there. On the std front over TLS net/http answers some itself (a header far past the bound, a request it cannot parse, a late header): net_http, once per connection that closed with one, in no other counter." + frontHelp,
 		}, []string{"front", "reason"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_panics_total", Help: "Panics recovered while serving a request (answered 500).",

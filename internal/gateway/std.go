@@ -32,7 +32,7 @@ type stdFront struct {
 	cfg   *config.Config
 	srv   *http.Server
 	proxy *httputil.ReverseProxy
-	hello sync.Map // raw net.Conn -> TLS ClientHello fingerprint
+	hello sync.Map // raw net.Conn -> *tlsConnState
 }
 
 type ctxKey int
@@ -80,14 +80,7 @@ func newStdFront(g *Gateway, cfg *config.Config) (*stdFront, error) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey, c)
 		},
-		ConnState: func(c net.Conn, s http.ConnState) {
-			f.connState(c, s)
-			if s == http.StateClosed || s == http.StateHijacked {
-				if tc, ok := c.(*tls.Conn); ok {
-					f.hello.Delete(tc.NetConn())
-				}
-			}
-		},
+		ConnState: f.connState,
 	}
 	if cfg.TLS.Enabled() {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -96,7 +89,7 @@ func newStdFront(g *Gateway, cfg *config.Config) (*stdFront, error) {
 		}
 		base := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 		base.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-			f.hello.Store(h.Conn, identify.HelloFingerprint(h))
+			f.hello.Store(h.Conn, &tlsConnState{fp: identify.HelloFingerprint(h)})
 			return nil, nil
 		}
 		f.srv.TLSConfig = base
@@ -175,8 +168,10 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in := identify.Input{Peer: remoteAddr(r.RemoteAddr), Header: stdHeader(r.Header)}
 	switch c := r.Context().Value(connKey).(type) {
 	case *tls.Conn:
-		if fp, ok := f.hello.Load(c.NetConn()); ok {
-			in.TLSFingerprint = fp.(string)
+		if v, ok := f.hello.Load(c.NetConn()); ok {
+			st := v.(*tlsConnState)
+			in.TLSFingerprint = st.fp
+			st.pending.Store(false) // the request net/http read reached warden (stdedge.go)
 		}
 	case *stdConn:
 		c.served.Store(true) // what is written now is the handler's (stdedge.go)

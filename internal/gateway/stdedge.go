@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -26,10 +27,12 @@ import (
 //     malformed; and a header that stops coming (a read timing out after
 //     bytes of a request came) is answered 408, reason read_timeout,
 //     before net/http closes the connection without an answer.
-//   - Over TLS net/http writes those answers into the TLS stream, under
-//     warden's reach: they stay net/http's (text, no id, unrecorded,
-//     uncounted), as do HTTP/2's own refusals (its stream errors, its 431
-//     past the header list size it advertises).
+//   - Over TLS net/http writes those answers into the TLS stream, out of
+//     warden's reach: they stay net/http's (text, no id, unrecorded), as
+//     do HTTP/2's own refusals (its stream errors, its 431 past the header
+//     list size it advertises); a connection that closes with a request
+//     net/http read bytes of and never handed over is counted
+//     (connState: warden_bad_requests_total, reason net_http).
 
 // stdHeaderSlack is how far past server.max_header_bytes the std front
 // lets net/http read a header (its MaxHeaderBytes) before net/http
@@ -160,15 +163,43 @@ func (c *stdConn) refuse(status int, reason, msg string, drain bool) {
 	_, _ = c.Conn.Write(w.appendTo(nil))
 }
 
-// connState follows a cleartext connection's state (http.Server.ConnState).
+// tlsConnState is what the std front keeps of a TLS connection: its
+// ClientHello's fingerprint, and whether net/http read bytes of a request
+// (http.StateActive) that has not reached ServeHTTP.
+type tlsConnState struct {
+	fp      string
+	pending atomic.Bool
+}
+
+// connState follows a connection's state (http.Server.ConnState): a
+// cleartext one's (stdConn), and a TLS one's, which closing with a request
+// pending was refused or dropped by net/http itself (a request it could
+// not parse, a header far past the bound, a late header, a client gone
+// mid-request): counted in warden_bad_requests_total, reason net_http, the
+// only trace warden has of it (at least one such request per connection:
+// HTTP/2 streams net/http refused count once).
 func (f *stdFront) connState(c net.Conn, s http.ConnState) {
-	sc, ok := c.(*stdConn)
-	if !ok {
-		return
-	}
-	if s == http.StateIdle {
-		sc.heard.Store(false)
-		sc.served.Store(false)
+	switch c := c.(type) {
+	case *stdConn:
+		if s == http.StateIdle {
+			c.heard.Store(false)
+			c.served.Store(false)
+		}
+	case *tls.Conn:
+		v, ok := f.hello.Load(c.NetConn())
+		if !ok {
+			return
+		}
+		st := v.(*tlsConnState)
+		switch s {
+		case http.StateActive:
+			st.pending.Store(true)
+		case http.StateClosed, http.StateHijacked:
+			if s == http.StateClosed && st.pending.Load() {
+				f.g.m.badRequest(frontStd, "net_http")
+			}
+			f.hello.Delete(c.NetConn())
+		}
 	}
 }
 
