@@ -58,7 +58,9 @@ func (g canaryGate) Respond(_ context.Context, ex *gateway.Exchange) *gateway.Lo
 }
 
 // Seed inserts the canaries the identity's code shows it, each before its
-// anchor record; they are never records of res (no budget sees them).
+// anchor record, into the room the page has below the size asked (so the
+// answer is never longer than that: package canary's "Pages"); they are
+// never records of res (no budget sees them).
 func (g canaryGate) Seed(ex *gateway.Exchange, res *inspect.Result, acc *inspect.Access) {
 	if ex.Route.Route == nil || res.Len() == 0 || !g.c.Seeds(ex.Route.Route.Pattern) {
 		return
@@ -80,7 +82,11 @@ func (g canaryGate) Seed(ex *gateway.Exchange, res *inspect.Result, acc *inspect
 		}
 		acc.List = list
 	}
-	g.c.Plan(0, ex.Route.Route.Pattern, list, ident, g.c.Bucket(t), res.Len(), res.ID,
+	room := g.c.Room(ex.RawQuery, res.Len())
+	if room == 0 { // a full page: nothing goes in (the ledger still keeps a search page's sealed list)
+		return
+	}
+	g.c.PlanRoom(0, ex.Route.Route.Pattern, list, ident, g.c.Bucket(t), res.Len(), room, res.ID,
 		func(i int, s canary.Slot, shown bool) {
 			if shown {
 				p := g.c.Canary(0, s.Canary)

@@ -64,11 +64,21 @@ func (c *Canaries) Keys() int { return len(c.keys) }
 // Plan decides the canaries of one list answer under key ki: for each of
 // the n records (id(i) its id, in answer order) that anchors a slot, fn
 // gets the record's index, the slot and whether ident, in bucket, is shown
-// its canary; the plan ends at the MaxPerPage-th shown. The
-// gateway seeds with it (key 0) and warden trace replays it from the
-// ledger, so both decide alike.
+// its canary; the plan ends at the MaxPerPage-th shown. warden trace
+// replays it from the ledger, which keeps the records served but not the
+// page size asked, so it decides as though the page had room for
+// MaxPerPage (see PlanRoom and the package doc's "Pages").
 func (c *Canaries) Plan(ki int, route, list, ident string, bucket int64, n int, id func(i int) []byte, fn func(i int, s Slot, shown bool)) {
-	if ident == "" {
+	c.PlanRoom(ki, route, list, ident, bucket, n, c.cfg.MaxPerPage, id, fn)
+}
+
+// PlanRoom is Plan for a page with room for room canaries (Room): the
+// plan ends at the min(room, MaxPerPage)-th shown, and a page without
+// room has no slots. The gateway seeds with it (key 0), so that no page
+// it changes is longer than the size the caller asked.
+func (c *Canaries) PlanRoom(ki int, route, list, ident string, bucket int64, n, room int, id func(i int) []byte, fn func(i int, s Slot, shown bool)) {
+	room = min(room, c.cfg.MaxPerPage)
+	if ident == "" || room <= 0 {
 		return
 	}
 	k := c.keys[ki]
@@ -110,7 +120,7 @@ func (c *Canaries) Plan(ki int, route, list, ident string, bucket int64, n int, 
 		in := unit(k.include.sum(b)) < s.Bias
 		fn(i, s, in)
 		if in {
-			if shown++; shown == c.cfg.MaxPerPage {
+			if shown++; shown == room {
 				return // the slots after the cap are none: a trace scores what was decided
 			}
 		}

@@ -48,6 +48,22 @@ type Config struct {
 	// Anonymous is who answers a request about a canary that carries no
 	// verified account (default upstream).
 	Anonymous Anonymous `yaml:"anonymous"`
+	// Page is how the upstream pages its lists: canaries go only into the
+	// room a page has below the size the caller asked (Room).
+	Page Page `yaml:"page"`
+}
+
+// Page describes the upstream's list pages (shared/lab-platform.md: a
+// limit from 1 to 50, default 20).
+type Page struct {
+	// Limit names the query parameter that asks a page's size (default
+	// "limit").
+	Limit string `yaml:"limit"`
+	// Default is the size of a page asked without it (default 20).
+	Default int `yaml:"default"`
+	// Max is the largest size the upstream serves (default 50): a larger
+	// one asked is never seeded (the upstream refuses it).
+	Max int `yaml:"max"`
 }
 
 // Anonymous is canary.anonymous: who answers a request about a canary
@@ -122,6 +138,15 @@ func (c *Config) SetDefaults() {
 	if c.Anonymous == "" {
 		c.Anonymous = AnonymousUpstream
 	}
+	if c.Page.Limit == "" {
+		c.Page.Limit = "limit"
+	}
+	if c.Page.Max == 0 {
+		c.Page.Max = 50
+	}
+	if c.Page.Default == 0 {
+		c.Page.Default = min(20, c.Page.Max)
+	}
 	r := &c.Routes
 	def := func(s *string, v string) {
 		if *s == "" {
@@ -140,6 +165,9 @@ func (c *Config) SetDefaults() {
 		r.Seed = []string{r.Followers, r.Following, r.Search}
 	}
 }
+
+// maxPageMax bounds page.max: no API pages its lists by more.
+const maxPageMax = 10000
 
 // minSpacing is the fewest ids per canary index: an id of the range is a
 // canary's with chance 1/spacing, and the id check rejects the others.
@@ -185,6 +213,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Anonymous != AnonymousUpstream && c.Anonymous != AnonymousAnswer {
 		bad("anonymous", "%q is not upstream or answer", c.Anonymous)
+	}
+	if c.Page.Max < 1 || c.Page.Max > maxPageMax {
+		bad("page.max", "%d is not between 1 and %d", c.Page.Max, maxPageMax)
+	} else if c.Page.Default < 1 || c.Page.Default > c.Page.Max {
+		bad("page.default", "%d is not between 1 and page.max (%d)", c.Page.Default, c.Page.Max)
+	}
+	if strings.ContainsAny(c.Page.Limit, "&=#? \t") {
+		bad("page.limit", "%q is not a query parameter name", c.Page.Limit)
 	}
 	return errors.Join(errs...)
 }
