@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/warden-gw/warden/internal/canary"
+)
+
+// listPage is a list answer of the lab contract, users or posts.
+type listPage struct {
+	Users []labUser `json:"users"`
+	Posts []struct {
+		ID string `json:"id"`
+	} `json:"posts"`
+	Next *string `json:"next_cursor"`
+}
+
+// ids are the page's records' ids, in order.
+func (p *listPage) ids() []string {
+	var out []string
+	for _, u := range p.Users {
+		out = append(out, u.ID)
+	}
+	for _, x := range p.Posts {
+		out = append(out, x.ID)
+	}
+	return out
+}
+
+// TestCanaryPagesWithinLimit: on every list route of the lab contract
+// (followers, following, posts, search, feed), at limits 1, 3, 7, 50 and
+// none (the platform's 20), a page through warden is never longer than the
+// limit asked, and a walk of the list through warden, in step with the
+// platform's own walk, gets on every page the platform's records in the
+// platform's order and the platform's next cursor: canaries only add to a
+// page's room, never displace a record, and a caller that pages on loses
+// nothing. Canaries still reach the walk (followers and search pages with
+// room carry them).
+func TestCanaryPagesWithinLimit(t *testing.T) {
+	up := startPlatform(t, 2000)
+	g := startGateway(t, searchConfig(t.TempDir()), up)
+	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, canaryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := clientFrom("127.0.0.1")
+	auth := map[string]string{"Authorization": accountToken(t, 11)}
+	get := func(base, path string) listPage {
+		t.Helper()
+		a := do(t, cl, "GET", base+path, auth)
+		var pg listPage
+		if err := json.Unmarshal([]byte(a.body), &pg); a.status != http.StatusOK || err != nil {
+			t.Fatalf("%s%s: %d %v %s", base, path, a.status, err, a.body)
+		}
+		return pg
+	}
+	canaries := map[string]int{}
+	// walk pages path (with its query, at limit; 0: none asked) through
+	// warden and the platform in step, up to pages pages.
+	walk := func(route, path string, limit, pages int) {
+		t.Helper()
+		size := limit
+		if limit == 0 {
+			size = 20
+		} else {
+			path += "&limit=" + fmt.Sprint(limit)
+		}
+		cursor := ""
+		for range pages {
+			p := path
+			if cursor != "" {
+				p += "&cursor=" + url.QueryEscape(cursor)
+			}
+			w, u := get(g.url, p), get(up, p)
+			if n := len(w.Users) + len(w.Posts); n > size {
+				t.Fatalf("%s: %d records through warden, limit %d", p, n, size)
+			}
+			var real []string
+			for _, x := range w.Users {
+				if _, ok := c.Verify(x.ID, x.Username, "", ""); ok {
+					canaries[route]++
+					continue
+				}
+				real = append(real, x.ID)
+			}
+			for _, x := range w.Posts {
+				real = append(real, x.ID)
+			}
+			if fmt.Sprint(real) != fmt.Sprint(u.ids()) {
+				t.Fatalf("%s: warden's real records %v, the platform's %v", p, real, u.ids())
+			}
+			if (w.Next == nil) != (u.Next == nil) || w.Next != nil && *w.Next != *u.Next {
+				t.Fatalf("%s: warden's next cursor %v, the platform's %v", p, w.Next, u.Next)
+			}
+			if w.Next == nil {
+				return
+			}
+			cursor = *w.Next
+		}
+	}
+	for _, limit := range []int{1, 3, 7, 0, 50} {
+		lists, pages := 60, 40
+		if limit == 1 {
+			lists, pages = 15, 60
+		}
+		for id := 1; id <= lists; id++ {
+			walk("followers", fmt.Sprintf("/v1/users/%d/followers?x=1", id), limit, pages)
+			walk("following", fmt.Sprintf("/v1/users/%d/following?x=1", id), limit, pages)
+			if id <= 10 {
+				walk("posts", fmt.Sprintf("/v1/users/%d/posts?x=1", id), limit, pages)
+			}
+		}
+		qs := searchQueries()
+		if limit == 1 {
+			qs = qs[:10]
+		}
+		for _, q := range qs[:min(len(qs), 60)] {
+			walk("search", "/v1/search?q="+q, limit, pages)
+		}
+		walk("feed", "/v1/feed?x=1", limit, 10)
+	}
+	t.Logf("canaries met by route: %v", canaries)
+	if canaries["followers"] == 0 || canaries["search"] == 0 {
+		t.Fatalf("no canary reached a walk of followers or search lists: %v", canaries)
+	}
+	if s := strings.Join([]string{fmt.Sprint(canaries["posts"]), fmt.Sprint(canaries["feed"])}, ","); s != "0,0" {
+		t.Fatalf("canaries in posts or feed pages, which are not seeded: %s", s)
+	}
+}
