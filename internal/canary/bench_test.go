@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// BenchmarkSeedPage: the seeder's work on one followers page of 50: the
+// BenchmarkSeedPage: the seeder's work on one followers page of 50 records, room for 2: the
 // plan (a SipHash per record) and the canaries shown rendered.
 func BenchmarkSeedPage(b *testing.B) {
 	c := newTest(b)
@@ -17,7 +17,7 @@ func BenchmarkSeedPage(b *testing.B) {
 	list := 0
 	for b.Loop() {
 		list++
-		c.Plan(0, "GET /v1/users/{id}/followers", strconv.Itoa(list%5000), "4711", 20000, len(ids), func(i int) []byte { return ids[i] },
+		c.PlanRoom(0, "GET /v1/users/{id}/followers", strconv.Itoa(list%5000), "4711", 20000, len(ids), 2, func(i int) []byte { return ids[i] },
 			func(i int, s Slot, shown bool) {
 				if shown {
 					p := c.Canary(0, s.Canary)

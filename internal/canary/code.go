@@ -61,15 +61,17 @@ func (c *Canaries) IsSearch(route string) bool { return route == c.cfg.Routes.Se
 // Keys is the number of keys (the first signs).
 func (c *Canaries) Keys() int { return len(c.keys) }
 
-// Plan decides the canaries of one list answer under key ki: for each of
-// the n records (id(i) its id, in answer order) that anchors a slot, fn
-// gets the record's index, the slot and whether ident, in bucket, is shown
-// its canary; the plan ends at the MaxPerPage-th shown. warden trace
-// replays it from the ledger, which keeps the records served but not the
-// page size asked, so it decides as though the page had room for
-// MaxPerPage (see PlanRoom and the package doc's "Pages").
+// Plan decides the canaries of one list answer under key ki, as replayed
+// from a ledger entry of n records: for each record (id(i) its id, in
+// answer order) that anchors a slot, fn gets the record's index, the slot
+// and whether ident, in bucket, is shown its canary. The ledger keeps the
+// records served, not the page size asked, so the page is taken as asked
+// at Page.Max (what a harvester asks: the fewest requests): its room is
+// Page.Max - n, and the plan ends at the min(room, MaxPerPage)-th shown
+// (PlanRoom; the package doc's "Pages" says what a page asked smaller
+// does to a trace).
 func (c *Canaries) Plan(ki int, route, list, ident string, bucket int64, n int, id func(i int) []byte, fn func(i int, s Slot, shown bool)) {
-	c.PlanRoom(ki, route, list, ident, bucket, n, c.cfg.MaxPerPage, id, fn)
+	c.PlanRoom(ki, route, list, ident, bucket, n, c.cfg.Page.Max-n, id, fn)
 }
 
 // PlanRoom is Plan for a page with room for room canaries (Room): the

@@ -35,7 +35,7 @@ func TestSearchCanariesMatch(t *testing.T) {
 		for a := range 400 {
 			ident := "acct-" + strconv.Itoa(a)
 			var got []uint32
-			c.Plan(0, route, list, ident, 7, len(ids), id, func(i int, s Slot, shown bool) {
+			c.PlanRoom(0, route, list, ident, 7, len(ids), c.Config().MaxPerPage, id, func(i int, s Slot, shown bool) {
 				p := c.Canary(0, s.Canary)
 				if !strings.HasPrefix(p.Username, lq) && !strings.HasPrefix(strings.ToLower(p.FullName), lq) {
 					t.Fatalf("query %q: slot canary %s (%s) does not match", q, p.Username, p.FullName)
@@ -48,7 +48,7 @@ func TestSearchCanariesMatch(t *testing.T) {
 				t.Fatalf("%q: %d shown, cap %d", q, len(got), c.Config().MaxPerPage)
 			}
 			var again []uint32
-			c.Plan(0, route, list, ident, 7, len(ids), id, func(_ int, s Slot, shown bool) {
+			c.PlanRoom(0, route, list, ident, 7, len(ids), c.Config().MaxPerPage, id, func(_ int, s Slot, shown bool) {
 				if shown {
 					again = append(again, s.Canary)
 				}

@@ -61,7 +61,7 @@ func makeLeak(t *testing.T) leak {
 			List: strconv.Itoa(list), Page: strconv.Itoa(page), Status: 200, Classes: []string{"contact", "profile"}}
 		e.Identity[identify.FacetAccount-1] = account
 		e.Identity[identify.FacetIP-1] = "10.1.2." + strconv.Itoa(len(account))
-		for i := range 50 {
+		for i := range 40 { // below canary.page.max (50): a full page shows no canary
 			e.Records = append(e.Records, ledger.Record{ID: strconv.Itoa(list*1000 + page*50 + i), Classes: 0b11})
 		}
 		l.Add(&e)

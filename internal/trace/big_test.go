@@ -206,12 +206,12 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 	// page adds one followers page, records from..from+len-1 of the truth
 	// (wrapping), to the ledger as account's; with keep, to the copy too.
 	page := func(k int, account string, from, size int, keep bool) int {
-		e.Time = t0.Add(time.Duration(k) * 100 * time.Millisecond) // 10 pages a second: 49,000,000 records in 27 hours
+		e.Time = t0.Add(time.Duration(k) * 100 * time.Millisecond) // 10 pages a second: 49,000,000 records in 34 hours
 		clock.Store(e.Time.UnixMicro())
 		e.RequestID = "r" + strconv.Itoa(k)
 		e.Identity = [ledger.NumFacets]string{}
 		e.Identity[identify.FacetAccount-1] = account
-		e.List = strconv.Itoa(1 + from/50%profiles)
+		e.List = strconv.Itoa(1 + from/40%profiles)
 		e.Records = e.Records[:0]
 		for i := range size {
 			r := truth[rows[(from+i)%profiles]:rows[(from+i)%profiles+1]]
@@ -263,15 +263,17 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 	harvesters := map[string]bool{}
 	canaries, k := 0, 0
 	rng := rand.New(rand.NewPCG(7, 11))
-	for from := 0; from < n; from += 50 {
-		account := strconv.Itoa(9_000_001 + from/50%8) // 8 accounts take turns, page by page
+	// Pages of 40: a page of page.max (50) records has no room for a
+	// canary (package canary's "Pages"), and a trace replays it as none.
+	for from := 0; from < n; from += 40 {
+		account := strconv.Itoa(9_000_001 + from/40%8) // 8 accounts take turns, page by page
 		harvesters[account] = true
-		canaries += page(k, account, from, min(50, n-from), true)
+		canaries += page(k, account, from, min(40, n-from), true)
 		k++
-		if from/50%500 == 0 { // innocents read now and then, 20 pages each in all
+		if from/40%625 == 0 { // innocents read now and then, 20 pages each in all
 			for range 1 {
 				innocent := strconv.Itoa(1 + rng.IntN(2000))
-				page(k, innocent, rng.IntN(profiles), 50, false)
+				page(k, innocent, rng.IntN(profiles), 40, false)
 				k++
 			}
 		}
