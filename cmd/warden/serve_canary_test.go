@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/warden-gw/warden/internal/canary"
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/gateway"
+	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
 )
 
@@ -82,5 +84,46 @@ func TestCanaryGateAnonymous(t *testing.T) {
 	ex.Identity.Account = ""
 	if l := (canaryGate{c}).Respond(ctx, &ex); l == nil || l.Status != 200 {
 		t.Fatalf("anonymous: answer: %+v", l)
+	}
+}
+
+// BenchmarkCanaryGateSeed: the seeder on a followers page asked at limit
+// 50, 1,000 accounts and 1,000 lists round robin: "room", 30 records
+// (room for 2: the plan runs, the canaries shown are rendered and
+// inserted); "full", 50 records (no room: nothing inserted). Before pages
+// were kept to their limit both ran the plan.
+func BenchmarkCanaryGateSeed(b *testing.B) {
+	g, m := labGate(b)
+	for _, n := range []int{30, 50} {
+		b.Run(map[int]string{30: "room", 50: "full"}[n], func(b *testing.B) {
+			body := []byte(`{"users":[`)
+			for i := range n {
+				if i > 0 {
+					body = append(body, ',')
+				}
+				body = fmt.Appendf(body, `{"id":"%d","username":"user_%d","full_name":"User %d","follower_count":3,"is_business":false}`, 100+i, 100+i, 100+i)
+			}
+			body = append(body, `],"next_cursor":null}`...)
+			exs := make([]gateway.Exchange, 1000)
+			for i := range exs {
+				p := "/v1/users/" + strconv.Itoa(5000+i) + "/followers"
+				exs[i] = gateway.Exchange{Method: "GET", Path: p, RawQuery: "limit=50", Start: time.Now(), Identity: identify.Identity{Account: strconv.Itoa(1 + i*7%1000)}}
+				exs[i].Route, _ = m.Match("GET", p)
+			}
+			var res inspect.Result
+			var plain []byte
+			var acc inspect.Access
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ex := &exs[i%len(exs)]
+				res.Reset()
+				if _, u, err := m.ReadAnswer(ex.Route.Route, 200, "application/json", "", body, &plain, &res, nil); u != inspect.Read {
+					b.Fatal(u, err)
+				}
+				g.Seed(ex, &res, &acc)
+				i++
+			}
+		})
 	}
 }
