@@ -70,6 +70,24 @@
 // limit escapes them too, at the cost of every list shorter than a page
 // and the tail of the others.
 //
+// What it does not stop, and the previous way did not either: a caller
+// that asks a page again at a smaller limit. Canaries depend on the room,
+// so a page with room asked again at the number of items it came back
+// with, less one, comes back without one of its canaries: the id that is
+// gone is a canary (or, without any, the page loses its last real record
+// to the next page, which says it had none). One request a canary. When
+// every page was seeded, a canary always came just before its anchor at
+// any limit, and asking limits around it (a binary search, about log2 of
+// the page's length, 6 requests at 50) found the anchor, and the canary
+// before it. Only a list whose canaries do not depend on the limit stops
+// it: the real list with its canaries in place, paged by the limit asked,
+// a record a canary pushed past a page's end coming first on the next.
+// That needs cursors of warden's own on the seeded routes (the upstream's
+// cannot point into a page), rewritten to the upstream's on the way in,
+// which the fronts do not do (they forward the request as it came), and
+// the pushed record served from warden's cursor, where no budget and no
+// ledger entry would see it unless they were taught to.
+//
 // warden trace replays a page from the ledger, which keeps the records
 // served and not the limit asked, as asked at Page.Max (Plan: room
 // Page.Max - n), what a harvester asks (the fewest requests): exact for
