@@ -175,6 +175,12 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case *stdConn:
 		c.served.Store(true) // what is written now is the handler's (stdedge.go)
+		if r.ProtoMajor == 2 {
+			// h2c: its preface may have come split, unseen by Read; before
+			// a first stream its server writes no DATA that could spell
+			// an HTTP/1 answer.
+			c.h2.Store(true)
+		}
 	}
 	if stdHeaderSize(r) > f.cfg.Server.MaxHeaderBytes {
 		// As the other fronts, which read none of such a header: the
