@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
 // Every refusal's request_id leads to `warden explain`, the ones warden
@@ -484,5 +486,76 @@ func TestStdTLSNetHTTPCounted(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("metrics lack %s:\n%s", want, grepLines(m, "warden_bad_requests_total"))
 		}
+	}
+}
+
+// A state store that fails at admission (Redis down, failure mode
+// closed) refuses 503 with rule store and facet admit, and warden explain,
+// through the real gateway's ledger, leaves those refusals out of the
+// rate limits' seen (no limit was decided or spent) and gives them no
+// rate limit rows: explain of the first request after Redis returns
+// counts exactly the requests the gateway answered otherwise.
+func TestStoreFailureExplained(t *testing.T) {
+	rs := redistest.Start(t)
+	platform := startPlatform(t, 200)
+	cfg := fmt.Sprintf(`log: {format: text, level: warn}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+store:
+  backend: redis
+  redis: {addrs: [%s]}
+  failure: {mode: closed, timeout: 300ms, breaker_failures: 3, breaker_cooldown: 300ms}
+rate_limits:
+  - {name: per-account, facet: account, rate: 1/m, burst: 1000}
+`+profileRoute+`ledger: {dir: %s}
+`, rs.Addr(), t.TempDir())
+	g := startGateway(t, cfg, platform)
+	tok := token(t, "7")
+	c := clientFrom("127.0.8.5")
+	seen := 0 // what the limit counted: every answer but the store's at admission
+	var admitRefusals []string
+	get := func(id int) answer {
+		a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), map[string]string{"Authorization": "Bearer " + tok})
+		if a.status == 503 {
+			if r := refusalOf(t, a); r.Rule == "store" && r.Facet == "admit" {
+				admitRefusals = append(admitRefusals, r.RequestID)
+				return a
+			}
+		}
+		seen++
+		return a
+	}
+	for i := range 3 {
+		if a := get(1 + i); a.status != 200 {
+			t.Fatalf("before the outage: %d %s", a.status, a.body)
+		}
+	}
+	rs.Kill()
+	for i := range 5 {
+		get(10 + i)
+	}
+	if len(admitRefusals) == 0 {
+		t.Fatal("no store refusal at admission while Redis was down")
+	}
+	rs.Restart()
+	awaitContact(t, get, 50, time.Now().Add(15*time.Second), "Redis returned")
+	last := get(60)
+	if last.status != 200 {
+		t.Fatalf("after the outage: %d %s", last.status, last.body)
+	}
+	seen-- // the last request is not in its own count
+	x, raw := explainFound(t, g, last.header.Get("X-Request-Id"))
+	var rows struct {
+		RateLimits []struct {
+			Name string `json:"name"`
+			Seen int    `json:"seen"`
+		} `json:"rate_limits"`
+	}
+	if err := json.Unmarshal(raw, &rows); err != nil || len(rows.RateLimits) != 1 || rows.RateLimits[0].Seen != seen {
+		t.Fatalf("explain %s: %s\nwant per-account having seen %d (the %d store refusals at admission left out)", x.RequestID, raw, seen, len(admitRefusals))
+	}
+	x, raw = explainFound(t, g, admitRefusals[0])
+	if x.Decision != "refused" || x.Status != 503 || x.Rule != "store" || x.Facet != "admit" || len(x.RateLimits) != 0 {
+		t.Fatalf("explain %s: %s\nwant refused 503 by rule store, facet admit, no rate limit rows", admitRefusals[0], raw)
 	}
 }
