@@ -69,6 +69,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			d += fmt.Sprintf(": rule %s, reason %s: refused at the gateway's edge, before any budget or rate limit was asked", x.Rule, x.Facet)
 		case x.Decision == explain.Refused:
 			d += fmt.Sprintf(": rule %s, facet %s", x.Rule, x.Facet)
+			d += refusalGloss(x.Rule, x.Facet)
 		case x.Decision == explain.UpstreamError:
 			d += ": the upstream's answer, passed on unchanged"
 		case x.Decision == explain.UpstreamFailed:
@@ -134,4 +135,21 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	})
+}
+
+// refusalGloss says in words what the refusals named by a stage rather
+// than by a configured rule mean ("" for the rest: their rule is the
+// config's name).
+func refusalGloss(rule, facet string) string {
+	switch {
+	case rule == refusal.RuleStore && facet == refusal.StoreAdmit:
+		return ": the state store failed at admission, before any rate limit was asked"
+	case rule == refusal.RuleStore && facet == refusal.StoreRation:
+		return ": the state store failed while the answer's budgets were counted, after the rate limits admitted it"
+	case rule == refusal.RuleInternal && facet == refusal.InternalAnswering:
+		return ": warden failed while it made the answer; the 500 replaced an answer already decided"
+	case rule == refusal.RuleInternal:
+		return ": warden failed while it served the request"
+	}
+	return ""
 }

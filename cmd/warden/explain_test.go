@@ -19,7 +19,8 @@ import (
 // explainLedger writes a ledger of Accesses by two identities: a served
 // answer, a masked one, a refusal, a look-up of an id never shown, an
 // upstream's 404 and an upstream down, a burst and a rate limit's
-// refusal, a CONNECT refused at the edge; and a config whose budgets and
+// refusal, a CONNECT refused at the edge, the state store failing at
+// admission; and a config whose budgets and
 // limits count them.
 func explainLedger(t *testing.T) (dir, cfg string) {
 	t.Helper()
@@ -57,6 +58,9 @@ func explainLedger(t *testing.T) (dir, cfg string) {
 			Classes: classes, Rule: "per-ip", Facet: "ip"},
 		// A CONNECT refused at the edge: no route, the peer alone.
 		{RequestID: "req-edge", Identity: anon, Time: t0.Add(7 * time.Minute), Status: 405, Rule: refusal.RuleRequest, Facet: refusal.RequestConnect},
+		// The state store down at admission: no rate limit asked.
+		{RequestID: "req-store-admit", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(8 * time.Minute), Status: 503,
+			Lookup: "16", Classes: classes, Rule: refusal.RuleStore, Facet: refusal.StoreAdmit},
 	} {
 		l.Record(a)
 	}
@@ -88,7 +92,7 @@ func TestExplainGolden(t *testing.T) {
 	dir, cfg := explainLedger(t)
 	// The ledger's file and directory are the test's temporary ones.
 	tmp := regexp.MustCompile(regexp.QuoteMeta(dir) + `[^\s"]*`)
-	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down", "req-rate-limited", "req-edge"} {
+	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down", "req-rate-limited", "req-edge", "req-store-admit"} {
 		for _, c := range []struct {
 			name string
 			args []string
