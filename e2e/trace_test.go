@@ -306,8 +306,8 @@ func TestTrace(t *testing.T) {
 // asks three-letter queries: a canary goes only into a page with room
 // below the limit (package canary's "Pages"), and the two-letter ones'
 // answers are mostly full pages of 50 (2,700 records of 3,000 profiles
-// carried 23 canaries when every page was seeded, 13 with room only:
-// not enough to accuse at 1e-6).
+// carried 23 canaries when every page was seeded, 18 with room only at
+// density 0.025: not enough to accuse at 1e-6).
 func TestTraceSearch(t *testing.T) {
 	up := startPlatform(t, 3000)
 	dir := t.TempDir()

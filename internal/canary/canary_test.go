@@ -227,7 +227,7 @@ func TestPlan(t *testing.T) {
 		}
 	}
 	d := float64(shown) / 80000
-	if d < 0.005 || d > 0.01 {
+	if want := c.cfg.Density / 2; d < want*0.7 || d > want*1.3 {
 		t.Fatalf("canary density %.4f (anchors %d, shown %d)", d, anchors, shown)
 	}
 	if !strings.Contains(c.cfg.Routes.Followers, "followers") {

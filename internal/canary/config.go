@@ -31,10 +31,10 @@ type Config struct {
 	// Density is the share of list records that are anchors of a canary
 	// slot; about half the slots are shown to any one identity, so
 	// canaries are about Density/2 of the records of pages with room, and
-	// none of a page the upstream filled (Room) (default 0.02: about 0.6%
-	// of a walk of the lab's followers lists at limit 50, about 1% of a
-	// list shorter than a page; 0.015 before pages were kept to their
-	// limit, which seeded every page).
+	// none of a page the upstream filled (Room) (default 0.025: about
+	// 1% of the followers pages of a lab walked at limit 50, most of them
+	// shorter than a page; 0.015 before pages were kept to their limit,
+	// which seeded every page).
 	Density float64 `yaml:"density"`
 	// MaxPerPage caps the canaries inserted into one answer (default 2).
 	MaxPerPage int `yaml:"max_per_page"`
@@ -125,7 +125,7 @@ func (c *Config) SetDefaults() {
 		c.Phones = []string{"+121259xxxxx", "+141559xxxxx", "+4474009xxxxx", "+49151239xxxxx", "+336129xxxxx", "+346129xxxxx"}
 	}
 	if c.Density == 0 {
-		c.Density = 0.02
+		c.Density = 0.025
 	}
 	if c.MaxPerPage == 0 {
 		c.MaxPerPage = 2
