@@ -145,6 +145,39 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// TestPatternFits: the slash count Map.Match filters on never rules out a
+// path its pattern matches, for every kind of pattern (plain, {$}, {x...},
+// trailing "/", the root) against paths with trailing, doubled and
+// missing slashes; and it does rule out the obvious misfits.
+func TestPatternFits(t *testing.T) {
+	pats := []string{"/", "/{$}", "/a", "/a/", "/a/{$}", "/a/{x}", "/a/{x}/", "/a/{x}/b", "/a/{x...}",
+		"/{x...}", "/{x}", "/{x}/{y}", "/a/b/{$}", "GET /a/{x}/{y...}"}
+	paths := []string{"", "/", "//", "/a", "/a/", "/a//", "/a/b", "/a/b/", "/a//b", "/a/b/c", "/a/b/c/",
+		"/b", "/b/", "/a/b/b", "/a/x/b/", "a/b", "/a/b/c/d/e"}
+	matched, ruledOut := 0, 0
+	for _, ps := range pats {
+		p, err := parsePattern(ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range paths {
+			var vals [maxParams]string
+			fits := p.fits(strings.Count(path, "/"))
+			if p.match("GET", path, &vals) {
+				matched++
+				if !fits {
+					t.Errorf("pattern %q matches %q but fits rules it out", ps, path)
+				}
+			} else if !fits {
+				ruledOut++
+			}
+		}
+	}
+	if matched < 30 || ruledOut < 100 {
+		t.Fatalf("%d matches and %d ruled out: the table no longer exercises fits", matched, ruledOut)
+	}
+}
+
 type inspected struct {
 	ids     []string
 	classes []ClassSet

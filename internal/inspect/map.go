@@ -333,8 +333,9 @@ func (m *Match) List() string {
 // allocate.
 func (m *Map) Match(method, path string) (Match, bool) {
 	var mt Match
+	n := strings.Count(path, "/")
 	for _, r := range m.routes {
-		if r.pat.match(method, path, &mt.vals) {
+		if r.pat.fits(n) && r.pat.match(method, path, &mt.vals) {
 			mt.Route = r
 			return mt, true
 		}
