@@ -107,10 +107,10 @@ type Fleet struct {
 type FleetLedger interface {
 	ledger.Source
 	trace.Replayer
-	// Top ranks facet by's values by the distinct subjects served to
-	// each in win (Distinct without a class), most first, then by value:
-	// the first n, with their counts.
-	Top(ctx context.Context, win ledger.Window, by identify.Facet, n int) ([]string, []int, error)
+	// Top ranks facet by's values by the distinct subjects of class
+	// served unmasked to each in win (Distinct; class "": every record),
+	// most first, then by value: the first n, with their counts.
+	Top(ctx context.Context, win ledger.Window, by identify.Facet, class string, n int) ([]string, []int, error)
 }
 
 // FleetBudgets are a fleet's researchers' budgets: charged by the

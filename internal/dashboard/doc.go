@@ -18,8 +18,11 @@
 //	                       guarantee stated, charged to its own budget
 //	GET  /                 now: requests, refusals and masks by rule and facet,
 //	                       store health, detector bans, live charts
-//	GET  /identities       top identities by distinct subjects served per
-//	                       class, with their budgets' state; /identities/took-by
+//	GET  /identities       top identities by distinct subjects of a class
+//	                       (?class=, "all": any record; default the class
+//	                       the budgets protect most, the choice stated)
+//	                       served unmasked in 24 hours, with their
+//	                       budgets' state; /identities/took-by
 //	GET  /bans             bans with reason and expiry; POST /bans/add, /bans/remove
 //	GET  /explain?id=      the decision on one request (the admin API's
 //	                       explain, an explain.Explanation as warden explain
@@ -47,14 +50,18 @@
 // of metric samples, a bounded set of candidate identities (Watch) and of
 // addresses with failed sign-ins, and that cache, nothing else. The Watch
 // is a recorder fed by the ledger's recording (warden serve), cheap per
-// Access (one map look-up per facet, addresses as netip values) and
-// transient: the gateway reuses an Access once it is counted.
+// Access (one map look-up per facet, addresses as netip values, every
+// class's count of a value in its one slot) and transient: the gateway
+// reuses an Access once it is counted. It nominates per class (records
+// of the class served unmasked; the first watchClasses classes served,
+// others by records of any class) so the page's ranking by contact
+// details is not made of the heaviest profile readers.
 //
 // On a fleet (Options.Fleet: the ledger in ClickHouse, ledger.backend
 // clickhouse) the ledger pages read the fleet's ledger, every gateway's
 // Accesses: the identities page lists the fleet's top identities per
 // facet, not the Watch's (FleetLedger.Top: one bounded query per facet
-// over the 24 hours, so an identity only another gateway served is
+// over the 24 hours, of the page's class, so an identity only another gateway served is
 // listed, with its fleet count), then asks FleetLedger.Distinct for each
 // budget's count of the ten shown (a few queries in flight, the
 // request's context); the reach page's budget panel shows the fleet's

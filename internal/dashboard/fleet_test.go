@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,27 +29,8 @@ import (
 // it says so and shows no table. The reach page shows a researcher's
 // budget as the fleet's ledger keeps it.
 func TestFleetPages(t *testing.T) {
-	s := chserver.ForTest(t)
-	t.Setenv("WARDEN_TEST_CH_PASSWORD", s.Password)
-	chCfg := clickhouse.Config{Addrs: []string{s.Addr()}, Database: "dashfleet", User: "warden", PasswordEnv: "WARDEN_TEST_CH_PASSWORD",
-		BatchSize: 1000, BatchInterval: 50 * time.Millisecond, Spool: clickhouse.SpoolConfig{Dir: t.TempDir()}}
-	ch, err := clickhouse.NewClient(chCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	sink, err := clickhouse.NewSink(chCfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	l, err := ledger.Open(ledger.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	watch := dashboard.NewWatch(0)
+	f := newFleetLedgers(t, "dashfleet")
+	chCfg, ch, sink, dir, l, watch := f.cfg, f.ch, f.sink, f.dir, f.l, f.watch
 	now := time.Now()
 	n := 0
 	rec := func(ago time.Duration, account, ip, subject string, masked inspect.ClassSet) {
@@ -90,24 +72,12 @@ func TestFleetPages(t *testing.T) {
 	budgets := clickhouse.NewBudgets(ch, nil)
 	get := func(path, ledgerDir string, fleet dashboard.FleetLedger) string {
 		t.Helper()
-		e := newEnvWith(t, ledgerDir, false, func(o *dashboard.Options) {
-			o.Watch, o.Config, o.Now = watch, func() *config.Config { return cfg }, func() time.Time { return now }
-			if fleet != nil {
-				o.Fleet = &dashboard.Fleet{Ledger: fleet, Budgets: budgets}
-			}
-		})
-		c := e.client(t)
-		e.signIn(t, c)
-		r, err := c.Get(e.srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		page := body(t, r)
-		return page[strings.Index(page, "<main"):strings.Index(page, "</main>")]
+		_, page := signedPage(t, path, ledgerDir, fleet, budgets, watch, func() *config.Config { return cfg }, now)
+		return page
 	}
 	identities := func(ledgerDir string, fleet dashboard.FleetLedger) string {
 		t.Helper()
-		return get("/identities", ledgerDir, fleet)
+		return get("/identities?class=all", ledgerDir, fleet)
 	}
 	local, fleet := identities(dir, nil), identities("", ch)
 	if local != fleet {
@@ -196,4 +166,142 @@ func TestFleetPages(t *testing.T) {
 	if !strings.Contains(page, "ledger: ") || strings.Contains(page, "<table") {
 		t.Errorf("the identities page with ClickHouse down:\n%s", page)
 	}
+}
+
+// The identities page ranks by a class chosen on the page: where the top
+// readers of profiles and the top takers of contact details differ, each
+// class has its own order (a value never served the class unmasked left
+// out), the same from a directory (the Watch's candidates) and from a
+// fleet's ledger (ClickHouse); by default the class the budgets protect
+// most, said on the page; a class nothing names is refused.
+func TestIdentitiesByClass(t *testing.T) {
+	f := newFleetLedgers(t, "dashclass")
+	ch, sink, dir, l, watch := f.ch, f.sink, f.dir, f.l, f.watch
+	now := time.Now()
+	classes := []string{"contact", "profile"} // the route's, one slice as the route map's
+	n := 0
+	// take serves account profiles of subjects, contact details of the
+	// first contacts of them (the others' masked), one look-up each.
+	take := func(account, ip string, subjects, contacts int) {
+		for i := range subjects {
+			n++
+			rec := inspect.Record{ID: fmt.Sprint(account, i), Classes: 0b11}
+			if i >= contacts {
+				rec.Masked = 0b01
+			}
+			acc := &inspect.Access{RequestID: fmt.Sprint("r", n), Time: now.Add(-time.Minute), Route: "GET /v1/users/{id}",
+				Classes: classes, Status: 200, Records: []inspect.Record{rec}}
+			acc.Identity.Account, acc.Identity.IP = account, netip.MustParseAddr(ip)
+			l.Record(acc)
+			sink.Record(acc)
+			watch.Record(acc)
+		}
+	}
+	take("reader", "10.0.0.1", 20, 0) // the most profiles, no contact detail
+	take("both", "10.0.0.2", 12, 5)
+	take("taker", "10.0.0.3", 8, 8) // the most contact details
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{}
+	cfg.Inspect.Routes = []inspect.RouteConfig{{Route: "GET /v1/users/{id}", Classes: map[string][]string{"contact": {"email"}, "profile": {"bio"}}}}
+	cfg.Ration.Budgets = []ration.BudgetConfig{{Name: "contacts", Facet: "account", Class: "contact", Limit: 10, Window: time.Hour},
+		{Name: "contacts-ip", Facet: "ip", Class: "contact", Limit: 50, Window: time.Hour},
+		{Name: "profiles", Facet: "account", Class: "profile", Limit: 5, Window: 24 * time.Hour}}
+	get := func(path, ledgerDir string, fleet dashboard.FleetLedger) (int, string) {
+		t.Helper()
+		return signedPage(t, path, ledgerDir, fleet, clickhouse.NewBudgets(ch, nil), watch, func() *config.Config { return cfg }, now)
+	}
+	row := regexp.MustCompile(`value=([a-z]+)">[a-z]+</a></td><td>(\d+)</td>`)
+	for _, c := range []struct {
+		query, ranked string
+		accounts      []string
+	}{
+		{"?class=profile", "profile", []string{"reader 20", "both 12", "taker 8"}},
+		{"?class=contact", "contact", []string{"taker 8", "both 5"}},
+		{"?class=all", "all classes", []string{"reader 20", "both 12", "taker 8"}},
+		{"", "contact", []string{"taker 8", "both 5"}}, // two budgets protect contact, one profile
+	} {
+		code, local := get("/identities"+c.query, dir, nil)
+		_, fleet := get("/identities"+c.query, "", ch)
+		if code != 200 || local != fleet {
+			t.Fatalf("%q: %d; on the directory:\n%s\non ClickHouse:\n%s", c.query, code, local, fleet)
+		}
+		if !strings.Contains(local, "Ranked by <b>"+c.ranked+"</b>") {
+			t.Errorf("%q: the page does not say it ranks by %s:\n%s", c.query, c.ranked, local)
+		}
+		accounts := local[:strings.Index(local, "<h2>app</h2>")]
+		var got []string
+		for _, m := range row.FindAllStringSubmatch(accounts, -1) {
+			got = append(got, m[1]+" "+m[2])
+		}
+		if !slices.Equal(got, c.accounts) {
+			t.Errorf("%q: accounts %q, want %q", c.query, got, c.accounts)
+		}
+	}
+	if _, page := get("/identities", dir, nil); !strings.Contains(page, "default: the class the budgets protect most (2 of 3 budgets, lowest limit 10)") {
+		t.Errorf("the default class's reason is not on the page:\n%s", page)
+	}
+	if code, page := get("/identities?class=contacts", dir, nil); code != 400 || !strings.Contains(page, `no route or budget names class &#34;contacts&#34;`) || strings.Contains(page, "<table") {
+		t.Errorf("an unknown class: %d\n%s", code, page)
+	}
+}
+
+// fleetLedgers are where a fleet page's test writes the same Accesses:
+// a real ClickHouse (its client, a sink) and a ledger directory with the
+// Watch beside it.
+type fleetLedgers struct {
+	cfg   clickhouse.Config
+	ch    *clickhouse.Client
+	sink  *clickhouse.Sink
+	dir   string
+	l     *ledger.Ledger
+	watch *dashboard.Watch
+}
+
+func newFleetLedgers(t *testing.T, database string) fleetLedgers {
+	t.Helper()
+	s := chserver.ForTest(t)
+	t.Setenv("WARDEN_TEST_CH_PASSWORD", s.Password)
+	f := fleetLedgers{cfg: clickhouse.Config{Addrs: []string{s.Addr()}, Database: database, User: "warden", PasswordEnv: "WARDEN_TEST_CH_PASSWORD",
+		BatchSize: 1000, BatchInterval: 50 * time.Millisecond, Spool: clickhouse.SpoolConfig{Dir: t.TempDir()}}, dir: t.TempDir(), watch: dashboard.NewWatch(0)}
+	var err error
+	if f.ch, err = clickhouse.NewClient(f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ch.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f.sink, err = clickhouse.NewSink(f.cfg, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.l, err = ledger.Open(ledger.Options{Dir: f.dir}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// signedPage is path on a dashboard reading ledgerDir, or fleet (with
+// budgets) when not nil, at now, signed in: its status and its main
+// element.
+func signedPage(t *testing.T, path, ledgerDir string, fleet dashboard.FleetLedger, budgets dashboard.FleetBudgets, watch *dashboard.Watch,
+	cfg func() *config.Config, now time.Time) (int, string) {
+	t.Helper()
+	e := newEnvWith(t, ledgerDir, false, func(o *dashboard.Options) {
+		o.Watch, o.Config, o.Now = watch, cfg, func() time.Time { return now }
+		if fleet != nil {
+			o.Fleet = &dashboard.Fleet{Ledger: fleet, Budgets: budgets}
+		}
+	})
+	c := e.client(t)
+	e.signIn(t, c)
+	r, err := c.Get(e.srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(t, r)
+	return r.StatusCode, page[strings.Index(page, "<main"):strings.Index(page, "</main>")]
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-gw/warden/internal/admin"
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/explain"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
@@ -55,7 +56,7 @@ type budgetCell struct {
 
 type identityRow struct {
 	Value    string
-	Subjects int // distinct subjects served in the last 24 hours (any record)
+	Subjects int // distinct subjects of the ranking's class served in the last 24 hours
 	Budgets  []budgetCell
 }
 
@@ -65,13 +66,77 @@ type identityTable struct {
 	Rows    []identityRow
 }
 
+// identitiesPage is the identities page's data: the class it ranks by,
+// why that one, the classes it may rank by, and a table per facet.
+type identitiesPage struct {
+	Class   string // "" ranks by every record
+	Why     string // how the class was chosen
+	Classes []string
+	Tables  []identityTable
+}
+
 const topIdentities = 10
 
+// rankClass is the class the identities page ranks by: the one asked
+// (?class=, "all": every record), else the class the config's budgets
+// protect most (named by the most budgets; then the lowest limit; then
+// by name), else every record. It says why, and lists the classes the
+// page offers (the route map's and the budgets'). A class neither names
+// is an error when there is a config: a typo is not "nobody took it".
+func rankClass(cfg *config.Config, asked string) (class, why string, classes []string, err error) {
+	type protected struct{ budgets, limit int }
+	by := map[string]*protected{}
+	known := map[string]bool{}
+	if cfg != nil {
+		for _, rt := range cfg.Inspect.Routes {
+			for c := range rt.Classes {
+				known[c] = true
+			}
+		}
+		for _, b := range cfg.Ration.Budgets {
+			known[b.Class] = true
+			p := by[b.Class]
+			if p == nil {
+				p = &protected{limit: b.Limit}
+				by[b.Class] = p
+			}
+			p.budgets++
+			p.limit = min(p.limit, b.Limit)
+		}
+	}
+	for c := range known {
+		classes = append(classes, c)
+	}
+	sort.Strings(classes)
+	switch {
+	case asked == "all":
+		return "", "chosen on the page", classes, nil
+	case asked != "":
+		if cfg != nil && !known[asked] {
+			return "", "", classes, fmt.Errorf("no route or budget names class %q", asked)
+		}
+		return asked, "chosen on the page", classes, nil
+	}
+	for _, c := range classes {
+		p, q := by[c], by[class]
+		if p != nil && (q == nil || p.budgets > q.budgets || p.budgets == q.budgets && p.limit < q.limit) {
+			class = c
+		}
+	}
+	if class == "" {
+		return "", "default: no budget protects a class", classes, nil
+	}
+	p := by[class]
+	return class, fmt.Sprintf("default: the class the budgets protect most (%d of %d budgets, lowest limit %d)", p.budgets, len(cfg.Ration.Budgets), p.limit), classes, nil
+}
+
 // identities ranks the identities by the ledger's counts: distinct
-// subjects served in 24 hours, and what each budget on their facet counted
-// within its window. From a directory it ranks the Watch's candidates (the
-// identities this gateway served the most); on a fleet the fleet's ledger
-// ranks every gateway's identities itself (topFleet).
+// subjects of a class (rankClass) served unmasked in 24 hours, or of
+// every record, and what each budget on their facet counted within its
+// window. From a directory it ranks the Watch's candidates (the
+// identities this gateway served the most records of that class); on a
+// fleet the fleet's ledger ranks every gateway's identities itself
+// (topFleet).
 func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 	begin := time.Now()
 	v := view{Title: "Identities", Nav: "identities"}
@@ -80,29 +145,35 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, http.StatusOK, "identities", v)
 		return
 	}
+	cfg := d.config()
+	page := identitiesPage{}
+	var err error
+	if page.Class, page.Why, page.Classes, err = rankClass(cfg, r.URL.Query().Get("class")); err != nil {
+		v.Error, v.Data = err.Error(), page
+		d.render(w, r, http.StatusBadRequest, "identities", v)
+		return
+	}
 	fail := func(err error) {
 		d.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "dashboard: identities", slog.String("error", err.Error()))
-		v.Error = "ledger: " + err.Error()
+		v.Error, v.Data = "ledger: "+err.Error(), identitiesPage{Class: page.Class, Why: page.Why, Classes: page.Classes}
 		d.render(w, r, http.StatusOK, "identities", v)
 	}
 	now := d.opts.Now()
 	var tops []fleetTop // per watched facet, on a fleet
 	if d.opts.Fleet != nil {
-		var err error
-		if tops, err = d.topFleet(r.Context(), now); err != nil {
+		if tops, err = d.topFleet(r.Context(), now, page.Class); err != nil {
 			fail(err)
 			return
 		}
 	}
-	// Each facet's candidates' subjects in 24 hours, and what each budget
-	// counted in its own window: from a directory every count of one
-	// window in one pass over its Accesses (countDir), from a fleet's
-	// ledger a query each (countFleet), the subjects already counted by
-	// the ranking.
+	// Each facet's candidates' subjects of the class in 24 hours, and
+	// what each budget counted in its own window: from a directory every
+	// count of one window in one pass over its Accesses (countDir), from
+	// a fleet's ledger a query each (countFleet), the subjects already
+	// counted by the ranking.
 	var counts []identityCount
 	var tables []identityTable
 	var cells [][]budgetCell // per table, its budgets
-	cfg := d.config()
 	for fi, f := range watched {
 		t := identityTable{Facet: f.String()}
 		var bs []budgetCell
@@ -116,8 +187,10 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 		}
 		// A directory's counts come in one pass whatever their number, so
 		// five times the rows shown are ranked; a fleet's ledger ranked
-		// them already, the rows shown only.
-		subjects := identityCount{win: 24 * time.Hour, q: ledger.DistinctQuery{By: f, Values: d.opts.Watch.Top(f, 5*topIdentities)}}
+		// them already, the rows shown only. A class the Watch does not
+		// count one by one has candidates by records of any class.
+		cands, _ := d.opts.Watch.Top(f, page.Class, 5*topIdentities)
+		subjects := identityCount{win: 24 * time.Hour, q: ledger.DistinctQuery{By: f, Values: cands, Class: page.Class}}
 		if tops != nil {
 			subjects.q.Values, subjects.known = tops[fi].values, tops[fi].subjects
 		}
@@ -144,6 +217,9 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 		budgets := seen[next+1 : next+1+len(cells[ti])]
 		next += 1 + len(cells[ti])
 		for j, val := range cands {
+			if subjects[j] == 0 {
+				continue // served none of the class in 24 hours
+			}
 			ir := identityRow{Value: val, Subjects: subjects[j]}
 			for i, b := range cells[ti] {
 				b.Seen = budgets[i][j]
@@ -159,7 +235,8 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 			t.Rows = t.Rows[:topIdentities]
 		}
 	}
-	v.Data, v.Elapsed = tables, time.Since(begin).String()
+	page.Tables = tables
+	v.Data, v.Elapsed = page, time.Since(begin).String()
 	d.render(w, r, http.StatusOK, "identities", v)
 }
 
@@ -179,14 +256,15 @@ type fleetTop struct {
 }
 
 // topFleet asks the fleet's ledger for each watched facet's top
-// identities by distinct subjects in 24 hours (FleetLedger.Top, the rows
-// shown only), a query per facet, a few at a time: every gateway's
-// identities, where the Watch knows only this gateway's.
-func (d *Dashboard) topFleet(ctx context.Context, now time.Time) ([]fleetTop, error) {
+// identities by distinct subjects of class ("": any) in 24 hours
+// (FleetLedger.Top, the rows shown only), a query per facet, a few at a
+// time: every gateway's identities, where the Watch knows only this
+// gateway's.
+func (d *Dashboard) topFleet(ctx context.Context, now time.Time, class string) ([]fleetTop, error) {
 	tops := make([]fleetTop, len(watched))
 	win := ledger.Window{From: now.Add(-24 * time.Hour), To: now}
 	err := fleetEach(ctx, len(watched), func(ctx context.Context, i int) error {
-		v, n, err := d.opts.Fleet.Ledger.Top(ctx, win, watched[i], topIdentities)
+		v, n, err := d.opts.Fleet.Ledger.Top(ctx, win, watched[i], class, topIdentities)
 		if err != nil {
 			return fmt.Errorf("%s: top %s: %w", d.opts.Fleet.Ledger, watched[i], err)
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 func watchAccess(account, ip string, served int) *inspect.Access {
-	acc := &inspect.Access{Records: []inspect.Record{{ID: "masked", Classes: 0b1, Masked: 0b1}}}
+	acc := &inspect.Access{Classes: watchClassNames, Records: []inspect.Record{{ID: "masked", Classes: 0b1, Masked: 0b1}}}
 	for i := range served {
 		acc.Records = append(acc.Records, inspect.Record{ID: fmt.Sprint(i), Classes: 0b11, Masked: 0b01})
 	}
@@ -21,6 +21,70 @@ func watchAccess(account, ip string, served int) *inspect.Access {
 		acc.Identity.Net = netip.PrefixFrom(acc.Identity.IP, 24).Masked()
 	}
 	return acc
+}
+
+// watchClassNames is a route's class list, one slice as a route map's is.
+var watchClassNames = []string{"contact", "profile"}
+
+// classAccess serves account n records of route's classes, the first
+// masked records with contact masked (bit 0).
+func classAccess(route []string, account string, n, masked int, classes inspect.ClassSet) *inspect.Access {
+	acc := &inspect.Access{Classes: route}
+	for i := range n {
+		r := inspect.Record{ID: fmt.Sprint(i), Classes: classes}
+		if i < masked {
+			r.Masked = 0b1
+		}
+		acc.Records = append(acc.Records, r)
+	}
+	acc.Identity.Account = account
+	return acc
+}
+
+// Per class, the Watch ranks by records of that class served unmasked:
+// the most profiles read is not the most contact details taken; a value
+// that never took a class is not nominated for it; a class it does not
+// count one by one (never served) says so.
+func TestWatchRanksByClass(t *testing.T) {
+	w := NewWatch(0)
+	feed := []string{"post", "contact"}                            // another route: contact is its bit 1
+	w.Record(classAccess(watchClassNames, "reader", 40, 40, 0b11)) // 40 profiles, contact masked
+	w.Record(classAccess(watchClassNames, "taker", 12, 0, 0b11))   // 12 contacts
+	w.Record(classAccess(watchClassNames, "looker", 20, 15, 0b11)) // 5 contacts, 20 profiles
+	w.Record(classAccess(feed, "poster", 25, 0, 0b01))             // posts only
+	w.Record(classAccess(feed, "looker", 8, 0, 0b10))              // 8 contacts more, by the other route
+	for _, c := range []struct {
+		class string
+		want  []string
+		ok    bool
+	}{
+		{"", []string{"reader", "looker", "poster", "taker"}, true},
+		{"contact", []string{"looker", "taker"}, true},
+		{"profile", []string{"reader", "looker", "taker"}, true},
+		{"post", []string{"poster"}, true},
+		{"email", []string{"reader", "looker", "poster", "taker"}, false},
+	} {
+		got, ok := w.Top(identify.FacetAccount, c.class, 10)
+		if !slices.Equal(got, c.want) || ok != c.ok {
+			t.Errorf("Top(account, %q) = %q, %v; want %q, %v", c.class, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// A full table keeps the one value that took contact details, with few
+// records in all, while many values reading more profiles than it pass
+// through: a slot weighs its largest share of a class, not its records.
+func TestWatchBoundedKeepsClassTop(t *testing.T) {
+	w := NewWatch(16)
+	for i := range 3000 {
+		if i%10 == 0 {
+			w.Record(classAccess(watchClassNames, "taker", 1, 0, 0b01)) // one contact, no profile
+		}
+		w.Record(classAccess(watchClassNames, fmt.Sprint("reader", i), 5, 5, 0b11)) // 5 profiles each
+	}
+	if top, _ := w.Top(identify.FacetAccount, "contact", 3); !slices.Equal(top, []string{"taker"}) {
+		t.Errorf("Top(account, contact) = %q, want taker alone", top)
+	}
 }
 
 // The Watch ranks each facet's values by records served (a record whose
@@ -45,11 +109,11 @@ func TestWatchRanks(t *testing.T) {
 		{identify.FacetFingerprint, []string{}},
 		{0, nil},
 	} {
-		if got := w.Top(c.f, 10); !slices.Equal(got, c.want) || (got == nil) != (c.want == nil) {
+		if got, _ := w.Top(c.f, "", 10); !slices.Equal(got, c.want) || (got == nil) != (c.want == nil) {
 			t.Errorf("Top(%s) = %q, want %q", c.f, got, c.want)
 		}
 	}
-	if got := w.Top(identify.FacetAccount, 1); !slices.Equal(got, []string{"alice"}) {
+	if got, _ := w.Top(identify.FacetAccount, "", 1); !slices.Equal(got, []string{"alice"}) {
 		t.Errorf("Top(account, 1) = %q", got)
 	}
 }
@@ -63,7 +127,7 @@ func TestWatchBounded(t *testing.T) {
 		w.Record(watchAccess(fmt.Sprint("light", i), fmt.Sprintf("10.%d.%d.1", i/256%256, i%256), 1))
 	}
 	for _, f := range []identify.Facet{identify.FacetAccount, identify.FacetIP} {
-		top := w.Top(f, 100)
+		top, _ := w.Top(f, "", 100)
 		if len(top) != 8 {
 			t.Errorf("%s: %d values kept, want 8", f, len(top))
 		}

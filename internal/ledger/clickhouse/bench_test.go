@@ -132,7 +132,7 @@ func BenchmarkFleetQueries(b *testing.B) {
 	}
 	ctx := context.Background()
 	win := ledger.Window{From: end.Add(-24 * time.Hour), To: end}
-	top, _, err := c.Top(ctx, win, identify.FacetAccount, 10)
+	top, _, err := c.Top(ctx, win, identify.FacetAccount, "", 10)
 	if err != nil || len(top) != 10 {
 		b.Fatalf("top: %v %v", top, err)
 	}
@@ -142,7 +142,7 @@ func BenchmarkFleetQueries(b *testing.B) {
 	}
 	b.Run("top", func(b *testing.B) {
 		for range b.N {
-			if _, _, err := c.Top(ctx, win, identify.FacetAccount, 10); err != nil {
+			if _, _, err := c.Top(ctx, win, identify.FacetAccount, "", 10); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -19,19 +19,24 @@ import (
 // its own answers (the Watch's candidates counted by DistinctMany, the
 // directory's budgets, Reader.Viewers).
 
-// Top ranks the values of facet by by the distinct subjects served to
-// each in win (Distinct without a class: every record, masked or not),
-// most first, then by value, and gives the first n with their counts.
+// Top ranks the values of facet by by the distinct subjects of class
+// served unmasked to each in win (Distinct; class "": every record, masked
+// or not), most first, then by value, and gives the first n with their
+// counts.
 // Accesses without the facet (an empty value) are not ranked. One query:
 // ClickHouse counts every value of the window and keeps the n first, so
 // the answer is bounded whatever the fleet's traffic.
-func (c *Client) Top(ctx context.Context, win ledger.Window, by identify.Facet, n int) ([]string, []int, error) {
+func (c *Client) Top(ctx context.Context, win ledger.Window, by identify.Facet, class string, n int) ([]string, []int, error) {
 	if n <= 0 {
 		return nil, nil, nil
 	}
 	col := facetColumn(by)
-	rows, err := c.rows(ctx, fmt.Sprintf("SELECT %[1]s, uniqExact(subject) AS n FROM takes WHERE %[2]s AND %[1]s != '' GROUP BY %[1]s ORDER BY n DESC, %[1]s LIMIT %[3]d",
-		col, window(win), n))
+	cond := ""
+	if class != "" {
+		cond = " AND has(served, " + quote(class) + ")"
+	}
+	rows, err := c.rows(ctx, fmt.Sprintf("SELECT %[1]s, uniqExact(subject) AS n FROM takes WHERE %[2]s AND %[1]s != ''%[4]s GROUP BY %[1]s ORDER BY n DESC, %[1]s LIMIT %[3]d",
+		col, window(win), n, cond))
 	if err != nil {
 		return nil, nil, fmt.Errorf("clickhouse: top %s: %w", by, err)
 	}

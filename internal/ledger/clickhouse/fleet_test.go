@@ -13,8 +13,9 @@ import (
 )
 
 // TestTopAndReachedAsLocal: on the same traffic, ClickHouse's top
-// identities are the local ledger's counts of every identity ranked (most
-// distinct subjects first, then by value), and the people the authors'
+// identities, by every record and by a class's served unmasked, are the
+// local ledger's counts of every identity ranked (most distinct subjects
+// first, then by value), and the people the authors'
 // content reached are the local Reader.Viewers' named, anonymous viewers
 // left out on both; whole and in a cut window.
 func TestTopAndReachedAsLocal(t *testing.T) {
@@ -35,43 +36,45 @@ func TestTopAndReachedAsLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 		for by, vs := range values {
-			type ranked struct {
-				v string
-				n int
-			}
-			var all []string
-			for v := range vs {
-				if v != "" && v != (netip.Addr{}).String() && v != (netip.Prefix{}).String() {
-					all = append(all, v)
+			for _, class := range []string{"", "contact", "post"} {
+				type ranked struct {
+					v string
+					n int
 				}
-			}
-			var want []ranked
-			counts, err := r.DistinctEach(by, all, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, n := range counts {
-				if n > 0 {
-					want = append(want, ranked{all[i], n})
+				var all []string
+				for v := range vs {
+					if v != "" && v != (netip.Addr{}).String() && v != (netip.Prefix{}).String() {
+						all = append(all, v)
+					}
 				}
-			}
-			slices.SortFunc(want, func(a, b ranked) int { return cmp.Or(b.n-a.n, cmp.Compare(a.v, b.v)) })
-			// Fewer than there are: the bound is asked too.
-			n := min(10, len(want)-3)
-			if n < 5 {
-				t.Fatalf("%s: %d values in the traffic, too few to rank", by, len(want))
-			}
-			want = want[:n]
-			gv, gn, err := ch.Top(ctx, w, by, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []ranked
-			for i := range gv {
-				got = append(got, ranked{gv[i], gn[i]})
-			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("window %v, top %s:\nlocal      %v\nclickhouse %v", w, by, want, got)
+				var want []ranked
+				counts, err := r.DistinctEach(by, all, class)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, n := range counts {
+					if n > 0 {
+						want = append(want, ranked{all[i], n})
+					}
+				}
+				slices.SortFunc(want, func(a, b ranked) int { return cmp.Or(b.n-a.n, cmp.Compare(a.v, b.v)) })
+				// Fewer than there are: the bound is asked too.
+				n := min(10, len(want)-3)
+				if n < 5 {
+					t.Fatalf("%s %q: %d values in the traffic, too few to rank", by, class, len(want))
+				}
+				want = want[:n]
+				gv, gn, err := ch.Top(ctx, w, by, class, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []ranked
+				for i := range gv {
+					got = append(got, ranked{gv[i], gn[i]})
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("window %v, top %s class %q:\nlocal      %v\nclickhouse %v", w, by, class, want, got)
+				}
 			}
 		}
 
