@@ -40,9 +40,9 @@ type Watch struct {
 	// classes are the class names counted, by index-1 of a slot's counts
 	// (0: any class), in the order first served; at most watchClasses.
 	classes []string
-	total   [stride]uint64  // per count, every value's together
-	share   [stride]uint64  // 2^40/total: count*share is a value's share of a count, for the eviction
-	records uint64          // Accesses counted
+	total   [stride]uint64 // per count, every value's together
+	share   [stride]uint64 // 2^40/total: count*share is a value's share of a count, for the eviction
+	records uint64         // Accesses counted
 	routes  map[*string][]int8
 	recent  [4]routeMap // the routes last seen, looked at before the map
 	next    int         // the slot of recent the next route takes
