@@ -41,6 +41,20 @@ func escapedUpstream(t *testing.T) string {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, body)
 	})
+	// Followers lists whose ids are escaped (the values, and for 9 the
+	// member name too): 100's show 5 and 9, 77's (the test's caller's
+	// own) show 15.
+	mux.HandleFunc("GET /v1/users/{id}/followers", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.PathValue("id") {
+		case "100":
+			fmt.Fprint(w, `{"users":[{"id":"\u0035","username":"u5"},{"\u0069d":"\u0039","username":"u9"}]}`)
+		case "77":
+			fmt.Fprint(w, `{"users":[{"id":"\u0031\u0035","username":"u15"}]}`)
+		default:
+			fmt.Fprint(w, `{"users":[]}`)
+		}
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -118,6 +132,95 @@ func TestEscapedNamesMasked(t *testing.T) {
 			query(t, &wt, "ledger", "who-took", "11", "--class", "contact", "--ledger", dir)
 			if len(wt.Rows) != 1 || wt.Rows[0].Value != "77" {
 				t.Errorf("who-took 11 --class contact: %+v, want account 77", wt.Rows)
+			}
+		})
+	}
+}
+
+// escapedLinksConfig maps look-ups and followers lists (links: their ids;
+// another's list shows them as list, one's own as social), with a budget
+// of 1 contact a day of people found in lists and the unreferenced rule
+// serving 1 look-up a day of an id never shown.
+func escapedLinksConfig(front, dir string) string {
+	return `front: ` + front + `
+log: {format: text, level: warn}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+inspect:
+  routes:
+    - route: "GET /v1/users/{id}"
+      records: ["$"]
+      id: id
+      classes: {contact: [email, phone]}
+      lookup: id
+    - route: "GET /v1/users/{id}/followers"
+      records: ["$.users[*]"]
+      id: id
+      classes: {profile: [username]}
+      links: ["$.users[*].id"]
+      list: id
+      provenance: list
+      own_provenance: social
+ration:
+  budgets:
+    - {name: contact-list, facet: account, class: contact, provenance: [list], limit: 1, window: 24h}
+  unreferenced: {facet: account, limit: 1, window: 24h}
+ledger: {dir: ` + dir + `}
+`
+}
+
+// TestEscapedIDReferenced: an id an upstream's list wrote escaped
+// ("\u0035") is the id it spells in the link memory. Through the real
+// gateway on every front: account 77 is shown 5 and 9 in another's
+// followers list and 15 in its own; its look-ups of them are referenced
+// (the ledger's Access says so, and explain), 5 and 9 with provenance list
+// (the list budget counts them: 5 served, 9 past it), 15 social (neither
+// counted nor unreferenced: served); ids never shown, 7 and 13, are
+// unreferenced (7 within that rule's 1, 13 masked by it).
+func TestEscapedIDReferenced(t *testing.T) {
+	upstream := escapedUpstream(t)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "ledger")
+			g := startGateway(t, escapedLinksConfig(front, dir), upstream)
+			c := clientFrom("127.0.9.3")
+			hdr := map[string]string{"Authorization": "Bearer " + token(t, "77")}
+			for _, list := range []string{"100", "77"} {
+				if a := do(t, c, "GET", g.url+"/v1/users/"+list+"/followers", hdr); a.status != 200 || !strings.Contains(a.body, `\u00`) {
+					t.Fatalf("followers of %s: %d %s (the ids as the upstream wrote them)", list, a.status, a.body)
+				}
+			}
+			ids := map[string]string{} // look-up -> request id
+			for _, c2 := range []struct {
+				id, rule     string // rule: "" served, else the rule that masked
+				unreferenced bool
+			}{
+				{"5", "", false},
+				{"9", "contact-list", false},
+				{"15", "", false},
+				{"7", "", true},
+				{"13", "unreferenced", true},
+			} {
+				a := do(t, c, "GET", g.url+"/v1/users/"+c2.id, hdr)
+				served := contactServed(t, a)
+				if m := a.header.Get("Warden-Masked"); served != (c2.rule == "") || c2.rule != "" && !strings.Contains(m, "rules="+c2.rule) {
+					t.Errorf("look-up of %s: contact served %v, Warden-Masked %q; want masked by %q", c2.id, served, m, c2.rule)
+				}
+				ids[c2.id] = a.header.Get("X-Request-Id")
+				var x struct{ Unreferenced bool }
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					api := adminDo(t, g, "GET", "/v1/ledger/explain?id="+ids[c2.id], "")
+					if api.status == http.StatusNotFound && time.Now().Before(deadline) {
+						continue
+					}
+					if err := json.Unmarshal([]byte(api.body), &x); err != nil || api.status != 200 {
+						t.Fatalf("explain of the look-up of %s: %d %s", c2.id, api.status, api.body)
+					}
+					break
+				}
+				if x.Unreferenced != c2.unreferenced {
+					t.Errorf("look-up of %s: the ledger's unreferenced %v, want %v", c2.id, x.Unreferenced, c2.unreferenced)
+				}
 			}
 		})
 	}
