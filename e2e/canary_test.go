@@ -33,7 +33,7 @@ type labUser struct {
 }
 
 // TestCanariesServed: followers pages through the real gateway carry
-// canaries (about 0.75% of records, verified by the key, the same on a
+// canaries (about 1% of the records of pages with room below their limit, verified by the key, the same on a
 // re-read); a canary's profile, by-username, followers and posts are
 // answered, and the same for a second account as for the first.
 func TestCanariesServed(t *testing.T) {
