@@ -107,6 +107,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintln(w, "\nbudgets: distinct subjects of the class served to the facet's value (with the account, for a budget identified: own) in the budget's window as it stood before this request (windows are tumbling: a 24h one began at 00:00 UTC)")
 			tw = newTable(w)
 			fmt.Fprintln(tw, "BUDGET\tFACET\tVALUE\tCLASS\tWINDOW\tSEEN\tLIMIT\tAPPLIED")
+			bound := false
 			for _, b := range x.Budgets {
 				lim := fmt.Sprint(b.Limit)
 				if b.AgeTier {
@@ -116,9 +117,19 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				if b.Account != "" {
 					v += " account=" + b.Account
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%v\n", b.Name, b.Facet, v, b.Class, b.Window, b.Seen, lim, b.Applied)
+				class, seen := b.Class, fmt.Sprint(b.Seen)
+				if len(b.Provenance) > 0 {
+					class += " [" + strings.Join(b.Provenance, ",") + "]"
+				}
+				if b.UpperBound {
+					seen, bound = "<="+seen, true
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\n", b.Name, b.Facet, v, class, b.Window, seen, lim, b.Applied)
 			}
 			tw.Flush()
+			if bound {
+				fmt.Fprintln(w, "<=: the budget counts only records whose ids were shown to the identity the ways it names [in brackets]; the ledger keeps whether a look-up was unreferenced, not how a referenced id was shown, so SEEN counts records of every provenance: an upper bound")
+			}
 		}
 		if len(x.RateLimits) > 0 {
 			fmt.Fprintln(w, "\nrate limits: requests recorded from the value (with the account, for a limit identified: own) on the limit's routes within its burst window before this request; it admits at most ADMITS in any such window")

@@ -75,6 +75,8 @@ ration:
        account_age: [{younger_than: 24h, limit: 1}]}
     - {name: contact-ip-hour, facet: ip, class: contact, limit: 5, window: 1h, action: block}
     - {name: profile-fingerprint, facet: fingerprint, class: profile, limit: 100, window: 10m}
+    - {name: contact-search-day, facet: account, class: contact, provenance: [search], limit: 20, window: 24h}
+  unreferenced: {facet: account}
 rate_limits:
   - {name: per-ip, facet: ip, rate: 1/s, burst: 2}
   - {name: per-account, facet: account, rate: 60/m, burst: 120, routes: ["GET /v1/users/{user}"]}

@@ -7,8 +7,11 @@
 // masked per class, what each budget of the config had counted for the
 // identity's facet value (with its account, for a budget identified: own)
 // in its tumbling window as it stood before the request (distinct subjects
-// of its class served unmasked; a budget naming provenance is counted over
-// every look-up, the ledger keeping no provenance), and what each rate limit that
+// of its class served unmasked; a budget naming some provenances, not
+// all, is counted over records of every provenance, the ledger keeping
+// only whether a look-up was unreferenced, not how a referenced id was
+// shown: its Seen is then an upper bound, and says so, UpperBound), and
+// what each rate limit that
 // counted the request, as admission decides it (admit.Admitter.Applies;
 // none for a request refused for its credentials, by a ban or by a store
 // failing at admission, when no limit decided it),

@@ -12,6 +12,7 @@ import (
 	"github.com/warden-gw/warden/internal/admit"
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/refusal"
@@ -115,17 +116,45 @@ func decision(rule string, status int, masked bool) string {
 // or fingerprint identified: own) in its window as it stood, tumbling
 // from a multiple of the window since the Unix epoch, as the budgets count
 // (from the ledger, so only what the ledger recorded).
+//
+// A budget naming provenances (Provenance) counts only records whose ids
+// were shown to the identity that way; the ledger keeps whether a look-up
+// was unreferenced, not how a referenced id was shown (its own network,
+// search or a list), so Seen counts every record of the class served
+// unmasked: an upper bound (UpperBound), exact only when the budget names
+// every provenance.
 type Budget struct {
-	Name    string `json:"name"`
-	Facet   string `json:"facet"`
-	Value   string `json:"value"`
-	Account string `json:"account,omitempty"` // counted with this account (identified: own)
-	Class   string `json:"class"`
-	Window  string `json:"window"`
-	Seen    int    `json:"seen"`
-	Limit   int    `json:"limit"`
-	AgeTier bool   `json:"age_tiers"` // the limit is lower for young accounts
-	Applied bool   `json:"applied"`   // this budget refused or masked the request
+	Name       string   `json:"name"`
+	Facet      string   `json:"facet"`
+	Value      string   `json:"value"`
+	Account    string   `json:"account,omitempty"` // counted with this account (identified: own)
+	Class      string   `json:"class"`
+	Provenance []string `json:"provenance,omitempty"` // the budget's provenances; none: every record
+	Window     string   `json:"window"`
+	Seen       int      `json:"seen"`
+	UpperBound bool     `json:"upper_bound,omitempty"` // Seen counts records of every provenance: at most that
+	Limit      int      `json:"limit"`
+	AgeTier    bool     `json:"age_tiers"` // the limit is lower for young accounts
+	Applied    bool     `json:"applied"`   // this budget refused or masked the request
+}
+
+// allProvenances are the provenances a look-up may have: a budget naming
+// every one counts every record, as one naming none.
+var allProvenances = []inspect.Provenance{inspect.Social, inspect.Search, inspect.List, inspect.Unreferenced}
+
+// provenanceOf is a budget's provenances as names, and whether the
+// ledger's count of its class is only an upper bound of what it counted
+// (it names some provenances, not all).
+func provenanceOf(b ration.BudgetConfig) (names []string, bound bool) {
+	for _, p := range b.Provenance {
+		names = append(names, string(p))
+	}
+	for _, p := range allProvenances {
+		if len(b.Provenance) > 0 && !slices.Contains(b.Provenance, p) {
+			bound = true
+		}
+	}
+	return names, bound
 }
 
 // RateLimit is what one rate limit of the config saw of the request's
@@ -218,8 +247,9 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 		if err != nil {
 			return nil, fmt.Errorf("explain %s: budget %s: %w", id, b.Name, err)
 		}
-		x.Budgets = append(x.Budgets, Budget{Name: b.Name, Facet: b.Facet, Value: val, Account: acct, Class: b.Class, Window: b.Window.String(),
-			Seen: seen, Limit: b.Limit, AgeTier: len(b.AccountAge) > 0,
+		provs, bound := provenanceOf(b)
+		x.Budgets = append(x.Budgets, Budget{Name: b.Name, Facet: b.Facet, Value: val, Account: acct, Class: b.Class, Provenance: provs,
+			Window: b.Window.String(), Seen: seen, UpperBound: bound, Limit: b.Limit, AgeTier: len(b.AccountAge) > 0,
 			Applied: e.Rule == b.Name || slices.Contains(e.MaskRules, b.Name)})
 	}
 	if err := rateLimits(ctx, l, rules, e, x); err != nil {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,7 +116,7 @@ func TestRequest(t *testing.T) {
 				{Name: "contact-account-hour", Facet: "account", Value: "7", Class: "contact", Window: "1h0m0s", Seen: tt.hourSeen, Limit: 2, AgeTier: true, Applied: tt.hourApplied},
 				{Name: "contact-ip-day", Facet: "ip", Value: "192.0.2.7", Account: "7", Class: "contact", Window: "24h0m0s", Seen: tt.daySeen, Limit: 50, Applied: tt.dayAp},
 			}
-			if len(x.Budgets) != len(want) || x.Budgets[0] != want[0] || x.Budgets[1] != want[1] {
+			if !reflect.DeepEqual(x.Budgets, want) {
 				t.Errorf("budgets:\n%+v\nwant\n%+v", x.Budgets, want)
 			}
 		})
@@ -135,6 +137,46 @@ func TestRequest(t *testing.T) {
 	}{{"nope", ledger.Window{}}, {"early", ledger.Window{From: t0.Add(-time.Hour)}}} {
 		if x, err := explain.Request(ctx, src, explain.Rules{Budgets: budgets}, c.win, c.id); x != nil || err != nil {
 			t.Errorf("%s in %v: %+v, %v; want nil, nil", c.id, c.win, x, err)
+		}
+	}
+}
+
+// TestProvenanceBound: a budget naming some provenances counts only the
+// look-ups of ids shown that way, which the ledger cannot tell apart (it
+// keeps whether a look-up was unreferenced, not how a referenced id was
+// shown): its row counts every record of the class and says it is an
+// upper bound, in the JSON too; a budget naming every provenance, or
+// none, counts every record: exact, and the JSON says no bound.
+func TestProvenanceBound(t *testing.T) {
+	who := identify.Identity{Account: "7"}
+	look := func(id string, at time.Duration, subject string, unref bool) *inspect.Access {
+		return &inspect.Access{RequestID: id, Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(at), Status: 200, Classes: []string{"contact"},
+			Lookup: subject, Unreferenced: unref, Records: []inspect.Record{{ID: subject, Classes: 1}}}
+	}
+	// 1 found through search, 2 in its own followers, 3 never shown: the
+	// search budget counted 1 alone, the ledger holds 3 subjects.
+	src := record(t, look("a", 0, "1", false), look("b", time.Second, "2", false), look("c", 2*time.Second, "3", true), look("now", time.Minute, "4", false))
+	budget := func(name string, provs ...inspect.Provenance) ration.BudgetConfig {
+		return ration.BudgetConfig{Name: name, Facet: "account", Class: "contact", Limit: 9, Window: time.Hour, Provenance: provs}
+	}
+	rules := explain.Rules{Budgets: []ration.BudgetConfig{budget("search", inspect.Search), budget("every", inspect.Social, inspect.Search, inspect.List, inspect.Unreferenced),
+		budget("none")}}
+	x, err := explain.Request(context.Background(), src, rules, ledger.Window{}, "now")
+	if err != nil || x == nil {
+		t.Fatalf("Request: %v, %v", x, err)
+	}
+	row := func(name string, provs []string, bound bool) explain.Budget {
+		return explain.Budget{Name: name, Facet: "account", Value: "7", Class: "contact", Provenance: provs, Window: "1h0m0s", Seen: 3, UpperBound: bound, Limit: 9}
+	}
+	want := []explain.Budget{row("search", []string{"search"}, true), row("every", []string{"social", "search", "list", "unreferenced"}, false), row("none", nil, false)}
+	if !reflect.DeepEqual(x.Budgets, want) {
+		t.Errorf("budgets:\n%+v\nwant\n%+v", x.Budgets, want)
+	}
+	b, _ := json.Marshal(x.Budgets)
+	for _, w := range []string{`"name":"search","facet":"account","value":"7","class":"contact","provenance":["search"],"window":"1h0m0s","seen":3,"upper_bound":true,`,
+		`"name":"none","facet":"account","value":"7","class":"contact","window":"1h0m0s","seen":3,"limit":9,`} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("JSON %s\nlacks %s", b, w)
 		}
 	}
 }
