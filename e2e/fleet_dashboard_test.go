@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -30,8 +31,16 @@ func checkFleetDashboard(t *testing.T, g *gw, take map[string]bool, ledgerSubjec
 	}
 	r.Body.Close()
 
+	harvester := regexp.MustCompile(`value=` + fleetHarvester + `">` + fleetHarvester + `</a></td><td>(\d+)</td>\s*<td>(\d+) / (\d+) `)
+	// By default the page ranks by the class the budgets protect (the
+	// one budget's, contact): the harvester's subjects are those whose
+	// contact it was served, as many as the budget let through.
 	a := do(t, op, "GET", g.admin+"/identities", nil)
-	row := regexp.MustCompile(`value=` + fleetHarvester + `">` + fleetHarvester + `</a></td><td>(\d+)</td>\s*<td>(\d+) / (\d+) `).FindStringSubmatch(a.body)
+	if row := harvester.FindStringSubmatch(a.body); a.status != 200 || row == nil || row[1] != strconv.Itoa(contactSeen) || !strings.Contains(a.body, "Ranked by <b>contact</b>") {
+		t.Errorf("identities on gateway 2, by default: %d, the harvester's row %q, want %d subjects by contact:\n%s", a.status, row, contactSeen, a.body)
+	}
+	a = do(t, op, "GET", g.admin+"/identities?class=all", nil)
+	row := harvester.FindStringSubmatch(a.body)
 	if a.status != 200 || row == nil {
 		t.Fatalf("identities on gateway 2: %d, no row for account %s:\n%s", a.status, fleetHarvester, a.body)
 	}
