@@ -207,7 +207,8 @@ func TestIdentitiesByClass(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := &config.Config{}
-	cfg.Inspect.Routes = []inspect.RouteConfig{{Route: "GET /v1/users/{id}", Classes: map[string][]string{"contact": {"email"}, "profile": {"bio"}}}}
+	cfg.Inspect.Routes = []inspect.RouteConfig{{Route: "GET /v1/users/{id}", Classes: map[string][]string{"contact": {"email"}, "profile": {"bio"}}},
+		{Route: "GET /v1/posts", Classes: map[string][]string{"post": {"text"}}}}
 	cfg.Ration.Budgets = []ration.BudgetConfig{{Name: "contacts", Facet: "account", Class: "contact", Limit: 10, Window: time.Hour},
 		{Name: "contacts-ip", Facet: "ip", Class: "contact", Limit: 50, Window: time.Hour},
 		{Name: "profiles", Facet: "account", Class: "profile", Limit: 5, Window: 24 * time.Hour}}
@@ -224,9 +225,13 @@ func TestIdentitiesByClass(t *testing.T) {
 		{"?class=contact", "contact", []string{"taker 8", "both 5"}},
 		{"?class=all", "all classes", []string{"reader 20", "both 12", "taker 8"}},
 		{"", "contact", []string{"taker 8", "both 5"}}, // two budgets protect contact, one profile
+		{"?class=post", "post", nil},                   // nobody served one
 	} {
 		code, local := get("/identities"+c.query, dir, nil)
 		_, fleet := get("/identities"+c.query, "", ch)
+		if i := strings.Index(local, " The gateway's candidate recorder"); i >= 0 {
+			local = local[:i] + local[strings.Index(local[i:], "</p>")+i:] // the directory's note on its candidates
+		}
 		if code != 200 || local != fleet {
 			t.Fatalf("%q: %d; on the directory:\n%s\non ClickHouse:\n%s", c.query, code, local, fleet)
 		}
@@ -241,6 +246,16 @@ func TestIdentitiesByClass(t *testing.T) {
 		if !slices.Equal(got, c.accounts) {
 			t.Errorf("%q: accounts %q, want %q", c.query, got, c.accounts)
 		}
+	}
+	// A class the Watch never counted one by one: its candidates are by
+	// records of any class, and the page says so (not on a fleet, whose
+	// ledger ranks by the class itself).
+	const anyNote = "for post its candidates are the identities served the most records of any class"
+	if _, page := get("/identities?class=post", dir, nil); !strings.Contains(page, anyNote) {
+		t.Errorf("the page does not say its post candidates are by any record:\n%s", page)
+	}
+	if _, page := get("/identities?class=post", "", ch); strings.Contains(page, anyNote) {
+		t.Errorf("the fleet's page says its candidates are the Watch's:\n%s", page)
 	}
 	if _, page := get("/identities", dir, nil); !strings.Contains(page, "default: the class the budgets protect most (2 of 3 budgets, lowest limit 10)") {
 		t.Errorf("the default class's reason is not on the page:\n%s", page)

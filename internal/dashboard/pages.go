@@ -73,6 +73,10 @@ type identitiesPage struct {
 	Why     string // how the class was chosen
 	Classes []string
 	Tables  []identityTable
+	// AnyRecords: the Watch does not count Class one by one (past its
+	// first watchClasses), so its candidates are those served the most
+	// records of any class, the ledger's counts then ranking them.
+	AnyRecords bool
 }
 
 const topIdentities = 10
@@ -189,7 +193,8 @@ func (d *Dashboard) identities(w http.ResponseWriter, r *http.Request) {
 		// five times the rows shown are ranked; a fleet's ledger ranked
 		// them already, the rows shown only. A class the Watch does not
 		// count one by one has candidates by records of any class.
-		cands, _ := d.opts.Watch.Top(f, page.Class, 5*topIdentities)
+		cands, ok := d.opts.Watch.Top(f, page.Class, 5*topIdentities)
+		page.AnyRecords = page.AnyRecords || !ok && tops == nil
 		subjects := identityCount{win: 24 * time.Hour, q: ledger.DistinctQuery{By: f, Values: cands, Class: page.Class}}
 		if tops != nil {
 			subjects.q.Values, subjects.known = tops[fi].values, tops[fi].subjects
