@@ -31,11 +31,13 @@ func (a explainAnswers) Query(_ context.Context, name string, v url.Values) (any
 // request, an upstream's 404 and an upstream down, and of an id the ledger does not hold, is the golden file's to
 // the byte (UPDATE_GOLDEN=1 rewrites them).
 func TestExplainPage(t *testing.T) {
-	// The explanations are warden explain --json's (cmd/warden's golden
-	// files), read strictly into the type the command and the page share.
+	// The explanations are warden explain --json's: cmd/warden's golden
+	// files themselves, not copies (copies here had drifted from what the
+	// command prints), read strictly into the type the command and the
+	// page share.
 	answers := explainAnswers{}
 	for _, id := range []string{"req-lookup", "req-masked", "req-refused", "req-refused.noconfig", "req-upstream-404", "req-upstream-down", "req-rate-limited"} {
-		f, err := os.Open(filepath.Join("testdata", "explain", id+".json"))
+		f, err := os.Open(filepath.Join("..", "..", "cmd", "warden", "testdata", "explain", id+".json"))
 		if err != nil {
 			t.Fatal(err)
 		}
