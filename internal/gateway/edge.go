@@ -200,12 +200,7 @@ func (g *Gateway) edgeRefused(ex *Exchange, r *Refusal) {
 	if !ok {
 		return
 	}
-	var id, method, path string
-	if ex != nil {
-		id, method, path = ex.ID, ex.Method, ex.Path
-	}
-	attrs := []slog.Attr{slog.String("request_id", id), slog.Int("status", r.Status), slog.String("rule", r.Rule),
-		slog.String("facet", r.Facet), slog.String("method", method), slog.String("path", path)}
+	attrs := refusedAttrs(ex, r)
 	if suppressed > 0 {
 		attrs = append(attrs, slog.Int64("suppressed", suppressed))
 	}

@@ -353,14 +353,24 @@ func (p *Pipeline) stripCredentials(h forwardHeader, ex *Exchange) {
 func (p *Pipeline) refuse(ex *Exchange, r *Refusal, cause error) *Refusal {
 	p.m.refusals.WithLabelValues(r.Rule, r.Facet).Inc()
 	if ctx := context.Background(); p.log.Enabled(ctx, slog.LevelInfo) {
-		attrs := []slog.Attr{slog.String("request_id", ex.ID), slog.Int("status", r.Status), slog.String("rule", r.Rule),
-			slog.String("facet", r.Facet), slog.String("method", ex.Method), slog.String("path", ex.Path)}
+		attrs := refusedAttrs(ex, r)
 		if cause != nil {
 			attrs = append(attrs, slog.String("cause", cause.Error()))
 		}
 		p.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 	}
 	return r
+}
+
+// refusedAttrs are the fields of a "refused" line: r's, and ex's id,
+// method and path (without its query) when ex is known.
+func refusedAttrs(ex *Exchange, r *Refusal) []slog.Attr {
+	var id, method, path string
+	if ex != nil {
+		id, method, path = ex.ID, ex.Method, ex.Path
+	}
+	return []slog.Attr{slog.String("request_id", id), slog.Int("status", r.Status), slog.String("rule", r.Rule),
+		slog.String("facet", r.Facet), slog.String("method", method), slog.String("path", path)}
 }
 
 // ids makes request ids: a random per-process prefix and a counter, cheap
