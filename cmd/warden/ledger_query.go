@@ -270,18 +270,10 @@ func unknownClass(cfg *config.Config, class string) error {
 	if class == "" || cfg == nil {
 		return nil
 	}
-	var names []string
-	for _, r := range cfg.Inspect.Routes {
-		for c := range r.Classes {
-			if c == class {
-				return nil
-			}
-			if !slices.Contains(names, c) {
-				names = append(names, c)
-			}
-		}
+	names := cfg.Inspect.ClassNames()
+	if slices.Contains(names, class) {
+		return nil
 	}
-	slices.Sort(names)
 	return badQuery("class: %q is not a class of the route map (%s)", class, strings.Join(names, ", "))
 }
 

@@ -440,14 +440,9 @@ func checkClasses(bad func(path, format string, args ...any), c *Config) {
 	if len(c.Inspect.Routes) == 0 {
 		return
 	}
-	defined := map[string]bool{}
-	for _, r := range c.Inspect.Routes {
-		for name := range r.Classes {
-			defined[name] = true
-		}
-	}
+	defined := c.Inspect.ClassNames()
 	check := func(at, class string) {
-		if class != "" && !defined[class] {
+		if class != "" && !slices.Contains(defined, class) {
 			bad(at, "class %q is not a class of any route in inspect.routes", class)
 		}
 	}

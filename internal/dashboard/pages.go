@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -90,15 +91,12 @@ const topIdentities = 10
 func rankClass(cfg *config.Config, asked string) (class, why string, classes []string, err error) {
 	type protected struct{ budgets, limit int }
 	by := map[string]*protected{}
-	known := map[string]bool{}
 	if cfg != nil {
-		for _, rt := range cfg.Inspect.Routes {
-			for c := range rt.Classes {
-				known[c] = true
-			}
-		}
+		classes = cfg.Inspect.ClassNames()
 		for _, b := range cfg.Ration.Budgets {
-			known[b.Class] = true
+			if !slices.Contains(classes, b.Class) {
+				classes = append(classes, b.Class) // a config without a route map
+			}
 			p := by[b.Class]
 			if p == nil {
 				p = &protected{limit: b.Limit}
@@ -108,15 +106,12 @@ func rankClass(cfg *config.Config, asked string) (class, why string, classes []s
 			p.limit = min(p.limit, b.Limit)
 		}
 	}
-	for c := range known {
-		classes = append(classes, c)
-	}
-	sort.Strings(classes)
+	slices.Sort(classes)
 	switch {
 	case asked == "all":
 		return "", "chosen on the page", classes, nil
 	case asked != "":
-		if cfg != nil && !known[asked] {
+		if cfg != nil && !slices.Contains(classes, asked) {
 			return "", "", classes, fmt.Errorf("no route or budget names class %q", asked)
 		}
 		return asked, "chosen on the page", classes, nil

@@ -3,6 +3,7 @@ package inspect
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -93,6 +94,21 @@ const (
 	Pass   = "pass"
 	Refuse = "refuse"
 )
+
+// ClassNames is every class the route map names, each once, sorted: what
+// a rule's class, a query's --class or a page's ranking may name.
+func (c *Config) ClassNames() []string {
+	var names []string
+	for _, r := range c.Routes {
+		for name := range r.Classes {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
 
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {

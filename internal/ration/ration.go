@@ -156,16 +156,11 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	mapped := map[string]bool{}
-	for _, rc := range icfg.Routes {
-		for c := range rc.Classes {
-			mapped[c] = true
-		}
-	}
+	mapped := icfg.ClassNames()
 	var errs []error
 	r := &Rationer{st: st, met: m, log: log}
 	for i, bc := range cfg.Budgets {
-		if !mapped[bc.Class] {
+		if !slices.Contains(mapped, bc.Class) {
 			errs = append(errs, fmt.Errorf("budgets[%d].class: no route maps class %q", i, bc.Class))
 		}
 		f, _ := identify.ParseFacet(bc.Facet)
@@ -185,7 +180,7 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 		r.budgets = append(r.budgets, b)
 	}
 	for i, sc := range cfg.Scopes {
-		if !mapped[sc.Class] {
+		if !slices.Contains(mapped, sc.Class) {
 			errs = append(errs, fmt.Errorf("scopes[%d].class: no route maps class %q", i, sc.Class))
 		}
 		r.scopes = append(r.scopes, &scope{cfg: sc, masked: m.masked.WithLabelValues(sc.Name)})
@@ -208,7 +203,7 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 			r.fan.shadow = m.Shadow().Counter(f.Name, shadow.Mask)
 		}
 		for i, c := range f.Classes {
-			if !mapped[c] {
+			if !slices.Contains(mapped, c) {
 				errs = append(errs, fmt.Errorf("fanout_cap.classes[%d]: no route maps class %q", i, c))
 			}
 		}
@@ -221,7 +216,7 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 			}
 		}
 		for i, c := range u.Classes {
-			if !mapped[c] {
+			if !slices.Contains(mapped, c) {
 				errs = append(errs, fmt.Errorf("unreferenced.classes[%d]: no route maps class %q", i, c))
 			}
 		}
