@@ -3,12 +3,13 @@ package canary
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/warden-gw/warden/internal/refusal"
+
+	"github.com/warden-gw/warden/internal/inspect"
 )
 
 // The answers warden makes for a canary, in the lab platform contract's
@@ -94,8 +95,7 @@ func (c *Canaries) Answer(pattern string, param func(string) string, query strin
 		if !strings.Contains(query, "_") && !strings.Contains(query, "%5") { // no username's "_": no canary, no parsing
 			return 0, nil, false
 		}
-		vals, _ := url.ParseQuery(query)
-		v := vals.Get(r.SearchQuery)
+		v := inspect.QueryValue(query, r.SearchQuery)
 		if !c.canaryShapedName(v) {
 			return 0, nil, false
 		}
@@ -135,16 +135,15 @@ func (c *Canaries) neighbour(p *Profile, kind byte, i int) uint32 {
 
 // page reads limit and cursor of a canary's list of kind.
 func (c *Canaries) page(query string, kind byte, p *Profile) (at, limit int, bad []byte) {
-	q, _ := url.ParseQuery(query)
 	limit = defaultLimit
-	if v := q.Get("limit"); v != "" {
+	if v := inspect.QueryValue(query, "limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxLimit {
 			return 0, 0, bodyBadLimit
 		}
 		limit = n
 	}
-	if s := q.Get("cursor"); s != "" {
+	if s := inspect.QueryValue(query, "cursor"); s != "" {
 		b, err := base64.RawURLEncoding.DecodeString(s)
 		if err != nil || len(b) < 6 || b[0] != kind {
 			return 0, 0, bodyBadCursor

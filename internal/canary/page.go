@@ -1,9 +1,9 @@
 package canary
 
 import (
-	"net/url"
 	"strconv"
-	"strings"
+
+	"github.com/warden-gw/warden/internal/inspect"
 )
 
 // Room is how many canaries a list page of n real records has room for:
@@ -22,11 +22,11 @@ func (c *Canaries) Room(rawQuery string, n int) int {
 }
 
 // pageSize reads the page size rawQuery asks, as the platform reads it
-// (url.Values.Get): the parameter's first value, unescaped, a decimal in
-// 1..Page.Max; the default without one or with an empty one. A value it
-// cannot read is no size: nothing is seeded.
+// (inspect.QueryValue: net/url's first value), a decimal in 1..Page.Max;
+// the default without one or with an empty one. A value that is no such
+// decimal is no size: nothing is seeded.
 func (c *Canaries) pageSize(rawQuery string) (int, bool) {
-	v := firstParam(rawQuery, c.cfg.Page.Limit)
+	v := inspect.QueryValue(rawQuery, c.cfg.Page.Limit)
 	if v == "" {
 		return c.cfg.Page.Default, true
 	}
@@ -35,31 +35,4 @@ func (c *Canaries) pageSize(rawQuery string) (int, bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-// firstParam is the first value of key in a raw query, unescaped ("" for
-// none); one that does not unescape is "\x00", which no size reads as.
-func firstParam(q, key string) string {
-	for q != "" {
-		var kv string
-		kv, q, _ = strings.Cut(q, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		if strings.ContainsAny(k, "%+") {
-			if u, err := url.QueryUnescape(k); err == nil {
-				k = u
-			}
-		}
-		if k != key {
-			continue
-		}
-		if strings.ContainsAny(v, "%+") {
-			u, err := url.QueryUnescape(v)
-			if err != nil {
-				return "\x00"
-			}
-			v = u
-		}
-		return v
-	}
-	return ""
 }

@@ -18,7 +18,8 @@ func TestRoom(t *testing.T) {
 		{"limit=50", 50, 0}, {"limit=50", 49, 1}, {"limit=50", 7, 2},
 		{"limit=1", 1, 0}, {"limit=1", 0, 1}, {"q=ab&limit=5&limit=50", 4, 1},
 		{"limit=", 19, 1}, // the platform reads an empty limit as none
-		{"limit=0", 0, 0}, {"limit=51", 3, 0}, {"limit=abc", 3, 0}, {"limit=%zz", 3, 0},
+		{"limit=0", 0, 0}, {"limit=51", 3, 0}, {"limit=abc", 3, 0},
+		{"limit=%zz", 3, 2}, {"limit=%zz&limit=5", 4, 1}, // net/url skips a pair that does not unescape
 		{"limit=%32%30", 19, 1}, {"li%6dit=30", 28, 2}, {"limits=50", 19, 1},
 	} {
 		if got := c.Room(tc.query, tc.n); got != tc.want {

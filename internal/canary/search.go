@@ -6,12 +6,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/warden-gw/warden/internal/inspect"
 )
 
 // Canaries in search answers. The lab platform's search (shared/
@@ -174,11 +175,7 @@ func NormalizeQuery(v string) (string, bool) {
 // the ledger: its normalised query encrypted under the signing key; ""
 // when the request is not seeded (no query, or one the platform refuses).
 func (c *Canaries) SearchList(rawQuery string) string {
-	vals, err := url.ParseQuery(rawQuery)
-	if err != nil && vals == nil {
-		return ""
-	}
-	q, ok := NormalizeQuery(vals.Get(c.cfg.Routes.SearchQuery))
+	q, ok := NormalizeQuery(inspect.QueryValue(rawQuery, c.cfg.Routes.SearchQuery))
 	if !ok {
 		return ""
 	}

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +142,7 @@ func (p *Pipeline) access(ex *Exchange, now time.Time, scratch *inspect.Access, 
 	box.acc = inspect.Access{RequestID: ex.ID, Route: ex.Route.Route.Pattern, Time: now, Identity: ex.Identity,
 		List: box.keep(ex.Route.List()), Lookup: box.keep(ex.Route.Lookup())}
 	if c := ex.Route.Route.Config().Cursor; c != "" {
-		box.acc.Page = queryParam(ex.RawQuery, c)
+		box.acc.Page = inspect.QueryValue(ex.RawQuery, c)
 	}
 	return &box.acc, inspect.Spare{Records: box.rec[:0], Rules: box.rules[:0], Text: box.text[box.used:box.used]}
 }
@@ -295,23 +294,4 @@ func maskedValue(scratch *[]byte, n int, rules []string) string {
 // rationRequest is what rationing reads of the request.
 func (ex *Exchange) rationRequest() ration.Request {
 	return ration.Request{Method: ex.Method, Path: ex.Path, RawQuery: ex.RawQuery, ID: ex.ID}
-}
-
-// queryParam returns the first value of key in a raw query, unescaped.
-func queryParam(q, key string) string {
-	for q != "" {
-		var kv string
-		kv, q, _ = strings.Cut(q, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		if k != key {
-			continue
-		}
-		if strings.ContainsAny(v, "%+") {
-			if u, err := url.QueryUnescape(v); err == nil {
-				return u
-			}
-		}
-		return v
-	}
-	return ""
 }

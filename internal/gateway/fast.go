@@ -279,10 +279,10 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 	// An inspected route's answer is never relayed raw (shape.go): the
 	// request goes as a plain one, its Connection and Upgrade dropped.
 	upgrade := !ex.Inspect && isUpgrade(b2s(req.Header.Peek("Connection")))
-	upProto := b2s(req.Header.Peek("Upgrade"))
+	upgrade = upgrade && len(req.Header.Peek("Upgrade")) > 0
 	f.prepare(req, p, peer, ex, upgrade, nil)
-	if upgrade && upProto != "" {
-		f.upgrade(ctx, ex, upProto)
+	if upgrade {
+		f.upgrade(ctx, ex)
 		return
 	}
 	// An answer nothing inspects is streamed to the client as it comes, at
@@ -305,7 +305,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 // answer's header is read within upstream.response_header_timeout of the
 // send, as every answer's (past it, or failed, 504 or 502 as any upstream
 // failure); then both directions are copied until either side closes.
-func (f *fastFront) upgrade(ctx *fasthttp.RequestCtx, ex *Exchange, proto string) {
+func (f *fastFront) upgrade(ctx *fasthttp.RequestCtx, ex *Exchange) {
 	deadline := time.Now().Add(f.cfg.Upstream.ResponseHeaderTimeout)
 	up, err := f.dialPlain(f.client.Addr)
 	if err == nil {
@@ -320,7 +320,6 @@ func (f *fastFront) upgrade(ctx *fasthttp.RequestCtx, ex *Exchange, proto string
 		_ = up.Close()
 	}
 	f.upstreamFailed(&ctx.Response, ex, err)
-	_ = proto
 }
 
 // upgradeExchange writes req on up and reads the answer's header, under
