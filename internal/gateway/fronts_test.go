@@ -260,3 +260,28 @@ func TestUpstreamBodyStall(t *testing.T) {
 		}
 	}
 }
+
+// A Connection: upgrade without an Upgrade header asks for nothing to
+// upgrade to: on every front it goes to the upstream as a plain request,
+// the upgrade token and Connection dropped as any hop-by-hop header, and
+// its answer comes back on the same connection (the fast front, which the
+// loop hands it to, kept Connection: upgrade on it).
+func TestConnectionUpgradeWithoutUpgrade(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "connection="+strings.Join(r.Header.Values("Connection"), ",")+" upgrade="+r.Header.Get("Upgrade"))
+	}))
+	t.Cleanup(up.Close)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			l := frontGateway(t, front, "", up.URL)
+			c := dial(t, l.addr)
+			for range 2 {
+				c.send("GET /plain HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n\r\n")
+				if code, body, _ := c.answer("GET"); code != 200 || body != "connection= upgrade=" {
+					t.Fatalf("%d %q, want 200 and no Connection or Upgrade at the upstream", code, body)
+				}
+			}
+		})
+	}
+}
