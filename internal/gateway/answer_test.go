@@ -145,7 +145,7 @@ func TestRecordersSeeEveryAccess(t *testing.T) {
 		getWith(t, f, ctx, "/v1/users/2", auth), // still masked
 		getWith(t, f, ctx, "/v1/users/3", auth), // the 4th: rate limited
 		getWith(t, f, ctx, "/v1/users/4", auth+"\u00a0"),
-		getWith(t, f, ctx, "/elsewhere", ""), // not mapped, not refused: no Access
+		getWith(t, f, ctx, "/elsewhere", ""),                                                 // not mapped, not refused: no Access
 		getWith(t, f, ctx, "/v1/users/7/followers?limit=3&cursor=%zz&cur%73or=abc%3D", auth), // the cursor as the platform reads it: abc=
 	}
 	if !slicesEqual(got, want) {
