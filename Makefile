@@ -27,6 +27,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzForwarded$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/identify
 	$(GO) test -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/inspect
 	$(GO) test -run '^$$' -fuzz '^FuzzDiff$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/inspect
+	$(GO) test -run '^$$' -fuzz '^FuzzQueryValue$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/inspect
 	$(GO) test -run '^$$' -fuzz '^FuzzBanRequests$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/admin
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonPath$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/refusal
