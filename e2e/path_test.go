@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -124,5 +125,31 @@ func TestPathForwarded(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// OPTIONS * (a server-wide OPTIONS, a load balancer's probe) is a request
+// like any other on every front: admitted and forwarded, the upstream's
+// answer passed with warden's X-Request-Id. On the std front net/http
+// answered it itself (its general OPTIONS handler, 200 before any handler
+// ran), and the std front's edge (stdConn) took that 200 for one of
+// net/http's refusals: the client got a 200 whose body was a refusal
+// (rule request, facet malformed), recorded and counted as a bad request.
+func TestOptionsAsteriskForwarded(t *testing.T) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "upstream: "+r.Method+" "+r.RequestURI)
+	}))
+	up.Config.DisableGeneralOptionsHandler = true // its handler answers, as any upstream that serves OPTIONS *
+	up.Start()
+	t.Cleanup(up.Close)
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			g := startGateway(t, "front: "+front+"\nlog: {format: text, level: warn}\n", up.URL)
+			a := rawRequest(t, g, "OPTIONS *", "", "")
+			if a.status != 200 || a.body != "upstream: OPTIONS *" || a.header.Get("X-Request-Id") == "" {
+				t.Fatalf("OPTIONS *: %d %q (X-Request-Id %q); want the upstream's answer with warden's id",
+					a.status, a.body, a.header.Get("X-Request-Id"))
+			}
+		})
 	}
 }

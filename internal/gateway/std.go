@@ -75,8 +75,13 @@ func newStdFront(g *Gateway, cfg *config.Config) (*stdFront, error) {
 		// warden checks the bound itself (stdHeaderSize), answering its
 		// own 431, up to where net/http answers one in text.
 		MaxHeaderBytes: cfg.Server.MaxHeaderBytes + stdHeaderSlack,
-		Protocols:      &protos,
-		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		// OPTIONS * reaches warden, as on the other fronts (canonPath
+		// takes "*"): net/http's own 200 for it, written before any
+		// handler, is nothing warden decided, and stdConn would take it
+		// for one of net/http's refusals.
+		DisableGeneralOptionsHandler: true,
+		Protocols:                    &protos,
+		ErrorLog:                     slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey, c)
 		},
