@@ -178,7 +178,10 @@ type edgeLog struct {
 // left out before it.
 func (l *edgeLog) take(now time.Time) (ok bool, suppressed int64) {
 	sec := now.Unix()
-	if old := l.second.Load(); old != sec && l.second.CompareAndSwap(old, sec) {
+	// Only forward: a time read before the second turned (its goroutine
+	// preempted at the boundary) counts in the second being counted,
+	// else each such line would start the count again.
+	if old := l.second.Load(); sec > old && l.second.CompareAndSwap(old, sec) {
 		l.written.Store(0)
 	}
 	if l.written.Add(1) > edgeLinesPerSecond {

@@ -331,6 +331,33 @@ func TestEdgeLogBounded(t *testing.T) {
 	}
 }
 
+// TestEdgeLogStaleTime: a line whose time was read before the second
+// turned (a goroutine preempted between time.Now and take, at the
+// boundary) counts against the second being counted; it does not take
+// the count back to its own second and start it again. Before, each such
+// line reset the count, and the next line of the new second reset it
+// once more: with refusals from many goroutines at a second's turn, 100
+// more lines for every stale one, past the 100 a second README promises.
+func TestEdgeLogStaleTime(t *testing.T) {
+	var l edgeLog
+	t1 := time.Unix(1_000_001, 0)
+	stale := t1.Add(-time.Microsecond) // read in the second before
+	written := 0
+	for i := range 3 * edgeLinesPerSecond {
+		now := t1.Add(time.Duration(i) * time.Microsecond)
+		if i%2 == 1 {
+			now = stale
+		}
+		if ok, _ := l.take(now); ok {
+			written++
+		}
+	}
+	if written != edgeLinesPerSecond {
+		t.Fatalf("%d lines written of %d refusals in one second, half with a stale time; want %d",
+			written, 3*edgeLinesPerSecond, edgeLinesPerSecond)
+	}
+}
+
 // TestPanicAfterHandOff: a panic after the request's Access went to the
 // recorders with its decided status (while the answer was made) is
 // answered 500, rule internal, facet answering, and the recorders get a
