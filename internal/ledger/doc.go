@@ -216,7 +216,9 @@
 // answer; it calls fsync every fsync_interval (default 1 s). A process
 // killed outright loses what was buffered (at most 100 ms of Accesses) and
 // what waited in the recorder's queue; a machine that stops loses at most
-// fsync_interval of them. On start a tail that does not check (a frame cut
+// fsync_interval of them, and what was written while the last fsync ran
+// (the fsync runs beside Add, not under its lock: a slow disk delays the
+// next fsync, never an Add). On start a tail that does not check (a frame cut
 // short, a bad CRC) is truncated and the cut bytes are kept beside the log
 // (NAME.torn-UNIXNANO), so nothing is silently discarded. An earlier
 // hour's log left open by a crash is sealed on start.

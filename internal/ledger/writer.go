@@ -45,6 +45,9 @@ type Options struct {
 	PendingBytes int
 
 	sealRetry time.Duration // tests: the first wait before a failed seal is tried again
+	// fsync syncs the open log every FsyncInterval (nil: (*os.File).Sync);
+	// tests slow it down.
+	fsync func(*os.File) error
 }
 
 // DefaultPendingBytes is Options.PendingBytes' default: about 400,000
@@ -662,6 +665,13 @@ func (l *Ledger) fail(what string, err error) {
 
 // background flushes every 100 ms, syncs every FsyncInterval and starts
 // the next hour's partition when the clock passes it.
+//
+// The periodic sync runs outside mu: an fsync takes as long as the disk
+// needs (tens of ms here, hundreds on a busy network volume), and under
+// mu it held Add, and the recording's queue behind it, for all that time
+// each FsyncInterval: Accesses dropped (or requests waiting, with
+// queue_full: wait) whenever the disk was slower than the queue is long.
+// Add writes on meanwhile; what it writes is synced by the next sync.
 func (l *Ledger) background() {
 	defer close(l.bgDone)
 	ft := time.NewTicker(flushInterval)
@@ -678,19 +688,45 @@ func (l *Ledger) background() {
 		if l.f != nil && l.opts.Now().Unix()/3600*3600 > l.hour {
 			l.closeLog() // the next Access opens the next hour's
 		}
-		if time.Since(lastSync) >= l.opts.FsyncInterval {
-			l.sync()
-			lastSync = time.Now()
+		var f *os.File
+		var hour int64
+		if time.Since(lastSync) >= l.opts.FsyncInterval && l.dirty && l.f != nil {
+			f, hour, l.dirty = l.f, l.hour, false
 		}
 		l.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		// A log closed meanwhile (its hour over, the ledger closing) was
+		// synced by closeLog or Close: this sync's error then says nothing.
+		err := l.syncFile(f)
+		lastSync = time.Now()
+		if err != nil && !errors.Is(err, os.ErrClosed) {
+			l.mu.Lock()
+			if l.f == f {
+				l.dirty = true // tried again at the next interval
+			}
+			l.fail("sync "+partName(hour), err)
+			l.mu.Unlock()
+		}
 	}
 }
 
+// syncFile syncs f (Options.fsync in tests).
+func (l *Ledger) syncFile(f *os.File) error {
+	if l.opts.fsync != nil {
+		return l.opts.fsync(f)
+	}
+	return f.Sync()
+}
+
+// sync syncs the open log if anything was written since its last sync.
+// Called with mu (Sync and Close, which must return synced).
 func (l *Ledger) sync() {
 	if !l.dirty || l.f == nil {
 		return
 	}
-	if err := l.f.Sync(); err != nil {
+	if err := l.syncFile(l.f); err != nil {
 		l.fail("sync "+partName(l.hour), err)
 		return
 	}
