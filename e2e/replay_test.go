@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
 type replayRow struct {
@@ -119,5 +122,85 @@ func TestReplayNamesWhoATighterConfigCatches(t *testing.T) {
 	}
 	if s := rowsOf(loose.NewlyMasked) + rowsOf(loose.NewlyRefused); s != "" {
 		t.Errorf("a looser config caught someone: %s", s)
+	}
+}
+
+// warden replay of the same config over a ledger holding a state store's
+// outage at admission (Redis down, failure mode closed: 503, rule store,
+// facet admit) reports no change: no rate limit saw those requests (none
+// was decided or spent, as explain leaves them out of a limit's seen), so
+// the replay does not count them either (not_replayed.store_admit).
+// Before, it decided each again and spent the limit on it: an account
+// that the gateway admitted to the last of its burst after the outage was
+// "newly refused" under the very config that admitted it.
+func TestReplayStoreOutageSameConfig(t *testing.T) {
+	rs := redistest.Start(t)
+	platform := startPlatform(t, 200)
+	dir := filepath.Join(t.TempDir(), "ledger")
+	const burst = 10
+	cfg := fmt.Sprintf(`log: {format: text, level: warn}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+store:
+  backend: redis
+  redis: {addrs: [%s]}
+  failure: {mode: closed, timeout: 300ms, breaker_failures: 3, breaker_cooldown: 300ms}
+rate_limits:
+  - {name: per-account, facet: account, rate: 1/h, burst: %d}
+`+profileRoute+`ledger: {dir: %s}
+`, rs.Addr(), burst, dir)
+	g := startGateway(t, cfg, platform)
+	hdr := map[string]string{"Authorization": "Bearer " + token(t, "7")}
+	c := clientFrom("127.0.8.6")
+	answered, admitted, storeAdmit := 0, 0, 0
+	get := func(id int) answer {
+		a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), hdr)
+		answered++
+		if a.status == 503 {
+			if r := refusalOf(t, a); r.Rule == "store" && r.Facet == "admit" {
+				storeAdmit++
+				return a
+			}
+		}
+		if a.status == 429 {
+			t.Fatalf("profile %d: refused by the rate limit after %d admitted: %s", id, admitted, a.body)
+		}
+		admitted++
+		return a
+	}
+	// The outage before any request was admitted: a Redis restarted
+	// empty loses no count the limit had.
+	rs.Kill()
+	for i := range 5 {
+		get(10 + i)
+	}
+	if storeAdmit == 0 {
+		t.Fatal("no store refusal at admission while Redis was down")
+	}
+	rs.Restart()
+	awaitContact(t, get, 50, time.Now().Add(15*time.Second), "Redis returned")
+	for id := 60; admitted < burst; id++ {
+		if a := get(id); a.status != 200 {
+			t.Fatalf("profile %d after the outage: %d %s", id, a.status, a.body)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "same.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rep replayReport
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		rep = replayReport{}
+		query(t, &rep, "replay", "--config", path, "--ledger", dir)
+		if rep.Accesses >= answered || time.Now().After(deadline) {
+			break
+		}
+	}
+	if rep.Accesses != answered || rep.NotReplayed["store_admit"] != storeAdmit || rep.Replayed != admitted {
+		t.Errorf("%d accesses, %d replayed, not replayed %v; the gateway answered %d, %d of them refused by the store at admission",
+			rep.Accesses, rep.Replayed, rep.NotReplayed, answered, storeAdmit)
+	}
+	if s := rowsOf(rep.NewlyRefused) + rowsOf(rep.NoLongerRefused) + rowsOf(rep.NewlyMasked) + rowsOf(rep.NoLongerMasked); s != "" {
+		t.Errorf("the same config changed: %s (%d admitted of a burst of %d, %d store refusals at admission)", s, admitted, burst, storeAdmit)
 	}
 }

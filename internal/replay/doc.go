@@ -17,7 +17,9 @@
 // reported as no longer refused, but its records are not counted); bans
 // (detector and operator state, not configuration: banned requests are
 // left out); requests refused at the gateway's edge (rule request: no
-// config decides them, so they are left out too); an account's age (tiers by account_age are replayed at the
+// config decides them, so they are left out too), and those the state
+// store failed at admission (rule store, facet admit: no rate limit was
+// decided or spent; not_replayed.store_admit); an account's age (tiers by account_age are replayed at the
 // budget's base limit) and scopes (scope rules are taken as the gateway
 // decided them); whether a look-up's id had been shown (the gateway's
 // verdict is kept; the provenance comes from the links the window's

@@ -70,6 +70,10 @@ const (
 	// its first was recorded (refusal.InternalAnswering): the request is
 	// replayed once, as its first Access.
 	skipSuperseded = "superseded"
+	// skipStoreAdmit: the state store failed at admission (failure mode
+	// closed): no rate limit was decided or spent, so none counts it
+	// again (ledger.LimitsSaw).
+	skipStoreAdmit = "store_admit"
 )
 
 // reorder is how many Accesses wait to be put in time order: the ledger
@@ -321,6 +325,9 @@ func (rp *replayer) replay(ctx context.Context, e *ledger.Entry, rep *Report) er
 		return nil
 	case e.Rule == refusal.RuleInternal && e.Facet == refusal.InternalAnswering:
 		rep.NotReplayed[skipSuperseded]++
+		return nil
+	case e.Rule == refusal.RuleStore && e.Facet == refusal.StoreAdmit:
+		rep.NotReplayed[skipStoreAdmit]++
 		return nil
 	case e.Status == 429 && rp.budget[e.Rule]:
 		// A budget blocked it: the ledger kept no records to count.
