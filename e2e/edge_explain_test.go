@@ -318,6 +318,35 @@ func TestSlowHeaderCut(t *testing.T) {
 				}
 				cut(t, conn, br)
 			})
+			// Pipelined: the next request's first bytes came with the one
+			// before, and no more. On the std front they sat in net/http's
+			// buffer when the connection went idle, unseen by stdConn, so
+			// the stall was closed without an answer (a partial request
+			// line) or answered 400 malformed (a partial header line).
+			for name, next := range map[string]string{"partial header line": "GET /ping HTTP/1.1\r\nHo", "partial request line": "GET /pi"} {
+				t.Run("pipelined, "+name, func(t *testing.T) {
+					conn, br := dial(t)
+					io.WriteString(conn, "GET /ping HTTP/1.1\r\nHost: api.test\r\n\r\n"+next)
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || string(b) != "pong" {
+						t.Fatalf("first request: %d %s", resp.StatusCode, b)
+					}
+					resp, err = http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("stalled pipelined request: %v, want 408 within %v", err, hdrTimeout)
+					}
+					b, _ = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if r := refusalOf(t, answer{resp.StatusCode, resp.Header, string(b)}); resp.StatusCode != 408 || r.Rule != "request" || r.Facet != "read_timeout" {
+						t.Fatalf("stalled pipelined request: %d %s, want 408 by rule request, reason read_timeout", resp.StatusCode, b)
+					}
+				})
+			}
 			// The header at once, the body over 2.5 header timeouts: within
 			// read_timeout, served whole.
 			t.Run("slow body", func(t *testing.T) {

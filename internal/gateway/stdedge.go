@@ -73,7 +73,8 @@ func (l stdListener) Accept() (net.Conn, error) {
 // connection goes idle, stdFront.connState), net/http writes on it only
 // its own answers to requests it would not read ("HTTP/1.1 400 ..."),
 // which stdConn replaces with warden's; a read that times out after bytes
-// of a request came is answered 408. (http.StateActive cannot tell: net/http
+// of a request came (or, pipelined, were already in net/http's buffer:
+// deadlines) is answered 408. (http.StateActive cannot tell: net/http
 // sets it once any byte was read, before it knows the request is bad.) An HTTP/2
 // connection (its preface read first) is left alone: HTTP/2 answers
 // within its own frames.
@@ -83,6 +84,14 @@ type stdConn struct {
 	served atomic.Bool // a request reached the handler since the connection opened or went idle
 	heard  atomic.Bool // bytes came since the connection opened or went idle
 	h2     atomic.Bool // prior-knowledge HTTP/2: not ours to answer
+	// deadlines counts the read deadlines net/http set since the
+	// connection went idle (or opened) with no request at the handler:
+	// after an answer it sets one for the wait for the next request and,
+	// once that request's first bytes are in its buffer, one for its
+	// header. From the second on, a request is pending though Read may
+	// have seen none of it: bytes pipelined behind the last request, read
+	// with it, before the connection went idle.
+	deadlines atomic.Int32
 	// answered: warden answered in net/http's place; the connection ends.
 	answered atomic.Bool
 }
@@ -100,7 +109,7 @@ func (c *stdConn) Read(b []byte) (int, error) {
 		}
 		c.heard.Store(true)
 	}
-	if err != nil && c.heard.Load() && !c.served.Load() && !c.h2.Load() {
+	if err != nil && (c.heard.Load() || c.deadlines.Load() >= 2) && !c.served.Load() && !c.h2.Load() {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			// Part of a request came, not all of it in time: net/http
@@ -131,6 +140,15 @@ func (c *stdConn) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return c.Conn.Write(b)
+}
+
+// SetReadDeadline counts net/http's deadlines between requests
+// (stdConn.deadlines).
+func (c *stdConn) SetReadDeadline(t time.Time) error {
+	if !c.served.Load() {
+		c.deadlines.Add(1)
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 // CloseWrite half-closes, as net/http does after its 431 to let the client
@@ -184,6 +202,7 @@ func (f *stdFront) connState(c net.Conn, s http.ConnState) {
 		if s == http.StateIdle {
 			c.heard.Store(false)
 			c.served.Store(false)
+			c.deadlines.Store(0)
 		}
 	case *tls.Conn:
 		v, ok := f.hello.Load(c.NetConn())
