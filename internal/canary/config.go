@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"strings"
 	"time"
 
@@ -61,7 +62,7 @@ type Config struct {
 // limit from 1 to 50, default 20).
 type Page struct {
 	// Limit names the query parameter that asks a page's size (default
-	// "limit").
+	// "limit"), unescaped, as the platform reads a query's keys.
 	Limit string `yaml:"limit"`
 	// Default is the size of a page asked without it (default 20).
 	Default int `yaml:"default"`
@@ -223,8 +224,14 @@ func (c *Config) Validate() error {
 	} else if c.Page.Default < 1 || c.Page.Default > c.Page.Max {
 		bad("page.default", "%d is not between 1 and page.max (%d)", c.Page.Default, c.Page.Max)
 	}
-	if strings.ContainsAny(c.Page.Limit, "&=#? \t") {
+	if strings.ContainsAny(c.Page.Limit, "&=#?; \t") {
 		bad("page.limit", "%q is not a query parameter name", c.Page.Limit)
+	} else if u, err := url.QueryUnescape(c.Page.Limit); err != nil || u != c.Page.Limit {
+		// A query's keys are compared unescaped (inspect.QueryValue, as the
+		// platform reads them): an escaped name would never match, every
+		// page would be taken at page.default, and one asked smaller would
+		// get canaries past its size.
+		bad("page.limit", "%q is escaped: name the parameter as the platform reads it, unescaped (%s)", c.Page.Limit, u)
 	}
 	return errors.Join(errs...)
 }

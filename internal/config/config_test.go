@@ -73,6 +73,7 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_canary.yaml", "bad_canary.yaml:6:14: canary.anonymous: \"nobody\" is not upstream or answer"},
 		{"bad_canary_page.yaml", "bad_canary_page.yaml:3:36: canary.page.default: 60 is not between 1 and page.max (50)"},
 		{"bad_canary_page.yaml", "bad_canary_page.yaml:3:17: canary.page.limit: \"li mit\" is not a query parameter name"},
+		{"bad_canary_page_limit.yaml", "bad_canary_page_limit.yaml:4:12: canary.page.limit: \"page%5Bsize%5D\" is escaped: name the parameter as the platform reads it, unescaped (page[size])"},
 		{"bad_canary_page_max.yaml", "bad_canary_page_max.yaml:4:10: canary.page.max: 20000 is not between 1 and 10000"},
 		{"bad_ledger_privacy.yaml", "bad_ledger_privacy.yaml:4:17: ledger.privacy.budget_rho: \"-1\" is not a non-negative number"},
 		{"bad_ledger_privacy.yaml", "bad_ledger_privacy.yaml:6:14: ledger.privacy.researchers.alice: \"lots\" is not a non-negative number"},
