@@ -425,8 +425,21 @@
 // save its read and checksums, about 0.07 µs an Access (the profile
 // above), for the hour's log (about 15 MB: 107 bytes an Access with its
 // dictionary frames, BenchmarkSealDense's hour) kept in the writer's heap:
-// not done; decoding it again (0.25 µs) would stay, unless Add kept its
-// Accesses decoded, on the request path's core.
+// not done (measured again: 0.06 µs, 2% of the writer's CPU); decoding
+// it again (0.25 µs) would stay, unless Add kept its Accesses decoded, on
+// the request path's core. Keeping the sealer's buffers (the log's
+// bytes, its Accesses and their arena) from one hour to the next instead
+// of allocating them each hour showed no CPU saved and held 16 MiB more
+// live heap (bench_results.txt): not done either.
+//
+// Transparent huge pages for the dictionaries' tables (madvise
+// MADV_HUGEPAGE: one TLB entry per 2 MiB instead of per 4 KiB, for probes
+// at random in tables of tens of MiB) were measured and not adopted: on
+// the 2-core VM of the measurements the writer's CPU per Access was the
+// same or up to 6% more with them, a cold reader's 24% more
+// (bench_results.txt, "Transparent huge pages"). Under THP "always" the
+// kernel gives the tables huge pages anyway; with "madvise", the common
+// default, the Go runtime does not ask for them.
 //
 // Measured in bench_results.txt: BenchmarkAdd, BenchmarkIngest (the
 // issue's density, in internal/lab/ledgerbench; cpu-ns/op is Add's
