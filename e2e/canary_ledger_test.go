@@ -136,3 +136,47 @@ func TestCanaryRequestsRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestCanaryMaskedExplained: a canary profile masked past the account's
+// contact budget (its contact null, Warden-Masked set) is explained as
+// masked, as a real profile masked by the same budget is, with the budget
+// applied. Its Access names no record (a canary is never a real subject),
+// so explain, which judged "masked" by the records alone, said "served"
+// of an answer the client got masked.
+func TestCanaryMaskedExplained(t *testing.T) {
+	up := startPlatform(t, 2000)
+	g := startGateway(t, canaryMaskConfig("loop", t.TempDir(), 2, "mask"), up)
+	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, canaryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := clientFrom("127.0.0.1")
+	auth := map[string]string{"Authorization": accountToken(t, 23)}
+	for id := 1; id <= 2; id++ { // the budget's 2 contacts
+		if a := do(t, cl, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), auth); a.status != 200 || a.header.Get("Warden-Masked") != "" {
+			t.Fatalf("profile %d within the budget: %d %v %s", id, a.status, a.header, a.body)
+		}
+	}
+	real := do(t, cl, "GET", g.url+"/v1/users/3", auth)
+	can := do(t, cl, "GET", fmt.Sprint(g.url, "/v1/users/", c.Canary(0, 1).ID), auth)
+	for name, a := range map[string]answer{"real": real, "canary": can} {
+		if a.status != 200 || a.header.Get("Warden-Masked") == "" {
+			t.Fatalf("%s profile past the budget: %d %v %s, want masked", name, a.status, a.header, a.body)
+		}
+		x, raw := explainFound(t, g, a.header.Get("X-Request-Id"))
+		var rows struct {
+			Budgets []struct {
+				Name    string `json:"name"`
+				Applied bool   `json:"applied"`
+			} `json:"budgets"`
+		}
+		_ = json.Unmarshal(raw, &rows)
+		applied := false
+		for _, b := range rows.Budgets {
+			applied = applied || b.Applied
+		}
+		if x.Decision != "masked" || x.Status != 200 || !applied {
+			t.Errorf("explain of the %s profile masked past the budget: %s\nwant decision masked, the budget applied", name, raw)
+		}
+	}
+}

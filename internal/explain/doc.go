@@ -38,7 +38,9 @@
 // makes in place of the upstream's names a rule (refusal.Own lists its
 // own, which no configured rule may take), so an Access without a rule
 // carries the upstream's answer, and a 404 or 500 there is the upstream's,
-// never reported as warden's refusal.
+// never reported as warden's refusal. Masked: a record masked, or mask
+// rules recorded (a responder's answer, a canary, is recorded with the
+// rules that masked it and no records).
 //
 // `warden explain REQUEST_ID` (its table and --json), the admin API's GET
 // /v1/ledger/explain?id= and the dashboard's explain page all show one

@@ -216,7 +216,9 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 			}
 		}
 	}
-	x.Decision = decision(e.Rule, e.Status, len(x.Masked) > 0)
+	// A responder's answer (a canary) is recorded with the rules that
+	// masked it and no records: its mask rules say it was masked.
+	x.Decision = decision(e.Rule, e.Status, len(x.Masked) > 0 || len(e.MaskRules) > 0)
 	if e.Rule == refusal.RuleRequest {
 		// Refused at the gateway's edge, before any budget or limit was
 		// asked (Facet is the reason): none counted or decided it, so none
