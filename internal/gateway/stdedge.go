@@ -40,7 +40,9 @@ import (
 const stdHeaderSlack = 64 << 10
 
 // stdHeaderSize is r's header as net/http parsed it, in bytes as sent
-// give or take the white space around values: the request line, each
+// give or take the white space around values (which net/http drops: a
+// header padded with it is counted short, up to stdHeaderSlack, where
+// net/http's own bound takes over): the request line, each
 // field line with its CRLF (Host's too, which net/http moves to r.Host),
 // and the blank line that ends it.
 func stdHeaderSize(r *http.Request) int {
