@@ -178,10 +178,12 @@ type edgeLog struct {
 // left out before it.
 func (l *edgeLog) take(now time.Time) (ok bool, suppressed int64) {
 	sec := now.Unix()
-	// Only forward: a time read before the second turned (its goroutine
-	// preempted at the boundary) counts in the second being counted,
-	// else each such line would start the count again.
-	if old := l.second.Load(); sec > old && l.second.CompareAndSwap(old, sec) {
+	// Forward: a time read before the second turned (its goroutine
+	// preempted at the boundary) counts in the second being counted, else
+	// each such line would start the count again. Back only past such a
+	// straggler's lag: the wall clock was set back, and the count would
+	// otherwise stay full until it came round again.
+	if old := l.second.Load(); (sec > old || sec < old-1) && l.second.CompareAndSwap(old, sec) {
 		l.written.Store(0)
 	}
 	if l.written.Add(1) > edgeLinesPerSecond {

@@ -356,6 +356,11 @@ func TestEdgeLogStaleTime(t *testing.T) {
 		t.Fatalf("%d lines written of %d refusals in one second, half with a stale time; want %d",
 			written, 3*edgeLinesPerSecond, edgeLinesPerSecond)
 	}
+	// A wall clock set back an hour starts a second of its own: the
+	// lines are not held back until it comes round again.
+	if ok, _ := l.take(t1.Add(-time.Hour)); !ok {
+		t.Fatal("a line after the clock was set back an hour was left out")
+	}
 }
 
 // TestPanicAfterHandOff: a panic after the request's Access went to the
