@@ -218,7 +218,8 @@
 // what waited in the recorder's queue; a machine that stops loses at most
 // fsync_interval of them, and what was written while the last fsync ran
 // (the fsync runs beside Add, not under its lock: a slow disk delays the
-// next fsync, never an Add). On start a tail that does not check (a frame cut
+// next fsync, never an Add; so does the last fsync of an hour's log, after
+// which it is closed and queued for sealing). On start a tail that does not check (a frame cut
 // short, a bad CRC) is truncated and the cut bytes are kept beside the log
 // (NAME.torn-UNIXNANO), so nothing is silently discarded. An earlier
 // hour's log left open by a crash is sealed on start.

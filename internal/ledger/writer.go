@@ -104,7 +104,12 @@ type Ledger struct {
 	// stalled: the last write failed; buf waits for the background
 	// flush's retry instead of each Add trying again.
 	stalled bool
-	dirty   bool                  // written since the last fsync
+	dirty   bool // written since the last fsync
+	// closing are logs whose hour is over, written whole but not yet
+	// synced: background (or Sync, Close) syncs and closes them outside mu
+	// and then queues them for sealing, in order. Synced under mu, the
+	// last log of each hour held Add for its fsync.
+	closing []closingLog
 	dict    [nsCount]strtab       // the open hour's dictionary
 	front   [frontSlots]frontSlot // facet values
 	names   [nameSlots]frontSlot  // names: apart, so that values made anew each Access do not evict them
@@ -569,27 +574,52 @@ func (l *Ledger) rotate(hour int64) error {
 	return nil
 }
 
-// closeLog syncs and closes the open log, if any, and queues it for
-// sealing.
+// closingLog is a log whose hour is over, to sync, close and seal.
+type closingLog struct {
+	f    *os.File
+	stem string
+}
+
+// closeLog writes what waits of the open log, if any, and hands it to
+// finishLogs (through l.closing): synced, closed and queued for sealing
+// outside mu. Called with mu.
 func (l *Ledger) closeLog() {
 	if l.f != nil {
 		l.flush()
 		l.drop()
-		old := partName(l.hour)
-		err := l.f.Sync()
-		if cerr := l.f.Close(); err == nil {
+		l.closing = append(l.closing, closingLog{f: l.f, stem: partName(l.hour)})
+		l.f, l.dirty = nil, false
+	}
+}
+
+// takeClosing returns the logs closeLog handed over and forgets them.
+// Called with mu.
+func (l *Ledger) takeClosing() []closingLog {
+	cs := l.closing
+	l.closing = nil
+	return cs
+}
+
+// finishLogs syncs and closes each log of an hour that is over and queues
+// it for sealing, in order. Called without mu: an fsync takes as long as
+// the disk needs. A log that fails to sync is sealed all the same (what
+// it holds is read back from the page cache); the failure is said.
+func (l *Ledger) finishLogs(cs []closingLog) {
+	for _, c := range cs {
+		err := l.syncFile(c.f)
+		if cerr := c.f.Close(); err == nil {
 			err = cerr
 		}
-		l.f = nil
+		l.mu.Lock()
 		if err != nil {
-			l.fail("close "+old, err)
+			l.fail("close "+c.stem, err)
 		}
-		l.dirty = false
 		select {
-		case l.seal <- old:
+		case l.seal <- c.stem:
 		default:
-			l.fail("seal "+old, errors.New("seal queue full; sealed at next start"))
+			l.fail("seal "+c.stem, errors.New("seal queue full; sealed at next start"))
 		}
+		l.mu.Unlock()
 	}
 }
 
@@ -693,7 +723,9 @@ func (l *Ledger) background() {
 		if time.Since(lastSync) >= l.opts.FsyncInterval && l.dirty && l.f != nil {
 			f, hour, l.dirty = l.f, l.hour, false
 		}
+		closing := l.takeClosing()
 		l.mu.Unlock()
+		l.finishLogs(closing)
 		if f == nil {
 			continue
 		}
@@ -736,9 +768,11 @@ func (l *Ledger) sync() {
 // Sync writes and syncs what was added so far.
 func (l *Ledger) Sync() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.flush()
 	l.sync()
+	closing := l.takeClosing()
+	l.mu.Unlock()
+	l.finishLogs(closing)
 }
 
 // Close writes and syncs what was added, waits for sealing in progress
@@ -763,7 +797,9 @@ func (l *Ledger) Close() error {
 		err = l.f.Close()
 		l.f = nil
 	}
+	closing := l.takeClosing()
 	l.mu.Unlock()
+	l.finishLogs(closing)
 	close(l.seal)
 	<-l.sealDone
 	l.lock.Close()
