@@ -157,18 +157,23 @@ func (g *Gateway) refuseRequest(w replyWriter, p *Pipeline, ex *Exchange, in *id
 	writeRefusal(w, r, id)
 }
 
-// edgeLines bounds the "refused" lines of the edge's refusals (rules
-// request and internal): a client can send malformed requests as fast as
-// its link allows, each a few bytes, and each line is some 200 bytes of
-// log. Within a second at most edgeLinesPerSecond are written; the next
-// line written says how many were left out ("suppressed"). The refusals
-// past the rules (Pipeline.refuse) come at most as fast as requests that
-// were read whole and identified, and are each logged.
-const edgeLinesPerSecond = 100
+// refusedLinesPerSecond bounds the "refused" lines of a kind of refusal:
+// within a second at most this many are written, and the next line
+// written says how many were left out ("suppressed"). The edge's (rules
+// request and internal) come as fast as a client's link carries malformed
+// requests, a few bytes each; the rules' (Pipeline.refuse) as fast as a
+// client that was told 429 keeps asking. Each line is some 200 bytes of
+// log and a write: unbounded, a flood of refusals was as many lines a
+// second (30,000 at this machine's rate: 6 MB/s of log, and the request
+// path's CPU spent writing them, at the moment the gateway is under
+// load). Every refusal is still counted (warden_refusals_total) and
+// recorded in the ledger under its request id; the log is the operator's
+// glance, not the record.
+const refusedLinesPerSecond = 100
 
-// edgeLog is the bound's state: the second (Unix) being counted, the lines
-// written in it, and the lines left out since the last one written.
-type edgeLog struct {
+// refusedLog is the bound's state: the second (Unix) being counted, the
+// lines written in it, and the lines left out since the last one written.
+type refusedLog struct {
 	second     atomic.Int64
 	written    atomic.Int64
 	suppressed atomic.Int64
@@ -176,7 +181,7 @@ type edgeLog struct {
 
 // take reports whether a line may be written at now, and how many were
 // left out before it.
-func (l *edgeLog) take(now time.Time) (ok bool, suppressed int64) {
+func (l *refusedLog) take(now time.Time) (ok bool, suppressed int64) {
 	sec := now.Unix()
 	// Forward: a time read before the second turned (its goroutine
 	// preempted at the boundary) counts in the second being counted, else
@@ -186,7 +191,7 @@ func (l *edgeLog) take(now time.Time) (ok bool, suppressed int64) {
 	if old := l.second.Load(); (sec > old || sec < old-1) && l.second.CompareAndSwap(old, sec) {
 		l.written.Store(0)
 	}
-	if l.written.Add(1) > edgeLinesPerSecond {
+	if l.written.Add(1) > refusedLinesPerSecond {
 		l.suppressed.Add(1)
 		return false, 0
 	}
@@ -194,7 +199,7 @@ func (l *edgeLog) take(now time.Time) (ok bool, suppressed int64) {
 }
 
 // edgeRefused logs the refusal r of ex (nil: no exchange known) at the
-// edge, with the fields Pipeline.refuse logs (bounded: edgeLog). The path
+// edge, with the fields Pipeline.refuse logs (bounded: refusedLog). The path
 // is the one warden read, without its query, as on every refused line.
 func (g *Gateway) edgeRefused(ex *Exchange, r *Refusal) {
 	ctx := context.Background()

@@ -305,10 +305,10 @@ func testPanicRecorded(t *testing.T, d Deps) {
 }
 
 // TestEdgeLogBounded: a flood of refusals at the edge writes at most
-// edgeLinesPerSecond lines a second, and the first line after a flood
+// refusedLinesPerSecond lines a second, and the first line after a flood
 // says how many were left out.
 func TestEdgeLogBounded(t *testing.T) {
-	var l edgeLog
+	var l refusedLog
 	t0 := time.Unix(1_000_000, 0)
 	written := 0
 	for i := range 1000 {
@@ -319,12 +319,12 @@ func TestEdgeLogBounded(t *testing.T) {
 			}
 		}
 	}
-	if written != edgeLinesPerSecond {
-		t.Fatalf("%d lines in one second of 1000 refusals, want %d", written, edgeLinesPerSecond)
+	if written != refusedLinesPerSecond {
+		t.Fatalf("%d lines in one second of 1000 refusals, want %d", written, refusedLinesPerSecond)
 	}
 	ok, sup := l.take(t0.Add(time.Second))
-	if !ok || sup != 1000-edgeLinesPerSecond {
-		t.Fatalf("next second: written %v, says %d left out, want %d", ok, sup, 1000-edgeLinesPerSecond)
+	if !ok || sup != 1000-refusedLinesPerSecond {
+		t.Fatalf("next second: written %v, says %d left out, want %d", ok, sup, 1000-refusedLinesPerSecond)
 	}
 	if ok, sup := l.take(t0.Add(time.Second + time.Millisecond)); !ok || sup != 0 {
 		t.Fatalf("then: written %v, %d left out; want written, none", ok, sup)
@@ -339,11 +339,11 @@ func TestEdgeLogBounded(t *testing.T) {
 // once more: with refusals from many goroutines at a second's turn, 100
 // more lines for every stale one, past the 100 a second README promises.
 func TestEdgeLogStaleTime(t *testing.T) {
-	var l edgeLog
+	var l refusedLog
 	t1 := time.Unix(1_000_001, 0)
 	stale := t1.Add(-time.Microsecond) // read in the second before
 	written := 0
-	for i := range 3 * edgeLinesPerSecond {
+	for i := range 3 * refusedLinesPerSecond {
 		now := t1.Add(time.Duration(i) * time.Microsecond)
 		if i%2 == 1 {
 			now = stale
@@ -352,9 +352,9 @@ func TestEdgeLogStaleTime(t *testing.T) {
 			written++
 		}
 	}
-	if written != edgeLinesPerSecond {
+	if written != refusedLinesPerSecond {
 		t.Fatalf("%d lines written of %d refusals in one second, half with a stale time; want %d",
-			written, 3*edgeLinesPerSecond, edgeLinesPerSecond)
+			written, 3*refusedLinesPerSecond, refusedLinesPerSecond)
 	}
 	// A wall clock set back an hour starts a second of its own: the
 	// lines are not held back until it comes round again.
@@ -409,5 +409,62 @@ func TestPanicAfterHandOff(t *testing.T) {
 	if a := col.accs[1]; a.RequestID != first.RequestID || a.Status != 500 || a.Rule != refusal.RuleInternal || a.Facet != refusal.InternalAnswering ||
 		a.Route != "GET /v1/users/{id}" || a.Identity.Account != "80" || len(a.Records) != 0 || !a.Time.After(first.Time) {
 		t.Fatalf("second Access %+v, want the 500 of %s after %v", a, first.RequestID, first.Time)
+	}
+}
+
+// A flood of refusals past the edge (a client told 429 that keeps asking)
+// is bounded in the log as the edge's are: at most refusedLinesPerSecond
+// "refused" lines a second, and the next line written says how many were
+// left out, so the lines and their suppressed counts add up to every
+// refusal. Each refusal is still recorded (the collector sees them all).
+// Before, each was a line: 30,000 lines a second at this machine's rate.
+func TestRuleRefusalLinesBounded(t *testing.T) {
+	col := &collector{}
+	rec := NewRecording("test", col, 4096, NewRecordingMetrics(nil))
+	var logged bytes.Buffer // written as each request is served, on this goroutine
+	f := recordFrontWith(t, answerYAML, Deps{Recordings: []*Recording{rec}, Logger: slog.New(slog.NewJSONHandler(&logged, nil))})
+	auth := labBearer(t, "91")
+	const n = 600
+	refused := 0
+	seconds := map[int64]bool{}
+	for range n {
+		seconds[time.Now().Unix()] = true
+		if getWith(t, f, new(fasthttp.RequestCtx), "/v1/users/1", auth) == 429 {
+			refused++
+		}
+	}
+	// One more refusal once the second has turned: its line carries what
+	// the flood's last second left out.
+	for s := time.Now().Unix(); time.Now().Unix() == s; {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if getWith(t, f, new(fasthttp.RequestCtx), "/v1/users/1", auth) != 429 {
+		t.Fatal("the request after the flood was not refused")
+	}
+	refused++
+	lines, suppressed := 0, 0
+	for _, l := range strings.Split(logged.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "refused" {
+			lines++
+			if s, ok := m["suppressed"].(float64); ok {
+				suppressed += int(s)
+			}
+		}
+	}
+	if refused < n-10 {
+		t.Fatalf("%d of %d refused, want all but the burst", refused, n+1)
+	}
+	if most := refusedLinesPerSecond*len(seconds) + 1; lines > most {
+		t.Errorf("%d refused lines for %d refusals over %d seconds, want at most %d", lines, refused, len(seconds), most)
+	}
+	if lines+suppressed != refused {
+		t.Errorf("%d lines + %d suppressed, want the %d refusals", lines, suppressed, refused)
+	}
+	if err := rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.accs) != n+1 {
+		t.Errorf("%d Accesses recorded, want %d", len(col.accs), n+1)
 	}
 }

@@ -21,7 +21,7 @@ type Gateway struct {
 	front front
 	name  frontName
 	// edgeLines bounds the log lines of the edge's refusals.
-	edgeLines edgeLog
+	edgeLines refusedLog
 }
 
 type front interface {

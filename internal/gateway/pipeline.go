@@ -48,6 +48,9 @@ type Pipeline struct {
 	trusted  []netip.Prefix
 	log      *slog.Logger
 	m        *Metrics
+	// lines bounds the "refused" lines of refusals past the edge
+	// (refusedLog); a reload starts a new count.
+	lines refusedLog
 }
 
 // Deps are the process-wide parts a Pipeline is built on.
@@ -353,11 +356,16 @@ func (p *Pipeline) stripCredentials(h forwardHeader, ex *Exchange) {
 func (p *Pipeline) refuse(ex *Exchange, r *Refusal, cause error) *Refusal {
 	p.m.refusals.WithLabelValues(r.Rule, r.Facet).Inc()
 	if ctx := context.Background(); p.log.Enabled(ctx, slog.LevelInfo) {
-		attrs := refusedAttrs(ex, r)
-		if cause != nil {
-			attrs = append(attrs, slog.String("cause", cause.Error()))
+		if ok, suppressed := p.lines.take(time.Now()); ok {
+			attrs := refusedAttrs(ex, r)
+			if cause != nil {
+				attrs = append(attrs, slog.String("cause", cause.Error()))
+			}
+			if suppressed > 0 {
+				attrs = append(attrs, slog.Int64("suppressed", suppressed))
+			}
+			p.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 		}
-		p.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 	}
 	return r
 }
