@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
 )
 
 // Config is the canary section. Canaries are on when KeyEnv is set.
@@ -224,14 +224,15 @@ func (c *Config) Validate() error {
 	} else if c.Page.Default < 1 || c.Page.Default > c.Page.Max {
 		bad("page.default", "%d is not between 1 and page.max (%d)", c.Page.Default, c.Page.Max)
 	}
-	if strings.ContainsAny(c.Page.Limit, "&=#?; \t") {
-		bad("page.limit", "%q is not a query parameter name", c.Page.Limit)
-	} else if u, err := url.QueryUnescape(c.Page.Limit); err != nil || u != c.Page.Limit {
-		// A query's keys are compared unescaped (inspect.QueryValue, as the
-		// platform reads them): an escaped name would never match, every
-		// page would be taken at page.default, and one asked smaller would
-		// get canaries past its size.
-		bad("page.limit", "%q is escaped: name the parameter as the platform reads it, unescaped (%s)", c.Page.Limit, u)
+	// A query's keys are compared unescaped (inspect.QueryValue, as the
+	// platform reads them): an escaped name would never match, every page
+	// would be taken at page.default, and one asked smaller would get
+	// canaries past its size; a search query never read seeds no search.
+	if err := inspect.CheckQueryName(c.Page.Limit); err != nil {
+		bad("page.limit", "%v", err)
+	}
+	if err := inspect.CheckQueryName(c.Routes.SearchQuery); err != nil {
+		bad("routes.search_query", "%v", err)
 	}
 	return errors.Join(errs...)
 }

@@ -154,6 +154,11 @@ func (c *Config) Validate() error {
 				bad(at+".route", "%q matches the same requests as routes[%d]", r.Route, j)
 			}
 			seen[key] = i
+			if r.Cursor != "" {
+				if err := CheckQueryName(r.Cursor); err != nil {
+					bad(at+".cursor", "%v", err) // never read: every page of the list recorded as its first
+				}
+			}
 			for _, p := range [...]struct{ name, v string }{{"lookup", r.Lookup}, {"list", r.List}} {
 				if p.v != "" && pat.param(p.v) < 0 {
 					bad(at+"."+p.name, "%q is not a parameter of %q", p.v, r.Route)

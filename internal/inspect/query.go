@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 )
@@ -50,4 +51,19 @@ func queryKeyIs(k, key string) bool {
 	}
 	u, err := url.QueryUnescape(k)
 	return err == nil && u == key
+}
+
+// CheckQueryName reports why name cannot name a query parameter as
+// QueryValue reads it: nil when it can. A name holding a separator never
+// stands alone as a key, and one that unescapes to another never matches
+// (keys are compared unescaped, as the platform reads them): a parameter
+// named so in a config would be read as absent on every request.
+func CheckQueryName(name string) error {
+	if name == "" || strings.ContainsAny(name, "&=#?; \t") {
+		return fmt.Errorf("%q is not a query parameter name", name)
+	}
+	if u, err := url.QueryUnescape(name); err != nil || u != name {
+		return fmt.Errorf("%q is escaped: name the parameter as the platform reads it, unescaped (%s)", name, u)
+	}
+	return nil
 }

@@ -58,3 +58,21 @@ func FuzzQueryValue(f *testing.F) {
 		}
 	})
 }
+
+// A name CheckQueryName accepts is one QueryValue finds, written as a
+// client would escape it; one it refuses is never found.
+func TestCheckQueryName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"limit": true, "page[size]": true, "cursor_1": true,
+		"": false, "q;": false, "a=b": false, "a&b": false, "a b": false,
+		"page%5Bsize%5D": false, "a+b": false, "50%": false,
+	} {
+		err := CheckQueryName(name)
+		if (err == nil) != ok {
+			t.Errorf("CheckQueryName(%q) = %v, want ok %v", name, err, ok)
+		}
+		if found := QueryValue(url.Values{name: {"v"}}.Encode(), name) == "v"; ok && !found {
+			t.Errorf("%q accepted, but QueryValue does not find it in %q", name, url.Values{name: {"v"}}.Encode())
+		}
+	}
+}
