@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/warden-gw/warden/internal/canary"
 )
 
 // listPage is a list answer of the lab contract, users or posts.
@@ -42,13 +40,7 @@ func (p *listPage) ids() []string {
 // nothing. Canaries still reach the walk (followers and search pages with
 // room carry them).
 func TestCanaryPagesWithinLimit(t *testing.T) {
-	up := startPlatform(t, 2000)
-	g := startGateway(t, searchConfig(t.TempDir()), up)
-	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, canaryKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := clientFrom("127.0.0.1")
+	up, g, c, cl := canaryLab(t, searchConfig)
 	auth := map[string]string{"Authorization": accountToken(t, 11)}
 	get := func(base, path string) listPage {
 		t.Helper()
@@ -130,5 +122,80 @@ func TestCanaryPagesWithinLimit(t *testing.T) {
 	}
 	if s := strings.Join([]string{fmt.Sprint(canaries["posts"]), fmt.Sprint(canaries["feed"])}, ","); s != "0,0" {
 		t.Fatalf("canaries in posts or feed pages, which are not seeded: %s", s)
+	}
+}
+
+// TestCanaryOwnPagesSizeAsReal: a canary's own lists (followers,
+// following, posts, and a search for its username) read the page size as
+// the platform reads a real list's: through warden, asked with limit 0,
+// 51, -1, abc, an empty one or a second one, a canary's list and a real
+// profile's answer with the same status and, when refused, the same body
+// and Content-Type; asked 7 (or the default), both hold as many records as
+// the size asked or their whole list. A garbage cursor on a search for a
+// canary's username is refused as on a real username's.
+func TestCanaryOwnPagesSizeAsReal(t *testing.T) {
+	_, g, c, cl := canaryLab(t, searchConfig)
+	auth := map[string]string{"Authorization": accountToken(t, 11)}
+	p := c.Canary(0, 1)
+	for p.Followers < 30 || p.Following < 30 || p.Posts < 20 {
+		p = c.Canary(0, p.Index+1)
+	}
+	// A real profile with lists as long, found through warden.
+	var real struct {
+		ID        string `json:"id"`
+		Username  string `json:"username"`
+		Followers int    `json:"follower_count"`
+		Following int    `json:"following_count"`
+		Posts     int    `json:"posts_count"`
+	}
+	for id := 1; ; id++ {
+		if id > 500 {
+			t.Fatal("no real profile with 30 followers and following and 20 posts in 500")
+		}
+		a := do(t, cl, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), auth)
+		if err := json.Unmarshal([]byte(a.body), &real); a.status != 200 || err != nil {
+			t.Fatalf("profile %d: %d %s", id, a.status, a.body)
+		}
+		if real.Followers >= 30 && real.Following >= 30 && real.Posts >= 20 {
+			break
+		}
+	}
+	canaryID := fmt.Sprint(p.ID)
+	for _, q := range []string{"limit=0", "limit=51", "limit=-1", "limit=abc", "limit=7", "", "limit=", "limit=7&limit=60", "limit=%35%31"} {
+		for _, list := range []string{"followers", "following", "posts", "search"} {
+			path := func(id, username string) string {
+				if list == "search" {
+					return "/v1/search?q=" + username + "&" + q
+				}
+				return "/v1/users/" + id + "/" + list + "?" + q
+			}
+			ca := do(t, cl, "GET", g.url+path(canaryID, p.Username), auth)
+			re := do(t, cl, "GET", g.url+path(real.ID, real.Username), auth)
+			if ca.status != re.status || ca.header.Get("Content-Type") != re.header.Get("Content-Type") {
+				t.Fatalf("%s: the canary's %d %s %s, a real one's %d %s %s", path(canaryID, p.Username), ca.status, ca.header.Get("Content-Type"), ca.body,
+					re.status, re.header.Get("Content-Type"), re.body)
+			}
+			if ca.status != 200 {
+				if ca.body != re.body {
+					t.Fatalf("%s: the canary's %s, a real one's %s", path(canaryID, p.Username), ca.body, re.body)
+				}
+				continue
+			}
+			if list == "search" { // one record each: the username's owner
+				continue
+			}
+			var cp, rp listPage
+			if json.Unmarshal([]byte(ca.body), &cp) != nil || json.Unmarshal([]byte(re.body), &rp) != nil {
+				t.Fatalf("%s: %s; %s", q, ca.body, re.body)
+			}
+			if n, m := len(cp.ids()), len(rp.ids()); n != m {
+				t.Fatalf("%s?%s: the canary's %d records, a real one's %d", list, q, n, m)
+			}
+		}
+	}
+	for _, u := range []string{p.Username, real.Username} {
+		if a := do(t, cl, "GET", g.url+"/v1/search?q="+u+"&cursor=AAAAAAAAAAAAAAAAAAAA", auth); a.status != 400 || a.body != `{"error":"bad cursor"}` {
+			t.Fatalf("search %s with a garbage cursor: %d %s", u, a.status, a.body)
+		}
 	}
 }

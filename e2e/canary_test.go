@@ -22,6 +22,20 @@ func canaryConfig(dir string) string {
 `
 }
 
+// canaryLab starts a 2,000-profile lab platform and a gateway serving
+// config(dir) in front of it; c is the harness key's Canaries (to verify
+// what comes back), cl a client from 127.0.0.1.
+func canaryLab(t *testing.T, config func(dir string) string) (up string, g *gw, c *canary.Canaries, cl *http.Client) {
+	t.Helper()
+	up = startPlatform(t, 2000)
+	g = startGateway(t, config(t.TempDir()), up)
+	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, canaryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return up, g, c, clientFrom("127.0.0.1")
+}
+
 func accountToken(t *testing.T, acct int) string {
 	return "Bearer " + labToken(t, jwt.MapClaims{"sub": fmt.Sprint(acct), "created": time.Now().Add(-400 * 24 * time.Hour).Unix(), "iat": time.Now().Unix()})
 }
@@ -37,13 +51,7 @@ type labUser struct {
 // re-read); a canary's profile, by-username, followers and posts are
 // answered, and the same for a second account as for the first.
 func TestCanariesServed(t *testing.T) {
-	up := startPlatform(t, 2000)
-	g := startGateway(t, canaryConfig(t.TempDir()), up)
-	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, canaryKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := clientFrom("127.0.0.1")
+	_, g, c, cl := canaryLab(t, canaryConfig)
 	tokA, tokB := accountToken(t, 11), accountToken(t, 12)
 	page := func(tok, list string) []labUser {
 		a := do(t, cl, "GET", g.url+"/v1/users/"+list+"/followers?limit=50", map[string]string{"Authorization": tok})
@@ -181,13 +189,7 @@ func searchAll(t *testing.T, cl *http.Client, base, tok string, qs []string) (ou
 // follower_count and following_count equal the lengths of the lists warden
 // serves for it, paged to the end.
 func TestCanariesSearch(t *testing.T) {
-	up := startPlatform(t, 2000)
-	g := startGateway(t, searchConfig(t.TempDir()), up)
-	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, canaryKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := clientFrom("127.0.0.1")
+	_, g, c, cl := canaryLab(t, searchConfig)
 	tokA, tokB := accountToken(t, 11), accountToken(t, 12)
 	us, qs := searchAll(t, cl, g.url, tokA, searchQueries())
 	found := map[string]labUser{}

@@ -18,13 +18,7 @@ import (
 // go through refusal.AppendString, the one JSON string encoder of every
 // body warden writes.
 
-const (
-	defaultLimit = 20
-	maxLimit     = 50
-)
-
 var (
-	bodyBadLimit  = []byte(`{"error":"limit must be an integer from 1 to 50"}`)
 	bodyBadCursor = []byte(`{"error":"bad cursor"}`)
 	bodyNotFound  = []byte(`{"error":"not found"}`)
 )
@@ -103,6 +97,16 @@ func (c *Canaries) Answer(pattern string, param func(string) string, query strin
 		if !ok {
 			return 0, nil, false
 		}
+		// Its size and cursor are read as the platform reads a search's,
+		// after the query: a size it refuses is refused here too, and so
+		// is any cursor (the platform issues none for a search it answers
+		// empty, so none it would take exists).
+		if _, ok := c.pageSize(query); !ok {
+			return 400, c.badSize, true
+		}
+		if inspect.QueryValue(query, "cursor") != "" {
+			return 400, bodyBadCursor, true
+		}
 		b := c.AppendSummary([]byte(`{"users":[`), &p)
 		return 200, append(b, `],"next_cursor":null}`...), true
 	case r.Post:
@@ -133,15 +137,16 @@ func (c *Canaries) neighbour(p *Profile, kind byte, i int) uint32 {
 	return uint32(c.keys[p.Key].graph.sum(b[:]) % indexCount)
 }
 
-// page reads limit and cursor of a canary's list of kind.
+// page reads the size and cursor of a canary's list of kind. The size is
+// read as a real list's is (pageSize: canary.page's parameter, default and
+// max, the seeding's reading too), and one the platform refuses gets its
+// refusal (badSize), before the cursor is looked at, as the platform does:
+// a canary's own list that read "limit" up to 50 where the platform reads
+// "size" up to 100 answered differently from a real one on the same route.
 func (c *Canaries) page(query string, kind byte, p *Profile) (at, limit int, bad []byte) {
-	limit = defaultLimit
-	if v := inspect.QueryValue(query, "limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLimit {
-			return 0, 0, bodyBadLimit
-		}
-		limit = n
+	limit, ok := c.pageSize(query)
+	if !ok {
+		return 0, 0, c.badSize
 	}
 	if s := inspect.QueryValue(query, "cursor"); s != "" {
 		b, err := base64.RawURLEncoding.DecodeString(s)

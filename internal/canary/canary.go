@@ -28,6 +28,9 @@ type Canaries struct {
 	lo, hi float64
 	// minDigits, maxDigits: the lengths of the range's decimal ids.
 	minDigits, maxDigits int
+	// badSize is the answer to a list asked with a size the platform
+	// refuses (pageSize): 400 and this body.
+	badSize []byte
 }
 
 type phoneRange struct {
@@ -95,6 +98,7 @@ func newCanaries(cfg Config, keys []*key) *Canaries {
 	c.anchorBelow = uint64(cfg.Density * (1 << 63) * 2)
 	c.lo, c.hi = arcsineBounds(cfg.Cutoff)
 	c.minDigits, c.maxDigits = len(strconv.FormatInt(cfg.IDs.Min, 10)), len(strconv.FormatInt(cfg.IDs.Max, 10))
+	c.badSize = badSizeBody(cfg.Page)
 	return c
 }
 

@@ -8,7 +8,15 @@
 // posts, one post) is answered from the key, the same for every identity,
 // so a look-up from a second account gives nothing away; a request without
 // an account is left to the upstream (Config.Anonymous), and a username is
-// looked up in lower case, as the platform answers real ones.
+// looked up in lower case, as the platform answers real ones. A canary's
+// own lists read their page size as a real list's is read (Config.Page:
+// the parameter, default and max the seeding reads too), and refuse a
+// size the platform refuses with its 400 and body (the lab's words, with
+// the configured parameter and max); a search for a canary's username
+// refuses a bad size and any cursor, as the platform refuses them on a
+// search it answers empty. Read otherwise (a fixed "limit" up to 50), a
+// canary's list answered ?size=70 from an upstream paging by "size" up
+// to 100 with 20 records where a real one's had 70: a tell.
 // An answer on an inspected route is then rationed by the gateway as an
 // upstream's would be (gateway/local.go, counting nothing through
 // ration.Uncounted): a canary profile is masked, or refused, exactly when

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // Room is how many canaries a list page of n real records has room for:
@@ -35,4 +36,13 @@ func (c *Canaries) pageSize(rawQuery string) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// badSizeBody is the platform's refusal of a page size it does not serve,
+// in the lab platform's words with pg's parameter and max: byte for byte
+// the lab's (`{"error":"limit must be an integer from 1 to 50"}`) with the
+// defaults. Its status is 400.
+func badSizeBody(pg Page) []byte {
+	b := refusal.AppendString([]byte(`{"error":`), pg.Limit+" must be an integer from 1 to "+strconv.Itoa(pg.Max))
+	return append(b, '}')
 }
