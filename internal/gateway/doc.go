@@ -30,7 +30,8 @@
 // with its rule and facet: those warden makes at its edge before anything
 // is decided as well (edge.go: CONNECT, an ambiguous path, an HTTP version
 // other than 1, a header or body over its bound, a request not read in
-// time; rule request, the reason as facet, the identity as far as it was
+// time, an Expect other than 100-continue: 417 on every front, as net/http
+// answers it on the std front's HTTP/1 with no way to pass it on; rule request, the reason as facet, the identity as far as it was
 // read, from the peer or a trusted proxy's report, never an untrusted
 // header; counted in warden_refusals_total by that rule and facet as
 // every refusal is, and by front in warden_bad_requests_total when a

@@ -265,6 +265,45 @@ func (g *Gateway) requestPath(w replyWriter, p *Pipeline, front frontName, ex *E
 	return path, true
 }
 
+// expectationFailed refuses a request whose Expect (expect: its first
+// value, as net/http reads it) asks what warden does not meet: 417, reason
+// expectation_failed, as net/http answers it on the std front before
+// warden sees the request (RFC 9110 10.1.1: a server may answer 417 or
+// ignore the field). Every front answers so: forwarding it, as the loop
+// and fast fronts did, cannot be made the std front's, whose net/http
+// answers 417 itself on HTTP/1 with no hook to pass the request on (over
+// TLS, out of warden's reach). Only 100-continue is met, anywhere in the
+// value (net/http's token test: "100-continue, x" is met). It returns false
+// when w holds the refusal.
+func (g *Gateway) expectationFailed(w replyWriter, p *Pipeline, front frontName, ex *Exchange, in *identify.Input, expect string) bool {
+	if expect == "" || hasToken(expect, "100-continue") {
+		return false
+	}
+	g.badRequest(w, p, front, ex, in, 417, reasonExpectation, msgExpectation)
+	return true
+}
+
+// The std front's cleartext edge answers net/http's own 417 with these
+// too (stdConn.Write).
+const (
+	reasonExpectation = "expectation_failed"
+	msgExpectation    = "expectation failed"
+)
+
+// hasToken is net/http's test of a comma-separated header value for token:
+// case-insensitive, between the value's ends, commas, spaces or tabs.
+func hasToken(v, token string) bool {
+	for sp := 0; sp+len(token) <= len(v); sp++ {
+		end := sp + len(token)
+		if (sp == 0 || isTokenBoundary(v[sp-1])) && (end == len(v) || isTokenBoundary(v[end])) && strings.EqualFold(v[sp:end], token) {
+			return true
+		}
+	}
+	return false
+}
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
+
 // upstreamFailed answers ex, whose upstream failed with err: counted by
 // front and kind, logged, and recorded on an inspected route. ex is nil
 // when the failure came before the exchange was known.

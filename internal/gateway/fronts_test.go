@@ -3,15 +3,19 @@ package gateway
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/warden-gw/warden/internal/config"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // fronts are the fronts a test runs on, each serving cleartext HTTP/1.1.
@@ -282,6 +286,86 @@ func TestConnectionUpgradeWithoutUpgrade(t *testing.T) {
 					t.Fatalf("%d %q, want 200 and no Connection or Upgrade at the upstream", code, body)
 				}
 			}
+		})
+	}
+}
+
+// A request whose Expect asks anything but 100-continue is refused 417 on
+// every front, as warden's refusal (rule request, reason
+// expectation_failed, its id, counted), and the upstream never sees it;
+// one whose Expect holds a 100-continue token, in any case, goes through
+// with its Expect. Before, the std front's net/http answered 417 labelled
+// malformed ("bad request"), or in text without an id to HTTP/1.0, while
+// the loop and fast fronts forwarded the request, and so did the std front
+// over HTTP/2 (h2c here).
+func TestExpectationFailed(t *testing.T) {
+	var served atomic.Int64
+	up, _ := rawUpstream(t, func(r *http.Request, w *bufio.Writer) bool {
+		served.Add(1)
+		b := "expect=" + r.Header.Get("Expect")
+		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+		return true
+	})
+	refused := []string{
+		"GET /a HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n",
+		"POST /a HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 2\r\n\r\nhi",
+		"GET /a HTTP/1.0\r\nHost: x\r\nExpect: Foo\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continued\r\n\r\n",
+	}
+	passed := map[string]string{ // Expect: what the upstream got
+		"GET /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, foo\r\n\r\n": "100-continue, foo",
+		"GET /a HTTP/1.1\r\nHost: x\r\nExpect: foo,100-Continue\r\n\r\n":  "foo,100-Continue",
+	}
+	check := func(t *testing.T, what string, status int, body string, h http.Header) {
+		t.Helper()
+		var b struct {
+			Rule, Facet string
+			RequestID   string `json:"request_id"`
+		}
+		if err := json.Unmarshal([]byte(body), &b); err != nil || status != 417 || b.Rule != refusal.RuleRequest ||
+			b.Facet != "expectation_failed" || b.RequestID == "" || h.Get("X-Request-Id") != b.RequestID {
+			t.Errorf("%.60q: %d %q (%v), want 417 by rule request, reason expectation_failed, with its id", what, status, body, err)
+		}
+	}
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			l := frontGateway(t, front, "", up)
+			before := served.Load()
+			for _, req := range refused {
+				c := dial(t, l.addr)
+				c.send(req)
+				status, body, h := c.answer("GET")
+				check(t, req, status, body, h)
+			}
+			if n := served.Load() - before; n != 0 {
+				t.Errorf("the upstream served %d refused requests", n)
+			}
+			if n := l.metric(t, "warden_bad_requests_total", map[string]string{"front": front, "reason": "expectation_failed"}); n != float64(len(refused)) {
+				t.Errorf("expectation_failed counted %v times, want %d", n, len(refused))
+			}
+			for req, want := range passed {
+				c := dial(t, l.addr)
+				c.send(req)
+				c.expect("GET", "expect="+want)
+			}
+			if front != config.FrontStd {
+				return
+			}
+			var protos http.Protocols
+			protos.SetUnencryptedHTTP2(true)
+			hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &protos}}
+			req, _ := http.NewRequest("GET", "http://"+l.addr+"/h2", nil)
+			req.Header.Set("Expect", "foo")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("h2c answered in %s", resp.Proto)
+			}
+			check(t, "h2c Expect: foo", resp.StatusCode, string(b), resp.Header)
 		})
 	}
 }

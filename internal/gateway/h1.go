@@ -97,6 +97,9 @@ func (x *h1) admit(ctx context.Context, p *Pipeline, req *fasthttp.Request, resp
 		req.Header.SetProtocol("HTTP/1.1")
 	}
 	ex.Method = methodString(req.Header.Method())
+	if x.g.expectationFailed(w, p, x.front, ex, &in, b2s(req.Header.Peek("Expect"))) {
+		return false
+	}
 	raw := rawPath(req)
 	path, ok := x.g.requestPath(w, p, x.front, ex, &in, req.Header.IsConnect(), raw, x.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep)
 	if !ok {

@@ -194,6 +194,11 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.badRequest(rec, p, frontStd, ex, &identify.Input{Peer: in.Peer}, 431, "header_too_large", "request header too large")
 		return
 	}
+	// Over HTTP/1 net/http answered such a request 417 itself (stdConn
+	// makes that warden's on a cleartext connection); HTTP/2 hands it on.
+	if g.expectationFailed(rec, p, frontStd, ex, &in, r.Header.Get("Expect")) {
+		return
+	}
 	path, ok := g.requestPath(rec, p, frontStd, ex, &in, r.Method == http.MethodConnect, r.URL.EscapedPath(),
 		f.cfg.Server.EncodedSlashes == config.EncodedSlashesKeep)
 	if !ok {

@@ -24,9 +24,12 @@ import (
 //   - On a cleartext connection (stdConn), net/http's own text answers
 //     between requests (400, 431 past the slack, 501, 505) are replaced
 //     by warden's refusal, reason header_too_large for a 431, else
-//     malformed; and a header that stops coming (a read timing out after
-//     bytes of a request came) is answered 408, reason read_timeout,
-//     before net/http closes the connection without an answer.
+//     malformed; its 417 to an Expect other than 100-continue by
+//     warden's, reason expectation_failed (expectationFailed: the other
+//     fronts and HTTP/2 refuse it in the handler); and a header that
+//     stops coming (a read timing out after bytes of a request came) is
+//     answered 408, reason read_timeout, before net/http closes the
+//     connection without an answer.
 //   - Over TLS net/http writes those answers into the TLS stream, out of
 //     warden's reach: they stay net/http's (text, no id, unrecorded), as
 //     do HTTP/2's own refusals (its stream errors, its 431 past the header
@@ -99,8 +102,10 @@ type stdConn struct {
 }
 
 var (
-	h2Preface  = []byte("PRI * HTTP/2.0")
-	h1Response = []byte("HTTP/1.1 ")
+	h2Preface = []byte("PRI * HTTP/2.0")
+	// h1Response begins net/http's own answers: "HTTP/1.1 " but for its
+	// 417, written in the request's version ("HTTP/1.0 417" to HTTP/1.0).
+	h1Response = []byte("HTTP/1.")
 )
 
 func (c *stdConn) Read(b []byte) (int, error) {
@@ -126,11 +131,15 @@ func (c *stdConn) Write(b []byte) (int, error) {
 	if !c.served.Load() && bytes.HasPrefix(b, h1Response) && !c.h2.Load() {
 		// net/http's own answer to a request it would not read: warden's
 		// in its place.
-		code, _ := strconv.Atoi(string(b[len(h1Response):min(len(b), len(h1Response)+3)]))
+		code, _ := strconv.Atoi(string(b[min(len(b), len("HTTP/1.1 ")):min(len(b), len("HTTP/1.1 ")+3)]))
 		reason, msg := "malformed", "bad request"
 		switch code {
 		case http.StatusRequestHeaderFieldsTooLarge:
 			reason, msg = "header_too_large", "request header too large"
+		case http.StatusExpectationFailed:
+			// An Expect other than 100-continue, answered before the
+			// handler: as the other fronts answer it (expectationFailed).
+			reason, msg = reasonExpectation, msgExpectation
 		case http.StatusHTTPVersionNotSupported:
 			msg = "HTTP version not supported"
 		case http.StatusNotImplemented:
