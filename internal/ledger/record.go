@@ -10,13 +10,20 @@ import (
 // Add encodes an Entry, with acc's records read where they lie (an
 // Entry's would be a slice allocated per Access).
 func (l *Ledger) Record(acc *inspect.Access) {
-	in := Entry{Time: acc.Time, RequestID: acc.RequestID, Route: acc.Route, List: acc.List, Page: acc.Page,
+	var in Entry
+	entryOf(&in, acc)
+	l.add(&in, acc.Records)
+}
+
+// entryOf sets in to acc's fields, all but its records (read where acc
+// holds them).
+func entryOf(in *Entry, acc *inspect.Access) {
+	*in = Entry{Time: acc.Time, RequestID: acc.RequestID, Route: acc.Route, List: acc.List, Page: acc.Page,
 		Lookup: acc.Lookup, Unreferenced: acc.Unreferenced, Status: acc.Status, Rule: acc.Rule, Facet: acc.Facet,
 		MaskRules: acc.MaskRules, Classes: acc.Classes, Authors: acc.Authors, Links: acc.Links}
 	for _, f := range identify.Facets {
 		in.Identity[f-1] = acc.Identity.Value(f)
 	}
-	l.add(&in, acc.Records)
 }
 
 // Transient reports true: Record keeps nothing of an Access but its

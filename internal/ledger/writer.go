@@ -115,6 +115,7 @@ type Ledger struct {
 	names   [nameSlots]frontSlot  // names: apart, so that values made anew each Access do not evict them
 	e       entry
 	enc     []byte
+	ring    [batchRing]staged // AddBatch's Accesses in flight
 	err     error // the last write error, logged once
 
 	gd       *dictionary    // the shared dictionary, the sealer's alone
@@ -336,9 +337,23 @@ func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 	if e == nil {
 		return
 	}
-	// The ids, in the order they are looked up below (prefetch's hashes
-	// are taken in that order).
 	var pf prefetch
+	l.hashIDs(&pf, in, recs)
+	// What needs no id is done while the slots prefetched arrive: names
+	// (few, in the front cache) and keyed hashes. The names' order in
+	// their namespace is as before; only where their frames fall among
+	// the ids' in the log moves, which the sealer does not see.
+	l.addNames(e, in)
+	pf.names()
+	l.addIDs(e, &pf, in, recs)
+}
+
+// hashIDs hashes in's ids into pf, in the order addIDs looks them up
+// (prefetch's hashes are taken in that order), and prefetches their
+// slots. It depends on no state of the hour (a table's seed is kept
+// across its growth and reset), so AddBatch hashes Accesses ahead of the
+// one it appends. Called with mu.
+func (l *Ledger) hashIDs(pf *prefetch, in *Entry, recs []inspect.Record) {
 	for f, v := range in.Identity {
 		if v != "" {
 			pf.add(&l.dict[nsFacet+f], v)
@@ -356,10 +371,11 @@ func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 	for _, a := range in.Authors {
 		pf.add(&l.dict[nsID], a)
 	}
-	// What needs no id is done while the slots prefetched arrive: names
-	// (few, in the front cache) and keyed hashes. The names' order in
-	// their namespace is as before; only where their frames fall among
-	// the ids' in the log moves, which the sealer does not see.
+}
+
+// addNames fills what of e needs no id: names, keyed hashes, the status.
+// Called with mu, after begin.
+func (l *Ledger) addNames(e *entry, in *Entry) {
 	e.route = l.name(in.Route)
 	e.page, e.lookup = l.hash(in.Page), l.hash(in.Lookup)
 	e.unref = in.Unreferenced
@@ -374,24 +390,27 @@ func (l *Ledger) add(in *Entry, recs []inspect.Record) {
 	for _, s := range in.Links {
 		e.links = append(e.links, l.hash(s))
 	}
-	pf.names()
+}
 
+// addIDs interns in's ids with the hashes hashIDs put in pf, then
+// encodes e and appends its frame. Called with mu, after addNames.
+func (l *Ledger) addIDs(e *entry, pf *prefetch, in *Entry, recs []inspect.Record) {
 	for f, v := range in.Identity {
 		if v != "" {
-			e.facets[f] = l.lookup(&pf, nsFacet+f, v) + 1
+			e.facets[f] = l.lookup(pf, nsFacet+f, v) + 1
 		}
 	}
 	if in.List != "" {
-		e.list = l.id(&pf, in.List) + 1
+		e.list = l.id(pf, in.List) + 1
 	}
 	for _, r := range in.Records {
-		e.recs = append(e.recs, rec{id: l.id(&pf, r.ID), classes: r.Classes, masked: r.Masked})
+		e.recs = append(e.recs, rec{id: l.id(pf, r.ID), classes: r.Classes, masked: r.Masked})
 	}
 	for _, r := range recs {
-		e.recs = append(e.recs, rec{id: l.id(&pf, r.ID), classes: uint64(r.Classes), masked: uint64(r.Masked)})
+		e.recs = append(e.recs, rec{id: l.id(pf, r.ID), classes: uint64(r.Classes), masked: uint64(r.Masked)})
 	}
 	for _, a := range in.Authors {
-		e.authors = append(e.authors, l.id(&pf, a))
+		e.authors = append(e.authors, l.id(pf, a))
 	}
 	l.enc = appendEntry(l.enc[:0], e, l.hour*1e6)
 	if len(l.enc)+1 > maxFrameBody {
