@@ -116,7 +116,7 @@ type Ledger struct {
 	e       entry
 	enc     []byte
 	ring    [batchRing]staged // AddBatch's Accesses in flight
-	err     error // the last write error, logged once
+	err     error             // the last write error, logged once
 
 	gd       *dictionary    // the shared dictionary, the sealer's alone
 	noRollup map[int64]bool // days with a format 3 hour, the sealer's alone: no rollup
