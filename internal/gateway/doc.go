@@ -26,7 +26,10 @@
 // and are fed through a bounded hand-off each (record.go): a full queue
 // drops and counts, it never waits. Recorders that share a hand-off
 // (Recorders: the dashboard's candidates ride on the ledger's) cost a
-// request one offer. Every refusal yields an Access too,
+// request one offer. A recorder that also takes batches (BatchRecorder:
+// the ledger) is handed what the hand-off drains, up to 32 Accesses at
+// once, in order; Recorders hands a batch to each member that takes
+// them and the Accesses one by one to the others. Every refusal yields an Access too,
 // with its rule and facet: those warden makes at its edge before anything
 // is decided as well (edge.go: CONNECT, an ambiguous path, an HTTP version
 // other than 1, a header or body over its bound, a request not read in

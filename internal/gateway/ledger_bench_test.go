@@ -127,8 +127,31 @@ func BenchmarkRecorders(b *testing.B) {
 			}
 			b.ReportMetric(float64(threadCPU()-start)/float64(b.N), "cpu-ns/op")
 		})
+		br, ok := c.make(b).(BatchRecorder)
+		if !ok {
+			continue
+		}
+		// As Recording.drain hands a busy queue over: drainBatch at a
+		// time (an op is still one Access).
+		b.Run(c.name+"-batch", func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b.ReportAllocs()
+			i := 0
+			start := threadCPU()
+			for b.Loop() {
+				if i%drainBatch == 0 {
+					k := i % len(accs)
+					br.RecordBatch(accs[k:min(len(accs), k+drainBatch)])
+				}
+				i++
+			}
+			b.ReportMetric(float64(threadCPU()-start)/float64(b.N), "cpu-ns/op")
+		})
 	}
 }
+
+var _ BatchRecorder = (*ledger.Ledger)(nil)
 
 // threadCPU is the CPU time of the calling thread, in ns (the goroutine
 // locked to it): what one core spends, whatever else the machine runs.

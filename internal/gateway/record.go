@@ -22,6 +22,18 @@ type Recorder interface {
 	Record(acc *inspect.Access)
 }
 
+// BatchRecorder is a Recorder that also records several Accesses in one
+// call, in order, as Record would one after another: the recording
+// drains its queue drainBatch Accesses at a time and hands each batch
+// over whole, so that the recorder can overlap its work across Accesses
+// (the ledger's dictionary look-ups: Ledger.RecordBatch). The rules of
+// Record hold for every Access of the batch; the slice is the
+// recording's, not to be kept.
+type BatchRecorder interface {
+	Recorder
+	RecordBatch(accs []*inspect.Access)
+}
+
 // Transient is implemented by a Recorder that, while Transient reports
 // true, keeps nothing of an Access past Record: no pointer to it, none of
 // its slices and none of its strings but the Identity's values (which
@@ -57,6 +69,20 @@ func (rs Recorders) Record(acc *inspect.Access) {
 	}
 }
 
+// RecordBatch feeds accs to every recorder, in order: a batch to each
+// BatchRecorder, one Access after another to the others.
+func (rs Recorders) RecordBatch(accs []*inspect.Access) {
+	for _, r := range rs {
+		if br, ok := r.(BatchRecorder); ok {
+			br.RecordBatch(accs)
+			continue
+		}
+		for _, acc := range accs {
+			r.Record(acc)
+		}
+	}
+}
+
 // Transient reports whether every recorder is transient.
 func (rs Recorders) Transient() bool {
 	for _, r := range rs {
@@ -80,6 +106,7 @@ const DefaultRecordQueue = 8192
 type Recording struct {
 	name string
 	r    Recorder
+	br   BatchRecorder // r, when it records batches (drain hands them over)
 	q    chan handoff
 	// transient: r keeps nothing of an Access (Transient), so the
 	// pipeline may reuse its memory after Record.
@@ -148,6 +175,7 @@ func NewRecording(name string, r Recorder, size int, m *RecordingMetrics, opts .
 	if t, ok := r.(Transient); ok {
 		rc.transient = t.Transient()
 	}
+	rc.br, _ = r.(BatchRecorder)
 	for _, o := range opts {
 		o(rc)
 	}
@@ -241,11 +269,24 @@ func (rc *Recording) drain() int {
 		for _, h := range batch[:min(k, drainAhead)] {
 			h.prefetch()
 		}
-		for i, h := range batch[:k] {
-			if i+drainAhead < k {
-				batch[i+drainAhead].prefetch()
+		if rc.br != nil && k > 1 {
+			// Handed over whole; the recorder prefetches the Accesses
+			// past the first drainAhead as it reaches them.
+			var accs [drainBatch]*inspect.Access
+			for i, h := range batch[:k] {
+				accs[i] = h.acc
 			}
-			rc.feed(h)
+			rc.br.RecordBatch(accs[:k])
+			for _, h := range batch[:k] {
+				h.box.release()
+			}
+		} else {
+			for i, h := range batch[:k] {
+				if i+drainAhead < k {
+					batch[i+drainAhead].prefetch()
+				}
+				rc.feed(h)
+			}
 		}
 		clear(batch[:k]) // no Access kept alive past its release
 		n += k

@@ -263,3 +263,59 @@ func TestRecordingDrainsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// batchRec is a heldRec that also takes batches, counting them.
+type batchRec struct {
+	heldRec
+	batches []int
+}
+
+func (b *batchRec) RecordBatch(accs []*inspect.Access) {
+	b.batches = append(b.batches, len(accs))
+	for _, acc := range accs {
+		b.ids = append(b.ids, acc.RequestID)
+	}
+}
+
+// A recorder that takes batches is handed what drain takes off the
+// queue as batches of up to drainBatch, in the order offered, each
+// Access once and each box released; through Recorders too, where a
+// recorder that does not take batches (the dashboard's Watch) is fed the
+// same Accesses one after another.
+func TestRecordingHandsBatches(t *testing.T) {
+	const n = 3*drainBatch + 5
+	b := &batchRec{heldRec: heldRec{first: make(chan struct{})}}
+	var log []string
+	rc := NewRecording("batched", Recorders{b, seen{"", &log}}, n+1, NewRecordingMetrics(nil))
+	var pool sync.Pool
+	boxes := make([]*accessBox, n)
+	for i := range boxes {
+		bx := &accessBox{pool: &pool}
+		bx.acc.RequestID = strconv.Itoa(i)
+		bx.refs.Store(1)
+		boxes[i] = bx
+		rc.hand(handoff{acc: &bx.acc, box: bx})
+	}
+	close(b.first)
+	if err := rc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The first Access wakes the recording and is fed alone (Record,
+	// which held it); the rest queued meanwhile and come as batches.
+	if want := []int{drainBatch, drainBatch, drainBatch, 4}; len(b.batches) != len(want) || b.batches[0] != drainBatch || b.batches[3] != 4 {
+		t.Errorf("batches %v, want %v", b.batches, want)
+	}
+	if len(b.ids) != n || len(log) != n {
+		t.Fatalf("fed %d and %d Accesses, want %d", len(b.ids), len(log), n)
+	}
+	for i := range n {
+		if b.ids[i] != strconv.Itoa(i) || log[i] != strconv.Itoa(i) {
+			t.Fatalf("Access %d fed as %q and %q: out of order", i, b.ids[i], log[i])
+		}
+	}
+	for i, bx := range boxes {
+		if bx.pool != nil || bx.acc.RequestID != "" {
+			t.Fatalf("box %d not released", i)
+		}
+	}
+}

@@ -237,6 +237,25 @@ func TestReachWindows(t *testing.T) {
 // the writer does per Access, Add, sealing and the collector (the
 // process's CPU time to Close, the generator's thread's taken out).
 func BenchmarkIngest(b *testing.B) {
+	benchIngest(b, func(l *ledger.Ledger, es []ledger.Entry) {
+		for i := range es {
+			l.Add(&es[i])
+		}
+	})
+}
+
+// BenchmarkIngestBatch is BenchmarkIngest with the Accesses added 32 at
+// a time (AddBatch), as a busy gateway's recording hands them over
+// (gateway.Recording's drain).
+func BenchmarkIngestBatch(b *testing.B) {
+	benchIngest(b, func(l *ledger.Ledger, es []ledger.Entry) {
+		for i := 0; i < len(es); i += 32 {
+			l.AddBatch(es[i:min(len(es), i+32)])
+		}
+	})
+}
+
+func benchIngest(b *testing.B, add func(l *ledger.Ledger, es []ledger.Entry)) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var cpu, genCPU time.Duration
@@ -268,9 +287,7 @@ func BenchmarkIngest(b *testing.B) {
 		c.set(batch[k-1].Time)
 		b.StartTimer()
 		t := threadCPU()
-		for i := range batch[:k] {
-			l.Add(&batch[i])
-		}
+		add(l, batch[:k])
 		cpu += threadCPU() - t
 	}
 	b.StopTimer()
