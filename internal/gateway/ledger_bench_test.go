@@ -116,16 +116,7 @@ func BenchmarkRecorders(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			r := c.make(b)
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			b.ReportAllocs()
-			i := 0
-			start := threadCPU()
-			for b.Loop() {
-				r.Record(accs[i%len(accs)])
-				i++
-			}
-			b.ReportMetric(float64(threadCPU()-start)/float64(b.N), "cpu-ns/op")
+			threadCPUPerOp(b, func(i int) { r.Record(accs[i%len(accs)]) })
 		})
 		br, ok := c.make(b).(BatchRecorder)
 		if !ok {
@@ -134,21 +125,29 @@ func BenchmarkRecorders(b *testing.B) {
 		// As Recording.drain hands a busy queue over: drainBatch at a
 		// time (an op is still one Access).
 		b.Run(c.name+"-batch", func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			b.ReportAllocs()
-			i := 0
-			start := threadCPU()
-			for b.Loop() {
+			threadCPUPerOp(b, func(i int) {
 				if i%drainBatch == 0 {
 					k := i % len(accs)
 					br.RecordBatch(accs[k:min(len(accs), k+drainBatch)])
 				}
-				i++
-			}
-			b.ReportMetric(float64(threadCPU()-start)/float64(b.N), "cpu-ns/op")
+			})
 		})
 	}
+}
+
+// threadCPUPerOp runs op(0), op(1), ... for b's loop on one thread and
+// reports that thread's CPU time per op (cpu-ns/op).
+func threadCPUPerOp(b *testing.B, op func(i int)) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.ReportAllocs()
+	i := 0
+	start := threadCPU()
+	for b.Loop() {
+		op(i)
+		i++
+	}
+	b.ReportMetric(float64(threadCPU()-start)/float64(b.N), "cpu-ns/op")
 }
 
 var _ BatchRecorder = (*ledger.Ledger)(nil)

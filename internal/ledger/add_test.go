@@ -54,16 +54,7 @@ func TestAddReadsBack(t *testing.T) {
 		if i%2 == 0 {
 			l.Add(e)
 		} else {
-			acc := &inspect.Access{Time: at, RequestID: e.RequestID, Route: e.Route, List: e.List, Page: e.Page,
-				Status: e.Status, Rule: e.Rule, Facet: e.Facet, MaskRules: e.MaskRules, Classes: e.Classes,
-				Authors: e.Authors, Links: e.Links}
-			acc.Identity.App, acc.Identity.Account, acc.Identity.Fingerprint = e.Identity[0], e.Identity[1], e.Identity[4]
-			acc.Identity.IP = netip.MustParseAddr(e.Identity[2])
-			acc.Identity.Net = netip.MustParsePrefix(e.Identity[3])
-			for _, r := range e.Records {
-				acc.Records = append(acc.Records, inspect.Record{ID: r.ID, Classes: inspect.ClassSet(r.Classes), Masked: inspect.ClassSet(r.Masked)})
-			}
-			l.Record(acc)
+			l.Record(accessOf(e))
 		}
 		w := *e
 		w.Time = at.UTC()
@@ -206,4 +197,19 @@ func TestRecordKeepsNothing(t *testing.T) {
 		t.Fatalf("%d Accesses read back, want %d", i, len(want))
 	}
 	l.Close()
+}
+
+// accessOf is e as the gateway hands it over: an inspect.Access, its
+// Identity's values and records of their own types.
+func accessOf(e *Entry) *inspect.Access {
+	acc := &inspect.Access{Time: e.Time, RequestID: e.RequestID, Route: e.Route, List: e.List, Page: e.Page,
+		Status: e.Status, Rule: e.Rule, Facet: e.Facet, MaskRules: e.MaskRules, Classes: e.Classes,
+		Authors: e.Authors, Links: e.Links}
+	acc.Identity.App, acc.Identity.Account, acc.Identity.Fingerprint = e.Identity[0], e.Identity[1], e.Identity[4]
+	acc.Identity.IP = netip.MustParseAddr(e.Identity[2])
+	acc.Identity.Net = netip.MustParsePrefix(e.Identity[3])
+	for _, r := range e.Records {
+		acc.Records = append(acc.Records, inspect.Record{ID: r.ID, Classes: inspect.ClassSet(r.Classes), Masked: inspect.ClassSet(r.Masked)})
+	}
+	return acc
 }

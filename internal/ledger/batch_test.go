@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash/maphash"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,16 +45,7 @@ func batchInputs(n int) ([]Entry, []*inspect.Access) {
 			e.Authors = append(e.Authors, fmt.Sprint("a", (i+k)%300))
 			e.Links = append(e.Links, fmt.Sprint("a", k))
 		}
-		acc := &inspect.Access{Time: at, RequestID: e.RequestID, Route: e.Route, List: e.List, Page: e.Page,
-			Status: e.Status, Rule: e.Rule, Facet: e.Facet, MaskRules: e.MaskRules, Classes: e.Classes,
-			Authors: e.Authors, Links: e.Links}
-		acc.Identity.App, acc.Identity.Account, acc.Identity.Fingerprint = e.Identity[0], e.Identity[1], e.Identity[4]
-		acc.Identity.IP = netip.MustParseAddr(e.Identity[2])
-		acc.Identity.Net = netip.MustParsePrefix(e.Identity[3])
-		for _, r := range e.Records {
-			acc.Records = append(acc.Records, inspect.Record{ID: r.ID, Classes: inspect.ClassSet(r.Classes), Masked: inspect.ClassSet(r.Masked)})
-		}
-		accs[i] = acc
+		accs[i] = accessOf(e)
 	}
 	return es, accs
 }
