@@ -307,15 +307,7 @@ func TestSlowHeaderCut(t *testing.T) {
 			t.Run("after an answer", func(t *testing.T) {
 				conn, br := dial(t)
 				io.WriteString(conn, "GET /ping HTTP/1.1\r\nHost: api.test\r\n\r\n")
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != "pong" {
-					t.Fatalf("first request: %d %s", resp.StatusCode, b)
-				}
+				readPong(t, br)
 				cut(t, conn, br)
 			})
 			// Pipelined: the next request's first bytes came with the one
@@ -327,20 +319,12 @@ func TestSlowHeaderCut(t *testing.T) {
 				t.Run("pipelined, "+name, func(t *testing.T) {
 					conn, br := dial(t)
 					io.WriteString(conn, "GET /ping HTTP/1.1\r\nHost: api.test\r\n\r\n"+next)
+					readPong(t, br)
 					resp, err := http.ReadResponse(br, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 || string(b) != "pong" {
-						t.Fatalf("first request: %d %s", resp.StatusCode, b)
-					}
-					resp, err = http.ReadResponse(br, nil)
 					if err != nil {
 						t.Fatalf("stalled pipelined request: %v, want 408 within %v", err, hdrTimeout)
 					}
-					b, _ = io.ReadAll(resp.Body)
+					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
 					if r := refusalOf(t, answer{resp.StatusCode, resp.Header, string(b)}); resp.StatusCode != 408 || r.Rule != "request" || r.Facet != "read_timeout" {
 						t.Fatalf("stalled pipelined request: %d %s, want 408 by rule request, reason read_timeout", resp.StatusCode, b)
@@ -527,17 +511,7 @@ func TestStdTLSNetHTTPCounted(t *testing.T) {
 func TestStoreFailureExplained(t *testing.T) {
 	rs := redistest.Start(t)
 	platform := startPlatform(t, 200)
-	cfg := fmt.Sprintf(`log: {format: text, level: warn}
-identity:
-  account: {secret_env: LAB_JWT_SECRET}
-store:
-  backend: redis
-  redis: {addrs: [%s]}
-  failure: {mode: closed, timeout: 300ms, breaker_failures: 3, breaker_cooldown: 300ms}
-rate_limits:
-  - {name: per-account, facet: account, rate: 1/m, burst: 1000}
-`+profileRoute+`ledger: {dir: %s}
-`, rs.Addr(), t.TempDir())
+	cfg := storeOutageConfig(rs.Addr(), "1/m", 1000, t.TempDir())
 	g := startGateway(t, cfg, platform)
 	tok := token(t, "7")
 	c := clientFrom("127.0.8.5")
@@ -586,5 +560,37 @@ rate_limits:
 	x, raw = explainFound(t, g, admitRefusals[0])
 	if x.Decision != "refused" || x.Status != 503 || x.Rule != "store" || x.Facet != "admit" || len(x.RateLimits) != 0 {
 		t.Fatalf("explain %s: %s\nwant refused 503 by rule store, facet admit, no rate limit rows", admitRefusals[0], raw)
+	}
+}
+
+// storeOutageConfig is a gateway on the Redis at addr that fails closed
+// fast (a 300 ms timeout, the breaker open after 3 failures for 300 ms),
+// with a per-account limit of rate and burst on the profile route and its
+// ledger in dir: the store-outage tests' gateway.
+func storeOutageConfig(addr, rate string, burst int, dir string) string {
+	return fmt.Sprintf(`log: {format: text, level: warn}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+store:
+  backend: redis
+  redis: {addrs: [%s]}
+  failure: {mode: closed, timeout: 300ms, breaker_failures: 3, breaker_cooldown: 300ms}
+rate_limits:
+  - {name: per-account, facet: account, rate: %s, burst: %d}
+`+profileRoute+`ledger: {dir: %s}
+`, addr, rate, burst, dir)
+}
+
+// readPong reads the answer to a first request on a connection: 200 pong.
+func readPong(t *testing.T, br *bufio.Reader) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "pong" {
+		t.Fatalf("first request: %d %s", resp.StatusCode, b)
 	}
 }

@@ -138,17 +138,7 @@ func TestReplayStoreOutageSameConfig(t *testing.T) {
 	platform := startPlatform(t, 200)
 	dir := filepath.Join(t.TempDir(), "ledger")
 	const burst = 10
-	cfg := fmt.Sprintf(`log: {format: text, level: warn}
-identity:
-  account: {secret_env: LAB_JWT_SECRET}
-store:
-  backend: redis
-  redis: {addrs: [%s]}
-  failure: {mode: closed, timeout: 300ms, breaker_failures: 3, breaker_cooldown: 300ms}
-rate_limits:
-  - {name: per-account, facet: account, rate: 1/h, burst: %d}
-`+profileRoute+`ledger: {dir: %s}
-`, rs.Addr(), burst, dir)
+	cfg := storeOutageConfig(rs.Addr(), "1/h", burst, dir)
 	g := startGateway(t, cfg, platform)
 	hdr := map[string]string{"Authorization": "Bearer " + token(t, "7")}
 	c := clientFrom("127.0.8.6")
