@@ -375,6 +375,10 @@ func answerQuery(ctx context.Context, src ledger.Source, dir string, cfg *config
 		res, err := src.WhoTook(ctx, win, subject, v.Get("class"), by)
 		if err == nil && len(res.Rows) == 0 {
 			err = unknownClass(cfg, v.Get("class"))
+			if err == nil && cfg == nil && res.ClassUnseen {
+				// No route map to judge the name: the ledger's names do.
+				err = badQuery("class: no Access in the ledger names a class %q (the route map's class names, as --config gives them)", v.Get("class"))
+			}
 		}
 		return res, err
 	case "took-by":

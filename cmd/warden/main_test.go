@@ -151,3 +151,34 @@ func TestBanMatchable(t *testing.T) {
 		t.Errorf("no registered keys: %v", err)
 	}
 }
+
+// TestWhoTookClassUnseen: without a config to judge --class, a class that
+// no Access of the ledger names (a misspelling) is an error, not "nobody
+// took it"; a class the ledger holds answers, rows or none.
+func TestWhoTookClassUnseen(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(ledger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &ledger.Entry{Time: time.Now().UTC(), Route: "GET /v1/users/{id}", Status: 200, Classes: []string{"contact", "profile"},
+		Records: []ledger.Record{{ID: "11", Classes: 0b11}}}
+	e.Identity[identify.FacetAccount-1] = "7"
+	l.Add(e)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"ledger", "who-took", "11", "--class", "contcat", "--ledger", dir}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), `no Access in the ledger names a class "contcat"`) {
+		t.Errorf("misspelt class: exit %d, stderr %q, want 1 and the class named", code, errb.String())
+	}
+	for subject, rows := range map[string]string{"11": "1 identities", "12": "0 identities"} {
+		out.Reset()
+		errb.Reset()
+		if code := run([]string{"ledger", "who-took", subject, "--class", "contact", "--ledger", dir}, &out, &errb); code != 0 ||
+			!strings.Contains(out.String(), rows) {
+			t.Errorf("who-took %s --class contact: exit %d, out %q, stderr %q, want %s", subject, code, out.String(), errb.String(), rows)
+		}
+	}
+}

@@ -32,6 +32,11 @@ type WhoTookResult struct {
 	By      string       `json:"by"`
 	Class   string       `json:"class,omitempty"`
 	Rows    []WhoTookRow `json:"rows"`
+	// ClassUnseen: no Access of the ledger names Class (not a class,
+	// route or rule name anywhere in it), so no row could have it; a
+	// caller without the route map to judge the name can say so rather
+	// than "nobody took it" (a misspelt --class). Not in the JSON.
+	ClassUnseen bool `json:"-"`
 }
 
 // WhoTook lists the identities, by facet by, that were served subject's
@@ -43,15 +48,17 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) (*WhoTookResu
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	res := &WhoTookResult{Subject: subject, By: by.String(), Class: class, Rows: []WhoTookRow{}}
+	var cid uint32
+	if class != "" {
+		var seen bool
+		if cid, seen = r.d.id(nsName, class); !seen {
+			res.ClassUnseen = true
+			return res, nil
+		}
+	}
 	sid, ok := r.d.id(nsID, subject)
 	if !ok {
 		return res, nil
-	}
-	var cid uint32
-	if class != "" {
-		if cid, ok = r.d.id(nsName, class); !ok {
-			return res, nil
-		}
 	}
 	type acc struct {
 		count       int
