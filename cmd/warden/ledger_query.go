@@ -263,11 +263,19 @@ func splitIDs(s string) []string {
 }
 
 // unknownClass is an error when class is not "" and names no class of
-// cfg's route map (nil without a config to ask): a misspelt --class would
-// otherwise read as "nobody took it". Asked only of an empty answer, so a
-// class an earlier config named is still answered where the ledger has it.
-func unknownClass(cfg *config.Config, class string) error {
-	if class == "" || cfg == nil {
+// cfg's route map, or, without a config to ask, when the ledger holds no
+// Access naming it (unseen: WhoTookResult.ClassUnseen): a misspelt
+// --class would otherwise read as "nobody took it". Asked only of an
+// empty answer, so a class an earlier config named is still answered
+// where the ledger has it.
+func unknownClass(cfg *config.Config, class string, unseen bool) error {
+	if class == "" {
+		return nil
+	}
+	if cfg == nil {
+		if unseen {
+			return badQuery("class: no Access in the ledger names a class %q (the route map's class names, as --config gives them)", class)
+		}
 		return nil
 	}
 	names := cfg.Inspect.ClassNames()
@@ -374,11 +382,7 @@ func answerQuery(ctx context.Context, src ledger.Source, dir string, cfg *config
 		}
 		res, err := src.WhoTook(ctx, win, subject, v.Get("class"), by)
 		if err == nil && len(res.Rows) == 0 {
-			err = unknownClass(cfg, v.Get("class"))
-			if err == nil && cfg == nil && res.ClassUnseen {
-				// No route map to judge the name: the ledger's names do.
-				err = badQuery("class: no Access in the ledger names a class %q (the route map's class names, as --config gives them)", v.Get("class"))
-			}
+			err = unknownClass(cfg, v.Get("class"), res.ClassUnseen)
 		}
 		return res, err
 	case "took-by":
