@@ -748,8 +748,9 @@ func (l *Ledger) background() {
 		if f == nil {
 			continue
 		}
-		// A log closed meanwhile (its hour over, the ledger closing) was
-		// synced by closeLog or Close: this sync's error then says nothing.
+		// A log closed meanwhile (its hour over and finished by Sync on
+		// another goroutine) was synced by finishLogs: this sync's error
+		// then says nothing.
 		err := l.syncFile(f)
 		lastSync = time.Now()
 		if err != nil && !errors.Is(err, os.ErrClosed) {
