@@ -19,34 +19,13 @@ import (
 func TestSlowSyncHoldsNoAdd(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: t0}
-	started, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	l := openAt(t, dir, c, Options{FsyncInterval: time.Millisecond, fsync: func(f *os.File) error {
-		once.Do(func() { close(started); <-release }) // the first sync takes until released
-		return f.Sync()
-	}})
+	h := newHeldSync()
+	l := openAt(t, dir, c, Options{FsyncInterval: time.Millisecond, fsync: h.fsync})
 	l.Add(profile(t0, "1", "10.0.0.1", "100", false))
-	select {
-	case <-started: // a periodic sync, once a flush made the log dirty
-	case <-time.After(10 * time.Second):
-		t.Fatal("no periodic sync in 10 s")
-	}
+	h.waitStarted(t, "no periodic sync in 10 s") // once a flush made the log dirty
 	const n = 2000
-	added := make(chan struct{})
-	go func() {
-		defer close(added)
-		for i := range n {
-			l.Add(profile(t0.Add(time.Duration(i+1)*time.Second), "2", "10.0.0.2", fmt.Sprint(200+i), false))
-		}
-	}()
-	select {
-	case <-added:
-	case <-time.After(10 * time.Second):
-		close(release)
-		<-added
-		t.Fatal("Add waited for a slow fsync")
-	}
-	close(release)
+	h.waitAdded(t, addAccount2(l, n, t0.Add(time.Second)), "Add waited for a slow fsync")
+	close(h.release)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,39 +43,19 @@ func TestSlowSyncHoldsNoAdd(t *testing.T) {
 func TestSlowHourEndHoldsNoAdd(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: t0}
-	started, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	l := openAt(t, dir, c, Options{FsyncInterval: time.Hour, fsync: func(f *os.File) error {
-		once.Do(func() { close(started); <-release })
-		return f.Sync()
-	}})
+	h := newHeldSync()
+	l := openAt(t, dir, c, Options{FsyncInterval: time.Hour, fsync: h.fsync})
 	l.Add(profile(t0, "1", "10.0.0.1", "100", false))
 	next := t0.Add(time.Hour)
 	c.set(next)
 	const n = 2000
-	added := make(chan struct{})
-	go func() {
-		defer close(added)
-		for i := range n {
-			l.Add(profile(next.Add(time.Duration(i)*time.Second), "2", "10.0.0.2", fmt.Sprint(200+i), false))
-		}
-	}()
-	select {
-	case <-started: // the hour's log synced beside the writer
-	case <-time.After(10 * time.Second):
-		t.Fatal("hour 10's log was not synced in 10 s")
-	}
-	select {
-	case <-added:
-	case <-time.After(10 * time.Second):
-		close(release)
-		<-added
-		t.Fatal("Add waited for the fsync of the hour that ended")
-	}
+	added := addAccount2(l, n, next)
+	h.waitStarted(t, "hour 10's log was not synced in 10 s") // beside the writer
+	h.waitAdded(t, added, "Add waited for the fsync of the hour that ended")
 	if _, err := os.Stat(segPath(dir, partName(t0.Unix()))); err == nil {
 		t.Fatal("hour 10 sealed before its log was synced")
 	}
-	close(release)
+	close(h.release)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -110,4 +69,58 @@ func TestSlowHourEndHoldsNoAdd(t *testing.T) {
 	if tb := must(r.TookBy(identify.FacetAccount, "2"))(t); tb.Accesses != n {
 		t.Fatalf("account 2: %d Accesses, want %d", tb.Accesses, n)
 	}
+}
+
+// heldSync is an Options.fsync whose first call takes until release is
+// closed (started is closed when it begins): a disk slow on one fsync.
+type heldSync struct {
+	started, release chan struct{}
+	once             sync.Once
+}
+
+func newHeldSync() *heldSync {
+	return &heldSync{started: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *heldSync) fsync(f *os.File) error {
+	h.once.Do(func() { close(h.started); <-h.release })
+	return f.Sync()
+}
+
+// waitStarted fails the test with why unless the held fsync begins within
+// 10 s.
+func (h *heldSync) waitStarted(t *testing.T, why string) {
+	t.Helper()
+	select {
+	case <-h.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal(why)
+	}
+}
+
+// waitAdded fails the test with why unless added closes within 10 s, while
+// the fsync is held (released first, so that the Adds end).
+func (h *heldSync) waitAdded(t *testing.T, added <-chan struct{}, why string) {
+	t.Helper()
+	select {
+	case <-added:
+	case <-time.After(10 * time.Second):
+		close(h.release)
+		<-added
+		t.Fatal(why)
+	}
+}
+
+// addAccount2 adds n profile look-ups by account 2 (subjects 200..), a
+// second apart from from, on another goroutine; the channel closes once
+// all are added.
+func addAccount2(l *Ledger, n int, from time.Time) <-chan struct{} {
+	added := make(chan struct{})
+	go func() {
+		defer close(added)
+		for i := range n {
+			l.Add(profile(from.Add(time.Duration(i)*time.Second), "2", "10.0.0.2", fmt.Sprint(200+i), false))
+		}
+	}()
+	return added
 }
