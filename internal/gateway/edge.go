@@ -201,20 +201,28 @@ func (l *refusedLog) take(now time.Time) (ok bool, suppressed int64) {
 // edgeRefused logs the refusal r of ex (nil: no exchange known) at the
 // edge, with the fields Pipeline.refuse logs (bounded: refusedLog). The path
 // is the one warden read, without its query, as on every refused line.
-func (g *Gateway) edgeRefused(ex *Exchange, r *Refusal) {
+func (g *Gateway) edgeRefused(ex *Exchange, r *Refusal) { g.edgeLines.write(g.log, ex, r, nil) }
+
+// write logs the "refused" line of r (ex nil: no exchange known), with
+// cause when not nil, within l's bound: the line after a second that was
+// over it carries how many were left out ("suppressed").
+func (l *refusedLog) write(log *slog.Logger, ex *Exchange, r *Refusal, cause error) {
 	ctx := context.Background()
-	if !g.log.Enabled(ctx, slog.LevelInfo) {
+	if !log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	ok, suppressed := g.edgeLines.take(time.Now())
+	ok, suppressed := l.take(time.Now())
 	if !ok {
 		return
 	}
 	attrs := refusedAttrs(ex, r)
+	if cause != nil {
+		attrs = append(attrs, slog.String("cause", cause.Error()))
+	}
 	if suppressed > 0 {
 		attrs = append(attrs, slog.Int64("suppressed", suppressed))
 	}
-	g.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
+	log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
 }
 
 // atEdge records the Access of ex, refused with r at the edge (see

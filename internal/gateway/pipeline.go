@@ -355,18 +355,7 @@ func (p *Pipeline) stripCredentials(h forwardHeader, ex *Exchange) {
 
 func (p *Pipeline) refuse(ex *Exchange, r *Refusal, cause error) *Refusal {
 	p.m.refusals.WithLabelValues(r.Rule, r.Facet).Inc()
-	if ctx := context.Background(); p.log.Enabled(ctx, slog.LevelInfo) {
-		if ok, suppressed := p.lines.take(time.Now()); ok {
-			attrs := refusedAttrs(ex, r)
-			if cause != nil {
-				attrs = append(attrs, slog.String("cause", cause.Error()))
-			}
-			if suppressed > 0 {
-				attrs = append(attrs, slog.Int64("suppressed", suppressed))
-			}
-			p.log.LogAttrs(ctx, slog.LevelInfo, "refused", attrs...)
-		}
-	}
+	p.lines.write(p.log, ex, r, cause)
 	return r
 }
 
