@@ -70,7 +70,7 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 		return recs, closeAll, nil
 	}
 	l, err := ledger.Open(ledger.Options{Dir: lc.Dir, FsyncInterval: lc.FsyncInterval, MaxAge: lc.Retention.MaxAge,
-		MaxBytes: lc.Retention.MaxBytes, Logger: log, Metrics: ledger.NewMetrics(reg)})
+		MaxBytes: lc.Retention.MaxBytes, PartitionAccesses: lc.PartitionAccesses, Logger: log, Metrics: ledger.NewMetrics(reg)})
 	if err != nil {
 		closeAll()
 		return nil, nil, err
@@ -80,7 +80,8 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 		r = append(gateway.Recorders{l}, also...)
 	}
 	rc := gateway.NewRecording("ledger", r, lc.Queue, recm, queueFull(lc)...)
-	log.Info("ledger on", slog.String("dir", lc.Dir), slog.Duration("fsync_interval", lc.FsyncInterval), slog.Int("queue", lc.Queue),
+	log.Info("ledger on", slog.String("dir", lc.Dir), slog.Duration("fsync_interval", lc.FsyncInterval),
+		slog.Int("partition_accesses", lc.PartitionAccesses), slog.Int("queue", lc.Queue),
 		slog.String("queue_full", lc.QueueFull), slog.Duration("queue_wait", lc.QueueWait))
 	closers = append(closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -103,9 +103,6 @@ func parseAuthored(b []byte) (*authored, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("header: %w", d.err)
 	}
-	if x.hour%3600 != 0 {
-		return nil, fmt.Errorf("header: %d is not an hour", x.hour)
-	}
 	x.head = len(body) - len(d.b)
 	k, err := parseKeyed(d.b)
 	if err != nil {

@@ -4,10 +4,13 @@
 // # Layout
 //
 // One directory (made 0700; every file 0600), one writer at a time (a lock
-// file). Time is cut into hour partitions, named by the hour in UTC:
+// file). Time is cut into hour partitions, named by the hour in UTC, and
+// an hour of more than Options.PartitionAccesses Accesses (150,000 by
+// default) into parts, each further part named by the second it opened:
 //
 //	2026-11-22T10.wal       the open partition: an append-only log of frames
 //	2026-11-22T09.seg       a sealed partition: immutable, format 5
+//	2026-11-22T09_41_07.seg a further part of that hour, opened at 09:41:07
 //	2026-11-22T10.wal.torn-1764  bytes cut from a torn tail, kept aside
 //	2026-11-22.day          a day's reach rollup (see Day rollups; rollup.go)
 //	2026-11-22T09.aut       an hour's author index (see Author indexes; authored.go)
@@ -313,12 +316,24 @@
 // below the live heap a limit cannot hold (the runtime then exceeds it
 // rather than collect without end).
 //
-// What is not bounded by identities is the seal's share: an hour of A
-// Accesses needs up to about 1,000 A bytes while it is sealed, about 390
-// live (a gateway at 10,000 Accesses/s, 36 million an hour, would need up
-// to 36 GiB then); partitions are an hour because queries and retention
-// count in hours, and cutting a busy hour in parts is the change to make
-// for such a gateway. Readers map the partitions of the window and load
+// The seal's share is bounded by a partition, not by the gateway's rate:
+// a partition of A Accesses needs up to about 1,000 A bytes while it is
+// sealed, about 390 live. An hour of more than Options.PartitionAccesses
+// (150,000: about 150 MiB allocated, 60 live) is cut into parts, each
+// sealed as soon as it is full (an hour at 10,000 Accesses/s, 36 million,
+// would have needed up to 36 GiB sealed whole; it is 240 parts, one
+// sealed every 15 s). A part is a partition like an hour: it has its own
+// log and dictionary, names its predecessor (an hour's parts chain in the
+// order they opened, which is their names' order), has its own author
+// index, and a day's rollup names each part it was made from; queries,
+// windows and retention treat an hour's parts as that hour (hourOf), its
+// Accesses by their own times. A part opens when an Access of the hour
+// finds the open part full; its name is the second of that Access (or
+// the open part's plus one), so an hour has at most 3,600 parts: past
+// that (a million Accesses a second at the default) the last grows. A
+// day cut in more than 2,048 partitions (maxDayParts: each is mapped, and
+// a block of each decompressed, while the rollup is merged) gets no
+// rollup, and reach reads its parts. Readers map the partitions of the window and load
 // the shared dictionary (its look-up built per namespace on first use); a
 // format 4 or 5 reader also keeps the blocks it decompressed and, per facet
 // queried, an array of each tuple's value (4 bytes per tuple).
@@ -352,10 +367,12 @@
 // memory is the open hours' Accesses decoded, about 325 bytes each (the
 // live heap grew by 248 MiB for a 10-minute lab run's 800,000 Accesses,
 // BenchmarkPages in internal/dashboard), plus the index of the chunks
-// queries read; it is released when the hour is sealed. A gateway at the
-// lab's rate holds up to about 4.8 million Accesses, 1.5 GiB, late in an
-// hour: a compact in-memory form of the open hour is the change to make
-// if that is too much.
+// queries read; it is released when the log is sealed. Since an hour is
+// cut into parts (Options.PartitionAccesses), that is the open part and
+// any full one waiting for the sealer: at most about 150,000 Accesses, 49
+// MiB, at the default whatever the rate (at the lab's rate a whole hour
+// was 4.8 million Accesses, 1.5 GiB, past the Cache's bound of 2 million,
+// where each query then read the open log whole).
 //
 // # Cost per Access
 //

@@ -17,36 +17,64 @@ import (
 
 // Partition files.
 const (
-	walExt     = ".wal"
-	segExt     = ".seg"
-	tornMark   = ".torn-"
-	hourName   = "2006-01-02T15"
-	segMagic   = segMagic5 // what the sealer writes
-	segMagicV3 = "WLEDGER3"
-	segMagicV1 = "WLEDGER1"
-	segMagicV2 = "WLEDGER2"
-	maxSegRaw  = 4 << 30 // a decompressed partition past this is refused
+	walExt   = ".wal"
+	segExt   = ".seg"
+	tornMark = ".torn-"
+	hourName = "2006-01-02T15"
+	// partSecondName names a part of an hour after its first
+	// (Options.PartitionAccesses) by the second it was opened at.
+	partSecondName = "2006-01-02T15_04_05"
+	segMagic       = segMagic5 // what the sealer writes
+	segMagicV3     = "WLEDGER3"
+	segMagicV1     = "WLEDGER1"
+	segMagicV2     = "WLEDGER2"
+	maxSegRaw      = 4 << 30 // a decompressed partition past this is refused
 )
 
-// partName is the file stem of the partition starting at hour (unix s).
-func partName(hour int64) string { return time.Unix(hour, 0).UTC().Format(hourName) }
+// partName is the file stem of the partition keyed by key (unix s): an
+// hour's first part is named by its hour (2026-11-22T10), each further
+// part by the second it was opened at (2026-11-22T10_20_34). Stems sort
+// as their keys do.
+func partName(key int64) string {
+	t := time.Unix(key, 0).UTC()
+	if key%3600 == 0 {
+		return t.Format(hourName)
+	}
+	return t.Format(partSecondName)
+}
 
-// parseStem reads a stem back into its hour.
+// parseStem reads a stem back into its key: the hour of an hour's first
+// part, the second a further part was opened at.
 func parseStem(stem string) (int64, bool) {
-	t, err := time.Parse(hourName, stem)
-	if err != nil {
+	if len(stem) == len(hourName) {
+		t, err := time.Parse(hourName, stem)
+		if err != nil {
+			return 0, false
+		}
+		return t.Unix(), true
+	}
+	t, err := time.Parse(partSecondName, stem)
+	if err != nil || t.Unix()%3600 == 0 || t.Format(partSecondName) != stem {
+		// On the hour is the hour's own name: one name per key.
 		return 0, false
 	}
 	return t.Unix(), true
 }
 
-// partition is one hour of the ledger, read from its log or its sealed
-// file. Ids are the shared dictionary's once translated (a log is read
+// hourOf is the hour a partition's key falls in: the hour its Accesses
+// belong to, as the hour of a whole-hour partition.
+func hourOf(key int64) int64 { return key - ((key%3600)+3600)%3600 }
+
+// partition is one hour of the ledger, or a part of one
+// (Options.PartitionAccesses), read from its log or its sealed file. Ids are the shared dictionary's once translated (a log is read
 // with its own dictionary, dict, then translated); a sealed partition's
 // Accesses and cold tables are decoded on first use.
 type partition struct {
-	path       string
-	hour       int64 // unix seconds
+	path string
+	// hour is the partition's key (unix s): its hour, or for a further
+	// part of an hour the second it was opened at (hourOf gives the hour).
+	// Times are encoded from it.
+	hour       int64
 	sealed     bool
 	minT, maxT int64           // unix µs of the first and last Access; minT > maxT when empty
 	dict       [nsCount]strtab // a log's own dictionary, before translation

@@ -120,7 +120,7 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 	}
 	var stems, logStems []string
 	for _, stem := range ls.stems {
-		if hour, _ := parseStem(stem); inWin(hour) {
+		if key, _ := parseStem(stem); inWin(hourOf(key)) {
 			stems = append(stems, stem)
 			if !ls.seg[stem] {
 				logStems = append(logStems, stem)

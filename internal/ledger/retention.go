@@ -68,7 +68,7 @@ func (l *Ledger) retain() {
 			continue
 		}
 		hour, _ := parseStem(stem)
-		old := l.opts.MaxAge > 0 && time.Unix(hour+3600, 0).Before(now.Add(-l.opts.MaxAge))
+		old := l.opts.MaxAge > 0 && time.Unix(hourOf(hour)+3600, 0).Before(now.Add(-l.opts.MaxAge))
 		big := l.opts.MaxBytes > 0 && total > l.opts.MaxBytes
 		if !old && !big {
 			break

@@ -63,6 +63,11 @@ const (
 	dayExt       = ".day"
 	dayName      = "2006-01-02"
 	daySeconds   = 24 * 3600
+	// maxDayParts bounds the partitions a day's rollup is made from (each
+	// mapped, and a block of each decompressed, while it is merged): a
+	// day cut in more (Options.PartitionAccesses: about 300 million
+	// Accesses at the default) has no rollup, and reach reads its parts.
+	maxDayParts = 2048
 )
 
 // rollupFacets are the facets a rollup keeps, as facet indexes (Facet-1):
@@ -129,8 +134,8 @@ func rollupHeader(b []byte) (x *rollup, n int, err error) {
 		x.facets, x.limits = append(x.facets, int(f)), append(x.limits, int(lim))
 	}
 	nh := d.count(33)
-	if nh > 24 {
-		d.fail(fmt.Errorf("%d hours in a day", nh))
+	if nh > maxDayParts {
+		d.fail(fmt.Errorf("%d partitions in a day", nh))
 	}
 	for range nh {
 		if d.err != nil {
@@ -147,7 +152,7 @@ func rollupHeader(b []byte) (x *rollup, n int, err error) {
 		return nil, 0, fmt.Errorf("header: %w", d.err)
 	}
 	for i, h := range x.hours {
-		if dayOf(h) != x.day || h%3600 != 0 || i > 0 && h <= x.hours[i-1] {
+		if dayOf(h) != x.day || i > 0 && h <= x.hours[i-1] {
 			return nil, 0, fmt.Errorf("header: hour %s is not the day's or out of order", partName(h))
 		}
 	}
@@ -715,13 +720,13 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 			continue
 		}
 		st.stems = append(st.stems, stem)
-		st.last = st.last || h == d+23*3600
+		st.last = st.last || hourOf(h) == d+23*3600
 	}
 	newest := order[len(order)-1]
 	var tv tupleVals
 	for _, d := range order {
 		st := days[d]
-		if st.open || gone[d] || l.noRollup[d] || len(st.stems) == 0 || d == newest && !st.last {
+		if st.open || gone[d] || l.noRollup[d] || len(st.stems) == 0 || len(st.stems) > maxDayParts || d == newest && !st.last {
 			continue
 		}
 		if ls.days[d] && rollupNames(rollupPath(dir, d), st.stems) {
@@ -773,7 +778,8 @@ func rollupNames(path string, stems []string) bool {
 		return false
 	}
 	defer f.Close()
-	b := make([]byte, 4096) // a header of 24 hours is about 1,100 bytes
+	// A header of 24 hours is about 1,100 bytes, then 34 or so a part.
+	b := make([]byte, 4096+48*len(stems))
 	n, _ := f.ReadAt(b, 0)
 	x, _, err := rollupHeader(b[:n])
 	if err != nil || len(x.hours) != len(stems) {

@@ -197,7 +197,7 @@ func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder, d *di
 			short(p.prev[:]), short(want[:]))
 	}
 	if partName(p.hour) != vp.Name {
-		return fmt.Sprintf("says it is hour %s", partName(p.hour))
+		return fmt.Sprintf("says it is partition %s", partName(p.hour))
 	}
 	for ns, n := range p.sizes {
 		if n > d.t[ns].len() {

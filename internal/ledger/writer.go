@@ -26,8 +26,12 @@ import (
 // Defaults of Options.
 const (
 	DefaultFsyncInterval = time.Second
-	flushInterval        = 100 * time.Millisecond
-	flushBytes           = 256 << 10
+	// DefaultPartitionAccesses bounds a partition's Accesses: about 60
+	// MiB live while it is sealed (150 MiB allocated), whatever the
+	// gateway's rate; an hour of the density (139,000) is one.
+	DefaultPartitionAccesses = 150_000
+	flushInterval            = 100 * time.Millisecond
+	flushBytes               = 256 << 10
 )
 
 // Options configures a Ledger.
@@ -43,6 +47,12 @@ type Options struct {
 	// written (a full disk): past it, Accesses are dropped and counted
 	// (warden_ledger_lost_total). 0: DefaultPendingBytes.
 	PendingBytes int
+	// PartitionAccesses cuts an hour's log into parts of at most this
+	// many Accesses, each sealed on its own as soon as it is full: the
+	// sealer's memory, and what a server's Cache holds of open logs, is
+	// bounded by a part, not by the gateway's rate. 0:
+	// DefaultPartitionAccesses.
+	PartitionAccesses int
 
 	sealRetry time.Duration // tests: the first wait before a failed seal is tried again
 	// fsync syncs the open log every FsyncInterval (nil: (*os.File).Sync);
@@ -68,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		accesses:  c("warden_ledger_accesses_total", "Accesses appended to the ledger."),
 		errors:    c("warden_ledger_errors_total", "Ledger write, sync or seal failures (each logged); an Access that failed to append is lost."),
-		sealed:    c("warden_ledger_partitions_sealed_total", "Hour partitions sealed (indexed, compressed, chained)."),
+		sealed:    c("warden_ledger_partitions_sealed_total", "Partitions sealed (an hour, or a part of one: indexed, compressed, chained)."),
 		retired:   c("warden_ledger_partitions_retired_total", "Sealed partitions removed by retention."),
 		tornBytes: c("warden_ledger_torn_bytes_total", "Bytes cut from torn log tails at start (kept aside)."),
 		bytes:     c("warden_ledger_log_bytes_total", "Bytes appended to partition logs."),
@@ -95,7 +105,8 @@ type Ledger struct {
 
 	mu   sync.Mutex
 	f    *os.File // the open hour's log; nil until the first Access of an hour
-	hour int64    // the open log's hour, unix seconds
+	hour int64    // the open log's key (partition.hour): its hour, or the second a further part opened
+	n    int      // Accesses in the open log
 	buf  []byte
 	// size is how much of the open log was written whole: a write that
 	// fails part-way (a full disk) is cut back to it before the next, so
@@ -155,6 +166,9 @@ func Open(opts Options) (*Ledger, error) {
 	if opts.PendingBytes <= 0 {
 		opts.PendingBytes = DefaultPendingBytes
 	}
+	if opts.PartitionAccesses <= 0 {
+		opts.PartitionAccesses = DefaultPartitionAccesses
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
@@ -185,7 +199,7 @@ func Open(opts Options) (*Ledger, error) {
 	if n := len(ls.stems); n > 0 {
 		l.hour, _ = parseStem(ls.stems[n-1])
 	}
-	for _, stem := range ls.stems {
+	for i, stem := range ls.stems {
 		if !ls.wal[stem] {
 			continue
 		}
@@ -202,7 +216,9 @@ func Open(opts Options) (*Ledger, error) {
 		if p == nil {
 			continue
 		}
-		if h, _ := parseStem(stem); h == now {
+		// The newest log of this hour is reopened; an earlier part of it,
+		// full when the process stopped, is sealed.
+		if h, _ := parseStem(stem); hourOf(h) == now && i == len(ls.stems)-1 {
 			if err := l.reopen(path, p); err != nil {
 				lf.Close()
 				return nil, err
@@ -317,7 +333,7 @@ func (l *Ledger) reopen(path string, p *partition) error {
 		f.Close()
 		return fmt.Errorf("ledger: %w", err)
 	}
-	l.f, l.hour, l.size = f, p.hour, st.Size()
+	l.f, l.hour, l.size, l.n = f, p.hour, st.Size(), len(p.entries)
 	l.dict = p.dict
 	clear(l.front[:])
 	clear(l.names[:])
@@ -422,6 +438,7 @@ func (l *Ledger) addIDs(e *entry, pf *prefetch, in *Entry, recs []inspect.Record
 		return
 	}
 	l.buf = appendFrame(l.buf, kindAccess, l.enc)
+	l.n++
 	l.m.accesses.Inc()
 	if len(l.buf) >= flushBytes && !l.stalled {
 		l.flush()
@@ -439,14 +456,21 @@ func (l *Ledger) begin(t time.Time, reqID string) *entry {
 	if t.IsZero() {
 		t = l.opts.Now()
 	}
-	hour := t.Unix() / 3600 * 3600
-	if l.f == nil && hour <= l.hour {
+	key := t.Unix() / 3600 * 3600
+	if l.f == nil && key <= hourOf(l.hour) {
 		// Partitions only move forward: an hour already on disk is closed.
-		hour = l.hour + 3600
+		key = hourOf(l.hour) + 3600
 	}
-	if l.f == nil || hour > l.hour {
-		if err := l.rotate(hour); err != nil {
-			l.fail("open partition "+partName(hour), err)
+	if l.f != nil && key <= hourOf(l.hour) && l.n >= l.opts.PartitionAccesses {
+		// The open part is full: the next part of its hour, named by the
+		// second it opens (after the open part's), while the hour has one.
+		if next := max(l.hour+1, t.Unix()); next < hourOf(l.hour)+3600 {
+			key = next
+		}
+	}
+	if l.f == nil || key > l.hour {
+		if err := l.rotate(key); err != nil {
+			l.fail("open partition "+partName(key), err)
 			l.m.lost.Inc()
 			return nil
 		}
@@ -574,7 +598,8 @@ func (l *Ledger) hash(s string) uint64 {
 	return max(1, siphash.Hash(l.k0, l.k1, []byte(s)))
 }
 
-// rotate closes the open log (queuing it for sealing) and starts hour's.
+// rotate closes the open log (queuing it for sealing) and starts the
+// partition keyed hour: an hour's first part or a further one.
 func (l *Ledger) rotate(hour int64) error {
 	l.closeLog()
 	path := walPath(l.opts.Dir, partName(hour))
@@ -582,7 +607,7 @@ func (l *Ledger) rotate(hour int64) error {
 	if err != nil {
 		return err
 	}
-	l.f, l.hour, l.size, l.stalled = f, hour, 0, false
+	l.f, l.hour, l.size, l.stalled, l.n = f, hour, 0, false, 0
 	for ns := range l.dict {
 		l.dict[ns].reset()
 	}
@@ -734,7 +759,7 @@ func (l *Ledger) background() {
 		}
 		l.mu.Lock()
 		l.flush()
-		if l.f != nil && l.opts.Now().Unix()/3600*3600 > l.hour {
+		if l.f != nil && l.opts.Now().Unix()/3600*3600 > hourOf(l.hour) {
 			l.closeLog() // the next Access opens the next hour's
 		}
 		var f *os.File

@@ -1,0 +1,239 @@
+package ledger
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
+)
+
+// Stems name an hour's first part by its hour and each further part by
+// the second it opened at; they sort as their keys, and nothing else
+// reads as one.
+func TestPartNames(t *testing.T) {
+	h := t0.Unix()
+	for _, c := range []struct {
+		key  int64
+		stem string
+	}{{h, "2026-11-22T10"}, {h + 1, "2026-11-22T10_00_01"}, {h + 1234, "2026-11-22T10_20_34"}, {h + 3599, "2026-11-22T10_59_59"}} {
+		if got := partName(c.key); got != c.stem {
+			t.Errorf("partName(%d) = %s, want %s", c.key, got, c.stem)
+		}
+		if k, ok := parseStem(c.stem); !ok || k != c.key {
+			t.Errorf("parseStem(%s) = %d, %v", c.stem, k, ok)
+		}
+		if hourOf(c.key) != h {
+			t.Errorf("hourOf(%d) = %d", c.key, hourOf(c.key))
+		}
+	}
+	// Sorted as names (stems or file names), parts follow their hour's
+	// first part and precede the next hour.
+	names := []string{"2026-11-22T11.seg", "2026-11-22T10_20_34.seg", "2026-11-22T10.seg", "2026-11-22T10_00_01.seg"}
+	slices.Sort(names)
+	if want := []string{"2026-11-22T10.seg", "2026-11-22T10_00_01.seg", "2026-11-22T10_20_34.seg", "2026-11-22T11.seg"}; !slices.Equal(names, want) {
+		t.Errorf("sorted %v", names)
+	}
+	for _, bad := range []string{"2026-11-22T10_00_00", "2026-11-22T10_0_01", "2026-11-22T10_60_00", "2026-11-22T10-20-34", "2026-11-22T10_20_34x", "2026-11-22"} {
+		if _, ok := parseStem(bad); ok {
+			t.Errorf("parseStem(%q) took it", bad)
+		}
+	}
+}
+
+// An hour cut in parts (PartitionAccesses) answers every query as the
+// whole hour does: who-took, took-by, the distinct counts, explain, reach
+// over whole days (the day rollups, made from the parts) and over a
+// window that cuts an hour (the parts' author indexes); verify checks
+// the chain through the parts and the rollups made from them.
+func TestPartsAnswerAsHours(t *testing.T) {
+	whole, parts := t.TempDir(), t.TempDir()
+	writeDays(t, whole, 27, Options{})
+	writeDays(t, parts, 27, Options{PartitionAccesses: 7})
+
+	ls, err := list(parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perHour := map[int64][]string{}
+	for _, stem := range ls.stems {
+		if !ls.seg[stem] || ls.wal[stem] {
+			t.Fatalf("%s: not sealed alone (seg %v, wal %v)", stem, ls.seg[stem], ls.wal[stem])
+		}
+		if !ls.aut[stem] {
+			t.Errorf("%s: no author index", stem)
+		}
+		k, _ := parseStem(stem)
+		perHour[hourOf(k)] = append(perHour[hourOf(k)], stem)
+	}
+	// writeDays adds 30 Accesses an hour: parts of 7, 7, 7, 7 and 2.
+	if len(perHour) != 27 {
+		t.Fatalf("%d hours, want 27", len(perHour))
+	}
+	for h, stems := range perHour {
+		if len(stems) != 5 || stems[0] != partName(h) {
+			t.Fatalf("hour %s in parts %v, want 5, the first named by the hour", partName(h), stems)
+		}
+	}
+	if !ls.days[dayOf(day0.Unix())] || !rollupNames(rollupPath(parts, day0.Unix()), perDay(ls.stems, day0.Unix())) {
+		t.Fatalf("no rollup of %s naming its %d parts", dayStem(day0.Unix()), len(perDay(ls.stems, day0.Unix())))
+	}
+
+	qs := damageQueries(day0.Add(25 * time.Hour))
+	maps.Copy(qs, map[string]func(*Reader) (string, error){
+		"rollup-reach": rollupQueries()["reach"],
+	})
+	want, failed, _ := runDamage(t, whole, qs, nil)
+	if len(failed) > 0 {
+		t.Fatalf("whole hours: %v", failed)
+	}
+	got, failed, fallbacks := runDamage(t, parts, qs, func(err error) { t.Errorf("warning: %v", err) })
+	if len(failed) > 0 || fallbacks > 0 {
+		t.Fatalf("parts: failed %v, %d fallbacks", failed, fallbacks)
+	}
+	for q, a := range want {
+		if got[q] != a {
+			t.Errorf("%s: parts answer %s, whole hours %s", q, got[q], a)
+		}
+	}
+	rep, err := Verify(parts)
+	if err != nil || !rep.OK || len(rep.Partitions) != len(ls.stems) {
+		t.Fatalf("verify: %v, ok %v, %d partitions of %d: %v", err, rep.OK, len(rep.Partitions), len(ls.stems), rep.Problems)
+	}
+
+	// An edited part breaks the chain at the part after it.
+	seg := segPath(parts, perHour[day0.Unix()][2])
+	b, _ := os.ReadFile(seg)
+	b[len(b)/2] ^= 1
+	os.WriteFile(seg, b, 0o600)
+	if rep, _ := Verify(parts); rep.OK {
+		t.Fatal("verify passed an edited part")
+	}
+}
+
+// perDay is the stems of day's partitions.
+func perDay(stems []string, day int64) []string {
+	var out []string
+	for _, s := range stems {
+		if k, _ := parseStem(s); dayOf(k) == day {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// A process that stops with an hour's full part not yet sealed and a
+// later part open: at start the full part is sealed and the newest is
+// reopened and written on until full; nothing is lost or counted twice.
+func TestPartsRestart(t *testing.T) {
+	dir, whole := t.TempDir(), t.TempDir()
+	c := &clock{t: t0}
+	o := Options{PartitionAccesses: 5}
+	var all []*Entry
+	add := func(l *Ledger, n int) {
+		for range n {
+			at := t0.Add(time.Duration(len(all)) * time.Second)
+			c.set(at)
+			e := profile(at, "acct"+string(rune('a'+len(all)%7)), "10.0.0.1", "subj"+string(rune('a'+len(all)%11)), false)
+			l.Add(e)
+			all = append(all, e)
+		}
+	}
+	// The sealer cannot write the first part's file: a directory with a
+	// file in it where it writes first.
+	block := segPath(dir, partName(t0.Unix())) + ".tmp"
+	if err := os.MkdirAll(filepath.Join(block, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l := openAt(t, dir, c, o)
+	add(l, 12) // parts of 5, 5, 2; the first stays a log
+	l.Close()
+	if err := os.RemoveAll(block); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := list(dir)
+	var logs []string
+	for _, s := range ls.stems {
+		if ls.wal[s] {
+			logs = append(logs, s)
+		}
+	}
+	if len(logs) < 2 || logs[0] != partName(t0.Unix()) {
+		t.Fatalf("logs %v: want the first part and the open one", logs)
+	}
+
+	l = openAt(t, dir, c, o)
+	add(l, 4) // the open part (2) takes 3 more, then a new part
+	l.Close()
+	openAt(t, dir, &clock{t: t0.Add(2 * time.Hour)}, o).Close()
+	ls, _ = list(dir)
+	var sealed []string
+	for _, s := range ls.stems {
+		if ls.wal[s] {
+			t.Errorf("%s: still a log", s)
+		}
+		if ls.seg[s] {
+			sealed = append(sealed, s)
+		}
+	}
+	if len(sealed) != 4 { // 5, 5, 5 and 1
+		t.Errorf("sealed %v, want 4 parts", sealed)
+	}
+	lw := openAt(t, whole, &clock{t: t0}, Options{})
+	for _, e := range all {
+		lw.Add(e)
+	}
+	lw.Close()
+	openAt(t, whole, &clock{t: t0.Add(2 * time.Hour)}, Options{}).Close()
+
+	for _, d := range []string{dir, whole} {
+		if rep, err := Verify(d); err != nil || !rep.OK {
+			t.Fatalf("verify %s: %v %v", d, err, rep.Problems)
+		}
+	}
+	qs := map[string]func(*Reader) (string, error){
+		"who-took": func(r *Reader) (string, error) {
+			res, err := r.WhoTook("subja", "", identify.FacetAccount)
+			return fmt.Sprint(res), err
+		},
+		"took-by": func(r *Reader) (string, error) {
+			res, err := r.TookBy(identify.FacetAccount, "accta")
+			return fmt.Sprint(res), err
+		},
+		"distinct": func(r *Reader) (string, error) {
+			n, err := r.Distinct(identify.FacetAccount, "acctb", "")
+			return fmt.Sprint(n), err
+		},
+		"find": func(r *Reader) (string, error) {
+			f, err := r.Find(all[13].RequestID)
+			return fmt.Sprint(f.Entry.Records, f.Entry.Time), err
+		},
+	}
+	want, failed, _ := runDamage(t, whole, qs, nil)
+	if len(failed) > 0 || !strings.Contains(want["who-took"], "accta") || want["distinct"] == "0" {
+		t.Fatalf("whole hour: %v (failed %v)", want, failed)
+	}
+	got, failed, _ := runDamage(t, dir, qs, nil)
+	if len(failed) > 0 || !maps.Equal(got, want) {
+		t.Fatalf("parts after a restart: %v (failed %v), want %v", got, failed, want)
+	}
+	r := reader(t, dir, Window{})
+	defer r.Close()
+	var ids []string
+	r.Each(func(e *Entry) bool {
+		ids = append(ids, e.Records[0].ID)
+		return true
+	})
+	var added []string
+	for _, e := range all {
+		added = append(added, e.Records[0].ID)
+	}
+	if !slices.Equal(ids, added) {
+		t.Fatalf("read %v, added %v", ids, added)
+	}
+}
