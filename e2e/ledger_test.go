@@ -18,7 +18,8 @@ import (
 
 // ledgerConfig is the lab's routes (profiles with contact, follower lists,
 // posts by author, the feed), a contact budget per account that masks
-// past limit, and a burst limit on following lists that refuses.
+// past limit, a burst limit on following lists that refuses, and a ledger
+// cut in parts of 100 Accesses.
 func ledgerConfig(dir string, limit int) string {
 	return fmt.Sprintf(`log: {format: text, level: warn}
 identity:
@@ -53,7 +54,9 @@ inspect:
 ration:
   budgets:
     - {name: contact-account, facet: account, class: contact, limit: %d, window: 24h, action: mask}
-ledger: {dir: %s}
+# Parts of 100 Accesses: the tests' traffic is sealed part by part while
+# the gateway runs, as a busy gateway's is.
+ledger: {dir: %s, partition_accesses: 100}
 `, limit, dir)
 }
 
@@ -264,6 +267,14 @@ func TestLedgerQueriesMatchWhatClientsReceived(t *testing.T) {
 	_, dir, g, tl := writtenLedger(t)
 	if t.Failed() {
 		return
+	}
+	// The hour was cut in parts (partition_accesses: 100), the full ones
+	// sealed while the gateway ran: the answers below read them.
+	if parts, _ := filepath.Glob(filepath.Join(dir, "*_*.*")); len(parts) == 0 {
+		t.Fatalf("no part of an hour in %s", dir)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) == 0 {
+		t.Fatalf("no part sealed while the gateway ran")
 	}
 
 	// took-by: per account, contact served and masked, lists.

@@ -139,8 +139,8 @@ func (l Ledger) Validate() error {
 	if l.FsyncInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("fsync_interval: %v is below 10ms", l.FsyncInterval))
 	}
-	if l.PartitionAccesses < 1000 || l.PartitionAccesses > 10_000_000 {
-		errs = append(errs, fmt.Errorf("partition_accesses: %d is not between 1000 and 10000000", l.PartitionAccesses))
+	if l.PartitionAccesses < 100 || l.PartitionAccesses > 10_000_000 {
+		errs = append(errs, fmt.Errorf("partition_accesses: %d is not between 100 and 10000000", l.PartitionAccesses))
 	}
 	if l.Queue < 1 || l.Queue > 1<<22 {
 		errs = append(errs, fmt.Errorf("queue: %d is not between 1 and 4194304", l.Queue))

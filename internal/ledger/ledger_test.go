@@ -357,18 +357,19 @@ func TestRetention(t *testing.T) {
 		// Seal the last hour too, so that the sizes below are all sealed.
 		openAt(t, dir, &clock{t: t0.Add(6 * time.Hour)}, Options{}).Close()
 		ls, _ := list(dir)
+		size := ls.sizes()
 		var total int64
-		for _, s := range ls.size {
+		for _, s := range size {
 			total += s
 		}
 		// A bound that holds all but about two sealed hours.
-		one := ls.size[ls.stems[0]+segExt]
+		one := size[ls.stems[0]+segExt]
 		c := &clock{t: t0.Add(6 * time.Hour)}
 		l := openAt(t, dir, c, Options{MaxBytes: total - one - one/2})
 		l.Close()
 		ls, _ = list(dir)
 		var now int64
-		for _, s := range ls.size {
+		for _, s := range ls.sizes() {
 			now += s
 		}
 		if now > total-one-one/2 || ls.seg[ls.stems[0]] && ls.stems[0] == partName(t0.Unix()) || len(ls.stems) != 4 || ls.stems[0] != partName(t0.Add(2*time.Hour).Unix()) {

@@ -410,7 +410,7 @@ type listing struct {
 	stems []string // sorted
 	seg   map[string]bool
 	wal   map[string]bool
-	size  map[string]int64
+	files []os.DirEntry // the ledger's files above (sizes reads them)
 	days  map[int64]bool  // days with a rollup file (rollup.go)
 	aut   map[string]bool // hours (stems) with an author index (authored.go)
 }
@@ -436,7 +436,7 @@ func list(dir string) (*listing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	l := &listing{seg: map[string]bool{}, wal: map[string]bool{}, size: map[string]int64{}, days: map[int64]bool{}, aut: map[string]bool{}}
+	l := &listing{seg: map[string]bool{}, wal: map[string]bool{}, days: map[int64]bool{}, aut: map[string]bool{}}
 	seen := map[string]bool{}
 	for _, de := range des {
 		name := de.Name()
@@ -460,9 +460,7 @@ func list(dir string) (*listing, error) {
 				continue
 			}
 			l.aut[stem] = true
-			if info, err := de.Info(); err == nil {
-				l.size[name] = info.Size()
-			}
+			l.files = append(l.files, de)
 			continue
 		case strings.HasSuffix(name, dayExt):
 			day, ok := parseDayStem(strings.TrimSuffix(name, dayExt))
@@ -470,16 +468,12 @@ func list(dir string) (*listing, error) {
 				continue
 			}
 			l.days[day] = true
-			if info, err := de.Info(); err == nil {
-				l.size[name] = info.Size()
-			}
+			l.files = append(l.files, de)
 			continue
 		default:
 			continue
 		}
-		if info, err := de.Info(); err == nil {
-			l.size[name] = info.Size()
-		}
+		l.files = append(l.files, de)
 		if !seen[stem] {
 			seen[stem] = true
 			l.stems = append(l.stems, stem)
@@ -487,6 +481,20 @@ func list(dir string) (*listing, error) {
 	}
 	slices.Sort(l.stems)
 	return l, nil
+}
+
+// sizes is the size of each of the listing's files by name, read when
+// asked (a stat a file: retention's size bound alone needs them, and a
+// reader listing a directory of many parts would pay for them on every
+// query).
+func (l *listing) sizes() map[string]int64 {
+	m := make(map[string]int64, len(l.files))
+	for _, de := range l.files {
+		if info, err := de.Info(); err == nil {
+			m[de.Name()] = info.Size()
+		}
+	}
+	return m
 }
 
 func segPath(dir, stem string) string { return filepath.Join(dir, stem+segExt) }

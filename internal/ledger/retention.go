@@ -60,8 +60,12 @@ func (l *Ledger) retain() {
 	}
 	now := l.opts.Now()
 	var total int64
-	for _, s := range ls.size {
-		total += s
+	var size map[string]int64
+	if l.opts.MaxBytes > 0 {
+		size = ls.sizes()
+		for _, s := range size {
+			total += s
+		}
 	}
 	for _, stem := range ls.stems {
 		if !ls.seg[stem] {
@@ -82,7 +86,7 @@ func (l *Ledger) retain() {
 				return
 			}
 			ls.days[d] = false
-			total -= ls.size[dayStem(d)+dayExt]
+			total -= size[dayStem(d)+dayExt]
 		}
 		if ls.aut[stem] {
 			// The hour's author index goes before it, as its day's rollup.
@@ -90,13 +94,13 @@ func (l *Ledger) retain() {
 				l.fail("retention", err)
 				return
 			}
-			total -= ls.size[stem+autExt]
+			total -= size[stem+autExt]
 		}
 		if err := l.retire(stem); err != nil {
 			l.fail("retention", err)
 			return
 		}
-		total -= ls.size[stem+segExt]
+		total -= size[stem+segExt]
 		l.m.retired.Inc()
 		l.log.Info("ledger: partition removed by retention", slog.String("partition", stem), slog.Bool("age", old), slog.Bool("size", big))
 	}
