@@ -410,7 +410,7 @@ type listing struct {
 	stems []string // sorted
 	seg   map[string]bool
 	wal   map[string]bool
-	files []os.DirEntry // the ledger's files above (sizes reads them)
+	files []os.DirEntry   // the ledger's files above (sizes reads them)
 	days  map[int64]bool  // days with a rollup file (rollup.go)
 	aut   map[string]bool // hours (stems) with an author index (authored.go)
 }
