@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/warden-gw/warden/internal/identify"
 )
 
@@ -235,5 +237,44 @@ func TestPartsRestart(t *testing.T) {
 	}
 	if !slices.Equal(ids, added) {
 		t.Fatalf("read %v, added %v", ids, added)
+	}
+}
+
+// warden_ledger_seal_queue counts the closed logs waiting to be sealed:
+// a part whose seal fails stays counted, with those queued behind it,
+// until it is sealed.
+func TestSealQueueGauge(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	m := NewMetrics(nil)
+	block := segPath(dir, partName(t0.Unix())) + ".tmp"
+	if err := os.MkdirAll(filepath.Join(block, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l := openAt(t, dir, c, Options{PartitionAccesses: 5, Metrics: m, sealRetry: 20 * time.Millisecond})
+	defer l.Close()
+	for i := range 12 { // parts of 5, 5, 2: the first two closed
+		at := t0.Add(time.Duration(i) * time.Second)
+		c.set(at)
+		l.Add(profile(at, "a", "10.0.0.1", fmt.Sprint(i), false))
+	}
+	waitGauge := func(want float64) {
+		t.Helper()
+		for range 500 {
+			l.Sync()
+			if testutil.ToFloat64(m.sealQueue) == want {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("seal queue %v, want %v", testutil.ToFloat64(m.sealQueue), want)
+	}
+	waitGauge(2)
+	if err := os.RemoveAll(block); err != nil {
+		t.Fatal(err)
+	}
+	waitGauge(0)
+	if got := testutil.ToFloat64(m.sealed); got != 2 {
+		t.Fatalf("%v sealed, want 2", got)
 	}
 }

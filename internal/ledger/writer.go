@@ -68,6 +68,7 @@ const DefaultPendingBytes = 32 << 20
 type Metrics struct {
 	accesses, errors, sealed, retired, tornBytes prometheus.Counter
 	bytes, rollups, authored, lost               prometheus.Counter
+	sealQueue                                    prometheus.Gauge
 }
 
 // NewMetrics registers the ledger's metrics on reg (nil: not registered).
@@ -84,10 +85,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytes:     c("warden_ledger_log_bytes_total", "Bytes appended to partition logs."),
 		rollups:   c("warden_ledger_rollups_total", "Day rollups written (reach postings of a day's sealed hours, merged)."),
 		authored:  c("warden_ledger_author_indexes_total", "Hours' author indexes written (author -> Access numbers, for reach over an hour a window cuts)."),
-		lost:      c("warden_ledger_lost_total", "Accesses the ledger could not keep: dropped while its log could not be written and more than pending_bytes waited, or waiting when an hour's log was closed unwritten, or with no log to open, or too large for a frame (each logged)."),
+		sealQueue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "warden_ledger_seal_queue",
+			Help: "Closed logs (each an hour or a part of one) waiting to be sealed: it grows while the sealer falls behind the gateway's rate or a seal fails (tried again, in order)."}),
+		lost: c("warden_ledger_lost_total", "Accesses the ledger could not keep: dropped while its log could not be written and more than pending_bytes waited, or waiting when an hour's log was closed unwritten, or with no log to open, or too large for a frame (each logged)."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored, m.lost)
+		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored, m.lost, m.sealQueue)
 	}
 	return m
 }
@@ -229,6 +232,7 @@ func Open(opts Options) (*Ledger, error) {
 	}
 	go l.sealer()
 	for _, s := range pending {
+		l.m.sealQueue.Inc()
 		l.seal <- s
 	}
 	go l.background()
@@ -658,9 +662,11 @@ func (l *Ledger) finishLogs(cs []closingLog) {
 		if err != nil {
 			l.fail("close "+c.stem, err)
 		}
+		l.m.sealQueue.Inc() // before the sealer can take it
 		select {
 		case l.seal <- c.stem:
 		default:
+			l.m.sealQueue.Dec()
 			l.fail("seal "+c.stem, errors.New("seal queue full; sealed at next start"))
 		}
 		l.mu.Unlock()
@@ -921,6 +927,7 @@ func (l *Ledger) sealer() {
 		}
 		queue, backoff = queue[1:], first
 		l.m.sealed.Inc()
+		l.m.sealQueue.Dec()
 		l.retain()
 		l.rollups(enc, dec)
 	}
