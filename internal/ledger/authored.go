@@ -330,8 +330,27 @@ func authoredUsable(dir, stem string) error {
 	return err
 }
 
+// authorIndex writes the author index of the sealed partition stem and
+// reports whether it did; one that fails or cannot be made is not tried
+// again until the next start.
+func (l *Ledger) authorIndex(stem string, enc *zstd.Encoder, dec *zstd.Decoder) bool {
+	made, err := writeAuthored(l.opts.Dir, stem, dec, enc)
+	if err != nil {
+		l.fail("author index "+stem, err)
+	}
+	if err != nil || !made {
+		if l.noAuthored == nil {
+			l.noAuthored = map[string]bool{}
+		}
+		l.noAuthored[stem] = true
+		return false
+	}
+	l.m.authored.Inc()
+	return true
+}
+
 // authoredIndexes writes the author index of each sealed format 4 hour
-// that has none (the sealer, after each seal and at start: a ledger
+// that has none (the sealer's housekeeping, beside authorIndex after each seal, and at start: a ledger
 // sealed before author indexes gets them then). At start it also
 // rebuilds each index a reader cannot use (an earlier build's format, a
 // damaged or stale file), as it builds a missing one: the index is
@@ -354,19 +373,7 @@ func (l *Ledger) authoredIndexes(ls *listing, enc *zstd.Encoder, dec *zstd.Decod
 		if !ls.seg[stem] || ls.aut[stem] || l.noAuthored[stem] {
 			continue
 		}
-		made, err := writeAuthored(l.opts.Dir, stem, dec, enc)
-		if err != nil {
-			l.fail("author index "+stem, err)
-		}
-		if err != nil || !made {
-			if l.noAuthored == nil {
-				l.noAuthored = map[string]bool{}
-			}
-			l.noAuthored[stem] = true // tried: not again until the next start
-			continue
-		}
-		ls.aut[stem] = true
-		l.m.authored.Inc()
+		ls.aut[stem] = l.authorIndex(stem, enc, dec)
 	}
 }
 

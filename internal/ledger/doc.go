@@ -334,7 +334,11 @@
 // day cut in more than 2,048 partitions (maxDayParts: each is mapped, and
 // a block of each decompressed, while the rollup is merged) gets no
 // rollup, and reach reads its parts. What grows with parts is the
-// directory: a reader lists it (100,000 files in about 0.2 s) and maps
+// directory. The sealer lists it for retention and rollups at most once
+// a minute (housekeepEvery; put off, they still run, and when the sealer
+// stops), makes each part's author index as it seals it, and chains a
+// part to the one it sealed last without listing; a reader lists it
+// (100,000 files in about 0.2 s) and maps
 // every partition of its window, so a window is bounded by the
 // process's memory maps (vm.max_map_count, 65,530 by default: about 9.8
 // billion Accesses at the default part; past it the query fails naming

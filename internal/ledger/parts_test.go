@@ -278,3 +278,61 @@ func TestSealQueueGauge(t *testing.T) {
 		t.Fatalf("%v sealed, want 2", got)
 	}
 }
+
+// The sealer makes a part's author index as it seals it, and puts off
+// retention and rollups (each lists the directory) to at most every
+// housekeepEvery: a busy gateway's parts do not each list it twice. Put
+// off, they still run without another seal.
+func TestHousekeepingPutOff(t *testing.T) {
+	for _, every := range []time.Duration{time.Hour, 50 * time.Millisecond} {
+		dir := t.TempDir()
+		c := &clock{t: t0}
+		l := openAt(t, dir, c, Options{PartitionAccesses: 5, MaxAge: 2 * time.Hour, housekeepEvery: every})
+		for i := range 12 { // hour 10: parts of 5, 5, 2
+			at := t0.Add(time.Duration(i) * time.Second)
+			c.set(at)
+			l.Add(profile(at, "a", "10.0.0.1", fmt.Sprint(i), false))
+		}
+		// 13:30: hour 10 is past the 2h max age; its last part is closed
+		// and sealed as the hour 13's first Access opens its log.
+		at := t0.Add(3*time.Hour + 30*time.Minute)
+		c.set(at)
+		l.Add(profile(at, "a", "10.0.0.1", "x", false))
+		l.Sync()
+		hour10 := func() (segs, auts int) {
+			ls, _ := list(dir)
+			for _, s := range ls.stems {
+				if k, _ := parseStem(s); hourOf(k) == t0.Unix() {
+					if ls.seg[s] {
+						segs++
+					}
+					if ls.aut[s] {
+						auts++
+					}
+				}
+			}
+			return segs, auts
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		segs, auts := hour10()
+		for ; time.Now().Before(deadline); segs, auts = hour10() {
+			if every == time.Hour && segs == 3 && auts == 3 || every < time.Hour && segs == 0 && auts == 0 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if every == time.Hour && (segs != 3 || auts != 3) {
+			t.Fatalf("every %v: hour 10 has %d parts sealed, %d author indexes; want 3 and 3, retention put off", every, segs, auts)
+		}
+		if every < time.Hour && (segs != 0 || auts != 0) {
+			t.Fatalf("every %v: hour 10 has %d parts sealed, %d author indexes; want retention to have run", every, segs, auts)
+		}
+		l.Close()
+		if segs, _ := hour10(); segs != 0 {
+			t.Fatalf("every %v: after Close, hour 10 has %d parts", every, segs)
+		}
+		if rep, err := Verify(dir); err != nil || !rep.OK || rep.Retired != 3 {
+			t.Fatalf("every %v: verify %v %v, %d retired", every, err, rep.Problems, rep.Retired)
+		}
+	}
+}

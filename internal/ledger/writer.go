@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -55,6 +56,9 @@ type Options struct {
 	PartitionAccesses int
 
 	sealRetry time.Duration // tests: the first wait before a failed seal is tried again
+	// housekeepEvery bounds how often retention and rollups run after
+	// seals (0: housekeepEvery).
+	housekeepEvery time.Duration
 	// fsync syncs the open log every FsyncInterval (nil: (*os.File).Sync);
 	// tests slow it down.
 	fsync func(*os.File) error
@@ -140,6 +144,7 @@ type Ledger struct {
 	// autChecked: the author indexes and day rollups on disk at start
 	// were checked (the sealer rebuilds those a reader cannot use).
 	autChecked bool
+	last       sealedLast  // the sealer's alone
 	seal       chan string // stems to seal, in order
 	sealDone   chan struct{}
 	stop       chan struct{}
@@ -899,13 +904,34 @@ func (l *Ledger) sealer() {
 		backoff = sealRetryFirst
 	}
 	first := backoff
+	// Retention and rollups list the directory, which grows with parts:
+	// they run after a seal at most every housekeepEvery (put off, due
+	// fires when it is time; and when the sealer stops), not after each
+	// seal of a busy gateway's parts. A part's own author index is made
+	// right after its seal.
+	every := cmp.Or(l.opts.housekeepEvery, housekeepEvery)
+	housekept := time.Now()
+	var due <-chan time.Time // housekeeping put off
+	housekeep := func() {
+		l.retain()
+		l.rollups(enc, dec)
+		housekept, due = time.Now(), nil
+	}
 	for {
 		if len(queue) == 0 {
-			stem, ok := <-l.seal
-			if !ok {
-				return
+			select {
+			case stem, ok := <-l.seal:
+				if !ok {
+					if due != nil {
+						housekeep()
+					}
+					return
+				}
+				queue = append(queue, stem)
+			case <-due:
+				housekeep()
+				continue
 			}
-			queue = append(queue, stem)
 		}
 		if err := l.sealOne(queue[0], enc); err != nil {
 			l.fail("seal "+queue[0], err)
@@ -925,19 +951,25 @@ func (l *Ledger) sealer() {
 			backoff = min(2*backoff, sealRetryMax)
 			continue
 		}
+		l.authorIndex(queue[0], enc, dec)
 		queue, backoff = queue[1:], first
 		l.m.sealed.Inc()
 		l.m.sealQueue.Dec()
-		l.retain()
-		l.rollups(enc, dec)
+		if wait := every - time.Since(housekept); wait <= 0 {
+			housekeep()
+		} else if due == nil {
+			due = time.After(wait)
+		}
 	}
 }
 
 // sealRetryFirst and sealRetryMax bound the wait before a failed seal is
-// tried again (doubling from the first).
+// tried again (doubling from the first). housekeepEvery bounds how often
+// the sealer runs retention and rollups (each lists the directory).
 const (
 	sealRetryFirst = 5 * time.Second
 	sealRetryMax   = 5 * time.Minute
+	housekeepEvery = time.Minute
 )
 
 // sealOne turns a closed log into a sealed partition chained to the last
@@ -964,7 +996,7 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	if len(p.entries) == 0 {
 		return os.Remove(wp)
 	}
-	prev, err := lastHash(l.opts.Dir, stem)
+	prev, err := l.predecessor(stem)
 	if err != nil {
 		return err
 	}
@@ -995,7 +1027,25 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	if err := syncDir(l.opts.Dir); err != nil {
 		return err
 	}
+	l.last = sealedLast{stem: stem, hash: [32]byte(out[len(out)-32:])}
 	return os.Remove(wp)
+}
+
+// sealedLast is the partition the sealer sealed last and its hash: the
+// next one's predecessor, without listing the directory (lastHash) for
+// each seal of a busy gateway's parts.
+type sealedLast struct {
+	stem string
+	hash [32]byte
+}
+
+// predecessor is the hash stem is chained to: of the partition sealed
+// last, when it is the one before stem, else as lastHash reads it.
+func (l *Ledger) predecessor(stem string) ([32]byte, error) {
+	if l.last.stem != "" && l.last.stem < stem {
+		return l.last.hash, nil
+	}
+	return lastHash(l.opts.Dir, stem)
 }
 
 // lastHash is the hash of the last sealed partition before stem, or of
