@@ -336,3 +336,23 @@ func TestHousekeepingPutOff(t *testing.T) {
 		}
 	}
 }
+
+// A log left with no Access (its only frame torn) is removed at start,
+// not sealed, and no author index is tried for it: no error counted.
+func TestEmptyLogRemovedQuietly(t *testing.T) {
+	dir := t.TempDir()
+	l := openAt(t, dir, &clock{t: t0}, Options{})
+	l.Add(profile(t0, "a", "10.0.0.1", "s", false))
+	l.Close()
+	path := walPath(dir, partName(t0.Unix()))
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, b[:len(b)-7], 0o600)
+	m := NewMetrics(nil)
+	openAt(t, dir, &clock{t: t0.Add(2 * time.Hour)}, Options{Metrics: m}).Close()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("log left: %v", err)
+	}
+	if n := testutil.ToFloat64(m.errors); n != 0 {
+		t.Fatalf("%v errors counted", n)
+	}
+}

@@ -951,7 +951,9 @@ func (l *Ledger) sealer() {
 			backoff = min(2*backoff, sealRetryMax)
 			continue
 		}
-		l.authorIndex(queue[0], enc, dec)
+		if l.last.stem == queue[0] { // sealed, not an empty log removed
+			l.authorIndex(queue[0], enc, dec)
+		}
 		queue, backoff = queue[1:], first
 		l.m.sealed.Inc()
 		l.m.sealQueue.Dec()
