@@ -36,7 +36,7 @@ func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Write
 		tw.Flush()
 		if len(res.Rollups) > 0 {
 			tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "ROLLUP\tHOURS\tOK")
+			fmt.Fprintln(tw, "ROLLUP\tPARTITIONS\tOK")
 			for _, r := range res.Rollups {
 				ok := "ok"
 				if !r.OK {

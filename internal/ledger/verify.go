@@ -26,7 +26,7 @@ type VerifiedPartition struct {
 type VerifiedRollup struct {
 	Day     string `json:"day"`
 	File    string `json:"file"`
-	Hours   int    `json:"hours"` // the day's sealed hours it must name
+	Hours   int    `json:"hours"` // the day's sealed partitions (hours, or their parts) it must name
 	OK      bool   `json:"ok"`
 	Problem string `json:"problem,omitempty"`
 }
