@@ -318,39 +318,11 @@
 //
 // The seal's share is bounded by a partition, not by the gateway's rate:
 // a partition of A Accesses needs up to about 1,000 A bytes while it is
-// sealed, about 390 live. An hour of more than Options.PartitionAccesses
-// (150,000: about 150 MiB allocated, 60 live) is cut into parts, each
-// sealed as soon as it is full (an hour at 10,000 Accesses/s, 36 million,
-// would have needed up to 36 GiB sealed whole; it is 240 parts, one
-// sealed every 15 s). A part is a partition like an hour: it has its own
-// log and dictionary, names its predecessor (an hour's parts chain in the
-// order they opened, which is their names' order), has its own author
-// index, and a day's rollup names each part it was made from; queries,
-// windows and retention treat an hour's parts as that hour (hourOf), its
-// Accesses by their own times. A part opens when an Access of the hour
-// finds the open part full; its name is the second of that Access (or
-// the open part's plus one), so an hour has at most 3,600 parts: past
-// that (a million Accesses a second at the default) the last grows. A
-// day cut in more than 2,048 partitions (maxDayParts: each is mapped, and
-// a block of each decompressed, while the rollup is merged) gets no
-// rollup, and reach reads its parts. What grows with parts is the
-// directory. The sealer lists it for retention and rollups at most once
-// a minute (housekeepEvery; put off, they still run, and when the sealer
-// stops), makes each part's author index as it seals it, and chains a
-// part to the one it sealed last without listing; a reader lists it
-// (100,000 files in about 0.2 s) and maps
-// every partition of its window, so a window is bounded by the
-// process's memory maps (vm.max_map_count, 65,530 by default: about 9.8
-// billion Accesses at the default part; past it the query fails naming
-// the file it could not map). A gateway at 10,000 Accesses/s reaches
-// that in 11 days: raise partition_accesses (and the seal's memory with
-// it) or the limit. The sealer's CPU per Access grows with parts where
-// the same names recur in each (each part's log writes its names again
-// and the sealer interns them again): 1.11-1.17x for 1,200,000 Accesses
-// of 65,536 recurring ones in an hour (bench_results.txt, "A busy hour").
-// Readers map the partitions of the window and load
-// the shared dictionary (its look-up built per namespace on first use); a
-// format 4 or 5 reader also keeps the blocks it decompressed and, per facet
+// sealed, about 390 live, and an hour of more than
+// Options.PartitionAccesses (150,000: about 150 MiB allocated, 60 live)
+// is cut into parts (see Parts of an hour). Readers map the partitions
+// of the window and load the shared dictionary (its look-up built per
+// namespace on first use); a format 4 or 5 reader also keeps the blocks it decompressed and, per facet
 // queried, an array of each tuple's value (4 bytes per tuple).
 //
 // A query's memory is bounded by one partition, not by its window: a
@@ -367,6 +339,46 @@
 // reader (139 ms). Only Verify and the sealer decode a partition whole
 // and keep it, one at a time.
 //
+// # Parts of an hour
+//
+// An hour at 10,000 Accesses/s, 36 million, would need up to 36 GiB
+// sealed whole; cut in parts of 150,000 it is 240 parts, one sealed every
+// 15 s. A part opens when an Access of the hour finds the open part full;
+// it is named by that Access's second (or the open part's plus one), so
+// an hour has at most 3,600 parts: past that (a million Accesses a second
+// at the default) the last grows.
+//
+// A part is a partition like an hour: its own log and dictionary, its
+// predecessor named in the chain (an hour's parts chain in the order they
+// opened, which is their names' order), its own author index, and a day's
+// rollup names each part it was made from. Queries, windows and retention
+// treat an hour's parts as that hour (hourOf), its Accesses by their own
+// times. A day cut in more than 2,048 partitions (maxDayParts: each is
+// mapped, and a block of each decompressed, while the rollup is merged)
+// gets no rollup, and reach reads its parts.
+//
+// What grows with parts is the directory. The sealer lists it for
+// retention and rollups at most once a minute (housekeepEvery; put off,
+// they still run, and when the sealer stops), makes each part's author
+// index as it seals it, and chains a part to the one it sealed last
+// without listing. A reader lists it (100,000 files in about 0.2 s) and
+// maps every partition of its window, so a window is bounded by the
+// process's memory maps (vm.max_map_count, 65,530 by default: about 9.8
+// billion Accesses at the default part; past it the query fails naming
+// the file it could not map). A gateway at 10,000 Accesses/s reaches that
+// in 11 days: raise partition_accesses (and the seal's memory with it) or
+// the limit, or keep such a fleet's ledger in ClickHouse.
+//
+// The writer's CPU per Access grows with parts where the same names recur
+// in each (each part's log writes its names again and the sealer interns
+// them again): 1.11-1.17x for 1,200,000 Accesses of 65,536 recurring ones
+// in an hour (bench_results.txt, "A busy hour"). At the density
+// an hour is one part. On a busy gateway the sealer's CPU (about 1.5-2 us
+// an Access) is spent as parts fill rather than at the hour's end, so
+// warden bench's row (e-ledger) now counts it: 1.05-1.22x row (e)'s CPU
+// per request in three runs, 1.03x before parts
+// (bench/results/e-ledger-parts-2026-12-07.md).
+//
 // # Reading the open hour
 //
 // A reader reads an open log up to its last whole frame. Alone
@@ -382,12 +394,11 @@
 // memory is the open hours' Accesses decoded, about 325 bytes each (the
 // live heap grew by 248 MiB for a 10-minute lab run's 800,000 Accesses,
 // BenchmarkPages in internal/dashboard), plus the index of the chunks
-// queries read; it is released when the log is sealed. Since an hour is
-// cut into parts (Options.PartitionAccesses), that is the open part and
-// any full one waiting for the sealer: at most about 150,000 Accesses, 49
-// MiB, at the default whatever the rate (at the lab's rate a whole hour
-// was 4.8 million Accesses, 1.5 GiB, past the Cache's bound of 2 million,
-// where each query then read the open log whole).
+// queries read; it is released when the log is sealed: the open part and
+// any waiting for the sealer, about 150,000 Accesses (49 MiB) each at the
+// default, whatever the rate (at the lab's rate a whole hour was 4.8
+// million Accesses, 1.5 GiB, past the Cache's bound of 2 million, where
+// each query then read the open log whole).
 //
 // # Cost per Access
 //
