@@ -19,7 +19,8 @@
 //	GET  /                 now: requests, refusals and masks by rule and facet,
 //	                       store health, detector bans, live charts
 //	GET  /identities       top identities by distinct subjects of a class
-//	                       (?class=, "all": any record; default the class
+//	                       (?class=, "*": any record, "all" too unless a
+//	                       class is named all; default the class
 //	                       the budgets protect most, the choice stated)
 //	                       served unmasked in 24 hours, with their
 //	                       budgets' state; /identities/took-by

@@ -224,6 +224,7 @@ func TestIdentitiesByClass(t *testing.T) {
 		{"?class=profile", "profile", []string{"reader 20", "both 12", "taker 8"}},
 		{"?class=contact", "contact", []string{"taker 8", "both 5"}},
 		{"?class=all", "all classes", []string{"reader 20", "both 12", "taker 8"}},
+		{"?class=*", "all classes", []string{"reader 20", "both 12", "taker 8"}},
 		{"", "contact", []string{"taker 8", "both 5"}}, // two budgets protect contact, one profile
 		{"?class=post", "post", nil},                   // nobody served one
 	} {
@@ -259,6 +260,15 @@ func TestIdentitiesByClass(t *testing.T) {
 	}
 	if _, page := get("/identities", dir, nil); !strings.Contains(page, "default: the class the budgets protect most (2 of 3 budgets, lowest limit 10)") {
 		t.Errorf("the default class's reason is not on the page:\n%s", page)
+	}
+	// A class named all is that class (nobody was served one); every
+	// record is still * (the select's value).
+	cfg.Inspect.Routes[1].Classes["all"] = []string{"title"}
+	if _, page := get("/identities?class=all", dir, nil); !strings.Contains(page, "Ranked by <b>all</b>") || !strings.Contains(page, `<option value="*">all (every record)</option>`) {
+		t.Errorf("a class named all: the page does not rank by it:\n%s", page)
+	}
+	if _, page := get("/identities?class=*", dir, nil); !strings.Contains(page, "Ranked by <b>all classes</b>") {
+		t.Errorf("?class=* with a class named all: not every record:\n%s", page)
 	}
 	if code, page := get("/identities?class=contacts", dir, nil); code != 400 || !strings.Contains(page, `no route or budget names class &#34;contacts&#34;`) || strings.Contains(page, "<table") {
 		t.Errorf("an unknown class: %d\n%s", code, page)

@@ -82,8 +82,13 @@ type identitiesPage struct {
 
 const topIdentities = 10
 
+// everyRecord asks the identities page to rank by every record
+// (?class=*): no class is named "*" (letters, digits, '_' and '-').
+// "all" asks it too, as before, unless a class is named all.
+const everyRecord = "*"
+
 // rankClass is the class the identities page ranks by: the one asked
-// (?class=, "all": every record), else the class the config's budgets
+// (?class=, everyRecord: every record), else the class the config's budgets
 // protect most (named by the most budgets; then the lowest limit; then
 // by name), else every record. It says why, and lists the classes the
 // page offers (the route map's and the budgets'). A class neither names
@@ -108,7 +113,7 @@ func rankClass(cfg *config.Config, asked string) (class, why string, classes []s
 	}
 	slices.Sort(classes)
 	switch {
-	case asked == "all":
+	case asked == everyRecord || asked == "all" && !slices.Contains(classes, "all"):
 		return "", "chosen on the page", classes, nil
 	case asked != "":
 		if cfg != nil && !slices.Contains(classes, asked) {
