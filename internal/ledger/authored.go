@@ -350,8 +350,9 @@ func (l *Ledger) authorIndex(stem string, enc *zstd.Encoder, dec *zstd.Decoder) 
 }
 
 // authoredIndexes writes the author index of each sealed format 4 hour
-// that has none (the sealer's housekeeping, beside authorIndex after each seal, and at start: a ledger
-// sealed before author indexes gets them then). At start it also
+// that has none (the sealer's housekeeping, beside authorIndex after each
+// seal, and at start: a ledger sealed before author indexes gets them
+// then). At start it also
 // rebuilds each index a reader cannot use (an earlier build's format, a
 // damaged or stale file), as it builds a missing one: the index is
 // derived, the hour is the record. An hour's index is made once: a sealed

@@ -66,9 +66,10 @@ func parseStem(stem string) (int64, bool) {
 func hourOf(key int64) int64 { return key - ((key%3600)+3600)%3600 }
 
 // partition is one hour of the ledger, or a part of one
-// (Options.PartitionAccesses), read from its log or its sealed file. Ids are the shared dictionary's once translated (a log is read
-// with its own dictionary, dict, then translated); a sealed partition's
-// Accesses and cold tables are decoded on first use.
+// (Options.PartitionAccesses), read from its log or its sealed file. Ids
+// are the shared dictionary's once translated (a log is read with its own
+// dictionary, dict, then translated); a sealed partition's Accesses and
+// cold tables are decoded on first use.
 type partition struct {
 	path string
 	// hour is the partition's key (unix s): its hour, or for a further

@@ -71,13 +71,13 @@ func (l *Ledger) retain() {
 		if !ls.seg[stem] {
 			continue
 		}
-		hour, _ := parseStem(stem)
-		old := l.opts.MaxAge > 0 && time.Unix(hourOf(hour)+3600, 0).Before(now.Add(-l.opts.MaxAge))
+		key, _ := parseStem(stem)
+		old := l.opts.MaxAge > 0 && time.Unix(hourOf(key)+3600, 0).Before(now.Add(-l.opts.MaxAge))
 		big := l.opts.MaxBytes > 0 && total > l.opts.MaxBytes
 		if !old && !big {
 			break
 		}
-		if d := dayOf(hour); ls.days[d] {
+		if d := dayOf(key); ls.days[d] {
 			// The day's rollup goes with its first hour removed, before
 			// it: no rollup names an hour that is gone, and the day's
 			// other hours are read one by one until they go too.

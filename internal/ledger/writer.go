@@ -202,7 +202,7 @@ func Open(opts Options) (*Ledger, error) {
 		lf.Close()
 		return nil, err
 	}
-	now := opts.Now().Unix() / 3600 * 3600
+	now := hourOf(opts.Now().Unix())
 	var pending []string
 	if n := len(ls.stems); n > 0 {
 		l.hour, _ = parseStem(ls.stems[n-1])
@@ -465,7 +465,7 @@ func (l *Ledger) begin(t time.Time, reqID string) *entry {
 	if t.IsZero() {
 		t = l.opts.Now()
 	}
-	key := t.Unix() / 3600 * 3600
+	key := hourOf(t.Unix())
 	if l.f == nil && key <= hourOf(l.hour) {
 		// Partitions only move forward: an hour already on disk is closed.
 		key = hourOf(l.hour) + 3600
@@ -770,7 +770,7 @@ func (l *Ledger) background() {
 		}
 		l.mu.Lock()
 		l.flush()
-		if l.f != nil && l.opts.Now().Unix()/3600*3600 > hourOf(l.hour) {
+		if l.f != nil && hourOf(l.opts.Now().Unix()) > hourOf(l.hour) {
 			l.closeLog() // the next Access opens the next hour's
 		}
 		var f *os.File
