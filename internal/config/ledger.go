@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ledger/clickhouse"
 )
 
@@ -26,8 +27,9 @@ type Ledger struct {
 	// PartitionAccesses cuts an hour's log into parts of at most this
 	// many Accesses, each sealed when full: what sealing holds in memory
 	// (about 400 bytes an Access live, 1,000 allocated) is bounded by a
-	// part, whatever the gateway's rate. Default 150,000 (about 60 MiB
-	// live while a part is sealed).
+	// part, whatever the gateway's rate. Default
+	// ledger.DefaultPartitionAccesses (150,000: about 60 MiB live while a
+	// part is sealed).
 	PartitionAccesses int `yaml:"partition_accesses"`
 	// Queue is how many Accesses wait for the ledger's writer; past it
 	// they are dropped and counted (warden_recorder_dropped_total), by
@@ -103,7 +105,7 @@ func (l *Ledger) setDefaults() {
 		l.Queue = 8192
 	}
 	if l.PartitionAccesses == 0 {
-		l.PartitionAccesses = 150_000
+		l.PartitionAccesses = ledger.DefaultPartitionAccesses
 	}
 	if l.QueueFull == "" {
 		l.QueueFull = QueueDrop
