@@ -88,10 +88,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		tornBytes: c("warden_ledger_torn_bytes_total", "Bytes cut from torn log tails at start (kept aside)."),
 		bytes:     c("warden_ledger_log_bytes_total", "Bytes appended to partition logs."),
 		rollups:   c("warden_ledger_rollups_total", "Day rollups written (reach postings of a day's sealed hours, merged)."),
-		authored:  c("warden_ledger_author_indexes_total", "Hours' author indexes written (author -> Access numbers, for reach over an hour a window cuts)."),
+		authored:  c("warden_ledger_author_indexes_total", "Author indexes written, one a sealed hour or part of one (author -> Access numbers, for reach over an hour a window cuts)."),
+		lost:      c("warden_ledger_lost_total", "Accesses the ledger could not keep: dropped while its log could not be written and more than pending_bytes waited, or waiting when an hour's log was closed unwritten, or with no log to open, or too large for a frame (each logged)."),
 		sealQueue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "warden_ledger_seal_queue",
 			Help: "Closed logs (each an hour or a part of one) waiting to be sealed: it grows while the sealer falls behind the gateway's rate or a seal fails (tried again, in order)."}),
-		lost: c("warden_ledger_lost_total", "Accesses the ledger could not keep: dropped while its log could not be written and more than pending_bytes waited, or waiting when an hour's log was closed unwritten, or with no log to open, or too large for a frame (each logged)."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored, m.lost, m.sealQueue)
