@@ -486,10 +486,19 @@
 // dictionary frames, BenchmarkSealDense's hour) kept in the writer's heap:
 // not done (measured again: 0.06 µs, 2% of the writer's CPU); decoding
 // it again (0.25 µs) would stay, unless Add kept its Accesses decoded, on
-// the request path's core. Keeping the sealer's buffers (the log's
-// bytes, its Accesses and their arena) from one hour to the next instead
-// of allocating them each hour showed no CPU saved and held 16 MiB more
-// live heap (bench_results.txt): not done either.
+// the request path's core.
+//
+// The sealer keeps its buffers (the log's bytes, its Accesses and their
+// arena: sealScratch) from one seal to the next. Sealed an hour apart,
+// or back to back in one benchmark, keeping them showed no CPU saved;
+// but a busy gateway seals a part every few seconds, and in its process
+// the memory of each seal, taken fresh, was the sealer's costliest line
+// to touch (decoding the log: 1.05 µs an Access of 3.1). Kept, what the
+// ledger adds to a request's CPU fell from about 3.8 to 3.0 µs
+// (BenchmarkServeLedger, alternated 8 times; bench_results.txt, "The
+// sealer's scratch"), with no more live heap: it is memory a seal took
+// anyway, bounded by twice a part (a larger log's is dropped after its
+// seal).
 //
 // Transparent huge pages for the dictionaries' tables (madvise
 // MADV_HUGEPAGE: one TLB entry per 2 MiB instead of per 4 KiB, for probes

@@ -229,23 +229,63 @@ type decoder struct {
 // collector then marks one by one and frees with the hour. A chunk stays
 // alive while any entry cut from it does: only for entries dropped
 // together (a partition being sealed), never for what a query returns.
+// The sealer keeps its arena from one seal to the next (reset): see
+// sealScratch.
 type entryArena struct {
-	u32  []uint32
-	recs []rec
-	str  []byte
+	u32  chunks[uint32]
+	recs chunks[rec]
+	str  chunks[byte]
+}
+
+// reset makes every chunk cut from a free again: the entries cut from
+// them must be dropped first.
+func (a *entryArena) reset() {
+	a.u32.reset()
+	a.recs.reset()
+	a.str.reset()
 }
 
 const arenaChunk = 1 << 16 // elements of a chunk
 
-// cut returns the next n elements of *chunk, starting a new chunk when it
-// is full (the old one stays with the entries cut from it).
-func cut[T any](chunk *[]T, n int) []T {
-	if len(*chunk)+n > cap(*chunk) {
-		*chunk = make([]T, 0, max(arenaChunk, n))
+// chunks are an arena's chunks of one type: the one being cut, those cut
+// full since the last reset, and spare ones to cut again. Their types hold
+// no pointers, so a spare chunk keeps nothing else alive.
+type chunks[T any] struct {
+	cur   []T
+	full  [][]T
+	spare [][]T
+}
+
+// cut returns the next n elements of c, starting a new chunk (a spare
+// one when there is) when the one being cut is full. The elements are
+// not zeroed: callers write every one.
+func cut[T any](c *chunks[T], n int) []T {
+	if len(c.cur)+n > cap(c.cur) {
+		if c.cur != nil {
+			c.full = append(c.full, c.cur)
+		}
+		if k := len(c.spare); k > 0 && n <= arenaChunk {
+			c.cur, c.spare = c.spare[k-1][:0], c.spare[:k-1]
+		} else {
+			c.cur = make([]T, 0, max(arenaChunk, n))
+		}
 	}
-	c := *chunk
-	*chunk = c[:len(c)+n]
-	return c[len(c) : len(c)+n : len(c)+n]
+	s := c.cur
+	c.cur = s[:len(s)+n]
+	return s[len(s) : len(s)+n : len(s)+n]
+}
+
+func (c *chunks[T]) reset() {
+	if c.cur != nil {
+		c.full = append(c.full, c.cur)
+	}
+	for _, ch := range c.full {
+		if cap(ch) == arenaChunk { // not an outsize one
+			c.spare = append(c.spare, ch[:0])
+		}
+	}
+	clear(c.full)
+	c.full, c.cur = c.full[:0], nil
 }
 
 func (d *decoder) uint32s(n int) []uint32 {

@@ -112,12 +112,13 @@ func (p *partition) addEntry(e *entry) {
 // part ends; a frame whose CRC checks but whose Access does not decode
 // ends it too (why says so).
 func readLog(path string, b []byte) (p *partition, valid int, why error) {
-	return readLogInto(path, b, nil)
+	return readLogInto(path, b, nil, nil)
 }
 
 // readLogInto is readLog with the entries' slices cut from a (nil:
-// allocated each): the sealer's, whose partition is dropped whole.
-func readLogInto(path string, b []byte, a *entryArena) (p *partition, valid int, why error) {
+// allocated each) and the entries decoded into reuse when it is large
+// enough: the sealer's, whose partition is dropped whole.
+func readLogInto(path string, b []byte, a *entryArena, reuse []entry) (p *partition, valid int, why error) {
 	kind, body, n, err := nextFrame(b)
 	if err != nil || kind != kindHeader {
 		return nil, 0, errors.New("no header frame")
@@ -127,7 +128,11 @@ func readLogInto(path string, b []byte, a *entryArena) (p *partition, valid int,
 		return nil, 0, err
 	}
 	p = newPartition(path, hour)
-	p.entries = make([]entry, 0, countFrames(b[n:], &p.dict))
+	if c := countFrames(b[n:], &p.dict); cap(reuse) >= c {
+		p.entries = reuse[:0]
+	} else {
+		p.entries = make([]entry, 0, c)
+	}
 	off := n
 	sizes := p.logSizes()
 	for off < len(b) {

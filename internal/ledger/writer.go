@@ -145,6 +145,7 @@ type Ledger struct {
 	// were checked (the sealer rebuilds those a reader cannot use).
 	autChecked bool
 	last       sealedLast  // the sealer's alone
+	scratch    sealScratch // the sealer's alone
 	seal       chan string // stems to seal, in order
 	sealDone   chan struct{}
 	stop       chan struct{}
@@ -979,11 +980,12 @@ const (
 // removed.
 func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	wp := walPath(l.opts.Dir, stem)
-	b, err := os.ReadFile(wp)
+	b, err := l.scratch.read(wp)
 	if err != nil {
 		return err
 	}
-	p, valid, _ := readLogInto(wp, b, &entryArena{})
+	p, valid, _ := readLogInto(wp, b, &l.scratch.arena, l.scratch.entries)
+	defer l.scratch.release(p, 2*l.opts.PartitionAccesses)
 	if valid != len(b) || p == nil {
 		// A tail that does not check (a write cut short that could not be
 		// cut back) is kept aside, as at start, and the rest sealed; a log

@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// logOf is the log of a dense hour of n Accesses (its dictionary's frames
+// first), each Access changed by edit.
+func logOf(n int, edit func(i int, e *entry)) []byte {
+	d := &dictionary{}
+	p := denseHour(d, n)
+	log := appendFrame(nil, kindHeader, headerBody(p.hour))
+	for ns := range d.t {
+		for i := range d.t[ns].len() {
+			log = appendDictFrame(log, ns, d.t[ns].at(uint32(i)))
+		}
+	}
+	for i := range p.entries {
+		edit(i, &p.entries[i])
+		log = appendFrame(log, kindAccess, appendEntry(nil, &p.entries[i], p.hour*1e6))
+	}
+	return log
+}
+
+// sealWith seals log as the sealer does (written to a file and read back
+// into s), into a new shared dictionary, with s's memory.
+func sealWith(t *testing.T, s *sealScratch, log []byte, keep int) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(path, log, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, err := s.read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, valid, err := readLogInto("log", log, &s.arena, s.entries)
+	if err != nil || valid != len(log) {
+		t.Fatalf("log reads back to %d of %d: %v", valid, len(log), err)
+	}
+	var frames []byte
+	d := &dictionary{}
+	tuples := d.adopt(q, &frames)
+	for ns := range q.sizes {
+		q.sizes[ns] = d.t[ns].len()
+	}
+	out, _ := encodeSeg(q, tuples, [32]byte{}, mustEncoder(t))
+	s.release(q, keep)
+	return out
+}
+
+// The sealer's scratch, kept from one seal to the next, seals a log to the
+// bytes fresh memory does, though what it kept holds another log's
+// Accesses (longer, with links, other records and request ids): every
+// field of an entry and every element cut from the arena is written anew.
+// An outsize log's memory is not kept.
+func TestSealScratchSameBytes(t *testing.T) {
+	a := logOf(3000, func(int, *entry) {})
+	b := logOf(7000, func(i int, e *entry) {
+		e.reqID = reqIDOf(0xb0b, uint64(i+9))
+		e.links = []uint64{uint64(i), 7}
+		e.masks = []uint32{0}
+		e.recs = append(e.recs, rec{id: 1, classes: 3, masked: 2})
+		e.authors = append(e.authors, 2)
+		e.status = 429
+	})
+	want := sealWith(t, &sealScratch{}, a, 1<<20)
+
+	var s sealScratch
+	sealWith(t, &s, b, 1<<20)
+	if cap(s.entries) < 7000 || cap(s.log) < len(b) || len(s.arena.u32.spare) == 0 || len(s.arena.recs.spare) == 0 || len(s.arena.str.spare) == 0 {
+		t.Fatalf("scratch kept %d entries, %d, %d, %d spare chunks", cap(s.entries), len(s.arena.u32.spare), len(s.arena.recs.spare), len(s.arena.str.spare))
+	}
+	for _, e := range s.entries[:cap(s.entries)] {
+		if e.links != nil || e.recs != nil || e.reqID != "" {
+			t.Fatal("a kept entry still refers to what it held")
+		}
+	}
+	// Decoding does not count on it either: every slot and chunk element
+	// it reuses is written whatever it held.
+	for i := range s.entries[:cap(s.entries)] {
+		s.entries[:cap(s.entries)][i] = entry{reqID: "x", unref: true, page: 9, lookup: 9, status: 7, rule: 3, links: []uint64{1}, masks: []uint32{1}}
+	}
+	for _, c := range s.arena.u32.spare {
+		for i := range c[:cap(c)] {
+			c[:cap(c)][i] = 0xffffffff
+		}
+	}
+	for _, c := range s.arena.recs.spare {
+		for i := range c[:cap(c)] {
+			c[:cap(c)][i] = rec{id: 5, classes: 5, masked: 5}
+		}
+	}
+	if got := sealWith(t, &s, a, 1<<20); !bytes.Equal(got, want) {
+		t.Fatalf("sealed with kept memory: %d bytes differ from fresh memory's %d", len(got), len(want))
+	}
+
+	sealWith(t, &s, b, 5000) // past what is kept
+	if s.entries != nil || s.log != nil || len(s.arena.u32.spare) != 0 {
+		t.Fatal("an outsize log's memory was kept")
+	}
+}
