@@ -128,9 +128,14 @@ func readLogInto(path string, b []byte, a *entryArena, reuse []entry) (p *partit
 		return nil, 0, err
 	}
 	p = newPartition(path, hour)
-	if c := countFrames(b[n:], &p.dict); cap(reuse) >= c {
+	switch c := countFrames(b[n:], &p.dict); {
+	case cap(reuse) >= c:
 		p.entries = reuse[:0]
-	} else {
+	case a != nil:
+		// The sealer's, kept for the next log: room for one an eighth
+		// larger (an hour's Accesses vary) before it is made again.
+		p.entries = make([]entry, 0, c+c/8)
+	default:
 		p.entries = make([]entry, 0, c)
 	}
 	off := n

@@ -1,54 +1,39 @@
 package ledger
 
 import (
-	"io"
-	"os"
-	"slices"
+	"time"
+	"unsafe"
 )
 
-// sealScratch is the memory the sealer keeps from one seal to the next:
-// the log's bytes, its decoded Accesses and their arena. A busy gateway
-// seals a part every few seconds, and these, taken fresh for each (about
-// 50 MB for a part of 150,000 Accesses), came from the system as new
-// pages. Kept, they stay mapped. What it keeps is bounded by a part: a
-// larger log (an hour sealed whole by an earlier warden; an hour's last
-// part past 3,600) is sealed with memory of its own, dropped after.
+// sealScratch is the memory the sealer keeps from one seal to the next
+// while seals follow each other: a log's decoded Accesses and their
+// arena. A busy gateway seals a part every few seconds, and these, taken
+// fresh for each (about 40 MB for a part of 150,000 Accesses), came from
+// the system as new pages. Kept, they stay mapped. What it keeps is
+// bounded by a part: a larger log (an hour sealed whole by an earlier
+// warden; an hour's last part past 3,600) is sealed with memory of its
+// own, dropped after. The sealer drops the scratch when no seal came for
+// scratchIdle (a gateway sealing an hour at a time keeps nothing between
+// seals). The log's bytes are read fresh for each seal: kept, they
+// would be live all through the seal's indexing, where the garbage
+// collector can take them back as soon as they are decoded.
 type sealScratch struct {
-	log     []byte
 	entries []entry
 	arena   entryArena
 }
 
-// logBytesKept bounds the log buffer kept, per Access kept: a log is
-// about 110 bytes an Access (with its dictionary's frames).
-const logBytesKept = 512
+// scratchIdle is how long the sealer keeps its scratch without a seal.
+const scratchIdle = 30 * time.Second
 
-// read reads the file at path into the scratch's log buffer.
-func (s *sealScratch) read(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	b := slices.Grow(s.log[:0], int(fi.Size())+1)
-	for {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, 64<<10)
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			s.log = b
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+// held says whether s holds memory.
+func (s *sealScratch) held() bool { return s.entries != nil }
+
+// bytes is the memory s holds.
+func (s *sealScratch) bytes() int {
+	return cap(s.entries)*int(unsafe.Sizeof(entry{})) +
+		len(s.arena.u32.spare)*arenaChunk*4 +
+		len(s.arena.recs.spare)*arenaChunk*int(unsafe.Sizeof(rec{})) +
+		len(s.arena.str.spare)*arenaChunk
 }
 
 // release takes back the memory of p, whose seal is over, when p's
@@ -62,8 +47,5 @@ func (s *sealScratch) release(p *partition, keep int) {
 	clear(p.entries) // their links, allocated each
 	s.entries = p.entries[:0]
 	p.entries = nil
-	if cap(s.log) > keep*logBytesKept {
-		s.log = nil
-	}
 	s.arena.reset()
 }

@@ -2,9 +2,14 @@ package ledger
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // logOf is the log of a dense hour of n Accesses (its dictionary's frames
@@ -33,7 +38,7 @@ func sealWith(t *testing.T, s *sealScratch, log []byte, keep int) []byte {
 	if err := os.WriteFile(path, log, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log, err := s.read(path)
+	log, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +76,7 @@ func TestSealScratchSameBytes(t *testing.T) {
 
 	var s sealScratch
 	sealWith(t, &s, b, 1<<20)
-	if cap(s.entries) < 7000 || cap(s.log) < len(b) || len(s.arena.u32.spare) == 0 || len(s.arena.recs.spare) == 0 || len(s.arena.str.spare) == 0 {
+	if cap(s.entries) < 7000 || len(s.arena.u32.spare) == 0 || len(s.arena.recs.spare) == 0 || len(s.arena.str.spare) == 0 {
 		t.Fatalf("scratch kept %d entries, %d, %d, %d spare chunks", cap(s.entries), len(s.arena.u32.spare), len(s.arena.recs.spare), len(s.arena.str.spare))
 	}
 	for _, e := range s.entries[:cap(s.entries)] {
@@ -99,7 +104,39 @@ func TestSealScratchSameBytes(t *testing.T) {
 	}
 
 	sealWith(t, &s, b, 5000) // past what is kept
-	if s.entries != nil || s.log != nil || len(s.arena.u32.spare) != 0 {
+	if s.held() || len(s.arena.u32.spare) != 0 {
 		t.Fatal("an outsize log's memory was kept")
+	}
+}
+
+// The sealer keeps its scratch while seals follow each other, says how
+// much in warden_ledger_seal_scratch_bytes, and drops it once no seal
+// came for scratchIdle.
+func TestSealScratchKeptWhileBusy(t *testing.T) {
+	for _, idle := range []time.Duration{time.Hour, 50 * time.Millisecond} {
+		c := &clock{t: t0}
+		m := NewMetrics(nil)
+		l := openAt(t, t.TempDir(), c, Options{PartitionAccesses: 5, Metrics: m, scratchIdle: idle})
+		for i := range 12 { // parts of 5, 5, 2: the first two sealed
+			at := t0.Add(time.Duration(i) * time.Second)
+			c.set(at)
+			l.Add(profile(at, "a", "10.0.0.1", fmt.Sprint(i), false))
+		}
+		kept := -1.0
+		for i := 0; i < 500 && (testutil.ToFloat64(m.sealed) < 2 || idle < time.Hour && kept != 0); i++ {
+			l.Sync()
+			time.Sleep(10 * time.Millisecond)
+			kept = testutil.ToFloat64(m.scratch)
+		}
+		if got := testutil.ToFloat64(m.sealed); got != 2 {
+			t.Fatalf("%v sealed, want 2", got)
+		}
+		if kept = testutil.ToFloat64(m.scratch); idle == time.Hour && kept < 5*float64(unsafe.Sizeof(entry{})) {
+			t.Fatalf("idle %v: the sealer keeps %v bytes after two seals, want its Accesses' and arena's", idle, kept)
+		}
+		if idle < time.Hour && kept != 0 {
+			t.Fatalf("idle %v: the sealer still keeps %v bytes", idle, kept)
+		}
+		l.Close()
 	}
 }

@@ -59,6 +59,9 @@ type Options struct {
 	// housekeepEvery bounds how often retention and rollups run after
 	// seals (0: housekeepEvery).
 	housekeepEvery time.Duration
+	// scratchIdle: the sealer drops its scratch after this long without a
+	// seal (0: scratchIdle).
+	scratchIdle time.Duration
 	// fsync syncs the open log every FsyncInterval (nil: (*os.File).Sync);
 	// tests slow it down.
 	fsync func(*os.File) error
@@ -72,7 +75,7 @@ const DefaultPendingBytes = 32 << 20
 type Metrics struct {
 	accesses, errors, sealed, retired, tornBytes prometheus.Counter
 	bytes, rollups, authored, lost               prometheus.Counter
-	sealQueue                                    prometheus.Gauge
+	sealQueue, scratch                           prometheus.Gauge
 }
 
 // NewMetrics registers the ledger's metrics on reg (nil: not registered).
@@ -92,9 +95,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lost:      c("warden_ledger_lost_total", "Accesses the ledger could not keep: dropped while its log could not be written and more than pending_bytes waited, or waiting when an hour's log was closed unwritten, or with no log to open, or too large for a frame (each logged)."),
 		sealQueue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "warden_ledger_seal_queue",
 			Help: "Closed logs (each an hour or a part of one) waiting to be sealed: it grows while the sealer falls behind the gateway's rate or a seal fails (tried again, in order)."}),
+		scratch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "warden_ledger_seal_scratch_bytes",
+			Help: "Memory the sealer keeps from one seal to the next while they follow each other (a part's decoded Accesses and their arena, bounded by two parts' worth); 0 once no seal came for 30 s."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored, m.lost, m.sealQueue)
+		reg.MustRegister(m.accesses, m.errors, m.sealed, m.retired, m.tornBytes, m.bytes, m.rollups, m.authored, m.lost, m.sealQueue, m.scratch)
 	}
 	return m
 }
@@ -912,7 +917,8 @@ func (l *Ledger) sealer() {
 	// right after its seal.
 	every := cmp.Or(l.opts.housekeepEvery, housekeepEvery)
 	housekept := time.Now()
-	var due <-chan time.Time // housekeeping put off
+	var due <-chan time.Time  // housekeeping put off
+	var idle <-chan time.Time // no seal since the last for scratchIdle
 	housekeep := func() {
 		l.retain()
 		l.rollups(enc, dec)
@@ -931,6 +937,10 @@ func (l *Ledger) sealer() {
 				queue = append(queue, stem)
 			case <-due:
 				housekeep()
+				continue
+			case <-idle:
+				l.scratch, idle = sealScratch{}, nil
+				l.m.scratch.Set(0)
 				continue
 			}
 		}
@@ -956,6 +966,10 @@ func (l *Ledger) sealer() {
 			l.authorIndex(queue[0], enc, dec)
 		}
 		queue, backoff = queue[1:], first
+		if idle = nil; l.scratch.held() {
+			idle = time.After(cmp.Or(l.opts.scratchIdle, scratchIdle))
+		}
+		l.m.scratch.Set(float64(l.scratch.bytes()))
 		l.m.sealed.Inc()
 		l.m.sealQueue.Dec()
 		if wait := every - time.Since(housekept); wait <= 0 {
@@ -980,11 +994,15 @@ const (
 // removed.
 func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	wp := walPath(l.opts.Dir, stem)
-	b, err := l.scratch.read(wp)
+	b, err := os.ReadFile(wp)
 	if err != nil {
 		return err
 	}
-	p, valid, _ := readLogInto(wp, b, &l.scratch.arena, l.scratch.entries)
+	// A log larger than the scratch's Accesses is decoded into new memory:
+	// the old is not kept beside it.
+	reuse := l.scratch.entries
+	l.scratch.entries = nil
+	p, valid, _ := readLogInto(wp, b, &l.scratch.arena, reuse)
 	defer l.scratch.release(p, 2*l.opts.PartitionAccesses)
 	if valid != len(b) || p == nil {
 		// A tail that does not check (a write cut short that could not be
