@@ -12,22 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// logOf is the log of a dense hour of n Accesses (its dictionary's frames
-// first), each Access changed by edit.
+// logOf is the log of a dense hour of n Accesses, each changed by edit.
 func logOf(n int, edit func(i int, e *entry)) []byte {
 	d := &dictionary{}
 	p := denseHour(d, n)
-	log := appendFrame(nil, kindHeader, headerBody(p.hour))
-	for ns := range d.t {
-		for i := range d.t[ns].len() {
-			log = appendDictFrame(log, ns, d.t[ns].at(uint32(i)))
-		}
-	}
 	for i := range p.entries {
 		edit(i, &p.entries[i])
-		log = appendFrame(log, kindAccess, appendEntry(nil, &p.entries[i], p.hour*1e6))
 	}
-	return log
+	return logOfPartition(d, p)
 }
 
 // sealWith seals log as the sealer does (written to a file and read back

@@ -58,6 +58,21 @@ func denseHour(d *dictionary, n int) *partition {
 	return p
 }
 
+// logOfPartition is the log of p, whose ids are d's: d's names as
+// dictionary frames, then p's Accesses.
+func logOfPartition(d *dictionary, p *partition) []byte {
+	log := appendFrame(nil, kindHeader, headerBody(p.hour))
+	for ns := range d.t {
+		for i := range d.t[ns].len() {
+			log = appendDictFrame(log, ns, d.t[ns].at(uint32(i)))
+		}
+	}
+	for i := range p.entries {
+		log = appendFrame(log, kindAccess, appendEntry(nil, &p.entries[i], p.hour*1e6))
+	}
+	return log
+}
+
 // BenchmarkSealDense seals one hour at the density as the sealer
 // does (read the log, translate to the shared dictionary, index, encode)
 // and reports the sealed file's bytes per Access, by section, what
@@ -68,15 +83,7 @@ func BenchmarkSealDense(b *testing.B) {
 	const n = 139000
 	d := &dictionary{}
 	p := denseHour(d, n)
-	log := appendFrame(nil, kindHeader, headerBody(p.hour))
-	for ns := range d.t {
-		for i := range d.t[ns].len() {
-			log = appendDictFrame(log, ns, d.t[ns].at(uint32(i)))
-		}
-	}
-	for i := range p.entries {
-		log = appendFrame(log, kindAccess, appendEntry(nil, &p.entries[i], p.hour*1e6))
-	}
+	log := logOfPartition(d, p)
 	enc := mustEncoder(b)
 	var out []byte
 	var m0, m1 runtime.MemStats
