@@ -377,7 +377,11 @@
 // an Access) is spent as parts fill rather than at the hour's end, so
 // warden bench's row (e-ledger) now counts it: 1.05-1.22x row (e)'s CPU
 // per request in three runs, 1.03x before parts
-// (bench/results/e-ledger-parts-2026-12-07.md).
+// (bench/results/e-ledger-parts-2026-12-07.md); 1.10-1.11x since the
+// sealer keeps its scratch (bench/results/e-ledger-2026-12-07-1807.md;
+// row (e-ledger) alone, alternated 6 times with the binary before it:
+// 3% less CPU per request, lower in each pair,
+// bench/results/ab-scratch-2026-12-07-1818.txt).
 //
 // # Reading the open hour
 //
