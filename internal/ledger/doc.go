@@ -284,7 +284,9 @@
 // population (999,962 of the identities). Measured (bench_results.txt,
 // "Writer memory"): warden bench ledger at the 100,000,000
 // Accesses, the whole bench process's live heap peaked at 212 MiB (266
-// before), within the 256 MiB with 44 MiB to spare; at -accesses
+// before), within the 256 MiB with 44 MiB to spare (223 MiB in
+// one run since the sealer keeps its scratch while seals follow each
+// other, bench/results/ledger-100m-2026-12-07-1800.txt); at -accesses
 // 10000000 -days 3 (the same 139,000 Accesses an hour) 206-211 MiB
 // (257-262 before, runs alternated). At its peak (a heap profile,
 // -heapprofile, of the 100,000,000 run) it holds the sealer's dictionary
