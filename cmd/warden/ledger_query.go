@@ -263,8 +263,9 @@ func splitIDs(s string) []string {
 }
 
 // unknownClass is an error when class is not "" and names no class of
-// cfg's route map, or, without a config to ask, when the ledger holds no
-// Access naming it (unseen: WhoTookResult.ClassUnseen): a misspelt
+// cfg's route map, or, without a config to ask, when no Access of the
+// window served or masked a class of that name (unseen:
+// WhoTookResult.ClassUnseen; a route's or rule's name is none): a misspelt
 // --class would otherwise read as "nobody took it". Asked only of an
 // empty answer, so a class an earlier config named is still answered
 // where the ledger has it.
@@ -274,7 +275,7 @@ func unknownClass(cfg *config.Config, class string, unseen bool) error {
 	}
 	if cfg == nil {
 		if unseen {
-			return badQuery("class: no Access in the ledger names a class %q (the route map's class names, as --config gives them)", class)
+			return badQuery("class: no Access in the ledger's window names a class %q (the route map's class names, as --config gives them)", class)
 		}
 		return nil
 	}

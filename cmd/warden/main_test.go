@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -153,8 +154,9 @@ func TestBanMatchable(t *testing.T) {
 }
 
 // TestWhoTookClassUnseen: without a config to judge --class, a class that
-// no Access of the ledger names (a misspelling) is an error, not "nobody
-// took it"; a class the ledger holds answers, rows or none.
+// no Access of the ledger served or masked (a misspelling, a route's
+// name) is an error, not "nobody took it"; a class the ledger holds
+// answers, rows or none.
 func TestWhoTookClassUnseen(t *testing.T) {
 	dir := t.TempDir()
 	l, err := ledger.Open(ledger.Options{Dir: dir})
@@ -169,9 +171,14 @@ func TestWhoTookClassUnseen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"ledger", "who-took", "11", "--class", "contcat", "--ledger", dir}, &out, &errb); code != 1 ||
-		!strings.Contains(errb.String(), `no Access in the ledger names a class "contcat"`) {
-		t.Errorf("misspelt class: exit %d, stderr %q, want 1 and the class named", code, errb.String())
+	// A misspelling, and a name the ledger holds that is no class: the
+	// route's.
+	for _, class := range []string{"contcat", "GET /v1/users/{id}"} {
+		errb.Reset()
+		if code := run([]string{"ledger", "who-took", "11", "--class", class, "--ledger", dir}, &out, &errb); code != 1 ||
+			!strings.Contains(errb.String(), fmt.Sprintf("no Access in the ledger's window names a class %q", class)) {
+			t.Errorf("class %q: exit %d, stderr %q, want 1 and the class named", class, code, errb.String())
+		}
 	}
 	for subject, rows := range map[string]string{"11": "1 identities", "12": "0 identities"} {
 		out.Reset()

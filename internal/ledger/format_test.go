@@ -366,3 +366,36 @@ func rewriteV4(t *testing.T, dir string) {
 		t.Fatalf("verify of format 4: %v %v", err, rep.Problems)
 	}
 }
+
+// Who-took says a class is unseen when no Access of the window served or
+// masked a class of that name, though the ledger holds the name as a
+// route's: from a sealed hour's index, from its Accesses when the window
+// cuts it, and from an open log.
+func TestWhoTookClassUnseen(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	l := openAt(t, dir, c, Options{})
+	defer l.Close()
+	l.Add(profile(t0, "a", "10.0.0.1", "100", false))
+	c.set(t0.Add(time.Hour))
+	l.Add(profile(t0.Add(time.Hour), "b", "10.0.0.2", "100", false))
+	waitSealed(t, dir, partName(t0.Unix()))
+	l.Sync()
+	for _, w := range []struct {
+		name string
+		win  Window
+	}{
+		{"sealed, its index", Window{From: t0, To: t0.Add(time.Hour - time.Second)}},
+		{"sealed, a cut window", Window{From: t0, To: t0.Add(time.Minute)}},
+		{"the open log", Window{From: t0.Add(time.Hour)}},
+	} {
+		r := reader(t, dir, w.win)
+		for class, unseen := range map[string]bool{"contact": false, "profile": false, "GET /v1/users/{id}": true, "nosuch": true} {
+			got := must(r.WhoTook("100", class, identify.FacetAccount))(t)
+			if got.ClassUnseen != unseen || !unseen && len(got.Rows) != 1 || unseen && len(got.Rows) != 0 {
+				t.Errorf("%s: class %q: unseen %v with %d rows, want %v", w.name, class, got.ClassUnseen, len(got.Rows), unseen)
+			}
+		}
+		r.Close()
+	}
+}

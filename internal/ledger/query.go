@@ -32,10 +32,11 @@ type WhoTookResult struct {
 	By      string       `json:"by"`
 	Class   string       `json:"class,omitempty"`
 	Rows    []WhoTookRow `json:"rows"`
-	// ClassUnseen: no Access of the ledger names Class (not a class,
-	// route or rule name anywhere in it), so no row could have it; a
-	// caller without the route map to judge the name can say so rather
-	// than "nobody took it" (a misspelt --class). Not in the JSON.
+	// ClassUnseen: no Access of the window served or masked a class named
+	// Class (a misspelling, or a route's or rule's name), so no row
+	// could have it; a caller without the route map to judge the name
+	// can say so rather than "nobody took it" (a misspelt --class). Not
+	// in the JSON.
 	ClassUnseen bool `json:"-"`
 }
 
@@ -60,6 +61,9 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) (*WhoTookResu
 	if !ok {
 		return res, nil
 	}
+	// Whether some partition's Accesses served or masked the class: a
+	// name the ledger holds may be a route's or a rule's.
+	classSeen := class == ""
 	type acc struct {
 		count       int
 		first, last int64
@@ -88,7 +92,7 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) (*WhoTookResu
 				if !ok {
 					continue
 				}
-				bit = i
+				bit, classSeen = i, true
 			}
 			for _, rw := range rws {
 				if bit >= 0 && rw.set&(1<<bit) == 0 {
@@ -112,6 +116,9 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) (*WhoTookResu
 			e := &es[i]
 			if !r.win.has(e.t) {
 				continue
+			}
+			if !classSeen && slices.Contains(e.classes, cid) {
+				classSeen = true
 			}
 			var served uint64
 			hit := false
@@ -137,6 +144,7 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) (*WhoTookResu
 			})
 		}
 	}
+	res.ClassUnseen = !classSeen
 	for ident, a := range rows {
 		row := WhoTookRow{Count: a.count, Classes: []string{}, First: time.UnixMicro(a.first).UTC(), Last: time.UnixMicro(a.last).UTC()}
 		if ident != 0 {
