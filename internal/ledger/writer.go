@@ -1036,7 +1036,7 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	for ns := range p.sizes {
 		p.sizes[ns] = l.gd.t[ns].len()
 	}
-	out, _ := encodeSeg(p, tuples, prev, enc)
+	out, hash := encodeSeg(p, tuples, prev, enc)
 	sp := segPath(l.opts.Dir, stem)
 	tmp := sp + ".tmp"
 	os.Remove(tmp)
@@ -1049,7 +1049,7 @@ func (l *Ledger) sealOne(stem string, enc *zstd.Encoder) error {
 	if err := syncDir(l.opts.Dir); err != nil {
 		return err
 	}
-	l.last = sealedLast{stem: stem, hash: [32]byte(out[len(out)-32:])}
+	l.last = sealedLast{stem: stem, hash: hash}
 	return os.Remove(wp)
 }
 
