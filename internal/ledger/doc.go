@@ -355,9 +355,14 @@
 // opened, which is their names' order), its own author index, and a day's
 // rollup names each part it was made from. Queries, windows and retention
 // treat an hour's parts as that hour (hourOf), its Accesses by their own
-// times. A day cut in more than 2,048 partitions (maxDayParts: each is
-// mapped, and a block of each decompressed, while the rollup is merged)
-// gets no rollup, and reach reads its parts.
+// times. A day's rollup merges at most 1,024 partitions at once
+// (rollupFanIn: each is mapped, and a block of each decompressed, while
+// they are merged); a day cut in more is merged a group of 1,024 at a
+// time into a rollup of the group, written aside in the directory, then
+// those into the day's (the same bytes: a union and a sum), so a busy
+// gateway's days keep their rollups (before, a day of more than 2,048
+// parts had none, and a week's reach of such days read every part's
+// author index).
 //
 // What grows with parts is the directory. The sealer lists it for
 // retention and rollups at most once a minute (housekeepEvery; put off,

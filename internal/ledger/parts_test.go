@@ -358,3 +358,103 @@ func TestEmptyLogRemovedQuietly(t *testing.T) {
 		t.Fatalf("%v errors counted", n)
 	}
 }
+
+// A day cut in more parts than one merge reads at once (rollupFanIn) gets
+// its rollup in two steps, groups merged aside first: the same bytes as
+// one step, verify checks it either way, reach uses it, and nothing is
+// left aside.
+func TestRollupInGroups(t *testing.T) {
+	dir := t.TempDir()
+	// 120 parts on day0 (24 hours of 5), merged in groups of 16: 7 of 16
+	// and one of 8.
+	all := writeDays(t, dir, 27, Options{PartitionAccesses: 7, rollupFanIn: 16})
+	ls, err := list(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := day0.Unix()
+	stems := perDay(ls.stems, day)
+	if len(stems) != 120 {
+		t.Fatalf("%d parts on %s, want 120", len(stems), dayStem(day))
+	}
+	path := rollupPath(dir, day)
+	if !ls.days[day] || !rollupNames(path, stems) {
+		t.Fatalf("no rollup of %s naming its %d parts", dayStem(day), len(stems))
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	if len(left) > 0 {
+		t.Fatalf("left aside: %v", left)
+	}
+	grouped, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same bytes merged in one step, and in groups of 3 (40 groups).
+	for _, fanIn := range []int{rollupFanIn, 3, 16} {
+		os.Remove(path)
+		var tv tupleVals
+		if made, err := writeRollup(dir, day, stems, &tv, fanIn, mustDecoder(t), mustEncoder(t)); !made || err != nil {
+			t.Fatalf("fan-in %d: made %v, %v", fanIn, made, err)
+		}
+		b, _ := os.ReadFile(path)
+		if !slices.Equal(b, grouped) {
+			t.Fatalf("fan-in %d: %d bytes, not the %d merged in groups of 16", fanIn, len(b), len(grouped))
+		}
+	}
+	left, _ = filepath.Glob(filepath.Join(dir, "*.tmp"))
+	if len(left) > 0 {
+		t.Fatalf("left aside: %v", left)
+	}
+
+	// Verify rebuilds it in one step (Verify) and in groups.
+	rep, err := Verify(dir)
+	if err != nil || !rep.OK || len(rep.Rollups) != 1 || rep.Rollups[0].Hours != 120 {
+		t.Fatalf("verify: %v, %+v", err, rep)
+	}
+	d, err := loadDictionary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes := map[string][32]byte{}
+	for _, stem := range stems {
+		b, _ := os.ReadFile(segPath(dir, stem))
+		hashes[stem] = [32]byte(b[len(b)-32:])
+	}
+	if p := verifyRollup(dir, day, stems, hashes, d.tupleFacet, 16, mustDecoder(t)); p != "" {
+		t.Fatalf("verify in groups of 16: %s", p)
+	}
+	// A rollup forged with two accounts swapped is caught in groups too.
+	var tv tupleVals
+	if err := tv.extend(dir); err != nil {
+		t.Fatal(err)
+	}
+	tv.v[0][0], tv.v[0][1] = tv.v[0][1], tv.v[0][0]
+	os.Remove(path)
+	if made, err := writeRollup(dir, day, stems, &tv, 16, mustDecoder(t), mustEncoder(t)); !made || err != nil {
+		t.Fatalf("forged: made %v, %v", made, err)
+	}
+	if p := verifyRollup(dir, day, stems, hashes, d.tupleFacet, 16, mustDecoder(t)); !strings.Contains(p, "postings by account") {
+		t.Fatalf("forged rollup, verified in groups: %q", p)
+	}
+	os.WriteFile(path, grouped, 0o600)
+
+	// Reach over the day reads the rollup, and answers as the hours do
+	// and as the Entries say.
+	w := Window{From: day0, To: day0.Add(24*time.Hour - time.Microsecond)}
+	r := reader(t, dir, w)
+	defer r.Close()
+	if len(r.rollups) != 1 {
+		t.Fatalf("%d rollups used, want 1", len(r.rollups))
+	}
+	authors := []string{"a0", "a3", "a12", "a24", "nobody"}
+	got, impr := viewerSets(t, r, authors, identify.FacetAccount)
+	r.rollups = nil
+	hours, himpr := viewerSets(t, r, authors, identify.FacetAccount)
+	sets, wimpr := viewersOf(all, w, authors, identify.FacetAccount)
+	sameViewers(t, authors, "with the rollup", got, impr, "hours", hours, himpr)
+	sameViewers(t, authors, "with the rollup", got, impr, "the Entries say", sets, wimpr)
+	if len(sets[0]) == 0 {
+		t.Fatal("a0 reached no one: the test asserts nothing")
+	}
+}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -50,7 +51,8 @@ import (
 //
 // A section's directory follows its blocks so that the sealer writes the
 // blocks as it merges the hours, keeping one block of each hour and of
-// the rollup in memory, never the day. Readers do not hash a rollup (a
+// the rollup in memory, never the day (a day of more than rollupFanIn
+// hours: one block of each of a group's, then of each group's rollup). Readers do not hash a rollup (a
 // week's reach would read every byte of seven): a block's zstd frame
 // checks its content, the CRC32C (checked when the reader maps it) the
 // rest, so that a changed byte is a rollup passed over (with a warning),
@@ -63,11 +65,18 @@ const (
 	dayExt       = ".day"
 	dayName      = "2006-01-02"
 	daySeconds   = 24 * 3600
-	// maxDayParts bounds the partitions a day's rollup is made from (each
-	// mapped, and a block of each decompressed, while it is merged): a
-	// day cut in more (Options.PartitionAccesses: about 300 million
-	// Accesses at the default) has no rollup, and reach reads its parts.
-	maxDayParts = 2048
+	// maxDayParts bounds the partitions a rollup names: an hour has at
+	// most 3,600 parts (one a second), a day 86,400.
+	maxDayParts = 24 * 3600
+	// rollupFanIn bounds the partitions one merge reads at once (each
+	// mapped, and a block of each decompressed: 16 MiB of blocks at
+	// most). A day cut in more (Options.PartitionAccesses: about 150
+	// million Accesses at the default) is merged in two steps: each
+	// group of rollupFanIn partitions into a file aside (a rollup of the
+	// group, the same format), then those files into the day's rollup.
+	// Merging is a union of sets and a sum, so the day's rollup holds the
+	// same bytes whichever way it is merged.
+	rollupFanIn = 1024
 )
 
 // rollupFacets are the facets a rollup keeps, as facet indexes (Facet-1):
@@ -329,8 +338,13 @@ func (c *cursor) next(dec *zstd.Decoder) error {
 
 // mergeViewers merges the viewers sections of a day's hours (format 4)
 // key by key into b: per author, impressions summed and the values of
-// its tuples (tv: tuple -> value+1, 0 absent) once.
-func mergeViewers(secs []*keyed, tv []uint32, dec *zstd.Decoder, b *keyedBuilder) error {
+// its tuples (tv: tuple -> value+1, 0 absent) once. With tv nil the
+// sections are rollups' (of groups of the day's hours): their postings
+// are values already, below limit.
+func mergeViewers(secs []*keyed, tv []uint32, limit int, dec *zstd.Decoder, b *keyedBuilder) error {
+	if tv != nil {
+		limit = len(tv)
+	}
 	cs := make([]cursor, len(secs))
 	for i, k := range secs {
 		cs[i] = cursor{k: k, bi: -1, j: -1}
@@ -360,17 +374,19 @@ func mergeViewers(secs []*keyed, tv []uint32, dec *zstd.Decoder, b *keyedBuilder
 			var n uint64
 			var err error
 			from := len(ts)
-			if ts, n, err = viewerTuples(c.bl.raw[c.bl.off[c.j]:c.bl.end[c.j]], len(tv), ts); err != nil {
+			if ts, n, err = viewerTuples(c.bl.raw[c.bl.off[c.j]:c.bl.end[c.j]], limit, ts); err != nil {
 				return fmt.Errorf("author %d: %w", key, err)
 			}
-			j := from
-			for _, t := range ts[from:] {
-				if v := tv[t]; v != 0 {
-					ts[j] = v - 1
-					j++
+			if tv != nil {
+				j := from
+				for _, t := range ts[from:] {
+					if v := tv[t]; v != 0 {
+						ts[j] = v - 1
+						j++
+					}
 				}
+				ts = ts[:j]
 			}
-			ts = ts[:j]
 			impr += n
 			if err := c.next(dec); err != nil {
 				return err
@@ -445,10 +461,11 @@ func mapFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// header is the rollup's header over h's hours.
-func (h *dayHours) header(day int64) []byte {
+// rollupHead is the header of day's rollup over parts (its hours, in
+// order).
+func rollupHead(day int64, parts []*partition) []byte {
 	lo, hi := int64(1<<63-1), int64(-1<<63)
-	for _, p := range h.parts {
+	for _, p := range parts {
 		lo, hi = min(lo, p.minT), max(hi, p.maxT)
 	}
 	out := append([]byte(nil), rollupMagic...)
@@ -457,19 +474,24 @@ func (h *dayHours) header(day int64) []byte {
 	out = binary.AppendVarint(out, hi)
 	out = binary.AppendUvarint(out, uint64(len(rollupFacets)))
 	for _, f := range rollupFacets {
-		limit := 0
-		for _, p := range h.parts {
-			limit = max(limit, p.sizes[nsFacet+f])
-		}
 		out = binary.AppendUvarint(out, uint64(f))
-		out = binary.AppendUvarint(out, uint64(limit))
+		out = binary.AppendUvarint(out, uint64(facetLimit(parts, f)))
 	}
-	out = binary.AppendUvarint(out, uint64(len(h.parts)))
-	for _, p := range h.parts {
+	out = binary.AppendUvarint(out, uint64(len(parts)))
+	for _, p := range parts {
 		out = binary.AppendVarint(out, p.hour)
 		out = append(out, p.hash[:]...)
 	}
 	return out
+}
+
+// facetLimit is the size of facet f's namespace parts' values are below.
+func facetLimit(parts []*partition, f int) int {
+	limit := 0
+	for _, p := range parts {
+		limit = max(limit, p.sizes[nsFacet+f])
+	}
+	return limit
 }
 
 func (h *dayHours) viewers() []*keyed {
@@ -546,29 +568,151 @@ func (tv *tupleVals) extend(dir string) error {
 	}
 }
 
+// tupleMaps gives, for the tuples below n, each of rollupFacets' tuple
+// -> value+1 (0 absent).
+type tupleMaps func(n int) ([len(rollupFacets)][]uint32, error)
+
+// dayMerge is what a day's rollup is merged from: its hours, mapped
+// (rollupFanIn or fewer), or the rollups of groups of them, written
+// aside and mapped. parts holds every hour's header (what the rollup
+// names); an hour merged into a group is released, its index with it.
+type dayMerge struct {
+	day    int64
+	parts  []*partition
+	hours  *dayHours                   // one step
+	tv     [len(rollupFacets)][]uint32 // one step: the hours' tuples -> values
+	groups []*rollup                   // two steps
+	maps   [][]byte
+	files  []string // the groups' rollups aside, removed by close
+}
+
+// openDayMerge readies the merge of day's sealed hours (stems, in
+// order), at most fanIn mapped at once; a day of more is merged a group
+// at a time into files in aside. format3: an hour is format 3 (no rollup
+// is made then: its index is not a keyed section).
+func openDayMerge(dir string, day int64, stems []string, fanIn int, tm tupleMaps, aside string, dec *zstd.Decoder, enc *zstd.Encoder) (m *dayMerge, format3 bool, err error) {
+	m = &dayMerge{day: day}
+	if len(stems) <= fanIn {
+		h, format3, err := openDayHours(dir, stems)
+		if err != nil || format3 {
+			return nil, format3, err
+		}
+		m.hours, m.parts = h, h.parts
+		if m.tv, err = tm(h.tuples()); err != nil {
+			m.close()
+			return nil, false, err
+		}
+		return m, false, nil
+	}
+	for g := 0; g*fanIn < len(stems); g++ {
+		sub, format3, err := openDayMerge(dir, day, stems[g*fanIn:min((g+1)*fanIn, len(stems))], fanIn, tm, aside, dec, enc)
+		if err != nil || format3 {
+			m.close()
+			return nil, format3, err
+		}
+		path := filepath.Join(aside, fmt.Sprintf("%s%s.%d.tmp", dayStem(day), dayExt, g))
+		m.files = append(m.files, path)
+		err = writeRollupFile(path, sub.head(), func(i int, b *keyedBuilder) error { return sub.merge(i, dec, b) }, enc, false)
+		m.parts = append(m.parts, sub.parts...)
+		sub.close()
+		if err == nil {
+			err = m.mapGroup(path)
+		}
+		if err != nil {
+			m.close()
+			return nil, false, err
+		}
+	}
+	return m, false, nil
+}
+
+// mapGroup maps the group's rollup at path.
+func (m *dayMerge) mapGroup(path string) error {
+	b, err := mapFile(path)
+	if err != nil {
+		return err
+	}
+	m.maps = append(m.maps, b)
+	x, err := parseRollup(path, b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	m.groups = append(m.groups, x)
+	return nil
+}
+
+// head is the day's rollup's header.
+func (m *dayMerge) head() []byte { return rollupHead(m.day, m.parts) }
+
+// merge merges the day's viewers by rollupFacets[i] into b.
+func (m *dayMerge) merge(i int, dec *zstd.Decoder, b *keyedBuilder) error {
+	if m.hours != nil {
+		return mergeViewers(m.hours.viewers(), m.tv[i], 0, dec, b)
+	}
+	secs := make([]*keyed, len(m.groups))
+	for j, x := range m.groups {
+		if secs[j] = x.section(rollupFacets[i]); secs[j] == nil {
+			return fmt.Errorf("%s: no section by %s", x.path, identify.Facets[rollupFacets[i]])
+		}
+	}
+	return mergeViewers(secs, nil, facetLimit(m.parts, rollupFacets[i]), dec, b)
+}
+
+// close releases the hours and the groups' rollups and removes the
+// files aside.
+func (m *dayMerge) close() {
+	if m.hours != nil {
+		m.hours.close()
+	}
+	// An hour merged into a group is unmapped: nothing may read its
+	// index after.
+	for _, p := range m.parts {
+		p.v4, p.x, p.cold = nil, nil, nil
+	}
+	unmapAll(m.maps)
+	m.maps, m.groups = nil, nil
+	for _, f := range m.files {
+		os.Remove(f)
+	}
+}
+
 // writeRollup writes day's rollup from its sealed hours (stems, in order),
-// tuples mapped through tv: aside, synced, renamed into place. made
+// tuples mapped through tv, at most fanIn hours mapped at once (groups
+// merged aside, in dir, first): aside, synced, renamed into place. made
 // false: an hour is format 3.
-func writeRollup(dir string, day int64, stems []string, tv *tupleVals, dec *zstd.Decoder, enc *zstd.Encoder) (made bool, err error) {
-	h, format3, err := openDayHours(dir, stems)
+func writeRollup(dir string, day int64, stems []string, tv *tupleVals, fanIn int, dec *zstd.Decoder, enc *zstd.Encoder) (made bool, err error) {
+	tm := func(n int) ([len(rollupFacets)][]uint32, error) {
+		if len(tv.v[0]) < n {
+			if err := tv.extend(dir); err != nil {
+				return tv.v, err
+			}
+			if len(tv.v[0]) < n {
+				return tv.v, fmt.Errorf("%s holds %d tuples, the hours of %s refer to %d", idsFile, len(tv.v[0]), dayStem(day), n)
+			}
+		}
+		return tv.v, nil
+	}
+	m, format3, err := openDayMerge(dir, day, stems, fanIn, tm, dir, dec, enc)
 	if err != nil || format3 {
 		return false, err
 	}
-	defer h.close()
-	if len(tv.v[0]) < h.tuples() {
-		if err := tv.extend(dir); err != nil {
-			return false, err
-		}
-		if len(tv.v[0]) < h.tuples() {
-			return false, fmt.Errorf("%s holds %d tuples, the hours of %s refer to %d", idsFile, len(tv.v[0]), dayStem(day), h.tuples())
-		}
+	defer m.close()
+	if err := writeRollupFile(rollupPath(dir, day), m.head(), func(i int, b *keyedBuilder) error { return m.merge(i, dec, b) }, enc, true); err != nil {
+		return false, err
 	}
-	path := rollupPath(dir, day)
+	return true, syncDir(dir)
+}
+
+// writeRollupFile writes a rollup to path: head, then for each of
+// rollupFacets the section merge makes; written aside and renamed into
+// place, synced first when sync (a group's, merged and removed at once,
+// is not).
+func writeRollupFile(path string, head []byte, merge func(i int, b *keyedBuilder) error, enc *zstd.Encoder, sync bool) (err error) {
 	tmp := path + ".tmp"
 	os.Remove(tmp)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer func() {
 		if f != nil {
@@ -581,7 +725,6 @@ func writeRollup(dir string, day int64, stems []string, tv *tupleVals, dec *zstd
 	out := &hashWriter{w: buf, h: sum}
 	// crc covers what is not compressed (the header, the directories, the
 	// trailer), in the order parseRollup reads it.
-	head := h.header(day)
 	crc := crc32.Update(0, castagnoli, head)
 	out.Write(head)
 	var trailer []byte
@@ -595,12 +738,12 @@ func writeRollup(dir string, day int64, stems []string, tv *tupleVals, dec *zstd
 			return err
 		}}
 		trailer = binary.LittleEndian.AppendUint64(trailer, uint64(out.n))
-		if err := mergeViewers(h.viewers(), tv.v[i], dec, b); err != nil {
-			return false, err
+		if err := merge(i, b); err != nil {
+			return err
 		}
 		b.close()
 		if b.err != nil {
-			return false, b.err
+			return b.err
 		}
 		trailer = binary.LittleEndian.AppendUint64(trailer, uint64(out.n))
 		kd := appendKeyedDir(nil, b.first, b.nkeys, raw, comp)
@@ -610,16 +753,18 @@ func writeRollup(dir string, day int64, stems []string, tv *tupleVals, dec *zstd
 	out.Write(trailer)
 	out.Write(binary.LittleEndian.AppendUint32(nil, crc32.Update(crc, castagnoli, trailer)))
 	if out.err != nil {
-		return false, out.err
+		return out.err
 	}
 	if _, err := buf.Write(sum.Sum(nil)); err != nil {
-		return false, err
+		return err
 	}
 	if err := buf.Flush(); err != nil {
-		return false, err
+		return err
 	}
-	if err := f.Sync(); err != nil {
-		return false, err
+	if sync {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	err = f.Close()
 	f = nil
@@ -628,9 +773,8 @@ func writeRollup(dir string, day int64, stems []string, tv *tupleVals, dec *zstd
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return false, err
 	}
-	return true, syncDir(dir)
+	return err
 }
 
 // hashWriter writes to w and h, counting bytes and keeping the first
@@ -732,7 +876,7 @@ func (l *Ledger) rollups(enc *zstd.Encoder, dec *zstd.Decoder) {
 		if ls.days[d] && rollupNames(rollupPath(dir, d), st.stems) {
 			continue
 		}
-		made, err := writeRollup(dir, d, st.stems, &tv, dec, enc)
+		made, err := writeRollup(dir, d, st.stems, &tv, cmp.Or(l.opts.rollupFanIn, rollupFanIn), dec, enc)
 		if err != nil {
 			l.fail("rollup "+dayStem(d), err)
 			continue
@@ -801,7 +945,7 @@ var errRollupDiffers = errors.New("differs from the rollup its hours make")
 // -> SHA-256 as the file ends), and that its postings are what those
 // hours' viewers merge to (tf: the dictionary's tuple -> value+1 of
 // facet f).
-func verifyRollup(dir string, day int64, stems []string, hashes map[string][32]byte, tf func(f int) []uint32, dec *zstd.Decoder) string {
+func verifyRollup(dir string, day int64, stems []string, hashes map[string][32]byte, tf func(f int) []uint32, fanIn int, dec *zstd.Decoder) string {
 	path := rollupPath(dir, day)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -829,15 +973,35 @@ func verifyRollup(dir string, day int64, stems []string, hashes map[string][32]b
 			return fmt.Sprintf("names hour %s by hash %s, the hour hashes to %s", stem, short(x.hashes[i][:]), short(hv[:]))
 		}
 	}
-	h, format3, err := openDayHours(dir, stems)
+	aside, enc := "", (*zstd.Encoder)(nil)
+	if len(stems) > fanIn {
+		// The groups' merges go to a directory of verify's own: verify
+		// writes nothing in the ledger's. They are read back once and
+		// removed: the fastest level.
+		if aside, err = os.MkdirTemp("", "warden-verify-"); err != nil {
+			return err.Error()
+		}
+		defer os.RemoveAll(aside)
+		if enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest)); err != nil {
+			return err.Error()
+		}
+		defer enc.Close()
+	}
+	tm := func(int) (tv [len(rollupFacets)][]uint32, _ error) {
+		for i, f := range rollupFacets {
+			tv[i] = tf(f)
+		}
+		return tv, nil
+	}
+	m, format3, err := openDayMerge(dir, day, stems, fanIn, tm, aside, dec, enc)
 	if err != nil {
 		return err.Error()
 	}
-	defer h.close()
 	if format3 {
 		return "made from a format 3 hour (the sealer makes none)"
 	}
-	head := h.header(day)
+	defer m.close()
+	head := m.head()
 	if !x.checked { // written before the CRC32C: the same header under the earlier magic
 		head = append([]byte(rollupMagic1), head[len(rollupMagic):]...)
 	}
@@ -864,7 +1028,7 @@ func verifyRollup(dir string, day int64, stems []string, hashes map[string][32]b
 			j++
 			return nil
 		}}
-		err = mergeViewers(h.viewers(), tf(f), dec, kb)
+		err = m.merge(i, dec, kb)
 		kb.close()
 		if err == nil {
 			err = kb.err

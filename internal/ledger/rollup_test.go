@@ -210,7 +210,7 @@ func TestVerifyCatchesRollupEdits(t *testing.T) {
 		stems = append(stems, partName(day0.Add(time.Duration(h)*time.Hour).Unix()))
 	}
 	enc := mustEncoder(t)
-	if made, err := writeRollup(dir, day0.Unix(), stems, &tv, mustDecoder(t), enc); !made || err != nil {
+	if made, err := writeRollup(dir, day0.Unix(), stems, &tv, rollupFanIn, mustDecoder(t), enc); !made || err != nil {
 		t.Fatalf("forged rollup: %v %v", made, err)
 	}
 	if p := verifyProblem(t, dir, path, "forged rollup"); !strings.Contains(p, "postings by account") {
@@ -221,7 +221,7 @@ func TestVerifyCatchesRollupEdits(t *testing.T) {
 	os.Remove(path)
 	tv = tupleVals{}
 	tv.extend(dir)
-	writeRollup(dir, day0.Unix(), stems[1:], &tv, mustDecoder(t), enc)
+	writeRollup(dir, day0.Unix(), stems[1:], &tv, rollupFanIn, mustDecoder(t), enc)
 	if p := verifyProblem(t, dir, path, "an hour left out"); !strings.Contains(p, "names hours") {
 		t.Fatalf("an hour left out: %s", p)
 	}

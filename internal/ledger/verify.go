@@ -143,7 +143,7 @@ func Verify(dir string) (*VerifyReport, error) {
 	}
 	for _, day := range slices.Sorted(maps.Keys(ls.days)) {
 		vr := VerifiedRollup{Day: dayStem(day), File: rollupPath(dir, day), Hours: len(dayStems[day])}
-		vr.Problem = verifyRollup(dir, day, dayStems[day], hashes, d.tupleFacet, dec)
+		vr.Problem = verifyRollup(dir, day, dayStems[day], hashes, d.tupleFacet, rollupFanIn, dec)
 		vr.OK = vr.Problem == ""
 		if !vr.OK {
 			rep.Problems = append(rep.Problems, vr.File+": "+vr.Problem)

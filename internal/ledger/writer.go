@@ -62,6 +62,9 @@ type Options struct {
 	// scratchIdle: the sealer drops its scratch after this long without a
 	// seal (0: scratchIdle).
 	scratchIdle time.Duration
+	// rollupFanIn: the partitions a rollup's merge reads at once (0:
+	// rollupFanIn), cut in tests to merge a day in groups.
+	rollupFanIn int
 	// fsync syncs the open log every FsyncInterval (nil: (*os.File).Sync);
 	// tests slow it down.
 	fsync func(*os.File) error
