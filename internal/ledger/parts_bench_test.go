@@ -3,9 +3,12 @@ package ledger
 import (
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/warden-gw/warden/internal/identify"
 )
 
 // BenchmarkBusyHour writes 1,200,000 Accesses in one hour (a gateway at
@@ -91,5 +94,86 @@ func sampleLive(d time.Duration) (stop func() uint64) {
 		mu.Lock()
 		defer mu.Unlock()
 		return max(p, liveHeap())
+	}
+}
+
+// BenchmarkBusyDay is a day cut in 2,400 parts (480,000 Accesses in parts
+// of 200: a busy gateway's day in miniature): reach of 1,000 authors over
+// the day, a reader opened per query, from its rollup (merged in groups:
+// rollupFanIn) or from the parts' author indexes, and the rollup made in
+// groups or in one step (CPU ms/op: the querying thread's, the process's):
+//
+//	go test -run '^$' -bench BusyDay -benchtime 5x ./internal/ledger
+func BenchmarkBusyDay(b *testing.B) {
+	const n, part = 480_000, 200
+	day := time.Date(t0.Year(), t0.Month(), t0.Day(), 0, 0, 0, 0, time.UTC)
+	dir := b.TempDir()
+	clk := &clock{t: day}
+	l, err := Open(Options{Dir: dir, Now: clk.now, PartitionAccesses: part})
+	if err != nil {
+		b.Fatal(err)
+	}
+	es := benchEntries(1 << 16)
+	for i := range n {
+		e := *es[i%len(es)]
+		e.Time = day.Add(time.Duration(i) * (24 * time.Hour / n))
+		clk.set(e.Time)
+		l.Add(&e)
+	}
+	clk.set(day.Add(25 * time.Hour))
+	l.Close()
+	l, err = Open(Options{Dir: dir, Now: clk.now, PartitionAccesses: part}) // seals the last part, makes the rollup
+	if err != nil {
+		b.Fatal(err)
+	}
+	l.Close()
+	ls, err := list(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stems := perDay(ls.stems, day.Unix())
+	if !ls.days[day.Unix()] || len(stems) < 2*rollupFanIn {
+		b.Fatalf("%d parts, rollup %v", len(stems), ls.days[day.Unix()])
+	}
+	var authors []string
+	for i := range 1000 {
+		authors = append(authors, strconv.Itoa(i*97))
+	}
+	w := Window{From: day, To: day.Add(24*time.Hour - time.Microsecond)}
+	for _, c := range []struct {
+		name   string
+		rollup bool
+	}{{"reach-rollup", true}, {"reach-parts", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			cpuMetrics(b, func() {
+				r, err := OpenReader(dir, w)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !c.rollup {
+					r.rollups = nil
+				} else if len(r.rollups) != 1 {
+					b.Fatalf("%d rollups", len(r.rollups))
+				}
+				if _, _, err := r.Viewers(authors, identify.FacetAccount); err != nil {
+					b.Fatal(err)
+				}
+				r.Close()
+			})
+		})
+	}
+	for _, c := range []struct {
+		name  string
+		fanIn int
+	}{{"rollup-groups", rollupFanIn}, {"rollup-one-step", 2 * len(stems)}} {
+		b.Run(c.name, func(b *testing.B) {
+			dec, enc := mustDecoder(b), mustEncoder(b)
+			cpuMetrics(b, func() {
+				var tv tupleVals
+				if made, err := writeRollup(dir, day.Unix(), stems, &tv, c.fanIn, dec, enc); !made || err != nil {
+					b.Fatal(made, err)
+				}
+			})
+		})
 	}
 }
