@@ -344,19 +344,81 @@ func (c *Canaries) Verify(id, username, email, phone string) (Profile, bool) {
 }
 
 // matches reports whether at least one of username, email and phone is
-// present and p's, and none present differs.
+// present and p's, and none present differs. An e-mail may come as a
+// copy writes it ("Name <a@b>", "mailto:a@b", any case) and a phone in
+// any spelling of the same number (SamePhone).
 func matches(p *Profile, username, email, phone string) bool {
 	match := 0
-	for _, f := range [...][2]string{{username, p.Username}, {email, p.Email}, {phone, p.Phone}} {
-		if f[0] == "" {
-			continue
+	if username != "" {
+		if !strings.EqualFold(username, p.Username) {
+			return false
 		}
-		if !strings.EqualFold(f[0], f[1]) && normPhone(f[0]) != f[1] {
+		match++
+	}
+	if email != "" {
+		if !strings.EqualFold(BareEmail(email), p.Email) {
+			return false
+		}
+		match++
+	}
+	if phone != "" {
+		if !SamePhone(phone, p.Phone) {
 			return false
 		}
 		match++
 	}
 	return match > 0
+}
+
+// BareEmail is the address of an e-mail as a copy may write it: "Lena
+// Morgan <lena@mail.example>", "<lena@mail.example>", "mailto:lena@...",
+// with spaces around. Any other value is returned as it is.
+func BareEmail(e string) string {
+	e = strings.TrimSpace(e)
+	if i := strings.LastIndexByte(e, '<'); i >= 0 {
+		if j := strings.IndexByte(e[i:], '>'); j > 1 {
+			e = strings.TrimSpace(e[i+1 : i+j])
+		}
+	}
+	if len(e) > 7 && strings.EqualFold(e[:7], "mailto:") {
+		e = e[7:]
+	}
+	return e
+}
+
+// IntlPhone is s (a copy's spelling of a number) in E.164 when it says
+// its country: "+1 (212) 590-1234", "001 212 590 1234" and "12125901234"
+// (E.164 without its "+", as many databases keep numbers) are all
+// "+12125901234". A number without a country code ("(212) 590-1234") is
+// returned as "+" and its digits, which SamePhone also reads nationally.
+func IntlPhone(s string) string {
+	n := normPhone(s)
+	if n == "" || n[0] == '+' {
+		return n
+	}
+	return "+" + strings.TrimPrefix(n, "00")
+}
+
+// SamePhone reports whether a copy's value s is canonical, an E.164
+// number, in some spelling: international (IntlPhone), or national, the
+// number without its country code and with or without a trunk "0"
+// ("(212) 590-1234" for +12125901234, "07400 912345" for +447400912345).
+func SamePhone(s, canonical string) bool {
+	n := normPhone(s)
+	if n == "" {
+		return false
+	}
+	if IntlPhone(s) == canonical {
+		return true
+	}
+	if n[0] == '+' || strings.HasPrefix(n, "00") {
+		return false // it names its country, and another number
+	}
+	// National: what remains of canonical is "+" and a country code (1 to
+	// 3 digits), the national number at least 6 digits.
+	d := strings.TrimPrefix(n, "0")
+	cc := len(canonical) - len(d)
+	return len(d) >= 6 && cc >= 2 && cc <= 4 && strings.HasSuffix(canonical, d)
 }
 
 // normPhone keeps "+" and the digits (a copy may write "+1 212-590-1234").

@@ -2,6 +2,7 @@ package canary
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,51 @@ func TestVerifyContact(t *testing.T) {
 	} {
 		if got := VerifyContact(&p, tc.email, tc.phone); got != tc.want {
 			t.Errorf("VerifyContact(%q, %q) = %v, want %v", tc.email, tc.phone, got, tc.want)
+		}
+	}
+}
+
+// TestVerifySpellings: a record whose id and username name a canary is
+// that canary whatever the spelling of its e-mail ("Name <a@b>",
+// "mailto:") and phone (E.164 without "+", "00" for "+", national): a copy
+// from a database that keeps numbers so was read as 100% forgeries. Another
+// canary's e-mail or phone, in any spelling, still rejects the record.
+func TestVerifySpellings(t *testing.T) {
+	c := newTest(t)
+	for i := uint32(0); i < 200; i++ {
+		p, q := c.Canary(0, i), c.Canary(0, i+1000)
+		id := strconv.FormatInt(p.ID, 10)
+		cc := map[byte]int{'1': 2, '4': 3, '3': 3}[p.Phone[1]] // +1, +44/+49, +33/+34
+		national := p.Phone[cc:]
+		if p.Phone[1] != '1' && p.Phone[1:3] != "34" {
+			national = "0" + national
+		}
+		for _, tc := range []struct{ email, phone string }{
+			{"Lena Morgan <" + p.Email + ">", ""},
+			{"mailto:" + strings.ToUpper(p.Email), ""},
+			{" " + p.Email + " ", ""},
+			{"", p.Phone[1:]},
+			{"", "00" + p.Phone[1:]},
+			{"", national},
+			{p.Email, p.Phone[:4] + " " + p.Phone[4:]},
+		} {
+			if _, ok := c.Verify(id, p.Username, tc.email, tc.phone); !ok {
+				t.Fatalf("Verify(%s, %s, %q, %q) of canary %s/%s: rejected", id, p.Username, tc.email, tc.phone, p.Email, p.Phone)
+			}
+		}
+		qcc := map[byte]int{'1': 2, '4': 3, '3': 3}[q.Phone[1]]
+		for _, tc := range []struct{ email, phone string }{
+			{"Lena Morgan <" + q.Email + ">", ""},
+			{"", q.Phone[1:]},
+			{"", "00" + q.Phone[1:]},
+			{"", "0" + q.Phone[qcc:]},
+		} {
+			if tc.phone != "" && strings.HasSuffix(p.Phone, strings.TrimPrefix(tc.phone, "0")) {
+				continue // the same national number in two countries
+			}
+			if _, ok := c.Verify(id, p.Username, tc.email, tc.phone); ok {
+				t.Fatalf("Verify(%s, %s, %q, %q) of canary %s/%s: accepted another canary's", id, p.Username, tc.email, tc.phone, p.Email, p.Phone)
+			}
 		}
 	}
 }

@@ -42,20 +42,37 @@ func keepContact(c *canary.Canaries, rec *Record, set map[contact]struct{}) {
 	// The checks read the reader's bytes in place (most records of a
 	// contact copy are real users', checked and dropped): only a value
 	// kept is copied.
-	var phone [32]byte
+	var phone [33]byte
 	var p []byte
-	if len(rec.Email) > 0 && !c.EmailShaped(unsafe.String(&rec.Email[0], len(rec.Email))) {
-		return
+	var email string
+	if len(rec.Email) > 0 {
+		// "Name <a@b>" and "mailto:a@b" are the address (a substring).
+		if email = canary.BareEmail(unsafe.String(&rec.Email[0], len(rec.Email))); !c.EmailShaped(email) {
+			return
+		}
 	}
 	if len(rec.Phone) > 0 {
 		if len(rec.Phone) > 64 {
 			return // no number of a range is written in so many bytes
 		}
-		if p = canary.AppendNormPhone(phone[:0], unsafe.String(&rec.Phone[0], len(rec.Phone))); !c.PhoneShaped(unsafe.String(unsafe.SliceData(p), len(p))) {
+		// "+" and the digits; a number without its "+" ("12125901234", as
+		// databases keep E.164) or with "00" for it is read as E.164.
+		p = canary.AppendNormPhone(phone[:1], unsafe.String(&rec.Phone[0], len(rec.Phone)))[1:]
+		if len(p) > 20 {
+			return // E.164 has 15 digits at most
+		}
+		if len(p) > 0 && p[0] != '+' {
+			p = phone[:len(p)+1]
+			p[0] = '+'
+			if len(p) > 3 && p[1] == '0' && p[2] == '0' {
+				p = append(p[:1], p[3:]...)
+			}
+		}
+		if !c.PhoneShaped(unsafe.String(unsafe.SliceData(p), len(p))) {
 			return
 		}
 	}
-	k := contact{email: canary.NormEmail(string(rec.Email)), phone: string(p)}
+	k := contact{email: canary.NormEmail(email), phone: string(p)}
 	if k != (contact{}) {
 		set[k] = struct{}{}
 	}

@@ -268,3 +268,49 @@ func FuzzKeepContact(f *testing.F) {
 		}
 	})
 }
+
+// TestSpelledCopies: a take whose e-mails are written "Name <a@b>" and
+// whose phones lack their "+" (as databases keep E.164) or have "00" for
+// it: with ids and usernames, every canary is found and none is counted a
+// forgery (before, each was rejected for its phone's spelling and nobody
+// was accused); as contact details only, the canaries are found by them.
+func TestSpelledCopies(t *testing.T) {
+	s := newContactScene(t)
+	noPlus := func(p string) string { return p[1:] }
+	dialOut := func(p string) string { return "00" + p[1:] }
+	full := func(phone func(string) string) string {
+		var b strings.Builder
+		b.WriteString("id,username,email,phone\n")
+		for i, id := range s.real {
+			if i%10 == 0 && i/10 < len(s.canaries) {
+				p := s.canaries[i/10]
+				fmt.Fprintf(&b, "%d,%s,\"Lena Morgan <%s>\",%s\n", p.ID, p.Username, p.Email, phone(p.Phone))
+			}
+			fmt.Fprintf(&b, "%d,lena.morgan_%d,\"Lena Morgan <%s>\",%s\n", id, id, realEmail(id), phone(realPhone(id)))
+		}
+		return b.String()
+	}
+	for name, tc := range map[string]struct {
+		data    string
+		contact bool
+	}{
+		"full, phones without +":     {full(noPlus), false},
+		"full, phones with 00":       {full(dialOut), false},
+		"contact, name <email>":      {"email\n" + s.copyOf(func(e, _ string) string { return "\"Lena Morgan <" + e + ">\"\n" }), true},
+		"contact, phones without +":  {"name,phone\n" + s.copyOf(func(_, p string) string { return "Lena Morgan," + noPlus(p) + "\n" }), true},
+		"contact, mailto and 00 tel": {"email,phone\n" + s.copyOf(func(e, p string) string { return "mailto:" + e + "," + dialOut(p) + "\n" }), true},
+	} {
+		r := s.trace(t, tc.data, s.led)
+		t.Logf("%s: %d records, %d canaries found (%d by contact), %d rejected, accused %q", name, r.Records, r.CanariesFound, r.ContactCanaries, r.CanariesForged, accusedOf(r))
+		want := len(s.canaries)
+		if tc.contact {
+			want = want * 9 / 10 // a phone several served canaries share names none
+		}
+		if r.CanariesFound < want || r.CanariesForged != 0 {
+			t.Errorf("%s: found %d of the take's %d canaries, %d rejected as forgeries", name, r.CanariesFound, len(s.canaries), r.CanariesForged)
+		}
+		if got := accusedOf(r); got != "harvester" {
+			t.Errorf("%s: accused %q, want the harvester alone", name, got)
+		}
+	}
+}
