@@ -88,6 +88,9 @@ func (r *Reader) DistinctMany(qs []DistinctQuery) ([][]int, error) {
 		}
 		return false
 	}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
 	for _, p := range r.parts {
 		if r.lacks(p, has) {
 			continue

@@ -10,6 +10,10 @@ import "runtime"
 func (r *Reader) Each(fn func(*Entry) bool) {
 	defer runtime.KeepAlive(r)
 	r.eachErr = nil
+	if err := r.load(); err != nil {
+		r.eachErr = err
+		return
+	}
 	for _, p := range r.parts {
 		es, err := r.accesses(p)
 		if err != nil {

@@ -88,6 +88,9 @@ type partition struct {
 	coldRaw    uint64
 	coldErr    error
 	prev, hash [32]byte // sealed only
+	// lazy: a sealed partition a reader has not mapped yet (hour, hash
+	// and path alone; Reader.load).
+	lazy bool
 }
 
 func newPartition(path string, hour int64) *partition {

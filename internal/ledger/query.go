@@ -80,6 +80,9 @@ func (r *Reader) WhoTook(subject, class string, by identify.Facet) (*WhoTookResu
 		a.first, a.last = min(a.first, first), max(a.last, last)
 		classes(func(c uint32) { a.classes[c] = true })
 	}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
 	for _, p := range r.parts {
 		rws, classes, ok, err := r.indexRows(p, sid, f)
 		if err != nil {
@@ -249,6 +252,9 @@ func (r *Reader) TookBy(by identify.Facet, value string) (*TookByResult, error) 
 	has := r.tupleHas(f, ident)
 	any, lists := roaring.New(), roaring.New()
 	lo, hi := int64(1<<63-1), int64(-1<<63)
+	if err := r.load(); err != nil {
+		return nil, err
+	}
 	for _, p := range r.parts {
 		if r.lacks(p, has) {
 			continue
@@ -384,8 +390,13 @@ func (r *Reader) viewers(authors []string, by identify.Facet) ([]*roaring.Bitmap
 	var rest, cut []*partition
 	var tf []uint32
 	for _, p := range r.parts {
+		if rolled[p] {
+			continue
+		}
+		if err := r.loadLazy(p); err != nil {
+			return nil, nil, err
+		}
 		switch {
-		case rolled[p]:
 		case r.win.covers(p) && p.v4 != nil:
 			if tf == nil {
 				tf = r.tupleFacet(f)
@@ -670,6 +681,9 @@ type Found struct {
 // decode is an error naming its file.
 func (r *Reader) Find(id string) (*Found, error) {
 	defer runtime.KeepAlive(r)
+	if err := r.load(); err != nil {
+		return nil, err
+	}
 	for _, p := range slices.Backward(r.parts) {
 		if r.lacksReqID(p, id) {
 			continue
@@ -766,6 +780,9 @@ func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 	if len(want) > 0 {
 		has = r.tupleHas(int(want[0].By)-1, ids[want[0].By-1]-1)
 	}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
 	for _, p := range r.parts {
 		if has != nil && r.lacks(p, has) {
 			continue
@@ -827,6 +844,9 @@ func (r *Reader) Distinct(by identify.Facet, value, class string, also ...FacetV
 		}
 	}
 	has := r.tupleHas(f, ident)
+	if err := r.load(); err != nil {
+		return 0, err
+	}
 	for _, p := range r.parts {
 		if r.lacks(p, has) {
 			continue

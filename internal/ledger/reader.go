@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,7 +42,9 @@ func (w Window) covers(p *partition) bool { return p.minT >= w.lo() && p.maxT <=
 
 // Reader answers queries over the partitions of a window. It reads the
 // directory a running gateway writes: an open log is read up to its last
-// whole frame. Sealed partitions are mapped, not read: a query touches the
+// whole frame. Sealed partitions are mapped, not read (those of the days
+// their rollups answer whole only when a query other than reach needs
+// them: coveredDays): a query touches the
 // tables it asks (reach: who viewed each author; who-took: who was served
 // each subject), and decompresses a partition's Accesses only when it needs
 // them (a window that cuts the partition, explain, took-by). The reader
@@ -74,6 +77,10 @@ type Reader struct {
 	// decodes counts the sealed partitions whose Accesses were decoded
 	// whole: what the skips (lacks, lacksReqID) save shows in tests.
 	decodes int
+	// unmapped counts the partitions not mapped yet (coveredDays):
+	// reach over a day its rollup answers never maps them; any other
+	// query maps them all first (load).
+	unmapped int
 	// warnFn is WithWarnings' hook; fallbacks counts what warn reported.
 	warnFn    func(error)
 	fallbacks int
@@ -129,8 +136,14 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 	}
 	byStem := make(map[string][]*partition, len(stems))
 	var loaded []*partition // logs read whole here, translated below
+	covered := coveredDays(dir, ls, stems, win)
 	for _, stem := range stems {
 		if !ls.seg[stem] && o.cache != nil {
+			continue
+		}
+		if c, ok := covered[stem]; ok {
+			byStem[stem] = []*partition{c}
+			r.unmapped++
 			continue
 		}
 		p, err := r.loadPartition(stem, ls.seg[stem])
@@ -210,6 +223,127 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 	r.loadRollups(ls)
 	r.cleanup = runtime.AddCleanup(r, unmapAll, r.maps)
 	return r, nil
+}
+
+// errNotLoaded is a lazy partition read before load mapped it: a query
+// that forgot to load fails loudly, never answers without the hour.
+var errNotLoaded = errors.New("ledger: internal error: partition read before it was mapped")
+
+// coveredDays finds the days of the window that their rollup can answer
+// whole, from the rollups' headers and the partitions' trailing hashes
+// alone (no partition mapped): the window covers the rollup's Accesses,
+// every partition of the day in stems is sealed, and they are exactly
+// those the rollup names, by stem and SHA-256. Each of those partitions
+// is returned lazy: not mapped until a query other than reach's needs it
+// (load). A busy gateway's day of thousands of parts cost a reach about
+// 40 us a part to map, parse and unmap (BenchmarkBusyDay), and counted
+// against the process's memory maps.
+func coveredDays(dir string, ls *listing, stems []string, win Window) map[string]*partition {
+	byDay := map[int64][]string{}
+	for _, stem := range stems {
+		k, _ := parseStem(stem)
+		byDay[dayOf(hourOf(k))] = append(byDay[dayOf(hourOf(k))], stem)
+	}
+	out := map[string]*partition{}
+	for day, ds := range byDay {
+		if !ls.days[day] {
+			continue
+		}
+		x := rollupHeaderOf(rollupPath(dir, day), len(ds))
+		if x == nil || x.day != day || x.minT < win.lo() || x.maxT > win.hi() || len(x.hours) != len(ds) {
+			continue
+		}
+		stubs := make([]*partition, 0, len(ds))
+		for i, stem := range ds {
+			k, _ := parseStem(stem)
+			if !ls.seg[stem] || ls.wal[stem] || x.hours[i] != k {
+				break
+			}
+			h, ok := segHash(segPath(dir, stem))
+			if !ok || h != x.hashes[i] {
+				break
+			}
+			p := newPartition(segPath(dir, stem), k)
+			// The day's bounds (inside the window) until load reads the
+			// partition's own; format 4 at least (no rollup is made of
+			// format 3 hours), checked when loaded.
+			p.sealed, p.lazy, p.format, p.hash = true, true, 4, h
+			p.minT, p.maxT = x.minT, x.maxT
+			p.coldErr = errNotLoaded
+			stubs = append(stubs, p)
+		}
+		if len(stubs) == len(ds) {
+			for i, stem := range ds {
+				out[stem] = stubs[i]
+			}
+		}
+	}
+	return out
+}
+
+// segHash is the SHA-256 a sealed partition ends with.
+func segHash(path string) (h [32]byte, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return h, false
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || info.Size() < int64(len(segMagic4)+32) {
+		return h, false
+	}
+	_, err = f.ReadAt(h[:], info.Size()-32)
+	return h, err == nil
+}
+
+// load maps the lazy partitions (coveredDays) in place: every query but
+// reach's reads the hours. A partition that does not parse, or is not
+// the one its day's rollup named when the reader opened (its hash), is
+// an error naming its file, as at open.
+func (r *Reader) load() error {
+	if r.unmapped == 0 {
+		return nil
+	}
+	for _, p := range r.parts {
+		if err := r.loadLazy(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadLazy maps p when it is lazy.
+func (r *Reader) loadLazy(p *partition) error {
+	if !p.lazy {
+		return nil
+	}
+	stem := strings.TrimSuffix(filepath.Base(p.path), segExt)
+	n := len(r.maps)
+	q, err := r.loadPartition(stem, true)
+	if len(r.maps) != n {
+		// The cleanup registered at open holds the maps as they were then.
+		r.cleanup.Stop()
+		r.cleanup = runtime.AddCleanup(r, unmapAll, r.maps)
+	}
+	if err != nil {
+		return err
+	}
+	if q == nil {
+		return fmt.Errorf("ledger: %s: removed while the reader read its day (retention?); ask again", p.path)
+	}
+	if q.hash != p.hash || q.format < 4 {
+		return fmt.Errorf("ledger: %s: not the partition its day's rollup named when the reader opened", p.path)
+	}
+	have := r.d.d.sizes()
+	for ns, n := range q.sizes {
+		if uint32(n) > have[ns] {
+			return fmt.Errorf("ledger: %s: refers to %d ids of namespace %d, %s holds %d (cut short?)",
+				p.path, n, ns, filepath.Join(r.dir, idsFile), have[ns])
+		}
+	}
+	*p = *q // in place: the rollup's parts and callers hold p
+	r.unmapped--
+	return nil
 }
 
 // loadRollups maps the rollups of the window's days that can answer

@@ -914,19 +914,29 @@ func rollupUsable(path string) error {
 	return err
 }
 
-// rollupNames reports whether the rollup at path names exactly the hours
-// stems, from its header alone.
-func rollupNames(path string, stems []string) bool {
+// rollupHeaderOf reads the header of the rollup at path, naming about
+// parts partitions; nil when it cannot be read or does not parse.
+func rollupHeaderOf(path string, parts int) *rollup {
 	f, err := os.Open(path)
 	if err != nil {
-		return false
+		return nil
 	}
 	defer f.Close()
 	// A header of 24 hours is about 1,100 bytes, then 34 or so a part.
-	b := make([]byte, 4096+48*len(stems))
+	b := make([]byte, 4096+48*parts)
 	n, _ := f.ReadAt(b, 0)
 	x, _, err := rollupHeader(b[:n])
-	if err != nil || len(x.hours) != len(stems) {
+	if err != nil {
+		return nil
+	}
+	return x
+}
+
+// rollupNames reports whether the rollup at path names exactly the hours
+// stems, from its header alone.
+func rollupNames(path string, stems []string) bool {
+	x := rollupHeaderOf(path, len(stems))
+	if x == nil || len(x.hours) != len(stems) {
 		return false
 	}
 	for i, stem := range stems {

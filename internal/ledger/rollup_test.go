@@ -284,3 +284,86 @@ func TestUnion(t *testing.T) {
 		}
 	}
 }
+
+// A reader leaves the partitions of the days their rollups answer whole
+// unmapped: reach by account or ip never maps them; every other query
+// (and reach by net, which rollups do not keep) maps them first and
+// answers as a reader that mapped everything at open.
+func TestLazyPartsOfCoveredDays(t *testing.T) {
+	dir := t.TempDir()
+	all := writeDays(t, dir, 60, Options{}) // days 0 and 1 rolled up, day 2 half
+	qs := damageQueries(day0.Add(50 * time.Hour))
+	eager := reader(t, dir, Window{})
+	defer eager.Close()
+	if err := eager.load(); err != nil || eager.unmapped != 0 {
+		t.Fatalf("load: %v, %d unmapped", err, eager.unmapped)
+	}
+	lazy := reader(t, dir, Window{})
+	defer lazy.Close()
+	if lazy.unmapped != 48 {
+		t.Fatalf("%d partitions unmapped, want the 48 of the two days rolled up", lazy.unmapped)
+	}
+	maps := len(lazy.maps)
+	authors := []string{"a0", "a3", "a12", "nobody"}
+	for _, by := range []identify.Facet{identify.FacetAccount, identify.FacetIP} {
+		got, impr := viewerSets(t, lazy, authors, by)
+		want, wimpr := viewerSets(t, eager, authors, by)
+		sets, simpr := viewersOf(all, Window{}, authors, by)
+		sameViewers(t, authors, "lazy", got, impr, "eager", want, wimpr)
+		sameViewers(t, authors, "lazy", got, impr, "the Entries say", sets, simpr)
+		if len(sets[0]) == 0 {
+			t.Fatal("a0 reached no one: the test asserts nothing")
+		}
+	}
+	if lazy.unmapped != 48 || len(lazy.maps) != maps {
+		t.Fatalf("reach by account and ip mapped partitions: %d unmapped, %d maps (were %d)", lazy.unmapped, len(lazy.maps), maps)
+	}
+	// By net the hours answer: mapped then.
+	got, impr := viewerSets(t, lazy, authors, identify.FacetNet)
+	want, wimpr := viewerSets(t, eager, authors, identify.FacetNet)
+	sameViewers(t, authors, "lazy", got, impr, "eager", want, wimpr)
+	if lazy.unmapped != 0 {
+		t.Fatalf("reach by net left %d unmapped", lazy.unmapped)
+	}
+	// Every other query, each on a reader of its own, maps them first.
+	for name, q := range qs {
+		r := reader(t, dir, Window{})
+		got, err := q(r)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, err := q(eager)
+		if err != nil {
+			t.Fatalf("%s, eager: %v", name, err)
+		}
+		if got != want {
+			t.Errorf("%s: lazy %s, eager %s", name, got, want)
+		}
+		if !strings.HasPrefix(name, "reach") && r.unmapped != 0 {
+			t.Errorf("%s: answered with %d partitions unmapped", name, r.unmapped)
+		}
+		r.Close()
+	}
+	// A window that cuts day 1 maps its hours at open.
+	r := reader(t, dir, Window{To: day0.Add(47 * time.Hour)})
+	if r.unmapped != 24 {
+		t.Fatalf("window cutting day 1: %d unmapped, want day 0's 24", r.unmapped)
+	}
+	r.Close()
+
+	// A partition replaced after the reader opened is an error naming it.
+	r = reader(t, dir, Window{})
+	defer r.Close()
+	seg := segPath(dir, partName(day0.Add(5*time.Hour).Unix()))
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(seg, b, 0o600)
+	forged := slices.Clone(b)
+	forged[len(forged)-1] ^= 1
+	os.WriteFile(seg, forged, 0o600)
+	if _, err := r.WhoTook("p0-a3", "", identify.FacetIP); err == nil || !strings.Contains(err.Error(), seg) {
+		t.Fatalf("who-took over a replaced hour: %v", err)
+	}
+}
