@@ -176,7 +176,14 @@ func (d dirSource) Reach(_ context.Context, q ReachQuery) (*ReachCounts, error) 
 		if before, _, err = viewerNames(d, Window{From: q.Window.From, To: q.After.Add(-time.Microsecond)}, q.Authors, q.By); err != nil {
 			return nil, err
 		}
-		if after, ai, err = viewerNames(d, Window{From: q.After, To: q.Window.To}, q.Authors, q.By); err != nil {
+		// From the later of After and the window's start: an After before
+		// the window counts what the window holds, never impressions
+		// served before it (ClickHouse's Reach counts within the window).
+		from := q.After
+		if q.Window.From.After(from) {
+			from = q.Window.From
+		}
+		if after, ai, err = viewerNames(d, Window{From: from, To: q.Window.To}, q.Authors, q.By); err != nil {
 			return nil, err
 		}
 		out.AfterImpressions = ai

@@ -49,6 +49,11 @@ func TestReach(t *testing.T) {
 			Result{Reach: 3, Impressions: 6, After: &After{Time: t0.Add(10 * time.Minute), Reach: 2, New: 1, Impressions: 3}}},
 		{"window", Query{Authors: []string{"a", "b"}, Window: ledger.Window{From: t0.Add(10 * time.Minute)}},
 			Result{Reach: 2, Impressions: 3}},
+		// A time before the window's start: what was served from it on is
+		// what the window holds (u2's "a" at 1m is before the window, not
+		// an impression of it), as every other figure of the answer.
+		{"after before the window", Query{Authors: []string{"a", "b"}, Window: ledger.Window{From: t0.Add(10 * time.Minute)}, After: t0.Add(30 * time.Second)},
+			Result{Reach: 2, Impressions: 3, After: &After{Time: t0.Add(30 * time.Second), Reach: 2, New: 2, Impressions: 3}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
