@@ -416,6 +416,13 @@ func answerReach(ctx context.Context, src ledger.Source, dir string, cfg *config
 	if err != nil {
 		return nil, err
 	}
+	for _, k := range []string{"dose", "approx"} {
+		// The command line sends true or false; on the API another
+		// spelling would be read as false and the answer given without it.
+		if b := v.Get(k); b != "" && b != "true" && b != "false" {
+			return nil, badQuery("%s: %q is not true or false", k, b)
+		}
+	}
 	q := reach.Query{Authors: authors, Window: win, Dose: v.Get("dose") == "true"}
 	if q.By, err = queryFacet(v, "by", identify.FacetAccount, identify.FacetAccount, identify.FacetIP); err != nil {
 		return nil, err

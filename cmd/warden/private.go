@@ -51,6 +51,11 @@ func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*p
 		case "dp-epsilon", "dp-rho", "researcher", "json", "ledger", "config":
 			continue
 		}
+		if isDefault(k, v.Get(k)) {
+			// --by account, --dose=false: the question without them,
+			// answered again for free rather than charged anew.
+			continue
+		}
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
@@ -71,6 +76,18 @@ func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*p
 	}
 	fmt.Fprintf(&b, "\n%s", m.Param())
 	return &privacy.Request{Mechanism: m, Researcher: who, Budgets: privacy.NewBudgets(dir, researcherLimit(cfg)), Query: b.String()}, nil
+}
+
+// isDefault reports whether parameter k at value val asks what leaving
+// it out asks: a question's canonical text names neither.
+func isDefault(k, val string) bool {
+	switch k {
+	case "by":
+		return val == "account"
+	case "dose", "approx":
+		return val == "false"
+	}
+	return false
 }
 
 // researcherLimit is each researcher's budget: the config's, else
