@@ -386,6 +386,16 @@ func (w *window) tick(now, span int64, limit int) int {
 	return w.n
 }
 
+// within reports whether the window holds key, seen within span before
+// now (Unix ns).
+func (w *window) within(key uint64, now, span int64) bool {
+	if w.n == 0 {
+		return false
+	}
+	i := w.index(key)
+	return i >= 0 && now-w.slot(i).at <= span
+}
+
 // index is the position of key from the oldest, -1 when absent: the ring
 // scanned as its two runs.
 func (w *window) index(key uint64) int {
@@ -656,7 +666,7 @@ func (d *Detector) Record(acc *inspect.Access) {
 					r: r, facet: r.facet, value: v, acc: acc})
 			}
 			if n := t.wins[r.slot].add(hash(id.Account), ns, span, r.Limit); n > r.Limit {
-				fire = append(fire, d.cohort(r, v, n, id.Account)...)
+				fire = append(fire, d.cohort(r, v, n, id.Account, ns)...)
 			}
 		}
 	}
@@ -700,15 +710,22 @@ func (d *Detector) fires(fire []firing, w *window, ns int64, f firing) []firing 
 }
 
 // cohort is the firings of cohort rule r on value v past its limit (n
-// young accounts): a ban of each young account seen there. On a fleet this
-// gateway knows only the accounts it saw; the others are banned by the
-// gateways that see them. Called with mu held.
-func (d *Detector) cohort(r *rule, v string, n int, account string) []firing {
+// young accounts) at ns: a ban of each young account seen there within the
+// rule's window (an account served there before the window, young still,
+// is no part of this cohort, and is forgotten). On a fleet this gateway
+// knows only the accounts it saw; the others are banned by the gateways
+// that see them. Called with mu held.
+func (d *Detector) cohort(r *rule, v string, n int, account string, ns int64) []firing {
 	why := fmt.Sprintf("one of %d accounts younger than %v served %s from %s %s within %v (limit %d)", n, r.Young, d.cfg.Class, r.facet, v, r.Window, r.Limit)
 	var out []firing
 	seen := false
 	if t, ok := d.tracks[trackKey{kind: trackCohort, facet: r.facet, value: v}]; ok {
+		w := &t.wins[r.slot]
 		for a := range t.accounts {
+			if !w.within(hash(a), ns, int64(r.Window)) {
+				delete(t.accounts, a)
+				continue
+			}
 			out = append(out, firing{r: r, facet: identify.FacetAccount, value: a, why: why})
 			seen = seen || a == account
 		}

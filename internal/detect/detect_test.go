@@ -742,3 +742,29 @@ func TestTransientKeepsNothing(t *testing.T) {
 		t.Error("detector with a shared store transient: its queue keeps Accesses")
 	}
 }
+
+// A young account served contact on a net long before a cohort forms there
+// (outside the rule's window, though still young) is no part of that
+// cohort: only the accounts counted within the window are banned.
+func TestCohortOnlyWithinWindow(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "cohort", Kind: Cohort, Facet: "net", Limit: 3, Window: 10 * time.Minute}}})
+	young := func(acct, ip string) identify.Identity {
+		id := who(acct, ip)
+		id.AccountCreated = t0.Add(-time.Hour)
+		return id
+	}
+	// An honest new user on the net, three hours before the cohort.
+	f.d.Record(profile(young("999", "10.9.9.99"), t0.Add(-3*time.Hour), "42"))
+	for i := range 4 {
+		f.d.Record(profile(young(fmt.Sprint(1000+i), fmt.Sprintf("10.9.9.%d", i+1)), t0, fmt.Sprint(i)))
+	}
+	bs := f.bans(t, t0)
+	for i := range 4 {
+		if _, ok := bs[fmt.Sprintf("account:%d", 1000+i)]; !ok {
+			t.Errorf("cohort account %d not banned: %v", 1000+i, bs)
+		}
+	}
+	if b, ok := bs["account:999"]; ok {
+		t.Errorf("account 999, served 3h before the cohort's 10m window, banned with it: %v", b)
+	}
+}

@@ -204,7 +204,7 @@ func (d *Detector) judge(batch []observed, counts []int, tallies map[string]int)
 				out = append(out, accFiring{firing{r: r, facet: o.facet, value: o.value, n: n, looks: l, unref: u, fleet: true}, o.acc})
 			}
 		case r.Kind == Cohort:
-			for _, fi := range d.cohort(r, o.value, n, o.acc.Identity.Account) {
+			for _, fi := range d.cohort(r, o.value, n, o.acc.Identity.Account, o.At.UnixNano()) {
 				fi.fleet = true
 				out = append(out, accFiring{fi, o.acc})
 			}
