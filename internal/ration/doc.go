@@ -58,9 +58,11 @@
 //     A budget with provenance counts only records whose ids were shown
 //     that way: a look-up carries the provenance its link memory holds
 //     (unreferenced when never shown; an identity the unreferenced rule
-//     exempts has no link memory, so its look-ups are unreferenced); the
-//     caller's own record is social; a list answer's records carry the
-//     route's provenance; any other answer's records are unreferenced.
+//     exempts has no link memory, so its look-ups are unreferenced); a
+//     list answer's records carry the route's provenance; any other
+//     answer's records are unreferenced. The caller's own record (its id is
+//     the account's) is counted and masked by no budget: it is the
+//     caller's own data.
 //
 // Every budget, the unreferenced rule and the fan-out cap take mode: shadow: they decide
 // and spend as enforced, then mask and refuse nothing; what they would

@@ -350,14 +350,11 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 			if rid == nil {
 				continue // nothing to count it by
 			}
-			if b.provs != 0 {
-				p := prov
-				if id.Account != "" && string(rid) == id.Account {
-					p = store.Social // the caller's own record
-				}
-				if b.provs&(1<<p) == 0 {
-					continue
-				}
+			if id.Account != "" && string(rid) == id.Account {
+				continue // the caller's own record: its own data, no one it was served
+			}
+			if b.provs != 0 && b.provs&(1<<prov) == 0 {
+				continue
 			}
 			w.subjects = append(w.subjects, Subject(rid))
 			w.recIdx = append(w.recIdx, int32(i))

@@ -843,3 +843,45 @@ func TestAbandonedCallNotReused(t *testing.T) {
 		}
 	}
 }
+
+// The caller's own record (its /v1/me, its own profile) is its own data,
+// not a person it was served: no budget counts it or masks it. Before, a
+// sign-up of the lab's youngest tier (2 a day) spent half its day on its
+// own /v1/me, and a young account on a browser build whose fingerprint
+// budget others had spent saw its own email and phone masked.
+func TestOwnRecordNotCounted(t *testing.T) {
+	l := loadLab(t)
+	b := contactBudget("acct", "account", 200)
+	b.AccountAge = []AgeTier{{YoungerThan: 24 * time.Hour, Limit: 2}}
+	fp := contactBudget("fp", "fingerprint", 2)
+	e := newEnv(t, Config{Budgets: []BudgetConfig{b, fp}}, l.Inspect)
+	other := account("9")
+	other.Fingerprint = "00000000000000aa"
+	for i := 1; i <= 2; i++ {
+		if body := profile(i); !served(t, e.get(t0, other, fmt.Sprintf("/v1/users/%d", i), body), body) {
+			t.Fatalf("profile %d on the fingerprint masked", i)
+		}
+	}
+	id := account("5")
+	id.AccountCreated = t0.Add(-time.Hour)
+	id.Fingerprint = "00000000000000bb"
+	for _, path := range []string{"/v1/me", "/v1/users/5"} {
+		if body := profile(5); !served(t, e.get(t0, id, path, body), body) {
+			t.Errorf("%s: the caller's own record masked", path)
+		}
+	}
+	for i := 1; i <= 2; i++ {
+		if body := profile(i); !served(t, e.get(t0, id, fmt.Sprintf("/v1/users/%d", i), body), body) {
+			t.Errorf("profile %d masked: the young tier's 2 were spent on the caller's own record", i)
+		}
+	}
+	if body := profile(3); served(t, e.get(t0, id, "/v1/users/3", body), body) {
+		t.Error("a third profile served past the young tier's 2")
+	}
+	// A fingerprint spent by others never masks the caller's own record.
+	id.Fingerprint = other.Fingerprint
+	id.Account = "7"
+	if body := profile(7); !served(t, e.get(t0, id, "/v1/me", body), body) {
+		t.Error("the caller's own record masked by a fingerprint budget others spent")
+	}
+}
