@@ -629,7 +629,10 @@ func (d *Detector) Record(acc *inspect.Access) {
 				t.noteList(acc.Links)
 				continue
 			}
-			if acc.Lookup == "" || len(served) == 0 || t.shown == nil {
+			// A person opening its own feed and network (social, as the
+			// link memory knows it) is no fan-out over a list: the per-answer
+			// cap never counts it either.
+			if acc.Lookup == "" || len(served) == 0 || t.shown == nil || acc.Provenance == socialProvenance {
 				continue
 			}
 			list, ok := t.shown[hash(acc.Lookup)]
@@ -781,6 +784,10 @@ func (f *firing) words(class string) string {
 	}
 	return fmt.Sprintf("%s past its limit %d within %v", r.Kind, r.Limit, r.Window)
 }
+
+// socialProvenance is Access.Provenance of a look-up of the caller's own
+// feed and network.
+var socialProvenance = store.Social.String()
 
 // noteList remembers which list answer showed each id.
 func (t *track) noteList(links []string) {

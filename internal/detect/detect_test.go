@@ -768,3 +768,33 @@ func TestCohortOnlyWithinWindow(t *testing.T) {
 		t.Errorf("account 999, served 3h before the cohort's 10m window, banned with it: %v", b)
 	}
 }
+
+// A person opening people from its own feed or network (look-ups whose
+// provenance is social) is not fanning out over a list: the fan-out rule
+// counts only people found through search or strangers' lists, as the
+// per-answer cap does. Before, a feed reader who opened a sixth author
+// from one feed page within 10 minutes was banned.
+func TestFanoutSkipsOwnNetwork(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "fanout", Kind: Fanout, Limit: 3, Window: 10 * time.Minute}}})
+	id := who("9", "10.0.0.3")
+	feed := []string{"1", "2", "3", "4", "5", "6", "7", "8"}
+	f.d.Record(&inspect.Access{Identity: id, Time: t0, Route: "GET /v1/feed", Status: 200, Links: feed})
+	for i, s := range feed {
+		a := profile(id, t0.Add(time.Duration(i)*30*time.Second), s)
+		a.Provenance = "social"
+		f.d.Record(a)
+	}
+	if b := f.bans(t, t0.Add(5*time.Minute)); len(b) != 0 {
+		t.Fatalf("a feed reader banned for opening its own network: %v", b)
+	}
+	// The same look-ups of a stranger's list still count.
+	f.d.Record(&inspect.Access{Identity: id, Time: t0.Add(6 * time.Minute), Route: "GET /v1/users/{id}/followers", Status: 200, Links: []string{"11", "12", "13", "14"}})
+	for i, s := range []string{"11", "12", "13", "14"} {
+		a := profile(id, t0.Add(6*time.Minute+time.Duration(i)*time.Second), s)
+		a.Provenance = "list"
+		f.d.Record(a)
+	}
+	if _, ok := f.bans(t, t0.Add(7*time.Minute))["account:9"]; !ok {
+		t.Fatal("fan-out over a stranger's list not banned")
+	}
+}
