@@ -187,6 +187,13 @@ func answerAudience(ctx context.Context, l *audience.Lists, led audience.Ledger,
 			ask[k] = vals
 		}
 	}
+	// Whether the reach is split is part of the question: an answer
+	// given without a ledger (--no-ledger, or none configured yet) is no
+	// repeat of one asked with it, which must carry the split.
+	ask.Del("reach-split")
+	if led == nil {
+		ask.Set("reach-split", "none")
+	}
 	p, err := privateQuery(budgetDir, cfg, "audience", ask)
 	if err != nil {
 		return nil, err

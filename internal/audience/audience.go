@@ -120,6 +120,14 @@ func people(ctx context.Context, l *Lists, q Query, res *Result) (map[string]*pe
 		res.Lists = append(res.Lists, ListCount{Account: acct, Followers: len(seen)})
 		return err
 	}
+	// The ledger is read first: one it cannot read (damaged, cut, not a
+	// ledger) fails the question before the lists are paged, which at a
+	// bounded rate may take an hour, rather than after.
+	if q.Ledger != nil {
+		if err := q.Ledger.Reached(ctx, q.Window, q.Accounts, identify.FacetAccount, func(id string) { get(id).reached = true }); err != nil {
+			return nil, fmt.Errorf("reach split: %w", err)
+		}
+	}
 	// Each account's list is paged once, however often and in whichever
 	// sets it is named: an account in both --accounts and --overlap
 	// counts in both sets from the one paging.
@@ -151,11 +159,6 @@ func people(ctx context.Context, l *Lists, q Query, res *Result) (map[string]*pe
 		}
 	}
 	res.Requests = l.Requests
-	if q.Ledger != nil {
-		if err := q.Ledger.Reached(ctx, q.Window, q.Accounts, identify.FacetAccount, func(id string) { get(id).reached = true }); err != nil {
-			return nil, fmt.Errorf("reach split: %w", err)
-		}
-	}
 	return ps, nil
 }
 
