@@ -334,6 +334,9 @@ func serviceCredential(cfg *config.Config, env, account string) (string, error) 
 		secret = []byte(strings.TrimRight(string(b), "\r\n"))
 	}
 	if len(secret) == 0 {
+		if a.SecretEnv != "" {
+			return "", fmt.Errorf("no credential: %s (identity.account.secret_env) is empty: set it, or give --credential-env VAR", a.SecretEnv)
+		}
 		return "", errors.New("no credential: give --credential-env VAR, or set the config's identity.account secret")
 	}
 	now := time.Now()

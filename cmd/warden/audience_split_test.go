@@ -139,3 +139,15 @@ func TestAudienceLedgerCheckedBeforePaging(t *testing.T) {
 		t.Errorf("%d follower list requests sent before the ledger was found unreadable (%v)", n, err)
 	}
 }
+
+// TestAudienceNoCredentialNamesTheVariable: with no --credential-env and
+// the config's account secret variable unset, the error names that
+// variable, the one thing the user has to set.
+func TestAudienceNoCredentialNamesTheVariable(t *testing.T) {
+	t.Setenv("LAB_JWT_SECRET", "")
+	err := runAudience(context.Background(), []string{"--config", "../../examples/lab.yaml", "--accounts", "17",
+		"--upstream", "http://127.0.0.1:1", "--no-ledger"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "LAB_JWT_SECRET") {
+		t.Errorf("audience without a credential: %v; want an error naming LAB_JWT_SECRET", err)
+	}
+}
