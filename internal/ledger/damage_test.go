@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"slices"
@@ -636,5 +637,72 @@ func TestDamagedRollupRebuiltAtStart(t *testing.T) {
 		if b, _ := os.ReadFile(path); !bytes.Equal(b, good) {
 			t.Fatalf("byte %d: the rollup after a start differs from the one the sealer made", at)
 		}
+	}
+}
+
+// A byte changed in the middle of an open hour's log is damage, not a torn
+// tail: every reader (whole, or through a cache) fails naming the log, verify reports it, and the writer that cuts it at
+// start says so and verify then names what it kept aside. A tail cut short
+// (what a stop leaves) is none of that.
+func TestDamagedLogIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	l := openAt(t, dir, c, Options{})
+	for i := range 300 {
+		c.set(t0.Add(time.Duration(i) * time.Second))
+		l.Add(profile(c.now(), fmt.Sprintf("acct%d", i%40), "10.0.0.1", fmt.Sprintf("p%d", i), false))
+	}
+	l.Close()
+	wal := walPath(dir, partName(t0.Unix()))
+	orig, err := os.ReadFile(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Window{To: t0.Add(time.Hour)}
+	ask := func(opts ...ReaderOption) error {
+		r, err := OpenReader(dir, w, opts...)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = r.TookBy(identify.FacetAccount, "acct1")
+		return err
+	}
+
+	// Cut short: a torn tail, read up to it, verify quiet (the newest log).
+	os.WriteFile(wal, orig[:len(orig)-5], 0o600)
+	if err := ask(); err != nil {
+		t.Fatalf("torn tail: %v", err)
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK {
+		t.Fatalf("torn tail: verify %v %+v", err, rep)
+	}
+
+	// A byte changed a third of the way in: whole frames follow it.
+	bad := slices.Clone(orig)
+	bad[len(bad)/3] ^= 0x40
+	os.WriteFile(wal, bad, 0o600)
+	// (A cache that read the bytes before they changed answers from what
+	// it read: it reads only what is appended.)
+	for name, opts := range map[string][]ReaderOption{"whole": nil, "cache": {WithCache(NewCache(0))}} {
+		if err := ask(opts...); err == nil || !strings.Contains(err.Error(), wal) || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("%s reader over a damaged log: %v", name, err)
+		}
+	}
+	if p := verifyProblem(t, dir, wal, "damaged log"); !strings.Contains(p, "damaged") {
+		t.Fatalf("verify: %s", p)
+	}
+
+	// The writer cuts it at start, says so, and verify names the file
+	// kept aside.
+	var logged strings.Builder
+	l = openAt(t, dir, c, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	l.Close()
+	if !strings.Contains(logged.String(), "damaged log") {
+		t.Fatalf("writer's log: %s", logged.String())
+	}
+	rep, err := Verify(dir)
+	if err != nil || rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], tornMark) || !strings.Contains(rep.Problems[0], "no query reads") {
+		t.Fatalf("verify after the cut: %v %+v", err, rep)
 	}
 }

@@ -225,7 +225,15 @@
 // which it is closed and queued for sealing). On start a tail that does not check (a frame cut
 // short, a bad CRC) is truncated and the cut bytes are kept beside the log
 // (NAME.torn-UNIXNANO), so nothing is silently discarded. An earlier
-// hour's log left open by a crash is sealed on start.
+// hour's log left open by a crash is sealed on start. A log damaged in
+// its middle is told apart from a torn tail (logDamage): a frame that
+// does not check with whole frames after it (a stop never leaves one: its
+// last write is cut short; a machine's crash may, when pages written
+// after the last fsync reach the disk out of order), or a frame that
+// checks and does not decode. Readers fail on it naming the log (a query
+// never answers without what follows the damage), verify reports it, the
+// writer cutting it logs an error and counts it, and verify names the
+// file kept aside while it holds whole frames.
 //
 // A write the disk refuses part-way (full, an I/O error) is cut back to
 // the log's last whole frame: a partial frame between frames would stop

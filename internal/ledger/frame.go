@@ -26,6 +26,51 @@ const (
 // valid part ends.
 var errTorn = errors.New("torn or corrupt frame")
 
+// wholeFramesAfter looks in b past from (where a log's frames stopped
+// checking) for whole frames: one that checks followed by another that
+// does, or ending b. A stop cuts a log's tail, a gateway still writing
+// leaves its last frame short, and neither leaves a whole frame after the
+// short one: whole frames there are damage in the middle of the log. One
+// frame checking by chance at a random offset is 1 in 2^32 (its CRC32C);
+// two in a row is not what chance gives. at is where the first starts.
+func wholeFramesAfter(b []byte, from int) (at int, ok bool) {
+	for off := from + 1; off+frameHead < len(b); off++ {
+		// The kind byte first: 3 values of 256, before a checksum is taken.
+		if k := b[off+frameHead]; k < kindHeader || k > kindAccess {
+			continue
+		}
+		_, _, n, err := nextFrame(b[off:])
+		if err != nil {
+			continue
+		}
+		if off+n == len(b) {
+			return off, true
+		}
+		if _, _, _, err := nextFrame(b[off+n:]); err == nil {
+			return off, true
+		}
+	}
+	return 0, false
+}
+
+// logDamage says whether a log whose frames stopped checking at valid
+// (why: readLog's) is damaged rather than torn: a frame that checks but
+// does not decode, or whole frames after the one that does not check.
+// nil for a whole log or a torn tail (what a stop, or a write still in
+// progress, leaves).
+func logDamage(path string, b []byte, valid int, why error) error {
+	if valid >= len(b) || why == nil {
+		return nil
+	}
+	if !errors.Is(why, errTorn) {
+		return fmt.Errorf("ledger: %s: damaged: %w (its Accesses after byte %d are not read: warden ledger verify)", path, why, valid)
+	}
+	if at, ok := wholeFramesAfter(b, valid); ok {
+		return fmt.Errorf("ledger: %s: damaged: the frame at byte %d does not check and whole frames follow it from byte %d (not a torn tail: %d bytes of Accesses after the damage are not read; warden ledger verify)", path, valid, at, len(b)-at)
+	}
+	return nil
+}
+
 // appendFrame appends one frame of kind with body. The checksum is taken
 // over the frame where it lies in dst: a kind byte of its own would be
 // allocated per frame (crc32 calls through a function value, so what it

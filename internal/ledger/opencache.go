@@ -111,7 +111,7 @@ type openLog struct {
 	sizes  [nsCount]int // len(ids[ns]): what decodeEntry checks ids against
 	chunks []chunk      // translated, in the log's order
 	n      int          // Accesses in chunks
-	bad    bool         // a frame that checks but does not decode ends the log, as readLog
+	bad    error        // the log is damaged (logDamage): every reader is told, none reads past it
 }
 
 // extraNames holds the names that only open logs hold, numbered after the
@@ -308,7 +308,10 @@ func (c *Cache) held() int {
 // would read it: up to the last whole frame, or up to a frame that checks
 // but does not decode.
 func (c *Cache) readTail(lg *openLog, f *os.File, size int64) error {
-	if lg.bad || size <= lg.off {
+	if lg.bad != nil {
+		return lg.bad
+	}
+	if size <= lg.off {
 		return nil
 	}
 	b := make([]byte, size-lg.off)
@@ -334,16 +337,24 @@ func (c *Cache) readTail(lg *openLog, f *os.File, size int64) error {
 	}
 	fresh = make([]entry, 0, countAccesses(b[off:]))
 	var e entry
+	bad := func(at int, why string) {
+		lg.bad = fmt.Errorf("ledger: %s: damaged: %s at byte %d (its Accesses after it are not read: warden ledger verify)", f.Name(), why, lg.off+int64(at))
+	}
 read:
 	for off < len(b) {
 		kind, body, n, err := nextFrame(b[off:])
 		if err != nil {
-			break // torn: read once whole
+			// Torn: the frame is still being written, read once whole;
+			// unless whole frames follow it.
+			if at, ok := wholeFramesAfter(b, off); ok {
+				bad(off, fmt.Sprintf("a frame that does not check, whole frames following from byte %d,", lg.off+int64(at)))
+			}
+			break
 		}
 		switch kind {
 		case kindDict:
 			if len(body) < 1 || int(body[0]) >= nsCount {
-				lg.bad = true
+				bad(off, "a bad dictionary entry")
 				break read
 			}
 			ns := body[0]
@@ -351,13 +362,13 @@ read:
 			lg.sizes[ns]++
 		case kindAccess:
 			if decodeEntry(body, lg.hour*1e6, &lg.sizes, &e, nil) != nil {
-				lg.bad = true
+				bad(off, "an Access that does not decode")
 				break read
 			}
 			translateEntry(&e, &lg.ids)
 			fresh = append(fresh, e)
 		default:
-			lg.bad = true
+			bad(off, fmt.Sprintf("a frame of unknown kind %d", kind))
 			break read
 		}
 		off += n
@@ -368,7 +379,7 @@ read:
 		most = chunkMax
 	}
 	lg.add(f.Name(), fresh, most)
-	return nil
+	return lg.bad
 }
 
 // incomplete reports whether b is the start of a frame still being

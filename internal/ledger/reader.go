@@ -461,12 +461,15 @@ func (r *Reader) loadPartition(stem string, sealed bool) (*partition, error) {
 		case err != nil:
 			return nil, fmt.Errorf("ledger: %w", err)
 		default:
-			p, _, _ := readLog(path, b) // a tail being written is not an error
+			p, valid, why := readLog(path, b) // a tail being written is not an error
 			if p == nil {
 				if incomplete(b) {
 					return nil, nil // created, header not yet written whole
 				}
 				return nil, fmt.Errorf("ledger: %s: not a ledger log (no header frame)", path)
+			}
+			if err := logDamage(path, b, valid, why); err != nil {
+				return nil, err // damage is: a query never answers without what follows it
 			}
 			if len(p.entries) == 0 {
 				return nil, nil

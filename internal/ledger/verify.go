@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -130,7 +132,9 @@ func Verify(dir string) (*VerifyReport, error) {
 				if p != nil {
 					vp.Accesses = len(p.entries)
 				}
-				if valid != len(b) && !(stem == lastWal && p != nil) {
+				if err := logDamage(vp.File, b, valid, why); p != nil && err != nil {
+					vp.Problem = err.Error()
+				} else if valid != len(b) && !(stem == lastWal && p != nil) {
 					vp.Problem = fmt.Sprintf("%v (%d bytes after byte %d; the gateway cuts and keeps them aside at its next start)", why, len(b)-valid, valid)
 				}
 			}
@@ -168,6 +172,26 @@ func Verify(dir string) (*VerifyReport, error) {
 			rep.Problems = append(rep.Problems, vi.File+": "+vi.Problem)
 		}
 		rep.AuthorIndexes = append(rep.AuthorIndexes, vi)
+	}
+	// What a writer cut from a damaged log and kept aside holds whole
+	// frames: Accesses no query reads. A torn tail (a stop's) holds none.
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	for _, de := range des {
+		if !strings.Contains(de.Name(), tornMark) || !de.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, de.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			rep.Problems = append(rep.Problems, path+": "+err.Error())
+			continue
+		}
+		if at, ok := wholeFramesAfter(b, -1); ok {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: cut from a damaged log and kept aside: whole frames from byte %d (%d bytes) hold Accesses no query reads", path, at, len(b)-at))
+		}
 	}
 	rep.Head = hex.EncodeToString(expect[:])
 	rep.OK = len(rep.Problems) == 0

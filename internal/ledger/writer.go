@@ -312,8 +312,16 @@ func (l *Ledger) repair(path string) (*partition, error) {
 		return nil, fmt.Errorf("ledger: keep torn tail of %s: %w", path, err)
 	}
 	l.m.tornBytes.Add(float64(len(b) - valid))
-	l.log.Warn("ledger: torn log tail cut and kept aside", slog.String("file", path), slog.String("aside", aside),
-		slog.Int("kept_bytes", valid), slog.Int("cut_bytes", len(b)-valid), slog.String("why", why.Error()))
+	if derr := logDamage(path, b, valid, why); p != nil && derr != nil {
+		// Not a tail a stop tore: Accesses after the damage are cut with
+		// it, kept aside, and read by no query (verify names the file).
+		l.m.errors.Inc()
+		l.log.Error("ledger: damaged log: what follows the damage cut and kept aside, not sealed", slog.String("file", path), slog.String("aside", aside),
+			slog.Int("kept_bytes", valid), slog.Int("cut_bytes", len(b)-valid), slog.String("why", derr.Error()))
+	} else {
+		l.log.Warn("ledger: torn log tail cut and kept aside", slog.String("file", path), slog.String("aside", aside),
+			slog.Int("kept_bytes", valid), slog.Int("cut_bytes", len(b)-valid), slog.String("why", why.Error()))
+	}
 	if p == nil {
 		return nil, os.Remove(path)
 	}
