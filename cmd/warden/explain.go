@@ -112,6 +112,11 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				lim := fmt.Sprint(b.Limit)
 				if b.AgeTier {
 					lim += " (less if young)"
+					if b.Facet != "account" && b.Account == "" {
+						// A value accounts share: a young account's tier
+						// counts the young accounts' only, SEEN everyone's.
+						lim = fmt.Sprint(b.Limit) + " (less if young, counting its tier's accounts only)"
+					}
 				}
 				v := b.Value
 				if b.Account != "" {

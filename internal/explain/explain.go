@@ -134,7 +134,7 @@ type Budget struct {
 	Seen       int      `json:"seen"`
 	UpperBound bool     `json:"upper_bound,omitempty"` // Seen counts records of every provenance: at most that
 	Limit      int      `json:"limit"`
-	AgeTier    bool     `json:"age_tiers"` // the limit is lower for young accounts
+	AgeTier    bool     `json:"age_tiers"` // the limit is lower for young accounts (on a shared value, counting only its tier's accounts: Seen counts everyone's)
 	Applied    bool     `json:"applied"`   // this budget refused or masked the request
 }
 

@@ -45,7 +45,11 @@
 //     class, per window: the number of distinct subjects (record ids) whose
 //     class was served. A subject already counted in the window costs
 //     nothing (re-views are free). Young accounts can get lower limits
-//     (account_age tiers); exempt apps, accounts and CIDRs are not counted.
+//     (account_age tiers); on a value several accounts share (ip, net or
+//     fingerprint identified: shared, app) a tier counts on a key of its
+//     own, what accounts of that tier took there: older accounts never
+//     spend a young tier's limit. Exempt apps, accounts and CIDRs are not
+//     counted.
 //     Several budgets apply at once: a record's class is masked when any of
 //     them refuses it, and the note names the budget with the smallest
 //     limit. If a block budget refuses any record, the whole answer is

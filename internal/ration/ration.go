@@ -88,33 +88,44 @@ func (x *exempt) has(id *identify.Identity) bool {
 }
 
 type budget struct {
-	cfg     BudgetConfig
-	facet   identify.Facet
-	block   bool
-	tiers   []AgeTier // by younger_than, ascending
-	ex      exempt
-	prefix  string             // store key prefix
-	own     bool               // an address facet counts verified accounts on [value, account]
-	provs   uint8              // provenances counted, bit per store.Provenance; 0: all
-	shadow  prometheus.Counter // nil: enforced
-	served  prometheus.Counter
-	masked  prometheus.Counter
-	blocked prometheus.Counter
+	cfg    BudgetConfig
+	facet  identify.Facet
+	block  bool
+	tiers  []AgeTier // by younger_than, ascending
+	ex     exempt
+	prefix string // store key prefix
+	// tierPrefix[i] is tiers[i]'s key prefix on a facet several accounts
+	// share (see tier); nil on account, where the key is the account's.
+	tierPrefix []string
+	own        bool               // an address facet counts verified accounts on [value, account]
+	provs      uint8              // provenances counted, bit per store.Provenance; 0: all
+	shadow     prometheus.Counter // nil: enforced
+	served     prometheus.Counter
+	masked     prometheus.Counter
+	blocked    prometheus.Counter
 }
 
-// limit is the budget's limit for id at now, account age applied.
-func (b *budget) limit(id *identify.Identity, now time.Time) int {
+// tier is the budget's limit for id at now, account age applied, and the
+// prefix of the key it counts on. On a value several accounts share (ip,
+// net, fingerprint identified: shared; app), a young account counts with
+// the accounts of its own tier only: a tier's limit is for what young
+// accounts on the value took, and older accounts (who do not meet it)
+// never spend it. A sign-up fleet on one value is one tier's count.
+func (b *budget) tier(id *identify.Identity, now time.Time) (int, string) {
 	if len(b.tiers) == 0 {
-		return b.cfg.Limit
+		return b.cfg.Limit, b.prefix
 	}
 	if age, ok := id.AccountAge(now); ok {
-		for _, t := range b.tiers {
+		for i, t := range b.tiers {
 			if age < t.YoungerThan {
-				return min(t.Limit, b.cfg.Limit)
+				if b.tierPrefix == nil || b.own {
+					return min(t.Limit, b.cfg.Limit), b.prefix
+				}
+				return min(t.Limit, b.cfg.Limit), b.tierPrefix[i]
 			}
 		}
 	}
-	return b.cfg.Limit
+	return b.cfg.Limit, b.prefix
 }
 
 type scope struct {
@@ -170,6 +181,12 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 			served: m.served.WithLabelValues(bc.Name), masked: m.masked.WithLabelValues(bc.Name),
 			blocked: m.blocked.WithLabelValues(bc.Name)}
 		slices.SortFunc(b.tiers, func(a, b AgeTier) int { return int(a.YoungerThan - b.YoungerThan) })
+		if f != identify.FacetAccount {
+			// "@" is no budget name's: no other budget's key.
+			for _, t := range b.tiers {
+				b.tierPrefix = append(b.tierPrefix, b.prefix[:len(b.prefix)-1]+"@"+t.YoungerThan.String()+":")
+			}
+		}
 		for _, p := range bc.Provenance {
 			b.provs |= 1 << storeProvenance(p)
 		}
@@ -362,13 +379,13 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		if len(w.subjects) == from {
 			continue
 		}
-		limit := b.limit(id, now)
+		limit, prefix := b.tier(id, now)
 		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: limit, from: from, to: len(w.subjects)})
 		key := ""
 		if b.own && id.Account != "" {
-			key = w.keys.Composite(b.prefix, v, id.Account)
+			key = w.keys.Composite(prefix, v, id.Account)
 		} else {
-			key = w.keys.Key(b.prefix, v)
+			key = w.keys.Key(prefix, v)
 		}
 		w.reqs = append(w.reqs, store.SpendRequest{Key: key, Window: b.cfg.Window, Limit: limit})
 	}

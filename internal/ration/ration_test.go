@@ -885,3 +885,43 @@ func TestOwnRecordNotCounted(t *testing.T) {
 		t.Error("the caller's own record masked by a fingerprint budget others spent")
 	}
 }
+
+// A young tier's limit on a value many accounts share (a fingerprint: one
+// common browser build) counts only what young accounts there took. Before,
+// it counted every account's: honest aged users on a common build had spent
+// it, and a new user was masked from its first look-up.
+func TestAgeTierOnSharedValue(t *testing.T) {
+	l := loadLab(t)
+	fp := contactBudget("fp-young", "fingerprint", 1_000_000)
+	fp.Identified = Shared
+	fp.AccountAge = []AgeTier{{YoungerThan: 24 * time.Hour, Limit: 3}}
+	e := newEnv(t, Config{Budgets: []BudgetConfig{fp}}, l.Inspect)
+	on := func(acct string, age time.Duration) *identify.Identity {
+		id := account(acct)
+		id.AccountCreated = t0.Add(-age)
+		id.Fingerprint = "00000000000000aa"
+		return id
+	}
+	// Aged users on the build take 10 people.
+	for i := 1; i <= 10; i++ {
+		if body := profile(100 + i); !served(t, e.get(t0, on(fmt.Sprint(1000+i), 365*24*time.Hour), fmt.Sprintf("/v1/users/%d", 100+i), body), body) {
+			t.Fatalf("aged user %d masked", i)
+		}
+	}
+	// A new user on the same build gets the young tier's 3, and sign-ups
+	// on it share them: the fourth young look-up is masked.
+	served3 := 0
+	for i, acct := range []string{"2001", "2002", "2003", "2004"} {
+		body := profile(200 + i)
+		if served(t, e.get(t0, on(acct, time.Hour), fmt.Sprintf("/v1/users/%d", 200+i), body), body) {
+			served3++
+		}
+	}
+	if served3 != 3 {
+		t.Errorf("young accounts on the build were served %d, want 3 (the tier's limit, not spent by aged users)", served3)
+	}
+	// Aged users are still not held by the tier.
+	if body := profile(300); !served(t, e.get(t0, on("1001", 365*24*time.Hour), "/v1/users/300", body), body) {
+		t.Error("an aged user masked by the young tier's count")
+	}
+}
