@@ -654,7 +654,10 @@ func (d *Detector) Record(acc *inspect.Access) {
 		case Cohort:
 			v := id.Value(r.facet)
 			age, known := id.AccountAge(now)
-			if v == "" || id.Account == "" || !known || age >= r.Young || len(served) == 0 {
+			// A new user opening people from its own feed and network
+			// (social) is no sign-up going for strangers' contact data:
+			// honest new users behind one NAT or /24 are not a cohort.
+			if v == "" || id.Account == "" || !known || age >= r.Young || len(served) == 0 || acc.Provenance == socialProvenance {
 				continue
 			}
 			t := d.get(trackKey{kind: trackCohort, facet: r.facet, value: v})

@@ -798,3 +798,42 @@ func TestFanoutSkipsOwnNetwork(t *testing.T) {
 		t.Fatal("fan-out over a stranger's list not banned")
 	}
 }
+
+// New users behind one /24 (a carrier NAT, a campus) who open people
+// from their own feed and network (provenance social) are no sign-up
+// cohort: the issue's "an account that behaves is never refused for what
+// others on its network did". Before, six two-hour-old accounts each
+// opening one person it follows were all banned. Young accounts going for
+// strangers' contact data on the same network still are.
+func TestCohortSkipsOwnNetwork(t *testing.T) {
+	f := newFixture(t, Config{Enabled: true, Rules: []Rule{{Name: "cohort", Kind: Cohort, Facet: "net", Limit: 3, Window: 10 * time.Minute}}})
+	young := func(acct, ip string) identify.Identity {
+		id := who(acct, ip)
+		id.AccountCreated = t0.Add(-2 * time.Hour)
+		return id
+	}
+	for i := range 6 {
+		a := profile(young(fmt.Sprint(1000+i), fmt.Sprintf("10.9.9.%d", i+1)), t0, fmt.Sprint(500+i))
+		a.Provenance = "social"
+		f.d.Record(a)
+	}
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("new users opening people they follow banned as a cohort: %v", b)
+	}
+	for i := range 4 {
+		a := profile(young(fmt.Sprint(2000+i), fmt.Sprintf("10.9.9.%d", 50+i)), t0, fmt.Sprint(600+i))
+		a.Provenance = []string{"list", "search", "unreferenced", "list"}[i]
+		f.d.Record(a)
+	}
+	bs := f.bans(t, t0)
+	for i := range 4 {
+		if _, ok := bs[fmt.Sprintf("account:%d", 2000+i)]; !ok {
+			t.Errorf("sign-up %d going for strangers' contact not banned: %v", 2000+i, bs)
+		}
+	}
+	for i := range 6 {
+		if _, ok := bs[fmt.Sprintf("account:%d", 1000+i)]; ok {
+			t.Errorf("new user %d reading its own network banned with the cohort", 1000+i)
+		}
+	}
+}

@@ -35,8 +35,10 @@
 //     speed after a refusal.
 //   - cohort: more than limit accounts younger than young served the
 //     class from one net (or fingerprint, or ip) within window: sign-ups
-//     made together going straight for contact data. Each of them is
-//     banned (the accounts, not the network).
+//     made together going straight for contact data. A look-up of the
+//     account's own feed and network (Access.Provenance social) is not
+//     counted: new users behind one NAT reading people they follow are no
+//     cohort. Each of them is banned (the accounts, not the network).
 //
 // A ban goes on the most specific facet that explains the behaviour: the
 // account when the request carried one, the ip (or net) only for
@@ -51,7 +53,9 @@
 // ls` and the admin API. Exempt identities and allowlisted ones (allow
 // entries naming no rules, or naming the detector rule) are never banned;
 // `warden ban rm` lifts a ban and ends its hold in the store's history (the
-// count stays); a detector that sees the value admitted more than 5 s after
+// count stays, and so do the rules' windows: the value's next Access the
+// rule counts bans it again, escalated; an allow entry is what clears a
+// value for good); a detector that sees the value admitted more than 5 s after
 // it banned it (or learnt of the ban) takes the ban as lifted, so the value
 // misbehaving again is banned again, as its next offence.
 //
