@@ -52,7 +52,8 @@ type Admitter struct {
 	allow []allow
 	st    Store
 	log   *slog.Logger
-	work  sync.Pool // *scratch
+	sh    *shadow.Shadow // its "would have" lines are bounded per process
+	work  sync.Pool      // *scratch
 }
 
 // scratch is one Admit call's request to the store, reused: the request
@@ -72,7 +73,7 @@ func New(limits []config.Limit, allows []config.Allow, st Store, sh *shadow.Shad
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Admitter{st: st, log: log}
+	a := &Admitter{st: st, log: log, sh: sh}
 	for _, l := range limits {
 		f, ok := identify.ParseFacet(l.Facet)
 		if !ok {
@@ -221,7 +222,7 @@ func (a *Admitter) Admit(ctx context.Context, now time.Time, id *identify.Identi
 		if !lr.Allowed {
 			r := &a.rules[idx[j]]
 			if r.shadow != nil {
-				shadow.Would(ctx, a.log, r.shadow, r.name, shadow.Refuse, reqID, slog.String("facet", r.facet.String()),
+				a.sh.Would(ctx, a.log, r.shadow, r.name, shadow.Refuse, reqID, slog.String("facet", r.facet.String()),
 					slog.String("method", method), slog.String("path", path))
 				continue
 			}

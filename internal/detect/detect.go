@@ -859,7 +859,7 @@ func (d *Detector) banLocked(acc *inspect.Access, f firing) {
 		sk.value = strings.Clone(sk.value) // kept past the Access
 		d.shadowed[sk] = now.Add(f.r.Window)
 		d.mu.Unlock()
-		shadow.Would(context.Background(), d.log, f.r.shadow, f.r.Name, shadow.Ban, acc.RequestID,
+		d.sh.Would(context.Background(), d.log, f.r.shadow, f.r.Name, shadow.Ban, acc.RequestID,
 			slog.String("facet", key.Facet), slog.String("value", key.Value), slog.String("evidence", f.evidence(d.cfg.Class)))
 		return
 	}

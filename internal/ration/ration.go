@@ -635,11 +635,11 @@ func shadowAction(block bool) string {
 // answer: refused it, or masked n records.
 func (r *Rationer) would(ctx context.Context, c prometheus.Counter, rule string, block bool, reqID, facet string, n int) {
 	if block {
-		shadow.Would(ctx, r.log, c, rule, shadow.Refuse, reqID, slog.String("facet", facet))
+		r.met.Shadow().Would(ctx, r.log, c, rule, shadow.Refuse, reqID, slog.String("facet", facet))
 		return
 	}
 	c.Add(float64(n - 1))
-	shadow.Would(ctx, r.log, c, rule, shadow.Mask, reqID, slog.String("facet", facet), slog.Int("records", n))
+	r.met.Shadow().Would(ctx, r.log, c, rule, shadow.Mask, reqID, slog.String("facet", facet), slog.Int("records", n))
 }
 
 func retryAfter(now time.Time, window time.Duration) time.Duration {

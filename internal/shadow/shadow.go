@@ -3,8 +3,9 @@
 // and then changes nothing: the request is admitted, the answer goes out
 // as it came, no ban is written. Operators roll a rule out in shadow mode,
 // read warden_shadow_total{rule,action} and the "would have" log lines
-// (each with the request id), and enforce it once it hits only whom it
-// should.
+// (each with the request id; at most LinesPerSecond a second, the next
+// line written saying how many were left out), and enforce it once it
+// hits only whom it should.
 //
 // It must never change a request, an answer or the store.
 package shadow
@@ -12,6 +13,8 @@ package shadow
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -27,6 +30,41 @@ const (
 // configuration load shares it. A nil *Shadow counts nothing.
 type Shadow struct {
 	total *prometheus.CounterVec
+	lines lineBound
+}
+
+// LinesPerSecond bounds the "would have" lines, as the gateway bounds its
+// "refused" lines: within a second at most this many are written (for
+// every rule together), and the next line written says how many were left
+// out ("suppressed"). A rule in shadow mode decides on every request of a
+// harvester; unbounded, one harvester made thousands of lines a second
+// (5,663 in one), the request path's CPU spent writing them. Every
+// decision is still counted (warden_shadow_total).
+const LinesPerSecond = 100
+
+// lineBound is the bound's state: the second (Unix) being counted, the
+// lines written in it, and the lines left out since the last one written.
+type lineBound struct {
+	second     atomic.Int64
+	written    atomic.Int64
+	suppressed atomic.Int64
+}
+
+// take reports whether a line may be written at now, and how many were
+// left out before it.
+func (l *lineBound) take(now time.Time) (ok bool, suppressed int64) {
+	sec := now.Unix()
+	// Forward: a time read before the second turned counts in the second
+	// being counted. Back only past such a straggler's lag: the wall clock
+	// was set back.
+	if old := l.second.Load(); (sec > old || sec < old-1) && l.second.CompareAndSwap(old, sec) {
+		l.written.Store(0)
+	}
+	if l.written.Add(1) > LinesPerSecond {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, l.suppressed.Swap(0)
 }
 
 // New registers warden_shadow_total on reg (nil: unregistered).
@@ -52,21 +90,31 @@ func (s *Shadow) Counter(rule, action string) prometheus.Counter {
 
 // Would counts one shadow decision on c and logs "would have <action>"
 // with the request id (empty for the detector, which names its evidence in
-// attrs).
-func Would(ctx context.Context, log *slog.Logger, c prometheus.Counter, rule, action, requestID string, attrs ...slog.Attr) {
+// attrs), within LinesPerSecond (a nil *Shadow: unbounded).
+func (s *Shadow) Would(ctx context.Context, log *slog.Logger, c prometheus.Counter, rule, action, requestID string, attrs ...slog.Attr) {
 	c.Inc()
 	if log == nil || !log.Enabled(ctx, slog.LevelInfo) {
 		return
+	}
+	var suppressed int64
+	if s != nil {
+		ok := false
+		if ok, suppressed = s.lines.take(time.Now()); !ok {
+			return
+		}
 	}
 	verb := map[string]string{Refuse: "would have refused", Mask: "would have masked", Ban: "would have banned"}[action]
 	if verb == "" {
 		verb = "would have " + action
 	}
-	all := make([]slog.Attr, 0, 3+len(attrs))
+	all := make([]slog.Attr, 0, 4+len(attrs))
 	all = append(all, slog.String("rule", rule), slog.String("mode", "shadow"))
 	if requestID != "" {
 		all = append(all, slog.String("request_id", requestID))
 	}
 	all = append(all, attrs...)
+	if suppressed > 0 {
+		all = append(all, slog.Int64("suppressed", suppressed))
+	}
 	log.LogAttrs(ctx, slog.LevelInfo, verb, all...)
 }
