@@ -33,13 +33,13 @@ const (
 
 // ReadStats counts what a read saw.
 type ReadStats struct {
-	Format    Format
-	Gzip      bool
-	Bytes     int64 // decompressed
-	Malformed int   // values skipped
+	Format    Format `json:"format"`
+	Gzip      bool   `json:"gzip"`
+	Bytes     int64  `json:"bytes"`     // decompressed
+	Malformed int    `json:"malformed"` // values skipped
 	// Truncated: the gzip stream ended before its end (a copy cut short,
 	// as leaked dumps often are); what it held up to the cut was read.
-	Truncated bool
+	Truncated bool `json:"truncated"`
 }
 
 // otherCompression are the containers a leaked copy often comes in that

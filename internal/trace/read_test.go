@@ -291,6 +291,11 @@ func TestGzipCut(t *testing.T) {
 	if !st.Truncated || n.Load() == 0 || n.Load() >= 20000 {
 		t.Fatalf("cut stream: truncated %v, %d records read of 20000", st.Truncated, n.Load())
 	}
+	// The report's inputs are snake_case, as all its other fields.
+	js, _ := json.Marshal(st)
+	if want := fmt.Sprintf(`{"format":"json-lines","gzip":true,"bytes":%d,"malformed":%d,"truncated":true}`, st.Bytes, st.Malformed); string(js) != want {
+		t.Errorf("stats as JSON:\n got %s\nwant %s", js, want)
+	}
 	st, err = Read(bytes.NewReader(whole), 2, func(int, *Record) {}, nil)
 	if err != nil || st.Truncated {
 		t.Fatalf("whole stream: truncated %v, err %v", st.Truncated, err)
