@@ -178,7 +178,11 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if st.Truncated {
 			fmt.Fprintf(stderr, "warning: %s: the gzip stream is cut short; traced the %d bytes it holds\n", p, st.Bytes)
 		}
-		if t.Records() == before && st.Bytes > 0 {
+		switch {
+		case t.Records() != before:
+		case st.Bytes == 0:
+			fmt.Fprintf(stderr, "warning: %s: empty: no record\n", p)
+		default:
 			fmt.Fprintf(stderr, "warning: %s: no record in its %d bytes (read as %s): no value was taken for an id, username, e-mail or phone\n", p, st.Bytes, st.Format)
 		}
 	}

@@ -132,6 +132,13 @@ func TestTraceUnreadableCopy(t *testing.T) {
 		!strings.Contains(errb.String(), "binary.bin: no record in its 4000 bytes") || !strings.Contains(out.String(), `"records":1`) {
 		t.Errorf("a copy beside an unreadable one: exit %d\n%s%s", code, out.String(), errb.String())
 	}
+	// An empty one too (it was passed over in silence).
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"trace", good, filepath.Join(dir, "empty.csv"), "--json"}, &out, &errb); code != 0 ||
+		!strings.Contains(errb.String(), "empty.csv: empty: no record") || !strings.Contains(out.String(), `"records":1`) {
+		t.Errorf("a copy beside an empty one: exit %d\n%s%s", code, out.String(), errb.String())
+	}
 }
 
 // TestProgressLine: with the copies' size known the progress is a bar
