@@ -300,7 +300,9 @@ func (c *Canaries) ParseID(s string) (Profile, bool) {
 	return c.byID(id)
 }
 
-// ByUsername returns the canary with this username, under any key.
+// ByUsername returns the canary with this username in any case (a copy may
+// keep names upper-cased; the id-column path compares them so too), under
+// any key.
 func (c *Canaries) ByUsername(name string) (Profile, bool) {
 	i := strings.LastIndexByte(name, '_')
 	if i < 1 || len(name)-i-1 != 8 {
@@ -311,7 +313,7 @@ func (c *Canaries) ByUsername(name string) (Profile, bool) {
 		return Profile{}, false
 	}
 	for ki, k := range c.keys {
-		if p := c.profile(ki, k.unpermute(uint32(n-suffixBase))); p.Username == name {
+		if p := c.profile(ki, k.unpermute(uint32(n-suffixBase))); strings.EqualFold(p.Username, name) {
 			return p, true
 		}
 	}

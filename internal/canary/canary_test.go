@@ -90,6 +90,25 @@ func TestForgeries(t *testing.T) {
 	}
 }
 
+// TestUsernameAnyCase: a username the copy keeps in another case names its
+// canary, as a record with an id is compared (before, only the exact
+// spelling did, so an upper-cased copy of names found nothing).
+func TestUsernameAnyCase(t *testing.T) {
+	c := newTest(t)
+	p := c.profile(0, 4242)
+	for _, name := range []string{p.Username, strings.ToUpper(p.Username), strings.ToUpper(p.Username[:1]) + p.Username[1:]} {
+		if q, ok := c.ByUsername(name); !ok || q.ID != p.ID {
+			t.Errorf("ByUsername(%q): %v %v", name, q.ID, ok)
+		}
+		if _, ok := c.Verify("", name, "", ""); !ok {
+			t.Errorf("Verify(username %q) failed", name)
+		}
+	}
+	if _, ok := c.Verify("", strings.ToUpper(p.Username), "x"+p.Email, ""); ok {
+		t.Error("an upper-cased username with another e-mail verified")
+	}
+}
+
 // TestRotation: a canary of the old key is still recognised after a new
 // key signs.
 func TestRotation(t *testing.T) {
