@@ -314,3 +314,32 @@ func TestSpelledCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestHandles: a list of "@name" lines is a list of usernames (read
+// without the '@'), not of e-mails: a value starting with '@', or whose
+// domain has no dot, is no e-mail. Before, such a copy was read as
+// contact-only and found no canary, where the same list without '@' found
+// them all.
+func TestHandles(t *testing.T) {
+	s := newContactScene(t)
+	for _, at := range []string{"@", ""} {
+		var b strings.Builder
+		for i, p := range s.canaries {
+			fmt.Fprintf(&b, "%s%s\n%slena.morgan_%d\n", at, p.Username, at, 4821173+i)
+		}
+		tr := New(s.c, 2)
+		if _, err := tr.Read(strings.NewReader(b.String()), nil); err != nil {
+			t.Fatal(err)
+		}
+		rep := tr.ReportEntries(s.led, 0)
+		if rep.CanariesFound != len(s.canaries) || rep.ContactOnly != 0 {
+			t.Errorf("%q lines: %d canaries found of %d, %d contact-only", at, rep.CanariesFound, len(s.canaries), rep.ContactOnly)
+		}
+	}
+	for v, want := range map[string]int{"@lena.morgan": fUsername, "lena@mail.example": fEmail, "lena@localhost": fNone,
+		"@lena@mail.example": fNone, "a.b@host": fNone} {
+		if got := sniff([]byte(v)); got != want {
+			t.Errorf("sniff(%q) = %d, want %d", v, got, want)
+		}
+	}
+}

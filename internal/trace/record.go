@@ -140,11 +140,14 @@ func sniff(v []byte) int {
 	if len(v) == 0 || len(v) > 320 {
 		return fNone
 	}
-	at, digits, letters, plus := false, 0, 0, v[0] == '+'
+	at, dot, digits, letters, plus := 0, false, 0, 0, v[0] == '+'
 	for _, c := range v {
 		switch {
 		case c == '@':
-			at = true
+			at++
+			dot = false
+		case c == '.':
+			dot = true
 		case c >= '0' && c <= '9':
 			digits++
 		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
@@ -152,8 +155,12 @@ func sniff(v []byte) int {
 		}
 	}
 	switch {
-	case at && letters > 0:
+	case at == 1 && v[0] == '@' && letters > 0 && len(v) <= 65 && !hasSpace(v):
+		return fUsername // "@lena.morgan": a handle (read without its '@')
+	case at > 0 && letters > 0 && v[0] != '@' && dot: // a dot in the domain
 		return fEmail
+	case at > 0:
+		return fNone
 	case plus && digits >= 7 && letters == 0:
 		return fPhone
 	case digits == len(v) && len(v) <= 19:

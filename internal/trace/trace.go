@@ -95,6 +95,9 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 	st, err := Read(r, t.workers, func(w int, rec *Record) {
 		x := ws[w]
 		x.n++
+		if len(rec.Username) > 1 && rec.Username[0] == '@' {
+			rec.Username = rec.Username[1:] // a handle, "@lena.morgan"
+		}
 		if rec.ID == nil && rec.Username == nil {
 			x.contact++ // no coverage; a canary only by its contact values (contact.go)
 			if t.c != nil {
