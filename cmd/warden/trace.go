@@ -214,6 +214,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stderr, "note: %d of the %d records have an e-mail or phone and no id or username: %d canaries found among them by contact (%d canary-shaped values matched no served canary); they give no ledger coverage\n", rep.ContactOnly, rep.Records, rep.ContactCanaries, rep.ContactUnmatched)
 		}
 	}
+	if rep.UsernameOnly > 0 {
+		fmt.Fprintf(stderr, "note: %d of the %d records have a username and no id: they give no ledger coverage (the ledger keeps the platform's ids, not usernames); their canaries are found by the key\n", rep.UsernameOnly, rep.Records)
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/warden-gw/warden/internal/canary"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 )
@@ -222,5 +224,37 @@ func TestTraceEmptyLedger(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"trace", p, "--ledger", notLedger}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "is not a ledger directory") {
 		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// TestTraceUsernamesOrIDsOnly: a copy of usernames alone, or of ids
+// alone, says why it shows what it shows: usernames give no coverage (the
+// ledger keeps ids), and canaries' ids with nothing beside them are
+// counted apart, not as forgeries.
+func TestTraceUsernamesOrIDsOnly(t *testing.T) {
+	const key = "trace-only-test-canary-key-0123456789"
+	t.Setenv("WARDEN_CANARY_KEY", key)
+	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "WARDEN_CANARY_KEY"}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, ids strings.Builder
+	names.WriteString("username\nlena.morgan_4821173\n")
+	ids.WriteString("17\n")
+	for i := range 5 {
+		p := c.Canary(0, uint32(1000+i))
+		fmt.Fprintf(&names, "%s\n", p.Username)
+		fmt.Fprintf(&ids, "%d\n", p.ID)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, body, json, note string }{
+		{"names.csv", names.String(), `"username_only":6`, "6 of the 6 records have a username and no id: they give no ledger coverage"},
+	} {
+		p := filepath.Join(dir, tc.name)
+		os.WriteFile(p, []byte(tc.body), 0o600)
+		var out, errb bytes.Buffer
+		if code := run([]string{"trace", p, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), tc.json) || !strings.Contains(errb.String(), tc.note) {
+			t.Errorf("%s: exit %d\n%s%s", tc.name, code, out.String(), errb.String())
+		}
 	}
 }

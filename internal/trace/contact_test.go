@@ -343,3 +343,24 @@ func TestHandles(t *testing.T) {
 		}
 	}
 }
+
+// TestUsernameOnly: records with a username and no id are counted
+// (Report.UsernameOnly): their canaries are found, and they give no
+// coverage, which the caller says.
+func TestUsernameOnly(t *testing.T) {
+	s := newContactScene(t)
+	var b strings.Builder
+	b.WriteString("username\n")
+	for i, p := range s.canaries {
+		fmt.Fprintf(&b, "%s\nlena.morgan_%d\n", p.Username, 4821173+i)
+	}
+	tr := New(s.c, 2)
+	if _, err := tr.Read(strings.NewReader(b.String()), nil); err != nil {
+		t.Fatal(err)
+	}
+	rep := tr.ReportEntries(s.led, 0)
+	if rep.UsernameOnly != int64(2*len(s.canaries)) || rep.CanariesFound != len(s.canaries) || rep.Subjects != 0 {
+		t.Errorf("username only: %d counted of %d, %d canaries found of %d, %d subjects", rep.UsernameOnly, 2*len(s.canaries),
+			rep.CanariesFound, len(s.canaries), rep.Subjects)
+	}
+}

@@ -46,6 +46,7 @@ type Tracer struct {
 	found   map[canaryKey]bool // canaries verified
 	rejects int                // canary-shaped records the key did not make
 	contact int64              // records with an e-mail or phone and no id or username
+	names   int64              // records with a username and no id
 	// contacts are the contact-only records' values that can be a
 	// canary's (contact.go), matched at Report against the ledger's.
 	contacts map[contact]struct{}
@@ -78,6 +79,7 @@ type worker struct {
 	found    map[canaryKey]bool
 	rejects  int
 	contact  int64
+	names    int64
 	contacts map[contact]struct{}
 }
 
@@ -105,6 +107,9 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 			}
 			return
 		}
+		if rec.ID == nil {
+			x.names++ // no coverage: the ledger keeps ids
+		}
 		id, numeric := parseID(rec.ID)
 		if t.c != nil && (numeric && id >= lo && id <= hi || rec.ID == nil && canaryShapedName(rec.Username)) {
 			if p, ok := t.c.Verify(string(rec.ID), string(rec.Username), string(rec.Email), string(rec.Phone)); ok {
@@ -130,6 +135,7 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 		t.records += x.n
 		t.rejects += x.rejects
 		t.contact += x.contact
+		t.names += x.names
 		for k := range x.found {
 			t.found[k] = true
 		}
@@ -181,6 +187,9 @@ type Report struct {
 	Subjects       int   `json:"subjects"` // distinct real subject ids
 	CanariesFound  int   `json:"canaries_found"`
 	CanariesForged int   `json:"canary_shaped_rejected"` // shaped like canaries, not made by the key
+	// UsernameOnly counts the records with a username and no id: they give
+	// no ledger coverage (the ledger keeps ids); their canaries are found.
+	UsernameOnly int64 `json:"username_only"`
 	// ContactOnly counts the records with an e-mail or a phone and no id
 	// or username: they give no ledger coverage (the ledger keeps ids);
 	// their canaries are found by looking their values up among the
@@ -281,7 +290,7 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		eps = DefaultFalseAccusation
 	}
 	rep := &Report{Records: t.records, Subjects: int(t.subj.GetCardinality()), CanariesFound: len(t.found),
-		CanariesForged: t.rejects, ContactOnly: t.contact, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{},
+		CanariesForged: t.rejects, UsernameOnly: t.names, ContactOnly: t.contact, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{},
 		Named: []Named{}, NamedMin: t.named}
 	if led == nil {
 		rep.ContactUnmatched = len(t.contacts)
