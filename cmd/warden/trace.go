@@ -217,6 +217,9 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if rep.UsernameOnly > 0 {
 		fmt.Fprintf(stderr, "note: %d of the %d records have a username and no id: they give no ledger coverage (the ledger keeps the platform's ids, not usernames); their canaries are found by the key\n", rep.UsernameOnly, rep.Records)
 	}
+	if rep.CanaryIDsOnly > 0 {
+		fmt.Fprintf(stderr, "note: %d records hold a canary's id and no username, e-mail or phone: the copy keeps ids only, so its canaries cannot be verified (an id alone is not; they are not counted as forgeries either), and the ledger's coverage is the evidence\n", rep.CanaryIDsOnly)
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
@@ -224,8 +227,12 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if rep.ContactCanaries > 0 {
 		byContact = fmt.Sprintf(", %d of them by e-mail or phone alone", rep.ContactCanaries)
 	}
-	fmt.Fprintf(stdout, "%d records, %d distinct subjects, %d canaries found (verified by the key%s), %d canary-shaped records rejected\n",
-		rep.Records, rep.Subjects, rep.CanariesFound, byContact, rep.CanariesForged)
+	idsOnly := ""
+	if rep.CanaryIDsOnly > 0 {
+		idsOnly = fmt.Sprintf(", %d canary ids with nothing to verify them", rep.CanaryIDsOnly)
+	}
+	fmt.Fprintf(stdout, "%d records, %d distinct subjects, %d canaries found (verified by the key%s), %d canary-shaped records rejected%s\n",
+		rep.Records, rep.Subjects, rep.CanariesFound, byContact, rep.CanariesForged, idsOnly)
 	if led == nil {
 		fmt.Fprintln(stdout, "no ledger (--ledger or --clickhouse): no coverage, no scores")
 		return nil

@@ -249,6 +249,7 @@ func TestTraceUsernamesOrIDsOnly(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, body, json, note string }{
 		{"names.csv", names.String(), `"username_only":6`, "6 of the 6 records have a username and no id: they give no ledger coverage"},
+		{"ids.txt", ids.String(), `"canary_shaped_rejected":0,"canary_ids_unverified":5`, "5 records hold a canary's id and no username, e-mail or phone: the copy keeps ids only"},
 	} {
 		p := filepath.Join(dir, tc.name)
 		os.WriteFile(p, []byte(tc.body), 0o600)

@@ -364,3 +364,39 @@ func TestUsernameOnly(t *testing.T) {
 			rep.CanariesFound, len(s.canaries), rep.Subjects)
 	}
 }
+
+// TestIDsOnly: a copy of ids alone holds canaries' ids with nothing to
+// verify them by: they are counted apart (CanaryIDsOnly), neither found
+// nor forgeries, while an id of the range the key never made, or a
+// canary's id beside another's username, is still a forgery. Before,
+// every canary of an ids-only copy was reported as a forgery.
+func TestIDsOnly(t *testing.T) {
+	s := newContactScene(t)
+	var b strings.Builder
+	for _, id := range s.real {
+		fmt.Fprintf(&b, "%d\n", id)
+	}
+	forged := 0
+	for _, p := range s.canaries {
+		fmt.Fprintf(&b, "%d\n", p.ID)
+		if _, ok := s.c.ParseID(strconv.FormatInt(p.ID+1, 10)); !ok {
+			fmt.Fprintf(&b, "%d\n", p.ID+1)
+			forged++
+		}
+	}
+	tr := New(s.c, 2)
+	if _, err := tr.Read(strings.NewReader(b.String()), nil); err != nil {
+		t.Fatal(err)
+	}
+	rep := tr.ReportEntries(s.led, 0)
+	if rep.CanaryIDsOnly != len(s.canaries) || rep.CanariesForged != forged || rep.CanariesFound != 0 || forged == 0 {
+		t.Errorf("ids only: %d unverified of %d canaries, %d rejected of %d forged, %d found", rep.CanaryIDsOnly, len(s.canaries),
+			rep.CanariesForged, forged, rep.CanariesFound)
+	}
+	// Beside a username that is not its canary's: a forgery.
+	tr = New(s.c, 1)
+	tr.Read(strings.NewReader(fmt.Sprintf("id,username\n%d,lena.morgan_4821173\n", s.canaries[0].ID)), nil)
+	if rep := tr.ReportEntries(nil, 0); rep.CanariesForged != 1 || rep.CanaryIDsOnly != 0 {
+		t.Errorf("a canary's id with another username: %d rejected, %d unverified", rep.CanariesForged, rep.CanaryIDsOnly)
+	}
+}

@@ -45,6 +45,7 @@ type Tracer struct {
 	subj    *roaring.Bitmap    // the copy's real subject ids (numeric)
 	found   map[canaryKey]bool // canaries verified
 	rejects int                // canary-shaped records the key did not make
+	idsOnly int                // records of a canary's id alone: nothing to verify it with
 	contact int64              // records with an e-mail or phone and no id or username
 	names   int64              // records with a username and no id
 	// contacts are the contact-only records' values that can be a
@@ -78,6 +79,7 @@ type worker struct {
 	ids      []uint32
 	found    map[canaryKey]bool
 	rejects  int
+	idsOnly  int
 	contact  int64
 	names    int64
 	contacts map[contact]struct{}
@@ -114,6 +116,11 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 		if t.c != nil && (numeric && id >= lo && id <= hi || rec.ID == nil && canaryShapedName(rec.Username)) {
 			if p, ok := t.c.Verify(string(rec.ID), string(rec.Username), string(rec.Email), string(rec.Phone)); ok {
 				x.found[canaryKey{p.Key, p.Index}] = true
+			} else if _, made := t.c.ParseID(string(rec.ID)); made && rec.Username == nil && rec.Email == nil && rec.Phone == nil {
+				// A canary's id with nothing beside it: no forgery
+				// shown, none verified (a forged id of the range is a
+				// canary's one time in the range's spacing, 16 or more).
+				x.idsOnly++
 			} else {
 				x.rejects++
 			}
@@ -134,6 +141,7 @@ func (t *Tracer) Read(r io.Reader, counted func(int)) (ReadStats, error) {
 		t.subj.Or(x.subj)
 		t.records += x.n
 		t.rejects += x.rejects
+		t.idsOnly += x.idsOnly
 		t.contact += x.contact
 		t.names += x.names
 		for k := range x.found {
@@ -187,6 +195,11 @@ type Report struct {
 	Subjects       int   `json:"subjects"` // distinct real subject ids
 	CanariesFound  int   `json:"canaries_found"`
 	CanariesForged int   `json:"canary_shaped_rejected"` // shaped like canaries, not made by the key
+	// CanaryIDsOnly counts the records holding a canary's id (one the key
+	// made) and no username, e-mail or phone: nothing to verify them with,
+	// so neither canaries found nor forgeries. A copy of ids alone is
+	// evidence by the ledger's coverage, not by its canaries.
+	CanaryIDsOnly int `json:"canary_ids_unverified"`
 	// UsernameOnly counts the records with a username and no id: they give
 	// no ledger coverage (the ledger keeps ids); their canaries are found.
 	UsernameOnly int64 `json:"username_only"`
@@ -290,7 +303,7 @@ func (t *Tracer) ReportEntries(led Entries, eps float64) *Report {
 		eps = DefaultFalseAccusation
 	}
 	rep := &Report{Records: t.records, Subjects: int(t.subj.GetCardinality()), CanariesFound: len(t.found),
-		CanariesForged: t.rejects, UsernameOnly: t.names, ContactOnly: t.contact, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{},
+		CanariesForged: t.rejects, CanaryIDsOnly: t.idsOnly, UsernameOnly: t.names, ContactOnly: t.contact, FalseAccusation: eps, Inputs: t.stats, Accused: []Accused{}, Coverage: []Cover{},
 		Named: []Named{}, NamedMin: t.named}
 	if led == nil {
 		rep.ContactUnmatched = len(t.contacts)
