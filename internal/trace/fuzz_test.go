@@ -20,6 +20,9 @@ func FuzzRead(f *testing.F) {
 	// that start like them.
 	f.Add([]byte(`{"id" :17,"username" : "x","email":"e\"@x","phone":12345}` + "\n" +
 		`{"idx":1,"usernam":"q","username":{"$numberLong":"5"},"phone":"+4915123000001"}` + "\n"))
+	// A store's "_id" as the id: mongoexport, elasticdump, bulk actions.
+	f.Add([]byte(`{"_id":{"$numberLong":"161"},"name":"x"}` + "\n" + `{"_index":"u","_id":"7","_source":{"username":"a"}}` + "\n" +
+		`{"index":{"_id":"9"}}` + "\n" + `{"username":"b"}` + "\n" + `{"delete":{"_id":"3"}}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, w := range []int{1, 3} {
 			_, err := Read(bytes.NewReader(data), w, func(_ int, r *Record) {

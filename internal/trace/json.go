@@ -12,7 +12,10 @@ import (
 // object dump), NDJSON, Elasticsearch bulk (action and document lines),
 // elasticdump ({"_source": {...}} lines), MongoDB extended JSON
 // ({"$numberLong": "7"} read as 7). Every object holding a field trace
-// reads is a record, at any depth. Leniently: commas and brackets between
+// reads is a record, at any depth. A record with no id of its own takes a
+// numeric "_id" (a store's key holding the platform's id: mongoexport,
+// elasticdump's beside "_source"; an ObjectId is no id), and a bulk
+// document the "_id" of the action line before it. Leniently: commas and brackets between
 // top-level values are skipped, so a chunk cut at a line boundary of an
 // array printed one record per line reads alike; a malformed value is
 // skipped to the next line and counted in bad.
@@ -28,6 +31,7 @@ func scanJSON(b []byte, emit func(*Record)) (bad int) {
 		}
 		var err error
 		start := i
+		s.carry, s.next = s.next, nil // a bulk action's _id, for this document only
 		if b[i] == '{' {
 			i, _, err = s.object(i, 0)
 		} else {
@@ -64,6 +68,11 @@ type jsonScanner struct {
 	// read again from the lines that open them).
 	pending []Record
 	wrap    []byte // the scalar of the last $-member read
+	wrapNum bool   // that member is $numberLong or $numberInt (not $oid, $date)
+	// next is the "_id" of a bulk action line ({"index": {"_id": "7"}}),
+	// carry the one before the top-level value being read: its id when it
+	// has none.
+	next, carry []byte
 }
 
 // fWrap is the kind of a $-member of a MongoDB extended-JSON wrapper.
@@ -191,7 +200,7 @@ func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) 
 	b := s.b
 	i++ // '{'
 	var rec Record
-	wrapper, members := true, 0
+	wrapper, members, src := true, 0, -1 // src: the record of "_source"'s object
 	for {
 		if i < len(b) && jsonClass[b[i]]&cSpace != 0 {
 			i = skipSpace(b, i)
@@ -265,8 +274,20 @@ func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) 
 			if len(key) == 0 || key[0] != '$' {
 				wrapper = false
 				kind = fieldOfKey(key)
+				// A store's member: "_id", or an object's value (most
+				// other values are strings, passed over here).
+				if kind == fNone && len(key) > 0 && (key[0] == '_' || i < len(b) && b[i] != '"') {
+					var done bool
+					if kind, i, done, err = s.storeMember(key, i, depth, members, &src); err != nil {
+						return i, nil, err
+					}
+					if done {
+						continue
+					}
+				}
 			} else {
 				s.wrap = nil
+				s.wrapNum = string(key) == "$numberLong" || string(key) == "$numberInt"
 			}
 		}
 		if i < len(b) && jsonClass[b[i]]&cSpace != 0 {
@@ -297,6 +318,19 @@ func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) 
 	}
 	if wrapper && members == 1 {
 		return i, scalar, nil
+	}
+	if rec.storeID != nil && src >= 0 { // elasticdump: the _id is its _source's
+		if s.pending[src].ID == nil {
+			s.pending[src].ID = rec.storeID
+		}
+		rec.storeID = nil
+	}
+	if rec.ID == nil {
+		if rec.storeID != nil {
+			rec.ID = rec.storeID
+		} else if depth == 0 && s.carry != nil {
+			rec.ID = s.carry
+		}
 	}
 	if !rec.empty() {
 		s.pending = append(s.pending, rec)
@@ -330,7 +364,7 @@ func (s *jsonScanner) value(i, depth, kind int, rec *Record) (next int, err erro
 		if i, sc, err = s.object(i, depth+1); err != nil {
 			return i, err
 		}
-		if sc != nil && rec != nil {
+		if sc != nil && rec != nil && (kind != fStoreID || s.wrapNum) {
 			rec.set(kind, sc)
 		}
 		return i, nil
@@ -399,4 +433,40 @@ func strEndFast(b []byte, j int) int {
 		}
 	}
 	return -1
+}
+
+// storeMember reads a member trace names no field for when it is a
+// store's: "_id" is fStoreID (read by the caller); "_source"'s object
+// (elasticdump) is read here and its record's index put in src, to take
+// the "_id" beside it; a bulk action's object ({"index": {"_id": ...}},
+// the first member of a top-level value) is read here, is no record, and
+// its "_id" is the next document's. done says the value was read.
+func (s *jsonScanner) storeMember(key []byte, i, depth, members int, src *int) (kind, next int, done bool, err error) {
+	b := s.b
+	if key[0] == '_' && string(key) == "_id" {
+		return fStoreID, i, false, nil
+	}
+	if i < len(b) && jsonClass[b[i]]&cSpace != 0 {
+		i = skipSpace(b, i)
+	}
+	if i >= len(b) || b[i] != '{' {
+		return fNone, i, false, nil
+	}
+	action := depth == 0 && members == 1 && (string(key) == "index" || string(key) == "create" || string(key) == "update" || string(key) == "delete")
+	if !action && string(key) != "_source" {
+		return fNone, i, false, nil
+	}
+	n := len(s.pending)
+	if next, err = s.value(i, depth, fNone, nil); err != nil || len(s.pending) == n {
+		return fNone, next, true, err
+	}
+	if !action {
+		*src = len(s.pending) - 1
+		return fNone, next, true, nil
+	}
+	if key[0] == 'i' || key[0] == 'c' { // index, create: a document follows
+		s.next = s.pending[len(s.pending)-1].ID
+	}
+	s.pending = s.pending[:n]
+	return fNone, next, true, nil
 }

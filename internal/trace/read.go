@@ -95,7 +95,7 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 	switch {
 	case len(t) > 0 && (t[0] == '{' || t[0] == '['):
 		st.Format = FormatJSONL
-		cut := lineCut
+		cut := bulkCut
 		if !jsonLines(t) {
 			st.Format = FormatJSON
 			cut = recordCut(t)
@@ -216,6 +216,22 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 
 // lineCut cuts after the last newline.
 func lineCut(b []byte) int { return bytes.LastIndexByte(b, '\n') + 1 }
+
+// bulkCut cuts after the last newline, or before the last line when it is
+// an Elasticsearch bulk action that a document follows ({"index": ...},
+// {"create": ...}): the document takes the action's _id.
+func bulkCut(b []byte) int {
+	end := lineCut(b)
+	if end == 0 {
+		return 0
+	}
+	start := bytes.LastIndexByte(b[:end-1], '\n') + 1
+	l := bytes.TrimLeft(b[start:end], " \t{")
+	if start > 0 && (bytes.HasPrefix(l, []byte(`"index"`)) || bytes.HasPrefix(l, []byte(`"create"`))) {
+		return start
+	}
+	return end
+}
 
 // jsonLines reports whether the sample's whole lines are each one or more
 // whole values (NDJSON, bulk, elasticdump, an array printed a record a

@@ -96,7 +96,53 @@ func formats() map[string]string {
 		fmt.Fprintf(&b, `{"_index":"users","_type":"_doc","_id":"%s","_score":1,"_source":{"id":"%s","username":"%s","email":"%s","phone":"%s"}}`+"\n", p[0], p[0], p[1], p[2], p[3])
 	}
 	f["elasticdump"] = b.String()
+	// The platform's id kept only in the store's key.
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, `{"_id":{"$numberLong":"%s"},"username":"%s","email":"%s","phone":"%s"}`+"\n", p[0], p[1], p[2], p[3])
+	}
+	f["mongoexport, id in _id"] = b.String()
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, `{"_index":"users","_type":"_doc","_id":"%s","_score":1,"_source":{"username":"%s","email":"%s","phone":"%s"}}`+"\n", p[0], p[1], p[2], p[3])
+	}
+	f["elasticdump, id in _id"] = b.String()
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, `{"_source":{"username":"%s","email":"%s","phone":"%s"},"_id":"%s"}`+"\n", p[1], p[2], p[3], p[0])
+	}
+	f["elasticdump, _id after _source"] = b.String()
+	b.Reset()
+	for _, p := range people {
+		fmt.Fprintf(&b, `{"index":{"_index":"users","_id":"%s"}}`+"\n"+`{"username":"%s","email":"%s","phone":"%s"}`+"\n", p[0], p[1], p[2], p[3])
+	}
+	f["elasticsearch bulk, id in the action"] = b.String()
 	return f
+}
+
+// TestStoreID: a record with no id of its own takes a numeric "_id" (a
+// number, $numberLong, $numberInt, a string of digits); an ObjectId or
+// another value is no id, and a record's own id wins. Before, every "_"
+// key was passed over: such a copy gave no subject, or no record at all.
+func TestStoreID(t *testing.T) {
+	for _, c := range []struct{ name, in, want string }{
+		{"number", `{"_id":161,"username":"a_1"}`, "161|a_1||"},
+		{"numberInt", `{"_id":{"$numberInt":"161"},"username":"a_1"}`, "161|a_1||"},
+		{"digits, nothing else read", `{"_id":"161","name":"Anton Martinez"}`, "161|||"},
+		{"ObjectId", `{"_id":{"$oid":"5f1d7a3e5f1d7a3e5f1d7a3e"},"username":"a_1"}`, "|a_1||"},
+		{"ObjectId of digits", `{"_id":{"$oid":"000000000000000000000001"},"username":"a_1"}`, "|a_1||"},
+		{"a date", `{"_id":{"$date":1700000000},"username":"a_1"}`, "|a_1||"},
+		{"not numeric", `{"_id":"u161","username":"a_1"}`, "|a_1||"},
+		{"its own id first", `{"_id":{"$numberLong":"9"},"id":"161","username":"a_1"}`, "161|a_1||"},
+		{"its own id after", `{"id":"161","_id":"9","username":"a_1"}`, "161|a_1||"},
+		{"a bulk delete is no record", `{"delete":{"_index":"users","_id":"161"}}` + "\n" + `{"username":"a_1"}`, "|a_1||"},
+		{"a bulk action's id is the next line's only", `{"index":{"_id":"161"}}` + "\n" + `{"username":"a_1"}` + "\n" + `{"username":"b_2"}`, "161|a_1|| |b_2||"},
+	} {
+		got := readAll(t, []byte(c.in+"\n"), 1)
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
 }
 
 func readAll(t testing.TB, in []byte, workers int) []string {
@@ -147,7 +193,7 @@ func TestFormats(t *testing.T) {
 // TestChunks: a copy far larger than a chunk reads every record once, on
 // every core, in each cuttable format.
 func TestChunks(t *testing.T) {
-	for _, name := range []string{"ndjson", "json array, printed", "csv header"} {
+	for _, name := range []string{"ndjson", "json array, printed", "csv header", "bulk"} {
 		var b bytes.Buffer
 		n := 0
 		switch name {
@@ -166,6 +212,11 @@ func TestChunks(t *testing.T) {
 				n++
 			}
 			b.WriteString("\n]}\n")
+		case "bulk": // each document takes its action line's _id, across chunks too
+			for b.Len() < 3*chunkSize {
+				fmt.Fprintf(&b, `{"index":{"_index":"users","_id":"%d"}}`+"\n"+`{"bio":"%s","username":"u_%d"}`+"\n", n, strings.Repeat("w", 200+n%7), n)
+				n++
+			}
 		default:
 			b.WriteString("id,bio\n")
 			for b.Len() < 3*chunkSize {
@@ -176,6 +227,11 @@ func TestChunks(t *testing.T) {
 		got := readAll(t, b.Bytes(), 3)
 		if len(got) != n {
 			t.Fatalf("%s: %d records read of %d", name, len(got), n)
+		}
+		for _, g := range got {
+			if name == "bulk" && !strings.HasPrefix(g, strings.TrimPrefix(strings.Split(g, "|")[1], "u_")+"|") {
+				t.Fatalf("bulk: a document without its action's id: %s", g)
+			}
 		}
 	}
 }

@@ -6,6 +6,10 @@ import "bytes"
 // reader's buffer (valid only during the callback). Absent fields are nil.
 type Record struct {
 	ID, Username, Email, Phone []byte
+	// storeID is a store's own key ("_id") when numeric, the platform's
+	// id kept there (mongoexport, elasticdump): the record's ID when it
+	// has none of its own.
+	storeID []byte
 }
 
 func (r *Record) empty() bool {
@@ -19,7 +23,21 @@ const (
 	fUsername
 	fEmail
 	fPhone
+	fStoreID // "_id", read as the id only when numeric and the record has no id
 )
+
+// allDigits: a decimal id of 1 to 19 digits (an ObjectId's hex is not).
+func allDigits(v []byte) bool {
+	if len(v) == 0 || len(v) > 19 {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // fieldOfKey is fieldOf inlined for the names most copies use: a compare
 // with a constant is a load and a compare, fieldOf's switch over all the
@@ -131,6 +149,10 @@ func (r *Record) set(kind int, v []byte) {
 	case fPhone:
 		if r.Phone == nil {
 			r.Phone = v
+		}
+	case fStoreID:
+		if r.storeID == nil && allDigits(v) {
+			r.storeID = v
 		}
 	}
 }
