@@ -31,10 +31,10 @@ func FuzzRead(f *testing.F) {
 				}
 			}, nil)
 			// Only a gzip stream can be wrong (a bad header or checksum),
-			// and a container Read does not open is refused; everything
+			// and a container or a SQL dump Read does not read is refused; everything
 			// else is read as far as it makes sense.
 			gz := len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b
-			if err != nil && !gz && !strings.Contains(err.Error(), "decompress it first") && len(data) < maxChunk {
+			if err != nil && !gz && !strings.Contains(err.Error(), "decompress it first") && !strings.Contains(err.Error(), "SQL dump") && len(data) < maxChunk {
 				t.Fatalf("read: %v", err)
 			}
 		}

@@ -90,6 +90,11 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 	sample, _ := br.Peek(1 << 16)
 	sample = bytes.TrimPrefix(sample, []byte("\xef\xbb\xbf"))
 	t := bytes.TrimLeft(sample, " \t\r\n")
+	if sqlDump(t) {
+		// Read as CSV its lines give junk "records" (a quoted name taken
+		// for a username) and a report that accuses nobody.
+		return st, errors.New("the copy is a SQL dump (INSERT or COPY statements), which trace does not read: export the table as CSV with a header (psql \\copy TABLE TO FILE CSV HEADER; mysql SELECT ... INTO OUTFILE, or mysqldump --tab) and trace that")
+	}
 	var split func(b []byte) int // the end of the last whole piece of b
 	var work func(b []byte, first bool, emit func(*Record)) int
 	switch {
@@ -212,6 +217,37 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 		st.Malformed += n
 	}
 	return st, err
+}
+
+// sqlDump reports whether t begins as a SQL dump (mysqldump, pg_dump,
+// sqlite's .dump): its first line that is no comment is a statement, and
+// it holds rows as INSERT or COPY statements.
+func sqlDump(t []byte) bool {
+	for len(t) > 0 {
+		line := t
+		if k := bytes.IndexByte(t, '\n'); k >= 0 {
+			line, t = t[:k], t[k+1:]
+		} else {
+			t = nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || bytes.HasPrefix(line, []byte("--")) || bytes.HasPrefix(line, []byte("#")) ||
+			bytes.HasPrefix(line, []byte("/*")) && !bytes.HasPrefix(line, []byte("/*!")) {
+			continue
+		}
+		up := bytes.ToUpper(line[:min(len(line), 20)])
+		for _, kw := range []string{"CREATE ", "INSERT INTO", "DROP ", "SET ", "LOCK TABLES", "USE ", "BEGIN", "START TRANSACTION", "COPY ", "PRAGMA ", "ALTER ", "/*!", "SELECT PG_CATALOG"} {
+			if bytes.HasPrefix(up, []byte(kw)) {
+				rows := func(b []byte) bool {
+					return bytes.Contains(b, []byte("INSERT INTO")) || bytes.Contains(b, []byte("insert into")) ||
+						bytes.Contains(b, []byte(" FROM stdin;"))
+				}
+				return rows(line) || rows(t)
+			}
+		}
+		return false
+	}
+	return false
 }
 
 // lineCut cuts after the last newline.
