@@ -180,3 +180,36 @@ func TestProvenanceBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestPostsShowNoOneToLookUp: through the real gateway with
+// examples/lab.yaml, an aged account that fetches a profile's posts (or
+// one post) by an id it chose, then that profile, is looking up an id it
+// named itself: the unreferenced rule serves the first with contact
+// details (its allowance, one a day) and masks the rest. When the posts'
+// authors were remembered as shown in a list, every one was served: a
+// fleet of aged accounts took 2.6% of 20,000 profiles in 30 s that way.
+func TestPostsShowNoOneToLookUp(t *testing.T) {
+	up := startPlatform(t, 2000)
+	cfg, _ := labConfigWithDirs(t, t.TempDir())
+	g := startGateway(t, cfg, up)
+	for i, path := range []string{"/v1/users/%d/posts?limit=1", "/v1/posts/%d00"} {
+		c, tok := clientFrom(fmt.Sprintf("127.0.9.%d", 30+i)), token(t, strconv.Itoa(700+i))
+		served, looked := 0, 0
+		for x := 101 + 10*i; x < 106+10*i; x++ {
+			if a := do(t, c, "GET", g.url+fmt.Sprintf(path, x), map[string]string{"Authorization": "Bearer " + tok}); a.status != 200 {
+				t.Fatalf("%s: %d %s", fmt.Sprintf(path, x), a.status, a.body)
+			}
+			a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, x), map[string]string{"Authorization": "Bearer " + tok})
+			if a.status != 200 {
+				break // banned (the enumeration detector): nothing more served
+			}
+			looked++
+			if contactServed(t, a) {
+				served++
+			}
+		}
+		if looked == 0 || served > 1 {
+			t.Errorf("%s then the profile: contact served %d of %d look-ups, want the unreferenced rule's 1", path, served, looked)
+		}
+	}
+}
