@@ -25,8 +25,8 @@ func addPrivateFlags(fs *flag.FlagSet) {
 
 // privateQuery reads the DP flags of a query named name: nil when none
 // was given. Its Query is the question's canonical text: the flags as
-// written, lists sorted, so the same question is recognised however its
-// ids are ordered.
+// written, lists sorted (privacy.QueryText), so the same question is
+// recognised however its ids are ordered.
 func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*privacy.Request, error) {
 	eps, rho, who := v.Get("dp-epsilon"), v.Get("dp-rho"), v.Get("researcher")
 	if eps == "" && rho == "" && who == "" {
@@ -45,24 +45,18 @@ func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*p
 	if v.Get("approx") == "true" {
 		return nil, badQuery("approx: a DP answer is drawn from the exact count; leave out --approx")
 	}
-	keys := []string{}
+	params := map[string]string{}
 	for k := range v {
 		switch k {
 		case "dp-epsilon", "dp-rho", "researcher", "json", "ledger", "config":
 			continue
 		}
-		if isDefault(k, v.Get(k)) {
+		val := v.Get(k)
+		if isDefault(k, val) {
 			// --by account, --dose=false: the question without them,
 			// answered again for free rather than charged anew.
 			continue
 		}
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	b.WriteString(name)
-	for _, k := range keys {
-		val := v.Get(k)
 		switch k {
 		case "authors", "overlap", "accounts":
 			ids, err := idList(k, val)
@@ -72,10 +66,9 @@ func privateQuery(dir string, cfg *config.Config, name string, v url.Values) (*p
 			slices.Sort(ids)
 			val = strings.Join(ids, ",")
 		}
-		fmt.Fprintf(&b, "\n%s=%s", k, val)
+		params[k] = val
 	}
-	fmt.Fprintf(&b, "\n%s", m.Param())
-	return &privacy.Request{Mechanism: m, Researcher: who, Budgets: privacy.NewBudgets(dir, researcherLimit(cfg)), Query: b.String()}, nil
+	return &privacy.Request{Mechanism: m, Researcher: who, Budgets: privacy.NewBudgets(dir, researcherLimit(cfg)), Query: privacy.QueryText(name, params, m)}, nil
 }
 
 // isDefault reports whether parameter k at value val asks what leaving

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/warden-gw/warden/internal/admin"
+	"github.com/warden-gw/warden/internal/lab/demo"
+	"github.com/warden-gw/warden/internal/lab/sim"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/reach"
 )
 
 // TestPrivateQuerySameQuestion: a DP question spelled with a flag at its
@@ -80,5 +85,35 @@ func TestReachBoolParams(t *testing.T) {
 		if _, err := answerQuery(t.Context(), src, dir, nil, "reach", url.Values{"authors": {"a"}, "dose": {val}}, time.Now()); err != nil {
 			t.Errorf("dose=%q: %v", val, err)
 		}
+	}
+}
+
+// TestDemoQuestionIsTheCommandLines: the demo's DP reach, asked again on
+// the command line (warden reach --authors ... --dp-epsilon 0.5
+// --researcher demo-researcher), is the same question: the same figures,
+// charged nothing.
+func TestDemoQuestionIsTheCommandLines(t *testing.T) {
+	dir, _ := damageLedger(t)
+	f, err := demo.LedgerFigures(dir, 0, &sim.Served{Authors: []string{"9", "7", "10"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Private == nil || f.Private.Budget.Repeat {
+		t.Fatalf("the demo's answer: %+v, want a first answer", f.Private)
+	}
+	var out, errb bytes.Buffer
+	err = runReach(t.Context(), []string{"--ledger", dir, "--json", "--authors", "10,7,9", "--dp-epsilon", "0.5", "--researcher", demo.DemoResearcher}, &out, &errb)
+	if err != nil {
+		t.Fatalf("%v: %s", err, errb.String())
+	}
+	var got reach.PrivateResult
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Budget.Repeat || got.Budget.Spent != f.Private.Budget.Spent {
+		t.Errorf("the command line's repeat: repeat %v, spent %s; want a repeat, spent still %s", got.Budget.Repeat, got.Budget.Spent, f.Private.Budget.Spent)
+	}
+	if got.Reach != f.Private.Reach || got.Interval != f.Private.Interval {
+		t.Errorf("the command line's answer %d %v, the demo's %d %v: want the same", got.Reach, got.Interval, f.Private.Reach, f.Private.Interval)
 	}
 }

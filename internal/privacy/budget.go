@@ -14,6 +14,8 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 	"unicode"
@@ -70,6 +72,27 @@ type Request struct {
 	Researcher string
 	Budgets    Keeper
 	Query      string
+}
+
+// QueryText is the canonical text of the question name (a command:
+// "reach", "audience") asks under m, with params: each parameter named as
+// the command's flag, at its canonical value (id lists sorted), none at
+// its default. Request.Query is this text; the command line and the demo
+// both build it here, so a question the demo asked is, asked again on the
+// command line, the same question: answered again, free.
+func QueryText(name string, params map[string]string, m Mechanism) string {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(name)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n%s=%s", k, params[k])
+	}
+	fmt.Fprintf(&b, "\n%s", m.Param())
+	return b.String()
 }
 
 // Answer is req's answer, of type T: drawn by draw (its noise from src)

@@ -108,8 +108,11 @@ func LedgerFigures(dir string, profiles int, s *sim.Served, dropped int64) (*Fig
 	}
 	ids := slices.Clone(s.Authors)
 	slices.Sort(ids)
+	// The question `warden reach --authors ... --dp-epsilon 0.5
+	// --researcher demo-researcher` asks: asked again there, it is
+	// answered again, free, with the same figures.
 	f.Private, err = reach.RunPrivate(dir, q, reach.Private{Mechanism: m, Researcher: DemoResearcher,
-		Budgets: privacy.NewBudgets(dir, nil), Query: "demo reach\nauthors=" + strings.Join(ids, ",") + "\n" + m.Param()})
+		Budgets: privacy.NewBudgets(dir, nil), Query: privacy.QueryText("reach", map[string]string{"authors": strings.Join(ids, ",")}, m)})
 	if err != nil {
 		return nil, err
 	}
