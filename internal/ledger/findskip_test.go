@@ -164,3 +164,31 @@ func TestHasReqIDCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// An Access of an hour the window cuts is found only when its own time
+// is in the window, as ClickHouse's WHERE finds it: explain --from T
+// never answers with a request made before T.
+func TestFindKeepsToTheWindow(t *testing.T) {
+	dir := t.TempDir()
+	manyHours(t, dir, 8, 300)
+	id := profileID(5, 17)
+	at := t0.Add(5*time.Hour + 17*time.Millisecond)
+	for _, c := range []struct {
+		name string
+		win  Window
+		want bool
+	}{
+		{"whole ledger", Window{}, true},
+		{"cut hour, Access inside", Window{From: at, To: at}, true},
+		{"from after it", Window{From: at.Add(time.Millisecond)}, false},
+		{"to before it", Window{To: at.Add(-time.Millisecond)}, false},
+		{"the hour before", Window{From: t0.Add(4 * time.Hour), To: at.Add(-time.Microsecond)}, false},
+	} {
+		r := reader(t, dir, c.win)
+		got := must(r.Find(id))(t)
+		r.Close()
+		if (got != nil) != c.want {
+			t.Errorf("%s: found %+v, want found %v", c.name, got, c.want)
+		}
+	}
+}

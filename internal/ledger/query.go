@@ -693,7 +693,8 @@ func (r *Reader) Find(id string) (*Found, error) {
 			return nil, err
 		}
 		for i := len(es) - 1; i >= 0; i-- {
-			if es[i].reqID == id {
+			// An hour the window cuts holds Accesses outside it.
+			if es[i].reqID == id && r.win.has(es[i].t) {
 				return &Found{Entry: r.entryOf(&es[i]), File: p.path}, nil
 			}
 		}
