@@ -26,9 +26,27 @@ func explainRequest(ctx context.Context, src ledger.Source, cfg *config.Config, 
 	}
 	x, err := explain.Request(ctx, src, explain.RulesOf(cfg), win, id)
 	if err == nil && x == nil {
-		err = fmt.Errorf("%w: no request %s in the ledger %s", admin.ErrNotFound, id, src)
+		err = fmt.Errorf("%w: no request %s in the ledger %s%s", admin.ErrNotFound, id, src, notRecorded(win))
 	}
 	return x, err
+}
+
+// notRecorded says why a request id may be missing from the ledger: what
+// is never recorded and, when a window was asked, the window.
+func notRecorded(win ledger.Window) string {
+	const what = "the ledger records answers on the route map's routes, refusals and upstream failures, not an answer on a path outside the route map"
+	var w string
+	switch {
+	case !win.From.IsZero() && !win.To.IsZero():
+		w = fmt.Sprintf(" from %s to %s", fmtTime(&win.From), fmtTime(&win.To))
+	case !win.From.IsZero():
+		w = " from " + fmtTime(&win.From)
+	case !win.To.IsZero():
+		w = " up to " + fmtTime(&win.To)
+	default:
+		return ": " + what
+	}
+	return w + ": it may be outside that window, or not recorded (" + what + ")"
 }
 
 // fmtClassCounts writes class counts as "contact 1, profile 3" (classes

@@ -120,11 +120,26 @@ func TestExplainGolden(t *testing.T) {
 			})
 		}
 	}
-	// Errors: no id, an id the ledger does not hold.
+	// Errors: no id, an id the ledger does not hold (saying what the
+	// ledger records), one outside the window asked (saying the window).
 	var out, errb bytes.Buffer
+	const notRecorded = "the ledger records answers on the route map's routes, refusals and upstream failures, not an answer on a path outside the route map"
 	if err := runExplain(context.Background(), []string{"nope", "--ledger", dir}, &out, &errb); err == nil ||
-		err.Error() != "not found: no request nope in the ledger "+dir {
+		err.Error() != "not found: no request nope in the ledger "+dir+": "+notRecorded {
 		t.Errorf("unknown id: %v", err)
+	}
+	for _, c := range []struct {
+		args   []string
+		window string
+	}{
+		{[]string{"--from", "2026-11-20T10:02:00Z"}, " from 2026-11-20T10:02:00Z"},
+		{[]string{"--to", "2026-11-20T10:00:30Z"}, " up to 2026-11-20T10:00:30Z"},
+		{[]string{"--from", "2026-11-20T09:00:00Z", "--to", "2026-11-20T10:00:30Z"}, " from 2026-11-20T09:00:00Z to 2026-11-20T10:00:30Z"},
+	} {
+		err := runExplain(context.Background(), append([]string{"req-served", "--ledger", dir}, c.args...), &out, &errb)
+		if want := "not found: no request req-served in the ledger " + dir + c.window + ": it may be outside that window, or not recorded (" + notRecorded + ")"; err == nil || err.Error() != want {
+			t.Errorf("outside the window %v: %v, want %s", c.args, err, want)
+		}
 	}
 	if err := runExplain(context.Background(), []string{"", "--ledger", dir}, &out, &errb); err == nil ||
 		err.Error() != "bad request: a request id is required" {

@@ -32,7 +32,7 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 	}{
 		{[]string{"reach", "--authors", "1", "--by", "net", "--ledger", dir}, "warden reach: by: \"net\" is not account, ip\n"},
 		{[]string{"ledger", "who-took", "1", "--from", "soon", "--ledger", dir}, "warden ledger who-took: from: \"soon\" is neither RFC 3339 nor a duration back from now\n"},
-		{[]string{"explain", "nope", "--ledger", dir}, "warden explain: no request nope in the ledger " + dir + "\n"},
+		{[]string{"explain", "nope", "--ledger", dir}, "warden explain: no request nope in the ledger " + dir + ": the ledger records answers on the route map's routes, refusals and upstream failures, not an answer on a path outside the route map\n"},
 		{[]string{"ledger", "who-took", "1", "--ledger", other}, "warden ledger who-took: " + notLedger},
 		{[]string{"ledger", "took-by", "account", "1", "--ledger", other}, "warden ledger took-by: " + notLedger},
 		{[]string{"reach", "--authors", "1", "--ledger", other}, "warden reach: " + notLedger},
