@@ -337,6 +337,13 @@ func readIDFlags(v url.Values, keys ...string) error {
 	for _, k := range keys {
 		name, ok := strings.CutPrefix(v.Get(k), "@")
 		if !ok {
+			// @FILE among ids would reach idList, whose message is the
+			// API's (send the ids): here, say where @FILE goes.
+			for _, id := range splitIDs(v.Get(k)) {
+				if strings.HasPrefix(id, "@") {
+					return badQuery("--%s: %q: @FILE must be the whole value of --%s (--%s @FILE), not one of its ids", k, id, k, k)
+				}
+			}
 			continue
 		}
 		b, err := os.ReadFile(name)
@@ -346,6 +353,11 @@ func readIDFlags(v url.Values, keys ...string) error {
 		ids := splitIDs(string(b))
 		if len(ids) == 0 {
 			return badQuery("--%s: %s holds no ids", k, name)
+		}
+		for _, id := range ids {
+			if strings.HasPrefix(id, "@") {
+				return badQuery("--%s: %s holds %q: a file of ids names no other file", k, name, id)
+			}
 		}
 		v.Set(k, strings.Join(ids, ","))
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,10 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 	// A directory that is no ledger (a mistyped --ledger) is said, not read
 	// as a ledger where nobody took anything.
 	other := t.TempDir()
+	atFile := filepath.Join(t.TempDir(), "ids.txt")
+	if err := os.WriteFile(atFile, []byte("1\n@c.txt\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	notLedger := "ledger: " + other + " is not a ledger directory (no partitions, key, lock or ids): is it the gateway's ledger.dir?\n"
 	for _, c := range []struct {
 		args []string
@@ -33,6 +39,12 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 		{[]string{"reach", "--authors", "1", "--by", "net", "--ledger", dir}, "warden reach: by: \"net\" is not account, ip\n"},
 		{[]string{"ledger", "who-took", "1", "--from", "soon", "--ledger", dir}, "warden ledger who-took: from: \"soon\" is neither RFC 3339 nor a duration back from now\n"},
 		{[]string{"explain", "nope", "--ledger", dir}, "warden explain: no request nope in the ledger " + dir + ": the ledger records answers on the route map's routes, refusals and upstream failures, not an answer on a path outside the route map\n"},
+		// @FILE among ids: on the command line, where it goes (the API's
+		// "send the ids" is for a caller that cannot send a file).
+		{[]string{"reach", "--authors", "1,@authors.txt", "--ledger", dir}, "warden reach: --authors: \"@authors.txt\": @FILE must be the whole value of --authors (--authors @FILE), not one of its ids\n"},
+		{[]string{"reach", "--authors", "1", "--overlap", "2 @b.txt", "--ledger", dir}, "warden reach: --overlap: \"@b.txt\": @FILE must be the whole value of --overlap (--overlap @FILE), not one of its ids\n"},
+		{[]string{"audience", "--accounts", "1,@a.txt", "--ledger", dir}, "warden audience: --accounts: \"@a.txt\": @FILE must be the whole value of --accounts (--accounts @FILE), not one of its ids\n"},
+		{[]string{"reach", "--authors", "@" + atFile, "--ledger", dir}, "warden reach: --authors: " + atFile + " holds \"@c.txt\": a file of ids names no other file\n"},
 		{[]string{"ledger", "who-took", "1", "--ledger", other}, "warden ledger who-took: " + notLedger},
 		{[]string{"ledger", "took-by", "account", "1", "--ledger", other}, "warden ledger took-by: " + notLedger},
 		{[]string{"reach", "--authors", "1", "--ledger", other}, "warden reach: " + notLedger},
