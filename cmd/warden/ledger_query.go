@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -286,30 +285,22 @@ func unknownClass(cfg *config.Config, class string, unseen bool) error {
 	return badQuery("class: %q is not a class of the route map (%s)", class, strings.Join(names, ", "))
 }
 
-// facetValue checks an identity's value as the ledger writes it: an ip
-// and a net in their canonical forms (a net by its masked prefix, as
-// identify derives it), so that 2001:DB8::1 or 127.16.5.1/24 find what
-// the ledger holds rather than nothing, and "abc" is an error, not an
-// identity that took nothing.
+// facetValue reads an identity's value as the ledger writes it
+// (identify.ParseValue): an ip and a net in their canonical forms (a net
+// by its masked prefix, as identify derives it), a fingerprint in lower
+// case, so that 2001:DB8::1, 127.16.5.1/24 or FF5994A7C6086629 find what
+// the ledger holds rather than nothing, and "abc" as an ip, or a
+// fingerprint that is not 16 hex digits, is an error, not an identity
+// that took nothing.
 func facetValue(f identify.Facet, s string) (string, error) {
 	if s == "" {
 		return "", badQuery("value is required")
 	}
-	switch f {
-	case identify.FacetIP:
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return "", badQuery("value: %q is not an IP address", s)
-		}
-		return a.Unmap().WithZone("").String(), nil
-	case identify.FacetNet:
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return "", badQuery("value: %q is not a network (ADDRESS/BITS, as 192.0.2.0/24)", s)
-		}
-		return p.Masked().String(), nil
+	v, err := identify.ParseValue(f, s)
+	if err != nil {
+		return "", badQuery("value: %v", err)
 	}
-	return s, nil
+	return v, nil
 }
 
 // idList reads the set of ids of query parameter key: "ID,ID,...". An

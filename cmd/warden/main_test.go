@@ -57,9 +57,11 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 	}
 }
 
-// TestTookByFacetValues: took-by reads an ip or a net in any spelling of
-// the identity the ledger holds (its canonical form), and refuses one that
-// is no address rather than answer that it took nothing.
+// TestTookByFacetValues: took-by reads an ip, a net or a fingerprint in
+// any spelling of the identity the ledger holds (its canonical form), and
+// refuses one that could never be the facet's value (no address, not 16
+// hex digits, longer than any account) rather than answer that it took
+// nothing.
 func TestTookByFacetValues(t *testing.T) {
 	dir := t.TempDir()
 	l, err := ledger.Open(ledger.Options{Dir: dir})
@@ -69,17 +71,21 @@ func TestTookByFacetValues(t *testing.T) {
 	e := &ledger.Entry{Time: time.Now().UTC(), Route: "GET /v1/users/{id}", Status: 200, Records: []ledger.Record{{ID: "11"}}}
 	e.Identity[identify.FacetIP-1] = "192.0.2.7"
 	e.Identity[identify.FacetNet-1] = "192.0.2.0/24"
+	e.Identity[identify.FacetFingerprint-1] = "ff5994a7c6086629"
 	l.Add(e)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range [][2]string{{"ip", "192.0.2.7"}, {"ip", "::ffff:192.0.2.7"}, {"net", "192.0.2.0/24"}, {"net", "192.0.2.7/24"}} {
+	for _, c := range [][2]string{{"ip", "192.0.2.7"}, {"ip", "::ffff:192.0.2.7"}, {"net", "192.0.2.0/24"}, {"net", "192.0.2.7/24"},
+		{"fingerprint", "ff5994a7c6086629"}, {"fingerprint", "FF5994A7C6086629"}} {
 		var out, errb bytes.Buffer
 		if code := run([]string{"ledger", "took-by", c[0], c[1], "--ledger", dir}, &out, &errb); code != 0 || !strings.Contains(out.String(), ": 1 accesses") {
 			t.Errorf("took-by %s %s: exit %d\n%s%s", c[0], c[1], code, out.String(), errb.String())
 		}
 	}
-	for _, c := range [][3]string{{"ip", "abc", "is not an IP address"}, {"net", "192.0.2.0", "is not a network"}} {
+	for _, c := range [][3]string{{"ip", "abc", "is not an IP address"}, {"net", "192.0.2.0", "is not a network"},
+		{"fingerprint", "ff5994a7c608662", "is not a fingerprint"}, {"fingerprint", "fp-1", "is not a fingerprint"},
+		{"fingerprint", "gg5994a7c6086629", "is not a fingerprint"}, {"account", strings.Repeat("7", 257), "is never one"}} {
 		var out, errb bytes.Buffer
 		if code := run([]string{"ledger", "took-by", c[0], c[1], "--ledger", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), c[2]) {
 			t.Errorf("took-by %s %s: exit %d, stderr %q, want %q", c[0], c[1], code, errb.String(), c[2])

@@ -289,3 +289,36 @@ func TestIdentifyConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestParseValue: a value in another spelling is the one Identify gives
+// (an Identify'd fingerprint is its own form); one Identify never gives is
+// an error.
+func TestParseValue(t *testing.T) {
+	var id Identity
+	newTestIdentifier(t, Config{}, Options{}).Identify(testNow, &Input{Peer: netip.MustParseAddr("198.51.100.7"), Header: testHeader{"User-Agent", "curl/8.0"}}, &id)
+	for _, c := range []struct {
+		name     string
+		f        Facet
+		in, want string // want "": an error
+	}{
+		{"ip mapped", FacetIP, "::ffff:192.0.2.7", "192.0.2.7"},
+		{"ip upper case", FacetIP, "2001:DB8::1", "2001:db8::1"},
+		{"ip with zone", FacetIP, "fe80::1%eth0", "fe80::1"},
+		{"ip not one", FacetIP, "abc", ""},
+		{"net unmasked", FacetNet, "192.0.2.7/24", "192.0.2.0/24"},
+		{"net without bits", FacetNet, "192.0.2.0", ""},
+		{"fingerprint as given", FacetFingerprint, id.Fingerprint, id.Fingerprint},
+		{"fingerprint upper case", FacetFingerprint, strings.ToUpper(id.Fingerprint), id.Fingerprint},
+		{"fingerprint short", FacetFingerprint, id.Fingerprint[1:], ""},
+		{"fingerprint not hex", FacetFingerprint, "zz5994a7c6086629", ""},
+		{"account as given", FacetAccount, "User-77", "User-77"},
+		{"account too long", FacetAccount, strings.Repeat("a", maxSubjectLen+1), ""},
+		{"app as given", FacetApp, "Partner-App", "Partner-App"},
+		{"app too long", FacetApp, strings.Repeat("a", maxAppLen+1), ""},
+	} {
+		got, err := ParseValue(c.f, c.in)
+		if c.want == "" && err == nil || c.want != "" && (err != nil || got != c.want) {
+			t.Errorf("%s: ParseValue(%s, %q) = %q, %v; want %q", c.name, c.f, c.in, got, err, c.want)
+		}
+	}
+}

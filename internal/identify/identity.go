@@ -1,7 +1,9 @@
 package identify
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -44,6 +46,44 @@ func ParseFacet(s string) (Facet, bool) {
 		}
 	}
 	return 0, false
+}
+
+// ParseValue is s in the form Identify gives facet f's value, so that a
+// value asked in another spelling finds what the ledger recorded: an ip
+// unmapped and without a zone, a net masked to its prefix, a fingerprint
+// in lower case. The error says why s could never be the facet's value:
+// an ip or net that does not parse, a fingerprint that is not 16 hex
+// digits, an app or account longer than Identify ever takes.
+func ParseValue(f Facet, s string) (string, error) {
+	switch f {
+	case FacetIP:
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return "", fmt.Errorf("%q is not an IP address", s)
+		}
+		return a.Unmap().WithZone("").String(), nil
+	case FacetNet:
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return "", fmt.Errorf("%q is not a network (ADDRESS/BITS, as 192.0.2.0/24)", s)
+		}
+		return p.Masked().String(), nil
+	case FacetFingerprint:
+		l := strings.ToLower(s)
+		if len(l) != 16 || strings.Trim(l, "0123456789abcdef") != "" {
+			return "", fmt.Errorf("%q is not a fingerprint: the facet is 16 hex digits (as logs and the ledger show it)", s)
+		}
+		return l, nil
+	case FacetApp:
+		if len(s) > maxAppLen {
+			return "", fmt.Errorf("an app of %d bytes is never one: an app key or a registered app's name is at most %d", len(s), maxAppLen)
+		}
+	case FacetAccount:
+		if len(s) > maxSubjectLen {
+			return "", fmt.Errorf("an account of %d bytes is never one: a token's subject is at most %d", len(s), maxSubjectLen)
+		}
+	}
+	return s, nil
 }
 
 // Credential is a set of the credential headers identify reads.
