@@ -122,7 +122,11 @@ func New(opts Options) (*Server, error) {
 	// the mux's HTML redirect to the path with a slash.
 	mux.Handle("/v1/bans/{facet}", methods(map[string]http.Handler{http.MethodDelete: http.HandlerFunc(s.removeBan)}))
 	mux.Handle("/v1/facets/{facet}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
-	mux.Handle("/v1/ledger/{query}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.ledgerQuery), http.MethodPost: http.HandlerFunc(s.ledgerQuery)}))
+	// The queries are GETs; replay alone is POSTed (its body is the new
+	// config): another method is a 405 naming the one allowed, as on
+	// every route.
+	mux.Handle("/v1/ledger/{query}", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.ledgerQuery)}))
+	mux.Handle("/v1/ledger/replay", methods(map[string]http.Handler{http.MethodPost: http.HandlerFunc(s.ledgerQuery)}))
 	mux.Handle("/v1/facets", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(s.facetState)}))
 	// Profiles of the running gateway, behind the token like the rest:
 	// a profile shows code paths and timing, never request data.

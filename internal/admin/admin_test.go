@@ -423,6 +423,12 @@ func TestMethods(t *testing.T) {
 		{"post metrics", "POST", "/metrics", testToken, 405, "GET, HEAD"},
 		{"post healthz", "POST", "/healthz", "", 405, "GET, HEAD"},
 		{"delete facets", "DELETE", "/v1/facets/ip/1.2.3.4", testToken, 405, "GET, HEAD"},
+		// The ledger's queries are GETs, replay a POST (its body).
+		{"post who-took", "POST", "/v1/ledger/who-took", testToken, 405, "GET, HEAD"},
+		{"post explain", "POST", "/v1/ledger/explain", testToken, 405, "GET, HEAD"},
+		{"get replay", "GET", "/v1/ledger/replay", testToken, 405, "POST"},
+		{"get who-took", "GET", "/v1/ledger/who-took", testToken, 501, ""},
+		{"post replay", "POST", "/v1/ledger/replay", testToken, 501, ""},
 		{"head healthz", "HEAD", "/healthz", "", 200, ""},
 		{"wrong method without token is 401", "PUT", "/v1/bans", "", 401, ""},
 	}

@@ -32,14 +32,17 @@ const maxLedgerBody = 1 << 20
 // config) reaches Ledger.Query; a GET's query string cannot set it.
 const LedgerBody = "body"
 
-// ledgerQuery serves GET and POST /v1/ledger/{query}: a POST's body (at
-// most 1 MiB) goes to the query as args[LedgerBody].
+// ledgerQuery serves GET /v1/ledger/{query} and POST /v1/ledger/replay:
+// a POST's body (at most 1 MiB) goes to the query as args[LedgerBody].
 func (s *Server) ledgerQuery(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Ledger == nil {
 		writeError(w, http.StatusNotImplemented, "no ledger on this server (ledger.dir)")
 		return
 	}
 	name := r.PathValue("query")
+	if name == "" {
+		name = "replay" // its own route, POST
+	}
 	args := r.URL.Query()
 	args.Del(LedgerBody)
 	if r.Method == http.MethodPost {
