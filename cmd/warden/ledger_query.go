@@ -157,10 +157,25 @@ func (q *queryFlags) target(fs *flag.FlagSet) (ledger.Source, string, *config.Co
 		}
 		return nil, "", nil, fmt.Errorf("no ledger: %s sets no ledger.dir; give --ledger DIR or --clickhouse ADDR", *q.config)
 	}
+	if *q.ledger == "" {
+		if err := configLedger(*q.config, dir); err != nil {
+			return nil, "", nil, err
+		}
+	}
 	// A damaged day rollup or author index is passed over for the
 	// hours (the same answer), and said on stderr.
 	warn := warnOn(fs.Output())
 	return localLedger(dir, warn), dir, cfg, nil
+}
+
+// configLedger checks dir, the ledger directory config names (its
+// ledger.dir), so that one missing is said as that file's, not as a bare
+// "stat warden-ledger" the reader cannot place.
+func configLedger(config, dir string) error {
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("ledger.dir of %s: %w; give --ledger DIR", config, err)
+	}
+	return nil
 }
 
 // clickhouseSource is the ledger in ClickHouse: ledger.clickhouse of cfg,

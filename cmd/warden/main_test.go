@@ -31,6 +31,12 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 	if err := os.WriteFile(atFile, []byte("1\n@c.txt\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// ledger.dir of a config that is not there: said as the config's.
+	missingCfg := filepath.Join(t.TempDir(), "warden.yaml")
+	if err := os.WriteFile(missingCfg, []byte("ledger: {dir: "+filepath.Join(other, "missing")+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notThere := "ledger.dir of " + missingCfg + ": stat " + filepath.Join(other, "missing") + ": no such file or directory; give --ledger DIR\n"
 	notLedger := "ledger: " + other + " is not a ledger directory (no partitions, key, lock or ids): is it the gateway's ledger.dir?\n"
 	for _, c := range []struct {
 		args []string
@@ -45,6 +51,10 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 		{[]string{"reach", "--authors", "1", "--overlap", "2 @b.txt", "--ledger", dir}, "warden reach: --overlap: \"@b.txt\": @FILE must be the whole value of --overlap (--overlap @FILE), not one of its ids\n"},
 		{[]string{"audience", "--accounts", "1,@a.txt", "--ledger", dir}, "warden audience: --accounts: \"@a.txt\": @FILE must be the whole value of --accounts (--accounts @FILE), not one of its ids\n"},
 		{[]string{"reach", "--authors", "@" + atFile, "--ledger", dir}, "warden reach: --authors: " + atFile + " holds \"@c.txt\": a file of ids names no other file\n"},
+		{[]string{"ledger", "who-took", "1", "--config", missingCfg}, "warden ledger who-took: " + notThere},
+		{[]string{"reach", "--authors", "1", "--config", missingCfg}, "warden reach: " + notThere},
+		{[]string{"replay", "--config", missingCfg}, "warden replay: " + notThere},
+		{[]string{"trace", "-", "--config", missingCfg}, "warden trace: " + notThere},
 		{[]string{"ledger", "who-took", "1", "--ledger", other}, "warden ledger who-took: " + notLedger},
 		{[]string{"ledger", "took-by", "account", "1", "--ledger", other}, "warden ledger took-by: " + notLedger},
 		{[]string{"reach", "--authors", "1", "--ledger", other}, "warden reach: " + notLedger},

@@ -63,6 +63,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *dir = cfg.Ledger.Dir; *dir == "" {
 			return fmt.Errorf("no ledger: %s sets no ledger.dir; give --ledger DIR", *cfgPath)
 		}
+		if err := configLedger(*cfgPath, *dir); err != nil {
+			return err
+		}
 	}
 	win, err := queryWindow(url.Values{"from": {*from}, "to": {*to}}, time.Now())
 	if err != nil {

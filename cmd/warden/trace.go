@@ -70,8 +70,10 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *ledgerDir == "" && *chAddr == "" {
 			if cfg.Ledger.Backend == config.LedgerClickHouse {
 				*chAddr = "config"
-			} else {
-				*ledgerDir = cfg.Ledger.Dir
+			} else if *ledgerDir = cfg.Ledger.Dir; *ledgerDir != "" {
+				if err := configLedger(*cfgFile, *ledgerDir); err != nil {
+					return err
+				}
 			}
 		}
 	}
