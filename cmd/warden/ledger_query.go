@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,21 +204,38 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	d, err := parseSpan(s)
+	if errors.Is(err, errSpanRange) {
+		return time.Time{}, fmt.Errorf("%q is out of range: a duration back from now is at most %dd (about 292 years); give a time in RFC 3339 for one further back", s, int64(math.MaxInt64/(24*time.Hour)))
+	}
 	if err != nil || d < 0 {
 		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration back from now", s)
 	}
 	return now.Add(-d), nil
 }
 
+// errSpanRange is a duration too long for time.Duration (about 292 years).
+var errSpanRange = errors.New("duration out of range")
+
+// goDuration is the syntax time.ParseDuration reads, which also refuses
+// a duration beyond its range, as "invalid".
+var goDuration = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
 func parseSpan(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.ParseFloat(n, 64)
-		if err != nil {
-			return 0, err
+		if err != nil || math.IsNaN(days) {
+			return 0, fmt.Errorf("%q is not a number of days", n)
+		}
+		if h := days * 24 * float64(time.Hour); h >= math.MaxInt64 || h <= math.MinInt64 {
+			return 0, errSpanRange
 		}
 		return time.Duration(days * 24 * float64(time.Hour)), nil
 	}
-	return time.ParseDuration(s)
+	d, err := time.ParseDuration(s)
+	if err != nil && goDuration.MatchString(s) {
+		return 0, errSpanRange
+	}
+	return d, err
 }
 
 func badQuery(format string, a ...any) error {

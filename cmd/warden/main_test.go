@@ -44,6 +44,8 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 	}{
 		{[]string{"reach", "--authors", "1", "--by", "net", "--ledger", dir}, "warden reach: by: \"net\" is not account, ip\n"},
 		{[]string{"ledger", "who-took", "1", "--from", "soon", "--ledger", dir}, "warden ledger who-took: from: \"soon\" is neither RFC 3339 nor a duration back from now\n"},
+		{[]string{"ledger", "who-took", "1", "--from", "200000d", "--ledger", dir}, "warden ledger who-took: from: \"200000d\" is out of range: a duration back from now is at most 106751d (about 292 years); give a time in RFC 3339 for one further back\n"},
+		{[]string{"reach", "--authors", "1", "--after", "3000000h", "--ledger", dir}, "warden reach: after: \"3000000h\" is out of range: a duration back from now is at most 106751d (about 292 years); give a time in RFC 3339 for one further back\n"},
 		{[]string{"explain", "nope", "--ledger", dir}, "warden explain: no request nope in the ledger " + dir + ": the ledger records answers on the route map's routes, refusals and upstream failures, not an answer on a path outside the route map\n"},
 		// @FILE among ids: on the command line, where it goes (the API's
 		// "send the ids" is for a caller that cannot send a file).
