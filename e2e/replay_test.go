@@ -2,10 +2,16 @@ package e2e
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,5 +198,80 @@ func TestReplayStoreOutageSameConfig(t *testing.T) {
 	}
 	if s := rowsOf(rep.NewlyRefused) + rowsOf(rep.NoLongerRefused) + rowsOf(rep.NewlyMasked) + rowsOf(rep.NoLongerMasked); s != "" {
 		t.Errorf("the same config changed: %s (%d admitted of a burst of %d, %d store refusals at admission)", s, admitted, burst, storeAdmit)
+	}
+}
+
+// warden replay of the same config over one account's overlapping
+// requests reports no change. 60 profiles asked 8 at a time, the upstream
+// answering each after 5-40 ms (the lab platform behind a delay): 40 are
+// admitted by the burst, 20 refused, and of the 40 the budget masks the
+// last 10 rationed, in the order their answers came. Before, an answer's
+// Access carried the time its answer was read and a refusal's the time
+// its request arrived, so the replay decided the limit in another order
+// than the gateway had: requests refused live came before admitted ones
+// still waiting for their answers, and swapped places with them ("newly
+// refused 4, no longer refused 4" under the very config that decided them).
+func TestReplaySameConfigOverlappingRequests(t *testing.T) {
+	platform := startPlatform(t, 200)
+	up, err := url.Parse(platform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(up)
+	var mu sync.Mutex
+	rnd := rand.New(rand.NewPCG(1, 2))
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		d := time.Duration(5+rnd.IntN(36)) * time.Millisecond
+		mu.Unlock()
+		time.Sleep(d)
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	dir := filepath.Join(t.TempDir(), "ledger")
+	live := strings.Replace(ledgerConfig(dir, 30), "rate_limits:\n", "rate_limits:\n  - {name: profile-burst, facet: account, rate: 1/h, burst: 40, routes: [\"GET /v1/users/{id}\"]}\n", 1)
+	g := startGateway(t, live, slow.URL)
+	c := clientFrom("127.0.9.1")
+	hdr := map[string]string{"Authorization": "Bearer " + token(t, "41")}
+	tl := newTally()
+	statuses := map[int]int{}
+	ids := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), hdr)
+				mu.Lock()
+				statuses[a.status]++
+				tl.requests["41"]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for id := 100; id < 160; id++ {
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+	if statuses[200] != 40 || statuses[429] != 20 {
+		t.Fatalf("statuses %v, want 40 answered and 20 refused", statuses)
+	}
+	awaitLedger(t, dir, tl)
+	path := filepath.Join(t.TempDir(), "same.yaml")
+	if err := os.WriteFile(path, []byte(live), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rep replayReport
+	query(t, &rep, "replay", "--config", path, "--ledger", dir)
+	if rep.Accesses != 60 || rep.Replayed != 60 {
+		t.Errorf("%d accesses, %d replayed (not: %v); the client was answered 60", rep.Accesses, rep.Replayed, rep.NotReplayed)
+	}
+	for name, rows := range map[string][]replayRow{"newly refused": rep.NewlyRefused, "no longer refused": rep.NoLongerRefused,
+		"newly masked": rep.NewlyMasked, "no longer masked": rep.NoLongerMasked} {
+		if s := rowsOf(rows); s != "" {
+			t.Errorf("the same config changed: %s %s", name, s)
+		}
 	}
 }

@@ -64,7 +64,16 @@ type answerWork struct {
 // (decode and inspect), ration decides, canaries are seeded, the answer is
 // rewritten and encoded, and the Access it yields goes to the recorders.
 // It returns the outcome, or a refusal that replaces the answer.
-func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, now time.Time, resp Answer) (Outcome, *Refusal) {
+//
+// Every decision on the request is at one instant, ex.Start, when its
+// rate limits were decided (Begin), and the Access carries it: a refusal's
+// Access carries the same, so the ledger orders a request's admission
+// among the others as admission did (warden replay decides the limits
+// again in that order; with the time the answer was read, an admitted
+// request still waiting for its answer came after requests refused
+// meanwhile, and swapped places with them). No clock is read here.
+func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, resp Answer) (Outcome, *Refusal) {
+	now := ex.Start
 	var out Outcome
 	w := p.answers.Get().(*answerWork)
 	defer p.answers.Put(w)

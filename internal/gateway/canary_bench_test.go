@@ -71,22 +71,23 @@ func BenchmarkFinishList(b *testing.B) {
 			}
 			body = append(body, `],"next_cursor":null}`...)
 			exs := make([]Exchange, 1000)
+			now := time.Now()
 			for i := range exs {
 				path := "/v1/users/" + strconv.Itoa(5000+i) + "/followers"
-				exs[i] = Exchange{ID: "req-" + strconv.Itoa(i), Method: "GET", Path: path,
+				exs[i] = Exchange{ID: "req-" + strconv.Itoa(i), Start: now, Method: "GET", Path: path,
 					Identity: identify.Identity{Account: strconv.Itoa(1 + i), IP: netip.MustParseAddr("127.0.0.1")}}
 				exs[i].Route, exs[i].Inspect = p.imap.Match("GET", path)
 				if !exs[i].Inspect {
 					b.Fatal("followers not inspected")
 				}
 			}
-			ctx, now := context.Background(), time.Now()
+			ctx := context.Background()
 			dst := make([]byte, 0, 2*len(body))
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
 				ex := &exs[i%len(exs)]
-				out, ref := p.Finish(ctx, ex, now, Answer{Status: 200, ContentType: "application/json", Body: body, Dst: dst})
+				out, ref := p.Finish(ctx, ex, Answer{Status: 200, ContentType: "application/json", Body: body, Dst: dst})
 				if ref != nil || seed != (out.Body != nil) {
 					b.Fatalf("refused %v, rewritten %v", ref, out.Body != nil)
 				}

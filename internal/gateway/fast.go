@@ -297,7 +297,7 @@ func (f *fastFront) serve(ctx *fasthttp.RequestCtx) {
 		f.upstreamFailed(&ctx.Response, ex, err)
 		return
 	}
-	f.answer(ctx, p, ex, &ctx.Response, start.Add(took)) // now, without reading the clock again
+	f.answer(ctx, p, ex, &ctx.Response)
 }
 
 // upgrade relays an Upgrade request (WebSocket and the like) byte for byte

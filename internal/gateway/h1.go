@@ -134,8 +134,8 @@ func rawPath(req *fasthttp.Request) string {
 
 // answer makes the upstream's answer in resp the client's: hop-by-hop
 // headers out and, on an inspected route, rationed (rewritten, or replaced
-// by a refusal). now is when the answer was read.
-func (x *h1) answer(ctx context.Context, p *Pipeline, ex *Exchange, resp *fasthttp.Response, now time.Time) {
+// by a refusal).
+func (x *h1) answer(ctx context.Context, p *Pipeline, ex *Exchange, resp *fasthttp.Response) {
 	stripHopResponse(&resp.Header)
 	// Every answer names its request, as refusals do: the id `warden
 	// explain` takes ("why was this masked"), and the one the upstream got.
@@ -144,7 +144,7 @@ func (x *h1) answer(ctx context.Context, p *Pipeline, ex *Exchange, resp *fastht
 		return
 	}
 	dst := x.bodies.Get().(*[]byte)
-	out, ref := p.Finish(ctx, ex, now, Answer{
+	out, ref := p.Finish(ctx, ex, Answer{
 		Status:          resp.StatusCode(),
 		ContentType:     b2s(resp.Header.ContentType()),
 		ContentEncoding: b2s(resp.Header.ContentEncoding()),

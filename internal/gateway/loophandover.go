@@ -121,7 +121,7 @@ func (f *loopFront) relayAnswer(client, up net.Conn, answer []byte, ex *Exchange
 	if err := resp.ReadLimitBody(br, 0); err != nil {
 		f.upstreamFailed(&resp, ex, err)
 	} else {
-		f.answer(context.Background(), p, ex, &resp, time.Now())
+		f.answer(context.Background(), p, ex, &resp)
 	}
 	resp.Header.SetNoDefaultContentType(true)
 	if closing {

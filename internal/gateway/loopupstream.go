@@ -367,11 +367,11 @@ func (ls *loopState) deliver(cl *clientConn, up *upstreamConn, n int, more, atEO
 	resp.Header.SetNoDefaultContentType(true)
 	if f.offLoop && cl.ex.Inspect {
 		ls.offLoop(cl, func() bool {
-			f.answer(context.Background(), cl.p, cl.ex, resp, now)
+			f.answer(context.Background(), cl.p, cl.ex, resp)
 			return true
 		}, func(cl *clientConn, _ bool) { ls.respond(cl) })
 		return
 	}
-	f.answer(context.Background(), cl.p, cl.ex, resp, now)
+	f.answer(context.Background(), cl.p, cl.ex, resp)
 	ls.respond(cl)
 }

@@ -280,13 +280,14 @@ func (p *Pipeline) refused(ex *Exchange, ref *Refusal) *Refusal {
 // failed records the Access of a request whose upstream failed (rule
 // "upstream"): the recorders see that nothing was served. On a route the
 // map does not inspect too (route ""): the answer's body names the request
-// id and the rule, and `warden explain` finds them.
+// id and the rule, and `warden explain` finds them. Its time is the
+// request's admission, as every Access's (Finish).
 func failed(ex *Exchange, status int) {
 	p := ex.p
 	if p == nil || len(p.recordings) == 0 {
 		return
 	}
-	p.record(ex, p.bare(ex, time.Now()), &Refusal{Status: status, Rule: refusal.RuleUpstream})
+	p.record(ex, p.bare(ex, ex.Start), &Refusal{Status: status, Rule: refusal.RuleUpstream})
 }
 
 // bare is the box of the Access of a request that served nothing, the

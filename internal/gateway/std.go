@@ -354,7 +354,7 @@ func (f *stdFront) modifyResponse(resp *http.Response) error {
 	if int64(len(body)) > limit {
 		return errTooLarge
 	}
-	out, ref := sx.p.Finish(resp.Request.Context(), sx.ex, time.Now(), Answer{
+	out, ref := sx.p.Finish(resp.Request.Context(), sx.ex, Answer{
 		Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
 		ContentEncoding: resp.Header.Get("Content-Encoding"), Body: body,
 	})

@@ -3,7 +3,8 @@ package ledger
 import "runtime"
 
 // Each calls fn with every Access of the window, partition by partition in
-// time order, until fn returns false. It decodes every partition it visits:
+// time order and, within a partition, in the order they were recorded,
+// until fn returns false. It decodes every partition it visits:
 // for tools that read the whole ledger once (warden trace replays the
 // canaries each list answer carried), not for the request path. A
 // partition whose Accesses do not decode stops it: Err says which.

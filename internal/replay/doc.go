@@ -3,9 +3,13 @@
 // configuration goes live, and reports who would have been refused or
 // masked that was not, and the reverse.
 //
-// Accesses are replayed in time order (to within a reorder buffer), each
-// at its own time, through internal/admit and internal/ration on a fresh
-// in-memory store: counts start empty at the window's start. An answer's
+// Accesses are replayed each at its own time (the instant the gateway
+// decided the request at, its admission), through internal/admit and
+// internal/ration on a fresh in-memory store: counts start empty at the
+// window's start. Admission is decided again in time order (to within a
+// reorder buffer), as the gateway admitted requests; answers are rationed
+// again in the ledger's order, the order the gateway rationed them in
+// (one identity's concurrent answers come back in any order). An answer's
 // records come from the ledger (ids and the classes present), so a budget
 // counts exactly the subjects the gateway served.
 //

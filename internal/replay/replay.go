@@ -77,9 +77,24 @@ const (
 )
 
 // reorder is how many Accesses wait to be put in time order: the ledger
-// holds them in the order answers finished, within a recorder queue of
-// time order.
+// holds them in the order they were recorded (a request's refusal as it
+// was refused, an answer once it was rationed), each with the time its
+// request was admitted at, so within a recorder queue and the longest
+// wait for an upstream's answer of time order.
 const reorder = 1 << 14
+
+// pending is an Access read from the ledger: its admission is decided
+// in time order (the order the gateway admitted requests in), and its
+// answer rationed in the ledger's order (the order the gateway rationed
+// answers in: concurrent answers of one identity come back in any order,
+// and a budget's last subjects are those rationed last). Rate limits and
+// budgets count apart, so the two orders need not agree.
+type pending struct {
+	e       *ledger.Entry
+	seq     int  // the ledger's order: ties of time are decided in it
+	decided bool // admission decided
+	ration  bool // admitted and served: its answer is rationed again
+}
 
 // Run replays the Accesses of win in dir under cfg, its reader opened with
 // opts (WithWarnings: a damaged day rollup passed over is said).
@@ -101,11 +116,33 @@ func Run(ctx context.Context, dir string, win ledger.Window, cfg *config.Config,
 	if !win.To.IsZero() {
 		rep.Window.To = &win.To
 	}
-	var q queue
+	var q queue         // by time: admission
+	var fifo []*pending // in the ledger's order: rationing
+	seq := 0
+	admitOne := func() error {
+		p := heap.Pop(&q).(*pending)
+		var err error
+		if p.ration, err = rp.admit(ctx, p.e, rep); err != nil {
+			return err
+		}
+		p.decided = true
+		for len(fifo) > 0 && fifo[0].decided {
+			p, fifo = fifo[0], fifo[1:]
+			if p.ration {
+				if err := rp.ration(ctx, p.e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	r.Each(func(e *ledger.Entry) bool {
-		heap.Push(&q, e)
+		p := &pending{e: e, seq: seq}
+		seq++
+		heap.Push(&q, p)
+		fifo = append(fifo, p)
 		for q.Len() > reorder && err == nil {
-			err = rp.replay(ctx, heap.Pop(&q).(*ledger.Entry), rep)
+			err = admitOne()
 		}
 		return err == nil && ctx.Err() == nil
 	})
@@ -113,7 +150,7 @@ func Run(ctx context.Context, dir string, win ledger.Window, cfg *config.Config,
 		err = r.Err() // a partition that does not decode: no report from part of the window
 	}
 	for q.Len() > 0 && err == nil {
-		err = rp.replay(ctx, heap.Pop(&q).(*ledger.Entry), rep)
+		err = admitOne()
 	}
 	if err == nil {
 		err = ctx.Err()
@@ -309,62 +346,65 @@ func (rp *replayer) request(e *ledger.Entry) (method, path string) {
 	return method, strings.Join(segs, "/")
 }
 
-// replay decides e again and notes how the decision differs.
-func (rp *replayer) replay(ctx context.Context, e *ledger.Entry, rep *Report) error {
+// admit decides e's admission again and notes how the decision differs.
+// It reports whether e's answer is to be rationed again (rp.ration): it
+// was served, and would be.
+func (rp *replayer) admit(ctx context.Context, e *ledger.Entry, rep *Report) (bool, error) {
 	rep.Accesses++
 	switch {
 	case e.Rule == refusal.RuleBan:
 		rep.NotReplayed[skipBanned]++
-		return nil
+		return false, nil
 	case e.Rule == refusal.RuleIdentity:
 		rep.NotReplayed[skipIdentity]++
-		return nil
+		return false, nil
 	case e.Rule == refusal.RuleRequest:
 		// No config decides it: any config refuses it the same way.
 		rep.NotReplayed[skipRequest]++
-		return nil
+		return false, nil
 	case e.Rule == refusal.RuleInternal && e.Facet == refusal.InternalAnswering:
 		rep.NotReplayed[skipSuperseded]++
-		return nil
+		return false, nil
 	case e.Rule == refusal.RuleStore && e.Facet == refusal.StoreAdmit:
 		rep.NotReplayed[skipStoreAdmit]++
-		return nil
+		return false, nil
 	case e.Status == 429 && rp.budget[e.Rule]:
 		// A budget blocked it: the ledger kept no records to count.
 		rep.NotReplayed[skipBlocked]++
-		return nil
+		return false, nil
 	}
 	rep.Replayed++
-	now := e.Time
 	id := e.Who()
 	method, path := rp.request(e)
 	origRefused := e.Rule != "" && (e.Status == 429 || e.Status == 403)
-	d, err := rp.adm.Admit(ctx, now, &id, method, path, e.RequestID)
+	d, err := rp.adm.Admit(ctx, e.Time, &id, method, path, e.RequestID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !d.Admitted() {
 		if !origRefused {
 			f, v := rp.owner(e, d.Rule, d.Facet)
 			rp.diffs[newlyRefused].add(f, v, d.Rule, 0)
 		}
-		return nil
+		return false, nil
 	}
 	if origRefused {
 		// The ledger holds no records of an answer refused before the
 		// upstream answered: nothing to ration.
 		f, v := rp.owner(e, e.Rule, e.Facet)
 		rp.diffs[noLongerRefused].add(f, v, e.Rule, 0)
-		return nil
+		return false, nil
 	}
 	if e.Rule != "" {
-		return nil // refused for another reason (upstream, store, policy): not rationed
+		return false, nil // refused for another reason (upstream, store, policy): not rationed
 	}
-	return rp.ration(ctx, e, &id, method, path, rep)
+	return true, nil
 }
 
 // ration decides a served answer's records again and compares the masks.
-func (rp *replayer) ration(ctx context.Context, e *ledger.Entry, id *identify.Identity, method, path string, rep *Report) error {
+func (rp *replayer) ration(ctx context.Context, e *ledger.Entry) error {
+	id := e.Who()
+	method, path := rp.request(e)
 	m, ok := rp.imap.Match(method, path)
 	if !ok {
 		return nil
@@ -402,7 +442,7 @@ func (rp *replayer) ration(ctx context.Context, e *ledger.Entry, id *identify.Id
 	}
 	rp.links.cur = e
 	acc := inspect.Access{}
-	ref, err := rp.rat.Decide(ctx, e.Time, id, ration.Request{Method: method, Path: path, ID: e.RequestID}, m, &rp.res, &acc)
+	ref, err := rp.rat.Decide(ctx, e.Time, &id, ration.Request{Method: method, Path: path, ID: e.RequestID}, m, &rp.res, &acc)
 	if err != nil {
 		return err
 	}
@@ -471,12 +511,17 @@ func (v *verdicts) Linked(ctx context.Context, now time.Time, key string, ids []
 }
 
 // queue orders Accesses by time.
-type queue []*ledger.Entry
+type queue []*pending
 
-func (q queue) Len() int           { return len(q) }
-func (q queue) Less(i, j int) bool { return q[i].Time.Before(q[j].Time) }
-func (q queue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *queue) Push(x any)        { *q = append(*q, x.(*ledger.Entry)) }
+func (q queue) Len() int { return len(q) }
+func (q queue) Less(i, j int) bool {
+	if !q[i].e.Time.Equal(q[j].e.Time) {
+		return q[i].e.Time.Before(q[j].e.Time)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q queue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *queue) Push(x any)   { *q = append(*q, x.(*pending)) }
 func (q *queue) Pop() any {
 	old := *q
 	e := old[len(old)-1]
