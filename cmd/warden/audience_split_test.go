@@ -151,3 +151,30 @@ func TestAudienceNoCredentialNamesTheVariable(t *testing.T) {
 		t.Errorf("audience without a credential: %v; want an error naming LAB_JWT_SECRET", err)
 	}
 }
+
+// TestAudiencePrivateBudgetDirIsALedger: a DP audience with --no-ledger
+// keeps its budget in the config's ledger.dir, made for it when missing
+// (the privacy files alone); the queries of that config then read it as
+// the empty ledger it is, not "not a ledger directory".
+func TestAudiencePrivateBudgetDirIsALedger(t *testing.T) {
+	up, _, acct, _ := audienceFixture(t)
+	dir := filepath.Join(t.TempDir(), "ledger") // not there yet
+	cfg := filepath.Join(t.TempDir(), "warden.yaml")
+	if err := os.WriteFile(cfg, []byte("upstream: {url: \""+up+"\"}\nledger: {dir: \""+dir+"\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	args := []string{"--config", cfg, "--accounts", acct, "--credential-env", "WARDEN_TEST_AUDIENCE_SPLIT_TOKEN", "--rate", "1000"}
+	if err := runAudience(ctx, append(args, "--no-ledger", "--dp-epsilon", "0.5", "--researcher", "dir-test"), io.Discard, io.Discard); err != nil {
+		t.Fatalf("DP audience --no-ledger: %v", err)
+	}
+	if err := runAudience(ctx, args, io.Discard, io.Discard); err != nil {
+		t.Errorf("audience after a DP answer made %s: %v", dir, err)
+	}
+	var w bytes.Buffer
+	if err := runReach(ctx, []string{"--config", cfg, "--authors", acct, "--json"}, &w, io.Discard); err != nil {
+		t.Errorf("reach after a DP answer made %s: %v", dir, err)
+	} else if !strings.Contains(w.String(), `"reach": 0`) {
+		t.Errorf("reach of an empty ledger: %s", w.String())
+	}
+}

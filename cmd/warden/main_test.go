@@ -37,7 +37,7 @@ func TestQueryErrorsOnTheCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	notThere := "ledger.dir of " + missingCfg + ": stat " + filepath.Join(other, "missing") + ": no such file or directory; give --ledger DIR\n"
-	notLedger := "ledger: " + other + " is not a ledger directory (no partitions, key, lock or ids): is it the gateway's ledger.dir?\n"
+	notLedger := "ledger: " + other + " is not a ledger directory (no partitions, key, lock, ids or privacy budgets): is it the gateway's ledger.dir?\n"
 	for _, c := range []struct {
 		args []string
 		want string

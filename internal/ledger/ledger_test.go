@@ -485,3 +485,39 @@ func TestDistinctAlso(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A directory holding a DP answer's privacy files alone (the config's
+// ledger.dir made for them before any gateway wrote there) is an empty
+// ledger; one holding anything else is no ledger.
+func TestPrivacyFilesMakeAnEmptyLedger(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		ledger     bool
+	}{
+		{"budgets", "privacy-budgets.json", true},
+		{"key", "privacy.key", true},
+		{"other", "notes.txt", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, tc.file), []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := OpenReader(dir, Window{})
+			if !tc.ledger {
+				if err == nil || !strings.Contains(err.Error(), "not a ledger directory") {
+					t.Errorf("%s alone: %v, want not a ledger directory", tc.file, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s alone: %v", tc.file, err)
+			}
+			defer r.Close()
+			res, err := r.WhoTook("17", "", identify.FacetAccount)
+			if err != nil || len(res.Rows) != 0 {
+				t.Errorf("who-took on an empty ledger: %+v, %v", res, err)
+			}
+		})
+	}
+}

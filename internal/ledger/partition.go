@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/warden-gw/warden/internal/privacy"
 )
 
 // Partition files.
@@ -431,18 +433,21 @@ type listing struct {
 
 // isLedger is an error unless dir is a ledger's directory: one a writer
 // opened (its lock and key are made at once) or that holds partitions,
-// its dictionary or retention's record. A mistyped --ledger must not read
-// as a ledger in which nobody took anything.
+// its dictionary or retention's record, or the privacy budgets a DP
+// answer keeps in a ledger directory (one asked before any gateway wrote
+// there, or with --no-ledger, makes the config's ledger.dir for them: an
+// empty ledger). A mistyped --ledger must not read as a ledger in which
+// nobody took anything.
 func isLedger(dir string, ls *listing) error {
 	if len(ls.stems) > 0 {
 		return nil
 	}
-	for _, name := range []string{"key", "lock", idsFile, retiredFile} {
+	for _, name := range []string{"key", "lock", idsFile, retiredFile, privacy.BudgetFile, privacy.KeyFile} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
 			return nil
 		}
 	}
-	return fmt.Errorf("ledger: %s is not a ledger directory (no partitions, key, lock or ids): is it the gateway's ledger.dir?", dir)
+	return fmt.Errorf("ledger: %s is not a ledger directory (no partitions, key, lock, ids or privacy budgets): is it the gateway's ledger.dir?", dir)
 }
 
 func list(dir string) (*listing, error) {
