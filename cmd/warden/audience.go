@@ -119,7 +119,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if u, err := url.Parse(l.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--upstream: %q is not an http or https URL", l.Upstream)
 	}
-	if l.Credential, err = serviceCredential(cfg, *credEnv, *service); err != nil {
+	if err = serviceCredential(l, cfg, *credEnv, *service); err != nil {
 		return err
 	}
 	// The budget sits in the ledger directory: a DP answer needs one.
@@ -250,7 +250,7 @@ func apiAudience(ctx context.Context, src ledger.Source, dir string, cfg *config
 		return nil, err
 	}
 	var err error
-	if l.Credential, err = serviceCredential(cfg, "", service); err != nil {
+	if err = serviceCredential(l, cfg, "", service); err != nil {
 		return nil, badQuery("audience: %v", err)
 	}
 	var led audience.Ledger
@@ -305,21 +305,42 @@ func listRoute(l *audience.Lists, cfg *config.Config, want string) error {
 	return l.FromRoute(want, "id", []string{"$.users[*]"}, "id", "cursor")
 }
 
-// serviceCredential is the Authorization value: the bearer token in env,
-// or one minted with the config's HS256 account secret.
-func serviceCredential(cfg *config.Config, env, account string) (string, error) {
+// serviceTokenLife is how long a minted service token is valid: the
+// lists mint another before it ends (audience.Lists.Mint), so a run
+// paging for longer is never refused halfway.
+const serviceTokenLife = time.Hour
+
+// serviceCredential sets l's Authorization value: the bearer token in
+// env, or a minter of tokens signed with the config's HS256 account
+// secret, each valid for serviceTokenLife (checked here: a missing
+// secret fails before any list is paged).
+func serviceCredential(l *audience.Lists, cfg *config.Config, env, account string) error {
 	if env != "" {
 		tok := strings.TrimSpace(os.Getenv(env))
 		if tok == "" {
-			return "", fmt.Errorf("--credential-env: %s is empty", env)
+			return fmt.Errorf("--credential-env: %s is empty", env)
 		}
 		if !strings.HasPrefix(strings.ToLower(tok), "bearer ") {
 			tok = "Bearer " + tok
 		}
-		return tok, nil
+		l.Credential = tok
+		return nil
 	}
+	secret, err := serviceSecret(cfg)
+	if err != nil {
+		return err
+	}
+	l.Mint = func(now time.Time) (string, time.Time, error) {
+		exp := now.Add(serviceTokenLife)
+		return mintService(secret, account, now, exp), exp, nil
+	}
+	return nil
+}
+
+// serviceSecret is the config's HS256 account secret.
+func serviceSecret(cfg *config.Config) ([]byte, error) {
 	if cfg == nil {
-		return "", errors.New("no credential: give --credential-env VAR or a --config whose identity.account has an HS256 secret")
+		return nil, errors.New("no credential: give --credential-env VAR or a --config whose identity.account has an HS256 secret")
 	}
 	a := cfg.Identity.Account
 	var secret []byte
@@ -329,23 +350,28 @@ func serviceCredential(cfg *config.Config, env, account string) (string, error) 
 	case a.SecretFile != "":
 		b, err := os.ReadFile(a.SecretFile)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		secret = []byte(strings.TrimRight(string(b), "\r\n"))
 	}
 	if len(secret) == 0 {
 		if a.SecretEnv != "" {
-			return "", fmt.Errorf("no credential: %s (identity.account.secret_env) is empty: set it, or give --credential-env VAR", a.SecretEnv)
+			return nil, fmt.Errorf("no credential: %s (identity.account.secret_env) is empty: set it, or give --credential-env VAR", a.SecretEnv)
 		}
-		return "", errors.New("no credential: give --credential-env VAR, or set the config's identity.account secret")
+		return nil, errors.New("no credential: give --credential-env VAR, or set the config's identity.account secret")
 	}
-	now := time.Now()
+	return secret, nil
+}
+
+// mintService is the Authorization value of an HS256 token for account,
+// issued at now, expiring at exp.
+func mintService(secret []byte, account string, now, exp time.Time) string {
 	enc := base64.RawURLEncoding
-	claims, _ := json.Marshal(map[string]any{"sub": account, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "created": now.Add(-365 * 24 * time.Hour).Unix()})
+	claims, _ := json.Marshal(map[string]any{"sub": account, "iat": now.Unix(), "exp": exp.Unix(), "created": now.Add(-365 * 24 * time.Hour).Unix()})
 	msg := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString(claims)
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(msg))
-	return "Bearer " + msg + "." + enc.EncodeToString(m.Sum(nil)), nil
+	return "Bearer " + msg + "." + enc.EncodeToString(m.Sum(nil))
 }
 
 // audienceDose, audienceOverlap head audience's dose and overlap tables.

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,5 +241,59 @@ func TestAudiencePagesSharedAccountOnce(t *testing.T) {
 		if d.People != atLeast[d.K] {
 			t.Errorf("dose k=%d: %d, want %d", d.K, d.People, atLeast[d.K])
 		}
+	}
+}
+
+// A minted credential is minted again before it expires: a run paging for
+// longer than a token lives (here 300 ms, at 20 pages a second over about
+// a second of pages) sends no expired one, which the upstream refuses.
+func TestAudienceMintsBeforeExpiry(t *testing.T) {
+	p, err := platform.New(platform.Options{Profiles: 3000, Seed: 7, JWTSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := platform.MintToken(secret, "1", time.Now().Add(-24*time.Hour), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	expires := map[string]time.Time{} // credential -> its expiry
+	h := p.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		exp, ok := expires[r.Header.Get("Authorization")]
+		mu.Unlock()
+		if !ok || !time.Now().Before(exp) {
+			http.Error(w, `{"error":"token expired"}`, http.StatusUnauthorized)
+			return
+		}
+		r.Header.Set("Authorization", "Bearer "+tok)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	const life = 300 * time.Millisecond
+	minted := 0
+	l := &Lists{Upstream: srv.URL, NextCursor: "next_cursor", PageSize: 10, Rate: 20, MaxPages: 10000,
+		Mint: func(now time.Time) (string, time.Time, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			minted++
+			c := fmt.Sprintf("Bearer minted-%d", minted)
+			expires[c] = now.Add(life)
+			return c, now.Add(life), nil
+		}}
+	if err := l.FromRoute("GET /v1/users/{id}/followers", "id", []string{"$.users[*]"}, "id", "cursor"); err != nil {
+		t.Fatal(err)
+	}
+	accts := popular(p, 1)
+	res, err := Run(t.Context(), l, Query{Accounts: accts})
+	if err != nil {
+		t.Fatalf("paging for longer than a credential lives: %v", err)
+	}
+	if want, _ := truth(p, accts); res.Audience != want {
+		t.Errorf("audience %d, the platform says %d", res.Audience, want)
+	}
+	if res.Requests < 16 || minted < 3 {
+		t.Errorf("%d requests at 20 a second, %d credentials of %s minted: the run did not outlive one", res.Requests, minted, life)
 	}
 }

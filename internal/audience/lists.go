@@ -24,11 +24,18 @@ type Lists struct {
 	NextCursor string // the answer's key holding the next page's cursor: next_cursor
 	PageSize   int    // limit=N on each request (0: the upstream's default)
 	Credential string // the Authorization header's value
-	Rate       float64
-	MaxPages   int // per account; past it the count is refused, not cut short
-	Client     *http.Client
+	// Mint, when set, makes the credential at now and says when it
+	// expires; it is asked again once three quarters of a credential's
+	// life have passed, so that a run paging for longer than a minted
+	// token lives never sends an expired one. Nil: Credential is used as
+	// given (a token the caller holds).
+	Mint     func(now time.Time) (credential string, expires time.Time, err error)
+	Rate     float64
+	MaxPages int // per account; past it the count is refused, not cut short
+	Client   *http.Client
 
 	next     time.Time // the earliest the next request may go
+	renew    time.Time // when Mint is asked again
 	Requests int
 }
 
@@ -142,6 +149,9 @@ func (l *Lists) get(ctx context.Context, u string) ([]byte, error) {
 		}
 		l.next = now.Add(time.Duration(float64(time.Second) / l.Rate))
 	}
+	if err := l.credential(time.Now()); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -172,6 +182,20 @@ func (l *Lists) get(ctx context.Context, u string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %s", resp.Status, msg)
 	}
 	return body, nil
+}
+
+// credential mints the credential when Mint is set and the one held is
+// missing or three quarters through its life.
+func (l *Lists) credential(now time.Time) error {
+	if l.Mint == nil || (l.Credential != "" && now.Before(l.renew)) {
+		return nil
+	}
+	c, exp, err := l.Mint(now)
+	if err != nil {
+		return fmt.Errorf("mint the service credential: %w", err)
+	}
+	l.Credential, l.renew = c, now.Add(exp.Sub(now)*3/4)
+	return nil
 }
 
 var errNoAccounts = errors.New("audience: give the accounts")
