@@ -69,7 +69,7 @@ func openLedger(cfg *config.Config, reg prometheus.Registerer, recm *gateway.Rec
 		}
 		return recs, closeAll, nil
 	}
-	l, err := ledger.Open(ledger.Options{Dir: lc.Dir, FsyncInterval: lc.FsyncInterval, MaxAge: lc.Retention.MaxAge,
+	l, err := ledger.Open(ledger.Options{Dir: lc.Dir, FsyncInterval: lc.FsyncInterval, MaxAge: lc.Retention.Age(),
 		MaxBytes: lc.Retention.MaxBytes, PartitionAccesses: lc.PartitionAccesses, Logger: log, Metrics: ledger.NewMetrics(reg)})
 	if err != nil {
 		closeAll()

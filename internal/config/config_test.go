@@ -47,6 +47,7 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_redis_lease.yaml", "bad_redis_lease.yaml:5:30: store.redis.lease.ttl: 1m30s is outside 1ms..1m0s"},
 		{"bad_ledger.yaml", "bad_ledger.yaml:3:19: ledger.fsync_interval: 1ms is below 10ms"},
 		{"bad_ledger.yaml", "bad_ledger.yaml:5:14: ledger.retention.max_age: 10m0s is below 1h"},
+		{"bad_ledger_max_age_zero.yaml", "bad_ledger_max_age_zero.yaml:4:14: ledger.retention.max_age: 0 does not mean \"keep everything\" (max_bytes' 0 does): the ledger always has an age bound; give one of at least 1h (87600h is ten years), or leave it out for the default 720h"},
 		{"bad_ledger_partition.yaml", "bad_ledger_partition.yaml:3:23: ledger.partition_accesses: 10 is not between 100 and 10000000"},
 		{"ledger.yaml", ""},
 		{"spool_is_ledger_dir.yaml", "spool_is_ledger_dir.yaml:9:18: ledger.clickhouse.spool.dir: /var/lib/warden/ledger/ is also ledger.dir: each needs a directory of its own"},

@@ -78,12 +78,25 @@ const (
 )
 
 // LedgerRetention bounds the ledger: sealed hour partitions older than
-// MaxAge go, then the oldest while the directory is over MaxBytes (0: no
-// size bound).
+// MaxAge go (default 720h), then the oldest while the directory is over
+// MaxBytes (0: no size bound). MaxAge is a pointer so that an explicit 0
+// is told from none: 0 is refused, where max_bytes' 0 means no bound (a
+// reader writing 0 for "keep everything" would lose all but 30 days).
 type LedgerRetention struct {
-	MaxAge   time.Duration `yaml:"max_age"`
-	MaxBytes int64         `yaml:"max_bytes"`
+	MaxAge   *time.Duration `yaml:"max_age"`
+	MaxBytes int64          `yaml:"max_bytes"`
 }
+
+// Age is MaxAge, set by the defaults.
+func (r LedgerRetention) Age() time.Duration {
+	if r.MaxAge == nil {
+		return DefaultMaxAge
+	}
+	return *r.MaxAge
+}
+
+// DefaultMaxAge is retention.max_age when the config gives none.
+const DefaultMaxAge = 30 * 24 * time.Hour
 
 // Ledger backends.
 const (
@@ -116,8 +129,9 @@ func (l *Ledger) setDefaults() {
 	if l.Privacy.Budget == "" {
 		l.Privacy.Budget = "1"
 	}
-	if l.Retention.MaxAge == 0 {
-		l.Retention.MaxAge = 30 * 24 * time.Hour
+	if l.Retention.MaxAge == nil {
+		d := DefaultMaxAge
+		l.Retention.MaxAge = &d
 	}
 }
 
@@ -159,8 +173,11 @@ func (l Ledger) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("queue_full: %q is not drop or wait", l.QueueFull))
 	}
-	if l.Retention.MaxAge < time.Hour {
-		errs = append(errs, fmt.Errorf("retention.max_age: %v is below 1h (a partition is an hour)", l.Retention.MaxAge))
+	switch age := l.Retention.Age(); {
+	case age == 0:
+		errs = append(errs, errors.New("retention.max_age: 0 does not mean \"keep everything\" (max_bytes' 0 does): the ledger always has an age bound; give one of at least 1h (87600h is ten years), or leave it out for the default 720h"))
+	case age < time.Hour:
+		errs = append(errs, fmt.Errorf("retention.max_age: %v is below 1h (a partition is an hour)", age))
 	}
 	if l.Retention.MaxBytes < 0 {
 		errs = append(errs, errors.New("retention.max_bytes: must not be negative"))
