@@ -102,8 +102,10 @@ func apiReplay(ctx context.Context, src ledger.Source, dir string, win ledger.Wi
 
 func replayTable(w io.Writer, rep *replay.Report) error {
 	fmt.Fprintf(w, "window %s .. %s: %d accesses, %d replayed", fmtTime(rep.Window.From), fmtTime(rep.Window.To), rep.Accesses, rep.Replayed)
-	for reason, n := range rep.NotReplayed {
-		fmt.Fprintf(w, ", %d not (%s)", n, reason)
+	for _, reason := range replay.Reasons {
+		if n := rep.NotReplayed[reason]; n > 0 {
+			fmt.Fprintf(w, ", %d not (%s)", n, reason)
+		}
 	}
 	fmt.Fprintln(w)
 	if !rep.Changed() {

@@ -24,7 +24,8 @@ import (
 type Report struct {
 	Window Window `json:"window"`
 	// Accesses is how many the window held; Replayed how many were
-	// decided again (the rest are counted in NotReplayed by reason).
+	// decided again (the rest are counted in NotReplayed by reason: every
+	// one of Reasons, 0 included).
 	Accesses    int            `json:"accesses"`
 	Replayed    int            `json:"replayed"`
 	NotReplayed map[string]int `json:"not_replayed"`
@@ -76,6 +77,10 @@ const (
 	skipStoreAdmit = "store_admit"
 )
 
+// Reasons are the reasons an Access is not replayed, in the order
+// reports give them.
+var Reasons = []string{skipBanned, skipIdentity, skipBlocked, skipRequest, skipSuperseded, skipStoreAdmit}
+
 // reorder is how many Accesses wait to be put in time order: the ledger
 // holds them in the order they were recorded (a request's refusal as it
 // was refused, an answer once it was rationed), each with the time its
@@ -110,6 +115,9 @@ func Run(ctx context.Context, dir string, win ledger.Window, cfg *config.Config,
 	}
 	defer r.Close()
 	rep := &Report{NotReplayed: map[string]int{}, Caveats: caveats(cfg)}
+	for _, r := range Reasons {
+		rep.NotReplayed[r] = 0
+	}
 	if !win.From.IsZero() {
 		rep.Window.From = &win.From
 	}

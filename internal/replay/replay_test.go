@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -53,5 +54,9 @@ rate_limits:
 	}
 	if len(rep.NewlyRefused) != 0 {
 		t.Errorf("newly refused %+v: the one request was replayed twice", rep.NewlyRefused)
+	}
+	// Every reason is given, 0 included, as the README lists them.
+	if b, err := json.Marshal(rep.NotReplayed); err != nil || string(b) != `{"banned":0,"blocked_by_budget":0,"identity":0,"request":0,"store_admit":0,"superseded":1}` {
+		t.Errorf("not_replayed %s (%v): want all six reasons", b, err)
 	}
 }
