@@ -105,7 +105,7 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	l := &audience.Lists{NextCursor: "next_cursor", PageSize: *pageSize, Rate: *rate, MaxPages: *maxPages,
-		Client: &http.Client{Timeout: 30 * time.Second}}
+		Client: &http.Client{Timeout: 30 * time.Second}, Retries: audienceRetries}
 	if err := listRoute(l, cfg, *route); err != nil {
 		return err
 	}
@@ -145,6 +145,11 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	return nil
 }
+
+// audienceRetries is how many times a page that failed with a 5xx, a 429
+// or no answer is asked again (after 0.5, 1 and 2 s) before the count
+// fails: one failure does not throw away an hour of paging.
+const audienceRetries = 3
 
 // audienceHow are audience's parameters that say how to ask, not what:
 // left out of a DP answer's question, so that the same question paged at
@@ -245,7 +250,7 @@ func apiAudience(ctx context.Context, src ledger.Source, dir string, cfg *config
 		service = s
 	}
 	l := &audience.Lists{NextCursor: "next_cursor", PageSize: 50, Rate: rate, MaxPages: 100000,
-		Client: &http.Client{Timeout: 30 * time.Second}, Upstream: cfg.Upstream.URL}
+		Client: &http.Client{Timeout: 30 * time.Second}, Upstream: cfg.Upstream.URL, Retries: audienceRetries}
 	if err := listRoute(l, cfg, ""); err != nil {
 		return nil, err
 	}

@@ -297,3 +297,93 @@ func TestAudienceMintsBeforeExpiry(t *testing.T) {
 		t.Errorf("%d requests at 20 a second, %d credentials of %s minted: the run did not outlive one", res.Requests, minted, life)
 	}
 }
+
+// A page that fails with a 5xx or no answer in time is asked again, after
+// a backoff, up to Retries times: the count is the platform's. One that
+// keeps failing fails the count, naming the account, the page and the
+// tries; a 4xx is not asked again.
+func TestAudienceRetriesAPage(t *testing.T) {
+	p, err := platform.New(platform.Options{Profiles: 3000, Seed: 7, JWTSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := platform.MintToken(secret, "1", time.Now().Add(-24*time.Hour), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.Handler()
+	var mu sync.Mutex
+	asked := map[string]int{} // query -> times asked
+	fail := func(n int) bool { return false }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked[r.URL.RawQuery]++
+		n := asked[r.URL.RawQuery]
+		f := fail
+		mu.Unlock()
+		if r.URL.Query().Get("cursor") != "" && f(n) { // pages after the first
+			switch n {
+			case 1:
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+			case 2:
+				time.Sleep(300 * time.Millisecond) // past the client's timeout
+			default:
+				http.Error(w, "down", http.StatusBadGateway)
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	accts := popular(p, 1)
+	want, _ := truth(p, accts)
+	for _, tc := range []struct {
+		name     string
+		fail     func(n int) bool
+		err      string
+		requests int // at most
+	}{
+		{"recovers", func(n int) bool { return n <= 2 }, "", 0},
+		{"keeps failing", func(n int) bool { return true }, "audience: followers of " + accts[0] + ", page 2: 502 Bad Gateway: down (asked 4 times)", 5},
+		{"fails once", func(n int) bool { return n == 1 }, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			clear(asked)
+			fail = tc.fail
+			mu.Unlock()
+			l := &Lists{Upstream: srv.URL, NextCursor: "next_cursor", PageSize: 50, Credential: "Bearer " + tok, MaxPages: 10000,
+				Client: &http.Client{Timeout: 100 * time.Millisecond}, Retries: 3, Backoff: 10 * time.Millisecond}
+			if err := l.FromRoute("GET /v1/users/{id}/followers", "id", []string{"$.users[*]"}, "id", "cursor"); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Run(t.Context(), l, Query{Accounts: accts})
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				if l.Requests > tc.requests {
+					t.Errorf("%d requests, want at most %d", l.Requests, tc.requests)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Audience != want {
+				t.Errorf("audience %d, the platform says %d", res.Audience, want)
+			}
+		})
+	}
+	// A 4xx is the asker's to fix: asked once.
+	l := &Lists{Upstream: srv.URL, NextCursor: "next_cursor", PageSize: 50, Credential: "Bearer nope", MaxPages: 10, Retries: 3, Backoff: 10 * time.Millisecond}
+	if err := l.FromRoute("GET /v1/users/{id}/followers", "id", []string{"$.users[*]"}, "id", "cursor"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	fail = func(int) bool { return false }
+	mu.Unlock()
+	if _, err := Run(t.Context(), l, Query{Accounts: []string{"1"}}); err == nil || l.Requests != 1 {
+		t.Errorf("a bad credential: %v after %d requests, want an error after 1", err, l.Requests)
+	}
+}

@@ -1,11 +1,13 @@
 package audience
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -33,6 +35,13 @@ type Lists struct {
 	Rate     float64
 	MaxPages int // per account; past it the count is refused, not cut short
 	Client   *http.Client
+	// Retries is how many times a page is asked again after a failure
+	// that may pass (a 5xx or 429, a timeout, a connection that failed),
+	// each after Backoff, doubled every time (0: 500ms), and in its slot
+	// of Rate; past them the count fails, naming the account and page.
+	// Another failure (a 4xx, an answer that does not parse) is not retried.
+	Retries int
+	Backoff time.Duration
 
 	next     time.Time // the earliest the next request may go
 	renew    time.Time // when Mint is asked again
@@ -81,7 +90,7 @@ func (l *Lists) Followers(ctx context.Context, account string, add func(id strin
 			q.Set("limit", strconv.Itoa(l.PageSize))
 		}
 		u.RawQuery = q.Encode()
-		body, err := l.get(ctx, u.String())
+		body, err := l.page(ctx, u.String())
 		if err != nil {
 			return page, fmt.Errorf("audience: followers of %s, page %d: %w", account, page+1, err)
 		}
@@ -133,6 +142,53 @@ func field(r map[string]any, path string) (string, bool) {
 	return "", false
 }
 
+// page asks for one page, again after a failure that may pass, at most
+// l.Retries times.
+func (l *Lists) page(ctx context.Context, u string) ([]byte, error) {
+	wait := cmp.Or(l.Backoff, 500*time.Millisecond)
+	for try := 0; ; try++ {
+		body, err := l.get(ctx, u)
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return body, err
+		}
+		if try == l.Retries {
+			if try > 0 {
+				return nil, fmt.Errorf("%w (asked %d times)", err, try+1)
+			}
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// statusError is an answer other than 200.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// transient reports whether err may pass when asked again: a 5xx or 429,
+// or no answer (a timeout, a connection refused or cut).
+func transient(err error) bool {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.status >= 500 || se.status == http.StatusTooManyRequests
+	}
+	// No answer, or one cut short: http.Client.Do's errors, reading the body.
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // get waits for the rate's next slot, then asks.
 func (l *Lists) get(ctx context.Context, u string) ([]byte, error) {
 	if l.Rate > 0 {
@@ -179,7 +235,7 @@ func (l *Lists) get(ctx context.Context, u string) ([]byte, error) {
 		if len(msg) > 200 {
 			msg = msg[:200]
 		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, msg)
+		return nil, &statusError{status: resp.StatusCode, msg: resp.Status + ": " + msg}
 	}
 	return body, nil
 }
