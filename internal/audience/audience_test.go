@@ -387,3 +387,24 @@ func TestAudienceRetriesAPage(t *testing.T) {
 		t.Errorf("a bad credential: %v after %d requests, want an error after 1", err, l.Requests)
 	}
 }
+
+// Numeric ids above 2^53 are read as written, not as float64s rounded
+// onto one another: 9007199254740993 and 9007199254740992 are two people.
+func TestAudienceLargeNumericIDs(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"users":[{"id":9007199254740993},{"id":9007199254740992},{"id":18446744073709551615},{"id":"77"}],"next_cursor":null}`)
+	}))
+	t.Cleanup(srv.Close)
+	l := &Lists{Upstream: srv.URL, NextCursor: "next_cursor", PageSize: 50, MaxPages: 10}
+	if err := l.FromRoute("GET /v1/users/{id}/followers", "id", []string{"$.users[*]"}, "id", "cursor"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if _, err := l.Followers(t.Context(), "1", func(id string) { got = append(got, id) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"9007199254740993", "9007199254740992", "18446744073709551615", "77"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ids %v, want %v", got, want)
+	}
+}

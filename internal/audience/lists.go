@@ -1,6 +1,7 @@
 package audience
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -98,8 +99,12 @@ func (l *Lists) Followers(ctx context.Context, account string, add func(id strin
 		if err := json.Unmarshal(body, &ans); err != nil {
 			return page, fmt.Errorf("audience: followers of %s, page %d: %w", account, page+1, err)
 		}
+		// Numbers as written: an id above 2^53 read as a float64 would be
+		// rounded onto another's.
 		var recs []map[string]any
-		if err := json.Unmarshal(ans[l.Records], &recs); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(ans[l.Records]))
+		dec.UseNumber()
+		if err := dec.Decode(&recs); err != nil {
 			return page, fmt.Errorf("audience: followers of %s, page %d: %q: %w", account, page+1, l.Records, err)
 		}
 		for _, r := range recs {
@@ -123,7 +128,8 @@ func (l *Lists) Followers(ctx context.Context, account string, add func(id strin
 	return l.MaxPages, fmt.Errorf("audience: followers of %s: more than %d pages (raise --max-pages); no count given", account, l.MaxPages)
 }
 
-// field reads a dotted path to a string or number.
+// field reads a dotted path to a string or number (a json.Number: its
+// digits as the upstream wrote them).
 func field(r map[string]any, path string) (string, bool) {
 	var v any = r
 	for _, k := range strings.Split(path, ".") {
@@ -136,8 +142,8 @@ func field(r map[string]any, path string) (string, bool) {
 	switch x := v.(type) {
 	case string:
 		return x, x != ""
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case json.Number:
+		return x.String(), true
 	}
 	return "", false
 }
