@@ -32,7 +32,7 @@ import (
 func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audience", stderr)
 	qf := addQueryFlags(fs)
-	accounts := fs.String("accounts", "", "the accounts: ID,ID,... or @FILE (required)")
+	fs.String("accounts", "", "the accounts: ID,ID,... or @FILE (required)")
 	fs.String("overlap", "", "also: compare with another set of accounts (ID,... or @FILE): each, both, either")
 	fs.Bool("dose", false, "also: people following at least k of the accounts, for every k")
 	upstream := fs.String("upstream", "", "the platform's URL (default: upstream.url of --config)")
@@ -48,11 +48,11 @@ func runAudience(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"                       [--ledger DIR|--clickhouse ADDR|--no-ledger] [--dp-epsilon E|--dp-rho R --researcher NAME] [--config FILE] [--from T] [--to T] [--json]"); err != nil {
 		return err
 	}
+	if err := requireFlags(fs, "accounts"); err != nil {
+		return err
+	}
 	if *rate <= 0 || *rate > 10000 || *pageSize < 1 || *maxPages < 1 {
 		return errors.New("--rate must be in (0, 10000], --page-size and --max-pages at least 1")
-	}
-	if *accounts == "" {
-		return errors.New("--accounts: give ID,ID,... or @FILE")
 	}
 	if err := oneLedger(*qf.ledger, *qf.clickhouse); err != nil {
 		return err

@@ -94,6 +94,20 @@ func positionals(fs *flag.FlagSet, args []string, n int, usage string) ([]string
 	return pos, nil
 }
 
+// requireFlags is positionals' check for the flags a command cannot go
+// without: one not given says so and prints the usage (exit status 2), as
+// a missing argument does.
+func requireFlags(fs *flag.FlagSet, names ...string) error {
+	for _, n := range names {
+		if f := fs.Lookup(n); f != nil && f.Value.String() == "" {
+			fmt.Fprintf(fs.Output(), "%s: missing --%s\n", fs.Name(), n)
+			fs.Usage()
+			return errUsage
+		}
+	}
+	return nil
+}
+
 // setFlags records in v the flags set on the command line (by name).
 func setFlags(fs *flag.FlagSet, v url.Values, skip ...string) {
 	fs.Visit(func(f *flag.Flag) {
@@ -356,7 +370,8 @@ func idList(key, s string) ([]string, error) {
 }
 
 // readIDFlags replaces, in v, each of keys given as "@FILE" by the ids the
-// file holds (separated by commas, spaces or lines), so that answerQuery
+// file holds (separated by commas, spaces or lines; a line whose first
+// character other than a space is '#' is a comment), so that answerQuery
 // reads no file.
 func readIDFlags(v url.Values, keys ...string) error {
 	for _, k := range keys {
@@ -375,7 +390,7 @@ func readIDFlags(v url.Values, keys ...string) error {
 		if err != nil {
 			return badQuery("--%s: %v", k, err)
 		}
-		ids := splitIDs(string(b))
+		ids := splitIDs(uncomment(string(b)))
 		if len(ids) == 0 {
 			return badQuery("--%s: %s holds no ids", k, name)
 		}
@@ -387,6 +402,18 @@ func readIDFlags(v url.Values, keys ...string) error {
 		v.Set(k, strings.Join(ids, ","))
 	}
 	return nil
+}
+
+// uncomment drops the comment lines of an @FILE: those whose first
+// character other than a space is '#'.
+func uncomment(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "#") {
+			lines[i] = ""
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // answerQuery answers the ledger query name from src; dir is the ledger

@@ -78,7 +78,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if _, ok := ledgerCommands()[arg(args, 1)]; ok && name == "ledger" {
 			name += " " + args[1] // "warden ledger who-took: ...", which query failed
 		}
-		fmt.Fprintf(stderr, "warden %s: %s\n", name, cliMessage(err))
+		// An error of the package the command is named after says so
+		// already ("audience: followers of ..."): said once.
+		fmt.Fprintf(stderr, "warden %s: %s\n", name, strings.TrimPrefix(cliMessage(err), name+": "))
 		return 1
 	}
 	return 0

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +220,41 @@ func TestWhoTookClassUnseen(t *testing.T) {
 			!strings.Contains(out.String(), rows) {
 			t.Errorf("who-took %s --class contact: exit %d, out %q, stderr %q, want %s", subject, code, out.String(), errb.String(), rows)
 		}
+	}
+}
+
+// TestAudienceReachSmallThings: a missing required flag prints the usage,
+// exit status 2, as a missing argument does; an error is prefixed with the
+// command once ("warden audience: followers of ...", not "warden audience:
+// audience: ..."); an @FILE's lines starting with '#' are comments.
+func TestAudienceReachSmallThings(t *testing.T) {
+	for _, args := range [][]string{
+		{"audience", "--upstream", "http://127.0.0.1:1", "--no-ledger"},
+		{"reach", "--ledger", t.TempDir()},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 || !strings.Contains(errb.String(), "usage: warden "+args[0]) || !strings.Contains(errb.String(), "missing --") {
+			t.Errorf("warden %v: exit %d, stderr %q; want 2, what is missing and the usage", args, code, errb.String())
+		}
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"no such list"}`, http.StatusNotFound)
+	}))
+	defer srv.Close()
+	t.Setenv("WARDEN_TEST_SMALL_TOKEN", "tok")
+	var out, errb bytes.Buffer
+	want := "warden audience: followers of 17, page 1: 404 Not Found: {\"error\":\"no such list\"}\n"
+	if code := run([]string{"audience", "--accounts", "17", "--upstream", srv.URL, "--credential-env", "WARDEN_TEST_SMALL_TOKEN", "--no-ledger"}, &out, &errb); code != 1 || errb.String() != want {
+		t.Errorf("audience of a list the upstream does not have: exit %d, stderr %q, want 1 and %q", code, errb.String(), want)
+	}
+
+	file := filepath.Join(t.TempDir(), "trolls.txt")
+	if err := os.WriteFile(file, []byte("# the trolls, 2026-12\n17\n  # 18 was a mistake\n19, 20\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := url.Values{"accounts": {"@" + file}}
+	if err := readIDFlags(v, "accounts"); err != nil || v.Get("accounts") != "17,19,20" {
+		t.Errorf("@FILE with comments: %q, %v; want 17,19,20", v.Get("accounts"), err)
 	}
 }

@@ -25,6 +25,9 @@ func runReach(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"                    [--dp-epsilon E|--dp-rho R --researcher NAME] [--ledger DIR|--clickhouse ADDR] [--config FILE] [--from T] [--to T] [--json]"); err != nil {
 		return err
 	}
+	if err := requireFlags(fs, "authors"); err != nil {
+		return err
+	}
 	return runQueryCommand(ctx, fs, qf, "reach", url.Values{}, stdout, func(w io.Writer, v any) error {
 		switch r := v.(type) {
 		case *reach.PrivateResult:

@@ -300,7 +300,13 @@ func RunPrivate(ctx context.Context, l *Lists, q Query, p privacy.Request) (*Pri
 		sel := func(f func(k, b, r int) bool) func(int) bool {
 			return func(i int) bool { k, b, r := of(i); return valid(i) && f(k, b, r) }
 		}
-		res.Privacy = h.Note(identify.FacetAccount.String())
+		// The guarantee names what was counted: the lists, and the
+		// ledger only when the reach was split on it.
+		data := privacy.Data{Name: "the follower lists", Of: "every follow"}
+		if q.Ledger != nil {
+			data = privacy.Data{Name: "the follower lists and the ledger", Of: "every follow and every Access"}
+		}
+		res.Privacy = h.Note(identify.FacetAccount.String(), data)
 		res.Privacy.Cells = size - 1 // all but the empty signature (0, 0, 0)
 		res.Audience, res.Interval = h.Figure(sel(func(k, _, _ int) bool { return k >= 1 }))
 		res.Dose, res.Overlap = reach.PrivateDoseOverlap(h, func(i int) (k, inB int, ok bool) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,6 +114,10 @@ func TestAudienceMatchesThePlatform(t *testing.T) {
 	if len(pr.Dose) != 4 || pr.Privacy.Cells != 9 || pr.Privacy.Guarantee == "" {
 		t.Errorf("private dose %+v, note %+v; want 4 rows, 9 cells", pr.Dose, pr.Privacy)
 	}
+	// Without a ledger the guarantee is of the follower lists alone.
+	if g := pr.Privacy.Guarantee; !strings.Contains(g, "is in the follower lists, with every follow of theirs") || strings.Contains(g+pr.Privacy.Sensitivity, "ledger") || strings.Contains(g+pr.Privacy.Sensitivity, "Access") {
+		t.Errorf("guarantee without a ledger: %q (%q)", g, pr.Privacy.Sensitivity)
+	}
 	for _, d := range pr.Dose {
 		if d.People != int64(atLeast[d.K]) || d.Interval.Low > d.People || d.Interval.High < d.People {
 			t.Errorf("private dose k=%d: %d %+v, want %d", d.K, d.People, d.Interval, atLeast[d.K])
@@ -178,6 +183,9 @@ func TestAudienceSplitsReach(t *testing.T) {
 	if pr.Audience != int64(res.Audience) || pr.Reach.Reach != 15 || pr.Reach.Followers != 10 || pr.Reach.NonFollowers != 5 || pr.Exact ||
 		pr.Privacy.Cells != 3 { // (k, reached): (0, 1), (1, 0), (1, 1)
 		t.Fatalf("private %+v %+v, exact %d", pr, pr.Reach, res.Audience)
+	}
+	if g := pr.Privacy.Guarantee; !strings.Contains(g, "is in the follower lists and the ledger, with every follow and every Access of theirs") {
+		t.Errorf("guarantee with the ledger: %q", g)
 	}
 	// Asked again: the same answer, free, without paging.
 	before := l.Requests

@@ -120,8 +120,8 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 		if err != nil {
 			return nil, err
 		}
-		note := h.Note("person")
-		rel := release{Day: start.Format(time.DateOnly), Epsilon: eps.FloatString(3), Guarantee: whole.Guarantee("person"),
+		note := h.Note("person", privacy.Ledger)
+		rel := release{Day: start.Format(time.DateOnly), Epsilon: eps.FloatString(3), Guarantee: whole.Guarantee("person", privacy.Ledger),
 			Mechanism: note.Mechanism + " per figure, " + note.Parameter, Confidence: note.Confidence}
 		for i := range exact {
 			val, iv := h.Figure(func(c int) bool { return c == i })

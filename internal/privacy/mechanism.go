@@ -184,16 +184,23 @@ func EpsilonAt(rho *big.Rat) float64 {
 	return r + 2*math.Sqrt(r*math.Log(1/Delta))
 }
 
+// Data names what an answer was counted from, as its guarantee says it:
+// where a person is (Name) and what of theirs is there (Of).
+type Data struct{ Name, Of string }
+
+// Ledger is the data of an answer from the ledger alone.
+var Ledger = Data{Name: "the ledger", Of: "every Access"}
+
 // Guarantee says, in plain words, what this answer promises.
-func (m Mechanism) Guarantee(person string) string {
+func (m Mechanism) Guarantee(person string, d Data) string {
 	if m.Rho != nil {
-		return fmt.Sprintf("%s-zCDP at the level of one %s (every Access of that %s, added or removed, moves any figure's cell by at most one): "+
+		return fmt.Sprintf("%s-zCDP at the level of one %s (%s of that %s, added or removed, moves any figure's cell by at most one): "+
 			"this answer alone is (%.3g, %g)-DP, so it changes the probability of any outcome by at most a factor e^%.3g, except with probability %g",
-			m.Param(), person, person, EpsilonAt(m.Rho), Delta, EpsilonAt(m.Rho), Delta)
+			m.Param(), person, d.Of, person, EpsilonAt(m.Rho), Delta, EpsilonAt(m.Rho), Delta)
 	}
 	e, _ := m.Epsilon.Float64()
-	return fmt.Sprintf("%s-DP (pure) at the level of one %s: whether or not any one %s is in the ledger, with every Access of theirs, "+
-		"changes the probability of any answer by at most a factor e^%g = %.4g", m.Param(), person, person, e, math.Exp(e))
+	return fmt.Sprintf("%s-DP (pure) at the level of one %s: whether or not any one %s is in %s, with %s of theirs, "+
+		"changes the probability of any answer by at most a factor e^%g = %.4g", m.Param(), person, person, d.Name, d.Of, e, math.Exp(e))
 }
 
 // ratString prints a rational as a short decimal when it is one, else a/b.

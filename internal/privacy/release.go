@@ -61,11 +61,11 @@ func (h *Histogram) Figure(in func(cell int) bool) (int64, Interval) {
 	return max(0, sum), iv
 }
 
-// Note describes the release.
-func (h *Histogram) Note(person string) Note {
+// Note describes the release, of a person's part of d.
+func (h *Histogram) Note(person string, d Data) Note {
 	return Note{
 		Mechanism: h.m.Name(), Parameter: h.m.Param(), Person: person,
-		Sensitivity: "one " + person + " sits in one cell of the answer's histogram: adding or removing them, with every Access of theirs, changes one cell by one (L1 = L2 = 1); each figure is a sum of cells",
-		Cells:       len(h.noisy), Confidence: Confidence, Guarantee: h.m.Guarantee(person),
+		Sensitivity: "one " + person + " sits in one cell of the answer's histogram: adding or removing them, with " + d.Of + " of theirs, changes one cell by one (L1 = L2 = 1); each figure is a sum of cells",
+		Cells:       len(h.noisy), Confidence: Confidence, Guarantee: h.m.Guarantee(person, d),
 	}
 }

@@ -180,7 +180,7 @@ func privateFigures(q Query, by identify.Facet, c cells, h *privacy.Histogram) *
 			return f(k, b, w)
 		}
 	}
-	res := &PrivateResult{By: by.String(), Authors: len(q.Authors), Privacy: h.Note(by.String())}
+	res := &PrivateResult{By: by.String(), Authors: len(q.Authors), Privacy: h.Note(by.String(), privacy.Ledger)}
 	res.Privacy.Cells = 0
 	for i := range c.size() {
 		if c.valid(i) {
