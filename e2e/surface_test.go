@@ -82,7 +82,7 @@ func TestLedgerSurface(t *testing.T) {
 		{[]string{"ledger", "took-by", "account", "--ledger", dir}, 2, "missing argument"},
 		{[]string{"ledger", "verify", "--ledger", dir, "stray"}, 2, `unexpected argument "stray"`},
 		{[]string{"reach", "--authors", "200", "--ledger", dir, "stray"}, 2, `unexpected argument "stray"`},
-		{[]string{"reach", "--ledger", dir}, 1, "authors: give ID,ID,... or @FILE"},
+		{[]string{"reach", "--ledger", dir}, 2, "missing --authors"}, // usage, as a missing argument
 		{[]string{"reach", "--authors", "@" + filepath.Join(tmp, "nope"), "--ledger", dir}, 1, "--authors: open"},
 		{[]string{"reach", "--authors", "200", "--overlap", ",", "--ledger", dir}, 1, "overlap: the set is empty"},
 		{[]string{"reach", "--authors", "200", "--overlap", "@" + blank, "--ledger", dir}, 1, "holds no ids"},
