@@ -6,13 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/linebound"
 	"github.com/warden-gw/warden/internal/refusal"
 )
 
@@ -171,31 +171,13 @@ func (g *Gateway) refuseRequest(w replyWriter, p *Pipeline, ex *Exchange, in *id
 // glance, not the record.
 const refusedLinesPerSecond = 100
 
-// refusedLog is the bound's state: the second (Unix) being counted, the
-// lines written in it, and the lines left out since the last one written.
-type refusedLog struct {
-	second     atomic.Int64
-	written    atomic.Int64
-	suppressed atomic.Int64
-}
+// refusedLog bounds the "refused" lines (linebound).
+type refusedLog struct{ linebound.Bound }
 
 // take reports whether a line may be written at now, and how many were
 // left out before it.
 func (l *refusedLog) take(now time.Time) (ok bool, suppressed int64) {
-	sec := now.Unix()
-	// Forward: a time read before the second turned (its goroutine
-	// preempted at the boundary) counts in the second being counted, else
-	// each such line would start the count again. Back only past such a
-	// straggler's lag: the wall clock was set back, and the count would
-	// otherwise stay full until it came round again.
-	if old := l.second.Load(); (sec > old || sec < old-1) && l.second.CompareAndSwap(old, sec) {
-		l.written.Store(0)
-	}
-	if l.written.Add(1) > refusedLinesPerSecond {
-		l.suppressed.Add(1)
-		return false, 0
-	}
-	return true, l.suppressed.Swap(0)
+	return l.Take(now, refusedLinesPerSecond)
 }
 
 // edgeRefused logs the refusal r of ex (nil: no exchange known) at the

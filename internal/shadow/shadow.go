@@ -13,10 +13,11 @@ package shadow
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-gw/warden/internal/linebound"
 )
 
 // Actions a rule in shadow mode would have taken.
@@ -42,29 +43,13 @@ type Shadow struct {
 // decision is still counted (warden_shadow_total).
 const LinesPerSecond = 100
 
-// lineBound is the bound's state: the second (Unix) being counted, the
-// lines written in it, and the lines left out since the last one written.
-type lineBound struct {
-	second     atomic.Int64
-	written    atomic.Int64
-	suppressed atomic.Int64
-}
+// lineBound bounds the "would have" lines (linebound).
+type lineBound struct{ linebound.Bound }
 
 // take reports whether a line may be written at now, and how many were
 // left out before it.
 func (l *lineBound) take(now time.Time) (ok bool, suppressed int64) {
-	sec := now.Unix()
-	// Forward: a time read before the second turned counts in the second
-	// being counted. Back only past such a straggler's lag: the wall clock
-	// was set back.
-	if old := l.second.Load(); (sec > old || sec < old-1) && l.second.CompareAndSwap(old, sec) {
-		l.written.Store(0)
-	}
-	if l.written.Add(1) > LinesPerSecond {
-		l.suppressed.Add(1)
-		return false, 0
-	}
-	return true, l.suppressed.Swap(0)
+	return l.Take(now, LinesPerSecond)
 }
 
 // New registers warden_shadow_total on reg (nil: unregistered).
