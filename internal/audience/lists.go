@@ -163,14 +163,22 @@ func (l *Lists) page(ctx context.Context, u string) ([]byte, error) {
 			}
 			return nil, err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
 		}
 		wait *= 2
+	}
+}
+
+// sleep waits d, or until ctx is done (its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -200,12 +208,8 @@ func (l *Lists) get(ctx context.Context, u string) ([]byte, error) {
 	if l.Rate > 0 {
 		now := time.Now()
 		if wait := l.next.Sub(now); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ctx.Err()
-			case <-t.C:
+			if err := sleep(ctx, wait); err != nil {
+				return nil, err
 			}
 			now = l.next
 		}
