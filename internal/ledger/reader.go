@@ -205,11 +205,10 @@ func OpenReader(dir string, win Window, opts ...ReaderOption) (*Reader, error) {
 	}
 	have := r.d.d.sizes()
 	for _, p := range r.parts {
-		for ns, n := range p.sizes {
-			if p.sealed && uint32(n) > have[ns] {
+		if p.sealed {
+			if err := r.inDictionary(p, have); err != nil {
 				r.Close()
-				return nil, fmt.Errorf("ledger: %s: refers to %d ids of namespace %d, %s holds %d (cut short?)",
-					p.path, n, ns, filepath.Join(dir, idsFile), have[ns])
+				return nil, err
 			}
 		}
 	}
@@ -259,8 +258,8 @@ func coveredDays(dir string, ls *listing, stems []string, win Window) map[string
 			if !ls.seg[stem] || ls.wal[stem] || x.hours[i] != k {
 				break
 			}
-			h, ok := segHash(segPath(dir, stem))
-			if !ok || h != x.hashes[i] {
+			h, err := segHash(segPath(dir, stem))
+			if err != nil || h != x.hashes[i] {
 				break
 			}
 			p := newPartition(segPath(dir, stem), k)
@@ -281,19 +280,24 @@ func coveredDays(dir string, ls *listing, stems []string, win Window) map[string
 	return out
 }
 
-// segHash is the SHA-256 a sealed partition ends with.
-func segHash(path string) (h [32]byte, ok bool) {
+// segHash is the SHA-256 a sealed partition ends with, read alone.
+func segHash(path string) (h [32]byte, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return h, false
+		return h, err
 	}
 	defer f.Close()
 	info, err := f.Stat()
-	if err != nil || info.Size() < int64(len(segMagic4)+32) {
-		return h, false
+	if err != nil {
+		return h, err
 	}
-	_, err = f.ReadAt(h[:], info.Size()-32)
-	return h, err == nil
+	if info.Size() < 32 {
+		return h, fmt.Errorf("%s: too short for a sealed partition", path)
+	}
+	if _, err = f.ReadAt(h[:], info.Size()-32); err != nil {
+		return h, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
 }
 
 // load maps the lazy partitions (coveredDays) in place: every query but
@@ -334,15 +338,24 @@ func (r *Reader) loadLazy(p *partition) error {
 	if q.hash != p.hash || q.format < 4 {
 		return fmt.Errorf("ledger: %s: not the partition its day's rollup named when the reader opened", p.path)
 	}
-	have := r.d.d.sizes()
-	for ns, n := range q.sizes {
+	if err := r.inDictionary(q, r.d.d.sizes()); err != nil {
+		return err
+	}
+	*p = *q // in place: the rollup's parts and callers hold p
+	r.unmapped--
+	return nil
+}
+
+// inDictionary is an error unless every id sealed partition p refers to
+// is in the shared dictionary (have: its sizes): the sealer syncs the
+// dictionary before a partition that uses it appears.
+func (r *Reader) inDictionary(p *partition, have [nsCount]uint32) error {
+	for ns, n := range p.sizes {
 		if uint32(n) > have[ns] {
 			return fmt.Errorf("ledger: %s: refers to %d ids of namespace %d, %s holds %d (cut short?)",
 				p.path, n, ns, filepath.Join(r.dir, idsFile), have[ns])
 		}
 	}
-	*p = *q // in place: the rollup's parts and callers hold p
-	r.unmapped--
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -119,18 +118,9 @@ func (l *Ledger) retain() {
 
 func (l *Ledger) retire(stem string) error {
 	path := segPath(l.opts.Dir, stem)
-	f, err := os.Open(path)
+	h, err := segHash(path)
 	if err != nil {
 		return err
-	}
-	var h [32]byte
-	_, err = f.Seek(-32, io.SeekEnd)
-	if err == nil {
-		_, err = io.ReadFull(f, h[:])
-	}
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	rf, err := openFile(filepath.Join(l.opts.Dir, retiredFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
