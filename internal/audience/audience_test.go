@@ -20,19 +20,26 @@ import (
 
 const secret = "audience-test-secret-0123456789abcdef"
 
-// lab serves the real lab platform in process, on loopback.
-func lab(t *testing.T) (*platform.Platform, *Lists) {
+// labPlatform is the real lab platform and a token it accepts.
+func labPlatform(t *testing.T) (*platform.Platform, string) {
 	t.Helper()
 	p, err := platform.New(platform.Options{Profiles: 3000, Seed: 7, JWTSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(p.Handler())
-	t.Cleanup(srv.Close)
 	tok, err := platform.MintToken(secret, "1", time.Now().Add(-24*time.Hour), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, tok
+}
+
+// lab serves the real lab platform in process, on loopback.
+func lab(t *testing.T) (*platform.Platform, *Lists) {
+	t.Helper()
+	p, tok := labPlatform(t)
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(srv.Close)
 	l := &Lists{Upstream: srv.URL, NextCursor: "next_cursor", PageSize: 50, Credential: "Bearer " + tok, MaxPages: 10000}
 	if err := l.FromRoute("GET /v1/users/{id}/followers", "id", []string{"$.users[*]"}, "id", "cursor"); err != nil {
 		t.Fatal(err)
@@ -256,14 +263,7 @@ func TestAudiencePagesSharedAccountOnce(t *testing.T) {
 // longer than a token lives (here 300 ms, at 20 pages a second over about
 // a second of pages) sends no expired one, which the upstream refuses.
 func TestAudienceMintsBeforeExpiry(t *testing.T) {
-	p, err := platform.New(platform.Options{Profiles: 3000, Seed: 7, JWTSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := platform.MintToken(secret, "1", time.Now().Add(-24*time.Hour), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tok := labPlatform(t)
 	var mu sync.Mutex
 	expires := map[string]time.Time{} // credential -> its expiry
 	h := p.Handler()
@@ -311,14 +311,7 @@ func TestAudienceMintsBeforeExpiry(t *testing.T) {
 // keeps failing fails the count, naming the account, the page and the
 // tries; a 4xx is not asked again.
 func TestAudienceRetriesAPage(t *testing.T) {
-	p, err := platform.New(platform.Options{Profiles: 3000, Seed: 7, JWTSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := platform.MintToken(secret, "1", time.Now().Add(-24*time.Hour), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tok := labPlatform(t)
 	h := p.Handler()
 	var mu sync.Mutex
 	asked := map[string]int{} // query -> times asked
