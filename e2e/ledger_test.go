@@ -354,6 +354,9 @@ func TestLedgerQueriesMatchWhatClientsReceived(t *testing.T) {
 				count[v]++
 			}
 		}
+		if len(ro.Dose) != len(set) {
+			t.Errorf("reach %v dose: %d rows, want one per k from 1 to %d", set, len(ro.Dose), len(set))
+		}
 		for _, d := range ro.Dose {
 			n := 0
 			for _, c := range count {

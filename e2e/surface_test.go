@@ -134,10 +134,11 @@ func TestLedgerSurface(t *testing.T) {
 		t.Errorf("DP refusal: exit %d\n%s\n%s", code, out, errOut)
 	}
 
-	// --dose asked of authors nobody was served: an empty dose, not none.
+	// --dose asked of authors nobody was served: k = 1 with 0 people, not
+	// no dose.
 	var nobody map[string]any
 	query(t, &nobody, "reach", "--authors", "999999", "--dose", "--ledger", dir)
-	if d, ok := nobody["dose"].([]any); !ok || len(d) != 0 || nobody["reach"] != 0.0 {
+	if d, ok := nobody["dose"].([]any); !ok || len(d) != 1 || d[0].(map[string]any)["people"] != 0.0 || nobody["reach"] != 0.0 {
 		t.Errorf("reach --dose of an author never served: %v", nobody)
 	}
 

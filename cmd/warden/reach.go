@@ -86,14 +86,18 @@ func printDose(w io.Writer, title string, dose []reach.Dose) {
 	if dose == nil {
 		return
 	}
-	if len(dose) == 0 {
-		// Asked, and nobody was reached: say so rather than print nothing.
-		printSetTable(w, "dose: "+title, "nobody")
-		return
+	// Rows past the last k anyone was reached by are all 0 (JSON lists
+	// them): one row says so, not a line per author of a large set.
+	last := len(dose)
+	for last > 1 && dose[last-1].People == 0 && dose[last-2].People == 0 {
+		last--
 	}
 	lines := []string{"K\tPEOPLE"}
-	for _, d := range dose {
+	for _, d := range dose[:last] {
 		lines = append(lines, fmt.Sprintf("%d\t%d", d.K, d.People))
+	}
+	if last < len(dose) {
+		lines[len(lines)-1] = fmt.Sprintf("%d-%d\t0", dose[last-1].K, dose[len(dose)-1].K)
 	}
 	printSetTable(w, "dose: "+title, lines...)
 }

@@ -3,7 +3,6 @@ package audience
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/warden-gw/warden/internal/identify"
@@ -196,14 +195,11 @@ func Run(ctx context.Context, l *Lists, q Query) (*Result, error) {
 		}
 	}
 	if q.Dose {
-		at := 0
+		atLeast := make([]int, len(q.Accounts)+2)
 		for k := len(q.Accounts); k >= 1; k-- {
-			at += hist[k]
-			if at > 0 {
-				res.Dose = append(res.Dose, reach.Dose{K: k, People: at})
-			}
+			atLeast[k] = atLeast[k+1] + hist[k]
 		}
-		slices.Reverse(res.Dose)
+		res.Dose = reach.DoseOf(len(q.Accounts), func(k int) int { return atLeast[k] })
 	}
 	if q.Overlap != nil {
 		o.A = res.Audience

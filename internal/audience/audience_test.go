@@ -93,6 +93,9 @@ func TestAudienceMatchesThePlatform(t *testing.T) {
 	if res.Audience != want || !res.Exact {
 		t.Fatalf("audience %d, the platform says %d", res.Audience, want)
 	}
+	if len(res.Dose) != len(accts) {
+		t.Errorf("dose has %d rows, want one per k from 1 to %d", len(res.Dose), len(accts))
+	}
 	for _, d := range res.Dose {
 		if d.People != atLeast[d.K] {
 			t.Errorf("dose k=%d: %d, want %d", d.K, d.People, atLeast[d.K])

@@ -27,7 +27,7 @@ type Result struct {
 	Authors     int        `json:"authors"`
 	From        *time.Time `json:"from"`
 	To          *time.Time `json:"to"`
-	Dose        []Dose     `json:"dose,omitzero"` // [] when asked and nobody was reached
+	Dose        []Dose     `json:"dose,omitzero"` // k from 1 to the number of authors, when asked
 	Overlap     *Overlap   `json:"overlap,omitempty"`
 	After       *After     `json:"after,omitempty"`
 }
@@ -36,6 +36,23 @@ type Result struct {
 type Dose struct {
 	K      int `json:"k"`
 	People int `json:"people"`
+}
+
+// DoseOf is the dose of a set of n: for every k from 1 to n (as a DP
+// answer's, whose rows cannot stop where the people do), the people
+// atLeast(k) reached by at least k of the set. Past the largest k anyone
+// was reached by, the rows say 0 rather than end: "nobody was reached by
+// all 5" is an answer, not a missing row.
+func DoseOf(n int, atLeast func(k int) int) []Dose {
+	ds := make([]Dose, 0, n)
+	for k := 1; k <= n; k++ {
+		p := 0
+		if k == 1 || ds[k-2].People > 0 {
+			p = atLeast(k)
+		}
+		ds = append(ds, Dose{K: k, People: p})
+	}
+	return ds
 }
 
 // Overlap compares the reach of the authors (A) with another set (B).
@@ -95,14 +112,9 @@ func RunOn(ctx context.Context, src ledger.Source, q Query) (*Result, error) {
 	}
 	res.Reach = sum(func(c ledger.ReachCell) bool { return c.K >= 1 })
 	if q.Dose {
-		maxK := 0
-		for _, c := range rc.Cells {
-			maxK = max(maxK, c.K)
-		}
-		res.Dose = make([]Dose, 0, maxK)
-		for k := 1; k <= maxK; k++ {
-			res.Dose = append(res.Dose, Dose{K: k, People: sum(func(c ledger.ReachCell) bool { return c.K >= k })})
-		}
+		res.Dose = DoseOf(len(q.Authors), func(k int) int {
+			return sum(func(c ledger.ReachCell) bool { return c.K >= k })
+		})
 	}
 	if q.Overlap != nil {
 		res.Overlap = &Overlap{A: res.Reach, B: sum(func(c ledger.ReachCell) bool { return c.InB == 1 }),

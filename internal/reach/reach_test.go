@@ -42,7 +42,7 @@ func TestReach(t *testing.T) {
 	}{
 		{"one author", Query{Authors: []string{"a"}}, Result{Reach: 3, Impressions: 3}},
 		{"dose", Query{Authors: []string{"a", "b", "c"}, Dose: true},
-			Result{Reach: 4, Impressions: 7, Dose: []Dose{{1, 4}, {2, 2}}}},
+			Result{Reach: 4, Impressions: 7, Dose: []Dose{{1, 4}, {2, 2}, {3, 0}}}},
 		{"overlap", Query{Authors: []string{"a"}, Overlap: []string{"b", "c"}},
 			Result{Reach: 3, Impressions: 3, Overlap: &Overlap{A: 3, B: 3, Both: 2, Either: 4}}},
 		{"after", Query{Authors: []string{"a", "b"}, After: t0.Add(10 * time.Minute)},
