@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/warden-gw/warden/internal/identify"
@@ -220,9 +221,16 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.account_age[%d].limit", at, j), "must not be negative, got %d", t.Limit)
 			}
 		}
+		if b.Provenance != nil && len(b.Provenance) == 0 {
+			// Read as "every record", an empty list would silently make a
+			// budget meant for some provenances count them all.
+			bad(at+".provenance", "must name at least one of social, search, list, unreferenced (left out, the budget counts every record)")
+		}
 		for j, p := range b.Provenance {
 			if err := p.Validate(); err != nil {
 				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%v", err)
+			} else if slices.Index(b.Provenance, p) < j {
+				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%q is named twice", p)
 			}
 		}
 		if len(b.Provenance) > 0 && c.Unreferenced == nil {
@@ -283,6 +291,8 @@ func (c *Config) Validate() error {
 		for j, p := range f.Provenance {
 			if p != inspect.Search && p != inspect.List {
 				bad(fmt.Sprintf("fanout_cap.provenance[%d]", j), "must be search or list, got %q (the identity's own network is never capped; unreferenced look-ups meet the unreferenced rule)", p)
+			} else if slices.Index(f.Provenance, p) < j {
+				bad(fmt.Sprintf("fanout_cap.provenance[%d]", j), "%q is named twice", p)
 			}
 		}
 		if err := f.Mode.Validate(); err != nil {
