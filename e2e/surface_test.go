@@ -77,6 +77,8 @@ func TestLedgerSurface(t *testing.T) {
 		{[]string{"ledger", "who-took", "25", "--by", "thing", "--ledger", dir}, 1, `by: "thing" is not`},
 		{[]string{"ledger", "who-took", "25", "--from", "yesterday", "--ledger", dir}, 1, `from: "yesterday" is neither RFC 3339 nor a duration back from now`},
 		{[]string{"ledger", "who-took", "25", "--from", "1h", "--to", "2h", "--ledger", dir}, 1, "to is before from"},
+		{[]string{"ledger", "who-took", "25", "--from", "2099-01-01T00:00:00Z", "--ledger", dir}, 1, "from 2099-01-01T00:00:00Z is in the future"},
+		{[]string{"reach", "--authors", "200", "--from", "2099-01-01T00:00:00+02:00", "--to", "", "--ledger", dir}, 1, "is in the future"},
 		{[]string{"ledger", "who-took", "25", "--ledger", filepath.Join(tmp, "nope")}, 1, "no such file or directory"},
 		{[]string{"ledger", "took-by", "thing", "1", "--ledger", dir}, 1, "facet: want app, account, ip, net or fingerprint"},
 		{[]string{"ledger", "took-by", "account", "--ledger", dir}, 2, "missing argument"},

@@ -268,6 +268,11 @@ func queryWindow(v url.Values, now time.Time) (ledger.Window, error) {
 	if !from.IsZero() && !to.IsZero() && to.Before(from) {
 		return ledger.Window{}, badQuery("to is before from")
 	}
+	if to.IsZero() && from.After(now) {
+		// Left open, to is now: the same mistake as an earlier --to,
+		// answered as an empty window it would read as "nobody".
+		return ledger.Window{}, badQuery("from %s is in the future (to, left open, is now)", from.Format(time.RFC3339))
+	}
 	return ledger.Window{From: from, To: to}, nil
 }
 
