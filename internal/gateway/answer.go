@@ -97,7 +97,10 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, resp Answer) (Outco
 		}
 	}
 	if ref != nil {
-		p.blocked(ctx, ex, ref)
+		// Counted and logged as every refusal of a rule is: a "refused"
+		// line within refusedLog's bound (a harvester retrying a budget's
+		// 429 at once wrote a "blocked" line per request, unbounded).
+		p.refuse(ex, ref, nil)
 		p.fill(&w.res, acc, false, inspect.Spare{})
 		return out, p.record(ex, box, ref)
 	}
@@ -244,13 +247,6 @@ func (p *Pipeline) unread(ctx context.Context, ex *Exchange, u inspect.Unread, e
 		return nil
 	}
 	return p.refuse(ex, &Refusal{Status: 502, Rule: rule, Error: msg}, nil)
-}
-
-// blocked logs and counts a refusal rationing decided.
-func (p *Pipeline) blocked(ctx context.Context, ex *Exchange, b *Refusal) {
-	p.m.refusals.WithLabelValues(b.Rule, b.Facet).Inc()
-	p.log.LogAttrs(ctx, slog.LevelInfo, "blocked", slog.String("request_id", ex.ID), slog.String("rule", b.Rule),
-		slog.String("facet", b.Facet), slog.Int("status", b.Status), slog.String("route", ex.Route.Route.Pattern))
 }
 
 // rewrite renders the masks and insertions made so far into out: the

@@ -54,7 +54,7 @@ func (p *Pipeline) finishLocal(ctx context.Context, ex *Exchange) *Refusal {
 		}
 	}
 	if ref != nil {
-		p.blocked(ctx, ex, ref)
+		p.refuse(ex, ref, nil) // as Finish's
 		return p.localRefused(ex, box, ref)
 	}
 	// The ids the answer shows (a canary's followers: canaries) are
