@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -168,5 +170,47 @@ ration:`, 1)+`    - {name: persistence-anonymous, kind: persistence, facet: ip, 
 				t.Fatalf("anonymous request after the ban: %d %s", a.status, a.body)
 			}
 		})
+	}
+}
+
+// An allow entry prevents the detector's bans (README), and allow is
+// reloadable: a reload that adds one is accepted, so the detector must
+// take it too. It kept the allow list of its start, so an account allowed
+// by a reload (README's remedy for a value banned in error: allow it,
+// reload, ban rm) was banned again by the detector.
+func TestReloadedAllowReachesDetector(t *testing.T) {
+	platform := startPlatform(t, 2000)
+	cfg := detectConfig("")
+	g := startGateway(t, cfg, platform)
+	if err := os.WriteFile(g.config, []byte(cfg+"allow:\n  - {name: cleared, accounts: [\"778\"]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, g.p, "config reloaded")
+	c := clientFrom("127.0.8.2")
+	auth := map[string]string{"Authorization": "Bearer " + token(t, "778")}
+	// Past the velocity rule's 20 distinct people in 10 s.
+	for i := range 40 {
+		if a := do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, 1+i), auth); a.status != 200 {
+			t.Fatalf("allowed account, request %d: %d %s", i, a.status, a.body)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the detector's ticks: a ban would reach the store meanwhile
+	if bans := adminDo(t, g, "GET", "/v1/bans", "").body; strings.Contains(bans, `"value":"778"`) {
+		t.Fatalf("the account the reload allowed was banned: %s", bans)
+	}
+	// The allow list is the reloaded one, not a list of every entry seen:
+	// another account is still banned.
+	other := map[string]string{"Authorization": "Bearer " + token(t, "779")}
+	for i := range 40 {
+		do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, 100+i), other)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(adminDo(t, g, "GET", "/v1/bans", "").body, `"value":"779"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an account no allow entry names was not banned")
+		}
 	}
 }

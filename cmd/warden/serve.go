@@ -135,7 +135,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeLedger() // after the gateway has drained, before the store closes
-	detRec, closeDetector, err := openDetector(cfg, st, ks, reg, recm, rm.Shadow(), log)
+	detRec, det, closeDetector, err := openDetector(cfg, st, ks, reg, recm, rm.Shadow(), log)
 	if err != nil {
 		return err
 	}
@@ -265,6 +265,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				continue
 			}
 			gw.Swap(np)
+			if det != nil {
+				det.SetAllows(detectAllows(next.Allow)) // allow is reloadable; the detector's rules are not
+			}
 			// The old pipeline's background work (JWKS refresh) ends once
 			// requests still on it had time to finish.
 			time.AfterFunc(cfg.Server.ShutdownTimeout, pcancel)

@@ -18,17 +18,15 @@ import (
 // through its own recording, writing bans through st. The function
 // returned closes the recording once the gateway has drained, then sends
 // the detector's last observations to the shared store. A reload
-// keeps the detector of the start (its rules need a restart). With the
+// keeps the detector of the start (its rules need a restart) and gives it
+// the reloaded allow list (SetAllows). With the
 // memory store kept on disk (ks), the detector's ban histories and windows
 // are restored from the snapshot and go into every later one.
-func openDetector(cfg *config.Config, st store.Store, ks *kept, reg prometheus.Registerer, recm *gateway.RecordingMetrics, sh *shadow.Shadow, log *slog.Logger) (*gateway.Recording, func(), error) {
+func openDetector(cfg *config.Config, st store.Store, ks *kept, reg prometheus.Registerer, recm *gateway.RecordingMetrics, sh *shadow.Shadow, log *slog.Logger) (*gateway.Recording, *detect.Detector, func(), error) {
 	if !cfg.Detect.Enabled {
-		return nil, func() {}, nil
+		return nil, nil, func() {}, nil
 	}
-	var allows []detect.Allow
-	for _, a := range cfg.Allow {
-		allows = append(allows, detect.Allow{CIDRs: a.CIDRs, Apps: a.Apps, Accounts: a.Accounts, Rules: a.Rules})
-	}
+	allows := detectAllows(cfg.Allow)
 	var opts []detect.Option
 	if shared, ok := st.(store.Detections); ok && cfg.Store.Backend == config.StoreRedis {
 		// On Redis the fleet counts and escalates together; on the memory
@@ -37,7 +35,7 @@ func openDetector(cfg *config.Config, st store.Store, ks *kept, reg prometheus.R
 	}
 	d, err := detect.New(cfg.Detect, allows, st, sh, detect.NewMetrics(reg), log, opts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if ks != nil {
 		// Restored before the first Access, and under the disk's lock, so
@@ -49,7 +47,7 @@ func openDetector(cfg *config.Config, st store.Store, ks *kept, reg prometheus.R
 	}
 	rc := gateway.NewRecording("detect", d, 0, recm)
 	log.Info("detector on", slog.Int("rules", len(cfg.Detect.Rules)))
-	return rc, func() {
+	return rc, d, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := rc.Close(ctx); err != nil {
@@ -57,4 +55,13 @@ func openDetector(cfg *config.Config, st store.Store, ks *kept, reg prometheus.R
 		}
 		d.Close()
 	}, nil
+}
+
+// detectAllows is the config's allow list as the detector reads it.
+func detectAllows(cfg []config.Allow) []detect.Allow {
+	var allows []detect.Allow
+	for _, a := range cfg {
+		allows = append(allows, detect.Allow{CIDRs: a.CIDRs, Apps: a.Apps, Accounts: a.Accounts, Rules: a.Rules})
+	}
+	return allows
 }

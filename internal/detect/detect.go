@@ -268,17 +268,9 @@ func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, lo
 	d := &Detector{cfg: cfg, st: st, sh: sh, log: log, m: m,
 		ex:     newExempt(cfg.Exempt.Apps, cfg.Exempt.Accounts, cfg.Exempt.CIDRs),
 		tracks: map[trackKey]*track{}, offences: map[store.BanKey]*offence{}, shadowed: map[shadowKey]time.Time{}}
-	for _, a := range allows {
-		d.allow = append(d.allow, allowEntry{exempt: newExempt(a.Apps, a.Accounts, a.CIDRs), rules: a.Rules})
-	}
 	for i, rc := range cfg.Rules {
 		f, _ := identify.ParseFacet(rc.Facet)
 		r := &rule{Rule: rc, idx: i, facet: f}
-		for j := range d.allow {
-			if a := &d.allow[j]; len(a.rules) == 0 || slices.Contains(a.rules, rc.Name) {
-				r.allow = append(r.allow, a)
-			}
-		}
 		if int(f) < len(d.wins) {
 			r.slot = d.wins[f]
 			d.wins[f]++
@@ -292,6 +284,7 @@ func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, lo
 		}
 		d.rules = append(d.rules, r)
 	}
+	d.setAllows(allows)
 	for _, o := range opts {
 		o(d)
 	}
@@ -820,6 +813,33 @@ func (d *Detector) served(acc *inspect.Access, out []uint64) []uint64 {
 		}
 	}
 	return out
+}
+
+// SetAllows replaces the allowlist entries (config allow) the rules
+// read, from the next Access on: allow is reloadable, and an entry a
+// reload adds (README's remedy for a value banned in error) must spare
+// its identities the detector's bans as it spares them the rate limits.
+func (d *Detector) SetAllows(allows []Allow) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.setAllows(allows)
+}
+
+// setAllows sets d.allow and each rule's entries (under d.mu once the
+// detector runs).
+func (d *Detector) setAllows(allows []Allow) {
+	d.allow = make([]allowEntry, 0, len(allows))
+	for _, a := range allows {
+		d.allow = append(d.allow, allowEntry{exempt: newExempt(a.Apps, a.Accounts, a.CIDRs), rules: a.Rules})
+	}
+	for _, r := range d.rules {
+		r.allow = nil
+		for j := range d.allow {
+			if a := &d.allow[j]; len(a.rules) == 0 || slices.Contains(a.rules, r.Name) {
+				r.allow = append(r.allow, a)
+			}
+		}
+	}
 }
 
 // allowed reports whether an allowlist exempts id from r.
