@@ -126,6 +126,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// inspected answer.
 	var watch *dashboard.Watch
 	var alsoLedger []gateway.Recorder
+	// The Watch is seeded with the ledger's Accesses from before this
+	// start (seedTo): it counts every later one as the gateway records it.
+	seedTo := time.Now()
 	if cfg.Ledger.Dir != "" && cfg.Ledger.Backend != config.LedgerClickHouse {
 		watch = dashboard.NewWatch(0)
 		alsoLedger = append(alsoLedger, watch)
@@ -245,6 +248,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	adminDone := make(chan error, 1)
 	go func() { adminDone <- adm.Serve(actx, aln) }()
 	go dash.Run(actx)
+	if watch != nil {
+		// The identities page ranks 24 hours: a restart must not forget
+		// who took the most before it. Beside the serving, once.
+		go func() {
+			begin := time.Now()
+			n, err := watch.Seed(actx, cfg.Ledger.Dir, ledger.Window{From: seedTo.Add(-24 * time.Hour), To: seedTo})
+			if err != nil && actx.Err() == nil {
+				log.Warn("dashboard: identities not seeded from the ledger (the page lists the identities seen since the start)", slog.String("error", err.Error()))
+				return
+			}
+			log.Info("dashboard: identities seeded from the ledger", slog.Int("accesses", n), slog.Duration("took", time.Since(begin)))
+		}()
+	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- gw.Serve(ln) }()
 

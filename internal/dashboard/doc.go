@@ -56,7 +56,9 @@
 // reuses an Access once it is counted. It nominates per class (records
 // of the class served unmasked; the first watchClasses classes served,
 // others by records of any class) so the page's ranking by contact
-// details is not made of the heaviest profile readers.
+// details is not made of the heaviest profile readers. It is memory
+// only: warden serve seeds it (Watch.Seed) with the directory's 24 hours
+// before the start, so a restart does not hide who took the most.
 //
 // On a fleet (Options.Fleet: the ledger in ClickHouse, ledger.backend
 // clickhouse) the ledger pages read the fleet's ledger, every gateway's

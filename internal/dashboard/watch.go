@@ -1,14 +1,17 @@
 package dashboard
 
 import (
+	"context"
 	"math/bits"
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/inspect"
+	"github.com/warden-gw/warden/internal/ledger"
 )
 
 // watched are the facets the identities page ranks.
@@ -143,6 +146,51 @@ func (w *Watch) Record(acc *inspect.Access) {
 	if id.Net.IsValid() {
 		w.net.add(id.Net, &n, k, w.max, &w.share)
 	}
+}
+
+// Seed counts the Accesses the ledger directory dir holds in win as
+// Record counts the gateway's. A Watch is memory only: warden serve seeds
+// a new one with the 24 hours before it started, the hours the identities
+// page ranks, since without that a restart made the page forget every
+// identity it had not seen since (a deploy hid the day's harvester). It
+// reads one partition decoded at a time and stops when ctx ends; it
+// returns the Accesses read.
+func (w *Watch) Seed(ctx context.Context, dir string, win ledger.Window) (int, error) {
+	rd, err := ledger.OpenReader(dir, win)
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	n := 0
+	var acc inspect.Access
+	// The gateway's Accesses of a route share its class list, which
+	// classMap keys by; the ledger's entries each bring their own.
+	lists := map[string][]string{}
+	rd.Each(func(e *ledger.Entry) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		key := strings.Join(e.Classes, "\x00")
+		cl, ok := lists[key]
+		if !ok {
+			if len(lists) >= maxRoutes {
+				clear(lists)
+			}
+			cl = e.Classes
+			lists[key] = cl
+		}
+		acc.Identity, acc.Classes, acc.Records = e.Who(), cl, acc.Records[:0]
+		for _, r := range e.Records {
+			acc.Records = append(acc.Records, inspect.Record{ID: r.ID, Classes: inspect.ClassSet(r.Classes), Masked: inspect.ClassSet(r.Masked)})
+		}
+		w.Record(&acc)
+		n++
+		return true
+	})
+	if err := rd.Err(); err != nil {
+		return n, err
+	}
+	return n, ctx.Err()
 }
 
 // countRun adds run records served set to n, by the route's class map m.
