@@ -656,3 +656,44 @@ func TestTransparencyRepeatFromMemory(t *testing.T) {
 		t.Fatalf("the repeat differs:\n%s\n---\n%s", first, again)
 	}
 }
+
+// The ban form's expiry takes a number of seconds, as its error says it
+// may ("want a duration like "24h" or a number of seconds"): the form sent
+// every ttl to the admin API as a JSON string, where only a duration
+// parses, so "3600" was refused with that very message.
+func TestBanFormTTLInSeconds(t *testing.T) {
+	e := newEnv(t, t.TempDir(), false)
+	c := e.client(t)
+	csrf := e.signIn(t, c)
+	for value, ttl := range map[string]string{"192.0.2.1": "3600", "192.0.2.2": " 90 "} {
+		r, err := c.PostForm(e.srv.URL+"/bans/add", url.Values{"csrf": {csrf}, "facet": {"ip"}, "value": {value}, "reason": {"r"}, "ttl": {ttl}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page := body(t, r); r.StatusCode != http.StatusSeeOther {
+			i := strings.Index(page, `role="alert">`)
+			t.Fatalf("ttl %q: %d, alert %.120q; want 303", ttl, r.StatusCode, page[max(i, 0):])
+		}
+	}
+	// What is no number of seconds still gets the API's own words.
+	for _, ttl := range []string{"NaN", "Inf", "-60"} {
+		r, err := c.PostForm(e.srv.URL+"/bans/add", url.Values{"csrf": {csrf}, "facet": {"ip"}, "value": {"192.0.2.3"}, "reason": {"r"}, "ttl": {ttl}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page := body(t, r); r.StatusCode != http.StatusBadRequest || !strings.Contains(page, `role="alert">ttl `) {
+			i := strings.Index(page, `role="alert">`)
+			t.Errorf("ttl %q: %d, alert %.120q; want 400 naming the ttl", ttl, r.StatusCode, page[max(i, 0):])
+		}
+	}
+	bans, err := e.store.ListBans(context.Background(), time.Now())
+	if err != nil || len(bans) != 2 {
+		t.Fatalf("bans: %+v %v", bans, err)
+	}
+	for _, b := range bans {
+		want := map[string]time.Duration{"192.0.2.1": time.Hour, "192.0.2.2": 90 * time.Second}[b.Value]
+		if got := b.Until.Sub(b.Created); got < want-time.Second || got > want+time.Second {
+			t.Errorf("ban on %s lasts %s, want %s", b.Value, got, want)
+		}
+	}
+}

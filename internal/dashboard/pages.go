@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -455,7 +457,13 @@ func (d *Dashboard) showBans(w http.ResponseWriter, r *http.Request, code int, m
 
 func (d *Dashboard) addBan(w http.ResponseWriter, r *http.Request) {
 	f := r.PostForm
-	body := map[string]string{"facet": f.Get("facet"), "value": strings.TrimSpace(f.Get("value")), "reason": f.Get("reason"), "ttl": f.Get("ttl")}
+	// The API takes a ttl as a duration string or a number of seconds (its
+	// error says so); a form sends text, so a number goes as a number.
+	var ttl any = f.Get("ttl")
+	if secs, err := strconv.ParseFloat(strings.TrimSpace(f.Get("ttl")), 64); err == nil && !math.IsNaN(secs) && !math.IsInf(secs, 0) {
+		ttl = secs
+	}
+	body := map[string]any{"facet": f.Get("facet"), "value": strings.TrimSpace(f.Get("value")), "reason": f.Get("reason"), "ttl": ttl}
 	if err := d.call(r.Context(), http.MethodPost, "/v1/bans", body, nil); err != nil {
 		d.showBans(w, r, statusOf(err), errText(err), f)
 		return
