@@ -15,6 +15,7 @@ import (
 	"github.com/warden-gw/warden/internal/explain"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
+	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/refusal"
 )
 
@@ -147,7 +148,15 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				if b.UpperBound {
 					seen, bound = "<="+seen, true
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\n", b.Name, b.Facet, v, class, b.Window, seen, lim, b.Applied)
+				applied := fmt.Sprint(b.Applied)
+				if b.Mode == string(ration.Shadow) {
+					// Never applied: say what it would have done.
+					applied = "false (shadow mode)"
+					if b.WouldApply {
+						applied = map[bool]string{false: "false (shadow mode: would have masked)", true: "false (shadow mode: would have refused)"}[b.Action == ration.Block]
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.Facet, v, class, b.Window, seen, lim, applied)
 			}
 			tw.Flush()
 			if bound {

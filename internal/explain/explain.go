@@ -136,6 +136,13 @@ type Budget struct {
 	Limit      int      `json:"limit"`
 	AgeTier    bool     `json:"age_tiers"` // the limit is lower for young accounts (on a shared value, counting only its tier's accounts: Seen counts everyone's)
 	Applied    bool     `json:"applied"`   // this budget refused or masked the request
+	// Mode is the budget's: enforce, or shadow (it counts and logs what it
+	// would have done, and never applies). WouldApply: a shadow budget
+	// the request took past its limit, which enforced would have masked
+	// (or, with action block, refused) it.
+	Mode       string `json:"mode"`
+	Action     string `json:"action"`
+	WouldApply bool   `json:"would_apply,omitempty"`
 }
 
 // allProvenances are the provenances a look-up may have: a budget naming
@@ -250,9 +257,21 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 			return nil, fmt.Errorf("explain %s: budget %s: %w", id, b.Name, err)
 		}
 		provs, bound := provenanceOf(b)
-		x.Budgets = append(x.Budgets, Budget{Name: b.Name, Facet: b.Facet, Value: val, Account: acct, Class: b.Class, Provenance: provs,
+		row := Budget{Name: b.Name, Facet: b.Facet, Value: val, Account: acct, Class: b.Class, Provenance: provs,
 			Window: b.Window.String(), Seen: seen, UpperBound: bound, Limit: b.Limit, AgeTier: len(b.AccountAge) > 0,
-			Applied: e.Rule == b.Name || slices.Contains(e.MaskRules, b.Name)})
+			Applied: e.Rule == b.Name || slices.Contains(e.MaskRules, b.Name), Mode: string(cmp.Or(b.Mode, ration.Enforce)),
+			Action: cmp.Or(b.Action, ration.Mask)}
+		if row.Mode == string(ration.Shadow) {
+			// What it would have done: the count with this request's own
+			// records, past the limit and grown by them (a record of a
+			// subject already counted is served within any limit).
+			with, err := l.Distinct(ctx, ledger.Window{From: windowStart(e.Time, b.Window), To: e.Time}, f, val, b.Class, also...)
+			if err != nil {
+				return nil, fmt.Errorf("explain %s: budget %s: %w", id, b.Name, err)
+			}
+			row.WouldApply = with > seen && with > b.Limit
+		}
+		x.Budgets = append(x.Budgets, row)
 	}
 	if err := rateLimits(ctx, l, rules, e, x); err != nil {
 		return nil, fmt.Errorf("explain %s: %w", id, err)

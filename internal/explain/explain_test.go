@@ -113,8 +113,8 @@ func TestRequest(t *testing.T) {
 				t.Errorf("identity %v, want %v", x.Identity, want)
 			}
 			want := []explain.Budget{
-				{Name: "contact-account-hour", Facet: "account", Value: "7", Class: "contact", Window: "1h0m0s", Seen: tt.hourSeen, Limit: 2, AgeTier: true, Applied: tt.hourApplied},
-				{Name: "contact-ip-day", Facet: "ip", Value: "192.0.2.7", Account: "7", Class: "contact", Window: "24h0m0s", Seen: tt.daySeen, Limit: 50, Applied: tt.dayAp},
+				{Name: "contact-account-hour", Facet: "account", Value: "7", Class: "contact", Window: "1h0m0s", Seen: tt.hourSeen, Limit: 2, AgeTier: true, Applied: tt.hourApplied, Mode: "enforce", Action: "mask"},
+				{Name: "contact-ip-day", Facet: "ip", Value: "192.0.2.7", Account: "7", Class: "contact", Window: "24h0m0s", Seen: tt.daySeen, Limit: 50, Applied: tt.dayAp, Mode: "enforce", Action: "mask"},
 			}
 			if !reflect.DeepEqual(x.Budgets, want) {
 				t.Errorf("budgets:\n%+v\nwant\n%+v", x.Budgets, want)
@@ -166,7 +166,7 @@ func TestProvenanceBound(t *testing.T) {
 		t.Fatalf("Request: %v, %v", x, err)
 	}
 	row := func(name string, provs []string, bound bool) explain.Budget {
-		return explain.Budget{Name: name, Facet: "account", Value: "7", Class: "contact", Provenance: provs, Window: "1h0m0s", Seen: 3, UpperBound: bound, Limit: 9}
+		return explain.Budget{Name: name, Facet: "account", Value: "7", Class: "contact", Provenance: provs, Window: "1h0m0s", Seen: 3, UpperBound: bound, Limit: 9, Mode: "enforce", Action: "mask"}
 	}
 	want := []explain.Budget{row("search", []string{"search"}, true), row("every", []string{"social", "search", "list", "unreferenced"}, false), row("none", nil, false)}
 	if !reflect.DeepEqual(x.Budgets, want) {
@@ -389,5 +389,47 @@ func TestSuperseded(t *testing.T) {
 	}
 	if len(x.RateLimits) != 1 || x.RateLimits[0].Seen != 1 {
 		t.Errorf("rate limits of the next request %+v, want per-account having seen the request once", x.RateLimits)
+	}
+}
+
+// TestShadowBudget: a budget in shadow mode never applies; its row says so
+// and whether the request took it past its limit (what it would have done,
+// masked or refused), and not when the request's records were of subjects
+// it had counted already.
+func TestShadowBudget(t *testing.T) {
+	who := identify.Identity{Account: "7"}
+	look := func(id string, at time.Duration, subject string) *inspect.Access {
+		return &inspect.Access{RequestID: id, Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(at), Status: 200, Classes: []string{"contact"},
+			Lookup: subject, Records: []inspect.Record{{ID: subject, Classes: 1}}}
+	}
+	// Subjects 1 and 2, then 3 (past a limit of 2), then 1 again.
+	src := record(t, look("a", 0, "1"), look("b", time.Second, "2"), look("past", 2*time.Second, "3"), look("again", 3*time.Second, "1"))
+	budget := func(name, action string, limit int) ration.BudgetConfig {
+		return ration.BudgetConfig{Name: name, Facet: "account", Class: "contact", Limit: limit, Window: time.Hour, Mode: ration.Shadow, Action: action}
+	}
+	rules := explain.Rules{Budgets: []ration.BudgetConfig{budget("mask", "mask", 2), budget("block", "block", 2), budget("roomy", "mask", 5)}}
+	for _, c := range []struct {
+		id   string
+		want []bool // WouldApply of mask, block, roomy
+	}{
+		{"b", []bool{false, false, false}},     // 2 of 2
+		{"past", []bool{true, true, false}},    // 3 of 2
+		{"again", []bool{false, false, false}}, // 1 was counted already
+	} {
+		x, err := explain.Request(context.Background(), src, rules, ledger.Window{}, c.id)
+		if err != nil || x == nil {
+			t.Fatalf("Request %s: %v, %v", c.id, x, err)
+		}
+		for i, b := range x.Budgets {
+			if b.Mode != "shadow" || b.Applied || b.WouldApply != c.want[i] {
+				t.Errorf("%s: budget %s: mode %q applied %v would_apply %v; want shadow, false, %v", c.id, b.Name, b.Mode, b.Applied, b.WouldApply, c.want[i])
+			}
+		}
+		if c.id == "past" {
+			j, _ := json.Marshal(x.Budgets[1])
+			if !strings.Contains(string(j), `"mode":"shadow","action":"block","would_apply":true`) {
+				t.Errorf("JSON %s lacks the shadow budget's mode, action and would_apply", j)
+			}
+		}
 	}
 }
