@@ -178,6 +178,15 @@ func TestBanMatchable(t *testing.T) {
 			t.Errorf("%s %q: %v, want never matching %v", c.facet, c.value, err, c.never)
 		}
 	}
+	// An unanchored pattern is applied to the whole subject, as identify
+	// applies it: 077 and +77 hold a match of [1-9][0-9]* but never verify.
+	unanchored := &config.Config{}
+	unanchored.Identity.Account.SubjectPattern = "[1-9][0-9]*"
+	for value, never := range map[string]bool{"77": false, "077": true, "+77": true, "77x": true} {
+		if err := banMatchable(unanchored, "account", value); (err != nil) != never {
+			t.Errorf("subject_pattern [1-9][0-9]*, account %q: %v, want never matching %v", value, err, never)
+		}
+	}
 	if err := banMatchable(&config.Config{}, "account", " 77"); err != nil {
 		t.Errorf("no subject_pattern: %v", err)
 	}

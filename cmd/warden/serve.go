@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -430,12 +429,10 @@ func (v facetViewer) FacetState(ctx context.Context, facet, value string) (any, 
 func banMatchable(cfg *config.Config, facet, value string) error {
 	switch facet {
 	case identify.FacetAccount.String():
-		p := cfg.Identity.Account.SubjectPattern
-		if p == "" {
-			return nil
-		}
-		if re, err := regexp.Compile(p); err == nil && !re.MatchString(value) {
-			return fmt.Errorf("account ban %q would never match: verified subjects match identity.account.subject_pattern %s", value, p)
+		// Matched as identify matches it: the whole subject.
+		re, err := cfg.Identity.Account.SubjectRE()
+		if err == nil && re != nil && !re.MatchString(value) {
+			return fmt.Errorf("account ban %q would never match: verified subjects match identity.account.subject_pattern %s", value, cfg.Identity.Account.SubjectPattern)
 		}
 	case identify.FacetApp.String():
 		keys := cfg.Identity.App.Keys

@@ -122,6 +122,20 @@ type AccountConfig struct {
 	MissingCreated AgePolicy `yaml:"missing_created"`
 }
 
+// SubjectRE is SubjectPattern as verification applies it: to the whole
+// subject, as if anchored (unanchored, [1-9][0-9]* would pass +77 and 077,
+// both holding a match, the spellings the pattern is there to refuse).
+// nil when there is no pattern.
+func (a AccountConfig) SubjectRE() (*regexp.Regexp, error) {
+	if a.SubjectPattern == "" {
+		return nil, nil
+	}
+	if _, err := regexp.Compile(a.SubjectPattern); err != nil {
+		return nil, err // the pattern's own error, not the wrapped one's
+	}
+	return regexp.Compile(`^(?:` + a.SubjectPattern + `)$`)
+}
+
 // NetConfig sets the prefix lengths of the net facet.
 type NetConfig struct {
 	IPv4Prefix int `yaml:"ipv4_prefix"` // default 24

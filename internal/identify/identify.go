@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -157,15 +156,11 @@ func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier,
 		cache:    newTokenCache(c.CacheSize),
 		refused:  newTokenCache(max(cacheShards, c.CacheSize/4)),
 	}
-	if c.SubjectPattern != "" {
-		if _, err := regexp.Compile(c.SubjectPattern); err != nil {
-			return nil, fmt.Errorf("identify: account.subject_pattern: %w", err)
-		}
-		// The whole subject must match, as if the pattern were anchored:
-		// unanchored, [1-9][0-9]* would pass +77 and 077 (both contain a
-		// match), the spellings the pattern is there to refuse.
-		v.subjectRE = regexp.MustCompile(`^(?:` + c.SubjectPattern + `)$`)
+	re, err := c.SubjectRE()
+	if err != nil {
+		return nil, fmt.Errorf("identify: account.subject_pattern: %w", err)
 	}
+	v.subjectRE = re
 	if c.SecretFile != "" || c.SecretEnv != "" {
 		secret, at, err := secretFrom(opts, c.SecretFile, c.SecretEnv, "identify: account.secret_file", "identify: account.secret_env")
 		if err != nil {
