@@ -156,7 +156,7 @@ func TestHelpIsNoError(t *testing.T) {
 // TestBanMatchable: under examples/lab.yaml (subject_pattern ^[1-9][0-9]*$,
 // one registered app) an account ban the pattern refuses and an app ban no
 // key names are refused as never matching; a config without them refuses
-// neither.
+// neither, but without an account verifier every account ban is refused.
 func TestBanMatchable(t *testing.T) {
 	t.Setenv("LAB_PARTNER_KEY", "pk-test")
 	lab, err := config.Load("../../examples/lab.yaml")
@@ -182,13 +182,21 @@ func TestBanMatchable(t *testing.T) {
 	// applies it: 077 and +77 hold a match of [1-9][0-9]* but never verify.
 	unanchored := &config.Config{}
 	unanchored.Identity.Account.SubjectPattern = "[1-9][0-9]*"
+	unanchored.Identity.Account.Algorithms = []string{"HS256"}
 	for value, never := range map[string]bool{"77": false, "077": true, "+77": true, "77x": true} {
 		if err := banMatchable(unanchored, "account", value); (err != nil) != never {
 			t.Errorf("subject_pattern [1-9][0-9]*, account %q: %v, want never matching %v", value, err, never)
 		}
 	}
-	if err := banMatchable(&config.Config{}, "account", " 77"); err != nil {
+	verified := &config.Config{}
+	verified.Identity.Account.Algorithms = []string{"HS256"}
+	if err := banMatchable(verified, "account", " 77"); err != nil {
 		t.Errorf("no subject_pattern: %v", err)
+	}
+	// Without a key to verify tokens no request has an account: an
+	// account ban would be acknowledged and never refuse anyone.
+	if err := banMatchable(&config.Config{}, "account", "77"); err == nil {
+		t.Error("no account verifier: an account ban accepted")
 	}
 	if err := banMatchable(&config.Config{}, "app", "anything"); err != nil {
 		t.Errorf("no registered keys: %v", err)

@@ -423,12 +423,16 @@ func (v facetViewer) FacetState(ctx context.Context, facet, value string) (any, 
 }
 
 // banMatchable says why a ban on facet's value could never match a request
-// under cfg: an account its subject_pattern refuses (the request is refused
-// before any ban is read), an app its registered keys never name (with
-// keys, the app facet is a registered app's name). nil otherwise.
+// under cfg: any account when no token is verified, an account its
+// subject_pattern refuses (the request is refused before any ban is read),
+// an app its registered keys never name (with keys, the app facet is a
+// registered app's name). nil otherwise.
 func banMatchable(cfg *config.Config, facet, value string) error {
 	switch facet {
 	case identify.FacetAccount.String():
+		if !cfg.Identity.Account.Verifies() {
+			return fmt.Errorf("account ban %q would never match: no request has an account (identity.account has no secret, public key or JWKS to verify tokens)", value)
+		}
 		// Matched as identify matches it: the whole subject.
 		re, err := cfg.Identity.Account.SubjectRE()
 		if err == nil && re != nil && !re.MatchString(value) {

@@ -39,7 +39,8 @@
 // (10.1.2.7/24 is 10.1.2.0/24), a fingerprint is lower-cased and must be
 // the facet's 16 hex digits. Options.NetBits and Options.Matchable refuse
 // a ban the gateway's config could never match (a net at another prefix
-// length; an account off subject_pattern, an app no registered key names). A net ban matches only a request whose net
+// length; any account when no token is verified, an account off
+// subject_pattern, an app no registered key names). A net ban matches only a request whose net
 // facet is exactly that prefix, so ban at the prefix lengths the gateway's
 // config uses. Every admin ban expires (ttl or until, at most ten years):
 // standing denials belong in the config.

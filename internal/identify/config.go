@@ -122,6 +122,11 @@ type AccountConfig struct {
 	MissingCreated AgePolicy `yaml:"missing_created"`
 }
 
+// Verifies reports whether account tokens are verified at all: with no key
+// source (secret, public key, JWKS) there is no algorithm and no request
+// has an account.
+func (a AccountConfig) Verifies() bool { return len(a.Algorithms) > 0 }
+
 // SubjectRE is SubjectPattern as verification applies it: to the whole
 // subject, as if anchored (unanchored, [1-9][0-9]* would pass +77 and 077,
 // both holding a match, the spellings the pattern is there to refuse).

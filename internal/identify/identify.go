@@ -139,7 +139,7 @@ func secretFrom(opts Options, file, env, fileAt, envAt string) (secret, at strin
 }
 
 func newVerifier(ctx context.Context, c AccountConfig, opts Options) (*verifier, error) {
-	if len(c.Algorithms) == 0 {
+	if !c.Verifies() {
 		return nil, nil
 	}
 	v := &verifier{
