@@ -211,3 +211,29 @@ func TestUnregisteredAppKeyRefused(t *testing.T) {
 		})
 	}
 }
+
+// The admin API refuses an account ban that could never match, judged as
+// identify judges a subject: an unanchored subject_pattern applies to the
+// whole subject (077 and +77 hold a match of [1-9][0-9]* yet never verify),
+// and without a key to verify tokens no request has an account at all.
+func TestAccountBansThatNeverMatch(t *testing.T) {
+	up := newEcho(t)
+	for _, c := range []struct {
+		name, identity string
+		value          string
+		want           int
+	}{
+		{"unanchored 077", "identity:\n  account: {secret_env: LAB_JWT_SECRET, subject_pattern: '[1-9][0-9]*'}\n", "077", 400},
+		{"unanchored +77", "identity:\n  account: {secret_env: LAB_JWT_SECRET, subject_pattern: '[1-9][0-9]*'}\n", "+77", 400},
+		{"unanchored 77", "identity:\n  account: {secret_env: LAB_JWT_SECRET, subject_pattern: '[1-9][0-9]*'}\n", "77", 201},
+		{"no verifier", "", "77", 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := startGateway(t, "log: {format: text, level: warn}\n"+c.identity, up.srv.URL)
+			a := adminDo(t, g, "POST", "/v1/bans", fmt.Sprintf(`{"facet":"account","value":%q,"reason":"e2e","ttl":"1h"}`, c.value))
+			if a.status != c.want || c.want == 400 && !strings.Contains(a.body, "would never match") {
+				t.Fatalf("account ban %q: %d %s, want %d", c.value, a.status, a.body, c.want)
+			}
+		})
+	}
+}
