@@ -69,6 +69,8 @@ func explainLedger(t *testing.T) (dir, cfg string) {
 	}
 	cfg = filepath.Join(t.TempDir(), "warden.yaml")
 	yaml := `ledger: {dir: ` + dir + `}
+identity:
+  account: {secret_env: WARDEN_JWT_SECRET}
 ration:
   budgets:
     - {name: contact-account-day, facet: account, class: contact, limit: 2, window: 24h,

@@ -421,6 +421,7 @@ func (c *Config) Validate() error {
 		checkApps(bad, c.Identity.App, fmt.Sprintf("ration.budgets[%d].exempt.apps", i), b.Exempt.Apps)
 	}
 	checkClasses(bad, c)
+	checkAccounts(bad, c)
 	if u := c.Ration.Unreferenced; u != nil {
 		checkApps(bad, c.Identity.App, "ration.unreferenced.exempt.apps", u.Exempt.Apps)
 	}
@@ -464,6 +465,41 @@ func checkClasses(bad func(path, format string, args ...any), c *Config) {
 	}
 	if c.Detect.Enabled && len(c.Detect.Rules) > 0 {
 		check("detect.class", c.Detect.Class)
+	}
+}
+
+// checkAccounts refuses a rule that counts accounts when identity.account
+// verifies no token: no request would have an account, so the rule would
+// never apply, and every credential would go upstream as it came (issue
+// 18's bypass, configured). A config without a route map or rate limits
+// (one read by warden explain or replay for its rules) is not checked.
+func checkAccounts(bad func(path, format string, args ...any), c *Config) {
+	if c.Identity.Account.Verifies() || len(c.Inspect.Routes)+len(c.Limits) == 0 {
+		return
+	}
+	check := func(at, facet string) {
+		if facet == identify.FacetAccount.String() {
+			bad(at, "counts accounts, but identity.account verifies no token (no secret, public key or JWKS): no request has an account, so it would never apply")
+		}
+	}
+	for i, l := range c.Limits {
+		check(fmt.Sprintf("rate_limits[%d].facet", i), l.Facet)
+	}
+	for i, b := range c.Ration.Budgets {
+		check(fmt.Sprintf("ration.budgets[%d].facet", i), b.Facet)
+	}
+	if u := c.Ration.Unreferenced; u != nil {
+		check("ration.unreferenced.facet", u.Facet)
+	}
+	if c.Detect.Enabled {
+		for i, r := range c.Detect.Rules {
+			check(fmt.Sprintf("detect.rules[%d].facet", i), r.Facet)
+		}
+	}
+	for i, a := range c.Allow {
+		if len(a.Accounts) > 0 {
+			bad(fmt.Sprintf("allow[%d].accounts", i), "identity.account verifies no token (no secret, public key or JWKS): no request has an account, so these never match")
+		}
 	}
 }
 

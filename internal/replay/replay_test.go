@@ -36,6 +36,8 @@ func TestSupersededNotReplayed(t *testing.T) {
 	cfg, err := config.Parse("tight.yaml", []byte(`
 upstream:
   url: http://127.0.0.1:1
+identity:
+  account: {secret_env: WARDEN_JWT_SECRET}
 rate_limits:
   - name: per-account
     facet: account
