@@ -140,6 +140,12 @@ func (l Ledger) Validate() error {
 	var errs []error
 	switch l.Backend {
 	case LedgerLocal:
+		if len(l.ClickHouse.Addrs) > 0 {
+			// A fleet's config that forgot the backend line would keep
+			// no shared ledger, and say nothing (as store.redis without
+			// store.backend: redis is an error).
+			errs = append(errs, fmt.Errorf("clickhouse.addrs: set, but backend is %q: a fleet's shared ledger needs backend: clickhouse (or remove the clickhouse section)", l.Backend))
+		}
 	case LedgerClickHouse:
 		if err := l.ClickHouse.Validate(); err != nil {
 			for _, e := range unjoin(err) {
