@@ -248,7 +248,11 @@ func TestSameAnswers(t *testing.T) {
 		ask  func(ledger.Source) (any, error)
 	}
 	var qs []query
-	for _, w := range []ledger.Window{all, cut} {
+	// Past DateTime's last second (2106-02-07): ClickHouse's toDateTime
+	// wraps a larger number, and a --to of 2150 asked for nothing.
+	beyond := ledger.Window{To: time.Date(2150, 1, 1, 0, 0, 0, 0, time.UTC)}
+	after := ledger.Window{From: time.Date(2150, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for _, w := range []ledger.Window{all, cut, beyond, after} {
 		for _, subj := range []string{"7", "150", "299", "p3", "none"} {
 			for _, class := range []string{"", "contact"} {
 				for _, by := range []identify.Facet{identify.FacetAccount, identify.FacetIP} {

@@ -19,6 +19,10 @@ func (c *Client) String() string {
 	return "clickhouse " + strings.Join(c.addrs, ",") + " database " + c.db
 }
 
+// maxDateTime is DateTime's last second (2106-02-07T06:28:15Z): it is a
+// UInt32, and no Access is later.
+const maxDateTime = 1<<32 - 1
+
 // ts is an Access's time in microseconds.
 const ts = "(toUInt64(t) * 1000000 + us)"
 
@@ -27,15 +31,20 @@ const ts = "(toUInt64(t) * 1000000 + us)"
 func window(win ledger.Window) string {
 	var c []string
 	if !win.From.IsZero() {
-		lo := win.From.UnixMicro()
-		c = append(c, fmt.Sprintf("t >= toDateTime(%d) AND %s >= %d", max(lo, 0)/1e6, ts, max(lo, 0)))
+		lo := max(win.From.UnixMicro(), 0)
+		if lo/1e6 > maxDateTime {
+			return "0"
+		}
+		c = append(c, fmt.Sprintf("t >= toDateTime(%d) AND %s >= %d", lo/1e6, ts, lo))
 	}
 	if !win.To.IsZero() {
 		hi := win.To.UnixMicro()
 		if hi < 0 {
 			return "0"
 		}
-		c = append(c, fmt.Sprintf("t <= toDateTime(%d) AND %s <= %d", hi/1e6, ts, hi))
+		// toDateTime wraps a number past DateTime's last second: a --to
+		// in 2150 became one in 2013, and the window held nothing.
+		c = append(c, fmt.Sprintf("t <= toDateTime(%d) AND %s <= %d", min(hi/1e6, maxDateTime), ts, hi))
 	}
 	if len(c) == 0 {
 		return "1"
