@@ -151,15 +151,22 @@ type Sink struct {
 	spool *spool
 	pool  bufPool
 
-	mu       sync.Mutex // cur, and hand-off
-	cur      *batch
-	ready    chan *batch
-	wake     chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	closed   bool
-	hint     [nTables]int // the last batch's sizes: the next one's capacity
-	lastDrop atomic.Int64 // when a drop was last logged (unix ns)
+	mu     sync.Mutex // cur, and hand-off
+	cur    *batch
+	ready  chan *batch
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	closed bool
+	// unsent counts batches handed to the sender and neither sent nor
+	// spooled yet (the one in its hand included): Close waits for them.
+	unsent atomic.Int64
+	// sendCtx is the sender's requests'; Close cancels it when its time
+	// is up, so a hung insert does not hold the gateway's stop.
+	sendCtx    context.Context
+	cancelSend context.CancelFunc
+	hint       [nTables]int // the last batch's sizes: the next one's capacity
+	lastDrop   atomic.Int64 // when a drop was last logged (unix ns)
 }
 
 // NewSink opens the spool (sending what an earlier run left in it) and
@@ -190,6 +197,7 @@ func NewSink(cfg Config, log *slog.Logger, m *Metrics) (*Sink, error) {
 	}
 	s := &Sink{c: c, cfg: cfg, log: log, m: m, enc: encoder{k0: k0, k1: k1}, spool: sp,
 		ready: make(chan *batch, 1), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s.sendCtx, s.cancelSend = context.WithCancel(context.Background())
 	if n := sp.len(); n > 0 {
 		log.Info("ledger: clickhouse spool holds batches from before; sending them", slog.Int("batches", n), slog.Int64("bytes", sp.bytes))
 	}
@@ -241,9 +249,11 @@ func (s *Sink) sealLocked() {
 		s.hint[t] = len(b.rows[t])
 	}
 	b.own = b.rows[:]
+	s.unsent.Add(1)
 	select {
 	case s.ready <- b:
 	default:
+		s.unsent.Add(-1)
 		s.toSpool(b, true)
 	}
 }
@@ -298,6 +308,7 @@ func (s *Sink) sender() {
 	down := false
 	for {
 		var b *batch
+		handed := false // b came from ready: counted in unsent
 		if f, ok := s.spool.oldest(); ok {
 			var err error
 			if b, err = s.spool.load(f, s.pool.get); err != nil {
@@ -308,6 +319,7 @@ func (s *Sink) sender() {
 		} else {
 			select {
 			case b = <-s.ready:
+				handed = true
 			case <-s.wake:
 				continue
 			case <-s.stop:
@@ -321,6 +333,9 @@ func (s *Sink) sender() {
 			}
 			if free {
 				s.pool.put(b)
+			}
+			if handed {
+				s.unsent.Add(-1)
 			}
 			if down {
 				s.log.Info("ledger: clickhouse takes batches again", slog.Int("spooled", s.spool.len()))
@@ -339,6 +354,9 @@ func (s *Sink) sender() {
 		} else {
 			s.spool.update(b)
 		}
+		if handed {
+			s.unsent.Add(-1)
+		}
 		select {
 		case <-time.After(pause):
 		case <-s.stop:
@@ -354,7 +372,7 @@ func (s *Sink) sender() {
 func (s *Sink) send(b *batch) (free bool, err error) {
 	free = true
 	start := time.Now()
-	ctx := context.Background()
+	ctx := s.sendCtx
 	for t := range nTables {
 		if b.done&(1<<t) != 0 {
 			continue
@@ -416,8 +434,9 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.sealLocked()
 	s.closed = true
 	s.mu.Unlock()
-	// Wait until the hand-off and the spool are empty, or ctx ends.
-	for len(s.ready) > 0 || s.spool.len() > 0 {
+	// Wait until every batch is sent (the sender's in hand included) and
+	// the spool is empty, or ctx ends.
+	for s.unsent.Load() > 0 || s.spool.len() > 0 {
 		select {
 		case <-ctx.Done():
 			goto out
@@ -426,6 +445,10 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 out:
 	close(s.stop)
+	// An insert still in flight (ClickHouse hung) would hold the stop
+	// for up to the request's timeout: it ends now, and its batch goes to
+	// the spool as unsure, looked for by its id at the next start.
+	s.cancelSend()
 	<-s.done
 	for {
 		select {
