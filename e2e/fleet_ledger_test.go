@@ -392,7 +392,7 @@ func TestFleetOneBudgetOneLedger(t *testing.T) {
 	var pages [2]string
 	for k := range gws {
 		a := adminDo(t, gws[k], "GET", "/transparency", "")
-		if a.status != 200 || !strings.Contains(a.body, "identities banned for harvesting") {
+		if a.status != 200 || !strings.Contains(a.body, "identities refused for harvesting") {
 			t.Fatalf("transparency on gateway %d: %d %s", k+1, a.status, a.body)
 		}
 		pages[k] = a.body

@@ -102,7 +102,7 @@ type Fleet struct {
 
 // FleetLedger is a fleet's ledger as the pages read it: its queries (the
 // identities and transparency pages), its top identities (the identities
-// page), and its Accesses replayed in time order (the trace page).
+// page), its refused identities (the transparency page), and its Accesses replayed in time order (the trace page).
 // ClickHouse's client is one.
 type FleetLedger interface {
 	ledger.Source
@@ -111,6 +111,10 @@ type FleetLedger interface {
 	// served unmasked to each in win (Distinct; class "": every record),
 	// most first, then by value: the first n, with their counts.
 	Top(ctx context.Context, win ledger.Window, by identify.Facet, class string, n int) ([]string, []int, error)
+	// RefusedIdentities counts the distinct identities refused in win by
+	// one of rules, each as its refusal named it (the transparency page's
+	// harvesting stopped: ledger.Reader.RefusedIdentities).
+	RefusedIdentities(ctx context.Context, win ledger.Window, rules []string) (int, error)
 }
 
 // FleetBudgets are a fleet's researchers' budgets: charged by the

@@ -14,8 +14,10 @@
 //	                       Retry-After until the window has passed
 //	POST /logout           ends it
 //	GET  /transparency     public: personal data that went to third parties
-//	                       and harvesting stopped, with DP noise and the
-//	                       guarantee stated, charged to its own budget
+//	                       and harvesting stopped (the identities refused
+//	                       by a ban or a blocking rationing rule, counted
+//	                       from the ledger: StopRules), with DP noise and
+//	                       the guarantee stated, charged to its own budget
 //	GET  /                 now: requests, refusals and masks by rule and facet,
 //	                       store health, detector bans, live charts
 //	GET  /identities       top identities by distinct subjects of a class
@@ -72,7 +74,7 @@
 // the fleet's Accesses through trace.Replay (what `warden trace
 // --clickhouse` uses) under TraceTimeout and gives no report from a
 // replay cut short; and the transparency page counts with Distinct and
-// charges the fleet's budgets. Without Fleet they read LedgerDir as
+// RefusedIdentities and charges the fleet's budgets. Without Fleet they read LedgerDir as
 // above, the identities page ranking the Watch's candidates.
 //
 // A day rollup or author index a page's own reader of LedgerDir passes

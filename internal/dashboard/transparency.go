@@ -8,15 +8,17 @@ import (
 	"html/template"
 	"math/big"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/warden-gw/warden/internal/admin"
+	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/identify"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/privacy"
+	"github.com/warden-gw/warden/internal/refusal"
 )
 
 // figure is one noisy number the transparency page publishes.
@@ -32,7 +34,7 @@ type figure struct {
 type release struct {
 	Day        string   `json:"day"`
 	ThirdParty []figure `json:"third_party"` // per registered app
-	Stopped    figure   `json:"stopped"`     // identities banned that day
+	Stopped    figure   `json:"stopped"`     // identities refused that day (StopRules)
 	Epsilon    string   `json:"epsilon"`
 	Guarantee  string   `json:"guarantee"`
 	Mechanism  string   `json:"mechanism"`
@@ -50,7 +52,8 @@ type transparencyPage struct {
 
 // transparency publishes, for the last full UTC day, how many distinct
 // people's contact details each registered app (a third party) was served
-// and how many identities were banned for harvesting, each with noise
+// and how many identities were refused for harvesting (StopRules, counted
+// from the ledger: refusedIdentities), each with noise
 // (discrete Laplace) and the guarantee, charged once a day to the
 // "transparency" budget: asked again the same day, the same answer.
 func (d *Dashboard) transparency(w http.ResponseWriter, r *http.Request) {
@@ -86,35 +89,33 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 	now := d.opts.Now().UTC()
 	end := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	start := end.AddDate(0, 0, -1)
+	win := ledger.Window{From: start, To: end.Add(-time.Nanosecond)}
 	var apps []string
-	if c := d.config(); c != nil {
+	c := d.config()
+	if c != nil {
 		for _, k := range c.Identity.App.Keys {
 			apps = append(apps, k.App)
 		}
 	}
+	stopRules := StopRules(c)
 	eps := d.opts.TransparencyEpsilon
-	query := fmt.Sprintf("transparency\nday=%s\napps=%s\nepsilon=%s", start.Format(time.DateOnly), strings.Join(apps, ","), eps.RatString())
+	query := fmt.Sprintf("transparency\nday=%s\napps=%s\nstopped=%s\nepsilon=%s", start.Format(time.DateOnly), strings.Join(apps, ","),
+		strings.Join(stopRules, ","), eps.RatString())
 	charge := new(big.Rat).Mul(eps, eps)
 	charge.Quo(charge, big.NewRat(2, 1))
 	whole := privacy.Mechanism{Epsilon: eps}
 	draw := func(src privacy.Source) (json.RawMessage, error) {
-		exact, err := d.servedToApps(r.Context(), ledger.Window{From: start, To: end.Add(-time.Nanosecond)}, apps)
+		exact, err := d.servedToApps(r.Context(), win, apps)
 		if err != nil {
 			return nil, err
 		}
-		var bl admin.BanListing
-		if err := d.call(r.Context(), http.MethodGet, "/v1/bans?limit=100000", nil, &bl); err != nil {
+		stopped, err := d.refusedIdentities(r.Context(), win, stopRules)
+		if err != nil {
 			return nil, err
 		}
-		banned := int64(0)
-		for _, b := range bl.Bans {
-			if !b.Created.Before(start) && b.Created.Before(end) {
-				banned++
-			}
-		}
-		exact = append(exact, banned)
+		exact = append(exact, int64(stopped))
 		// One person may sit in every cell (served to every app, and
-		// banned): each cell gets epsilon/cells, the release epsilon.
+		// refused): each cell gets epsilon/cells, the release epsilon.
 		per := privacy.Mechanism{Epsilon: new(big.Rat).Quo(eps, big.NewRat(int64(len(exact)), 1))}
 		h, err := per.Release(src, exact)
 		if err != nil {
@@ -130,7 +131,7 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 				f.Name = apps[i]
 				rel.ThirdParty = append(rel.ThirdParty, f)
 			} else {
-				f.Name = "identities banned for harvesting"
+				f.Name = StoppedName
 				rel.Stopped = f
 			}
 		}
@@ -253,4 +254,48 @@ func (d *Dashboard) servedToApps(ctx context.Context, win ledger.Window, apps []
 		exact = append(exact, int64(n))
 	}
 	return exact, nil
+}
+
+// StoppedName is the transparency page's name of its "harvesting
+// stopped" figure.
+const StoppedName = "identities refused for harvesting"
+
+// StopRules are the rules whose refusals the transparency page counts as
+// harvesting stopped: a ban (refusal.RuleBan: the detector's, or one an
+// operator added: the ledger does not tell them apart) and the rationing
+// rules that block, every budget's and the unreferenced rule's name (a
+// rule whose action is mask never refuses, so its name counts nothing;
+// named here, a budget that blocked part of the day and masks now is
+// still counted). Not counted: rate limits (a burst of any client), the
+// refusals at the edge or of credentials (refusal.RuleRequest,
+// refusal.RuleIdentity), and the state store's or warden's own failures.
+// Sorted: a fleet's gateways of one config ask the same question.
+func StopRules(c *config.Config) []string {
+	rules := []string{refusal.RuleBan}
+	if c != nil {
+		for _, b := range c.Ration.Budgets {
+			rules = append(rules, b.Name)
+		}
+		if u := c.Ration.Unreferenced; u != nil {
+			rules = append(rules, u.Name)
+		}
+	}
+	slices.Sort(rules)
+	return slices.Compact(rules)
+}
+
+// refusedIdentities counts the distinct identities refused in win by one
+// of rules, each as its refusal named it: from the fleet's ledger when
+// there is one, else from the directory, in one pass over its Accesses
+// (a bit per identity counted, never the Accesses).
+func (d *Dashboard) refusedIdentities(ctx context.Context, win ledger.Window, rules []string) (int, error) {
+	if f := d.opts.Fleet; f != nil {
+		return f.Ledger.RefusedIdentities(ctx, win, rules)
+	}
+	rd, err := d.openLedger(ctx, win)
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	return rd.RefusedIdentities(rules)
 }

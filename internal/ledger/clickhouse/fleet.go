@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/warden-gw/warden/internal/identify"
@@ -48,6 +49,36 @@ func (c *Client) Top(ctx context.Context, win ledger.Window, by identify.Facet, 
 		values, subjects = append(values, r[0]), append(subjects, atoi(r[1]))
 	}
 	return values, subjects, nil
+}
+
+// RefusedIdentities is the directory's Reader.RefusedIdentities over the
+// fleet's accesses: the distinct identities, each as its refusal named it
+// (the facet, and the row's value of that facet), refused in win by one
+// of rules; a facet that is no identity facet, or a row without that
+// facet's value, is not counted. ClickHouse counts; the answer is one
+// number, whatever the fleet's traffic.
+func (c *Client) RefusedIdentities(ctx context.Context, win ledger.Window, rules []string) (int, error) {
+	if len(rules) == 0 {
+		return 0, nil
+	}
+	quoted := make([]string, len(rules))
+	for i, rule := range rules {
+		quoted[i] = quote(rule)
+	}
+	value := "multiIf("
+	for _, f := range identify.Facets {
+		value += "facet = " + quote(f.String()) + ", " + facetColumn(f) + ", "
+	}
+	value += "'')"
+	rows, err := c.rows(ctx, fmt.Sprintf("SELECT uniqExact(facet, v) FROM (SELECT facet, %s AS v FROM accesses WHERE %s AND rule IN (%s)) WHERE v != ''",
+		value, window(win), strings.Join(quoted, ", ")))
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse: refused identities: %w", err)
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		return 0, fmt.Errorf("clickhouse: refused identities: %d rows", len(rows))
+	}
+	return atoi(rows[0][0]), nil
 }
 
 // Reached calls fn with each value of facet by that the authors' content
