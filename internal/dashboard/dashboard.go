@@ -136,6 +136,9 @@ type Dashboard struct {
 	tracing   chan struct{} // held while a trace runs: one at a time
 	logins    *loginLimit
 	released  releaseCache // the transparency page's answer of the day
+	// budgetChecked is the UTC day Run last checked the transparency
+	// page's budget (checkTransparencyBudget); Run's goroutine only.
+	budgetChecked string
 }
 
 // TransparencyResearcher is the privacy budget the transparency page is
@@ -242,12 +245,14 @@ func (d *Dashboard) Run(ctx context.Context) {
 	t := time.NewTicker(sampleEvery)
 	defer t.Stop()
 	d.samples.add(d.sample())
+	d.checkTransparencyBudget(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			d.samples.add(d.sample())
+			d.checkTransparencyBudget(ctx)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"log/slog"
+	"math"
 	"math/big"
 	"net/http"
 	"slices"
@@ -42,8 +44,11 @@ type release struct {
 }
 
 type transparencyPage struct {
-	R        *release
-	Budget   *privacy.Account
+	R      *release
+	Budget *privacy.Account
+	// DaysLeft is how many more days' figures the remaining budget pays
+	// for (shown signed in): then the public page stops publishing.
+	DaysLeft int
 	Refused  string
 	HasApps  bool
 	Epsilon  string
@@ -81,6 +86,9 @@ func (d *Dashboard) transparency(w http.ResponseWriter, r *http.Request) {
 		p.R, p.Budget = rel, &acct
 	}
 	p.HasApps = p.R != nil && len(p.R.ThirdParty) > 0
+	if p.Budget != nil {
+		p.DaysLeft = daysLeft(p.Budget.Remaining, d.opts.TransparencyEpsilon)
+	}
 	v.Data = p
 	d.render(w, r, http.StatusOK, "transparency", v)
 }
@@ -101,8 +109,7 @@ func (d *Dashboard) release(r *http.Request) (*release, privacy.Account, error) 
 	eps := d.opts.TransparencyEpsilon
 	query := fmt.Sprintf("transparency\nday=%s\napps=%s\nstopped=%s\nepsilon=%s", start.Format(time.DateOnly), strings.Join(apps, ","),
 		strings.Join(stopRules, ","), eps.RatString())
-	charge := new(big.Rat).Mul(eps, eps)
-	charge.Quo(charge, big.NewRat(2, 1))
+	charge := transparencyCharge(eps)
 	whole := privacy.Mechanism{Epsilon: eps}
 	draw := func(src privacy.Source) (json.RawMessage, error) {
 		exact, err := d.servedToApps(r.Context(), win, apps)
@@ -298,4 +305,58 @@ func (d *Dashboard) refusedIdentities(ctx context.Context, win ledger.Window, ru
 	}
 	defer rd.Close()
 	return rd.RefusedIdentities(rules)
+}
+
+// transparencyCharge is what one day's transparency page costs, rho
+// epsilon²/2.
+func transparencyCharge(eps *big.Rat) *big.Rat {
+	charge := new(big.Rat).Mul(eps, eps)
+	return charge.Quo(charge, big.NewRat(2, 1))
+}
+
+// daysLeft is how many days' transparency pages (each charged
+// transparencyCharge(eps)) remaining, a budget's remaining rho, pays for;
+// 0 when it does not parse.
+func daysLeft(remaining string, eps *big.Rat) int {
+	rem, ok := new(big.Rat).SetString(remaining)
+	charge := transparencyCharge(eps)
+	if !ok || rem.Sign() <= 0 || charge.Sign() <= 0 {
+		return 0
+	}
+	q := new(big.Int).Quo(new(big.Int).Mul(rem.Num(), charge.Denom()), new(big.Int).Mul(rem.Denom(), charge.Num()))
+	if !q.IsInt64() || q.Int64() > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int(q.Int64())
+}
+
+// FewDaysLeft: below this many days of transparency figures left in its
+// budget, the gateway warns once a day (checkTransparencyBudget).
+const FewDaysLeft = 7
+
+// checkTransparencyBudget warns, once a UTC day (the first check of the
+// day), when the transparency page's budget pays for fewer than
+// FewDaysLeft more days of figures: past it the public page stops
+// publishing. A gateway without a ledger has no such page.
+func (d *Dashboard) checkTransparencyBudget(ctx context.Context) {
+	if d.opts.LedgerDir == "" && d.opts.Fleet == nil {
+		return
+	}
+	now := d.opts.Now().UTC()
+	day := now.Format(time.DateOnly)
+	if d.budgetChecked == day {
+		return
+	}
+	d.budgetChecked = day
+	acct, err := d.standing(ctx, TransparencyResearcher)
+	if err != nil {
+		d.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "dashboard: the transparency page's privacy budget could not be read", slog.String("error", err.Error()))
+		return
+	}
+	if n := daysLeft(acct.Remaining, d.opts.TransparencyEpsilon); n < FewDaysLeft {
+		d.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "dashboard: the transparency page's privacy budget is nearly spent: after these days' figures the public page stops publishing "+
+			"(ledger.privacy.researchers.transparency raises it)",
+			slog.Int("days_left", n), slog.String("remaining_rho", acct.Remaining), slog.String("budget_rho", acct.Limit),
+			slog.String("rho_a_day", transparencyCharge(d.opts.TransparencyEpsilon).RatString()))
+	}
 }

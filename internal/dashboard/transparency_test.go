@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/netip"
@@ -140,5 +141,97 @@ func TestTransparencyStoppedFromLedger(t *testing.T) {
 	}
 	if got[0] != got[1] {
 		t.Errorf("the directory's figure %q, the fleet's %q", got[0], got[1])
+	}
+}
+
+// syncBuffer is a log's output, read while the dashboard writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The transparency page's budget runs out (its daily charge, rho 1/32 at
+// the default epsilon, spends the default budget of 1 in 32 days) and the
+// public page then stops publishing: signed in, the page says how many
+// more days of figures the remaining budget pays for, and the gateway
+// warns once a day when fewer than 7 remain.
+func TestTransparencyDaysLeft(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(ledger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	cfg := &config.Config{}
+	cfg.Ledger.Privacy.Researchers = map[string]string{dashboard.TransparencyResearcher: "7/32"} // 7 days
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	logs := &syncBuffer{}
+	e := newEnvWith(t, dir, false, func(o *dashboard.Options) {
+		o.Config, o.Now = func() *config.Config { return cfg }, clock
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	const warning = "the transparency page's privacy budget is nearly spent"
+	// run is one start of the dashboard's loop: its first check is at once.
+	run := func() {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.dash.Run(ctx); close(done) }()
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+		<-done
+	}
+	run()
+	if strings.Contains(logs.String(), warning) {
+		t.Fatalf("warned with 7 days left:\n%s", logs)
+	}
+	page := func(signed bool) string {
+		t.Helper()
+		c := e.client(t)
+		if signed {
+			e.signIn(t, c)
+		}
+		r, err := c.Get(e.srv.URL + "/transparency")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body(t, r)
+	}
+	// The day's page is charged: 6 days left.
+	if p := page(false); strings.Contains(p, `id="days-left"`) || !strings.Contains(p, `id="stopped"`) {
+		t.Fatalf("the public page:\n%s", p)
+	}
+	if p := page(true); !strings.Contains(p, `The remaining budget pays for <b>6</b> more days of figures`) {
+		t.Fatalf("signed in, the page does not say 6 days are left:\n%s", p)
+	}
+	// A new day (the loop's check): one warning, and one only that day.
+	mu.Lock()
+	now = now.Add(24 * time.Hour)
+	mu.Unlock()
+	run()
+	run()
+	if n := strings.Count(logs.String(), warning); n != 1 || !strings.Contains(logs.String(), "days_left=6") {
+		t.Fatalf("%d warnings that day, want 1 with days_left=6:\n%s", n, logs)
+	}
+	mu.Lock()
+	now = now.Add(24 * time.Hour)
+	mu.Unlock()
+	run()
+	if n := strings.Count(logs.String(), warning); n != 2 {
+		t.Fatalf("%d warnings over two days, want 2:\n%s", n, logs)
 	}
 }
