@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -76,6 +77,12 @@ type VerifyReport struct {
 // make; each log's frames up to its end (a log's last frame may be in
 // the middle of being written by a running gateway: that is noted only for
 // the newest log).
+//
+// dir may be a running gateway's: what its writer does while verify reads
+// is not damage. A log sealed since the directory was listed is verified
+// sealed; a sealed hour retention removed meanwhile (noted in `retired`
+// before its removal) is counted as retired, and its author index and its
+// day's rollup, removed before it, are not checked.
 func Verify(dir string) (*VerifyReport, error) {
 	ls, err := list(dir)
 	if err != nil {
@@ -90,9 +97,29 @@ func Verify(dir string) (*VerifyReport, error) {
 		return nil, err
 	}
 	rep.Retired = len(ret)
+	// The chain starts from the last partition retired before the first
+	// one listed: retention may have removed some of those listed since.
 	var expect [32]byte
-	if len(ret) > 0 {
-		expect = ret[len(ret)-1].hash
+	first := ""
+	for _, s := range ls.stems {
+		if ls.seg[s] {
+			first = s
+			break
+		}
+	}
+	for _, r := range ret {
+		if first != "" && r.stem >= first {
+			break
+		}
+		expect = r.hash
+	}
+	retiredAs := func(stem string) ([32]byte, bool) {
+		for _, r := range ret {
+			if r.stem == stem {
+				return r.hash, true
+			}
+		}
+		return [32]byte{}, false
 	}
 	dec, err := newDecoder(1)
 	if err != nil {
@@ -111,19 +138,51 @@ func Verify(dir string) (*VerifyReport, error) {
 	}
 	hashes := map[string][32]byte{} // sealed hours' hashes as written, for the rollups
 	dayStems := map[int64][]string{}
-	bad := map[string]bool{} // sealed hours with a problem
+	bad := map[string]bool{}  // sealed hours with a problem
+	gone := map[string]bool{} // sealed hours retention removed since the listing
 	for _, stem := range ls.stems {
 		vp := VerifiedPartition{Name: stem, Sealed: ls.seg[stem]}
+		var b []byte
+		if !vp.Sealed {
+			vp.File = walPath(dir, stem)
+			b, err = os.ReadFile(vp.File)
+			if errors.Is(err, os.ErrNotExist) {
+				if _, serr := os.Stat(segPath(dir, stem)); serr != nil {
+					continue // an empty log the sealer removed
+				}
+				// Sealed since the listing: its new ids went to the
+				// dictionary before it was renamed into place.
+				nd, derr := loadDictionary(dir)
+				if derr != nil {
+					return nil, derr
+				}
+				d, vp.Sealed = nd, true
+			}
+		}
 		if vp.Sealed {
 			vp.File = segPath(dir, stem)
-			vp.Problem = verifySeg(&vp, &expect, dec, d)
+			b, err = os.ReadFile(vp.File)
+			if errors.Is(err, os.ErrNotExist) {
+				// Removed since the listing? Retention notes a partition
+				// in `retired` before removing it. (One still there is
+				// verified, whatever `retired` says.)
+				now, rerr := readRetired(dir)
+				if rerr != nil {
+					return nil, rerr
+				}
+				ret = now
+				if h, ok := retiredAs(stem); ok {
+					expect, gone[stem] = h, true
+					rep.Retired = len(ret)
+					continue
+				}
+			}
+			vp.Problem = verifySeg(&vp, b, err, &expect, dec, d)
 			hashes[stem] = expect
 			bad[stem] = vp.Problem != ""
 			h, _ := parseStem(stem)
 			dayStems[dayOf(h)] = append(dayStems[dayOf(h)], stem)
 		} else {
-			vp.File = walPath(dir, stem)
-			b, err := os.ReadFile(vp.File)
 			switch {
 			case err != nil:
 				vp.Problem = err.Error()
@@ -148,6 +207,9 @@ func Verify(dir string) (*VerifyReport, error) {
 	for _, day := range slices.Sorted(maps.Keys(ls.days)) {
 		vr := VerifiedRollup{Day: dayStem(day), File: rollupPath(dir, day), Hours: len(dayStems[day])}
 		vr.Problem = verifyRollup(dir, day, dayStems[day], hashes, d.tupleFacet, rollupFanIn, dec)
+		if vr.Problem != "" && removed(vr.File) {
+			continue // retention removed it (before the day's first hour it removes)
+		}
 		vr.OK = vr.Problem == ""
 		if !vr.OK {
 			rep.Problems = append(rep.Problems, vr.File+": "+vr.Problem)
@@ -156,6 +218,9 @@ func Verify(dir string) (*VerifyReport, error) {
 	}
 	for _, stem := range slices.Sorted(maps.Keys(ls.aut)) {
 		vi := VerifiedIndex{Hour: stem, File: autPath(dir, stem)}
+		if gone[stem] {
+			continue // retention removed it with its hour
+		}
 		if bad[stem] {
 			// Its hour's problem is the one to report; the index cannot be
 			// rebuilt from it.
@@ -164,6 +229,9 @@ func Verify(dir string) (*VerifyReport, error) {
 			continue
 		}
 		vi.Problem, vi.Rebuild = verifyAuthored(dir, stem, hashes[stem], ls.seg[stem], dec)
+		if vi.Problem != "" && removed(vi.File) {
+			continue // retention removed it, before its hour
+		}
 		vi.OK = vi.Problem == ""
 		switch {
 		case vi.Rebuild:
@@ -198,10 +266,17 @@ func Verify(dir string) (*VerifyReport, error) {
 	return rep, nil
 }
 
-// verifySeg checks one sealed partition; expect is the hash its
-// predecessor field must hold, and becomes its own hash.
-func verifySeg(vp *VerifiedPartition, expect *[32]byte, dec *zstd.Decoder, d *dictionary) string {
-	b, err := os.ReadFile(vp.File)
+// removed says path is gone: a derived file retention removed while
+// verify read the directory.
+func removed(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// verifySeg checks one sealed partition, b as read (err, its read's
+// error); expect is the hash its predecessor field must hold, and becomes
+// its own hash.
+func verifySeg(vp *VerifiedPartition, b []byte, err error, expect *[32]byte, dec *zstd.Decoder, d *dictionary) string {
 	if err != nil {
 		return err.Error()
 	}
