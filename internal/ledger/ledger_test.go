@@ -328,6 +328,13 @@ func TestVerifyCatchesEdits(t *testing.T) {
 	if rep.OK || !strings.Contains(strings.Join(rep.Problems, "\n"), "chain broken") {
 		t.Fatalf("removed partition: %+v", rep.Problems)
 	}
+	// The partition after the gap still says how many Accesses it holds
+	// (it decodes; only its link fails), not 0.
+	for _, vp := range rep.Partitions {
+		if vp.File == segs[2] && (vp.OK || vp.Accesses != 50) {
+			t.Errorf("the partition after the gap: ok %v, %d Accesses, want 50", vp.OK, vp.Accesses)
+		}
+	}
 }
 
 func TestRetention(t *testing.T) {

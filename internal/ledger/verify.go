@@ -291,6 +291,7 @@ func verifySeg(vp *VerifiedPartition, b []byte, err error, expect *[32]byte, dec
 		return err.Error()
 	}
 	vp.Hash, vp.Prev = hex.EncodeToString(p.hash[:]), hex.EncodeToString(p.prev[:])
+	vp.Accesses = len(p.entries) // it decoded: what it holds, whatever else fails
 	if p.prev != want {
 		return fmt.Sprintf("chain broken: names predecessor %s, the partition before it hashes to %s (a partition was edited, removed or inserted)",
 			short(p.prev[:]), short(want[:]))
@@ -303,7 +304,6 @@ func verifySeg(vp *VerifiedPartition, b []byte, err error, expect *[32]byte, dec
 			return fmt.Sprintf("refers to %d ids of namespace %d, the dictionary (%s) holds %d", n, ns, idsFile, d.t[ns].len())
 		}
 	}
-	vp.Accesses = len(p.entries)
 	if p.format >= 4 {
 		ok, err := p.index4Matches(d, dec)
 		if err != nil {
