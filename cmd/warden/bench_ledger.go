@@ -28,6 +28,16 @@ func runBenchLedger(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return errUsage
 	}
+	// The generator reads 0 as its default (the 100,000,000 over
+	// 30 days): a 0 or a negative typed here would start the full run.
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"accesses", *n}, {"identities", *ids}, {"subjects", *subjects}, {"authors", *authors}, {"days", *days}} {
+		if f.v < 1 {
+			return fmt.Errorf("bench ledger: -%s: %d is not a positive number", f.name, f.v)
+		}
+	}
 	d := *dir
 	if d == "" {
 		t, err := os.MkdirTemp("", "warden-bench-ledger-")

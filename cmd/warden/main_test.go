@@ -275,3 +275,20 @@ func TestAudienceReachSmallThings(t *testing.T) {
 		t.Errorf("@FILE with comments: %q, %v; want 17,19,20", v.Get("accounts"), err)
 	}
 }
+
+// TestBenchLedgerRefusesNonPositive: `warden bench ledger -accesses 0`
+// (or a negative, or 0 identities, subjects, authors or days) is an error
+// naming the flag. Before, the generator took 0 for its default and the
+// run started on the issue's 100,000,000 Accesses over 30 days (or a
+// million identities), and the report said so.
+func TestBenchLedgerRefusesNonPositive(t *testing.T) {
+	for _, c := range [][2]string{{"accesses", "0"}, {"accesses", "-5"}, {"identities", "0"}, {"subjects", "-1"}, {"authors", "0"}, {"days", "0"}} {
+		var out, errb bytes.Buffer
+		// Neither row asked: a run that started would end at once.
+		args := []string{"bench", "ledger", "-" + c[0], c[1], "-warden=false", "-clickhouse=false"}
+		want := "warden bench: bench ledger: -" + c[0] + ": " + c[1] + " is not a positive number\n"
+		if code := run(args, &out, &errb); code != 1 || errb.String() != want {
+			t.Errorf("warden %v: exit %d, stderr %q, stdout %q; want 1 and %q", args, code, errb.String(), out.String(), want)
+		}
+	}
+}
