@@ -195,7 +195,8 @@ func queryAuthors(o Options, n int) []string {
 	return out
 }
 
-// querySubject is who-took's subject: a subject that was looked up.
+// querySubject is who-took's subject: a subject that was looked up (one
+// of the o.Subjects, however few).
 func querySubject(o Options) string {
-	return "u" + itoa(int(math.Max(0, float64(o.Subjects/2+17))))
+	return "u" + itoa(int(math.Max(0, float64((o.Subjects/2+17)%max(o.Subjects, 1)))))
 }

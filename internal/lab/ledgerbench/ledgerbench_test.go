@@ -195,9 +195,21 @@ func TestQueryInputs(t *testing.T) {
 	if n := len(queryAuthors(Options{Authors: 10, Seed: 1}, 100)); n != 10 {
 		t.Fatalf("100 of 10 authors: %d", n)
 	}
-	s, err := strconv.Atoi(strings.TrimPrefix(querySubject(o), "u"))
-	if err != nil || s < 0 || s >= o.Subjects {
-		t.Fatalf("who-took subject %q outside %d", querySubject(o), o.Subjects)
+	for _, o := range []Options{o, {Subjects: 10}, {Subjects: 1}} {
+		s, err := strconv.Atoi(strings.TrimPrefix(querySubject(o), "u"))
+		if err != nil || s < 0 || s >= o.Subjects {
+			t.Fatalf("who-took subject %q outside %d", querySubject(o), o.Subjects)
+		}
+	}
+	// The report names the authors reach was asked of: 10 of 10, not 1,000.
+	rep, err := Run(context.Background(), Options{Accesses: 1, Authors: 10, NoWarden: true, NoClickHouse: true}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep.Format(&out, "warden bench ledger")
+	if !strings.Contains(out.String(), "reach: 10 authors drawn") {
+		t.Fatalf("report of a run with 10 authors:\n%s", out.String())
 	}
 }
 

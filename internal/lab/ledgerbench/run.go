@@ -92,7 +92,7 @@ const reachDays, nAuthors, runs = 7, 1000, 5
 // not). log gets progress.
 func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	o.defaults()
-	rep := &Report{Options: o, ReachDays: reachDays, Authors: nAuthors, Subject: querySubject(o)}
+	rep := &Report{Options: o, ReachDays: reachDays, Authors: min(nAuthors, o.Authors), Subject: querySubject(o)}
 	if o.NoWarden {
 		rep.Rows = append(rep.Rows, Row{Store: "warden ledger", Skipped: "not asked (-warden=false)"})
 	} else {
