@@ -371,3 +371,39 @@ func TestTimedReachSaysFallback(t *testing.T) {
 		t.Fatalf("%d warnings, want at least %d naming the rollup: %q", len(said), 1+runs, said)
 	}
 }
+
+// TestFormatUnmeasured: ClickHouse's row has no cold queries and no live
+// heap (the server's peak RSS is its writer heap): the report prints "-"
+// there, as it does for ingest/cpu-s, not a 0.00 ms that reads as a
+// measurement beside the ledger's.
+func TestFormatUnmeasured(t *testing.T) {
+	o := small(1)
+	ms := time.Millisecond
+	rep := &Report{Options: o, ReachDays: reachDays, Authors: nAuthors, Subject: querySubject(o), Rows: []Row{
+		{Store: "warden ledger", Ingest: time.Second, IngestCPU: time.Second, IngestAll: time.Second, Bytes: 1 << 20,
+			Reach: Reach{Wall: ms, Cold: 5 * ms}, Cut: Reach{Wall: ms, Cold: 6 * ms}, WhoTook: ms, WhoTookCold: 7 * ms, WriterMaxRSS: 3 << 20, WriterLive: 2 << 20},
+		{Store: "clickhouse 18.16.1", Ingest: time.Second, IngestAll: time.Second, Bytes: 1 << 20,
+			Reach: Reach{Wall: 90 * ms}, Cut: Reach{Wall: 91 * ms}, WhoTook: 92 * ms, WriterMaxRSS: 700 << 20},
+	}}
+	var out strings.Builder
+	rep.Format(&out, "warden bench ledger")
+	lines := strings.Split(out.String(), "\n")
+	var ledgerRow, chRow []string
+	for _, l := range lines {
+		switch f := strings.Fields(l); {
+		case strings.HasPrefix(l, "warden ledger"):
+			ledgerRow = f[2:]
+		case strings.HasPrefix(l, "clickhouse 18"):
+			chRow = f[2:]
+		}
+	}
+	// ingest/s, ingest/cpu-s, ingest+seal s, bytes/acc, reach ms, cold ms,
+	// cut ms, cut cold, who-took, cold ms, reach, cut reach, writer heap
+	// (2 fields), live heap (2 fields, or "-").
+	if len(chRow) < 15 || chRow[5] != "-" || chRow[7] != "-" || chRow[9] != "-" || chRow[14] != "-" || chRow[1] != "-" {
+		t.Errorf("clickhouse row %q: want - for ingest/cpu-s, the three cold columns and live heap\n%s", chRow, out.String())
+	}
+	if len(ledgerRow) < 16 || ledgerRow[5] != "5.00" || ledgerRow[7] != "6.00" || ledgerRow[9] != "7.00" || ledgerRow[14] != "2" || ledgerRow[15] != "MiB" {
+		t.Errorf("ledger row %q\n%s", ledgerRow, out.String())
+	}
+}

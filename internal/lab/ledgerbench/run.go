@@ -379,10 +379,23 @@ func (rep *Report) Format(w io.Writer, command string) {
 		if r.IngestCPU > 0 {
 			perCPU = fmt.Sprintf("%.0f", float64(o.Accesses)/r.IngestCPU.Seconds())
 		}
-		fmt.Fprintf(w, "%-15s %12.0f %12s %14.1f %12.2f %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f %10d %10d %8d MiB %7d MiB  who-took rows %d, impressions %d, cut %d\n",
+		// What a row does not measure (ClickHouse's cold queries and live
+		// heap) is "-", not a 0 that reads as a measurement: a cold query
+		// never takes under a microsecond, a writer never holds no byte.
+		cold := func(d time.Duration) string {
+			if d == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", ms(d))
+		}
+		live := "-"
+		if r.WriterLive > 0 {
+			live = fmt.Sprintf("%d MiB", r.WriterLive>>20)
+		}
+		fmt.Fprintf(w, "%-15s %12.0f %12s %14.1f %12.2f %10.2f %10s %10.2f %10s %10.2f %10s %10d %10d %8d MiB %11s  who-took rows %d, impressions %d, cut %d\n",
 			r.Store, float64(o.Accesses)/r.Ingest.Seconds(), perCPU, r.IngestAll.Seconds(), float64(r.Bytes)/float64(o.Accesses),
-			ms(r.Reach.Wall), ms(r.Reach.Cold), ms(r.Cut.Wall), ms(r.Cut.Cold), ms(r.WhoTook), ms(r.WhoTookCold), r.Reach.Value, r.Cut.Value,
-			r.WriterMaxRSS>>20, r.WriterLive>>20, r.WhoTookRows, r.Reach.Impressions, r.Cut.Impressions)
+			ms(r.Reach.Wall), cold(r.Reach.Cold), ms(r.Cut.Wall), cold(r.Cut.Cold), ms(r.WhoTook), cold(r.WhoTookCold), r.Reach.Value, r.Cut.Value,
+			r.WriterMaxRSS>>20, live, r.WhoTookRows, r.Reach.Impressions, r.Cut.Impressions)
 		if r.WriterCPU > 0 {
 			fmt.Fprintf(w, "%-15s writer's CPU (Add, sealing, rollups, collector; the process's less the generator's): %.0f Accesses per CPU-second, %.2f us an Access (Add's thread %.2f)\n",
 				"", float64(o.Accesses)/r.WriterCPU.Seconds(), float64(r.WriterCPU.Nanoseconds())/float64(o.Accesses)/1e3, float64(r.IngestCPU.Nanoseconds())/float64(o.Accesses)/1e3)
