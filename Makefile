@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthored$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/trace
 	$(GO) test -run '^$$' -fuzz '^FuzzKeepContact$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/trace
+	$(GO) test -run '^$$' -fuzz '^FuzzSQLCuts$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/trace
 	$(GO) test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/canary
 
 test: vet unit fuzz

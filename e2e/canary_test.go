@@ -44,6 +44,9 @@ type labUser struct {
 	ID       string `json:"id"`
 	Username string `json:"username"`
 	FullName string `json:"full_name"`
+	// Of is the id whose followers list it was taken from (harvest), for
+	// a take's follows table.
+	Of string `json:"-"`
 }
 
 // TestCanariesServed: followers pages through the real gateway carry

@@ -38,7 +38,10 @@ func harvest(t *testing.T, cl *http.Client, base, tok string, ids []int) []labUs
 			if err := json.Unmarshal([]byte(a.body), &pg); err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, pg.Users...)
+			for _, u := range pg.Users {
+				u.Of = fmt.Sprint(id)
+				out = append(out, u)
+			}
 			if pg.Next == nil {
 				break
 			}
@@ -94,6 +97,8 @@ func writeTake(t *testing.T, dir, f string, us []labUser) string {
 		for _, u := range us {
 			fmt.Fprintf(&b, `{"_index":"people","_id":"%s","_source":{"id":"%s","username":"%s"}}`+"\n", u.ID, u.ID, u.Username)
 		}
+	case "mysqldump", "pg_dump.gz", "sqlite":
+		writeSQLTake(&b, f, us)
 	}
 	data := b.Bytes()
 	if strings.HasSuffix(f, ".gz") {
@@ -108,6 +113,60 @@ func writeTake(t *testing.T, dir, f string, us []labUser) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// writeSQLTake writes a take as the harvester's database dumps it: a users
+// table and a follows table (who follows the owner of each list taken),
+// as mysqldump (extended INSERTs of 100 rows, no column list), pg_dump
+// (COPY blocks) or sqlite3's .dump (an INSERT a row) writes them.
+func writeSQLTake(b *bytes.Buffer, f string, us []labUser) {
+	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+	switch f {
+	case "mysqldump":
+		q = func(v string) string {
+			return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(v) + "'"
+		}
+		b.WriteString("-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n/*!40101 SET NAMES utf8mb4 */;\nDROP TABLE IF EXISTS `users`;\n" +
+			"CREATE TABLE `users` (\n  `id` bigint NOT NULL,\n  `username` varchar(64) NOT NULL,\n  `full_name` varchar(255) DEFAULT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n" +
+			"LOCK TABLES `users` WRITE;\n")
+		for i, u := range us {
+			if i%100 == 0 {
+				b.WriteString("INSERT INTO `users` VALUES ")
+			} else {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(b, "(%s,%s,%s)", u.ID, q(u.Username), q(u.FullName))
+			if i%100 == 99 || i == len(us)-1 {
+				b.WriteString(";\n")
+			}
+		}
+		b.WriteString("UNLOCK TABLES;\nCREATE TABLE `follows` (\n  `follower_id` bigint NOT NULL,\n  `followee_id` bigint NOT NULL\n) ENGINE=InnoDB;\n")
+		for _, u := range us {
+			fmt.Fprintf(b, "INSERT INTO `follows` VALUES (%s,%s);\n", u.ID, u.Of)
+		}
+	case "pg_dump.gz":
+		b.WriteString("--\n-- PostgreSQL database dump\n--\n\nSET standard_conforming_strings = on;\n\nCREATE TABLE public.users (\n    id bigint NOT NULL,\n" +
+			"    username text NOT NULL,\n    full_name text\n);\n\nCREATE TABLE public.follows (\n    follower_id bigint,\n    followee_id bigint\n);\n\n" +
+			"COPY public.users (id, username, full_name) FROM stdin;\n")
+		for _, u := range us {
+			fmt.Fprintf(b, "%s\t%s\t%s\n", u.ID, u.Username, strings.ReplaceAll(u.FullName, `\`, `\\`))
+		}
+		b.WriteString("\\.\n\n\nCOPY public.follows (follower_id, followee_id) FROM stdin;\n")
+		for _, u := range us {
+			fmt.Fprintf(b, "%s\t%s\n", u.ID, u.Of)
+		}
+		b.WriteString("\\.\n\n")
+	case "sqlite":
+		b.WriteString("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE users(id INTEGER PRIMARY KEY, username TEXT, full_name TEXT);\n")
+		for _, u := range us {
+			fmt.Fprintf(b, "INSERT INTO \"users\" VALUES(%s,%s,%s);\n", u.ID, q(u.Username), q(u.FullName))
+		}
+		b.WriteString("CREATE TABLE follows(follower_id INTEGER, followee_id INTEGER);\n")
+		for _, u := range us {
+			fmt.Fprintf(b, "INSERT INTO follows VALUES(%s,%s);\n", u.ID, u.Of)
+		}
+		b.WriteString("COMMIT;\n")
+	}
 }
 
 // traceLab starts a platform of 3,000 profiles and a gateway with
@@ -219,13 +278,27 @@ func TestTrace(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []string{"ndjson", "csv-no-header", "json-array.gz", "mongo", "es-bulk", "elasticdump"} {
+	var csv traceReport
+	for _, f := range []string{"ndjson", "csv-no-header", "json-array.gz", "mongo", "es-bulk", "elasticdump", "mysqldump", "pg_dump.gz", "sqlite"} {
 		r := runTraceCmd(t, ledgerDir, writeTake(t, dir, f, h1))
 		innocent(r)
 		if got := accusedSet(r); fmt.Sprint(got) != "[account:101]" {
 			t.Errorf("%s: accused %v, want account 101 (records %d, canaries %d)", f, got, r.Records, r.CanariesFound)
 		}
-		t.Logf("%s: %d records, %d canaries, accused %v", f, r.Records, r.CanariesFound, accusedSet(r))
+		t.Logf("%s: %d records, %d canaries, accused %v, named %v", f, r.Records, r.CanariesFound, accusedSet(r), r.Named)
+		switch f {
+		case "csv-no-header":
+			csv = r
+		case "mysqldump", "pg_dump.gz", "sqlite":
+			// The harvester's database names whom its CSV names: the same
+			// canaries, the same identities accused and named, with the
+			// same counts; its follows table adds records, no subject.
+			if r.CanariesFound != csv.CanariesFound || fmt.Sprint(accusedSet(r)) != fmt.Sprint(accusedSet(csv)) ||
+				fmt.Sprint(r.Named) != fmt.Sprint(csv.Named) || r.Records != 2*csv.Records {
+				t.Errorf("%s: %d records, %d canaries, accused %v, named %+v; the CSV: %d records, %d canaries, accused %v, named %+v", f,
+					r.Records, r.CanariesFound, accusedSet(r), r.Named, csv.Records, csv.CanariesFound, accusedSet(csv), csv.Named)
+			}
+		}
 	}
 	// --served lists what account 101 was shown: every canary of its take.
 	cmd := exec.Command(binPath, "trace", "--ledger", ledgerDir, "--json", "--served", "account", "101")

@@ -192,7 +192,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if t.Records() == 0 {
 		// A copy trace cannot read is not one nobody took: answering
 		// "accused: nobody" would hide it.
-		return errors.New("no record read from the copy: trace reads CSV (a header or not), JSON, NDJSON, mongoexport, Elasticsearch bulk and elasticdump, gzip'd or not")
+		return errors.New("no record read from the copy: trace reads CSV (a header or not), JSON, NDJSON, mongoexport, Elasticsearch bulk and elasticdump, SQL dumps (mysqldump, pg_dump, sqlite3 .dump), gzip'd or not")
 	}
 	rep := t.ReportEntries(led, *eps)
 	if err := ledErr(); err != nil {

@@ -115,6 +115,7 @@ func TestTraceUnreadableCopy(t *testing.T) {
 		{[]string{write("empty.csv", nil)}, 1, "no record read from the copy"},
 		{[]string{write("binary.bin", bytes.Repeat([]byte{0, 1, 2, 0xff}, 1000))}, 1, "no record read from the copy"},
 		{[]string{write("copy.ndjson.zst", zst.Bytes())}, 1, "zstd-compressed"},
+		{[]string{write("social.dump", append([]byte("PGDMP\x01\x0e\x00\x04\x08\x01\x01"), make([]byte, 64)...))}, 1, "pg_dump archive (custom format), which trace does not read: print it as SQL first (pg_restore -f - FILE | warden trace -)"},
 		{[]string{good, "--false-accusation", "2"}, 2, "--false-accusation 2: the probability must be above 0 and below 1"},
 		{[]string{good, "--named-min", "0"}, 2, "--named-min 0: at least 1"},
 		{[]string{"--json"}, 2, "no copy to read"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,5 +125,25 @@ func BenchmarkTraceLong(b *testing.B) {
 			}
 			reportPerCore(b, int64(len(tc.data))*reps*int64(b.N), cpuTime(b)-cpu0)
 		})
+	}
+}
+
+// sqlDumpCopy is contactCopy's records (and a full name) as tool dumps a
+// users table: mysqldump's INSERTs of about 1 MB (its default
+// net_buffer_length), pg_dump's COPY, pg_dump --inserts' statement a row.
+func sqlDumpCopy(tool string, n int) []byte {
+	us := make([]person, n)
+	for i := range us {
+		us[i] = person{strconv.Itoa(i + 1), fmt.Sprintf("lena.morgan_%d", i*7919%16777216), "Lena Morgan",
+			fmt.Sprintf("lena.morgan%d@mail.example", i), fmt.Sprintf("+4915123%06d", i%524288)}
+	}
+	return []byte(dumpOf(tool, us, nil, 9000))
+}
+
+// BenchmarkTraceSQL: BenchmarkTraceContacts' records as SQL dumps, a
+// whole read of each on every core (the framer on the reading goroutine).
+func BenchmarkTraceSQL(b *testing.B) {
+	for _, tool := range []string{"mysqldump", "pg_dump", "pg_dump-inserts"} {
+		b.Run(tool, func(b *testing.B) { benchRead(b, sqlDumpCopy(tool, 500000)) })
 	}
 }

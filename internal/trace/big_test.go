@@ -42,7 +42,7 @@ import (
 // Timed: warden trace's work, reading the file on every core and the
 // report replaying the ledger (wall and CPU seconds reported). It fails
 // when an innocent is accused or a harvester is not.
-func BenchmarkTraceLeak(b *testing.B) { benchLeak(b, false) }
+func BenchmarkTraceLeak(b *testing.B) { benchLeak(b, leakNDJSON) }
 
 // BenchmarkTraceLeakContacts is BenchmarkTraceLeak with the copy written
 // as contact details only (e-mail and phone, no id or username): its
@@ -50,9 +50,22 @@ func BenchmarkTraceLeak(b *testing.B) { benchLeak(b, false) }
 // ledger says were served (contact.go), at the cost of a second replay.
 // It also reports the bytes allocated in the timed part (alloc-MB) and
 // the contact values kept (contacts-kept).
-func BenchmarkTraceLeakContacts(b *testing.B) { benchLeak(b, true) }
+func BenchmarkTraceLeakContacts(b *testing.B) { benchLeak(b, leakContacts) }
 
-func benchLeak(b *testing.B, contactOnly bool) {
+// BenchmarkTraceLeakSQL is BenchmarkTraceLeak with the copy written as the
+// harvester's database dumped by mysqldump (a users table: INSERTs of
+// 9,000 rows, about a megabyte each, as its default net_buffer_length
+// makes them).
+func BenchmarkTraceLeakSQL(b *testing.B) { benchLeak(b, leakSQL) }
+
+// How a benchmark's copy is written.
+const (
+	leakNDJSON   = iota
+	leakContacts // NDJSON of e-mails and phones only
+	leakSQL      // a mysqldump
+)
+
+func benchLeak(b *testing.B, kind int) {
 	n, _ := strconv.Atoi(os.Getenv("WARDEN_TRACE_RECORDS"))
 	if n <= 0 {
 		b.Skip("set WARDEN_TRACE_RECORDS (49000000: the issue's copy)")
@@ -71,14 +84,14 @@ func benchLeak(b *testing.B, contactOnly bool) {
 	truth, rows := labTruth(b, profiles)
 	b.Logf("lab truth: %d profiles, %d MB, %v", profiles, len(truth)>>20, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	copyPath, harvesters, canaries := writeLeak(b, c, dir, truth, rows, n, contactOnly)
+	copyPath, harvesters, canaries := writeLeak(b, c, dir, truth, rows, n, kind)
 	fi, err := os.Stat(copyPath)
 	if err != nil {
 		b.Fatal(err)
 	}
 	logs, _ := filepath.Glob(filepath.Join(dir, "ledger", "*.wal"))
 	all, _ := filepath.Glob(filepath.Join(dir, "ledger", "*"))
-	b.Logf("copy: %d records (%d canaries), %d MB NDJSON, and its ledger (%d files, %d of them open logs), written in %v",
+	b.Logf("copy: %d records (%d canaries), %d MB, and its ledger (%d files, %d of them open logs), written in %v",
 		n, canaries, fi.Size()>>20, len(all), len(logs), time.Since(start).Round(time.Millisecond))
 	truth = nil
 	runtime.GC()
@@ -179,7 +192,8 @@ const leakRoute = "GET /v1/users/{id}/followers"
 
 // writeLeak writes the harvest: the copy (NDJSON) and the ledger. It
 // returns the copy's path, the harvesting accounts and the canaries in it.
-func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows []int, n int, contactOnly bool) (string, map[string]bool, int) {
+func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows []int, n int, kind int) (string, map[string]bool, int) {
+	contactOnly := kind == leakContacts
 	log := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// The writer's clock is the harvest's: its background flush closes the
 	// open hour once the clock has passed it, so under the real clock
@@ -203,6 +217,31 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 	e := &ledger.Entry{Route: leakRoute, Status: 200, Classes: []string{"profile"}}
 	ids := make([][]byte, 50)
 	var line []byte
+	sqlRows := 0
+	if kind == leakSQL {
+		w.WriteString("-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n/*!40101 SET NAMES utf8mb4 */;\n" +
+			"DROP TABLE IF EXISTS `users`;\nCREATE TABLE `users` (\n  `id` bigint NOT NULL,\n  `username` varchar(64) NOT NULL,\n" +
+			"  `email` varchar(255) DEFAULT NULL,\n  `phone` varchar(32) DEFAULT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\nLOCK TABLES `users` WRITE;\n")
+	}
+	// sqlRow writes a record as a row of mysqldump's INSERTs of 9,000.
+	sqlRow := func(fs ...[]byte) {
+		if sqlRows%9000 == 0 {
+			if sqlRows > 0 {
+				w.WriteString(";\n")
+			}
+			w.WriteString("INSERT INTO `users` VALUES (")
+		} else {
+			w.WriteString(",(")
+		}
+		w.Write(fs[0])
+		for _, v := range fs[1:] {
+			w.WriteString(",'")
+			w.Write(bytes.ReplaceAll(bytes.ReplaceAll(v, []byte(`\`), []byte(`\\`)), []byte("'"), []byte(`\'`)))
+			w.WriteByte('\'')
+		}
+		w.WriteByte(')')
+		sqlRows++
+	}
 	// page adds one followers page, records from..from+len-1 of the truth
 	// (wrapping), to the ledger as account's; with keep, to the copy too.
 	page := func(k int, account string, from, size int, keep bool) int {
@@ -229,7 +268,9 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 			}
 		})
 		for i := range size {
-			if p, ok := shown[i]; ok {
+			if p, ok := shown[i]; ok && kind == leakSQL {
+				sqlRow(strconv.AppendInt(nil, p.ID, 10), []byte(p.Username), []byte(p.Email), []byte(p.Phone))
+			} else if ok {
 				if contactOnly {
 					line = fmt.Appendf(line[:0], `{"email":%q,"phone":%q}`+"\n", p.Email, p.Phone)
 				} else {
@@ -244,6 +285,10 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 				fs[j], r = r[:k], r[k+1:]
 			}
 			fs[3] = r
+			if kind == leakSQL {
+				sqlRow(fs[:]...)
+				continue
+			}
 			line = append(line[:0], `{"id":"`...)
 			line = append(line, fs[0]...)
 			line = append(line, `","username":"`...)
@@ -277,6 +322,9 @@ func writeLeak(tb testing.TB, c *canary.Canaries, dir string, truth []byte, rows
 				k++
 			}
 		}
+	}
+	if kind == leakSQL {
+		w.WriteString(";\nUNLOCK TABLES;\n-- Dump completed on 2026-12-02 10:00:00\n")
 	}
 	if err := w.Flush(); err != nil {
 		tb.Fatal(err)

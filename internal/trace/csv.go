@@ -49,11 +49,9 @@ func csvFields(line []byte, sep byte, dst [][]byte) [][]byte {
 }
 
 // sniffCSV finds the separator, whether the first line is a header, and
-// the column of each field: by the header's names, and for a field no name
-// gives, by what the values of the sample look like (the first column of
-// each kind whose name, if any, is not another field's).
+// the column of each field (columns).
 func sniffCSV(sample []byte) csvLayout {
-	l := csvLayout{sep: ',', cols: [5]int{-1, -1, -1, -1, -1}}
+	l := csvLayout{sep: ',', cols: noColumns}
 	lines := bytes.Split(sample, []byte{'\n'})
 	if len(lines) > 1 && len(lines[len(lines)-1]) > 0 {
 		lines = lines[:len(lines)-1] // cut short by the sample
@@ -69,79 +67,77 @@ func sniffCSV(sample []byte) csvLayout {
 		}
 	}
 	hdr := csvFields(first, l.sep, nil)
-	var f [][]byte
+	var rows [][][]byte
+	for _, line := range lines[1:min(len(lines), 201)] {
+		if line = bytes.TrimRight(line, "\r"); len(line) > 0 {
+			rows = append(rows, csvFields(line, l.sep, nil))
+		}
+	}
+	l.cols, l.header = columns(hdr, rows, true)
+	if l.header {
+		return l
+	}
+	// A first line whose values do not look like the column's is a header.
+	for k := fID; k <= fPhone; k++ {
+		if c := l.cols[k]; c >= 0 && sniff(bytes.TrimSpace(fieldAt(hdr, c))) != k {
+			l.header = true
+		}
+	}
+	return l
+}
+
+// noColumns: no field has a column.
+var noColumns = [5]int{-1, -1, -1, -1, -1}
+
+// columns finds the column of each field kind from a header's names and
+// some rows (a CSV's, a SQL table's): by the names, and for a field no name
+// gives, by what the rows' values look like (the first column of each kind
+// whose name, if any, is not another field's). named says some name was a
+// field's. orFirst, with no rows and no name known, votes with the names
+// themselves (a CSV of one line: it is data, not a header).
+func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols [5]int, named bool) {
+	cols = noColumns
 	// other: columns a header names as something trace does not read (a
 	// count, a full name): never taken for a field by their values.
 	other := map[int]bool{}
 	for i, name := range hdr {
 		name = bytes.TrimSpace(name)
-		if k := fieldOfKey(name); k != fNone && l.cols[k] < 0 {
-			l.cols[k] = i
-			l.header = true
+		if k := fieldOfKey(name); k != fNone && cols[k] < 0 {
+			cols[k] = i
+			named = true
 		} else if k != fNone || notField(name) {
 			other[i] = true
 		}
 	}
-	if l.header && !slices.Contains(l.cols[fID:], -1) {
-		return l
+	if named && !slices.Contains(cols[fID:], -1) {
+		return cols, named
+	}
+	if len(rows) == 0 && !named && orFirst {
+		rows = [][][]byte{hdr}
 	}
 	// Count what each column's values look like.
 	votes := map[[2]int]int{}
-	rows := 0
-	firstKinds := map[int]int{}
-	for li, line := range lines {
-		if li > 200 {
-			break
-		}
-		line = bytes.TrimRight(line, "\r")
-		if len(line) == 0 {
-			continue
-		}
-		f = csvFields(line, l.sep, f)
+	for _, f := range rows {
 		for i, v := range f {
-			k := sniff(bytes.TrimSpace(v))
-			if li == 0 {
-				firstKinds[i] = k
-				continue
-			}
-			votes[[2]int{i, k}]++
-		}
-		if li > 0 {
-			rows++
+			votes[[2]int{i, sniff(bytes.TrimSpace(v))}]++
 		}
 	}
-	if rows == 0 && !l.header { // one line: read it as data
-		for i, k := range firstKinds {
-			votes[[2]int{i, k}]++
-		}
-		rows = 1
-	}
-	named := l.header
 	for k := fID; k <= fPhone; k++ {
-		if l.cols[k] >= 0 {
+		if cols[k] >= 0 {
 			continue
 		}
 		for i := 0; i < 64; i++ {
-			if votes[[2]int{i, k}]*2 <= rows || other[i] || slices.Contains(l.cols[fID:], i) {
+			if votes[[2]int{i, k}]*2 <= len(rows) || other[i] || slices.Contains(cols[fID:], i) {
 				continue
 			}
 			// Among a header's unknown names, an id column's says so
 			// ("identifier", "member_id") where a count's would not.
-			if c := l.cols[k]; c < 0 || k == fID && named && !idName(fieldAt(hdr, c)) && idName(fieldAt(hdr, i)) {
-				l.cols[k] = i
+			if c := cols[k]; c < 0 || k == fID && named && !idName(fieldAt(hdr, c)) && idName(fieldAt(hdr, i)) {
+				cols[k] = i
 			}
 		}
 	}
-	if named {
-		return l
-	}
-	// A first line whose values do not look like the column's is a header.
-	for k := fID; k <= fPhone; k++ {
-		if c := l.cols[k]; c >= 0 && firstKinds[c] != k {
-			l.header = true
-		}
-	}
-	return l
+	return cols, named
 }
 
 // fieldAt is fields[i], or nil past the end (a header shorter than its rows).
@@ -155,6 +151,7 @@ func fieldAt(fields [][]byte, i int) []byte {
 // scanCSV reads the lines of b (whole lines) with layout l.
 func scanCSV(b []byte, l *csvLayout, skipFirst bool, emit func(*Record)) {
 	var f [][]byte
+	var rec Record
 	for len(b) > 0 {
 		k := bytes.IndexByte(b, '\n')
 		var line []byte
@@ -174,14 +171,21 @@ func scanCSV(b []byte, l *csvLayout, skipFirst bool, emit func(*Record)) {
 			continue
 		}
 		f = csvFields(line, l.sep, f)
-		var rec Record
-		for kind := fID; kind <= fPhone; kind++ {
-			if c := l.cols[kind]; c >= 0 && c < len(f) && len(f[c]) > 0 {
-				rec.set(kind, bytes.TrimSpace(f[c]))
-			}
+		emitRow(&l.cols, f, &rec, emit)
+	}
+}
+
+// emitRow emits the record of one row's fields (a CSV line's, a SQL
+// row's) whose columns are cols, if it has a field. rec is the caller's,
+// made again here: one a record, passed to emit, would be allocated.
+func emitRow(cols *[5]int, f [][]byte, rec *Record, emit func(*Record)) {
+	*rec = Record{}
+	for kind := fID; kind <= fPhone; kind++ {
+		if c := cols[kind]; c >= 0 && c < len(f) && len(f[c]) > 0 {
+			rec.set(kind, bytes.TrimSpace(f[c]))
 		}
-		if !rec.empty() {
-			emit(&rec)
-		}
+	}
+	if !rec.empty() {
+		emit(rec)
 	}
 }

@@ -8,11 +8,17 @@
 //
 // Readers stream: CSV (with or without a header, any column order or
 // names), a JSON array or object dump, NDJSON, MongoDB extended JSON,
-// Elasticsearch bulk and elasticdump output, any of them gzip'd; tens of
-// GB pass through a few buffers, line-delimited input on every core. A
-// CSV header's unknown column names are read by their values. Other
-// containers (xz, bzip2, zstd, lz4, zip, 7z) are refused by name, since
-// their bytes read as text give no record.
+// Elasticsearch bulk and elasticdump output, SQL dumps (mysqldump, pg_dump's
+// plain format, sqlite3's .dump: sql.go), any of them gzip'd; tens of GB
+// pass through a few buffers, line-delimited input and SQL dumps on every
+// core. A CSV header's unknown column names are read by their values, and
+// a SQL table's columns are decided by the same rules (columns) from its
+// INSERT's or COPY's column list or its CREATE TABLE. A dump is cut into
+// chunks where no string is open (sqlcut.go), found by counting quotes,
+// not by lexing every row on the reading goroutine. Other containers (xz,
+// bzip2, zstd, lz4, zip, 7z) are refused by name, since their bytes read
+// as text give no record, and so are pg_dump's custom and tar archives,
+// with the pg_restore command that prints them as SQL.
 //
 // A record with only an e-mail and/or a phone (no id, no username: a copy
 // of contact details) is counted (Report.ContactOnly) and gives no ledger
@@ -54,7 +60,9 @@
 // lab with its harvest's ledger and traces it (WARDEN_TRACE_RECORDS=N to
 // run; WARDEN_TRACE_PROFILE=FILE profiles the timed part);
 // BenchmarkTraceLeakContacts is the same copy written as e-mails and phones
-// only.
+// only, BenchmarkTraceLeakSQL as a mysqldump of the harvester's users table.
+// BenchmarkTraceSQL reads BenchmarkTraceContacts' records (and a full
+// name) as a mysqldump, a pg_dump (COPY) and a pg_dump --inserts.
 //
 // It must never: accuse an identity whose false-accusation bound is above
 // the stated probability; count a record as a canary that the key did not

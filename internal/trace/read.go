@@ -29,6 +29,7 @@ const (
 	FormatCSV   Format = "csv"
 	FormatJSONL Format = "json-lines" // NDJSON, bulk, elasticdump, mongoexport
 	FormatJSON  Format = "json"       // an array or object document
+	FormatSQL   Format = "sql"        // mysqldump, pg_dump, sqlite3 .dump
 )
 
 // ReadStats counts what a read saw.
@@ -69,6 +70,12 @@ func bzip2Head(m []byte) bool {
 // its number and every record of its chunks. counted, when not nil, is told
 // of each decompressed block read (a progress bar).
 func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted func(n int)) (ReadStats, error) {
+	return read(r, workers, chunkSize, emit, counted)
+}
+
+// read is Read in chunks of size bytes (tests cut copies into many small
+// ones).
+func read(r io.Reader, workers, size int, emit func(worker int, rec *Record), counted func(n int)) (ReadStats, error) {
 	var st ReadStats
 	br := bufio.NewReaderSize(r, 1<<16)
 	if m, _ := br.Peek(2); len(m) == 2 && m[0] == 0x1f && m[1] == 0x8b {
@@ -90,14 +97,22 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 	sample, _ := br.Peek(1 << 16)
 	sample = bytes.TrimPrefix(sample, []byte("\xef\xbb\xbf"))
 	t := bytes.TrimLeft(sample, " \t\r\n")
-	if sqlDump(t) {
-		// Read as CSV its lines give junk "records" (a quoted name taken
-		// for a username) and a report that accuses nobody.
-		return st, errors.New("the copy is a SQL dump (INSERT or COPY statements), which trace does not read: export the table as CSV with a header (psql \\copy TABLE TO FILE CSV HEADER; mysql SELECT ... INTO OUTFILE, or mysqldump --tab) and trace that")
+	if archive := pgArchive(t); archive != "" {
+		// Its rows are compressed in a format of pg_dump's own; pg_restore
+		// prints them as the SQL the plain format has.
+		return st, fmt.Errorf("the copy is %s, which trace does not read: print it as SQL first (pg_restore -f - FILE | warden trace -)", archive)
 	}
-	var split func(b []byte) int // the end of the last whole piece of b
-	var work func(b []byte, first bool, emit func(*Record)) int
+	// split returns the end of the last whole piece of b (all of it at the
+	// copy's end: eof) and what the piece is read with; work reads a
+	// piece, returning the values it found malformed.
+	var split func(b []byte, eof bool) (int, any)
+	var work func(b []byte, first bool, at any, emit func(*Record)) int
 	switch {
+	case sqlDump(t):
+		st.Format = FormatSQL
+		f := newSQLFramer(sample)
+		split = f.split
+		work = func(b []byte, _ bool, at any, emit func(*Record)) int { return scanSQL(b, at.(sqlChunk), f.bs, emit) }
 	case len(t) > 0 && (t[0] == '{' || t[0] == '['):
 		st.Format = FormatJSONL
 		cut := bulkCut
@@ -105,13 +120,13 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 			st.Format = FormatJSON
 			cut = recordCut(t)
 		}
-		split = cut
-		work = func(b []byte, _ bool, emit func(*Record)) int { return scanJSON(b, emit) }
+		split = cutBy(cut)
+		work = func(b []byte, _ bool, _ any, emit func(*Record)) int { return scanJSON(b, emit) }
 	default:
 		st.Format = FormatCSV
 		l := sniffCSV(sample)
-		split = lineCut
-		work = func(b []byte, first bool, emit func(*Record)) int {
+		split = cutBy(lineCut)
+		work = func(b []byte, first bool, _ any, emit func(*Record)) int {
 			scanCSV(b, &l, first && l.header, emit)
 			return 0
 		}
@@ -119,6 +134,7 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 	type chunk struct {
 		b     []byte
 		first bool
+		at    any
 	}
 	if workers < 1 {
 		workers = 1
@@ -129,12 +145,16 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 	// made once at a chunk's size plus a read's, so filling one never
 	// grows (and copies) it, and nothing is allocated per chunk.
 	free := make(chan []byte, workers+2)
+	// slack: room past a chunk's size for the read that fills it (a
+	// read fills what room there is: with 64 KiB past a chunk of 64
+	// bytes, chunks would be 64 KiB).
+	slack := min(size, 1<<16)
 	get := func() []byte {
 		select {
 		case b := <-free:
 			return b[:0]
 		default:
-			return make([]byte, 0, chunkSize+1<<16)
+			return make([]byte, 0, size+slack)
 		}
 	}
 	put := func(b []byte) {
@@ -151,7 +171,7 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 			defer wg.Done()
 			e := func(rec *Record) { emit(w, rec) }
 			for c := range jobs {
-				bad[w] += work(c.b, c.first, e)
+				bad[w] += work(c.b, c.first, c.at, e)
 				put(c.b)
 			}
 		}()
@@ -164,11 +184,11 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 		// boundary yet, past half a chunk): a line of n bytes is then
 		// copied about 2n times in all, and one already a chunk long is
 		// read on instead of split again as it is, forever.
-		want := max(chunkSize, min(2*len(carry), maxChunk+1))
+		want := max(size, min(2*len(carry), maxChunk+1))
 		buf := get()
 		if cap(buf) < want {
 			put(buf)
-			buf = make([]byte, 0, want+1<<16)
+			buf = make([]byte, 0, want+slack)
 		}
 		buf = append(buf, carry...)
 		for len(buf) < want {
@@ -193,11 +213,12 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 		eof := len(buf) < want || err != nil || st.Truncated
 		if eof {
 			if len(buf) > 0 {
-				jobs <- chunk{buf, first}
+				_, at := split(buf, true)
+				jobs <- chunk{buf, first, at}
 			}
 			break
 		}
-		end := split(buf)
+		end, at := split(buf, false)
 		if end <= 0 {
 			if len(buf) > maxChunk {
 				err = errors.New("no record boundary within 1 GiB: the copy cannot be streamed")
@@ -208,7 +229,7 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 			continue
 		}
 		carry = append(carry[:0], buf[end:]...)
-		jobs <- chunk{buf[:end], first}
+		jobs <- chunk{buf[:end], first, at}
 		first = false
 	}
 	close(jobs)
@@ -221,7 +242,8 @@ func Read(r io.Reader, workers int, emit func(worker int, rec *Record), counted 
 
 // sqlDump reports whether t begins as a SQL dump (mysqldump, pg_dump,
 // sqlite's .dump): its first line that is no comment is a statement, and
-// it holds rows as INSERT or COPY statements.
+// it holds rows as INSERT or COPY statements, or a CREATE TABLE (pg_dump
+// writes the whole schema first: a large one fills the sample).
 func sqlDump(t []byte) bool {
 	for len(t) > 0 {
 		line := t
@@ -236,11 +258,15 @@ func sqlDump(t []byte) bool {
 			continue
 		}
 		up := bytes.ToUpper(line[:min(len(line), 20)])
-		for _, kw := range []string{"CREATE ", "INSERT INTO", "DROP ", "SET ", "LOCK TABLES", "USE ", "BEGIN", "START TRANSACTION", "COPY ", "PRAGMA ", "ALTER ", "/*!", "SELECT PG_CATALOG"} {
+		for _, kw := range []string{"CREATE ", "INSERT ", "DROP ", "SET ", "LOCK TABLES", "USE ", "BEGIN", "START TRANSACTION", "COPY ", "PRAGMA ", "ALTER ", "/*!", "SELECT PG_CATALOG", "REPLACE INTO"} {
 			if bytes.HasPrefix(up, []byte(kw)) {
 				rows := func(b []byte) bool {
-					return bytes.Contains(b, []byte("INSERT INTO")) || bytes.Contains(b, []byte("insert into")) ||
-						bytes.Contains(b, []byte(" FROM stdin;"))
+					for _, r := range []string{"INSERT INTO", "insert into", "INSERT IGNORE INTO", "REPLACE INTO", "replace into", " FROM stdin;", "CREATE TABLE", "create table"} {
+						if bytes.Contains(b, []byte(r)) {
+							return true
+						}
+					}
+					return false
 				}
 				return rows(line) || rows(t)
 			}
@@ -248,6 +274,28 @@ func sqlDump(t []byte) bool {
 		return false
 	}
 	return false
+}
+
+// cutBy makes a split of a cut that needs nothing but the bytes.
+func cutBy(cut func(b []byte) int) func([]byte, bool) (int, any) {
+	return func(b []byte, eof bool) (int, any) {
+		if eof {
+			return len(b), nil
+		}
+		return cut(b), nil
+	}
+}
+
+// pgArchive names the pg_dump archive t begins as (custom format: PGDMP;
+// tar: its first member toc.dat), "" for none.
+func pgArchive(t []byte) string {
+	switch {
+	case bytes.HasPrefix(t, []byte("PGDMP")):
+		return "a pg_dump archive (custom format)"
+	case bytes.HasPrefix(t, []byte("toc.dat\x00")) && len(t) > 262 && string(t[257:262]) == "ustar":
+		return "a pg_dump archive (tar format)"
+	}
+	return ""
 }
 
 // lineCut cuts after the last newline.

@@ -406,27 +406,3 @@ func TestOtherCompressionRefused(t *testing.T) {
 		t.Errorf("a CSV beginning with BZh: %q", got)
 	}
 }
-
-// TestSQLDumpRefused: a SQL dump (mysqldump's INSERTs with or without a
-// column list, pg_dump's COPY) is refused by name, not read as CSV lines:
-// before, a mysqldump gave "25 records, 0 distinct subjects", its quoted
-// names taken for usernames, and accused nobody. A CSV whose values hold
-// SQL words is still read.
-func TestSQLDumpRefused(t *testing.T) {
-	for name, in := range map[string]string{
-		"mysqldump": "-- MySQL dump 10.13\n/*!40101 SET NAMES utf8mb4 */;\nDROP TABLE IF EXISTS `users`;\nCREATE TABLE `users` (\n  `id` bigint NOT NULL,\n  `username` varchar(64)\n);\n" +
-			"INSERT INTO `users` VALUES (161,'martinez.anton_16378306'),(288,'russo.chiara_8516904');\n",
-		"a column list": "CREATE TABLE users (id bigint, username text);\nINSERT INTO `users` (`id`,`username`) VALUES (161,'a_1'),(288,'b_2');\n",
-		"lower case":    "insert into users values (161, 'a_1');\n",
-		"pg_dump COPY":  "--\n-- PostgreSQL database dump\n--\nSET statement_timeout = 0;\nCOPY public.users (id, username) FROM stdin;\n161\ta_1\n\\.\n",
-	} {
-		_, err := Read(strings.NewReader(in), 2, func(int, *Record) {}, nil)
-		if err == nil || !strings.Contains(err.Error(), "SQL dump") {
-			t.Errorf("%s: err %v, want a SQL dump refused", name, err)
-		}
-	}
-	csv := "id,username,note\n161,a_1,INSERT INTO x\n288,b_2,SET y\n"
-	if got := readAll(t, []byte(csv), 1); len(got) != 2 {
-		t.Errorf("a CSV with SQL words: %q", got)
-	}
-}
