@@ -9,8 +9,15 @@ import (
 type csvLayout struct {
 	sep    byte
 	header bool
-	cols   [5]int // by field kind: the column, -1 when none
+	cols   layout
 }
+
+// layout is the column of each field kind (fID to fPhone, and fStoreID:
+// a store's own key, "_id"), -1 when none.
+type layout [fStoreID + 1]int
+
+// fields are a layout's field kinds, fStoreID left out.
+func (l *layout) fields() []int { return l[fID:fStoreID] }
 
 // csvFields splits one line into fields (quotes honoured within the line,
 // "" inside quotes kept doubled: the fields trace reads never hold them).
@@ -87,7 +94,7 @@ func sniffCSV(sample []byte) csvLayout {
 }
 
 // noColumns: no field has a column.
-var noColumns = [5]int{-1, -1, -1, -1, -1}
+var noColumns = layout{-1, -1, -1, -1, -1, -1}
 
 // columns finds the column of each field kind from a header's names and
 // some rows (a CSV's, a SQL table's): by the names, and for a field no name
@@ -95,13 +102,22 @@ var noColumns = [5]int{-1, -1, -1, -1, -1}
 // whose name, if any, is not another field's). named says some name was a
 // field's. orFirst, with no rows and no name known, votes with the names
 // themselves (a CSV of one line: it is data, not a header).
-func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols [5]int, named bool) {
+func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols layout, named bool) {
 	cols = noColumns
 	// other: columns a header names as something trace does not read (a
 	// count, a full name): never taken for a field by their values.
 	other := map[int]bool{}
 	for i, name := range hdr {
 		name = bytes.TrimSpace(name)
+		if string(name) == "_id" && cols[fStoreID] < 0 {
+			// A store's own key (mongoexport's): the id of a row with
+			// none when numeric (emitRow), never read by its values (an
+			// ObjectId(...) would pass for a username).
+			cols[fStoreID] = i
+			named = true
+			other[i] = true
+			continue
+		}
 		if k := fieldOfKey(name); k != fNone && cols[k] < 0 {
 			cols[k] = i
 			named = true
@@ -109,7 +125,7 @@ func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols [5]int, named bo
 			other[i] = true
 		}
 	}
-	if named && !slices.Contains(cols[fID:], -1) {
+	if named && !slices.Contains(cols.fields(), -1) {
 		return cols, named
 	}
 	if len(rows) == 0 && !named && orFirst {
@@ -127,7 +143,7 @@ func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols [5]int, named bo
 			continue
 		}
 		for i := 0; i < 64; i++ {
-			if votes[[2]int{i, k}]*2 <= len(rows) || other[i] || slices.Contains(cols[fID:], i) {
+			if votes[[2]int{i, k}]*2 <= len(rows) || other[i] || slices.Contains(cols.fields(), i) {
 				continue
 			}
 			// Among a header's unknown names, an id column's says so
@@ -138,6 +154,18 @@ func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols [5]int, named bo
 		}
 	}
 	return cols, named
+}
+
+// shellNumber is the number a value of mongoexport's CSV writes in the
+// shell's notation holds (NumberLong(161), NumberLong("161"),
+// NumberInt(7)); v itself for any other (a plain number, ObjectId(...)).
+func shellNumber(v []byte) []byte {
+	for _, w := range []string{"NumberLong(", "NumberInt("} {
+		if bytes.HasPrefix(v, []byte(w)) && len(v) > len(w) && v[len(v)-1] == ')' {
+			return bytes.Trim(v[len(w):len(v)-1], `"' `)
+		}
+	}
+	return v
 }
 
 // fieldAt is fields[i], or nil past the end (a header shorter than its rows).
@@ -178,11 +206,16 @@ func scanCSV(b []byte, l *csvLayout, skipFirst bool, emit func(*Record)) {
 // emitRow emits the record of one row's fields (a CSV line's, a SQL
 // row's) whose columns are cols, if it has a field. rec is the caller's,
 // made again here: one a record, passed to emit, would be allocated.
-func emitRow(cols *[5]int, f [][]byte, rec *Record, emit func(*Record)) {
+func emitRow(cols *layout, f [][]byte, rec *Record, emit func(*Record)) {
 	*rec = Record{}
 	for kind := fID; kind <= fPhone; kind++ {
 		if c := cols[kind]; c >= 0 && c < len(f) && len(f[c]) > 0 {
 			rec.set(kind, bytes.TrimSpace(f[c]))
+		}
+	}
+	if c := cols[fStoreID]; rec.ID == nil && c >= 0 && c < len(f) {
+		if v := shellNumber(bytes.TrimSpace(f[c])); allDigits(v) {
+			rec.ID = v // as the JSON reader takes a numeric "_id"
 		}
 	}
 	if !rec.empty() {

@@ -11,7 +11,8 @@
 // Elasticsearch bulk and elasticdump output, SQL dumps (mysqldump, pg_dump's
 // plain format, sqlite3's .dump: sql.go), any of them gzip'd; tens of GB
 // pass through a few buffers, line-delimited input and SQL dumps on every
-// core. A CSV header's unknown column names are read by their values, and
+// core. A CSV header's unknown column names are read by their values (its
+// "_id", mongoexport's, as the JSON reader reads a store's "_id"), and
 // a SQL table's columns are decided by the same rules (columns) from its
 // INSERT's or COPY's column list or its CREATE TABLE. A dump is cut into
 // chunks where no string is open (sqlcut.go), found by counting quotes,

@@ -15,7 +15,8 @@ import (
 // reads is a record, at any depth. A record with no id of its own takes a
 // numeric "_id" (a store's key holding the platform's id: mongoexport,
 // elasticdump's beside "_source"; an ObjectId is no id), and a bulk
-// document the "_id" of the action line before it. Leniently: commas and brackets between
+// document (an update's "doc" or "upsert") the "_id" of the action line
+// before it. Leniently: commas and brackets between
 // top-level values are skipped, so a chunk cut at a line boundary of an
 // array printed one record per line reads alike; a malformed value is
 // skipped to the next line and counted in bad.
@@ -31,7 +32,8 @@ func scanJSON(b []byte, emit func(*Record)) (bad int) {
 		}
 		var err error
 		start := i
-		s.carry, s.next = s.next, nil // a bulk action's _id, for this document only
+		// A bulk action's _id, for this document only.
+		s.carry, s.next, s.carryUpdate, s.nextUpdate, s.updated = s.next, nil, s.nextUpdate, false, false
 		if b[i] == '{' {
 			i, _, err = s.object(i, 0)
 		} else {
@@ -73,6 +75,11 @@ type jsonScanner struct {
 	// carry the one before the top-level value being read: its id when it
 	// has none.
 	next, carry []byte
+	// nextUpdate, carryUpdate: that action is an update, whose document
+	// holds the record in "doc" or "upsert" (an index's "doc" member is
+	// its document's own); updated: the carry went to them, not to the
+	// document around them.
+	nextUpdate, carryUpdate, updated bool
 }
 
 // fWrap is the kind of a $-member of a MongoDB extended-JSON wrapper.
@@ -328,7 +335,7 @@ func (s *jsonScanner) object(i, depth int) (next int, scalar []byte, err error) 
 	if rec.ID == nil {
 		if rec.storeID != nil {
 			rec.ID = rec.storeID
-		} else if depth == 0 && s.carry != nil {
+		} else if depth == 0 && s.carry != nil && !s.updated {
 			rec.ID = s.carry
 		}
 	}
@@ -440,7 +447,8 @@ func strEndFast(b []byte, j int) int {
 // (elasticdump) is read here and its record's index put in src, to take
 // the "_id" beside it; a bulk action's object ({"index": {"_id": ...}},
 // the first member of a top-level value) is read here, is no record, and
-// its "_id" is the next document's. done says the value was read.
+// its "_id" is the next document's (an update's: the record of its "doc"
+// or "upsert"). done says the value was read.
 func (s *jsonScanner) storeMember(key []byte, i, depth, members int, src *int) (kind, next int, done bool, err error) {
 	b := s.b
 	if key[0] == '_' && string(key) == "_id" {
@@ -453,19 +461,29 @@ func (s *jsonScanner) storeMember(key []byte, i, depth, members int, src *int) (
 		return fNone, i, false, nil
 	}
 	action := depth == 0 && members == 1 && (string(key) == "index" || string(key) == "create" || string(key) == "update" || string(key) == "delete")
-	if !action && string(key) != "_source" {
+	// An update's document holds the record in "doc" or "upsert": they
+	// take the action's _id, as an index's document does.
+	update := depth == 0 && s.carryUpdate && (string(key) == "doc" || string(key) == "upsert")
+	if !action && !update && string(key) != "_source" {
 		return fNone, i, false, nil
 	}
 	n := len(s.pending)
 	if next, err = s.value(i, depth, fNone, nil); err != nil || len(s.pending) == n {
 		return fNone, next, true, err
 	}
+	if update {
+		if r := &s.pending[len(s.pending)-1]; r.ID == nil {
+			r.ID = s.carry
+		}
+		s.updated = true
+		return fNone, next, true, nil
+	}
 	if !action {
 		*src = len(s.pending) - 1
 		return fNone, next, true, nil
 	}
-	if key[0] == 'i' || key[0] == 'c' { // index, create: a document follows
-		s.next = s.pending[len(s.pending)-1].ID
+	if key[0] != 'd' { // index, create, update: a document follows
+		s.next, s.nextUpdate = s.pending[len(s.pending)-1].ID, key[0] == 'u'
 	}
 	s.pending = s.pending[:n]
 	return fNone, next, true, nil

@@ -303,7 +303,7 @@ func lineCut(b []byte) int { return bytes.LastIndexByte(b, '\n') + 1 }
 
 // bulkCut cuts after the last newline, or before the last line when it is
 // an Elasticsearch bulk action that a document follows ({"index": ...},
-// {"create": ...}): the document takes the action's _id.
+// {"create": ...}, {"update": ...}): the document takes the action's _id.
 func bulkCut(b []byte) int {
 	end := lineCut(b)
 	if end == 0 {
@@ -311,7 +311,7 @@ func bulkCut(b []byte) int {
 	}
 	start := bytes.LastIndexByte(b[:end-1], '\n') + 1
 	l := bytes.TrimLeft(b[start:end], " \t{")
-	if start > 0 && (bytes.HasPrefix(l, []byte(`"index"`)) || bytes.HasPrefix(l, []byte(`"create"`))) {
+	if start > 0 && (bytes.HasPrefix(l, []byte(`"index"`)) || bytes.HasPrefix(l, []byte(`"create"`)) || bytes.HasPrefix(l, []byte(`"update"`))) {
 		return start
 	}
 	return end

@@ -117,7 +117,50 @@ func formats() map[string]string {
 		fmt.Fprintf(&b, `{"index":{"_index":"users","_id":"%s"}}`+"\n"+`{"username":"%s","email":"%s","phone":"%s"}`+"\n", p[0], p[1], p[2], p[3])
 	}
 	f["elasticsearch bulk, id in the action"] = b.String()
+	b.Reset()
+	for i, p := range people {
+		fmt.Fprintf(&b, `{"update":{"_index":"users","_id":"%s"}}`+"\n", p[0])
+		if i%2 == 0 {
+			fmt.Fprintf(&b, `{"doc":{"username":"%s","email":"%s","phone":"%s"},"doc_as_upsert":true}`+"\n", p[1], p[2], p[3])
+		} else {
+			fmt.Fprintf(&b, `{"script":{"source":"ctx._source.n += 1"},"upsert":{"username":"%s","email":"%s","phone":"%s"}}`+"\n", p[1], p[2], p[3])
+		}
+	}
+	f["elasticsearch bulk updates, id in the action"] = b.String()
+	b.Reset()
+	b.WriteString("_id,id,username,email,phone\n")
+	for _, p := range people {
+		fmt.Fprintf(&b, "ObjectId(5f1d7a3e5f1d7a3e5f1d7a3e),%s,%s,%s,%s\n", p[0], p[1], p[2], p[3])
+	}
+	f["mongoexport csv"] = b.String()
+	b.Reset()
+	b.WriteString("_id,username,email,phone\n")
+	for i, p := range people {
+		id := p[0]
+		if i == 0 {
+			id = "NumberLong(" + id + ")"
+		}
+		fmt.Fprintf(&b, "%s,%s,%s,%s\n", id, p[1], p[2], p[3])
+	}
+	f["mongoexport csv, id in _id"] = b.String()
 	return f
+}
+
+// TestStoreIDCSV: a CSV's "_id" column (mongoexport's) is read as the
+// JSON reader reads "_id": the id of a row with none, when numeric
+// (NumberLong(161) too); an ObjectId(...) is no id and, before, was taken
+// for a username by its values when no column was named one.
+func TestStoreIDCSV(t *testing.T) {
+	for _, c := range []struct{ name, in, want string }{
+		{"ObjectId, no username column", "_id,name,email\nObjectId(5f1d7a3e5f1d7a3e5f1d7a3e),Anton Martinez,a@mail.example\nObjectId(5f1d7a3e5f1d7a3e5f1d7a3f),Chiara Russo,c@mail.example\n", "||a@mail.example| ||c@mail.example|"},
+		{"numeric, NumberLong, NumberInt", "_id,username\n161,a_1\nNumberLong(\"288\"),b_2\nNumberInt(7),c_3\n", "161|a_1|| 288|b_2|| 7|c_3||"},
+		{"its own id wins", "username,_id,user_id\na_1,9,161\n", "161|a_1||"},
+	} {
+		got := readAll(t, []byte(c.in), 1)
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
 }
 
 // TestStoreID: a record with no id of its own takes a numeric "_id" (a
@@ -136,6 +179,9 @@ func TestStoreID(t *testing.T) {
 		{"its own id first", `{"_id":{"$numberLong":"9"},"id":"161","username":"a_1"}`, "161|a_1||"},
 		{"its own id after", `{"id":"161","_id":"9","username":"a_1"}`, "161|a_1||"},
 		{"a bulk delete is no record", `{"delete":{"_index":"users","_id":"161"}}` + "\n" + `{"username":"a_1"}`, "|a_1||"},
+		{"a bulk update's doc", `{"update":{"_id":"161"}}` + "\n" + `{"doc":{"username":"a_1"}}`, "161|a_1||"},
+		{"a bulk update's upsert, its doc's own id first", `{"update":{"_id":"161"}}` + "\n" + `{"doc":{"id":"9","username":"a_1"},"upsert":{"username":"b_2"}}`, "161|b_2|| 9|a_1||"},
+		{"an index's document's doc member is its own", `{"index":{"_id":"161"}}` + "\n" + `{"doc":{"username":"a_1"},"username":"b_2"}`, "161|b_2|| |a_1||"},
 		{"a bulk action's id is the next line's only", `{"index":{"_id":"161"}}` + "\n" + `{"username":"a_1"}` + "\n" + `{"username":"b_2"}`, "161|a_1|| |b_2||"},
 	} {
 		got := readAll(t, []byte(c.in+"\n"), 1)
@@ -214,7 +260,11 @@ func TestChunks(t *testing.T) {
 			b.WriteString("\n]}\n")
 		case "bulk": // each document takes its action line's _id, across chunks too
 			for b.Len() < 3*chunkSize {
-				fmt.Fprintf(&b, `{"index":{"_index":"users","_id":"%d"}}`+"\n"+`{"bio":"%s","username":"u_%d"}`+"\n", n, strings.Repeat("w", 200+n%7), n)
+				if n%3 == 2 { // an update: its doc's record takes it
+					fmt.Fprintf(&b, `{"update":{"_index":"users","_id":"%d"}}`+"\n"+`{"doc":{"bio":"%s","username":"u_%d"}}`+"\n", n, strings.Repeat("w", 200+n%7), n)
+				} else {
+					fmt.Fprintf(&b, `{"index":{"_index":"users","_id":"%d"}}`+"\n"+`{"bio":"%s","username":"u_%d"}`+"\n", n, strings.Repeat("w", 200+n%7), n)
+				}
 				n++
 			}
 		default:

@@ -47,7 +47,7 @@ const (
 // framer never changes once handed over: it makes a new one to add).
 type sqlChunk struct {
 	at      sqlAt
-	layouts map[string][5]int
+	layouts map[string]layout
 }
 
 // sqlScanner reads the statements of b, telling table of each statement's
@@ -83,7 +83,7 @@ func (s *sqlScanner) use(key []byte) (uint64, bool) {
 // scanSQL reads a chunk of a dump, emitting its rows' records; it returns
 // the rows and statements found malformed.
 func scanSQL(b []byte, c sqlChunk, bs bool, emit func(*Record)) int {
-	var cols [5]int
+	var cols layout
 	var rec Record
 	s := sqlScanner{b: b, bs: bs}
 	s.table = func(key []byte) (uint64, bool) {
@@ -104,7 +104,7 @@ func scanSQL(b []byte, c sqlChunk, bs bool, emit func(*Record)) int {
 }
 
 // needOf is the columns cols reads, a bit each.
-func needOf(cols *[5]int) uint64 {
+func needOf(cols *layout) uint64 {
 	var need uint64
 	for _, c := range cols[fID:] {
 		if c >= 0 && c < 64 {

@@ -13,7 +13,7 @@ type sqlFramer struct {
 	at      sqlAt               // where the next chunk begins
 	schemas map[string][][]byte // CREATE TABLE's column names, by tableName
 	// layouts are handed to the chunks: replaced to add one, never changed.
-	layouts map[string][5]int
+	layouts map[string]layout
 	// head is the last INSERT's text up to its rows (a copy), and key its
 	// key: repeated, it is compared, not read again (sqlScanner.head).
 	head []byte
@@ -21,7 +21,7 @@ type sqlFramer struct {
 }
 
 func newSQLFramer(sample []byte) *sqlFramer {
-	return &sqlFramer{bs: mysqlDialect(sample), schemas: map[string][][]byte{}, layouts: map[string][5]int{}}
+	return &sqlFramer{bs: mysqlDialect(sample), schemas: map[string][][]byte{}, layouts: map[string]layout{}}
 }
 
 // mysqlDialect reports whether the dump's strings take backslash escapes:
@@ -173,7 +173,7 @@ func (f *sqlFramer) learn(b []byte, s int, h sqlHead, eof bool) bool {
 		names = columnNames(h.cols, false)
 	}
 	cols, named := columns(names, nil, false)
-	if !named || slices.Contains(cols[fID:], -1) {
+	if !named || slices.Contains(cols.fields(), -1) {
 		rows, all := sampleRows(b, s, h.key, f.bs)
 		// Rows of megabytes each: what 4 MiB hold is enough.
 		if !all && !eof && (len(rows) == 0 || len(b)-s < 4<<20) {
