@@ -84,7 +84,16 @@ func (p *Pipeline) Finish(ctx context.Context, ex *Exchange, resp Answer) (Outco
 	box := p.newBox()
 	box.prefetch()
 	w.res.Reset()
-	_, unread, err := p.imap.ReadAnswer(ex.Route.Route, resp.Status, resp.ContentType, resp.ContentEncoding, resp.Body, &w.plain, &w.res, p.im)
+	var unread inspect.Unread
+	var err error
+	if ex.Method == "HEAD" {
+		// The route's GET pattern matches HEAD too; its answer has the
+		// header alone. Read as JSON, that empty body was malformed: 502
+		// under on_malformed: refuse, a warning and a count under pass.
+		unread = p.imap.SkipNoBody(p.im)
+	} else {
+		_, unread, err = p.imap.ReadAnswer(ex.Route.Route, resp.Status, resp.ContentType, resp.ContentEncoding, resp.Body, &w.plain, &w.res, p.im)
+	}
 	acc, spare := p.access(ex, now, &w.acc, box)
 	acc.Status = resp.Status
 	if unread != inspect.Read {

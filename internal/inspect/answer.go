@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_inspect_skipped_total",
-			Help: "Answers on mapped routes not inspected, by reason (status, content_type); under on_other_type: refuse a content_type one is refused (502). An encoding other than gzip and deflate counts as malformed: warden asks the upstream for those only.",
+			Help: "Answers on mapped routes not inspected, by reason (status, content_type, no_body: an answer to HEAD); under on_other_type: refuse a content_type one is refused (502). An encoding other than gzip and deflate counts as malformed: warden asks the upstream for those only.",
 		}, []string{"reason"}),
 	}
 	if reg != nil {
@@ -50,10 +50,11 @@ const (
 	Oversize                // decoded past max_body
 	Malformed               // an encoding or JSON warden cannot read
 	Empty                   // not JSON, but no body either: nothing to read
+	NoBody                  // an answer to HEAD: no body, as HTTP defines it
 )
 
 func (u Unread) String() string {
-	return [...]string{"read", "status", "content_type", "oversize", "malformed", "empty"}[u]
+	return [...]string{"read", "status", "content_type", "oversize", "malformed", "empty", "no_body"}[u]
 }
 
 // Refused reports whether the map's policy refuses an answer left unread
@@ -69,6 +70,14 @@ func (m *Map) Refused(u Unread) (refuse bool, msg, rule string) {
 		return m.cfg.OnMalformed == Refuse, "malformed upstream answer", refusal.RuleMalformed
 	}
 	return false, "", ""
+}
+
+// SkipNoBody counts an answer to a HEAD request as not inspected and
+// returns NoBody: it has no body by definition (RFC 9110 9.3.2), so its
+// empty one is not malformed JSON, and nothing in it is served.
+func (m *Map) SkipNoBody(met *Metrics) Unread {
+	met.skipped.WithLabelValues("no_body").Inc()
+	return NoBody
 }
 
 // ReadAnswer decodes an answer on route and inspects it into res: the
