@@ -83,8 +83,10 @@
 // epoch (a 24h window resets at 00:00 UTC), so a caller can take up to
 // twice a limit across a window boundary. Counts are exact up to the
 // store's exact set (1,024 subjects per budget and window in the memory
-// store), then a HyperLogLog of 2^14 registers: about 0.8% standard error,
-// and a re-view past the exact set may rarely be counted as new. Further
+// store), then a HyperLogLog of 2^14 registers: about 0.8% standard error.
+// Past the exact set a re-view is free only while the budget has room:
+// once it is full, a subject first counted past the exact set is refused
+// on a re-view as a new one would be (the store cannot tell). Further
 // count error, always against the caller: a subject allowed by one budget
 // but masked by another, or in an answer a block rule refused, is still
 // counted by the budgets that allowed it. The link memory has no false
