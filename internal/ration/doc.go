@@ -25,7 +25,8 @@
 //     look-ups are unreferenced. Saturation costs the identity; no id is
 //     ever reported shown, or shown a better way, than it was. A direct look-up (the
 //     route's lookup parameter) of an id never shown, and not the account's
-//     own id, is enumeration: it is counted (metric, Access.Unreferenced)
+//     own record (by its id, or by another key such as its username when
+//     the answer is that record), is enumeration: it is counted (metric, Access.Unreferenced)
 //     and spends a budget of its own (distinct ids looked up); past it the
 //     answer's classes are masked or the answer refused. It is decided
 //     before the budgets: what it masks or refuses was not served, so the

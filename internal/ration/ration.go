@@ -489,6 +489,11 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 // counted as served.
 func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify.Identity, req Request, route Route, res *inspect.Result, w *work, acc *inspect.Access) (string, store.Provenance, *refusal.Refusal, error) {
 	look := route.Lookup()
+	if look != "" && id.Account != "" && res.Len() == 1 && string(res.ID(0)) == id.Account {
+		// The caller's own record looked up by another key (its username)
+		// is its own, as by its id: not a look-up of someone never shown.
+		look = id.Account
+	}
 	prov := answerProvenance(id, route, look)
 	u := r.unref
 	if u == nil {
