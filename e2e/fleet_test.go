@@ -158,7 +158,14 @@ func TestRedisOutage(t *testing.T) {
 			if a := get(1); a.status != 200 {
 				t.Fatalf("before outage: %d", a.status)
 			}
+			if a := adminDo(t, g, "GET", "/readyz", ""); a.status != 200 {
+				t.Fatalf("readyz before outage: %d %s", a.status, a.body)
+			}
 			rs.Kill()
+			// Readiness says the store is away, in either mode.
+			if a := adminDo(t, g, "GET", "/readyz", ""); a.status != 503 || !strings.Contains(a.body, `"not ready"`) {
+				t.Fatalf("readyz with Redis down: %d %s, want 503 not ready", a.status, a.body)
+			}
 			statuses := map[int]int{}
 			for i := 0; i < 20; i++ {
 				statuses[get(2+i).status]++
@@ -180,6 +187,9 @@ func TestRedisOutage(t *testing.T) {
 			}
 			rs.Restart()
 			awaitContact(t, get, 50, time.Now().Add(15*time.Second), "Redis returned")
+			if a := adminDo(t, g, "GET", "/readyz", ""); a.status != 200 {
+				t.Fatalf("readyz after Redis returned: %d %s", a.status, a.body)
+			}
 			m := adminDo(t, g, "GET", "/metrics", "")
 			if !regexp.MustCompile(`(?m)^warden_store_decision_errors_total\{[^}]*\} [1-9]`).MatchString(m.body) {
 				t.Errorf("store failures not counted in metrics:\n%s", grepLines(m.body, "warden_store_decision_errors_total"))

@@ -219,11 +219,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Token:     token, Gatherer: reg, Bans: st, Logger: log,
 		Limits: facetViewer{gw},
 		Ledger: ledgerQueries(ch, cfg.Ledger.Dir, ledgerCache, func() *config.Config { return gw.Pipeline().Config() }, log, skipped),
-		Ready: func(context.Context) error {
+		Ready: func(ctx context.Context) error {
 			ready.Lock()
-			defer ready.Unlock()
-			if draining {
+			d := draining
+			ready.Unlock()
+			if d {
 				return errors.New("shutting down")
+			}
+			// A store that can fail (Redis) must answer: while it does
+			// not, every decision fails in the failure mode.
+			if p, ok := st.(guard.Pinger); ok {
+				if err := p.Ping(ctx); err != nil {
+					return fmt.Errorf("store: %w", err)
+				}
 			}
 			return nil
 		},

@@ -287,6 +287,24 @@ func (g *Guard) failOpen(op string, err error) (bool, error) {
 	return true, fmt.Errorf("guard: %s: %w (cause: %v)", op, ErrFailedOpen, err)
 }
 
+// Pinger is a store that can say whether its backend answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Ping asks the inner store whether its backend answers, within the
+// per-call timeout (nil when it cannot tell). It leaves the breaker and
+// the failure counters alone: a readiness probe is no decision.
+func (g *Guard) Ping(ctx context.Context) error {
+	p, ok := g.inner.(Pinger)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
+	return p.Ping(ctx)
+}
+
 // localAdmitter is a store that can decide some Admits without waiting on
 // its backend (the Redis store's ban mirror and token leases).
 type localAdmitter interface {

@@ -174,6 +174,15 @@ func (p *pending) Linked(ctx context.Context, now time.Time, key string, ids []u
 	return s.Linked(ctx, now, key, ids, fan, dst)
 }
 
+// Ping is the connected Store's; until then it fails as every call does.
+func (p *pending) Ping(ctx context.Context) error {
+	s, err := p.store()
+	if err != nil {
+		return err
+	}
+	return s.Ping(ctx)
+}
+
 // Close stops the background connect and closes the store if it connected.
 func (p *pending) Close() error {
 	p.once.Do(p.cancel)

@@ -177,6 +177,23 @@ func (s *Store) loadScripts(ctx context.Context) error {
 	return nil
 }
 
+// Ping asks every node for PING within the read timeout: the gateway's
+// readiness (/readyz), which no decision may otherwise probe while Redis
+// is away.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.readTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.readTimeout)
+		defer cancel()
+	}
+	for _, n := range s.client.Nodes() {
+		if err := n.Do(ctx, n.B().Ping().Build()).Error(); err != nil {
+			return fmt.Errorf("redis: ping: %w", unavailable(err))
+		}
+	}
+	return nil
+}
+
 // Close closes the connections.
 func (s *Store) Close() error {
 	if s.stop != nil {
