@@ -369,3 +369,50 @@ func TestExpectationFailed(t *testing.T) {
 		})
 	}
 }
+
+// A request body that fails as the client sends it is the client's fault on
+// every front: a malformed chunked body is 400 and one that stalls past
+// server.read_timeout is 408, both rule request, counted as bad requests
+// and not as the upstream's failures. Before, the std front answered them
+// 502 and 504 with rule upstream (its Transport reports a failed read of
+// the body as the round trip's error), counted in
+// warden_upstream_errors_total, while the fast and loop fronts answered
+// 400 and 408.
+func TestClientBodyFaults(t *testing.T) {
+	var seen atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	t.Cleanup(up.Close)
+	cases := []struct {
+		name, head, body string
+		status           int
+		reason           string
+	}{
+		{"chunk size in hex notation", "Transfer-Encoding: chunked", "0x4\r\nabcd\r\n0\r\n\r\n", 400, "malformed"},
+		{"chunk line with a bare LF", "Transfer-Encoding: chunked", "4\nabcd\n0\n\n", 400, "malformed"},
+		{"body stalled", "Content-Length: 10", "abc", 408, "read_timeout"},
+	}
+	for _, front := range fronts {
+		for _, tc := range cases {
+			t.Run(front+"/"+tc.name, func(t *testing.T) {
+				l := frontGateway(t, front, "server: {read_timeout: 1s}\n", up.URL)
+				c := dial(t, l.addr)
+				c.send("POST /v1/x HTTP/1.1\r\nHost: x\r\n" + tc.head + "\r\n\r\n" + tc.body)
+				code, body, _ := c.answer("POST")
+				var r struct{ Rule, Facet string }
+				_ = json.Unmarshal([]byte(body), &r)
+				if code != tc.status || r.Rule != refusal.RuleRequest || r.Facet != tc.reason {
+					t.Fatalf("%d %s, want %d rule %s facet %s", code, body, tc.status, refusal.RuleRequest, tc.reason)
+				}
+				if n := l.metric(t, "warden_upstream_errors_total", nil); n != 0 {
+					t.Fatalf("the client's body counted as %v upstream errors", n)
+				}
+				if n := l.metric(t, "warden_bad_requests_total", map[string]string{"reason": tc.reason}); n != 1 {
+					t.Fatalf("warden_bad_requests_total{reason=%q} = %v, want 1", tc.reason, n)
+				}
+			})
+		}
+	}
+}

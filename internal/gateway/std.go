@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-gw/warden/internal/config"
@@ -223,9 +224,14 @@ func (f *stdFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, limit)
 	}
+	var body *clientBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &clientBody{ReadCloser: r.Body}
+		r.Body = body
+	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	ctx = context.WithValue(ctx, exchangeKey, &stdExchange{ex: ex, p: p, peer: in.Peer, tls: r.TLS != nil, cancel: cancel})
+	ctx = context.WithValue(ctx, exchangeKey, &stdExchange{ex: ex, p: p, peer: in.Peer, tls: r.TLS != nil, cancel: cancel, body: body})
 	f.proxy.ServeHTTP(rec, r.WithContext(ctx))
 }
 
@@ -276,6 +282,39 @@ type stdExchange struct {
 	start time.Time
 	// cancel ends the upstream exchange: stallBody's, with errStalled.
 	cancel context.CancelCauseFunc
+	// body is the client's request body (nil: none), which tells a
+	// proxying that failed on reading it from one the upstream failed.
+	body *clientBody
+}
+
+// clientBody is a client's request body that remembers why reading it
+// failed. The Transport reads it while sending the request and reports a
+// failed read as the round trip's error, as it does the upstream's: a body
+// that stalled past read_timeout was answered 504 and a malformed chunked
+// body 502, both counted as the upstream's failures, where the fast and
+// loop fronts answer 408 and 400.
+type clientBody struct {
+	io.ReadCloser
+	err atomic.Pointer[error] // the first failed read's, but io.EOF
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// failed is the error reading the body failed with, nil when it did not.
+func (b *clientBody) failed() error {
+	if b == nil {
+		return nil
+	}
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func remoteAddr(s string) netip.Addr {
@@ -396,6 +435,22 @@ func (f *stdFront) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		// refused bodies.
 		f.g.badRequest(rec, f.g.pipeline(), frontStd, ex, nil, 413, "body_too_large", "request body too large")
 		return
+	}
+	if sx != nil {
+		// The client's body failed, not the upstream: answered as the fast
+		// front answers it. A client that left mid-body (a cut or reset
+		// connection) stays the client_gone it was.
+		var ne net.Error
+		switch berr := sx.body.failed(); {
+		case berr == nil:
+		case errors.As(berr, &ne) && ne.Timeout():
+			f.g.badRequest(rec, f.g.pipeline(), frontStd, ex, nil, http.StatusRequestTimeout, "read_timeout", "request read timeout")
+			return
+		case !errors.Is(berr, io.ErrUnexpectedEOF) && !errors.As(berr, &ne):
+			// net/http's chunked reader: a malformed chunk.
+			f.g.badRequest(rec, f.g.pipeline(), frontStd, ex, nil, http.StatusBadRequest, "malformed", "bad request")
+			return
+		}
 	}
 	f.g.upstreamFailed(rec, frontStd, ex, err)
 }
