@@ -81,9 +81,10 @@ func newFastFront(g *Gateway, cfg *config.Config, name frontName) *fastFront {
 		cfg.Server.IdleTimeout, cfg.Upstream.ResponseHeaderTimeout)
 	up := g.pipeline().upstream
 	f.client = &fasthttp.HostClient{
-		Addr:                     hostPort(up.Host, up.Scheme),
-		IsTLS:                    up.Scheme == "https",
-		Name:                     "warden",
+		Addr:  hostPort(up.Host, up.Scheme),
+		IsTLS: up.Scheme == "https",
+		// No Name: fasthttp sends it as the User-Agent of a request
+		// that has none, and the upstream is to see the client's as sent.
 		NoDefaultUserAgentHeader: true,
 		MaxConns:                 maxConns(cfg.Upstream),
 		// Most recently used first: a busy gateway keeps reusing the same

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"bufio"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -99,6 +102,41 @@ func TestStripHopResponse(t *testing.T) {
 		}
 		if resp.Header.ConnectionClose() != c.wantClose {
 			t.Errorf("%q: close = %v, want %v", c.raw, resp.Header.ConnectionClose(), c.wantClose)
+		}
+	}
+}
+
+// The upstream receives the client's User-Agent as sent, and none when the
+// client sent none, on every front and on the loop's connections handed to
+// the fast front (a chunked body). Before, the fast front's upstream client
+// filled a missing one in with "User-Agent: warden" (fasthttp's
+// HostClient.Name), so an upstream told a client without one, a sign of a
+// script, from a browser by a header warden had made up.
+func TestNoUserAgentMadeUp(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ua="+strings.Join(r.Header.Values("User-Agent"), ","))
+	}))
+	t.Cleanup(up.Close)
+	requests := map[string]string{
+		"plain":   "GET /v1/x HTTP/1.1\r\nHost: x\r\n\r\n",
+		"chunked": "POST /v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+	}
+	for _, front := range fronts {
+		for name, req := range requests {
+			t.Run(front+"/"+name, func(t *testing.T) {
+				l := frontGateway(t, front, "", up.URL)
+				c := dial(t, l.addr)
+				c.send(req)
+				if code, body, _ := c.answer("GET"); code != 200 || body != "ua=" {
+					t.Fatalf("no User-Agent sent: %d %q, want 200 \"ua=\"", code, body)
+				}
+				c.send(strings.Replace(req, "Host: x\r\n", "Host: x\r\nUser-Agent: curl/8\r\n", 1))
+				if code, body, _ := c.answer("GET"); code != 200 || body != "ua=curl/8" {
+					t.Fatalf("User-Agent curl/8 sent: %d %q, want 200 \"ua=curl/8\"", code, body)
+				}
+			})
 		}
 	}
 }
