@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"time"
 )
@@ -63,6 +64,24 @@ type coarseConn struct {
 	// the one): its first byte is waited for idleFirst (idle_timeout), and
 	// its header then bounded by headerFor from that byte, as on the loop.
 	idleFirst, headerFor time.Duration
+	// linger: a refusal is being written to a client that may still be
+	// sending (drainRefused), so Close lingers (below).
+	linger bool
+}
+
+// Close closes the connection; one marked linger first sends FIN after
+// the answer written, then reads and drops what the client still sends,
+// until it closes too or drainTotal passes. Closed at once with unread
+// bytes, the kernel resets the connection and the reset can destroy the
+// refusal before the client reads it: a body a few MiB over
+// max_body_bytes lost its 413 to most clients, more than drainRefused's
+// bytes being still on their way. net/http and nginx linger likewise.
+func (c *coarseConn) Close() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && c.linger && cw.CloseWrite() == nil {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(drainTotal))
+		_, _ = io.Copy(io.Discard, c.Conn)
+	}
+	return c.Conn.Close()
 }
 
 func (c *coarseConn) SetReadDeadline(t time.Time) error {

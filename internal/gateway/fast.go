@@ -236,6 +236,9 @@ func drainRefused(c net.Conn) {
 	if c == nil {
 		return
 	}
+	if cc, ok := c.(*coarseConn); ok {
+		cc.linger = true
+	}
 	buf := make([]byte, 16<<10)
 	end := time.Now().Add(drainTotal)
 	for n := 0; n < drainMax; {

@@ -416,3 +416,45 @@ func TestClientBodyFaults(t *testing.T) {
 		}
 	}
 }
+
+// A body declared or sent past server.max_body_bytes gets its 413 on the
+// loop and fast fronts while the client keeps sending it. Before, the loop and fast fronts
+// drained at most 256 KiB of it and closed with the rest unread: the kernel
+// reset the connection while the client was still sending, and a client
+// that stops at a failed send (curl, Python's) never read the 413: curl
+// reported a reset, or only the 100 Continue. Now the gateway sends FIN
+// after its answer and reads on until the client closes (at most
+// drainTotal), as net/http and nginx do.
+func TestBodyTooLargeAnsweredWhileSending(t *testing.T) {
+	up := echoUpstream(t)
+	const max = 1 << 20
+	body := strings.Repeat("x", 8*max)
+	// Not the std front: net/http sends FIN after the answer and closes
+	// 500 ms later without reading, which a client polling as it sends
+	// (curl) survives and this one, reading only after sending, does not.
+	for _, front := range []string{config.FrontLoop, config.FrontFast} {
+		for _, head := range []string{"Content-Length: " + fmt.Sprint(len(body)), "Transfer-Encoding: chunked"} {
+			t.Run(front+"/"+head, func(t *testing.T) {
+				l := frontGateway(t, front, fmt.Sprintf("server: {max_body_bytes: %d}\n", max), up.URL)
+				c := dial(t, l.addr)
+				send := body
+				if head == "Transfer-Encoding: chunked" {
+					send = fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+				}
+				// As curl and Python's clients do, a failed send is the
+				// end: the answer is never read.
+				if _, err := io.WriteString(c.c, "POST /v1/x HTTP/1.1\r\nHost: x\r\n"+head+"\r\n\r\n"+send); err != nil {
+					t.Fatalf("sending the body: %v, want the 413 and a close after it", err)
+				}
+				resp, err := http.ReadResponse(c.br, &http.Request{Method: "POST"})
+				if err != nil {
+					t.Fatalf("no answer: %v, want 413", err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 413 || !strings.Contains(string(b), `"facet":"body_too_large"`) {
+					t.Fatalf("%d %s, want 413 body_too_large", resp.StatusCode, b)
+				}
+			})
+		}
+	}
+}

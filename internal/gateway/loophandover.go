@@ -155,6 +155,15 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// CloseWrite is the connection's, for coarseConn's lingering close of a
+// refused client.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
 // handoffListener is the listener of connections the loop front hands to
 // the fast front's server: Accept returns them as put; Close ends it, and
 // a connection put after that is closed.
