@@ -87,7 +87,7 @@ func TestGateway(t *testing.T) {
 				a := do(t, clientFrom("127.0.0.5"), "GET", g.url+"/hello/w%20x?q=1&r=a+b", map[string]string{
 					"Connection": "keep-alive, X-Hop", "X-Hop": "1", "Keep-Alive": "timeout=5", "X-Keep": "yes",
 					"X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.6",
-					"X-Forwarded-Proto": "https", "X-Forwarded-Host": "forged.example",
+					"X-Forwarded-Proto": "https", "X-Forwarded-Host": "forged.example", "X-Real-IP": "6.6.6.6",
 				})
 				if a.status != 200 || a.header.Get("X-Upstream") != "echo" {
 					t.Fatalf("status %d header %v", a.status, a.header)
@@ -114,6 +114,9 @@ func TestGateway(t *testing.T) {
 				}
 				if got := h.Get("X-Forwarded-Host"); got != strings.TrimPrefix(g.url, "http://") {
 					t.Errorf("untrusted peer's X-Forwarded-Host kept: %q", got)
+				}
+				if got := h.Values("X-Real-Ip"); len(got) != 1 || got[0] != "127.0.0.5" {
+					t.Errorf("untrusted peer's X-Real-IP kept: %q", got)
 				}
 			})
 			t.Run("hop-by-hop answer headers stripped", func(t *testing.T) {
@@ -143,6 +146,15 @@ func TestGateway(t *testing.T) {
 				// The proxy in front terminated TLS for the client: both fronts keep what it says.
 				if got, host := h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"); got != "https" || host != "api.example" {
 					t.Errorf("trusted X-Forwarded-Proto/-Host = %q, %q", got, host)
+				}
+				// No X-Real-IP from the proxy: the client identify found
+				// behind it; the proxy's own is kept.
+				if got := h.Get("X-Real-Ip"); got != "1.2.3.4" {
+					t.Errorf("X-Real-IP behind a trusted proxy = %q, want the client 1.2.3.4", got)
+				}
+				a = do(t, clientFrom("127.0.0.9"), "GET", g.url+"/x", map[string]string{"X-Forwarded-For": "1.2.3.4", "X-Real-IP": "1.2.3.5"})
+				if got := http.Header(decodeEcho(t, a).Header).Get("X-Real-Ip"); got != "1.2.3.5" {
+					t.Errorf("trusted proxy's X-Real-IP = %q, want kept", got)
 				}
 			})
 			t.Run("per-ip limit", func(t *testing.T) {

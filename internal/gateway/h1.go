@@ -227,7 +227,8 @@ func (x *h1) prepare(req *fasthttp.Request, p *Pipeline, peer netip.Addr, ex *Ex
 	if lines != nil {
 		fwd = rawForward{fastForward{h: h, absent: !sc.fwd}, lines}
 	}
-	p.setForwarded(fwd, peer, peerString(peer, &ex.Identity), "http", b2s(h.Host()), ex.ID)
+	ip := peerString(peer, &ex.Identity)
+	p.setForwarded(fwd, peer, ip, clientString(&ex.Identity, ip), "http", b2s(h.Host()), ex.ID)
 	req.SetHost(x.upHost)
 	req.URI().SetScheme(p.upstream.Scheme)
 }

@@ -29,7 +29,7 @@ func hasName(names []string, name string) bool {
 }
 
 // forwardHeaders are the request headers setForwarded sets.
-var forwardHeaders = [...]string{"X-Forwarded-For", "Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"}
+var forwardHeaders = [...]string{"X-Forwarded-For", "Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "X-Request-Id"}
 
 // isForwardName reports whether name (any case) is one of forwardHeaders.
 func isForwardName(name string) bool { return hasName(forwardHeaders[:], name) }
@@ -72,9 +72,11 @@ type forwardHeader interface {
 // setForwarded sets the forwarding headers of a request going upstream:
 // X-Forwarded-For and Forwarded extend a trusted peer's values and replace
 // anyone else's (they could be forged); X-Forwarded-Proto and -Host keep a
-// trusted peer's value; X-Request-Id is warden's. Every name set is one of
-// forwardHeaders.
-func (p *Pipeline) setForwarded(h forwardHeader, peer netip.Addr, ip, proto, host, id string) {
+// trusted peer's value; X-Real-IP (which many upstreams read as the
+// client's address) is the client's as identify found it, a trusted
+// peer's own value kept; X-Request-Id is warden's. Every name set is one
+// of forwardHeaders.
+func (p *Pipeline) setForwarded(h forwardHeader, peer netip.Addr, ip, client, proto, host, id string) {
 	trusted := p.trustedPeer(peer)
 	xff, fwd := ip, "for="+forwardedNode(ip)+";proto="+proto
 	if trusted {
@@ -90,12 +92,25 @@ func (p *Pipeline) setForwarded(h forwardHeader, peer netip.Addr, ip, proto, hos
 		if prior := h.prior("X-Forwarded-Host"); prior != "" {
 			host = prior
 		}
+		if prior := h.prior("X-Real-Ip"); prior != "" {
+			client = prior
+		}
 	}
 	h.set("X-Forwarded-For", xff)
 	h.set("Forwarded", fwd)
 	h.set("X-Forwarded-Proto", proto)
 	h.set("X-Forwarded-Host", host)
+	h.set("X-Real-Ip", client)
 	h.set("X-Request-Id", id)
+}
+
+// clientString is the client's address as identify found it (behind a
+// trusted proxy, from its forwarding headers), else the TCP peer's, ip.
+func clientString(id *identify.Identity, ip string) string {
+	if s := id.Value(identify.FacetIP); s != "" {
+		return s
+	}
+	return ip
 }
 
 // peerString is the TCP peer as text (for the forwarding headers), reusing

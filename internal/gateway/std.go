@@ -336,7 +336,8 @@ func (f *stdFront) rewrite(pr *httputil.ProxyRequest) {
 	if sx.tls {
 		proto = "https"
 	}
-	p.setForwarded(stdForward{pr}, sx.peer, peerString(sx.peer, &sx.ex.Identity), proto, pr.In.Host, sx.ex.ID)
+	ip := peerString(sx.peer, &sx.ex.Identity)
+	p.setForwarded(stdForward{pr}, sx.peer, ip, clientString(&sx.ex.Identity, ip), proto, pr.In.Host, sx.ex.ID)
 	dropOverrides(stdForward{pr})
 	if sx.ex.Strip != 0 {
 		p.stripCredentials(stdForward{pr}, sx.ex)
