@@ -18,6 +18,9 @@
 //     users.count [2000] users on users.addrs [400] addresses, of which
 //     users.nat [0.3] of the users sit behind users.nat-addrs [8] carrier NAT
 //     addresses; users.heavy [0.01] of users are ten times as active;
+//     users.signups [0.05] of users are new: each signs up (POST
+//     /v1/accounts) from its address before its first session, again next
+//     session if refused (harm), and browses as the account it got;
 //     users.think [3s] is the mean pause between actions (sessions are
 //     users.session-gap [20s] apart).
 //   - partner: one approved app (X-App-Key partner.key [partner-app]) acting
@@ -54,7 +57,7 @@
 //
 // Every scenario also takes NAME.workers where it has parallel workers.
 //   - nat-users: real users like users (nat-users.count [50],
-//     nat-users.heavy [0.02]), all behind the 5 shared addresses
+//     nat-users.heavy [0.02], nat-users.signups [0.05]), all behind the 5 shared addresses
 //     127.23.0.1-5, which nat-harvester and search-harvester send from too
 //     (harm group "shared address"; users are group "alone").
 //   - searchers: searchers.count [30] people on addresses of their own who

@@ -2,7 +2,15 @@ package sim
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"maps"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,4 +97,75 @@ func TestEveryScenarioAgainstTheRealPlatform(t *testing.T) {
 			}
 		})
 	}
+}
+
+// New users sign up (POST /v1/accounts) from their own address and browse
+// as the account they got, as people who just joined do: a gateway's rules
+// for young accounts reach the harm score.
+func TestNewUsersSignUpAndBrowseAsTheirAccount(t *testing.T) {
+	const n = 2000
+	plat, tr := realPlatform(t, n, 3, "lab-secret")
+	var mu sync.Mutex
+	signups := map[string]int{}      // peer address -> sign-ups answered 201
+	newAccounts := map[string]bool{} // accounts above n seen on a GET
+	inner := plat.Config.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		inner.ServeHTTP(rec, r)
+		mu.Lock()
+		if r.Method == "POST" && r.URL.Path == "/v1/accounts" && rec.Code == 201 {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			signups[host]++
+		}
+		if sub := tokenSub(r.Header.Get("Authorization")); r.Method == "GET" && sub > n {
+			newAccounts[strconv.Itoa(sub)] = true
+		}
+		mu.Unlock()
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}))
+	defer srv.Close()
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"users"}, MaxRequests: 600, Duration: 20 * time.Second,
+		Truth: tr, JWTSecret: "lab-secret", Params: map[string]string{
+			"users.count": "40", "users.signups": "0.5", "users.think": "5ms", "users.session-gap": "5ms"}})
+	p := pop1(t, rep, "users")
+	if p.Errors != 0 || p.HarmedUsers != 0 {
+		t.Errorf("errors %d, harmed %d; status %v", p.Errors, p.HarmedUsers, p.Status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for host, c := range signups {
+		total += c
+		if !strings.HasPrefix(host, "127.16.") {
+			t.Errorf("sign-up from %s, not from a user's address", host)
+		}
+	}
+	if total == 0 || total >= 40 {
+		t.Fatalf("%d sign-ups by 40 users with users.signups 0.5, want some, not all", total)
+	}
+	if len(newAccounts) != total {
+		t.Errorf("%d new accounts browsed, want the %d signed up", len(newAccounts), total)
+	}
+}
+
+// tokenSub is the sub claim of a bearer token, as a number (0 if none).
+func tokenSub(auth string) int {
+	parts := strings.Split(strings.TrimPrefix(auth, "Bearer "), ".")
+	if len(parts) != 3 {
+		return 0
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return 0
+	}
+	var c struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(b, &c) != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(c.Sub)
+	return n
 }

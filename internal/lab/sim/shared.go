@@ -31,13 +31,14 @@ func sharedAddr(i int) netip.Addr { return addr(sharedBlock, i%sharedAddrs, 1) }
 // buildNatUsers: real users, all behind the shared addresses.
 func buildNatUsers(ps *params, e *env) (runner, error) {
 	s := &usersScn{
-		count:  ps.int("count", 50, 1, 10_000),
-		addrs:  sharedAddrs,
-		heavy:  ps.float("heavy", 0.02, 0, 1),
-		think:  ps.dur("think", 3*time.Second),
-		gap:    ps.dur("session-gap", 20*time.Second),
-		shared: true,
-		block:  sharedBlock,
+		count:   ps.int("count", 50, 1, 10_000),
+		addrs:   sharedAddrs,
+		heavy:   ps.float("heavy", 0.02, 0, 1),
+		signups: ps.float("signups", defaultSignups, 0, 1),
+		think:   ps.dur("think", 3*time.Second),
+		gap:     ps.dur("session-gap", 20*time.Second),
+		shared:  true,
+		block:   sharedBlock,
 	}
 	if err := ps.check(); err != nil {
 		return runner{}, err

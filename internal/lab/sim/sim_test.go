@@ -512,3 +512,21 @@ func TestHTTPSTarget(t *testing.T) {
 		t.Fatalf("trusted: harvested %d, errors %d (%s)", p.Harvested, p.Errors, p.FirstError)
 	}
 }
+
+// A new user whose sign-up is refused is harmed, as one refused anything
+// else is.
+func TestRefusedSignUpIsHarm(t *testing.T) {
+	srv := newPeerServer(t)
+	srv.status = func(r *http.Request) int {
+		if r.Method == "POST" {
+			return 429
+		}
+		return 0
+	}
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"users"}, MaxRequests: 100, Truth: readTestTruth(t),
+		Params: map[string]string{"users.count": "10", "users.signups": "1", "users.think": "5ms", "users.session-gap": "5ms"}})
+	p := pop1(t, rep, "users")
+	if p.ActiveUsers == 0 || p.HarmedUsers != p.ActiveUsers || p.Status["429"] != p.Requests {
+		t.Errorf("harmed %d of %d active users; status %v", p.HarmedUsers, p.ActiveUsers, p.Status)
+	}
+}

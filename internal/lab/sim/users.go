@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"net/url"
@@ -14,7 +15,11 @@ import (
 type usersScn struct {
 	count, addrs, natAddrs int
 	nat, heavy             float64
-	think, gap             time.Duration
+	// signups is the share of users who are new: each signs up (POST
+	// /v1/accounts) from its own address before its first session and
+	// browses as that account, as people who just joined do.
+	signups    float64
+	think, gap time.Duration
 	// shared, when set, puts every user on one of addrs addresses of the
 	// shared block (behind addresses harvesters also send from).
 	shared bool
@@ -28,6 +33,7 @@ func buildUsers(ps *params, e *env) (runner, error) {
 		natAddrs: ps.int("nat-addrs", 8, 1, 1000),
 		nat:      ps.float("nat", 0.3, 0, 1),
 		heavy:    ps.float("heavy", 0.01, 0, 1),
+		signups:  ps.float("signups", defaultSignups, 0, 1),
 		think:    ps.dur("think", 3*time.Second),
 		gap:      ps.dur("session-gap", 20*time.Second),
 		block:    usersBlock,
@@ -43,9 +49,17 @@ func buildUsers(ps *params, e *env) (runner, error) {
 
 const usersBlock = 16
 
+// defaultSignups: the share of a population's users who signed up today.
+const defaultSignups = 0.05
+
+// signupStream is the rng stream that picks the new users: apart from the
+// users' own streams, so the others browse as they would without them.
+const signupStream = 1 << 30
+
 func (s *usersScn) run(ctx context.Context, e *env, p *pop) {
 	rng := e.rngFor(s.block, 0)
 	ids := e.distinctIDs(rng, s.count)
+	newRng := e.rngFor(s.block, signupStream)
 	var wg sync.WaitGroup
 	for u, acc := range ids {
 		var src int
@@ -70,6 +84,9 @@ func (s *usersScn) run(ctx context.Context, e *env, p *pop) {
 			token: e.agedToken(rng, acc),
 			ua:    userAgents[rng.IntN(len(userAgents))],
 		}
+		if newRng.Float64() < s.signups {
+			id.token = "" // signs up first (user)
+		}
 		wg.Add(1)
 		go func(u, acc int, act float64) {
 			defer wg.Done()
@@ -89,13 +106,50 @@ func (s *usersScn) user(ctx context.Context, e *env, p *pop, id *ident, u, acc i
 	}
 	b := &browse{e: e, p: p, id: id, u: u, rng: rng, think: think}
 	for ctx.Err() == nil {
-		if b.session(ctx, acc) == errStop {
+		if id.token == "" {
+			// A new user: no session before the sign-up went through; a
+			// refused one is harm, and the person tries again later.
+			if acc = s.signup(ctx, e, p, id, u); acc == errSignup {
+				return
+			}
+		}
+		if id.token != "" && b.session(ctx, acc) == errStop {
 			return
 		}
 		if !sleep(ctx, expDur(rng, gap)) {
 			return
 		}
 	}
+}
+
+// errSignup is signup's answer when the run ended.
+const errSignup = -1
+
+// signup signs user u up as id; the new account's id, 0 when the sign-up
+// failed (id.token stays empty), or errSignup when the run ended.
+func (s *usersScn) signup(ctx context.Context, e *env, p *pop, id *ident, u int) int {
+	a, err := e.do(ctx, p, id, u, "POST", "/v1/accounts")
+	if err == errStop {
+		return errSignup
+	}
+	if err != nil || a.status != 201 {
+		return 0
+	}
+	var r struct {
+		AccountID string `json:"account_id"`
+		Token     string `json:"token"`
+	}
+	if json.Unmarshal(a.body, &r) != nil || r.Token == "" {
+		p.errs.Add(1)
+		return 0
+	}
+	acc, err := strconv.Atoi(r.AccountID)
+	if err != nil || acc <= 0 {
+		p.errs.Add(1)
+		return 0
+	}
+	id.token, id.account = r.Token, r.AccountID
+	return acc
 }
 
 type browse struct {
