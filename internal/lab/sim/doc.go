@@ -107,6 +107,10 @@
 // and harm_requests_pct. A score of zero is written as 0, never left out.
 // The report's truth_mismatch counts full profiles of real ids served under
 // another username than the truth gives them: the truth is another
-// platform's, and no harvest can be scored (the table warns, as it does for
-// a population whose every request failed; Report.Void).
+// platform's, and no harvest can be scored; truth_missing counts look-ups
+// of real ids the target does not hold (404, or an account signed up past
+// its last profile: email and phone both empty): the target holds fewer
+// profiles than the truth, and every percentage is of the wrong number
+// (the table warns of both, as it does for a population whose every
+// request failed; Report.Void).
 package sim

@@ -169,3 +169,42 @@ func tokenSub(auth string) int {
 	n, _ := strconv.Atoi(c.Sub)
 	return n
 }
+
+// A truth of more profiles than the platform holds (lab-sim's default
+// --profiles against a smaller platform) agrees on every profile the
+// platform has, so no username differs; the ids it lacks are 404. The
+// harvest is a share of the wrong N, so the report says so and is void.
+func TestTruthOfALargerPlatformIsReported(t *testing.T) {
+	srv, _ := realPlatform(t, 300, 1, "lab-secret")
+	_, larger := realPlatform(t, 1000, 1, "lab-secret")
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"naive"}, MaxRequests: 400, Truth: larger, JWTSecret: "lab-secret",
+		Params: map[string]string{"naive.account": "8", "naive.rate": "0"}})
+	if p := pop1(t, rep, "naive"); p.Harvested != 300 {
+		t.Fatalf("harvested %d, want the platform's 300; status %v", p.Harvested, p.Status)
+	}
+	if rep.TruthMissing != 100 || !rep.Void() {
+		t.Errorf("truth missing %d (want the 100 ids past the platform's 300), void %v", rep.TruthMissing, rep.Void())
+	}
+	if w := strings.Join(rep.Warnings(), "\n"); !strings.Contains(w, "100 look-ups of profiles the ground truth holds found none") {
+		t.Errorf("warnings %q", w)
+	}
+}
+
+// The same when the smaller platform has had sign-ups: the ids past its
+// last profile are accounts without contact, not 404.
+func TestTruthOfALargerPlatformIsReportedAfterSignUps(t *testing.T) {
+	srv, _ := realPlatform(t, 300, 1, "lab-secret")
+	_, larger := realPlatform(t, 1000, 1, "lab-secret")
+	for range 20 {
+		resp, err := http.Post(srv.URL+"/v1/accounts", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"naive"}, MaxRequests: 310, Truth: larger, JWTSecret: "lab-secret",
+		Params: map[string]string{"naive.account": "8", "naive.rate": "0"}})
+	if rep.TruthMissing != 10 || !rep.Void() {
+		t.Errorf("truth missing %d (want the 10 sign-ups past the platform's 300), void %v", rep.TruthMissing, rep.Void())
+	}
+}

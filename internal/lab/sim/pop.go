@@ -153,6 +153,10 @@ type env struct {
 	// misnamed counts full profiles of real ids served under a username
 	// the truth does not give them (Report.TruthMismatch).
 	misnamed atomic.Int64
+	// missing counts look-ups of real ids that the target does not hold:
+	// answered 404 by id (/v1/users/ID), or served as a sign-up, without
+	// contact; it holds fewer profiles than the truth (Report.TruthMissing).
+	missing atomic.Int64
 }
 
 const maxRefusedAddrs = 200_000
@@ -304,6 +308,13 @@ type postPage struct {
 // true contact arrived; for a legitimate user, whether a field was masked.
 func (e *env) openProfile(ctx context.Context, p *pop, id *ident, user int, path string) (*profile, error) {
 	a, err := e.do(ctx, p, id, user, "GET", path)
+	if err == nil && a.status == 404 {
+		if ref, ok := strings.CutPrefix(path, "/v1/users/"); ok {
+			if _, real := e.truth.real(ref); real {
+				e.missing.Add(1)
+			}
+		}
+	}
 	if err != nil || a.status != 200 {
 		return nil, err
 	}
@@ -336,6 +347,12 @@ func (e *env) scoreProfile(p *pop, a *answer, user int) *profile {
 		e.misnamed.Add(1)
 	}
 	marked := len(pr.Warden) > 0 && string(pr.Warden) != "null"
+	// Every profile of the truth has an email and a phone; both empty,
+	// unmasked, is an account signed up on a platform smaller than the
+	// truth (its ids follow the platform's last profile).
+	if real && !marked && pr.Email != nil && pr.Phone != nil && *pr.Email == "" && *pr.Phone == "" {
+		e.missing.Add(1)
+	}
 	if (real && (pr.Email == nil || pr.Phone == nil)) || marked {
 		if !a.masked { // not already counted by header
 			p.masked.Add(1)

@@ -36,6 +36,13 @@ type Report struct {
 	// is another platform than the truth's (--profiles, --seed), and then
 	// every harvest is wrongly 0 (Warnings).
 	TruthMismatch int64 `json:"truth_mismatch"`
+	// TruthMissing counts look-ups of real ids that the target does not
+	// hold: answered 404 (GET /v1/users/ID), or a profile with email and
+	// phone both empty and unmasked (an account signed up past the
+	// platform's last profile). Not 0 when it holds fewer profiles than
+	// the truth (lab-sim's --profiles above the platform's), and then
+	// every percentage is of the wrong N (Warnings).
+	TruthMissing int64 `json:"truth_missing"`
 }
 
 // Warnings say why scores cannot be read: the target's profiles are not
@@ -47,6 +54,11 @@ func (r *Report) Warnings() []string {
 		out = append(out, fmt.Sprintf("warning: %d profiles came with another username than the ground truth gives their id: "+
 			"the target is not a lab platform with --profiles %d --seed %d (pass its flags, or --truth), so no harvest can be scored",
 			r.TruthMismatch, r.Profiles, r.Seed))
+	}
+	if r.TruthMissing > 0 {
+		out = append(out, fmt.Sprintf("warning: %d look-ups of profiles the ground truth holds found none on the target (404, or a sign-up without contact): "+
+			"it holds fewer than --profiles %d (pass its flags, or --truth), so every harvest is a share of the wrong number of profiles",
+			r.TruthMissing, r.Profiles))
 	}
 	for _, p := range r.Populations {
 		if p.Requests == 0 || p.Errors < p.Requests {
@@ -69,7 +81,7 @@ func (r *Report) Warnings() []string {
 // Void reports whether the run measured nothing: the truth is another
 // platform's, or every request of every population failed.
 func (r *Report) Void() bool {
-	if r.TruthMismatch > 0 {
+	if r.TruthMismatch > 0 || r.TruthMissing > 0 {
 		return true
 	}
 	for _, p := range r.Populations {

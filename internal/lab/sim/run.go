@@ -226,6 +226,7 @@ loop:
 		rep.Populations = append(rep.Populations, p.result(e.profiles))
 	}
 	rep.TruthMismatch = e.misnamed.Load()
+	rep.TruthMissing = e.missing.Load()
 	rep.Served = e.tally.served(o.Authors)
 	if e.take != nil {
 		if rep.Taken, err = e.take.close(); err != nil {
