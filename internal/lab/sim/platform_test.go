@@ -208,3 +208,15 @@ func TestTruthOfALargerPlatformIsReportedAfterSignUps(t *testing.T) {
 		t.Errorf("truth missing %d (want the 10 sign-ups past the platform's 300), void %v", rep.TruthMissing, rep.Void())
 	}
 }
+
+// Tokens for accounts past the platform's last profile are refused (401)
+// as tokens of another secret are: the warning names both causes.
+func TestEveryRequestRefusedNamesProfilesToo(t *testing.T) {
+	srv, _ := realPlatform(t, 300, 1, "lab-secret")
+	_, larger := realPlatform(t, 1000, 1, "lab-secret")
+	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"naive"}, MaxRequests: 20, Truth: larger, JWTSecret: "lab-secret",
+		Params: map[string]string{"naive.account": "800", "naive.rate": "0"}})
+	if w := strings.Join(rep.Warnings(), "\n"); !strings.Contains(w, "--jwt-secret") || !strings.Contains(w, "--profiles") {
+		t.Errorf("warnings %q, want --jwt-secret and --profiles named", w)
+	}
+}

@@ -69,7 +69,9 @@ func (r *Report) Warnings() []string {
 		case p.Status["401"] > 0 && p.Name == "partner": // the gateway refuses an app key it does not register
 			hint = ": is -p partner.key the key the gateway registers for the partner app?"
 		case p.Status["401"] > 0:
-			hint = ": is --jwt-secret the platform's?"
+			// The platform refuses a token of another secret, and one of
+			// an account past its last profile (--profiles above its own).
+			hint = ": is --jwt-secret the platform's, and --profiles at most its own?"
 		case p.FirstError != "":
 			hint = ": " + p.FirstError
 		}

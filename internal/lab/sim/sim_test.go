@@ -297,7 +297,7 @@ func TestEveryRequestFailedIsReported(t *testing.T) {
 	rep := run(t, Options{Target: srv.URL, Scenarios: []string{"naive", "partner"}, MaxRequests: 10, Truth: readTestTruth(t),
 		Params: map[string]string{"partner.rate": "5000"}})
 	w := strings.Join(rep.Warnings(), "\n")
-	for name, hint := range map[string]string{"naive": "is --jwt-secret the platform's?", "partner": "is -p partner.key the key"} {
+	for name, hint := range map[string]string{"naive": "is --jwt-secret the platform's", "partner": "is -p partner.key the key"} {
 		if !strings.Contains(w, "every request of "+name+" failed (401: 10): "+hint) {
 			t.Errorf("no warning for %s in %q", name, w)
 		}
