@@ -62,8 +62,9 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("--compare: unknown target %q", t)
 		}
 	}
-	// Bounds are checked before anything starts: a bad one found by the
-	// first run came after the platform's start and the truth's reckoning.
+	// Bounds, scenario parameters and the order of --compare are checked
+	// before anything starts: a bad one found by the first run came after
+	// the platform's start and the truth's reckoning.
 	switch {
 	case o.Duration <= 0 || o.MaxRequests <= 0:
 		return fmt.Errorf("--duration %v and --max-requests %d must both be positive", o.Duration, o.MaxRequests)
@@ -75,6 +76,12 @@ func Run(ctx context.Context, o Options) error {
 	names, err := sim.ParseScenarios(o.Mix)
 	if err != nil {
 		return err
+	}
+	if err := sim.CheckParams(names, o.Params); err != nil {
+		return err
+	}
+	if i := slices.Index(o.Compare, "nginx-ban"); i >= 0 && !slices.Contains(o.Compare[:i], "nginx") {
+		return errors.New("--compare: nginx-ban needs an nginx run before it (its ban list is what nginx refused most)")
 	}
 	params := maps.Clone(o.Params)
 	if params == nil {

@@ -24,6 +24,9 @@ func TestRunChecksBoundsFirst(t *testing.T) {
 		{"negative nginx rate", func(o *Options) { o.NginxRate = -1 }, "--nginx-rate -1"},
 		{"negative nginx burst", func(o *Options) { o.NginxBurst = -1 }, "--nginx-burst -1"},
 		{"ban-min 0", func(o *Options) { o.BanMin = 0 }, "--ban-min 0"},
+		{"bad scenario parameter", func(o *Options) { o.Params = map[string]string{"naive.rate": "abc"} }, "naive.rate"},
+		{"parameter of no scenario of the mix", func(o *Options) { o.Params = map[string]string{"users.count": "5"} }, "users.count"},
+		{"nginx-ban first", func(o *Options) { o.Compare = []string{"nginx-ban", "nginx"} }, "nginx-ban needs an nginx run before it"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -126,6 +126,40 @@ func reachable(ctx context.Context, base string) error {
 	return c.Close()
 }
 
+// CheckParams reports what Run would refuse in the scenario parameters of
+// a run of names: a parameter of no scenario of the run, an unknown key, a
+// value out of range. The demo checks them before it starts anything.
+func CheckParams(names []string, params map[string]string) error {
+	return buildScenarios(names, params, &env{}, func(scenario, runner) {})
+}
+
+// buildScenarios builds the scenarios of names with their parameters,
+// in the order of scenarios(), and hands each to add. The builders read
+// only their parameters, not e.
+func buildScenarios(names []string, params map[string]string, e *env, add func(scenario, runner)) error {
+	chosen := map[string]bool{}
+	for _, n := range names {
+		chosen[n] = true
+	}
+	for k := range params {
+		n, _, ok := strings.Cut(k, ".")
+		if !ok || !chosen[n] {
+			return fmt.Errorf("sim: parameter %q names no scenario of this run", k)
+		}
+	}
+	for _, sc := range scenarios() {
+		if !chosen[sc.name] {
+			continue
+		}
+		r, err := sc.build(newParams(sc.name, params), e)
+		if err != nil {
+			return err
+		}
+		add(sc, r)
+	}
+	return nil
+}
+
 // Run drives the chosen populations at the target until the duration ends
 // or every population has spent its request bound, and scores them.
 func Run(ctx context.Context, o Options) (*Report, error) {
@@ -154,30 +188,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		e.take = newTake(o.Take, e.tally)
 	}
 
-	chosen := map[string]bool{}
-	for _, n := range names {
-		chosen[n] = true
-	}
-	for k := range o.Params {
-		n, _, ok := strings.Cut(k, ".")
-		if !ok || !chosen[n] {
-			return nil, fmt.Errorf("sim: parameter %q names no scenario of this run", k)
-		}
-	}
 	type built struct {
 		p *pop
 		r runner
 	}
 	var runs []built
-	for _, sc := range scenarios() {
-		if !chosen[sc.name] {
-			continue
-		}
-		r, err := sc.build(newParams(sc.name, o.Params), e)
-		if err != nil {
-			return nil, err
-		}
+	err = buildScenarios(names, o.Params, e, func(sc scenario, r runner) {
 		runs = append(runs, built{newPop(sc.name, sc.harvester, o.MaxRequests, e.profiles, r.users), r})
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	if err := reachable(ctx, base); err != nil {
