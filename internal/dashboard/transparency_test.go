@@ -144,24 +144,6 @@ func TestTransparencyStoppedFromLedger(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log's output, read while the dashboard writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The transparency page's budget runs out (its daily charge, rho 1/32 at
 // the default epsilon, spends the default budget of 1 in 32 days) and the
 // public page then stops publishing: signed in, the page says how many
@@ -179,7 +161,7 @@ func TestTransparencyDaysLeft(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	e := newEnvWith(t, dir, false, func(o *dashboard.Options) {
 		o.Config, o.Now = func() *config.Config { return cfg }, clock
 		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
