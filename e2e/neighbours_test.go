@@ -94,3 +94,51 @@ func TestNoCollateralHarm(t *testing.T) {
 		})
 	}
 }
+
+// The unreferenced rule on an address (ration.unreferenced.facet: ip, as
+// for a platform whose profiles anonymous visitors read) counts an
+// account behind it on [address, account], as the address budgets do
+// (identified: own, the default): a harvester with an account that spends
+// the address's allowance of ids never shown, or fills its link memory,
+// costs a real user behind the same address nothing; anonymous look-ups
+// still share the address's allowance. On both stores.
+func TestNoCollateralHarmUnreferencedOnAddress(t *testing.T) {
+	platform := startPlatform(t, 2000)
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			cfg := `log: {format: json, level: info}
+identity:
+  account: {secret_env: LAB_JWT_SECRET}
+` + storeSection(t, backend) + `inspect:
+  routes:
+    - route: "GET /v1/users/{id}"
+      records: ["$"]
+      id: id
+      classes: {contact: [email, phone]}
+      lookup: id
+ration:
+  unreferenced: {facet: ip, limit: 1, window: 24h, classes: [contact]}
+`
+			g := startGateway(t, cfg, platform)
+			c := clientFrom("127.0.9.2") // the shared address
+			get := func(id int, tok string) answer {
+				return do(t, c, "GET", fmt.Sprintf("%s/v1/users/%d", g.url, id), map[string]string{"Authorization": "Bearer " + tok})
+			}
+			harv := token(t, "666")
+			served := 0
+			for i := range 5 {
+				if contactServed(t, get(100+i, harv)) {
+					served++
+				}
+			}
+			if served != 1 {
+				t.Fatalf("harvester behind the address: %d of 5 ids never shown served, want 1 (limit 1)", served)
+			}
+			// A real user behind the same address opens one profile it was
+			// sent a link to: its own first look-up of the day.
+			if a := get(300, token(t, "10")); !contactServed(t, a) {
+				t.Fatalf("user behind the address masked for its neighbour's look-ups: %s", a.body)
+			}
+		})
+	}
+}

@@ -83,7 +83,13 @@ type Unreferenced struct {
 	// Classes are masked past the limit; default every class of the route.
 	Classes []string `yaml:"classes"`
 	Exempt  Exempt   `yaml:"exempt"`
-	Mode    Mode     `yaml:"mode"` // enforce (default) or shadow
+	// Identified: on ip, net or fingerprint, how requests with a verified
+	// account count, as a budget's: Own (the default on ip and net) keeps
+	// the link memory and the allowance on [value, account], so no account
+	// behind a shared address loses either to what its neighbours did;
+	// Shared on the value.
+	Identified Identified `yaml:"identified"`
+	Mode       Mode       `yaml:"mode"` // enforce (default) or shadow
 }
 
 // FanoutCap caps how many people one identity opens from one list answer
@@ -142,6 +148,9 @@ func (c *Config) SetDefaults() {
 		}
 		if u.Facet == "" {
 			u.Facet = "account"
+		}
+		if u.Identified == "" {
+			u.Identified = DefaultIdentified(u.Facet)
 		}
 		if u.TTL == 0 {
 			u.TTL = 24 * time.Hour
@@ -253,6 +262,9 @@ func (c *Config) Validate() error {
 		name("unreferenced.name", u.Name)
 		if _, ok := identify.ParseFacet(u.Facet); !ok {
 			bad("unreferenced.facet", "must be account, app, ip, net or fingerprint, got %q", u.Facet)
+		}
+		if err := CheckIdentified(u.Facet, u.Identified); err != nil {
+			bad("unreferenced.identified", "%v", err)
 		}
 		if u.TTL <= 0 {
 			bad("unreferenced.ttl", "must be positive, got %v", u.TTL)

@@ -140,6 +140,7 @@ type unref struct {
 	ex      exempt
 	prefix  string             // link filter key prefix
 	bprefix string             // budget key prefix
+	own     bool               // an address facet keeps a verified account's memory and allowance on [value, account]
 	shadow  prometheus.Counter // nil: enforced
 	masked  prometheus.Counter
 	blocked prometheus.Counter
@@ -207,6 +208,7 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 		r.unref = &unref{cfg: *u, facet: f, block: u.Action == Block, ex: newExempt(u.Exempt),
 			prefix: "link:" + u.Facet + ":", bprefix: "budget:" + u.Name + ":",
 			masked: m.masked.WithLabelValues(u.Name), blocked: m.blocked.WithLabelValues(u.Name)}
+		r.unref.own = u.Identified == Own && (f == identify.FacetIP || f == identify.FacetNet || f == identify.FacetFingerprint)
 		if u.Mode == Shadow {
 			r.unref.shadow = m.Shadow().Counter(u.Name, shadowAction(r.unref.block))
 		}
@@ -503,7 +505,7 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	if v == "" || u.ex.has(id) {
 		return "", prov, nil, nil
 	}
-	linkKey := w.keys.Key(u.prefix, v)
+	linkKey := u.key(&w.keys, u.prefix, v, id)
 	if look == "" || look == id.Account {
 		return linkKey, prov, nil, nil
 	}
@@ -553,7 +555,7 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	if u.cfg.Window <= 0 {
 		return linkKey, prov, nil, nil // counted, not limited
 	}
-	w.reqs = append(w.reqs[:0], store.SpendRequest{Key: w.keys.Key(u.bprefix, v), Window: u.cfg.Window, Limit: u.cfg.Limit, Subjects: w.look[:]})
+	w.reqs = append(w.reqs[:0], store.SpendRequest{Key: u.key(&w.keys, u.bprefix, v, id), Window: u.cfg.Window, Limit: u.cfg.Limit, Subjects: w.look[:]})
 	results, err := r.st.Spend(ctx, now, w.reqs)
 	w.reqs = w.reqs[:0]
 	if err != nil {
@@ -576,6 +578,17 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 	}
 	w.count(u.masked, maskClasses(res, rt, u.cfg.Classes, u.cfg.Name))
 	return linkKey, prov, nil, nil
+}
+
+// key is the store key of the rule's link memory (prefix u.prefix) or
+// allowance (u.bprefix) for facet value v of id: with own, a request with a
+// verified account has its own behind the address (no account loses its
+// allowance, or its memory to a neighbour's saturation), as budgets count.
+func (u *unref) key(kb *store.KeyBuf, prefix, v string, id *identify.Identity) string {
+	if u.own && id.Account != "" {
+		return kb.Composite(prefix, v, id.Account)
+	}
+	return kb.Key(prefix, v)
 }
 
 // maskClasses masks classes (every class of the route when empty) in every

@@ -88,7 +88,7 @@ func (r *Rationer) LinkCanaries(ctx context.Context, now time.Time, id *identify
 	}
 	var kb store.KeyBuf
 	shown := storeProvenance(route.Shown(id.Account))
-	if err := r.st.Link(ctx, now, kb.Key(u.prefix, v), subs, shown, store.AnswerTag(req.ID, req.Path), u.cfg.TTL); err != nil {
+	if err := r.st.Link(ctx, now, u.key(&kb, u.prefix, v, id), subs, shown, store.AnswerTag(req.ID, req.Path), u.cfg.TTL); err != nil {
 		r.met.storeErrs.Inc()
 		return fmt.Errorf("ration: link inserted ids: %w", err)
 	}
