@@ -30,7 +30,10 @@
 //     and spends a budget of its own (distinct ids looked up); past it the
 //     answer's classes are masked or the answer refused. It is decided
 //     before the budgets: what it masks or refuses was not served, so the
-//     budgets do not count it.
+//     budgets do not count it. On ip, net or fingerprint with identified:
+//     own (the default on ip and net) a request with a verified account has
+//     its memory and its budget on [value, account], as budgets count: no
+//     account behind a shared address loses either to a neighbour.
 //   - fanout_cap: the per-answer cap, decided in the unreferenced rule's
 //     Linked call (store.Fanout): Link remembers with each id the answer
 //     that showed it (store.AnswerTag of the request id: each answer
