@@ -95,6 +95,8 @@ func TestLoadFixtures(t *testing.T) {
 		{"bad_budget_provenance.yaml", "bad_budget_provenance.yaml:7:92: ration.budgets[0].provenance[1]: \"feed\" is not social, search, list or unreferenced"},
 		{"bad_budget_provenance_twice.yaml", "bad_budget_provenance_twice.yaml:7:98: ration.budgets[0].provenance[2]: \"search\" is named twice"},
 		{"bad_budget_provenance_empty.yaml", "bad_budget_provenance_empty.yaml:7:83: ration.budgets[0].provenance: must name at least one of social, search, list, unreferenced (left out, the budget counts every record)"},
+		{"bad_detect_provenance.yaml", "bad_detect_provenance.yaml:8:79: detect.rules[0].provenance: only a cohort rule counts by provenance, not velocity"},
+		{"bad_detect_provenance.yaml", "bad_detect_provenance.yaml:9:84: detect.rules[1].provenance[1]: \"feed\" is not social, search, list or unreferenced"},
 		{"bad_fanout_cap_twice.yaml", "bad_fanout_cap_twice.yaml:10:32: ration.fanout_cap.provenance[2]: \"list\" is named twice"},
 		{"bad_clickhouse_without_backend.yaml", "bad_clickhouse_without_backend.yaml:5:12: ledger.clickhouse.addrs: set, but backend is \"local\": a fleet's shared ledger needs backend: clickhouse (or remove the clickhouse section)"},
 		{"bad_account_without_verifier.yaml", "bad_account_without_verifier.yaml:3:32: rate_limits[0].facet: counts accounts, but identity.account verifies no token (no secret, public key or JWKS): no request has an account, so it would never apply"},

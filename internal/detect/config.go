@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/warden-gw/warden/internal/identify"
+	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ration"
 )
 
@@ -80,6 +82,13 @@ type Rule struct {
 	Ratio  float64       `yaml:"ratio"` // enumeration
 	Young  time.Duration `yaml:"young"` // cohort: default 24h
 	Mode   ration.Mode   `yaml:"mode"`  // enforce (default) or shadow: would have banned
+	// Provenance (cohort only): the look-ups that count, by where the
+	// account was shown the id (social, search, list, unreferenced).
+	// Unset: every answer that served the class but a look-up of the
+	// account's own feed and network (social). Set, only look-ups of these
+	// provenances: [list, unreferenced] leaves out new users who search
+	// for the people they know, many behind one carrier NAT's /24.
+	Provenance []inspect.Provenance `yaml:"provenance"`
 }
 
 // SetDefaults fills unset fields.
@@ -168,6 +177,20 @@ func (c *Config) Validate() error {
 		}
 		if err := r.Mode.Validate(); err != nil {
 			bad(at+".mode", "%v", err)
+		}
+		switch {
+		case r.Provenance != nil && r.Kind != Cohort:
+			bad(at+".provenance", "only a cohort rule counts by provenance, not %s", r.Kind)
+		case r.Provenance != nil && len(r.Provenance) == 0:
+			// Read as "unset", an empty list would silently count every look-up.
+			bad(at+".provenance", "must name at least one of social, search, list, unreferenced (left out, every look-up but social counts)")
+		}
+		for j, p := range r.Provenance {
+			if err := p.Validate(); err != nil {
+				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%v", err)
+			} else if slices.Index(r.Provenance, p) < j {
+				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%q is named twice", p)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -123,6 +123,17 @@ type rule struct {
 	// their buckets' width (store.TallyWidth of Window).
 	enum  int
 	width int64
+	// provs: a cohort's counted provenances (Access.Provenance values);
+	// nil: every served answer but a social look-up.
+	provs []string
+}
+
+// counts says whether a cohort rule counts an Access of provenance prov.
+func (r *rule) counts(prov string) bool {
+	if r.provs == nil {
+		return prov != socialProvenance
+	}
+	return slices.Contains(r.provs, prov)
 }
 
 type exempt struct {
@@ -271,6 +282,9 @@ func New(cfg Config, allows []Allow, st Store, sh *shadow.Shadow, m *Metrics, lo
 	for i, rc := range cfg.Rules {
 		f, _ := identify.ParseFacet(rc.Facet)
 		r := &rule{Rule: rc, idx: i, facet: f}
+		for _, p := range rc.Provenance {
+			r.provs = append(r.provs, string(p))
+		}
 		if int(f) < len(d.wins) {
 			r.slot = d.wins[f]
 			d.wins[f]++
@@ -649,8 +663,10 @@ func (d *Detector) Record(acc *inspect.Access) {
 			age, known := id.AccountAge(now)
 			// A new user opening people from its own feed and network
 			// (social) is no sign-up going for strangers' contact data:
-			// honest new users behind one NAT or /24 are not a cohort.
-			if v == "" || id.Account == "" || !known || age >= r.Young || len(served) == 0 || acc.Provenance == socialProvenance {
+			// honest new users behind one NAT or /24 are not a cohort
+			// (nor, with provenance [list, unreferenced], those who
+			// search for the people they know).
+			if v == "" || id.Account == "" || !known || age >= r.Young || len(served) == 0 || !r.counts(acc.Provenance) {
 				continue
 			}
 			t := d.get(trackKey{kind: trackCohort, facet: r.facet, value: v})

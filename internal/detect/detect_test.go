@@ -837,3 +837,77 @@ func TestCohortSkipsOwnNetwork(t *testing.T) {
 		}
 	}
 }
+
+// With provenance [list, unreferenced], new users behind one /24 who
+// search for the people they know and open a hit (provenance search) are
+// no cohort: six of them were all banned by the default counting, as a
+// carrier NAT's sign-ups of an hour would be. Sign-ups opening people off
+// strangers' lists, or ids never shown, still are.
+func TestCohortProvenance(t *testing.T) {
+	rules := func(provs []inspect.Provenance) Config {
+		return Config{Enabled: true, Rules: []Rule{{Name: "cohort", Kind: Cohort, Facet: "net", Limit: 3, Window: 10 * time.Minute, Provenance: provs}}}
+	}
+	young := func(acct, ip string) identify.Identity {
+		id := who(acct, ip)
+		id.AccountCreated = t0.Add(-2 * time.Hour)
+		return id
+	}
+	searchers := func(f *fixture) {
+		for i := range 6 {
+			a := profile(young(fmt.Sprint(1000+i), fmt.Sprintf("10.9.9.%d", i+1)), t0, fmt.Sprint(500+i))
+			a.Provenance = "search"
+			f.d.Record(a)
+		}
+	}
+	// The default counts them: the case the option exists for.
+	f := newFixture(t, rules(nil))
+	searchers(f)
+	if b := f.bans(t, t0); len(b) != 6 {
+		t.Fatalf("default counting: %d bans of the 6 searching new users, want 6: %v", len(b), b)
+	}
+	f = newFixture(t, rules([]inspect.Provenance{inspect.List, inspect.Unreferenced}))
+	searchers(f)
+	if b := f.bans(t, t0); len(b) != 0 {
+		t.Fatalf("new users searching for people they know banned as a cohort: %v", b)
+	}
+	for i := range 4 {
+		a := profile(young(fmt.Sprint(2000+i), fmt.Sprintf("10.9.9.%d", 50+i)), t0, fmt.Sprint(600+i))
+		a.Provenance = []string{"list", "unreferenced", "list", "unreferenced"}[i]
+		f.d.Record(a)
+	}
+	bs := f.bans(t, t0)
+	for i := range 4 {
+		if _, ok := bs[fmt.Sprintf("account:%d", 2000+i)]; !ok {
+			t.Errorf("sign-up %d going for strangers' contact not banned: %v", 2000+i, bs)
+		}
+	}
+	for i := range 6 {
+		if _, ok := bs[fmt.Sprintf("account:%d", 1000+i)]; ok {
+			t.Errorf("new user %d who searched banned with the cohort", 1000+i)
+		}
+	}
+}
+
+func TestCohortProvenanceConfig(t *testing.T) {
+	for _, c := range []struct {
+		r    Rule
+		want string
+	}{
+		{Rule{Name: "v", Kind: Velocity, Limit: 1, Window: time.Second, Provenance: []inspect.Provenance{inspect.List}}, "rules[0].provenance: only a cohort rule counts by provenance, not velocity"},
+		{Rule{Name: "c", Kind: Cohort, Limit: 1, Window: time.Second, Provenance: []inspect.Provenance{}}, "rules[0].provenance: must name at least one"},
+		{Rule{Name: "c", Kind: Cohort, Limit: 1, Window: time.Second, Provenance: []inspect.Provenance{"feed"}}, "rules[0].provenance[0]:"},
+		{Rule{Name: "c", Kind: Cohort, Limit: 1, Window: time.Second, Provenance: []inspect.Provenance{inspect.List, inspect.List}}, `rules[0].provenance[1]: "list" is named twice`},
+	} {
+		cfg := Config{Rules: []Rule{c.r}}
+		cfg.SetDefaults()
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.r, err, c.want)
+		}
+	}
+	ok := Config{Rules: []Rule{{Name: "c", Kind: Cohort, Limit: 1, Window: time.Second, Provenance: []inspect.Provenance{inspect.List, inspect.Unreferenced}}}}
+	ok.SetDefaults()
+	if err := ok.Validate(); err != nil {
+		t.Errorf("a cohort's [list, unreferenced]: %v", err)
+	}
+}

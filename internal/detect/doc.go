@@ -38,7 +38,9 @@
 //     made together going straight for contact data. A look-up of the
 //     account's own feed and network (Access.Provenance social) is not
 //     counted: new users behind one NAT reading people they follow are no
-//     cohort. Each of them is banned (the accounts, not the network).
+//     cohort. With Rule.Provenance only look-ups of those provenances
+//     count ([list, unreferenced]: nor those who search for a friend).
+//     Each of them is banned (the accounts, not the network).
 //
 // A ban goes on the most specific facet that explains the behaviour: the
 // account when the request carried one, the ip (or net) only for
