@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -395,6 +396,14 @@ func readIDFlags(v url.Values, keys ...string) error {
 		if err != nil {
 			return badQuery("--%s: %v", k, err)
 		}
+		// An editor's byte order mark (Notepad, "CSV UTF-8") is no part
+		// of the first id: left on, that id would match nobody and the
+		// answer would go without it, silently. UTF-16 would be read as
+		// ids holding NUL bytes: refused.
+		if bytes.HasPrefix(b, []byte("\xff\xfe")) || bytes.HasPrefix(b, []byte("\xfe\xff")) {
+			return badQuery("--%s: %s is UTF-16; save it as UTF-8 (or ASCII)", k, name)
+		}
+		b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 		ids := splitIDs(uncomment(string(b)))
 		if len(ids) == 0 {
 			return badQuery("--%s: %s holds no ids", k, name)
