@@ -15,8 +15,13 @@ import (
 // stuck to the first id, which then matched nobody, and reach answered
 // without that author, silently. A file in UTF-16 is refused, not read
 // as ids with NUL bytes.
+//
+// The admin API refuses a parameter its query does not read, or one
+// given twice, 400 naming it; before, authors=200&authors=201 answered
+// for 200 alone, and a misspelt overlaps=, clas= or form= was dropped
+// and the answer given to another question, 200.
 func TestLedgerQueryInputs(t *testing.T) {
-	_, dir, _, _ := writtenLedger(t)
+	_, dir, g, tl := writtenLedger(t)
 	if t.Failed() {
 		return
 	}
@@ -43,4 +48,27 @@ func TestLedgerQueryInputs(t *testing.T) {
 		t.Errorf("reach of an @FILE in UTF-16: exit %d, want 1 naming UTF-16\n%s%s", code, out, errOut)
 	}
 
+	for _, c := range []struct{ path, msg string }{
+		{"reach?authors=200&authors=201", `authors: given 2 times`},
+		{"reach?authors=200&overlaps=201", `reach: no parameter \"overlaps\"`},
+		{"reach?authors=200&form=1h", `reach: no parameter \"form\"`},
+		{"who-took?subject=25&clas=contact", `who-took: no parameter \"clas\"`},
+		{"took-by?facet=account&value=1&value=2", `value: given 2 times`},
+		{"explain?id=" + tl.refused[0] + "&verbose=1", `explain: no parameter \"verbose\"`},
+		{"audience?accounts=200&dp_epsilon=0.5", `audience: no parameter \"dp_epsilon\"`},
+	} {
+		resp := adminDo(t, g, "GET", "/v1/ledger/"+c.path, "")
+		if resp.status != 400 || !strings.Contains(resp.body, c.msg) {
+			t.Errorf("admin %s: %d %s, want 400 with %q", c.path, resp.status, resp.body, c.msg)
+		}
+	}
+	for _, p := range []string{"reach?authors=200,201&by=account&dose=true&overlap=202&after=1h&from=24h&to=0s", "who-took?subject=25&class=contact&by=ip&from=1h",
+		"took-by?facet=account&value=1&from=1h&to=0s", "explain?id=" + tl.refused[0] + "&from=24h", "verify?from=1h"} {
+		if resp := adminDo(t, g, "GET", "/v1/ledger/"+p, ""); resp.status != 200 {
+			t.Errorf("admin %s: %d %s, want 200", p, resp.status, resp.body)
+		}
+	}
+	if resp := adminDo(t, g, "POST", "/v1/ledger/replay?from=24h&window=1h", ledgerConfig(dir, 5)); resp.status != 400 || !strings.Contains(resp.body, `replay: no parameter \"window\"`) {
+		t.Errorf("admin replay?window=1h: %d %s, want 400", resp.status, resp.body)
+	}
 }

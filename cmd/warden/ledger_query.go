@@ -621,9 +621,57 @@ func derivedSkipped(reg prometheus.Registerer) prometheus.Counter {
 	return c
 }
 
+// apiParams are the query-string parameters each admin API query reads,
+// beside from and to. The command line's flags are checked by its flag
+// set; the API's query string is checked here.
+var apiParams = map[string][]string{
+	"who-took": {"subject", "class", "by"},
+	"took-by":  {"facet", "value"},
+	"reach":    {"authors", "by", "dose", "overlap", "after", "approx", "dp-epsilon", "dp-rho", "researcher"},
+	"explain":  {"id"},
+	"verify":   {},
+	"audience": {"accounts", "overlap", "dose", "rate", "service-account", "no-ledger", "dp-epsilon", "dp-rho", "researcher"},
+	"replay":   {}, // and its body, the new config
+}
+
+// apiAudienceRefused are audience's flags the API refuses with its own
+// message (apiAudience): left to it.
+var apiAudienceRefused = []string{"upstream", "credential-env", "route", "page-size", "max-pages"}
+
+// checkAPIParams refuses a parameter the query does not read, or one given
+// twice: either would be dropped without a word (a misspelt
+// overlap or from, a second authors=), and the answer given to another
+// question than the one asked.
+func checkAPIParams(name string, args url.Values) error {
+	known, ok := apiParams[name]
+	if !ok {
+		return nil // answerQuery says there is no such query
+	}
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch {
+		case k == admin.LedgerBody && name == "replay":
+		case name == "audience" && slices.Contains(apiAudienceRefused, k):
+		case k != "from" && k != "to" && !slices.Contains(known, k):
+			return badQuery("%s: no parameter %q (it takes %s)", name, k, strings.Join(append(slices.Clone(known), "from", "to"), ", "))
+		}
+		if len(args[k]) > 1 {
+			return badQuery("%s: given %d times; give it once (a set of ids as ID,ID,...)", k, len(args[k]))
+		}
+	}
+	return nil
+}
+
 // Query answers under the asker's context: a page closed or a client gone
 // stops the query (ClickHouse's at once; a directory's reads finish).
 func (q ledgerQuerier) Query(ctx context.Context, name string, args url.Values) (any, error) {
+	if err := checkAPIParams(name, args); err != nil {
+		return nil, err
+	}
 	res, err := answerQuery(ctx, q.src, q.dir, q.cfg(), name, args, time.Now())
 	if sql := clickhouse.SQLOf(err); sql != "" && q.log != nil {
 		// The error names the query; its SQL (the ids asked about) only
