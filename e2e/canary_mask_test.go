@@ -3,9 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warden-gw/warden/internal/canary"
 )
@@ -252,6 +255,50 @@ func TestCanaryMaskedAsReal(t *testing.T) {
 		}
 		if s := open(real[1]); fmt.Sprintf("%+v", s) != fmt.Sprintf("%+v", past) {
 			t.Fatalf("the third open of an answer, the first a canary: %+v, want %+v", s, past)
+		}
+	})
+	// warden replay under the same config: the canary's open spent the
+	// answer's cap, but the ledger names no canary, so the replay cannot
+	// count it and reports the real record capped after it as no longer
+	// masked. Its caveats say so, with the number of canary look-ups the
+	// window held; before, they named the unreferenced rule alone and the
+	// row read as a change the config would make.
+	t.Run("fanout/replay", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := withLinks(canaryMaskConfig("loop", dir, 100, "mask"),
+			"  unreferenced: {facet: account}\n  fanout_cap: {limit: 2, window: 10m, classes: [contact]}\n")
+		g := startGateway(t, cfg, up)
+		can, real, _ := shownCanary(t, g, tok, "21")
+		get(t, g, profiles(can)[0])
+		get(t, g, profiles(real[0])[0])
+		last := do(t, cl, "GET", g.url+profiles(real[1])[0], map[string]string{"Authorization": tok})
+		if last.header.Get("Warden-Masked") == "" {
+			t.Fatalf("the third open from an answer, the first a canary, past a cap of 2: %d %s", last.status, last.body)
+		}
+		id := last.header.Get("X-Request-Id")
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if code, _, _ := runWarden(t, "", nil, "explain", id, "--ledger", dir); code == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("request %s not in the ledger after 30 s", id)
+			}
+		}
+		file := filepath.Join(t.TempDir(), "same.yaml")
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			NoLongerMasked []struct{ Rule string } `json:"no_longer_masked"`
+			Caveats        []string                `json:"caveats"`
+		}
+		code, out, errOut := runWarden(t, "", []string{"WARDEN_CANARY_KEY=" + canaryKey, "LAB_JWT_SECRET=lab-secret"}, "replay", "--config", file, "--ledger", dir, "--json")
+		if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
+			t.Fatalf("replay: exit %d\n%s%s", code, out, errOut)
+		}
+		want := "fanout-cap: 1 look-up of a canary in the window"
+		if !slices.ContainsFunc(rep.Caveats, func(c string) bool { return strings.HasPrefix(c, want) }) {
+			t.Errorf("replay of a canary's open under the same config: caveats %q, want one starting %q (no longer masked: %+v)", rep.Caveats, want, rep.NoLongerMasked)
 		}
 	})
 	for _, front := range fronts {

@@ -166,6 +166,16 @@ func Run(ctx context.Context, dir string, win ledger.Window, cfg *config.Config,
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
+	if f := cfg.Ration.FanoutCap; f != nil && rp.canaries > 0 {
+		// The gateway counts a canary's open against the answer that
+		// showed it, as a real record's (ration.Uncounted): which answer
+		// is not in the ledger, so the replay counts none.
+		n := fmt.Sprintf("%d look-ups of canaries", rp.canaries)
+		if rp.canaries == 1 {
+			n = "1 look-up of a canary"
+		}
+		rep.Caveats = append(rep.Caveats, fmt.Sprintf("%s: %s in the window: the gateway counted each as one person opened from the answer that showed it, as a real record's look-up; the ledger names no canary, so the replay counts none: a look-up the gateway capped after one may show as no longer masked", f.Name, n))
+	}
 	for _, d := range rp.diffs {
 		rows := make([]Row, 0, len(d.m))
 		for _, row := range d.m {
@@ -244,6 +254,9 @@ type replayer struct {
 	res    inspect.Result
 	recs   []inspect.Record
 	rules  []string
+	// canaries counts the look-ups of canaries rationed again: the
+	// gateway records one with no id (the ledger names no canary).
+	canaries int
 }
 
 func newReplayer(cfg *config.Config) (*replayer, error) {
@@ -354,6 +367,21 @@ func (rp *replayer) request(e *ledger.Entry) (method, path string) {
 	return method, strings.Join(segs, "/")
 }
 
+// canaryLookup reports whether e is a look-up of a canary: an answer on
+// a route of the map with a lookup whose id the ledger does not hold
+// (a real look-up's is kept hashed) and no records.
+func (rp *replayer) canaryLookup(e *ledger.Entry) bool {
+	if e.Lookup != "" || len(e.Records) > 0 {
+		return false
+	}
+	for _, r := range rp.imap.Config().Routes {
+		if r.Route == e.Route {
+			return r.Lookup != ""
+		}
+	}
+	return false
+}
+
 // admit decides e's admission again and notes how the decision differs.
 // It reports whether e's answer is to be rationed again (rp.ration): it
 // was served, and would be.
@@ -418,6 +446,9 @@ func (rp *replayer) ration(ctx context.Context, e *ledger.Entry) error {
 		return nil
 	}
 	rt := m.Route
+	if rp.canaryLookup(e) {
+		rp.canaries++
+	}
 	// The ledger's class bits index e.Classes; the Result's, rt's classes.
 	remap := func(bits uint64) inspect.ClassSet {
 		var s inspect.ClassSet
