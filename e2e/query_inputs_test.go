@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLedgerQueryInputs: odd but legitimate inputs to the ledger's
@@ -46,6 +47,15 @@ func TestLedgerQueryInputs(t *testing.T) {
 	code, out, errOut := runWarden(t, "", nil, "reach", "--authors", "@"+utf16, "--ledger", dir)
 	if code != 1 || !strings.Contains(errOut, "UTF-16") {
 		t.Errorf("reach of an @FILE in UTF-16: exit %d, want 1 naming UTF-16\n%s%s", code, out, errOut)
+	}
+
+	// RFC 3339 (5.6) allows a lower case t and z: the same window.
+	from := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	var upper, lower map[string]any
+	query(t, &upper, "reach", "--authors", "200,201", "--from", from, "--ledger", dir)
+	query(t, &lower, "reach", "--authors", "200,201", "--from", strings.ToLower(from), "--ledger", dir)
+	if !reflect.DeepEqual(upper, lower) || upper["reach"] == 0.0 {
+		t.Errorf("reach --from %s: %v; --from %s: %v", strings.ToLower(from), lower, from, upper)
 	}
 
 	for _, c := range []struct{ path, msg string }{

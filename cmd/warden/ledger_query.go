@@ -215,7 +215,9 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	// RFC 3339 allows a lower case t and z (its 5.6); Go's layout reads
+	// only T and Z.
+	if t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(s)); err == nil {
 		return t, nil
 	}
 	d, err := parseSpan(s)
