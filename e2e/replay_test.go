@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ type replayReport struct {
 	NoLongerRefused []replayRow    `json:"no_longer_refused"`
 	NewlyMasked     []replayRow    `json:"newly_masked"`
 	NoLongerMasked  []replayRow    `json:"no_longer_masked"`
+	Caveats         []string       `json:"caveats"`
 }
 
 // rowsOf renders rows as "rule facet=value answers/records", sorted.
@@ -128,6 +130,23 @@ func TestReplayNamesWhoATighterConfigCatches(t *testing.T) {
 	}
 	if s := rowsOf(loose.NewlyMasked) + rowsOf(loose.NewlyRefused); s != "" {
 		t.Errorf("a looser config caught someone: %s", s)
+	}
+
+	// The profile route gone from the route map (renamed to one the
+	// traffic never asked): its answers would go out uninspected, so the
+	// 5 profiles masked of each of accounts 1-6 are masked no longer, and
+	// a caveat names the route. Before, they were skipped: "no change".
+	unmapped := run("unmapped", strings.Replace(live, `route: "GET /v1/users/{id}"`, `route: "GET /v1/profiles/{id}"`, 1))
+	if got, w := rowsOf(unmapped.NoLongerMasked), want("contact-account", 5, 5, 1, 2, 3, 4, 5, 6); got != w {
+		t.Errorf("profile route not inspected, no longer masked:\n got %s\nwant %s", got, w)
+	}
+	if s := rowsOf(unmapped.NewlyMasked) + rowsOf(unmapped.NewlyRefused) + rowsOf(unmapped.NoLongerRefused); s != "" {
+		t.Errorf("profile route not inspected: %s", s)
+	}
+	if !slices.ContainsFunc(unmapped.Caveats, func(c string) bool {
+		return strings.HasPrefix(c, "route GET /v1/users/{id}: not in the new config's route map")
+	}) {
+		t.Errorf("profile route not inspected: caveats %q name no route", unmapped.Caveats)
 	}
 }
 

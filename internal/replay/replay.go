@@ -166,6 +166,14 @@ func Run(ctx context.Context, dir string, win ledger.Window, cfg *config.Config,
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
+	routes := make([]string, 0, len(rp.unmapped))
+	for r := range rp.unmapped {
+		routes = append(routes, r)
+	}
+	sort.Strings(routes)
+	for _, r := range routes {
+		rep.Caveats = append(rep.Caveats, fmt.Sprintf("route %s: not in the new config's route map: its %d answers would go out uninspected, so none is masked and no budget counts them", r, rp.unmapped[r]))
+	}
 	if f := cfg.Ration.FanoutCap; f != nil && rp.canaries > 0 {
 		// The gateway counts a canary's open against the answer that
 		// showed it, as a real record's (ration.Uncounted): which answer
@@ -257,6 +265,9 @@ type replayer struct {
 	// canaries counts the look-ups of canaries rationed again: the
 	// gateway records one with no id (the ledger names no canary).
 	canaries int
+	// unmapped counts, by route, the answers served on routes the new
+	// config's route map does not inspect.
+	unmapped map[string]int
 }
 
 func newReplayer(cfg *config.Config) (*replayer, error) {
@@ -273,7 +284,7 @@ func newReplayer(cfg *config.Config) (*replayer, error) {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
 	rp := &replayer{st: st, adm: adm, imap: imap, links: &verdicts{Store: st},
-		facets: map[string]string{}, scopes: map[string]string{}, budget: map[string]bool{}}
+		facets: map[string]string{}, scopes: map[string]string{}, budget: map[string]bool{}, unmapped: map[string]int{}}
 	// Scopes are taken as decided (identities' scopes are not kept): the
 	// rationer is built without them, and their masks are put back.
 	rc := cfg.Ration
@@ -367,6 +378,32 @@ func (rp *replayer) request(e *ledger.Entry) (method, path string) {
 	return method, strings.Join(segs, "/")
 }
 
+// uninspected notes an answer on a route the new config's route map does
+// not inspect: it would go out as the upstream made it, so each rule that
+// masked its records (a scope's aside, as in ration) masks them no longer,
+// and nothing of it counts against a budget.
+func (rp *replayer) uninspected(e *ledger.Entry) {
+	if e.Route == "" {
+		return // matched no route of the live map either: nothing was inspected
+	}
+	rp.unmapped[e.Route]++
+	gone := map[string]int{}
+	for _, r := range e.Records {
+		if r.Masked == 0 {
+			continue
+		}
+		for _, rule := range e.MaskRules {
+			if _, scope := rp.scopes[rule]; !scope {
+				gone[rule]++
+			}
+		}
+	}
+	for rule, n := range gone {
+		f, v := rp.owner(e, rule, "")
+		rp.diffs[noLongerMasked].add(f, v, rule, n)
+	}
+}
+
 // canaryLookup reports whether e is a look-up of a canary: an answer on
 // a route of the map with a lookup whose id the ledger does not hold
 // (a real look-up's is kept hashed) and no records.
@@ -443,6 +480,7 @@ func (rp *replayer) ration(ctx context.Context, e *ledger.Entry) error {
 	method, path := rp.request(e)
 	m, ok := rp.imap.Match(method, path)
 	if !ok {
+		rp.uninspected(e)
 		return nil
 	}
 	rt := m.Route
