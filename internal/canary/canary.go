@@ -38,6 +38,14 @@ type phoneRange struct {
 	digits int
 	size   uint64
 	cities []string
+	// cc is the prefix's country code ("+44"), trunk the national prefix
+	// its country writes before the national number ("0"; "" for +1 and
+	// +34, whose national form is the national number alone): the range's
+	// numbers written nationally are trunk, prefix[len(cc):], the digits.
+	// national is false when libphonenumber writes them otherwise (trace
+	// then reads them only internationally).
+	cc, trunk string
+	national  bool
 }
 
 // New builds Canaries from cfg (defaults applied), reading the keys from
@@ -86,6 +94,7 @@ func newCanaries(cfg Config, keys []*key) *Canaries {
 		if pr.cities = regionCities[region]; pr.cities == nil {
 			pr.cities = otherCities
 		}
+		pr.cc, pr.trunk, pr.national = nationalForm(p, x)
 		c.phones = append(c.phones, pr)
 	}
 	for _, f := range cfg.Facets {
@@ -104,6 +113,35 @@ func newCanaries(cfg Config, keys []*key) *Canaries {
 
 // Config is the configuration c was built from, defaults applied.
 func (c *Canaries) Config() Config { return c.cfg }
+
+// nationalForm is how range p's numbers (x: where its digits drawn start)
+// are written in their own country, from libphonenumber's national format
+// of its first and last numbers as digits: the country code ("+33"), then
+// the national (trunk) prefix written before the national significant
+// number ("0": "06 12 90 00 00"). ok is false when the two numbers are
+// written differently or not as a prefix and the national number.
+func nationalForm(p string, x int) (cc, trunk string, ok bool) {
+	for i, v := range []uint64{0, pow10(len(p)-x) - 1} {
+		s := fillPhone(p, x, v)
+		n, err := phonenumbers.Parse(s, "")
+		if err != nil {
+			return "", "", false
+		}
+		c := "+" + strconv.Itoa(int(n.GetCountryCode()))
+		nsn := phonenumbers.GetNationalSignificantNumber(n)
+		nat := normPhone(phonenumbers.Format(n, phonenumbers.NATIONAL))
+		if c+nsn != s || len(c) > x || !strings.HasSuffix(nat, nsn) {
+			return "", "", false
+		}
+		t := nat[:len(nat)-len(nsn)]
+		if i == 0 {
+			cc, trunk = c, t
+		} else if c != cc || t != trunk {
+			return "", "", false
+		}
+	}
+	return cc, trunk, true
+}
 
 func pow10(n int) uint64 {
 	v := uint64(1)
@@ -333,13 +371,13 @@ func (c *Canaries) Verify(id, username, email, phone string) (Profile, bool) {
 		p, ok := c.ParseID(id)
 		ok = ok && strconv.FormatInt(p.ID, 10) == id // "+1000000299" is no canary's id
 		for ki := p.Key; ok && ki < len(c.keys); ki++ {
-			if q := c.profile(ki, p.Index); q.ID == p.ID && matches(&q, username, email, phone) {
+			if q := c.profile(ki, p.Index); q.ID == p.ID && c.matches(&q, username, email, phone) {
 				return q, true
 			}
 		}
 		return Profile{}, false
 	}
-	if p, ok := c.ByUsername(username); ok && matches(&p, username, email, phone) {
+	if p, ok := c.ByUsername(username); ok && c.matches(&p, username, email, phone) {
 		return p, true
 	}
 	return Profile{}, false
@@ -349,7 +387,7 @@ func (c *Canaries) Verify(id, username, email, phone string) (Profile, bool) {
 // present and p's, and none present differs. An e-mail may come as a
 // copy writes it ("Name <a@b>", "mailto:a@b", any case) and a phone in
 // any spelling of the same number (SamePhone).
-func matches(p *Profile, username, email, phone string) bool {
+func (c *Canaries) matches(p *Profile, username, email, phone string) bool {
 	match := 0
 	if username != "" {
 		if !strings.EqualFold(username, p.Username) {
@@ -364,7 +402,7 @@ func matches(p *Profile, username, email, phone string) bool {
 		match++
 	}
 	if phone != "" {
-		if !SamePhone(phone, p.Phone) {
+		if !c.SamePhone(phone, p.Phone) {
 			return false
 		}
 		match++
@@ -401,26 +439,30 @@ func IntlPhone(s string) string {
 	return "+" + strings.TrimPrefix(n, "00")
 }
 
-// SamePhone reports whether a copy's value s is canonical, an E.164
-// number, in some spelling: international (IntlPhone), or national, the
-// number without its country code and with or without a trunk "0"
-// ("(212) 590-1234" for +12125901234, "07400 912345" for +447400912345).
-func SamePhone(s, canonical string) bool {
-	n := normPhone(s)
-	if n == "" {
-		return false
-	}
+// SamePhone reports whether a copy's value s is canonical, a canary's
+// phone (E.164), in some spelling: international (IntlPhone), or the
+// national form of canonical's own country as libphonenumber writes it,
+// its trunk prefix included ("(415) 590-1234" for +14155901234, "07400
+// 912345" for +447400912345, "06 12 90 12 34" for +33612901234, "612 90
+// 12 34" for +34612901234). A national number of another country is not
+// canonical even where its digits end canonical's: "0612901234" is French
+// and never +34612901234, "612901234" Spanish and never +33612901234.
+func (c *Canaries) SamePhone(s, canonical string) bool {
 	if IntlPhone(s) == canonical {
 		return true
 	}
-	if n[0] == '+' || strings.HasPrefix(n, "00") {
+	n := normPhone(s)
+	if n == "" || n[0] == '+' || strings.HasPrefix(n, "00") {
 		return false // it names its country, and another number
 	}
-	// National: what remains of canonical is "+" and a country code (1 to
-	// 3 digits), the national number at least 6 digits.
-	d := strings.TrimPrefix(n, "0")
-	cc := len(canonical) - len(d)
-	return len(d) >= 6 && cc >= 2 && cc <= 4 && strings.HasSuffix(canonical, d)
+	for i := range c.phones {
+		r := &c.phones[i]
+		if len(canonical) == len(r.prefix)+r.digits && strings.HasPrefix(canonical, r.prefix) {
+			rest := canonical[len(r.cc):]
+			return r.national && len(n) == len(r.trunk)+len(rest) && strings.HasPrefix(n, r.trunk) && n[len(r.trunk):] == rest
+		}
+	}
+	return false
 }
 
 // normPhone keeps "+" and the digits (a copy may write "+1 212-590-1234").

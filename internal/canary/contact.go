@@ -59,6 +59,17 @@ func (c *Canaries) PhoneShaped(p string) bool {
 	return false
 }
 
+// phoneShaped is PhoneShaped of bytes (a reader's, not copied).
+func (c *Canaries) phoneShaped(p []byte) bool {
+	for i := range c.phones {
+		r := &c.phones[i]
+		if len(p) == len(r.prefix)+r.digits && string(p[:len(r.prefix)]) == r.prefix {
+			return true
+		}
+	}
+	return false
+}
+
 // PhoneSpace is how many numbers the configured ranges hold: a canary's
 // phone is one of them, so a phone alone names one of about
 // canaries/PhoneSpace canaries, and a number drawn at random from the
@@ -71,9 +82,70 @@ func (c *Canaries) PhoneSpace() uint64 {
 	return n
 }
 
+// AppendShapedPhone appends to dst the number of a configured range that
+// s, a copy's spelling of a phone, is, in E.164 ("+" and the digits), and
+// reports whether there is one: s written internationally ("+1 415 590
+// 1234", "0014155901234", "14155901234": E.164 without its "+", as
+// databases keep numbers) or in the national form of the range's own
+// country ("(415) 590-1234", "07400 912345", "06 12 90 12 34"; SamePhone).
+// A national number names no country, so s is read in each range's: when
+// it is numbers of two ranges (two countries writing their numbers alike),
+// it is none, since which canary's it is cannot be said. No libphonenumber
+// parse: a reader checks every contact-only record, and the ranges'
+// national forms are known from New.
+func (c *Canaries) AppendShapedPhone(dst []byte, s string) ([]byte, bool) {
+	if len(s) > 64 {
+		return dst, false // no number of a range is written in so many bytes
+	}
+	var buf [64]byte
+	d := AppendNormPhone(buf[:0], s)
+	if len(d) == 0 || len(d) > 20 {
+		return dst, false // E.164 has 15 digits at most
+	}
+	if d[0] == '+' {
+		if !c.phoneShaped(d) {
+			return dst, false
+		}
+		return append(dst, d...), true
+	}
+	// Read nationally in the country of each range: cc and rest are the
+	// one number found ("" when none).
+	var cc string
+	var rest []byte
+	for i := range c.phones {
+		r := &c.phones[i]
+		if !r.national || len(d) != len(r.trunk)+len(r.prefix)-len(r.cc)+r.digits ||
+			string(d[:len(r.trunk)]) != r.trunk || string(d[len(r.trunk):len(r.trunk)+len(r.prefix)-len(r.cc)]) != r.prefix[len(r.cc):] {
+			continue
+		}
+		if rest != nil && (cc != r.cc || string(rest) != string(d[len(r.trunk):])) {
+			return dst, false // two countries' numbers
+		}
+		cc, rest = r.cc, d[len(r.trunk):]
+	}
+	// And internationally: E.164 without its "+", or "00" for it.
+	var ib [21]byte
+	e := append(ib[:0], '+')
+	if len(d) > 2 && d[0] == '0' && d[1] == '0' {
+		e = append(e, d[2:]...)
+	} else {
+		e = append(e, d...)
+	}
+	if c.phoneShaped(e) {
+		if rest != nil && (len(e) != len(cc)+len(rest) || string(e[:len(cc)]) != cc || string(e[len(cc):]) != string(rest)) {
+			return dst, false // a national number of one range, international of another
+		}
+		return append(dst, e...), true
+	}
+	if rest == nil {
+		return dst, false
+	}
+	return append(append(dst, cc...), rest...), true
+}
+
 // VerifyContact is Verify's rule for a record found by its e-mail or
 // phone alone: at least one of them present and p's, none present
-// differing (e-mail case-insensitive, phone as NormPhone).
-func VerifyContact(p *Profile, email, phone string) bool {
-	return matches(p, "", email, phone)
+// differing (e-mail case-insensitive, phone as SamePhone).
+func (c *Canaries) VerifyContact(p *Profile, email, phone string) bool {
+	return c.matches(p, "", email, phone)
 }

@@ -112,7 +112,9 @@
 //
 // A leaked record with only an e-mail or a phone cannot be turned back
 // into its canary's index (both are drawn from the key): warden trace
-// keeps the values that can be a canary's (EmailShaped, PhoneShaped) and
+// keeps the values that can be a canary's (EmailShaped, AppendShapedPhone:
+// a number of a range written internationally or in the national form of
+// the range's country, worked out from libphonenumber once, in New) and
 // looks them up among the canaries a ledger says were served, each made
 // again from its index, under Verify's rule (VerifyContact; contact.go).
 //

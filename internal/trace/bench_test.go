@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warden-gw/warden/internal/canary"
 )
 
 // ndjsonCopy is n lab-shaped full profiles, one a line.
@@ -146,4 +148,42 @@ func BenchmarkTraceSQL(b *testing.B) {
 	for _, tool := range []string{"mysqldump", "pg_dump", "pg_dump-inserts"} {
 		b.Run(tool, func(b *testing.B) { benchRead(b, sqlDumpCopy(tool, 500000)) })
 	}
+}
+
+// contactOnlyCopy is n contact-only records (e-mail and phone, no id or
+// username), their phones in E.164 and in national form by turns: the
+// records keepContact checks with canaries on.
+func contactOnlyCopy(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		phone := fmt.Sprintf("+4915123%06d", i%524288)
+		switch i % 3 {
+		case 1:
+			phone = fmt.Sprintf("(212) 5%02d-%04d", i%100, i%10000)
+		case 2:
+			phone = fmt.Sprintf("06 12 %02d %02d %02d", i%100, i/100%100, i/10000%100)
+		}
+		fmt.Fprintf(&b, `{"email":"lena.morgan%d@mail.example","phone":%q}`+"\n", i, phone)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkTraceContactOnly: a whole read of contact-only records with
+// canaries on (every record's e-mail and phone checked by keepContact).
+func BenchmarkTraceContactOnly(b *testing.B) {
+	c, err := canary.NewWithKeys(canary.Config{KeyEnv: "X"}, "bench-canary-key-0123456789abcdef")
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := contactOnlyCopy(500000)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		t := New(c, 0)
+		if _, err := t.Read(bytes.NewReader(data), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportPerCore(b, int64(len(data))*int64(b.N), cpuTime(b)-cpu0)
 }

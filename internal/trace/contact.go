@@ -18,7 +18,7 @@ import (
 // the key, not invertible, and making every index of a key again to index
 // them costs a profile each (2^26 per key; see doc.go). So a read keeps the
 // copy's contact-only values that can be a canary's (canary.EmailShaped,
-// PhoneShaped: distinct pairs, nothing else), and the report replays the
+// AppendShapedPhone: distinct pairs, nothing else), and the report replays the
 // ledger once more, only when there are some, for the canaries it says
 // were shown to anyone, makes each of them again and looks its e-mail and
 // phone up among the kept values. A match must still pass Verify's rule.
@@ -52,23 +52,12 @@ func keepContact(c *canary.Canaries, rec *Record, set map[contact]struct{}) {
 		}
 	}
 	if len(rec.Phone) > 0 {
-		if len(rec.Phone) > 64 {
-			return // no number of a range is written in so many bytes
-		}
-		// "+" and the digits; a number without its "+" ("12125901234", as
-		// databases keep E.164) or with "00" for it is read as E.164.
-		p = canary.AppendNormPhone(phone[:1], unsafe.String(&rec.Phone[0], len(rec.Phone)))[1:]
-		if len(p) > 20 {
-			return // E.164 has 15 digits at most
-		}
-		if len(p) > 0 && p[0] != '+' {
-			p = phone[:len(p)+1]
-			p[0] = '+'
-			if len(p) > 3 && p[1] == '0' && p[2] == '0' {
-				p = append(p[:1], p[3:]...)
-			}
-		}
-		if !c.PhoneShaped(unsafe.String(unsafe.SliceData(p), len(p))) {
+		// A number of a configured range in E.164, however the copy
+		// writes it: with or without its "+" or with "00" for it
+		// ("12125901234", as databases keep E.164), or in the national
+		// form of the range's country ("(212) 590-1234", "07400 912345").
+		var ok bool
+		if p, ok = c.AppendShapedPhone(phone[:0], unsafe.String(&rec.Phone[0], len(rec.Phone))); !ok {
 			return
 		}
 	}
@@ -210,7 +199,7 @@ func (t *Tracer) matchContacts(led Entries, eps float64) contactResult {
 		if k.email != "" {
 			ok := false
 			for _, ck := range emails[k.email] {
-				if p := c.Canary(ck.key, ck.index); canary.VerifyContact(&p, k.email, k.phone) {
+				if p := c.Canary(ck.key, ck.index); c.VerifyContact(&p, k.email, k.phone) {
 					res.found = append(res.found, ck)
 					ok = true
 				}

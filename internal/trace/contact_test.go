@@ -254,6 +254,8 @@ func FuzzKeepContact(f *testing.F) {
 	p := c.Canary(0, 12345)
 	f.Add([]byte(p.Email), []byte(p.Phone))
 	f.Add([]byte(strings.ToUpper(p.Email)), []byte(usSpelling(p.Phone)))
+	f.Add([]byte(p.Email), []byte(national(p.Phone, 0)))
+	f.Add([]byte(p.Email), []byte("00"+p.Phone[1:]))
 	f.Add([]byte("a@mail.example"), []byte("+"))
 	f.Add([]byte("@"), []byte{})
 	f.Fuzz(func(t *testing.T, email, phone []byte) {
@@ -398,5 +400,127 @@ func TestIDsOnly(t *testing.T) {
 	tr.Read(strings.NewReader(fmt.Sprintf("id,username\n%d,lena.morgan_4821173\n", s.canaries[0].ID)), nil)
 	if rep := tr.ReportEntries(nil, 0); rep.CanariesForged != 1 || rep.CanaryIDsOnly != 0 {
 		t.Errorf("a canary's id with another username: %d rejected, %d unverified", rep.CanariesForged, rep.CanaryIDsOnly)
+	}
+}
+
+// national writes an E.164 phone of the canary ranges' countries (or a
+// real subject's, +1) in its country's national form, spelled the way
+// style (0-2) picks: "(415) 559-2671", "415-559-2671", "4155592671";
+// "07400 912345"; "01512 3912345"; "06 12 91 23 45"; "612 91 23 45".
+func national(p string, style int) string {
+	switch {
+	case strings.HasPrefix(p, "+1"):
+		n := p[2:]
+		return [...]string{"(" + n[:3] + ") " + n[3:6] + "-" + n[6:], n[:3] + "-" + n[3:6] + "-" + n[6:], n}[style]
+	case strings.HasPrefix(p, "+33"):
+		n := "0" + p[3:]
+		return [...]string{n[:2] + " " + n[2:4] + " " + n[4:6] + " " + n[6:8] + " " + n[8:], n, n[:2] + "." + n[2:4] + "." + n[4:6] + "." + n[6:8] + "." + n[8:]}[style]
+	case strings.HasPrefix(p, "+34"):
+		n := p[3:]
+		return [...]string{n[:3] + " " + n[3:5] + " " + n[5:7] + " " + n[7:], n, n[:3] + "-" + n[3:6] + "-" + n[6:]}[style]
+	default: // +44, +49: a trunk "0"
+		n := "0" + p[3:]
+		return [...]string{n[:5] + " " + n[5:], n, n[:5] + "-" + n[5:]}[style]
+	}
+}
+
+// TestNationalCopies: a take whose phones are kept in the national form
+// of their country (no country code: "(415) 559-2671", "07400 912345",
+// "06 12 91 23 45"), with ids and usernames, as contact details only, and
+// as a CSV without a header, finds the same canaries and accuses the same
+// identity as the take with its phones in E.164. Before, a contact-only
+// copy in national form found no canary by phone (a national number was
+// read as E.164 without its "+", which no range has) and a headerless
+// column of them was not read at all.
+func TestNationalCopies(t *testing.T) {
+	s := newContactScene(t)
+	full := func(phone func(int, string) string) string {
+		var b strings.Builder
+		b.WriteString("id,username,phone\n")
+		k := 0
+		for i, id := range s.real {
+			if i%10 == 0 && i/10 < len(s.canaries) {
+				p := s.canaries[i/10]
+				fmt.Fprintf(&b, "%d,%s,%q\n", p.ID, p.Username, phone(k, p.Phone))
+				k++
+			}
+			fmt.Fprintf(&b, "%d,lena.morgan_%d,%q\n", id, id, phone(k, realPhone(id)))
+			k++
+		}
+		return b.String()
+	}
+	e164 := func(_ int, p string) string { return p }
+	nat := func(k int, p string) string { return national(p, k%3) }
+	cases := []struct {
+		name     string
+		orig, nl string
+		contact  bool
+	}{
+		{"ids, usernames and phones", full(e164), full(nat), false},
+		{"phones only", "phone\n" + s.copyOf(func(_, p string) string { return p + "\n" }),
+			"phone\n" + s.copyOf(func(_, p string) string { return fmt.Sprintf("%q\n", national(p, len(p)%3)) }), true},
+		{"phones only, no header", s.copyOf(func(_, p string) string { return p + "\n" }),
+			s.copyOf(func(_, p string) string { return national(p, 0) + "\n" }), true},
+		{"names and phones", s.copyOf(func(_, p string) string { return fmt.Sprintf(`{"full_name":"Lena Morgan","mobile":%q}`+"\n", p) }),
+			s.copyOf(func(_, p string) string {
+				return fmt.Sprintf(`{"full_name":"Lena Morgan","mobile":%q}`+"\n", national(p, 1))
+			}), true},
+	}
+	for _, tc := range cases {
+		a, b := s.trace(t, tc.orig, s.led), s.trace(t, tc.nl, s.led)
+		t.Logf("%s: E.164 %d canaries (%d by contact), national %d (%d by contact), %d rejected, accused %q",
+			tc.name, a.CanariesFound, a.ContactCanaries, b.CanariesFound, b.ContactCanaries, b.CanariesForged, accusedOf(b))
+		want := len(s.canaries)
+		if tc.contact {
+			want = want * 9 / 10 // a phone several served canaries share names none
+		}
+		if a.CanariesFound < want || b.CanariesFound != a.CanariesFound || b.ContactCanaries != a.ContactCanaries ||
+			b.CanariesForged != 0 || b.Records != a.Records || b.Subjects != a.Subjects {
+			t.Errorf("%s: national: %d records, %d subjects, %d canaries (%d by contact), %d rejected; E.164: %d records, %d subjects, %d canaries (%d by contact)",
+				tc.name, b.Records, b.Subjects, b.CanariesFound, b.ContactCanaries, b.CanariesForged, a.Records, a.Subjects, a.CanariesFound, a.ContactCanaries)
+		}
+		if got := accusedOf(b); got != "harvester" || got != accusedOf(a) {
+			t.Errorf("%s: national copy accused %q, E.164 copy %q; want the harvester alone", tc.name, got, accusedOf(a))
+		}
+	}
+}
+
+// TestNationalWrongCountry: canaries' phones rewritten as another
+// country's national number with the same digits (a French canary's
+// "0612912345" written "612912345", Spain's form; a Spanish one's as
+// "0612912345", France's) are another number: beside the canary's id
+// they reject the record (a forgery), and alone they find no canary.
+func TestNationalWrongCountry(t *testing.T) {
+	s := newContactScene(t)
+	swap := func(p string) (string, bool) {
+		switch {
+		case strings.HasPrefix(p, "+33"):
+			return p[3:], true
+		case strings.HasPrefix(p, "+34"):
+			return "0" + p[3:], true
+		}
+		return "", false
+	}
+	var full, contacts strings.Builder
+	full.WriteString("id,username,phone\n")
+	contacts.WriteString("phone\n")
+	n := 0
+	for _, p := range s.canaries {
+		if f, ok := swap(p.Phone); ok {
+			fmt.Fprintf(&full, "%d,%s,%s\n", p.ID, p.Username, f)
+			fmt.Fprintf(&contacts, "%s\n", f)
+			n++
+		}
+	}
+	if n < 10 {
+		t.Fatalf("%d French or Spanish canaries: the test needs more", n)
+	}
+	r := s.trace(t, full.String(), s.led)
+	if r.CanariesFound != 0 || r.CanariesForged != n || len(r.Accused) != 0 {
+		t.Errorf("ids beside another country's number: %d found, %d rejected of %d, accused %q", r.CanariesFound, r.CanariesForged, n, accusedOf(r))
+	}
+	r = s.trace(t, contacts.String(), s.led)
+	if r.CanariesFound != 0 || len(r.Accused) != 0 {
+		t.Errorf("another country's numbers alone: %d found, accused %q", r.CanariesFound, accusedOf(r))
 	}
 }

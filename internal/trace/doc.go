@@ -27,10 +27,12 @@
 // (contact.go): a canary's e-mail and phone are drawn from the key, not
 // invertible, so the read keeps the distinct contact values that can be a
 // canary's (canary.EmailShaped: a configured domain and a suffix of the
-// canaries' range; PhoneShaped: a number of a configured range), and the
-// report, when there are some, replays the ledger once more for the
-// canaries shown to anyone, under every key, makes each again and looks
-// its e-mail (lower case) and phone ("+" and digits) up among them. A
+// canaries' range; AppendShapedPhone: a number of a configured range,
+// written internationally or in the national form of the range's own
+// country, never read as another country's), and the report, when there
+// are some, replays the ledger once more for the canaries shown to anyone,
+// under every key, makes each again and looks its e-mail (lower case) and
+// phone (E.164) up among them. A
 // match must pass Verify's rule (one present and equal, none present
 // differing) and is scored like a canary found by id. Bounds: memory is
 // the kept values (a copy of real users' contacts keeps none when the

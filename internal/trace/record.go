@@ -185,8 +185,12 @@ func sniff(v []byte) int {
 		return fNone
 	case plus && digits >= 7 && letters == 0:
 		return fPhone
+	case digits == len(v) && trunkDigits(v):
+		return fPhone // "0612912345", "00447400912345": no decimal id starts with a "0"
 	case digits == len(v) && len(v) <= 19:
 		return fID
+	case letters == 0 && phoneShape(v):
+		return fPhone // "(415) 555-2671", "020 7946 0018", "06 12 34 56 78"
 	case letters > 0 && len(v) <= 64 && !hasSpace(v):
 		return fUsername
 	}
@@ -200,4 +204,47 @@ func hasSpace(v []byte) bool {
 		}
 	}
 	return false
+}
+
+// trunkDigits: a number written with a trunk "0" before its national
+// number ("07400912345", "0612912345") or "00" before its country code
+// ("00447400912345"), in 8 to 17 digits. An id written in decimal has no
+// leading "0"; an id padded with zeros ("0000161") has more than these.
+func trunkDigits(v []byte) bool {
+	if len(v) < 8 || len(v) > 17 || v[0] != '0' {
+		return false
+	}
+	if v[1] != '0' {
+		return len(v) <= 13
+	}
+	return v[2] != '0' && len(v) >= 10
+}
+
+// phoneShape: a number as people write one, digits grouped by spaces,
+// '-', '.', '/' or a pair of parentheses, 9 to 15 digits ("(415)
+// 555-2671", "415.555.2671", "020 7946 0018", "06 12 34 56 78", "612 91
+// 23 45"). A date ("2024-01-05": 8 digits), a decimal ("1234567.89": one
+// '.', nothing else) and a time (':') are not.
+func phoneShape(v []byte) bool {
+	digits, seps, dots, open, closed := 0, 0, 0, 0, 0
+	for i, c := range v {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == ' ' || c == '-' || c == '/':
+			if i == 0 {
+				return false
+			}
+			seps++
+		case c == '.':
+			dots++
+		case c == '(' && open == 0 && digits == 0:
+			open++
+		case c == ')' && open == 1 && closed == 0:
+			closed++
+		default:
+			return false
+		}
+	}
+	return digits >= 9 && digits <= 15 && open == closed && (seps > 0 || dots > 1 || open > 0) && !(dots == 1 && seps == 0 && open == 0)
 }
