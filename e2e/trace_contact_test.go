@@ -178,14 +178,26 @@ func nationalForm(t *testing.T, p string) string {
 	return phonenumbers.Format(n, phonenumbers.NATIONAL)
 }
 
+// digitsOf is s's digits alone.
+func digitsOf(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
 // TestTraceNationalPhones: the harvester's take written with every phone
 // in the national form of its country (no country code, as a leaked
 // database of one country's users keeps them: "(415) 559-2671", "07400
 // 912345", "06 12 91 23 45") finds the same canaries and accuses the same
 // identities as the take with its phones in E.164: with ids, usernames
 // and e-mails (each canary's phone must still be its own, or the record
-// is a forgery), and as phones alone. Before, a contact-only copy in
-// national form found no canary by phone.
+// is a forgery), as phones alone, and as a CSV without a header whose
+// phones are digits alone ("4155592671", "0612912345"). Before, a
+// contact-only copy in national form found no canary by phone, and a
+// headerless column of phone digits was read as ids.
 func TestTraceNationalPhones(t *testing.T) {
 	h := contactHarvest(t)
 	full := func(phone func(string) string) func(contactOf) string {
@@ -195,6 +207,7 @@ func TestTraceNationalPhones(t *testing.T) {
 	}
 	intl := func(p string) string { return p }
 	nat := func(p string) string { return nationalForm(t, p) }
+	natDigits := func(p string) string { return digitsOf(nationalForm(t, p)) }
 	for _, tc := range []struct {
 		name, head string
 		orig, nl   func(contactOf) string
@@ -202,6 +215,9 @@ func TestTraceNationalPhones(t *testing.T) {
 	}{
 		{"ids, usernames, e-mails and phones", "id,username,email,phone\n", full(intl), full(nat), false},
 		{"phones alone", "phone\n", func(c contactOf) string { return c.Phone + "\n" }, func(c contactOf) string { return nat(c.Phone) + "\n" }, true},
+		{"names and phone digits, no header", "",
+			func(c contactOf) string { return fmt.Sprintf("%q,%s\n", c.FullName, c.Phone[1:]) },
+			func(c contactOf) string { return fmt.Sprintf("%q,%s\n", c.FullName, natDigits(c.Phone)) }, true},
 	} {
 		a := runTraceCmd(t, h.ledgerDir, writeContacts(t, h.dir, "take-e164.csv", tc.head, "", h.contacts, tc.orig))
 		b := runTraceCmd(t, h.ledgerDir, writeContacts(t, h.dir, "take-national.csv", tc.head, "", h.contacts, tc.nl))

@@ -461,6 +461,8 @@ func TestNationalCopies(t *testing.T) {
 			"phone\n" + s.copyOf(func(_, p string) string { return fmt.Sprintf("%q\n", national(p, len(p)%3)) }), true},
 		{"phones only, no header", s.copyOf(func(_, p string) string { return p + "\n" }),
 			s.copyOf(func(_, p string) string { return national(p, 0) + "\n" }), true},
+		{"phone digits only, no header", s.copyOf(func(_, p string) string { return p[1:] + "\n" }),
+			s.copyOf(func(_, p string) string { return national(p, 2) + "\n" }), true},
 		{"names and phones", s.copyOf(func(_, p string) string { return fmt.Sprintf(`{"full_name":"Lena Morgan","mobile":%q}`+"\n", p) }),
 			s.copyOf(func(_, p string) string {
 				return fmt.Sprintf(`{"full_name":"Lena Morgan","mobile":%q}`+"\n", national(p, 1))
@@ -522,5 +524,81 @@ func TestNationalWrongCountry(t *testing.T) {
 	r = s.trace(t, contacts.String(), s.led)
 	if r.CanariesFound != 0 || len(r.Accused) != 0 {
 		t.Errorf("another country's numbers alone: %d found, accused %q", r.CanariesFound, accusedOf(r))
+	}
+}
+
+// TestDigitColumns: in a CSV without a header, a column of phones kept as
+// digits ("14155912345", E.164 without its "+"; "4155912345", the North
+// American national form; "0612912345", a trunk "0") is read as phones,
+// not ids, wherever it stands: before, a first column of them was taken
+// for the records' ids (the real ids beside them ignored: no coverage,
+// and numbers of 10 digits counted as forged canaries), and alone they
+// were ids and found no canary. Columns of ids (sequential, or random
+// ones of 10 and 11 digits) stay ids.
+func TestDigitColumns(t *testing.T) {
+	s := newContactScene(t)
+	subjects := map[int]bool{}
+	for _, id := range s.real {
+		subjects[id] = true
+	}
+	write := func(phone func(string) string, withID bool) string {
+		var b strings.Builder
+		for i, id := range s.real {
+			if i%10 == 0 && i/10 < len(s.canaries) {
+				if p := s.canaries[i/10]; withID {
+					fmt.Fprintf(&b, "%s,%d,%s\n", phone(p.Phone), p.ID, p.Username)
+				} else {
+					fmt.Fprintf(&b, "%s\n", phone(p.Phone))
+				}
+			}
+			if withID {
+				fmt.Fprintf(&b, "%s,%d,lena.morgan_%d\n", phone(realPhone(id)), id, id)
+			} else {
+				fmt.Fprintf(&b, "%s\n", phone(realPhone(id)))
+			}
+		}
+		return b.String()
+	}
+	forms := map[string]func(string) string{
+		"E.164 without +": func(p string) string { return p[1:] },
+		"national digits": func(p string) string { return national(p, 2) },
+	}
+	for name, phone := range forms {
+		r := s.trace(t, write(phone, true), s.led)
+		if r.Subjects != len(subjects) || r.CanariesFound != len(s.canaries) || r.CanariesForged != 0 || accusedOf(r) != "harvester" {
+			t.Errorf("%s, then ids and usernames: %d subjects of %d, %d canaries of %d, %d rejected, accused %q",
+				name, r.Subjects, len(subjects), r.CanariesFound, len(s.canaries), r.CanariesForged, accusedOf(r))
+		}
+		r = s.trace(t, write(phone, false), s.led)
+		if r.Subjects != 0 || r.ContactOnly != r.Records || r.CanariesFound < len(s.canaries)*9/10 || r.CanariesForged != 0 || accusedOf(r) != "harvester" {
+			t.Errorf("%s alone: %d subjects, %d of %d records contact-only, %d canaries of %d, %d rejected, accused %q",
+				name, r.Subjects, r.ContactOnly, r.Records, r.CanariesFound, len(s.canaries), r.CanariesForged, accusedOf(r))
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for name, id := range map[string]func(int) int64{
+		"sequential ids": func(i int) int64 { return int64(i + 1) },
+		"10-digit ids":   func(int) int64 { return 1_000_000_000 + rng.Int64N(3_000_000_000) },
+		"11-digit ids":   func(int) int64 { return 10_000_000_000 + rng.Int64N(90_000_000_000) },
+	} {
+		var b strings.Builder
+		for i := range 2000 {
+			fmt.Fprintf(&b, "%d,lena.morgan_%d\n", id(i), i)
+		}
+		tr := New(nil, 2)
+		if _, err := tr.Read(strings.NewReader(b.String()), nil); err != nil {
+			t.Fatal(err)
+		}
+		if r := tr.ReportEntries(nil, 0); r.UsernameOnly != 0 || r.ContactOnly != 0 {
+			t.Errorf("%s: %d records without an id, %d contact-only", name, r.UsernameOnly, r.ContactOnly)
+		}
+	}
+	// sniff: what a value alone looks like.
+	for v, want := range map[string]int{"0612912345": fPhone, "00447400912345": fPhone, "07400 912345": fPhone, "(415) 559-2671": fPhone,
+		"415.559.2671": fPhone, "06 12 91 23 45": fPhone, "612 91 23 45": fPhone, "4155592671": fID, "0000161": fID,
+		"2024-01-05": fNone, "1234567.89": fNone, "12:30:00": fNone, "415 559": fNone} {
+		if got := sniff([]byte(v)); got != want {
+			t.Errorf("sniff(%q) = %d, want %d", v, got, want)
+		}
 	}
 }

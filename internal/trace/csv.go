@@ -86,7 +86,7 @@ func sniffCSV(sample []byte) csvLayout {
 	}
 	// A first line whose values do not look like the column's is a header.
 	for k := fID; k <= fPhone; k++ {
-		if c := l.cols[k]; c >= 0 && sniff(bytes.TrimSpace(fieldAt(hdr, c))) != k {
+		if c := l.cols[k]; c >= 0 && !sniffAs(bytes.TrimSpace(fieldAt(hdr, c)), k) {
 			l.header = true
 		}
 	}
@@ -133,9 +133,27 @@ func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols layout, named bo
 	}
 	// Count what each column's values look like.
 	votes := map[[2]int]int{}
+	phones := map[int]int{} // of a column's digit values, the phones' (phoneDigits)
 	for _, f := range rows {
 		for i, v := range f {
-			votes[[2]int{i, sniff(bytes.TrimSpace(v))}]++
+			v = bytes.TrimSpace(v)
+			k := sniff(v)
+			votes[[2]int{i, k}]++
+			if k == fID && i < 64 && phoneDigits(v) {
+				phones[i]++
+			}
+		}
+	}
+	// A column of digits is ids unless nine in ten of at least 10 values
+	// are valid phone numbers ("14155552671", "4155552671"), which ids
+	// seldom are (phoneDigits): read as ids, a first column of phones hid
+	// the real ids beside it, numbers of 10 digits fell in the canaries'
+	// id range (forgeries), shorter ones were subject ids no subject has,
+	// and the phones a canary is found by were lost.
+	for i, n := range phones {
+		if d := votes[[2]int{i, fID}]; d >= 10 && n*10 >= d*9 {
+			votes[[2]int{i, fPhone}] += d
+			votes[[2]int{i, fID}] = 0
 		}
 	}
 	for k := fID; k <= fPhone; k++ {
@@ -166,6 +184,13 @@ func shellNumber(v []byte) []byte {
 		}
 	}
 	return v
+}
+
+// sniffAs reports whether v, a first line's value, looks like a value of
+// a column of kind k (sniff; digits are also a phone column's: columns).
+func sniffAs(v []byte, k int) bool {
+	s := sniff(v)
+	return s == k || k == fPhone && s == fID && phoneDigits(v)
 }
 
 // fieldAt is fields[i], or nil past the end (a header shorter than its rows).

@@ -53,6 +53,15 @@
 // Search answers are scored like list answers: the ledger's list of one is
 // its query sealed under the canary key, which Plan opens.
 //
+// Phones in a CSV without a header, or under a name it does not know
+// (sniff, columns): a value starting with "+", grouped as numbers are
+// written ("(415) 555-2671"), or starting with a trunk "0" or "00" is a
+// phone; a column of bare digits is ids unless nine in ten of at least 10
+// sampled values are valid numbers (phoneDigits: libphonenumber, on the
+// sample only), since a column of phones read as ids hides the real ids
+// beside it, gives canary-shaped ids and subject ids no subject has, and
+// loses the canaries' phones.
+//
 // Benchmarks (figures in bench_results.txt): BenchmarkScanNDJSON and
 // BenchmarkScanContacts (the JSON scanner alone, full profiles and short
 // contact records), BenchmarkTraceNDJSON and BenchmarkTraceContacts (a
