@@ -75,6 +75,9 @@
 // only, BenchmarkTraceLeakSQL as a mysqldump of the harvester's users table.
 // BenchmarkTraceSQL reads BenchmarkTraceContacts' records (and a full
 // name) as a mysqldump, a pg_dump (COPY) and a pg_dump --inserts.
+// BenchmarkTraceContactOnly reads contact-only records with canaries on
+// (a third of the phones national), BenchmarkKeepContact times keepContact
+// alone per record.
 //
 // It must never: accuse an identity whose false-accusation bound is above
 // the stated probability; count a record as a canary that the key did not
