@@ -130,11 +130,20 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			for _, b := range x.Budgets {
 				lim := fmt.Sprint(b.Limit)
 				if b.AgeTier {
-					lim += " (less if young)"
-					if b.Facet != "account" && b.Account == "" {
-						// A value accounts share: a young account's tier
-						// counts the young accounts' only, SEEN everyone's.
-						lim = fmt.Sprint(b.Limit) + " (less if young, counting its tier's accounts only)"
+					// A value accounts share: a young account's tier
+					// counts the young accounts' only, SEEN everyone's.
+					shared := b.Facet != "account" && b.Account == ""
+					switch {
+					case b.TierUnknown && shared:
+						lim += " (less if young, counting its tier's accounts only)"
+					case b.TierUnknown:
+						lim += " (less if young)"
+					case b.YoungerThan != "" && shared:
+						lim = fmt.Sprintf("%d (account younger than %s, counting its tier's accounts only; %d past it)", b.LimitApplied, b.YoungerThan, b.Limit)
+					case b.YoungerThan != "":
+						lim = fmt.Sprintf("%d (account younger than %s; %d past it)", b.LimitApplied, b.YoungerThan, b.Limit)
+					default:
+						lim += " (no age tier applied)"
 					}
 				}
 				v := b.Value

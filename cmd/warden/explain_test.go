@@ -36,10 +36,10 @@ func explainLedger(t *testing.T) (dir, cfg string) {
 	const contact, profile = inspect.ClassSet(1), inspect.ClassSet(2)
 	classes := []string{"contact", "profile"}
 	for _, a := range []*inspect.Access{
-		{RequestID: "req-served", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(time.Minute), Status: 200, Classes: classes,
+		{RequestID: "req-served", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(time.Minute), Status: 200, Classes: classes, AgeRank: 2, // past every tier
 			Records: []inspect.Record{{ID: "11", Classes: contact | profile}}},
 		{RequestID: "req-masked", Route: "GET /v1/users/{id}/followers", Identity: who, Time: t0.Add(2 * time.Minute), Status: 200,
-			List: "11", Classes: classes, MaskRules: []string{"contact-account-day"},
+			List: "11", Classes: classes, MaskRules: []string{"contact-account-day"}, AgeRank: 1, // under a day old
 			Records: []inspect.Record{{ID: "12", Classes: contact | profile}, {ID: "13", Classes: contact | profile, Masked: contact},
 				{ID: "14", Classes: contact | profile | 4, Masked: contact}}}, // bit 2 names no class of the route
 		{RequestID: "req-refused", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(3 * time.Minute), Status: 429,

@@ -10,7 +10,10 @@
 // of its class served unmasked; a budget naming some provenances, not
 // all, is counted over records of every provenance, the ledger keeping
 // only whether a look-up was unreferenced, not how a referenced id was
-// shown: its Seen is then an upper bound, and says so, UpperBound), and
+// shown: its Seen is then an upper bound, and says so, UpperBound) and the
+// limit that held (an account_age tier's, told from the age rank the
+// Access recorded against the config's tier bounds, ration.TierAt; not
+// known in a ledger written without it: TierUnknown), and
 // what each rate limit that
 // counted the request, as admission decides it (admit.Admitter.Applies;
 // none for a request refused for its credentials, by a ban or by a store

@@ -133,9 +133,18 @@ type Budget struct {
 	Window     string   `json:"window"`
 	Seen       int      `json:"seen"`
 	UpperBound bool     `json:"upper_bound,omitempty"` // Seen counts records of every provenance: at most that
-	Limit      int      `json:"limit"`
-	AgeTier    bool     `json:"age_tiers"` // the limit is lower for young accounts (on a shared value, counting only its tier's accounts: Seen counts everyone's)
-	Applied    bool     `json:"applied"`   // this budget refused or masked the request
+	Limit      int      `json:"limit"`                 // the budget's own, before account_age tiers
+	AgeTier    bool     `json:"age_tiers"`             // the limit is lower for young accounts (on a shared value, counting only its tier's accounts: Seen counts everyone's)
+	// LimitApplied is the limit that held for this identity at the time:
+	// its account_age tier's (YoungerThan names the tier) when one
+	// applied, else Limit. TierUnknown: the budget has tiers and the
+	// ledger does not say the account's age rank (a ledger written before
+	// it kept it, ClickHouse, a request refused before the budgets were
+	// asked); LimitApplied is then Limit, which may not be what held.
+	LimitApplied int    `json:"limit_applied"`
+	YoungerThan  string `json:"younger_than,omitempty"`
+	TierUnknown  bool   `json:"tier_unknown,omitempty"`
+	Applied      bool   `json:"applied"` // this budget refused or masked the request
 	// Mode is the budget's: enforce, or shadow (it counts and logs what it
 	// would have done, and never applies). WouldApply: a shadow budget
 	// the request took past its limit, which enforced would have masked
@@ -232,6 +241,7 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 		// has a row.
 		return x, nil
 	}
+	bounds := ration.AgeBounds(rules.Budgets)
 	for _, b := range rules.Budgets {
 		f, ok := identify.ParseFacet(b.Facet)
 		if !ok {
@@ -260,7 +270,17 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 		row := Budget{Name: b.Name, Facet: b.Facet, Value: val, Account: acct, Class: b.Class, Provenance: provs,
 			Window: b.Window.String(), Seen: seen, UpperBound: bound, Limit: b.Limit, AgeTier: len(b.AccountAge) > 0,
 			Applied: e.Rule == b.Name || slices.Contains(e.MaskRules, b.Name), Mode: string(cmp.Or(b.Mode, ration.Enforce)),
-			Action: cmp.Or(b.Action, ration.Mask)}
+			Action: cmp.Or(b.Action, ration.Mask), LimitApplied: b.Limit}
+		if row.AgeTier {
+			// The tier the budgets applied, told from the account's age
+			// rank the Access recorded against the same config's bounds.
+			switch t, applies, known := ration.TierAt(b, bounds, e.AgeRank); {
+			case !known:
+				row.TierUnknown = true
+			case applies:
+				row.LimitApplied, row.YoungerThan = min(t.Limit, b.Limit), t.YoungerThan.String()
+			}
+		}
 		if row.Mode == string(ration.Shadow) {
 			// What it would have done: the count with this request's own
 			// records, past the limit and grown by them (a record of a
@@ -269,7 +289,7 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 			if err != nil {
 				return nil, fmt.Errorf("explain %s: budget %s: %w", id, b.Name, err)
 			}
-			row.WouldApply = with > seen && with > b.Limit
+			row.WouldApply = with > seen && with > row.LimitApplied
 		}
 		x.Budgets = append(x.Budgets, row)
 	}

@@ -113,8 +113,8 @@ func TestRequest(t *testing.T) {
 				t.Errorf("identity %v, want %v", x.Identity, want)
 			}
 			want := []explain.Budget{
-				{Name: "contact-account-hour", Facet: "account", Value: "7", Class: "contact", Window: "1h0m0s", Seen: tt.hourSeen, Limit: 2, AgeTier: true, Applied: tt.hourApplied, Mode: "enforce", Action: "mask"},
-				{Name: "contact-ip-day", Facet: "ip", Value: "192.0.2.7", Account: "7", Class: "contact", Window: "24h0m0s", Seen: tt.daySeen, Limit: 50, Applied: tt.dayAp, Mode: "enforce", Action: "mask"},
+				{Name: "contact-account-hour", Facet: "account", Value: "7", Class: "contact", Window: "1h0m0s", Seen: tt.hourSeen, Limit: 2, AgeTier: true, LimitApplied: 2, TierUnknown: true, Applied: tt.hourApplied, Mode: "enforce", Action: "mask"},
+				{Name: "contact-ip-day", Facet: "ip", Value: "192.0.2.7", Account: "7", Class: "contact", Window: "24h0m0s", Seen: tt.daySeen, Limit: 50, LimitApplied: 50, Applied: tt.dayAp, Mode: "enforce", Action: "mask"},
 			}
 			if !reflect.DeepEqual(x.Budgets, want) {
 				t.Errorf("budgets:\n%+v\nwant\n%+v", x.Budgets, want)
@@ -166,7 +166,7 @@ func TestProvenanceBound(t *testing.T) {
 		t.Fatalf("Request: %v, %v", x, err)
 	}
 	row := func(name string, provs []string, bound bool) explain.Budget {
-		return explain.Budget{Name: name, Facet: "account", Value: "7", Class: "contact", Provenance: provs, Window: "1h0m0s", Seen: 3, UpperBound: bound, Limit: 9, Mode: "enforce", Action: "mask"}
+		return explain.Budget{Name: name, Facet: "account", Value: "7", Class: "contact", Provenance: provs, Window: "1h0m0s", Seen: 3, UpperBound: bound, Limit: 9, LimitApplied: 9, Mode: "enforce", Action: "mask"}
 	}
 	want := []explain.Budget{row("search", []string{"search"}, true), row("every", []string{"social", "search", "list", "unreferenced"}, false), row("none", nil, false)}
 	if !reflect.DeepEqual(x.Budgets, want) {

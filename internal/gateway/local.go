@@ -78,6 +78,7 @@ func (p *Pipeline) finishLocal(ctx context.Context, ex *Exchange) *Refusal {
 	}
 	if box != nil {
 		box.acc.Status = l.Status
+		box.acc.AgeRank = w.acc.AgeRank
 		if rules := w.res.Rules(); len(rules) > 0 && w.res.NumMasked() > 0 {
 			box.acc.MaskRules = append(box.rules[:0], rules...) // the rules' names outlive w
 		}

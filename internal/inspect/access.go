@@ -37,6 +37,12 @@ type Access struct {
 	Status      int
 	Rule, Facet string
 	MaskRules   []string
+	// AgeRank is where the account's age stood among the account_age
+	// bounds of the config's budgets when the budgets decided (ration.AgeRank):
+	// 1 + how many bounds it had reached, so that the tier each budget
+	// applied can be told again (warden explain); 0 when not known (no
+	// budget has tiers, or no budget was asked).
+	AgeRank uint8
 }
 
 // Record is one record served. Classes are the classes present in the

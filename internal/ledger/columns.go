@@ -235,6 +235,7 @@ func parseColumns(b []byte, hour int64, sizes *[nsCount]int, tuples *strtab, dec
 		}
 		flags := m.byte()
 		e.unref = flags&flagUnref != 0
+		e.ageRank = flags >> flagAgeShift
 		if tp := cols[colTuple].ref(min(sizes[nsTuple], tuples.len()), false); cols[colTuple].err == nil {
 			fs, ok := parseTuple(tuples.at(tp))
 			for f, v := range fs {

@@ -33,6 +33,11 @@ type Entry struct {
 	Records            []Record
 	Authors            []string // one per piece of content served
 	Links              []string // kept as keyed hashes only
+	// AgeRank is the account's age rank when the budgets decided
+	// (inspect.Access.AgeRank: which account_age tier each applied), 0
+	// not known (a ledger written before it was kept, no tiers, or no
+	// budget asked). Kept in 5 bits of the flag byte: 1 to 31.
+	AgeRank uint8
 }
 
 // Who is the Access's identity as far as the ledger keeps it: each
@@ -80,6 +85,7 @@ type entry struct {
 	page    uint64 // hash, 0 absent
 	lookup  uint64
 	unref   bool
+	ageRank uint8 // 0-31 (flagAgeShift)
 	status  uint16
 	rule    uint32 // name+1
 	facet   uint32 // name+1
@@ -99,6 +105,10 @@ const (
 	flagUnref  = 1 << iota
 	flagPage   // page hash follows
 	flagLookup // lookup hash follows
+	// The flag byte's top 5 bits hold the Access's age rank (0: not
+	// known, as every Access written before they did).
+	flagAgeShift = 3
+	maxAgeRank   = 1<<(8-flagAgeShift) - 1
 )
 
 // flags is e's flag byte.
@@ -113,6 +123,7 @@ func (e *entry) flags() byte {
 	if e.lookup != 0 {
 		flags |= flagLookup
 	}
+	flags |= min(e.ageRank, maxAgeRank) << flagAgeShift
 	return flags
 }
 
@@ -454,6 +465,7 @@ func decodeEntry(body []byte, hour int64, sizes *[nsCount]int, e *entry, a *entr
 	}
 	flags := d.byte()
 	e.unref = flags&flagUnref != 0
+	e.ageRank = flags >> flagAgeShift
 	e.route = d.ref(sizes[nsName], true)
 	present := d.byte()
 	if present>>NumFacets != 0 {

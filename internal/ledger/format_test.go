@@ -224,9 +224,9 @@ func TestColumnsRoundTrip(t *testing.T) {
 	es := []entry{
 		{t: hour*1e6 + 5, reqID: reqIDOf(7, 100), route: 1, facets: [NumFacets]uint32{0, 2, 3, 0, 1}, list: 1, page: 9, status: 200,
 			classes: []uint32{0, 1}, recs: []rec{{id: 2, classes: 3, masked: 1}, {id: 1, classes: 1}}, authors: []uint32{1, 1}, links: []uint64{5, 1 << 63}},
-		{t: hour*1e6 + 3, reqID: reqIDOf(9, 1), lookup: 77, unref: true, status: 404},
+		{t: hour*1e6 + 3, reqID: reqIDOf(9, 1), lookup: 77, unref: true, ageRank: 31, status: 404},
 		{t: hour*1e6 + 3600e6 - 1, reqID: reqIDOf(7, 99), facets: [NumFacets]uint32{1}, status: 429, rule: 2, facet: 3, masks: []uint32{2, 0}},
-		{t: hour * 1e6, reqID: "refused-1", status: 500},
+		{t: hour * 1e6, reqID: "refused-1", ageRank: 2, status: 500},
 		{t: hour*1e6 + 1, reqID: strings.Repeat("x", 300), status: 200},
 		{t: hour*1e6 + 2, reqID: "0123456789ABCDEF01234567", status: 200}, // upper case: not warden's form
 		{t: hour*1e6 + 2, reqID: reqIDOf(1<<32-1, 1<<64-1), status: 200},

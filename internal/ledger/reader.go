@@ -573,7 +573,7 @@ func (r *Reader) name(ns int, v uint32) string {
 // entryOf turns a stored Access back into names; hashed values read as
 // "#" and the hash in hex.
 func (r *Reader) entryOf(e *entry) *Entry {
-	out := &Entry{Time: time.UnixMicro(e.t).UTC(), RequestID: e.reqID, Unreferenced: e.unref, Status: int(e.status)}
+	out := &Entry{Time: time.UnixMicro(e.t).UTC(), RequestID: e.reqID, Unreferenced: e.unref, AgeRank: e.ageRank, Status: int(e.status)}
 	nm := func(v uint32) string {
 		if v == 0 {
 			return ""

@@ -20,7 +20,7 @@ func (l *Ledger) Record(acc *inspect.Access) {
 func entryOf(in *Entry, acc *inspect.Access) {
 	*in = Entry{Time: acc.Time, RequestID: acc.RequestID, Route: acc.Route, List: acc.List, Page: acc.Page,
 		Lookup: acc.Lookup, Unreferenced: acc.Unreferenced, Status: acc.Status, Rule: acc.Rule, Facet: acc.Facet,
-		MaskRules: acc.MaskRules, Classes: acc.Classes, Authors: acc.Authors, Links: acc.Links}
+		MaskRules: acc.MaskRules, Classes: acc.Classes, Authors: acc.Authors, Links: acc.Links, AgeRank: acc.AgeRank}
 	for _, f := range identify.Facets {
 		in.Identity[f-1] = acc.Identity.Value(f)
 	}

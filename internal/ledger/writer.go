@@ -421,6 +421,7 @@ func (l *Ledger) addNames(e *entry, in *Entry) {
 	e.route = l.name(in.Route)
 	e.page, e.lookup = l.hash(in.Page), l.hash(in.Lookup)
 	e.unref = in.Unreferenced
+	e.ageRank = min(in.AgeRank, maxAgeRank)
 	e.status = uint16(max(0, min(in.Status, 999)))
 	e.rule, e.facet = l.name(in.Rule), l.name(in.Facet)
 	for _, s := range in.MaskRules {

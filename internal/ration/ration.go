@@ -53,6 +53,9 @@ type Rationer struct {
 	// enumerated counts unreferenced look-ups by route pattern, the
 	// counters looked up once, not per request.
 	enumerated map[string]prometheus.Counter
+	// ageBounds are the budgets' account_age bounds (AgeBounds), against
+	// which each Access records its account's AgeRank.
+	ageBounds []time.Duration
 }
 
 type exempt struct {
@@ -197,6 +200,7 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 		}
 		r.budgets = append(r.budgets, b)
 	}
+	r.ageBounds = AgeBounds(cfg.Budgets)
 	for i, sc := range cfg.Scopes {
 		if !slices.Contains(mapped, sc.Class) {
 			errs = append(errs, fmt.Errorf("scopes[%d].class: no route maps class %q", i, sc.Class))
@@ -323,6 +327,9 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 	rt := route.Route
 	n := res.Len()
 	w.counts = w.counts[:0]
+	// Which age tier each budget applies, for the ledger: warden explain
+	// tells the limit that applied from it.
+	acc.AgeRank = AgeRank(r.ageBounds, id, now)
 	// Scopes: a reserved class is masked for identities without the scope,
 	// and never offered to budgets.
 	for _, s := range r.scopes {
