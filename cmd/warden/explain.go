@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/url"
 	"slices"
@@ -17,6 +18,9 @@ import (
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/refusal"
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/memory/disk"
+	"github.com/warden-gw/warden/internal/store/redis"
 )
 
 // explainRequest is the explain query: the explanation of request id,
@@ -25,11 +29,50 @@ func explainRequest(ctx context.Context, src ledger.Source, cfg *config.Config, 
 	if id == "" {
 		return nil, badQuery("a request id is required")
 	}
-	x, err := explain.Request(ctx, src, explain.RulesOf(cfg), win, id)
+	rules := explain.RulesOf(cfg)
+	switch {
+	case cfg == nil:
+	case cfg.Store.Backend == config.StoreMemory && cfg.Store.Memory.Dir != "":
+		// The state directory's ban log keeps every ban put and lifted
+		// (until compacted): what a ban's reason is read from, by the
+		// command and the gateway's admin API alike.
+		rules.Bans = banLogDir(cfg.Store.Memory.Dir)
+	case cfg.Store.Backend == config.StoreRedis:
+		// Redis keeps the bans held now, not those ended.
+		rules.Bans = redisBans(cfg.Store.Redis)
+	}
+	x, err := explain.Request(ctx, src, rules, win, id)
 	if err == nil && x == nil {
 		err = fmt.Errorf("%w: no request %s in the ledger %s%s", admin.ErrNotFound, id, src, notRecorded(win))
 	}
 	return x, err
+}
+
+// banLogDir is the ban log of a state directory (store.memory.dir), read
+// only.
+type banLogDir string
+
+func (d banLogDir) BanHistory(_ context.Context, k store.BanKey) ([]store.BanChange, error) {
+	return disk.BanHistory(string(d), k)
+}
+
+// redisBans is the bans a Redis store holds now: a ban ended (expired or
+// lifted) is gone from it, reason and all.
+type redisBans redis.Config
+
+func (c redisBans) BanHistory(ctx context.Context, k store.BanKey) ([]store.BanChange, error) {
+	cfg := redis.Config(c)
+	cfg.Lease.Tokens = 1 // no leases, no ban mirror: one look-up, then closed
+	s, err := redis.New(ctx, cfg, redis.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	b, err := s.BanOf(ctx, k, time.Now())
+	if b == nil || err != nil {
+		return nil, err
+	}
+	return []store.BanChange{{Ban: *b}}, nil
 }
 
 // notRecorded says why a request id may be missing from the ledger: what
@@ -98,6 +141,9 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			d += ": masked by " + strings.Join(x.MaskRules, ", ")
 		}
 		fmt.Fprintf(tw, "decision\t%s\n", d)
+		if b := x.Ban; b != nil {
+			fmt.Fprintf(tw, "ban\t%s\n", fmtBan(b))
+		}
 		var ids []string
 		for _, f := range identify.Facets {
 			if v, ok := x.Identity[f.String()]; ok {
@@ -187,6 +233,33 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	})
+}
+
+// fmtBan says what is known of the ban that refused a request.
+func fmtBan(b *explain.Ban) string {
+	s := fmt.Sprintf("on %s %s", b.Facet, b.Value)
+	if b.State == explain.BanUnknown {
+		return s + ": its reason is not known: no ban log was read (--config FILE with store.memory.dir), or the ban has ended since and nothing keeps it (Redis keeps only the bans held; a log is compacted)"
+	}
+	s += fmt.Sprintf(", reason %q", b.Reason)
+	if b.By != "" {
+		s += ", by " + b.By
+	}
+	s += ", from " + fmtTime(b.Created)
+	if b.Until != nil {
+		s += " until " + fmtTime(b.Until)
+	}
+	switch b.State {
+	case explain.BanHeld:
+		return s + "; still held"
+	case explain.BanExpired:
+		return s + "; expired since"
+	case explain.BanLifted:
+		return s + "; lifted since (warden ban rm)"
+	case explain.BanReplaced:
+		return s + "; replaced since by a later ban on the same value"
+	}
+	return s
 }
 
 // refusalGloss says in words what the refusals named by a stage rather

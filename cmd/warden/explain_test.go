@@ -14,6 +14,8 @@ import (
 	"github.com/warden-gw/warden/internal/inspect"
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/refusal"
+	"github.com/warden-gw/warden/internal/store"
+	"github.com/warden-gw/warden/internal/store/memory/disk"
 )
 
 // explainLedger writes a ledger of Accesses by two identities: a served
@@ -61,14 +63,41 @@ func explainLedger(t *testing.T) (dir, cfg string) {
 		// The state store down at admission: no rate limit asked.
 		{RequestID: "req-store-admit", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(8 * time.Minute), Status: 503,
 			Lookup: "16", Classes: classes, Rule: refusal.RuleStore, Facet: refusal.StoreAdmit},
+		// Refused by the detector's ban of the account (its reason in the
+		// state directory's ban log, below).
+		{RequestID: "req-banned", Route: "GET /v1/users/{id}", Identity: who, Time: t0.Add(9 * time.Minute), Status: 403,
+			Lookup: "17", Classes: classes, Rule: refusal.RuleBan, Facet: "account"},
 	} {
 		l.Record(a)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	state := t.TempDir()
+	d, err := disk.Open(disk.Options{Dir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, b := range []store.Ban{
+		{Facet: "account", Value: "7", Reason: "an earlier ban, lifted", By: "ops", Created: t0, Until: t0.Add(time.Hour)},
+		{Facet: "account", Value: "7", Reason: "harvesting contact details (ticket 4411)", By: "ops", Created: t0.Add(8*time.Minute + 30*time.Second)}, // no expiry
+	} {
+		if err := d.PutBan(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Until.Equal(t0.Add(time.Hour)) {
+			if err := d.RemoveBan(ctx, b.Key()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := d.Close(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	cfg = filepath.Join(t.TempDir(), "warden.yaml")
 	yaml := `ledger: {dir: ` + dir + `}
+store: {memory: {dir: ` + state + `}}
 identity:
   account: {secret_env: WARDEN_JWT_SECRET}
 ration:
@@ -96,7 +125,7 @@ func TestExplainGolden(t *testing.T) {
 	dir, cfg := explainLedger(t)
 	// The ledger's file and directory are the test's temporary ones.
 	tmp := regexp.MustCompile(regexp.QuoteMeta(dir) + `[^\s"]*`)
-	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down", "req-rate-limited", "req-edge", "req-store-admit"} {
+	for _, id := range []string{"req-served", "req-masked", "req-refused", "req-lookup", "req-upstream-404", "req-upstream-down", "req-rate-limited", "req-edge", "req-store-admit", "req-banned"} {
 		for _, c := range []struct {
 			name string
 			args []string

@@ -36,7 +36,7 @@ func TestExplainPage(t *testing.T) {
 	// command prints), read strictly into the type the command and the
 	// page share.
 	answers := explainAnswers{}
-	for _, id := range []string{"req-lookup", "req-masked", "req-refused", "req-refused.noconfig", "req-upstream-404", "req-upstream-down", "req-rate-limited"} {
+	for _, id := range []string{"req-lookup", "req-masked", "req-refused", "req-refused.noconfig", "req-upstream-404", "req-upstream-down", "req-rate-limited", "req-banned", "req-banned.noconfig"} {
 		f, err := os.Open(filepath.Join("..", "..", "cmd", "warden", "testdata", "explain", id+".json"))
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +57,7 @@ func TestExplainPage(t *testing.T) {
 		id   string
 		code int
 	}{{"req-lookup", http.StatusOK}, {"req-masked", http.StatusOK}, {"req-refused", http.StatusOK}, {"req-refused.noconfig", http.StatusOK},
-		{"req-upstream-404", http.StatusOK}, {"req-upstream-down", http.StatusOK}, {"req-rate-limited", http.StatusOK}, {"nope", http.StatusNotFound}} {
+		{"req-upstream-404", http.StatusOK}, {"req-upstream-down", http.StatusOK}, {"req-rate-limited", http.StatusOK}, {"req-banned", http.StatusOK}, {"req-banned.noconfig", http.StatusOK}, {"nope", http.StatusNotFound}} {
 		t.Run(tt.id, func(t *testing.T) {
 			r, err := c.Get(e.srv.URL + "/explain?id=" + tt.id)
 			if err != nil {

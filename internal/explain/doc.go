@@ -25,6 +25,12 @@
 // store failure recorded without its stage (a ledger older than the
 // facet) counts: it may have come after the limits.
 //
+// A request refused by a ban carries the ban (Ban): its reason and what
+// became of it since (held, expired, lifted, replaced), from the state
+// store's ban log when one is given (Rules.Bans: the memory store's
+// bans.log keeps ended bans until compacted; Redis only those held), else
+// unknown.
+//
 // A request warden refused at its edge, before a configured rule was
 // asked (rule request: CONNECT, an ambiguous path, an HTTP version it does
 // not serve, a header or body over a bound, a request not read in time),

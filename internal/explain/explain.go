@@ -16,6 +16,7 @@ import (
 	"github.com/warden-gw/warden/internal/ledger"
 	"github.com/warden-gw/warden/internal/ration"
 	"github.com/warden-gw/warden/internal/refusal"
+	"github.com/warden-gw/warden/internal/store"
 )
 
 // Ledger is what an explanation reads: the Access of a request id, and the
@@ -38,6 +39,15 @@ type Rules struct {
 	Budgets []ration.BudgetConfig
 	Limits  []config.Limit
 	Allow   []config.Allow // exempt identities from limits
+	// Bans is where the bans that refused requests are kept (the state
+	// store's ban log); nil: not known, and a ban's row says so.
+	Bans BanLog
+}
+
+// BanLog is the bans put on one facet value, oldest first, each with what
+// became of it: the state store's ban log (disk.BanHistory of a state directory).
+type BanLog interface {
+	BanHistory(ctx context.Context, k store.BanKey) ([]store.BanChange, error)
 }
 
 // RulesOf are cfg's rules (nil: none).
@@ -68,6 +78,82 @@ type Explanation struct {
 	Masked       map[string]int    `json:"masked"` // class -> records it was masked on
 	Budgets      []Budget          `json:"budgets"`
 	RateLimits   []RateLimit       `json:"rate_limits"`
+	// Ban is the ban that refused the request (rule ban), nil for every
+	// other decision.
+	Ban *Ban `json:"ban,omitempty"`
+}
+
+// Ban is the ban that refused a request, as the state store's ban log
+// keeps it: the detector's evidence (rule, figures, window) or an
+// operator's reason, and what became of it since.
+type Ban struct {
+	Facet string `json:"facet"`
+	Value string `json:"value"`
+	// State: held (in force now), expired (its until has passed),
+	// lifted (removed since: warden ban rm), replaced (a later ban on the
+	// value took its place), or unknown (no record of it: no ban log was
+	// given, the store keeps none, store.memory.dir unset or Redis, or the
+	// log was compacted since the ban ended); Reason and the times are
+	// then not known.
+	State   string     `json:"state"`
+	Reason  string     `json:"reason,omitempty"`
+	By      string     `json:"by,omitempty"`
+	Created *time.Time `json:"created,omitempty"`
+	Until   *time.Time `json:"until,omitempty"` // none: no expiry
+}
+
+// The states of a ban, Ban.State's values.
+const (
+	BanHeld     = "held"
+	BanExpired  = "expired"
+	BanLifted   = "lifted"
+	BanReplaced = "replaced"
+	BanUnknown  = "unknown"
+)
+
+// banAt is the ban on e's facet value that refused e: the last put no
+// later than the request (or, failing one, the first within a second
+// after it: a ban put while the request waited for admission), from log
+// (nil: unknown), its state judged at now.
+func banAt(ctx context.Context, log BanLog, e *ledger.Entry, now time.Time) (*Ban, error) {
+	b := &Ban{Facet: e.Facet, State: BanUnknown}
+	if f, ok := identify.ParseFacet(e.Facet); ok {
+		b.Value = e.Identity[f-1]
+	}
+	if log == nil || b.Value == "" {
+		return b, nil
+	}
+	hist, err := log.BanHistory(ctx, store.BanKey{Facet: b.Facet, Value: b.Value})
+	if err != nil {
+		return nil, fmt.Errorf("ban on %s %s: %w", b.Facet, b.Value, err)
+	}
+	var found *store.BanChange
+	for i := range hist {
+		if c := hist[i].Created; !c.After(e.Time) {
+			found = &hist[i]
+		} else if found == nil && c.Sub(e.Time) <= time.Second {
+			found = &hist[i]
+			break
+		}
+	}
+	if found == nil {
+		return b, nil
+	}
+	b.Reason, b.By, b.Created = found.Reason, found.By, &found.Created
+	if !found.Until.IsZero() {
+		b.Until = &found.Until
+	}
+	switch {
+	case found.Lifted:
+		b.State = BanLifted
+	case found.Replaced:
+		b.State = BanReplaced
+	case b.Until != nil && !now.Before(*b.Until):
+		b.State = BanExpired
+	default:
+		b.State = BanHeld
+	}
+	return b, nil
 }
 
 // The decisions, Explanation.Decision's values.
@@ -230,6 +316,11 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 			} else {
 				x.Served[e.Classes[i]]++
 			}
+		}
+	}
+	if e.Rule == refusal.RuleBan {
+		if x.Ban, err = banAt(ctx, rules.Bans, e, time.Now()); err != nil {
+			return nil, fmt.Errorf("explain %s: %w", id, err)
 		}
 	}
 	// A responder's answer (a canary) is recorded with the rules that

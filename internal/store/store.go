@@ -56,6 +56,15 @@ type Ban struct {
 	Anonymous bool `json:"anonymous"`
 }
 
+// BanChange is one ban put on a facet value, as a ban log keeps it, and
+// what became of it there: Lifted, removed (warden ban rm, the admin API);
+// Replaced, a later ban put on the same value while it held. Neither: it
+// held until its Until, or holds still.
+type BanChange struct {
+	Ban
+	Lifted, Replaced bool
+}
+
 // Key is the ban's store key: facet and value.
 func (b Ban) Key() BanKey { return BanKey{Facet: b.Facet, Value: b.Value} }
 

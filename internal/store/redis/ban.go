@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/warden-gw/warden/internal/store"
 )
 
@@ -85,4 +87,25 @@ func (s *Store) ListBans(ctx context.Context, now time.Time) ([]store.Ban, error
 		return cmp.Or(cmp.Compare(a.Facet, b.Facet), cmp.Compare(a.Value, b.Value))
 	})
 	return out, nil
+}
+
+// BanOf returns the ban held on k at now, nil when none is. It only reads
+// (one HGET; ListBans also deletes bans it finds expired): for warden
+// explain, which must change nothing.
+func (s *Store) BanOf(ctx context.Context, k store.BanKey, now time.Time) (*store.Ban, error) {
+	raw, err := s.client.Do(ctx, s.client.B().Hget().Key(s.bansD).Field(banField(k)).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis: ban on facet %s: %w", k.Facet, unavailable(err))
+	}
+	var b store.Ban
+	if err := json.Unmarshal([]byte(raw), &b); err != nil {
+		return nil, fmt.Errorf("redis: ban on facet %s: decode: %w", k.Facet, err)
+	}
+	if banUntil(b) <= micros(now) {
+		return nil, nil
+	}
+	return &b, nil
 }

@@ -116,6 +116,20 @@ var errBadRecord = errors.New("bad ban record")
 // replay applies every whole record to rep and returns the offset after the
 // last good one (0 when even the header is bad).
 func replay(r io.Reader, rep *replayed) (int64, error) {
+	return eachRecord(r, func(op byte, b store.Ban) {
+		if op == opPut {
+			rep.bans[b.Key()] = b
+		} else {
+			delete(rep.bans, b.Key())
+		}
+		rep.records++
+	})
+}
+
+// eachRecord calls fn with every whole record of the log r, in order, and
+// returns the offset after the last good one (0 when even the header is
+// bad) and what stopped it short of the end.
+func eachRecord(r io.Reader, fn func(op byte, b store.Ban)) (int64, error) {
 	var h [banLogHeader]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		if err == io.EOF {
@@ -144,12 +158,7 @@ func replay(r io.Reader, rep *replayed) (int64, error) {
 		if err != nil {
 			return good, err
 		}
-		if op == opPut {
-			rep.bans[b.Key()] = b
-		} else {
-			delete(rep.bans, b.Key())
-		}
-		rep.records++
+		fn(op, b)
 		good += int64(frameHeader + len(buf))
 	}
 }
