@@ -33,6 +33,13 @@ type Ledger interface {
 	Requests(ctx context.Context, win ledger.Window, want []ledger.FacetValue) (map[string]int, error)
 }
 
+// splitLedger is a Ledger that counts a shadow budget's subjects before
+// its request and with it in one pass over the window (a directory's;
+// another is asked twice).
+type splitLedger interface {
+	DistinctSplit(ctx context.Context, win ledger.Window, cut time.Time, by identify.Facet, value, class string, also ...ledger.FacetValue) (before, all int, err error)
+}
+
 // Rules are the config's rules an explanation counts for: the config the
 // gateway ran with (its zero value: none, and no rows).
 type Rules struct {
@@ -352,8 +359,20 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 			}
 		}
 		// The budget's window as it stood (tumbling), up to just before
-		// the request: its own records are not in its count.
-		seen, err := l.Distinct(ctx, ledger.Window{From: windowStart(e.Time, b.Window), To: e.Time.Add(-time.Microsecond)}, f, val, b.Class, also...)
+		// the request: its own records are not in its count. A shadow
+		// budget also counts with them (with), what it would have done.
+		shadow := cmp.Or(b.Mode, ration.Enforce) == ration.Shadow
+		before := ledger.Window{From: windowStart(e.Time, b.Window), To: e.Time.Add(-time.Microsecond)}
+		upTo := ledger.Window{From: before.From, To: e.Time}
+		var seen, with int
+		if sl, ok := l.(splitLedger); ok && shadow {
+			seen, with, err = sl.DistinctSplit(ctx, upTo, e.Time, f, val, b.Class, also...)
+		} else {
+			seen, err = l.Distinct(ctx, before, f, val, b.Class, also...)
+			if err == nil && shadow {
+				with, err = l.Distinct(ctx, upTo, f, val, b.Class, also...)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("explain %s: budget %s: %w", id, b.Name, err)
 		}
@@ -372,14 +391,10 @@ func Request(ctx context.Context, l Ledger, rules Rules, win ledger.Window, id s
 				row.LimitApplied, row.YoungerThan = min(t.Limit, b.Limit), t.YoungerThan.String()
 			}
 		}
-		if row.Mode == string(ration.Shadow) {
+		if shadow {
 			// What it would have done: the count with this request's own
 			// records, past the limit and grown by them (a record of a
 			// subject already counted is served within any limit).
-			with, err := l.Distinct(ctx, ledger.Window{From: windowStart(e.Time, b.Window), To: e.Time}, f, val, b.Class, also...)
-			if err != nil {
-				return nil, fmt.Errorf("explain %s: budget %s: %w", id, b.Name, err)
-			}
 			row.WouldApply = with > seen && with > row.LimitApplied
 		}
 		x.Budgets = append(x.Budgets, row)

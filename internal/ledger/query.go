@@ -820,33 +820,52 @@ func (r *Reader) Requests(want []FacetValue) (map[string]int, error) {
 // identified: own). An hour that does not decode is an error naming its
 // file.
 func (r *Reader) Distinct(by identify.Facet, value, class string, also ...FacetValue) (int, error) {
+	_, n, err := r.distinct(by, value, class, nil, also)
+	return n, err
+}
+
+// DistinctSplit is Distinct, and in the same pass the same count over the
+// window's Accesses before cut (warden explain's shadow budget: its count
+// before the request, and with it).
+func (r *Reader) DistinctSplit(by identify.Facet, value, class string, cut time.Time, also ...FacetValue) (before, all int, err error) {
+	c := cut.UnixMicro()
+	return r.distinct(by, value, class, &c, also)
+}
+
+// distinct counts as Distinct does, all of the window's Accesses and,
+// when cut is given (unix microseconds), those before it.
+func (r *Reader) distinct(by identify.Facet, value, class string, cut *int64, also []FacetValue) (before, all int, err error) {
 	defer runtime.KeepAlive(r)
 	f := int(by) - 1
 	set := roaring.New()
+	var early *roaring.Bitmap
+	if cut != nil {
+		early = roaring.New()
+	}
 	ident, ok := r.d.id(nsFacet+f, value)
 	if !ok {
-		return 0, nil
+		return 0, 0, nil
 	}
 	var more [NumFacets]uint32 // id+1 asked per facet of also; 0: any
 	for _, w := range also {
 		if w.By < 1 || int(w.By) > NumFacets {
-			return 0, fmt.Errorf("ledger: distinct: facet %d", w.By)
+			return 0, 0, fmt.Errorf("ledger: distinct: facet %d", w.By)
 		}
 		id, ok := r.d.id(nsFacet+int(w.By)-1, w.Value)
 		if !ok || more[w.By-1] != 0 && more[w.By-1] != id+1 {
-			return 0, nil // never recorded, or two values of one facet
+			return 0, 0, nil // never recorded, or two values of one facet
 		}
 		more[w.By-1] = id + 1
 	}
 	var c uint32
 	if class != "" {
 		if c, ok = r.d.id(nsName, class); !ok {
-			return 0, nil
+			return 0, 0, nil
 		}
 	}
 	has := r.tupleHas(f, ident)
 	if err := r.load(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, p := range r.parts {
 		if r.lacks(p, has) {
@@ -854,7 +873,7 @@ func (r *Reader) Distinct(by identify.Facet, value, class string, also ...FacetV
 		}
 		es, err := r.accesses(p)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	next:
 		for i := range es {
@@ -870,11 +889,17 @@ func (r *Reader) Distinct(by identify.Facet, value, class string, also ...FacetV
 			for _, rc := range e.recs {
 				if class == "" || hasClass(e, rc.classes&^rc.masked, c) {
 					set.Add(rc.id)
+					if early != nil && e.t < *cut {
+						early.Add(rc.id)
+					}
 				}
 			}
 		}
 	}
-	return int(set.GetCardinality()), nil
+	if early == nil {
+		return 0, int(set.GetCardinality()), nil
+	}
+	return int(early.GetCardinality()), int(set.GetCardinality()), nil
 }
 
 // IdentityName is the value behind an identity integer Viewers returned.

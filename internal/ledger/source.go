@@ -113,6 +113,17 @@ func (d dirSource) Distinct(_ context.Context, win Window, by identify.Facet, va
 	return r.Distinct(by, value, class, also...)
 }
 
+// DistinctSplit is Reader.DistinctSplit over win: warden explain's
+// shadow budget counts before its request and with it in one pass.
+func (d dirSource) DistinctSplit(_ context.Context, win Window, cut time.Time, by identify.Facet, value, class string, also ...FacetValue) (before, all int, err error) {
+	r, err := d.open(win)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer r.Close()
+	return r.DistinctSplit(by, value, class, cut, also...)
+}
+
 func (d dirSource) Requests(_ context.Context, win Window, want []FacetValue) (map[string]int, error) {
 	r, err := d.open(win)
 	if err != nil {
