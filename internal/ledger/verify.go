@@ -88,6 +88,31 @@ func Verify(dir string) (*VerifyReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	for attempt := 1; ; attempt++ {
+		rep, err := verifyListed(dir, ls)
+		if err != nil || rep.OK || attempt == 3 {
+			return rep, err
+		}
+		// A directory's listing is no snapshot: a part sealed (its log
+		// renamed) while the listing read past it can be in neither
+		// form, and the chain then seems broken at its successor. A
+		// ledger whose files changed since is verified again; a still
+		// one's problems are its own, reported the first time.
+		now, err := list(dir)
+		if err != nil || sameListing(ls, now) {
+			return rep, nil
+		}
+		ls = now
+	}
+}
+
+// sameListing says a and b list the same partitions in the same forms.
+func sameListing(a, b *listing) bool {
+	return slices.Equal(a.stems, b.stems) && maps.Equal(a.seg, b.seg) && maps.Equal(a.wal, b.wal)
+}
+
+// verifyListed verifies dir as ls lists it (Verify).
+func verifyListed(dir string, ls *listing) (*VerifyReport, error) {
 	if err := isLedger(dir, ls); err != nil {
 		return nil, err
 	}
@@ -148,7 +173,21 @@ func Verify(dir string) (*VerifyReport, error) {
 			b, err = os.ReadFile(vp.File)
 			if errors.Is(err, os.ErrNotExist) {
 				if _, serr := os.Stat(segPath(dir, stem)); serr != nil {
-					continue // an empty log the sealer removed
+					// An empty log the sealer removed, or one sealed and
+					// then retired since the listing: that one's hash, in
+					// `retired` before its removal, is what its successor
+					// names (skipped, the chain broke there about one
+					// verify in 3,000 of a gateway sealing every 5 ms).
+					now, rerr := readRetired(dir)
+					if rerr != nil {
+						return nil, rerr
+					}
+					ret = now
+					if h, ok := retiredAs(stem); ok {
+						expect, gone[stem] = h, true
+						rep.Retired = len(ret)
+					}
+					continue
 				}
 				// Sealed since the listing: its new ids went to the
 				// dictionary before it was renamed into place.
