@@ -25,7 +25,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	platAddr := fs.String("platform-addr", "127.0.0.1:8081", "lab platform address")
 	gwAddr := fs.String("listen", "127.0.0.1:8080", "warden address")
 	adminAddr := fs.String("admin-listen", "127.0.0.1:9090", "warden admin address")
-	configFile := fs.String("config", "", "warden config (default: the embedded copy of examples/lab.yaml)")
+	configFile := fs.String("config", "", "warden config (default: the embedded copy of examples/lab.yaml); its store.memory.dir and ledger.dir are replaced by the run's own directory, removed with it, unless --keep-state")
 	compare := fs.String("compare", "platform,warden", "targets to run the mix against, in order: platform (no protection), nginx (limit_req per IP), nginx-ban (limit_req and a ban list of the addresses nginx refused most), warden")
 	nginxRate := fs.Float64("nginx-rate", 10, "nginx limit_req rate per IP (requests/s)")
 	nginxBurst := fs.Int("nginx-burst", 20, "nginx limit_req burst")
@@ -35,6 +35,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	mdOut := fs.String("markdown", "", "write the comparison table (Markdown, with the command) to this file")
 	exit := fs.Bool("exit", false, "exit after the score instead of serving until interrupted")
 	ledgerDir := fs.String("ledger-dir", "", "keep warden's ledger in DIR (must not exist yet), to query after the demo; default: a directory of the run's, removed with it")
+	keepState := fs.Bool("keep-state", false, "with --config: use its store.memory.dir and ledger.dir as written, so bans, limits and budgets of earlier runs apply (default: each demo starts afresh)")
 	params := paramFlags{}
 	fs.Var(params, "p", "scenario parameter NAME.KEY=VALUE (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -52,7 +53,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Warden: self, Duration: *dur, Mix: *scen, Params: params, Profiles: *profiles, Seed: *seed, JWTSecret: *secret,
 		PlatformAddr: *platAddr, Listen: *gwAddr, AdminListen: *adminAddr, Config: *configFile,
 		Compare: strings.Split(*compare, ","), NginxRate: *nginxRate, NginxBurst: *nginxBurst, BanMin: *banMin,
-		MaxRequests: *maxReq, JSON: *jsonOut, Markdown: *mdOut, Exit: *exit, LedgerDir: *ledgerDir,
+		MaxRequests: *maxReq, JSON: *jsonOut, Markdown: *mdOut, Exit: *exit, LedgerDir: *ledgerDir, KeepState: *keepState,
 		Command: "warden demo " + strings.Join(args, " "),
 		Stdout:  stdout, Stderr: stderr, Progress: progressPrinter(stderr), ProgressEnd: func() { endProgress(stderr) },
 	})

@@ -180,3 +180,56 @@ func TestDemoServesUntilInterruptedThenCleansUp(t *testing.T) {
 		}
 	}
 }
+
+// A demo with --config FILE starts afresh, as the embedded config's does:
+// the file's store.memory.dir and ledger.dir (examples/lab.yaml's are
+// relative, warden-state and warden-ledger in the working directory) go
+// in the run's own directory, removed with it. Before, they were used as
+// written, and the bans and budgets of one demo refused the next one's
+// harvesters from the start. --keep-state uses them as written.
+func TestDemoConfigFileStartsAfresh(t *testing.T) {
+	bin := buildWarden(t)
+	lab, err := os.ReadFile("../../examples/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wd, "lab.yaml"), lab, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	demo := func(extra ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"demo", "--exit", "--config", "lab.yaml", "--compare", "warden",
+			"--profiles", "3000", "--duration", "2s", "--scenario", "users,naive", "-p", "users.count=20",
+			"--platform-addr", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, extra...)...)
+		cmd.Dir = wd
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if out, err := cmd.Output(); err != nil {
+			t.Fatalf("demo %v: %v\n%s\nstderr:\n%s", extra, err, out, stderr.String())
+		}
+		return stderr.String()
+	}
+	stateDirs := func() (in []string) {
+		for _, d := range []string{"warden-state", "warden-ledger"} {
+			if _, err := os.Stat(filepath.Join(wd, d)); err == nil {
+				in = append(in, d)
+			}
+		}
+		return in
+	}
+	if log := demo(); !strings.Contains(log, "lab.yaml's store.memory.dir and ledger.dir replaced by the run's own directory") {
+		t.Errorf("the demo does not say where the state went:\n%s", log)
+	}
+	if in := stateDirs(); len(in) != 0 {
+		t.Errorf("after a demo on lab.yaml the working directory holds %v, want the run's own state removed with it", in)
+	}
+	if log := demo("--keep-state"); !strings.Contains(log, "as written (--keep-state)") {
+		t.Errorf("the demo with --keep-state does not say so:\n%s", log)
+	}
+	if in := stateDirs(); len(in) != 2 {
+		t.Errorf("after a demo with --keep-state the working directory holds %v, want warden-state and warden-ledger", in)
+	}
+}

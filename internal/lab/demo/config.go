@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -16,20 +17,21 @@ import (
 // needs. The embedded lab config is written to dir with its admin token
 // taken from a variable set to a fresh random token, which is also written
 // to tokenFile (mode 0600) for `warden ban`. A config of the user's runs as
-// it is; if it names a token variable that is unset, the variable gets
-// the fresh token.
-func wardenConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, []string, error) {
+// it is but for its state directories, which move into dir (freshState;
+// moved names them) unless keepState; if it names a token variable that is
+// unset, the variable gets the fresh token.
+func wardenConfig(file, dir, tokenFile, jwtSecret, partnerKey string, keepState bool) (path string, env []string, moved []string, err error) {
 	tok, err := randomToken()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
-		return "", nil, fmt.Errorf("write admin token: %w", err)
+		return "", nil, nil, fmt.Errorf("write admin token: %w", err)
 	}
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", nil, fmt.Errorf("read config: %w", err)
+			return "", nil, nil, fmt.Errorf("read config: %w", err)
 		}
 		doc := readLabDoc(b)
 		env := doc.secretsEnv(jwtSecret, partnerKey)
@@ -38,12 +40,33 @@ func wardenConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, [
 				env = append(env, v+"="+tok)
 			}
 		}
-		return file, env, nil
+		if keepState {
+			return file, env, nil, nil
+		}
+		fresh, moved, err := freshState(b, dir)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("--config %s: %w", file, err)
+		}
+		if len(moved) == 0 {
+			return file, env, nil, nil // no state on disk to carry over
+		}
+		// The copy has the file's name (serve's errors name it), in dir;
+		// its relative paths (key files) are read from the working
+		// directory, as the file's are.
+		cdir := filepath.Join(dir, "config")
+		if err := os.Mkdir(cdir, 0o700); err != nil {
+			return "", nil, nil, fmt.Errorf("config dir: %w", err)
+		}
+		path := filepath.Join(cdir, filepath.Base(file))
+		if err := os.WriteFile(path, fresh, 0o600); err != nil {
+			return "", nil, nil, fmt.Errorf("write config: %w", err)
+		}
+		return path, env, moved, nil
 	}
 	src := examples.LabConfig()
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return "", nil, fmt.Errorf("embedded lab config: not a YAML mapping (%v)", err)
+		return "", nil, nil, fmt.Errorf("embedded lab config: not a YAML mapping (%v)", err)
 	}
 	const envName = "WARDEN_DEMO_ADMIN_TOKEN"
 	top := root.Content[0]
@@ -68,21 +91,22 @@ func wardenConfig(file, dir, tokenFile, jwtSecret, partnerKey string) (string, [
 	// The store's state on disk and the ledger go in the demo's own
 	// directory, so each demo starts afresh (the embedded config's dirs
 	// are relative).
-	if err := setPath(top, []string{"store", "memory", "dir"}, filepath.Join(dir, "warden-state")); err != nil {
-		return "", nil, err
-	}
-	if err := setPath(top, []string{"ledger", "dir"}, LedgerDir(dir)); err != nil {
-		return "", nil, err
+	for _, p := range stateKeys {
+		key := strings.Join(p, ".")
+		if err := setPath(top, p, stateDir(dir, key)); err != nil {
+			return "", nil, nil, err
+		}
+		moved = append(moved, key)
 	}
 	out, err := yaml.Marshal(&root)
 	if err != nil {
-		return "", nil, fmt.Errorf("embedded lab config: %w", err)
+		return "", nil, nil, fmt.Errorf("embedded lab config: %w", err)
 	}
-	path := filepath.Join(dir, "lab.yaml")
+	path = filepath.Join(dir, "lab.yaml")
 	if err := os.WriteFile(path, out, 0o600); err != nil {
-		return "", nil, fmt.Errorf("write lab config: %w", err)
+		return "", nil, nil, fmt.Errorf("write lab config: %w", err)
 	}
-	return path, append(readLabDoc(src).secretsEnv(jwtSecret, partnerKey), envName+"="+tok), nil
+	return path, append(readLabDoc(src).secretsEnv(jwtSecret, partnerKey), envName+"="+tok), moved, nil
 }
 
 // LedgerDir is where a demo run in dir keeps its ledger.
@@ -107,6 +131,18 @@ type labDoc struct {
 	Canary struct {
 		KeyEnv string `yaml:"key_env"`
 	} `yaml:"canary"`
+	Ledger struct {
+		Dir string `yaml:"dir"`
+	} `yaml:"ledger"`
+}
+
+// configLedgerDir is the ledger.dir a config file sets, as written.
+func configLedgerDir(file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	return readLabDoc(b).Ledger.Dir
 }
 
 // partnerApp is the app the simulated partner is (sim's partner.key

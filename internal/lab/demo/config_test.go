@@ -17,7 +17,7 @@ func TestWardenConfigFromTheEmbeddedExample(t *testing.T) {
 	os.Unsetenv("LAB_JWT_SECRET")
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin-token")
-	path, env, err := wardenConfig("", dir, tokenFile, "s3cret", "pk-1")
+	path, env, _, err := wardenConfig("", dir, tokenFile, "s3cret", "pk-1", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,12 +56,12 @@ func TestWardenConfigOfTheUser(t *testing.T) {
 	}
 	t.Setenv("MY_TOKEN", "")
 	os.Unsetenv("MY_TOKEN")
-	path, env, err := wardenConfig(file, dir, filepath.Join(dir, "tok"), "s", "k")
+	path, env, _, err := wardenConfig(file, dir, filepath.Join(dir, "tok"), "s", "k", false)
 	if err != nil || path != file || len(env) != 1 || !strings.HasPrefix(env[0], "MY_TOKEN=") {
 		t.Fatalf("%q %q %v", path, env, err)
 	}
 	t.Setenv("MY_TOKEN", "set")
-	if _, env, _ := wardenConfig(file, dir, filepath.Join(dir, "tok"), "s", "k"); len(env) != 0 {
+	if _, env, _, _ := wardenConfig(file, dir, filepath.Join(dir, "tok"), "s", "k", false); len(env) != 0 {
 		t.Fatalf("env %q, want the variable left as set", env)
 	}
 }

@@ -46,6 +46,11 @@ type Options struct {
 	// must not exist yet: the figures count one run), kept after the
 	// demo; else a directory of the run's, removed with it.
 	LedgerDir string
+	// KeepState runs a Config of the user's with its state directories
+	// (store.memory.dir, ledger.dir) as written, so bans, limits and
+	// budgets of earlier runs apply; else they move into the run's own
+	// directory, removed with it, as the embedded config's are.
+	KeepState bool
 	Command   string // as typed, for the Markdown file
 
 	Stdout, Stderr io.Writer          // the score; progress
@@ -82,6 +87,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if i := slices.Index(o.Compare, "nginx-ban"); i >= 0 && !slices.Contains(o.Compare[:i], "nginx") {
 		return errors.New("--compare: nginx-ban needs an nginx run before it (its ban list is what nginx refused most)")
+	}
+	if o.KeepState && o.Config == "" {
+		return errors.New("--keep-state needs --config FILE: the embedded config's state is always the run's own")
 	}
 	params := maps.Clone(o.Params)
 	if params == nil {
@@ -144,14 +152,28 @@ func Run(ctx context.Context, o Options) error {
 	var cfg string
 	var env []string
 	if needWarden {
-		cfg, env, err = wardenConfig(o.Config, dir, tokenFile, o.JWTSecret, partnerKey)
+		var moved []string
+		cfg, env, moved, err = wardenConfig(o.Config, dir, tokenFile, o.JWTSecret, partnerKey, o.KeepState)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(o.Stderr, "starting warden on %s (config %s)\n", o.Listen, cfgName)
+		if o.Config != "" {
+			fmt.Fprintln(o.Stderr, stateNote(cfgName, o.KeepState, moved))
+			if o.LedgerDir == "" && !slices.Contains(moved, "ledger.dir") {
+				// The file's own, as written (--keep-state), or none.
+				if ledgerDir = configLedgerDir(o.Config); ledgerDir != "" {
+					ledgerDir, _ = filepath.Abs(ledgerDir)
+				}
+			}
+		}
 		gw, gwAddr, err := startChild(ctx, "warden serve", o.Warden, append([]string{"serve", "--config", cfg, "--listen", o.Listen,
 			"--upstream", platURL, "--admin-listen", o.AdminListen}, serveLedger...), env, gatewayReady, 30*time.Second)
 		if err != nil {
+			if cfg != o.Config {
+				// The copy's lines and columns are the file's.
+				return errors.New(strings.ReplaceAll(err.Error(), cfg, o.Config))
+			}
 			return err
 		}
 		children = append(children, gw)
@@ -280,13 +302,32 @@ func Run(ctx context.Context, o Options) error {
 		kept := "removed when the demo ends; --ledger-dir DIR keeps it"
 		if o.LedgerDir != "" {
 			kept = "kept after the demo"
+		} else if o.KeepState {
+			kept = "the config's ledger.dir, kept (--keep-state)"
 		}
 		// Where to point the query commands while the demo serves.
-		fmt.Fprintf(o.Stdout, "ledger:       %s (%s; warden reach --authors ID,... --ledger %s)\n", ledgerDir, kept, ledgerDir)
+		if ledgerDir == "" {
+			fmt.Fprintf(o.Stdout, "ledger:       none (%s sets no ledger.dir)\n", cfgName)
+		} else {
+			fmt.Fprintf(o.Stdout, "ledger:       %s (%s; warden reach --authors ID,... --ledger %s)\n", ledgerDir, kept, ledgerDir)
+		}
 	}
 	fmt.Fprintln(o.Stdout, "serving until Ctrl-C")
 	<-ctx.Done()
 	return nil
+}
+
+// stateNote says where a config of the user's keeps warden's state in
+// this run: moved (the keys freshState moved into the run's directory),
+// or as written with --keep-state.
+func stateNote(cfgName string, keep bool, moved []string) string {
+	switch {
+	case keep:
+		return "warden's state: " + cfgName + "'s store.memory.dir and ledger.dir as written (--keep-state): bans, limits and budgets of earlier runs apply"
+	case len(moved) == 0:
+		return "warden's state: " + cfgName + " keeps none on disk (no store.memory.dir or ledger.dir)"
+	}
+	return "warden's state: " + cfgName + "'s " + strings.Join(moved, " and ") + " replaced by the run's own directory, removed with it (--keep-state uses them as written)"
 }
 
 // namedAuthors is the size of the demo's named set of authors.

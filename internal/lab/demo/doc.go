@@ -8,7 +8,10 @@
 // it, or in Options.LedgerDir (`--ledger-dir`, passed to `warden serve`;
 // it must not exist yet, since the ledger's figures are compared with one
 // run's), kept for the query commands; its path is printed while the
-// demo serves.
+// demo serves. The memory store's state goes there too. A config of the
+// user's (Options.Config) runs on fresh state as well: its store.memory.dir
+// and ledger.dir are replaced, in a copy, by the run's directory, unless
+// Options.KeepState (`--keep-state`) asks for them as written.
 //
 // It must never send traffic anywhere but the loopback servers it started,
 // never write a secret into a config file (the admin token and the
