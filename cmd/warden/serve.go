@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,10 +43,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	listen := fs.String("listen", "", "gateway address (overrides the config)")
 	upstream := fs.String("upstream", "", "upstream URL (overrides the config)")
 	adminListen := fs.String("admin-listen", "", "admin address (overrides the config)")
-	ledgerDir := fs.String("ledger-dir", "", "ledger directory (overrides ledger.dir)")
+	ledgerDir := fs.String("ledger-dir", "", "ledger directory (overrides ledger.dir; --ledger-dir \"\" turns the ledger off)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	// An empty --ledger-dir given on the command line is an override too:
+	// the ledger off, as ledger.dir: "" has it, not the config's left on.
+	ledgerSet := false
+	fs.Visit(func(f *flag.Flag) { ledgerSet = ledgerSet || f.Name == "ledger-dir" })
 	if fs.NArg() > 0 { // a config named without --config would be ignored for examples/lab.yaml
 		fmt.Fprintf(stderr, "warden serve: unexpected argument %q (the config is --config FILE)\n", fs.Arg(0))
 		return errUsage
@@ -60,7 +65,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *adminListen != "" {
 			c.Admin.Listen = *adminListen
 		}
-		if *ledgerDir != "" {
+		if ledgerSet {
 			c.Ledger.Dir = *ledgerDir
 		}
 		return c.Validate()
