@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -47,6 +48,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "warden bench: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
+	// The results are written after the rounds: a directory that cannot
+	// take them is said now, not after minutes of runs.
+	if err := writableDir(*out); err != nil {
+		return fmt.Errorf("bench: -out: %w", err)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("own executable: %w", err)
@@ -87,4 +93,44 @@ func runBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return bench.ServeFastProxy(ctx, ln, *upstream)
 	}
 	return bench.ServeProxy(ctx, ln, *upstream)
+}
+
+// writableDir makes dir (as the results' writer would) and checks that it
+// takes a new file.
+func writableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".warden-write-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// writableFile checks that path can be written, changing nothing: a file
+// that exists opens for writing (not truncated), else its directory takes
+// a new file.
+func writableFile(path string) error {
+	if info, err := os.Stat(path); err == nil {
+		if info.IsDir() {
+			return fmt.Errorf("%s is a directory", path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); err != nil {
+		return err // stat DIR: no such file or directory
+	}
+	f, err := os.CreateTemp(dir, ".warden-write-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }

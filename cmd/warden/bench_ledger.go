@@ -38,6 +38,17 @@ func runBenchLedger(ctx context.Context, args []string, stdout, stderr io.Writer
 			return fmt.Errorf("bench ledger: -%s: %d is not a positive number", f.name, f.v)
 		}
 	}
+	// The report and the heap profile are written during or after the
+	// run (hours at the default size): a path that cannot take them is
+	// said before it starts.
+	for _, f := range []struct{ name, path string }{{"out", *out}, {"heapprofile", *hp}} {
+		if f.path == "" {
+			continue
+		}
+		if err := writableFile(f.path); err != nil {
+			return fmt.Errorf("bench ledger: -%s: %w", f.name, err)
+		}
+	}
 	d := *dir
 	if d == "" {
 		t, err := os.MkdirTemp("", "warden-bench-ledger-")

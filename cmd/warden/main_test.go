@@ -292,3 +292,46 @@ func TestBenchLedgerRefusesNonPositive(t *testing.T) {
 		}
 	}
 }
+
+// Where a bench writes its results is checked before it runs: `bench
+// ledger -out` (or -heapprofile) into a directory that does not exist, and
+// `bench -out` under a file, are errors naming the flag, with nothing run
+// and nothing printed. Before, bench ledger found out after the run
+// (hours at its default size), having printed the report, and bench after
+// its rounds.
+func TestBenchOutCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing", "report.md")
+	small := []string{"-accesses", "1000", "-identities", "10", "-subjects", "10", "-authors", "10", "-days", "1", "-clickhouse=false"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"bench", "ledger", "-out", missing}, small...), "warden bench: bench ledger: -out: stat " + filepath.Dir(missing) + ": no such file or directory\n"},
+		{append([]string{"bench", "ledger", "-heapprofile", missing}, small...), "warden bench: bench ledger: -heapprofile: stat " + filepath.Dir(missing) + ": no such file or directory\n"},
+		{append([]string{"bench", "ledger", "-out", dir}, small...), "warden bench: bench ledger: -out: " + dir + " is a directory\n"},
+		{[]string{"bench", "-out", filepath.Join(file, "results"), "-rows", "a", "-rounds", "1", "-duration", "1s", "-warmup", "0", "-latency-duration", "0", "-profile=false"},
+			"warden bench: -out: mkdir " + file + ": not a directory\n"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(c.args, &out, &errb); code != 1 || errb.String() != c.want || out.Len() != 0 {
+			t.Errorf("warden %v: exit %d, stderr %q, stdout %.200q; want 1, %q and nothing run", c.args, code, errb.String(), out.String(), c.want)
+		}
+	}
+	// A file that exists is written over after the run, not before it.
+	report := filepath.Join(dir, "report.md")
+	if err := os.WriteFile(report, []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(append([]string{"bench", "ledger", "-out", report, "-warden=false"}, small...), &out, &errb); code != 0 {
+		t.Fatalf("bench ledger -out FILE that exists: exit %d\n%s", code, errb.String())
+	}
+	if b, _ := os.ReadFile(report); !strings.Contains(string(b), "warden bench ledger") {
+		t.Errorf("report file after the run: %.200q", b)
+	}
+}
