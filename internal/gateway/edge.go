@@ -59,11 +59,20 @@ func writeRefusal(w replyWriter, r *Refusal, id string) {
 	if r.Challenge != "" {
 		w.setHeader("WWW-Authenticate", r.Challenge)
 	}
+	if r.Status == 405 {
+		// RFC 9110 15.5.6: a 405 carries Allow. warden refuses CONNECT
+		// alone (it is no tunnel) and passes every other method on.
+		w.setHeader("Allow", allowedMethods)
+	}
 	if id != "" {
 		w.setHeader("X-Request-Id", id)
 	}
 	w.writeJSON(r.Status, r.Body(id))
 }
+
+// allowedMethods is a 405's Allow: HTTP's methods but CONNECT, the one
+// warden refuses; the upstream answers for the others.
+const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"
 
 // writeLocal writes the answer a responder made for request id.
 func writeLocal(w replyWriter, l *Local, id string) {

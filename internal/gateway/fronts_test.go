@@ -458,3 +458,25 @@ func TestBodyTooLargeAnsweredWhileSending(t *testing.T) {
 		}
 	}
 }
+
+// A CONNECT is refused 405 (rule request, reason connect) with an Allow
+// header, as RFC 9110 requires of every 405, on every front (the loop
+// hands a CONNECT to the fast front): before, no front sent Allow. The
+// header is read off the wire.
+func TestConnectRefusedWithAllow(t *testing.T) {
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			t.Parallel()
+			l := frontGateway(t, front, "", echoUpstream(t).URL)
+			c := dial(t, l.addr)
+			c.send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+			h := c.rawHead()
+			if !strings.HasPrefix(h, "HTTP/1.1 405 ") || !strings.Contains(h, "\r\nAllow: "+allowedMethods+"\r\n") {
+				t.Fatalf("CONNECT: %q, want 405 with Allow: %s", h, allowedMethods)
+			}
+			if strings.Contains(allowedMethods, "CONNECT") {
+				t.Errorf("Allow %q names CONNECT", allowedMethods)
+			}
+		})
+	}
+}
