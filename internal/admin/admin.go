@@ -66,6 +66,9 @@ type Options struct {
 // Dashboard is what the admin listener needs of the web dashboard.
 type Dashboard interface {
 	Mount(mux *http.ServeMux, api http.Handler)
+	// Person is the per-person report as JSON (GET /v1/person?subject=),
+	// served behind the token like every /v1 route.
+	Person() http.Handler
 }
 
 // Server is the admin API. It holds no goroutines of its own; Serve runs
@@ -142,6 +145,9 @@ func New(opts Options) (*Server, error) {
 	open.Handle("/healthz", methods(map[string]http.Handler{http.MethodGet: http.HandlerFunc(healthz)}))
 	open.Handle("/", s.authenticate(mux))
 	if opts.Dashboard != nil {
+		// The dashboard's per-person report, for a platform's "download
+		// your data" flow: its backend holds the token, not a session.
+		mux.Handle("/v1/person", methods(map[string]http.Handler{http.MethodGet: opts.Dashboard.Person()}))
 		opts.Dashboard.Mount(open, mux)
 	}
 	s.handler = open

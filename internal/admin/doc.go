@@ -24,6 +24,8 @@
 //	                                     takes from= and to= (RFC 3339 or a duration back)
 //	POST   /v1/ledger/replay?from=&to=   replay: the body (at most 1 MiB) is the new
 //	                                     config's YAML, as warden replay --config
+//	GET    /v1/person?subject=&class=    the dashboard's per-person report as JSON
+//	                                     (Dashboard.Person), when Options.Dashboard is set
 //	GET    /, /login, /transparency, ... the web dashboard, when Options.Dashboard
 //	                                     is set: sessions of its own (package dashboard)
 //	GET    /debug/pprof/...              Go's profiles (net/http/pprof), e.g.

@@ -33,7 +33,10 @@
 //	GET  /reach            exact reach, impressions, dose and overlap charts;
 //	POST /reach/dp         a DP answer for a named researcher
 //	GET  /person?subject=  for one subject: how many distinct identities of
-//	                       each kind were served their contact details, and when
+//	                       each kind were served their contact details, and when;
+//	                       as JSON with ?format=json or Accept: application/json
+//	                       (401 in JSON without a session), and on the admin
+//	                       API's GET /v1/person behind its token (Person)
 //	GET  /trace            upload a leaked copy; POST /trace (multipart, the
 //	                       CSRF token its first part, bounded by
 //	                       Options.TraceMaxBytes and TraceTimeout: the

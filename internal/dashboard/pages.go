@@ -638,45 +638,22 @@ type whoTook struct {
 
 // person answers, for one subject, how many distinct identities of each
 // kind were served their contact details, and when: counts and dates,
-// never the identities.
+// never the identities. ?format=json, or Accept: application/json, asks
+// for it as JSON (personJSON), for a platform's "download your data" flow.
 func (d *Dashboard) person(w http.ResponseWriter, r *http.Request) {
+	if wantsJSON(r) {
+		d.personJSON(w, r)
+		return
+	}
 	subject := strings.TrimSpace(r.URL.Query().Get("subject"))
 	class := orDefault(r.URL.Query().Get("class"), "contact")
 	v := view{Title: "Per-person report", Nav: "person"}
 	code := http.StatusOK
 	var kinds []personKind
 	if subject != "" {
-		for _, k := range []struct {
-			f    identify.Facet
-			name string
-		}{{identify.FacetAccount, "accounts"}, {identify.FacetApp, "apps"}, {identify.FacetNet, "networks"}} {
-			var wt whoTook
-			args := url.Values{"subject": {subject}, "class": {class}, "by": {k.f.String()}}
-			if err := d.call(r.Context(), http.MethodGet, "/v1/ledger/who-took?"+args.Encode(), nil, &wt); err != nil {
-				v.Error, code = errText(err), statusOf(err)
-				break
-			}
-			pk := personKind{Kind: k.name}
-			days := map[string]int{}
-			for _, row := range wt.Rows {
-				if row.Value == "" {
-					pk.WithoutKind++
-					continue
-				}
-				pk.Identities++
-				if pk.First.IsZero() || row.First.Before(pk.First) {
-					pk.First = row.First
-				}
-				if row.Last.After(pk.Last) {
-					pk.Last = row.Last
-				}
-				days[row.First.UTC().Format(time.DateOnly)]++
-			}
-			for day, n := range days {
-				pk.Days = append(pk.Days, dayCount{day, n})
-			}
-			sort.Slice(pk.Days, func(i, j int) bool { return pk.Days[i].Day < pk.Days[j].Day })
-			kinds = append(kinds, pk)
+		var err error
+		if kinds, err = d.personReport(r.Context(), subject, class); err != nil {
+			v.Error, code = errText(err), statusOf(err)
 		}
 	}
 	v.Data = struct {
@@ -684,6 +661,111 @@ func (d *Dashboard) person(w http.ResponseWriter, r *http.Request) {
 		Kinds          []personKind
 	}{subject, class, kinds}
 	d.render(w, r, code, "person", v)
+}
+
+// personReport counts, per kind (accounts, apps, networks), the distinct
+// identities the ledger's who-took names for subject and class.
+func (d *Dashboard) personReport(ctx context.Context, subject, class string) ([]personKind, error) {
+	var kinds []personKind
+	for _, k := range []struct {
+		f    identify.Facet
+		name string
+	}{{identify.FacetAccount, "accounts"}, {identify.FacetApp, "apps"}, {identify.FacetNet, "networks"}} {
+		var wt whoTook
+		args := url.Values{"subject": {subject}, "class": {class}, "by": {k.f.String()}}
+		if err := d.call(ctx, http.MethodGet, "/v1/ledger/who-took?"+args.Encode(), nil, &wt); err != nil {
+			return nil, err
+		}
+		pk := personKind{Kind: k.name}
+		days := map[string]int{}
+		for _, row := range wt.Rows {
+			if row.Value == "" {
+				pk.WithoutKind++
+				continue
+			}
+			pk.Identities++
+			if pk.First.IsZero() || row.First.Before(pk.First) {
+				pk.First = row.First
+			}
+			if row.Last.After(pk.Last) {
+				pk.Last = row.Last
+			}
+			days[row.First.UTC().Format(time.DateOnly)]++
+		}
+		for day, n := range days {
+			pk.Days = append(pk.Days, dayCount{day, n})
+		}
+		sort.Slice(pk.Days, func(i, j int) bool { return pk.Days[i].Day < pk.Days[j].Day })
+		kinds = append(kinds, pk)
+	}
+	return kinds, nil
+}
+
+// The per-person report as JSON: its field names are a platform's
+// contract (README), kept as they are.
+type (
+	personReportJSON struct {
+		Subject string           `json:"subject"`
+		Class   string           `json:"class"`
+		Kinds   []personKindJSON `json:"kinds"` // accounts, apps, networks, in that order
+	}
+	personKindJSON struct {
+		Kind       string `json:"kind"`
+		Identities int    `json:"identities"` // distinct identities of the kind served the subject's class
+		// Unidentified: also served to requests without an identity of
+		// the kind (no verified account, no registered app key).
+		Unidentified bool       `json:"unidentified"`
+		First        *time.Time `json:"first"` // null when none
+		Last         *time.Time `json:"last"`
+		Days         []dayJSON  `json:"days"` // by the day each identity was first served, oldest first
+	}
+	dayJSON struct {
+		Day        string `json:"day"` // YYYY-MM-DD, UTC
+		Identities int    `json:"identities"`
+	}
+)
+
+// personJSON serves the report as JSON: a session's ?format=json (or
+// Accept: application/json) on /person, and the admin API's GET
+// /v1/person behind its bearer token (Person). subject is required;
+// errors are {"error"} with the ledger query's status, as the admin API's.
+func (d *Dashboard) personJSON(w http.ResponseWriter, r *http.Request) {
+	subject := strings.TrimSpace(r.URL.Query().Get("subject"))
+	class := orDefault(r.URL.Query().Get("class"), "contact")
+	if subject == "" {
+		writeJSONError(w, http.StatusBadRequest, "subject is required (?subject=ID)")
+		return
+	}
+	kinds, err := d.personReport(r.Context(), subject, class)
+	if err != nil {
+		writeJSONError(w, statusOf(err), errText(err))
+		return
+	}
+	out := personReportJSON{Subject: subject, Class: class, Kinds: make([]personKindJSON, 0, len(kinds))}
+	for _, k := range kinds {
+		kj := personKindJSON{Kind: k.Kind, Identities: k.Identities, Unidentified: k.WithoutKind > 0, Days: make([]dayJSON, 0, len(k.Days))}
+		if !k.First.IsZero() {
+			first, last := k.First.UTC(), k.Last.UTC()
+			kj.First, kj.Last = &first, &last
+		}
+		for _, dc := range k.Days {
+			kj.Days = append(kj.Days, dayJSON{dc.Day, dc.N})
+		}
+		out.Kinds = append(out.Kinds, kj)
+	}
+	writeJSON(w, out)
+}
+
+// Person is the per-person report as JSON, for the admin API's GET
+// /v1/person: the admin API checks its bearer token before it (this
+// package never takes the token), so a platform's backend asks for it
+// as it asks every other admin route.
+func (d *Dashboard) Person() http.Handler { return http.HandlerFunc(d.personJSON) }
+
+// wantsJSON reports whether a page's request asks for JSON: ?format=json,
+// or application/json in Accept (a browser's Accept names HTML).
+func wantsJSON(r *http.Request) bool {
+	return r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
 func orDefault(s, def string) string {

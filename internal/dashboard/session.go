@@ -112,6 +112,11 @@ func (d *Dashboard) requireSession(next http.HandlerFunc) http.Handler {
 				http.Error(w, "sign in first", http.StatusUnauthorized)
 				return
 			}
+			if wantsJSON(r) {
+				// A program, not a browser: no redirect to a form.
+				writeJSONError(w, http.StatusUnauthorized, "no session: sign in at /login, or ask the admin API (/v1/...) with its bearer token")
+				return
+			}
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
