@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,16 +68,6 @@ func TestServeLedgerDirEmptyTurnsLedgerOff(t *testing.T) {
 			if a, ok := strings.CutPrefix(sc.Text(), "warden listening on "); ok {
 				addr, _, _ = strings.Cut(a, " ")
 				break
-			}
-		}
-		// An answer (502: no upstream) says the gateway accepts: a stop
-		// signalled before it did was lost (the loop front's listener was
-		// not closed) and serve never stopped.
-		if addr != "" {
-			if resp, err := http.Get("http://" + addr + "/"); err == nil {
-				resp.Body.Close()
-			} else {
-				addr = ""
 			}
 		}
 		if addr == "" {

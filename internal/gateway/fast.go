@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,13 @@ type fastFront struct {
 	client *fasthttp.HostClient
 	slack  time.Duration // of connection deadlines (coarseConn)
 	upTLS  *tls.Config   // an https upstream's; nil: cleartext
+
+	// The listeners Serve was given and whether shutdown began: fasthttp's
+	// shutdown closes only the listeners its Serve has taken, so a Serve
+	// that came after it (or raced it) would accept for ever.
+	lnMu    sync.Mutex
+	lns     []net.Listener
+	closing bool
 }
 
 // dialUpstream opens an upstream connection for the client, its reads and
@@ -164,10 +172,30 @@ func hostPort(host, scheme string) string {
 }
 
 func (f *fastFront) serveListener(ln net.Listener) error {
+	f.lnMu.Lock()
+	if f.closing {
+		f.lnMu.Unlock()
+		return errServerClosed
+	}
+	f.lns = append(f.lns, ln)
+	f.lnMu.Unlock()
 	return f.srv.Serve(coarseListener{Listener: ln, slack: f.slack, idle: f.cfg.Server.IdleTimeout, header: headerTimeout(f.cfg)})
 }
 
-func (f *fastFront) shutdown(ctx context.Context) error { return f.srv.ShutdownWithContext(ctx) }
+// shutdown lets fasthttp drain, then closes the listeners it was given,
+// so that a Serve fasthttp's shutdown did not see yet returns too.
+func (f *fastFront) shutdown(ctx context.Context) error {
+	f.lnMu.Lock()
+	f.closing = true
+	f.lnMu.Unlock()
+	err := f.srv.ShutdownWithContext(ctx)
+	f.lnMu.Lock()
+	for _, ln := range f.lns {
+		_ = ln.Close()
+	}
+	f.lnMu.Unlock()
+	return err
+}
 
 // badRequest answers what fasthttp's server refuses to parse (its
 // ErrorHandler): the request never reaches serve, so it is counted here.

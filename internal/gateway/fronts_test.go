@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warden-gw/warden/internal/config"
 	"github.com/warden-gw/warden/internal/refusal"
@@ -476,6 +480,47 @@ func TestConnectRefusedWithAllow(t *testing.T) {
 			}
 			if strings.Contains(allowedMethods, "CONNECT") {
 				t.Errorf("Allow %q names CONNECT", allowedMethods)
+			}
+		})
+	}
+}
+
+// A gateway told to shut down before its Serve began serving (warden serve
+// stopped by a signal the moment it said it listens) still returns from
+// Serve, on every front: the loop front closed only a listener Serve had
+// already recorded, so a Serve that came after Shutdown accepted for ever
+// and warden serve never stopped.
+func TestShutdownBeforeServe(t *testing.T) {
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Parse(front+".yaml", []byte("log: {level: error}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Upstream.URL = echoUpstream(t).URL
+			cfg.Front = front
+			g := testGateway(t, cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := g.Shutdown(ctx); err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- g.Serve(ln) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve after shutdown: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				ln.Close() // ends the Serve that hung
+				t.Fatal("serve after shutdown still serving after 5s")
 			}
 		})
 	}

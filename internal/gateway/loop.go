@@ -218,6 +218,11 @@ func (lc *loopConn) close() {
 
 func (f *loopFront) serveListener(ln net.Listener) error {
 	f.mu.Lock()
+	if f.closing.Load() {
+		// Shut down before serving: shutdown found no listener to close.
+		f.mu.Unlock()
+		return errServerClosed
+	}
 	f.ln = ln
 	f.handoff = newHandoffListener(ln.Addr())
 	f.mu.Unlock()
