@@ -52,6 +52,12 @@ func (h *Histogram) Figure(in func(cell int) bool) (int64, Interval) {
 			n++
 		}
 	}
+	return h.figure(sum, n)
+}
+
+// figure is the figure of a sum of n noisy cells, floored, with its
+// interval.
+func (h *Histogram) figure(sum int64, n int) (int64, Interval) {
 	w, ok := h.hw[n]
 	if !ok {
 		w = h.m.HalfWidth(n)
@@ -59,6 +65,36 @@ func (h *Histogram) Figure(in func(cell int) bool) (int64, Interval) {
 	}
 	iv := Interval{Low: max(0, sum-w), High: max(0, sum+w)}
 	return max(0, sum), iv
+}
+
+// AtLeast is the figures "the cells whose key is at least k", for k from
+// 1 to kMax, as Figure gives each (a cell whose key is past kMax is in
+// every one; ok false: in none): one pass and suffix sums, where a
+// Figure per k reads every cell K times (a --dose of 100,000 authors).
+func (h *Histogram) AtLeast(key func(cell int) (k int, ok bool), kMax int) ([]int64, []Interval) {
+	if kMax < 1 {
+		return nil, nil
+	}
+	sums := make([]int64, kMax+1)
+	ns := make([]int, kMax+1)
+	for i, v := range h.noisy {
+		k, ok := key(i)
+		if !ok || k < 1 {
+			continue
+		}
+		k = min(k, kMax)
+		sums[k] += v
+		ns[k]++
+	}
+	vals, ivs := make([]int64, kMax), make([]Interval, kMax)
+	var sum int64
+	n := 0
+	for k := kMax; k >= 1; k-- {
+		sum += sums[k]
+		n += ns[k]
+		vals[k-1], ivs[k-1] = h.figure(sum, n)
+	}
+	return vals, ivs
 }
 
 // Note describes the release, of a person's part of d.

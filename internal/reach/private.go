@@ -221,9 +221,12 @@ func PrivateDoseOverlap(h *privacy.Histogram, cell func(i int) (k, inB int, ok b
 	}
 	var ds []PrivateDose
 	if dose {
+		vals, ivs := h.AtLeast(func(i int) (int, bool) {
+			k, _, ok := cell(i)
+			return k, ok
+		}, kMax)
 		for kk := 1; kk <= kMax; kk++ {
-			n, iv := h.Figure(sel(func(k, _ int) bool { return k >= kk }))
-			ds = append(ds, PrivateDose{K: kk, People: n, Interval: iv})
+			ds = append(ds, PrivateDose{K: kk, People: vals[kk-1], Interval: ivs[kk-1]})
 		}
 	}
 	if !overlap {
