@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-gw/warden/internal/store/redis/redistest"
 )
 
 // A request refused by the detector's ban is explained with the ban's
@@ -27,8 +29,10 @@ func TestExplainBanReason(t *testing.T) {
 
 func explainBanReason(t *testing.T, backend, platform string) {
 	st := fmt.Sprintf("store:\n  memory: {dir: %s}\n", t.TempDir())
+	var rs *redistest.Server
 	if backend == "redis" {
-		st = storeSection(t, backend)
+		rs = redistest.Start(t)
+		st = fmt.Sprintf("store:\n  backend: redis\n  redis: {addrs: [%s]}\n", rs.Addr())
 	}
 	g := startGateway(t, detectConfig(st+fmt.Sprintf("ledger: {dir: %s}\n", t.TempDir())), platform)
 	harv := map[string]string{"Authorization": "Bearer " + token(t, "779")}
@@ -88,6 +92,17 @@ func explainBanReason(t *testing.T, backend, platform string) {
 	}
 	if backend == "redis" {
 		check("unknown", "its reason is not known", "")
+		// Redis down: the explanation stands, from the ledger, and says
+		// the ban store could not be read (before, explain failed whole).
+		rs.Kill()
+		var x struct {
+			Rule string
+			Ban  *struct{ State, Unavailable string }
+		}
+		query(t, &x, "explain", refused, "--config", g.config)
+		if x.Rule != "ban" || x.Ban == nil || x.Ban.State != "unknown" || x.Ban.Unavailable == "" {
+			t.Errorf("explain with Redis down: %+v (ban %+v)", x, x.Ban)
+		}
 	} else {
 		check("lifted", "lifted since", reason)
 	}

@@ -238,6 +238,9 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // fmtBan says what is known of the ban that refused a request.
 func fmtBan(b *explain.Ban) string {
 	s := fmt.Sprintf("on %s %s", b.Facet, b.Value)
+	if b.Unavailable != "" {
+		return s + ": its reason is not known: the ban store could not be read (" + b.Unavailable + ")"
+	}
 	if b.State == explain.BanUnknown {
 		return s + ": its reason is not known: no ban log was read (--config FILE with store.memory.dir), or the ban has ended since and nothing keeps it (Redis keeps only the bans held; a log is compacted)"
 	}

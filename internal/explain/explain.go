@@ -102,11 +102,14 @@ type Ban struct {
 	// given, the store keeps none, store.memory.dir unset or Redis, or the
 	// log was compacted since the ban ended); Reason and the times are
 	// then not known.
-	State   string     `json:"state"`
-	Reason  string     `json:"reason,omitempty"`
-	By      string     `json:"by,omitempty"`
-	Created *time.Time `json:"created,omitempty"`
-	Until   *time.Time `json:"until,omitempty"` // none: no expiry
+	State string `json:"state"`
+	// Unavailable: why the ban store could not be read (Redis down): the
+	// state is then unknown, and the rest of the explanation stands.
+	Unavailable string     `json:"unavailable,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	By          string     `json:"by,omitempty"`
+	Created     *time.Time `json:"created,omitempty"`
+	Until       *time.Time `json:"until,omitempty"` // none: no expiry
 }
 
 // The states of a ban, Ban.State's values.
@@ -132,7 +135,14 @@ func banAt(ctx context.Context, log BanLog, e *ledger.Entry, now time.Time) (*Ba
 	}
 	hist, err := log.BanHistory(ctx, store.BanKey{Facet: b.Facet, Value: b.Value})
 	if err != nil {
-		return nil, fmt.Errorf("ban on %s %s: %w", b.Facet, b.Value, err)
+		// The decision, rules and counts come from the ledger: an
+		// unreadable ban store (Redis down) costs the ban's reason, not
+		// the answer to "why was I refused".
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ban on %s %s: %w", b.Facet, b.Value, err)
+		}
+		b.Unavailable = err.Error()
+		return b, nil
 	}
 	var found *store.BanChange
 	for i := range hist {
