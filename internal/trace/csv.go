@@ -133,7 +133,8 @@ func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols layout, named bo
 	}
 	// Count what each column's values look like.
 	votes := map[[2]int]int{}
-	phones := map[int]int{} // of a column's digit values, the phones' (phoneDigits)
+	phones := map[int]int{}               // of a column's digit values, the phones' (phoneDigits)
+	distinct := map[int]map[string]bool{} // of a column's digit values, the different ones
 	for _, f := range rows {
 		for i, v := range f {
 			v = bytes.TrimSpace(v)
@@ -141,6 +142,12 @@ func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols layout, named bo
 			votes[[2]int{i, k}]++
 			if k == fID && i < 64 && phoneDigits(v) {
 				phones[i]++
+			}
+			if k == fID && i < 64 && !named {
+				if distinct[i] == nil {
+					distinct[i] = map[string]bool{}
+				}
+				distinct[i][string(v)] = true
 			}
 		}
 	}
@@ -166,7 +173,11 @@ func columns(hdr [][]byte, rows [][][]byte, orFirst bool) (cols layout, named bo
 			}
 			// Among a header's unknown names, an id column's says so
 			// ("identifier", "member_id") where a count's would not.
-			if c := cols[k]; c < 0 || k == fID && named && !idName(fieldAt(hdr, c)) && idName(fieldAt(hdr, i)) {
+			// Without names, an id column's values differ from row to
+			// row where a count's repeat (follower_count, full_name,
+			// username, id): the count was taken for the id.
+			if c := cols[k]; c < 0 || k == fID && named && !idName(fieldAt(hdr, c)) && idName(fieldAt(hdr, i)) ||
+				k == fID && !named && len(distinct[i]) > 2*len(distinct[c]) {
 				cols[k] = i
 			}
 		}

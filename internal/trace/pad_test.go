@@ -61,3 +61,28 @@ func TestPaddedValues(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderlessCountBeforeID: a CSV without a header whose first number
+// column is a count (follower_count, full_name, username, id) reads the
+// id column as ids: of the digit columns the one whose values differ from
+// row to row, as ids do and counts do not. Before, the count was taken
+// for the id: no coverage, and every canary beside a count passed over.
+func TestHeaderlessCountBeforeID(t *testing.T) {
+	s := newContactScene(t)
+	var b strings.Builder
+	for i, id := range s.real {
+		if i%10 == 0 && i/10 < len(s.canaries) {
+			p := s.canaries[i/10]
+			fmt.Fprintf(&b, "%d,Lena Morgan,%s,%d\n", i%37, p.Username, p.ID)
+		}
+		fmt.Fprintf(&b, "%d,Lena Morgan,lena.morgan_%d,%d\n", id%37, id, id)
+	}
+	r := s.trace(t, b.String(), s.led)
+	t.Logf("%d records, %d subjects, %d canaries found, %d rejected, accused %q", r.Records, r.Subjects, r.CanariesFound, r.CanariesForged, accusedOf(r))
+	if r.CanariesFound != len(s.canaries) || r.CanariesForged != 0 || r.Subjects != s.realSubjects() {
+		t.Errorf("found %d of the take's %d canaries, %d rejected, %d subjects of %d", r.CanariesFound, len(s.canaries), r.CanariesForged, r.Subjects, s.realSubjects())
+	}
+	if got := accusedOf(r); got != "harvester" {
+		t.Errorf("accused %q, want the harvester alone", got)
+	}
+}
