@@ -55,24 +55,82 @@ func csvFields(line []byte, sep byte, dst [][]byte) [][]byte {
 	return dst
 }
 
+// csvRowEnd is the index of the newline ending the row b starts with, -1
+// when b ends first. A newline inside a quoted field (one whose first
+// byte is a quote, as csvFields reads it) is the field's; a quote within
+// an unquoted field (5'10") is a byte like any other, and so is a field's
+// first quote when the next one is not a closing quote (followed by a
+// separator or the line's end): the row ends at its first newline.
+func csvRowEnd(b []byte, sep byte) int {
+	k := bytes.IndexByte(b, '\n')
+	if k < 0 || bytes.IndexByte(b[:k], '"') < 0 {
+		return k // most rows
+	}
+	for i := 0; i < len(b); {
+		if b[i] == '"' { // a quoted field: to its closing quote
+			j := i + 1
+			for {
+				q := bytes.IndexByte(b[j:], '"')
+				if q < 0 {
+					return -1
+				}
+				j += q + 1
+				if j < len(b) && b[j] == '"' {
+					j++ // "" inside quotes
+					continue
+				}
+				break
+			}
+			if j < len(b) && b[j] != sep && b[j] != '\r' && b[j] != '\n' {
+				// Not a field's closing quote ("tall ... "x): the
+				// opening one was stray, read as lines were.
+				return k
+			}
+			i = j
+		}
+		// To the field's end: a separator, or the row's newline.
+		for i < len(b) && b[i] != sep && b[i] != '\n' {
+			i++
+		}
+		if i >= len(b) {
+			return -1
+		}
+		if b[i] == '\n' {
+			return i
+		}
+		i++
+	}
+	return -1
+}
+
 // sniffCSV finds the separator, whether the first line is a header, and
 // the column of each field (columns).
 func sniffCSV(sample []byte) csvLayout {
 	l := csvLayout{sep: ',', cols: noColumns}
-	lines := bytes.Split(sample, []byte{'\n'})
-	if len(lines) > 1 && len(lines[len(lines)-1]) > 0 {
-		lines = lines[:len(lines)-1] // cut short by the sample
-	}
-	if len(lines) == 0 {
-		return l
-	}
-	first := bytes.TrimRight(lines[0], "\r")
+	first, _, _ := bytes.Cut(sample, []byte{'\n'})
+	first = bytes.TrimRight(first, "\r")
 	best := 0
 	for _, s := range []byte{',', ';', '\t', '|'} {
 		if n := bytes.Count(first, []byte{s}); n > best {
 			best, l.sep = n, s
 		}
 	}
+	// The sample's rows, a quoted field's newlines within its row.
+	var lines [][]byte
+	for b := sample; len(b) > 0; {
+		k := csvRowEnd(b, l.sep)
+		if k < 0 {
+			if len(lines) == 0 {
+				lines = append(lines, b) // one row, not cut short
+			}
+			break // cut short by the sample
+		}
+		lines, b = append(lines, b[:k]), b[k+1:]
+	}
+	if len(lines) == 0 {
+		return l
+	}
+	first = bytes.TrimRight(lines[0], "\r")
 	hdr := csvFields(first, l.sep, nil)
 	var rows [][][]byte
 	for _, line := range lines[1:min(len(lines), 201)] {
@@ -217,7 +275,12 @@ func scanCSV(b []byte, l *csvLayout, skipFirst bool, emit func(*Record)) {
 	var f [][]byte
 	var rec Record
 	for len(b) > 0 {
-		k := bytes.IndexByte(b, '\n')
+		k := csvRowEnd(b, l.sep)
+		if k < 0 {
+			// A quote never closed (a chunk ends outside quotes, csvCut):
+			// a stray one, read as lines were.
+			k = bytes.IndexByte(b, '\n')
+		}
 		var line []byte
 		if k < 0 {
 			line, b = b, nil

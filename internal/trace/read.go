@@ -125,7 +125,7 @@ func read(r io.Reader, workers, size int, emit func(worker int, rec *Record), co
 	default:
 		st.Format = FormatCSV
 		l := sniffCSV(sample)
-		split = cutBy(lineCut)
+		split = cutBy(csvCut)
 		work = func(b []byte, first bool, _ any, emit func(*Record)) int {
 			scanCSV(b, &l, first && l.header, emit)
 			return 0
@@ -300,6 +300,29 @@ func pgArchive(t []byte) string {
 
 // lineCut cuts after the last newline.
 func lineCut(b []byte) int { return bytes.LastIndexByte(b, '\n') + 1 }
+
+// csvCut cuts after the last newline with an even number of quotes
+// before it: a quoted field may hold newlines (a bio over several lines),
+// and every CSV writer doubles a quote inside quotes, so an even count is
+// outside them. A chunk starts outside quotes (it starts where the last
+// one was cut). With no such newline (a stray quote, as in 5'10" written
+// unquoted), it cuts after the last newline, as lines.
+func csvCut(b []byte) int {
+	end := lineCut(b)
+	if end == 0 || bytes.IndexByte(b[:end], '"') < 0 {
+		return end
+	}
+	odd := bytes.Count(b[:end], []byte{'"'})&1 == 1
+	for e := end; e > 0; {
+		if !odd {
+			return e
+		}
+		p := bytes.LastIndexByte(b[:e-1], '\n') + 1 // the last line of b[:e] starts at p
+		odd = odd != (bytes.Count(b[p:e], []byte{'"'})&1 == 1)
+		e = p
+	}
+	return end
+}
 
 // bulkCut cuts after the last newline, or before the last line when it is
 // an Elasticsearch bulk action that a document follows ({"index": ...},
