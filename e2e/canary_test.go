@@ -44,6 +44,8 @@ type labUser struct {
 	ID       string `json:"id"`
 	Username string `json:"username"`
 	FullName string `json:"full_name"`
+	// FollowerCount is a summary's follower_count (a take's count column).
+	FollowerCount int `json:"follower_count"`
 	// Of is the id whose followers list it was taken from (harvest), for
 	// a take's follows table.
 	Of string `json:"-"`

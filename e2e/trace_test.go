@@ -106,6 +106,21 @@ func writeTake(t *testing.T, dir, f string, us []labUser) string {
 		for _, u := range us {
 			fmt.Fprintf(&b, "%s,%s,\"%s\"\n", u.ID, u.Username, strings.ReplaceAll(u.FullName, `"`, `""`))
 		}
+	case "ndjson-padded": // values as a careless export pads them
+		for _, u := range us {
+			fmt.Fprintf(&b, `{"id":" %s ","username":"  %s\t","full_name":"%s"}`+"\n", u.ID, u.Username, u.FullName)
+		}
+	case "csv-count-first": // no header, a count before the id
+		for _, u := range us {
+			fmt.Fprintf(&b, "%d,%s,%s,%s\n", u.FollowerCount, u.FullName, u.Username, u.ID)
+		}
+	case "csv-multiline", "csv-multiline-no-header": // a quoted bio over three lines, as Python's csv writes it
+		if f == "csv-multiline" {
+			b.WriteString("id,username,bio,full_name\n")
+		}
+		for _, u := range us {
+			fmt.Fprintf(&b, "%s,%s,\"Plants everywhere.\nFilm, \"\"35mm\"\" mostly.\n\",%s\n", u.ID, u.Username, u.FullName)
+		}
 	case "mysqldump", "pg_dump.gz", "sqlite":
 		writeSQLTake(&b, f, us)
 	}
@@ -288,7 +303,8 @@ func TestTrace(t *testing.T) {
 		}
 	}
 	var csv traceReport
-	for _, f := range []string{"ndjson", "csv-no-header", "json-array.gz", "mongo", "es-bulk", "elasticdump", "es-bulk-update", "mongo-csv", "mysqldump", "pg_dump.gz", "sqlite"} {
+	for _, f := range []string{"ndjson", "csv-no-header", "json-array.gz", "mongo", "es-bulk", "elasticdump", "es-bulk-update", "mongo-csv", "mysqldump", "pg_dump.gz", "sqlite",
+		"ndjson-padded", "csv-count-first", "csv-multiline", "csv-multiline-no-header"} {
 		r := runTraceCmd(t, ledgerDir, writeTake(t, dir, f, h1))
 		innocent(r)
 		if got := accusedSet(r); fmt.Sprint(got) != "[account:101]" {
@@ -298,13 +314,14 @@ func TestTrace(t *testing.T) {
 		switch f {
 		case "csv-no-header":
 			csv = r
-		case "es-bulk-update", "mongo-csv", "mysqldump", "pg_dump.gz", "sqlite":
+		case "es-bulk-update", "mongo-csv", "mysqldump", "pg_dump.gz", "sqlite",
+			"ndjson-padded", "csv-count-first", "csv-multiline", "csv-multiline-no-header":
 			// The harvester's database names whom its CSV names: the same
 			// canaries, the same identities accused and named, with the
 			// same counts; a SQL dump's follows table adds records, no
 			// subject.
 			records := csv.Records
-			if f != "es-bulk-update" && f != "mongo-csv" {
+			if f == "mysqldump" || f == "pg_dump.gz" || f == "sqlite" {
 				records *= 2
 			}
 			if r.CanariesFound != csv.CanariesFound || fmt.Sprint(accusedSet(r)) != fmt.Sprint(accusedSet(csv)) ||
