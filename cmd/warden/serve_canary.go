@@ -29,6 +29,18 @@ func openCanaries(cfg *config.Config, log *slog.Logger) ([]gateway.Responder, []
 		return nil, nil, errors.New("serve: " + err.Error())
 	}
 	log.Info("canaries on", slog.Int("keys", c.Keys()), slog.Any("seeded", c.Config().Routes.Seed))
+	// Canaries go into answers the inspect stage read: a seeded route with
+	// no inspect route gets none, and trace would find nothing to name
+	// anyone by, with nothing said at start.
+	inspected := map[string]bool{}
+	for _, r := range cfg.Inspect.Routes {
+		inspected[r.Route] = true
+	}
+	for _, r := range c.Config().Routes.Seed {
+		if !inspected[r] {
+			log.Warn("canaries: a seeded route has no inspect route: its answers get no canary", slog.String("route", r))
+		}
+	}
 	g := canaryGate{c}
 	return []gateway.Responder{g}, []gateway.Seeder{g}, nil
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +128,33 @@ func BenchmarkCanaryGateSeed(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// TestOpenCanariesWarnsUninspectedSeed: a seeded route the inspect stage
+// does not read gets no canary; serve says so at start, once per route.
+// Before, a config with a canary section and no inspect routes logged
+// "canaries on" and seeded nothing.
+func TestOpenCanariesWarnsUninspectedSeed(t *testing.T) {
+	t.Setenv("WARDEN_CANARY_KEY", "test-key-0123456789abcdef")
+	for _, tc := range []struct {
+		inspect []string
+		want    int
+	}{
+		{nil, 3},
+		{[]string{"GET /v1/users/{id}/followers", "GET /v1/users/{id}/following", "GET /v1/search"}, 0},
+	} {
+		var cfg config.Config
+		cfg.Canary.KeyEnv = "WARDEN_CANARY_KEY"
+		for _, r := range tc.inspect {
+			cfg.Inspect.Routes = append(cfg.Inspect.Routes, inspect.RouteConfig{Route: r})
+		}
+		var buf bytes.Buffer
+		if _, _, err := openCanaries(&cfg, slog.New(slog.NewTextHandler(&buf, nil))); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(buf.String(), "seeded route has no inspect route"); got != tc.want {
+			t.Errorf("inspect routes %q: %d warnings, want %d:\n%s", tc.inspect, got, tc.want, buf.String())
+		}
 	}
 }
