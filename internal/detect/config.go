@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/warden-gw/warden/internal/identify"
@@ -185,13 +184,7 @@ func (c *Config) Validate() error {
 			// Read as "unset", an empty list would silently count every look-up.
 			bad(at+".provenance", "must name at least one of social, search, list, unreferenced (left out, every look-up but social counts)")
 		}
-		for j, p := range r.Provenance {
-			if err := p.Validate(); err != nil {
-				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%v", err)
-			} else if slices.Index(r.Provenance, p) < j {
-				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%q is named twice", p)
-			}
-		}
+		inspect.CheckCounted(r.Provenance, func(j int, err error) { bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%v", err) })
 	}
 	return errors.Join(errs...)
 }

@@ -77,6 +77,19 @@ func (p Provenance) Validate() error {
 	return fmt.Errorf("%q is not social, search, list or unreferenced", string(p))
 }
 
+// CheckCounted checks the provenances a rule counts (a budget's, a
+// cohort's): each one of the four, none named twice; bad gets the index
+// and the error of each that is not.
+func CheckCounted(ps []Provenance, bad func(j int, err error)) {
+	for j, p := range ps {
+		if err := p.Validate(); err != nil {
+			bad(j, err)
+		} else if slices.Index(ps, p) < j {
+			bad(j, fmt.Errorf("%q is named twice", p))
+		}
+	}
+}
+
 // validShown reports a value a route cannot show ids with.
 func (p Provenance) validShown() error {
 	switch p {

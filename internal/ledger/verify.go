@@ -146,6 +146,23 @@ func verifyListed(dir string, ls *listing) (*VerifyReport, error) {
 		}
 		return [32]byte{}, false
 	}
+	// retiredSince reads `retired` again and says whether stem is in it,
+	// retired since the listing: the chain then goes on from its hash and
+	// its derived files are gone with it.
+	gone := map[string]bool{} // sealed hours retention removed since the listing
+	retiredSince := func(stem string) (bool, error) {
+		now, err := readRetired(dir)
+		if err != nil {
+			return false, err
+		}
+		ret = now
+		h, ok := retiredAs(stem)
+		if ok {
+			expect, gone[stem] = h, true
+			rep.Retired = len(ret)
+		}
+		return ok, nil
+	}
 	dec, err := newDecoder(1)
 	if err != nil {
 		return nil, err
@@ -163,8 +180,7 @@ func verifyListed(dir string, ls *listing) (*VerifyReport, error) {
 	}
 	hashes := map[string][32]byte{} // sealed hours' hashes as written, for the rollups
 	dayStems := map[int64][]string{}
-	bad := map[string]bool{}  // sealed hours with a problem
-	gone := map[string]bool{} // sealed hours retention removed since the listing
+	bad := map[string]bool{} // sealed hours with a problem
 	for _, stem := range ls.stems {
 		vp := VerifiedPartition{Name: stem, Sealed: ls.seg[stem]}
 		var b []byte
@@ -178,14 +194,8 @@ func verifyListed(dir string, ls *listing) (*VerifyReport, error) {
 					// `retired` before its removal, is what its successor
 					// names (skipped, the chain broke there about one
 					// verify in 3,000 of a gateway sealing every 5 ms).
-					now, rerr := readRetired(dir)
-					if rerr != nil {
-						return nil, rerr
-					}
-					ret = now
-					if h, ok := retiredAs(stem); ok {
-						expect, gone[stem] = h, true
-						rep.Retired = len(ret)
+					if _, err := retiredSince(stem); err != nil {
+						return nil, err
 					}
 					continue
 				}
@@ -205,14 +215,9 @@ func verifyListed(dir string, ls *listing) (*VerifyReport, error) {
 				// Removed since the listing? Retention notes a partition
 				// in `retired` before removing it. (One still there is
 				// verified, whatever `retired` says.)
-				now, rerr := readRetired(dir)
-				if rerr != nil {
-					return nil, rerr
-				}
-				ret = now
-				if h, ok := retiredAs(stem); ok {
-					expect, gone[stem] = h, true
-					rep.Retired = len(ret)
+				if ok, err := retiredSince(stem); err != nil {
+					return nil, err
+				} else if ok {
 					continue
 				}
 			}

@@ -235,13 +235,7 @@ func (c *Config) Validate() error {
 			// budget meant for some provenances count them all.
 			bad(at+".provenance", "must name at least one of social, search, list, unreferenced (left out, the budget counts every record)")
 		}
-		for j, p := range b.Provenance {
-			if err := p.Validate(); err != nil {
-				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%v", err)
-			} else if slices.Index(b.Provenance, p) < j {
-				bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%q is named twice", p)
-			}
-		}
+		inspect.CheckCounted(b.Provenance, func(j int, err error) { bad(fmt.Sprintf("%s.provenance[%d]", at, j), "%v", err) })
 		if len(b.Provenance) > 0 && c.Unreferenced == nil {
 			bad(at+".provenance", "needs the unreferenced section: its facet and ttl say whose link memory is read and for how long")
 		}
