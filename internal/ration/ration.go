@@ -194,7 +194,7 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 		for _, p := range bc.Provenance {
 			b.provs |= 1 << storeProvenance(p)
 		}
-		b.own = bc.Identified == Own && (f == identify.FacetIP || f == identify.FacetNet || f == identify.FacetFingerprint)
+		b.own = countsOwn(bc.Identified, f)
 		if bc.Mode == Shadow {
 			b.shadow = m.Shadow().Counter(bc.Name, shadowAction(b.block))
 		}
@@ -212,7 +212,7 @@ func New(cfg Config, imap *inspect.Map, st Store, m *Metrics, log *slog.Logger) 
 		r.unref = &unref{cfg: *u, facet: f, block: u.Action == Block, ex: newExempt(u.Exempt),
 			prefix: "link:" + u.Facet + ":", bprefix: "budget:" + u.Name + ":",
 			masked: m.masked.WithLabelValues(u.Name), blocked: m.blocked.WithLabelValues(u.Name)}
-		r.unref.own = u.Identified == Own && (f == identify.FacetIP || f == identify.FacetNet || f == identify.FacetFingerprint)
+		r.unref.own = countsOwn(u.Identified, f)
 		if u.Mode == Shadow {
 			r.unref.shadow = m.Shadow().Counter(u.Name, shadowAction(r.unref.block))
 		}
@@ -390,13 +390,7 @@ func (r *Rationer) decide(ctx context.Context, now time.Time, id *identify.Ident
 		}
 		limit, prefix := b.tier(id, now)
 		w.owners = append(w.owners, spendOwner{b: b, c: c, limit: limit, from: from, to: len(w.subjects)})
-		key := ""
-		if b.own && id.Account != "" {
-			key = w.keys.Composite(prefix, v, id.Account)
-		} else {
-			key = w.keys.Key(prefix, v)
-		}
-		w.reqs = append(w.reqs, store.SpendRequest{Key: key, Window: b.cfg.Window, Limit: limit})
+		w.reqs = append(w.reqs, store.SpendRequest{Key: ownKey(&w.keys, b.own, prefix, v, id), Window: b.cfg.Window, Limit: limit})
 	}
 	var results []store.SpendResult
 	if len(w.reqs) > 0 {
@@ -588,11 +582,23 @@ func (r *Rationer) unreferenced(ctx context.Context, now time.Time, id *identify
 }
 
 // key is the store key of the rule's link memory (prefix u.prefix) or
-// allowance (u.bprefix) for facet value v of id: with own, a request with a
-// verified account has its own behind the address (no account loses its
-// allowance, or its memory to a neighbour's saturation), as budgets count.
+// allowance (u.bprefix) for facet value v of id, counted as budgets are
+// (ownKey).
 func (u *unref) key(kb *store.KeyBuf, prefix, v string, id *identify.Identity) string {
-	if u.own && id.Account != "" {
+	return ownKey(kb, u.own, prefix, v, id)
+}
+
+// countsOwn says a rule on facet f with identified counts a verified
+// account on [value, account]: identified own on an address facet.
+func countsOwn(identified Identified, f identify.Facet) bool {
+	return identified == Own && (f == identify.FacetIP || f == identify.FacetNet || f == identify.FacetFingerprint)
+}
+
+// ownKey is the store key under prefix for facet value v of id: with own,
+// a request with a verified account has its own behind the address (no
+// account loses its allowance, or its memory, to a neighbour's).
+func ownKey(kb *store.KeyBuf, own bool, prefix, v string, id *identify.Identity) string {
+	if own && id.Account != "" {
 		return kb.Composite(prefix, v, id.Account)
 	}
 	return kb.Key(prefix, v)
