@@ -49,20 +49,13 @@ func (c *Canaries) EmailShaped(e string) bool {
 
 // PhoneShaped reports whether p (NormPhone'd) is a number of one of the
 // configured ranges: only those can be a canary's.
-func (c *Canaries) PhoneShaped(p string) bool {
-	for i := range c.phones {
-		r := &c.phones[i]
-		if len(p) == len(r.prefix)+r.digits && strings.HasPrefix(p, r.prefix) {
-			return true
-		}
-	}
-	return false
-}
+func (c *Canaries) PhoneShaped(p string) bool { return phoneShaped(c.phones, p) }
 
-// phoneShaped is PhoneShaped of bytes (a reader's, not copied).
-func (c *Canaries) phoneShaped(p []byte) bool {
-	for i := range c.phones {
-		r := &c.phones[i]
+// phoneShaped is PhoneShaped of a string or of bytes (a reader's, not
+// copied).
+func phoneShaped[T ~string | ~[]byte](phones []phoneRange, p T) bool {
+	for i := range phones {
+		r := &phones[i]
 		if len(p) == len(r.prefix)+r.digits && string(p[:len(r.prefix)]) == r.prefix {
 			return true
 		}
@@ -103,7 +96,7 @@ func (c *Canaries) AppendShapedPhone(dst []byte, s string) ([]byte, bool) {
 		return dst, false // E.164 has 15 digits at most
 	}
 	if d[0] == '+' {
-		if !c.phoneShaped(d) {
+		if !phoneShaped(c.phones, d) {
 			return dst, false
 		}
 		return append(dst, d...), true
@@ -131,7 +124,7 @@ func (c *Canaries) AppendShapedPhone(dst []byte, s string) ([]byte, bool) {
 	} else {
 		e = append(e, d...)
 	}
-	if c.phoneShaped(e) {
+	if phoneShaped(c.phones, e) {
 		if rest != nil && (len(e) != len(cc)+len(rest) || string(e[:len(cc)]) != cc || string(e[len(cc):]) != string(rest)) {
 			return dst, false // a national number of one range, international of another
 		}
