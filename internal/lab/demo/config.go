@@ -213,12 +213,7 @@ func randomToken() (string, error) {
 func setPath(top *yaml.Node, path []string, value string) error {
 	node := top
 	for _, key := range path[:len(path)-1] {
-		var next *yaml.Node
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			if node.Content[i].Value == key {
-				next = node.Content[i+1]
-			}
-		}
+		next := valueOf(node, key)
 		if next == nil {
 			next = &yaml.Node{Kind: yaml.MappingNode}
 			node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, next)

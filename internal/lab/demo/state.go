@@ -73,15 +73,21 @@ func lookup(m *yaml.Node, path []string) *yaml.Node {
 		if m == nil || m.Kind != yaml.MappingNode {
 			return nil
 		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			if m.Content[i].Value == key {
-				next = m.Content[i+1]
-			}
-		}
-		m = next
+		m = valueOf(m, key)
 	}
 	return m
+}
+
+// valueOf is the value of key in the mapping m (its last, as YAML reads a
+// key given twice), or nil.
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	var v *yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			v = m.Content[i+1]
+		}
+	}
+	return v
 }
 
 // scalarSpan is the byte span of scalar n's text in src: a plain scalar on
