@@ -404,19 +404,11 @@ func (rp *replayer) uninspected(e *ledger.Entry) {
 	}
 }
 
-// canaryLookup reports whether e is a look-up of a canary: an answer on
-// a route of the map with a lookup whose id the ledger does not hold
-// (a real look-up's is kept hashed) and no records.
-func (rp *replayer) canaryLookup(e *ledger.Entry) bool {
-	if e.Lookup != "" || len(e.Records) > 0 {
-		return false
-	}
-	for _, r := range rp.imap.Config().Routes {
-		if r.Route == e.Route {
-			return r.Lookup != ""
-		}
-	}
-	return false
+// canaryLookup reports whether e, matched to rt, is a look-up of a
+// canary: an answer on a route with a lookup whose id the ledger does not
+// hold (a real look-up's is kept hashed) and no records.
+func canaryLookup(e *ledger.Entry, rt *inspect.Route) bool {
+	return e.Lookup == "" && len(e.Records) == 0 && rt.Config().Lookup != ""
 }
 
 // admit decides e's admission again and notes how the decision differs.
@@ -484,7 +476,7 @@ func (rp *replayer) ration(ctx context.Context, e *ledger.Entry) error {
 		return nil
 	}
 	rt := m.Route
-	if rp.canaryLookup(e) {
+	if canaryLookup(e, rt) {
 		rp.canaries++
 	}
 	// The ledger's class bits index e.Classes; the Result's, rt's classes.
