@@ -101,12 +101,7 @@ func writableDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".warden-write-check-*")
-	if err != nil {
-		return err
-	}
-	f.Close()
-	return os.Remove(f.Name())
+	return takesFile(dir)
 }
 
 // writableFile checks that path can be written, changing nothing: a file
@@ -127,6 +122,11 @@ func writableFile(path string) error {
 	if _, err := os.Stat(dir); err != nil {
 		return err // stat DIR: no such file or directory
 	}
+	return takesFile(dir)
+}
+
+// takesFile checks that dir takes a new file, leaving none.
+func takesFile(dir string) error {
 	f, err := os.CreateTemp(dir, ".warden-write-check-*")
 	if err != nil {
 		return err
